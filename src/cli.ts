@@ -1,0 +1,112 @@
+import { readFileSync } from 'node:fs';
+import { checksFor, runChecks } from './checks/runner.js';
+import { dryRun, runDeploy } from './deploy.js';
+import { runDemo } from './demo/demo.js';
+import { describeError, ConfigError } from './errors.js';
+import { consoleLogger } from './io/log.js';
+import { verdictLine } from './report/summary.js';
+import { loadSettings } from './settings/load.js';
+import type { Stage } from './settings/types.js';
+
+const USAGE = `deployguard: a deploy gate: verified SSH deploys, health checks, automatic rollback.
+
+Usage:
+  deployguard deploy [--config FILE] [--dry-run] [--json] [--<input> VALUE ...]
+  deployguard check  [--config FILE] [--stage pre|post|schedule] [--json]
+  deployguard demo   deploy a sample app to a sandbox sshd on loopback: v1, then a broken v2
+                     that is rolled back automatically
+
+Every action input is also a flag: --host, --port, --user, --target-path, --artifact,
+--service-name, --health-url, --release-id, --known-hosts, --host-key, ...
+Secrets come from the environment (DEPLOYGUARD_SSH_KEY, DEPLOYGUARD_SSH_PASSPHRASE) or
+--ssh-key-file PATH; never from flags, which other users can read in the process list.
+
+Exit status: 0 only when everything passed.`;
+
+interface Parsed {
+  readonly command: string | undefined;
+  readonly flags: Map<string, string>;
+}
+
+const BOOLEAN_FLAGS = new Set(['dry-run', 'json', 'verbose', 'insecure-skip-host-key-check', 'help']);
+
+/** `--name value`, `--name=value` and boolean `--name`. */
+export function parseArgs(argv: readonly string[]): Parsed {
+  const flags = new Map<string, string>();
+  let command: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '-h') flags.set('help', 'true');
+    else if (a.startsWith('--')) {
+      const eq = a.indexOf('=');
+      const name = eq > 0 ? a.slice(2, eq) : a.slice(2);
+      if (eq > 0) flags.set(name, a.slice(eq + 1));
+      else if (BOOLEAN_FLAGS.has(name)) flags.set(name, 'true');
+      else {
+        const v = argv[i + 1];
+        if (v === undefined || v.startsWith('--')) throw new ConfigError(`flag --${name} needs a value`, `Example: --${name} VALUE`);
+        flags.set(name, v);
+        i++;
+      }
+    } else if (command === undefined) command = a;
+    else throw new ConfigError(`unexpected argument "${a}"`, 'Run `deployguard --help` for usage.');
+  }
+  return { command, flags };
+}
+
+/** Runs the CLI and returns the exit code (never calls process.exit, so tests can call it). */
+export async function main(argv: readonly string[], out: NodeJS.WritableStream = process.stdout): Promise<number> {
+  const log = consoleLogger();
+  try {
+    const { command, flags } = parseArgs(argv);
+    if (flags.has('help') || command === undefined || command === 'help') {
+      out.write(USAGE + '\n');
+      return command === undefined && !flags.has('help') ? 2 : 0;
+    }
+    for (const secret of ['ssh-key', 'ssh-passphrase', 'ssh-password']) {
+      if (flags.has(secret)) {
+        throw new ConfigError(
+          `--${secret} would put a secret in the process list`,
+          `Use DEPLOYGUARD_${secret.replace(/-/g, '_').toUpperCase()} in the environment${secret === 'ssh-key' ? ' or --ssh-key-file PATH' : ''}.`
+        );
+      }
+    }
+    const keyFile = flags.get('ssh-key-file');
+    const input = (name: string): string | undefined =>
+      name === 'ssh-key' && keyFile ? readFileSync(keyFile, 'utf8') : flags.get(name);
+    const base = { input, env: process.env, cwd: process.cwd(), now: new Date(), onSecret: () => {} };
+    const json = flags.has('json');
+    switch (command) {
+      case 'demo':
+        return await runDemo(log);
+      case 'deploy': {
+        const settings = loadSettings(base);
+        if (settings.dryRun) {
+          out.write((await dryRun(settings)) + '\n');
+          return 0;
+        }
+        const result = await runDeploy(settings, { log });
+        out.write(json ? JSON.stringify(result, null, 2) + '\n' : verdictLine(result) + '\n');
+        return result.status === 'deployed' ? 0 : 1;
+      }
+      case 'check': {
+        const settings = loadSettings({ ...base, purpose: 'check' });
+        const stage = (flags.get('stage') ?? 'schedule') as Stage;
+        if (!['pre', 'post', 'schedule'].includes(stage)) throw new ConfigError(`--stage: expected pre, post or schedule, got "${stage}"`);
+        const results = await runChecks(checksFor(settings.checks, stage), stage);
+        const passed = results.filter(r => r.ok).length;
+        if (json) out.write(JSON.stringify({ passed, total: results.length, results }, null, 2) + '\n');
+        else {
+          for (const r of results) out.write(`${r.ok ? 'PASS' : 'FAIL'}  ${r.name}: ${r.reason} (${r.attempts} attempts, ${r.durationMs} ms)\n`);
+          out.write(`${passed}/${results.length} checks passed\n`);
+        }
+        return passed === results.length ? 0 : 1;
+      }
+      default:
+        throw new ConfigError(`unknown command "${command}"`, 'Commands: deploy, check, demo. Run `deployguard --help`.');
+    }
+  } catch (err) {
+    log.error(describeError(err));
+    return err instanceof ConfigError ? 2 : 1;
+  }
+}

@@ -1,0 +1,105 @@
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, connect } from 'node:net';
+import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+/** A throw-away sshd on loopback: the demo's built-in target. */
+export interface Sandbox {
+  readonly dir: string;
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly privateKey: string;
+  readonly knownHostsLine: string;
+  stop(): Promise<void>;
+}
+
+export const SSHD = '/usr/sbin/sshd';
+
+/** A port nobody listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
+    });
+  });
+}
+
+async function waitForPort(port: number, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    const ok = await new Promise<boolean>(resolve => {
+      const s = connect({ host: '127.0.0.1', port }, () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise(r => setTimeout(r, 50));
+  }
+  throw new Error(`sshd did not listen on 127.0.0.1:${port} within ${ms} ms`);
+}
+
+/** Starts sshd with its own host key, config and one authorized key; nothing system-wide changes. */
+export async function startSandbox(): Promise<Sandbox> {
+  if (!existsSync(SSHD)) {
+    throw new Error(`${SSHD} is missing. Install it with: apt-get install -y openssh-server`);
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'deployguard-sandbox-'));
+  const port = await freePort();
+  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'sandbox-host', '-f', join(dir, 'host_key')]);
+  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'sandbox-user', '-f', join(dir, 'user_key')]);
+  await writeFile(join(dir, 'authorized_keys'), await readFile(join(dir, 'user_key.pub')), { mode: 0o600 });
+  await mkdir('/run/sshd', { recursive: true }).catch(() => undefined);
+  const config = [
+    `Port ${port}`,
+    'ListenAddress 127.0.0.1',
+    `HostKey ${join(dir, 'host_key')}`,
+    `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+    'PasswordAuthentication no',
+    'KbdInteractiveAuthentication no',
+    'PubkeyAuthentication yes',
+    'PermitRootLogin prohibit-password',
+    'StrictModes no',
+    'UsePAM no',
+    `PidFile ${join(dir, 'sshd.pid')}`,
+    'MaxStartups 100:30:200',
+    'MaxSessions 50'
+  ].join('\n');
+  await writeFile(join(dir, 'sshd_config'), config + '\n');
+  const child = spawn(SSHD, ['-f', join(dir, 'sshd_config'), '-E', join(dir, 'sshd.log')], { stdio: 'ignore' });
+  await new Promise<void>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', code => (code === 0 ? resolve() : reject(new Error(`sshd exited with ${code}; see ${dir}/sshd.log`))));
+  });
+  await waitForPort(port, 5000);
+  const hostPub = (await readFile(join(dir, 'host_key.pub'), 'utf8')).trim().split(/\s+/);
+  return {
+    dir,
+    host: '127.0.0.1',
+    port,
+    user: userInfo().username,
+    privateKey: await readFile(join(dir, 'user_key'), 'utf8'),
+    knownHostsLine: `[127.0.0.1]:${port} ${hostPub[0]} ${hostPub[1]}`,
+    async stop() {
+      const pid = Number((await readFile(join(dir, 'sshd.pid'), 'utf8').catch(() => '')).trim());
+      if (pid > 0) {
+        try {
+          process.kill(pid, 'SIGTERM');
+        } catch {
+          /* already gone */
+        }
+      }
+      await rm(dir, { recursive: true, force: true });
+    }
+  };
+}

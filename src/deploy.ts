@@ -1,0 +1,73 @@
+import { connectHost } from './io/ssh.js';
+import type { Logger } from './io/log.js';
+import { checksFor, runChecks } from './checks/runner.js';
+import { deploy, type DeployResult } from './plan/execute.js';
+import { planHost } from './plan/plan.js';
+import { layoutFor } from './remote/layout.js';
+import { remoteCommandLine } from './remote/shell.js';
+import type { HostSettings, Settings } from './settings/types.js';
+import { ArtifactError, scanArtifact, type Artifact } from './transfer/artifact.js';
+import { ConfigError } from './errors.js';
+
+/** Scans the artifact before any host is contacted: a bad artifact is a config problem. */
+export async function readArtifact(settings: Settings): Promise<Artifact> {
+  try {
+    return await scanArtifact(settings.artifact, { exclude: settings.exclude });
+  } catch (err) {
+    if (err instanceof ArtifactError) throw new ConfigError(`artifact: ${err.message}`, err.hint);
+    throw err;
+  }
+}
+
+export interface RunOptions {
+  readonly log: Logger;
+  readonly signal?: AbortSignal;
+  readonly onLock?: (host: HostSettings, held: boolean, token: string) => void;
+}
+
+/** The whole guarded deploy, wired to real SSH, real HTTP and the real clock. */
+export async function runDeploy(settings: Settings, opts: RunOptions): Promise<DeployResult> {
+  const artifact = await readArtifact(settings);
+  opts.log.info(`artifact ${settings.artifact}: ${artifact.fileCount} files, ${(artifact.totalBytes / 1e6).toFixed(1)} MB`);
+  return deploy(settings, artifact, {
+    log: opts.log,
+    connect: host => connectHost(host, settings.ssh, opts.log),
+    runChecks: stage => runChecks(checksFor(settings.checks, 'post'), stage),
+    now: () => new Date(),
+    sleep: ms => new Promise(r => setTimeout(r, ms)),
+    signal: opts.signal,
+    onLock: opts.onLock
+  });
+}
+
+/** The plan as text: every step and remote command, with no connection made. */
+export async function dryRun(settings: Settings): Promise<string> {
+  const artifact = await readArtifact(settings);
+  const layout = layoutFor(settings.target);
+  const plan = planHost(
+    settings,
+    layout,
+    { previous: layout.strategy === 'releases' ? `${layout.releasesDir}/<current release>` : layout.current },
+    { token: '<lock token>', now: new Date(), fileCount: artifact.fileCount }
+  );
+  const out = [
+    `Dry run: release ${settings.releaseId} to ${settings.hosts.map(h => `${h.name} (${h.user}@${h.host}:${h.port})`).join(', ')}`,
+    `Artifact: ${artifact.root} (${artifact.fileCount} files, ${artifact.totalBytes} bytes)`,
+    `Nothing was changed and no host was contacted. On each host, in order:`,
+    ''
+  ];
+  plan.steps.forEach((s, i) => {
+    out.push(`${i + 1}. ${s.title}`);
+    if ('script' in s.action) out.push(...indent(remoteCommandLine(s.action.script)));
+    else out.push(`     (runs ${checksFor(settings.checks, 'post').length} post-deploy checks: ${checksFor(settings.checks, 'post').map(c => c.name).join(', ') || 'none'})`);
+    if (s.undo && 'script' in s.undo.action) {
+      out.push(`   on failure later: ${s.undo.title}`, ...indent(remoteCommandLine(s.undo.action.script)));
+    }
+  });
+  out.push('', 'After every host passed:', ...plan.finalize.map(s => `- ${s.title}`), '- prune old releases', '- release the lock');
+  return out.join('\n');
+}
+
+function indent(text: string): string[] {
+  return text.split('\n').map(l => `     ${l}`);
+}

@@ -1,0 +1,67 @@
+import * as core from '@actions/core';
+
+/**
+ * Where human-readable progress goes. The action writes through @actions/core (groups,
+ * annotations, masking); the CLI writes plain lines. Logic only ever sees this interface.
+ */
+export interface Logger {
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+  debug(message: string): void;
+  group<T>(title: string, fn: () => Promise<T>): Promise<T>;
+}
+
+export const actionsLogger: Logger = {
+  info: m => core.info(m),
+  warn: m => core.warning(m),
+  error: m => core.error(m),
+  debug: m => core.debug(m),
+  group: (title, fn) => core.group(title, fn)
+};
+
+/** Plain text for terminals, cron mail and CI logs outside GitHub. */
+export function consoleLogger(opts: { verbose?: boolean; stream?: NodeJS.WritableStream } = {}): Logger {
+  const out = opts.stream ?? process.stderr;
+  let indent = '';
+  const write = (prefix: string, m: string) =>
+    out.write(
+      m
+        .split('\n')
+        .map(l => `${indent}${prefix}${l}`)
+        .join('\n') + '\n'
+    );
+  return {
+    info: m => write('', m),
+    warn: m => write('warning: ', m),
+    error: m => write('error: ', m),
+    debug: m => {
+      if (opts.verbose) write('debug: ', m);
+    },
+    async group(title, fn) {
+      write('', `▸ ${title}`);
+      indent += '  ';
+      try {
+        return await fn();
+      } finally {
+        indent = indent.slice(2);
+      }
+    }
+  };
+}
+
+/** A logger that keeps every line, for tests and for the deployment record. */
+export function memoryLogger(): Logger & { readonly lines: string[] } {
+  const lines: string[] = [];
+  return {
+    lines,
+    info: m => lines.push(m),
+    warn: m => lines.push(`warning: ${m}`),
+    error: m => lines.push(`error: ${m}`),
+    debug: () => {},
+    async group(title, fn) {
+      lines.push(`## ${title}`);
+      return fn();
+    }
+  };
+}

@@ -1,0 +1,270 @@
+import { NodeSSH, type Config } from 'node-ssh';
+import { Readable } from 'node:stream';
+import { DeployError } from '../errors.js';
+import {
+  ALL_KEY_TYPES,
+  algorithmsForKeyType,
+  describeKey,
+  hostKeyAlgorithms,
+  knownHostsLine,
+  parseKnownHosts,
+  verifyHostKey,
+  type OfferedKey,
+  type Pins
+} from '../remote/hostkeys.js';
+import { remoteCommandLine, type Shell } from '../remote/shell.js';
+import type { HostSettings, SshSettings } from '../settings/types.js';
+import type { Logger } from './log.js';
+
+export interface ExecResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export interface ExecOptions {
+  /** Fed to the command's standard input, then closed. */
+  readonly stdin?: string | Readable;
+  readonly timeoutMs?: number;
+}
+
+/**
+ * One open connection to one host. `exec` is the single choke point through which every remote
+ * script runs: always as `sh -c 'set -eu; ...'`, always with its exit code returned.
+ */
+export interface RemoteShell {
+  readonly alias: string;
+  exec(script: Shell, opts?: ExecOptions): Promise<ExecResult>;
+  close(): void;
+}
+
+/** Host keys that fail verification are retried on the other key types only to explain the error. */
+class HostKeyRejected extends Error {
+  constructor(
+    readonly offered: OfferedKey,
+    readonly reason: 'unpinned' | 'mismatch' | 'revoked'
+  ) {
+    super(reason);
+  }
+}
+
+const MAX_OUTPUT = 4 * 1024 * 1024;
+
+function collect(stream: Readable, sink: Buffer[], total: { n: number }): void {
+  stream.on('data', (b: Buffer) => {
+    // Keep memory bounded even if a remote command floods its output.
+    if (total.n < MAX_OUTPUT) sink.push(b);
+    total.n += b.length;
+  });
+}
+
+class Ssh2Shell implements RemoteShell {
+  constructor(
+    readonly alias: string,
+    private readonly ssh: NodeSSH
+  ) {}
+
+  exec(script: Shell, opts: ExecOptions = {}): Promise<ExecResult> {
+    const client = this.ssh.connection;
+    if (!client) return Promise.reject(new DeployError(`${this.alias}: connection is closed`, 'deploy'));
+    const command = remoteCommandLine(script);
+    return new Promise((resolve, reject) => {
+      client.exec(command, (err, channel) => {
+        if (err) {
+          reject(new DeployError(`${this.alias}: could not run a command: ${err.message}`, 'deploy'));
+          return;
+        }
+        const out: Buffer[] = [];
+        const errOut: Buffer[] = [];
+        collect(channel, out, { n: 0 });
+        collect(channel.stderr, errOut, { n: 0 });
+        let code: number | null = null;
+        let signal: string | undefined;
+        let timer: NodeJS.Timeout | undefined;
+        if (opts.timeoutMs) {
+          timer = setTimeout(() => {
+            signal = 'timeout';
+            channel.close();
+          }, opts.timeoutMs);
+        }
+        channel.on('exit', (c: number | null, sig?: string) => {
+          code = c;
+          if (sig) signal = sig;
+        });
+        channel.on('close', () => {
+          if (timer) clearTimeout(timer);
+          const stdout = Buffer.concat(out).toString('utf8');
+          const stderr = Buffer.concat(errOut).toString('utf8');
+          if (signal === 'timeout') {
+            resolve({ code: 124, stdout, stderr: `${stderr}\n(timed out after ${opts.timeoutMs} ms)` });
+          } else {
+            // No exit status at all means the connection or the remote shell died: never success.
+            resolve({ code: code ?? 255, stdout, stderr: signal ? `${stderr}\n(killed by ${signal})` : stderr });
+          }
+        });
+        const stdin = opts.stdin;
+        if (stdin === undefined) channel.end();
+        else if (typeof stdin === 'string') channel.end(stdin);
+        else {
+          stdin.on('error', e => {
+            channel.stderr.emit('data', Buffer.from(`\nlocal input failed: ${e.message}`));
+            channel.close();
+          });
+          stdin.pipe(channel);
+        }
+      });
+    });
+  }
+
+  close(): void {
+    this.ssh.dispose();
+  }
+}
+
+function hintFor(host: HostSettings, message: string): string {
+  const where = `${host.user}@${host.host}:${host.port}`;
+  if (/ECONNREFUSED/.test(message))
+    return `Nothing accepts connections on ${host.host}:${host.port}. Is sshd running, and is the port right?`;
+  if (/ENOTFOUND|EAI_AGAIN/.test(message)) return `The name ${host.host} does not resolve from this runner.`;
+  if (/timed out|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH/i.test(message))
+    return `No answer from ${host.host}:${host.port}. Check the firewall or security group allows this runner, or use a jump host for private networks.`;
+  if (/authentication/i.test(message))
+    return `The server refused the key for ${where}. Check that the public half of ssh-key is in ~${host.user}/.ssh/authorized_keys and that the user is right.`;
+  if (/passphrase|encrypted|private key/i.test(message))
+    return 'The private key could not be read. Check ssh-key holds the whole key (BEGIN/END lines included) and ssh-passphrase matches.';
+  return `Check that ${where} is reachable from this runner and accepts the key.`;
+}
+
+function isPermanent(message: string): boolean {
+  return /authentication|passphrase|private key|ENOTFOUND|host key/i.test(message);
+}
+
+/**
+ * Connects to a host with its host key pinned, retrying transient failures with backoff.
+ * Never falls back to trust-on-first-use: an unpinned or mismatched key stops here, and the
+ * error shows the key the host offered so it can be checked and pinned.
+ */
+export async function connectHost(
+  host: HostSettings,
+  ssh: SshSettings,
+  log: Logger,
+  sleep: (ms: number) => Promise<void> = ms => new Promise(r => setTimeout(r, ms))
+): Promise<RemoteShell> {
+  const pins: Pins = {
+    entries: host.knownHosts.flatMap(l => parseKnownHosts(l)),
+    fingerprints: host.fingerprints
+  };
+  const attempts = Math.max(1, ssh.connectRetries + 1);
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    try {
+      return await connectOnce(host, ssh, pins, log, hostKeyAlgorithms(pins, host.host, host.port));
+    } catch (err) {
+      if (err instanceof HostKeyRejected) return huntPinnedKey(host, ssh, pins, log, err);
+      lastError = err;
+      const message = err instanceof Error ? err.message : String(err);
+      if (isPermanent(message) || attempt === attempts) break;
+      const wait = Math.min(8000, 500 * 2 ** (attempt - 1));
+      log.warn(`${host.name}: connection attempt ${attempt}/${attempts} failed (${message}); retrying in ${wait} ms`);
+      await sleep(wait);
+    }
+  }
+  const message = lastError instanceof Error ? lastError.message : String(lastError);
+  return Promise.reject(
+    new DeployError(
+      `${host.name}: could not connect to ${host.user}@${host.host}:${host.port}: ${message}`,
+      'connect',
+      hintFor(host, message)
+    )
+  );
+}
+
+async function connectOnce(
+  host: HostSettings,
+  ssh: SshSettings,
+  pins: Pins,
+  log: Logger,
+  serverHostKey: string[] | undefined
+): Promise<RemoteShell> {
+  let rejected: HostKeyRejected | undefined;
+  const client = new NodeSSH();
+  const config: Config = {
+    host: host.host,
+    port: host.port,
+    username: host.user,
+    readyTimeout: ssh.connectTimeoutMs,
+    keepaliveInterval: 10_000,
+    keepaliveCountMax: 3,
+    hostVerifier: (key: Buffer) => {
+      const offered = describeKey(key);
+      if (ssh.insecureSkipHostKeyCheck) {
+        log.warn(
+          `${host.name}: host key NOT verified (insecure-skip-host-key-check is on). The host offered ${offered.type} ${offered.fingerprint}; pin it to close this hole.`
+        );
+        return true;
+      }
+      const verdict = verifyHostKey(offered, pins, host.host, host.port);
+      if (verdict.ok) return true;
+      rejected = new HostKeyRejected(offered, verdict.reason);
+      return false;
+    }
+  };
+  if (serverHostKey) config.algorithms = { serverHostKey: serverHostKey as never };
+  if (ssh.privateKey) config.privateKey = ssh.privateKey;
+  if (ssh.passphrase) config.passphrase = ssh.passphrase;
+  if (ssh.password) config.password = ssh.password;
+  try {
+    await client.connect(config);
+  } catch (err) {
+    client.dispose();
+    if (rejected) throw rejected;
+    throw err;
+  }
+  return new Ssh2Shell(host.name, client);
+}
+
+/**
+ * A host offered a key that is not pinned. Before calling it an attack, ask the host for its keys
+ * of every other type: a `SHA256:` pin may name its ed25519 key while negotiation picked ECDSA.
+ * A pinned key found that way is used; otherwise the error lists every key the host has.
+ */
+async function huntPinnedKey(
+  host: HostSettings,
+  ssh: SshSettings,
+  pins: Pins,
+  log: Logger,
+  first: HostKeyRejected
+): Promise<RemoteShell> {
+  const offered: OfferedKey[] = [first.offered];
+  for (const type of ALL_KEY_TYPES) {
+    if (offered.some(k => k.type === type)) continue;
+    try {
+      const shell = await connectOnce(
+        host,
+        { ...ssh, connectTimeoutMs: Math.min(ssh.connectTimeoutMs, 5000) },
+        pins,
+        log,
+        algorithmsForKeyType(type)
+      );
+      log.info(`${host.name}: connected with its pinned ${type} key (the host prefers ${first.offered.type}).`);
+      return shell;
+    } catch (err) {
+      if (err instanceof HostKeyRejected) offered.push(err.offered);
+    }
+  }
+  const list = offered.map(k => `  ${k.type} ${k.fingerprint}`).join('\n');
+  const lines = offered.map(k => `  ${knownHostsLine(k, host.host, host.port)}`).join('\n');
+  const keyscan = `ssh-keyscan -p ${host.port} ${host.host} | ssh-keygen -lf -`;
+  if (first.reason === 'unpinned') {
+    throw new DeployError(
+      `${host.name}: the host key of ${host.host}:${host.port} is not pinned, so the host cannot be trusted. It offered:\n${list}`,
+      'connect',
+      `Check the fingerprint out of band (on the host: \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\`; or \`${keyscan}\` from a network you trust), then pin it with the known-hosts input:\n${lines}\nor with host-key: ${first.offered.fingerprint}`
+    );
+  }
+  throw new DeployError(
+    `${host.name}: HOST KEY ${first.reason === 'revoked' ? 'IS REVOKED' : 'DOES NOT MATCH THE PIN'} for ${host.host}:${host.port}. The host offered:\n${list}\nThis is what a man-in-the-middle attack looks like; nothing was sent to the host.`,
+    'connect',
+    `If the host was rebuilt and its key legitimately changed, verify the new fingerprint out of band (\`${keyscan}\`) and update the pin.`
+  );
+}

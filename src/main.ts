@@ -1,0 +1,66 @@
+import * as core from '@actions/core';
+import { dryRun, runDeploy } from './deploy.js';
+import { describeError } from './errors.js';
+import { actionsLogger } from './io/log.js';
+import { renderSummary, verdictLine } from './report/summary.js';
+import { loadSettings } from './settings/load.js';
+
+/** State key under which held locks are passed to the post step. */
+export const LOCK_STATE = 'deployguard-locks';
+
+/** The action's main step: every phase of the guarded deploy. */
+export async function run(): Promise<void> {
+  const held = new Map<string, string>();
+  const abort = new AbortController();
+  const cancel = () => abort.abort();
+  process.once('SIGINT', cancel);
+  process.once('SIGTERM', cancel);
+  try {
+    const settings = loadSettings({
+      input: name => core.getInput(name),
+      env: process.env,
+      cwd: process.env.GITHUB_WORKSPACE ?? process.cwd(),
+      now: new Date(),
+      onSecret: maskSecret
+    });
+    if (settings.dryRun) {
+      const text = await dryRun(settings);
+      core.info(text);
+      await core.summary.addHeading('deployguard: dry run', 2).addCodeBlock(text, 'text').write();
+      core.setOutput('status', 'dry-run');
+      core.setOutput('release', settings.releaseId);
+      return;
+    }
+    const result = await runDeploy(settings, {
+      log: actionsLogger,
+      signal: abort.signal,
+      onLock: (host, isHeld, token) => {
+        if (isHeld) held.set(host.name, token);
+        else held.delete(host.name);
+        core.saveState(LOCK_STATE, JSON.stringify([...held.entries()]));
+      }
+    });
+    core.setOutput('status', result.status);
+    core.setOutput('release', result.releaseId);
+    core.setOutput('previous-release', result.previousRelease ?? '');
+    core.setOutput('rolled-back', String(result.rolledBack));
+    await core.summary.addRaw(renderSummary(result, settings.environment), true).write();
+    core.info(verdictLine(result));
+    if (result.status !== 'deployed') core.setFailed(`${verdictLine(result)}\n${result.error ?? ''}`.trim());
+  } catch (err) {
+    core.setOutput('status', 'failed');
+    core.setFailed(describeError(err));
+  } finally {
+    process.off('SIGINT', cancel);
+    process.off('SIGTERM', cancel);
+  }
+}
+
+/** Masks a secret as a whole and line by line (the runner masks multi-line values per line). */
+export function maskSecret(value: string): void {
+  core.setSecret(value);
+  for (const line of value.split(/\r?\n/)) {
+    const l = line.trim();
+    if (l.length >= 8 && !/^-----(BEGIN|END) /.test(l)) core.setSecret(l);
+  }
+}

@@ -1,0 +1,449 @@
+import { randomUUID } from 'node:crypto';
+import { posix } from 'node:path';
+import type { CheckResult } from '../checks/types.js';
+import { DeployError, DeployguardError, describeError, HealthCheckError, RollbackError } from '../errors.js';
+import type { Logger } from '../io/log.js';
+import type { RemoteShell } from '../io/ssh.js';
+import { LOCK_BUSY, listReleases, probe, removePaths } from '../remote/commands.js';
+import { layoutFor } from '../remote/layout.js';
+import { remoteCommandLine, type Shell } from '../remote/shell.js';
+import type { HostSettings, Settings } from '../settings/types.js';
+import { manifestText, type Artifact } from '../transfer/artifact.js';
+import { packArtifact } from '../transfer/tar.js';
+import { parseReleaseList, planHost, planPrune, type HostPlan, type Step } from './plan.js';
+
+/** Everything the executor does to the outside world, so tests can swap any of it. */
+export interface DeployDeps {
+  readonly log: Logger;
+  connect(host: HostSettings): Promise<RemoteShell>;
+  /** Runs the health checks of a stage (post-deploy, or verifying a rollback). */
+  runChecks(stage: 'post' | 'rollback'): Promise<CheckResult[]>;
+  now(): Date;
+  sleep(ms: number): Promise<void>;
+  /** Aborted when the job is cancelled: the executor stops between steps and rolls back. */
+  readonly signal?: AbortSignal;
+  /** Called once a host's lock is held or released, so a post step can free a lock left behind. */
+  onLock?(host: HostSettings, held: boolean, token: string): void;
+}
+
+export type HostOutcome = 'deployed' | 'rolled-back' | 'rollback-failed' | 'failed' | 'not-started';
+export type DeployStatus = 'deployed' | 'rolled-back' | 'rollback-failed' | 'failed';
+
+export interface StepRecord {
+  readonly id: string;
+  readonly title: string;
+  readonly ok: boolean;
+  readonly ms: number;
+  readonly detail?: string;
+  readonly undo?: boolean;
+}
+
+export interface HostReport {
+  readonly name: string;
+  outcome: HostOutcome;
+  previousRelease?: string;
+  readonly steps: StepRecord[];
+  checks: CheckResult[];
+  rollbackChecks: CheckResult[];
+  error?: string;
+  /** Set when the rollback did not complete: what to run by hand, exactly. */
+  recovery?: string;
+}
+
+export interface DeployResult {
+  readonly status: DeployStatus;
+  readonly releaseId: string;
+  readonly previousRelease?: string;
+  readonly rolledBack: boolean;
+  readonly hosts: readonly HostReport[];
+  readonly error?: string;
+  readonly startedAt: Date;
+  readonly finishedAt: Date;
+}
+
+class StepFailed extends DeployguardError {}
+
+function tail(text: string, n = 15): string {
+  const ls = text.trimEnd().split('\n');
+  return ls.slice(-n).join('\n');
+}
+
+interface HostRun {
+  readonly host: HostSettings;
+  readonly shell: RemoteShell;
+  readonly report: HostReport;
+  plan?: HostPlan;
+  readonly undo: Step[];
+  locked: boolean;
+  serviceTouched: boolean;
+}
+
+/**
+ * Deploys the release to every host, one after the other, all or nothing: when any step on any
+ * host fails, every host that was changed is put back (undo steps in reverse), the rollback is
+ * verified with the same checks, and the lock on every host is released on every path.
+ */
+export async function deploy(settings: Settings, artifact: Artifact, deps: DeployDeps): Promise<DeployResult> {
+  const startedAt = deps.now();
+  const token = randomUUID();
+  const layout = layoutFor(settings.target);
+  const runs: HostRun[] = [];
+  const reports: HostReport[] = settings.hosts.map(h => ({
+    name: h.name,
+    outcome: 'not-started',
+    steps: [],
+    checks: [],
+    rollbackChecks: [],
+    previousRelease: undefined
+  }));
+  let failure: unknown;
+  try {
+    // Connect to every host first: a wrong host key or key is found before any host changes.
+    await deps.log.group('Connect to hosts', async () => {
+      for (const [i, host] of settings.hosts.entries()) {
+        const shell = await deps.connect(host);
+        runs.push({ host, shell, report: reports[i]!, undo: [], locked: false, serviceTouched: false });
+        deps.log.info(`${host.name}: connected (${host.user}@${host.host}:${host.port})`);
+      }
+    });
+    for (const run of runs) {
+      await deps.log.group(`${run.host.name}: deploy ${settings.releaseId}`, () =>
+        deployHost(settings, layout, artifact, run, deps, token)
+      );
+    }
+  } catch (err) {
+    failure = err;
+  }
+
+  if (failure === undefined) {
+    for (const run of runs) {
+      await deps.log.group(`${run.host.name}: finish`, () => finishHost(settings, run, deps));
+      run.report.outcome = 'deployed';
+    }
+  } else {
+    const message = describeError(failure);
+    deps.log.error(message);
+    const failedRun = runs.find(r => r.report.error === undefined && r.report.steps.some(s => !s.ok)) ?? runs.at(-1);
+    if (failedRun && !failedRun.report.error) failedRun.report.error = message;
+    for (const run of [...runs].reverse()) {
+      if (run.undo.length === 0) continue;
+      await deps.log.group(`${run.host.name}: roll back`, () => rollbackHost(settings, run, deps));
+    }
+  }
+  for (const run of runs) {
+    if (run.locked) await unlock(run, deps, token);
+    run.shell.close();
+  }
+
+  const status: DeployStatus =
+    failure === undefined
+      ? 'deployed'
+      : reports.some(r => r.outcome === 'rollback-failed')
+        ? 'rollback-failed'
+        : reports.some(r => r.outcome === 'rolled-back')
+          ? 'rolled-back'
+          : 'failed';
+  return {
+    status,
+    releaseId: settings.releaseId,
+    previousRelease: reports.find(r => r.previousRelease)?.previousRelease,
+    rolledBack: reports.some(r => r.outcome === 'rolled-back'),
+    hosts: reports,
+    error: failure === undefined ? undefined : describeError(failure),
+    startedAt,
+    finishedAt: deps.now()
+  };
+}
+
+async function deployHost(
+  settings: Settings,
+  layout: ReturnType<typeof layoutFor>,
+  artifact: Artifact,
+  run: HostRun,
+  deps: DeployDeps,
+  token: string
+): Promise<void> {
+  const facts = await runRecorded(run, deps, { id: 'probe', title: 'Read the host state' }, async () => {
+    const r = await run.shell.exec(probe(layout));
+    if (r.code !== 0) throw new StepFailed(`${run.host.name}: ${tail(r.stderr) || 'probe failed'}`, 'deploy');
+    const m = /^current=(.+)$/m.exec(r.stdout);
+    return { previous: m?.[1]?.trim() || undefined };
+  });
+  const plan = planHost(settings, layout, facts, { token, now: deps.now(), fileCount: artifact.fileCount });
+  run.plan = plan;
+  run.report.previousRelease = plan.previousRelease;
+  run.report.outcome = 'failed';
+  for (const step of plan.steps) {
+    if (deps.signal?.aborted) throw new DeployError(`${run.host.name}: cancelled before "${step.title}"`, 'deploy');
+    if (step.undo) run.undo.push(step.undo);
+    if (step.touchesService) run.serviceTouched = true;
+    await runRecorded(run, deps, step, () => runAction(step, run, settings, artifact, deps, token));
+  }
+}
+
+/** Runs one step, timing it and recording the outcome in the host's report and the log. */
+async function runRecorded<T>(
+  run: HostRun,
+  deps: DeployDeps,
+  step: Pick<Step, 'id' | 'title'>,
+  fn: () => Promise<T>,
+  undo = false
+): Promise<T> {
+  const t0 = Date.now();
+  try {
+    const value = await fn();
+    const ms = Date.now() - t0;
+    run.report.steps.push({ id: step.id, title: step.title, ok: true, ms, undo });
+    deps.log.info(`✓ ${step.title} (${ms} ms)`);
+    return value;
+  } catch (err) {
+    const ms = Date.now() - t0;
+    const detail = describeError(err);
+    run.report.steps.push({ id: step.id, title: step.title, ok: false, ms, detail, undo });
+    deps.log.error(`✗ ${step.title} (${ms} ms): ${detail}`);
+    throw err;
+  }
+}
+
+async function execOk(run: HostRun, script: Shell, what: string, stdin?: string): Promise<string> {
+  const r = await run.shell.exec(script, stdin === undefined ? {} : { stdin });
+  if (r.code !== 0) {
+    const out = tail(`${r.stderr}\n${r.stdout}`.trim());
+    throw new StepFailed(`${run.host.name}: ${what} failed (exit ${r.code})${out ? `:\n${out}` : ''}`, 'deploy');
+  }
+  return r.stdout;
+}
+
+async function runAction(
+  step: Step,
+  run: HostRun,
+  settings: Settings,
+  artifact: Artifact,
+  deps: DeployDeps,
+  token: string
+): Promise<void> {
+  const a = step.action;
+  switch (a.kind) {
+    case 'exec':
+      await execOk(run, a.script, step.title);
+      return;
+    case 'lock':
+      return acquireLock(a.script, run, settings, deps, token);
+    case 'upload': {
+      const packed = packArtifact(artifact);
+      const r = await run.shell.exec(a.script, { stdin: packed.stream });
+      if (r.code !== 0) throw new StepFailed(`${run.host.name}: upload failed (exit ${r.code}): ${tail(r.stderr)}`, 'deploy');
+      uploaded.set(run, await packed.hashes);
+      deps.log.info(`${artifact.fileCount} files, ${(artifact.totalBytes / 1e6).toFixed(1)} MB sent`);
+      return;
+    }
+    case 'verify': {
+      const hashes = uploaded.get(run);
+      if (!hashes) throw new StepFailed(`${run.host.name}: nothing was uploaded to verify`, 'deploy');
+      const r = await run.shell.exec(a.script, { stdin: manifestText(hashes) });
+      if (r.code !== 0) {
+        const bad = r.stdout.split('\n').filter(l => /: FAILED/.test(l)).slice(0, 10);
+        throw new StepFailed(
+          `${run.host.name}: checksum verification failed on the host; the service was not touched.\n${bad.join('\n') || tail(r.stderr)}`,
+          'deploy',
+          'The upload was corrupted or the staging directory was changed during the deploy. Re-run the deploy; if it repeats, check the disk on the host (df, dmesg).'
+        );
+      }
+      return;
+    }
+    case 'await-running':
+      return awaitRunning(a.script, run, settings, deps);
+    case 'checks': {
+      const results = await deps.runChecks('post');
+      run.report.checks = results;
+      logChecks(results, deps.log);
+      const failed = results.filter(r => !r.ok);
+      if (failed.length) {
+        throw new HealthCheckError(
+          `${run.host.name}: ${failed.length}/${results.length} health checks failed: ${failed.map(f => `${f.name}: ${f.reason}`).join('; ')}`,
+          'post-deploy'
+        );
+      }
+      return;
+    }
+  }
+}
+
+const uploaded = new WeakMap<HostRun, Map<string, string>>();
+
+function logChecks(results: readonly CheckResult[], log: Logger): void {
+  for (const r of results) {
+    log.info(`${r.ok ? '✓' : '✗'} check ${r.name}: ${r.reason} (${r.attempts} attempt${r.attempts === 1 ? '' : 's'}, ${r.durationMs} ms)`);
+  }
+}
+
+async function acquireLock(script: Shell, run: HostRun, settings: Settings, deps: DeployDeps, token: string): Promise<void> {
+  const deadline = Date.now() + settings.lock.waitMs;
+  for (;;) {
+    const r = await run.shell.exec(script);
+    if (r.code === 0) {
+      run.locked = true;
+      deps.onLock?.(run.host, true, token);
+      if (r.stdout.startsWith('taken-over')) {
+        deps.log.warn(`${run.host.name}: took over an abandoned lock (older than the TTL). Previous owner: ${r.stdout.split('\n').slice(1).join(' ').trim()}`);
+      }
+      return;
+    }
+    if (r.code !== LOCK_BUSY) throw new StepFailed(`${run.host.name}: could not take the lock (exit ${r.code}): ${tail(r.stderr)}`, 'deploy');
+    const owner = r.stdout.trim().split('\n').slice(1).join(' ');
+    if (Date.now() >= deadline) {
+      throw new DeployError(
+        `${run.host.name}: another deploy holds the lock: ${owner || '(owner unknown)'}`,
+        'deploy',
+        `Wait for it to finish. If it is dead, its lock expires after ${Math.round(settings.lock.ttlMs / 1000)} s; or remove ${run.plan?.layout.lockDir ?? 'the lock directory'} on the host after checking nothing runs.`
+      );
+    }
+    deps.log.info(`${run.host.name}: waiting for the lock held by ${owner}`);
+    await deps.sleep(Math.min(5000, Math.max(200, deadline - Date.now())));
+  }
+}
+
+
+interface ServiceState {
+  active: string;
+  pid: number;
+  restarts: number;
+  alive: boolean;
+}
+
+function parseStatus(out: string): ServiceState {
+  const get = (k: string) => new RegExp(`^${k}=(.*)$`, 'm').exec(out)?.[1]?.trim() ?? '';
+  return {
+    active: get('ActiveState') || 'unknown',
+    pid: Number(get('MainPID') || 0),
+    restarts: Number(get('NRestarts') || 0),
+    alive: get('PidAlive') === 'yes'
+  };
+}
+
+/**
+ * "Active" is not "running": waits until the service is active with a live main PID, then
+ * checks again after the settle time that it is the same PID with no restarts in between.
+ */
+async function awaitRunning(status: Shell, run: HostRun, settings: Settings, deps: DeployDeps): Promise<void> {
+  const svc = settings.service;
+  if (svc.manager === 'none') return;
+  const deadline = Date.now() + svc.startTimeoutMs;
+  let last: ServiceState | undefined;
+  for (;;) {
+    last = parseStatus(await execOk(run, status, 'service status'));
+    if (last.active === 'active' && last.alive) {
+      await deps.sleep(svc.settleMs);
+      const again = parseStatus(await execOk(run, status, 'service status'));
+      const samePid = svc.manager === 'command' && !svc.pidfile ? true : again.pid === last.pid;
+      if (again.active === 'active' && again.alive && samePid && again.restarts === last.restarts) {
+        deps.log.info(`${run.host.name}: running, main PID ${again.pid || '(n/a)'}, stable for ${svc.settleMs} ms`);
+        return;
+      }
+      last = again;
+      break;
+    }
+    if (Date.now() >= deadline) break;
+    await deps.sleep(500);
+  }
+  const logsCmd = run.plan?.serviceLogs;
+  const logs = logsCmd ? await run.shell.exec(logsCmd).catch(() => undefined) : undefined;
+  throw new DeployError(
+    `${run.host.name}: the service is not running: ActiveState=${last.active}, MainPID=${last.pid}, PID alive: ${last.alive ? 'yes' : 'no'}, restarts=${last.restarts}` +
+      (logs?.stdout.trim() ? `\nLast log lines:\n${tail(logs.stdout, 20)}` : ''),
+    'post-deploy',
+    'The new release does not stay up. Its log lines above usually say why.'
+  );
+}
+
+
+async function rollbackHost(settings: Settings, run: HostRun, deps: DeployDeps): Promise<void> {
+  if (settings.rollback === 'off' && run.serviceTouched) {
+    run.report.outcome = 'failed';
+    deps.log.warn(`${run.host.name}: rollback is off; the failed release stays live.`);
+    return;
+  }
+  const pending = [...run.undo].reverse();
+  for (let i = 0; i < pending.length; i++) {
+    const step = pending[i]!;
+    try {
+      await runRecorded(run, deps, step, () => execOk(run, (step.action as { script: Shell }).script, step.title), true);
+    } catch (err) {
+      run.report.outcome = 'rollback-failed';
+      run.report.recovery = recoveryText(run, pending.slice(i));
+      deps.log.error(`${run.host.name}: ROLLBACK FAILED: ${describeError(err)}\n${run.report.recovery}`);
+      return;
+    }
+  }
+  if (!run.serviceTouched) {
+    // Nothing live changed: the old release never stopped serving.
+    run.report.outcome = 'failed';
+    return;
+  }
+  try {
+    const running = run.plan?.steps.find(s => s.action.kind === 'await-running');
+    if (running && running.action.kind === 'await-running') await awaitRunning(running.action.script, run, settings, deps);
+    const results = await deps.runChecks('rollback');
+    run.report.rollbackChecks = results;
+    logChecks(results, deps.log);
+    const failed = results.filter(r => !r.ok);
+    if (failed.length) throw new HealthCheckError(failed.map(f => `${f.name}: ${f.reason}`).join('; '), 'rollback');
+    run.report.outcome = 'rolled-back';
+    deps.log.info(`${run.host.name}: rolled back to ${run.report.previousRelease ?? 'the previous state'}, verified healthy`);
+  } catch (err) {
+    run.report.outcome = 'rollback-failed';
+    run.report.recovery = recoveryText(run, []);
+    const e = new RollbackError(`${run.host.name}: rolled back, but the restored version is NOT healthy: ${describeError(err)}`, 'rollback');
+    deps.log.error(`${e.message}\n${run.report.recovery}`);
+  }
+}
+
+/** The exact commands a person runs to finish a rollback by hand. */
+function recoveryText(run: HostRun, remaining: readonly Step[]): string {
+  const h = run.host;
+  const ssh = `ssh -p ${h.port} ${h.user}@${h.host}`;
+  const lines = [`Recover ${h.name} by hand:`, `  ${ssh}`];
+  for (const s of remaining) {
+    lines.push(`  # ${s.title}`, `  ${remoteCommandLine((s.action as { script: Shell }).script)}`);
+  }
+  if (run.plan?.previousRelease) lines.push(`  # then check the service and that the previous release (${run.plan.previousRelease}) answers`);
+  else lines.push('  # there was no release before this one: check the service is stopped and nothing half-deployed is served');
+  return lines.join('\n');
+}
+
+async function finishHost(settings: Settings, run: HostRun, deps: DeployDeps): Promise<void> {
+  const plan = run.plan!;
+  for (const step of plan.finalize) {
+    await runRecorded(run, deps, step, () => execOk(run, (step.action as { script: Shell }).script, step.title));
+  }
+  try {
+    const listing = await execOk(run, listReleases(plan.layout), 'list releases');
+    const doomed =
+      plan.layout.strategy === 'releases'
+        ? planPrune(parseReleaseList(listing), settings.releaseId, settings.target.keepReleases).map(id => posix.join(plan.layout.releasesDir, id))
+        : listing
+            .split('\n')
+            .filter(Boolean)
+            .sort()
+            .reverse()
+            .slice(settings.target.keepReleases);
+    if (doomed.length) {
+      await execOk(run, removePaths(doomed), 'prune');
+      deps.log.info(`pruned ${doomed.length}: ${doomed.map(d => posix.basename(d)).join(', ')}`);
+    }
+  } catch (err) {
+    // The deploy is good; a failed cleanup must not turn it red, but a person should know.
+    deps.log.warn(`${run.host.name}: pruning old releases failed: ${describeError(err)}`);
+  }
+}
+
+async function unlock(run: HostRun, deps: DeployDeps, token: string): Promise<void> {
+  if (!run.plan) return;
+  try {
+    await execOk(run, run.plan.unlock, 'release the lock');
+    run.locked = false;
+    deps.onLock?.(run.host, false, token);
+  } catch (err) {
+    deps.log.warn(`${run.host.name}: could not release the lock: ${describeError(err)}`);
+  }
+}

@@ -1,0 +1,221 @@
+import { posix } from 'node:path';
+import * as cmd from '../remote/commands.js';
+import { backupPath, releaseDir, stagingDir, type Layout } from '../remote/layout.js';
+import type { Shell } from '../remote/shell.js';
+import type { Settings } from '../settings/types.js';
+
+/**
+ * The deploy of one host as data. A pure function of the settings and what the host reported,
+ * so tests assert the exact steps and scripts, and a dry run prints them without a connection.
+ */
+
+export type Action =
+  | { readonly kind: 'exec'; readonly script: Shell }
+  | { readonly kind: 'lock'; readonly script: Shell }
+  | { readonly kind: 'upload'; readonly script: Shell; readonly dir: string }
+  | { readonly kind: 'verify'; readonly script: Shell; readonly dir: string }
+  | { readonly kind: 'await-running'; readonly script: Shell }
+  | { readonly kind: 'checks' };
+
+export interface Step {
+  readonly id: string;
+  readonly title: string;
+  readonly action: Action;
+  /** What puts the host back the way it was, run in reverse order when a later step fails. */
+  readonly undo?: Step;
+  /** Steps from here on run with the service stopped or the new release live. */
+  readonly touchesService?: boolean;
+}
+
+export interface HostFacts {
+  /** The directory `current` points at (releases) or the live tree (in-place), if any. */
+  readonly previous?: string;
+}
+
+export interface HostPlan {
+  readonly layout: Layout;
+  readonly releaseId: string;
+  readonly release: string;
+  readonly previousRelease?: string;
+  readonly steps: readonly Step[];
+  /** Runs after every host passed: marks the release good; pruning follows. */
+  readonly finalize: readonly Step[];
+  /** Runs on every path at the end, success or not. */
+  readonly unlock: Shell;
+  /** Marks the release failed after a rollback, so it never counts toward keep-releases. */
+  readonly markFailed: Shell;
+  readonly backup?: string;
+  /** The service's recent log lines, shown when it does not stay up. */
+  readonly serviceLogs?: Shell;
+}
+
+/** The owner record written into the lock: enough to tell a person whose deploy holds it. */
+export function lockOwner(settings: Settings, token: string, at: Date): string {
+  return JSON.stringify({
+    token,
+    run: settings.run.runId,
+    commit: settings.run.commit,
+    ref: settings.run.ref,
+    actor: settings.run.actor,
+    release: settings.releaseId,
+    url: settings.run.runUrl,
+    at: at.toISOString(),
+    expires: new Date(at.getTime() + settings.lock.ttlMs).toISOString()
+  });
+}
+
+export function planHost(
+  settings: Settings,
+  layout: Layout,
+  facts: HostFacts,
+  opts: { readonly token: string; readonly now: Date; readonly fileCount: number }
+): HostPlan {
+  const id = settings.releaseId;
+  const staging = stagingDir(layout, id);
+  const release = releaseDir(layout, id);
+  const service = cmd.serviceCommands(settings.service, layout);
+  const steps: Step[] = [];
+  const exec = (script: Shell): Action => ({ kind: 'exec', script });
+
+  steps.push({
+    id: 'lock',
+    title: 'Lock the host',
+    action: { kind: 'lock', script: cmd.lockAcquire(layout, lockOwner(settings, opts.token, opts.now), Math.ceil(settings.lock.ttlMs / 1000)) }
+  });
+  steps.push({
+    id: 'stage',
+    title: 'Prepare a staging directory',
+    action: exec(cmd.prepareStaging(staging)),
+    undo: { id: 'unstage', title: 'Remove the staging directory', action: exec(cmd.removePaths([staging])) }
+  });
+  steps.push({ id: 'upload', title: 'Upload the artifact', action: { kind: 'upload', script: cmd.unpack(staging), dir: staging } });
+  steps.push({
+    id: 'verify',
+    title: 'Verify the SHA-256 of every file on the host',
+    action: { kind: 'verify', script: cmd.verifyManifest(staging, opts.fileCount), dir: staging }
+  });
+  // From here the directory that holds the new tree is `incoming` (the final release dir or,
+  // in-place, the staged tree that will replace the live one).
+  const incoming = layout.strategy === 'releases' ? release : staging;
+  if (layout.strategy === 'releases') {
+    steps.push({
+      id: 'promote',
+      title: `Move the verified tree to releases/${id}`,
+      action: exec(cmd.promote(staging, release)),
+      undo: { id: 'mark-failed', title: `Mark release ${id} failed`, action: exec(cmd.markRelease(layout, id, 'failed', opts.now)) }
+    });
+  }
+  if (settings.target.shared.length) {
+    steps.push({
+      id: 'shared',
+      title: `Link shared entries (${settings.target.shared.join(', ')})`,
+      action: exec(cmd.linkShared(layout.sharedDir, incoming, settings.target.shared))
+    });
+  }
+  if (settings.beforeSwitch) {
+    steps.push({
+      id: 'before-switch',
+      title: 'Run the before-switch command in the new release',
+      action: exec(cmd.beforeSwitch(incoming, id, settings.beforeSwitch))
+    });
+  }
+  let backup: string | undefined;
+  if (layout.strategy === 'in-place' && facts.previous) {
+    backup = backupPath(layout, opts.now);
+    steps.push({ id: 'backup', title: `Back up the live tree to ${posix.basename(backup)}`, action: exec(cmd.backupTree(layout, backup)) });
+  }
+  if (service) {
+    steps.push({
+      id: 'stop',
+      title: 'Stop the service',
+      action: exec(service.stop),
+      touchesService: true,
+      undo: { id: 'restart-old', title: 'Start the service again', action: exec(service.start) }
+    });
+  }
+  if (layout.strategy === 'releases') {
+    steps.push({
+      id: 'switch',
+      title: `Switch current to ${id}`,
+      action: exec(cmd.switchCurrent(layout, release, id)),
+      touchesService: true,
+      undo: facts.previous
+        ? {
+            id: 'switch-back',
+            title: `Switch current back to ${posix.basename(facts.previous)}`,
+            action: exec(cmd.switchCurrent(layout, facts.previous, `rollback-${id}`))
+          }
+        : { id: 'unswitch', title: 'Remove current (there was no release before)', action: exec(cmd.removeCurrent(layout)) }
+    });
+  } else {
+    steps.push({
+      id: 'switch',
+      title: 'Replace the live tree with the new one',
+      action: exec(cmd.replaceTree(layout, staging)),
+      touchesService: true,
+      undo: {
+        id: 'restore',
+        title: backup ? `Restore the backup ${posix.basename(backup)}` : 'Remove the new tree (there was none before)',
+        action: exec(cmd.restoreTree(layout, backup))
+      }
+    });
+  }
+  if (service) {
+    steps.push({
+      id: 'start',
+      title: 'Start the service',
+      action: exec(service.start),
+      touchesService: true,
+      undo: { id: 'stop-new', title: 'Stop the new release', action: exec(service.stop) }
+    });
+    steps.push({ id: 'running', title: 'Service is active and its main PID alive', action: { kind: 'await-running', script: service.status }, touchesService: true });
+  }
+  steps.push({ id: 'checks', title: 'Post-deploy health checks', action: { kind: 'checks' }, touchesService: true });
+
+  const finalize: Step[] = [
+    { id: 'mark-good', title: `Record release ${id} as good`, action: exec(cmd.markRelease(layout, id, 'good', opts.now)) }
+  ];
+  return {
+    layout,
+    releaseId: id,
+    release: layout.strategy === 'releases' ? release : layout.current,
+    previousRelease: facts.previous ? posix.basename(facts.previous) : undefined,
+    steps,
+    finalize,
+    unlock: cmd.lockRelease(layout, opts.token),
+    markFailed: cmd.markRelease(layout, id, 'failed', opts.now),
+    backup,
+    serviceLogs: service?.logs
+  };
+}
+
+export interface ReleaseInfo {
+  readonly id: string;
+  readonly status: 'good' | 'failed' | 'unknown';
+  readonly at?: string;
+}
+
+/** Parses the `id<TAB>status time` lines of `listReleases`. */
+export function parseReleaseList(text: string): ReleaseInfo[] {
+  return text
+    .split('\n')
+    .filter(l => l.includes('\t'))
+    .map(l => {
+      const [id = '', rest = ''] = l.split('\t');
+      const [status = 'unknown', at] = rest.trim().split(/\s+/);
+      return { id, status: status === 'good' || status === 'failed' ? status : 'unknown', at };
+    });
+}
+
+/**
+ * Which releases to delete after a good deploy. Only good releases count toward `keep`; the
+ * live one and the newest good one are never deleted; failed ones are kept only while they are
+ * the newest failure (for debugging); releases with no record are left alone (not ours to judge).
+ */
+export function planPrune(releases: readonly ReleaseInfo[], live: string, keep: number): string[] {
+  const byTime = (a: ReleaseInfo, b: ReleaseInfo) => (b.at ?? '').localeCompare(a.at ?? '') || b.id.localeCompare(a.id);
+  const good = releases.filter(r => r.status === 'good').sort(byTime);
+  const failed = releases.filter(r => r.status === 'failed').sort(byTime);
+  const keepIds = new Set<string>([live, ...good.slice(0, Math.max(1, keep)).map(r => r.id), ...failed.slice(0, 1).map(r => r.id)]);
+  return [...good, ...failed].filter(r => !keepIds.has(r.id)).map(r => r.id);
+}

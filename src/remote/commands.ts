@@ -1,0 +1,247 @@
+import { posix } from 'node:path';
+import type { ServiceSettings } from '../settings/types.js';
+import type { Layout } from './layout.js';
+import { lines, sh, Shell, userScript } from './shell.js';
+
+/**
+ * Pure builders of every remote script deployguard runs. Nothing here touches a host: each
+ * function returns shell text whose values went through `sh` (quoted), so tests can assert the
+ * exact commands and a dry run can print them.
+ */
+
+/** Exit code the lock script uses for "held by someone else". */
+export const LOCK_BUSY = 75;
+
+/** Read-only: checks the tools deployguard needs and reports the live release. */
+export function probe(layout: Layout): Shell {
+  return lines(
+    sh`for tool in tar sha256sum find mv ln readlink; do`,
+    sh`  command -v "$tool" >/dev/null 2>&1 || { echo "missing tool on host: $tool" >&2; exit 3; }`,
+    sh`done`,
+    layout.strategy === 'releases'
+      ? sh`if [ -L ${layout.current} ]; then printf 'current=%s\\n' "$(readlink -- ${layout.current})"; fi`
+      : sh`if [ -d ${layout.current} ]; then printf 'current=%s\\n' ${layout.current}; fi`
+  );
+}
+
+/**
+ * Takes the lock with an atomic `mkdir`. Prints `acquired`, or `taken-over` followed by the
+ * previous owner when the old lock is older than the TTL, or exits LOCK_BUSY printing the owner.
+ */
+export function lockAcquire(layout: Layout, owner: string, ttlSeconds: number): Shell {
+  const lock = layout.lockDir;
+  const stale = `${lock}.stale`;
+  return lines(
+    sh`mkdir -p -- ${layout.stateDir} ${layout.statusDir}`,
+    sh`if mkdir -- ${lock} 2>/dev/null; then printf '%s\\n' ${owner} > ${lock}/owner; echo acquired; exit 0; fi`,
+    sh`now=$(date +%s); since=$(stat -c %Y -- ${lock} 2>/dev/null || echo "$now"); age=$((now - since))`,
+    sh`if [ "$age" -ge ${ttlSeconds} ]; then`,
+    // Rename first: only one of two racing takers can move the stale lock away.
+    sh`  rm -rf -- ${stale}; mv -T -- ${lock} ${stale}`,
+    sh`  mkdir -- ${lock}; printf '%s\\n' ${owner} > ${lock}/owner`,
+    sh`  echo taken-over; echo "age=$age"; cat -- ${stale}/owner 2>/dev/null || true; rm -rf -- ${stale}; exit 0`,
+    sh`fi`,
+    sh`echo "age=$age"; cat -- ${lock}/owner 2>/dev/null || true; exit ${LOCK_BUSY}`
+  );
+}
+
+/** Removes the lock only when it still carries our token, so we never free someone else's. */
+export function lockRelease(layout: Layout, token: string): Shell {
+  const lock = layout.lockDir;
+  return sh`if [ -f ${lock}/owner ] && grep -qF -- ${token} ${lock}/owner; then rm -rf -- ${lock}; echo released; fi`;
+}
+
+/** A fresh, empty staging directory for the upload. */
+export function prepareStaging(dir: string): Shell {
+  return sh`rm -rf -- ${dir}; mkdir -p -- ${dir}`;
+}
+
+/** Unpacks the tar stream on stdin into the staging directory. */
+export function unpack(dir: string): Shell {
+  return sh`tar -x -f - -C ${dir} --no-same-owner --preserve-permissions --delay-directory-restore`;
+}
+
+/**
+ * Verifies every file against the manifest on stdin and that the tree holds no file the manifest
+ * does not name. Prints `count=N` on success; mismatches go to stdout as `FILE: FAILED`.
+ */
+export function verifyManifest(dir: string, expectedFiles: number): Shell {
+  return lines(
+    sh`cd -- ${dir}`,
+    sh`sha256sum -c --quiet --strict -`,
+    sh`count=$(find . -type f | wc -l)`,
+    sh`if [ "$count" -ne ${expectedFiles} ]; then echo "file count $count, expected "${expectedFiles} >&2; exit 4; fi`,
+    sh`echo "count=$count"`
+  );
+}
+
+/** Moves a verified staging directory to its final name (atomic rename on one filesystem). */
+export function promote(from: string, to: string): Shell {
+  return lines(
+    sh`if [ -e ${to} ]; then echo "release directory already exists: "${to} >&2; exit 5; fi`,
+    sh`mkdir -p -- ${posix.dirname(to)}`,
+    sh`mv -T -- ${from} ${to}`
+  );
+}
+
+/**
+ * Links each shared entry into the release. A missing shared entry is seeded from the release
+ * when it ships one (first deploy), otherwise created empty: a directory for `name/`, a file else.
+ */
+export function linkShared(sharedDir: string, release: string, entries: readonly string[]): Shell {
+  return lines(
+    ...entries.flatMap(entry => {
+      const isDir = entry.endsWith('/');
+      const name = entry.replace(/\/+$/, '');
+      const shared = posix.join(sharedDir, name);
+      const inRelease = posix.join(release, name);
+      return [
+        sh`if [ ! -e ${shared} ] && [ ! -L ${shared} ]; then`,
+        sh`  mkdir -p -- ${posix.dirname(shared)}`,
+        sh`  if [ -e ${inRelease} ]; then cp -a -- ${inRelease} ${shared};`,
+        isDir ? sh`  else mkdir -p -- ${shared}; fi` : sh`  else : > ${shared}; fi`,
+        sh`fi`,
+        sh`rm -rf -- ${inRelease}; mkdir -p -- ${posix.dirname(inRelease)}; ln -s -- ${shared} ${inRelease}`
+      ];
+    })
+  );
+}
+
+/** Runs the user's `before-switch` command inside the new release, with the release in its env. */
+export function beforeSwitch(release: string, releaseId: string, command: string): Shell {
+  return lines(
+    sh`cd -- ${release}`,
+    sh`export DEPLOYGUARD_RELEASE=${releaseId} DEPLOYGUARD_RELEASE_DIR=${release}`,
+    userScript(command)
+  );
+}
+
+/** Points `current` at a release atomically: a new link under a temporary name, then `mv -T`. */
+export function switchCurrent(layout: Layout, release: string, releaseId: string): Shell {
+  const tmp = `${layout.current}.tmp-${releaseId}`;
+  return sh`ln -sfn -- ${release} ${tmp} && mv -T -- ${tmp} ${layout.current}`;
+}
+
+/** Undo of the first switch on a fresh host: there was no `current` before. */
+export function removeCurrent(layout: Layout): Shell {
+  return sh`rm -f -- ${layout.current}`;
+}
+
+/** In-place: a full copy of the live tree, taken before anything replaces it. */
+export function backupTree(layout: Layout, backup: string): Shell {
+  return lines(
+    sh`if [ -d ${layout.current} ]; then cp -a -- ${layout.current} ${backup}.partial && mv -T -- ${backup}.partial ${backup}; fi`
+  );
+}
+
+/** In-place: replace the live tree with the verified new one. */
+export function replaceTree(layout: Layout, incoming: string): Shell {
+  const old = `${layout.current}.deployguard-old`;
+  return lines(
+    sh`rm -rf -- ${old}`,
+    sh`if [ -e ${layout.current} ]; then mv -T -- ${layout.current} ${old}; fi`,
+    sh`mv -T -- ${incoming} ${layout.current}`,
+    sh`rm -rf -- ${old}`
+  );
+}
+
+/** In-place rollback: put the backup copy back (the backup itself stays for a later look). */
+export function restoreTree(layout: Layout, backup: string | undefined): Shell {
+  if (!backup) return sh`rm -rf -- ${layout.current}`;
+  return lines(
+    sh`rm -rf -- ${layout.current}.deployguard-restore`,
+    sh`cp -a -- ${backup} ${layout.current}.deployguard-restore`,
+    sh`rm -rf -- ${layout.current}`,
+    sh`mv -T -- ${layout.current}.deployguard-restore ${layout.current}`
+  );
+}
+
+/** Records a release's outcome; pruning reads these to tell good releases from failed ones. */
+export function markRelease(layout: Layout, releaseId: string, status: string, at: Date): Shell {
+  return sh`printf '%s %s\\n' ${status} ${at.toISOString()} > ${posix.join(layout.statusDir, releaseId)}`;
+}
+
+/** Lists releases with their recorded status, one `id<TAB>status time` line each. */
+export function listReleases(layout: Layout): Shell {
+  const dir = layout.strategy === 'releases' ? layout.releasesDir : layout.stateDir;
+  const glob = layout.strategy === 'releases' ? sh`*` : sh`backups/*`;
+  return lines(
+    sh`cd -- ${dir} 2>/dev/null || exit 0`,
+    layout.strategy === 'releases'
+      ? sh`for r in ${glob}; do [ -d "$r" ] || continue; printf '%s\\t' "$r"; cat -- ${layout.statusDir}/"$r" 2>/dev/null || echo unknown; done`
+      : sh`ls -1d -- ${layout.base}.backup-* 2>/dev/null || true`
+  );
+}
+
+/** Deletes releases or backups by full path. */
+export function removePaths(paths: readonly string[]): Shell {
+  return paths.length ? sh`rm -rf -- ${paths}` : sh`:`;
+}
+
+/** Service control for the configured manager. */
+export interface ServiceCommands {
+  readonly stop: Shell;
+  readonly start: Shell;
+  /** Prints `ActiveState=`, `MainPID=`, `NRestarts=` and `PidAlive=yes|no` lines. */
+  readonly status: Shell;
+  /** The service's recent log lines, for error messages (never fails). */
+  readonly logs: Shell;
+}
+
+export function serviceCommands(service: ServiceSettings, layout: Layout): ServiceCommands | undefined {
+  if (service.manager === 'none') return undefined;
+  const workDir = layout.current;
+  if (service.manager === 'systemd') {
+    const sudo = service.sudo ? sh`sudo -n ` : sh``;
+    const unit = service.name;
+    return {
+      stop: sh`${sudo}systemctl stop -- ${unit}`,
+      start: sh`${sudo}systemctl start -- ${unit}`,
+      status: lines(
+        sh`out=$(${sudo}systemctl show -p ActiveState -p SubState -p MainPID -p NRestarts -- ${unit})`,
+        sh`printf '%s\\n' "$out"`,
+        sh`pid=$(printf '%s\\n' "$out" | sed -n 's/^MainPID=//p')`,
+        sh`if [ "\${pid:-0}" -gt 0 ] && [ -d "/proc/$pid" ]; then echo PidAlive=yes; else echo PidAlive=no; fi`
+      ),
+      logs: sh`${sudo}journalctl -u ${unit} -n 30 --no-pager -o short-iso 2>&1 || true`
+    };
+  }
+  const pidfile = service.pidfile;
+  const graceTenths = Math.max(1, Math.ceil(service.stopGraceMs / 100));
+  const stop = service.stop
+    ? lines(sh`cd -- ${workDir} 2>/dev/null || cd /`, userScript(service.stop))
+    : pidfile
+      ? lines(
+          sh`pid=$(cat -- ${pidfile} 2>/dev/null || true)`,
+          sh`if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then`,
+          sh`  kill -TERM "$pid"; i=0`,
+          sh`  while kill -0 "$pid" 2>/dev/null && [ "$i" -lt ${graceTenths} ]; do sleep 0.1; i=$((i + 1)); done`,
+          sh`  if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; echo "stopped with SIGKILL after the grace period" >&2; fi`,
+          sh`fi`
+        )
+      : sh`:`;
+  const status = pidfile
+    ? lines(
+        sh`pid=$(cat -- ${pidfile} 2>/dev/null || true)`,
+        sh`if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo ActiveState=active; echo "MainPID=$pid"; echo PidAlive=yes;`,
+        sh`else echo ActiveState=inactive; echo MainPID=0; echo PidAlive=no; fi`
+      )
+    : lines(
+        sh`if (cd -- ${workDir} && ${userScript(service.status ?? 'false')}) >/dev/null 2>&1; then`,
+        sh`  echo ActiveState=active; echo PidAlive=yes; else echo ActiveState=inactive; echo PidAlive=no; fi`
+      );
+  // The start command's own output goes to a file: a daemon it leaves running must not hold the
+  // SSH channel open, and the file is shown when the start fails.
+  const startLog = posix.join(layout.stateDir, 'service-start.log');
+  return {
+    stop,
+    start: lines(
+      sh`cd -- ${workDir}`,
+      sh`if ${userScript(service.start)} </dev/null >${startLog} 2>&1; then rc=0; else rc=$?; fi`,
+      sh`cat -- ${startLog} 2>/dev/null || true`,
+      sh`exit "$rc"`
+    ),
+    status,
+    logs: sh`tail -n 30 -- ${startLog} 2>/dev/null || true`
+  };
+}

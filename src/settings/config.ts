@@ -1,0 +1,154 @@
+import {
+  arr,
+  bool,
+  duration,
+  enumOf,
+  int,
+  obj,
+  optional,
+  str,
+  tagged,
+  union,
+  type Infer
+} from './schema.js';
+
+/**
+ * The schema of deployguard.yml. The validator, the TypeScript type of a validated file and the
+ * JSON Schema shipped for editors all come from this one definition.
+ */
+
+const name = str({
+  pattern: /^[A-Za-z0-9][A-Za-z0-9 ._@:-]{0,63}$/,
+  expected: 'a short name (letters, digits, space, . _ @ : -)',
+  example: 'web-1'
+});
+const hostname = str({
+  pattern: /^[A-Za-z0-9._:-]{1,253}$/,
+  expected: 'a hostname or IP address',
+  example: '203.0.113.10'
+});
+/** Absolute, normalised, no `..` and no characters that make a path unsafe to read in logs. */
+export const absPath = str({
+  pattern: /^\/(?:[A-Za-z0-9._@+-]+\/?)*$/,
+  expected: 'an absolute path of letters, digits and . _ @ + -, with no `..`',
+  example: '/srv/myapp'
+});
+const relEntry = str({
+  pattern: /^(?!\/)(?!.*(?:^|\/)\.\.?(?:\/|$))[A-Za-z0-9._@+/-]{1,255}$/,
+  expected: 'a path relative to the release, without `..`',
+  example: '.env'
+});
+const fingerprint = str({
+  pattern: /^SHA256:[A-Za-z0-9+/]{43}=?$/,
+  expected: 'a host key fingerprint like `SHA256:` followed by 43 base64 characters',
+  example: 'SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s'
+});
+const stages = arr(enumOf(['pre', 'post', 'schedule']), { minItems: 1, example: ['post'] });
+const command = str({ multiline: true, minLength: 1, example: 'npm ci --omit=dev' });
+
+const retrying = {
+  timeout: optional(duration({ min: '10ms', max: '10m', example: '5s' }), '5s'),
+  retries: optional(int({ min: 0, max: 1000, example: 5 }), 0),
+  interval: optional(duration({ min: '0s', max: '10m', example: '2s' }), '2s'),
+  stages: optional(stages)
+} as const;
+
+export const configSchema = obj(
+  {
+    version: int({ min: 1, max: 1, description: 'The config format version.', example: 1 }),
+    environment: optional(name),
+    artifact: optional(str({ minLength: 1, example: 'dist/', description: 'File or directory to ship.' })),
+    exclude: optional(arr(str({ minLength: 1, example: '*.map' })), []),
+    target: optional(
+      obj({
+        path: absPath,
+        strategy: optional(enumOf(['releases', 'in-place']), 'releases'),
+        'keep-releases': optional(int({ min: 1, max: 100, example: 5 }), 5),
+        shared: optional(arr(relEntry, { example: ['.env', 'data/'] }), [])
+      })
+    ),
+    hosts: optional(
+      arr(
+        obj({
+          name: optional(name),
+          host: hostname,
+          port: optional(int({ min: 1, max: 65535, example: 22 }), 22),
+          user: optional(str({ pattern: /^[a-z_][a-z0-9_.-]{0,31}$/, expected: 'a user name', example: 'deploy' })),
+          'host-key': optional(union([fingerprint, arr(fingerprint, { minItems: 1 })])),
+          'known-hosts': optional(str({ multiline: true, minLength: 1, example: '203.0.113.10 ssh-ed25519 AAAA…' }))
+        }),
+        { minItems: 1, maxItems: 500 }
+      )
+    ),
+    service: optional(
+      tagged('manager', {
+        none: {},
+        systemd: {
+          name: str({
+            pattern: /^[A-Za-z0-9:_.@\\-]{1,255}$/,
+            expected: 'a systemd unit name',
+            example: 'myapp'
+          }),
+          sudo: optional(bool(), false),
+          settle: optional(duration({ max: '5m', example: '2s' }), '2s'),
+          'start-timeout': optional(duration({ min: '1s', max: '30m', example: '60s' }), '60s')
+        },
+        command: {
+          start: command,
+          stop: optional(command),
+          status: optional(command),
+          pidfile: optional(absPath),
+          'stop-grace': optional(duration({ max: '10m', example: '10s' }), '10s'),
+          settle: optional(duration({ max: '5m', example: '2s' }), '2s'),
+          'start-timeout': optional(duration({ min: '1s', max: '30m', example: '60s' }), '60s')
+        }
+      })
+    ),
+    checks: optional(
+      arr(
+        tagged('type', {
+          http: {
+            name,
+            url: str({ pattern: /^https?:\/\/\S+$/, expected: 'an http(s) URL', example: 'https://example.com/health' }),
+            method: optional(enumOf(['GET', 'HEAD', 'POST', 'PUT', 'OPTIONS']), 'GET'),
+            expect: optional(
+              obj({
+                status: optional(arr(int({ min: 100, max: 599, example: 200 }), { minItems: 1 }), [200]),
+                'body-contains': optional(str({ minLength: 1, example: 'ok' }))
+              }),
+              {}
+            ),
+            ...retrying
+          },
+          tcp: {
+            name,
+            host: hostname,
+            port: int({ min: 1, max: 65535, example: 5432 }),
+            ...retrying
+          }
+        }),
+        { maxItems: 200 }
+      ),
+      []
+    ),
+    deploy: optional(
+      obj({
+        'before-switch': optional(command),
+        'lock-wait': optional(duration({ max: '1h', example: '2m' }), '2m'),
+        'lock-ttl': optional(duration({ min: '1m', max: '168h', example: '1h' }), '1h')
+      }),
+      {}
+    ),
+    'post-deploy': optional(obj({ rollback: optional(enumOf(['auto', 'off']), 'auto') }), {}),
+    ssh: optional(
+      obj({
+        'connect-timeout': optional(duration({ min: '1s', max: '5m', example: '20s' }), '20s'),
+        'connect-retries': optional(int({ min: 0, max: 10, example: 3 }), 3)
+      }),
+      {}
+    )
+  },
+  { description: 'deployguard configuration (deployguard.yml).' }
+);
+
+export type ConfigFile = Infer<typeof configSchema>;

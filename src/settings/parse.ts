@@ -1,0 +1,344 @@
+import { parseDocument } from 'yaml';
+import { ConfigError } from '../errors.js';
+import { parseKnownHosts } from '../remote/hostkeys.js';
+import { configSchema, type ConfigFile } from './config.js';
+import { formatIssues, parseDuration, validate } from './schema.js';
+import type { CheckSettings, HostSettings, ServiceSettings, Settings, Stage } from './types.js';
+
+/**
+ * Inputs + environment + deployguard.yml -> Settings, in one pure pass. Every problem found is
+ * reported at once, each naming the input or the key, what is wrong and a valid example, and all
+ * of it happens before any host is contacted.
+ */
+export interface SettingsSource {
+  /** An action input or CLI flag by its input name (`ssh-key`, `target-path`, ...); '' = not set. */
+  input(name: string): string | undefined;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** The text of deployguard.yml, when there is one. */
+  readonly configText?: string;
+  readonly configPath?: string;
+  readonly now: Date;
+  /** Called with every secret as soon as it is read, before anything else can print it. */
+  readonly onSecret: (value: string) => void;
+  /** `check` needs only the checks: hosts, target, artifact and credentials may be absent. */
+  readonly purpose?: 'deploy' | 'check';
+}
+
+/** Input names that hold secrets; their values are masked as soon as they are read. */
+export const SECRET_INPUTS = ['ssh-key', 'ssh-passphrase', 'ssh-password'] as const;
+
+const ENV_FALLBACK: Record<string, string> = {
+  'ssh-key': 'DEPLOYGUARD_SSH_KEY',
+  'ssh-passphrase': 'DEPLOYGUARD_SSH_PASSPHRASE',
+  'ssh-password': 'DEPLOYGUARD_SSH_PASSWORD',
+  'known-hosts': 'DEPLOYGUARD_KNOWN_HOSTS'
+};
+
+const YAML_MAX_BYTES = 1024 * 1024;
+
+function readYaml(text: string, path: string): unknown {
+  if (text.length > YAML_MAX_BYTES) throw new ConfigError(`${path}: the file is larger than 1 MiB`);
+  // maxAliasCount bounds "billion laughs" alias bombs; merge keys and custom tags stay off.
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, merge: false, strict: true });
+  if (doc.errors.length) {
+    throw new ConfigError(
+      `${path} is not valid YAML:\n${doc.errors.map(e => `  ${e.message.split('\n')[0]}`).join('\n')}`,
+      'Check the indentation (spaces, not tabs) around the line named above.'
+    );
+  }
+  try {
+    return doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    throw new ConfigError(`${path}: ${(err as Error).message}`, 'Avoid YAML aliases that expand to huge documents.');
+  }
+}
+
+interface Problems {
+  readonly list: string[];
+}
+
+function inputInt(p: Problems, name: string, raw: string | undefined, min: number, max: number, example: number) {
+  if (raw === undefined) return undefined;
+  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+    p.list.push(`input \`${name}\`: expected an integer from ${min} to ${max}, got "${raw.slice(0, 40)}". Example: ${name}: ${example}`);
+    return undefined;
+  }
+  return Number(raw);
+}
+
+function inputBool(p: Problems, name: string, raw: string | undefined): boolean | undefined {
+  if (raw === undefined) return undefined;
+  if (/^(true|yes|on|1)$/i.test(raw)) return true;
+  if (/^(false|no|off|0)$/i.test(raw)) return false;
+  p.list.push(`input \`${name}\`: expected true or false, got "${raw.slice(0, 40)}". Example: ${name}: true`);
+  return undefined;
+}
+
+function inputDuration(p: Problems, name: string, raw: string | undefined, example: string): number | undefined {
+  if (raw === undefined) return undefined;
+  const ms = parseDuration(raw);
+  if (ms === undefined) p.list.push(`input \`${name}\`: expected a duration like ${example}, got "${raw.slice(0, 40)}". Example: ${name}: ${example}`);
+  return ms;
+}
+
+function defaultReleaseId(now: Date, commit: string): string {
+  const stamp = now.toISOString().replace(/[-:T]/g, '').slice(0, 14);
+  const sha = /^[0-9a-f]{7,}$/i.test(commit) ? `-${commit.slice(0, 7)}` : '';
+  return `${stamp}${sha}`;
+}
+
+/** Parses and validates everything; throws one ConfigError listing every problem. */
+export function parseSettings(src: SettingsSource): Settings {
+  const p: Problems = { list: [] };
+  const get = (name: string): string | undefined => {
+    const raw = src.input(name) ?? (ENV_FALLBACK[name] ? src.env[ENV_FALLBACK[name]!] : undefined);
+    const v = raw === undefined || raw.trim() === '' ? undefined : name.startsWith('ssh-') ? raw : raw.trim();
+    if (v !== undefined && (SECRET_INPUTS as readonly string[]).includes(name)) src.onSecret(v);
+    return v;
+  };
+  // Secrets first, so they are masked before any message below could echo one.
+  const privateKey = get('ssh-key');
+  const passphrase = get('ssh-passphrase');
+  const password = get('ssh-password');
+
+  let file: ConfigFile | undefined;
+  const configPath = src.configPath ?? 'deployguard.yml';
+  if (src.configText !== undefined) {
+    const raw = readYaml(src.configText, configPath);
+    const r = validate(configSchema, raw ?? {});
+    if (!r.ok) {
+      p.list.push(...formatIssues(r.errors).split('\n').map(l => `${configPath}: ${l}`));
+    } else file = r.value;
+  }
+
+  const port = inputInt(p, 'port', get('port'), 1, 65535, 22);
+  const skip = inputBool(p, 'insecure-skip-host-key-check', get('insecure-skip-host-key-check')) ?? false;
+  const dryRun = inputBool(p, 'dry-run', get('dry-run')) ?? false;
+  const lockWait = inputDuration(p, 'lock-wait', get('lock-wait'), '2m');
+  const connectTimeout = inputDuration(p, 'connect-timeout', get('connect-timeout'), '20s');
+
+  const knownHostsText = get('known-hosts');
+  if (knownHostsText) {
+    try {
+      parseKnownHosts(knownHostsText);
+    } catch (err) {
+      p.list.push(`input \`known-hosts\`: ${(err as Error).message}. Example: known-hosts: "[203.0.113.10]:22 ssh-ed25519 AAAAC3Nza..."`);
+    }
+  }
+  const hostKeyInput = get('host-key');
+  const inputFingerprints = hostKeyInput ? hostKeyInput.split(/[\s,]+/).filter(Boolean) : [];
+  for (const f of inputFingerprints) {
+    if (!/^SHA256:[A-Za-z0-9+/]{43}=?$/.test(f)) {
+      p.list.push(`input \`host-key\`: "${f.slice(0, 60)}" is not a SHA256 fingerprint. Example: host-key: SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s`);
+    }
+  }
+
+  // Hosts: the `host` input replaces the file's list (one host); otherwise the file's list.
+  const hostInput = get('host');
+  if (hostInput !== undefined && !/^[A-Za-z0-9._:-]{1,253}$/.test(hostInput)) {
+    p.list.push(`input \`host\`: "${hostInput.slice(0, 60)}" is not a hostname or IP address. Example: host: 203.0.113.10`);
+  }
+  const defaultUser = get('user');
+  if (defaultUser !== undefined && !/^[a-z_][a-z0-9_.-]{0,31}$/.test(defaultUser)) {
+    p.list.push(`input \`user\`: "${defaultUser.slice(0, 40)}" is not a user name. Example: user: deploy`);
+  }
+  const fileHosts = hostInput
+    ? [{ name: get('host-name'), host: hostInput, port: port ?? 22, user: undefined, 'host-key': undefined, 'known-hosts': undefined }]
+    : (file?.hosts ?? []);
+  const hosts: HostSettings[] = fileHosts.map((h, i) => {
+    const own = h['host-key'];
+    const ownFingerprints = own === undefined ? [] : typeof own === 'string' ? [own] : [...own];
+    return {
+      name: h.name ?? (fileHosts.length > 1 ? `${h.host}#${i + 1}` : h.host),
+      host: h.host,
+      port: hostInput ? (port ?? 22) : h.port,
+      user: h.user ?? defaultUser ?? '',
+      knownHosts: [h['known-hosts'], knownHostsText].filter((x): x is string => !!x),
+      fingerprints: [...ownFingerprints, ...inputFingerprints]
+    };
+  });
+  const deploying = src.purpose !== 'check';
+  if (hosts.length === 0 && deploying) p.list.push('no hosts: set the `host` input or list `hosts:` in deployguard.yml. Example: hosts: [{ host: 203.0.113.10, user: deploy }]');
+  const names = new Set<string>();
+  for (const h of hosts) {
+    if (!h.user) p.list.push(`host ${h.name}: no user. Set \`user:\` on the host in deployguard.yml or the \`user\` input. Example: user: deploy`);
+    if (names.has(h.name)) p.list.push(`host names must be unique: "${h.name}" appears twice. Example: name: web-2`);
+    names.add(h.name);
+  }
+  if (!privateKey && !password && deploying) {
+    p.list.push('no SSH credentials: set the `ssh-key` input (or DEPLOYGUARD_SSH_KEY) to a private key. Example: ssh-key: ${{ secrets.DEPLOY_KEY }}');
+  } else if (privateKey && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKey)) {
+    p.list.push('input `ssh-key`: this is not a private key (no "-----BEGIN ... PRIVATE KEY-----" line). Paste the whole key file, not a path or the public key.');
+  }
+  if (!skip) {
+    for (const h of hosts) {
+      if (h.fingerprints.length === 0 && !h.knownHosts.some(k => k.trim())) {
+        p.list.push(
+          `host ${h.name}: its host key is not pinned. Set \`known-hosts\` (a known_hosts line) or \`host-key\` (SHA256:...). Get it with \`ssh-keyscan -p ${h.port} ${h.host} | ssh-keygen -lf -\` from a network you trust, and compare with the host's own \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\`.`
+        );
+      }
+    }
+  }
+
+  const targetPath = get('target-path') ?? file?.target?.path;
+  if (targetPath === undefined) {
+    if (deploying) p.list.push('no target path: set `target.path` in deployguard.yml or the `target-path` input. Example: target: { path: /srv/myapp }');
+  } else if (!/^\/(?:[A-Za-z0-9._@+-]+\/?)*$/.test(targetPath) || /(^|\/)\.\.?(\/|$)/.test(targetPath) || targetPath === '/') {
+    p.list.push(`target path "${targetPath.slice(0, 80)}": expected an absolute path like /srv/myapp, without \`..\`, and not /.`);
+  }
+  const strategyInput = get('strategy');
+  if (strategyInput !== undefined && strategyInput !== 'releases' && strategyInput !== 'in-place') {
+    p.list.push(`input \`strategy\`: expected \`releases\` or \`in-place\`, got "${strategyInput.slice(0, 40)}". Example: strategy: releases`);
+  }
+  const artifact = get('artifact') ?? file?.artifact;
+  if (!artifact && deploying) p.list.push('no artifact: set `artifact` in deployguard.yml or the `artifact` input to the file or directory to ship. Example: artifact: dist/');
+
+  const releaseIdInput = get('release-id');
+  if (releaseIdInput !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(releaseIdInput)) {
+    p.list.push(`input \`release-id\`: "${releaseIdInput.slice(0, 60)}" may only hold letters, digits, . _ - (starting with a letter or digit). Example: release-id: 2026-11-26.1`);
+  }
+
+  const service = serviceFrom(p, file, get);
+  const healthUrl = get('health-url');
+  if (healthUrl !== undefined && !/^https?:\/\/\S+$/.test(healthUrl)) {
+    p.list.push(`input \`health-url\`: expected an http(s) URL, got "${healthUrl.slice(0, 60)}". Example: health-url: https://example.com/health`);
+  }
+  const checks = checksFrom(file, healthUrl);
+
+  if (p.list.length) {
+    throw new ConfigError(
+      `Invalid configuration (nothing was deployed):\n${p.list.map(l => `  - ${l}`).join('\n')}`,
+      'Fix the items above; every one is listed, so one pass is enough.'
+    );
+  }
+  const commit = src.env.GITHUB_SHA ?? src.env.DEPLOYGUARD_COMMIT ?? 'unknown';
+  const server = src.env.GITHUB_SERVER_URL ?? 'https://github.com';
+  const runId = src.env.GITHUB_RUN_ID ?? `local-${src.now.getTime()}`;
+  return {
+    configPath: src.configText !== undefined ? configPath : undefined,
+    environment: get('environment') ?? file?.environment ?? 'production',
+    artifact: artifact ?? '',
+    exclude: file?.exclude ?? [],
+    releaseId: releaseIdInput ?? defaultReleaseId(src.now, commit),
+    target: {
+      path: (targetPath ?? '').replace(/\/+$/, ''),
+      strategy: (strategyInput as 'releases' | 'in-place' | undefined) ?? file?.target?.strategy ?? 'releases',
+      keepReleases: file?.target?.['keep-releases'] ?? 5,
+      shared: file?.target?.shared ?? []
+    },
+    hosts,
+    ssh: {
+      privateKey,
+      passphrase,
+      password,
+      insecureSkipHostKeyCheck: skip,
+      connectTimeoutMs: connectTimeout ?? file?.ssh['connect-timeout'] ?? 20_000,
+      connectRetries: file?.ssh['connect-retries'] ?? 3
+    },
+    service,
+    checks,
+    beforeSwitch: get('before-switch') ?? file?.deploy['before-switch'],
+    lock: { waitMs: lockWait ?? file?.deploy['lock-wait'] ?? 120_000, ttlMs: file?.deploy['lock-ttl'] ?? 3_600_000 },
+    rollback: file?.['post-deploy'].rollback ?? 'auto',
+    dryRun,
+    run: {
+      runId,
+      commit,
+      ref: src.env.GITHUB_REF ?? 'local',
+      actor: src.env.GITHUB_ACTOR ?? src.env.USER ?? 'unknown',
+      runUrl: src.env.GITHUB_REPOSITORY && src.env.GITHUB_RUN_ID ? `${server}/${src.env.GITHUB_REPOSITORY}/actions/runs/${runId}` : undefined
+    }
+  };
+}
+
+function serviceFrom(p: Problems, file: ConfigFile | undefined, get: (n: string) => string | undefined): ServiceSettings {
+  const managerInput = get('service-manager');
+  const nameInput = get('service-name');
+  if (managerInput !== undefined && !['systemd', 'command', 'none'].includes(managerInput)) {
+    p.list.push(`input \`service-manager\`: expected systemd, command or none, got "${managerInput.slice(0, 40)}". Example: service-manager: systemd`);
+    return { manager: 'none' };
+  }
+  const fromFile = file?.service;
+  if (managerInput === 'none') return { manager: 'none' };
+  if (managerInput === 'systemd' || (managerInput === undefined && nameInput !== undefined && fromFile === undefined)) {
+    const unit = nameInput ?? (fromFile?.manager === 'systemd' ? fromFile.name : undefined);
+    if (!unit || !/^[A-Za-z0-9:_.@\\-]{1,255}$/.test(unit)) {
+      p.list.push(`input \`service-name\`: a systemd unit name is needed, got "${(unit ?? '').slice(0, 60)}". Example: service-name: myapp`);
+      return { manager: 'none' };
+    }
+    return { manager: 'systemd', name: unit, sudo: fromFile?.manager === 'systemd' ? fromFile.sudo : false, settleMs: 2000, startTimeoutMs: 60_000 };
+  }
+  if (!fromFile || fromFile.manager === 'none') {
+    if (managerInput === 'command') p.list.push('service-manager `command` needs `service.start` in deployguard.yml. Example: service: { manager: command, start: ./run.sh }');
+    return { manager: 'none' };
+  }
+  if (fromFile.manager === 'systemd') {
+    return {
+      manager: 'systemd',
+      name: nameInput ?? fromFile.name,
+      sudo: fromFile.sudo,
+      settleMs: fromFile.settle,
+      startTimeoutMs: fromFile['start-timeout']
+    };
+  }
+  if (!fromFile.stop && !fromFile.pidfile) {
+    p.list.push('service (command): set `stop` or `pidfile`, or the old process is never stopped. Example: pidfile: /srv/myapp/app.pid');
+  }
+  if (!fromFile.status && !fromFile.pidfile) {
+    p.list.push('service (command): set `status` or `pidfile`, so deployguard can tell the service runs. Example: status: pgrep -f myapp');
+  }
+  return {
+    manager: 'command',
+    start: fromFile.start,
+    stop: fromFile.stop,
+    status: fromFile.status,
+    pidfile: fromFile.pidfile,
+    stopGraceMs: fromFile['stop-grace'],
+    settleMs: fromFile.settle,
+    startTimeoutMs: fromFile['start-timeout']
+  };
+}
+
+const ALL_STAGES: readonly Stage[] = ['pre', 'post', 'schedule'];
+
+function checksFrom(file: ConfigFile | undefined, healthUrl: string | undefined): CheckSettings[] {
+  const out: CheckSettings[] = (file?.checks ?? []).map(c =>
+    c.type === 'http'
+      ? {
+          type: 'http',
+          name: c.name,
+          url: c.url,
+          method: c.method,
+          expectStatus: c.expect.status,
+          bodyContains: c.expect['body-contains'],
+          timeoutMs: c.timeout,
+          retries: c.retries,
+          intervalMs: c.interval,
+          stages: c.stages ?? ALL_STAGES
+        }
+      : {
+          type: 'tcp',
+          name: c.name,
+          host: c.host,
+          port: c.port,
+          timeoutMs: c.timeout,
+          retries: c.retries,
+          intervalMs: c.interval,
+          stages: c.stages ?? ALL_STAGES
+        }
+  );
+  if (healthUrl) {
+    out.push({
+      type: 'http',
+      name: 'health-url',
+      url: healthUrl,
+      method: 'GET',
+      expectStatus: [200],
+      timeoutMs: 5000,
+      retries: 10,
+      intervalMs: 2000,
+      stages: ALL_STAGES
+    });
+  }
+  return out;
+}

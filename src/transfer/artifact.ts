@@ -1,0 +1,390 @@
+import { lstat, readdir, readlink, stat } from 'node:fs/promises';
+import { basename, join, posix, resolve } from 'node:path';
+
+/** One thing to ship. Paths are POSIX, relative to the artifact root, without a leading './'. */
+export type ArtifactEntry =
+  | { kind: 'dir'; path: string; mode: number }
+  | { kind: 'file'; path: string; mode: number; size: number }
+  | { kind: 'symlink'; path: string; target: string };
+
+/** The result of {@link scanArtifact}: metadata only, never file contents. */
+export interface Artifact {
+  /** Absolute path of the scanned file or directory. */
+  root: string;
+  /** True when the artifact is a single file (then `entries` holds exactly that file, named by its basename). */
+  isFile: boolean;
+  /** Sorted by path; a directory always precedes its contents. */
+  entries: readonly ArtifactEntry[];
+  fileCount: number;
+  totalBytes: number;
+}
+
+/** An artifact that cannot be shipped safely. `message` says what and where, `hint` what to do about it. */
+export class ArtifactError extends Error {
+  override name = 'ArtifactError';
+  constructor(
+    message: string,
+    /** What the user should do to fix it. */
+    readonly hint: string,
+    /** The offending path (absolute or artifact-relative), when there is one. */
+    readonly path?: string
+  ) {
+    super(message);
+  }
+}
+
+/** Bounds concurrent filesystem calls: enough to hide latency, few enough not to exhaust file descriptors. */
+const FS_CONCURRENCY = 32;
+/** Same limit as Linux's MAXSYMLINKS. */
+const MAX_SYMLINK_HOPS = 40;
+
+const EXCLUDE_HINT = 'or list it in the exclude patterns';
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+const utf8Lossy = new TextDecoder('utf-8');
+
+/**
+ * Scans a file or a directory tree without reading file contents.
+ *
+ * Rejects (with {@link ArtifactError}) anything the deploy cannot reproduce faithfully or verify:
+ * special files, symlinks that are absolute or lead outside the artifact, names that are not UTF-8 or
+ * contain control characters or backslashes, a missing path, and an artifact with no files.
+ * `exclude` holds glob patterns (see {@link compileExclude}); excluded entries are skipped before any
+ * check and excluded directories are not descended into. They do not apply to a single-file artifact.
+ */
+export async function scanArtifact(path: string, opts: { exclude?: readonly string[] } = {}): Promise<Artifact> {
+  if (typeof path !== 'string' || path.trim() === '') {
+    throw new ArtifactError('Artifact path is empty.', 'Set the artifact input to the build output file or directory.');
+  }
+  const root = resolve(path);
+  // stat, not lstat: the artifact path itself may be a symlink (e.g. `current -> build-42`).
+  const st = await stat(root).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT' || err.code === 'ENOTDIR') {
+      throw new ArtifactError(
+        `Artifact path does not exist: ${root}`,
+        'Check the artifact input and that the build step produced it.',
+        root
+      );
+    }
+    throw fsError(err, root);
+  });
+
+  if (st.isFile()) {
+    const name = checkName(Buffer.from(basename(root)), '', root);
+    const entry: ArtifactEntry = { kind: 'file', path: name, mode: permissions(st.mode), size: st.size };
+    return { root, isFile: true, entries: [entry], fileCount: 1, totalBytes: st.size };
+  }
+  if (!st.isDirectory()) {
+    throw new ArtifactError(
+      `Artifact path is a ${specialKind(st)}, not a file or directory: ${root}`,
+      'Point the artifact input at the build output.',
+      root
+    );
+  }
+
+  const entries = await walk(root, compileExclude(opts.exclude ?? []));
+  entries.sort((a, b) => comparePaths(a.path, b.path));
+  checkSymlinkChains(entries, root);
+  let fileCount = 0;
+  let totalBytes = 0;
+  for (const e of entries) {
+    if (e.kind === 'file') {
+      fileCount++;
+      totalBytes += e.size;
+    }
+  }
+  if (fileCount === 0) {
+    throw new ArtifactError(
+      `Artifact directory contains no files${opts.exclude?.length ? ' (after exclusions)' : ''}: ${root}`,
+      'Check that the build step ran and wrote its output there, and that the exclude patterns are not too broad.',
+      root
+    );
+  }
+  return { root, isFile: false, entries, fileCount, totalBytes };
+}
+
+/** Absolute path on the local disk of the entry at `entryPath`. */
+export function entrySourcePath(artifact: Artifact, entryPath: string): string {
+  return artifact.isFile ? artifact.root : join(artifact.root, entryPath);
+}
+
+/**
+ * A manifest for `sha256sum -c --strict`, run in the directory the artifact was extracted into:
+ * one `<hex>  ./<path>` line per file, sorted by path. The './' keeps names starting with '-' or ' '
+ * from being misread.
+ */
+export function manifestText(hashes: ReadonlyMap<string, string>): string {
+  return [...hashes]
+    .sort(([a], [b]) => comparePaths(a, b))
+    .map(([path, hash]) => {
+      if (!/^[0-9a-f]{64}$/.test(hash)) throw new Error(`Not a SHA-256 hex digest for ${path}: ${hash}`);
+      // sha256sum escapes such names, so a plain line would not match; scanArtifact never produces them.
+      if (/[\\\n\r]/.test(path)) throw new Error(`Path cannot be listed in a manifest: ${JSON.stringify(path)}`);
+      return `${hash}  ./${path}\n`;
+    })
+    .join('');
+}
+
+/**
+ * Compiles exclude globs into a predicate over artifact-relative paths, with gitignore-like rules:
+ * `*` and `?` stay within one path segment, `**` spans segments (`a/**` also matches `a` itself),
+ * a trailing `/` matches directories only, a pattern without a `/` matches the name at any depth
+ * (`*.map`), and one with a `/` is anchored at the artifact root (a leading `/` or `./` is allowed).
+ * No character classes or negation.
+ */
+export function compileExclude(patterns: readonly string[]): (relPath: string, isDir: boolean) => boolean {
+  const compiled = patterns
+    .map(p => p.trim())
+    .filter(p => p !== '')
+    .map(p => {
+      const dirOnly = p.endsWith('/');
+      const trimmed = p.replace(/\/+$/, '');
+      const body = trimmed.replace(/^(?:\.\/|\/)+/, '');
+      return { dirOnly, re: globToRegExp(trimmed.includes('/') ? body : `**/${body}`) };
+    });
+  return (relPath, isDir) => compiled.some(c => (isDir || !c.dirOnly) && c.re.test(relPath));
+}
+
+function globToRegExp(glob: string): RegExp {
+  let re = '';
+  for (let i = 0; i < glob.length; i++) {
+    const atSegmentStart = i === 0 || glob[i - 1] === '/';
+    if (atSegmentStart && glob.startsWith('**/', i)) {
+      re += '(?:[^/]+/)*';
+      i += 2;
+    } else if (glob.slice(i) === '/**') {
+      re += '(?:/.*)?';
+      break;
+    } else if (atSegmentStart && glob.slice(i) === '**') {
+      re += '.*';
+      break;
+    } else if (glob[i] === '*') {
+      while (glob[i + 1] === '*') i++;
+      re += '[^/]*';
+    } else if (glob[i] === '?') {
+      re += '[^/]';
+    } else {
+      re += (glob[i] ?? '').replace(/[.+^${}()|[\]\\]/g, '\\$&');
+    }
+  }
+  return new RegExp(`^${re}$`);
+}
+
+async function walk(root: string, excluded: (rel: string, isDir: boolean) => boolean): Promise<ArtifactEntry[]> {
+  const entries: ArtifactEntry[] = [];
+  const limit = limiter(FS_CONCURRENCY);
+
+  const visit = async (relDir: string): Promise<void> => {
+    const absDir = relDir === '' ? root : join(root, relDir);
+    // Buffer names: a string readdir would silently turn invalid UTF-8 into U+FFFD.
+    const dirents = await limit(() => readdir(absDir, { encoding: 'buffer', withFileTypes: true })).catch(
+      (err: NodeJS.ErrnoException) => {
+        throw fsError(err, absDir);
+      }
+    );
+    await Promise.all(
+      dirents.map(async d => {
+        const raw = d.name;
+        // Decide exclusion first (on a lossy decode), so an excluded odd name is not an error.
+        const loose = joinRel(relDir, utf8Lossy.decode(raw));
+        if (excluded(loose, d.isDirectory())) return;
+        const rel = joinRel(relDir, checkName(raw, relDir, root));
+        const abs = join(root, rel);
+        const st = await limit(() => lstat(abs)).catch((err: NodeJS.ErrnoException) => {
+          throw fsError(err, abs);
+        });
+        if (st.isDirectory()) {
+          entries.push({ kind: 'dir', path: rel, mode: permissions(st.mode) });
+          await visit(rel);
+        } else if (st.isFile()) {
+          entries.push({ kind: 'file', path: rel, mode: permissions(st.mode), size: st.size });
+        } else if (st.isSymbolicLink()) {
+          const target = await limit(() => readlink(abs, { encoding: 'buffer' })).catch(
+            (err: NodeJS.ErrnoException) => {
+              throw fsError(err, abs);
+            }
+          );
+          entries.push({ kind: 'symlink', path: rel, target: checkSymlinkTarget(rel, target, abs) });
+        } else {
+          throw new ArtifactError(
+            `Artifact contains a ${specialKind(st)} at "${rel}" (${abs}).`,
+            `Only regular files, directories and relative symlinks can be deployed; remove it ${EXCLUDE_HINT}.`,
+            rel
+          );
+        }
+      })
+    );
+  };
+
+  await visit('');
+  return entries;
+}
+
+/**
+ * Setuid/setgid are stripped: a remote extracting as root (even with --no-same-owner) would otherwise
+ * create setuid-root executables, and such bits in a build output are almost always accidental.
+ * The sticky bit is harmless and kept.
+ */
+function permissions(mode: number): number {
+  return mode & 0o7777 & ~0o6000;
+}
+
+/**
+ * Returns the decoded name or throws. Newlines, CRs and backslashes make sha256sum escape the name in
+ * its output and manifests, other control characters make names unreadable in logs, and non-UTF-8
+ * bytes cannot be carried in a pax header or shown to the user.
+ */
+function checkName(raw: Buffer, relDir: string, root: string): string {
+  let name: string;
+  try {
+    name = utf8.decode(raw);
+  } catch {
+    const shown = joinRel(relDir, escapeBytes(raw));
+    throw new ArtifactError(
+      `Artifact file name is not valid UTF-8: "${shown}" in ${root}.`,
+      `Rename it to a UTF-8 name ${EXCLUDE_HINT}.`,
+      shown
+    );
+  }
+  const bad = /[\\\u0000-\u001f\u007f-\u009f]/.exec(name);
+  if (bad) {
+    const what =
+      bad[0] === '\n'
+        ? 'a newline'
+        : bad[0] === '\r'
+          ? 'a carriage return'
+          : bad[0] === '\\'
+            ? 'a backslash'
+            : `the control character U+${bad[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`;
+    const shown = JSON.stringify(joinRel(relDir, name));
+    throw new ArtifactError(
+      `Artifact file name contains ${what}: ${shown} in ${root}.`,
+      `Rename it (such names break the sha256sum manifest) ${EXCLUDE_HINT}.`,
+      joinRel(relDir, name)
+    );
+  }
+  return name;
+}
+
+/** Checks one link on its own: UTF-8, relative, and lexically inside the artifact. */
+function checkSymlinkTarget(rel: string, raw: Buffer, abs: string): string {
+  let target: string;
+  try {
+    target = utf8.decode(raw);
+  } catch {
+    target = '';
+  }
+  if (target === '' || /[\u0000-\u001f\u007f-\u009f]/.test(target)) {
+    throw new ArtifactError(
+      `Artifact symlink "${rel}" has an empty, non-UTF-8 or control-character target: "${escapeBytes(raw)}" (${abs}).`,
+      `Fix the link ${EXCLUDE_HINT}.`,
+      rel
+    );
+  }
+  if (target.startsWith('/')) {
+    throw new ArtifactError(
+      `Artifact symlink "${rel}" points to the absolute path "${target}" (${abs}).`,
+      `Make it a relative link to something inside the artifact, remove it ${EXCLUDE_HINT}.`,
+      rel
+    );
+  }
+  const resolved = posix.normalize(posix.join(posix.dirname(rel), target));
+  if (resolved === '..' || resolved.startsWith('../')) {
+    throw outsideError(rel, target, abs);
+  }
+  return target;
+}
+
+function outsideError(rel: string, target: string, abs: string, via = ''): ArtifactError {
+  return new ArtifactError(
+    `Artifact symlink "${rel}" -> "${target}" points outside the artifact${via} (${abs}).`,
+    `Only links to something inside the artifact can be deployed; copy the target into the artifact, remove the link ${EXCLUDE_HINT}.`,
+    rel
+  );
+}
+
+/**
+ * The per-link lexical check misses chains: with `a/b -> ..`, the link `c -> a/b/..` normalises to `a`
+ * but the kernel resolves it to the root's parent. Resolve every link like the kernel would, following
+ * links that are part of the artifact (what will exist on the host).
+ */
+function checkSymlinkChains(entries: readonly ArtifactEntry[], root: string): void {
+  const links = new Map<string, string>();
+  for (const e of entries) if (e.kind === 'symlink') links.set(e.path, e.target);
+  for (const [path, target] of links) {
+    const stack: string[] = [];
+    const pending = [...posix.dirname(path).split('/'), ...target.split('/')].reverse();
+    let hops = 0;
+    while (pending.length > 0) {
+      const part = pending.pop() as string;
+      if (part === '' || part === '.') continue;
+      if (part === '..') {
+        if (stack.length === 0) throw outsideError(path, target, join(root, path), ' through another symlink');
+        stack.pop();
+        continue;
+      }
+      stack.push(part);
+      const next = links.get(stack.join('/'));
+      if (next === undefined) continue;
+      if (++hops > MAX_SYMLINK_HOPS) {
+        throw new ArtifactError(
+          `Artifact symlink "${path}" -> "${target}" loops (too many levels of symbolic links).`,
+          `Fix the link ${EXCLUDE_HINT}.`,
+          path
+        );
+      }
+      stack.pop();
+      pending.push(...next.split('/').reverse());
+    }
+  }
+}
+
+function specialKind(st: { isFIFO(): boolean; isSocket(): boolean; isBlockDevice(): boolean; isCharacterDevice(): boolean }): string {
+  if (st.isFIFO()) return 'FIFO (named pipe)';
+  if (st.isSocket()) return 'socket';
+  if (st.isBlockDevice()) return 'block device';
+  if (st.isCharacterDevice()) return 'character device';
+  return 'special file';
+}
+
+function fsError(err: NodeJS.ErrnoException, path: string): ArtifactError {
+  const changed = err.code === 'ENOENT' || err.code === 'ENOTDIR';
+  return new ArtifactError(
+    `Cannot read ${path} while scanning the artifact: ${err.code ?? err.message}`,
+    changed
+      ? 'The artifact changed during the scan; make sure the build has finished before deploying.'
+      : 'Check the file permissions of the artifact.',
+    path
+  );
+}
+
+function escapeBytes(raw: Buffer): string {
+  let out = '';
+  for (const b of raw) out += b >= 0x20 && b < 0x7f && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`;
+  return out;
+}
+
+function joinRel(dir: string, name: string): string {
+  return dir === '' ? name : `${dir}/${name}`;
+}
+
+/** Plain code-unit order: deterministic, and a directory sorts before everything below it. */
+function comparePaths(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Runs at most `max` tasks at once; a finishing task hands its slot straight to the next waiter. */
+function limiter(max: number): <T>(task: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async task => {
+    if (active < max) active++;
+    else await new Promise<void>(r => waiting.push(r));
+    try {
+      return await task();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else active--;
+    }
+  };
+}
