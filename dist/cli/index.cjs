@@ -56954,12 +56954,14 @@ var dist = __nccwpck_require__(8815);
  * must never drift apart: validation with messages a person can act on, the static type of the
  * validated settings, and a JSON Schema (draft 2020-12) for editor completion.
  *
- * Input is untrusted YAML output, so the validator never recurses deeper than the schema (plus a
- * hard depth limit), caps list sizes, string lengths and the number of reported issues, and builds
- * outputs on null-prototype objects so keys like `__proto__` can never reach a prototype.
+ * Input is untrusted YAML output. The validator only recurses as deep as the schema (and schemas
+ * deeper than MAX_DEPTH are refused when built), so hostile nesting cannot exhaust the stack; list
+ * sizes, string lengths and the number of reported issues are capped; outputs are frozen
+ * null-prototype objects holding only validated keys, so `__proto__` and friends never reach a
+ * prototype; Dates, Maps and other non-plain values are wrong types.
  */
 const INVALID = Symbol('invalid');
-/** Hard limits against hostile input; the schema-level options can lower (or raise) the size ones. */
+/** Limits against hostile input; per-schema options (maxItems, maxLength, maxKeys) override the defaults. */
 const MAX_DEPTH = 32;
 const MAX_ISSUES = 100;
 const DEFAULT_MAX_ITEMS = 1000;
@@ -56969,9 +56971,8 @@ const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
 const clip = (s, n) => (s.length > n ? `${s.slice(0, n)}…` : s);
 /** JSON quoting, plus escapes for characters that reorder or break a terminal line (bidi, U+2028). */
-const schema_quote = (s) => JSON.stringify(s).replace(/[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, c => {
-    return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
-});
+const hex = (c) => c.charCodeAt(0).toString(16).padStart(4, '0');
+const schema_quote = (s) => JSON.stringify(s).replace(/[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, c => `\\u${hex(c)}`);
 const showKey = (k) => (/^[\w-]{1,40}$/.test(k) ? `\`${k}\`` : schema_quote(clip(k, 40)));
 const hasOwn = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
 /** Only `{}`-style mappings count: YAML can also produce Dates, Maps and byte arrays. */
@@ -57019,13 +57020,13 @@ function toFlow(v) {
     return String(v);
 }
 /** `path` plus one key or index; odd keys are bracket-quoted so the path stays unambiguous. */
-const child = (path, key) => typeof key === 'number'
-    ? `${path}[${key}]`
-    : /^[\w-]+$/.test(key)
-        ? path
-            ? `${path}.${key}`
-            : key
-        : `${path}[${schema_quote(clip(key, 40))}]`;
+function child(path, key) {
+    if (typeof key === 'number')
+        return `${path}[${key}]`;
+    if (!/^[\w-]+$/.test(key))
+        return `${path}[${schema_quote(clip(key, 40))}]`;
+    return path ? `${path}.${key}` : key;
+}
 /** The example as it would sit at `path`: `port: 22`, `- web1` for a list item, bare at the root. */
 function schema_snippet(path, example) {
     if (path === '')
@@ -57168,9 +57169,9 @@ function str(opts = {}) {
             if (length < minLength || length > maxLength)
                 return got(count(minLength, maxLength, 'character'), v);
             const at = v.search(multiline ? CONTROL_MULTILINE : CONTROL);
-            const code = v.charCodeAt(at).toString(16).toUpperCase().padStart(4, '0');
+            const code = `U+${hex(v[at] ?? '').toUpperCase()}`;
             if (at >= 0)
-                return `contains the control character U+${code} at position ${at}, which is not allowed here`;
+                return `contains the control character ${code} at position ${at}, which is not allowed here`;
             return pattern && !pattern.test(v) ? got(expected, v) : { value: v };
         },
         json: { type: 'string', pattern: pattern?.source, minLength: minLength || undefined, maxLength }
@@ -57318,14 +57319,15 @@ function optional(schema, ...dflt) {
 const unwrap = (f) => (f.kind === 'optional' ? f.schema : f);
 /** The unknown-key issue, with a did-you-mean from the known keys when one is close enough. */
 function unknownKey(ctx, s, fields, path, key) {
+    // Past the cap nothing is shown, so skip the edit distances: a mapping may have 100k hostile keys.
     const known = Object.keys(fields);
     const near = suggest(key, known);
     if (near === undefined) {
-        const list = known
-            .slice(0, 15)
-            .map(k => `\`${k}\``)
-            .join(', ') + (known.length > 15 ? ', …' : '');
-        return void report(ctx, child(path, key), `unknown key ${showKey(key)}; known keys: ${list}`, schema_snippet(path, s.example));
+        const shown = known.slice(0, 15).map(k => `\`${k}\``);
+        if (known.length > 15)
+            shown.push('…');
+        const message = `unknown key ${showKey(key)}; known keys: ${shown.join(', ')}`;
+        return void report(ctx, child(path, key), message, schema_snippet(path, s.example));
     }
     const style = normalizeKey(key) === near ? ' (keys are kebab-case)' : '';
     const example = schema_snippet(child(path, near), unwrap(fields[near]).example);
@@ -57356,7 +57358,8 @@ function obj(fields, opts = {}) {
                 }
                 else if (raw === undefined) {
                     ok = false;
-                    report(ctx, at, `missing required key \`${key}\`, expected ${inner.expected}`, schema_snippet(at, inner.example));
+                    const message = `missing required key \`${key}\`, expected ${inner.expected}`;
+                    report(ctx, at, message, schema_snippet(at, inner.example));
                 }
                 else {
                     const r = run(inner, raw, at, ctx);
@@ -57973,16 +57976,39 @@ async function waitForPort(port, ms) {
     }
     throw new Error(`sshd did not listen on 127.0.0.1:${port} within ${ms} ms`);
 }
+/**
+ * The unprivileged account the sandbox logs in as when we run as root. Deploying as a plain user
+ * is what production should look like, and a `/bin/sh` login shell keeps each remote command fast
+ * (root's interactive bash setup on some machines costs half a second per command).
+ */
+const SANDBOX_USER = 'deployguard-sandbox';
+async function ensureSandboxUser() {
+    if (process.getuid?.() !== 0)
+        return (0,external_node_os_namespaceObject.userInfo)().username;
+    try {
+        await sandbox_run('id', ['-u', SANDBOX_USER]);
+    }
+    catch {
+        await sandbox_run('useradd', ['--system', '--create-home', '--home-dir', `/var/lib/${SANDBOX_USER}`, '--shell', '/bin/sh', SANDBOX_USER]);
+    }
+    // useradd leaves the password "locked" (`!`), and sshd without PAM refuses locked accounts even
+    // for key logins; `*` means "no password" without the lock.
+    await sandbox_run('usermod', ['-p', '*', SANDBOX_USER]);
+    return SANDBOX_USER;
+}
 /** Starts sshd with its own host key, config and one authorized key; nothing system-wide changes. */
 async function startSandbox() {
     if (!(0,external_node_fs_namespaceObject.existsSync)(SSHD)) {
         throw new Error(`${SSHD} is missing. Install it with: apt-get install -y openssh-server`);
     }
+    const user = await ensureSandboxUser();
     const dir = await (0,promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'deployguard-sandbox-'));
     const port = await freePort();
     await sandbox_run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'sandbox-host', '-f', (0,external_node_path_namespaceObject.join)(dir, 'host_key')]);
     await sandbox_run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'sandbox-user', '-f', (0,external_node_path_namespaceObject.join)(dir, 'user_key')]);
-    await (0,promises_namespaceObject.writeFile)((0,external_node_path_namespaceObject.join)(dir, 'authorized_keys'), await (0,promises_namespaceObject.readFile)((0,external_node_path_namespaceObject.join)(dir, 'user_key.pub')), { mode: 0o600 });
+    // sshd reads authorized_keys as the logging-in user: it must be able to reach and read it.
+    await (0,promises_namespaceObject.chmod)(dir, 0o755);
+    await (0,promises_namespaceObject.writeFile)((0,external_node_path_namespaceObject.join)(dir, 'authorized_keys'), await (0,promises_namespaceObject.readFile)((0,external_node_path_namespaceObject.join)(dir, 'user_key.pub')), { mode: 0o644 });
     await (0,promises_namespaceObject.mkdir)('/run/sshd', { recursive: true }).catch(() => undefined);
     const config = [
         `Port ${port}`,
@@ -58011,7 +58037,7 @@ async function startSandbox() {
         dir,
         host: '127.0.0.1',
         port,
-        user: (0,external_node_os_namespaceObject.userInfo)().username,
+        user,
         privateKey: await (0,promises_namespaceObject.readFile)((0,external_node_path_namespaceObject.join)(dir, 'user_key'), 'utf8'),
         knownHostsLine: `[127.0.0.1]:${port} ${hostPub[0]} ${hostPub[1]}`,
         async stop() {
@@ -58087,20 +58113,26 @@ async function runDemo(log) {
     ensureSshd(log);
     const work = await (0,promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'deployguard-demo-'));
     let sandbox;
-    const pidfile = (0,external_node_path_namespaceObject.join)(work, 'app.pid');
+    const home = (0,external_node_path_namespaceObject.join)(work, 'home');
+    const pidfile = (0,external_node_path_namespaceObject.join)(home, 'app.pid');
     try {
         sandbox = await startSandbox();
+        await (0,promises_namespaceObject.mkdir)(home, { recursive: true });
+        // The sandbox logs in as an unprivileged user when we are root: give it the demo's directory.
+        if (process.getuid?.() === 0)
+            (0,external_node_child_process_namespaceObject.execFileSync)('chown', ['-R', `${sandbox.user}:`, home]);
+        await (0,promises_namespaceObject.chmod)(work, 0o755);
         const port = await freePort();
         log.info(`Sandbox host: ${sandbox.user}@127.0.0.1:${sandbox.port} (host key pinned); the app will listen on 127.0.0.1:${port}`);
         const config = [
             'version: 1',
             'environment: demo',
             'target:',
-            `  path: ${(0,external_node_path_namespaceObject.join)(work, 'srv', 'demo-app')}`,
+            `  path: ${(0,external_node_path_namespaceObject.join)(home, 'srv', 'demo-app')}`,
             '  keep-releases: 3',
             'service:',
             '  manager: command',
-            `  start: PORT=${port} nohup node server.js > ${(0,external_node_path_namespaceObject.join)(work, 'app.log')} 2>&1 & echo $! > ${pidfile}`,
+            `  start: PORT=${port} nohup node server.js > ${(0,external_node_path_namespaceObject.join)(home, 'app.log')} 2>&1 & echo $! > ${pidfile}`,
             `  pidfile: ${pidfile}`,
             '  stop-grace: 5s',
             '  settle: 1s',

@@ -58616,12 +58616,14 @@ var dist = __nccwpck_require__(8815);
  * must never drift apart: validation with messages a person can act on, the static type of the
  * validated settings, and a JSON Schema (draft 2020-12) for editor completion.
  *
- * Input is untrusted YAML output, so the validator never recurses deeper than the schema (plus a
- * hard depth limit), caps list sizes, string lengths and the number of reported issues, and builds
- * outputs on null-prototype objects so keys like `__proto__` can never reach a prototype.
+ * Input is untrusted YAML output. The validator only recurses as deep as the schema (and schemas
+ * deeper than MAX_DEPTH are refused when built), so hostile nesting cannot exhaust the stack; list
+ * sizes, string lengths and the number of reported issues are capped; outputs are frozen
+ * null-prototype objects holding only validated keys, so `__proto__` and friends never reach a
+ * prototype; Dates, Maps and other non-plain values are wrong types.
  */
 const INVALID = Symbol('invalid');
-/** Hard limits against hostile input; the schema-level options can lower (or raise) the size ones. */
+/** Limits against hostile input; per-schema options (maxItems, maxLength, maxKeys) override the defaults. */
 const MAX_DEPTH = 32;
 const MAX_ISSUES = 100;
 const DEFAULT_MAX_ITEMS = 1000;
@@ -58631,9 +58633,8 @@ const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
 const clip = (s, n) => (s.length > n ? `${s.slice(0, n)}…` : s);
 /** JSON quoting, plus escapes for characters that reorder or break a terminal line (bidi, U+2028). */
-const schema_quote = (s) => JSON.stringify(s).replace(/[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, c => {
-    return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
-});
+const hex = (c) => c.charCodeAt(0).toString(16).padStart(4, '0');
+const schema_quote = (s) => JSON.stringify(s).replace(/[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, c => `\\u${hex(c)}`);
 const showKey = (k) => (/^[\w-]{1,40}$/.test(k) ? `\`${k}\`` : schema_quote(clip(k, 40)));
 const hasOwn = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
 /** Only `{}`-style mappings count: YAML can also produce Dates, Maps and byte arrays. */
@@ -58681,13 +58682,13 @@ function toFlow(v) {
     return String(v);
 }
 /** `path` plus one key or index; odd keys are bracket-quoted so the path stays unambiguous. */
-const child = (path, key) => typeof key === 'number'
-    ? `${path}[${key}]`
-    : /^[\w-]+$/.test(key)
-        ? path
-            ? `${path}.${key}`
-            : key
-        : `${path}[${schema_quote(clip(key, 40))}]`;
+function child(path, key) {
+    if (typeof key === 'number')
+        return `${path}[${key}]`;
+    if (!/^[\w-]+$/.test(key))
+        return `${path}[${schema_quote(clip(key, 40))}]`;
+    return path ? `${path}.${key}` : key;
+}
 /** The example as it would sit at `path`: `port: 22`, `- web1` for a list item, bare at the root. */
 function snippet(path, example) {
     if (path === '')
@@ -58830,9 +58831,9 @@ function str(opts = {}) {
             if (length < minLength || length > maxLength)
                 return got(count(minLength, maxLength, 'character'), v);
             const at = v.search(multiline ? CONTROL_MULTILINE : CONTROL);
-            const code = v.charCodeAt(at).toString(16).toUpperCase().padStart(4, '0');
+            const code = `U+${hex(v[at] ?? '').toUpperCase()}`;
             if (at >= 0)
-                return `contains the control character U+${code} at position ${at}, which is not allowed here`;
+                return `contains the control character ${code} at position ${at}, which is not allowed here`;
             return pattern && !pattern.test(v) ? got(expected, v) : { value: v };
         },
         json: { type: 'string', pattern: pattern?.source, minLength: minLength || undefined, maxLength }
@@ -58980,14 +58981,15 @@ function optional(schema, ...dflt) {
 const unwrap = (f) => (f.kind === 'optional' ? f.schema : f);
 /** The unknown-key issue, with a did-you-mean from the known keys when one is close enough. */
 function unknownKey(ctx, s, fields, path, key) {
+    // Past the cap nothing is shown, so skip the edit distances: a mapping may have 100k hostile keys.
     const known = Object.keys(fields);
     const near = suggest(key, known);
     if (near === undefined) {
-        const list = known
-            .slice(0, 15)
-            .map(k => `\`${k}\``)
-            .join(', ') + (known.length > 15 ? ', …' : '');
-        return void report(ctx, child(path, key), `unknown key ${showKey(key)}; known keys: ${list}`, snippet(path, s.example));
+        const shown = known.slice(0, 15).map(k => `\`${k}\``);
+        if (known.length > 15)
+            shown.push('…');
+        const message = `unknown key ${showKey(key)}; known keys: ${shown.join(', ')}`;
+        return void report(ctx, child(path, key), message, snippet(path, s.example));
     }
     const style = normalizeKey(key) === near ? ' (keys are kebab-case)' : '';
     const example = snippet(child(path, near), unwrap(fields[near]).example);
@@ -59018,7 +59020,8 @@ function obj(fields, opts = {}) {
                 }
                 else if (raw === undefined) {
                     ok = false;
-                    report(ctx, at, `missing required key \`${key}\`, expected ${inner.expected}`, snippet(at, inner.example));
+                    const message = `missing required key \`${key}\`, expected ${inner.expected}`;
+                    report(ctx, at, message, snippet(at, inner.example));
                 }
                 else {
                     const r = run(inner, raw, at, ctx);
@@ -59105,7 +59108,7 @@ function union(schemas, opts = {}) {
                 if (r !== INVALID)
                     return r;
             }
-            if (!trial)
+            if (shaped.length !== 1 || !trial)
                 return fail(ctx, s, path, got(expected, v));
             for (const i of trial.issues)
                 report(ctx, i.path, i.message, i.example);

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { runDeploy } from '../deploy.js';
@@ -57,20 +57,25 @@ export async function runDemo(log: Logger): Promise<number> {
   ensureSshd(log);
   const work = await mkdtemp(join(tmpdir(), 'deployguard-demo-'));
   let sandbox: Sandbox | undefined;
-  const pidfile = join(work, 'app.pid');
+  const home = join(work, 'home');
+  const pidfile = join(home, 'app.pid');
   try {
     sandbox = await startSandbox();
+    await mkdir(home, { recursive: true });
+    // The sandbox logs in as an unprivileged user when we are root: give it the demo's directory.
+    if (process.getuid?.() === 0) execFileSync('chown', ['-R', `${sandbox.user}:`, home]);
+    await chmod(work, 0o755);
     const port = await freePort();
     log.info(`Sandbox host: ${sandbox.user}@127.0.0.1:${sandbox.port} (host key pinned); the app will listen on 127.0.0.1:${port}`);
     const config = [
       'version: 1',
       'environment: demo',
       'target:',
-      `  path: ${join(work, 'srv', 'demo-app')}`,
+      `  path: ${join(home, 'srv', 'demo-app')}`,
       '  keep-releases: 3',
       'service:',
       '  manager: command',
-      `  start: PORT=${port} nohup node server.js > ${join(work, 'app.log')} 2>&1 & echo $! > ${pidfile}`,
+      `  start: PORT=${port} nohup node server.js > ${join(home, 'app.log')} 2>&1 & echo $! > ${pidfile}`,
       `  pidfile: ${pidfile}`,
       '  stop-grace: 5s',
       '  settle: 1s',

@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -49,16 +49,39 @@ async function waitForPort(port: number, ms: number): Promise<void> {
   throw new Error(`sshd did not listen on 127.0.0.1:${port} within ${ms} ms`);
 }
 
+/**
+ * The unprivileged account the sandbox logs in as when we run as root. Deploying as a plain user
+ * is what production should look like, and a `/bin/sh` login shell keeps each remote command fast
+ * (root's interactive bash setup on some machines costs half a second per command).
+ */
+export const SANDBOX_USER = 'deployguard-sandbox';
+
+async function ensureSandboxUser(): Promise<string> {
+  if (process.getuid?.() !== 0) return userInfo().username;
+  try {
+    await run('id', ['-u', SANDBOX_USER]);
+  } catch {
+    await run('useradd', ['--system', '--create-home', '--home-dir', `/var/lib/${SANDBOX_USER}`, '--shell', '/bin/sh', SANDBOX_USER]);
+  }
+  // useradd leaves the password "locked" (`!`), and sshd without PAM refuses locked accounts even
+  // for key logins; `*` means "no password" without the lock.
+  await run('usermod', ['-p', '*', SANDBOX_USER]);
+  return SANDBOX_USER;
+}
+
 /** Starts sshd with its own host key, config and one authorized key; nothing system-wide changes. */
 export async function startSandbox(): Promise<Sandbox> {
   if (!existsSync(SSHD)) {
     throw new Error(`${SSHD} is missing. Install it with: apt-get install -y openssh-server`);
   }
+  const user = await ensureSandboxUser();
   const dir = await mkdtemp(join(tmpdir(), 'deployguard-sandbox-'));
   const port = await freePort();
   await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'sandbox-host', '-f', join(dir, 'host_key')]);
   await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'sandbox-user', '-f', join(dir, 'user_key')]);
-  await writeFile(join(dir, 'authorized_keys'), await readFile(join(dir, 'user_key.pub')), { mode: 0o600 });
+  // sshd reads authorized_keys as the logging-in user: it must be able to reach and read it.
+  await chmod(dir, 0o755);
+  await writeFile(join(dir, 'authorized_keys'), await readFile(join(dir, 'user_key.pub')), { mode: 0o644 });
   await mkdir('/run/sshd', { recursive: true }).catch(() => undefined);
   const config = [
     `Port ${port}`,
@@ -87,7 +110,7 @@ export async function startSandbox(): Promise<Sandbox> {
     dir,
     host: '127.0.0.1',
     port,
-    user: userInfo().username,
+    user,
     privateKey: await readFile(join(dir, 'user_key'), 'utf8'),
     knownHostsLine: `[127.0.0.1]:${port} ${hostPub[0]} ${hostPub[1]}`,
     async stop() {

@@ -3,9 +3,11 @@
  * must never drift apart: validation with messages a person can act on, the static type of the
  * validated settings, and a JSON Schema (draft 2020-12) for editor completion.
  *
- * Input is untrusted YAML output, so the validator never recurses deeper than the schema (plus a
- * hard depth limit), caps list sizes, string lengths and the number of reported issues, and builds
- * outputs on null-prototype objects so keys like `__proto__` can never reach a prototype.
+ * Input is untrusted YAML output. The validator only recurses as deep as the schema (and schemas
+ * deeper than MAX_DEPTH are refused when built), so hostile nesting cannot exhaust the stack; list
+ * sizes, string lengths and the number of reported issues are capped; outputs are frozen
+ * null-prototype objects holding only validated keys, so `__proto__` and friends never reach a
+ * prototype; Dates, Maps and other non-plain values are wrong types.
  */
 
 /** One problem found in the input. */
@@ -57,7 +59,7 @@ export type Infer<S extends AnySchema> = NonNullable<S['_types']>['output'];
 /** The type of the YAML input a schema accepts (durations are strings here, numbers in the output). */
 export type InferInput<S extends AnySchema> = NonNullable<S['_types']>['input'];
 
-/** Hard limits against hostile input; the schema-level options can lower (or raise) the size ones. */
+/** Limits against hostile input; per-schema options (maxItems, maxLength, maxKeys) override the defaults. */
 export const MAX_DEPTH = 32;
 export const MAX_ISSUES = 100;
 export const DEFAULT_MAX_ITEMS = 1000;
@@ -74,10 +76,9 @@ interface Common<In> {
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n)}…` : s);
 /** JSON quoting, plus escapes for characters that reorder or break a terminal line (bidi, U+2028). */
+const hex = (c: string) => c.charCodeAt(0).toString(16).padStart(4, '0');
 const quote = (s: string) =>
-  JSON.stringify(s).replace(/[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, c => {
-    return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
-  });
+  JSON.stringify(s).replace(/[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, c => `\\u${hex(c)}`);
 const showKey = (k: string) => (/^[\w-]{1,40}$/.test(k) ? `\`${k}\`` : quote(clip(k, 40)));
 const hasOwn = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o, k);
 
@@ -120,14 +121,11 @@ function toFlow(v: unknown): string {
 }
 
 /** `path` plus one key or index; odd keys are bracket-quoted so the path stays unambiguous. */
-const child = (path: string, key: string | number) =>
-  typeof key === 'number'
-    ? `${path}[${key}]`
-    : /^[\w-]+$/.test(key)
-      ? path
-        ? `${path}.${key}`
-        : key
-      : `${path}[${quote(clip(key, 40))}]`;
+function child(path: string, key: string | number): string {
+  if (typeof key === 'number') return `${path}[${key}]`;
+  if (!/^[\w-]+$/.test(key)) return `${path}[${quote(clip(key, 40))}]`;
+  return path ? `${path}.${key}` : key;
+}
 
 /** The example as it would sit at `path`: `port: 22`, `- web1` for a list item, bare at the root. */
 function snippet(path: string, example: unknown): string {
@@ -293,9 +291,9 @@ export function str(opts: StrOptions = {}): Schema<string> {
       const length = v.length > 2 * maxLength ? v.length : [...v].length;
       if (length < minLength || length > maxLength) return got(count(minLength, maxLength, 'character'), v);
       const at = v.search(multiline ? CONTROL_MULTILINE : CONTROL);
-      const code = v.charCodeAt(at).toString(16).toUpperCase().padStart(4, '0');
+      const code = `U+${hex(v[at] ?? '').toUpperCase()}`;
       if (at >= 0)
-        return `contains the control character U+${code} at position ${at}, which is not allowed here`;
+        return `contains the control character ${code} at position ${at}, which is not allowed here`;
       return pattern && !pattern.test(v) ? got(expected, v) : { value: v };
     },
     json: { type: 'string', pattern: pattern?.source, minLength: minLength || undefined, maxLength }
@@ -492,20 +490,15 @@ const unwrap = (f: AnySchema | Optional) => (f.kind === 'optional' ? f.schema : 
 
 /** The unknown-key issue, with a did-you-mean from the known keys when one is close enough. */
 function unknownKey(ctx: CheckContext, s: AnySchema, fields: Fields, path: string, key: string): void {
+  // Past the cap nothing is shown, so skip the edit distances: a mapping may have 100k hostile keys.
+
   const known = Object.keys(fields);
   const near = suggest(key, known);
   if (near === undefined) {
-    const list =
-      known
-        .slice(0, 15)
-        .map(k => `\`${k}\``)
-        .join(', ') + (known.length > 15 ? ', …' : '');
-    return void report(
-      ctx,
-      child(path, key),
-      `unknown key ${showKey(key)}; known keys: ${list}`,
-      snippet(path, s.example)
-    );
+    const shown = known.slice(0, 15).map(k => `\`${k}\``);
+    if (known.length > 15) shown.push('…');
+    const message = `unknown key ${showKey(key)}; known keys: ${shown.join(', ')}`;
+    return void report(ctx, child(path, key), message, snippet(path, s.example));
   }
   const style = normalizeKey(key) === near ? ' (keys are kebab-case)' : '';
   const example = snippet(child(path, near), unwrap(fields[near]!).example);
@@ -537,12 +530,8 @@ export function obj<F extends Fields>(
           if (field.hasDefault) out[key] = field.value;
         } else if (raw === undefined) {
           ok = false;
-          report(
-            ctx,
-            at,
-            `missing required key \`${key}\`, expected ${inner.expected}`,
-            snippet(at, inner.example)
-          );
+          const message = `missing required key \`${key}\`, expected ${inner.expected}`;
+          report(ctx, at, message, snippet(at, inner.example));
         } else {
           const r = run(inner, raw, at, ctx);
           if (r === INVALID) ok = false;
