@@ -2,7 +2,7 @@
 // Bundles each entry point with ncc into dist/<name>/index.cjs.
 // --check: bundle into a temporary directory and fail when it differs from the committed dist/.
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, existsSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 
@@ -26,10 +26,18 @@ for (const [name, entry] of Object.entries(entries)) {
   execFileSync(
     'npx',
     [
-      'ncc', 'build', entry, '-o', dir, '--license', 'licenses.txt', '--quiet',
+      'ncc',
+      'build',
+      entry,
+      '-o',
+      dir,
+      '--license',
+      'licenses.txt',
+      '--quiet',
       // ssh2's optional native addons are compiled per machine; ssh2 runs without them, and
       // leaving them out keeps dist/ identical on every machine.
-      '--external', 'cpu-features'
+      '--external',
+      'cpu-features'
     ],
     { stdio: 'inherit' }
   );
@@ -48,7 +56,9 @@ if (check) {
   }
   rmSync(out, { recursive: true, force: true });
   if (diff.length) {
-    console.error(`dist/ does not match a fresh bundle: ${diff.join(', ')}\nRun \`npm run bundle\` and commit dist/.`);
+    console.error(
+      `dist/ does not match a fresh bundle: ${diff.join(', ')}\nRun \`npm run bundle\` and commit dist/.`
+    );
     process.exit(1);
   }
   console.log('dist/ matches a fresh bundle.');

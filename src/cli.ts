@@ -44,7 +44,8 @@ export function parseArgs(argv: readonly string[]): Parsed {
       else if (BOOLEAN_FLAGS.has(name)) flags.set(name, 'true');
       else {
         const v = argv[i + 1];
-        if (v === undefined || v.startsWith('--')) throw new ConfigError(`flag --${name} needs a value`, `Example: --${name} VALUE`);
+        if (v === undefined || v.startsWith('--'))
+          throw new ConfigError(`flag --${name} needs a value`, `Example: --${name} VALUE`);
         flags.set(name, v);
         i++;
       }
@@ -55,7 +56,10 @@ export function parseArgs(argv: readonly string[]): Parsed {
 }
 
 /** Runs the CLI and returns the exit code (never calls process.exit, so tests can call it). */
-export async function main(argv: readonly string[], out: NodeJS.WritableStream = process.stdout): Promise<number> {
+export async function main(
+  argv: readonly string[],
+  out: NodeJS.WritableStream = process.stdout
+): Promise<number> {
   const log = consoleLogger();
   try {
     const { command, flags } = parseArgs(argv);
@@ -92,18 +96,25 @@ export async function main(argv: readonly string[], out: NodeJS.WritableStream =
       case 'check': {
         const settings = loadSettings({ ...base, purpose: 'check' });
         const stage = (flags.get('stage') ?? 'schedule') as Stage;
-        if (!['pre', 'post', 'schedule'].includes(stage)) throw new ConfigError(`--stage: expected pre, post or schedule, got "${stage}"`);
+        if (!['pre', 'post', 'schedule'].includes(stage))
+          throw new ConfigError(`--stage: expected pre, post or schedule, got "${stage}"`);
         const results = await runChecks(checksFor(settings.checks, stage), stage);
         const passed = results.filter(r => r.ok).length;
         if (json) out.write(JSON.stringify({ passed, total: results.length, results }, null, 2) + '\n');
         else {
-          for (const r of results) out.write(`${r.ok ? 'PASS' : 'FAIL'}  ${r.name}: ${r.reason} (${r.attempts} attempts, ${r.durationMs} ms)\n`);
+          for (const r of results)
+            out.write(
+              `${r.ok ? 'PASS' : 'FAIL'}  ${r.name}: ${r.reason} (${r.attempts} attempts, ${r.durationMs} ms)\n`
+            );
           out.write(`${passed}/${results.length} checks passed\n`);
         }
         return passed === results.length ? 0 : 1;
       }
       default:
-        throw new ConfigError(`unknown command "${command}"`, 'Commands: deploy, check, demo. Run `deployguard --help`.');
+        throw new ConfigError(
+          `unknown command "${command}"`,
+          'Commands: deploy, check, demo. Run `deployguard --help`.'
+        );
     }
   } catch (err) {
     log.error(describeError(err));

@@ -28,7 +28,9 @@ export interface RunOptions {
 /** The whole guarded deploy, wired to real SSH, real HTTP and the real clock. */
 export async function runDeploy(settings: Settings, opts: RunOptions): Promise<DeployResult> {
   const artifact = await readArtifact(settings);
-  opts.log.info(`artifact ${settings.artifact}: ${artifact.fileCount} files, ${(artifact.totalBytes / 1e6).toFixed(1)} MB`);
+  opts.log.info(
+    `artifact ${settings.artifact}: ${artifact.fileCount} files, ${(artifact.totalBytes / 1e6).toFixed(1)} MB`
+  );
   return deploy(settings, artifact, {
     log: opts.log,
     connect: host => connectHost(host, settings.ssh, opts.log),
@@ -59,12 +61,25 @@ export async function dryRun(settings: Settings): Promise<string> {
   plan.steps.forEach((s, i) => {
     out.push(`${i + 1}. ${s.title}`);
     if ('script' in s.action) out.push(...indent(remoteCommandLine(s.action.script)));
-    else out.push(`     (runs ${checksFor(settings.checks, 'post').length} post-deploy checks: ${checksFor(settings.checks, 'post').map(c => c.name).join(', ') || 'none'})`);
+    else
+      out.push(
+        `     (runs ${checksFor(settings.checks, 'post').length} post-deploy checks: ${
+          checksFor(settings.checks, 'post')
+            .map(c => c.name)
+            .join(', ') || 'none'
+        })`
+      );
     if (s.undo && 'script' in s.undo.action) {
       out.push(`   on failure later: ${s.undo.title}`, ...indent(remoteCommandLine(s.undo.action.script)));
     }
   });
-  out.push('', 'After every host passed:', ...plan.finalize.map(s => `- ${s.title}`), '- prune old releases', '- release the lock');
+  out.push(
+    '',
+    'After every host passed:',
+    ...plan.finalize.map(s => `- ${s.title}`),
+    '- prune old releases',
+    '- release the lock'
+  );
   return out.join('\n');
 }
 

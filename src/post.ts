@@ -37,7 +37,9 @@ export async function run(): Promise<void> {
         const shell = await connectHost(host, settings.ssh, actionsLogger);
         const r = await shell.exec(lockRelease(layout, token));
         shell.close();
-        core.warning(`${name}: the deploy ended without releasing its lock; ${r.stdout.includes('released') ? 'released it now' : 'it was already gone'}.`);
+        core.warning(
+          `${name}: the deploy ended without releasing its lock; ${r.stdout.includes('released') ? 'released it now' : 'it was already gone'}.`
+        );
       } catch (err) {
         core.warning(`${name}: could not release the deploy lock: ${describeError(err)}`);
       }

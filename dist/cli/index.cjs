@@ -54139,9 +54139,12 @@ function httpProbe(check) {
             if (timeout.aborted)
                 return { ok: false, reason: `no answer within ${check.timeoutMs} ms` };
             const cause = err.cause;
-            return { ok: false, reason: `request failed: ${cause?.code ?? cause?.message ?? err.message}` };
+            return {
+                ok: false,
+                reason: `request failed: ${cause?.code ?? cause?.message ?? err.message}`
+            };
         }
-        let body = '';
+        let body;
         try {
             body = await res.text();
         }
@@ -54156,7 +54159,10 @@ function httpProbe(check) {
             };
         }
         if (check.bodyContains !== undefined && !body.includes(check.bodyContains)) {
-            return { ok: false, reason: `HTTP ${res.status} but the body lacks "${check.bodyContains}": ${snippet(body)}` };
+            return {
+                ok: false,
+                reason: `HTTP ${res.status} but the body lacks "${check.bodyContains}": ${snippet(body)}`
+            };
         }
         return { ok: true, reason: `HTTP ${res.status} in ${ms} ms` };
     };
@@ -54215,12 +54221,26 @@ async function runCheck(check, stage, probe = probeFor(check), clock = realClock
     for (let attempt = 1; attempt <= attempts; attempt++) {
         const r = await probe(signal);
         if (r.ok)
-            return { name: check.name, stage, ok: true, attempts: attempt, durationMs: clock.now() - started, reason: r.reason };
+            return {
+                name: check.name,
+                stage,
+                ok: true,
+                attempts: attempt,
+                durationMs: clock.now() - started,
+                reason: r.reason
+            };
         reason = r.reason;
         if (attempt < attempts && !signal.aborted)
             await clock.sleep(check.intervalMs, signal);
         if (signal.aborted)
-            return { name: check.name, stage, ok: false, attempts: attempt, durationMs: clock.now() - started, reason: `${reason} (cancelled)` };
+            return {
+                name: check.name,
+                stage,
+                ok: false,
+                attempts: attempt,
+                durationMs: clock.now() - started,
+                reason: `${reason} (cancelled)`
+            };
     }
     return { name: check.name, stage, ok: false, attempts, durationMs: clock.now() - started, reason };
 }
@@ -55196,6 +55216,9 @@ function parseKnownHosts(text) {
             throw new Error(`not a known_hosts line: "${line.slice(0, 80)}"`);
         }
         const blob = Buffer.from(key, 'base64');
+        // The blob names its own type: a line whose key does not decode to that type is not a key.
+        if (describeKey(blob).type !== type)
+            throw new Error(`not a known_hosts line: "${line.slice(0, 80)}"`);
         if (hosts.startsWith('|1|')) {
             const [, , salt, hash] = hosts.split('|');
             out.push({
@@ -55410,7 +55433,11 @@ class Ssh2Shell {
                     }
                     else {
                         // No exit status at all means the connection or the remote shell died: never success.
-                        resolve({ code: code ?? 255, stdout, stderr: signal ? `${stderr}\n(killed by ${signal})` : stderr });
+                        resolve({
+                            code: code ?? 255,
+                            stdout,
+                            stderr: signal ? `${stderr}\n(killed by ${signal})` : stderr
+                        });
                     }
                 });
                 const stdin = opts.stdin;
@@ -56050,7 +56077,8 @@ function fsError(err, path) {
 function escapeBytes(raw) {
     let out = '';
     for (const b of raw)
-        out += b >= 0x20 && b < 0x7f && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`;
+        out +=
+            b >= 0x20 && b < 0x7f && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`;
     return out;
 }
 function joinRel(dir, name) {
@@ -56172,7 +56200,14 @@ async function* archive(artifact, hashes, onProgress) {
             const mtime = Math.floor(st.mtimeMs / 1000);
             yield* entry.kind === 'dir'
                 ? out(tarHeader({ path: entry.path, type: 'dir', mode: entry.mode, size: 0, mtime }))
-                : out(tarHeader({ path: entry.path, type: 'symlink', mode: 0o777, size: 0, mtime, linkname: entry.target }));
+                : out(tarHeader({
+                    path: entry.path,
+                    type: 'symlink',
+                    mode: 0o777,
+                    size: 0,
+                    mtime,
+                    linkname: entry.target
+                }));
             continue;
         }
         // O_NOFOLLOW: a file swapped for a symlink after the scan must not pull in data from elsewhere.
@@ -56184,7 +56219,13 @@ async function* archive(artifact, hashes, onProgress) {
             if (!st.isFile() || st.size !== entry.size)
                 throw changedSinceScan(entry.path, source);
             const size = entry.size;
-            yield* out(tarHeader({ path: entry.path, type: 'file', mode: entry.mode, size, mtime: Math.floor(st.mtimeMs / 1000) }));
+            yield* out(tarHeader({
+                path: entry.path,
+                type: 'file',
+                mode: entry.mode,
+                size,
+                mtime: Math.floor(st.mtimeMs / 1000)
+            }));
             const hash = (0,external_node_crypto_.createHash)('sha256');
             let pos = 0;
             while (pos < size) {
@@ -56250,7 +56291,15 @@ function tarHeader(h) {
         return header;
     const records = Buffer.from(pax.map(([k, v]) => paxRecord(k, v)).join(''), 'utf8');
     const paxName = `PaxHeaders/${asciiOnly(external_node_path_namespaceObject.posix.basename(path)).slice(0, 89)}`;
-    const paxHeader = ustarBlock({ name: paxName, prefix: '', mode: 0o644, size: records.length, mtime, typeflag: 'x', linkname: '' });
+    const paxHeader = ustarBlock({
+        name: paxName,
+        prefix: '',
+        mode: 0o644,
+        size: records.length,
+        mtime,
+        typeflag: 'x',
+        linkname: ''
+    });
     const padded = Buffer.alloc(Math.ceil(records.length / BLOCK) * BLOCK);
     records.copy(padded);
     return Buffer.concat([paxHeader, padded, header]);
@@ -56344,7 +56393,10 @@ function planHost(settings, layout, facts, opts) {
     steps.push({
         id: 'lock',
         title: 'Lock the host',
-        action: { kind: 'lock', script: lockAcquire(layout, lockOwner(settings, opts.token, opts.now), Math.ceil(settings.lock.ttlMs / 1000)) }
+        action: {
+            kind: 'lock',
+            script: lockAcquire(layout, lockOwner(settings, opts.token, opts.now), Math.ceil(settings.lock.ttlMs / 1000))
+        }
     });
     steps.push({
         id: 'stage',
@@ -56352,7 +56404,11 @@ function planHost(settings, layout, facts, opts) {
         action: exec(prepareStaging(staging)),
         undo: { id: 'unstage', title: 'Remove the staging directory', action: exec(removePaths([staging])) }
     });
-    steps.push({ id: 'upload', title: 'Upload the artifact', action: { kind: 'upload', script: unpack(staging), dir: staging } });
+    steps.push({
+        id: 'upload',
+        title: 'Upload the artifact',
+        action: { kind: 'upload', script: unpack(staging), dir: staging }
+    });
     steps.push({
         id: 'verify',
         title: 'Verify the SHA-256 of every file on the host',
@@ -56366,7 +56422,11 @@ function planHost(settings, layout, facts, opts) {
             id: 'promote',
             title: `Move the verified tree to releases/${id}`,
             action: exec(promote(staging, release)),
-            undo: { id: 'mark-failed', title: `Mark release ${id} failed`, action: exec(markRelease(layout, id, 'failed', opts.now)) }
+            undo: {
+                id: 'mark-failed',
+                title: `Mark release ${id} failed`,
+                action: exec(markRelease(layout, id, 'failed', opts.now))
+            }
         });
     }
     if (settings.target.shared.length) {
@@ -56386,7 +56446,11 @@ function planHost(settings, layout, facts, opts) {
     let backup;
     if (layout.strategy === 'in-place' && facts.previous) {
         backup = backupPath(layout, opts.now);
-        steps.push({ id: 'backup', title: `Back up the live tree to ${external_node_path_namespaceObject.posix.basename(backup)}`, action: exec(backupTree(layout, backup)) });
+        steps.push({
+            id: 'backup',
+            title: `Back up the live tree to ${external_node_path_namespaceObject.posix.basename(backup)}`,
+            action: exec(backupTree(layout, backup))
+        });
     }
     if (service) {
         steps.push({
@@ -56409,7 +56473,11 @@ function planHost(settings, layout, facts, opts) {
                     title: `Switch current back to ${external_node_path_namespaceObject.posix.basename(facts.previous)}`,
                     action: exec(switchCurrent(layout, facts.previous, `rollback-${id}`))
                 }
-                : { id: 'unswitch', title: 'Remove current (there was no release before)', action: exec(removeCurrent(layout)) }
+                : {
+                    id: 'unswitch',
+                    title: 'Remove current (there was no release before)',
+                    action: exec(removeCurrent(layout))
+                }
         });
     }
     else {
@@ -56420,7 +56488,9 @@ function planHost(settings, layout, facts, opts) {
             touchesService: true,
             undo: {
                 id: 'restore',
-                title: backup ? `Restore the backup ${external_node_path_namespaceObject.posix.basename(backup)}` : 'Remove the new tree (there was none before)',
+                title: backup
+                    ? `Restore the backup ${external_node_path_namespaceObject.posix.basename(backup)}`
+                    : 'Remove the new tree (there was none before)',
                 action: exec(restoreTree(layout, backup))
             }
         });
@@ -56433,11 +56503,25 @@ function planHost(settings, layout, facts, opts) {
             touchesService: true,
             undo: { id: 'stop-new', title: 'Stop the new release', action: exec(service.stop) }
         });
-        steps.push({ id: 'running', title: 'Service is active and its main PID alive', action: { kind: 'await-running', script: service.status }, touchesService: true });
+        steps.push({
+            id: 'running',
+            title: 'Service is active and its main PID alive',
+            action: { kind: 'await-running', script: service.status },
+            touchesService: true
+        });
     }
-    steps.push({ id: 'checks', title: 'Post-deploy health checks', action: { kind: 'checks' }, touchesService: true });
+    steps.push({
+        id: 'checks',
+        title: 'Post-deploy health checks',
+        action: { kind: 'checks' },
+        touchesService: true
+    });
     const finalize = [
-        { id: 'mark-good', title: `Record release ${id} as good`, action: exec(markRelease(layout, id, 'good', opts.now)) }
+        {
+            id: 'mark-good',
+            title: `Record release ${id} as good`,
+            action: exec(markRelease(layout, id, 'good', opts.now))
+        }
     ];
     return {
         layout,
@@ -56472,7 +56556,11 @@ function planPrune(releases, live, keep) {
     const byTime = (a, b) => (b.at ?? '').localeCompare(a.at ?? '') || b.id.localeCompare(a.id);
     const good = releases.filter(r => r.status === 'good').sort(byTime);
     const failed = releases.filter(r => r.status === 'failed').sort(byTime);
-    const keepIds = new Set([live, ...good.slice(0, Math.max(1, keep)).map(r => r.id), ...failed.slice(0, 1).map(r => r.id)]);
+    const keepIds = new Set([
+        live,
+        ...good.slice(0, Math.max(1, keep)).map(r => r.id),
+        ...failed.slice(0, 1).map(r => r.id)
+    ]);
     return [...good, ...failed].filter(r => !keepIds.has(r.id)).map(r => r.id);
 }
 
@@ -56639,7 +56727,10 @@ async function runAction(step, run, settings, artifact, deps, token) {
                 throw new StepFailed(`${run.host.name}: nothing was uploaded to verify`, 'deploy');
             const r = await run.shell.exec(a.script, { stdin: manifestText(hashes) });
             if (r.code !== 0) {
-                const bad = r.stdout.split('\n').filter(l => /: FAILED/.test(l)).slice(0, 10);
+                const bad = r.stdout
+                    .split('\n')
+                    .filter(l => /: FAILED/.test(l))
+                    .slice(0, 10);
                 throw new StepFailed(`${run.host.name}: checksum verification failed on the host; the service was not touched.\n${bad.join('\n') || tail(r.stderr)}`, 'deploy', 'The upload was corrupted or the staging directory was changed during the deploy. Re-run the deploy; if it repeats, check the disk on the host (df, dmesg).');
             }
             return;
@@ -56794,12 +56885,7 @@ async function finishHost(settings, run, deps) {
         const listing = await execOk(run, listReleases(plan.layout), 'list releases');
         const doomed = plan.layout.strategy === 'releases'
             ? planPrune(parseReleaseList(listing), settings.releaseId, settings.target.keepReleases).map(id => external_node_path_namespaceObject.posix.join(plan.layout.releasesDir, id))
-            : listing
-                .split('\n')
-                .filter(Boolean)
-                .sort()
-                .reverse()
-                .slice(settings.target.keepReleases);
+            : listing.split('\n').filter(Boolean).sort().reverse().slice(settings.target.keepReleases);
         if (doomed.length) {
             await execOk(run, removePaths(doomed), 'prune');
             deps.log.info(`pruned ${doomed.length}: ${doomed.map(d => external_node_path_namespaceObject.posix.basename(d)).join(', ')}`);
@@ -56873,7 +56959,9 @@ async function dryRun(settings) {
         if ('script' in s.action)
             out.push(...indent(remoteCommandLine(s.action.script)));
         else
-            out.push(`     (runs ${checksFor(settings.checks, 'post').length} post-deploy checks: ${checksFor(settings.checks, 'post').map(c => c.name).join(', ') || 'none'})`);
+            out.push(`     (runs ${checksFor(settings.checks, 'post').length} post-deploy checks: ${checksFor(settings.checks, 'post')
+                .map(c => c.name)
+                .join(', ') || 'none'})`);
         if (s.undo && 'script' in s.undo.action) {
             out.push(`   on failure later: ${s.undo.title}`, ...indent(remoteCommandLine(s.undo.action.script)));
         }
@@ -57597,7 +57685,11 @@ const configSchema = obj({
     checks: optional(arr(tagged('type', {
         http: {
             name: config_name,
-            url: str({ pattern: /^https?:\/\/\S+$/, expected: 'an http(s) URL', example: 'https://example.com/health' }),
+            url: str({
+                pattern: /^https?:\/\/\S+$/,
+                expected: 'an http(s) URL',
+                example: 'https://example.com/health'
+            }),
             method: optional(enumOf(['GET', 'HEAD', 'POST', 'PUT', 'OPTIONS']), 'GET'),
             expect: optional(obj({
                 status: optional(arr(schema_int({ min: 100, max: 599, example: 200 }), { minItems: 1 }), [200]),
@@ -57706,7 +57798,9 @@ function parseSettings(src) {
         const raw = readYaml(src.configText, configPath);
         const r = validate(configSchema, raw ?? {});
         if (!r.ok) {
-            p.list.push(...formatIssues(r.errors).split('\n').map(l => `${configPath}: ${l}`));
+            p.list.push(...formatIssues(r.errors)
+                .split('\n')
+                .map(l => `${configPath}: ${l}`));
         }
         else
             file = r.value;
@@ -57742,7 +57836,16 @@ function parseSettings(src) {
         p.list.push(`input \`user\`: "${defaultUser.slice(0, 40)}" is not a user name. Example: user: deploy`);
     }
     const fileHosts = hostInput
-        ? [{ name: get('host-name'), host: hostInput, port: port ?? 22, user: undefined, 'host-key': undefined, 'known-hosts': undefined }]
+        ? [
+            {
+                name: get('host-name'),
+                host: hostInput,
+                port: port ?? 22,
+                user: undefined,
+                'host-key': undefined,
+                'known-hosts': undefined
+            }
+        ]
         : (file?.hosts ?? []);
     const hosts = fileHosts.map((h, i) => {
         const own = h['host-key'];
@@ -57785,7 +57888,9 @@ function parseSettings(src) {
         if (deploying)
             p.list.push('no target path: set `target.path` in deployguard.yml or the `target-path` input. Example: target: { path: /srv/myapp }');
     }
-    else if (!/^\/(?:[A-Za-z0-9._@+-]+\/?)*$/.test(targetPath) || /(^|\/)\.\.?(\/|$)/.test(targetPath) || targetPath === '/') {
+    else if (!/^\/(?:[A-Za-z0-9._@+-]+\/?)*$/.test(targetPath) ||
+        /(^|\/)\.\.?(\/|$)/.test(targetPath) ||
+        targetPath === '/') {
         p.list.push(`target path "${targetPath.slice(0, 80)}": expected an absolute path like /srv/myapp, without \`..\`, and not /.`);
     }
     const strategyInput = get('strategy');
@@ -57835,7 +57940,10 @@ function parseSettings(src) {
         service,
         checks,
         beforeSwitch: get('before-switch') ?? file?.deploy['before-switch'],
-        lock: { waitMs: lockWait ?? file?.deploy['lock-wait'] ?? 120_000, ttlMs: file?.deploy['lock-ttl'] ?? 3_600_000 },
+        lock: {
+            waitMs: lockWait ?? file?.deploy['lock-wait'] ?? 120_000,
+            ttlMs: file?.deploy['lock-ttl'] ?? 3_600_000
+        },
         rollback: file?.['post-deploy'].rollback ?? 'auto',
         dryRun,
         run: {
@@ -57843,7 +57951,9 @@ function parseSettings(src) {
             commit,
             ref: src.env.GITHUB_REF ?? 'local',
             actor: src.env.GITHUB_ACTOR ?? src.env.USER ?? 'unknown',
-            runUrl: src.env.GITHUB_REPOSITORY && src.env.GITHUB_RUN_ID ? `${server}/${src.env.GITHUB_REPOSITORY}/actions/runs/${runId}` : undefined
+            runUrl: src.env.GITHUB_REPOSITORY && src.env.GITHUB_RUN_ID
+                ? `${server}/${src.env.GITHUB_REPOSITORY}/actions/runs/${runId}`
+                : undefined
         }
     };
 }
@@ -57857,13 +57967,20 @@ function serviceFrom(p, file, get) {
     const fromFile = file?.service;
     if (managerInput === 'none')
         return { manager: 'none' };
-    if (managerInput === 'systemd' || (managerInput === undefined && nameInput !== undefined && fromFile === undefined)) {
+    if (managerInput === 'systemd' ||
+        (managerInput === undefined && nameInput !== undefined && fromFile === undefined)) {
         const unit = nameInput ?? (fromFile?.manager === 'systemd' ? fromFile.name : undefined);
         if (!unit || !/^[A-Za-z0-9:_.@\\-]{1,255}$/.test(unit)) {
             p.list.push(`input \`service-name\`: a systemd unit name is needed, got "${(unit ?? '').slice(0, 60)}". Example: service-name: myapp`);
             return { manager: 'none' };
         }
-        return { manager: 'systemd', name: unit, sudo: fromFile?.manager === 'systemd' ? fromFile.sudo : false, settleMs: 2000, startTimeoutMs: 60_000 };
+        return {
+            manager: 'systemd',
+            name: unit,
+            sudo: fromFile?.manager === 'systemd' ? fromFile.sudo : false,
+            settleMs: 2000,
+            startTimeoutMs: 60_000
+        };
     }
     if (!fromFile || fromFile.manager === 'none') {
         if (managerInput === 'command')
@@ -57989,7 +58106,15 @@ async function ensureSandboxUser() {
         await sandbox_run('id', ['-u', SANDBOX_USER]);
     }
     catch {
-        await sandbox_run('useradd', ['--system', '--create-home', '--home-dir', `/var/lib/${SANDBOX_USER}`, '--shell', '/bin/sh', SANDBOX_USER]);
+        await sandbox_run('useradd', [
+            '--system',
+            '--create-home',
+            '--home-dir',
+            `/var/lib/${SANDBOX_USER}`,
+            '--shell',
+            '/bin/sh',
+            SANDBOX_USER
+        ]);
     }
     // useradd leaves the password "locked" (`!`), and sshd without PAM refuses locked accounts even
     // for key logins; `*` means "no password" without the lock.
@@ -58004,8 +58129,28 @@ async function startSandbox() {
     const user = await ensureSandboxUser();
     const dir = await (0,promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'deployguard-sandbox-'));
     const port = await freePort();
-    await sandbox_run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'sandbox-host', '-f', (0,external_node_path_namespaceObject.join)(dir, 'host_key')]);
-    await sandbox_run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'sandbox-user', '-f', (0,external_node_path_namespaceObject.join)(dir, 'user_key')]);
+    await sandbox_run('ssh-keygen', [
+        '-q',
+        '-t',
+        'ed25519',
+        '-N',
+        '',
+        '-C',
+        'sandbox-host',
+        '-f',
+        (0,external_node_path_namespaceObject.join)(dir, 'host_key')
+    ]);
+    await sandbox_run('ssh-keygen', [
+        '-q',
+        '-t',
+        'ed25519',
+        '-N',
+        '',
+        '-C',
+        'sandbox-user',
+        '-f',
+        (0,external_node_path_namespaceObject.join)(dir, 'user_key')
+    ]);
     // sshd reads authorized_keys as the logging-in user: it must be able to reach and read it.
     await (0,promises_namespaceObject.chmod)(dir, 0o755);
     await (0,promises_namespaceObject.writeFile)((0,external_node_path_namespaceObject.join)(dir, 'authorized_keys'), await (0,promises_namespaceObject.readFile)((0,external_node_path_namespaceObject.join)(dir, 'user_key.pub')), { mode: 0o644 });
@@ -58026,10 +58171,12 @@ async function startSandbox() {
         'MaxSessions 50'
     ].join('\n');
     await (0,promises_namespaceObject.writeFile)((0,external_node_path_namespaceObject.join)(dir, 'sshd_config'), config + '\n');
-    const child = (0,external_node_child_process_namespaceObject.spawn)(SSHD, ['-f', (0,external_node_path_namespaceObject.join)(dir, 'sshd_config'), '-E', (0,external_node_path_namespaceObject.join)(dir, 'sshd.log')], { stdio: 'ignore' });
+    const child = (0,external_node_child_process_namespaceObject.spawn)(SSHD, ['-f', (0,external_node_path_namespaceObject.join)(dir, 'sshd_config'), '-E', (0,external_node_path_namespaceObject.join)(dir, 'sshd.log')], {
+        stdio: 'ignore'
+    });
     await new Promise((resolve, reject) => {
         child.once('error', reject);
-        child.once('exit', code => (code === 0 ? resolve() : reject(new Error(`sshd exited with ${code}; see ${dir}/sshd.log`))));
+        child.once('exit', code => code === 0 ? resolve() : reject(new Error(`sshd exited with ${code}; see ${dir}/sshd.log`)));
     });
     await waitForPort(port, 5000);
     const hostPub = (await (0,promises_namespaceObject.readFile)((0,external_node_path_namespaceObject.join)(dir, 'host_key.pub'), 'utf8')).trim().split(/\s+/);
@@ -58093,7 +58240,10 @@ function ensureSshd(log) {
     }
     log.info('Installing openssh-server (the demo runs a throw-away sshd on loopback)…');
     (0,external_node_child_process_namespaceObject.execFileSync)('apt-get', ['update', '-q'], { stdio: 'inherit' });
-    (0,external_node_child_process_namespaceObject.execFileSync)('apt-get', ['install', '-y', '-q', 'openssh-server'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    (0,external_node_child_process_namespaceObject.execFileSync)('apt-get', ['install', '-y', '-q', 'openssh-server'], {
+        stdio: 'inherit',
+        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+    });
 }
 async function fetchText(url) {
     try {

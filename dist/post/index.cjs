@@ -58052,6 +58052,9 @@ function parseKnownHosts(text) {
             throw new Error(`not a known_hosts line: "${line.slice(0, 80)}"`);
         }
         const blob = Buffer.from(key, 'base64');
+        // The blob names its own type: a line whose key does not decode to that type is not a key.
+        if (describeKey(blob).type !== type)
+            throw new Error(`not a known_hosts line: "${line.slice(0, 80)}"`);
         if (hosts.startsWith('|1|')) {
             const [, , salt, hash] = hosts.split('|');
             out.push({
@@ -58266,7 +58269,11 @@ class Ssh2Shell {
                     }
                     else {
                         // No exit status at all means the connection or the remote shell died: never success.
-                        resolve({ code: code ?? 255, stdout, stderr: signal ? `${stderr}\n(killed by ${signal})` : stderr });
+                        resolve({
+                            code: code ?? 255,
+                            stdout,
+                            stderr: signal ? `${stderr}\n(killed by ${signal})` : stderr
+                        });
                     }
                 });
                 const stdin = opts.stdin;
@@ -59259,7 +59266,11 @@ const configSchema = obj({
     checks: optional(arr(tagged('type', {
         http: {
             name: config_name,
-            url: str({ pattern: /^https?:\/\/\S+$/, expected: 'an http(s) URL', example: 'https://example.com/health' }),
+            url: str({
+                pattern: /^https?:\/\/\S+$/,
+                expected: 'an http(s) URL',
+                example: 'https://example.com/health'
+            }),
             method: optional(enumOf(['GET', 'HEAD', 'POST', 'PUT', 'OPTIONS']), 'GET'),
             expect: optional(obj({
                 status: optional(arr(schema_int({ min: 100, max: 599, example: 200 }), { minItems: 1 }), [200]),
@@ -59368,7 +59379,9 @@ function parseSettings(src) {
         const raw = readYaml(src.configText, configPath);
         const r = validate(configSchema, raw ?? {});
         if (!r.ok) {
-            p.list.push(...formatIssues(r.errors).split('\n').map(l => `${configPath}: ${l}`));
+            p.list.push(...formatIssues(r.errors)
+                .split('\n')
+                .map(l => `${configPath}: ${l}`));
         }
         else
             file = r.value;
@@ -59404,7 +59417,16 @@ function parseSettings(src) {
         p.list.push(`input \`user\`: "${defaultUser.slice(0, 40)}" is not a user name. Example: user: deploy`);
     }
     const fileHosts = hostInput
-        ? [{ name: get('host-name'), host: hostInput, port: port ?? 22, user: undefined, 'host-key': undefined, 'known-hosts': undefined }]
+        ? [
+            {
+                name: get('host-name'),
+                host: hostInput,
+                port: port ?? 22,
+                user: undefined,
+                'host-key': undefined,
+                'known-hosts': undefined
+            }
+        ]
         : (file?.hosts ?? []);
     const hosts = fileHosts.map((h, i) => {
         const own = h['host-key'];
@@ -59447,7 +59469,9 @@ function parseSettings(src) {
         if (deploying)
             p.list.push('no target path: set `target.path` in deployguard.yml or the `target-path` input. Example: target: { path: /srv/myapp }');
     }
-    else if (!/^\/(?:[A-Za-z0-9._@+-]+\/?)*$/.test(targetPath) || /(^|\/)\.\.?(\/|$)/.test(targetPath) || targetPath === '/') {
+    else if (!/^\/(?:[A-Za-z0-9._@+-]+\/?)*$/.test(targetPath) ||
+        /(^|\/)\.\.?(\/|$)/.test(targetPath) ||
+        targetPath === '/') {
         p.list.push(`target path "${targetPath.slice(0, 80)}": expected an absolute path like /srv/myapp, without \`..\`, and not /.`);
     }
     const strategyInput = get('strategy');
@@ -59497,7 +59521,10 @@ function parseSettings(src) {
         service,
         checks,
         beforeSwitch: get('before-switch') ?? file?.deploy['before-switch'],
-        lock: { waitMs: lockWait ?? file?.deploy['lock-wait'] ?? 120_000, ttlMs: file?.deploy['lock-ttl'] ?? 3_600_000 },
+        lock: {
+            waitMs: lockWait ?? file?.deploy['lock-wait'] ?? 120_000,
+            ttlMs: file?.deploy['lock-ttl'] ?? 3_600_000
+        },
         rollback: file?.['post-deploy'].rollback ?? 'auto',
         dryRun,
         run: {
@@ -59505,7 +59532,9 @@ function parseSettings(src) {
             commit,
             ref: src.env.GITHUB_REF ?? 'local',
             actor: src.env.GITHUB_ACTOR ?? src.env.USER ?? 'unknown',
-            runUrl: src.env.GITHUB_REPOSITORY && src.env.GITHUB_RUN_ID ? `${server}/${src.env.GITHUB_REPOSITORY}/actions/runs/${runId}` : undefined
+            runUrl: src.env.GITHUB_REPOSITORY && src.env.GITHUB_RUN_ID
+                ? `${server}/${src.env.GITHUB_REPOSITORY}/actions/runs/${runId}`
+                : undefined
         }
     };
 }
@@ -59519,13 +59548,20 @@ function serviceFrom(p, file, get) {
     const fromFile = file?.service;
     if (managerInput === 'none')
         return { manager: 'none' };
-    if (managerInput === 'systemd' || (managerInput === undefined && nameInput !== undefined && fromFile === undefined)) {
+    if (managerInput === 'systemd' ||
+        (managerInput === undefined && nameInput !== undefined && fromFile === undefined)) {
         const unit = nameInput ?? (fromFile?.manager === 'systemd' ? fromFile.name : undefined);
         if (!unit || !/^[A-Za-z0-9:_.@\\-]{1,255}$/.test(unit)) {
             p.list.push(`input \`service-name\`: a systemd unit name is needed, got "${(unit ?? '').slice(0, 60)}". Example: service-name: myapp`);
             return { manager: 'none' };
         }
-        return { manager: 'systemd', name: unit, sudo: fromFile?.manager === 'systemd' ? fromFile.sudo : false, settleMs: 2000, startTimeoutMs: 60_000 };
+        return {
+            manager: 'systemd',
+            name: unit,
+            sudo: fromFile?.manager === 'systemd' ? fromFile.sudo : false,
+            settleMs: 2000,
+            startTimeoutMs: 60_000
+        };
     }
     if (!fromFile || fromFile.manager === 'none') {
         if (managerInput === 'command')
@@ -59661,9 +59697,12 @@ function probes_httpProbe(check) {
             if (timeout.aborted)
                 return { ok: false, reason: `no answer within ${check.timeoutMs} ms` };
             const cause = err.cause;
-            return { ok: false, reason: `request failed: ${cause?.code ?? cause?.message ?? err.message}` };
+            return {
+                ok: false,
+                reason: `request failed: ${cause?.code ?? cause?.message ?? err.message}`
+            };
         }
-        let body = '';
+        let body;
         try {
             body = await res.text();
         }
@@ -59678,7 +59717,10 @@ function probes_httpProbe(check) {
             };
         }
         if (check.bodyContains !== undefined && !body.includes(check.bodyContains)) {
-            return { ok: false, reason: `HTTP ${res.status} but the body lacks "${check.bodyContains}": ${probes_snippet(body)}` };
+            return {
+                ok: false,
+                reason: `HTTP ${res.status} but the body lacks "${check.bodyContains}": ${probes_snippet(body)}`
+            };
         }
         return { ok: true, reason: `HTTP ${res.status} in ${ms} ms` };
     };
@@ -59737,12 +59779,26 @@ async function runCheck(check, stage, probe = probeFor(check), clock = realClock
     for (let attempt = 1; attempt <= attempts; attempt++) {
         const r = await probe(signal);
         if (r.ok)
-            return { name: check.name, stage, ok: true, attempts: attempt, durationMs: clock.now() - started, reason: r.reason };
+            return {
+                name: check.name,
+                stage,
+                ok: true,
+                attempts: attempt,
+                durationMs: clock.now() - started,
+                reason: r.reason
+            };
         reason = r.reason;
         if (attempt < attempts && !signal.aborted)
             await clock.sleep(check.intervalMs, signal);
         if (signal.aborted)
-            return { name: check.name, stage, ok: false, attempts: attempt, durationMs: clock.now() - started, reason: `${reason} (cancelled)` };
+            return {
+                name: check.name,
+                stage,
+                ok: false,
+                attempts: attempt,
+                durationMs: clock.now() - started,
+                reason: `${reason} (cancelled)`
+            };
     }
     return { name: check.name, stage, ok: false, attempts, durationMs: clock.now() - started, reason };
 }
@@ -60055,7 +60111,8 @@ function fsError(err, path) {
 function escapeBytes(raw) {
     let out = '';
     for (const b of raw)
-        out += b >= 0x20 && b < 0x7f && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`;
+        out +=
+            b >= 0x20 && b < 0x7f && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`;
     return out;
 }
 function joinRel(dir, name) {
@@ -60177,7 +60234,14 @@ async function* archive(artifact, hashes, onProgress) {
             const mtime = Math.floor(st.mtimeMs / 1000);
             yield* entry.kind === 'dir'
                 ? out(tarHeader({ path: entry.path, type: 'dir', mode: entry.mode, size: 0, mtime }))
-                : out(tarHeader({ path: entry.path, type: 'symlink', mode: 0o777, size: 0, mtime, linkname: entry.target }));
+                : out(tarHeader({
+                    path: entry.path,
+                    type: 'symlink',
+                    mode: 0o777,
+                    size: 0,
+                    mtime,
+                    linkname: entry.target
+                }));
             continue;
         }
         // O_NOFOLLOW: a file swapped for a symlink after the scan must not pull in data from elsewhere.
@@ -60189,7 +60253,13 @@ async function* archive(artifact, hashes, onProgress) {
             if (!st.isFile() || st.size !== entry.size)
                 throw changedSinceScan(entry.path, source);
             const size = entry.size;
-            yield* out(tarHeader({ path: entry.path, type: 'file', mode: entry.mode, size, mtime: Math.floor(st.mtimeMs / 1000) }));
+            yield* out(tarHeader({
+                path: entry.path,
+                type: 'file',
+                mode: entry.mode,
+                size,
+                mtime: Math.floor(st.mtimeMs / 1000)
+            }));
             const hash = createHash('sha256');
             let pos = 0;
             while (pos < size) {
@@ -60255,7 +60325,15 @@ function tarHeader(h) {
         return header;
     const records = Buffer.from(pax.map(([k, v]) => paxRecord(k, v)).join(''), 'utf8');
     const paxName = `PaxHeaders/${asciiOnly(posix.basename(path)).slice(0, 89)}`;
-    const paxHeader = ustarBlock({ name: paxName, prefix: '', mode: 0o644, size: records.length, mtime, typeflag: 'x', linkname: '' });
+    const paxHeader = ustarBlock({
+        name: paxName,
+        prefix: '',
+        mode: 0o644,
+        size: records.length,
+        mtime,
+        typeflag: 'x',
+        linkname: ''
+    });
     const padded = Buffer.alloc(Math.ceil(records.length / BLOCK) * BLOCK);
     records.copy(padded);
     return Buffer.concat([paxHeader, padded, header]);
@@ -60349,7 +60427,10 @@ function plan_planHost(settings, layout, facts, opts) {
     steps.push({
         id: 'lock',
         title: 'Lock the host',
-        action: { kind: 'lock', script: cmd.lockAcquire(layout, lockOwner(settings, opts.token, opts.now), Math.ceil(settings.lock.ttlMs / 1000)) }
+        action: {
+            kind: 'lock',
+            script: cmd.lockAcquire(layout, lockOwner(settings, opts.token, opts.now), Math.ceil(settings.lock.ttlMs / 1000))
+        }
     });
     steps.push({
         id: 'stage',
@@ -60357,7 +60438,11 @@ function plan_planHost(settings, layout, facts, opts) {
         action: exec(cmd.prepareStaging(staging)),
         undo: { id: 'unstage', title: 'Remove the staging directory', action: exec(cmd.removePaths([staging])) }
     });
-    steps.push({ id: 'upload', title: 'Upload the artifact', action: { kind: 'upload', script: cmd.unpack(staging), dir: staging } });
+    steps.push({
+        id: 'upload',
+        title: 'Upload the artifact',
+        action: { kind: 'upload', script: cmd.unpack(staging), dir: staging }
+    });
     steps.push({
         id: 'verify',
         title: 'Verify the SHA-256 of every file on the host',
@@ -60371,7 +60456,11 @@ function plan_planHost(settings, layout, facts, opts) {
             id: 'promote',
             title: `Move the verified tree to releases/${id}`,
             action: exec(cmd.promote(staging, release)),
-            undo: { id: 'mark-failed', title: `Mark release ${id} failed`, action: exec(cmd.markRelease(layout, id, 'failed', opts.now)) }
+            undo: {
+                id: 'mark-failed',
+                title: `Mark release ${id} failed`,
+                action: exec(cmd.markRelease(layout, id, 'failed', opts.now))
+            }
         });
     }
     if (settings.target.shared.length) {
@@ -60391,7 +60480,11 @@ function plan_planHost(settings, layout, facts, opts) {
     let backup;
     if (layout.strategy === 'in-place' && facts.previous) {
         backup = backupPath(layout, opts.now);
-        steps.push({ id: 'backup', title: `Back up the live tree to ${posix.basename(backup)}`, action: exec(cmd.backupTree(layout, backup)) });
+        steps.push({
+            id: 'backup',
+            title: `Back up the live tree to ${posix.basename(backup)}`,
+            action: exec(cmd.backupTree(layout, backup))
+        });
     }
     if (service) {
         steps.push({
@@ -60414,7 +60507,11 @@ function plan_planHost(settings, layout, facts, opts) {
                     title: `Switch current back to ${posix.basename(facts.previous)}`,
                     action: exec(cmd.switchCurrent(layout, facts.previous, `rollback-${id}`))
                 }
-                : { id: 'unswitch', title: 'Remove current (there was no release before)', action: exec(cmd.removeCurrent(layout)) }
+                : {
+                    id: 'unswitch',
+                    title: 'Remove current (there was no release before)',
+                    action: exec(cmd.removeCurrent(layout))
+                }
         });
     }
     else {
@@ -60425,7 +60522,9 @@ function plan_planHost(settings, layout, facts, opts) {
             touchesService: true,
             undo: {
                 id: 'restore',
-                title: backup ? `Restore the backup ${posix.basename(backup)}` : 'Remove the new tree (there was none before)',
+                title: backup
+                    ? `Restore the backup ${posix.basename(backup)}`
+                    : 'Remove the new tree (there was none before)',
                 action: exec(cmd.restoreTree(layout, backup))
             }
         });
@@ -60438,11 +60537,25 @@ function plan_planHost(settings, layout, facts, opts) {
             touchesService: true,
             undo: { id: 'stop-new', title: 'Stop the new release', action: exec(service.stop) }
         });
-        steps.push({ id: 'running', title: 'Service is active and its main PID alive', action: { kind: 'await-running', script: service.status }, touchesService: true });
+        steps.push({
+            id: 'running',
+            title: 'Service is active and its main PID alive',
+            action: { kind: 'await-running', script: service.status },
+            touchesService: true
+        });
     }
-    steps.push({ id: 'checks', title: 'Post-deploy health checks', action: { kind: 'checks' }, touchesService: true });
+    steps.push({
+        id: 'checks',
+        title: 'Post-deploy health checks',
+        action: { kind: 'checks' },
+        touchesService: true
+    });
     const finalize = [
-        { id: 'mark-good', title: `Record release ${id} as good`, action: exec(cmd.markRelease(layout, id, 'good', opts.now)) }
+        {
+            id: 'mark-good',
+            title: `Record release ${id} as good`,
+            action: exec(cmd.markRelease(layout, id, 'good', opts.now))
+        }
     ];
     return {
         layout,
@@ -60477,7 +60590,11 @@ function plan_planPrune(releases, live, keep) {
     const byTime = (a, b) => (b.at ?? '').localeCompare(a.at ?? '') || b.id.localeCompare(a.id);
     const good = releases.filter(r => r.status === 'good').sort(byTime);
     const failed = releases.filter(r => r.status === 'failed').sort(byTime);
-    const keepIds = new Set([live, ...good.slice(0, Math.max(1, keep)).map(r => r.id), ...failed.slice(0, 1).map(r => r.id)]);
+    const keepIds = new Set([
+        live,
+        ...good.slice(0, Math.max(1, keep)).map(r => r.id),
+        ...failed.slice(0, 1).map(r => r.id)
+    ]);
     return [...good, ...failed].filter(r => !keepIds.has(r.id)).map(r => r.id);
 }
 
@@ -60644,7 +60761,10 @@ async function runAction(step, run, settings, artifact, deps, token) {
                 throw new StepFailed(`${run.host.name}: nothing was uploaded to verify`, 'deploy');
             const r = await run.shell.exec(a.script, { stdin: manifestText(hashes) });
             if (r.code !== 0) {
-                const bad = r.stdout.split('\n').filter(l => /: FAILED/.test(l)).slice(0, 10);
+                const bad = r.stdout
+                    .split('\n')
+                    .filter(l => /: FAILED/.test(l))
+                    .slice(0, 10);
                 throw new StepFailed(`${run.host.name}: checksum verification failed on the host; the service was not touched.\n${bad.join('\n') || tail(r.stderr)}`, 'deploy', 'The upload was corrupted or the staging directory was changed during the deploy. Re-run the deploy; if it repeats, check the disk on the host (df, dmesg).');
             }
             return;
@@ -60799,12 +60919,7 @@ async function finishHost(settings, run, deps) {
         const listing = await execOk(run, listReleases(plan.layout), 'list releases');
         const doomed = plan.layout.strategy === 'releases'
             ? planPrune(parseReleaseList(listing), settings.releaseId, settings.target.keepReleases).map(id => posix.join(plan.layout.releasesDir, id))
-            : listing
-                .split('\n')
-                .filter(Boolean)
-                .sort()
-                .reverse()
-                .slice(settings.target.keepReleases);
+            : listing.split('\n').filter(Boolean).sort().reverse().slice(settings.target.keepReleases);
         if (doomed.length) {
             await execOk(run, removePaths(doomed), 'prune');
             deps.log.info(`pruned ${doomed.length}: ${doomed.map(d => posix.basename(d)).join(', ')}`);
@@ -60878,7 +60993,9 @@ async function deploy_dryRun(settings) {
         if ('script' in s.action)
             out.push(...indent(remoteCommandLine(s.action.script)));
         else
-            out.push(`     (runs ${checksFor(settings.checks, 'post').length} post-deploy checks: ${checksFor(settings.checks, 'post').map(c => c.name).join(', ') || 'none'})`);
+            out.push(`     (runs ${checksFor(settings.checks, 'post').length} post-deploy checks: ${checksFor(settings.checks, 'post')
+                .map(c => c.name)
+                .join(', ') || 'none'})`);
         if (s.undo && 'script' in s.undo.action) {
             out.push(`   on failure later: ${s.undo.title}`, ...indent(remoteCommandLine(s.undo.action.script)));
         }

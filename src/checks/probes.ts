@@ -32,9 +32,12 @@ export function httpProbe(check: HttpCheck): Probe {
     } catch (err) {
       if (timeout.aborted) return { ok: false, reason: `no answer within ${check.timeoutMs} ms` };
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      return { ok: false, reason: `request failed: ${cause?.code ?? cause?.message ?? (err as Error).message}` };
+      return {
+        ok: false,
+        reason: `request failed: ${cause?.code ?? cause?.message ?? (err as Error).message}`
+      };
     }
-    let body = '';
+    let body: string;
     try {
       body = await res.text();
     } catch {
@@ -48,7 +51,10 @@ export function httpProbe(check: HttpCheck): Probe {
       };
     }
     if (check.bodyContains !== undefined && !body.includes(check.bodyContains)) {
-      return { ok: false, reason: `HTTP ${res.status} but the body lacks "${check.bodyContains}": ${snippet(body)}` };
+      return {
+        ok: false,
+        reason: `HTTP ${res.status} but the body lacks "${check.bodyContains}": ${snippet(body)}`
+      };
     }
     return { ok: true, reason: `HTTP ${res.status} in ${ms} ms` };
   };
@@ -72,7 +78,10 @@ export function tcpProbe(check: TcpCheck): Probe {
         resolve({ ok, reason });
       };
       const onAbort = () => done(false, 'cancelled');
-      const timer = setTimeout(() => done(false, `no connection within ${check.timeoutMs} ms`), check.timeoutMs);
+      const timer = setTimeout(
+        () => done(false, `no connection within ${check.timeoutMs} ms`),
+        check.timeoutMs
+      );
       signal.addEventListener('abort', onAbort);
       sock.once('connect', () => done(true, `connected in ${Date.now() - started} ms`));
       sock.once('error', (e: NodeJS.ErrnoException) => done(false, `connect failed: ${e.code ?? e.message}`));

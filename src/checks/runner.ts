@@ -44,10 +44,26 @@ export async function runCheck(
   const attempts = check.retries + 1;
   for (let attempt = 1; attempt <= attempts; attempt++) {
     const r = await probe(signal);
-    if (r.ok) return { name: check.name, stage, ok: true, attempts: attempt, durationMs: clock.now() - started, reason: r.reason };
+    if (r.ok)
+      return {
+        name: check.name,
+        stage,
+        ok: true,
+        attempts: attempt,
+        durationMs: clock.now() - started,
+        reason: r.reason
+      };
     reason = r.reason;
     if (attempt < attempts && !signal.aborted) await clock.sleep(check.intervalMs, signal);
-    if (signal.aborted) return { name: check.name, stage, ok: false, attempts: attempt, durationMs: clock.now() - started, reason: `${reason} (cancelled)` };
+    if (signal.aborted)
+      return {
+        name: check.name,
+        stage,
+        ok: false,
+        attempts: attempt,
+        durationMs: clock.now() - started,
+        reason: `${reason} (cancelled)`
+      };
   }
   return { name: check.name, stage, ok: false, attempts, durationMs: clock.now() - started, reason };
 }

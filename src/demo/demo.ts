@@ -16,7 +16,10 @@ function sampleApp(): string {
     resolve(process.cwd(), 'examples/app')
   ];
   const found = candidates.find(c => existsSync(join(c, 'server.js')));
-  if (!found) throw new Error(`examples/app/server.js not found (looked in ${candidates.join(', ')}); run the demo from the repository`);
+  if (!found)
+    throw new Error(
+      `examples/app/server.js not found (looked in ${candidates.join(', ')}); run the demo from the repository`
+    );
   return found;
 }
 
@@ -36,7 +39,10 @@ function ensureSshd(log: Logger): void {
   }
   log.info('Installing openssh-server (the demo runs a throw-away sshd on loopback)…');
   execFileSync('apt-get', ['update', '-q'], { stdio: 'inherit' });
-  execFileSync('apt-get', ['install', '-y', '-q', 'openssh-server'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  execFileSync('apt-get', ['install', '-y', '-q', 'openssh-server'], {
+    stdio: 'inherit',
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+  });
 }
 
 async function fetchText(url: string): Promise<string> {
@@ -66,7 +72,9 @@ export async function runDemo(log: Logger): Promise<number> {
     if (process.getuid?.() === 0) execFileSync('chown', ['-R', `${sandbox.user}:`, home]);
     await chmod(work, 0o755);
     const port = await freePort();
-    log.info(`Sandbox host: ${sandbox.user}@127.0.0.1:${sandbox.port} (host key pinned); the app will listen on 127.0.0.1:${port}`);
+    log.info(
+      `Sandbox host: ${sandbox.user}@127.0.0.1:${sandbox.port} (host key pinned); the app will listen on 127.0.0.1:${port}`
+    );
     const config = [
       'version: 1',
       'environment: demo',
@@ -115,7 +123,8 @@ export async function runDemo(log: Logger): Promise<number> {
     const afterV2 = await fetchText(`http://127.0.0.1:${port}/`);
     log.info(`GET / -> ${afterV2}`);
 
-    const ok = v1.status === 'deployed' && afterV1 === 'v1' && v2.status === 'rolled-back' && afterV2 === 'v1';
+    const ok =
+      v1.status === 'deployed' && afterV1 === 'v1' && v2.status === 'rolled-back' && afterV2 === 'v1';
     process.stdout.write(
       ok
         ? 'demo passed: v1 deployed; v2 failed its health check and was rolled back automatically; v1 still answers.\n'

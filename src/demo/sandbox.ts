@@ -61,7 +61,15 @@ async function ensureSandboxUser(): Promise<string> {
   try {
     await run('id', ['-u', SANDBOX_USER]);
   } catch {
-    await run('useradd', ['--system', '--create-home', '--home-dir', `/var/lib/${SANDBOX_USER}`, '--shell', '/bin/sh', SANDBOX_USER]);
+    await run('useradd', [
+      '--system',
+      '--create-home',
+      '--home-dir',
+      `/var/lib/${SANDBOX_USER}`,
+      '--shell',
+      '/bin/sh',
+      SANDBOX_USER
+    ]);
   }
   // useradd leaves the password "locked" (`!`), and sshd without PAM refuses locked accounts even
   // for key logins; `*` means "no password" without the lock.
@@ -77,8 +85,28 @@ export async function startSandbox(): Promise<Sandbox> {
   const user = await ensureSandboxUser();
   const dir = await mkdtemp(join(tmpdir(), 'deployguard-sandbox-'));
   const port = await freePort();
-  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'sandbox-host', '-f', join(dir, 'host_key')]);
-  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'sandbox-user', '-f', join(dir, 'user_key')]);
+  await run('ssh-keygen', [
+    '-q',
+    '-t',
+    'ed25519',
+    '-N',
+    '',
+    '-C',
+    'sandbox-host',
+    '-f',
+    join(dir, 'host_key')
+  ]);
+  await run('ssh-keygen', [
+    '-q',
+    '-t',
+    'ed25519',
+    '-N',
+    '',
+    '-C',
+    'sandbox-user',
+    '-f',
+    join(dir, 'user_key')
+  ]);
   // sshd reads authorized_keys as the logging-in user: it must be able to reach and read it.
   await chmod(dir, 0o755);
   await writeFile(join(dir, 'authorized_keys'), await readFile(join(dir, 'user_key.pub')), { mode: 0o644 });
@@ -99,10 +127,14 @@ export async function startSandbox(): Promise<Sandbox> {
     'MaxSessions 50'
   ].join('\n');
   await writeFile(join(dir, 'sshd_config'), config + '\n');
-  const child = spawn(SSHD, ['-f', join(dir, 'sshd_config'), '-E', join(dir, 'sshd.log')], { stdio: 'ignore' });
+  const child = spawn(SSHD, ['-f', join(dir, 'sshd_config'), '-E', join(dir, 'sshd.log')], {
+    stdio: 'ignore'
+  });
   await new Promise<void>((resolve, reject) => {
     child.once('error', reject);
-    child.once('exit', code => (code === 0 ? resolve() : reject(new Error(`sshd exited with ${code}; see ${dir}/sshd.log`))));
+    child.once('exit', code =>
+      code === 0 ? resolve() : reject(new Error(`sshd exited with ${code}; see ${dir}/sshd.log`))
+    );
   });
   await waitForPort(port, 5000);
   const hostPub = (await readFile(join(dir, 'host_key.pub'), 'utf8')).trim().split(/\s+/);

@@ -99,7 +99,11 @@ class Ssh2Shell implements RemoteShell {
             resolve({ code: 124, stdout, stderr: `${stderr}\n(timed out after ${opts.timeoutMs} ms)` });
           } else {
             // No exit status at all means the connection or the remote shell died: never success.
-            resolve({ code: code ?? 255, stdout, stderr: signal ? `${stderr}\n(killed by ${signal})` : stderr });
+            resolve({
+              code: code ?? 255,
+              stdout,
+              stderr: signal ? `${stderr}\n(killed by ${signal})` : stderr
+            });
           }
         });
         const stdin = opts.stdin;
@@ -165,7 +169,9 @@ export async function connectHost(
       const message = err instanceof Error ? err.message : String(err);
       if (isPermanent(message) || attempt === attempts) break;
       const wait = Math.min(8000, 500 * 2 ** (attempt - 1));
-      log.warn(`${host.name}: connection attempt ${attempt}/${attempts} failed (${message}); retrying in ${wait} ms`);
+      log.warn(
+        `${host.name}: connection attempt ${attempt}/${attempts} failed (${message}); retrying in ${wait} ms`
+      );
       await sleep(wait);
     }
   }
@@ -246,7 +252,9 @@ async function huntPinnedKey(
         log,
         algorithmsForKeyType(type)
       );
-      log.info(`${host.name}: connected with its pinned ${type} key (the host prefers ${first.offered.type}).`);
+      log.info(
+        `${host.name}: connected with its pinned ${type} key (the host prefers ${first.offered.type}).`
+      );
       return shell;
     } catch (err) {
       if (err instanceof HostKeyRejected) offered.push(err.offered);

@@ -83,7 +83,11 @@ interface HostRun {
  * host fails, every host that was changed is put back (undo steps in reverse), the rollback is
  * verified with the same checks, and the lock on every host is released on every path.
  */
-export async function deploy(settings: Settings, artifact: Artifact, deps: DeployDeps): Promise<DeployResult> {
+export async function deploy(
+  settings: Settings,
+  artifact: Artifact,
+  deps: DeployDeps
+): Promise<DeployResult> {
   const startedAt = deps.now();
   const token = randomUUID();
   const layout = layoutFor(settings.target);
@@ -123,7 +127,8 @@ export async function deploy(settings: Settings, artifact: Artifact, deps: Deplo
   } else {
     const message = describeError(failure);
     deps.log.error(message);
-    const failedRun = runs.find(r => r.report.error === undefined && r.report.steps.some(s => !s.ok)) ?? runs.at(-1);
+    const failedRun =
+      runs.find(r => r.report.error === undefined && r.report.steps.some(s => !s.ok)) ?? runs.at(-1);
     if (failedRun && !failedRun.report.error) failedRun.report.error = message;
     for (const run of [...runs].reverse()) {
       if (run.undo.length === 0) continue;
@@ -174,7 +179,8 @@ async function deployHost(
   run.report.previousRelease = plan.previousRelease;
   run.report.outcome = 'failed';
   for (const step of plan.steps) {
-    if (deps.signal?.aborted) throw new DeployError(`${run.host.name}: cancelled before "${step.title}"`, 'deploy');
+    if (deps.signal?.aborted)
+      throw new DeployError(`${run.host.name}: cancelled before "${step.title}"`, 'deploy');
     if (step.undo) run.undo.push(step.undo);
     if (step.touchesService) run.serviceTouched = true;
     await runRecorded(run, deps, step, () => runAction(step, run, settings, artifact, deps, token));
@@ -209,7 +215,10 @@ async function execOk(run: HostRun, script: Shell, what: string, stdin?: string)
   const r = await run.shell.exec(script, stdin === undefined ? {} : { stdin });
   if (r.code !== 0) {
     const out = tail(`${r.stderr}\n${r.stdout}`.trim());
-    throw new StepFailed(`${run.host.name}: ${what} failed (exit ${r.code})${out ? `:\n${out}` : ''}`, 'deploy');
+    throw new StepFailed(
+      `${run.host.name}: ${what} failed (exit ${r.code})${out ? `:\n${out}` : ''}`,
+      'deploy'
+    );
   }
   return r.stdout;
 }
@@ -232,7 +241,8 @@ async function runAction(
     case 'upload': {
       const packed = packArtifact(artifact);
       const r = await run.shell.exec(a.script, { stdin: packed.stream });
-      if (r.code !== 0) throw new StepFailed(`${run.host.name}: upload failed (exit ${r.code}): ${tail(r.stderr)}`, 'deploy');
+      if (r.code !== 0)
+        throw new StepFailed(`${run.host.name}: upload failed (exit ${r.code}): ${tail(r.stderr)}`, 'deploy');
       uploaded.set(run, await packed.hashes);
       deps.log.info(`${artifact.fileCount} files, ${(artifact.totalBytes / 1e6).toFixed(1)} MB sent`);
       return;
@@ -242,7 +252,10 @@ async function runAction(
       if (!hashes) throw new StepFailed(`${run.host.name}: nothing was uploaded to verify`, 'deploy');
       const r = await run.shell.exec(a.script, { stdin: manifestText(hashes) });
       if (r.code !== 0) {
-        const bad = r.stdout.split('\n').filter(l => /: FAILED/.test(l)).slice(0, 10);
+        const bad = r.stdout
+          .split('\n')
+          .filter(l => /: FAILED/.test(l))
+          .slice(0, 10);
         throw new StepFailed(
           `${run.host.name}: checksum verification failed on the host; the service was not touched.\n${bad.join('\n') || tail(r.stderr)}`,
           'deploy',
@@ -273,11 +286,19 @@ const uploaded = new WeakMap<HostRun, Map<string, string>>();
 
 function logChecks(results: readonly CheckResult[], log: Logger): void {
   for (const r of results) {
-    log.info(`${r.ok ? '✓' : '✗'} check ${r.name}: ${r.reason} (${r.attempts} attempt${r.attempts === 1 ? '' : 's'}, ${r.durationMs} ms)`);
+    log.info(
+      `${r.ok ? '✓' : '✗'} check ${r.name}: ${r.reason} (${r.attempts} attempt${r.attempts === 1 ? '' : 's'}, ${r.durationMs} ms)`
+    );
   }
 }
 
-async function acquireLock(script: Shell, run: HostRun, settings: Settings, deps: DeployDeps, token: string): Promise<void> {
+async function acquireLock(
+  script: Shell,
+  run: HostRun,
+  settings: Settings,
+  deps: DeployDeps,
+  token: string
+): Promise<void> {
   const deadline = Date.now() + settings.lock.waitMs;
   for (;;) {
     const r = await run.shell.exec(script);
@@ -285,11 +306,17 @@ async function acquireLock(script: Shell, run: HostRun, settings: Settings, deps
       run.locked = true;
       deps.onLock?.(run.host, true, token);
       if (r.stdout.startsWith('taken-over')) {
-        deps.log.warn(`${run.host.name}: took over an abandoned lock (older than the TTL). Previous owner: ${r.stdout.split('\n').slice(1).join(' ').trim()}`);
+        deps.log.warn(
+          `${run.host.name}: took over an abandoned lock (older than the TTL). Previous owner: ${r.stdout.split('\n').slice(1).join(' ').trim()}`
+        );
       }
       return;
     }
-    if (r.code !== LOCK_BUSY) throw new StepFailed(`${run.host.name}: could not take the lock (exit ${r.code}): ${tail(r.stderr)}`, 'deploy');
+    if (r.code !== LOCK_BUSY)
+      throw new StepFailed(
+        `${run.host.name}: could not take the lock (exit ${r.code}): ${tail(r.stderr)}`,
+        'deploy'
+      );
     const owner = r.stdout.trim().split('\n').slice(1).join(' ');
     if (Date.now() >= deadline) {
       throw new DeployError(
@@ -302,7 +329,6 @@ async function acquireLock(script: Shell, run: HostRun, settings: Settings, deps
     await deps.sleep(Math.min(5000, Math.max(200, deadline - Date.now())));
   }
 }
-
 
 interface ServiceState {
   active: string;
@@ -325,7 +351,12 @@ function parseStatus(out: string): ServiceState {
  * "Active" is not "running": waits until the service is active with a live main PID, then
  * checks again after the settle time that it is the same PID with no restarts in between.
  */
-async function awaitRunning(status: Shell, run: HostRun, settings: Settings, deps: DeployDeps): Promise<void> {
+async function awaitRunning(
+  status: Shell,
+  run: HostRun,
+  settings: Settings,
+  deps: DeployDeps
+): Promise<void> {
   const svc = settings.service;
   if (svc.manager === 'none') return;
   const deadline = Date.now() + svc.startTimeoutMs;
@@ -337,7 +368,9 @@ async function awaitRunning(status: Shell, run: HostRun, settings: Settings, dep
       const again = parseStatus(await execOk(run, status, 'service status'));
       const samePid = svc.manager === 'command' && !svc.pidfile ? true : again.pid === last.pid;
       if (again.active === 'active' && again.alive && samePid && again.restarts === last.restarts) {
-        deps.log.info(`${run.host.name}: running, main PID ${again.pid || '(n/a)'}, stable for ${svc.settleMs} ms`);
+        deps.log.info(
+          `${run.host.name}: running, main PID ${again.pid || '(n/a)'}, stable for ${svc.settleMs} ms`
+        );
         return;
       }
       last = again;
@@ -356,7 +389,6 @@ async function awaitRunning(status: Shell, run: HostRun, settings: Settings, dep
   );
 }
 
-
 async function rollbackHost(settings: Settings, run: HostRun, deps: DeployDeps): Promise<void> {
   if (settings.rollback === 'off' && run.serviceTouched) {
     run.report.outcome = 'failed';
@@ -367,7 +399,13 @@ async function rollbackHost(settings: Settings, run: HostRun, deps: DeployDeps):
   for (let i = 0; i < pending.length; i++) {
     const step = pending[i]!;
     try {
-      await runRecorded(run, deps, step, () => execOk(run, (step.action as { script: Shell }).script, step.title), true);
+      await runRecorded(
+        run,
+        deps,
+        step,
+        () => execOk(run, (step.action as { script: Shell }).script, step.title),
+        true
+      );
     } catch (err) {
       run.report.outcome = 'rollback-failed';
       run.report.recovery = recoveryText(run, pending.slice(i));
@@ -382,18 +420,25 @@ async function rollbackHost(settings: Settings, run: HostRun, deps: DeployDeps):
   }
   try {
     const running = run.plan?.steps.find(s => s.action.kind === 'await-running');
-    if (running && running.action.kind === 'await-running') await awaitRunning(running.action.script, run, settings, deps);
+    if (running && running.action.kind === 'await-running')
+      await awaitRunning(running.action.script, run, settings, deps);
     const results = await deps.runChecks('rollback');
     run.report.rollbackChecks = results;
     logChecks(results, deps.log);
     const failed = results.filter(r => !r.ok);
-    if (failed.length) throw new HealthCheckError(failed.map(f => `${f.name}: ${f.reason}`).join('; '), 'rollback');
+    if (failed.length)
+      throw new HealthCheckError(failed.map(f => `${f.name}: ${f.reason}`).join('; '), 'rollback');
     run.report.outcome = 'rolled-back';
-    deps.log.info(`${run.host.name}: rolled back to ${run.report.previousRelease ?? 'the previous state'}, verified healthy`);
+    deps.log.info(
+      `${run.host.name}: rolled back to ${run.report.previousRelease ?? 'the previous state'}, verified healthy`
+    );
   } catch (err) {
     run.report.outcome = 'rollback-failed';
     run.report.recovery = recoveryText(run, []);
-    const e = new RollbackError(`${run.host.name}: rolled back, but the restored version is NOT healthy: ${describeError(err)}`, 'rollback');
+    const e = new RollbackError(
+      `${run.host.name}: rolled back, but the restored version is NOT healthy: ${describeError(err)}`,
+      'rollback'
+    );
     deps.log.error(`${e.message}\n${run.report.recovery}`);
   }
 }
@@ -406,27 +451,32 @@ function recoveryText(run: HostRun, remaining: readonly Step[]): string {
   for (const s of remaining) {
     lines.push(`  # ${s.title}`, `  ${remoteCommandLine((s.action as { script: Shell }).script)}`);
   }
-  if (run.plan?.previousRelease) lines.push(`  # then check the service and that the previous release (${run.plan.previousRelease}) answers`);
-  else lines.push('  # there was no release before this one: check the service is stopped and nothing half-deployed is served');
+  if (run.plan?.previousRelease)
+    lines.push(
+      `  # then check the service and that the previous release (${run.plan.previousRelease}) answers`
+    );
+  else
+    lines.push(
+      '  # there was no release before this one: check the service is stopped and nothing half-deployed is served'
+    );
   return lines.join('\n');
 }
 
 async function finishHost(settings: Settings, run: HostRun, deps: DeployDeps): Promise<void> {
   const plan = run.plan!;
   for (const step of plan.finalize) {
-    await runRecorded(run, deps, step, () => execOk(run, (step.action as { script: Shell }).script, step.title));
+    await runRecorded(run, deps, step, () =>
+      execOk(run, (step.action as { script: Shell }).script, step.title)
+    );
   }
   try {
     const listing = await execOk(run, listReleases(plan.layout), 'list releases');
     const doomed =
       plan.layout.strategy === 'releases'
-        ? planPrune(parseReleaseList(listing), settings.releaseId, settings.target.keepReleases).map(id => posix.join(plan.layout.releasesDir, id))
-        : listing
-            .split('\n')
-            .filter(Boolean)
-            .sort()
-            .reverse()
-            .slice(settings.target.keepReleases);
+        ? planPrune(parseReleaseList(listing), settings.releaseId, settings.target.keepReleases).map(id =>
+            posix.join(plan.layout.releasesDir, id)
+          )
+        : listing.split('\n').filter(Boolean).sort().reverse().slice(settings.target.keepReleases);
     if (doomed.length) {
       await execOk(run, removePaths(doomed), 'prune');
       deps.log.info(`pruned ${doomed.length}: ${doomed.map(d => posix.basename(d)).join(', ')}`);

@@ -80,7 +80,14 @@ export function planHost(
   steps.push({
     id: 'lock',
     title: 'Lock the host',
-    action: { kind: 'lock', script: cmd.lockAcquire(layout, lockOwner(settings, opts.token, opts.now), Math.ceil(settings.lock.ttlMs / 1000)) }
+    action: {
+      kind: 'lock',
+      script: cmd.lockAcquire(
+        layout,
+        lockOwner(settings, opts.token, opts.now),
+        Math.ceil(settings.lock.ttlMs / 1000)
+      )
+    }
   });
   steps.push({
     id: 'stage',
@@ -88,7 +95,11 @@ export function planHost(
     action: exec(cmd.prepareStaging(staging)),
     undo: { id: 'unstage', title: 'Remove the staging directory', action: exec(cmd.removePaths([staging])) }
   });
-  steps.push({ id: 'upload', title: 'Upload the artifact', action: { kind: 'upload', script: cmd.unpack(staging), dir: staging } });
+  steps.push({
+    id: 'upload',
+    title: 'Upload the artifact',
+    action: { kind: 'upload', script: cmd.unpack(staging), dir: staging }
+  });
   steps.push({
     id: 'verify',
     title: 'Verify the SHA-256 of every file on the host',
@@ -102,7 +113,11 @@ export function planHost(
       id: 'promote',
       title: `Move the verified tree to releases/${id}`,
       action: exec(cmd.promote(staging, release)),
-      undo: { id: 'mark-failed', title: `Mark release ${id} failed`, action: exec(cmd.markRelease(layout, id, 'failed', opts.now)) }
+      undo: {
+        id: 'mark-failed',
+        title: `Mark release ${id} failed`,
+        action: exec(cmd.markRelease(layout, id, 'failed', opts.now))
+      }
     });
   }
   if (settings.target.shared.length) {
@@ -122,7 +137,11 @@ export function planHost(
   let backup: string | undefined;
   if (layout.strategy === 'in-place' && facts.previous) {
     backup = backupPath(layout, opts.now);
-    steps.push({ id: 'backup', title: `Back up the live tree to ${posix.basename(backup)}`, action: exec(cmd.backupTree(layout, backup)) });
+    steps.push({
+      id: 'backup',
+      title: `Back up the live tree to ${posix.basename(backup)}`,
+      action: exec(cmd.backupTree(layout, backup))
+    });
   }
   if (service) {
     steps.push({
@@ -145,7 +164,11 @@ export function planHost(
             title: `Switch current back to ${posix.basename(facts.previous)}`,
             action: exec(cmd.switchCurrent(layout, facts.previous, `rollback-${id}`))
           }
-        : { id: 'unswitch', title: 'Remove current (there was no release before)', action: exec(cmd.removeCurrent(layout)) }
+        : {
+            id: 'unswitch',
+            title: 'Remove current (there was no release before)',
+            action: exec(cmd.removeCurrent(layout))
+          }
     });
   } else {
     steps.push({
@@ -155,7 +178,9 @@ export function planHost(
       touchesService: true,
       undo: {
         id: 'restore',
-        title: backup ? `Restore the backup ${posix.basename(backup)}` : 'Remove the new tree (there was none before)',
+        title: backup
+          ? `Restore the backup ${posix.basename(backup)}`
+          : 'Remove the new tree (there was none before)',
         action: exec(cmd.restoreTree(layout, backup))
       }
     });
@@ -168,12 +193,26 @@ export function planHost(
       touchesService: true,
       undo: { id: 'stop-new', title: 'Stop the new release', action: exec(service.stop) }
     });
-    steps.push({ id: 'running', title: 'Service is active and its main PID alive', action: { kind: 'await-running', script: service.status }, touchesService: true });
+    steps.push({
+      id: 'running',
+      title: 'Service is active and its main PID alive',
+      action: { kind: 'await-running', script: service.status },
+      touchesService: true
+    });
   }
-  steps.push({ id: 'checks', title: 'Post-deploy health checks', action: { kind: 'checks' }, touchesService: true });
+  steps.push({
+    id: 'checks',
+    title: 'Post-deploy health checks',
+    action: { kind: 'checks' },
+    touchesService: true
+  });
 
   const finalize: Step[] = [
-    { id: 'mark-good', title: `Record release ${id} as good`, action: exec(cmd.markRelease(layout, id, 'good', opts.now)) }
+    {
+      id: 'mark-good',
+      title: `Record release ${id} as good`,
+      action: exec(cmd.markRelease(layout, id, 'good', opts.now))
+    }
   ];
   return {
     layout,
@@ -213,9 +252,14 @@ export function parseReleaseList(text: string): ReleaseInfo[] {
  * the newest failure (for debugging); releases with no record are left alone (not ours to judge).
  */
 export function planPrune(releases: readonly ReleaseInfo[], live: string, keep: number): string[] {
-  const byTime = (a: ReleaseInfo, b: ReleaseInfo) => (b.at ?? '').localeCompare(a.at ?? '') || b.id.localeCompare(a.id);
+  const byTime = (a: ReleaseInfo, b: ReleaseInfo) =>
+    (b.at ?? '').localeCompare(a.at ?? '') || b.id.localeCompare(a.id);
   const good = releases.filter(r => r.status === 'good').sort(byTime);
   const failed = releases.filter(r => r.status === 'failed').sort(byTime);
-  const keepIds = new Set<string>([live, ...good.slice(0, Math.max(1, keep)).map(r => r.id), ...failed.slice(0, 1).map(r => r.id)]);
+  const keepIds = new Set<string>([
+    live,
+    ...good.slice(0, Math.max(1, keep)).map(r => r.id),
+    ...failed.slice(0, 1).map(r => r.id)
+  ]);
   return [...good, ...failed].filter(r => !keepIds.has(r.id)).map(r => r.id);
 }

@@ -52,6 +52,8 @@ export function parseKnownHosts(text: string): KnownHostEntry[] {
       throw new Error(`not a known_hosts line: "${line.slice(0, 80)}"`);
     }
     const blob = Buffer.from(key, 'base64');
+    // The blob names its own type: a line whose key does not decode to that type is not a key.
+    if (describeKey(blob).type !== type) throw new Error(`not a known_hosts line: "${line.slice(0, 80)}"`);
     if (hosts.startsWith('|1|')) {
       const [, , salt, hash] = hosts.split('|');
       out.push({

@@ -21,7 +21,10 @@ function checksTable(title: string, checks: readonly CheckResult[]): string[] {
     '',
     '| check | result | attempts | duration | detail |',
     '| --- | --- | --- | --- | --- |',
-    ...checks.map(c => `| ${cell(c.name)} | ${c.ok ? '✅ pass' : '❌ fail'} | ${c.attempts} | ${c.durationMs} ms | ${cell(c.reason)} |`),
+    ...checks.map(
+      c =>
+        `| ${cell(c.name)} | ${c.ok ? '✅ pass' : '❌ fail'} | ${c.attempts} | ${c.durationMs} ms | ${cell(c.reason)} |`
+    ),
     ''
   ];
 }
@@ -32,7 +35,10 @@ function hostSection(h: HostReport): string[] {
     '',
     '| step | result | time |',
     '| --- | --- | --- |',
-    ...h.steps.map(s => `| ${s.undo ? '↩️ ' : ''}${cell(s.title)} | ${s.ok ? '✅' : `❌ ${cell(s.detail ?? '')}`} | ${s.ms} ms |`),
+    ...h.steps.map(
+      s =>
+        `| ${s.undo ? '↩️ ' : ''}${cell(s.title)} | ${s.ok ? '✅' : `❌ ${cell(s.detail ?? '')}`} | ${s.ms} ms |`
+    ),
     '',
     ...checksTable('Post-deploy checks', h.checks),
     ...checksTable('Rollback verification', h.rollbackChecks),

@@ -1,16 +1,4 @@
-import {
-  arr,
-  bool,
-  duration,
-  enumOf,
-  int,
-  obj,
-  optional,
-  str,
-  tagged,
-  union,
-  type Infer
-} from './schema.js';
+import { arr, bool, duration, enumOf, int, obj, optional, str, tagged, union, type Infer } from './schema.js';
 
 /**
  * The schema of deployguard.yml. The validator, the TypeScript type of a validated file and the
@@ -73,9 +61,13 @@ export const configSchema = obj(
           name: optional(name),
           host: hostname,
           port: optional(int({ min: 1, max: 65535, example: 22 }), 22),
-          user: optional(str({ pattern: /^[a-z_][a-z0-9_.-]{0,31}$/, expected: 'a user name', example: 'deploy' })),
+          user: optional(
+            str({ pattern: /^[a-z_][a-z0-9_.-]{0,31}$/, expected: 'a user name', example: 'deploy' })
+          ),
           'host-key': optional(union([fingerprint, arr(fingerprint, { minItems: 1 })])),
-          'known-hosts': optional(str({ multiline: true, minLength: 1, example: '203.0.113.10 ssh-ed25519 AAAA…' }))
+          'known-hosts': optional(
+            str({ multiline: true, minLength: 1, example: '203.0.113.10 ssh-ed25519 AAAA…' })
+          )
         }),
         { minItems: 1, maxItems: 500 }
       )
@@ -109,7 +101,11 @@ export const configSchema = obj(
         tagged('type', {
           http: {
             name,
-            url: str({ pattern: /^https?:\/\/\S+$/, expected: 'an http(s) URL', example: 'https://example.com/health' }),
+            url: str({
+              pattern: /^https?:\/\/\S+$/,
+              expected: 'an http(s) URL',
+              example: 'https://example.com/health'
+            }),
             method: optional(enumOf(['GET', 'HEAD', 'POST', 'PUT', 'OPTIONS']), 'GET'),
             expect: optional(
               obj({

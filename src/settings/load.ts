@@ -8,7 +8,9 @@ import type { Settings } from './types.js';
  * Reads deployguard.yml (the `config` input, default `deployguard.yml`, optional unless named)
  * and hands everything to the pure parser.
  */
-export function loadSettings(src: Omit<SettingsSource, 'configText' | 'configPath'> & { readonly cwd: string }): Settings {
+export function loadSettings(
+  src: Omit<SettingsSource, 'configText' | 'configPath'> & { readonly cwd: string }
+): Settings {
   const named = src.input('config')?.trim();
   const path = resolve(src.cwd, named || 'deployguard.yml');
   let configText: string | undefined;

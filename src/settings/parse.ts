@@ -49,7 +49,10 @@ function readYaml(text: string, path: string): unknown {
   try {
     return doc.toJS({ maxAliasCount: 100 });
   } catch (err) {
-    throw new ConfigError(`${path}: ${(err as Error).message}`, 'Avoid YAML aliases that expand to huge documents.');
+    throw new ConfigError(
+      `${path}: ${(err as Error).message}`,
+      'Avoid YAML aliases that expand to huge documents.'
+    );
   }
 }
 
@@ -57,10 +60,19 @@ interface Problems {
   readonly list: string[];
 }
 
-function inputInt(p: Problems, name: string, raw: string | undefined, min: number, max: number, example: number) {
+function inputInt(
+  p: Problems,
+  name: string,
+  raw: string | undefined,
+  min: number,
+  max: number,
+  example: number
+) {
   if (raw === undefined) return undefined;
   if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
-    p.list.push(`input \`${name}\`: expected an integer from ${min} to ${max}, got "${raw.slice(0, 40)}". Example: ${name}: ${example}`);
+    p.list.push(
+      `input \`${name}\`: expected an integer from ${min} to ${max}, got "${raw.slice(0, 40)}". Example: ${name}: ${example}`
+    );
     return undefined;
   }
   return Number(raw);
@@ -74,10 +86,18 @@ function inputBool(p: Problems, name: string, raw: string | undefined): boolean 
   return undefined;
 }
 
-function inputDuration(p: Problems, name: string, raw: string | undefined, example: string): number | undefined {
+function inputDuration(
+  p: Problems,
+  name: string,
+  raw: string | undefined,
+  example: string
+): number | undefined {
   if (raw === undefined) return undefined;
   const ms = parseDuration(raw);
-  if (ms === undefined) p.list.push(`input \`${name}\`: expected a duration like ${example}, got "${raw.slice(0, 40)}". Example: ${name}: ${example}`);
+  if (ms === undefined)
+    p.list.push(
+      `input \`${name}\`: expected a duration like ${example}, got "${raw.slice(0, 40)}". Example: ${name}: ${example}`
+    );
   return ms;
 }
 
@@ -107,7 +127,11 @@ export function parseSettings(src: SettingsSource): Settings {
     const raw = readYaml(src.configText, configPath);
     const r = validate(configSchema, raw ?? {});
     if (!r.ok) {
-      p.list.push(...formatIssues(r.errors).split('\n').map(l => `${configPath}: ${l}`));
+      p.list.push(
+        ...formatIssues(r.errors)
+          .split('\n')
+          .map(l => `${configPath}: ${l}`)
+      );
     } else file = r.value;
   }
 
@@ -122,28 +146,43 @@ export function parseSettings(src: SettingsSource): Settings {
     try {
       parseKnownHosts(knownHostsText);
     } catch (err) {
-      p.list.push(`input \`known-hosts\`: ${(err as Error).message}. Example: known-hosts: "[203.0.113.10]:22 ssh-ed25519 AAAAC3Nza..."`);
+      p.list.push(
+        `input \`known-hosts\`: ${(err as Error).message}. Example: known-hosts: "[203.0.113.10]:22 ssh-ed25519 AAAAC3Nza..."`
+      );
     }
   }
   const hostKeyInput = get('host-key');
   const inputFingerprints = hostKeyInput ? hostKeyInput.split(/[\s,]+/).filter(Boolean) : [];
   for (const f of inputFingerprints) {
     if (!/^SHA256:[A-Za-z0-9+/]{43}=?$/.test(f)) {
-      p.list.push(`input \`host-key\`: "${f.slice(0, 60)}" is not a SHA256 fingerprint. Example: host-key: SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s`);
+      p.list.push(
+        `input \`host-key\`: "${f.slice(0, 60)}" is not a SHA256 fingerprint. Example: host-key: SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s`
+      );
     }
   }
 
   // Hosts: the `host` input replaces the file's list (one host); otherwise the file's list.
   const hostInput = get('host');
   if (hostInput !== undefined && !/^[A-Za-z0-9._:-]{1,253}$/.test(hostInput)) {
-    p.list.push(`input \`host\`: "${hostInput.slice(0, 60)}" is not a hostname or IP address. Example: host: 203.0.113.10`);
+    p.list.push(
+      `input \`host\`: "${hostInput.slice(0, 60)}" is not a hostname or IP address. Example: host: 203.0.113.10`
+    );
   }
   const defaultUser = get('user');
   if (defaultUser !== undefined && !/^[a-z_][a-z0-9_.-]{0,31}$/.test(defaultUser)) {
     p.list.push(`input \`user\`: "${defaultUser.slice(0, 40)}" is not a user name. Example: user: deploy`);
   }
   const fileHosts = hostInput
-    ? [{ name: get('host-name'), host: hostInput, port: port ?? 22, user: undefined, 'host-key': undefined, 'known-hosts': undefined }]
+    ? [
+        {
+          name: get('host-name'),
+          host: hostInput,
+          port: port ?? 22,
+          user: undefined,
+          'host-key': undefined,
+          'known-hosts': undefined
+        }
+      ]
     : (file?.hosts ?? []);
   const hosts: HostSettings[] = fileHosts.map((h, i) => {
     const own = h['host-key'];
@@ -158,17 +197,28 @@ export function parseSettings(src: SettingsSource): Settings {
     };
   });
   const deploying = src.purpose !== 'check';
-  if (hosts.length === 0 && deploying) p.list.push('no hosts: set the `host` input or list `hosts:` in deployguard.yml. Example: hosts: [{ host: 203.0.113.10, user: deploy }]');
+  if (hosts.length === 0 && deploying)
+    p.list.push(
+      'no hosts: set the `host` input or list `hosts:` in deployguard.yml. Example: hosts: [{ host: 203.0.113.10, user: deploy }]'
+    );
   const names = new Set<string>();
   for (const h of hosts) {
-    if (!h.user) p.list.push(`host ${h.name}: no user. Set \`user:\` on the host in deployguard.yml or the \`user\` input. Example: user: deploy`);
-    if (names.has(h.name)) p.list.push(`host names must be unique: "${h.name}" appears twice. Example: name: web-2`);
+    if (!h.user)
+      p.list.push(
+        `host ${h.name}: no user. Set \`user:\` on the host in deployguard.yml or the \`user\` input. Example: user: deploy`
+      );
+    if (names.has(h.name))
+      p.list.push(`host names must be unique: "${h.name}" appears twice. Example: name: web-2`);
     names.add(h.name);
   }
   if (!privateKey && !password && deploying) {
-    p.list.push('no SSH credentials: set the `ssh-key` input (or DEPLOYGUARD_SSH_KEY) to a private key. Example: ssh-key: ${{ secrets.DEPLOY_KEY }}');
+    p.list.push(
+      'no SSH credentials: set the `ssh-key` input (or DEPLOYGUARD_SSH_KEY) to a private key. Example: ssh-key: ${{ secrets.DEPLOY_KEY }}'
+    );
   } else if (privateKey && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKey)) {
-    p.list.push('input `ssh-key`: this is not a private key (no "-----BEGIN ... PRIVATE KEY-----" line). Paste the whole key file, not a path or the public key.');
+    p.list.push(
+      'input `ssh-key`: this is not a private key (no "-----BEGIN ... PRIVATE KEY-----" line). Paste the whole key file, not a path or the public key.'
+    );
   }
   if (!skip) {
     for (const h of hosts) {
@@ -182,26 +232,44 @@ export function parseSettings(src: SettingsSource): Settings {
 
   const targetPath = get('target-path') ?? file?.target?.path;
   if (targetPath === undefined) {
-    if (deploying) p.list.push('no target path: set `target.path` in deployguard.yml or the `target-path` input. Example: target: { path: /srv/myapp }');
-  } else if (!/^\/(?:[A-Za-z0-9._@+-]+\/?)*$/.test(targetPath) || /(^|\/)\.\.?(\/|$)/.test(targetPath) || targetPath === '/') {
-    p.list.push(`target path "${targetPath.slice(0, 80)}": expected an absolute path like /srv/myapp, without \`..\`, and not /.`);
+    if (deploying)
+      p.list.push(
+        'no target path: set `target.path` in deployguard.yml or the `target-path` input. Example: target: { path: /srv/myapp }'
+      );
+  } else if (
+    !/^\/(?:[A-Za-z0-9._@+-]+\/?)*$/.test(targetPath) ||
+    /(^|\/)\.\.?(\/|$)/.test(targetPath) ||
+    targetPath === '/'
+  ) {
+    p.list.push(
+      `target path "${targetPath.slice(0, 80)}": expected an absolute path like /srv/myapp, without \`..\`, and not /.`
+    );
   }
   const strategyInput = get('strategy');
   if (strategyInput !== undefined && strategyInput !== 'releases' && strategyInput !== 'in-place') {
-    p.list.push(`input \`strategy\`: expected \`releases\` or \`in-place\`, got "${strategyInput.slice(0, 40)}". Example: strategy: releases`);
+    p.list.push(
+      `input \`strategy\`: expected \`releases\` or \`in-place\`, got "${strategyInput.slice(0, 40)}". Example: strategy: releases`
+    );
   }
   const artifact = get('artifact') ?? file?.artifact;
-  if (!artifact && deploying) p.list.push('no artifact: set `artifact` in deployguard.yml or the `artifact` input to the file or directory to ship. Example: artifact: dist/');
+  if (!artifact && deploying)
+    p.list.push(
+      'no artifact: set `artifact` in deployguard.yml or the `artifact` input to the file or directory to ship. Example: artifact: dist/'
+    );
 
   const releaseIdInput = get('release-id');
   if (releaseIdInput !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(releaseIdInput)) {
-    p.list.push(`input \`release-id\`: "${releaseIdInput.slice(0, 60)}" may only hold letters, digits, . _ - (starting with a letter or digit). Example: release-id: 2026-11-26.1`);
+    p.list.push(
+      `input \`release-id\`: "${releaseIdInput.slice(0, 60)}" may only hold letters, digits, . _ - (starting with a letter or digit). Example: release-id: 2026-11-26.1`
+    );
   }
 
   const service = serviceFrom(p, file, get);
   const healthUrl = get('health-url');
   if (healthUrl !== undefined && !/^https?:\/\/\S+$/.test(healthUrl)) {
-    p.list.push(`input \`health-url\`: expected an http(s) URL, got "${healthUrl.slice(0, 60)}". Example: health-url: https://example.com/health`);
+    p.list.push(
+      `input \`health-url\`: expected an http(s) URL, got "${healthUrl.slice(0, 60)}". Example: health-url: https://example.com/health`
+    );
   }
   const checks = checksFrom(file, healthUrl);
 
@@ -222,7 +290,8 @@ export function parseSettings(src: SettingsSource): Settings {
     releaseId: releaseIdInput ?? defaultReleaseId(src.now, commit),
     target: {
       path: (targetPath ?? '').replace(/\/+$/, ''),
-      strategy: (strategyInput as 'releases' | 'in-place' | undefined) ?? file?.target?.strategy ?? 'releases',
+      strategy:
+        (strategyInput as 'releases' | 'in-place' | undefined) ?? file?.target?.strategy ?? 'releases',
       keepReleases: file?.target?.['keep-releases'] ?? 5,
       shared: file?.target?.shared ?? []
     },
@@ -238,7 +307,10 @@ export function parseSettings(src: SettingsSource): Settings {
     service,
     checks,
     beforeSwitch: get('before-switch') ?? file?.deploy['before-switch'],
-    lock: { waitMs: lockWait ?? file?.deploy['lock-wait'] ?? 120_000, ttlMs: file?.deploy['lock-ttl'] ?? 3_600_000 },
+    lock: {
+      waitMs: lockWait ?? file?.deploy['lock-wait'] ?? 120_000,
+      ttlMs: file?.deploy['lock-ttl'] ?? 3_600_000
+    },
     rollback: file?.['post-deploy'].rollback ?? 'auto',
     dryRun,
     run: {
@@ -246,30 +318,53 @@ export function parseSettings(src: SettingsSource): Settings {
       commit,
       ref: src.env.GITHUB_REF ?? 'local',
       actor: src.env.GITHUB_ACTOR ?? src.env.USER ?? 'unknown',
-      runUrl: src.env.GITHUB_REPOSITORY && src.env.GITHUB_RUN_ID ? `${server}/${src.env.GITHUB_REPOSITORY}/actions/runs/${runId}` : undefined
+      runUrl:
+        src.env.GITHUB_REPOSITORY && src.env.GITHUB_RUN_ID
+          ? `${server}/${src.env.GITHUB_REPOSITORY}/actions/runs/${runId}`
+          : undefined
     }
   };
 }
 
-function serviceFrom(p: Problems, file: ConfigFile | undefined, get: (n: string) => string | undefined): ServiceSettings {
+function serviceFrom(
+  p: Problems,
+  file: ConfigFile | undefined,
+  get: (n: string) => string | undefined
+): ServiceSettings {
   const managerInput = get('service-manager');
   const nameInput = get('service-name');
   if (managerInput !== undefined && !['systemd', 'command', 'none'].includes(managerInput)) {
-    p.list.push(`input \`service-manager\`: expected systemd, command or none, got "${managerInput.slice(0, 40)}". Example: service-manager: systemd`);
+    p.list.push(
+      `input \`service-manager\`: expected systemd, command or none, got "${managerInput.slice(0, 40)}". Example: service-manager: systemd`
+    );
     return { manager: 'none' };
   }
   const fromFile = file?.service;
   if (managerInput === 'none') return { manager: 'none' };
-  if (managerInput === 'systemd' || (managerInput === undefined && nameInput !== undefined && fromFile === undefined)) {
+  if (
+    managerInput === 'systemd' ||
+    (managerInput === undefined && nameInput !== undefined && fromFile === undefined)
+  ) {
     const unit = nameInput ?? (fromFile?.manager === 'systemd' ? fromFile.name : undefined);
     if (!unit || !/^[A-Za-z0-9:_.@\\-]{1,255}$/.test(unit)) {
-      p.list.push(`input \`service-name\`: a systemd unit name is needed, got "${(unit ?? '').slice(0, 60)}". Example: service-name: myapp`);
+      p.list.push(
+        `input \`service-name\`: a systemd unit name is needed, got "${(unit ?? '').slice(0, 60)}". Example: service-name: myapp`
+      );
       return { manager: 'none' };
     }
-    return { manager: 'systemd', name: unit, sudo: fromFile?.manager === 'systemd' ? fromFile.sudo : false, settleMs: 2000, startTimeoutMs: 60_000 };
+    return {
+      manager: 'systemd',
+      name: unit,
+      sudo: fromFile?.manager === 'systemd' ? fromFile.sudo : false,
+      settleMs: 2000,
+      startTimeoutMs: 60_000
+    };
   }
   if (!fromFile || fromFile.manager === 'none') {
-    if (managerInput === 'command') p.list.push('service-manager `command` needs `service.start` in deployguard.yml. Example: service: { manager: command, start: ./run.sh }');
+    if (managerInput === 'command')
+      p.list.push(
+        'service-manager `command` needs `service.start` in deployguard.yml. Example: service: { manager: command, start: ./run.sh }'
+      );
     return { manager: 'none' };
   }
   if (fromFile.manager === 'systemd') {
@@ -282,10 +377,14 @@ function serviceFrom(p: Problems, file: ConfigFile | undefined, get: (n: string)
     };
   }
   if (!fromFile.stop && !fromFile.pidfile) {
-    p.list.push('service (command): set `stop` or `pidfile`, or the old process is never stopped. Example: pidfile: /srv/myapp/app.pid');
+    p.list.push(
+      'service (command): set `stop` or `pidfile`, or the old process is never stopped. Example: pidfile: /srv/myapp/app.pid'
+    );
   }
   if (!fromFile.status && !fromFile.pidfile) {
-    p.list.push('service (command): set `status` or `pidfile`, so deployguard can tell the service runs. Example: status: pgrep -f myapp');
+    p.list.push(
+      'service (command): set `status` or `pidfile`, so deployguard can tell the service runs. Example: status: pgrep -f myapp'
+    );
   }
   return {
     manager: 'command',

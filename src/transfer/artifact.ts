@@ -51,9 +51,15 @@ const utf8Lossy = new TextDecoder('utf-8');
  * `exclude` holds glob patterns (see {@link compileExclude}); excluded entries are skipped before any
  * check and excluded directories are not descended into. They do not apply to a single-file artifact.
  */
-export async function scanArtifact(path: string, opts: { exclude?: readonly string[] } = {}): Promise<Artifact> {
+export async function scanArtifact(
+  path: string,
+  opts: { exclude?: readonly string[] } = {}
+): Promise<Artifact> {
   if (typeof path !== 'string' || path.trim() === '') {
-    throw new ArtifactError('Artifact path is empty.', 'Set the artifact input to the build output file or directory.');
+    throw new ArtifactError(
+      'Artifact path is empty.',
+      'Set the artifact input to the build output file or directory.'
+    );
   }
   const root = resolve(path);
   // stat, not lstat: the artifact path itself may be a symlink (e.g. `current -> build-42`).
@@ -118,7 +124,8 @@ export function manifestText(hashes: ReadonlyMap<string, string>): string {
     .map(([path, hash]) => {
       if (!/^[0-9a-f]{64}$/.test(hash)) throw new Error(`Not a SHA-256 hex digest for ${path}: ${hash}`);
       // sha256sum escapes such names, so a plain line would not match; scanArtifact never produces them.
-      if (/[\\\n\r]/.test(path)) throw new Error(`Path cannot be listed in a manifest: ${JSON.stringify(path)}`);
+      if (/[\\\n\r]/.test(path))
+        throw new Error(`Path cannot be listed in a manifest: ${JSON.stringify(path)}`);
       return `${hash}  ./${path}\n`;
     })
     .join('');
@@ -169,7 +176,10 @@ function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${re}$`);
 }
 
-async function walk(root: string, excluded: (rel: string, isDir: boolean) => boolean): Promise<ArtifactEntry[]> {
+async function walk(
+  root: string,
+  excluded: (rel: string, isDir: boolean) => boolean
+): Promise<ArtifactEntry[]> {
   const entries: ArtifactEntry[] = [];
   const limit = limiter(FS_CONCURRENCY);
 
@@ -318,7 +328,8 @@ function checkSymlinkChains(entries: readonly ArtifactEntry[], root: string): vo
       const part = pending.pop() as string;
       if (part === '' || part === '.') continue;
       if (part === '..') {
-        if (stack.length === 0) throw outsideError(path, target, join(root, path), ' through another symlink');
+        if (stack.length === 0)
+          throw outsideError(path, target, join(root, path), ' through another symlink');
         stack.pop();
         continue;
       }
@@ -338,7 +349,12 @@ function checkSymlinkChains(entries: readonly ArtifactEntry[], root: string): vo
   }
 }
 
-function specialKind(st: { isFIFO(): boolean; isSocket(): boolean; isBlockDevice(): boolean; isCharacterDevice(): boolean }): string {
+function specialKind(st: {
+  isFIFO(): boolean;
+  isSocket(): boolean;
+  isBlockDevice(): boolean;
+  isCharacterDevice(): boolean;
+}): string {
   if (st.isFIFO()) return 'FIFO (named pipe)';
   if (st.isSocket()) return 'socket';
   if (st.isBlockDevice()) return 'block device';
@@ -359,7 +375,9 @@ function fsError(err: NodeJS.ErrnoException, path: string): ArtifactError {
 
 function escapeBytes(raw: Buffer): string {
   let out = '';
-  for (const b of raw) out += b >= 0x20 && b < 0x7f && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`;
+  for (const b of raw)
+    out +=
+      b >= 0x20 && b < 0x7f && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`;
   return out;
 }
 

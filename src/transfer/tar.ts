@@ -102,7 +102,16 @@ async function* archive(
       const mtime = Math.floor(st.mtimeMs / 1000);
       yield* entry.kind === 'dir'
         ? out(tarHeader({ path: entry.path, type: 'dir', mode: entry.mode, size: 0, mtime }))
-        : out(tarHeader({ path: entry.path, type: 'symlink', mode: 0o777, size: 0, mtime, linkname: entry.target }));
+        : out(
+            tarHeader({
+              path: entry.path,
+              type: 'symlink',
+              mode: 0o777,
+              size: 0,
+              mtime,
+              linkname: entry.target
+            })
+          );
       continue;
     }
 
@@ -114,7 +123,15 @@ async function* archive(
       const st = await fh.stat();
       if (!st.isFile() || st.size !== entry.size) throw changedSinceScan(entry.path, source);
       const size = entry.size;
-      yield* out(tarHeader({ path: entry.path, type: 'file', mode: entry.mode, size, mtime: Math.floor(st.mtimeMs / 1000) }));
+      yield* out(
+        tarHeader({
+          path: entry.path,
+          type: 'file',
+          mode: entry.mode,
+          size,
+          mtime: Math.floor(st.mtimeMs / 1000)
+        })
+      );
       const hash = createHash('sha256');
       let pos = 0;
       while (pos < size) {
@@ -188,7 +205,15 @@ export function tarHeader(h: TarHeader): Buffer {
 
   const records = Buffer.from(pax.map(([k, v]) => paxRecord(k, v)).join(''), 'utf8');
   const paxName = `PaxHeaders/${asciiOnly(posix.basename(path)).slice(0, 89)}`;
-  const paxHeader = ustarBlock({ name: paxName, prefix: '', mode: 0o644, size: records.length, mtime, typeflag: 'x', linkname: '' });
+  const paxHeader = ustarBlock({
+    name: paxName,
+    prefix: '',
+    mode: 0o644,
+    size: records.length,
+    mtime,
+    typeflag: 'x',
+    linkname: ''
+  });
   const padded = Buffer.alloc(Math.ceil(records.length / BLOCK) * BLOCK);
   records.copy(padded);
   return Buffer.concat([paxHeader, padded, header]);
