@@ -1,34 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { lines, quote, remoteCommandLine, sh, userScript } from '../../src/remote/shell.js';
+import { HOSTILE } from '../helpers/hostile.js';
 
 /** Runs a command line the way sshd does: the login shell parses it with `-c`. */
 function viaLoginShell(commandLine: string, shell = 'bash'): string {
   return execFileSync(shell, ['-c', commandLine], { encoding: 'utf8' });
 }
-
-export const HOSTILE = [
-  '; rm -rf /',
-  '$(id)',
-  '`id`',
-  "it's",
-  '"double"',
-  'new\nline',
-  'tab\there',
-  '  spaces  ',
-  'ünïcødé ✓ 日本',
-  '*',
-  '~root',
-  '$HOME',
-  '${IFS}',
-  '\\back\\slash',
-  '-rf',
-  '--',
-  '!event',
-  '&& echo pwned',
-  '| cat /etc/passwd',
-  "'; echo pwned; '",
-  ''
-];
 
 describe('quote', () => {
   test.each(HOSTILE)('%j reaches the remote shell as literal data', value => {

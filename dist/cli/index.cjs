@@ -55695,6 +55695,11 @@ function listReleases(layout) {
 function removePaths(paths) {
     return paths.length ? sh `rm -rf -- ${paths}` : sh `:`;
 }
+/**
+ * Shell test for "the process in $pid is alive": it exists and is not a zombie. A crashed daemon
+ * whose parent does not reap it still answers `kill -0`, so that alone would call it running.
+ */
+const PID_ALIVE = sh `[ "\${pid:-0}" -gt 0 ] && [ -r "/proc/$pid/stat" ] && [ "$(sed 's/^.*) //' "/proc/$pid/stat" | cut -d' ' -f1)" != Z ]`;
 function serviceCommands(service, layout) {
     if (service.manager === 'none')
         return undefined;
@@ -55705,7 +55710,7 @@ function serviceCommands(service, layout) {
         return {
             stop: sh `${sudo}systemctl stop -- ${unit}`,
             start: sh `${sudo}systemctl start -- ${unit}`,
-            status: lines(sh `out=$(${sudo}systemctl show -p ActiveState -p SubState -p MainPID -p NRestarts -- ${unit})`, sh `printf '%s\\n' "$out"`, sh `pid=$(printf '%s\\n' "$out" | sed -n 's/^MainPID=//p')`, sh `if [ "\${pid:-0}" -gt 0 ] && [ -d "/proc/$pid" ]; then echo PidAlive=yes; else echo PidAlive=no; fi`),
+            status: lines(sh `out=$(${sudo}systemctl show -p ActiveState -p SubState -p MainPID -p NRestarts -- ${unit})`, sh `printf '%s\\n' "$out"`, sh `pid=$(printf '%s\\n' "$out" | sed -n 's/^MainPID=//p')`, sh `if ${PID_ALIVE}; then echo PidAlive=yes; else echo PidAlive=no; fi`),
             logs: sh `${sudo}journalctl -u ${unit} -n 30 --no-pager -o short-iso 2>&1 || true`
         };
     }
@@ -55717,7 +55722,7 @@ function serviceCommands(service, layout) {
             ? lines(sh `pid=$(cat -- ${pidfile} 2>/dev/null || true)`, sh `if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then`, sh `  kill -TERM "$pid"; i=0`, sh `  while kill -0 "$pid" 2>/dev/null && [ "$i" -lt ${graceTenths} ]; do sleep 0.1; i=$((i + 1)); done`, sh `  if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; echo "stopped with SIGKILL after the grace period" >&2; fi`, sh `fi`)
             : sh `:`;
     const status = pidfile
-        ? lines(sh `pid=$(cat -- ${pidfile} 2>/dev/null || true)`, sh `if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo ActiveState=active; echo "MainPID=$pid"; echo PidAlive=yes;`, sh `else echo ActiveState=inactive; echo MainPID=0; echo PidAlive=no; fi`)
+        ? lines(sh `pid=$(cat -- ${pidfile} 2>/dev/null || true)`, sh `if ${PID_ALIVE}; then echo ActiveState=active; echo "MainPID=$pid"; echo PidAlive=yes;`, sh `else echo ActiveState=inactive; echo MainPID=0; echo PidAlive=no; fi`)
         : lines(sh `if (cd -- ${workDir} && ${userScript(service.status ?? 'false')}) >/dev/null 2>&1; then`, sh `  echo ActiveState=active; echo PidAlive=yes; else echo ActiveState=inactive; echo PidAlive=no; fi`);
     // The start command's own output goes to a file: a daemon it leaves running must not hold the
     // SSH channel open, and the file is shown when the start fails.
@@ -56153,12 +56158,13 @@ function packArtifact(artifact, opts = {}) {
             settle.resolve(result);
         }
         catch (err) {
-            settle.reject(err);
+            // Readable.from throws an AbortError into the generator when the stream is destroyed.
+            settle.reject(err.name === 'AbortError' ? closedEarly() : err);
             throw err;
         }
         finally {
             if (!completed)
-                settle.reject(new Error('The archive stream was closed before it was complete.'));
+                settle.reject(closedEarly());
         }
     }
     // objectMode false makes highWaterMark count bytes: Readable.from only pulls the next chunk once
@@ -56253,6 +56259,9 @@ async function* archive(artifact, hashes, onProgress) {
         }
     }
     yield* out(ZEROS, true);
+}
+function closedEarly() {
+    return new Error('The archive stream was closed before it was complete.');
 }
 function changedSinceScan(path, source) {
     return new ArtifactError(`Artifact entry "${path}" was modified, replaced or removed after it was scanned (${source}).`, 'Make sure nothing writes to the artifact while deploying (e.g. the build has finished), then retry.', path);

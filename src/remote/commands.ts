@@ -178,6 +178,12 @@ export function removePaths(paths: readonly string[]): Shell {
   return paths.length ? sh`rm -rf -- ${paths}` : sh`:`;
 }
 
+/**
+ * Shell test for "the process in $pid is alive": it exists and is not a zombie. A crashed daemon
+ * whose parent does not reap it still answers `kill -0`, so that alone would call it running.
+ */
+const PID_ALIVE = sh`[ "\${pid:-0}" -gt 0 ] && [ -r "/proc/$pid/stat" ] && [ "$(sed 's/^.*) //' "/proc/$pid/stat" | cut -d' ' -f1)" != Z ]`;
+
 /** Service control for the configured manager. */
 export interface ServiceCommands {
   readonly stop: Shell;
@@ -201,7 +207,7 @@ export function serviceCommands(service: ServiceSettings, layout: Layout): Servi
         sh`out=$(${sudo}systemctl show -p ActiveState -p SubState -p MainPID -p NRestarts -- ${unit})`,
         sh`printf '%s\\n' "$out"`,
         sh`pid=$(printf '%s\\n' "$out" | sed -n 's/^MainPID=//p')`,
-        sh`if [ "\${pid:-0}" -gt 0 ] && [ -d "/proc/$pid" ]; then echo PidAlive=yes; else echo PidAlive=no; fi`
+        sh`if ${PID_ALIVE}; then echo PidAlive=yes; else echo PidAlive=no; fi`
       ),
       logs: sh`${sudo}journalctl -u ${unit} -n 30 --no-pager -o short-iso 2>&1 || true`
     };
@@ -223,7 +229,7 @@ export function serviceCommands(service: ServiceSettings, layout: Layout): Servi
   const status = pidfile
     ? lines(
         sh`pid=$(cat -- ${pidfile} 2>/dev/null || true)`,
-        sh`if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo ActiveState=active; echo "MainPID=$pid"; echo PidAlive=yes;`,
+        sh`if ${PID_ALIVE}; then echo ActiveState=active; echo "MainPID=$pid"; echo PidAlive=yes;`,
         sh`else echo ActiveState=inactive; echo MainPID=0; echo PidAlive=no; fi`
       )
     : lines(

@@ -54,10 +54,11 @@ export function packArtifact(
       completed = true;
       settle.resolve(result);
     } catch (err) {
-      settle.reject(err);
+      // Readable.from throws an AbortError into the generator when the stream is destroyed.
+      settle.reject((err as Error).name === 'AbortError' ? closedEarly() : err);
       throw err;
     } finally {
-      if (!completed) settle.reject(new Error('The archive stream was closed before it was complete.'));
+      if (!completed) settle.reject(closedEarly());
     }
   }
   // objectMode false makes highWaterMark count bytes: Readable.from only pulls the next chunk once
@@ -156,6 +157,10 @@ async function* archive(
     }
   }
   yield* out(ZEROS, true);
+}
+
+function closedEarly(): Error {
+  return new Error('The archive stream was closed before it was complete.');
 }
 
 function changedSinceScan(path: string, source: string): ArtifactError {

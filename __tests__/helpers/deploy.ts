@@ -1,0 +1,96 @@
+import { copyFile, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from '../../src/demo/sandbox.js';
+import { runDeploy } from '../../src/deploy.js';
+import { memoryLogger } from '../../src/io/log.js';
+import type { DeployResult } from '../../src/plan/execute.js';
+import { parseSettings } from '../../src/settings/parse.js';
+import type { Settings } from '../../src/settings/types.js';
+
+export { freePort };
+
+/** Host fields the deploy helpers need (the harness hosts and the demo sandbox both have them). */
+export interface HostLike {
+  readonly name?: string;
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly privateKey: string;
+  readonly knownHostsLine: string;
+}
+
+const APP = join(process.cwd(), 'examples', 'app', 'server.js');
+
+/** A release of the sample app: server.js, VERSION and, to break it on purpose, FAULT. */
+export async function makeRelease(
+  version: string,
+  fault?: string,
+  extra: Record<string, string> = {}
+): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), `dg-artifact-${version}-`));
+  await copyFile(APP, join(dir, 'server.js'));
+  await writeFile(join(dir, 'VERSION'), `${version}\n`);
+  if (fault) await writeFile(join(dir, 'FAULT'), `${fault}\n`);
+  for (const [name, content] of Object.entries(extra)) {
+    await mkdir(join(dir, name, '..'), { recursive: true });
+    await writeFile(join(dir, name), content);
+  }
+  return dir;
+}
+
+/** Settings for a deploy to one test host, from inputs plus a YAML body, as the action parses them. */
+export function settingsFor(host: HostLike, inputs: Record<string, string>, yaml = 'version: 1'): Settings {
+  return parseSettings({
+    input: n =>
+      ({
+        host: host.host,
+        'host-name': host.name ?? 'test-host',
+        port: String(host.port),
+        user: host.user,
+        'known-hosts': host.knownHostsLine,
+        'ssh-key': host.privateKey,
+        'lock-wait': '0s',
+        'connect-timeout': '5s',
+        ...inputs
+      })[n],
+    env: {},
+    configText: yaml,
+    configPath: 'test.yml',
+    now: new Date(),
+    onSecret: () => {}
+  });
+}
+
+/** The YAML of a `command` service running the sample app with a pidfile, plus its health check. */
+export function commandServiceYaml(appPort: number, runDir: string, extra = ''): string {
+  return [
+    'version: 1',
+    'service:',
+    '  manager: command',
+    `  start: PORT=${appPort} nohup node server.js > ${runDir}/app.log 2>&1 & echo $! > ${runDir}/app.pid`,
+    `  pidfile: ${runDir}/app.pid`,
+    '  stop-grace: 3s',
+    '  settle: 500ms',
+    '  start-timeout: 10s',
+    'checks:',
+    `  - { name: health, type: http, url: "http://127.0.0.1:${appPort}/health", timeout: 1s, retries: 3, interval: 300ms }`,
+    extra
+  ].join('\n');
+}
+
+export async function deployQuiet(settings: Settings): Promise<{ result: DeployResult; log: string[] }> {
+  const log = memoryLogger();
+  const result = await runDeploy(settings, { log });
+  return { result, log: log.lines };
+}
+
+/** GET a URL's body, or a string that says why not (never throws). */
+export async function get(url: string): Promise<string> {
+  try {
+    const r = await fetch(url, { signal: AbortSignal.timeout(3000) });
+    return (await r.text()).trim();
+  } catch (err) {
+    return `unreachable: ${(err as Error).message}`;
+  }
+}

@@ -1,0 +1,291 @@
+/**
+ * Guarded deploys over a real sshd on loopback, with the sample app run by a `command` service
+ * (pidfile) and real HTTP health checks. Nothing here is mocked.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startSandbox, type Sandbox } from '../../src/demo/sandbox.js';
+import { connectHost } from '../../src/io/ssh.js';
+import { memoryLogger } from '../../src/io/log.js';
+import { sh } from '../../src/remote/shell.js';
+import { HOSTILE } from '../helpers/hostile.js';
+import {
+  commandServiceYaml,
+  deployQuiet,
+  freePort,
+  get,
+  makeRelease,
+  settingsFor
+} from '../helpers/deploy.js';
+
+let host: Sandbox;
+let base: string;
+let appPort: number;
+let runDir: string;
+
+function owned(dir: string): void {
+  if (process.getuid?.() === 0) execFileSync('chown', ['-R', `${host.user}:`, dir]);
+}
+
+beforeAll(async () => {
+  host = await startSandbox();
+  base = await mkdtemp(join(tmpdir(), 'dg-sshd-test-'));
+  await chmod(base, 0o755);
+}, 30_000);
+
+afterAll(async () => {
+  await killApp();
+  await host?.stop();
+  await rm(base, { recursive: true, force: true });
+});
+
+async function killApp(): Promise<void> {
+  if (!runDir) return;
+  const pid = Number(
+    (existsSync(join(runDir, 'app.pid')) ? readFileSync(join(runDir, 'app.pid'), 'utf8') : '').trim()
+  );
+  if (pid > 0) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+}
+
+let n = 0;
+/** A fresh target directory and app port per test, so tests never see each other's releases. */
+async function freshTarget(): Promise<{ target: string; yaml: (extra?: string) => string }> {
+  await killApp();
+  n++;
+  runDir = join(base, `run-${n}`);
+  await mkdir(runDir, { recursive: true });
+  owned(runDir);
+  appPort = await freePort();
+  const target = join(runDir, 'srv', 'app');
+  return { target, yaml: (extra = '') => commandServiceYaml(appPort, runDir, extra) };
+}
+
+function sha256(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+describe('deploy over real sshd', () => {
+  test('a healthy deploy switches current atomically, verifies every file and releases the lock', async () => {
+    const { target, yaml } = await freshTarget();
+    const art = await makeRelease('v1', undefined, { 'lib/util.js': 'module.exports = 1;\n' });
+    const { result } = await deployQuiet(
+      settingsFor(host, { artifact: art, 'target-path': target, 'release-id': 'r1' }, yaml())
+    );
+    expect(result.status).toBe('deployed');
+    expect(result.previousRelease).toBeUndefined();
+    expect(readlinkSync(join(target, 'current'))).toBe(join(target, 'releases', 'r1'));
+    for (const f of ['server.js', 'VERSION', 'lib/util.js']) {
+      expect(sha256(join(target, 'releases', 'r1', f))).toBe(sha256(join(art, f)));
+    }
+    expect(readFileSync(join(target, '.deployguard', 'status', 'r1'), 'utf8')).toMatch(/^good /);
+    expect(existsSync(join(target, '.deployguard', 'lock'))).toBe(false);
+    expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v1');
+  }, 60_000);
+
+  test('a release that fails its health check is rolled back, and the old version answers', async () => {
+    const { target, yaml } = await freshTarget();
+    const s = (artifact: string, id: string) =>
+      settingsFor(host, { artifact, 'target-path': target, 'release-id': id }, yaml());
+    expect((await deployQuiet(s(await makeRelease('v1'), 'r1'))).result.status).toBe('deployed');
+    const { result } = await deployQuiet(s(await makeRelease('v2', 'unhealthy'), 'r2'));
+    expect(result.status).toBe('rolled-back');
+    expect(result.rolledBack).toBe(true);
+    expect(result.previousRelease).toBe('r1');
+    expect(result.error).toMatch(/health checks failed: health: HTTP 500/);
+    expect(result.hosts[0]!.rollbackChecks.every(c => c.ok)).toBe(true);
+    expect(readlinkSync(join(target, 'current'))).toBe(join(target, 'releases', 'r1'));
+    expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v1');
+    // The broken release stays for debugging, marked failed so it never counts as a good one.
+    expect(readFileSync(join(target, '.deployguard', 'status', 'r2'), 'utf8')).toMatch(/^failed /);
+    expect(existsSync(join(target, '.deployguard', 'lock'))).toBe(false);
+  }, 90_000);
+
+  test('a release that cannot start is rolled back and the old version answers', async () => {
+    const { target, yaml } = await freshTarget();
+    const s = (artifact: string, id: string) =>
+      settingsFor(host, { artifact, 'target-path': target, 'release-id': id }, yaml());
+    expect((await deployQuiet(s(await makeRelease('v1'), 'r1'))).result.status).toBe('deployed');
+    const { result } = await deployQuiet(s(await makeRelease('v2', 'crash'), 'r2'));
+    expect(result.status).toBe('rolled-back');
+    expect(result.error).toMatch(/service is not running/);
+    expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v1');
+  }, 90_000);
+
+  test('a failing before-switch command stops the deploy before the service is touched', async () => {
+    const { target, yaml } = await freshTarget();
+    const s = (artifact: string, id: string, extra: Record<string, string> = {}) =>
+      settingsFor(host, { artifact, 'target-path': target, 'release-id': id, ...extra }, yaml());
+    expect((await deployQuiet(s(await makeRelease('v1'), 'r1'))).result.status).toBe('deployed');
+    const pidBefore = readFileSync(join(runDir, 'app.pid'), 'utf8');
+    const { result } = await deployQuiet(
+      s(await makeRelease('v2'), 'r2', { 'before-switch': 'echo migrating; exit 3' })
+    );
+    expect(result.status).toBe('failed');
+    expect(result.rolledBack).toBe(false);
+    expect(result.error).toMatch(/before-switch command .* failed \(exit 3\)[\s\S]*migrating/);
+    expect(result.hosts[0]!.steps.map(x => x.id)).not.toContain('stop');
+    expect(readFileSync(join(runDir, 'app.pid'), 'utf8')).toBe(pidBefore);
+    expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v1');
+  }, 90_000);
+
+  test('keep-releases counts good releases only; the live and last good release survive', async () => {
+    const { target, yaml } = await freshTarget();
+    const cfg = yaml(`target: { path: ${target}, keep-releases: 2 }`);
+    const s = (artifact: string, id: string) => settingsFor(host, { artifact, 'release-id': id }, cfg);
+    for (const [id, fault] of [['r1'], ['r2'], ['r3', 'unhealthy'], ['r4', 'unhealthy'], ['r5']] as const) {
+      await deployQuiet(s(await makeRelease(id, fault), id));
+    }
+    // Good: r1, r2, r5 (keep 2 -> r2, r5). Failed: r3, r4 (keep the newest failure, r4).
+    expect(readdirSync(join(target, 'releases')).sort()).toEqual(['r2', 'r4', 'r5']);
+    expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('r5');
+  }, 180_000);
+
+  test('shared entries are linked into every release and survive deploys', async () => {
+    const { target, yaml } = await freshTarget();
+    const cfg = yaml(`target: { path: ${target}, shared: [.env, data/] }`);
+    const s = (artifact: string, id: string) => settingsFor(host, { artifact, 'release-id': id }, cfg);
+    expect(
+      (await deployQuiet(s(await makeRelease('v1', undefined, { '.env': 'SEED=1\n' }), 'r1'))).result.status
+    ).toBe('deployed');
+    writeFileSync(join(target, 'shared', 'data', 'state.db'), 'precious');
+    expect(
+      (await deployQuiet(s(await makeRelease('v2', undefined, { '.env': 'SEED=overwritten\n' }), 'r2')))
+        .result.status
+    ).toBe('deployed');
+    expect(readlinkSync(join(target, 'releases', 'r2', '.env'))).toBe(join(target, 'shared', '.env'));
+    expect(readFileSync(join(target, 'current', '.env'), 'utf8')).toBe('SEED=1\n');
+    expect(readFileSync(join(target, 'current', 'data', 'state.db'), 'utf8')).toBe('precious');
+  }, 90_000);
+
+  test('in-place: a timestamped backup is taken and restored on rollback', async () => {
+    const { target, yaml } = await freshTarget();
+    const cfg = yaml(`target: { path: ${target}, strategy: in-place }`);
+    const s = (artifact: string, id: string) => settingsFor(host, { artifact, 'release-id': id }, cfg);
+    expect((await deployQuiet(s(await makeRelease('v1'), 'r1'))).result.status).toBe('deployed');
+    expect(readFileSync(join(target, 'VERSION'), 'utf8')).toBe('v1\n');
+    const { result } = await deployQuiet(s(await makeRelease('v2', 'unhealthy'), 'r2'));
+    expect(result.status).toBe('rolled-back');
+    expect(readFileSync(join(target, 'VERSION'), 'utf8')).toBe('v1\n');
+    expect(existsSync(join(target, 'FAULT'))).toBe(false);
+    const backups = readdirSync(join(target, '..')).filter(f => /^app\.backup-\d{8}-\d{6}$/.test(f));
+    expect(backups).toHaveLength(1);
+    expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v1');
+  }, 90_000);
+
+  test('another deploy holding the lock makes this one fail, naming the owner; nothing is changed', async () => {
+    const { target, yaml } = await freshTarget();
+    const lock = join(target, '.deployguard', 'lock');
+    await mkdir(lock, { recursive: true });
+    writeFileSync(
+      join(lock, 'owner'),
+      JSON.stringify({ token: 'other', run: '4242', actor: 'alice' }) + '\n'
+    );
+    owned(runDir);
+    const { result } = await deployQuiet(
+      settingsFor(
+        host,
+        { artifact: await makeRelease('v1'), 'target-path': target, 'lock-wait': '1s' },
+        yaml()
+      )
+    );
+    expect(result.status).toBe('failed');
+    expect(result.error).toMatch(/another deploy holds the lock: .*"run":"4242".*"actor":"alice"/);
+    expect(existsSync(join(target, 'releases'))).toBe(false);
+    // Not ours: still there.
+    expect(readFileSync(join(lock, 'owner'), 'utf8')).toMatch(/alice/);
+  }, 60_000);
+
+  test('a lock older than its TTL is taken over with a warning', async () => {
+    const { target, yaml } = await freshTarget();
+    const lock = join(target, '.deployguard', 'lock');
+    await mkdir(lock, { recursive: true });
+    writeFileSync(join(lock, 'owner'), '{"token":"dead","run":"1"}\n');
+    execFileSync('touch', ['-d', '3 hours ago', lock]);
+    owned(runDir);
+    const { result, log } = await deployQuiet(
+      settingsFor(host, { artifact: await makeRelease('v1'), 'target-path': target }, yaml())
+    );
+    expect(result.status).toBe('deployed');
+    expect(log.join('\n')).toMatch(/took over an abandoned lock.*"run":"1"/);
+    expect(existsSync(lock)).toBe(false);
+  }, 60_000);
+
+  test('a host key that does not match the pin stops everything and shows the offered key', async () => {
+    const { target, yaml } = await freshTarget();
+    const wrong = host.knownHostsLine.replace(
+      /ssh-ed25519 \S+/,
+      'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl'
+    );
+    const { result } = await deployQuiet(
+      settingsFor(
+        host,
+        { artifact: await makeRelease('v1'), 'target-path': target, 'known-hosts': wrong },
+        yaml()
+      )
+    );
+    expect(result.status).toBe('failed');
+    expect(result.error).toMatch(/HOST KEY DOES NOT MATCH THE PIN/);
+    const offered = execFileSync('ssh-keygen', ['-lf', join(host.dir, 'host_key.pub')], {
+      encoding: 'utf8'
+    }).split(' ')[1]!;
+    expect(result.error).toContain(offered);
+    expect(existsSync(target)).toBe(false);
+  }, 60_000);
+
+  test('a host pinned by SHA256 fingerprint connects', async () => {
+    const { target, yaml } = await freshTarget();
+    const fp = execFileSync('ssh-keygen', ['-lf', join(host.dir, 'host_key.pub')], {
+      encoding: 'utf8'
+    }).split(' ')[1]!;
+    const s = settingsFor(
+      host,
+      { artifact: await makeRelease('v1'), 'target-path': target, 'known-hosts': '', 'host-key': fp },
+      yaml()
+    );
+    expect((await deployQuiet(s)).result.status).toBe('deployed');
+  }, 60_000);
+
+  test('a closed port fails with a hint, after bounded retries', async () => {
+    const { target, yaml } = await freshTarget();
+    const s = settingsFor(
+      { ...host, port: await freePort() },
+      { artifact: await makeRelease('v1'), 'target-path': target },
+      yaml()
+    );
+    const { result } = await deployQuiet({ ...s, ssh: { ...s.ssh, connectRetries: 1 } });
+    expect(result.status).toBe('failed');
+    expect(result.error).toMatch(/ECONNREFUSED[\s\S]*Nothing accepts connections/);
+  }, 60_000);
+
+  test('hostile strings reach the host as literal data over a real SSH session', async () => {
+    const s = settingsFor(host, { artifact: '/tmp', 'target-path': '/tmp' });
+    const shell = await connectHost(s.hosts[0]!, s.ssh, memoryLogger());
+    try {
+      for (const value of HOSTILE) {
+        const r = await shell.exec(sh`printf '%s' ${value}`);
+        expect({ value, out: r.stdout, code: r.code }).toEqual({ value, out: value, code: 0 });
+      }
+      const fail = await shell.exec(sh`echo partial; false; echo never`);
+      expect(fail.code).not.toBe(0);
+      expect(fail.stdout).toBe('partial\n');
+    } finally {
+      shell.close();
+    }
+  }, 60_000);
+
+  test('the release directory on the host is the real path current resolves to', () => {
+    // Sanity for the assertions above: they read the host's files through this machine's paths.
+    const any = readdirSync(base).find(d => existsSync(join(base, d, 'srv', 'app', 'current')));
+    expect(any && realpathSync(join(base, any, 'srv', 'app', 'current'))).toMatch(/releases\//);
+  });
+});
