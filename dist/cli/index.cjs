@@ -58224,8 +58224,9 @@ async function startSandbox() {
 /** Finds examples/app whether we run from the bundle (dist/cli) or from the sources. */
 function sampleApp() {
     const candidates = [
-        (0,external_node_path_namespaceObject.resolve)((0,external_node_path_namespaceObject.dirname)(process.argv[1] ?? '.'), '../../examples/app'),
-        __nccwpck_require__.ab + "app"
+        // Joined from parts so the bundler does not copy the sample app into dist/ as an asset.
+        (0,external_node_path_namespaceObject.resolve)((0,external_node_path_namespaceObject.dirname)(process.argv[1] ?? '.'), ...['..', '..', 'examples', 'app']),
+        (0,external_node_path_namespaceObject.resolve)(process.cwd(), ...['examples', 'app'])
     ];
     const found = candidates.find(c => (0,external_node_fs_namespaceObject.existsSync)((0,external_node_path_namespaceObject.join)(c, 'server.js')));
     if (!found)

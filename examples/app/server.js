@@ -24,10 +24,13 @@ if (fault === 'crash') {
   process.exit(1);
 }
 if (fault === 'late-crash') {
-  setTimeout(() => {
-    console.error(`ERROR version ${version}: crashed (deliberate fault)`);
-    process.exit(1);
-  }, Number(process.env.CRASH_AFTER_MS || 20000));
+  setTimeout(
+    () => {
+      console.error(`ERROR version ${version}: crashed (deliberate fault)`);
+      process.exit(1);
+    },
+    Number(process.env.CRASH_AFTER_MS || 20000)
+  );
 }
 
 http

@@ -12,8 +12,9 @@ import { freePort, SSHD, startSandbox, type Sandbox } from './sandbox.js';
 /** Finds examples/app whether we run from the bundle (dist/cli) or from the sources. */
 function sampleApp(): string {
   const candidates = [
-    resolve(dirname(process.argv[1] ?? '.'), '../../examples/app'),
-    resolve(process.cwd(), 'examples/app')
+    // Joined from parts so the bundler does not copy the sample app into dist/ as an asset.
+    resolve(dirname(process.argv[1] ?? '.'), ...['..', '..', 'examples', 'app']),
+    resolve(process.cwd(), ...['examples', 'app'])
   ];
   const found = candidates.find(c => existsSync(join(c, 'server.js')));
   if (!found)

@@ -1,0 +1,342 @@
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ArtifactError, compileExclude, manifestText, scanArtifact } from '../../src/transfer/artifact.js';
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'dg-artifact-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Creates files (string content), dirs (trailing '/') and symlinks ({ link }) under `dir`. */
+function tree(spec: Record<string, string | { link: string } | { mode: number; content?: string }>): void {
+  for (const [rel, v] of Object.entries(spec)) {
+    const abs = join(dir, rel);
+    if (rel.endsWith('/')) {
+      mkdirSync(abs, { recursive: true });
+      continue;
+    }
+    mkdirSync(join(abs, '..'), { recursive: true });
+    if (typeof v === 'string') writeFileSync(abs, v);
+    else if ('link' in v) symlinkSync(v.link, abs);
+    else {
+      writeFileSync(abs, v.content ?? '');
+      chmodSync(abs, v.mode);
+    }
+  }
+}
+
+async function rejection(p: Promise<unknown>): Promise<ArtifactError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e
+  );
+  expect(err).toBeInstanceOf(ArtifactError);
+  return err as ArtifactError;
+}
+
+describe('scanArtifact', () => {
+  test('walks a tree into sorted, relative POSIX entries with permissions and sizes', async () => {
+    tree({
+      'b/c/d.txt': 'hello',
+      'b/empty/': '',
+      'a.txt': '',
+      'run.sh': { mode: 0o755, content: '#!/bin/sh\n' },
+      suid: { mode: 0o6755 },
+      'sticky/': '',
+      'b/link': { link: 'c/d.txt' },
+      'b/up': { link: '../a.txt' }
+    });
+    chmodSync(join(dir, 'b'), 0o750);
+    chmodSync(join(dir, 'sticky'), 0o1777);
+
+    const a = await scanArtifact(dir);
+    expect(a).toEqual({
+      root: dir,
+      isFile: false,
+      fileCount: 4,
+      totalBytes: 15,
+      entries: [
+        { kind: 'file', path: 'a.txt', mode: 0o644, size: 0 },
+        { kind: 'dir', path: 'b', mode: 0o750 },
+        { kind: 'dir', path: 'b/c', mode: 0o755 },
+        { kind: 'file', path: 'b/c/d.txt', mode: 0o644, size: 5 },
+        { kind: 'dir', path: 'b/empty', mode: 0o755 },
+        { kind: 'symlink', path: 'b/link', target: 'c/d.txt' },
+        { kind: 'symlink', path: 'b/up', target: '../a.txt' },
+        { kind: 'file', path: 'run.sh', mode: 0o755, size: 10 },
+        { kind: 'dir', path: 'sticky', mode: 0o1777 },
+        // setuid/setgid stripped, the rest kept
+        { kind: 'file', path: 'suid', mode: 0o755, size: 0 }
+      ]
+    });
+  });
+
+  test('a single file yields one entry named by its basename', async () => {
+    tree({ 'out/app.tgz': 'x'.repeat(100) });
+    chmodSync(join(dir, 'out/app.tgz'), 0o600);
+    const a = await scanArtifact(join(dir, 'out', '.', 'app.tgz'));
+    expect(a).toEqual({
+      root: join(dir, 'out/app.tgz'),
+      isFile: true,
+      fileCount: 1,
+      totalBytes: 100,
+      entries: [{ kind: 'file', path: 'app.tgz', mode: 0o600, size: 100 }]
+    });
+  });
+
+  test('follows a symlink given as the artifact path itself, but not links inside it', async () => {
+    tree({
+      'build-1/index.html': '<html>',
+      'build-1/x': { link: 'index.html' },
+      current: { link: 'build-1' }
+    });
+    const a = await scanArtifact(join(dir, 'current'));
+    expect(a.entries.map(e => `${e.kind}:${e.path}`)).toEqual(['file:index.html', 'symlink:x']);
+  });
+
+  test('exclude patterns prune files and whole directories', async () => {
+    tree({
+      'app.js': '1',
+      'app.js.map': '2',
+      'lib/x.js.map': '3',
+      'lib/x.js': '4',
+      'node_modules/pkg/index.js': '5',
+      'lib/node_modules/kept.js': '6',
+      '.git/HEAD': '7',
+      'sub/.git/HEAD': '8',
+      '.gitkeep': '9',
+      'debug.log': '10',
+      'logs/deep/er.log': '11',
+      'logs/keep.txt': '12'
+    });
+    const a = await scanArtifact(dir, { exclude: ['*.map', 'node_modules/**', '.git/', '**/*.log', ''] });
+    expect(a.entries.map(e => e.path)).toEqual([
+      '.gitkeep',
+      'app.js',
+      'lib',
+      'lib/node_modules',
+      'lib/node_modules/kept.js',
+      'lib/x.js',
+      'logs',
+      'logs/deep',
+      'logs/keep.txt',
+      'sub'
+    ]);
+    expect(a.fileCount).toBe(5);
+  });
+
+  test('walks 3,000+ files quickly', async () => {
+    for (let d = 0; d < 60; d++) {
+      mkdirSync(join(dir, `d${d}`, 'sub'), { recursive: true });
+      for (let f = 0; f < 25; f++) {
+        writeFileSync(join(dir, `d${d}`, `f${f}`), 'x');
+        writeFileSync(join(dir, `d${d}`, 'sub', `g${f}`), '');
+      }
+    }
+    const started = performance.now();
+    const a = await scanArtifact(dir);
+    expect(a.fileCount).toBe(3000);
+    expect(a.entries).toHaveLength(3120);
+    expect(a.totalBytes).toBe(1500);
+    expect(performance.now() - started).toBeLessThan(3000);
+  });
+});
+
+describe('compileExclude', () => {
+  const cases: [pattern: string, path: string, isDir: boolean, expected: boolean][] = [
+    ['*.map', 'app.js.map', false, true],
+    ['*.map', 'a/b/c.map', false, true],
+    ['*.map', 'a.map/x', false, false],
+    ['/*.map', 'a/b.map', false, false],
+    ['/*.map', 'b.map', false, true],
+    ['./*.map', 'b.map', false, true],
+    ['src/*.ts', 'src/a.ts', false, true],
+    ['src/*.ts', 'src/a/b.ts', false, false],
+    ['src/*.ts', 'x/src/a.ts', false, false],
+    ['src/**/*.ts', 'src/a.ts', false, true],
+    ['src/**/*.ts', 'src/a/b/c.ts', false, true],
+    ['**/*.log', 'x.log', false, true],
+    ['**/*.log', 'a/b/x.log', false, true],
+    ['**/*.log', 'a/b/x.log.gz', false, false],
+    ['node_modules/**', 'node_modules', true, true],
+    ['node_modules/**', 'node_modules/a/b', false, true],
+    ['node_modules/**', 'a/node_modules', true, false],
+    ['node_modules/**', 'node_modulesx', true, false],
+    ['.git/', '.git', true, true],
+    ['.git/', 'a/.git', true, true],
+    ['.git/', '.git', false, false],
+    ['.git/', '.gitignore', false, false],
+    ['file?.txt', 'file1.txt', false, true],
+    ['file?.txt', 'file12.txt', false, false],
+    ['file?.txt', 'file/.txt', false, false],
+    ['a.b', 'axb', false, false],
+    ['(x)+[y]', '(x)+[y]', false, true],
+    ['docs/**', 'docs/x/y.md', false, true],
+    ['**', 'anything/at/all', false, true]
+  ];
+  test.each(cases)('%s on %s (dir=%s) -> %s', (pattern, path, isDir, expected) => {
+    expect(compileExclude([pattern])(path, isDir)).toBe(expected);
+  });
+
+  test('no patterns exclude nothing', () => {
+    expect(compileExclude([])('a', false)).toBe(false);
+  });
+});
+
+describe('scanArtifact rejects', () => {
+  test('an empty path', async () => {
+    const err = await rejection(scanArtifact(''));
+    expect(err.message).toBe('Artifact path is empty.');
+    expect(err.hint).toMatch(/artifact input/);
+    await rejection(scanArtifact('   '));
+  });
+
+  test('a missing path', async () => {
+    const err = await rejection(scanArtifact(join(dir, 'nope')));
+    expect(err.message).toBe(`Artifact path does not exist: ${join(dir, 'nope')}`);
+    expect(err.hint).toMatch(/build step/);
+  });
+
+  test('a directory without files, also after exclusion', async () => {
+    tree({ 'a/b/': '' });
+    expect((await rejection(scanArtifact(dir))).message).toBe(`Artifact directory contains no files: ${dir}`);
+    tree({ 'a/x.map': '' });
+    const err = await rejection(scanArtifact(dir, { exclude: ['*.map'] }));
+    expect(err.message).toMatch(/no files \(after exclusions\)/);
+    expect(err.hint).toMatch(/exclude patterns/);
+  });
+
+  test('a FIFO, unless excluded', async () => {
+    tree({ 'ok.txt': '', 'run/': '' });
+    execFileSync('mkfifo', [join(dir, 'run/pipe')]);
+    const err = await rejection(scanArtifact(dir));
+    expect(err.message).toBe(
+      `Artifact contains a FIFO (named pipe) at "run/pipe" (${join(dir, 'run/pipe')}).`
+    );
+    expect(err.hint).toMatch(/remove it or list it in the exclude patterns/);
+    expect(err.path).toBe('run/pipe');
+    expect((await scanArtifact(dir, { exclude: ['pipe'] })).fileCount).toBe(1);
+    // as the artifact path itself
+    expect((await rejection(scanArtifact(join(dir, 'run/pipe')))).message).toMatch(
+      /is a FIFO \(named pipe\), not a file/
+    );
+  });
+
+  test('a socket', async () => {
+    tree({ 'ok.txt': '' });
+    const server: Server = createServer();
+    await new Promise<void>(r => server.listen(join(dir, 'app.sock'), r));
+    try {
+      expect((await rejection(scanArtifact(dir))).message).toMatch(/contains a socket at "app.sock"/);
+    } finally {
+      await new Promise(r => server.close(r));
+    }
+  });
+
+  test('an absolute symlink', async () => {
+    tree({ 'ok.txt': '', 'etc/passwd': { link: '/etc/passwd' } });
+    const err = await rejection(scanArtifact(dir));
+    expect(err.message).toBe(
+      `Artifact symlink "etc/passwd" points to the absolute path "/etc/passwd" (${join(dir, 'etc/passwd')}).`
+    );
+    expect(err.hint).toMatch(/relative link/);
+  });
+
+  test.each([
+    ['up', '..'],
+    ['a/b/up2', '../../..'],
+    ['a/sneaky', 'b/../../../x'],
+    ['a/x', '../../etc']
+  ])('a symlink %s -> %s leading outside the artifact', async (link, target) => {
+    tree({ 'ok.txt': '', 'a/b/': '', [link]: { link: target } });
+    const err = await rejection(scanArtifact(dir));
+    expect(err.message).toBe(
+      `Artifact symlink "${link}" -> "${target}" points outside the artifact (${join(dir, link)}).`
+    );
+    expect(err.hint).toMatch(/inside the artifact/);
+  });
+
+  test('accepts links that climb but stay inside', async () => {
+    tree({
+      'ok.txt': '',
+      'a/b/l': { link: '../../ok.txt' },
+      'a/b/r': { link: '..' },
+      'a/dot': { link: '.' }
+    });
+    expect((await scanArtifact(dir)).entries.filter(e => e.kind === 'symlink')).toHaveLength(3);
+  });
+
+  test('a link escaping through another link', async () => {
+    // a/b is the root, so a/b/.. is the root's parent, though it normalises to "a".
+    tree({ 'ok.txt': '', 'a/b': { link: '..' }, c: { link: 'a/b/..' } });
+    const err = await rejection(scanArtifact(dir));
+    expect(err.message).toBe(
+      `Artifact symlink "c" -> "a/b/.." points outside the artifact through another symlink (${join(dir, 'c')}).`
+    );
+  });
+
+  test('a symlink loop', async () => {
+    tree({ 'ok.txt': '', x: { link: 'y/z' }, y: { link: 'x/..' } });
+    expect((await rejection(scanArtifact(dir))).message).toMatch(/loops \(too many levels/);
+  });
+
+  test.each([
+    ['bad\nname', 'a newline', '"d/bad\\nname"'],
+    ['bad\rname', 'a carriage return', '"d/bad\\rname"'],
+    ['bad\\name', 'a backslash', '"d/bad\\\\name"'],
+    ['tab\tname', 'the control character U+0009', '"d/tab\\tname"'],
+    ['del\u007f', 'the control character U+007F', '"d/del\u007f"'],
+    ['c1\u0085', 'the control character U+0085', '"d/c1\u0085"']
+  ])('a name with a bad character: %j', async (name, what, shown) => {
+    tree({ 'ok.txt': '', [`d/${name}`]: 'x' });
+    const err = await rejection(scanArtifact(dir));
+    expect(err.message).toBe(`Artifact file name contains ${what}: ${shown} in ${dir}.`);
+    expect(err.hint).toMatch(/^Rename it .*sha256sum/);
+    // Excluded entries are skipped before any check.
+    expect((await scanArtifact(dir, { exclude: ['d/'] })).fileCount).toBe(1);
+  });
+
+  test('a name that is not valid UTF-8', async () => {
+    tree({ 'ok.txt': '', 'd/': '' });
+    writeFileSync(
+      Buffer.concat([Buffer.from(`${dir}/d/caf`), Buffer.from([0xe9, 0x2e, 0x74])]),
+      'latin1 name'
+    );
+    const err = await rejection(scanArtifact(dir));
+    expect(err.message).toBe(`Artifact file name is not valid UTF-8: "d/caf\\xe9.t" in ${dir}.`);
+    expect(err.hint).toMatch(/UTF-8 name/);
+    expect((await scanArtifact(dir, { exclude: ['caf*'] })).fileCount).toBe(1);
+  });
+
+  test('a bad name as the artifact path itself', async () => {
+    tree({ 'x\ny': '' });
+    expect((await rejection(scanArtifact(join(dir, 'x\ny')))).message).toMatch(/contains a newline: "x\\ny"/);
+  });
+});
+
+describe('manifestText', () => {
+  const h = (c: string) => c.repeat(64);
+  test('lists ./path lines sorted by path', () => {
+    const text = manifestText(
+      new Map([
+        ['b/c.txt', h('b')],
+        ['-dash', h('d')],
+        ['a.txt', h('a')],
+        ['ünï côde.txt', h('e')]
+      ])
+    );
+    expect(text).toBe(
+      `${h('d')}  ./-dash\n${h('a')}  ./a.txt\n${h('b')}  ./b/c.txt\n${h('e')}  ./ünï côde.txt\n`
+    );
+    expect(manifestText(new Map())).toBe('');
+  });
+
+  test('refuses malformed hashes and unlistable paths', () => {
+    expect(() => manifestText(new Map([['a', 'XYZ']]))).toThrow(/Not a SHA-256 hex digest for a/);
+    expect(() => manifestText(new Map([['a\nb', h('a')]]))).toThrow(/cannot be listed/);
+  });
+});
