@@ -1,3 +1,4 @@
+import { get as httpGet } from 'node:http';
 import { copyFile, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -85,12 +86,16 @@ export async function deployQuiet(settings: Settings): Promise<{ result: DeployR
   return { result, log: log.lines };
 }
 
-/** GET a URL's body, or a string that says why not (never throws). */
-export async function get(url: string): Promise<string> {
-  try {
-    const r = await fetch(url, { signal: AbortSignal.timeout(3000) });
-    return (await r.text()).trim();
-  } catch (err) {
-    return `unreachable: ${(err as Error).message}`;
-  }
+/** GET a URL's body on a fresh connection (a pooled one may point at a process since replaced). */
+export function get(url: string): Promise<string> {
+  return new Promise(resolve => {
+    const req = httpGet(url, { agent: false, timeout: 3000 }, res => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve(body.trim()));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', err => resolve(`unreachable: ${err.message}`));
+  });
 }

@@ -54087,7 +54087,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4076:
+/***/ 5219:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -58819,9 +58819,8 @@ function scalar(opts, spec) {
 }
 // ---------------------------------------------------------------- scalar builders
 /** C0/C1 controls, DEL and bidi overrides (which make a log line lie); tab, CR, LF only if multiline. */
-// eslint-disable-next-line no-control-regex -- finding control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
-// eslint-disable-next-line no-control-regex -- as above, minus tab, LF and CR
+// As above, minus tab, LF and CR.
 const CONTROL_MULTILINE = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
 /** A string. Control characters are rejected: these values end up in shell commands and logs. */
 function str(opts = {}) {
@@ -58994,6 +58993,8 @@ const unwrap = (f) => (f.kind === 'optional' ? f.schema : f);
 /** The unknown-key issue, with a did-you-mean from the known keys when one is close enough. */
 function unknownKey(ctx, s, fields, path, key) {
     // Past the cap nothing is shown, so skip the edit distances: a mapping may have 100k hostile keys.
+    if (ctx.issues.length >= MAX_ISSUES)
+        return void ctx.dropped++;
     const known = Object.keys(fields);
     const near = suggest(key, known);
     if (near === undefined) {
@@ -59665,70 +59666,66 @@ function load_loadSettings(src) {
     return parseSettings({ ...src, configText, configPath: named || 'deployguard.yml' });
 }
 
+// EXTERNAL MODULE: external "node:http"
+var external_node_http_ = __nccwpck_require__(7067);
+;// CONCATENATED MODULE: external "node:https"
+const external_node_https_namespaceObject = require("node:https");
 // EXTERNAL MODULE: external "node:net"
 var external_node_net_ = __nccwpck_require__(7030);
 ;// CONCATENATED MODULE: ./src/checks/probes.ts
 
-/** Shows a URL without its credentials or query string values, which may hold tokens. */
-function safeUrl(url) {
-    try {
-        const u = new URL(url);
-        if (u.username || u.password) {
-            u.username = '***';
-            u.password = '';
-        }
-        for (const k of [...u.searchParams.keys()])
-            u.searchParams.set(k, '***');
-        return u.toString();
-    }
-    catch {
-        return '<invalid url>';
-    }
-}
-/** An HTTP request whose status and body are compared with what the check expects. */
+
+
+const MAX_BODY = (/* unused pure expression or super */ null && (64 * 1024));
+/**
+ * An HTTP request whose status and body are compared with what the check expects. Every attempt
+ * uses a new connection: a pooled keep-alive socket may still point at the process a restart or
+ * rollback just replaced, and would fail (or pass) for the wrong reason.
+ */
 function probes_httpProbe(check) {
-    return async (signal) => {
+    return signal => new Promise(resolve => {
         const started = Date.now();
-        const timeout = AbortSignal.timeout(check.timeoutMs);
-        let res;
-        try {
-            res = await fetch(check.url, {
-                method: check.method,
-                redirect: 'manual',
-                signal: AbortSignal.any([signal, timeout])
+        let settled = false;
+        const done = (ok, reason) => {
+            if (settled)
+                return;
+            settled = true;
+            clearTimeout(timer);
+            signal.removeEventListener('abort', onAbort);
+            req.destroy();
+            resolve({ ok, reason });
+        };
+        const onAbort = () => done(false, 'cancelled');
+        const url = new URL(check.url);
+        const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+        const req = send(url, { method: check.method, agent: false, headers: { 'user-agent': 'deployguard' } }, (res) => {
+            const chunks = [];
+            let size = 0;
+            res.on('data', (c) => {
+                if (size < MAX_BODY)
+                    chunks.push(c);
+                size += c.length;
             });
-        }
-        catch (err) {
-            if (timeout.aborted)
-                return { ok: false, reason: `no answer within ${check.timeoutMs} ms` };
-            const cause = err.cause;
-            return {
-                ok: false,
-                reason: `request failed: ${cause?.code ?? cause?.message ?? err.message}`
-            };
-        }
-        let body;
-        try {
-            body = await res.text();
-        }
-        catch {
-            return { ok: false, reason: `HTTP ${res.status}, body not read within ${check.timeoutMs} ms` };
-        }
-        const ms = Date.now() - started;
-        if (!check.expectStatus.includes(res.status)) {
-            return {
-                ok: false,
-                reason: `HTTP ${res.status}, expected ${check.expectStatus.join(' or ')}; body: ${probes_snippet(body)}`
-            };
-        }
-        if (check.bodyContains !== undefined && !body.includes(check.bodyContains)) {
-            return {
-                ok: false,
-                reason: `HTTP ${res.status} but the body lacks "${check.bodyContains}": ${probes_snippet(body)}`
-            };
-        }
-        return { ok: true, reason: `HTTP ${res.status} in ${ms} ms` };
-    };
+            res.on('error', err => done(false, `response failed: ${err.message}`));
+            res.on('end', () => {
+                const status = res.statusCode ?? 0;
+                const body = Buffer.concat(chunks).toString('utf8');
+                if (!check.expectStatus.includes(status)) {
+                    done(false, `HTTP ${status}, expected ${check.expectStatus.join(' or ')}; body: ${probes_snippet(body)}`);
+                }
+                else if (check.bodyContains !== undefined && !body.includes(check.bodyContains)) {
+                    done(false, `HTTP ${status} but the body lacks "${check.bodyContains}": ${probes_snippet(body)}`);
+                }
+                else {
+                    done(true, `HTTP ${status} in ${Date.now() - started} ms`);
+                }
+            });
+        });
+        const timer = setTimeout(() => done(false, `no answer within ${check.timeoutMs} ms`), check.timeoutMs);
+        signal.addEventListener('abort', onAbort);
+        req.on('error', (err) => done(false, `request failed: ${err.code ?? err.message}`));
+        req.end();
+    });
 }
 function probes_snippet(body) {
     const flat = body.replace(/\s+/g, ' ').trim();
@@ -60758,9 +60755,15 @@ async function runAction(step, run, settings, artifact, deps, token) {
         case 'upload': {
             const packed = packArtifact(artifact);
             const r = await run.shell.exec(a.script, { stdin: packed.stream });
+            // A local read failure (a file changed mid-upload) explains a remote tar error better than tar does.
+            const hashes = await packed.hashes.catch((e) => e instanceof Error ? e : new Error(String(e)));
+            if (hashes instanceof Error) {
+                const hint = hashes.hint;
+                throw new StepFailed(`${run.host.name}: the artifact could not be sent: ${hashes.message}`, 'deploy', hint);
+            }
             if (r.code !== 0)
                 throw new StepFailed(`${run.host.name}: upload failed (exit ${r.code}): ${tail(r.stderr)}`, 'deploy');
-            uploaded.set(run, await packed.hashes);
+            uploaded.set(run, hashes);
             deps.log.info(`${artifact.fileCount} files, ${(artifact.totalBytes / 1e6).toFixed(1)} MB sent`);
             return;
         }
@@ -70216,7 +70219,7 @@ module.exports = {"rE":"1.17.0"};
 /************************************************************************/
 var __webpack_exports__ = {};
 // CommonJS entry of the post step (see main.cjs for why CommonJS).
-(__nccwpck_require__(4076)/* .run */ .e)();
+(__nccwpck_require__(5219)/* .run */ .e)();
 
 module.exports = __webpack_exports__;
 /******/ })()

@@ -1,63 +1,66 @@
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import type { HttpCheck, TcpCheck } from '../settings/types.js';
 import type { Probe } from './types.js';
 
-/** Shows a URL without its credentials or query string values, which may hold tokens. */
-export function safeUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.username || u.password) {
-      u.username = '***';
-      u.password = '';
-    }
-    for (const k of [...u.searchParams.keys()]) u.searchParams.set(k, '***');
-    return u.toString();
-  } catch {
-    return '<invalid url>';
-  }
-}
+const MAX_BODY = 64 * 1024;
 
-/** An HTTP request whose status and body are compared with what the check expects. */
+/**
+ * An HTTP request whose status and body are compared with what the check expects. Every attempt
+ * uses a new connection: a pooled keep-alive socket may still point at the process a restart or
+ * rollback just replaced, and would fail (or pass) for the wrong reason.
+ */
 export function httpProbe(check: HttpCheck): Probe {
-  return async signal => {
-    const started = Date.now();
-    const timeout = AbortSignal.timeout(check.timeoutMs);
-    let res: Response;
-    try {
-      res = await fetch(check.url, {
-        method: check.method,
-        redirect: 'manual',
-        signal: AbortSignal.any([signal, timeout])
-      });
-    } catch (err) {
-      if (timeout.aborted) return { ok: false, reason: `no answer within ${check.timeoutMs} ms` };
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      return {
-        ok: false,
-        reason: `request failed: ${cause?.code ?? cause?.message ?? (err as Error).message}`
+  return signal =>
+    new Promise(resolve => {
+      const started = Date.now();
+      let settled = false;
+      const done = (ok: boolean, reason: string) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        req.destroy();
+        resolve({ ok, reason });
       };
-    }
-    let body: string;
-    try {
-      body = await res.text();
-    } catch {
-      return { ok: false, reason: `HTTP ${res.status}, body not read within ${check.timeoutMs} ms` };
-    }
-    const ms = Date.now() - started;
-    if (!check.expectStatus.includes(res.status)) {
-      return {
-        ok: false,
-        reason: `HTTP ${res.status}, expected ${check.expectStatus.join(' or ')}; body: ${snippet(body)}`
-      };
-    }
-    if (check.bodyContains !== undefined && !body.includes(check.bodyContains)) {
-      return {
-        ok: false,
-        reason: `HTTP ${res.status} but the body lacks "${check.bodyContains}": ${snippet(body)}`
-      };
-    }
-    return { ok: true, reason: `HTTP ${res.status} in ${ms} ms` };
-  };
+      const onAbort = () => done(false, 'cancelled');
+      const url = new URL(check.url);
+      const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+      const req = send(
+        url,
+        { method: check.method, agent: false, headers: { 'user-agent': 'deployguard' } },
+        (res: IncomingMessage) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (c: Buffer) => {
+            if (size < MAX_BODY) chunks.push(c);
+            size += c.length;
+          });
+          res.on('error', err => done(false, `response failed: ${err.message}`));
+          res.on('end', () => {
+            const status = res.statusCode ?? 0;
+            const body = Buffer.concat(chunks).toString('utf8');
+            if (!check.expectStatus.includes(status)) {
+              done(
+                false,
+                `HTTP ${status}, expected ${check.expectStatus.join(' or ')}; body: ${snippet(body)}`
+              );
+            } else if (check.bodyContains !== undefined && !body.includes(check.bodyContains)) {
+              done(false, `HTTP ${status} but the body lacks "${check.bodyContains}": ${snippet(body)}`);
+            } else {
+              done(true, `HTTP ${status} in ${Date.now() - started} ms`);
+            }
+          });
+        }
+      );
+      const timer = setTimeout(() => done(false, `no answer within ${check.timeoutMs} ms`), check.timeoutMs);
+      signal.addEventListener('abort', onAbort);
+      req.on('error', (err: NodeJS.ErrnoException) =>
+        done(false, `request failed: ${err.code ?? err.message}`)
+      );
+      req.end();
+    });
 }
 
 function snippet(body: string): string {

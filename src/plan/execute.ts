@@ -241,9 +241,21 @@ async function runAction(
     case 'upload': {
       const packed = packArtifact(artifact);
       const r = await run.shell.exec(a.script, { stdin: packed.stream });
+      // A local read failure (a file changed mid-upload) explains a remote tar error better than tar does.
+      const hashes = await packed.hashes.catch((e: unknown) =>
+        e instanceof Error ? e : new Error(String(e))
+      );
+      if (hashes instanceof Error) {
+        const hint = (hashes as { hint?: string }).hint;
+        throw new StepFailed(
+          `${run.host.name}: the artifact could not be sent: ${hashes.message}`,
+          'deploy',
+          hint
+        );
+      }
       if (r.code !== 0)
         throw new StepFailed(`${run.host.name}: upload failed (exit ${r.code}): ${tail(r.stderr)}`, 'deploy');
-      uploaded.set(run, await packed.hashes);
+      uploaded.set(run, hashes);
       deps.log.info(`${artifact.fileCount} files, ${(artifact.totalBytes / 1e6).toFixed(1)} MB sent`);
       return;
     }

@@ -255,9 +255,8 @@ function scalar<Out, In>(opts: Common<In>, spec: ScalarSpec<Out, In>): Schema<Ou
 // ---------------------------------------------------------------- scalar builders
 
 /** C0/C1 controls, DEL and bidi overrides (which make a log line lie); tab, CR, LF only if multiline. */
-// eslint-disable-next-line no-control-regex -- finding control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
-// eslint-disable-next-line no-control-regex -- as above, minus tab, LF and CR
+// As above, minus tab, LF and CR.
 const CONTROL_MULTILINE = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
 
 export interface StrOptions extends Common<string> {
@@ -491,7 +490,7 @@ const unwrap = (f: AnySchema | Optional) => (f.kind === 'optional' ? f.schema : 
 /** The unknown-key issue, with a did-you-mean from the known keys when one is close enough. */
 function unknownKey(ctx: CheckContext, s: AnySchema, fields: Fields, path: string, key: string): void {
   // Past the cap nothing is shown, so skip the edit distances: a mapping may have 100k hostile keys.
-
+  if (ctx.issues.length >= MAX_ISSUES) return void ctx.dropped++;
   const known = Object.keys(fields);
   const near = suggest(key, known);
   if (near === undefined) {

@@ -1,0 +1,199 @@
+/**
+ * The action as the runner runs it: `node dist/main/index.cjs` with INPUT_* variables and the
+ * GITHUB_* files, deploying to a real sshd. Then the post step, as the runner runs it after a
+ * cancelled job, freeing a lock left behind.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startSandbox, type Sandbox } from '../../src/demo/sandbox.js';
+import { commandServiceYaml, freePort, get, makeRelease } from '../helpers/deploy.js';
+
+let host: Sandbox;
+let work: string;
+let runDir: string;
+let appPort: number;
+let target: string;
+
+beforeAll(async () => {
+  host = await startSandbox();
+  work = await mkdtemp(join(tmpdir(), 'dg-e2e-'));
+  await chmod(work, 0o755);
+  runDir = join(work, 'run');
+  mkdirSync(runDir);
+  if (process.getuid?.() === 0) execFileSync('chown', [`${host.user}:`, runDir]);
+  appPort = await freePort();
+  target = join(runDir, 'srv', 'app');
+  writeFileSync(
+    join(work, 'deployguard.yml'),
+    commandServiceYaml(appPort, runDir, `target: { path: ${target} }`)
+  );
+}, 30_000);
+
+afterAll(async () => {
+  const pidfile = join(runDir, 'app.pid');
+  const pid = Number(existsSync(pidfile) ? readFileSync(pidfile, 'utf8').trim() : 0);
+  if (pid > 0) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  await host?.stop();
+  await rm(work, { recursive: true, force: true });
+});
+
+/** Reads the runner's `name<<delimiter` output file format. */
+function parseOutputs(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const re = /^([^<\n]+)<<(\S+)\n([\s\S]*?)\n\2$/gm;
+  for (const m of text.matchAll(re)) out[m[1]!] = m[3]!;
+  return out;
+}
+
+function runAction(
+  entry: 'main' | 'post',
+  inputs: Record<string, string>,
+  extraEnv: Record<string, string> = {}
+) {
+  const files = mkdirSync(join(work, `gh-${Date.now()}-${Math.random()}`), { recursive: true })!;
+  const paths = {
+    output: join(files, 'output'),
+    state: join(files, 'state'),
+    summary: join(files, 'summary')
+  };
+  for (const p of Object.values(paths)) writeFileSync(p, '');
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: process.env.HOME ?? '/root',
+    GITHUB_ACTIONS: 'true',
+    GITHUB_WORKSPACE: work,
+    GITHUB_OUTPUT: paths.output,
+    GITHUB_STATE: paths.state,
+    GITHUB_STEP_SUMMARY: paths.summary,
+    GITHUB_SHA: '1a2b3c4d5e6f708192a3b4c5d6e7f80912a3b4c5',
+    GITHUB_REF: 'refs/heads/main',
+    GITHUB_REPOSITORY: 'acme/shop',
+    GITHUB_RUN_ID: '777',
+    GITHUB_ACTOR: 'octocat',
+    GITHUB_SERVER_URL: 'https://github.com',
+    ...extraEnv
+  };
+  for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v;
+  const r = spawnSync(process.execPath, [join(process.cwd(), 'dist', entry, 'index.cjs')], {
+    env,
+    encoding: 'utf8',
+    timeout: 120_000
+  });
+  return {
+    code: r.status,
+    stdout: r.stdout,
+    stderr: r.stderr,
+    outputs: parseOutputs(readFileSync(paths.output, 'utf8')),
+    state: readFileSync(paths.state, 'utf8'),
+    summary: readFileSync(paths.summary, 'utf8')
+  };
+}
+
+function inputs(artifact: string, release: string): Record<string, string> {
+  return {
+    host: host.host,
+    'host-name': 'web-1',
+    port: String(host.port),
+    user: host.user,
+    'ssh-key': host.privateKey,
+    'known-hosts': host.knownHostsLine,
+    artifact,
+    'release-id': release,
+    'lock-wait': '0s'
+  };
+}
+
+/** The lines of the private key that are secret (not the BEGIN/END armour). */
+function secretLines(key: string): string[] {
+  return key.split('\n').filter(l => l.length >= 8 && !l.startsWith('-----'));
+}
+
+describe('the action, run as the runner runs it', () => {
+  test('a healthy deploy sets outputs and writes the step summary; the key never leaks', async () => {
+    const r = runAction('main', inputs(await makeRelease('v1'), 'rel-1'));
+    expect({ code: r.code, err: r.stderr }).toEqual({ code: 0, err: '' });
+    expect(r.outputs).toMatchObject({
+      status: 'deployed',
+      release: 'rel-1',
+      'previous-release': '',
+      'rolled-back': 'false'
+    });
+    expect(r.summary).toMatch(/\*\*Status:\*\* ✅ deployed/);
+    expect(r.summary).toMatch(/### web-1: deployed/);
+    expect(r.summary).toMatch(/Verify the SHA-256 of every file/);
+    expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v1');
+    // The key is registered for masking (the runner consumes ::add-mask::) and printed nowhere else.
+    const stdoutWithoutMasks = r.stdout.replace(/^::add-mask::.*$/gm, '');
+    for (const line of secretLines(host.privateKey)) {
+      expect(r.stdout).toContain(`::add-mask::${line}`);
+      expect(stdoutWithoutMasks).not.toContain(line);
+      expect(r.summary).not.toContain(line);
+      expect(JSON.stringify(r.outputs)).not.toContain(line);
+      expect(r.state).not.toContain(line);
+    }
+    // The lock was released in the main step, so the post step has nothing to do.
+    expect(r.state).toMatch(/deployguard-locks/);
+    expect(existsSync(join(target, '.deployguard', 'lock'))).toBe(false);
+  }, 120_000);
+
+  test('an unhealthy release fails the step, rolls back, and says so in outputs and summary', async () => {
+    const r = runAction('main', inputs(await makeRelease('v2', 'unhealthy'), 'rel-2'));
+    expect(r.code).toBe(1);
+    expect(r.outputs).toMatchObject({
+      status: 'rolled-back',
+      release: 'rel-2',
+      'previous-release': 'rel-1',
+      'rolled-back': 'true'
+    });
+    expect(r.stdout).toMatch(/::error::deployguard: rolled-back: release rel-2/);
+    expect(r.summary).toMatch(/failed and rolled back/);
+    expect(r.summary).toMatch(/Rollback verification/);
+    expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v1');
+  }, 120_000);
+
+  test('invalid input fails before any host is touched, naming the input', async () => {
+    const r = runAction('main', { ...inputs(await makeRelease('v3'), 'rel-3'), port: 'twenty-two' });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(
+      /::error::.*input `port`: expected an integer from 1 to 65535, got "twenty-two"/
+    );
+    expect(existsSync(join(target, 'releases', 'rel-3'))).toBe(false);
+  }, 60_000);
+
+  test('dry-run prints every remote command and changes nothing', async () => {
+    const r = runAction('main', { ...inputs(await makeRelease('v4'), 'rel-4'), 'dry-run': 'true' });
+    expect(r.code).toBe(0);
+    expect(r.outputs.status).toBe('dry-run');
+    expect(r.stdout).toContain(`ln -sfn -- ${target}/releases/rel-4 ${target}/current.tmp-rel-4`);
+    expect(r.stdout).toContain('sha256sum -c --quiet --strict -');
+    expect(existsSync(join(target, 'releases', 'rel-4'))).toBe(false);
+  }, 60_000);
+
+  test('the post step frees a lock the main step left behind (cancelled job), and only its own', async () => {
+    const lock = join(target, '.deployguard', 'lock');
+    mkdirSync(lock, { recursive: true });
+    writeFileSync(join(lock, 'owner'), '{"token":"someone-else"}\n');
+    if (process.getuid?.() === 0)
+      execFileSync('chown', ['-R', `${host.user}:`, join(target, '.deployguard')]);
+    const state = { 'STATE_deployguard-locks': JSON.stringify([['web-1', 'tok-ours']]) };
+    const notOurs = runAction('post', inputs(await makeRelease('v5'), 'rel-5'), state);
+    expect(notOurs.code).toBe(0);
+    expect(existsSync(lock)).toBe(true);
+    writeFileSync(join(lock, 'owner'), '{"token":"tok-ours"}\n');
+    const ours = runAction('post', inputs(await makeRelease('v5'), 'rel-5'), state);
+    expect(ours.code).toBe(0);
+    expect(ours.stdout).toMatch(
+      /::warning::web-1: the deploy ended without releasing its lock; released it now/
+    );
+    expect(existsSync(lock)).toBe(false);
+  }, 60_000);
+});
