@@ -5,6 +5,7 @@ import { runDemo } from './demo/demo.js';
 import { describeError, ConfigError } from './errors.js';
 import { consoleLogger } from './io/log.js';
 import { verdictLine } from './report/summary.js';
+import { configJsonSchema } from './settings/config.js';
 import { loadSettings } from './settings/load.js';
 import type { Stage } from './settings/types.js';
 
@@ -13,6 +14,7 @@ const USAGE = `deployguard: a deploy gate: verified SSH deploys, health checks, 
 Usage:
   deployguard deploy [--config FILE] [--dry-run] [--json] [--<input> VALUE ...]
   deployguard check  [--config FILE] [--stage pre|post|schedule] [--json]
+  deployguard schema print the JSON Schema of deployguard.yml (for editors)
   deployguard demo   deploy a sample app to a sandbox sshd on loopback: v1, then a broken v2
                      that is rolled back automatically
 
@@ -83,6 +85,9 @@ export async function main(
     switch (command) {
       case 'demo':
         return await runDemo(log);
+      case 'schema':
+        out.write(JSON.stringify(configJsonSchema(), null, 2) + '\n');
+        return 0;
       case 'deploy': {
         const settings = loadSettings(base);
         if (settings.dryRun) {
@@ -113,7 +118,7 @@ export async function main(
       default:
         throw new ConfigError(
           `unknown command "${command}"`,
-          'Commands: deploy, check, demo. Run `deployguard --help`.'
+          'Commands: deploy, check, schema, demo. Run `deployguard --help`.'
         );
     }
   } catch (err) {

@@ -57727,6 +57727,10 @@ const configSchema = obj({
         'connect-retries': optional(schema_int({ min: 0, max: 10, example: 3 }), 3)
     }), {})
 }, { description: 'deployguard configuration (deployguard.yml).' });
+/** The JSON Schema of deployguard.yml, generated from the validator itself (deployguard.schema.json). */
+function configJsonSchema() {
+    return toJsonSchema(configSchema, { title: 'deployguard.yml', id: 'https://deployguard.dev/deployguard.schema.json' });
+}
 
 ;// CONCATENATED MODULE: ./src/settings/parse.ts
 
@@ -61377,11 +61381,13 @@ function loadSettings(src) {
 
 
 
+
 const USAGE = `deployguard: a deploy gate: verified SSH deploys, health checks, automatic rollback.
 
 Usage:
   deployguard deploy [--config FILE] [--dry-run] [--json] [--<input> VALUE ...]
   deployguard check  [--config FILE] [--stage pre|post|schedule] [--json]
+  deployguard schema print the JSON Schema of deployguard.yml (for editors)
   deployguard demo   deploy a sample app to a sandbox sshd on loopback: v1, then a broken v2
                      that is rolled back automatically
 
@@ -61443,6 +61449,9 @@ async function main(argv, out = process.stdout) {
         switch (command) {
             case 'demo':
                 return await runDemo(log);
+            case 'schema':
+                out.write(JSON.stringify(configJsonSchema(), null, 2) + '\n');
+                return 0;
             case 'deploy': {
                 const settings = loadSettings(base);
                 if (settings.dryRun) {
@@ -61470,7 +61479,7 @@ async function main(argv, out = process.stdout) {
                 return passed === results.length ? 0 : 1;
             }
             default:
-                throw new ConfigError(`unknown command "${command}"`, 'Commands: deploy, check, demo. Run `deployguard --help`.');
+                throw new ConfigError(`unknown command "${command}"`, 'Commands: deploy, check, schema, demo. Run `deployguard --help`.');
         }
     }
     catch (err) {

@@ -59183,7 +59183,7 @@ function formatIssues(issues) {
     return issues.map(line).join('\n');
 }
 /** The schema as a draft 2020-12 JSON Schema document, for editor completion and validation. */
-function toJsonSchema(schema, doc = {}) {
+function schema_toJsonSchema(schema, doc = {}) {
     const head = { $schema: 'https://json-schema.org/draft/2020-12/schema', $id: doc.id, title: doc.title };
     return clean({ ...head, ...schema.json() });
 }
@@ -59302,6 +59302,10 @@ const configSchema = obj({
         'connect-retries': optional(schema_int({ min: 0, max: 10, example: 3 }), 3)
     }), {})
 }, { description: 'deployguard configuration (deployguard.yml).' });
+/** The JSON Schema of deployguard.yml, generated from the validator itself (deployguard.schema.json). */
+function configJsonSchema() {
+    return toJsonSchema(configSchema, { title: 'deployguard.yml', id: 'https://deployguard.dev/deployguard.schema.json' });
+}
 
 ;// CONCATENATED MODULE: ./src/settings/parse.ts
 
