@@ -56895,11 +56895,12 @@ async function finishHost(settings, run, deps) {
     try {
         const listing = await execOk(run, listReleases(plan.layout), 'list releases');
         const doomed = plan.layout.strategy === 'releases'
-            ? planPrune(parseReleaseList(listing), settings.releaseId, settings.target.keepReleases).map(id => external_node_path_namespaceObject.posix.join(plan.layout.releasesDir, id))
+            ? planPrune(parseReleaseList(listing), settings.releaseId, settings.target.keepReleases).flatMap(id => [external_node_path_namespaceObject.posix.join(plan.layout.releasesDir, id), external_node_path_namespaceObject.posix.join(plan.layout.statusDir, id)])
             : listing.split('\n').filter(Boolean).sort().reverse().slice(settings.target.keepReleases);
         if (doomed.length) {
             await execOk(run, removePaths(doomed), 'prune');
-            deps.log.info(`pruned ${doomed.length}: ${doomed.map(d => external_node_path_namespaceObject.posix.basename(d)).join(', ')}`);
+            const names = [...new Set(doomed.map(d => external_node_path_namespaceObject.posix.basename(d)))];
+            deps.log.info(`pruned ${names.length}: ${names.join(', ')}`);
         }
     }
     catch (err) {

@@ -485,13 +485,14 @@ async function finishHost(settings: Settings, run: HostRun, deps: DeployDeps): P
     const listing = await execOk(run, listReleases(plan.layout), 'list releases');
     const doomed =
       plan.layout.strategy === 'releases'
-        ? planPrune(parseReleaseList(listing), settings.releaseId, settings.target.keepReleases).map(id =>
-            posix.join(plan.layout.releasesDir, id)
+        ? planPrune(parseReleaseList(listing), settings.releaseId, settings.target.keepReleases).flatMap(
+            id => [posix.join(plan.layout.releasesDir, id), posix.join(plan.layout.statusDir, id)]
           )
         : listing.split('\n').filter(Boolean).sort().reverse().slice(settings.target.keepReleases);
     if (doomed.length) {
       await execOk(run, removePaths(doomed), 'prune');
-      deps.log.info(`pruned ${doomed.length}: ${doomed.map(d => posix.basename(d)).join(', ')}`);
+      const names = [...new Set(doomed.map(d => posix.basename(d)))];
+      deps.log.info(`pruned ${names.length}: ${names.join(', ')}`);
     }
   } catch (err) {
     // The deploy is good; a failed cleanup must not turn it red, but a person should know.

@@ -1,0 +1,128 @@
+/**
+ * Guarded deploys to a real Debian host with systemd as PID 1, journald and sshd, booted by the
+ * harness. The sample app runs as a real systemd unit; broken releases must end with the
+ * previous version answering.
+ */
+import { startSystemdHost, type SystemdHost } from '../harness/hosts.js';
+import { deployQuiet, freePort, get, makeRelease, settingsFor } from '../helpers/deploy.js';
+
+let host: SystemdHost;
+let appPort: number;
+const TARGET = '/srv/app';
+const UNIT = 'dgapp';
+
+async function must(cmd: string): Promise<string> {
+  const r = await host.exec(cmd);
+  if (r.code !== 0) throw new Error(`${cmd} -> exit ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** Writes the app's unit; `restart` chooses how systemd treats a crash. */
+async function installUnit(restart: 'no' | 'always'): Promise<void> {
+  const unit = [
+    '[Unit]',
+    'Description=deployguard sample app',
+    '[Service]',
+    `Environment=PORT=${appPort}`,
+    `WorkingDirectory=${TARGET}/current`,
+    `ExecStart=/usr/bin/node ${TARGET}/current/server.js`,
+    `Restart=${restart}`,
+    'RestartSec=200ms',
+    // Let a crash loop run freely: the test is that deployguard notices it, not that systemd gives up.
+    'StartLimitIntervalSec=0',
+    ''
+  ].join('\n');
+  await must(`cat > /etc/systemd/system/${UNIT}.service <<'UNIT'\n${unit}UNIT\nsystemctl daemon-reload`);
+}
+
+const yaml = () =>
+  [
+    'version: 1',
+    `target: { path: ${TARGET} }`,
+    'service:',
+    '  manager: systemd',
+    `  name: ${UNIT}`,
+    '  settle: 1500ms',
+    '  start-timeout: 10s',
+    'checks:',
+    `  - { name: health, type: http, url: "http://127.0.0.1:${appPort}/health", timeout: 1s, retries: 4, interval: 500ms }`
+  ].join('\n');
+
+const deploy = async (version: string, fault?: string) =>
+  deployQuiet(
+    settingsFor(host, { artifact: await makeRelease(version, fault), 'release-id': version }, yaml())
+  );
+
+beforeAll(async () => {
+  host = await startSystemdHost({ name: 'systemd-deploy' });
+  appPort = await freePort();
+  await installUnit('no');
+}, 180_000);
+
+afterAll(async () => {
+  await host?.stop();
+});
+
+describe('deploy to a real systemd host', () => {
+  test('a healthy release runs under systemd with a live main PID', async () => {
+    const { result } = await deploy('v1');
+    expect(result.status).toBe('deployed');
+    const show = await must(`systemctl show -p ActiveState -p MainPID ${UNIT}`);
+    expect(show).toMatch(/ActiveState=active/);
+    const pid = Number(/MainPID=(\d+)/.exec(show)?.[1]);
+    expect(pid).toBeGreaterThan(0);
+    expect((await host.exec(`test -d /proc/${pid}`)).code).toBe(0);
+    expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v1');
+    expect((await must(`readlink ${TARGET}/current`)).trim()).toBe(`${TARGET}/releases/v1`);
+  }, 60_000);
+
+  test('a release whose service fails to start is rolled back; the journal says why', async () => {
+    const { result } = await deploy('v2', 'crash');
+    expect(result.status).toBe('rolled-back');
+    expect(result.error).toMatch(/service is not running: ActiveState=(failed|inactive)/);
+    expect(result.error).toMatch(/ERROR version v2: cannot start/);
+    expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v1');
+    expect((await must(`systemctl is-active ${UNIT}`)).trim()).toBe('active');
+    expect((await must(`cat ${TARGET}/.deployguard/status/v2`)).split(' ')[0]).toBe('failed');
+  }, 90_000);
+
+  test('a release that starts but fails its health check is rolled back', async () => {
+    const { result } = await deploy('v3', 'unhealthy');
+    expect(result.status).toBe('rolled-back');
+    expect(result.hosts[0]!.checks[0]).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/HTTP 500/)
+    });
+    expect(result.hosts[0]!.rollbackChecks[0]).toMatchObject({ ok: true });
+    expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v1');
+  }, 90_000);
+
+  test('a crash loop that systemd reports as active (Restart=always) is caught and rolled back', async () => {
+    await installUnit('always');
+    try {
+      const { result } = await deploy('v4', 'crash');
+      expect(result.status).toBe('rolled-back');
+      expect(result.error).toMatch(/service is not running/);
+      expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v1');
+      // The restored release is stable: same PID a second later, no restarts.
+      const a = await must(`systemctl show -p MainPID -p NRestarts ${UNIT}`);
+      await new Promise(r => setTimeout(r, 1000));
+      expect(await must(`systemctl show -p MainPID -p NRestarts ${UNIT}`)).toBe(a);
+    } finally {
+      await installUnit('no');
+    }
+  }, 90_000);
+
+  test('after all that, a good release deploys; failed ones never counted as good and are pruned', async () => {
+    const { result } = await deploy('v5');
+    expect(result.status).toBe('deployed');
+    expect(result.previousRelease).toBe('v1');
+    expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v5');
+    const statuses = await must(
+      `cd ${TARGET}/.deployguard/status && for f in *; do printf '%s=%s\\n' "$f" "$(cut -d' ' -f1 "$f")"; done`
+    );
+    // v2 and v3 were pruned (failed, and not the newest failure); v4 stays for debugging.
+    expect(statuses.trim().split('\n').sort()).toEqual(['v1=good', 'v4=failed', 'v5=good']);
+    expect((await must(`ls ${TARGET}/releases`)).trim().split('\n').sort()).toEqual(['v1', 'v4', 'v5']);
+  }, 60_000);
+});
