@@ -4,7 +4,8 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
-const run = (cmd, args, env = {}) => execFileSync(cmd, args, { stdio: 'inherit', env: { ...process.env, ...env } });
+const run = (cmd, args, env = {}) =>
+  execFileSync(cmd, args, { stdio: 'inherit', env: { ...process.env, ...env } });
 
 if (!existsSync('node_modules/.bin/jest')) {
   console.log('deployguard: installing npm packages (npm ci)…');
@@ -19,9 +20,13 @@ if (missing.length) {
   if (process.getuid?.() === 0 && existsSync('/usr/bin/apt-get')) {
     console.log(`deployguard: installing ${missing.join(', ')} for the integration tests…`);
     run('apt-get', ['update', '-q']);
-    run('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { DEBIAN_FRONTEND: 'noninteractive' });
+    run('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], {
+      DEBIAN_FRONTEND: 'noninteractive'
+    });
   } else {
-    console.error(`deployguard: the integration tests need: ${missing.join(', ')}. Install them with:\n  sudo apt-get install -y ${missing.join(' ')}`);
+    console.error(
+      `deployguard: the integration tests need: ${missing.join(', ')}. Install them with:\n  sudo apt-get install -y ${missing.join(' ')}`
+    );
     process.exit(1);
   }
 }

@@ -60717,7 +60717,10 @@ const configSchema = obj({
 }, { description: 'deployguard configuration (deployguard.yml).' });
 /** The JSON Schema of deployguard.yml, generated from the validator itself (deployguard.schema.json). */
 function configJsonSchema() {
-    return toJsonSchema(configSchema, { title: 'deployguard.yml', id: 'https://deployguard.dev/deployguard.schema.json' });
+    return toJsonSchema(configSchema, {
+        title: 'deployguard.yml',
+        id: 'https://deployguard.dev/deployguard.schema.json'
+    });
 }
 
 ;// CONCATENATED MODULE: ./src/settings/parse.ts

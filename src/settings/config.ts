@@ -1,4 +1,17 @@
-import { arr, bool, duration, enumOf, int, obj, optional, str, tagged, toJsonSchema, union, type Infer } from './schema.js';
+import {
+  arr,
+  bool,
+  duration,
+  enumOf,
+  int,
+  obj,
+  optional,
+  str,
+  tagged,
+  toJsonSchema,
+  union,
+  type Infer
+} from './schema.js';
 
 /**
  * The schema of deployguard.yml. The validator, the TypeScript type of a validated file and the
@@ -151,5 +164,8 @@ export type ConfigFile = Infer<typeof configSchema>;
 
 /** The JSON Schema of deployguard.yml, generated from the validator itself (deployguard.schema.json). */
 export function configJsonSchema(): object {
-  return toJsonSchema(configSchema, { title: 'deployguard.yml', id: 'https://deployguard.dev/deployguard.schema.json' });
+  return toJsonSchema(configSchema, {
+    title: 'deployguard.yml',
+    id: 'https://deployguard.dev/deployguard.schema.json'
+  });
 }
