@@ -70,6 +70,15 @@ async function freshTarget(): Promise<{ target: string; yaml: (extra?: string) =
   return { target, yaml: (extra = '') => commandServiceYaml(appPort, runDir, extra) };
 }
 
+/** Alive means it exists and is not a zombie (orphans here may never be reaped). */
+function alive(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '')[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
 function sha256(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
 }
@@ -288,4 +297,80 @@ describe('deploy over real sshd', () => {
     const any = readdirSync(base).find(d => existsSync(join(base, d, 'srv', 'app', 'current')));
     expect(any && realpathSync(join(base, any, 'srv', 'app', 'current'))).toMatch(/releases\//);
   });
+});
+
+describe('credentials, opt-outs and the worst case', () => {
+  test('a passphrase-protected key works with its passphrase and fails clearly without it', async () => {
+    const { target, yaml } = await freshTarget();
+    const dir = await mkdtemp(join(tmpdir(), 'dg-key-'));
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'correct horse battery', '-f', join(dir, 'k')]);
+    const authorized = join(host.dir, 'authorized_keys');
+    writeFileSync(authorized, readFileSync(authorized, 'utf8') + readFileSync(join(dir, 'k.pub'), 'utf8'));
+    const key = readFileSync(join(dir, 'k'), 'utf8');
+    const base = { artifact: await makeRelease('v1'), 'target-path': target, 'ssh-key': key };
+    const ok = await deployQuiet(
+      settingsFor(host, { ...base, 'ssh-passphrase': 'correct horse battery' }, yaml())
+    );
+    expect(ok.result.status).toBe('deployed');
+    const bad = await deployQuiet(settingsFor(host, { ...base, 'ssh-passphrase': 'wrong' }, yaml()));
+    expect(bad.result.status).toBe('failed');
+    expect(bad.result.error).toMatch(/could not connect[\s\S]*Hint: .*(passphrase|key)/);
+    expect(bad.result.error).not.toContain('correct horse');
+    await rm(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  test('skipping the host key check works only when asked, and warns with the fingerprint', async () => {
+    const { target, yaml } = await freshTarget();
+    const fp = execFileSync('ssh-keygen', ['-lf', join(host.dir, 'host_key.pub')], {
+      encoding: 'utf8'
+    }).split(' ')[1]!;
+    const s = settingsFor(
+      host,
+      {
+        artifact: await makeRelease('v1'),
+        'target-path': target,
+        'known-hosts': '',
+        'insecure-skip-host-key-check': 'true'
+      },
+      yaml()
+    );
+    const { result, log } = await deployQuiet(s);
+    expect(result.status).toBe('deployed');
+    expect(log.join('\n')).toContain(
+      `host key NOT verified (insecure-skip-host-key-check is on). The host offered ssh-ed25519 ${fp}`
+    );
+  }, 60_000);
+
+  test('a service that ignores SIGTERM is killed after the grace period', async () => {
+    const { target, yaml } = await freshTarget();
+    const s = (artifact: string, id: string) =>
+      settingsFor(host, { artifact, 'target-path': target, 'release-id': id }, yaml());
+    expect((await deployQuiet(s(await makeRelease('v1', 'stubborn'), 'r1'))).result.status).toBe('deployed');
+    const stubborn = Number(readFileSync(join(runDir, 'app.pid'), 'utf8'));
+    const { result, log } = await deployQuiet(s(await makeRelease('v2'), 'r2'));
+    expect(result.status).toBe('deployed');
+    expect(log.join('\n')).toMatch(/✓ Stop the service \((\d+) ms\)/);
+    const stopMs = Number(/✓ Stop the service \((\d+) ms\)/.exec(log.join('\n'))![1]);
+    expect(stopMs).toBeGreaterThanOrEqual(3000); // stop-grace: 3s, then SIGKILL
+    expect(alive(stubborn)).toBe(false);
+    expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v2');
+  }, 60_000);
+
+  test('when the rollback itself fails, it says so loudly with the commands to recover by hand', async () => {
+    const { target, yaml } = await freshTarget();
+    const s = (artifact: string, id: string) =>
+      settingsFor(host, { artifact, 'target-path': target, 'release-id': id }, yaml());
+    expect((await deployQuiet(s(await makeRelease('v1'), 'r1'))).result.status).toBe('deployed');
+    // Someone broke the old release on the host: restarting it after the rollback cannot work.
+    await rm(join(target, 'releases', 'r1', 'server.js'));
+    const { result } = await deployQuiet(s(await makeRelease('v2', 'unhealthy'), 'r2'));
+    expect(result.status).toBe('rollback-failed');
+    const h = result.hosts[0]!;
+    expect(h.outcome).toBe('rollback-failed');
+    expect(h.recovery).toContain(`ssh -p ${host.port} ${host.user}@127.0.0.1`);
+    expect(readlinkSync(join(target, 'current'))).toBe(join(target, 'releases', 'r1'));
+    // The lock is released even so, and nothing good was deleted.
+    expect(existsSync(join(target, '.deployguard', 'lock'))).toBe(false);
+    expect(existsSync(join(target, 'releases', 'r2', 'server.js'))).toBe(true);
+  }, 90_000);
 });

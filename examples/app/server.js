@@ -3,6 +3,7 @@
 //   crash      exits right after start (systemd sees it fail, or restart in a loop)
 //   unhealthy  runs, but /health answers 500
 //   late-crash answers for CRASH_AFTER_MS (default 20000) and then exits
+//   stubborn   ignores SIGTERM, so only SIGKILL stops it
 const http = require('node:http');
 const fs = require('node:fs');
 const path = require('node:path');
@@ -31,6 +32,10 @@ if (fault === 'late-crash') {
     },
     Number(process.env.CRASH_AFTER_MS || 20000)
   );
+}
+
+if (fault === 'stubborn') {
+  process.on('SIGTERM', () => console.error(`version ${version}: ignoring SIGTERM (deliberate fault)`));
 }
 
 http
