@@ -1,8 +1,9 @@
 /**
- * Runs once, before any test file. When the selected tests include integration tests (files that
- * use the host harness), it makes sure the machine can run them and builds the cached Debian root
- * up front, so its one-time minute shows up here with a clear log line instead of as a mysterious
- * beforeAll timeout in whichever test happens to run first. Unit-only runs skip all of this.
+ * Runs once, before any test file. When the selected tests include integration tests (anything
+ * under an `integration` directory, or a file that uses the host harness), it makes sure the
+ * machine can run them and builds the cached Debian root up front, so its one-time build (a few
+ * minutes) shows up here with a clear log line instead of as a mysterious beforeAll timeout in
+ * whichever test happens to run first. Unit-only runs skip all of this.
  */
 import { createRequire } from 'node:module';
 import * as fs from 'node:fs';
@@ -28,6 +29,8 @@ interface ProjectConfigLike {
   testPathIgnorePatterns?: string[];
 }
 
+/** Integration tests: anything under an `integration` directory, or any test that uses the harness. */
+const INTEGRATION_DIR = `${path.sep}integration${path.sep}`;
 const HARNESS_IMPORT = /harness\/hosts(\.js)?['"]/;
 
 function* testFiles(dir: string): Generator<string> {
@@ -45,7 +48,7 @@ function* testFiles(dir: string): Generator<string> {
   }
 }
 
-/** Will this run include a test file that starts hosts? Errs on the side of yes. */
+/** Will this run include an integration test? Errs on the side of yes. */
 function integrationTestsSelected(globalConfig: GlobalConfigLike, projectConfig: ProjectConfigLike): boolean {
   if (globalConfig.listTests) return false;
   const matcher = globalConfig.testPathPatterns?.toExecutor?.({ rootDir: globalConfig.rootDir });
@@ -54,7 +57,7 @@ function integrationTestsSelected(globalConfig: GlobalConfigLike, projectConfig:
     for (const file of testFiles(root)) {
       if (ignore.some(re => re.test(file))) continue;
       if (matcher && !matcher.isMatch(file)) continue;
-      if (HARNESS_IMPORT.test(fs.readFileSync(file, 'utf8'))) return true;
+      if (file.includes(INTEGRATION_DIR) || HARNESS_IMPORT.test(fs.readFileSync(file, 'utf8'))) return true;
     }
   }
   return false;
@@ -104,16 +107,19 @@ export default async function globalSetup(
   }
 
   const cached = await hosts.rootfsPath();
-  if (fs.existsSync(path.join(cached, '.deployguard-rootfs'))) {
-    process.env.DEPLOYGUARD_TEST_ROOTFS = cached;
-    return;
+  const building = !fs.existsSync(path.join(cached, '.deployguard-rootfs'));
+  if (building) {
+    console.log(
+      '\n[deployguard harness] building the Debian test root with debootstrap ' +
+        `(once per machine and package list; 1.5-4 minutes measured here) into ${cached}`
+    );
   }
-  console.log(
-    `\n[deployguard harness] building the Debian test root with debootstrap (once per machine, about 60-90 s) into ${cached}`
-  );
   const started = Date.now();
+  // Also when cached: rootfs.sh then only marks the root as recently used (see its pruning).
   const root = await hosts.ensureRootfs();
-  console.log(
-    `[deployguard harness] test root ready in ${Math.round((Date.now() - started) / 1000)} s: ${root}`
-  );
+  if (building) {
+    console.log(
+      `[deployguard harness] test root ready in ${Math.round((Date.now() - started) / 1000)} s: ${root}`
+    );
+  }
 }

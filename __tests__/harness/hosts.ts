@@ -157,8 +157,8 @@ function procStat(pid: number): ProcStat | null {
 }
 
 /**
- * A zombie counts as dead: on this machine PID 1 is not an init that reaps orphans, so a killed
- * process whose parent is gone stays a zombie forever, and waiting for it to vanish would hang.
+ * A zombie counts as dead. PID 1 on the test machine is not a regular init and reaps orphans only
+ * after a delay of seconds, so waiting for a killed orphan to vanish would stall stop() needlessly.
  */
 function isAlive(pid: number, startTime?: string): boolean {
   const st = procStat(pid);
@@ -701,8 +701,9 @@ export async function startSshd(opts: { name?: string } = {}): Promise<TestHost>
         ].join('\n')
       );
       await fsp.rm(pidFile, { force: true });
-      // -D keeps sshd in the foreground as our child, so node reaps it when it dies (PID 1 on
-      // this machine does not reap orphans). It still writes its pid file, which stop() uses.
+      // -D keeps sshd in the foreground as our child, so node reaps it the moment it dies and we
+      // see its exit (a daemonized sshd would be an orphan, reaped late by PID 1 here). It still
+      // writes its pid file, which stop() uses.
       const child = spawn(SSHD, ['-D', '-f', configFile, '-E', logFile], { stdio: 'ignore', detached: true });
       child.on('error', () => undefined);
       // A test that forgets stop() must not keep jest alive; the teardown removes the host.
@@ -751,8 +752,9 @@ export async function startSshd(opts: { name?: string } = {}): Promise<TestHost>
 const ROOTFS_MARKER = '.deployguard-rootfs';
 
 /**
- * The cached debootstrap root, built by rootfs.sh if missing (about 60-90 s, once per machine and
- * package list). global-setup normally does this up front and passes the path in the environment.
+ * The cached debootstrap root, built by rootfs.sh if missing (1.5-4 minutes measured here, once
+ * per machine and package list). global-setup normally does this up front and passes the path in
+ * the environment.
  */
 export async function ensureRootfs(opts: { quiet?: boolean } = {}): Promise<string> {
   const given = process.env.DEPLOYGUARD_TEST_ROOTFS;
@@ -876,8 +878,8 @@ function makeCgroups(id: string): string[] {
 function writeInto(root: string, rel: string, data: string, mode = 0o644): void {
   const file = path.join(root, rel);
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  // The root's files may be symlinks into the shared lower layer (e.g. /etc/hostname is not, but be
-  // safe): remove first so we never write through a link to a path outside the root.
+  // A file in the root may be a symlink to an absolute path, which from out here names this
+  // machine's file: remove it first, so we never write through it.
   fs.rmSync(file, { force: true });
   fs.writeFileSync(file, data, { mode });
   fs.chmodSync(file, mode);
@@ -956,12 +958,13 @@ export async function startSystemdHost(opts: { name?: string } = {}): Promise<Sy
       );
     }
 
-    // The boot command from TESTING.md, plus --cgroup (see makeCgroups) and --show-status=false (so
-    // systemd does not print its boot status on the machine's console: /dev is the machine's
-    // devtmpfs). --root is essential: systemd booted on the machine's own root emptied its /tmp.
+    // The boot command from TESTING.md, plus --cgroup (see makeCgroups) and --show-status=false
+    // (boot status goes to /dev/console, and /dev inside is this machine's devtmpfs, so that would
+    // be the machine's console). --root is essential: systemd booted on the machine's own root
+    // emptied the machine's /tmp.
     // The shell moves itself into the host's cgroups first, because a cgroup namespace is rooted
     // at the cgroup its creator is in; `setsid` detaches the host from the test's session.
-    // unshare stays our child (node reaps it; PID 1 of this machine does not reap orphans).
+    // unshare stays our child, so we see its exit and node reaps it at once.
     const logFd = fs.openSync(logFile, 'a');
     const script =
       'root=$1; shift; for f in "$@"; do echo $$ > "$f" || exit 97; done; ' +
@@ -972,8 +975,9 @@ export async function startSystemdHost(opts: { name?: string } = {}): Promise<Sy
       ['-c', script, 'sh', root, ...cgroups.map(c => path.join(c, 'cgroup.procs'))],
       {
         stdio: ['ignore', logFd, logFd],
-        // systemd as PID 1 starts from a clean environment, as at boot; `container` tells it that it
-        // is not alone on the kernel (it skips hardware and kernel-tuning units).
+        // systemd as PID 1 starts from a clean environment, as at boot. `container` tells it that
+        // it shares the kernel (as under nspawn or docker), so it skips units meant for real
+        // hardware; rootfs.sh masks the ones that would change kernel-wide settings.
         env: { PATH: PATH_ENV, container: 'deployguard-test' }
       }
     );

@@ -16,6 +16,8 @@
 #   DEPLOYGUARD_MIRROR      Debian mirror (default: first "URIs:" line of
 #                           /etc/apt/sources.list.d/debian.sources, else http://deb.debian.org/debian)
 set -euo pipefail
+# debootstrap, chroot and mount live in sbin, which a non-login root shell may not have on PATH.
+export PATH="$PATH:/usr/sbin:/sbin"
 
 SUITE=bookworm
 VARIANT=minbase
@@ -63,8 +65,8 @@ if [[ -f "$ROOT/$MARKER" ]]; then
   echo "$ROOT"
   exit 0
 fi
-# A directory at the final path without the marker is a leftover of something else: move it
-# aside rather than trusting it.
+# A directory at the final path without the marker was not completed by this script (builds are
+# renamed into place only when done): never trust it.
 if [[ -e "$ROOT" ]]; then
   log "removing untrusted $ROOT (no $MARKER)"
   rm -rf --one-file-system "$ROOT"
@@ -97,7 +99,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-log "debootstrap --variant=$VARIANT --include=$PACKAGES $SUITE from $MIRROR (about a minute)"
+log "debootstrap --variant=$VARIANT --include=$PACKAGES $SUITE from $MIRROR (a few minutes)"
 start=$SECONDS
 debootstrap --variant="$VARIANT" --include="$PACKAGES" "$SUITE" "$TMP" "$MIRROR" >"$TMP.log" 2>&1 || {
   log "debootstrap failed; last lines of its log:"

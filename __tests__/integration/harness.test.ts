@@ -150,18 +150,25 @@ describe('plain sshd hosts', () => {
   });
 
   test('exec returns exit codes, stdout and stderr faithfully', async () => {
-    expect(await a.exec('true')).toEqual({ code: 0, stdout: '', stderr: '' });
-    expect(await a.exec('exit 3')).toEqual({ code: 3, stdout: '', stderr: '' });
-    expect(await a.exec('exit 254')).toEqual({ code: 254, stdout: '', stderr: '' });
-    expect(await a.exec("printf 'out 1\\nout ✓\\n'; printf 'err\\n' >&2; exit 7")).toEqual({
-      code: 7,
-      stdout: 'out 1\nout ✓\n',
-      stderr: 'err\n'
-    });
-    // The command reaches a remote shell as one string: quoting and pipes behave as over plain ssh.
-    expect((await a.exec(`echo "a  b" | tr a-z A-Z; echo $((6*7))`)).stdout).toBe('A  B\n42\n');
-    // It really is this machine, as root.
-    expect((await a.exec('id -u; hostname')).stdout).toBe(`0\n${os.hostname()}\n`);
+    // Run side by side: each command is its own ssh connection, and concurrent ones must not mix.
+    // (Each costs about a second on the dev machine, whose root ~/.bashrc, sourced by bash for
+    // every ssh command, runs `pyenv init`.)
+    const [ok, three, high, mixed, quoted, who] = await Promise.all([
+      a.exec('true'),
+      a.exec('exit 3'),
+      a.exec('exit 254'),
+      a.exec("printf 'out 1\\nout ✓\\n'; printf 'err\\n' >&2; exit 7"),
+      // The command reaches a remote shell as one string: quoting and pipes behave as over plain ssh.
+      a.exec(`echo "a  b" | tr a-z A-Z; echo $((6*7))`),
+      // It really is this machine, as root.
+      a.exec('id -u; hostname')
+    ]);
+    expect(ok).toEqual({ code: 0, stdout: '', stderr: '' });
+    expect(three).toEqual({ code: 3, stdout: '', stderr: '' });
+    expect(high).toEqual({ code: 254, stdout: '', stderr: '' });
+    expect(mixed).toEqual({ code: 7, stdout: 'out 1\nout ✓\n', stderr: 'err\n' });
+    expect(quoted).toEqual({ code: 0, stdout: 'A  B\n42\n', stderr: '' });
+    expect(who).toEqual({ code: 0, stdout: `0\n${os.hostname()}\n`, stderr: '' });
   });
 
   test('a wrong key is refused', async () => {

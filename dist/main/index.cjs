@@ -58271,6 +58271,9 @@ async function connectHost(host, ssh, log, sleep = ms => new Promise(r => setTim
         entries: host.knownHosts.flatMap(l => parseKnownHosts(l)),
         fingerprints: host.fingerprints
     };
+    if (ssh.password && !ssh.privateKey) {
+        log.warn(`${host.name}: using password authentication. Keys are safer: a password can be guessed, and is sent to whoever answers if a host key pin is ever skipped.`);
+    }
     const attempts = Math.max(1, ssh.connectRetries + 1);
     let lastError;
     for (let attempt = 1; attempt <= attempts; attempt++) {
