@@ -4,6 +4,7 @@ import { describeError } from './errors.js';
 import { actionsLogger } from './io/log.js';
 import { renderSummary, verdictLine } from './report/summary.js';
 import { loadSettings } from './settings/load.js';
+import type { Settings } from './settings/types.js';
 
 /** State key under which held locks are passed to the post step. */
 export const LOCK_STATE = 'deployguard-locks';
@@ -16,13 +17,7 @@ export async function run(): Promise<void> {
   process.once('SIGINT', cancel);
   process.once('SIGTERM', cancel);
   try {
-    const settings = loadSettings({
-      input: name => core.getInput(name),
-      env: process.env,
-      cwd: process.env.GITHUB_WORKSPACE ?? process.cwd(),
-      now: new Date(),
-      onSecret: maskSecret
-    });
+    const settings = loadActionSettings();
     if (settings.dryRun) {
       const text = await dryRun(settings);
       core.info(text);
@@ -54,6 +49,17 @@ export async function run(): Promise<void> {
     process.off('SIGINT', cancel);
     process.off('SIGTERM', cancel);
   }
+}
+
+/** Settings from the action's inputs and the workspace's deployguard.yml, secrets masked on read. */
+export function loadActionSettings(): Settings {
+  return loadSettings({
+    input: name => core.getInput(name),
+    env: process.env,
+    cwd: process.env.GITHUB_WORKSPACE ?? process.cwd(),
+    now: new Date(),
+    onSecret: maskSecret
+  });
 }
 
 /** Masks a secret as a whole and line by line (the runner masks multi-line values per line). */

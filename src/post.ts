@@ -4,8 +4,7 @@ import { actionsLogger } from './io/log.js';
 import { connectHost } from './io/ssh.js';
 import { lockRelease } from './remote/commands.js';
 import { layoutFor } from './remote/layout.js';
-import { loadSettings } from './settings/load.js';
-import { LOCK_STATE, maskSecret } from './main.js';
+import { loadActionSettings, LOCK_STATE } from './main.js';
 
 /**
  * The post step runs even when the job was cancelled: it frees any lock the main step still held,
@@ -22,13 +21,7 @@ export async function run(): Promise<void> {
   }
   if (held.length === 0) return;
   try {
-    const settings = loadSettings({
-      input: name => core.getInput(name),
-      env: process.env,
-      cwd: process.env.GITHUB_WORKSPACE ?? process.cwd(),
-      now: new Date(),
-      onSecret: maskSecret
-    });
+    const settings = loadActionSettings();
     const layout = layoutFor(settings.target);
     for (const [name, token] of held) {
       const host = settings.hosts.find(h => h.name === name);

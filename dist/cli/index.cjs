@@ -56731,12 +56731,12 @@ async function runAction(step, run, settings, artifact, deps, token) {
             }
             if (r.code !== 0)
                 throw new StepFailed(`${run.host.name}: upload failed (exit ${r.code}): ${tail(r.stderr)}`, 'deploy');
-            uploaded.set(run, hashes);
+            run.hashes = hashes;
             deps.log.info(`${artifact.fileCount} files, ${(artifact.totalBytes / 1e6).toFixed(1)} MB sent`);
             return;
         }
         case 'verify': {
-            const hashes = uploaded.get(run);
+            const hashes = run.hashes;
             if (!hashes)
                 throw new StepFailed(`${run.host.name}: nothing was uploaded to verify`, 'deploy');
             const r = await run.shell.exec(a.script, { stdin: manifestText(hashes) });
@@ -56763,7 +56763,6 @@ async function runAction(step, run, settings, artifact, deps, token) {
         }
     }
 }
-const uploaded = new WeakMap();
 function logChecks(results, log) {
     for (const r of results) {
         log.info(`${r.ok ? '✓' : '✗'} check ${r.name}: ${r.reason} (${r.attempts} attempt${r.attempts === 1 ? '' : 's'}, ${r.durationMs} ms)`);
@@ -58152,28 +58151,8 @@ async function startSandbox() {
     const user = await ensureSandboxUser();
     const dir = await (0,promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'deployguard-sandbox-'));
     const port = await freePort();
-    await sandbox_run('ssh-keygen', [
-        '-q',
-        '-t',
-        'ed25519',
-        '-N',
-        '',
-        '-C',
-        'sandbox-host',
-        '-f',
-        (0,external_node_path_namespaceObject.join)(dir, 'host_key')
-    ]);
-    await sandbox_run('ssh-keygen', [
-        '-q',
-        '-t',
-        'ed25519',
-        '-N',
-        '',
-        '-C',
-        'sandbox-user',
-        '-f',
-        (0,external_node_path_namespaceObject.join)(dir, 'user_key')
-    ]);
+    const keygen = (file, comment) => sandbox_run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', (0,external_node_path_namespaceObject.join)(dir, file)]);
+    await Promise.all([keygen('host_key', 'sandbox-host'), keygen('user_key', 'sandbox-user')]);
     // sshd reads authorized_keys as the logging-in user: it must be able to reach and read it.
     await (0,promises_namespaceObject.chmod)(dir, 0o755);
     await (0,promises_namespaceObject.writeFile)((0,external_node_path_namespaceObject.join)(dir, 'authorized_keys'), await (0,promises_namespaceObject.readFile)((0,external_node_path_namespaceObject.join)(dir, 'user_key.pub')), { mode: 0o644 });

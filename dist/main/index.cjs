@@ -54097,7 +54097,7 @@ __nccwpck_require__.d(__webpack_exports__, {
   eF: () => (/* binding */ main_run)
 });
 
-// UNUSED EXPORTS: LOCK_STATE, maskSecret
+// UNUSED EXPORTS: LOCK_STATE, loadActionSettings, maskSecret
 
 ;// CONCATENATED MODULE: external "os"
 const external_os_namespaceObject = require("os");
@@ -59669,12 +59669,12 @@ async function runAction(step, run, settings, artifact, deps, token) {
             }
             if (r.code !== 0)
                 throw new StepFailed(`${run.host.name}: upload failed (exit ${r.code}): ${tail(r.stderr)}`, 'deploy');
-            uploaded.set(run, hashes);
+            run.hashes = hashes;
             deps.log.info(`${artifact.fileCount} files, ${(artifact.totalBytes / 1e6).toFixed(1)} MB sent`);
             return;
         }
         case 'verify': {
-            const hashes = uploaded.get(run);
+            const hashes = run.hashes;
             if (!hashes)
                 throw new StepFailed(`${run.host.name}: nothing was uploaded to verify`, 'deploy');
             const r = await run.shell.exec(a.script, { stdin: manifestText(hashes) });
@@ -59701,7 +59701,6 @@ async function runAction(step, run, settings, artifact, deps, token) {
         }
     }
 }
-const uploaded = new WeakMap();
 function logChecks(results, log) {
     for (const r of results) {
         log.info(`${r.ok ? '✓' : '✗'} check ${r.name}: ${r.reason} (${r.attempts} attempt${r.attempts === 1 ? '' : 's'}, ${r.durationMs} ms)`);
@@ -61106,13 +61105,7 @@ async function main_run() {
     process.once('SIGINT', cancel);
     process.once('SIGTERM', cancel);
     try {
-        const settings = loadSettings({
-            input: name => getInput(name),
-            env: process.env,
-            cwd: process.env.GITHUB_WORKSPACE ?? process.cwd(),
-            now: new Date(),
-            onSecret: maskSecret
-        });
+        const settings = loadActionSettings();
         if (settings.dryRun) {
             const text = await dryRun(settings);
             info(text);
@@ -61149,6 +61142,16 @@ async function main_run() {
         process.off('SIGINT', cancel);
         process.off('SIGTERM', cancel);
     }
+}
+/** Settings from the action's inputs and the workspace's deployguard.yml, secrets masked on read. */
+function loadActionSettings() {
+    return loadSettings({
+        input: name => getInput(name),
+        env: process.env,
+        cwd: process.env.GITHUB_WORKSPACE ?? process.cwd(),
+        now: new Date(),
+        onSecret: maskSecret
+    });
 }
 /** Masks a secret as a whole and line by line (the runner masks multi-line values per line). */
 function maskSecret(value) {

@@ -58621,1061 +58621,6 @@ function layout_backupPath(layout, at) {
     return `${layout.base}.backup-${stamp}`;
 }
 
-;// CONCATENATED MODULE: external "node:fs"
-const external_node_fs_namespaceObject = require("node:fs");
-// EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
-var dist = __nccwpck_require__(8815);
-;// CONCATENATED MODULE: ./src/settings/schema.ts
-/**
- * A small, dependency-free schema DSL for deployguard.yml. One definition gives three things that
- * must never drift apart: validation with messages a person can act on, the static type of the
- * validated settings, and a JSON Schema (draft 2020-12) for editor completion.
- *
- * Input is untrusted YAML output. The validator only recurses as deep as the schema (and schemas
- * deeper than MAX_DEPTH are refused when built), so hostile nesting cannot exhaust the stack; list
- * sizes, string lengths and the number of reported issues are capped; outputs are frozen
- * null-prototype objects holding only validated keys, so `__proto__` and friends never reach a
- * prototype; Dates, Maps and other non-plain values are wrong types.
- */
-const INVALID = Symbol('invalid');
-/** Limits against hostile input; per-schema options (maxItems, maxLength, maxKeys) override the defaults. */
-const MAX_DEPTH = 32;
-const MAX_ISSUES = 100;
-const DEFAULT_MAX_ITEMS = 1000;
-const DEFAULT_MAX_LENGTH = 10_000;
-const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
-// ---------------------------------------------------------------- rendering helpers
-const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
-const clip = (s, n) => (s.length > n ? `${s.slice(0, n)}…` : s);
-/** JSON quoting, plus escapes for characters that reorder or break a terminal line (bidi, U+2028). */
-const hex = (c) => c.charCodeAt(0).toString(16).padStart(4, '0');
-const schema_quote = (s) => JSON.stringify(s).replace(/[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, c => `\\u${hex(c)}`);
-const showKey = (k) => (/^[\w-]{1,40}$/.test(k) ? `\`${k}\`` : schema_quote(clip(k, 40)));
-const hasOwn = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
-/** Only `{}`-style mappings count: YAML can also produce Dates, Maps and byte arrays. */
-function isPlainObject(v) {
-    if (typeof v !== 'object' || v === null || Array.isArray(v))
-        return false;
-    const proto = Object.getPrototypeOf(v);
-    return proto === Object.prototype || proto === null;
-}
-/** A short, safe description of any received value, e.g. `"five" (a string)` or `the number 30`. */
-function describeValue(v) {
-    if (v === null)
-        return 'null (an empty value)';
-    if (typeof v === 'string')
-        return `${schema_quote(clip(v, 40))} (a string${v.length > 40 ? ` of ${v.length} characters` : ''})`;
-    if (typeof v === 'number' || typeof v === 'bigint')
-        return `the number ${v}`;
-    if (typeof v === 'boolean')
-        return `the boolean ${v}`;
-    if (typeof v === 'undefined')
-        return 'nothing';
-    if (Array.isArray(v))
-        return `a list of ${plural(v.length, 'item')}`;
-    if (isPlainObject(v))
-        return `a mapping with ${plural(Object.keys(v).length, 'key')}`;
-    if (v instanceof Date)
-        return `a date (${Number.isNaN(v.getTime()) ? 'invalid' : v.toISOString()})`;
-    if (typeof v === 'object')
-        return `a ${Object.prototype.toString.call(v).slice(8, -1)} object`;
-    return `a ${typeof v}`;
-}
-// Plain scalars that YAML would read as something other than the same string must be quoted.
-const PLAIN = /^[\w./][\w./@+-]*$/;
-const NOT_A_STRING = /^(?:true|false|null|yes|no|on|off|y|n|[-+.]?\d[\d_.]*(?:e[-+]?\d+)?|0x[\da-f]+|0o[0-7]+|\.inf|\.nan|\d{4}-\d\d-\d\d.*)$/i;
-/** One-line YAML (flow style) for an example value. */
-function toFlow(v) {
-    if (typeof v === 'string')
-        return PLAIN.test(v) && !NOT_A_STRING.test(v) ? v : schema_quote(v);
-    if (Array.isArray(v))
-        return `[${v.map(toFlow).join(', ')}]`;
-    if (isPlainObject(v)) {
-        const parts = Object.entries(v).map(([k, x]) => `${toFlow(k)}: ${toFlow(x)}`);
-        return parts.length ? `{ ${parts.join(', ')} }` : '{}';
-    }
-    return String(v);
-}
-/** `path` plus one key or index; odd keys are bracket-quoted so the path stays unambiguous. */
-function child(path, key) {
-    if (typeof key === 'number')
-        return `${path}[${key}]`;
-    if (!/^[\w-]+$/.test(key))
-        return `${path}[${schema_quote(clip(key, 40))}]`;
-    return path ? `${path}.${key}` : key;
-}
-/** The example as it would sit at `path`: `port: 22`, `- web1` for a list item, bare at the root. */
-function snippet(path, example) {
-    if (path === '')
-        return toFlow(example);
-    if (/\[\d+\]$/.test(path))
-        return `- ${toFlow(example)}`;
-    const m = /(?:^|\.)([\w-]+)$|\[("(?:[^"\\]|\\.)*")\]$/.exec(path);
-    return `${m?.[1] ?? m?.[2] ?? '?'}: ${toFlow(example)}`;
-}
-// ---------------------------------------------------------------- did you mean
-const normalizeKey = (k) => k
-    .replace(/([a-z\d])([A-Z])/g, '$1-$2')
-    .replace(/[_\s]+/g, '-')
-    .toLowerCase();
-/** Optimal string alignment distance: insertions, deletions, substitutions and adjacent swaps. */
-function editDistance(a, b) {
-    let before = [];
-    let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-    for (let i = 1; i <= a.length; i++) {
-        const cur = [i];
-        for (let j = 1; j <= b.length; j++) {
-            let d = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-            if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
-                d = Math.min(d, before[j - 2] + 1);
-            cur.push(d);
-        }
-        [before, prev] = [prev, cur];
-    }
-    return prev[b.length];
-}
-/**
- * The closest candidate, if close enough: case, `_`/camelCase vs kebab-case differences are free,
- * and the allowed typo distance grows with the length (1 for short words, at most 3).
- */
-function suggest(input, candidates) {
-    if (input.length > 64)
-        return undefined; // quadratic cost; a 64+ character key is no typo
-    const n = normalizeKey(input);
-    let best;
-    let bestDistance = Math.min(3, Math.max(1, Math.floor(n.length / 3))) + 1;
-    for (const c of candidates) {
-        const d = editDistance(n, normalizeKey(c));
-        if (d < bestDistance)
-            [best, bestDistance] = [c, d];
-    }
-    return best;
-}
-// ---------------------------------------------------------------- core
-function report(ctx, path, message, example) {
-    if (ctx.issues.length < MAX_ISSUES)
-        ctx.issues.push({ path, message, example });
-    else
-        ctx.dropped++;
-    return INVALID;
-}
-const fail = (ctx, s, path, message) => report(ctx, path, message, snippet(path, s.example));
-function run(s, value, path, ctx) {
-    if (ctx.depth >= MAX_DEPTH)
-        return report(ctx, path, `is nested more than ${MAX_DEPTH} levels deep`, '');
-    ctx.depth++;
-    try {
-        return s.check(value, path, ctx);
-    }
-    finally {
-        ctx.depth--;
-    }
-}
-/** Freezes a schema after proving its example valid, so every example shown to users is correct. */
-function make(s) {
-    const r = validate(s, s.example);
-    if (!r.ok)
-        throw new Error(`schema example is invalid:\n${formatIssues(r.errors)}`);
-    return Object.freeze(s);
-}
-/** Drops undefined keywords so the JSON Schema stays clean. */
-const clean = (o) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
-const clamp = (x, min = -Infinity, max = Infinity) => Math.min(Math.max(x, min), max);
-const isString = (v) => typeof v === 'string';
-const got = (expected, v) => `expected ${expected}, got ${describeValue(v)}`;
-/** " from 1 to 5", " of at least 1", " of at most 5" or "". */
-function between(min, max, show = (n) => `${n}`) {
-    if (min !== undefined && max !== undefined)
-        return ` from ${show(min)} to ${show(max)}`;
-    if (min !== undefined)
-        return ` of at least ${show(min)}`;
-    return max === undefined ? '' : ` of at most ${show(max)}`;
-}
-/** "3 items", "1 to 5 items" or "at most 5 items" (maxima always exist: they default to a cap). */
-function count(min, max, unit) {
-    if (min === max)
-        return plural(min, unit);
-    return min > 0 ? `${min} to ${plural(max, unit)}` : `at most ${plural(max, unit)}`;
-}
-/** JSON Schema patterns have no flags, and `g`/`y` would make RegExp.test stateful. */
-function noFlags(re, where) {
-    if (re && /[^u]/.test(re.flags))
-        throw new Error(`${where}: ${re} may only use the u flag`);
-}
-const base = (kind, opts, expected, accepts) => ({
-    kind,
-    description: opts.description,
-    expected,
-    accepts
-});
-function scalar(opts, spec) {
-    const s = {
-        ...base(spec.kind, opts, spec.expected, spec.accepts),
-        example: spec.example,
-        check(v, path, ctx) {
-            const r = spec.parse(v);
-            return typeof r === 'string' ? fail(ctx, s, path, r) : r.value;
-        },
-        json: () => clean({ description: opts.description, examples: [spec.example], ...spec.json })
-    };
-    return make(s);
-}
-// ---------------------------------------------------------------- scalar builders
-/** C0/C1 controls, DEL and bidi overrides (which make a log line lie); tab, CR, LF only if multiline. */
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
-// As above, minus tab, LF and CR.
-const CONTROL_MULTILINE = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
-/** A string. Control characters are rejected: these values end up in shell commands and logs. */
-function str(opts = {}) {
-    const { pattern, minLength = 0, maxLength = DEFAULT_MAX_LENGTH, multiline = false } = opts;
-    noFlags(pattern, 'str()');
-    const expected = opts.expected ?? (pattern ? `a string matching /${pattern.source}/` : 'a string');
-    return scalar(opts, {
-        kind: 'string',
-        example: opts.example ?? 'example'.slice(0, maxLength).padEnd(minLength, 'x'),
-        expected,
-        accepts: isString,
-        parse(v) {
-            if (typeof v !== 'string') {
-                const typed = typeof v === 'number' || typeof v === 'boolean' || v instanceof Date;
-                return got(expected, v) + (typed ? '; put it in quotes to make it text' : '');
-            }
-            // A string of 2n UTF-16 units has at least n code points: no need to count huge ones.
-            const length = v.length > 2 * maxLength ? v.length : [...v].length;
-            if (length < minLength || length > maxLength)
-                return got(count(minLength, maxLength, 'character'), v);
-            const at = v.search(multiline ? CONTROL_MULTILINE : CONTROL);
-            const code = `U+${hex(v[at] ?? '').toUpperCase()}`;
-            if (at >= 0)
-                return `contains the control character ${code} at position ${at}, which is not allowed here`;
-            return pattern && !pattern.test(v) ? got(expected, v) : { value: v };
-        },
-        json: { type: 'string', pattern: pattern?.source, minLength: minLength || undefined, maxLength }
-    });
-}
-/** A safe integer. Quoted numbers are rejected with a hint, since YAML already types them. */
-function schema_int(opts = {}) {
-    const { min, max } = opts;
-    const expected = `an integer${between(min, max)}`;
-    return scalar(opts, {
-        kind: 'integer',
-        example: opts.example ?? clamp(0, min, max),
-        expected,
-        accepts: v => typeof v === 'number',
-        parse(v) {
-            if (typeof v === 'number' && Number.isSafeInteger(v) && clamp(v, min, max) === v)
-                return { value: v };
-            return (got(expected, v) + (typeof v === 'string' && /^\s*-?\d+\s*$/.test(v) ? '; remove the quotes' : ''));
-        },
-        json: { type: 'integer', minimum: min, maximum: max }
-    });
-}
-/** `true` or `false`. YAML 1.2 reads `yes`/`on` as strings, so those get a hint rather than a guess. */
-function bool(opts = {}) {
-    return scalar(opts, {
-        kind: 'boolean',
-        example: opts.example ?? true,
-        expected: 'true or false',
-        accepts: v => typeof v === 'boolean',
-        parse(v) {
-            if (typeof v === 'boolean')
-                return { value: v };
-            const wordy = typeof v === 'string' && /^(?:yes|no|on|off|y|n|true|false)$/i.test(v);
-            return got('true or false', v) + (wordy ? '; write true or false, without quotes' : '');
-        },
-        json: { type: 'boolean' }
-    });
-}
-/** Whole numbers with units in the order h, m, s, ms; `(?=\d)` rules out the empty string. */
-const DURATION = /^(?=\d)(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$/;
-const UNITS = Object.entries({ h: 3_600_000, m: 60_000, s: 1000, ms: 1 });
-/**
- * Parses `500ms`, `30s`, `5m`, `1h` or combinations such as `1m30s` into milliseconds. Bare numbers
- * (is `30` seconds or ms?), fractions (`1.5s`: write `1500ms`), signs, spaces and upper case: undefined.
- */
-function parseDuration(text) {
-    const m = text.length <= 40 ? DURATION.exec(text) : null;
-    const total = m?.slice(1).reduce((sum, n, i) => sum + Number(n ?? 0) * UNITS[i][1], 0);
-    return total !== undefined && Number.isSafeInteger(total) ? total : undefined;
-}
-/** Milliseconds (a non-negative integer) as the shortest duration text: 90000 -> `1m30s`, 0 -> `0s`. */
-function formatDuration(ms) {
-    let [rest, out] = [ms, ''];
-    for (const [unit, size] of UNITS) {
-        const n = Math.floor(rest / size);
-        if (n > 0)
-            [out, rest] = [out + n + unit, rest - n * size];
-    }
-    return out || '0s';
-}
-/** A duration string (see {@link parseDuration}) validated into milliseconds; bounds are text too. */
-function duration(opts = {}) {
-    const [min, max] = [opts.min, opts.max].map(b => {
-        const ms = b === undefined ? undefined : parseDuration(b);
-        if (b !== undefined && ms === undefined)
-            throw new Error(`duration(): bound ${schema_quote(b)} is not a duration`);
-        return ms;
-    });
-    const example = opts.example ?? formatDuration(clamp(30_000, min, max));
-    const range = between(min, max, formatDuration);
-    const expected = `a duration${range} like \`${example}\``;
-    return scalar(opts, {
-        kind: 'duration',
-        example,
-        expected,
-        accepts: isString,
-        parse(v) {
-            const ms = typeof v === 'string' ? parseDuration(v) : undefined;
-            if (ms !== undefined && clamp(ms, min, max) === ms)
-                return { value: ms };
-            if (/^\d+$/.test(typeof v === 'number' || typeof v === 'string' ? String(v) : '')) {
-                return `${got(expected, v)}; add a unit, e.g. \`${v}s\` for seconds or \`${v}ms\` for milliseconds`;
-            }
-            const form = typeof v === 'string' && ms === undefined;
-            return got(expected, v) + (form ? '; write whole numbers with units h, m, s, ms, e.g. `1m30s`' : '');
-        },
-        json: {
-            type: 'string',
-            pattern: DURATION.source,
-            // Editors show the description, so it names the format and the range JSON Schema cannot express.
-            description: [opts.description, `A duration${range}, e.g. 30s, 1m30s or 500ms.`]
-                .filter(Boolean)
-                .join(' ')
-        }
-    });
-}
-/** One of a fixed set of strings; the output type is the union of the literals. */
-function enumOf(values, opts = {}) {
-    const expected = `one of ${values.map(v => `\`${v}\``).join(', ')}`;
-    return scalar(opts, {
-        kind: 'enum',
-        example: opts.example ?? values[0],
-        expected,
-        accepts: isString,
-        parse(v) {
-            if (typeof v === 'string' && values.includes(v))
-                return { value: v };
-            const near = typeof v === 'string' ? suggest(v, values) : undefined;
-            return got(expected, v) + (near ? `; did you mean \`${near}\`?` : '');
-        },
-        json: { type: 'string', enum: [...values] }
-    });
-}
-// ---------------------------------------------------------------- composite builders
-const meta = (s) => ({ description: s.description, examples: [s.example] });
-/** A list; the output is a frozen array. Lists over `maxItems` are rejected without visiting items. */
-function arr(item, opts = {}) {
-    const { minItems = 0, maxItems = DEFAULT_MAX_ITEMS } = opts;
-    const sizes = `a list of ${count(minItems, maxItems, 'item')}`;
-    const s = {
-        ...base('array', opts, 'a list', Array.isArray),
-        example: opts.example ?? Array.from({ length: clamp(1, minItems, maxItems) }, () => item.example),
-        check(v, path, ctx) {
-            if (!Array.isArray(v))
-                return fail(ctx, s, path, got('a list', v));
-            if (v.length > maxItems)
-                return fail(ctx, s, path, got(sizes, v));
-            if (v.length < minItems)
-                fail(ctx, s, path, got(sizes, v));
-            const out = v.map((x, i) => run(item, x, child(path, i), ctx));
-            return v.length < minItems || out.includes(INVALID)
-                ? INVALID
-                : Object.freeze(out);
-        },
-        json: () => clean({ type: 'array', ...meta(s), items: item.json(), minItems: minItems || undefined, maxItems })
-    };
-    return make(s);
-}
-function optional(schema, ...dflt) {
-    const r = dflt.length ? validate(schema, dflt[0]) : undefined;
-    if (r && !r.ok)
-        throw new Error(`optional(): the default is invalid:\n${formatIssues(r.errors)}`);
-    return Object.freeze({ kind: 'optional', schema, hasDefault: !!r, default: dflt[0], value: r?.value });
-}
-const unwrap = (f) => (f.kind === 'optional' ? f.schema : f);
-/** The unknown-key issue, with a did-you-mean from the known keys when one is close enough. */
-function unknownKey(ctx, s, fields, path, key) {
-    // Past the cap nothing is shown, so skip the edit distances: a mapping may have 100k hostile keys.
-    if (ctx.issues.length >= MAX_ISSUES)
-        return void ctx.dropped++;
-    const known = Object.keys(fields);
-    const near = suggest(key, known);
-    if (near === undefined) {
-        const shown = known.slice(0, 15).map(k => `\`${k}\``);
-        if (known.length > 15)
-            shown.push('…');
-        const message = `unknown key ${showKey(key)}; known keys: ${shown.join(', ')}`;
-        return void report(ctx, child(path, key), message, snippet(path, s.example));
-    }
-    const style = normalizeKey(key) === near ? ' (keys are kebab-case)' : '';
-    const example = snippet(child(path, near), unwrap(fields[near]).example);
-    report(ctx, child(path, key), `unknown key ${showKey(key)}; did you mean \`${near}\`?${style}`, example);
-}
-/**
- * A mapping with exactly these keys (spelled as in YAML: kebab-case). Unknown keys are errors; the
- * output is a frozen null-prototype object holding only the declared keys.
- */
-function obj(fields, opts = {}) {
-    const entries = Object.entries(fields);
-    const s = {
-        ...base('object', opts, 'a mapping (key: value lines)', isPlainObject),
-        example: opts.example ?? Object.fromEntries(entries.map(([k, f]) => [k, unwrap(f).example])),
-        check(v, path, ctx) {
-            if (!isPlainObject(v))
-                return fail(ctx, s, path, got(s.expected, v));
-            const unknown = Object.keys(v).filter(key => !hasOwn(fields, key));
-            for (const key of unknown)
-                unknownKey(ctx, s, fields, path, key);
-            let ok = unknown.length === 0;
-            const out = Object.create(null);
-            for (const [key, field] of entries) {
-                const [raw, at, inner] = [hasOwn(v, key) ? v[key] : undefined, child(path, key), unwrap(field)];
-                if (field.kind === 'optional' && (raw === undefined || raw === null)) {
-                    if (field.hasDefault)
-                        out[key] = field.value;
-                }
-                else if (raw === undefined) {
-                    ok = false;
-                    const message = `missing required key \`${key}\`, expected ${inner.expected}`;
-                    report(ctx, at, message, snippet(at, inner.example));
-                }
-                else {
-                    const r = run(inner, raw, at, ctx);
-                    if (r === INVALID)
-                        ok = false;
-                    else
-                        out[key] = r;
-                }
-            }
-            return ok ? Object.freeze(out) : INVALID;
-        },
-        json: () => {
-            const prop = ([k, f]) => [k, f.kind === 'optional' ? clean({ ...f.schema.json(), default: f.default }) : f.json()];
-            const required = entries.filter(([, f]) => f.kind !== 'optional').map(([k]) => k);
-            return clean({
-                type: 'object',
-                description: s.description,
-                properties: Object.fromEntries(entries.map(prop)),
-                required: required.length ? required : undefined,
-                additionalProperties: false
-            });
-        }
-    };
-    return make(s);
-}
-/**
- * A mapping with free-form keys (e.g. environment variables). Keys like `__proto__` and keys with
- * control characters are rejected; the output is a frozen null-prototype object.
- */
-function record(value, opts = {}) {
-    const { keyPattern, maxKeys = DEFAULT_MAX_ITEMS } = opts;
-    noFlags(keyPattern, 'record()');
-    const rule = keyPattern ? `; keys must match /${keyPattern.source}/` : '';
-    const s = {
-        ...base('record', opts, 'a mapping (key: value lines)', isPlainObject),
-        example: opts.example ?? { example: value.example },
-        check(v, path, ctx) {
-            if (!isPlainObject(v))
-                return fail(ctx, s, path, got(s.expected, v));
-            const keys = Object.keys(v);
-            if (keys.length > maxKeys)
-                return fail(ctx, s, path, got(`a mapping of at most ${plural(maxKeys, 'key')}`, v));
-            const out = Object.create(null);
-            let ok = true;
-            for (const key of keys) {
-                const at = child(path, key);
-                const bad = RESERVED_KEYS.has(key) || CONTROL.test(key) || (keyPattern && !keyPattern.test(key));
-                const r = bad
-                    ? report(ctx, at, `key ${showKey(key)} is not allowed${rule}`, snippet(path, s.example))
-                    : run(value, v[key], at, ctx);
-                if (r === INVALID)
-                    ok = false;
-                else
-                    out[key] = r;
-            }
-            return ok ? Object.freeze(out) : INVALID;
-        },
-        json: () => clean({
-            type: 'object',
-            ...meta(s),
-            additionalProperties: value.json(),
-            propertyNames: keyPattern && { pattern: keyPattern.source },
-            maxProperties: maxKeys
-        })
-    };
-    return make(s);
-}
-/**
- * Any of several schemas, e.g. `union([str(), arr(str())])`; the first that accepts the value wins.
- * On failure, if exactly one branch has the value's shape (say, it is a list), that branch's detailed
- * issues are reported; otherwise one "expected X or Y" issue.
- */
-function union(schemas, opts = {}) {
-    const expected = schemas.map(x => x.expected).join(' or ');
-    const s = {
-        ...base('union', opts, expected, v => schemas.some(x => x.accepts(v))),
-        example: opts.example ?? schemas[0].example,
-        check(v, path, ctx) {
-            const shaped = schemas.filter(x => x.accepts(v));
-            let trial;
-            for (const branch of shaped) {
-                trial = { issues: [], dropped: 0, depth: ctx.depth };
-                const r = run(branch, v, path, trial);
-                if (r !== INVALID)
-                    return r;
-            }
-            if (shaped.length !== 1 || !trial)
-                return fail(ctx, s, path, got(expected, v));
-            for (const i of trial.issues)
-                report(ctx, i.path, i.message, i.example);
-            ctx.dropped += trial.dropped;
-            return INVALID;
-        },
-        json: () => clean({ anyOf: schemas.map(x => x.json()), ...meta(s) })
-    };
-    return make(s);
-}
-/**
- * A discriminated union of mappings whose `tag` key picks the variant, e.g.
- * `tagged('manager', { none: {}, systemd: { name: str() } })`. Issues then speak about the chosen
- * variant only, instead of "expected a mapping or a mapping".
- */
-function tagged(tag, variants, opts = {}) {
-    const names = Object.keys(variants);
-    if (names.some(t => hasOwn(variants[t], tag)))
-        throw new Error(`tagged(): variants must not declare ${tag}`);
-    const tagSchema = enumOf(names);
-    const branches = new Map(names.map(t => [t, obj({ [tag]: enumOf([t]), ...variants[t] })]));
-    const s = {
-        ...base('union', opts, `a mapping with \`${tag}: ${names.join(' | ')}\``, isPlainObject),
-        example: opts.example ?? branches.get(names[0]).example,
-        check(v, path, ctx) {
-            if (!isPlainObject(v))
-                return fail(ctx, s, path, got(s.expected, v));
-            const [t, at] = [hasOwn(v, tag) ? v[tag] : undefined, child(path, tag)];
-            const branch = typeof t === 'string' ? branches.get(t) : undefined;
-            if (branch)
-                return run(branch, v, path, ctx);
-            if (t !== undefined && t !== null)
-                return run(tagSchema, t, at, ctx); // did-you-mean
-            return report(ctx, at, `missing required key \`${tag}\`, expected ${tagSchema.expected}`, snippet(at, names[0]));
-        },
-        json: () => clean({ description: s.description, oneOf: [...branches.values()].map(b => b.json()) })
-    };
-    return make(s);
-}
-// ---------------------------------------------------------------- entry points
-/**
- * Validates `value` (parsed YAML) against `schema`, collecting every issue (up to {@link MAX_ISSUES}).
- * `rootPath` prefixes all issue paths, e.g. when validating one section of a larger document.
- */
-function validate(schema, value, rootPath = '') {
-    const ctx = { issues: [], dropped: 0, depth: 0 };
-    const out = run(schema, value, rootPath, ctx);
-    const more = { path: rootPath, message: `and ${plural(ctx.dropped, 'more issue')} not shown`, example: '' };
-    const errors = ctx.dropped ? [...ctx.issues, more] : ctx.issues;
-    return out === INVALID || errors.length ? { ok: false, errors } : { ok: true, value: out };
-}
-/** Renders issues one per line: "`path`: message. Example: key: value". */
-function formatIssues(issues) {
-    const line = (i) => {
-        const where = i.path ? `\`${i.path}\`` : '(top level)';
-        const stop = /[.?!]$/.test(i.message) ? '' : '.';
-        return `${where}: ${i.message}${i.example ? `${stop} Example: ${clip(i.example, 160)}` : ''}`;
-    };
-    return issues.map(line).join('\n');
-}
-/** The schema as a draft 2020-12 JSON Schema document, for editor completion and validation. */
-function schema_toJsonSchema(schema, doc = {}) {
-    const head = { $schema: 'https://json-schema.org/draft/2020-12/schema', $id: doc.id, title: doc.title };
-    return clean({ ...head, ...schema.json() });
-}
-
-;// CONCATENATED MODULE: ./src/settings/config.ts
-
-/**
- * The schema of deployguard.yml. The validator, the TypeScript type of a validated file and the
- * JSON Schema shipped for editors all come from this one definition.
- */
-const config_name = str({
-    pattern: /^[A-Za-z0-9][A-Za-z0-9 ._@:-]{0,63}$/,
-    expected: 'a short name (letters, digits, space, . _ @ : -)',
-    example: 'web-1'
-});
-const hostname = str({
-    pattern: /^[A-Za-z0-9._:-]{1,253}$/,
-    expected: 'a hostname or IP address',
-    example: '203.0.113.10'
-});
-/** Absolute, normalised, no `..` and no characters that make a path unsafe to read in logs. */
-const absPath = str({
-    pattern: /^\/(?:[A-Za-z0-9._@+-]+\/?)*$/,
-    expected: 'an absolute path of letters, digits and . _ @ + -, with no `..`',
-    example: '/srv/myapp'
-});
-const relEntry = str({
-    pattern: /^(?!\/)(?!.*(?:^|\/)\.\.?(?:\/|$))[A-Za-z0-9._@+/-]{1,255}$/,
-    expected: 'a path relative to the release, without `..`',
-    example: '.env'
-});
-const fingerprint = str({
-    pattern: /^SHA256:[A-Za-z0-9+/]{43}=?$/,
-    expected: 'a host key fingerprint like `SHA256:` followed by 43 base64 characters',
-    example: 'SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s'
-});
-const stages = arr(enumOf(['pre', 'post', 'schedule']), { minItems: 1, example: ['post'] });
-const command = str({ multiline: true, minLength: 1, example: 'npm ci --omit=dev' });
-const retrying = {
-    timeout: optional(duration({ min: '10ms', max: '10m', example: '5s' }), '5s'),
-    retries: optional(schema_int({ min: 0, max: 1000, example: 5 }), 0),
-    interval: optional(duration({ min: '0s', max: '10m', example: '2s' }), '2s'),
-    stages: optional(stages)
-};
-const configSchema = obj({
-    version: schema_int({ min: 1, max: 1, description: 'The config format version.', example: 1 }),
-    environment: optional(config_name),
-    artifact: optional(str({ minLength: 1, example: 'dist/', description: 'File or directory to ship.' })),
-    exclude: optional(arr(str({ minLength: 1, example: '*.map' })), []),
-    target: optional(obj({
-        path: absPath,
-        strategy: optional(enumOf(['releases', 'in-place']), 'releases'),
-        'keep-releases': optional(schema_int({ min: 1, max: 100, example: 5 }), 5),
-        shared: optional(arr(relEntry, { example: ['.env', 'data/'] }), [])
-    })),
-    hosts: optional(arr(obj({
-        name: optional(config_name),
-        host: hostname,
-        port: optional(schema_int({ min: 1, max: 65535, example: 22 }), 22),
-        user: optional(str({ pattern: /^[a-z_][a-z0-9_.-]{0,31}$/, expected: 'a user name', example: 'deploy' })),
-        'host-key': optional(union([fingerprint, arr(fingerprint, { minItems: 1 })])),
-        'known-hosts': optional(str({ multiline: true, minLength: 1, example: '203.0.113.10 ssh-ed25519 AAAA…' }))
-    }), { minItems: 1, maxItems: 500 })),
-    service: optional(tagged('manager', {
-        none: {},
-        systemd: {
-            name: str({
-                pattern: /^[A-Za-z0-9:_.@\\-]{1,255}$/,
-                expected: 'a systemd unit name',
-                example: 'myapp'
-            }),
-            sudo: optional(bool(), false),
-            settle: optional(duration({ max: '5m', example: '2s' }), '2s'),
-            'start-timeout': optional(duration({ min: '1s', max: '30m', example: '60s' }), '60s')
-        },
-        command: {
-            start: command,
-            stop: optional(command),
-            status: optional(command),
-            pidfile: optional(absPath),
-            'stop-grace': optional(duration({ max: '10m', example: '10s' }), '10s'),
-            settle: optional(duration({ max: '5m', example: '2s' }), '2s'),
-            'start-timeout': optional(duration({ min: '1s', max: '30m', example: '60s' }), '60s')
-        }
-    })),
-    checks: optional(arr(tagged('type', {
-        http: {
-            name: config_name,
-            url: str({
-                pattern: /^https?:\/\/\S+$/,
-                expected: 'an http(s) URL',
-                example: 'https://example.com/health'
-            }),
-            method: optional(enumOf(['GET', 'HEAD', 'POST', 'PUT', 'OPTIONS']), 'GET'),
-            expect: optional(obj({
-                status: optional(arr(schema_int({ min: 100, max: 599, example: 200 }), { minItems: 1 }), [200]),
-                'body-contains': optional(str({ minLength: 1, example: 'ok' }))
-            }), {}),
-            ...retrying
-        },
-        tcp: {
-            name: config_name,
-            host: hostname,
-            port: schema_int({ min: 1, max: 65535, example: 5432 }),
-            ...retrying
-        }
-    }), { maxItems: 200 }), []),
-    deploy: optional(obj({
-        'before-switch': optional(command),
-        'lock-wait': optional(duration({ max: '1h', example: '2m' }), '2m'),
-        'lock-ttl': optional(duration({ min: '1m', max: '168h', example: '1h' }), '1h')
-    }), {}),
-    'post-deploy': optional(obj({ rollback: optional(enumOf(['auto', 'off']), 'auto') }), {}),
-    ssh: optional(obj({
-        'connect-timeout': optional(duration({ min: '1s', max: '5m', example: '20s' }), '20s'),
-        'connect-retries': optional(schema_int({ min: 0, max: 10, example: 3 }), 3)
-    }), {})
-}, { description: 'deployguard configuration (deployguard.yml).' });
-/** The JSON Schema of deployguard.yml, generated from the validator itself (deployguard.schema.json). */
-function configJsonSchema() {
-    return toJsonSchema(configSchema, {
-        title: 'deployguard.yml',
-        id: 'https://deployguard.dev/deployguard.schema.json'
-    });
-}
-
-;// CONCATENATED MODULE: ./src/settings/parse.ts
-
-
-
-
-
-/** Input names that hold secrets; their values are masked as soon as they are read. */
-const SECRET_INPUTS = ['ssh-key', 'ssh-passphrase', 'ssh-password'];
-const ENV_FALLBACK = {
-    'ssh-key': 'DEPLOYGUARD_SSH_KEY',
-    'ssh-passphrase': 'DEPLOYGUARD_SSH_PASSPHRASE',
-    'ssh-password': 'DEPLOYGUARD_SSH_PASSWORD',
-    'known-hosts': 'DEPLOYGUARD_KNOWN_HOSTS'
-};
-const YAML_MAX_BYTES = 1024 * 1024;
-function readYaml(text, path) {
-    if (text.length > YAML_MAX_BYTES)
-        throw new errors_ConfigError(`${path}: the file is larger than 1 MiB`);
-    // maxAliasCount bounds "billion laughs" alias bombs; merge keys and custom tags stay off.
-    const doc = (0,dist/* parseDocument */.Tp)(text, { prettyErrors: true, uniqueKeys: true, merge: false, strict: true });
-    if (doc.errors.length) {
-        throw new errors_ConfigError(`${path} is not valid YAML:\n${doc.errors.map(e => `  ${e.message.split('\n')[0]}`).join('\n')}`, 'Check the indentation (spaces, not tabs) around the line named above.');
-    }
-    try {
-        return doc.toJS({ maxAliasCount: 100 });
-    }
-    catch (err) {
-        throw new errors_ConfigError(`${path}: ${err.message}`, 'Avoid YAML aliases that expand to huge documents.');
-    }
-}
-function inputInt(p, name, raw, min, max, example) {
-    if (raw === undefined)
-        return undefined;
-    if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
-        p.list.push(`input \`${name}\`: expected an integer from ${min} to ${max}, got "${raw.slice(0, 40)}". Example: ${name}: ${example}`);
-        return undefined;
-    }
-    return Number(raw);
-}
-function inputBool(p, name, raw) {
-    if (raw === undefined)
-        return undefined;
-    if (/^(true|yes|on|1)$/i.test(raw))
-        return true;
-    if (/^(false|no|off|0)$/i.test(raw))
-        return false;
-    p.list.push(`input \`${name}\`: expected true or false, got "${raw.slice(0, 40)}". Example: ${name}: true`);
-    return undefined;
-}
-function inputDuration(p, name, raw, example) {
-    if (raw === undefined)
-        return undefined;
-    const ms = parseDuration(raw);
-    if (ms === undefined)
-        p.list.push(`input \`${name}\`: expected a duration like ${example}, got "${raw.slice(0, 40)}". Example: ${name}: ${example}`);
-    return ms;
-}
-function defaultReleaseId(now, commit) {
-    const stamp = now.toISOString().replace(/[-:T]/g, '').slice(0, 14);
-    const sha = /^[0-9a-f]{7,}$/i.test(commit) ? `-${commit.slice(0, 7)}` : '';
-    return `${stamp}${sha}`;
-}
-/** Parses and validates everything; throws one ConfigError listing every problem. */
-function parseSettings(src) {
-    const p = { list: [] };
-    const get = (name) => {
-        const raw = src.input(name) ?? (ENV_FALLBACK[name] ? src.env[ENV_FALLBACK[name]] : undefined);
-        const v = raw === undefined || raw.trim() === '' ? undefined : name.startsWith('ssh-') ? raw : raw.trim();
-        if (v !== undefined && SECRET_INPUTS.includes(name))
-            src.onSecret(v);
-        return v;
-    };
-    // Secrets first, so they are masked before any message below could echo one.
-    const privateKey = get('ssh-key');
-    const passphrase = get('ssh-passphrase');
-    const password = get('ssh-password');
-    let file;
-    const configPath = src.configPath ?? 'deployguard.yml';
-    if (src.configText !== undefined) {
-        const raw = readYaml(src.configText, configPath);
-        const r = validate(configSchema, raw ?? {});
-        if (!r.ok) {
-            p.list.push(...formatIssues(r.errors)
-                .split('\n')
-                .map(l => `${configPath}: ${l}`));
-        }
-        else
-            file = r.value;
-    }
-    const port = inputInt(p, 'port', get('port'), 1, 65535, 22);
-    const skip = inputBool(p, 'insecure-skip-host-key-check', get('insecure-skip-host-key-check')) ?? false;
-    const dryRun = inputBool(p, 'dry-run', get('dry-run')) ?? false;
-    const lockWait = inputDuration(p, 'lock-wait', get('lock-wait'), '2m');
-    const connectTimeout = inputDuration(p, 'connect-timeout', get('connect-timeout'), '20s');
-    const knownHostsText = get('known-hosts');
-    if (knownHostsText) {
-        try {
-            parseKnownHosts(knownHostsText);
-        }
-        catch (err) {
-            p.list.push(`input \`known-hosts\`: ${err.message}. Example: known-hosts: "[203.0.113.10]:22 ssh-ed25519 AAAAC3Nza..."`);
-        }
-    }
-    const hostKeyInput = get('host-key');
-    const inputFingerprints = hostKeyInput ? hostKeyInput.split(/[\s,]+/).filter(Boolean) : [];
-    for (const f of inputFingerprints) {
-        if (!/^SHA256:[A-Za-z0-9+/]{43}=?$/.test(f)) {
-            p.list.push(`input \`host-key\`: "${f.slice(0, 60)}" is not a SHA256 fingerprint. Example: host-key: SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s`);
-        }
-    }
-    // Hosts: the `host` input replaces the file's list (one host); otherwise the file's list.
-    const hostInput = get('host');
-    if (hostInput !== undefined && !/^[A-Za-z0-9._:-]{1,253}$/.test(hostInput)) {
-        p.list.push(`input \`host\`: "${hostInput.slice(0, 60)}" is not a hostname or IP address. Example: host: 203.0.113.10`);
-    }
-    const defaultUser = get('user');
-    if (defaultUser !== undefined && !/^[a-z_][a-z0-9_.-]{0,31}$/.test(defaultUser)) {
-        p.list.push(`input \`user\`: "${defaultUser.slice(0, 40)}" is not a user name. Example: user: deploy`);
-    }
-    const fileHosts = hostInput
-        ? [
-            {
-                name: get('host-name'),
-                host: hostInput,
-                port: port ?? 22,
-                user: undefined,
-                'host-key': undefined,
-                'known-hosts': undefined
-            }
-        ]
-        : (file?.hosts ?? []);
-    const hosts = fileHosts.map((h, i) => {
-        const own = h['host-key'];
-        const ownFingerprints = own === undefined ? [] : typeof own === 'string' ? [own] : [...own];
-        return {
-            name: h.name ?? (fileHosts.length > 1 ? `${h.host}#${i + 1}` : h.host),
-            host: h.host,
-            port: hostInput ? (port ?? 22) : h.port,
-            user: h.user ?? defaultUser ?? '',
-            knownHosts: [h['known-hosts'], knownHostsText].filter((x) => !!x),
-            fingerprints: [...ownFingerprints, ...inputFingerprints]
-        };
-    });
-    const deploying = src.purpose !== 'check';
-    if (hosts.length === 0 && deploying)
-        p.list.push('no hosts: set the `host` input or list `hosts:` in deployguard.yml. Example: hosts: [{ host: 203.0.113.10, user: deploy }]');
-    const names = new Set();
-    for (const h of hosts) {
-        if (!h.user)
-            p.list.push(`host ${h.name}: no user. Set \`user:\` on the host in deployguard.yml or the \`user\` input. Example: user: deploy`);
-        if (names.has(h.name))
-            p.list.push(`host names must be unique: "${h.name}" appears twice. Example: name: web-2`);
-        names.add(h.name);
-    }
-    if (!privateKey && !password && deploying) {
-        p.list.push('no SSH credentials: set the `ssh-key` input (or DEPLOYGUARD_SSH_KEY) to a private key. Example: ssh-key: ${{ secrets.DEPLOY_KEY }}');
-    }
-    else if (privateKey && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKey)) {
-        p.list.push('input `ssh-key`: this is not a private key (no "-----BEGIN ... PRIVATE KEY-----" line). Paste the whole key file, not a path or the public key.');
-    }
-    if (!skip) {
-        for (const h of hosts) {
-            if (h.fingerprints.length === 0 && !h.knownHosts.some(k => k.trim())) {
-                p.list.push(`host ${h.name}: its host key is not pinned. Set \`known-hosts\` (a known_hosts line) or \`host-key\` (SHA256:...). Get it with \`ssh-keyscan -p ${h.port} ${h.host} | ssh-keygen -lf -\` from a network you trust, and compare with the host's own \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\`.`);
-            }
-        }
-    }
-    const targetPath = get('target-path') ?? file?.target?.path;
-    if (targetPath === undefined) {
-        if (deploying)
-            p.list.push('no target path: set `target.path` in deployguard.yml or the `target-path` input. Example: target: { path: /srv/myapp }');
-    }
-    else if (!/^\/(?:[A-Za-z0-9._@+-]+\/?)*$/.test(targetPath) ||
-        /(^|\/)\.\.?(\/|$)/.test(targetPath) ||
-        targetPath === '/') {
-        p.list.push(`target path "${targetPath.slice(0, 80)}": expected an absolute path like /srv/myapp, without \`..\`, and not /.`);
-    }
-    const strategyInput = get('strategy');
-    if (strategyInput !== undefined && strategyInput !== 'releases' && strategyInput !== 'in-place') {
-        p.list.push(`input \`strategy\`: expected \`releases\` or \`in-place\`, got "${strategyInput.slice(0, 40)}". Example: strategy: releases`);
-    }
-    const artifact = get('artifact') ?? file?.artifact;
-    if (!artifact && deploying)
-        p.list.push('no artifact: set `artifact` in deployguard.yml or the `artifact` input to the file or directory to ship. Example: artifact: dist/');
-    const releaseIdInput = get('release-id');
-    if (releaseIdInput !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(releaseIdInput)) {
-        p.list.push(`input \`release-id\`: "${releaseIdInput.slice(0, 60)}" may only hold letters, digits, . _ - (starting with a letter or digit). Example: release-id: 2026-11-26.1`);
-    }
-    const service = serviceFrom(p, file, get);
-    const healthUrl = get('health-url');
-    if (healthUrl !== undefined && !/^https?:\/\/\S+$/.test(healthUrl)) {
-        p.list.push(`input \`health-url\`: expected an http(s) URL, got "${healthUrl.slice(0, 60)}". Example: health-url: https://example.com/health`);
-    }
-    const checks = checksFrom(file, healthUrl);
-    if (p.list.length) {
-        throw new errors_ConfigError(`Invalid configuration (nothing was deployed):\n${p.list.map(l => `  - ${l}`).join('\n')}`, 'Fix the items above; every one is listed, so one pass is enough.');
-    }
-    const commit = src.env.GITHUB_SHA ?? src.env.DEPLOYGUARD_COMMIT ?? 'unknown';
-    const server = src.env.GITHUB_SERVER_URL ?? 'https://github.com';
-    const runId = src.env.GITHUB_RUN_ID ?? `local-${src.now.getTime()}`;
-    return {
-        configPath: src.configText !== undefined ? configPath : undefined,
-        environment: get('environment') ?? file?.environment ?? 'production',
-        artifact: artifact ?? '',
-        exclude: file?.exclude ?? [],
-        releaseId: releaseIdInput ?? defaultReleaseId(src.now, commit),
-        target: {
-            path: (targetPath ?? '').replace(/\/+$/, ''),
-            strategy: strategyInput ?? file?.target?.strategy ?? 'releases',
-            keepReleases: file?.target?.['keep-releases'] ?? 5,
-            shared: file?.target?.shared ?? []
-        },
-        hosts,
-        ssh: {
-            privateKey,
-            passphrase,
-            password,
-            insecureSkipHostKeyCheck: skip,
-            connectTimeoutMs: connectTimeout ?? file?.ssh['connect-timeout'] ?? 20_000,
-            connectRetries: file?.ssh['connect-retries'] ?? 3
-        },
-        service,
-        checks,
-        beforeSwitch: get('before-switch') ?? file?.deploy['before-switch'],
-        lock: {
-            waitMs: lockWait ?? file?.deploy['lock-wait'] ?? 120_000,
-            ttlMs: file?.deploy['lock-ttl'] ?? 3_600_000
-        },
-        rollback: file?.['post-deploy'].rollback ?? 'auto',
-        dryRun,
-        run: {
-            runId,
-            commit,
-            ref: src.env.GITHUB_REF ?? 'local',
-            actor: src.env.GITHUB_ACTOR ?? src.env.USER ?? 'unknown',
-            runUrl: src.env.GITHUB_REPOSITORY && src.env.GITHUB_RUN_ID
-                ? `${server}/${src.env.GITHUB_REPOSITORY}/actions/runs/${runId}`
-                : undefined
-        }
-    };
-}
-function serviceFrom(p, file, get) {
-    const managerInput = get('service-manager');
-    const nameInput = get('service-name');
-    if (managerInput !== undefined && !['systemd', 'command', 'none'].includes(managerInput)) {
-        p.list.push(`input \`service-manager\`: expected systemd, command or none, got "${managerInput.slice(0, 40)}". Example: service-manager: systemd`);
-        return { manager: 'none' };
-    }
-    const fromFile = file?.service;
-    if (managerInput === 'none')
-        return { manager: 'none' };
-    if (managerInput === 'systemd' ||
-        (managerInput === undefined && nameInput !== undefined && fromFile === undefined)) {
-        const unit = nameInput ?? (fromFile?.manager === 'systemd' ? fromFile.name : undefined);
-        if (!unit || !/^[A-Za-z0-9:_.@\\-]{1,255}$/.test(unit)) {
-            p.list.push(`input \`service-name\`: a systemd unit name is needed, got "${(unit ?? '').slice(0, 60)}". Example: service-name: myapp`);
-            return { manager: 'none' };
-        }
-        return {
-            manager: 'systemd',
-            name: unit,
-            sudo: fromFile?.manager === 'systemd' ? fromFile.sudo : false,
-            settleMs: 2000,
-            startTimeoutMs: 60_000
-        };
-    }
-    if (!fromFile || fromFile.manager === 'none') {
-        if (managerInput === 'command')
-            p.list.push('service-manager `command` needs `service.start` in deployguard.yml. Example: service: { manager: command, start: ./run.sh }');
-        return { manager: 'none' };
-    }
-    if (fromFile.manager === 'systemd') {
-        return {
-            manager: 'systemd',
-            name: nameInput ?? fromFile.name,
-            sudo: fromFile.sudo,
-            settleMs: fromFile.settle,
-            startTimeoutMs: fromFile['start-timeout']
-        };
-    }
-    if (!fromFile.stop && !fromFile.pidfile) {
-        p.list.push('service (command): set `stop` or `pidfile`, or the old process is never stopped. Example: pidfile: /srv/myapp/app.pid');
-    }
-    if (!fromFile.status && !fromFile.pidfile) {
-        p.list.push('service (command): set `status` or `pidfile`, so deployguard can tell the service runs. Example: status: pgrep -f myapp');
-    }
-    return {
-        manager: 'command',
-        start: fromFile.start,
-        stop: fromFile.stop,
-        status: fromFile.status,
-        pidfile: fromFile.pidfile,
-        stopGraceMs: fromFile['stop-grace'],
-        settleMs: fromFile.settle,
-        startTimeoutMs: fromFile['start-timeout']
-    };
-}
-const ALL_STAGES = ['pre', 'post', 'schedule'];
-function checksFrom(file, healthUrl) {
-    const out = (file?.checks ?? []).map(c => c.type === 'http'
-        ? {
-            type: 'http',
-            name: c.name,
-            url: c.url,
-            method: c.method,
-            expectStatus: c.expect.status,
-            bodyContains: c.expect['body-contains'],
-            timeoutMs: c.timeout,
-            retries: c.retries,
-            intervalMs: c.interval,
-            stages: c.stages ?? ALL_STAGES
-        }
-        : {
-            type: 'tcp',
-            name: c.name,
-            host: c.host,
-            port: c.port,
-            timeoutMs: c.timeout,
-            retries: c.retries,
-            intervalMs: c.interval,
-            stages: c.stages ?? ALL_STAGES
-        });
-    if (healthUrl) {
-        out.push({
-            type: 'http',
-            name: 'health-url',
-            url: healthUrl,
-            method: 'GET',
-            expectStatus: [200],
-            timeoutMs: 5000,
-            retries: 10,
-            intervalMs: 2000,
-            stages: ALL_STAGES
-        });
-    }
-    return out;
-}
-
-;// CONCATENATED MODULE: ./src/settings/load.ts
-
-
-
-
-/**
- * Reads deployguard.yml (the `config` input, default `deployguard.yml`, optional unless named)
- * and hands everything to the pure parser.
- */
-function load_loadSettings(src) {
-    const named = src.input('config')?.trim();
-    const path = (0,external_node_path_namespaceObject.resolve)(src.cwd, named || 'deployguard.yml');
-    let configText;
-    try {
-        configText = (0,external_node_fs_namespaceObject.readFileSync)(path, 'utf8');
-    }
-    catch (err) {
-        const code = err.code;
-        if (named || code !== 'ENOENT') {
-            throw new errors_ConfigError(`cannot read the config file ${path}: ${code ?? err.message}`, named ? 'Check the `config` input: the path is relative to the workspace.' : undefined);
-        }
-    }
-    return parseSettings({ ...src, configText, configPath: named || 'deployguard.yml' });
-}
-
 // EXTERNAL MODULE: external "node:http"
 var external_node_http_ = __nccwpck_require__(7067);
 ;// CONCATENATED MODULE: external "node:https"
@@ -59721,10 +58666,10 @@ function probes_httpProbe(check) {
                 const status = res.statusCode ?? 0;
                 const body = Buffer.concat(chunks).toString('utf8');
                 if (!check.expectStatus.includes(status)) {
-                    done(false, `HTTP ${status}, expected ${check.expectStatus.join(' or ')}; body: ${probes_snippet(body)}`);
+                    done(false, `HTTP ${status}, expected ${check.expectStatus.join(' or ')}; body: ${snippet(body)}`);
                 }
                 else if (check.bodyContains !== undefined && !body.includes(check.bodyContains)) {
-                    done(false, `HTTP ${status} but the body lacks "${check.bodyContains}": ${probes_snippet(body)}`);
+                    done(false, `HTTP ${status} but the body lacks "${check.bodyContains}": ${snippet(body)}`);
                 }
                 else {
                     done(true, `HTTP ${status} in ${Date.now() - started} ms`);
@@ -59737,7 +58682,7 @@ function probes_httpProbe(check) {
         req.end();
     });
 }
-function probes_snippet(body) {
+function snippet(body) {
     const flat = body.replace(/\s+/g, ' ').trim();
     return flat.length > 120 ? `${flat.slice(0, 120)}…` : flat || '(empty)';
 }
@@ -60156,6 +59101,8 @@ function limiter(max) {
     };
 }
 
+;// CONCATENATED MODULE: external "node:fs"
+const external_node_fs_namespaceObject = require("node:fs");
 // EXTERNAL MODULE: external "node:stream"
 var external_node_stream_ = __nccwpck_require__(7075);
 ;// CONCATENATED MODULE: ./src/transfer/tar.ts
@@ -60773,12 +59720,12 @@ async function runAction(step, run, settings, artifact, deps, token) {
             }
             if (r.code !== 0)
                 throw new StepFailed(`${run.host.name}: upload failed (exit ${r.code}): ${tail(r.stderr)}`, 'deploy');
-            uploaded.set(run, hashes);
+            run.hashes = hashes;
             deps.log.info(`${artifact.fileCount} files, ${(artifact.totalBytes / 1e6).toFixed(1)} MB sent`);
             return;
         }
         case 'verify': {
-            const hashes = uploaded.get(run);
+            const hashes = run.hashes;
             if (!hashes)
                 throw new StepFailed(`${run.host.name}: nothing was uploaded to verify`, 'deploy');
             const r = await run.shell.exec(a.script, { stdin: manifestText(hashes) });
@@ -60805,7 +59752,6 @@ async function runAction(step, run, settings, artifact, deps, token) {
         }
     }
 }
-const uploaded = new WeakMap();
 function logChecks(results, log) {
     for (const r of results) {
         log.info(`${r.ok ? '✓' : '✗'} check ${r.name}: ${r.reason} (${r.attempts} attempt${r.attempts === 1 ? '' : 's'}, ${r.durationMs} ms)`);
@@ -61087,6 +60033,1059 @@ function summary_verdictLine(result) {
     return `deployguard: ${result.status}: release ${result.releaseId} (${hosts})`;
 }
 
+// EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
+var dist = __nccwpck_require__(8815);
+;// CONCATENATED MODULE: ./src/settings/schema.ts
+/**
+ * A small, dependency-free schema DSL for deployguard.yml. One definition gives three things that
+ * must never drift apart: validation with messages a person can act on, the static type of the
+ * validated settings, and a JSON Schema (draft 2020-12) for editor completion.
+ *
+ * Input is untrusted YAML output. The validator only recurses as deep as the schema (and schemas
+ * deeper than MAX_DEPTH are refused when built), so hostile nesting cannot exhaust the stack; list
+ * sizes, string lengths and the number of reported issues are capped; outputs are frozen
+ * null-prototype objects holding only validated keys, so `__proto__` and friends never reach a
+ * prototype; Dates, Maps and other non-plain values are wrong types.
+ */
+const INVALID = Symbol('invalid');
+/** Limits against hostile input; per-schema options (maxItems, maxLength, maxKeys) override the defaults. */
+const MAX_DEPTH = 32;
+const MAX_ISSUES = 100;
+const DEFAULT_MAX_ITEMS = 1000;
+const DEFAULT_MAX_LENGTH = 10_000;
+const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+// ---------------------------------------------------------------- rendering helpers
+const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
+const clip = (s, n) => (s.length > n ? `${s.slice(0, n)}…` : s);
+/** JSON quoting, plus escapes for characters that reorder or break a terminal line (bidi, U+2028). */
+const hex = (c) => c.charCodeAt(0).toString(16).padStart(4, '0');
+const schema_quote = (s) => JSON.stringify(s).replace(/[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, c => `\\u${hex(c)}`);
+const showKey = (k) => (/^[\w-]{1,40}$/.test(k) ? `\`${k}\`` : schema_quote(clip(k, 40)));
+const hasOwn = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
+/** Only `{}`-style mappings count: YAML can also produce Dates, Maps and byte arrays. */
+function isPlainObject(v) {
+    if (typeof v !== 'object' || v === null || Array.isArray(v))
+        return false;
+    const proto = Object.getPrototypeOf(v);
+    return proto === Object.prototype || proto === null;
+}
+/** A short, safe description of any received value, e.g. `"five" (a string)` or `the number 30`. */
+function describeValue(v) {
+    if (v === null)
+        return 'null (an empty value)';
+    if (typeof v === 'string')
+        return `${schema_quote(clip(v, 40))} (a string${v.length > 40 ? ` of ${v.length} characters` : ''})`;
+    if (typeof v === 'number' || typeof v === 'bigint')
+        return `the number ${v}`;
+    if (typeof v === 'boolean')
+        return `the boolean ${v}`;
+    if (typeof v === 'undefined')
+        return 'nothing';
+    if (Array.isArray(v))
+        return `a list of ${plural(v.length, 'item')}`;
+    if (isPlainObject(v))
+        return `a mapping with ${plural(Object.keys(v).length, 'key')}`;
+    if (v instanceof Date)
+        return `a date (${Number.isNaN(v.getTime()) ? 'invalid' : v.toISOString()})`;
+    if (typeof v === 'object')
+        return `a ${Object.prototype.toString.call(v).slice(8, -1)} object`;
+    return `a ${typeof v}`;
+}
+// Plain scalars that YAML would read as something other than the same string must be quoted.
+const PLAIN = /^[\w./][\w./@+-]*$/;
+const NOT_A_STRING = /^(?:true|false|null|yes|no|on|off|y|n|[-+.]?\d[\d_.]*(?:e[-+]?\d+)?|0x[\da-f]+|0o[0-7]+|\.inf|\.nan|\d{4}-\d\d-\d\d.*)$/i;
+/** One-line YAML (flow style) for an example value. */
+function toFlow(v) {
+    if (typeof v === 'string')
+        return PLAIN.test(v) && !NOT_A_STRING.test(v) ? v : schema_quote(v);
+    if (Array.isArray(v))
+        return `[${v.map(toFlow).join(', ')}]`;
+    if (isPlainObject(v)) {
+        const parts = Object.entries(v).map(([k, x]) => `${toFlow(k)}: ${toFlow(x)}`);
+        return parts.length ? `{ ${parts.join(', ')} }` : '{}';
+    }
+    return String(v);
+}
+/** `path` plus one key or index; odd keys are bracket-quoted so the path stays unambiguous. */
+function child(path, key) {
+    if (typeof key === 'number')
+        return `${path}[${key}]`;
+    if (!/^[\w-]+$/.test(key))
+        return `${path}[${schema_quote(clip(key, 40))}]`;
+    return path ? `${path}.${key}` : key;
+}
+/** The example as it would sit at `path`: `port: 22`, `- web1` for a list item, bare at the root. */
+function schema_snippet(path, example) {
+    if (path === '')
+        return toFlow(example);
+    if (/\[\d+\]$/.test(path))
+        return `- ${toFlow(example)}`;
+    const m = /(?:^|\.)([\w-]+)$|\[("(?:[^"\\]|\\.)*")\]$/.exec(path);
+    return `${m?.[1] ?? m?.[2] ?? '?'}: ${toFlow(example)}`;
+}
+// ---------------------------------------------------------------- did you mean
+const normalizeKey = (k) => k
+    .replace(/([a-z\d])([A-Z])/g, '$1-$2')
+    .replace(/[_\s]+/g, '-')
+    .toLowerCase();
+/** Optimal string alignment distance: insertions, deletions, substitutions and adjacent swaps. */
+function editDistance(a, b) {
+    let before = [];
+    let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= a.length; i++) {
+        const cur = [i];
+        for (let j = 1; j <= b.length; j++) {
+            let d = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+            if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+                d = Math.min(d, before[j - 2] + 1);
+            cur.push(d);
+        }
+        [before, prev] = [prev, cur];
+    }
+    return prev[b.length];
+}
+/**
+ * The closest candidate, if close enough: case, `_`/camelCase vs kebab-case differences are free,
+ * and the allowed typo distance grows with the length (1 for short words, at most 3).
+ */
+function suggest(input, candidates) {
+    if (input.length > 64)
+        return undefined; // quadratic cost; a 64+ character key is no typo
+    const n = normalizeKey(input);
+    let best;
+    let bestDistance = Math.min(3, Math.max(1, Math.floor(n.length / 3))) + 1;
+    for (const c of candidates) {
+        const d = editDistance(n, normalizeKey(c));
+        if (d < bestDistance)
+            [best, bestDistance] = [c, d];
+    }
+    return best;
+}
+// ---------------------------------------------------------------- core
+function report(ctx, path, message, example) {
+    if (ctx.issues.length < MAX_ISSUES)
+        ctx.issues.push({ path, message, example });
+    else
+        ctx.dropped++;
+    return INVALID;
+}
+const fail = (ctx, s, path, message) => report(ctx, path, message, schema_snippet(path, s.example));
+function run(s, value, path, ctx) {
+    if (ctx.depth >= MAX_DEPTH)
+        return report(ctx, path, `is nested more than ${MAX_DEPTH} levels deep`, '');
+    ctx.depth++;
+    try {
+        return s.check(value, path, ctx);
+    }
+    finally {
+        ctx.depth--;
+    }
+}
+/** Freezes a schema after proving its example valid, so every example shown to users is correct. */
+function make(s) {
+    const r = validate(s, s.example);
+    if (!r.ok)
+        throw new Error(`schema example is invalid:\n${formatIssues(r.errors)}`);
+    return Object.freeze(s);
+}
+/** Drops undefined keywords so the JSON Schema stays clean. */
+const clean = (o) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+const clamp = (x, min = -Infinity, max = Infinity) => Math.min(Math.max(x, min), max);
+const isString = (v) => typeof v === 'string';
+const got = (expected, v) => `expected ${expected}, got ${describeValue(v)}`;
+/** " from 1 to 5", " of at least 1", " of at most 5" or "". */
+function between(min, max, show = (n) => `${n}`) {
+    if (min !== undefined && max !== undefined)
+        return ` from ${show(min)} to ${show(max)}`;
+    if (min !== undefined)
+        return ` of at least ${show(min)}`;
+    return max === undefined ? '' : ` of at most ${show(max)}`;
+}
+/** "3 items", "1 to 5 items" or "at most 5 items" (maxima always exist: they default to a cap). */
+function count(min, max, unit) {
+    if (min === max)
+        return plural(min, unit);
+    return min > 0 ? `${min} to ${plural(max, unit)}` : `at most ${plural(max, unit)}`;
+}
+/** JSON Schema patterns have no flags, and `g`/`y` would make RegExp.test stateful. */
+function noFlags(re, where) {
+    if (re && /[^u]/.test(re.flags))
+        throw new Error(`${where}: ${re} may only use the u flag`);
+}
+const base = (kind, opts, expected, accepts) => ({
+    kind,
+    description: opts.description,
+    expected,
+    accepts
+});
+function scalar(opts, spec) {
+    const s = {
+        ...base(spec.kind, opts, spec.expected, spec.accepts),
+        example: spec.example,
+        check(v, path, ctx) {
+            const r = spec.parse(v);
+            return typeof r === 'string' ? fail(ctx, s, path, r) : r.value;
+        },
+        json: () => clean({ description: opts.description, examples: [spec.example], ...spec.json })
+    };
+    return make(s);
+}
+// ---------------------------------------------------------------- scalar builders
+/** C0/C1 controls, DEL and bidi overrides (which make a log line lie); tab, CR, LF only if multiline. */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+// As above, minus tab, LF and CR.
+const CONTROL_MULTILINE = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+/** A string. Control characters are rejected: these values end up in shell commands and logs. */
+function str(opts = {}) {
+    const { pattern, minLength = 0, maxLength = DEFAULT_MAX_LENGTH, multiline = false } = opts;
+    noFlags(pattern, 'str()');
+    const expected = opts.expected ?? (pattern ? `a string matching /${pattern.source}/` : 'a string');
+    return scalar(opts, {
+        kind: 'string',
+        example: opts.example ?? 'example'.slice(0, maxLength).padEnd(minLength, 'x'),
+        expected,
+        accepts: isString,
+        parse(v) {
+            if (typeof v !== 'string') {
+                const typed = typeof v === 'number' || typeof v === 'boolean' || v instanceof Date;
+                return got(expected, v) + (typed ? '; put it in quotes to make it text' : '');
+            }
+            // A string of 2n UTF-16 units has at least n code points: no need to count huge ones.
+            const length = v.length > 2 * maxLength ? v.length : [...v].length;
+            if (length < minLength || length > maxLength)
+                return got(count(minLength, maxLength, 'character'), v);
+            const at = v.search(multiline ? CONTROL_MULTILINE : CONTROL);
+            const code = `U+${hex(v[at] ?? '').toUpperCase()}`;
+            if (at >= 0)
+                return `contains the control character ${code} at position ${at}, which is not allowed here`;
+            return pattern && !pattern.test(v) ? got(expected, v) : { value: v };
+        },
+        json: { type: 'string', pattern: pattern?.source, minLength: minLength || undefined, maxLength }
+    });
+}
+/** A safe integer. Quoted numbers are rejected with a hint, since YAML already types them. */
+function schema_int(opts = {}) {
+    const { min, max } = opts;
+    const expected = `an integer${between(min, max)}`;
+    return scalar(opts, {
+        kind: 'integer',
+        example: opts.example ?? clamp(0, min, max),
+        expected,
+        accepts: v => typeof v === 'number',
+        parse(v) {
+            if (typeof v === 'number' && Number.isSafeInteger(v) && clamp(v, min, max) === v)
+                return { value: v };
+            return (got(expected, v) + (typeof v === 'string' && /^\s*-?\d+\s*$/.test(v) ? '; remove the quotes' : ''));
+        },
+        json: { type: 'integer', minimum: min, maximum: max }
+    });
+}
+/** `true` or `false`. YAML 1.2 reads `yes`/`on` as strings, so those get a hint rather than a guess. */
+function bool(opts = {}) {
+    return scalar(opts, {
+        kind: 'boolean',
+        example: opts.example ?? true,
+        expected: 'true or false',
+        accepts: v => typeof v === 'boolean',
+        parse(v) {
+            if (typeof v === 'boolean')
+                return { value: v };
+            const wordy = typeof v === 'string' && /^(?:yes|no|on|off|y|n|true|false)$/i.test(v);
+            return got('true or false', v) + (wordy ? '; write true or false, without quotes' : '');
+        },
+        json: { type: 'boolean' }
+    });
+}
+/** Whole numbers with units in the order h, m, s, ms; `(?=\d)` rules out the empty string. */
+const DURATION = /^(?=\d)(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$/;
+const UNITS = Object.entries({ h: 3_600_000, m: 60_000, s: 1000, ms: 1 });
+/**
+ * Parses `500ms`, `30s`, `5m`, `1h` or combinations such as `1m30s` into milliseconds. Bare numbers
+ * (is `30` seconds or ms?), fractions (`1.5s`: write `1500ms`), signs, spaces and upper case: undefined.
+ */
+function parseDuration(text) {
+    const m = text.length <= 40 ? DURATION.exec(text) : null;
+    const total = m?.slice(1).reduce((sum, n, i) => sum + Number(n ?? 0) * UNITS[i][1], 0);
+    return total !== undefined && Number.isSafeInteger(total) ? total : undefined;
+}
+/** Milliseconds (a non-negative integer) as the shortest duration text: 90000 -> `1m30s`, 0 -> `0s`. */
+function formatDuration(ms) {
+    let [rest, out] = [ms, ''];
+    for (const [unit, size] of UNITS) {
+        const n = Math.floor(rest / size);
+        if (n > 0)
+            [out, rest] = [out + n + unit, rest - n * size];
+    }
+    return out || '0s';
+}
+/** A duration string (see {@link parseDuration}) validated into milliseconds; bounds are text too. */
+function duration(opts = {}) {
+    const [min, max] = [opts.min, opts.max].map(b => {
+        const ms = b === undefined ? undefined : parseDuration(b);
+        if (b !== undefined && ms === undefined)
+            throw new Error(`duration(): bound ${schema_quote(b)} is not a duration`);
+        return ms;
+    });
+    const example = opts.example ?? formatDuration(clamp(30_000, min, max));
+    const range = between(min, max, formatDuration);
+    const expected = `a duration${range} like \`${example}\``;
+    return scalar(opts, {
+        kind: 'duration',
+        example,
+        expected,
+        accepts: isString,
+        parse(v) {
+            const ms = typeof v === 'string' ? parseDuration(v) : undefined;
+            if (ms !== undefined && clamp(ms, min, max) === ms)
+                return { value: ms };
+            if (/^\d+$/.test(typeof v === 'number' || typeof v === 'string' ? String(v) : '')) {
+                return `${got(expected, v)}; add a unit, e.g. \`${v}s\` for seconds or \`${v}ms\` for milliseconds`;
+            }
+            const form = typeof v === 'string' && ms === undefined;
+            return got(expected, v) + (form ? '; write whole numbers with units h, m, s, ms, e.g. `1m30s`' : '');
+        },
+        json: {
+            type: 'string',
+            pattern: DURATION.source,
+            // Editors show the description, so it names the format and the range JSON Schema cannot express.
+            description: [opts.description, `A duration${range}, e.g. 30s, 1m30s or 500ms.`]
+                .filter(Boolean)
+                .join(' ')
+        }
+    });
+}
+/** One of a fixed set of strings; the output type is the union of the literals. */
+function enumOf(values, opts = {}) {
+    const expected = `one of ${values.map(v => `\`${v}\``).join(', ')}`;
+    return scalar(opts, {
+        kind: 'enum',
+        example: opts.example ?? values[0],
+        expected,
+        accepts: isString,
+        parse(v) {
+            if (typeof v === 'string' && values.includes(v))
+                return { value: v };
+            const near = typeof v === 'string' ? suggest(v, values) : undefined;
+            return got(expected, v) + (near ? `; did you mean \`${near}\`?` : '');
+        },
+        json: { type: 'string', enum: [...values] }
+    });
+}
+// ---------------------------------------------------------------- composite builders
+const meta = (s) => ({ description: s.description, examples: [s.example] });
+/** A list; the output is a frozen array. Lists over `maxItems` are rejected without visiting items. */
+function arr(item, opts = {}) {
+    const { minItems = 0, maxItems = DEFAULT_MAX_ITEMS } = opts;
+    const sizes = `a list of ${count(minItems, maxItems, 'item')}`;
+    const s = {
+        ...base('array', opts, 'a list', Array.isArray),
+        example: opts.example ?? Array.from({ length: clamp(1, minItems, maxItems) }, () => item.example),
+        check(v, path, ctx) {
+            if (!Array.isArray(v))
+                return fail(ctx, s, path, got('a list', v));
+            if (v.length > maxItems)
+                return fail(ctx, s, path, got(sizes, v));
+            if (v.length < minItems)
+                fail(ctx, s, path, got(sizes, v));
+            const out = v.map((x, i) => run(item, x, child(path, i), ctx));
+            return v.length < minItems || out.includes(INVALID)
+                ? INVALID
+                : Object.freeze(out);
+        },
+        json: () => clean({ type: 'array', ...meta(s), items: item.json(), minItems: minItems || undefined, maxItems })
+    };
+    return make(s);
+}
+function optional(schema, ...dflt) {
+    const r = dflt.length ? validate(schema, dflt[0]) : undefined;
+    if (r && !r.ok)
+        throw new Error(`optional(): the default is invalid:\n${formatIssues(r.errors)}`);
+    return Object.freeze({ kind: 'optional', schema, hasDefault: !!r, default: dflt[0], value: r?.value });
+}
+const unwrap = (f) => (f.kind === 'optional' ? f.schema : f);
+/** The unknown-key issue, with a did-you-mean from the known keys when one is close enough. */
+function unknownKey(ctx, s, fields, path, key) {
+    // Past the cap nothing is shown, so skip the edit distances: a mapping may have 100k hostile keys.
+    if (ctx.issues.length >= MAX_ISSUES)
+        return void ctx.dropped++;
+    const known = Object.keys(fields);
+    const near = suggest(key, known);
+    if (near === undefined) {
+        const shown = known.slice(0, 15).map(k => `\`${k}\``);
+        if (known.length > 15)
+            shown.push('…');
+        const message = `unknown key ${showKey(key)}; known keys: ${shown.join(', ')}`;
+        return void report(ctx, child(path, key), message, schema_snippet(path, s.example));
+    }
+    const style = normalizeKey(key) === near ? ' (keys are kebab-case)' : '';
+    const example = schema_snippet(child(path, near), unwrap(fields[near]).example);
+    report(ctx, child(path, key), `unknown key ${showKey(key)}; did you mean \`${near}\`?${style}`, example);
+}
+/**
+ * A mapping with exactly these keys (spelled as in YAML: kebab-case). Unknown keys are errors; the
+ * output is a frozen null-prototype object holding only the declared keys.
+ */
+function obj(fields, opts = {}) {
+    const entries = Object.entries(fields);
+    const s = {
+        ...base('object', opts, 'a mapping (key: value lines)', isPlainObject),
+        example: opts.example ?? Object.fromEntries(entries.map(([k, f]) => [k, unwrap(f).example])),
+        check(v, path, ctx) {
+            if (!isPlainObject(v))
+                return fail(ctx, s, path, got(s.expected, v));
+            const unknown = Object.keys(v).filter(key => !hasOwn(fields, key));
+            for (const key of unknown)
+                unknownKey(ctx, s, fields, path, key);
+            let ok = unknown.length === 0;
+            const out = Object.create(null);
+            for (const [key, field] of entries) {
+                const [raw, at, inner] = [hasOwn(v, key) ? v[key] : undefined, child(path, key), unwrap(field)];
+                if (field.kind === 'optional' && (raw === undefined || raw === null)) {
+                    if (field.hasDefault)
+                        out[key] = field.value;
+                }
+                else if (raw === undefined) {
+                    ok = false;
+                    const message = `missing required key \`${key}\`, expected ${inner.expected}`;
+                    report(ctx, at, message, schema_snippet(at, inner.example));
+                }
+                else {
+                    const r = run(inner, raw, at, ctx);
+                    if (r === INVALID)
+                        ok = false;
+                    else
+                        out[key] = r;
+                }
+            }
+            return ok ? Object.freeze(out) : INVALID;
+        },
+        json: () => {
+            const prop = ([k, f]) => [k, f.kind === 'optional' ? clean({ ...f.schema.json(), default: f.default }) : f.json()];
+            const required = entries.filter(([, f]) => f.kind !== 'optional').map(([k]) => k);
+            return clean({
+                type: 'object',
+                description: s.description,
+                properties: Object.fromEntries(entries.map(prop)),
+                required: required.length ? required : undefined,
+                additionalProperties: false
+            });
+        }
+    };
+    return make(s);
+}
+/**
+ * A mapping with free-form keys (e.g. environment variables). Keys like `__proto__` and keys with
+ * control characters are rejected; the output is a frozen null-prototype object.
+ */
+function record(value, opts = {}) {
+    const { keyPattern, maxKeys = DEFAULT_MAX_ITEMS } = opts;
+    noFlags(keyPattern, 'record()');
+    const rule = keyPattern ? `; keys must match /${keyPattern.source}/` : '';
+    const s = {
+        ...base('record', opts, 'a mapping (key: value lines)', isPlainObject),
+        example: opts.example ?? { example: value.example },
+        check(v, path, ctx) {
+            if (!isPlainObject(v))
+                return fail(ctx, s, path, got(s.expected, v));
+            const keys = Object.keys(v);
+            if (keys.length > maxKeys)
+                return fail(ctx, s, path, got(`a mapping of at most ${plural(maxKeys, 'key')}`, v));
+            const out = Object.create(null);
+            let ok = true;
+            for (const key of keys) {
+                const at = child(path, key);
+                const bad = RESERVED_KEYS.has(key) || CONTROL.test(key) || (keyPattern && !keyPattern.test(key));
+                const r = bad
+                    ? report(ctx, at, `key ${showKey(key)} is not allowed${rule}`, schema_snippet(path, s.example))
+                    : run(value, v[key], at, ctx);
+                if (r === INVALID)
+                    ok = false;
+                else
+                    out[key] = r;
+            }
+            return ok ? Object.freeze(out) : INVALID;
+        },
+        json: () => clean({
+            type: 'object',
+            ...meta(s),
+            additionalProperties: value.json(),
+            propertyNames: keyPattern && { pattern: keyPattern.source },
+            maxProperties: maxKeys
+        })
+    };
+    return make(s);
+}
+/**
+ * Any of several schemas, e.g. `union([str(), arr(str())])`; the first that accepts the value wins.
+ * On failure, if exactly one branch has the value's shape (say, it is a list), that branch's detailed
+ * issues are reported; otherwise one "expected X or Y" issue.
+ */
+function union(schemas, opts = {}) {
+    const expected = schemas.map(x => x.expected).join(' or ');
+    const s = {
+        ...base('union', opts, expected, v => schemas.some(x => x.accepts(v))),
+        example: opts.example ?? schemas[0].example,
+        check(v, path, ctx) {
+            const shaped = schemas.filter(x => x.accepts(v));
+            let trial;
+            for (const branch of shaped) {
+                trial = { issues: [], dropped: 0, depth: ctx.depth };
+                const r = run(branch, v, path, trial);
+                if (r !== INVALID)
+                    return r;
+            }
+            if (shaped.length !== 1 || !trial)
+                return fail(ctx, s, path, got(expected, v));
+            for (const i of trial.issues)
+                report(ctx, i.path, i.message, i.example);
+            ctx.dropped += trial.dropped;
+            return INVALID;
+        },
+        json: () => clean({ anyOf: schemas.map(x => x.json()), ...meta(s) })
+    };
+    return make(s);
+}
+/**
+ * A discriminated union of mappings whose `tag` key picks the variant, e.g.
+ * `tagged('manager', { none: {}, systemd: { name: str() } })`. Issues then speak about the chosen
+ * variant only, instead of "expected a mapping or a mapping".
+ */
+function tagged(tag, variants, opts = {}) {
+    const names = Object.keys(variants);
+    if (names.some(t => hasOwn(variants[t], tag)))
+        throw new Error(`tagged(): variants must not declare ${tag}`);
+    const tagSchema = enumOf(names);
+    const branches = new Map(names.map(t => [t, obj({ [tag]: enumOf([t]), ...variants[t] })]));
+    const s = {
+        ...base('union', opts, `a mapping with \`${tag}: ${names.join(' | ')}\``, isPlainObject),
+        example: opts.example ?? branches.get(names[0]).example,
+        check(v, path, ctx) {
+            if (!isPlainObject(v))
+                return fail(ctx, s, path, got(s.expected, v));
+            const [t, at] = [hasOwn(v, tag) ? v[tag] : undefined, child(path, tag)];
+            const branch = typeof t === 'string' ? branches.get(t) : undefined;
+            if (branch)
+                return run(branch, v, path, ctx);
+            if (t !== undefined && t !== null)
+                return run(tagSchema, t, at, ctx); // did-you-mean
+            return report(ctx, at, `missing required key \`${tag}\`, expected ${tagSchema.expected}`, schema_snippet(at, names[0]));
+        },
+        json: () => clean({ description: s.description, oneOf: [...branches.values()].map(b => b.json()) })
+    };
+    return make(s);
+}
+// ---------------------------------------------------------------- entry points
+/**
+ * Validates `value` (parsed YAML) against `schema`, collecting every issue (up to {@link MAX_ISSUES}).
+ * `rootPath` prefixes all issue paths, e.g. when validating one section of a larger document.
+ */
+function validate(schema, value, rootPath = '') {
+    const ctx = { issues: [], dropped: 0, depth: 0 };
+    const out = run(schema, value, rootPath, ctx);
+    const more = { path: rootPath, message: `and ${plural(ctx.dropped, 'more issue')} not shown`, example: '' };
+    const errors = ctx.dropped ? [...ctx.issues, more] : ctx.issues;
+    return out === INVALID || errors.length ? { ok: false, errors } : { ok: true, value: out };
+}
+/** Renders issues one per line: "`path`: message. Example: key: value". */
+function formatIssues(issues) {
+    const line = (i) => {
+        const where = i.path ? `\`${i.path}\`` : '(top level)';
+        const stop = /[.?!]$/.test(i.message) ? '' : '.';
+        return `${where}: ${i.message}${i.example ? `${stop} Example: ${clip(i.example, 160)}` : ''}`;
+    };
+    return issues.map(line).join('\n');
+}
+/** The schema as a draft 2020-12 JSON Schema document, for editor completion and validation. */
+function schema_toJsonSchema(schema, doc = {}) {
+    const head = { $schema: 'https://json-schema.org/draft/2020-12/schema', $id: doc.id, title: doc.title };
+    return clean({ ...head, ...schema.json() });
+}
+
+;// CONCATENATED MODULE: ./src/settings/config.ts
+
+/**
+ * The schema of deployguard.yml. The validator, the TypeScript type of a validated file and the
+ * JSON Schema shipped for editors all come from this one definition.
+ */
+const config_name = str({
+    pattern: /^[A-Za-z0-9][A-Za-z0-9 ._@:-]{0,63}$/,
+    expected: 'a short name (letters, digits, space, . _ @ : -)',
+    example: 'web-1'
+});
+const hostname = str({
+    pattern: /^[A-Za-z0-9._:-]{1,253}$/,
+    expected: 'a hostname or IP address',
+    example: '203.0.113.10'
+});
+/** Absolute, normalised, no `..` and no characters that make a path unsafe to read in logs. */
+const absPath = str({
+    pattern: /^\/(?:[A-Za-z0-9._@+-]+\/?)*$/,
+    expected: 'an absolute path of letters, digits and . _ @ + -, with no `..`',
+    example: '/srv/myapp'
+});
+const relEntry = str({
+    pattern: /^(?!\/)(?!.*(?:^|\/)\.\.?(?:\/|$))[A-Za-z0-9._@+/-]{1,255}$/,
+    expected: 'a path relative to the release, without `..`',
+    example: '.env'
+});
+const fingerprint = str({
+    pattern: /^SHA256:[A-Za-z0-9+/]{43}=?$/,
+    expected: 'a host key fingerprint like `SHA256:` followed by 43 base64 characters',
+    example: 'SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s'
+});
+const stages = arr(enumOf(['pre', 'post', 'schedule']), { minItems: 1, example: ['post'] });
+const command = str({ multiline: true, minLength: 1, example: 'npm ci --omit=dev' });
+const retrying = {
+    timeout: optional(duration({ min: '10ms', max: '10m', example: '5s' }), '5s'),
+    retries: optional(schema_int({ min: 0, max: 1000, example: 5 }), 0),
+    interval: optional(duration({ min: '0s', max: '10m', example: '2s' }), '2s'),
+    stages: optional(stages)
+};
+const configSchema = obj({
+    version: schema_int({ min: 1, max: 1, description: 'The config format version.', example: 1 }),
+    environment: optional(config_name),
+    artifact: optional(str({ minLength: 1, example: 'dist/', description: 'File or directory to ship.' })),
+    exclude: optional(arr(str({ minLength: 1, example: '*.map' })), []),
+    target: optional(obj({
+        path: absPath,
+        strategy: optional(enumOf(['releases', 'in-place']), 'releases'),
+        'keep-releases': optional(schema_int({ min: 1, max: 100, example: 5 }), 5),
+        shared: optional(arr(relEntry, { example: ['.env', 'data/'] }), [])
+    })),
+    hosts: optional(arr(obj({
+        name: optional(config_name),
+        host: hostname,
+        port: optional(schema_int({ min: 1, max: 65535, example: 22 }), 22),
+        user: optional(str({ pattern: /^[a-z_][a-z0-9_.-]{0,31}$/, expected: 'a user name', example: 'deploy' })),
+        'host-key': optional(union([fingerprint, arr(fingerprint, { minItems: 1 })])),
+        'known-hosts': optional(str({ multiline: true, minLength: 1, example: '203.0.113.10 ssh-ed25519 AAAA…' }))
+    }), { minItems: 1, maxItems: 500 })),
+    service: optional(tagged('manager', {
+        none: {},
+        systemd: {
+            name: str({
+                pattern: /^[A-Za-z0-9:_.@\\-]{1,255}$/,
+                expected: 'a systemd unit name',
+                example: 'myapp'
+            }),
+            sudo: optional(bool(), false),
+            settle: optional(duration({ max: '5m', example: '2s' }), '2s'),
+            'start-timeout': optional(duration({ min: '1s', max: '30m', example: '60s' }), '60s')
+        },
+        command: {
+            start: command,
+            stop: optional(command),
+            status: optional(command),
+            pidfile: optional(absPath),
+            'stop-grace': optional(duration({ max: '10m', example: '10s' }), '10s'),
+            settle: optional(duration({ max: '5m', example: '2s' }), '2s'),
+            'start-timeout': optional(duration({ min: '1s', max: '30m', example: '60s' }), '60s')
+        }
+    })),
+    checks: optional(arr(tagged('type', {
+        http: {
+            name: config_name,
+            url: str({
+                pattern: /^https?:\/\/\S+$/,
+                expected: 'an http(s) URL',
+                example: 'https://example.com/health'
+            }),
+            method: optional(enumOf(['GET', 'HEAD', 'POST', 'PUT', 'OPTIONS']), 'GET'),
+            expect: optional(obj({
+                status: optional(arr(schema_int({ min: 100, max: 599, example: 200 }), { minItems: 1 }), [200]),
+                'body-contains': optional(str({ minLength: 1, example: 'ok' }))
+            }), {}),
+            ...retrying
+        },
+        tcp: {
+            name: config_name,
+            host: hostname,
+            port: schema_int({ min: 1, max: 65535, example: 5432 }),
+            ...retrying
+        }
+    }), { maxItems: 200 }), []),
+    deploy: optional(obj({
+        'before-switch': optional(command),
+        'lock-wait': optional(duration({ max: '1h', example: '2m' }), '2m'),
+        'lock-ttl': optional(duration({ min: '1m', max: '168h', example: '1h' }), '1h')
+    }), {}),
+    'post-deploy': optional(obj({ rollback: optional(enumOf(['auto', 'off']), 'auto') }), {}),
+    ssh: optional(obj({
+        'connect-timeout': optional(duration({ min: '1s', max: '5m', example: '20s' }), '20s'),
+        'connect-retries': optional(schema_int({ min: 0, max: 10, example: 3 }), 3)
+    }), {})
+}, { description: 'deployguard configuration (deployguard.yml).' });
+/** The JSON Schema of deployguard.yml, generated from the validator itself (deployguard.schema.json). */
+function configJsonSchema() {
+    return toJsonSchema(configSchema, {
+        title: 'deployguard.yml',
+        id: 'https://deployguard.dev/deployguard.schema.json'
+    });
+}
+
+;// CONCATENATED MODULE: ./src/settings/parse.ts
+
+
+
+
+
+/** Input names that hold secrets; their values are masked as soon as they are read. */
+const SECRET_INPUTS = ['ssh-key', 'ssh-passphrase', 'ssh-password'];
+const ENV_FALLBACK = {
+    'ssh-key': 'DEPLOYGUARD_SSH_KEY',
+    'ssh-passphrase': 'DEPLOYGUARD_SSH_PASSPHRASE',
+    'ssh-password': 'DEPLOYGUARD_SSH_PASSWORD',
+    'known-hosts': 'DEPLOYGUARD_KNOWN_HOSTS'
+};
+const YAML_MAX_BYTES = 1024 * 1024;
+function readYaml(text, path) {
+    if (text.length > YAML_MAX_BYTES)
+        throw new errors_ConfigError(`${path}: the file is larger than 1 MiB`);
+    // maxAliasCount bounds "billion laughs" alias bombs; merge keys and custom tags stay off.
+    const doc = (0,dist/* parseDocument */.Tp)(text, { prettyErrors: true, uniqueKeys: true, merge: false, strict: true });
+    if (doc.errors.length) {
+        throw new errors_ConfigError(`${path} is not valid YAML:\n${doc.errors.map(e => `  ${e.message.split('\n')[0]}`).join('\n')}`, 'Check the indentation (spaces, not tabs) around the line named above.');
+    }
+    try {
+        return doc.toJS({ maxAliasCount: 100 });
+    }
+    catch (err) {
+        throw new errors_ConfigError(`${path}: ${err.message}`, 'Avoid YAML aliases that expand to huge documents.');
+    }
+}
+function inputInt(p, name, raw, min, max, example) {
+    if (raw === undefined)
+        return undefined;
+    if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+        p.list.push(`input \`${name}\`: expected an integer from ${min} to ${max}, got "${raw.slice(0, 40)}". Example: ${name}: ${example}`);
+        return undefined;
+    }
+    return Number(raw);
+}
+function inputBool(p, name, raw) {
+    if (raw === undefined)
+        return undefined;
+    if (/^(true|yes|on|1)$/i.test(raw))
+        return true;
+    if (/^(false|no|off|0)$/i.test(raw))
+        return false;
+    p.list.push(`input \`${name}\`: expected true or false, got "${raw.slice(0, 40)}". Example: ${name}: true`);
+    return undefined;
+}
+function inputDuration(p, name, raw, example) {
+    if (raw === undefined)
+        return undefined;
+    const ms = parseDuration(raw);
+    if (ms === undefined)
+        p.list.push(`input \`${name}\`: expected a duration like ${example}, got "${raw.slice(0, 40)}". Example: ${name}: ${example}`);
+    return ms;
+}
+function defaultReleaseId(now, commit) {
+    const stamp = now.toISOString().replace(/[-:T]/g, '').slice(0, 14);
+    const sha = /^[0-9a-f]{7,}$/i.test(commit) ? `-${commit.slice(0, 7)}` : '';
+    return `${stamp}${sha}`;
+}
+/** Parses and validates everything; throws one ConfigError listing every problem. */
+function parseSettings(src) {
+    const p = { list: [] };
+    const get = (name) => {
+        const raw = src.input(name) ?? (ENV_FALLBACK[name] ? src.env[ENV_FALLBACK[name]] : undefined);
+        const v = raw === undefined || raw.trim() === '' ? undefined : name.startsWith('ssh-') ? raw : raw.trim();
+        if (v !== undefined && SECRET_INPUTS.includes(name))
+            src.onSecret(v);
+        return v;
+    };
+    // Secrets first, so they are masked before any message below could echo one.
+    const privateKey = get('ssh-key');
+    const passphrase = get('ssh-passphrase');
+    const password = get('ssh-password');
+    let file;
+    const configPath = src.configPath ?? 'deployguard.yml';
+    if (src.configText !== undefined) {
+        const raw = readYaml(src.configText, configPath);
+        const r = validate(configSchema, raw ?? {});
+        if (!r.ok) {
+            p.list.push(...formatIssues(r.errors)
+                .split('\n')
+                .map(l => `${configPath}: ${l}`));
+        }
+        else
+            file = r.value;
+    }
+    const port = inputInt(p, 'port', get('port'), 1, 65535, 22);
+    const skip = inputBool(p, 'insecure-skip-host-key-check', get('insecure-skip-host-key-check')) ?? false;
+    const dryRun = inputBool(p, 'dry-run', get('dry-run')) ?? false;
+    const lockWait = inputDuration(p, 'lock-wait', get('lock-wait'), '2m');
+    const connectTimeout = inputDuration(p, 'connect-timeout', get('connect-timeout'), '20s');
+    const knownHostsText = get('known-hosts');
+    if (knownHostsText) {
+        try {
+            parseKnownHosts(knownHostsText);
+        }
+        catch (err) {
+            p.list.push(`input \`known-hosts\`: ${err.message}. Example: known-hosts: "[203.0.113.10]:22 ssh-ed25519 AAAAC3Nza..."`);
+        }
+    }
+    const hostKeyInput = get('host-key');
+    const inputFingerprints = hostKeyInput ? hostKeyInput.split(/[\s,]+/).filter(Boolean) : [];
+    for (const f of inputFingerprints) {
+        if (!/^SHA256:[A-Za-z0-9+/]{43}=?$/.test(f)) {
+            p.list.push(`input \`host-key\`: "${f.slice(0, 60)}" is not a SHA256 fingerprint. Example: host-key: SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s`);
+        }
+    }
+    // Hosts: the `host` input replaces the file's list (one host); otherwise the file's list.
+    const hostInput = get('host');
+    if (hostInput !== undefined && !/^[A-Za-z0-9._:-]{1,253}$/.test(hostInput)) {
+        p.list.push(`input \`host\`: "${hostInput.slice(0, 60)}" is not a hostname or IP address. Example: host: 203.0.113.10`);
+    }
+    const defaultUser = get('user');
+    if (defaultUser !== undefined && !/^[a-z_][a-z0-9_.-]{0,31}$/.test(defaultUser)) {
+        p.list.push(`input \`user\`: "${defaultUser.slice(0, 40)}" is not a user name. Example: user: deploy`);
+    }
+    const fileHosts = hostInput
+        ? [
+            {
+                name: get('host-name'),
+                host: hostInput,
+                port: port ?? 22,
+                user: undefined,
+                'host-key': undefined,
+                'known-hosts': undefined
+            }
+        ]
+        : (file?.hosts ?? []);
+    const hosts = fileHosts.map((h, i) => {
+        const own = h['host-key'];
+        const ownFingerprints = own === undefined ? [] : typeof own === 'string' ? [own] : [...own];
+        return {
+            name: h.name ?? (fileHosts.length > 1 ? `${h.host}#${i + 1}` : h.host),
+            host: h.host,
+            port: hostInput ? (port ?? 22) : h.port,
+            user: h.user ?? defaultUser ?? '',
+            knownHosts: [h['known-hosts'], knownHostsText].filter((x) => !!x),
+            fingerprints: [...ownFingerprints, ...inputFingerprints]
+        };
+    });
+    const deploying = src.purpose !== 'check';
+    if (hosts.length === 0 && deploying)
+        p.list.push('no hosts: set the `host` input or list `hosts:` in deployguard.yml. Example: hosts: [{ host: 203.0.113.10, user: deploy }]');
+    const names = new Set();
+    for (const h of hosts) {
+        if (!h.user)
+            p.list.push(`host ${h.name}: no user. Set \`user:\` on the host in deployguard.yml or the \`user\` input. Example: user: deploy`);
+        if (names.has(h.name))
+            p.list.push(`host names must be unique: "${h.name}" appears twice. Example: name: web-2`);
+        names.add(h.name);
+    }
+    if (!privateKey && !password && deploying) {
+        p.list.push('no SSH credentials: set the `ssh-key` input (or DEPLOYGUARD_SSH_KEY) to a private key. Example: ssh-key: ${{ secrets.DEPLOY_KEY }}');
+    }
+    else if (privateKey && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKey)) {
+        p.list.push('input `ssh-key`: this is not a private key (no "-----BEGIN ... PRIVATE KEY-----" line). Paste the whole key file, not a path or the public key.');
+    }
+    if (!skip) {
+        for (const h of hosts) {
+            if (h.fingerprints.length === 0 && !h.knownHosts.some(k => k.trim())) {
+                p.list.push(`host ${h.name}: its host key is not pinned. Set \`known-hosts\` (a known_hosts line) or \`host-key\` (SHA256:...). Get it with \`ssh-keyscan -p ${h.port} ${h.host} | ssh-keygen -lf -\` from a network you trust, and compare with the host's own \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\`.`);
+            }
+        }
+    }
+    const targetPath = get('target-path') ?? file?.target?.path;
+    if (targetPath === undefined) {
+        if (deploying)
+            p.list.push('no target path: set `target.path` in deployguard.yml or the `target-path` input. Example: target: { path: /srv/myapp }');
+    }
+    else if (!/^\/(?:[A-Za-z0-9._@+-]+\/?)*$/.test(targetPath) ||
+        /(^|\/)\.\.?(\/|$)/.test(targetPath) ||
+        targetPath === '/') {
+        p.list.push(`target path "${targetPath.slice(0, 80)}": expected an absolute path like /srv/myapp, without \`..\`, and not /.`);
+    }
+    const strategyInput = get('strategy');
+    if (strategyInput !== undefined && strategyInput !== 'releases' && strategyInput !== 'in-place') {
+        p.list.push(`input \`strategy\`: expected \`releases\` or \`in-place\`, got "${strategyInput.slice(0, 40)}". Example: strategy: releases`);
+    }
+    const artifact = get('artifact') ?? file?.artifact;
+    if (!artifact && deploying)
+        p.list.push('no artifact: set `artifact` in deployguard.yml or the `artifact` input to the file or directory to ship. Example: artifact: dist/');
+    const releaseIdInput = get('release-id');
+    if (releaseIdInput !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(releaseIdInput)) {
+        p.list.push(`input \`release-id\`: "${releaseIdInput.slice(0, 60)}" may only hold letters, digits, . _ - (starting with a letter or digit). Example: release-id: 2026-11-26.1`);
+    }
+    const service = serviceFrom(p, file, get);
+    const healthUrl = get('health-url');
+    if (healthUrl !== undefined && !/^https?:\/\/\S+$/.test(healthUrl)) {
+        p.list.push(`input \`health-url\`: expected an http(s) URL, got "${healthUrl.slice(0, 60)}". Example: health-url: https://example.com/health`);
+    }
+    const checks = checksFrom(file, healthUrl);
+    if (p.list.length) {
+        throw new errors_ConfigError(`Invalid configuration (nothing was deployed):\n${p.list.map(l => `  - ${l}`).join('\n')}`, 'Fix the items above; every one is listed, so one pass is enough.');
+    }
+    const commit = src.env.GITHUB_SHA ?? src.env.DEPLOYGUARD_COMMIT ?? 'unknown';
+    const server = src.env.GITHUB_SERVER_URL ?? 'https://github.com';
+    const runId = src.env.GITHUB_RUN_ID ?? `local-${src.now.getTime()}`;
+    return {
+        configPath: src.configText !== undefined ? configPath : undefined,
+        environment: get('environment') ?? file?.environment ?? 'production',
+        artifact: artifact ?? '',
+        exclude: file?.exclude ?? [],
+        releaseId: releaseIdInput ?? defaultReleaseId(src.now, commit),
+        target: {
+            path: (targetPath ?? '').replace(/\/+$/, ''),
+            strategy: strategyInput ?? file?.target?.strategy ?? 'releases',
+            keepReleases: file?.target?.['keep-releases'] ?? 5,
+            shared: file?.target?.shared ?? []
+        },
+        hosts,
+        ssh: {
+            privateKey,
+            passphrase,
+            password,
+            insecureSkipHostKeyCheck: skip,
+            connectTimeoutMs: connectTimeout ?? file?.ssh['connect-timeout'] ?? 20_000,
+            connectRetries: file?.ssh['connect-retries'] ?? 3
+        },
+        service,
+        checks,
+        beforeSwitch: get('before-switch') ?? file?.deploy['before-switch'],
+        lock: {
+            waitMs: lockWait ?? file?.deploy['lock-wait'] ?? 120_000,
+            ttlMs: file?.deploy['lock-ttl'] ?? 3_600_000
+        },
+        rollback: file?.['post-deploy'].rollback ?? 'auto',
+        dryRun,
+        run: {
+            runId,
+            commit,
+            ref: src.env.GITHUB_REF ?? 'local',
+            actor: src.env.GITHUB_ACTOR ?? src.env.USER ?? 'unknown',
+            runUrl: src.env.GITHUB_REPOSITORY && src.env.GITHUB_RUN_ID
+                ? `${server}/${src.env.GITHUB_REPOSITORY}/actions/runs/${runId}`
+                : undefined
+        }
+    };
+}
+function serviceFrom(p, file, get) {
+    const managerInput = get('service-manager');
+    const nameInput = get('service-name');
+    if (managerInput !== undefined && !['systemd', 'command', 'none'].includes(managerInput)) {
+        p.list.push(`input \`service-manager\`: expected systemd, command or none, got "${managerInput.slice(0, 40)}". Example: service-manager: systemd`);
+        return { manager: 'none' };
+    }
+    const fromFile = file?.service;
+    if (managerInput === 'none')
+        return { manager: 'none' };
+    if (managerInput === 'systemd' ||
+        (managerInput === undefined && nameInput !== undefined && fromFile === undefined)) {
+        const unit = nameInput ?? (fromFile?.manager === 'systemd' ? fromFile.name : undefined);
+        if (!unit || !/^[A-Za-z0-9:_.@\\-]{1,255}$/.test(unit)) {
+            p.list.push(`input \`service-name\`: a systemd unit name is needed, got "${(unit ?? '').slice(0, 60)}". Example: service-name: myapp`);
+            return { manager: 'none' };
+        }
+        return {
+            manager: 'systemd',
+            name: unit,
+            sudo: fromFile?.manager === 'systemd' ? fromFile.sudo : false,
+            settleMs: 2000,
+            startTimeoutMs: 60_000
+        };
+    }
+    if (!fromFile || fromFile.manager === 'none') {
+        if (managerInput === 'command')
+            p.list.push('service-manager `command` needs `service.start` in deployguard.yml. Example: service: { manager: command, start: ./run.sh }');
+        return { manager: 'none' };
+    }
+    if (fromFile.manager === 'systemd') {
+        return {
+            manager: 'systemd',
+            name: nameInput ?? fromFile.name,
+            sudo: fromFile.sudo,
+            settleMs: fromFile.settle,
+            startTimeoutMs: fromFile['start-timeout']
+        };
+    }
+    if (!fromFile.stop && !fromFile.pidfile) {
+        p.list.push('service (command): set `stop` or `pidfile`, or the old process is never stopped. Example: pidfile: /srv/myapp/app.pid');
+    }
+    if (!fromFile.status && !fromFile.pidfile) {
+        p.list.push('service (command): set `status` or `pidfile`, so deployguard can tell the service runs. Example: status: pgrep -f myapp');
+    }
+    return {
+        manager: 'command',
+        start: fromFile.start,
+        stop: fromFile.stop,
+        status: fromFile.status,
+        pidfile: fromFile.pidfile,
+        stopGraceMs: fromFile['stop-grace'],
+        settleMs: fromFile.settle,
+        startTimeoutMs: fromFile['start-timeout']
+    };
+}
+const ALL_STAGES = ['pre', 'post', 'schedule'];
+function checksFrom(file, healthUrl) {
+    const out = (file?.checks ?? []).map(c => c.type === 'http'
+        ? {
+            type: 'http',
+            name: c.name,
+            url: c.url,
+            method: c.method,
+            expectStatus: c.expect.status,
+            bodyContains: c.expect['body-contains'],
+            timeoutMs: c.timeout,
+            retries: c.retries,
+            intervalMs: c.interval,
+            stages: c.stages ?? ALL_STAGES
+        }
+        : {
+            type: 'tcp',
+            name: c.name,
+            host: c.host,
+            port: c.port,
+            timeoutMs: c.timeout,
+            retries: c.retries,
+            intervalMs: c.interval,
+            stages: c.stages ?? ALL_STAGES
+        });
+    if (healthUrl) {
+        out.push({
+            type: 'http',
+            name: 'health-url',
+            url: healthUrl,
+            method: 'GET',
+            expectStatus: [200],
+            timeoutMs: 5000,
+            retries: 10,
+            intervalMs: 2000,
+            stages: ALL_STAGES
+        });
+    }
+    return out;
+}
+
+;// CONCATENATED MODULE: ./src/settings/load.ts
+
+
+
+
+/**
+ * Reads deployguard.yml (the `config` input, default `deployguard.yml`, optional unless named)
+ * and hands everything to the pure parser.
+ */
+function loadSettings(src) {
+    const named = src.input('config')?.trim();
+    const path = (0,external_node_path_namespaceObject.resolve)(src.cwd, named || 'deployguard.yml');
+    let configText;
+    try {
+        configText = (0,external_node_fs_namespaceObject.readFileSync)(path, 'utf8');
+    }
+    catch (err) {
+        const code = err.code;
+        if (named || code !== 'ENOENT') {
+            throw new errors_ConfigError(`cannot read the config file ${path}: ${code ?? err.message}`, named ? 'Check the `config` input: the path is relative to the workspace.' : undefined);
+        }
+    }
+    return parseSettings({ ...src, configText, configPath: named || 'deployguard.yml' });
+}
+
 ;// CONCATENATED MODULE: ./src/main.ts
 
 
@@ -61104,13 +61103,7 @@ async function main_run() {
     process.once('SIGINT', cancel);
     process.once('SIGTERM', cancel);
     try {
-        const settings = loadSettings({
-            input: name => core.getInput(name),
-            env: process.env,
-            cwd: process.env.GITHUB_WORKSPACE ?? process.cwd(),
-            now: new Date(),
-            onSecret: maskSecret
-        });
+        const settings = loadActionSettings();
         if (settings.dryRun) {
             const text = await dryRun(settings);
             core.info(text);
@@ -61148,6 +61141,16 @@ async function main_run() {
         process.off('SIGTERM', cancel);
     }
 }
+/** Settings from the action's inputs and the workspace's deployguard.yml, secrets masked on read. */
+function loadActionSettings() {
+    return loadSettings({
+        input: name => getInput(name),
+        env: process.env,
+        cwd: process.env.GITHUB_WORKSPACE ?? process.cwd(),
+        now: new Date(),
+        onSecret: maskSecret
+    });
+}
 /** Masks a secret as a whole and line by line (the runner masks multi-line values per line). */
 function maskSecret(value) {
     core_setSecret(value);
@@ -61159,7 +61162,6 @@ function maskSecret(value) {
 }
 
 ;// CONCATENATED MODULE: ./src/post.ts
-
 
 
 
@@ -61185,13 +61187,7 @@ async function post_run() {
     if (held.length === 0)
         return;
     try {
-        const settings = load_loadSettings({
-            input: name => getInput(name),
-            env: process.env,
-            cwd: process.env.GITHUB_WORKSPACE ?? process.cwd(),
-            now: new Date(),
-            onSecret: maskSecret
-        });
+        const settings = loadActionSettings();
         const layout = layout_layoutFor(settings.target);
         for (const [name, token] of held) {
             const host = settings.hosts.find(h => h.name === name);

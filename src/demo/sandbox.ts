@@ -85,28 +85,9 @@ export async function startSandbox(): Promise<Sandbox> {
   const user = await ensureSandboxUser();
   const dir = await mkdtemp(join(tmpdir(), 'deployguard-sandbox-'));
   const port = await freePort();
-  await run('ssh-keygen', [
-    '-q',
-    '-t',
-    'ed25519',
-    '-N',
-    '',
-    '-C',
-    'sandbox-host',
-    '-f',
-    join(dir, 'host_key')
-  ]);
-  await run('ssh-keygen', [
-    '-q',
-    '-t',
-    'ed25519',
-    '-N',
-    '',
-    '-C',
-    'sandbox-user',
-    '-f',
-    join(dir, 'user_key')
-  ]);
+  const keygen = (file: string, comment: string) =>
+    run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', join(dir, file)]);
+  await Promise.all([keygen('host_key', 'sandbox-host'), keygen('user_key', 'sandbox-user')]);
   // sshd reads authorized_keys as the logging-in user: it must be able to reach and read it.
   await chmod(dir, 0o755);
   await writeFile(join(dir, 'authorized_keys'), await readFile(join(dir, 'user_key.pub')), { mode: 0o644 });

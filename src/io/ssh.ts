@@ -159,7 +159,9 @@ export async function connectHost(
     fingerprints: host.fingerprints
   };
   if (ssh.password && !ssh.privateKey) {
-    log.warn(`${host.name}: using password authentication. Keys are safer: a password can be guessed, and is sent to whoever answers if a host key pin is ever skipped.`);
+    log.warn(
+      `${host.name}: using password authentication. Keys are safer: a password can be guessed, and is sent to whoever answers if a host key pin is ever skipped.`
+    );
   }
   const attempts = Math.max(1, ssh.connectRetries + 1);
   let lastError: unknown;

@@ -10,7 +10,7 @@ import { remoteCommandLine, type Shell } from '../remote/shell.js';
 import type { HostSettings, Settings } from '../settings/types.js';
 import { manifestText, type Artifact } from '../transfer/artifact.js';
 import { packArtifact } from '../transfer/tar.js';
-import { parseReleaseList, planHost, planPrune, type HostPlan, type Step } from './plan.js';
+import { parseReleaseList, planHost, planPrune, type ExecStep, type HostPlan, type Step } from './plan.js';
 
 /** Everything the executor does to the outside world, so tests can swap any of it. */
 export interface DeployDeps {
@@ -73,8 +73,10 @@ interface HostRun {
   readonly shell: RemoteShell;
   readonly report: HostReport;
   plan?: HostPlan;
-  readonly undo: Step[];
+  readonly undo: ExecStep[];
   locked: boolean;
+  /** SHA-256 of every uploaded file, from the bytes sent; the verify step checks the host against it. */
+  hashes?: Map<string, string>;
   serviceTouched: boolean;
 }
 
@@ -255,12 +257,12 @@ async function runAction(
       }
       if (r.code !== 0)
         throw new StepFailed(`${run.host.name}: upload failed (exit ${r.code}): ${tail(r.stderr)}`, 'deploy');
-      uploaded.set(run, hashes);
+      run.hashes = hashes;
       deps.log.info(`${artifact.fileCount} files, ${(artifact.totalBytes / 1e6).toFixed(1)} MB sent`);
       return;
     }
     case 'verify': {
-      const hashes = uploaded.get(run);
+      const hashes = run.hashes;
       if (!hashes) throw new StepFailed(`${run.host.name}: nothing was uploaded to verify`, 'deploy');
       const r = await run.shell.exec(a.script, { stdin: manifestText(hashes) });
       if (r.code !== 0) {
@@ -293,8 +295,6 @@ async function runAction(
     }
   }
 }
-
-const uploaded = new WeakMap<HostRun, Map<string, string>>();
 
 function logChecks(results: readonly CheckResult[], log: Logger): void {
   for (const r of results) {
@@ -411,13 +411,7 @@ async function rollbackHost(settings: Settings, run: HostRun, deps: DeployDeps):
   for (let i = 0; i < pending.length; i++) {
     const step = pending[i]!;
     try {
-      await runRecorded(
-        run,
-        deps,
-        step,
-        () => execOk(run, (step.action as { script: Shell }).script, step.title),
-        true
-      );
+      await runRecorded(run, deps, step, () => execOk(run, step.action.script, step.title), true);
     } catch (err) {
       run.report.outcome = 'rollback-failed';
       run.report.recovery = recoveryText(run, pending.slice(i));
@@ -456,12 +450,12 @@ async function rollbackHost(settings: Settings, run: HostRun, deps: DeployDeps):
 }
 
 /** The exact commands a person runs to finish a rollback by hand. */
-function recoveryText(run: HostRun, remaining: readonly Step[]): string {
+function recoveryText(run: HostRun, remaining: readonly ExecStep[]): string {
   const h = run.host;
   const ssh = `ssh -p ${h.port} ${h.user}@${h.host}`;
   const lines = [`Recover ${h.name} by hand:`, `  ${ssh}`];
   for (const s of remaining) {
-    lines.push(`  # ${s.title}`, `  ${remoteCommandLine((s.action as { script: Shell }).script)}`);
+    lines.push(`  # ${s.title}`, `  ${remoteCommandLine(s.action.script)}`);
   }
   if (run.plan?.previousRelease)
     lines.push(
@@ -477,9 +471,7 @@ function recoveryText(run: HostRun, remaining: readonly Step[]): string {
 async function finishHost(settings: Settings, run: HostRun, deps: DeployDeps): Promise<void> {
   const plan = run.plan!;
   for (const step of plan.finalize) {
-    await runRecorded(run, deps, step, () =>
-      execOk(run, (step.action as { script: Shell }).script, step.title)
-    );
+    await runRecorded(run, deps, step, () => execOk(run, step.action.script, step.title));
   }
   try {
     const listing = await execOk(run, listReleases(plan.layout), 'list releases');

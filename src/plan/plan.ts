@@ -17,12 +17,19 @@ export type Action =
   | { readonly kind: 'await-running'; readonly script: Shell }
   | { readonly kind: 'checks' };
 
+/** A step that runs one remote script: every undo and finalize step is one. */
+export interface ExecStep {
+  readonly id: string;
+  readonly title: string;
+  readonly action: { readonly kind: 'exec'; readonly script: Shell };
+}
+
 export interface Step {
   readonly id: string;
   readonly title: string;
   readonly action: Action;
   /** What puts the host back the way it was, run in reverse order when a later step fails. */
-  readonly undo?: Step;
+  readonly undo?: ExecStep;
   /** Steps from here on run with the service stopped or the new release live. */
   readonly touchesService?: boolean;
 }
@@ -39,7 +46,7 @@ export interface HostPlan {
   readonly previousRelease?: string;
   readonly steps: readonly Step[];
   /** Runs after every host passed: marks the release good; pruning follows. */
-  readonly finalize: readonly Step[];
+  readonly finalize: readonly ExecStep[];
   /** Runs on every path at the end, success or not. */
   readonly unlock: Shell;
   /** Marks the release failed after a rollback, so it never counts toward keep-releases. */
@@ -75,7 +82,7 @@ export function planHost(
   const release = releaseDir(layout, id);
   const service = cmd.serviceCommands(settings.service, layout);
   const steps: Step[] = [];
-  const exec = (script: Shell): Action => ({ kind: 'exec', script });
+  const exec = (script: Shell) => ({ kind: 'exec', script }) as const;
 
   steps.push({
     id: 'lock',
@@ -207,7 +214,7 @@ export function planHost(
     touchesService: true
   });
 
-  const finalize: Step[] = [
+  const finalize: ExecStep[] = [
     {
       id: 'mark-good',
       title: `Record release ${id} as good`,
