@@ -58,6 +58,15 @@ export async function dryRun(settings: Settings): Promise<string> {
     `Nothing was changed and no host was contacted. On each host, in order:`,
     ''
   ];
+  if (!settings.ssh.insecureSkipHostKeyCheck) {
+    for (const h of settings.hosts.filter(h => h.fingerprints.length === 0 && h.knownHosts.length === 0)) {
+      out.splice(
+        3,
+        0,
+        `WARNING: ${h.name} has no pinned host key; a real deploy will refuse it and show the key it offers.`
+      );
+    }
+  }
   plan.steps.forEach((s, i) => {
     out.push(`${i + 1}. ${s.title}`);
     if ('script' in s.action) out.push(...indent(remoteCommandLine(s.action.script)));

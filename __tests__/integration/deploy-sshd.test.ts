@@ -251,6 +251,35 @@ describe('deploy over real sshd', () => {
     expect(existsSync(target)).toBe(false);
   }, 60_000);
 
+  test('an unpinned host is refused before any credential is sent, showing the key to pin', async () => {
+    const { target, yaml } = await freshTarget();
+    const s = settingsFor(
+      host,
+      { artifact: await makeRelease('v1'), 'target-path': target, 'known-hosts': '' },
+      yaml()
+    );
+    const logins = () =>
+      (readFileSync(join(host.dir, 'sshd.log'), 'utf8').match(/Accepted publickey/g) ?? []).length;
+    const before = logins();
+    const { result } = await deployQuiet(s);
+    expect(result.status).toBe('failed');
+    expect(result.error).toMatch(/the host key of 127\.0\.0\.1:\d+ is not pinned/);
+    const fp = execFileSync('ssh-keygen', ['-lf', join(host.dir, 'host_key.pub')], {
+      encoding: 'utf8'
+    }).split(' ')[1]!;
+    expect(result.error).toContain(`ssh-ed25519 ${fp}`);
+    expect(result.error).toContain(host.knownHostsLine);
+    expect(result.error).toContain(`host-key: ${fp}`);
+    expect(existsSync(target)).toBe(false);
+    // The handshake stopped at the host key: no login happened...
+    expect(logins()).toBe(before);
+    // ...while a pinned connection does log in (so the count above could have moved).
+    const pinned = settingsFor(host, { artifact: '/tmp', 'target-path': '/tmp' });
+    (await connectHost(pinned.hosts[0]!, pinned.ssh, memoryLogger())).close();
+    await new Promise(r => setTimeout(r, 200));
+    expect(logins()).toBeGreaterThan(before);
+  }, 60_000);
+
   test('a host pinned by SHA256 fingerprint connects', async () => {
     const { target, yaml } = await freshTarget();
     const fp = execFileSync('ssh-keygen', ['-lf', join(host.dir, 'host_key.pub')], {

@@ -59957,6 +59957,11 @@ async function deploy_dryRun(settings) {
         `Nothing was changed and no host was contacted. On each host, in order:`,
         ''
     ];
+    if (!settings.ssh.insecureSkipHostKeyCheck) {
+        for (const h of settings.hosts.filter(h => h.fingerprints.length === 0 && h.knownHosts.length === 0)) {
+            out.splice(3, 0, `WARNING: ${h.name} has no pinned host key; a real deploy will refuse it and show the key it offers.`);
+        }
+    }
     plan.steps.forEach((s, i) => {
         out.push(`${i + 1}. ${s.title}`);
         if ('script' in s.action)
@@ -60883,13 +60888,8 @@ function parseSettings(src) {
     else if (privateKey && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKey)) {
         p.list.push('input `ssh-key`: this is not a private key (no "-----BEGIN ... PRIVATE KEY-----" line). Paste the whole key file, not a path or the public key.');
     }
-    if (!skip) {
-        for (const h of hosts) {
-            if (h.fingerprints.length === 0 && !h.knownHosts.some(k => k.trim())) {
-                p.list.push(`host ${h.name}: its host key is not pinned. Set \`known-hosts\` (a known_hosts line) or \`host-key\` (SHA256:...). Get it with \`ssh-keyscan -p ${h.port} ${h.host} | ssh-keygen -lf -\` from a network you trust, and compare with the host's own \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\`.`);
-            }
-        }
-    }
+    // A host with no pin is not a config error: the connect step refuses it before any credential
+    // is sent, and only there can the message show the key the host actually offers.
     const targetPath = get('target-path') ?? file?.target?.path;
     if (targetPath === undefined) {
         if (deploying)
