@@ -103,7 +103,9 @@ export async function main(
         const stage = (flags.get('stage') ?? 'schedule') as Stage;
         if (!['pre', 'post', 'schedule'].includes(stage))
           throw new ConfigError(`--stage: expected pre, post or schedule, got "${stage}"`);
-        const results = await runChecks(checksFor(settings.checks, stage), stage);
+        const results = await runChecks(checksFor(settings.checks, stage), stage, {
+          context: { release: settings.releaseId, commit: settings.run.commit }
+        });
         const passed = results.filter(r => r.ok).length;
         if (json) out.write(JSON.stringify({ passed, total: results.length, results }, null, 2) + '\n');
         else {

@@ -34,7 +34,11 @@ export async function runDeploy(settings: Settings, opts: RunOptions): Promise<D
   return deploy(settings, artifact, {
     log: opts.log,
     connect: host => connectHost(host, settings.ssh, opts.log),
-    runChecks: stage => runChecks(checksFor(settings.checks, 'post'), stage),
+    runChecks: (stage, hosts) =>
+      runChecks(checksFor(settings.checks, stage === 'pre' ? 'pre' : 'post'), stage, {
+        context: { release: settings.releaseId, commit: settings.run.commit },
+        hosts
+      }),
     now: () => new Date(),
     sleep: ms => new Promise(r => setTimeout(r, ms)),
     signal: opts.signal,

@@ -58704,68 +58704,118 @@ function probes_tcpProbe(check) {
         sock.once('error', (e) => done(false, `connect failed: ${e.code ?? e.message}`));
     });
 }
+/** PLACEHOLDER (being implemented): a local command; exit 0 passes. */
+function probes_commandProbe(_check) {
+    return async () => ({ ok: false, reason: 'not implemented yet' });
+}
+/** PLACEHOLDER (being implemented): an HTTP endpoint or local command reports the deployed version. */
+function probes_versionProbe(_check, _ctx) {
+    return async () => ({ ok: false, reason: 'not implemented yet' });
+}
 
 ;// CONCATENATED MODULE: ./src/checks/runner.ts
+
+
 
 const realClock = {
     now: () => Date.now(),
     sleep: (ms, signal) => new Promise(resolve => {
-        const t = setTimeout(resolve, ms);
-        signal?.addEventListener('abort', () => {
+        if (signal?.aborted)
+            return resolve();
+        const t = setTimeout(done, ms);
+        function done() {
             clearTimeout(t);
+            signal?.removeEventListener('abort', done);
             resolve();
-        });
+        }
+        signal?.addEventListener('abort', done);
     })
 };
-function probeFor(check) {
+/** The probe for one check: local checks need nothing, host checks need the host's connection. */
+function probeFor(check, ctx, host) {
+    if (runsOnHost(check) && !host) {
+        return async () => ({ ok: false, reason: 'runs on a host, but no host connection was given' });
+    }
     switch (check.type) {
         case 'http':
             return httpProbe(check);
         case 'tcp':
             return tcpProbe(check);
+        case 'command':
+            return check.on === 'host' ? hostCommandProbe(check, host) : commandProbe(check);
+        case 'process':
+            return processProbe(check, host);
+        case 'logs':
+            return logsProbe(check, host);
+        case 'file-fresh':
+            return fileFreshProbe(check, host);
+        case 'version':
+            return check.run && check.on === 'host'
+                ? hostVersionProbe(check, ctx, host)
+                : versionProbe(check, ctx);
     }
 }
 /**
- * Runs one check until it passes or its attempts run out (1 + retries), waiting `interval`
- * between attempts. The last failure's reason is kept: it is the one a person needs.
+ * Runs one check until it passes or gives up: at most 1 + retries attempts, waiting `interval`
+ * (times `backoff` after each failure) between them, and starting no attempt past the deadline.
+ * The last failure's reason is kept: it is the one a person needs.
  */
-async function runCheck(check, stage, probe = probeFor(check), clock = realClock, signal = new AbortController().signal) {
+async function runCheck(check, stage, probe, opts = {}) {
+    const clock = opts.clock ?? realClock;
+    const signal = opts.signal ?? new AbortController().signal;
     const started = clock.now();
+    const result = (ok, attempts, reason) => ({
+        name: check.name,
+        ...(opts.host ? { host: opts.host } : {}),
+        stage,
+        ok,
+        attempts,
+        durationMs: clock.now() - started,
+        reason
+    });
     let reason = 'not run';
+    let wait = check.intervalMs;
     const attempts = check.retries + 1;
     for (let attempt = 1; attempt <= attempts; attempt++) {
-        const r = await probe(signal);
+        const r = await probe(signal).catch((err) => ({
+            ok: false,
+            reason: `check crashed: ${err.message}`
+        }));
         if (r.ok)
-            return {
-                name: check.name,
-                stage,
-                ok: true,
-                attempts: attempt,
-                durationMs: clock.now() - started,
-                reason: r.reason
-            };
+            return result(true, attempt, r.reason);
         reason = r.reason;
-        if (attempt < attempts && !signal.aborted)
-            await clock.sleep(check.intervalMs, signal);
         if (signal.aborted)
-            return {
-                name: check.name,
-                stage,
-                ok: false,
-                attempts: attempt,
-                durationMs: clock.now() - started,
-                reason: `${reason} (cancelled)`
-            };
+            return result(false, attempt, `${reason} (cancelled)`);
+        if (attempt === attempts)
+            return result(false, attempt, reason);
+        if (check.deadlineMs > 0 && clock.now() - started + wait >= check.deadlineMs) {
+            return result(false, attempt, `${reason} (deadline of ${check.deadlineMs} ms reached)`);
+        }
+        await clock.sleep(wait, signal);
+        wait = Math.min(wait * check.backoff, 10 * 60_000);
     }
-    return { name: check.name, stage, ok: false, attempts, durationMs: clock.now() - started, reason };
+    return result(false, attempts, reason);
 }
 /** The checks that apply to a stage. */
 function runner_checksFor(checks, stage) {
     return checks.filter(c => c.stages.includes(stage));
 }
-/** Runs checks in parallel; one failure never hides the others' results. */
-async function runner_runChecks(checks, stage, clock = realClock) {
-    return Promise.all(checks.map(c => runCheck(c, stage, probeFor(c), clock)));
+/**
+ * Runs every check in parallel (host checks once per host); one failure never hides the others'
+ * results. The order of the results is the order of the checks.
+ */
+async function runner_runChecks(checks, stage, opts) {
+    const jobs = checks.flatMap(check => runsOnHost(check)
+        ? (opts.hosts ?? [undefined]).map(host => runCheck(check, stage, probeFor(check, opts.context, host), {
+            ...opts,
+            host: host?.name ?? '(no host)'
+        }))
+        : [runCheck(check, stage, probeFor(check, opts.context), opts)]);
+    return Promise.all(jobs);
+}
+/** "N/M checks passed". */
+function tally(results) {
+    return `${results.filter(r => r.ok).length}/${results.length} checks passed`;
 }
 
 ;// CONCATENATED MODULE: external "node:fs/promises"
@@ -59573,6 +59623,14 @@ function plan_planPrune(releases, live, keep) {
 
 class StepFailed extends (/* unused pure expression or super */ null && (DeployguardError)) {
 }
+function hostContext(run, settings) {
+    return {
+        name: run.host.name,
+        shell: run.shell,
+        service: settings.service,
+        layout: layoutFor(settings.target)
+    };
+}
 function tail(text, n = 15) {
     const ls = text.trimEnd().split('\n');
     return ls.slice(-n).join('\n');
@@ -59741,7 +59799,7 @@ async function runAction(step, run, settings, artifact, deps, token) {
         case 'await-running':
             return awaitRunning(a.script, run, settings, deps);
         case 'checks': {
-            const results = await deps.runChecks('post');
+            const results = await deps.runChecks('post', [hostContext(run, settings)]);
             run.report.checks = results;
             logChecks(results, deps.log);
             const failed = results.filter(r => !r.ok);
@@ -59821,7 +59879,7 @@ async function awaitRunning(status, run, settings, deps) {
         (logs?.stdout.trim() ? `\nLast log lines:\n${tail(logs.stdout, 20)}` : ''), 'post-deploy', 'The new release does not stay up. Its log lines above usually say why.');
 }
 async function rollbackHost(settings, run, deps) {
-    if (settings.rollback === 'off' && run.serviceTouched) {
+    if (settings.postDeploy.rollback === 'off' && run.serviceTouched) {
         run.report.outcome = 'failed';
         deps.log.warn(`${run.host.name}: rollback is off; the failed release stays live.`);
         return;
@@ -59848,7 +59906,7 @@ async function rollbackHost(settings, run, deps) {
         const running = run.plan?.steps.find(s => s.action.kind === 'await-running');
         if (running && running.action.kind === 'await-running')
             await awaitRunning(running.action.script, run, settings, deps);
-        const results = await deps.runChecks('rollback');
+        const results = await deps.runChecks('rollback', [hostContext(run, settings)]);
         run.report.rollbackChecks = results;
         logChecks(results, deps.log);
         const failed = results.filter(r => !r.ok);
@@ -59939,7 +59997,10 @@ async function deploy_runDeploy(settings, opts) {
     return deploy(settings, artifact, {
         log: opts.log,
         connect: host => connectHost(host, settings.ssh, opts.log),
-        runChecks: stage => runChecks(checksFor(settings.checks, 'post'), stage),
+        runChecks: (stage, hosts) => runChecks(checksFor(settings.checks, stage === 'pre' ? 'pre' : 'post'), stage, {
+            context: { release: settings.releaseId, commit: settings.run.commit },
+            hosts
+        }),
         now: () => new Date(),
         sleep: ms => new Promise(r => setTimeout(r, ms)),
         signal: opts.signal,
@@ -60644,8 +60705,21 @@ const retrying = {
     timeout: optional(duration({ min: '10ms', max: '10m', example: '5s' }), '5s'),
     retries: optional(schema_int({ min: 0, max: 1000, example: 5 }), 0),
     interval: optional(duration({ min: '0s', max: '10m', example: '2s' }), '2s'),
+    backoff: optional(schema_int({ min: 1, max: 10, example: 2, description: 'Multiplies the interval after each failed attempt.' }), 1),
+    deadline: optional(duration({
+        min: '0s',
+        max: '1h',
+        example: '2m',
+        description: 'No attempt starts after this long (0s: none).'
+    }), '0s'),
     stages: optional(stages)
 };
+/** `${NAME}` in a value is replaced by the environment variable NAME; `$$` is a literal `$`. */
+const envTemplated = str({ maxLength: 4096, example: 'Bearer ${API_TOKEN}' });
+const envMap = record(envTemplated, { keyPattern: /^[A-Za-z_][A-Za-z0-9_]{0,63}$/, maxKeys: 50 });
+const headerMap = record(envTemplated, { keyPattern: /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/, maxKeys: 50 });
+const where = optional(enumOf(['local', 'host'], { description: 'Where the command runs: here, or on every host over SSH.' }), 'local');
+const windowDuration = (dflt) => optional(duration({ min: '0s', max: '1h', example: dflt }), dflt);
 const configSchema = obj({
     version: schema_int({ min: 1, max: 1, description: 'The config format version.', example: 1 }),
     environment: optional(config_name),
@@ -60696,16 +60770,76 @@ const configSchema = obj({
                 example: 'https://example.com/health'
             }),
             method: optional(enumOf(['GET', 'HEAD', 'POST', 'PUT', 'OPTIONS']), 'GET'),
+            headers: optional(headerMap, {}),
             expect: optional(obj({
                 status: optional(arr(schema_int({ min: 100, max: 599, example: 200 }), { minItems: 1 }), [200]),
-                'body-contains': optional(str({ minLength: 1, example: 'ok' }))
+                'body-contains': optional(str({ minLength: 1, example: 'ok' })),
+                'body-matches': optional(str({ minLength: 1, example: '"status":\\s*"up"' })),
+                json: optional(obj({
+                    path: str({
+                        pattern: /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/,
+                        expected: 'a dot path like `checks.db`',
+                        example: 'status'
+                    }),
+                    equals: union([str({ example: 'up' }), schema_int({ example: 1 }), bool()])
+                })),
+                'max-latency': optional(duration({ min: '1ms', max: '10m', example: '800ms' }))
             }), {}),
+            'follow-redirects': optional(schema_int({ min: 0, max: 10, example: 0 }), 0),
+            'insecure-tls': optional(bool(), false),
+            'ca-file': optional(str({ minLength: 1, example: 'certs/internal-ca.pem' })),
             ...retrying
         },
         tcp: {
             name: config_name,
             host: hostname,
             port: schema_int({ min: 1, max: 65535, example: 5432 }),
+            ...retrying
+        },
+        command: {
+            name: config_name,
+            run: command,
+            on: where,
+            env: optional(envMap, {}),
+            ...retrying
+        },
+        process: {
+            name: config_name,
+            window: windowDuration('10s'),
+            ...retrying
+        },
+        logs: {
+            name: config_name,
+            source: optional(enumOf(['journal', 'file']), 'journal'),
+            path: optional(absPath),
+            window: windowDuration('60s'),
+            patterns: optional(arr(str({ minLength: 1, example: 'ERROR' }), { maxItems: 100 }), [
+                'ERROR',
+                'FATAL',
+                'CRITICAL',
+                'panic:',
+                'Traceback (most recent call last)',
+                'Unhandled'
+            ]),
+            ignore: optional(arr(str({ minLength: 1, example: 'ERROR_COUNT=0' }), { maxItems: 100 }), []),
+            ...retrying
+        },
+        'file-fresh': {
+            name: config_name,
+            path: absPath,
+            'max-age': duration({ min: '1s', max: '30d', example: '5m' }),
+            ...retrying
+        },
+        version: {
+            name: config_name,
+            url: optional(str({
+                pattern: /^https?:\/\/\S+$/,
+                expected: 'an http(s) URL',
+                example: 'https://example.com/version'
+            })),
+            run: optional(command),
+            on: where,
+            expect: optional(enumOf(['commit', 'release']), 'commit'),
             ...retrying
         }
     }), { maxItems: 200 }), []),
@@ -60714,7 +60848,11 @@ const configSchema = obj({
         'lock-wait': optional(duration({ max: '1h', example: '2m' }), '2m'),
         'lock-ttl': optional(duration({ min: '1m', max: '168h', example: '1h' }), '1h')
     }), {}),
-    'post-deploy': optional(obj({ rollback: optional(enumOf(['auto', 'off']), 'auto') }), {}),
+    'pre-deploy': optional(obj({ 'require-healthy': optional(bool(), true) }), {}),
+    'post-deploy': optional(obj({
+        rollback: optional(enumOf(['auto', 'off']), 'auto'),
+        'stability-window': optional(duration({ min: '0s', max: '1h', example: '60s' }), '30s')
+    }), {}),
     ssh: optional(obj({
         'connect-timeout': optional(duration({ min: '1s', max: '5m', example: '20s' }), '20s'),
         'connect-retries': optional(schema_int({ min: 0, max: 10, example: 3 }), 3)
@@ -60822,6 +60960,7 @@ function parseSettings(src) {
     const dryRun = inputBool(p, 'dry-run', get('dry-run')) ?? false;
     const lockWait = inputDuration(p, 'lock-wait', get('lock-wait'), '2m');
     const connectTimeout = inputDuration(p, 'connect-timeout', get('connect-timeout'), '20s');
+    const stabilityWindow = inputDuration(p, 'stability-window', get('stability-window'), '60s');
     const knownHostsText = get('known-hosts');
     if (knownHostsText) {
         try {
@@ -60916,7 +61055,7 @@ function parseSettings(src) {
     if (healthUrl !== undefined && !/^https?:\/\/\S+$/.test(healthUrl)) {
         p.list.push(`input \`health-url\`: expected an http(s) URL, got "${healthUrl.slice(0, 60)}". Example: health-url: https://example.com/health`);
     }
-    const checks = checksFrom(file, healthUrl);
+    const checks = checksFrom(file, healthUrl, src.env, p, src.onSecret);
     if (p.list.length) {
         throw new errors_ConfigError(`Invalid configuration (nothing was deployed):\n${p.list.map(l => `  - ${l}`).join('\n')}`, 'Fix the items above; every one is listed, so one pass is enough.');
     }
@@ -60951,7 +61090,11 @@ function parseSettings(src) {
             waitMs: lockWait ?? file?.deploy['lock-wait'] ?? 120_000,
             ttlMs: file?.deploy['lock-ttl'] ?? 3_600_000
         },
-        rollback: file?.['post-deploy'].rollback ?? 'auto',
+        preDeploy: { requireHealthy: file?.['pre-deploy']['require-healthy'] ?? true },
+        postDeploy: {
+            rollback: file?.['post-deploy'].rollback ?? 'auto',
+            stabilityWindowMs: stabilityWindow ?? file?.['post-deploy']['stability-window'] ?? 30_000
+        },
         dryRun,
         run: {
             runId,
@@ -61021,42 +61164,117 @@ function serviceFrom(p, file, get) {
     };
 }
 const ALL_STAGES = ['pre', 'post', 'schedule'];
-function checksFrom(file, healthUrl) {
-    const out = (file?.checks ?? []).map(c => c.type === 'http'
-        ? {
-            type: 'http',
-            name: c.name,
-            url: c.url,
-            method: c.method,
-            expectStatus: c.expect.status,
-            bodyContains: c.expect['body-contains'],
-            timeoutMs: c.timeout,
-            retries: c.retries,
-            intervalMs: c.interval,
-            stages: c.stages ?? ALL_STAGES
+/**
+ * Replaces `${NAME}` with the environment variable NAME (`$$` is a literal `$`). Values that came
+ * from the environment are handed to `secret`; a missing variable is a problem, never ''.
+ */
+function expandEnv(value, env, where, p, secret) {
+    return value.replace(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (m, name) => {
+        if (m === '$$')
+            return '$';
+        const v = env[name];
+        if (v === undefined) {
+            p.list.push(`${where}: the environment variable ${name} is not set. Example: env: { ${name}: \${{ secrets.${name} }} } in the workflow step`);
+            return '';
         }
-        : {
-            type: 'tcp',
+        if (v.length >= 4)
+            secret(v);
+        return v;
+    });
+}
+function expandAll(map, env, where, p, secret) {
+    return Object.fromEntries(Object.entries(map).map(([k, v]) => [k, expandEnv(v, env, `${where}.${k}`, p, secret)]));
+}
+function checksFrom(file, healthUrl, env, p, secret) {
+    const out = (file?.checks ?? []).map((c, i) => {
+        const base = {
             name: c.name,
-            host: c.host,
-            port: c.port,
+            stages: c.stages ?? ALL_STAGES,
             timeoutMs: c.timeout,
             retries: c.retries,
             intervalMs: c.interval,
-            stages: c.stages ?? ALL_STAGES
-        });
+            backoff: c.backoff,
+            deadlineMs: c.deadline
+        };
+        const at = `checks[${i}]`;
+        switch (c.type) {
+            case 'http': {
+                // Header values are credentials more often than not: every one of them is masked.
+                const headers = expandAll(c.headers, env, `${at}.headers`, p, secret);
+                for (const v of Object.values(headers))
+                    if (v.length >= 6)
+                        secret(v);
+                return {
+                    ...base,
+                    type: 'http',
+                    url: c.url,
+                    method: c.method,
+                    headers,
+                    expectStatus: c.expect.status,
+                    bodyContains: c.expect['body-contains'],
+                    bodyMatches: c.expect['body-matches'],
+                    json: c.expect.json,
+                    maxLatencyMs: c.expect['max-latency'],
+                    followRedirects: c['follow-redirects'],
+                    insecureTls: c['insecure-tls'],
+                    caFile: c['ca-file']
+                };
+            }
+            case 'tcp':
+                return { ...base, type: 'tcp', host: c.host, port: c.port };
+            case 'command':
+                return {
+                    ...base,
+                    type: 'command',
+                    run: c.run,
+                    on: c.on,
+                    env: expandAll(c.env, env, `${at}.env`, p, secret)
+                };
+            case 'process':
+                return { ...base, type: 'process', windowMs: c.window };
+            case 'logs':
+                if (c.source === 'file' && !c.path)
+                    p.list.push(`${at}: a logs check with \`source: file\` needs \`path\`. Example: path: /var/log/myapp.log`);
+                return {
+                    ...base,
+                    type: 'logs',
+                    source: c.source,
+                    path: c.path,
+                    windowMs: c.window,
+                    patterns: c.patterns,
+                    ignore: c.ignore
+                };
+            case 'file-fresh':
+                return { ...base, type: 'file-fresh', path: c.path, maxAgeMs: c['max-age'] };
+            case 'version':
+                if (!c.url === !c.run)
+                    p.list.push(`${at}: a version check needs exactly one of \`url\` or \`run\`. Example: url: https://example.com/version`);
+                return { ...base, type: 'version', url: c.url, run: c.run, on: c.on, expect: c.expect };
+        }
+    });
     if (healthUrl) {
         out.push({
             type: 'http',
             name: 'health-url',
             url: healthUrl,
             method: 'GET',
+            headers: {},
             expectStatus: [200],
+            followRedirects: 0,
+            insecureTls: false,
             timeoutMs: 5000,
             retries: 10,
             intervalMs: 2000,
+            backoff: 1,
+            deadlineMs: 0,
             stages: ALL_STAGES
         });
+    }
+    const names = new Set();
+    for (const c of out) {
+        if (names.has(c.name))
+            p.list.push(`checks: two checks are named "${c.name}"; names must be unique. Example: name: api-2`);
+        names.add(c.name);
     }
     return out;
 }

@@ -1,8 +1,8 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
-import type { HttpCheck, TcpCheck } from '../settings/types.js';
-import type { Probe } from './types.js';
+import type { CommandCheck, HttpCheck, TcpCheck, VersionCheck } from '../settings/types.js';
+import type { CheckContext, Probe } from './types.js';
 
 const MAX_BODY = 64 * 1024;
 
@@ -89,4 +89,14 @@ export function tcpProbe(check: TcpCheck): Probe {
       sock.once('connect', () => done(true, `connected in ${Date.now() - started} ms`));
       sock.once('error', (e: NodeJS.ErrnoException) => done(false, `connect failed: ${e.code ?? e.message}`));
     });
+}
+
+/** PLACEHOLDER (being implemented): a local command; exit 0 passes. */
+export function commandProbe(_check: CommandCheck): Probe {
+  return async () => ({ ok: false, reason: 'not implemented yet' });
+}
+
+/** PLACEHOLDER (being implemented): an HTTP endpoint or local command reports the deployed version. */
+export function versionProbe(_check: VersionCheck, _ctx: CheckContext): Probe {
+  return async () => ({ ok: false, reason: 'not implemented yet' });
 }

@@ -1,6 +1,14 @@
 import type { CheckSettings, Stage } from '../settings/types.js';
-import { httpProbe, tcpProbe } from './probes.js';
-import type { CheckResult, Probe } from './types.js';
+import { runsOnHost } from '../settings/types.js';
+import {
+  fileFreshProbe,
+  hostCommandProbe,
+  hostVersionProbe,
+  logsProbe,
+  processProbe
+} from './host-probes.js';
+import { commandProbe, httpProbe, tcpProbe, versionProbe } from './probes.js';
+import type { CheckContext, CheckResult, HostContext, Probe } from './types.js';
 
 export interface Clock {
   now(): number;
@@ -11,61 +19,84 @@ export const realClock: Clock = {
   now: () => Date.now(),
   sleep: (ms, signal) =>
     new Promise(resolve => {
-      const t = setTimeout(resolve, ms);
-      signal?.addEventListener('abort', () => {
+      if (signal?.aborted) return resolve();
+      const t = setTimeout(done, ms);
+      function done() {
         clearTimeout(t);
+        signal?.removeEventListener('abort', done);
         resolve();
-      });
+      }
+      signal?.addEventListener('abort', done);
     })
 };
 
-export function probeFor(check: CheckSettings): Probe {
+/** The probe for one check: local checks need nothing, host checks need the host's connection. */
+export function probeFor(check: CheckSettings, ctx: CheckContext, host?: HostContext): Probe {
+  if (runsOnHost(check) && !host) {
+    return async () => ({ ok: false, reason: 'runs on a host, but no host connection was given' });
+  }
   switch (check.type) {
     case 'http':
       return httpProbe(check);
     case 'tcp':
       return tcpProbe(check);
+    case 'command':
+      return check.on === 'host' ? hostCommandProbe(check, host!) : commandProbe(check);
+    case 'process':
+      return processProbe(check, host!);
+    case 'logs':
+      return logsProbe(check, host!);
+    case 'file-fresh':
+      return fileFreshProbe(check, host!);
+    case 'version':
+      return check.run && check.on === 'host'
+        ? hostVersionProbe(check, ctx, host!)
+        : versionProbe(check, ctx);
   }
 }
 
 /**
- * Runs one check until it passes or its attempts run out (1 + retries), waiting `interval`
- * between attempts. The last failure's reason is kept: it is the one a person needs.
+ * Runs one check until it passes or gives up: at most 1 + retries attempts, waiting `interval`
+ * (times `backoff` after each failure) between them, and starting no attempt past the deadline.
+ * The last failure's reason is kept: it is the one a person needs.
  */
 export async function runCheck(
   check: CheckSettings,
   stage: CheckResult['stage'],
-  probe: Probe = probeFor(check),
-  clock: Clock = realClock,
-  signal: AbortSignal = new AbortController().signal
+  probe: Probe,
+  opts: { clock?: Clock; signal?: AbortSignal; host?: string } = {}
 ): Promise<CheckResult> {
+  const clock = opts.clock ?? realClock;
+  const signal = opts.signal ?? new AbortController().signal;
   const started = clock.now();
+  const result = (ok: boolean, attempts: number, reason: string): CheckResult => ({
+    name: check.name,
+    ...(opts.host ? { host: opts.host } : {}),
+    stage,
+    ok,
+    attempts,
+    durationMs: clock.now() - started,
+    reason
+  });
   let reason = 'not run';
+  let wait = check.intervalMs;
   const attempts = check.retries + 1;
   for (let attempt = 1; attempt <= attempts; attempt++) {
-    const r = await probe(signal);
-    if (r.ok)
-      return {
-        name: check.name,
-        stage,
-        ok: true,
-        attempts: attempt,
-        durationMs: clock.now() - started,
-        reason: r.reason
-      };
+    const r = await probe(signal).catch((err: unknown) => ({
+      ok: false,
+      reason: `check crashed: ${(err as Error).message}`
+    }));
+    if (r.ok) return result(true, attempt, r.reason);
     reason = r.reason;
-    if (attempt < attempts && !signal.aborted) await clock.sleep(check.intervalMs, signal);
-    if (signal.aborted)
-      return {
-        name: check.name,
-        stage,
-        ok: false,
-        attempts: attempt,
-        durationMs: clock.now() - started,
-        reason: `${reason} (cancelled)`
-      };
+    if (signal.aborted) return result(false, attempt, `${reason} (cancelled)`);
+    if (attempt === attempts) return result(false, attempt, reason);
+    if (check.deadlineMs > 0 && clock.now() - started + wait >= check.deadlineMs) {
+      return result(false, attempt, `${reason} (deadline of ${check.deadlineMs} ms reached)`);
+    }
+    await clock.sleep(wait, signal);
+    wait = Math.min(wait * check.backoff, 10 * 60_000);
   }
-  return { name: check.name, stage, ok: false, attempts, durationMs: clock.now() - started, reason };
+  return result(false, attempts, reason);
 }
 
 /** The checks that apply to a stage. */
@@ -73,11 +104,37 @@ export function checksFor(checks: readonly CheckSettings[], stage: Stage): Check
   return checks.filter(c => c.stages.includes(stage));
 }
 
-/** Runs checks in parallel; one failure never hides the others' results. */
+export interface RunChecksOptions {
+  readonly context: CheckContext;
+  /** Hosts for the checks that run on hosts; each such check runs once per host. */
+  readonly hosts?: readonly HostContext[];
+  readonly clock?: Clock;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Runs every check in parallel (host checks once per host); one failure never hides the others'
+ * results. The order of the results is the order of the checks.
+ */
 export async function runChecks(
   checks: readonly CheckSettings[],
   stage: CheckResult['stage'],
-  clock: Clock = realClock
+  opts: RunChecksOptions
 ): Promise<CheckResult[]> {
-  return Promise.all(checks.map(c => runCheck(c, stage, probeFor(c), clock)));
+  const jobs = checks.flatMap(check =>
+    runsOnHost(check)
+      ? (opts.hosts ?? [undefined]).map(host =>
+          runCheck(check, stage, probeFor(check, opts.context, host), {
+            ...opts,
+            host: host?.name ?? '(no host)'
+          })
+        )
+      : [runCheck(check, stage, probeFor(check, opts.context), opts)]
+  );
+  return Promise.all(jobs);
+}
+
+/** "N/M checks passed". */
+export function tally(results: readonly CheckResult[]): string {
+  return `${results.filter(r => r.ok).length}/${results.length} checks passed`;
 }

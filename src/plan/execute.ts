@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { posix } from 'node:path';
-import type { CheckResult } from '../checks/types.js';
+import type { CheckResult, HostContext } from '../checks/types.js';
 import { DeployError, DeployguardError, describeError, HealthCheckError, RollbackError } from '../errors.js';
 import type { Logger } from '../io/log.js';
 import type { RemoteShell } from '../io/ssh.js';
@@ -16,8 +16,8 @@ import { parseReleaseList, planHost, planPrune, type ExecStep, type HostPlan, ty
 export interface DeployDeps {
   readonly log: Logger;
   connect(host: HostSettings): Promise<RemoteShell>;
-  /** Runs the health checks of a stage (post-deploy, or verifying a rollback). */
-  runChecks(stage: 'post' | 'rollback'): Promise<CheckResult[]>;
+  /** Runs the checks of a stage (pre-deploy, post-deploy, or verifying a rollback) for these hosts. */
+  runChecks(stage: 'pre' | 'post' | 'rollback', hosts: readonly HostContext[]): Promise<CheckResult[]>;
   now(): Date;
   sleep(ms: number): Promise<void>;
   /** Aborted when the job is cancelled: the executor stops between steps and rolls back. */
@@ -62,6 +62,15 @@ export interface DeployResult {
 }
 
 class StepFailed extends DeployguardError {}
+
+function hostContext(run: HostRun, settings: Settings): HostContext {
+  return {
+    name: run.host.name,
+    shell: run.shell,
+    service: settings.service,
+    layout: layoutFor(settings.target)
+  };
+}
 
 function tail(text: string, n = 15): string {
   const ls = text.trimEnd().split('\n');
@@ -281,7 +290,7 @@ async function runAction(
     case 'await-running':
       return awaitRunning(a.script, run, settings, deps);
     case 'checks': {
-      const results = await deps.runChecks('post');
+      const results = await deps.runChecks('post', [hostContext(run, settings)]);
       run.report.checks = results;
       logChecks(results, deps.log);
       const failed = results.filter(r => !r.ok);
@@ -402,7 +411,7 @@ async function awaitRunning(
 }
 
 async function rollbackHost(settings: Settings, run: HostRun, deps: DeployDeps): Promise<void> {
-  if (settings.rollback === 'off' && run.serviceTouched) {
+  if (settings.postDeploy.rollback === 'off' && run.serviceTouched) {
     run.report.outcome = 'failed';
     deps.log.warn(`${run.host.name}: rollback is off; the failed release stays live.`);
     return;
@@ -428,7 +437,7 @@ async function rollbackHost(settings: Settings, run: HostRun, deps: DeployDeps):
     const running = run.plan?.steps.find(s => s.action.kind === 'await-running');
     if (running && running.action.kind === 'await-running')
       await awaitRunning(running.action.script, run, settings, deps);
-    const results = await deps.runChecks('rollback');
+    const results = await deps.runChecks('rollback', [hostContext(run, settings)]);
     run.report.rollbackChecks = results;
     logChecks(results, deps.log);
     const failed = results.filter(r => !r.ok);

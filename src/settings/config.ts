@@ -6,6 +6,7 @@ import {
   int,
   obj,
   optional,
+  record,
   str,
   tagged,
   toJsonSchema,
@@ -51,8 +52,31 @@ const retrying = {
   timeout: optional(duration({ min: '10ms', max: '10m', example: '5s' }), '5s'),
   retries: optional(int({ min: 0, max: 1000, example: 5 }), 0),
   interval: optional(duration({ min: '0s', max: '10m', example: '2s' }), '2s'),
+  backoff: optional(
+    int({ min: 1, max: 10, example: 2, description: 'Multiplies the interval after each failed attempt.' }),
+    1
+  ),
+  deadline: optional(
+    duration({
+      min: '0s',
+      max: '1h',
+      example: '2m',
+      description: 'No attempt starts after this long (0s: none).'
+    }),
+    '0s'
+  ),
   stages: optional(stages)
 } as const;
+
+/** `${NAME}` in a value is replaced by the environment variable NAME; `$$` is a literal `$`. */
+const envTemplated = str({ maxLength: 4096, example: 'Bearer ${API_TOKEN}' });
+const envMap = record(envTemplated, { keyPattern: /^[A-Za-z_][A-Za-z0-9_]{0,63}$/, maxKeys: 50 });
+const headerMap = record(envTemplated, { keyPattern: /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/, maxKeys: 50 });
+const where = optional(
+  enumOf(['local', 'host'], { description: 'Where the command runs: here, or on every host over SSH.' }),
+  'local'
+);
+const windowDuration = (dflt: string) => optional(duration({ min: '0s', max: '1h', example: dflt }), dflt);
 
 export const configSchema = obj(
   {
@@ -120,19 +144,83 @@ export const configSchema = obj(
               example: 'https://example.com/health'
             }),
             method: optional(enumOf(['GET', 'HEAD', 'POST', 'PUT', 'OPTIONS']), 'GET'),
+            headers: optional(headerMap, {}),
             expect: optional(
               obj({
                 status: optional(arr(int({ min: 100, max: 599, example: 200 }), { minItems: 1 }), [200]),
-                'body-contains': optional(str({ minLength: 1, example: 'ok' }))
+                'body-contains': optional(str({ minLength: 1, example: 'ok' })),
+                'body-matches': optional(str({ minLength: 1, example: '"status":\\s*"up"' })),
+                json: optional(
+                  obj({
+                    path: str({
+                      pattern: /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/,
+                      expected: 'a dot path like `checks.db`',
+                      example: 'status'
+                    }),
+                    equals: union([str({ example: 'up' }), int({ example: 1 }), bool()])
+                  })
+                ),
+                'max-latency': optional(duration({ min: '1ms', max: '10m', example: '800ms' }))
               }),
               {}
             ),
+            'follow-redirects': optional(int({ min: 0, max: 10, example: 0 }), 0),
+            'insecure-tls': optional(bool(), false),
+            'ca-file': optional(str({ minLength: 1, example: 'certs/internal-ca.pem' })),
             ...retrying
           },
           tcp: {
             name,
             host: hostname,
             port: int({ min: 1, max: 65535, example: 5432 }),
+            ...retrying
+          },
+          command: {
+            name,
+            run: command,
+            on: where,
+            env: optional(envMap, {}),
+            ...retrying
+          },
+          process: {
+            name,
+            window: windowDuration('10s'),
+            ...retrying
+          },
+          logs: {
+            name,
+            source: optional(enumOf(['journal', 'file']), 'journal'),
+            path: optional(absPath),
+            window: windowDuration('60s'),
+            patterns: optional(arr(str({ minLength: 1, example: 'ERROR' }), { maxItems: 100 }), [
+              'ERROR',
+              'FATAL',
+              'CRITICAL',
+              'panic:',
+              'Traceback (most recent call last)',
+              'Unhandled'
+            ]),
+            ignore: optional(arr(str({ minLength: 1, example: 'ERROR_COUNT=0' }), { maxItems: 100 }), []),
+            ...retrying
+          },
+          'file-fresh': {
+            name,
+            path: absPath,
+            'max-age': duration({ min: '1s', max: '30d', example: '5m' }),
+            ...retrying
+          },
+          version: {
+            name,
+            url: optional(
+              str({
+                pattern: /^https?:\/\/\S+$/,
+                expected: 'an http(s) URL',
+                example: 'https://example.com/version'
+              })
+            ),
+            run: optional(command),
+            on: where,
+            expect: optional(enumOf(['commit', 'release']), 'commit'),
             ...retrying
           }
         }),
@@ -148,7 +236,14 @@ export const configSchema = obj(
       }),
       {}
     ),
-    'post-deploy': optional(obj({ rollback: optional(enumOf(['auto', 'off']), 'auto') }), {}),
+    'pre-deploy': optional(obj({ 'require-healthy': optional(bool(), true) }), {}),
+    'post-deploy': optional(
+      obj({
+        rollback: optional(enumOf(['auto', 'off']), 'auto'),
+        'stability-window': optional(duration({ min: '0s', max: '1h', example: '60s' }), '30s')
+      }),
+      {}
+    ),
     ssh: optional(
       obj({
         'connect-timeout': optional(duration({ min: '1s', max: '5m', example: '20s' }), '20s'),

@@ -140,6 +140,7 @@ export function parseSettings(src: SettingsSource): Settings {
   const dryRun = inputBool(p, 'dry-run', get('dry-run')) ?? false;
   const lockWait = inputDuration(p, 'lock-wait', get('lock-wait'), '2m');
   const connectTimeout = inputDuration(p, 'connect-timeout', get('connect-timeout'), '20s');
+  const stabilityWindow = inputDuration(p, 'stability-window', get('stability-window'), '60s');
 
   const knownHostsText = get('known-hosts');
   if (knownHostsText) {
@@ -264,7 +265,7 @@ export function parseSettings(src: SettingsSource): Settings {
       `input \`health-url\`: expected an http(s) URL, got "${healthUrl.slice(0, 60)}". Example: health-url: https://example.com/health`
     );
   }
-  const checks = checksFrom(file, healthUrl);
+  const checks = checksFrom(file, healthUrl, src.env, p, src.onSecret);
 
   if (p.list.length) {
     throw new ConfigError(
@@ -304,7 +305,11 @@ export function parseSettings(src: SettingsSource): Settings {
       waitMs: lockWait ?? file?.deploy['lock-wait'] ?? 120_000,
       ttlMs: file?.deploy['lock-ttl'] ?? 3_600_000
     },
-    rollback: file?.['post-deploy'].rollback ?? 'auto',
+    preDeploy: { requireHealthy: file?.['pre-deploy']['require-healthy'] ?? true },
+    postDeploy: {
+      rollback: file?.['post-deploy'].rollback ?? 'auto',
+      stabilityWindowMs: stabilityWindow ?? file?.['post-deploy']['stability-window'] ?? 30_000
+    },
     dryRun,
     run: {
       runId,
@@ -393,44 +398,141 @@ function serviceFrom(
 
 const ALL_STAGES: readonly Stage[] = ['pre', 'post', 'schedule'];
 
-function checksFrom(file: ConfigFile | undefined, healthUrl: string | undefined): CheckSettings[] {
-  const out: CheckSettings[] = (file?.checks ?? []).map(c =>
-    c.type === 'http'
-      ? {
+/**
+ * Replaces `${NAME}` with the environment variable NAME (`$$` is a literal `$`). Values that came
+ * from the environment are handed to `secret`; a missing variable is a problem, never ''.
+ */
+export function expandEnv(
+  value: string,
+  env: Readonly<Record<string, string | undefined>>,
+  where: string,
+  p: Problems,
+  secret: (v: string) => void
+): string {
+  return value.replace(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (m, name: string | undefined) => {
+    if (m === '$$') return '$';
+    const v = env[name!];
+    if (v === undefined) {
+      p.list.push(
+        `${where}: the environment variable ${name} is not set. Example: env: { ${name}: \${{ secrets.${name} }} } in the workflow step`
+      );
+      return '';
+    }
+    if (v.length >= 4) secret(v);
+    return v;
+  });
+}
+
+function expandAll(
+  map: Readonly<Record<string, string>>,
+  env: Readonly<Record<string, string | undefined>>,
+  where: string,
+  p: Problems,
+  secret: (v: string) => void
+): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(map).map(([k, v]) => [k, expandEnv(v, env, `${where}.${k}`, p, secret)])
+  );
+}
+
+function checksFrom(
+  file: ConfigFile | undefined,
+  healthUrl: string | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+  p: Problems,
+  secret: (v: string) => void
+): CheckSettings[] {
+  const out: CheckSettings[] = (file?.checks ?? []).map((c, i): CheckSettings => {
+    const base = {
+      name: c.name,
+      stages: c.stages ?? ALL_STAGES,
+      timeoutMs: c.timeout,
+      retries: c.retries,
+      intervalMs: c.interval,
+      backoff: c.backoff,
+      deadlineMs: c.deadline
+    };
+    const at = `checks[${i}]`;
+    switch (c.type) {
+      case 'http': {
+        // Header values are credentials more often than not: every one of them is masked.
+        const headers = expandAll(c.headers, env, `${at}.headers`, p, secret);
+        for (const v of Object.values(headers)) if (v.length >= 6) secret(v);
+        return {
+          ...base,
           type: 'http',
-          name: c.name,
           url: c.url,
           method: c.method,
+          headers,
           expectStatus: c.expect.status,
           bodyContains: c.expect['body-contains'],
-          timeoutMs: c.timeout,
-          retries: c.retries,
-          intervalMs: c.interval,
-          stages: c.stages ?? ALL_STAGES
-        }
-      : {
-          type: 'tcp',
-          name: c.name,
-          host: c.host,
-          port: c.port,
-          timeoutMs: c.timeout,
-          retries: c.retries,
-          intervalMs: c.interval,
-          stages: c.stages ?? ALL_STAGES
-        }
-  );
+          bodyMatches: c.expect['body-matches'],
+          json: c.expect.json,
+          maxLatencyMs: c.expect['max-latency'],
+          followRedirects: c['follow-redirects'],
+          insecureTls: c['insecure-tls'],
+          caFile: c['ca-file']
+        };
+      }
+      case 'tcp':
+        return { ...base, type: 'tcp', host: c.host, port: c.port };
+      case 'command':
+        return {
+          ...base,
+          type: 'command',
+          run: c.run,
+          on: c.on,
+          env: expandAll(c.env, env, `${at}.env`, p, secret)
+        };
+      case 'process':
+        return { ...base, type: 'process', windowMs: c.window };
+      case 'logs':
+        if (c.source === 'file' && !c.path)
+          p.list.push(
+            `${at}: a logs check with \`source: file\` needs \`path\`. Example: path: /var/log/myapp.log`
+          );
+        return {
+          ...base,
+          type: 'logs',
+          source: c.source,
+          path: c.path,
+          windowMs: c.window,
+          patterns: c.patterns,
+          ignore: c.ignore
+        };
+      case 'file-fresh':
+        return { ...base, type: 'file-fresh', path: c.path, maxAgeMs: c['max-age'] };
+      case 'version':
+        if (!c.url === !c.run)
+          p.list.push(
+            `${at}: a version check needs exactly one of \`url\` or \`run\`. Example: url: https://example.com/version`
+          );
+        return { ...base, type: 'version', url: c.url, run: c.run, on: c.on, expect: c.expect };
+    }
+  });
   if (healthUrl) {
     out.push({
       type: 'http',
       name: 'health-url',
       url: healthUrl,
       method: 'GET',
+      headers: {},
       expectStatus: [200],
+      followRedirects: 0,
+      insecureTls: false,
       timeoutMs: 5000,
       retries: 10,
       intervalMs: 2000,
+      backoff: 1,
+      deadlineMs: 0,
       stages: ALL_STAGES
     });
+  }
+  const names = new Set<string>();
+  for (const c of out) {
+    if (names.has(c.name))
+      p.list.push(`checks: two checks are named "${c.name}"; names must be unique. Example: name: api-2`);
+    names.add(c.name);
   }
   return out;
 }

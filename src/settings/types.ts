@@ -57,31 +57,111 @@ export type ServiceSettings =
 
 export type Stage = 'pre' | 'post' | 'schedule';
 
-export interface HttpCheck {
-  readonly type: 'http';
+/** What every check has: its name, when it runs, and how hard it tries. */
+export interface CheckBase {
   readonly name: string;
+  readonly stages: readonly Stage[];
+  /** Per attempt. */
+  readonly timeoutMs: number;
+  /** Extra attempts after the first failure. */
+  readonly retries: number;
+  /** Wait before the second attempt; multiplied by `backoff` after each further failure. */
+  readonly intervalMs: number;
+  readonly backoff: number;
+  /** No attempt starts after this much time from the check's start (0: no deadline). */
+  readonly deadlineMs: number;
+}
+
+export interface HttpCheck extends CheckBase {
+  readonly type: 'http';
   readonly url: string;
   readonly method: string;
+  /** Header values after `${ENV}` expansion; expanded values are registered as secrets. */
+  readonly headers: Readonly<Record<string, string>>;
   readonly expectStatus: readonly number[];
   readonly bodyContains?: string;
-  readonly timeoutMs: number;
-  readonly retries: number;
-  readonly intervalMs: number;
-  readonly stages: readonly Stage[];
+  readonly bodyMatches?: string;
+  /** A JSON field (dot path, e.g. `checks.db.status`) must equal this value. */
+  readonly json?: { readonly path: string; readonly equals: string | number | boolean | null };
+  readonly maxLatencyMs?: number;
+  /** How many redirects to follow (0: a 3xx is the answer). */
+  readonly followRedirects: number;
+  readonly insecureTls: boolean;
+  /** A PEM file of extra CAs to trust, relative to the working directory. */
+  readonly caFile?: string;
 }
 
-export interface TcpCheck {
+export interface TcpCheck extends CheckBase {
   readonly type: 'tcp';
-  readonly name: string;
   readonly host: string;
   readonly port: number;
-  readonly timeoutMs: number;
-  readonly retries: number;
-  readonly intervalMs: number;
-  readonly stages: readonly Stage[];
 }
 
-export type CheckSettings = HttpCheck | TcpCheck;
+export interface CommandCheck extends CheckBase {
+  readonly type: 'command';
+  readonly run: string;
+  /** `local`: on the machine running deployguard; `host`: on every host over SSH. */
+  readonly on: 'local' | 'host';
+  /** Environment for the command after `${ENV}` expansion; expanded values are secrets. */
+  readonly env: Readonly<Record<string, string>>;
+}
+
+/** The service's process: active, main PID alive, same PID and no restarts across the window. */
+export interface ProcessCheck extends CheckBase {
+  readonly type: 'process';
+  readonly windowMs: number;
+}
+
+/** The service's logs since it (re)started must not match any error pattern during the window. */
+export interface LogsCheck extends CheckBase {
+  readonly type: 'logs';
+  /** `journal` (the service's unit) or a log file path on the host. */
+  readonly source: 'journal' | 'file';
+  readonly path?: string;
+  readonly windowMs: number;
+  readonly patterns: readonly string[];
+  readonly ignore: readonly string[];
+}
+
+/** A file on the host was written within `maxAgeMs` (data is flowing). */
+export interface FileFreshCheck extends CheckBase {
+  readonly type: 'file-fresh';
+  readonly path: string;
+  readonly maxAgeMs: number;
+}
+
+/** An HTTP endpoint or a command reports the release or commit just deployed. */
+export interface VersionCheck extends CheckBase {
+  readonly type: 'version';
+  readonly url?: string;
+  readonly run?: string;
+  readonly on: 'local' | 'host';
+  readonly expect: 'release' | 'commit';
+}
+
+export type CheckSettings =
+  HttpCheck | TcpCheck | CommandCheck | ProcessCheck | LogsCheck | FileFreshCheck | VersionCheck;
+
+/** Checks that run on each host over SSH rather than from where deployguard runs. */
+export function runsOnHost(check: CheckSettings): boolean {
+  return (
+    check.type === 'process' ||
+    check.type === 'logs' ||
+    check.type === 'file-fresh' ||
+    ((check.type === 'command' || check.type === 'version') && check.on === 'host')
+  );
+}
+
+export interface PreDeploySettings {
+  /** `true`: unhealthy production blocks the deploy; `false`: warn and record it. */
+  readonly requireHealthy: boolean;
+}
+
+export interface PostDeploySettings {
+  readonly rollback: 'auto' | 'off';
+  /** After the post checks pass, they keep running this long; any failure then rolls back. */
+  readonly stabilityWindowMs: number;
+}
 
 export interface LockSettings {
   /** How long to wait for another deploy's lock before failing. */
@@ -112,7 +192,8 @@ export interface Settings {
   readonly checks: readonly CheckSettings[];
   readonly beforeSwitch?: string;
   readonly lock: LockSettings;
-  readonly rollback: 'auto' | 'off';
+  readonly preDeploy: PreDeploySettings;
+  readonly postDeploy: PostDeploySettings;
   readonly dryRun: boolean;
   readonly run: RunContext;
 }
