@@ -57864,7 +57864,7 @@ const configSchema = obj({
         'file-fresh': {
             name: config_name,
             path: absPath,
-            'max-age': duration({ min: '1s', max: '30d', example: '5m' }),
+            'max-age': duration({ min: '1s', max: '720h', example: '5m' }),
             ...retrying
         },
         version: {

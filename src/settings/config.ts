@@ -206,7 +206,7 @@ export const configSchema = obj(
           'file-fresh': {
             name,
             path: absPath,
-            'max-age': duration({ min: '1s', max: '30d', example: '5m' }),
+            'max-age': duration({ min: '1s', max: '720h', example: '5m' }),
             ...retrying
           },
           version: {
