@@ -63,19 +63,29 @@ export function settingsFor(host: HostLike, inputs: Record<string, string>, yaml
   });
 }
 
-/** The YAML of a `command` service running the sample app with a pidfile, plus its health check. */
-export function commandServiceYaml(appPort: number, runDir: string, extra = ''): string {
+/**
+ * The YAML of a `command` service running the sample app with a pidfile, plus its health check.
+ * `extra` is appended (more top-level keys); the stability window is off unless asked for.
+ */
+export function commandServiceYaml(
+  appPort: number,
+  runDir: string,
+  extra = '',
+  opts: { window?: string; appEnv?: string; preDeploy?: string } = {}
+): string {
   return [
     'version: 1',
     'service:',
     '  manager: command',
-    `  start: PORT=${appPort} nohup node server.js > ${runDir}/app.log 2>&1 & echo $! > ${runDir}/app.pid`,
+    `  start: ${opts.appEnv ? `${opts.appEnv} ` : ''}PORT=${appPort} nohup node server.js > ${runDir}/app.log 2>&1 & echo $! > ${runDir}/app.pid`,
     `  pidfile: ${runDir}/app.pid`,
     '  stop-grace: 3s',
     '  settle: 500ms',
     '  start-timeout: 10s',
     'checks:',
     `  - { name: health, type: http, url: "http://127.0.0.1:${appPort}/health", timeout: 1s, retries: 3, interval: 300ms }`,
+    `post-deploy: { stability-window: ${opts.window ?? '0s'} }`,
+    ...(opts.preDeploy ? [`pre-deploy: ${opts.preDeploy}`] : []),
     extra
   ].join('\n');
 }

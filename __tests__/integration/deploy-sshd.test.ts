@@ -403,3 +403,79 @@ describe('credentials, opt-outs and the worst case', () => {
     expect(existsSync(join(target, 'releases', 'r2', 'server.js'))).toBe(true);
   }, 90_000);
 });
+
+describe('the gates around the switch', () => {
+  test('a release that crashes seconds after a healthy start is caught in the stability window and rolled back', async () => {
+    const { target } = await freshTarget();
+    const cfg = (window: string) =>
+      commandServiceYaml(appPort, runDir, `target: { path: ${target} }`, {
+        window,
+        appEnv: 'CRASH_AFTER_MS=2500'
+      });
+    const s = (artifact: string, id: string) => settingsFor(host, { artifact, 'release-id': id }, cfg('8s'));
+    expect((await deployQuiet(s(await makeRelease('v1'), 'r1'))).result.status).toBe('deployed');
+    const t0 = Date.now();
+    const { result, log } = await deployQuiet(s(await makeRelease('v2', 'late-crash'), 'r2'));
+    expect(result.status).toBe('rolled-back');
+    expect(result.error).toMatch(
+      /unstable \d+ s into the stability window: 1\/1 health checks failed: health: request failed: ECONNREFUSED/
+    );
+    // The first round of checks passed: the crash came later.
+    expect(log.join('\n')).toMatch(/watching the checks for the 8 s stability window/);
+    expect(Date.now() - t0).toBeLessThan(60_000);
+    expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v1');
+  }, 120_000);
+
+  test('unhealthy production blocks the deploy when require-healthy is on, and nothing changes', async () => {
+    const { target } = await freshTarget();
+    const cfg = (pre: string) =>
+      commandServiceYaml(appPort, runDir, `target: { path: ${target} }`, { preDeploy: pre });
+    expect(
+      (
+        await deployQuiet(
+          settingsFor(
+            host,
+            { artifact: await makeRelease('v1'), 'release-id': 'r1' },
+            cfg('{ require-healthy: true }')
+          )
+        )
+      ).result.status
+    ).toBe('deployed');
+    await killApp(); // production is now down
+    const { result } = await deployQuiet(
+      settingsFor(
+        host,
+        { artifact: await makeRelease('v2'), 'release-id': 'r2' },
+        cfg('{ require-healthy: true }')
+      )
+    );
+    expect(result.status).toBe('blocked');
+    expect(result.error).toMatch(
+      /Deploy blocked: production is already unhealthy \(1\/1 pre-deploy checks failed: health: request failed: ECONNREFUSED\)/
+    );
+    expect(result.preChecks).toEqual([expect.objectContaining({ name: 'health', stage: 'pre', ok: false })]);
+    expect(readdirSync(join(target, 'releases'))).toEqual(['r1']);
+    expect(existsSync(join(target, '.deployguard', 'lock'))).toBe(false);
+  }, 90_000);
+
+  test('with require-healthy off, unhealthy production is recorded and the deploy goes ahead', async () => {
+    const { target } = await freshTarget();
+    const cfg = commandServiceYaml(appPort, runDir, `target: { path: ${target} }`, {
+      preDeploy: '{ require-healthy: false }'
+    });
+    expect(
+      (await deployQuiet(settingsFor(host, { artifact: await makeRelease('v1'), 'release-id': 'r1' }, cfg)))
+        .result.status
+    ).toBe('deployed');
+    await killApp();
+    const { result, log } = await deployQuiet(
+      settingsFor(host, { artifact: await makeRelease('v2'), 'release-id': 'r2' }, cfg)
+    );
+    expect(result.status).toBe('deployed');
+    expect(result.preChecks[0]).toMatchObject({ ok: false, stage: 'pre' });
+    expect(log.join('\n')).toMatch(
+      /production is already unhealthy .*deploying anyway \(require-healthy is off\)/
+    );
+    expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v2');
+  }, 90_000);
+});

@@ -45,7 +45,8 @@ const yaml = () =>
     '  settle: 1500ms',
     '  start-timeout: 10s',
     'checks:',
-    `  - { name: health, type: http, url: "http://127.0.0.1:${appPort}/health", timeout: 1s, retries: 4, interval: 500ms }`
+    `  - { name: health, type: http, url: "http://127.0.0.1:${appPort}/health", timeout: 1s, retries: 4, interval: 500ms }`,
+    'post-deploy: { stability-window: 0s }'
   ].join('\n');
 
 const deploy = async (version: string, fault?: string) =>

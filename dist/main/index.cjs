@@ -59594,6 +59594,14 @@ function planPrune(releases, live, keep) {
 
 class StepFailed extends DeployguardError {
 }
+/** Production was unhealthy before the deploy and `require-healthy` is on: nothing was changed. */
+class Blocked extends DeployguardError {
+    results;
+    constructor(message, results, hint) {
+        super(message, 'pre-deploy', hint);
+        this.results = results;
+    }
+}
 function hostContext(run, settings) {
     return {
         name: run.host.name,
@@ -59625,6 +59633,7 @@ async function deploy(settings, artifact, deps) {
         previousRelease: undefined
     }));
     let failure;
+    let preChecks = [];
     try {
         // Connect to every host first: a wrong host key or key is found before any host changes.
         await deps.log.group('Connect to hosts', async () => {
@@ -59634,12 +59643,18 @@ async function deploy(settings, artifact, deps) {
                 deps.log.info(`${host.name}: connected (${host.user}@${host.host}:${host.port})`);
             }
         });
+        const facts = new Map();
+        for (const run of runs)
+            facts.set(run, await readFacts(run, layout, deps));
+        preChecks = await preDeployGate(settings, runs, facts, deps);
         for (const run of runs) {
-            await deps.log.group(`${run.host.name}: deploy ${settings.releaseId}`, () => deployHost(settings, layout, artifact, run, deps, token));
+            await deps.log.group(`${run.host.name}: deploy ${settings.releaseId}`, () => deployHost(settings, layout, artifact, run, facts.get(run), deps, token));
         }
     }
     catch (err) {
         failure = err;
+        if (err instanceof Blocked)
+            preChecks = err.results;
     }
     if (failure === undefined) {
         for (const run of runs) {
@@ -59666,30 +59681,26 @@ async function deploy(settings, artifact, deps) {
     }
     const status = failure === undefined
         ? 'deployed'
-        : reports.some(r => r.outcome === 'rollback-failed')
-            ? 'rollback-failed'
-            : reports.some(r => r.outcome === 'rolled-back')
-                ? 'rolled-back'
-                : 'failed';
+        : failure instanceof Blocked
+            ? 'blocked'
+            : reports.some(r => r.outcome === 'rollback-failed')
+                ? 'rollback-failed'
+                : reports.some(r => r.outcome === 'rolled-back')
+                    ? 'rolled-back'
+                    : 'failed';
     return {
         status,
         releaseId: settings.releaseId,
         previousRelease: reports.find(r => r.previousRelease)?.previousRelease,
         rolledBack: reports.some(r => r.outcome === 'rolled-back'),
         hosts: reports,
+        preChecks,
         error: failure === undefined ? undefined : describeError(failure),
         startedAt,
         finishedAt: deps.now()
     };
 }
-async function deployHost(settings, layout, artifact, run, deps, token) {
-    const facts = await runRecorded(run, deps, { id: 'probe', title: 'Read the host state' }, async () => {
-        const r = await run.shell.exec(probe(layout));
-        if (r.code !== 0)
-            throw new StepFailed(`${run.host.name}: ${tail(r.stderr) || 'probe failed'}`, 'deploy');
-        const m = /^current=(.+)$/m.exec(r.stdout);
-        return { previous: m?.[1]?.trim() || undefined };
-    });
+async function deployHost(settings, layout, artifact, run, facts, deps, token) {
     const plan = planHost(settings, layout, facts, { token, now: deps.now(), fileCount: artifact.fileCount });
     run.plan = plan;
     run.report.previousRelease = plan.previousRelease;
@@ -59703,6 +59714,43 @@ async function deployHost(settings, layout, artifact, run, deps, token) {
             run.serviceTouched = true;
         await runRecorded(run, deps, step, () => runAction(step, run, settings, artifact, deps, token));
     }
+}
+/** Read-only: what the host runs now. */
+async function readFacts(run, layout, deps) {
+    return runRecorded(run, deps, { id: 'probe', title: 'Read the host state' }, async () => {
+        const r = await run.shell.exec(probe(layout));
+        if (r.code !== 0)
+            throw new StepFailed(`${run.host.name}: ${tail(r.stderr) || 'probe failed'}`, 'deploy');
+        const m = /^current=(.+)$/m.exec(r.stdout);
+        return { previous: m?.[1]?.trim() || undefined };
+    });
+}
+/**
+ * The checks tagged `pre`, against production as it is, before anything changes. Unhealthy
+ * production blocks the deploy when `require-healthy` is on, and is recorded either way. A first
+ * deploy has no production to check.
+ */
+async function preDeployGate(settings, runs, facts, deps) {
+    if (!settings.checks.some(c => c.stages.includes('pre')))
+        return [];
+    const live = runs.filter(r => facts.get(r)?.previous);
+    if (live.length === 0) {
+        deps.log.info('Pre-deploy checks skipped: no release is live yet (first deploy).');
+        return [];
+    }
+    return deps.log.group('Pre-deploy: is production healthy now?', async () => {
+        const results = await deps.runChecks('pre', live.map(r => hostContext(r, settings)));
+        logChecks(results, deps.log);
+        const failed = results.filter(r => !r.ok);
+        if (failed.length === 0)
+            return results;
+        const what = `production is already unhealthy (${failed.length}/${results.length} pre-deploy checks failed: ${failed.map(f => `${f.name}${f.host ? `@${f.host}` : ''}: ${f.reason}`).join('; ')})`;
+        if (settings.preDeploy.requireHealthy) {
+            throw new Blocked(`Deploy blocked: ${what}. Nothing was changed.`, results, 'Fix production first, or set `pre-deploy: { require-healthy: false }` to deploy anyway (for example, when this release is the fix).');
+        }
+        deps.log.warn(`${what}; deploying anyway (require-healthy is off).`);
+        return results;
+    });
 }
 /** Runs one step, timing it and recording the outcome in the host's report and the log. */
 async function runRecorded(run, deps, step, fn, undo = false) {
@@ -59769,18 +59817,48 @@ async function runAction(step, run, settings, artifact, deps, token) {
         }
         case 'await-running':
             return awaitRunning(a.script, run, settings, deps);
-        case 'checks': {
-            const results = await deps.runChecks('post', [hostContext(run, settings)]);
-            run.report.checks = results;
-            logChecks(results, deps.log);
-            const failed = results.filter(r => !r.ok);
-            if (failed.length) {
-                throw new HealthCheckError(`${run.host.name}: ${failed.length}/${results.length} health checks failed: ${failed.map(f => `${f.name}: ${f.reason}`).join('; ')}`, 'post-deploy');
-            }
-            return;
-        }
+        case 'checks':
+            return postDeployChecks(run, settings, deps);
     }
 }
+function failedChecks(results) {
+    const failed = results.filter(r => !r.ok);
+    return `${failed.length}/${results.length} health checks failed: ${failed.map(f => `${f.name}: ${f.reason}`).join('; ')}`;
+}
+/**
+ * The post-deploy checks, then the same checks again and again through the stability window: a
+ * release that answers at first and crashes 20 s later is caught here, not by the users.
+ */
+async function postDeployChecks(run, settings, deps) {
+    const host = [hostContext(run, settings)];
+    let results = await deps.runChecks('post', host);
+    run.report.checks = results;
+    logChecks(results, deps.log);
+    if (results.some(r => !r.ok))
+        throw new HealthCheckError(`${run.host.name}: ${failedChecks(results)}`, 'post-deploy');
+    const windowMs = settings.postDeploy.stabilityWindowMs;
+    if (windowMs <= 0 || results.length === 0)
+        return;
+    const until = Date.now() + windowMs;
+    let rounds = 0;
+    deps.log.info(`${run.host.name}: watching the checks for the ${Math.round(windowMs / 1000)} s stability window`);
+    while (Date.now() < until) {
+        if (deps.signal?.aborted)
+            throw new DeployError(`${run.host.name}: cancelled during the stability window`, 'post-deploy');
+        await deps.sleep(Math.min(STABILITY_INTERVAL_MS, Math.max(0, until - Date.now())));
+        results = await deps.runChecks('post', host);
+        rounds++;
+        if (results.some(r => !r.ok)) {
+            run.report.checks = results;
+            logChecks(results, deps.log);
+            const at = Math.round((windowMs - Math.max(0, until - Date.now())) / 1000);
+            throw new HealthCheckError(`${run.host.name}: unstable ${at} s into the stability window: ${failedChecks(results)}`, 'post-deploy');
+        }
+    }
+    deps.log.info(`${run.host.name}: stable for ${Math.round(windowMs / 1000)} s (${rounds + 1} rounds of checks passed)`);
+}
+/** How often the checks repeat during the stability window. */
+const STABILITY_INTERVAL_MS = 5000;
 function logChecks(results, log) {
     for (const r of results) {
         log.info(`${r.ok ? '✓' : '✗'} check ${r.name}: ${r.reason} (${r.attempts} attempt${r.attempts === 1 ? '' : 's'}, ${r.durationMs} ms)`);
@@ -60072,7 +60150,8 @@ const STATUS_TEXT = {
     deployed: '✅ deployed',
     'rolled-back': '↩️ failed and rolled back (previous release verified healthy)',
     'rollback-failed': '🔥 failed, and the ROLLBACK FAILED: act now',
-    failed: '❌ failed before the service was touched (nothing changed)'
+    failed: '❌ failed before the service was touched (nothing changed)',
+    blocked: '⛔ blocked: production was already unhealthy (nothing changed)'
 };
 function cell(text) {
     return text.replace(/\|/g, '\\|').replace(/\r?\n/g, '<br>');
@@ -60081,11 +60160,11 @@ function checksTable(title, checks) {
     if (!checks.length)
         return [];
     return [
-        `**${title}**`,
+        `**${title}**: ${checks.filter(c => c.ok).length}/${checks.length} checks passed`,
         '',
         '| check | result | attempts | duration | detail |',
         '| --- | --- | --- | --- | --- |',
-        ...checks.map(c => `| ${cell(c.name)} | ${c.ok ? '✅ pass' : '❌ fail'} | ${c.attempts} | ${c.durationMs} ms | ${cell(c.reason)} |`),
+        ...checks.map(c => `| ${cell(c.host ? `${c.name} @ ${c.host}` : c.name)} | ${c.ok ? '✅ pass' : '❌ fail'} | ${c.attempts} | ${c.durationMs} ms | ${cell(c.reason)} |`),
         ''
     ];
 }
@@ -60114,6 +60193,7 @@ function renderSummary(result, environment) {
         `**Duration:** ${secs} s`,
         '',
         ...(result.error ? ['```', result.error, '```', ''] : []),
+        ...checksTable('Production before the deploy (pre-deploy checks)', result.preChecks),
         ...result.hosts.flatMap(hostSection)
     ].join('\n');
 }

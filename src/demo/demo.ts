@@ -90,7 +90,8 @@ export async function runDemo(log: Logger): Promise<number> {
       '  settle: 1s',
       '  start-timeout: 10s',
       'checks:',
-      `  - { name: app health, type: http, url: "http://127.0.0.1:${port}/health", timeout: 2s, retries: 4, interval: 500ms }`
+      `  - { name: app health, type: http, url: "http://127.0.0.1:${port}/health", timeout: 2s, retries: 4, interval: 500ms }`,
+      'post-deploy: { stability-window: 3s }'
     ].join('\n');
     const settingsFor = (artifact: string, release: string) =>
       parseSettings({

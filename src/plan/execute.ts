@@ -10,7 +10,15 @@ import { remoteCommandLine, type Shell } from '../remote/shell.js';
 import type { HostSettings, Settings } from '../settings/types.js';
 import { manifestText, type Artifact } from '../transfer/artifact.js';
 import { packArtifact } from '../transfer/tar.js';
-import { parseReleaseList, planHost, planPrune, type ExecStep, type HostPlan, type Step } from './plan.js';
+import {
+  parseReleaseList,
+  planHost,
+  planPrune,
+  type ExecStep,
+  type HostFacts,
+  type HostPlan,
+  type Step
+} from './plan.js';
 
 /** Everything the executor does to the outside world, so tests can swap any of it. */
 export interface DeployDeps {
@@ -27,7 +35,7 @@ export interface DeployDeps {
 }
 
 export type HostOutcome = 'deployed' | 'rolled-back' | 'rollback-failed' | 'failed' | 'not-started';
-export type DeployStatus = 'deployed' | 'rolled-back' | 'rollback-failed' | 'failed';
+export type DeployStatus = 'deployed' | 'rolled-back' | 'rollback-failed' | 'failed' | 'blocked';
 
 export interface StepRecord {
   readonly id: string;
@@ -56,12 +64,25 @@ export interface DeployResult {
   readonly previousRelease?: string;
   readonly rolledBack: boolean;
   readonly hosts: readonly HostReport[];
+  /** Production's health before anything changed (empty on a first deploy). */
+  readonly preChecks: readonly CheckResult[];
   readonly error?: string;
   readonly startedAt: Date;
   readonly finishedAt: Date;
 }
 
 class StepFailed extends DeployguardError {}
+
+/** Production was unhealthy before the deploy and `require-healthy` is on: nothing was changed. */
+class Blocked extends DeployguardError {
+  constructor(
+    message: string,
+    readonly results: CheckResult[],
+    hint: string
+  ) {
+    super(message, 'pre-deploy', hint);
+  }
+}
 
 function hostContext(run: HostRun, settings: Settings): HostContext {
   return {
@@ -112,6 +133,7 @@ export async function deploy(
     previousRelease: undefined
   }));
   let failure: unknown;
+  let preChecks: CheckResult[] = [];
   try {
     // Connect to every host first: a wrong host key or key is found before any host changes.
     await deps.log.group('Connect to hosts', async () => {
@@ -121,13 +143,17 @@ export async function deploy(
         deps.log.info(`${host.name}: connected (${host.user}@${host.host}:${host.port})`);
       }
     });
+    const facts = new Map<HostRun, HostFacts>();
+    for (const run of runs) facts.set(run, await readFacts(run, layout, deps));
+    preChecks = await preDeployGate(settings, runs, facts, deps);
     for (const run of runs) {
       await deps.log.group(`${run.host.name}: deploy ${settings.releaseId}`, () =>
-        deployHost(settings, layout, artifact, run, deps, token)
+        deployHost(settings, layout, artifact, run, facts.get(run)!, deps, token)
       );
     }
   } catch (err) {
     failure = err;
+    if (err instanceof Blocked) preChecks = err.results;
   }
 
   if (failure === undefined) {
@@ -154,17 +180,20 @@ export async function deploy(
   const status: DeployStatus =
     failure === undefined
       ? 'deployed'
-      : reports.some(r => r.outcome === 'rollback-failed')
-        ? 'rollback-failed'
-        : reports.some(r => r.outcome === 'rolled-back')
-          ? 'rolled-back'
-          : 'failed';
+      : failure instanceof Blocked
+        ? 'blocked'
+        : reports.some(r => r.outcome === 'rollback-failed')
+          ? 'rollback-failed'
+          : reports.some(r => r.outcome === 'rolled-back')
+            ? 'rolled-back'
+            : 'failed';
   return {
     status,
     releaseId: settings.releaseId,
     previousRelease: reports.find(r => r.previousRelease)?.previousRelease,
     rolledBack: reports.some(r => r.outcome === 'rolled-back'),
     hosts: reports,
+    preChecks,
     error: failure === undefined ? undefined : describeError(failure),
     startedAt,
     finishedAt: deps.now()
@@ -176,15 +205,10 @@ async function deployHost(
   layout: ReturnType<typeof layoutFor>,
   artifact: Artifact,
   run: HostRun,
+  facts: HostFacts,
   deps: DeployDeps,
   token: string
 ): Promise<void> {
-  const facts = await runRecorded(run, deps, { id: 'probe', title: 'Read the host state' }, async () => {
-    const r = await run.shell.exec(probe(layout));
-    if (r.code !== 0) throw new StepFailed(`${run.host.name}: ${tail(r.stderr) || 'probe failed'}`, 'deploy');
-    const m = /^current=(.+)$/m.exec(r.stdout);
-    return { previous: m?.[1]?.trim() || undefined };
-  });
   const plan = planHost(settings, layout, facts, { token, now: deps.now(), fileCount: artifact.fileCount });
   run.plan = plan;
   run.report.previousRelease = plan.previousRelease;
@@ -196,6 +220,58 @@ async function deployHost(
     if (step.touchesService) run.serviceTouched = true;
     await runRecorded(run, deps, step, () => runAction(step, run, settings, artifact, deps, token));
   }
+}
+
+/** Read-only: what the host runs now. */
+async function readFacts(
+  run: HostRun,
+  layout: ReturnType<typeof layoutFor>,
+  deps: DeployDeps
+): Promise<HostFacts> {
+  return runRecorded(run, deps, { id: 'probe', title: 'Read the host state' }, async () => {
+    const r = await run.shell.exec(probe(layout));
+    if (r.code !== 0) throw new StepFailed(`${run.host.name}: ${tail(r.stderr) || 'probe failed'}`, 'deploy');
+    const m = /^current=(.+)$/m.exec(r.stdout);
+    return { previous: m?.[1]?.trim() || undefined };
+  });
+}
+
+/**
+ * The checks tagged `pre`, against production as it is, before anything changes. Unhealthy
+ * production blocks the deploy when `require-healthy` is on, and is recorded either way. A first
+ * deploy has no production to check.
+ */
+async function preDeployGate(
+  settings: Settings,
+  runs: readonly HostRun[],
+  facts: ReadonlyMap<HostRun, HostFacts>,
+  deps: DeployDeps
+): Promise<CheckResult[]> {
+  if (!settings.checks.some(c => c.stages.includes('pre'))) return [];
+  const live = runs.filter(r => facts.get(r)?.previous);
+  if (live.length === 0) {
+    deps.log.info('Pre-deploy checks skipped: no release is live yet (first deploy).');
+    return [];
+  }
+  return deps.log.group('Pre-deploy: is production healthy now?', async () => {
+    const results = await deps.runChecks(
+      'pre',
+      live.map(r => hostContext(r, settings))
+    );
+    logChecks(results, deps.log);
+    const failed = results.filter(r => !r.ok);
+    if (failed.length === 0) return results;
+    const what = `production is already unhealthy (${failed.length}/${results.length} pre-deploy checks failed: ${failed.map(f => `${f.name}${f.host ? `@${f.host}` : ''}: ${f.reason}`).join('; ')})`;
+    if (settings.preDeploy.requireHealthy) {
+      throw new Blocked(
+        `Deploy blocked: ${what}. Nothing was changed.`,
+        results,
+        'Fix production first, or set `pre-deploy: { require-healthy: false }` to deploy anyway (for example, when this release is the fix).'
+      );
+    }
+    deps.log.warn(`${what}; deploying anyway (require-healthy is off).`);
+    return results;
+  });
 }
 
 /** Runs one step, timing it and recording the outcome in the host's report and the log. */
@@ -289,21 +365,57 @@ async function runAction(
     }
     case 'await-running':
       return awaitRunning(a.script, run, settings, deps);
-    case 'checks': {
-      const results = await deps.runChecks('post', [hostContext(run, settings)]);
-      run.report.checks = results;
-      logChecks(results, deps.log);
-      const failed = results.filter(r => !r.ok);
-      if (failed.length) {
-        throw new HealthCheckError(
-          `${run.host.name}: ${failed.length}/${results.length} health checks failed: ${failed.map(f => `${f.name}: ${f.reason}`).join('; ')}`,
-          'post-deploy'
-        );
-      }
-      return;
-    }
+    case 'checks':
+      return postDeployChecks(run, settings, deps);
   }
 }
+
+function failedChecks(results: readonly CheckResult[]): string {
+  const failed = results.filter(r => !r.ok);
+  return `${failed.length}/${results.length} health checks failed: ${failed.map(f => `${f.name}: ${f.reason}`).join('; ')}`;
+}
+
+/**
+ * The post-deploy checks, then the same checks again and again through the stability window: a
+ * release that answers at first and crashes 20 s later is caught here, not by the users.
+ */
+async function postDeployChecks(run: HostRun, settings: Settings, deps: DeployDeps): Promise<void> {
+  const host = [hostContext(run, settings)];
+  let results = await deps.runChecks('post', host);
+  run.report.checks = results;
+  logChecks(results, deps.log);
+  if (results.some(r => !r.ok))
+    throw new HealthCheckError(`${run.host.name}: ${failedChecks(results)}`, 'post-deploy');
+  const windowMs = settings.postDeploy.stabilityWindowMs;
+  if (windowMs <= 0 || results.length === 0) return;
+  const until = Date.now() + windowMs;
+  let rounds = 0;
+  deps.log.info(
+    `${run.host.name}: watching the checks for the ${Math.round(windowMs / 1000)} s stability window`
+  );
+  while (Date.now() < until) {
+    if (deps.signal?.aborted)
+      throw new DeployError(`${run.host.name}: cancelled during the stability window`, 'post-deploy');
+    await deps.sleep(Math.min(STABILITY_INTERVAL_MS, Math.max(0, until - Date.now())));
+    results = await deps.runChecks('post', host);
+    rounds++;
+    if (results.some(r => !r.ok)) {
+      run.report.checks = results;
+      logChecks(results, deps.log);
+      const at = Math.round((windowMs - Math.max(0, until - Date.now())) / 1000);
+      throw new HealthCheckError(
+        `${run.host.name}: unstable ${at} s into the stability window: ${failedChecks(results)}`,
+        'post-deploy'
+      );
+    }
+  }
+  deps.log.info(
+    `${run.host.name}: stable for ${Math.round(windowMs / 1000)} s (${rounds + 1} rounds of checks passed)`
+  );
+}
+
+/** How often the checks repeat during the stability window. */
+const STABILITY_INTERVAL_MS = 5000;
 
 function logChecks(results: readonly CheckResult[], log: Logger): void {
   for (const r of results) {

@@ -7,7 +7,8 @@ const STATUS_TEXT: Record<DeployResult['status'], string> = {
   deployed: '✅ deployed',
   'rolled-back': '↩️ failed and rolled back (previous release verified healthy)',
   'rollback-failed': '🔥 failed, and the ROLLBACK FAILED: act now',
-  failed: '❌ failed before the service was touched (nothing changed)'
+  failed: '❌ failed before the service was touched (nothing changed)',
+  blocked: '⛔ blocked: production was already unhealthy (nothing changed)'
 };
 
 function cell(text: string): string {
@@ -17,13 +18,13 @@ function cell(text: string): string {
 function checksTable(title: string, checks: readonly CheckResult[]): string[] {
   if (!checks.length) return [];
   return [
-    `**${title}**`,
+    `**${title}**: ${checks.filter(c => c.ok).length}/${checks.length} checks passed`,
     '',
     '| check | result | attempts | duration | detail |',
     '| --- | --- | --- | --- | --- |',
     ...checks.map(
       c =>
-        `| ${cell(c.name)} | ${c.ok ? '✅ pass' : '❌ fail'} | ${c.attempts} | ${c.durationMs} ms | ${cell(c.reason)} |`
+        `| ${cell(c.host ? `${c.name} @ ${c.host}` : c.name)} | ${c.ok ? '✅ pass' : '❌ fail'} | ${c.attempts} | ${c.durationMs} ms | ${cell(c.reason)} |`
     ),
     ''
   ];
@@ -58,6 +59,7 @@ export function renderSummary(result: DeployResult, environment: string): string
     `**Duration:** ${secs} s`,
     '',
     ...(result.error ? ['```', result.error, '```', ''] : []),
+    ...checksTable('Production before the deploy (pre-deploy checks)', result.preChecks),
     ...result.hosts.flatMap(hostSection)
   ].join('\n');
 }
