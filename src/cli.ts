@@ -1,9 +1,12 @@
-import { readFileSync } from 'node:fs';
-import { checksFor, runChecks } from './checks/runner.js';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { checkNow } from './check.js';
+import { STARTER_CONFIG } from './settings/starter.js';
+import { renderCheckTable } from './report/summary.js';
+import { secrets } from './io/secrets.js';
 import { dryRun, runDeploy } from './deploy.js';
 import { runDemo } from './demo/demo.js';
 import { describeError, ConfigError } from './errors.js';
-import { consoleLogger } from './io/log.js';
+import { consoleLogger, redacting } from './io/log.js';
 import { verdictLine } from './report/summary.js';
 import { configJsonSchema } from './settings/config.js';
 import { loadSettings } from './settings/load.js';
@@ -14,6 +17,7 @@ const USAGE = `deployguard: a deploy gate: verified SSH deploys, health checks, 
 Usage:
   deployguard deploy [--config FILE] [--dry-run] [--json] [--<input> VALUE ...]
   deployguard check  [--config FILE] [--stage pre|post|schedule] [--json]
+  deployguard init   [--config FILE] [--force]   write a commented starter deployguard.yml
   deployguard schema print the JSON Schema of deployguard.yml (for editors)
   deployguard demo   deploy a sample app to a sandbox sshd on loopback: v1, then a broken v2
                      that is rolled back automatically
@@ -30,7 +34,14 @@ interface Parsed {
   readonly flags: Map<string, string>;
 }
 
-const BOOLEAN_FLAGS = new Set(['dry-run', 'json', 'verbose', 'insecure-skip-host-key-check', 'help']);
+const BOOLEAN_FLAGS = new Set([
+  'dry-run',
+  'json',
+  'verbose',
+  'insecure-skip-host-key-check',
+  'help',
+  'force'
+]);
 
 /** `--name value`, `--name=value` and boolean `--name`. */
 export function parseArgs(argv: readonly string[]): Parsed {
@@ -62,7 +73,7 @@ export async function main(
   argv: readonly string[],
   out: NodeJS.WritableStream = process.stdout
 ): Promise<number> {
-  const log = consoleLogger();
+  const log = redacting(consoleLogger());
   try {
     const { command, flags } = parseArgs(argv);
     if (flags.has('help') || command === undefined || command === 'help') {
@@ -80,22 +91,29 @@ export async function main(
     const keyFile = flags.get('ssh-key-file');
     const input = (name: string): string | undefined =>
       name === 'ssh-key' && keyFile ? readFileSync(keyFile, 'utf8') : flags.get(name);
-    const base = { input, env: process.env, cwd: process.cwd(), now: new Date(), onSecret: () => {} };
+    const base = {
+      input,
+      env: process.env,
+      cwd: process.cwd(),
+      now: new Date(),
+      onSecret: (v: string) => secrets.add(v)
+    };
+    const write = (text: string) => out.write(secrets.redact(text) + '\n');
     const json = flags.has('json');
     switch (command) {
       case 'demo':
         return await runDemo(log);
       case 'schema':
-        out.write(JSON.stringify(configJsonSchema(), null, 2) + '\n');
+        write(JSON.stringify(configJsonSchema(), null, 2));
         return 0;
       case 'deploy': {
         const settings = loadSettings(base);
         if (settings.dryRun) {
-          out.write((await dryRun(settings)) + '\n');
+          write(await dryRun(settings));
           return 0;
         }
         const result = await runDeploy(settings, { log });
-        out.write(json ? JSON.stringify(result, null, 2) + '\n' : verdictLine(result) + '\n');
+        write(json ? JSON.stringify(result, null, 2) : verdictLine(result));
         return result.status === 'deployed' ? 0 : 1;
       }
       case 'check': {
@@ -103,24 +121,33 @@ export async function main(
         const stage = (flags.get('stage') ?? 'schedule') as Stage;
         if (!['pre', 'post', 'schedule'].includes(stage))
           throw new ConfigError(`--stage: expected pre, post or schedule, got "${stage}"`);
-        const results = await runChecks(checksFor(settings.checks, stage), stage, {
-          context: { release: settings.releaseId, commit: settings.run.commit }
-        });
+        const results = await checkNow(settings, stage, log);
         const passed = results.filter(r => r.ok).length;
-        if (json) out.write(JSON.stringify({ passed, total: results.length, results }, null, 2) + '\n');
-        else {
-          for (const r of results)
-            out.write(
-              `${r.ok ? 'PASS' : 'FAIL'}  ${r.name}: ${r.reason} (${r.attempts} attempts, ${r.durationMs} ms)\n`
-            );
-          out.write(`${passed}/${results.length} checks passed\n`);
-        }
+        if (json)
+          write(
+            JSON.stringify(
+              { stage, passed, total: results.length, ok: passed === results.length, results },
+              null,
+              2
+            )
+          );
+        else write(renderCheckTable(results));
         return passed === results.length ? 0 : 1;
+      }
+      case 'init': {
+        const path = flags.get('config') ?? 'deployguard.yml';
+        if (existsSync(path) && !flags.has('force'))
+          throw new ConfigError(`${path} exists; not overwriting it`, 'Pass --force to replace it.');
+        writeFileSync(path, STARTER_CONFIG);
+        write(
+          `wrote ${path}: a starter with one check of each kind. Edit it, then run: deployguard check --config ${path}`
+        );
+        return 0;
       }
       default:
         throw new ConfigError(
           `unknown command "${command}"`,
-          'Commands: deploy, check, schema, demo. Run `deployguard --help`.'
+          'Commands: deploy, check, init, schema, demo. Run `deployguard --help`.'
         );
     }
   } catch (err) {

@@ -2,6 +2,7 @@ import * as core from '@actions/core';
 import { dryRun, runDeploy } from './deploy.js';
 import { describeError } from './errors.js';
 import { actionsLogger } from './io/log.js';
+import { secrets } from './io/secrets.js';
 import { renderSummary, verdictLine } from './report/summary.js';
 import { loadSettings } from './settings/load.js';
 import type { Settings } from './settings/types.js';
@@ -39,9 +40,11 @@ export async function run(): Promise<void> {
     core.setOutput('release', result.releaseId);
     core.setOutput('previous-release', result.previousRelease ?? '');
     core.setOutput('rolled-back', String(result.rolledBack));
-    await core.summary.addRaw(renderSummary(result, settings.environment), true).write();
+    // The runner masks its log, not the summary file: redact it ourselves.
+    await core.summary.addRaw(secrets.redact(renderSummary(result, settings.environment)), true).write();
     core.info(verdictLine(result));
-    if (result.status !== 'deployed') core.setFailed(`${verdictLine(result)}\n${result.error ?? ''}`.trim());
+    if (result.status !== 'deployed')
+      core.setFailed(secrets.redact(`${verdictLine(result)}\n${result.error ?? ''}`.trim()));
   } catch (err) {
     core.setOutput('status', 'failed');
     core.setFailed(describeError(err));
@@ -69,4 +72,5 @@ export function maskSecret(value: string): void {
     const l = line.trim();
     if (l.length >= 8 && !/^-----(BEGIN|END) /.test(l)) core.setSecret(l);
   }
+  secrets.add(value);
 }

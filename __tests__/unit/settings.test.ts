@@ -194,3 +194,87 @@ describe('parseSettings', () => {
     expect(e.message).toMatch(/set `status` or `pidfile`/);
   });
 });
+
+describe('check settings', () => {
+  const yaml = (checks: string) => `version: 1\nchecks:\n${checks}`;
+  const masked = (checks: string, env: Record<string, string> = {}) => {
+    const seen: string[] = [];
+    const s = parseSettings({
+      input: () => undefined,
+      env,
+      configText: yaml(checks),
+      now: new Date(),
+      onSecret: v => seen.push(v),
+      purpose: 'check'
+    });
+    return { s, seen };
+  };
+
+  test('header values are expanded from the environment and every one is registered as a secret', () => {
+    const { s, seen } = masked(
+      '  - { name: a, type: http, url: "http://x/h", headers: { Authorization: "Bearer ${TOK}", X-Lit: literal-value } }',
+      {
+        TOK: 'abc123xyz'
+      }
+    );
+    expect(s.checks[0]).toMatchObject({
+      headers: { Authorization: 'Bearer abc123xyz', 'X-Lit': 'literal-value' }
+    });
+    expect(seen).toEqual(expect.arrayContaining(['abc123xyz', 'Bearer abc123xyz', 'literal-value']));
+  });
+
+  test('$$ is a literal dollar; a missing variable is an error naming it', () => {
+    expect(
+      masked('  - { name: a, type: command, run: "true", env: { P: "a$$b" } }').s.checks[0]
+    ).toMatchObject({ env: { P: 'a$b' } });
+    expect(() => masked('  - { name: a, type: command, run: "true", env: { P: "${NOPE}" } }')).toThrow(
+      /checks\[0\]\.env\.P: the environment variable NOPE is not set/
+    );
+  });
+
+  test('a password in a check URL is a secret', () => {
+    expect(masked('  - { name: a, type: http, url: "https://u:p%40ssw0rd@x/h" }').seen).toContain('p@ssw0rd');
+  });
+
+  test('every kind maps to typed settings with its defaults', () => {
+    const { s } = masked(
+      [
+        '  - { name: p, type: process }',
+        '  - { name: l, type: logs }',
+        '  - { name: f, type: file-fresh, path: /srv/x, max-age: 5m }',
+        '  - { name: v, type: version, url: "http://x/v", expect: release }',
+        '  - { name: c, type: command, run: ./check, on: host, backoff: 2, deadline: 1m }'
+      ].join('\n')
+    );
+    expect(s.checks.map(c => c.type)).toEqual(['process', 'logs', 'file-fresh', 'version', 'command']);
+    expect(s.checks[0]).toMatchObject({
+      windowMs: 10_000,
+      retries: 0,
+      intervalMs: 2000,
+      backoff: 1,
+      deadlineMs: 0
+    });
+    expect(s.checks[1]).toMatchObject({
+      source: 'journal',
+      windowMs: 60_000,
+      patterns: expect.arrayContaining(['ERROR'])
+    });
+    expect(s.checks[2]).toMatchObject({ maxAgeMs: 300_000 });
+    expect(s.checks[3]).toMatchObject({ expect: 'release', on: 'local' });
+    expect(s.checks[4]).toMatchObject({ on: 'host', backoff: 2, deadlineMs: 60_000 });
+  });
+
+  test('a version check needs exactly one of url and run; logs from a file need a path; names are unique', () => {
+    expect(() => masked('  - { name: v, type: version }')).toThrow(/exactly one of `url` or `run`/);
+    expect(() => masked('  - { name: l, type: logs, source: file }')).toThrow(/needs `path`/);
+    expect(() =>
+      masked('  - { name: a, type: tcp, host: h, port: 1 }\n  - { name: a, type: tcp, host: h, port: 2 }')
+    ).toThrow(/two checks are named "a"/);
+  });
+
+  test('durations without a unit are refused with a hint', () => {
+    expect(() => masked('  - { name: a, type: tcp, host: h, port: 1, timeout: 5 }')).toThrow(
+      /checks\[0\]\.timeout[\s\S]*add a unit/
+    );
+  });
+});

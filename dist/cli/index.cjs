@@ -54088,7 +54088,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8544:
+/***/ 839:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -54115,105 +54115,1527 @@ function runsOnHost(check) {
         ((check.type === 'command' || check.type === 'version') && check.on === 'host'));
 }
 
-;// CONCATENATED MODULE: ./src/checks/host-probes.ts
-// PLACEHOLDERS (being implemented): checks that run on a host over its SSH connection.
-const todo = async () => ({ ok: false, reason: 'not implemented yet' });
-const hostCommandProbe = (_c, _h) => todo;
-const processProbe = (_c, _h) => todo;
-const logsProbe = (_c, _h) => todo;
-const fileFreshProbe = (_c, _h) => todo;
-const hostVersionProbe = (_c, _x, _h) => todo;
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = require("node:path");
+;// CONCATENATED MODULE: ./src/remote/shell.ts
+/**
+ * The one place that turns values into shell text. Every remote command is built with the `sh`
+ * template below: each interpolated value is quoted as a single literal word, so a service name
+ * like `x; rm -rf /` reaches the host as data. User-written commands (start, before-switch, ...)
+ * are shell by intent and must be wrapped in `userScript()` to be inserted unquoted.
+ */
+/** A piece of shell text that is already safe to splice in unquoted. */
+class Shell {
+    text;
+    constructor(text) {
+        this.text = text;
+    }
+    toString() {
+        return this.text;
+    }
+}
+/** Quote one value as a single POSIX shell word (single quotes; `'` becomes `'\''`). */
+function quote(value) {
+    const s = String(value);
+    if (s.includes('\0'))
+        throw new Error('a NUL byte cannot be passed to a remote shell');
+    if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s))
+        return s;
+    return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+function render(piece) {
+    if (piece instanceof Shell)
+        return piece.text;
+    if (Array.isArray(piece))
+        return piece.map(p => render(p)).join(' ');
+    return quote(piece);
+}
+/** Template tag: literal parts are shell text written in this code base; values are quoted. */
+function sh(strings, ...values) {
+    let out = strings[0] ?? '';
+    values.forEach((v, i) => {
+        out += render(v) + (strings[i + 1] ?? '');
+    });
+    return new Shell(out);
+}
+/** Join several commands into one script, one per line. */
+function lines(...parts) {
+    return new Shell(parts
+        .filter((p) => p instanceof Shell)
+        .map(p => p.text)
+        .join('\n'));
+}
+/**
+ * A command the user wrote (in deployguard.yml or an input). It runs in its own `sh -c` so its
+ * syntax cannot break the script around it, with errexit on so a failing line fails the command.
+ */
+function userScript(command) {
+    return sh `sh -ec ${command}`;
+}
+/**
+ * The full command line sent over SSH: a POSIX `sh` running the script with errexit and nounset,
+ * whatever the login shell of the remote user is.
+ */
+function remoteCommandLine(script) {
+    return `sh -c ${quote(`set -eu\n${script.text}`)}`;
+}
 
+;// CONCATENATED MODULE: ./src/remote/commands.ts
+
+
+/**
+ * Pure builders of every remote script deployguard runs. Nothing here touches a host: each
+ * function returns shell text whose values went through `sh` (quoted), so tests can assert the
+ * exact commands and a dry run can print them.
+ */
+/** Exit code the lock script uses for "held by someone else". */
+const LOCK_BUSY = 75;
+/** Read-only: checks the tools deployguard needs and reports the live release. */
+function probe(layout) {
+    return lines(sh `for tool in tar sha256sum find mv ln readlink; do`, sh `  command -v "$tool" >/dev/null 2>&1 || { echo "missing tool on host: $tool" >&2; exit 3; }`, sh `done`, layout.strategy === 'releases'
+        ? sh `if [ -L ${layout.current} ]; then printf 'current=%s\\n' "$(readlink -- ${layout.current})"; fi`
+        : sh `if [ -d ${layout.current} ]; then printf 'current=%s\\n' ${layout.current}; fi`);
+}
+/**
+ * Takes the lock with an atomic `mkdir`. Prints `acquired`, or `taken-over` followed by the
+ * previous owner when the old lock is older than the TTL, or exits LOCK_BUSY printing the owner.
+ */
+function lockAcquire(layout, owner, ttlSeconds) {
+    const lock = layout.lockDir;
+    const stale = `${lock}.stale`;
+    return lines(sh `mkdir -p -- ${layout.stateDir} ${layout.statusDir}`, sh `if mkdir -- ${lock} 2>/dev/null; then printf '%s\\n' ${owner} > ${lock}/owner; echo acquired; exit 0; fi`, sh `now=$(date +%s); since=$(stat -c %Y -- ${lock} 2>/dev/null || echo "$now"); age=$((now - since))`, sh `if [ "$age" -ge ${ttlSeconds} ]; then`, 
+    // Rename first: only one of two racing takers can move the stale lock away.
+    sh `  rm -rf -- ${stale}; mv -T -- ${lock} ${stale}`, sh `  mkdir -- ${lock}; printf '%s\\n' ${owner} > ${lock}/owner`, sh `  echo taken-over; echo "age=$age"; cat -- ${stale}/owner 2>/dev/null || true; rm -rf -- ${stale}; exit 0`, sh `fi`, sh `echo "age=$age"; cat -- ${lock}/owner 2>/dev/null || true; exit ${LOCK_BUSY}`);
+}
+/** Removes the lock only when it still carries our token, so we never free someone else's. */
+function lockRelease(layout, token) {
+    const lock = layout.lockDir;
+    return sh `if [ -f ${lock}/owner ] && grep -qF -- ${token} ${lock}/owner; then rm -rf -- ${lock}; echo released; fi`;
+}
+/** A fresh, empty staging directory for the upload. */
+function prepareStaging(dir) {
+    return sh `rm -rf -- ${dir}; mkdir -p -- ${dir}`;
+}
+/** Unpacks the tar stream on stdin into the staging directory. */
+function unpack(dir) {
+    return sh `tar -x -f - -C ${dir} --no-same-owner --preserve-permissions --delay-directory-restore`;
+}
+/**
+ * Verifies every file against the manifest on stdin and that the tree holds no file the manifest
+ * does not name. Prints `count=N` on success; mismatches go to stdout as `FILE: FAILED`.
+ */
+function verifyManifest(dir, expectedFiles) {
+    return lines(sh `cd -- ${dir}`, sh `sha256sum -c --quiet --strict -`, sh `count=$(find . -type f | wc -l)`, sh `if [ "$count" -ne ${expectedFiles} ]; then echo "file count $count, expected "${expectedFiles} >&2; exit 4; fi`, sh `echo "count=$count"`);
+}
+/** Moves a verified staging directory to its final name (atomic rename on one filesystem). */
+function promote(from, to) {
+    return lines(sh `if [ -e ${to} ]; then echo "release directory already exists: "${to} >&2; exit 5; fi`, sh `mkdir -p -- ${external_node_path_namespaceObject.posix.dirname(to)}`, sh `mv -T -- ${from} ${to}`);
+}
+/**
+ * Links each shared entry into the release. A missing shared entry is seeded from the release
+ * when it ships one (first deploy), otherwise created empty: a directory for `name/`, a file else.
+ */
+function linkShared(sharedDir, release, entries) {
+    return lines(...entries.flatMap(entry => {
+        const isDir = entry.endsWith('/');
+        const name = entry.replace(/\/+$/, '');
+        const shared = external_node_path_namespaceObject.posix.join(sharedDir, name);
+        const inRelease = external_node_path_namespaceObject.posix.join(release, name);
+        return [
+            sh `if [ ! -e ${shared} ] && [ ! -L ${shared} ]; then`,
+            sh `  mkdir -p -- ${external_node_path_namespaceObject.posix.dirname(shared)}`,
+            sh `  if [ -e ${inRelease} ]; then cp -a -- ${inRelease} ${shared};`,
+            isDir ? sh `  else mkdir -p -- ${shared}; fi` : sh `  else : > ${shared}; fi`,
+            sh `fi`,
+            sh `rm -rf -- ${inRelease}; mkdir -p -- ${external_node_path_namespaceObject.posix.dirname(inRelease)}; ln -s -- ${shared} ${inRelease}`
+        ];
+    }));
+}
+/** Runs the user's `before-switch` command inside the new release, with the release in its env. */
+function beforeSwitch(release, releaseId, command) {
+    return lines(sh `cd -- ${release}`, sh `export DEPLOYGUARD_RELEASE=${releaseId} DEPLOYGUARD_RELEASE_DIR=${release}`, userScript(command));
+}
+/** Points `current` at a release atomically: a new link under a temporary name, then `mv -T`. */
+function switchCurrent(layout, release, releaseId) {
+    const tmp = `${layout.current}.tmp-${releaseId}`;
+    return sh `ln -sfn -- ${release} ${tmp} && mv -T -- ${tmp} ${layout.current}`;
+}
+/** Undo of the first switch on a fresh host: there was no `current` before. */
+function removeCurrent(layout) {
+    return sh `rm -f -- ${layout.current}`;
+}
+/** In-place: a full copy of the live tree, taken before anything replaces it. */
+function backupTree(layout, backup) {
+    return lines(sh `if [ -d ${layout.current} ]; then cp -a -- ${layout.current} ${backup}.partial && mv -T -- ${backup}.partial ${backup}; fi`);
+}
+/** In-place: replace the live tree with the verified new one. */
+function replaceTree(layout, incoming) {
+    const old = `${layout.current}.deployguard-old`;
+    return lines(sh `rm -rf -- ${old}`, sh `if [ -e ${layout.current} ]; then mv -T -- ${layout.current} ${old}; fi`, sh `mv -T -- ${incoming} ${layout.current}`, sh `rm -rf -- ${old}`);
+}
+/** In-place rollback: put the backup copy back (the backup itself stays for a later look). */
+function restoreTree(layout, backup) {
+    if (!backup)
+        return sh `rm -rf -- ${layout.current}`;
+    return lines(sh `rm -rf -- ${layout.current}.deployguard-restore`, sh `cp -a -- ${backup} ${layout.current}.deployguard-restore`, sh `rm -rf -- ${layout.current}`, sh `mv -T -- ${layout.current}.deployguard-restore ${layout.current}`);
+}
+/** Records a release's outcome; pruning reads these to tell good releases from failed ones. */
+function markRelease(layout, releaseId, status, at) {
+    return sh `printf '%s %s\\n' ${status} ${at.toISOString()} > ${external_node_path_namespaceObject.posix.join(layout.statusDir, releaseId)}`;
+}
+/** Lists releases with their recorded status, one `id<TAB>status time` line each. */
+function listReleases(layout) {
+    const dir = layout.strategy === 'releases' ? layout.releasesDir : layout.stateDir;
+    const glob = layout.strategy === 'releases' ? sh `*` : sh `backups/*`;
+    return lines(sh `cd -- ${dir} 2>/dev/null || exit 0`, layout.strategy === 'releases'
+        ? sh `for r in ${glob}; do [ -d "$r" ] || continue; printf '%s\\t' "$r"; cat -- ${layout.statusDir}/"$r" 2>/dev/null || echo unknown; done`
+        : sh `ls -1d -- ${layout.base}.backup-* 2>/dev/null || true`);
+}
+/** Deletes releases or backups by full path. */
+function removePaths(paths) {
+    return paths.length ? sh `rm -rf -- ${paths}` : sh `:`;
+}
+/**
+ * Shell test for "the process in $pid is alive": it exists and is not a zombie. A crashed daemon
+ * whose parent does not reap it still answers `kill -0`, so that alone would call it running.
+ */
+const PID_ALIVE = sh `[ "\${pid:-0}" -gt 0 ] && [ -r "/proc/$pid/stat" ] && [ "$(sed 's/^.*) //' "/proc/$pid/stat" | cut -d' ' -f1)" != Z ]`;
+function serviceCommands(service, layout) {
+    if (service.manager === 'none')
+        return undefined;
+    const workDir = layout.current;
+    if (service.manager === 'systemd') {
+        const sudo = service.sudo ? sh `sudo -n ` : sh ``;
+        const unit = service.name;
+        return {
+            stop: sh `${sudo}systemctl stop -- ${unit}`,
+            start: sh `${sudo}systemctl start -- ${unit}`,
+            status: lines(sh `out=$(${sudo}systemctl show -p ActiveState -p SubState -p MainPID -p NRestarts -- ${unit})`, sh `printf '%s\\n' "$out"`, sh `pid=$(printf '%s\\n' "$out" | sed -n 's/^MainPID=//p')`, sh `if ${PID_ALIVE}; then echo PidAlive=yes; else echo PidAlive=no; fi`),
+            logs: sh `${sudo}journalctl -u ${unit} -n 30 --no-pager -o short-iso 2>&1 || true`
+        };
+    }
+    const pidfile = service.pidfile;
+    const graceTenths = Math.max(1, Math.ceil(service.stopGraceMs / 100));
+    const stop = service.stop
+        ? lines(sh `cd -- ${workDir} 2>/dev/null || cd /`, userScript(service.stop))
+        : pidfile
+            ? lines(sh `pid=$(cat -- ${pidfile} 2>/dev/null || true)`, sh `if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then`, sh `  kill -TERM "$pid"; i=0`, sh `  while kill -0 "$pid" 2>/dev/null && [ "$i" -lt ${graceTenths} ]; do sleep 0.1; i=$((i + 1)); done`, sh `  if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; echo "stopped with SIGKILL after the grace period" >&2; fi`, sh `fi`)
+            : sh `:`;
+    const status = pidfile
+        ? lines(sh `pid=$(cat -- ${pidfile} 2>/dev/null || true)`, sh `if ${PID_ALIVE}; then echo ActiveState=active; echo "MainPID=$pid"; echo PidAlive=yes;`, sh `else echo ActiveState=inactive; echo MainPID=0; echo PidAlive=no; fi`)
+        : lines(sh `if (cd -- ${workDir} && ${userScript(service.status ?? 'false')}) >/dev/null 2>&1; then`, sh `  echo ActiveState=active; echo PidAlive=yes; else echo ActiveState=inactive; echo PidAlive=no; fi`);
+    // The start command's own output goes to a file: a daemon it leaves running must not hold the
+    // SSH channel open, and the file is shown when the start fails.
+    const startLog = external_node_path_namespaceObject.posix.join(layout.stateDir, 'service-start.log');
+    return {
+        stop,
+        start: lines(sh `cd -- ${workDir}`, sh `if ${userScript(service.start)} </dev/null >${startLog} 2>&1; then rc=0; else rc=$?; fi`, sh `cat -- ${startLog} 2>/dev/null || true`, sh `exit "$rc"`),
+        status,
+        logs: sh `tail -n 30 -- ${startLog} 2>/dev/null || true`
+    };
+}
+
+;// CONCATENATED MODULE: ./src/checks/host-probes.ts
+
+
+/*
+ * Checks that run on a host over its open SSH connection. Every probe resolves with ok/reason and
+ * never throws: a failed or unreachable host is a failed check, and its reason says why in one
+ * line (plus, where they explain it, a few lines of output).
+ *
+ * The remote scripts are built with `sh` (values quoted) and `userScript` (commands the user
+ * wrote), like every other remote command. Remote commands inside a probe are each bounded by the
+ * check's `timeout`; probes that watch a window (process, logs) last the window, polling.
+ */
+/** How often window probes look again. */
+const POLL_MS = 2000;
+/** Output lines shown when a command fails; matching log lines shown when a logs check fails. */
+const TAIL_LINES = 10;
+const MATCH_LINES = 5;
+/** Service log lines appended when the process check fails. */
+const SERVICE_LOG_LINES = 3;
+const LINE_WIDTH = 200;
+/** Bytes of a log file read per remote call (a busy log is read in several calls, never skipped). */
+const FILE_CHUNK = 1024 * 1024;
+/** After the window, at most this many extra reads to catch up with a log that grows very fast. */
+const FILE_CATCH_UP_READS = 32;
+/** Environment values shorter than this are not masked in output (masking `1` would mangle it). */
+const MIN_MASKED = 4;
+// ---------------------------------------------------------------------------------------------
+// Plumbing: a failure reason as an exception inside a probe, abortable waits, remote calls
+// ---------------------------------------------------------------------------------------------
+/** Ends a probe with this reason; `guarded` turns it into `{ ok: false, reason }`. */
+class Fail extends Error {
+}
+function guarded(body) {
+    return async (signal) => {
+        if (signal.aborted)
+            return { ok: false, reason: 'cancelled' };
+        try {
+            return await body(signal);
+        }
+        catch (err) {
+            if (signal.aborted)
+                return { ok: false, reason: 'cancelled' };
+            const message = err instanceof Error ? err.message : String(err);
+            return { ok: false, reason: err instanceof Fail ? message : `could not run on the host: ${message}` };
+        }
+    };
+}
+/** Resolves after `ms`, or at once when the signal aborts (the caller then stops). */
+function sleep(ms, signal) {
+    return new Promise(resolve => {
+        if (signal.aborted || ms <= 0)
+            return resolve();
+        const timer = setTimeout(done, ms);
+        function done() {
+            clearTimeout(timer);
+            signal.removeEventListener('abort', done);
+            resolve();
+        }
+        signal.addEventListener('abort', done);
+    });
+}
+async function pause(ms, signal) {
+    await sleep(ms, signal);
+    if (signal.aborted)
+        throw new Fail('cancelled');
+}
+/**
+ * Runs a script and stops waiting when the signal aborts. The remote side cannot be interrupted
+ * from here (the shell interface has no cancel); its timeout still bounds it.
+ */
+function host_probes_exec(shell, script, opts, signal) {
+    if (signal.aborted)
+        return Promise.reject(new Fail('cancelled'));
+    return new Promise((resolve, reject) => {
+        const onAbort = () => reject(new Fail('cancelled'));
+        signal.addEventListener('abort', onAbort, { once: true });
+        shell
+            .exec(script, { timeoutMs: opts.timeoutMs, ...(opts.stdin !== undefined ? { stdin: opts.stdin } : {}) })
+            .then(r => {
+            signal.removeEventListener('abort', onAbort);
+            resolve(r);
+        }, (err) => {
+            signal.removeEventListener('abort', onAbort);
+            reject(err instanceof Error ? err : new Error(String(err)));
+        });
+    });
+}
+function timedOut(r, timeoutMs) {
+    return r.code === 124 && r.stderr.endsWith(`(timed out after ${timeoutMs} ms)`);
+}
+/** A script of our own that must succeed; its failure ends the probe with stderr's last line. */
+async function execOk(host, script, what, timeoutMs, signal) {
+    const r = await host_probes_exec(host.shell, script, { timeoutMs }, signal);
+    if (timedOut(r, timeoutMs))
+        throw new Fail(`${what}: no answer from the host within ${human(timeoutMs)}`);
+    if (r.code !== 0) {
+        const last = lastLines(r.stderr || r.stdout, 1)[0];
+        throw new Fail(`${what} failed on the host (exit ${r.code})${last ? `: ${last}` : ''}`);
+    }
+    return r.stdout;
+}
+// ---------------------------------------------------------------------------------------------
+// Text helpers
+// ---------------------------------------------------------------------------------------------
+function clip(line, width = LINE_WIDTH) {
+    return line.length > width ? `${line.slice(0, width)}…` : line;
+}
+/** The last `n` non-empty lines, each clipped. */
+function lastLines(text, n) {
+    return text
+        .split('\n')
+        .map(l => l.trimEnd())
+        .filter(l => l.trim() !== '')
+        .slice(-n)
+        .map(l => clip(l));
+}
+function indented(list) {
+    return list.map(l => `\n  ${l}`).join('');
+}
+/** A short, flat excerpt of command output for a one-line reason. */
+function excerpt(text, width = 120) {
+    const flat = text.replace(/\s+/g, ' ').trim();
+    return flat ? `"${clip(flat, width)}"` : '(no output)';
+}
+/** "1.5 s", "10 s", "3m 20s", "2h 5m". */
+function human(ms) {
+    if (ms < 1000)
+        return `${Math.max(0, Math.round(ms))} ms`;
+    const s = ms / 1000;
+    if (s < 120)
+        return `${Math.round(s * 10) / 10} s`;
+    const total = Math.round(s);
+    const h = Math.floor(total / 3600);
+    const m = Math.floor((total % 3600) / 60);
+    return h > 0 ? `${h}h ${m}m` : `${m}m ${total % 60}s`;
+}
+/** "a", "a and b", "a, b and c". */
+function joinAnd(parts) {
+    return parts.length <= 1 ? (parts[0] ?? '') : `${parts.slice(0, -1).join(', ')} and ${parts.at(-1)}`;
+}
+function plural(n, word) {
+    return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+/** Masks the values of a command's environment in its output: they may be secrets. */
+function masked(text, env) {
+    const values = Object.values(env)
+        .filter(v => v.length >= MIN_MASKED)
+        .sort((a, b) => b.length - a.length);
+    return values.reduce((t, v) => t.split(v).join('***'), text);
+}
+/** `KEY=value` lines (systemctl show, and the status scripts of `serviceCommands`). */
+function keyValues(out) {
+    const map = new Map();
+    for (const line of out.split('\n')) {
+        const i = line.indexOf('=');
+        if (i > 0 && !map.has(line.slice(0, i)))
+            map.set(line.slice(0, i), line.slice(i + 1).trim());
+    }
+    return map;
+}
+// ---------------------------------------------------------------------------------------------
+// command (on: host) and version (on: host)
+// ---------------------------------------------------------------------------------------------
+/** A user command run from the live release (or `/` before the first deploy), output merged. */
+function userCommand(host, command, withEnv) {
+    return lines(
+    // The environment arrives on stdin, not in the script: a remote command line is visible to
+    // every user of the host in `ps`, and these values may be secrets.
+    withEnv && sh `eval "$(cat)"`, sh `cd -- ${host.layout.current} 2>/dev/null || cd /`, sh `${userScript(command)} </dev/null 2>&1`);
+}
+async function runUserCommand(host, command, env, timeoutMs, signal) {
+    const names = Object.keys(env);
+    const bad = names.find(n => !/^[A-Za-z_][A-Za-z0-9_]*$/.test(n));
+    if (bad !== undefined)
+        throw new Fail(`env name "${clip(bad, 64)}" is not a valid shell variable name`);
+    const exports = lines(...names.map(n => sh `export ${new Shell(n)}=${env[n] ?? ''}`));
+    const r = await host_probes_exec(host.shell, userCommand(host, command, names.length > 0), { timeoutMs, ...(names.length > 0 ? { stdin: `${exports.text}\n` } : {}) }, signal);
+    // stdout holds the command's merged output; stderr only our own shell's complaints.
+    const output = masked(r.stderr.trim() ? `${r.stdout}\n${r.stderr}` : r.stdout, env);
+    return { code: r.code, output, timedOut: timedOut(r, timeoutMs) };
+}
+/**
+ * `command` with `on: host`: runs the check's command on the host with its `env` exported; exit 0
+ * passes. A failure shows the exit code and the last lines of output (environment values masked).
+ */
+function hostCommandProbe(check, host) {
+    return guarded(async (signal) => {
+        const started = Date.now();
+        const r = await runUserCommand(host, check.run, check.env, check.timeoutMs, signal);
+        if (r.code === 0)
+            return { ok: true, reason: `exit 0 in ${human(Date.now() - started)}` };
+        const tail = lastLines(r.output.replace(/\n?\(timed out after \d+ ms\)\s*$/, ''), TAIL_LINES);
+        const head = r.timedOut ? `no result within ${human(check.timeoutMs)}` : `exit ${r.code}`;
+        return { ok: false, reason: tail.length ? `${head}; last lines of output:${indented(tail)}` : head };
+    });
+}
+/**
+ * Whether `output` reports `expected`. A release id must stand on its own (not inside `v10` or
+ * `v1.1` when `v1` is expected); a commit is matched in full or by a prefix of 7+ characters.
+ */
+function reportsVersion(output, expected, kind) {
+    if (!expected)
+        return false;
+    if (kind === 'commit' && /^[0-9a-f]{7,}$/i.test(expected)) {
+        const sha = expected.toLowerCase();
+        return (output.match(/[0-9a-f]+/gi) ?? []).some(run => run.length >= 7 && sha.startsWith(run.toLowerCase()));
+    }
+    for (let i = output.indexOf(expected); i >= 0; i = output.indexOf(expected, i + 1)) {
+        const before = output.slice(Math.max(0, i - 1), i);
+        const after = output.slice(i + expected.length, i + expected.length + 2);
+        if (!/[A-Za-z0-9]$/.test(before) && !/^([A-Za-z0-9]|[._-][A-Za-z0-9])/.test(after))
+            return true;
+    }
+    return false;
+}
+/**
+ * `version` with `run` and `on: host`: the command's output must report the release just
+ * deployed (`expect: release`) or its commit (`expect: commit`, full sha or 7+ characters).
+ */
+function hostVersionProbe(check, ctx, host) {
+    return guarded(async (signal) => {
+        if (!check.run)
+            return { ok: false, reason: 'a version check on a host needs `run`' };
+        const expected = check.expect === 'release' ? ctx.release : ctx.commit;
+        const shown = check.expect === 'release' ? expected : clip(expected, 12);
+        if (!expected)
+            return { ok: false, reason: `no ${check.expect} is known to compare with` };
+        const r = await runUserCommand(host, check.run, {}, check.timeoutMs, signal);
+        const what = `${check.expect} ${shown}`;
+        if (r.timedOut)
+            return { ok: false, reason: `expected ${what}; no result within ${human(check.timeoutMs)}` };
+        if (r.code !== 0) {
+            return {
+                ok: false,
+                reason: `expected ${what}; the command failed (exit ${r.code}): ${excerpt(r.output)}`
+            };
+        }
+        if (reportsVersion(r.output, expected, check.expect))
+            return { ok: true, reason: `reports ${what}` };
+        return { ok: false, reason: `expected ${what}; the command reported ${excerpt(r.output)}` };
+    });
+}
+function parseState(out) {
+    const kv = keyValues(out);
+    const restarts = kv.get('NRestarts');
+    return {
+        active: kv.get('ActiveState') || 'unknown',
+        sub: kv.get('SubState') ?? '',
+        pid: Number(kv.get('MainPID') || 0),
+        ...(restarts ? { restarts: Number(restarts) } : {}),
+        alive: kv.get('PidAlive') === 'yes'
+    };
+}
+/** Why a state at the start of the window is not "running", or undefined when it is. */
+function notRunning(w, s) {
+    if (w.kind === 'status-command')
+        return s.active === 'active' ? undefined : 'the status command fails';
+    if (w.kind === 'pidfile') {
+        return s.alive ? undefined : `no live process in ${w.pidfile}${s.pid ? ` (PID ${s.pid} is gone)` : ''}`;
+    }
+    const sub = s.sub ? ` (${s.sub})` : '';
+    const restarts = s.restarts ? `, NRestarts ${s.restarts}` : '';
+    if (s.active !== 'active')
+        return `${w.unit} is not running: ActiveState ${s.active}${sub}${restarts}`;
+    if (!s.alive) {
+        return s.pid
+            ? `${w.unit} is active but its main PID ${s.pid} is not alive (exited or zombie)${restarts}`
+            : `${w.unit} is active but has no main PID${restarts}`;
+    }
+    return undefined;
+}
+/** What changed since the start of the window, or undefined when nothing did. */
+function changed(w, first, now, elapsedMs) {
+    const within = `within ${human(elapsedMs)}`;
+    if (w.kind === 'status-command') {
+        return now.active === 'active'
+            ? undefined
+            : `the status command fails ${within} (it passed at the start)`;
+    }
+    const parts = [];
+    const who = w.kind === 'pidfile' ? `PID in ${w.pidfile}` : 'main PID';
+    if (now.pid !== first.pid && now.pid !== 0)
+        parts.push(`${who} changed ${first.pid} -> ${now.pid}`);
+    else if (now.pid !== first.pid)
+        parts.push(`${who} ${first.pid} exited`);
+    else if (!now.alive)
+        parts.push(`${who} ${first.pid} is no longer alive (exited or zombie)`);
+    if (now.restarts !== first.restarts)
+        parts.push(`NRestarts ${first.restarts ?? '?'} -> ${now.restarts ?? '?'}`);
+    if (w.kind === 'systemd' && now.active !== 'active') {
+        parts.push(`ActiveState active -> ${now.active}${now.sub ? ` (${now.sub})` : ''}`);
+    }
+    if (parts.length === 0)
+        return undefined;
+    const more = (now.restarts ?? 0) > (first.restarts ?? 0);
+    const verdict = more ? ': crash loop' : now.pid !== first.pid && now.alive ? ': restarted' : '';
+    return `${joinAnd(parts)} ${within}${verdict}`;
+}
+/**
+ * `process`: the service is running at the start (systemd: ActiveState=active and the main PID
+ * alive, not a zombie) and still the same process at the end of the window: same main PID, same
+ * NRestarts. Looks every 2 s and fails at the first change, so a crash loop under Restart=always
+ * that keeps saying "active" is caught. Command services: the pidfile's PID alive and unchanged,
+ * or (without a pidfile) the status command passing at the start and at every look.
+ */
+function processProbe(check, host) {
+    return guarded(async (signal) => {
+        const svc = host.service;
+        const cmds = serviceCommands(svc, host.layout);
+        if (svc.manager === 'none' || !cmds) {
+            return {
+                ok: false,
+                reason: 'service manager is none, so there is no process to check: configure `service` or drop this check'
+            };
+        }
+        let watched;
+        if (svc.manager === 'systemd')
+            watched = { kind: 'systemd', unit: svc.name };
+        else if (svc.pidfile)
+            watched = { kind: 'pidfile', pidfile: svc.pidfile };
+        else if (svc.status)
+            watched = { kind: 'status-command' };
+        else {
+            return {
+                ok: false,
+                reason: 'the command service has neither `pidfile` nor `status`, so there is no process to check'
+            };
+        }
+        const status = async () => parseState(await execOk(host, cmds.status, 'service status', check.timeoutMs, signal));
+        const withLogs = async (reason) => {
+            const r = await host_probes_exec(host.shell, cmds.logs, { timeoutMs: check.timeoutMs }, signal).catch(() => undefined);
+            const tail = r && r.code === 0 ? lastLines(r.stdout, SERVICE_LOG_LINES) : [];
+            return { ok: false, reason: tail.length ? `${reason}; last log lines:${indented(tail)}` : reason };
+        };
+        const started = Date.now();
+        const first = await status();
+        const down = notRunning(watched, first);
+        if (down)
+            return withLogs(down);
+        const end = started + check.windowMs;
+        while (Date.now() < end) {
+            await pause(Math.min(POLL_MS, end - Date.now()), signal);
+            const change = changed(watched, first, await status(), Date.now() - started);
+            if (change)
+                return withLogs(change);
+        }
+        const window = human(check.windowMs);
+        if (watched.kind === 'status-command')
+            return { ok: true, reason: `status command passed for ${window}` };
+        const restarts = watched.kind === 'systemd' ? ' with no restarts' : '';
+        return {
+            ok: true,
+            reason: `${watched.kind === 'systemd' ? 'main ' : ''}PID ${first.pid} stayed up for ${window}${restarts}`
+        };
+    });
+}
+// ---------------------------------------------------------------------------------------------
+// logs
+// ---------------------------------------------------------------------------------------------
+/** Finds error lines: any pattern, none of the ignores (plain, case-sensitive substrings). */
+function matcher(check) {
+    return line => check.patterns.some(p => line.includes(p)) && !check.ignore.some(i => line.includes(i));
+}
+function errorReport(source, found, when) {
+    const shown = found.slice(0, MATCH_LINES).map(l => clip(l.trim()));
+    const more = found.length > MATCH_LINES ? [`… and ${found.length - MATCH_LINES} more`] : [];
+    return `${source} logged ${plural(found.length, 'error line')} ${when}:${indented([...shown, ...more])}`;
+}
+const sudoFor = (svc) => svc.manager === 'systemd' && svc.sudo ? sh `sudo -n ` : sh ``;
+const JOURNAL_MARK = '@@deployguard-journal@@';
+const INVOCATION_ID = /^[0-9a-f]{32}$/;
+/** `Thu 2026-11-26 13:36:16 UTC` (systemctl show under TZ=UTC) as epoch seconds. */
+function utcSeconds(stamp) {
+    const m = /(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d) (?:UTC|GMT)$/.exec(stamp ?? '');
+    if (!m)
+        return undefined;
+    const [y, mo, d, h, mi, s] = m.slice(1).map(Number);
+    return Date.UTC(y, mo - 1, d, h, mi, s) / 1000;
+}
+/**
+ * One look at the journal: the unit's state and the log lines of its invocations (the current
+ * one, plus those seen earlier in this probe) after the cursor of the previous look.
+ */
+function journalScript(svc, ids, cursor) {
+    const sudo = sudoFor(svc);
+    const known = ids.map(id => `_SYSTEMD_INVOCATION_ID=${id}`);
+    return lines(
+    // UTC so the timestamps parse the same whatever the host's zone (sudo keeps a sane TZ).
+    sh `export TZ=UTC LC_ALL=C`, sh `out=$(${sudo}systemctl show -p LoadState -p ActiveState -p InvocationID -p ActiveEnterTimestamp -p ExecMainStartTimestamp -- ${svc.name})`, sh `printf '%s\\n' "$out"`, sh `echo "HostNow=$(date +%s)"`, sh `id=$(printf '%s\\n' "$out" | sed -n 's/^InvocationID=//p')`, sh `echo ${JOURNAL_MARK}`, sh `if [ -n "$id" ]; then`, sh `  if ${sudo}journalctl --no-pager -o cat --show-cursor "_SYSTEMD_INVOCATION_ID=$id" ${known} ${cursor ? sh `--after-cursor=${cursor}` : sh ``}; then :; else echo "journalctl-exit=$?" >&2; fi`, sh `fi`);
+}
+async function journalSource(check, host, signal) {
+    const svc = host.service;
+    if (svc.manager !== 'systemd') {
+        throw new Fail(`the journal belongs to systemd units and the service manager is ${svc.manager}: use \`source: file\` with \`path\``);
+    }
+    const ids = [];
+    let cursor;
+    const look = async () => {
+        const r = await host_probes_exec(host.shell, journalScript(svc, ids, cursor), { timeoutMs: check.timeoutMs }, signal);
+        if (timedOut(r, check.timeoutMs))
+            throw new Fail(`no answer from the host within ${human(check.timeoutMs)}`);
+        const at = r.stdout.indexOf(`${JOURNAL_MARK}\n`);
+        if (r.code !== 0 || at < 0) {
+            throw new Fail(`reading the journal failed (exit ${r.code}): ${lastLines(r.stderr, 1)[0] ?? 'no output'}`);
+        }
+        const kv = keyValues(r.stdout.slice(0, at));
+        if (kv.get('LoadState') === 'not-found')
+            throw new Fail(`unit ${svc.name} is not known on the host`);
+        const id = kv.get('InvocationID') ?? '';
+        if (!INVOCATION_ID.test(id))
+            throw new Fail(`${svc.name} has not been started: no run to read logs of`);
+        const stderr = r.stderr.trim();
+        if (/insufficient permissions|not seeing messages from other users/.test(stderr)) {
+            throw new Fail(`this user may not read the journal of ${svc.name}: add it to the systemd-journal group, or set \`sudo: true\` on the service`);
+        }
+        // journalctl exits 1, silently, when nothing matches; anything else is a real failure.
+        if (stderr && stderr !== 'journalctl-exit=1')
+            throw new Fail(`reading the journal failed: ${lastLines(stderr, 1)[0]}`);
+        const text = r.stdout.slice(at + JOURNAL_MARK.length + 1).replace(/\n$/, '');
+        const all = text ? text.split('\n') : [];
+        const last = all.at(-1);
+        const read = last?.startsWith('-- cursor: ') ? all.slice(0, -1) : all;
+        if (last?.startsWith('-- cursor: '))
+            cursor = last.slice('-- cursor: '.length);
+        else if (all.length > 0) {
+            throw new Fail(`too much log output to scan in one look (over 4 MiB in ${human(POLL_MS)})`);
+        }
+        if (!ids.includes(id))
+            ids.push(id);
+        return { kv, lines: read.filter(l => l !== '-- No entries --') };
+    };
+    const probeStart = Date.now();
+    const first = await look();
+    const hostNow = Number(first.kv.get('HostNow'));
+    const since = utcSeconds(first.kv.get('ActiveEnterTimestamp')) ?? utcSeconds(first.kv.get('ExecMainStartTimestamp'));
+    // Both ends of "since start" come from the host's clock; without a start time, the window
+    // counts from now (never shorter than asked).
+    const ageMs = since !== undefined && Number.isFinite(hostNow) ? Math.max(0, (hostNow - since) * 1000) : 0;
+    const end = probeStart + Math.max(0, check.windowMs - ageMs);
+    let pending = first.lines;
+    const source = `${svc.name}`;
+    return {
+        name: source,
+        end,
+        async read() {
+            if (pending) {
+                const out = pending;
+                pending = undefined;
+                return { lines: out };
+            }
+            return { lines: (await look()).lines };
+        },
+        when: () => `within ${human(ageMs + Date.now() - probeStart)} of its start`,
+        passed: n => ageMs >= check.windowMs
+            ? `no error lines in ${plural(n, 'line')} ${source} logged since its start ${human(ageMs)} ago`
+            : `no error lines in ${plural(n, 'line')} ${source} logged in the ${human(check.windowMs)} after its start`
+    };
+}
+async function fileSource(check, host, signal) {
+    const path = check.path;
+    if (!path)
+        throw new Fail('a logs check with `source: file` needs `path`');
+    const MARK = '@@deployguard-log@@';
+    let partial = '';
+    const look = async (from) => {
+        const script = lines(sh `s=$(stat -L -c %s -- ${path} 2>/dev/null) || s=missing`, sh `echo "size=$s"`, sh `case $s in missing) exit 0;; esac`, sh `off=${from}; if [ "$s" -lt "$off" ]; then off=0; fi`, sh `n=$((s - off)); if [ "$n" -gt ${FILE_CHUNK} ]; then n=${FILE_CHUNK}; fi`, sh `echo "offset=$off"; echo "bytes=$n"; echo ${MARK}`, sh `if [ "$n" -gt 0 ]; then tail -c +$((off + 1)) -- ${path} | head -c "$n"; fi`);
+        const out = await execOk(host, script, `reading ${path}`, check.timeoutMs, signal);
+        const at = out.indexOf(`${MARK}\n`);
+        const kv = keyValues(at < 0 ? out : out.slice(0, at));
+        const size = kv.get('size');
+        if (size === 'missing' || at < 0)
+            return { size: -1, offset: 0, bytes: 0, text: '' };
+        return {
+            size: Number(size),
+            offset: Number(kv.get('offset')),
+            bytes: Number(kv.get('bytes')),
+            text: out.slice(at + MARK.length + 1)
+        };
+    };
+    const probeStart = Date.now();
+    // Only what is written from now on counts: a missing file counts from its first byte.
+    const start = await look(Number.MAX_SAFE_INTEGER);
+    let offset = Math.max(0, start.size);
+    return {
+        name: path,
+        end: probeStart + check.windowMs,
+        async read() {
+            const r = await look(offset);
+            if (r.size < 0)
+                return { lines: [] };
+            // Shrunk: truncated or rotated, and the new file is read from its start.
+            if (r.offset !== offset)
+                partial = '';
+            offset = r.offset + r.bytes;
+            const text = partial + r.text;
+            const cut = text.lastIndexOf('\n');
+            partial = text.slice(cut + 1);
+            const done = text
+                .slice(0, cut + 1)
+                .split('\n')
+                .slice(0, -1);
+            const behind = offset < r.size;
+            return { lines: done, behind };
+        },
+        when: () => `within ${human(Date.now() - probeStart)}`,
+        passed: n => `no error lines in ${plural(n, 'line')} written to ${path} in ${human(check.windowMs)}`,
+        flush: () => partial
+    };
+}
+/**
+ * `logs`: no error line during the window. `journal` (systemd): the log lines of the unit's
+ * current invocation (InvocationID; a restart starts a new one, so errors of a previous run do
+ * not count), looked at every 2 s until the window has passed since the service started
+ * (ActiveEnterTimestamp on the host's clock; once if it has passed already). `file`: lines
+ * appended to `path` after the probe started, for the window. Fails at the first look that finds
+ * a line containing any of `patterns` and none of `ignore`, showing the first 5 such lines.
+ */
+function logsProbe(check, host) {
+    return guarded(async (signal) => {
+        const isError = matcher(check);
+        const src = check.source === 'file'
+            ? await fileSource(check, host, signal)
+            : await journalSource(check, host, signal);
+        let read = 0;
+        let extra = 0;
+        for (;;) {
+            const chunk = await src.read(signal);
+            const over = Date.now() >= src.end;
+            const last = over && !chunk.behind ? (src.flush?.() ?? '') : '';
+            const got = last ? [...chunk.lines, last] : chunk.lines;
+            read += got.length;
+            const found = got.filter(isError);
+            if (found.length > 0)
+                return { ok: false, reason: errorReport(src.name, found, src.when()) };
+            if (chunk.behind) {
+                if (over && ++extra > FILE_CATCH_UP_READS) {
+                    return {
+                        ok: false,
+                        reason: `${src.name} grows faster than it can be read; stopped scanning after the window`
+                    };
+                }
+                if (signal.aborted)
+                    throw new Fail('cancelled');
+                continue;
+            }
+            if (over)
+                return { ok: true, reason: src.passed(read) };
+            await pause(Math.min(POLL_MS, src.end - Date.now()), signal);
+        }
+    });
+}
+// ---------------------------------------------------------------------------------------------
+// file-fresh
+// ---------------------------------------------------------------------------------------------
+/**
+ * `file-fresh`: the file's modification time (`stat -L -c %Y`) against the host's own clock
+ * (`date +%s` in the same script, so the runner's clock does not matter). Whole seconds.
+ */
+function fileFreshProbe(check, host) {
+    return guarded(async (signal) => {
+        const script = lines(sh `now=$(date +%s)`, sh `if m=$(stat -L -c %Y -- ${check.path} 2>&1); then echo "mtime=$m"; elif [ -e ${check.path} ] || [ -L ${check.path} ]; then echo "error=$m"; else echo missing; fi`, sh `echo "now=$now"`);
+        const kv = keyValues(await execOk(host, script, `stat ${check.path}`, check.timeoutMs, signal));
+        if (!kv.has('mtime') && !kv.has('error'))
+            return { ok: false, reason: `${check.path} does not exist on the host` };
+        const error = kv.get('error');
+        if (error !== undefined)
+            return { ok: false, reason: `cannot stat ${check.path}: ${clip(error.replace(/^stat: /, ''), 120)}` };
+        const ageMs = (Number(kv.get('now')) - Number(kv.get('mtime'))) * 1000;
+        if (!Number.isFinite(ageMs))
+            return { ok: false, reason: `could not read the age of ${check.path}` };
+        const limit = `(limit ${human(check.maxAgeMs)})`;
+        if (ageMs < 0)
+            return { ok: true, reason: `modified ${human(-ageMs)} in the future by the host's clock ${limit}` };
+        if (ageMs > check.maxAgeMs)
+            return { ok: false, reason: `modified ${human(ageMs)} ago ${limit}` };
+        return { ok: true, reason: `modified ${human(ageMs)} ago ${limit}` };
+    });
+}
+
+;// CONCATENATED MODULE: external "node:child_process"
+const external_node_child_process_namespaceObject = require("node:child_process");
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __nccwpck_require__(7598);
 // EXTERNAL MODULE: external "node:http"
 var external_node_http_ = __nccwpck_require__(7067);
 ;// CONCATENATED MODULE: external "node:https"
 const external_node_https_namespaceObject = require("node:https");
 // EXTERNAL MODULE: external "node:net"
 var external_node_net_ = __nccwpck_require__(7030);
+// EXTERNAL MODULE: external "node:tls"
+var external_node_tls_ = __nccwpck_require__(1692);
 ;// CONCATENATED MODULE: ./src/checks/probes.ts
 
 
 
-const MAX_BODY = 64 * 1024;
+
+
+
+
+
+/** How much of a response body is kept for matching (the rest is read and dropped). */
+const MAX_BODY = 1024 * 1024;
+/** How much of a command's combined output is kept (its tail). */
+const MAX_OUTPUT = 64 * 1024;
+/** Lines of a failed command's output shown in the reason. */
+const probes_TAIL_LINES = 10;
+/** Length of body and output snippets in reasons. */
+const SNIPPET = 120;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+/** Certificate verification failures, which get a reason that says so (and how to fix it). */
+const TLS_TRUST_CODES = new Set([
+    'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+    'UNABLE_TO_GET_ISSUER_CERT',
+    'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+    'SELF_SIGNED_CERT_IN_CHAIN',
+    'DEPTH_ZERO_SELF_SIGNED_CERT',
+    'CERT_UNTRUSTED',
+    'CERT_REJECTED',
+    'CERT_SIGNATURE_FAILURE',
+    'CERT_HAS_EXPIRED',
+    'CERT_NOT_YET_VALID',
+    'CERT_CHAIN_TOO_LONG',
+    'INVALID_CA',
+    'ERR_TLS_CERT_ALTNAME_INVALID'
+]);
+const fail = (reason) => ({ ok: false, reason });
+const pass = (reason) => ({ ok: true, reason });
 /**
- * An HTTP request whose status and body are compared with what the check expects. Every attempt
- * uses a new connection: a pooled keep-alive socket may still point at the process a restart or
- * rollback just replaced, and would fail (or pass) for the wrong reason.
+ * A URL fit for a reason or a log line: `user:password@` becomes `***@`, every query value becomes
+ * `***` (tokens travel in query strings), and the fragment is dropped. Not a URL: a placeholder,
+ * never the text itself (it may be a credential-bearing URL that merely failed to parse).
+ */
+function safeUrl(url) {
+    let u;
+    try {
+        u = new URL(String(url));
+    }
+    catch {
+        return '(not a valid URL)';
+    }
+    if (u.username || u.password) {
+        u.username = '***';
+        u.password = '';
+    }
+    const query = u.search.slice(1);
+    u.search = '';
+    u.hash = '';
+    if (!query)
+        return u.href;
+    const masked = query
+        .split('&')
+        .map(part => {
+        const eq = part.indexOf('=');
+        // A bare `?token` may itself be the secret.
+        return eq < 0 ? (part ? '***' : part) : `${part.slice(0, eq)}=***`;
+    })
+        .join('&');
+    return `${u.href}?${masked}`;
+}
+/** Replaces every occurrence of each value with `***`, longest first (so no secret is half-masked). */
+function redactor(values) {
+    const list = [...new Set([...values].filter(v => v.length > 0))].sort((a, b) => b.length - a.length);
+    return text => list.reduce((t, v) => t.split(v).join('***'), text);
+}
+/** Redacted first (truncation could cut a secret in half), then flattened and truncated. */
+function snippet(text, redact = t => t, max = SNIPPET) {
+    const flat = redact(text).replace(/\s+/g, ' ').trim();
+    return flat.length > max ? `${flat.slice(0, max)}…` : flat || '(empty)';
+}
+/** The last `lines` lines of a command's output, redacted, each line cut to a sane width. */
+function tailLines(text, redact, lines = probes_TAIL_LINES) {
+    const all = redact(text).replace(/\r\n?/g, '\n').trimEnd().split('\n');
+    return all
+        .slice(-lines)
+        .map(l => (l.length > 200 ? `${l.slice(0, 200)}…` : l))
+        .join('\n');
+}
+function errorCode(err) {
+    const e = err;
+    if (e?.code)
+        return e.code;
+    // Happy-eyeballs connects (autoSelectFamily) fail with an AggregateError of the per-address errors.
+    if (err instanceof AggregateError)
+        return err.errors[0]?.code;
+    return undefined;
+}
+function errorText(err) {
+    const code = errorCode(err);
+    const message = err instanceof Error ? err.message : String(err);
+    if (!code)
+        return message || 'unknown error';
+    return message && !message.includes(code) ? `${code}: ${message}` : message || code;
+}
+// ---------------------------------------------------------------------------------------------
+// HTTP
+/** Header values are credentials more often than not: each one, and the credential part of an
+ * `Authorization: <scheme> <credentials>`-shaped value (also decoded, for Basic), is secret. */
+function headerSecrets(headers) {
+    const out = [];
+    for (const raw of Object.values(headers)) {
+        const v = raw.trim();
+        out.push(raw, v);
+        const m = /^[A-Za-z][\w.+-]*\s+(\S.*)$/.exec(v);
+        if (!m?.[1])
+            continue;
+        out.push(m[1]);
+        if (/^basic\s/i.test(v)) {
+            const decoded = Buffer.from(m[1], 'base64').toString('utf8');
+            const colon = decoded.indexOf(':');
+            if (colon > 0 && /^[\x20-\x7e]+$/.test(decoded))
+                out.push(decoded, decoded.slice(colon + 1));
+        }
+    }
+    return out.filter(s => s.length > 0);
+}
+/** Values in the configured URL that safeUrl hides, so an echo of them in a body is hidden too. */
+function urlSecrets(url) {
+    if (!url)
+        return [];
+    const out = [url.password, safeDecode(url.password)];
+    for (const [, v] of url.searchParams)
+        out.push(v);
+    for (const part of url.search.slice(1).split('&'))
+        out.push(part.slice(part.indexOf('=') + 1));
+    // Short values (`?v=1`, `?debug=true`) are not secrets, and masking them would mangle reasons.
+    return out.filter(s => s.length >= 4);
+}
+function safeDecode(s) {
+    try {
+        return decodeURIComponent(s);
+    }
+    catch {
+        return s;
+    }
+}
+/** Reads `caFile` once: PEM certificates added to (not replacing) the trusted roots. */
+function loadCa(caFile) {
+    const path = (0,external_node_path_namespaceObject.resolve)(process.cwd(), caFile);
+    let pem;
+    try {
+        pem = (0,external_node_fs_namespaceObject.readFileSync)(path, 'utf8');
+    }
+    catch (err) {
+        return { error: `ca-file ${caFile} cannot be read (${errorCode(err) ?? errorText(err)})` };
+    }
+    const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+    if (blocks.length === 0)
+        return { error: `ca-file ${caFile} holds no PEM certificate` };
+    for (const block of blocks) {
+        try {
+            new external_node_crypto_.X509Certificate(block);
+        }
+        catch (err) {
+            return { error: `ca-file ${caFile} holds a certificate that does not parse (${errorText(err)})` };
+        }
+    }
+    // Node's `ca` option replaces the default trust store: keep the bundled roots so public
+    // endpoints still verify, and add the file's CAs on top.
+    return { ca: [...external_node_tls_.rootCertificates, ...blocks] };
+}
+/** A failed exchange; its message is (part of) the reason. */
+class ExchangeFailed extends Error {
+}
+/** One request and its response on a new connection (see httpProbe for why never a pooled one). */
+function exchange(x) {
+    return new Promise((resolve, reject) => {
+        if (x.stop.aborted)
+            return reject(new ExchangeFailed('stopped'));
+        let req;
+        let settled = false;
+        const finish = (settle) => {
+            if (settled)
+                return;
+            settled = true;
+            x.stop.removeEventListener('abort', onStop);
+            req?.destroy();
+            settle();
+        };
+        const onStop = () => finish(() => reject(new ExchangeFailed('stopped')));
+        const send = x.url.protocol === 'https:' ? external_node_https_namespaceObject.request : external_node_http_.request;
+        try {
+            req = send(x.url, {
+                method: x.method,
+                headers: x.headers,
+                agent: false,
+                ...(x.url.protocol === 'https:' ? x.tls : {})
+            }, res => {
+                const status = res.statusCode ?? 0;
+                const location = typeof res.headers.location === 'string' ? res.headers.location : undefined;
+                if (x.skipBody(status, location)) {
+                    finish(() => resolve({ status, location, body: '', truncated: false }));
+                    return;
+                }
+                x.onBody();
+                const chunks = [];
+                let kept = 0;
+                let truncated = false;
+                res.on('data', (c) => {
+                    if (kept < MAX_BODY) {
+                        chunks.push(c);
+                        kept += c.length;
+                    }
+                    else
+                        truncated = true;
+                });
+                res.on('end', () => {
+                    const body = Buffer.concat(chunks).subarray(0, MAX_BODY);
+                    finish(() => resolve({
+                        status,
+                        location,
+                        body: body.toString('utf8'),
+                        truncated: truncated || kept > MAX_BODY
+                    }));
+                });
+                const cut = () => finish(() => reject(new ExchangeFailed(`HTTP ${status}, but the connection closed before the body was complete`)));
+                res.on('error', cut);
+                res.on('close', () => {
+                    if (!res.complete)
+                        cut();
+                });
+            });
+        }
+        catch (err) {
+            // Bad header names or values are refused synchronously (the message names the header, not its value).
+            return finish(() => reject(new ExchangeFailed(`request not sent: ${errorText(err)}`)));
+        }
+        x.stop.addEventListener('abort', onStop);
+        req.on('error', err => finish(() => reject(new ExchangeFailed(describeRequestError(err, x.url)))));
+        req.end();
+    });
+}
+function describeRequestError(err, url) {
+    const code = errorCode(err);
+    if (code && TLS_TRUST_CODES.has(code)) {
+        return (`TLS certificate of ${safeUrl(url)} not trusted: ${errorText(err)}. ` +
+            'If it is signed by a private CA, set ca-file to that CA (PEM)');
+    }
+    return `request to ${safeUrl(url)} failed: ${errorText(err)}`;
+}
+/** Walks a dot path (`checks.db.status`; numeric parts index arrays). */
+function jsonAt(value, path) {
+    let cur = value;
+    for (const key of path.split('.')) {
+        if (Array.isArray(cur) && /^\d+$/.test(key) && Number(key) < cur.length)
+            cur = cur[Number(key)];
+        else if (cur !== null && typeof cur === 'object' && !Array.isArray(cur) && Object.hasOwn(cur, key))
+            cur = cur[key];
+        else
+            return { found: false };
+    }
+    return { found: true, value: cur };
+}
+/** A Location header resolved against the URL that sent it (relative Locations are common). */
+function resolveLocation(location, base) {
+    if (location === undefined)
+        return undefined;
+    try {
+        return new URL(location, base);
+    }
+    catch {
+        return undefined;
+    }
+}
+/**
+ * An HTTP request whose status, body and latency are compared with what the check expects.
+ * Every attempt uses a new connection: a pooled keep-alive socket may still point at the process a
+ * restart or rollback just replaced, and would fail (or pass) for the wrong reason.
+ * `timeoutMs` bounds the whole attempt: connect, redirects, headers and the full body;
+ * `maxLatencyMs` is compared with the same span, measured.
  */
 function httpProbe(check) {
+    // Everything that can be wrong with the settings themselves is found once, here, and reported
+    // as a failed check on every attempt (never a crash).
+    let origin;
+    let setupError;
+    try {
+        origin = new URL(check.url);
+        if (origin.protocol !== 'http:' && origin.protocol !== 'https:')
+            setupError = `url ${safeUrl(origin)} is not http(s)`;
+    }
+    catch {
+        setupError = 'url is not a valid URL';
+    }
+    let matcher;
+    if (check.bodyMatches !== undefined && !setupError) {
+        try {
+            matcher = new RegExp(check.bodyMatches);
+        }
+        catch (err) {
+            setupError = `body-matches is not a valid regular expression: ${errorText(err)}`;
+        }
+    }
+    let tls = { rejectUnauthorized: !check.insecureTls };
+    if (check.caFile !== undefined && !setupError) {
+        const loaded = loadCa(check.caFile);
+        if ('error' in loaded)
+            setupError = loaded.error;
+        else
+            tls = { ...tls, ca: loaded.ca };
+    }
+    const headerValues = headerSecrets(check.headers);
+    // Server-originated text (bodies, Locations, error messages) is masked with every header value
+    // and the URL's credentials; the finished reason once more with everything of 4+ characters
+    // (shorter header values, like `1`, would otherwise turn "HTTP 500" into "HTTP 5***0").
+    const maskServer = redactor([...headerValues, ...urlSecrets(origin)]);
+    const maskReason = redactor([...headerValues, ...urlSecrets(origin)].filter(s => s.length >= 4));
+    const configured = { ...check.headers };
+    const hasUserAgent = Object.keys(check.headers).some(k => k.toLowerCase() === 'user-agent');
+    const withHeaders = hasUserAgent
+        ? configured
+        : { 'user-agent': 'deployguard', ...configured };
+    const withoutHeaders = { 'user-agent': 'deployguard' };
+    const judge = (a, ms, at, hops) => {
+        const where = hops > 0 ? ` at ${safeUrl(at)} (after ${hops} redirect${hops === 1 ? '' : 's'})` : '';
+        const body = () => snippet(a.body, maskServer);
+        if (!check.expectStatus.includes(a.status)) {
+            const to = REDIRECT_STATUSES.has(a.status) ? resolveLocation(a.location, at) : undefined;
+            const redirect = to
+                ? ` (a redirect to ${maskServer(safeUrl(to))}; follow-redirects is ${check.followRedirects})`
+                : '';
+            return fail(`HTTP ${a.status}${where}${redirect}, expected ${check.expectStatus.join(' or ')}; body: ${body()}`);
+        }
+        if (check.maxLatencyMs !== undefined && ms > check.maxLatencyMs) {
+            return fail(`HTTP ${a.status}${where} in ${ms} ms, over the max-latency of ${check.maxLatencyMs} ms`);
+        }
+        const searched = a.truncated ? ` (first ${MAX_BODY / 1024} KiB searched)` : '';
+        if (check.bodyContains !== undefined && !a.body.includes(check.bodyContains)) {
+            return fail(`HTTP ${a.status}${where} but the body lacks "${check.bodyContains}"${searched}: ${body()}`);
+        }
+        if (matcher && !matcher.test(a.body)) {
+            return fail(`HTTP ${a.status}${where} but the body does not match /${check.bodyMatches}/${searched}: ${body()}`);
+        }
+        if (check.json) {
+            let doc;
+            try {
+                doc = JSON.parse(a.body);
+            }
+            catch {
+                return fail(`HTTP ${a.status}${where} but the body is not JSON: ${body()}`);
+            }
+            const want = JSON.stringify(check.json.equals);
+            const got = jsonAt(doc, check.json.path);
+            if (!got.found) {
+                return fail(`JSON field ${check.json.path} is missing, expected ${want}; body: ${body()}`);
+            }
+            if (got.value !== check.json.equals) {
+                const shown = snippet(JSON.stringify(got.value) ?? String(got.value), maskServer, 60);
+                return fail(`JSON field ${check.json.path} is ${shown}, expected ${want}`);
+            }
+        }
+        return pass(`HTTP ${a.status}${where} in ${ms} ms`);
+    };
+    const attempt = async (signal, start) => {
+        const started = Date.now();
+        const stop = new AbortController();
+        let timedOut = false;
+        // Written from the exchange's callback, read when a timeout hits: what was being waited for.
+        const progress = { phase: 'response' };
+        let url = start;
+        const timer = setTimeout(() => {
+            timedOut = true;
+            stop.abort();
+        }, check.timeoutMs);
+        const onAbort = () => stop.abort();
+        signal.addEventListener('abort', onAbort);
+        if (signal.aborted)
+            stop.abort();
+        try {
+            let method = check.method;
+            let hops = 0;
+            const follows = (status, location) => check.followRedirects > 0 && REDIRECT_STATUSES.has(status) && location !== undefined;
+            for (;;) {
+                progress.phase = 'response';
+                // The configured headers (tokens, cookies, Host) are meant for the service the check
+                // names. A redirect, which the server (or whoever controls an open redirect on it)
+                // chooses, must never carry them to another origin: only the original origin gets them,
+                // as browsers and curl do with Authorization.
+                const headers = url.origin === start.origin ? withHeaders : withoutHeaders;
+                const answer = await exchange({
+                    url,
+                    method,
+                    headers,
+                    tls,
+                    skipBody: follows,
+                    stop: stop.signal,
+                    onBody: () => {
+                        progress.phase = 'body';
+                    }
+                });
+                if (!follows(answer.status, answer.location)) {
+                    return judge(answer, Date.now() - started, url, hops);
+                }
+                const next = resolveLocation(answer.location, url);
+                if (!next) {
+                    return fail(`HTTP ${answer.status} from ${safeUrl(url)} redirects to an invalid Location`);
+                }
+                const hop = `${safeUrl(url)} answered ${answer.status} → ${maskServer(safeUrl(next))}`;
+                if (hops >= check.followRedirects) {
+                    return fail(`more than ${check.followRedirects} redirect(s) (follow-redirects): ${hop}`);
+                }
+                if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+                    return fail(`redirect to a non-HTTP URL: ${hop}`);
+                }
+                if ((answer.status === 303 && method !== 'HEAD') || (answer.status <= 302 && method === 'POST')) {
+                    method = 'GET';
+                }
+                url = next;
+                hops++;
+            }
+        }
+        catch (err) {
+            if (timedOut) {
+                return fail(progress.phase === 'body'
+                    ? `the body of ${safeUrl(url)} was still arriving after ${check.timeoutMs} ms (timeout)`
+                    : `no answer from ${safeUrl(url)} within ${check.timeoutMs} ms (timeout)`);
+            }
+            if (signal.aborted)
+                return fail('cancelled');
+            return fail(maskServer(err instanceof ExchangeFailed ? err.message : `request failed: ${errorText(err)}`));
+        }
+        finally {
+            clearTimeout(timer);
+            signal.removeEventListener('abort', onAbort);
+        }
+    };
+    return async (signal) => {
+        if (setupError !== undefined || !origin)
+            return fail(setupError ?? 'url is not a valid URL');
+        if (signal.aborted)
+            return fail('cancelled');
+        try {
+            const r = await attempt(signal, origin);
+            return { ok: r.ok, reason: maskReason(r.reason) };
+        }
+        catch (err) {
+            return fail(maskReason(maskServer(`check failed unexpectedly: ${errorText(err)}`)));
+        }
+    };
+}
+// ---------------------------------------------------------------------------------------------
+// TCP
+/** A TCP connect to a port; the connection is closed as soon as it is made. */
+function tcpProbe(check) {
+    const target = `${check.host}:${check.port}`;
     return signal => new Promise(resolve => {
+        if (signal.aborted)
+            return resolve(fail('cancelled'));
         const started = Date.now();
         let settled = false;
-        const done = (ok, reason) => {
+        const done = (r) => {
             if (settled)
                 return;
             settled = true;
             clearTimeout(timer);
             signal.removeEventListener('abort', onAbort);
-            req.destroy();
-            resolve({ ok, reason });
-        };
-        const onAbort = () => done(false, 'cancelled');
-        const url = new URL(check.url);
-        const send = url.protocol === 'https:' ? external_node_https_namespaceObject.request : external_node_http_.request;
-        const req = send(url, { method: check.method, agent: false, headers: { 'user-agent': 'deployguard' } }, (res) => {
-            const chunks = [];
-            let size = 0;
-            res.on('data', (c) => {
-                if (size < MAX_BODY)
-                    chunks.push(c);
-                size += c.length;
-            });
-            res.on('error', err => done(false, `response failed: ${err.message}`));
-            res.on('end', () => {
-                const status = res.statusCode ?? 0;
-                const body = Buffer.concat(chunks).toString('utf8');
-                if (!check.expectStatus.includes(status)) {
-                    done(false, `HTTP ${status}, expected ${check.expectStatus.join(' or ')}; body: ${snippet(body)}`);
-                }
-                else if (check.bodyContains !== undefined && !body.includes(check.bodyContains)) {
-                    done(false, `HTTP ${status} but the body lacks "${check.bodyContains}": ${snippet(body)}`);
-                }
-                else {
-                    done(true, `HTTP ${status} in ${Date.now() - started} ms`);
-                }
-            });
-        });
-        const timer = setTimeout(() => done(false, `no answer within ${check.timeoutMs} ms`), check.timeoutMs);
-        signal.addEventListener('abort', onAbort);
-        req.on('error', (err) => done(false, `request failed: ${err.code ?? err.message}`));
-        req.end();
-    });
-}
-function snippet(body) {
-    const flat = body.replace(/\s+/g, ' ').trim();
-    return flat.length > 120 ? `${flat.slice(0, 120)}…` : flat || '(empty)';
-}
-/** A TCP connect to a port. */
-function tcpProbe(check) {
-    return signal => new Promise(resolve => {
-        const started = Date.now();
-        const sock = (0,external_node_net_.connect)({ host: check.host, port: check.port });
-        const done = (ok, reason) => {
-            clearTimeout(timer);
-            signal.removeEventListener('abort', onAbort);
             sock.destroy();
-            resolve({ ok, reason });
+            resolve(r);
         };
-        const onAbort = () => done(false, 'cancelled');
-        const timer = setTimeout(() => done(false, `no connection within ${check.timeoutMs} ms`), check.timeoutMs);
+        const onAbort = () => done(fail('cancelled'));
+        const timer = setTimeout(() => done(fail(`no connection to ${target} within ${check.timeoutMs} ms (timeout)`)), check.timeoutMs);
+        const sock = (0,external_node_net_.connect)({ host: check.host, port: check.port });
         signal.addEventListener('abort', onAbort);
-        sock.once('connect', () => done(true, `connected in ${Date.now() - started} ms`));
-        sock.once('error', (e) => done(false, `connect failed: ${e.code ?? e.message}`));
+        sock.once('connect', () => done(pass(`connected to ${target} in ${Date.now() - started} ms`)));
+        sock.once('error', err => done(fail(`connect to ${target} failed: ${errorCode(err) ?? errorText(err)}`)));
     });
 }
-/** PLACEHOLDER (being implemented): a local command; exit 0 passes. */
-function commandProbe(_check) {
-    return async () => ({ ok: false, reason: 'not implemented yet' });
+/**
+ * Runs `/bin/sh -c command` with the given extra environment. The shell leads its own process
+ * group (detached), so a timeout or cancel kills the whole group: the command and whatever it
+ * started, not just the shell (killing only `sh` would leave e.g. a hung curl running).
+ */
+function runLocal(command, env, timeoutMs, signal) {
+    return new Promise(resolve => {
+        const started = Date.now();
+        const result = (outcome, extra = {}) => ({
+            outcome,
+            code: extra.code ?? null,
+            signal: extra.signal ?? null,
+            output,
+            ...(extra.error !== undefined ? { error: extra.error } : {}),
+            ms: Date.now() - started
+        });
+        let output = '';
+        if (signal.aborted)
+            return resolve(result('cancelled'));
+        let child;
+        try {
+            child = (0,external_node_child_process_namespaceObject.spawn)('/bin/sh', ['-c', command], {
+                env: { ...process.env, ...env },
+                detached: true,
+                stdio: ['ignore', 'pipe', 'pipe']
+            });
+        }
+        catch (err) {
+            return resolve(result('error', { error: errorText(err) }));
+        }
+        const keep = (text) => {
+            output += text;
+            if (output.length > 2 * MAX_OUTPUT)
+                output = output.slice(-MAX_OUTPUT);
+        };
+        child.stdout?.setEncoding('utf8').on('data', keep);
+        child.stderr?.setEncoding('utf8').on('data', keep);
+        let settled = false;
+        let stopped;
+        let exit;
+        let grace;
+        const finish = (failure) => {
+            if (settled)
+                return;
+            settled = true;
+            clearTimeout(timer);
+            clearTimeout(grace);
+            signal.removeEventListener('abort', onAbort);
+            child.stdout?.destroy();
+            child.stderr?.destroy();
+            if (failure !== undefined)
+                resolve(result('error', { error: failure }));
+            else
+                resolve(result(stopped ?? 'exit', { code: exit?.code ?? null, signal: exit?.signal ?? null }));
+        };
+        const killGroup = (why) => {
+            stopped ??= why;
+            try {
+                if (child.pid !== undefined)
+                    process.kill(-child.pid, 'SIGKILL');
+            }
+            catch {
+                // Already gone.
+            }
+            // SIGKILL cannot be ignored; this only bounds the wait for a process stuck in the kernel.
+            clearTimeout(grace);
+            grace = setTimeout(() => finish(), 2000);
+        };
+        const timer = setTimeout(() => killGroup('timeout'), timeoutMs);
+        const onAbort = () => killGroup('cancelled');
+        signal.addEventListener('abort', onAbort);
+        child.on('error', err => finish(`could not run /bin/sh: ${errorText(err)}`));
+        child.on('exit', (code, sig) => {
+            exit = { code, signal: sig };
+            // The output pipes close when the last process holding them exits. A background process
+            // the command left behind may hold them forever: wait briefly for the rest of the output,
+            // then stop reading.
+            clearTimeout(grace);
+            grace = setTimeout(() => finish(), 250);
+        });
+        child.on('close', (code, sig) => {
+            exit ??= { code, signal: sig };
+            finish();
+        });
+    });
 }
-/** PLACEHOLDER (being implemented): an HTTP endpoint or local command reports the deployed version. */
-function versionProbe(_check, _ctx) {
-    return async () => ({ ok: false, reason: 'not implemented yet' });
+/** "exited with code 3" / "timed out after 500 ms (killed)" / …, for a run that did not succeed. */
+function describeRun(r, timeoutMs) {
+    switch (r.outcome) {
+        case 'timeout':
+            return `timed out after ${timeoutMs} ms (its process group was killed)`;
+        case 'cancelled':
+            return 'cancelled';
+        case 'error':
+            return r.error ?? 'could not run';
+        case 'exit':
+            return r.signal ? `killed by ${r.signal}` : `exited with code ${r.code}`;
+    }
+}
+function withOutput(what, output, redact) {
+    return output.trim() ? `${what}; last output:\n${tailLines(output, redact)}` : `${what} (no output)`;
+}
+/** A local command; exit 0 passes. */
+function commandProbe(check) {
+    // The environment's values came from secrets more often than not; none may reach a reason.
+    const redact = redactor(Object.values(check.env));
+    return async (signal) => {
+        if (check.on !== 'local')
+            return fail('a host command check was given to the local command probe');
+        try {
+            const r = await runLocal(check.run, check.env, check.timeoutMs, signal);
+            if (r.outcome === 'exit' && r.code === 0)
+                return pass(`exited with code 0 in ${r.ms} ms`);
+            if (r.outcome === 'cancelled')
+                return fail('cancelled');
+            return fail(withOutput(describeRun(r, check.timeoutMs), r.output, redact));
+        }
+        catch (err) {
+            return fail(`check failed unexpectedly: ${redact(errorText(err))}`);
+        }
+    };
+}
+// ---------------------------------------------------------------------------------------------
+// Version
+const TOKEN = /[A-Za-z0-9_-]/;
+/** `needle` occurs in `text` as a whole token (so release `2026-11-26.1` is not found in `…26.10`). */
+function containsToken(text, needle) {
+    for (let at = text.indexOf(needle); at >= 0; at = text.indexOf(needle, at + 1)) {
+        const before = text[at - 1] ?? '';
+        const after = text.slice(at + needle.length, at + needle.length + 2);
+        const beforeOk = !before || !(TOKEN.test(before) || before === '.');
+        const afterOk = !after || !(TOKEN.test(after[0]) || /^\.[A-Za-z0-9]/.test(after));
+        if (beforeOk && afterOk)
+            return true;
+    }
+    return false;
+}
+/** Hex words of 7+ characters (also git describe's `-g<sha>`), lowercased. */
+function shaWords(text) {
+    const re = /(?:(?<![0-9A-Za-z])|(?<=-g))([0-9a-fA-F]{7,64})(?![0-9A-Za-z])/g;
+    return [...text.matchAll(re)].map(m => m[1].toLowerCase());
+}
+/** Does `text` report `expected`? For a commit sha: the full sha or any 7+ character prefix of it. */
+function probes_reportsVersion(text, expected, kind) {
+    if (kind === 'commit' && /^[0-9a-f]{7,64}$/i.test(expected)) {
+        const full = expected.toLowerCase();
+        return shaWords(text).some(w => full.startsWith(w));
+    }
+    return containsToken(text, expected);
+}
+/** What the endpoint or command seems to report, for a mismatch's reason. */
+function reported(text, kind) {
+    const shas = kind === 'commit' ? [...new Set(shaWords(text))] : [];
+    return shas.length > 0 && shas.length <= 3 ? shas.join(', ') : `"${snippet(text, undefined, 80)}"`;
+}
+/** An HTTP endpoint (GET) or a local command reports the release or commit just deployed. */
+function versionProbe(check, ctx) {
+    const expected = (check.expect === 'release' ? ctx.release : ctx.commit).trim();
+    const shownExpected = snippet(expected, undefined, 64);
+    const verdict = (source, text) => probes_reportsVersion(text, expected, check.expect)
+        ? pass(`${source} reports ${check.expect} ${shownExpected}`)
+        : fail(`${source} reports ${reported(text, check.expect)}, expected ${check.expect} ${shownExpected}`);
+    return async (signal) => {
+        if (!expected)
+            return fail(`no ${check.expect} is known to compare with`);
+        if (signal.aborted)
+            return fail('cancelled');
+        try {
+            if (check.url !== undefined)
+                return await versionOverHttp(check, signal, verdict);
+            if (check.run !== undefined) {
+                if (check.on !== 'local')
+                    return fail('a host version check was given to the local version probe');
+                const r = await runLocal(check.run, {}, check.timeoutMs, signal);
+                if (r.outcome === 'cancelled')
+                    return fail('cancelled');
+                if (r.outcome !== 'exit' || r.code !== 0) {
+                    return fail(withOutput(`the version command ${describeRun(r, check.timeoutMs)}`, r.output, t => t));
+                }
+                return verdict('the version command', r.output);
+            }
+            return fail('a version check needs url or run');
+        }
+        catch (err) {
+            return fail(`check failed unexpectedly: ${errorText(err)}`);
+        }
+    };
+}
+/** GET the version URL on a new connection; a 2xx answer's body must report the version. */
+async function versionOverHttp(check, signal, verdict) {
+    let url;
+    try {
+        url = new URL(check.url);
+    }
+    catch {
+        return fail('url is not a valid URL');
+    }
+    const mask = redactor(urlSecrets(url));
+    const stop = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+        timedOut = true;
+        stop.abort();
+    }, check.timeoutMs);
+    const onAbort = () => stop.abort();
+    signal.addEventListener('abort', onAbort);
+    if (signal.aborted)
+        stop.abort();
+    try {
+        const a = await exchange({
+            url,
+            method: 'GET',
+            headers: { 'user-agent': 'deployguard' },
+            tls: { rejectUnauthorized: true },
+            skipBody: () => false,
+            stop: stop.signal,
+            onBody: () => { }
+        });
+        if (a.status < 200 || a.status > 299) {
+            return fail(`HTTP ${a.status} from ${safeUrl(url)}, expected 2xx; body: ${snippet(a.body, mask)}`);
+        }
+        const r = verdict(safeUrl(url), a.body);
+        return { ok: r.ok, reason: mask(r.reason) };
+    }
+    catch (err) {
+        if (timedOut)
+            return fail(`no complete answer from ${safeUrl(url)} within ${check.timeoutMs} ms (timeout)`);
+        if (signal.aborted)
+            return fail('cancelled');
+        return fail(mask(err instanceof ExchangeFailed ? err.message : errorText(err)));
+    }
+    finally {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/checks/runner.ts
@@ -54319,6 +55741,43 @@ async function runChecks(checks, stage, opts) {
 /** "N/M checks passed". */
 function tally(results) {
     return `${results.filter(r => r.ok).length}/${results.length} checks passed`;
+}
+
+;// CONCATENATED MODULE: ./src/errors.ts
+class DeployguardError extends Error {
+    phase;
+    hint;
+    constructor(message, phase, hint) {
+        super(message);
+        this.phase = phase;
+        this.hint = hint;
+        this.name = new.target.name;
+    }
+    /** The message and the hint, as one block of text for a log line or a job failure. */
+    describe() {
+        return this.hint ? `${this.message}\nHint: ${this.hint}` : this.message;
+    }
+}
+class ConfigError extends DeployguardError {
+    constructor(message, hint) {
+        super(message, 'config', hint);
+    }
+}
+class DeployError extends DeployguardError {
+}
+class HealthCheckError extends DeployguardError {
+}
+class RollbackError extends DeployguardError {
+}
+class SecretScanError extends (/* unused pure expression or super */ null && (DeployguardError)) {
+}
+/** The text of any thrown value, with the hint when it is one of ours. */
+function describeError(err) {
+    if (err instanceof DeployguardError)
+        return err.describe();
+    if (err instanceof Error)
+        return err.message;
+    return String(err);
 }
 
 // EXTERNAL MODULE: external "assert"
@@ -55209,45 +56668,6 @@ class NodeSSH {
     }
 }
 
-;// CONCATENATED MODULE: ./src/errors.ts
-class DeployguardError extends Error {
-    phase;
-    hint;
-    constructor(message, phase, hint) {
-        super(message);
-        this.phase = phase;
-        this.hint = hint;
-        this.name = new.target.name;
-    }
-    /** The message and the hint, as one block of text for a log line or a job failure. */
-    describe() {
-        return this.hint ? `${this.message}\nHint: ${this.hint}` : this.message;
-    }
-}
-class ConfigError extends DeployguardError {
-    constructor(message, hint) {
-        super(message, 'config', hint);
-    }
-}
-class DeployError extends DeployguardError {
-}
-class HealthCheckError extends DeployguardError {
-}
-class RollbackError extends DeployguardError {
-}
-class SecretScanError extends (/* unused pure expression or super */ null && (DeployguardError)) {
-}
-/** The text of any thrown value, with the hint when it is one of ours. */
-function describeError(err) {
-    if (err instanceof DeployguardError)
-        return err.describe();
-    if (err instanceof Error)
-        return err.message;
-    return String(err);
-}
-
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(7598);
 ;// CONCATENATED MODULE: ./src/remote/hostkeys.ts
 
 /** `SHA256:<base64 without padding>`, exactly as `ssh-keygen -lf` prints it. */
@@ -55368,69 +56788,6 @@ function knownHostsLine(offered, host, port) {
     return `${name} ${offered.type} ${offered.blob.toString('base64')}`;
 }
 
-;// CONCATENATED MODULE: ./src/remote/shell.ts
-/**
- * The one place that turns values into shell text. Every remote command is built with the `sh`
- * template below: each interpolated value is quoted as a single literal word, so a service name
- * like `x; rm -rf /` reaches the host as data. User-written commands (start, before-switch, ...)
- * are shell by intent and must be wrapped in `userScript()` to be inserted unquoted.
- */
-/** A piece of shell text that is already safe to splice in unquoted. */
-class Shell {
-    text;
-    constructor(text) {
-        this.text = text;
-    }
-    toString() {
-        return this.text;
-    }
-}
-/** Quote one value as a single POSIX shell word (single quotes; `'` becomes `'\''`). */
-function quote(value) {
-    const s = String(value);
-    if (s.includes('\0'))
-        throw new Error('a NUL byte cannot be passed to a remote shell');
-    if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s))
-        return s;
-    return `'${s.replace(/'/g, `'\\''`)}'`;
-}
-function render(piece) {
-    if (piece instanceof Shell)
-        return piece.text;
-    if (Array.isArray(piece))
-        return piece.map(p => render(p)).join(' ');
-    return quote(piece);
-}
-/** Template tag: literal parts are shell text written in this code base; values are quoted. */
-function sh(strings, ...values) {
-    let out = strings[0] ?? '';
-    values.forEach((v, i) => {
-        out += render(v) + (strings[i + 1] ?? '');
-    });
-    return new Shell(out);
-}
-/** Join several commands into one script, one per line. */
-function lines(...parts) {
-    return new Shell(parts
-        .filter((p) => p instanceof Shell)
-        .map(p => p.text)
-        .join('\n'));
-}
-/**
- * A command the user wrote (in deployguard.yml or an input). It runs in its own `sh -c` so its
- * syntax cannot break the script around it, with errexit on so a failing line fails the command.
- */
-function userScript(command) {
-    return sh `sh -ec ${command}`;
-}
-/**
- * The full command line sent over SSH: a POSIX `sh` running the script with errexit and nounset,
- * whatever the login shell of the remote user is.
- */
-function remoteCommandLine(script) {
-    return `sh -c ${quote(`set -eu\n${script.text}`)}`;
-}
-
 ;// CONCATENATED MODULE: ./src/io/ssh.ts
 
 
@@ -55446,11 +56803,11 @@ class HostKeyRejected extends Error {
         this.reason = reason;
     }
 }
-const MAX_OUTPUT = 4 * 1024 * 1024;
+const ssh_MAX_OUTPUT = 4 * 1024 * 1024;
 function collect(stream, sink, total) {
     stream.on('data', (b) => {
         // Keep memory bounded even if a remote command floods its output.
-        if (total.n < MAX_OUTPUT)
+        if (total.n < ssh_MAX_OUTPUT)
             sink.push(b);
         total.n += b.length;
     });
@@ -55649,163 +57006,6 @@ async function huntPinnedKey(host, ssh, pins, log, first) {
     throw new DeployError(`${host.name}: HOST KEY ${first.reason === 'revoked' ? 'IS REVOKED' : 'DOES NOT MATCH THE PIN'} for ${host.host}:${host.port}. The host offered:\n${list}\nThis is what a man-in-the-middle attack looks like; nothing was sent to the host.`, 'connect', `If the host was rebuilt and its key legitimately changed, verify the new fingerprint out of band (\`${keyscan}\`) and update the pin.`);
 }
 
-;// CONCATENATED MODULE: external "node:path"
-const external_node_path_namespaceObject = require("node:path");
-;// CONCATENATED MODULE: ./src/remote/commands.ts
-
-
-/**
- * Pure builders of every remote script deployguard runs. Nothing here touches a host: each
- * function returns shell text whose values went through `sh` (quoted), so tests can assert the
- * exact commands and a dry run can print them.
- */
-/** Exit code the lock script uses for "held by someone else". */
-const LOCK_BUSY = 75;
-/** Read-only: checks the tools deployguard needs and reports the live release. */
-function probe(layout) {
-    return lines(sh `for tool in tar sha256sum find mv ln readlink; do`, sh `  command -v "$tool" >/dev/null 2>&1 || { echo "missing tool on host: $tool" >&2; exit 3; }`, sh `done`, layout.strategy === 'releases'
-        ? sh `if [ -L ${layout.current} ]; then printf 'current=%s\\n' "$(readlink -- ${layout.current})"; fi`
-        : sh `if [ -d ${layout.current} ]; then printf 'current=%s\\n' ${layout.current}; fi`);
-}
-/**
- * Takes the lock with an atomic `mkdir`. Prints `acquired`, or `taken-over` followed by the
- * previous owner when the old lock is older than the TTL, or exits LOCK_BUSY printing the owner.
- */
-function lockAcquire(layout, owner, ttlSeconds) {
-    const lock = layout.lockDir;
-    const stale = `${lock}.stale`;
-    return lines(sh `mkdir -p -- ${layout.stateDir} ${layout.statusDir}`, sh `if mkdir -- ${lock} 2>/dev/null; then printf '%s\\n' ${owner} > ${lock}/owner; echo acquired; exit 0; fi`, sh `now=$(date +%s); since=$(stat -c %Y -- ${lock} 2>/dev/null || echo "$now"); age=$((now - since))`, sh `if [ "$age" -ge ${ttlSeconds} ]; then`, 
-    // Rename first: only one of two racing takers can move the stale lock away.
-    sh `  rm -rf -- ${stale}; mv -T -- ${lock} ${stale}`, sh `  mkdir -- ${lock}; printf '%s\\n' ${owner} > ${lock}/owner`, sh `  echo taken-over; echo "age=$age"; cat -- ${stale}/owner 2>/dev/null || true; rm -rf -- ${stale}; exit 0`, sh `fi`, sh `echo "age=$age"; cat -- ${lock}/owner 2>/dev/null || true; exit ${LOCK_BUSY}`);
-}
-/** Removes the lock only when it still carries our token, so we never free someone else's. */
-function lockRelease(layout, token) {
-    const lock = layout.lockDir;
-    return sh `if [ -f ${lock}/owner ] && grep -qF -- ${token} ${lock}/owner; then rm -rf -- ${lock}; echo released; fi`;
-}
-/** A fresh, empty staging directory for the upload. */
-function prepareStaging(dir) {
-    return sh `rm -rf -- ${dir}; mkdir -p -- ${dir}`;
-}
-/** Unpacks the tar stream on stdin into the staging directory. */
-function unpack(dir) {
-    return sh `tar -x -f - -C ${dir} --no-same-owner --preserve-permissions --delay-directory-restore`;
-}
-/**
- * Verifies every file against the manifest on stdin and that the tree holds no file the manifest
- * does not name. Prints `count=N` on success; mismatches go to stdout as `FILE: FAILED`.
- */
-function verifyManifest(dir, expectedFiles) {
-    return lines(sh `cd -- ${dir}`, sh `sha256sum -c --quiet --strict -`, sh `count=$(find . -type f | wc -l)`, sh `if [ "$count" -ne ${expectedFiles} ]; then echo "file count $count, expected "${expectedFiles} >&2; exit 4; fi`, sh `echo "count=$count"`);
-}
-/** Moves a verified staging directory to its final name (atomic rename on one filesystem). */
-function promote(from, to) {
-    return lines(sh `if [ -e ${to} ]; then echo "release directory already exists: "${to} >&2; exit 5; fi`, sh `mkdir -p -- ${external_node_path_namespaceObject.posix.dirname(to)}`, sh `mv -T -- ${from} ${to}`);
-}
-/**
- * Links each shared entry into the release. A missing shared entry is seeded from the release
- * when it ships one (first deploy), otherwise created empty: a directory for `name/`, a file else.
- */
-function linkShared(sharedDir, release, entries) {
-    return lines(...entries.flatMap(entry => {
-        const isDir = entry.endsWith('/');
-        const name = entry.replace(/\/+$/, '');
-        const shared = external_node_path_namespaceObject.posix.join(sharedDir, name);
-        const inRelease = external_node_path_namespaceObject.posix.join(release, name);
-        return [
-            sh `if [ ! -e ${shared} ] && [ ! -L ${shared} ]; then`,
-            sh `  mkdir -p -- ${external_node_path_namespaceObject.posix.dirname(shared)}`,
-            sh `  if [ -e ${inRelease} ]; then cp -a -- ${inRelease} ${shared};`,
-            isDir ? sh `  else mkdir -p -- ${shared}; fi` : sh `  else : > ${shared}; fi`,
-            sh `fi`,
-            sh `rm -rf -- ${inRelease}; mkdir -p -- ${external_node_path_namespaceObject.posix.dirname(inRelease)}; ln -s -- ${shared} ${inRelease}`
-        ];
-    }));
-}
-/** Runs the user's `before-switch` command inside the new release, with the release in its env. */
-function beforeSwitch(release, releaseId, command) {
-    return lines(sh `cd -- ${release}`, sh `export DEPLOYGUARD_RELEASE=${releaseId} DEPLOYGUARD_RELEASE_DIR=${release}`, userScript(command));
-}
-/** Points `current` at a release atomically: a new link under a temporary name, then `mv -T`. */
-function switchCurrent(layout, release, releaseId) {
-    const tmp = `${layout.current}.tmp-${releaseId}`;
-    return sh `ln -sfn -- ${release} ${tmp} && mv -T -- ${tmp} ${layout.current}`;
-}
-/** Undo of the first switch on a fresh host: there was no `current` before. */
-function removeCurrent(layout) {
-    return sh `rm -f -- ${layout.current}`;
-}
-/** In-place: a full copy of the live tree, taken before anything replaces it. */
-function backupTree(layout, backup) {
-    return lines(sh `if [ -d ${layout.current} ]; then cp -a -- ${layout.current} ${backup}.partial && mv -T -- ${backup}.partial ${backup}; fi`);
-}
-/** In-place: replace the live tree with the verified new one. */
-function replaceTree(layout, incoming) {
-    const old = `${layout.current}.deployguard-old`;
-    return lines(sh `rm -rf -- ${old}`, sh `if [ -e ${layout.current} ]; then mv -T -- ${layout.current} ${old}; fi`, sh `mv -T -- ${incoming} ${layout.current}`, sh `rm -rf -- ${old}`);
-}
-/** In-place rollback: put the backup copy back (the backup itself stays for a later look). */
-function restoreTree(layout, backup) {
-    if (!backup)
-        return sh `rm -rf -- ${layout.current}`;
-    return lines(sh `rm -rf -- ${layout.current}.deployguard-restore`, sh `cp -a -- ${backup} ${layout.current}.deployguard-restore`, sh `rm -rf -- ${layout.current}`, sh `mv -T -- ${layout.current}.deployguard-restore ${layout.current}`);
-}
-/** Records a release's outcome; pruning reads these to tell good releases from failed ones. */
-function markRelease(layout, releaseId, status, at) {
-    return sh `printf '%s %s\\n' ${status} ${at.toISOString()} > ${external_node_path_namespaceObject.posix.join(layout.statusDir, releaseId)}`;
-}
-/** Lists releases with their recorded status, one `id<TAB>status time` line each. */
-function listReleases(layout) {
-    const dir = layout.strategy === 'releases' ? layout.releasesDir : layout.stateDir;
-    const glob = layout.strategy === 'releases' ? sh `*` : sh `backups/*`;
-    return lines(sh `cd -- ${dir} 2>/dev/null || exit 0`, layout.strategy === 'releases'
-        ? sh `for r in ${glob}; do [ -d "$r" ] || continue; printf '%s\\t' "$r"; cat -- ${layout.statusDir}/"$r" 2>/dev/null || echo unknown; done`
-        : sh `ls -1d -- ${layout.base}.backup-* 2>/dev/null || true`);
-}
-/** Deletes releases or backups by full path. */
-function removePaths(paths) {
-    return paths.length ? sh `rm -rf -- ${paths}` : sh `:`;
-}
-/**
- * Shell test for "the process in $pid is alive": it exists and is not a zombie. A crashed daemon
- * whose parent does not reap it still answers `kill -0`, so that alone would call it running.
- */
-const PID_ALIVE = sh `[ "\${pid:-0}" -gt 0 ] && [ -r "/proc/$pid/stat" ] && [ "$(sed 's/^.*) //' "/proc/$pid/stat" | cut -d' ' -f1)" != Z ]`;
-function serviceCommands(service, layout) {
-    if (service.manager === 'none')
-        return undefined;
-    const workDir = layout.current;
-    if (service.manager === 'systemd') {
-        const sudo = service.sudo ? sh `sudo -n ` : sh ``;
-        const unit = service.name;
-        return {
-            stop: sh `${sudo}systemctl stop -- ${unit}`,
-            start: sh `${sudo}systemctl start -- ${unit}`,
-            status: lines(sh `out=$(${sudo}systemctl show -p ActiveState -p SubState -p MainPID -p NRestarts -- ${unit})`, sh `printf '%s\\n' "$out"`, sh `pid=$(printf '%s\\n' "$out" | sed -n 's/^MainPID=//p')`, sh `if ${PID_ALIVE}; then echo PidAlive=yes; else echo PidAlive=no; fi`),
-            logs: sh `${sudo}journalctl -u ${unit} -n 30 --no-pager -o short-iso 2>&1 || true`
-        };
-    }
-    const pidfile = service.pidfile;
-    const graceTenths = Math.max(1, Math.ceil(service.stopGraceMs / 100));
-    const stop = service.stop
-        ? lines(sh `cd -- ${workDir} 2>/dev/null || cd /`, userScript(service.stop))
-        : pidfile
-            ? lines(sh `pid=$(cat -- ${pidfile} 2>/dev/null || true)`, sh `if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then`, sh `  kill -TERM "$pid"; i=0`, sh `  while kill -0 "$pid" 2>/dev/null && [ "$i" -lt ${graceTenths} ]; do sleep 0.1; i=$((i + 1)); done`, sh `  if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; echo "stopped with SIGKILL after the grace period" >&2; fi`, sh `fi`)
-            : sh `:`;
-    const status = pidfile
-        ? lines(sh `pid=$(cat -- ${pidfile} 2>/dev/null || true)`, sh `if ${PID_ALIVE}; then echo ActiveState=active; echo "MainPID=$pid"; echo PidAlive=yes;`, sh `else echo ActiveState=inactive; echo MainPID=0; echo PidAlive=no; fi`)
-        : lines(sh `if (cd -- ${workDir} && ${userScript(service.status ?? 'false')}) >/dev/null 2>&1; then`, sh `  echo ActiveState=active; echo PidAlive=yes; else echo ActiveState=inactive; echo PidAlive=no; fi`);
-    // The start command's own output goes to a file: a daemon it leaves running must not hold the
-    // SSH channel open, and the file is shown when the start fails.
-    const startLog = external_node_path_namespaceObject.posix.join(layout.stateDir, 'service-start.log');
-    return {
-        stop,
-        start: lines(sh `cd -- ${workDir}`, sh `if ${userScript(service.start)} </dev/null >${startLog} 2>&1; then rc=0; else rc=$?; fi`, sh `cat -- ${startLog} 2>/dev/null || true`, sh `exit "$rc"`),
-        status,
-        logs: sh `tail -n 30 -- ${startLog} 2>/dev/null || true`
-    };
-}
-
 ;// CONCATENATED MODULE: ./src/remote/layout.ts
 
 function layoutFor(target) {
@@ -55852,6 +57052,241 @@ function backupPath(layout, at) {
         `${p(at.getUTCHours())}${p(at.getUTCMinutes())}${p(at.getUTCSeconds())}`;
     return `${layout.base}.backup-${stamp}`;
 }
+
+;// CONCATENATED MODULE: ./src/check.ts
+
+
+
+
+
+/**
+ * `deployguard check`: the checks of one stage, from anywhere, with no GitHub context. Hosts are
+ * contacted only when a selected check runs on them.
+ */
+async function checkNow(settings, stage, log) {
+    const selected = checksFor(settings.checks, stage);
+    if (selected.length === 0) {
+        throw new ConfigError(`no checks for the ${stage} stage in ${settings.configPath ?? 'deployguard.yml'}`, 'Add `checks:` (see `deployguard init`), or tag checks with `stages: [' + stage + ']`.');
+    }
+    const shells = [];
+    try {
+        const hosts = [];
+        if (selected.some(runsOnHost)) {
+            if (settings.hosts.length === 0) {
+                throw new ConfigError('checks that run on hosts need `hosts:` (or the `host` input) and SSH credentials');
+            }
+            for (const h of settings.hosts) {
+                const shell = await connectHost(h, settings.ssh, log);
+                shells.push(shell);
+                hosts.push({ name: h.name, shell, service: settings.service, layout: layoutFor(settings.target) });
+            }
+        }
+        return await runChecks(selected, stage, {
+            context: { release: settings.releaseId, commit: settings.run.commit },
+            hosts
+        });
+    }
+    finally {
+        for (const s of shells)
+            s.close();
+    }
+}
+
+;// CONCATENATED MODULE: ./src/settings/starter.ts
+/** What `deployguard init` writes: a valid, commented deployguard.yml with one check of each kind. */
+const STARTER_CONFIG = `# deployguard.yml: the deploy checklist, as data. Schema: deployguard.schema.json
+version: 1
+environment: production
+
+# What to ship, and where.
+artifact: dist/
+exclude: ['*.map']
+target:
+  path: /srv/myapp
+  strategy: releases        # releases/<id> + an atomic "current" symlink; or in-place
+  keep-releases: 5          # failed releases never count toward this
+  shared: [.env]            # linked from /srv/myapp/shared into every release
+
+# Pin every host key: get it out of band (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on the host).
+hosts:
+  - name: web-1
+    host: 203.0.113.10
+    user: deploy
+    host-key: SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s
+
+service:
+  manager: systemd
+  name: myapp
+  sudo: true                # the deploy user runs "sudo -n systemctl ..."
+
+checks:
+  # The service answers (from where deployguard runs). Header values may use \${ENV} and are masked.
+  - name: API health
+    type: http
+    url: https://myapp.example.com/health
+    headers: { Authorization: "Bearer \${HEALTH_TOKEN}" }
+    expect: { status: [200], body-contains: ok, max-latency: 2s }
+    timeout: 5s
+    retries: 10
+    interval: 2s
+
+  # A dependency is reachable.
+  - name: database port
+    type: tcp
+    host: 127.0.0.1
+    port: 5432
+    stages: [pre, schedule]
+
+  # Your existing health script, on every host.
+  - name: health script
+    type: command
+    run: ./bin/health_check
+    on: host
+    stages: [post, schedule]
+
+  # Active is not running: same main PID, no restarts, for the whole window.
+  - name: process stable
+    type: process
+    window: 20s
+    stages: [post]
+
+  # The first minute of logs after the (re)start is clean.
+  - name: clean logs
+    type: logs
+    source: journal
+    window: 60s
+    patterns: [ERROR, FATAL, Traceback]
+    stages: [post]
+
+  # Data is flowing: this file is written every few minutes.
+  - name: data flowing
+    type: file-fresh
+    path: /srv/myapp/shared/last-ingest
+    max-age: 10m
+    stages: [pre, schedule]
+
+  # The new code answers, not a stale process: /version reports the deployed commit.
+  - name: new version answers
+    type: version
+    url: https://myapp.example.com/version
+    expect: commit
+    stages: [post]
+
+pre-deploy:
+  require-healthy: true     # production must be healthy before a deploy
+
+post-deploy:
+  stability-window: 60s     # keep checking this long after the switch
+  rollback: auto
+`;
+
+;// CONCATENATED MODULE: ./src/report/summary.ts
+/** Pure renderers of a deploy's result: Markdown for the step summary, one line for a terminal. */
+const STATUS_TEXT = {
+    deployed: '✅ deployed',
+    'rolled-back': '↩️ failed and rolled back (previous release verified healthy)',
+    'rollback-failed': '🔥 failed, and the ROLLBACK FAILED: act now',
+    failed: '❌ failed before the service was touched (nothing changed)',
+    blocked: '⛔ blocked: production was already unhealthy (nothing changed)'
+};
+function cell(text) {
+    return text.replace(/\|/g, '\\|').replace(/\r?\n/g, '<br>');
+}
+function checksTable(title, checks) {
+    if (!checks.length)
+        return [];
+    return [
+        `**${title}**: ${checks.filter(c => c.ok).length}/${checks.length} checks passed`,
+        '',
+        '| check | result | attempts | duration | detail |',
+        '| --- | --- | --- | --- | --- |',
+        ...checks.map(c => `| ${cell(c.host ? `${c.name} @ ${c.host}` : c.name)} | ${c.ok ? '✅ pass' : '❌ fail'} | ${c.attempts} | ${c.durationMs} ms | ${cell(c.reason)} |`),
+        ''
+    ];
+}
+function hostSection(h) {
+    return [
+        `### ${cell(h.name)}: ${h.outcome}`,
+        '',
+        '| step | result | time |',
+        '| --- | --- | --- |',
+        ...h.steps.map(s => `| ${s.undo ? '↩️ ' : ''}${cell(s.title)} | ${s.ok ? '✅' : `❌ ${cell(s.detail ?? '')}`} | ${s.ms} ms |`),
+        '',
+        ...checksTable('Post-deploy checks', h.checks),
+        ...checksTable('Rollback verification', h.rollbackChecks),
+        ...(h.recovery ? ['**Manual recovery**', '', '```sh', h.recovery, '```', ''] : [])
+    ];
+}
+/** The step summary: status, release, previous release, per-host steps and checks. */
+function renderSummary(result, environment) {
+    const secs = ((result.finishedAt.getTime() - result.startedAt.getTime()) / 1000).toFixed(1);
+    return [
+        `## deployguard: ${environment}`,
+        '',
+        `**Status:** ${STATUS_TEXT[result.status]}  `,
+        `**Release:** \`${result.releaseId}\`  `,
+        `**Previous release:** ${result.previousRelease ? `\`${result.previousRelease}\`` : 'none (first deploy)'}  `,
+        `**Duration:** ${secs} s`,
+        '',
+        ...(result.error ? ['```', result.error, '```', ''] : []),
+        ...checksTable('Production before the deploy (pre-deploy checks)', result.preChecks),
+        ...result.hosts.flatMap(hostSection)
+    ].join('\n');
+}
+/** One line that says how it ended, for the end of a log or a terminal. */
+function verdictLine(result) {
+    const hosts = result.hosts.map(h => `${h.name}=${h.outcome}`).join(', ');
+    return `deployguard: ${result.status}: release ${result.releaseId} (${hosts})`;
+}
+/** The check results as a plain-text table for a terminal, ending with "N/M checks passed". */
+function renderCheckTable(results) {
+    const rows = results.map(r => [
+        r.ok ? 'PASS' : 'FAIL',
+        r.host ? `${r.name} @ ${r.host}` : r.name,
+        r.stage,
+        String(r.attempts),
+        `${r.durationMs} ms`,
+        r.reason
+    ]);
+    const head = ['RESULT', 'CHECK', 'STAGE', 'ATTEMPTS', 'DURATION', 'REASON'];
+    const widths = head.map((h, i) => Math.max(h.length, ...rows.map(r => (i < 5 ? r[i].length : 0))));
+    const line = (cells) => cells.map((c, i) => (i < 5 ? c.padEnd(widths[i]) : c)).join('  ');
+    const passed = results.filter(r => r.ok).length;
+    return [line(head), ...rows.map(line), `${passed}/${results.length} checks passed`].join('\n');
+}
+
+;// CONCATENATED MODULE: ./src/io/secrets.ts
+/**
+ * Every secret deployguard reads is registered here the moment it is read, and every text that
+ * leaves the process through a channel the runner does not mask (the step summary, outputs, the
+ * CLI's stdout and JSON) passes through `redact`. Multi-line secrets are also registered line by
+ * line, since a line of a key can be printed on its own.
+ */
+class SecretRegistry {
+    values = new Set();
+    add(value) {
+        // Very short values would turn ordinary words into *** (and reveal the secret by contrast).
+        if (value.length >= 4)
+            this.values.add(value);
+        for (const line of value.split(/\r?\n/)) {
+            const l = line.trim();
+            if (l.length >= 8 && !/^-----(BEGIN|END) /.test(l))
+                this.values.add(l);
+        }
+    }
+    /** The text with every registered secret replaced by `***`, longest first. */
+    redact(text) {
+        let out = text;
+        for (const v of [...this.values].sort((a, b) => b.length - a.length))
+            out = out.split(v).join('***');
+        return out;
+    }
+    get size() {
+        return this.values.size;
+    }
+}
+/** The process-wide registry (the CLI and the action each have one run per process). */
+const secrets = new SecretRegistry();
 
 ;// CONCATENATED MODULE: external "node:fs/promises"
 const promises_namespaceObject = require("node:fs/promises");
@@ -56832,7 +58267,7 @@ async function runRecorded(run, deps, step, fn, undo = false) {
         throw err;
     }
 }
-async function execOk(run, script, what, stdin) {
+async function execute_execOk(run, script, what, stdin) {
     const r = await run.shell.exec(script, stdin === undefined ? {} : { stdin });
     if (r.code !== 0) {
         const out = tail(`${r.stderr}\n${r.stdout}`.trim());
@@ -56844,7 +58279,7 @@ async function runAction(step, run, settings, artifact, deps, token) {
     const a = step.action;
     switch (a.kind) {
         case 'exec':
-            await execOk(run, a.script, step.title);
+            await execute_execOk(run, a.script, step.title);
             return;
         case 'lock':
             return acquireLock(a.script, run, settings, deps, token);
@@ -56968,10 +58403,10 @@ async function awaitRunning(status, run, settings, deps) {
     const deadline = Date.now() + svc.startTimeoutMs;
     let last;
     for (;;) {
-        last = parseStatus(await execOk(run, status, 'service status'));
+        last = parseStatus(await execute_execOk(run, status, 'service status'));
         if (last.active === 'active' && last.alive) {
             await deps.sleep(svc.settleMs);
-            const again = parseStatus(await execOk(run, status, 'service status'));
+            const again = parseStatus(await execute_execOk(run, status, 'service status'));
             const samePid = svc.manager === 'command' && !svc.pidfile ? true : again.pid === last.pid;
             if (again.active === 'active' && again.alive && samePid && again.restarts === last.restarts) {
                 deps.log.info(`${run.host.name}: running, main PID ${again.pid || '(n/a)'}, stable for ${svc.settleMs} ms`);
@@ -56999,7 +58434,7 @@ async function rollbackHost(settings, run, deps) {
     for (let i = 0; i < pending.length; i++) {
         const step = pending[i];
         try {
-            await runRecorded(run, deps, step, () => execOk(run, step.action.script, step.title), true);
+            await runRecorded(run, deps, step, () => execute_execOk(run, step.action.script, step.title), true);
         }
         catch (err) {
             run.report.outcome = 'rollback-failed';
@@ -57050,15 +58485,15 @@ function recoveryText(run, remaining) {
 async function finishHost(settings, run, deps) {
     const plan = run.plan;
     for (const step of plan.finalize) {
-        await runRecorded(run, deps, step, () => execOk(run, step.action.script, step.title));
+        await runRecorded(run, deps, step, () => execute_execOk(run, step.action.script, step.title));
     }
     try {
-        const listing = await execOk(run, listReleases(plan.layout), 'list releases');
+        const listing = await execute_execOk(run, listReleases(plan.layout), 'list releases');
         const doomed = plan.layout.strategy === 'releases'
             ? planPrune(parseReleaseList(listing), settings.releaseId, settings.target.keepReleases).flatMap(id => [external_node_path_namespaceObject.posix.join(plan.layout.releasesDir, id), external_node_path_namespaceObject.posix.join(plan.layout.statusDir, id)])
             : listing.split('\n').filter(Boolean).sort().reverse().slice(settings.target.keepReleases);
         if (doomed.length) {
-            await execOk(run, removePaths(doomed), 'prune');
+            await execute_execOk(run, removePaths(doomed), 'prune');
             const names = [...new Set(doomed.map(d => external_node_path_namespaceObject.posix.basename(d)))];
             deps.log.info(`pruned ${names.length}: ${names.join(', ')}`);
         }
@@ -57072,7 +58507,7 @@ async function unlock(run, deps, token) {
     if (!run.plan)
         return;
     try {
-        await execOk(run, run.plan.unlock, 'release the lock');
+        await execute_execOk(run, run.plan.unlock, 'release the lock');
         run.locked = false;
         deps.onLock?.(run.host, false, token);
     }
@@ -57153,69 +58588,8 @@ function indent(text) {
     return text.split('\n').map(l => `     ${l}`);
 }
 
-;// CONCATENATED MODULE: external "node:child_process"
-const external_node_child_process_namespaceObject = require("node:child_process");
 ;// CONCATENATED MODULE: external "node:os"
 const external_node_os_namespaceObject = require("node:os");
-;// CONCATENATED MODULE: ./src/report/summary.ts
-/** Pure renderers of a deploy's result: Markdown for the step summary, one line for a terminal. */
-const STATUS_TEXT = {
-    deployed: '✅ deployed',
-    'rolled-back': '↩️ failed and rolled back (previous release verified healthy)',
-    'rollback-failed': '🔥 failed, and the ROLLBACK FAILED: act now',
-    failed: '❌ failed before the service was touched (nothing changed)',
-    blocked: '⛔ blocked: production was already unhealthy (nothing changed)'
-};
-function cell(text) {
-    return text.replace(/\|/g, '\\|').replace(/\r?\n/g, '<br>');
-}
-function checksTable(title, checks) {
-    if (!checks.length)
-        return [];
-    return [
-        `**${title}**: ${checks.filter(c => c.ok).length}/${checks.length} checks passed`,
-        '',
-        '| check | result | attempts | duration | detail |',
-        '| --- | --- | --- | --- | --- |',
-        ...checks.map(c => `| ${cell(c.host ? `${c.name} @ ${c.host}` : c.name)} | ${c.ok ? '✅ pass' : '❌ fail'} | ${c.attempts} | ${c.durationMs} ms | ${cell(c.reason)} |`),
-        ''
-    ];
-}
-function hostSection(h) {
-    return [
-        `### ${cell(h.name)}: ${h.outcome}`,
-        '',
-        '| step | result | time |',
-        '| --- | --- | --- |',
-        ...h.steps.map(s => `| ${s.undo ? '↩️ ' : ''}${cell(s.title)} | ${s.ok ? '✅' : `❌ ${cell(s.detail ?? '')}`} | ${s.ms} ms |`),
-        '',
-        ...checksTable('Post-deploy checks', h.checks),
-        ...checksTable('Rollback verification', h.rollbackChecks),
-        ...(h.recovery ? ['**Manual recovery**', '', '```sh', h.recovery, '```', ''] : [])
-    ];
-}
-/** The step summary: status, release, previous release, per-host steps and checks. */
-function renderSummary(result, environment) {
-    const secs = ((result.finishedAt.getTime() - result.startedAt.getTime()) / 1000).toFixed(1);
-    return [
-        `## deployguard: ${environment}`,
-        '',
-        `**Status:** ${STATUS_TEXT[result.status]}  `,
-        `**Release:** \`${result.releaseId}\`  `,
-        `**Previous release:** ${result.previousRelease ? `\`${result.previousRelease}\`` : 'none (first deploy)'}  `,
-        `**Duration:** ${secs} s`,
-        '',
-        ...(result.error ? ['```', result.error, '```', ''] : []),
-        ...checksTable('Production before the deploy (pre-deploy checks)', result.preChecks),
-        ...result.hosts.flatMap(hostSection)
-    ].join('\n');
-}
-/** One line that says how it ended, for the end of a log or a terminal. */
-function verdictLine(result) {
-    const hosts = result.hosts.map(h => `${h.name}=${h.outcome}`).join(', ');
-    return `deployguard: ${result.status}: release ${result.releaseId} (${hosts})`;
-}
-
 // EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
 var dist = __nccwpck_require__(8815);
 ;// CONCATENATED MODULE: ./src/settings/schema.ts
@@ -57238,12 +58612,12 @@ const DEFAULT_MAX_ITEMS = 1000;
 const DEFAULT_MAX_LENGTH = 10_000;
 const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 // ---------------------------------------------------------------- rendering helpers
-const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
-const clip = (s, n) => (s.length > n ? `${s.slice(0, n)}…` : s);
+const schema_plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
+const schema_clip = (s, n) => (s.length > n ? `${s.slice(0, n)}…` : s);
 /** JSON quoting, plus escapes for characters that reorder or break a terminal line (bidi, U+2028). */
 const hex = (c) => c.charCodeAt(0).toString(16).padStart(4, '0');
 const schema_quote = (s) => JSON.stringify(s).replace(/[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, c => `\\u${hex(c)}`);
-const showKey = (k) => (/^[\w-]{1,40}$/.test(k) ? `\`${k}\`` : schema_quote(clip(k, 40)));
+const showKey = (k) => (/^[\w-]{1,40}$/.test(k) ? `\`${k}\`` : schema_quote(schema_clip(k, 40)));
 const hasOwn = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
 /** Only `{}`-style mappings count: YAML can also produce Dates, Maps and byte arrays. */
 function isPlainObject(v) {
@@ -57257,7 +58631,7 @@ function describeValue(v) {
     if (v === null)
         return 'null (an empty value)';
     if (typeof v === 'string')
-        return `${schema_quote(clip(v, 40))} (a string${v.length > 40 ? ` of ${v.length} characters` : ''})`;
+        return `${schema_quote(schema_clip(v, 40))} (a string${v.length > 40 ? ` of ${v.length} characters` : ''})`;
     if (typeof v === 'number' || typeof v === 'bigint')
         return `the number ${v}`;
     if (typeof v === 'boolean')
@@ -57265,9 +58639,9 @@ function describeValue(v) {
     if (typeof v === 'undefined')
         return 'nothing';
     if (Array.isArray(v))
-        return `a list of ${plural(v.length, 'item')}`;
+        return `a list of ${schema_plural(v.length, 'item')}`;
     if (isPlainObject(v))
-        return `a mapping with ${plural(Object.keys(v).length, 'key')}`;
+        return `a mapping with ${schema_plural(Object.keys(v).length, 'key')}`;
     if (v instanceof Date)
         return `a date (${Number.isNaN(v.getTime()) ? 'invalid' : v.toISOString()})`;
     if (typeof v === 'object')
@@ -57294,7 +58668,7 @@ function child(path, key) {
     if (typeof key === 'number')
         return `${path}[${key}]`;
     if (!/^[\w-]+$/.test(key))
-        return `${path}[${schema_quote(clip(key, 40))}]`;
+        return `${path}[${schema_quote(schema_clip(key, 40))}]`;
     return path ? `${path}.${key}` : key;
 }
 /** The example as it would sit at `path`: `port: 22`, `- web1` for a list item, bare at the root. */
@@ -57352,7 +58726,7 @@ function report(ctx, path, message, example) {
         ctx.dropped++;
     return INVALID;
 }
-const fail = (ctx, s, path, message) => report(ctx, path, message, schema_snippet(path, s.example));
+const schema_fail = (ctx, s, path, message) => report(ctx, path, message, schema_snippet(path, s.example));
 function run(s, value, path, ctx) {
     if (ctx.depth >= MAX_DEPTH)
         return report(ctx, path, `is nested more than ${MAX_DEPTH} levels deep`, '');
@@ -57387,8 +58761,8 @@ function between(min, max, show = (n) => `${n}`) {
 /** "3 items", "1 to 5 items" or "at most 5 items" (maxima always exist: they default to a cap). */
 function count(min, max, unit) {
     if (min === max)
-        return plural(min, unit);
-    return min > 0 ? `${min} to ${plural(max, unit)}` : `at most ${plural(max, unit)}`;
+        return schema_plural(min, unit);
+    return min > 0 ? `${min} to ${schema_plural(max, unit)}` : `at most ${schema_plural(max, unit)}`;
 }
 /** JSON Schema patterns have no flags, and `g`/`y` would make RegExp.test stateful. */
 function noFlags(re, where) {
@@ -57407,7 +58781,7 @@ function scalar(opts, spec) {
         example: spec.example,
         check(v, path, ctx) {
             const r = spec.parse(v);
-            return typeof r === 'string' ? fail(ctx, s, path, r) : r.value;
+            return typeof r === 'string' ? schema_fail(ctx, s, path, r) : r.value;
         },
         json: () => clean({ description: opts.description, examples: [spec.example], ...spec.json })
     };
@@ -57565,11 +58939,11 @@ function arr(item, opts = {}) {
         example: opts.example ?? Array.from({ length: clamp(1, minItems, maxItems) }, () => item.example),
         check(v, path, ctx) {
             if (!Array.isArray(v))
-                return fail(ctx, s, path, got('a list', v));
+                return schema_fail(ctx, s, path, got('a list', v));
             if (v.length > maxItems)
-                return fail(ctx, s, path, got(sizes, v));
+                return schema_fail(ctx, s, path, got(sizes, v));
             if (v.length < minItems)
-                fail(ctx, s, path, got(sizes, v));
+                schema_fail(ctx, s, path, got(sizes, v));
             const out = v.map((x, i) => run(item, x, child(path, i), ctx));
             return v.length < minItems || out.includes(INVALID)
                 ? INVALID
@@ -57615,7 +58989,7 @@ function obj(fields, opts = {}) {
         example: opts.example ?? Object.fromEntries(entries.map(([k, f]) => [k, unwrap(f).example])),
         check(v, path, ctx) {
             if (!isPlainObject(v))
-                return fail(ctx, s, path, got(s.expected, v));
+                return schema_fail(ctx, s, path, got(s.expected, v));
             const unknown = Object.keys(v).filter(key => !hasOwn(fields, key));
             for (const key of unknown)
                 unknownKey(ctx, s, fields, path, key);
@@ -57669,10 +59043,10 @@ function record(value, opts = {}) {
         example: opts.example ?? { example: value.example },
         check(v, path, ctx) {
             if (!isPlainObject(v))
-                return fail(ctx, s, path, got(s.expected, v));
+                return schema_fail(ctx, s, path, got(s.expected, v));
             const keys = Object.keys(v);
             if (keys.length > maxKeys)
-                return fail(ctx, s, path, got(`a mapping of at most ${plural(maxKeys, 'key')}`, v));
+                return schema_fail(ctx, s, path, got(`a mapping of at most ${schema_plural(maxKeys, 'key')}`, v));
             const out = Object.create(null);
             let ok = true;
             for (const key of keys) {
@@ -57718,7 +59092,7 @@ function union(schemas, opts = {}) {
                     return r;
             }
             if (shaped.length !== 1 || !trial)
-                return fail(ctx, s, path, got(expected, v));
+                return schema_fail(ctx, s, path, got(expected, v));
             for (const i of trial.issues)
                 report(ctx, i.path, i.message, i.example);
             ctx.dropped += trial.dropped;
@@ -57744,7 +59118,7 @@ function tagged(tag, variants, opts = {}) {
         example: opts.example ?? branches.get(names[0]).example,
         check(v, path, ctx) {
             if (!isPlainObject(v))
-                return fail(ctx, s, path, got(s.expected, v));
+                return schema_fail(ctx, s, path, got(s.expected, v));
             const [t, at] = [hasOwn(v, tag) ? v[tag] : undefined, child(path, tag)];
             const branch = typeof t === 'string' ? branches.get(t) : undefined;
             if (branch)
@@ -57765,7 +59139,7 @@ function tagged(tag, variants, opts = {}) {
 function validate(schema, value, rootPath = '') {
     const ctx = { issues: [], dropped: 0, depth: 0 };
     const out = run(schema, value, rootPath, ctx);
-    const more = { path: rootPath, message: `and ${plural(ctx.dropped, 'more issue')} not shown`, example: '' };
+    const more = { path: rootPath, message: `and ${schema_plural(ctx.dropped, 'more issue')} not shown`, example: '' };
     const errors = ctx.dropped ? [...ctx.issues, more] : ctx.issues;
     return out === INVALID || errors.length ? { ok: false, errors } : { ok: true, value: out };
 }
@@ -57774,7 +59148,7 @@ function formatIssues(issues) {
     const line = (i) => {
         const where = i.path ? `\`${i.path}\`` : '(top level)';
         const stop = /[.?!]$/.test(i.message) ? '' : '.';
-        return `${where}: ${i.message}${i.example ? `${stop} Example: ${clip(i.example, 160)}` : ''}`;
+        return `${where}: ${i.message}${i.example ? `${stop} Example: ${schema_clip(i.example, 160)}` : ''}`;
     };
     return issues.map(line).join('\n');
 }
@@ -58314,6 +59688,18 @@ function checksFrom(file, healthUrl, env, p, secret) {
             deadlineMs: c.deadline
         };
         const at = `checks[${i}]`;
+        // A password in a check's URL is a credential like any other.
+        const url = c.type === 'http' || c.type === 'version' ? c.url : undefined;
+        if (url) {
+            try {
+                const pw = decodeURIComponent(new URL(url).password);
+                if (pw)
+                    secret(pw);
+            }
+            catch {
+                p.list.push(`${at}.url: not a valid URL. Example: url: https://example.com/health`);
+            }
+        }
         switch (c.type) {
             case 'http': {
                 // Header values are credentials more often than not: every one of them is masked.
@@ -61603,6 +62989,7 @@ function getIDToken(aud) {
 //# sourceMappingURL=core.js.map
 ;// CONCATENATED MODULE: ./src/io/log.ts
 
+
 const actionsLogger = {
     info: m => info(m),
     warn: m => warning(m),
@@ -61653,6 +63040,16 @@ function memoryLogger() {
         }
     };
 }
+/** A logger whose every line has the registered secrets replaced by `***` (for the CLI). */
+function redacting(inner) {
+    return {
+        info: m => inner.info(secrets.redact(m)),
+        warn: m => inner.warn(secrets.redact(m)),
+        error: m => inner.error(secrets.redact(m)),
+        debug: m => inner.debug(secrets.redact(m)),
+        group: (title, fn) => inner.group(secrets.redact(title), fn)
+    };
+}
 
 ;// CONCATENATED MODULE: ./src/settings/load.ts
 
@@ -61689,11 +63086,15 @@ function loadSettings(src) {
 
 
 
+
+
+
 const USAGE = `deployguard: a deploy gate: verified SSH deploys, health checks, automatic rollback.
 
 Usage:
   deployguard deploy [--config FILE] [--dry-run] [--json] [--<input> VALUE ...]
   deployguard check  [--config FILE] [--stage pre|post|schedule] [--json]
+  deployguard init   [--config FILE] [--force]   write a commented starter deployguard.yml
   deployguard schema print the JSON Schema of deployguard.yml (for editors)
   deployguard demo   deploy a sample app to a sandbox sshd on loopback: v1, then a broken v2
                      that is rolled back automatically
@@ -61704,7 +63105,14 @@ Secrets come from the environment (DEPLOYGUARD_SSH_KEY, DEPLOYGUARD_SSH_PASSPHRA
 --ssh-key-file PATH; never from flags, which other users can read in the process list.
 
 Exit status: 0 only when everything passed.`;
-const BOOLEAN_FLAGS = new Set(['dry-run', 'json', 'verbose', 'insecure-skip-host-key-check', 'help']);
+const BOOLEAN_FLAGS = new Set([
+    'dry-run',
+    'json',
+    'verbose',
+    'insecure-skip-host-key-check',
+    'help',
+    'force'
+]);
 /** `--name value`, `--name=value` and boolean `--name`. */
 function parseArgs(argv) {
     const flags = new Map();
@@ -61737,7 +63145,7 @@ function parseArgs(argv) {
 }
 /** Runs the CLI and returns the exit code (never calls process.exit, so tests can call it). */
 async function main(argv, out = process.stdout) {
-    const log = consoleLogger();
+    const log = redacting(consoleLogger());
     try {
         const { command, flags } = parseArgs(argv);
         if (flags.has('help') || command === undefined || command === 'help') {
@@ -61751,22 +63159,29 @@ async function main(argv, out = process.stdout) {
         }
         const keyFile = flags.get('ssh-key-file');
         const input = (name) => name === 'ssh-key' && keyFile ? (0,external_node_fs_namespaceObject.readFileSync)(keyFile, 'utf8') : flags.get(name);
-        const base = { input, env: process.env, cwd: process.cwd(), now: new Date(), onSecret: () => { } };
+        const base = {
+            input,
+            env: process.env,
+            cwd: process.cwd(),
+            now: new Date(),
+            onSecret: (v) => secrets.add(v)
+        };
+        const write = (text) => out.write(secrets.redact(text) + '\n');
         const json = flags.has('json');
         switch (command) {
             case 'demo':
                 return await runDemo(log);
             case 'schema':
-                out.write(JSON.stringify(configJsonSchema(), null, 2) + '\n');
+                write(JSON.stringify(configJsonSchema(), null, 2));
                 return 0;
             case 'deploy': {
                 const settings = loadSettings(base);
                 if (settings.dryRun) {
-                    out.write((await dryRun(settings)) + '\n');
+                    write(await dryRun(settings));
                     return 0;
                 }
                 const result = await runDeploy(settings, { log });
-                out.write(json ? JSON.stringify(result, null, 2) + '\n' : verdictLine(result) + '\n');
+                write(json ? JSON.stringify(result, null, 2) : verdictLine(result));
                 return result.status === 'deployed' ? 0 : 1;
             }
             case 'check': {
@@ -61774,21 +63189,24 @@ async function main(argv, out = process.stdout) {
                 const stage = (flags.get('stage') ?? 'schedule');
                 if (!['pre', 'post', 'schedule'].includes(stage))
                     throw new ConfigError(`--stage: expected pre, post or schedule, got "${stage}"`);
-                const results = await runChecks(checksFor(settings.checks, stage), stage, {
-                    context: { release: settings.releaseId, commit: settings.run.commit }
-                });
+                const results = await checkNow(settings, stage, log);
                 const passed = results.filter(r => r.ok).length;
                 if (json)
-                    out.write(JSON.stringify({ passed, total: results.length, results }, null, 2) + '\n');
-                else {
-                    for (const r of results)
-                        out.write(`${r.ok ? 'PASS' : 'FAIL'}  ${r.name}: ${r.reason} (${r.attempts} attempts, ${r.durationMs} ms)\n`);
-                    out.write(`${passed}/${results.length} checks passed\n`);
-                }
+                    write(JSON.stringify({ stage, passed, total: results.length, ok: passed === results.length, results }, null, 2));
+                else
+                    write(renderCheckTable(results));
                 return passed === results.length ? 0 : 1;
             }
+            case 'init': {
+                const path = flags.get('config') ?? 'deployguard.yml';
+                if ((0,external_node_fs_namespaceObject.existsSync)(path) && !flags.has('force'))
+                    throw new ConfigError(`${path} exists; not overwriting it`, 'Pass --force to replace it.');
+                (0,external_node_fs_namespaceObject.writeFileSync)(path, STARTER_CONFIG);
+                write(`wrote ${path}: a starter with one check of each kind. Edit it, then run: deployguard check --config ${path}`);
+                return 0;
+            }
             default:
-                throw new ConfigError(`unknown command "${command}"`, 'Commands: deploy, check, schema, demo. Run `deployguard --help`.');
+                throw new ConfigError(`unknown command "${command}"`, 'Commands: deploy, check, init, schema, demo. Run `deployguard --help`.');
         }
     }
     catch (err) {
@@ -70814,7 +72232,7 @@ module.exports = {"rE":"1.17.0"};
 /************************************************************************/
 var __webpack_exports__ = {};
 // CommonJS entry of the `deployguard` command (see main.cjs for why CommonJS).
-(__nccwpck_require__(8544)/* .main */ .i)(process.argv.slice(2))
+(__nccwpck_require__(839)/* .main */ .i)(process.argv.slice(2))
   .then(code => {
     process.exitCode = code;
   });

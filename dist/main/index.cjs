@@ -54087,7 +54087,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5857:
+/***/ 8966:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -58388,96 +58388,730 @@ const logsProbe = (_c, _h) => todo;
 const fileFreshProbe = (_c, _h) => todo;
 const hostVersionProbe = (_c, _x, _h) => todo;
 
+;// CONCATENATED MODULE: external "node:child_process"
+const external_node_child_process_namespaceObject = require("node:child_process");
+;// CONCATENATED MODULE: external "node:fs"
+const external_node_fs_namespaceObject = require("node:fs");
 // EXTERNAL MODULE: external "node:http"
 var external_node_http_ = __nccwpck_require__(7067);
 ;// CONCATENATED MODULE: external "node:https"
 const external_node_https_namespaceObject = require("node:https");
 // EXTERNAL MODULE: external "node:net"
 var external_node_net_ = __nccwpck_require__(7030);
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = require("node:path");
+// EXTERNAL MODULE: external "node:tls"
+var external_node_tls_ = __nccwpck_require__(1692);
 ;// CONCATENATED MODULE: ./src/checks/probes.ts
 
 
 
-const MAX_BODY = 64 * 1024;
+
+
+
+
+
+/** How much of a response body is kept for matching (the rest is read and dropped). */
+const MAX_BODY = 1024 * 1024;
+/** How much of a command's combined output is kept (its tail). */
+const probes_MAX_OUTPUT = 64 * 1024;
+/** Lines of a failed command's output shown in the reason. */
+const TAIL_LINES = 10;
+/** Length of body and output snippets in reasons. */
+const SNIPPET = 120;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+/** Certificate verification failures, which get a reason that says so (and how to fix it). */
+const TLS_TRUST_CODES = new Set([
+    'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+    'UNABLE_TO_GET_ISSUER_CERT',
+    'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+    'SELF_SIGNED_CERT_IN_CHAIN',
+    'DEPTH_ZERO_SELF_SIGNED_CERT',
+    'CERT_UNTRUSTED',
+    'CERT_REJECTED',
+    'CERT_SIGNATURE_FAILURE',
+    'CERT_HAS_EXPIRED',
+    'CERT_NOT_YET_VALID',
+    'CERT_CHAIN_TOO_LONG',
+    'INVALID_CA',
+    'ERR_TLS_CERT_ALTNAME_INVALID'
+]);
+const fail = (reason) => ({ ok: false, reason });
+const pass = (reason) => ({ ok: true, reason });
 /**
- * An HTTP request whose status and body are compared with what the check expects. Every attempt
- * uses a new connection: a pooled keep-alive socket may still point at the process a restart or
- * rollback just replaced, and would fail (or pass) for the wrong reason.
+ * A URL fit for a reason or a log line: `user:password@` becomes `***@`, every query value becomes
+ * `***` (tokens travel in query strings), and the fragment is dropped. Not a URL: a placeholder,
+ * never the text itself (it may be a credential-bearing URL that merely failed to parse).
+ */
+function safeUrl(url) {
+    let u;
+    try {
+        u = new URL(String(url));
+    }
+    catch {
+        return '(not a valid URL)';
+    }
+    if (u.username || u.password) {
+        u.username = '***';
+        u.password = '';
+    }
+    const query = u.search.slice(1);
+    u.search = '';
+    u.hash = '';
+    if (!query)
+        return u.href;
+    const masked = query
+        .split('&')
+        .map(part => {
+        const eq = part.indexOf('=');
+        // A bare `?token` may itself be the secret.
+        return eq < 0 ? (part ? '***' : part) : `${part.slice(0, eq)}=***`;
+    })
+        .join('&');
+    return `${u.href}?${masked}`;
+}
+/** Replaces every occurrence of each value with `***`, longest first (so no secret is half-masked). */
+function redactor(values) {
+    const list = [...new Set([...values].filter(v => v.length > 0))].sort((a, b) => b.length - a.length);
+    return text => list.reduce((t, v) => t.split(v).join('***'), text);
+}
+/** Redacted first (truncation could cut a secret in half), then flattened and truncated. */
+function snippet(text, redact = t => t, max = SNIPPET) {
+    const flat = redact(text).replace(/\s+/g, ' ').trim();
+    return flat.length > max ? `${flat.slice(0, max)}…` : flat || '(empty)';
+}
+/** The last `lines` lines of a command's output, redacted, each line cut to a sane width. */
+function tailLines(text, redact, lines = TAIL_LINES) {
+    const all = redact(text).replace(/\r\n?/g, '\n').trimEnd().split('\n');
+    return all
+        .slice(-lines)
+        .map(l => (l.length > 200 ? `${l.slice(0, 200)}…` : l))
+        .join('\n');
+}
+function errorCode(err) {
+    const e = err;
+    if (e?.code)
+        return e.code;
+    // Happy-eyeballs connects (autoSelectFamily) fail with an AggregateError of the per-address errors.
+    if (err instanceof AggregateError)
+        return err.errors[0]?.code;
+    return undefined;
+}
+function errorText(err) {
+    const code = errorCode(err);
+    const message = err instanceof Error ? err.message : String(err);
+    if (!code)
+        return message || 'unknown error';
+    return message && !message.includes(code) ? `${code}: ${message}` : message || code;
+}
+// ---------------------------------------------------------------------------------------------
+// HTTP
+/** Header values are credentials more often than not: each one, and the credential part of an
+ * `Authorization: <scheme> <credentials>`-shaped value (also decoded, for Basic), is secret. */
+function headerSecrets(headers) {
+    const out = [];
+    for (const raw of Object.values(headers)) {
+        const v = raw.trim();
+        out.push(raw, v);
+        const m = /^[A-Za-z][\w.+-]*\s+(\S.*)$/.exec(v);
+        if (!m?.[1])
+            continue;
+        out.push(m[1]);
+        if (/^basic\s/i.test(v)) {
+            const decoded = Buffer.from(m[1], 'base64').toString('utf8');
+            const colon = decoded.indexOf(':');
+            if (colon > 0 && /^[\x20-\x7e]+$/.test(decoded))
+                out.push(decoded, decoded.slice(colon + 1));
+        }
+    }
+    return out.filter(s => s.length > 0);
+}
+/** Values in the configured URL that safeUrl hides, so an echo of them in a body is hidden too. */
+function urlSecrets(url) {
+    if (!url)
+        return [];
+    const out = [url.password, safeDecode(url.password)];
+    for (const [, v] of url.searchParams)
+        out.push(v);
+    for (const part of url.search.slice(1).split('&'))
+        out.push(part.slice(part.indexOf('=') + 1));
+    // Short values (`?v=1`, `?debug=true`) are not secrets, and masking them would mangle reasons.
+    return out.filter(s => s.length >= 4);
+}
+function safeDecode(s) {
+    try {
+        return decodeURIComponent(s);
+    }
+    catch {
+        return s;
+    }
+}
+/** Reads `caFile` once: PEM certificates added to (not replacing) the trusted roots. */
+function loadCa(caFile) {
+    const path = (0,external_node_path_namespaceObject.resolve)(process.cwd(), caFile);
+    let pem;
+    try {
+        pem = (0,external_node_fs_namespaceObject.readFileSync)(path, 'utf8');
+    }
+    catch (err) {
+        return { error: `ca-file ${caFile} cannot be read (${errorCode(err) ?? errorText(err)})` };
+    }
+    const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+    if (blocks.length === 0)
+        return { error: `ca-file ${caFile} holds no PEM certificate` };
+    for (const block of blocks) {
+        try {
+            new external_node_crypto_.X509Certificate(block);
+        }
+        catch (err) {
+            return { error: `ca-file ${caFile} holds a certificate that does not parse (${errorText(err)})` };
+        }
+    }
+    // Node's `ca` option replaces the default trust store: keep the bundled roots so public
+    // endpoints still verify, and add the file's CAs on top.
+    return { ca: [...external_node_tls_.rootCertificates, ...blocks] };
+}
+/** A failed exchange; its message is (part of) the reason. */
+class ExchangeFailed extends Error {
+}
+/** One request and its response on a new connection (see httpProbe for why never a pooled one). */
+function exchange(x) {
+    return new Promise((resolve, reject) => {
+        if (x.stop.aborted)
+            return reject(new ExchangeFailed('stopped'));
+        let req;
+        let settled = false;
+        const finish = (settle) => {
+            if (settled)
+                return;
+            settled = true;
+            x.stop.removeEventListener('abort', onStop);
+            req?.destroy();
+            settle();
+        };
+        const onStop = () => finish(() => reject(new ExchangeFailed('stopped')));
+        const send = x.url.protocol === 'https:' ? external_node_https_namespaceObject.request : external_node_http_.request;
+        try {
+            req = send(x.url, {
+                method: x.method,
+                headers: x.headers,
+                agent: false,
+                ...(x.url.protocol === 'https:' ? x.tls : {})
+            }, res => {
+                const status = res.statusCode ?? 0;
+                const location = typeof res.headers.location === 'string' ? res.headers.location : undefined;
+                if (x.skipBody(status, location)) {
+                    finish(() => resolve({ status, location, body: '', truncated: false }));
+                    return;
+                }
+                x.onBody();
+                const chunks = [];
+                let kept = 0;
+                let truncated = false;
+                res.on('data', (c) => {
+                    if (kept < MAX_BODY) {
+                        chunks.push(c);
+                        kept += c.length;
+                    }
+                    else
+                        truncated = true;
+                });
+                res.on('end', () => {
+                    const body = Buffer.concat(chunks).subarray(0, MAX_BODY);
+                    finish(() => resolve({
+                        status,
+                        location,
+                        body: body.toString('utf8'),
+                        truncated: truncated || kept > MAX_BODY
+                    }));
+                });
+                const cut = () => finish(() => reject(new ExchangeFailed(`HTTP ${status}, but the connection closed before the body was complete`)));
+                res.on('error', cut);
+                res.on('close', () => {
+                    if (!res.complete)
+                        cut();
+                });
+            });
+        }
+        catch (err) {
+            // Bad header names or values are refused synchronously (the message names the header, not its value).
+            return finish(() => reject(new ExchangeFailed(`request not sent: ${errorText(err)}`)));
+        }
+        x.stop.addEventListener('abort', onStop);
+        req.on('error', err => finish(() => reject(new ExchangeFailed(describeRequestError(err, x.url)))));
+        req.end();
+    });
+}
+function describeRequestError(err, url) {
+    const code = errorCode(err);
+    if (code && TLS_TRUST_CODES.has(code)) {
+        return (`TLS certificate of ${safeUrl(url)} not trusted: ${errorText(err)}. ` +
+            'If it is signed by a private CA, set ca-file to that CA (PEM)');
+    }
+    return `request to ${safeUrl(url)} failed: ${errorText(err)}`;
+}
+/** Walks a dot path (`checks.db.status`; numeric parts index arrays). */
+function jsonAt(value, path) {
+    let cur = value;
+    for (const key of path.split('.')) {
+        if (Array.isArray(cur) && /^\d+$/.test(key) && Number(key) < cur.length)
+            cur = cur[Number(key)];
+        else if (cur !== null && typeof cur === 'object' && !Array.isArray(cur) && Object.hasOwn(cur, key))
+            cur = cur[key];
+        else
+            return { found: false };
+    }
+    return { found: true, value: cur };
+}
+/** A Location header resolved against the URL that sent it (relative Locations are common). */
+function resolveLocation(location, base) {
+    if (location === undefined)
+        return undefined;
+    try {
+        return new URL(location, base);
+    }
+    catch {
+        return undefined;
+    }
+}
+/**
+ * An HTTP request whose status, body and latency are compared with what the check expects.
+ * Every attempt uses a new connection: a pooled keep-alive socket may still point at the process a
+ * restart or rollback just replaced, and would fail (or pass) for the wrong reason.
+ * `timeoutMs` bounds the whole attempt: connect, redirects, headers and the full body;
+ * `maxLatencyMs` is compared with the same span, measured.
  */
 function httpProbe(check) {
+    // Everything that can be wrong with the settings themselves is found once, here, and reported
+    // as a failed check on every attempt (never a crash).
+    let origin;
+    let setupError;
+    try {
+        origin = new URL(check.url);
+        if (origin.protocol !== 'http:' && origin.protocol !== 'https:')
+            setupError = `url ${safeUrl(origin)} is not http(s)`;
+    }
+    catch {
+        setupError = 'url is not a valid URL';
+    }
+    let matcher;
+    if (check.bodyMatches !== undefined && !setupError) {
+        try {
+            matcher = new RegExp(check.bodyMatches);
+        }
+        catch (err) {
+            setupError = `body-matches is not a valid regular expression: ${errorText(err)}`;
+        }
+    }
+    let tls = { rejectUnauthorized: !check.insecureTls };
+    if (check.caFile !== undefined && !setupError) {
+        const loaded = loadCa(check.caFile);
+        if ('error' in loaded)
+            setupError = loaded.error;
+        else
+            tls = { ...tls, ca: loaded.ca };
+    }
+    const headerValues = headerSecrets(check.headers);
+    // Server-originated text (bodies, Locations, error messages) is masked with every header value
+    // and the URL's credentials; the finished reason once more with everything of 4+ characters
+    // (shorter header values, like `1`, would otherwise turn "HTTP 500" into "HTTP 5***0").
+    const maskServer = redactor([...headerValues, ...urlSecrets(origin)]);
+    const maskReason = redactor([...headerValues, ...urlSecrets(origin)].filter(s => s.length >= 4));
+    const configured = { ...check.headers };
+    const hasUserAgent = Object.keys(check.headers).some(k => k.toLowerCase() === 'user-agent');
+    const withHeaders = hasUserAgent
+        ? configured
+        : { 'user-agent': 'deployguard', ...configured };
+    const withoutHeaders = { 'user-agent': 'deployguard' };
+    const judge = (a, ms, at, hops) => {
+        const where = hops > 0 ? ` at ${safeUrl(at)} (after ${hops} redirect${hops === 1 ? '' : 's'})` : '';
+        const body = () => snippet(a.body, maskServer);
+        if (!check.expectStatus.includes(a.status)) {
+            const to = REDIRECT_STATUSES.has(a.status) ? resolveLocation(a.location, at) : undefined;
+            const redirect = to
+                ? ` (a redirect to ${maskServer(safeUrl(to))}; follow-redirects is ${check.followRedirects})`
+                : '';
+            return fail(`HTTP ${a.status}${where}${redirect}, expected ${check.expectStatus.join(' or ')}; body: ${body()}`);
+        }
+        if (check.maxLatencyMs !== undefined && ms > check.maxLatencyMs) {
+            return fail(`HTTP ${a.status}${where} in ${ms} ms, over the max-latency of ${check.maxLatencyMs} ms`);
+        }
+        const searched = a.truncated ? ` (first ${MAX_BODY / 1024} KiB searched)` : '';
+        if (check.bodyContains !== undefined && !a.body.includes(check.bodyContains)) {
+            return fail(`HTTP ${a.status}${where} but the body lacks "${check.bodyContains}"${searched}: ${body()}`);
+        }
+        if (matcher && !matcher.test(a.body)) {
+            return fail(`HTTP ${a.status}${where} but the body does not match /${check.bodyMatches}/${searched}: ${body()}`);
+        }
+        if (check.json) {
+            let doc;
+            try {
+                doc = JSON.parse(a.body);
+            }
+            catch {
+                return fail(`HTTP ${a.status}${where} but the body is not JSON: ${body()}`);
+            }
+            const want = JSON.stringify(check.json.equals);
+            const got = jsonAt(doc, check.json.path);
+            if (!got.found) {
+                return fail(`JSON field ${check.json.path} is missing, expected ${want}; body: ${body()}`);
+            }
+            if (got.value !== check.json.equals) {
+                const shown = snippet(JSON.stringify(got.value) ?? String(got.value), maskServer, 60);
+                return fail(`JSON field ${check.json.path} is ${shown}, expected ${want}`);
+            }
+        }
+        return pass(`HTTP ${a.status}${where} in ${ms} ms`);
+    };
+    const attempt = async (signal, start) => {
+        const started = Date.now();
+        const stop = new AbortController();
+        let timedOut = false;
+        // Written from the exchange's callback, read when a timeout hits: what was being waited for.
+        const progress = { phase: 'response' };
+        let url = start;
+        const timer = setTimeout(() => {
+            timedOut = true;
+            stop.abort();
+        }, check.timeoutMs);
+        const onAbort = () => stop.abort();
+        signal.addEventListener('abort', onAbort);
+        if (signal.aborted)
+            stop.abort();
+        try {
+            let method = check.method;
+            let hops = 0;
+            const follows = (status, location) => check.followRedirects > 0 && REDIRECT_STATUSES.has(status) && location !== undefined;
+            for (;;) {
+                progress.phase = 'response';
+                // The configured headers (tokens, cookies, Host) are meant for the service the check
+                // names. A redirect, which the server (or whoever controls an open redirect on it)
+                // chooses, must never carry them to another origin: only the original origin gets them,
+                // as browsers and curl do with Authorization.
+                const headers = url.origin === start.origin ? withHeaders : withoutHeaders;
+                const answer = await exchange({
+                    url,
+                    method,
+                    headers,
+                    tls,
+                    skipBody: follows,
+                    stop: stop.signal,
+                    onBody: () => {
+                        progress.phase = 'body';
+                    }
+                });
+                if (!follows(answer.status, answer.location)) {
+                    return judge(answer, Date.now() - started, url, hops);
+                }
+                const next = resolveLocation(answer.location, url);
+                if (!next) {
+                    return fail(`HTTP ${answer.status} from ${safeUrl(url)} redirects to an invalid Location`);
+                }
+                const hop = `${safeUrl(url)} answered ${answer.status} → ${maskServer(safeUrl(next))}`;
+                if (hops >= check.followRedirects) {
+                    return fail(`more than ${check.followRedirects} redirect(s) (follow-redirects): ${hop}`);
+                }
+                if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+                    return fail(`redirect to a non-HTTP URL: ${hop}`);
+                }
+                if ((answer.status === 303 && method !== 'HEAD') || (answer.status <= 302 && method === 'POST')) {
+                    method = 'GET';
+                }
+                url = next;
+                hops++;
+            }
+        }
+        catch (err) {
+            if (timedOut) {
+                return fail(progress.phase === 'body'
+                    ? `the body of ${safeUrl(url)} was still arriving after ${check.timeoutMs} ms (timeout)`
+                    : `no answer from ${safeUrl(url)} within ${check.timeoutMs} ms (timeout)`);
+            }
+            if (signal.aborted)
+                return fail('cancelled');
+            return fail(maskServer(err instanceof ExchangeFailed ? err.message : `request failed: ${errorText(err)}`));
+        }
+        finally {
+            clearTimeout(timer);
+            signal.removeEventListener('abort', onAbort);
+        }
+    };
+    return async (signal) => {
+        if (setupError !== undefined || !origin)
+            return fail(setupError ?? 'url is not a valid URL');
+        if (signal.aborted)
+            return fail('cancelled');
+        try {
+            const r = await attempt(signal, origin);
+            return { ok: r.ok, reason: maskReason(r.reason) };
+        }
+        catch (err) {
+            return fail(maskReason(maskServer(`check failed unexpectedly: ${errorText(err)}`)));
+        }
+    };
+}
+// ---------------------------------------------------------------------------------------------
+// TCP
+/** A TCP connect to a port; the connection is closed as soon as it is made. */
+function tcpProbe(check) {
+    const target = `${check.host}:${check.port}`;
     return signal => new Promise(resolve => {
+        if (signal.aborted)
+            return resolve(fail('cancelled'));
         const started = Date.now();
         let settled = false;
-        const done = (ok, reason) => {
+        const done = (r) => {
             if (settled)
                 return;
             settled = true;
             clearTimeout(timer);
             signal.removeEventListener('abort', onAbort);
-            req.destroy();
-            resolve({ ok, reason });
-        };
-        const onAbort = () => done(false, 'cancelled');
-        const url = new URL(check.url);
-        const send = url.protocol === 'https:' ? external_node_https_namespaceObject.request : external_node_http_.request;
-        const req = send(url, { method: check.method, agent: false, headers: { 'user-agent': 'deployguard' } }, (res) => {
-            const chunks = [];
-            let size = 0;
-            res.on('data', (c) => {
-                if (size < MAX_BODY)
-                    chunks.push(c);
-                size += c.length;
-            });
-            res.on('error', err => done(false, `response failed: ${err.message}`));
-            res.on('end', () => {
-                const status = res.statusCode ?? 0;
-                const body = Buffer.concat(chunks).toString('utf8');
-                if (!check.expectStatus.includes(status)) {
-                    done(false, `HTTP ${status}, expected ${check.expectStatus.join(' or ')}; body: ${snippet(body)}`);
-                }
-                else if (check.bodyContains !== undefined && !body.includes(check.bodyContains)) {
-                    done(false, `HTTP ${status} but the body lacks "${check.bodyContains}": ${snippet(body)}`);
-                }
-                else {
-                    done(true, `HTTP ${status} in ${Date.now() - started} ms`);
-                }
-            });
-        });
-        const timer = setTimeout(() => done(false, `no answer within ${check.timeoutMs} ms`), check.timeoutMs);
-        signal.addEventListener('abort', onAbort);
-        req.on('error', (err) => done(false, `request failed: ${err.code ?? err.message}`));
-        req.end();
-    });
-}
-function snippet(body) {
-    const flat = body.replace(/\s+/g, ' ').trim();
-    return flat.length > 120 ? `${flat.slice(0, 120)}…` : flat || '(empty)';
-}
-/** A TCP connect to a port. */
-function tcpProbe(check) {
-    return signal => new Promise(resolve => {
-        const started = Date.now();
-        const sock = (0,external_node_net_.connect)({ host: check.host, port: check.port });
-        const done = (ok, reason) => {
-            clearTimeout(timer);
-            signal.removeEventListener('abort', onAbort);
             sock.destroy();
-            resolve({ ok, reason });
+            resolve(r);
         };
-        const onAbort = () => done(false, 'cancelled');
-        const timer = setTimeout(() => done(false, `no connection within ${check.timeoutMs} ms`), check.timeoutMs);
+        const onAbort = () => done(fail('cancelled'));
+        const timer = setTimeout(() => done(fail(`no connection to ${target} within ${check.timeoutMs} ms (timeout)`)), check.timeoutMs);
+        const sock = (0,external_node_net_.connect)({ host: check.host, port: check.port });
         signal.addEventListener('abort', onAbort);
-        sock.once('connect', () => done(true, `connected in ${Date.now() - started} ms`));
-        sock.once('error', (e) => done(false, `connect failed: ${e.code ?? e.message}`));
+        sock.once('connect', () => done(pass(`connected to ${target} in ${Date.now() - started} ms`)));
+        sock.once('error', err => done(fail(`connect to ${target} failed: ${errorCode(err) ?? errorText(err)}`)));
     });
 }
-/** PLACEHOLDER (being implemented): a local command; exit 0 passes. */
-function commandProbe(_check) {
-    return async () => ({ ok: false, reason: 'not implemented yet' });
+/**
+ * Runs `/bin/sh -c command` with the given extra environment. The shell leads its own process
+ * group (detached), so a timeout or cancel kills the whole group: the command and whatever it
+ * started, not just the shell (killing only `sh` would leave e.g. a hung curl running).
+ */
+function runLocal(command, env, timeoutMs, signal) {
+    return new Promise(resolve => {
+        const started = Date.now();
+        const result = (outcome, extra = {}) => ({
+            outcome,
+            code: extra.code ?? null,
+            signal: extra.signal ?? null,
+            output,
+            ...(extra.error !== undefined ? { error: extra.error } : {}),
+            ms: Date.now() - started
+        });
+        let output = '';
+        if (signal.aborted)
+            return resolve(result('cancelled'));
+        let child;
+        try {
+            child = (0,external_node_child_process_namespaceObject.spawn)('/bin/sh', ['-c', command], {
+                env: { ...process.env, ...env },
+                detached: true,
+                stdio: ['ignore', 'pipe', 'pipe']
+            });
+        }
+        catch (err) {
+            return resolve(result('error', { error: errorText(err) }));
+        }
+        const keep = (text) => {
+            output += text;
+            if (output.length > 2 * probes_MAX_OUTPUT)
+                output = output.slice(-probes_MAX_OUTPUT);
+        };
+        child.stdout?.setEncoding('utf8').on('data', keep);
+        child.stderr?.setEncoding('utf8').on('data', keep);
+        let settled = false;
+        let stopped;
+        let exit;
+        let grace;
+        const finish = (failure) => {
+            if (settled)
+                return;
+            settled = true;
+            clearTimeout(timer);
+            clearTimeout(grace);
+            signal.removeEventListener('abort', onAbort);
+            child.stdout?.destroy();
+            child.stderr?.destroy();
+            if (failure !== undefined)
+                resolve(result('error', { error: failure }));
+            else
+                resolve(result(stopped ?? 'exit', { code: exit?.code ?? null, signal: exit?.signal ?? null }));
+        };
+        const killGroup = (why) => {
+            stopped ??= why;
+            try {
+                if (child.pid !== undefined)
+                    process.kill(-child.pid, 'SIGKILL');
+            }
+            catch {
+                // Already gone.
+            }
+            // SIGKILL cannot be ignored; this only bounds the wait for a process stuck in the kernel.
+            clearTimeout(grace);
+            grace = setTimeout(() => finish(), 2000);
+        };
+        const timer = setTimeout(() => killGroup('timeout'), timeoutMs);
+        const onAbort = () => killGroup('cancelled');
+        signal.addEventListener('abort', onAbort);
+        child.on('error', err => finish(`could not run /bin/sh: ${errorText(err)}`));
+        child.on('exit', (code, sig) => {
+            exit = { code, signal: sig };
+            // The output pipes close when the last process holding them exits. A background process
+            // the command left behind may hold them forever: wait briefly for the rest of the output,
+            // then stop reading.
+            clearTimeout(grace);
+            grace = setTimeout(() => finish(), 250);
+        });
+        child.on('close', (code, sig) => {
+            exit ??= { code, signal: sig };
+            finish();
+        });
+    });
 }
-/** PLACEHOLDER (being implemented): an HTTP endpoint or local command reports the deployed version. */
-function versionProbe(_check, _ctx) {
-    return async () => ({ ok: false, reason: 'not implemented yet' });
+/** "exited with code 3" / "timed out after 500 ms (killed)" / …, for a run that did not succeed. */
+function describeRun(r, timeoutMs) {
+    switch (r.outcome) {
+        case 'timeout':
+            return `timed out after ${timeoutMs} ms (its process group was killed)`;
+        case 'cancelled':
+            return 'cancelled';
+        case 'error':
+            return r.error ?? 'could not run';
+        case 'exit':
+            return r.signal ? `killed by ${r.signal}` : `exited with code ${r.code}`;
+    }
+}
+function withOutput(what, output, redact) {
+    return output.trim() ? `${what}; last output:\n${tailLines(output, redact)}` : `${what} (no output)`;
+}
+/** A local command; exit 0 passes. */
+function commandProbe(check) {
+    // The environment's values came from secrets more often than not; none may reach a reason.
+    const redact = redactor(Object.values(check.env));
+    return async (signal) => {
+        if (check.on !== 'local')
+            return fail('a host command check was given to the local command probe');
+        try {
+            const r = await runLocal(check.run, check.env, check.timeoutMs, signal);
+            if (r.outcome === 'exit' && r.code === 0)
+                return pass(`exited with code 0 in ${r.ms} ms`);
+            if (r.outcome === 'cancelled')
+                return fail('cancelled');
+            return fail(withOutput(describeRun(r, check.timeoutMs), r.output, redact));
+        }
+        catch (err) {
+            return fail(`check failed unexpectedly: ${redact(errorText(err))}`);
+        }
+    };
+}
+// ---------------------------------------------------------------------------------------------
+// Version
+const TOKEN = /[A-Za-z0-9_-]/;
+/** `needle` occurs in `text` as a whole token (so release `2026-11-26.1` is not found in `…26.10`). */
+function containsToken(text, needle) {
+    for (let at = text.indexOf(needle); at >= 0; at = text.indexOf(needle, at + 1)) {
+        const before = text[at - 1] ?? '';
+        const after = text.slice(at + needle.length, at + needle.length + 2);
+        const beforeOk = !before || !(TOKEN.test(before) || before === '.');
+        const afterOk = !after || !(TOKEN.test(after[0]) || /^\.[A-Za-z0-9]/.test(after));
+        if (beforeOk && afterOk)
+            return true;
+    }
+    return false;
+}
+/** Hex words of 7+ characters (also git describe's `-g<sha>`), lowercased. */
+function shaWords(text) {
+    const re = /(?:(?<![0-9A-Za-z])|(?<=-g))([0-9a-fA-F]{7,64})(?![0-9A-Za-z])/g;
+    return [...text.matchAll(re)].map(m => m[1].toLowerCase());
+}
+/** Does `text` report `expected`? For a commit sha: the full sha or any 7+ character prefix of it. */
+function reportsVersion(text, expected, kind) {
+    if (kind === 'commit' && /^[0-9a-f]{7,64}$/i.test(expected)) {
+        const full = expected.toLowerCase();
+        return shaWords(text).some(w => full.startsWith(w));
+    }
+    return containsToken(text, expected);
+}
+/** What the endpoint or command seems to report, for a mismatch's reason. */
+function reported(text, kind) {
+    const shas = kind === 'commit' ? [...new Set(shaWords(text))] : [];
+    return shas.length > 0 && shas.length <= 3 ? shas.join(', ') : `"${snippet(text, undefined, 80)}"`;
+}
+/** An HTTP endpoint (GET) or a local command reports the release or commit just deployed. */
+function versionProbe(check, ctx) {
+    const expected = (check.expect === 'release' ? ctx.release : ctx.commit).trim();
+    const shownExpected = snippet(expected, undefined, 64);
+    const verdict = (source, text) => reportsVersion(text, expected, check.expect)
+        ? pass(`${source} reports ${check.expect} ${shownExpected}`)
+        : fail(`${source} reports ${reported(text, check.expect)}, expected ${check.expect} ${shownExpected}`);
+    return async (signal) => {
+        if (!expected)
+            return fail(`no ${check.expect} is known to compare with`);
+        if (signal.aborted)
+            return fail('cancelled');
+        try {
+            if (check.url !== undefined)
+                return await versionOverHttp(check, signal, verdict);
+            if (check.run !== undefined) {
+                if (check.on !== 'local')
+                    return fail('a host version check was given to the local version probe');
+                const r = await runLocal(check.run, {}, check.timeoutMs, signal);
+                if (r.outcome === 'cancelled')
+                    return fail('cancelled');
+                if (r.outcome !== 'exit' || r.code !== 0) {
+                    return fail(withOutput(`the version command ${describeRun(r, check.timeoutMs)}`, r.output, t => t));
+                }
+                return verdict('the version command', r.output);
+            }
+            return fail('a version check needs url or run');
+        }
+        catch (err) {
+            return fail(`check failed unexpectedly: ${errorText(err)}`);
+        }
+    };
+}
+/** GET the version URL on a new connection; a 2xx answer's body must report the version. */
+async function versionOverHttp(check, signal, verdict) {
+    let url;
+    try {
+        url = new URL(check.url);
+    }
+    catch {
+        return fail('url is not a valid URL');
+    }
+    const mask = redactor(urlSecrets(url));
+    const stop = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+        timedOut = true;
+        stop.abort();
+    }, check.timeoutMs);
+    const onAbort = () => stop.abort();
+    signal.addEventListener('abort', onAbort);
+    if (signal.aborted)
+        stop.abort();
+    try {
+        const a = await exchange({
+            url,
+            method: 'GET',
+            headers: { 'user-agent': 'deployguard' },
+            tls: { rejectUnauthorized: true },
+            skipBody: () => false,
+            stop: stop.signal,
+            onBody: () => { }
+        });
+        if (a.status < 200 || a.status > 299) {
+            return fail(`HTTP ${a.status} from ${safeUrl(url)}, expected 2xx; body: ${snippet(a.body, mask)}`);
+        }
+        const r = verdict(safeUrl(url), a.body);
+        return { ok: r.ok, reason: mask(r.reason) };
+    }
+    catch (err) {
+        if (timedOut)
+            return fail(`no complete answer from ${safeUrl(url)} within ${check.timeoutMs} ms (timeout)`);
+        if (signal.aborted)
+            return fail('cancelled');
+        return fail(mask(err instanceof ExchangeFailed ? err.message : errorText(err)));
+    }
+    finally {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/checks/runner.ts
@@ -58585,8 +59219,6 @@ function tally(results) {
     return `${results.filter(r => r.ok).length}/${results.length} checks passed`;
 }
 
-;// CONCATENATED MODULE: external "node:path"
-const external_node_path_namespaceObject = require("node:path");
 ;// CONCATENATED MODULE: ./src/remote/commands.ts
 
 
@@ -59122,8 +59754,6 @@ function limiter(max) {
     };
 }
 
-;// CONCATENATED MODULE: external "node:fs"
-const external_node_fs_namespaceObject = require("node:fs");
 // EXTERNAL MODULE: external "node:stream"
 var external_node_stream_ = __nccwpck_require__(7075);
 ;// CONCATENATED MODULE: ./src/transfer/tar.ts
@@ -60091,7 +60721,41 @@ function indent(text) {
     return text.split('\n').map(l => `     ${l}`);
 }
 
+;// CONCATENATED MODULE: ./src/io/secrets.ts
+/**
+ * Every secret deployguard reads is registered here the moment it is read, and every text that
+ * leaves the process through a channel the runner does not mask (the step summary, outputs, the
+ * CLI's stdout and JSON) passes through `redact`. Multi-line secrets are also registered line by
+ * line, since a line of a key can be printed on its own.
+ */
+class SecretRegistry {
+    values = new Set();
+    add(value) {
+        // Very short values would turn ordinary words into *** (and reveal the secret by contrast).
+        if (value.length >= 4)
+            this.values.add(value);
+        for (const line of value.split(/\r?\n/)) {
+            const l = line.trim();
+            if (l.length >= 8 && !/^-----(BEGIN|END) /.test(l))
+                this.values.add(l);
+        }
+    }
+    /** The text with every registered secret replaced by `***`, longest first. */
+    redact(text) {
+        let out = text;
+        for (const v of [...this.values].sort((a, b) => b.length - a.length))
+            out = out.split(v).join('***');
+        return out;
+    }
+    get size() {
+        return this.values.size;
+    }
+}
+/** The process-wide registry (the CLI and the action each have one run per process). */
+const secrets_secrets = new SecretRegistry();
+
 ;// CONCATENATED MODULE: ./src/io/log.ts
+
 
 const actionsLogger = {
     info: m => info(m),
@@ -60141,6 +60805,16 @@ function memoryLogger() {
             lines.push(`## ${title}`);
             return fn();
         }
+    };
+}
+/** A logger whose every line has the registered secrets replaced by `***` (for the CLI). */
+function redacting(inner) {
+    return {
+        info: m => inner.info(secrets.redact(m)),
+        warn: m => inner.warn(secrets.redact(m)),
+        error: m => inner.error(secrets.redact(m)),
+        debug: m => inner.debug(secrets.redact(m)),
+        group: (title, fn) => inner.group(secrets.redact(title), fn)
     };
 }
 
@@ -60201,6 +60875,22 @@ function renderSummary(result, environment) {
 function verdictLine(result) {
     const hosts = result.hosts.map(h => `${h.name}=${h.outcome}`).join(', ');
     return `deployguard: ${result.status}: release ${result.releaseId} (${hosts})`;
+}
+/** The check results as a plain-text table for a terminal, ending with "N/M checks passed". */
+function renderCheckTable(results) {
+    const rows = results.map(r => [
+        r.ok ? 'PASS' : 'FAIL',
+        r.host ? `${r.name} @ ${r.host}` : r.name,
+        r.stage,
+        String(r.attempts),
+        `${r.durationMs} ms`,
+        r.reason
+    ]);
+    const head = ['RESULT', 'CHECK', 'STAGE', 'ATTEMPTS', 'DURATION', 'REASON'];
+    const widths = head.map((h, i) => Math.max(h.length, ...rows.map(r => (i < 5 ? r[i].length : 0))));
+    const line = (cells) => cells.map((c, i) => (i < 5 ? c.padEnd(widths[i]) : c)).join('  ');
+    const passed = results.filter(r => r.ok).length;
+    return [line(head), ...rows.map(line), `${passed}/${results.length} checks passed`].join('\n');
 }
 
 // EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
@@ -60339,7 +61029,7 @@ function report(ctx, path, message, example) {
         ctx.dropped++;
     return INVALID;
 }
-const fail = (ctx, s, path, message) => report(ctx, path, message, schema_snippet(path, s.example));
+const schema_fail = (ctx, s, path, message) => report(ctx, path, message, schema_snippet(path, s.example));
 function run(s, value, path, ctx) {
     if (ctx.depth >= MAX_DEPTH)
         return report(ctx, path, `is nested more than ${MAX_DEPTH} levels deep`, '');
@@ -60394,7 +61084,7 @@ function scalar(opts, spec) {
         example: spec.example,
         check(v, path, ctx) {
             const r = spec.parse(v);
-            return typeof r === 'string' ? fail(ctx, s, path, r) : r.value;
+            return typeof r === 'string' ? schema_fail(ctx, s, path, r) : r.value;
         },
         json: () => clean({ description: opts.description, examples: [spec.example], ...spec.json })
     };
@@ -60552,11 +61242,11 @@ function arr(item, opts = {}) {
         example: opts.example ?? Array.from({ length: clamp(1, minItems, maxItems) }, () => item.example),
         check(v, path, ctx) {
             if (!Array.isArray(v))
-                return fail(ctx, s, path, got('a list', v));
+                return schema_fail(ctx, s, path, got('a list', v));
             if (v.length > maxItems)
-                return fail(ctx, s, path, got(sizes, v));
+                return schema_fail(ctx, s, path, got(sizes, v));
             if (v.length < minItems)
-                fail(ctx, s, path, got(sizes, v));
+                schema_fail(ctx, s, path, got(sizes, v));
             const out = v.map((x, i) => run(item, x, child(path, i), ctx));
             return v.length < minItems || out.includes(INVALID)
                 ? INVALID
@@ -60602,7 +61292,7 @@ function obj(fields, opts = {}) {
         example: opts.example ?? Object.fromEntries(entries.map(([k, f]) => [k, unwrap(f).example])),
         check(v, path, ctx) {
             if (!isPlainObject(v))
-                return fail(ctx, s, path, got(s.expected, v));
+                return schema_fail(ctx, s, path, got(s.expected, v));
             const unknown = Object.keys(v).filter(key => !hasOwn(fields, key));
             for (const key of unknown)
                 unknownKey(ctx, s, fields, path, key);
@@ -60656,10 +61346,10 @@ function record(value, opts = {}) {
         example: opts.example ?? { example: value.example },
         check(v, path, ctx) {
             if (!isPlainObject(v))
-                return fail(ctx, s, path, got(s.expected, v));
+                return schema_fail(ctx, s, path, got(s.expected, v));
             const keys = Object.keys(v);
             if (keys.length > maxKeys)
-                return fail(ctx, s, path, got(`a mapping of at most ${plural(maxKeys, 'key')}`, v));
+                return schema_fail(ctx, s, path, got(`a mapping of at most ${plural(maxKeys, 'key')}`, v));
             const out = Object.create(null);
             let ok = true;
             for (const key of keys) {
@@ -60705,7 +61395,7 @@ function union(schemas, opts = {}) {
                     return r;
             }
             if (shaped.length !== 1 || !trial)
-                return fail(ctx, s, path, got(expected, v));
+                return schema_fail(ctx, s, path, got(expected, v));
             for (const i of trial.issues)
                 report(ctx, i.path, i.message, i.example);
             ctx.dropped += trial.dropped;
@@ -60731,7 +61421,7 @@ function tagged(tag, variants, opts = {}) {
         example: opts.example ?? branches.get(names[0]).example,
         check(v, path, ctx) {
             if (!isPlainObject(v))
-                return fail(ctx, s, path, got(s.expected, v));
+                return schema_fail(ctx, s, path, got(s.expected, v));
             const [t, at] = [hasOwn(v, tag) ? v[tag] : undefined, child(path, tag)];
             const branch = typeof t === 'string' ? branches.get(t) : undefined;
             if (branch)
@@ -61301,6 +61991,18 @@ function checksFrom(file, healthUrl, env, p, secret) {
             deadlineMs: c.deadline
         };
         const at = `checks[${i}]`;
+        // A password in a check's URL is a credential like any other.
+        const url = c.type === 'http' || c.type === 'version' ? c.url : undefined;
+        if (url) {
+            try {
+                const pw = decodeURIComponent(new URL(url).password);
+                if (pw)
+                    secret(pw);
+            }
+            catch {
+                p.list.push(`${at}.url: not a valid URL. Example: url: https://example.com/health`);
+            }
+        }
         switch (c.type) {
             case 'http': {
                 // Header values are credentials more often than not: every one of them is masked.
@@ -61415,6 +62117,7 @@ function loadSettings(src) {
 
 
 
+
 /** State key under which held locks are passed to the post step. */
 const LOCK_STATE = 'deployguard-locks';
 /** The action's main step: every phase of the guarded deploy. */
@@ -61449,10 +62152,11 @@ async function main_run() {
         setOutput('release', result.releaseId);
         setOutput('previous-release', result.previousRelease ?? '');
         setOutput('rolled-back', String(result.rolledBack));
-        await summary.addRaw(renderSummary(result, settings.environment), true).write();
+        // The runner masks its log, not the summary file: redact it ourselves.
+        await summary.addRaw(secrets_secrets.redact(renderSummary(result, settings.environment)), true).write();
         info(verdictLine(result));
         if (result.status !== 'deployed')
-            setFailed(`${verdictLine(result)}\n${result.error ?? ''}`.trim());
+            setFailed(secrets_secrets.redact(`${verdictLine(result)}\n${result.error ?? ''}`.trim()));
     }
     catch (err) {
         setOutput('status', 'failed');
@@ -61481,6 +62185,7 @@ function maskSecret(value) {
         if (l.length >= 8 && !/^-----(BEGIN|END) /.test(l))
             core_setSecret(l);
     }
+    secrets_secrets.add(value);
 }
 
 
@@ -70500,7 +71205,7 @@ module.exports = {"rE":"1.17.0"};
 /************************************************************************/
 var __webpack_exports__ = {};
 // CommonJS entry: makes ncc emit a CommonJS bundle (ssh2 needs __dirname, absent in ESM bundles).
-(__nccwpck_require__(5857)/* .run */ .eF)();
+(__nccwpck_require__(8966)/* .run */ .eF)();
 
 module.exports = __webpack_exports__;
 /******/ })()

@@ -1,4 +1,5 @@
 import * as core from '@actions/core';
+import { secrets } from './secrets.js';
 
 /**
  * Where human-readable progress goes. The action writes through @actions/core (groups,
@@ -63,5 +64,16 @@ export function memoryLogger(): Logger & { readonly lines: string[] } {
       lines.push(`## ${title}`);
       return fn();
     }
+  };
+}
+
+/** A logger whose every line has the registered secrets replaced by `***` (for the CLI). */
+export function redacting(inner: Logger): Logger {
+  return {
+    info: m => inner.info(secrets.redact(m)),
+    warn: m => inner.warn(secrets.redact(m)),
+    error: m => inner.error(secrets.redact(m)),
+    debug: m => inner.debug(secrets.redact(m)),
+    group: (title, fn) => inner.group(secrets.redact(title), fn)
   };
 }

@@ -453,6 +453,16 @@ function checksFrom(
       deadlineMs: c.deadline
     };
     const at = `checks[${i}]`;
+    // A password in a check's URL is a credential like any other.
+    const url = c.type === 'http' || c.type === 'version' ? c.url : undefined;
+    if (url) {
+      try {
+        const pw = decodeURIComponent(new URL(url).password);
+        if (pw) secret(pw);
+      } catch {
+        p.list.push(`${at}.url: not a valid URL. Example: url: https://example.com/health`);
+      }
+    }
     switch (c.type) {
       case 'http': {
         // Header values are credentials more often than not: every one of them is masked.
