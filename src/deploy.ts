@@ -35,7 +35,7 @@ export async function runDeploy(settings: Settings, opts: RunOptions): Promise<D
     log: opts.log,
     connect: host => connectHost(host, settings.ssh, opts.log),
     runChecks: (stage, hosts) =>
-      runChecks(checksFor(settings.checks, stage === 'pre' ? 'pre' : 'post'), stage, {
+      runChecks(checksForDeployStage(settings, stage), stage, {
         context: { release: settings.releaseId, commit: settings.run.commit },
         hosts
       }),
@@ -44,6 +44,15 @@ export async function runDeploy(settings: Settings, opts: RunOptions): Promise<D
     signal: opts.signal,
     onLock: opts.onLock
   });
+}
+
+/**
+ * The checks of a deploy stage. Rollback verification runs the post-deploy checks against the
+ * restored release, except version checks: those expect the release that was just rolled back.
+ */
+export function checksForDeployStage(settings: Settings, stage: 'pre' | 'post' | 'rollback') {
+  const checks = checksFor(settings.checks, stage === 'pre' ? 'pre' : 'post');
+  return stage === 'rollback' ? checks.filter(c => c.type !== 'version') : checks;
 }
 
 /** The plan as text: every step and remote command, with no connection made. */

@@ -71,7 +71,7 @@ export function commandServiceYaml(
   appPort: number,
   runDir: string,
   extra = '',
-  opts: { window?: string; appEnv?: string; preDeploy?: string } = {}
+  opts: { window?: string; appEnv?: string; preDeploy?: string; checks?: readonly string[] } = {}
 ): string {
   return [
     'version: 1',
@@ -84,6 +84,7 @@ export function commandServiceYaml(
     '  start-timeout: 10s',
     'checks:',
     `  - { name: health, type: http, url: "http://127.0.0.1:${appPort}/health", timeout: 1s, retries: 3, interval: 300ms }`,
+    ...(opts.checks ?? []).map(c => `  - ${c}`),
     `post-deploy: { stability-window: ${opts.window ?? '0s'} }`,
     ...(opts.preDeploy ? [`pre-deploy: ${opts.preDeploy}`] : []),
     extra

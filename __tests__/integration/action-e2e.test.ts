@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { startSandbox, type Sandbox } from '../../src/demo/sandbox.js';
 import { commandServiceYaml, freePort, get, makeRelease } from '../helpers/deploy.js';
 
+const HEALTH_TOKEN = 'hdr-7c1f2e9a44b0-secret';
 let host: Sandbox;
 let work: string;
 let runDir: string;
@@ -80,6 +81,7 @@ function runAction(
     GITHUB_RUN_ID: '777',
     GITHUB_ACTOR: 'octocat',
     GITHUB_SERVER_URL: 'https://github.com',
+    HEALTH_TOKEN,
     ...extraEnv
   };
   for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v;
@@ -133,7 +135,7 @@ describe('the action, run as the runner runs it', () => {
     expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v1');
     // The key is registered for masking (the runner consumes ::add-mask::) and printed nowhere else.
     const stdoutWithoutMasks = r.stdout.replace(/^::add-mask::.*$/gm, '');
-    for (const line of secretLines(host.privateKey)) {
+    for (const line of [...secretLines(host.privateKey), HEALTH_TOKEN]) {
       expect(r.stdout).toContain(`::add-mask::${line}`);
       expect(stdoutWithoutMasks).not.toContain(line);
       expect(r.summary).not.toContain(line);

@@ -445,7 +445,9 @@ function checksFrom(
   const out: CheckSettings[] = (file?.checks ?? []).map((c, i): CheckSettings => {
     const base = {
       name: c.name,
-      stages: c.stages ?? ALL_STAGES,
+      // A version check compares with the release just deployed: before a deploy, or against a
+      // restored release, it would fail by design, so by default it runs after the switch only.
+      stages: c.stages ?? (c.type === 'version' ? (['post'] as const) : ALL_STAGES),
       timeoutMs: c.timeout,
       retries: c.retries,
       intervalMs: c.interval,
