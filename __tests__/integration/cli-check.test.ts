@@ -3,7 +3,7 @@
  * servers, with a secret header taken from the environment. Exit codes, the table, the JSON, and
  * that the secret never appears in any of it.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -33,14 +33,23 @@ beforeAll(async () => {
 
 afterAll(() => new Promise<void>(r => server.close(() => r())));
 
-function cli(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [join(process.cwd(), 'dist/cli/index.cjs'), ...args], {
-    cwd: dir,
-    env: { PATH: process.env.PATH ?? '', HOME: dir, ...env },
-    encoding: 'utf8',
-    timeout: 60_000
+/** The bundled CLI in a subprocess (async: the HTTP servers it calls live in this process). */
+function cli(
+  args: string[],
+  env: Record<string, string> = {}
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(process.cwd(), 'dist/cli/index.cjs'), ...args], {
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? '', HOME: dir, ...env }
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    child.on('error', reject);
+    child.on('close', code => resolve({ code, stdout, stderr }));
   });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 function config(name: string, checks: string[]): string {
@@ -53,12 +62,12 @@ const authed = (path: string) =>
   `  - { name: api, type: http, url: "http://127.0.0.1:${port}${path}", headers: { Authorization: "Bearer \${HEALTH_TOKEN}" }, timeout: 2s }`;
 
 describe('deployguard check', () => {
-  test('all checks pass: exit 0, a table, "N/M checks passed"', () => {
+  test('all checks pass: exit 0, a table, "N/M checks passed"', async () => {
     const file = config('ok.yml', [
       authed('/health'),
       `  - { name: port, type: tcp, host: 127.0.0.1, port: ${port} }`
     ]);
-    const r = cli(['check', '--config', file], { HEALTH_TOKEN: TOKEN });
+    const r = await cli(['check', '--config', file], { HEALTH_TOKEN: TOKEN });
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^RESULT\s+CHECK\s+STAGE\s+ATTEMPTS\s+DURATION\s+REASON$/m);
     expect(r.stdout).toMatch(/^PASS\s+api\s+schedule\s+1\s+\d+ ms\s+HTTP 200/m);
@@ -66,12 +75,12 @@ describe('deployguard check', () => {
     expect(seen.at(-1)).toBe(`Bearer ${TOKEN}`); // the header really reached the server
   });
 
-  test('one failure: exit 1, the other results still shown; --json has the table; the secret is nowhere', () => {
+  test('one failure: exit 1, the other results still shown; --json has the table; the secret is nowhere', async () => {
     const file = config('bad.yml', [
       authed('/broken'),
       `  - { name: port, type: tcp, host: 127.0.0.1, port: ${port} }`
     ]);
-    const r = cli(['check', '--config', file, '--json'], { HEALTH_TOKEN: TOKEN });
+    const r = await cli(['check', '--config', file, '--json'], { HEALTH_TOKEN: TOKEN });
     expect(r.code).toBe(1);
     const json = JSON.parse(r.stdout);
     expect(json).toMatchObject({ stage: 'schedule', passed: 1, total: 2, ok: false });
@@ -84,29 +93,29 @@ describe('deployguard check', () => {
     expect(r.stdout + r.stderr).not.toContain(TOKEN);
   });
 
-  test('a missing environment variable for a header is a config error (exit 2), not an empty header', () => {
+  test('a missing environment variable for a header is a config error (exit 2), not an empty header', async () => {
     const file = config('noenv.yml', [authed('/health')]);
-    const r = cli(['check', '--config', file]);
+    const r = await cli(['check', '--config', file]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(
       /checks\[0\]\.headers\.Authorization: the environment variable HEALTH_TOKEN is not set/
     );
   });
 
-  test('--stage selects the checks tagged for it', () => {
+  test('--stage selects the checks tagged for it', async () => {
     const file = config('stages.yml', [
       `  - { name: only-pre, type: tcp, host: 127.0.0.1, port: ${port}, stages: [pre] }`,
       `  - { name: only-post, type: tcp, host: 127.0.0.1, port: 1, stages: [post] }`
     ]);
-    expect(cli(['check', '--config', file, '--stage', 'pre']).code).toBe(0);
-    expect(cli(['check', '--config', file, '--stage', 'post']).code).toBe(1);
-    expect(cli(['check', '--config', file, '--stage', 'schedule']).code).toBe(2);
+    expect((await cli(['check', '--config', file, '--stage', 'pre'])).code).toBe(0);
+    expect((await cli(['check', '--config', file, '--stage', 'post'])).code).toBe(1);
+    expect((await cli(['check', '--config', file, '--stage', 'schedule'])).code).toBe(2);
   });
 
-  test('init writes a starter that validates, and refuses to overwrite', () => {
-    expect(cli(['init']).code).toBe(0);
+  test('init writes a starter that validates, and refuses to overwrite', async () => {
+    expect((await cli(['init'])).code).toBe(0);
     expect(readFileSync(join(dir, 'deployguard.yml'), 'utf8')).toMatch(/type: file-fresh/);
-    const again = cli(['init']);
+    const again = await cli(['init']);
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/exists; not overwriting/);
   });

@@ -54344,7 +54344,7 @@ function serviceCommands(service, layout) {
  * line (plus, where they explain it, a few lines of output).
  *
  * The remote scripts are built with `sh` (values quoted) and `userScript` (commands the user
- * wrote), like every other remote command. Remote commands inside a probe are each bounded by the
+ * wrote), like every other remote command. Each remote command inside a probe is bounded by the
  * check's `timeout`; probes that watch a window (process, logs) last the window, polling.
  */
 /** How often window probes look again. */
@@ -54361,6 +54361,8 @@ const FILE_CHUNK = 1024 * 1024;
 const FILE_CATCH_UP_READS = 32;
 /** Environment values shorter than this are not masked in output (masking `1` would mangle it). */
 const MIN_MASKED = 4;
+/** How long past a command's timeout we wait for the host to report it before giving up on it. */
+const TIMEOUT_GRACE_MS = 1500;
 // ---------------------------------------------------------------------------------------------
 // Plumbing: a failure reason as an exception inside a probe, abortable waits, remote calls
 // ---------------------------------------------------------------------------------------------
@@ -54369,14 +54371,17 @@ class Fail extends Error {
 }
 function guarded(body) {
     return async (signal) => {
+        const started = Date.now();
+        // The runner adds "(cancelled)"; this says how far the probe got.
+        const stopped = () => ({ ok: false, reason: `stopped after ${human(Date.now() - started)}` });
         if (signal.aborted)
-            return { ok: false, reason: 'cancelled' };
+            return stopped();
         try {
             return await body(signal);
         }
         catch (err) {
             if (signal.aborted)
-                return { ok: false, reason: 'cancelled' };
+                return stopped();
             const message = err instanceof Error ? err.message : String(err);
             return { ok: false, reason: err instanceof Fail ? message : `could not run on the host: ${message}` };
         }
@@ -54402,24 +54407,24 @@ async function pause(ms, signal) {
         throw new Fail('cancelled');
 }
 /**
- * Runs a script and stops waiting when the signal aborts. The remote side cannot be interrupted
- * from here (the shell interface has no cancel); its timeout still bounds it.
+ * Runs a script; stops waiting when the signal aborts or the timeout (plus a grace) has passed.
+ * The shell's own timeout closes the channel, but sshd keeps a channel open while its command
+ * still runs, so without this a hung remote command would hold the probe past its timeout.
  */
 function host_probes_exec(shell, script, opts, signal) {
     if (signal.aborted)
         return Promise.reject(new Fail('cancelled'));
     return new Promise((resolve, reject) => {
-        const onAbort = () => reject(new Fail('cancelled'));
+        const finish = (settle) => {
+            clearTimeout(timer);
+            signal.removeEventListener('abort', onAbort);
+            settle();
+        };
+        const onAbort = () => finish(() => reject(new Fail('cancelled')));
+        const timer = setTimeout(() => finish(() => resolve({ code: 124, stdout: '', stderr: `(timed out after ${opts.timeoutMs} ms)` })), opts.timeoutMs + TIMEOUT_GRACE_MS);
         signal.addEventListener('abort', onAbort, { once: true });
-        shell
-            .exec(script, { timeoutMs: opts.timeoutMs, ...(opts.stdin !== undefined ? { stdin: opts.stdin } : {}) })
-            .then(r => {
-            signal.removeEventListener('abort', onAbort);
-            resolve(r);
-        }, (err) => {
-            signal.removeEventListener('abort', onAbort);
-            reject(err instanceof Error ? err : new Error(String(err)));
-        });
+        const stdin = opts.stdin !== undefined ? { stdin: opts.stdin } : {};
+        shell.exec(script, { timeoutMs: opts.timeoutMs, ...stdin }).then(r => finish(() => resolve(r)), (err) => finish(() => reject(err instanceof Error ? err : new Error(String(err)))));
     });
 }
 function timedOut(r, timeoutMs) {
@@ -54459,7 +54464,7 @@ function excerpt(text, width = 120) {
     const flat = text.replace(/\s+/g, ' ').trim();
     return flat ? `"${clip(flat, width)}"` : '(no output)';
 }
-/** "1.5 s", "10 s", "3m 20s", "2h 5m". */
+/** "800 ms", "1.5 s", "10 s", "3m 20s", "2h 5m". */
 function human(ms) {
     if (ms < 1000)
         return `${Math.max(0, Math.round(ms))} ms`;
@@ -54498,12 +54503,16 @@ function keyValues(out) {
 // ---------------------------------------------------------------------------------------------
 // command (on: host) and version (on: host)
 // ---------------------------------------------------------------------------------------------
-/** A user command run from the live release (or `/` before the first deploy), output merged. */
-function userCommand(host, command, withEnv) {
+/**
+ * A user command run from the live release (or `/` before the first deploy), output merged, and
+ * killed with its children by `timeout` (exit 124) when it outlives the check's timeout.
+ */
+function userCommand(host, command, withEnv, timeoutMs) {
+    const secs = String(Math.max(0.01, timeoutMs / 1000));
     return lines(
     // The environment arrives on stdin, not in the script: a remote command line is visible to
     // every user of the host in `ps`, and these values may be secrets.
-    withEnv && sh `eval "$(cat)"`, sh `cd -- ${host.layout.current} 2>/dev/null || cd /`, sh `${userScript(command)} </dev/null 2>&1`);
+    withEnv && sh `eval "$(cat)"`, sh `cd -- ${host.layout.current} 2>/dev/null || cd /`, sh `if command -v timeout >/dev/null 2>&1; then`, sh `  timeout -k 1 ${secs} ${userScript(command)} </dev/null 2>&1`, sh `else`, sh `  ${userScript(command)} </dev/null 2>&1`, sh `fi`);
 }
 async function runUserCommand(host, command, env, timeoutMs, signal) {
     const names = Object.keys(env);
@@ -54511,10 +54520,16 @@ async function runUserCommand(host, command, env, timeoutMs, signal) {
     if (bad !== undefined)
         throw new Fail(`env name "${clip(bad, 64)}" is not a valid shell variable name`);
     const exports = lines(...names.map(n => sh `export ${new Shell(n)}=${env[n] ?? ''}`));
-    const r = await host_probes_exec(host.shell, userCommand(host, command, names.length > 0), { timeoutMs, ...(names.length > 0 ? { stdin: `${exports.text}\n` } : {}) }, signal);
+    const started = Date.now();
+    const r = await host_probes_exec(host.shell, userCommand(host, command, names.length > 0, timeoutMs), 
+    // The host's `timeout` fires first; this is the backstop where it is missing.
+    { timeoutMs: timeoutMs + 2000, ...(names.length > 0 ? { stdin: `${exports.text}\n` } : {}) }, signal);
     // stdout holds the command's merged output; stderr only our own shell's complaints.
-    const output = masked(r.stderr.trim() ? `${r.stdout}\n${r.stderr}` : r.stdout, env);
-    return { code: r.code, output, timedOut: timedOut(r, timeoutMs) };
+    const stderr = r.stderr.replace(/\n?\(timed out after \d+ ms\)\s*$/, '');
+    const output = masked(stderr.trim() ? `${r.stdout}\n${stderr}` : r.stdout, env);
+    // 124 is also what `timeout` exits with; a command that exits 124 by itself, early, is not late.
+    const late = r.code === 124 && Date.now() - started >= timeoutMs;
+    return { code: r.code, output, timedOut: late };
 }
 /**
  * `command` with `on: host`: runs the check's command on the host with its `env` exported; exit 0
@@ -54526,7 +54541,7 @@ function hostCommandProbe(check, host) {
         const r = await runUserCommand(host, check.run, check.env, check.timeoutMs, signal);
         if (r.code === 0)
             return { ok: true, reason: `exit 0 in ${human(Date.now() - started)}` };
-        const tail = lastLines(r.output.replace(/\n?\(timed out after \d+ ms\)\s*$/, ''), TAIL_LINES);
+        const tail = lastLines(r.output, TAIL_LINES);
         const head = r.timedOut ? `no result within ${human(check.timeoutMs)}` : `exit ${r.code}`;
         return { ok: false, reason: tail.length ? `${head}; last lines of output:${indented(tail)}` : head };
     });
@@ -54559,13 +54574,13 @@ function hostVersionProbe(check, ctx, host) {
         if (!check.run)
             return { ok: false, reason: 'a version check on a host needs `run`' };
         const expected = check.expect === 'release' ? ctx.release : ctx.commit;
-        const shown = check.expect === 'release' ? expected : clip(expected, 12);
         if (!expected)
             return { ok: false, reason: `no ${check.expect} is known to compare with` };
+        const what = `${check.expect} ${check.expect === 'release' ? expected : clip(expected, 12)}`;
         const r = await runUserCommand(host, check.run, {}, check.timeoutMs, signal);
-        const what = `${check.expect} ${shown}`;
-        if (r.timedOut)
+        if (r.timedOut) {
             return { ok: false, reason: `expected ${what}; no result within ${human(check.timeoutMs)}` };
+        }
         if (r.code !== 0) {
             return {
                 ok: false,
@@ -54577,6 +54592,7 @@ function hostVersionProbe(check, ctx, host) {
         return { ok: false, reason: `expected ${what}; the command reported ${excerpt(r.output)}` };
     });
 }
+/** The `KEY=value` lines of `serviceCommands(...).status`, read as in plan/execute.ts. */
 function parseState(out) {
     const kv = keyValues(out);
     const restarts = kv.get('NRestarts');
@@ -54593,12 +54609,12 @@ function notRunning(w, s) {
     if (w.kind === 'status-command')
         return s.active === 'active' ? undefined : 'the status command fails';
     if (w.kind === 'pidfile') {
-        return s.alive ? undefined : `no live process in ${w.pidfile}${s.pid ? ` (PID ${s.pid} is gone)` : ''}`;
+        return s.alive ? undefined : `no live process in ${w.pidfile}`;
     }
-    const sub = s.sub ? ` (${s.sub})` : '';
-    const restarts = s.restarts ? `, NRestarts ${s.restarts}` : '';
+    const sub = s.sub ? `, SubState=${s.sub}` : '';
+    const restarts = s.restarts ? `, NRestarts=${s.restarts}` : '';
     if (s.active !== 'active')
-        return `${w.unit} is not running: ActiveState ${s.active}${sub}${restarts}`;
+        return `${w.unit} is not running: ActiveState=${s.active}${sub}${restarts}`;
     if (!s.alive) {
         return s.pid
             ? `${w.unit} is active but its main PID ${s.pid} is not alive (exited or zombie)${restarts}`
@@ -54616,14 +54632,16 @@ function changed(w, first, now, elapsedMs) {
     }
     const parts = [];
     const who = w.kind === 'pidfile' ? `PID in ${w.pidfile}` : 'main PID';
+    const was = w.kind === 'pidfile' ? `PID ${first.pid} from ${w.pidfile}` : `main PID ${first.pid}`;
     if (now.pid !== first.pid && now.pid !== 0)
         parts.push(`${who} changed ${first.pid} -> ${now.pid}`);
     else if (now.pid !== first.pid)
-        parts.push(`${who} ${first.pid} exited`);
+        parts.push(`${was} exited`);
     else if (!now.alive)
-        parts.push(`${who} ${first.pid} is no longer alive (exited or zombie)`);
-    if (now.restarts !== first.restarts)
+        parts.push(`${was} is no longer alive (exited or zombie)`);
+    if (now.restarts !== first.restarts) {
         parts.push(`NRestarts ${first.restarts ?? '?'} -> ${now.restarts ?? '?'}`);
+    }
     if (w.kind === 'systemd' && now.active !== 'active') {
         parts.push(`ActiveState active -> ${now.active}${now.sub ? ` (${now.sub})` : ''}`);
     }
@@ -54684,10 +54702,11 @@ function processProbe(check, host) {
         const window = human(check.windowMs);
         if (watched.kind === 'status-command')
             return { ok: true, reason: `status command passed for ${window}` };
-        const restarts = watched.kind === 'systemd' ? ' with no restarts' : '';
         return {
             ok: true,
-            reason: `${watched.kind === 'systemd' ? 'main ' : ''}PID ${first.pid} stayed up for ${window}${restarts}`
+            reason: watched.kind === 'systemd'
+                ? `main PID ${first.pid} stayed up for ${window} with no restarts`
+                : `PID ${first.pid} stayed up for ${window}`
         };
     });
 }
@@ -54705,14 +54724,16 @@ function errorReport(source, found, when) {
 }
 const sudoFor = (svc) => svc.manager === 'systemd' && svc.sudo ? sh `sudo -n ` : sh ``;
 const JOURNAL_MARK = '@@deployguard-journal@@';
+const FILE_MARK = '@@deployguard-log@@';
+const CURSOR = '-- cursor: ';
 const INVOCATION_ID = /^[0-9a-f]{32}$/;
-/** `Thu 2026-11-26 13:36:16 UTC` (systemctl show under TZ=UTC) as epoch seconds. */
+/** `Thu 2026-11-26 13:36:16[.123456] UTC` (systemctl show, UTC) as epoch seconds. */
 function utcSeconds(stamp) {
-    const m = /(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d) (?:UTC|GMT)$/.exec(stamp ?? '');
+    const m = /(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(\.\d+)? (?:UTC|GMT)$/.exec(stamp ?? '');
     if (!m)
         return undefined;
-    const [y, mo, d, h, mi, s] = m.slice(1).map(Number);
-    return Date.UTC(y, mo - 1, d, h, mi, s) / 1000;
+    const [y, mo, d, h, mi, s] = m.slice(1, 7).map(Number);
+    return Date.UTC(y, mo - 1, d, h, mi, s) / 1000 + Number(m[7] ?? 0);
 }
 /**
  * One look at the journal: the unit's state and the log lines of its invocations (the current
@@ -54721,21 +54742,24 @@ function utcSeconds(stamp) {
 function journalScript(svc, ids, cursor) {
     const sudo = sudoFor(svc);
     const known = ids.map(id => `_SYSTEMD_INVOCATION_ID=${id}`);
+    const after = cursor ? sh `--after-cursor=${cursor}` : sh ``;
     return lines(
-    // UTC so the timestamps parse the same whatever the host's zone (sudo keeps a sane TZ).
-    sh `export TZ=UTC LC_ALL=C`, sh `out=$(${sudo}systemctl show -p LoadState -p ActiveState -p InvocationID -p ActiveEnterTimestamp -p ExecMainStartTimestamp -- ${svc.name})`, sh `printf '%s\\n' "$out"`, sh `echo "HostNow=$(date +%s)"`, sh `id=$(printf '%s\\n' "$out" | sed -n 's/^InvocationID=//p')`, sh `echo ${JOURNAL_MARK}`, sh `if [ -n "$id" ]; then`, sh `  if ${sudo}journalctl --no-pager -o cat --show-cursor "_SYSTEMD_INVOCATION_ID=$id" ${known} ${cursor ? sh `--after-cursor=${cursor}` : sh ``}; then :; else echo "journalctl-exit=$?" >&2; fi`, sh `fi`);
+    // UTC timestamps, in microseconds where systemd can (248+), else in seconds; TZ=UTC makes
+    // older ones print UTC too (sudo passes a sane TZ through).
+    sh `export TZ=UTC LC_ALL=C`, sh `set -- -p LoadState -p ActiveState -p InvocationID -p ActiveEnterTimestamp -p ExecMainStartTimestamp -- ${svc.name}`, sh `out=$(${sudo}systemctl show --timestamp=us+utc "$@" 2>/dev/null) || out=$(${sudo}systemctl show "$@")`, sh `printf '%s\\n' "$out"`, sh `echo "HostNow=$(date +%s.%N)"`, sh `id=$(printf '%s\\n' "$out" | sed -n 's/^InvocationID=//p')`, sh `echo ${JOURNAL_MARK}`, sh `if [ -n "$id" ]; then`, sh `  if ${sudo}journalctl --no-pager -o cat --show-cursor "_SYSTEMD_INVOCATION_ID=$id" ${known} ${after}; then :; else echo "journalctl-exit=$?" >&2; fi`, sh `fi`);
 }
 async function journalSource(check, host, signal) {
     const svc = host.service;
     if (svc.manager !== 'systemd') {
-        throw new Fail(`the journal belongs to systemd units and the service manager is ${svc.manager}: use \`source: file\` with \`path\``);
+        throw new Fail(`the journal holds the logs of systemd units and the service manager is ${svc.manager}: use \`source: file\` with \`path\``);
     }
     const ids = [];
     let cursor;
     const look = async () => {
         const r = await host_probes_exec(host.shell, journalScript(svc, ids, cursor), { timeoutMs: check.timeoutMs }, signal);
-        if (timedOut(r, check.timeoutMs))
-            throw new Fail(`no answer from the host within ${human(check.timeoutMs)}`);
+        if (timedOut(r, check.timeoutMs)) {
+            throw new Fail(`reading the journal: no answer from the host within ${human(check.timeoutMs)}`);
+        }
         const at = r.stdout.indexOf(`${JOURNAL_MARK}\n`);
         if (r.code !== 0 || at < 0) {
             throw new Fail(`reading the journal failed (exit ${r.code}): ${lastLines(r.stderr, 1)[0] ?? 'no output'}`);
@@ -54751,73 +54775,69 @@ async function journalSource(check, host, signal) {
             throw new Fail(`this user may not read the journal of ${svc.name}: add it to the systemd-journal group, or set \`sudo: true\` on the service`);
         }
         // journalctl exits 1, silently, when nothing matches; anything else is a real failure.
-        if (stderr && stderr !== 'journalctl-exit=1')
+        if (stderr && stderr !== 'journalctl-exit=1') {
             throw new Fail(`reading the journal failed: ${lastLines(stderr, 1)[0]}`);
+        }
         const text = r.stdout.slice(at + JOURNAL_MARK.length + 1).replace(/\n$/, '');
         const all = text ? text.split('\n') : [];
         const last = all.at(-1);
-        const read = last?.startsWith('-- cursor: ') ? all.slice(0, -1) : all;
-        if (last?.startsWith('-- cursor: '))
-            cursor = last.slice('-- cursor: '.length);
+        if (last?.startsWith(CURSOR))
+            cursor = last.slice(CURSOR.length);
         else if (all.length > 0) {
-            throw new Fail(`too much log output to scan in one look (over 4 MiB in ${human(POLL_MS)})`);
+            // The shell keeps at most 4 MiB of output, and the cursor comes last.
+            throw new Fail(`${svc.name} logged too much to scan in one look (over 4 MiB in ${human(POLL_MS)})`);
         }
         if (!ids.includes(id))
             ids.push(id);
-        return { kv, lines: read.filter(l => l !== '-- No entries --') };
+        return { kv, lines: all.slice(0, -1).filter(l => l !== '-- No entries --') };
     };
     const probeStart = Date.now();
     const first = await look();
-    const hostNow = Number(first.kv.get('HostNow'));
+    // `date +%N` is GNU; elsewhere it may stay literal, and whole seconds do.
+    const hostNow = parseFloat(first.kv.get('HostNow') ?? '');
     const since = utcSeconds(first.kv.get('ActiveEnterTimestamp')) ?? utcSeconds(first.kv.get('ExecMainStartTimestamp'));
-    // Both ends of "since start" come from the host's clock; without a start time, the window
+    // Both ends of "since its start" come from the host's clock; without a start time, the window
     // counts from now (never shorter than asked).
     const ageMs = since !== undefined && Number.isFinite(hostNow) ? Math.max(0, (hostNow - since) * 1000) : 0;
-    const end = probeStart + Math.max(0, check.windowMs - ageMs);
     let pending = first.lines;
-    const source = `${svc.name}`;
+    const unit = svc.name;
     return {
-        name: source,
-        end,
+        name: unit,
+        end: probeStart + Math.max(0, check.windowMs - ageMs),
         async read() {
-            if (pending) {
-                const out = pending;
-                pending = undefined;
-                return { lines: out };
-            }
-            return { lines: (await look()).lines };
+            const out = pending ?? (await look()).lines;
+            pending = undefined;
+            return { lines: out };
         },
         when: () => `within ${human(ageMs + Date.now() - probeStart)} of its start`,
         passed: n => ageMs >= check.windowMs
-            ? `no error lines in ${plural(n, 'line')} ${source} logged since its start ${human(ageMs)} ago`
-            : `no error lines in ${plural(n, 'line')} ${source} logged in the ${human(check.windowMs)} after its start`
+            ? `no error lines in ${plural(n, 'line')} ${unit} logged since its start ${human(ageMs)} ago`
+            : `no error lines in ${plural(n, 'line')} ${unit} logged in the ${human(check.windowMs)} after its start`
     };
 }
 async function fileSource(check, host, signal) {
     const path = check.path;
     if (!path)
         throw new Fail('a logs check with `source: file` needs `path`');
-    const MARK = '@@deployguard-log@@';
-    let partial = '';
     const look = async (from) => {
-        const script = lines(sh `s=$(stat -L -c %s -- ${path} 2>/dev/null) || s=missing`, sh `echo "size=$s"`, sh `case $s in missing) exit 0;; esac`, sh `off=${from}; if [ "$s" -lt "$off" ]; then off=0; fi`, sh `n=$((s - off)); if [ "$n" -gt ${FILE_CHUNK} ]; then n=${FILE_CHUNK}; fi`, sh `echo "offset=$off"; echo "bytes=$n"; echo ${MARK}`, sh `if [ "$n" -gt 0 ]; then tail -c +$((off + 1)) -- ${path} | head -c "$n"; fi`);
+        const script = lines(sh `s=$(stat -L -c %s -- ${path} 2>/dev/null) || s=missing`, sh `echo "size=$s"`, sh `case $s in missing) exit 0;; esac`, sh `off=${from}; if [ "$s" -lt "$off" ]; then off=0; fi`, sh `n=$((s - off)); if [ "$n" -gt ${FILE_CHUNK} ]; then n=${FILE_CHUNK}; fi`, sh `echo "offset=$off"; echo "bytes=$n"; echo ${FILE_MARK}`, sh `if [ "$n" -gt 0 ]; then tail -c +$((off + 1)) -- ${path} | head -c "$n"; fi`);
         const out = await execOk(host, script, `reading ${path}`, check.timeoutMs, signal);
-        const at = out.indexOf(`${MARK}\n`);
+        const at = out.indexOf(`${FILE_MARK}\n`);
         const kv = keyValues(at < 0 ? out : out.slice(0, at));
-        const size = kv.get('size');
-        if (size === 'missing' || at < 0)
+        if (kv.get('size') === 'missing' || at < 0)
             return { size: -1, offset: 0, bytes: 0, text: '' };
         return {
-            size: Number(size),
+            size: Number(kv.get('size')),
             offset: Number(kv.get('offset')),
             bytes: Number(kv.get('bytes')),
-            text: out.slice(at + MARK.length + 1)
+            text: out.slice(at + FILE_MARK.length + 1)
         };
     };
     const probeStart = Date.now();
-    // Only what is written from now on counts: a missing file counts from its first byte.
+    // Only what is written from now on counts; a file that does not exist yet counts from its start.
     const start = await look(Number.MAX_SAFE_INTEGER);
     let offset = Math.max(0, start.size);
+    let partial = '';
     return {
         name: path,
         end: probeStart + check.windowMs,
@@ -54825,19 +54845,20 @@ async function fileSource(check, host, signal) {
             const r = await look(offset);
             if (r.size < 0)
                 return { lines: [] };
-            // Shrunk: truncated or rotated, and the new file is read from its start.
+            // It shrank: truncated or rotated, and the new file is read from its start.
             if (r.offset !== offset)
                 partial = '';
             offset = r.offset + r.bytes;
             const text = partial + r.text;
             const cut = text.lastIndexOf('\n');
             partial = text.slice(cut + 1);
-            const done = text
-                .slice(0, cut + 1)
-                .split('\n')
-                .slice(0, -1);
-            const behind = offset < r.size;
-            return { lines: done, behind };
+            return {
+                lines: text
+                    .slice(0, cut + 1)
+                    .split('\n')
+                    .slice(0, -1),
+                behind: offset < r.size
+            };
         },
         when: () => `within ${human(Date.now() - probeStart)}`,
         passed: n => `no error lines in ${plural(n, 'line')} written to ${path} in ${human(check.windowMs)}`,
@@ -54861,7 +54882,7 @@ function logsProbe(check, host) {
         let read = 0;
         let extra = 0;
         for (;;) {
-            const chunk = await src.read(signal);
+            const chunk = await src.read();
             const over = Date.now() >= src.end;
             const last = over && !chunk.behind ? (src.flush?.() ?? '') : '';
             const got = last ? [...chunk.lines, last] : chunk.lines;
@@ -54895,22 +54916,25 @@ function logsProbe(check, host) {
  */
 function fileFreshProbe(check, host) {
     return guarded(async (signal) => {
-        const script = lines(sh `now=$(date +%s)`, sh `if m=$(stat -L -c %Y -- ${check.path} 2>&1); then echo "mtime=$m"; elif [ -e ${check.path} ] || [ -L ${check.path} ]; then echo "error=$m"; else echo missing; fi`, sh `echo "now=$now"`);
-        const kv = keyValues(await execOk(host, script, `stat ${check.path}`, check.timeoutMs, signal));
-        if (!kv.has('mtime') && !kv.has('error'))
-            return { ok: false, reason: `${check.path} does not exist on the host` };
+        const path = check.path;
+        const script = lines(sh `now=$(date +%s)`, sh `if m=$(stat -L -c %Y -- ${path} 2>&1); then echo "mtime=$m"`, sh `elif [ -e ${path} ] || [ -L ${path} ]; then echo "error=$m"`, sh `else echo missing; fi`, sh `echo "now=$now"`);
+        const kv = keyValues(await execOk(host, script, `stat ${path}`, check.timeoutMs, signal));
         const error = kv.get('error');
-        if (error !== undefined)
-            return { ok: false, reason: `cannot stat ${check.path}: ${clip(error.replace(/^stat: /, ''), 120)}` };
+        if (error !== undefined) {
+            return { ok: false, reason: `cannot stat ${path}: ${clip(error.replace(/^stat: /, ''), 120)}` };
+        }
+        if (!kv.has('mtime'))
+            return { ok: false, reason: `${path} does not exist on the host` };
         const ageMs = (Number(kv.get('now')) - Number(kv.get('mtime'))) * 1000;
         if (!Number.isFinite(ageMs))
-            return { ok: false, reason: `could not read the age of ${check.path}` };
+            return { ok: false, reason: `could not read the age of ${path}` };
+        // Whole seconds on both sides: "0 s", not "0 ms".
+        const age = (ms) => (ms < 120_000 ? `${ms / 1000} s` : human(ms));
         const limit = `(limit ${human(check.maxAgeMs)})`;
-        if (ageMs < 0)
-            return { ok: true, reason: `modified ${human(-ageMs)} in the future by the host's clock ${limit}` };
-        if (ageMs > check.maxAgeMs)
-            return { ok: false, reason: `modified ${human(ageMs)} ago ${limit}` };
-        return { ok: true, reason: `modified ${human(ageMs)} ago ${limit}` };
+        if (ageMs < 0) {
+            return { ok: true, reason: `modified ${age(-ageMs)} in the future by the host's clock ${limit}` };
+        }
+        return { ok: ageMs <= check.maxAgeMs, reason: `modified ${age(ageMs)} ago ${limit}` };
     });
 }
 
@@ -54957,8 +54981,7 @@ const TLS_TRUST_CODES = new Set([
     'CERT_HAS_EXPIRED',
     'CERT_NOT_YET_VALID',
     'CERT_CHAIN_TOO_LONG',
-    'INVALID_CA',
-    'ERR_TLS_CERT_ALTNAME_INVALID'
+    'INVALID_CA'
 ]);
 const fail = (reason) => ({ ok: false, reason });
 const pass = (reason) => ({ ok: true, reason });
@@ -55054,13 +55077,15 @@ function headerSecrets(headers) {
 function urlSecrets(url) {
     if (!url)
         return [];
-    const out = [url.password, safeDecode(url.password)];
+    const password = [url.password, safeDecode(url.password)].filter(s => s.length >= 4);
+    const query = [];
     for (const [, v] of url.searchParams)
-        out.push(v);
+        query.push(v);
     for (const part of url.search.slice(1).split('&'))
-        out.push(part.slice(part.indexOf('=') + 1));
-    // Short values (`?v=1`, `?debug=true`) are not secrets, and masking them would mangle reasons.
-    return out.filter(s => s.length >= 4);
+        query.push(part.slice(part.indexOf('=') + 1));
+    // Short query values (`?v=1`, `?db=down`, `?verbose=true`) are parameters, not tokens: masking
+    // them in bodies would mangle reasons. (safeUrl still hides every query value in URLs.)
+    return [...password, ...query.filter(s => s.length >= 8)];
 }
 function safeDecode(s) {
     try {
@@ -55168,6 +55193,9 @@ function exchange(x) {
 }
 function describeRequestError(err, url) {
     const code = errorCode(err);
+    if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+        return `TLS certificate of ${safeUrl(url)} is not valid for ${url.hostname}: ${errorText(err)}`;
+    }
     if (code && TLS_TRUST_CODES.has(code)) {
         return (`TLS certificate of ${safeUrl(url)} not trusted: ${errorText(err)}. ` +
             'If it is signed by a private CA, set ca-file to that CA (PEM)');
@@ -55423,7 +55451,7 @@ function runLocal(command, env, timeoutMs, signal) {
         let child;
         try {
             child = (0,external_node_child_process_namespaceObject.spawn)('/bin/sh', ['-c', command], {
-                env: { ...process.env, ...env },
+                env: { ...inheritedEnv(), ...env },
                 detached: true,
                 stdio: ['ignore', 'pipe', 'pipe']
             });
@@ -55636,6 +55664,14 @@ async function versionOverHttp(check, signal, verdict) {
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
     }
+}
+/**
+ * The environment a local check command inherits: ours, minus the action's inputs and
+ * deployguard's own secret variables (the SSH key is one of them), which a check has no use for
+ * and could print.
+ */
+function inheritedEnv() {
+    return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('INPUT_') && !/^DEPLOYGUARD_SSH_/.test(k)));
 }
 
 ;// CONCATENATED MODULE: ./src/checks/runner.ts
@@ -58543,7 +58579,7 @@ async function runDeploy(settings, opts) {
     return deploy(settings, artifact, {
         log: opts.log,
         connect: host => connectHost(host, settings.ssh, opts.log),
-        runChecks: (stage, hosts) => runChecks(checksFor(settings.checks, stage === 'pre' ? 'pre' : 'post'), stage, {
+        runChecks: (stage, hosts) => runChecks(checksForDeployStage(settings, stage), stage, {
             context: { release: settings.releaseId, commit: settings.run.commit },
             hosts
         }),
@@ -58552,6 +58588,14 @@ async function runDeploy(settings, opts) {
         signal: opts.signal,
         onLock: opts.onLock
     });
+}
+/**
+ * The checks of a deploy stage. Rollback verification runs the post-deploy checks against the
+ * restored release, except version checks: those expect the release that was just rolled back.
+ */
+function checksForDeployStage(settings, stage) {
+    const checks = checksFor(settings.checks, stage === 'pre' ? 'pre' : 'post');
+    return stage === 'rollback' ? checks.filter(c => c.type !== 'version') : checks;
 }
 /** The plan as text: every step and remote command, with no connection made. */
 async function dryRun(settings) {
@@ -59680,7 +59724,9 @@ function checksFrom(file, healthUrl, env, p, secret) {
     const out = (file?.checks ?? []).map((c, i) => {
         const base = {
             name: c.name,
-            stages: c.stages ?? ALL_STAGES,
+            // A version check compares with the release just deployed: before a deploy, or against a
+            // restored release, it would fail by design, so by default it runs after the switch only.
+            stages: c.stages ?? (c.type === 'version' ? ['post'] : ALL_STAGES),
             timeoutMs: c.timeout,
             retries: c.retries,
             intervalMs: c.interval,
@@ -59702,6 +59748,14 @@ function checksFrom(file, healthUrl, env, p, secret) {
         }
         switch (c.type) {
             case 'http': {
+                if (c.expect['body-matches'] !== undefined) {
+                    try {
+                        new RegExp(c.expect['body-matches']);
+                    }
+                    catch (err) {
+                        p.list.push(`${at}.expect.body-matches: not a valid regular expression (${err.message}). Example: body-matches: '"status":\\s*"up"'`);
+                    }
+                }
                 // Header values are credentials more often than not: every one of them is masked.
                 const headers = expandAll(c.headers, env, `${at}.headers`, p, secret);
                 for (const v of Object.values(headers))

@@ -58379,14 +58379,765 @@ function runsOnHost(check) {
         ((check.type === 'command' || check.type === 'version') && check.on === 'host'));
 }
 
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = require("node:path");
+;// CONCATENATED MODULE: ./src/remote/commands.ts
+
+
+/**
+ * Pure builders of every remote script deployguard runs. Nothing here touches a host: each
+ * function returns shell text whose values went through `sh` (quoted), so tests can assert the
+ * exact commands and a dry run can print them.
+ */
+/** Exit code the lock script uses for "held by someone else". */
+const LOCK_BUSY = 75;
+/** Read-only: checks the tools deployguard needs and reports the live release. */
+function probe(layout) {
+    return lines(sh `for tool in tar sha256sum find mv ln readlink; do`, sh `  command -v "$tool" >/dev/null 2>&1 || { echo "missing tool on host: $tool" >&2; exit 3; }`, sh `done`, layout.strategy === 'releases'
+        ? sh `if [ -L ${layout.current} ]; then printf 'current=%s\\n' "$(readlink -- ${layout.current})"; fi`
+        : sh `if [ -d ${layout.current} ]; then printf 'current=%s\\n' ${layout.current}; fi`);
+}
+/**
+ * Takes the lock with an atomic `mkdir`. Prints `acquired`, or `taken-over` followed by the
+ * previous owner when the old lock is older than the TTL, or exits LOCK_BUSY printing the owner.
+ */
+function lockAcquire(layout, owner, ttlSeconds) {
+    const lock = layout.lockDir;
+    const stale = `${lock}.stale`;
+    return lines(sh `mkdir -p -- ${layout.stateDir} ${layout.statusDir}`, sh `if mkdir -- ${lock} 2>/dev/null; then printf '%s\\n' ${owner} > ${lock}/owner; echo acquired; exit 0; fi`, sh `now=$(date +%s); since=$(stat -c %Y -- ${lock} 2>/dev/null || echo "$now"); age=$((now - since))`, sh `if [ "$age" -ge ${ttlSeconds} ]; then`, 
+    // Rename first: only one of two racing takers can move the stale lock away.
+    sh `  rm -rf -- ${stale}; mv -T -- ${lock} ${stale}`, sh `  mkdir -- ${lock}; printf '%s\\n' ${owner} > ${lock}/owner`, sh `  echo taken-over; echo "age=$age"; cat -- ${stale}/owner 2>/dev/null || true; rm -rf -- ${stale}; exit 0`, sh `fi`, sh `echo "age=$age"; cat -- ${lock}/owner 2>/dev/null || true; exit ${LOCK_BUSY}`);
+}
+/** Removes the lock only when it still carries our token, so we never free someone else's. */
+function lockRelease(layout, token) {
+    const lock = layout.lockDir;
+    return sh `if [ -f ${lock}/owner ] && grep -qF -- ${token} ${lock}/owner; then rm -rf -- ${lock}; echo released; fi`;
+}
+/** A fresh, empty staging directory for the upload. */
+function prepareStaging(dir) {
+    return sh `rm -rf -- ${dir}; mkdir -p -- ${dir}`;
+}
+/** Unpacks the tar stream on stdin into the staging directory. */
+function unpack(dir) {
+    return sh `tar -x -f - -C ${dir} --no-same-owner --preserve-permissions --delay-directory-restore`;
+}
+/**
+ * Verifies every file against the manifest on stdin and that the tree holds no file the manifest
+ * does not name. Prints `count=N` on success; mismatches go to stdout as `FILE: FAILED`.
+ */
+function verifyManifest(dir, expectedFiles) {
+    return lines(sh `cd -- ${dir}`, sh `sha256sum -c --quiet --strict -`, sh `count=$(find . -type f | wc -l)`, sh `if [ "$count" -ne ${expectedFiles} ]; then echo "file count $count, expected "${expectedFiles} >&2; exit 4; fi`, sh `echo "count=$count"`);
+}
+/** Moves a verified staging directory to its final name (atomic rename on one filesystem). */
+function promote(from, to) {
+    return lines(sh `if [ -e ${to} ]; then echo "release directory already exists: "${to} >&2; exit 5; fi`, sh `mkdir -p -- ${external_node_path_namespaceObject.posix.dirname(to)}`, sh `mv -T -- ${from} ${to}`);
+}
+/**
+ * Links each shared entry into the release. A missing shared entry is seeded from the release
+ * when it ships one (first deploy), otherwise created empty: a directory for `name/`, a file else.
+ */
+function linkShared(sharedDir, release, entries) {
+    return lines(...entries.flatMap(entry => {
+        const isDir = entry.endsWith('/');
+        const name = entry.replace(/\/+$/, '');
+        const shared = external_node_path_namespaceObject.posix.join(sharedDir, name);
+        const inRelease = external_node_path_namespaceObject.posix.join(release, name);
+        return [
+            sh `if [ ! -e ${shared} ] && [ ! -L ${shared} ]; then`,
+            sh `  mkdir -p -- ${external_node_path_namespaceObject.posix.dirname(shared)}`,
+            sh `  if [ -e ${inRelease} ]; then cp -a -- ${inRelease} ${shared};`,
+            isDir ? sh `  else mkdir -p -- ${shared}; fi` : sh `  else : > ${shared}; fi`,
+            sh `fi`,
+            sh `rm -rf -- ${inRelease}; mkdir -p -- ${external_node_path_namespaceObject.posix.dirname(inRelease)}; ln -s -- ${shared} ${inRelease}`
+        ];
+    }));
+}
+/** Runs the user's `before-switch` command inside the new release, with the release in its env. */
+function beforeSwitch(release, releaseId, command) {
+    return lines(sh `cd -- ${release}`, sh `export DEPLOYGUARD_RELEASE=${releaseId} DEPLOYGUARD_RELEASE_DIR=${release}`, userScript(command));
+}
+/** Points `current` at a release atomically: a new link under a temporary name, then `mv -T`. */
+function switchCurrent(layout, release, releaseId) {
+    const tmp = `${layout.current}.tmp-${releaseId}`;
+    return sh `ln -sfn -- ${release} ${tmp} && mv -T -- ${tmp} ${layout.current}`;
+}
+/** Undo of the first switch on a fresh host: there was no `current` before. */
+function removeCurrent(layout) {
+    return sh `rm -f -- ${layout.current}`;
+}
+/** In-place: a full copy of the live tree, taken before anything replaces it. */
+function backupTree(layout, backup) {
+    return lines(sh `if [ -d ${layout.current} ]; then cp -a -- ${layout.current} ${backup}.partial && mv -T -- ${backup}.partial ${backup}; fi`);
+}
+/** In-place: replace the live tree with the verified new one. */
+function replaceTree(layout, incoming) {
+    const old = `${layout.current}.deployguard-old`;
+    return lines(sh `rm -rf -- ${old}`, sh `if [ -e ${layout.current} ]; then mv -T -- ${layout.current} ${old}; fi`, sh `mv -T -- ${incoming} ${layout.current}`, sh `rm -rf -- ${old}`);
+}
+/** In-place rollback: put the backup copy back (the backup itself stays for a later look). */
+function restoreTree(layout, backup) {
+    if (!backup)
+        return sh `rm -rf -- ${layout.current}`;
+    return lines(sh `rm -rf -- ${layout.current}.deployguard-restore`, sh `cp -a -- ${backup} ${layout.current}.deployguard-restore`, sh `rm -rf -- ${layout.current}`, sh `mv -T -- ${layout.current}.deployguard-restore ${layout.current}`);
+}
+/** Records a release's outcome; pruning reads these to tell good releases from failed ones. */
+function markRelease(layout, releaseId, status, at) {
+    return sh `printf '%s %s\\n' ${status} ${at.toISOString()} > ${external_node_path_namespaceObject.posix.join(layout.statusDir, releaseId)}`;
+}
+/** Lists releases with their recorded status, one `id<TAB>status time` line each. */
+function listReleases(layout) {
+    const dir = layout.strategy === 'releases' ? layout.releasesDir : layout.stateDir;
+    const glob = layout.strategy === 'releases' ? sh `*` : sh `backups/*`;
+    return lines(sh `cd -- ${dir} 2>/dev/null || exit 0`, layout.strategy === 'releases'
+        ? sh `for r in ${glob}; do [ -d "$r" ] || continue; printf '%s\\t' "$r"; cat -- ${layout.statusDir}/"$r" 2>/dev/null || echo unknown; done`
+        : sh `ls -1d -- ${layout.base}.backup-* 2>/dev/null || true`);
+}
+/** Deletes releases or backups by full path. */
+function removePaths(paths) {
+    return paths.length ? sh `rm -rf -- ${paths}` : sh `:`;
+}
+/**
+ * Shell test for "the process in $pid is alive": it exists and is not a zombie. A crashed daemon
+ * whose parent does not reap it still answers `kill -0`, so that alone would call it running.
+ */
+const PID_ALIVE = sh `[ "\${pid:-0}" -gt 0 ] && [ -r "/proc/$pid/stat" ] && [ "$(sed 's/^.*) //' "/proc/$pid/stat" | cut -d' ' -f1)" != Z ]`;
+function serviceCommands(service, layout) {
+    if (service.manager === 'none')
+        return undefined;
+    const workDir = layout.current;
+    if (service.manager === 'systemd') {
+        const sudo = service.sudo ? sh `sudo -n ` : sh ``;
+        const unit = service.name;
+        return {
+            stop: sh `${sudo}systemctl stop -- ${unit}`,
+            start: sh `${sudo}systemctl start -- ${unit}`,
+            status: lines(sh `out=$(${sudo}systemctl show -p ActiveState -p SubState -p MainPID -p NRestarts -- ${unit})`, sh `printf '%s\\n' "$out"`, sh `pid=$(printf '%s\\n' "$out" | sed -n 's/^MainPID=//p')`, sh `if ${PID_ALIVE}; then echo PidAlive=yes; else echo PidAlive=no; fi`),
+            logs: sh `${sudo}journalctl -u ${unit} -n 30 --no-pager -o short-iso 2>&1 || true`
+        };
+    }
+    const pidfile = service.pidfile;
+    const graceTenths = Math.max(1, Math.ceil(service.stopGraceMs / 100));
+    const stop = service.stop
+        ? lines(sh `cd -- ${workDir} 2>/dev/null || cd /`, userScript(service.stop))
+        : pidfile
+            ? lines(sh `pid=$(cat -- ${pidfile} 2>/dev/null || true)`, sh `if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then`, sh `  kill -TERM "$pid"; i=0`, sh `  while kill -0 "$pid" 2>/dev/null && [ "$i" -lt ${graceTenths} ]; do sleep 0.1; i=$((i + 1)); done`, sh `  if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; echo "stopped with SIGKILL after the grace period" >&2; fi`, sh `fi`)
+            : sh `:`;
+    const status = pidfile
+        ? lines(sh `pid=$(cat -- ${pidfile} 2>/dev/null || true)`, sh `if ${PID_ALIVE}; then echo ActiveState=active; echo "MainPID=$pid"; echo PidAlive=yes;`, sh `else echo ActiveState=inactive; echo MainPID=0; echo PidAlive=no; fi`)
+        : lines(sh `if (cd -- ${workDir} && ${userScript(service.status ?? 'false')}) >/dev/null 2>&1; then`, sh `  echo ActiveState=active; echo PidAlive=yes; else echo ActiveState=inactive; echo PidAlive=no; fi`);
+    // The start command's own output goes to a file: a daemon it leaves running must not hold the
+    // SSH channel open, and the file is shown when the start fails.
+    const startLog = external_node_path_namespaceObject.posix.join(layout.stateDir, 'service-start.log');
+    return {
+        stop,
+        start: lines(sh `cd -- ${workDir}`, sh `if ${userScript(service.start)} </dev/null >${startLog} 2>&1; then rc=0; else rc=$?; fi`, sh `cat -- ${startLog} 2>/dev/null || true`, sh `exit "$rc"`),
+        status,
+        logs: sh `tail -n 30 -- ${startLog} 2>/dev/null || true`
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/checks/host-probes.ts
-// PLACEHOLDERS (being implemented): checks that run on a host over its SSH connection.
-const todo = async () => ({ ok: false, reason: 'not implemented yet' });
-const hostCommandProbe = (_c, _h) => todo;
-const processProbe = (_c, _h) => todo;
-const logsProbe = (_c, _h) => todo;
-const fileFreshProbe = (_c, _h) => todo;
-const hostVersionProbe = (_c, _x, _h) => todo;
+
+
+/*
+ * Checks that run on a host over its open SSH connection. Every probe resolves with ok/reason and
+ * never throws: a failed or unreachable host is a failed check, and its reason says why in one
+ * line (plus, where they explain it, a few lines of output).
+ *
+ * The remote scripts are built with `sh` (values quoted) and `userScript` (commands the user
+ * wrote), like every other remote command. Each remote command inside a probe is bounded by the
+ * check's `timeout`; probes that watch a window (process, logs) last the window, polling.
+ */
+/** How often window probes look again. */
+const POLL_MS = 2000;
+/** Output lines shown when a command fails; matching log lines shown when a logs check fails. */
+const TAIL_LINES = 10;
+const MATCH_LINES = 5;
+/** Service log lines appended when the process check fails. */
+const SERVICE_LOG_LINES = 3;
+const LINE_WIDTH = 200;
+/** Bytes of a log file read per remote call (a busy log is read in several calls, never skipped). */
+const FILE_CHUNK = 1024 * 1024;
+/** After the window, at most this many extra reads to catch up with a log that grows very fast. */
+const FILE_CATCH_UP_READS = 32;
+/** Environment values shorter than this are not masked in output (masking `1` would mangle it). */
+const MIN_MASKED = 4;
+/** How long past a command's timeout we wait for the host to report it before giving up on it. */
+const TIMEOUT_GRACE_MS = 1500;
+// ---------------------------------------------------------------------------------------------
+// Plumbing: a failure reason as an exception inside a probe, abortable waits, remote calls
+// ---------------------------------------------------------------------------------------------
+/** Ends a probe with this reason; `guarded` turns it into `{ ok: false, reason }`. */
+class Fail extends Error {
+}
+function guarded(body) {
+    return async (signal) => {
+        const started = Date.now();
+        // The runner adds "(cancelled)"; this says how far the probe got.
+        const stopped = () => ({ ok: false, reason: `stopped after ${human(Date.now() - started)}` });
+        if (signal.aborted)
+            return stopped();
+        try {
+            return await body(signal);
+        }
+        catch (err) {
+            if (signal.aborted)
+                return stopped();
+            const message = err instanceof Error ? err.message : String(err);
+            return { ok: false, reason: err instanceof Fail ? message : `could not run on the host: ${message}` };
+        }
+    };
+}
+/** Resolves after `ms`, or at once when the signal aborts (the caller then stops). */
+function sleep(ms, signal) {
+    return new Promise(resolve => {
+        if (signal.aborted || ms <= 0)
+            return resolve();
+        const timer = setTimeout(done, ms);
+        function done() {
+            clearTimeout(timer);
+            signal.removeEventListener('abort', done);
+            resolve();
+        }
+        signal.addEventListener('abort', done);
+    });
+}
+async function pause(ms, signal) {
+    await sleep(ms, signal);
+    if (signal.aborted)
+        throw new Fail('cancelled');
+}
+/**
+ * Runs a script; stops waiting when the signal aborts or the timeout (plus a grace) has passed.
+ * The shell's own timeout closes the channel, but sshd keeps a channel open while its command
+ * still runs, so without this a hung remote command would hold the probe past its timeout.
+ */
+function host_probes_exec(shell, script, opts, signal) {
+    if (signal.aborted)
+        return Promise.reject(new Fail('cancelled'));
+    return new Promise((resolve, reject) => {
+        const finish = (settle) => {
+            clearTimeout(timer);
+            signal.removeEventListener('abort', onAbort);
+            settle();
+        };
+        const onAbort = () => finish(() => reject(new Fail('cancelled')));
+        const timer = setTimeout(() => finish(() => resolve({ code: 124, stdout: '', stderr: `(timed out after ${opts.timeoutMs} ms)` })), opts.timeoutMs + TIMEOUT_GRACE_MS);
+        signal.addEventListener('abort', onAbort, { once: true });
+        const stdin = opts.stdin !== undefined ? { stdin: opts.stdin } : {};
+        shell.exec(script, { timeoutMs: opts.timeoutMs, ...stdin }).then(r => finish(() => resolve(r)), (err) => finish(() => reject(err instanceof Error ? err : new Error(String(err)))));
+    });
+}
+function timedOut(r, timeoutMs) {
+    return r.code === 124 && r.stderr.endsWith(`(timed out after ${timeoutMs} ms)`);
+}
+/** A script of our own that must succeed; its failure ends the probe with stderr's last line. */
+async function execOk(host, script, what, timeoutMs, signal) {
+    const r = await host_probes_exec(host.shell, script, { timeoutMs }, signal);
+    if (timedOut(r, timeoutMs))
+        throw new Fail(`${what}: no answer from the host within ${human(timeoutMs)}`);
+    if (r.code !== 0) {
+        const last = lastLines(r.stderr || r.stdout, 1)[0];
+        throw new Fail(`${what} failed on the host (exit ${r.code})${last ? `: ${last}` : ''}`);
+    }
+    return r.stdout;
+}
+// ---------------------------------------------------------------------------------------------
+// Text helpers
+// ---------------------------------------------------------------------------------------------
+function clip(line, width = LINE_WIDTH) {
+    return line.length > width ? `${line.slice(0, width)}…` : line;
+}
+/** The last `n` non-empty lines, each clipped. */
+function lastLines(text, n) {
+    return text
+        .split('\n')
+        .map(l => l.trimEnd())
+        .filter(l => l.trim() !== '')
+        .slice(-n)
+        .map(l => clip(l));
+}
+function indented(list) {
+    return list.map(l => `\n  ${l}`).join('');
+}
+/** A short, flat excerpt of command output for a one-line reason. */
+function excerpt(text, width = 120) {
+    const flat = text.replace(/\s+/g, ' ').trim();
+    return flat ? `"${clip(flat, width)}"` : '(no output)';
+}
+/** "800 ms", "1.5 s", "10 s", "3m 20s", "2h 5m". */
+function human(ms) {
+    if (ms < 1000)
+        return `${Math.max(0, Math.round(ms))} ms`;
+    const s = ms / 1000;
+    if (s < 120)
+        return `${Math.round(s * 10) / 10} s`;
+    const total = Math.round(s);
+    const h = Math.floor(total / 3600);
+    const m = Math.floor((total % 3600) / 60);
+    return h > 0 ? `${h}h ${m}m` : `${m}m ${total % 60}s`;
+}
+/** "a", "a and b", "a, b and c". */
+function joinAnd(parts) {
+    return parts.length <= 1 ? (parts[0] ?? '') : `${parts.slice(0, -1).join(', ')} and ${parts.at(-1)}`;
+}
+function plural(n, word) {
+    return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+/** Masks the values of a command's environment in its output: they may be secrets. */
+function masked(text, env) {
+    const values = Object.values(env)
+        .filter(v => v.length >= MIN_MASKED)
+        .sort((a, b) => b.length - a.length);
+    return values.reduce((t, v) => t.split(v).join('***'), text);
+}
+/** `KEY=value` lines (systemctl show, and the status scripts of `serviceCommands`). */
+function keyValues(out) {
+    const map = new Map();
+    for (const line of out.split('\n')) {
+        const i = line.indexOf('=');
+        if (i > 0 && !map.has(line.slice(0, i)))
+            map.set(line.slice(0, i), line.slice(i + 1).trim());
+    }
+    return map;
+}
+// ---------------------------------------------------------------------------------------------
+// command (on: host) and version (on: host)
+// ---------------------------------------------------------------------------------------------
+/**
+ * A user command run from the live release (or `/` before the first deploy), output merged, and
+ * killed with its children by `timeout` (exit 124) when it outlives the check's timeout.
+ */
+function userCommand(host, command, withEnv, timeoutMs) {
+    const secs = String(Math.max(0.01, timeoutMs / 1000));
+    return lines(
+    // The environment arrives on stdin, not in the script: a remote command line is visible to
+    // every user of the host in `ps`, and these values may be secrets.
+    withEnv && sh `eval "$(cat)"`, sh `cd -- ${host.layout.current} 2>/dev/null || cd /`, sh `if command -v timeout >/dev/null 2>&1; then`, sh `  timeout -k 1 ${secs} ${userScript(command)} </dev/null 2>&1`, sh `else`, sh `  ${userScript(command)} </dev/null 2>&1`, sh `fi`);
+}
+async function runUserCommand(host, command, env, timeoutMs, signal) {
+    const names = Object.keys(env);
+    const bad = names.find(n => !/^[A-Za-z_][A-Za-z0-9_]*$/.test(n));
+    if (bad !== undefined)
+        throw new Fail(`env name "${clip(bad, 64)}" is not a valid shell variable name`);
+    const exports = lines(...names.map(n => sh `export ${new Shell(n)}=${env[n] ?? ''}`));
+    const started = Date.now();
+    const r = await host_probes_exec(host.shell, userCommand(host, command, names.length > 0, timeoutMs), 
+    // The host's `timeout` fires first; this is the backstop where it is missing.
+    { timeoutMs: timeoutMs + 2000, ...(names.length > 0 ? { stdin: `${exports.text}\n` } : {}) }, signal);
+    // stdout holds the command's merged output; stderr only our own shell's complaints.
+    const stderr = r.stderr.replace(/\n?\(timed out after \d+ ms\)\s*$/, '');
+    const output = masked(stderr.trim() ? `${r.stdout}\n${stderr}` : r.stdout, env);
+    // 124 is also what `timeout` exits with; a command that exits 124 by itself, early, is not late.
+    const late = r.code === 124 && Date.now() - started >= timeoutMs;
+    return { code: r.code, output, timedOut: late };
+}
+/**
+ * `command` with `on: host`: runs the check's command on the host with its `env` exported; exit 0
+ * passes. A failure shows the exit code and the last lines of output (environment values masked).
+ */
+function hostCommandProbe(check, host) {
+    return guarded(async (signal) => {
+        const started = Date.now();
+        const r = await runUserCommand(host, check.run, check.env, check.timeoutMs, signal);
+        if (r.code === 0)
+            return { ok: true, reason: `exit 0 in ${human(Date.now() - started)}` };
+        const tail = lastLines(r.output, TAIL_LINES);
+        const head = r.timedOut ? `no result within ${human(check.timeoutMs)}` : `exit ${r.code}`;
+        return { ok: false, reason: tail.length ? `${head}; last lines of output:${indented(tail)}` : head };
+    });
+}
+/**
+ * Whether `output` reports `expected`. A release id must stand on its own (not inside `v10` or
+ * `v1.1` when `v1` is expected); a commit is matched in full or by a prefix of 7+ characters.
+ */
+function reportsVersion(output, expected, kind) {
+    if (!expected)
+        return false;
+    if (kind === 'commit' && /^[0-9a-f]{7,}$/i.test(expected)) {
+        const sha = expected.toLowerCase();
+        return (output.match(/[0-9a-f]+/gi) ?? []).some(run => run.length >= 7 && sha.startsWith(run.toLowerCase()));
+    }
+    for (let i = output.indexOf(expected); i >= 0; i = output.indexOf(expected, i + 1)) {
+        const before = output.slice(Math.max(0, i - 1), i);
+        const after = output.slice(i + expected.length, i + expected.length + 2);
+        if (!/[A-Za-z0-9]$/.test(before) && !/^([A-Za-z0-9]|[._-][A-Za-z0-9])/.test(after))
+            return true;
+    }
+    return false;
+}
+/**
+ * `version` with `run` and `on: host`: the command's output must report the release just
+ * deployed (`expect: release`) or its commit (`expect: commit`, full sha or 7+ characters).
+ */
+function hostVersionProbe(check, ctx, host) {
+    return guarded(async (signal) => {
+        if (!check.run)
+            return { ok: false, reason: 'a version check on a host needs `run`' };
+        const expected = check.expect === 'release' ? ctx.release : ctx.commit;
+        if (!expected)
+            return { ok: false, reason: `no ${check.expect} is known to compare with` };
+        const what = `${check.expect} ${check.expect === 'release' ? expected : clip(expected, 12)}`;
+        const r = await runUserCommand(host, check.run, {}, check.timeoutMs, signal);
+        if (r.timedOut) {
+            return { ok: false, reason: `expected ${what}; no result within ${human(check.timeoutMs)}` };
+        }
+        if (r.code !== 0) {
+            return {
+                ok: false,
+                reason: `expected ${what}; the command failed (exit ${r.code}): ${excerpt(r.output)}`
+            };
+        }
+        if (reportsVersion(r.output, expected, check.expect))
+            return { ok: true, reason: `reports ${what}` };
+        return { ok: false, reason: `expected ${what}; the command reported ${excerpt(r.output)}` };
+    });
+}
+/** The `KEY=value` lines of `serviceCommands(...).status`, read as in plan/execute.ts. */
+function parseState(out) {
+    const kv = keyValues(out);
+    const restarts = kv.get('NRestarts');
+    return {
+        active: kv.get('ActiveState') || 'unknown',
+        sub: kv.get('SubState') ?? '',
+        pid: Number(kv.get('MainPID') || 0),
+        ...(restarts ? { restarts: Number(restarts) } : {}),
+        alive: kv.get('PidAlive') === 'yes'
+    };
+}
+/** Why a state at the start of the window is not "running", or undefined when it is. */
+function notRunning(w, s) {
+    if (w.kind === 'status-command')
+        return s.active === 'active' ? undefined : 'the status command fails';
+    if (w.kind === 'pidfile') {
+        return s.alive ? undefined : `no live process in ${w.pidfile}`;
+    }
+    const sub = s.sub ? `, SubState=${s.sub}` : '';
+    const restarts = s.restarts ? `, NRestarts=${s.restarts}` : '';
+    if (s.active !== 'active')
+        return `${w.unit} is not running: ActiveState=${s.active}${sub}${restarts}`;
+    if (!s.alive) {
+        return s.pid
+            ? `${w.unit} is active but its main PID ${s.pid} is not alive (exited or zombie)${restarts}`
+            : `${w.unit} is active but has no main PID${restarts}`;
+    }
+    return undefined;
+}
+/** What changed since the start of the window, or undefined when nothing did. */
+function changed(w, first, now, elapsedMs) {
+    const within = `within ${human(elapsedMs)}`;
+    if (w.kind === 'status-command') {
+        return now.active === 'active'
+            ? undefined
+            : `the status command fails ${within} (it passed at the start)`;
+    }
+    const parts = [];
+    const who = w.kind === 'pidfile' ? `PID in ${w.pidfile}` : 'main PID';
+    const was = w.kind === 'pidfile' ? `PID ${first.pid} from ${w.pidfile}` : `main PID ${first.pid}`;
+    if (now.pid !== first.pid && now.pid !== 0)
+        parts.push(`${who} changed ${first.pid} -> ${now.pid}`);
+    else if (now.pid !== first.pid)
+        parts.push(`${was} exited`);
+    else if (!now.alive)
+        parts.push(`${was} is no longer alive (exited or zombie)`);
+    if (now.restarts !== first.restarts) {
+        parts.push(`NRestarts ${first.restarts ?? '?'} -> ${now.restarts ?? '?'}`);
+    }
+    if (w.kind === 'systemd' && now.active !== 'active') {
+        parts.push(`ActiveState active -> ${now.active}${now.sub ? ` (${now.sub})` : ''}`);
+    }
+    if (parts.length === 0)
+        return undefined;
+    const more = (now.restarts ?? 0) > (first.restarts ?? 0);
+    const verdict = more ? ': crash loop' : now.pid !== first.pid && now.alive ? ': restarted' : '';
+    return `${joinAnd(parts)} ${within}${verdict}`;
+}
+/**
+ * `process`: the service is running at the start (systemd: ActiveState=active and the main PID
+ * alive, not a zombie) and still the same process at the end of the window: same main PID, same
+ * NRestarts. Looks every 2 s and fails at the first change, so a crash loop under Restart=always
+ * that keeps saying "active" is caught. Command services: the pidfile's PID alive and unchanged,
+ * or (without a pidfile) the status command passing at the start and at every look.
+ */
+function processProbe(check, host) {
+    return guarded(async (signal) => {
+        const svc = host.service;
+        const cmds = serviceCommands(svc, host.layout);
+        if (svc.manager === 'none' || !cmds) {
+            return {
+                ok: false,
+                reason: 'service manager is none, so there is no process to check: configure `service` or drop this check'
+            };
+        }
+        let watched;
+        if (svc.manager === 'systemd')
+            watched = { kind: 'systemd', unit: svc.name };
+        else if (svc.pidfile)
+            watched = { kind: 'pidfile', pidfile: svc.pidfile };
+        else if (svc.status)
+            watched = { kind: 'status-command' };
+        else {
+            return {
+                ok: false,
+                reason: 'the command service has neither `pidfile` nor `status`, so there is no process to check'
+            };
+        }
+        const status = async () => parseState(await execOk(host, cmds.status, 'service status', check.timeoutMs, signal));
+        const withLogs = async (reason) => {
+            const r = await host_probes_exec(host.shell, cmds.logs, { timeoutMs: check.timeoutMs }, signal).catch(() => undefined);
+            const tail = r && r.code === 0 ? lastLines(r.stdout, SERVICE_LOG_LINES) : [];
+            return { ok: false, reason: tail.length ? `${reason}; last log lines:${indented(tail)}` : reason };
+        };
+        const started = Date.now();
+        const first = await status();
+        const down = notRunning(watched, first);
+        if (down)
+            return withLogs(down);
+        const end = started + check.windowMs;
+        while (Date.now() < end) {
+            await pause(Math.min(POLL_MS, end - Date.now()), signal);
+            const change = changed(watched, first, await status(), Date.now() - started);
+            if (change)
+                return withLogs(change);
+        }
+        const window = human(check.windowMs);
+        if (watched.kind === 'status-command')
+            return { ok: true, reason: `status command passed for ${window}` };
+        return {
+            ok: true,
+            reason: watched.kind === 'systemd'
+                ? `main PID ${first.pid} stayed up for ${window} with no restarts`
+                : `PID ${first.pid} stayed up for ${window}`
+        };
+    });
+}
+// ---------------------------------------------------------------------------------------------
+// logs
+// ---------------------------------------------------------------------------------------------
+/** Finds error lines: any pattern, none of the ignores (plain, case-sensitive substrings). */
+function matcher(check) {
+    return line => check.patterns.some(p => line.includes(p)) && !check.ignore.some(i => line.includes(i));
+}
+function errorReport(source, found, when) {
+    const shown = found.slice(0, MATCH_LINES).map(l => clip(l.trim()));
+    const more = found.length > MATCH_LINES ? [`… and ${found.length - MATCH_LINES} more`] : [];
+    return `${source} logged ${plural(found.length, 'error line')} ${when}:${indented([...shown, ...more])}`;
+}
+const sudoFor = (svc) => svc.manager === 'systemd' && svc.sudo ? sh `sudo -n ` : sh ``;
+const JOURNAL_MARK = '@@deployguard-journal@@';
+const FILE_MARK = '@@deployguard-log@@';
+const CURSOR = '-- cursor: ';
+const INVOCATION_ID = /^[0-9a-f]{32}$/;
+/** `Thu 2026-11-26 13:36:16[.123456] UTC` (systemctl show, UTC) as epoch seconds. */
+function utcSeconds(stamp) {
+    const m = /(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(\.\d+)? (?:UTC|GMT)$/.exec(stamp ?? '');
+    if (!m)
+        return undefined;
+    const [y, mo, d, h, mi, s] = m.slice(1, 7).map(Number);
+    return Date.UTC(y, mo - 1, d, h, mi, s) / 1000 + Number(m[7] ?? 0);
+}
+/**
+ * One look at the journal: the unit's state and the log lines of its invocations (the current
+ * one, plus those seen earlier in this probe) after the cursor of the previous look.
+ */
+function journalScript(svc, ids, cursor) {
+    const sudo = sudoFor(svc);
+    const known = ids.map(id => `_SYSTEMD_INVOCATION_ID=${id}`);
+    const after = cursor ? sh `--after-cursor=${cursor}` : sh ``;
+    return lines(
+    // UTC timestamps, in microseconds where systemd can (248+), else in seconds; TZ=UTC makes
+    // older ones print UTC too (sudo passes a sane TZ through).
+    sh `export TZ=UTC LC_ALL=C`, sh `set -- -p LoadState -p ActiveState -p InvocationID -p ActiveEnterTimestamp -p ExecMainStartTimestamp -- ${svc.name}`, sh `out=$(${sudo}systemctl show --timestamp=us+utc "$@" 2>/dev/null) || out=$(${sudo}systemctl show "$@")`, sh `printf '%s\\n' "$out"`, sh `echo "HostNow=$(date +%s.%N)"`, sh `id=$(printf '%s\\n' "$out" | sed -n 's/^InvocationID=//p')`, sh `echo ${JOURNAL_MARK}`, sh `if [ -n "$id" ]; then`, sh `  if ${sudo}journalctl --no-pager -o cat --show-cursor "_SYSTEMD_INVOCATION_ID=$id" ${known} ${after}; then :; else echo "journalctl-exit=$?" >&2; fi`, sh `fi`);
+}
+async function journalSource(check, host, signal) {
+    const svc = host.service;
+    if (svc.manager !== 'systemd') {
+        throw new Fail(`the journal holds the logs of systemd units and the service manager is ${svc.manager}: use \`source: file\` with \`path\``);
+    }
+    const ids = [];
+    let cursor;
+    const look = async () => {
+        const r = await host_probes_exec(host.shell, journalScript(svc, ids, cursor), { timeoutMs: check.timeoutMs }, signal);
+        if (timedOut(r, check.timeoutMs)) {
+            throw new Fail(`reading the journal: no answer from the host within ${human(check.timeoutMs)}`);
+        }
+        const at = r.stdout.indexOf(`${JOURNAL_MARK}\n`);
+        if (r.code !== 0 || at < 0) {
+            throw new Fail(`reading the journal failed (exit ${r.code}): ${lastLines(r.stderr, 1)[0] ?? 'no output'}`);
+        }
+        const kv = keyValues(r.stdout.slice(0, at));
+        if (kv.get('LoadState') === 'not-found')
+            throw new Fail(`unit ${svc.name} is not known on the host`);
+        const id = kv.get('InvocationID') ?? '';
+        if (!INVOCATION_ID.test(id))
+            throw new Fail(`${svc.name} has not been started: no run to read logs of`);
+        const stderr = r.stderr.trim();
+        if (/insufficient permissions|not seeing messages from other users/.test(stderr)) {
+            throw new Fail(`this user may not read the journal of ${svc.name}: add it to the systemd-journal group, or set \`sudo: true\` on the service`);
+        }
+        // journalctl exits 1, silently, when nothing matches; anything else is a real failure.
+        if (stderr && stderr !== 'journalctl-exit=1') {
+            throw new Fail(`reading the journal failed: ${lastLines(stderr, 1)[0]}`);
+        }
+        const text = r.stdout.slice(at + JOURNAL_MARK.length + 1).replace(/\n$/, '');
+        const all = text ? text.split('\n') : [];
+        const last = all.at(-1);
+        if (last?.startsWith(CURSOR))
+            cursor = last.slice(CURSOR.length);
+        else if (all.length > 0) {
+            // The shell keeps at most 4 MiB of output, and the cursor comes last.
+            throw new Fail(`${svc.name} logged too much to scan in one look (over 4 MiB in ${human(POLL_MS)})`);
+        }
+        if (!ids.includes(id))
+            ids.push(id);
+        return { kv, lines: all.slice(0, -1).filter(l => l !== '-- No entries --') };
+    };
+    const probeStart = Date.now();
+    const first = await look();
+    // `date +%N` is GNU; elsewhere it may stay literal, and whole seconds do.
+    const hostNow = parseFloat(first.kv.get('HostNow') ?? '');
+    const since = utcSeconds(first.kv.get('ActiveEnterTimestamp')) ?? utcSeconds(first.kv.get('ExecMainStartTimestamp'));
+    // Both ends of "since its start" come from the host's clock; without a start time, the window
+    // counts from now (never shorter than asked).
+    const ageMs = since !== undefined && Number.isFinite(hostNow) ? Math.max(0, (hostNow - since) * 1000) : 0;
+    let pending = first.lines;
+    const unit = svc.name;
+    return {
+        name: unit,
+        end: probeStart + Math.max(0, check.windowMs - ageMs),
+        async read() {
+            const out = pending ?? (await look()).lines;
+            pending = undefined;
+            return { lines: out };
+        },
+        when: () => `within ${human(ageMs + Date.now() - probeStart)} of its start`,
+        passed: n => ageMs >= check.windowMs
+            ? `no error lines in ${plural(n, 'line')} ${unit} logged since its start ${human(ageMs)} ago`
+            : `no error lines in ${plural(n, 'line')} ${unit} logged in the ${human(check.windowMs)} after its start`
+    };
+}
+async function fileSource(check, host, signal) {
+    const path = check.path;
+    if (!path)
+        throw new Fail('a logs check with `source: file` needs `path`');
+    const look = async (from) => {
+        const script = lines(sh `s=$(stat -L -c %s -- ${path} 2>/dev/null) || s=missing`, sh `echo "size=$s"`, sh `case $s in missing) exit 0;; esac`, sh `off=${from}; if [ "$s" -lt "$off" ]; then off=0; fi`, sh `n=$((s - off)); if [ "$n" -gt ${FILE_CHUNK} ]; then n=${FILE_CHUNK}; fi`, sh `echo "offset=$off"; echo "bytes=$n"; echo ${FILE_MARK}`, sh `if [ "$n" -gt 0 ]; then tail -c +$((off + 1)) -- ${path} | head -c "$n"; fi`);
+        const out = await execOk(host, script, `reading ${path}`, check.timeoutMs, signal);
+        const at = out.indexOf(`${FILE_MARK}\n`);
+        const kv = keyValues(at < 0 ? out : out.slice(0, at));
+        if (kv.get('size') === 'missing' || at < 0)
+            return { size: -1, offset: 0, bytes: 0, text: '' };
+        return {
+            size: Number(kv.get('size')),
+            offset: Number(kv.get('offset')),
+            bytes: Number(kv.get('bytes')),
+            text: out.slice(at + FILE_MARK.length + 1)
+        };
+    };
+    const probeStart = Date.now();
+    // Only what is written from now on counts; a file that does not exist yet counts from its start.
+    const start = await look(Number.MAX_SAFE_INTEGER);
+    let offset = Math.max(0, start.size);
+    let partial = '';
+    return {
+        name: path,
+        end: probeStart + check.windowMs,
+        async read() {
+            const r = await look(offset);
+            if (r.size < 0)
+                return { lines: [] };
+            // It shrank: truncated or rotated, and the new file is read from its start.
+            if (r.offset !== offset)
+                partial = '';
+            offset = r.offset + r.bytes;
+            const text = partial + r.text;
+            const cut = text.lastIndexOf('\n');
+            partial = text.slice(cut + 1);
+            return {
+                lines: text
+                    .slice(0, cut + 1)
+                    .split('\n')
+                    .slice(0, -1),
+                behind: offset < r.size
+            };
+        },
+        when: () => `within ${human(Date.now() - probeStart)}`,
+        passed: n => `no error lines in ${plural(n, 'line')} written to ${path} in ${human(check.windowMs)}`,
+        flush: () => partial
+    };
+}
+/**
+ * `logs`: no error line during the window. `journal` (systemd): the log lines of the unit's
+ * current invocation (InvocationID; a restart starts a new one, so errors of a previous run do
+ * not count), looked at every 2 s until the window has passed since the service started
+ * (ActiveEnterTimestamp on the host's clock; once if it has passed already). `file`: lines
+ * appended to `path` after the probe started, for the window. Fails at the first look that finds
+ * a line containing any of `patterns` and none of `ignore`, showing the first 5 such lines.
+ */
+function logsProbe(check, host) {
+    return guarded(async (signal) => {
+        const isError = matcher(check);
+        const src = check.source === 'file'
+            ? await fileSource(check, host, signal)
+            : await journalSource(check, host, signal);
+        let read = 0;
+        let extra = 0;
+        for (;;) {
+            const chunk = await src.read();
+            const over = Date.now() >= src.end;
+            const last = over && !chunk.behind ? (src.flush?.() ?? '') : '';
+            const got = last ? [...chunk.lines, last] : chunk.lines;
+            read += got.length;
+            const found = got.filter(isError);
+            if (found.length > 0)
+                return { ok: false, reason: errorReport(src.name, found, src.when()) };
+            if (chunk.behind) {
+                if (over && ++extra > FILE_CATCH_UP_READS) {
+                    return {
+                        ok: false,
+                        reason: `${src.name} grows faster than it can be read; stopped scanning after the window`
+                    };
+                }
+                if (signal.aborted)
+                    throw new Fail('cancelled');
+                continue;
+            }
+            if (over)
+                return { ok: true, reason: src.passed(read) };
+            await pause(Math.min(POLL_MS, src.end - Date.now()), signal);
+        }
+    });
+}
+// ---------------------------------------------------------------------------------------------
+// file-fresh
+// ---------------------------------------------------------------------------------------------
+/**
+ * `file-fresh`: the file's modification time (`stat -L -c %Y`) against the host's own clock
+ * (`date +%s` in the same script, so the runner's clock does not matter). Whole seconds.
+ */
+function fileFreshProbe(check, host) {
+    return guarded(async (signal) => {
+        const path = check.path;
+        const script = lines(sh `now=$(date +%s)`, sh `if m=$(stat -L -c %Y -- ${path} 2>&1); then echo "mtime=$m"`, sh `elif [ -e ${path} ] || [ -L ${path} ]; then echo "error=$m"`, sh `else echo missing; fi`, sh `echo "now=$now"`);
+        const kv = keyValues(await execOk(host, script, `stat ${path}`, check.timeoutMs, signal));
+        const error = kv.get('error');
+        if (error !== undefined) {
+            return { ok: false, reason: `cannot stat ${path}: ${clip(error.replace(/^stat: /, ''), 120)}` };
+        }
+        if (!kv.has('mtime'))
+            return { ok: false, reason: `${path} does not exist on the host` };
+        const ageMs = (Number(kv.get('now')) - Number(kv.get('mtime'))) * 1000;
+        if (!Number.isFinite(ageMs))
+            return { ok: false, reason: `could not read the age of ${path}` };
+        // Whole seconds on both sides: "0 s", not "0 ms".
+        const age = (ms) => (ms < 120_000 ? `${ms / 1000} s` : human(ms));
+        const limit = `(limit ${human(check.maxAgeMs)})`;
+        if (ageMs < 0) {
+            return { ok: true, reason: `modified ${age(-ageMs)} in the future by the host's clock ${limit}` };
+        }
+        return { ok: ageMs <= check.maxAgeMs, reason: `modified ${age(ageMs)} ago ${limit}` };
+    });
+}
 
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = require("node:child_process");
@@ -58398,8 +59149,6 @@ var external_node_http_ = __nccwpck_require__(7067);
 const external_node_https_namespaceObject = require("node:https");
 // EXTERNAL MODULE: external "node:net"
 var external_node_net_ = __nccwpck_require__(7030);
-;// CONCATENATED MODULE: external "node:path"
-const external_node_path_namespaceObject = require("node:path");
 // EXTERNAL MODULE: external "node:tls"
 var external_node_tls_ = __nccwpck_require__(1692);
 ;// CONCATENATED MODULE: ./src/checks/probes.ts
@@ -58416,7 +59165,7 @@ const MAX_BODY = 1024 * 1024;
 /** How much of a command's combined output is kept (its tail). */
 const probes_MAX_OUTPUT = 64 * 1024;
 /** Lines of a failed command's output shown in the reason. */
-const TAIL_LINES = 10;
+const probes_TAIL_LINES = 10;
 /** Length of body and output snippets in reasons. */
 const SNIPPET = 120;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
@@ -58433,8 +59182,7 @@ const TLS_TRUST_CODES = new Set([
     'CERT_HAS_EXPIRED',
     'CERT_NOT_YET_VALID',
     'CERT_CHAIN_TOO_LONG',
-    'INVALID_CA',
-    'ERR_TLS_CERT_ALTNAME_INVALID'
+    'INVALID_CA'
 ]);
 const fail = (reason) => ({ ok: false, reason });
 const pass = (reason) => ({ ok: true, reason });
@@ -58481,7 +59229,7 @@ function snippet(text, redact = t => t, max = SNIPPET) {
     return flat.length > max ? `${flat.slice(0, max)}…` : flat || '(empty)';
 }
 /** The last `lines` lines of a command's output, redacted, each line cut to a sane width. */
-function tailLines(text, redact, lines = TAIL_LINES) {
+function tailLines(text, redact, lines = probes_TAIL_LINES) {
     const all = redact(text).replace(/\r\n?/g, '\n').trimEnd().split('\n');
     return all
         .slice(-lines)
@@ -58530,13 +59278,15 @@ function headerSecrets(headers) {
 function urlSecrets(url) {
     if (!url)
         return [];
-    const out = [url.password, safeDecode(url.password)];
+    const password = [url.password, safeDecode(url.password)].filter(s => s.length >= 4);
+    const query = [];
     for (const [, v] of url.searchParams)
-        out.push(v);
+        query.push(v);
     for (const part of url.search.slice(1).split('&'))
-        out.push(part.slice(part.indexOf('=') + 1));
-    // Short values (`?v=1`, `?debug=true`) are not secrets, and masking them would mangle reasons.
-    return out.filter(s => s.length >= 4);
+        query.push(part.slice(part.indexOf('=') + 1));
+    // Short query values (`?v=1`, `?db=down`, `?verbose=true`) are parameters, not tokens: masking
+    // them in bodies would mangle reasons. (safeUrl still hides every query value in URLs.)
+    return [...password, ...query.filter(s => s.length >= 8)];
 }
 function safeDecode(s) {
     try {
@@ -58644,6 +59394,9 @@ function exchange(x) {
 }
 function describeRequestError(err, url) {
     const code = errorCode(err);
+    if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+        return `TLS certificate of ${safeUrl(url)} is not valid for ${url.hostname}: ${errorText(err)}`;
+    }
     if (code && TLS_TRUST_CODES.has(code)) {
         return (`TLS certificate of ${safeUrl(url)} not trusted: ${errorText(err)}. ` +
             'If it is signed by a private CA, set ca-file to that CA (PEM)');
@@ -58899,7 +59652,7 @@ function runLocal(command, env, timeoutMs, signal) {
         let child;
         try {
             child = (0,external_node_child_process_namespaceObject.spawn)('/bin/sh', ['-c', command], {
-                env: { ...process.env, ...env },
+                env: { ...inheritedEnv(), ...env },
                 detached: true,
                 stdio: ['ignore', 'pipe', 'pipe']
             });
@@ -59020,7 +59773,7 @@ function shaWords(text) {
     return [...text.matchAll(re)].map(m => m[1].toLowerCase());
 }
 /** Does `text` report `expected`? For a commit sha: the full sha or any 7+ character prefix of it. */
-function reportsVersion(text, expected, kind) {
+function probes_reportsVersion(text, expected, kind) {
     if (kind === 'commit' && /^[0-9a-f]{7,64}$/i.test(expected)) {
         const full = expected.toLowerCase();
         return shaWords(text).some(w => full.startsWith(w));
@@ -59036,7 +59789,7 @@ function reported(text, kind) {
 function versionProbe(check, ctx) {
     const expected = (check.expect === 'release' ? ctx.release : ctx.commit).trim();
     const shownExpected = snippet(expected, undefined, 64);
-    const verdict = (source, text) => reportsVersion(text, expected, check.expect)
+    const verdict = (source, text) => probes_reportsVersion(text, expected, check.expect)
         ? pass(`${source} reports ${check.expect} ${shownExpected}`)
         : fail(`${source} reports ${reported(text, check.expect)}, expected ${check.expect} ${shownExpected}`);
     return async (signal) => {
@@ -59112,6 +59865,14 @@ async function versionOverHttp(check, signal, verdict) {
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
     }
+}
+/**
+ * The environment a local check command inherits: ours, minus the action's inputs and
+ * deployguard's own secret variables (the SSH key is one of them), which a check has no use for
+ * and could print.
+ */
+function inheritedEnv() {
+    return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('INPUT_') && !/^DEPLOYGUARD_SSH_/.test(k)));
 }
 
 ;// CONCATENATED MODULE: ./src/checks/runner.ts
@@ -59217,161 +59978,6 @@ async function runChecks(checks, stage, opts) {
 /** "N/M checks passed". */
 function tally(results) {
     return `${results.filter(r => r.ok).length}/${results.length} checks passed`;
-}
-
-;// CONCATENATED MODULE: ./src/remote/commands.ts
-
-
-/**
- * Pure builders of every remote script deployguard runs. Nothing here touches a host: each
- * function returns shell text whose values went through `sh` (quoted), so tests can assert the
- * exact commands and a dry run can print them.
- */
-/** Exit code the lock script uses for "held by someone else". */
-const LOCK_BUSY = 75;
-/** Read-only: checks the tools deployguard needs and reports the live release. */
-function probe(layout) {
-    return lines(sh `for tool in tar sha256sum find mv ln readlink; do`, sh `  command -v "$tool" >/dev/null 2>&1 || { echo "missing tool on host: $tool" >&2; exit 3; }`, sh `done`, layout.strategy === 'releases'
-        ? sh `if [ -L ${layout.current} ]; then printf 'current=%s\\n' "$(readlink -- ${layout.current})"; fi`
-        : sh `if [ -d ${layout.current} ]; then printf 'current=%s\\n' ${layout.current}; fi`);
-}
-/**
- * Takes the lock with an atomic `mkdir`. Prints `acquired`, or `taken-over` followed by the
- * previous owner when the old lock is older than the TTL, or exits LOCK_BUSY printing the owner.
- */
-function lockAcquire(layout, owner, ttlSeconds) {
-    const lock = layout.lockDir;
-    const stale = `${lock}.stale`;
-    return lines(sh `mkdir -p -- ${layout.stateDir} ${layout.statusDir}`, sh `if mkdir -- ${lock} 2>/dev/null; then printf '%s\\n' ${owner} > ${lock}/owner; echo acquired; exit 0; fi`, sh `now=$(date +%s); since=$(stat -c %Y -- ${lock} 2>/dev/null || echo "$now"); age=$((now - since))`, sh `if [ "$age" -ge ${ttlSeconds} ]; then`, 
-    // Rename first: only one of two racing takers can move the stale lock away.
-    sh `  rm -rf -- ${stale}; mv -T -- ${lock} ${stale}`, sh `  mkdir -- ${lock}; printf '%s\\n' ${owner} > ${lock}/owner`, sh `  echo taken-over; echo "age=$age"; cat -- ${stale}/owner 2>/dev/null || true; rm -rf -- ${stale}; exit 0`, sh `fi`, sh `echo "age=$age"; cat -- ${lock}/owner 2>/dev/null || true; exit ${LOCK_BUSY}`);
-}
-/** Removes the lock only when it still carries our token, so we never free someone else's. */
-function lockRelease(layout, token) {
-    const lock = layout.lockDir;
-    return sh `if [ -f ${lock}/owner ] && grep -qF -- ${token} ${lock}/owner; then rm -rf -- ${lock}; echo released; fi`;
-}
-/** A fresh, empty staging directory for the upload. */
-function prepareStaging(dir) {
-    return sh `rm -rf -- ${dir}; mkdir -p -- ${dir}`;
-}
-/** Unpacks the tar stream on stdin into the staging directory. */
-function unpack(dir) {
-    return sh `tar -x -f - -C ${dir} --no-same-owner --preserve-permissions --delay-directory-restore`;
-}
-/**
- * Verifies every file against the manifest on stdin and that the tree holds no file the manifest
- * does not name. Prints `count=N` on success; mismatches go to stdout as `FILE: FAILED`.
- */
-function verifyManifest(dir, expectedFiles) {
-    return lines(sh `cd -- ${dir}`, sh `sha256sum -c --quiet --strict -`, sh `count=$(find . -type f | wc -l)`, sh `if [ "$count" -ne ${expectedFiles} ]; then echo "file count $count, expected "${expectedFiles} >&2; exit 4; fi`, sh `echo "count=$count"`);
-}
-/** Moves a verified staging directory to its final name (atomic rename on one filesystem). */
-function promote(from, to) {
-    return lines(sh `if [ -e ${to} ]; then echo "release directory already exists: "${to} >&2; exit 5; fi`, sh `mkdir -p -- ${external_node_path_namespaceObject.posix.dirname(to)}`, sh `mv -T -- ${from} ${to}`);
-}
-/**
- * Links each shared entry into the release. A missing shared entry is seeded from the release
- * when it ships one (first deploy), otherwise created empty: a directory for `name/`, a file else.
- */
-function linkShared(sharedDir, release, entries) {
-    return lines(...entries.flatMap(entry => {
-        const isDir = entry.endsWith('/');
-        const name = entry.replace(/\/+$/, '');
-        const shared = external_node_path_namespaceObject.posix.join(sharedDir, name);
-        const inRelease = external_node_path_namespaceObject.posix.join(release, name);
-        return [
-            sh `if [ ! -e ${shared} ] && [ ! -L ${shared} ]; then`,
-            sh `  mkdir -p -- ${external_node_path_namespaceObject.posix.dirname(shared)}`,
-            sh `  if [ -e ${inRelease} ]; then cp -a -- ${inRelease} ${shared};`,
-            isDir ? sh `  else mkdir -p -- ${shared}; fi` : sh `  else : > ${shared}; fi`,
-            sh `fi`,
-            sh `rm -rf -- ${inRelease}; mkdir -p -- ${external_node_path_namespaceObject.posix.dirname(inRelease)}; ln -s -- ${shared} ${inRelease}`
-        ];
-    }));
-}
-/** Runs the user's `before-switch` command inside the new release, with the release in its env. */
-function beforeSwitch(release, releaseId, command) {
-    return lines(sh `cd -- ${release}`, sh `export DEPLOYGUARD_RELEASE=${releaseId} DEPLOYGUARD_RELEASE_DIR=${release}`, userScript(command));
-}
-/** Points `current` at a release atomically: a new link under a temporary name, then `mv -T`. */
-function switchCurrent(layout, release, releaseId) {
-    const tmp = `${layout.current}.tmp-${releaseId}`;
-    return sh `ln -sfn -- ${release} ${tmp} && mv -T -- ${tmp} ${layout.current}`;
-}
-/** Undo of the first switch on a fresh host: there was no `current` before. */
-function removeCurrent(layout) {
-    return sh `rm -f -- ${layout.current}`;
-}
-/** In-place: a full copy of the live tree, taken before anything replaces it. */
-function backupTree(layout, backup) {
-    return lines(sh `if [ -d ${layout.current} ]; then cp -a -- ${layout.current} ${backup}.partial && mv -T -- ${backup}.partial ${backup}; fi`);
-}
-/** In-place: replace the live tree with the verified new one. */
-function replaceTree(layout, incoming) {
-    const old = `${layout.current}.deployguard-old`;
-    return lines(sh `rm -rf -- ${old}`, sh `if [ -e ${layout.current} ]; then mv -T -- ${layout.current} ${old}; fi`, sh `mv -T -- ${incoming} ${layout.current}`, sh `rm -rf -- ${old}`);
-}
-/** In-place rollback: put the backup copy back (the backup itself stays for a later look). */
-function restoreTree(layout, backup) {
-    if (!backup)
-        return sh `rm -rf -- ${layout.current}`;
-    return lines(sh `rm -rf -- ${layout.current}.deployguard-restore`, sh `cp -a -- ${backup} ${layout.current}.deployguard-restore`, sh `rm -rf -- ${layout.current}`, sh `mv -T -- ${layout.current}.deployguard-restore ${layout.current}`);
-}
-/** Records a release's outcome; pruning reads these to tell good releases from failed ones. */
-function markRelease(layout, releaseId, status, at) {
-    return sh `printf '%s %s\\n' ${status} ${at.toISOString()} > ${external_node_path_namespaceObject.posix.join(layout.statusDir, releaseId)}`;
-}
-/** Lists releases with their recorded status, one `id<TAB>status time` line each. */
-function listReleases(layout) {
-    const dir = layout.strategy === 'releases' ? layout.releasesDir : layout.stateDir;
-    const glob = layout.strategy === 'releases' ? sh `*` : sh `backups/*`;
-    return lines(sh `cd -- ${dir} 2>/dev/null || exit 0`, layout.strategy === 'releases'
-        ? sh `for r in ${glob}; do [ -d "$r" ] || continue; printf '%s\\t' "$r"; cat -- ${layout.statusDir}/"$r" 2>/dev/null || echo unknown; done`
-        : sh `ls -1d -- ${layout.base}.backup-* 2>/dev/null || true`);
-}
-/** Deletes releases or backups by full path. */
-function removePaths(paths) {
-    return paths.length ? sh `rm -rf -- ${paths}` : sh `:`;
-}
-/**
- * Shell test for "the process in $pid is alive": it exists and is not a zombie. A crashed daemon
- * whose parent does not reap it still answers `kill -0`, so that alone would call it running.
- */
-const PID_ALIVE = sh `[ "\${pid:-0}" -gt 0 ] && [ -r "/proc/$pid/stat" ] && [ "$(sed 's/^.*) //' "/proc/$pid/stat" | cut -d' ' -f1)" != Z ]`;
-function serviceCommands(service, layout) {
-    if (service.manager === 'none')
-        return undefined;
-    const workDir = layout.current;
-    if (service.manager === 'systemd') {
-        const sudo = service.sudo ? sh `sudo -n ` : sh ``;
-        const unit = service.name;
-        return {
-            stop: sh `${sudo}systemctl stop -- ${unit}`,
-            start: sh `${sudo}systemctl start -- ${unit}`,
-            status: lines(sh `out=$(${sudo}systemctl show -p ActiveState -p SubState -p MainPID -p NRestarts -- ${unit})`, sh `printf '%s\\n' "$out"`, sh `pid=$(printf '%s\\n' "$out" | sed -n 's/^MainPID=//p')`, sh `if ${PID_ALIVE}; then echo PidAlive=yes; else echo PidAlive=no; fi`),
-            logs: sh `${sudo}journalctl -u ${unit} -n 30 --no-pager -o short-iso 2>&1 || true`
-        };
-    }
-    const pidfile = service.pidfile;
-    const graceTenths = Math.max(1, Math.ceil(service.stopGraceMs / 100));
-    const stop = service.stop
-        ? lines(sh `cd -- ${workDir} 2>/dev/null || cd /`, userScript(service.stop))
-        : pidfile
-            ? lines(sh `pid=$(cat -- ${pidfile} 2>/dev/null || true)`, sh `if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then`, sh `  kill -TERM "$pid"; i=0`, sh `  while kill -0 "$pid" 2>/dev/null && [ "$i" -lt ${graceTenths} ]; do sleep 0.1; i=$((i + 1)); done`, sh `  if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; echo "stopped with SIGKILL after the grace period" >&2; fi`, sh `fi`)
-            : sh `:`;
-    const status = pidfile
-        ? lines(sh `pid=$(cat -- ${pidfile} 2>/dev/null || true)`, sh `if ${PID_ALIVE}; then echo ActiveState=active; echo "MainPID=$pid"; echo PidAlive=yes;`, sh `else echo ActiveState=inactive; echo MainPID=0; echo PidAlive=no; fi`)
-        : lines(sh `if (cd -- ${workDir} && ${userScript(service.status ?? 'false')}) >/dev/null 2>&1; then`, sh `  echo ActiveState=active; echo PidAlive=yes; else echo ActiveState=inactive; echo PidAlive=no; fi`);
-    // The start command's own output goes to a file: a daemon it leaves running must not hold the
-    // SSH channel open, and the file is shown when the start fails.
-    const startLog = external_node_path_namespaceObject.posix.join(layout.stateDir, 'service-start.log');
-    return {
-        stop,
-        start: lines(sh `cd -- ${workDir}`, sh `if ${userScript(service.start)} </dev/null >${startLog} 2>&1; then rc=0; else rc=$?; fi`, sh `cat -- ${startLog} 2>/dev/null || true`, sh `exit "$rc"`),
-        status,
-        logs: sh `tail -n 30 -- ${startLog} 2>/dev/null || true`
-    };
 }
 
 ;// CONCATENATED MODULE: ./src/remote/layout.ts
@@ -60400,7 +61006,7 @@ async function runRecorded(run, deps, step, fn, undo = false) {
         throw err;
     }
 }
-async function execOk(run, script, what, stdin) {
+async function execute_execOk(run, script, what, stdin) {
     const r = await run.shell.exec(script, stdin === undefined ? {} : { stdin });
     if (r.code !== 0) {
         const out = tail(`${r.stderr}\n${r.stdout}`.trim());
@@ -60412,7 +61018,7 @@ async function runAction(step, run, settings, artifact, deps, token) {
     const a = step.action;
     switch (a.kind) {
         case 'exec':
-            await execOk(run, a.script, step.title);
+            await execute_execOk(run, a.script, step.title);
             return;
         case 'lock':
             return acquireLock(a.script, run, settings, deps, token);
@@ -60536,10 +61142,10 @@ async function awaitRunning(status, run, settings, deps) {
     const deadline = Date.now() + svc.startTimeoutMs;
     let last;
     for (;;) {
-        last = parseStatus(await execOk(run, status, 'service status'));
+        last = parseStatus(await execute_execOk(run, status, 'service status'));
         if (last.active === 'active' && last.alive) {
             await deps.sleep(svc.settleMs);
-            const again = parseStatus(await execOk(run, status, 'service status'));
+            const again = parseStatus(await execute_execOk(run, status, 'service status'));
             const samePid = svc.manager === 'command' && !svc.pidfile ? true : again.pid === last.pid;
             if (again.active === 'active' && again.alive && samePid && again.restarts === last.restarts) {
                 deps.log.info(`${run.host.name}: running, main PID ${again.pid || '(n/a)'}, stable for ${svc.settleMs} ms`);
@@ -60567,7 +61173,7 @@ async function rollbackHost(settings, run, deps) {
     for (let i = 0; i < pending.length; i++) {
         const step = pending[i];
         try {
-            await runRecorded(run, deps, step, () => execOk(run, step.action.script, step.title), true);
+            await runRecorded(run, deps, step, () => execute_execOk(run, step.action.script, step.title), true);
         }
         catch (err) {
             run.report.outcome = 'rollback-failed';
@@ -60618,15 +61224,15 @@ function recoveryText(run, remaining) {
 async function finishHost(settings, run, deps) {
     const plan = run.plan;
     for (const step of plan.finalize) {
-        await runRecorded(run, deps, step, () => execOk(run, step.action.script, step.title));
+        await runRecorded(run, deps, step, () => execute_execOk(run, step.action.script, step.title));
     }
     try {
-        const listing = await execOk(run, listReleases(plan.layout), 'list releases');
+        const listing = await execute_execOk(run, listReleases(plan.layout), 'list releases');
         const doomed = plan.layout.strategy === 'releases'
             ? planPrune(parseReleaseList(listing), settings.releaseId, settings.target.keepReleases).flatMap(id => [external_node_path_namespaceObject.posix.join(plan.layout.releasesDir, id), external_node_path_namespaceObject.posix.join(plan.layout.statusDir, id)])
             : listing.split('\n').filter(Boolean).sort().reverse().slice(settings.target.keepReleases);
         if (doomed.length) {
-            await execOk(run, removePaths(doomed), 'prune');
+            await execute_execOk(run, removePaths(doomed), 'prune');
             const names = [...new Set(doomed.map(d => external_node_path_namespaceObject.posix.basename(d)))];
             deps.log.info(`pruned ${names.length}: ${names.join(', ')}`);
         }
@@ -60640,7 +61246,7 @@ async function unlock(run, deps, token) {
     if (!run.plan)
         return;
     try {
-        await execOk(run, run.plan.unlock, 'release the lock');
+        await execute_execOk(run, run.plan.unlock, 'release the lock');
         run.locked = false;
         deps.onLock?.(run.host, false, token);
     }
@@ -60676,7 +61282,7 @@ async function runDeploy(settings, opts) {
     return deploy(settings, artifact, {
         log: opts.log,
         connect: host => connectHost(host, settings.ssh, opts.log),
-        runChecks: (stage, hosts) => runChecks(checksFor(settings.checks, stage === 'pre' ? 'pre' : 'post'), stage, {
+        runChecks: (stage, hosts) => runChecks(checksForDeployStage(settings, stage), stage, {
             context: { release: settings.releaseId, commit: settings.run.commit },
             hosts
         }),
@@ -60685,6 +61291,14 @@ async function runDeploy(settings, opts) {
         signal: opts.signal,
         onLock: opts.onLock
     });
+}
+/**
+ * The checks of a deploy stage. Rollback verification runs the post-deploy checks against the
+ * restored release, except version checks: those expect the release that was just rolled back.
+ */
+function checksForDeployStage(settings, stage) {
+    const checks = checksFor(settings.checks, stage === 'pre' ? 'pre' : 'post');
+    return stage === 'rollback' ? checks.filter(c => c.type !== 'version') : checks;
 }
 /** The plan as text: every step and remote command, with no connection made. */
 async function dryRun(settings) {
@@ -60915,12 +61529,12 @@ const DEFAULT_MAX_ITEMS = 1000;
 const DEFAULT_MAX_LENGTH = 10_000;
 const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 // ---------------------------------------------------------------- rendering helpers
-const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
-const clip = (s, n) => (s.length > n ? `${s.slice(0, n)}…` : s);
+const schema_plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
+const schema_clip = (s, n) => (s.length > n ? `${s.slice(0, n)}…` : s);
 /** JSON quoting, plus escapes for characters that reorder or break a terminal line (bidi, U+2028). */
 const hex = (c) => c.charCodeAt(0).toString(16).padStart(4, '0');
 const schema_quote = (s) => JSON.stringify(s).replace(/[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, c => `\\u${hex(c)}`);
-const showKey = (k) => (/^[\w-]{1,40}$/.test(k) ? `\`${k}\`` : schema_quote(clip(k, 40)));
+const showKey = (k) => (/^[\w-]{1,40}$/.test(k) ? `\`${k}\`` : schema_quote(schema_clip(k, 40)));
 const hasOwn = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
 /** Only `{}`-style mappings count: YAML can also produce Dates, Maps and byte arrays. */
 function isPlainObject(v) {
@@ -60934,7 +61548,7 @@ function describeValue(v) {
     if (v === null)
         return 'null (an empty value)';
     if (typeof v === 'string')
-        return `${schema_quote(clip(v, 40))} (a string${v.length > 40 ? ` of ${v.length} characters` : ''})`;
+        return `${schema_quote(schema_clip(v, 40))} (a string${v.length > 40 ? ` of ${v.length} characters` : ''})`;
     if (typeof v === 'number' || typeof v === 'bigint')
         return `the number ${v}`;
     if (typeof v === 'boolean')
@@ -60942,9 +61556,9 @@ function describeValue(v) {
     if (typeof v === 'undefined')
         return 'nothing';
     if (Array.isArray(v))
-        return `a list of ${plural(v.length, 'item')}`;
+        return `a list of ${schema_plural(v.length, 'item')}`;
     if (isPlainObject(v))
-        return `a mapping with ${plural(Object.keys(v).length, 'key')}`;
+        return `a mapping with ${schema_plural(Object.keys(v).length, 'key')}`;
     if (v instanceof Date)
         return `a date (${Number.isNaN(v.getTime()) ? 'invalid' : v.toISOString()})`;
     if (typeof v === 'object')
@@ -60971,7 +61585,7 @@ function child(path, key) {
     if (typeof key === 'number')
         return `${path}[${key}]`;
     if (!/^[\w-]+$/.test(key))
-        return `${path}[${schema_quote(clip(key, 40))}]`;
+        return `${path}[${schema_quote(schema_clip(key, 40))}]`;
     return path ? `${path}.${key}` : key;
 }
 /** The example as it would sit at `path`: `port: 22`, `- web1` for a list item, bare at the root. */
@@ -61064,8 +61678,8 @@ function between(min, max, show = (n) => `${n}`) {
 /** "3 items", "1 to 5 items" or "at most 5 items" (maxima always exist: they default to a cap). */
 function count(min, max, unit) {
     if (min === max)
-        return plural(min, unit);
-    return min > 0 ? `${min} to ${plural(max, unit)}` : `at most ${plural(max, unit)}`;
+        return schema_plural(min, unit);
+    return min > 0 ? `${min} to ${schema_plural(max, unit)}` : `at most ${schema_plural(max, unit)}`;
 }
 /** JSON Schema patterns have no flags, and `g`/`y` would make RegExp.test stateful. */
 function noFlags(re, where) {
@@ -61349,7 +61963,7 @@ function record(value, opts = {}) {
                 return schema_fail(ctx, s, path, got(s.expected, v));
             const keys = Object.keys(v);
             if (keys.length > maxKeys)
-                return schema_fail(ctx, s, path, got(`a mapping of at most ${plural(maxKeys, 'key')}`, v));
+                return schema_fail(ctx, s, path, got(`a mapping of at most ${schema_plural(maxKeys, 'key')}`, v));
             const out = Object.create(null);
             let ok = true;
             for (const key of keys) {
@@ -61442,7 +62056,7 @@ function tagged(tag, variants, opts = {}) {
 function validate(schema, value, rootPath = '') {
     const ctx = { issues: [], dropped: 0, depth: 0 };
     const out = run(schema, value, rootPath, ctx);
-    const more = { path: rootPath, message: `and ${plural(ctx.dropped, 'more issue')} not shown`, example: '' };
+    const more = { path: rootPath, message: `and ${schema_plural(ctx.dropped, 'more issue')} not shown`, example: '' };
     const errors = ctx.dropped ? [...ctx.issues, more] : ctx.issues;
     return out === INVALID || errors.length ? { ok: false, errors } : { ok: true, value: out };
 }
@@ -61451,7 +62065,7 @@ function formatIssues(issues) {
     const line = (i) => {
         const where = i.path ? `\`${i.path}\`` : '(top level)';
         const stop = /[.?!]$/.test(i.message) ? '' : '.';
-        return `${where}: ${i.message}${i.example ? `${stop} Example: ${clip(i.example, 160)}` : ''}`;
+        return `${where}: ${i.message}${i.example ? `${stop} Example: ${schema_clip(i.example, 160)}` : ''}`;
     };
     return issues.map(line).join('\n');
 }
@@ -61983,7 +62597,9 @@ function checksFrom(file, healthUrl, env, p, secret) {
     const out = (file?.checks ?? []).map((c, i) => {
         const base = {
             name: c.name,
-            stages: c.stages ?? ALL_STAGES,
+            // A version check compares with the release just deployed: before a deploy, or against a
+            // restored release, it would fail by design, so by default it runs after the switch only.
+            stages: c.stages ?? (c.type === 'version' ? ['post'] : ALL_STAGES),
             timeoutMs: c.timeout,
             retries: c.retries,
             intervalMs: c.interval,
@@ -62005,6 +62621,14 @@ function checksFrom(file, healthUrl, env, p, secret) {
         }
         switch (c.type) {
             case 'http': {
+                if (c.expect['body-matches'] !== undefined) {
+                    try {
+                        new RegExp(c.expect['body-matches']);
+                    }
+                    catch (err) {
+                        p.list.push(`${at}.expect.body-matches: not a valid regular expression (${err.message}). Example: body-matches: '"status":\\s*"up"'`);
+                    }
+                }
                 // Header values are credentials more often than not: every one of them is masked.
                 const headers = expandAll(c.headers, env, `${at}.headers`, p, secret);
                 for (const v of Object.values(headers))

@@ -467,6 +467,15 @@ function checksFrom(
     }
     switch (c.type) {
       case 'http': {
+        if (c.expect['body-matches'] !== undefined) {
+          try {
+            new RegExp(c.expect['body-matches']);
+          } catch (err) {
+            p.list.push(
+              `${at}.expect.body-matches: not a valid regular expression (${(err as Error).message}). Example: body-matches: '"status":\\s*"up"'`
+            );
+          }
+        }
         // Header values are credentials more often than not: every one of them is masked.
         const headers = expandAll(c.headers, env, `${at}.headers`, p, secret);
         for (const v of Object.values(headers)) if (v.length >= 6) secret(v);
