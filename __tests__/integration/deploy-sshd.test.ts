@@ -479,3 +479,35 @@ describe('the gates around the switch', () => {
     expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v2');
   }, 90_000);
 });
+
+describe('version check', () => {
+  test('a stale process still serving the old code is caught by the version check and rolled back', async () => {
+    const { target } = await freshTarget();
+    // No service manager: nothing restarts the app, so after the switch the old process still
+    // answers, which is exactly what a version check exists to catch.
+    const cfg = [
+      'version: 1',
+      `target: { path: ${target} }`,
+      'service: { manager: none }',
+      'checks:',
+      `  - { name: new code answers, type: version, url: "http://127.0.0.1:${appPort}/", expect: release, timeout: 1s, retries: 2, interval: 300ms }`,
+      'post-deploy: { stability-window: 0s }'
+    ].join('\n');
+    const s = (artifact: string, id: string) => settingsFor(host, { artifact, 'release-id': id }, cfg);
+    // Start the app by hand from release v1's code, as if an old deploy had.
+    const v1 = await makeRelease('v1');
+    const first = await deployQuiet(s(v1, 'v1'));
+    expect(first.result.status).toBe('rolled-back'); // nothing answers at all yet
+    execFileSync('sh', [
+      '-c',
+      `PORT=${appPort} nohup node ${v1}/server.js > /dev/null 2>&1 & echo $! > ${runDir}/app.pid`
+    ]);
+    await new Promise(r => setTimeout(r, 500));
+    expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v1');
+    const { result } = await deployQuiet(s(await makeRelease('v2'), 'v2'));
+    expect(result.status).toBe('rolled-back');
+    expect(result.hosts[0]!.checks[0]!.reason).toMatch(/reports .*v1.*expected release v2/);
+    // Version checks never verify a rollback: they expect the release that was just removed.
+    expect(result.hosts[0]!.rollbackChecks).toEqual([]);
+  }, 90_000);
+});
