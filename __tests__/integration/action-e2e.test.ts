@@ -29,7 +29,12 @@ beforeAll(async () => {
   target = join(runDir, 'srv', 'app');
   writeFileSync(
     join(work, 'deployguard.yml'),
-    commandServiceYaml(appPort, runDir, `target: { path: ${target} }`)
+    commandServiceYaml(appPort, runDir, `target: { path: ${target} }`, {
+      // A check whose header carries a secret from the environment: it must never show up.
+      checks: [
+        `{ name: authed, type: http, url: "http://127.0.0.1:${appPort}/health", headers: { X-Token: "\${HEALTH_TOKEN}" }, timeout: 1s, retries: 3, interval: 300ms }`
+      ]
+    })
   );
 }, 30_000);
 
