@@ -313,6 +313,12 @@ describe('deploy over real sshd', () => {
         const r = await shell.exec(sh`printf '%s' ${value}`);
         expect({ value, out: r.stdout, code: r.code }).toEqual({ value, out: value, code: 0 });
       }
+      const t0 = Date.now();
+      const slow = await shell.exec(sh`sleep 5`, { timeoutMs: 400 });
+      expect({ code: slow.code, fast: Date.now() - t0 < 2000 }).toEqual({ code: 124, fast: true });
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(), 300);
+      expect((await shell.exec(sh`sleep 5`, { signal: ac.signal })).code).toBe(130);
       const fail = await shell.exec(sh`echo partial; false; echo never`);
       expect(fail.code).not.toBe(0);
       expect(fail.stdout).toBe('partial\n');

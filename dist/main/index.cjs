@@ -58196,34 +58196,48 @@ class Ssh2Shell {
                 collect(channel.stderr, errOut, { n: 0 });
                 let code = null;
                 let signal;
-                let timer;
-                if (opts.timeoutMs) {
-                    timer = setTimeout(() => {
-                        signal = 'timeout';
-                        channel.close();
-                    }, opts.timeoutMs);
-                }
+                let settled = false;
+                const finish = (r) => {
+                    if (settled)
+                        return;
+                    settled = true;
+                    if (timer)
+                        clearTimeout(timer);
+                    opts.signal?.removeEventListener('abort', onAbort);
+                    resolve(r);
+                };
+                const text = () => ({
+                    stdout: Buffer.concat(out).toString('utf8'),
+                    stderr: Buffer.concat(errOut).toString('utf8')
+                });
+                // A channel whose remote command still runs may never emit `close` after we close it:
+                // a timeout or an abort resolves at once instead of waiting for the command to end.
+                const giveUp = (why, exitCode) => {
+                    const t = text();
+                    finish({ code: exitCode, stdout: t.stdout, stderr: `${t.stderr}\n(${why})` });
+                    channel.close();
+                };
+                const onAbort = () => giveUp('cancelled', 130);
+                const timer = opts.timeoutMs
+                    ? setTimeout(() => giveUp(`timed out after ${opts.timeoutMs} ms`, 124), opts.timeoutMs)
+                    : undefined;
+                if (opts.signal?.aborted)
+                    onAbort();
+                else
+                    opts.signal?.addEventListener('abort', onAbort);
                 channel.on('exit', (c, sig) => {
                     code = c;
                     if (sig)
                         signal = sig;
                 });
                 channel.on('close', () => {
-                    if (timer)
-                        clearTimeout(timer);
-                    const stdout = Buffer.concat(out).toString('utf8');
-                    const stderr = Buffer.concat(errOut).toString('utf8');
-                    if (signal === 'timeout') {
-                        resolve({ code: 124, stdout, stderr: `${stderr}\n(timed out after ${opts.timeoutMs} ms)` });
-                    }
-                    else {
-                        // No exit status at all means the connection or the remote shell died: never success.
-                        resolve({
-                            code: code ?? 255,
-                            stdout,
-                            stderr: signal ? `${stderr}\n(killed by ${signal})` : stderr
-                        });
-                    }
+                    const t = text();
+                    // No exit status at all means the connection or the remote shell died: never success.
+                    finish({
+                        code: code ?? 255,
+                        stdout: t.stdout,
+                        stderr: signal ? `${t.stderr}\n(killed by ${signal})` : t.stderr
+                    });
                 });
                 const stdin = opts.stdin;
                 if (stdin === undefined)
