@@ -424,7 +424,7 @@ describe('the gates around the switch', () => {
     const { result, log } = await deployQuiet(s(await makeRelease('v2', 'late-crash'), 'r2'));
     expect(result.status).toBe('rolled-back');
     expect(result.error).toMatch(
-      /unstable \d+ s into the stability window: 1\/1 health checks failed: health: request failed: ECONNREFUSED/
+      /unstable \d+ s into the stability window: 1\/1 health checks failed: health: request to http:\/\/127\.0\.0\.1:\d+\/health failed: .*ECONNREFUSED/
     );
     // The first round of checks passed: the crash came later.
     expect(log.join('\n')).toMatch(/watching the checks for the 8 s stability window/);
@@ -457,7 +457,7 @@ describe('the gates around the switch', () => {
     );
     expect(result.status).toBe('blocked');
     expect(result.error).toMatch(
-      /Deploy blocked: production is already unhealthy \(1\/1 pre-deploy checks failed: health: request failed: ECONNREFUSED\)/
+      /Deploy blocked: production is already unhealthy \(1\/1 pre-deploy checks failed: health: request to http:\/\/127\.0\.0\.1:\d+\/health failed: .*ECONNREFUSED.*\)\. Nothing was changed\./
     );
     expect(result.preChecks).toEqual([expect.objectContaining({ name: 'health', stage: 'pre', ok: false })]);
     expect(readdirSync(join(target, 'releases'))).toEqual(['r1']);
