@@ -112,7 +112,19 @@ export async function main(
           write(await dryRun(settings));
           return 0;
         }
-        const result = await runDeploy(settings, { log });
+        // Ctrl-C stops between steps and rolls back, instead of leaving a host half-deployed.
+        const abort = new AbortController();
+        const onSignal = () => {
+          log.warn('interrupted: stopping at the next step and rolling back (interrupt again to force quit)');
+          abort.abort();
+          process.once('SIGINT', () => process.exit(130));
+        };
+        process.once('SIGINT', onSignal);
+        process.once('SIGTERM', onSignal);
+        const result = await runDeploy(settings, { log, signal: abort.signal }).finally(() => {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
+        });
         write(json ? JSON.stringify(result, null, 2) : verdictLine(result));
         return result.status === 'deployed' ? 0 : 1;
       }

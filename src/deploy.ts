@@ -2,7 +2,7 @@ import { connectHost } from './io/ssh.js';
 import type { Logger } from './io/log.js';
 import { checksFor, runChecks } from './checks/runner.js';
 import { deploy, type DeployResult } from './plan/execute.js';
-import { planHost } from './plan/plan.js';
+import { lockScript, planHost } from './plan/plan.js';
 import { layoutFor } from './remote/layout.js';
 import { remoteCommandLine } from './remote/shell.js';
 import type { HostSettings, Settings } from './settings/types.js';
@@ -37,7 +37,10 @@ export async function runDeploy(settings: Settings, opts: RunOptions): Promise<D
     runChecks: (stage, hosts) =>
       runChecks(checksForDeployStage(settings, stage), stage, {
         context: { release: settings.releaseId, commit: settings.run.commit },
-        hosts
+        hosts,
+        // A cancelled job stops waiting on checks at once, leaving its seconds for the rollback.
+        // Rollback verification runs to the end: it is what proves the host is safe.
+        signal: stage === 'rollback' ? undefined : opts.signal
       }),
     now: () => new Date(),
     sleep: ms => new Promise(r => setTimeout(r, ms)),
@@ -63,13 +66,16 @@ export async function dryRun(settings: Settings): Promise<string> {
     settings,
     layout,
     { previous: layout.strategy === 'releases' ? `${layout.releasesDir}/<current release>` : layout.current },
-    { token: '<lock token>', now: new Date(), fileCount: artifact.fileCount }
+    { now: new Date(), fileCount: artifact.fileCount }
   );
+  const lock = lockScript(settings, layout, '<lock token>', new Date());
   const out = [
     `Dry run: release ${settings.releaseId} to ${settings.hosts.map(h => `${h.name} (${h.user}@${h.host}:${h.port})`).join(', ')}`,
     `Artifact: ${artifact.root} (${artifact.fileCount} files, ${artifact.totalBytes} bytes)`,
     `Nothing was changed and no host was contacted. On each host, in order:`,
-    ''
+    '',
+    '0. Lock the host',
+    ...indent(remoteCommandLine(lock))
   ];
   if (!settings.ssh.insecureSkipHostKeyCheck) {
     for (const h of settings.hosts.filter(h => h.fingerprints.length === 0 && h.knownHosts.length === 0)) {

@@ -65,12 +65,10 @@ export function loadActionSettings(): Settings {
   });
 }
 
-/** Masks a secret as a whole and line by line (the runner masks multi-line values per line). */
+/**
+ * Masks a secret in the runner's log (as a whole and line by line: the runner masks multi-line
+ * values per line) and registers it for the outputs the runner does not mask.
+ */
 export function maskSecret(value: string): void {
-  core.setSecret(value);
-  for (const line of value.split(/\r?\n/)) {
-    const l = line.trim();
-    if (l.length >= 8 && !/^-----(BEGIN|END) /.test(l)) core.setSecret(l);
-  }
-  secrets.add(value);
+  for (const piece of secrets.add(value)) core.setSecret(piece);
 }

@@ -517,3 +517,34 @@ describe('version check', () => {
     expect(result.hosts[0]!.rollbackChecks).toEqual([]);
   }, 90_000);
 });
+
+describe('review fixes', () => {
+  test('a failed first deploy is taken down cleanly: nothing live, no "rollback failed"', async () => {
+    const { target, yaml } = await freshTarget();
+    const { result } = await deployQuiet(
+      settingsFor(
+        host,
+        { artifact: await makeRelease('v1', 'unhealthy'), 'target-path': target, 'release-id': 'r1' },
+        yaml()
+      )
+    );
+    expect(result.status).toBe('rolled-back');
+    expect(result.hosts[0]!.outcome).toBe('rolled-back');
+    expect(existsSync(join(target, 'current'))).toBe(false);
+    expect(readFileSync(join(target, '.deployguard', 'status', 'r1'), 'utf8')).toMatch(/^failed /);
+    expect(existsSync(join(target, '.deployguard', 'lock'))).toBe(false);
+  }, 60_000);
+
+  test('re-deploying an existing release id fails without touching that release or its record', async () => {
+    const { target, yaml } = await freshTarget();
+    const s = (artifact: string) =>
+      settingsFor(host, { artifact, 'target-path': target, 'release-id': 'same' }, yaml());
+    expect((await deployQuiet(s(await makeRelease('v1')))).result.status).toBe('deployed');
+    const { result } = await deployQuiet(s(await makeRelease('v2')));
+    expect(result.status).toBe('failed');
+    expect(result.error).toMatch(/release directory already exists/);
+    expect(readFileSync(join(target, '.deployguard', 'status', 'same'), 'utf8')).toMatch(/^good /);
+    expect(readFileSync(join(target, 'releases', 'same', 'VERSION'), 'utf8')).toBe('v1\n');
+    expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v1');
+  }, 60_000);
+});

@@ -1,9 +1,9 @@
-import { planHost, planPrune, parseReleaseList } from '../../src/plan/plan.js';
+import { lockScript, planHost, planPrune, parseReleaseList } from '../../src/plan/plan.js';
 import { layoutFor } from '../../src/remote/layout.js';
 import { BASE_INPUTS, settingsFrom } from '../helpers/settings.js';
 
 const now = new Date('2026-11-26T12:00:00Z');
-const opts = { token: 'tok-1', now, fileCount: 3 };
+const opts = { now, fileCount: 3 };
 
 describe('planHost (releases)', () => {
   const settings = settingsFrom({
@@ -17,7 +17,6 @@ describe('planHost (releases)', () => {
 
   test('steps run in the checklist order', () => {
     expect(plan.steps.map(s => s.id)).toEqual([
-      'lock',
       'stage',
       'upload',
       'verify',
@@ -35,6 +34,10 @@ describe('planHost (releases)', () => {
     const firstTouch = plan.steps.findIndex(s => s.touchesService);
     expect(plan.steps.slice(0, firstTouch).map(s => s.id)).toContain('before-switch');
     expect(plan.steps[firstTouch]!.id).toBe('stop');
+  });
+
+  test('atomic steps register their undo only after they succeed', () => {
+    expect(plan.steps.filter(s => s.undoAfterSuccess).map(s => s.id)).toEqual(['promote', 'switch']);
   });
 
   test('each host-changing step carries its undo, and the undo chain restores the old release', () => {
@@ -70,16 +73,15 @@ describe('planHost (releases)', () => {
     expect(text('start')).toBe('systemctl start -- my-app@1.service');
   });
 
-  test('a first deploy undoes the switch by removing current', () => {
+  test('a first deploy undoes the switch by removing current, and has nothing to start again', () => {
     const first = planHost(settings, layout, {}, opts);
     expect(first.steps.find(s => s.id === 'switch')!.undo!.id).toBe('unswitch');
+    expect(first.steps.find(s => s.id === 'stop')!.undo).toBeUndefined();
     expect(first.previousRelease).toBeUndefined();
   });
 
   test('the lock records who, what and when, and the verify step expects the exact file count', () => {
-    const lock = plan.steps[0]!.action;
-    expect(lock.kind).toBe('lock');
-    const text = lock.kind === 'lock' ? lock.script.text : '';
+    const text = lockScript(settings, layout, 'tok-1', now).text;
     expect(text).toContain('"token":"tok-1"');
     expect(text).toContain('"release":"r2"');
     expect(text).toContain(`"at":"${now.toISOString()}"`);
@@ -95,7 +97,6 @@ describe('planHost (in-place)', () => {
   test('backs up the live tree before the service stops and restores it on undo', () => {
     const plan = planHost(settings, layout, { previous: '/srv/app' }, opts);
     expect(plan.steps.map(s => s.id)).toEqual([
-      'lock',
       'stage',
       'upload',
       'verify',

@@ -58408,7 +58408,8 @@ const LOCK_BUSY = 75;
 /** Read-only: checks the tools deployguard needs and reports the live release. */
 function probe(layout) {
     return lines(sh `for tool in tar sha256sum find mv ln readlink; do`, sh `  command -v "$tool" >/dev/null 2>&1 || { echo "missing tool on host: $tool" >&2; exit 3; }`, sh `done`, layout.strategy === 'releases'
-        ? sh `if [ -L ${layout.current} ]; then printf 'current=%s\\n' "$(readlink -- ${layout.current})"; fi`
+        ? // Assigned first so that a failing readlink fails the script instead of reading as "none".
+            sh `if [ -L ${layout.current} ]; then cur=$(readlink -- ${layout.current}); printf 'current=%s\\n' "$cur"; fi`
         : sh `if [ -d ${layout.current} ]; then printf 'current=%s\\n' ${layout.current}; fi`);
 }
 /**
@@ -58481,12 +58482,14 @@ function removeCurrent(layout) {
 }
 /** In-place: a full copy of the live tree, taken before anything replaces it. */
 function backupTree(layout, backup) {
-    return lines(sh `if [ -d ${layout.current} ]; then cp -a -- ${layout.current} ${backup}.partial && mv -T -- ${backup}.partial ${backup}; fi`);
+    return lines(sh `if [ -d ${layout.current} ]; then`, sh `  cp -a -- ${layout.current} ${backup}.partial`, sh `  mv -T -- ${backup}.partial ${backup}`, sh `fi`);
 }
 /** In-place: replace the live tree with the verified new one. */
 function replaceTree(layout, incoming) {
     const old = `${layout.current}.deployguard-old`;
-    return lines(sh `rm -rf -- ${old}`, sh `if [ -e ${layout.current} ]; then mv -T -- ${layout.current} ${old}; fi`, sh `mv -T -- ${incoming} ${layout.current}`, sh `rm -rf -- ${old}`);
+    return lines(sh `rm -rf -- ${old}`, sh `if [ -e ${layout.current} ]; then mv -T -- ${layout.current} ${old}; fi`, 
+    // If the new tree cannot be moved in, put the old one straight back before failing.
+    sh `if ! mv -T -- ${incoming} ${layout.current}; then`, sh `  if [ -e ${old} ]; then mv -T -- ${old} ${layout.current}; fi`, sh `  exit 1`, sh `fi`, sh `rm -rf -- ${old}`);
 }
 /** In-place rollback: put the backup copy back (the backup itself stays for a later look). */
 function restoreTree(layout, backup) {
@@ -60023,11 +60026,9 @@ function layoutFor(target) {
         statusDir: external_node_path_namespaceObject.posix.join(stateDir, 'status')
     };
 }
-/** The directory a release lives in (releases) or is staged in before it replaces the tree (in-place). */
+/** The directory a release lives in (releases strategy). */
 function releaseDir(layout, releaseId) {
-    return layout.strategy === 'releases'
-        ? external_node_path_namespaceObject.posix.join(layout.releasesDir, releaseId)
-        : external_node_path_namespaceObject.posix.join(layout.stateDir, 'incoming', releaseId);
+    return external_node_path_namespaceObject.posix.join(layout.releasesDir, releaseId);
 }
 /** Upload target: never the live tree, so a cut connection leaves only a partial staging dir. */
 function stagingDir(layout, releaseId) {
@@ -60651,6 +60652,10 @@ function lockOwner(settings, token, at) {
         expires: new Date(at.getTime() + settings.lock.ttlMs).toISOString()
     });
 }
+/** The lock script for a host: taken before anything is read or planned (see `deploy`). */
+function lockScript(settings, layout, token, now) {
+    return lockAcquire(layout, lockOwner(settings, token, now), Math.ceil(settings.lock.ttlMs / 1000));
+}
 function planHost(settings, layout, facts, opts) {
     const id = settings.releaseId;
     const staging = stagingDir(layout, id);
@@ -60658,14 +60663,6 @@ function planHost(settings, layout, facts, opts) {
     const service = serviceCommands(settings.service, layout);
     const steps = [];
     const exec = (script) => ({ kind: 'exec', script });
-    steps.push({
-        id: 'lock',
-        title: 'Lock the host',
-        action: {
-            kind: 'lock',
-            script: lockAcquire(layout, lockOwner(settings, opts.token, opts.now), Math.ceil(settings.lock.ttlMs / 1000))
-        }
-    });
     steps.push({
         id: 'stage',
         title: 'Prepare a staging directory',
@@ -60675,12 +60672,12 @@ function planHost(settings, layout, facts, opts) {
     steps.push({
         id: 'upload',
         title: 'Upload the artifact',
-        action: { kind: 'upload', script: unpack(staging), dir: staging }
+        action: { kind: 'upload', script: unpack(staging) }
     });
     steps.push({
         id: 'verify',
         title: 'Verify the SHA-256 of every file on the host',
-        action: { kind: 'verify', script: verifyManifest(staging, opts.fileCount), dir: staging }
+        action: { kind: 'verify', script: verifyManifest(staging, opts.fileCount) }
     });
     // From here the directory that holds the new tree is `incoming` (the final release dir or,
     // in-place, the staged tree that will replace the live one).
@@ -60690,6 +60687,7 @@ function planHost(settings, layout, facts, opts) {
             id: 'promote',
             title: `Move the verified tree to releases/${id}`,
             action: exec(promote(staging, release)),
+            undoAfterSuccess: true,
             undo: {
                 id: 'mark-failed',
                 title: `Mark release ${id} failed`,
@@ -60726,7 +60724,10 @@ function planHost(settings, layout, facts, opts) {
             title: 'Stop the service',
             action: exec(service.stop),
             touchesService: true,
-            undo: { id: 'restart-old', title: 'Start the service again', action: exec(service.start) }
+            // With no release live before, there is nothing to start again.
+            undo: facts.previous
+                ? { id: 'restart-old', title: 'Start the service again', action: exec(service.start) }
+                : undefined
         });
     }
     if (layout.strategy === 'releases') {
@@ -60735,6 +60736,7 @@ function planHost(settings, layout, facts, opts) {
             title: `Switch current to ${id}`,
             action: exec(switchCurrent(layout, release, id)),
             touchesService: true,
+            undoAfterSuccess: true,
             undo: facts.previous
                 ? {
                     id: 'switch-back',
@@ -60754,6 +60756,7 @@ function planHost(settings, layout, facts, opts) {
             title: 'Replace the live tree with the new one',
             action: exec(replaceTree(layout, staging)),
             touchesService: true,
+            undoAfterSuccess: true,
             undo: {
                 id: 'restore',
                 title: backup
@@ -60793,13 +60796,15 @@ function planHost(settings, layout, facts, opts) {
     ];
     return {
         layout,
-        releaseId: id,
-        release: layout.strategy === 'releases' ? release : layout.current,
-        previousRelease: facts.previous ? external_node_path_namespaceObject.posix.basename(facts.previous) : undefined,
+        previousRelease: layout.strategy === 'in-place'
+            ? backup
+                ? external_node_path_namespaceObject.posix.basename(backup)
+                : undefined
+            : facts.previous
+                ? external_node_path_namespaceObject.posix.basename(facts.previous)
+                : undefined,
         steps,
         finalize,
-        unlock: lockRelease(layout, opts.token),
-        markFailed: markRelease(layout, id, 'failed', opts.now),
         backup,
         serviceLogs: service?.logs
     };
@@ -60893,12 +60898,17 @@ async function deploy(settings, artifact, deps) {
                 deps.log.info(`${host.name}: connected (${host.user}@${host.host}:${host.port})`);
             }
         });
+        // Lock every host before reading anything: what is live, and so what a rollback returns
+        // to, must not change under us between reading it and acting on it.
+        for (const run of runs) {
+            await runRecorded(run, deps, { id: 'lock', title: 'Lock the host' }, () => acquireLock(lockScript(settings, layout, token, deps.now()), run, settings, deps, token));
+        }
         const facts = new Map();
         for (const run of runs)
             facts.set(run, await readFacts(run, layout, deps));
         preChecks = await preDeployGate(settings, runs, facts, deps);
         for (const run of runs) {
-            await deps.log.group(`${run.host.name}: deploy ${settings.releaseId}`, () => deployHost(settings, layout, artifact, run, facts.get(run), deps, token));
+            await deps.log.group(`${run.host.name}: deploy ${settings.releaseId}`, () => deployHost(settings, layout, artifact, run, facts.get(run), deps));
         }
     }
     catch (err) {
@@ -60906,28 +60916,33 @@ async function deploy(settings, artifact, deps) {
         if (err instanceof Blocked)
             preChecks = err.results;
     }
-    if (failure === undefined) {
+    try {
+        if (failure === undefined) {
+            for (const run of runs) {
+                await deps.log.group(`${run.host.name}: finish`, () => finishHost(settings, run, deps));
+                run.report.outcome = 'deployed';
+            }
+        }
+        else {
+            const message = describeError(failure);
+            deps.log.error(message);
+            const failedRun = runs.find(r => r.report.error === undefined && r.report.steps.some(s => !s.ok)) ?? runs.at(-1);
+            if (failedRun && !failedRun.report.error)
+                failedRun.report.error = message;
+            for (const run of [...runs].reverse()) {
+                if (run.undo.length === 0)
+                    continue;
+                await deps.log.group(`${run.host.name}: roll back`, () => rollbackHost(settings, run, deps));
+            }
+        }
+    }
+    finally {
+        // Every path ends here: locks released, connections closed.
         for (const run of runs) {
-            await deps.log.group(`${run.host.name}: finish`, () => finishHost(settings, run, deps));
-            run.report.outcome = 'deployed';
+            if (run.locked)
+                await unlock(run, layout, deps, token);
+            run.shell.close();
         }
-    }
-    else {
-        const message = describeError(failure);
-        deps.log.error(message);
-        const failedRun = runs.find(r => r.report.error === undefined && r.report.steps.some(s => !s.ok)) ?? runs.at(-1);
-        if (failedRun && !failedRun.report.error)
-            failedRun.report.error = message;
-        for (const run of [...runs].reverse()) {
-            if (run.undo.length === 0)
-                continue;
-            await deps.log.group(`${run.host.name}: roll back`, () => rollbackHost(settings, run, deps));
-        }
-    }
-    for (const run of runs) {
-        if (run.locked)
-            await unlock(run, deps, token);
-        run.shell.close();
     }
     const status = failure === undefined
         ? 'deployed'
@@ -60950,19 +60965,21 @@ async function deploy(settings, artifact, deps) {
         finishedAt: deps.now()
     };
 }
-async function deployHost(settings, layout, artifact, run, facts, deps, token) {
-    const plan = planHost(settings, layout, facts, { token, now: deps.now(), fileCount: artifact.fileCount });
+async function deployHost(settings, layout, artifact, run, facts, deps) {
+    const plan = planHost(settings, layout, facts, { now: deps.now(), fileCount: artifact.fileCount });
     run.plan = plan;
     run.report.previousRelease = plan.previousRelease;
     run.report.outcome = 'failed';
     for (const step of plan.steps) {
         if (deps.signal?.aborted)
             throw new DeployError(`${run.host.name}: cancelled before "${step.title}"`, 'deploy');
-        if (step.undo)
+        if (step.undo && !step.undoAfterSuccess)
             run.undo.push(step.undo);
         if (step.touchesService)
             run.serviceTouched = true;
-        await runRecorded(run, deps, step, () => runAction(step, run, settings, artifact, deps, token));
+        await runRecorded(run, deps, step, () => runAction(step, run, settings, artifact, deps));
+        if (step.undo && step.undoAfterSuccess)
+            run.undo.push(step.undo);
     }
 }
 /** Read-only: what the host runs now. */
@@ -61028,25 +61045,26 @@ async function execute_execOk(run, script, what, stdin) {
     }
     return r.stdout;
 }
-async function runAction(step, run, settings, artifact, deps, token) {
+async function runAction(step, run, settings, artifact, deps) {
     const a = step.action;
     switch (a.kind) {
         case 'exec':
             await execute_execOk(run, a.script, step.title);
             return;
-        case 'lock':
-            return acquireLock(a.script, run, settings, deps, token);
         case 'upload': {
             const packed = packArtifact(artifact);
             const r = await run.shell.exec(a.script, { stdin: packed.stream });
-            // A local read failure (a file changed mid-upload) explains a remote tar error better than tar does.
+            // A channel that closed early (connection drop, remote tar died) leaves the archive stream
+            // half-read: end it, or the hashes would never settle and the deploy would hang.
+            if (!packed.stream.readableEnded)
+                packed.stream.destroy(new Error('the upload ended before the archive was complete'));
             const hashes = await packed.hashes.catch((e) => e instanceof Error ? e : new Error(String(e)));
+            if (r.code !== 0)
+                throw new StepFailed(`${run.host.name}: upload failed (exit ${r.code}): ${tail(r.stderr)}`, 'deploy');
             if (hashes instanceof Error) {
                 const hint = hashes.hint;
                 throw new StepFailed(`${run.host.name}: the artifact could not be sent: ${hashes.message}`, 'deploy', hint);
             }
-            if (r.code !== 0)
-                throw new StepFailed(`${run.host.name}: upload failed (exit ${r.code}): ${tail(r.stderr)}`, 'deploy');
             run.hashes = hashes;
             deps.log.info(`${artifact.fileCount} files, ${(artifact.totalBytes / 1e6).toFixed(1)} MB sent`);
             return;
@@ -61127,7 +61145,7 @@ async function acquireLock(script, run, settings, deps, token) {
             return;
         }
         if (r.code !== LOCK_BUSY)
-            throw new StepFailed(`${run.host.name}: could not take the lock (exit ${r.code}): ${tail(r.stderr)}`, 'deploy');
+            throw new StepFailed(`${run.host.name}: could not take the lock (exit ${r.code}): ${tail(r.stderr)}`, 'deploy', `deployguard keeps its lock and records in ${layoutFor(settings.target).stateDir}; the user ${run.host.user} must be able to create it (for in-place deploys, that means write access to the target's parent directory).`);
         const owner = r.stdout.trim().split('\n').slice(1).join(' ');
         if (Date.now() >= deadline) {
             throw new DeployError(`${run.host.name}: another deploy holds the lock: ${owner || '(owner unknown)'}`, 'deploy', `Wait for it to finish. If it is dead, its lock expires after ${Math.round(settings.lock.ttlMs / 1000)} s; or remove ${run.plan?.layout.lockDir ?? 'the lock directory'} on the host after checking nothing runs.`);
@@ -61201,6 +61219,12 @@ async function rollbackHost(settings, run, deps) {
         run.report.outcome = 'failed';
         return;
     }
+    if (!run.report.previousRelease) {
+        // A failed first deploy: there is no earlier release to verify; the failed one is taken down.
+        run.report.outcome = 'rolled-back';
+        deps.log.warn(`${run.host.name}: there was no release before this one; the failed release was taken down and nothing is live.`);
+        return;
+    }
     try {
         const running = run.plan?.steps.find(s => s.action.kind === 'await-running');
         if (running && running.action.kind === 'await-running')
@@ -61256,11 +61280,9 @@ async function finishHost(settings, run, deps) {
         deps.log.warn(`${run.host.name}: pruning old releases failed: ${describeError(err)}`);
     }
 }
-async function unlock(run, deps, token) {
-    if (!run.plan)
-        return;
+async function unlock(run, layout, deps, token) {
     try {
-        await execute_execOk(run, run.plan.unlock, 'release the lock');
+        await execute_execOk(run, lockRelease(layout, token), 'release the lock');
         run.locked = false;
         deps.onLock?.(run.host, false, token);
     }
@@ -61298,7 +61320,10 @@ async function runDeploy(settings, opts) {
         connect: host => connectHost(host, settings.ssh, opts.log),
         runChecks: (stage, hosts) => runChecks(checksForDeployStage(settings, stage), stage, {
             context: { release: settings.releaseId, commit: settings.run.commit },
-            hosts
+            hosts,
+            // A cancelled job stops waiting on checks at once, leaving its seconds for the rollback.
+            // Rollback verification runs to the end: it is what proves the host is safe.
+            signal: stage === 'rollback' ? undefined : opts.signal
         }),
         now: () => new Date(),
         sleep: ms => new Promise(r => setTimeout(r, ms)),
@@ -61318,12 +61343,15 @@ function checksForDeployStage(settings, stage) {
 async function dryRun(settings) {
     const artifact = await readArtifact(settings);
     const layout = layoutFor(settings.target);
-    const plan = planHost(settings, layout, { previous: layout.strategy === 'releases' ? `${layout.releasesDir}/<current release>` : layout.current }, { token: '<lock token>', now: new Date(), fileCount: artifact.fileCount });
+    const plan = planHost(settings, layout, { previous: layout.strategy === 'releases' ? `${layout.releasesDir}/<current release>` : layout.current }, { now: new Date(), fileCount: artifact.fileCount });
+    const lock = lockScript(settings, layout, '<lock token>', new Date());
     const out = [
         `Dry run: release ${settings.releaseId} to ${settings.hosts.map(h => `${h.name} (${h.user}@${h.host}:${h.port})`).join(', ')}`,
         `Artifact: ${artifact.root} (${artifact.fileCount} files, ${artifact.totalBytes} bytes)`,
         `Nothing was changed and no host was contacted. On each host, in order:`,
-        ''
+        '',
+        '0. Lock the host',
+        ...indent(remoteCommandLine(lock))
     ];
     if (!settings.ssh.insecureSkipHostKeyCheck) {
         for (const h of settings.hosts.filter(h => h.fingerprints.length === 0 && h.knownHosts.length === 0)) {
@@ -61358,15 +61386,20 @@ function indent(text) {
  */
 class SecretRegistry {
     values = new Set();
+    /** Registers a secret; returns the pieces registered (the value and its long lines). */
     add(value) {
+        const pieces = new Set();
         // Very short values would turn ordinary words into *** (and reveal the secret by contrast).
         if (value.length >= 4)
-            this.values.add(value);
+            pieces.add(value);
         for (const line of value.split(/\r?\n/)) {
             const l = line.trim();
             if (l.length >= 8 && !/^-----(BEGIN|END) /.test(l))
-                this.values.add(l);
+                pieces.add(l);
         }
+        for (const p of pieces)
+            this.values.add(p);
+        return [...pieces];
     }
     /** The text with every registered secret replaced by `***`, longest first. */
     redact(text) {
@@ -62815,15 +62848,13 @@ function loadActionSettings() {
         onSecret: maskSecret
     });
 }
-/** Masks a secret as a whole and line by line (the runner masks multi-line values per line). */
+/**
+ * Masks a secret in the runner's log (as a whole and line by line: the runner masks multi-line
+ * values per line) and registers it for the outputs the runner does not mask.
+ */
 function maskSecret(value) {
-    core_setSecret(value);
-    for (const line of value.split(/\r?\n/)) {
-        const l = line.trim();
-        if (l.length >= 8 && !/^-----(BEGIN|END) /.test(l))
-            core_setSecret(l);
-    }
-    secrets_secrets.add(value);
+    for (const piece of secrets_secrets.add(value))
+        core_setSecret(piece);
 }
 
 

@@ -7,13 +7,17 @@
 export class SecretRegistry {
   private readonly values = new Set<string>();
 
-  add(value: string): void {
+  /** Registers a secret; returns the pieces registered (the value and its long lines). */
+  add(value: string): string[] {
+    const pieces = new Set<string>();
     // Very short values would turn ordinary words into *** (and reveal the secret by contrast).
-    if (value.length >= 4) this.values.add(value);
+    if (value.length >= 4) pieces.add(value);
     for (const line of value.split(/\r?\n/)) {
       const l = line.trim();
-      if (l.length >= 8 && !/^-----(BEGIN|END) /.test(l)) this.values.add(l);
+      if (l.length >= 8 && !/^-----(BEGIN|END) /.test(l)) pieces.add(l);
     }
+    for (const p of pieces) this.values.add(p);
+    return [...pieces];
   }
 
   /** The text with every registered secret replaced by `***`, longest first. */

@@ -4,7 +4,7 @@ import type { CheckResult, HostContext } from '../checks/types.js';
 import { DeployError, DeployguardError, describeError, HealthCheckError, RollbackError } from '../errors.js';
 import type { Logger } from '../io/log.js';
 import type { RemoteShell } from '../io/ssh.js';
-import { LOCK_BUSY, listReleases, probe, removePaths } from '../remote/commands.js';
+import { LOCK_BUSY, listReleases, lockRelease, probe, removePaths } from '../remote/commands.js';
 import { layoutFor } from '../remote/layout.js';
 import { remoteCommandLine, type Shell } from '../remote/shell.js';
 import type { HostSettings, Settings } from '../settings/types.js';
@@ -12,6 +12,7 @@ import { manifestText, type Artifact } from '../transfer/artifact.js';
 import { packArtifact } from '../transfer/tar.js';
 import {
   parseReleaseList,
+  lockScript,
   planHost,
   planPrune,
   type ExecStep,
@@ -143,12 +144,19 @@ export async function deploy(
         deps.log.info(`${host.name}: connected (${host.user}@${host.host}:${host.port})`);
       }
     });
+    // Lock every host before reading anything: what is live, and so what a rollback returns
+    // to, must not change under us between reading it and acting on it.
+    for (const run of runs) {
+      await runRecorded(run, deps, { id: 'lock', title: 'Lock the host' }, () =>
+        acquireLock(lockScript(settings, layout, token, deps.now()), run, settings, deps, token)
+      );
+    }
     const facts = new Map<HostRun, HostFacts>();
     for (const run of runs) facts.set(run, await readFacts(run, layout, deps));
     preChecks = await preDeployGate(settings, runs, facts, deps);
     for (const run of runs) {
       await deps.log.group(`${run.host.name}: deploy ${settings.releaseId}`, () =>
-        deployHost(settings, layout, artifact, run, facts.get(run)!, deps, token)
+        deployHost(settings, layout, artifact, run, facts.get(run)!, deps)
       );
     }
   } catch (err) {
@@ -156,25 +164,29 @@ export async function deploy(
     if (err instanceof Blocked) preChecks = err.results;
   }
 
-  if (failure === undefined) {
+  try {
+    if (failure === undefined) {
+      for (const run of runs) {
+        await deps.log.group(`${run.host.name}: finish`, () => finishHost(settings, run, deps));
+        run.report.outcome = 'deployed';
+      }
+    } else {
+      const message = describeError(failure);
+      deps.log.error(message);
+      const failedRun =
+        runs.find(r => r.report.error === undefined && r.report.steps.some(s => !s.ok)) ?? runs.at(-1);
+      if (failedRun && !failedRun.report.error) failedRun.report.error = message;
+      for (const run of [...runs].reverse()) {
+        if (run.undo.length === 0) continue;
+        await deps.log.group(`${run.host.name}: roll back`, () => rollbackHost(settings, run, deps));
+      }
+    }
+  } finally {
+    // Every path ends here: locks released, connections closed.
     for (const run of runs) {
-      await deps.log.group(`${run.host.name}: finish`, () => finishHost(settings, run, deps));
-      run.report.outcome = 'deployed';
+      if (run.locked) await unlock(run, layout, deps, token);
+      run.shell.close();
     }
-  } else {
-    const message = describeError(failure);
-    deps.log.error(message);
-    const failedRun =
-      runs.find(r => r.report.error === undefined && r.report.steps.some(s => !s.ok)) ?? runs.at(-1);
-    if (failedRun && !failedRun.report.error) failedRun.report.error = message;
-    for (const run of [...runs].reverse()) {
-      if (run.undo.length === 0) continue;
-      await deps.log.group(`${run.host.name}: roll back`, () => rollbackHost(settings, run, deps));
-    }
-  }
-  for (const run of runs) {
-    if (run.locked) await unlock(run, deps, token);
-    run.shell.close();
   }
 
   const status: DeployStatus =
@@ -206,19 +218,19 @@ async function deployHost(
   artifact: Artifact,
   run: HostRun,
   facts: HostFacts,
-  deps: DeployDeps,
-  token: string
+  deps: DeployDeps
 ): Promise<void> {
-  const plan = planHost(settings, layout, facts, { token, now: deps.now(), fileCount: artifact.fileCount });
+  const plan = planHost(settings, layout, facts, { now: deps.now(), fileCount: artifact.fileCount });
   run.plan = plan;
   run.report.previousRelease = plan.previousRelease;
   run.report.outcome = 'failed';
   for (const step of plan.steps) {
     if (deps.signal?.aborted)
       throw new DeployError(`${run.host.name}: cancelled before "${step.title}"`, 'deploy');
-    if (step.undo) run.undo.push(step.undo);
+    if (step.undo && !step.undoAfterSuccess) run.undo.push(step.undo);
     if (step.touchesService) run.serviceTouched = true;
-    await runRecorded(run, deps, step, () => runAction(step, run, settings, artifact, deps, token));
+    await runRecorded(run, deps, step, () => runAction(step, run, settings, artifact, deps));
+    if (step.undo && step.undoAfterSuccess) run.undo.push(step.undo);
   }
 }
 
@@ -315,23 +327,25 @@ async function runAction(
   run: HostRun,
   settings: Settings,
   artifact: Artifact,
-  deps: DeployDeps,
-  token: string
+  deps: DeployDeps
 ): Promise<void> {
   const a = step.action;
   switch (a.kind) {
     case 'exec':
       await execOk(run, a.script, step.title);
       return;
-    case 'lock':
-      return acquireLock(a.script, run, settings, deps, token);
     case 'upload': {
       const packed = packArtifact(artifact);
       const r = await run.shell.exec(a.script, { stdin: packed.stream });
-      // A local read failure (a file changed mid-upload) explains a remote tar error better than tar does.
+      // A channel that closed early (connection drop, remote tar died) leaves the archive stream
+      // half-read: end it, or the hashes would never settle and the deploy would hang.
+      if (!packed.stream.readableEnded)
+        packed.stream.destroy(new Error('the upload ended before the archive was complete'));
       const hashes = await packed.hashes.catch((e: unknown) =>
         e instanceof Error ? e : new Error(String(e))
       );
+      if (r.code !== 0)
+        throw new StepFailed(`${run.host.name}: upload failed (exit ${r.code}): ${tail(r.stderr)}`, 'deploy');
       if (hashes instanceof Error) {
         const hint = (hashes as { hint?: string }).hint;
         throw new StepFailed(
@@ -340,8 +354,6 @@ async function runAction(
           hint
         );
       }
-      if (r.code !== 0)
-        throw new StepFailed(`${run.host.name}: upload failed (exit ${r.code}): ${tail(r.stderr)}`, 'deploy');
       run.hashes = hashes;
       deps.log.info(`${artifact.fileCount} files, ${(artifact.totalBytes / 1e6).toFixed(1)} MB sent`);
       return;
@@ -448,7 +460,8 @@ async function acquireLock(
     if (r.code !== LOCK_BUSY)
       throw new StepFailed(
         `${run.host.name}: could not take the lock (exit ${r.code}): ${tail(r.stderr)}`,
-        'deploy'
+        'deploy',
+        `deployguard keeps its lock and records in ${layoutFor(settings.target).stateDir}; the user ${run.host.user} must be able to create it (for in-place deploys, that means write access to the target's parent directory).`
       );
     const owner = r.stdout.trim().split('\n').slice(1).join(' ');
     if (Date.now() >= deadline) {
@@ -545,6 +558,14 @@ async function rollbackHost(settings: Settings, run: HostRun, deps: DeployDeps):
     run.report.outcome = 'failed';
     return;
   }
+  if (!run.report.previousRelease) {
+    // A failed first deploy: there is no earlier release to verify; the failed one is taken down.
+    run.report.outcome = 'rolled-back';
+    deps.log.warn(
+      `${run.host.name}: there was no release before this one; the failed release was taken down and nothing is live.`
+    );
+    return;
+  }
   try {
     const running = run.plan?.steps.find(s => s.action.kind === 'await-running');
     if (running && running.action.kind === 'await-running')
@@ -613,10 +634,14 @@ async function finishHost(settings: Settings, run: HostRun, deps: DeployDeps): P
   }
 }
 
-async function unlock(run: HostRun, deps: DeployDeps, token: string): Promise<void> {
-  if (!run.plan) return;
+async function unlock(
+  run: HostRun,
+  layout: ReturnType<typeof layoutFor>,
+  deps: DeployDeps,
+  token: string
+): Promise<void> {
   try {
-    await execOk(run, run.plan.unlock, 'release the lock');
+    await execOk(run, lockRelease(layout, token), 'release the lock');
     run.locked = false;
     deps.onLock?.(run.host, false, token);
   } catch (err) {

@@ -11,9 +11,8 @@ import type { Settings } from '../settings/types.js';
 
 export type Action =
   | { readonly kind: 'exec'; readonly script: Shell }
-  | { readonly kind: 'lock'; readonly script: Shell }
-  | { readonly kind: 'upload'; readonly script: Shell; readonly dir: string }
-  | { readonly kind: 'verify'; readonly script: Shell; readonly dir: string }
+  | { readonly kind: 'upload'; readonly script: Shell }
+  | { readonly kind: 'verify'; readonly script: Shell }
   | { readonly kind: 'await-running'; readonly script: Shell }
   | { readonly kind: 'checks' };
 
@@ -32,6 +31,12 @@ export interface Step {
   readonly undo?: ExecStep;
   /** Steps from here on run with the service stopped or the new release live. */
   readonly touchesService?: boolean;
+  /**
+   * The step changes nothing unless it succeeds (a rename, an atomic switch), so its undo is
+   * registered only after it succeeded: undoing a step that failed could hit someone else's data
+   * (an existing release directory, a live tree that was never moved).
+   */
+  readonly undoAfterSuccess?: boolean;
 }
 
 export interface HostFacts {
@@ -41,16 +46,10 @@ export interface HostFacts {
 
 export interface HostPlan {
   readonly layout: Layout;
-  readonly releaseId: string;
-  readonly release: string;
   readonly previousRelease?: string;
   readonly steps: readonly Step[];
   /** Runs after every host passed: marks the release good; pruning follows. */
   readonly finalize: readonly ExecStep[];
-  /** Runs on every path at the end, success or not. */
-  readonly unlock: Shell;
-  /** Marks the release failed after a rollback, so it never counts toward keep-releases. */
-  readonly markFailed: Shell;
   readonly backup?: string;
   /** The service's recent log lines, shown when it does not stay up. */
   readonly serviceLogs?: Shell;
@@ -71,11 +70,16 @@ export function lockOwner(settings: Settings, token: string, at: Date): string {
   });
 }
 
+/** The lock script for a host: taken before anything is read or planned (see `deploy`). */
+export function lockScript(settings: Settings, layout: Layout, token: string, now: Date): Shell {
+  return cmd.lockAcquire(layout, lockOwner(settings, token, now), Math.ceil(settings.lock.ttlMs / 1000));
+}
+
 export function planHost(
   settings: Settings,
   layout: Layout,
   facts: HostFacts,
-  opts: { readonly token: string; readonly now: Date; readonly fileCount: number }
+  opts: { readonly now: Date; readonly fileCount: number }
 ): HostPlan {
   const id = settings.releaseId;
   const staging = stagingDir(layout, id);
@@ -85,18 +89,6 @@ export function planHost(
   const exec = (script: Shell) => ({ kind: 'exec', script }) as const;
 
   steps.push({
-    id: 'lock',
-    title: 'Lock the host',
-    action: {
-      kind: 'lock',
-      script: cmd.lockAcquire(
-        layout,
-        lockOwner(settings, opts.token, opts.now),
-        Math.ceil(settings.lock.ttlMs / 1000)
-      )
-    }
-  });
-  steps.push({
     id: 'stage',
     title: 'Prepare a staging directory',
     action: exec(cmd.prepareStaging(staging)),
@@ -105,12 +97,12 @@ export function planHost(
   steps.push({
     id: 'upload',
     title: 'Upload the artifact',
-    action: { kind: 'upload', script: cmd.unpack(staging), dir: staging }
+    action: { kind: 'upload', script: cmd.unpack(staging) }
   });
   steps.push({
     id: 'verify',
     title: 'Verify the SHA-256 of every file on the host',
-    action: { kind: 'verify', script: cmd.verifyManifest(staging, opts.fileCount), dir: staging }
+    action: { kind: 'verify', script: cmd.verifyManifest(staging, opts.fileCount) }
   });
   // From here the directory that holds the new tree is `incoming` (the final release dir or,
   // in-place, the staged tree that will replace the live one).
@@ -120,6 +112,7 @@ export function planHost(
       id: 'promote',
       title: `Move the verified tree to releases/${id}`,
       action: exec(cmd.promote(staging, release)),
+      undoAfterSuccess: true,
       undo: {
         id: 'mark-failed',
         title: `Mark release ${id} failed`,
@@ -156,7 +149,10 @@ export function planHost(
       title: 'Stop the service',
       action: exec(service.stop),
       touchesService: true,
-      undo: { id: 'restart-old', title: 'Start the service again', action: exec(service.start) }
+      // With no release live before, there is nothing to start again.
+      undo: facts.previous
+        ? { id: 'restart-old', title: 'Start the service again', action: exec(service.start) }
+        : undefined
     });
   }
   if (layout.strategy === 'releases') {
@@ -165,6 +161,7 @@ export function planHost(
       title: `Switch current to ${id}`,
       action: exec(cmd.switchCurrent(layout, release, id)),
       touchesService: true,
+      undoAfterSuccess: true,
       undo: facts.previous
         ? {
             id: 'switch-back',
@@ -183,6 +180,7 @@ export function planHost(
       title: 'Replace the live tree with the new one',
       action: exec(cmd.replaceTree(layout, staging)),
       touchesService: true,
+      undoAfterSuccess: true,
       undo: {
         id: 'restore',
         title: backup
@@ -223,13 +221,16 @@ export function planHost(
   ];
   return {
     layout,
-    releaseId: id,
-    release: layout.strategy === 'releases' ? release : layout.current,
-    previousRelease: facts.previous ? posix.basename(facts.previous) : undefined,
+    previousRelease:
+      layout.strategy === 'in-place'
+        ? backup
+          ? posix.basename(backup)
+          : undefined
+        : facts.previous
+          ? posix.basename(facts.previous)
+          : undefined,
     steps,
     finalize,
-    unlock: cmd.lockRelease(layout, opts.token),
-    markFailed: cmd.markRelease(layout, id, 'failed', opts.now),
     backup,
     serviceLogs: service?.logs
   };

@@ -19,7 +19,8 @@ export function probe(layout: Layout): Shell {
     sh`  command -v "$tool" >/dev/null 2>&1 || { echo "missing tool on host: $tool" >&2; exit 3; }`,
     sh`done`,
     layout.strategy === 'releases'
-      ? sh`if [ -L ${layout.current} ]; then printf 'current=%s\\n' "$(readlink -- ${layout.current})"; fi`
+      ? // Assigned first so that a failing readlink fails the script instead of reading as "none".
+        sh`if [ -L ${layout.current} ]; then cur=$(readlink -- ${layout.current}); printf 'current=%s\\n' "$cur"; fi`
       : sh`if [ -d ${layout.current} ]; then printf 'current=%s\\n' ${layout.current}; fi`
   );
 }
@@ -130,7 +131,10 @@ export function removeCurrent(layout: Layout): Shell {
 /** In-place: a full copy of the live tree, taken before anything replaces it. */
 export function backupTree(layout: Layout, backup: string): Shell {
   return lines(
-    sh`if [ -d ${layout.current} ]; then cp -a -- ${layout.current} ${backup}.partial && mv -T -- ${backup}.partial ${backup}; fi`
+    sh`if [ -d ${layout.current} ]; then`,
+    sh`  cp -a -- ${layout.current} ${backup}.partial`,
+    sh`  mv -T -- ${backup}.partial ${backup}`,
+    sh`fi`
   );
 }
 
@@ -140,7 +144,11 @@ export function replaceTree(layout: Layout, incoming: string): Shell {
   return lines(
     sh`rm -rf -- ${old}`,
     sh`if [ -e ${layout.current} ]; then mv -T -- ${layout.current} ${old}; fi`,
-    sh`mv -T -- ${incoming} ${layout.current}`,
+    // If the new tree cannot be moved in, put the old one straight back before failing.
+    sh`if ! mv -T -- ${incoming} ${layout.current}; then`,
+    sh`  if [ -e ${old} ]; then mv -T -- ${old} ${layout.current}; fi`,
+    sh`  exit 1`,
+    sh`fi`,
     sh`rm -rf -- ${old}`
   );
 }

@@ -45,11 +45,9 @@ export function layoutFor(target: TargetSettings): Layout {
   };
 }
 
-/** The directory a release lives in (releases) or is staged in before it replaces the tree (in-place). */
+/** The directory a release lives in (releases strategy). */
 export function releaseDir(layout: Layout, releaseId: string): string {
-  return layout.strategy === 'releases'
-    ? posix.join(layout.releasesDir, releaseId)
-    : posix.join(layout.stateDir, 'incoming', releaseId);
+  return posix.join(layout.releasesDir, releaseId);
 }
 
 /** Upload target: never the live tree, so a cut connection leaves only a partial staging dir. */
