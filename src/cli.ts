@@ -1,5 +1,8 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { checkNow } from './check.js';
+import { preDeploySecrets, reportOf } from './scan/pre-deploy.js';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { STARTER_CONFIG } from './settings/starter.js';
 import { renderCheckTable } from './report/summary.js';
 import { secrets } from './io/secrets.js';
@@ -121,6 +124,34 @@ export async function main(
         };
         process.once('SIGINT', onSignal);
         process.once('SIGTERM', onSignal);
+        const gate = await preDeploySecrets(settings, {
+          workspace: process.cwd(),
+          env: process.env,
+          log,
+          outDir: join(tmpdir(), 'deployguard'),
+          signal: abort.signal
+        }).then(
+          () => undefined,
+          (err: unknown) => err
+        );
+        if (gate !== undefined) {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
+          log.error(describeError(gate));
+          if (json)
+            write(
+              JSON.stringify(
+                {
+                  status: 'blocked',
+                  error: describeError(gate),
+                  findings: reportOf(gate)?.scan?.findings ?? []
+                },
+                null,
+                2
+              )
+            );
+          return 1;
+        }
         const result = await runDeploy(settings, { log, signal: abort.signal }).finally(() => {
           process.off('SIGINT', onSignal);
           process.off('SIGTERM', onSignal);

@@ -3,7 +3,11 @@ import { dryRun, runDeploy } from './deploy.js';
 import { describeError } from './errors.js';
 import { actionsLogger } from './io/log.js';
 import { secrets } from './io/secrets.js';
-import { renderSummary, verdictLine } from './report/summary.js';
+import { renderFindings, renderSummary, verdictLine } from './report/summary.js';
+import { preDeploySecrets, reportOf, type PreDeployReport } from './scan/pre-deploy.js';
+import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative, resolve } from 'node:path';
 import { loadSettings } from './settings/load.js';
 import type { Settings } from './settings/types.js';
 
@@ -27,6 +31,56 @@ export async function run(): Promise<void> {
       core.setOutput('release', settings.releaseId);
       return;
     }
+    const workspace = process.env.GITHUB_WORKSPACE ?? process.cwd();
+    const artifactRoot = relative(workspace, resolve(workspace, settings.artifact)) || '.';
+    let pre: PreDeployReport;
+    try {
+      pre = await preDeploySecrets(settings, {
+        workspace,
+        env: process.env,
+        log: actionsLogger,
+        outDir: process.env.RUNNER_TEMP ?? tmpdir(),
+        event: readEvent(),
+        signal: abort.signal,
+        onFinding: f =>
+          core.error(
+            `${f.rule}: ${f.description || 'a secret'}${f.commit ? ` (commit ${f.commit.slice(0, 12)})` : ''}. Rotate it, then remove it.`,
+            {
+              title: 'Secret found by gitleaks',
+              file: f.source === 'artifact' ? join(artifactRoot, f.file) : f.file,
+              startLine: f.line,
+              endLine: f.endLine
+            }
+          )
+      });
+    } catch (err) {
+      const report = reportOf(err);
+      core.setOutput('status', 'blocked');
+      core.setOutput('release', settings.releaseId);
+      core.setOutput('rolled-back', 'false');
+      core.setOutput('sarif-path', report?.scan?.sarifPath ?? '');
+      await core.summary
+        .addRaw(
+          secrets.redact(
+            [
+              `## deployguard: ${settings.environment}`,
+              '',
+              '**Status:** ⛔ blocked before deploy (nothing was changed)',
+              '',
+              '```',
+              describeError(err),
+              '```',
+              '',
+              renderFindings(report?.scan?.findings ?? [], artifactRoot)
+            ].join('\n')
+          ),
+          true
+        )
+        .write();
+      core.setFailed(secrets.redact(describeError(err)));
+      return;
+    }
+    core.setOutput('sarif-path', pre.scan?.sarifPath ?? '');
     const result = await runDeploy(settings, {
       log: actionsLogger,
       signal: abort.signal,
@@ -51,6 +105,18 @@ export async function run(): Promise<void> {
   } finally {
     process.off('SIGINT', cancel);
     process.off('SIGTERM', cancel);
+  }
+}
+
+/** GITHUB_EVENT_NAME and the event payload, for working out which commits go out. */
+function readEvent(): { name: string; payload: unknown } | undefined {
+  const name = process.env.GITHUB_EVENT_NAME;
+  const path = process.env.GITHUB_EVENT_PATH;
+  if (!name || !path) return undefined;
+  try {
+    return { name, payload: JSON.parse(readFileSync(path, 'utf8')) as unknown };
+  } catch {
+    return undefined;
   }
 }
 

@@ -4,12 +4,13 @@
  * cancelled job, freeing a lock left behind.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSandbox, type Sandbox } from '../../src/demo/sandbox.js';
 import { commandServiceYaml, freePort, get, makeRelease } from '../helpers/deploy.js';
+import { githubPat } from '../fixtures/secrets/samples.js';
 
 const HEALTH_TOKEN = 'hdr-7c1f2e9a44b0-secret';
 let host: Sandbox;
@@ -115,7 +116,10 @@ function inputs(artifact: string, release: string): Record<string, string> {
     'known-hosts': host.knownHostsLine,
     artifact,
     'release-id': release,
-    'lock-wait': '0s'
+    'lock-wait': '0s',
+    // The workspace here is not a git checkout: scan the artifact with the real (WebAssembly)
+    // gitleaks from node_modules/.bin, which is on PATH under npm test.
+    scan: 'artifact'
   };
 }
 
@@ -202,5 +206,41 @@ describe('the action, run as the runner runs it', () => {
       /::warning::web-1: the deploy ended without releasing its lock; released it now/
     );
     expect(existsSync(lock)).toBe(false);
+  }, 60_000);
+});
+
+describe('the pre-deploy gate, run as the runner runs it', () => {
+  test('a secret in the artifact blocks the deploy: annotation, SARIF, summary table, and the secret nowhere', async () => {
+    const leak = githubPat(11);
+    const art = await makeRelease('v9', undefined, { [leak.file]: leak.content });
+    const before = existsSync(join(target, 'current')) ? readlinkSync(join(target, 'current')) : '';
+    const r = runAction('main', inputs(art, 'rel-9'), { RUNNER_TEMP: work });
+    expect(r.code).toBe(1);
+    expect(r.outputs.status).toBe('blocked');
+    expect(r.stdout).toMatch(
+      new RegExp(`::error title=Secret found by gitleaks,file=.*${leak.file},line=${leak.line}`)
+    );
+    expect(r.summary).toMatch(/### Secrets found: 1/);
+    expect(r.summary).toMatch(/\| github-pat \|/);
+    const sarif = readFileSync(r.outputs['sarif-path']!, 'utf8');
+    expect(JSON.parse(sarif).runs[0].results).toHaveLength(1);
+    for (const text of [r.stdout, r.stderr, r.summary, sarif, JSON.stringify(r.outputs)])
+      expect(text).not.toContain(leak.secret);
+    // Nothing changed on the host.
+    expect(existsSync(join(target, 'releases', 'rel-9'))).toBe(false);
+    expect(existsSync(join(target, 'current')) ? readlinkSync(join(target, 'current')) : '').toBe(before);
+  }, 120_000);
+
+  test('a failing test command blocks the deploy and shows its last lines', async () => {
+    const r = runAction('main', {
+      ...inputs(await makeRelease('v10'), 'rel-10'),
+      'test-command': 'echo "3 tests, 1 failure: cart total"; exit 1'
+    });
+    expect(r.code).toBe(1);
+    expect(r.outputs.status).toBe('blocked');
+    expect(r.stdout).toMatch(
+      /::error::the test command failed \(exit 1\)[^\n]*%0A3 tests, 1 failure: cart total/
+    );
+    expect(existsSync(join(target, 'releases', 'rel-10'))).toBe(false);
   }, 60_000);
 });

@@ -1,6 +1,3292 @@
 /******/ (() => { // webpackBootstrap
 /******/ 	var __webpack_modules__ = ({
 
+/***/ 7712:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const ANY = Symbol('SemVer ANY')
+// hoisted class for cyclic dependency
+class Comparator {
+  static get ANY () {
+    return ANY
+  }
+
+  constructor (comp, options) {
+    options = parseOptions(options)
+
+    if (comp instanceof Comparator) {
+      if (comp.loose === !!options.loose) {
+        return comp
+      } else {
+        comp = comp.value
+      }
+    }
+
+    comp = comp.trim().split(/\s+/).join(' ')
+    debug('comparator', comp, options)
+    this.options = options
+    this.loose = !!options.loose
+    this.parse(comp)
+
+    if (this.semver === ANY) {
+      this.value = ''
+    } else {
+      this.value = this.operator + this.semver.version
+    }
+
+    debug('comp', this)
+  }
+
+  parse (comp) {
+    const r = this.options.loose ? re[t.COMPARATORLOOSE] : re[t.COMPARATOR]
+    const m = comp.match(r)
+
+    if (!m) {
+      throw new TypeError(`Invalid comparator: ${comp}`)
+    }
+
+    this.operator = m[1] !== undefined ? m[1] : ''
+    if (this.operator === '=') {
+      this.operator = ''
+    }
+
+    // if it literally is just '>' or '' then allow anything.
+    if (!m[2]) {
+      this.semver = ANY
+    } else {
+      this.semver = new SemVer(m[2], this.options.loose)
+    }
+  }
+
+  toString () {
+    return this.value
+  }
+
+  test (version) {
+    debug('Comparator.test', version, this.options.loose)
+
+    if (this.semver === ANY || version === ANY) {
+      return true
+    }
+
+    if (typeof version === 'string') {
+      try {
+        version = new SemVer(version, this.options)
+      } catch (er) {
+        return false
+      }
+    }
+
+    return cmp(version, this.operator, this.semver, this.options)
+  }
+
+  intersects (comp, options) {
+    if (!(comp instanceof Comparator)) {
+      throw new TypeError('a Comparator is required')
+    }
+
+    if (this.operator === '') {
+      if (this.value === '') {
+        return true
+      }
+      return new Range(comp.value, options).test(this.value)
+    } else if (comp.operator === '') {
+      if (comp.value === '') {
+        return true
+      }
+      return new Range(this.value, options).test(comp.semver)
+    }
+
+    options = parseOptions(options)
+
+    // Special cases where nothing can possibly be lower
+    if (options.includePrerelease &&
+      (this.value === '<0.0.0-0' || comp.value === '<0.0.0-0')) {
+      return false
+    }
+    if (!options.includePrerelease &&
+      (this.value.startsWith('<0.0.0') || comp.value.startsWith('<0.0.0'))) {
+      return false
+    }
+
+    // Same direction increasing (> or >=)
+    if (this.operator.startsWith('>') && comp.operator.startsWith('>')) {
+      return true
+    }
+    // Same direction decreasing (< or <=)
+    if (this.operator.startsWith('<') && comp.operator.startsWith('<')) {
+      return true
+    }
+    // same SemVer and both sides are inclusive (<= or >=)
+    if (
+      (this.semver.version === comp.semver.version) &&
+      this.operator.includes('=') && comp.operator.includes('=')) {
+      return true
+    }
+    // opposite directions less than
+    if (cmp(this.semver, '<', comp.semver, options) &&
+      this.operator.startsWith('>') && comp.operator.startsWith('<')) {
+      return true
+    }
+    // opposite directions greater than
+    if (cmp(this.semver, '>', comp.semver, options) &&
+      this.operator.startsWith('<') && comp.operator.startsWith('>')) {
+      return true
+    }
+    return false
+  }
+}
+
+module.exports = Comparator
+
+const parseOptions = __nccwpck_require__(5131)
+const { safeRe: re, t } = __nccwpck_require__(6102)
+const cmp = __nccwpck_require__(9647)
+const debug = __nccwpck_require__(1736)
+const SemVer = __nccwpck_require__(6644)
+const Range = __nccwpck_require__(4535)
+
+
+/***/ }),
+
+/***/ 4535:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const SPACE_CHARACTERS = /\s+/g
+
+// hoisted class for cyclic dependency
+class Range {
+  constructor (range, options) {
+    options = parseOptions(options)
+
+    if (range instanceof Range) {
+      if (
+        range.loose === !!options.loose &&
+        range.includePrerelease === !!options.includePrerelease
+      ) {
+        return range
+      } else {
+        return new Range(range.raw, options)
+      }
+    }
+
+    if (range instanceof Comparator) {
+      // just put it in the set and return
+      this.raw = range.value
+      this.set = [[range]]
+      this.formatted = undefined
+      return this
+    }
+
+    this.options = options
+    this.loose = !!options.loose
+    this.includePrerelease = !!options.includePrerelease
+
+    // First reduce all whitespace as much as possible so we do not have to rely
+    // on potentially slow regexes like \s*. This is then stored and used for
+    // future error messages as well.
+    this.raw = range.trim().replace(SPACE_CHARACTERS, ' ')
+
+    // First, split on ||
+    this.set = this.raw
+      .split('||')
+      // map the range to a 2d array of comparators
+      .map(r => this.parseRange(r.trim()))
+      // throw out any comparator lists that are empty
+      // this generally means that it was not a valid range, which is allowed
+      // in loose mode, but will still throw if the WHOLE range is invalid.
+      .filter(c => c.length)
+
+    if (!this.set.length) {
+      throw new TypeError(`Invalid SemVer Range: ${this.raw}`)
+    }
+
+    // if we have any that are not the null set, throw out null sets.
+    if (this.set.length > 1) {
+      // keep the first one, in case they're all null sets
+      const first = this.set[0]
+      this.set = this.set.filter(c => !isNullSet(c[0]))
+      if (this.set.length === 0) {
+        this.set = [first]
+      } else if (this.set.length > 1) {
+        // if we have any that are *, then the range is just *
+        for (const c of this.set) {
+          if (c.length === 1 && isAny(c[0])) {
+            this.set = [c]
+            break
+          }
+        }
+      }
+    }
+
+    this.formatted = undefined
+  }
+
+  get range () {
+    if (this.formatted === undefined) {
+      this.formatted = ''
+      for (let i = 0; i < this.set.length; i++) {
+        if (i > 0) {
+          this.formatted += '||'
+        }
+        const comps = this.set[i]
+        for (let k = 0; k < comps.length; k++) {
+          if (k > 0) {
+            this.formatted += ' '
+          }
+          this.formatted += comps[k].toString().trim()
+        }
+      }
+    }
+    return this.formatted
+  }
+
+  format () {
+    return this.range
+  }
+
+  toString () {
+    return this.range
+  }
+
+  parseRange (range) {
+    // strip build metadata so it can't bleed into the version
+    range = range.replace(BUILDSTRIPRE, '')
+
+    // memoize range parsing for performance.
+    // this is a very hot path, and fully deterministic.
+    const memoOpts =
+      (this.options.includePrerelease && FLAG_INCLUDE_PRERELEASE) |
+      (this.options.loose && FLAG_LOOSE)
+    const memoKey = memoOpts + ':' + range
+    const cached = cache.get(memoKey)
+    if (cached) {
+      return cached
+    }
+
+    const loose = this.options.loose
+    // `1.2.3 - 1.2.4` => `>=1.2.3 <=1.2.4`
+    const hr = loose ? re[t.HYPHENRANGELOOSE] : re[t.HYPHENRANGE]
+    range = range.replace(hr, hyphenReplace(this.options.includePrerelease))
+    debug('hyphen replace', range)
+
+    // `> 1.2.3 < 1.2.5` => `>1.2.3 <1.2.5`
+    range = trimComparatorWhitespace(range)
+    debug('comparator trim', range)
+
+    // `~ 1.2.3` => `~1.2.3`
+    range = range.replace(re[t.TILDETRIM], tildeTrimReplace)
+    debug('tilde trim', range)
+
+    // `^ 1.2.3` => `^1.2.3`
+    range = range.replace(re[t.CARETTRIM], caretTrimReplace)
+    debug('caret trim', range)
+
+    // At this point, the range is completely trimmed and
+    // ready to be split into comparators.
+
+    let rangeList = range
+      .split(' ')
+      .map(comp => parseComparator(comp, this.options))
+      .join(' ')
+      .split(/\s+/)
+      // >=0.0.0 is equivalent to *
+      .map(comp => replaceGTE0(comp, this.options))
+
+    if (loose) {
+      // in loose mode, throw out any that are not valid comparators
+      rangeList = rangeList.filter(comp => {
+        debug('loose invalid filter', comp, this.options)
+        return !!comp.match(re[t.COMPARATORLOOSE])
+      })
+    }
+    debug('range list', rangeList)
+
+    // if any comparators are the null set, then replace with JUST null set
+    // if more than one comparator, remove any * comparators
+    // also, don't include the same comparator more than once
+    const rangeMap = new Map()
+    const comparators = rangeList.map(comp => new Comparator(comp, this.options))
+    for (const comp of comparators) {
+      if (isNullSet(comp)) {
+        return [comp]
+      }
+      rangeMap.set(comp.value, comp)
+    }
+    if (rangeMap.size > 1 && rangeMap.has('')) {
+      rangeMap.delete('')
+    }
+
+    const result = [...rangeMap.values()]
+    cache.set(memoKey, result)
+    return result
+  }
+
+  intersects (range, options) {
+    if (!(range instanceof Range)) {
+      throw new TypeError('a Range is required')
+    }
+
+    return this.set.some((thisComparators) => {
+      return (
+        isSatisfiable(thisComparators, options) &&
+        range.set.some((rangeComparators) => {
+          return (
+            isSatisfiable(rangeComparators, options) &&
+            thisComparators.every((thisComparator) => {
+              return rangeComparators.every((rangeComparator) => {
+                return thisComparator.intersects(rangeComparator, options)
+              })
+            })
+          )
+        })
+      )
+    })
+  }
+
+  // if ANY of the sets match ALL of its comparators, then pass
+  test (version) {
+    if (!version) {
+      return false
+    }
+
+    if (typeof version === 'string') {
+      try {
+        version = new SemVer(version, this.options)
+      } catch (er) {
+        return false
+      }
+    }
+
+    for (let i = 0; i < this.set.length; i++) {
+      if (testSet(this.set[i], version, this.options)) {
+        return true
+      }
+    }
+    return false
+  }
+}
+
+module.exports = Range
+
+const LRU = __nccwpck_require__(1018)
+const cache = new LRU()
+
+const parseOptions = __nccwpck_require__(5131)
+const Comparator = __nccwpck_require__(7712)
+const debug = __nccwpck_require__(1736)
+const SemVer = __nccwpck_require__(6644)
+const trimComparatorWhitespace = __nccwpck_require__(3316)
+const {
+  safeRe: re,
+  src,
+  t,
+  tildeTrimReplace,
+  caretTrimReplace,
+} = __nccwpck_require__(6102)
+const { FLAG_INCLUDE_PRERELEASE, FLAG_LOOSE } = __nccwpck_require__(9962)
+
+// unbounded global build-metadata stripper used by parseRange
+const BUILDSTRIPRE = new RegExp(src[t.BUILD], 'g')
+
+const isNullSet = c => c.value === '<0.0.0-0'
+const isAny = c => c.value === ''
+
+// take a set of comparators and determine whether there
+// exists a version which can satisfy it
+const isSatisfiable = (comparators, options) => {
+  let result = true
+  const remainingComparators = comparators.slice()
+  let testComparator = remainingComparators.pop()
+
+  while (result && remainingComparators.length) {
+    result = remainingComparators.every((otherComparator) => {
+      return testComparator.intersects(otherComparator, options)
+    })
+
+    testComparator = remainingComparators.pop()
+  }
+
+  return result
+}
+
+// comprised of xranges, tildes, stars, and gtlt's at this point.
+// already replaced the hyphen ranges
+// turn into a set of JUST comparators.
+const parseComparator = (comp, options) => {
+  comp = comp.replace(re[t.BUILD], '')
+  debug('comp', comp, options)
+  comp = replaceCarets(comp, options)
+  debug('caret', comp)
+  comp = replaceTildes(comp, options)
+  debug('tildes', comp)
+  comp = replaceXRanges(comp, options)
+  debug('xrange', comp)
+  comp = replaceStars(comp, options)
+  debug('stars', comp)
+  return comp
+}
+
+const isX = id => !id || id.toLowerCase() === 'x' || id === '*'
+
+const invalidXRangeOrder = (M, m, p) => (
+  (isX(M) && !isX(m)) ||
+  (isX(m) && p && !isX(p))
+)
+
+// ~, ~> --> * (any, kinda silly)
+// ~2, ~2.x, ~2.x.x, ~>2, ~>2.x ~>2.x.x --> >=2.0.0 <3.0.0-0
+// ~2.0, ~2.0.x, ~>2.0, ~>2.0.x --> >=2.0.0 <2.1.0-0
+// ~1.2, ~1.2.x, ~>1.2, ~>1.2.x --> >=1.2.0 <1.3.0-0
+// ~1.2.3, ~>1.2.3 --> >=1.2.3 <1.3.0-0
+// ~1.2.0, ~>1.2.0 --> >=1.2.0 <1.3.0-0
+// ~0.0.1 --> >=0.0.1 <0.1.0-0
+const replaceTildes = (comp, options) => {
+  return comp
+    .trim()
+    .split(/\s+/)
+    .map((c) => replaceTilde(c, options))
+    .join(' ')
+}
+
+const replaceTilde = (comp, options) => {
+  const r = options.loose ? re[t.TILDELOOSE] : re[t.TILDE]
+  // if we're including prereleases in the match, then the lower bound is
+  // -0, the lowest possible prerelease value, just like x-ranges and carets.
+  // this keeps `~1.2` equivalent to the `1.2.x` x-range it's documented as.
+  const z = options.includePrerelease ? '-0' : ''
+  return comp.replace(r, (_, M, m, p, pr) => {
+    debug('tilde', comp, _, M, m, p, pr)
+    let ret
+
+    if (isX(M)) {
+      ret = ''
+    } else if (isX(m)) {
+      ret = `>=${M}.0.0${z} <${+M + 1}.0.0-0`
+    } else if (isX(p)) {
+      // ~1.2 == >=1.2.0 <1.3.0-0
+      ret = `>=${M}.${m}.0${z} <${M}.${+m + 1}.0-0`
+    } else if (pr) {
+      debug('replaceTilde pr', pr)
+      ret = `>=${M}.${m}.${p}-${pr
+      } <${M}.${+m + 1}.0-0`
+    } else {
+      // ~1.2.3 == >=1.2.3 <1.3.0-0
+      ret = `>=${M}.${m}.${p
+      } <${M}.${+m + 1}.0-0`
+    }
+
+    debug('tilde return', ret)
+    return ret
+  })
+}
+
+// ^ --> * (any, kinda silly)
+// ^2, ^2.x, ^2.x.x --> >=2.0.0 <3.0.0-0
+// ^2.0, ^2.0.x --> >=2.0.0 <3.0.0-0
+// ^1.2, ^1.2.x --> >=1.2.0 <2.0.0-0
+// ^1.2.3 --> >=1.2.3 <2.0.0-0
+// ^1.2.0 --> >=1.2.0 <2.0.0-0
+// ^0.0.1 --> >=0.0.1 <0.0.2-0
+// ^0.1.0 --> >=0.1.0 <0.2.0-0
+const replaceCarets = (comp, options) => {
+  return comp
+    .trim()
+    .split(/\s+/)
+    .map((c) => replaceCaret(c, options))
+    .join(' ')
+}
+
+const replaceCaret = (comp, options) => {
+  debug('caret', comp, options)
+  const r = options.loose ? re[t.CARETLOOSE] : re[t.CARET]
+  const z = options.includePrerelease ? '-0' : ''
+  return comp.replace(r, (_, M, m, p, pr) => {
+    debug('caret', comp, _, M, m, p, pr)
+    let ret
+
+    if (isX(M)) {
+      ret = ''
+    } else if (isX(m)) {
+      ret = `>=${M}.0.0${z} <${+M + 1}.0.0-0`
+    } else if (isX(p)) {
+      if (M === '0') {
+        ret = `>=${M}.${m}.0${z} <${M}.${+m + 1}.0-0`
+      } else {
+        ret = `>=${M}.${m}.0${z} <${+M + 1}.0.0-0`
+      }
+    } else if (pr) {
+      debug('replaceCaret pr', pr)
+      if (M === '0') {
+        if (m === '0') {
+          ret = `>=${M}.${m}.${p}-${pr
+          } <${M}.${m}.${+p + 1}-0`
+        } else {
+          ret = `>=${M}.${m}.${p}-${pr
+          } <${M}.${+m + 1}.0-0`
+        }
+      } else {
+        ret = `>=${M}.${m}.${p}-${pr
+        } <${+M + 1}.0.0-0`
+      }
+    } else {
+      debug('no pr')
+      if (M === '0') {
+        if (m === '0') {
+          ret = `>=${M}.${m}.${p
+          } <${M}.${m}.${+p + 1}-0`
+        } else {
+          ret = `>=${M}.${m}.${p
+          } <${M}.${+m + 1}.0-0`
+        }
+      } else {
+        ret = `>=${M}.${m}.${p
+        } <${+M + 1}.0.0-0`
+      }
+    }
+
+    debug('caret return', ret)
+    return ret
+  })
+}
+
+const replaceXRanges = (comp, options) => {
+  debug('replaceXRanges', comp, options)
+  return comp
+    .split(/\s+/)
+    .map((c) => replaceXRange(c, options))
+    .join(' ')
+}
+
+const replaceXRange = (comp, options) => {
+  comp = comp.trim()
+  const r = options.loose ? re[t.XRANGELOOSE] : re[t.XRANGE]
+  return comp.replace(r, (ret, gtlt, M, m, p, pr) => {
+    debug('xRange', comp, ret, gtlt, M, m, p, pr)
+    if (invalidXRangeOrder(M, m, p)) {
+      return comp
+    }
+
+    const xM = isX(M)
+    const xm = xM || isX(m)
+    const xp = xm || isX(p)
+    const anyX = xp
+
+    if (gtlt === '=' && anyX) {
+      gtlt = ''
+    }
+
+    // if we're including prereleases in the match, then we need
+    // to fix this to -0, the lowest possible prerelease value
+    pr = options.includePrerelease ? '-0' : ''
+
+    if (xM) {
+      if (gtlt === '>' || gtlt === '<') {
+        // nothing is allowed
+        ret = '<0.0.0-0'
+      } else {
+        // nothing is forbidden
+        ret = '*'
+      }
+    } else if (gtlt && anyX) {
+      // we know patch is an x, because we have any x at all.
+      // replace X with 0
+      if (xm) {
+        m = 0
+      }
+      p = 0
+
+      if (gtlt === '>') {
+        // >1 => >=2.0.0
+        // >1.2 => >=1.3.0
+        gtlt = '>='
+        if (xm) {
+          M = +M + 1
+          m = 0
+          p = 0
+        } else {
+          m = +m + 1
+          p = 0
+        }
+      } else if (gtlt === '<=') {
+        // <=0.7.x is actually <0.8.0, since any 0.7.x should
+        // pass.  Similarly, <=7.x is actually <8.0.0, etc.
+        gtlt = '<'
+        if (xm) {
+          M = +M + 1
+        } else {
+          m = +m + 1
+        }
+      }
+
+      if (gtlt === '<') {
+        pr = '-0'
+      }
+
+      ret = `${gtlt + M}.${m}.${p}${pr}`
+    } else if (xm) {
+      ret = `>=${M}.0.0${pr} <${+M + 1}.0.0-0`
+    } else if (xp) {
+      ret = `>=${M}.${m}.0${pr
+      } <${M}.${+m + 1}.0-0`
+    }
+
+    debug('xRange return', ret)
+
+    return ret
+  })
+}
+
+// Because * is AND-ed with everything else in the comparator,
+// and '' means "any version", just remove the *s entirely.
+const replaceStars = (comp, options) => {
+  debug('replaceStars', comp, options)
+  // Looseness is ignored here.  star is always as loose as it gets!
+  return comp
+    .trim()
+    .replace(re[t.STAR], '')
+}
+
+const replaceGTE0 = (comp, options) => {
+  debug('replaceGTE0', comp, options)
+  return comp
+    .trim()
+    .replace(re[options.includePrerelease ? t.GTE0PRE : t.GTE0], '')
+}
+
+// This function is passed to string.replace(re[t.HYPHENRANGE])
+// M, m, patch, prerelease, build
+// 1.2 - 3.4.5 => >=1.2.0 <=3.4.5
+// 1.2.3 - 3.4 => >=1.2.0 <3.5.0-0 Any 3.4.x will do
+// 1.2 - 3.4 => >=1.2.0 <3.5.0-0
+// TODO build?
+const hyphenReplace = incPr => ($0,
+  from, fM, fm, fp, fpr, fb,
+  to, tM, tm, tp, tpr) => {
+  if (isX(fM)) {
+    from = ''
+  } else if (isX(fm)) {
+    from = `>=${fM}.0.0${incPr ? '-0' : ''}`
+  } else if (isX(fp)) {
+    from = `>=${fM}.${fm}.0${incPr ? '-0' : ''}`
+  } else if (fpr) {
+    from = `>=${from}`
+  } else {
+    from = `>=${from}${incPr ? '-0' : ''}`
+  }
+
+  if (isX(tM)) {
+    to = ''
+  } else if (isX(tm)) {
+    to = `<${+tM + 1}.0.0-0`
+  } else if (isX(tp)) {
+    to = `<${tM}.${+tm + 1}.0-0`
+  } else if (tpr) {
+    to = `<=${tM}.${tm}.${tp}-${tpr}`
+  } else if (incPr) {
+    to = `<${tM}.${tm}.${+tp + 1}-0`
+  } else {
+    to = `<=${to}`
+  }
+
+  return `${from} ${to}`.trim()
+}
+
+const testSet = (set, version, options) => {
+  for (let i = 0; i < set.length; i++) {
+    if (!set[i].test(version)) {
+      return false
+    }
+  }
+
+  if (version.prerelease.length && !options.includePrerelease) {
+    // Find the set of versions that are allowed to have prereleases
+    // For example, ^1.2.3-pr.1 desugars to >=1.2.3-pr.1 <2.0.0
+    // That should allow `1.2.3-pr.2` to pass.
+    // However, `1.2.4-alpha.notready` should NOT be allowed,
+    // even though it's within the range set by the comparators.
+    for (let i = 0; i < set.length; i++) {
+      debug(set[i].semver)
+      if (set[i].semver === Comparator.ANY) {
+        continue
+      }
+
+      if (set[i].semver.prerelease.length > 0) {
+        const allowed = set[i].semver
+        if (allowed.major === version.major &&
+            allowed.minor === version.minor &&
+            allowed.patch === version.patch) {
+          return true
+        }
+      }
+    }
+
+    // Version has a -pre, but it's not one of the ones we like.
+    return false
+  }
+
+  return true
+}
+
+
+/***/ }),
+
+/***/ 6644:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const debug = __nccwpck_require__(1736)
+const { MAX_LENGTH, MAX_SAFE_INTEGER } = __nccwpck_require__(9962)
+const { safeRe: re, t } = __nccwpck_require__(6102)
+
+const parseOptions = __nccwpck_require__(5131)
+const { compareIdentifiers } = __nccwpck_require__(3411)
+
+const isPrereleaseIdentifier = (prerelease, identifier) => {
+  const identifiers = identifier.split('.')
+  if (identifiers.length > prerelease.length) {
+    return false
+  }
+
+  for (let i = 0; i < identifiers.length; i++) {
+    if (compareIdentifiers(prerelease[i], identifiers[i]) !== 0) {
+      return false
+    }
+  }
+
+  return true
+}
+
+class SemVer {
+  constructor (version, options) {
+    options = parseOptions(options)
+
+    if (version instanceof SemVer) {
+      if (version.loose === !!options.loose &&
+        version.includePrerelease === !!options.includePrerelease) {
+        return version
+      } else {
+        version = version.version
+      }
+    } else if (typeof version !== 'string') {
+      throw new TypeError(`Invalid version. Must be a string. Got type "${typeof version}".`)
+    }
+
+    if (version.length > MAX_LENGTH) {
+      throw new TypeError(
+        `version is longer than ${MAX_LENGTH} characters`
+      )
+    }
+
+    debug('SemVer', version, options)
+    this.options = options
+    this.loose = !!options.loose
+    // this isn't actually relevant for versions, but keep it so that we
+    // don't run into trouble passing this.options around.
+    this.includePrerelease = !!options.includePrerelease
+
+    const m = version.trim().match(options.loose ? re[t.LOOSE] : re[t.FULL])
+
+    if (!m) {
+      throw new TypeError(`Invalid Version: ${version}`)
+    }
+
+    this.raw = version
+
+    // these are actually numbers
+    this.major = +m[1]
+    this.minor = +m[2]
+    this.patch = +m[3]
+
+    if (this.major > MAX_SAFE_INTEGER || this.major < 0) {
+      throw new TypeError('Invalid major version')
+    }
+
+    if (this.minor > MAX_SAFE_INTEGER || this.minor < 0) {
+      throw new TypeError('Invalid minor version')
+    }
+
+    if (this.patch > MAX_SAFE_INTEGER || this.patch < 0) {
+      throw new TypeError('Invalid patch version')
+    }
+
+    // numberify any prerelease numeric ids
+    if (!m[4]) {
+      this.prerelease = []
+    } else {
+      this.prerelease = m[4].split('.').map((id) => {
+        if (/^[0-9]+$/.test(id)) {
+          const num = +id
+          if (num >= 0 && num < MAX_SAFE_INTEGER) {
+            return num
+          }
+        }
+        return id
+      })
+    }
+
+    this.build = m[5] ? m[5].split('.') : []
+    this.format()
+  }
+
+  format () {
+    this.version = `${this.major}.${this.minor}.${this.patch}`
+    if (this.prerelease.length) {
+      this.version += `-${this.prerelease.join('.')}`
+    }
+    return this.version
+  }
+
+  toString () {
+    return this.version
+  }
+
+  compare (other) {
+    debug('SemVer.compare', this.version, this.options, other)
+    if (!(other instanceof SemVer)) {
+      if (typeof other === 'string' && other === this.version) {
+        return 0
+      }
+      other = new SemVer(other, this.options)
+    }
+
+    if (other.version === this.version) {
+      return 0
+    }
+
+    return this.compareMain(other) || this.comparePre(other)
+  }
+
+  compareMain (other) {
+    if (!(other instanceof SemVer)) {
+      other = new SemVer(other, this.options)
+    }
+
+    if (this.major < other.major) {
+      return -1
+    }
+    if (this.major > other.major) {
+      return 1
+    }
+    if (this.minor < other.minor) {
+      return -1
+    }
+    if (this.minor > other.minor) {
+      return 1
+    }
+    if (this.patch < other.patch) {
+      return -1
+    }
+    if (this.patch > other.patch) {
+      return 1
+    }
+    return 0
+  }
+
+  comparePre (other) {
+    if (!(other instanceof SemVer)) {
+      other = new SemVer(other, this.options)
+    }
+
+    // NOT having a prerelease is > having one
+    if (this.prerelease.length && !other.prerelease.length) {
+      return -1
+    } else if (!this.prerelease.length && other.prerelease.length) {
+      return 1
+    } else if (!this.prerelease.length && !other.prerelease.length) {
+      return 0
+    }
+
+    let i = 0
+    do {
+      const a = this.prerelease[i]
+      const b = other.prerelease[i]
+      debug('prerelease compare', i, a, b)
+      if (a === undefined && b === undefined) {
+        return 0
+      } else if (b === undefined) {
+        return 1
+      } else if (a === undefined) {
+        return -1
+      } else if (a === b) {
+        continue
+      } else {
+        return compareIdentifiers(a, b)
+      }
+    } while (++i)
+  }
+
+  compareBuild (other) {
+    if (!(other instanceof SemVer)) {
+      other = new SemVer(other, this.options)
+    }
+
+    let i = 0
+    do {
+      const a = this.build[i]
+      const b = other.build[i]
+      debug('build compare', i, a, b)
+      if (a === undefined && b === undefined) {
+        return 0
+      } else if (b === undefined) {
+        return 1
+      } else if (a === undefined) {
+        return -1
+      } else if (a === b) {
+        continue
+      } else {
+        return compareIdentifiers(a, b)
+      }
+    } while (++i)
+  }
+
+  // preminor will bump the version up to the next minor release, and immediately
+  // down to pre-release. premajor and prepatch work the same way.
+  inc (release, identifier, identifierBase) {
+    if (release.startsWith('pre')) {
+      if (!identifier && identifierBase === false) {
+        throw new Error('invalid increment argument: identifier is empty')
+      }
+      // Avoid an invalid semver results
+      if (identifier) {
+        const match = `-${identifier}`.match(this.options.loose ? re[t.PRERELEASELOOSE] : re[t.PRERELEASE])
+        if (!match || match[1] !== identifier) {
+          throw new Error(`invalid identifier: ${identifier}`)
+        }
+      }
+    }
+
+    switch (release) {
+      case 'premajor':
+        this.prerelease.length = 0
+        this.patch = 0
+        this.minor = 0
+        this.major++
+        this.inc('pre', identifier, identifierBase)
+        break
+      case 'preminor':
+        this.prerelease.length = 0
+        this.patch = 0
+        this.minor++
+        this.inc('pre', identifier, identifierBase)
+        break
+      case 'prepatch':
+        // If this is already a prerelease, it will bump to the next version
+        // drop any prereleases that might already exist, since they are not
+        // relevant at this point.
+        this.prerelease.length = 0
+        this.inc('patch', identifier, identifierBase)
+        this.inc('pre', identifier, identifierBase)
+        break
+      // If the input is a non-prerelease version, this acts the same as
+      // prepatch.
+      case 'prerelease':
+        if (this.prerelease.length === 0) {
+          this.inc('patch', identifier, identifierBase)
+        }
+        this.inc('pre', identifier, identifierBase)
+        break
+      case 'release':
+        if (this.prerelease.length === 0) {
+          throw new Error(`version ${this.raw} is not a prerelease`)
+        }
+        this.prerelease.length = 0
+        break
+
+      case 'major':
+        // If this is a pre-major version, bump up to the same major version.
+        // Otherwise increment major.
+        // 1.0.0-5 bumps to 1.0.0
+        // 1.1.0 bumps to 2.0.0
+        if (
+          this.minor !== 0 ||
+          this.patch !== 0 ||
+          this.prerelease.length === 0
+        ) {
+          this.major++
+        }
+        this.minor = 0
+        this.patch = 0
+        this.prerelease = []
+        break
+      case 'minor':
+        // If this is a pre-minor version, bump up to the same minor version.
+        // Otherwise increment minor.
+        // 1.2.0-5 bumps to 1.2.0
+        // 1.2.1 bumps to 1.3.0
+        if (this.patch !== 0 || this.prerelease.length === 0) {
+          this.minor++
+        }
+        this.patch = 0
+        this.prerelease = []
+        break
+      case 'patch':
+        // If this is not a pre-release version, it will increment the patch.
+        // If it is a pre-release it will bump up to the same patch version.
+        // 1.2.0-5 patches to 1.2.0
+        // 1.2.0 patches to 1.2.1
+        if (this.prerelease.length === 0) {
+          this.patch++
+        }
+        this.prerelease = []
+        break
+      // This probably shouldn't be used publicly.
+      // 1.0.0 'pre' would become 1.0.0-0 which is the wrong direction.
+      case 'pre': {
+        const base = Number(identifierBase) ? 1 : 0
+
+        if (this.prerelease.length === 0) {
+          this.prerelease = [base]
+        } else {
+          let i = this.prerelease.length
+          while (--i >= 0) {
+            if (typeof this.prerelease[i] === 'number') {
+              this.prerelease[i]++
+              i = -2
+            }
+          }
+          if (i === -1) {
+            // didn't increment anything
+            if (identifier === this.prerelease.join('.') && identifierBase === false) {
+              throw new Error('invalid increment argument: identifier already exists')
+            }
+            this.prerelease.push(base)
+          }
+        }
+        if (identifier) {
+          // 1.2.0-beta.1 bumps to 1.2.0-beta.2,
+          // 1.2.0-beta.fooblz or 1.2.0-beta bumps to 1.2.0-beta.0
+          let prerelease = [identifier, base]
+          if (identifierBase === false) {
+            prerelease = [identifier]
+          }
+          if (isPrereleaseIdentifier(this.prerelease, identifier)) {
+            const prereleaseBase = this.prerelease[identifier.split('.').length]
+            if (isNaN(prereleaseBase)) {
+              this.prerelease = prerelease
+            }
+          } else {
+            this.prerelease = prerelease
+          }
+        }
+        break
+      }
+      default:
+        throw new Error(`invalid increment argument: ${release}`)
+    }
+    this.raw = this.format()
+    if (this.build.length) {
+      this.raw += `+${this.build.join('.')}`
+    }
+    return this
+  }
+}
+
+module.exports = SemVer
+
+
+/***/ }),
+
+/***/ 3590:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const parse = __nccwpck_require__(2080)
+const clean = (version, options) => {
+  const s = parse(version.trim().replace(/^[=v]+/, ''), options)
+  return s ? s.version : null
+}
+module.exports = clean
+
+
+/***/ }),
+
+/***/ 9647:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const eq = __nccwpck_require__(273)
+const neq = __nccwpck_require__(2991)
+const gt = __nccwpck_require__(3740)
+const gte = __nccwpck_require__(8678)
+const lt = __nccwpck_require__(2115)
+const lte = __nccwpck_require__(9824)
+
+const cmp = (a, op, b, loose) => {
+  switch (op) {
+    case '===':
+      if (typeof a === 'object') {
+        a = a.version
+      }
+      if (typeof b === 'object') {
+        b = b.version
+      }
+      return a === b
+
+    case '!==':
+      if (typeof a === 'object') {
+        a = a.version
+      }
+      if (typeof b === 'object') {
+        b = b.version
+      }
+      return a !== b
+
+    case '':
+    case '=':
+    case '==':
+      return eq(a, b, loose)
+
+    case '!=':
+      return neq(a, b, loose)
+
+    case '>':
+      return gt(a, b, loose)
+
+    case '>=':
+      return gte(a, b, loose)
+
+    case '<':
+      return lt(a, b, loose)
+
+    case '<=':
+      return lte(a, b, loose)
+
+    default:
+      throw new TypeError(`Invalid operator: ${op}`)
+  }
+}
+module.exports = cmp
+
+
+/***/ }),
+
+/***/ 6141:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const SemVer = __nccwpck_require__(6644)
+const parse = __nccwpck_require__(2080)
+const { safeRe: re, t } = __nccwpck_require__(6102)
+
+const coerce = (version, options) => {
+  if (version instanceof SemVer) {
+    return version
+  }
+
+  if (typeof version === 'number') {
+    version = String(version)
+  }
+
+  if (typeof version !== 'string') {
+    return null
+  }
+
+  options = options || {}
+
+  let match = null
+  if (!options.rtl) {
+    match = version.match(options.includePrerelease ? re[t.COERCEFULL] : re[t.COERCE])
+  } else {
+    // Find the right-most coercible string that does not share
+    // a terminus with a more left-ward coercible string.
+    // Eg, '1.2.3.4' wants to coerce '2.3.4', not '3.4' or '4'
+    // With includePrerelease option set, '1.2.3.4-rc' wants to coerce '2.3.4-rc', not '2.3.4'
+    //
+    // Walk through the string checking with a /g regexp
+    // Manually set the index so as to pick up overlapping matches.
+    // Stop when we get a match that ends at the string end, since no
+    // coercible string can be more right-ward without the same terminus.
+    const coerceRtlRegex = options.includePrerelease ? re[t.COERCERTLFULL] : re[t.COERCERTL]
+    let next
+    while ((next = coerceRtlRegex.exec(version)) &&
+        (!match || match.index + match[0].length !== version.length)
+    ) {
+      if (!match ||
+            next.index + next[0].length !== match.index + match[0].length) {
+        match = next
+      }
+      coerceRtlRegex.lastIndex = next.index + next[1].length + next[2].length
+    }
+    // leave it in a clean state
+    coerceRtlRegex.lastIndex = -1
+  }
+
+  if (match === null) {
+    return null
+  }
+
+  const major = match[2]
+  const minor = match[3] || '0'
+  const patch = match[4] || '0'
+  const prerelease = options.includePrerelease && match[5] ? `-${match[5]}` : ''
+  const build = options.includePrerelease && match[6] ? `+${match[6]}` : ''
+
+  return parse(`${major}.${minor}.${patch}${prerelease}${build}`, options)
+}
+module.exports = coerce
+
+
+/***/ }),
+
+/***/ 2237:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const SemVer = __nccwpck_require__(6644)
+const compareBuild = (a, b, loose) => {
+  const versionA = new SemVer(a, loose)
+  const versionB = new SemVer(b, loose)
+  return versionA.compare(versionB) || versionA.compareBuild(versionB)
+}
+module.exports = compareBuild
+
+
+/***/ }),
+
+/***/ 9539:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const compare = __nccwpck_require__(1136)
+const compareLoose = (a, b) => compare(a, b, true)
+module.exports = compareLoose
+
+
+/***/ }),
+
+/***/ 1136:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const SemVer = __nccwpck_require__(6644)
+const compare = (a, b, loose) =>
+  new SemVer(a, loose).compare(new SemVer(b, loose))
+
+module.exports = compare
+
+
+/***/ }),
+
+/***/ 3496:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const parse = __nccwpck_require__(2080)
+
+const diff = (version1, version2) => {
+  const v1 = parse(version1, null, true)
+  const v2 = parse(version2, null, true)
+  const comparison = v1.compare(v2)
+
+  if (comparison === 0) {
+    return null
+  }
+
+  const v1Higher = comparison > 0
+  const highVersion = v1Higher ? v1 : v2
+  const lowVersion = v1Higher ? v2 : v1
+  const highHasPre = !!highVersion.prerelease.length
+  const lowHasPre = !!lowVersion.prerelease.length
+
+  if (lowHasPre && !highHasPre) {
+    // Going from prerelease -> no prerelease requires some special casing
+
+    // If the low version has only a major, then it will always be a major
+    // Some examples:
+    // 1.0.0-1 -> 1.0.0
+    // 1.0.0-1 -> 1.1.1
+    // 1.0.0-1 -> 2.0.0
+    if (!lowVersion.patch && !lowVersion.minor) {
+      return 'major'
+    }
+
+    // If the main part has no difference
+    if (lowVersion.compareMain(highVersion) === 0) {
+      if (lowVersion.minor && !lowVersion.patch) {
+        return 'minor'
+      }
+      return 'patch'
+    }
+  }
+
+  // add the `pre` prefix if we are going to a prerelease version
+  const prefix = highHasPre ? 'pre' : ''
+
+  if (v1.major !== v2.major) {
+    return prefix + 'major'
+  }
+
+  if (v1.minor !== v2.minor) {
+    return prefix + 'minor'
+  }
+
+  if (v1.patch !== v2.patch) {
+    return prefix + 'patch'
+  }
+
+  // high and low are prereleases
+  return 'prerelease'
+}
+
+module.exports = diff
+
+
+/***/ }),
+
+/***/ 273:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const compare = __nccwpck_require__(1136)
+const eq = (a, b, loose) => compare(a, b, loose) === 0
+module.exports = eq
+
+
+/***/ }),
+
+/***/ 3740:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const compare = __nccwpck_require__(1136)
+const gt = (a, b, loose) => compare(a, b, loose) > 0
+module.exports = gt
+
+
+/***/ }),
+
+/***/ 8678:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const compare = __nccwpck_require__(1136)
+const gte = (a, b, loose) => compare(a, b, loose) >= 0
+module.exports = gte
+
+
+/***/ }),
+
+/***/ 1999:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const SemVer = __nccwpck_require__(6644)
+
+const inc = (version, release, options, identifier, identifierBase) => {
+  if (typeof (options) === 'string') {
+    identifierBase = identifier
+    identifier = options
+    options = undefined
+  }
+
+  try {
+    return new SemVer(
+      version instanceof SemVer ? version.version : version,
+      options
+    ).inc(release, identifier, identifierBase).version
+  } catch (er) {
+    return null
+  }
+}
+module.exports = inc
+
+
+/***/ }),
+
+/***/ 2115:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const compare = __nccwpck_require__(1136)
+const lt = (a, b, loose) => compare(a, b, loose) < 0
+module.exports = lt
+
+
+/***/ }),
+
+/***/ 9824:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const compare = __nccwpck_require__(1136)
+const lte = (a, b, loose) => compare(a, b, loose) <= 0
+module.exports = lte
+
+
+/***/ }),
+
+/***/ 474:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const SemVer = __nccwpck_require__(6644)
+const major = (a, loose) => new SemVer(a, loose).major
+module.exports = major
+
+
+/***/ }),
+
+/***/ 2430:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const SemVer = __nccwpck_require__(6644)
+const minor = (a, loose) => new SemVer(a, loose).minor
+module.exports = minor
+
+
+/***/ }),
+
+/***/ 2991:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const compare = __nccwpck_require__(1136)
+const neq = (a, b, loose) => compare(a, b, loose) !== 0
+module.exports = neq
+
+
+/***/ }),
+
+/***/ 2080:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const SemVer = __nccwpck_require__(6644)
+const parse = (version, options, throwErrors = false) => {
+  if (version instanceof SemVer) {
+    return version
+  }
+  try {
+    return new SemVer(version, options)
+  } catch (er) {
+    if (!throwErrors) {
+      return null
+    }
+    throw er
+  }
+}
+
+module.exports = parse
+
+
+/***/ }),
+
+/***/ 9629:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const SemVer = __nccwpck_require__(6644)
+const patch = (a, loose) => new SemVer(a, loose).patch
+module.exports = patch
+
+
+/***/ }),
+
+/***/ 6593:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const parse = __nccwpck_require__(2080)
+const prerelease = (version, options) => {
+  const parsed = parse(version, options)
+  return (parsed && parsed.prerelease.length) ? parsed.prerelease : null
+}
+module.exports = prerelease
+
+
+/***/ }),
+
+/***/ 4018:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const compare = __nccwpck_require__(1136)
+const rcompare = (a, b, loose) => compare(b, a, loose)
+module.exports = rcompare
+
+
+/***/ }),
+
+/***/ 1749:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const compareBuild = __nccwpck_require__(2237)
+const rsort = (list, loose) => list.sort((a, b) => compareBuild(b, a, loose))
+module.exports = rsort
+
+
+/***/ }),
+
+/***/ 6326:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const Range = __nccwpck_require__(4535)
+const satisfies = (version, range, options) => {
+  try {
+    range = new Range(range, options)
+  } catch (er) {
+    return false
+  }
+  return range.test(version)
+}
+module.exports = satisfies
+
+
+/***/ }),
+
+/***/ 5783:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const compareBuild = __nccwpck_require__(2237)
+const sort = (list, loose) => list.sort((a, b) => compareBuild(a, b, loose))
+module.exports = sort
+
+
+/***/ }),
+
+/***/ 7537:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const parse = __nccwpck_require__(2080)
+const constants = __nccwpck_require__(9962)
+const SemVer = __nccwpck_require__(6644)
+
+const truncate = (version, truncation, options) => {
+  if (!constants.RELEASE_TYPES.includes(truncation)) {
+    return null
+  }
+
+  const clonedVersion = cloneInputVersion(version, options)
+  return clonedVersion && doTruncation(clonedVersion, truncation)
+}
+
+const cloneInputVersion = (version, options) => {
+  const versionStringToParse = (
+    version instanceof SemVer ? version.version : version
+  )
+
+  return parse(versionStringToParse, options)
+}
+
+const doTruncation = (version, truncation) => {
+  if (isPrerelease(truncation)) {
+    return version.version
+  }
+
+  version.prerelease = []
+
+  switch (truncation) {
+    case 'major':
+      version.minor = 0
+      version.patch = 0
+      break
+    case 'minor':
+      version.patch = 0
+      break
+  }
+
+  return version.format()
+}
+
+const isPrerelease = (type) => {
+  return type.startsWith('pre')
+}
+
+module.exports = truncate
+
+
+/***/ }),
+
+/***/ 3769:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const parse = __nccwpck_require__(2080)
+const valid = (version, options) => {
+  const v = parse(version, options)
+  return v ? v.version : null
+}
+module.exports = valid
+
+
+/***/ }),
+
+/***/ 885:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+// just pre-load all the stuff that index.js lazily exports
+const internalRe = __nccwpck_require__(6102)
+const constants = __nccwpck_require__(9962)
+const SemVer = __nccwpck_require__(6644)
+const identifiers = __nccwpck_require__(3411)
+const parse = __nccwpck_require__(2080)
+const valid = __nccwpck_require__(3769)
+const clean = __nccwpck_require__(3590)
+const inc = __nccwpck_require__(1999)
+const diff = __nccwpck_require__(3496)
+const major = __nccwpck_require__(474)
+const minor = __nccwpck_require__(2430)
+const patch = __nccwpck_require__(9629)
+const prerelease = __nccwpck_require__(6593)
+const compare = __nccwpck_require__(1136)
+const rcompare = __nccwpck_require__(4018)
+const compareLoose = __nccwpck_require__(9539)
+const compareBuild = __nccwpck_require__(2237)
+const sort = __nccwpck_require__(5783)
+const rsort = __nccwpck_require__(1749)
+const gt = __nccwpck_require__(3740)
+const lt = __nccwpck_require__(2115)
+const eq = __nccwpck_require__(273)
+const neq = __nccwpck_require__(2991)
+const gte = __nccwpck_require__(8678)
+const lte = __nccwpck_require__(9824)
+const cmp = __nccwpck_require__(9647)
+const coerce = __nccwpck_require__(6141)
+const truncate = __nccwpck_require__(7537)
+const Comparator = __nccwpck_require__(7712)
+const Range = __nccwpck_require__(4535)
+const satisfies = __nccwpck_require__(6326)
+const toComparators = __nccwpck_require__(7583)
+const maxSatisfying = __nccwpck_require__(3036)
+const minSatisfying = __nccwpck_require__(7534)
+const minVersion = __nccwpck_require__(9725)
+const validRange = __nccwpck_require__(9282)
+const outside = __nccwpck_require__(9955)
+const gtr = __nccwpck_require__(2915)
+const ltr = __nccwpck_require__(1102)
+const intersects = __nccwpck_require__(7116)
+const simplifyRange = __nccwpck_require__(6077)
+const subset = __nccwpck_require__(1880)
+module.exports = {
+  parse,
+  valid,
+  clean,
+  inc,
+  diff,
+  major,
+  minor,
+  patch,
+  prerelease,
+  compare,
+  rcompare,
+  compareLoose,
+  compareBuild,
+  sort,
+  rsort,
+  gt,
+  lt,
+  eq,
+  neq,
+  gte,
+  lte,
+  cmp,
+  coerce,
+  truncate,
+  Comparator,
+  Range,
+  satisfies,
+  toComparators,
+  maxSatisfying,
+  minSatisfying,
+  minVersion,
+  validRange,
+  outside,
+  gtr,
+  ltr,
+  intersects,
+  simplifyRange,
+  subset,
+  SemVer,
+  re: internalRe.re,
+  src: internalRe.src,
+  tokens: internalRe.t,
+  SEMVER_SPEC_VERSION: constants.SEMVER_SPEC_VERSION,
+  RELEASE_TYPES: constants.RELEASE_TYPES,
+  compareIdentifiers: identifiers.compareIdentifiers,
+  rcompareIdentifiers: identifiers.rcompareIdentifiers,
+}
+
+
+/***/ }),
+
+/***/ 9962:
+/***/ ((module) => {
+
+"use strict";
+
+
+// Note: this is the semver.org version of the spec that it implements
+// Not necessarily the package version of this code.
+const SEMVER_SPEC_VERSION = '2.0.0'
+
+const MAX_LENGTH = 256
+const MAX_SAFE_INTEGER = Number.MAX_SAFE_INTEGER ||
+/* istanbul ignore next */ 9007199254740991
+
+// Max safe segment length for coercion.
+const MAX_SAFE_COMPONENT_LENGTH = 16
+
+// Max safe length for a build identifier. The max length minus 6 characters for
+// the shortest version with a build 0.0.0+BUILD.
+const MAX_SAFE_BUILD_LENGTH = MAX_LENGTH - 6
+
+// ECMAScript whitespace and line terminators matched by \s.
+const WHITESPACE_CHARACTERS = [
+  '\t',
+  '\n',
+  '\v',
+  '\f',
+  '\r',
+  ' ',
+  '\u00a0',
+  '\u1680',
+  '\u2000',
+  '\u2001',
+  '\u2002',
+  '\u2003',
+  '\u2004',
+  '\u2005',
+  '\u2006',
+  '\u2007',
+  '\u2008',
+  '\u2009',
+  '\u200a',
+  '\u2028',
+  '\u2029',
+  '\u202f',
+  '\u205f',
+  '\u3000',
+  '\ufeff',
+]
+
+const RELEASE_TYPES = [
+  'major',
+  'premajor',
+  'minor',
+  'preminor',
+  'patch',
+  'prepatch',
+  'prerelease',
+]
+
+module.exports = {
+  MAX_LENGTH,
+  MAX_SAFE_COMPONENT_LENGTH,
+  MAX_SAFE_BUILD_LENGTH,
+  MAX_SAFE_INTEGER,
+  WHITESPACE_CHARACTERS,
+  RELEASE_TYPES,
+  SEMVER_SPEC_VERSION,
+  FLAG_INCLUDE_PRERELEASE: 0b001,
+  FLAG_LOOSE: 0b010,
+}
+
+
+/***/ }),
+
+/***/ 1736:
+/***/ ((module) => {
+
+"use strict";
+
+
+const debug = (
+  typeof process === 'object' &&
+  process.env &&
+  process.env.NODE_DEBUG &&
+  /\bsemver\b/i.test(process.env.NODE_DEBUG)
+) ? (...args) => console.error('SEMVER', ...args)
+  : () => {}
+
+module.exports = debug
+
+
+/***/ }),
+
+/***/ 3411:
+/***/ ((module) => {
+
+"use strict";
+
+
+const numeric = /^[0-9]+$/
+const compareIdentifiers = (a, b) => {
+  if (typeof a === 'number' && typeof b === 'number') {
+    return a === b ? 0 : a < b ? -1 : 1
+  }
+
+  const anum = numeric.test(a)
+  const bnum = numeric.test(b)
+
+  if (anum && bnum) {
+    a = +a
+    b = +b
+  }
+
+  return a === b ? 0
+    : (anum && !bnum) ? -1
+    : (bnum && !anum) ? 1
+    : a < b ? -1
+    : 1
+}
+
+const rcompareIdentifiers = (a, b) => compareIdentifiers(b, a)
+
+module.exports = {
+  compareIdentifiers,
+  rcompareIdentifiers,
+}
+
+
+/***/ }),
+
+/***/ 1018:
+/***/ ((module) => {
+
+"use strict";
+
+
+class LRUCache {
+  constructor () {
+    this.max = 1000
+    this.map = new Map()
+  }
+
+  get (key) {
+    const value = this.map.get(key)
+    if (value === undefined) {
+      return undefined
+    } else {
+      // Remove the key from the map and add it to the end
+      this.map.delete(key)
+      this.map.set(key, value)
+      return value
+    }
+  }
+
+  delete (key) {
+    return this.map.delete(key)
+  }
+
+  set (key, value) {
+    const deleted = this.delete(key)
+
+    if (!deleted && value !== undefined) {
+      // If cache is full, delete the least recently used item
+      if (this.map.size >= this.max) {
+        const firstKey = this.map.keys().next().value
+        this.delete(firstKey)
+      }
+
+      this.map.set(key, value)
+    }
+
+    return this
+  }
+}
+
+module.exports = LRUCache
+
+
+/***/ }),
+
+/***/ 5131:
+/***/ ((module) => {
+
+"use strict";
+
+
+// parse out just the options we care about
+const looseOption = Object.freeze({ loose: true })
+const emptyOpts = Object.freeze({ })
+const parseOptions = options => {
+  if (!options) {
+    return emptyOpts
+  }
+
+  if (typeof options !== 'object') {
+    return looseOption
+  }
+
+  return options
+}
+module.exports = parseOptions
+
+
+/***/ }),
+
+/***/ 6102:
+/***/ ((module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const {
+  MAX_SAFE_COMPONENT_LENGTH,
+  MAX_SAFE_BUILD_LENGTH,
+  MAX_LENGTH,
+} = __nccwpck_require__(9962)
+const debug = __nccwpck_require__(1736)
+exports = module.exports = {}
+
+// The actual regexps go on exports.re
+const re = exports.re = []
+const safeRe = exports.safeRe = []
+const src = exports.src = []
+const safeSrc = exports.safeSrc = []
+const t = exports.t = {}
+let R = 0
+
+const LETTERDASHNUMBER = '[a-zA-Z0-9-]'
+
+// Replace some greedy regex tokens to prevent regex dos issues. These regex are
+// used internally via the safeRe object since all inputs in this library get
+// normalized first to trim and collapse all extra whitespace. The original
+// regexes are exported for userland consumption and lower level usage. A
+// future breaking change could export the safer regex only with a note that
+// all input should have extra whitespace removed.
+const safeRegexReplacements = [
+  ['\\s', 1],
+  ['\\d', MAX_LENGTH],
+  [LETTERDASHNUMBER, MAX_SAFE_BUILD_LENGTH],
+]
+
+const makeSafeRegex = (value) => {
+  for (const [token, max] of safeRegexReplacements) {
+    value = value
+      .split(`${token}*`).join(`${token}{0,${max}}`)
+      .split(`${token}+`).join(`${token}{1,${max}}`)
+  }
+  return value
+}
+
+const createToken = (name, value, isGlobal) => {
+  const safe = makeSafeRegex(value)
+  const index = R++
+  debug(name, index, value)
+  t[name] = index
+  src[index] = value
+  safeSrc[index] = safe
+  re[index] = new RegExp(value, isGlobal ? 'g' : undefined)
+  safeRe[index] = new RegExp(safe, isGlobal ? 'g' : undefined)
+}
+
+// The following Regular Expressions can be used for tokenizing,
+// validating, and parsing SemVer version strings.
+
+// ## Numeric Identifier
+// A single `0`, or a non-zero digit followed by zero or more digits.
+
+createToken('NUMERICIDENTIFIER', '0|[1-9]\\d*')
+createToken('NUMERICIDENTIFIERLOOSE', '\\d+')
+
+// ## Non-numeric Identifier
+// Zero or more digits, followed by a letter or hyphen, and then zero or
+// more letters, digits, or hyphens.
+
+createToken('NONNUMERICIDENTIFIER', `\\d*[a-zA-Z-]${LETTERDASHNUMBER}*`)
+
+// ## Main Version
+// Three dot-separated numeric identifiers.
+
+createToken('MAINVERSION', `(${src[t.NUMERICIDENTIFIER]})\\.` +
+                   `(${src[t.NUMERICIDENTIFIER]})\\.` +
+                   `(${src[t.NUMERICIDENTIFIER]})`)
+
+createToken('MAINVERSIONLOOSE', `(${src[t.NUMERICIDENTIFIERLOOSE]})\\.` +
+                        `(${src[t.NUMERICIDENTIFIERLOOSE]})\\.` +
+                        `(${src[t.NUMERICIDENTIFIERLOOSE]})`)
+
+// ## Pre-release Version Identifier
+// A numeric identifier, or a non-numeric identifier.
+// Non-numeric identifiers include numeric identifiers but can be longer.
+// Therefore non-numeric identifiers must go first.
+
+createToken('PRERELEASEIDENTIFIER', `(?:${src[t.NONNUMERICIDENTIFIER]
+}|${src[t.NUMERICIDENTIFIER]})`)
+
+createToken('PRERELEASEIDENTIFIERLOOSE', `(?:${src[t.NONNUMERICIDENTIFIER]
+}|${src[t.NUMERICIDENTIFIERLOOSE]})`)
+
+// ## Pre-release Version
+// Hyphen, followed by one or more dot-separated pre-release version
+// identifiers.
+
+createToken('PRERELEASE', `(?:-(${src[t.PRERELEASEIDENTIFIER]
+}(?:\\.${src[t.PRERELEASEIDENTIFIER]})*))`)
+
+createToken('PRERELEASELOOSE', `(?:-?(${src[t.PRERELEASEIDENTIFIERLOOSE]
+}(?:\\.${src[t.PRERELEASEIDENTIFIERLOOSE]})*))`)
+
+// ## Build Metadata Identifier
+// Any combination of digits, letters, or hyphens.
+
+createToken('BUILDIDENTIFIER', `${LETTERDASHNUMBER}+`)
+
+// ## Build Metadata
+// Plus sign, followed by one or more period-separated build metadata
+// identifiers.
+
+createToken('BUILD', `(?:\\+(${src[t.BUILDIDENTIFIER]
+}(?:\\.${src[t.BUILDIDENTIFIER]})*))`)
+
+// ## Full Version String
+// A main version, followed optionally by a pre-release version and
+// build metadata.
+
+// Note that the only major, minor, patch, and pre-release sections of
+// the version string are capturing groups.  The build metadata is not a
+// capturing group, because it should not ever be used in version
+// comparison.
+
+createToken('FULLPLAIN', `v?${src[t.MAINVERSION]
+}${src[t.PRERELEASE]}?${
+  src[t.BUILD]}?`)
+
+createToken('FULL', `^${src[t.FULLPLAIN]}$`)
+
+// like full, but allows v1.2.3 and =1.2.3, which people do sometimes.
+// also, 1.0.0alpha1 (prerelease without the hyphen) which is pretty
+// common in the npm registry.
+createToken('LOOSEPLAIN', `[v=\\s]*${src[t.MAINVERSIONLOOSE]
+}${src[t.PRERELEASELOOSE]}?${
+  src[t.BUILD]}?`)
+
+createToken('LOOSE', `^${src[t.LOOSEPLAIN]}$`)
+
+createToken('GTLT', '((?:<|>)?=?)')
+
+// Something like "2.*" or "1.2.x".
+// Note that "x.x" is a valid xRange identifier, meaning "any version"
+// Only the first item is strictly required.
+createToken('XRANGEIDENTIFIERLOOSE', `${src[t.NUMERICIDENTIFIERLOOSE]}|x|X|\\*`)
+createToken('XRANGEIDENTIFIER', `${src[t.NUMERICIDENTIFIER]}|x|X|\\*`)
+
+createToken('XRANGEPLAIN', `[v=\\s]*(${src[t.XRANGEIDENTIFIER]})` +
+                   `(?:\\.(${src[t.XRANGEIDENTIFIER]})` +
+                   `(?:\\.(${src[t.XRANGEIDENTIFIER]})` +
+                   `(?:${src[t.PRERELEASE]})?${
+                     src[t.BUILD]}?` +
+                   `)?)?`)
+
+createToken('XRANGEPLAINLOOSE', `[v=\\s]*(${src[t.XRANGEIDENTIFIERLOOSE]})` +
+                        `(?:\\.(${src[t.XRANGEIDENTIFIERLOOSE]})` +
+                        `(?:\\.(${src[t.XRANGEIDENTIFIERLOOSE]})` +
+                        `(?:${src[t.PRERELEASELOOSE]})?${
+                          src[t.BUILD]}?` +
+                        `)?)?`)
+
+createToken('XRANGE', `^${src[t.GTLT]}\\s*${src[t.XRANGEPLAIN]}$`)
+createToken('XRANGELOOSE', `^${src[t.GTLT]}\\s*${src[t.XRANGEPLAINLOOSE]}$`)
+
+// Coercion.
+// Extract anything that could conceivably be a part of a valid semver
+createToken('COERCEPLAIN', `${'(^|[^\\d])' +
+              '(\\d{1,'}${MAX_SAFE_COMPONENT_LENGTH}})` +
+              `(?:\\.(\\d{1,${MAX_SAFE_COMPONENT_LENGTH}}))?` +
+              `(?:\\.(\\d{1,${MAX_SAFE_COMPONENT_LENGTH}}))?`)
+createToken('COERCE', `${src[t.COERCEPLAIN]}(?:$|[^\\d])`)
+createToken('COERCEFULL', src[t.COERCEPLAIN] +
+              `(?:${src[t.PRERELEASE]})?` +
+              `(?:${src[t.BUILD]})?` +
+              `(?:$|[^\\d])`)
+createToken('COERCERTL', src[t.COERCE], true)
+createToken('COERCERTLFULL', src[t.COERCEFULL], true)
+
+// Tilde ranges.
+// Meaning is "reasonably at or greater than"
+createToken('LONETILDE', '(?:~>?)')
+
+createToken('TILDETRIM', `(\\s*)${src[t.LONETILDE]}\\s+`, true)
+exports.tildeTrimReplace = '$1~'
+
+createToken('TILDE', `^${src[t.LONETILDE]}${src[t.XRANGEPLAIN]}$`)
+createToken('TILDELOOSE', `^${src[t.LONETILDE]}${src[t.XRANGEPLAINLOOSE]}$`)
+
+// Caret ranges.
+// Meaning is "at least and backwards compatible with"
+createToken('LONECARET', '(?:\\^)')
+
+createToken('CARETTRIM', `(\\s*)${src[t.LONECARET]}\\s+`, true)
+exports.caretTrimReplace = '$1^'
+
+createToken('CARET', `^${src[t.LONECARET]}${src[t.XRANGEPLAIN]}$`)
+createToken('CARETLOOSE', `^${src[t.LONECARET]}${src[t.XRANGEPLAINLOOSE]}$`)
+
+// A simple gt/lt/eq thing, or just "" to indicate "any version"
+createToken('COMPARATORLOOSE', `^${src[t.GTLT]}\\s*(${src[t.LOOSEPLAIN]})$|^$`)
+createToken('COMPARATOR', `^${src[t.GTLT]}\\s*(${src[t.FULLPLAIN]})$|^$`)
+
+// An expression to strip any whitespace between the gtlt and the thing
+// it modifies, so that `> 1.2.3` ==> `>1.2.3`
+createToken('COMPARATORTRIM', `(\\s*)${src[t.GTLT]
+}\\s*(${src[t.LOOSEPLAIN]}|${src[t.XRANGEPLAIN]})`, true)
+exports.comparatorTrimReplace = '$1$2$3'
+
+// Something like `1.2.3 - 1.2.4`
+// Note that these all use the loose form, because they'll be
+// checked against either the strict or loose comparator form
+// later.
+createToken('HYPHENRANGE', `^\\s*(${src[t.XRANGEPLAIN]})` +
+                   `\\s+-\\s+` +
+                   `(${src[t.XRANGEPLAIN]})` +
+                   `\\s*$`)
+
+createToken('HYPHENRANGELOOSE', `^\\s*(${src[t.XRANGEPLAINLOOSE]})` +
+                        `\\s+-\\s+` +
+                        `(${src[t.XRANGEPLAINLOOSE]})` +
+                        `\\s*$`)
+
+// Star ranges basically just allow anything at all.
+createToken('STAR', '(<|>)?=?\\s*\\*')
+// >=0.0.0 is like a star
+createToken('GTE0', '^\\s*>=\\s*0\\.0\\.0\\s*$')
+createToken('GTE0PRE', '^\\s*>=\\s*0\\.0\\.0-0\\s*$')
+
+
+/***/ }),
+
+/***/ 3316:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+// @ts-check
+
+
+// Reproduce safeRe[COMPARATORTRIM] replacement boundaries, not version
+// validation. Each end-index finder returns an exclusive end, or its start
+// on no match.
+// Positions count from zero. An end of 3 means characters 0, 1, and 2 were read;
+// range.slice(start, end) gives the matched text, not a converted number.
+const {
+  MAX_LENGTH,
+  MAX_SAFE_BUILD_LENGTH,
+  WHITESPACE_CHARACTERS,
+} = __nccwpck_require__(9962)
+
+/**
+ * Remembers the last two rows of digits so their characters need not be reread.
+ * Positions start at -1 until a row has been found.
+ *
+ * @typedef {object} DigitRunCache
+ * @property {number} start The first character of the most recently found row.
+ * @property {number} end The position after that row's last character.
+ * @property {number} previousStart The first character of the previous row.
+ * @property {number} previousEnd The position after the previous row.
+ */
+
+// One entry per UTF-16 code unit keeps membership checks constant-time.
+const whitespace = new Uint8Array(0x10000)
+for (const char of WHITESPACE_CHARACTERS) {
+  whitespace[char.charCodeAt(0)] = 1
+}
+
+/**
+ * Checks whether a character is whitespace, like a space, tab, or newline.
+ * Looking past the end of the string returns false.
+ *
+ * @param {string|undefined} char One character, or undefined past the string's end.
+ * @returns {boolean} Whether the character is whitespace.
+ * @example isWhitespace(' ') // true
+ * @example isWhitespace('1') // false
+ */
+const isWhitespace = char =>
+  char !== undefined && whitespace[char.charCodeAt(0)] === 1
+
+/**
+ * Checks for v, =, or whitespace before the version number.
+ * These are historical version prefixes, not range operators:
+ * < and > are handled separately, as are tilde and caret ranges.
+ *
+ * @param {string|undefined} char One character to check.
+ * @returns {boolean} Whether the character can belong to a version prefix.
+ * @example isVersionPrefix('=') // true
+ * @example isVersionPrefix('>') // false
+ */
+const isVersionPrefix = char =>
+  char === 'v' ||
+  char === '=' ||
+  isWhitespace(char)
+
+/**
+ * Checks whether a character is one of the digits 0 through 9.
+ *
+ * @param {string|undefined} char One character to check.
+ * @returns {boolean} Whether the character is an ASCII digit.
+ * @example isDigit('7') // true
+ * @example isDigit('.') // false
+ */
+const isDigit = char => char !== undefined && char >= '0' && char <= '9'
+
+/**
+ * Checks whether a character is an English letter, uppercase or lowercase.
+ *
+ * @param {string|undefined} char One character to check.
+ * @returns {boolean} Whether the character is an ASCII letter.
+ * @example isLetter('b') // true
+ * @example isLetter('7') // false
+ */
+const isLetter = char =>
+  char !== undefined && (
+    (char >= 'a' && char <= 'z') ||
+    (char >= 'A' && char <= 'Z')
+  )
+
+/**
+ * Checks for a letter, digit, or hyphen: the characters allowed inside
+ * prerelease and build names such as beta-1.
+ *
+ * @param {string|undefined} char One character to check.
+ * @returns {boolean} Whether the character can be part of an identifier.
+ * @example isIdentifierCharacter('-') // true
+ * @example isIdentifierCharacter('.') // false; dots separate identifiers
+ */
+const isIdentifierCharacter = char => isDigit(char) || isLetter(char) || char === '-'
+
+/**
+ * Checks whether a version component can begin here: with a digit or
+ * a wildcard such as x, X, or *.
+ *
+ * @param {string|undefined} char One character to check.
+ * @returns {boolean} Whether a number or wildcard can start with this character.
+ * @example isVersionStart('x') // true
+ * @example isVersionStart('v') // false; v belongs to the prefix
+ */
+const isVersionStart = char =>
+  isDigit(char) ||
+  char === 'x' ||
+  char === 'X' ||
+  char === '*'
+
+/**
+ * Finds the end of a row of digits, but returns no more than limit digits.
+ * Remembers the last two rows so looking at them again does not reread them.
+ *
+ * @param {string} range The text to read; it is not changed.
+ * @param {number} start The position of the first character to check.
+ * @param {number} limit The most digit characters the returned match can include.
+ * @param {DigitRunCache} digitRuns Shared cache of digit-run positions, updated in place.
+ * @returns {number} The position after the matched digits, or start if none match.
+ * @example findDigitsEndIndex('123abc', 0, 10, digitRuns) // 3, pointing at a
+ * @example findDigitsEndIndex('123abc', 0, 2, digitRuns) // 2, pointing at the unread 3
+ */
+const findDigitsEndIndex = (range, start, limit, digitRuns) => {
+  if (!isDigit(range[start])) {
+    return start
+  }
+  if (start >= digitRuns.start && start < digitRuns.end) {
+    return Math.min(start + limit, digitRuns.end)
+  }
+  if (start >= digitRuns.previousStart && start < digitRuns.previousEnd) {
+    return Math.min(start + limit, digitRuns.previousEnd)
+  }
+  let end = start + 1
+  while (isDigit(range[end])) {
+    end++
+  }
+  // A failed full version can rewind from its second run to its first.
+  digitRuns.previousStart = digitRuns.start
+  digitRuns.previousEnd = digitRuns.end
+  digitRuns.start = start
+  digitRuns.end = end
+  return Math.min(start + limit, end)
+}
+
+/**
+ * Reads a number using the old regex's length and leading-zero rules.
+ * Strict mode reads just the first zero in 012; loose mode can read all three.
+ *
+ * @param {string} range The text to read; it is not changed.
+ * @param {number} start The position where the number should begin.
+ * @param {boolean} loose Whether to allow leading zeros.
+ * @param {DigitRunCache} digitRuns Shared digit-run cache, updated as needed.
+ * @returns {number} The position after the matched digits, not their numeric value.
+ * @example findVersionNumberEndIndex('012', 0, false, digitRuns) // 1
+ * @example findVersionNumberEndIndex('012', 0, true, digitRuns) // 3
+ */
+const findVersionNumberEndIndex = (range, start, loose, digitRuns) => {
+  if (!loose && range[start] === '0') {
+    return start + 1
+  }
+  // Strict syntax allows an initial nonzero digit plus MAX_LENGTH digits.
+  return findDigitsEndIndex(range, start, loose ? MAX_LENGTH : MAX_LENGTH + 1, digitRuns)
+}
+
+/**
+ * Reads one piece of a prerelease name, such as beta or 1 in beta.1.
+ * Tries the letter-or-hyphen form first, then the number-only form.
+ *
+ * @param {string} range The text to read; it is not changed.
+ * @param {number} start The position where the identifier should begin.
+ * @param {boolean} loose Whether numeric identifiers may have leading zeros.
+ * @param {DigitRunCache} digitRuns Shared digit-run cache, updated as needed.
+ * @returns {number} The position after the identifier, or start if none matches.
+ * @example findPrereleaseIdentifierEndIndex('beta.1', 0, false, digitRuns) // 4, at the dot
+ * @example findPrereleaseIdentifierEndIndex('001beta', 0, false, digitRuns) // 7
+ */
+const findPrereleaseIdentifierEndIndex = (range, start, loose, digitRuns) => {
+  const digitsEnd = findDigitsEndIndex(range, start, MAX_LENGTH, digitRuns)
+  // The legacy regex tries a nonnumeric identifier before a numeric one.
+  if (isLetter(range[digitsEnd]) || range[digitsEnd] === '-') {
+    let end = digitsEnd + 1
+    const limit = end + MAX_SAFE_BUILD_LENGTH
+    while (end < limit && isIdentifierCharacter(range[end])) {
+      end++
+    }
+    return end
+  }
+  return findVersionNumberEndIndex(range, start, loose, digitRuns)
+}
+
+/**
+ * Reads a prerelease suffix such as -beta.1, one dot-separated piece at a time.
+ * Loose mode also allows the name without its opening hyphen.
+ *
+ * @param {string} range The text to read; it is not changed.
+ * @param {number} start The position where the suffix should begin, including -.
+ * @param {boolean} loose Whether the opening hyphen is optional and zeros allowed.
+ * @param {DigitRunCache} digitRuns Shared digit-run cache, updated as needed.
+ * @returns {number} The position after the matched suffix, or start if absent.
+ * @example findPrereleaseEndIndex('-beta.1+sha', 0, false, digitRuns) // 7, at the plus
+ * @example findPrereleaseEndIndex('beta', 0, false, digitRuns) // 0; no opening hyphen
+ */
+const findPrereleaseEndIndex = (range, start, loose, digitRuns) => {
+  const hyphen = range[start] === '-'
+  if (!loose && !hyphen) {
+    return start
+  }
+  const identifierStart = start + (hyphen ? 1 : 0)
+  let end = findPrereleaseIdentifierEndIndex(range, identifierStart, loose, digitRuns)
+  if (end === identifierStart) {
+    if (!loose || !hyphen) {
+      return start
+    }
+    // In loose syntax, a lone hyphen can itself be the identifier.
+    end = findPrereleaseIdentifierEndIndex(range, start, loose, digitRuns)
+  }
+  while (range[end] === '.') {
+    const next = findPrereleaseIdentifierEndIndex(range, end + 1, loose, digitRuns)
+    if (next === end + 1) {
+      break
+    }
+    end = next
+  }
+  return end
+}
+
+/**
+ * Reads one build-name piece, such as sha or 123 in +sha.123.
+ * Stops at a disallowed character or the old regex's length limit.
+ *
+ * @param {string} range The text to read; it is not changed.
+ * @param {number} start The position where the identifier should begin.
+ * @returns {number} The position after the identifier, or start if none matches.
+ * @example findBuildIdentifierEndIndex('sha.123', 0) // 3, at the dot
+ * @example findBuildIdentifierEndIndex('001', 0) // 3; leading zeros are allowed
+ */
+const findBuildIdentifierEndIndex = (range, start) => {
+  let end = start
+  while (end - start < MAX_SAFE_BUILD_LENGTH && isIdentifierCharacter(range[end])) {
+    end++
+  }
+  return end
+}
+
+/**
+ * Reads optional build metadata such as +sha.123.
+ * Leaves the position unchanged if there is no plus sign followed by a name.
+ *
+ * @param {string} range The text to read; it is not changed.
+ * @param {number} start The position where the opening + should be.
+ * @returns {number} The position after the matched metadata, or start if absent.
+ * @example findBuildEndIndex('+sha.123 <2', 0) // 8, at the space
+ * @example findBuildEndIndex('+', 0) // 0; a plus sign alone is not a match
+ */
+const findBuildEndIndex = (range, start) => {
+  if (range[start] !== '+') {
+    return start
+  }
+  let end = findBuildIdentifierEndIndex(range, start + 1)
+  if (end === start + 1) {
+    return start
+  }
+  while (range[end] === '.') {
+    const next = findBuildIdentifierEndIndex(range, end + 1)
+    if (next === end + 1) {
+      break
+    }
+    end = next
+  }
+  return end
+}
+
+/**
+ * Reads three numbers separated by dots, then any prerelease and build suffixes.
+ * Uses loose rules, so forms such as 01.02.03beta can match here.
+ *
+ * @param {string} range The text to read; it is not changed.
+ * @param {number} start The position of the first number, after any prefix.
+ * @param {DigitRunCache} digitRuns Shared digit-run cache, updated as needed.
+ * @returns {number} The position after the version match, or start if none matches.
+ * @example findLooseFullVersionEndIndex('1.2.3-beta+sha <2', 0, digitRuns) // 14
+ * @example findLooseFullVersionEndIndex('1.2', 0, digitRuns) // 0; needs three numbers
+ */
+const findLooseFullVersionEndIndex = (range, start, digitRuns) => {
+  let end = start
+  for (let component = 0; component < 3; component++) {
+    const next = findVersionNumberEndIndex(range, end, true, digitRuns)
+    if (next === end) {
+      return start
+    }
+    end = next
+    if (component < 2) {
+      if (range[end] !== '.') {
+        return start
+      }
+      end++
+    }
+  }
+  const prereleaseEnd = findPrereleaseEndIndex(range, end, true, digitRuns)
+  return findBuildEndIndex(range, prereleaseEnd)
+}
+
+/**
+ * Reads one component of a partial or wildcard version, such as 2 or x in 2.x.
+ * Numbers use strict leading-zero rules; wildcards take up one character.
+ *
+ * @param {string} range The text to read; it is not changed.
+ * @param {number} start The position where the component should begin.
+ * @param {DigitRunCache} digitRuns Shared digit-run cache, updated as needed.
+ * @returns {number} The position after the component, or start if none matches.
+ * @example findPartialVersionComponentEndIndex('2.x', 0, digitRuns) // 1, at the dot
+ * @example findPartialVersionComponentEndIndex('2.x', 2, digitRuns) // 3, after x
+ */
+const findPartialVersionComponentEndIndex = (range, start, digitRuns) => {
+  if (isDigit(range[start])) {
+    return findVersionNumberEndIndex(range, start, false, digitRuns)
+  }
+  return isVersionStart(range[start]) ? start + 1 : start
+}
+
+/**
+ * Reads up to three components, allowing forms such as 1, 1.2, or 1.x.
+ * After the third component, also reads any strict prerelease and build suffixes.
+ *
+ * @param {string} range The text to read; it is not changed.
+ * @param {number} start The position of a number or wildcard, after any prefix.
+ * @param {DigitRunCache} digitRuns Shared digit-run cache, updated as needed.
+ * @returns {number} The position after the matched version text.
+ * @example findPartialVersionEndIndex('1.x <2', 0, digitRuns) // 3, at the space
+ * @example findPartialVersionEndIndex('1.', 0, digitRuns) // 1; the trailing dot is unread
+ */
+const findPartialVersionEndIndex = (range, start, digitRuns) => {
+  let end = findPartialVersionComponentEndIndex(range, start, digitRuns)
+  for (let component = 0; component < 2; component++) {
+    if (range[end] !== '.') {
+      return end
+    }
+    const next = findPartialVersionComponentEndIndex(range, end + 1, digitRuns)
+    if (next === end + 1) {
+      return end
+    }
+    end = next
+  }
+  const prereleaseEnd = findPrereleaseEndIndex(range, end, false, digitRuns)
+  return findBuildEndIndex(range, prereleaseEnd)
+}
+
+/**
+ * Finds where a version match ends, without deciding whether the range is valid.
+ * Tries a loose full version first, then a partial or wildcard version, just
+ * like the old regex's LOOSEPLAIN and XRANGEPLAIN alternatives.
+ *
+ * @param {string} range The text to read; it is not changed.
+ * @param {number} start The position of a number or wildcard, after any prefix.
+ * @param {DigitRunCache} digitRuns Shared digit-run cache, updated as needed.
+ * @returns {number} The position where scanning the next candidate can resume.
+ * @example findVersionEndIndex('1.2.3 <2', 0, digitRuns) // 5, at the space
+ * @example findVersionEndIndex('1.x <2', 0, digitRuns) // 3, at the space
+ */
+const findVersionEndIndex = (range, start, digitRuns) => {
+  const fullVersionEnd = findLooseFullVersionEndIndex(range, start, digitRuns)
+  return fullVersionEnd !== start
+    ? fullVersionEnd
+    : findPartialVersionEndIndex(range, start, digitRuns)
+}
+
+/**
+ * Finds the one whitespace character the old replacement would remove.
+ * Keeps leading whitespace, skips an optional operator, and checks immediately
+ * after it. Returns -1 if there is nothing to remove.
+ *
+ * @param {string} range The text containing a candidate already found by the caller.
+ * @param {number} matchStart The candidate's position, including leading whitespace.
+ * @returns {number} The position of the removable whitespace, or -1 if absent.
+ * @example findRemovableWhitespaceIndex(' > 1', 0) // 2; keep the space at position 0
+ * @example findRemovableWhitespaceIndex('>1', 0) // -1
+ */
+const findRemovableWhitespaceIndex = (range, matchStart) => {
+  let position = matchStart
+  if (isWhitespace(range[position])) {
+    position++
+  }
+  if (range[position] === '<' || range[position] === '>') {
+    position++
+  }
+  if (range[position] === '=') {
+    position++
+  }
+  return isWhitespace(range[position]) ? position : -1
+}
+
+/**
+ * Joins an operator to its version, turning > 1.2.3 into >1.2.3.
+ * Copies everything else according to the old regex's matching rules.
+ * Moves forward through prefixes and whole versions to avoid repeatedly
+ * searching the same characters on long inputs.
+ *
+ * @param {string} range The range text to process; the original string is unchanged.
+ * @returns {string} The range with matched operator whitespace removed.
+ * @example trimComparatorWhitespace('> 1.2.3 < 2') // '>1.2.3 <2'
+ * @example trimComparatorWhitespace('> invalid') // '> invalid'
+ */
+const trimComparatorWhitespace = range => {
+  let result = ''
+  let copyFrom = 0
+  let cursor = 0
+  const digitRuns = { start: -1, end: -1, previousStart: -1, previousEnd: -1 }
+
+  while (cursor < range.length) {
+    const matchStart = cursor
+    if (range[cursor] === '<' || range[cursor] === '>') {
+      cursor++
+    } else if (!isVersionPrefix(range[cursor]) && !isVersionStart(range[cursor])) {
+      cursor++
+      continue
+    }
+
+    // Consume a v/=/whitespace run once, even when no version follows it.
+    while (cursor < range.length && isVersionPrefix(range[cursor])) {
+      cursor++
+    }
+    if (!isVersionStart(range[cursor])) {
+      continue
+    }
+
+    const whitespacePosition = findRemovableWhitespaceIndex(range, matchStart)
+    if (whitespacePosition !== -1) {
+      result += range.slice(copyFrom, whitespacePosition)
+      copyFrom = whitespacePosition + 1
+    }
+
+    // Skip the entire match, so a prerelease's trailing v cannot be
+    // reconsidered as the prefix of another version.
+    cursor = findVersionEndIndex(range, cursor, digitRuns)
+  }
+
+  return result + range.slice(copyFrom)
+}
+
+module.exports = trimComparatorWhitespace
+
+
+/***/ }),
+
+/***/ 2915:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+// Determine if version is greater than all the versions possible in the range.
+const outside = __nccwpck_require__(9955)
+const gtr = (version, range, options) => outside(version, range, '>', options)
+module.exports = gtr
+
+
+/***/ }),
+
+/***/ 7116:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const Range = __nccwpck_require__(4535)
+const intersects = (r1, r2, options) => {
+  r1 = new Range(r1, options)
+  r2 = new Range(r2, options)
+  return r1.intersects(r2, options)
+}
+module.exports = intersects
+
+
+/***/ }),
+
+/***/ 1102:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const outside = __nccwpck_require__(9955)
+// Determine if version is less than all the versions possible in the range
+const ltr = (version, range, options) => outside(version, range, '<', options)
+module.exports = ltr
+
+
+/***/ }),
+
+/***/ 3036:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const SemVer = __nccwpck_require__(6644)
+const Range = __nccwpck_require__(4535)
+
+const maxSatisfying = (versions, range, options) => {
+  let max = null
+  let maxSV = null
+  let rangeObj = null
+  try {
+    rangeObj = new Range(range, options)
+  } catch (er) {
+    return null
+  }
+  versions.forEach((v) => {
+    if (rangeObj.test(v)) {
+      // satisfies(v, range, options)
+      if (!max || maxSV.compare(v) === -1) {
+        // compare(max, v, true)
+        max = v
+        maxSV = new SemVer(max, options)
+      }
+    }
+  })
+  return max
+}
+module.exports = maxSatisfying
+
+
+/***/ }),
+
+/***/ 7534:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const SemVer = __nccwpck_require__(6644)
+const Range = __nccwpck_require__(4535)
+const minSatisfying = (versions, range, options) => {
+  let min = null
+  let minSV = null
+  let rangeObj = null
+  try {
+    rangeObj = new Range(range, options)
+  } catch (er) {
+    return null
+  }
+  versions.forEach((v) => {
+    if (rangeObj.test(v)) {
+      // satisfies(v, range, options)
+      if (!min || minSV.compare(v) === 1) {
+        // compare(min, v, true)
+        min = v
+        minSV = new SemVer(min, options)
+      }
+    }
+  })
+  return min
+}
+module.exports = minSatisfying
+
+
+/***/ }),
+
+/***/ 9725:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const SemVer = __nccwpck_require__(6644)
+const Range = __nccwpck_require__(4535)
+const gt = __nccwpck_require__(3740)
+
+const minVersion = (range, loose) => {
+  range = new Range(range, loose)
+
+  let minver = new SemVer('0.0.0')
+  if (range.test(minver)) {
+    return minver
+  }
+
+  minver = new SemVer('0.0.0-0')
+  if (range.test(minver)) {
+    return minver
+  }
+
+  minver = null
+  for (let i = 0; i < range.set.length; ++i) {
+    const comparators = range.set[i]
+
+    let setMin = null
+    comparators.forEach((comparator) => {
+      // Clone to avoid manipulating the comparator's semver object.
+      const compver = new SemVer(comparator.semver.version)
+      switch (comparator.operator) {
+        case '>':
+          if (compver.prerelease.length === 0) {
+            compver.patch++
+          } else {
+            compver.prerelease.push(0)
+          }
+          compver.raw = compver.format()
+          /* fallthrough */
+        case '':
+        case '>=':
+          if (!setMin || gt(compver, setMin)) {
+            setMin = compver
+          }
+          break
+        case '<':
+        case '<=':
+          /* Ignore maximum versions */
+          break
+        /* istanbul ignore next */
+        default:
+          throw new Error(`Unexpected operation: ${comparator.operator}`)
+      }
+    })
+    if (setMin && (!minver || gt(minver, setMin))) {
+      minver = setMin
+    }
+  }
+
+  if (minver && range.test(minver)) {
+    return minver
+  }
+
+  return null
+}
+module.exports = minVersion
+
+
+/***/ }),
+
+/***/ 9955:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const SemVer = __nccwpck_require__(6644)
+const Comparator = __nccwpck_require__(7712)
+const { ANY } = Comparator
+const Range = __nccwpck_require__(4535)
+const satisfies = __nccwpck_require__(6326)
+const gt = __nccwpck_require__(3740)
+const lt = __nccwpck_require__(2115)
+const lte = __nccwpck_require__(9824)
+const gte = __nccwpck_require__(8678)
+
+const outside = (version, range, hilo, options) => {
+  version = new SemVer(version, options)
+  range = new Range(range, options)
+
+  let gtfn, ltefn, ltfn, comp, ecomp
+  switch (hilo) {
+    case '>':
+      gtfn = gt
+      ltefn = lte
+      ltfn = lt
+      comp = '>'
+      ecomp = '>='
+      break
+    case '<':
+      gtfn = lt
+      ltefn = gte
+      ltfn = gt
+      comp = '<'
+      ecomp = '<='
+      break
+    default:
+      throw new TypeError('Must provide a hilo val of "<" or ">"')
+  }
+
+  // If it satisfies the range it is not outside
+  if (satisfies(version, range, options)) {
+    return false
+  }
+
+  // From now on, variable terms are as if we're in "gtr" mode.
+  // but note that everything is flipped for the "ltr" function.
+
+  for (let i = 0; i < range.set.length; ++i) {
+    const comparators = range.set[i]
+
+    let high = null
+    let low = null
+
+    comparators.forEach((comparator) => {
+      if (comparator.semver === ANY) {
+        comparator = new Comparator('>=0.0.0')
+      }
+      high = high || comparator
+      low = low || comparator
+      if (gtfn(comparator.semver, high.semver, options)) {
+        high = comparator
+      } else if (ltfn(comparator.semver, low.semver, options)) {
+        low = comparator
+      }
+    })
+
+    // If the edge version comparator has a operator then our version
+    // isn't outside it
+    if (high.operator === comp || high.operator === ecomp) {
+      return false
+    }
+
+    // If the lowest version comparator has an operator and our version
+    // is less than it then it isn't higher than the range
+    if ((!low.operator || low.operator === comp) &&
+        ltefn(version, low.semver)) {
+      return false
+    } else if (low.operator === ecomp && ltfn(version, low.semver)) {
+      return false
+    }
+  }
+  return true
+}
+
+module.exports = outside
+
+
+/***/ }),
+
+/***/ 6077:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+// given a set of versions and a range, create a "simplified" range
+// that includes the same versions that the original range does
+// If the original range is shorter than the simplified one, return that.
+const satisfies = __nccwpck_require__(6326)
+const compare = __nccwpck_require__(1136)
+module.exports = (versions, range, options) => {
+  const set = []
+  let first = null
+  let prev = null
+  const v = versions.sort((a, b) => compare(a, b, options))
+  for (const version of v) {
+    const included = satisfies(version, range, options)
+    if (included) {
+      prev = version
+      if (!first) {
+        first = version
+      }
+    } else {
+      if (prev) {
+        set.push([first, prev])
+      }
+      prev = null
+      first = null
+    }
+  }
+  if (first) {
+    set.push([first, null])
+  }
+
+  const ranges = []
+  for (const [min, max] of set) {
+    if (min === max) {
+      ranges.push(min)
+    } else if (!max && min === v[0]) {
+      ranges.push('*')
+    } else if (!max) {
+      ranges.push(`>=${min}`)
+    } else if (min === v[0]) {
+      ranges.push(`<=${max}`)
+    } else {
+      ranges.push(`${min} - ${max}`)
+    }
+  }
+  const simplified = ranges.join(' || ')
+  const original = typeof range.raw === 'string' ? range.raw : String(range)
+  return simplified.length < original.length ? simplified : range
+}
+
+
+/***/ }),
+
+/***/ 1880:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const Range = __nccwpck_require__(4535)
+const Comparator = __nccwpck_require__(7712)
+const { ANY } = Comparator
+const satisfies = __nccwpck_require__(6326)
+const compare = __nccwpck_require__(1136)
+
+// Complex range `r1 || r2 || ...` is a subset of `R1 || R2 || ...` iff:
+// - Every simple range `r1, r2, ...` is a null set, OR
+// - Every simple range `r1, r2, ...` which is not a null set is a subset of
+//   some `R1, R2, ...`
+//
+// Simple range `c1 c2 ...` is a subset of simple range `C1 C2 ...` iff:
+// - If c is only the ANY comparator
+//   - If C is only the ANY comparator, return true
+//   - Else if in prerelease mode, return false
+//   - else replace c with `[>=0.0.0]`
+// - If C is only the ANY comparator
+//   - if in prerelease mode, return true
+//   - else replace C with `[>=0.0.0]`
+// - Let EQ be the set of = comparators in c
+// - If EQ is more than one, return true (null set)
+// - Let GT be the highest > or >= comparator in c
+// - Let LT be the lowest < or <= comparator in c
+// - If GT and LT, and GT.semver > LT.semver, return true (null set)
+// - If any C is a = range, and GT or LT are set, return false
+// - If EQ
+//   - If GT, and EQ does not satisfy GT, return true (null set)
+//   - If LT, and EQ does not satisfy LT, return true (null set)
+//   - If EQ satisfies every C, return true
+//   - Else return false
+// - If GT
+//   - If GT.semver is lower than any > or >= comp in C, return false
+//   - If GT is >=, and GT.semver does not satisfy every C, return false
+//   - If GT.semver has a prerelease, and not in prerelease mode
+//     - If no C has a prerelease and the GT.semver tuple, return false
+// - If LT
+//   - If LT.semver is greater than any < or <= comp in C, return false
+//   - If LT is <=, and LT.semver does not satisfy every C, return false
+//   - If LT.semver has a prerelease, and not in prerelease mode
+//     - If no C has a prerelease and the LT.semver tuple, return false
+// - Else return true
+
+const subset = (sub, dom, options = {}) => {
+  if (sub === dom) {
+    return true
+  }
+
+  sub = new Range(sub, options)
+  dom = new Range(dom, options)
+  let sawNonNull = false
+
+  OUTER: for (const simpleSub of sub.set) {
+    for (const simpleDom of dom.set) {
+      const isSub = simpleSubset(simpleSub, simpleDom, options)
+      sawNonNull = sawNonNull || isSub !== null
+      if (isSub) {
+        continue OUTER
+      }
+    }
+    // the null set is a subset of everything, but null simple ranges in
+    // a complex range should be ignored.  so if we saw a non-null range,
+    // then we know this isn't a subset, but if EVERY simple range was null,
+    // then it is a subset.
+    if (sawNonNull) {
+      return false
+    }
+  }
+  return true
+}
+
+const minimumVersionWithPreRelease = [new Comparator('>=0.0.0-0')]
+const minimumVersion = [new Comparator('>=0.0.0')]
+
+const simpleSubset = (sub, dom, options) => {
+  if (sub === dom) {
+    return true
+  }
+
+  if (sub.length === 1 && sub[0].semver === ANY) {
+    if (dom.length === 1 && dom[0].semver === ANY) {
+      return true
+    } else if (options.includePrerelease) {
+      sub = minimumVersionWithPreRelease
+    } else {
+      sub = minimumVersion
+    }
+  }
+
+  if (dom.length === 1 && dom[0].semver === ANY) {
+    if (options.includePrerelease) {
+      return true
+    } else {
+      dom = minimumVersion
+    }
+  }
+
+  const eqSet = new Set()
+  let gt, lt
+  for (const c of sub) {
+    if (c.operator === '>' || c.operator === '>=') {
+      gt = higherGT(gt, c, options)
+    } else if (c.operator === '<' || c.operator === '<=') {
+      lt = lowerLT(lt, c, options)
+    } else {
+      eqSet.add(c.semver)
+    }
+  }
+
+  if (eqSet.size > 1) {
+    return null
+  }
+
+  let gtltComp
+  if (gt && lt) {
+    gtltComp = compare(gt.semver, lt.semver, options)
+    if (gtltComp > 0) {
+      return null
+    } else if (gtltComp === 0 && (gt.operator !== '>=' || lt.operator !== '<=')) {
+      return null
+    }
+  }
+
+  // will iterate one or zero times
+  for (const eq of eqSet) {
+    if (gt && !satisfies(eq, String(gt), options)) {
+      return null
+    }
+
+    if (lt && !satisfies(eq, String(lt), options)) {
+      return null
+    }
+
+    for (const c of dom) {
+      if (!satisfies(eq, String(c), options)) {
+        return false
+      }
+    }
+
+    return true
+  }
+
+  let higher, lower
+  let hasDomLT, hasDomGT
+  // if the subset has a prerelease, we need a comparator in the superset
+  // with the same tuple and a prerelease, or it's not a subset
+  let needDomLTPre = lt &&
+    !options.includePrerelease &&
+    lt.semver.prerelease.length ? lt.semver : false
+  let needDomGTPre = gt &&
+    !options.includePrerelease &&
+    gt.semver.prerelease.length ? gt.semver : false
+  // exception: <1.2.3-0 is the same as <1.2.3
+  if (needDomLTPre && needDomLTPre.prerelease.length === 1 &&
+      lt.operator === '<' && needDomLTPre.prerelease[0] === 0) {
+    needDomLTPre = false
+  }
+
+  for (const c of dom) {
+    hasDomGT = hasDomGT || c.operator === '>' || c.operator === '>='
+    hasDomLT = hasDomLT || c.operator === '<' || c.operator === '<='
+    if (gt) {
+      if (needDomGTPre) {
+        if (c.semver.prerelease && c.semver.prerelease.length &&
+            c.semver.major === needDomGTPre.major &&
+            c.semver.minor === needDomGTPre.minor &&
+            c.semver.patch === needDomGTPre.patch) {
+          needDomGTPre = false
+        }
+      }
+      if (c.operator === '>' || c.operator === '>=') {
+        higher = higherGT(gt, c, options)
+        if (higher === c && higher !== gt) {
+          return false
+        }
+      } else if (gt.operator === '>=' && !c.test(gt.semver)) {
+        return false
+      }
+    }
+    if (lt) {
+      if (needDomLTPre) {
+        if (c.semver.prerelease && c.semver.prerelease.length &&
+            c.semver.major === needDomLTPre.major &&
+            c.semver.minor === needDomLTPre.minor &&
+            c.semver.patch === needDomLTPre.patch) {
+          needDomLTPre = false
+        }
+      }
+      if (c.operator === '<' || c.operator === '<=') {
+        lower = lowerLT(lt, c, options)
+        if (lower === c && lower !== lt) {
+          return false
+        }
+      } else if (lt.operator === '<=' && !c.test(lt.semver)) {
+        return false
+      }
+    }
+    if (!c.operator && (lt || gt) && gtltComp !== 0) {
+      return false
+    }
+  }
+
+  // if there was a < or >, and nothing in the dom, then must be false
+  // UNLESS it was limited by another range in the other direction.
+  // Eg, >1.0.0 <1.0.1 is still a subset of <2.0.0
+  if (gt && hasDomLT && !lt && gtltComp !== 0) {
+    return false
+  }
+
+  if (lt && hasDomGT && !gt && gtltComp !== 0) {
+    return false
+  }
+
+  // we needed a prerelease range in a specific tuple, but didn't get one
+  // then this isn't a subset.  eg >=1.2.3-pre is not a subset of >=1.0.0,
+  // because it includes prereleases in the 1.2.3 tuple
+  if (needDomGTPre || needDomLTPre) {
+    return false
+  }
+
+  return true
+}
+
+// >=1.2.3 is lower than >1.2.3
+const higherGT = (a, b, options) => {
+  if (!a) {
+    return b
+  }
+  const comp = compare(a.semver, b.semver, options)
+  return comp > 0 ? a
+    : comp < 0 ? b
+    : b.operator === '>' && a.operator === '>=' ? b
+    : a
+}
+
+// <=1.2.3 is higher than <1.2.3
+const lowerLT = (a, b, options) => {
+  if (!a) {
+    return b
+  }
+  const comp = compare(a.semver, b.semver, options)
+  return comp < 0 ? a
+    : comp > 0 ? b
+    : b.operator === '<' && a.operator === '<=' ? b
+    : a
+}
+
+module.exports = subset
+
+
+/***/ }),
+
+/***/ 7583:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const Range = __nccwpck_require__(4535)
+
+// Mostly just for testing and legacy API reasons
+const toComparators = (range, options) =>
+  new Range(range, options).set
+    .map(comp => comp.map(c => c.value).join(' ').trim().split(' '))
+
+module.exports = toComparators
+
+
+/***/ }),
+
+/***/ 9282:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const Range = __nccwpck_require__(4535)
+const validRange = (range, options) => {
+  try {
+    // Return '*' instead of '' so that truthiness works.
+    // This will throw if it's invalid anyway
+    return new Range(range, options).range || '*'
+  } catch (er) {
+    return null
+  }
+}
+module.exports = validRange
+
+
+/***/ }),
+
 /***/ 6656:
 /***/ ((module) => {
 
@@ -54087,7 +57373,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1895:
+/***/ 933:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -55226,7 +58512,7 @@ var summary_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _
 };
 
 
-const { access, appendFile, writeFile } = external_fs_.promises;
+const { access: summary_access, appendFile, writeFile: summary_writeFile } = external_fs_.promises;
 const SUMMARY_ENV_VAR = 'GITHUB_STEP_SUMMARY';
 const SUMMARY_DOCS_URL = 'https://docs.github.com/actions/using-workflows/workflow-commands-for-github-actions#adding-a-job-summary';
 class Summary {
@@ -55249,7 +58535,7 @@ class Summary {
                 throw new Error(`Unable to find environment variable for $${SUMMARY_ENV_VAR}. Check if your runtime environment supports job summaries.`);
             }
             try {
-                yield access(pathFromEnv, external_fs_.constants.R_OK | external_fs_.constants.W_OK);
+                yield summary_access(pathFromEnv, external_fs_.constants.R_OK | external_fs_.constants.W_OK);
             }
             catch (_a) {
                 throw new Error(`Unable to access summary file: '${pathFromEnv}'. Check if the file has correct read/write permissions.`);
@@ -55287,7 +58573,7 @@ class Summary {
         return summary_awaiter(this, void 0, void 0, function* () {
             const overwrite = !!(options === null || options === void 0 ? void 0 : options.overwrite);
             const filePath = yield this.filePath();
-            const writeFunc = overwrite ? writeFile : appendFile;
+            const writeFunc = overwrite ? summary_writeFile : appendFile;
             yield writeFunc(filePath, this._buffer, { encoding: 'utf8' });
             return this.emptyBuffer();
         });
@@ -55549,7 +58835,7 @@ var io_util_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _
 };
 
 
-const { chmod, copyFile, lstat: io_util_lstat, mkdir, open: io_util_open, readdir: io_util_readdir, rename, rm, rmdir, stat: io_util_stat, symlink, unlink } = external_fs_.promises;
+const { chmod, copyFile, lstat: io_util_lstat, mkdir: io_util_mkdir, open: io_util_open, readdir: io_util_readdir, rename, rm: io_util_rm, rmdir, stat: io_util_stat, symlink, unlink } = external_fs_.promises;
 // export const {open} = 'fs'
 const IS_WINDOWS = process.platform === 'win32';
 /**
@@ -55738,7 +59024,7 @@ var io_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _argum
  * @param     dest      destination path
  * @param     options   optional. See CopyOptions.
  */
-function cp(source_1, dest_1) {
+function io_cp(source_1, dest_1) {
     return io_awaiter(this, arguments, void 0, function* (source, dest, options = {}) {
         const { force, recursive, copySourceDirectory } = readCopyOptions(options);
         const destStat = (yield ioUtil.exists(dest)) ? yield ioUtil.stat(dest) : null;
@@ -57068,7 +60354,7 @@ class errors_HealthCheckError extends (/* unused pure expression or super */ nul
 }
 class errors_RollbackError extends (/* unused pure expression or super */ null && (errors_DeployguardError)) {
 }
-class SecretScanError extends (/* unused pure expression or super */ null && (errors_DeployguardError)) {
+class errors_SecretScanError extends errors_DeployguardError {
 }
 /** The text of any thrown value, with the hint when it is one of ours. */
 function errors_describeError(err) {
@@ -57325,7 +60611,7 @@ async function scanDirectoryInternal({ path, recursive, validate, result, fileSy
             .catch(reject);
     });
 }
-async function scanDirectory(path, { recursive = true, validate = null, concurrency = Infinity, fileSystem = defaultFilesystem, } = {}) {
+async function esm_scanDirectory(path, { recursive = true, validate = null, concurrency = Infinity, fileSystem = defaultFilesystem, } = {}) {
     external_assert_(path && typeof path === 'string', 'path must be a valid string');
     external_assert_(typeof recursive === 'boolean', 'options.recursive must be a valid boolean');
     external_assert_(validate === null || typeof validate === 'function', 'options.validate must be a valid function');
@@ -57351,7 +60637,7 @@ async function scanDirectory(path, { recursive = true, validate = null, concurre
     });
     return result;
 }
-/* harmony default export */ const esm = (scanDirectory);
+/* harmony default export */ const esm = (esm_scanDirectory);
 
 // EXTERNAL MODULE: ./node_modules/shell-escape/shell-escape.js
 var shell_escape = __nccwpck_require__(4646);
@@ -57384,7 +60670,7 @@ function unixifyPath(path) {
     }
     return path;
 }
-async function readFile(filePath) {
+async function esm_readFile(filePath) {
     return new Promise((resolve, reject) => {
         external_fs_.readFile(filePath, 'utf8', (err, res) => {
             if (err) {
@@ -57480,7 +60766,7 @@ class NodeSSH {
             if (config.privateKeyPath != null) {
                 // Must be an fs path
                 try {
-                    config.privateKey = await readFile(config.privateKeyPath);
+                    config.privateKey = await esm_readFile(config.privateKeyPath);
                 }
                 catch (err) {
                     if (err != null && err.code === 'ENOENT') {
@@ -61538,6 +64824,2365 @@ function renderCheckTable(results) {
     const passed = results.filter(r => r.ok).length;
     return [line(head), ...rows.map(line), `${passed}/${results.length} checks passed`].join('\n');
 }
+/** The secret scan's findings as a Markdown table: rule, where, commit, author, date. Never the secret. */
+function summary_renderFindings(findings, artifactRoot) {
+    if (findings.length === 0)
+        return '';
+    const rows = findings.map(f => {
+        const file = f.source === 'artifact' ? `${artifactRoot.replace(/\/+$/, '')}/${f.file}` : f.file;
+        return `| ${cell(f.rule)} | \`${cell(file)}:${f.line}\` | ${f.commit ? `\`${f.commit.slice(0, 12)}\`` : '(artifact)'} | ${cell(f.author ?? '')} | ${cell((f.date ?? '').slice(0, 10))} |`;
+    });
+    return [
+        `### Secrets found: ${findings.length}`,
+        '',
+        '| rule | file:line | commit | author | date |',
+        '| --- | --- | --- | --- | --- |',
+        ...rows,
+        '',
+        'Rotate each secret first (it is already exposed), then remove it. For a false positive, allowlist it in `.gitleaks.toml` or add its fingerprint to `.gitleaksignore`.',
+        ''
+    ].join('\n');
+}
+
+;// CONCATENATED MODULE: external "node:os"
+const external_node_os_namespaceObject = require("node:os");
+// EXTERNAL MODULE: ./node_modules/@actions/tool-cache/node_modules/semver/index.js
+var node_modules_semver = __nccwpck_require__(885);
+;// CONCATENATED MODULE: ./node_modules/@actions/tool-cache/lib/manifest.js
+var manifest_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
+    function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
+    return new (P || (P = Promise))(function (resolve, reject) {
+        function fulfilled(value) { try { step(generator.next(value)); } catch (e) { reject(e); } }
+        function rejected(value) { try { step(generator["throw"](value)); } catch (e) { reject(e); } }
+        function step(result) { result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected); }
+        step((generator = generator.apply(thisArg, _arguments || [])).next());
+    });
+};
+
+
+
+
+
+// Internal object for testability (allows mocking in ESM)
+const _internal = {
+    readLinuxVersionFile() {
+        const lsbReleaseFile = '/etc/lsb-release';
+        const osReleaseFile = '/etc/os-release';
+        let contents = '';
+        if (external_fs_.existsSync(lsbReleaseFile)) {
+            contents = external_fs_.readFileSync(lsbReleaseFile).toString();
+        }
+        else if (external_fs_.existsSync(osReleaseFile)) {
+            contents = external_fs_.readFileSync(osReleaseFile).toString();
+        }
+        return contents;
+    }
+};
+function _findMatch(versionSpec, stable, candidates, archFilter) {
+    return manifest_awaiter(this, void 0, void 0, function* () {
+        const platFilter = os.platform();
+        let result;
+        let match;
+        let file;
+        for (const candidate of candidates) {
+            const version = candidate.version;
+            debug(`check ${version} satisfies ${versionSpec}`);
+            if (semver.satisfies(version, versionSpec) &&
+                (!stable || candidate.stable === stable)) {
+                file = candidate.files.find(item => {
+                    debug(`${item.arch}===${archFilter} && ${item.platform}===${platFilter}`);
+                    let chk = item.arch === archFilter && item.platform === platFilter;
+                    if (chk && item.platform_version) {
+                        const osVersion = _getOsVersion();
+                        if (osVersion === item.platform_version) {
+                            chk = true;
+                        }
+                        else {
+                            chk = semver.satisfies(osVersion, item.platform_version);
+                        }
+                    }
+                    return chk;
+                });
+                if (file) {
+                    debug(`matched ${candidate.version}`);
+                    match = candidate;
+                    break;
+                }
+            }
+        }
+        if (match && file) {
+            // clone since we're mutating the file list to be only the file that matches
+            result = Object.assign({}, match);
+            result.files = [file];
+        }
+        return result;
+    });
+}
+function _getOsVersion() {
+    // TODO: add windows and other linux, arm variants
+    // right now filtering on version is only an ubuntu and macos scenario for tools we build for hosted (python)
+    const plat = os.platform();
+    let version = '';
+    if (plat === 'darwin') {
+        version = cp.execSync('sw_vers -productVersion').toString();
+    }
+    else if (plat === 'linux') {
+        // lsb_release process not in some containers, readfile
+        // Run cat /etc/lsb-release
+        // DISTRIB_ID=Ubuntu
+        // DISTRIB_RELEASE=18.04
+        // DISTRIB_CODENAME=bionic
+        // DISTRIB_DESCRIPTION="Ubuntu 18.04.4 LTS"
+        const lsbContents = _internal.readLinuxVersionFile();
+        if (lsbContents) {
+            const lines = lsbContents.split('\n');
+            for (const line of lines) {
+                const parts = line.split('=');
+                if (parts.length === 2 &&
+                    (parts[0].trim() === 'VERSION_ID' ||
+                        parts[0].trim() === 'DISTRIB_RELEASE')) {
+                    version = parts[1].trim().replace(/^"/, '').replace(/"$/, '');
+                    break;
+                }
+            }
+        }
+    }
+    return version;
+}
+// Alias for backwards compatibility
+function _readLinuxVersionFile() {
+    return _internal.readLinuxVersionFile();
+}
+//# sourceMappingURL=manifest.js.map
+// EXTERNAL MODULE: external "stream"
+var external_stream_ = __nccwpck_require__(2203);
+// EXTERNAL MODULE: external "util"
+var external_util_ = __nccwpck_require__(9023);
+;// CONCATENATED MODULE: ./node_modules/@actions/tool-cache/lib/retry-helper.js
+var retry_helper_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
+    function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
+    return new (P || (P = Promise))(function (resolve, reject) {
+        function fulfilled(value) { try { step(generator.next(value)); } catch (e) { reject(e); } }
+        function rejected(value) { try { step(generator["throw"](value)); } catch (e) { reject(e); } }
+        function step(result) { result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected); }
+        step((generator = generator.apply(thisArg, _arguments || [])).next());
+    });
+};
+
+/**
+ * Internal class for retries
+ */
+class retry_helper_RetryHelper {
+    constructor(maxAttempts, minSeconds, maxSeconds) {
+        if (maxAttempts < 1) {
+            throw new Error('max attempts should be greater than or equal to 1');
+        }
+        this.maxAttempts = maxAttempts;
+        this.minSeconds = Math.floor(minSeconds);
+        this.maxSeconds = Math.floor(maxSeconds);
+        if (this.minSeconds > this.maxSeconds) {
+            throw new Error('min seconds should be less than or equal to max seconds');
+        }
+    }
+    execute(action, isRetryable) {
+        return retry_helper_awaiter(this, void 0, void 0, function* () {
+            let attempt = 1;
+            while (attempt < this.maxAttempts) {
+                // Try
+                try {
+                    return yield action();
+                }
+                catch (err) {
+                    if (isRetryable && !isRetryable(err)) {
+                        throw err;
+                    }
+                    core.info(err.message);
+                }
+                // Sleep
+                const seconds = this.getSleepAmount();
+                core.info(`Waiting ${seconds} seconds before trying again`);
+                yield this.sleep(seconds);
+                attempt++;
+            }
+            // Last attempt
+            return yield action();
+        });
+    }
+    getSleepAmount() {
+        return (Math.floor(Math.random() * (this.maxSeconds - this.minSeconds + 1)) +
+            this.minSeconds);
+    }
+    sleep(seconds) {
+        return retry_helper_awaiter(this, void 0, void 0, function* () {
+            return new Promise(resolve => setTimeout(resolve, seconds * 1000));
+        });
+    }
+}
+//# sourceMappingURL=retry-helper.js.map
+;// CONCATENATED MODULE: ./node_modules/@actions/tool-cache/lib/tool-cache.js
+var tool_cache_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
+    function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
+    return new (P || (P = Promise))(function (resolve, reject) {
+        function fulfilled(value) { try { step(generator.next(value)); } catch (e) { reject(e); } }
+        function rejected(value) { try { step(generator["throw"](value)); } catch (e) { reject(e); } }
+        function step(result) { result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected); }
+        step((generator = generator.apply(thisArg, _arguments || [])).next());
+    });
+};
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+class HTTPError extends Error {
+    constructor(httpStatusCode) {
+        super(`Unexpected HTTP response: ${httpStatusCode}`);
+        this.httpStatusCode = httpStatusCode;
+        Object.setPrototypeOf(this, new.target.prototype);
+    }
+}
+const tool_cache_IS_WINDOWS = process.platform === 'win32';
+const IS_MAC = process.platform === 'darwin';
+const userAgent = 'actions/tool-cache';
+/**
+ * Download a tool from an url and stream it into a file
+ *
+ * @param url       url of tool to download
+ * @param dest      path to download tool
+ * @param auth      authorization header
+ * @param headers   other headers
+ * @returns         path to downloaded tool
+ */
+function downloadTool(url, dest, auth, headers) {
+    return tool_cache_awaiter(this, void 0, void 0, function* () {
+        dest = dest || path.join(_getTempDirectory(), crypto.randomUUID());
+        yield io.mkdirP(path.dirname(dest));
+        core.debug(`Downloading ${url}`);
+        core.debug(`Destination ${dest}`);
+        const maxAttempts = 3;
+        const minSeconds = _getGlobal('TEST_DOWNLOAD_TOOL_RETRY_MIN_SECONDS', 10);
+        const maxSeconds = _getGlobal('TEST_DOWNLOAD_TOOL_RETRY_MAX_SECONDS', 20);
+        const retryHelper = new RetryHelper(maxAttempts, minSeconds, maxSeconds);
+        return yield retryHelper.execute(() => tool_cache_awaiter(this, void 0, void 0, function* () {
+            return yield downloadToolAttempt(url, dest || '', auth, headers);
+        }), (err) => {
+            if (err instanceof HTTPError && err.httpStatusCode) {
+                // Don't retry anything less than 500, except 408 Request Timeout and 429 Too Many Requests
+                if (err.httpStatusCode < 500 &&
+                    err.httpStatusCode !== 408 &&
+                    err.httpStatusCode !== 429) {
+                    return false;
+                }
+            }
+            // Otherwise retry
+            return true;
+        });
+    });
+}
+function downloadToolAttempt(url, dest, auth, headers) {
+    return tool_cache_awaiter(this, void 0, void 0, function* () {
+        if (fs.existsSync(dest)) {
+            throw new Error(`Destination file path ${dest} already exists`);
+        }
+        // Get the response headers
+        const http = new httpm.HttpClient(userAgent, [], {
+            allowRetries: false
+        });
+        if (auth) {
+            core.debug('set auth');
+            if (headers === undefined) {
+                headers = {};
+            }
+            headers.authorization = auth;
+        }
+        const response = yield http.get(url, headers);
+        if (response.message.statusCode !== 200) {
+            const err = new HTTPError(response.message.statusCode);
+            core.debug(`Failed to download from "${url}". Code(${response.message.statusCode}) Message(${response.message.statusMessage})`);
+            throw err;
+        }
+        // Download the response body
+        const pipeline = util.promisify(stream.pipeline);
+        const responseMessageFactory = _getGlobal('TEST_DOWNLOAD_TOOL_RESPONSE_MESSAGE_FACTORY', () => response.message);
+        const readStream = responseMessageFactory();
+        let succeeded = false;
+        try {
+            yield pipeline(readStream, fs.createWriteStream(dest));
+            core.debug('download complete');
+            succeeded = true;
+            return dest;
+        }
+        finally {
+            // Error, delete dest before retry
+            if (!succeeded) {
+                core.debug('download failed');
+                try {
+                    yield io.rmRF(dest);
+                }
+                catch (err) {
+                    core.debug(`Failed to delete '${dest}'. ${err.message}`);
+                }
+            }
+        }
+    });
+}
+/**
+ * Extract a .7z file
+ *
+ * @param file     path to the .7z file
+ * @param dest     destination directory. Optional.
+ * @param _7zPath  path to 7zr.exe. Optional, for long path support. Most .7z archives do not have this
+ * problem. If your .7z archive contains very long paths, you can pass the path to 7zr.exe which will
+ * gracefully handle long paths. By default 7zdec.exe is used because it is a very small program and is
+ * bundled with the tool lib. However it does not support long paths. 7zr.exe is the reduced command line
+ * interface, it is smaller than the full command line interface, and it does support long paths. At the
+ * time of this writing, it is freely available from the LZMA SDK that is available on the 7zip website.
+ * Be sure to check the current license agreement. If 7zr.exe is bundled with your action, then the path
+ * to 7zr.exe can be pass to this function.
+ * @returns        path to the destination directory
+ */
+function extract7z(file, dest, _7zPath) {
+    return tool_cache_awaiter(this, void 0, void 0, function* () {
+        ok(tool_cache_IS_WINDOWS, 'extract7z() not supported on current OS');
+        ok(file, 'parameter "file" is required');
+        dest = yield _createExtractFolder(dest);
+        const originalCwd = process.cwd();
+        process.chdir(dest);
+        if (_7zPath) {
+            try {
+                const logLevel = core.isDebug() ? '-bb1' : '-bb0';
+                const args = [
+                    'x', // eXtract files with full paths
+                    logLevel, // -bb[0-3] : set output log level
+                    '-bd', // disable progress indicator
+                    '-sccUTF-8', // set charset for for console input/output
+                    file
+                ];
+                const options = {
+                    silent: true
+                };
+                yield exec(`"${_7zPath}"`, args, options);
+            }
+            finally {
+                process.chdir(originalCwd);
+            }
+        }
+        else {
+            const escapedScript = path
+                .join(__dirname, '..', 'scripts', 'Invoke-7zdec.ps1')
+                .replace(/'/g, "''")
+                .replace(/"|\n|\r/g, ''); // double-up single quotes, remove double quotes and newlines
+            const escapedFile = file.replace(/'/g, "''").replace(/"|\n|\r/g, '');
+            const escapedTarget = dest.replace(/'/g, "''").replace(/"|\n|\r/g, '');
+            const command = `& '${escapedScript}' -Source '${escapedFile}' -Target '${escapedTarget}'`;
+            const args = [
+                '-NoLogo',
+                '-Sta',
+                '-NoProfile',
+                '-NonInteractive',
+                '-ExecutionPolicy',
+                'Unrestricted',
+                '-Command',
+                command
+            ];
+            const options = {
+                silent: true
+            };
+            try {
+                const powershellPath = yield io.which('powershell', true);
+                yield exec(`"${powershellPath}"`, args, options);
+            }
+            finally {
+                process.chdir(originalCwd);
+            }
+        }
+        return dest;
+    });
+}
+/**
+ * Extract a compressed tar archive
+ *
+ * @param file     path to the tar
+ * @param dest     destination directory. Optional.
+ * @param flags    flags for the tar command to use for extraction. Defaults to 'xz' (extracting gzipped tars). Optional.
+ * @returns        path to the destination directory
+ */
+function extractTar(file_1, dest_1) {
+    return tool_cache_awaiter(this, arguments, void 0, function* (file, dest, flags = 'xz') {
+        if (!file) {
+            throw new Error("parameter 'file' is required");
+        }
+        // Create dest
+        dest = yield _createExtractFolder(dest);
+        // Determine whether GNU tar
+        core.debug('Checking tar --version');
+        let versionOutput = '';
+        yield exec('tar --version', [], {
+            ignoreReturnCode: true,
+            silent: true,
+            listeners: {
+                stdout: (data) => (versionOutput += data.toString()),
+                stderr: (data) => (versionOutput += data.toString())
+            }
+        });
+        core.debug(versionOutput.trim());
+        const isGnuTar = versionOutput.toUpperCase().includes('GNU TAR');
+        // Initialize args
+        let args;
+        if (flags instanceof Array) {
+            args = flags;
+        }
+        else {
+            args = [flags];
+        }
+        if (core.isDebug() && !flags.includes('v')) {
+            args.push('-v');
+        }
+        let destArg = dest;
+        let fileArg = file;
+        if (tool_cache_IS_WINDOWS && isGnuTar) {
+            args.push('--force-local');
+            destArg = dest.replace(/\\/g, '/');
+            // Technically only the dest needs to have `/` but for aesthetic consistency
+            // convert slashes in the file arg too.
+            fileArg = file.replace(/\\/g, '/');
+        }
+        if (isGnuTar) {
+            // Suppress warnings when using GNU tar to extract archives created by BSD tar
+            args.push('--warning=no-unknown-keyword');
+            args.push('--overwrite');
+        }
+        args.push('-C', destArg, '-f', fileArg);
+        yield exec(`tar`, args);
+        return dest;
+    });
+}
+/**
+ * Extract a xar compatible archive
+ *
+ * @param file     path to the archive
+ * @param dest     destination directory. Optional.
+ * @param flags    flags for the xar. Optional.
+ * @returns        path to the destination directory
+ */
+function extractXar(file_1, dest_1) {
+    return tool_cache_awaiter(this, arguments, void 0, function* (file, dest, flags = []) {
+        ok(IS_MAC, 'extractXar() not supported on current OS');
+        ok(file, 'parameter "file" is required');
+        dest = yield _createExtractFolder(dest);
+        let args;
+        if (flags instanceof Array) {
+            args = flags;
+        }
+        else {
+            args = [flags];
+        }
+        args.push('-x', '-C', dest, '-f', file);
+        if (core.isDebug()) {
+            args.push('-v');
+        }
+        const xarPath = yield io.which('xar', true);
+        yield exec(`"${xarPath}"`, _unique(args));
+        return dest;
+    });
+}
+/**
+ * Extract a zip
+ *
+ * @param file     path to the zip
+ * @param dest     destination directory. Optional.
+ * @returns        path to the destination directory
+ */
+function extractZip(file, dest) {
+    return tool_cache_awaiter(this, void 0, void 0, function* () {
+        if (!file) {
+            throw new Error("parameter 'file' is required");
+        }
+        dest = yield _createExtractFolder(dest);
+        if (tool_cache_IS_WINDOWS) {
+            yield extractZipWin(file, dest);
+        }
+        else {
+            yield extractZipNix(file, dest);
+        }
+        return dest;
+    });
+}
+function extractZipWin(file, dest) {
+    return tool_cache_awaiter(this, void 0, void 0, function* () {
+        // build the powershell command
+        const escapedFile = file.replace(/'/g, "''").replace(/"|\n|\r/g, ''); // double-up single quotes, remove double quotes and newlines
+        const escapedDest = dest.replace(/'/g, "''").replace(/"|\n|\r/g, '');
+        const pwshPath = yield io.which('pwsh', false);
+        //To match the file overwrite behavior on nix systems, we use the overwrite = true flag for ExtractToDirectory
+        //and the -Force flag for Expand-Archive as a fallback
+        if (pwshPath) {
+            //attempt to use pwsh with ExtractToDirectory, if this fails attempt Expand-Archive
+            const pwshCommand = [
+                `$ErrorActionPreference = 'Stop' ;`,
+                `try { Add-Type -AssemblyName System.IO.Compression.ZipFile } catch { } ;`,
+                `try { [System.IO.Compression.ZipFile]::ExtractToDirectory('${escapedFile}', '${escapedDest}', $true) }`,
+                `catch { if (($_.Exception.GetType().FullName -eq 'System.Management.Automation.MethodException') -or ($_.Exception.GetType().FullName -eq 'System.Management.Automation.RuntimeException') ){ Expand-Archive -LiteralPath '${escapedFile}' -DestinationPath '${escapedDest}' -Force } else { throw $_ } } ;`
+            ].join(' ');
+            const args = [
+                '-NoLogo',
+                '-NoProfile',
+                '-NonInteractive',
+                '-ExecutionPolicy',
+                'Unrestricted',
+                '-Command',
+                pwshCommand
+            ];
+            core.debug(`Using pwsh at path: ${pwshPath}`);
+            yield exec(`"${pwshPath}"`, args);
+        }
+        else {
+            const powershellCommand = [
+                `$ErrorActionPreference = 'Stop' ;`,
+                `try { Add-Type -AssemblyName System.IO.Compression.FileSystem } catch { } ;`,
+                `if ((Get-Command -Name Expand-Archive -Module Microsoft.PowerShell.Archive -ErrorAction Ignore)) { Expand-Archive -LiteralPath '${escapedFile}' -DestinationPath '${escapedDest}' -Force }`,
+                `else {[System.IO.Compression.ZipFile]::ExtractToDirectory('${escapedFile}', '${escapedDest}', $true) }`
+            ].join(' ');
+            const args = [
+                '-NoLogo',
+                '-Sta',
+                '-NoProfile',
+                '-NonInteractive',
+                '-ExecutionPolicy',
+                'Unrestricted',
+                '-Command',
+                powershellCommand
+            ];
+            const powershellPath = yield io.which('powershell', true);
+            core.debug(`Using powershell at path: ${powershellPath}`);
+            yield exec(`"${powershellPath}"`, args);
+        }
+    });
+}
+function extractZipNix(file, dest) {
+    return tool_cache_awaiter(this, void 0, void 0, function* () {
+        const unzipPath = yield io.which('unzip', true);
+        const args = [file];
+        if (!core.isDebug()) {
+            args.unshift('-q');
+        }
+        args.unshift('-o'); //overwrite with -o, otherwise a prompt is shown which freezes the run
+        yield exec(`"${unzipPath}"`, args, { cwd: dest });
+    });
+}
+/**
+ * Caches a directory and installs it into the tool cacheDir
+ *
+ * @param sourceDir    the directory to cache into tools
+ * @param tool          tool name
+ * @param version       version of the tool.  semver format
+ * @param arch          architecture of the tool.  Optional.  Defaults to machine architecture
+ */
+function cacheDir(sourceDir, tool, version, arch) {
+    return tool_cache_awaiter(this, void 0, void 0, function* () {
+        version = semver.clean(version) || version;
+        arch = arch || os.arch();
+        core.debug(`Caching tool ${tool} ${version} ${arch}`);
+        core.debug(`source dir: ${sourceDir}`);
+        if (!fs.statSync(sourceDir).isDirectory()) {
+            throw new Error('sourceDir is not a directory');
+        }
+        // Create the tool dir
+        const destPath = yield _createToolPath(tool, version, arch);
+        // copy each child item. do not move. move can fail on Windows
+        // due to anti-virus software having an open handle on a file.
+        for (const itemName of fs.readdirSync(sourceDir)) {
+            const s = path.join(sourceDir, itemName);
+            yield io.cp(s, destPath, { recursive: true });
+        }
+        // write .complete
+        _completeToolPath(tool, version, arch);
+        return destPath;
+    });
+}
+/**
+ * Caches a downloaded file (GUID) and installs it
+ * into the tool cache with a given targetName
+ *
+ * @param sourceFile    the file to cache into tools.  Typically a result of downloadTool which is a guid.
+ * @param targetFile    the name of the file name in the tools directory
+ * @param tool          tool name
+ * @param version       version of the tool.  semver format
+ * @param arch          architecture of the tool.  Optional.  Defaults to machine architecture
+ */
+function cacheFile(sourceFile, targetFile, tool, version, arch) {
+    return tool_cache_awaiter(this, void 0, void 0, function* () {
+        version = semver.clean(version) || version;
+        arch = arch || os.arch();
+        core.debug(`Caching tool ${tool} ${version} ${arch}`);
+        core.debug(`source file: ${sourceFile}`);
+        if (!fs.statSync(sourceFile).isFile()) {
+            throw new Error('sourceFile is not a file');
+        }
+        // create the tool dir
+        const destFolder = yield _createToolPath(tool, version, arch);
+        // copy instead of move. move can fail on Windows due to
+        // anti-virus software having an open handle on a file.
+        const destPath = path.join(destFolder, targetFile);
+        core.debug(`destination file ${destPath}`);
+        yield io.cp(sourceFile, destPath);
+        // write .complete
+        _completeToolPath(tool, version, arch);
+        return destFolder;
+    });
+}
+/**
+ * Finds the path to a tool version in the local installed tool cache
+ *
+ * @param toolName      name of the tool
+ * @param versionSpec   version of the tool
+ * @param arch          optional arch.  defaults to arch of computer
+ */
+function find(toolName, versionSpec, arch) {
+    if (!toolName) {
+        throw new Error('toolName parameter is required');
+    }
+    if (!versionSpec) {
+        throw new Error('versionSpec parameter is required');
+    }
+    arch = arch || os.arch();
+    // attempt to resolve an explicit version
+    if (!isExplicitVersion(versionSpec)) {
+        const localVersions = findAllVersions(toolName, arch);
+        const match = evaluateVersions(localVersions, versionSpec);
+        versionSpec = match;
+    }
+    // check for the explicit version in the cache
+    let toolPath = '';
+    if (versionSpec) {
+        versionSpec = semver.clean(versionSpec) || '';
+        const cachePath = path.join(_getCacheDirectory(), toolName, versionSpec, arch);
+        core.debug(`checking cache: ${cachePath}`);
+        if (fs.existsSync(cachePath) && fs.existsSync(`${cachePath}.complete`)) {
+            core.debug(`Found tool in cache ${toolName} ${versionSpec} ${arch}`);
+            toolPath = cachePath;
+        }
+        else {
+            core.debug('not found');
+        }
+    }
+    return toolPath;
+}
+/**
+ * Finds the paths to all versions of a tool that are installed in the local tool cache
+ *
+ * @param toolName  name of the tool
+ * @param arch      optional arch.  defaults to arch of computer
+ */
+function findAllVersions(toolName, arch) {
+    const versions = [];
+    arch = arch || os.arch();
+    const toolPath = path.join(_getCacheDirectory(), toolName);
+    if (fs.existsSync(toolPath)) {
+        const children = fs.readdirSync(toolPath);
+        for (const child of children) {
+            if (isExplicitVersion(child)) {
+                const fullPath = path.join(toolPath, child, arch || '');
+                if (fs.existsSync(fullPath) && fs.existsSync(`${fullPath}.complete`)) {
+                    versions.push(child);
+                }
+            }
+        }
+    }
+    return versions;
+}
+function getManifestFromRepo(owner_1, repo_1, auth_1) {
+    return tool_cache_awaiter(this, arguments, void 0, function* (owner, repo, auth, branch = 'master') {
+        let releases = [];
+        const treeUrl = `https://api.github.com/repos/${owner}/${repo}/git/trees/${branch}`;
+        const http = new httpm.HttpClient('tool-cache');
+        const headers = {};
+        if (auth) {
+            core.debug('set auth');
+            headers.authorization = auth;
+        }
+        const response = yield http.getJson(treeUrl, headers);
+        if (!response.result) {
+            return releases;
+        }
+        let manifestUrl = '';
+        for (const item of response.result.tree) {
+            if (item.path === 'versions-manifest.json') {
+                manifestUrl = item.url;
+                break;
+            }
+        }
+        headers['accept'] = 'application/vnd.github.VERSION.raw';
+        let versionsRaw = yield (yield http.get(manifestUrl, headers)).readBody();
+        if (versionsRaw) {
+            // shouldn't be needed but protects against invalid json saved with BOM
+            versionsRaw = versionsRaw.replace(/^\uFEFF/, '');
+            try {
+                releases = JSON.parse(versionsRaw);
+            }
+            catch (_a) {
+                core.debug('Invalid json');
+            }
+        }
+        return releases;
+    });
+}
+function findFromManifest(versionSpec_1, stable_1, manifest_1) {
+    return tool_cache_awaiter(this, arguments, void 0, function* (versionSpec, stable, manifest, archFilter = os.arch()) {
+        // wrap the internal impl
+        const match = yield mm._findMatch(versionSpec, stable, manifest, archFilter);
+        return match;
+    });
+}
+function _createExtractFolder(dest) {
+    return tool_cache_awaiter(this, void 0, void 0, function* () {
+        if (!dest) {
+            // create a temp dir
+            dest = path.join(_getTempDirectory(), crypto.randomUUID());
+        }
+        yield io.mkdirP(dest);
+        return dest;
+    });
+}
+function _createToolPath(tool, version, arch) {
+    return tool_cache_awaiter(this, void 0, void 0, function* () {
+        const folderPath = path.join(_getCacheDirectory(), tool, semver.clean(version) || version, arch || '');
+        core.debug(`destination ${folderPath}`);
+        const markerPath = `${folderPath}.complete`;
+        yield io.rmRF(folderPath);
+        yield io.rmRF(markerPath);
+        yield io.mkdirP(folderPath);
+        return folderPath;
+    });
+}
+function _completeToolPath(tool, version, arch) {
+    const folderPath = path.join(_getCacheDirectory(), tool, semver.clean(version) || version, arch || '');
+    const markerPath = `${folderPath}.complete`;
+    fs.writeFileSync(markerPath, '');
+    core.debug('finished caching tool');
+}
+/**
+ * Check if version string is explicit
+ *
+ * @param versionSpec      version string to check
+ */
+function isExplicitVersion(versionSpec) {
+    const c = semver.clean(versionSpec) || '';
+    core.debug(`isExplicit: ${c}`);
+    const valid = semver.valid(c) != null;
+    core.debug(`explicit? ${valid}`);
+    return valid;
+}
+/**
+ * Get the highest satisfiying semantic version in `versions` which satisfies `versionSpec`
+ *
+ * @param versions        array of versions to evaluate
+ * @param versionSpec     semantic version spec to satisfy
+ */
+function evaluateVersions(versions, versionSpec) {
+    let version = '';
+    core.debug(`evaluating ${versions.length} versions`);
+    versions = versions.sort((a, b) => {
+        if (semver.gt(a, b)) {
+            return 1;
+        }
+        return -1;
+    });
+    for (let i = versions.length - 1; i >= 0; i--) {
+        const potential = versions[i];
+        const satisfied = semver.satisfies(potential, versionSpec);
+        if (satisfied) {
+            version = potential;
+            break;
+        }
+    }
+    if (version) {
+        core.debug(`matched: ${version}`);
+    }
+    else {
+        core.debug('match not found');
+    }
+    return version;
+}
+/**
+ * Gets RUNNER_TOOL_CACHE
+ */
+function _getCacheDirectory() {
+    const cacheDirectory = process.env['RUNNER_TOOL_CACHE'] || '';
+    ok(cacheDirectory, 'Expected RUNNER_TOOL_CACHE to be defined');
+    return cacheDirectory;
+}
+/**
+ * Gets RUNNER_TEMP
+ */
+function _getTempDirectory() {
+    const tempDirectory = process.env['RUNNER_TEMP'] || '';
+    ok(tempDirectory, 'Expected RUNNER_TEMP to be defined');
+    return tempDirectory;
+}
+/**
+ * Gets a global variable
+ */
+function _getGlobal(key, defaultValue) {
+    /* eslint-disable @typescript-eslint/no-explicit-any */
+    const value = global[key];
+    /* eslint-enable @typescript-eslint/no-explicit-any */
+    return value !== undefined ? value : defaultValue;
+}
+/**
+ * Returns an array of unique values.
+ * @param values Values to make unique.
+ */
+function _unique(values) {
+    return Array.from(new Set(values));
+}
+//# sourceMappingURL=tool-cache.js.map
+;// CONCATENATED MODULE: ./src/scan/acquire.ts
+/**
+ * Getting the gitleaks binary, with no license key: the `gitleaks-path` input, a `gitleaks` on
+ * PATH, the runner's tool cache, or the pinned official release archive, downloaded and checked
+ * against its pinned SHA-256 before anything in it is unpacked.
+ */
+
+
+
+
+
+
+
+
+const GITLEAKS_VERSION = '8.28.0';
+/**
+ * Pinned SHA-256 of each release archive of gitleaks 8.28.0 (`gitleaks_8.28.0_checksums.txt`),
+ * keyed `<node platform>-<node arch>`. A platform missing here cannot be downloaded: its runners
+ * install gitleaks themselves and pass `gitleaks-path`.
+ */
+const GITLEAKS_SHA256 = Object.freeze({
+    'linux-x64': 'a65b5253807a68ac0cafa4414031fd740aeb55f54fb7e55f386acb52e6a840eb',
+    'linux-arm64': 'eff65261156100e5d94a6b3dec313d532fddfe19ae1590bf7a2b4f2699128356',
+    'darwin-x64': 'edf5a507008b0d2ef4959575772772770586409c1f6f74dabf19cbe7ec341ced',
+    'darwin-arm64': 'd942f3ad147250c9edbaab3fed9e482f98d3b59ba10ae97b8d75647e3ade492c',
+    'win32-x64': 'da6458e8864af553807de1c46a7a8eac0880bd6b99ba56288e87e86a45af884f'
+});
+const TOOL = 'gitleaks';
+const PHASE = 'pre-deploy';
+const HINT_PATH = 'Install gitleaks on the runner and pass its path as the `gitleaks-path` input (or put it on PATH).';
+const VERSION_TIMEOUT_MS = 10_000;
+/** Node's platform and arch names to the ones in gitleaks' release asset names. */
+const OS_NAMES = {
+    linux: 'linux',
+    darwin: 'darwin',
+    win32: 'windows'
+};
+const ARCH_NAMES = { x64: 'x64', arm64: 'arm64' };
+/** The release archives deployguard knows how to fetch (windows: x64 only). */
+const SUPPORTED = new Set(['linux-x64', 'linux-arm64', 'darwin-x64', 'darwin-arm64', 'win32-x64']);
+function defaultDownloadBase(version = GITLEAKS_VERSION) {
+    return `https://github.com/gitleaks/gitleaks/releases/download/v${version}/`;
+}
+/** The release asset name for a node platform/arch, or undefined when gitleaks has none we fetch. */
+function gitleaksAsset(platform, arch, version = GITLEAKS_VERSION) {
+    const osName = OS_NAMES[platform];
+    const archName = ARCH_NAMES[arch];
+    if (!osName || !archName || !SUPPORTED.has(`${platform}-${arch}`))
+        return undefined;
+    return `gitleaks_${version}_${osName}_${archName}.${platform === 'win32' ? 'zip' : 'tar.gz'}`;
+}
+async function acquire_ensureGitleaks(opts = {}) {
+    const env = opts.env ?? process.env;
+    const platform = opts.platform ?? process.platform;
+    const arch = opts.arch ?? process.arch;
+    const log = opts.log ?? { info: () => { }, warn: () => { } };
+    // 1. The input: the user said which binary to use, so anything wrong with it is an error.
+    if (opts.inputPath !== undefined && opts.inputPath.trim() !== '') {
+        const p = path.resolve(opts.inputPath.trim());
+        const problem = await notExecutable(p);
+        if (problem) {
+            throw new SecretScanError(`gitleaks-path ${p} ${problem}`, PHASE, 'Point `gitleaks-path` at the gitleaks executable itself (chmod +x it if needed), or leave the input empty so deployguard finds or downloads gitleaks.');
+        }
+        const probe = await probeVersion(p, env);
+        if (!probe.ok) {
+            throw new SecretScanError(`gitleaks-path ${p} is not gitleaks: \`${path.basename(p)} version\` ${probe.detail}`, PHASE, 'Point `gitleaks-path` at a gitleaks 8.x binary, or leave it empty so deployguard downloads the pinned release.');
+        }
+        log.info(`gitleaks ${probe.version} from gitleaks-path: ${p}`);
+        return { path: p, version: probe.version, source: 'input' };
+    }
+    // 2. PATH. A `gitleaks` there that is not gitleaks is reported and passed over.
+    const onPath = await findOnPath(env);
+    if (onPath) {
+        const probe = await probeVersion(onPath, env);
+        if (probe.ok) {
+            log.info(`gitleaks ${probe.version} found on PATH: ${onPath}`);
+            if (!/^v?8\./.test(probe.version) && probe.version !== 'unknown') {
+                log.warn(`the gitleaks on PATH (${onPath}) is version ${probe.version}; deployguard is made for gitleaks 8.x (pinned ${GITLEAKS_VERSION})`);
+            }
+            return { path: onPath, version: probe.version, source: 'path' };
+        }
+        log.warn(`${onPath} is on PATH as \`gitleaks\` but is not gitleaks (\`gitleaks version\` ${probe.detail}); ignoring it`);
+    }
+    // 3. The tool cache, then 4. the pinned download.
+    ensureToolCacheEnv();
+    const binName = platform === 'win32' ? 'gitleaks.exe' : 'gitleaks';
+    const cachedDir = toStderr(() => tc.find(TOOL, GITLEAKS_VERSION, arch));
+    if (cachedDir) {
+        const cachedBin = path.join(cachedDir, binName);
+        const problem = await notExecutable(cachedBin, platform);
+        if (!problem) {
+            log.info(`gitleaks ${GITLEAKS_VERSION} from the tool cache: ${cachedBin}`);
+            return { path: cachedBin, version: GITLEAKS_VERSION, source: 'cache' };
+        }
+        log.warn(`the tool cache entry ${cachedDir} is broken (${cachedBin} ${problem}); downloading again`);
+    }
+    return download({
+        platform,
+        arch,
+        binName,
+        base: opts.downloadBase ?? defaultDownloadBase(),
+        pins: opts.sha256 ?? GITLEAKS_SHA256,
+        log
+    });
+}
+async function download(o) {
+    const key = `${o.platform}-${o.arch}`;
+    const asset = gitleaksAsset(o.platform, o.arch);
+    if (!asset) {
+        throw new SecretScanError(`deployguard cannot download gitleaks for ${o.platform}/${o.arch}: the pinned release ${GITLEAKS_VERSION} has no archive it supports for this platform`, PHASE, HINT_PATH);
+    }
+    const expected = o.pins[key]?.trim().toLowerCase();
+    if (!expected || !/^[0-9a-f]{64}$/.test(expected)) {
+        throw new SecretScanError(`no pinned checksum for ${key}; deployguard will not download gitleaks ${GITLEAKS_VERSION} (${asset}) without one`, PHASE, HINT_PATH);
+    }
+    const url = new URL(asset, o.base.endsWith('/') ? o.base : `${o.base}/`).toString();
+    const work = path.join(process.env.RUNNER_TEMP, `deployguard-gitleaks-${randomUUID()}`);
+    const archive = path.join(work, asset);
+    try {
+        o.log.info(`downloading gitleaks ${GITLEAKS_VERSION} from ${url}`);
+        try {
+            await toStderr(() => tc.downloadTool(url, archive));
+        }
+        catch (err) {
+            const status = err instanceof tc.HTTPError ? err.httpStatusCode : undefined;
+            const reason = status !== undefined ? `the server answered HTTP ${status}` : acquire_errorText(err);
+            throw new SecretScanError(`could not download gitleaks ${GITLEAKS_VERSION} from ${url}: ${reason}`, PHASE, 'If this runner has no internet access (an offline or locked-down self-hosted runner), install gitleaks on it and pass its path as the `gitleaks-path` input.');
+        }
+        // Checked before extraction: nothing from an unverified archive is ever unpacked or run.
+        const actual = await sha256File(archive);
+        if (actual !== expected) {
+            await rm(work, { recursive: true, force: true });
+            throw new SecretScanError(`refused the download of ${url}: its SHA-256 is ${actual}, but the pinned SHA-256 of ${asset} (gitleaks ${GITLEAKS_VERSION}, ${key}) is ${expected}. ` +
+                'The file was deleted; nothing was extracted or cached.', PHASE, 'The archive was changed at the source or on the way. Do not work around this check: install a gitleaks you trust and pass its path as `gitleaks-path`.');
+        }
+        const extracted = path.join(work, 'extracted');
+        await toStderr(() => asset.endsWith('.zip') ? tc.extractZip(archive, extracted) : tc.extractTar(archive, extracted));
+        const problem = await notExecutable(path.join(extracted, o.binName), o.platform);
+        if (problem) {
+            throw new SecretScanError(`the gitleaks archive ${asset} from ${url} has no usable ${o.binName} at its top level (${problem})`, PHASE, HINT_PATH);
+        }
+        const cached = await toStderr(() => tc.cacheDir(extracted, TOOL, GITLEAKS_VERSION, o.arch));
+        const bin = path.join(cached, o.binName);
+        o.log.info(`gitleaks ${GITLEAKS_VERSION} verified (sha256 ${actual}) and cached: ${bin}`);
+        return { path: bin, version: GITLEAKS_VERSION, source: 'download' };
+    }
+    finally {
+        await rm(work, { recursive: true, force: true }).catch(() => { });
+    }
+}
+/**
+ * @actions/tool-cache reads RUNNER_TOOL_CACHE and RUNNER_TEMP at each call. The runner sets both;
+ * outside Actions (the CLI) both default to folders in the user's cache, never replacing a value.
+ */
+function ensureToolCacheEnv() {
+    const cacheHome = () => process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+    if (!process.env.RUNNER_TOOL_CACHE) {
+        process.env.RUNNER_TOOL_CACHE = path.join(cacheHome(), 'deployguard', 'tool-cache');
+    }
+    if (!process.env.RUNNER_TEMP) {
+        process.env.RUNNER_TEMP = path.join(cacheHome(), 'deployguard', 'temp');
+    }
+}
+/**
+ * tool-cache writes `::debug::` lines and echoes the commands it runs (tar, unzip) to stdout. In
+ * Actions that is the log; in the CLI stdout may be `--json`, so there it goes to stderr instead.
+ */
+function toStderr(fn) {
+    if (process.env.GITHUB_ACTIONS === 'true')
+        return fn();
+    const own = Object.getOwnPropertyDescriptor(process.stdout, 'write');
+    const toErr = process.stderr.write.bind(process.stderr);
+    Object.defineProperty(process.stdout, 'write', { value: toErr, configurable: true, writable: true });
+    const restore = () => {
+        if (own)
+            Object.defineProperty(process.stdout, 'write', own);
+        else
+            delete process.stdout.write;
+    };
+    let result;
+    try {
+        result = fn();
+    }
+    catch (err) {
+        restore();
+        throw err;
+    }
+    if (result instanceof Promise)
+        return result.finally(restore);
+    restore();
+    return result;
+}
+/** Why `p` cannot be run, or undefined when it can. */
+async function notExecutable(p, platform = process.platform) {
+    let st;
+    try {
+        st = await stat(p);
+    }
+    catch {
+        return 'does not exist';
+    }
+    if (!st.isFile())
+        return 'is not a file';
+    if (platform === 'win32' || process.platform === 'win32')
+        return undefined;
+    try {
+        await access(p, fsConstants.X_OK);
+    }
+    catch {
+        return 'is not executable';
+    }
+    return undefined;
+}
+/** The first executable `gitleaks` in env.PATH (searched here: no `which`). */
+async function findOnPath(env) {
+    const isWin = process.platform === 'win32';
+    const pathVar = (isWin ? (env.Path ?? env.PATH) : env.PATH) ?? '';
+    const exts = isWin ? ['', ...(env.PATHEXT ?? '.EXE;.CMD;.BAT;.COM').split(';').filter(Boolean)] : [''];
+    for (const dir of pathVar.split(path.delimiter)) {
+        if (!dir)
+            continue;
+        for (const ext of exts) {
+            const candidate = path.resolve(dir, `gitleaks${ext}`);
+            if (!(await notExecutable(candidate)))
+                return candidate;
+        }
+    }
+    return undefined;
+}
+/**
+ * Runs `<bin> version`. gitleaks 8 prints its version and nothing else (a build without
+ * version flags prints "version is set by build process"); anything else is not gitleaks.
+ */
+async function probeVersion(bin, env) {
+    const result = await new Promise(resolve => {
+        execFile(bin, ['version'], { env, timeout: VERSION_TIMEOUT_MS, windowsHide: true, maxBuffer: 1024 * 1024 }, (error, stdout, stderr) => {
+            const code = error ? (error.code ?? (error.killed ? 'timeout' : 1)) : 0;
+            resolve({ code, out: String(stdout), err: String(stderr) });
+        });
+    });
+    const out = result.out.trim();
+    if (result.code !== 0) {
+        const why = result.code === 'timeout'
+            ? `did not finish in ${VERSION_TIMEOUT_MS / 1000} s`
+            : `failed (${result.code})`;
+        return { ok: false, detail: `${why}${acquire_summary(result.err || out)}` };
+    }
+    const m = /^v?(\d+\.\d+\.\d+[0-9A-Za-z.+-]*)$/.exec(out);
+    if (m)
+        return { ok: true, version: m[1] };
+    if (out === 'version is set by build process')
+        return { ok: true, version: 'unknown' };
+    return {
+        ok: false,
+        detail: `printed ${out ? JSON.stringify(truncate(out)) : 'nothing'} instead of a version`
+    };
+}
+function acquire_summary(text) {
+    const t = text.trim();
+    return t ? `: ${truncate(t)}` : '';
+}
+function truncate(text, max = 200) {
+    const one = text.replace(/\s+/g, ' ');
+    return one.length > max ? `${one.slice(0, max)}…` : one;
+}
+function acquire_errorText(err) {
+    if (err instanceof AggregateError && err.errors.length > 0) {
+        return err.errors.map(e => acquire_errorText(e)).join('; ');
+    }
+    if (err instanceof Error)
+        return err.message || (err.code ?? err.name);
+    return String(err);
+}
+async function sha256File(file) {
+    const hash = createHash('sha256');
+    for await (const chunk of createReadStream(file))
+        hash.update(chunk);
+    return hash.digest('hex');
+}
+
+;// CONCATENATED MODULE: ./src/scan/gitleaks.ts
+/**
+ * Secret scanning with gitleaks: the commits a deploy ships, and the artifact it uploads.
+ *
+ * Every run passes `--redact`, so gitleaks' report (written into a private temp dir and deleted
+ * right after it is read) holds `REDACTED` where each secret was; the findings returned here carry
+ * only a redacted excerpt, never the secret.
+ *
+ * Commits: a native gitleaks scans them with `gitleaks git --log-opts=…`. An engine without git
+ * mode (the WebAssembly build used in tests has none: `pipe: not implemented on js`) gets the same
+ * commits' content for real instead: the lines each commit ADDED, written per file at their
+ * original line numbers into a temp dir that mirrors the repo's paths, then `gitleaks dir` on it.
+ * Findings keep file and line, are attributed to their commit, and get gitleaks' own git-mode
+ * fingerprint (`<commit>:<file>:<rule>:<line>`), so one `.gitleaksignore` works with both engines.
+ *
+ * Config: `configPath` when given, else gitleaks finds `.gitleaks.toml` in the scanned root. The
+ * per-commit temp dirs are no repo: for them the repo's `.gitleaks.toml` is used when it exists
+ * (and gitleaks' default rules otherwise), as native git mode would. For an artifact, the caller
+ * should pass the REPO's `.gitleaks.toml` as `configPath`; without it an artifact's own
+ * `.gitleaks.toml` (if it ships one) would be used.
+ */
+
+
+
+
+
+
+const gitleaks_PHASE = 'pre-deploy';
+const DEFAULT_TIMEOUT_MS = (/* unused pure expression or super */ null && (10 * 60_000));
+const STDERR_TAIL_LINES = 15;
+const EXCERPT_MAX = 160;
+/** gitleaks runs at once when a commit scan needs several. */
+const LAYER_CONCURRENCY = 2;
+/** gitleaks' placeholder for a redacted secret. */
+const REDACTED = 'REDACTED';
+/** gitleaks' default rules, as an explicit config: `useDefault` extends the built-in config. */
+const DEFAULT_CONFIG = 'title = "gitleaks default rules (deployguard)"\n\n[extend]\nuseDefault = true\n';
+/** Engines found to have no git mode, by path. */
+const noGitMode = new Set();
+// ---------------------------------------------------------------------------------------------
+// Public API
+// ---------------------------------------------------------------------------------------------
+/**
+ * The exact argv a native gitleaks gets to scan a commit range (pure). gitleaks splits
+ * `--log-opts` on spaces, so no single option may contain whitespace. No logOpts: no
+ * `--log-opts`, which makes gitleaks scan the whole history of every ref.
+ */
+function gitModeArgs(repoDir, logOpts, reportPath, opts = {}) {
+    for (const o of logOpts) {
+        if (o === '' || /\s/.test(o)) {
+            throw new SecretScanError(`A git log option for gitleaks is empty or contains whitespace: ${JSON.stringify(o)}`, gitleaks_PHASE, 'gitleaks splits --log-opts on spaces: pass each option as a separate item without spaces.');
+        }
+    }
+    return [
+        'git',
+        ...commonArgs(reportPath, opts.configPath, opts.ignorePath),
+        ...(logOpts.length > 0 ? [`--log-opts=${logOpts.join(' ')}`] : []),
+        repoDir
+    ];
+}
+/** `gitleaks dir` on an artifact directory (or a single file); paths relative to it. */
+async function gitleaks_scanDirectory(engine, dir, opts = {}) {
+    const target = path.resolve(dir);
+    let isDir;
+    try {
+        isDir = statSync(target).isDirectory();
+    }
+    catch {
+        throw new SecretScanError(`Cannot scan ${dir} for secrets: it does not exist.`, gitleaks_PHASE, 'Build the artifact before the secret scan, or fix the artifact path.');
+    }
+    // Run from the root with target '.', so gitleaks reports paths relative to the root.
+    const cwd = isDir ? target : path.dirname(target);
+    const arg = isDir ? '.' : path.basename(target);
+    return withTempDir(async (tmp) => {
+        const reportPath = path.join(tmp, 'report.json');
+        const args = ['dir', ...commonArgs(reportPath, abs(opts.configPath), abs(opts.ignorePath)), arg];
+        const raw = await runEngine(engine, args, cwd, reportPath, opts.timeoutMs);
+        return raw.map(r => toFinding(r, 'artifact', {}));
+    });
+}
+/**
+ * Scans the commits going out (`commits`: full or abbreviated SHAs, in `repoDir`).
+ *
+ * Native engine: `gitleaks git --log-opts=<logOpts>`, where logOpts default to
+ * `--no-walk <commits>`. Given logOpts must describe the same commits (a range like
+ * `base..head`): the engine without git mode scans `commits`, or, when that is empty, the
+ * commits `git rev-list <logOpts>` lists.
+ *
+ * Without git mode, `.gitleaksignore` entries (from `ignorePath`, else the repo's own
+ * `.gitleaksignore`) are applied here, both `<commit>:<file>:<rule>:<line>` and the global
+ * `<file>:<rule>:<line>` form, as gitleaks does in git mode. Merge commits contribute the lines
+ * the merge itself introduced (new relative to every parent).
+ */
+async function gitleaks_scanCommits(engine, repoDir, commits, opts = {}) {
+    const repo = path.resolve(repoDir);
+    const logOpts = opts.logOpts ?? (commits.length > 0 ? ['--no-walk', ...commits] : []);
+    if (logOpts.length === 0)
+        return [];
+    const gitMode = engine.gitleaksGitMode ?? !noGitMode.has(engine.path);
+    if (gitMode) {
+        const native = await withTempDir(async (tmp) => {
+            const reportPath = path.join(tmp, 'report.json');
+            const args = gitModeArgs(repo, logOpts, reportPath, {
+                configPath: abs(opts.configPath),
+                ignorePath: abs(opts.ignorePath)
+            });
+            try {
+                const raw = await runEngine(engine, args, repo, reportPath, opts.timeoutMs);
+                return raw.map(r => toFinding(r, 'commits', {}));
+            }
+            catch (err) {
+                // The WebAssembly build has no git mode; remember that and fall back, unless told it has one.
+                if (engine.gitleaksGitMode === undefined && err instanceof EngineRunError && err.noGitMode) {
+                    noGitMode.add(engine.path);
+                    return undefined;
+                }
+                throw err;
+            }
+        });
+        if (native)
+            return native;
+    }
+    const shas = commits.length > 0
+        ? await resolveCommits(repo, commits)
+        : (await git(repo, ['rev-list', ...logOpts])).toString('utf8').split('\n').filter(Boolean);
+    return scanAddedLines(engine, repo, shas, opts);
+}
+async function scanAddedLines(engine, repo, shas, opts) {
+    if (shas.length === 0)
+        return [];
+    const infos = await commitInfos(repo, shas);
+    const ignore = await readIgnore(opts.ignorePath ? path.resolve(opts.ignorePath) : repo);
+    const repoConfig = path.join(repo, '.gitleaks.toml');
+    return withTempDir(async (tmp) => {
+        let configPath = abs(opts.configPath);
+        if (!configPath && existsSync(repoConfig))
+            configPath = repoConfig;
+        if (!configPath) {
+            // Explicit, so a `.gitleaks.toml` fragment a commit added is never taken for the config.
+            configPath = path.join(tmp, 'default.gitleaks.toml');
+            await writeFile(configPath, DEFAULT_CONFIG, { mode: 0o600 });
+        }
+        // The engine gets an empty ignore file: entries are applied below, against commit fingerprints.
+        const emptyIgnore = path.join(tmp, 'empty.gitleaksignore');
+        await writeFile(emptyIgnore, '', { mode: 0o600 });
+        // Commits touching different paths share a layer (one gitleaks run); a path added to again by
+        // a later commit goes to the next layer, so every file holds exactly one commit's lines.
+        const layers = [];
+        for (const sha of shas) {
+            const added = parseAddedLines(await git(repo, showArgs(sha)));
+            if (added.size === 0)
+                continue;
+            let index = layers.findIndex(l => [...added.keys()].every(p => fits(l, p)));
+            if (index < 0)
+                index = layers.push({ files: new Map(), dirs: new Set() }) - 1;
+            const layer = layers[index];
+            const root = path.join(tmp, `layer-${index}`);
+            for (const [file, lines] of added) {
+                place(layer, file, sha);
+                await writeAddedFile(root, file, lines);
+            }
+        }
+        // Each run is mostly the engine starting up: two at a time.
+        const reports = await inParallel(layers, LAYER_CONCURRENCY, async (_, index) => {
+            const root = path.join(tmp, `layer-${index}`);
+            const reportPath = path.join(tmp, `report-${index}.json`);
+            const args = ['dir', ...commonArgs(reportPath, configPath, emptyIgnore), '.'];
+            return runEngine(engine, args, root, reportPath, opts.timeoutMs);
+        });
+        const findings = [];
+        for (const [index, layer] of layers.entries()) {
+            for (const r of reports[index]) {
+                const file = gitleaks_posix(r.File);
+                const sha = layer.files.get(file);
+                if (!sha) {
+                    throw new SecretScanError(`gitleaks reported a file the scan did not write: ${file}`, gitleaks_PHASE, 'This is a bug in deployguard: please report it.');
+                }
+                const info = infos.get(sha);
+                const finding = toFinding(r, 'commits', { file, info });
+                const global = `${file}:${finding.rule}:${finding.line}`;
+                if (ignore.has(global) || ignore.has(finding.fingerprint))
+                    continue;
+                findings.push(finding);
+            }
+        }
+        return findings;
+    });
+}
+/**
+ * Runs `fn` over the items, at most `limit` at a time; results in the items' order. After a
+ * failure no new item starts, and the first error is thrown once the running ones have ended
+ * (so no engine is still running when the temp dir is removed).
+ */
+async function inParallel(items, limit, fn) {
+    const results = new Array(items.length);
+    const errors = [];
+    let next = 0;
+    const worker = async () => {
+        while (next < items.length && errors.length === 0) {
+            const i = next++;
+            try {
+                results[i] = await fn(items[i], i);
+            }
+            catch (err) {
+                errors.push(err);
+            }
+        }
+    };
+    await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+    if (errors.length > 0)
+        throw errors[0];
+    return results;
+}
+function fits(layer, file) {
+    if (layer.files.has(file) || layer.dirs.has(file))
+        return false;
+    // A file where another commit of this layer needs a directory, or the other way round.
+    return ancestors(file).every(d => !layer.files.has(d));
+}
+function place(layer, file, sha) {
+    layer.files.set(file, sha);
+    for (const d of ancestors(file))
+        layer.dirs.add(d);
+}
+function ancestors(file) {
+    const parts = file.split('/');
+    return parts.slice(0, -1).map((_, i) => parts.slice(0, i + 1).join('/'));
+}
+/** The added lines at their line numbers; every other line empty. Bytes kept as they were. */
+async function writeAddedFile(root, file, lines) {
+    const target = path.resolve(root, ...file.split('/'));
+    if (!target.startsWith(root + path.sep)) {
+        throw new SecretScanError(`git reported a path outside the repository: ${file}`, gitleaks_PHASE);
+    }
+    const last = Math.max(...lines.keys());
+    const out = new Array(last).fill('');
+    for (const [n, text] of lines)
+        out[n - 1] = text;
+    await mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
+    await writeFile(target, Buffer.from(out.join('\n') + '\n', 'latin1'), { mode: 0o600 });
+}
+/** `git show` of one commit: the diff only, no context, no colour, user config neutralised. */
+function showArgs(sha) {
+    return [
+        '-c',
+        'core.quotePath=false',
+        '-c',
+        'diff.noprefix=false',
+        '-c',
+        'diff.mnemonicPrefix=false',
+        'show',
+        '--format=',
+        '-U0',
+        '--no-color',
+        '--no-ext-diff',
+        '--no-textconv',
+        '--src-prefix=a/',
+        '--dst-prefix=b/',
+        sha,
+        '--'
+    ];
+}
+/**
+ * The lines a commit added, by file (repo-relative POSIX path) and line number in the new file.
+ * Handles ordinary diffs (the root commit's too: git shows it against the empty tree) and the
+ * combined diff of a merge, where a line counts as added only when it is new to every parent.
+ * Text is kept byte for byte (latin1 is a lossless byte <-> char mapping).
+ */
+function parseAddedLines(diff) {
+    const files = new Map();
+    let file;
+    let inHunk = false;
+    let parents = 1;
+    let line = 0;
+    for (const text of diff.toString('latin1').split('\n')) {
+        if (text.startsWith('diff ')) {
+            file = undefined;
+            inHunk = false;
+            continue;
+        }
+        if (!inHunk) {
+            if (text.startsWith('+++ '))
+                file = diffPath(text.slice(4));
+            else if (text.startsWith('@@'))
+                inHunk = true;
+            if (!inHunk)
+                continue;
+        }
+        if (text.startsWith('@@')) {
+            const at = /^(@@+) /.exec(text);
+            parents = at ? at[1].length - 1 : 1;
+            const ranges = text
+                .slice(at ? at[1].length : 2)
+                .trim()
+                .split(' ');
+            const plus = ranges.slice(0, parents + 1).find(r => r.startsWith('+'));
+            line = plus ? Number(plus.slice(1).split(',')[0]) : 0;
+            continue;
+        }
+        if (text.startsWith('\\'))
+            continue; // "\ No newline at end of file"
+        const prefix = text.slice(0, parents);
+        if (prefix.length < parents || /[^ +-]/.test(prefix))
+            continue;
+        if (prefix.includes('-'))
+            continue; // not in the new file
+        if (file !== undefined && prefix === '+'.repeat(parents) && line > 0) {
+            let lines = files.get(file);
+            if (!lines)
+                files.set(file, (lines = new Map()));
+            lines.set(line, text.slice(parents));
+        }
+        line++;
+    }
+    return files;
+}
+/** The path of a `+++ ` header (latin1 text of UTF-8 bytes), or undefined for /dev/null. */
+function diffPath(raw) {
+    let p = raw.replace(/\t$/, '');
+    if (p === '/dev/null')
+        return undefined;
+    if (p.startsWith('"') && p.endsWith('"'))
+        p = unquoteC(p.slice(1, -1));
+    if (!p.startsWith('b/'))
+        return undefined;
+    return Buffer.from(p.slice(2), 'latin1').toString('utf8');
+}
+/** git's C-style quoting (octal escapes are bytes), back to latin1 text. */
+function unquoteC(s) {
+    const map = { n: '\n', t: '\t', r: '\r', a: '\x07', b: '\b', f: '\f', v: '\v' };
+    return s.replace(/\\([0-7]{3}|.)/g, (_, e) => e.length === 3 ? String.fromCharCode(parseInt(e, 8)) : (map[e] ?? e));
+}
+/** Full SHAs of the given revisions, in order, without duplicates. */
+async function resolveCommits(repo, commits) {
+    const bad = commits.find(c => c === '' || c.startsWith('-') || /\s/.test(c));
+    if (bad !== undefined) {
+        throw new SecretScanError(`Not a commit to scan: ${JSON.stringify(bad)}`, gitleaks_PHASE, 'Pass commit SHAs.');
+    }
+    const out = await git(repo, ['rev-parse', ...commits.map(c => `${c}^{commit}`)]);
+    return [...new Set(out.toString('utf8').split('\n').filter(Boolean))];
+}
+/** Author, email, date (RFC 3339, UTC, as gitleaks reports it) and message of each commit. */
+async function commitInfos(repo, shas) {
+    const out = await git(repo, [
+        'log',
+        '--no-walk=unsorted',
+        '--format=%H%x00%an%x00%ae%x00%aI%x00%B%x1e',
+        ...shas
+    ]);
+    const infos = new Map();
+    for (const rec of out.toString('utf8').split('\x1e')) {
+        const [sha, author, email, date, message] = rec.replace(/^\n/, '').split('\x00');
+        if (!sha || author === undefined || email === undefined || date === undefined)
+            continue;
+        const iso = new Date(date).toISOString().replace(/\.\d{3}Z$/, 'Z');
+        infos.set(sha, { sha, author, email, date: iso, message: (message ?? '').trim() });
+    }
+    return infos;
+}
+/** `.gitleaksignore` entries (a file, or a directory holding one); none when there is none. */
+async function readIgnore(fileOrDir) {
+    let file = fileOrDir;
+    try {
+        if (statSync(fileOrDir).isDirectory())
+            file = path.join(fileOrDir, '.gitleaksignore');
+    }
+    catch {
+        return new Set();
+    }
+    let text;
+    try {
+        text = await readFile(file, 'utf8');
+    }
+    catch {
+        return new Set();
+    }
+    const entries = new Set();
+    for (const raw of text.split(/\r?\n/)) {
+        const l = raw.trim();
+        if (l === '' || l.startsWith('#'))
+            continue;
+        entries.add(l.replace(/\\/g, '/'));
+    }
+    return entries;
+}
+class EngineRunError extends errors_SecretScanError {
+    noGitMode;
+    constructor(message, hint, noGitMode) {
+        super(message, gitleaks_PHASE, hint);
+        this.noGitMode = noGitMode;
+    }
+}
+function commonArgs(reportPath, configPath, ignorePath) {
+    return [
+        '--no-banner',
+        '--redact',
+        '--exit-code',
+        '1',
+        '--report-format',
+        'json',
+        '--report-path',
+        reportPath,
+        ...(configPath ? ['--config', configPath] : []),
+        ...(ignorePath ? ['--gitleaks-ignore-path', ignorePath] : [])
+    ];
+}
+/**
+ * Runs gitleaks and returns its report. Exit 0: clean. Exit 1 with a report holding findings:
+ * those findings. Anything else (a fatal error also exits 1, but writes no report): an error
+ * with the tail of gitleaks' output.
+ */
+async function runEngine(engine, args, cwd, reportPath, timeoutMs = DEFAULT_TIMEOUT_MS) {
+    const { code, signal, output, timedOut, spawnError } = await run(engine.path, args, cwd, timeoutMs);
+    const tail = tailOf(output);
+    const what = `gitleaks ${args[0]}`;
+    if (spawnError) {
+        throw new EngineRunError(`Could not start gitleaks (${engine.path}): ${spawnError.message}`, 'Check the gitleaks-path input, or that gitleaks is installed on the runner.', false);
+    }
+    if (timedOut) {
+        throw new EngineRunError(`${what} did not finish within ${Math.round(timeoutMs / 1000)} s.${tail}`, 'Scan fewer commits, exclude large generated files with a .gitleaks.toml allowlist, or raise the timeout.', false);
+    }
+    if (code === 0)
+        return existsSync(reportPath) ? readReport(reportPath) : [];
+    const noGitMode = /not implemented on js|could not create git log cmd/i.test(output);
+    if (code === 1 && existsSync(reportPath)) {
+        const findings = await readReport(reportPath);
+        if (findings.length > 0)
+            return findings;
+    }
+    throw new EngineRunError(`${what} failed (${signal ? `signal ${signal}` : `exit code ${code}`}).${tail}`, 'Check the gitleaks config (.gitleaks.toml) and the paths given to the scan; the lines above are gitleaks’ own output.', noGitMode);
+}
+/** Reads, validates and deletes a report; each Secret/Match is dropped once `redacted` is built. */
+async function readReport(reportPath) {
+    let parsed;
+    try {
+        parsed = JSON.parse(await readFile(reportPath, 'utf8'));
+    }
+    catch (err) {
+        throw new SecretScanError(`Could not read gitleaks' report: ${err instanceof Error ? err.message : String(err)}`, gitleaks_PHASE, 'Use gitleaks 8.x (the JSON report format changed in 8.0).');
+    }
+    finally {
+        await rm(reportPath, { force: true });
+    }
+    if (!Array.isArray(parsed)) {
+        throw new SecretScanError("gitleaks' report is not a JSON array.", gitleaks_PHASE, 'Use gitleaks 8.x.');
+    }
+    return parsed.map((e) => {
+        const o = (e ?? {});
+        const str = (k) => (typeof o[k] === 'string' ? o[k] : '');
+        const num = (k) => (typeof o[k] === 'number' ? o[k] : 0);
+        return {
+            RuleID: str('RuleID'),
+            Description: str('Description'),
+            StartLine: num('StartLine'),
+            EndLine: num('EndLine'),
+            Match: str('Match'),
+            Secret: str('Secret'),
+            File: str('File'),
+            Commit: str('Commit'),
+            Author: str('Author'),
+            Email: str('Email'),
+            Date: str('Date'),
+            Message: str('Message'),
+            Fingerprint: str('Fingerprint')
+        };
+    });
+}
+/**
+ * One finding. With `--redact`, Secret is `REDACTED` and the Match has it replaced already; an
+ * engine that ignored the flag still gets its secret cut out here, and Secret/Match go no further.
+ */
+function toFinding(r, source, over) {
+    const file = over.file ?? gitleaks_posix(r.File);
+    const info = over.info;
+    const commit = info?.sha ?? (r.Commit || undefined);
+    const line = r.StartLine;
+    const fingerprint = info ? `${info.sha}:${file}:${r.RuleID}:${line}` : r.Fingerprint;
+    return {
+        rule: r.RuleID,
+        description: r.Description,
+        file,
+        line,
+        endLine: Math.max(r.EndLine, line),
+        ...(commit ? { commit } : {}),
+        ...optional('author', info?.author ?? r.Author),
+        ...optional('email', info?.email ?? r.Email),
+        ...optional('date', info?.date ?? r.Date),
+        ...optional('message', info?.message ?? r.Message),
+        fingerprint,
+        source,
+        redacted: gitleaks_excerpt(r.Match, r.Secret)
+    };
+}
+function optional(key, value) {
+    return value ? { [key]: value } : {};
+}
+/** The match on one line, the secret replaced, shortened. Never the secret. */
+function gitleaks_excerpt(match, secret) {
+    let text = match;
+    if (secret && secret !== REDACTED) {
+        text = text.split(secret).join(REDACTED);
+        for (const l of secret.split(/\r?\n/))
+            if (l.trim().length >= 4)
+                text = text.split(l.trim()).join(REDACTED);
+    }
+    text = text.replace(/\s+/g, ' ').trim();
+    if (text.length > EXCERPT_MAX) {
+        // Keep the REDACTED marker in view.
+        const at = Math.max(0, text.indexOf(REDACTED) - 40);
+        text = `${at > 0 ? '…' : ''}${text.slice(at, at + EXCERPT_MAX)}…`;
+    }
+    return text || REDACTED;
+}
+function gitleaks_posix(p) {
+    return p.replace(/\\/g, '/').replace(/^\.\//, '');
+}
+function abs(p) {
+    return p ? path.resolve(p) : undefined;
+}
+function tailOf(output) {
+    const lines = output
+        .replace(/\x1b\[[0-9;]*m/g, '')
+        .split(/\r?\n/)
+        .map(l => l.trimEnd())
+        .filter(Boolean);
+    return lines.length ? `\n${lines.slice(-STDERR_TAIL_LINES).join('\n')}` : '';
+}
+async function withTempDir(body) {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'deployguard-gitleaks-'));
+    try {
+        return await body(dir);
+    }
+    finally {
+        await rm(dir, { recursive: true, force: true });
+    }
+}
+/** Runs a program; stdout and stderr together (only their tail is kept, for error messages). */
+function run(cmd, args, cwd, timeoutMs) {
+    return new Promise(resolve => {
+        const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+        let output = '';
+        let timedOut = false;
+        const keep = (chunk) => {
+            output = (output + chunk.toString('utf8')).slice(-16_384);
+        };
+        child.stdout.on('data', keep);
+        child.stderr.on('data', keep);
+        const timer = setTimeout(() => {
+            timedOut = true;
+            child.kill('SIGKILL');
+        }, timeoutMs);
+        child.on('error', err => {
+            clearTimeout(timer);
+            resolve({ code: null, signal: null, output, timedOut, spawnError: err });
+        });
+        child.on('close', (code, signal) => {
+            clearTimeout(timer);
+            resolve({ code, signal, output, timedOut });
+        });
+    });
+}
+/** Runs git in the repo; its stdout, or a SecretScanError with its stderr. */
+function git(repo, args) {
+    return new Promise((resolve, reject) => {
+        const child = spawn('git', ['-C', repo, ...args], {
+            stdio: ['ignore', 'pipe', 'pipe'],
+            env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_PAGER: 'cat', LC_ALL: 'C' }
+        });
+        const out = [];
+        let err = '';
+        child.stdout.on('data', (c) => out.push(c));
+        child.stderr.on('data', (c) => (err = (err + c.toString('utf8')).slice(-4096)));
+        child.on('error', e => reject(new SecretScanError(`Could not run git: ${e.message}`, gitleaks_PHASE, 'Install git on the runner.')));
+        child.on('close', code => {
+            if (code === 0)
+                resolve(Buffer.concat(out));
+            else
+                reject(new SecretScanError(`git ${args.find((a, i) => a !== '-c' && args[i - 1] !== '-c')} failed in ${repo}:${tailOf(err)}`, gitleaks_PHASE, 'The commits to scan must be in the checkout: fetch them (actions/checkout with fetch-depth: 0).'));
+        });
+    });
+}
+
+;// CONCATENATED MODULE: ./src/scan/range.ts
+/**
+ * Which commits a pre-deploy secret scan must cover: "the commits going out". Worked out with the
+ * real `git` CLI (execFile, no shell) in the checked-out repository, never with the GitHub API, so
+ * a pull request with 3,000 commits is covered as fully as one with 3.
+ *
+ * Rules, in order:
+ *  1. The host's record of the last deployed commit, when it is an ancestor of head: base..head.
+ *     When it is not (history rewritten) the rules below apply, with a note.
+ *  2. pull_request / pull_request_target: merge-base(PR base sha, PR head)..PR head.
+ *  3. push: before..after. A new branch (before all zeros): the commits on no other remote branch.
+ *     A force-push: merge-base(before, after)..after, or the whole history when before is unknown.
+ *  4. Nothing known (first deploy, local CLI): the whole history reachable from head.
+ *
+ * Shallow checkouts (actions/checkout's default is one commit) are deepened from `origin` when the
+ * answer depends on history that is not there: `git fetch --deepen` doubling up to a bound, then
+ * `--unshallow`. A range is only returned once it is exact: none of its commits may sit on the
+ * shallow boundary (their parents missing), or commits that are going out could be left unscanned.
+ */
+
+
+
+
+const ZERO_SHA = '0'.repeat(40);
+const FULL_SHA = /^[0-9a-f]{40}$/i;
+/** A revision given by the caller (GITHUB_SHA, HEAD, a branch): never an option, no odd bytes. */
+const REVISION = /^[A-Za-z0-9_][A-Za-z0-9._/@{}^~+-]*$/;
+const range_short = (sha) => sha.slice(0, 12);
+/** First `--deepen` step; each next one doubles, until DEEPEN_BOUND commits, then `--unshallow`. */
+const DEEPEN_FIRST = 32;
+const DEEPEN_BOUND = 2048;
+/** `git fetch` without tags, submodules or an automatic gc on the way. */
+const FETCH = (/* unused pure expression or super */ null && ([
+    '-c',
+    'gc.auto=0',
+    '-c',
+    'maintenance.auto=false',
+    'fetch',
+    '--no-tags',
+    '--quiet',
+    '--no-recurse-submodules'
+]));
+const FETCH_DEPTH_HINT = (/* unused pure expression or super */ null && ('Set `fetch-depth: 0` on actions/checkout so the whole history is there (or leave `deepen` on ' +
+    'so deployguard can fetch what it needs from origin).'));
+/** The last lines of git's stderr, with any credentials in URLs masked. */
+function stderrTail(stderr, lines = 6) {
+    const tail = stderr
+        .replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, '$1***@')
+        .trim()
+        .split('\n')
+        .slice(-lines)
+        .join('\n');
+    return tail.length > 1500 ? `…${tail.slice(-1500)}` : tail || '(no output)';
+}
+/** A command line for messages: long lists of shas are shortened. */
+function shown(args) {
+    const text = ['git', ...args].join(' ');
+    return text.length > 300 ? `${text.slice(0, 300)}…` : text;
+}
+function gitEnv() {
+    const env = { ...process.env };
+    // Variables that would point git at another repository than repoDir (e.g. when run from a hook).
+    for (const k of [
+        'GIT_DIR',
+        'GIT_WORK_TREE',
+        'GIT_INDEX_FILE',
+        'GIT_OBJECT_DIRECTORY',
+        'GIT_ALTERNATE_OBJECT_DIRECTORIES',
+        'GIT_COMMON_DIR',
+        'GIT_NAMESPACE'
+    ]) {
+        delete env[k];
+    }
+    // Never wait for a password on a fetch; messages in one language, so stderr stays readable.
+    env.GIT_TERMINAL_PROMPT = '0';
+    env.GCM_INTERACTIVE = 'never';
+    env.LC_ALL = 'C';
+    return env;
+}
+class Git {
+    dir;
+    env = gitEnv();
+    /** `$GIT_DIR/shallow`: the file is re-read on every question, as fetches change it. */
+    shallowFile;
+    constructor(dir) {
+        this.dir = dir;
+    }
+    /** Runs git; never throws for a non-zero exit (only when git cannot be started). */
+    run(args, timeoutMs = 120_000) {
+        return new Promise((resolve, reject) => {
+            execFile('git', [...args], { cwd: this.dir, env: this.env, encoding: 'utf8', maxBuffer: 1024 * 1024 * 1024, timeout: timeoutMs }, (err, stdout, stderr) => {
+                if (!err)
+                    return resolve({ code: 0, stdout, stderr });
+                const e = err;
+                if (e.code === 'ENOENT' && !stdout && !stderr) {
+                    return reject(new SecretScanError(`git is not installed (or not on PATH), so the commits to scan cannot be worked out.`, 'pre-deploy', 'Install git on the runner, or run deployguard where git is available.'));
+                }
+                if (typeof e.code !== 'number') {
+                    const why = e.killed ? `timed out after ${Math.round(timeoutMs / 1000)} s` : String(e.message);
+                    return resolve({ code: -1, stdout, stderr: `${stderr}\n${why}` });
+                }
+                resolve({ code: e.code, stdout, stderr });
+            });
+        });
+    }
+    /** Runs git and returns stdout; any failure is a SecretScanError with git's stderr. */
+    async ok(args, timeoutMs) {
+        const r = await this.run(args, timeoutMs);
+        if (r.code !== 0)
+            throw this.failure(args, r);
+        return r.stdout;
+    }
+    failure(args, r, hint) {
+        const err = stderrTail(r.stderr);
+        return new SecretScanError(`${shown(args)} failed in ${this.dir} (exit ${r.code}): ${err}`, 'pre-deploy', hint ??
+            (/dubious ownership/.test(r.stderr)
+                ? `Mark the checkout as safe: git config --global --add safe.directory ${this.dir}`
+                : 'The secret scan needs the commits going out; check that the repository is checked out and intact.'));
+    }
+    /** The full sha of a commit, or undefined when there is no such commit here. */
+    async commit(rev) {
+        const args = ['rev-parse', '--verify', '--quiet', `${rev}^{commit}`];
+        const r = await this.run(args);
+        if (r.code === 0)
+            return r.stdout.trim();
+        if (r.code === 1)
+            return undefined;
+        throw this.failure(args, r);
+    }
+    async isAncestor(a, b) {
+        const args = ['merge-base', '--is-ancestor', a, b];
+        const r = await this.run(args);
+        if (r.code === 0)
+            return true;
+        if (r.code === 1)
+            return false;
+        throw this.failure(args, r);
+    }
+    /** The best common ancestor, or undefined when the histories share none (here). */
+    async mergeBase(a, b) {
+        const args = ['merge-base', a, b];
+        const r = await this.run(args);
+        if (r.code === 0)
+            return r.stdout.trim().split('\n')[0];
+        if (r.code === 1)
+            return undefined;
+        throw this.failure(args, r);
+    }
+    /** Commits of a rev-list, parents before children. */
+    async list(revs) {
+        const out = await this.ok(['rev-list', '--reverse', '--topo-order', ...revs, '--'], 600_000);
+        return out.split('\n').filter(Boolean);
+    }
+    /** The commits whose parents this clone does not have (empty for a complete clone). */
+    async shallowCommits() {
+        this.shallowFile ??= path.resolve(this.dir, (await this.ok(['rev-parse', '--git-path', 'shallow'])).trim());
+        try {
+            const text = await readFile(this.shallowFile, 'utf8');
+            return new Set(text.split('\n').filter(Boolean));
+        }
+        catch (err) {
+            if (err.code === 'ENOENT')
+                return new Set();
+            throw err;
+        }
+    }
+    async isShallow() {
+        return (await this.shallowCommits()).size > 0;
+    }
+    /** Is part of tip's history cut off by the shallow boundary? */
+    async truncated(tip) {
+        const shallow = await this.shallowCommits();
+        if (shallow.size === 0)
+            return false;
+        return (await this.list([tip])).some(c => shallow.has(c));
+    }
+    /** Remote-tracking branches: full ref name and the commit it points to. */
+    async remoteBranches() {
+        const out = await this.ok(['for-each-ref', '--format=%(objectname) %(refname)', 'refs/remotes/']);
+        return out
+            .split('\n')
+            .filter(Boolean)
+            .map(line => {
+            const i = line.indexOf(' ');
+            return { sha: line.slice(0, i), ref: line.slice(i + 1) };
+        });
+    }
+}
+// ---------------------------------------------------------------------------------------------
+// Getting more history
+/** An attempt needs history this clone does not have yet (NEED_ALL: needs all of it). */
+const NEED = Symbol('need more history');
+const NEED_ALL = Symbol('need the whole history');
+/**
+ * Fetches more history from origin, one step at a time, for attempts that report NEED: a shallow
+ * clone is deepened (doubling) and finally unshallowed; a complete clone fetches missing commits by
+ * sha once. `final` tells an attempt that nothing more can be had, so its answer must be definite.
+ */
+class History {
+    git;
+    allowed;
+    step = DEEPEN_FIRST;
+    deepened = 0;
+    unshallowed = false;
+    /** Missing commits a complete clone already tried to fetch. */
+    tried = new Set();
+    /** Shas origin said it does not have ("not our ref"). */
+    refused = new Set();
+    /** What was fetched, for the note. */
+    fetched = [];
+    constructor(git, allowed) {
+        this.git = git;
+        this.allowed = allowed;
+    }
+    async missing(wants) {
+        const out = [];
+        for (const w of wants)
+            if (!(await this.git.commit(w)))
+                out.push(w);
+        return out;
+    }
+    async final(wants) {
+        if (!this.allowed)
+            return true;
+        if (await this.git.isShallow())
+            return this.unshallowed;
+        return (await this.missing(wants)).every(w => this.tried.has(w));
+    }
+    async run(what, wants, attempt) {
+        for (;;) {
+            const final = await this.final(wants);
+            const r = await attempt(final);
+            if (r !== NEED && r !== NEED_ALL)
+                return r;
+            if (final) {
+                throw new SecretScanError(`The checkout in ${this.git.dir} is shallow and lacks the history needed for ${what}` +
+                    (this.allowed ? ', even after fetching all of it from origin.' : ' (deepening is turned off).'), 'pre-deploy', FETCH_DEPTH_HINT);
+            }
+            await this.grow(wants, r === NEED_ALL);
+        }
+    }
+    async grow(wants, all) {
+        if ((await this.git.isShallow()) && !this.unshallowed) {
+            if (!all && this.deepened + this.step <= DEEPEN_BOUND) {
+                await this.fetch([`--deepen=${this.step}`], wants);
+                this.deepened += this.step;
+                this.step *= 2;
+            }
+            else {
+                await this.fetch(['--unshallow'], wants);
+                this.unshallowed = true;
+            }
+            return;
+        }
+        // A complete clone: commits it lacks may still be on origin (another branch, a pull request).
+        // One try each; a commit origin does not have either is an answer too.
+        for (const sha of await this.missing(wants)) {
+            if (this.tried.has(sha))
+                continue;
+            this.tried.add(sha);
+            const r = await this.git.run([...FETCH, 'origin', sha], 600_000);
+            if (r.code === 0)
+                this.fetched.push(`fetch ${range_short(sha)}`);
+        }
+    }
+    /**
+     * `git fetch <how> origin <wants>`: the commits we need by sha first; when origin refuses one
+     * (gone after a force-push, never pushed), without it; then head alone; then origin's refspec.
+     */
+    async fetch(how, wants) {
+        const usable = wants.filter(w => !this.refused.has(w));
+        const sets = [usable, usable.slice(0, 1), []].filter((set, i, all) => i === 0 || set.length !== all[i - 1]?.length);
+        let last;
+        for (let i = 0; i < sets.length; i++) {
+            const set = sets[i] ?? [];
+            const args = [...FETCH, ...how, 'origin', ...set];
+            const r = await this.git.run(args, 600_000);
+            if (r.code === 0) {
+                this.fetched.push(how.join(' '));
+                return;
+            }
+            last = { args, r };
+            // "not our ref <sha>": origin does not have that commit; try the same fetch without it.
+            const gone = [...r.stderr.matchAll(/not our ref ([0-9a-f]{40})/gi)].map(m => m[1].toLowerCase());
+            const dropped = set.filter(w => gone.includes(w));
+            if (dropped.length > 0 && dropped.length < set.length) {
+                for (const w of dropped) {
+                    this.refused.add(w);
+                    this.tried.add(w);
+                }
+                sets.splice(i + 1, 0, set.filter(w => !this.refused.has(w)));
+            }
+        }
+        if (last) {
+            throw this.git.failure(last.args, last.r, `The checkout is shallow and more history could not be fetched from origin. ${FETCH_DEPTH_HINT}`);
+        }
+    }
+}
+/** base..head when every commit in it has its parents here; NEED otherwise. */
+async function between(git, base, head, note) {
+    const commits = await git.list([`${base}..${head}`]);
+    const shallow = await git.shallowCommits();
+    if (commits.some(c => shallow.has(c)))
+        return NEED;
+    return { base, head, commits, logOpts: [`${base}..${head}`], ...(note ? { note } : {}) };
+}
+/** Everything reachable from head; NEED_ALL while the clone is shallow below it. */
+async function everything(git, head, note) {
+    const commits = await git.list([head]);
+    const shallow = await git.shallowCommits();
+    if (commits.some(c => shallow.has(c)))
+        return NEED_ALL;
+    return { head, commits, logOpts: [head], ...(note ? { note } : {}) };
+}
+/** A sha from the event payload: 40 hex digits, or a SecretScanError naming the field. */
+function payloadSha(event, name, value) {
+    if (typeof value === 'string' && FULL_SHA.test(value))
+        return value.toLowerCase();
+    const shownValue = typeof value === 'string' ? JSON.stringify(value.slice(0, 80)) : String(value);
+    return failPayload(event, name, `${shownValue} is not a commit sha (40 hex digits)`);
+}
+function failPayload(event, name, why) {
+    throw new SecretScanError(`The ${event} event payload has an invalid ${name}: ${why}.`, 'pre-deploy', 'The payload is read from GITHUB_EVENT_PATH; run deployguard in the workflow of that event, ' +
+        'or without an event to scan the whole history.');
+}
+function field(obj, key) {
+    return obj !== null && typeof obj === 'object' ? obj[key] : undefined;
+}
+/** Rule 1: base = the last deployed commit, when head descends from it; 'rewritten' otherwise. */
+async function fromLastDeploy(git, h, head, last) {
+    return h.run(`the last deployed commit ${range_short(last)}`, [head, last], async (final) => {
+        const base = await git.commit(last);
+        if (base && (await git.isAncestor(base, head)))
+            return between(git, base, head);
+        // Unknown here, or not an ancestor: certain only once head's history is all here.
+        if (await git.truncated(head))
+            return NEED;
+        if (!base && !final)
+            return NEED;
+        return 'rewritten';
+    });
+}
+async function fromPullRequest(git, h, input, event, payload) {
+    const pr = field(payload, 'pull_request');
+    const baseSha = payloadSha(event, 'pull_request.base.sha', field(field(pr, 'base'), 'sha'));
+    const headField = field(field(pr, 'head'), 'sha');
+    const prHead = headField === undefined ? undefined : payloadSha(event, 'pull_request.head.sha', headField);
+    const tip = prHead ?? (await resolveHead(git, h, input.head));
+    return h.run(`pull request ${range_short(baseSha)}...${range_short(tip)}`, [tip, baseSha], async (final) => {
+        const head = await git.commit(tip);
+        if (!head) {
+            if (!final)
+                return NEED;
+            throw new SecretScanError(`The pull request head ${tip} is not in ${git.dir} and could not be fetched from origin.`, 'pre-deploy', FETCH_DEPTH_HINT);
+        }
+        const base = await git.commit(baseSha);
+        if (!base) {
+            if (!final || (await git.truncated(head)))
+                return NEED;
+            return everything(git, head, `the pull request base ${range_short(baseSha)} is unknown here and on origin: scanning the whole history`);
+        }
+        const mb = await git.mergeBase(base, head);
+        if (!mb) {
+            if ((await git.truncated(head)) || (await git.truncated(base)))
+                return NEED;
+            return everything(git, head, 'the pull request shares no history with its base: scanning the whole history');
+        }
+        return between(git, mb, head);
+    });
+}
+async function fromPush(git, h, input, event, payload) {
+    const before = payloadSha(event, 'before', field(payload, 'before'));
+    const afterField = field(payload, 'after');
+    const after = afterField === undefined ? undefined : payloadSha(event, 'after', afterField);
+    if (after === ZERO_SHA || field(payload, 'deleted') === true) {
+        throw new SecretScanError(`The push event deletes ${String(field(payload, 'ref') ?? 'a ref')}: no commits go out with it.`, 'pre-deploy', 'Deploy on pushes that add commits (on.push.branches), not on branch deletions.');
+    }
+    const tip = after ?? (await resolveHead(git, h, input.head));
+    const forced = field(payload, 'forced') === true;
+    if (before === ZERO_SHA)
+        return fromNewBranch(git, h, tip, field(payload, 'ref'));
+    return h.run(`the push ${range_short(before)}..${range_short(tip)}`, [tip, before], async (final) => {
+        const head = await git.commit(tip);
+        if (!head)
+            return final ? range_fail(`the pushed commit ${tip} is not in ${git.dir}`) : NEED;
+        const prev = await git.commit(before);
+        if (!prev) {
+            if (!final || (await git.truncated(head)))
+                return NEED;
+            return everything(git, head, `force-push: the previous tip ${range_short(before)} is unknown here and on origin, so the whole history is scanned`);
+        }
+        if (!forced && (await git.isAncestor(prev, head)))
+            return between(git, prev, head);
+        // Not an ancestor: a force-push (unless the cut-off history hides the link).
+        if (!forced && (await git.truncated(head)))
+            return NEED;
+        const mb = await git.mergeBase(prev, head);
+        if (!mb) {
+            if ((await git.truncated(head)) || (await git.truncated(prev)))
+                return NEED;
+            return everything(git, head, `force-push: ${range_short(before)} shares no history with ${range_short(head)}, so the whole history is scanned`);
+        }
+        const why = forced ? 'force-push' : `force-push (${range_short(before)} is not an ancestor of ${range_short(head)})`;
+        return between(git, mb, head, `${why}: scanning from the merge-base ${range_short(mb)} of before and after`);
+    });
+}
+/** A new branch: the commits on no other remote branch, or the whole history when none is known. */
+async function fromNewBranch(git, h, tip, ref) {
+    const branch = typeof ref === 'string' && ref.startsWith('refs/heads/') ? ref.slice('refs/heads/'.length) : '';
+    // Only compared with ref names from for-each-ref below; never passed to git.
+    const label = branch
+        ? `new branch ${branch}`
+        : `new ref ${typeof ref === 'string' ? ref.slice(0, 200) : ''}`.trim();
+    const self = new Set(branch ? [`refs/remotes/origin/${branch}`] : []);
+    self.add('refs/remotes/origin/HEAD');
+    const others = [
+        ...new Set((await git.remoteBranches()).filter(b => !self.has(b.ref)).map(b => b.sha.toLowerCase()))
+    ]
+        .filter(sha => FULL_SHA.test(sha))
+        .sort();
+    return h.run(`the ${label}`, [tip, ...others], async (final) => {
+        const head = await git.commit(tip);
+        if (!head)
+            return final ? range_fail(`the pushed commit ${tip} is not in ${git.dir}`) : NEED;
+        if (others.length === 0) {
+            return everything(git, head, `${label}: no other remote branch is known here, so the whole history is scanned`);
+        }
+        const commits = await git.list([head, '--not', ...others]);
+        const shallow = await git.shallowCommits();
+        if (commits.some(c => shallow.has(c)))
+            return NEED;
+        return {
+            head,
+            commits,
+            logOpts: [head, '--not', ...others],
+            note: `${label}: the commits on no other remote branch (${others.length} known)`
+        };
+    });
+}
+function range_fail(what) {
+    throw new SecretScanError(`Cannot work out the commits to scan: ${what}.`, 'pre-deploy', FETCH_DEPTH_HINT);
+}
+/** The caller's head (GITHUB_SHA, HEAD, ...) as a full sha, fetched when it is a sha not here. */
+async function resolveHead(git, h, rev) {
+    if (typeof rev !== 'string' || !REVISION.test(rev) || rev.length > 256) {
+        throw new SecretScanError(`The head to scan up to is not a valid revision: ${JSON.stringify(String(rev).slice(0, 80))}.`, 'pre-deploy', 'Pass a commit sha (GITHUB_SHA) or a ref such as HEAD.');
+    }
+    const wants = FULL_SHA.test(rev) ? [rev.toLowerCase()] : [];
+    return h.run(`the head commit ${rev}`, wants, async (final) => {
+        const sha = await git.commit(rev);
+        if (sha)
+            return sha;
+        if (!final && wants.length > 0)
+            return NEED;
+        return range_fail(`${rev} is not a commit in ${git.dir}`);
+    });
+}
+// ---------------------------------------------------------------------------------------------
+/** The commits going out with a deploy of `input.head`, by the rules at the top of this file. */
+async function range_resolveRange(input) {
+    const dir = path.resolve(input.repoDir);
+    const isDir = await stat(dir).then(s => s.isDirectory(), () => false);
+    if (!isDir) {
+        throw new SecretScanError(`${dir} is not a directory: there is no checkout to work out the commits to scan from.`, 'pre-deploy', 'Check out the repository (actions/checkout with fetch-depth: 0) before the secret scan.');
+    }
+    const git = new Git(dir);
+    const top = await git.run(['rev-parse', '--git-dir']);
+    if (top.code !== 0) {
+        throw git.failure(['rev-parse', '--git-dir'], top, 'Check out the repository (actions/checkout with fetch-depth: 0) before the secret scan.');
+    }
+    const h = new History(git, input.deepen ?? true);
+    const notes = [];
+    const done = (source, f) => {
+        const fetched = h.fetched.length > 0 ? [`fetched more history from origin (${h.fetched.join(', ')})`] : [];
+        const note = [...notes, ...(f.note ? [f.note] : []), ...fetched].join('; ');
+        return {
+            source,
+            ...(f.base ? { base: f.base } : {}),
+            head: f.head,
+            commits: Object.freeze([...f.commits]),
+            logOpts: Object.freeze([...f.logOpts]),
+            ...(note ? { note } : {})
+        };
+    };
+    // Rule 1: the host's record of what it runs now.
+    const recorded = typeof input.lastDeployedCommit === 'string' ? input.lastDeployedCommit.trim() : '';
+    if (recorded) {
+        if (!/^[0-9a-f]{7,40}$/i.test(recorded)) {
+            notes.push(`the recorded last deploy ${JSON.stringify(recorded.slice(0, 80))} is not a commit sha`);
+        }
+        else {
+            const head = await resolveHead(git, h, input.head);
+            const last = recorded.toLowerCase();
+            const r = await fromLastDeploy(git, h, head, last);
+            if (r !== 'rewritten') {
+                return done('last-deploy', r.commits.length === 0 ? { ...r, note: 'nothing new since the last deploy' } : r);
+            }
+            notes.push(`the last deployed commit ${range_short(last)} is not an ancestor of ${range_short(head)} (history rewritten?)`);
+        }
+    }
+    // Rules 2 and 3: the event that started the workflow.
+    const name = input.event?.name;
+    const payload = input.event?.payload;
+    if (name === 'pull_request' || name === 'pull_request_target') {
+        return done('pull-request', await fromPullRequest(git, h, input, name, payload));
+    }
+    if (name === 'push') {
+        return done('push', await fromPush(git, h, input, name, payload));
+    }
+    // Rule 4: nothing to go by.
+    const head = await resolveHead(git, h, input.head);
+    const whole = await h.run(`the whole history of ${range_short(head)}`, [head], async () => everything(git, head));
+    return done('first-deploy', whole);
+}
+
+;// CONCATENATED MODULE: ./src/scan/pre-deploy.ts
+
+
+
+
+
+
+
+
+
+
+const pre_deploy_TAIL_LINES = 30;
+/** Runs the test command in the workspace; its output is kept (tail only) and never echoed raw. */
+function runTestCommand(command, cwd, env, signal) {
+    const started = Date.now();
+    return new Promise(resolvePromise => {
+        const child = spawn('/bin/sh', ['-c', command], {
+            cwd,
+            env,
+            stdio: ['ignore', 'pipe', 'pipe'],
+            detached: true
+        });
+        const lines = [];
+        let partial = '';
+        const take = (b) => {
+            const text = partial + b.toString('utf8');
+            const parts = text.split('\n');
+            partial = parts.pop() ?? '';
+            lines.push(...parts);
+            if (lines.length > pre_deploy_TAIL_LINES * 4)
+                lines.splice(0, lines.length - pre_deploy_TAIL_LINES);
+        };
+        child.stdout.on('data', take);
+        child.stderr.on('data', take);
+        const kill = () => {
+            try {
+                if (child.pid)
+                    process.kill(-child.pid, 'SIGKILL');
+            }
+            catch {
+                /* already gone */
+            }
+        };
+        signal?.addEventListener('abort', kill, { once: true });
+        child.on('close', code => {
+            signal?.removeEventListener('abort', kill);
+            if (partial)
+                lines.push(partial);
+            resolvePromise({
+                command,
+                ok: code === 0,
+                exitCode: code,
+                durationMs: Date.now() - started,
+                tail: secrets.redact(lines.slice(-pre_deploy_TAIL_LINES).join('\n'))
+            });
+        });
+        child.on('error', err => {
+            resolvePromise({
+                command,
+                ok: false,
+                exitCode: null,
+                durationMs: Date.now() - started,
+                tail: err.message
+            });
+        });
+    });
+}
+function isGitRepo(dir) {
+    return new Promise(r => {
+        const child = spawn('git', ['-C', dir, 'rev-parse', '--is-inside-work-tree'], { stdio: 'ignore' });
+        child.on('close', code => r(code === 0));
+        child.on('error', () => r(false));
+    });
+}
+function describeFinding(f) {
+    const where = `${f.source === 'artifact' ? 'artifact: ' : ''}${f.file}:${f.line}`;
+    const who = f.commit
+        ? ` in ${f.commit.slice(0, 12)}${f.author ? ` by ${f.author}` : ''}${f.date ? ` (${f.date.slice(0, 10)})` : ''}`
+        : '';
+    return `${f.rule} at ${where}${who}`;
+}
+/**
+ * The test command, then the secret scan. Throws SecretScanError when the tests fail or gitleaks
+ * finds anything; returns what ran otherwise. Findings never carry the secret itself.
+ */
+async function pre_deploy_preDeploySecrets(settings, opts) {
+    const pre = settings.preDeploy;
+    let tests;
+    if (pre.testCommand) {
+        tests = await opts.log.group(`Pre-deploy: test command (${pre.testCommand})`, () => runTestCommand(pre.testCommand, opts.workspace, opts.env, opts.signal));
+        if (!tests.ok) {
+            throw new SecretScanError(`the test command failed (exit ${tests.exitCode ?? 'none'}) after ${Math.round(tests.durationMs / 1000)} s; nothing was deployed. Last lines:\n${tests.tail}`, 'pre-deploy', 'Fix the failing tests; a deploy never goes out with red tests.');
+        }
+        opts.log.info(`✓ test command passed in ${Math.round(tests.durationMs / 1000)} s`);
+    }
+    if (pre.scan === 'off') {
+        opts.log.warn('secret scan is off (pre-deploy.gitleaks: false or scan: none)');
+        return { tests };
+    }
+    const scan = await opts.log.group('Pre-deploy: secret scan (gitleaks)', async () => {
+        const engine = await ensureGitleaks({ inputPath: pre.gitleaksPath, env: opts.env, log: opts.log });
+        opts.log.info(`gitleaks ${engine.version} (${engine.source})`);
+        const configPath = pre.gitleaksConfig
+            ? resolve(opts.workspace, pre.gitleaksConfig)
+            : existsSync(join(opts.workspace, '.gitleaks.toml'))
+                ? join(opts.workspace, '.gitleaks.toml')
+                : undefined;
+        if (configPath && !existsSync(configPath)) {
+            throw new SecretScanError(`the gitleaks config ${configPath} does not exist`, 'pre-deploy', 'Check the gitleaks-config input.');
+        }
+        const ignore = join(opts.workspace, '.gitleaksignore');
+        const scanOpts = { configPath, ignorePath: existsSync(ignore) ? ignore : undefined };
+        const findings = [];
+        let range;
+        if (pre.scan === 'both' || pre.scan === 'commits') {
+            if (!(await isGitRepo(opts.workspace))) {
+                throw new SecretScanError(`${opts.workspace} is not a git checkout, so the commits going out cannot be scanned`, 'pre-deploy', 'Check out the repository with actions/checkout (fetch-depth: 0), or limit the scan to the artifact with `scan: artifact`.');
+            }
+            range = await resolveRange({
+                repoDir: opts.workspace,
+                head: opts.env.GITHUB_SHA ?? 'HEAD',
+                lastDeployedCommit: opts.lastDeployedCommit,
+                event: opts.event
+            });
+            opts.log.info(`commits: ${range.commits.length} (${range.source}${range.base ? ` ${range.base.slice(0, 12)}..${range.head.slice(0, 12)}` : ` up to ${range.head.slice(0, 12)}`})${range.note ? `; ${range.note}` : ''}`);
+            findings.push(...(await scanCommits(engine, opts.workspace, range.commits, { ...scanOpts, logOpts: range.logOpts })));
+        }
+        const scannedArtifact = pre.scan === 'both' || pre.scan === 'artifact';
+        if (scannedArtifact) {
+            const artifact = resolve(opts.workspace, settings.artifact);
+            opts.log.info(`artifact: ${relative(opts.workspace, artifact) || artifact}`);
+            findings.push(...(await scanDirectory(engine, artifact, scanOpts)));
+        }
+        await mkdir(opts.outDir, { recursive: true });
+        const sarifPath = join(opts.outDir, 'deployguard-gitleaks.sarif');
+        const artifactRoot = relative(opts.workspace, resolve(opts.workspace, settings.artifact)) || 'artifact';
+        await writeFile(sarifPath, JSON.stringify(toSarif(findings, engine, { artifactRoot }), null, 2));
+        for (const f of findings)
+            opts.onFinding?.(f);
+        return {
+            engine: { path: engine.path, version: engine.version },
+            range,
+            scannedArtifact,
+            findings,
+            sarifPath
+        };
+    });
+    if (scan.findings.length > 0) {
+        const list = scan.findings.slice(0, 20).map(f => `  - ${describeFinding(f)}`);
+        if (scan.findings.length > 20)
+            list.push(`  - and ${scan.findings.length - 20} more (see the SARIF report)`);
+        throw Object.assign(new SecretScanError(`gitleaks found ${scan.findings.length} secret${scan.findings.length === 1 ? '' : 's'}; nothing was deployed:\n${list.join('\n')}`, 'pre-deploy', 'Rotate each secret first (it is exposed already), then remove it from the code or the build output. For a false positive, add an allowlist to .gitleaks.toml or its fingerprint to .gitleaksignore.'), { report: { tests, scan } });
+    }
+    opts.log.info(`✓ no secrets found (${scan.range ? `${scan.range.commits.length} commits` : 'no commits'}${scan.scannedArtifact ? ' and the artifact' : ''})`);
+    return { tests, scan };
+}
+/** The report attached to a failed pre-deploy gate, if any (for the summary and outputs). */
+function pre_deploy_reportOf(err) {
+    return err?.report;
+}
 
 // EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
 var dist = __nccwpck_require__(8815);
@@ -61676,7 +67321,7 @@ function report(ctx, path, message, example) {
     return INVALID;
 }
 const schema_fail = (ctx, s, path, message) => report(ctx, path, message, schema_snippet(path, s.example));
-function run(s, value, path, ctx) {
+function schema_run(s, value, path, ctx) {
     if (ctx.depth >= MAX_DEPTH)
         return report(ctx, path, `is nested more than ${MAX_DEPTH} levels deep`, '');
     ctx.depth++;
@@ -61700,7 +67345,7 @@ const clamp = (x, min = -Infinity, max = Infinity) => Math.min(Math.max(x, min),
 const isString = (v) => typeof v === 'string';
 const got = (expected, v) => `expected ${expected}, got ${describeValue(v)}`;
 /** " from 1 to 5", " of at least 1", " of at most 5" or "". */
-function between(min, max, show = (n) => `${n}`) {
+function schema_between(min, max, show = (n) => `${n}`) {
     if (min !== undefined && max !== undefined)
         return ` from ${show(min)} to ${show(max)}`;
     if (min !== undefined)
@@ -61772,7 +67417,7 @@ function str(opts = {}) {
 /** A safe integer. Quoted numbers are rejected with a hint, since YAML already types them. */
 function schema_int(opts = {}) {
     const { min, max } = opts;
-    const expected = `an integer${between(min, max)}`;
+    const expected = `an integer${schema_between(min, max)}`;
     return scalar(opts, {
         kind: 'integer',
         example: opts.example ?? clamp(0, min, max),
@@ -61833,7 +67478,7 @@ function duration(opts = {}) {
         return ms;
     });
     const example = opts.example ?? formatDuration(clamp(30_000, min, max));
-    const range = between(min, max, formatDuration);
+    const range = schema_between(min, max, formatDuration);
     const expected = `a duration${range} like \`${example}\``;
     return scalar(opts, {
         kind: 'duration',
@@ -61893,7 +67538,7 @@ function arr(item, opts = {}) {
                 return schema_fail(ctx, s, path, got(sizes, v));
             if (v.length < minItems)
                 schema_fail(ctx, s, path, got(sizes, v));
-            const out = v.map((x, i) => run(item, x, child(path, i), ctx));
+            const out = v.map((x, i) => schema_run(item, x, child(path, i), ctx));
             return v.length < minItems || out.includes(INVALID)
                 ? INVALID
                 : Object.freeze(out);
@@ -61902,7 +67547,7 @@ function arr(item, opts = {}) {
     };
     return make(s);
 }
-function optional(schema, ...dflt) {
+function schema_optional(schema, ...dflt) {
     const r = dflt.length ? validate(schema, dflt[0]) : undefined;
     if (r && !r.ok)
         throw new Error(`optional(): the default is invalid:\n${formatIssues(r.errors)}`);
@@ -61956,7 +67601,7 @@ function obj(fields, opts = {}) {
                     report(ctx, at, message, schema_snippet(at, inner.example));
                 }
                 else {
-                    const r = run(inner, raw, at, ctx);
+                    const r = schema_run(inner, raw, at, ctx);
                     if (r === INVALID)
                         ok = false;
                     else
@@ -62003,7 +67648,7 @@ function record(value, opts = {}) {
                 const bad = RESERVED_KEYS.has(key) || CONTROL.test(key) || (keyPattern && !keyPattern.test(key));
                 const r = bad
                     ? report(ctx, at, `key ${showKey(key)} is not allowed${rule}`, schema_snippet(path, s.example))
-                    : run(value, v[key], at, ctx);
+                    : schema_run(value, v[key], at, ctx);
                 if (r === INVALID)
                     ok = false;
                 else
@@ -62036,7 +67681,7 @@ function union(schemas, opts = {}) {
             let trial;
             for (const branch of shaped) {
                 trial = { issues: [], dropped: 0, depth: ctx.depth };
-                const r = run(branch, v, path, trial);
+                const r = schema_run(branch, v, path, trial);
                 if (r !== INVALID)
                     return r;
             }
@@ -62071,9 +67716,9 @@ function tagged(tag, variants, opts = {}) {
             const [t, at] = [hasOwn(v, tag) ? v[tag] : undefined, child(path, tag)];
             const branch = typeof t === 'string' ? branches.get(t) : undefined;
             if (branch)
-                return run(branch, v, path, ctx);
+                return schema_run(branch, v, path, ctx);
             if (t !== undefined && t !== null)
-                return run(tagSchema, t, at, ctx); // did-you-mean
+                return schema_run(tagSchema, t, at, ctx); // did-you-mean
             return report(ctx, at, `missing required key \`${tag}\`, expected ${tagSchema.expected}`, schema_snippet(at, names[0]));
         },
         json: () => clean({ description: s.description, oneOf: [...branches.values()].map(b => b.json()) })
@@ -62087,7 +67732,7 @@ function tagged(tag, variants, opts = {}) {
  */
 function validate(schema, value, rootPath = '') {
     const ctx = { issues: [], dropped: 0, depth: 0 };
-    const out = run(schema, value, rootPath, ctx);
+    const out = schema_run(schema, value, rootPath, ctx);
     const more = { path: rootPath, message: `and ${schema_plural(ctx.dropped, 'more issue')} not shown`, example: '' };
     const errors = ctx.dropped ? [...ctx.issues, more] : ctx.issues;
     return out === INVALID || errors.length ? { ok: false, errors } : { ok: true, value: out };
@@ -62142,44 +67787,44 @@ const fingerprint = str({
 const stages = arr(enumOf(['pre', 'post', 'schedule']), { minItems: 1, example: ['post'] });
 const command = str({ multiline: true, minLength: 1, example: 'npm ci --omit=dev' });
 const retrying = {
-    timeout: optional(duration({ min: '10ms', max: '10m', example: '5s' }), '5s'),
-    retries: optional(schema_int({ min: 0, max: 1000, example: 5 }), 0),
-    interval: optional(duration({ min: '0s', max: '10m', example: '2s' }), '2s'),
-    backoff: optional(schema_int({ min: 1, max: 10, example: 2, description: 'Multiplies the interval after each failed attempt.' }), 1),
-    deadline: optional(duration({
+    timeout: schema_optional(duration({ min: '10ms', max: '10m', example: '5s' }), '5s'),
+    retries: schema_optional(schema_int({ min: 0, max: 1000, example: 5 }), 0),
+    interval: schema_optional(duration({ min: '0s', max: '10m', example: '2s' }), '2s'),
+    backoff: schema_optional(schema_int({ min: 1, max: 10, example: 2, description: 'Multiplies the interval after each failed attempt.' }), 1),
+    deadline: schema_optional(duration({
         min: '0s',
         max: '1h',
         example: '2m',
         description: 'No attempt starts after this long (0s: none).'
     }), '0s'),
-    stages: optional(stages)
+    stages: schema_optional(stages)
 };
 /** `${NAME}` in a value is replaced by the environment variable NAME; `$$` is a literal `$`. */
 const envTemplated = str({ maxLength: 4096, example: 'Bearer ${API_TOKEN}' });
 const envMap = record(envTemplated, { keyPattern: /^[A-Za-z_][A-Za-z0-9_]{0,63}$/, maxKeys: 50 });
 const headerMap = record(envTemplated, { keyPattern: /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/, maxKeys: 50 });
-const where = optional(enumOf(['local', 'host'], { description: 'Where the command runs: here, or on every host over SSH.' }), 'local');
-const windowDuration = (dflt) => optional(duration({ min: '0s', max: '1h', example: dflt }), dflt);
+const where = schema_optional(enumOf(['local', 'host'], { description: 'Where the command runs: here, or on every host over SSH.' }), 'local');
+const windowDuration = (dflt) => schema_optional(duration({ min: '0s', max: '1h', example: dflt }), dflt);
 const configSchema = obj({
     version: schema_int({ min: 1, max: 1, description: 'The config format version.', example: 1 }),
-    environment: optional(config_name),
-    artifact: optional(str({ minLength: 1, example: 'dist/', description: 'File or directory to ship.' })),
-    exclude: optional(arr(str({ minLength: 1, example: '*.map' })), []),
-    target: optional(obj({
+    environment: schema_optional(config_name),
+    artifact: schema_optional(str({ minLength: 1, example: 'dist/', description: 'File or directory to ship.' })),
+    exclude: schema_optional(arr(str({ minLength: 1, example: '*.map' })), []),
+    target: schema_optional(obj({
         path: absPath,
-        strategy: optional(enumOf(['releases', 'in-place']), 'releases'),
-        'keep-releases': optional(schema_int({ min: 1, max: 100, example: 5 }), 5),
-        shared: optional(arr(relEntry, { example: ['.env', 'data/'] }), [])
+        strategy: schema_optional(enumOf(['releases', 'in-place']), 'releases'),
+        'keep-releases': schema_optional(schema_int({ min: 1, max: 100, example: 5 }), 5),
+        shared: schema_optional(arr(relEntry, { example: ['.env', 'data/'] }), [])
     })),
-    hosts: optional(arr(obj({
-        name: optional(config_name),
+    hosts: schema_optional(arr(obj({
+        name: schema_optional(config_name),
         host: hostname,
-        port: optional(schema_int({ min: 1, max: 65535, example: 22 }), 22),
-        user: optional(str({ pattern: /^[a-z_][a-z0-9_.-]{0,31}$/, expected: 'a user name', example: 'deploy' })),
-        'host-key': optional(union([fingerprint, arr(fingerprint, { minItems: 1 })])),
-        'known-hosts': optional(str({ multiline: true, minLength: 1, example: '203.0.113.10 ssh-ed25519 AAAA…' }))
+        port: schema_optional(schema_int({ min: 1, max: 65535, example: 22 }), 22),
+        user: schema_optional(str({ pattern: /^[a-z_][a-z0-9_.-]{0,31}$/, expected: 'a user name', example: 'deploy' })),
+        'host-key': schema_optional(union([fingerprint, arr(fingerprint, { minItems: 1 })])),
+        'known-hosts': schema_optional(str({ multiline: true, minLength: 1, example: '203.0.113.10 ssh-ed25519 AAAA…' }))
     }), { minItems: 1, maxItems: 500 })),
-    service: optional(tagged('manager', {
+    service: schema_optional(tagged('manager', {
         none: {},
         systemd: {
             name: str({
@@ -62187,21 +67832,21 @@ const configSchema = obj({
                 expected: 'a systemd unit name',
                 example: 'myapp'
             }),
-            sudo: optional(bool(), false),
-            settle: optional(duration({ max: '5m', example: '2s' }), '2s'),
-            'start-timeout': optional(duration({ min: '1s', max: '30m', example: '60s' }), '60s')
+            sudo: schema_optional(bool(), false),
+            settle: schema_optional(duration({ max: '5m', example: '2s' }), '2s'),
+            'start-timeout': schema_optional(duration({ min: '1s', max: '30m', example: '60s' }), '60s')
         },
         command: {
             start: command,
-            stop: optional(command),
-            status: optional(command),
-            pidfile: optional(absPath),
-            'stop-grace': optional(duration({ max: '10m', example: '10s' }), '10s'),
-            settle: optional(duration({ max: '5m', example: '2s' }), '2s'),
-            'start-timeout': optional(duration({ min: '1s', max: '30m', example: '60s' }), '60s')
+            stop: schema_optional(command),
+            status: schema_optional(command),
+            pidfile: schema_optional(absPath),
+            'stop-grace': schema_optional(duration({ max: '10m', example: '10s' }), '10s'),
+            settle: schema_optional(duration({ max: '5m', example: '2s' }), '2s'),
+            'start-timeout': schema_optional(duration({ min: '1s', max: '30m', example: '60s' }), '60s')
         }
     })),
-    checks: optional(arr(tagged('type', {
+    checks: schema_optional(arr(tagged('type', {
         http: {
             name: config_name,
             url: str({
@@ -62209,13 +67854,13 @@ const configSchema = obj({
                 expected: 'an http(s) URL',
                 example: 'https://example.com/health'
             }),
-            method: optional(enumOf(['GET', 'HEAD', 'POST', 'PUT', 'OPTIONS']), 'GET'),
-            headers: optional(headerMap, {}),
-            expect: optional(obj({
-                status: optional(arr(schema_int({ min: 100, max: 599, example: 200 }), { minItems: 1 }), [200]),
-                'body-contains': optional(str({ minLength: 1, example: 'ok' })),
-                'body-matches': optional(str({ minLength: 1, example: '"status":\\s*"up"' })),
-                json: optional(obj({
+            method: schema_optional(enumOf(['GET', 'HEAD', 'POST', 'PUT', 'OPTIONS']), 'GET'),
+            headers: schema_optional(headerMap, {}),
+            expect: schema_optional(obj({
+                status: schema_optional(arr(schema_int({ min: 100, max: 599, example: 200 }), { minItems: 1 }), [200]),
+                'body-contains': schema_optional(str({ minLength: 1, example: 'ok' })),
+                'body-matches': schema_optional(str({ minLength: 1, example: '"status":\\s*"up"' })),
+                json: schema_optional(obj({
                     path: str({
                         pattern: /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/,
                         expected: 'a dot path like `checks.db`',
@@ -62223,11 +67868,11 @@ const configSchema = obj({
                     }),
                     equals: union([str({ example: 'up' }), schema_int({ example: 1 }), bool()])
                 })),
-                'max-latency': optional(duration({ min: '1ms', max: '10m', example: '800ms' }))
+                'max-latency': schema_optional(duration({ min: '1ms', max: '10m', example: '800ms' }))
             }), {}),
-            'follow-redirects': optional(schema_int({ min: 0, max: 10, example: 0 }), 0),
-            'insecure-tls': optional(bool(), false),
-            'ca-file': optional(str({ minLength: 1, example: 'certs/internal-ca.pem' })),
+            'follow-redirects': schema_optional(schema_int({ min: 0, max: 10, example: 0 }), 0),
+            'insecure-tls': schema_optional(bool(), false),
+            'ca-file': schema_optional(str({ minLength: 1, example: 'certs/internal-ca.pem' })),
             ...retrying
         },
         tcp: {
@@ -62240,7 +67885,7 @@ const configSchema = obj({
             name: config_name,
             run: command,
             on: where,
-            env: optional(envMap, {}),
+            env: schema_optional(envMap, {}),
             ...retrying
         },
         process: {
@@ -62250,10 +67895,10 @@ const configSchema = obj({
         },
         logs: {
             name: config_name,
-            source: optional(enumOf(['journal', 'file']), 'journal'),
-            path: optional(absPath),
+            source: schema_optional(enumOf(['journal', 'file']), 'journal'),
+            path: schema_optional(absPath),
             window: windowDuration('60s'),
-            patterns: optional(arr(str({ minLength: 1, example: 'ERROR' }), { maxItems: 100 }), [
+            patterns: schema_optional(arr(str({ minLength: 1, example: 'ERROR' }), { maxItems: 100 }), [
                 'ERROR',
                 'FATAL',
                 'CRITICAL',
@@ -62261,7 +67906,7 @@ const configSchema = obj({
                 'Traceback (most recent call last)',
                 'Unhandled'
             ]),
-            ignore: optional(arr(str({ minLength: 1, example: 'ERROR_COUNT=0' }), { maxItems: 100 }), []),
+            ignore: schema_optional(arr(str({ minLength: 1, example: 'ERROR_COUNT=0' }), { maxItems: 100 }), []),
             ...retrying
         },
         'file-fresh': {
@@ -62272,30 +67917,37 @@ const configSchema = obj({
         },
         version: {
             name: config_name,
-            url: optional(str({
+            url: schema_optional(str({
                 pattern: /^https?:\/\/\S+$/,
                 expected: 'an http(s) URL',
                 example: 'https://example.com/version'
             })),
-            run: optional(command),
+            run: schema_optional(command),
             on: where,
-            expect: optional(enumOf(['commit', 'release']), 'commit'),
+            expect: schema_optional(enumOf(['commit', 'release']), 'commit'),
             ...retrying
         }
     }), { maxItems: 200 }), []),
-    deploy: optional(obj({
-        'before-switch': optional(command),
-        'lock-wait': optional(duration({ max: '1h', example: '2m' }), '2m'),
-        'lock-ttl': optional(duration({ min: '1m', max: '168h', example: '1h' }), '1h')
+    deploy: schema_optional(obj({
+        'before-switch': schema_optional(command),
+        'lock-wait': schema_optional(duration({ max: '1h', example: '2m' }), '2m'),
+        'lock-ttl': schema_optional(duration({ min: '1m', max: '168h', example: '1h' }), '1h')
     }), {}),
-    'pre-deploy': optional(obj({ 'require-healthy': optional(bool(), true) }), {}),
-    'post-deploy': optional(obj({
-        rollback: optional(enumOf(['auto', 'off']), 'auto'),
-        'stability-window': optional(duration({ min: '0s', max: '1h', example: '60s' }), '30s')
+    'pre-deploy': schema_optional(obj({
+        'require-healthy': schema_optional(bool(), true),
+        gitleaks: schema_optional(union([bool(), enumOf(['both', 'commits', 'artifact'])], {
+            description: 'Secret scan before deploying: true (commits and artifact), commits, artifact, or false.'
+        }), true),
+        'gitleaks-config': schema_optional(str({ minLength: 1, example: '.github/gitleaks.toml' })),
+        'test-command': schema_optional(command)
     }), {}),
-    ssh: optional(obj({
-        'connect-timeout': optional(duration({ min: '1s', max: '5m', example: '20s' }), '20s'),
-        'connect-retries': optional(schema_int({ min: 0, max: 10, example: 3 }), 3)
+    'post-deploy': schema_optional(obj({
+        rollback: schema_optional(enumOf(['auto', 'off']), 'auto'),
+        'stability-window': schema_optional(duration({ min: '0s', max: '1h', example: '60s' }), '30s')
+    }), {}),
+    ssh: schema_optional(obj({
+        'connect-timeout': schema_optional(duration({ min: '1s', max: '5m', example: '20s' }), '20s'),
+        'connect-retries': schema_optional(schema_int({ min: 0, max: 10, example: 3 }), 3)
     }), {})
 }, { description: 'deployguard configuration (deployguard.yml).' });
 /** The JSON Schema of deployguard.yml, generated from the validator itself (deployguard.schema.json). */
@@ -62491,6 +68143,20 @@ function parseSettings(src) {
         p.list.push(`input \`release-id\`: "${releaseIdInput.slice(0, 60)}" may only hold letters, digits, . _ - (starting with a letter or digit). Example: release-id: 2026-11-26.1`);
     }
     const service = serviceFrom(p, file, get);
+    const scanInput = get('scan');
+    if (scanInput !== undefined && !['both', 'commits', 'artifact', 'none'].includes(scanInput)) {
+        p.list.push(`input \`scan\`: expected both, commits, artifact or none, got "${scanInput.slice(0, 40)}". Example: scan: both`);
+    }
+    const fileScan = file?.['pre-deploy'].gitleaks ?? true;
+    const scanMode = scanInput === 'none'
+        ? 'off'
+        : scanInput === 'both' || scanInput === 'commits' || scanInput === 'artifact'
+            ? scanInput
+            : fileScan === true
+                ? 'both'
+                : fileScan === false
+                    ? 'off'
+                    : fileScan;
     const healthUrl = get('health-url');
     if (healthUrl !== undefined && !/^https?:\/\/\S+$/.test(healthUrl)) {
         p.list.push(`input \`health-url\`: expected an http(s) URL, got "${healthUrl.slice(0, 60)}". Example: health-url: https://example.com/health`);
@@ -62530,7 +68196,13 @@ function parseSettings(src) {
             waitMs: lockWait ?? file?.deploy['lock-wait'] ?? 120_000,
             ttlMs: file?.deploy['lock-ttl'] ?? 3_600_000
         },
-        preDeploy: { requireHealthy: file?.['pre-deploy']['require-healthy'] ?? true },
+        preDeploy: {
+            requireHealthy: file?.['pre-deploy']['require-healthy'] ?? true,
+            scan: scanMode,
+            gitleaksPath: get('gitleaks-path'),
+            gitleaksConfig: get('gitleaks-config') ?? file?.['pre-deploy']['gitleaks-config'],
+            testCommand: get('test-command') ?? file?.['pre-deploy']['test-command']
+        },
         postDeploy: {
             rollback: file?.['post-deploy'].rollback ?? 'auto',
             stabilityWindowMs: stabilityWindow ?? file?.['post-deploy']['stability-window'] ?? 30_000
@@ -62774,6 +68446,10 @@ function loadSettings(src) {
 
 
 
+
+
+
+
 /** State key under which held locks are passed to the post step. */
 const LOCK_STATE = 'deployguard-locks';
 /** The action's main step: every phase of the guarded deploy. */
@@ -62793,6 +68469,48 @@ async function main_run() {
             core.setOutput('release', settings.releaseId);
             return;
         }
+        const workspace = process.env.GITHUB_WORKSPACE ?? process.cwd();
+        const artifactRoot = relative(workspace, resolve(workspace, settings.artifact)) || '.';
+        let pre;
+        try {
+            pre = await preDeploySecrets(settings, {
+                workspace,
+                env: process.env,
+                log: actionsLogger,
+                outDir: process.env.RUNNER_TEMP ?? tmpdir(),
+                event: readEvent(),
+                signal: abort.signal,
+                onFinding: f => core.error(`${f.rule}: ${f.description || 'a secret'}${f.commit ? ` (commit ${f.commit.slice(0, 12)})` : ''}. Rotate it, then remove it.`, {
+                    title: 'Secret found by gitleaks',
+                    file: f.source === 'artifact' ? join(artifactRoot, f.file) : f.file,
+                    startLine: f.line,
+                    endLine: f.endLine
+                })
+            });
+        }
+        catch (err) {
+            const report = reportOf(err);
+            core.setOutput('status', 'blocked');
+            core.setOutput('release', settings.releaseId);
+            core.setOutput('rolled-back', 'false');
+            core.setOutput('sarif-path', report?.scan?.sarifPath ?? '');
+            await core.summary
+                .addRaw(secrets.redact([
+                `## deployguard: ${settings.environment}`,
+                '',
+                '**Status:** ⛔ blocked before deploy (nothing was changed)',
+                '',
+                '```',
+                describeError(err),
+                '```',
+                '',
+                renderFindings(report?.scan?.findings ?? [], artifactRoot)
+            ].join('\n')), true)
+                .write();
+            core.setFailed(secrets.redact(describeError(err)));
+            return;
+        }
+        core.setOutput('sarif-path', pre.scan?.sarifPath ?? '');
         const result = await runDeploy(settings, {
             log: actionsLogger,
             signal: abort.signal,
@@ -62821,6 +68539,19 @@ async function main_run() {
     finally {
         process.off('SIGINT', cancel);
         process.off('SIGTERM', cancel);
+    }
+}
+/** GITHUB_EVENT_NAME and the event payload, for working out which commits go out. */
+function readEvent() {
+    const name = process.env.GITHUB_EVENT_NAME;
+    const path = process.env.GITHUB_EVENT_PATH;
+    if (!name || !path)
+        return undefined;
+    try {
+        return { name, payload: JSON.parse(readFileSync(path, 'utf8')) };
+    }
+    catch {
+        return undefined;
     }
 }
 /** Settings from the action's inputs and the workspace's deployguard.yml, secrets masked on read. */
@@ -71907,7 +77638,7 @@ module.exports = {"rE":"1.17.0"};
 /************************************************************************/
 var __webpack_exports__ = {};
 // CommonJS entry of the post step (see main.cjs for why CommonJS).
-(__nccwpck_require__(1895)/* .run */ .e)();
+(__nccwpck_require__(933)/* .run */ .e)();
 
 module.exports = __webpack_exports__;
 /******/ })()

@@ -236,7 +236,21 @@ export const configSchema = obj(
       }),
       {}
     ),
-    'pre-deploy': optional(obj({ 'require-healthy': optional(bool(), true) }), {}),
+    'pre-deploy': optional(
+      obj({
+        'require-healthy': optional(bool(), true),
+        gitleaks: optional(
+          union([bool(), enumOf(['both', 'commits', 'artifact'])], {
+            description:
+              'Secret scan before deploying: true (commits and artifact), commits, artifact, or false.'
+          }),
+          true
+        ),
+        'gitleaks-config': optional(str({ minLength: 1, example: '.github/gitleaks.toml' })),
+        'test-command': optional(command)
+      }),
+      {}
+    ),
     'post-deploy': optional(
       obj({
         rollback: optional(enumOf(['auto', 'off']), 'auto'),

@@ -3,7 +3,7 @@ import { ConfigError } from '../errors.js';
 import { parseKnownHosts } from '../remote/hostkeys.js';
 import { configSchema, type ConfigFile } from './config.js';
 import { formatIssues, parseDuration, validate } from './schema.js';
-import type { CheckSettings, HostSettings, ServiceSettings, Settings, Stage } from './types.js';
+import type { CheckSettings, HostSettings, ScanMode, ServiceSettings, Settings, Stage } from './types.js';
 
 /**
  * Inputs + environment + deployguard.yml -> Settings, in one pure pass. Every problem found is
@@ -259,6 +259,23 @@ export function parseSettings(src: SettingsSource): Settings {
   }
 
   const service = serviceFrom(p, file, get);
+  const scanInput = get('scan');
+  if (scanInput !== undefined && !['both', 'commits', 'artifact', 'none'].includes(scanInput)) {
+    p.list.push(
+      `input \`scan\`: expected both, commits, artifact or none, got "${scanInput.slice(0, 40)}". Example: scan: both`
+    );
+  }
+  const fileScan = file?.['pre-deploy'].gitleaks ?? true;
+  const scanMode: ScanMode =
+    scanInput === 'none'
+      ? 'off'
+      : scanInput === 'both' || scanInput === 'commits' || scanInput === 'artifact'
+        ? scanInput
+        : fileScan === true
+          ? 'both'
+          : fileScan === false
+            ? 'off'
+            : fileScan;
   const healthUrl = get('health-url');
   if (healthUrl !== undefined && !/^https?:\/\/\S+$/.test(healthUrl)) {
     p.list.push(
@@ -305,7 +322,13 @@ export function parseSettings(src: SettingsSource): Settings {
       waitMs: lockWait ?? file?.deploy['lock-wait'] ?? 120_000,
       ttlMs: file?.deploy['lock-ttl'] ?? 3_600_000
     },
-    preDeploy: { requireHealthy: file?.['pre-deploy']['require-healthy'] ?? true },
+    preDeploy: {
+      requireHealthy: file?.['pre-deploy']['require-healthy'] ?? true,
+      scan: scanMode,
+      gitleaksPath: get('gitleaks-path'),
+      gitleaksConfig: get('gitleaks-config') ?? file?.['pre-deploy']['gitleaks-config'],
+      testCommand: get('test-command') ?? file?.['pre-deploy']['test-command']
+    },
     postDeploy: {
       rollback: file?.['post-deploy'].rollback ?? 'auto',
       stabilityWindowMs: stabilityWindow ?? file?.['post-deploy']['stability-window'] ?? 30_000

@@ -152,9 +152,19 @@ export function runsOnHost(check: CheckSettings): boolean {
   );
 }
 
+export type ScanMode = 'both' | 'commits' | 'artifact' | 'off';
+
 export interface PreDeploySettings {
   /** `true`: unhealthy production blocks the deploy; `false`: warn and record it. */
   readonly requireHealthy: boolean;
+  /** What gitleaks scans before a deploy: the commits going out, the artifact, both, or nothing. */
+  readonly scan: ScanMode;
+  /** A gitleaks executable to use instead of PATH or a download. */
+  readonly gitleaksPath?: string;
+  /** A gitleaks config other than the repository's `.gitleaks.toml`. */
+  readonly gitleaksConfig?: string;
+  /** Runs locally before the scan (e.g. `npm test`); a failure blocks the deploy. */
+  readonly testCommand?: string;
 }
 
 export interface PostDeploySettings {

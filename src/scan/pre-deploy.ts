@@ -1,0 +1,239 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
+import { SecretScanError } from '../errors.js';
+import type { Logger } from '../io/log.js';
+import { secrets } from '../io/secrets.js';
+import type { Settings } from '../settings/types.js';
+import { ensureGitleaks } from './acquire.js';
+import { scanCommits, scanDirectory, type Finding } from './gitleaks.js';
+import { resolveRange, type CommitRange } from './range.js';
+import { toSarif } from './sarif.js';
+
+/**
+ * The local half of the pre-deploy gate: the test command, then gitleaks on the commits going out
+ * and on the artifact. Runs before any host is contacted; any failure or finding stops the deploy.
+ */
+
+export interface TestRun {
+  readonly command: string;
+  readonly ok: boolean;
+  readonly exitCode: number | null;
+  readonly durationMs: number;
+  /** The last lines of its output, secrets redacted. */
+  readonly tail: string;
+}
+
+export interface ScanReport {
+  readonly engine: { readonly path: string; readonly version: string };
+  readonly range?: CommitRange;
+  readonly scannedArtifact: boolean;
+  readonly findings: readonly Finding[];
+  readonly sarifPath: string;
+}
+
+export interface PreDeployReport {
+  readonly tests?: TestRun;
+  readonly scan?: ScanReport;
+}
+
+export interface PreDeployOptions {
+  /** The repository checkout (GITHUB_WORKSPACE, or the CLI's working directory). */
+  readonly workspace: string;
+  readonly env: NodeJS.ProcessEnv;
+  readonly log: Logger;
+  /** Where the SARIF report is written. */
+  readonly outDir: string;
+  /** GITHUB_EVENT_NAME and its payload, when running in Actions. */
+  readonly event?: { readonly name: string; readonly payload: unknown };
+  /** The commit of the last good deploy to this environment, when the hosts record one. */
+  readonly lastDeployedCommit?: string;
+  /** Called for each finding (the action turns them into annotations). */
+  readonly onFinding?: (f: Finding) => void;
+  readonly signal?: AbortSignal;
+}
+
+const TAIL_LINES = 30;
+
+/** Runs the test command in the workspace; its output is kept (tail only) and never echoed raw. */
+export function runTestCommand(
+  command: string,
+  cwd: string,
+  env: NodeJS.ProcessEnv,
+  signal?: AbortSignal
+): Promise<TestRun> {
+  const started = Date.now();
+  return new Promise(resolvePromise => {
+    const child = spawn('/bin/sh', ['-c', command], {
+      cwd,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true
+    });
+    const lines: string[] = [];
+    let partial = '';
+    const take = (b: Buffer) => {
+      const text = partial + b.toString('utf8');
+      const parts = text.split('\n');
+      partial = parts.pop() ?? '';
+      lines.push(...parts);
+      if (lines.length > TAIL_LINES * 4) lines.splice(0, lines.length - TAIL_LINES);
+    };
+    child.stdout.on('data', take);
+    child.stderr.on('data', take);
+    const kill = () => {
+      try {
+        if (child.pid) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    };
+    signal?.addEventListener('abort', kill, { once: true });
+    child.on('close', code => {
+      signal?.removeEventListener('abort', kill);
+      if (partial) lines.push(partial);
+      resolvePromise({
+        command,
+        ok: code === 0,
+        exitCode: code,
+        durationMs: Date.now() - started,
+        tail: secrets.redact(lines.slice(-TAIL_LINES).join('\n'))
+      });
+    });
+    child.on('error', err => {
+      resolvePromise({
+        command,
+        ok: false,
+        exitCode: null,
+        durationMs: Date.now() - started,
+        tail: err.message
+      });
+    });
+  });
+}
+
+function isGitRepo(dir: string): Promise<boolean> {
+  return new Promise(r => {
+    const child = spawn('git', ['-C', dir, 'rev-parse', '--is-inside-work-tree'], { stdio: 'ignore' });
+    child.on('close', code => r(code === 0));
+    child.on('error', () => r(false));
+  });
+}
+
+function describeFinding(f: Finding): string {
+  const where = `${f.source === 'artifact' ? 'artifact: ' : ''}${f.file}:${f.line}`;
+  const who = f.commit
+    ? ` in ${f.commit.slice(0, 12)}${f.author ? ` by ${f.author}` : ''}${f.date ? ` (${f.date.slice(0, 10)})` : ''}`
+    : '';
+  return `${f.rule} at ${where}${who}`;
+}
+
+/**
+ * The test command, then the secret scan. Throws SecretScanError when the tests fail or gitleaks
+ * finds anything; returns what ran otherwise. Findings never carry the secret itself.
+ */
+export async function preDeploySecrets(settings: Settings, opts: PreDeployOptions): Promise<PreDeployReport> {
+  const pre = settings.preDeploy;
+  let tests: TestRun | undefined;
+  if (pre.testCommand) {
+    tests = await opts.log.group(`Pre-deploy: test command (${pre.testCommand})`, () =>
+      runTestCommand(pre.testCommand!, opts.workspace, opts.env, opts.signal)
+    );
+    if (!tests.ok) {
+      throw new SecretScanError(
+        `the test command failed (exit ${tests.exitCode ?? 'none'}) after ${Math.round(tests.durationMs / 1000)} s; nothing was deployed. Last lines:\n${tests.tail}`,
+        'pre-deploy',
+        'Fix the failing tests; a deploy never goes out with red tests.'
+      );
+    }
+    opts.log.info(`✓ test command passed in ${Math.round(tests.durationMs / 1000)} s`);
+  }
+  if (pre.scan === 'off') {
+    opts.log.warn('secret scan is off (pre-deploy.gitleaks: false or scan: none)');
+    return { tests };
+  }
+
+  const scan = await opts.log.group('Pre-deploy: secret scan (gitleaks)', async () => {
+    const engine = await ensureGitleaks({ inputPath: pre.gitleaksPath, env: opts.env, log: opts.log });
+    opts.log.info(`gitleaks ${engine.version} (${engine.source})`);
+    const configPath = pre.gitleaksConfig
+      ? resolve(opts.workspace, pre.gitleaksConfig)
+      : existsSync(join(opts.workspace, '.gitleaks.toml'))
+        ? join(opts.workspace, '.gitleaks.toml')
+        : undefined;
+    if (configPath && !existsSync(configPath)) {
+      throw new SecretScanError(
+        `the gitleaks config ${configPath} does not exist`,
+        'pre-deploy',
+        'Check the gitleaks-config input.'
+      );
+    }
+    const ignore = join(opts.workspace, '.gitleaksignore');
+    const scanOpts = { configPath, ignorePath: existsSync(ignore) ? ignore : undefined };
+    const findings: Finding[] = [];
+    let range: CommitRange | undefined;
+    if (pre.scan === 'both' || pre.scan === 'commits') {
+      if (!(await isGitRepo(opts.workspace))) {
+        throw new SecretScanError(
+          `${opts.workspace} is not a git checkout, so the commits going out cannot be scanned`,
+          'pre-deploy',
+          'Check out the repository with actions/checkout (fetch-depth: 0), or limit the scan to the artifact with `scan: artifact`.'
+        );
+      }
+      range = await resolveRange({
+        repoDir: opts.workspace,
+        head: opts.env.GITHUB_SHA ?? 'HEAD',
+        lastDeployedCommit: opts.lastDeployedCommit,
+        event: opts.event as { name: string; payload: unknown } | undefined
+      });
+      opts.log.info(
+        `commits: ${range.commits.length} (${range.source}${range.base ? ` ${range.base.slice(0, 12)}..${range.head.slice(0, 12)}` : ` up to ${range.head.slice(0, 12)}`})${range.note ? `; ${range.note}` : ''}`
+      );
+      findings.push(
+        ...(await scanCommits(engine, opts.workspace, range.commits, { ...scanOpts, logOpts: range.logOpts }))
+      );
+    }
+    const scannedArtifact = pre.scan === 'both' || pre.scan === 'artifact';
+    if (scannedArtifact) {
+      const artifact = resolve(opts.workspace, settings.artifact);
+      opts.log.info(`artifact: ${relative(opts.workspace, artifact) || artifact}`);
+      findings.push(...(await scanDirectory(engine, artifact, scanOpts)));
+    }
+    await mkdir(opts.outDir, { recursive: true });
+    const sarifPath = join(opts.outDir, 'deployguard-gitleaks.sarif');
+    const artifactRoot = relative(opts.workspace, resolve(opts.workspace, settings.artifact)) || 'artifact';
+    await writeFile(sarifPath, JSON.stringify(toSarif(findings, engine, { artifactRoot }), null, 2));
+    for (const f of findings) opts.onFinding?.(f);
+    return {
+      engine: { path: engine.path, version: engine.version },
+      range,
+      scannedArtifact,
+      findings,
+      sarifPath
+    };
+  });
+
+  if (scan.findings.length > 0) {
+    const list = scan.findings.slice(0, 20).map(f => `  - ${describeFinding(f)}`);
+    if (scan.findings.length > 20)
+      list.push(`  - and ${scan.findings.length - 20} more (see the SARIF report)`);
+    throw Object.assign(
+      new SecretScanError(
+        `gitleaks found ${scan.findings.length} secret${scan.findings.length === 1 ? '' : 's'}; nothing was deployed:\n${list.join('\n')}`,
+        'pre-deploy',
+        'Rotate each secret first (it is exposed already), then remove it from the code or the build output. For a false positive, add an allowlist to .gitleaks.toml or its fingerprint to .gitleaksignore.'
+      ),
+      { report: { tests, scan } satisfies PreDeployReport }
+    );
+  }
+  opts.log.info(
+    `✓ no secrets found (${scan.range ? `${scan.range.commits.length} commits` : 'no commits'}${scan.scannedArtifact ? ' and the artifact' : ''})`
+  );
+  return { tests, scan };
+}
+
+/** The report attached to a failed pre-deploy gate, if any (for the summary and outputs). */
+export function reportOf(err: unknown): PreDeployReport | undefined {
+  return (err as { report?: PreDeployReport } | undefined)?.report;
+}
