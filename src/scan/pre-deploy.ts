@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join, relative, resolve } from 'node:path';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, relative, resolve } from 'node:path';
 import { SecretScanError } from '../errors.js';
 import type { Logger } from '../io/log.js';
 import { secrets } from '../io/secrets.js';
@@ -202,7 +202,12 @@ export async function preDeploySecrets(settings: Settings, opts: PreDeployOption
     }
     await mkdir(opts.outDir, { recursive: true });
     const sarifPath = join(opts.outDir, 'deployguard-gitleaks.sarif');
-    const artifactRoot = relative(opts.workspace, resolve(opts.workspace, settings.artifact)) || 'artifact';
+    // Findings in a single-file artifact are named by the file, so its folder is the root.
+    const artifactPath = resolve(opts.workspace, settings.artifact);
+    const artifactDir = (await stat(artifactPath).catch(() => undefined))?.isFile()
+      ? dirname(artifactPath)
+      : artifactPath;
+    const artifactRoot = relative(opts.workspace, artifactDir) || '.';
     await writeFile(sarifPath, JSON.stringify(toSarif(findings, engine, { artifactRoot }), null, 2));
     for (const f of findings) opts.onFinding?.(f);
     return {
