@@ -5,9 +5,9 @@ import { actionsLogger } from './io/log.js';
 import { secrets } from './io/secrets.js';
 import { renderFindings, renderSummary, verdictLine } from './report/summary.js';
 import { preDeploySecrets, reportOf, type PreDeployReport } from './scan/pre-deploy.js';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { loadSettings } from './settings/load.js';
 import type { Settings } from './settings/types.js';
 
@@ -32,7 +32,13 @@ export async function run(): Promise<void> {
       return;
     }
     const workspace = process.env.GITHUB_WORKSPACE ?? process.cwd();
-    const artifactRoot = relative(workspace, resolve(workspace, settings.artifact)) || '.';
+    // Artifact findings are relative to the artifact directory (a single file: its folder).
+    const artifactPath = resolve(workspace, settings.artifact);
+    const artifactRoot =
+      relative(
+        workspace,
+        existsSync(artifactPath) && statSync(artifactPath).isFile() ? dirname(artifactPath) : artifactPath
+      ) || '.';
     let pre: PreDeployReport;
     try {
       pre = await preDeploySecrets(settings, {

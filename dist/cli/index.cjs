@@ -64512,6 +64512,12 @@ async function sha256File(file) {
  * (and gitleaks' default rules otherwise), as native git mode would. For an artifact, the caller
  * should pass the REPO's `.gitleaks.toml` as `configPath`; without it an artifact's own
  * `.gitleaks.toml` (if it ships one) would be used.
+ *
+ * The temp dirs hold the added lines (secrets included): they are made private (mkdtemp, 0700)
+ * and removed when the scan ends, whatever the outcome. One thing gitleaks' `dir` mode cannot be
+ * kept from: it reads a `.gitleaksignore` at the root of the tree it scans, so a commit that adds
+ * lines to the repo's root `.gitleaksignore` has those (global `file:rule:line`) entries applied,
+ * as a native scan of a checkout holding that file would.
  */
 
 
@@ -64587,6 +64593,10 @@ async function gitleaks_scanDirectory(engine, dir, opts = {}) {
  */
 async function scanCommits(engine, repoDir, commits, opts = {}) {
     const repo = external_node_path_namespaceObject.resolve(repoDir);
+    const bad = commits.find(c => !/^[^\s-][^\s]*$/.test(c));
+    if (bad !== undefined) {
+        throw new SecretScanError(`Not a commit to scan: ${JSON.stringify(bad)}`, gitleaks_PHASE, 'Pass commit SHAs.');
+    }
     const logOpts = opts.logOpts ?? (commits.length > 0 ? ['--no-walk', ...commits] : []);
     if (logOpts.length === 0)
         return [];
@@ -64826,10 +64836,6 @@ function unquoteC(s) {
 }
 /** Full SHAs of the given revisions, in order, without duplicates. */
 async function resolveCommits(repo, commits) {
-    const bad = commits.find(c => c === '' || c.startsWith('-') || /\s/.test(c));
-    if (bad !== undefined) {
-        throw new SecretScanError(`Not a commit to scan: ${JSON.stringify(bad)}`, gitleaks_PHASE, 'Pass commit SHAs.');
-    }
     const out = await git(repo, ['rev-parse', ...commits.map(c => `${c}^{commit}`)]);
     return [...new Set(out.toString('utf8').split('\n').filter(Boolean))];
 }
@@ -65820,7 +65826,12 @@ async function preDeploySecrets(settings, opts) {
         }
         await (0,promises_namespaceObject.mkdir)(opts.outDir, { recursive: true });
         const sarifPath = (0,external_node_path_namespaceObject.join)(opts.outDir, 'deployguard-gitleaks.sarif');
-        const artifactRoot = (0,external_node_path_namespaceObject.relative)(opts.workspace, (0,external_node_path_namespaceObject.resolve)(opts.workspace, settings.artifact)) || 'artifact';
+        // Findings in a single-file artifact are named by the file, so its folder is the root.
+        const artifactPath = (0,external_node_path_namespaceObject.resolve)(opts.workspace, settings.artifact);
+        const artifactDir = (await (0,promises_namespaceObject.stat)(artifactPath).catch(() => undefined))?.isFile()
+            ? (0,external_node_path_namespaceObject.dirname)(artifactPath)
+            : artifactPath;
+        const artifactRoot = (0,external_node_path_namespaceObject.relative)(opts.workspace, artifactDir) || '.';
         await (0,promises_namespaceObject.writeFile)(sarifPath, JSON.stringify(toSarif(findings, engine, { artifactRoot }), null, 2));
         for (const f of findings)
             opts.onFinding?.(f);

@@ -65946,6 +65946,12 @@ async function sha256File(file) {
  * (and gitleaks' default rules otherwise), as native git mode would. For an artifact, the caller
  * should pass the REPO's `.gitleaks.toml` as `configPath`; without it an artifact's own
  * `.gitleaks.toml` (if it ships one) would be used.
+ *
+ * The temp dirs hold the added lines (secrets included): they are made private (mkdtemp, 0700)
+ * and removed when the scan ends, whatever the outcome. One thing gitleaks' `dir` mode cannot be
+ * kept from: it reads a `.gitleaksignore` at the root of the tree it scans, so a commit that adds
+ * lines to the repo's root `.gitleaksignore` has those (global `file:rule:line`) entries applied,
+ * as a native scan of a checkout holding that file would.
  */
 
 
@@ -66021,6 +66027,10 @@ async function gitleaks_scanDirectory(engine, dir, opts = {}) {
  */
 async function gitleaks_scanCommits(engine, repoDir, commits, opts = {}) {
     const repo = path.resolve(repoDir);
+    const bad = commits.find(c => !/^[^\s-][^\s]*$/.test(c));
+    if (bad !== undefined) {
+        throw new SecretScanError(`Not a commit to scan: ${JSON.stringify(bad)}`, gitleaks_PHASE, 'Pass commit SHAs.');
+    }
     const logOpts = opts.logOpts ?? (commits.length > 0 ? ['--no-walk', ...commits] : []);
     if (logOpts.length === 0)
         return [];
@@ -66260,10 +66270,6 @@ function unquoteC(s) {
 }
 /** Full SHAs of the given revisions, in order, without duplicates. */
 async function resolveCommits(repo, commits) {
-    const bad = commits.find(c => c === '' || c.startsWith('-') || /\s/.test(c));
-    if (bad !== undefined) {
-        throw new SecretScanError(`Not a commit to scan: ${JSON.stringify(bad)}`, gitleaks_PHASE, 'Pass commit SHAs.');
-    }
     const out = await git(repo, ['rev-parse', ...commits.map(c => `${c}^{commit}`)]);
     return [...new Set(out.toString('utf8').split('\n').filter(Boolean))];
 }
@@ -67158,7 +67164,12 @@ async function pre_deploy_preDeploySecrets(settings, opts) {
         }
         await mkdir(opts.outDir, { recursive: true });
         const sarifPath = join(opts.outDir, 'deployguard-gitleaks.sarif');
-        const artifactRoot = relative(opts.workspace, resolve(opts.workspace, settings.artifact)) || 'artifact';
+        // Findings in a single-file artifact are named by the file, so its folder is the root.
+        const artifactPath = resolve(opts.workspace, settings.artifact);
+        const artifactDir = (await stat(artifactPath).catch(() => undefined))?.isFile()
+            ? dirname(artifactPath)
+            : artifactPath;
+        const artifactRoot = relative(opts.workspace, artifactDir) || '.';
         await writeFile(sarifPath, JSON.stringify(toSarif(findings, engine, { artifactRoot }), null, 2));
         for (const f of findings)
             opts.onFinding?.(f);
@@ -68470,7 +68481,9 @@ async function main_run() {
             return;
         }
         const workspace = process.env.GITHUB_WORKSPACE ?? process.cwd();
-        const artifactRoot = relative(workspace, resolve(workspace, settings.artifact)) || '.';
+        // Artifact findings are relative to the artifact directory (a single file: its folder).
+        const artifactPath = resolve(workspace, settings.artifact);
+        const artifactRoot = relative(workspace, existsSync(artifactPath) && statSync(artifactPath).isFile() ? dirname(artifactPath) : artifactPath) || '.';
         let pre;
         try {
             pre = await preDeploySecrets(settings, {
