@@ -278,3 +278,10 @@ describe('check settings', () => {
     );
   });
 });
+
+test('a lock TTL shorter than a deploy can take is refused', () => {
+  const e = () =>
+    settingsFrom(BASE_INPUTS, 'version: 1\ndeploy: { lock-ttl: 5m }\npost-deploy: { stability-window: 10m }');
+  expect(e).toThrow(/deploy\.lock-ttl: 5m is shorter than a deploy may hold the lock/);
+  expect(settingsFrom(BASE_INPUTS, 'version: 1\ndeploy: { lock-ttl: 30m }').lock.ttlMs).toBe(1_800_000);
+});

@@ -64222,6 +64222,8 @@ function plan_planPrune(releases, live, keep) {
 
 class StepFailed extends (/* unused pure expression or super */ null && (DeployguardError)) {
 }
+/** The limit for one remote step (before-switch commands included); the upload has none. */
+const STEP_TIMEOUT_MS = (/* unused pure expression or super */ null && (30 * 60_000));
 /** Production was unhealthy before the deploy and `require-healthy` is on: nothing was changed. */
 class Blocked extends errors_DeployguardError {
     results;
@@ -64410,8 +64412,12 @@ async function runRecorded(run, deps, step, fn, undo = false) {
         throw err;
     }
 }
-async function execute_execOk(run, script, what, stdin) {
-    const r = await run.shell.exec(script, stdin === undefined ? {} : { stdin });
+/**
+ * A remote command that must succeed. Every one has a time limit: a hung `systemctl stop` or a
+ * stuck mount must fail the step (and roll back), not hold the lock forever.
+ */
+async function execute_execOk(run, script, what, timeoutMs = STEP_TIMEOUT_MS) {
+    const r = await run.shell.exec(script, { timeoutMs });
     if (r.code !== 0) {
         const out = tail(`${r.stderr}\n${r.stdout}`.trim());
         throw new StepFailed(`${run.host.name}: ${what} failed (exit ${r.code})${out ? `:\n${out}` : ''}`, 'deploy');
@@ -68173,6 +68179,14 @@ function parseSettings(src) {
         p.list.push(`input \`health-url\`: expected an http(s) URL, got "${healthUrl.slice(0, 60)}". Example: health-url: https://example.com/health`);
     }
     const checks = checksFrom(file, healthUrl, src.env, p, src.onSecret);
+    // The lock is not refreshed while a deploy runs, so it must outlive the longest deploy step.
+    const lockTtl = file?.deploy['lock-ttl'] ?? 3_600_000;
+    const window = stabilityWindow ?? file?.['post-deploy']['stability-window'] ?? 30_000;
+    const startTimeout = service.manager === 'none' ? 0 : service.startTimeoutMs;
+    const minTtl = window + 2 * startTimeout + 10 * 60_000;
+    if (lockTtl < minTtl) {
+        p.list.push(`deploy.lock-ttl: ${Math.round(lockTtl / 60_000)}m is shorter than a deploy may hold the lock (stability window + start timeouts + 10m = ${Math.ceil(minTtl / 60_000)}m); another deploy could take it over mid-deploy. Example: lock-ttl: ${Math.ceil(minTtl / 60_000) + 5}m`);
+    }
     if (p.list.length) {
         throw new errors_ConfigError(`Invalid configuration (nothing was deployed):\n${p.list.map(l => `  - ${l}`).join('\n')}`, 'Fix the items above; every one is listed, so one pass is enough.');
     }
@@ -68205,7 +68219,7 @@ function parseSettings(src) {
         beforeSwitch: get('before-switch') ?? file?.deploy['before-switch'],
         lock: {
             waitMs: lockWait ?? file?.deploy['lock-wait'] ?? 120_000,
-            ttlMs: file?.deploy['lock-ttl'] ?? 3_600_000
+            ttlMs: lockTtl
         },
         preDeploy: {
             requireHealthy: file?.['pre-deploy']['require-healthy'] ?? true,
@@ -68216,7 +68230,7 @@ function parseSettings(src) {
         },
         postDeploy: {
             rollback: file?.['post-deploy'].rollback ?? 'auto',
-            stabilityWindowMs: stabilityWindow ?? file?.['post-deploy']['stability-window'] ?? 30_000
+            stabilityWindowMs: window
         },
         dryRun,
         run: {

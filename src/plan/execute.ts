@@ -74,6 +74,9 @@ export interface DeployResult {
 
 class StepFailed extends DeployguardError {}
 
+/** The limit for one remote step (before-switch commands included); the upload has none. */
+const STEP_TIMEOUT_MS = 30 * 60_000;
+
 /** Production was unhealthy before the deploy and `require-healthy` is on: nothing was changed. */
 class Blocked extends DeployguardError {
   constructor(
@@ -310,8 +313,17 @@ async function runRecorded<T>(
   }
 }
 
-async function execOk(run: HostRun, script: Shell, what: string, stdin?: string): Promise<string> {
-  const r = await run.shell.exec(script, stdin === undefined ? {} : { stdin });
+/**
+ * A remote command that must succeed. Every one has a time limit: a hung `systemctl stop` or a
+ * stuck mount must fail the step (and roll back), not hold the lock forever.
+ */
+async function execOk(
+  run: HostRun,
+  script: Shell,
+  what: string,
+  timeoutMs = STEP_TIMEOUT_MS
+): Promise<string> {
+  const r = await run.shell.exec(script, { timeoutMs });
   if (r.code !== 0) {
     const out = tail(`${r.stderr}\n${r.stdout}`.trim());
     throw new StepFailed(

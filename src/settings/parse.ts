@@ -284,6 +284,17 @@ export function parseSettings(src: SettingsSource): Settings {
   }
   const checks = checksFrom(file, healthUrl, src.env, p, src.onSecret);
 
+  // The lock is not refreshed while a deploy runs, so it must outlive the longest deploy step.
+  const lockTtl = file?.deploy['lock-ttl'] ?? 3_600_000;
+  const window = stabilityWindow ?? file?.['post-deploy']['stability-window'] ?? 30_000;
+  const startTimeout = service.manager === 'none' ? 0 : service.startTimeoutMs;
+  const minTtl = window + 2 * startTimeout + 10 * 60_000;
+  if (lockTtl < minTtl) {
+    p.list.push(
+      `deploy.lock-ttl: ${Math.round(lockTtl / 60_000)}m is shorter than a deploy may hold the lock (stability window + start timeouts + 10m = ${Math.ceil(minTtl / 60_000)}m); another deploy could take it over mid-deploy. Example: lock-ttl: ${Math.ceil(minTtl / 60_000) + 5}m`
+    );
+  }
+
   if (p.list.length) {
     throw new ConfigError(
       `Invalid configuration (nothing was deployed):\n${p.list.map(l => `  - ${l}`).join('\n')}`,
@@ -320,7 +331,7 @@ export function parseSettings(src: SettingsSource): Settings {
     beforeSwitch: get('before-switch') ?? file?.deploy['before-switch'],
     lock: {
       waitMs: lockWait ?? file?.deploy['lock-wait'] ?? 120_000,
-      ttlMs: file?.deploy['lock-ttl'] ?? 3_600_000
+      ttlMs: lockTtl
     },
     preDeploy: {
       requireHealthy: file?.['pre-deploy']['require-healthy'] ?? true,
@@ -331,7 +342,7 @@ export function parseSettings(src: SettingsSource): Settings {
     },
     postDeploy: {
       rollback: file?.['post-deploy'].rollback ?? 'auto',
-      stabilityWindowMs: stabilityWindow ?? file?.['post-deploy']['stability-window'] ?? 30_000
+      stabilityWindowMs: window
     },
     dryRun,
     run: {
