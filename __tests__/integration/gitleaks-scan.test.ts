@@ -124,7 +124,8 @@ function recorder(gitleaksGitMode?: boolean): Recorder {
     [
       '#!/bin/sh',
       `cap='${cap}'`,
-      'n=$(ls "$cap" | grep -c "\\.args$")',
+      // Unique per run: two runs at once (the scanner runs two) must not share a record.
+      'n="$(date +%s%N)-$$"',
       'printf "%s\\0" "$PWD" "$@" > "$cap/run-$n.args"',
       `'${REAL}' "$@"`,
       'rc=$?',
@@ -147,7 +148,7 @@ function recorder(gitleaksGitMode?: boolean): Recorder {
     runs: () =>
       readdirSync(cap)
         .filter(f => f.endsWith('.args'))
-        .sort((a, b) => parseInt(a.slice(4)) - parseInt(b.slice(4)))
+        .sort() // run-<nanoseconds>-<pid>: same-width timestamps sort in start order
         .map(f => {
           const [cwd, ...args] = readFileSync(path.join(cap, f), 'utf8').split('\0').slice(0, -1);
           const reportFile = path.join(cap, f.replace('.args', '.report'));
