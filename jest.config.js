@@ -12,6 +12,7 @@ export default {
     ]
   },
   testTimeout: 30000,
+  reporters: ['default', '<rootDir>/scripts/jest-summary-reporter.cjs'],
   // Integration suites share one systemd host and a few sshd servers; run files one at a time
   // so two suites never fight over the same host.
   maxWorkers: 1,
