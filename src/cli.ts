@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { checkNow } from './check.js';
-import { preDeploySecrets, reportOf } from './scan/pre-deploy.js';
+import { secretGate, testGate } from './scan/pre-deploy.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { STARTER_CONFIG } from './settings/starter.js';
@@ -124,35 +124,31 @@ export async function main(
         };
         process.once('SIGINT', onSignal);
         process.once('SIGTERM', onSignal);
-        const gate = await preDeploySecrets(settings, {
+        const gateOpts = {
           workspace: process.cwd(),
           env: process.env,
           log,
           outDir: join(tmpdir(), 'deployguard'),
           signal: abort.signal
-        }).then(
+        };
+        const failedTests = await testGate(settings, gateOpts).then(
           () => undefined,
           (err: unknown) => err
         );
-        if (gate !== undefined) {
+        if (failedTests !== undefined) {
           process.off('SIGINT', onSignal);
           process.off('SIGTERM', onSignal);
-          log.error(describeError(gate));
-          if (json)
-            write(
-              JSON.stringify(
-                {
-                  status: 'blocked',
-                  error: describeError(gate),
-                  findings: reportOf(gate)?.scan?.findings ?? []
-                },
-                null,
-                2
-              )
-            );
+          log.error(describeError(failedTests));
+          if (json) write(JSON.stringify({ status: 'blocked', error: describeError(failedTests) }, null, 2));
           return 1;
         }
-        const result = await runDeploy(settings, { log, signal: abort.signal }).finally(() => {
+        const result = await runDeploy(settings, {
+          log,
+          signal: abort.signal,
+          beforeChanges: async ({ lastDeployedCommit }) => {
+            await secretGate(settings, { ...gateOpts, lastDeployedCommit });
+          }
+        }).finally(() => {
           process.off('SIGINT', onSignal);
           process.off('SIGTERM', onSignal);
         });

@@ -1,7 +1,7 @@
 import { connectHost } from './io/ssh.js';
 import type { Logger } from './io/log.js';
 import { checksFor, runChecks } from './checks/runner.js';
-import { deploy, type DeployResult } from './plan/execute.js';
+import { deploy, type DeployDeps, type DeployResult } from './plan/execute.js';
 import { lockScript, planHost } from './plan/plan.js';
 import { layoutFor } from './remote/layout.js';
 import { remoteCommandLine } from './remote/shell.js';
@@ -22,6 +22,8 @@ export async function readArtifact(settings: Settings): Promise<Artifact> {
 export interface RunOptions {
   readonly log: Logger;
   readonly signal?: AbortSignal;
+  /** The last gate before anything changes (the secret scan), with the hosts' last good commit. */
+  readonly beforeChanges?: DeployDeps['beforeChanges'];
   readonly onLock?: (host: HostSettings, held: boolean, token: string) => void;
 }
 
@@ -45,6 +47,7 @@ export async function runDeploy(settings: Settings, opts: RunOptions): Promise<D
     now: () => new Date(),
     sleep: ms => new Promise(r => setTimeout(r, ms)),
     signal: opts.signal,
+    beforeChanges: opts.beforeChanges,
     onLock: opts.onLock
   });
 }

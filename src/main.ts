@@ -4,7 +4,8 @@ import { describeError } from './errors.js';
 import { actionsLogger } from './io/log.js';
 import { secrets } from './io/secrets.js';
 import { renderFindings, renderSummary, verdictLine } from './report/summary.js';
-import { preDeploySecrets, reportOf, type PreDeployReport } from './scan/pre-deploy.js';
+import type { Finding } from './scan/gitleaks.js';
+import { reportOf, secretGate, testGate, type ScanReport } from './scan/pre-deploy.js';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -39,69 +40,56 @@ export async function run(): Promise<void> {
         workspace,
         existsSync(artifactPath) && statSync(artifactPath).isFile() ? dirname(artifactPath) : artifactPath
       ) || '.';
-    let pre: PreDeployReport;
-    try {
-      pre = await preDeploySecrets(settings, {
-        workspace,
-        env: process.env,
-        log: actionsLogger,
-        outDir: process.env.RUNNER_TEMP ?? tmpdir(),
-        event: readEvent(),
-        signal: abort.signal,
-        onFinding: f =>
-          core.error(
-            `${f.rule}: ${f.description || 'a secret'}${f.commit ? ` (commit ${f.commit.slice(0, 12)})` : ''}. Rotate it, then remove it.`,
-            {
-              title: 'Secret found by gitleaks',
-              file: f.source === 'artifact' ? join(artifactRoot, f.file) : f.file,
-              startLine: f.line,
-              endLine: f.endLine
-            }
-          )
-      });
-    } catch (err) {
-      const report = reportOf(err);
-      core.setOutput('status', 'blocked');
-      core.setOutput('release', settings.releaseId);
-      core.setOutput('rolled-back', 'false');
-      core.setOutput('sarif-path', report?.scan?.sarifPath ?? '');
-      await core.summary
-        .addRaw(
-          secrets.redact(
-            [
-              `## deployguard: ${settings.environment}`,
-              '',
-              '**Status:** ⛔ blocked before deploy (nothing was changed)',
-              '',
-              '```',
-              describeError(err),
-              '```',
-              '',
-              renderFindings(report?.scan?.findings ?? [], artifactRoot)
-            ].join('\n')
-          ),
-          true
+    const gateOpts = {
+      workspace,
+      env: process.env,
+      log: actionsLogger,
+      outDir: process.env.RUNNER_TEMP ?? tmpdir(),
+      event: readEvent(),
+      signal: abort.signal,
+      onFinding: (f: Finding) =>
+        core.error(
+          `${f.rule}: ${f.description || 'a secret'}${f.commit ? ` (commit ${f.commit.slice(0, 12)})` : ''}. Rotate it, then remove it.`,
+          {
+            title: 'Secret found by gitleaks',
+            file: f.source === 'artifact' ? join(artifactRoot, f.file) : f.file,
+            startLine: f.line,
+            endLine: f.endLine
+          }
         )
-        .write();
-      core.setFailed(secrets.redact(describeError(err)));
+    };
+    // Tests run before any host is contacted; the secret scan runs once every host is locked and
+    // read, so it can start from the last good deploy they recorded.
+    try {
+      await testGate(settings, gateOpts);
+    } catch (err) {
+      await blocked(settings, err);
       return;
     }
-    core.setOutput('sarif-path', pre.scan?.sarifPath ?? '');
+    let scan: ScanReport | undefined;
     const result = await runDeploy(settings, {
       log: actionsLogger,
       signal: abort.signal,
+      beforeChanges: async ({ lastDeployedCommit }) => {
+        scan = await secretGate(settings, { ...gateOpts, lastDeployedCommit });
+      },
       onLock: (host, isHeld, token) => {
         if (isHeld) held.set(host.name, token);
         else held.delete(host.name);
         core.saveState(LOCK_STATE, JSON.stringify([...held.entries()]));
       }
     });
+    const scanned = scan ?? reportOf(result.blockedBy)?.scan;
+    core.setOutput('sarif-path', scanned?.sarifPath ?? '');
     core.setOutput('status', result.status);
     core.setOutput('release', result.releaseId);
     core.setOutput('previous-release', result.previousRelease ?? '');
     core.setOutput('rolled-back', String(result.rolledBack));
     // The runner masks its log, not the summary file: redact it ourselves.
-    await core.summary.addRaw(secrets.redact(renderSummary(result, settings.environment)), true).write();
+    const findings = renderFindings(scanned?.findings ?? [], artifactRoot);
+    await core.summary
+      .addRaw(secrets.redact(`${renderSummary(result, settings.environment)}\n${findings}`), true)
+      .write();
     core.info(verdictLine(result));
     if (result.status !== 'deployed')
       core.setFailed(secrets.redact(`${verdictLine(result)}\n${result.error ?? ''}`.trim()));
@@ -112,6 +100,25 @@ export async function run(): Promise<void> {
     process.off('SIGINT', cancel);
     process.off('SIGTERM', cancel);
   }
+}
+
+/** Outputs and summary of a deploy stopped by the test command, before any host was contacted. */
+async function blocked(settings: Settings, err: unknown): Promise<void> {
+  core.setOutput('status', 'blocked');
+  core.setOutput('release', settings.releaseId);
+  core.setOutput('rolled-back', 'false');
+  core.setOutput('sarif-path', '');
+  const text = [
+    `## deployguard: ${settings.environment}`,
+    '',
+    '**Status:** ⛔ blocked before deploy (nothing was changed)',
+    '',
+    '```',
+    describeError(err),
+    '```'
+  ];
+  await core.summary.addRaw(secrets.redact(text.join('\n')), true).write();
+  core.setFailed(secrets.redact(describeError(err)));
 }
 
 /** GITHUB_EVENT_NAME and the event payload, for working out which commits go out. */

@@ -244,3 +244,55 @@ describe('the pre-deploy gate, run as the runner runs it', () => {
     expect(existsSync(join(target, 'releases', 'rel-10'))).toBe(false);
   }, 60_000);
 });
+
+describe('the secret scan starts from the last good deploy the hosts recorded', () => {
+  test('first deploy scans the whole history; the next one only the commits since', async () => {
+    const repo = join(work, 'repo');
+    mkdirSync(repo, { recursive: true });
+    const git = (...args: string[]) =>
+      execFileSync('git', ['-C', repo, ...args], {
+        encoding: 'utf8',
+        env: {
+          ...process.env,
+          GIT_AUTHOR_DATE: '2026-11-01T10:00:00Z',
+          GIT_COMMITTER_DATE: '2026-11-01T10:00:00Z'
+        }
+      }).trim();
+    git('init', '-q', '-b', 'main');
+    git('config', 'user.email', 'dev@example.com');
+    git('config', 'user.name', 'Dev');
+    const commitFile = (name: string, content: string) => {
+      writeFileSync(join(repo, name), content);
+      git('add', name);
+      git('commit', '-q', '-m', `add ${name}`);
+      return git('rev-parse', 'HEAD');
+    };
+    commitFile('a.txt', 'one\n');
+    const second = commitFile('b.txt', 'two\n');
+    const repoTarget = join(runDir, 'srv', 'repo-app');
+    writeFileSync(
+      join(repo, 'deployguard.yml'),
+      commandServiceYaml(appPort, runDir, `target: { path: ${repoTarget} }`)
+    );
+    const deployAt = async (sha: string, release: string) =>
+      runAction(
+        'main',
+        { ...inputs(await makeRelease(release), release), scan: 'both' },
+        { GITHUB_WORKSPACE: repo, GITHUB_SHA: sha }
+      );
+    const first = await deployAt(second, 'g1');
+    expect(first.outputs.status).toBe('deployed');
+    expect(first.stdout).toMatch(/commits: 2 \(first-deploy up to [0-9a-f]{12}\)/);
+    commitFile('c.txt', 'three\n');
+    const fourth = commitFile('d.txt', 'four\n');
+    const next = await deployAt(fourth, 'g2');
+    expect(next.outputs.status).toBe('deployed');
+    expect(next.stdout).toMatch(
+      new RegExp(`commits: 2 \\(last-deploy ${second.slice(0, 12)}\\.\\.${fourth.slice(0, 12)}\\)`)
+    );
+    // The host recorded the commit with the release.
+    expect(readFileSync(join(repoTarget, '.deployguard', 'status', 'g2'), 'utf8')).toMatch(
+      new RegExp(`^good \\S+ ${fourth}$`, 'm')
+    );
+  }, 180_000);
+});

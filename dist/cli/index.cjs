@@ -57481,7 +57481,9 @@ function probe(layout) {
     return lines(sh `for tool in tar sha256sum find mv ln readlink; do`, sh `  command -v "$tool" >/dev/null 2>&1 || { echo "missing tool on host: $tool" >&2; exit 3; }`, sh `done`, layout.strategy === 'releases'
         ? // Assigned first so that a failing readlink fails the script instead of reading as "none".
             sh `if [ -L ${layout.current} ]; then cur=$(readlink -- ${layout.current}); printf 'current=%s\\n' "$cur"; fi`
-        : sh `if [ -d ${layout.current} ]; then printf 'current=%s\\n' ${layout.current}; fi`);
+        : sh `if [ -d ${layout.current} ]; then printf 'current=%s\\n' ${layout.current}; fi`, 
+    // The newest good release's record: `lastgood=<time> <commit>`.
+    sh `if [ -d ${layout.statusDir} ]; then`, sh `  good=$(for f in ${layout.statusDir}/*; do [ -f "$f" ] || continue; read -r st at commit rest < "$f" || continue; [ "$st" = good ] && printf '%s %s\\n' "$at" "\${commit:-}"; done | sort | tail -n 1)`, sh `  if [ -n "$good" ]; then printf 'lastgood=%s\\n' "$good"; fi`, sh `fi`);
 }
 /**
  * Takes the lock with an atomic `mkdir`. Prints `acquired`, or `taken-over` followed by the
@@ -57568,9 +57570,12 @@ function restoreTree(layout, backup) {
         return sh `rm -rf -- ${layout.current}`;
     return lines(sh `rm -rf -- ${layout.current}.deployguard-restore`, sh `cp -a -- ${backup} ${layout.current}.deployguard-restore`, sh `rm -rf -- ${layout.current}`, sh `mv -T -- ${layout.current}.deployguard-restore ${layout.current}`);
 }
-/** Records a release's outcome; pruning reads these to tell good releases from failed ones. */
-function markRelease(layout, releaseId, status, at) {
-    return sh `printf '%s %s\\n' ${status} ${at.toISOString()} > ${external_node_path_namespaceObject.posix.join(layout.statusDir, releaseId)}`;
+/**
+ * Records a release's outcome and commit: pruning reads these to tell good releases from failed
+ * ones, and the secret scan starts from the commit of the newest good one.
+ */
+function markRelease(layout, releaseId, status, at, commit) {
+    return sh `printf '%s %s %s\\n' ${status} ${at.toISOString()} ${commit} > ${external_node_path_namespaceObject.posix.join(layout.statusDir, releaseId)}`;
 }
 /** Lists releases with their recorded status, one `id<TAB>status time` line each. */
 function listReleases(layout) {
@@ -65772,23 +65777,27 @@ function describeFinding(f) {
         : '';
     return `${f.rule} at ${where}${who}`;
 }
-/**
- * The test command, then the secret scan. Throws SecretScanError when the tests fail or gitleaks
- * finds anything; returns what ran otherwise. Findings never carry the secret itself.
- */
-async function preDeploySecrets(settings, opts) {
-    const pre = settings.preDeploy;
-    let tests;
-    if (pre.testCommand) {
-        tests = await opts.log.group(`Pre-deploy: test command (${pre.testCommand})`, () => runTestCommand(pre.testCommand, opts.workspace, opts.env, opts.signal));
-        if (!tests.ok) {
-            throw new SecretScanError(`the test command failed (exit ${tests.exitCode ?? 'none'}) after ${Math.round(tests.durationMs / 1000)} s; nothing was deployed. Last lines:\n${tests.tail}`, 'pre-deploy', 'Fix the failing tests; a deploy never goes out with red tests.');
-        }
-        opts.log.info(`✓ test command passed in ${Math.round(tests.durationMs / 1000)} s`);
+/** The test command, when one is set. Throws SecretScanError (with the output tail) when it fails. */
+async function testGate(settings, opts) {
+    const command = settings.preDeploy.testCommand;
+    if (!command)
+        return undefined;
+    const tests = await opts.log.group(`Pre-deploy: test command (${command})`, () => runTestCommand(command, opts.workspace, opts.env, opts.signal));
+    if (!tests.ok) {
+        throw new SecretScanError(`the test command failed (exit ${tests.exitCode ?? 'none'}) after ${Math.round(tests.durationMs / 1000)} s; nothing was deployed. Last lines:\n${tests.tail}`, 'pre-deploy', 'Fix the failing tests; a deploy never goes out with red tests.');
     }
+    opts.log.info(`✓ test command passed in ${Math.round(tests.durationMs / 1000)} s`);
+    return tests;
+}
+/**
+ * gitleaks on the commits going out (from `lastDeployedCommit` when the hosts recorded one) and
+ * on the artifact. Throws SecretScanError, with the report attached, on any finding.
+ */
+async function secretGate(settings, opts) {
+    const pre = settings.preDeploy;
     if (pre.scan === 'off') {
         opts.log.warn('secret scan is off (pre-deploy.gitleaks: false or scan: none)');
-        return { tests };
+        return undefined;
     }
     const scan = await opts.log.group('Pre-deploy: secret scan (gitleaks)', async () => {
         const engine = await ensureGitleaks({ inputPath: pre.gitleaksPath, env: opts.env, log: opts.log });
@@ -65847,9 +65856,15 @@ async function preDeploySecrets(settings, opts) {
         const list = scan.findings.slice(0, 20).map(f => `  - ${describeFinding(f)}`);
         if (scan.findings.length > 20)
             list.push(`  - and ${scan.findings.length - 20} more (see the SARIF report)`);
-        throw Object.assign(new SecretScanError(`gitleaks found ${scan.findings.length} secret${scan.findings.length === 1 ? '' : 's'}; nothing was deployed:\n${list.join('\n')}`, 'pre-deploy', 'Rotate each secret first (it is exposed already), then remove it from the code or the build output. For a false positive, add an allowlist to .gitleaks.toml or its fingerprint to .gitleaksignore.'), { report: { tests, scan } });
+        throw Object.assign(new SecretScanError(`gitleaks found ${scan.findings.length} secret${scan.findings.length === 1 ? '' : 's'}; nothing was deployed:\n${list.join('\n')}`, 'pre-deploy', 'Rotate each secret first (it is exposed already), then remove it from the code or the build output. For a false positive, add an allowlist to .gitleaks.toml or its fingerprint to .gitleaksignore.'), { report: { scan } });
     }
     opts.log.info(`✓ no secrets found (${scan.range ? `${scan.range.commits.length} commits` : 'no commits'}${scan.scannedArtifact ? ' and the artifact' : ''})`);
+    return scan;
+}
+/** Both gates, in order, for callers that have no host record to start the scan from. */
+async function preDeploySecrets(settings, opts) {
+    const tests = await testGate(settings, opts);
+    const scan = await secretGate(settings, opts);
     return { tests, scan };
 }
 /** The report attached to a failed pre-deploy gate, if any (for the summary and outputs). */
@@ -65952,7 +65967,7 @@ const STATUS_TEXT = {
     'rolled-back': '↩️ failed and rolled back (previous release verified healthy)',
     'rollback-failed': '🔥 failed, and the ROLLBACK FAILED: act now',
     failed: '❌ failed before the service was touched (nothing changed)',
-    blocked: '⛔ blocked: production was already unhealthy (nothing changed)'
+    blocked: '⛔ blocked before the deploy (nothing changed): see why below'
 };
 function cell(text) {
     return text.replace(/\|/g, '\\|').replace(/\r?\n/g, '<br>');
@@ -66686,7 +66701,7 @@ function planHost(settings, layout, facts, opts) {
             undo: {
                 id: 'mark-failed',
                 title: `Mark release ${id} failed`,
-                action: exec(markRelease(layout, id, 'failed', opts.now))
+                action: exec(markRelease(layout, id, 'failed', opts.now, settings.run.commit))
             }
         });
     }
@@ -66786,7 +66801,7 @@ function planHost(settings, layout, facts, opts) {
         {
             id: 'mark-good',
             title: `Record release ${id} as good`,
-            action: exec(markRelease(layout, id, 'good', opts.now))
+            action: exec(markRelease(layout, id, 'good', opts.now, settings.run.commit))
         }
     ];
     return {
@@ -66849,9 +66864,13 @@ const STEP_TIMEOUT_MS = 30 * 60_000;
 /** Production was unhealthy before the deploy and `require-healthy` is on: nothing was changed. */
 class Blocked extends DeployguardError {
     results;
-    constructor(message, results, hint) {
+    reason;
+    constructor(message, results, hint, 
+    /** What blocked it, when it was not the health checks (the secret scan's error). */
+    reason) {
         super(message, 'pre-deploy', hint);
         this.results = results;
+        this.reason = reason;
     }
 }
 function hostContext(run, settings) {
@@ -66886,6 +66905,7 @@ async function deploy(settings, artifact, deps) {
     }));
     let failure;
     let preChecks = [];
+    let blockedBy;
     try {
         // Connect to every host first: a wrong host key or key is found before any host changes.
         await deps.log.group('Connect to hosts', async () => {
@@ -66904,14 +66924,27 @@ async function deploy(settings, artifact, deps) {
         for (const run of runs)
             facts.set(run, await readFacts(run, layout, deps));
         preChecks = await preDeployGate(settings, runs, facts, deps);
+        if (deps.beforeChanges) {
+            // The newest good deploy on any host: every commit after it is going out somewhere.
+            const commits = [...facts.values()].map(f => f.lastGoodCommit).filter((c) => !!c);
+            const lastDeployedCommit = commits.length === runs.length && new Set(commits).size === 1 ? commits[0] : undefined;
+            try {
+                await deps.beforeChanges({ lastDeployedCommit });
+            }
+            catch (err) {
+                throw new Blocked(err.message ?? String(err), [], err.hint ?? '', err);
+            }
+        }
         for (const run of runs) {
             await deps.log.group(`${run.host.name}: deploy ${settings.releaseId}`, () => deployHost(settings, layout, artifact, run, facts.get(run), deps));
         }
     }
     catch (err) {
         failure = err;
-        if (err instanceof Blocked)
+        if (err instanceof Blocked) {
             preChecks = err.results;
+            blockedBy = err.reason;
+        }
     }
     try {
         if (failure === undefined) {
@@ -66957,6 +66990,7 @@ async function deploy(settings, artifact, deps) {
         rolledBack: reports.some(r => r.outcome === 'rolled-back'),
         hosts: reports,
         preChecks,
+        blockedBy,
         error: failure === undefined ? undefined : describeError(failure),
         startedAt,
         finishedAt: deps.now()
@@ -66986,7 +67020,8 @@ async function readFacts(run, layout, deps) {
         if (r.code !== 0)
             throw new StepFailed(`${run.host.name}: ${tail(r.stderr) || 'probe failed'}`, 'deploy');
         const m = /^current=(.+)$/m.exec(r.stdout);
-        return { previous: m?.[1]?.trim() || undefined };
+        const good = /^lastgood=\S+ ([0-9a-f]{40})$/m.exec(r.stdout);
+        return { previous: m?.[1]?.trim() || undefined, lastGoodCommit: good?.[1] };
     });
 }
 /**
@@ -67329,6 +67364,7 @@ async function runDeploy(settings, opts) {
         now: () => new Date(),
         sleep: ms => new Promise(r => setTimeout(r, ms)),
         signal: opts.signal,
+        beforeChanges: opts.beforeChanges,
         onLock: opts.onLock
     });
 }
@@ -69086,26 +69122,29 @@ async function main(argv, out = process.stdout) {
                 };
                 process.once('SIGINT', onSignal);
                 process.once('SIGTERM', onSignal);
-                const gate = await preDeploySecrets(settings, {
+                const gateOpts = {
                     workspace: process.cwd(),
                     env: process.env,
                     log,
                     outDir: (0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'deployguard'),
                     signal: abort.signal
-                }).then(() => undefined, (err) => err);
-                if (gate !== undefined) {
+                };
+                const failedTests = await testGate(settings, gateOpts).then(() => undefined, (err) => err);
+                if (failedTests !== undefined) {
                     process.off('SIGINT', onSignal);
                     process.off('SIGTERM', onSignal);
-                    log.error(describeError(gate));
+                    log.error(describeError(failedTests));
                     if (json)
-                        write(JSON.stringify({
-                            status: 'blocked',
-                            error: describeError(gate),
-                            findings: reportOf(gate)?.scan?.findings ?? []
-                        }, null, 2));
+                        write(JSON.stringify({ status: 'blocked', error: describeError(failedTests) }, null, 2));
                     return 1;
                 }
-                const result = await runDeploy(settings, { log, signal: abort.signal }).finally(() => {
+                const result = await runDeploy(settings, {
+                    log,
+                    signal: abort.signal,
+                    beforeChanges: async ({ lastDeployedCommit }) => {
+                        await secretGate(settings, { ...gateOpts, lastDeployedCommit });
+                    }
+                }).finally(() => {
                     process.off('SIGINT', onSignal);
                     process.off('SIGTERM', onSignal);
                 });

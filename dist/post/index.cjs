@@ -61783,7 +61783,9 @@ function commands_probe(layout) {
     return lines(sh `for tool in tar sha256sum find mv ln readlink; do`, sh `  command -v "$tool" >/dev/null 2>&1 || { echo "missing tool on host: $tool" >&2; exit 3; }`, sh `done`, layout.strategy === 'releases'
         ? // Assigned first so that a failing readlink fails the script instead of reading as "none".
             sh `if [ -L ${layout.current} ]; then cur=$(readlink -- ${layout.current}); printf 'current=%s\\n' "$cur"; fi`
-        : sh `if [ -d ${layout.current} ]; then printf 'current=%s\\n' ${layout.current}; fi`);
+        : sh `if [ -d ${layout.current} ]; then printf 'current=%s\\n' ${layout.current}; fi`, 
+    // The newest good release's record: `lastgood=<time> <commit>`.
+    sh `if [ -d ${layout.statusDir} ]; then`, sh `  good=$(for f in ${layout.statusDir}/*; do [ -f "$f" ] || continue; read -r st at commit rest < "$f" || continue; [ "$st" = good ] && printf '%s %s\\n' "$at" "\${commit:-}"; done | sort | tail -n 1)`, sh `  if [ -n "$good" ]; then printf 'lastgood=%s\\n' "$good"; fi`, sh `fi`);
 }
 /**
  * Takes the lock with an atomic `mkdir`. Prints `acquired`, or `taken-over` followed by the
@@ -61870,9 +61872,12 @@ function restoreTree(layout, backup) {
         return sh `rm -rf -- ${layout.current}`;
     return lines(sh `rm -rf -- ${layout.current}.deployguard-restore`, sh `cp -a -- ${backup} ${layout.current}.deployguard-restore`, sh `rm -rf -- ${layout.current}`, sh `mv -T -- ${layout.current}.deployguard-restore ${layout.current}`);
 }
-/** Records a release's outcome; pruning reads these to tell good releases from failed ones. */
-function markRelease(layout, releaseId, status, at) {
-    return sh `printf '%s %s\\n' ${status} ${at.toISOString()} > ${posix.join(layout.statusDir, releaseId)}`;
+/**
+ * Records a release's outcome and commit: pruning reads these to tell good releases from failed
+ * ones, and the secret scan starts from the commit of the newest good one.
+ */
+function markRelease(layout, releaseId, status, at, commit) {
+    return sh `printf '%s %s %s\\n' ${status} ${at.toISOString()} ${commit} > ${posix.join(layout.statusDir, releaseId)}`;
 }
 /** Lists releases with their recorded status, one `id<TAB>status time` line each. */
 function commands_listReleases(layout) {
@@ -64064,7 +64069,7 @@ function plan_planHost(settings, layout, facts, opts) {
             undo: {
                 id: 'mark-failed',
                 title: `Mark release ${id} failed`,
-                action: exec(cmd.markRelease(layout, id, 'failed', opts.now))
+                action: exec(cmd.markRelease(layout, id, 'failed', opts.now, settings.run.commit))
             }
         });
     }
@@ -64164,7 +64169,7 @@ function plan_planHost(settings, layout, facts, opts) {
         {
             id: 'mark-good',
             title: `Record release ${id} as good`,
-            action: exec(cmd.markRelease(layout, id, 'good', opts.now))
+            action: exec(cmd.markRelease(layout, id, 'good', opts.now, settings.run.commit))
         }
     ];
     return {
@@ -64227,9 +64232,13 @@ const STEP_TIMEOUT_MS = (/* unused pure expression or super */ null && (30 * 60_
 /** Production was unhealthy before the deploy and `require-healthy` is on: nothing was changed. */
 class Blocked extends errors_DeployguardError {
     results;
-    constructor(message, results, hint) {
+    reason;
+    constructor(message, results, hint, 
+    /** What blocked it, when it was not the health checks (the secret scan's error). */
+    reason) {
         super(message, 'pre-deploy', hint);
         this.results = results;
+        this.reason = reason;
     }
 }
 function hostContext(run, settings) {
@@ -64264,6 +64273,7 @@ async function execute_deploy(settings, artifact, deps) {
     }));
     let failure;
     let preChecks = [];
+    let blockedBy;
     try {
         // Connect to every host first: a wrong host key or key is found before any host changes.
         await deps.log.group('Connect to hosts', async () => {
@@ -64282,14 +64292,27 @@ async function execute_deploy(settings, artifact, deps) {
         for (const run of runs)
             facts.set(run, await readFacts(run, layout, deps));
         preChecks = await preDeployGate(settings, runs, facts, deps);
+        if (deps.beforeChanges) {
+            // The newest good deploy on any host: every commit after it is going out somewhere.
+            const commits = [...facts.values()].map(f => f.lastGoodCommit).filter((c) => !!c);
+            const lastDeployedCommit = commits.length === runs.length && new Set(commits).size === 1 ? commits[0] : undefined;
+            try {
+                await deps.beforeChanges({ lastDeployedCommit });
+            }
+            catch (err) {
+                throw new Blocked(err.message ?? String(err), [], err.hint ?? '', err);
+            }
+        }
         for (const run of runs) {
             await deps.log.group(`${run.host.name}: deploy ${settings.releaseId}`, () => deployHost(settings, layout, artifact, run, facts.get(run), deps));
         }
     }
     catch (err) {
         failure = err;
-        if (err instanceof Blocked)
+        if (err instanceof Blocked) {
             preChecks = err.results;
+            blockedBy = err.reason;
+        }
     }
     try {
         if (failure === undefined) {
@@ -64335,6 +64358,7 @@ async function execute_deploy(settings, artifact, deps) {
         rolledBack: reports.some(r => r.outcome === 'rolled-back'),
         hosts: reports,
         preChecks,
+        blockedBy,
         error: failure === undefined ? undefined : describeError(failure),
         startedAt,
         finishedAt: deps.now()
@@ -64364,7 +64388,8 @@ async function readFacts(run, layout, deps) {
         if (r.code !== 0)
             throw new StepFailed(`${run.host.name}: ${tail(r.stderr) || 'probe failed'}`, 'deploy');
         const m = /^current=(.+)$/m.exec(r.stdout);
-        return { previous: m?.[1]?.trim() || undefined };
+        const good = /^lastgood=\S+ ([0-9a-f]{40})$/m.exec(r.stdout);
+        return { previous: m?.[1]?.trim() || undefined, lastGoodCommit: good?.[1] };
     });
 }
 /**
@@ -64707,6 +64732,7 @@ async function deploy_runDeploy(settings, opts) {
         now: () => new Date(),
         sleep: ms => new Promise(r => setTimeout(r, ms)),
         signal: opts.signal,
+        beforeChanges: opts.beforeChanges,
         onLock: opts.onLock
     });
 }
@@ -64763,7 +64789,7 @@ const STATUS_TEXT = {
     'rolled-back': '↩️ failed and rolled back (previous release verified healthy)',
     'rollback-failed': '🔥 failed, and the ROLLBACK FAILED: act now',
     failed: '❌ failed before the service was touched (nothing changed)',
-    blocked: '⛔ blocked: production was already unhealthy (nothing changed)'
+    blocked: '⛔ blocked before the deploy (nothing changed): see why below'
 };
 function cell(text) {
     return text.replace(/\|/g, '\\|').replace(/\r?\n/g, '<br>');
@@ -67116,23 +67142,27 @@ function describeFinding(f) {
         : '';
     return `${f.rule} at ${where}${who}`;
 }
-/**
- * The test command, then the secret scan. Throws SecretScanError when the tests fail or gitleaks
- * finds anything; returns what ran otherwise. Findings never carry the secret itself.
- */
-async function pre_deploy_preDeploySecrets(settings, opts) {
-    const pre = settings.preDeploy;
-    let tests;
-    if (pre.testCommand) {
-        tests = await opts.log.group(`Pre-deploy: test command (${pre.testCommand})`, () => runTestCommand(pre.testCommand, opts.workspace, opts.env, opts.signal));
-        if (!tests.ok) {
-            throw new SecretScanError(`the test command failed (exit ${tests.exitCode ?? 'none'}) after ${Math.round(tests.durationMs / 1000)} s; nothing was deployed. Last lines:\n${tests.tail}`, 'pre-deploy', 'Fix the failing tests; a deploy never goes out with red tests.');
-        }
-        opts.log.info(`✓ test command passed in ${Math.round(tests.durationMs / 1000)} s`);
+/** The test command, when one is set. Throws SecretScanError (with the output tail) when it fails. */
+async function pre_deploy_testGate(settings, opts) {
+    const command = settings.preDeploy.testCommand;
+    if (!command)
+        return undefined;
+    const tests = await opts.log.group(`Pre-deploy: test command (${command})`, () => runTestCommand(command, opts.workspace, opts.env, opts.signal));
+    if (!tests.ok) {
+        throw new SecretScanError(`the test command failed (exit ${tests.exitCode ?? 'none'}) after ${Math.round(tests.durationMs / 1000)} s; nothing was deployed. Last lines:\n${tests.tail}`, 'pre-deploy', 'Fix the failing tests; a deploy never goes out with red tests.');
     }
+    opts.log.info(`✓ test command passed in ${Math.round(tests.durationMs / 1000)} s`);
+    return tests;
+}
+/**
+ * gitleaks on the commits going out (from `lastDeployedCommit` when the hosts recorded one) and
+ * on the artifact. Throws SecretScanError, with the report attached, on any finding.
+ */
+async function pre_deploy_secretGate(settings, opts) {
+    const pre = settings.preDeploy;
     if (pre.scan === 'off') {
         opts.log.warn('secret scan is off (pre-deploy.gitleaks: false or scan: none)');
-        return { tests };
+        return undefined;
     }
     const scan = await opts.log.group('Pre-deploy: secret scan (gitleaks)', async () => {
         const engine = await ensureGitleaks({ inputPath: pre.gitleaksPath, env: opts.env, log: opts.log });
@@ -67191,9 +67221,15 @@ async function pre_deploy_preDeploySecrets(settings, opts) {
         const list = scan.findings.slice(0, 20).map(f => `  - ${describeFinding(f)}`);
         if (scan.findings.length > 20)
             list.push(`  - and ${scan.findings.length - 20} more (see the SARIF report)`);
-        throw Object.assign(new SecretScanError(`gitleaks found ${scan.findings.length} secret${scan.findings.length === 1 ? '' : 's'}; nothing was deployed:\n${list.join('\n')}`, 'pre-deploy', 'Rotate each secret first (it is exposed already), then remove it from the code or the build output. For a false positive, add an allowlist to .gitleaks.toml or its fingerprint to .gitleaksignore.'), { report: { tests, scan } });
+        throw Object.assign(new SecretScanError(`gitleaks found ${scan.findings.length} secret${scan.findings.length === 1 ? '' : 's'}; nothing was deployed:\n${list.join('\n')}`, 'pre-deploy', 'Rotate each secret first (it is exposed already), then remove it from the code or the build output. For a false positive, add an allowlist to .gitleaks.toml or its fingerprint to .gitleaksignore.'), { report: { scan } });
     }
     opts.log.info(`✓ no secrets found (${scan.range ? `${scan.range.commits.length} commits` : 'no commits'}${scan.scannedArtifact ? ' and the artifact' : ''})`);
+    return scan;
+}
+/** Both gates, in order, for callers that have no host record to start the scan from. */
+async function preDeploySecrets(settings, opts) {
+    const tests = await pre_deploy_testGate(settings, opts);
+    const scan = await pre_deploy_secretGate(settings, opts);
     return { tests, scan };
 }
 /** The report attached to a failed pre-deploy gate, if any (for the summary and outputs). */
@@ -68498,49 +68534,36 @@ async function main_run() {
         // Artifact findings are relative to the artifact directory (a single file: its folder).
         const artifactPath = resolve(workspace, settings.artifact);
         const artifactRoot = relative(workspace, existsSync(artifactPath) && statSync(artifactPath).isFile() ? dirname(artifactPath) : artifactPath) || '.';
-        let pre;
+        const gateOpts = {
+            workspace,
+            env: process.env,
+            log: actionsLogger,
+            outDir: process.env.RUNNER_TEMP ?? tmpdir(),
+            event: readEvent(),
+            signal: abort.signal,
+            onFinding: (f) => core.error(`${f.rule}: ${f.description || 'a secret'}${f.commit ? ` (commit ${f.commit.slice(0, 12)})` : ''}. Rotate it, then remove it.`, {
+                title: 'Secret found by gitleaks',
+                file: f.source === 'artifact' ? join(artifactRoot, f.file) : f.file,
+                startLine: f.line,
+                endLine: f.endLine
+            })
+        };
+        // Tests run before any host is contacted; the secret scan runs once every host is locked and
+        // read, so it can start from the last good deploy they recorded.
         try {
-            pre = await preDeploySecrets(settings, {
-                workspace,
-                env: process.env,
-                log: actionsLogger,
-                outDir: process.env.RUNNER_TEMP ?? tmpdir(),
-                event: readEvent(),
-                signal: abort.signal,
-                onFinding: f => core.error(`${f.rule}: ${f.description || 'a secret'}${f.commit ? ` (commit ${f.commit.slice(0, 12)})` : ''}. Rotate it, then remove it.`, {
-                    title: 'Secret found by gitleaks',
-                    file: f.source === 'artifact' ? join(artifactRoot, f.file) : f.file,
-                    startLine: f.line,
-                    endLine: f.endLine
-                })
-            });
+            await testGate(settings, gateOpts);
         }
         catch (err) {
-            const report = reportOf(err);
-            core.setOutput('status', 'blocked');
-            core.setOutput('release', settings.releaseId);
-            core.setOutput('rolled-back', 'false');
-            core.setOutput('sarif-path', report?.scan?.sarifPath ?? '');
-            await core.summary
-                .addRaw(secrets.redact([
-                `## deployguard: ${settings.environment}`,
-                '',
-                '**Status:** ⛔ blocked before deploy (nothing was changed)',
-                '',
-                '```',
-                describeError(err),
-                '```',
-                '',
-                renderFindings(report?.scan?.findings ?? [], artifactRoot)
-            ].join('\n')), true)
-                .write();
-            core.setFailed(secrets.redact(describeError(err)));
+            await blocked(settings, err);
             return;
         }
-        core.setOutput('sarif-path', pre.scan?.sarifPath ?? '');
+        let scan;
         const result = await runDeploy(settings, {
             log: actionsLogger,
             signal: abort.signal,
+            beforeChanges: async ({ lastDeployedCommit }) => {
+                scan = await secretGate(settings, { ...gateOpts, lastDeployedCommit });
+            },
             onLock: (host, isHeld, token) => {
                 if (isHeld)
                     held.set(host.name, token);
@@ -68549,12 +68572,17 @@ async function main_run() {
                 core.saveState(LOCK_STATE, JSON.stringify([...held.entries()]));
             }
         });
+        const scanned = scan ?? reportOf(result.blockedBy)?.scan;
+        core.setOutput('sarif-path', scanned?.sarifPath ?? '');
         core.setOutput('status', result.status);
         core.setOutput('release', result.releaseId);
         core.setOutput('previous-release', result.previousRelease ?? '');
         core.setOutput('rolled-back', String(result.rolledBack));
         // The runner masks its log, not the summary file: redact it ourselves.
-        await core.summary.addRaw(secrets.redact(renderSummary(result, settings.environment)), true).write();
+        const findings = renderFindings(scanned?.findings ?? [], artifactRoot);
+        await core.summary
+            .addRaw(secrets.redact(`${renderSummary(result, settings.environment)}\n${findings}`), true)
+            .write();
         core.info(verdictLine(result));
         if (result.status !== 'deployed')
             core.setFailed(secrets.redact(`${verdictLine(result)}\n${result.error ?? ''}`.trim()));
@@ -68567,6 +68595,24 @@ async function main_run() {
         process.off('SIGINT', cancel);
         process.off('SIGTERM', cancel);
     }
+}
+/** Outputs and summary of a deploy stopped by the test command, before any host was contacted. */
+async function blocked(settings, err) {
+    core.setOutput('status', 'blocked');
+    core.setOutput('release', settings.releaseId);
+    core.setOutput('rolled-back', 'false');
+    core.setOutput('sarif-path', '');
+    const text = [
+        `## deployguard: ${settings.environment}`,
+        '',
+        '**Status:** ⛔ blocked before deploy (nothing was changed)',
+        '',
+        '```',
+        describeError(err),
+        '```'
+    ];
+    await core.summary.addRaw(secrets.redact(text.join('\n')), true).write();
+    core.setFailed(secrets.redact(describeError(err)));
 }
 /** GITHUB_EVENT_NAME and the event payload, for working out which commits go out. */
 function readEvent() {

@@ -31,6 +31,11 @@ export interface DeployDeps {
   sleep(ms: number): Promise<void>;
   /** Aborted when the job is cancelled: the executor stops between steps and rolls back. */
   readonly signal?: AbortSignal;
+  /**
+   * The last gate before anything changes, with every host locked and read: the secret scan runs
+   * here, starting from the commit of the last good deploy the hosts recorded. Throwing blocks.
+   */
+  beforeChanges?(ctx: { readonly lastDeployedCommit?: string }): Promise<void>;
   /** Called once a host's lock is held or released, so a post step can free a lock left behind. */
   onLock?(host: HostSettings, held: boolean, token: string): void;
 }
@@ -67,6 +72,8 @@ export interface DeployResult {
   readonly hosts: readonly HostReport[];
   /** Production's health before anything changed (empty on a first deploy). */
   readonly preChecks: readonly CheckResult[];
+  /** The error of the `beforeChanges` gate when it blocked the deploy. */
+  readonly blockedBy?: unknown;
   readonly error?: string;
   readonly startedAt: Date;
   readonly finishedAt: Date;
@@ -82,7 +89,9 @@ class Blocked extends DeployguardError {
   constructor(
     message: string,
     readonly results: CheckResult[],
-    hint: string
+    hint: string,
+    /** What blocked it, when it was not the health checks (the secret scan's error). */
+    readonly reason?: unknown
   ) {
     super(message, 'pre-deploy', hint);
   }
@@ -138,6 +147,7 @@ export async function deploy(
   }));
   let failure: unknown;
   let preChecks: CheckResult[] = [];
+  let blockedBy: unknown;
   try {
     // Connect to every host first: a wrong host key or key is found before any host changes.
     await deps.log.group('Connect to hosts', async () => {
@@ -157,6 +167,22 @@ export async function deploy(
     const facts = new Map<HostRun, HostFacts>();
     for (const run of runs) facts.set(run, await readFacts(run, layout, deps));
     preChecks = await preDeployGate(settings, runs, facts, deps);
+    if (deps.beforeChanges) {
+      // The newest good deploy on any host: every commit after it is going out somewhere.
+      const commits = [...facts.values()].map(f => f.lastGoodCommit).filter((c): c is string => !!c);
+      const lastDeployedCommit =
+        commits.length === runs.length && new Set(commits).size === 1 ? commits[0] : undefined;
+      try {
+        await deps.beforeChanges({ lastDeployedCommit });
+      } catch (err) {
+        throw new Blocked(
+          (err as Error).message ?? String(err),
+          [],
+          (err as { hint?: string }).hint ?? '',
+          err
+        );
+      }
+    }
     for (const run of runs) {
       await deps.log.group(`${run.host.name}: deploy ${settings.releaseId}`, () =>
         deployHost(settings, layout, artifact, run, facts.get(run)!, deps)
@@ -164,7 +190,10 @@ export async function deploy(
     }
   } catch (err) {
     failure = err;
-    if (err instanceof Blocked) preChecks = err.results;
+    if (err instanceof Blocked) {
+      preChecks = err.results;
+      blockedBy = err.reason;
+    }
   }
 
   try {
@@ -209,6 +238,7 @@ export async function deploy(
     rolledBack: reports.some(r => r.outcome === 'rolled-back'),
     hosts: reports,
     preChecks,
+    blockedBy,
     error: failure === undefined ? undefined : describeError(failure),
     startedAt,
     finishedAt: deps.now()
@@ -247,7 +277,8 @@ async function readFacts(
     const r = await run.shell.exec(probe(layout));
     if (r.code !== 0) throw new StepFailed(`${run.host.name}: ${tail(r.stderr) || 'probe failed'}`, 'deploy');
     const m = /^current=(.+)$/m.exec(r.stdout);
-    return { previous: m?.[1]?.trim() || undefined };
+    const good = /^lastgood=\S+ ([0-9a-f]{40})$/m.exec(r.stdout);
+    return { previous: m?.[1]?.trim() || undefined, lastGoodCommit: good?.[1] };
   });
 }
 

@@ -42,6 +42,8 @@ export interface Step {
 export interface HostFacts {
   /** The directory `current` points at (releases) or the live tree (in-place), if any. */
   readonly previous?: string;
+  /** The commit of the newest release recorded good on this host. */
+  readonly lastGoodCommit?: string;
 }
 
 export interface HostPlan {
@@ -116,7 +118,7 @@ export function planHost(
       undo: {
         id: 'mark-failed',
         title: `Mark release ${id} failed`,
-        action: exec(cmd.markRelease(layout, id, 'failed', opts.now))
+        action: exec(cmd.markRelease(layout, id, 'failed', opts.now, settings.run.commit))
       }
     });
   }
@@ -216,7 +218,7 @@ export function planHost(
     {
       id: 'mark-good',
       title: `Record release ${id} as good`,
-      action: exec(cmd.markRelease(layout, id, 'good', opts.now))
+      action: exec(cmd.markRelease(layout, id, 'good', opts.now, settings.run.commit))
     }
   ];
   return {

@@ -21,7 +21,12 @@ export function probe(layout: Layout): Shell {
     layout.strategy === 'releases'
       ? // Assigned first so that a failing readlink fails the script instead of reading as "none".
         sh`if [ -L ${layout.current} ]; then cur=$(readlink -- ${layout.current}); printf 'current=%s\\n' "$cur"; fi`
-      : sh`if [ -d ${layout.current} ]; then printf 'current=%s\\n' ${layout.current}; fi`
+      : sh`if [ -d ${layout.current} ]; then printf 'current=%s\\n' ${layout.current}; fi`,
+    // The newest good release's record: `lastgood=<time> <commit>`.
+    sh`if [ -d ${layout.statusDir} ]; then`,
+    sh`  good=$(for f in ${layout.statusDir}/*; do [ -f "$f" ] || continue; read -r st at commit rest < "$f" || continue; [ "$st" = good ] && printf '%s %s\\n' "$at" "\${commit:-}"; done | sort | tail -n 1)`,
+    sh`  if [ -n "$good" ]; then printf 'lastgood=%s\\n' "$good"; fi`,
+    sh`fi`
   );
 }
 
@@ -164,9 +169,18 @@ export function restoreTree(layout: Layout, backup: string | undefined): Shell {
   );
 }
 
-/** Records a release's outcome; pruning reads these to tell good releases from failed ones. */
-export function markRelease(layout: Layout, releaseId: string, status: string, at: Date): Shell {
-  return sh`printf '%s %s\\n' ${status} ${at.toISOString()} > ${posix.join(layout.statusDir, releaseId)}`;
+/**
+ * Records a release's outcome and commit: pruning reads these to tell good releases from failed
+ * ones, and the secret scan starts from the commit of the newest good one.
+ */
+export function markRelease(
+  layout: Layout,
+  releaseId: string,
+  status: string,
+  at: Date,
+  commit: string
+): Shell {
+  return sh`printf '%s %s %s\\n' ${status} ${at.toISOString()} ${commit} > ${posix.join(layout.statusDir, releaseId)}`;
 }
 
 /** Lists releases with their recorded status, one `id<TAB>status time` line each. */

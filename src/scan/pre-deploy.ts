@@ -129,31 +129,37 @@ function describeFinding(f: Finding): string {
   return `${f.rule} at ${where}${who}`;
 }
 
-/**
- * The test command, then the secret scan. Throws SecretScanError when the tests fail or gitleaks
- * finds anything; returns what ran otherwise. Findings never carry the secret itself.
- */
-export async function preDeploySecrets(settings: Settings, opts: PreDeployOptions): Promise<PreDeployReport> {
-  const pre = settings.preDeploy;
-  let tests: TestRun | undefined;
-  if (pre.testCommand) {
-    tests = await opts.log.group(`Pre-deploy: test command (${pre.testCommand})`, () =>
-      runTestCommand(pre.testCommand!, opts.workspace, opts.env, opts.signal)
+/** The test command, when one is set. Throws SecretScanError (with the output tail) when it fails. */
+export async function testGate(settings: Settings, opts: PreDeployOptions): Promise<TestRun | undefined> {
+  const command = settings.preDeploy.testCommand;
+  if (!command) return undefined;
+  const tests = await opts.log.group(`Pre-deploy: test command (${command})`, () =>
+    runTestCommand(command, opts.workspace, opts.env, opts.signal)
+  );
+  if (!tests.ok) {
+    throw new SecretScanError(
+      `the test command failed (exit ${tests.exitCode ?? 'none'}) after ${Math.round(tests.durationMs / 1000)} s; nothing was deployed. Last lines:\n${tests.tail}`,
+      'pre-deploy',
+      'Fix the failing tests; a deploy never goes out with red tests.'
     );
-    if (!tests.ok) {
-      throw new SecretScanError(
-        `the test command failed (exit ${tests.exitCode ?? 'none'}) after ${Math.round(tests.durationMs / 1000)} s; nothing was deployed. Last lines:\n${tests.tail}`,
-        'pre-deploy',
-        'Fix the failing tests; a deploy never goes out with red tests.'
-      );
-    }
-    opts.log.info(`✓ test command passed in ${Math.round(tests.durationMs / 1000)} s`);
   }
+  opts.log.info(`✓ test command passed in ${Math.round(tests.durationMs / 1000)} s`);
+  return tests;
+}
+
+/**
+ * gitleaks on the commits going out (from `lastDeployedCommit` when the hosts recorded one) and
+ * on the artifact. Throws SecretScanError, with the report attached, on any finding.
+ */
+export async function secretGate(
+  settings: Settings,
+  opts: PreDeployOptions
+): Promise<ScanReport | undefined> {
+  const pre = settings.preDeploy;
   if (pre.scan === 'off') {
     opts.log.warn('secret scan is off (pre-deploy.gitleaks: false or scan: none)');
-    return { tests };
+    return undefined;
   }
-
   const scan = await opts.log.group('Pre-deploy: secret scan (gitleaks)', async () => {
     const engine = await ensureGitleaks({ inputPath: pre.gitleaksPath, env: opts.env, log: opts.log });
     opts.log.info(`gitleaks ${engine.version} (${engine.source})`);
@@ -229,12 +235,19 @@ export async function preDeploySecrets(settings: Settings, opts: PreDeployOption
         'pre-deploy',
         'Rotate each secret first (it is exposed already), then remove it from the code or the build output. For a false positive, add an allowlist to .gitleaks.toml or its fingerprint to .gitleaksignore.'
       ),
-      { report: { tests, scan } satisfies PreDeployReport }
+      { report: { scan } satisfies PreDeployReport }
     );
   }
   opts.log.info(
     `✓ no secrets found (${scan.range ? `${scan.range.commits.length} commits` : 'no commits'}${scan.scannedArtifact ? ' and the artifact' : ''})`
   );
+  return scan;
+}
+
+/** Both gates, in order, for callers that have no host record to start the scan from. */
+export async function preDeploySecrets(settings: Settings, opts: PreDeployOptions): Promise<PreDeployReport> {
+  const tests = await testGate(settings, opts);
+  const scan = await secretGate(settings, opts);
   return { tests, scan };
 }
 
