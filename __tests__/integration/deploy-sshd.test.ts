@@ -12,6 +12,8 @@ import { startSandbox, type Sandbox } from '../../src/demo/sandbox.js';
 import { connectHost } from '../../src/io/ssh.js';
 import { memoryLogger } from '../../src/io/log.js';
 import { sh } from '../../src/remote/shell.js';
+import { LOCK_BUSY, lockAcquire } from '../../src/remote/commands.js';
+import { layoutFor } from '../../src/remote/layout.js';
 import { HOSTILE } from '../helpers/hostile.js';
 import {
   commandServiceYaml,
@@ -547,4 +549,32 @@ describe('review fixes', () => {
     expect(readFileSync(join(target, 'releases', 'same', 'VERSION'), 'utf8')).toBe('v1\n');
     expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v1');
   }, 60_000);
+});
+
+describe('the lock under contention', () => {
+  test('several deploys finding the same stale lock: exactly one takes it over, every time', async () => {
+    const { target } = await freshTarget();
+    const s = settingsFor(host, { artifact: '/tmp', 'target-path': target });
+    const layout = layoutFor(s.target);
+    const shells = await Promise.all(
+      [1, 2, 3, 4, 5, 6].map(() => connectHost(s.hosts[0]!, s.ssh, memoryLogger()))
+    );
+    try {
+      for (let round = 0; round < 15; round++) {
+        await shells[0]!.exec(
+          sh`rm -rf -- ${layout.lockDir} ${layout.lockDir}.takeover; mkdir -p -- ${layout.lockDir}; echo '{"token":"dead"}' > ${layout.lockDir}/owner; touch -d '3 hours ago' ${layout.lockDir}`
+        );
+        const results = await Promise.all(
+          shells.map((sh_, i) => sh_.exec(lockAcquire(layout, `{"token":"T${i}"}`, 3600)))
+        );
+        const winners = results.flatMap((r, i) => (r.code === 0 ? [i] : []));
+        expect({ round, winners: winners.length }).toEqual({ round, winners: 1 });
+        expect(results.filter(r => r.code !== 0).every(r => r.code === LOCK_BUSY)).toBe(true);
+        const owner = (await shells[0]!.exec(sh`cat -- ${layout.lockDir}/owner`)).stdout;
+        expect(owner).toBe(`{"token":"T${winners[0]}"}\n`);
+      }
+    } finally {
+      for (const x of shells) x.close();
+    }
+  }, 120_000);
 });

@@ -57492,9 +57492,14 @@ function probe(layout) {
 function lockAcquire(layout, owner, ttlSeconds) {
     const lock = layout.lockDir;
     const stale = `${lock}.stale`;
+    const takeover = `${lock}.takeover`;
     return lines(sh `mkdir -p -- ${layout.stateDir} ${layout.statusDir}`, sh `if mkdir -- ${lock} 2>/dev/null; then printf '%s\\n' ${owner} > ${lock}/owner; echo acquired; exit 0; fi`, sh `now=$(date +%s); since=$(stat -c %Y -- ${lock} 2>/dev/null || echo "$now"); age=$((now - since))`, sh `if [ "$age" -ge ${ttlSeconds} ]; then`, 
-    // Rename first: only one of two racing takers can move the stale lock away.
-    sh `  rm -rf -- ${stale}; mv -T -- ${lock} ${stale}`, sh `  mkdir -- ${lock}; printf '%s\\n' ${owner} > ${lock}/owner`, sh `  echo taken-over; echo "age=$age"; cat -- ${stale}/owner 2>/dev/null || true; rm -rf -- ${stale}; exit 0`, sh `fi`, sh `echo "age=$age"; cat -- ${lock}/owner 2>/dev/null || true; exit ${LOCK_BUSY}`);
+    // Two deploys can both find the lock stale. A second atomic mkdir decides which one takes it
+    // over, and the winner checks again that the lock is still the stale one: the loser may have
+    // found it stale before the winner replaced it.
+    sh `  if mkdir -- ${takeover} 2>/dev/null; then`, sh `    since=$(stat -c %Y -- ${lock} 2>/dev/null || echo "$now"); age=$((now - since))`, sh `    if [ "$age" -ge ${ttlSeconds} ]; then`, sh `      rm -rf -- ${stale}; mv -T -- ${lock} ${stale}`, sh `      if ! mkdir -- ${lock} 2>/dev/null; then rmdir -- ${takeover}; rm -rf -- ${stale}; echo "age=0"; exit ${LOCK_BUSY}; fi`, sh `      printf '%s\\n' ${owner} > ${lock}/owner; rmdir -- ${takeover}`, sh `      echo taken-over; echo "age=$age"; cat -- ${stale}/owner 2>/dev/null || true; rm -rf -- ${stale}; exit 0`, sh `    fi`, sh `    rmdir -- ${takeover}`, sh `  else`, 
+    // A takeover marker left by a run killed mid-takeover is cleared after a minute.
+    sh `    since=$(stat -c %Y -- ${takeover} 2>/dev/null || echo "$now")`, sh `    if [ $((now - since)) -ge 60 ]; then rmdir -- ${takeover} 2>/dev/null || true; fi`, sh `  fi`, sh `fi`, sh `echo "age=$age"; cat -- ${lock}/owner 2>/dev/null || true; exit ${LOCK_BUSY}`);
 }
 /** Removes the lock only when it still carries our token, so we never free someone else's. */
 function lockRelease(layout, token) {
