@@ -71,7 +71,13 @@ export function commandServiceYaml(
   appPort: number,
   runDir: string,
   extra = '',
-  opts: { window?: string; appEnv?: string; preDeploy?: string; checks?: readonly string[] } = {}
+  opts: {
+    window?: string;
+    appEnv?: string;
+    preDeploy?: string;
+    checks?: readonly string[];
+    rollback?: 'auto' | 'off';
+  } = {}
 ): string {
   return [
     'version: 1',
@@ -85,7 +91,7 @@ export function commandServiceYaml(
     'checks:',
     `  - { name: health, type: http, url: "http://127.0.0.1:${appPort}/health", timeout: 1s, retries: 3, interval: 300ms }`,
     ...(opts.checks ?? []).map(c => `  - ${c}`),
-    `post-deploy: { stability-window: ${opts.window ?? '0s'} }`,
+    `post-deploy: { stability-window: ${opts.window ?? '0s'}, rollback: ${opts.rollback ?? 'auto'} }`,
     ...(opts.preDeploy ? [`pre-deploy: ${opts.preDeploy}`] : []),
     extra
   ].join('\n');

@@ -578,3 +578,16 @@ describe('the lock under contention', () => {
     }
   }, 120_000);
 });
+
+test('with rollback off, a failed release stays live and the status says so', async () => {
+  const { target } = await freshTarget();
+  const cfg = commandServiceYaml(appPort, runDir, `target: { path: ${target} }`, { rollback: 'off' });
+  const s = (artifact: string, id: string) => settingsFor(host, { artifact, 'release-id': id }, cfg);
+  expect((await deployQuiet(s(await makeRelease('v1'), 'r1'))).result.status).toBe('deployed');
+  const { result } = await deployQuiet(s(await makeRelease('v2', 'unhealthy'), 'r2'));
+  expect(result.status).toBe('failed-live');
+  expect(result.rolledBack).toBe(false);
+  expect(readlinkSync(join(target, 'current'))).toBe(join(target, 'releases', 'r2'));
+  expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v2');
+  expect(existsSync(join(target, '.deployguard', 'lock'))).toBe(false);
+}, 60_000);

@@ -65972,6 +65972,7 @@ const STATUS_TEXT = {
     'rolled-back': '↩️ failed and rolled back (previous release verified healthy)',
     'rollback-failed': '🔥 failed, and the ROLLBACK FAILED: act now',
     failed: '❌ failed before the service was touched (nothing changed)',
+    'failed-live': '❌ failed, and rollback is off: the failed release is live',
     blocked: '⛔ blocked before the deploy (nothing changed): see why below'
 };
 function cell(text) {
@@ -66985,9 +66986,11 @@ async function deploy(settings, artifact, deps) {
             ? 'blocked'
             : reports.some(r => r.outcome === 'rollback-failed')
                 ? 'rollback-failed'
-                : reports.some(r => r.outcome === 'rolled-back')
-                    ? 'rolled-back'
-                    : 'failed';
+                : reports.some(r => r.outcome === 'failed-live')
+                    ? 'failed-live'
+                    : reports.some(r => r.outcome === 'rolled-back')
+                        ? 'rolled-back'
+                        : 'failed';
     return {
         status,
         releaseId: settings.releaseId,
@@ -67238,7 +67241,7 @@ async function awaitRunning(status, run, settings, deps) {
 }
 async function rollbackHost(settings, run, deps) {
     if (settings.postDeploy.rollback === 'off' && run.serviceTouched) {
-        run.report.outcome = 'failed';
+        run.report.outcome = 'failed-live';
         deps.log.warn(`${run.host.name}: rollback is off; the failed release stays live.`);
         return;
     }

@@ -40,8 +40,11 @@ export interface DeployDeps {
   onLock?(host: HostSettings, held: boolean, token: string): void;
 }
 
-export type HostOutcome = 'deployed' | 'rolled-back' | 'rollback-failed' | 'failed' | 'not-started';
-export type DeployStatus = 'deployed' | 'rolled-back' | 'rollback-failed' | 'failed' | 'blocked';
+export type HostOutcome =
+  'deployed' | 'rolled-back' | 'rollback-failed' | 'failed' | 'failed-live' | 'not-started';
+/** `failed`: nothing live changed. `failed-live`: rollback is off and the failed release serves. */
+export type DeployStatus =
+  'deployed' | 'rolled-back' | 'rollback-failed' | 'failed' | 'failed-live' | 'blocked';
 
 export interface StepRecord {
   readonly id: string;
@@ -228,9 +231,11 @@ export async function deploy(
         ? 'blocked'
         : reports.some(r => r.outcome === 'rollback-failed')
           ? 'rollback-failed'
-          : reports.some(r => r.outcome === 'rolled-back')
-            ? 'rolled-back'
-            : 'failed';
+          : reports.some(r => r.outcome === 'failed-live')
+            ? 'failed-live'
+            : reports.some(r => r.outcome === 'rolled-back')
+              ? 'rolled-back'
+              : 'failed';
   return {
     status,
     releaseId: settings.releaseId,
@@ -580,7 +585,7 @@ async function awaitRunning(
 
 async function rollbackHost(settings: Settings, run: HostRun, deps: DeployDeps): Promise<void> {
   if (settings.postDeploy.rollback === 'off' && run.serviceTouched) {
-    run.report.outcome = 'failed';
+    run.report.outcome = 'failed-live';
     deps.log.warn(`${run.host.name}: rollback is off; the failed release stays live.`);
     return;
   }

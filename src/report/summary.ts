@@ -9,6 +9,7 @@ const STATUS_TEXT: Record<DeployResult['status'], string> = {
   'rolled-back': '↩️ failed and rolled back (previous release verified healthy)',
   'rollback-failed': '🔥 failed, and the ROLLBACK FAILED: act now',
   failed: '❌ failed before the service was touched (nothing changed)',
+  'failed-live': '❌ failed, and rollback is off: the failed release is live',
   blocked: '⛔ blocked before the deploy (nothing changed): see why below'
 };
 
