@@ -5,10 +5,10 @@ import { actionsLogger } from './io/log.js';
 import { secrets } from './io/secrets.js';
 import { renderFindings, renderSummary, verdictLine } from './report/summary.js';
 import type { Finding } from './scan/gitleaks.js';
-import { reportOf, secretGate, testGate, type ScanReport } from './scan/pre-deploy.js';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { artifactRootOf, reportOf, secretGate, testGate, type ScanReport } from './scan/pre-deploy.js';
+import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
+import { join } from 'node:path';
 import { loadSettings } from './settings/load.js';
 import type { Settings } from './settings/types.js';
 
@@ -33,13 +33,7 @@ export async function run(): Promise<void> {
       return;
     }
     const workspace = process.env.GITHUB_WORKSPACE ?? process.cwd();
-    // Artifact findings are relative to the artifact directory (a single file: its folder).
-    const artifactPath = resolve(workspace, settings.artifact);
-    const artifactRoot =
-      relative(
-        workspace,
-        existsSync(artifactPath) && statSync(artifactPath).isFile() ? dirname(artifactPath) : artifactPath
-      ) || '.';
+    const artifactRoot = artifactRootOf(workspace, settings.artifact);
     const gateOpts = {
       workspace,
       env: process.env,

@@ -57599,6 +57599,18 @@ function removePaths(paths) {
  * whose parent does not reap it still answers `kill -0`, so that alone would call it running.
  */
 const PID_ALIVE = sh `[ "\${pid:-0}" -gt 0 ] && [ -r "/proc/$pid/stat" ] && [ "$(sed 's/^.*) //' "/proc/$pid/stat" | cut -d' ' -f1)" != Z ]`;
+/** Reads the `KEY=value` lines the `status` script prints. */
+function parseServiceStatus(out) {
+    const get = (k) => new RegExp(`^${k}=(.*)$`, 'm').exec(out)?.[1]?.trim();
+    const restarts = get('NRestarts');
+    return {
+        active: get('ActiveState') || 'unknown',
+        sub: get('SubState') ?? '',
+        pid: Number(get('MainPID') || 0),
+        ...(restarts ? { restarts: Number(restarts) } : {}),
+        alive: get('PidAlive') === 'yes'
+    };
+}
 function serviceCommands(service, layout) {
     if (service.manager === 'none')
         return undefined;
@@ -57891,18 +57903,6 @@ function hostVersionProbe(check, ctx, host) {
         return { ok: false, reason: `expected ${what}; the command reported ${excerpt(r.output)}` };
     });
 }
-/** The `KEY=value` lines of `serviceCommands(...).status`, read as in plan/execute.ts. */
-function parseState(out) {
-    const kv = keyValues(out);
-    const restarts = kv.get('NRestarts');
-    return {
-        active: kv.get('ActiveState') || 'unknown',
-        sub: kv.get('SubState') ?? '',
-        pid: Number(kv.get('MainPID') || 0),
-        ...(restarts ? { restarts: Number(restarts) } : {}),
-        alive: kv.get('PidAlive') === 'yes'
-    };
-}
 /** Why a state at the start of the window is not "running", or undefined when it is. */
 function notRunning(w, s) {
     if (w.kind === 'status-command')
@@ -57980,7 +57980,7 @@ function processProbe(check, host) {
                 reason: 'the command service has neither `pidfile` nor `status`, so there is no process to check'
             };
         }
-        const status = async () => parseState(await execOk(host, cmds.status, 'service status', check.timeoutMs, signal));
+        const status = async () => parseServiceStatus(await execOk(host, cmds.status, 'service status', check.timeoutMs, signal));
         const withLogs = async (reason) => {
             const r = await host_probes_exec(host.shell, cmds.logs, { timeoutMs: check.timeoutMs }, signal).catch(() => undefined);
             const tail = r && r.code === 0 ? lastLines(r.stdout, SERVICE_LOG_LINES) : [];
@@ -58616,19 +58616,10 @@ function httpProbe(check) {
     };
     const attempt = async (signal, start) => {
         const started = Date.now();
-        const stop = new AbortController();
-        let timedOut = false;
+        const stop = attemptStop(signal, check.timeoutMs);
         // Written from the exchange's callback, read when a timeout hits: what was being waited for.
         const progress = { phase: 'response' };
         let url = start;
-        const timer = setTimeout(() => {
-            timedOut = true;
-            stop.abort();
-        }, check.timeoutMs);
-        const onAbort = () => stop.abort();
-        signal.addEventListener('abort', onAbort);
-        if (signal.aborted)
-            stop.abort();
         try {
             let method = check.method;
             let hops = 0;
@@ -58673,7 +58664,7 @@ function httpProbe(check) {
             }
         }
         catch (err) {
-            if (timedOut) {
+            if (stop.timedOut()) {
                 return fail(progress.phase === 'body'
                     ? `the body of ${safeUrl(url)} was still arriving after ${check.timeoutMs} ms (timeout)`
                     : `no answer from ${safeUrl(url)} within ${check.timeoutMs} ms (timeout)`);
@@ -58683,8 +58674,7 @@ function httpProbe(check) {
             return fail(maskServer(err instanceof ExchangeFailed ? err.message : `request failed: ${errorText(err)}`));
         }
         finally {
-            clearTimeout(timer);
-            signal.removeEventListener('abort', onAbort);
+            stop.dispose();
         }
     };
     return async (signal) => {
@@ -58926,16 +58916,7 @@ async function versionOverHttp(check, signal, verdict) {
         return fail('url is not a valid URL');
     }
     const mask = redactor(urlSecrets(url));
-    const stop = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-        timedOut = true;
-        stop.abort();
-    }, check.timeoutMs);
-    const onAbort = () => stop.abort();
-    signal.addEventListener('abort', onAbort);
-    if (signal.aborted)
-        stop.abort();
+    const stop = attemptStop(signal, check.timeoutMs);
     try {
         const a = await exchange({
             url,
@@ -58953,16 +58934,39 @@ async function versionOverHttp(check, signal, verdict) {
         return { ok: r.ok, reason: mask(r.reason) };
     }
     catch (err) {
-        if (timedOut)
+        if (stop.timedOut())
             return fail(`no complete answer from ${safeUrl(url)} within ${check.timeoutMs} ms (timeout)`);
         if (signal.aborted)
             return fail('cancelled');
         return fail(mask(err instanceof ExchangeFailed ? err.message : errorText(err)));
     }
     finally {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
+        stop.dispose();
     }
+}
+/**
+ * One HTTP attempt's stop signal: aborted by the caller or by the attempt's own timeout, and it
+ * says which, so the reason can tell "cancelled" from "no answer within N ms".
+ */
+function attemptStop(caller, timeoutMs) {
+    const stop = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+        timedOut = true;
+        stop.abort();
+    }, timeoutMs);
+    const onAbort = () => stop.abort();
+    caller.addEventListener('abort', onAbort);
+    if (caller.aborted)
+        stop.abort();
+    return {
+        signal: stop.signal,
+        timedOut: () => timedOut,
+        dispose: () => {
+            clearTimeout(timer);
+            caller.removeEventListener('abort', onAbort);
+        }
+    };
 }
 /**
  * The environment a local check command inherits: ours, minus the action's inputs and
@@ -65713,6 +65717,16 @@ function encodeUri(p) {
 
 
 const pre_deploy_TAIL_LINES = 30;
+/**
+ * Where artifact findings live, relative to the workspace: the artifact directory, or for a
+ * single-file artifact its folder (gitleaks names such a finding by the file). Used for the SARIF
+ * paths and the annotations alike.
+ */
+function artifactRootOf(workspace, artifact) {
+    const path = (0,external_node_path_namespaceObject.resolve)(workspace, artifact);
+    const isFile = (0,external_node_fs_namespaceObject.existsSync)(path) && (0,external_node_fs_namespaceObject.statSync)(path).isFile();
+    return (0,external_node_path_namespaceObject.relative)(workspace, isFile ? (0,external_node_path_namespaceObject.dirname)(path) : path) || '.';
+}
 /** Runs the test command in the workspace; its output is kept (tail only) and never echoed raw. */
 function runTestCommand(command, cwd, env, signal) {
     const started = Date.now();
@@ -65841,11 +65855,7 @@ async function secretGate(settings, opts) {
         await (0,promises_namespaceObject.mkdir)(opts.outDir, { recursive: true });
         const sarifPath = (0,external_node_path_namespaceObject.join)(opts.outDir, 'deployguard-gitleaks.sarif');
         // Findings in a single-file artifact are named by the file, so its folder is the root.
-        const artifactPath = (0,external_node_path_namespaceObject.resolve)(opts.workspace, settings.artifact);
-        const artifactDir = (await (0,promises_namespaceObject.stat)(artifactPath).catch(() => undefined))?.isFile()
-            ? (0,external_node_path_namespaceObject.dirname)(artifactPath)
-            : artifactPath;
-        const artifactRoot = (0,external_node_path_namespaceObject.relative)(opts.workspace, artifactDir) || '.';
+        const artifactRoot = artifactRootOf(opts.workspace, settings.artifact);
         await (0,promises_namespaceObject.writeFile)(sarifPath, JSON.stringify(toSarif(findings, engine, { artifactRoot }), null, 2));
         for (const f of findings)
             opts.onFinding?.(f);
@@ -65865,12 +65875,6 @@ async function secretGate(settings, opts) {
     }
     opts.log.info(`✓ no secrets found (${scan.range ? `${scan.range.commits.length} commits` : 'no commits'}${scan.scannedArtifact ? ' and the artifact' : ''})`);
     return scan;
-}
-/** Both gates, in order, for callers that have no host record to start the scan from. */
-async function preDeploySecrets(settings, opts) {
-    const tests = await testGate(settings, opts);
-    const scan = await secretGate(settings, opts);
-    return { tests, scan };
 }
 /** The report attached to a failed pre-deploy gate, if any (for the summary and outputs). */
 function reportOf(err) {
@@ -67198,15 +67202,6 @@ async function acquireLock(script, run, settings, deps, token) {
         await deps.sleep(Math.min(5000, Math.max(200, deadline - Date.now())));
     }
 }
-function parseStatus(out) {
-    const get = (k) => new RegExp(`^${k}=(.*)$`, 'm').exec(out)?.[1]?.trim() ?? '';
-    return {
-        active: get('ActiveState') || 'unknown',
-        pid: Number(get('MainPID') || 0),
-        restarts: Number(get('NRestarts') || 0),
-        alive: get('PidAlive') === 'yes'
-    };
-}
 /**
  * "Active" is not "running": waits until the service is active with a live main PID, then
  * checks again after the settle time that it is the same PID with no restarts in between.
@@ -67218,10 +67213,10 @@ async function awaitRunning(status, run, settings, deps) {
     const deadline = Date.now() + svc.startTimeoutMs;
     let last;
     for (;;) {
-        last = parseStatus(await execute_execOk(run, status, 'service status'));
+        last = parseServiceStatus(await execute_execOk(run, status, 'service status'));
         if (last.active === 'active' && last.alive) {
             await deps.sleep(svc.settleMs);
-            const again = parseStatus(await execute_execOk(run, status, 'service status'));
+            const again = parseServiceStatus(await execute_execOk(run, status, 'service status'));
             const samePid = svc.manager === 'command' && !svc.pidfile ? true : again.pid === last.pid;
             if (again.active === 'active' && again.alive && samePid && again.restarts === last.restarts) {
                 deps.log.info(`${run.host.name}: running, main PID ${again.pid || '(n/a)'}, stable for ${svc.settleMs} ms`);
@@ -67236,7 +67231,7 @@ async function awaitRunning(status, run, settings, deps) {
     }
     const logsCmd = run.plan?.serviceLogs;
     const logs = logsCmd ? await run.shell.exec(logsCmd).catch(() => undefined) : undefined;
-    throw new DeployError(`${run.host.name}: the service is not running: ActiveState=${last.active}, MainPID=${last.pid}, PID alive: ${last.alive ? 'yes' : 'no'}, restarts=${last.restarts}` +
+    throw new DeployError(`${run.host.name}: the service is not running: ActiveState=${last.active}, MainPID=${last.pid}, PID alive: ${last.alive ? 'yes' : 'no'}, restarts=${last.restarts ?? 0}` +
         (logs?.stdout.trim() ? `\nLast log lines:\n${tail(logs.stdout, 20)}` : ''), 'post-deploy', 'The new release does not stay up. Its log lines above usually say why.');
 }
 async function rollbackHost(settings, run, deps) {

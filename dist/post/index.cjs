@@ -61901,6 +61901,18 @@ function commands_removePaths(paths) {
  * whose parent does not reap it still answers `kill -0`, so that alone would call it running.
  */
 const PID_ALIVE = shell_sh `[ "\${pid:-0}" -gt 0 ] && [ -r "/proc/$pid/stat" ] && [ "$(sed 's/^.*) //' "/proc/$pid/stat" | cut -d' ' -f1)" != Z ]`;
+/** Reads the `KEY=value` lines the `status` script prints. */
+function commands_parseServiceStatus(out) {
+    const get = (k) => new RegExp(`^${k}=(.*)$`, 'm').exec(out)?.[1]?.trim();
+    const restarts = get('NRestarts');
+    return {
+        active: get('ActiveState') || 'unknown',
+        sub: get('SubState') ?? '',
+        pid: Number(get('MainPID') || 0),
+        ...(restarts ? { restarts: Number(restarts) } : {}),
+        alive: get('PidAlive') === 'yes'
+    };
+}
 function commands_serviceCommands(service, layout) {
     if (service.manager === 'none')
         return undefined;
@@ -62238,18 +62250,6 @@ function host_probes_hostVersionProbe(check, ctx, host) {
         return { ok: false, reason: `expected ${what}; the command reported ${excerpt(r.output)}` };
     });
 }
-/** The `KEY=value` lines of `serviceCommands(...).status`, read as in plan/execute.ts. */
-function parseState(out) {
-    const kv = keyValues(out);
-    const restarts = kv.get('NRestarts');
-    return {
-        active: kv.get('ActiveState') || 'unknown',
-        sub: kv.get('SubState') ?? '',
-        pid: Number(kv.get('MainPID') || 0),
-        ...(restarts ? { restarts: Number(restarts) } : {}),
-        alive: kv.get('PidAlive') === 'yes'
-    };
-}
 /** Why a state at the start of the window is not "running", or undefined when it is. */
 function notRunning(w, s) {
     if (w.kind === 'status-command')
@@ -62327,7 +62327,7 @@ function host_probes_processProbe(check, host) {
                 reason: 'the command service has neither `pidfile` nor `status`, so there is no process to check'
             };
         }
-        const status = async () => parseState(await execOk(host, cmds.status, 'service status', check.timeoutMs, signal));
+        const status = async () => parseServiceStatus(await execOk(host, cmds.status, 'service status', check.timeoutMs, signal));
         const withLogs = async (reason) => {
             const r = await host_probes_exec(host.shell, cmds.logs, { timeoutMs: check.timeoutMs }, signal).catch(() => undefined);
             const tail = r && r.code === 0 ? lastLines(r.stdout, SERVICE_LOG_LINES) : [];
@@ -62963,19 +62963,10 @@ function probes_httpProbe(check) {
     };
     const attempt = async (signal, start) => {
         const started = Date.now();
-        const stop = new AbortController();
-        let timedOut = false;
+        const stop = attemptStop(signal, check.timeoutMs);
         // Written from the exchange's callback, read when a timeout hits: what was being waited for.
         const progress = { phase: 'response' };
         let url = start;
-        const timer = setTimeout(() => {
-            timedOut = true;
-            stop.abort();
-        }, check.timeoutMs);
-        const onAbort = () => stop.abort();
-        signal.addEventListener('abort', onAbort);
-        if (signal.aborted)
-            stop.abort();
         try {
             let method = check.method;
             let hops = 0;
@@ -63020,7 +63011,7 @@ function probes_httpProbe(check) {
             }
         }
         catch (err) {
-            if (timedOut) {
+            if (stop.timedOut()) {
                 return fail(progress.phase === 'body'
                     ? `the body of ${safeUrl(url)} was still arriving after ${check.timeoutMs} ms (timeout)`
                     : `no answer from ${safeUrl(url)} within ${check.timeoutMs} ms (timeout)`);
@@ -63030,8 +63021,7 @@ function probes_httpProbe(check) {
             return fail(maskServer(err instanceof ExchangeFailed ? err.message : `request failed: ${errorText(err)}`));
         }
         finally {
-            clearTimeout(timer);
-            signal.removeEventListener('abort', onAbort);
+            stop.dispose();
         }
     };
     return async (signal) => {
@@ -63273,16 +63263,7 @@ async function versionOverHttp(check, signal, verdict) {
         return fail('url is not a valid URL');
     }
     const mask = redactor(urlSecrets(url));
-    const stop = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-        timedOut = true;
-        stop.abort();
-    }, check.timeoutMs);
-    const onAbort = () => stop.abort();
-    signal.addEventListener('abort', onAbort);
-    if (signal.aborted)
-        stop.abort();
+    const stop = attemptStop(signal, check.timeoutMs);
     try {
         const a = await exchange({
             url,
@@ -63300,16 +63281,39 @@ async function versionOverHttp(check, signal, verdict) {
         return { ok: r.ok, reason: mask(r.reason) };
     }
     catch (err) {
-        if (timedOut)
+        if (stop.timedOut())
             return fail(`no complete answer from ${safeUrl(url)} within ${check.timeoutMs} ms (timeout)`);
         if (signal.aborted)
             return fail('cancelled');
         return fail(mask(err instanceof ExchangeFailed ? err.message : errorText(err)));
     }
     finally {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
+        stop.dispose();
     }
+}
+/**
+ * One HTTP attempt's stop signal: aborted by the caller or by the attempt's own timeout, and it
+ * says which, so the reason can tell "cancelled" from "no answer within N ms".
+ */
+function attemptStop(caller, timeoutMs) {
+    const stop = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+        timedOut = true;
+        stop.abort();
+    }, timeoutMs);
+    const onAbort = () => stop.abort();
+    caller.addEventListener('abort', onAbort);
+    if (caller.aborted)
+        stop.abort();
+    return {
+        signal: stop.signal,
+        timedOut: () => timedOut,
+        dispose: () => {
+            clearTimeout(timer);
+            caller.removeEventListener('abort', onAbort);
+        }
+    };
 }
 /**
  * The environment a local check command inherits: ours, minus the action's inputs and
@@ -64565,15 +64569,6 @@ async function acquireLock(script, run, settings, deps, token) {
         await deps.sleep(Math.min(5000, Math.max(200, deadline - Date.now())));
     }
 }
-function parseStatus(out) {
-    const get = (k) => new RegExp(`^${k}=(.*)$`, 'm').exec(out)?.[1]?.trim() ?? '';
-    return {
-        active: get('ActiveState') || 'unknown',
-        pid: Number(get('MainPID') || 0),
-        restarts: Number(get('NRestarts') || 0),
-        alive: get('PidAlive') === 'yes'
-    };
-}
 /**
  * "Active" is not "running": waits until the service is active with a live main PID, then
  * checks again after the settle time that it is the same PID with no restarts in between.
@@ -64585,10 +64580,10 @@ async function awaitRunning(status, run, settings, deps) {
     const deadline = Date.now() + svc.startTimeoutMs;
     let last;
     for (;;) {
-        last = parseStatus(await execute_execOk(run, status, 'service status'));
+        last = parseServiceStatus(await execute_execOk(run, status, 'service status'));
         if (last.active === 'active' && last.alive) {
             await deps.sleep(svc.settleMs);
-            const again = parseStatus(await execute_execOk(run, status, 'service status'));
+            const again = parseServiceStatus(await execute_execOk(run, status, 'service status'));
             const samePid = svc.manager === 'command' && !svc.pidfile ? true : again.pid === last.pid;
             if (again.active === 'active' && again.alive && samePid && again.restarts === last.restarts) {
                 deps.log.info(`${run.host.name}: running, main PID ${again.pid || '(n/a)'}, stable for ${svc.settleMs} ms`);
@@ -64603,7 +64598,7 @@ async function awaitRunning(status, run, settings, deps) {
     }
     const logsCmd = run.plan?.serviceLogs;
     const logs = logsCmd ? await run.shell.exec(logsCmd).catch(() => undefined) : undefined;
-    throw new DeployError(`${run.host.name}: the service is not running: ActiveState=${last.active}, MainPID=${last.pid}, PID alive: ${last.alive ? 'yes' : 'no'}, restarts=${last.restarts}` +
+    throw new DeployError(`${run.host.name}: the service is not running: ActiveState=${last.active}, MainPID=${last.pid}, PID alive: ${last.alive ? 'yes' : 'no'}, restarts=${last.restarts ?? 0}` +
         (logs?.stdout.trim() ? `\nLast log lines:\n${tail(logs.stdout, 20)}` : ''), 'post-deploy', 'The new release does not stay up. Its log lines above usually say why.');
 }
 async function rollbackHost(settings, run, deps) {
@@ -67081,6 +67076,16 @@ async function range_resolveRange(input) {
 
 
 const pre_deploy_TAIL_LINES = 30;
+/**
+ * Where artifact findings live, relative to the workspace: the artifact directory, or for a
+ * single-file artifact its folder (gitleaks names such a finding by the file). Used for the SARIF
+ * paths and the annotations alike.
+ */
+function pre_deploy_artifactRootOf(workspace, artifact) {
+    const path = resolve(workspace, artifact);
+    const isFile = existsSync(path) && statSync(path).isFile();
+    return relative(workspace, isFile ? dirname(path) : path) || '.';
+}
 /** Runs the test command in the workspace; its output is kept (tail only) and never echoed raw. */
 function runTestCommand(command, cwd, env, signal) {
     const started = Date.now();
@@ -67209,11 +67214,7 @@ async function pre_deploy_secretGate(settings, opts) {
         await mkdir(opts.outDir, { recursive: true });
         const sarifPath = join(opts.outDir, 'deployguard-gitleaks.sarif');
         // Findings in a single-file artifact are named by the file, so its folder is the root.
-        const artifactPath = resolve(opts.workspace, settings.artifact);
-        const artifactDir = (await stat(artifactPath).catch(() => undefined))?.isFile()
-            ? dirname(artifactPath)
-            : artifactPath;
-        const artifactRoot = relative(opts.workspace, artifactDir) || '.';
+        const artifactRoot = pre_deploy_artifactRootOf(opts.workspace, settings.artifact);
         await writeFile(sarifPath, JSON.stringify(toSarif(findings, engine, { artifactRoot }), null, 2));
         for (const f of findings)
             opts.onFinding?.(f);
@@ -67233,12 +67234,6 @@ async function pre_deploy_secretGate(settings, opts) {
     }
     opts.log.info(`✓ no secrets found (${scan.range ? `${scan.range.commits.length} commits` : 'no commits'}${scan.scannedArtifact ? ' and the artifact' : ''})`);
     return scan;
-}
-/** Both gates, in order, for callers that have no host record to start the scan from. */
-async function preDeploySecrets(settings, opts) {
-    const tests = await pre_deploy_testGate(settings, opts);
-    const scan = await pre_deploy_secretGate(settings, opts);
-    return { tests, scan };
 }
 /** The report attached to a failed pre-deploy gate, if any (for the summary and outputs). */
 function pre_deploy_reportOf(err) {
@@ -68539,9 +68534,7 @@ async function main_run() {
             return;
         }
         const workspace = process.env.GITHUB_WORKSPACE ?? process.cwd();
-        // Artifact findings are relative to the artifact directory (a single file: its folder).
-        const artifactPath = resolve(workspace, settings.artifact);
-        const artifactRoot = relative(workspace, existsSync(artifactPath) && statSync(artifactPath).isFile() ? dirname(artifactPath) : artifactPath) || '.';
+        const artifactRoot = artifactRootOf(workspace, settings.artifact);
         const gateOpts = {
             workspace,
             env: process.env,

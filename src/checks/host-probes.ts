@@ -1,5 +1,5 @@
 import type { ExecResult, RemoteShell } from '../io/ssh.js';
-import { serviceCommands } from '../remote/commands.js';
+import { parseServiceStatus, serviceCommands, type ServiceState } from '../remote/commands.js';
 import { lines, sh, Shell, userScript } from '../remote/shell.js';
 import type {
   CommandCheck,
@@ -314,33 +314,11 @@ export function hostVersionProbe(check: VersionCheck, ctx: CheckContext, host: H
 // process
 // ---------------------------------------------------------------------------------------------
 
-interface ProcState {
-  readonly active: string;
-  readonly sub: string;
-  readonly pid: number;
-  /** systemd only. */
-  readonly restarts?: number;
-  readonly alive: boolean;
-}
-
-/** The `KEY=value` lines of `serviceCommands(...).status`, read as in plan/execute.ts. */
-function parseState(out: string): ProcState {
-  const kv = keyValues(out);
-  const restarts = kv.get('NRestarts');
-  return {
-    active: kv.get('ActiveState') || 'unknown',
-    sub: kv.get('SubState') ?? '',
-    pid: Number(kv.get('MainPID') || 0),
-    ...(restarts ? { restarts: Number(restarts) } : {}),
-    alive: kv.get('PidAlive') === 'yes'
-  };
-}
-
 type Watched =
   { kind: 'systemd'; unit: string } | { kind: 'pidfile'; pidfile: string } | { kind: 'status-command' };
 
 /** Why a state at the start of the window is not "running", or undefined when it is. */
-function notRunning(w: Watched, s: ProcState): string | undefined {
+function notRunning(w: Watched, s: ServiceState): string | undefined {
   if (w.kind === 'status-command') return s.active === 'active' ? undefined : 'the status command fails';
   if (w.kind === 'pidfile') {
     return s.alive ? undefined : `no live process in ${w.pidfile}`;
@@ -357,7 +335,7 @@ function notRunning(w: Watched, s: ProcState): string | undefined {
 }
 
 /** What changed since the start of the window, or undefined when nothing did. */
-function changed(w: Watched, first: ProcState, now: ProcState, elapsedMs: number): string | undefined {
+function changed(w: Watched, first: ServiceState, now: ServiceState, elapsedMs: number): string | undefined {
   const within = `within ${human(elapsedMs)}`;
   if (w.kind === 'status-command') {
     return now.active === 'active'
@@ -411,7 +389,7 @@ export function processProbe(check: ProcessCheck, host: HostContext): Probe {
       };
     }
     const status = async () =>
-      parseState(await execOk(host, cmds.status, 'service status', check.timeoutMs, signal));
+      parseServiceStatus(await execOk(host, cmds.status, 'service status', check.timeoutMs, signal));
     const withLogs = async (reason: string): Promise<ProbeResult> => {
       const r = await exec(host.shell, cmds.logs, { timeoutMs: check.timeoutMs }, signal).catch(
         () => undefined

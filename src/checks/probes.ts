@@ -404,18 +404,10 @@ export function httpProbe(check: HttpCheck): Probe {
 
   const attempt = async (signal: AbortSignal, start: URL): Promise<ProbeResult> => {
     const started = Date.now();
-    const stop = new AbortController();
-    let timedOut = false;
+    const stop = attemptStop(signal, check.timeoutMs);
     // Written from the exchange's callback, read when a timeout hits: what was being waited for.
     const progress: { phase: 'response' | 'body' } = { phase: 'response' };
     let url = start;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      stop.abort();
-    }, check.timeoutMs);
-    const onAbort = () => stop.abort();
-    signal.addEventListener('abort', onAbort);
-    if (signal.aborted) stop.abort();
     try {
       let method = check.method;
       let hops = 0;
@@ -460,7 +452,7 @@ export function httpProbe(check: HttpCheck): Probe {
         hops++;
       }
     } catch (err) {
-      if (timedOut) {
+      if (stop.timedOut()) {
         return fail(
           progress.phase === 'body'
             ? `the body of ${safeUrl(url)} was still arriving after ${check.timeoutMs} ms (timeout)`
@@ -472,8 +464,7 @@ export function httpProbe(check: HttpCheck): Probe {
         maskServer(err instanceof ExchangeFailed ? err.message : `request failed: ${errorText(err)}`)
       );
     } finally {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
+      stop.dispose();
     }
   };
 
@@ -739,15 +730,7 @@ async function versionOverHttp(
     return fail('url is not a valid URL');
   }
   const mask = redactor(urlSecrets(url));
-  const stop = new AbortController();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    stop.abort();
-  }, check.timeoutMs);
-  const onAbort = () => stop.abort();
-  signal.addEventListener('abort', onAbort);
-  if (signal.aborted) stop.abort();
+  const stop = attemptStop(signal, check.timeoutMs);
   try {
     const a = await exchange({
       url,
@@ -764,14 +747,40 @@ async function versionOverHttp(
     const r = verdict(safeUrl(url), a.body);
     return { ok: r.ok, reason: mask(r.reason) };
   } catch (err) {
-    if (timedOut)
+    if (stop.timedOut())
       return fail(`no complete answer from ${safeUrl(url)} within ${check.timeoutMs} ms (timeout)`);
     if (signal.aborted) return fail('cancelled');
     return fail(mask(err instanceof ExchangeFailed ? err.message : errorText(err)));
   } finally {
-    clearTimeout(timer);
-    signal.removeEventListener('abort', onAbort);
+    stop.dispose();
   }
+}
+
+/**
+ * One HTTP attempt's stop signal: aborted by the caller or by the attempt's own timeout, and it
+ * says which, so the reason can tell "cancelled" from "no answer within N ms".
+ */
+function attemptStop(
+  caller: AbortSignal,
+  timeoutMs: number
+): { signal: AbortSignal; timedOut(): boolean; dispose(): void } {
+  const stop = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    stop.abort();
+  }, timeoutMs);
+  const onAbort = () => stop.abort();
+  caller.addEventListener('abort', onAbort);
+  if (caller.aborted) stop.abort();
+  return {
+    signal: stop.signal,
+    timedOut: () => timedOut,
+    dispose: () => {
+      clearTimeout(timer);
+      caller.removeEventListener('abort', onAbort);
+    }
+  };
 }
 
 /**

@@ -4,7 +4,15 @@ import type { CheckResult, HostContext } from '../checks/types.js';
 import { DeployError, DeployguardError, describeError, HealthCheckError, RollbackError } from '../errors.js';
 import type { Logger } from '../io/log.js';
 import type { RemoteShell } from '../io/ssh.js';
-import { LOCK_BUSY, listReleases, lockRelease, probe, removePaths } from '../remote/commands.js';
+import {
+  LOCK_BUSY,
+  listReleases,
+  lockRelease,
+  parseServiceStatus,
+  probe,
+  removePaths,
+  type ServiceState
+} from '../remote/commands.js';
 import { layoutFor } from '../remote/layout.js';
 import { remoteCommandLine, type Shell } from '../remote/shell.js';
 import type { HostSettings, Settings } from '../settings/types.js';
@@ -524,23 +532,6 @@ async function acquireLock(
   }
 }
 
-interface ServiceState {
-  active: string;
-  pid: number;
-  restarts: number;
-  alive: boolean;
-}
-
-function parseStatus(out: string): ServiceState {
-  const get = (k: string) => new RegExp(`^${k}=(.*)$`, 'm').exec(out)?.[1]?.trim() ?? '';
-  return {
-    active: get('ActiveState') || 'unknown',
-    pid: Number(get('MainPID') || 0),
-    restarts: Number(get('NRestarts') || 0),
-    alive: get('PidAlive') === 'yes'
-  };
-}
-
 /**
  * "Active" is not "running": waits until the service is active with a live main PID, then
  * checks again after the settle time that it is the same PID with no restarts in between.
@@ -556,10 +547,10 @@ async function awaitRunning(
   const deadline = Date.now() + svc.startTimeoutMs;
   let last: ServiceState | undefined;
   for (;;) {
-    last = parseStatus(await execOk(run, status, 'service status'));
+    last = parseServiceStatus(await execOk(run, status, 'service status'));
     if (last.active === 'active' && last.alive) {
       await deps.sleep(svc.settleMs);
-      const again = parseStatus(await execOk(run, status, 'service status'));
+      const again = parseServiceStatus(await execOk(run, status, 'service status'));
       const samePid = svc.manager === 'command' && !svc.pidfile ? true : again.pid === last.pid;
       if (again.active === 'active' && again.alive && samePid && again.restarts === last.restarts) {
         deps.log.info(
@@ -576,7 +567,7 @@ async function awaitRunning(
   const logsCmd = run.plan?.serviceLogs;
   const logs = logsCmd ? await run.shell.exec(logsCmd).catch(() => undefined) : undefined;
   throw new DeployError(
-    `${run.host.name}: the service is not running: ActiveState=${last.active}, MainPID=${last.pid}, PID alive: ${last.alive ? 'yes' : 'no'}, restarts=${last.restarts}` +
+    `${run.host.name}: the service is not running: ActiveState=${last.active}, MainPID=${last.pid}, PID alive: ${last.alive ? 'yes' : 'no'}, restarts=${last.restarts ?? 0}` +
       (logs?.stdout.trim() ? `\nLast log lines:\n${tail(logs.stdout, 20)}` : ''),
     'post-deploy',
     'The new release does not stay up. Its log lines above usually say why.'

@@ -220,6 +220,29 @@ export function removePaths(paths: readonly string[]): Shell {
  */
 const PID_ALIVE = sh`[ "\${pid:-0}" -gt 0 ] && [ -r "/proc/$pid/stat" ] && [ "$(sed 's/^.*) //' "/proc/$pid/stat" | cut -d' ' -f1)" != Z ]`;
 
+/** A service's state, as the `status` script of `serviceCommands` prints it. */
+export interface ServiceState {
+  readonly active: string;
+  readonly sub: string;
+  readonly pid: number;
+  /** systemd only. */
+  readonly restarts?: number;
+  readonly alive: boolean;
+}
+
+/** Reads the `KEY=value` lines the `status` script prints. */
+export function parseServiceStatus(out: string): ServiceState {
+  const get = (k: string) => new RegExp(`^${k}=(.*)$`, 'm').exec(out)?.[1]?.trim();
+  const restarts = get('NRestarts');
+  return {
+    active: get('ActiveState') || 'unknown',
+    sub: get('SubState') ?? '',
+    pid: Number(get('MainPID') || 0),
+    ...(restarts ? { restarts: Number(restarts) } : {}),
+    alive: get('PidAlive') === 'yes'
+  };
+}
+
 /** Service control for the configured manager. */
 export interface ServiceCommands {
   readonly stop: Shell;

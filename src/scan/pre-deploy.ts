@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { SecretScanError } from '../errors.js';
 import type { Logger } from '../io/log.js';
@@ -12,8 +12,9 @@ import { resolveRange, type CommitRange } from './range.js';
 import { toSarif } from './sarif.js';
 
 /**
- * The local half of the pre-deploy gate: the test command, then gitleaks on the commits going out
- * and on the artifact. Runs before any host is contacted; any failure or finding stops the deploy.
+ * The local parts of the pre-deploy gate: the test command (before any host is contacted), then
+ * gitleaks on the commits going out and on the artifact (once the hosts are locked and read, so
+ * the range starts at their last good deploy). Any failure or finding stops the deploy.
  */
 
 export interface TestRun {
@@ -33,8 +34,8 @@ export interface ScanReport {
   readonly sarifPath: string;
 }
 
+/** What a failed secret gate attaches to its error, for the summary and outputs. */
 export interface PreDeployReport {
-  readonly tests?: TestRun;
   readonly scan?: ScanReport;
 }
 
@@ -55,6 +56,17 @@ export interface PreDeployOptions {
 }
 
 const TAIL_LINES = 30;
+
+/**
+ * Where artifact findings live, relative to the workspace: the artifact directory, or for a
+ * single-file artifact its folder (gitleaks names such a finding by the file). Used for the SARIF
+ * paths and the annotations alike.
+ */
+export function artifactRootOf(workspace: string, artifact: string): string {
+  const path = resolve(workspace, artifact);
+  const isFile = existsSync(path) && statSync(path).isFile();
+  return relative(workspace, isFile ? dirname(path) : path) || '.';
+}
 
 /** Runs the test command in the workspace; its output is kept (tail only) and never echoed raw. */
 export function runTestCommand(
@@ -209,11 +221,7 @@ export async function secretGate(
     await mkdir(opts.outDir, { recursive: true });
     const sarifPath = join(opts.outDir, 'deployguard-gitleaks.sarif');
     // Findings in a single-file artifact are named by the file, so its folder is the root.
-    const artifactPath = resolve(opts.workspace, settings.artifact);
-    const artifactDir = (await stat(artifactPath).catch(() => undefined))?.isFile()
-      ? dirname(artifactPath)
-      : artifactPath;
-    const artifactRoot = relative(opts.workspace, artifactDir) || '.';
+    const artifactRoot = artifactRootOf(opts.workspace, settings.artifact);
     await writeFile(sarifPath, JSON.stringify(toSarif(findings, engine, { artifactRoot }), null, 2));
     for (const f of findings) opts.onFinding?.(f);
     return {
@@ -242,13 +250,6 @@ export async function secretGate(
     `✓ no secrets found (${scan.range ? `${scan.range.commits.length} commits` : 'no commits'}${scan.scannedArtifact ? ' and the artifact' : ''})`
   );
   return scan;
-}
-
-/** Both gates, in order, for callers that have no host record to start the scan from. */
-export async function preDeploySecrets(settings: Settings, opts: PreDeployOptions): Promise<PreDeployReport> {
-  const tests = await testGate(settings, opts);
-  const scan = await secretGate(settings, opts);
-  return { tests, scan };
 }
 
 /** The report attached to a failed pre-deploy gate, if any (for the summary and outputs). */
