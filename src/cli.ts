@@ -11,6 +11,10 @@ import { runDemo } from './demo/demo.js';
 import { describeError, ConfigError } from './errors.js';
 import { consoleLogger, redacting } from './io/log.js';
 import { verdictLine } from './report/summary.js';
+import { deployReason } from './report/changes.js';
+import { deliverRecord } from './report/deliver.js';
+import { renderHistory } from './report/history.js';
+import { readHistory } from './history.js';
 import { configJsonSchema } from './settings/config.js';
 import { loadSettings } from './settings/load.js';
 import type { Stage } from './settings/types.js';
@@ -18,8 +22,11 @@ import type { Stage } from './settings/types.js';
 const USAGE = `deployguard: a deploy gate: verified SSH deploys, health checks, automatic rollback.
 
 Usage:
-  deployguard deploy [--config FILE] [--dry-run] [--json] [--<input> VALUE ...]
+  deployguard deploy [--config FILE] [--dry-run] [--json] [--reason TEXT] [--record FILE]
+                     [--<input> VALUE ...]   --record writes the deployment record (Markdown)
   deployguard check  [--config FILE] [--stage pre|post|schedule] [--json]
+  deployguard history [--config FILE] [--limit N] [--json]
+                     list each host's deployments (its deployments.jsonl), newest first
   deployguard init   [--config FILE] [--force]   write a commented starter deployguard.yml
   deployguard schema print the JSON Schema of deployguard.yml (for editors)
   deployguard demo   deploy a sample app to a sandbox sshd on loopback: v1, then a broken v2
@@ -145,6 +152,8 @@ export async function main(
         const result = await runDeploy(settings, {
           log,
           signal: abort.signal,
+          why: settings.report.reason,
+          redact: text => secrets.redact(text),
           beforeChanges: async ({ lastDeployedCommit }) => {
             await secretGate(settings, { ...gateOpts, lastDeployedCommit });
           }
@@ -152,6 +161,31 @@ export async function main(
           process.off('SIGINT', onSignal);
           process.off('SIGTERM', onSignal);
         });
+        const recordPath = flags.get('record');
+        if (recordPath) {
+          const why = await deployReason({
+            reason: settings.report.reason,
+            repoDir: process.cwd(),
+            commit: settings.run.commit
+          });
+          const delivered = await deliverRecord({
+            settings: { ...settings, report: { ...settings.report, comment: 'none' } },
+            result,
+            why,
+            blockedBy:
+              result.status === 'blocked'
+                ? result.blockedBy !== undefined
+                  ? 'secrets'
+                  : 'health'
+                : undefined,
+            workspace: process.cwd(),
+            outDir: join(tmpdir(), 'deployguard'),
+            log,
+            redact: text => secrets.redact(text)
+          });
+          writeFileSync(recordPath, delivered.markdown);
+          log.info(`deployment record written to ${recordPath}`);
+        }
         write(json ? JSON.stringify(result, null, 2) : verdictLine(result));
         return result.status === 'deployed' ? 0 : 1;
       }
@@ -173,6 +207,30 @@ export async function main(
         else write(renderCheckTable(results));
         return passed === results.length ? 0 : 1;
       }
+      case 'history': {
+        const settings = loadSettings({ ...base, purpose: 'hosts' });
+        const limitText = flags.get('limit') ?? '20';
+        if (!/^\d{1,6}$/.test(limitText) || Number(limitText) < 1)
+          throw new ConfigError(
+            `--limit: expected a positive number, got "${limitText}"`,
+            'Example: --limit 50'
+          );
+        const hosts = await readHistory(settings, Number(limitText), log);
+        for (const h of hosts) {
+          if (h.error) log.error(`${h.host}: ${h.error}`);
+          for (const p of h.log?.problems ?? [])
+            log.warn(`${h.host}: deployments.jsonl line ${p.line} skipped: ${p.reason}`);
+        }
+        if (json) write(JSON.stringify({ hosts }, null, 2));
+        else
+          write(
+            hosts
+              .filter(h => h.log)
+              .map(h => renderHistory(h.host, h.log!))
+              .join('\n\n')
+          );
+        return hosts.some(h => h.error) ? 1 : 0;
+      }
       case 'init': {
         const path = flags.get('config') ?? 'deployguard.yml';
         if (existsSync(path) && !flags.has('force'))
@@ -186,7 +244,7 @@ export async function main(
       default:
         throw new ConfigError(
           `unknown command "${command}"`,
-          'Commands: deploy, check, init, schema, demo. Run `deployguard --help`.'
+          'Commands: deploy, check, history, init, schema, demo. Run `deployguard --help`.'
         );
     }
   } catch (err) {

@@ -25,6 +25,10 @@ export interface RunOptions {
   /** The last gate before anything changes (the secret scan), with the hosts' last good commit. */
   readonly beforeChanges?: DeployDeps['beforeChanges'];
   readonly onLock?: (host: HostSettings, held: boolean, token: string) => void;
+  /** Why this deploy happens, for the hosts' records. */
+  readonly why?: string;
+  /** Applied to the hosts' records before they are written (secrets out). */
+  readonly redact?: (text: string) => string;
 }
 
 /** The whole guarded deploy, wired to real SSH, real HTTP and the real clock. */
@@ -48,7 +52,9 @@ export async function runDeploy(settings: Settings, opts: RunOptions): Promise<D
     sleep: ms => new Promise(r => setTimeout(r, ms)),
     signal: opts.signal,
     beforeChanges: opts.beforeChanges,
-    onLock: opts.onLock
+    onLock: opts.onLock,
+    why: opts.why,
+    redact: opts.redact
   });
 }
 

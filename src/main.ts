@@ -3,7 +3,14 @@ import { dryRun, runDeploy } from './deploy.js';
 import { describeError } from './errors.js';
 import { actionsLogger } from './io/log.js';
 import { secrets } from './io/secrets.js';
-import { renderFindings, renderSummary, verdictLine } from './report/summary.js';
+import { githubApi } from './io/github.js';
+import type { DeployResult } from './plan/execute.js';
+import { blockedResult } from './plan/execute.js';
+import { deployReason } from './report/changes.js';
+import { deliverRecord, finishGithubDeployment, startGithubDeployment } from './report/deliver.js';
+import { findPullRequest } from './report/publish.js';
+import type { BlockedBy } from './report/record.js';
+import { renderFindings, verdictLine } from './report/summary.js';
 import type { Finding } from './scan/gitleaks.js';
 import { artifactRootOf, reportOf, secretGate, testGate, type ScanReport } from './scan/pre-deploy.js';
 import { readFileSync } from 'node:fs';
@@ -33,13 +40,19 @@ export async function run(): Promise<void> {
       return;
     }
     const workspace = process.env.GITHUB_WORKSPACE ?? process.cwd();
+    const outDir = process.env.RUNNER_TEMP ?? tmpdir();
     const artifactRoot = artifactRootOf(workspace, settings.artifact);
+    const event = readEvent();
+    const api =
+      settings.report.githubToken && settings.run.repository
+        ? githubApi(settings.report.githubToken, settings.run.apiUrl)
+        : undefined;
     const gateOpts = {
       workspace,
       env: process.env,
       log: actionsLogger,
-      outDir: process.env.RUNNER_TEMP ?? tmpdir(),
-      event: readEvent(),
+      outDir,
+      event,
       signal: abort.signal,
       onFinding: (f: Finding) =>
         core.error(
@@ -52,40 +65,84 @@ export async function run(): Promise<void> {
           }
         )
     };
+    const pr = await findPullRequest(api, settings.run.repository, event, settings.run.commit, actionsLogger);
+    const why = await deployReason({
+      reason: settings.report.reason,
+      pr,
+      event,
+      repoDir: workspace,
+      commit: settings.run.commit
+    });
     // Tests run before any host is contacted; the secret scan runs once every host is locked and
     // read, so it can start from the last good deploy they recorded.
-    try {
-      await testGate(settings, gateOpts);
-    } catch (err) {
-      await blocked(settings, err);
-      return;
-    }
+    const testStart = Date.now();
+    const failedTests = await testGate(settings, gateOpts).then(
+      () => undefined,
+      (err: unknown) => err ?? new Error('the test command failed')
+    );
+    const testPhase = settings.preDeploy.testCommand
+      ? [{ name: 'Tests', start: testStart, ms: Date.now() - testStart, ok: failedTests === undefined }]
+      : [];
     let scan: ScanReport | undefined;
-    const result = await runDeploy(settings, {
-      log: actionsLogger,
-      signal: abort.signal,
-      beforeChanges: async ({ lastDeployedCommit }) => {
-        scan = await secretGate(settings, { ...gateOpts, lastDeployedCommit });
-      },
-      onLock: (host, isHeld, token) => {
-        if (isHeld) held.set(host.name, token);
-        else held.delete(host.name);
-        core.saveState(LOCK_STATE, JSON.stringify([...held.entries()]));
-      }
-    });
+    let result: DeployResult;
+    let deploymentId: number | undefined;
+    if (failedTests !== undefined) {
+      result = blockedResult(settings, failedTests, new Date(testStart));
+    } else {
+      deploymentId = await startGithubDeployment(settings, api, actionsLogger);
+      result = await runDeploy(settings, {
+        log: actionsLogger,
+        signal: abort.signal,
+        why: why?.text,
+        redact: text => secrets.redact(text),
+        beforeChanges: async ({ lastDeployedCommit }) => {
+          scan = await secretGate(settings, { ...gateOpts, lastDeployedCommit });
+        },
+        onLock: (host, isHeld, token) => {
+          if (isHeld) held.set(host.name, token);
+          else held.delete(host.name);
+          core.saveState(LOCK_STATE, JSON.stringify([...held.entries()]));
+        }
+      });
+    }
     const scanned = scan ?? reportOf(result.blockedBy)?.scan;
+    const blockedBy: BlockedBy | undefined =
+      result.status !== 'blocked'
+        ? undefined
+        : failedTests !== undefined
+          ? 'tests'
+          : result.blockedBy !== undefined
+            ? 'secrets'
+            : 'health';
     core.setOutput('sarif-path', scanned?.sarifPath ?? '');
     core.setOutput('status', result.status);
     core.setOutput('release', result.releaseId);
     core.setOutput('previous-release', result.previousRelease ?? '');
     core.setOutput('rolled-back', String(result.rolledBack));
-    // The runner masks its log, not the summary file: redact it ourselves.
+    core.setOutput('environment-url', settings.report.environmentUrl ?? '');
+    const record = await deliverRecord({
+      settings,
+      result,
+      api,
+      pr,
+      why,
+      blockedBy,
+      findings: scanned?.findings.length,
+      extraPhases: testPhase,
+      workspace,
+      outDir,
+      log: actionsLogger,
+      redact: text => secrets.redact(text),
+      commentSha: pr?.headSha && /^pull_request/.test(event?.name ?? '') ? pr.headSha : undefined
+    });
+    core.setOutput('log-path', record.path);
+    await finishGithubDeployment(settings, api, deploymentId, result.status, actionsLogger);
+    // The runner masks its log, not the summary file: the record is redacted, and so are findings.
     const findings = renderFindings(scanned?.findings ?? [], artifactRoot);
-    await core.summary
-      .addRaw(secrets.redact(`${renderSummary(result, settings.environment)}\n${findings}`), true)
-      .write();
+    await core.summary.addRaw(secrets.redact(`${record.markdown}\n${findings}`), true).write();
     core.info(verdictLine(result));
-    if (result.status !== 'deployed')
+    if (failedTests !== undefined) core.setFailed(secrets.redact(describeError(failedTests)));
+    else if (result.status !== 'deployed')
       core.setFailed(secrets.redact(`${verdictLine(result)}\n${result.error ?? ''}`.trim()));
   } catch (err) {
     core.setOutput('status', 'failed');
@@ -94,25 +151,6 @@ export async function run(): Promise<void> {
     process.off('SIGINT', cancel);
     process.off('SIGTERM', cancel);
   }
-}
-
-/** Outputs and summary of a deploy stopped by the test command, before any host was contacted. */
-async function blocked(settings: Settings, err: unknown): Promise<void> {
-  core.setOutput('status', 'blocked');
-  core.setOutput('release', settings.releaseId);
-  core.setOutput('rolled-back', 'false');
-  core.setOutput('sarif-path', '');
-  const text = [
-    `## deployguard: ${settings.environment}`,
-    '',
-    '**Status:** ⛔ blocked before deploy (nothing was changed)',
-    '',
-    '```',
-    describeError(err),
-    '```'
-  ];
-  await core.summary.addRaw(secrets.redact(text.join('\n')), true).write();
-  core.setFailed(secrets.redact(describeError(err)));
 }
 
 /** GITHUB_EVENT_NAME and the event payload, for working out which commits go out. */

@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { copyFile, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -41,7 +43,12 @@ export async function makeRelease(
 }
 
 /** Settings for a deploy to one test host, from inputs plus a YAML body, as the action parses them. */
-export function settingsFor(host: HostLike, inputs: Record<string, string>, yaml = 'version: 1'): Settings {
+export function settingsFor(
+  host: HostLike,
+  inputs: Record<string, string>,
+  yaml = 'version: 1',
+  env: Record<string, string> = {}
+): Settings {
   return parseSettings({
     input: n =>
       ({
@@ -55,7 +62,7 @@ export function settingsFor(host: HostLike, inputs: Record<string, string>, yaml
         'connect-timeout': '5s',
         ...inputs
       })[n],
-    env: {},
+    env,
     configText: yaml,
     configPath: 'test.yml',
     now: new Date(),
@@ -114,5 +121,41 @@ export function get(url: string): Promise<string> {
     });
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', err => resolve(`unreachable: ${err.message}`));
+  });
+}
+
+/** Kills the sample app whose pid the `command` service wrote (tests end with nothing running). */
+export function killPidfile(pidfile: string): void {
+  const pid = Number(existsSync(pidfile) ? readFileSync(pidfile, 'utf8').trim() : 0);
+  if (pid > 0) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+}
+
+/**
+ * A bundled entry point (`dist/<name>/index.cjs`) in a subprocess. Async on purpose: the servers
+ * it talks to (HTTP checks, the fake GitHub API) live in this process and must keep answering.
+ */
+export function runBundle(
+  entry: string,
+  args: readonly string[],
+  opts: { readonly cwd?: string; readonly env: Record<string, string> }
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(process.cwd(), 'dist', entry, 'index.cjs'), ...args], {
+      cwd: opts.cwd,
+      env: opts.env,
+      timeout: 120_000
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    child.on('error', reject);
+    child.on('close', code => resolve({ code, stdout, stderr }));
   });
 }

@@ -3,16 +3,20 @@
  * GITHUB_* files, deploying to a real sshd. Then the post step, as the runner runs it after a
  * cancelled job, freeing a lock left behind.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSandbox, type Sandbox } from '../../src/demo/sandbox.js';
-import { commandServiceYaml, freePort, get, makeRelease } from '../helpers/deploy.js';
+import { commandServiceYaml, freePort, get, killPidfile, makeRelease, runBundle } from '../helpers/deploy.js';
 import { githubPat } from '../fixtures/secrets/samples.js';
+import { startFakeGitHub } from '../harness/github-api.js';
 
 const HEALTH_TOKEN = 'hdr-7c1f2e9a44b0-secret';
+const PASSPHRASE = 'pass-5e1b77c0d9a2-phrase';
+const GH_TOKEN = 'ghs_e2eLocalApiToken9c8b7a6f5e4d3c2b1a';
+const SHA = '1a2b3c4d5e6f708192a3b4c5d6e7f80912a3b4c5';
 let host: Sandbox;
 let work: string;
 let runDir: string;
@@ -40,15 +44,7 @@ beforeAll(async () => {
 }, 30_000);
 
 afterAll(async () => {
-  const pidfile = join(runDir, 'app.pid');
-  const pid = Number(existsSync(pidfile) ? readFileSync(pidfile, 'utf8').trim() : 0);
-  if (pid > 0) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }
+  killPidfile(join(runDir, 'app.pid'));
   await host?.stop();
   await rm(work, { recursive: true, force: true });
 });
@@ -61,7 +57,7 @@ function parseOutputs(text: string): Record<string, string> {
   return out;
 }
 
-function runAction(
+async function runAction(
   entry: 'main' | 'post',
   inputs: Record<string, string>,
   extraEnv: Record<string, string> = {}
@@ -81,7 +77,7 @@ function runAction(
     GITHUB_OUTPUT: paths.output,
     GITHUB_STATE: paths.state,
     GITHUB_STEP_SUMMARY: paths.summary,
-    GITHUB_SHA: '1a2b3c4d5e6f708192a3b4c5d6e7f80912a3b4c5',
+    GITHUB_SHA: SHA,
     GITHUB_REF: 'refs/heads/main',
     GITHUB_REPOSITORY: 'acme/shop',
     GITHUB_RUN_ID: '777',
@@ -91,13 +87,9 @@ function runAction(
     ...extraEnv
   };
   for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v;
-  const r = spawnSync(process.execPath, [join(process.cwd(), 'dist', entry, 'index.cjs')], {
-    env,
-    encoding: 'utf8',
-    timeout: 120_000
-  });
+  const r = await runBundle(entry, [], { env });
   return {
-    code: r.status,
+    code: r.code,
     stdout: r.stdout,
     stderr: r.stderr,
     outputs: parseOutputs(readFileSync(paths.output, 'utf8')),
@@ -129,27 +121,67 @@ function secretLines(key: string): string[] {
 }
 
 describe('the action, run as the runner runs it', () => {
-  test('a healthy deploy sets outputs and writes the step summary; the key never leaks', async () => {
-    const r = runAction('main', inputs(await makeRelease('v1'), 'rel-1'));
+  test('a healthy deploy sets outputs, writes the record to the summary, the file and a commit comment; no secret leaks', async () => {
+    const gh = await startFakeGitHub({ owner: 'acme', repo: 'shop' });
+    const secretsGiven = [...secretLines(host.privateKey), HEALTH_TOKEN, PASSPHRASE, GH_TOKEN];
+    let r: Awaited<ReturnType<typeof runAction>>;
+    try {
+      r = await runAction(
+        'main',
+        {
+          ...inputs(await makeRelease('v1'), 'rel-1'),
+          // A passphrase the (unencrypted) key does not need, and a reason that quotes a secret by
+          // mistake: both must be scrubbed from every channel.
+          'ssh-passphrase': PASSPHRASE,
+          reason: `rotate creds ${HEALTH_TOKEN}`,
+          'github-token': GH_TOKEN,
+          'environment-url': 'https://shop.example.com'
+        },
+        { GITHUB_API_URL: gh.url, RUNNER_TEMP: work }
+      );
+    } finally {
+      await gh.close();
+    }
     expect({ code: r.code, err: r.stderr }).toEqual({ code: 0, err: '' });
     expect(r.outputs).toMatchObject({
       status: 'deployed',
       release: 'rel-1',
       'previous-release': '',
-      'rolled-back': 'false'
+      'rolled-back': 'false',
+      'environment-url': 'https://shop.example.com'
     });
-    expect(r.summary).toMatch(/\*\*Status:\*\* ✅ deployed/);
-    expect(r.summary).toMatch(/### web-1: deployed/);
+    expect(r.summary).toMatch(/## ✅ Deployed: production `rel-1`/);
+    expect(r.summary).toMatch(/\| web-1 \| ✅ deployed \| `rel-1` \|/);
     expect(r.summary).toMatch(/Verify the SHA-256 of every file/);
+    expect(r.summary).toContain('> rotate creds ***');
+    // The record's file is what the summary starts with.
+    const record = readFileSync(r.outputs['log-path']!, 'utf8');
+    expect(record).toMatch(/^<!-- deployguard:record environment=production -->\n/);
+    expect(r.summary.startsWith(record)).toBe(true);
     expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v1');
-    // The key is registered for masking (the runner consumes ::add-mask::) and printed nowhere else.
+    // No PR for the commit: the record went to the commit, authenticated with the token.
+    const posts = gh.requests.filter(q => q.method === 'POST');
+    expect(posts.map(q => q.path)).toEqual([`/repos/acme/shop/commits/${SHA}/comments`]);
+    expect(posts[0]!.headers.authorization).toBe(`token ${GH_TOKEN}`);
+    expect((posts[0]!.json as { body: string }).body).toContain('## ✅ Deployed: production `rel-1`');
+    const jsonl = readFileSync(join(target, '.deployguard', 'deployments.jsonl'), 'utf8');
+    expect(JSON.parse(jsonl.trim().split('\n').at(-1)!)).toMatchObject({
+      release: 'rel-1',
+      status: 'deployed',
+      reason: 'rotate creds ***'
+    });
+    // The secrets are registered for masking (the runner consumes ::add-mask::) and printed nowhere else.
     const stdoutWithoutMasks = r.stdout.replace(/^::add-mask::.*$/gm, '');
-    for (const line of [...secretLines(host.privateKey), HEALTH_TOKEN]) {
+    const bodies = gh.requests.map(q => q.body).join('\n');
+    for (const line of secretsGiven) {
       expect(r.stdout).toContain(`::add-mask::${line}`);
       expect(stdoutWithoutMasks).not.toContain(line);
       expect(r.summary).not.toContain(line);
       expect(JSON.stringify(r.outputs)).not.toContain(line);
       expect(r.state).not.toContain(line);
+      expect(bodies).not.toContain(line);
+      expect(jsonl).not.toContain(line);
+      expect(readFileSync(r.outputs['log-path']!, 'utf8')).not.toContain(line);
     }
     // The lock was released in the main step, so the post step has nothing to do.
     expect(r.state).toMatch(/deployguard-locks/);
@@ -157,7 +189,7 @@ describe('the action, run as the runner runs it', () => {
   }, 120_000);
 
   test('an unhealthy release fails the step, rolls back, and says so in outputs and summary', async () => {
-    const r = runAction('main', inputs(await makeRelease('v2', 'unhealthy'), 'rel-2'));
+    const r = await runAction('main', inputs(await makeRelease('v2', 'unhealthy'), 'rel-2'));
     expect(r.code).toBe(1);
     expect(r.outputs).toMatchObject({
       status: 'rolled-back',
@@ -166,13 +198,18 @@ describe('the action, run as the runner runs it', () => {
       'rolled-back': 'true'
     });
     expect(r.stdout).toMatch(/::error::deployguard: rolled-back: release rel-2/);
-    expect(r.summary).toMatch(/failed and rolled back/);
-    expect(r.summary).toMatch(/Rollback verification/);
+    expect(r.summary).toMatch(/## ↩️ Rolled back: production `rel-2`/);
+    expect(r.summary).toMatch(
+      /\| health \| ✅ pass \([^)]*\) \| ❌ fail \([^)]*\) \| ✅ pass \([^)]*\) \| HTTP 500/
+    );
+    expect(r.summary).toContain(`- the failed release is kept on the host at \`${target}/releases/rel-2\``);
+    // No token given: the record stays in the summary, and nothing tried to reach GitHub.
+    expect(r.stdout).not.toMatch(/could not comment/);
     expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v1');
   }, 120_000);
 
   test('invalid input fails before any host is touched, naming the input', async () => {
-    const r = runAction('main', { ...inputs(await makeRelease('v3'), 'rel-3'), port: 'twenty-two' });
+    const r = await runAction('main', { ...inputs(await makeRelease('v3'), 'rel-3'), port: 'twenty-two' });
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(
       /::error::.*input `port`: expected an integer from 1 to 65535, got "twenty-two"/
@@ -181,7 +218,7 @@ describe('the action, run as the runner runs it', () => {
   }, 60_000);
 
   test('dry-run prints every remote command and changes nothing', async () => {
-    const r = runAction('main', { ...inputs(await makeRelease('v4'), 'rel-4'), 'dry-run': 'true' });
+    const r = await runAction('main', { ...inputs(await makeRelease('v4'), 'rel-4'), 'dry-run': 'true' });
     expect(r.code).toBe(0);
     expect(r.outputs.status).toBe('dry-run');
     expect(r.stdout).toContain(`ln -sfn -- ${target}/releases/rel-4 ${target}/current.tmp-rel-4`);
@@ -196,11 +233,11 @@ describe('the action, run as the runner runs it', () => {
     if (process.getuid?.() === 0)
       execFileSync('chown', ['-R', `${host.user}:`, join(target, '.deployguard')]);
     const state = { 'STATE_deployguard-locks': JSON.stringify([['web-1', 'tok-ours']]) };
-    const notOurs = runAction('post', inputs(await makeRelease('v5'), 'rel-5'), state);
+    const notOurs = await runAction('post', inputs(await makeRelease('v5'), 'rel-5'), state);
     expect(notOurs.code).toBe(0);
     expect(existsSync(lock)).toBe(true);
     writeFileSync(join(lock, 'owner'), '{"token":"tok-ours"}\n');
-    const ours = runAction('post', inputs(await makeRelease('v5'), 'rel-5'), state);
+    const ours = await runAction('post', inputs(await makeRelease('v5'), 'rel-5'), state);
     expect(ours.code).toBe(0);
     expect(ours.stdout).toMatch(
       /::warning::web-1: the deploy ended without releasing its lock; released it now/
@@ -214,7 +251,7 @@ describe('the pre-deploy gate, run as the runner runs it', () => {
     const leak = githubPat(11);
     const art = await makeRelease('v9', undefined, { [leak.file]: leak.content });
     const before = existsSync(join(target, 'current')) ? readlinkSync(join(target, 'current')) : '';
-    const r = runAction('main', inputs(art, 'rel-9'), { RUNNER_TEMP: work });
+    const r = await runAction('main', inputs(art, 'rel-9'), { RUNNER_TEMP: work });
     expect(r.code).toBe(1);
     expect(r.outputs.status).toBe('blocked');
     expect(r.stdout).toMatch(
@@ -232,7 +269,7 @@ describe('the pre-deploy gate, run as the runner runs it', () => {
   }, 120_000);
 
   test('a failing test command blocks the deploy and shows its last lines', async () => {
-    const r = runAction('main', {
+    const r = await runAction('main', {
       ...inputs(await makeRelease('v10'), 'rel-10'),
       'test-command': 'echo "3 tests, 1 failure: cart total"; exit 1'
     });
@@ -290,6 +327,9 @@ describe('the secret scan starts from the last good deploy the hosts recorded', 
     expect(next.stdout).toMatch(
       new RegExp(`commits: 2 \\(last-deploy ${second.slice(0, 12)}\\.\\.${fourth.slice(0, 12)}\\)`)
     );
+    // The record lists the two commits going out, newest first, from the checkout's history.
+    expect(next.summary).toContain(`2 commits since \`${second.slice(0, 7)}\``);
+    expect(next.summary).toMatch(/add d\.txt \(Dev\)\n- [^\n]*add c\.txt \(Dev\)/);
     // The host recorded the commit with the release.
     expect(readFileSync(join(repoTarget, '.deployguard', 'status', 'g2'), 'utf8')).toMatch(
       new RegExp(`^good \\S+ ${fourth}$`, 'm')

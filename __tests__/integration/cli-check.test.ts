@@ -3,11 +3,11 @@
  * servers, with a secret header taken from the environment. Exit codes, the table, the JSON, and
  * that the secret never appears in any of it.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { runBundle } from '../helpers/deploy.js';
 
 const TOKEN = 'tok-9f8e7d6c5b4a-very-secret';
 let server: Server;
@@ -34,22 +34,8 @@ beforeAll(async () => {
 afterAll(() => new Promise<void>(r => server.close(() => r())));
 
 /** The bundled CLI in a subprocess (async: the HTTP servers it calls live in this process). */
-function cli(
-  args: string[],
-  env: Record<string, string> = {}
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(process.cwd(), 'dist/cli/index.cjs'), ...args], {
-      cwd: dir,
-      env: { PATH: process.env.PATH ?? '', HOME: dir, ...env }
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    child.on('error', reject);
-    child.on('close', code => resolve({ code, stdout, stderr }));
-  });
+function cli(args: string[], env: Record<string, string> = {}) {
+  return runBundle('cli', args, { cwd: dir, env: { PATH: process.env.PATH ?? '', HOME: dir, ...env } });
 }
 
 function config(name: string, checks: string[]): string {

@@ -85,6 +85,10 @@ describe('deploy to a real systemd host', () => {
     expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v1');
     expect((await must(`systemctl is-active ${UNIT}`)).trim()).toBe('active');
     expect((await must(`cat ${TARGET}/.deployguard/status/v2`)).split(' ')[0]).toBe('failed');
+    // What the record keeps for debugging offline: the journal's last lines and where v2 stays.
+    expect(result.hosts[0]!.logTail).toMatch(/ERROR version v2: cannot start/);
+    expect(result.hosts[0]!.keptAt).toBe(`${TARGET}/releases/v2`);
+    expect((await must(`test -d ${TARGET}/releases/v2 && echo kept`)).trim()).toBe('kept');
   }, 90_000);
 
   test('a release that starts but fails its health check is rolled back', async () => {
@@ -125,5 +129,19 @@ describe('deploy to a real systemd host', () => {
     // v2 and v3 were pruned (failed, and not the newest failure); v4 stays for debugging.
     expect(statuses.trim().split('\n').sort()).toEqual(['v1=good', 'v4=failed', 'v5=good']);
     expect((await must(`ls ${TARGET}/releases`)).trim().split('\n').sort()).toEqual(['v1', 'v4', 'v5']);
+    // The host's own record of all five deploys, in order, each with its outcome.
+    const records = (await must(`cat ${TARGET}/.deployguard/deployments.jsonl`))
+      .trim()
+      .split('\n')
+      .map(l => JSON.parse(l) as { release: string; status: string; previous?: string });
+    expect(records.map(r => `${r.release}:${r.status}`)).toEqual([
+      'v1:deployed',
+      'v2:rolled-back',
+      'v3:rolled-back',
+      'v4:rolled-back',
+      'v5:deployed'
+    ]);
+    expect(records[4]!.previous).toBe('v1');
+    expect(result.hosts[0]!.previousDeploy?.release).toBe('v1');
   }, 60_000);
 });

@@ -1,6 +1,851 @@
 /******/ (() => { // webpackBootstrap
 /******/ 	var __webpack_modules__ = ({
 
+/***/ 9659:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
+    Object.defineProperty(o, "default", { enumerable: true, value: v });
+}) : function(o, v) {
+    o["default"] = v;
+});
+var __importStar = (this && this.__importStar) || (function () {
+    var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function (o) {
+            var ar = [];
+            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
+            return ar;
+        };
+        return ownKeys(o);
+    };
+    return function (mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        __setModuleDefault(result, mod);
+        return result;
+    };
+})();
+var __awaiter = (this && this.__awaiter) || function (thisArg, _arguments, P, generator) {
+    function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
+    return new (P || (P = Promise))(function (resolve, reject) {
+        function fulfilled(value) { try { step(generator.next(value)); } catch (e) { reject(e); } }
+        function rejected(value) { try { step(generator["throw"](value)); } catch (e) { reject(e); } }
+        function step(result) { result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected); }
+        step((generator = generator.apply(thisArg, _arguments || [])).next());
+    });
+};
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.HttpClient = exports.HttpClientResponse = exports.HttpClientError = exports.MediaTypes = exports.Headers = exports.HttpCodes = void 0;
+exports.getProxyUrl = getProxyUrl;
+exports.isHttps = isHttps;
+const http = __importStar(__nccwpck_require__(8611));
+const https = __importStar(__nccwpck_require__(5692));
+const pm = __importStar(__nccwpck_require__(3335));
+const tunnel = __importStar(__nccwpck_require__(770));
+const undici_1 = __nccwpck_require__(6752);
+var HttpCodes;
+(function (HttpCodes) {
+    HttpCodes[HttpCodes["OK"] = 200] = "OK";
+    HttpCodes[HttpCodes["MultipleChoices"] = 300] = "MultipleChoices";
+    HttpCodes[HttpCodes["MovedPermanently"] = 301] = "MovedPermanently";
+    HttpCodes[HttpCodes["ResourceMoved"] = 302] = "ResourceMoved";
+    HttpCodes[HttpCodes["SeeOther"] = 303] = "SeeOther";
+    HttpCodes[HttpCodes["NotModified"] = 304] = "NotModified";
+    HttpCodes[HttpCodes["UseProxy"] = 305] = "UseProxy";
+    HttpCodes[HttpCodes["SwitchProxy"] = 306] = "SwitchProxy";
+    HttpCodes[HttpCodes["TemporaryRedirect"] = 307] = "TemporaryRedirect";
+    HttpCodes[HttpCodes["PermanentRedirect"] = 308] = "PermanentRedirect";
+    HttpCodes[HttpCodes["BadRequest"] = 400] = "BadRequest";
+    HttpCodes[HttpCodes["Unauthorized"] = 401] = "Unauthorized";
+    HttpCodes[HttpCodes["PaymentRequired"] = 402] = "PaymentRequired";
+    HttpCodes[HttpCodes["Forbidden"] = 403] = "Forbidden";
+    HttpCodes[HttpCodes["NotFound"] = 404] = "NotFound";
+    HttpCodes[HttpCodes["MethodNotAllowed"] = 405] = "MethodNotAllowed";
+    HttpCodes[HttpCodes["NotAcceptable"] = 406] = "NotAcceptable";
+    HttpCodes[HttpCodes["ProxyAuthenticationRequired"] = 407] = "ProxyAuthenticationRequired";
+    HttpCodes[HttpCodes["RequestTimeout"] = 408] = "RequestTimeout";
+    HttpCodes[HttpCodes["Conflict"] = 409] = "Conflict";
+    HttpCodes[HttpCodes["Gone"] = 410] = "Gone";
+    HttpCodes[HttpCodes["TooManyRequests"] = 429] = "TooManyRequests";
+    HttpCodes[HttpCodes["InternalServerError"] = 500] = "InternalServerError";
+    HttpCodes[HttpCodes["NotImplemented"] = 501] = "NotImplemented";
+    HttpCodes[HttpCodes["BadGateway"] = 502] = "BadGateway";
+    HttpCodes[HttpCodes["ServiceUnavailable"] = 503] = "ServiceUnavailable";
+    HttpCodes[HttpCodes["GatewayTimeout"] = 504] = "GatewayTimeout";
+})(HttpCodes || (exports.HttpCodes = HttpCodes = {}));
+var Headers;
+(function (Headers) {
+    Headers["Accept"] = "accept";
+    Headers["ContentType"] = "content-type";
+})(Headers || (exports.Headers = Headers = {}));
+var MediaTypes;
+(function (MediaTypes) {
+    MediaTypes["ApplicationJson"] = "application/json";
+})(MediaTypes || (exports.MediaTypes = MediaTypes = {}));
+/**
+ * Returns the proxy URL, depending upon the supplied url and proxy environment variables.
+ * @param serverUrl  The server URL where the request will be sent. For example, https://api.github.com
+ */
+function getProxyUrl(serverUrl) {
+    const proxyUrl = pm.getProxyUrl(new URL(serverUrl));
+    return proxyUrl ? proxyUrl.href : '';
+}
+const HttpRedirectCodes = [
+    HttpCodes.MovedPermanently,
+    HttpCodes.ResourceMoved,
+    HttpCodes.SeeOther,
+    HttpCodes.TemporaryRedirect,
+    HttpCodes.PermanentRedirect
+];
+const HttpResponseRetryCodes = [
+    HttpCodes.BadGateway,
+    HttpCodes.ServiceUnavailable,
+    HttpCodes.GatewayTimeout
+];
+const RetryableHttpVerbs = ['OPTIONS', 'GET', 'DELETE', 'HEAD'];
+const ExponentialBackoffCeiling = 10;
+const ExponentialBackoffTimeSlice = 5;
+class HttpClientError extends Error {
+    constructor(message, statusCode) {
+        super(message);
+        this.name = 'HttpClientError';
+        this.statusCode = statusCode;
+        Object.setPrototypeOf(this, HttpClientError.prototype);
+    }
+}
+exports.HttpClientError = HttpClientError;
+class HttpClientResponse {
+    constructor(message) {
+        this.message = message;
+    }
+    readBody() {
+        return __awaiter(this, void 0, void 0, function* () {
+            return new Promise((resolve) => __awaiter(this, void 0, void 0, function* () {
+                let output = Buffer.alloc(0);
+                this.message.on('data', (chunk) => {
+                    output = Buffer.concat([output, chunk]);
+                });
+                this.message.on('end', () => {
+                    resolve(output.toString());
+                });
+            }));
+        });
+    }
+    readBodyBuffer() {
+        return __awaiter(this, void 0, void 0, function* () {
+            return new Promise((resolve) => __awaiter(this, void 0, void 0, function* () {
+                const chunks = [];
+                this.message.on('data', (chunk) => {
+                    chunks.push(chunk);
+                });
+                this.message.on('end', () => {
+                    resolve(Buffer.concat(chunks));
+                });
+            }));
+        });
+    }
+}
+exports.HttpClientResponse = HttpClientResponse;
+function isHttps(requestUrl) {
+    const parsedUrl = new URL(requestUrl);
+    return parsedUrl.protocol === 'https:';
+}
+class HttpClient {
+    constructor(userAgent, handlers, requestOptions) {
+        this._ignoreSslError = false;
+        this._allowRedirects = true;
+        this._allowRedirectDowngrade = false;
+        this._maxRedirects = 50;
+        this._allowRetries = false;
+        this._maxRetries = 1;
+        this._keepAlive = false;
+        this._disposed = false;
+        this.userAgent = this._getUserAgentWithOrchestrationId(userAgent);
+        this.handlers = handlers || [];
+        this.requestOptions = requestOptions;
+        if (requestOptions) {
+            if (requestOptions.ignoreSslError != null) {
+                this._ignoreSslError = requestOptions.ignoreSslError;
+            }
+            this._socketTimeout = requestOptions.socketTimeout;
+            if (requestOptions.allowRedirects != null) {
+                this._allowRedirects = requestOptions.allowRedirects;
+            }
+            if (requestOptions.allowRedirectDowngrade != null) {
+                this._allowRedirectDowngrade = requestOptions.allowRedirectDowngrade;
+            }
+            if (requestOptions.maxRedirects != null) {
+                this._maxRedirects = Math.max(requestOptions.maxRedirects, 0);
+            }
+            if (requestOptions.keepAlive != null) {
+                this._keepAlive = requestOptions.keepAlive;
+            }
+            if (requestOptions.allowRetries != null) {
+                this._allowRetries = requestOptions.allowRetries;
+            }
+            if (requestOptions.maxRetries != null) {
+                this._maxRetries = requestOptions.maxRetries;
+            }
+        }
+    }
+    options(requestUrl, additionalHeaders) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return this.request('OPTIONS', requestUrl, null, additionalHeaders || {});
+        });
+    }
+    get(requestUrl, additionalHeaders) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return this.request('GET', requestUrl, null, additionalHeaders || {});
+        });
+    }
+    del(requestUrl, additionalHeaders) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return this.request('DELETE', requestUrl, null, additionalHeaders || {});
+        });
+    }
+    post(requestUrl, data, additionalHeaders) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return this.request('POST', requestUrl, data, additionalHeaders || {});
+        });
+    }
+    patch(requestUrl, data, additionalHeaders) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return this.request('PATCH', requestUrl, data, additionalHeaders || {});
+        });
+    }
+    put(requestUrl, data, additionalHeaders) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return this.request('PUT', requestUrl, data, additionalHeaders || {});
+        });
+    }
+    head(requestUrl, additionalHeaders) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return this.request('HEAD', requestUrl, null, additionalHeaders || {});
+        });
+    }
+    sendStream(verb, requestUrl, stream, additionalHeaders) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return this.request(verb, requestUrl, stream, additionalHeaders);
+        });
+    }
+    /**
+     * Gets a typed object from an endpoint
+     * Be aware that not found returns a null.  Other errors (4xx, 5xx) reject the promise
+     */
+    getJson(requestUrl_1) {
+        return __awaiter(this, arguments, void 0, function* (requestUrl, additionalHeaders = {}) {
+            additionalHeaders[Headers.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers.Accept, MediaTypes.ApplicationJson);
+            const res = yield this.get(requestUrl, additionalHeaders);
+            return this._processResponse(res, this.requestOptions);
+        });
+    }
+    postJson(requestUrl_1, obj_1) {
+        return __awaiter(this, arguments, void 0, function* (requestUrl, obj, additionalHeaders = {}) {
+            const data = JSON.stringify(obj, null, 2);
+            additionalHeaders[Headers.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers.Accept, MediaTypes.ApplicationJson);
+            additionalHeaders[Headers.ContentType] =
+                this._getExistingOrDefaultContentTypeHeader(additionalHeaders, MediaTypes.ApplicationJson);
+            const res = yield this.post(requestUrl, data, additionalHeaders);
+            return this._processResponse(res, this.requestOptions);
+        });
+    }
+    putJson(requestUrl_1, obj_1) {
+        return __awaiter(this, arguments, void 0, function* (requestUrl, obj, additionalHeaders = {}) {
+            const data = JSON.stringify(obj, null, 2);
+            additionalHeaders[Headers.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers.Accept, MediaTypes.ApplicationJson);
+            additionalHeaders[Headers.ContentType] =
+                this._getExistingOrDefaultContentTypeHeader(additionalHeaders, MediaTypes.ApplicationJson);
+            const res = yield this.put(requestUrl, data, additionalHeaders);
+            return this._processResponse(res, this.requestOptions);
+        });
+    }
+    patchJson(requestUrl_1, obj_1) {
+        return __awaiter(this, arguments, void 0, function* (requestUrl, obj, additionalHeaders = {}) {
+            const data = JSON.stringify(obj, null, 2);
+            additionalHeaders[Headers.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers.Accept, MediaTypes.ApplicationJson);
+            additionalHeaders[Headers.ContentType] =
+                this._getExistingOrDefaultContentTypeHeader(additionalHeaders, MediaTypes.ApplicationJson);
+            const res = yield this.patch(requestUrl, data, additionalHeaders);
+            return this._processResponse(res, this.requestOptions);
+        });
+    }
+    /**
+     * Makes a raw http request.
+     * All other methods such as get, post, patch, and request ultimately call this.
+     * Prefer get, del, post and patch
+     */
+    request(verb, requestUrl, data, headers) {
+        return __awaiter(this, void 0, void 0, function* () {
+            if (this._disposed) {
+                throw new Error('Client has already been disposed.');
+            }
+            const parsedUrl = new URL(requestUrl);
+            let info = this._prepareRequest(verb, parsedUrl, headers);
+            // Only perform retries on reads since writes may not be idempotent.
+            const maxTries = this._allowRetries && RetryableHttpVerbs.includes(verb)
+                ? this._maxRetries + 1
+                : 1;
+            let numTries = 0;
+            let response;
+            do {
+                response = yield this.requestRaw(info, data);
+                // Check if it's an authentication challenge
+                if (response &&
+                    response.message &&
+                    response.message.statusCode === HttpCodes.Unauthorized) {
+                    let authenticationHandler;
+                    for (const handler of this.handlers) {
+                        if (handler.canHandleAuthentication(response)) {
+                            authenticationHandler = handler;
+                            break;
+                        }
+                    }
+                    if (authenticationHandler) {
+                        return authenticationHandler.handleAuthentication(this, info, data);
+                    }
+                    else {
+                        // We have received an unauthorized response but have no handlers to handle it.
+                        // Let the response return to the caller.
+                        return response;
+                    }
+                }
+                let redirectsRemaining = this._maxRedirects;
+                while (response.message.statusCode &&
+                    HttpRedirectCodes.includes(response.message.statusCode) &&
+                    this._allowRedirects &&
+                    redirectsRemaining > 0) {
+                    const redirectUrl = response.message.headers['location'];
+                    if (!redirectUrl) {
+                        // if there's no location to redirect to, we won't
+                        break;
+                    }
+                    const parsedRedirectUrl = new URL(redirectUrl);
+                    if (parsedUrl.protocol === 'https:' &&
+                        parsedUrl.protocol !== parsedRedirectUrl.protocol &&
+                        !this._allowRedirectDowngrade) {
+                        throw new Error('Redirect from HTTPS to HTTP protocol. This downgrade is not allowed for security reasons. If you want to allow this behavior, set the allowRedirectDowngrade option to true.');
+                    }
+                    // we need to finish reading the response before reassigning response
+                    // which will leak the open socket.
+                    yield response.readBody();
+                    // strip authorization header if redirected to a different hostname
+                    if (parsedRedirectUrl.hostname !== parsedUrl.hostname) {
+                        for (const header in headers) {
+                            // header names are case insensitive
+                            if (header.toLowerCase() === 'authorization') {
+                                delete headers[header];
+                            }
+                        }
+                    }
+                    // let's make the request with the new redirectUrl
+                    info = this._prepareRequest(verb, parsedRedirectUrl, headers);
+                    response = yield this.requestRaw(info, data);
+                    redirectsRemaining--;
+                }
+                if (!response.message.statusCode ||
+                    !HttpResponseRetryCodes.includes(response.message.statusCode)) {
+                    // If not a retry code, return immediately instead of retrying
+                    return response;
+                }
+                numTries += 1;
+                if (numTries < maxTries) {
+                    yield response.readBody();
+                    yield this._performExponentialBackoff(numTries);
+                }
+            } while (numTries < maxTries);
+            return response;
+        });
+    }
+    /**
+     * Needs to be called if keepAlive is set to true in request options.
+     */
+    dispose() {
+        if (this._agent) {
+            this._agent.destroy();
+        }
+        this._disposed = true;
+    }
+    /**
+     * Raw request.
+     * @param info
+     * @param data
+     */
+    requestRaw(info, data) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return new Promise((resolve, reject) => {
+                function callbackForResult(err, res) {
+                    if (err) {
+                        reject(err);
+                    }
+                    else if (!res) {
+                        // If `err` is not passed, then `res` must be passed.
+                        reject(new Error('Unknown error'));
+                    }
+                    else {
+                        resolve(res);
+                    }
+                }
+                this.requestRawWithCallback(info, data, callbackForResult);
+            });
+        });
+    }
+    /**
+     * Raw request with callback.
+     * @param info
+     * @param data
+     * @param onResult
+     */
+    requestRawWithCallback(info, data, onResult) {
+        if (typeof data === 'string') {
+            if (!info.options.headers) {
+                info.options.headers = {};
+            }
+            info.options.headers['Content-Length'] = Buffer.byteLength(data, 'utf8');
+        }
+        let callbackCalled = false;
+        function handleResult(err, res) {
+            if (!callbackCalled) {
+                callbackCalled = true;
+                onResult(err, res);
+            }
+        }
+        const req = info.httpModule.request(info.options, (msg) => {
+            const res = new HttpClientResponse(msg);
+            handleResult(undefined, res);
+        });
+        let socket;
+        req.on('socket', sock => {
+            socket = sock;
+        });
+        // If we ever get disconnected, we want the socket to timeout eventually
+        req.setTimeout(this._socketTimeout || 3 * 60000, () => {
+            if (socket) {
+                socket.end();
+            }
+            handleResult(new Error(`Request timeout: ${info.options.path}`));
+        });
+        req.on('error', function (err) {
+            // err has statusCode property
+            // res should have headers
+            handleResult(err);
+        });
+        if (data && typeof data === 'string') {
+            req.write(data, 'utf8');
+        }
+        if (data && typeof data !== 'string') {
+            data.on('close', function () {
+                req.end();
+            });
+            data.pipe(req);
+        }
+        else {
+            req.end();
+        }
+    }
+    /**
+     * Gets an http agent. This function is useful when you need an http agent that handles
+     * routing through a proxy server - depending upon the url and proxy environment variables.
+     * @param serverUrl  The server URL where the request will be sent. For example, https://api.github.com
+     */
+    getAgent(serverUrl) {
+        const parsedUrl = new URL(serverUrl);
+        return this._getAgent(parsedUrl);
+    }
+    getAgentDispatcher(serverUrl) {
+        const parsedUrl = new URL(serverUrl);
+        const proxyUrl = pm.getProxyUrl(parsedUrl);
+        const useProxy = proxyUrl && proxyUrl.hostname;
+        if (!useProxy) {
+            return;
+        }
+        return this._getProxyAgentDispatcher(parsedUrl, proxyUrl);
+    }
+    _prepareRequest(method, requestUrl, headers) {
+        const info = {};
+        info.parsedUrl = requestUrl;
+        const usingSsl = info.parsedUrl.protocol === 'https:';
+        info.httpModule = usingSsl ? https : http;
+        const defaultPort = usingSsl ? 443 : 80;
+        info.options = {};
+        info.options.host = info.parsedUrl.hostname;
+        info.options.port = info.parsedUrl.port
+            ? parseInt(info.parsedUrl.port)
+            : defaultPort;
+        info.options.path =
+            (info.parsedUrl.pathname || '') + (info.parsedUrl.search || '');
+        info.options.method = method;
+        info.options.headers = this._mergeHeaders(headers);
+        if (this.userAgent != null) {
+            info.options.headers['user-agent'] = this.userAgent;
+        }
+        info.options.agent = this._getAgent(info.parsedUrl);
+        // gives handlers an opportunity to participate
+        if (this.handlers) {
+            for (const handler of this.handlers) {
+                handler.prepareRequest(info.options);
+            }
+        }
+        return info;
+    }
+    _mergeHeaders(headers) {
+        if (this.requestOptions && this.requestOptions.headers) {
+            return Object.assign({}, lowercaseKeys(this.requestOptions.headers), lowercaseKeys(headers || {}));
+        }
+        return lowercaseKeys(headers || {});
+    }
+    /**
+     * Gets an existing header value or returns a default.
+     * Handles converting number header values to strings since HTTP headers must be strings.
+     * Note: This returns string | string[] since some headers can have multiple values.
+     * For headers that must always be a single string (like Content-Type), use the
+     * specialized _getExistingOrDefaultContentTypeHeader method instead.
+     */
+    _getExistingOrDefaultHeader(additionalHeaders, header, _default) {
+        let clientHeader;
+        if (this.requestOptions && this.requestOptions.headers) {
+            const headerValue = lowercaseKeys(this.requestOptions.headers)[header];
+            if (headerValue) {
+                clientHeader =
+                    typeof headerValue === 'number' ? headerValue.toString() : headerValue;
+            }
+        }
+        const additionalValue = additionalHeaders[header];
+        if (additionalValue !== undefined) {
+            return typeof additionalValue === 'number'
+                ? additionalValue.toString()
+                : additionalValue;
+        }
+        if (clientHeader !== undefined) {
+            return clientHeader;
+        }
+        return _default;
+    }
+    /**
+     * Specialized version of _getExistingOrDefaultHeader for Content-Type header.
+     * Always returns a single string (not an array) since Content-Type should be a single value.
+     * Converts arrays to comma-separated strings and numbers to strings to ensure type safety.
+     * This was split from _getExistingOrDefaultHeader to provide stricter typing for callers
+     * that assign the result to places expecting a string (e.g., additionalHeaders[Headers.ContentType]).
+     */
+    _getExistingOrDefaultContentTypeHeader(additionalHeaders, _default) {
+        let clientHeader;
+        if (this.requestOptions && this.requestOptions.headers) {
+            const headerValue = lowercaseKeys(this.requestOptions.headers)[Headers.ContentType];
+            if (headerValue) {
+                if (typeof headerValue === 'number') {
+                    clientHeader = String(headerValue);
+                }
+                else if (Array.isArray(headerValue)) {
+                    clientHeader = headerValue.join(', ');
+                }
+                else {
+                    clientHeader = headerValue;
+                }
+            }
+        }
+        const additionalValue = additionalHeaders[Headers.ContentType];
+        // Return the first non-undefined value, converting numbers or arrays to strings if necessary
+        if (additionalValue !== undefined) {
+            if (typeof additionalValue === 'number') {
+                return String(additionalValue);
+            }
+            else if (Array.isArray(additionalValue)) {
+                return additionalValue.join(', ');
+            }
+            else {
+                return additionalValue;
+            }
+        }
+        if (clientHeader !== undefined) {
+            return clientHeader;
+        }
+        return _default;
+    }
+    _getAgent(parsedUrl) {
+        let agent;
+        const proxyUrl = pm.getProxyUrl(parsedUrl);
+        const useProxy = proxyUrl && proxyUrl.hostname;
+        if (this._keepAlive && useProxy) {
+            agent = this._proxyAgent;
+        }
+        if (!useProxy) {
+            agent = this._agent;
+        }
+        // if agent is already assigned use that agent.
+        if (agent) {
+            return agent;
+        }
+        const usingSsl = parsedUrl.protocol === 'https:';
+        let maxSockets = 100;
+        if (this.requestOptions) {
+            maxSockets = this.requestOptions.maxSockets || http.globalAgent.maxSockets;
+        }
+        // This is `useProxy` again, but we need to check `proxyURl` directly for TypeScripts's flow analysis.
+        if (proxyUrl && proxyUrl.hostname) {
+            const agentOptions = {
+                maxSockets,
+                keepAlive: this._keepAlive,
+                proxy: Object.assign(Object.assign({}, ((proxyUrl.username || proxyUrl.password) && {
+                    proxyAuth: `${proxyUrl.username}:${proxyUrl.password}`
+                })), { host: proxyUrl.hostname, port: proxyUrl.port })
+            };
+            let tunnelAgent;
+            const overHttps = proxyUrl.protocol === 'https:';
+            if (usingSsl) {
+                tunnelAgent = overHttps ? tunnel.httpsOverHttps : tunnel.httpsOverHttp;
+            }
+            else {
+                tunnelAgent = overHttps ? tunnel.httpOverHttps : tunnel.httpOverHttp;
+            }
+            agent = tunnelAgent(agentOptions);
+            this._proxyAgent = agent;
+        }
+        // if tunneling agent isn't assigned create a new agent
+        if (!agent) {
+            const options = { keepAlive: this._keepAlive, maxSockets };
+            agent = usingSsl ? new https.Agent(options) : new http.Agent(options);
+            this._agent = agent;
+        }
+        if (usingSsl && this._ignoreSslError) {
+            // we don't want to set NODE_TLS_REJECT_UNAUTHORIZED=0 since that will affect request for entire process
+            // http.RequestOptions doesn't expose a way to modify RequestOptions.agent.options
+            // we have to cast it to any and change it directly
+            agent.options = Object.assign(agent.options || {}, {
+                rejectUnauthorized: false
+            });
+        }
+        return agent;
+    }
+    _getProxyAgentDispatcher(parsedUrl, proxyUrl) {
+        let proxyAgent;
+        if (this._keepAlive) {
+            proxyAgent = this._proxyAgentDispatcher;
+        }
+        // if agent is already assigned use that agent.
+        if (proxyAgent) {
+            return proxyAgent;
+        }
+        const usingSsl = parsedUrl.protocol === 'https:';
+        proxyAgent = new undici_1.ProxyAgent(Object.assign({ uri: proxyUrl.href, pipelining: !this._keepAlive ? 0 : 1 }, ((proxyUrl.username || proxyUrl.password) && {
+            token: `Basic ${Buffer.from(`${proxyUrl.username}:${proxyUrl.password}`).toString('base64')}`
+        })));
+        this._proxyAgentDispatcher = proxyAgent;
+        if (usingSsl && this._ignoreSslError) {
+            // we don't want to set NODE_TLS_REJECT_UNAUTHORIZED=0 since that will affect request for entire process
+            // http.RequestOptions doesn't expose a way to modify RequestOptions.agent.options
+            // we have to cast it to any and change it directly
+            proxyAgent.options = Object.assign(proxyAgent.options.requestTls || {}, {
+                rejectUnauthorized: false
+            });
+        }
+        return proxyAgent;
+    }
+    _getUserAgentWithOrchestrationId(userAgent) {
+        const baseUserAgent = userAgent || 'actions/http-client';
+        const orchId = process.env['ACTIONS_ORCHESTRATION_ID'];
+        if (orchId) {
+            // Sanitize the orchestration ID to ensure it contains only valid characters
+            // Valid characters: 0-9, a-z, _, -, .
+            const sanitizedId = orchId.replace(/[^a-z0-9_.-]/gi, '_');
+            return `${baseUserAgent} actions_orchestration_id/${sanitizedId}`;
+        }
+        return baseUserAgent;
+    }
+    _performExponentialBackoff(retryNumber) {
+        return __awaiter(this, void 0, void 0, function* () {
+            retryNumber = Math.min(ExponentialBackoffCeiling, retryNumber);
+            const ms = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
+            return new Promise(resolve => setTimeout(() => resolve(), ms));
+        });
+    }
+    _processResponse(res, options) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return new Promise((resolve, reject) => __awaiter(this, void 0, void 0, function* () {
+                const statusCode = res.message.statusCode || 0;
+                const response = {
+                    statusCode,
+                    result: null,
+                    headers: {}
+                };
+                // not found leads to null obj returned
+                if (statusCode === HttpCodes.NotFound) {
+                    resolve(response);
+                }
+                // get the result from the body
+                function dateTimeDeserializer(key, value) {
+                    if (typeof value === 'string') {
+                        const a = new Date(value);
+                        if (!isNaN(a.valueOf())) {
+                            return a;
+                        }
+                    }
+                    return value;
+                }
+                let obj;
+                let contents;
+                try {
+                    contents = yield res.readBody();
+                    if (contents && contents.length > 0) {
+                        if (options && options.deserializeDates) {
+                            obj = JSON.parse(contents, dateTimeDeserializer);
+                        }
+                        else {
+                            obj = JSON.parse(contents);
+                        }
+                        response.result = obj;
+                    }
+                    response.headers = res.message.headers;
+                }
+                catch (err) {
+                    // Invalid resource (contents not json);  leaving result obj null
+                }
+                // note that 3xx redirects are handled by the http layer.
+                if (statusCode > 299) {
+                    let msg;
+                    // if exception/error in body, attempt to get better error
+                    if (obj && obj.message) {
+                        msg = obj.message;
+                    }
+                    else if (contents && contents.length > 0) {
+                        // it may be the case that the exception is in the body message as string
+                        msg = contents;
+                    }
+                    else {
+                        msg = `Failed request: (${statusCode})`;
+                    }
+                    const err = new HttpClientError(msg, statusCode);
+                    err.result = response.result;
+                    reject(err);
+                }
+                else {
+                    resolve(response);
+                }
+            }));
+        });
+    }
+}
+exports.HttpClient = HttpClient;
+const lowercaseKeys = (obj) => Object.keys(obj).reduce((c, k) => ((c[k.toLowerCase()] = obj[k]), c), {});
+//# sourceMappingURL=index.js.map
+
+/***/ }),
+
+/***/ 3335:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.getProxyUrl = getProxyUrl;
+exports.checkBypass = checkBypass;
+function getProxyUrl(reqUrl) {
+    const usingSsl = reqUrl.protocol === 'https:';
+    if (checkBypass(reqUrl)) {
+        return undefined;
+    }
+    const proxyVar = (() => {
+        if (usingSsl) {
+            return process.env['https_proxy'] || process.env['HTTPS_PROXY'];
+        }
+        else {
+            return process.env['http_proxy'] || process.env['HTTP_PROXY'];
+        }
+    })();
+    if (proxyVar) {
+        try {
+            return new DecodedURL(proxyVar);
+        }
+        catch (_a) {
+            if (!proxyVar.startsWith('http://') && !proxyVar.startsWith('https://'))
+                return new DecodedURL(`http://${proxyVar}`);
+        }
+    }
+    else {
+        return undefined;
+    }
+}
+function checkBypass(reqUrl) {
+    if (!reqUrl.hostname) {
+        return false;
+    }
+    const reqHost = reqUrl.hostname;
+    if (isLoopbackAddress(reqHost)) {
+        return true;
+    }
+    const noProxy = process.env['no_proxy'] || process.env['NO_PROXY'] || '';
+    if (!noProxy) {
+        return false;
+    }
+    // Determine the request port
+    let reqPort;
+    if (reqUrl.port) {
+        reqPort = Number(reqUrl.port);
+    }
+    else if (reqUrl.protocol === 'http:') {
+        reqPort = 80;
+    }
+    else if (reqUrl.protocol === 'https:') {
+        reqPort = 443;
+    }
+    // Format the request hostname and hostname with port
+    const upperReqHosts = [reqUrl.hostname.toUpperCase()];
+    if (typeof reqPort === 'number') {
+        upperReqHosts.push(`${upperReqHosts[0]}:${reqPort}`);
+    }
+    // Compare request host against noproxy
+    for (const upperNoProxyItem of noProxy
+        .split(',')
+        .map(x => x.trim().toUpperCase())
+        .filter(x => x)) {
+        if (upperNoProxyItem === '*' ||
+            upperReqHosts.some(x => x === upperNoProxyItem ||
+                x.endsWith(`.${upperNoProxyItem}`) ||
+                (upperNoProxyItem.startsWith('.') &&
+                    x.endsWith(`${upperNoProxyItem}`)))) {
+            return true;
+        }
+    }
+    return false;
+}
+function isLoopbackAddress(host) {
+    const hostLower = host.toLowerCase();
+    return (hostLower === 'localhost' ||
+        hostLower.startsWith('127.') ||
+        hostLower.startsWith('[::1]') ||
+        hostLower.startsWith('[0:0:0:0:0:0:0:1]'));
+}
+class DecodedURL extends URL {
+    constructor(url, base) {
+        super(url, base);
+        this._decodedUsername = decodeURIComponent(super.username);
+        this._decodedPassword = decodeURIComponent(super.password);
+    }
+    get username() {
+        return this._decodedUsername;
+    }
+    get password() {
+        return this._decodedPassword;
+    }
+}
+//# sourceMappingURL=proxy.js.map
+
+/***/ }),
+
 /***/ 7712:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
@@ -26528,7 +27373,6 @@ module.exports = __nccwpck_require__(218);
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
-var __webpack_unused_export__;
 
 
 var net = __nccwpck_require__(9278);
@@ -26792,7 +27636,7 @@ if (process.env.NODE_DEBUG && /\btunnel\b/.test(process.env.NODE_DEBUG)) {
 } else {
   debug = function() {};
 }
-__webpack_unused_export__ = debug; // for test
+exports.debug = debug; // for test
 
 
 /***/ }),
@@ -29196,7 +30040,6 @@ nacl.setPRNG = function(fn) {
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
-var __webpack_unused_export__;
 
 
 const Client = __nccwpck_require__(3701)
@@ -29224,29 +30067,29 @@ const createRedirectInterceptor = __nccwpck_require__(5092)
 
 Object.assign(Dispatcher.prototype, api)
 
-__webpack_unused_export__ = Dispatcher
-__webpack_unused_export__ = Client
-__webpack_unused_export__ = Pool
-__webpack_unused_export__ = BalancedPool
-__webpack_unused_export__ = Agent
-module.exports.kT = ProxyAgent
-__webpack_unused_export__ = EnvHttpProxyAgent
-__webpack_unused_export__ = RetryAgent
-__webpack_unused_export__ = RetryHandler
+module.exports.Dispatcher = Dispatcher
+module.exports.Client = Client
+module.exports.Pool = Pool
+module.exports.BalancedPool = BalancedPool
+module.exports.Agent = Agent
+module.exports.ProxyAgent = ProxyAgent
+module.exports.EnvHttpProxyAgent = EnvHttpProxyAgent
+module.exports.RetryAgent = RetryAgent
+module.exports.RetryHandler = RetryHandler
 
-__webpack_unused_export__ = DecoratorHandler
-__webpack_unused_export__ = RedirectHandler
-__webpack_unused_export__ = createRedirectInterceptor
-__webpack_unused_export__ = {
+module.exports.DecoratorHandler = DecoratorHandler
+module.exports.RedirectHandler = RedirectHandler
+module.exports.createRedirectInterceptor = createRedirectInterceptor
+module.exports.interceptors = {
   redirect: __nccwpck_require__(1514),
   retry: __nccwpck_require__(2026),
   dump: __nccwpck_require__(8060),
   dns: __nccwpck_require__(379)
 }
 
-__webpack_unused_export__ = buildConnector
-__webpack_unused_export__ = errors
-__webpack_unused_export__ = {
+module.exports.buildConnector = buildConnector
+module.exports.errors = errors
+module.exports.util = {
   parseHeaders: util.parseHeaders,
   headerNameToString: util.headerNameToString
 }
@@ -29300,11 +30143,11 @@ function makeDispatcher (fn) {
   }
 }
 
-__webpack_unused_export__ = setGlobalDispatcher
-__webpack_unused_export__ = getGlobalDispatcher
+module.exports.setGlobalDispatcher = setGlobalDispatcher
+module.exports.getGlobalDispatcher = getGlobalDispatcher
 
 const fetchImpl = (__nccwpck_require__(4398).fetch)
-__webpack_unused_export__ = async function fetch (init, options = undefined) {
+module.exports.fetch = async function fetch (init, options = undefined) {
   try {
     return await fetchImpl(init, options)
   } catch (err) {
@@ -29315,57 +30158,57 @@ __webpack_unused_export__ = async function fetch (init, options = undefined) {
     throw err
   }
 }
-/* unused reexport */ __nccwpck_require__(660).Headers
-/* unused reexport */ __nccwpck_require__(9051).Response
-/* unused reexport */ __nccwpck_require__(9967).Request
-/* unused reexport */ __nccwpck_require__(5910).FormData
-__webpack_unused_export__ = globalThis.File ?? (__nccwpck_require__(4573).File)
-/* unused reexport */ __nccwpck_require__(8355).FileReader
+module.exports.Headers = __nccwpck_require__(660).Headers
+module.exports.Response = __nccwpck_require__(9051).Response
+module.exports.Request = __nccwpck_require__(9967).Request
+module.exports.FormData = __nccwpck_require__(5910).FormData
+module.exports.File = globalThis.File ?? (__nccwpck_require__(4573).File)
+module.exports.FileReader = __nccwpck_require__(8355).FileReader
 
 const { setGlobalOrigin, getGlobalOrigin } = __nccwpck_require__(1059)
 
-__webpack_unused_export__ = setGlobalOrigin
-__webpack_unused_export__ = getGlobalOrigin
+module.exports.setGlobalOrigin = setGlobalOrigin
+module.exports.getGlobalOrigin = getGlobalOrigin
 
 const { CacheStorage } = __nccwpck_require__(3245)
 const { kConstruct } = __nccwpck_require__(109)
 
 // Cache & CacheStorage are tightly coupled with fetch. Even if it may run
 // in an older version of Node, it doesn't have any use without fetch.
-__webpack_unused_export__ = new CacheStorage(kConstruct)
+module.exports.caches = new CacheStorage(kConstruct)
 
 const { deleteCookie, getCookies, getSetCookies, setCookie } = __nccwpck_require__(9061)
 
-__webpack_unused_export__ = deleteCookie
-__webpack_unused_export__ = getCookies
-__webpack_unused_export__ = getSetCookies
-__webpack_unused_export__ = setCookie
+module.exports.deleteCookie = deleteCookie
+module.exports.getCookies = getCookies
+module.exports.getSetCookies = getSetCookies
+module.exports.setCookie = setCookie
 
 const { parseMIMEType, serializeAMimeType } = __nccwpck_require__(1900)
 
-__webpack_unused_export__ = parseMIMEType
-__webpack_unused_export__ = serializeAMimeType
+module.exports.parseMIMEType = parseMIMEType
+module.exports.serializeAMimeType = serializeAMimeType
 
 const { CloseEvent, ErrorEvent, MessageEvent } = __nccwpck_require__(5188)
-/* unused reexport */ __nccwpck_require__(3726).WebSocket
-__webpack_unused_export__ = CloseEvent
-__webpack_unused_export__ = ErrorEvent
-__webpack_unused_export__ = MessageEvent
+module.exports.WebSocket = __nccwpck_require__(3726).WebSocket
+module.exports.CloseEvent = CloseEvent
+module.exports.ErrorEvent = ErrorEvent
+module.exports.MessageEvent = MessageEvent
 
-__webpack_unused_export__ = makeDispatcher(api.request)
-__webpack_unused_export__ = makeDispatcher(api.stream)
-__webpack_unused_export__ = makeDispatcher(api.pipeline)
-__webpack_unused_export__ = makeDispatcher(api.connect)
-__webpack_unused_export__ = makeDispatcher(api.upgrade)
+module.exports.request = makeDispatcher(api.request)
+module.exports.stream = makeDispatcher(api.stream)
+module.exports.pipeline = makeDispatcher(api.pipeline)
+module.exports.connect = makeDispatcher(api.connect)
+module.exports.upgrade = makeDispatcher(api.upgrade)
 
-__webpack_unused_export__ = MockClient
-__webpack_unused_export__ = MockPool
-__webpack_unused_export__ = MockAgent
-__webpack_unused_export__ = mockErrors
+module.exports.MockClient = MockClient
+module.exports.MockPool = MockPool
+module.exports.MockAgent = MockAgent
+module.exports.mockErrors = mockErrors
 
 const { EventSource } = __nccwpck_require__(1238)
 
-__webpack_unused_export__ = EventSource
+module.exports.EventSource = EventSource
 
 
 /***/ }),
@@ -57373,7 +58216,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6236:
+/***/ 6066:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -58254,7 +59097,7 @@ class lib_HttpClient {
             return proxyAgent;
         }
         const usingSsl = parsedUrl.protocol === 'https:';
-        proxyAgent = new undici/* ProxyAgent */.kT(Object.assign({ uri: proxyUrl.href, pipelining: !this._keepAlive ? 0 : 1 }, ((proxyUrl.username || proxyUrl.password) && {
+        proxyAgent = new undici.ProxyAgent(Object.assign({ uri: proxyUrl.href, pipelining: !this._keepAlive ? 0 : 1 }, ((proxyUrl.username || proxyUrl.password) && {
             token: `Basic ${Buffer.from(`${proxyUrl.username}:${proxyUrl.password}`).toString('base64')}`
         })));
         this._proxyAgentDispatcher = proxyAgent;
@@ -61699,8 +62542,27 @@ function probe(layout) {
         ? // Assigned first so that a failing readlink fails the script instead of reading as "none".
             sh `if [ -L ${layout.current} ]; then cur=$(readlink -- ${layout.current}); printf 'current=%s\\n' "$cur"; fi`
         : sh `if [ -d ${layout.current} ]; then printf 'current=%s\\n' ${layout.current}; fi`, 
-    // The newest good release's record: `lastgood=<time> <commit>`.
-    sh `if [ -d ${layout.statusDir} ]; then`, sh `  good=$(for f in ${layout.statusDir}/*; do [ -f "$f" ] || continue; read -r st at commit rest < "$f" || continue; [ "$st" = good ] && printf '%s %s\\n' "$at" "\${commit:-}"; done | sort | tail -n 1)`, sh `  if [ -n "$good" ]; then printf 'lastgood=%s\\n' "$good"; fi`, sh `fi`);
+    // The host's deployment record, for the last good deploy (scan range, rollback target).
+    readDeployments(layout, PROBE_HISTORY_LINES));
+}
+/** How many of the newest deployment records the probe reads. */
+const PROBE_HISTORY_LINES = 200;
+/**
+ * Prints `lines=N` (the whole record's line count, a last line cut short included) and then the
+ * last `limit` lines of `deployments.jsonl`. Prints `lines=0` when there is no record yet.
+ */
+function readDeployments(layout, limit) {
+    const f = layout.deploymentsLog;
+    return lines(sh `if [ -f ${f} ]; then n=$(sed -n '$=' -- ${f}); printf 'lines=%s\\n' "\${n:-0}"; tail -n ${limit} -- ${f}; else echo lines=0; fi`);
+}
+/**
+ * Appends one record line to `deployments.jsonl`. The file is never rewritten: a line cut short
+ * by an earlier failure (a lost connection, a full disk) is ended with a newline first, so the
+ * new record does not glue onto it, and readers skip the broken line.
+ */
+function appendDeployment(layout, line) {
+    const f = layout.deploymentsLog;
+    return lines(sh `mkdir -p -- ${layout.stateDir}`, sh `if [ -s ${f} ] && [ "$(tail -c 1 -- ${f} | wc -l)" = 0 ]; then printf '\\n' >> ${f}; fi`, sh `printf '%s\\n' ${line} >> ${f}`);
 }
 /**
  * Takes the lock with an atomic `mkdir`. Prints `acquired`, or `taken-over` followed by the
@@ -63313,7 +64175,8 @@ function layoutFor(target) {
             sharedDir: external_node_path_namespaceObject.posix.join(stateDir, 'shared'),
             stateDir,
             lockDir: external_node_path_namespaceObject.posix.join(stateDir, 'lock'),
-            statusDir: external_node_path_namespaceObject.posix.join(stateDir, 'status')
+            statusDir: external_node_path_namespaceObject.posix.join(stateDir, 'status'),
+            deploymentsLog: external_node_path_namespaceObject.posix.join(stateDir, 'deployments.jsonl')
         };
     }
     const stateDir = external_node_path_namespaceObject.posix.join(base, '.deployguard');
@@ -63325,7 +64188,8 @@ function layoutFor(target) {
         sharedDir: external_node_path_namespaceObject.posix.join(base, 'shared'),
         stateDir,
         lockDir: external_node_path_namespaceObject.posix.join(stateDir, 'lock'),
-        statusDir: external_node_path_namespaceObject.posix.join(stateDir, 'status')
+        statusDir: external_node_path_namespaceObject.posix.join(stateDir, 'status'),
+        deploymentsLog: external_node_path_namespaceObject.posix.join(stateDir, 'deployments.jsonl')
     };
 }
 /** The directory a release lives in (releases strategy). */
@@ -63342,6 +64206,163 @@ function backupPath(layout, at) {
     const stamp = `${at.getUTCFullYear()}${p(at.getUTCMonth() + 1)}${p(at.getUTCDate())}-` +
         `${p(at.getUTCHours())}${p(at.getUTCMinutes())}${p(at.getUTCSeconds())}`;
     return `${layout.base}.backup-${stamp}`;
+}
+
+;// CONCATENATED MODULE: ./src/report/history.ts
+/**
+ * The host's own record of every deploy: one JSON object per line in
+ * `<state dir>/deployments.jsonl`, appended under the lock and never rewritten. deployguard reads
+ * it back for "the last successful deployment" (where the secret scan starts, what a rollback
+ * returns to, which run to re-run) and `deployguard history` lists it.
+ */
+/** Version of the line format; readers skip lines of a newer version rather than misread them. */
+const ENTRY_VERSION = 1;
+/** A line must fit in one remote command argument with room to spare (Linux allows 128 KiB). */
+const MAX_ENTRY_BYTES = 32 * 1024;
+const MAX_REASON = 300;
+function history_clip(text, max) {
+    return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+/** The check results as the record keeps them: short reasons, no host-specific noise. */
+function entryChecks(results) {
+    return results.map(r => ({
+        name: r.name,
+        stage: r.stage,
+        ok: r.ok,
+        ms: r.durationMs,
+        reason: history_clip(r.reason, MAX_REASON)
+    }));
+}
+/**
+ * One line of JSON for the file: every string passed through `redact` first (a secret must not
+ * land on a host's disk), then cut down to MAX_ENTRY_BYTES by dropping check detail, never the
+ * fields deployguard reads back.
+ */
+function serializeEntry(entry, redact) {
+    const clean = JSON.parse(JSON.stringify(entry, (_k, v) => (typeof v === 'string' ? redact(v) : v)));
+    let line = JSON.stringify(clean);
+    if (Buffer.byteLength(line) <= MAX_ENTRY_BYTES)
+        return line;
+    const slim = {
+        ...clean,
+        reason: clean.reason ? history_clip(clean.reason, MAX_REASON) : undefined,
+        checks: clean.checks.map(c => ({ ...c, reason: history_clip(c.reason, 80) }))
+    };
+    line = JSON.stringify(slim);
+    if (Buffer.byteLength(line) <= MAX_ENTRY_BYTES)
+        return line;
+    return JSON.stringify({ ...slim, checks: [], checksDropped: clean.checks.length });
+}
+const STATUSES = new Set([
+    'deployed',
+    'rolled-back',
+    'rollback-failed',
+    'failed',
+    'failed-live',
+    'blocked'
+]);
+function validEntry(value) {
+    if (typeof value !== 'object' || value === null || Array.isArray(value))
+        return 'not a JSON object';
+    const o = value;
+    if (typeof o.v !== 'number')
+        return 'no format version `v`';
+    if (o.v > ENTRY_VERSION)
+        return `written by a newer deployguard (format ${o.v})`;
+    for (const key of ['time', 'release', 'commit', 'status', 'host'])
+        if (typeof o[key] !== 'string' || o[key] === '')
+            return `\`${key}\` is missing`;
+    if (!STATUSES.has(o.status))
+        return `unknown status "${String(o.status).slice(0, 30)}"`;
+    if (Number.isNaN(Date.parse(o.time)))
+        return '`time` is not a date';
+    return undefined;
+}
+/**
+ * Parses the file (or its tail: `firstLine` is the number of the first line given). A line that
+ * is not valid JSON (a write cut short by a lost connection or a full disk), or not an entry, is
+ * reported with its line number and skipped.
+ */
+function parseDeploymentLog(text, firstLine = 1, totalLines) {
+    const entries = [];
+    const problems = [];
+    const rows = text.split('\n');
+    if (rows.at(-1) === '')
+        rows.pop();
+    rows.forEach((row, i) => {
+        const line = firstLine + i;
+        if (row.trim() === '')
+            return;
+        let value;
+        try {
+            value = JSON.parse(row);
+        }
+        catch {
+            problems.push({ line, reason: `not valid JSON (a write cut short?): ${history_clip(row, 60)}` });
+            return;
+        }
+        const bad = validEntry(value);
+        if (bad) {
+            problems.push({ line, reason: bad });
+            return;
+        }
+        const o = value;
+        entries.push({
+            ...o,
+            checks: Array.isArray(o.checks) ? o.checks : [],
+            durationMs: typeof o.durationMs === 'number' ? o.durationMs : 0,
+            ref: typeof o.ref === 'string' ? o.ref : '',
+            actor: typeof o.actor === 'string' ? o.actor : '',
+            environment: typeof o.environment === 'string' ? o.environment : '',
+            line
+        });
+    });
+    return { entries, problems, totalLines: totalLines ?? firstLine - 1 + rows.length };
+}
+/** The newest entry that ended with this host serving its release, verified. */
+function lastDeployed(log) {
+    return log.entries.findLast(e => e.status === 'deployed');
+}
+/** The newest successful deploy of a given release (its commit, and the run that shipped it). */
+function deployedRelease(log, release) {
+    return log.entries.findLast(e => e.status === 'deployed' && e.release === release);
+}
+/**
+ * Splits the output of `readDeployments`: a `lines=N` header (the whole file's line count), then
+ * the tail of the file.
+ */
+function parseDeploymentsOutput(stdout) {
+    const m = /^lines=(\d+)\n/.exec(stdout);
+    if (!m)
+        return { entries: [], problems: [], totalLines: 0 };
+    const body = stdout.slice(m[0].length);
+    const total = Number(m[1]);
+    const shown = body.split('\n').filter((_l, i, all) => !(i === all.length - 1 && all[i] === '')).length;
+    return parseDeploymentLog(body, Math.max(1, total - shown + 1), total);
+}
+/** The history as a terminal table, newest first. */
+function renderHistory(host, log) {
+    const rows = [...log.entries]
+        .reverse()
+        .map(e => [
+        e.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z'),
+        e.status,
+        e.release,
+        e.commit.slice(0, 12),
+        e.actor,
+        e.ref.replace(/^refs\/heads\//, ''),
+        e.reason ? history_clip(e.reason.split('\n')[0], 60) : ''
+    ]);
+    const head = ['TIME', 'STATUS', 'RELEASE', 'COMMIT', 'ACTOR', 'REF', 'WHY'];
+    const widths = head.map((h, i) => Math.max(h.length, ...rows.map(r => r[i].length)));
+    const fmt = (cells) => cells
+        .map((c, i) => (i < cells.length - 1 ? c.padEnd(widths[i]) : c))
+        .join('  ')
+        .trimEnd();
+    const out = [`${host}: ${log.entries.length} deployment(s)`, fmt(head), ...rows.map(fmt)];
+    for (const p of log.problems)
+        out.push(`  line ${p.line} skipped: ${p.reason}`);
+    return out.join('\n');
 }
 
 ;// CONCATENATED MODULE: external "node:fs/promises"
@@ -64149,6 +65170,7 @@ function planPrune(releases, live, keep) {
 
 
 
+
 class StepFailed extends DeployguardError {
 }
 /** The limit for one remote step (before-switch commands included); the upload has none. */
@@ -64198,15 +65220,30 @@ async function deploy(settings, artifact, deps) {
     let failure;
     let preChecks = [];
     let blockedBy;
+    let lastDeployedCommit;
+    const phases = [];
+    const timed = async (name, fn) => {
+        const start = deps.now().getTime();
+        const t0 = Date.now();
+        let ok = false;
+        try {
+            const value = await fn();
+            ok = true;
+            return value;
+        }
+        finally {
+            phases.push({ name, start, ms: Date.now() - t0, ok });
+        }
+    };
     try {
         // Connect to every host first: a wrong host key or key is found before any host changes.
-        await deps.log.group('Connect to hosts', async () => {
+        await timed('Connect', () => deps.log.group('Connect to hosts', async () => {
             for (const [i, host] of settings.hosts.entries()) {
                 const shell = await deps.connect(host);
                 runs.push({ host, shell, report: reports[i], undo: [], locked: false, serviceTouched: false });
                 deps.log.info(`${host.name}: connected (${host.user}@${host.host}:${host.port})`);
             }
-        });
+        }));
         // Lock every host before reading anything: what is live, and so what a rollback returns
         // to, must not change under us between reading it and acting on it.
         for (const run of runs) {
@@ -64215,13 +65252,15 @@ async function deploy(settings, artifact, deps) {
         const facts = new Map();
         for (const run of runs)
             facts.set(run, await readFacts(run, layout, deps));
-        preChecks = await preDeployGate(settings, runs, facts, deps);
+        // The last good deploy, when every host agrees on it: every commit after it is going out.
+        const commits = [...facts.values()].map(f => f.lastGoodCommit).filter((c) => !!c);
+        lastDeployedCommit =
+            commits.length === runs.length && new Set(commits).size === 1 ? commits[0] : undefined;
+        if (settings.checks.some(c => c.stages.includes('pre')))
+            preChecks = await timed('Pre-deploy checks', () => preDeployGate(settings, runs, facts, deps));
         if (deps.beforeChanges) {
-            // The newest good deploy on any host: every commit after it is going out somewhere.
-            const commits = [...facts.values()].map(f => f.lastGoodCommit).filter((c) => !!c);
-            const lastDeployedCommit = commits.length === runs.length && new Set(commits).size === 1 ? commits[0] : undefined;
             try {
-                await deps.beforeChanges({ lastDeployedCommit });
+                await timed('Secret scan', () => deps.beforeChanges({ lastDeployedCommit }));
             }
             catch (err) {
                 throw new Blocked(err.message ?? String(err), [], err.hint ?? '', err);
@@ -64251,6 +65290,8 @@ async function deploy(settings, artifact, deps) {
             const failedRun = runs.find(r => r.report.error === undefined && r.report.steps.some(s => !s.ok)) ?? runs.at(-1);
             if (failedRun && !failedRun.report.error)
                 failedRun.report.error = message;
+            if (failedRun)
+                await keepEvidence(failedRun, settings, layout, deps);
             for (const run of [...runs].reverse()) {
                 if (run.undo.length === 0)
                     continue;
@@ -64259,10 +65300,15 @@ async function deploy(settings, artifact, deps) {
         }
     }
     finally {
-        // Every path ends here: locks released, connections closed.
+        // Every path ends here: the record written under the lock, locks released, connections closed.
         for (const run of runs) {
-            if (run.locked)
+            if (run.locked) {
+                await writeRecord(run, settings, layout, deps, {
+                    status: failure instanceof Blocked ? 'blocked' : hostStatus(run.report.outcome, failure),
+                    startedAt
+                });
                 await unlock(run, layout, deps, token);
+            }
             run.shell.close();
         }
     }
@@ -64287,8 +65333,75 @@ async function deploy(settings, artifact, deps) {
         blockedBy,
         error: failure === undefined ? undefined : describeError(failure),
         startedAt,
-        finishedAt: deps.now()
+        finishedAt: deps.now(),
+        phases,
+        lastDeployedCommit
     };
+}
+/** The result of a deploy stopped before any host was contacted (by the test command). */
+function blockedResult(settings, err, at) {
+    return {
+        status: 'blocked',
+        releaseId: settings.releaseId,
+        rolledBack: false,
+        hosts: [],
+        preChecks: [],
+        error: describeError(err),
+        startedAt: at,
+        finishedAt: new Date(),
+        phases: []
+    };
+}
+/** The host's status in its record: a host that never started had nothing changed. */
+function hostStatus(outcome, failure) {
+    if (outcome === 'not-started')
+        return failure === undefined ? 'deployed' : 'failed';
+    return outcome;
+}
+/**
+ * Appends this deploy to the host's deployments.jsonl, under the lock. A record that cannot be
+ * written is a warning: the deploy's outcome on the host does not change because of it.
+ */
+async function writeRecord(run, settings, layout, deps, what) {
+    const now = deps.now();
+    const entry = {
+        v: 1,
+        time: now.toISOString(),
+        environment: settings.environment,
+        host: run.host.name,
+        release: settings.releaseId,
+        previous: run.report.previousRelease,
+        commit: settings.run.commit,
+        ref: settings.run.ref,
+        actor: settings.run.actor,
+        runUrl: settings.run.runUrl,
+        status: what.status,
+        reason: deps.why,
+        durationMs: now.getTime() - what.startedAt.getTime(),
+        checks: entryChecks([...run.report.checks, ...run.report.rollbackChecks])
+    };
+    try {
+        await execute_execOk(run, appendDeployment(layout, serializeEntry(entry, deps.redact ?? (s => s))), 'write the deployment record');
+    }
+    catch (err) {
+        deps.log.warn(`${run.host.name}: the deployment record could not be written to ${layout.deploymentsLog}: ${describeError(err)}`);
+    }
+}
+/**
+ * Before a rollback wipes the evidence: the service's last log lines, and where the failed
+ * release stays on the host, so it can be debugged offline once production is safe again.
+ */
+async function keepEvidence(run, settings, layout, deps) {
+    if (layout.strategy === 'releases' && run.report.steps.some(s => s.id === 'promote' && s.ok))
+        run.report.keptAt = releaseDir(layout, settings.releaseId);
+    const logs = run.plan?.serviceLogs;
+    if (!run.serviceTouched || !logs)
+        return;
+    const r = await run.shell.exec(logs, { timeoutMs: 20_000 }).catch(() => undefined);
+    if (r?.stdout.trim())
+        run.report.logTail = tail(r.stdout, 20);
+    else if (r === undefined)
+        deps.log.warn(`${run.host.name}: the service's log lines could not be read`);
 }
 async function deployHost(settings, layout, artifact, run, facts, deps) {
     const plan = planHost(settings, layout, facts, { now: deps.now(), fileCount: artifact.fileCount });
@@ -64314,8 +65427,29 @@ async function readFacts(run, layout, deps) {
         if (r.code !== 0)
             throw new StepFailed(`${run.host.name}: ${tail(r.stderr) || 'probe failed'}`, 'deploy');
         const m = /^current=(.+)$/m.exec(r.stdout);
-        const good = /^lastgood=\S+ ([0-9a-f]{40})$/m.exec(r.stdout);
-        return { previous: m?.[1]?.trim() || undefined, lastGoodCommit: good?.[1] };
+        const previous = m?.[1]?.trim() || undefined;
+        const at = r.stdout.search(/^lines=\d+$/m);
+        const log = parseDeploymentsOutput(at >= 0 ? r.stdout.slice(at) : '');
+        if (log.problems.length) {
+            run.report.recordProblems = log.problems.map(p => `line ${p.line}: ${p.reason}`);
+            deps.log.warn(`${run.host.name}: ${layout.deploymentsLog} has ${log.problems.length} unreadable line(s), skipped: ${run.report.recordProblems.join('; ')}`);
+        }
+        // What is live now was put there by the newest good deploy of that release (releases), or
+        // by the newest good deploy at all (in-place, where the live tree has no release name).
+        const live = previous
+            ? layout.strategy === 'releases'
+                ? deployedRelease(log, external_node_path_namespaceObject.posix.basename(previous))
+                : lastDeployed(log)
+            : undefined;
+        if (live)
+            run.report.previousDeploy = {
+                release: live.release,
+                commit: live.commit,
+                runUrl: live.runUrl,
+                time: live.time
+            };
+        const good = lastDeployed(log)?.commit;
+        return { previous, lastGoodCommit: good && /^[0-9a-f]{40}$/.test(good) ? good : undefined };
     });
 }
 /**
@@ -64348,17 +65482,18 @@ async function preDeployGate(settings, runs, facts, deps) {
 /** Runs one step, timing it and recording the outcome in the host's report and the log. */
 async function runRecorded(run, deps, step, fn, undo = false) {
     const t0 = Date.now();
+    const at = deps.now().getTime();
     try {
         const value = await fn();
         const ms = Date.now() - t0;
-        run.report.steps.push({ id: step.id, title: step.title, ok: true, ms, undo });
+        run.report.steps.push({ id: step.id, title: step.title, ok: true, ms, undo, at });
         deps.log.info(`✓ ${step.title} (${ms} ms)`);
         return value;
     }
     catch (err) {
         const ms = Date.now() - t0;
         const detail = describeError(err);
-        run.report.steps.push({ id: step.id, title: step.title, ok: false, ms, detail, undo });
+        run.report.steps.push({ id: step.id, title: step.title, ok: false, ms, detail, undo, at });
         deps.log.error(`✗ ${step.title} (${ms} ms): ${detail}`);
         throw err;
     }
@@ -64547,15 +65682,17 @@ async function rollbackHost(settings, run, deps) {
         return;
     }
     try {
-        const running = run.plan?.steps.find(s => s.action.kind === 'await-running');
-        if (running && running.action.kind === 'await-running')
-            await awaitRunning(running.action.script, run, settings, deps);
-        const results = await deps.runChecks('rollback', [hostContext(run, settings)]);
-        run.report.rollbackChecks = results;
-        logChecks(results, deps.log);
-        const failed = results.filter(r => !r.ok);
-        if (failed.length)
-            throw new HealthCheckError(failed.map(f => `${f.name}: ${f.reason}`).join('; '), 'rollback');
+        await runRecorded(run, deps, { id: 'verify-rollback', title: 'Verify the restored release' }, async () => {
+            const running = run.plan?.steps.find(s => s.action.kind === 'await-running');
+            if (running && running.action.kind === 'await-running')
+                await awaitRunning(running.action.script, run, settings, deps);
+            const results = await deps.runChecks('rollback', [hostContext(run, settings)]);
+            run.report.rollbackChecks = results;
+            logChecks(results, deps.log);
+            const failed = results.filter(r => !r.ok);
+            if (failed.length)
+                throw new HealthCheckError(failed.map(f => `${f.name}: ${f.reason}`).join('; '), 'rollback');
+        }, true);
         run.report.outcome = 'rolled-back';
         deps.log.info(`${run.host.name}: rolled back to ${run.report.previousRelease ?? 'the previous state'}, verified healthy`);
     }
@@ -64650,7 +65787,9 @@ async function runDeploy(settings, opts) {
         sleep: ms => new Promise(r => setTimeout(r, ms)),
         signal: opts.signal,
         beforeChanges: opts.beforeChanges,
-        onLock: opts.onLock
+        onLock: opts.onLock,
+        why: opts.why,
+        redact: opts.redact
     });
 }
 /**
@@ -64801,64 +65940,6343 @@ function redacting(inner) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/report/summary.ts
-/** Pure renderers of a deploy's result: Markdown for the step summary, one line for a terminal. */
-const STATUS_TEXT = {
-    deployed: '✅ deployed',
-    'rolled-back': '↩️ failed and rolled back (previous release verified healthy)',
-    'rollback-failed': '🔥 failed, and the ROLLBACK FAILED: act now',
-    failed: '❌ failed before the service was touched (nothing changed)',
-    'failed-live': '❌ failed, and rollback is off: the failed release is live',
-    blocked: '⛔ blocked before the deploy (nothing changed): see why below'
-};
-function cell(text) {
-    return text.replace(/\|/g, '\\|').replace(/\r?\n/g, '<br>');
+;// CONCATENATED MODULE: ./node_modules/@actions/github/lib/context.js
+
+
+class Context {
+    /**
+     * Hydrate the context from the environment
+     */
+    constructor() {
+        var _a, _b, _c;
+        this.payload = {};
+        if (process.env.GITHUB_EVENT_PATH) {
+            if ((0,external_fs_.existsSync)(process.env.GITHUB_EVENT_PATH)) {
+                this.payload = JSON.parse((0,external_fs_.readFileSync)(process.env.GITHUB_EVENT_PATH, { encoding: 'utf8' }));
+            }
+            else {
+                const path = process.env.GITHUB_EVENT_PATH;
+                process.stdout.write(`GITHUB_EVENT_PATH ${path} does not exist${external_os_namespaceObject.EOL}`);
+            }
+        }
+        this.eventName = process.env.GITHUB_EVENT_NAME;
+        this.sha = process.env.GITHUB_SHA;
+        this.ref = process.env.GITHUB_REF;
+        this.workflow = process.env.GITHUB_WORKFLOW;
+        this.action = process.env.GITHUB_ACTION;
+        this.actor = process.env.GITHUB_ACTOR;
+        this.job = process.env.GITHUB_JOB;
+        this.runAttempt = parseInt(process.env.GITHUB_RUN_ATTEMPT, 10);
+        this.runNumber = parseInt(process.env.GITHUB_RUN_NUMBER, 10);
+        this.runId = parseInt(process.env.GITHUB_RUN_ID, 10);
+        this.apiUrl = (_a = process.env.GITHUB_API_URL) !== null && _a !== void 0 ? _a : `https://api.github.com`;
+        this.serverUrl = (_b = process.env.GITHUB_SERVER_URL) !== null && _b !== void 0 ? _b : `https://github.com`;
+        this.graphqlUrl =
+            (_c = process.env.GITHUB_GRAPHQL_URL) !== null && _c !== void 0 ? _c : `https://api.github.com/graphql`;
+    }
+    get issue() {
+        const payload = this.payload;
+        return Object.assign(Object.assign({}, this.repo), { number: (payload.issue || payload.pull_request || payload).number });
+    }
+    get repo() {
+        if (process.env.GITHUB_REPOSITORY) {
+            const [owner, repo] = process.env.GITHUB_REPOSITORY.split('/');
+            return { owner, repo };
+        }
+        if (this.payload.repository) {
+            return {
+                owner: this.payload.repository.owner.login,
+                repo: this.payload.repository.name
+            };
+        }
+        throw new Error("context.repo requires a GITHUB_REPOSITORY environment variable like 'owner/repo'");
+    }
 }
-function checksTable(title, checks) {
-    if (!checks.length)
-        return [];
+//# sourceMappingURL=context.js.map
+// EXTERNAL MODULE: ./node_modules/@actions/github/node_modules/@actions/http-client/lib/index.js
+var http_client_lib = __nccwpck_require__(9659);
+;// CONCATENATED MODULE: ./node_modules/@actions/github/lib/internal/utils.js
+var utils_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
+    function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
+    return new (P || (P = Promise))(function (resolve, reject) {
+        function fulfilled(value) { try { step(generator.next(value)); } catch (e) { reject(e); } }
+        function rejected(value) { try { step(generator["throw"](value)); } catch (e) { reject(e); } }
+        function step(result) { result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected); }
+        step((generator = generator.apply(thisArg, _arguments || [])).next());
+    });
+};
+
+
+function getAuthString(token, options) {
+    if (!token && !options.auth) {
+        throw new Error('Parameter token or opts.auth is required');
+    }
+    else if (token && options.auth) {
+        throw new Error('Parameters token and opts.auth may not both be specified');
+    }
+    return typeof options.auth === 'string' ? options.auth : `token ${token}`;
+}
+function getProxyAgent(destinationUrl) {
+    const hc = new http_client_lib.HttpClient();
+    return hc.getAgent(destinationUrl);
+}
+function getProxyAgentDispatcher(destinationUrl) {
+    const hc = new http_client_lib.HttpClient();
+    return hc.getAgentDispatcher(destinationUrl);
+}
+function getProxyFetch(destinationUrl) {
+    const httpDispatcher = getProxyAgentDispatcher(destinationUrl);
+    const proxyFetch = (url, opts) => utils_awaiter(this, void 0, void 0, function* () {
+        return (0,undici.fetch)(url, Object.assign(Object.assign({}, opts), { dispatcher: httpDispatcher }));
+    });
+    return proxyFetch;
+}
+function getApiBaseUrl() {
+    return process.env['GITHUB_API_URL'] || 'https://api.github.com';
+}
+function getUserAgentWithOrchestrationId(baseUserAgent) {
+    var _a;
+    const orchId = (_a = process.env['ACTIONS_ORCHESTRATION_ID']) === null || _a === void 0 ? void 0 : _a.trim();
+    if (orchId) {
+        const sanitizedId = orchId.replace(/[^a-z0-9_.-]/gi, '_');
+        const tag = `actions_orchestration_id/${sanitizedId}`;
+        if (baseUserAgent === null || baseUserAgent === void 0 ? void 0 : baseUserAgent.includes(tag))
+            return baseUserAgent;
+        const ua = baseUserAgent ? `${baseUserAgent} ` : '';
+        return `${ua}${tag}`;
+    }
+    return baseUserAgent;
+}
+//# sourceMappingURL=utils.js.map
+;// CONCATENATED MODULE: ./node_modules/universal-user-agent/index.js
+function getUserAgent() {
+  if (typeof navigator === "object" && "userAgent" in navigator) {
+    return navigator.userAgent;
+  }
+
+  if (typeof process === "object" && process.version !== undefined) {
+    return `Node.js/${process.version.substr(1)} (${process.platform}; ${
+      process.arch
+    })`;
+  }
+
+  return "<environment undetectable>";
+}
+
+;// CONCATENATED MODULE: ./node_modules/before-after-hook/lib/register.js
+// @ts-check
+
+function register(state, name, method, options) {
+  if (typeof method !== "function") {
+    throw new Error("method for before hook must be a function");
+  }
+
+  if (!options) {
+    options = {};
+  }
+
+  if (Array.isArray(name)) {
+    return name.reverse().reduce((callback, name) => {
+      return register.bind(null, state, name, callback, options);
+    }, method)();
+  }
+
+  return Promise.resolve().then(() => {
+    if (!state.registry[name]) {
+      return method(options);
+    }
+
+    return state.registry[name].reduce((method, registered) => {
+      return registered.hook.bind(null, method, options);
+    }, method)();
+  });
+}
+
+;// CONCATENATED MODULE: ./node_modules/before-after-hook/lib/add.js
+// @ts-check
+
+function addHook(state, kind, name, hook) {
+  const orig = hook;
+  if (!state.registry[name]) {
+    state.registry[name] = [];
+  }
+
+  if (kind === "before") {
+    hook = (method, options) => {
+      return Promise.resolve()
+        .then(orig.bind(null, options))
+        .then(method.bind(null, options));
+    };
+  }
+
+  if (kind === "after") {
+    hook = (method, options) => {
+      let result;
+      return Promise.resolve()
+        .then(method.bind(null, options))
+        .then((result_) => {
+          result = result_;
+          return orig(result, options);
+        })
+        .then(() => {
+          return result;
+        });
+    };
+  }
+
+  if (kind === "error") {
+    hook = (method, options) => {
+      return Promise.resolve()
+        .then(method.bind(null, options))
+        .catch((error) => {
+          return orig(error, options);
+        });
+    };
+  }
+
+  state.registry[name].push({
+    hook: hook,
+    orig: orig,
+  });
+}
+
+;// CONCATENATED MODULE: ./node_modules/before-after-hook/lib/remove.js
+// @ts-check
+
+function removeHook(state, name, method) {
+  if (!state.registry[name]) {
+    return;
+  }
+
+  const index = state.registry[name]
+    .map((registered) => {
+      return registered.orig;
+    })
+    .indexOf(method);
+
+  if (index === -1) {
+    return;
+  }
+
+  state.registry[name].splice(index, 1);
+}
+
+;// CONCATENATED MODULE: ./node_modules/before-after-hook/index.js
+// @ts-check
+
+
+
+
+
+// bind with array of arguments: https://stackoverflow.com/a/21792913
+const bind = Function.bind;
+const bindable = bind.bind(bind);
+
+function bindApi(hook, state, name) {
+  const removeHookRef = bindable(removeHook, null).apply(
+    null,
+    name ? [state, name] : [state]
+  );
+  hook.api = { remove: removeHookRef };
+  hook.remove = removeHookRef;
+  ["before", "error", "after", "wrap"].forEach((kind) => {
+    const args = name ? [state, kind, name] : [state, kind];
+    hook[kind] = hook.api[kind] = bindable(addHook, null).apply(null, args);
+  });
+}
+
+function Singular() {
+  const singularHookName = Symbol("Singular");
+  const singularHookState = {
+    registry: {},
+  };
+  const singularHook = register.bind(null, singularHookState, singularHookName);
+  bindApi(singularHook, singularHookState, singularHookName);
+  return singularHook;
+}
+
+function Collection() {
+  const state = {
+    registry: {},
+  };
+
+  const hook = register.bind(null, state);
+  bindApi(hook, state);
+
+  return hook;
+}
+
+/* harmony default export */ const before_after_hook = ({ Singular, Collection });
+
+;// CONCATENATED MODULE: ./node_modules/@octokit/endpoint/dist-bundle/index.js
+// pkg/dist-src/defaults.js
+
+
+// pkg/dist-src/version.js
+var VERSION = "0.0.0-development";
+
+// pkg/dist-src/defaults.js
+var userAgent = `octokit-endpoint.js/${VERSION} ${getUserAgent()}`;
+var DEFAULTS = {
+  method: "GET",
+  baseUrl: "https://api.github.com",
+  headers: {
+    accept: "application/vnd.github.v3+json",
+    "user-agent": userAgent
+  },
+  mediaType: {
+    format: ""
+  }
+};
+
+// pkg/dist-src/util/lowercase-keys.js
+function dist_bundle_lowercaseKeys(object) {
+  if (!object) {
+    return {};
+  }
+  return Object.keys(object).reduce((newObj, key) => {
+    newObj[key.toLowerCase()] = object[key];
+    return newObj;
+  }, {});
+}
+
+// pkg/dist-src/util/is-plain-object.js
+function isPlainObject(value) {
+  if (typeof value !== "object" || value === null) return false;
+  if (Object.prototype.toString.call(value) !== "[object Object]") return false;
+  const proto = Object.getPrototypeOf(value);
+  if (proto === null) return true;
+  const Ctor = Object.prototype.hasOwnProperty.call(proto, "constructor") && proto.constructor;
+  return typeof Ctor === "function" && Ctor instanceof Ctor && Function.prototype.call(Ctor) === Function.prototype.call(value);
+}
+
+// pkg/dist-src/util/merge-deep.js
+function mergeDeep(defaults, options) {
+  const result = Object.assign({}, defaults);
+  Object.keys(options).forEach((key) => {
+    if (isPlainObject(options[key])) {
+      if (!(key in defaults)) Object.assign(result, { [key]: options[key] });
+      else result[key] = mergeDeep(defaults[key], options[key]);
+    } else {
+      Object.assign(result, { [key]: options[key] });
+    }
+  });
+  return result;
+}
+
+// pkg/dist-src/util/remove-undefined-properties.js
+function removeUndefinedProperties(obj) {
+  for (const key in obj) {
+    if (obj[key] === void 0) {
+      delete obj[key];
+    }
+  }
+  return obj;
+}
+
+// pkg/dist-src/merge.js
+function merge(defaults, route, options) {
+  if (typeof route === "string") {
+    let [method, url] = route.split(" ");
+    options = Object.assign(url ? { method, url } : { url: method }, options);
+  } else {
+    options = Object.assign({}, route);
+  }
+  options.headers = dist_bundle_lowercaseKeys(options.headers);
+  removeUndefinedProperties(options);
+  removeUndefinedProperties(options.headers);
+  const mergedOptions = mergeDeep(defaults || {}, options);
+  if (options.url === "/graphql") {
+    if (defaults && defaults.mediaType.previews?.length) {
+      mergedOptions.mediaType.previews = defaults.mediaType.previews.filter(
+        (preview) => !mergedOptions.mediaType.previews.includes(preview)
+      ).concat(mergedOptions.mediaType.previews);
+    }
+    mergedOptions.mediaType.previews = (mergedOptions.mediaType.previews || []).map((preview) => preview.replace(/-preview/, ""));
+  }
+  return mergedOptions;
+}
+
+// pkg/dist-src/util/add-query-parameters.js
+function addQueryParameters(url, parameters) {
+  const separator = /\?/.test(url) ? "&" : "?";
+  const names = Object.keys(parameters);
+  if (names.length === 0) {
+    return url;
+  }
+  return url + separator + names.map((name) => {
+    if (name === "q") {
+      return "q=" + parameters.q.split("+").map(encodeURIComponent).join("+");
+    }
+    return `${name}=${encodeURIComponent(parameters[name])}`;
+  }).join("&");
+}
+
+// pkg/dist-src/util/extract-url-variable-names.js
+var urlVariableRegex = /\{[^{}}]+\}/g;
+function removeNonChars(variableName) {
+  return variableName.replace(/(?:^\W+)|(?:(?<!\W)\W+$)/g, "").split(/,/);
+}
+function extractUrlVariableNames(url) {
+  const matches = url.match(urlVariableRegex);
+  if (!matches) {
+    return [];
+  }
+  return matches.map(removeNonChars).reduce((a, b) => a.concat(b), []);
+}
+
+// pkg/dist-src/util/omit.js
+function omit(object, keysToOmit) {
+  const result = { __proto__: null };
+  for (const key of Object.keys(object)) {
+    if (keysToOmit.indexOf(key) === -1) {
+      result[key] = object[key];
+    }
+  }
+  return result;
+}
+
+// pkg/dist-src/util/url-template.js
+function encodeReserved(str) {
+  return str.split(/(%[0-9A-Fa-f]{2})/g).map(function(part) {
+    if (!/%[0-9A-Fa-f]/.test(part)) {
+      part = encodeURI(part).replace(/%5B/g, "[").replace(/%5D/g, "]");
+    }
+    return part;
+  }).join("");
+}
+function encodeUnreserved(str) {
+  return encodeURIComponent(str).replace(/[!'()*]/g, function(c) {
+    return "%" + c.charCodeAt(0).toString(16).toUpperCase();
+  });
+}
+function encodeValue(operator, value, key) {
+  value = operator === "+" || operator === "#" ? encodeReserved(value) : encodeUnreserved(value);
+  if (key) {
+    return encodeUnreserved(key) + "=" + value;
+  } else {
+    return value;
+  }
+}
+function isDefined(value) {
+  return value !== void 0 && value !== null;
+}
+function isKeyOperator(operator) {
+  return operator === ";" || operator === "&" || operator === "?";
+}
+function getValues(context, operator, key, modifier) {
+  var value = context[key], result = [];
+  if (isDefined(value) && value !== "") {
+    if (typeof value === "string" || typeof value === "number" || typeof value === "bigint" || typeof value === "boolean") {
+      value = value.toString();
+      if (modifier && modifier !== "*") {
+        value = value.substring(0, parseInt(modifier, 10));
+      }
+      result.push(
+        encodeValue(operator, value, isKeyOperator(operator) ? key : "")
+      );
+    } else {
+      if (modifier === "*") {
+        if (Array.isArray(value)) {
+          value.filter(isDefined).forEach(function(value2) {
+            result.push(
+              encodeValue(operator, value2, isKeyOperator(operator) ? key : "")
+            );
+          });
+        } else {
+          Object.keys(value).forEach(function(k) {
+            if (isDefined(value[k])) {
+              result.push(encodeValue(operator, value[k], k));
+            }
+          });
+        }
+      } else {
+        const tmp = [];
+        if (Array.isArray(value)) {
+          value.filter(isDefined).forEach(function(value2) {
+            tmp.push(encodeValue(operator, value2));
+          });
+        } else {
+          Object.keys(value).forEach(function(k) {
+            if (isDefined(value[k])) {
+              tmp.push(encodeUnreserved(k));
+              tmp.push(encodeValue(operator, value[k].toString()));
+            }
+          });
+        }
+        if (isKeyOperator(operator)) {
+          result.push(encodeUnreserved(key) + "=" + tmp.join(","));
+        } else if (tmp.length !== 0) {
+          result.push(tmp.join(","));
+        }
+      }
+    }
+  } else {
+    if (operator === ";") {
+      if (isDefined(value)) {
+        result.push(encodeUnreserved(key));
+      }
+    } else if (value === "" && (operator === "&" || operator === "?")) {
+      result.push(encodeUnreserved(key) + "=");
+    } else if (value === "") {
+      result.push("");
+    }
+  }
+  return result;
+}
+function parseUrl(template) {
+  return {
+    expand: expand.bind(null, template)
+  };
+}
+function expand(template, context) {
+  var operators = ["+", "#", ".", "/", ";", "?", "&"];
+  template = template.replace(
+    /\{([^\{\}]+)\}|([^\{\}]+)/g,
+    function(_, expression, literal) {
+      if (expression) {
+        let operator = "";
+        const values = [];
+        if (operators.indexOf(expression.charAt(0)) !== -1) {
+          operator = expression.charAt(0);
+          expression = expression.substr(1);
+        }
+        expression.split(/,/g).forEach(function(variable) {
+          var tmp = /([^:\*]*)(?::(\d+)|(\*))?/.exec(variable);
+          values.push(getValues(context, operator, tmp[1], tmp[2] || tmp[3]));
+        });
+        if (operator && operator !== "+") {
+          var separator = ",";
+          if (operator === "?") {
+            separator = "&";
+          } else if (operator !== "#") {
+            separator = operator;
+          }
+          return (values.length !== 0 ? operator : "") + values.join(separator);
+        } else {
+          return values.join(",");
+        }
+      } else {
+        return encodeReserved(literal);
+      }
+    }
+  );
+  if (template === "/") {
+    return template;
+  } else {
+    return template.replace(/\/$/, "");
+  }
+}
+
+// pkg/dist-src/parse.js
+function parse(options) {
+  let method = options.method.toUpperCase();
+  let url = (options.url || "/").replace(/:([a-z]\w+)/g, "{$1}");
+  let headers = Object.assign({}, options.headers);
+  let body;
+  let parameters = omit(options, [
+    "method",
+    "baseUrl",
+    "url",
+    "headers",
+    "request",
+    "mediaType"
+  ]);
+  const urlVariableNames = extractUrlVariableNames(url);
+  url = parseUrl(url).expand(parameters);
+  if (!/^http/.test(url)) {
+    url = options.baseUrl + url;
+  }
+  const omittedParameters = Object.keys(options).filter((option) => urlVariableNames.includes(option)).concat("baseUrl");
+  const remainingParameters = omit(parameters, omittedParameters);
+  const isBinaryRequest = /application\/octet-stream/i.test(headers.accept);
+  if (!isBinaryRequest) {
+    if (options.mediaType.format) {
+      headers.accept = headers.accept.split(/,/).map(
+        (format) => format.replace(
+          /application\/vnd(\.\w+)(\.v3)?(\.\w+)?(\+json)?$/,
+          `application/vnd$1$2.${options.mediaType.format}`
+        )
+      ).join(",");
+    }
+    if (url.endsWith("/graphql")) {
+      if (options.mediaType.previews?.length) {
+        const previewsFromAcceptHeader = headers.accept.match(/(?<![\w-])[\w-]+(?=-preview)/g) || [];
+        headers.accept = previewsFromAcceptHeader.concat(options.mediaType.previews).map((preview) => {
+          const format = options.mediaType.format ? `.${options.mediaType.format}` : "+json";
+          return `application/vnd.github.${preview}-preview${format}`;
+        }).join(",");
+      }
+    }
+  }
+  if (["GET", "HEAD"].includes(method)) {
+    url = addQueryParameters(url, remainingParameters);
+  } else {
+    if ("data" in remainingParameters) {
+      body = remainingParameters.data;
+    } else {
+      if (Object.keys(remainingParameters).length) {
+        body = remainingParameters;
+      }
+    }
+  }
+  if (!headers["content-type"] && typeof body !== "undefined") {
+    headers["content-type"] = "application/json; charset=utf-8";
+  }
+  if (["PATCH", "PUT"].includes(method) && typeof body === "undefined") {
+    body = "";
+  }
+  return Object.assign(
+    { method, url, headers },
+    typeof body !== "undefined" ? { body } : null,
+    options.request ? { request: options.request } : null
+  );
+}
+
+// pkg/dist-src/endpoint-with-defaults.js
+function endpointWithDefaults(defaults, route, options) {
+  return parse(merge(defaults, route, options));
+}
+
+// pkg/dist-src/with-defaults.js
+function withDefaults(oldDefaults, newDefaults) {
+  const DEFAULTS2 = merge(oldDefaults, newDefaults);
+  const endpoint2 = endpointWithDefaults.bind(null, DEFAULTS2);
+  return Object.assign(endpoint2, {
+    DEFAULTS: DEFAULTS2,
+    defaults: withDefaults.bind(null, DEFAULTS2),
+    merge: merge.bind(null, DEFAULTS2),
+    parse
+  });
+}
+
+// pkg/dist-src/index.js
+var endpoint = withDefaults(null, DEFAULTS);
+
+
+;// CONCATENATED MODULE: ./node_modules/content-type/dist/index.js
+/*!
+ * content-type
+ * Copyright(c) 2015 Douglas Christopher Wilson
+ * MIT Licensed
+ */
+const SP = 32; // " "
+const HTAB = 9; // "\t"
+const SEMI = 59; // ";"
+const EQ = 61; // "="
+const DQUOTE = 34; // '"'
+const BSLASH = 92; // "\\"
+const COMMA = 44; // ","
+const LOWER_CASE = 1;
+const OWS = 2;
+const SEMI_FLAG = 4;
+const COMMA_FLAG = 8;
+const TOKEN_FLAG = 16;
+const NON_ASCII = 0xff00;
+const CASE_FLAGS = LOWER_CASE | NON_ASCII;
+/**
+ * Character flags used to normalize HTTP field values while scanning.
+ * Out-of-range reads intentionally coerce to zero in bitwise expressions.
+ */
+const CHAR_MAP = new Uint8Array(0x100);
+CHAR_MAP[HTAB] |= OWS;
+CHAR_MAP[SP] |= OWS;
+CHAR_MAP[SEMI] |= SEMI_FLAG;
+CHAR_MAP[COMMA] |= COMMA_FLAG;
+for (let code = 0x80 /* non-ASCII */; code <= 0xff; code++) {
+    CHAR_MAP[code] |= LOWER_CASE;
+}
+for (const char of "!#$%&'*+-.^_`|~") {
+    CHAR_MAP[char.charCodeAt(0)] |= TOKEN_FLAG;
+}
+for (let code = 0x30 /* 0 */; code <= 0x39 /* 9 */; code++) {
+    CHAR_MAP[code] |= TOKEN_FLAG;
+}
+for (let code = 0x41 /* A */; code <= 0x5a /* Z */; code++) {
+    CHAR_MAP[code] |= LOWER_CASE | TOKEN_FLAG;
+}
+for (let code = 0x61 /* a */; code <= 0x7a /* z */; code++) {
+    CHAR_MAP[code] |= TOKEN_FLAG;
+}
+/**
+ * Null object perf optimization. Faster than `Object.create(null)` and `{ __proto__: null }`.
+ */
+const NullObject = /* @__PURE__ */ (() => {
+    const C = function () { };
+    C.prototype = Object.create(null);
+    return C;
+})();
+/**
+ * Validate a type string against RFC 9110.
+ */
+function isTypeValid(type, start = 0, end = type.length) {
+    let hasSlash = false;
+    for (let index = start; index < end; index++) {
+        const code = type.charCodeAt(index);
+        if (code === 47 /* / */) {
+            if (hasSlash || index === start || index >= end - 1)
+                return false;
+            hasSlash = true;
+        }
+        else if (!isTokenCode(code)) {
+            return false;
+        }
+    }
+    return hasSlash;
+}
+/**
+ * Validate a token against RFC 9110.
+ */
+function isTokenValid(token, start = 0, end = token.length) {
+    if (start >= end)
+        return false;
+    for (let index = start; index < end; index++) {
+        if (!isTokenCode(token.charCodeAt(index)))
+            return false;
+    }
+    return true;
+}
+/**
+ * Check whether a character code belongs to the token production in RFC 9110.
+ */
+function isTokenCode(code) {
+    return (CHAR_MAP[code] & TOKEN_FLAG) !== 0;
+}
+/**
+ * Serialize a parameter value.
+ */
+function parameterValue(str) {
+    const len = str.length;
+    if (len === 0)
+        return '""';
+    let index = 0;
+    while (index < len && isTokenCode(str.charCodeAt(index)))
+        index++;
+    if (index === len)
+        return str;
+    let result = '"';
+    let start = 0;
+    while (index < len) {
+        const code = str.charCodeAt(index);
+        if (code !== HTAB && (code < SP || code === 127 || code > 255)) {
+            throw new TypeError(`Invalid parameter value: ${str}`);
+        }
+        if (code === 34 /* " */ || code === 92 /* \\ */) {
+            result += `${str.slice(start, index)}\\`;
+            start = index;
+        }
+        index++;
+    }
+    return `${result}${str.slice(start)}"`;
+}
+/**
+ * Format an object into a `Content-Type` header.
+ */
+function format(obj) {
+    const { type, parameters } = obj;
+    if (!type || !isTypeValid(type)) {
+        throw new TypeError(`Invalid type: ${type}`);
+    }
+    let result = type;
+    if (parameters) {
+        for (const param of Object.keys(parameters)) {
+            if (!isTokenValid(param)) {
+                throw new TypeError(`Invalid parameter name: ${param}`);
+            }
+            result += `; ${param}=${parameterValue(parameters[param])}`;
+        }
+    }
+    return result;
+}
+/**
+ * Parse a `Content-Type` header.
+ */
+function dist_parse(header, options) {
+    const stopFlags = SEMI_FLAG | (options?.comma === true ? COMMA_FLAG : 0);
+    const len = header.length;
+    let valueStart = options?.start ?? 0;
+    while ((CHAR_MAP[header.charCodeAt(valueStart)] & OWS) !== 0) {
+        valueStart++;
+    }
+    let index = valueStart;
+    let typeFlags = 0;
+    let whitespace = -1;
+    let stop = options?.parameters === false ? COMMA_FLAG : 0;
+    while (index < len) {
+        const code = header.charCodeAt(index);
+        const flags = CHAR_MAP[code];
+        if ((flags & stopFlags) !== 0) {
+            stop |= flags & COMMA_FLAG;
+            break;
+        }
+        if ((flags & OWS) !== 0) {
+            if (whitespace === -1)
+                whitespace = index;
+        }
+        else {
+            whitespace = -1;
+        }
+        typeFlags |= (code & NON_ASCII) | flags;
+        index++;
+    }
+    const valueEnd = whitespace === -1 ? index : whitespace;
+    const value = header.slice(valueStart, valueEnd);
+    const type = (typeFlags & CASE_FLAGS) === 0 ? value : value.toLowerCase();
+    if (index === len || stop !== 0) {
+        return { type, index, parameters: new NullObject() };
+    }
+    return parseParameters(header, type, index, len, stopFlags);
+}
+/**
+ * Parses the parameters of a `Content-Type` header starting at the given index.
+ */
+function parseParameters(header, type, index, len, stopFlags) {
+    const parameters = new NullObject();
+    parameter: while (index < len) {
+        index++; // Skip over ;
+        while ((CHAR_MAP[header.charCodeAt(index)] & OWS) !== 0) {
+            index++;
+        }
+        const keyStart = index;
+        let keyFlags = 0;
+        let keyWhitespace = -1;
+        while (index < len) {
+            const code = header.charCodeAt(index);
+            const flags = CHAR_MAP[code];
+            if ((flags & stopFlags) !== 0) {
+                if ((flags & COMMA_FLAG) !== 0)
+                    break parameter;
+                continue parameter;
+            }
+            if (code === EQ) {
+                const keyEnd = keyWhitespace === -1 ? index : keyWhitespace;
+                const value = header.slice(keyStart, keyEnd);
+                const key = (keyFlags & CASE_FLAGS) === 0 ? value : value.toLowerCase();
+                index++;
+                while ((CHAR_MAP[header.charCodeAt(index)] & OWS) !== 0) {
+                    index++;
+                }
+                if (index < len && header.charCodeAt(index) === DQUOTE) {
+                    const quotedStart = ++index;
+                    let escaped = false;
+                    while (index < len) {
+                        const code = header.charCodeAt(index);
+                        if (code === DQUOTE) {
+                            if (parameters[key] === undefined) {
+                                parameters[key] = escaped
+                                    ? unescapeQuotedPairs(header, quotedStart, index)
+                                    : header.slice(quotedStart, index);
+                            }
+                            index++;
+                            let stop = 0;
+                            // Discard characters between quote and delimiter.
+                            while (index < len) {
+                                const code = header.charCodeAt(index);
+                                const flags = CHAR_MAP[code];
+                                if ((flags & stopFlags) !== 0) {
+                                    stop = flags & COMMA_FLAG;
+                                    break;
+                                }
+                                index++;
+                            }
+                            if (stop !== 0)
+                                break parameter;
+                            continue parameter;
+                        }
+                        if (code === BSLASH && index + 1 < len) {
+                            escaped = true;
+                            index += 2;
+                            continue;
+                        }
+                        index++;
+                    }
+                    continue parameter;
+                }
+                const valueStart = index;
+                let stop = 0;
+                let valueWhitespace = -1;
+                while (index < len) {
+                    const code = header.charCodeAt(index);
+                    const flags = CHAR_MAP[code];
+                    if ((flags & stopFlags) !== 0) {
+                        stop = flags & COMMA_FLAG;
+                        break;
+                    }
+                    if ((flags & OWS) !== 0) {
+                        if (valueWhitespace === -1)
+                            valueWhitespace = index;
+                    }
+                    else {
+                        valueWhitespace = -1;
+                    }
+                    index++;
+                }
+                if (parameters[key] === undefined) {
+                    const valueEnd = valueWhitespace === -1 ? index : valueWhitespace;
+                    parameters[key] = header.slice(valueStart, valueEnd);
+                }
+                if (stop !== 0)
+                    break parameter;
+                continue parameter;
+            }
+            if ((flags & OWS) !== 0) {
+                if (keyWhitespace === -1)
+                    keyWhitespace = index;
+            }
+            else {
+                keyWhitespace = -1;
+            }
+            keyFlags |= (code & NON_ASCII) | flags;
+            index++;
+        }
+    }
+    return { type, index, parameters };
+}
+/**
+ * Remove backslashes from quoted pairs in a known-terminated quoted string body.
+ */
+function unescapeQuotedPairs(str, start, end) {
+    let result = "";
+    for (let index = start; index < end; index++) {
+        if (str.charCodeAt(index) === BSLASH) {
+            result += str.slice(start, index);
+            start = ++index;
+        }
+    }
+    return result + str.slice(start, end);
+}
+//# sourceMappingURL=index.js.map
+;// CONCATENATED MODULE: ./node_modules/json-with-bigint/json-with-bigint.js
+const intRegex = /^-?\d+$/;
+const noiseValue = /^-?\d+n+$/; // Noise - strings that match the custom format before being converted to it
+const originalStringify = JSON.stringify;
+const originalParse = JSON.parse;
+const customFormat = /^-?\d+n$/;
+
+const bigIntsStringify = /([\[:])?"(-?\d+)n"($|\s*[,\}\]])/g;
+const noiseStringify = /([\[:])?("-?\d+n+)n("$|"\s*[,\}\]])/g;
+
+/**
+ * @typedef {(this: any, key: string | number | undefined, value: any) => any} Replacer
+ * @typedef {(key: string | number | undefined, value: any, context?: { source: string }) => any} Reviver
+ */
+
+/**
+ * Checks if a value is unstringifiable according to native JSON.stringify rules.
+ *
+ * @param {any} val The value to check.
+ * @returns {boolean} True if the value is undefined, a function, or a symbol.
+ */
+const isUnstringifiable = (val) =>
+  val === undefined || typeof val === "function" || typeof val === "symbol";
+
+/**
+ * Checks if a value is a native JSON.rawJSON object (Node.js 22+).
+ *
+ * @param {any} val The value to check.
+ * @returns {boolean} True if the value is a RawJSON instance.
+ */
+const isRawJSON = (val) =>
+  val !== null &&
+  typeof val === "object" &&
+  val.constructor &&
+  val.constructor.name === "RawJSON";
+
+/**
+ * Iteratively converts a JS value to a JSON string.
+ * Used as a fallback when the native JSON.stringify hits the Maximum Call Stack size.
+ * Fully compliant with JSON formatting (space), replacers, and toJSON behaviors.
+ *
+ * @param {any} rootValue The value to stringify.
+ * @param {Replacer | Array<string | number> | null} [replacer] User's custom replacer function.
+ * @param {string | number} [spaceParam] Indentation for pretty-printing.
+ * @returns {string | undefined} The generated JSON string.
+ */
+const stringifyIteratively = (rootValue, replacer, spaceParam) => {
+  let space = "";
+
+  if (typeof spaceParam === "number") {
+    space = " ".repeat(Math.min(10, Math.max(0, Math.floor(spaceParam))));
+  } else if (typeof spaceParam === "string") {
+    space = spaceParam.slice(0, 10);
+  }
+
+  const isFunctionReplacer = typeof replacer === "function";
+  const propertyList = Array.isArray(replacer)
+    ? new Set(replacer.map(String))
+    : null;
+
+  /**
+   * Prepares a value for stringification by resolving toJSON, handling BigInts,
+   * applying custom replacers, and unwrapping primitive objects.
+   *
+   * @param {object|Array} parent The parent object or array holding the value.
+   * @param {string} key The key associated with the value.
+   * @param {any} val The raw value to process.
+   * @returns {any} The processed value ready for stringification.
+   */
+  const prepareVal = (parent, key, val) => {
+    const isObject = val !== null && typeof val === "object";
+    const hasToJSON = isObject && typeof val.toJSON === "function";
+
+    if (hasToJSON) {
+      val = val.toJSON(key);
+    }
+
+    const isNoise = typeof val === "string" && noiseValue.test(val);
+
+    if (isNoise) return val + "n";
+
+    const isBigInt = typeof val === "bigint";
+
+    if (isBigInt) {
+      const supportsRawJSON = "rawJSON" in JSON;
+
+      if (supportsRawJSON) return JSON.rawJSON(val.toString());
+
+      return val.toString() + "n";
+    }
+
+    if (isFunctionReplacer) {
+      val = replacer.call(parent, key, val);
+    }
+
+    const isPostReplacerObject = val !== null && typeof val === "object";
+
+    if (isPostReplacerObject) {
+      const isPrimitiveWrapper =
+        val instanceof Number ||
+        val instanceof String ||
+        val instanceof Boolean;
+
+      if (isPrimitiveWrapper) {
+        val = val.valueOf();
+      }
+    }
+
+    return val;
+  };
+
+  const rootProcessed = prepareVal({ "": rootValue }, "", rootValue);
+
+  if (isUnstringifiable(rootProcessed)) {
+    return undefined;
+  }
+
+  const isRootPrimitive =
+    rootProcessed === null || typeof rootProcessed !== "object";
+  const isRootNativeRawJSON = isRawJSON(rootProcessed);
+
+  if (isRootPrimitive || isRootNativeRawJSON) {
+    return originalStringify(rootProcessed);
+  }
+
+  const chunks = [];
+  let level = 0;
+
+  const stack = [
+    {
+      parent: { "": rootProcessed },
+      key: "",
+      val: rootProcessed,
+      isArray: Array.isArray(rootProcessed),
+      keys: Array.isArray(rootProcessed) ? null : Object.keys(rootProcessed),
+      index: 0,
+      first: true,
+    },
+  ];
+
+  const visited = new WeakSet([rootProcessed]);
+
+  while (stack.length > 0) {
+    const node = stack[stack.length - 1];
+
+    if (node.index === 0) {
+      chunks.push(node.isArray ? "[" : "{");
+      level++;
+    }
+
+    let isDone = false;
+
+    if (node.isArray) {
+      if (node.index < node.val.length) {
+        if (!node.first) chunks.push(",");
+
+        if (space) chunks.push("\n" + space.repeat(level));
+
+        const childRaw = node.val[node.index];
+        const childVal = prepareVal(node.val, String(node.index), childRaw);
+
+        if (isUnstringifiable(childVal)) {
+          chunks.push("null");
+          node.first = false;
+          node.index++;
+        } else {
+          const isComplexObject =
+            childVal !== null && typeof childVal === "object";
+          const isNativeRaw = isRawJSON(childVal);
+
+          if (isComplexObject && !isNativeRaw) {
+            if (visited.has(childVal)) {
+              throw new TypeError("Converting circular structure to JSON");
+            }
+
+            visited.add(childVal);
+
+            stack.push({
+              parent: node.val,
+              key: String(node.index),
+              val: childVal,
+              isArray: Array.isArray(childVal),
+              keys: Array.isArray(childVal) ? null : Object.keys(childVal),
+              index: 0,
+              first: true,
+            });
+
+            node.first = false;
+            node.index++;
+          } else {
+            chunks.push(originalStringify(childVal));
+            node.first = false;
+            node.index++;
+          }
+        }
+      } else {
+        isDone = true;
+      }
+    } else {
+      while (node.index < node.keys.length) {
+        const k = node.keys[node.index++];
+
+        const isFilteredOutByArray = propertyList && !propertyList.has(k);
+
+        if (isFilteredOutByArray) continue;
+
+        const childRaw = node.val[k];
+        const childVal = prepareVal(node.val, k, childRaw);
+
+        if (isUnstringifiable(childVal)) continue;
+
+        if (!node.first) chunks.push(",");
+
+        if (space) {
+          chunks.push("\n" + space.repeat(level) + originalStringify(k) + ": ");
+        } else {
+          chunks.push(originalStringify(k) + ":");
+        }
+
+        const isComplexObject =
+          childVal !== null && typeof childVal === "object";
+        const isNativeRaw = isRawJSON(childVal);
+
+        if (isComplexObject && !isNativeRaw) {
+          if (visited.has(childVal)) {
+            throw new TypeError("Converting circular structure to JSON");
+          }
+
+          visited.add(childVal);
+
+          stack.push({
+            parent: node.val,
+            key: k,
+            val: childVal,
+            isArray: Array.isArray(childVal),
+            keys: Array.isArray(childVal) ? null : Object.keys(childVal),
+            index: 0,
+            first: true,
+          });
+
+          node.first = false;
+
+          break; // Stop current loop level to process the newly pushed stack node
+        } else {
+          chunks.push(originalStringify(childVal));
+          node.first = false;
+        }
+      }
+
+      const isNodeFullyProcessed =
+        node.index >= node.keys.length && stack[stack.length - 1] === node;
+
+      if (isNodeFullyProcessed) {
+        isDone = true;
+      }
+    }
+
+    if (isDone) {
+      level--;
+
+      if (!node.first && space) chunks.push("\n" + space.repeat(level));
+
+      chunks.push(node.isArray ? "]" : "}");
+      visited.delete(node.val);
+      stack.pop();
+    }
+  }
+
+  return chunks.join("");
+};
+
+/**
+ * Converts a JavaScript value to a JSON string.
+ *
+ * Supports serialization of BigInt values using two strategies:
+ * 1. Custom format "123n" → "123" (universal fallback)
+ * 2. Native JSON.rawJSON() (Node.js 22+, fastest) when available
+ *
+ * All other values are serialized exactly like native JSON.stringify().
+ *
+ * @param {*} value The value to convert to a JSON string.
+ * @param {Replacer | Array<string | number> | null} [replacer]
+ * A function that alters the behavior of the stringification process,
+ * or an array of strings/numbers to indicate properties to exclude.
+ * @param {string | number} [space]
+ * A string or number to specify indentation or pretty-printing.
+ * @returns {string} The JSON string representation.
+ */
+const JSONStringify = (value, replacer, space) => {
+  try {
+    const supportsRawJSON = "rawJSON" in JSON;
+
+    if (supportsRawJSON) {
+      return originalStringify(
+        value,
+        (key, val) => {
+          if (typeof val === "bigint") return JSON.rawJSON(val.toString());
+
+          const hasFunctionReplacer = typeof replacer === "function";
+
+          if (hasFunctionReplacer) return replacer(key, val);
+
+          const isKeyInArrayReplacer =
+            Array.isArray(replacer) && replacer.includes(key);
+
+          if (isKeyInArrayReplacer) return val;
+
+          return val;
+        },
+        space,
+      );
+    }
+
+    if (!value) return originalStringify(value, replacer, space);
+
+    const convertedToCustomJSON = originalStringify(
+      value,
+      (key, val) => {
+        const isNoise = typeof val === "string" && noiseValue.test(val);
+
+        if (isNoise) return val.toString() + "n"; // Mark noise values with additional "n" to offset the deletion of one "n" during the processing
+
+        if (typeof val === "bigint") return val.toString() + "n";
+
+        const hasFunctionReplacer = typeof replacer === "function";
+
+        if (hasFunctionReplacer) return replacer(key, val);
+
+        const isKeyInArrayReplacer =
+          Array.isArray(replacer) && replacer.includes(key);
+
+        if (isKeyInArrayReplacer) return val;
+
+        return val;
+      },
+      space,
+    );
+
+    const processedJSON = convertedToCustomJSON.replace(
+      bigIntsStringify,
+      "$1$2$3",
+    ); // Delete one "n" off the end of every BigInt value
+
+    const denoisedJSON = processedJSON.replace(noiseStringify, "$1$2$3"); // Remove one "n" off the end of every noisy string
+
+    return denoisedJSON;
+  } catch (error) {
+    if (error instanceof RangeError) {
+      const convertedJSON = stringifyIteratively(value, replacer, space);
+
+      if (convertedJSON === undefined) return undefined;
+
+      const supportsRawJSON = "rawJSON" in JSON;
+
+      if (supportsRawJSON) return convertedJSON;
+
+      const processedJSON = convertedJSON.replace(bigIntsStringify, "$1$2$3");
+
+      return processedJSON.replace(noiseStringify, "$1$2$3");
+    }
+
+    throw error;
+  }
+};
+
+const featureCache = new Map();
+
+/**
+ * Detects if the current JSON.parse implementation supports the context.source feature.
+ *
+ * Uses toString() fingerprinting to cache results and automatically detect runtime
+ * replacements of JSON.parse (polyfills, mocks, etc.).
+ *
+ * @returns {boolean} true if context.source is supported, false otherwise.
+ */
+const isContextSourceSupported = () => {
+  const parseFingerprint = JSON.parse.toString();
+
+  if (featureCache.has(parseFingerprint)) {
+    return featureCache.get(parseFingerprint);
+  }
+
+  try {
+    const result = JSON.parse(
+      "1",
+      (_, __, context) => !!context?.source && context.source === "1",
+    );
+    featureCache.set(parseFingerprint, result);
+
+    return result;
+  } catch {
+    featureCache.set(parseFingerprint, false);
+
+    return false;
+  }
+};
+
+/**
+ * Reviver function that converts custom-format BigInt strings back to BigInt values.
+ * Also handles "noise" strings that accidentally match the BigInt format.
+ *
+ * @param {string | number | undefined} key The object key.
+ * @param {*} value The value being parsed.
+ * @param {object} [context] Parse context (if supported by JSON.parse).
+ * @param {Reviver} [userReviver] User's custom reviver function.
+ * @returns {any} The transformed value.
+ */
+const convertMarkedBigIntsReviver = (key, value, context, userReviver) => {
+  const isCustomFormatBigInt =
+    typeof value === "string" && customFormat.test(value);
+
+  if (isCustomFormatBigInt) return BigInt(value.slice(0, -1));
+
+  const isNoiseValue = typeof value === "string" && noiseValue.test(value);
+  if (isNoiseValue) return value.slice(0, -1);
+
+  const hasUserReviver = typeof userReviver === "function";
+
+  if (!hasUserReviver) return value;
+
+  return userReviver(key, value, context);
+};
+
+/**
+ * Fast JSON.parse implementation (~2x faster than classic fallback).
+ * Uses JSON.parse's context.source feature to detect integers and convert
+ * large numbers directly to BigInt without string manipulation.
+ *
+ * Does not support legacy custom format from v1 of this library.
+ *
+ * @param {string} text JSON string to parse.
+ * @param {Reviver} [reviver] Transform function to apply to each value.
+ * @returns {any} Parsed JavaScript value.
+ */
+const JSONParseV2 = (text, reviver) => {
+  return JSON.parse(text, (key, value, context) => {
+    const isNumber = typeof value === "number";
+    const isOutOfBounds =
+      value > Number.MAX_SAFE_INTEGER || value < Number.MIN_SAFE_INTEGER;
+    const isBigNumber = isNumber && isOutOfBounds;
+    const isInt = context && intRegex.test(context.source);
+    const isBigInt = isBigNumber && isInt;
+
+    if (isBigInt) return BigInt(context.source);
+
+    const hasCustomReviver = typeof reviver === "function";
+
+    if (!hasCustomReviver) return value;
+
+    return reviver(key, value, context);
+  });
+};
+
+const MAX_INT = Number.MAX_SAFE_INTEGER.toString();
+const MAX_DIGITS = MAX_INT.length;
+const stringsOrLargeNumbers =
+  /"(?:[^"\\]|\\.)*"|-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/g;
+const noiseValueWithQuotes = /^"-?\d+n+"$/; // Noise - strings that match the custom format before being converted to it
+
+/**
+ * Iteratively traverses the parsed object bottom-up (post-order),
+ * emulating the native JSON.parse reviver behavior.
+ * This avoids Call Stack overflows (RangeError) on deeply nested structures.
+ *
+ * @param {any} parsed The natively parsed JSON object.
+ * @param {Reviver} [userReviver] User's custom reviver function.
+ * @returns {any} The fully processed object.
+ */
+const applyReviverIteratively = (parsed, userReviver) => {
+  const rootHolder = { "": parsed };
+  const stack = [{ parent: rootHolder, key: "", visited: false }];
+
+  while (stack.length > 0) {
+    const node = stack[stack.length - 1];
+
+    if (!node.visited) {
+      node.visited = true;
+
+      const value = node.parent[node.key];
+      const isComplexObject = value !== null && typeof value === "object";
+
+      if (isComplexObject) {
+        const keys = Object.keys(value);
+
+        for (let i = keys.length - 1; i >= 0; i--) {
+          stack.push({ parent: value, key: keys[i], visited: false });
+        }
+      }
+    } else {
+      const { parent, key } = node;
+      let value = parent[key];
+
+      if (typeof value === "string") {
+        const isCustomFormatBigInt = customFormat.test(value);
+
+        if (isCustomFormatBigInt) {
+          value = BigInt(value.slice(0, -1));
+        } else {
+          const isNoise = noiseValue.test(value);
+
+          if (isNoise) value = value.slice(0, -1);
+        }
+      }
+
+      const hasUserReviver = typeof userReviver === "function";
+
+      if (hasUserReviver) {
+        value = userReviver.call(parent, key, value);
+      }
+
+      const isDeleted = value === undefined;
+
+      if (isDeleted) {
+        delete parent[key];
+      } else {
+        parent[key] = value;
+      }
+
+      stack.pop();
+    }
+  }
+
+  return rootHolder[""];
+};
+
+/**
+ * Pre-processes the JSON string to mark large numbers with an 'n' suffix.
+ *
+ * @param {string} text The raw JSON string.
+ * @returns {string} The serialized string with marked BigInts.
+ */
+const serializeBigInts = (text) => {
+  return text.replace(
+    stringsOrLargeNumbers,
+    (match, digits, fractional, exponential) => {
+      const isString = match[0] === '"';
+      const isNoise = isString && noiseValueWithQuotes.test(match);
+
+      if (isNoise) return match.substring(0, match.length - 1) + 'n"'; // Mark noise values with additional "n" to offset the deletion of one "n" during the processing
+
+      const hasFractionalOrExponential = fractional || exponential;
+
+      // With a fixed number of digits, we can correctly use lexicographical comparison to do a numeric comparison
+      const isLessThanMaxSafeInt =
+        digits &&
+        (digits.length < MAX_DIGITS ||
+          (digits.length === MAX_DIGITS && digits <= MAX_INT));
+
+      const isStandardValue =
+        isString || hasFractionalOrExponential || isLessThanMaxSafeInt;
+
+      if (isStandardValue) return match;
+
+      return '"' + match + 'n"';
+    },
+  );
+};
+
+/**
+ * Converts a JSON string into a JavaScript value.
+ *
+ * Supports parsing of large integers using two strategies:
+ * 1. Classic fallback: Marks large numbers with "123n" format, then converts to BigInt
+ * 2. Fast path (JSONParseV2): Uses context.source feature (~2x faster) when available
+ *
+ * All other JSON values are parsed exactly like native JSON.parse().
+ *
+ * @param {string} text A valid JSON string.
+ * @param {Reviver} [reviver]
+ * A function that transforms the results. This function is called for each member
+ * of the object. If a member contains nested objects, the nested objects are
+ * transformed before the parent object is.
+ * @returns {any} The parsed JavaScript value.
+ * @throws {SyntaxError} If text is not valid JSON.
+ */
+const JSONParse = (text, reviver) => {
+  if (!text) return originalParse(text, reviver);
+
+  try {
+    if (isContextSourceSupported()) return JSONParseV2(text, reviver); // Shortcut to a faster (2x) and simpler version
+
+    // Find and mark big numbers with "n"
+    const serializedData = serializeBigInts(text);
+
+    return originalParse(serializedData, (key, value, context) =>
+      convertMarkedBigIntsReviver(key, value, context, reviver),
+    );
+  } catch (error) {
+    if (error instanceof RangeError) {
+      const serializedData = serializeBigInts(text);
+      const parsed = originalParse(serializedData);
+
+      return applyReviverIteratively(parsed, reviver);
+    }
+
+    throw error;
+  }
+};
+
+
+
+;// CONCATENATED MODULE: ./node_modules/@octokit/request-error/dist-src/index.js
+class RequestError extends Error {
+  name;
+  /**
+   * http status code
+   */
+  status;
+  /**
+   * Request options that lead to the error.
+   */
+  request;
+  /**
+   * Response object if a response was received
+   */
+  response;
+  constructor(message, statusCode, options) {
+    super(message, { cause: options.cause });
+    this.name = "HttpError";
+    this.status = Number.parseInt(statusCode);
+    if (Number.isNaN(this.status)) {
+      this.status = 0;
+    }
+    /* v8 ignore else -- @preserve -- Bug with vitest coverage where it sees an else branch that doesn't exist */
+    if ("response" in options) {
+      this.response = options.response;
+    }
+    const requestCopy = Object.assign({}, options.request);
+    if (options.request.headers.authorization) {
+      requestCopy.headers = Object.assign({}, options.request.headers, {
+        authorization: options.request.headers.authorization.replace(
+          /(?<! ) .*$/,
+          " [REDACTED]"
+        )
+      });
+    }
+    requestCopy.url = requestCopy.url.replace(/\bclient_secret=\w+/g, "client_secret=[REDACTED]").replace(/\baccess_token=\w+/g, "access_token=[REDACTED]");
+    this.request = requestCopy;
+  }
+}
+
+
+;// CONCATENATED MODULE: ./node_modules/@octokit/request/dist-bundle/index.js
+// pkg/dist-src/index.js
+
+
+// pkg/dist-src/defaults.js
+
+
+// pkg/dist-src/version.js
+var dist_bundle_VERSION = "10.0.16";
+
+// pkg/dist-src/defaults.js
+var defaults_default = {
+  headers: {
+    "user-agent": `octokit-request.js/${dist_bundle_VERSION} ${getUserAgent()}`
+  }
+};
+
+// pkg/dist-src/fetch-wrapper.js
+
+
+
+// pkg/dist-src/is-plain-object.js
+function dist_bundle_isPlainObject(value) {
+  if (typeof value !== "object" || value === null) return false;
+  if (Object.prototype.toString.call(value) !== "[object Object]") return false;
+  const proto = Object.getPrototypeOf(value);
+  if (proto === null) return true;
+  const Ctor = Object.prototype.hasOwnProperty.call(proto, "constructor") && proto.constructor;
+  return typeof Ctor === "function" && Ctor instanceof Ctor && Function.prototype.call(Ctor) === Function.prototype.call(value);
+}
+
+// pkg/dist-src/fetch-wrapper.js
+
+var noop = () => "";
+async function fetchWrapper(requestOptions) {
+  const fetch = requestOptions.request?.fetch || globalThis.fetch;
+  if (!fetch) {
+    throw new Error(
+      "fetch is not set. Please pass a fetch implementation as new Octokit({ request: { fetch }}). Learn more at https://github.com/octokit/octokit.js/#fetch-missing"
+    );
+  }
+  const log = requestOptions.request?.log || console;
+  const parseSuccessResponseBody = requestOptions.request?.parseSuccessResponseBody !== false;
+  const body = dist_bundle_isPlainObject(requestOptions.body) || Array.isArray(requestOptions.body) ? JSONStringify(requestOptions.body) : requestOptions.body;
+  const requestHeaders = Object.fromEntries(
+    Object.entries(requestOptions.headers).map(([name, value]) => [
+      name,
+      String(value)
+    ])
+  );
+  let fetchResponse;
+  try {
+    fetchResponse = await fetch(requestOptions.url, {
+      method: requestOptions.method,
+      body,
+      redirect: requestOptions.request?.redirect,
+      headers: requestHeaders,
+      signal: requestOptions.request?.signal,
+      // duplex must be set if request.body is ReadableStream or Async Iterables.
+      // See https://fetch.spec.whatwg.org/#dom-requestinit-duplex.
+      ...requestOptions.body && { duplex: "half" }
+    });
+  } catch (error) {
+    let message = "Unknown Error";
+    if (error instanceof Error) {
+      if (error.name === "AbortError") {
+        error.status = 500;
+        throw error;
+      }
+      message = error.message;
+      if (error.name === "TypeError" && "cause" in error) {
+        if (error.cause instanceof Error) {
+          message = error.cause.message;
+        } else if (typeof error.cause === "string") {
+          message = error.cause;
+        }
+      }
+    }
+    const requestError = new RequestError(message, 500, {
+      request: requestOptions
+    });
+    requestError.cause = error;
+    throw requestError;
+  }
+  const status = fetchResponse.status;
+  const url = fetchResponse.url;
+  const responseHeaders = {};
+  for (const [key, value] of fetchResponse.headers) {
+    responseHeaders[key] = value;
+  }
+  const octokitResponse = {
+    url,
+    status,
+    headers: responseHeaders,
+    data: ""
+  };
+  if ("deprecation" in responseHeaders) {
+    const matches = responseHeaders.link && responseHeaders.link.match(/<([^<>]+)>; rel="deprecation"/);
+    const deprecationLink = matches && matches.pop();
+    log.warn(
+      `[@octokit/request] "${requestOptions.method} ${requestOptions.url}" is deprecated. It is scheduled to be removed on ${responseHeaders.sunset}${deprecationLink ? `. See ${deprecationLink}` : ""}`
+    );
+  }
+  if (status === 204 || status === 205) {
+    return octokitResponse;
+  }
+  if (requestOptions.method === "HEAD") {
+    if (status < 400) {
+      return octokitResponse;
+    }
+    throw new RequestError(fetchResponse.statusText, status, {
+      response: octokitResponse,
+      request: requestOptions
+    });
+  }
+  if (status === 304) {
+    octokitResponse.data = await getResponseData(fetchResponse);
+    throw new RequestError("Not modified", status, {
+      response: octokitResponse,
+      request: requestOptions
+    });
+  }
+  if (status >= 400) {
+    octokitResponse.data = await getResponseData(fetchResponse);
+    throw new RequestError(toErrorMessage(octokitResponse.data), status, {
+      response: octokitResponse,
+      request: requestOptions
+    });
+  }
+  octokitResponse.data = parseSuccessResponseBody ? await getResponseData(fetchResponse) : fetchResponse.body;
+  return octokitResponse;
+}
+async function getResponseData(response) {
+  const contentType = response.headers.get("content-type");
+  if (!contentType) {
+    return response.text().catch(noop);
+  }
+  const mimetype = dist_parse(contentType);
+  if (isJSONResponse(mimetype)) {
+    let text = "";
+    try {
+      text = await response.text();
+      return JSONParse(text);
+    } catch (err) {
+      return text;
+    }
+  } else if (mimetype.type.startsWith("text/") || // `application/octet-stream` is the canonical "arbitrary binary" type
+  // (RFC 2046) and must never be decoded as text, even when the response
+  // carries a (misleading) `charset=utf-8` parameter — see #751.
+  mimetype.parameters.charset?.toLowerCase() === "utf-8" && mimetype.type !== "application/octet-stream") {
+    return response.text().catch(noop);
+  } else {
+    return response.arrayBuffer().catch(
+      /* v8 ignore next -- @preserve */
+      () => new ArrayBuffer(0)
+    );
+  }
+}
+function isJSONResponse(mimetype) {
+  return mimetype.type === "application/json" || mimetype.type === "application/scim+json";
+}
+function toErrorMessage(data) {
+  if (typeof data === "string") {
+    return data;
+  }
+  if (data instanceof ArrayBuffer) {
+    return "Unknown error";
+  }
+  if (typeof data === "object" && data !== null && "message" in data) {
+    const objectData = data;
+    const suffix = "documentation_url" in objectData ? ` - ${objectData.documentation_url}` : "";
+    return Array.isArray(objectData.errors) ? `${objectData.message}: ${objectData.errors.map((v) => JSON.stringify(v)).join(", ")}${suffix}` : `${objectData.message}${suffix}`;
+  }
+  return `Unknown error: ${JSON.stringify(data)}`;
+}
+
+// pkg/dist-src/with-defaults.js
+function dist_bundle_withDefaults(oldEndpoint, newDefaults) {
+  const endpoint2 = oldEndpoint.defaults(newDefaults);
+  const newApi = function(route, parameters) {
+    const endpointOptions = endpoint2.merge(route, parameters);
+    if (!endpointOptions.request || !endpointOptions.request.hook) {
+      return fetchWrapper(endpoint2.parse(endpointOptions));
+    }
+    const request2 = (route2, parameters2) => {
+      return fetchWrapper(
+        endpoint2.parse(endpoint2.merge(route2, parameters2))
+      );
+    };
+    Object.assign(request2, {
+      endpoint: endpoint2,
+      defaults: dist_bundle_withDefaults.bind(null, endpoint2)
+    });
+    return endpointOptions.request.hook(request2, endpointOptions);
+  };
+  return Object.assign(newApi, {
+    endpoint: endpoint2,
+    defaults: dist_bundle_withDefaults.bind(null, endpoint2)
+  });
+}
+
+// pkg/dist-src/index.js
+var request = dist_bundle_withDefaults(endpoint, defaults_default);
+
+/* v8 ignore next -- @preserve */
+/* v8 ignore else -- @preserve */
+
+;// CONCATENATED MODULE: ./node_modules/@octokit/graphql/dist-bundle/index.js
+// pkg/dist-src/index.js
+
+
+
+// pkg/dist-src/version.js
+var graphql_dist_bundle_VERSION = "0.0.0-development";
+
+// pkg/dist-src/with-defaults.js
+
+
+// pkg/dist-src/graphql.js
+
+
+// pkg/dist-src/error.js
+function _buildMessageForResponseErrors(data) {
+  return `Request failed due to following response errors:
+` + data.errors.map((e) => ` - ${e.message}`).join("\n");
+}
+var GraphqlResponseError = class extends Error {
+  constructor(request2, headers, response) {
+    super(_buildMessageForResponseErrors(response));
+    this.request = request2;
+    this.headers = headers;
+    this.response = response;
+    this.errors = response.errors;
+    this.data = response.data;
+    if (Error.captureStackTrace) {
+      Error.captureStackTrace(this, this.constructor);
+    }
+  }
+  request;
+  headers;
+  response;
+  name = "GraphqlResponseError";
+  errors;
+  data;
+};
+
+// pkg/dist-src/graphql.js
+var NON_VARIABLE_OPTIONS = [
+  "method",
+  "baseUrl",
+  "url",
+  "headers",
+  "request",
+  "query",
+  "mediaType",
+  "operationName"
+];
+var FORBIDDEN_VARIABLE_OPTIONS = ["query", "method", "url"];
+var GHES_V3_SUFFIX_REGEX = /\/api\/v3\/?$/;
+function graphql(request2, query, options) {
+  if (options) {
+    if (typeof query === "string" && "query" in options) {
+      return Promise.reject(
+        new Error(`[@octokit/graphql] "query" cannot be used as variable name`)
+      );
+    }
+    for (const key in options) {
+      if (!FORBIDDEN_VARIABLE_OPTIONS.includes(key)) continue;
+      return Promise.reject(
+        new Error(
+          `[@octokit/graphql] "${key}" cannot be used as variable name`
+        )
+      );
+    }
+  }
+  const parsedOptions = typeof query === "string" ? Object.assign({ query }, options) : query;
+  const requestOptions = Object.keys(
+    parsedOptions
+  ).reduce((result, key) => {
+    if (NON_VARIABLE_OPTIONS.includes(key)) {
+      result[key] = parsedOptions[key];
+      return result;
+    }
+    if (!result.variables) {
+      result.variables = {};
+    }
+    result.variables[key] = parsedOptions[key];
+    return result;
+  }, {});
+  const baseUrl = parsedOptions.baseUrl || request2.endpoint.DEFAULTS.baseUrl;
+  if (GHES_V3_SUFFIX_REGEX.test(baseUrl)) {
+    requestOptions.url = baseUrl.replace(GHES_V3_SUFFIX_REGEX, "/api/graphql");
+  }
+  return request2(requestOptions).then((response) => {
+    if (response.data.errors) {
+      const headers = {};
+      for (const key of Object.keys(response.headers)) {
+        headers[key] = response.headers[key];
+      }
+      throw new GraphqlResponseError(
+        requestOptions,
+        headers,
+        response.data
+      );
+    }
+    return response.data.data;
+  });
+}
+
+// pkg/dist-src/with-defaults.js
+function graphql_dist_bundle_withDefaults(request2, newDefaults) {
+  const newRequest = request2.defaults(newDefaults);
+  const newApi = (query, options) => {
+    return graphql(newRequest, query, options);
+  };
+  return Object.assign(newApi, {
+    defaults: graphql_dist_bundle_withDefaults.bind(null, newRequest),
+    endpoint: newRequest.endpoint
+  });
+}
+
+// pkg/dist-src/index.js
+var graphql2 = graphql_dist_bundle_withDefaults(request, {
+  headers: {
+    "user-agent": `octokit-graphql.js/${graphql_dist_bundle_VERSION} ${getUserAgent()}`
+  },
+  method: "POST",
+  url: "/graphql"
+});
+function withCustomRequest(customRequest) {
+  return graphql_dist_bundle_withDefaults(customRequest, {
+    method: "POST",
+    url: "/graphql"
+  });
+}
+
+/* v8 ignore if -- @preserve */
+
+;// CONCATENATED MODULE: ./node_modules/@octokit/auth-token/dist-bundle/index.js
+// pkg/dist-src/is-jwt.js
+var b64url = "(?:[a-zA-Z0-9_-]+)";
+var sep = "\\.";
+var jwtRE = new RegExp(`^${b64url}${sep}${b64url}${sep}${b64url}$`);
+var isJWT = jwtRE.test.bind(jwtRE);
+
+// pkg/dist-src/auth.js
+async function auth(token) {
+  const isApp = isJWT(token);
+  const isInstallation = token.startsWith("v1.") || token.startsWith("ghs_");
+  const isUserToServer = token.startsWith("ghu_");
+  const tokenType = isApp ? "app" : isInstallation ? "installation" : isUserToServer ? "user-to-server" : "oauth";
+  return {
+    type: "token",
+    token,
+    tokenType
+  };
+}
+
+// pkg/dist-src/with-authorization-prefix.js
+function withAuthorizationPrefix(token) {
+  if (token.split(/\./).length === 3) {
+    return `bearer ${token}`;
+  }
+  return `token ${token}`;
+}
+
+// pkg/dist-src/hook.js
+async function hook(token, request, route, parameters) {
+  const endpoint = request.endpoint.merge(
+    route,
+    parameters
+  );
+  endpoint.headers.authorization = withAuthorizationPrefix(token);
+  return request(endpoint);
+}
+
+// pkg/dist-src/index.js
+var createTokenAuth = function createTokenAuth2(token) {
+  if (!token) {
+    throw new Error("[@octokit/auth-token] No token passed to createTokenAuth");
+  }
+  if (typeof token !== "string") {
+    throw new Error(
+      "[@octokit/auth-token] Token passed to createTokenAuth is not a string"
+    );
+  }
+  token = token.replace(/^(token|bearer) +/i, "");
+  return Object.assign(auth.bind(null, token), {
+    hook: hook.bind(null, token)
+  });
+};
+
+
+;// CONCATENATED MODULE: ./node_modules/@octokit/core/dist-src/version.js
+const version_VERSION = "7.0.8";
+
+
+;// CONCATENATED MODULE: ./node_modules/@octokit/core/dist-src/index.js
+
+
+
+
+
+
+const dist_src_noop = () => {
+};
+const consoleWarn = console.warn.bind(console);
+const consoleError = console.error.bind(console);
+function createLogger(logger = {}) {
+  if (typeof logger.debug !== "function") {
+    logger.debug = dist_src_noop;
+  }
+  if (typeof logger.info !== "function") {
+    logger.info = dist_src_noop;
+  }
+  if (typeof logger.warn !== "function") {
+    logger.warn = consoleWarn;
+  }
+  if (typeof logger.error !== "function") {
+    logger.error = consoleError;
+  }
+  return logger;
+}
+const userAgentTrail = `octokit-core.js/${version_VERSION} ${getUserAgent()}`;
+class Octokit {
+  static VERSION = version_VERSION;
+  static defaults(defaults) {
+    const OctokitWithDefaults = class extends this {
+      constructor(...args) {
+        const options = args[0] || {};
+        if (typeof defaults === "function") {
+          super(defaults(options));
+          return;
+        }
+        super(
+          Object.assign(
+            {},
+            defaults,
+            options,
+            options.userAgent && defaults.userAgent ? {
+              userAgent: `${options.userAgent} ${defaults.userAgent}`
+            } : null
+          )
+        );
+      }
+    };
+    return OctokitWithDefaults;
+  }
+  static plugins = [];
+  /**
+   * Attach a plugin (or many) to your Octokit instance.
+   *
+   * @example
+   * const API = Octokit.plugin(plugin1, plugin2, plugin3, ...)
+   */
+  static plugin(...newPlugins) {
+    const currentPlugins = this.plugins;
+    const NewOctokit = class extends this {
+      static plugins = currentPlugins.concat(
+        newPlugins.filter((plugin) => !currentPlugins.includes(plugin))
+      );
+    };
+    return NewOctokit;
+  }
+  constructor(options = {}) {
+    const hook = new before_after_hook.Collection();
+    const requestDefaults = {
+      baseUrl: request.endpoint.DEFAULTS.baseUrl,
+      headers: {},
+      request: Object.assign({}, options.request, {
+        // @ts-ignore internal usage only, no need to type
+        hook: hook.bind(null, "request")
+      }),
+      mediaType: {
+        previews: [],
+        format: ""
+      }
+    };
+    requestDefaults.headers["user-agent"] = options.userAgent ? `${options.userAgent} ${userAgentTrail}` : userAgentTrail;
+    if (options.baseUrl) {
+      requestDefaults.baseUrl = options.baseUrl;
+    }
+    if (options.previews) {
+      requestDefaults.mediaType.previews = options.previews;
+    }
+    if (options.timeZone) {
+      requestDefaults.headers["time-zone"] = options.timeZone;
+    }
+    this.request = request.defaults(requestDefaults);
+    this.graphql = withCustomRequest(this.request).defaults(requestDefaults);
+    this.log = createLogger(options.log);
+    this.hook = hook;
+    if (!options.authStrategy) {
+      if (!options.auth) {
+        this.auth = async () => ({
+          type: "unauthenticated"
+        });
+      } else {
+        const auth = createTokenAuth(options.auth);
+        hook.wrap("request", auth.hook);
+        this.auth = auth;
+      }
+    } else {
+      const { authStrategy, ...otherOptions } = options;
+      const auth = authStrategy(
+        Object.assign(
+          {
+            request: this.request,
+            log: this.log,
+            // we pass the current octokit instance as well as its constructor options
+            // to allow for authentication strategies that return a new octokit instance
+            // that shares the same internal state as the current one. The original
+            // requirement for this was the "event-octokit" authentication strategy
+            // of https://github.com/probot/octokit-auth-probot.
+            octokit: this,
+            octokitOptions: otherOptions
+          },
+          options.auth
+        )
+      );
+      hook.wrap("request", auth.hook);
+      this.auth = auth;
+    }
+    const classConstructor = this.constructor;
+    for (let i = 0; i < classConstructor.plugins.length; ++i) {
+      Object.assign(this, classConstructor.plugins[i](this, options));
+    }
+  }
+  // assigned during constructor
+  request;
+  graphql;
+  log;
+  hook;
+  // TODO: type `octokit.auth` based on passed options.authStrategy
+  auth;
+}
+
+
+;// CONCATENATED MODULE: ./node_modules/@octokit/plugin-rest-endpoint-methods/dist-src/version.js
+const dist_src_version_VERSION = "17.0.0";
+
+//# sourceMappingURL=version.js.map
+
+;// CONCATENATED MODULE: ./node_modules/@octokit/plugin-rest-endpoint-methods/dist-src/generated/endpoints.js
+const Endpoints = {
+  actions: {
+    addCustomLabelsToSelfHostedRunnerForOrg: [
+      "POST /orgs/{org}/actions/runners/{runner_id}/labels"
+    ],
+    addCustomLabelsToSelfHostedRunnerForRepo: [
+      "POST /repos/{owner}/{repo}/actions/runners/{runner_id}/labels"
+    ],
+    addRepoAccessToSelfHostedRunnerGroupInOrg: [
+      "PUT /orgs/{org}/actions/runner-groups/{runner_group_id}/repositories/{repository_id}"
+    ],
+    addSelectedRepoToOrgSecret: [
+      "PUT /orgs/{org}/actions/secrets/{secret_name}/repositories/{repository_id}"
+    ],
+    addSelectedRepoToOrgVariable: [
+      "PUT /orgs/{org}/actions/variables/{name}/repositories/{repository_id}"
+    ],
+    approveWorkflowRun: [
+      "POST /repos/{owner}/{repo}/actions/runs/{run_id}/approve"
+    ],
+    cancelWorkflowRun: [
+      "POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel"
+    ],
+    createEnvironmentVariable: [
+      "POST /repos/{owner}/{repo}/environments/{environment_name}/variables"
+    ],
+    createHostedRunnerForOrg: ["POST /orgs/{org}/actions/hosted-runners"],
+    createOrUpdateEnvironmentSecret: [
+      "PUT /repos/{owner}/{repo}/environments/{environment_name}/secrets/{secret_name}"
+    ],
+    createOrUpdateOrgSecret: ["PUT /orgs/{org}/actions/secrets/{secret_name}"],
+    createOrUpdateRepoSecret: [
+      "PUT /repos/{owner}/{repo}/actions/secrets/{secret_name}"
+    ],
+    createOrgVariable: ["POST /orgs/{org}/actions/variables"],
+    createRegistrationTokenForOrg: [
+      "POST /orgs/{org}/actions/runners/registration-token"
+    ],
+    createRegistrationTokenForRepo: [
+      "POST /repos/{owner}/{repo}/actions/runners/registration-token"
+    ],
+    createRemoveTokenForOrg: ["POST /orgs/{org}/actions/runners/remove-token"],
+    createRemoveTokenForRepo: [
+      "POST /repos/{owner}/{repo}/actions/runners/remove-token"
+    ],
+    createRepoVariable: ["POST /repos/{owner}/{repo}/actions/variables"],
+    createWorkflowDispatch: [
+      "POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches"
+    ],
+    deleteActionsCacheById: [
+      "DELETE /repos/{owner}/{repo}/actions/caches/{cache_id}"
+    ],
+    deleteActionsCacheByKey: [
+      "DELETE /repos/{owner}/{repo}/actions/caches{?key,ref}"
+    ],
+    deleteArtifact: [
+      "DELETE /repos/{owner}/{repo}/actions/artifacts/{artifact_id}"
+    ],
+    deleteCustomImageFromOrg: [
+      "DELETE /orgs/{org}/actions/hosted-runners/images/custom/{image_definition_id}"
+    ],
+    deleteCustomImageVersionFromOrg: [
+      "DELETE /orgs/{org}/actions/hosted-runners/images/custom/{image_definition_id}/versions/{version}"
+    ],
+    deleteEnvironmentSecret: [
+      "DELETE /repos/{owner}/{repo}/environments/{environment_name}/secrets/{secret_name}"
+    ],
+    deleteEnvironmentVariable: [
+      "DELETE /repos/{owner}/{repo}/environments/{environment_name}/variables/{name}"
+    ],
+    deleteHostedRunnerForOrg: [
+      "DELETE /orgs/{org}/actions/hosted-runners/{hosted_runner_id}"
+    ],
+    deleteOrgSecret: ["DELETE /orgs/{org}/actions/secrets/{secret_name}"],
+    deleteOrgVariable: ["DELETE /orgs/{org}/actions/variables/{name}"],
+    deleteRepoSecret: [
+      "DELETE /repos/{owner}/{repo}/actions/secrets/{secret_name}"
+    ],
+    deleteRepoVariable: [
+      "DELETE /repos/{owner}/{repo}/actions/variables/{name}"
+    ],
+    deleteSelfHostedRunnerFromOrg: [
+      "DELETE /orgs/{org}/actions/runners/{runner_id}"
+    ],
+    deleteSelfHostedRunnerFromRepo: [
+      "DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}"
+    ],
+    deleteWorkflowRun: ["DELETE /repos/{owner}/{repo}/actions/runs/{run_id}"],
+    deleteWorkflowRunLogs: [
+      "DELETE /repos/{owner}/{repo}/actions/runs/{run_id}/logs"
+    ],
+    disableSelectedRepositoryGithubActionsOrganization: [
+      "DELETE /orgs/{org}/actions/permissions/repositories/{repository_id}"
+    ],
+    disableWorkflow: [
+      "PUT /repos/{owner}/{repo}/actions/workflows/{workflow_id}/disable"
+    ],
+    downloadArtifact: [
+      "GET /repos/{owner}/{repo}/actions/artifacts/{artifact_id}/{archive_format}"
+    ],
+    downloadJobLogsForWorkflowRun: [
+      "GET /repos/{owner}/{repo}/actions/jobs/{job_id}/logs"
+    ],
+    downloadWorkflowRunAttemptLogs: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt_number}/logs"
+    ],
+    downloadWorkflowRunLogs: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/logs"
+    ],
+    enableSelectedRepositoryGithubActionsOrganization: [
+      "PUT /orgs/{org}/actions/permissions/repositories/{repository_id}"
+    ],
+    enableWorkflow: [
+      "PUT /repos/{owner}/{repo}/actions/workflows/{workflow_id}/enable"
+    ],
+    forceCancelWorkflowRun: [
+      "POST /repos/{owner}/{repo}/actions/runs/{run_id}/force-cancel"
+    ],
+    generateRunnerJitconfigForOrg: [
+      "POST /orgs/{org}/actions/runners/generate-jitconfig"
+    ],
+    generateRunnerJitconfigForRepo: [
+      "POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig"
+    ],
+    getActionsCacheList: ["GET /repos/{owner}/{repo}/actions/caches"],
+    getActionsCacheUsage: ["GET /repos/{owner}/{repo}/actions/cache/usage"],
+    getActionsCacheUsageByRepoForOrg: [
+      "GET /orgs/{org}/actions/cache/usage-by-repository"
+    ],
+    getActionsCacheUsageForOrg: ["GET /orgs/{org}/actions/cache/usage"],
+    getAllowedActionsOrganization: [
+      "GET /orgs/{org}/actions/permissions/selected-actions"
+    ],
+    getAllowedActionsRepository: [
+      "GET /repos/{owner}/{repo}/actions/permissions/selected-actions"
+    ],
+    getArtifact: ["GET /repos/{owner}/{repo}/actions/artifacts/{artifact_id}"],
+    getCustomImageForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/images/custom/{image_definition_id}"
+    ],
+    getCustomImageVersionForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/images/custom/{image_definition_id}/versions/{version}"
+    ],
+    getCustomOidcSubClaimForRepo: [
+      "GET /repos/{owner}/{repo}/actions/oidc/customization/sub"
+    ],
+    getEnvironmentPublicKey: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/secrets/public-key"
+    ],
+    getEnvironmentSecret: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/secrets/{secret_name}"
+    ],
+    getEnvironmentVariable: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/variables/{name}"
+    ],
+    getGithubActionsDefaultWorkflowPermissionsOrganization: [
+      "GET /orgs/{org}/actions/permissions/workflow"
+    ],
+    getGithubActionsDefaultWorkflowPermissionsRepository: [
+      "GET /repos/{owner}/{repo}/actions/permissions/workflow"
+    ],
+    getGithubActionsPermissionsOrganization: [
+      "GET /orgs/{org}/actions/permissions"
+    ],
+    getGithubActionsPermissionsRepository: [
+      "GET /repos/{owner}/{repo}/actions/permissions"
+    ],
+    getHostedRunnerForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/{hosted_runner_id}"
+    ],
+    getHostedRunnersGithubOwnedImagesForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/images/github-owned"
+    ],
+    getHostedRunnersLimitsForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/limits"
+    ],
+    getHostedRunnersMachineSpecsForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/machine-sizes"
+    ],
+    getHostedRunnersPartnerImagesForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/images/partner"
+    ],
+    getHostedRunnersPlatformsForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/platforms"
+    ],
+    getJobForWorkflowRun: ["GET /repos/{owner}/{repo}/actions/jobs/{job_id}"],
+    getOrgPublicKey: ["GET /orgs/{org}/actions/secrets/public-key"],
+    getOrgSecret: ["GET /orgs/{org}/actions/secrets/{secret_name}"],
+    getOrgVariable: ["GET /orgs/{org}/actions/variables/{name}"],
+    getPendingDeploymentsForRun: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/pending_deployments"
+    ],
+    getRepoPermissions: [
+      "GET /repos/{owner}/{repo}/actions/permissions",
+      {},
+      { renamed: ["actions", "getGithubActionsPermissionsRepository"] }
+    ],
+    getRepoPublicKey: ["GET /repos/{owner}/{repo}/actions/secrets/public-key"],
+    getRepoSecret: ["GET /repos/{owner}/{repo}/actions/secrets/{secret_name}"],
+    getRepoVariable: ["GET /repos/{owner}/{repo}/actions/variables/{name}"],
+    getReviewsForRun: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/approvals"
+    ],
+    getSelfHostedRunnerForOrg: ["GET /orgs/{org}/actions/runners/{runner_id}"],
+    getSelfHostedRunnerForRepo: [
+      "GET /repos/{owner}/{repo}/actions/runners/{runner_id}"
+    ],
+    getWorkflow: ["GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}"],
+    getWorkflowAccessToRepository: [
+      "GET /repos/{owner}/{repo}/actions/permissions/access"
+    ],
+    getWorkflowRun: ["GET /repos/{owner}/{repo}/actions/runs/{run_id}"],
+    getWorkflowRunAttempt: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt_number}"
+    ],
+    getWorkflowRunUsage: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/timing"
+    ],
+    getWorkflowUsage: [
+      "GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}/timing"
+    ],
+    listArtifactsForRepo: ["GET /repos/{owner}/{repo}/actions/artifacts"],
+    listCustomImageVersionsForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/images/custom/{image_definition_id}/versions"
+    ],
+    listCustomImagesForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/images/custom"
+    ],
+    listEnvironmentSecrets: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/secrets"
+    ],
+    listEnvironmentVariables: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/variables"
+    ],
+    listGithubHostedRunnersInGroupForOrg: [
+      "GET /orgs/{org}/actions/runner-groups/{runner_group_id}/hosted-runners"
+    ],
+    listHostedRunnersForOrg: ["GET /orgs/{org}/actions/hosted-runners"],
+    listJobsForWorkflowRun: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs"
+    ],
+    listJobsForWorkflowRunAttempt: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt_number}/jobs"
+    ],
+    listLabelsForSelfHostedRunnerForOrg: [
+      "GET /orgs/{org}/actions/runners/{runner_id}/labels"
+    ],
+    listLabelsForSelfHostedRunnerForRepo: [
+      "GET /repos/{owner}/{repo}/actions/runners/{runner_id}/labels"
+    ],
+    listOrgSecrets: ["GET /orgs/{org}/actions/secrets"],
+    listOrgVariables: ["GET /orgs/{org}/actions/variables"],
+    listRepoOrganizationSecrets: [
+      "GET /repos/{owner}/{repo}/actions/organization-secrets"
+    ],
+    listRepoOrganizationVariables: [
+      "GET /repos/{owner}/{repo}/actions/organization-variables"
+    ],
+    listRepoSecrets: ["GET /repos/{owner}/{repo}/actions/secrets"],
+    listRepoVariables: ["GET /repos/{owner}/{repo}/actions/variables"],
+    listRepoWorkflows: ["GET /repos/{owner}/{repo}/actions/workflows"],
+    listRunnerApplicationsForOrg: ["GET /orgs/{org}/actions/runners/downloads"],
+    listRunnerApplicationsForRepo: [
+      "GET /repos/{owner}/{repo}/actions/runners/downloads"
+    ],
+    listSelectedReposForOrgSecret: [
+      "GET /orgs/{org}/actions/secrets/{secret_name}/repositories"
+    ],
+    listSelectedReposForOrgVariable: [
+      "GET /orgs/{org}/actions/variables/{name}/repositories"
+    ],
+    listSelectedRepositoriesEnabledGithubActionsOrganization: [
+      "GET /orgs/{org}/actions/permissions/repositories"
+    ],
+    listSelfHostedRunnersForOrg: ["GET /orgs/{org}/actions/runners"],
+    listSelfHostedRunnersForRepo: ["GET /repos/{owner}/{repo}/actions/runners"],
+    listWorkflowRunArtifacts: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/artifacts"
+    ],
+    listWorkflowRuns: [
+      "GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs"
+    ],
+    listWorkflowRunsForRepo: ["GET /repos/{owner}/{repo}/actions/runs"],
+    reRunJobForWorkflowRun: [
+      "POST /repos/{owner}/{repo}/actions/jobs/{job_id}/rerun"
+    ],
+    reRunWorkflow: ["POST /repos/{owner}/{repo}/actions/runs/{run_id}/rerun"],
+    reRunWorkflowFailedJobs: [
+      "POST /repos/{owner}/{repo}/actions/runs/{run_id}/rerun-failed-jobs"
+    ],
+    removeAllCustomLabelsFromSelfHostedRunnerForOrg: [
+      "DELETE /orgs/{org}/actions/runners/{runner_id}/labels"
+    ],
+    removeAllCustomLabelsFromSelfHostedRunnerForRepo: [
+      "DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}/labels"
+    ],
+    removeCustomLabelFromSelfHostedRunnerForOrg: [
+      "DELETE /orgs/{org}/actions/runners/{runner_id}/labels/{name}"
+    ],
+    removeCustomLabelFromSelfHostedRunnerForRepo: [
+      "DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}/labels/{name}"
+    ],
+    removeSelectedRepoFromOrgSecret: [
+      "DELETE /orgs/{org}/actions/secrets/{secret_name}/repositories/{repository_id}"
+    ],
+    removeSelectedRepoFromOrgVariable: [
+      "DELETE /orgs/{org}/actions/variables/{name}/repositories/{repository_id}"
+    ],
+    reviewCustomGatesForRun: [
+      "POST /repos/{owner}/{repo}/actions/runs/{run_id}/deployment_protection_rule"
+    ],
+    reviewPendingDeploymentsForRun: [
+      "POST /repos/{owner}/{repo}/actions/runs/{run_id}/pending_deployments"
+    ],
+    setAllowedActionsOrganization: [
+      "PUT /orgs/{org}/actions/permissions/selected-actions"
+    ],
+    setAllowedActionsRepository: [
+      "PUT /repos/{owner}/{repo}/actions/permissions/selected-actions"
+    ],
+    setCustomLabelsForSelfHostedRunnerForOrg: [
+      "PUT /orgs/{org}/actions/runners/{runner_id}/labels"
+    ],
+    setCustomLabelsForSelfHostedRunnerForRepo: [
+      "PUT /repos/{owner}/{repo}/actions/runners/{runner_id}/labels"
+    ],
+    setCustomOidcSubClaimForRepo: [
+      "PUT /repos/{owner}/{repo}/actions/oidc/customization/sub"
+    ],
+    setGithubActionsDefaultWorkflowPermissionsOrganization: [
+      "PUT /orgs/{org}/actions/permissions/workflow"
+    ],
+    setGithubActionsDefaultWorkflowPermissionsRepository: [
+      "PUT /repos/{owner}/{repo}/actions/permissions/workflow"
+    ],
+    setGithubActionsPermissionsOrganization: [
+      "PUT /orgs/{org}/actions/permissions"
+    ],
+    setGithubActionsPermissionsRepository: [
+      "PUT /repos/{owner}/{repo}/actions/permissions"
+    ],
+    setSelectedReposForOrgSecret: [
+      "PUT /orgs/{org}/actions/secrets/{secret_name}/repositories"
+    ],
+    setSelectedReposForOrgVariable: [
+      "PUT /orgs/{org}/actions/variables/{name}/repositories"
+    ],
+    setSelectedRepositoriesEnabledGithubActionsOrganization: [
+      "PUT /orgs/{org}/actions/permissions/repositories"
+    ],
+    setWorkflowAccessToRepository: [
+      "PUT /repos/{owner}/{repo}/actions/permissions/access"
+    ],
+    updateEnvironmentVariable: [
+      "PATCH /repos/{owner}/{repo}/environments/{environment_name}/variables/{name}"
+    ],
+    updateHostedRunnerForOrg: [
+      "PATCH /orgs/{org}/actions/hosted-runners/{hosted_runner_id}"
+    ],
+    updateOrgVariable: ["PATCH /orgs/{org}/actions/variables/{name}"],
+    updateRepoVariable: [
+      "PATCH /repos/{owner}/{repo}/actions/variables/{name}"
+    ]
+  },
+  activity: {
+    checkRepoIsStarredByAuthenticatedUser: ["GET /user/starred/{owner}/{repo}"],
+    deleteRepoSubscription: ["DELETE /repos/{owner}/{repo}/subscription"],
+    deleteThreadSubscription: [
+      "DELETE /notifications/threads/{thread_id}/subscription"
+    ],
+    getFeeds: ["GET /feeds"],
+    getRepoSubscription: ["GET /repos/{owner}/{repo}/subscription"],
+    getThread: ["GET /notifications/threads/{thread_id}"],
+    getThreadSubscriptionForAuthenticatedUser: [
+      "GET /notifications/threads/{thread_id}/subscription"
+    ],
+    listEventsForAuthenticatedUser: ["GET /users/{username}/events"],
+    listNotificationsForAuthenticatedUser: ["GET /notifications"],
+    listOrgEventsForAuthenticatedUser: [
+      "GET /users/{username}/events/orgs/{org}"
+    ],
+    listPublicEvents: ["GET /events"],
+    listPublicEventsForRepoNetwork: ["GET /networks/{owner}/{repo}/events"],
+    listPublicEventsForUser: ["GET /users/{username}/events/public"],
+    listPublicOrgEvents: ["GET /orgs/{org}/events"],
+    listReceivedEventsForUser: ["GET /users/{username}/received_events"],
+    listReceivedPublicEventsForUser: [
+      "GET /users/{username}/received_events/public"
+    ],
+    listRepoEvents: ["GET /repos/{owner}/{repo}/events"],
+    listRepoNotificationsForAuthenticatedUser: [
+      "GET /repos/{owner}/{repo}/notifications"
+    ],
+    listReposStarredByAuthenticatedUser: ["GET /user/starred"],
+    listReposStarredByUser: ["GET /users/{username}/starred"],
+    listReposWatchedByUser: ["GET /users/{username}/subscriptions"],
+    listStargazersForRepo: ["GET /repos/{owner}/{repo}/stargazers"],
+    listWatchedReposForAuthenticatedUser: ["GET /user/subscriptions"],
+    listWatchersForRepo: ["GET /repos/{owner}/{repo}/subscribers"],
+    markNotificationsAsRead: ["PUT /notifications"],
+    markRepoNotificationsAsRead: ["PUT /repos/{owner}/{repo}/notifications"],
+    markThreadAsDone: ["DELETE /notifications/threads/{thread_id}"],
+    markThreadAsRead: ["PATCH /notifications/threads/{thread_id}"],
+    setRepoSubscription: ["PUT /repos/{owner}/{repo}/subscription"],
+    setThreadSubscription: [
+      "PUT /notifications/threads/{thread_id}/subscription"
+    ],
+    starRepoForAuthenticatedUser: ["PUT /user/starred/{owner}/{repo}"],
+    unstarRepoForAuthenticatedUser: ["DELETE /user/starred/{owner}/{repo}"]
+  },
+  apps: {
+    addRepoToInstallation: [
+      "PUT /user/installations/{installation_id}/repositories/{repository_id}",
+      {},
+      { renamed: ["apps", "addRepoToInstallationForAuthenticatedUser"] }
+    ],
+    addRepoToInstallationForAuthenticatedUser: [
+      "PUT /user/installations/{installation_id}/repositories/{repository_id}"
+    ],
+    checkToken: ["POST /applications/{client_id}/token"],
+    createFromManifest: ["POST /app-manifests/{code}/conversions"],
+    createInstallationAccessToken: [
+      "POST /app/installations/{installation_id}/access_tokens"
+    ],
+    deleteAuthorization: ["DELETE /applications/{client_id}/grant"],
+    deleteInstallation: ["DELETE /app/installations/{installation_id}"],
+    deleteToken: ["DELETE /applications/{client_id}/token"],
+    getAuthenticated: ["GET /app"],
+    getBySlug: ["GET /apps/{app_slug}"],
+    getInstallation: ["GET /app/installations/{installation_id}"],
+    getOrgInstallation: ["GET /orgs/{org}/installation"],
+    getRepoInstallation: ["GET /repos/{owner}/{repo}/installation"],
+    getSubscriptionPlanForAccount: [
+      "GET /marketplace_listing/accounts/{account_id}"
+    ],
+    getSubscriptionPlanForAccountStubbed: [
+      "GET /marketplace_listing/stubbed/accounts/{account_id}"
+    ],
+    getUserInstallation: ["GET /users/{username}/installation"],
+    getWebhookConfigForApp: ["GET /app/hook/config"],
+    getWebhookDelivery: ["GET /app/hook/deliveries/{delivery_id}"],
+    listAccountsForPlan: ["GET /marketplace_listing/plans/{plan_id}/accounts"],
+    listAccountsForPlanStubbed: [
+      "GET /marketplace_listing/stubbed/plans/{plan_id}/accounts"
+    ],
+    listInstallationReposForAuthenticatedUser: [
+      "GET /user/installations/{installation_id}/repositories"
+    ],
+    listInstallationRequestsForAuthenticatedApp: [
+      "GET /app/installation-requests"
+    ],
+    listInstallations: ["GET /app/installations"],
+    listInstallationsForAuthenticatedUser: ["GET /user/installations"],
+    listPlans: ["GET /marketplace_listing/plans"],
+    listPlansStubbed: ["GET /marketplace_listing/stubbed/plans"],
+    listReposAccessibleToInstallation: ["GET /installation/repositories"],
+    listSubscriptionsForAuthenticatedUser: ["GET /user/marketplace_purchases"],
+    listSubscriptionsForAuthenticatedUserStubbed: [
+      "GET /user/marketplace_purchases/stubbed"
+    ],
+    listWebhookDeliveries: ["GET /app/hook/deliveries"],
+    redeliverWebhookDelivery: [
+      "POST /app/hook/deliveries/{delivery_id}/attempts"
+    ],
+    removeRepoFromInstallation: [
+      "DELETE /user/installations/{installation_id}/repositories/{repository_id}",
+      {},
+      { renamed: ["apps", "removeRepoFromInstallationForAuthenticatedUser"] }
+    ],
+    removeRepoFromInstallationForAuthenticatedUser: [
+      "DELETE /user/installations/{installation_id}/repositories/{repository_id}"
+    ],
+    resetToken: ["PATCH /applications/{client_id}/token"],
+    revokeInstallationAccessToken: ["DELETE /installation/token"],
+    scopeToken: ["POST /applications/{client_id}/token/scoped"],
+    suspendInstallation: ["PUT /app/installations/{installation_id}/suspended"],
+    unsuspendInstallation: [
+      "DELETE /app/installations/{installation_id}/suspended"
+    ],
+    updateWebhookConfigForApp: ["PATCH /app/hook/config"]
+  },
+  billing: {
+    getGithubActionsBillingOrg: ["GET /orgs/{org}/settings/billing/actions"],
+    getGithubActionsBillingUser: [
+      "GET /users/{username}/settings/billing/actions"
+    ],
+    getGithubBillingPremiumRequestUsageReportOrg: [
+      "GET /organizations/{org}/settings/billing/premium_request/usage"
+    ],
+    getGithubBillingPremiumRequestUsageReportUser: [
+      "GET /users/{username}/settings/billing/premium_request/usage"
+    ],
+    getGithubBillingUsageReportOrg: [
+      "GET /organizations/{org}/settings/billing/usage"
+    ],
+    getGithubBillingUsageReportUser: [
+      "GET /users/{username}/settings/billing/usage"
+    ],
+    getGithubPackagesBillingOrg: ["GET /orgs/{org}/settings/billing/packages"],
+    getGithubPackagesBillingUser: [
+      "GET /users/{username}/settings/billing/packages"
+    ],
+    getSharedStorageBillingOrg: [
+      "GET /orgs/{org}/settings/billing/shared-storage"
+    ],
+    getSharedStorageBillingUser: [
+      "GET /users/{username}/settings/billing/shared-storage"
+    ]
+  },
+  campaigns: {
+    createCampaign: ["POST /orgs/{org}/campaigns"],
+    deleteCampaign: ["DELETE /orgs/{org}/campaigns/{campaign_number}"],
+    getCampaignSummary: ["GET /orgs/{org}/campaigns/{campaign_number}"],
+    listOrgCampaigns: ["GET /orgs/{org}/campaigns"],
+    updateCampaign: ["PATCH /orgs/{org}/campaigns/{campaign_number}"]
+  },
+  checks: {
+    create: ["POST /repos/{owner}/{repo}/check-runs"],
+    createSuite: ["POST /repos/{owner}/{repo}/check-suites"],
+    get: ["GET /repos/{owner}/{repo}/check-runs/{check_run_id}"],
+    getSuite: ["GET /repos/{owner}/{repo}/check-suites/{check_suite_id}"],
+    listAnnotations: [
+      "GET /repos/{owner}/{repo}/check-runs/{check_run_id}/annotations"
+    ],
+    listForRef: ["GET /repos/{owner}/{repo}/commits/{ref}/check-runs"],
+    listForSuite: [
+      "GET /repos/{owner}/{repo}/check-suites/{check_suite_id}/check-runs"
+    ],
+    listSuitesForRef: ["GET /repos/{owner}/{repo}/commits/{ref}/check-suites"],
+    rerequestRun: [
+      "POST /repos/{owner}/{repo}/check-runs/{check_run_id}/rerequest"
+    ],
+    rerequestSuite: [
+      "POST /repos/{owner}/{repo}/check-suites/{check_suite_id}/rerequest"
+    ],
+    setSuitesPreferences: [
+      "PATCH /repos/{owner}/{repo}/check-suites/preferences"
+    ],
+    update: ["PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}"]
+  },
+  codeScanning: {
+    commitAutofix: [
+      "POST /repos/{owner}/{repo}/code-scanning/alerts/{alert_number}/autofix/commits"
+    ],
+    createAutofix: [
+      "POST /repos/{owner}/{repo}/code-scanning/alerts/{alert_number}/autofix"
+    ],
+    createVariantAnalysis: [
+      "POST /repos/{owner}/{repo}/code-scanning/codeql/variant-analyses"
+    ],
+    deleteAnalysis: [
+      "DELETE /repos/{owner}/{repo}/code-scanning/analyses/{analysis_id}{?confirm_delete}"
+    ],
+    deleteCodeqlDatabase: [
+      "DELETE /repos/{owner}/{repo}/code-scanning/codeql/databases/{language}"
+    ],
+    getAlert: [
+      "GET /repos/{owner}/{repo}/code-scanning/alerts/{alert_number}",
+      {},
+      { renamedParameters: { alert_id: "alert_number" } }
+    ],
+    getAnalysis: [
+      "GET /repos/{owner}/{repo}/code-scanning/analyses/{analysis_id}"
+    ],
+    getAutofix: [
+      "GET /repos/{owner}/{repo}/code-scanning/alerts/{alert_number}/autofix"
+    ],
+    getCodeqlDatabase: [
+      "GET /repos/{owner}/{repo}/code-scanning/codeql/databases/{language}"
+    ],
+    getDefaultSetup: ["GET /repos/{owner}/{repo}/code-scanning/default-setup"],
+    getSarif: ["GET /repos/{owner}/{repo}/code-scanning/sarifs/{sarif_id}"],
+    getVariantAnalysis: [
+      "GET /repos/{owner}/{repo}/code-scanning/codeql/variant-analyses/{codeql_variant_analysis_id}"
+    ],
+    getVariantAnalysisRepoTask: [
+      "GET /repos/{owner}/{repo}/code-scanning/codeql/variant-analyses/{codeql_variant_analysis_id}/repos/{repo_owner}/{repo_name}"
+    ],
+    listAlertInstances: [
+      "GET /repos/{owner}/{repo}/code-scanning/alerts/{alert_number}/instances"
+    ],
+    listAlertsForOrg: ["GET /orgs/{org}/code-scanning/alerts"],
+    listAlertsForRepo: ["GET /repos/{owner}/{repo}/code-scanning/alerts"],
+    listAlertsInstances: [
+      "GET /repos/{owner}/{repo}/code-scanning/alerts/{alert_number}/instances",
+      {},
+      { renamed: ["codeScanning", "listAlertInstances"] }
+    ],
+    listCodeqlDatabases: [
+      "GET /repos/{owner}/{repo}/code-scanning/codeql/databases"
+    ],
+    listRecentAnalyses: ["GET /repos/{owner}/{repo}/code-scanning/analyses"],
+    updateAlert: [
+      "PATCH /repos/{owner}/{repo}/code-scanning/alerts/{alert_number}"
+    ],
+    updateDefaultSetup: [
+      "PATCH /repos/{owner}/{repo}/code-scanning/default-setup"
+    ],
+    uploadSarif: ["POST /repos/{owner}/{repo}/code-scanning/sarifs"]
+  },
+  codeSecurity: {
+    attachConfiguration: [
+      "POST /orgs/{org}/code-security/configurations/{configuration_id}/attach"
+    ],
+    attachEnterpriseConfiguration: [
+      "POST /enterprises/{enterprise}/code-security/configurations/{configuration_id}/attach"
+    ],
+    createConfiguration: ["POST /orgs/{org}/code-security/configurations"],
+    createConfigurationForEnterprise: [
+      "POST /enterprises/{enterprise}/code-security/configurations"
+    ],
+    deleteConfiguration: [
+      "DELETE /orgs/{org}/code-security/configurations/{configuration_id}"
+    ],
+    deleteConfigurationForEnterprise: [
+      "DELETE /enterprises/{enterprise}/code-security/configurations/{configuration_id}"
+    ],
+    detachConfiguration: [
+      "DELETE /orgs/{org}/code-security/configurations/detach"
+    ],
+    getConfiguration: [
+      "GET /orgs/{org}/code-security/configurations/{configuration_id}"
+    ],
+    getConfigurationForRepository: [
+      "GET /repos/{owner}/{repo}/code-security-configuration"
+    ],
+    getConfigurationsForEnterprise: [
+      "GET /enterprises/{enterprise}/code-security/configurations"
+    ],
+    getConfigurationsForOrg: ["GET /orgs/{org}/code-security/configurations"],
+    getDefaultConfigurations: [
+      "GET /orgs/{org}/code-security/configurations/defaults"
+    ],
+    getDefaultConfigurationsForEnterprise: [
+      "GET /enterprises/{enterprise}/code-security/configurations/defaults"
+    ],
+    getRepositoriesForConfiguration: [
+      "GET /orgs/{org}/code-security/configurations/{configuration_id}/repositories"
+    ],
+    getRepositoriesForEnterpriseConfiguration: [
+      "GET /enterprises/{enterprise}/code-security/configurations/{configuration_id}/repositories"
+    ],
+    getSingleConfigurationForEnterprise: [
+      "GET /enterprises/{enterprise}/code-security/configurations/{configuration_id}"
+    ],
+    setConfigurationAsDefault: [
+      "PUT /orgs/{org}/code-security/configurations/{configuration_id}/defaults"
+    ],
+    setConfigurationAsDefaultForEnterprise: [
+      "PUT /enterprises/{enterprise}/code-security/configurations/{configuration_id}/defaults"
+    ],
+    updateConfiguration: [
+      "PATCH /orgs/{org}/code-security/configurations/{configuration_id}"
+    ],
+    updateEnterpriseConfiguration: [
+      "PATCH /enterprises/{enterprise}/code-security/configurations/{configuration_id}"
+    ]
+  },
+  codesOfConduct: {
+    getAllCodesOfConduct: ["GET /codes_of_conduct"],
+    getConductCode: ["GET /codes_of_conduct/{key}"]
+  },
+  codespaces: {
+    addRepositoryForSecretForAuthenticatedUser: [
+      "PUT /user/codespaces/secrets/{secret_name}/repositories/{repository_id}"
+    ],
+    addSelectedRepoToOrgSecret: [
+      "PUT /orgs/{org}/codespaces/secrets/{secret_name}/repositories/{repository_id}"
+    ],
+    checkPermissionsForDevcontainer: [
+      "GET /repos/{owner}/{repo}/codespaces/permissions_check"
+    ],
+    codespaceMachinesForAuthenticatedUser: [
+      "GET /user/codespaces/{codespace_name}/machines"
+    ],
+    createForAuthenticatedUser: ["POST /user/codespaces"],
+    createOrUpdateOrgSecret: [
+      "PUT /orgs/{org}/codespaces/secrets/{secret_name}"
+    ],
+    createOrUpdateRepoSecret: [
+      "PUT /repos/{owner}/{repo}/codespaces/secrets/{secret_name}"
+    ],
+    createOrUpdateSecretForAuthenticatedUser: [
+      "PUT /user/codespaces/secrets/{secret_name}"
+    ],
+    createWithPrForAuthenticatedUser: [
+      "POST /repos/{owner}/{repo}/pulls/{pull_number}/codespaces"
+    ],
+    createWithRepoForAuthenticatedUser: [
+      "POST /repos/{owner}/{repo}/codespaces"
+    ],
+    deleteForAuthenticatedUser: ["DELETE /user/codespaces/{codespace_name}"],
+    deleteFromOrganization: [
+      "DELETE /orgs/{org}/members/{username}/codespaces/{codespace_name}"
+    ],
+    deleteOrgSecret: ["DELETE /orgs/{org}/codespaces/secrets/{secret_name}"],
+    deleteRepoSecret: [
+      "DELETE /repos/{owner}/{repo}/codespaces/secrets/{secret_name}"
+    ],
+    deleteSecretForAuthenticatedUser: [
+      "DELETE /user/codespaces/secrets/{secret_name}"
+    ],
+    exportForAuthenticatedUser: [
+      "POST /user/codespaces/{codespace_name}/exports"
+    ],
+    getCodespacesForUserInOrg: [
+      "GET /orgs/{org}/members/{username}/codespaces"
+    ],
+    getExportDetailsForAuthenticatedUser: [
+      "GET /user/codespaces/{codespace_name}/exports/{export_id}"
+    ],
+    getForAuthenticatedUser: ["GET /user/codespaces/{codespace_name}"],
+    getOrgPublicKey: ["GET /orgs/{org}/codespaces/secrets/public-key"],
+    getOrgSecret: ["GET /orgs/{org}/codespaces/secrets/{secret_name}"],
+    getPublicKeyForAuthenticatedUser: [
+      "GET /user/codespaces/secrets/public-key"
+    ],
+    getRepoPublicKey: [
+      "GET /repos/{owner}/{repo}/codespaces/secrets/public-key"
+    ],
+    getRepoSecret: [
+      "GET /repos/{owner}/{repo}/codespaces/secrets/{secret_name}"
+    ],
+    getSecretForAuthenticatedUser: [
+      "GET /user/codespaces/secrets/{secret_name}"
+    ],
+    listDevcontainersInRepositoryForAuthenticatedUser: [
+      "GET /repos/{owner}/{repo}/codespaces/devcontainers"
+    ],
+    listForAuthenticatedUser: ["GET /user/codespaces"],
+    listInOrganization: [
+      "GET /orgs/{org}/codespaces",
+      {},
+      { renamedParameters: { org_id: "org" } }
+    ],
+    listInRepositoryForAuthenticatedUser: [
+      "GET /repos/{owner}/{repo}/codespaces"
+    ],
+    listOrgSecrets: ["GET /orgs/{org}/codespaces/secrets"],
+    listRepoSecrets: ["GET /repos/{owner}/{repo}/codespaces/secrets"],
+    listRepositoriesForSecretForAuthenticatedUser: [
+      "GET /user/codespaces/secrets/{secret_name}/repositories"
+    ],
+    listSecretsForAuthenticatedUser: ["GET /user/codespaces/secrets"],
+    listSelectedReposForOrgSecret: [
+      "GET /orgs/{org}/codespaces/secrets/{secret_name}/repositories"
+    ],
+    preFlightWithRepoForAuthenticatedUser: [
+      "GET /repos/{owner}/{repo}/codespaces/new"
+    ],
+    publishForAuthenticatedUser: [
+      "POST /user/codespaces/{codespace_name}/publish"
+    ],
+    removeRepositoryForSecretForAuthenticatedUser: [
+      "DELETE /user/codespaces/secrets/{secret_name}/repositories/{repository_id}"
+    ],
+    removeSelectedRepoFromOrgSecret: [
+      "DELETE /orgs/{org}/codespaces/secrets/{secret_name}/repositories/{repository_id}"
+    ],
+    repoMachinesForAuthenticatedUser: [
+      "GET /repos/{owner}/{repo}/codespaces/machines"
+    ],
+    setRepositoriesForSecretForAuthenticatedUser: [
+      "PUT /user/codespaces/secrets/{secret_name}/repositories"
+    ],
+    setSelectedReposForOrgSecret: [
+      "PUT /orgs/{org}/codespaces/secrets/{secret_name}/repositories"
+    ],
+    startForAuthenticatedUser: ["POST /user/codespaces/{codespace_name}/start"],
+    stopForAuthenticatedUser: ["POST /user/codespaces/{codespace_name}/stop"],
+    stopInOrganization: [
+      "POST /orgs/{org}/members/{username}/codespaces/{codespace_name}/stop"
+    ],
+    updateForAuthenticatedUser: ["PATCH /user/codespaces/{codespace_name}"]
+  },
+  copilot: {
+    addCopilotSeatsForTeams: [
+      "POST /orgs/{org}/copilot/billing/selected_teams"
+    ],
+    addCopilotSeatsForUsers: [
+      "POST /orgs/{org}/copilot/billing/selected_users"
+    ],
+    cancelCopilotSeatAssignmentForTeams: [
+      "DELETE /orgs/{org}/copilot/billing/selected_teams"
+    ],
+    cancelCopilotSeatAssignmentForUsers: [
+      "DELETE /orgs/{org}/copilot/billing/selected_users"
+    ],
+    copilotMetricsForOrganization: ["GET /orgs/{org}/copilot/metrics"],
+    copilotMetricsForTeam: ["GET /orgs/{org}/team/{team_slug}/copilot/metrics"],
+    getCopilotOrganizationDetails: ["GET /orgs/{org}/copilot/billing"],
+    getCopilotSeatDetailsForUser: [
+      "GET /orgs/{org}/members/{username}/copilot"
+    ],
+    listCopilotSeats: ["GET /orgs/{org}/copilot/billing/seats"]
+  },
+  credentials: { revoke: ["POST /credentials/revoke"] },
+  dependabot: {
+    addSelectedRepoToOrgSecret: [
+      "PUT /orgs/{org}/dependabot/secrets/{secret_name}/repositories/{repository_id}"
+    ],
+    createOrUpdateOrgSecret: [
+      "PUT /orgs/{org}/dependabot/secrets/{secret_name}"
+    ],
+    createOrUpdateRepoSecret: [
+      "PUT /repos/{owner}/{repo}/dependabot/secrets/{secret_name}"
+    ],
+    deleteOrgSecret: ["DELETE /orgs/{org}/dependabot/secrets/{secret_name}"],
+    deleteRepoSecret: [
+      "DELETE /repos/{owner}/{repo}/dependabot/secrets/{secret_name}"
+    ],
+    getAlert: ["GET /repos/{owner}/{repo}/dependabot/alerts/{alert_number}"],
+    getOrgPublicKey: ["GET /orgs/{org}/dependabot/secrets/public-key"],
+    getOrgSecret: ["GET /orgs/{org}/dependabot/secrets/{secret_name}"],
+    getRepoPublicKey: [
+      "GET /repos/{owner}/{repo}/dependabot/secrets/public-key"
+    ],
+    getRepoSecret: [
+      "GET /repos/{owner}/{repo}/dependabot/secrets/{secret_name}"
+    ],
+    listAlertsForEnterprise: [
+      "GET /enterprises/{enterprise}/dependabot/alerts"
+    ],
+    listAlertsForOrg: ["GET /orgs/{org}/dependabot/alerts"],
+    listAlertsForRepo: ["GET /repos/{owner}/{repo}/dependabot/alerts"],
+    listOrgSecrets: ["GET /orgs/{org}/dependabot/secrets"],
+    listRepoSecrets: ["GET /repos/{owner}/{repo}/dependabot/secrets"],
+    listSelectedReposForOrgSecret: [
+      "GET /orgs/{org}/dependabot/secrets/{secret_name}/repositories"
+    ],
+    removeSelectedRepoFromOrgSecret: [
+      "DELETE /orgs/{org}/dependabot/secrets/{secret_name}/repositories/{repository_id}"
+    ],
+    repositoryAccessForOrg: [
+      "GET /organizations/{org}/dependabot/repository-access"
+    ],
+    setRepositoryAccessDefaultLevel: [
+      "PUT /organizations/{org}/dependabot/repository-access/default-level"
+    ],
+    setSelectedReposForOrgSecret: [
+      "PUT /orgs/{org}/dependabot/secrets/{secret_name}/repositories"
+    ],
+    updateAlert: [
+      "PATCH /repos/{owner}/{repo}/dependabot/alerts/{alert_number}"
+    ],
+    updateRepositoryAccessForOrg: [
+      "PATCH /organizations/{org}/dependabot/repository-access"
+    ]
+  },
+  dependencyGraph: {
+    createRepositorySnapshot: [
+      "POST /repos/{owner}/{repo}/dependency-graph/snapshots"
+    ],
+    diffRange: [
+      "GET /repos/{owner}/{repo}/dependency-graph/compare/{basehead}"
+    ],
+    exportSbom: ["GET /repos/{owner}/{repo}/dependency-graph/sbom"]
+  },
+  emojis: { get: ["GET /emojis"] },
+  enterpriseTeamMemberships: {
+    add: [
+      "PUT /enterprises/{enterprise}/teams/{enterprise-team}/memberships/{username}"
+    ],
+    bulkAdd: [
+      "POST /enterprises/{enterprise}/teams/{enterprise-team}/memberships/add"
+    ],
+    bulkRemove: [
+      "POST /enterprises/{enterprise}/teams/{enterprise-team}/memberships/remove"
+    ],
+    get: [
+      "GET /enterprises/{enterprise}/teams/{enterprise-team}/memberships/{username}"
+    ],
+    list: ["GET /enterprises/{enterprise}/teams/{enterprise-team}/memberships"],
+    remove: [
+      "DELETE /enterprises/{enterprise}/teams/{enterprise-team}/memberships/{username}"
+    ]
+  },
+  enterpriseTeamOrganizations: {
+    add: [
+      "PUT /enterprises/{enterprise}/teams/{enterprise-team}/organizations/{org}"
+    ],
+    bulkAdd: [
+      "POST /enterprises/{enterprise}/teams/{enterprise-team}/organizations/add"
+    ],
+    bulkRemove: [
+      "POST /enterprises/{enterprise}/teams/{enterprise-team}/organizations/remove"
+    ],
+    delete: [
+      "DELETE /enterprises/{enterprise}/teams/{enterprise-team}/organizations/{org}"
+    ],
+    getAssignment: [
+      "GET /enterprises/{enterprise}/teams/{enterprise-team}/organizations/{org}"
+    ],
+    getAssignments: [
+      "GET /enterprises/{enterprise}/teams/{enterprise-team}/organizations"
+    ]
+  },
+  enterpriseTeams: {
+    create: ["POST /enterprises/{enterprise}/teams"],
+    delete: ["DELETE /enterprises/{enterprise}/teams/{team_slug}"],
+    get: ["GET /enterprises/{enterprise}/teams/{team_slug}"],
+    list: ["GET /enterprises/{enterprise}/teams"],
+    update: ["PATCH /enterprises/{enterprise}/teams/{team_slug}"]
+  },
+  gists: {
+    checkIsStarred: ["GET /gists/{gist_id}/star"],
+    create: ["POST /gists"],
+    createComment: ["POST /gists/{gist_id}/comments"],
+    delete: ["DELETE /gists/{gist_id}"],
+    deleteComment: ["DELETE /gists/{gist_id}/comments/{comment_id}"],
+    fork: ["POST /gists/{gist_id}/forks"],
+    get: ["GET /gists/{gist_id}"],
+    getComment: ["GET /gists/{gist_id}/comments/{comment_id}"],
+    getRevision: ["GET /gists/{gist_id}/{sha}"],
+    list: ["GET /gists"],
+    listComments: ["GET /gists/{gist_id}/comments"],
+    listCommits: ["GET /gists/{gist_id}/commits"],
+    listForUser: ["GET /users/{username}/gists"],
+    listForks: ["GET /gists/{gist_id}/forks"],
+    listPublic: ["GET /gists/public"],
+    listStarred: ["GET /gists/starred"],
+    star: ["PUT /gists/{gist_id}/star"],
+    unstar: ["DELETE /gists/{gist_id}/star"],
+    update: ["PATCH /gists/{gist_id}"],
+    updateComment: ["PATCH /gists/{gist_id}/comments/{comment_id}"]
+  },
+  git: {
+    createBlob: ["POST /repos/{owner}/{repo}/git/blobs"],
+    createCommit: ["POST /repos/{owner}/{repo}/git/commits"],
+    createRef: ["POST /repos/{owner}/{repo}/git/refs"],
+    createTag: ["POST /repos/{owner}/{repo}/git/tags"],
+    createTree: ["POST /repos/{owner}/{repo}/git/trees"],
+    deleteRef: ["DELETE /repos/{owner}/{repo}/git/refs/{ref}"],
+    getBlob: ["GET /repos/{owner}/{repo}/git/blobs/{file_sha}"],
+    getCommit: ["GET /repos/{owner}/{repo}/git/commits/{commit_sha}"],
+    getRef: ["GET /repos/{owner}/{repo}/git/ref/{ref}"],
+    getTag: ["GET /repos/{owner}/{repo}/git/tags/{tag_sha}"],
+    getTree: ["GET /repos/{owner}/{repo}/git/trees/{tree_sha}"],
+    listMatchingRefs: ["GET /repos/{owner}/{repo}/git/matching-refs/{ref}"],
+    updateRef: ["PATCH /repos/{owner}/{repo}/git/refs/{ref}"]
+  },
+  gitignore: {
+    getAllTemplates: ["GET /gitignore/templates"],
+    getTemplate: ["GET /gitignore/templates/{name}"]
+  },
+  hostedCompute: {
+    createNetworkConfigurationForOrg: [
+      "POST /orgs/{org}/settings/network-configurations"
+    ],
+    deleteNetworkConfigurationFromOrg: [
+      "DELETE /orgs/{org}/settings/network-configurations/{network_configuration_id}"
+    ],
+    getNetworkConfigurationForOrg: [
+      "GET /orgs/{org}/settings/network-configurations/{network_configuration_id}"
+    ],
+    getNetworkSettingsForOrg: [
+      "GET /orgs/{org}/settings/network-settings/{network_settings_id}"
+    ],
+    listNetworkConfigurationsForOrg: [
+      "GET /orgs/{org}/settings/network-configurations"
+    ],
+    updateNetworkConfigurationForOrg: [
+      "PATCH /orgs/{org}/settings/network-configurations/{network_configuration_id}"
+    ]
+  },
+  interactions: {
+    getRestrictionsForAuthenticatedUser: ["GET /user/interaction-limits"],
+    getRestrictionsForOrg: ["GET /orgs/{org}/interaction-limits"],
+    getRestrictionsForRepo: ["GET /repos/{owner}/{repo}/interaction-limits"],
+    getRestrictionsForYourPublicRepos: [
+      "GET /user/interaction-limits",
+      {},
+      { renamed: ["interactions", "getRestrictionsForAuthenticatedUser"] }
+    ],
+    removeRestrictionsForAuthenticatedUser: ["DELETE /user/interaction-limits"],
+    removeRestrictionsForOrg: ["DELETE /orgs/{org}/interaction-limits"],
+    removeRestrictionsForRepo: [
+      "DELETE /repos/{owner}/{repo}/interaction-limits"
+    ],
+    removeRestrictionsForYourPublicRepos: [
+      "DELETE /user/interaction-limits",
+      {},
+      { renamed: ["interactions", "removeRestrictionsForAuthenticatedUser"] }
+    ],
+    setRestrictionsForAuthenticatedUser: ["PUT /user/interaction-limits"],
+    setRestrictionsForOrg: ["PUT /orgs/{org}/interaction-limits"],
+    setRestrictionsForRepo: ["PUT /repos/{owner}/{repo}/interaction-limits"],
+    setRestrictionsForYourPublicRepos: [
+      "PUT /user/interaction-limits",
+      {},
+      { renamed: ["interactions", "setRestrictionsForAuthenticatedUser"] }
+    ]
+  },
+  issues: {
+    addAssignees: [
+      "POST /repos/{owner}/{repo}/issues/{issue_number}/assignees"
+    ],
+    addBlockedByDependency: [
+      "POST /repos/{owner}/{repo}/issues/{issue_number}/dependencies/blocked_by"
+    ],
+    addLabels: ["POST /repos/{owner}/{repo}/issues/{issue_number}/labels"],
+    addSubIssue: [
+      "POST /repos/{owner}/{repo}/issues/{issue_number}/sub_issues"
+    ],
+    checkUserCanBeAssigned: ["GET /repos/{owner}/{repo}/assignees/{assignee}"],
+    checkUserCanBeAssignedToIssue: [
+      "GET /repos/{owner}/{repo}/issues/{issue_number}/assignees/{assignee}"
+    ],
+    create: ["POST /repos/{owner}/{repo}/issues"],
+    createComment: [
+      "POST /repos/{owner}/{repo}/issues/{issue_number}/comments"
+    ],
+    createLabel: ["POST /repos/{owner}/{repo}/labels"],
+    createMilestone: ["POST /repos/{owner}/{repo}/milestones"],
+    deleteComment: [
+      "DELETE /repos/{owner}/{repo}/issues/comments/{comment_id}"
+    ],
+    deleteLabel: ["DELETE /repos/{owner}/{repo}/labels/{name}"],
+    deleteMilestone: [
+      "DELETE /repos/{owner}/{repo}/milestones/{milestone_number}"
+    ],
+    get: ["GET /repos/{owner}/{repo}/issues/{issue_number}"],
+    getComment: ["GET /repos/{owner}/{repo}/issues/comments/{comment_id}"],
+    getEvent: ["GET /repos/{owner}/{repo}/issues/events/{event_id}"],
+    getLabel: ["GET /repos/{owner}/{repo}/labels/{name}"],
+    getMilestone: ["GET /repos/{owner}/{repo}/milestones/{milestone_number}"],
+    getParent: ["GET /repos/{owner}/{repo}/issues/{issue_number}/parent"],
+    list: ["GET /issues"],
+    listAssignees: ["GET /repos/{owner}/{repo}/assignees"],
+    listComments: ["GET /repos/{owner}/{repo}/issues/{issue_number}/comments"],
+    listCommentsForRepo: ["GET /repos/{owner}/{repo}/issues/comments"],
+    listDependenciesBlockedBy: [
+      "GET /repos/{owner}/{repo}/issues/{issue_number}/dependencies/blocked_by"
+    ],
+    listDependenciesBlocking: [
+      "GET /repos/{owner}/{repo}/issues/{issue_number}/dependencies/blocking"
+    ],
+    listEvents: ["GET /repos/{owner}/{repo}/issues/{issue_number}/events"],
+    listEventsForRepo: ["GET /repos/{owner}/{repo}/issues/events"],
+    listEventsForTimeline: [
+      "GET /repos/{owner}/{repo}/issues/{issue_number}/timeline"
+    ],
+    listForAuthenticatedUser: ["GET /user/issues"],
+    listForOrg: ["GET /orgs/{org}/issues"],
+    listForRepo: ["GET /repos/{owner}/{repo}/issues"],
+    listLabelsForMilestone: [
+      "GET /repos/{owner}/{repo}/milestones/{milestone_number}/labels"
+    ],
+    listLabelsForRepo: ["GET /repos/{owner}/{repo}/labels"],
+    listLabelsOnIssue: [
+      "GET /repos/{owner}/{repo}/issues/{issue_number}/labels"
+    ],
+    listMilestones: ["GET /repos/{owner}/{repo}/milestones"],
+    listSubIssues: [
+      "GET /repos/{owner}/{repo}/issues/{issue_number}/sub_issues"
+    ],
+    lock: ["PUT /repos/{owner}/{repo}/issues/{issue_number}/lock"],
+    removeAllLabels: [
+      "DELETE /repos/{owner}/{repo}/issues/{issue_number}/labels"
+    ],
+    removeAssignees: [
+      "DELETE /repos/{owner}/{repo}/issues/{issue_number}/assignees"
+    ],
+    removeDependencyBlockedBy: [
+      "DELETE /repos/{owner}/{repo}/issues/{issue_number}/dependencies/blocked_by/{issue_id}"
+    ],
+    removeLabel: [
+      "DELETE /repos/{owner}/{repo}/issues/{issue_number}/labels/{name}"
+    ],
+    removeSubIssue: [
+      "DELETE /repos/{owner}/{repo}/issues/{issue_number}/sub_issue"
+    ],
+    reprioritizeSubIssue: [
+      "PATCH /repos/{owner}/{repo}/issues/{issue_number}/sub_issues/priority"
+    ],
+    setLabels: ["PUT /repos/{owner}/{repo}/issues/{issue_number}/labels"],
+    unlock: ["DELETE /repos/{owner}/{repo}/issues/{issue_number}/lock"],
+    update: ["PATCH /repos/{owner}/{repo}/issues/{issue_number}"],
+    updateComment: ["PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}"],
+    updateLabel: ["PATCH /repos/{owner}/{repo}/labels/{name}"],
+    updateMilestone: [
+      "PATCH /repos/{owner}/{repo}/milestones/{milestone_number}"
+    ]
+  },
+  licenses: {
+    get: ["GET /licenses/{license}"],
+    getAllCommonlyUsed: ["GET /licenses"],
+    getForRepo: ["GET /repos/{owner}/{repo}/license"]
+  },
+  markdown: {
+    render: ["POST /markdown"],
+    renderRaw: [
+      "POST /markdown/raw",
+      { headers: { "content-type": "text/plain; charset=utf-8" } }
+    ]
+  },
+  meta: {
+    get: ["GET /meta"],
+    getAllVersions: ["GET /versions"],
+    getOctocat: ["GET /octocat"],
+    getZen: ["GET /zen"],
+    root: ["GET /"]
+  },
+  migrations: {
+    deleteArchiveForAuthenticatedUser: [
+      "DELETE /user/migrations/{migration_id}/archive"
+    ],
+    deleteArchiveForOrg: [
+      "DELETE /orgs/{org}/migrations/{migration_id}/archive"
+    ],
+    downloadArchiveForOrg: [
+      "GET /orgs/{org}/migrations/{migration_id}/archive"
+    ],
+    getArchiveForAuthenticatedUser: [
+      "GET /user/migrations/{migration_id}/archive"
+    ],
+    getStatusForAuthenticatedUser: ["GET /user/migrations/{migration_id}"],
+    getStatusForOrg: ["GET /orgs/{org}/migrations/{migration_id}"],
+    listForAuthenticatedUser: ["GET /user/migrations"],
+    listForOrg: ["GET /orgs/{org}/migrations"],
+    listReposForAuthenticatedUser: [
+      "GET /user/migrations/{migration_id}/repositories"
+    ],
+    listReposForOrg: ["GET /orgs/{org}/migrations/{migration_id}/repositories"],
+    listReposForUser: [
+      "GET /user/migrations/{migration_id}/repositories",
+      {},
+      { renamed: ["migrations", "listReposForAuthenticatedUser"] }
+    ],
+    startForAuthenticatedUser: ["POST /user/migrations"],
+    startForOrg: ["POST /orgs/{org}/migrations"],
+    unlockRepoForAuthenticatedUser: [
+      "DELETE /user/migrations/{migration_id}/repos/{repo_name}/lock"
+    ],
+    unlockRepoForOrg: [
+      "DELETE /orgs/{org}/migrations/{migration_id}/repos/{repo_name}/lock"
+    ]
+  },
+  oidc: {
+    getOidcCustomSubTemplateForOrg: [
+      "GET /orgs/{org}/actions/oidc/customization/sub"
+    ],
+    updateOidcCustomSubTemplateForOrg: [
+      "PUT /orgs/{org}/actions/oidc/customization/sub"
+    ]
+  },
+  orgs: {
+    addSecurityManagerTeam: [
+      "PUT /orgs/{org}/security-managers/teams/{team_slug}",
+      {},
+      {
+        deprecated: "octokit.rest.orgs.addSecurityManagerTeam() is deprecated, see https://docs.github.com/rest/orgs/security-managers#add-a-security-manager-team"
+      }
+    ],
+    assignTeamToOrgRole: [
+      "PUT /orgs/{org}/organization-roles/teams/{team_slug}/{role_id}"
+    ],
+    assignUserToOrgRole: [
+      "PUT /orgs/{org}/organization-roles/users/{username}/{role_id}"
+    ],
+    blockUser: ["PUT /orgs/{org}/blocks/{username}"],
+    cancelInvitation: ["DELETE /orgs/{org}/invitations/{invitation_id}"],
+    checkBlockedUser: ["GET /orgs/{org}/blocks/{username}"],
+    checkMembershipForUser: ["GET /orgs/{org}/members/{username}"],
+    checkPublicMembershipForUser: ["GET /orgs/{org}/public_members/{username}"],
+    convertMemberToOutsideCollaborator: [
+      "PUT /orgs/{org}/outside_collaborators/{username}"
+    ],
+    createArtifactStorageRecord: [
+      "POST /orgs/{org}/artifacts/metadata/storage-record"
+    ],
+    createInvitation: ["POST /orgs/{org}/invitations"],
+    createIssueType: ["POST /orgs/{org}/issue-types"],
+    createWebhook: ["POST /orgs/{org}/hooks"],
+    customPropertiesForOrgsCreateOrUpdateOrganizationValues: [
+      "PATCH /organizations/{org}/org-properties/values"
+    ],
+    customPropertiesForOrgsGetOrganizationValues: [
+      "GET /organizations/{org}/org-properties/values"
+    ],
+    customPropertiesForReposCreateOrUpdateOrganizationDefinition: [
+      "PUT /orgs/{org}/properties/schema/{custom_property_name}"
+    ],
+    customPropertiesForReposCreateOrUpdateOrganizationDefinitions: [
+      "PATCH /orgs/{org}/properties/schema"
+    ],
+    customPropertiesForReposCreateOrUpdateOrganizationValues: [
+      "PATCH /orgs/{org}/properties/values"
+    ],
+    customPropertiesForReposDeleteOrganizationDefinition: [
+      "DELETE /orgs/{org}/properties/schema/{custom_property_name}"
+    ],
+    customPropertiesForReposGetOrganizationDefinition: [
+      "GET /orgs/{org}/properties/schema/{custom_property_name}"
+    ],
+    customPropertiesForReposGetOrganizationDefinitions: [
+      "GET /orgs/{org}/properties/schema"
+    ],
+    customPropertiesForReposGetOrganizationValues: [
+      "GET /orgs/{org}/properties/values"
+    ],
+    delete: ["DELETE /orgs/{org}"],
+    deleteAttestationsBulk: ["POST /orgs/{org}/attestations/delete-request"],
+    deleteAttestationsById: [
+      "DELETE /orgs/{org}/attestations/{attestation_id}"
+    ],
+    deleteAttestationsBySubjectDigest: [
+      "DELETE /orgs/{org}/attestations/digest/{subject_digest}"
+    ],
+    deleteIssueType: ["DELETE /orgs/{org}/issue-types/{issue_type_id}"],
+    deleteWebhook: ["DELETE /orgs/{org}/hooks/{hook_id}"],
+    disableSelectedRepositoryImmutableReleasesOrganization: [
+      "DELETE /orgs/{org}/settings/immutable-releases/repositories/{repository_id}"
+    ],
+    enableSelectedRepositoryImmutableReleasesOrganization: [
+      "PUT /orgs/{org}/settings/immutable-releases/repositories/{repository_id}"
+    ],
+    get: ["GET /orgs/{org}"],
+    getImmutableReleasesSettings: [
+      "GET /orgs/{org}/settings/immutable-releases"
+    ],
+    getImmutableReleasesSettingsRepositories: [
+      "GET /orgs/{org}/settings/immutable-releases/repositories"
+    ],
+    getMembershipForAuthenticatedUser: ["GET /user/memberships/orgs/{org}"],
+    getMembershipForUser: ["GET /orgs/{org}/memberships/{username}"],
+    getOrgRole: ["GET /orgs/{org}/organization-roles/{role_id}"],
+    getOrgRulesetHistory: ["GET /orgs/{org}/rulesets/{ruleset_id}/history"],
+    getOrgRulesetVersion: [
+      "GET /orgs/{org}/rulesets/{ruleset_id}/history/{version_id}"
+    ],
+    getWebhook: ["GET /orgs/{org}/hooks/{hook_id}"],
+    getWebhookConfigForOrg: ["GET /orgs/{org}/hooks/{hook_id}/config"],
+    getWebhookDelivery: [
+      "GET /orgs/{org}/hooks/{hook_id}/deliveries/{delivery_id}"
+    ],
+    list: ["GET /organizations"],
+    listAppInstallations: ["GET /orgs/{org}/installations"],
+    listArtifactStorageRecords: [
+      "GET /orgs/{org}/artifacts/{subject_digest}/metadata/storage-records"
+    ],
+    listAttestationRepositories: ["GET /orgs/{org}/attestations/repositories"],
+    listAttestations: ["GET /orgs/{org}/attestations/{subject_digest}"],
+    listAttestationsBulk: [
+      "POST /orgs/{org}/attestations/bulk-list{?per_page,before,after}"
+    ],
+    listBlockedUsers: ["GET /orgs/{org}/blocks"],
+    listFailedInvitations: ["GET /orgs/{org}/failed_invitations"],
+    listForAuthenticatedUser: ["GET /user/orgs"],
+    listForUser: ["GET /users/{username}/orgs"],
+    listInvitationTeams: ["GET /orgs/{org}/invitations/{invitation_id}/teams"],
+    listIssueTypes: ["GET /orgs/{org}/issue-types"],
+    listMembers: ["GET /orgs/{org}/members"],
+    listMembershipsForAuthenticatedUser: ["GET /user/memberships/orgs"],
+    listOrgRoleTeams: ["GET /orgs/{org}/organization-roles/{role_id}/teams"],
+    listOrgRoleUsers: ["GET /orgs/{org}/organization-roles/{role_id}/users"],
+    listOrgRoles: ["GET /orgs/{org}/organization-roles"],
+    listOrganizationFineGrainedPermissions: [
+      "GET /orgs/{org}/organization-fine-grained-permissions"
+    ],
+    listOutsideCollaborators: ["GET /orgs/{org}/outside_collaborators"],
+    listPatGrantRepositories: [
+      "GET /orgs/{org}/personal-access-tokens/{pat_id}/repositories"
+    ],
+    listPatGrantRequestRepositories: [
+      "GET /orgs/{org}/personal-access-token-requests/{pat_request_id}/repositories"
+    ],
+    listPatGrantRequests: ["GET /orgs/{org}/personal-access-token-requests"],
+    listPatGrants: ["GET /orgs/{org}/personal-access-tokens"],
+    listPendingInvitations: ["GET /orgs/{org}/invitations"],
+    listPublicMembers: ["GET /orgs/{org}/public_members"],
+    listSecurityManagerTeams: [
+      "GET /orgs/{org}/security-managers",
+      {},
+      {
+        deprecated: "octokit.rest.orgs.listSecurityManagerTeams() is deprecated, see https://docs.github.com/rest/orgs/security-managers#list-security-manager-teams"
+      }
+    ],
+    listWebhookDeliveries: ["GET /orgs/{org}/hooks/{hook_id}/deliveries"],
+    listWebhooks: ["GET /orgs/{org}/hooks"],
+    pingWebhook: ["POST /orgs/{org}/hooks/{hook_id}/pings"],
+    redeliverWebhookDelivery: [
+      "POST /orgs/{org}/hooks/{hook_id}/deliveries/{delivery_id}/attempts"
+    ],
+    removeMember: ["DELETE /orgs/{org}/members/{username}"],
+    removeMembershipForUser: ["DELETE /orgs/{org}/memberships/{username}"],
+    removeOutsideCollaborator: [
+      "DELETE /orgs/{org}/outside_collaborators/{username}"
+    ],
+    removePublicMembershipForAuthenticatedUser: [
+      "DELETE /orgs/{org}/public_members/{username}"
+    ],
+    removeSecurityManagerTeam: [
+      "DELETE /orgs/{org}/security-managers/teams/{team_slug}",
+      {},
+      {
+        deprecated: "octokit.rest.orgs.removeSecurityManagerTeam() is deprecated, see https://docs.github.com/rest/orgs/security-managers#remove-a-security-manager-team"
+      }
+    ],
+    reviewPatGrantRequest: [
+      "POST /orgs/{org}/personal-access-token-requests/{pat_request_id}"
+    ],
+    reviewPatGrantRequestsInBulk: [
+      "POST /orgs/{org}/personal-access-token-requests"
+    ],
+    revokeAllOrgRolesTeam: [
+      "DELETE /orgs/{org}/organization-roles/teams/{team_slug}"
+    ],
+    revokeAllOrgRolesUser: [
+      "DELETE /orgs/{org}/organization-roles/users/{username}"
+    ],
+    revokeOrgRoleTeam: [
+      "DELETE /orgs/{org}/organization-roles/teams/{team_slug}/{role_id}"
+    ],
+    revokeOrgRoleUser: [
+      "DELETE /orgs/{org}/organization-roles/users/{username}/{role_id}"
+    ],
+    setImmutableReleasesSettings: [
+      "PUT /orgs/{org}/settings/immutable-releases"
+    ],
+    setImmutableReleasesSettingsRepositories: [
+      "PUT /orgs/{org}/settings/immutable-releases/repositories"
+    ],
+    setMembershipForUser: ["PUT /orgs/{org}/memberships/{username}"],
+    setPublicMembershipForAuthenticatedUser: [
+      "PUT /orgs/{org}/public_members/{username}"
+    ],
+    unblockUser: ["DELETE /orgs/{org}/blocks/{username}"],
+    update: ["PATCH /orgs/{org}"],
+    updateIssueType: ["PUT /orgs/{org}/issue-types/{issue_type_id}"],
+    updateMembershipForAuthenticatedUser: [
+      "PATCH /user/memberships/orgs/{org}"
+    ],
+    updatePatAccess: ["POST /orgs/{org}/personal-access-tokens/{pat_id}"],
+    updatePatAccesses: ["POST /orgs/{org}/personal-access-tokens"],
+    updateWebhook: ["PATCH /orgs/{org}/hooks/{hook_id}"],
+    updateWebhookConfigForOrg: ["PATCH /orgs/{org}/hooks/{hook_id}/config"]
+  },
+  packages: {
+    deletePackageForAuthenticatedUser: [
+      "DELETE /user/packages/{package_type}/{package_name}"
+    ],
+    deletePackageForOrg: [
+      "DELETE /orgs/{org}/packages/{package_type}/{package_name}"
+    ],
+    deletePackageForUser: [
+      "DELETE /users/{username}/packages/{package_type}/{package_name}"
+    ],
+    deletePackageVersionForAuthenticatedUser: [
+      "DELETE /user/packages/{package_type}/{package_name}/versions/{package_version_id}"
+    ],
+    deletePackageVersionForOrg: [
+      "DELETE /orgs/{org}/packages/{package_type}/{package_name}/versions/{package_version_id}"
+    ],
+    deletePackageVersionForUser: [
+      "DELETE /users/{username}/packages/{package_type}/{package_name}/versions/{package_version_id}"
+    ],
+    getAllPackageVersionsForAPackageOwnedByAnOrg: [
+      "GET /orgs/{org}/packages/{package_type}/{package_name}/versions",
+      {},
+      { renamed: ["packages", "getAllPackageVersionsForPackageOwnedByOrg"] }
+    ],
+    getAllPackageVersionsForAPackageOwnedByTheAuthenticatedUser: [
+      "GET /user/packages/{package_type}/{package_name}/versions",
+      {},
+      {
+        renamed: [
+          "packages",
+          "getAllPackageVersionsForPackageOwnedByAuthenticatedUser"
+        ]
+      }
+    ],
+    getAllPackageVersionsForPackageOwnedByAuthenticatedUser: [
+      "GET /user/packages/{package_type}/{package_name}/versions"
+    ],
+    getAllPackageVersionsForPackageOwnedByOrg: [
+      "GET /orgs/{org}/packages/{package_type}/{package_name}/versions"
+    ],
+    getAllPackageVersionsForPackageOwnedByUser: [
+      "GET /users/{username}/packages/{package_type}/{package_name}/versions"
+    ],
+    getPackageForAuthenticatedUser: [
+      "GET /user/packages/{package_type}/{package_name}"
+    ],
+    getPackageForOrganization: [
+      "GET /orgs/{org}/packages/{package_type}/{package_name}"
+    ],
+    getPackageForUser: [
+      "GET /users/{username}/packages/{package_type}/{package_name}"
+    ],
+    getPackageVersionForAuthenticatedUser: [
+      "GET /user/packages/{package_type}/{package_name}/versions/{package_version_id}"
+    ],
+    getPackageVersionForOrganization: [
+      "GET /orgs/{org}/packages/{package_type}/{package_name}/versions/{package_version_id}"
+    ],
+    getPackageVersionForUser: [
+      "GET /users/{username}/packages/{package_type}/{package_name}/versions/{package_version_id}"
+    ],
+    listDockerMigrationConflictingPackagesForAuthenticatedUser: [
+      "GET /user/docker/conflicts"
+    ],
+    listDockerMigrationConflictingPackagesForOrganization: [
+      "GET /orgs/{org}/docker/conflicts"
+    ],
+    listDockerMigrationConflictingPackagesForUser: [
+      "GET /users/{username}/docker/conflicts"
+    ],
+    listPackagesForAuthenticatedUser: ["GET /user/packages"],
+    listPackagesForOrganization: ["GET /orgs/{org}/packages"],
+    listPackagesForUser: ["GET /users/{username}/packages"],
+    restorePackageForAuthenticatedUser: [
+      "POST /user/packages/{package_type}/{package_name}/restore{?token}"
+    ],
+    restorePackageForOrg: [
+      "POST /orgs/{org}/packages/{package_type}/{package_name}/restore{?token}"
+    ],
+    restorePackageForUser: [
+      "POST /users/{username}/packages/{package_type}/{package_name}/restore{?token}"
+    ],
+    restorePackageVersionForAuthenticatedUser: [
+      "POST /user/packages/{package_type}/{package_name}/versions/{package_version_id}/restore"
+    ],
+    restorePackageVersionForOrg: [
+      "POST /orgs/{org}/packages/{package_type}/{package_name}/versions/{package_version_id}/restore"
+    ],
+    restorePackageVersionForUser: [
+      "POST /users/{username}/packages/{package_type}/{package_name}/versions/{package_version_id}/restore"
+    ]
+  },
+  privateRegistries: {
+    createOrgPrivateRegistry: ["POST /orgs/{org}/private-registries"],
+    deleteOrgPrivateRegistry: [
+      "DELETE /orgs/{org}/private-registries/{secret_name}"
+    ],
+    getOrgPrivateRegistry: ["GET /orgs/{org}/private-registries/{secret_name}"],
+    getOrgPublicKey: ["GET /orgs/{org}/private-registries/public-key"],
+    listOrgPrivateRegistries: ["GET /orgs/{org}/private-registries"],
+    updateOrgPrivateRegistry: [
+      "PATCH /orgs/{org}/private-registries/{secret_name}"
+    ]
+  },
+  projects: {
+    addItemForOrg: ["POST /orgs/{org}/projectsV2/{project_number}/items"],
+    addItemForUser: [
+      "POST /users/{username}/projectsV2/{project_number}/items"
+    ],
+    deleteItemForOrg: [
+      "DELETE /orgs/{org}/projectsV2/{project_number}/items/{item_id}"
+    ],
+    deleteItemForUser: [
+      "DELETE /users/{username}/projectsV2/{project_number}/items/{item_id}"
+    ],
+    getFieldForOrg: [
+      "GET /orgs/{org}/projectsV2/{project_number}/fields/{field_id}"
+    ],
+    getFieldForUser: [
+      "GET /users/{username}/projectsV2/{project_number}/fields/{field_id}"
+    ],
+    getForOrg: ["GET /orgs/{org}/projectsV2/{project_number}"],
+    getForUser: ["GET /users/{username}/projectsV2/{project_number}"],
+    getOrgItem: ["GET /orgs/{org}/projectsV2/{project_number}/items/{item_id}"],
+    getUserItem: [
+      "GET /users/{username}/projectsV2/{project_number}/items/{item_id}"
+    ],
+    listFieldsForOrg: ["GET /orgs/{org}/projectsV2/{project_number}/fields"],
+    listFieldsForUser: [
+      "GET /users/{username}/projectsV2/{project_number}/fields"
+    ],
+    listForOrg: ["GET /orgs/{org}/projectsV2"],
+    listForUser: ["GET /users/{username}/projectsV2"],
+    listItemsForOrg: ["GET /orgs/{org}/projectsV2/{project_number}/items"],
+    listItemsForUser: [
+      "GET /users/{username}/projectsV2/{project_number}/items"
+    ],
+    updateItemForOrg: [
+      "PATCH /orgs/{org}/projectsV2/{project_number}/items/{item_id}"
+    ],
+    updateItemForUser: [
+      "PATCH /users/{username}/projectsV2/{project_number}/items/{item_id}"
+    ]
+  },
+  pulls: {
+    checkIfMerged: ["GET /repos/{owner}/{repo}/pulls/{pull_number}/merge"],
+    create: ["POST /repos/{owner}/{repo}/pulls"],
+    createReplyForReviewComment: [
+      "POST /repos/{owner}/{repo}/pulls/{pull_number}/comments/{comment_id}/replies"
+    ],
+    createReview: ["POST /repos/{owner}/{repo}/pulls/{pull_number}/reviews"],
+    createReviewComment: [
+      "POST /repos/{owner}/{repo}/pulls/{pull_number}/comments"
+    ],
+    deletePendingReview: [
+      "DELETE /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}"
+    ],
+    deleteReviewComment: [
+      "DELETE /repos/{owner}/{repo}/pulls/comments/{comment_id}"
+    ],
+    dismissReview: [
+      "PUT /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}/dismissals"
+    ],
+    get: ["GET /repos/{owner}/{repo}/pulls/{pull_number}"],
+    getReview: [
+      "GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}"
+    ],
+    getReviewComment: ["GET /repos/{owner}/{repo}/pulls/comments/{comment_id}"],
+    list: ["GET /repos/{owner}/{repo}/pulls"],
+    listCommentsForReview: [
+      "GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}/comments"
+    ],
+    listCommits: ["GET /repos/{owner}/{repo}/pulls/{pull_number}/commits"],
+    listFiles: ["GET /repos/{owner}/{repo}/pulls/{pull_number}/files"],
+    listRequestedReviewers: [
+      "GET /repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers"
+    ],
+    listReviewComments: [
+      "GET /repos/{owner}/{repo}/pulls/{pull_number}/comments"
+    ],
+    listReviewCommentsForRepo: ["GET /repos/{owner}/{repo}/pulls/comments"],
+    listReviews: ["GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews"],
+    merge: ["PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge"],
+    removeRequestedReviewers: [
+      "DELETE /repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers"
+    ],
+    requestReviewers: [
+      "POST /repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers"
+    ],
+    submitReview: [
+      "POST /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}/events"
+    ],
+    update: ["PATCH /repos/{owner}/{repo}/pulls/{pull_number}"],
+    updateBranch: [
+      "PUT /repos/{owner}/{repo}/pulls/{pull_number}/update-branch"
+    ],
+    updateReview: [
+      "PUT /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}"
+    ],
+    updateReviewComment: [
+      "PATCH /repos/{owner}/{repo}/pulls/comments/{comment_id}"
+    ]
+  },
+  rateLimit: { get: ["GET /rate_limit"] },
+  reactions: {
+    createForCommitComment: [
+      "POST /repos/{owner}/{repo}/comments/{comment_id}/reactions"
+    ],
+    createForIssue: [
+      "POST /repos/{owner}/{repo}/issues/{issue_number}/reactions"
+    ],
+    createForIssueComment: [
+      "POST /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions"
+    ],
+    createForPullRequestReviewComment: [
+      "POST /repos/{owner}/{repo}/pulls/comments/{comment_id}/reactions"
+    ],
+    createForRelease: [
+      "POST /repos/{owner}/{repo}/releases/{release_id}/reactions"
+    ],
+    createForTeamDiscussionCommentInOrg: [
+      "POST /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments/{comment_number}/reactions"
+    ],
+    createForTeamDiscussionInOrg: [
+      "POST /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/reactions"
+    ],
+    deleteForCommitComment: [
+      "DELETE /repos/{owner}/{repo}/comments/{comment_id}/reactions/{reaction_id}"
+    ],
+    deleteForIssue: [
+      "DELETE /repos/{owner}/{repo}/issues/{issue_number}/reactions/{reaction_id}"
+    ],
+    deleteForIssueComment: [
+      "DELETE /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions/{reaction_id}"
+    ],
+    deleteForPullRequestComment: [
+      "DELETE /repos/{owner}/{repo}/pulls/comments/{comment_id}/reactions/{reaction_id}"
+    ],
+    deleteForRelease: [
+      "DELETE /repos/{owner}/{repo}/releases/{release_id}/reactions/{reaction_id}"
+    ],
+    deleteForTeamDiscussion: [
+      "DELETE /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/reactions/{reaction_id}"
+    ],
+    deleteForTeamDiscussionComment: [
+      "DELETE /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments/{comment_number}/reactions/{reaction_id}"
+    ],
+    listForCommitComment: [
+      "GET /repos/{owner}/{repo}/comments/{comment_id}/reactions"
+    ],
+    listForIssue: ["GET /repos/{owner}/{repo}/issues/{issue_number}/reactions"],
+    listForIssueComment: [
+      "GET /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions"
+    ],
+    listForPullRequestReviewComment: [
+      "GET /repos/{owner}/{repo}/pulls/comments/{comment_id}/reactions"
+    ],
+    listForRelease: [
+      "GET /repos/{owner}/{repo}/releases/{release_id}/reactions"
+    ],
+    listForTeamDiscussionCommentInOrg: [
+      "GET /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments/{comment_number}/reactions"
+    ],
+    listForTeamDiscussionInOrg: [
+      "GET /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/reactions"
+    ]
+  },
+  repos: {
+    acceptInvitation: [
+      "PATCH /user/repository_invitations/{invitation_id}",
+      {},
+      { renamed: ["repos", "acceptInvitationForAuthenticatedUser"] }
+    ],
+    acceptInvitationForAuthenticatedUser: [
+      "PATCH /user/repository_invitations/{invitation_id}"
+    ],
+    addAppAccessRestrictions: [
+      "POST /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/apps",
+      {},
+      { mapToData: "apps" }
+    ],
+    addCollaborator: ["PUT /repos/{owner}/{repo}/collaborators/{username}"],
+    addStatusCheckContexts: [
+      "POST /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks/contexts",
+      {},
+      { mapToData: "contexts" }
+    ],
+    addTeamAccessRestrictions: [
+      "POST /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/teams",
+      {},
+      { mapToData: "teams" }
+    ],
+    addUserAccessRestrictions: [
+      "POST /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/users",
+      {},
+      { mapToData: "users" }
+    ],
+    cancelPagesDeployment: [
+      "POST /repos/{owner}/{repo}/pages/deployments/{pages_deployment_id}/cancel"
+    ],
+    checkAutomatedSecurityFixes: [
+      "GET /repos/{owner}/{repo}/automated-security-fixes"
+    ],
+    checkCollaborator: ["GET /repos/{owner}/{repo}/collaborators/{username}"],
+    checkImmutableReleases: ["GET /repos/{owner}/{repo}/immutable-releases"],
+    checkPrivateVulnerabilityReporting: [
+      "GET /repos/{owner}/{repo}/private-vulnerability-reporting"
+    ],
+    checkVulnerabilityAlerts: [
+      "GET /repos/{owner}/{repo}/vulnerability-alerts"
+    ],
+    codeownersErrors: ["GET /repos/{owner}/{repo}/codeowners/errors"],
+    compareCommits: ["GET /repos/{owner}/{repo}/compare/{base}...{head}"],
+    compareCommitsWithBasehead: [
+      "GET /repos/{owner}/{repo}/compare/{basehead}"
+    ],
+    createAttestation: ["POST /repos/{owner}/{repo}/attestations"],
+    createAutolink: ["POST /repos/{owner}/{repo}/autolinks"],
+    createCommitComment: [
+      "POST /repos/{owner}/{repo}/commits/{commit_sha}/comments"
+    ],
+    createCommitSignatureProtection: [
+      "POST /repos/{owner}/{repo}/branches/{branch}/protection/required_signatures"
+    ],
+    createCommitStatus: ["POST /repos/{owner}/{repo}/statuses/{sha}"],
+    createDeployKey: ["POST /repos/{owner}/{repo}/keys"],
+    createDeployment: ["POST /repos/{owner}/{repo}/deployments"],
+    createDeploymentBranchPolicy: [
+      "POST /repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies"
+    ],
+    createDeploymentProtectionRule: [
+      "POST /repos/{owner}/{repo}/environments/{environment_name}/deployment_protection_rules"
+    ],
+    createDeploymentStatus: [
+      "POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses"
+    ],
+    createDispatchEvent: ["POST /repos/{owner}/{repo}/dispatches"],
+    createForAuthenticatedUser: ["POST /user/repos"],
+    createFork: ["POST /repos/{owner}/{repo}/forks"],
+    createInOrg: ["POST /orgs/{org}/repos"],
+    createOrUpdateEnvironment: [
+      "PUT /repos/{owner}/{repo}/environments/{environment_name}"
+    ],
+    createOrUpdateFileContents: ["PUT /repos/{owner}/{repo}/contents/{path}"],
+    createOrgRuleset: ["POST /orgs/{org}/rulesets"],
+    createPagesDeployment: ["POST /repos/{owner}/{repo}/pages/deployments"],
+    createPagesSite: ["POST /repos/{owner}/{repo}/pages"],
+    createRelease: ["POST /repos/{owner}/{repo}/releases"],
+    createRepoRuleset: ["POST /repos/{owner}/{repo}/rulesets"],
+    createUsingTemplate: [
+      "POST /repos/{template_owner}/{template_repo}/generate"
+    ],
+    createWebhook: ["POST /repos/{owner}/{repo}/hooks"],
+    customPropertiesForReposCreateOrUpdateRepositoryValues: [
+      "PATCH /repos/{owner}/{repo}/properties/values"
+    ],
+    customPropertiesForReposGetRepositoryValues: [
+      "GET /repos/{owner}/{repo}/properties/values"
+    ],
+    declineInvitation: [
+      "DELETE /user/repository_invitations/{invitation_id}",
+      {},
+      { renamed: ["repos", "declineInvitationForAuthenticatedUser"] }
+    ],
+    declineInvitationForAuthenticatedUser: [
+      "DELETE /user/repository_invitations/{invitation_id}"
+    ],
+    delete: ["DELETE /repos/{owner}/{repo}"],
+    deleteAccessRestrictions: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/restrictions"
+    ],
+    deleteAdminBranchProtection: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/enforce_admins"
+    ],
+    deleteAnEnvironment: [
+      "DELETE /repos/{owner}/{repo}/environments/{environment_name}"
+    ],
+    deleteAutolink: ["DELETE /repos/{owner}/{repo}/autolinks/{autolink_id}"],
+    deleteBranchProtection: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection"
+    ],
+    deleteCommitComment: ["DELETE /repos/{owner}/{repo}/comments/{comment_id}"],
+    deleteCommitSignatureProtection: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/required_signatures"
+    ],
+    deleteDeployKey: ["DELETE /repos/{owner}/{repo}/keys/{key_id}"],
+    deleteDeployment: [
+      "DELETE /repos/{owner}/{repo}/deployments/{deployment_id}"
+    ],
+    deleteDeploymentBranchPolicy: [
+      "DELETE /repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies/{branch_policy_id}"
+    ],
+    deleteFile: ["DELETE /repos/{owner}/{repo}/contents/{path}"],
+    deleteInvitation: [
+      "DELETE /repos/{owner}/{repo}/invitations/{invitation_id}"
+    ],
+    deleteOrgRuleset: ["DELETE /orgs/{org}/rulesets/{ruleset_id}"],
+    deletePagesSite: ["DELETE /repos/{owner}/{repo}/pages"],
+    deletePullRequestReviewProtection: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/required_pull_request_reviews"
+    ],
+    deleteRelease: ["DELETE /repos/{owner}/{repo}/releases/{release_id}"],
+    deleteReleaseAsset: [
+      "DELETE /repos/{owner}/{repo}/releases/assets/{asset_id}"
+    ],
+    deleteRepoRuleset: ["DELETE /repos/{owner}/{repo}/rulesets/{ruleset_id}"],
+    deleteWebhook: ["DELETE /repos/{owner}/{repo}/hooks/{hook_id}"],
+    disableAutomatedSecurityFixes: [
+      "DELETE /repos/{owner}/{repo}/automated-security-fixes"
+    ],
+    disableDeploymentProtectionRule: [
+      "DELETE /repos/{owner}/{repo}/environments/{environment_name}/deployment_protection_rules/{protection_rule_id}"
+    ],
+    disableImmutableReleases: [
+      "DELETE /repos/{owner}/{repo}/immutable-releases"
+    ],
+    disablePrivateVulnerabilityReporting: [
+      "DELETE /repos/{owner}/{repo}/private-vulnerability-reporting"
+    ],
+    disableVulnerabilityAlerts: [
+      "DELETE /repos/{owner}/{repo}/vulnerability-alerts"
+    ],
+    downloadArchive: [
+      "GET /repos/{owner}/{repo}/zipball/{ref}",
+      {},
+      { renamed: ["repos", "downloadZipballArchive"] }
+    ],
+    downloadTarballArchive: ["GET /repos/{owner}/{repo}/tarball/{ref}"],
+    downloadZipballArchive: ["GET /repos/{owner}/{repo}/zipball/{ref}"],
+    enableAutomatedSecurityFixes: [
+      "PUT /repos/{owner}/{repo}/automated-security-fixes"
+    ],
+    enableImmutableReleases: ["PUT /repos/{owner}/{repo}/immutable-releases"],
+    enablePrivateVulnerabilityReporting: [
+      "PUT /repos/{owner}/{repo}/private-vulnerability-reporting"
+    ],
+    enableVulnerabilityAlerts: [
+      "PUT /repos/{owner}/{repo}/vulnerability-alerts"
+    ],
+    generateReleaseNotes: [
+      "POST /repos/{owner}/{repo}/releases/generate-notes"
+    ],
+    get: ["GET /repos/{owner}/{repo}"],
+    getAccessRestrictions: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/restrictions"
+    ],
+    getAdminBranchProtection: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/enforce_admins"
+    ],
+    getAllDeploymentProtectionRules: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/deployment_protection_rules"
+    ],
+    getAllEnvironments: ["GET /repos/{owner}/{repo}/environments"],
+    getAllStatusCheckContexts: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks/contexts"
+    ],
+    getAllTopics: ["GET /repos/{owner}/{repo}/topics"],
+    getAppsWithAccessToProtectedBranch: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/apps"
+    ],
+    getAutolink: ["GET /repos/{owner}/{repo}/autolinks/{autolink_id}"],
+    getBranch: ["GET /repos/{owner}/{repo}/branches/{branch}"],
+    getBranchProtection: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection"
+    ],
+    getBranchRules: ["GET /repos/{owner}/{repo}/rules/branches/{branch}"],
+    getClones: ["GET /repos/{owner}/{repo}/traffic/clones"],
+    getCodeFrequencyStats: ["GET /repos/{owner}/{repo}/stats/code_frequency"],
+    getCollaboratorPermissionLevel: [
+      "GET /repos/{owner}/{repo}/collaborators/{username}/permission"
+    ],
+    getCombinedStatusForRef: ["GET /repos/{owner}/{repo}/commits/{ref}/status"],
+    getCommit: ["GET /repos/{owner}/{repo}/commits/{ref}"],
+    getCommitActivityStats: ["GET /repos/{owner}/{repo}/stats/commit_activity"],
+    getCommitComment: ["GET /repos/{owner}/{repo}/comments/{comment_id}"],
+    getCommitSignatureProtection: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/required_signatures"
+    ],
+    getCommunityProfileMetrics: ["GET /repos/{owner}/{repo}/community/profile"],
+    getContent: ["GET /repos/{owner}/{repo}/contents/{path}"],
+    getContributorsStats: ["GET /repos/{owner}/{repo}/stats/contributors"],
+    getCustomDeploymentProtectionRule: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/deployment_protection_rules/{protection_rule_id}"
+    ],
+    getDeployKey: ["GET /repos/{owner}/{repo}/keys/{key_id}"],
+    getDeployment: ["GET /repos/{owner}/{repo}/deployments/{deployment_id}"],
+    getDeploymentBranchPolicy: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies/{branch_policy_id}"
+    ],
+    getDeploymentStatus: [
+      "GET /repos/{owner}/{repo}/deployments/{deployment_id}/statuses/{status_id}"
+    ],
+    getEnvironment: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}"
+    ],
+    getLatestPagesBuild: ["GET /repos/{owner}/{repo}/pages/builds/latest"],
+    getLatestRelease: ["GET /repos/{owner}/{repo}/releases/latest"],
+    getOrgRuleSuite: ["GET /orgs/{org}/rulesets/rule-suites/{rule_suite_id}"],
+    getOrgRuleSuites: ["GET /orgs/{org}/rulesets/rule-suites"],
+    getOrgRuleset: ["GET /orgs/{org}/rulesets/{ruleset_id}"],
+    getOrgRulesets: ["GET /orgs/{org}/rulesets"],
+    getPages: ["GET /repos/{owner}/{repo}/pages"],
+    getPagesBuild: ["GET /repos/{owner}/{repo}/pages/builds/{build_id}"],
+    getPagesDeployment: [
+      "GET /repos/{owner}/{repo}/pages/deployments/{pages_deployment_id}"
+    ],
+    getPagesHealthCheck: ["GET /repos/{owner}/{repo}/pages/health"],
+    getParticipationStats: ["GET /repos/{owner}/{repo}/stats/participation"],
+    getPullRequestReviewProtection: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/required_pull_request_reviews"
+    ],
+    getPunchCardStats: ["GET /repos/{owner}/{repo}/stats/punch_card"],
+    getReadme: ["GET /repos/{owner}/{repo}/readme"],
+    getReadmeInDirectory: ["GET /repos/{owner}/{repo}/readme/{dir}"],
+    getRelease: ["GET /repos/{owner}/{repo}/releases/{release_id}"],
+    getReleaseAsset: ["GET /repos/{owner}/{repo}/releases/assets/{asset_id}"],
+    getReleaseByTag: ["GET /repos/{owner}/{repo}/releases/tags/{tag}"],
+    getRepoRuleSuite: [
+      "GET /repos/{owner}/{repo}/rulesets/rule-suites/{rule_suite_id}"
+    ],
+    getRepoRuleSuites: ["GET /repos/{owner}/{repo}/rulesets/rule-suites"],
+    getRepoRuleset: ["GET /repos/{owner}/{repo}/rulesets/{ruleset_id}"],
+    getRepoRulesetHistory: [
+      "GET /repos/{owner}/{repo}/rulesets/{ruleset_id}/history"
+    ],
+    getRepoRulesetVersion: [
+      "GET /repos/{owner}/{repo}/rulesets/{ruleset_id}/history/{version_id}"
+    ],
+    getRepoRulesets: ["GET /repos/{owner}/{repo}/rulesets"],
+    getStatusChecksProtection: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks"
+    ],
+    getTeamsWithAccessToProtectedBranch: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/teams"
+    ],
+    getTopPaths: ["GET /repos/{owner}/{repo}/traffic/popular/paths"],
+    getTopReferrers: ["GET /repos/{owner}/{repo}/traffic/popular/referrers"],
+    getUsersWithAccessToProtectedBranch: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/users"
+    ],
+    getViews: ["GET /repos/{owner}/{repo}/traffic/views"],
+    getWebhook: ["GET /repos/{owner}/{repo}/hooks/{hook_id}"],
+    getWebhookConfigForRepo: [
+      "GET /repos/{owner}/{repo}/hooks/{hook_id}/config"
+    ],
+    getWebhookDelivery: [
+      "GET /repos/{owner}/{repo}/hooks/{hook_id}/deliveries/{delivery_id}"
+    ],
+    listActivities: ["GET /repos/{owner}/{repo}/activity"],
+    listAttestations: [
+      "GET /repos/{owner}/{repo}/attestations/{subject_digest}"
+    ],
+    listAutolinks: ["GET /repos/{owner}/{repo}/autolinks"],
+    listBranches: ["GET /repos/{owner}/{repo}/branches"],
+    listBranchesForHeadCommit: [
+      "GET /repos/{owner}/{repo}/commits/{commit_sha}/branches-where-head"
+    ],
+    listCollaborators: ["GET /repos/{owner}/{repo}/collaborators"],
+    listCommentsForCommit: [
+      "GET /repos/{owner}/{repo}/commits/{commit_sha}/comments"
+    ],
+    listCommitCommentsForRepo: ["GET /repos/{owner}/{repo}/comments"],
+    listCommitStatusesForRef: [
+      "GET /repos/{owner}/{repo}/commits/{ref}/statuses"
+    ],
+    listCommits: ["GET /repos/{owner}/{repo}/commits"],
+    listContributors: ["GET /repos/{owner}/{repo}/contributors"],
+    listCustomDeploymentRuleIntegrations: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/deployment_protection_rules/apps"
+    ],
+    listDeployKeys: ["GET /repos/{owner}/{repo}/keys"],
+    listDeploymentBranchPolicies: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies"
+    ],
+    listDeploymentStatuses: [
+      "GET /repos/{owner}/{repo}/deployments/{deployment_id}/statuses"
+    ],
+    listDeployments: ["GET /repos/{owner}/{repo}/deployments"],
+    listForAuthenticatedUser: ["GET /user/repos"],
+    listForOrg: ["GET /orgs/{org}/repos"],
+    listForUser: ["GET /users/{username}/repos"],
+    listForks: ["GET /repos/{owner}/{repo}/forks"],
+    listInvitations: ["GET /repos/{owner}/{repo}/invitations"],
+    listInvitationsForAuthenticatedUser: ["GET /user/repository_invitations"],
+    listLanguages: ["GET /repos/{owner}/{repo}/languages"],
+    listPagesBuilds: ["GET /repos/{owner}/{repo}/pages/builds"],
+    listPublic: ["GET /repositories"],
+    listPullRequestsAssociatedWithCommit: [
+      "GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls"
+    ],
+    listReleaseAssets: [
+      "GET /repos/{owner}/{repo}/releases/{release_id}/assets"
+    ],
+    listReleases: ["GET /repos/{owner}/{repo}/releases"],
+    listTags: ["GET /repos/{owner}/{repo}/tags"],
+    listTeams: ["GET /repos/{owner}/{repo}/teams"],
+    listWebhookDeliveries: [
+      "GET /repos/{owner}/{repo}/hooks/{hook_id}/deliveries"
+    ],
+    listWebhooks: ["GET /repos/{owner}/{repo}/hooks"],
+    merge: ["POST /repos/{owner}/{repo}/merges"],
+    mergeUpstream: ["POST /repos/{owner}/{repo}/merge-upstream"],
+    pingWebhook: ["POST /repos/{owner}/{repo}/hooks/{hook_id}/pings"],
+    redeliverWebhookDelivery: [
+      "POST /repos/{owner}/{repo}/hooks/{hook_id}/deliveries/{delivery_id}/attempts"
+    ],
+    removeAppAccessRestrictions: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/apps",
+      {},
+      { mapToData: "apps" }
+    ],
+    removeCollaborator: [
+      "DELETE /repos/{owner}/{repo}/collaborators/{username}"
+    ],
+    removeStatusCheckContexts: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks/contexts",
+      {},
+      { mapToData: "contexts" }
+    ],
+    removeStatusCheckProtection: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks"
+    ],
+    removeTeamAccessRestrictions: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/teams",
+      {},
+      { mapToData: "teams" }
+    ],
+    removeUserAccessRestrictions: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/users",
+      {},
+      { mapToData: "users" }
+    ],
+    renameBranch: ["POST /repos/{owner}/{repo}/branches/{branch}/rename"],
+    replaceAllTopics: ["PUT /repos/{owner}/{repo}/topics"],
+    requestPagesBuild: ["POST /repos/{owner}/{repo}/pages/builds"],
+    setAdminBranchProtection: [
+      "POST /repos/{owner}/{repo}/branches/{branch}/protection/enforce_admins"
+    ],
+    setAppAccessRestrictions: [
+      "PUT /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/apps",
+      {},
+      { mapToData: "apps" }
+    ],
+    setStatusCheckContexts: [
+      "PUT /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks/contexts",
+      {},
+      { mapToData: "contexts" }
+    ],
+    setTeamAccessRestrictions: [
+      "PUT /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/teams",
+      {},
+      { mapToData: "teams" }
+    ],
+    setUserAccessRestrictions: [
+      "PUT /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/users",
+      {},
+      { mapToData: "users" }
+    ],
+    testPushWebhook: ["POST /repos/{owner}/{repo}/hooks/{hook_id}/tests"],
+    transfer: ["POST /repos/{owner}/{repo}/transfer"],
+    update: ["PATCH /repos/{owner}/{repo}"],
+    updateBranchProtection: [
+      "PUT /repos/{owner}/{repo}/branches/{branch}/protection"
+    ],
+    updateCommitComment: ["PATCH /repos/{owner}/{repo}/comments/{comment_id}"],
+    updateDeploymentBranchPolicy: [
+      "PUT /repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies/{branch_policy_id}"
+    ],
+    updateInformationAboutPagesSite: ["PUT /repos/{owner}/{repo}/pages"],
+    updateInvitation: [
+      "PATCH /repos/{owner}/{repo}/invitations/{invitation_id}"
+    ],
+    updateOrgRuleset: ["PUT /orgs/{org}/rulesets/{ruleset_id}"],
+    updatePullRequestReviewProtection: [
+      "PATCH /repos/{owner}/{repo}/branches/{branch}/protection/required_pull_request_reviews"
+    ],
+    updateRelease: ["PATCH /repos/{owner}/{repo}/releases/{release_id}"],
+    updateReleaseAsset: [
+      "PATCH /repos/{owner}/{repo}/releases/assets/{asset_id}"
+    ],
+    updateRepoRuleset: ["PUT /repos/{owner}/{repo}/rulesets/{ruleset_id}"],
+    updateStatusCheckPotection: [
+      "PATCH /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks",
+      {},
+      { renamed: ["repos", "updateStatusCheckProtection"] }
+    ],
+    updateStatusCheckProtection: [
+      "PATCH /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks"
+    ],
+    updateWebhook: ["PATCH /repos/{owner}/{repo}/hooks/{hook_id}"],
+    updateWebhookConfigForRepo: [
+      "PATCH /repos/{owner}/{repo}/hooks/{hook_id}/config"
+    ],
+    uploadReleaseAsset: [
+      "POST /repos/{owner}/{repo}/releases/{release_id}/assets{?name,label}",
+      { baseUrl: "https://uploads.github.com" }
+    ]
+  },
+  search: {
+    code: ["GET /search/code"],
+    commits: ["GET /search/commits"],
+    issuesAndPullRequests: ["GET /search/issues"],
+    labels: ["GET /search/labels"],
+    repos: ["GET /search/repositories"],
+    topics: ["GET /search/topics"],
+    users: ["GET /search/users"]
+  },
+  secretScanning: {
+    createPushProtectionBypass: [
+      "POST /repos/{owner}/{repo}/secret-scanning/push-protection-bypasses"
+    ],
+    getAlert: [
+      "GET /repos/{owner}/{repo}/secret-scanning/alerts/{alert_number}"
+    ],
+    getScanHistory: ["GET /repos/{owner}/{repo}/secret-scanning/scan-history"],
+    listAlertsForOrg: ["GET /orgs/{org}/secret-scanning/alerts"],
+    listAlertsForRepo: ["GET /repos/{owner}/{repo}/secret-scanning/alerts"],
+    listLocationsForAlert: [
+      "GET /repos/{owner}/{repo}/secret-scanning/alerts/{alert_number}/locations"
+    ],
+    listOrgPatternConfigs: [
+      "GET /orgs/{org}/secret-scanning/pattern-configurations"
+    ],
+    updateAlert: [
+      "PATCH /repos/{owner}/{repo}/secret-scanning/alerts/{alert_number}"
+    ],
+    updateOrgPatternConfigs: [
+      "PATCH /orgs/{org}/secret-scanning/pattern-configurations"
+    ]
+  },
+  securityAdvisories: {
+    createFork: [
+      "POST /repos/{owner}/{repo}/security-advisories/{ghsa_id}/forks"
+    ],
+    createPrivateVulnerabilityReport: [
+      "POST /repos/{owner}/{repo}/security-advisories/reports"
+    ],
+    createRepositoryAdvisory: [
+      "POST /repos/{owner}/{repo}/security-advisories"
+    ],
+    createRepositoryAdvisoryCveRequest: [
+      "POST /repos/{owner}/{repo}/security-advisories/{ghsa_id}/cve"
+    ],
+    getGlobalAdvisory: ["GET /advisories/{ghsa_id}"],
+    getRepositoryAdvisory: [
+      "GET /repos/{owner}/{repo}/security-advisories/{ghsa_id}"
+    ],
+    listGlobalAdvisories: ["GET /advisories"],
+    listOrgRepositoryAdvisories: ["GET /orgs/{org}/security-advisories"],
+    listRepositoryAdvisories: ["GET /repos/{owner}/{repo}/security-advisories"],
+    updateRepositoryAdvisory: [
+      "PATCH /repos/{owner}/{repo}/security-advisories/{ghsa_id}"
+    ]
+  },
+  teams: {
+    addOrUpdateMembershipForUserInOrg: [
+      "PUT /orgs/{org}/teams/{team_slug}/memberships/{username}"
+    ],
+    addOrUpdateRepoPermissionsInOrg: [
+      "PUT /orgs/{org}/teams/{team_slug}/repos/{owner}/{repo}"
+    ],
+    checkPermissionsForRepoInOrg: [
+      "GET /orgs/{org}/teams/{team_slug}/repos/{owner}/{repo}"
+    ],
+    create: ["POST /orgs/{org}/teams"],
+    createDiscussionCommentInOrg: [
+      "POST /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments"
+    ],
+    createDiscussionInOrg: ["POST /orgs/{org}/teams/{team_slug}/discussions"],
+    deleteDiscussionCommentInOrg: [
+      "DELETE /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments/{comment_number}"
+    ],
+    deleteDiscussionInOrg: [
+      "DELETE /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}"
+    ],
+    deleteInOrg: ["DELETE /orgs/{org}/teams/{team_slug}"],
+    getByName: ["GET /orgs/{org}/teams/{team_slug}"],
+    getDiscussionCommentInOrg: [
+      "GET /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments/{comment_number}"
+    ],
+    getDiscussionInOrg: [
+      "GET /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}"
+    ],
+    getMembershipForUserInOrg: [
+      "GET /orgs/{org}/teams/{team_slug}/memberships/{username}"
+    ],
+    list: ["GET /orgs/{org}/teams"],
+    listChildInOrg: ["GET /orgs/{org}/teams/{team_slug}/teams"],
+    listDiscussionCommentsInOrg: [
+      "GET /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments"
+    ],
+    listDiscussionsInOrg: ["GET /orgs/{org}/teams/{team_slug}/discussions"],
+    listForAuthenticatedUser: ["GET /user/teams"],
+    listMembersInOrg: ["GET /orgs/{org}/teams/{team_slug}/members"],
+    listPendingInvitationsInOrg: [
+      "GET /orgs/{org}/teams/{team_slug}/invitations"
+    ],
+    listReposInOrg: ["GET /orgs/{org}/teams/{team_slug}/repos"],
+    removeMembershipForUserInOrg: [
+      "DELETE /orgs/{org}/teams/{team_slug}/memberships/{username}"
+    ],
+    removeRepoInOrg: [
+      "DELETE /orgs/{org}/teams/{team_slug}/repos/{owner}/{repo}"
+    ],
+    updateDiscussionCommentInOrg: [
+      "PATCH /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments/{comment_number}"
+    ],
+    updateDiscussionInOrg: [
+      "PATCH /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}"
+    ],
+    updateInOrg: ["PATCH /orgs/{org}/teams/{team_slug}"]
+  },
+  users: {
+    addEmailForAuthenticated: [
+      "POST /user/emails",
+      {},
+      { renamed: ["users", "addEmailForAuthenticatedUser"] }
+    ],
+    addEmailForAuthenticatedUser: ["POST /user/emails"],
+    addSocialAccountForAuthenticatedUser: ["POST /user/social_accounts"],
+    block: ["PUT /user/blocks/{username}"],
+    checkBlocked: ["GET /user/blocks/{username}"],
+    checkFollowingForUser: ["GET /users/{username}/following/{target_user}"],
+    checkPersonIsFollowedByAuthenticated: ["GET /user/following/{username}"],
+    createGpgKeyForAuthenticated: [
+      "POST /user/gpg_keys",
+      {},
+      { renamed: ["users", "createGpgKeyForAuthenticatedUser"] }
+    ],
+    createGpgKeyForAuthenticatedUser: ["POST /user/gpg_keys"],
+    createPublicSshKeyForAuthenticated: [
+      "POST /user/keys",
+      {},
+      { renamed: ["users", "createPublicSshKeyForAuthenticatedUser"] }
+    ],
+    createPublicSshKeyForAuthenticatedUser: ["POST /user/keys"],
+    createSshSigningKeyForAuthenticatedUser: ["POST /user/ssh_signing_keys"],
+    deleteAttestationsBulk: [
+      "POST /users/{username}/attestations/delete-request"
+    ],
+    deleteAttestationsById: [
+      "DELETE /users/{username}/attestations/{attestation_id}"
+    ],
+    deleteAttestationsBySubjectDigest: [
+      "DELETE /users/{username}/attestations/digest/{subject_digest}"
+    ],
+    deleteEmailForAuthenticated: [
+      "DELETE /user/emails",
+      {},
+      { renamed: ["users", "deleteEmailForAuthenticatedUser"] }
+    ],
+    deleteEmailForAuthenticatedUser: ["DELETE /user/emails"],
+    deleteGpgKeyForAuthenticated: [
+      "DELETE /user/gpg_keys/{gpg_key_id}",
+      {},
+      { renamed: ["users", "deleteGpgKeyForAuthenticatedUser"] }
+    ],
+    deleteGpgKeyForAuthenticatedUser: ["DELETE /user/gpg_keys/{gpg_key_id}"],
+    deletePublicSshKeyForAuthenticated: [
+      "DELETE /user/keys/{key_id}",
+      {},
+      { renamed: ["users", "deletePublicSshKeyForAuthenticatedUser"] }
+    ],
+    deletePublicSshKeyForAuthenticatedUser: ["DELETE /user/keys/{key_id}"],
+    deleteSocialAccountForAuthenticatedUser: ["DELETE /user/social_accounts"],
+    deleteSshSigningKeyForAuthenticatedUser: [
+      "DELETE /user/ssh_signing_keys/{ssh_signing_key_id}"
+    ],
+    follow: ["PUT /user/following/{username}"],
+    getAuthenticated: ["GET /user"],
+    getById: ["GET /user/{account_id}"],
+    getByUsername: ["GET /users/{username}"],
+    getContextForUser: ["GET /users/{username}/hovercard"],
+    getGpgKeyForAuthenticated: [
+      "GET /user/gpg_keys/{gpg_key_id}",
+      {},
+      { renamed: ["users", "getGpgKeyForAuthenticatedUser"] }
+    ],
+    getGpgKeyForAuthenticatedUser: ["GET /user/gpg_keys/{gpg_key_id}"],
+    getPublicSshKeyForAuthenticated: [
+      "GET /user/keys/{key_id}",
+      {},
+      { renamed: ["users", "getPublicSshKeyForAuthenticatedUser"] }
+    ],
+    getPublicSshKeyForAuthenticatedUser: ["GET /user/keys/{key_id}"],
+    getSshSigningKeyForAuthenticatedUser: [
+      "GET /user/ssh_signing_keys/{ssh_signing_key_id}"
+    ],
+    list: ["GET /users"],
+    listAttestations: ["GET /users/{username}/attestations/{subject_digest}"],
+    listAttestationsBulk: [
+      "POST /users/{username}/attestations/bulk-list{?per_page,before,after}"
+    ],
+    listBlockedByAuthenticated: [
+      "GET /user/blocks",
+      {},
+      { renamed: ["users", "listBlockedByAuthenticatedUser"] }
+    ],
+    listBlockedByAuthenticatedUser: ["GET /user/blocks"],
+    listEmailsForAuthenticated: [
+      "GET /user/emails",
+      {},
+      { renamed: ["users", "listEmailsForAuthenticatedUser"] }
+    ],
+    listEmailsForAuthenticatedUser: ["GET /user/emails"],
+    listFollowedByAuthenticated: [
+      "GET /user/following",
+      {},
+      { renamed: ["users", "listFollowedByAuthenticatedUser"] }
+    ],
+    listFollowedByAuthenticatedUser: ["GET /user/following"],
+    listFollowersForAuthenticatedUser: ["GET /user/followers"],
+    listFollowersForUser: ["GET /users/{username}/followers"],
+    listFollowingForUser: ["GET /users/{username}/following"],
+    listGpgKeysForAuthenticated: [
+      "GET /user/gpg_keys",
+      {},
+      { renamed: ["users", "listGpgKeysForAuthenticatedUser"] }
+    ],
+    listGpgKeysForAuthenticatedUser: ["GET /user/gpg_keys"],
+    listGpgKeysForUser: ["GET /users/{username}/gpg_keys"],
+    listPublicEmailsForAuthenticated: [
+      "GET /user/public_emails",
+      {},
+      { renamed: ["users", "listPublicEmailsForAuthenticatedUser"] }
+    ],
+    listPublicEmailsForAuthenticatedUser: ["GET /user/public_emails"],
+    listPublicKeysForUser: ["GET /users/{username}/keys"],
+    listPublicSshKeysForAuthenticated: [
+      "GET /user/keys",
+      {},
+      { renamed: ["users", "listPublicSshKeysForAuthenticatedUser"] }
+    ],
+    listPublicSshKeysForAuthenticatedUser: ["GET /user/keys"],
+    listSocialAccountsForAuthenticatedUser: ["GET /user/social_accounts"],
+    listSocialAccountsForUser: ["GET /users/{username}/social_accounts"],
+    listSshSigningKeysForAuthenticatedUser: ["GET /user/ssh_signing_keys"],
+    listSshSigningKeysForUser: ["GET /users/{username}/ssh_signing_keys"],
+    setPrimaryEmailVisibilityForAuthenticated: [
+      "PATCH /user/email/visibility",
+      {},
+      { renamed: ["users", "setPrimaryEmailVisibilityForAuthenticatedUser"] }
+    ],
+    setPrimaryEmailVisibilityForAuthenticatedUser: [
+      "PATCH /user/email/visibility"
+    ],
+    unblock: ["DELETE /user/blocks/{username}"],
+    unfollow: ["DELETE /user/following/{username}"],
+    updateAuthenticated: ["PATCH /user"]
+  }
+};
+var endpoints_default = Endpoints;
+
+//# sourceMappingURL=endpoints.js.map
+
+;// CONCATENATED MODULE: ./node_modules/@octokit/plugin-rest-endpoint-methods/dist-src/endpoints-to-methods.js
+
+const endpointMethodsMap = /* @__PURE__ */ new Map();
+for (const [scope, endpoints] of Object.entries(endpoints_default)) {
+  for (const [methodName, endpoint] of Object.entries(endpoints)) {
+    const [route, defaults, decorations] = endpoint;
+    const [method, url] = route.split(/ /);
+    const endpointDefaults = Object.assign(
+      {
+        method,
+        url
+      },
+      defaults
+    );
+    if (!endpointMethodsMap.has(scope)) {
+      endpointMethodsMap.set(scope, /* @__PURE__ */ new Map());
+    }
+    endpointMethodsMap.get(scope).set(methodName, {
+      scope,
+      methodName,
+      endpointDefaults,
+      decorations
+    });
+  }
+}
+const handler = {
+  has({ scope }, methodName) {
+    return endpointMethodsMap.get(scope).has(methodName);
+  },
+  getOwnPropertyDescriptor(target, methodName) {
+    return {
+      value: this.get(target, methodName),
+      // ensures method is in the cache
+      configurable: true,
+      writable: true,
+      enumerable: true
+    };
+  },
+  defineProperty(target, methodName, descriptor) {
+    Object.defineProperty(target.cache, methodName, descriptor);
+    return true;
+  },
+  deleteProperty(target, methodName) {
+    delete target.cache[methodName];
+    return true;
+  },
+  ownKeys({ scope }) {
+    return [...endpointMethodsMap.get(scope).keys()];
+  },
+  set(target, methodName, value) {
+    return target.cache[methodName] = value;
+  },
+  get({ octokit, scope, cache }, methodName) {
+    if (cache[methodName]) {
+      return cache[methodName];
+    }
+    const method = endpointMethodsMap.get(scope).get(methodName);
+    if (!method) {
+      return void 0;
+    }
+    const { endpointDefaults, decorations } = method;
+    if (decorations) {
+      cache[methodName] = decorate(
+        octokit,
+        scope,
+        methodName,
+        endpointDefaults,
+        decorations
+      );
+    } else {
+      cache[methodName] = octokit.request.defaults(endpointDefaults);
+    }
+    return cache[methodName];
+  }
+};
+function endpointsToMethods(octokit) {
+  const newMethods = {};
+  for (const scope of endpointMethodsMap.keys()) {
+    newMethods[scope] = new Proxy({ octokit, scope, cache: {} }, handler);
+  }
+  return newMethods;
+}
+function decorate(octokit, scope, methodName, defaults, decorations) {
+  const requestWithDefaults = octokit.request.defaults(defaults);
+  function withDecorations(...args) {
+    let options = requestWithDefaults.endpoint.merge(...args);
+    if (decorations.mapToData) {
+      options = Object.assign({}, options, {
+        data: options[decorations.mapToData],
+        [decorations.mapToData]: void 0
+      });
+      return requestWithDefaults(options);
+    }
+    if (decorations.renamed) {
+      const [newScope, newMethodName] = decorations.renamed;
+      octokit.log.warn(
+        `octokit.${scope}.${methodName}() has been renamed to octokit.${newScope}.${newMethodName}()`
+      );
+    }
+    if (decorations.deprecated) {
+      octokit.log.warn(decorations.deprecated);
+    }
+    if (decorations.renamedParameters) {
+      const options2 = requestWithDefaults.endpoint.merge(...args);
+      for (const [name, alias] of Object.entries(
+        decorations.renamedParameters
+      )) {
+        if (name in options2) {
+          octokit.log.warn(
+            `"${name}" parameter is deprecated for "octokit.${scope}.${methodName}()". Use "${alias}" instead`
+          );
+          if (!(alias in options2)) {
+            options2[alias] = options2[name];
+          }
+          delete options2[name];
+        }
+      }
+      return requestWithDefaults(options2);
+    }
+    return requestWithDefaults(...args);
+  }
+  return Object.assign(withDecorations, requestWithDefaults);
+}
+
+//# sourceMappingURL=endpoints-to-methods.js.map
+
+;// CONCATENATED MODULE: ./node_modules/@octokit/plugin-rest-endpoint-methods/dist-src/index.js
+
+
+function restEndpointMethods(octokit) {
+  const api = endpointsToMethods(octokit);
+  return {
+    rest: api
+  };
+}
+restEndpointMethods.VERSION = dist_src_version_VERSION;
+function legacyRestEndpointMethods(octokit) {
+  const api = endpointsToMethods(octokit);
+  return {
+    ...api,
+    rest: api
+  };
+}
+legacyRestEndpointMethods.VERSION = dist_src_version_VERSION;
+
+//# sourceMappingURL=index.js.map
+
+;// CONCATENATED MODULE: ./node_modules/@octokit/plugin-paginate-rest/dist-bundle/index.js
+// pkg/dist-src/version.js
+var plugin_paginate_rest_dist_bundle_VERSION = "0.0.0-development";
+
+// pkg/dist-src/normalize-paginated-list-response.js
+function normalizePaginatedListResponse(response) {
+  if (!response.data) {
+    return {
+      ...response,
+      data: []
+    };
+  }
+  const responseNeedsNormalization = ("total_count" in response.data || "total_commits" in response.data) && !("url" in response.data);
+  if (!responseNeedsNormalization) return response;
+  const incompleteResults = response.data.incomplete_results;
+  const repositorySelection = response.data.repository_selection;
+  const totalCount = response.data.total_count;
+  const totalCommits = response.data.total_commits;
+  delete response.data.incomplete_results;
+  delete response.data.repository_selection;
+  delete response.data.total_count;
+  delete response.data.total_commits;
+  const namespaceKey = Object.keys(response.data)[0];
+  const data = response.data[namespaceKey];
+  response.data = data;
+  if (typeof incompleteResults !== "undefined") {
+    response.data.incomplete_results = incompleteResults;
+  }
+  if (typeof repositorySelection !== "undefined") {
+    response.data.repository_selection = repositorySelection;
+  }
+  response.data.total_count = totalCount;
+  response.data.total_commits = totalCommits;
+  return response;
+}
+
+// pkg/dist-src/iterator.js
+function iterator(octokit, route, parameters) {
+  const options = typeof route === "function" ? route.endpoint(parameters) : octokit.request.endpoint(route, parameters);
+  const requestMethod = typeof route === "function" ? route : octokit.request;
+  const method = options.method;
+  const headers = options.headers;
+  let url = options.url;
+  return {
+    [Symbol.asyncIterator]: () => ({
+      async next() {
+        if (!url) return { done: true };
+        try {
+          const response = await requestMethod({ method, url, headers });
+          const normalizedResponse = normalizePaginatedListResponse(response);
+          url = ((normalizedResponse.headers.link || "").match(
+            /<([^<>]+)>;\s*rel="next"/
+          ) || [])[1];
+          if (!url && "total_commits" in normalizedResponse.data) {
+            const parsedUrl = new URL(normalizedResponse.url);
+            const params = parsedUrl.searchParams;
+            const page = parseInt(params.get("page") || "1", 10);
+            const per_page = parseInt(params.get("per_page") || "250", 10);
+            if (page * per_page < normalizedResponse.data.total_commits) {
+              params.set("page", String(page + 1));
+              url = parsedUrl.toString();
+            }
+          }
+          return { value: normalizedResponse };
+        } catch (error) {
+          if (error.status !== 409) throw error;
+          url = "";
+          return {
+            value: {
+              status: 200,
+              headers: {},
+              data: []
+            }
+          };
+        }
+      }
+    })
+  };
+}
+
+// pkg/dist-src/paginate.js
+function paginate(octokit, route, parameters, mapFn) {
+  if (typeof parameters === "function") {
+    mapFn = parameters;
+    parameters = void 0;
+  }
+  return gather(
+    octokit,
+    [],
+    iterator(octokit, route, parameters)[Symbol.asyncIterator](),
+    mapFn
+  );
+}
+function gather(octokit, results, iterator2, mapFn) {
+  return iterator2.next().then((result) => {
+    if (result.done) {
+      return results;
+    }
+    let earlyExit = false;
+    function done() {
+      earlyExit = true;
+    }
+    results = results.concat(
+      mapFn ? mapFn(result.value, done) : result.value.data
+    );
+    if (earlyExit) {
+      return results;
+    }
+    return gather(octokit, results, iterator2, mapFn);
+  });
+}
+
+// pkg/dist-src/compose-paginate.js
+var composePaginateRest = Object.assign(paginate, {
+  iterator
+});
+
+// pkg/dist-src/generated/paginating-endpoints.js
+var paginatingEndpoints = (/* unused pure expression or super */ null && ([
+  "GET /advisories",
+  "GET /app/hook/deliveries",
+  "GET /app/installation-requests",
+  "GET /app/installations",
+  "GET /assignments/{assignment_id}/accepted_assignments",
+  "GET /classrooms",
+  "GET /classrooms/{classroom_id}/assignments",
+  "GET /enterprises/{enterprise}/code-security/configurations",
+  "GET /enterprises/{enterprise}/code-security/configurations/{configuration_id}/repositories",
+  "GET /enterprises/{enterprise}/dependabot/alerts",
+  "GET /enterprises/{enterprise}/teams",
+  "GET /enterprises/{enterprise}/teams/{enterprise-team}/memberships",
+  "GET /enterprises/{enterprise}/teams/{enterprise-team}/organizations",
+  "GET /events",
+  "GET /gists",
+  "GET /gists/public",
+  "GET /gists/starred",
+  "GET /gists/{gist_id}/comments",
+  "GET /gists/{gist_id}/commits",
+  "GET /gists/{gist_id}/forks",
+  "GET /installation/repositories",
+  "GET /issues",
+  "GET /licenses",
+  "GET /marketplace_listing/plans",
+  "GET /marketplace_listing/plans/{plan_id}/accounts",
+  "GET /marketplace_listing/stubbed/plans",
+  "GET /marketplace_listing/stubbed/plans/{plan_id}/accounts",
+  "GET /networks/{owner}/{repo}/events",
+  "GET /notifications",
+  "GET /organizations",
+  "GET /organizations/{org}/dependabot/repository-access",
+  "GET /orgs/{org}/actions/cache/usage-by-repository",
+  "GET /orgs/{org}/actions/hosted-runners",
+  "GET /orgs/{org}/actions/permissions/repositories",
+  "GET /orgs/{org}/actions/permissions/self-hosted-runners/repositories",
+  "GET /orgs/{org}/actions/runner-groups",
+  "GET /orgs/{org}/actions/runner-groups/{runner_group_id}/hosted-runners",
+  "GET /orgs/{org}/actions/runner-groups/{runner_group_id}/repositories",
+  "GET /orgs/{org}/actions/runner-groups/{runner_group_id}/runners",
+  "GET /orgs/{org}/actions/runners",
+  "GET /orgs/{org}/actions/secrets",
+  "GET /orgs/{org}/actions/secrets/{secret_name}/repositories",
+  "GET /orgs/{org}/actions/variables",
+  "GET /orgs/{org}/actions/variables/{name}/repositories",
+  "GET /orgs/{org}/attestations/repositories",
+  "GET /orgs/{org}/attestations/{subject_digest}",
+  "GET /orgs/{org}/blocks",
+  "GET /orgs/{org}/campaigns",
+  "GET /orgs/{org}/code-scanning/alerts",
+  "GET /orgs/{org}/code-security/configurations",
+  "GET /orgs/{org}/code-security/configurations/{configuration_id}/repositories",
+  "GET /orgs/{org}/codespaces",
+  "GET /orgs/{org}/codespaces/secrets",
+  "GET /orgs/{org}/codespaces/secrets/{secret_name}/repositories",
+  "GET /orgs/{org}/copilot/billing/seats",
+  "GET /orgs/{org}/copilot/metrics",
+  "GET /orgs/{org}/dependabot/alerts",
+  "GET /orgs/{org}/dependabot/secrets",
+  "GET /orgs/{org}/dependabot/secrets/{secret_name}/repositories",
+  "GET /orgs/{org}/events",
+  "GET /orgs/{org}/failed_invitations",
+  "GET /orgs/{org}/hooks",
+  "GET /orgs/{org}/hooks/{hook_id}/deliveries",
+  "GET /orgs/{org}/insights/api/route-stats/{actor_type}/{actor_id}",
+  "GET /orgs/{org}/insights/api/subject-stats",
+  "GET /orgs/{org}/insights/api/user-stats/{user_id}",
+  "GET /orgs/{org}/installations",
+  "GET /orgs/{org}/invitations",
+  "GET /orgs/{org}/invitations/{invitation_id}/teams",
+  "GET /orgs/{org}/issues",
+  "GET /orgs/{org}/members",
+  "GET /orgs/{org}/members/{username}/codespaces",
+  "GET /orgs/{org}/migrations",
+  "GET /orgs/{org}/migrations/{migration_id}/repositories",
+  "GET /orgs/{org}/organization-roles/{role_id}/teams",
+  "GET /orgs/{org}/organization-roles/{role_id}/users",
+  "GET /orgs/{org}/outside_collaborators",
+  "GET /orgs/{org}/packages",
+  "GET /orgs/{org}/packages/{package_type}/{package_name}/versions",
+  "GET /orgs/{org}/personal-access-token-requests",
+  "GET /orgs/{org}/personal-access-token-requests/{pat_request_id}/repositories",
+  "GET /orgs/{org}/personal-access-tokens",
+  "GET /orgs/{org}/personal-access-tokens/{pat_id}/repositories",
+  "GET /orgs/{org}/private-registries",
+  "GET /orgs/{org}/projects",
+  "GET /orgs/{org}/projectsV2",
+  "GET /orgs/{org}/projectsV2/{project_number}/fields",
+  "GET /orgs/{org}/projectsV2/{project_number}/items",
+  "GET /orgs/{org}/properties/values",
+  "GET /orgs/{org}/public_members",
+  "GET /orgs/{org}/repos",
+  "GET /orgs/{org}/rulesets",
+  "GET /orgs/{org}/rulesets/rule-suites",
+  "GET /orgs/{org}/rulesets/{ruleset_id}/history",
+  "GET /orgs/{org}/secret-scanning/alerts",
+  "GET /orgs/{org}/security-advisories",
+  "GET /orgs/{org}/settings/immutable-releases/repositories",
+  "GET /orgs/{org}/settings/network-configurations",
+  "GET /orgs/{org}/team/{team_slug}/copilot/metrics",
+  "GET /orgs/{org}/teams",
+  "GET /orgs/{org}/teams/{team_slug}/discussions",
+  "GET /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments",
+  "GET /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments/{comment_number}/reactions",
+  "GET /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/reactions",
+  "GET /orgs/{org}/teams/{team_slug}/invitations",
+  "GET /orgs/{org}/teams/{team_slug}/members",
+  "GET /orgs/{org}/teams/{team_slug}/projects",
+  "GET /orgs/{org}/teams/{team_slug}/repos",
+  "GET /orgs/{org}/teams/{team_slug}/teams",
+  "GET /projects/{project_id}/collaborators",
+  "GET /repos/{owner}/{repo}/actions/artifacts",
+  "GET /repos/{owner}/{repo}/actions/caches",
+  "GET /repos/{owner}/{repo}/actions/organization-secrets",
+  "GET /repos/{owner}/{repo}/actions/organization-variables",
+  "GET /repos/{owner}/{repo}/actions/runners",
+  "GET /repos/{owner}/{repo}/actions/runs",
+  "GET /repos/{owner}/{repo}/actions/runs/{run_id}/artifacts",
+  "GET /repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt_number}/jobs",
+  "GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs",
+  "GET /repos/{owner}/{repo}/actions/secrets",
+  "GET /repos/{owner}/{repo}/actions/variables",
+  "GET /repos/{owner}/{repo}/actions/workflows",
+  "GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs",
+  "GET /repos/{owner}/{repo}/activity",
+  "GET /repos/{owner}/{repo}/assignees",
+  "GET /repos/{owner}/{repo}/attestations/{subject_digest}",
+  "GET /repos/{owner}/{repo}/branches",
+  "GET /repos/{owner}/{repo}/check-runs/{check_run_id}/annotations",
+  "GET /repos/{owner}/{repo}/check-suites/{check_suite_id}/check-runs",
+  "GET /repos/{owner}/{repo}/code-scanning/alerts",
+  "GET /repos/{owner}/{repo}/code-scanning/alerts/{alert_number}/instances",
+  "GET /repos/{owner}/{repo}/code-scanning/analyses",
+  "GET /repos/{owner}/{repo}/codespaces",
+  "GET /repos/{owner}/{repo}/codespaces/devcontainers",
+  "GET /repos/{owner}/{repo}/codespaces/secrets",
+  "GET /repos/{owner}/{repo}/collaborators",
+  "GET /repos/{owner}/{repo}/comments",
+  "GET /repos/{owner}/{repo}/comments/{comment_id}/reactions",
+  "GET /repos/{owner}/{repo}/commits",
+  "GET /repos/{owner}/{repo}/commits/{commit_sha}/comments",
+  "GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls",
+  "GET /repos/{owner}/{repo}/commits/{ref}/check-runs",
+  "GET /repos/{owner}/{repo}/commits/{ref}/check-suites",
+  "GET /repos/{owner}/{repo}/commits/{ref}/status",
+  "GET /repos/{owner}/{repo}/commits/{ref}/statuses",
+  "GET /repos/{owner}/{repo}/compare/{basehead}",
+  "GET /repos/{owner}/{repo}/compare/{base}...{head}",
+  "GET /repos/{owner}/{repo}/contributors",
+  "GET /repos/{owner}/{repo}/dependabot/alerts",
+  "GET /repos/{owner}/{repo}/dependabot/secrets",
+  "GET /repos/{owner}/{repo}/deployments",
+  "GET /repos/{owner}/{repo}/deployments/{deployment_id}/statuses",
+  "GET /repos/{owner}/{repo}/environments",
+  "GET /repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies",
+  "GET /repos/{owner}/{repo}/environments/{environment_name}/deployment_protection_rules/apps",
+  "GET /repos/{owner}/{repo}/environments/{environment_name}/secrets",
+  "GET /repos/{owner}/{repo}/environments/{environment_name}/variables",
+  "GET /repos/{owner}/{repo}/events",
+  "GET /repos/{owner}/{repo}/forks",
+  "GET /repos/{owner}/{repo}/hooks",
+  "GET /repos/{owner}/{repo}/hooks/{hook_id}/deliveries",
+  "GET /repos/{owner}/{repo}/invitations",
+  "GET /repos/{owner}/{repo}/issues",
+  "GET /repos/{owner}/{repo}/issues/comments",
+  "GET /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions",
+  "GET /repos/{owner}/{repo}/issues/events",
+  "GET /repos/{owner}/{repo}/issues/{issue_number}/comments",
+  "GET /repos/{owner}/{repo}/issues/{issue_number}/dependencies/blocked_by",
+  "GET /repos/{owner}/{repo}/issues/{issue_number}/dependencies/blocking",
+  "GET /repos/{owner}/{repo}/issues/{issue_number}/events",
+  "GET /repos/{owner}/{repo}/issues/{issue_number}/labels",
+  "GET /repos/{owner}/{repo}/issues/{issue_number}/reactions",
+  "GET /repos/{owner}/{repo}/issues/{issue_number}/sub_issues",
+  "GET /repos/{owner}/{repo}/issues/{issue_number}/timeline",
+  "GET /repos/{owner}/{repo}/keys",
+  "GET /repos/{owner}/{repo}/labels",
+  "GET /repos/{owner}/{repo}/milestones",
+  "GET /repos/{owner}/{repo}/milestones/{milestone_number}/labels",
+  "GET /repos/{owner}/{repo}/notifications",
+  "GET /repos/{owner}/{repo}/pages/builds",
+  "GET /repos/{owner}/{repo}/projects",
+  "GET /repos/{owner}/{repo}/pulls",
+  "GET /repos/{owner}/{repo}/pulls/comments",
+  "GET /repos/{owner}/{repo}/pulls/comments/{comment_id}/reactions",
+  "GET /repos/{owner}/{repo}/pulls/{pull_number}/comments",
+  "GET /repos/{owner}/{repo}/pulls/{pull_number}/commits",
+  "GET /repos/{owner}/{repo}/pulls/{pull_number}/files",
+  "GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews",
+  "GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}/comments",
+  "GET /repos/{owner}/{repo}/releases",
+  "GET /repos/{owner}/{repo}/releases/{release_id}/assets",
+  "GET /repos/{owner}/{repo}/releases/{release_id}/reactions",
+  "GET /repos/{owner}/{repo}/rules/branches/{branch}",
+  "GET /repos/{owner}/{repo}/rulesets",
+  "GET /repos/{owner}/{repo}/rulesets/rule-suites",
+  "GET /repos/{owner}/{repo}/rulesets/{ruleset_id}/history",
+  "GET /repos/{owner}/{repo}/secret-scanning/alerts",
+  "GET /repos/{owner}/{repo}/secret-scanning/alerts/{alert_number}/locations",
+  "GET /repos/{owner}/{repo}/security-advisories",
+  "GET /repos/{owner}/{repo}/stargazers",
+  "GET /repos/{owner}/{repo}/subscribers",
+  "GET /repos/{owner}/{repo}/tags",
+  "GET /repos/{owner}/{repo}/teams",
+  "GET /repos/{owner}/{repo}/topics",
+  "GET /repositories",
+  "GET /search/code",
+  "GET /search/commits",
+  "GET /search/issues",
+  "GET /search/labels",
+  "GET /search/repositories",
+  "GET /search/topics",
+  "GET /search/users",
+  "GET /teams/{team_id}/discussions",
+  "GET /teams/{team_id}/discussions/{discussion_number}/comments",
+  "GET /teams/{team_id}/discussions/{discussion_number}/comments/{comment_number}/reactions",
+  "GET /teams/{team_id}/discussions/{discussion_number}/reactions",
+  "GET /teams/{team_id}/invitations",
+  "GET /teams/{team_id}/members",
+  "GET /teams/{team_id}/projects",
+  "GET /teams/{team_id}/repos",
+  "GET /teams/{team_id}/teams",
+  "GET /user/blocks",
+  "GET /user/codespaces",
+  "GET /user/codespaces/secrets",
+  "GET /user/emails",
+  "GET /user/followers",
+  "GET /user/following",
+  "GET /user/gpg_keys",
+  "GET /user/installations",
+  "GET /user/installations/{installation_id}/repositories",
+  "GET /user/issues",
+  "GET /user/keys",
+  "GET /user/marketplace_purchases",
+  "GET /user/marketplace_purchases/stubbed",
+  "GET /user/memberships/orgs",
+  "GET /user/migrations",
+  "GET /user/migrations/{migration_id}/repositories",
+  "GET /user/orgs",
+  "GET /user/packages",
+  "GET /user/packages/{package_type}/{package_name}/versions",
+  "GET /user/public_emails",
+  "GET /user/repos",
+  "GET /user/repository_invitations",
+  "GET /user/social_accounts",
+  "GET /user/ssh_signing_keys",
+  "GET /user/starred",
+  "GET /user/subscriptions",
+  "GET /user/teams",
+  "GET /users",
+  "GET /users/{username}/attestations/{subject_digest}",
+  "GET /users/{username}/events",
+  "GET /users/{username}/events/orgs/{org}",
+  "GET /users/{username}/events/public",
+  "GET /users/{username}/followers",
+  "GET /users/{username}/following",
+  "GET /users/{username}/gists",
+  "GET /users/{username}/gpg_keys",
+  "GET /users/{username}/keys",
+  "GET /users/{username}/orgs",
+  "GET /users/{username}/packages",
+  "GET /users/{username}/projects",
+  "GET /users/{username}/projectsV2",
+  "GET /users/{username}/projectsV2/{project_number}/fields",
+  "GET /users/{username}/projectsV2/{project_number}/items",
+  "GET /users/{username}/received_events",
+  "GET /users/{username}/received_events/public",
+  "GET /users/{username}/repos",
+  "GET /users/{username}/social_accounts",
+  "GET /users/{username}/ssh_signing_keys",
+  "GET /users/{username}/starred",
+  "GET /users/{username}/subscriptions"
+]));
+
+// pkg/dist-src/paginating-endpoints.js
+function isPaginatingEndpoint(arg) {
+  if (typeof arg === "string") {
+    return paginatingEndpoints.includes(arg);
+  } else {
+    return false;
+  }
+}
+
+// pkg/dist-src/index.js
+function paginateRest(octokit) {
+  return {
+    paginate: Object.assign(paginate.bind(null, octokit), {
+      iterator: iterator.bind(null, octokit)
+    })
+  };
+}
+paginateRest.VERSION = plugin_paginate_rest_dist_bundle_VERSION;
+
+
+;// CONCATENATED MODULE: ./node_modules/@actions/github/lib/utils.js
+
+
+// octokit + plugins
+
+
+
+const context = new Context();
+const baseUrl = getApiBaseUrl();
+const defaults = {
+    baseUrl,
+    request: {
+        agent: getProxyAgent(baseUrl),
+        fetch: getProxyFetch(baseUrl)
+    }
+};
+const GitHub = Octokit.plugin(restEndpointMethods, paginateRest).defaults(defaults);
+
+/**
+ * Convience function to correctly format Octokit Options to pass into the constructor.
+ *
+ * @param     token    the repo PAT or GITHUB_TOKEN
+ * @param     options  other options to set
+ */
+function getOctokitOptions(token, options) {
+    const opts = Object.assign({}, options || {}); // Shallow clone - don't mutate the object provided by the caller
+    // Auth
+    const auth = getAuthString(token, opts);
+    if (auth) {
+        opts.auth = auth;
+    }
+    // Orchestration ID
+    const userAgent = getUserAgentWithOrchestrationId(opts.userAgent);
+    if (userAgent) {
+        opts.userAgent = userAgent;
+    }
+    return opts;
+}
+//# sourceMappingURL=utils.js.map
+;// CONCATENATED MODULE: ./node_modules/@actions/github/lib/github.js
+
+
+const github_context = new Context();
+/**
+ * Returns a hydrated octokit ready to use for GitHub Actions
+ *
+ * @param     token    the repo PAT or GITHUB_TOKEN
+ * @param     options  other options to set
+ */
+function getOctokit(token, options, ...additionalPlugins) {
+    const GitHubWithPlugins = GitHub.plugin(...additionalPlugins);
+    return new GitHubWithPlugins(getOctokitOptions(token, options));
+}
+//# sourceMappingURL=github.js.map
+;// CONCATENATED MODULE: ./src/io/github.ts
+
+/** A failed API call: the HTTP status (0 when nothing answered) and GitHub's message. */
+class GitHubApiError extends Error {
+    status;
+    route;
+    constructor(message, status, route) {
+        super(message);
+        this.status = status;
+        this.route = route;
+        this.name = 'GitHubApiError';
+    }
+}
+/** How long one API call may take: the record must never hold up a finished deploy for long. */
+const REQUEST_TIMEOUT_MS = 15_000;
+/** An API client for `apiUrl` (GITHUB_API_URL) authenticated with `token`. */
+function githubApi(token, apiUrl) {
+    const octokit = getOctokit(token, { baseUrl: apiUrl, userAgent: 'deployguard' });
+    return {
+        async request(route, params = {}) {
+            try {
+                const r = await octokit.request(route, {
+                    ...params,
+                    request: { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) }
+                });
+                return { status: r.status, data: r.data, headers: r.headers };
+            }
+            catch (err) {
+                const e = err;
+                const message = e.response?.data?.message ?? e.message ?? String(err);
+                throw new GitHubApiError(message.split(' - https://')[0], e.status ?? 0, route);
+            }
+        }
+    };
+}
+/** `owner/name` split for the API's path parameters. */
+function repoParams(repository) {
+    const [owner = '', repo = ''] = repository.split('/');
+    return { owner, repo };
+}
+
+;// CONCATENATED MODULE: ./src/scan/range.ts
+/**
+ * Which commits a pre-deploy secret scan must cover: "the commits going out". Worked out with the
+ * real `git` CLI (execFile, no shell) in the checked-out repository, never with the GitHub API, so
+ * a pull request with 3,000 commits is covered as fully as one with 3.
+ *
+ * Rules, in order:
+ *  1. The host's record of the last deployed commit, when it is an ancestor of head: base..head.
+ *     When it is not (history rewritten) the rules below apply, with a note.
+ *  2. pull_request / pull_request_target: merge-base(PR base sha, PR head)..PR head.
+ *  3. push: before..after. A new branch (before all zeros): the commits on no other remote branch.
+ *     A force-push: merge-base(before, after)..after, or the whole history when before is unknown.
+ *  4. Nothing known (first deploy, local CLI): the whole history reachable from head.
+ *
+ * Shallow checkouts (actions/checkout's default is one commit) are deepened from `origin` when the
+ * answer depends on history that is not there: `git fetch --deepen` doubling up to a bound, then
+ * `--unshallow`. A range is only returned once it is exact: none of its commits may sit on the
+ * shallow boundary (their parents missing), or commits that are going out could be left unscanned.
+ */
+
+
+
+
+const ZERO_SHA = '0'.repeat(40);
+const FULL_SHA = /^[0-9a-f]{40}$/i;
+/** A revision given by the caller (GITHUB_SHA, HEAD, a branch): never an option, no odd bytes. */
+const REVISION = /^[A-Za-z0-9_][A-Za-z0-9._/@{}^~+-]*$/;
+const range_short = (sha) => sha.slice(0, 12);
+/** First `--deepen` step; each next one doubles, until DEEPEN_BOUND commits, then `--unshallow`. */
+const DEEPEN_FIRST = 32;
+const DEEPEN_BOUND = 2048;
+/** `git fetch` without tags, submodules or an automatic gc on the way. */
+const FETCH = [
+    '-c',
+    'gc.auto=0',
+    '-c',
+    'maintenance.auto=false',
+    'fetch',
+    '--no-tags',
+    '--quiet',
+    '--no-recurse-submodules'
+];
+const FETCH_DEPTH_HINT = 'Set `fetch-depth: 0` on actions/checkout so the whole history is there (or leave `deepen` on ' +
+    'so deployguard can fetch what it needs from origin).';
+/** The last lines of git's stderr, with any credentials in URLs masked. */
+function stderrTail(stderr, lines = 6) {
+    const tail = stderr
+        .replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, '$1***@')
+        .trim()
+        .split('\n')
+        .slice(-lines)
+        .join('\n');
+    return tail.length > 1500 ? `…${tail.slice(-1500)}` : tail || '(no output)';
+}
+/** A command line for messages: long lists of shas are shortened. */
+function shown(args) {
+    const text = ['git', ...args].join(' ');
+    return text.length > 300 ? `${text.slice(0, 300)}…` : text;
+}
+function gitEnv() {
+    const env = { ...process.env };
+    // Variables that would point git at another repository than repoDir (e.g. when run from a hook).
+    for (const k of [
+        'GIT_DIR',
+        'GIT_WORK_TREE',
+        'GIT_INDEX_FILE',
+        'GIT_OBJECT_DIRECTORY',
+        'GIT_ALTERNATE_OBJECT_DIRECTORIES',
+        'GIT_COMMON_DIR',
+        'GIT_NAMESPACE'
+    ]) {
+        delete env[k];
+    }
+    // Never wait for a password on a fetch; messages in one language, so stderr stays readable.
+    env.GIT_TERMINAL_PROMPT = '0';
+    env.GCM_INTERACTIVE = 'never';
+    env.LC_ALL = 'C';
+    return env;
+}
+class Git {
+    dir;
+    env = gitEnv();
+    /** `$GIT_DIR/shallow`: the file is re-read on every question, as fetches change it. */
+    shallowFile;
+    constructor(dir) {
+        this.dir = dir;
+    }
+    /** Runs git; never throws for a non-zero exit (only when git cannot be started). */
+    run(args, timeoutMs = 120_000) {
+        return new Promise((resolve, reject) => {
+            (0,external_node_child_process_namespaceObject.execFile)('git', [...args], { cwd: this.dir, env: this.env, encoding: 'utf8', maxBuffer: 1024 * 1024 * 1024, timeout: timeoutMs }, (err, stdout, stderr) => {
+                if (!err)
+                    return resolve({ code: 0, stdout, stderr });
+                const e = err;
+                if (e.code === 'ENOENT' && !stdout && !stderr) {
+                    return reject(new SecretScanError(`git is not installed (or not on PATH), so the commits to scan cannot be worked out.`, 'pre-deploy', 'Install git on the runner, or run deployguard where git is available.'));
+                }
+                if (typeof e.code !== 'number') {
+                    const why = e.killed ? `timed out after ${Math.round(timeoutMs / 1000)} s` : String(e.message);
+                    return resolve({ code: -1, stdout, stderr: `${stderr}\n${why}` });
+                }
+                resolve({ code: e.code, stdout, stderr });
+            });
+        });
+    }
+    /** Runs git and returns stdout; any failure is a SecretScanError with git's stderr. */
+    async ok(args, timeoutMs) {
+        const r = await this.run(args, timeoutMs);
+        if (r.code !== 0)
+            throw this.failure(args, r);
+        return r.stdout;
+    }
+    failure(args, r, hint) {
+        const err = stderrTail(r.stderr);
+        return new SecretScanError(`${shown(args)} failed in ${this.dir} (exit ${r.code}): ${err}`, 'pre-deploy', hint ??
+            (/dubious ownership/.test(r.stderr)
+                ? `Mark the checkout as safe: git config --global --add safe.directory ${this.dir}`
+                : 'The secret scan needs the commits going out; check that the repository is checked out and intact.'));
+    }
+    /** The full sha of a commit, or undefined when there is no such commit here. */
+    async commit(rev) {
+        const args = ['rev-parse', '--verify', '--quiet', `${rev}^{commit}`];
+        const r = await this.run(args);
+        if (r.code === 0)
+            return r.stdout.trim();
+        if (r.code === 1)
+            return undefined;
+        throw this.failure(args, r);
+    }
+    async isAncestor(a, b) {
+        const args = ['merge-base', '--is-ancestor', a, b];
+        const r = await this.run(args);
+        if (r.code === 0)
+            return true;
+        if (r.code === 1)
+            return false;
+        throw this.failure(args, r);
+    }
+    /** The best common ancestor, or undefined when the histories share none (here). */
+    async mergeBase(a, b) {
+        const args = ['merge-base', a, b];
+        const r = await this.run(args);
+        if (r.code === 0)
+            return r.stdout.trim().split('\n')[0];
+        if (r.code === 1)
+            return undefined;
+        throw this.failure(args, r);
+    }
+    /** Commits of a rev-list, parents before children. */
+    async list(revs) {
+        const out = await this.ok(['rev-list', '--reverse', '--topo-order', ...revs, '--'], 600_000);
+        return out.split('\n').filter(Boolean);
+    }
+    /** The commits whose parents this clone does not have (empty for a complete clone). */
+    async shallowCommits() {
+        this.shallowFile ??= external_node_path_namespaceObject.resolve(this.dir, (await this.ok(['rev-parse', '--git-path', 'shallow'])).trim());
+        try {
+            const text = await (0,promises_namespaceObject.readFile)(this.shallowFile, 'utf8');
+            return new Set(text.split('\n').filter(Boolean));
+        }
+        catch (err) {
+            if (err.code === 'ENOENT')
+                return new Set();
+            throw err;
+        }
+    }
+    async isShallow() {
+        return (await this.shallowCommits()).size > 0;
+    }
+    /** Is part of tip's history cut off by the shallow boundary? */
+    async truncated(tip) {
+        const shallow = await this.shallowCommits();
+        if (shallow.size === 0)
+            return false;
+        return (await this.list([tip])).some(c => shallow.has(c));
+    }
+    /** Remote-tracking branches: full ref name and the commit it points to. */
+    async remoteBranches() {
+        const out = await this.ok(['for-each-ref', '--format=%(objectname) %(refname)', 'refs/remotes/']);
+        return out
+            .split('\n')
+            .filter(Boolean)
+            .map(line => {
+            const i = line.indexOf(' ');
+            return { sha: line.slice(0, i), ref: line.slice(i + 1) };
+        });
+    }
+}
+// ---------------------------------------------------------------------------------------------
+// Getting more history
+/** An attempt needs history this clone does not have yet (NEED_ALL: needs all of it). */
+const NEED = Symbol('need more history');
+const NEED_ALL = Symbol('need the whole history');
+/**
+ * Fetches more history from origin, one step at a time, for attempts that report NEED: a shallow
+ * clone is deepened (doubling) and finally unshallowed; a complete clone fetches missing commits by
+ * sha once. `final` tells an attempt that nothing more can be had, so its answer must be definite.
+ */
+class History {
+    git;
+    allowed;
+    step = DEEPEN_FIRST;
+    deepened = 0;
+    unshallowed = false;
+    /** Missing commits a complete clone already tried to fetch. */
+    tried = new Set();
+    /** Shas origin said it does not have ("not our ref"). */
+    refused = new Set();
+    /** What was fetched, for the note. */
+    fetched = [];
+    constructor(git, allowed) {
+        this.git = git;
+        this.allowed = allowed;
+    }
+    async missing(wants) {
+        const out = [];
+        for (const w of wants)
+            if (!(await this.git.commit(w)))
+                out.push(w);
+        return out;
+    }
+    async final(wants) {
+        if (!this.allowed)
+            return true;
+        if (await this.git.isShallow())
+            return this.unshallowed;
+        return (await this.missing(wants)).every(w => this.tried.has(w));
+    }
+    async run(what, wants, attempt) {
+        for (;;) {
+            const final = await this.final(wants);
+            const r = await attempt(final);
+            if (r !== NEED && r !== NEED_ALL)
+                return r;
+            if (final) {
+                throw new SecretScanError(`The checkout in ${this.git.dir} is shallow and lacks the history needed for ${what}` +
+                    (this.allowed ? ', even after fetching all of it from origin.' : ' (deepening is turned off).'), 'pre-deploy', FETCH_DEPTH_HINT);
+            }
+            await this.grow(wants, r === NEED_ALL);
+        }
+    }
+    async grow(wants, all) {
+        if ((await this.git.isShallow()) && !this.unshallowed) {
+            if (!all && this.deepened + this.step <= DEEPEN_BOUND) {
+                await this.fetch([`--deepen=${this.step}`], wants);
+                this.deepened += this.step;
+                this.step *= 2;
+            }
+            else {
+                await this.fetch(['--unshallow'], wants);
+                this.unshallowed = true;
+            }
+            return;
+        }
+        // A complete clone: commits it lacks may still be on origin (another branch, a pull request).
+        // One try each; a commit origin does not have either is an answer too.
+        for (const sha of await this.missing(wants)) {
+            if (this.tried.has(sha))
+                continue;
+            this.tried.add(sha);
+            const r = await this.git.run([...FETCH, 'origin', sha], 600_000);
+            if (r.code === 0)
+                this.fetched.push(`fetch ${range_short(sha)}`);
+        }
+    }
+    /**
+     * `git fetch <how> origin <wants>`: the commits we need by sha first; when origin refuses one
+     * (gone after a force-push, never pushed), without it; then head alone; then origin's refspec.
+     */
+    async fetch(how, wants) {
+        const usable = wants.filter(w => !this.refused.has(w));
+        const sets = [usable, usable.slice(0, 1), []].filter((set, i, all) => i === 0 || set.length !== all[i - 1]?.length);
+        let last;
+        for (let i = 0; i < sets.length; i++) {
+            const set = sets[i] ?? [];
+            const args = [...FETCH, ...how, 'origin', ...set];
+            const r = await this.git.run(args, 600_000);
+            if (r.code === 0) {
+                this.fetched.push(how.join(' '));
+                return;
+            }
+            last = { args, r };
+            // "not our ref <sha>": origin does not have that commit; try the same fetch without it.
+            const gone = [...r.stderr.matchAll(/not our ref ([0-9a-f]{40})/gi)].map(m => m[1].toLowerCase());
+            const dropped = set.filter(w => gone.includes(w));
+            if (dropped.length > 0 && dropped.length < set.length) {
+                for (const w of dropped) {
+                    this.refused.add(w);
+                    this.tried.add(w);
+                }
+                sets.splice(i + 1, 0, set.filter(w => !this.refused.has(w)));
+            }
+        }
+        if (last) {
+            throw this.git.failure(last.args, last.r, `The checkout is shallow and more history could not be fetched from origin. ${FETCH_DEPTH_HINT}`);
+        }
+    }
+}
+/** base..head when every commit in it has its parents here; NEED otherwise. */
+async function between(git, base, head, note) {
+    const commits = await git.list([`${base}..${head}`]);
+    const shallow = await git.shallowCommits();
+    if (commits.some(c => shallow.has(c)))
+        return NEED;
+    return { base, head, commits, logOpts: [`${base}..${head}`], ...(note ? { note } : {}) };
+}
+/** Everything reachable from head; NEED_ALL while the clone is shallow below it. */
+async function everything(git, head, note) {
+    const commits = await git.list([head]);
+    const shallow = await git.shallowCommits();
+    if (commits.some(c => shallow.has(c)))
+        return NEED_ALL;
+    return { head, commits, logOpts: [head], ...(note ? { note } : {}) };
+}
+/** A sha from the event payload: 40 hex digits, or a SecretScanError naming the field. */
+function payloadSha(event, name, value) {
+    if (typeof value === 'string' && FULL_SHA.test(value))
+        return value.toLowerCase();
+    const shownValue = typeof value === 'string' ? JSON.stringify(value.slice(0, 80)) : String(value);
+    return failPayload(event, name, `${shownValue} is not a commit sha (40 hex digits)`);
+}
+function failPayload(event, name, why) {
+    throw new SecretScanError(`The ${event} event payload has an invalid ${name}: ${why}.`, 'pre-deploy', 'The payload is read from GITHUB_EVENT_PATH; run deployguard in the workflow of that event, ' +
+        'or without an event to scan the whole history.');
+}
+function field(obj, key) {
+    return obj !== null && typeof obj === 'object' ? obj[key] : undefined;
+}
+/** Rule 1: base = the last deployed commit, when head descends from it; 'rewritten' otherwise. */
+async function fromLastDeploy(git, h, head, last) {
+    return h.run(`the last deployed commit ${range_short(last)}`, [head, last], async (final) => {
+        const base = await git.commit(last);
+        if (base && (await git.isAncestor(base, head)))
+            return between(git, base, head);
+        // Unknown here, or not an ancestor: certain only once head's history is all here.
+        if (await git.truncated(head))
+            return NEED;
+        if (!base && !final)
+            return NEED;
+        return 'rewritten';
+    });
+}
+async function fromPullRequest(git, h, input, event, payload) {
+    const pr = field(payload, 'pull_request');
+    const baseSha = payloadSha(event, 'pull_request.base.sha', field(field(pr, 'base'), 'sha'));
+    const headField = field(field(pr, 'head'), 'sha');
+    const prHead = headField === undefined ? undefined : payloadSha(event, 'pull_request.head.sha', headField);
+    const tip = prHead ?? (await resolveHead(git, h, input.head));
+    return h.run(`pull request ${range_short(baseSha)}...${range_short(tip)}`, [tip, baseSha], async (final) => {
+        const head = await git.commit(tip);
+        if (!head) {
+            if (!final)
+                return NEED;
+            throw new SecretScanError(`The pull request head ${tip} is not in ${git.dir} and could not be fetched from origin.`, 'pre-deploy', FETCH_DEPTH_HINT);
+        }
+        const base = await git.commit(baseSha);
+        if (!base) {
+            if (!final || (await git.truncated(head)))
+                return NEED;
+            return everything(git, head, `the pull request base ${range_short(baseSha)} is unknown here and on origin: scanning the whole history`);
+        }
+        const mb = await git.mergeBase(base, head);
+        if (!mb) {
+            if ((await git.truncated(head)) || (await git.truncated(base)))
+                return NEED;
+            return everything(git, head, 'the pull request shares no history with its base: scanning the whole history');
+        }
+        return between(git, mb, head);
+    });
+}
+async function fromPush(git, h, input, event, payload) {
+    const before = payloadSha(event, 'before', field(payload, 'before'));
+    const afterField = field(payload, 'after');
+    const after = afterField === undefined ? undefined : payloadSha(event, 'after', afterField);
+    if (after === ZERO_SHA || field(payload, 'deleted') === true) {
+        throw new SecretScanError(`The push event deletes ${String(field(payload, 'ref') ?? 'a ref')}: no commits go out with it.`, 'pre-deploy', 'Deploy on pushes that add commits (on.push.branches), not on branch deletions.');
+    }
+    const tip = after ?? (await resolveHead(git, h, input.head));
+    const forced = field(payload, 'forced') === true;
+    if (before === ZERO_SHA)
+        return fromNewBranch(git, h, tip, field(payload, 'ref'));
+    return h.run(`the push ${range_short(before)}..${range_short(tip)}`, [tip, before], async (final) => {
+        const head = await git.commit(tip);
+        if (!head)
+            return final ? range_fail(`the pushed commit ${tip} is not in ${git.dir}`) : NEED;
+        const prev = await git.commit(before);
+        if (!prev) {
+            if (!final || (await git.truncated(head)))
+                return NEED;
+            return everything(git, head, `force-push: the previous tip ${range_short(before)} is unknown here and on origin, so the whole history is scanned`);
+        }
+        if (!forced && (await git.isAncestor(prev, head)))
+            return between(git, prev, head);
+        // Not an ancestor: a force-push (unless the cut-off history hides the link).
+        if (!forced && (await git.truncated(head)))
+            return NEED;
+        const mb = await git.mergeBase(prev, head);
+        if (!mb) {
+            if ((await git.truncated(head)) || (await git.truncated(prev)))
+                return NEED;
+            return everything(git, head, `force-push: ${range_short(before)} shares no history with ${range_short(head)}, so the whole history is scanned`);
+        }
+        const why = forced ? 'force-push' : `force-push (${range_short(before)} is not an ancestor of ${range_short(head)})`;
+        return between(git, mb, head, `${why}: scanning from the merge-base ${range_short(mb)} of before and after`);
+    });
+}
+/** A new branch: the commits on no other remote branch, or the whole history when none is known. */
+async function fromNewBranch(git, h, tip, ref) {
+    const branch = typeof ref === 'string' && ref.startsWith('refs/heads/') ? ref.slice('refs/heads/'.length) : '';
+    // Only compared with ref names from for-each-ref below; never passed to git.
+    const label = branch
+        ? `new branch ${branch}`
+        : `new ref ${typeof ref === 'string' ? ref.slice(0, 200) : ''}`.trim();
+    const self = new Set(branch ? [`refs/remotes/origin/${branch}`] : []);
+    self.add('refs/remotes/origin/HEAD');
+    const others = [
+        ...new Set((await git.remoteBranches()).filter(b => !self.has(b.ref)).map(b => b.sha.toLowerCase()))
+    ]
+        .filter(sha => FULL_SHA.test(sha))
+        .sort();
+    return h.run(`the ${label}`, [tip, ...others], async (final) => {
+        const head = await git.commit(tip);
+        if (!head)
+            return final ? range_fail(`the pushed commit ${tip} is not in ${git.dir}`) : NEED;
+        if (others.length === 0) {
+            return everything(git, head, `${label}: no other remote branch is known here, so the whole history is scanned`);
+        }
+        const commits = await git.list([head, '--not', ...others]);
+        const shallow = await git.shallowCommits();
+        if (commits.some(c => shallow.has(c)))
+            return NEED;
+        return {
+            head,
+            commits,
+            logOpts: [head, '--not', ...others],
+            note: `${label}: the commits on no other remote branch (${others.length} known)`
+        };
+    });
+}
+function range_fail(what) {
+    throw new SecretScanError(`Cannot work out the commits to scan: ${what}.`, 'pre-deploy', FETCH_DEPTH_HINT);
+}
+/** The caller's head (GITHUB_SHA, HEAD, ...) as a full sha, fetched when it is a sha not here. */
+async function resolveHead(git, h, rev) {
+    if (typeof rev !== 'string' || !REVISION.test(rev) || rev.length > 256) {
+        throw new SecretScanError(`The head to scan up to is not a valid revision: ${JSON.stringify(String(rev).slice(0, 80))}.`, 'pre-deploy', 'Pass a commit sha (GITHUB_SHA) or a ref such as HEAD.');
+    }
+    const wants = FULL_SHA.test(rev) ? [rev.toLowerCase()] : [];
+    return h.run(`the head commit ${rev}`, wants, async (final) => {
+        const sha = await git.commit(rev);
+        if (sha)
+            return sha;
+        if (!final && wants.length > 0)
+            return NEED;
+        return range_fail(`${rev} is not a commit in ${git.dir}`);
+    });
+}
+// ---------------------------------------------------------------------------------------------
+/** The commits going out with a deploy of `input.head`, by the rules at the top of this file. */
+async function resolveRange(input) {
+    const dir = external_node_path_namespaceObject.resolve(input.repoDir);
+    const isDir = await (0,promises_namespaceObject.stat)(dir).then(s => s.isDirectory(), () => false);
+    if (!isDir) {
+        throw new SecretScanError(`${dir} is not a directory: there is no checkout to work out the commits to scan from.`, 'pre-deploy', 'Check out the repository (actions/checkout with fetch-depth: 0) before the secret scan.');
+    }
+    const git = new Git(dir);
+    const top = await git.run(['rev-parse', '--git-dir']);
+    if (top.code !== 0) {
+        throw git.failure(['rev-parse', '--git-dir'], top, 'Check out the repository (actions/checkout with fetch-depth: 0) before the secret scan.');
+    }
+    const h = new History(git, input.deepen ?? true);
+    const notes = [];
+    const done = (source, f) => {
+        const fetched = h.fetched.length > 0 ? [`fetched more history from origin (${h.fetched.join(', ')})`] : [];
+        const note = [...notes, ...(f.note ? [f.note] : []), ...fetched].join('; ');
+        return {
+            source,
+            ...(f.base ? { base: f.base } : {}),
+            head: f.head,
+            commits: Object.freeze([...f.commits]),
+            logOpts: Object.freeze([...f.logOpts]),
+            ...(note ? { note } : {})
+        };
+    };
+    // Rule 1: the host's record of what it runs now.
+    const recorded = typeof input.lastDeployedCommit === 'string' ? input.lastDeployedCommit.trim() : '';
+    if (recorded) {
+        if (!/^[0-9a-f]{7,40}$/i.test(recorded)) {
+            notes.push(`the recorded last deploy ${JSON.stringify(recorded.slice(0, 80))} is not a commit sha`);
+        }
+        else {
+            const head = await resolveHead(git, h, input.head);
+            const last = recorded.toLowerCase();
+            const r = await fromLastDeploy(git, h, head, last);
+            if (r !== 'rewritten') {
+                return done('last-deploy', r.commits.length === 0 ? { ...r, note: 'nothing new since the last deploy' } : r);
+            }
+            notes.push(`the last deployed commit ${range_short(last)} is not an ancestor of ${range_short(head)} (history rewritten?)`);
+        }
+    }
+    // Rules 2 and 3: the event that started the workflow.
+    const name = input.event?.name;
+    const payload = input.event?.payload;
+    if (name === 'pull_request' || name === 'pull_request_target') {
+        return done('pull-request', await fromPullRequest(git, h, input, name, payload));
+    }
+    if (name === 'push') {
+        return done('push', await fromPush(git, h, input, name, payload));
+    }
+    // Rule 4: nothing to go by.
+    const head = await resolveHead(git, h, input.head);
+    const whole = await h.run(`the whole history of ${range_short(head)}`, [head], async () => everything(git, head));
+    return done('first-deploy', whole);
+}
+
+;// CONCATENATED MODULE: ./src/report/publish.ts
+
+/**
+ * Where the deployment record goes on GitHub: a comment on the pull request or the commit,
+ * edited in place on later deploys, and optionally a GitHub deployment with its status. None of
+ * it may fail a deploy: a missing permission is a warning that names the permission to grant.
+ */
+/** What each call needs in the workflow's `permissions:`; the README lists the same. */
+const PERMISSIONS = {
+    'find the pull request of the commit': 'pull-requests: read',
+    'comment on the pull request': 'pull-requests: write',
+    'comment on the commit': 'contents: write',
+    'create a GitHub deployment': 'deployments: write',
+    'list the commits since the last deploy': 'contents: read'
+};
+/**
+ * Runs one GitHub call; a failure becomes a warning and `undefined`. A 403 (or a 404 where the
+ * token may not see the repository) names the permission the job lacks.
+ */
+async function attempt(feature, log, fn) {
+    try {
+        return await fn();
+    }
+    catch (err) {
+        const permission = PERMISSIONS[feature];
+        if (err instanceof GitHubApiError && (err.status === 403 || err.status === 401)) {
+            log.warn(`deployguard could not ${feature}: GitHub answered ${err.status} (${err.message}). Add \`${permission}\` to the job's \`permissions:\`. The deploy itself is not affected.`);
+        }
+        else if (err instanceof GitHubApiError && err.status === 404) {
+            log.warn(`deployguard could not ${feature}: GitHub answered 404 (${err.message}). Either it does not exist on GitHub (a commit that was not pushed), or the token cannot see it: the job needs \`${permission}\`. The deploy itself is not affected.`);
+        }
+        else {
+            log.warn(`deployguard could not ${feature}: ${err instanceof Error ? err.message : String(err)}. The deploy itself is not affected.`);
+        }
+        return undefined;
+    }
+}
+/** The hidden line that finds the record's comment again: one per environment (and PR or commit). */
+function recordMarker(environment) {
+    return `<!-- deployguard:record environment=${encodeURIComponent(environment)} -->`;
+}
+function pullRef(p) {
+    if (typeof p.number !== 'number')
+        return undefined;
+    return { number: p.number, title: p.title ?? '', url: p.html_url ?? '', headSha: p.head?.sha };
+}
+/**
+ * The pull request a deploy belongs to: the event's own PR, or the PR GitHub associates with the
+ * pushed commit (an open one first, else the one it was merged by).
+ */
+async function findPullRequest(api, repository, event, sha, log) {
+    const payload = (event?.payload ?? {});
+    if (event && /^pull_request/.test(event.name) && payload.pull_request)
+        return pullRef(payload.pull_request);
+    if (!api || !repository || !/^[0-9a-f]{40}$/.test(sha))
+        return undefined;
+    const pulls = await attempt('find the pull request of the commit', log, async () => {
+        const r = await api.request('GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls', {
+            ...repoParams(repository),
+            commit_sha: sha,
+            per_page: 10
+        });
+        return Array.isArray(r.data) ? r.data : [];
+    });
+    const chosen = pulls?.find(p => p.state === 'open') ?? pulls?.[0];
+    return chosen ? pullRef(chosen) : undefined;
+}
+/**
+ * A marker comment may be edited only when deployguard (a bot token) or someone with write access
+ * wrote it: anyone can comment on a public repository's pull request, and a copied marker must not
+ * make deployguard overwrite a stranger's comment.
+ */
+function trusted(c) {
+    return c.user?.type === 'Bot' || ['OWNER', 'MEMBER', 'COLLABORATOR'].includes(c.author_association ?? '');
+}
+/** How many pages of 100 comments are searched for the marker before a new comment is made. */
+const MAX_PAGES = 20;
+/**
+ * Creates the record's comment, or edits the one an earlier deploy of this environment left
+ * (found by its hidden marker), so a PR carries one record per environment, always current.
+ */
+async function upsertComment(api, repository, on, marker, body) {
+    const repo = repoParams(repository);
+    const list = on.kind === 'pr'
+        ? {
+            route: 'GET /repos/{owner}/{repo}/issues/{issue_number}/comments',
+            key: { issue_number: on.number }
+        }
+        : { route: 'GET /repos/{owner}/{repo}/commits/{commit_sha}/comments', key: { commit_sha: on.sha } };
+    let existing;
+    for (let page = 1; page <= MAX_PAGES && !existing; page++) {
+        const r = await api.request(list.route, { ...repo, ...list.key, per_page: 100, page });
+        const comments = Array.isArray(r.data) ? r.data : [];
+        existing = comments.find(c => typeof c.body === 'string' && c.body.includes(marker) && trusted(c));
+        if (comments.length < 100)
+            break;
+    }
+    if (existing) {
+        const route = on.kind === 'pr'
+            ? 'PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}'
+            : 'PATCH /repos/{owner}/{repo}/comments/{comment_id}';
+        const r = await api.request(route, { ...repo, comment_id: existing.id, body });
+        return { action: 'updated', url: r.data.html_url ?? existing.html_url ?? '' };
+    }
+    const route = on.kind === 'pr'
+        ? 'POST /repos/{owner}/{repo}/issues/{issue_number}/comments'
+        : 'POST /repos/{owner}/{repo}/commits/{commit_sha}/comments';
+    const r = await api.request(route, { ...repo, ...list.key, body });
+    return { action: 'created', url: r.data.html_url ?? '' };
+}
+/** GitHub's own limit on a comment body is 65,536 characters. */
+const COMMENT_LIMIT = 65_000;
+/**
+ * Cuts a record that is too long for a comment at a section boundary and says where the whole
+ * one is, rather than sending a body GitHub refuses.
+ */
+function fitComment(body, whereWhole) {
+    if (body.length <= COMMENT_LIMIT)
+        return body;
+    const note = `\n\n_The record is too long for a comment and was cut here; the whole record is in ${whereWhole}._\n`;
+    const room = COMMENT_LIMIT - note.length;
+    const cut = body.lastIndexOf('\n### ', room);
+    return body.slice(0, cut > 0 ? cut : room) + note;
+}
+/**
+ * A GitHub deployment for the commit, for jobs that do not run in an `environment:` (GitHub
+ * creates one for those itself). Returns its id for the status updates.
+ */
+async function createDeployment(api, repository, d) {
+    const r = await api.request('POST /repos/{owner}/{repo}/deployments', {
+        ...repoParams(repository),
+        ref: d.sha,
+        environment: d.environment,
+        description: d.description.slice(0, 140),
+        auto_merge: false,
+        // deployguard ran its own gates; GitHub's commit status checks are not asked again.
+        required_contexts: [],
+        production_environment: /^prod/i.test(d.environment)
+    });
+    const id = r.data.id;
+    return typeof id === 'number' ? id : undefined;
+}
+async function setDeploymentStatus(api, repository, id, s) {
+    await api.request('POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses', {
+        ...repoParams(repository),
+        deployment_id: id,
+        state: s.state,
+        description: s.description.slice(0, 140),
+        ...(s.environmentUrl ? { environment_url: s.environmentUrl } : {}),
+        ...(s.logUrl ? { log_url: s.logUrl } : {}),
+        auto_inactive: s.state === 'success'
+    });
+}
+
+;// CONCATENATED MODULE: ./src/report/changes.ts
+
+
+
+/** The record lists this many commits and links the compare view for the rest. */
+const MAX_LISTED = 50;
+const changes_FULL_SHA = /^[0-9a-f]{40}$/;
+/**
+ * The commits between the last deployed commit (from the hosts' records) and this one: from the
+ * local clone when it has them, else from GitHub's compare API, else only the compare link.
+ */
+async function changesSince(opts) {
+    const { base, head } = opts;
+    if (!base)
+        return {
+            head,
+            commits: [],
+            total: 0,
+            note: 'First deploy: no earlier deployment is recorded on the hosts.'
+        };
+    const compareUrl = opts.repository && changes_FULL_SHA.test(base) && changes_FULL_SHA.test(head)
+        ? `${opts.serverUrl}/${opts.repository}/compare/${base}...${head}`
+        : undefined;
+    if (base === head)
+        return {
+            base,
+            head,
+            commits: [],
+            total: 0,
+            note: 'The same commit as the last deployment (a re-deploy).'
+        };
+    if (!changes_FULL_SHA.test(base) || !changes_FULL_SHA.test(head))
+        return { base, head, commits: [], total: 0, note: 'The commits are not known (not a git checkout).' };
+    const local = await fromGit(opts.repoDir, base, head);
+    if (local)
+        return { base, head, compareUrl, ...local };
+    if (opts.api && opts.repository) {
+        const api = opts.api;
+        const repository = opts.repository;
+        const remote = await attempt('list the commits since the last deploy', opts.log, () => fromApi(api, repository, base, head));
+        if (remote)
+            return { base, head, compareUrl, ...remote };
+    }
+    return {
+        base,
+        head,
+        compareUrl,
+        commits: [],
+        total: 0,
+        note: 'The commit list is not available here (shallow clone, no API access): see the compare link.'
+    };
+}
+async function fromGit(dir, base, head) {
+    const git = new Git(dir);
+    const range = `${base}..${head}`;
+    const count = await git.run(['rev-list', '--count', range], 30_000).catch(() => undefined);
+    if (!count || count.code !== 0)
+        return undefined;
+    const log = await git.run(['log', `--max-count=${MAX_LISTED}`, '--format=%H%x1f%an%x1f%s', range], 30_000);
+    if (log.code !== 0)
+        return undefined;
+    const commits = log.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map(l => {
+        const [sha = '', author = '', subject = ''] = l.split('\x1f');
+        return { sha, author, subject };
+    });
+    return { commits, total: Number(count.stdout.trim()) || commits.length };
+}
+async function fromApi(api, repository, base, head) {
+    const r = await api.request('GET /repos/{owner}/{repo}/compare/{basehead}', {
+        ...repoParams(repository),
+        basehead: `${base}...${head}`,
+        per_page: 100
+    });
+    const data = r.data;
+    // The API lists oldest first; the record lists newest first, as `git log` does.
+    const commits = (data.commits ?? [])
+        .map(c => ({
+        sha: c.sha ?? '',
+        subject: (c.commit?.message ?? '').split('\n')[0],
+        author: c.author?.login ? `@${c.author.login}` : (c.commit?.author?.name ?? '')
+    }))
+        .reverse();
+    return { commits: commits.slice(0, MAX_LISTED), total: data.total_commits ?? commits.length };
+}
+/**
+ * Why this deploy happens: the `reason` input, else the pull request's title, else the pushed
+ * commit's message (from the event, or from the local clone).
+ */
+async function deployReason(opts) {
+    if (opts.reason)
+        return { text: opts.reason, source: 'reason' };
+    if (opts.pr?.title)
+        return { text: opts.pr.title, source: 'pull-request' };
+    const head = opts.event?.payload
+        ?.head_commit;
+    if (typeof head?.message === 'string' && head.message.trim() && (!head.id || head.id === opts.commit))
+        return { text: head.message.trim(), source: 'commit' };
+    if (!changes_FULL_SHA.test(opts.commit))
+        return undefined;
+    const r = await new Git(opts.repoDir)
+        .run(['log', '-1', '--format=%B', opts.commit], 30_000)
+        .catch(() => undefined);
+    const text = r?.code === 0 ? r.stdout.trim() : '';
+    return text ? { text, source: 'commit' } : undefined;
+}
+
+;// CONCATENATED MODULE: ./src/report/record.ts
+
+const HEADLINE = {
+    deployed: '✅ Deployed',
+    'rolled-back': '↩️ Rolled back',
+    'rollback-failed': '🔥 Rollback FAILED',
+    failed: '❌ Failed (nothing changed)',
+    'failed-live': '❌ Failed, and the failed release is live',
+    blocked: '⛔ Blocked before the deploy'
+};
+const BLOCKED_TEXT = {
+    tests: 'the test command failed',
+    secrets: 'the secret scan found secrets or could not run',
+    health: 'production was already unhealthy'
+};
+function statusText(input) {
+    const r = input.result;
+    switch (r.status) {
+        case 'deployed':
+            return `✅ deployed: every host serves \`${r.releaseId}\`, verified healthy`;
+        case 'rolled-back':
+            return `↩️ rolled back: the release failed, the previous release${r.previousRelease ? ` \`${r.previousRelease}\`` : ''} serves again and passed its checks`;
+        case 'rollback-failed':
+            return '🔥 the release failed and the ROLLBACK FAILED: a host needs a person now (see Rollback plan)';
+        case 'failed':
+            return '❌ failed before the service was touched: nothing changed';
+        case 'failed-live':
+            return '❌ failed, and rollback is off: the failed release is live';
+        case 'blocked':
+            return `⛔ blocked before the deploy, nothing changed: ${input.blockedBy ? BLOCKED_TEXT[input.blockedBy] : 'a pre-deploy gate failed'}${input.blockedBy === 'secrets' && input.findings ? ` (${input.findings} finding${input.findings === 1 ? '' : 's'})` : ''}`;
+    }
+}
+/** Table cells hold one line, no pipes. */
+function cell(text) {
+    return text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ').trim();
+}
+/** Text from commits and PRs must not ping people or open HTML: @names and `<` are defused. */
+function inert(text) {
+    return text.replace(/@(?=[A-Za-z0-9_-])/g, '@\u200b').replace(/</g, '&lt;');
+}
+function duration(ms) {
+    if (ms < 1000)
+        return `${Math.max(0, Math.round(ms))} ms`;
+    if (ms < 120_000)
+        return `${(ms / 1000).toFixed(1)} s`;
+    return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+}
+function fence(text, lang = '') {
+    // A fence longer than any backtick run inside, so log lines cannot close it.
+    const longest = Math.max(2, ...[...text.matchAll(/`+/g)].map(m => m[0].length));
+    const f = '`'.repeat(longest + 1);
+    return [`${f}${lang}`, text.trimEnd(), f];
+}
+function shortSha(sha) {
+    return /^[0-9a-f]{40}$/.test(sha) ? sha.slice(0, 7) : sha;
+}
+function commitLink(run, sha) {
+    return run.repository && /^[0-9a-f]{40}$/.test(sha)
+        ? `[\`${shortSha(sha)}\`](${run.serverUrl}/${run.repository}/commit/${sha})`
+        : `\`${shortSha(sha)}\``;
+}
+/** Stopped before any host was contacted (the test command): nothing about the hosts is known. */
+function untouched(r) {
+    return r.hosts.length === 0;
+}
+function header(input) {
+    const { result: r, run } = input;
+    const ref = run.ref.replace(/^refs\/(heads|tags)\//, '');
+    const secs = r.finishedAt.getTime() - r.startedAt.getTime();
+    const rows = [
+        ['Status', statusText(input)],
+        [
+            'Environment',
+            `${cell(input.environment)}${input.environmentUrl ? ` · [${cell(input.environmentUrl)}](${input.environmentUrl})` : ''}`
+        ],
+        ['Release', `\`${r.releaseId}\``],
+        [
+            'Previous release',
+            r.previousRelease
+                ? `\`${r.previousRelease}\``
+                : untouched(r)
+                    ? 'not read (no host was contacted)'
+                    : 'none (first deploy)'
+        ],
+        ['Commit', `${commitLink(run, run.commit)} on \`${cell(ref)}\``],
+        ['By', cell(run.actor)],
+        ...(run.runUrl ? [['Run', `[${run.runId}](${run.runUrl})`]] : []),
+        ['Started', r.startedAt.toISOString()],
+        ['Duration', duration(secs)]
+    ];
     return [
-        `**${title}**: ${checks.filter(c => c.ok).length}/${checks.length} checks passed`,
+        `## ${HEADLINE[r.status]}: ${cell(input.environment)} \`${r.releaseId}\``,
         '',
-        '| check | result | attempts | duration | detail |',
-        '| --- | --- | --- | --- | --- |',
-        ...checks.map(c => `| ${cell(c.host ? `${c.name} @ ${c.host}` : c.name)} | ${c.ok ? '✅ pass' : '❌ fail'} | ${c.attempts} | ${c.durationMs} ms | ${cell(c.reason)} |`),
+        '| | |',
+        '| --- | --- |',
+        ...rows.map(([k, v]) => `| **${k}** | ${v} |`),
         ''
     ];
 }
-function hostSection(h) {
-    return [
-        `### ${cell(h.name)}: ${h.outcome}`,
-        '',
-        '| step | result | time |',
-        '| --- | --- | --- |',
-        ...h.steps.map(s => `| ${s.undo ? '↩️ ' : ''}${cell(s.title)} | ${s.ok ? '✅' : `❌ ${cell(s.detail ?? '')}`} | ${s.ms} ms |`),
-        '',
-        ...checksTable('Post-deploy checks', h.checks),
-        ...checksTable('Rollback verification', h.rollbackChecks),
-        ...(h.recovery ? ['**Manual recovery**', '', '```sh', h.recovery, '```', ''] : [])
-    ];
+function whySection(input) {
+    const lines = ['### Why', ''];
+    if (input.pr)
+        lines.push(`Pull request [#${input.pr.number}](${input.pr.url}): ${inert(cell(input.pr.title))}`, '');
+    if (input.why && !(input.why.source === 'pull-request' && input.pr)) {
+        const from = input.why.source === 'reason' ? 'Reason given' : 'Commit message';
+        lines.push(`${from}:`, '', ...input.why.text
+            .trim()
+            .split('\n')
+            .slice(0, 10)
+            .map(l => `> ${inert(l)}`), '');
+    }
+    if (lines.length === 2)
+        lines.push('_No reason was given (set the `reason` input)._', '');
+    return lines;
 }
-/** The step summary: status, release, previous release, per-host steps and checks. */
-function renderSummary(result, environment) {
-    const secs = ((result.finishedAt.getTime() - result.startedAt.getTime()) / 1000).toFixed(1);
+function changesSection(input) {
+    const c = input.changes;
+    if (!c)
+        return [];
+    const lines = ['### Changes since the last deployment', ''];
+    if (c.note)
+        lines.push(`_${c.note}_`, '');
+    if (c.commits.length) {
+        lines.push(`${c.total} commit${c.total === 1 ? '' : 's'}${c.base ? ` since \`${shortSha(c.base)}\`` : ''}${c.compareUrl ? ` ([compare](${c.compareUrl}))` : ''}:`, '');
+        for (const k of c.commits)
+            lines.push(`- ${commitLink(input.run, k.sha)} ${inert(cell(k.subject))} (${inert(cell(k.author))})`);
+        if (c.total > c.commits.length)
+            lines.push(`- … and ${c.total - c.commits.length} more`);
+        lines.push('');
+    }
+    else if (c.compareUrl && !c.note?.startsWith('The same'))
+        lines.push(`[Compare](${c.compareUrl})`, '');
+    return lines;
+}
+function checkKey(c, deployHost, manyHosts) {
+    if (c.host)
+        return `${c.name} @ ${c.host}`;
+    return manyHosts && deployHost ? `${c.name} (after ${deployHost})` : c.name;
+}
+function verdict(c) {
+    if (!c)
+        return '—';
+    return `${c.ok ? '✅ pass' : '❌ fail'} (${duration(c.durationMs)})`;
+}
+function healthSection(input) {
+    const r = input.result;
+    const many = r.hosts.length > 1;
+    const before = new Map();
+    const after = new Map();
+    const restored = new Map();
+    for (const c of r.preChecks)
+        before.set(checkKey(c, undefined, false), c);
+    for (const h of r.hosts) {
+        for (const c of h.checks)
+            after.set(checkKey(c, h.name, many), c);
+        for (const c of h.rollbackChecks)
+            restored.set(checkKey(c, h.name, many), c);
+    }
+    const keys = [...new Set([...before.keys(), ...after.keys(), ...restored.keys()])];
+    if (untouched(r))
+        return ['### Health', '', '_Not checked: the deploy stopped before any host was contacted._', ''];
+    if (keys.length === 0)
+        return ['### Health', '', '_No health check ran._', ''];
+    const withRollback = restored.size > 0;
+    const lines = [
+        '### Health',
+        '',
+        `| check | before | after${withRollback ? ' | after rollback' : ''} | detail |`,
+        `| --- | --- | ---${withRollback ? ' | ---' : ''} | --- |`
+    ];
+    for (const k of keys) {
+        // A key like "api (after web-1)" pairs with the plain "api" of the pre-deploy run.
+        const pre = before.get(k) ?? before.get(k.replace(/ \(after [^)]*\)$/, ''));
+        const post = after.get(k);
+        const rb = restored.get(k);
+        const detail = [post, rb, pre].find(c => c && !c.ok)?.reason ?? post?.reason ?? pre?.reason ?? '';
+        lines.push(`| ${cell(k)} | ${verdict(pre)} | ${verdict(post)}${withRollback ? ` | ${verdict(rb)}` : ''} | ${inert(cell(detail).slice(0, 200))} |`);
+    }
+    lines.push('');
+    return lines;
+}
+function hostsSection(input) {
+    const r = input.result;
+    if (r.hosts.length === 0)
+        return [];
+    const icon = {
+        deployed: '✅ deployed',
+        'rolled-back': '↩️ rolled back',
+        'rollback-failed': '🔥 rollback failed',
+        failed: '❌ failed, nothing changed',
+        'failed-live': '❌ failed, failed release live',
+        'not-started': '⏸️ not started'
+    };
+    const lines = ['### Hosts', '', '| host | result | now serving | time |', '| --- | --- | --- | --- |'];
+    for (const h of r.hosts) {
+        const serving = h.outcome === 'deployed' || h.outcome === 'failed-live'
+            ? `\`${r.releaseId}\``
+            : h.previousRelease
+                ? `\`${h.previousRelease}\``
+                : h.outcome === 'rollback-failed'
+                    ? 'unknown'
+                    : 'nothing (first deploy)';
+        const ms = h.steps.reduce((a, s) => a + s.ms, 0);
+        lines.push(`| ${cell(h.name)} | ${icon[h.outcome]} | ${serving} | ${duration(ms)} |`);
+    }
+    lines.push('');
+    return lines;
+}
+function rollbackSection(input) {
+    const r = input.result;
+    const lines = ['### Rollback plan', ''];
+    const stuck = r.hosts.filter(h => h.recovery);
+    if (stuck.length) {
+        lines.push('**The automatic rollback did not finish. Recover by hand:**', '');
+        for (const h of stuck)
+            lines.push(...fence(h.recovery, 'sh'), '');
+    }
+    const prev = r.previousRelease;
+    if (untouched(r)) {
+        lines.push('Nothing to do: no host was contacted, so nothing changed.', '');
+        return lines;
+    }
+    if (!prev) {
+        lines.push('No release was live before this one: going back means stopping the service.', '');
+        return lines;
+    }
+    if (r.status === 'rolled-back') {
+        lines.push(`Done: every host was returned to \`${prev}\` and verified.`, '');
+        return lines;
+    }
+    if (r.status === 'failed' || r.status === 'blocked') {
+        lines.push(`Nothing to do: \`${prev}\` still serves; nothing was changed.`, '');
+        return lines;
+    }
+    const source = r.hosts.find(h => h.previousDeploy?.release === prev)?.previousDeploy;
+    lines.push(`To return to \`${prev}\`${source ? ` (commit ${commitLink(input.run, source.commit)}, deployed ${source.time})` : ''}, either:`, '');
+    lines.push(source?.runUrl
+        ? `1. Re-run the workflow run that deployed it: [${source.runUrl.replace(/^https?:\/\/[^/]+\//, '')}](${source.runUrl}) → **Re-run all jobs**. Its release is still on the hosts, so it only switches back and checks.`
+        : '1. Re-run the workflow run that deployed it (not recorded on the hosts: it was not deployed from a workflow).');
+    const config = input.configPath ? ` --config ${input.configPath}` : '';
+    lines.push(`2. From a terminal: \`deployguard rollback${config} --to ${prev}\``, '');
+    return lines;
+}
+function debugSection(input) {
+    const failed = input.result.hosts.filter(h => h.outcome !== 'deployed' && h.outcome !== 'not-started' && (h.error || h.logTail || h.keptAt));
+    if (failed.length === 0)
+        return [];
+    const lines = ['### Debugging the failed release', ''];
+    for (const h of failed) {
+        lines.push(`**${cell(h.name)}**`, '');
+        const bad = h.checks.filter(c => !c.ok);
+        for (const c of bad)
+            lines.push(`- check **${cell(c.name)}** failed: ${inert(cell(c.reason))}`);
+        // The error is already under "What went wrong" when it is the deploy's own.
+        if (h.error && bad.length === 0 && !input.result.error?.includes(h.error))
+            lines.push(...fence(h.error));
+        if (h.keptAt)
+            lines.push(`- the failed release is kept on the host at \`${h.keptAt}\``);
+        lines.push('');
+        if (h.logTail)
+            lines.push("The service's last log lines:", '', ...fence(h.logTail), '');
+    }
+    return lines;
+}
+/** Which part of the deploy a host step belongs to, for the timeline. */
+function stepPhase(s) {
+    if (s.undo)
+        return 'Rollback';
+    switch (s.id) {
+        case 'lock':
+        case 'probe':
+            return 'Lock and read';
+        case 'stage':
+        case 'upload':
+            return 'Upload';
+        case 'verify':
+            return 'Verify checksums';
+        case 'stop':
+        case 'switch':
+        case 'start':
+            return 'Stop, switch, start';
+        case 'running':
+            return 'Running check';
+        case 'checks':
+            return 'Health and stability';
+        case 'mark-good':
+            return 'Finish';
+        default:
+            return 'Prepare';
+    }
+}
+/** The gates, then each host's steps merged into phases, in time order. */
+function timeline(input) {
+    const bars = [];
+    for (const p of [...(input.extraPhases ?? []), ...input.result.phases])
+        bars.push({ section: 'Gates', name: p.name, start: p.start, end: p.start + p.ms, ok: p.ok });
+    for (const h of input.result.hosts) {
+        let cur;
+        for (const s of h.steps) {
+            const name = stepPhase(s);
+            if (cur && cur.name === name) {
+                cur.end = Math.max(cur.end, s.at + s.ms);
+                cur.ok &&= s.ok;
+            }
+            else {
+                if (cur)
+                    bars.push({ section: h.name, ...cur });
+                cur = { name, start: s.at, end: s.at + s.ms, ok: s.ok };
+            }
+        }
+        if (cur)
+            bars.push({ section: h.name, ...cur });
+    }
+    return bars.sort((a, b) => a.start - b.start);
+}
+/** Mermaid's gantt grammar reserves `:`, `#` and `;` in names; sections and tasks keep to plain text. */
+function mermaidText(text) {
+    return text.replace(/[:#;%\r\n]/g, ' ').trim() || '-';
+}
+function timelineSection(input) {
+    const bars = timeline(input);
+    if (bars.length === 0)
+        return [];
+    const t0 = Math.min(input.result.startedAt.getTime(), ...bars.map(b => b.start));
+    const lines = [
+        '### Timeline',
+        '',
+        '| phase | where | starts at | took |',
+        '| --- | --- | --- | --- |',
+        ...bars.map(b => `| ${b.ok ? '' : '❌ '}${cell(b.name)} | ${cell(b.section)} | +${duration(b.start - t0)} | ${duration(b.end - b.start)} |`),
+        '',
+        '```mermaid',
+        'gantt',
+        '  dateFormat x',
+        '  axisFormat %M:%S'
+    ];
+    // Mermaid wants each section's tasks together: the gates first, then each host's phases.
+    const sections = [...new Set(bars.map(b => b.section))].sort((a, b) => Number(b === 'Gates') - Number(a === 'Gates'));
+    for (const section of sections) {
+        lines.push(`  section ${mermaidText(section)}`);
+        for (const b of bars.filter(x => x.section === section)) {
+            // Mermaid draws nothing for an empty bar; a bar is at least 1 ms wide.
+            lines.push(`  ${mermaidText(b.name)} :${b.ok ? 'done' : 'crit'}, ${b.start}, ${Math.max(b.end, b.start + 1)}`);
+        }
+    }
+    lines.push('```', '');
+    return lines;
+}
+/** Every step on every host, folded away: what ran, in order, with its time and error. */
+function stepsSection(input) {
+    const hosts = input.result.hosts.filter(h => h.steps.length);
+    if (hosts.length === 0)
+        return [];
+    const lines = ['<details><summary>Steps on each host</summary>', ''];
+    for (const h of hosts) {
+        lines.push(`**${cell(h.name)}**`, '', '| step | result | took |', '| --- | --- | --- |');
+        for (const s of h.steps)
+            lines.push(`| ${s.undo ? '↩️ ' : ''}${cell(s.title)} | ${s.ok ? '✅' : `❌ ${inert(cell(s.detail ?? '')).slice(0, 300)}`} | ${duration(s.ms)} |`);
+        lines.push('');
+    }
+    lines.push('</details>', '');
+    return lines;
+}
+function errorSection(input) {
+    const e = input.result.error;
+    if (!e || input.result.status === 'deployed')
+        return [];
+    return ['### What went wrong', '', ...fence(e.split('\n').slice(0, 40).join('\n')), ''];
+}
+/** The whole record as Markdown, starting with the hidden marker that finds its comment again. */
+function renderRecord(input) {
     return [
-        `## deployguard: ${environment}`,
-        '',
-        `**Status:** ${STATUS_TEXT[result.status]}  `,
-        `**Release:** \`${result.releaseId}\`  `,
-        `**Previous release:** ${result.previousRelease ? `\`${result.previousRelease}\`` : 'none (first deploy)'}  `,
-        `**Duration:** ${secs} s`,
-        '',
-        ...(result.error ? ['```', result.error, '```', ''] : []),
-        ...checksTable('Production before the deploy (pre-deploy checks)', result.preChecks),
-        ...result.hosts.flatMap(hostSection)
+        recordMarker(input.environment),
+        ...header(input),
+        ...whySection(input),
+        ...errorSection(input),
+        ...changesSection(input),
+        ...healthSection(input),
+        ...hostsSection(input),
+        ...rollbackSection(input),
+        ...debugSection(input),
+        ...timelineSection(input),
+        ...stepsSection(input),
+        `<sub>Written by deployguard. Each host keeps this deploy in its deployments.jsonl (\`deployguard history\`).</sub>`,
+        ''
     ].join('\n');
+}
+
+;// CONCATENATED MODULE: ./src/report/deliver.ts
+
+
+
+
+
+/** The record's file name: environment and release, reduced to safe characters. */
+function recordFile(outDir, environment, release) {
+    const safe = (s) => s.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 80);
+    return (0,external_node_path_namespaceObject.join)(outDir, `deployguard-record-${safe(environment)}-${safe(release)}.md`);
+}
+/** Where the comment goes for the `comment` setting, given the PR found (if any). */
+function commentTargets(mode, pr, sha) {
+    const onPr = pr ? [{ kind: 'pr', number: pr.number }] : [];
+    const onCommit = /^[0-9a-f]{40}$/.test(sha) ? [{ kind: 'commit', sha }] : [];
+    switch (mode) {
+        case 'none':
+            return [];
+        case 'pr':
+            return onPr;
+        case 'commit':
+            return onCommit;
+        case 'both':
+            return [...onPr, ...onCommit];
+        case 'auto':
+            return onPr.length ? onPr : onCommit;
+    }
+}
+async function deliverRecord(o) {
+    const { settings, result } = o;
+    const live = result.hosts.find(h => h.previousDeploy)?.previousDeploy;
+    const changes = await changesSince({
+        repoDir: o.workspace,
+        base: live?.commit ?? result.lastDeployedCommit,
+        head: settings.run.commit,
+        api: o.api,
+        repository: settings.run.repository,
+        serverUrl: settings.run.serverUrl,
+        log: o.log
+    });
+    const markdown = o.redact(renderRecord({
+        environment: settings.environment,
+        result,
+        run: settings.run,
+        environmentUrl: settings.report.environmentUrl,
+        why: o.why,
+        pr: o.pr,
+        changes,
+        blockedBy: o.blockedBy,
+        findings: o.findings,
+        extraPhases: o.extraPhases,
+        configPath: settings.configPath
+    }));
+    const path = recordFile(o.outDir, settings.environment, settings.releaseId);
+    try {
+        (0,external_node_fs_namespaceObject.mkdirSync)(o.outDir, { recursive: true });
+        (0,external_node_fs_namespaceObject.writeFileSync)(path, markdown, { mode: 0o600 });
+    }
+    catch (err) {
+        o.log.warn(`the deployment record could not be written to ${path}: ${err.message}`);
+    }
+    const comments = [];
+    const targets = commentTargets(settings.report.comment, o.pr, o.commentSha ?? settings.run.commit);
+    if (targets.length && (!o.api || !settings.run.repository)) {
+        o.log.info('The deployment record is in the job summary only: commenting needs the `github-token` input and GITHUB_REPOSITORY.');
+    }
+    else if (settings.report.comment === 'pr' && !o.pr) {
+        o.log.info('No pull request belongs to this deploy; no comment was posted (comment: pr).');
+    }
+    if (o.api && settings.run.repository) {
+        const api = o.api;
+        const repository = settings.run.repository;
+        const marker = recordMarker(settings.environment);
+        for (const on of targets) {
+            const body = fitComment(markdown, 'the job summary');
+            const done = await attempt(on.kind === 'pr' ? 'comment on the pull request' : 'comment on the commit', o.log, () => upsertComment(api, repository, on, marker, body));
+            if (done) {
+                comments.push(done.url);
+                o.log.info(`deployment record ${done.action} on the ${on.kind === 'pr' ? `pull request #${on.number}` : `commit ${on.sha.slice(0, 7)}`}: ${done.url}`);
+            }
+        }
+    }
+    return { markdown, path, comments };
+}
+/**
+ * A GitHub deployment, marked in progress, when `github-deployment` is on. Off by default: a job
+ * that runs in an `environment:` already gets one from GitHub, and a second would duplicate it.
+ */
+async function startGithubDeployment(settings, api, log) {
+    if (!settings.report.githubDeployment)
+        return undefined;
+    if (!api || !settings.run.repository || !/^[0-9a-f]{40}$/.test(settings.run.commit)) {
+        log.warn('github-deployment is on, but there is no github-token, GITHUB_REPOSITORY or commit: skipped.');
+        return undefined;
+    }
+    const repository = settings.run.repository;
+    return attempt('create a GitHub deployment', log, async () => {
+        const id = await createDeployment(api, repository, {
+            sha: settings.run.commit,
+            environment: settings.environment,
+            description: `deployguard: release ${settings.releaseId}`
+        });
+        if (id !== undefined)
+            await setDeploymentStatus(api, repository, id, {
+                state: 'in_progress',
+                logUrl: settings.run.runUrl,
+                description: 'deploying'
+            });
+        return id;
+    });
+}
+async function finishGithubDeployment(settings, api, id, status, log) {
+    if (id === undefined || !api || !settings.run.repository)
+        return;
+    const repository = settings.run.repository;
+    await attempt('create a GitHub deployment', log, () => setDeploymentStatus(api, repository, id, {
+        state: status === 'deployed' ? 'success' : 'failure',
+        environmentUrl: status === 'deployed' ? settings.report.environmentUrl : undefined,
+        logUrl: settings.run.runUrl,
+        description: `deployguard: ${status}`
+    }));
+}
+
+;// CONCATENATED MODULE: ./src/report/summary.ts
+/** Pure renderers of a deploy's result: Markdown for the step summary, one line for a terminal. */
+function summary_cell(text) {
+    return text.replace(/\|/g, '\\|').replace(/\r?\n/g, '<br>');
 }
 /** One line that says how it ended, for the end of a log or a terminal. */
 function verdictLine(result) {
     const hosts = result.hosts.map(h => `${h.name}=${h.outcome}`).join(', ');
-    return `deployguard: ${result.status}: release ${result.releaseId} (${hosts})`;
+    return `deployguard: ${result.status}: release ${result.releaseId}${hosts ? ` (${hosts})` : ''}`;
 }
 /** The check results as a plain-text table for a terminal, ending with "N/M checks passed". */
 function renderCheckTable(results) {
@@ -64882,7 +72300,7 @@ function renderFindings(findings, artifactRoot) {
         return '';
     const rows = findings.map(f => {
         const file = f.source === 'artifact' ? `${artifactRoot.replace(/\/+$/, '')}/${f.file}` : f.file;
-        return `| ${cell(f.rule)} | \`${cell(file)}:${f.line}\` | ${f.commit ? `\`${f.commit.slice(0, 12)}\`` : '(artifact)'} | ${cell(f.author ?? '')} | ${cell((f.date ?? '').slice(0, 10))} |`;
+        return `| ${summary_cell(f.rule)} | \`${summary_cell(file)}:${f.line}\` | ${f.commit ? `\`${f.commit.slice(0, 12)}\`` : '(artifact)'} | ${summary_cell(f.author ?? '')} | ${summary_cell((f.date ?? '').slice(0, 10))} |`;
     });
     return [
         `### Secrets found: ${findings.length}`,
@@ -65104,7 +72522,7 @@ class HTTPError extends Error {
 }
 const tool_cache_IS_WINDOWS = process.platform === 'win32';
 const IS_MAC = process.platform === 'darwin';
-const userAgent = 'actions/tool-cache';
+const tool_cache_userAgent = 'actions/tool-cache';
 /**
  * Download a tool from an url and stream it into a file
  *
@@ -65146,7 +72564,7 @@ function downloadToolAttempt(url, dest, auth, headers) {
             throw new Error(`Destination file path ${dest} already exists`);
         }
         // Get the response headers
-        const http = new lib_HttpClient(userAgent, [], {
+        const http = new lib_HttpClient(tool_cache_userAgent, [], {
             allowRetries: false
         });
         if (auth) {
@@ -66566,521 +73984,6 @@ function git(repo, args) {
     });
 }
 
-;// CONCATENATED MODULE: ./src/scan/range.ts
-/**
- * Which commits a pre-deploy secret scan must cover: "the commits going out". Worked out with the
- * real `git` CLI (execFile, no shell) in the checked-out repository, never with the GitHub API, so
- * a pull request with 3,000 commits is covered as fully as one with 3.
- *
- * Rules, in order:
- *  1. The host's record of the last deployed commit, when it is an ancestor of head: base..head.
- *     When it is not (history rewritten) the rules below apply, with a note.
- *  2. pull_request / pull_request_target: merge-base(PR base sha, PR head)..PR head.
- *  3. push: before..after. A new branch (before all zeros): the commits on no other remote branch.
- *     A force-push: merge-base(before, after)..after, or the whole history when before is unknown.
- *  4. Nothing known (first deploy, local CLI): the whole history reachable from head.
- *
- * Shallow checkouts (actions/checkout's default is one commit) are deepened from `origin` when the
- * answer depends on history that is not there: `git fetch --deepen` doubling up to a bound, then
- * `--unshallow`. A range is only returned once it is exact: none of its commits may sit on the
- * shallow boundary (their parents missing), or commits that are going out could be left unscanned.
- */
-
-
-
-
-const ZERO_SHA = '0'.repeat(40);
-const FULL_SHA = /^[0-9a-f]{40}$/i;
-/** A revision given by the caller (GITHUB_SHA, HEAD, a branch): never an option, no odd bytes. */
-const REVISION = /^[A-Za-z0-9_][A-Za-z0-9._/@{}^~+-]*$/;
-const range_short = (sha) => sha.slice(0, 12);
-/** First `--deepen` step; each next one doubles, until DEEPEN_BOUND commits, then `--unshallow`. */
-const DEEPEN_FIRST = 32;
-const DEEPEN_BOUND = 2048;
-/** `git fetch` without tags, submodules or an automatic gc on the way. */
-const FETCH = [
-    '-c',
-    'gc.auto=0',
-    '-c',
-    'maintenance.auto=false',
-    'fetch',
-    '--no-tags',
-    '--quiet',
-    '--no-recurse-submodules'
-];
-const FETCH_DEPTH_HINT = 'Set `fetch-depth: 0` on actions/checkout so the whole history is there (or leave `deepen` on ' +
-    'so deployguard can fetch what it needs from origin).';
-/** The last lines of git's stderr, with any credentials in URLs masked. */
-function stderrTail(stderr, lines = 6) {
-    const tail = stderr
-        .replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, '$1***@')
-        .trim()
-        .split('\n')
-        .slice(-lines)
-        .join('\n');
-    return tail.length > 1500 ? `…${tail.slice(-1500)}` : tail || '(no output)';
-}
-/** A command line for messages: long lists of shas are shortened. */
-function shown(args) {
-    const text = ['git', ...args].join(' ');
-    return text.length > 300 ? `${text.slice(0, 300)}…` : text;
-}
-function gitEnv() {
-    const env = { ...process.env };
-    // Variables that would point git at another repository than repoDir (e.g. when run from a hook).
-    for (const k of [
-        'GIT_DIR',
-        'GIT_WORK_TREE',
-        'GIT_INDEX_FILE',
-        'GIT_OBJECT_DIRECTORY',
-        'GIT_ALTERNATE_OBJECT_DIRECTORIES',
-        'GIT_COMMON_DIR',
-        'GIT_NAMESPACE'
-    ]) {
-        delete env[k];
-    }
-    // Never wait for a password on a fetch; messages in one language, so stderr stays readable.
-    env.GIT_TERMINAL_PROMPT = '0';
-    env.GCM_INTERACTIVE = 'never';
-    env.LC_ALL = 'C';
-    return env;
-}
-class Git {
-    dir;
-    env = gitEnv();
-    /** `$GIT_DIR/shallow`: the file is re-read on every question, as fetches change it. */
-    shallowFile;
-    constructor(dir) {
-        this.dir = dir;
-    }
-    /** Runs git; never throws for a non-zero exit (only when git cannot be started). */
-    run(args, timeoutMs = 120_000) {
-        return new Promise((resolve, reject) => {
-            (0,external_node_child_process_namespaceObject.execFile)('git', [...args], { cwd: this.dir, env: this.env, encoding: 'utf8', maxBuffer: 1024 * 1024 * 1024, timeout: timeoutMs }, (err, stdout, stderr) => {
-                if (!err)
-                    return resolve({ code: 0, stdout, stderr });
-                const e = err;
-                if (e.code === 'ENOENT' && !stdout && !stderr) {
-                    return reject(new SecretScanError(`git is not installed (or not on PATH), so the commits to scan cannot be worked out.`, 'pre-deploy', 'Install git on the runner, or run deployguard where git is available.'));
-                }
-                if (typeof e.code !== 'number') {
-                    const why = e.killed ? `timed out after ${Math.round(timeoutMs / 1000)} s` : String(e.message);
-                    return resolve({ code: -1, stdout, stderr: `${stderr}\n${why}` });
-                }
-                resolve({ code: e.code, stdout, stderr });
-            });
-        });
-    }
-    /** Runs git and returns stdout; any failure is a SecretScanError with git's stderr. */
-    async ok(args, timeoutMs) {
-        const r = await this.run(args, timeoutMs);
-        if (r.code !== 0)
-            throw this.failure(args, r);
-        return r.stdout;
-    }
-    failure(args, r, hint) {
-        const err = stderrTail(r.stderr);
-        return new SecretScanError(`${shown(args)} failed in ${this.dir} (exit ${r.code}): ${err}`, 'pre-deploy', hint ??
-            (/dubious ownership/.test(r.stderr)
-                ? `Mark the checkout as safe: git config --global --add safe.directory ${this.dir}`
-                : 'The secret scan needs the commits going out; check that the repository is checked out and intact.'));
-    }
-    /** The full sha of a commit, or undefined when there is no such commit here. */
-    async commit(rev) {
-        const args = ['rev-parse', '--verify', '--quiet', `${rev}^{commit}`];
-        const r = await this.run(args);
-        if (r.code === 0)
-            return r.stdout.trim();
-        if (r.code === 1)
-            return undefined;
-        throw this.failure(args, r);
-    }
-    async isAncestor(a, b) {
-        const args = ['merge-base', '--is-ancestor', a, b];
-        const r = await this.run(args);
-        if (r.code === 0)
-            return true;
-        if (r.code === 1)
-            return false;
-        throw this.failure(args, r);
-    }
-    /** The best common ancestor, or undefined when the histories share none (here). */
-    async mergeBase(a, b) {
-        const args = ['merge-base', a, b];
-        const r = await this.run(args);
-        if (r.code === 0)
-            return r.stdout.trim().split('\n')[0];
-        if (r.code === 1)
-            return undefined;
-        throw this.failure(args, r);
-    }
-    /** Commits of a rev-list, parents before children. */
-    async list(revs) {
-        const out = await this.ok(['rev-list', '--reverse', '--topo-order', ...revs, '--'], 600_000);
-        return out.split('\n').filter(Boolean);
-    }
-    /** The commits whose parents this clone does not have (empty for a complete clone). */
-    async shallowCommits() {
-        this.shallowFile ??= external_node_path_namespaceObject.resolve(this.dir, (await this.ok(['rev-parse', '--git-path', 'shallow'])).trim());
-        try {
-            const text = await (0,promises_namespaceObject.readFile)(this.shallowFile, 'utf8');
-            return new Set(text.split('\n').filter(Boolean));
-        }
-        catch (err) {
-            if (err.code === 'ENOENT')
-                return new Set();
-            throw err;
-        }
-    }
-    async isShallow() {
-        return (await this.shallowCommits()).size > 0;
-    }
-    /** Is part of tip's history cut off by the shallow boundary? */
-    async truncated(tip) {
-        const shallow = await this.shallowCommits();
-        if (shallow.size === 0)
-            return false;
-        return (await this.list([tip])).some(c => shallow.has(c));
-    }
-    /** Remote-tracking branches: full ref name and the commit it points to. */
-    async remoteBranches() {
-        const out = await this.ok(['for-each-ref', '--format=%(objectname) %(refname)', 'refs/remotes/']);
-        return out
-            .split('\n')
-            .filter(Boolean)
-            .map(line => {
-            const i = line.indexOf(' ');
-            return { sha: line.slice(0, i), ref: line.slice(i + 1) };
-        });
-    }
-}
-// ---------------------------------------------------------------------------------------------
-// Getting more history
-/** An attempt needs history this clone does not have yet (NEED_ALL: needs all of it). */
-const NEED = Symbol('need more history');
-const NEED_ALL = Symbol('need the whole history');
-/**
- * Fetches more history from origin, one step at a time, for attempts that report NEED: a shallow
- * clone is deepened (doubling) and finally unshallowed; a complete clone fetches missing commits by
- * sha once. `final` tells an attempt that nothing more can be had, so its answer must be definite.
- */
-class History {
-    git;
-    allowed;
-    step = DEEPEN_FIRST;
-    deepened = 0;
-    unshallowed = false;
-    /** Missing commits a complete clone already tried to fetch. */
-    tried = new Set();
-    /** Shas origin said it does not have ("not our ref"). */
-    refused = new Set();
-    /** What was fetched, for the note. */
-    fetched = [];
-    constructor(git, allowed) {
-        this.git = git;
-        this.allowed = allowed;
-    }
-    async missing(wants) {
-        const out = [];
-        for (const w of wants)
-            if (!(await this.git.commit(w)))
-                out.push(w);
-        return out;
-    }
-    async final(wants) {
-        if (!this.allowed)
-            return true;
-        if (await this.git.isShallow())
-            return this.unshallowed;
-        return (await this.missing(wants)).every(w => this.tried.has(w));
-    }
-    async run(what, wants, attempt) {
-        for (;;) {
-            const final = await this.final(wants);
-            const r = await attempt(final);
-            if (r !== NEED && r !== NEED_ALL)
-                return r;
-            if (final) {
-                throw new SecretScanError(`The checkout in ${this.git.dir} is shallow and lacks the history needed for ${what}` +
-                    (this.allowed ? ', even after fetching all of it from origin.' : ' (deepening is turned off).'), 'pre-deploy', FETCH_DEPTH_HINT);
-            }
-            await this.grow(wants, r === NEED_ALL);
-        }
-    }
-    async grow(wants, all) {
-        if ((await this.git.isShallow()) && !this.unshallowed) {
-            if (!all && this.deepened + this.step <= DEEPEN_BOUND) {
-                await this.fetch([`--deepen=${this.step}`], wants);
-                this.deepened += this.step;
-                this.step *= 2;
-            }
-            else {
-                await this.fetch(['--unshallow'], wants);
-                this.unshallowed = true;
-            }
-            return;
-        }
-        // A complete clone: commits it lacks may still be on origin (another branch, a pull request).
-        // One try each; a commit origin does not have either is an answer too.
-        for (const sha of await this.missing(wants)) {
-            if (this.tried.has(sha))
-                continue;
-            this.tried.add(sha);
-            const r = await this.git.run([...FETCH, 'origin', sha], 600_000);
-            if (r.code === 0)
-                this.fetched.push(`fetch ${range_short(sha)}`);
-        }
-    }
-    /**
-     * `git fetch <how> origin <wants>`: the commits we need by sha first; when origin refuses one
-     * (gone after a force-push, never pushed), without it; then head alone; then origin's refspec.
-     */
-    async fetch(how, wants) {
-        const usable = wants.filter(w => !this.refused.has(w));
-        const sets = [usable, usable.slice(0, 1), []].filter((set, i, all) => i === 0 || set.length !== all[i - 1]?.length);
-        let last;
-        for (let i = 0; i < sets.length; i++) {
-            const set = sets[i] ?? [];
-            const args = [...FETCH, ...how, 'origin', ...set];
-            const r = await this.git.run(args, 600_000);
-            if (r.code === 0) {
-                this.fetched.push(how.join(' '));
-                return;
-            }
-            last = { args, r };
-            // "not our ref <sha>": origin does not have that commit; try the same fetch without it.
-            const gone = [...r.stderr.matchAll(/not our ref ([0-9a-f]{40})/gi)].map(m => m[1].toLowerCase());
-            const dropped = set.filter(w => gone.includes(w));
-            if (dropped.length > 0 && dropped.length < set.length) {
-                for (const w of dropped) {
-                    this.refused.add(w);
-                    this.tried.add(w);
-                }
-                sets.splice(i + 1, 0, set.filter(w => !this.refused.has(w)));
-            }
-        }
-        if (last) {
-            throw this.git.failure(last.args, last.r, `The checkout is shallow and more history could not be fetched from origin. ${FETCH_DEPTH_HINT}`);
-        }
-    }
-}
-/** base..head when every commit in it has its parents here; NEED otherwise. */
-async function between(git, base, head, note) {
-    const commits = await git.list([`${base}..${head}`]);
-    const shallow = await git.shallowCommits();
-    if (commits.some(c => shallow.has(c)))
-        return NEED;
-    return { base, head, commits, logOpts: [`${base}..${head}`], ...(note ? { note } : {}) };
-}
-/** Everything reachable from head; NEED_ALL while the clone is shallow below it. */
-async function everything(git, head, note) {
-    const commits = await git.list([head]);
-    const shallow = await git.shallowCommits();
-    if (commits.some(c => shallow.has(c)))
-        return NEED_ALL;
-    return { head, commits, logOpts: [head], ...(note ? { note } : {}) };
-}
-/** A sha from the event payload: 40 hex digits, or a SecretScanError naming the field. */
-function payloadSha(event, name, value) {
-    if (typeof value === 'string' && FULL_SHA.test(value))
-        return value.toLowerCase();
-    const shownValue = typeof value === 'string' ? JSON.stringify(value.slice(0, 80)) : String(value);
-    return failPayload(event, name, `${shownValue} is not a commit sha (40 hex digits)`);
-}
-function failPayload(event, name, why) {
-    throw new SecretScanError(`The ${event} event payload has an invalid ${name}: ${why}.`, 'pre-deploy', 'The payload is read from GITHUB_EVENT_PATH; run deployguard in the workflow of that event, ' +
-        'or without an event to scan the whole history.');
-}
-function field(obj, key) {
-    return obj !== null && typeof obj === 'object' ? obj[key] : undefined;
-}
-/** Rule 1: base = the last deployed commit, when head descends from it; 'rewritten' otherwise. */
-async function fromLastDeploy(git, h, head, last) {
-    return h.run(`the last deployed commit ${range_short(last)}`, [head, last], async (final) => {
-        const base = await git.commit(last);
-        if (base && (await git.isAncestor(base, head)))
-            return between(git, base, head);
-        // Unknown here, or not an ancestor: certain only once head's history is all here.
-        if (await git.truncated(head))
-            return NEED;
-        if (!base && !final)
-            return NEED;
-        return 'rewritten';
-    });
-}
-async function fromPullRequest(git, h, input, event, payload) {
-    const pr = field(payload, 'pull_request');
-    const baseSha = payloadSha(event, 'pull_request.base.sha', field(field(pr, 'base'), 'sha'));
-    const headField = field(field(pr, 'head'), 'sha');
-    const prHead = headField === undefined ? undefined : payloadSha(event, 'pull_request.head.sha', headField);
-    const tip = prHead ?? (await resolveHead(git, h, input.head));
-    return h.run(`pull request ${range_short(baseSha)}...${range_short(tip)}`, [tip, baseSha], async (final) => {
-        const head = await git.commit(tip);
-        if (!head) {
-            if (!final)
-                return NEED;
-            throw new SecretScanError(`The pull request head ${tip} is not in ${git.dir} and could not be fetched from origin.`, 'pre-deploy', FETCH_DEPTH_HINT);
-        }
-        const base = await git.commit(baseSha);
-        if (!base) {
-            if (!final || (await git.truncated(head)))
-                return NEED;
-            return everything(git, head, `the pull request base ${range_short(baseSha)} is unknown here and on origin: scanning the whole history`);
-        }
-        const mb = await git.mergeBase(base, head);
-        if (!mb) {
-            if ((await git.truncated(head)) || (await git.truncated(base)))
-                return NEED;
-            return everything(git, head, 'the pull request shares no history with its base: scanning the whole history');
-        }
-        return between(git, mb, head);
-    });
-}
-async function fromPush(git, h, input, event, payload) {
-    const before = payloadSha(event, 'before', field(payload, 'before'));
-    const afterField = field(payload, 'after');
-    const after = afterField === undefined ? undefined : payloadSha(event, 'after', afterField);
-    if (after === ZERO_SHA || field(payload, 'deleted') === true) {
-        throw new SecretScanError(`The push event deletes ${String(field(payload, 'ref') ?? 'a ref')}: no commits go out with it.`, 'pre-deploy', 'Deploy on pushes that add commits (on.push.branches), not on branch deletions.');
-    }
-    const tip = after ?? (await resolveHead(git, h, input.head));
-    const forced = field(payload, 'forced') === true;
-    if (before === ZERO_SHA)
-        return fromNewBranch(git, h, tip, field(payload, 'ref'));
-    return h.run(`the push ${range_short(before)}..${range_short(tip)}`, [tip, before], async (final) => {
-        const head = await git.commit(tip);
-        if (!head)
-            return final ? range_fail(`the pushed commit ${tip} is not in ${git.dir}`) : NEED;
-        const prev = await git.commit(before);
-        if (!prev) {
-            if (!final || (await git.truncated(head)))
-                return NEED;
-            return everything(git, head, `force-push: the previous tip ${range_short(before)} is unknown here and on origin, so the whole history is scanned`);
-        }
-        if (!forced && (await git.isAncestor(prev, head)))
-            return between(git, prev, head);
-        // Not an ancestor: a force-push (unless the cut-off history hides the link).
-        if (!forced && (await git.truncated(head)))
-            return NEED;
-        const mb = await git.mergeBase(prev, head);
-        if (!mb) {
-            if ((await git.truncated(head)) || (await git.truncated(prev)))
-                return NEED;
-            return everything(git, head, `force-push: ${range_short(before)} shares no history with ${range_short(head)}, so the whole history is scanned`);
-        }
-        const why = forced ? 'force-push' : `force-push (${range_short(before)} is not an ancestor of ${range_short(head)})`;
-        return between(git, mb, head, `${why}: scanning from the merge-base ${range_short(mb)} of before and after`);
-    });
-}
-/** A new branch: the commits on no other remote branch, or the whole history when none is known. */
-async function fromNewBranch(git, h, tip, ref) {
-    const branch = typeof ref === 'string' && ref.startsWith('refs/heads/') ? ref.slice('refs/heads/'.length) : '';
-    // Only compared with ref names from for-each-ref below; never passed to git.
-    const label = branch
-        ? `new branch ${branch}`
-        : `new ref ${typeof ref === 'string' ? ref.slice(0, 200) : ''}`.trim();
-    const self = new Set(branch ? [`refs/remotes/origin/${branch}`] : []);
-    self.add('refs/remotes/origin/HEAD');
-    const others = [
-        ...new Set((await git.remoteBranches()).filter(b => !self.has(b.ref)).map(b => b.sha.toLowerCase()))
-    ]
-        .filter(sha => FULL_SHA.test(sha))
-        .sort();
-    return h.run(`the ${label}`, [tip, ...others], async (final) => {
-        const head = await git.commit(tip);
-        if (!head)
-            return final ? range_fail(`the pushed commit ${tip} is not in ${git.dir}`) : NEED;
-        if (others.length === 0) {
-            return everything(git, head, `${label}: no other remote branch is known here, so the whole history is scanned`);
-        }
-        const commits = await git.list([head, '--not', ...others]);
-        const shallow = await git.shallowCommits();
-        if (commits.some(c => shallow.has(c)))
-            return NEED;
-        return {
-            head,
-            commits,
-            logOpts: [head, '--not', ...others],
-            note: `${label}: the commits on no other remote branch (${others.length} known)`
-        };
-    });
-}
-function range_fail(what) {
-    throw new SecretScanError(`Cannot work out the commits to scan: ${what}.`, 'pre-deploy', FETCH_DEPTH_HINT);
-}
-/** The caller's head (GITHUB_SHA, HEAD, ...) as a full sha, fetched when it is a sha not here. */
-async function resolveHead(git, h, rev) {
-    if (typeof rev !== 'string' || !REVISION.test(rev) || rev.length > 256) {
-        throw new SecretScanError(`The head to scan up to is not a valid revision: ${JSON.stringify(String(rev).slice(0, 80))}.`, 'pre-deploy', 'Pass a commit sha (GITHUB_SHA) or a ref such as HEAD.');
-    }
-    const wants = FULL_SHA.test(rev) ? [rev.toLowerCase()] : [];
-    return h.run(`the head commit ${rev}`, wants, async (final) => {
-        const sha = await git.commit(rev);
-        if (sha)
-            return sha;
-        if (!final && wants.length > 0)
-            return NEED;
-        return range_fail(`${rev} is not a commit in ${git.dir}`);
-    });
-}
-// ---------------------------------------------------------------------------------------------
-/** The commits going out with a deploy of `input.head`, by the rules at the top of this file. */
-async function resolveRange(input) {
-    const dir = external_node_path_namespaceObject.resolve(input.repoDir);
-    const isDir = await (0,promises_namespaceObject.stat)(dir).then(s => s.isDirectory(), () => false);
-    if (!isDir) {
-        throw new SecretScanError(`${dir} is not a directory: there is no checkout to work out the commits to scan from.`, 'pre-deploy', 'Check out the repository (actions/checkout with fetch-depth: 0) before the secret scan.');
-    }
-    const git = new Git(dir);
-    const top = await git.run(['rev-parse', '--git-dir']);
-    if (top.code !== 0) {
-        throw git.failure(['rev-parse', '--git-dir'], top, 'Check out the repository (actions/checkout with fetch-depth: 0) before the secret scan.');
-    }
-    const h = new History(git, input.deepen ?? true);
-    const notes = [];
-    const done = (source, f) => {
-        const fetched = h.fetched.length > 0 ? [`fetched more history from origin (${h.fetched.join(', ')})`] : [];
-        const note = [...notes, ...(f.note ? [f.note] : []), ...fetched].join('; ');
-        return {
-            source,
-            ...(f.base ? { base: f.base } : {}),
-            head: f.head,
-            commits: Object.freeze([...f.commits]),
-            logOpts: Object.freeze([...f.logOpts]),
-            ...(note ? { note } : {})
-        };
-    };
-    // Rule 1: the host's record of what it runs now.
-    const recorded = typeof input.lastDeployedCommit === 'string' ? input.lastDeployedCommit.trim() : '';
-    if (recorded) {
-        if (!/^[0-9a-f]{7,40}$/i.test(recorded)) {
-            notes.push(`the recorded last deploy ${JSON.stringify(recorded.slice(0, 80))} is not a commit sha`);
-        }
-        else {
-            const head = await resolveHead(git, h, input.head);
-            const last = recorded.toLowerCase();
-            const r = await fromLastDeploy(git, h, head, last);
-            if (r !== 'rewritten') {
-                return done('last-deploy', r.commits.length === 0 ? { ...r, note: 'nothing new since the last deploy' } : r);
-            }
-            notes.push(`the last deployed commit ${range_short(last)} is not an ancestor of ${range_short(head)} (history rewritten?)`);
-        }
-    }
-    // Rules 2 and 3: the event that started the workflow.
-    const name = input.event?.name;
-    const payload = input.event?.payload;
-    if (name === 'pull_request' || name === 'pull_request_target') {
-        return done('pull-request', await fromPullRequest(git, h, input, name, payload));
-    }
-    if (name === 'push') {
-        return done('push', await fromPush(git, h, input, name, payload));
-    }
-    // Rule 4: nothing to go by.
-    const head = await resolveHead(git, h, input.head);
-    const whole = await h.run(`the whole history of ${range_short(head)}`, [head], async () => everything(git, head));
-    return done('first-deploy', whole);
-}
-
 ;// CONCATENATED MODULE: ./src/scan/sarif.ts
 const SCHEMA = 'https://json.schemastore.org/sarif-2.1.0.json';
 const INFORMATION_URI = 'https://github.com/gitleaks/gitleaks';
@@ -67383,7 +74286,7 @@ const schema_quote = (s) => JSON.stringify(s).replace(/[\u007f-\u009f\u2028\u202
 const showKey = (k) => (/^[\w-]{1,40}$/.test(k) ? `\`${k}\`` : schema_quote(schema_clip(k, 40)));
 const hasOwn = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
 /** Only `{}`-style mappings count: YAML can also produce Dates, Maps and byte arrays. */
-function isPlainObject(v) {
+function schema_isPlainObject(v) {
     if (typeof v !== 'object' || v === null || Array.isArray(v))
         return false;
     const proto = Object.getPrototypeOf(v);
@@ -67403,7 +74306,7 @@ function describeValue(v) {
         return 'nothing';
     if (Array.isArray(v))
         return `a list of ${schema_plural(v.length, 'item')}`;
-    if (isPlainObject(v))
+    if (schema_isPlainObject(v))
         return `a mapping with ${schema_plural(Object.keys(v).length, 'key')}`;
     if (v instanceof Date)
         return `a date (${Number.isNaN(v.getTime()) ? 'invalid' : v.toISOString()})`;
@@ -67420,7 +74323,7 @@ function toFlow(v) {
         return PLAIN.test(v) && !NOT_A_STRING.test(v) ? v : schema_quote(v);
     if (Array.isArray(v))
         return `[${v.map(toFlow).join(', ')}]`;
-    if (isPlainObject(v)) {
+    if (schema_isPlainObject(v)) {
         const parts = Object.entries(v).map(([k, x]) => `${toFlow(k)}: ${toFlow(x)}`);
         return parts.length ? `{ ${parts.join(', ')} }` : '{}';
     }
@@ -67639,7 +74542,7 @@ function formatDuration(ms) {
     return out || '0s';
 }
 /** A duration string (see {@link parseDuration}) validated into milliseconds; bounds are text too. */
-function duration(opts = {}) {
+function schema_duration(opts = {}) {
     const [min, max] = [opts.min, opts.max].map(b => {
         const ms = b === undefined ? undefined : parseDuration(b);
         if (b !== undefined && ms === undefined)
@@ -67748,10 +74651,10 @@ function unknownKey(ctx, s, fields, path, key) {
 function obj(fields, opts = {}) {
     const entries = Object.entries(fields);
     const s = {
-        ...base('object', opts, 'a mapping (key: value lines)', isPlainObject),
+        ...base('object', opts, 'a mapping (key: value lines)', schema_isPlainObject),
         example: opts.example ?? Object.fromEntries(entries.map(([k, f]) => [k, unwrap(f).example])),
         check(v, path, ctx) {
-            if (!isPlainObject(v))
+            if (!schema_isPlainObject(v))
                 return schema_fail(ctx, s, path, got(s.expected, v));
             const unknown = Object.keys(v).filter(key => !hasOwn(fields, key));
             for (const key of unknown)
@@ -67802,10 +74705,10 @@ function record(value, opts = {}) {
     noFlags(keyPattern, 'record()');
     const rule = keyPattern ? `; keys must match /${keyPattern.source}/` : '';
     const s = {
-        ...base('record', opts, 'a mapping (key: value lines)', isPlainObject),
+        ...base('record', opts, 'a mapping (key: value lines)', schema_isPlainObject),
         example: opts.example ?? { example: value.example },
         check(v, path, ctx) {
-            if (!isPlainObject(v))
+            if (!schema_isPlainObject(v))
                 return schema_fail(ctx, s, path, got(s.expected, v));
             const keys = Object.keys(v);
             if (keys.length > maxKeys)
@@ -67877,10 +74780,10 @@ function tagged(tag, variants, opts = {}) {
     const tagSchema = enumOf(names);
     const branches = new Map(names.map(t => [t, obj({ [tag]: enumOf([t]), ...variants[t] })]));
     const s = {
-        ...base('union', opts, `a mapping with \`${tag}: ${names.join(' | ')}\``, isPlainObject),
+        ...base('union', opts, `a mapping with \`${tag}: ${names.join(' | ')}\``, schema_isPlainObject),
         example: opts.example ?? branches.get(names[0]).example,
         check(v, path, ctx) {
-            if (!isPlainObject(v))
+            if (!schema_isPlainObject(v))
                 return schema_fail(ctx, s, path, got(s.expected, v));
             const [t, at] = [hasOwn(v, tag) ? v[tag] : undefined, child(path, tag)];
             const branch = typeof t === 'string' ? branches.get(t) : undefined;
@@ -67956,11 +74859,11 @@ const fingerprint = str({
 const stages = arr(enumOf(['pre', 'post', 'schedule']), { minItems: 1, example: ['post'] });
 const command = str({ multiline: true, minLength: 1, example: 'npm ci --omit=dev' });
 const retrying = {
-    timeout: schema_optional(duration({ min: '10ms', max: '10m', example: '5s' }), '5s'),
+    timeout: schema_optional(schema_duration({ min: '10ms', max: '10m', example: '5s' }), '5s'),
     retries: schema_optional(schema_int({ min: 0, max: 1000, example: 5 }), 0),
-    interval: schema_optional(duration({ min: '0s', max: '10m', example: '2s' }), '2s'),
+    interval: schema_optional(schema_duration({ min: '0s', max: '10m', example: '2s' }), '2s'),
     backoff: schema_optional(schema_int({ min: 1, max: 10, example: 2, description: 'Multiplies the interval after each failed attempt.' }), 1),
-    deadline: schema_optional(duration({
+    deadline: schema_optional(schema_duration({
         min: '0s',
         max: '1h',
         example: '2m',
@@ -67973,7 +74876,7 @@ const envTemplated = str({ maxLength: 4096, example: 'Bearer ${API_TOKEN}' });
 const envMap = record(envTemplated, { keyPattern: /^[A-Za-z_][A-Za-z0-9_]{0,63}$/, maxKeys: 50 });
 const headerMap = record(envTemplated, { keyPattern: /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/, maxKeys: 50 });
 const where = schema_optional(enumOf(['local', 'host'], { description: 'Where the command runs: here, or on every host over SSH.' }), 'local');
-const windowDuration = (dflt) => schema_optional(duration({ min: '0s', max: '1h', example: dflt }), dflt);
+const windowDuration = (dflt) => schema_optional(schema_duration({ min: '0s', max: '1h', example: dflt }), dflt);
 const configSchema = obj({
     version: schema_int({ min: 1, max: 1, description: 'The config format version.', example: 1 }),
     environment: schema_optional(config_name),
@@ -68002,17 +74905,17 @@ const configSchema = obj({
                 example: 'myapp'
             }),
             sudo: schema_optional(bool(), false),
-            settle: schema_optional(duration({ max: '5m', example: '2s' }), '2s'),
-            'start-timeout': schema_optional(duration({ min: '1s', max: '30m', example: '60s' }), '60s')
+            settle: schema_optional(schema_duration({ max: '5m', example: '2s' }), '2s'),
+            'start-timeout': schema_optional(schema_duration({ min: '1s', max: '30m', example: '60s' }), '60s')
         },
         command: {
             start: command,
             stop: schema_optional(command),
             status: schema_optional(command),
             pidfile: schema_optional(absPath),
-            'stop-grace': schema_optional(duration({ max: '10m', example: '10s' }), '10s'),
-            settle: schema_optional(duration({ max: '5m', example: '2s' }), '2s'),
-            'start-timeout': schema_optional(duration({ min: '1s', max: '30m', example: '60s' }), '60s')
+            'stop-grace': schema_optional(schema_duration({ max: '10m', example: '10s' }), '10s'),
+            settle: schema_optional(schema_duration({ max: '5m', example: '2s' }), '2s'),
+            'start-timeout': schema_optional(schema_duration({ min: '1s', max: '30m', example: '60s' }), '60s')
         }
     })),
     checks: schema_optional(arr(tagged('type', {
@@ -68037,7 +74940,7 @@ const configSchema = obj({
                     }),
                     equals: union([str({ example: 'up' }), schema_int({ example: 1 }), bool()])
                 })),
-                'max-latency': schema_optional(duration({ min: '1ms', max: '10m', example: '800ms' }))
+                'max-latency': schema_optional(schema_duration({ min: '1ms', max: '10m', example: '800ms' }))
             }), {}),
             'follow-redirects': schema_optional(schema_int({ min: 0, max: 10, example: 0 }), 0),
             'insecure-tls': schema_optional(bool(), false),
@@ -68081,7 +74984,7 @@ const configSchema = obj({
         'file-fresh': {
             name: config_name,
             path: absPath,
-            'max-age': duration({ min: '1s', max: '720h', example: '5m' }),
+            'max-age': schema_duration({ min: '1s', max: '720h', example: '5m' }),
             ...retrying
         },
         version: {
@@ -68099,8 +75002,8 @@ const configSchema = obj({
     }), { maxItems: 200 }), []),
     deploy: schema_optional(obj({
         'before-switch': schema_optional(command),
-        'lock-wait': schema_optional(duration({ max: '1h', example: '2m' }), '2m'),
-        'lock-ttl': schema_optional(duration({ min: '1m', max: '168h', example: '1h' }), '1h')
+        'lock-wait': schema_optional(schema_duration({ max: '1h', example: '2m' }), '2m'),
+        'lock-ttl': schema_optional(schema_duration({ min: '1m', max: '168h', example: '1h' }), '1h')
     }), {}),
     'pre-deploy': schema_optional(obj({
         'require-healthy': schema_optional(bool(), true),
@@ -68112,10 +75015,24 @@ const configSchema = obj({
     }), {}),
     'post-deploy': schema_optional(obj({
         rollback: schema_optional(enumOf(['auto', 'off']), 'auto'),
-        'stability-window': schema_optional(duration({ min: '0s', max: '1h', example: '60s' }), '30s')
+        'stability-window': schema_optional(schema_duration({ min: '0s', max: '1h', example: '60s' }), '30s')
+    }), {}),
+    report: schema_optional(obj({
+        comment: schema_optional(enumOf(['auto', 'pr', 'commit', 'both', 'none'], {
+            description: 'Where the deployment record is posted: auto (the pull request when there is one, else the commit), pr, commit, both or none.'
+        }), 'auto'),
+        'environment-url': schema_optional(str({
+            pattern: /^https?:\/\/\S+$/,
+            expected: 'an http(s) URL',
+            example: 'https://app.example.com',
+            description: "The deployed service's URL, shown in the record and in GitHub's deployment view."
+        })),
+        'github-deployment': schema_optional(bool({
+            description: 'Create a GitHub deployment with statuses. Leave off when the job runs in an `environment:`: GitHub records that deployment itself.'
+        }), false)
     }), {}),
     ssh: schema_optional(obj({
-        'connect-timeout': schema_optional(duration({ min: '1s', max: '5m', example: '20s' }), '20s'),
+        'connect-timeout': schema_optional(schema_duration({ min: '1s', max: '5m', example: '20s' }), '20s'),
         'connect-retries': schema_optional(schema_int({ min: 0, max: 10, example: 3 }), 3)
     }), {})
 }, { description: 'deployguard configuration (deployguard.yml).' });
@@ -68134,12 +75051,13 @@ function configJsonSchema() {
 
 
 /** Input names that hold secrets; their values are masked as soon as they are read. */
-const SECRET_INPUTS = ['ssh-key', 'ssh-passphrase', 'ssh-password'];
+const SECRET_INPUTS = ['ssh-key', 'ssh-passphrase', 'ssh-password', 'github-token'];
 const ENV_FALLBACK = {
     'ssh-key': 'DEPLOYGUARD_SSH_KEY',
     'ssh-passphrase': 'DEPLOYGUARD_SSH_PASSPHRASE',
     'ssh-password': 'DEPLOYGUARD_SSH_PASSWORD',
-    'known-hosts': 'DEPLOYGUARD_KNOWN_HOSTS'
+    'known-hosts': 'DEPLOYGUARD_KNOWN_HOSTS',
+    'github-token': 'GITHUB_TOKEN'
 };
 const YAML_MAX_BYTES = 1024 * 1024;
 function readYaml(text, path) {
@@ -68203,6 +75121,7 @@ function parseSettings(src) {
     const privateKey = get('ssh-key');
     const passphrase = get('ssh-passphrase');
     const password = get('ssh-password');
+    const githubToken = get('github-token');
     let file;
     const configPath = src.configPath ?? 'deployguard.yml';
     if (src.configText !== undefined) {
@@ -68219,6 +75138,16 @@ function parseSettings(src) {
     const port = inputInt(p, 'port', get('port'), 1, 65535, 22);
     const skip = inputBool(p, 'insecure-skip-host-key-check', get('insecure-skip-host-key-check')) ?? false;
     const dryRun = inputBool(p, 'dry-run', get('dry-run')) ?? false;
+    const githubDeployment = inputBool(p, 'github-deployment', get('github-deployment'));
+    const commentInput = get('comment');
+    if (commentInput !== undefined && !['auto', 'pr', 'commit', 'both', 'none'].includes(commentInput))
+        p.list.push(`input \`comment\`: expected auto, pr, commit, both or none, got "${commentInput.slice(0, 40)}". Example: comment: pr`);
+    const envUrl = get('environment-url');
+    if (envUrl !== undefined && !/^https?:\/\/\S+$/.test(envUrl))
+        p.list.push(`input \`environment-url\`: expected an http(s) URL, got "${envUrl.slice(0, 60)}". Example: environment-url: https://app.example.com`);
+    const reason = get('reason');
+    if (reason !== undefined && reason.length > 2000)
+        p.list.push('input `reason`: longer than 2000 characters. Example: reason: hotfix for the login timeout');
     const lockWait = inputDuration(p, 'lock-wait', get('lock-wait'), '2m');
     const connectTimeout = inputDuration(p, 'connect-timeout', get('connect-timeout'), '20s');
     const stabilityWindow = inputDuration(p, 'stability-window', get('stability-window'), '60s');
@@ -68305,7 +75234,7 @@ function parseSettings(src) {
         p.list.push(`input \`strategy\`: expected \`releases\` or \`in-place\`, got "${strategyInput.slice(0, 40)}". Example: strategy: releases`);
     }
     const artifact = get('artifact') ?? file?.artifact;
-    if (!artifact && deploying)
+    if (!artifact && deploying && src.purpose !== 'hosts')
         p.list.push('no artifact: set `artifact` in deployguard.yml or the `artifact` input to the file or directory to ship. Example: artifact: dist/');
     const releaseIdInput = get('release-id');
     if (releaseIdInput !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(releaseIdInput)) {
@@ -68385,7 +75314,17 @@ function parseSettings(src) {
             stabilityWindowMs: window
         },
         dryRun,
+        report: {
+            comment: commentInput ?? file?.report.comment ?? 'auto',
+            environmentUrl: envUrl ?? file?.report['environment-url'],
+            githubDeployment: githubDeployment ?? file?.report['github-deployment'] ?? false,
+            reason,
+            githubToken
+        },
         run: {
+            repository: src.env.GITHUB_REPOSITORY || undefined,
+            serverUrl: server.replace(/\/+$/, ''),
+            apiUrl: (src.env.GITHUB_API_URL || 'https://api.github.com').replace(/\/+$/, ''),
             runId,
             commit,
             ref: src.env.GITHUB_REF ?? 'local',
@@ -68627,6 +75566,11 @@ function loadSettings(src) {
 
 
 
+
+
+
+
+
 /** State key under which held locks are passed to the post step. */
 const LOCK_STATE = 'deployguard-locks';
 /** The action's main step: every phase of the guarded deploy. */
@@ -68647,13 +75591,18 @@ async function main_run() {
             return;
         }
         const workspace = process.env.GITHUB_WORKSPACE ?? process.cwd();
+        const outDir = process.env.RUNNER_TEMP ?? (0,external_node_os_namespaceObject.tmpdir)();
         const artifactRoot = artifactRootOf(workspace, settings.artifact);
+        const event = readEvent();
+        const api = settings.report.githubToken && settings.run.repository
+            ? githubApi(settings.report.githubToken, settings.run.apiUrl)
+            : undefined;
         const gateOpts = {
             workspace,
             env: process.env,
             log: actionsLogger,
-            outDir: process.env.RUNNER_TEMP ?? (0,external_node_os_namespaceObject.tmpdir)(),
-            event: readEvent(),
+            outDir,
+            event,
             signal: abort.signal,
             onFinding: (f) => error(`${f.rule}: ${f.description || 'a secret'}${f.commit ? ` (commit ${f.commit.slice(0, 12)})` : ''}. Rotate it, then remove it.`, {
                 title: 'Secret found by gitleaks',
@@ -68662,43 +75611,84 @@ async function main_run() {
                 endLine: f.endLine
             })
         };
+        const pr = await findPullRequest(api, settings.run.repository, event, settings.run.commit, actionsLogger);
+        const why = await deployReason({
+            reason: settings.report.reason,
+            pr,
+            event,
+            repoDir: workspace,
+            commit: settings.run.commit
+        });
         // Tests run before any host is contacted; the secret scan runs once every host is locked and
         // read, so it can start from the last good deploy they recorded.
-        try {
-            await testGate(settings, gateOpts);
-        }
-        catch (err) {
-            await blocked(settings, err);
-            return;
-        }
+        const testStart = Date.now();
+        const failedTests = await testGate(settings, gateOpts).then(() => undefined, (err) => err ?? new Error('the test command failed'));
+        const testPhase = settings.preDeploy.testCommand
+            ? [{ name: 'Tests', start: testStart, ms: Date.now() - testStart, ok: failedTests === undefined }]
+            : [];
         let scan;
-        const result = await runDeploy(settings, {
-            log: actionsLogger,
-            signal: abort.signal,
-            beforeChanges: async ({ lastDeployedCommit }) => {
-                scan = await secretGate(settings, { ...gateOpts, lastDeployedCommit });
-            },
-            onLock: (host, isHeld, token) => {
-                if (isHeld)
-                    held.set(host.name, token);
-                else
-                    held.delete(host.name);
-                saveState(LOCK_STATE, JSON.stringify([...held.entries()]));
-            }
-        });
+        let result;
+        let deploymentId;
+        if (failedTests !== undefined) {
+            result = blockedResult(settings, failedTests, new Date(testStart));
+        }
+        else {
+            deploymentId = await startGithubDeployment(settings, api, actionsLogger);
+            result = await runDeploy(settings, {
+                log: actionsLogger,
+                signal: abort.signal,
+                why: why?.text,
+                redact: text => secrets_secrets.redact(text),
+                beforeChanges: async ({ lastDeployedCommit }) => {
+                    scan = await secretGate(settings, { ...gateOpts, lastDeployedCommit });
+                },
+                onLock: (host, isHeld, token) => {
+                    if (isHeld)
+                        held.set(host.name, token);
+                    else
+                        held.delete(host.name);
+                    saveState(LOCK_STATE, JSON.stringify([...held.entries()]));
+                }
+            });
+        }
         const scanned = scan ?? reportOf(result.blockedBy)?.scan;
+        const blockedBy = result.status !== 'blocked'
+            ? undefined
+            : failedTests !== undefined
+                ? 'tests'
+                : result.blockedBy !== undefined
+                    ? 'secrets'
+                    : 'health';
         setOutput('sarif-path', scanned?.sarifPath ?? '');
         setOutput('status', result.status);
         setOutput('release', result.releaseId);
         setOutput('previous-release', result.previousRelease ?? '');
         setOutput('rolled-back', String(result.rolledBack));
-        // The runner masks its log, not the summary file: redact it ourselves.
+        setOutput('environment-url', settings.report.environmentUrl ?? '');
+        const record = await deliverRecord({
+            settings,
+            result,
+            api,
+            pr,
+            why,
+            blockedBy,
+            findings: scanned?.findings.length,
+            extraPhases: testPhase,
+            workspace,
+            outDir,
+            log: actionsLogger,
+            redact: text => secrets_secrets.redact(text),
+            commentSha: pr?.headSha && /^pull_request/.test(event?.name ?? '') ? pr.headSha : undefined
+        });
+        setOutput('log-path', record.path);
+        await finishGithubDeployment(settings, api, deploymentId, result.status, actionsLogger);
+        // The runner masks its log, not the summary file: the record is redacted, and so are findings.
         const findings = renderFindings(scanned?.findings ?? [], artifactRoot);
-        await summary
-            .addRaw(secrets_secrets.redact(`${renderSummary(result, settings.environment)}\n${findings}`), true)
-            .write();
+        await summary.addRaw(secrets_secrets.redact(`${record.markdown}\n${findings}`), true).write();
         info(verdictLine(result));
-        if (result.status !== 'deployed')
+        if (failedTests !== undefined)
+            setFailed(secrets_secrets.redact(describeError(failedTests)));
+        else if (result.status !== 'deployed')
             setFailed(secrets_secrets.redact(`${verdictLine(result)}\n${result.error ?? ''}`.trim()));
     }
     catch (err) {
@@ -68709,24 +75699,6 @@ async function main_run() {
         process.off('SIGINT', cancel);
         process.off('SIGTERM', cancel);
     }
-}
-/** Outputs and summary of a deploy stopped by the test command, before any host was contacted. */
-async function blocked(settings, err) {
-    setOutput('status', 'blocked');
-    setOutput('release', settings.releaseId);
-    setOutput('rolled-back', 'false');
-    setOutput('sarif-path', '');
-    const text = [
-        `## deployguard: ${settings.environment}`,
-        '',
-        '**Status:** ⛔ blocked before deploy (nothing was changed)',
-        '',
-        '```',
-        describeError(err),
-        '```'
-    ];
-    await summary.addRaw(secrets_secrets.redact(text.join('\n')), true).write();
-    setFailed(secrets_secrets.redact(describeError(err)));
 }
 /** GITHUB_EVENT_NAME and the event payload, for working out which commits go out. */
 function readEvent() {
@@ -77743,7 +84715,7 @@ module.exports = {"rE":"1.17.0"};
 /******/ 		// Execute the module function
 /******/ 		var threw = true;
 /******/ 		try {
-/******/ 			__webpack_modules__[moduleId](module, module.exports, __nccwpck_require__);
+/******/ 			__webpack_modules__[moduleId].call(module.exports, module, module.exports, __nccwpck_require__);
 /******/ 			threw = false;
 /******/ 		} finally {
 /******/ 			if(threw) delete __webpack_module_cache__[moduleId];
@@ -77818,7 +84790,7 @@ module.exports = {"rE":"1.17.0"};
 /************************************************************************/
 var __webpack_exports__ = {};
 // CommonJS entry: makes ncc emit a CommonJS bundle (ssh2 needs __dirname, absent in ESM bundles).
-(__nccwpck_require__(6236)/* .run */ .eF)();
+(__nccwpck_require__(6066)/* .run */ .eF)();
 
 module.exports = __webpack_exports__;
 /******/ })()

@@ -5,6 +5,7 @@ import { DeployError, DeployguardError, describeError, HealthCheckError, Rollbac
 import type { Logger } from '../io/log.js';
 import type { RemoteShell } from '../io/ssh.js';
 import {
+  appendDeployment,
   LOCK_BUSY,
   listReleases,
   lockRelease,
@@ -13,7 +14,15 @@ import {
   removePaths,
   type ServiceState
 } from '../remote/commands.js';
-import { layoutFor } from '../remote/layout.js';
+import { layoutFor, releaseDir } from '../remote/layout.js';
+import {
+  deployedRelease,
+  entryChecks,
+  lastDeployed,
+  parseDeploymentsOutput,
+  serializeEntry,
+  type DeploymentEntry
+} from '../report/history.js';
 import { remoteCommandLine, type Shell } from '../remote/shell.js';
 import type { HostSettings, Settings } from '../settings/types.js';
 import { manifestText, type Artifact } from '../transfer/artifact.js';
@@ -46,6 +55,10 @@ export interface DeployDeps {
   beforeChanges?(ctx: { readonly lastDeployedCommit?: string }): Promise<void>;
   /** Called once a host's lock is held or released, so a post step can free a lock left behind. */
   onLock?(host: HostSettings, held: boolean, token: string): void;
+  /** Why this deploy happens (the reason input, the PR title, the commit message), for the record. */
+  readonly why?: string;
+  /** Applied to every string of the host's record before it is written (secrets out). */
+  redact?(text: string): string;
 }
 
 export type HostOutcome =
@@ -61,6 +74,25 @@ export interface StepRecord {
   readonly ms: number;
   readonly detail?: string;
   readonly undo?: boolean;
+  /** When the step started (ms since the epoch), for the record's timeline. */
+  readonly at: number;
+}
+
+/** A phase that is not one host's step: connecting, the pre-deploy checks, the secret scan. */
+export interface PhaseRecord {
+  readonly name: string;
+  /** ms since the epoch. */
+  readonly start: number;
+  readonly ms: number;
+  readonly ok: boolean;
+}
+
+/** What the host's record says about the release that was live before this deploy. */
+export interface PreviousDeploy {
+  readonly release: string;
+  readonly commit: string;
+  readonly runUrl?: string;
+  readonly time: string;
 }
 
 export interface HostReport {
@@ -73,6 +105,14 @@ export interface HostReport {
   error?: string;
   /** Set when the rollback did not complete: what to run by hand, exactly. */
   recovery?: string;
+  /** The record of the deploy that put the previous release live (from the host's log). */
+  previousDeploy?: PreviousDeploy;
+  /** The service's last log lines, taken when the new release failed after it was started. */
+  logTail?: string;
+  /** Where the failed release stays on the host for a look offline. */
+  keptAt?: string;
+  /** Lines of the host's deployments.jsonl that could not be read (reported, skipped). */
+  recordProblems?: string[];
 }
 
 export interface DeployResult {
@@ -88,6 +128,10 @@ export interface DeployResult {
   readonly error?: string;
   readonly startedAt: Date;
   readonly finishedAt: Date;
+  /** Connect, lock and read, pre-deploy checks, secret scan: with each host's steps, the timeline. */
+  readonly phases: readonly PhaseRecord[];
+  /** The commit every host recorded as its last good deploy (where "changes since" start). */
+  readonly lastDeployedCommit?: string;
 }
 
 class StepFailed extends DeployguardError {}
@@ -159,15 +203,31 @@ export async function deploy(
   let failure: unknown;
   let preChecks: CheckResult[] = [];
   let blockedBy: unknown;
+  let lastDeployedCommit: string | undefined;
+  const phases: PhaseRecord[] = [];
+  const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+    const start = deps.now().getTime();
+    const t0 = Date.now();
+    let ok = false;
+    try {
+      const value = await fn();
+      ok = true;
+      return value;
+    } finally {
+      phases.push({ name, start, ms: Date.now() - t0, ok });
+    }
+  };
   try {
     // Connect to every host first: a wrong host key or key is found before any host changes.
-    await deps.log.group('Connect to hosts', async () => {
-      for (const [i, host] of settings.hosts.entries()) {
-        const shell = await deps.connect(host);
-        runs.push({ host, shell, report: reports[i]!, undo: [], locked: false, serviceTouched: false });
-        deps.log.info(`${host.name}: connected (${host.user}@${host.host}:${host.port})`);
-      }
-    });
+    await timed('Connect', () =>
+      deps.log.group('Connect to hosts', async () => {
+        for (const [i, host] of settings.hosts.entries()) {
+          const shell = await deps.connect(host);
+          runs.push({ host, shell, report: reports[i]!, undo: [], locked: false, serviceTouched: false });
+          deps.log.info(`${host.name}: connected (${host.user}@${host.host}:${host.port})`);
+        }
+      })
+    );
     // Lock every host before reading anything: what is live, and so what a rollback returns
     // to, must not change under us between reading it and acting on it.
     for (const run of runs) {
@@ -177,14 +237,15 @@ export async function deploy(
     }
     const facts = new Map<HostRun, HostFacts>();
     for (const run of runs) facts.set(run, await readFacts(run, layout, deps));
-    preChecks = await preDeployGate(settings, runs, facts, deps);
+    // The last good deploy, when every host agrees on it: every commit after it is going out.
+    const commits = [...facts.values()].map(f => f.lastGoodCommit).filter((c): c is string => !!c);
+    lastDeployedCommit =
+      commits.length === runs.length && new Set(commits).size === 1 ? commits[0] : undefined;
+    if (settings.checks.some(c => c.stages.includes('pre')))
+      preChecks = await timed('Pre-deploy checks', () => preDeployGate(settings, runs, facts, deps));
     if (deps.beforeChanges) {
-      // The newest good deploy on any host: every commit after it is going out somewhere.
-      const commits = [...facts.values()].map(f => f.lastGoodCommit).filter((c): c is string => !!c);
-      const lastDeployedCommit =
-        commits.length === runs.length && new Set(commits).size === 1 ? commits[0] : undefined;
       try {
-        await deps.beforeChanges({ lastDeployedCommit });
+        await timed('Secret scan', () => deps.beforeChanges!({ lastDeployedCommit }));
       } catch (err) {
         throw new Blocked(
           (err as Error).message ?? String(err),
@@ -219,15 +280,22 @@ export async function deploy(
       const failedRun =
         runs.find(r => r.report.error === undefined && r.report.steps.some(s => !s.ok)) ?? runs.at(-1);
       if (failedRun && !failedRun.report.error) failedRun.report.error = message;
+      if (failedRun) await keepEvidence(failedRun, settings, layout, deps);
       for (const run of [...runs].reverse()) {
         if (run.undo.length === 0) continue;
         await deps.log.group(`${run.host.name}: roll back`, () => rollbackHost(settings, run, deps));
       }
     }
   } finally {
-    // Every path ends here: locks released, connections closed.
+    // Every path ends here: the record written under the lock, locks released, connections closed.
     for (const run of runs) {
-      if (run.locked) await unlock(run, layout, deps, token);
+      if (run.locked) {
+        await writeRecord(run, settings, layout, deps, {
+          status: failure instanceof Blocked ? 'blocked' : hostStatus(run.report.outcome, failure),
+          startedAt
+        });
+        await unlock(run, layout, deps, token);
+      }
       run.shell.close();
     }
   }
@@ -254,8 +322,91 @@ export async function deploy(
     blockedBy,
     error: failure === undefined ? undefined : describeError(failure),
     startedAt,
-    finishedAt: deps.now()
+    finishedAt: deps.now(),
+    phases,
+    lastDeployedCommit
   };
+}
+
+/** The result of a deploy stopped before any host was contacted (by the test command). */
+export function blockedResult(settings: Settings, err: unknown, at: Date): DeployResult {
+  return {
+    status: 'blocked',
+    releaseId: settings.releaseId,
+    rolledBack: false,
+    hosts: [],
+    preChecks: [],
+    error: describeError(err),
+    startedAt: at,
+    finishedAt: new Date(),
+    phases: []
+  };
+}
+
+/** The host's status in its record: a host that never started had nothing changed. */
+function hostStatus(outcome: HostOutcome, failure: unknown): DeploymentEntry['status'] {
+  if (outcome === 'not-started') return failure === undefined ? 'deployed' : 'failed';
+  return outcome;
+}
+
+/**
+ * Appends this deploy to the host's deployments.jsonl, under the lock. A record that cannot be
+ * written is a warning: the deploy's outcome on the host does not change because of it.
+ */
+async function writeRecord(
+  run: HostRun,
+  settings: Settings,
+  layout: ReturnType<typeof layoutFor>,
+  deps: DeployDeps,
+  what: { readonly status: DeploymentEntry['status']; readonly startedAt: Date }
+): Promise<void> {
+  const now = deps.now();
+  const entry: DeploymentEntry = {
+    v: 1,
+    time: now.toISOString(),
+    environment: settings.environment,
+    host: run.host.name,
+    release: settings.releaseId,
+    previous: run.report.previousRelease,
+    commit: settings.run.commit,
+    ref: settings.run.ref,
+    actor: settings.run.actor,
+    runUrl: settings.run.runUrl,
+    status: what.status,
+    reason: deps.why,
+    durationMs: now.getTime() - what.startedAt.getTime(),
+    checks: entryChecks([...run.report.checks, ...run.report.rollbackChecks])
+  };
+  try {
+    await execOk(
+      run,
+      appendDeployment(layout, serializeEntry(entry, deps.redact ?? (s => s))),
+      'write the deployment record'
+    );
+  } catch (err) {
+    deps.log.warn(
+      `${run.host.name}: the deployment record could not be written to ${layout.deploymentsLog}: ${describeError(err)}`
+    );
+  }
+}
+
+/**
+ * Before a rollback wipes the evidence: the service's last log lines, and where the failed
+ * release stays on the host, so it can be debugged offline once production is safe again.
+ */
+async function keepEvidence(
+  run: HostRun,
+  settings: Settings,
+  layout: ReturnType<typeof layoutFor>,
+  deps: DeployDeps
+): Promise<void> {
+  if (layout.strategy === 'releases' && run.report.steps.some(s => s.id === 'promote' && s.ok))
+    run.report.keptAt = releaseDir(layout, settings.releaseId);
+  const logs = run.plan?.serviceLogs;
+  if (!run.serviceTouched || !logs) return;
+  const r = await run.shell.exec(logs, { timeoutMs: 20_000 }).catch(() => undefined);
+  if (r?.stdout.trim()) run.report.logTail = tail(r.stdout, 20);
+  else if (r === undefined) deps.log.warn(`${run.host.name}: the service's log lines could not be read`);
 }
 
 async function deployHost(
@@ -290,8 +441,31 @@ async function readFacts(
     const r = await run.shell.exec(probe(layout));
     if (r.code !== 0) throw new StepFailed(`${run.host.name}: ${tail(r.stderr) || 'probe failed'}`, 'deploy');
     const m = /^current=(.+)$/m.exec(r.stdout);
-    const good = /^lastgood=\S+ ([0-9a-f]{40})$/m.exec(r.stdout);
-    return { previous: m?.[1]?.trim() || undefined, lastGoodCommit: good?.[1] };
+    const previous = m?.[1]?.trim() || undefined;
+    const at = r.stdout.search(/^lines=\d+$/m);
+    const log = parseDeploymentsOutput(at >= 0 ? r.stdout.slice(at) : '');
+    if (log.problems.length) {
+      run.report.recordProblems = log.problems.map(p => `line ${p.line}: ${p.reason}`);
+      deps.log.warn(
+        `${run.host.name}: ${layout.deploymentsLog} has ${log.problems.length} unreadable line(s), skipped: ${run.report.recordProblems.join('; ')}`
+      );
+    }
+    // What is live now was put there by the newest good deploy of that release (releases), or
+    // by the newest good deploy at all (in-place, where the live tree has no release name).
+    const live = previous
+      ? layout.strategy === 'releases'
+        ? deployedRelease(log, posix.basename(previous))
+        : lastDeployed(log)
+      : undefined;
+    if (live)
+      run.report.previousDeploy = {
+        release: live.release,
+        commit: live.commit,
+        runUrl: live.runUrl,
+        time: live.time
+      };
+    const good = lastDeployed(log)?.commit;
+    return { previous, lastGoodCommit: good && /^[0-9a-f]{40}$/.test(good) ? good : undefined };
   });
 }
 
@@ -342,16 +516,17 @@ async function runRecorded<T>(
   undo = false
 ): Promise<T> {
   const t0 = Date.now();
+  const at = deps.now().getTime();
   try {
     const value = await fn();
     const ms = Date.now() - t0;
-    run.report.steps.push({ id: step.id, title: step.title, ok: true, ms, undo });
+    run.report.steps.push({ id: step.id, title: step.title, ok: true, ms, undo, at });
     deps.log.info(`✓ ${step.title} (${ms} ms)`);
     return value;
   } catch (err) {
     const ms = Date.now() - t0;
     const detail = describeError(err);
-    run.report.steps.push({ id: step.id, title: step.title, ok: false, ms, detail, undo });
+    run.report.steps.push({ id: step.id, title: step.title, ok: false, ms, detail, undo, at });
     deps.log.error(`✗ ${step.title} (${ms} ms): ${detail}`);
     throw err;
   }
@@ -606,15 +781,23 @@ async function rollbackHost(settings: Settings, run: HostRun, deps: DeployDeps):
     return;
   }
   try {
-    const running = run.plan?.steps.find(s => s.action.kind === 'await-running');
-    if (running && running.action.kind === 'await-running')
-      await awaitRunning(running.action.script, run, settings, deps);
-    const results = await deps.runChecks('rollback', [hostContext(run, settings)]);
-    run.report.rollbackChecks = results;
-    logChecks(results, deps.log);
-    const failed = results.filter(r => !r.ok);
-    if (failed.length)
-      throw new HealthCheckError(failed.map(f => `${f.name}: ${f.reason}`).join('; '), 'rollback');
+    await runRecorded(
+      run,
+      deps,
+      { id: 'verify-rollback', title: 'Verify the restored release' },
+      async () => {
+        const running = run.plan?.steps.find(s => s.action.kind === 'await-running');
+        if (running && running.action.kind === 'await-running')
+          await awaitRunning(running.action.script, run, settings, deps);
+        const results = await deps.runChecks('rollback', [hostContext(run, settings)]);
+        run.report.rollbackChecks = results;
+        logChecks(results, deps.log);
+        const failed = results.filter(r => !r.ok);
+        if (failed.length)
+          throw new HealthCheckError(failed.map(f => `${f.name}: ${f.reason}`).join('; '), 'rollback');
+      },
+      true
+    );
     run.report.outcome = 'rolled-back';
     deps.log.info(
       `${run.host.name}: rolled back to ${run.report.previousRelease ?? 'the previous state'}, verified healthy`

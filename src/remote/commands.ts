@@ -22,11 +22,36 @@ export function probe(layout: Layout): Shell {
       ? // Assigned first so that a failing readlink fails the script instead of reading as "none".
         sh`if [ -L ${layout.current} ]; then cur=$(readlink -- ${layout.current}); printf 'current=%s\\n' "$cur"; fi`
       : sh`if [ -d ${layout.current} ]; then printf 'current=%s\\n' ${layout.current}; fi`,
-    // The newest good release's record: `lastgood=<time> <commit>`.
-    sh`if [ -d ${layout.statusDir} ]; then`,
-    sh`  good=$(for f in ${layout.statusDir}/*; do [ -f "$f" ] || continue; read -r st at commit rest < "$f" || continue; [ "$st" = good ] && printf '%s %s\\n' "$at" "\${commit:-}"; done | sort | tail -n 1)`,
-    sh`  if [ -n "$good" ]; then printf 'lastgood=%s\\n' "$good"; fi`,
-    sh`fi`
+    // The host's deployment record, for the last good deploy (scan range, rollback target).
+    readDeployments(layout, PROBE_HISTORY_LINES)
+  );
+}
+
+/** How many of the newest deployment records the probe reads. */
+export const PROBE_HISTORY_LINES = 200;
+
+/**
+ * Prints `lines=N` (the whole record's line count, a last line cut short included) and then the
+ * last `limit` lines of `deployments.jsonl`. Prints `lines=0` when there is no record yet.
+ */
+export function readDeployments(layout: Layout, limit: number): Shell {
+  const f = layout.deploymentsLog;
+  return lines(
+    sh`if [ -f ${f} ]; then n=$(sed -n '$=' -- ${f}); printf 'lines=%s\\n' "\${n:-0}"; tail -n ${limit} -- ${f}; else echo lines=0; fi`
+  );
+}
+
+/**
+ * Appends one record line to `deployments.jsonl`. The file is never rewritten: a line cut short
+ * by an earlier failure (a lost connection, a full disk) is ended with a newline first, so the
+ * new record does not glue onto it, and readers skip the broken line.
+ */
+export function appendDeployment(layout: Layout, line: string): Shell {
+  const f = layout.deploymentsLog;
+  return lines(
+    sh`mkdir -p -- ${layout.stateDir}`,
+    sh`if [ -s ${f} ] && [ "$(tail -c 1 -- ${f} | wc -l)" = 0 ]; then printf '\\n' >> ${f}; fi`,
+    sh`printf '%s\\n' ${line} >> ${f}`
   );
 }
 

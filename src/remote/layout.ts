@@ -15,6 +15,8 @@ export interface Layout {
   readonly stateDir: string;
   readonly lockDir: string;
   readonly statusDir: string;
+  /** Append-only record of every deploy to this target, one JSON object per line. */
+  readonly deploymentsLog: string;
 }
 
 export function layoutFor(target: TargetSettings): Layout {
@@ -29,7 +31,8 @@ export function layoutFor(target: TargetSettings): Layout {
       sharedDir: posix.join(stateDir, 'shared'),
       stateDir,
       lockDir: posix.join(stateDir, 'lock'),
-      statusDir: posix.join(stateDir, 'status')
+      statusDir: posix.join(stateDir, 'status'),
+      deploymentsLog: posix.join(stateDir, 'deployments.jsonl')
     };
   }
   const stateDir = posix.join(base, '.deployguard');
@@ -41,7 +44,8 @@ export function layoutFor(target: TargetSettings): Layout {
     sharedDir: posix.join(base, 'shared'),
     stateDir,
     lockDir: posix.join(stateDir, 'lock'),
-    statusDir: posix.join(stateDir, 'status')
+    statusDir: posix.join(stateDir, 'status'),
+    deploymentsLog: posix.join(stateDir, 'deployments.jsonl')
   };
 }
 

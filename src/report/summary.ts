@@ -1,75 +1,17 @@
 import type { CheckResult } from '../checks/types.js';
-import type { DeployResult, HostReport } from '../plan/execute.js';
+import type { DeployResult } from '../plan/execute.js';
 import type { Finding } from '../scan/gitleaks.js';
 
 /** Pure renderers of a deploy's result: Markdown for the step summary, one line for a terminal. */
-
-const STATUS_TEXT: Record<DeployResult['status'], string> = {
-  deployed: '✅ deployed',
-  'rolled-back': '↩️ failed and rolled back (previous release verified healthy)',
-  'rollback-failed': '🔥 failed, and the ROLLBACK FAILED: act now',
-  failed: '❌ failed before the service was touched (nothing changed)',
-  'failed-live': '❌ failed, and rollback is off: the failed release is live',
-  blocked: '⛔ blocked before the deploy (nothing changed): see why below'
-};
 
 function cell(text: string): string {
   return text.replace(/\|/g, '\\|').replace(/\r?\n/g, '<br>');
 }
 
-function checksTable(title: string, checks: readonly CheckResult[]): string[] {
-  if (!checks.length) return [];
-  return [
-    `**${title}**: ${checks.filter(c => c.ok).length}/${checks.length} checks passed`,
-    '',
-    '| check | result | attempts | duration | detail |',
-    '| --- | --- | --- | --- | --- |',
-    ...checks.map(
-      c =>
-        `| ${cell(c.host ? `${c.name} @ ${c.host}` : c.name)} | ${c.ok ? '✅ pass' : '❌ fail'} | ${c.attempts} | ${c.durationMs} ms | ${cell(c.reason)} |`
-    ),
-    ''
-  ];
-}
-
-function hostSection(h: HostReport): string[] {
-  return [
-    `### ${cell(h.name)}: ${h.outcome}`,
-    '',
-    '| step | result | time |',
-    '| --- | --- | --- |',
-    ...h.steps.map(
-      s =>
-        `| ${s.undo ? '↩️ ' : ''}${cell(s.title)} | ${s.ok ? '✅' : `❌ ${cell(s.detail ?? '')}`} | ${s.ms} ms |`
-    ),
-    '',
-    ...checksTable('Post-deploy checks', h.checks),
-    ...checksTable('Rollback verification', h.rollbackChecks),
-    ...(h.recovery ? ['**Manual recovery**', '', '```sh', h.recovery, '```', ''] : [])
-  ];
-}
-
-/** The step summary: status, release, previous release, per-host steps and checks. */
-export function renderSummary(result: DeployResult, environment: string): string {
-  const secs = ((result.finishedAt.getTime() - result.startedAt.getTime()) / 1000).toFixed(1);
-  return [
-    `## deployguard: ${environment}`,
-    '',
-    `**Status:** ${STATUS_TEXT[result.status]}  `,
-    `**Release:** \`${result.releaseId}\`  `,
-    `**Previous release:** ${result.previousRelease ? `\`${result.previousRelease}\`` : 'none (first deploy)'}  `,
-    `**Duration:** ${secs} s`,
-    '',
-    ...(result.error ? ['```', result.error, '```', ''] : []),
-    ...checksTable('Production before the deploy (pre-deploy checks)', result.preChecks),
-    ...result.hosts.flatMap(hostSection)
-  ].join('\n');
-}
-
 /** One line that says how it ended, for the end of a log or a terminal. */
 export function verdictLine(result: DeployResult): string {
   const hosts = result.hosts.map(h => `${h.name}=${h.outcome}`).join(', ');
-  return `deployguard: ${result.status}: release ${result.releaseId} (${hosts})`;
+  return `deployguard: ${result.status}: release ${result.releaseId}${hosts ? ` (${hosts})` : ''}`;
 }
 
 /** The check results as a plain-text table for a terminal, ending with "N/M checks passed". */

@@ -125,7 +125,7 @@ function gitEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-class Git {
+export class Git {
   private readonly env = gitEnv();
   /** `$GIT_DIR/shallow`: the file is re-read on every question, as fetches change it. */
   private shallowFile: string | undefined;

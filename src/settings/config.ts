@@ -258,6 +258,33 @@ export const configSchema = obj(
       }),
       {}
     ),
+    report: optional(
+      obj({
+        comment: optional(
+          enumOf(['auto', 'pr', 'commit', 'both', 'none'], {
+            description:
+              'Where the deployment record is posted: auto (the pull request when there is one, else the commit), pr, commit, both or none.'
+          }),
+          'auto'
+        ),
+        'environment-url': optional(
+          str({
+            pattern: /^https?:\/\/\S+$/,
+            expected: 'an http(s) URL',
+            example: 'https://app.example.com',
+            description: "The deployed service's URL, shown in the record and in GitHub's deployment view."
+          })
+        ),
+        'github-deployment': optional(
+          bool({
+            description:
+              'Create a GitHub deployment with statuses. Leave off when the job runs in an `environment:`: GitHub records that deployment itself.'
+          }),
+          false
+        )
+      }),
+      {}
+    ),
     ssh: optional(
       obj({
         'connect-timeout': optional(duration({ min: '1s', max: '5m', example: '20s' }), '20s'),

@@ -3,7 +3,15 @@ import { ConfigError } from '../errors.js';
 import { parseKnownHosts } from '../remote/hostkeys.js';
 import { configSchema, type ConfigFile } from './config.js';
 import { formatIssues, parseDuration, validate } from './schema.js';
-import type { CheckSettings, HostSettings, ScanMode, ServiceSettings, Settings, Stage } from './types.js';
+import type {
+  CheckSettings,
+  CommentTarget,
+  HostSettings,
+  ScanMode,
+  ServiceSettings,
+  Settings,
+  Stage
+} from './types.js';
 
 /**
  * Inputs + environment + deployguard.yml -> Settings, in one pure pass. Every problem found is
@@ -21,17 +29,18 @@ export interface SettingsSource {
   /** Called with every secret as soon as it is read, before anything else can print it. */
   readonly onSecret: (value: string) => void;
   /** `check` needs only the checks: hosts, target, artifact and credentials may be absent. */
-  readonly purpose?: 'deploy' | 'check';
+  readonly purpose?: 'deploy' | 'check' | 'hosts';
 }
 
 /** Input names that hold secrets; their values are masked as soon as they are read. */
-export const SECRET_INPUTS = ['ssh-key', 'ssh-passphrase', 'ssh-password'] as const;
+export const SECRET_INPUTS = ['ssh-key', 'ssh-passphrase', 'ssh-password', 'github-token'] as const;
 
 const ENV_FALLBACK: Record<string, string> = {
   'ssh-key': 'DEPLOYGUARD_SSH_KEY',
   'ssh-passphrase': 'DEPLOYGUARD_SSH_PASSPHRASE',
   'ssh-password': 'DEPLOYGUARD_SSH_PASSWORD',
-  'known-hosts': 'DEPLOYGUARD_KNOWN_HOSTS'
+  'known-hosts': 'DEPLOYGUARD_KNOWN_HOSTS',
+  'github-token': 'GITHUB_TOKEN'
 };
 
 const YAML_MAX_BYTES = 1024 * 1024;
@@ -120,6 +129,7 @@ export function parseSettings(src: SettingsSource): Settings {
   const privateKey = get('ssh-key');
   const passphrase = get('ssh-passphrase');
   const password = get('ssh-password');
+  const githubToken = get('github-token');
 
   let file: ConfigFile | undefined;
   const configPath = src.configPath ?? 'deployguard.yml';
@@ -138,6 +148,20 @@ export function parseSettings(src: SettingsSource): Settings {
   const port = inputInt(p, 'port', get('port'), 1, 65535, 22);
   const skip = inputBool(p, 'insecure-skip-host-key-check', get('insecure-skip-host-key-check')) ?? false;
   const dryRun = inputBool(p, 'dry-run', get('dry-run')) ?? false;
+  const githubDeployment = inputBool(p, 'github-deployment', get('github-deployment'));
+  const commentInput = get('comment');
+  if (commentInput !== undefined && !['auto', 'pr', 'commit', 'both', 'none'].includes(commentInput))
+    p.list.push(
+      `input \`comment\`: expected auto, pr, commit, both or none, got "${commentInput.slice(0, 40)}". Example: comment: pr`
+    );
+  const envUrl = get('environment-url');
+  if (envUrl !== undefined && !/^https?:\/\/\S+$/.test(envUrl))
+    p.list.push(
+      `input \`environment-url\`: expected an http(s) URL, got "${envUrl.slice(0, 60)}". Example: environment-url: https://app.example.com`
+    );
+  const reason = get('reason');
+  if (reason !== undefined && reason.length > 2000)
+    p.list.push('input `reason`: longer than 2000 characters. Example: reason: hotfix for the login timeout');
   const lockWait = inputDuration(p, 'lock-wait', get('lock-wait'), '2m');
   const connectTimeout = inputDuration(p, 'connect-timeout', get('connect-timeout'), '20s');
   const stabilityWindow = inputDuration(p, 'stability-window', get('stability-window'), '60s');
@@ -246,7 +270,7 @@ export function parseSettings(src: SettingsSource): Settings {
     );
   }
   const artifact = get('artifact') ?? file?.artifact;
-  if (!artifact && deploying)
+  if (!artifact && deploying && src.purpose !== 'hosts')
     p.list.push(
       'no artifact: set `artifact` in deployguard.yml or the `artifact` input to the file or directory to ship. Example: artifact: dist/'
     );
@@ -345,7 +369,17 @@ export function parseSettings(src: SettingsSource): Settings {
       stabilityWindowMs: window
     },
     dryRun,
+    report: {
+      comment: (commentInput as CommentTarget | undefined) ?? file?.report.comment ?? 'auto',
+      environmentUrl: envUrl ?? file?.report['environment-url'],
+      githubDeployment: githubDeployment ?? file?.report['github-deployment'] ?? false,
+      reason,
+      githubToken
+    },
     run: {
+      repository: src.env.GITHUB_REPOSITORY || undefined,
+      serverUrl: server.replace(/\/+$/, ''),
+      apiUrl: (src.env.GITHUB_API_URL || 'https://api.github.com').replace(/\/+$/, ''),
       runId,
       commit,
       ref: src.env.GITHUB_REF ?? 'local',

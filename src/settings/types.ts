@@ -187,6 +187,27 @@ export interface RunContext {
   readonly ref: string;
   readonly actor: string;
   readonly runUrl?: string;
+  /** `owner/name` on GitHub, when running in Actions (or given by GITHUB_REPOSITORY). */
+  readonly repository?: string;
+  /** Where links point: https://github.com, or a GitHub Enterprise server. */
+  readonly serverUrl: string;
+  /** The REST API (GITHUB_API_URL): comments, the PR lookup and deployments go here. */
+  readonly apiUrl: string;
+}
+
+export type CommentTarget = 'auto' | 'pr' | 'commit' | 'both' | 'none';
+
+/** The deployment record: where it is posted and what it links to. */
+export interface ReportSettings {
+  /** `auto`: the pull request the deploy belongs to, else the commit. */
+  readonly comment: CommentTarget;
+  readonly environmentUrl?: string;
+  /** Create a GitHub deployment (off when the job's `environment:` already makes one). */
+  readonly githubDeployment: boolean;
+  /** Why this deploy happens, given by hand; otherwise the PR title or the commit message. */
+  readonly reason?: string;
+  /** For comments and deployments; masked on read. Without it, the record goes to the summary only. */
+  readonly githubToken?: string;
 }
 
 export interface Settings {
@@ -206,4 +227,5 @@ export interface Settings {
   readonly postDeploy: PostDeploySettings;
   readonly dryRun: boolean;
   readonly run: RunContext;
+  readonly report: ReportSettings;
 }

@@ -1,0 +1,197 @@
+/**
+ * The host's deployments.jsonl over a real sshd: written under the lock by every deploy whatever
+ * its outcome, the source of "the last successful deployment", tolerant of a line cut short, and
+ * listed by `deployguard history` (the bundled CLI, in a subprocess).
+ */
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startSandbox, type Sandbox } from '../../src/demo/sandbox.js';
+import { runDeploy } from '../../src/deploy.js';
+import { memoryLogger } from '../../src/io/log.js';
+import {
+  commandServiceYaml,
+  freePort,
+  get,
+  killPidfile,
+  makeRelease,
+  runBundle,
+  settingsFor
+} from '../helpers/deploy.js';
+
+let host: Sandbox;
+let base: string;
+let runDir: string;
+let appPort: number;
+let target: string;
+const C1 = '1'.repeat(40);
+const C2 = '2'.repeat(40);
+const C3 = '3'.repeat(40);
+
+beforeAll(async () => {
+  host = await startSandbox();
+  base = await mkdtemp(join(tmpdir(), 'dg-record-'));
+  await chmod(base, 0o755);
+  runDir = join(base, 'run');
+  await mkdir(runDir);
+  if (process.getuid?.() === 0) execFileSync('chown', ['-R', `${host.user}:`, runDir]);
+  appPort = await freePort();
+  target = join(runDir, 'srv', 'app');
+}, 30_000);
+
+afterAll(async () => {
+  killPidfile(join(runDir, 'app.pid'));
+  await host?.stop();
+  await rm(base, { recursive: true, force: true });
+});
+
+const jsonl = () => join(target, '.deployguard', 'deployments.jsonl');
+
+async function deploy(version: string, commit: string, fault?: string, reason?: string) {
+  const log = memoryLogger();
+  const settings = settingsFor(
+    host,
+    {
+      artifact: await makeRelease(version, fault),
+      'target-path': target,
+      'release-id': version,
+      ...(reason ? { reason } : {})
+    },
+    commandServiceYaml(appPort, runDir, ''),
+    {
+      GITHUB_SHA: commit,
+      GITHUB_REPOSITORY: 'acme/shop',
+      GITHUB_RUN_ID: `run-${version}`,
+      GITHUB_ACTOR: 'octocat',
+      GITHUB_REF: 'refs/heads/main'
+    }
+  );
+  let seen: string | undefined = 'not called';
+  const result = await runDeploy(settings, {
+    log,
+    why: settings.report.reason,
+    beforeChanges: async ({ lastDeployedCommit }) => {
+      seen = lastDeployedCommit;
+    }
+  });
+  return { result, log: log.lines, lastDeployedCommit: seen };
+}
+
+function records(): Record<string, unknown>[] {
+  return readFileSync(jsonl(), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map(l => {
+      try {
+        return JSON.parse(l) as Record<string, unknown>;
+      } catch {
+        return { unreadable: l };
+      }
+    });
+}
+
+function cli(args: string[]) {
+  return runBundle('cli', args, {
+    cwd: base,
+    env: { PATH: process.env.PATH ?? '', HOME: base, DEPLOYGUARD_SSH_KEY: host.privateKey }
+  });
+}
+
+describe("the host's deployment record", () => {
+  test('a good deploy appends one line with what, who, why, the run and the checks', async () => {
+    const { result, lastDeployedCommit } = await deploy('v1', C1, undefined, 'first release');
+    expect(result.status).toBe('deployed');
+    expect(lastDeployedCommit).toBeUndefined();
+    const [r] = records();
+    expect(r).toMatchObject({
+      v: 1,
+      host: 'test-host',
+      release: 'v1',
+      commit: C1,
+      ref: 'refs/heads/main',
+      actor: 'octocat',
+      runUrl: 'https://github.com/acme/shop/actions/runs/run-v1',
+      status: 'deployed',
+      reason: 'first release',
+      environment: 'production'
+    });
+    expect(r!.checks).toEqual([expect.objectContaining({ name: 'health', ok: true, stage: 'post' })]);
+    expect(Date.parse(r!.time as string)).toBeGreaterThan(Date.now() - 120_000);
+    // Written under the lock: the lock is gone only after the record is there.
+    expect(existsSync(join(target, '.deployguard', 'lock'))).toBe(false);
+  }, 60_000);
+
+  test('a rolled-back deploy is recorded as such and never becomes "the last successful deployment"', async () => {
+    const bad = await deploy('v2', C2, 'unhealthy');
+    expect(bad.result.status).toBe('rolled-back');
+    expect(bad.lastDeployedCommit).toBe(C1);
+    expect(bad.result.hosts[0]!.previousDeploy).toMatchObject({ release: 'v1', commit: C1 });
+    expect(bad.result.hosts[0]!.keptAt).toBe(join(target, 'releases', 'v2'));
+    expect(records().map(r => `${r.release as string}:${r.status as string}`)).toEqual([
+      'v1:deployed',
+      'v2:rolled-back'
+    ]);
+    expect(records()[1]!.checks).toEqual(
+      expect.arrayContaining([expect.objectContaining({ name: 'health', ok: false, stage: 'post' })])
+    );
+    expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v1');
+  }, 90_000);
+
+  test('a line cut short is skipped with a warning, kept as it was, and the next record starts on its own line', async () => {
+    appendFileSync(jsonl(), '{"v":1,"time":"2026-11-26T12:00:00Z","release":"v9","sta');
+    const before = readFileSync(jsonl(), 'utf8');
+    const { result, log, lastDeployedCommit } = await deploy('v3', C3);
+    expect(result.status).toBe('deployed');
+    expect(lastDeployedCommit).toBe(C1);
+    expect(log.join('\n')).toMatch(
+      /deployments\.jsonl has 1 unreadable line\(s\), skipped: line 3: not valid JSON/
+    );
+    const after = readFileSync(jsonl(), 'utf8');
+    // Append-only: the old bytes are untouched, the broken line ended, the new record after it.
+    expect(after.startsWith(before)).toBe(true);
+    expect(after.slice(before.length, before.length + 2)).toBe('\n{');
+    expect(records().map(r => (r.unreadable ? 'broken' : r.release))).toEqual(['v1', 'v2', 'broken', 'v3']);
+  }, 60_000);
+
+  test('`deployguard history` lists the records newest first and reports the broken line', async () => {
+    const cfg = join(base, 'deployguard.yml');
+    writeFileSync(cfg, `version: 1\ntarget: { path: ${target} }\n`);
+    const common = [
+      '--config',
+      cfg,
+      '--host',
+      host.host,
+      '--port',
+      String(host.port),
+      '--user',
+      host.user,
+      '--host-name',
+      'web-1',
+      '--known-hosts',
+      host.knownHostsLine
+    ];
+    const text = await cli(['history', ...common]);
+    expect(text.code).toBe(0);
+    const rows = text.stdout.trim().split('\n');
+    expect(rows[0]).toBe('web-1: 3 deployment(s)');
+    expect(rows.slice(2, 5).map(r => r.split(/\s+/)[2])).toEqual(['deployed', 'rolled-back', 'deployed']);
+    expect(rows.slice(2, 5).map(r => r.split(/\s+/)[3])).toEqual(['v3', 'v2', 'v1']);
+    expect(text.stdout).toMatch(/line 3 skipped: not valid JSON/);
+    expect(text.stderr).toMatch(/web-1: deployments\.jsonl line 3 skipped/);
+
+    const json = await cli(['history', ...common, '--json', '--limit', '2']);
+    expect(json.code).toBe(0);
+    const parsed = JSON.parse(json.stdout) as {
+      hosts: { host: string; log: { entries: { release: string; line: number }[]; totalLines: number } }[];
+    };
+    expect(parsed.hosts[0]!.log.totalLines).toBe(4);
+    expect(parsed.hosts[0]!.log.entries.map(e => [e.release, e.line])).toEqual([['v3', 4]]);
+    // The key never shows, and a host that cannot be read fails the command, naming it.
+    expect(json.stdout + json.stderr).not.toContain(host.privateKey.split('\n')[1]!);
+    const down = await cli(['history', ...common.slice(0, 5), String(await freePort()), ...common.slice(6)]);
+    expect(down.code).toBe(1);
+    expect(down.stderr).toMatch(/web-1: /);
+  }, 60_000);
+});

@@ -1,0 +1,152 @@
+/**
+ * The host's deployments.jsonl: the line format, reading it back when lines are broken, and the
+ * exact remote commands that append and read it.
+ */
+import { appendDeployment, readDeployments } from '../../src/remote/commands.js';
+import { layoutFor } from '../../src/remote/layout.js';
+import {
+  MAX_ENTRY_BYTES,
+  deployedRelease,
+  lastDeployed,
+  parseDeploymentLog,
+  parseDeploymentsOutput,
+  renderHistory,
+  serializeEntry,
+  type DeploymentEntry
+} from '../../src/report/history.js';
+import { SecretRegistry } from '../../src/io/secrets.js';
+
+const layout = layoutFor({ path: '/srv/app', strategy: 'releases', keepReleases: 5, shared: [] });
+
+function entry(over: Partial<DeploymentEntry> = {}): DeploymentEntry {
+  return {
+    v: 1,
+    time: '2026-11-26T12:00:00.000Z',
+    environment: 'production',
+    host: 'web-1',
+    release: 'r1',
+    commit: 'a'.repeat(40),
+    ref: 'refs/heads/main',
+    actor: 'octocat',
+    runUrl: 'https://github.com/acme/shop/actions/runs/1',
+    status: 'deployed',
+    durationMs: 1234,
+    checks: [{ name: 'api', stage: 'post', ok: true, ms: 12, reason: 'HTTP 200' }],
+    ...over
+  };
+}
+
+const line = (over: Partial<DeploymentEntry> = {}) => JSON.stringify(entry(over));
+
+describe('reading deployments.jsonl', () => {
+  test('broken lines are reported with their number and skipped; the others are read', () => {
+    const text = [
+      line({ release: 'r1' }),
+      '{"v":1,"time":"2026-11-26T12:01:00.000Z","release":"r2","sta', // cut short
+      line({ release: 'r3', status: 'rolled-back' }),
+      '[1,2]',
+      JSON.stringify({ ...entry({ release: 'r4' }), v: 9 }),
+      JSON.stringify({ ...entry(), status: 'exploded' }),
+      JSON.stringify({ ...entry(), commit: undefined }),
+      '',
+      line({ release: 'r5' })
+    ].join('\n');
+    const log = parseDeploymentLog(`${text}\n`);
+    expect(log.entries.map(e => [e.release, e.line])).toEqual([
+      ['r1', 1],
+      ['r3', 3],
+      ['r5', 9]
+    ]);
+    expect(log.problems.map(p => p.line)).toEqual([2, 4, 5, 6, 7]);
+    expect(log.problems[0]!.reason).toMatch(/not valid JSON/);
+    expect(log.problems[2]!.reason).toMatch(/newer deployguard \(format 9\)/);
+    expect(log.problems[3]!.reason).toMatch(/unknown status "exploded"/);
+    expect(log.problems[4]!.reason).toMatch(/`commit` is missing/);
+    expect(log.totalLines).toBe(9);
+  });
+
+  test('the last deployed entry and the deploy of a given release ignore failed ones', () => {
+    const log = parseDeploymentLog(
+      [
+        line({ release: 'r1', commit: '1'.repeat(40) }),
+        line({ release: 'r2', commit: '2'.repeat(40) }),
+        line({ release: 'r3', commit: '3'.repeat(40), status: 'rolled-back' }),
+        line({ release: 'r1', commit: '1'.repeat(40), runUrl: 'https://x/runs/9' })
+      ].join('\n')
+    );
+    expect(lastDeployed(log)?.release).toBe('r1');
+    expect(deployedRelease(log, 'r1')?.runUrl).toBe('https://x/runs/9');
+    expect(deployedRelease(log, 'r2')?.commit).toBe('2'.repeat(40));
+    expect(deployedRelease(log, 'r3')).toBeUndefined();
+  });
+
+  test('the tail read from the host keeps the file line numbers', () => {
+    const out = `lines=250\n${line({ release: 'r249' })}\nbroken\n`;
+    const log = parseDeploymentsOutput(out);
+    expect(log.entries[0]!.line).toBe(249);
+    expect(log.problems).toEqual([{ line: 250, reason: expect.stringMatching(/not valid JSON/) }]);
+    expect(log.totalLines).toBe(250);
+    expect(parseDeploymentsOutput('lines=0\n').entries).toEqual([]);
+  });
+
+  test('the history table lists newest first with the skipped lines', () => {
+    const log = parseDeploymentLog(
+      [
+        line({ release: 'r1' }),
+        'oops',
+        line({ release: 'r2', time: '2026-11-27T08:00:00.000Z', reason: 'hotfix\nmore' })
+      ].join('\n')
+    );
+    const text = renderHistory('web-1', log);
+    const rows = text.split('\n');
+    expect(rows[0]).toBe('web-1: 2 deployment(s)');
+    expect(rows[2]).toMatch(
+      /^2026-11-27 08:00:00Z\s+deployed\s+r2\s+aaaaaaaaaaaa\s+octocat\s+main\s+hotfix$/
+    );
+    expect(rows[3]).toMatch(/^2026-11-26 12:00:00Z\s+deployed\s+r1/);
+    expect(rows[4]).toMatch(/line 2 skipped: not valid JSON/);
+  });
+});
+
+describe('writing a record line', () => {
+  test('every string is redacted before it reaches the host, inside JSON escapes too', () => {
+    const reg = new SecretRegistry();
+    reg.add('tok"en-12345');
+    const text = serializeEntry(entry({ reason: 'uses tok"en-12345', checks: [] }), s => reg.redact(s));
+    expect(text).not.toContain('tok');
+    expect(JSON.parse(text).reason).toBe('uses ***');
+  });
+
+  test('a huge entry is cut down below the limit, keeping the fields deployguard reads back', () => {
+    const checks = Array.from({ length: 400 }, (_, i) => ({
+      name: `check-${i}`,
+      stage: 'post',
+      ok: false,
+      ms: 1,
+      reason: 'x'.repeat(250)
+    }));
+    const text = serializeEntry(entry({ checks, reason: 'y'.repeat(5000) }), s => s);
+    expect(Buffer.byteLength(text)).toBeLessThanOrEqual(MAX_ENTRY_BYTES);
+    const back = parseDeploymentLog(text);
+    expect(back.problems).toEqual([]);
+    expect(back.entries[0]!.release).toBe('r1');
+    expect(back.entries[0]!.commit).toBe('a'.repeat(40));
+  });
+
+  test('the append command ends a cut-short line first and never rewrites the file', () => {
+    expect(appendDeployment(layout, '{"v":1}').text).toBe(
+      [
+        'mkdir -p -- /srv/app/.deployguard',
+        `if [ -s /srv/app/.deployguard/deployments.jsonl ] && [ "$(tail -c 1 -- /srv/app/.deployguard/deployments.jsonl | wc -l)" = 0 ]; then printf '\\n' >> /srv/app/.deployguard/deployments.jsonl; fi`,
+        `printf '%s\\n' '{"v":1}' >> /srv/app/.deployguard/deployments.jsonl`
+      ].join('\n')
+    );
+    expect(appendDeployment(layout, 'x').text).not.toMatch(/ > |sed -i|mv /);
+  });
+
+  test('the read command prints the line count and the tail', () => {
+    expect(readDeployments(layout, 20).text).toBe(
+      `if [ -f /srv/app/.deployguard/deployments.jsonl ]; then n=$(sed -n '$=' -- /srv/app/.deployguard/deployments.jsonl); printf 'lines=%s\\n' "\${n:-0}"; tail -n 20 -- /srv/app/.deployguard/deployments.jsonl; else echo lines=0; fi`
+    );
+  });
+});

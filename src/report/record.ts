@@ -1,0 +1,455 @@
+import type { CheckResult } from '../checks/types.js';
+import type { DeployResult, HostReport, PhaseRecord, StepRecord } from '../plan/execute.js';
+import type { RunContext } from '../settings/types.js';
+import type { Changes } from './changes.js';
+import { recordMarker, type PullRef } from './publish.js';
+
+/**
+ * The deployment record: what went out, why, what changed, health before and after, how to go
+ * back, how long each phase took, and how it ended. A pure function of the deploy's result, so
+ * each outcome has a snapshot test, and the same text goes to the PR or commit comment, the job
+ * summary and the `log-path` file.
+ */
+
+export type BlockedBy = 'tests' | 'secrets' | 'health';
+
+export interface Why {
+  readonly text: string;
+  readonly source: 'reason' | 'pull-request' | 'commit';
+}
+
+export interface RecordInput {
+  readonly environment: string;
+  readonly result: DeployResult;
+  readonly run: RunContext;
+  readonly environmentUrl?: string;
+  readonly why?: Why;
+  readonly pr?: PullRef;
+  readonly changes?: Changes;
+  /** What stopped a `blocked` deploy. */
+  readonly blockedBy?: BlockedBy;
+  /** Secrets the scan found (only their count is shown here; the table is in the summary). */
+  readonly findings?: number;
+  /** Phases timed outside the executor (the test command). */
+  readonly extraPhases?: readonly PhaseRecord[];
+  /** For the CLI rollback command. */
+  readonly configPath?: string;
+}
+
+const HEADLINE: Record<DeployResult['status'], string> = {
+  deployed: '✅ Deployed',
+  'rolled-back': '↩️ Rolled back',
+  'rollback-failed': '🔥 Rollback FAILED',
+  failed: '❌ Failed (nothing changed)',
+  'failed-live': '❌ Failed, and the failed release is live',
+  blocked: '⛔ Blocked before the deploy'
+};
+
+const BLOCKED_TEXT: Record<BlockedBy, string> = {
+  tests: 'the test command failed',
+  secrets: 'the secret scan found secrets or could not run',
+  health: 'production was already unhealthy'
+};
+
+function statusText(input: RecordInput): string {
+  const r = input.result;
+  switch (r.status) {
+    case 'deployed':
+      return `✅ deployed: every host serves \`${r.releaseId}\`, verified healthy`;
+    case 'rolled-back':
+      return `↩️ rolled back: the release failed, the previous release${r.previousRelease ? ` \`${r.previousRelease}\`` : ''} serves again and passed its checks`;
+    case 'rollback-failed':
+      return '🔥 the release failed and the ROLLBACK FAILED: a host needs a person now (see Rollback plan)';
+    case 'failed':
+      return '❌ failed before the service was touched: nothing changed';
+    case 'failed-live':
+      return '❌ failed, and rollback is off: the failed release is live';
+    case 'blocked':
+      return `⛔ blocked before the deploy, nothing changed: ${input.blockedBy ? BLOCKED_TEXT[input.blockedBy] : 'a pre-deploy gate failed'}${input.blockedBy === 'secrets' && input.findings ? ` (${input.findings} finding${input.findings === 1 ? '' : 's'})` : ''}`;
+  }
+}
+
+/** Table cells hold one line, no pipes. */
+function cell(text: string): string {
+  return text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ').trim();
+}
+
+/** Text from commits and PRs must not ping people or open HTML: @names and `<` are defused. */
+function inert(text: string): string {
+  return text.replace(/@(?=[A-Za-z0-9_-])/g, '@\u200b').replace(/</g, '&lt;');
+}
+
+function duration(ms: number): string {
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
+  if (ms < 120_000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+}
+
+function fence(text: string, lang = ''): string[] {
+  // A fence longer than any backtick run inside, so log lines cannot close it.
+  const longest = Math.max(2, ...[...text.matchAll(/`+/g)].map(m => m[0].length));
+  const f = '`'.repeat(longest + 1);
+  return [`${f}${lang}`, text.trimEnd(), f];
+}
+
+function shortSha(sha: string): string {
+  return /^[0-9a-f]{40}$/.test(sha) ? sha.slice(0, 7) : sha;
+}
+
+function commitLink(run: RunContext, sha: string): string {
+  return run.repository && /^[0-9a-f]{40}$/.test(sha)
+    ? `[\`${shortSha(sha)}\`](${run.serverUrl}/${run.repository}/commit/${sha})`
+    : `\`${shortSha(sha)}\``;
+}
+
+/** Stopped before any host was contacted (the test command): nothing about the hosts is known. */
+function untouched(r: DeployResult): boolean {
+  return r.hosts.length === 0;
+}
+
+function header(input: RecordInput): string[] {
+  const { result: r, run } = input;
+  const ref = run.ref.replace(/^refs\/(heads|tags)\//, '');
+  const secs = r.finishedAt.getTime() - r.startedAt.getTime();
+  const rows: [string, string][] = [
+    ['Status', statusText(input)],
+    [
+      'Environment',
+      `${cell(input.environment)}${input.environmentUrl ? ` · [${cell(input.environmentUrl)}](${input.environmentUrl})` : ''}`
+    ],
+    ['Release', `\`${r.releaseId}\``],
+    [
+      'Previous release',
+      r.previousRelease
+        ? `\`${r.previousRelease}\``
+        : untouched(r)
+          ? 'not read (no host was contacted)'
+          : 'none (first deploy)'
+    ],
+    ['Commit', `${commitLink(run, run.commit)} on \`${cell(ref)}\``],
+    ['By', cell(run.actor)],
+    ...(run.runUrl ? ([['Run', `[${run.runId}](${run.runUrl})`]] as [string, string][]) : []),
+    ['Started', r.startedAt.toISOString()],
+    ['Duration', duration(secs)]
+  ];
+  return [
+    `## ${HEADLINE[r.status]}: ${cell(input.environment)} \`${r.releaseId}\``,
+    '',
+    '| | |',
+    '| --- | --- |',
+    ...rows.map(([k, v]) => `| **${k}** | ${v} |`),
+    ''
+  ];
+}
+
+function whySection(input: RecordInput): string[] {
+  const lines = ['### Why', ''];
+  if (input.pr)
+    lines.push(`Pull request [#${input.pr.number}](${input.pr.url}): ${inert(cell(input.pr.title))}`, '');
+  if (input.why && !(input.why.source === 'pull-request' && input.pr)) {
+    const from = input.why.source === 'reason' ? 'Reason given' : 'Commit message';
+    lines.push(
+      `${from}:`,
+      '',
+      ...input.why.text
+        .trim()
+        .split('\n')
+        .slice(0, 10)
+        .map(l => `> ${inert(l)}`),
+      ''
+    );
+  }
+  if (lines.length === 2) lines.push('_No reason was given (set the `reason` input)._', '');
+  return lines;
+}
+
+function changesSection(input: RecordInput): string[] {
+  const c = input.changes;
+  if (!c) return [];
+  const lines = ['### Changes since the last deployment', ''];
+  if (c.note) lines.push(`_${c.note}_`, '');
+  if (c.commits.length) {
+    lines.push(
+      `${c.total} commit${c.total === 1 ? '' : 's'}${c.base ? ` since \`${shortSha(c.base)}\`` : ''}${c.compareUrl ? ` ([compare](${c.compareUrl}))` : ''}:`,
+      ''
+    );
+    for (const k of c.commits)
+      lines.push(`- ${commitLink(input.run, k.sha)} ${inert(cell(k.subject))} (${inert(cell(k.author))})`);
+    if (c.total > c.commits.length) lines.push(`- … and ${c.total - c.commits.length} more`);
+    lines.push('');
+  } else if (c.compareUrl && !c.note?.startsWith('The same')) lines.push(`[Compare](${c.compareUrl})`, '');
+  return lines;
+}
+
+function checkKey(c: CheckResult, deployHost: string | undefined, manyHosts: boolean): string {
+  if (c.host) return `${c.name} @ ${c.host}`;
+  return manyHosts && deployHost ? `${c.name} (after ${deployHost})` : c.name;
+}
+
+function verdict(c: CheckResult | undefined): string {
+  if (!c) return '—';
+  return `${c.ok ? '✅ pass' : '❌ fail'} (${duration(c.durationMs)})`;
+}
+
+function healthSection(input: RecordInput): string[] {
+  const r = input.result;
+  const many = r.hosts.length > 1;
+  const before = new Map<string, CheckResult>();
+  const after = new Map<string, CheckResult>();
+  const restored = new Map<string, CheckResult>();
+  for (const c of r.preChecks) before.set(checkKey(c, undefined, false), c);
+  for (const h of r.hosts) {
+    for (const c of h.checks) after.set(checkKey(c, h.name, many), c);
+    for (const c of h.rollbackChecks) restored.set(checkKey(c, h.name, many), c);
+  }
+  const keys = [...new Set([...before.keys(), ...after.keys(), ...restored.keys()])];
+  if (untouched(r))
+    return ['### Health', '', '_Not checked: the deploy stopped before any host was contacted._', ''];
+  if (keys.length === 0) return ['### Health', '', '_No health check ran._', ''];
+  const withRollback = restored.size > 0;
+  const lines = [
+    '### Health',
+    '',
+    `| check | before | after${withRollback ? ' | after rollback' : ''} | detail |`,
+    `| --- | --- | ---${withRollback ? ' | ---' : ''} | --- |`
+  ];
+  for (const k of keys) {
+    // A key like "api (after web-1)" pairs with the plain "api" of the pre-deploy run.
+    const pre = before.get(k) ?? before.get(k.replace(/ \(after [^)]*\)$/, ''));
+    const post = after.get(k);
+    const rb = restored.get(k);
+    const detail = [post, rb, pre].find(c => c && !c.ok)?.reason ?? post?.reason ?? pre?.reason ?? '';
+    lines.push(
+      `| ${cell(k)} | ${verdict(pre)} | ${verdict(post)}${withRollback ? ` | ${verdict(rb)}` : ''} | ${inert(cell(detail).slice(0, 200))} |`
+    );
+  }
+  lines.push('');
+  return lines;
+}
+
+function hostsSection(input: RecordInput): string[] {
+  const r = input.result;
+  if (r.hosts.length === 0) return [];
+  const icon: Record<HostReport['outcome'], string> = {
+    deployed: '✅ deployed',
+    'rolled-back': '↩️ rolled back',
+    'rollback-failed': '🔥 rollback failed',
+    failed: '❌ failed, nothing changed',
+    'failed-live': '❌ failed, failed release live',
+    'not-started': '⏸️ not started'
+  };
+  const lines = ['### Hosts', '', '| host | result | now serving | time |', '| --- | --- | --- | --- |'];
+  for (const h of r.hosts) {
+    const serving =
+      h.outcome === 'deployed' || h.outcome === 'failed-live'
+        ? `\`${r.releaseId}\``
+        : h.previousRelease
+          ? `\`${h.previousRelease}\``
+          : h.outcome === 'rollback-failed'
+            ? 'unknown'
+            : 'nothing (first deploy)';
+    const ms = h.steps.reduce((a, s) => a + s.ms, 0);
+    lines.push(`| ${cell(h.name)} | ${icon[h.outcome]} | ${serving} | ${duration(ms)} |`);
+  }
+  lines.push('');
+  return lines;
+}
+
+function rollbackSection(input: RecordInput): string[] {
+  const r = input.result;
+  const lines = ['### Rollback plan', ''];
+  const stuck = r.hosts.filter(h => h.recovery);
+  if (stuck.length) {
+    lines.push('**The automatic rollback did not finish. Recover by hand:**', '');
+    for (const h of stuck) lines.push(...fence(h.recovery!, 'sh'), '');
+  }
+  const prev = r.previousRelease;
+  if (untouched(r)) {
+    lines.push('Nothing to do: no host was contacted, so nothing changed.', '');
+    return lines;
+  }
+  if (!prev) {
+    lines.push('No release was live before this one: going back means stopping the service.', '');
+    return lines;
+  }
+  if (r.status === 'rolled-back') {
+    lines.push(`Done: every host was returned to \`${prev}\` and verified.`, '');
+    return lines;
+  }
+  if (r.status === 'failed' || r.status === 'blocked') {
+    lines.push(`Nothing to do: \`${prev}\` still serves; nothing was changed.`, '');
+    return lines;
+  }
+  const source = r.hosts.find(h => h.previousDeploy?.release === prev)?.previousDeploy;
+  lines.push(
+    `To return to \`${prev}\`${source ? ` (commit ${commitLink(input.run, source.commit)}, deployed ${source.time})` : ''}, either:`,
+    ''
+  );
+  lines.push(
+    source?.runUrl
+      ? `1. Re-run the workflow run that deployed it: [${source.runUrl.replace(/^https?:\/\/[^/]+\//, '')}](${source.runUrl}) → **Re-run all jobs**. Its release is still on the hosts, so it only switches back and checks.`
+      : '1. Re-run the workflow run that deployed it (not recorded on the hosts: it was not deployed from a workflow).'
+  );
+  const config = input.configPath ? ` --config ${input.configPath}` : '';
+  lines.push(`2. From a terminal: \`deployguard rollback${config} --to ${prev}\``, '');
+  return lines;
+}
+
+function debugSection(input: RecordInput): string[] {
+  const failed = input.result.hosts.filter(
+    h => h.outcome !== 'deployed' && h.outcome !== 'not-started' && (h.error || h.logTail || h.keptAt)
+  );
+  if (failed.length === 0) return [];
+  const lines = ['### Debugging the failed release', ''];
+  for (const h of failed) {
+    lines.push(`**${cell(h.name)}**`, '');
+    const bad = h.checks.filter(c => !c.ok);
+    for (const c of bad) lines.push(`- check **${cell(c.name)}** failed: ${inert(cell(c.reason))}`);
+    // The error is already under "What went wrong" when it is the deploy's own.
+    if (h.error && bad.length === 0 && !input.result.error?.includes(h.error)) lines.push(...fence(h.error));
+    if (h.keptAt) lines.push(`- the failed release is kept on the host at \`${h.keptAt}\``);
+    lines.push('');
+    if (h.logTail) lines.push("The service's last log lines:", '', ...fence(h.logTail), '');
+  }
+  return lines;
+}
+
+/** Which part of the deploy a host step belongs to, for the timeline. */
+function stepPhase(s: StepRecord): string {
+  if (s.undo) return 'Rollback';
+  switch (s.id) {
+    case 'lock':
+    case 'probe':
+      return 'Lock and read';
+    case 'stage':
+    case 'upload':
+      return 'Upload';
+    case 'verify':
+      return 'Verify checksums';
+    case 'stop':
+    case 'switch':
+    case 'start':
+      return 'Stop, switch, start';
+    case 'running':
+      return 'Running check';
+    case 'checks':
+      return 'Health and stability';
+    case 'mark-good':
+      return 'Finish';
+    default:
+      return 'Prepare';
+  }
+}
+
+interface Bar {
+  readonly section: string;
+  readonly name: string;
+  readonly start: number;
+  readonly end: number;
+  readonly ok: boolean;
+}
+
+/** The gates, then each host's steps merged into phases, in time order. */
+export function timeline(input: RecordInput): Bar[] {
+  const bars: Bar[] = [];
+  for (const p of [...(input.extraPhases ?? []), ...input.result.phases])
+    bars.push({ section: 'Gates', name: p.name, start: p.start, end: p.start + p.ms, ok: p.ok });
+  for (const h of input.result.hosts) {
+    let cur: { name: string; start: number; end: number; ok: boolean } | undefined;
+    for (const s of h.steps) {
+      const name = stepPhase(s);
+      if (cur && cur.name === name) {
+        cur.end = Math.max(cur.end, s.at + s.ms);
+        cur.ok &&= s.ok;
+      } else {
+        if (cur) bars.push({ section: h.name, ...cur });
+        cur = { name, start: s.at, end: s.at + s.ms, ok: s.ok };
+      }
+    }
+    if (cur) bars.push({ section: h.name, ...cur });
+  }
+  return bars.sort((a, b) => a.start - b.start);
+}
+
+/** Mermaid's gantt grammar reserves `:`, `#` and `;` in names; sections and tasks keep to plain text. */
+function mermaidText(text: string): string {
+  return text.replace(/[:#;%\r\n]/g, ' ').trim() || '-';
+}
+
+function timelineSection(input: RecordInput): string[] {
+  const bars = timeline(input);
+  if (bars.length === 0) return [];
+  const t0 = Math.min(input.result.startedAt.getTime(), ...bars.map(b => b.start));
+  const lines = [
+    '### Timeline',
+    '',
+    '| phase | where | starts at | took |',
+    '| --- | --- | --- | --- |',
+    ...bars.map(
+      b =>
+        `| ${b.ok ? '' : '❌ '}${cell(b.name)} | ${cell(b.section)} | +${duration(b.start - t0)} | ${duration(b.end - b.start)} |`
+    ),
+    '',
+    '```mermaid',
+    'gantt',
+    '  dateFormat x',
+    '  axisFormat %M:%S'
+  ];
+  // Mermaid wants each section's tasks together: the gates first, then each host's phases.
+  const sections = [...new Set(bars.map(b => b.section))].sort(
+    (a, b) => Number(b === 'Gates') - Number(a === 'Gates')
+  );
+  for (const section of sections) {
+    lines.push(`  section ${mermaidText(section)}`);
+    for (const b of bars.filter(x => x.section === section)) {
+      // Mermaid draws nothing for an empty bar; a bar is at least 1 ms wide.
+      lines.push(
+        `  ${mermaidText(b.name)} :${b.ok ? 'done' : 'crit'}, ${b.start}, ${Math.max(b.end, b.start + 1)}`
+      );
+    }
+  }
+  lines.push('```', '');
+  return lines;
+}
+
+/** Every step on every host, folded away: what ran, in order, with its time and error. */
+function stepsSection(input: RecordInput): string[] {
+  const hosts = input.result.hosts.filter(h => h.steps.length);
+  if (hosts.length === 0) return [];
+  const lines = ['<details><summary>Steps on each host</summary>', ''];
+  for (const h of hosts) {
+    lines.push(`**${cell(h.name)}**`, '', '| step | result | took |', '| --- | --- | --- |');
+    for (const s of h.steps)
+      lines.push(
+        `| ${s.undo ? '↩️ ' : ''}${cell(s.title)} | ${s.ok ? '✅' : `❌ ${inert(cell(s.detail ?? '')).slice(0, 300)}`} | ${duration(s.ms)} |`
+      );
+    lines.push('');
+  }
+  lines.push('</details>', '');
+  return lines;
+}
+
+function errorSection(input: RecordInput): string[] {
+  const e = input.result.error;
+  if (!e || input.result.status === 'deployed') return [];
+  return ['### What went wrong', '', ...fence(e.split('\n').slice(0, 40).join('\n')), ''];
+}
+
+/** The whole record as Markdown, starting with the hidden marker that finds its comment again. */
+export function renderRecord(input: RecordInput): string {
+  return [
+    recordMarker(input.environment),
+    ...header(input),
+    ...whySection(input),
+    ...errorSection(input),
+    ...changesSection(input),
+    ...healthSection(input),
+    ...hostsSection(input),
+    ...rollbackSection(input),
+    ...debugSection(input),
+    ...timelineSection(input),
+    ...stepsSection(input),
+    `<sub>Written by deployguard. Each host keeps this deploy in its deployments.jsonl (\`deployguard history\`).</sub>`,
+    ''
+  ].join('\n');
+}
