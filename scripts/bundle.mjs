@@ -6,7 +6,15 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, existsSync } 
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 
-const entries = { main: 'src/entries/main.cjs', post: 'src/entries/post.cjs', cli: 'src/entries/cli.cjs' };
+const entries = {
+  main: 'src/entries/main.cjs',
+  post: 'src/entries/post.cjs',
+  cli: 'src/entries/cli.cjs',
+  'pre-deploy': 'src/entries/pre-deploy.cjs',
+  deploy: 'src/entries/deploy.cjs',
+  'post-deploy': 'src/entries/post-deploy.cjs',
+  rollback: 'src/entries/rollback.cjs'
+};
 const check = process.argv.includes('--check');
 const out = check ? mkdtempSync(join(tmpdir(), 'deployguard-dist-')) : 'dist';
 

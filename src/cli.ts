@@ -25,6 +25,8 @@ Usage:
   deployguard deploy [--config FILE] [--dry-run] [--json] [--reason TEXT] [--record FILE]
                      [--<input> VALUE ...]   --record writes the deployment record (Markdown)
   deployguard check  [--config FILE] [--stage pre|post|schedule] [--json]
+  deployguard rollback [--config FILE] [--to previous|RELEASE] [--json]
+                     switch back to a release kept on the hosts, verified by its checksums first
   deployguard history [--config FILE] [--limit N] [--json]
                      list each host's deployments (its deployments.jsonl), newest first
   deployguard init   [--config FILE] [--force]   write a commented starter deployguard.yml
@@ -116,9 +118,17 @@ export async function main(
       case 'schema':
         write(JSON.stringify(configJsonSchema(), null, 2));
         return 0;
-      case 'deploy': {
-        const settings = loadSettings(base);
-        if (settings.dryRun) {
+      case 'deploy':
+      case 'rollback': {
+        const rollingBack = command === 'rollback';
+        const settings = loadSettings({ ...base, purpose: rollingBack ? 'hosts' : 'deploy' });
+        const to = flags.get('to') ?? 'previous';
+        if (rollingBack && to !== 'previous' && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(to))
+          throw new ConfigError(
+            `--to: expected previous or a release id, got "${to.slice(0, 60)}"`,
+            'Example: --to previous'
+          );
+        if (settings.dryRun && !rollingBack) {
           write(await dryRun(settings));
           return 0;
         }
@@ -138,10 +148,12 @@ export async function main(
           outDir: join(tmpdir(), 'deployguard'),
           signal: abort.signal
         };
-        const failedTests = await testGate(settings, gateOpts).then(
-          () => undefined,
-          (err: unknown) => err
-        );
+        const failedTests = rollingBack
+          ? undefined
+          : await testGate(settings, gateOpts).then(
+              () => undefined,
+              (err: unknown) => err
+            );
         if (failedTests !== undefined) {
           process.off('SIGINT', onSignal);
           process.off('SIGTERM', onSignal);
@@ -149,15 +161,21 @@ export async function main(
           if (json) write(JSON.stringify({ status: 'blocked', error: describeError(failedTests) }, null, 2));
           return 1;
         }
-        const result = await runDeploy(settings, {
-          log,
-          signal: abort.signal,
-          why: settings.report.reason,
-          redact: text => secrets.redact(text),
-          beforeChanges: async ({ lastDeployedCommit }) => {
-            await secretGate(settings, { ...gateOpts, lastDeployedCommit });
-          }
-        }).finally(() => {
+        const result = await runDeploy(
+          settings,
+          {
+            log,
+            signal: abort.signal,
+            why: settings.report.reason,
+            redact: text => secrets.redact(text),
+            beforeChanges: rollingBack
+              ? undefined
+              : async ({ lastDeployedCommit }) => {
+                  await secretGate(settings, { ...gateOpts, lastDeployedCommit });
+                }
+          },
+          rollingBack ? { kind: 'rollback', to } : { kind: 'full' }
+        ).finally(() => {
           process.off('SIGINT', onSignal);
           process.off('SIGTERM', onSignal);
         });
@@ -244,7 +262,7 @@ export async function main(
       default:
         throw new ConfigError(
           `unknown command "${command}"`,
-          'Commands: deploy, check, history, init, schema, demo. Run `deployguard --help`.'
+          'Commands: deploy, rollback, check, history, init, schema, demo. Run `deployguard --help`.'
         );
     }
   } catch (err) {

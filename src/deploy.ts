@@ -1,7 +1,7 @@
 import { connectHost } from './io/ssh.js';
 import type { Logger } from './io/log.js';
 import { checksFor, runChecks } from './checks/runner.js';
-import { deploy, type DeployDeps, type DeployResult } from './plan/execute.js';
+import { deploy, type DeployDeps, type DeployMode, type DeployResult } from './plan/execute.js';
 import { lockScript, planHost } from './plan/plan.js';
 import { layoutFor } from './remote/layout.js';
 import { remoteCommandLine } from './remote/shell.js';
@@ -31,31 +31,46 @@ export interface RunOptions {
   readonly redact?: (text: string) => string;
 }
 
-/** The whole guarded deploy, wired to real SSH, real HTTP and the real clock. */
-export async function runDeploy(settings: Settings, opts: RunOptions): Promise<DeployResult> {
-  const artifact = await readArtifact(settings);
-  opts.log.info(
-    `artifact ${settings.artifact}: ${artifact.fileCount} files, ${(artifact.totalBytes / 1e6).toFixed(1)} MB`
+/**
+ * The whole guarded deploy (or one phase of it: `mode`), wired to real SSH, real HTTP and the
+ * real clock. The artifact is read first for the phases that ship one.
+ */
+export async function runDeploy(
+  settings: Settings,
+  opts: RunOptions,
+  mode: DeployMode = { kind: 'full' }
+): Promise<DeployResult> {
+  let artifact: Artifact | undefined;
+  if (mode.kind === 'full' || mode.kind === 'switch') {
+    artifact = await readArtifact(settings);
+    opts.log.info(
+      `artifact ${settings.artifact}: ${artifact.fileCount} files, ${(artifact.totalBytes / 1e6).toFixed(1)} MB`
+    );
+  }
+  return deploy(
+    settings,
+    artifact,
+    {
+      log: opts.log,
+      connect: host => connectHost(host, settings.ssh, opts.log),
+      runChecks: (stage, hosts, release) =>
+        runChecks(checksForDeployStage(settings, stage), stage, {
+          context: { release: release.id, commit: release.commit },
+          hosts,
+          // A cancelled job stops waiting on checks at once, leaving its seconds for the rollback.
+          // Rollback verification runs to the end: it is what proves the host is safe.
+          signal: stage === 'rollback' ? undefined : opts.signal
+        }),
+      now: () => new Date(),
+      sleep: ms => new Promise(r => setTimeout(r, ms)),
+      signal: opts.signal,
+      beforeChanges: opts.beforeChanges,
+      onLock: opts.onLock,
+      why: opts.why,
+      redact: opts.redact
+    },
+    mode
   );
-  return deploy(settings, artifact, {
-    log: opts.log,
-    connect: host => connectHost(host, settings.ssh, opts.log),
-    runChecks: (stage, hosts) =>
-      runChecks(checksForDeployStage(settings, stage), stage, {
-        context: { release: settings.releaseId, commit: settings.run.commit },
-        hosts,
-        // A cancelled job stops waiting on checks at once, leaving its seconds for the rollback.
-        // Rollback verification runs to the end: it is what proves the host is safe.
-        signal: stage === 'rollback' ? undefined : opts.signal
-      }),
-    now: () => new Date(),
-    sleep: ms => new Promise(r => setTimeout(r, ms)),
-    signal: opts.signal,
-    beforeChanges: opts.beforeChanges,
-    onLock: opts.onLock,
-    why: opts.why,
-    redact: opts.redact
-  });
 }
 
 /**

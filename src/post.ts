@@ -21,7 +21,7 @@ export async function run(): Promise<void> {
   }
   if (held.length === 0) return;
   try {
-    const settings = loadActionSettings();
+    const settings = loadActionSettings('hosts');
     const layout = layoutFor(settings.target);
     for (const [name, token] of held) {
       const host = settings.hosts.find(h => h.name === name);

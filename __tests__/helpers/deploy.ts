@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { copyFile, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -158,4 +158,53 @@ export function runBundle(
     child.on('error', reject);
     child.on('close', code => resolve({ code, stdout, stderr }));
   });
+}
+
+/** Reads the runner's `name<<delimiter` output file format. */
+export function parseOutputs(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const re = /^([^<\n]+)<<(\S+)\n([\s\S]*?)\n\2$/gm;
+  for (const m of text.matchAll(re)) out[m[1]!] = m[3]!;
+  return out;
+}
+
+/**
+ * An action entry (`dist/<entry>/index.cjs`) as the runner runs it: inputs as INPUT_* variables,
+ * fresh GITHUB_OUTPUT/STATE/STEP_SUMMARY files in `dir`, and the GITHUB_* context given in `env`.
+ */
+export async function runActionEntry(
+  entry: string,
+  inputs: Record<string, string>,
+  opts: { readonly dir: string; readonly env: Record<string, string> }
+) {
+  const files = join(opts.dir, `gh-${Date.now()}-${Math.random().toString(36).slice(2)}`);
+  mkdirSync(files, { recursive: true });
+  const paths = {
+    output: join(files, 'output'),
+    state: join(files, 'state'),
+    summary: join(files, 'summary')
+  };
+  for (const p of Object.values(paths)) writeFileSync(p, '');
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: process.env.HOME ?? '/root',
+    GITHUB_ACTIONS: 'true',
+    GITHUB_OUTPUT: paths.output,
+    GITHUB_STATE: paths.state,
+    GITHUB_STEP_SUMMARY: paths.summary,
+    GITHUB_REF: 'refs/heads/main',
+    GITHUB_ACTOR: 'octocat',
+    GITHUB_SERVER_URL: 'https://github.com',
+    ...opts.env
+  };
+  for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v;
+  const r = await runBundle(entry, [], { env });
+  return {
+    code: r.code,
+    stdout: r.stdout,
+    stderr: r.stderr,
+    outputs: parseOutputs(readFileSync(paths.output, 'utf8')),
+    state: readFileSync(paths.state, 'utf8'),
+    summary: readFileSync(paths.summary, 'utf8')
+  };
 }

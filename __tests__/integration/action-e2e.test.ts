@@ -9,7 +9,14 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSandbox, type Sandbox } from '../../src/demo/sandbox.js';
-import { commandServiceYaml, freePort, get, killPidfile, makeRelease, runBundle } from '../helpers/deploy.js';
+import {
+  commandServiceYaml,
+  freePort,
+  get,
+  killPidfile,
+  makeRelease,
+  runActionEntry
+} from '../helpers/deploy.js';
 import { githubPat } from '../fixtures/secrets/samples.js';
 import { startFakeGitHub } from '../harness/github-api.js';
 
@@ -49,53 +56,19 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-/** Reads the runner's `name<<delimiter` output file format. */
-function parseOutputs(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const re = /^([^<\n]+)<<(\S+)\n([\s\S]*?)\n\2$/gm;
-  for (const m of text.matchAll(re)) out[m[1]!] = m[3]!;
-  return out;
-}
-
-async function runAction(
-  entry: 'main' | 'post',
-  inputs: Record<string, string>,
-  extraEnv: Record<string, string> = {}
-) {
-  const files = mkdirSync(join(work, `gh-${Date.now()}-${Math.random()}`), { recursive: true })!;
-  const paths = {
-    output: join(files, 'output'),
-    state: join(files, 'state'),
-    summary: join(files, 'summary')
-  };
-  for (const p of Object.values(paths)) writeFileSync(p, '');
-  const env: Record<string, string> = {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    HOME: process.env.HOME ?? '/root',
-    GITHUB_ACTIONS: 'true',
-    GITHUB_WORKSPACE: work,
-    GITHUB_OUTPUT: paths.output,
-    GITHUB_STATE: paths.state,
-    GITHUB_STEP_SUMMARY: paths.summary,
-    GITHUB_SHA: SHA,
-    GITHUB_REF: 'refs/heads/main',
-    GITHUB_REPOSITORY: 'acme/shop',
-    GITHUB_RUN_ID: '777',
-    GITHUB_ACTOR: 'octocat',
-    GITHUB_SERVER_URL: 'https://github.com',
-    HEALTH_TOKEN,
-    ...extraEnv
-  };
-  for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v;
-  const r = await runBundle(entry, [], { env });
-  return {
-    code: r.code,
-    stdout: r.stdout,
-    stderr: r.stderr,
-    outputs: parseOutputs(readFileSync(paths.output, 'utf8')),
-    state: readFileSync(paths.state, 'utf8'),
-    summary: readFileSync(paths.summary, 'utf8')
-  };
+/** The action's entry as the runner runs it, with this file's workspace and environment. */
+function runAction(entry: string, inputs: Record<string, string>, extraEnv: Record<string, string> = {}) {
+  return runActionEntry(entry, inputs, {
+    dir: work,
+    env: {
+      GITHUB_WORKSPACE: work,
+      GITHUB_SHA: SHA,
+      GITHUB_REPOSITORY: 'acme/shop',
+      GITHUB_RUN_ID: '777',
+      HEALTH_TOKEN,
+      ...extraEnv
+    }
+  });
 }
 
 function inputs(artifact: string, release: string): Record<string, string> {

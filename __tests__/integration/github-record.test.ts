@@ -68,7 +68,9 @@ function result(status: DeployResult['status'], release = 'r2'): DeployResult {
     preChecks: [],
     startedAt: new Date('2026-11-26T12:00:00Z'),
     finishedAt: new Date('2026-11-26T12:00:30Z'),
-    phases: []
+    phases: [],
+    commit: SHA,
+    reused: false
   };
 }
 

@@ -224,7 +224,15 @@ describe('plain sshd hosts', () => {
     );
     expect(await refusesConnections(c.port)).toBe(true);
     expect(instanceDirsOf('sshd-sshd-stopme')).toHaveLength(0);
-    expect((await run('pgrep', ['-f', sleep])).stdout).toBe('');
+    // The session's process gets its signal at stop(); give the kernel a moment to take it away
+    // (a zombie left for a slow reaper has no command line, so pgrep -f no longer sees it).
+    let left = '';
+    for (let i = 0; i < 30; i++) {
+      left = (await run('pgrep', ['-f', sleep])).stdout;
+      if (left === '') break;
+      await new Promise(r => setTimeout(r, 100));
+    }
+    expect(left).toBe('');
   });
 });
 

@@ -126,6 +126,8 @@ function result(
       { name: 'Secret scan', start: T0 + 1000, ms: 450, ok: true }
     ],
     lastDeployedCommit: PREV_SHA,
+    commit: SHA,
+    reused: false,
     ...over
   };
 }
@@ -251,7 +253,9 @@ const cases: Record<string, () => RecordInput> = {
         error: 'the test command failed (exit 1):\nFAIL src/cart.test.js',
         startedAt: new Date(T0),
         finishedAt: new Date(T0 + 9000),
-        phases: []
+        phases: [],
+        commit: SHA,
+        reused: false
       },
       {
         blockedBy: 'tests',

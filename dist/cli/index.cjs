@@ -58378,10 +58378,25 @@ function unpack(dir) {
 }
 /**
  * Verifies every file against the manifest on stdin and that the tree holds no file the manifest
- * does not name. Prints `count=N` on success; mismatches go to stdout as `FILE: FAILED`.
+ * does not name. Prints `count=N` on success; mismatches go to stdout as `FILE: FAILED`. The
+ * manifest is kept at `keep` once it verified, so the release can be checked again before reuse.
  */
-function verifyManifest(dir, expectedFiles) {
-    return lines(sh `cd -- ${dir}`, sh `sha256sum -c --quiet --strict -`, sh `count=$(find . -type f | wc -l)`, sh `if [ "$count" -ne ${expectedFiles} ]; then echo "file count $count, expected "${expectedFiles} >&2; exit 4; fi`, sh `echo "count=$count"`);
+function verifyManifest(dir, expectedFiles, keep) {
+    return lines(sh `mkdir -p -- ${external_node_path_namespaceObject.posix.dirname(keep)}`, sh `cat > ${keep}.tmp`, sh `cd -- ${dir}`, sh `sha256sum -c --quiet --strict -- ${keep}.tmp`, sh `count=$(find . -type f | wc -l)`, sh `if [ "$count" -ne ${expectedFiles} ]; then echo "file count $count, expected "${expectedFiles} >&2; exit 4; fi`, sh `mv -f -- ${keep}.tmp ${keep}`, sh `echo "count=$count"`);
+}
+/** Deletes every kept manifest except the live release's (in-place targets keep no old trees). */
+function pruneManifests(layout, liveId) {
+    return sh `if [ -d ${layout.manifestsDir} ]; then find ${layout.manifestsDir} -maxdepth 1 -type f ! -name ${`${liveId}.sha256`} -delete; fi`;
+}
+/** Exit code of `readManifest` when the release or its manifest is gone. */
+const RELEASE_MISSING = 6;
+/** Prints a kept release's manifest, or exits RELEASE_MISSING when the release or manifest is gone. */
+function readManifest(release, manifest) {
+    return lines(sh `if [ ! -d ${release} ] || [ -L ${release} ]; then echo "release directory missing: "${release} >&2; exit ${RELEASE_MISSING}; fi`, sh `if [ ! -f ${manifest} ]; then echo "no manifest kept for this release: "${manifest} >&2; exit ${RELEASE_MISSING}; fi`, sh `cat -- ${manifest}`);
+}
+/** Checks a kept release against the manifest lines on stdin (shared entries left out). */
+function checkRelease(release) {
+    return lines(sh `cd -- ${release}`, sh `sha256sum -c --quiet --strict -`);
 }
 /** Moves a verified staging directory to its final name (atomic rename on one filesystem). */
 function promote(from, to) {
@@ -61236,7 +61251,8 @@ function layoutFor(target) {
             stateDir,
             lockDir: external_node_path_namespaceObject.posix.join(stateDir, 'lock'),
             statusDir: external_node_path_namespaceObject.posix.join(stateDir, 'status'),
-            deploymentsLog: external_node_path_namespaceObject.posix.join(stateDir, 'deployments.jsonl')
+            deploymentsLog: external_node_path_namespaceObject.posix.join(stateDir, 'deployments.jsonl'),
+            manifestsDir: external_node_path_namespaceObject.posix.join(stateDir, 'manifests')
         };
     }
     const stateDir = external_node_path_namespaceObject.posix.join(base, '.deployguard');
@@ -61249,8 +61265,13 @@ function layoutFor(target) {
         stateDir,
         lockDir: external_node_path_namespaceObject.posix.join(stateDir, 'lock'),
         statusDir: external_node_path_namespaceObject.posix.join(stateDir, 'status'),
-        deploymentsLog: external_node_path_namespaceObject.posix.join(stateDir, 'deployments.jsonl')
+        deploymentsLog: external_node_path_namespaceObject.posix.join(stateDir, 'deployments.jsonl'),
+        manifestsDir: external_node_path_namespaceObject.posix.join(stateDir, 'manifests')
     };
+}
+/** Where a release's manifest is kept. */
+function manifestPath(layout, releaseId) {
+    return external_node_path_namespaceObject.posix.join(layout.manifestsDir, `${releaseId}.sha256`);
 }
 /** The directory a release lives in (releases strategy). */
 function releaseDir(layout, releaseId) {
@@ -66926,6 +66947,7 @@ function serializeEntry(entry, redact) {
 }
 const STATUSES = new Set([
     'deployed',
+    'switched',
     'rolled-back',
     'rollback-failed',
     'failed',
@@ -67648,33 +67670,58 @@ function lockOwner(settings, token, at) {
 function lockScript(settings, layout, token, now) {
     return lockAcquire(layout, lockOwner(settings, token, now), Math.ceil(settings.lock.ttlMs / 1000));
 }
+/** The ids of the steps a `post` part starts with: everything before them ran in the deploy phase. */
+const POST_STEPS = new Set(['running', 'checks']);
 function planHost(settings, layout, facts, opts) {
+    const full = planAll(settings, layout, facts, opts);
+    const part = opts.part ?? 'all';
+    if (part === 'all')
+        return full;
+    const cut = full.steps.findIndex(s => POST_STEPS.has(s.id));
+    const before = full.steps.slice(0, cut);
+    if (part === 'switch')
+        return { ...full, steps: before, finalize: [] };
+    return {
+        ...full,
+        steps: full.steps.slice(cut),
+        initialUndo: before.flatMap(s => (s.undo ? [s.undo] : [])),
+        serviceTouched: before.some(s => s.touchesService)
+    };
+}
+function planAll(settings, layout, facts, opts) {
     const id = settings.releaseId;
     const staging = stagingDir(layout, id);
     const release = releaseDir(layout, id);
     const service = serviceCommands(settings.service, layout);
     const steps = [];
     const exec = (script) => ({ kind: 'exec', script });
-    steps.push({
-        id: 'stage',
-        title: 'Prepare a staging directory',
-        action: exec(prepareStaging(staging)),
-        undo: { id: 'unstage', title: 'Remove the staging directory', action: exec(removePaths([staging])) }
-    });
-    steps.push({
-        id: 'upload',
-        title: 'Upload the artifact',
-        action: { kind: 'upload', script: unpack(staging) }
-    });
-    steps.push({
-        id: 'verify',
-        title: 'Verify the SHA-256 of every file on the host',
-        action: { kind: 'verify', script: verifyManifest(staging, opts.fileCount) }
-    });
+    const ship = opts.source !== 'reuse';
+    if (ship)
+        steps.push({
+            id: 'stage',
+            title: 'Prepare a staging directory',
+            action: exec(prepareStaging(staging)),
+            undo: { id: 'unstage', title: 'Remove the staging directory', action: exec(removePaths([staging])) }
+        });
+    if (ship)
+        steps.push({
+            id: 'upload',
+            title: 'Upload the artifact',
+            action: { kind: 'upload', script: unpack(staging) }
+        });
+    if (ship)
+        steps.push({
+            id: 'verify',
+            title: 'Verify the SHA-256 of every file on the host',
+            action: {
+                kind: 'verify',
+                script: verifyManifest(staging, opts.fileCount, manifestPath(layout, id))
+            }
+        });
     // From here the directory that holds the new tree is `incoming` (the final release dir or,
     // in-place, the staged tree that will replace the live one).
     const incoming = layout.strategy === 'releases' ? release : staging;
-    if (layout.strategy === 'releases') {
+    if (ship && layout.strategy === 'releases') {
         steps.push({
             id: 'promote',
             title: `Move the verified tree to releases/${id}`,
@@ -67687,14 +67734,14 @@ function planHost(settings, layout, facts, opts) {
             }
         });
     }
-    if (settings.target.shared.length) {
+    if (ship && settings.target.shared.length) {
         steps.push({
             id: 'shared',
             title: `Link shared entries (${settings.target.shared.join(', ')})`,
             action: exec(linkShared(layout.sharedDir, incoming, settings.target.shared))
         });
     }
-    if (settings.beforeSwitch) {
+    if (ship && settings.beforeSwitch) {
         steps.push({
             id: 'before-switch',
             title: 'Run the before-switch command in the new release',
@@ -67788,6 +67835,8 @@ function planHost(settings, layout, facts, opts) {
     ];
     return {
         layout,
+        initialUndo: [],
+        serviceTouched: false,
         previousRelease: layout.strategy === 'in-place'
             ? backup
                 ? external_node_path_namespaceObject.posix.basename(backup)
@@ -67873,7 +67922,11 @@ function tail(text, n = 15) {
  * host fails, every host that was changed is put back (undo steps in reverse), the rollback is
  * verified with the same checks, and the lock on every host is released on every path.
  */
-async function deploy(settings, artifact, deps) {
+async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
+    // The release this run ends up deploying is known once the hosts are read (a kept release
+    // reused, a rollback's target): from then on `settings` names it.
+    let settings = initial;
+    let reused = false;
     const startedAt = deps.now();
     const token = (0,external_node_crypto_.randomUUID)();
     const layout = layoutFor(settings.target);
@@ -67919,15 +67972,28 @@ async function deploy(settings, artifact, deps) {
             await runRecorded(run, deps, { id: 'lock', title: 'Lock the host' }, () => acquireLock(lockScript(settings, layout, token, deps.now()), run, settings, deps, token));
         }
         const facts = new Map();
-        for (const run of runs)
-            facts.set(run, await readFacts(run, layout, deps));
+        const logs = new Map();
+        for (const run of runs) {
+            const read = await readFacts(run, layout, deps);
+            facts.set(run, read.facts);
+            logs.set(run, read.log);
+        }
         // The last good deploy, when every host agrees on it: every commit after it is going out.
         const commits = [...facts.values()].map(f => f.lastGoodCommit).filter((c) => !!c);
         lastDeployedCommit =
             commits.length === runs.length && new Set(commits).size === 1 ? commits[0] : undefined;
-        if (settings.checks.some(c => c.stages.includes('pre')))
+        const target = await timed('Choose the release', () => chooseTarget(initial, mode, runs, facts, logs, layout, deps, artifact !== undefined));
+        settings = { ...initial, releaseId: target.id, run: { ...initial.run, commit: target.commit } };
+        reused = target.reuse;
+        if (mode.kind === 'post') {
+            // The post-deploy phase returns to the release the deploy phase replaced.
+            for (const run of runs)
+                facts.set(run, { ...facts.get(run), previous: target.previous.get(run) });
+        }
+        const gates = mode.kind === 'full' || mode.kind === 'pre';
+        if (gates && settings.checks.some(c => c.stages.includes('pre')))
             preChecks = await timed('Pre-deploy checks', () => preDeployGate(settings, runs, facts, deps));
-        if (deps.beforeChanges) {
+        if (gates && deps.beforeChanges) {
             try {
                 await timed('Secret scan', () => deps.beforeChanges({ lastDeployedCommit }));
             }
@@ -67935,8 +68001,11 @@ async function deploy(settings, artifact, deps) {
                 throw new Blocked(err.message ?? String(err), [], err.hint ?? '', err);
             }
         }
-        for (const run of runs) {
-            await deps.log.group(`${run.host.name}: deploy ${settings.releaseId}`, () => deployHost(settings, layout, artifact, run, facts.get(run), deps));
+        for (const run of mode.kind === 'pre' ? [] : runs) {
+            await deps.log.group(`${run.host.name}: ${VERB[mode.kind]} ${settings.releaseId}`, () => deployHost(settings, layout, artifact, run, facts.get(run), deps, {
+                source: reused || mode.kind === 'rollback' ? 'reuse' : 'ship',
+                part: mode.kind === 'switch' ? 'switch' : mode.kind === 'post' ? 'post' : 'all'
+            }));
         }
     }
     catch (err) {
@@ -67948,7 +68017,12 @@ async function deploy(settings, artifact, deps) {
     }
     try {
         if (failure === undefined) {
-            for (const run of runs) {
+            for (const run of mode.kind === 'pre' ? [] : runs) {
+                if (mode.kind === 'switch') {
+                    // Not verified yet: the post-deploy phase judges it, marks it and prunes.
+                    run.report.outcome = 'switched';
+                    continue;
+                }
                 await deps.log.group(`${run.host.name}: finish`, () => finishHost(settings, run, deps));
                 run.report.outcome = 'deployed';
             }
@@ -67971,18 +68045,27 @@ async function deploy(settings, artifact, deps) {
     finally {
         // Every path ends here: the record written under the lock, locks released, connections closed.
         for (const run of runs) {
-            if (run.locked) {
+            if (run.locked && mode.kind !== 'pre') {
                 await writeRecord(run, settings, layout, deps, {
-                    status: failure instanceof Blocked ? 'blocked' : hostStatus(run.report.outcome, failure),
-                    startedAt
+                    status: failure instanceof Blocked ? 'blocked' : hostStatus(run.report.outcome, failure, mode),
+                    startedAt,
+                    why: deps.why ??
+                        (mode.kind === 'rollback'
+                            ? `rollback to ${settings.releaseId}${run.report.previousRelease ? ` from ${run.report.previousRelease}` : ''}`
+                            : undefined)
                 });
-                await unlock(run, layout, deps, token);
             }
+            if (run.locked)
+                await unlock(run, layout, deps, token);
             run.shell.close();
         }
     }
     const status = failure === undefined
-        ? 'deployed'
+        ? mode.kind === 'switch'
+            ? 'switched'
+            : mode.kind === 'pre'
+                ? 'checked'
+                : 'deployed'
         : failure instanceof Blocked
             ? 'blocked'
             : reports.some(r => r.outcome === 'rollback-failed')
@@ -68004,9 +68087,18 @@ async function deploy(settings, artifact, deps) {
         startedAt,
         finishedAt: deps.now(),
         phases,
-        lastDeployedCommit
+        lastDeployedCommit,
+        commit: settings.run.commit,
+        reused
     };
 }
+const VERB = {
+    full: 'deploy',
+    pre: 'check',
+    switch: 'ship and switch to',
+    post: 'verify',
+    rollback: 'roll back to'
+};
 /** The result of a deploy stopped before any host was contacted (by the test command). */
 function blockedResult(settings, err, at) {
     return {
@@ -68018,13 +68110,15 @@ function blockedResult(settings, err, at) {
         error: describeError(err),
         startedAt: at,
         finishedAt: new Date(),
-        phases: []
+        phases: [],
+        commit: settings.run.commit,
+        reused: false
     };
 }
 /** The host's status in its record: a host that never started had nothing changed. */
-function hostStatus(outcome, failure) {
+function hostStatus(outcome, failure, mode) {
     if (outcome === 'not-started')
-        return failure === undefined ? 'deployed' : 'failed';
+        return failure === undefined ? (mode.kind === 'switch' ? 'switched' : 'deployed') : 'failed';
     return outcome;
 }
 /**
@@ -68045,7 +68139,7 @@ async function writeRecord(run, settings, layout, deps, what) {
         actor: settings.run.actor,
         runUrl: settings.run.runUrl,
         status: what.status,
-        reason: deps.why,
+        reason: what.why,
         durationMs: now.getTime() - what.startedAt.getTime(),
         checks: entryChecks([...run.report.checks, ...run.report.rollbackChecks])
     };
@@ -68072,11 +68166,18 @@ async function keepEvidence(run, settings, layout, deps) {
     else if (r === undefined)
         deps.log.warn(`${run.host.name}: the service's log lines could not be read`);
 }
-async function deployHost(settings, layout, artifact, run, facts, deps) {
-    const plan = planHost(settings, layout, facts, { now: deps.now(), fileCount: artifact.fileCount });
+async function deployHost(settings, layout, artifact, run, facts, deps, how) {
+    const plan = planHost(settings, layout, facts, {
+        now: deps.now(),
+        fileCount: artifact?.fileCount ?? 0,
+        ...how
+    });
     run.plan = plan;
     run.report.previousRelease = plan.previousRelease;
     run.report.outcome = 'failed';
+    run.undo.push(...plan.initialUndo);
+    if (plan.serviceTouched)
+        run.serviceTouched = true;
     for (const step of plan.steps) {
         if (deps.signal?.aborted)
             throw new DeployError(`${run.host.name}: cancelled before "${step.title}"`, 'deploy');
@@ -68111,14 +68212,135 @@ async function readFacts(run, layout, deps) {
                 : lastDeployed(log)
             : undefined;
         if (live)
-            run.report.previousDeploy = {
-                release: live.release,
-                commit: live.commit,
-                runUrl: live.runUrl,
-                time: live.time
-            };
+            run.report.previousDeploy = previousDeployOf(live);
         const good = lastDeployed(log)?.commit;
-        return { previous, lastGoodCommit: good && /^[0-9a-f]{40}$/.test(good) ? good : undefined };
+        return {
+            facts: { previous, lastGoodCommit: good && /^[0-9a-f]{40}$/.test(good) ? good : undefined },
+            log
+        };
+    });
+}
+function previousDeployOf(e) {
+    return { release: e.release, commit: e.commit, runUrl: e.runUrl, time: e.time };
+}
+const SHA = /^[0-9a-f]{40}$/;
+/**
+ * Which release this run deploys, decided under the lock from what the hosts hold and recorded:
+ * - a deploy of a commit whose release is still on every host and verifies against its kept
+ *   manifest reuses it (a re-run of an old workflow run only switches back);
+ * - a rollback goes to the named release, or to the newest good one before the live one;
+ * - a post-deploy run judges the release its deploy phase switched to.
+ */
+async function chooseTarget(settings, mode, runs, facts, logs, layout, deps, haveArtifact) {
+    const fresh = {
+        id: settings.releaseId,
+        commit: settings.run.commit,
+        reuse: false,
+        previous: new Map()
+    };
+    const live = (run) => {
+        const p = facts.get(run)?.previous;
+        return p ? external_node_path_namespaceObject.posix.basename(p) : undefined;
+    };
+    if (mode.kind === 'post') {
+        const previous = new Map();
+        for (const run of runs) {
+            if (live(run) !== mode.release)
+                throw new DeployError(`${run.host.name}: current is ${live(run) ?? 'not set'}, not ${mode.release}: another deploy ran after the deploy step, or the deploy step failed.`, 'post-deploy', 'Run post-deploy with the `release` output of the deploy step, in the same workflow run.');
+            const log = logs.get(run);
+            const switched = log.entries.findLast(e => e.release === mode.release && e.status === 'switched');
+            const back = mode.previous || switched?.previous;
+            previous.set(run, back ? releaseDir(layout, back) : undefined);
+            const before = back ? deployedRelease(log, back) : undefined;
+            run.report.previousDeploy = before ? previousDeployOf(before) : undefined;
+        }
+        const commit = logs.get(runs[0]).entries.findLast(e => e.release === mode.release)?.commit;
+        return { id: mode.release, commit: commit ?? settings.run.commit, reuse: false, previous };
+    }
+    if (mode.kind === 'rollback') {
+        if (layout.strategy !== 'releases')
+            throw new DeployError('rollback needs `strategy: releases`: an in-place target keeps backups, not releases.', 'rollback', `Restore a backup by hand: the newest is the latest ${layout.base}.backup-* directory.`);
+        const chosen = new Map();
+        for (const run of runs) {
+            const current = live(run);
+            const log = logs.get(run);
+            const entry = mode.to === 'previous'
+                ? log.entries.findLast(e => e.status === 'deployed' && e.release !== current)
+                : deployedRelease(log, mode.to);
+            if (mode.to === 'previous' && !entry)
+                throw new DeployError(`${run.host.name}: no earlier good release is recorded (live: ${current ?? 'none'}).`, 'rollback', 'Name the release to return to: `deployguard history` lists them.');
+            if (mode.to !== 'previous' && !entry)
+                throw new DeployError(`${run.host.name}: ${mode.to} was never recorded as a good deploy on this host; deployguard only rolls back to releases that passed their checks.`, 'rollback', 'Nothing was changed. `deployguard history` lists the good releases.');
+            if (mode.to !== 'previous' && mode.to === current)
+                throw new DeployError(`${run.host.name}: ${mode.to} is already live; nothing to roll back.`, 'rollback');
+            chosen.set(run, entry);
+        }
+        const ids = new Set(runs.map(r => chosen.get(r)?.release ?? (mode.to === 'previous' ? '' : mode.to)));
+        if (ids.size !== 1)
+            throw new DeployError(`the hosts would roll back to different releases: ${runs.map(r => `${r.host.name}: ${chosen.get(r)?.release}`).join(', ')}`, 'rollback', 'Name one release with `--to`; the fleet must end on one version.');
+        const id = [...ids][0];
+        for (const run of runs) {
+            const problem = await verifyKept(run, settings, layout, id, deps);
+            if (problem)
+                throw new DeployError(`${run.host.name}: cannot roll back to ${id}: ${problem}`, 'rollback', 'Nothing was changed. Pick another release (`deployguard history`), or deploy that commit again.');
+        }
+        return { ...fresh, id, commit: chosen.get(runs[0])?.commit ?? 'unknown', reuse: true };
+    }
+    if (mode.kind === 'pre')
+        return fresh;
+    // A deploy: reuse this commit's release when every host still holds it, intact.
+    if (layout.strategy !== 'releases' || !SHA.test(settings.run.commit))
+        return needArtifact(fresh);
+    const candidates = runs.map(r => logs.get(r).entries.findLast(e => e.status === 'deployed' && e.commit === settings.run.commit));
+    const id = candidates[0]?.release;
+    if (!id ||
+        candidates.some(c => c?.release !== id) ||
+        (settings.releaseIdGiven && id !== settings.releaseId))
+        return needArtifact(fresh);
+    for (const run of runs) {
+        const problem = await verifyKept(run, settings, layout, id, deps);
+        if (problem) {
+            deps.log.info(`${run.host.name}: release ${id} of this commit cannot be reused (${problem}); shipping a new release.`);
+            return needArtifact(fresh);
+        }
+    }
+    deps.log.info(`release ${id} of commit ${settings.run.commit.slice(0, 12)} is on every host and verified: switching to it, nothing is uploaded.`);
+    return { ...fresh, id, reuse: true };
+    function needArtifact(t) {
+        if (!haveArtifact)
+            throw new DeployError('nothing to deploy: no artifact was given', 'deploy', 'Set the `artifact` input.');
+        return t;
+    }
+}
+/**
+ * Checks a release kept on the host against the manifest saved when it was first verified
+ * (entries replaced by `shared` links left out). Returns why it cannot be used, or undefined.
+ */
+async function verifyKept(run, settings, layout, id, deps) {
+    return runRecorded(run, deps, { id: 'verify', title: `Verify the kept release ${id} (SHA-256 of every file)` }, async () => {
+        const release = releaseDir(layout, id);
+        const m = await run.shell.exec(readManifest(release, manifestPath(layout, id)), {
+            timeoutMs: STEP_TIMEOUT_MS
+        });
+        if (m.code === RELEASE_MISSING)
+            return tail(m.stderr, 2) || 'it is gone';
+        if (m.code !== 0)
+            throw new StepFailed(`${run.host.name}: reading the manifest of ${id} failed (exit ${m.code}): ${tail(m.stderr)}`, 'deploy');
+        const shared = settings.target.shared.map(e => e.replace(/\/+$/, ''));
+        const lines = m.stdout
+            .split('\n')
+            .filter(l => l && !shared.some(e => l.slice(66) === `./${e}` || l.slice(66).startsWith(`./${e}/`)));
+        const r = await run.shell.exec(checkRelease(release), {
+            stdin: lines.join('\n') + '\n',
+            timeoutMs: STEP_TIMEOUT_MS
+        });
+        if (r.code === 0)
+            return undefined;
+        const bad = r.stdout
+            .split('\n')
+            .filter(l => /: FAILED/.test(l))
+            .slice(0, 5);
+        return `its files changed since it was verified: ${bad.join('; ') || tail(r.stderr, 3)}`;
     });
 }
 /**
@@ -68135,7 +68357,7 @@ async function preDeployGate(settings, runs, facts, deps) {
         return [];
     }
     return deps.log.group('Pre-deploy: is production healthy now?', async () => {
-        const results = await deps.runChecks('pre', live.map(r => hostContext(r, settings)));
+        const results = await deps.runChecks('pre', live.map(r => hostContext(r, settings)), { id: settings.releaseId, commit: settings.run.commit });
         logChecks(results, deps.log);
         const failed = results.filter(r => !r.ok);
         if (failed.length === 0)
@@ -68186,6 +68408,8 @@ async function runAction(step, run, settings, artifact, deps) {
             await execute_execOk(run, a.script, step.title);
             return;
         case 'upload': {
+            if (!artifact)
+                throw new StepFailed(`${run.host.name}: no artifact to upload`, 'deploy');
             const packed = packArtifact(artifact);
             const r = await run.shell.exec(a.script, { stdin: packed.stream });
             // A channel that closed early (connection drop, remote tar died) leaves the archive stream
@@ -68233,7 +68457,8 @@ function failedChecks(results) {
  */
 async function postDeployChecks(run, settings, deps) {
     const host = [hostContext(run, settings)];
-    let results = await deps.runChecks('post', host);
+    const release = { id: settings.releaseId, commit: settings.run.commit };
+    let results = await deps.runChecks('post', host, release);
     run.report.checks = results;
     logChecks(results, deps.log);
     if (results.some(r => !r.ok))
@@ -68248,7 +68473,7 @@ async function postDeployChecks(run, settings, deps) {
         if (deps.signal?.aborted)
             throw new DeployError(`${run.host.name}: cancelled during the stability window`, 'post-deploy');
         await deps.sleep(Math.min(STABILITY_INTERVAL_MS, Math.max(0, until - Date.now())));
-        results = await deps.runChecks('post', host);
+        results = await deps.runChecks('post', host, release);
         rounds++;
         if (results.some(r => !r.ok)) {
             run.report.checks = results;
@@ -68355,7 +68580,10 @@ async function rollbackHost(settings, run, deps) {
             const running = run.plan?.steps.find(s => s.action.kind === 'await-running');
             if (running && running.action.kind === 'await-running')
                 await awaitRunning(running.action.script, run, settings, deps);
-            const results = await deps.runChecks('rollback', [hostContext(run, settings)]);
+            const results = await deps.runChecks('rollback', [hostContext(run, settings)], {
+                id: run.report.previousRelease ?? '',
+                commit: run.report.previousDeploy?.commit ?? ''
+            });
             run.report.rollbackChecks = results;
             logChecks(results, deps.log);
             const failed = results.filter(r => !r.ok);
@@ -68393,13 +68621,23 @@ async function finishHost(settings, run, deps) {
     }
     try {
         const listing = await execute_execOk(run, listReleases(plan.layout), 'list releases');
-        const doomed = plan.layout.strategy === 'releases'
-            ? planPrune(parseReleaseList(listing), settings.releaseId, settings.target.keepReleases).flatMap(id => [external_node_path_namespaceObject.posix.join(plan.layout.releasesDir, id), external_node_path_namespaceObject.posix.join(plan.layout.statusDir, id)])
+        const layout = plan.layout;
+        const names = layout.strategy === 'releases'
+            ? planPrune(parseReleaseList(listing), settings.releaseId, settings.target.keepReleases)
             : listing.split('\n').filter(Boolean).sort().reverse().slice(settings.target.keepReleases);
+        const doomed = layout.strategy === 'releases'
+            ? names.flatMap(id => [
+                releaseDir(layout, id),
+                external_node_path_namespaceObject.posix.join(layout.statusDir, id),
+                manifestPath(layout, id)
+            ])
+            : names;
+        // In place, only the live tree's manifest means anything: the trees it describes are gone.
+        if (layout.strategy === 'in-place')
+            await execute_execOk(run, pruneManifests(layout, settings.releaseId), 'prune manifests');
         if (doomed.length) {
             await execute_execOk(run, removePaths(doomed), 'prune');
-            const names = [...new Set(doomed.map(d => external_node_path_namespaceObject.posix.basename(d)))];
-            deps.log.info(`pruned ${names.length}: ${names.join(', ')}`);
+            deps.log.info(`pruned ${names.length}: ${names.map(n => external_node_path_namespaceObject.posix.basename(n)).join(', ')}`);
         }
     }
     catch (err) {
@@ -68438,15 +68676,21 @@ async function readArtifact(settings) {
         throw err;
     }
 }
-/** The whole guarded deploy, wired to real SSH, real HTTP and the real clock. */
-async function runDeploy(settings, opts) {
-    const artifact = await readArtifact(settings);
-    opts.log.info(`artifact ${settings.artifact}: ${artifact.fileCount} files, ${(artifact.totalBytes / 1e6).toFixed(1)} MB`);
+/**
+ * The whole guarded deploy (or one phase of it: `mode`), wired to real SSH, real HTTP and the
+ * real clock. The artifact is read first for the phases that ship one.
+ */
+async function runDeploy(settings, opts, mode = { kind: 'full' }) {
+    let artifact;
+    if (mode.kind === 'full' || mode.kind === 'switch') {
+        artifact = await readArtifact(settings);
+        opts.log.info(`artifact ${settings.artifact}: ${artifact.fileCount} files, ${(artifact.totalBytes / 1e6).toFixed(1)} MB`);
+    }
     return deploy(settings, artifact, {
         log: opts.log,
         connect: host => connectHost(host, settings.ssh, opts.log),
-        runChecks: (stage, hosts) => runChecks(checksForDeployStage(settings, stage), stage, {
-            context: { release: settings.releaseId, commit: settings.run.commit },
+        runChecks: (stage, hosts, release) => runChecks(checksForDeployStage(settings, stage), stage, {
+            context: { release: release.id, commit: release.commit },
             hosts,
             // A cancelled job stops waiting on checks at once, leaving its seconds for the rollback.
             // Rollback verification runs to the end: it is what proves the host is safe.
@@ -68459,7 +68703,7 @@ async function runDeploy(settings, opts) {
         onLock: opts.onLock,
         why: opts.why,
         redact: opts.redact
-    });
+    }, mode);
 }
 /**
  * The checks of a deploy stage. Rollback verification runs the post-deploy checks against the
@@ -69531,6 +69775,7 @@ function parseSettings(src) {
         artifact: artifact ?? '',
         exclude: file?.exclude ?? [],
         releaseId: releaseIdInput ?? defaultReleaseId(src.now, commit),
+        releaseIdGiven: releaseIdInput !== undefined,
         target: {
             path: (targetPath ?? '').replace(/\/+$/, ''),
             strategy: strategyInput ?? file?.target?.strategy ?? 'releases',
@@ -75416,6 +75661,8 @@ async function deployReason(opts) {
 
 const HEADLINE = {
     deployed: '✅ Deployed',
+    switched: '🔀 Switched (not verified yet)',
+    checked: '🔎 Pre-deploy checks passed',
     'rolled-back': '↩️ Rolled back',
     'rollback-failed': '🔥 Rollback FAILED',
     failed: '❌ Failed (nothing changed)',
@@ -75431,7 +75678,11 @@ function statusText(input) {
     const r = input.result;
     switch (r.status) {
         case 'deployed':
-            return `✅ deployed: every host serves \`${r.releaseId}\`, verified healthy`;
+            return `✅ deployed: every host serves \`${r.releaseId}\`, verified healthy${r.reused ? ' (the release was already on the hosts and verified: only switched)' : ''}`;
+        case 'checked':
+            return '🔎 the pre-deploy gates passed; nothing was changed';
+        case 'switched':
+            return `🔀 switched: every host runs \`${r.releaseId}\`; the post-deploy checks decide whether it stays`;
         case 'rolled-back':
             return `↩️ rolled back: the release failed, the previous release${r.previousRelease ? ` \`${r.previousRelease}\`` : ''} serves again and passed its checks`;
         case 'rollback-failed':
@@ -75599,6 +75850,7 @@ function hostsSection(input) {
         return [];
     const icon = {
         deployed: '✅ deployed',
+        switched: '🔀 switched, not verified yet',
         'rolled-back': '↩️ rolled back',
         'rollback-failed': '🔥 rollback failed',
         failed: '❌ failed, nothing changed',
@@ -75607,7 +75859,7 @@ function hostsSection(input) {
     };
     const lines = ['### Hosts', '', '| host | result | now serving | time |', '| --- | --- | --- | --- |'];
     for (const h of r.hosts) {
-        const serving = h.outcome === 'deployed' || h.outcome === 'failed-live'
+        const serving = h.outcome === 'deployed' || h.outcome === 'failed-live' || h.outcome === 'switched'
             ? `\`${r.releaseId}\``
             : h.previousRelease
                 ? `\`${h.previousRelease}\``
@@ -76006,6 +76258,8 @@ Usage:
   deployguard deploy [--config FILE] [--dry-run] [--json] [--reason TEXT] [--record FILE]
                      [--<input> VALUE ...]   --record writes the deployment record (Markdown)
   deployguard check  [--config FILE] [--stage pre|post|schedule] [--json]
+  deployguard rollback [--config FILE] [--to previous|RELEASE] [--json]
+                     switch back to a release kept on the hosts, verified by its checksums first
   deployguard history [--config FILE] [--limit N] [--json]
                      list each host's deployments (its deployments.jsonl), newest first
   deployguard init   [--config FILE] [--force]   write a commented starter deployguard.yml
@@ -76088,9 +76342,14 @@ async function main(argv, out = process.stdout) {
             case 'schema':
                 write(JSON.stringify(configJsonSchema(), null, 2));
                 return 0;
-            case 'deploy': {
-                const settings = loadSettings(base);
-                if (settings.dryRun) {
+            case 'deploy':
+            case 'rollback': {
+                const rollingBack = command === 'rollback';
+                const settings = loadSettings({ ...base, purpose: rollingBack ? 'hosts' : 'deploy' });
+                const to = flags.get('to') ?? 'previous';
+                if (rollingBack && to !== 'previous' && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(to))
+                    throw new ConfigError(`--to: expected previous or a release id, got "${to.slice(0, 60)}"`, 'Example: --to previous');
+                if (settings.dryRun && !rollingBack) {
                     write(await dryRun(settings));
                     return 0;
                 }
@@ -76110,7 +76369,9 @@ async function main(argv, out = process.stdout) {
                     outDir: (0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'deployguard'),
                     signal: abort.signal
                 };
-                const failedTests = await testGate(settings, gateOpts).then(() => undefined, (err) => err);
+                const failedTests = rollingBack
+                    ? undefined
+                    : await testGate(settings, gateOpts).then(() => undefined, (err) => err);
                 if (failedTests !== undefined) {
                     process.off('SIGINT', onSignal);
                     process.off('SIGTERM', onSignal);
@@ -76124,10 +76385,12 @@ async function main(argv, out = process.stdout) {
                     signal: abort.signal,
                     why: settings.report.reason,
                     redact: text => secrets.redact(text),
-                    beforeChanges: async ({ lastDeployedCommit }) => {
-                        await secretGate(settings, { ...gateOpts, lastDeployedCommit });
-                    }
-                }).finally(() => {
+                    beforeChanges: rollingBack
+                        ? undefined
+                        : async ({ lastDeployedCommit }) => {
+                            await secretGate(settings, { ...gateOpts, lastDeployedCommit });
+                        }
+                }, rollingBack ? { kind: 'rollback', to } : { kind: 'full' }).finally(() => {
                     process.off('SIGINT', onSignal);
                     process.off('SIGTERM', onSignal);
                 });
@@ -76201,7 +76464,7 @@ async function main(argv, out = process.stdout) {
                 return 0;
             }
             default:
-                throw new ConfigError(`unknown command "${command}"`, 'Commands: deploy, check, history, init, schema, demo. Run `deployguard --help`.');
+                throw new ConfigError(`unknown command "${command}"`, 'Commands: deploy, rollback, check, history, init, schema, demo. Run `deployguard --help`.');
         }
     }
     catch (err) {

@@ -6,22 +6,27 @@ import type { Logger } from '../io/log.js';
 import type { RemoteShell } from '../io/ssh.js';
 import {
   appendDeployment,
+  checkRelease,
   LOCK_BUSY,
+  readManifest,
+  RELEASE_MISSING,
   listReleases,
   lockRelease,
   parseServiceStatus,
   probe,
+  pruneManifests,
   removePaths,
   type ServiceState
 } from '../remote/commands.js';
-import { layoutFor, releaseDir } from '../remote/layout.js';
+import { layoutFor, manifestPath, releaseDir } from '../remote/layout.js';
 import {
   deployedRelease,
   entryChecks,
   lastDeployed,
   parseDeploymentsOutput,
   serializeEntry,
-  type DeploymentEntry
+  type DeploymentEntry,
+  type DeploymentLog
 } from '../report/history.js';
 import { remoteCommandLine, type Shell } from '../remote/shell.js';
 import type { HostSettings, Settings } from '../settings/types.js';
@@ -35,6 +40,7 @@ import {
   type ExecStep,
   type HostFacts,
   type HostPlan,
+  type PlanOptions,
   type Step
 } from './plan.js';
 
@@ -43,7 +49,11 @@ export interface DeployDeps {
   readonly log: Logger;
   connect(host: HostSettings): Promise<RemoteShell>;
   /** Runs the checks of a stage (pre-deploy, post-deploy, or verifying a rollback) for these hosts. */
-  runChecks(stage: 'pre' | 'post' | 'rollback', hosts: readonly HostContext[]): Promise<CheckResult[]>;
+  runChecks(
+    stage: 'pre' | 'post' | 'rollback',
+    hosts: readonly HostContext[],
+    release: { readonly id: string; readonly commit: string }
+  ): Promise<CheckResult[]>;
   now(): Date;
   sleep(ms: number): Promise<void>;
   /** Aborted when the job is cancelled: the executor stops between steps and rolls back. */
@@ -62,10 +72,31 @@ export interface DeployDeps {
 }
 
 export type HostOutcome =
-  'deployed' | 'rolled-back' | 'rollback-failed' | 'failed' | 'failed-live' | 'not-started';
+  'deployed' | 'switched' | 'rolled-back' | 'rollback-failed' | 'failed' | 'failed-live' | 'not-started';
 /** `failed`: nothing live changed. `failed-live`: rollback is off and the failed release serves. */
 export type DeployStatus =
-  'deployed' | 'rolled-back' | 'rollback-failed' | 'failed' | 'failed-live' | 'blocked';
+  | 'deployed'
+  | 'switched'
+  | 'checked'
+  | 'rolled-back'
+  | 'rollback-failed'
+  | 'failed'
+  | 'failed-live'
+  | 'blocked';
+
+/**
+ * What this run does. `full`: every phase. `switch`: ship and start the release, no checks (the
+ * `deploy` sub-action; it ends `switched`). `post`: the running check, health checks and automatic
+ * rollback for a release an earlier `switch` run started (the `post-deploy` sub-action). `pre`:
+ * the gates only (production health, the secret scan), changing nothing; it ends `checked`.
+ * `rollback`: switch back to a release kept on the hosts (`previous`, or an id).
+ */
+export type DeployMode =
+  | { readonly kind: 'full' }
+  | { readonly kind: 'pre' }
+  | { readonly kind: 'switch' }
+  | { readonly kind: 'post'; readonly release: string; readonly previous?: string }
+  | { readonly kind: 'rollback'; readonly to: string };
 
 export interface StepRecord {
   readonly id: string;
@@ -132,6 +163,10 @@ export interface DeployResult {
   readonly phases: readonly PhaseRecord[];
   /** The commit every host recorded as its last good deploy (where "changes since" start). */
   readonly lastDeployedCommit?: string;
+  /** The commit of the release deployed (a rollback's is the old release's). */
+  readonly commit: string;
+  /** The release was already on the hosts and verified: it was only switched to, not uploaded. */
+  readonly reused: boolean;
 }
 
 class StepFailed extends DeployguardError {}
@@ -184,10 +219,15 @@ interface HostRun {
  * verified with the same checks, and the lock on every host is released on every path.
  */
 export async function deploy(
-  settings: Settings,
-  artifact: Artifact,
-  deps: DeployDeps
+  initial: Settings,
+  artifact: Artifact | undefined,
+  deps: DeployDeps,
+  mode: DeployMode = { kind: 'full' }
 ): Promise<DeployResult> {
+  // The release this run ends up deploying is known once the hosts are read (a kept release
+  // reused, a rollback's target): from then on `settings` names it.
+  let settings = initial;
+  let reused = false;
   const startedAt = deps.now();
   const token = randomUUID();
   const layout = layoutFor(settings.target);
@@ -236,14 +276,29 @@ export async function deploy(
       );
     }
     const facts = new Map<HostRun, HostFacts>();
-    for (const run of runs) facts.set(run, await readFacts(run, layout, deps));
+    const logs = new Map<HostRun, DeploymentLog>();
+    for (const run of runs) {
+      const read = await readFacts(run, layout, deps);
+      facts.set(run, read.facts);
+      logs.set(run, read.log);
+    }
     // The last good deploy, when every host agrees on it: every commit after it is going out.
     const commits = [...facts.values()].map(f => f.lastGoodCommit).filter((c): c is string => !!c);
     lastDeployedCommit =
       commits.length === runs.length && new Set(commits).size === 1 ? commits[0] : undefined;
-    if (settings.checks.some(c => c.stages.includes('pre')))
+    const target = await timed('Choose the release', () =>
+      chooseTarget(initial, mode, runs, facts, logs, layout, deps, artifact !== undefined)
+    );
+    settings = { ...initial, releaseId: target.id, run: { ...initial.run, commit: target.commit } };
+    reused = target.reuse;
+    if (mode.kind === 'post') {
+      // The post-deploy phase returns to the release the deploy phase replaced.
+      for (const run of runs) facts.set(run, { ...facts.get(run)!, previous: target.previous.get(run) });
+    }
+    const gates = mode.kind === 'full' || mode.kind === 'pre';
+    if (gates && settings.checks.some(c => c.stages.includes('pre')))
       preChecks = await timed('Pre-deploy checks', () => preDeployGate(settings, runs, facts, deps));
-    if (deps.beforeChanges) {
+    if (gates && deps.beforeChanges) {
       try {
         await timed('Secret scan', () => deps.beforeChanges!({ lastDeployedCommit }));
       } catch (err) {
@@ -255,9 +310,12 @@ export async function deploy(
         );
       }
     }
-    for (const run of runs) {
-      await deps.log.group(`${run.host.name}: deploy ${settings.releaseId}`, () =>
-        deployHost(settings, layout, artifact, run, facts.get(run)!, deps)
+    for (const run of mode.kind === 'pre' ? [] : runs) {
+      await deps.log.group(`${run.host.name}: ${VERB[mode.kind]} ${settings.releaseId}`, () =>
+        deployHost(settings, layout, artifact, run, facts.get(run)!, deps, {
+          source: reused || mode.kind === 'rollback' ? 'reuse' : 'ship',
+          part: mode.kind === 'switch' ? 'switch' : mode.kind === 'post' ? 'post' : 'all'
+        })
       );
     }
   } catch (err) {
@@ -270,7 +328,12 @@ export async function deploy(
 
   try {
     if (failure === undefined) {
-      for (const run of runs) {
+      for (const run of mode.kind === 'pre' ? [] : runs) {
+        if (mode.kind === 'switch') {
+          // Not verified yet: the post-deploy phase judges it, marks it and prunes.
+          run.report.outcome = 'switched';
+          continue;
+        }
         await deps.log.group(`${run.host.name}: finish`, () => finishHost(settings, run, deps));
         run.report.outcome = 'deployed';
       }
@@ -289,20 +352,29 @@ export async function deploy(
   } finally {
     // Every path ends here: the record written under the lock, locks released, connections closed.
     for (const run of runs) {
-      if (run.locked) {
+      if (run.locked && mode.kind !== 'pre') {
         await writeRecord(run, settings, layout, deps, {
-          status: failure instanceof Blocked ? 'blocked' : hostStatus(run.report.outcome, failure),
-          startedAt
+          status: failure instanceof Blocked ? 'blocked' : hostStatus(run.report.outcome, failure, mode),
+          startedAt,
+          why:
+            deps.why ??
+            (mode.kind === 'rollback'
+              ? `rollback to ${settings.releaseId}${run.report.previousRelease ? ` from ${run.report.previousRelease}` : ''}`
+              : undefined)
         });
-        await unlock(run, layout, deps, token);
       }
+      if (run.locked) await unlock(run, layout, deps, token);
       run.shell.close();
     }
   }
 
   const status: DeployStatus =
     failure === undefined
-      ? 'deployed'
+      ? mode.kind === 'switch'
+        ? 'switched'
+        : mode.kind === 'pre'
+          ? 'checked'
+          : 'deployed'
       : failure instanceof Blocked
         ? 'blocked'
         : reports.some(r => r.outcome === 'rollback-failed')
@@ -324,9 +396,19 @@ export async function deploy(
     startedAt,
     finishedAt: deps.now(),
     phases,
-    lastDeployedCommit
+    lastDeployedCommit,
+    commit: settings.run.commit,
+    reused
   };
 }
+
+const VERB: Record<DeployMode['kind'], string> = {
+  full: 'deploy',
+  pre: 'check',
+  switch: 'ship and switch to',
+  post: 'verify',
+  rollback: 'roll back to'
+};
 
 /** The result of a deploy stopped before any host was contacted (by the test command). */
 export function blockedResult(settings: Settings, err: unknown, at: Date): DeployResult {
@@ -339,13 +421,16 @@ export function blockedResult(settings: Settings, err: unknown, at: Date): Deplo
     error: describeError(err),
     startedAt: at,
     finishedAt: new Date(),
-    phases: []
+    phases: [],
+    commit: settings.run.commit,
+    reused: false
   };
 }
 
 /** The host's status in its record: a host that never started had nothing changed. */
-function hostStatus(outcome: HostOutcome, failure: unknown): DeploymentEntry['status'] {
-  if (outcome === 'not-started') return failure === undefined ? 'deployed' : 'failed';
+function hostStatus(outcome: HostOutcome, failure: unknown, mode: DeployMode): DeploymentEntry['status'] {
+  if (outcome === 'not-started')
+    return failure === undefined ? (mode.kind === 'switch' ? 'switched' : 'deployed') : 'failed';
   return outcome;
 }
 
@@ -358,7 +443,7 @@ async function writeRecord(
   settings: Settings,
   layout: ReturnType<typeof layoutFor>,
   deps: DeployDeps,
-  what: { readonly status: DeploymentEntry['status']; readonly startedAt: Date }
+  what: { readonly status: DeploymentEntry['status']; readonly startedAt: Date; readonly why?: string }
 ): Promise<void> {
   const now = deps.now();
   const entry: DeploymentEntry = {
@@ -373,7 +458,7 @@ async function writeRecord(
     actor: settings.run.actor,
     runUrl: settings.run.runUrl,
     status: what.status,
-    reason: deps.why,
+    reason: what.why,
     durationMs: now.getTime() - what.startedAt.getTime(),
     checks: entryChecks([...run.report.checks, ...run.report.rollbackChecks])
   };
@@ -412,15 +497,22 @@ async function keepEvidence(
 async function deployHost(
   settings: Settings,
   layout: ReturnType<typeof layoutFor>,
-  artifact: Artifact,
+  artifact: Artifact | undefined,
   run: HostRun,
   facts: HostFacts,
-  deps: DeployDeps
+  deps: DeployDeps,
+  how: Pick<PlanOptions, 'source' | 'part'>
 ): Promise<void> {
-  const plan = planHost(settings, layout, facts, { now: deps.now(), fileCount: artifact.fileCount });
+  const plan = planHost(settings, layout, facts, {
+    now: deps.now(),
+    fileCount: artifact?.fileCount ?? 0,
+    ...how
+  });
   run.plan = plan;
   run.report.previousRelease = plan.previousRelease;
   run.report.outcome = 'failed';
+  run.undo.push(...plan.initialUndo);
+  if (plan.serviceTouched) run.serviceTouched = true;
   for (const step of plan.steps) {
     if (deps.signal?.aborted)
       throw new DeployError(`${run.host.name}: cancelled before "${step.title}"`, 'deploy');
@@ -436,7 +528,7 @@ async function readFacts(
   run: HostRun,
   layout: ReturnType<typeof layoutFor>,
   deps: DeployDeps
-): Promise<HostFacts> {
+): Promise<{ facts: HostFacts; log: DeploymentLog }> {
   return runRecorded(run, deps, { id: 'probe', title: 'Read the host state' }, async () => {
     const r = await run.shell.exec(probe(layout));
     if (r.code !== 0) throw new StepFailed(`${run.host.name}: ${tail(r.stderr) || 'probe failed'}`, 'deploy');
@@ -457,16 +549,209 @@ async function readFacts(
         ? deployedRelease(log, posix.basename(previous))
         : lastDeployed(log)
       : undefined;
-    if (live)
-      run.report.previousDeploy = {
-        release: live.release,
-        commit: live.commit,
-        runUrl: live.runUrl,
-        time: live.time
-      };
+    if (live) run.report.previousDeploy = previousDeployOf(live);
     const good = lastDeployed(log)?.commit;
-    return { previous, lastGoodCommit: good && /^[0-9a-f]{40}$/.test(good) ? good : undefined };
+    return {
+      facts: { previous, lastGoodCommit: good && /^[0-9a-f]{40}$/.test(good) ? good : undefined },
+      log
+    };
   });
+}
+
+function previousDeployOf(e: DeploymentEntry): PreviousDeploy {
+  return { release: e.release, commit: e.commit, runUrl: e.runUrl, time: e.time };
+}
+
+interface Target {
+  readonly id: string;
+  readonly commit: string;
+  /** The release is already on every host, verified: switch to it, upload nothing. */
+  readonly reuse: boolean;
+  /** Post-deploy: the release directory each host returns to on failure. */
+  readonly previous: ReadonlyMap<HostRun, string | undefined>;
+}
+
+const SHA = /^[0-9a-f]{40}$/;
+
+/**
+ * Which release this run deploys, decided under the lock from what the hosts hold and recorded:
+ * - a deploy of a commit whose release is still on every host and verifies against its kept
+ *   manifest reuses it (a re-run of an old workflow run only switches back);
+ * - a rollback goes to the named release, or to the newest good one before the live one;
+ * - a post-deploy run judges the release its deploy phase switched to.
+ */
+async function chooseTarget(
+  settings: Settings,
+  mode: DeployMode,
+  runs: readonly HostRun[],
+  facts: ReadonlyMap<HostRun, HostFacts>,
+  logs: ReadonlyMap<HostRun, DeploymentLog>,
+  layout: ReturnType<typeof layoutFor>,
+  deps: DeployDeps,
+  haveArtifact: boolean
+): Promise<Target> {
+  const fresh: Target = {
+    id: settings.releaseId,
+    commit: settings.run.commit,
+    reuse: false,
+    previous: new Map()
+  };
+  const live = (run: HostRun) => {
+    const p = facts.get(run)?.previous;
+    return p ? posix.basename(p) : undefined;
+  };
+  if (mode.kind === 'post') {
+    const previous = new Map<HostRun, string | undefined>();
+    for (const run of runs) {
+      if (live(run) !== mode.release)
+        throw new DeployError(
+          `${run.host.name}: current is ${live(run) ?? 'not set'}, not ${mode.release}: another deploy ran after the deploy step, or the deploy step failed.`,
+          'post-deploy',
+          'Run post-deploy with the `release` output of the deploy step, in the same workflow run.'
+        );
+      const log = logs.get(run)!;
+      const switched = log.entries.findLast(e => e.release === mode.release && e.status === 'switched');
+      const back = mode.previous || switched?.previous;
+      previous.set(run, back ? releaseDir(layout, back) : undefined);
+      const before = back ? deployedRelease(log, back) : undefined;
+      run.report.previousDeploy = before ? previousDeployOf(before) : undefined;
+    }
+    const commit = logs.get(runs[0]!)!.entries.findLast(e => e.release === mode.release)?.commit;
+    return { id: mode.release, commit: commit ?? settings.run.commit, reuse: false, previous };
+  }
+  if (mode.kind === 'rollback') {
+    if (layout.strategy !== 'releases')
+      throw new DeployError(
+        'rollback needs `strategy: releases`: an in-place target keeps backups, not releases.',
+        'rollback',
+        `Restore a backup by hand: the newest is the latest ${layout.base}.backup-* directory.`
+      );
+    const chosen = new Map<HostRun, DeploymentEntry | undefined>();
+    for (const run of runs) {
+      const current = live(run);
+      const log = logs.get(run)!;
+      const entry =
+        mode.to === 'previous'
+          ? log.entries.findLast(e => e.status === 'deployed' && e.release !== current)
+          : deployedRelease(log, mode.to);
+      if (mode.to === 'previous' && !entry)
+        throw new DeployError(
+          `${run.host.name}: no earlier good release is recorded (live: ${current ?? 'none'}).`,
+          'rollback',
+          'Name the release to return to: `deployguard history` lists them.'
+        );
+      if (mode.to !== 'previous' && !entry)
+        throw new DeployError(
+          `${run.host.name}: ${mode.to} was never recorded as a good deploy on this host; deployguard only rolls back to releases that passed their checks.`,
+          'rollback',
+          'Nothing was changed. `deployguard history` lists the good releases.'
+        );
+      if (mode.to !== 'previous' && mode.to === current)
+        throw new DeployError(
+          `${run.host.name}: ${mode.to} is already live; nothing to roll back.`,
+          'rollback'
+        );
+      chosen.set(run, entry);
+    }
+    const ids = new Set(runs.map(r => chosen.get(r)?.release ?? (mode.to === 'previous' ? '' : mode.to)));
+    if (ids.size !== 1)
+      throw new DeployError(
+        `the hosts would roll back to different releases: ${runs.map(r => `${r.host.name}: ${chosen.get(r)?.release}`).join(', ')}`,
+        'rollback',
+        'Name one release with `--to`; the fleet must end on one version.'
+      );
+    const id = [...ids][0]!;
+    for (const run of runs) {
+      const problem = await verifyKept(run, settings, layout, id, deps);
+      if (problem)
+        throw new DeployError(
+          `${run.host.name}: cannot roll back to ${id}: ${problem}`,
+          'rollback',
+          'Nothing was changed. Pick another release (`deployguard history`), or deploy that commit again.'
+        );
+    }
+    return { ...fresh, id, commit: chosen.get(runs[0]!)?.commit ?? 'unknown', reuse: true };
+  }
+  if (mode.kind === 'pre') return fresh;
+  // A deploy: reuse this commit's release when every host still holds it, intact.
+  if (layout.strategy !== 'releases' || !SHA.test(settings.run.commit)) return needArtifact(fresh);
+  const candidates = runs.map(r =>
+    logs.get(r)!.entries.findLast(e => e.status === 'deployed' && e.commit === settings.run.commit)
+  );
+  const id = candidates[0]?.release;
+  if (
+    !id ||
+    candidates.some(c => c?.release !== id) ||
+    (settings.releaseIdGiven && id !== settings.releaseId)
+  )
+    return needArtifact(fresh);
+  for (const run of runs) {
+    const problem = await verifyKept(run, settings, layout, id, deps);
+    if (problem) {
+      deps.log.info(
+        `${run.host.name}: release ${id} of this commit cannot be reused (${problem}); shipping a new release.`
+      );
+      return needArtifact(fresh);
+    }
+  }
+  deps.log.info(
+    `release ${id} of commit ${settings.run.commit.slice(0, 12)} is on every host and verified: switching to it, nothing is uploaded.`
+  );
+  return { ...fresh, id, reuse: true };
+
+  function needArtifact(t: Target): Target {
+    if (!haveArtifact)
+      throw new DeployError(
+        'nothing to deploy: no artifact was given',
+        'deploy',
+        'Set the `artifact` input.'
+      );
+    return t;
+  }
+}
+
+/**
+ * Checks a release kept on the host against the manifest saved when it was first verified
+ * (entries replaced by `shared` links left out). Returns why it cannot be used, or undefined.
+ */
+async function verifyKept(
+  run: HostRun,
+  settings: Settings,
+  layout: ReturnType<typeof layoutFor>,
+  id: string,
+  deps: DeployDeps
+): Promise<string | undefined> {
+  return runRecorded(
+    run,
+    deps,
+    { id: 'verify', title: `Verify the kept release ${id} (SHA-256 of every file)` },
+    async () => {
+      const release = releaseDir(layout, id);
+      const m = await run.shell.exec(readManifest(release, manifestPath(layout, id)), {
+        timeoutMs: STEP_TIMEOUT_MS
+      });
+      if (m.code === RELEASE_MISSING) return tail(m.stderr, 2) || 'it is gone';
+      if (m.code !== 0)
+        throw new StepFailed(
+          `${run.host.name}: reading the manifest of ${id} failed (exit ${m.code}): ${tail(m.stderr)}`,
+          'deploy'
+        );
+      const shared = settings.target.shared.map(e => e.replace(/\/+$/, ''));
+      const lines = m.stdout
+        .split('\n')
+        .filter(l => l && !shared.some(e => l.slice(66) === `./${e}` || l.slice(66).startsWith(`./${e}/`)));
+      const r = await run.shell.exec(checkRelease(release), {
+        stdin: lines.join('\n') + '\n',
+        timeoutMs: STEP_TIMEOUT_MS
+      });
+      if (r.code === 0) return undefined;
+      const bad = r.stdout
+        .split('\n')
+        .filter(l => /: FAILED/.test(l))
+        .slice(0, 5);
+      return `its files changed since it was verified: ${bad.join('; ') || tail(r.stderr, 3)}`;
+    }
+  );
 }
 
 /**
@@ -489,7 +774,8 @@ async function preDeployGate(
   return deps.log.group('Pre-deploy: is production healthy now?', async () => {
     const results = await deps.runChecks(
       'pre',
-      live.map(r => hostContext(r, settings))
+      live.map(r => hostContext(r, settings)),
+      { id: settings.releaseId, commit: settings.run.commit }
     );
     logChecks(results, deps.log);
     const failed = results.filter(r => !r.ok);
@@ -557,7 +843,7 @@ async function runAction(
   step: Step,
   run: HostRun,
   settings: Settings,
-  artifact: Artifact,
+  artifact: Artifact | undefined,
   deps: DeployDeps
 ): Promise<void> {
   const a = step.action;
@@ -566,6 +852,7 @@ async function runAction(
       await execOk(run, a.script, step.title);
       return;
     case 'upload': {
+      if (!artifact) throw new StepFailed(`${run.host.name}: no artifact to upload`, 'deploy');
       const packed = packArtifact(artifact);
       const r = await run.shell.exec(a.script, { stdin: packed.stream });
       // A channel that closed early (connection drop, remote tar died) leaves the archive stream
@@ -624,7 +911,8 @@ function failedChecks(results: readonly CheckResult[]): string {
  */
 async function postDeployChecks(run: HostRun, settings: Settings, deps: DeployDeps): Promise<void> {
   const host = [hostContext(run, settings)];
-  let results = await deps.runChecks('post', host);
+  const release = { id: settings.releaseId, commit: settings.run.commit };
+  let results = await deps.runChecks('post', host, release);
   run.report.checks = results;
   logChecks(results, deps.log);
   if (results.some(r => !r.ok))
@@ -640,7 +928,7 @@ async function postDeployChecks(run: HostRun, settings: Settings, deps: DeployDe
     if (deps.signal?.aborted)
       throw new DeployError(`${run.host.name}: cancelled during the stability window`, 'post-deploy');
     await deps.sleep(Math.min(STABILITY_INTERVAL_MS, Math.max(0, until - Date.now())));
-    results = await deps.runChecks('post', host);
+    results = await deps.runChecks('post', host, release);
     rounds++;
     if (results.some(r => !r.ok)) {
       run.report.checks = results;
@@ -789,7 +1077,10 @@ async function rollbackHost(settings: Settings, run: HostRun, deps: DeployDeps):
         const running = run.plan?.steps.find(s => s.action.kind === 'await-running');
         if (running && running.action.kind === 'await-running')
           await awaitRunning(running.action.script, run, settings, deps);
-        const results = await deps.runChecks('rollback', [hostContext(run, settings)]);
+        const results = await deps.runChecks('rollback', [hostContext(run, settings)], {
+          id: run.report.previousRelease ?? '',
+          commit: run.report.previousDeploy?.commit ?? ''
+        });
         run.report.rollbackChecks = results;
         logChecks(results, deps.log);
         const failed = results.filter(r => !r.ok);
@@ -839,16 +1130,25 @@ async function finishHost(settings: Settings, run: HostRun, deps: DeployDeps): P
   }
   try {
     const listing = await execOk(run, listReleases(plan.layout), 'list releases');
-    const doomed =
-      plan.layout.strategy === 'releases'
-        ? planPrune(parseReleaseList(listing), settings.releaseId, settings.target.keepReleases).flatMap(
-            id => [posix.join(plan.layout.releasesDir, id), posix.join(plan.layout.statusDir, id)]
-          )
+    const layout = plan.layout;
+    const names =
+      layout.strategy === 'releases'
+        ? planPrune(parseReleaseList(listing), settings.releaseId, settings.target.keepReleases)
         : listing.split('\n').filter(Boolean).sort().reverse().slice(settings.target.keepReleases);
+    const doomed =
+      layout.strategy === 'releases'
+        ? names.flatMap(id => [
+            releaseDir(layout, id),
+            posix.join(layout.statusDir, id),
+            manifestPath(layout, id)
+          ])
+        : names;
+    // In place, only the live tree's manifest means anything: the trees it describes are gone.
+    if (layout.strategy === 'in-place')
+      await execOk(run, pruneManifests(layout, settings.releaseId), 'prune manifests');
     if (doomed.length) {
       await execOk(run, removePaths(doomed), 'prune');
-      const names = [...new Set(doomed.map(d => posix.basename(d)))];
-      deps.log.info(`pruned ${names.length}: ${names.join(', ')}`);
+      deps.log.info(`pruned ${names.length}: ${names.map(n => posix.basename(n)).join(', ')}`);
     }
   } catch (err) {
     // The deploy is good; a failed cleanup must not turn it red, but a person should know.

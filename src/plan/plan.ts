@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
 import * as cmd from '../remote/commands.js';
-import { backupPath, releaseDir, stagingDir, type Layout } from '../remote/layout.js';
+import { backupPath, manifestPath, releaseDir, stagingDir, type Layout } from '../remote/layout.js';
 import type { Shell } from '../remote/shell.js';
 import type { Settings } from '../settings/types.js';
 
@@ -48,6 +48,13 @@ export interface HostFacts {
 
 export interface HostPlan {
   readonly layout: Layout;
+  /**
+   * Undo steps of the part an earlier phase already ran (the post-deploy phase inherits those of
+   * the deploy phase), registered as if this run had done them.
+   */
+  readonly initialUndo: readonly ExecStep[];
+  /** The service was touched by an earlier phase already. */
+  readonly serviceTouched: boolean;
   readonly previousRelease?: string;
   readonly steps: readonly Step[];
   /** Runs after every host passed: marks the release good; pruning follows. */
@@ -77,39 +84,72 @@ export function lockScript(settings: Settings, layout: Layout, token: string, no
   return cmd.lockAcquire(layout, lockOwner(settings, token, now), Math.ceil(settings.lock.ttlMs / 1000));
 }
 
-export function planHost(
-  settings: Settings,
-  layout: Layout,
-  facts: HostFacts,
-  opts: { readonly now: Date; readonly fileCount: number }
-): HostPlan {
+export interface PlanOptions {
+  readonly now: Date;
+  readonly fileCount: number;
+  /** `ship` a new release (upload, verify, promote), or `reuse` one already on the host, verified. */
+  readonly source?: 'ship' | 'reuse';
+  /**
+   * Which part of the deploy: `all`; `switch`, up to starting the new release (the `deploy`
+   * sub-action); `post`, from the running check on (`post-deploy`), with `facts.previous` being
+   * the release to return to.
+   */
+  readonly part?: 'all' | 'switch' | 'post';
+}
+
+/** The ids of the steps a `post` part starts with: everything before them ran in the deploy phase. */
+const POST_STEPS = new Set(['running', 'checks']);
+
+export function planHost(settings: Settings, layout: Layout, facts: HostFacts, opts: PlanOptions): HostPlan {
+  const full = planAll(settings, layout, facts, opts);
+  const part = opts.part ?? 'all';
+  if (part === 'all') return full;
+  const cut = full.steps.findIndex(s => POST_STEPS.has(s.id));
+  const before = full.steps.slice(0, cut);
+  if (part === 'switch') return { ...full, steps: before, finalize: [] };
+  return {
+    ...full,
+    steps: full.steps.slice(cut),
+    initialUndo: before.flatMap(s => (s.undo ? [s.undo] : [])),
+    serviceTouched: before.some(s => s.touchesService)
+  };
+}
+
+function planAll(settings: Settings, layout: Layout, facts: HostFacts, opts: PlanOptions): HostPlan {
   const id = settings.releaseId;
   const staging = stagingDir(layout, id);
   const release = releaseDir(layout, id);
   const service = cmd.serviceCommands(settings.service, layout);
   const steps: Step[] = [];
   const exec = (script: Shell) => ({ kind: 'exec', script }) as const;
+  const ship = opts.source !== 'reuse';
 
-  steps.push({
-    id: 'stage',
-    title: 'Prepare a staging directory',
-    action: exec(cmd.prepareStaging(staging)),
-    undo: { id: 'unstage', title: 'Remove the staging directory', action: exec(cmd.removePaths([staging])) }
-  });
-  steps.push({
-    id: 'upload',
-    title: 'Upload the artifact',
-    action: { kind: 'upload', script: cmd.unpack(staging) }
-  });
-  steps.push({
-    id: 'verify',
-    title: 'Verify the SHA-256 of every file on the host',
-    action: { kind: 'verify', script: cmd.verifyManifest(staging, opts.fileCount) }
-  });
+  if (ship)
+    steps.push({
+      id: 'stage',
+      title: 'Prepare a staging directory',
+      action: exec(cmd.prepareStaging(staging)),
+      undo: { id: 'unstage', title: 'Remove the staging directory', action: exec(cmd.removePaths([staging])) }
+    });
+  if (ship)
+    steps.push({
+      id: 'upload',
+      title: 'Upload the artifact',
+      action: { kind: 'upload', script: cmd.unpack(staging) }
+    });
+  if (ship)
+    steps.push({
+      id: 'verify',
+      title: 'Verify the SHA-256 of every file on the host',
+      action: {
+        kind: 'verify',
+        script: cmd.verifyManifest(staging, opts.fileCount, manifestPath(layout, id))
+      }
+    });
   // From here the directory that holds the new tree is `incoming` (the final release dir or,
   // in-place, the staged tree that will replace the live one).
   const incoming = layout.strategy === 'releases' ? release : staging;
-  if (layout.strategy === 'releases') {
+  if (ship && layout.strategy === 'releases') {
     steps.push({
       id: 'promote',
       title: `Move the verified tree to releases/${id}`,
@@ -122,14 +162,14 @@ export function planHost(
       }
     });
   }
-  if (settings.target.shared.length) {
+  if (ship && settings.target.shared.length) {
     steps.push({
       id: 'shared',
       title: `Link shared entries (${settings.target.shared.join(', ')})`,
       action: exec(cmd.linkShared(layout.sharedDir, incoming, settings.target.shared))
     });
   }
-  if (settings.beforeSwitch) {
+  if (ship && settings.beforeSwitch) {
     steps.push({
       id: 'before-switch',
       title: 'Run the before-switch command in the new release',
@@ -223,6 +263,8 @@ export function planHost(
   ];
   return {
     layout,
+    initialUndo: [],
+    serviceTouched: false,
     previousRelease:
       layout.strategy === 'in-place'
         ? backup

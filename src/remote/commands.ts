@@ -108,16 +108,42 @@ export function unpack(dir: string): Shell {
 
 /**
  * Verifies every file against the manifest on stdin and that the tree holds no file the manifest
- * does not name. Prints `count=N` on success; mismatches go to stdout as `FILE: FAILED`.
+ * does not name. Prints `count=N` on success; mismatches go to stdout as `FILE: FAILED`. The
+ * manifest is kept at `keep` once it verified, so the release can be checked again before reuse.
  */
-export function verifyManifest(dir: string, expectedFiles: number): Shell {
+export function verifyManifest(dir: string, expectedFiles: number, keep: string): Shell {
   return lines(
+    sh`mkdir -p -- ${posix.dirname(keep)}`,
+    sh`cat > ${keep}.tmp`,
     sh`cd -- ${dir}`,
-    sh`sha256sum -c --quiet --strict -`,
+    sh`sha256sum -c --quiet --strict -- ${keep}.tmp`,
     sh`count=$(find . -type f | wc -l)`,
     sh`if [ "$count" -ne ${expectedFiles} ]; then echo "file count $count, expected "${expectedFiles} >&2; exit 4; fi`,
+    sh`mv -f -- ${keep}.tmp ${keep}`,
     sh`echo "count=$count"`
   );
+}
+
+/** Deletes every kept manifest except the live release's (in-place targets keep no old trees). */
+export function pruneManifests(layout: Layout, liveId: string): Shell {
+  return sh`if [ -d ${layout.manifestsDir} ]; then find ${layout.manifestsDir} -maxdepth 1 -type f ! -name ${`${liveId}.sha256`} -delete; fi`;
+}
+
+/** Exit code of `readManifest` when the release or its manifest is gone. */
+export const RELEASE_MISSING = 6;
+
+/** Prints a kept release's manifest, or exits RELEASE_MISSING when the release or manifest is gone. */
+export function readManifest(release: string, manifest: string): Shell {
+  return lines(
+    sh`if [ ! -d ${release} ] || [ -L ${release} ]; then echo "release directory missing: "${release} >&2; exit ${RELEASE_MISSING}; fi`,
+    sh`if [ ! -f ${manifest} ]; then echo "no manifest kept for this release: "${manifest} >&2; exit ${RELEASE_MISSING}; fi`,
+    sh`cat -- ${manifest}`
+  );
+}
+
+/** Checks a kept release against the manifest lines on stdin (shared entries left out). */
+export function checkRelease(release: string): Shell {
+  return lines(sh`cd -- ${release}`, sh`sha256sum -c --quiet --strict -`);
 }
 
 /** Moves a verified staging directory to its final name (atomic rename on one filesystem). */

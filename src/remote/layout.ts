@@ -17,6 +17,8 @@ export interface Layout {
   readonly statusDir: string;
   /** Append-only record of every deploy to this target, one JSON object per line. */
   readonly deploymentsLog: string;
+  /** Each release's SHA-256 manifest, kept so a release can be verified again before reuse. */
+  readonly manifestsDir: string;
 }
 
 export function layoutFor(target: TargetSettings): Layout {
@@ -32,7 +34,8 @@ export function layoutFor(target: TargetSettings): Layout {
       stateDir,
       lockDir: posix.join(stateDir, 'lock'),
       statusDir: posix.join(stateDir, 'status'),
-      deploymentsLog: posix.join(stateDir, 'deployments.jsonl')
+      deploymentsLog: posix.join(stateDir, 'deployments.jsonl'),
+      manifestsDir: posix.join(stateDir, 'manifests')
     };
   }
   const stateDir = posix.join(base, '.deployguard');
@@ -45,8 +48,14 @@ export function layoutFor(target: TargetSettings): Layout {
     stateDir,
     lockDir: posix.join(stateDir, 'lock'),
     statusDir: posix.join(stateDir, 'status'),
-    deploymentsLog: posix.join(stateDir, 'deployments.jsonl')
+    deploymentsLog: posix.join(stateDir, 'deployments.jsonl'),
+    manifestsDir: posix.join(stateDir, 'manifests')
   };
+}
+
+/** Where a release's manifest is kept. */
+export function manifestPath(layout: Layout, releaseId: string): string {
+  return posix.join(layout.manifestsDir, `${releaseId}.sha256`);
 }
 
 /** The directory a release lives in (releases strategy). */

@@ -97,6 +97,7 @@ export function serializeEntry(entry: DeploymentEntry, redact: (s: string) => st
 
 const STATUSES: ReadonlySet<string> = new Set([
   'deployed',
+  'switched',
   'rolled-back',
   'rollback-failed',
   'failed',

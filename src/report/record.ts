@@ -38,6 +38,8 @@ export interface RecordInput {
 
 const HEADLINE: Record<DeployResult['status'], string> = {
   deployed: '✅ Deployed',
+  switched: '🔀 Switched (not verified yet)',
+  checked: '🔎 Pre-deploy checks passed',
   'rolled-back': '↩️ Rolled back',
   'rollback-failed': '🔥 Rollback FAILED',
   failed: '❌ Failed (nothing changed)',
@@ -55,7 +57,11 @@ function statusText(input: RecordInput): string {
   const r = input.result;
   switch (r.status) {
     case 'deployed':
-      return `✅ deployed: every host serves \`${r.releaseId}\`, verified healthy`;
+      return `✅ deployed: every host serves \`${r.releaseId}\`, verified healthy${r.reused ? ' (the release was already on the hosts and verified: only switched)' : ''}`;
+    case 'checked':
+      return '🔎 the pre-deploy gates passed; nothing was changed';
+    case 'switched':
+      return `🔀 switched: every host runs \`${r.releaseId}\`; the post-deploy checks decide whether it stays`;
     case 'rolled-back':
       return `↩️ rolled back: the release failed, the previous release${r.previousRelease ? ` \`${r.previousRelease}\`` : ''} serves again and passed its checks`;
     case 'rollback-failed':
@@ -232,6 +238,7 @@ function hostsSection(input: RecordInput): string[] {
   if (r.hosts.length === 0) return [];
   const icon: Record<HostReport['outcome'], string> = {
     deployed: '✅ deployed',
+    switched: '🔀 switched, not verified yet',
     'rolled-back': '↩️ rolled back',
     'rollback-failed': '🔥 rollback failed',
     failed: '❌ failed, nothing changed',
@@ -241,7 +248,7 @@ function hostsSection(input: RecordInput): string[] {
   const lines = ['### Hosts', '', '| host | result | now serving | time |', '| --- | --- | --- | --- |'];
   for (const h of r.hosts) {
     const serving =
-      h.outcome === 'deployed' || h.outcome === 'failed-live'
+      h.outcome === 'deployed' || h.outcome === 'failed-live' || h.outcome === 'switched'
         ? `\`${r.releaseId}\``
         : h.previousRelease
           ? `\`${h.previousRelease}\``

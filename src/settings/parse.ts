@@ -334,6 +334,7 @@ export function parseSettings(src: SettingsSource): Settings {
     artifact: artifact ?? '',
     exclude: file?.exclude ?? [],
     releaseId: releaseIdInput ?? defaultReleaseId(src.now, commit),
+    releaseIdGiven: releaseIdInput !== undefined,
     target: {
       path: (targetPath ?? '').replace(/\/+$/, ''),
       strategy:

@@ -216,6 +216,8 @@ export interface Settings {
   readonly artifact: string;
   readonly exclude: readonly string[];
   readonly releaseId: string;
+  /** The release id was given (input or flag), not made from the time and commit. */
+  readonly releaseIdGiven: boolean;
   readonly target: TargetSettings;
   readonly hosts: readonly HostSettings[];
   readonly ssh: SshSettings;

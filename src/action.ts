@@ -1,0 +1,269 @@
+import * as core from '@actions/core';
+import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { dryRun, runDeploy } from './deploy.js';
+import { ConfigError, describeError } from './errors.js';
+import { githubApi } from './io/github.js';
+import { actionsLogger } from './io/log.js';
+import { secrets } from './io/secrets.js';
+import { blockedResult, type DeployMode, type DeployResult } from './plan/execute.js';
+import { deployReason } from './report/changes.js';
+import { deliverRecord, finishGithubDeployment, startGithubDeployment } from './report/deliver.js';
+import { findPullRequest } from './report/publish.js';
+import type { BlockedBy } from './report/record.js';
+import { renderFindings, verdictLine } from './report/summary.js';
+import type { Finding } from './scan/gitleaks.js';
+import { artifactRootOf, reportOf, secretGate, testGate, type ScanReport } from './scan/pre-deploy.js';
+import { loadSettings } from './settings/load.js';
+import type { Settings } from './settings/types.js';
+
+/**
+ * The GitHub Action, whole or one phase at a time. The top-level action runs every phase in one
+ * step; the sub-actions `pre-deploy/`, `deploy/`, `post-deploy/` and `rollback/` run one each,
+ * passing what a later phase needs through their outputs and the hosts' deployment records.
+ */
+export type ActionPhase = 'all' | 'pre-deploy' | 'deploy' | 'post-deploy' | 'rollback';
+
+/** State key under which held locks are passed to the post step. */
+export const LOCK_STATE = 'deployguard-locks';
+
+const RELEASE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** The phase's own inputs (beyond the shared ones), checked before any host is contacted. */
+function phaseMode(phase: ActionPhase): DeployMode {
+  switch (phase) {
+    case 'all':
+      return { kind: 'full' };
+    case 'pre-deploy':
+      return { kind: 'pre' };
+    case 'deploy':
+      return { kind: 'switch' };
+    case 'post-deploy': {
+      const release = core.getInput('release').trim();
+      const previous = core.getInput('previous-release').trim();
+      if (!RELEASE_ID.test(release))
+        throw new ConfigError(
+          `input \`release\`: expected the release id the deploy step switched to, got "${release.slice(0, 60)}"`,
+          'Example: release: ${{ steps.deploy.outputs.release }}'
+        );
+      if (previous && !RELEASE_ID.test(previous))
+        throw new ConfigError(`input \`previous-release\`: "${previous.slice(0, 60)}" is not a release id`);
+      return { kind: 'post', release, previous: previous || undefined };
+    }
+    case 'rollback': {
+      const to = core.getInput('to').trim() || 'previous';
+      if (to !== 'previous' && !RELEASE_ID.test(to))
+        throw new ConfigError(
+          `input \`to\`: expected \`previous\` or a release id, got "${to.slice(0, 60)}"`,
+          'Example: to: previous (or a release id from `deployguard history`)'
+        );
+      return { kind: 'rollback', to };
+    }
+  }
+}
+
+/** Runs one phase (or all of them) as an action step: outputs, the job summary, the record. */
+export async function runAction(phase: ActionPhase): Promise<void> {
+  const held = new Map<string, string>();
+  const abort = new AbortController();
+  const cancel = () => abort.abort();
+  process.once('SIGINT', cancel);
+  process.once('SIGTERM', cancel);
+  try {
+    const mode = phaseMode(phase);
+    const ships = mode.kind === 'full' || mode.kind === 'switch';
+    const settings = loadActionSettings(ships ? 'deploy' : 'hosts');
+    if (settings.dryRun && ships) {
+      const text = await dryRun(settings);
+      core.info(text);
+      await core.summary.addHeading('deployguard: dry run', 2).addCodeBlock(text, 'text').write();
+      core.setOutput('status', 'dry-run');
+      core.setOutput('release', settings.releaseId);
+      return;
+    }
+    if (mode.kind === 'post' || mode.kind === 'switch' || mode.kind === 'rollback')
+      if (settings.target.strategy !== 'releases')
+        throw new ConfigError(
+          `the ${phase} action needs \`strategy: releases\` (it switches between releases kept on the hosts)`,
+          'For in-place targets, use the top-level action, which runs every phase in one step.'
+        );
+    const workspace = process.env.GITHUB_WORKSPACE ?? process.cwd();
+    const outDir = process.env.RUNNER_TEMP ?? tmpdir();
+    const artifactRoot = settings.artifact ? artifactRootOf(workspace, settings.artifact) : workspace;
+    const event = readEvent();
+    const api =
+      settings.report.githubToken && settings.run.repository
+        ? githubApi(settings.report.githubToken, settings.run.apiUrl)
+        : undefined;
+    const gateOpts = {
+      workspace,
+      env: process.env,
+      log: actionsLogger,
+      outDir,
+      event,
+      signal: abort.signal,
+      onFinding: (f: Finding) =>
+        core.error(
+          `${f.rule}: ${f.description || 'a secret'}${f.commit ? ` (commit ${f.commit.slice(0, 12)})` : ''}. Rotate it, then remove it.`,
+          {
+            title: 'Secret found by gitleaks',
+            file: f.source === 'artifact' ? join(artifactRoot, f.file) : f.file,
+            startLine: f.line,
+            endLine: f.endLine
+          }
+        )
+    };
+    const pr = await findPullRequest(api, settings.run.repository, event, settings.run.commit, actionsLogger);
+    const why = await deployReason({
+      reason: settings.report.reason,
+      pr,
+      event,
+      repoDir: workspace,
+      commit: settings.run.commit
+    });
+    // The gates (tests, then the secret scan once the hosts are locked and read) belong to the
+    // whole action and to pre-deploy; the deploy sub-action trusts the pre-deploy job before it.
+    const gated = mode.kind === 'full' || mode.kind === 'pre';
+    const testStart = Date.now();
+    const failedTests = gated
+      ? await testGate(settings, gateOpts).then(
+          () => undefined,
+          (err: unknown) => err ?? new Error('the test command failed')
+        )
+      : undefined;
+    const testPhase =
+      gated && settings.preDeploy.testCommand
+        ? [{ name: 'Tests', start: testStart, ms: Date.now() - testStart, ok: failedTests === undefined }]
+        : [];
+    let scan: ScanReport | undefined;
+    let result: DeployResult;
+    let deploymentId: number | undefined;
+    if (failedTests !== undefined) {
+      result = blockedResult(settings, failedTests, new Date(testStart));
+    } else {
+      if (mode.kind === 'full' || mode.kind === 'switch')
+        deploymentId = await startGithubDeployment(settings, api, actionsLogger);
+      result = await runDeploy(
+        settings,
+        {
+          log: actionsLogger,
+          signal: abort.signal,
+          why: why?.text,
+          redact: text => secrets.redact(text),
+          beforeChanges: gated
+            ? async ({ lastDeployedCommit }) => {
+                scan = await secretGate(settings, { ...gateOpts, lastDeployedCommit });
+              }
+            : undefined,
+          onLock: (host, isHeld, token) => {
+            if (isHeld) held.set(host.name, token);
+            else held.delete(host.name);
+            core.saveState(LOCK_STATE, JSON.stringify([...held.entries()]));
+          }
+        },
+        mode
+      );
+    }
+    const scanned = scan ?? reportOf(result.blockedBy)?.scan;
+    const blockedBy: BlockedBy | undefined =
+      result.status !== 'blocked'
+        ? undefined
+        : failedTests !== undefined
+          ? 'tests'
+          : result.blockedBy !== undefined
+            ? 'secrets'
+            : 'health';
+    setOutputs(phase, settings, result, scanned);
+    // The record is posted once the release is judged: by the whole action, post-deploy or rollback.
+    const posts = mode.kind === 'full' || mode.kind === 'post' || mode.kind === 'rollback';
+    const record = await deliverRecord({
+      settings: posts ? settings : { ...settings, report: { ...settings.report, comment: 'none' } },
+      result,
+      api: posts ? api : undefined,
+      pr,
+      why,
+      blockedBy,
+      findings: scanned?.findings.length,
+      extraPhases: testPhase,
+      workspace,
+      outDir,
+      log: actionsLogger,
+      redact: text => secrets.redact(text),
+      commentSha: pr?.headSha && /^pull_request/.test(event?.name ?? '') ? pr.headSha : undefined
+    });
+    core.setOutput('log-path', record.path);
+    await finishGithubDeployment(settings, api, deploymentId, result.status, actionsLogger);
+    // The runner masks its log, not the summary file: the record is redacted, and so are findings.
+    const findings = renderFindings(scanned?.findings ?? [], artifactRoot);
+    await core.summary.addRaw(secrets.redact(`${record.markdown}\n${findings}`), true).write();
+    core.info(verdictLine(result));
+    const ok = ['deployed', 'switched', 'checked'].includes(result.status);
+    if (failedTests !== undefined) core.setFailed(secrets.redact(describeError(failedTests)));
+    else if (!ok) core.setFailed(secrets.redact(`${verdictLine(result)}\n${result.error ?? ''}`.trim()));
+  } catch (err) {
+    core.setOutput('status', 'failed');
+    core.setFailed(secrets.redact(describeError(err)));
+  } finally {
+    process.off('SIGINT', cancel);
+    process.off('SIGTERM', cancel);
+  }
+}
+
+/** Each phase's outputs, as its action.yml lists them. */
+function setOutputs(
+  phase: ActionPhase,
+  settings: Settings,
+  result: DeployResult,
+  scanned: ScanReport | undefined
+): void {
+  if (phase === 'pre-deploy') {
+    core.setOutput(
+      'status',
+      result.status === 'checked' ? 'passed' : result.status === 'blocked' ? 'blocked' : 'failed'
+    );
+    core.setOutput('sarif-path', scanned?.sarifPath ?? '');
+    core.setOutput('last-deployed-commit', result.lastDeployedCommit ?? '');
+    core.setOutput('live-release', result.hosts.find(h => h.previousDeploy)?.previousDeploy?.release ?? '');
+    return;
+  }
+  core.setOutput('status', result.status);
+  core.setOutput('release', result.releaseId);
+  core.setOutput('previous-release', result.previousRelease ?? '');
+  core.setOutput('rolled-back', String(result.rolledBack));
+  core.setOutput('environment-url', settings.report.environmentUrl ?? '');
+  core.setOutput('reused', String(result.reused));
+  if (phase === 'all') core.setOutput('sarif-path', scanned?.sarifPath ?? '');
+}
+
+/** GITHUB_EVENT_NAME and the event payload, for working out which commits go out. */
+function readEvent(): { name: string; payload: unknown } | undefined {
+  const name = process.env.GITHUB_EVENT_NAME;
+  const path = process.env.GITHUB_EVENT_PATH;
+  if (!name || !path) return undefined;
+  try {
+    return { name, payload: JSON.parse(readFileSync(path, 'utf8')) as unknown };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Settings from the action's inputs and the workspace's deployguard.yml, secrets masked on read. */
+export function loadActionSettings(purpose: 'deploy' | 'hosts' = 'deploy'): Settings {
+  return loadSettings({
+    input: name => core.getInput(name),
+    env: process.env,
+    cwd: process.env.GITHUB_WORKSPACE ?? process.cwd(),
+    now: new Date(),
+    onSecret: maskSecret,
+    purpose
+  });
+}
+
+/**
+ * Masks a secret in the runner's log (as a whole and line by line: the runner masks multi-line
+ * values per line) and registers it for the outputs the runner does not mask.
+ */
+export function maskSecret(value: string): void {
+  for (const piece of secrets.add(value)) core.setSecret(piece);
+}

@@ -1,0 +1,2 @@
+// CommonJS entry: makes ncc emit a CommonJS bundle (ssh2 needs __dirname, absent in ESM bundles).
+require('../action.ts').runAction('pre-deploy');
