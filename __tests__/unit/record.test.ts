@@ -224,6 +224,28 @@ const cases: Record<string, () => RecordInput> = {
         { error: 'web-1: api: HTTP 502' }
       )
     ),
+  'deployed-reused': () =>
+    input(
+      result(
+        'deployed',
+        [host('web-1', 'deployed', { steps: deploySteps(), checks: [check('api', true, 40, 'HTTP 200')] })],
+        { reused: true }
+      )
+    ),
+  switched: () =>
+    input(result('switched', [host('web-1', 'switched', { steps: deploySteps().slice(0, 9) })]), {
+      pr: undefined,
+      why: { text: 'Nightly build\n\nWith a body line', source: 'commit' }
+    }),
+  checked: () =>
+    input(result('checked', [host('web-1', 'not-started')]), {
+      changes: {
+        head: SHA,
+        commits: [],
+        total: 0,
+        note: 'First deploy: no earlier deployment is recorded on the hosts.'
+      }
+    }),
   'blocked-secrets': () =>
     input(
       result('blocked', [host('web-1', 'not-started')], {
@@ -350,6 +372,14 @@ describe('the deployment record', () => {
       '**The automatic rollback did not finish. Recover by hand:**'
     );
     expect(renderRecord(cases['failed']!())).toContain('Nothing to do: `r1` still serves');
+    expect(renderRecord(cases['deployed-reused']!())).toContain(
+      'already on the hosts and verified: only switched'
+    );
+    expect(renderRecord(cases['switched']!())).toContain('the post-deploy checks decide whether it stays');
+    expect(renderRecord(cases['switched']!())).toContain(
+      'Commit message:\n\n> Nightly build\n> \n> With a body line'
+    );
+    expect(renderRecord(cases['checked']!())).toContain('the pre-deploy gates passed; nothing was changed');
     const tests = renderRecord(cases['blocked-tests']!());
     expect(tests).toContain('| **Previous release** | not read (no host was contacted) |');
     expect(tests).toContain('Nothing to do: no host was contacted');

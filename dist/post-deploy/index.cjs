@@ -65300,8 +65300,9 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
             }
         }));
         // Lock every host before reading anything: what is live, and so what a rollback returns
-        // to, must not change under us between reading it and acting on it.
-        for (const run of runs) {
+        // to, must not change under us between reading it and acting on it. The pre-deploy checks
+        // alone change nothing and take no lock, so a pull request's checks never wait for a deploy.
+        for (const run of mode.kind === 'pre' ? [] : runs) {
             await runRecorded(run, deps, { id: 'lock', title: 'Lock the host' }, () => acquireLock(lockScript(settings, layout, token, deps.now()), run, settings, deps, token));
         }
         const facts = new Map();
@@ -72240,7 +72241,7 @@ function rollbackSection(input) {
         lines.push(`Done: every host was returned to \`${prev}\` and verified.`, '');
         return lines;
     }
-    if (r.status === 'failed' || r.status === 'blocked') {
+    if (r.status === 'failed' || r.status === 'blocked' || r.status === 'checked') {
         lines.push(`Nothing to do: \`${prev}\` still serves; nothing was changed.`, '');
         return lines;
     }

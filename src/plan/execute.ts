@@ -269,8 +269,9 @@ export async function deploy(
       })
     );
     // Lock every host before reading anything: what is live, and so what a rollback returns
-    // to, must not change under us between reading it and acting on it.
-    for (const run of runs) {
+    // to, must not change under us between reading it and acting on it. The pre-deploy checks
+    // alone change nothing and take no lock, so a pull request's checks never wait for a deploy.
+    for (const run of mode.kind === 'pre' ? [] : runs) {
       await runRecorded(run, deps, { id: 'lock', title: 'Lock the host' }, () =>
         acquireLock(lockScript(settings, layout, token, deps.now()), run, settings, deps, token)
       );

@@ -283,7 +283,7 @@ function rollbackSection(input: RecordInput): string[] {
     lines.push(`Done: every host was returned to \`${prev}\` and verified.`, '');
     return lines;
   }
-  if (r.status === 'failed' || r.status === 'blocked') {
+  if (r.status === 'failed' || r.status === 'blocked' || r.status === 'checked') {
     lines.push(`Nothing to do: \`${prev}\` still serves; nothing was changed.`, '');
     return lines;
   }
