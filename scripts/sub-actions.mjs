@@ -26,6 +26,8 @@ const COMMON = [
   'service-manager',
   'service-name',
   'health-url',
+  'max-parallel',
+  'canary',
   'lock-wait',
   'connect-timeout',
   'reason',

@@ -58217,7 +58217,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3898:
+/***/ 7650:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -67878,6 +67878,38 @@ function planPrune(releases, live, keep) {
     return [...good, ...failed].filter(r => !keepIds.has(r.id)).map(r => r.id);
 }
 
+;// CONCATENATED MODULE: ./src/plan/rollout.ts
+/**
+ * The order a fleet is deployed in, as data: canaries first (in batches of their own), then the
+ * other hosts in batches of `max-parallel`. A batch starts only when the one before passed its
+ * post-deploy checks and stability window.
+ */
+/** Hosts at once: the count, or the percentage of the fleet rounded up; at least one. */
+function batchSize(hosts, rollout) {
+    const n = typeof rollout.maxParallel === 'number'
+        ? rollout.maxParallel
+        : Math.ceil((hosts * rollout.maxParallel.percent) / 100);
+    return Math.max(1, Math.min(n, Math.max(1, hosts)));
+}
+/** How many of the batches are canaries. */
+function canaryBatches(hosts, rollout) {
+    const canary = Math.min(rollout.canary, hosts);
+    return canary === 0 ? 0 : Math.ceil(canary / batchSize(hosts, rollout));
+}
+/** Host indexes, batch by batch. */
+function rolloutBatches(hosts, rollout) {
+    const per = batchSize(hosts, rollout);
+    const canary = Math.min(rollout.canary, hosts);
+    const out = [];
+    const chunk = (from, to) => {
+        for (let i = from; i < to; i += per)
+            out.push(Array.from({ length: Math.min(per, to - i) }, (_, k) => i + k));
+    };
+    chunk(0, canary);
+    chunk(canary, hosts);
+    return out;
+}
+
 ;// CONCATENATED MODULE: ./src/plan/execute.ts
 
 
@@ -67889,7 +67921,11 @@ function planPrune(releases, live, keep) {
 
 
 
+
 class StepFailed extends DeployguardError {
+}
+/** A host stopped between steps because another host of its batch failed. */
+class Stopped extends DeployError {
 }
 /** The limit for one remote step (before-switch commands included); the upload has none. */
 const STEP_TIMEOUT_MS = 30 * 60_000;
@@ -67957,14 +67993,34 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
             phases.push({ name, start, ms: Date.now() - t0, ok });
         }
     };
+    // How many hosts work at once: connects, reads, batches after the canaries, rollbacks. Never
+    // all of a large fleet at once: a burst of SSH logins trips fail2ban and firewall rate limits.
+    const per = batchSize(settings.hosts.length, settings.rollout);
+    const parallel = per > 1 && settings.hosts.length > 1;
+    /** One host's part of a phase: a log group when hosts go one at a time, plain lines when not. */
+    const hostPart = (run, title, fn) => parallel ? fn() : deps.log.group(`${run.host.name}: ${title}`, fn);
     try {
         // Connect to every host first: a wrong host key or key is found before any host changes.
         await timed('Connect', () => deps.log.group('Connect to hosts', async () => {
-            for (const [i, host] of settings.hosts.entries()) {
+            const slots = settings.hosts.map(() => undefined);
+            const settled = await inBatches([...settings.hosts.entries()], per, async ([i, host]) => {
                 const shell = await deps.connect(host);
-                runs.push({ host, shell, report: reports[i], undo: [], locked: false, serviceTouched: false });
+                slots[i] = {
+                    host,
+                    shell,
+                    report: reports[i],
+                    undo: [],
+                    locked: false,
+                    serviceTouched: false,
+                    parallel
+                };
                 deps.log.info(`${host.name}: connected (${host.user}@${host.host}:${host.port})`);
-            }
+            });
+            // Every connection that opened is closed at the end, even when another one failed.
+            runs.push(...slots.filter((r) => r !== undefined));
+            const failed = settled.find(r => r.status === 'rejected');
+            if (failed)
+                throw failed.reason;
         }));
         // Lock every host before reading anything: what is live, and so what a rollback returns
         // to, must not change under us between reading it and acting on it. The pre-deploy checks
@@ -67974,11 +68030,11 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
         }
         const facts = new Map();
         const logs = new Map();
-        for (const run of runs) {
+        throwFirst(await inBatches(runs, per, async (run) => {
             const read = await readFacts(run, layout, deps);
             facts.set(run, read.facts);
             logs.set(run, read.log);
-        }
+        }));
         // The last good deploy, when every host agrees on it: every commit after it is going out.
         const commits = [...facts.values()].map(f => f.lastGoodCommit).filter((c) => !!c);
         lastDeployedCommit =
@@ -68002,11 +68058,25 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
                 throw new Blocked(err.message ?? String(err), [], err.hint ?? '', err);
             }
         }
-        for (const run of mode.kind === 'pre' ? [] : runs) {
-            await deps.log.group(`${run.host.name}: ${VERB[mode.kind]} ${settings.releaseId}`, () => deployHost(settings, layout, artifact, run, facts.get(run), deps, {
+        // Canaries first, through their whole post-deploy window, then the rest in batches. The
+        // first failure stops the rollout: no new host starts, the batch's other hosts stop at their
+        // next step, and every host that changed is rolled back below, so the fleet ends on one version.
+        const batches = mode.kind === 'pre' ? [] : rolloutBatches(runs.length, settings.rollout);
+        for (const [b, batch] of batches.entries()) {
+            const stop = new AbortController();
+            const members = batch.map(i => runs[i]);
+            if (batches.length > 1)
+                deps.log.info(`${b < canaryBatches(runs.length, settings.rollout) ? 'canary' : 'batch'} ${b + 1}/${batches.length}: ${members.map(r => r.host.name).join(', ')}`);
+            const settled = await Promise.allSettled(members.map(run => hostPart(run, `${VERB[mode.kind]} ${settings.releaseId}`, () => deployHost(settings, layout, artifact, run, facts.get(run), deps, {
                 source: reused || mode.kind === 'rollback' ? 'reuse' : 'ship',
                 part: mode.kind === 'switch' ? 'switch' : mode.kind === 'post' ? 'post' : 'all'
-            }));
+            }, stop.signal).catch((err) => {
+                stop.abort();
+                throw err;
+            }))));
+            // The host that failed is the cause; the others in its batch were stopped because of it.
+            const cause = settled.find(r => r.status === 'rejected' && !(r.reason instanceof Stopped));
+            throwFirst(cause ? [cause] : settled);
         }
     }
     catch (err) {
@@ -68018,15 +68088,15 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
     }
     try {
         if (failure === undefined) {
-            for (const run of mode.kind === 'pre' ? [] : runs) {
+            await inBatches(mode.kind === 'pre' ? [] : runs, per, async (run) => {
                 if (mode.kind === 'switch') {
                     // Not verified yet: the post-deploy phase judges it, marks it and prunes.
                     run.report.outcome = 'switched';
-                    continue;
+                    return;
                 }
-                await deps.log.group(`${run.host.name}: finish`, () => finishHost(settings, run, deps));
+                await hostPart(run, 'finish', () => finishHost(settings, run, deps));
                 run.report.outcome = 'deployed';
-            }
+            });
         }
         else {
             const message = errors_describeError(failure);
@@ -68036,11 +68106,7 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
                 failedRun.report.error = message;
             if (failedRun)
                 await keepEvidence(failedRun, settings, layout, deps);
-            for (const run of [...runs].reverse()) {
-                if (run.undo.length === 0)
-                    continue;
-                await deps.log.group(`${run.host.name}: roll back`, () => rollbackHost(settings, run, deps));
-            }
+            await inBatches([...runs].reverse().filter(r => r.undo.length > 0), per, run => hostPart(run, 'roll back', () => rollbackHost(settings, run, deps)));
         }
     }
     finally {
@@ -68167,7 +68233,9 @@ async function keepEvidence(run, settings, layout, deps) {
     else if (r === undefined)
         deps.log.warn(`${run.host.name}: the service's log lines could not be read`);
 }
-async function deployHost(settings, layout, artifact, run, facts, deps, how) {
+async function deployHost(settings, layout, artifact, run, facts, deps, how, 
+/** Aborted when another host of the same batch failed: this one stops at its next step. */
+stop) {
     const plan = planHost(settings, layout, facts, {
         now: deps.now(),
         fileCount: artifact?.fileCount ?? 0,
@@ -68182,6 +68250,8 @@ async function deployHost(settings, layout, artifact, run, facts, deps, how) {
     for (const step of plan.steps) {
         if (deps.signal?.aborted)
             throw new DeployError(`${run.host.name}: cancelled before "${step.title}"`, 'deploy');
+        if (stop?.aborted)
+            throw new DeployError(`${run.host.name}: stopped before "${step.title}": another host failed`, 'deploy');
         if (step.undo && !step.undoAfterSuccess)
             run.undo.push(step.undo);
         if (step.touchesService)
@@ -68379,14 +68449,14 @@ async function runRecorded(run, deps, step, fn, undo = false) {
         const value = await fn();
         const ms = Date.now() - t0;
         run.report.steps.push({ id: step.id, title: step.title, ok: true, ms, undo, at });
-        deps.log.info(`✓ ${step.title} (${ms} ms)`);
+        deps.log.info(`✓ ${run.parallel ? `${run.host.name}: ` : ''}${step.title} (${ms} ms)`);
         return value;
     }
     catch (err) {
         const ms = Date.now() - t0;
         const detail = errors_describeError(err);
         run.report.steps.push({ id: step.id, title: step.title, ok: false, ms, detail, undo, at });
-        deps.log.error(`✗ ${step.title} (${ms} ms): ${detail}`);
+        deps.log.error(`✗ ${run.parallel ? `${run.host.name}: ` : ''}${step.title} (${ms} ms): ${detail}`);
         throw err;
     }
 }
@@ -68655,6 +68725,18 @@ async function unlock(run, layout, deps, token) {
     catch (err) {
         deps.log.warn(`${run.host.name}: could not release the lock: ${errors_describeError(err)}`);
     }
+}
+/** Runs `fn` over the items, `limit` at a time, and reports how each one ended. */
+async function inBatches(items, limit, fn) {
+    const out = [];
+    for (let i = 0; i < items.length; i += limit)
+        out.push(...(await Promise.allSettled(items.slice(i, i + limit).map(fn))));
+    return out;
+}
+function throwFirst(settled) {
+    const failed = settled.find((r) => r.status === 'rejected');
+    if (failed)
+        throw failed.reason;
 }
 
 ;// CONCATENATED MODULE: ./src/deploy.ts
@@ -69499,7 +69581,19 @@ const configSchema = obj({
     deploy: schema_optional(obj({
         'before-switch': schema_optional(command),
         'lock-wait': schema_optional(duration({ max: '1h', example: '2m' }), '2m'),
-        'lock-ttl': schema_optional(duration({ min: '1m', max: '168h', example: '1h' }), '1h')
+        'lock-ttl': schema_optional(duration({ min: '1m', max: '168h', example: '1h' }), '1h'),
+        'max-parallel': schema_optional(union([
+            schema_int({ min: 1, max: 500, example: 5 }),
+            str({ pattern: /^(100|[1-9][0-9]?)%$/, expected: 'a percentage like 25%', example: '25%' })
+        ], {
+            description: 'How many hosts deploy at once after the canaries: a number, or a percentage of the hosts (rounded up).'
+        }), 1),
+        canary: schema_optional(schema_int({
+            min: 0,
+            max: 500,
+            example: 1,
+            description: 'Hosts deployed first, on their own, through their whole post-deploy window, before any other host starts.'
+        }), 0)
     }), {}),
     'pre-deploy': schema_optional(obj({
         'require-healthy': schema_optional(bool(), true),
@@ -69645,6 +69739,16 @@ function parseSettings(src) {
     if (reason !== undefined && reason.length > 2000)
         p.list.push('input `reason`: longer than 2000 characters. Example: reason: hotfix for the login timeout');
     const lockWait = inputDuration(p, 'lock-wait', get('lock-wait'), '2m');
+    const parallelInput = get('max-parallel');
+    let maxParallel;
+    if (parallelInput !== undefined) {
+        const pct = /^(100|[1-9][0-9]?)%$/.exec(parallelInput);
+        if (pct)
+            maxParallel = { percent: Number(pct[1]) };
+        else
+            maxParallel = inputInt(p, 'max-parallel', parallelInput, 1, 500, 5);
+    }
+    const canaryInput = inputInt(p, 'canary', get('canary'), 0, 500, 1);
     const connectTimeout = inputDuration(p, 'connect-timeout', get('connect-timeout'), '20s');
     const stabilityWindow = inputDuration(p, 'stability-window', get('stability-window'), '60s');
     const knownHostsText = get('known-hosts');
@@ -69795,6 +69899,13 @@ function parseSettings(src) {
         service,
         checks,
         beforeSwitch: get('before-switch') ?? file?.deploy['before-switch'],
+        rollout: {
+            canary: canaryInput ?? file?.deploy.canary ?? 0,
+            maxParallel: maxParallel ??
+                (typeof file?.deploy['max-parallel'] === 'string'
+                    ? { percent: Number(file.deploy['max-parallel'].slice(0, -1)) }
+                    : (file?.deploy['max-parallel'] ?? 1))
+        },
         lock: {
             waitMs: lockWait ?? file?.deploy['lock-wait'] ?? 120_000,
             ttlMs: lockTtl
@@ -70094,7 +70205,7 @@ async function ensureSandboxUser() {
     return SANDBOX_USER;
 }
 /** Starts sshd with its own host key, config and one authorized key; nothing system-wide changes. */
-async function startSandbox() {
+async function startSandbox(opts = {}) {
     if (!(0,external_node_fs_namespaceObject.existsSync)(SSHD)) {
         throw new Error(`${SSHD} is missing. Install it with: apt-get install -y openssh-server`);
     }
@@ -70123,9 +70234,23 @@ async function startSandbox() {
         'MaxSessions 50'
     ].join('\n');
     await (0,promises_namespaceObject.writeFile)((0,external_node_path_namespaceObject.join)(dir, 'sshd_config'), config + '\n');
-    const child = (0,external_node_child_process_namespaceObject.spawn)(SSHD, ['-f', (0,external_node_path_namespaceObject.join)(dir, 'sshd_config'), '-E', (0,external_node_path_namespaceObject.join)(dir, 'sshd.log')], {
-        stdio: 'ignore'
-    });
+    const sshd = [SSHD, '-f', (0,external_node_path_namespaceObject.join)(dir, 'sshd_config'), '-E', (0,external_node_path_namespaceObject.join)(dir, 'sshd.log')];
+    const argv = opts.bind
+        ? [
+            'unshare',
+            '--mount',
+            '--propagation',
+            'private',
+            'sh',
+            '-c',
+            'mount --bind "$1" "$2" && shift 2 && exec "$@"',
+            'sh',
+            opts.bind.source,
+            opts.bind.target,
+            ...sshd
+        ]
+        : sshd;
+    const child = (0,external_node_child_process_namespaceObject.spawn)(argv[0], argv.slice(1), { stdio: 'ignore' });
     await new Promise((resolve, reject) => {
         child.once('error', reject);
         child.once('exit', code => code === 0 ? resolve() : reject(new Error(`sshd exited with ${code}; see ${dir}/sshd.log`)));
@@ -85532,7 +85657,7 @@ module.exports = {"rE":"1.17.0"};
 /************************************************************************/
 var __webpack_exports__ = {};
 // CommonJS entry of the `deployguard` command (see main.cjs for why CommonJS).
-(__nccwpck_require__(3898)/* .main */ .i)(process.argv.slice(2))
+(__nccwpck_require__(7650)/* .main */ .i)(process.argv.slice(2))
   .then(code => {
     process.exitCode = code;
   });

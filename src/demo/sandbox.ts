@@ -77,8 +77,17 @@ async function ensureSandboxUser(): Promise<string> {
   return SANDBOX_USER;
 }
 
+export interface SandboxOptions {
+  /**
+   * Gives this sshd its own view of one directory (root only): `source` is bind-mounted on
+   * `target` in a private mount namespace, so several sandboxes can stand in for a fleet of hosts
+   * that all deploy to the same path.
+   */
+  readonly bind?: { readonly source: string; readonly target: string };
+}
+
 /** Starts sshd with its own host key, config and one authorized key; nothing system-wide changes. */
-export async function startSandbox(): Promise<Sandbox> {
+export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
   if (!existsSync(SSHD)) {
     throw new Error(`${SSHD} is missing. Install it with: apt-get install -y openssh-server`);
   }
@@ -108,9 +117,23 @@ export async function startSandbox(): Promise<Sandbox> {
     'MaxSessions 50'
   ].join('\n');
   await writeFile(join(dir, 'sshd_config'), config + '\n');
-  const child = spawn(SSHD, ['-f', join(dir, 'sshd_config'), '-E', join(dir, 'sshd.log')], {
-    stdio: 'ignore'
-  });
+  const sshd = [SSHD, '-f', join(dir, 'sshd_config'), '-E', join(dir, 'sshd.log')];
+  const argv = opts.bind
+    ? [
+        'unshare',
+        '--mount',
+        '--propagation',
+        'private',
+        'sh',
+        '-c',
+        'mount --bind "$1" "$2" && shift 2 && exec "$@"',
+        'sh',
+        opts.bind.source,
+        opts.bind.target,
+        ...sshd
+      ]
+    : sshd;
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' });
   await new Promise<void>((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', code =>

@@ -43,6 +43,7 @@ import {
   type PlanOptions,
   type Step
 } from './plan.js';
+import { batchSize, canaryBatches, rolloutBatches } from './rollout.js';
 
 /** Everything the executor does to the outside world, so tests can swap any of it. */
 export interface DeployDeps {
@@ -171,6 +172,9 @@ export interface DeployResult {
 
 class StepFailed extends DeployguardError {}
 
+/** A host stopped between steps because another host of its batch failed. */
+class Stopped extends DeployError {}
+
 /** The limit for one remote step (before-switch commands included); the upload has none. */
 const STEP_TIMEOUT_MS = 30 * 60_000;
 
@@ -211,6 +215,8 @@ interface HostRun {
   /** SHA-256 of every uploaded file, from the bytes sent; the verify step checks the host against it. */
   hashes?: Map<string, string>;
   serviceTouched: boolean;
+  /** Several hosts work at once: their log lines carry the host name instead of a group. */
+  readonly parallel?: boolean;
 }
 
 /**
@@ -257,15 +263,35 @@ export async function deploy(
       phases.push({ name, start, ms: Date.now() - t0, ok });
     }
   };
+  // How many hosts work at once: connects, reads, batches after the canaries, rollbacks. Never
+  // all of a large fleet at once: a burst of SSH logins trips fail2ban and firewall rate limits.
+  const per = batchSize(settings.hosts.length, settings.rollout);
+  const parallel = per > 1 && settings.hosts.length > 1;
+  /** One host's part of a phase: a log group when hosts go one at a time, plain lines when not. */
+  const hostPart = <T>(run: HostRun, title: string, fn: () => Promise<T>): Promise<T> =>
+    parallel ? fn() : deps.log.group(`${run.host.name}: ${title}`, fn);
   try {
     // Connect to every host first: a wrong host key or key is found before any host changes.
     await timed('Connect', () =>
       deps.log.group('Connect to hosts', async () => {
-        for (const [i, host] of settings.hosts.entries()) {
+        const slots: (HostRun | undefined)[] = settings.hosts.map(() => undefined);
+        const settled = await inBatches([...settings.hosts.entries()], per, async ([i, host]) => {
           const shell = await deps.connect(host);
-          runs.push({ host, shell, report: reports[i]!, undo: [], locked: false, serviceTouched: false });
+          slots[i] = {
+            host,
+            shell,
+            report: reports[i]!,
+            undo: [],
+            locked: false,
+            serviceTouched: false,
+            parallel
+          };
           deps.log.info(`${host.name}: connected (${host.user}@${host.host}:${host.port})`);
-        }
+        });
+        // Every connection that opened is closed at the end, even when another one failed.
+        runs.push(...slots.filter((r): r is HostRun => r !== undefined));
+        const failed = settled.find(r => r.status === 'rejected');
+        if (failed) throw failed.reason;
       })
     );
     // Lock every host before reading anything: what is live, and so what a rollback returns
@@ -278,11 +304,13 @@ export async function deploy(
     }
     const facts = new Map<HostRun, HostFacts>();
     const logs = new Map<HostRun, DeploymentLog>();
-    for (const run of runs) {
-      const read = await readFacts(run, layout, deps);
-      facts.set(run, read.facts);
-      logs.set(run, read.log);
-    }
+    throwFirst(
+      await inBatches(runs, per, async run => {
+        const read = await readFacts(run, layout, deps);
+        facts.set(run, read.facts);
+        logs.set(run, read.log);
+      })
+    );
     // The last good deploy, when every host agrees on it: every commit after it is going out.
     const commits = [...facts.values()].map(f => f.lastGoodCommit).filter((c): c is string => !!c);
     lastDeployedCommit =
@@ -311,13 +339,42 @@ export async function deploy(
         );
       }
     }
-    for (const run of mode.kind === 'pre' ? [] : runs) {
-      await deps.log.group(`${run.host.name}: ${VERB[mode.kind]} ${settings.releaseId}`, () =>
-        deployHost(settings, layout, artifact, run, facts.get(run)!, deps, {
-          source: reused || mode.kind === 'rollback' ? 'reuse' : 'ship',
-          part: mode.kind === 'switch' ? 'switch' : mode.kind === 'post' ? 'post' : 'all'
-        })
+    // Canaries first, through their whole post-deploy window, then the rest in batches. The
+    // first failure stops the rollout: no new host starts, the batch's other hosts stop at their
+    // next step, and every host that changed is rolled back below, so the fleet ends on one version.
+    const batches = mode.kind === 'pre' ? [] : rolloutBatches(runs.length, settings.rollout);
+    for (const [b, batch] of batches.entries()) {
+      const stop = new AbortController();
+      const members = batch.map(i => runs[i]!);
+      if (batches.length > 1)
+        deps.log.info(
+          `${b < canaryBatches(runs.length, settings.rollout) ? 'canary' : 'batch'} ${b + 1}/${batches.length}: ${members.map(r => r.host.name).join(', ')}`
+        );
+      const settled = await Promise.allSettled(
+        members.map(run =>
+          hostPart(run, `${VERB[mode.kind]} ${settings.releaseId}`, () =>
+            deployHost(
+              settings,
+              layout,
+              artifact,
+              run,
+              facts.get(run)!,
+              deps,
+              {
+                source: reused || mode.kind === 'rollback' ? 'reuse' : 'ship',
+                part: mode.kind === 'switch' ? 'switch' : mode.kind === 'post' ? 'post' : 'all'
+              },
+              stop.signal
+            ).catch((err: unknown) => {
+              stop.abort();
+              throw err;
+            })
+          )
+        )
       );
+      // The host that failed is the cause; the others in its batch were stopped because of it.
+      const cause = settled.find(r => r.status === 'rejected' && !(r.reason instanceof Stopped));
+      throwFirst(cause ? [cause] : settled);
     }
   } catch (err) {
     failure = err;
@@ -329,15 +386,15 @@ export async function deploy(
 
   try {
     if (failure === undefined) {
-      for (const run of mode.kind === 'pre' ? [] : runs) {
+      await inBatches(mode.kind === 'pre' ? [] : runs, per, async run => {
         if (mode.kind === 'switch') {
           // Not verified yet: the post-deploy phase judges it, marks it and prunes.
           run.report.outcome = 'switched';
-          continue;
+          return;
         }
-        await deps.log.group(`${run.host.name}: finish`, () => finishHost(settings, run, deps));
+        await hostPart(run, 'finish', () => finishHost(settings, run, deps));
         run.report.outcome = 'deployed';
-      }
+      });
     } else {
       const message = describeError(failure);
       deps.log.error(message);
@@ -345,10 +402,11 @@ export async function deploy(
         runs.find(r => r.report.error === undefined && r.report.steps.some(s => !s.ok)) ?? runs.at(-1);
       if (failedRun && !failedRun.report.error) failedRun.report.error = message;
       if (failedRun) await keepEvidence(failedRun, settings, layout, deps);
-      for (const run of [...runs].reverse()) {
-        if (run.undo.length === 0) continue;
-        await deps.log.group(`${run.host.name}: roll back`, () => rollbackHost(settings, run, deps));
-      }
+      await inBatches(
+        [...runs].reverse().filter(r => r.undo.length > 0),
+        per,
+        run => hostPart(run, 'roll back', () => rollbackHost(settings, run, deps))
+      );
     }
   } finally {
     // Every path ends here: the record written under the lock, locks released, connections closed.
@@ -502,7 +560,9 @@ async function deployHost(
   run: HostRun,
   facts: HostFacts,
   deps: DeployDeps,
-  how: Pick<PlanOptions, 'source' | 'part'>
+  how: Pick<PlanOptions, 'source' | 'part'>,
+  /** Aborted when another host of the same batch failed: this one stops at its next step. */
+  stop?: AbortSignal
 ): Promise<void> {
   const plan = planHost(settings, layout, facts, {
     now: deps.now(),
@@ -517,6 +577,11 @@ async function deployHost(
   for (const step of plan.steps) {
     if (deps.signal?.aborted)
       throw new DeployError(`${run.host.name}: cancelled before "${step.title}"`, 'deploy');
+    if (stop?.aborted)
+      throw new DeployError(
+        `${run.host.name}: stopped before "${step.title}": another host failed`,
+        'deploy'
+      );
     if (step.undo && !step.undoAfterSuccess) run.undo.push(step.undo);
     if (step.touchesService) run.serviceTouched = true;
     await runRecorded(run, deps, step, () => runAction(step, run, settings, artifact, deps));
@@ -808,13 +873,13 @@ async function runRecorded<T>(
     const value = await fn();
     const ms = Date.now() - t0;
     run.report.steps.push({ id: step.id, title: step.title, ok: true, ms, undo, at });
-    deps.log.info(`✓ ${step.title} (${ms} ms)`);
+    deps.log.info(`✓ ${run.parallel ? `${run.host.name}: ` : ''}${step.title} (${ms} ms)`);
     return value;
   } catch (err) {
     const ms = Date.now() - t0;
     const detail = describeError(err);
     run.report.steps.push({ id: step.id, title: step.title, ok: false, ms, detail, undo, at });
-    deps.log.error(`✗ ${step.title} (${ms} ms): ${detail}`);
+    deps.log.error(`✗ ${run.parallel ? `${run.host.name}: ` : ''}${step.title} (${ms} ms): ${detail}`);
     throw err;
   }
 }
@@ -1170,4 +1235,21 @@ async function unlock(
   } catch (err) {
     deps.log.warn(`${run.host.name}: could not release the lock: ${describeError(err)}`);
   }
+}
+
+/** Runs `fn` over the items, `limit` at a time, and reports how each one ended. */
+async function inBatches<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>
+): Promise<PromiseSettledResult<void>[]> {
+  const out: PromiseSettledResult<void>[] = [];
+  for (let i = 0; i < items.length; i += limit)
+    out.push(...(await Promise.allSettled(items.slice(i, i + limit).map(fn))));
+  return out;
+}
+
+function throwFirst(settled: readonly PromiseSettledResult<unknown>[]): void {
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }

@@ -232,7 +232,30 @@ export const configSchema = obj(
       obj({
         'before-switch': optional(command),
         'lock-wait': optional(duration({ max: '1h', example: '2m' }), '2m'),
-        'lock-ttl': optional(duration({ min: '1m', max: '168h', example: '1h' }), '1h')
+        'lock-ttl': optional(duration({ min: '1m', max: '168h', example: '1h' }), '1h'),
+        'max-parallel': optional(
+          union(
+            [
+              int({ min: 1, max: 500, example: 5 }),
+              str({ pattern: /^(100|[1-9][0-9]?)%$/, expected: 'a percentage like 25%', example: '25%' })
+            ],
+            {
+              description:
+                'How many hosts deploy at once after the canaries: a number, or a percentage of the hosts (rounded up).'
+            }
+          ),
+          1
+        ),
+        canary: optional(
+          int({
+            min: 0,
+            max: 500,
+            example: 1,
+            description:
+              'Hosts deployed first, on their own, through their whole post-deploy window, before any other host starts.'
+          }),
+          0
+        )
       }),
       {}
     ),

@@ -163,6 +163,14 @@ export function parseSettings(src: SettingsSource): Settings {
   if (reason !== undefined && reason.length > 2000)
     p.list.push('input `reason`: longer than 2000 characters. Example: reason: hotfix for the login timeout');
   const lockWait = inputDuration(p, 'lock-wait', get('lock-wait'), '2m');
+  const parallelInput = get('max-parallel');
+  let maxParallel: number | { percent: number } | undefined;
+  if (parallelInput !== undefined) {
+    const pct = /^(100|[1-9][0-9]?)%$/.exec(parallelInput);
+    if (pct) maxParallel = { percent: Number(pct[1]) };
+    else maxParallel = inputInt(p, 'max-parallel', parallelInput, 1, 500, 5);
+  }
+  const canaryInput = inputInt(p, 'canary', get('canary'), 0, 500, 1);
   const connectTimeout = inputDuration(p, 'connect-timeout', get('connect-timeout'), '20s');
   const stabilityWindow = inputDuration(p, 'stability-window', get('stability-window'), '60s');
 
@@ -354,6 +362,14 @@ export function parseSettings(src: SettingsSource): Settings {
     service,
     checks,
     beforeSwitch: get('before-switch') ?? file?.deploy['before-switch'],
+    rollout: {
+      canary: canaryInput ?? file?.deploy.canary ?? 0,
+      maxParallel:
+        maxParallel ??
+        (typeof file?.deploy['max-parallel'] === 'string'
+          ? { percent: Number(file.deploy['max-parallel'].slice(0, -1)) }
+          : (file?.deploy['max-parallel'] ?? 1))
+    },
     lock: {
       waitMs: lockWait ?? file?.deploy['lock-wait'] ?? 120_000,
       ttlMs: lockTtl

@@ -173,6 +173,13 @@ export interface PostDeploySettings {
   readonly stabilityWindowMs: number;
 }
 
+/** How a fleet is rolled out: canaries first, then batches; the first failure stops and undoes all. */
+export interface RolloutSettings {
+  readonly canary: number;
+  /** Hosts at once after the canaries: a count, or a percentage of the hosts. */
+  readonly maxParallel: number | { readonly percent: number };
+}
+
 export interface LockSettings {
   /** How long to wait for another deploy's lock before failing. */
   readonly waitMs: number;
@@ -225,6 +232,7 @@ export interface Settings {
   readonly checks: readonly CheckSettings[];
   readonly beforeSwitch?: string;
   readonly lock: LockSettings;
+  readonly rollout: RolloutSettings;
   readonly preDeploy: PreDeploySettings;
   readonly postDeploy: PostDeploySettings;
   readonly dryRun: boolean;

@@ -1,0 +1,172 @@
+/**
+ * A fleet of real sshd hosts. Each sandbox sshd runs in its own mount namespace where its own
+ * directory is mounted on the same path, so four hosts deploy to one `target.path` without seeing
+ * each other's files, as separate machines would. A host-side check fails on the host that holds
+ * a FAIL marker: canary failures, failures in a later batch, and that the fleet ends on one version.
+ */
+import { execFileSync } from 'node:child_process';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync
+} from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startSandbox, type Sandbox } from '../../src/demo/sandbox.js';
+import { runDeploy } from '../../src/deploy.js';
+import { memoryLogger } from '../../src/io/log.js';
+import { parseSettings } from '../../src/settings/parse.js';
+import { makeRelease } from '../helpers/deploy.js';
+
+const MOUNT = '/srv/deployguard-fleet-test';
+const TARGET = `${MOUNT}/app`;
+const N = 4;
+let hosts: Sandbox[] = [];
+let base: string;
+const disk = (i: number) => join(base, `host-${i + 1}`);
+
+beforeAll(async () => {
+  base = await mkdtemp(join(tmpdir(), 'dg-fleet-'));
+  execFileSync('chmod', ['755', base]);
+  mkdirSync(MOUNT, { recursive: true });
+  for (let i = 0; i < N; i++) {
+    mkdirSync(disk(i));
+    execFileSync('chown', ['deployguard-sandbox:', disk(i)]);
+    hosts.push(await startSandbox({ bind: { source: disk(i), target: MOUNT } }));
+  }
+  // One deploy key for the fleet, as a team would have.
+  const pub = readFileSync(join(hosts[0]!.dir, 'user_key.pub'), 'utf8');
+  for (const h of hosts.slice(1)) appendFileSync(join(h.dir, 'authorized_keys'), pub);
+}, 60_000);
+
+afterAll(async () => {
+  for (const h of hosts) await h.stop();
+  hosts = [];
+  await rm(base, { recursive: true, force: true });
+});
+
+function settings(release: string, artifact: string, rollout: string) {
+  const yaml = [
+    'version: 1',
+    `target: { path: ${TARGET}, keep-releases: 3 }`,
+    'service: { manager: none }',
+    'hosts:',
+    ...hosts.map(
+      (h, i) =>
+        `  - { name: web-${i + 1}, host: ${h.host}, port: ${h.port}, user: ${h.user}, known-hosts: "${h.knownHostsLine}" }`
+    ),
+    'checks:',
+    // Fails where the host holds a FAIL marker and the live release is a faulty one.
+    `  - { name: no-fault, type: command, on: host, run: "test ! -e ${TARGET}/current/FAULT || test ! -e ${MOUNT}/FAIL", stages: [post], retries: 0 }`,
+    `deploy: { ${rollout}, lock-wait: 0s }`,
+    'post-deploy: { stability-window: 0s }',
+    'pre-deploy: { gitleaks: false }'
+  ].join('\n');
+  return parseSettings({
+    input: n => ({ artifact, 'release-id': release, 'ssh-key': hosts[0]!.privateKey })[n],
+    env: {},
+    configText: yaml,
+    configPath: 'fleet.yml',
+    now: new Date(),
+    onSecret: () => {}
+  });
+}
+
+/** The release a host serves (its `current` link points into its own namespace's path). */
+const live = (i: number): string | undefined => {
+  try {
+    return readlinkSync(join(disk(i), 'app', 'current'))
+      .split('/')
+      .pop();
+  } catch {
+    return undefined;
+  }
+};
+const logins = (i: number) =>
+  (readFileSync(join(hosts[i]!.dir, 'sshd.log'), 'utf8').match(/Accepted publickey/g) ?? []).length;
+const fail = (i: number, on: boolean) =>
+  on ? writeFileSync(join(disk(i), 'FAIL'), '') : rmSync(join(disk(i), 'FAIL'), { force: true });
+
+async function deploy(release: string, rollout: string, faulty = false) {
+  const log = memoryLogger();
+  const artifact = await makeRelease(release, faulty ? 'fleet-test' : undefined);
+  const result = await runDeploy(settings(release, artifact, rollout), { log });
+  return { result, log: log.lines.join('\n') };
+}
+
+describe('a fleet of four hosts', () => {
+  test('canary, then batches of two: every host ends on the release, over one SSH connection each', async () => {
+    const before = hosts.map((_, i) => logins(i));
+    const { result, log } = await deploy('r1', 'canary: 1, max-parallel: 2');
+    expect(result.status).toBe('deployed');
+    expect(result.hosts.map(h => `${h.name}=${h.outcome}`)).toEqual([
+      'web-1=deployed',
+      'web-2=deployed',
+      'web-3=deployed',
+      'web-4=deployed'
+    ]);
+    expect(hosts.map((_, i) => live(i))).toEqual(['r1', 'r1', 'r1', 'r1']);
+    expect(log).toMatch(/canary 1\/3: web-1\n[\s\S]*batch 2\/3: web-2, web-3\n[\s\S]*batch 3\/3: web-4/);
+    // One connection per host for the whole deploy: lock, read, upload, verify, switch, checks.
+    expect(hosts.map((_, i) => logins(i) - before[i]!)).toEqual([1, 1, 1, 1]);
+    // In parallel, the lines name their host.
+    expect(log).toMatch(/✓ web-3: Verify the SHA-256 of every file on the host/);
+  }, 120_000);
+
+  test('a failing canary stops the rollout: no other host starts, the canary is rolled back', async () => {
+    fail(0, true);
+    try {
+      const { result } = await deploy('r2', 'canary: 1, max-parallel: 2', true);
+      expect(result.status).toBe('rolled-back');
+      expect(result.hosts.map(h => `${h.name}=${h.outcome}`)).toEqual([
+        'web-1=rolled-back',
+        'web-2=not-started',
+        'web-3=not-started',
+        'web-4=not-started'
+      ]);
+      expect(hosts.map((_, i) => live(i))).toEqual(['r1', 'r1', 'r1', 'r1']);
+      for (const i of [1, 2, 3]) expect(existsSync(join(disk(i), 'app', 'releases', 'r2'))).toBe(false);
+    } finally {
+      fail(0, false);
+    }
+  }, 120_000);
+
+  test('a failure in batch 2 rolls back batch 1 and the canary too: the fleet ends on one version', async () => {
+    fail(2, true);
+    try {
+      const { result, log } = await deploy('r3', 'canary: 1, max-parallel: 2', true);
+      expect(result.status).toBe('rolled-back');
+      const outcome = Object.fromEntries(result.hosts.map(h => [h.name, h.outcome]));
+      expect(outcome['web-1']).toBe('rolled-back');
+      expect(outcome['web-3']).toBe('rolled-back');
+      expect(outcome['web-4']).toBe('not-started');
+      // web-2 ran beside web-3: it finished or was stopped at its next step, and was put back either way.
+      expect(['rolled-back', 'failed']).toContain(outcome['web-2']);
+      expect(hosts.map((_, i) => live(i))).toEqual(['r1', 'r1', 'r1', 'r1']);
+      expect(result.error).toMatch(/web-3: 1\/1 health checks failed: no-fault/);
+      expect(log).not.toMatch(/batch 3\/3/);
+    } finally {
+      fail(2, false);
+    }
+  }, 120_000);
+
+  test('max-parallel as a percentage, no canary: all four at once', async () => {
+    const { result, log } = await deploy('r4', "max-parallel: '100%'");
+    expect(result.status).toBe('deployed');
+    expect(hosts.map((_, i) => live(i))).toEqual(['r4', 'r4', 'r4', 'r4']);
+    expect(log).not.toMatch(/batch \d/);
+    // Each host's record says what it did.
+    const last = JSON.parse(
+      readFileSync(join(disk(3), 'app', '.deployguard', 'deployments.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .at(-1)!
+    );
+    expect(last).toMatchObject({ host: 'web-4', release: 'r4', status: 'deployed', previous: 'r1' });
+  }, 120_000);
+});

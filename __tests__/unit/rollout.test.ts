@@ -1,0 +1,66 @@
+/** The rollout order of a fleet, and how its settings are read. */
+import { batchSize, canaryBatches, rolloutBatches } from '../../src/plan/rollout.js';
+import { BASE_INPUTS, settingsFrom } from '../helpers/settings.js';
+
+describe('rollout batches', () => {
+  test.each([
+    [5, { canary: 0, maxParallel: 1 }, [[0], [1], [2], [3], [4]]],
+    [5, { canary: 1, maxParallel: 2 }, [[0], [1, 2], [3, 4]]],
+    [5, { canary: 3, maxParallel: 2 }, [[0, 1], [2], [3, 4]]],
+    [
+      4,
+      { canary: 0, maxParallel: { percent: 50 } },
+      [
+        [0, 1],
+        [2, 3]
+      ]
+    ],
+    [3, { canary: 0, maxParallel: { percent: 10 } }, [[0], [1], [2]]],
+    [2, { canary: 5, maxParallel: 10 }, [[0, 1]]],
+    [
+      20,
+      { canary: 1, maxParallel: 10 },
+      [[0], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [11, 12, 13, 14, 15, 16, 17, 18, 19]]
+    ]
+  ] as const)('%i hosts, %j', (hosts, rollout, expected) => {
+    const batches = rolloutBatches(hosts, rollout);
+    expect(batches).toEqual(expected);
+    // Every host exactly once, in order.
+    expect(batches.flat()).toEqual(Array.from({ length: hosts }, (_, i) => i));
+  });
+
+  test('batch size rounds a percentage up, and is at least one and at most the fleet', () => {
+    expect(batchSize(7, { canary: 0, maxParallel: { percent: 25 } })).toBe(2);
+    expect(batchSize(1, { canary: 0, maxParallel: { percent: 1 } })).toBe(1);
+    expect(batchSize(3, { canary: 0, maxParallel: 50 })).toBe(3);
+    expect(canaryBatches(5, { canary: 3, maxParallel: 2 })).toBe(2);
+    expect(canaryBatches(5, { canary: 0, maxParallel: 2 })).toBe(0);
+  });
+});
+
+describe('rollout settings', () => {
+  test('from the file, a number or a percentage; inputs override', () => {
+    const file = (v: string) =>
+      settingsFrom(BASE_INPUTS, `version: 1\ndeploy: { max-parallel: ${v}, canary: 2 }`);
+    expect(file('3').rollout).toEqual({ canary: 2, maxParallel: 3 });
+    expect(file("'25%'").rollout).toEqual({ canary: 2, maxParallel: { percent: 25 } });
+    expect(settingsFrom({ ...BASE_INPUTS, 'max-parallel': '40%', canary: '1' }).rollout).toEqual({
+      canary: 1,
+      maxParallel: { percent: 40 }
+    });
+    expect(settingsFrom(BASE_INPUTS).rollout).toEqual({ canary: 0, maxParallel: 1 });
+  });
+
+  test('bad values are refused with the key and an example', () => {
+    expect(() => settingsFrom(BASE_INPUTS, "version: 1\ndeploy: { max-parallel: '150%' }")).toThrow(
+      /max-parallel[\s\S]*25%/
+    );
+    expect(() => settingsFrom(BASE_INPUTS, 'version: 1\ndeploy: { max-parallel: 0 }')).toThrow(
+      /max-parallel/
+    );
+    expect(() => settingsFrom({ ...BASE_INPUTS, 'max-parallel': 'lots' })).toThrow(
+      /input `max-parallel`: expected an integer/
+    );
+    expect(() => settingsFrom({ ...BASE_INPUTS, canary: '-1' })).toThrow(/input `canary`/);
+  });
+});
