@@ -1,5 +1,6 @@
 /** The rollout order of a fleet, and how its settings are read. */
 import { batchSize, canaryBatches, rolloutBatches } from '../../src/plan/rollout.js';
+import { uploadProgress } from '../../src/plan/execute.js';
 import { BASE_INPUTS, settingsFrom } from '../helpers/settings.js';
 
 describe('rollout batches', () => {
@@ -62,5 +63,18 @@ describe('rollout settings', () => {
       /input `max-parallel`: expected an integer/
     );
     expect(() => settingsFrom({ ...BASE_INPUTS, canary: '-1' })).toThrow(/input `canary`/);
+  });
+});
+
+describe('upload progress', () => {
+  test('percent, MB sent of the total, rate and time left', () => {
+    expect(uploadProgress('web-1', 45e6, 99e6, 1500)).toBe(
+      'web-1: upload 45% (45.0/99.0 MB, 30.0 MB/s, about 2 s left)'
+    );
+    expect(uploadProgress('web-1', 0, 99e6, 5000)).toBe(
+      'web-1: upload 0% (0.0/99.0 MB, 0.0 MB/s, time left unknown)'
+    );
+    // Headers and padding make the stream slightly longer than the files: never past 100%.
+    expect(uploadProgress('web-1', 101e6, 99e6, 2000)).toMatch(/^web-1: upload 100% \(99\.0\/99\.0 MB/);
   });
 });

@@ -58216,7 +58216,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9773:
+/***/ 4547:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -62609,6 +62609,21 @@ function verifyManifest(dir, expectedFiles, keep) {
 function pruneManifests(layout, liveId) {
     return sh `if [ -d ${layout.manifestsDir} ]; then find ${layout.manifestsDir} -maxdepth 1 -type f ! -name ${`${liveId}.sha256`} -delete; fi`;
 }
+/**
+ * What an incremental upload needs from the previous release: its kept manifest, then (after a
+ * `--modes--` line) the permission bits of its files. Exits RELEASE_MISSING when either is gone.
+ */
+function readPreviousRelease(release, manifest) {
+    return lines(readManifest(release, manifest), sh `echo --modes--`, sh `cd -- ${release} && find . -type f -printf '%m %P\\n'`);
+}
+/**
+ * Hard-links the files named on stdin (NUL-separated, relative paths) from the previous release
+ * into the staging directory, creating their directories: unchanged files cost no transfer and
+ * no disk. A hard link shares the inode, and nothing writes into a release's files in place.
+ */
+function linkUnchanged(previous, staging) {
+    return lines(sh `cd -- ${previous}`, sh `xargs -0 -r cp -al --parents -t ${staging} --`);
+}
 /** Exit code of `readManifest` when the release or its manifest is gone. */
 const RELEASE_MISSING = 6;
 /** Prints a kept release's manifest, or exits RELEASE_MISSING when the release or manifest is gone. */
@@ -64231,164 +64246,6 @@ function backupPath(layout, at) {
     return `${layout.base}.backup-${stamp}`;
 }
 
-;// CONCATENATED MODULE: ./src/report/history.ts
-/**
- * The host's own record of every deploy: one JSON object per line in
- * `<state dir>/deployments.jsonl`, appended under the lock and never rewritten. deployguard reads
- * it back for "the last successful deployment" (where the secret scan starts, what a rollback
- * returns to, which run to re-run) and `deployguard history` lists it.
- */
-/** Version of the line format; readers skip lines of a newer version rather than misread them. */
-const ENTRY_VERSION = 1;
-/** A line must fit in one remote command argument with room to spare (Linux allows 128 KiB). */
-const MAX_ENTRY_BYTES = 32 * 1024;
-const MAX_REASON = 300;
-function history_clip(text, max) {
-    return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
-}
-/** The check results as the record keeps them: short reasons, no host-specific noise. */
-function entryChecks(results) {
-    return results.map(r => ({
-        name: r.name,
-        stage: r.stage,
-        ok: r.ok,
-        ms: r.durationMs,
-        reason: history_clip(r.reason, MAX_REASON)
-    }));
-}
-/**
- * One line of JSON for the file: every string passed through `redact` first (a secret must not
- * land on a host's disk), then cut down to MAX_ENTRY_BYTES by dropping check detail, never the
- * fields deployguard reads back.
- */
-function serializeEntry(entry, redact) {
-    const clean = JSON.parse(JSON.stringify(entry, (_k, v) => (typeof v === 'string' ? redact(v) : v)));
-    let line = JSON.stringify(clean);
-    if (Buffer.byteLength(line) <= MAX_ENTRY_BYTES)
-        return line;
-    const slim = {
-        ...clean,
-        reason: clean.reason ? history_clip(clean.reason, MAX_REASON) : undefined,
-        checks: clean.checks.map(c => ({ ...c, reason: history_clip(c.reason, 80) }))
-    };
-    line = JSON.stringify(slim);
-    if (Buffer.byteLength(line) <= MAX_ENTRY_BYTES)
-        return line;
-    return JSON.stringify({ ...slim, checks: [], checksDropped: clean.checks.length });
-}
-const STATUSES = new Set([
-    'deployed',
-    'switched',
-    'rolled-back',
-    'rollback-failed',
-    'failed',
-    'failed-live',
-    'blocked'
-]);
-function validEntry(value) {
-    if (typeof value !== 'object' || value === null || Array.isArray(value))
-        return 'not a JSON object';
-    const o = value;
-    if (typeof o.v !== 'number')
-        return 'no format version `v`';
-    if (o.v > ENTRY_VERSION)
-        return `written by a newer deployguard (format ${o.v})`;
-    for (const key of ['time', 'release', 'commit', 'status', 'host'])
-        if (typeof o[key] !== 'string' || o[key] === '')
-            return `\`${key}\` is missing`;
-    if (!STATUSES.has(o.status))
-        return `unknown status "${String(o.status).slice(0, 30)}"`;
-    if (Number.isNaN(Date.parse(o.time)))
-        return '`time` is not a date';
-    return undefined;
-}
-/**
- * Parses the file (or its tail: `firstLine` is the number of the first line given). A line that
- * is not valid JSON (a write cut short by a lost connection or a full disk), or not an entry, is
- * reported with its line number and skipped.
- */
-function parseDeploymentLog(text, firstLine = 1, totalLines) {
-    const entries = [];
-    const problems = [];
-    const rows = text.split('\n');
-    if (rows.at(-1) === '')
-        rows.pop();
-    rows.forEach((row, i) => {
-        const line = firstLine + i;
-        if (row.trim() === '')
-            return;
-        let value;
-        try {
-            value = JSON.parse(row);
-        }
-        catch {
-            problems.push({ line, reason: `not valid JSON (a write cut short?): ${history_clip(row, 60)}` });
-            return;
-        }
-        const bad = validEntry(value);
-        if (bad) {
-            problems.push({ line, reason: bad });
-            return;
-        }
-        const o = value;
-        entries.push({
-            ...o,
-            checks: Array.isArray(o.checks) ? o.checks : [],
-            durationMs: typeof o.durationMs === 'number' ? o.durationMs : 0,
-            ref: typeof o.ref === 'string' ? o.ref : '',
-            actor: typeof o.actor === 'string' ? o.actor : '',
-            environment: typeof o.environment === 'string' ? o.environment : '',
-            line
-        });
-    });
-    return { entries, problems, totalLines: totalLines ?? firstLine - 1 + rows.length };
-}
-/** The newest entry that ended with this host serving its release, verified. */
-function lastDeployed(log) {
-    return log.entries.findLast(e => e.status === 'deployed');
-}
-/** The newest successful deploy of a given release (its commit, and the run that shipped it). */
-function deployedRelease(log, release) {
-    return log.entries.findLast(e => e.status === 'deployed' && e.release === release);
-}
-/**
- * Splits the output of `readDeployments`: a `lines=N` header (the whole file's line count), then
- * the tail of the file.
- */
-function parseDeploymentsOutput(stdout) {
-    const m = /^lines=(\d+)\n/.exec(stdout);
-    if (!m)
-        return { entries: [], problems: [], totalLines: 0 };
-    const body = stdout.slice(m[0].length);
-    const total = Number(m[1]);
-    const shown = body.split('\n').filter((_l, i, all) => !(i === all.length - 1 && all[i] === '')).length;
-    return parseDeploymentLog(body, Math.max(1, total - shown + 1), total);
-}
-/** The history as a terminal table, newest first. */
-function renderHistory(host, log) {
-    const rows = [...log.entries]
-        .reverse()
-        .map(e => [
-        e.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z'),
-        e.status,
-        e.release,
-        e.commit.slice(0, 12),
-        e.actor,
-        e.ref.replace(/^refs\/heads\//, ''),
-        e.reason ? history_clip(e.reason.split('\n')[0], 60) : ''
-    ]);
-    const head = ['TIME', 'STATUS', 'RELEASE', 'COMMIT', 'ACTOR', 'REF', 'WHY'];
-    const widths = head.map((h, i) => Math.max(h.length, ...rows.map(r => r[i].length)));
-    const fmt = (cells) => cells
-        .map((c, i) => (i < cells.length - 1 ? c.padEnd(widths[i]) : c))
-        .join('  ')
-        .trimEnd();
-    const out = [`${host}: ${log.entries.length} deployment(s)`, fmt(head), ...rows.map(fmt)];
-    for (const p of log.problems)
-        out.push(`  line ${p.line} skipped: ${p.reason}`);
-    return out.join('\n');
-}
-
 ;// CONCATENATED MODULE: external "node:fs/promises"
 const promises_namespaceObject = require("node:fs/promises");
 ;// CONCATENATED MODULE: ./src/transfer/artifact.ts
@@ -64720,6 +64577,244 @@ function limiter(max) {
                 active--;
         }
     };
+}
+
+;// CONCATENATED MODULE: ./src/transfer/delta.ts
+
+
+
+/**
+ * Incremental deploys: only the files whose content (or mode) differs from the previous release
+ * on the host are sent; the others are hard-linked from it on the host. The result is checked
+ * against the full manifest like any upload, so a previous release changed on the host since it
+ * was verified is caught (and the deploy falls back to sending everything).
+ */
+/** How many files are hashed at once. */
+const CONCURRENCY = 8;
+/** SHA-256 of every file of the artifact, read from disk (streamed, never whole in memory). */
+async function hashArtifact(artifact) {
+    const files = artifact.entries.filter(e => e.kind === 'file');
+    const out = new Map();
+    let next = 0;
+    const worker = async () => {
+        while (next < files.length) {
+            const entry = files[next++];
+            const hash = (0,external_node_crypto_.createHash)('sha256');
+            for await (const chunk of (0,external_node_fs_namespaceObject.createReadStream)(entrySourcePath(artifact, entry.path), {
+                highWaterMark: 1024 * 1024
+            }))
+                hash.update(chunk);
+            out.set(entry.path, hash.digest('hex'));
+        }
+    };
+    await Promise.all(Array.from({ length: Math.min(CONCURRENCY, files.length) }, worker));
+    return out;
+}
+/** A kept manifest (`<hex>  ./<path>` lines) as path -> hash. */
+function parseManifest(text) {
+    const out = new Map();
+    for (const line of text.split('\n')) {
+        const m = /^([0-9a-f]{64}) {2}\.\/(.+)$/.exec(line);
+        if (m)
+            out.set(m[2], m[1]);
+    }
+    return out;
+}
+/** `find -printf '%m %P\n'` output as path -> permission bits. */
+function parseModes(text) {
+    const out = new Map();
+    for (const line of text.split('\n')) {
+        const m = /^([0-7]{1,4}) (.+)$/.exec(line);
+        if (m)
+            out.set(m[2], parseInt(m[1], 8));
+    }
+    return out;
+}
+/**
+ * Which files can be linked and which must be sent. Shared entries are always sent: in the
+ * previous release they are links to `shared/`, not the files the artifact ships.
+ */
+function planDelta(artifact, local, previous, modes, shared) {
+    const isShared = (p) => shared.some(s => p === s || p.startsWith(`${s}/`));
+    const link = [];
+    const entries = artifact.entries.filter(e => {
+        if (e.kind !== 'file')
+            return true;
+        const same = !isShared(e.path) &&
+            previous.get(e.path) === local.get(e.path) &&
+            (modes.get(e.path) ?? -1) === (e.mode & 0o7777);
+        if (same)
+            link.push(e.path);
+        return !same;
+    });
+    const sent = entries.filter(e => e.kind === 'file');
+    return {
+        link,
+        send: {
+            ...artifact,
+            entries,
+            fileCount: sent.length,
+            totalBytes: sent.reduce((n, e) => n + (e.kind === 'file' ? e.size : 0), 0)
+        }
+    };
+}
+
+;// CONCATENATED MODULE: ./src/report/history.ts
+/**
+ * The host's own record of every deploy: one JSON object per line in
+ * `<state dir>/deployments.jsonl`, appended under the lock and never rewritten. deployguard reads
+ * it back for "the last successful deployment" (where the secret scan starts, what a rollback
+ * returns to, which run to re-run) and `deployguard history` lists it.
+ */
+/** Version of the line format; readers skip lines of a newer version rather than misread them. */
+const ENTRY_VERSION = 1;
+/** A line must fit in one remote command argument with room to spare (Linux allows 128 KiB). */
+const MAX_ENTRY_BYTES = 32 * 1024;
+const MAX_REASON = 300;
+function history_clip(text, max) {
+    return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+/** The check results as the record keeps them: short reasons, no host-specific noise. */
+function entryChecks(results) {
+    return results.map(r => ({
+        name: r.name,
+        stage: r.stage,
+        ok: r.ok,
+        ms: r.durationMs,
+        reason: history_clip(r.reason, MAX_REASON)
+    }));
+}
+/**
+ * One line of JSON for the file: every string passed through `redact` first (a secret must not
+ * land on a host's disk), then cut down to MAX_ENTRY_BYTES by dropping check detail, never the
+ * fields deployguard reads back.
+ */
+function serializeEntry(entry, redact) {
+    const clean = JSON.parse(JSON.stringify(entry, (_k, v) => (typeof v === 'string' ? redact(v) : v)));
+    let line = JSON.stringify(clean);
+    if (Buffer.byteLength(line) <= MAX_ENTRY_BYTES)
+        return line;
+    const slim = {
+        ...clean,
+        reason: clean.reason ? history_clip(clean.reason, MAX_REASON) : undefined,
+        checks: clean.checks.map(c => ({ ...c, reason: history_clip(c.reason, 80) }))
+    };
+    line = JSON.stringify(slim);
+    if (Buffer.byteLength(line) <= MAX_ENTRY_BYTES)
+        return line;
+    return JSON.stringify({ ...slim, checks: [], checksDropped: clean.checks.length });
+}
+const STATUSES = new Set([
+    'deployed',
+    'switched',
+    'rolled-back',
+    'rollback-failed',
+    'failed',
+    'failed-live',
+    'blocked'
+]);
+function validEntry(value) {
+    if (typeof value !== 'object' || value === null || Array.isArray(value))
+        return 'not a JSON object';
+    const o = value;
+    if (typeof o.v !== 'number')
+        return 'no format version `v`';
+    if (o.v > ENTRY_VERSION)
+        return `written by a newer deployguard (format ${o.v})`;
+    for (const key of ['time', 'release', 'commit', 'status', 'host'])
+        if (typeof o[key] !== 'string' || o[key] === '')
+            return `\`${key}\` is missing`;
+    if (!STATUSES.has(o.status))
+        return `unknown status "${String(o.status).slice(0, 30)}"`;
+    if (Number.isNaN(Date.parse(o.time)))
+        return '`time` is not a date';
+    return undefined;
+}
+/**
+ * Parses the file (or its tail: `firstLine` is the number of the first line given). A line that
+ * is not valid JSON (a write cut short by a lost connection or a full disk), or not an entry, is
+ * reported with its line number and skipped.
+ */
+function parseDeploymentLog(text, firstLine = 1, totalLines) {
+    const entries = [];
+    const problems = [];
+    const rows = text.split('\n');
+    if (rows.at(-1) === '')
+        rows.pop();
+    rows.forEach((row, i) => {
+        const line = firstLine + i;
+        if (row.trim() === '')
+            return;
+        let value;
+        try {
+            value = JSON.parse(row);
+        }
+        catch {
+            problems.push({ line, reason: `not valid JSON (a write cut short?): ${history_clip(row, 60)}` });
+            return;
+        }
+        const bad = validEntry(value);
+        if (bad) {
+            problems.push({ line, reason: bad });
+            return;
+        }
+        const o = value;
+        entries.push({
+            ...o,
+            checks: Array.isArray(o.checks) ? o.checks : [],
+            durationMs: typeof o.durationMs === 'number' ? o.durationMs : 0,
+            ref: typeof o.ref === 'string' ? o.ref : '',
+            actor: typeof o.actor === 'string' ? o.actor : '',
+            environment: typeof o.environment === 'string' ? o.environment : '',
+            line
+        });
+    });
+    return { entries, problems, totalLines: totalLines ?? firstLine - 1 + rows.length };
+}
+/** The newest entry that ended with this host serving its release, verified. */
+function lastDeployed(log) {
+    return log.entries.findLast(e => e.status === 'deployed');
+}
+/** The newest successful deploy of a given release (its commit, and the run that shipped it). */
+function deployedRelease(log, release) {
+    return log.entries.findLast(e => e.status === 'deployed' && e.release === release);
+}
+/**
+ * Splits the output of `readDeployments`: a `lines=N` header (the whole file's line count), then
+ * the tail of the file.
+ */
+function parseDeploymentsOutput(stdout) {
+    const m = /^lines=(\d+)\n/.exec(stdout);
+    if (!m)
+        return { entries: [], problems: [], totalLines: 0 };
+    const body = stdout.slice(m[0].length);
+    const total = Number(m[1]);
+    const shown = body.split('\n').filter((_l, i, all) => !(i === all.length - 1 && all[i] === '')).length;
+    return parseDeploymentLog(body, Math.max(1, total - shown + 1), total);
+}
+/** The history as a terminal table, newest first. */
+function renderHistory(host, log) {
+    const rows = [...log.entries]
+        .reverse()
+        .map(e => [
+        e.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z'),
+        e.status,
+        e.release,
+        e.commit.slice(0, 12),
+        e.actor,
+        e.ref.replace(/^refs\/heads\//, ''),
+        e.reason ? history_clip(e.reason.split('\n')[0], 60) : ''
+    ]);
+    const head = ['TIME', 'STATUS', 'RELEASE', 'COMMIT', 'ACTOR', 'REF', 'WHY'];
+    const widths = head.map((h, i) => Math.max(h.length, ...rows.map(r => r[i].length)));
+    const fmt = (cells) => cells
+        .map((c, i) => (i < cells.length - 1 ? c.padEnd(widths[i]) : c))
+        .join('  ')
+        .trimEnd();
+    const out = [`${host}: ${log.entries.length} deployment(s)`, fmt(head), ...rows.map(fmt)];
+    for (const p of log.problems)
+        out.push(`  line ${p.line} skipped: ${p.reason}`);
+    return out.join('\n');
 }
 
 // EXTERNAL MODULE: external "node:stream"
@@ -65244,6 +65339,7 @@ function rolloutBatches(hosts, rollout) {
 }
 
 ;// CONCATENATED MODULE: ./src/plan/execute.ts
+
 
 
 
@@ -65797,8 +65893,8 @@ async function runRecorded(run, deps, step, fn, undo = false) {
  * A remote command that must succeed. Every one has a time limit: a hung `systemctl stop` or a
  * stuck mount must fail the step (and roll back), not hold the lock forever.
  */
-async function execute_execOk(run, script, what, timeoutMs = STEP_TIMEOUT_MS) {
-    const r = await run.shell.exec(script, { timeoutMs });
+async function execute_execOk(run, script, what, timeoutMs = STEP_TIMEOUT_MS, stdin) {
+    const r = await run.shell.exec(script, { timeoutMs, ...(stdin === undefined ? {} : { stdin }) });
     if (r.code !== 0) {
         const out = tail(`${r.stderr}\n${r.stdout}`.trim());
         throw new StepFailed(`${run.host.name}: ${what} failed (exit ${r.code})${out ? `:\n${out}` : ''}`, 'deploy');
@@ -65814,8 +65910,18 @@ async function runAction(step, run, settings, artifact, deps) {
         case 'upload': {
             if (!artifact)
                 throw new StepFailed(`${run.host.name}: no artifact to upload`, 'deploy');
-            const packed = packArtifact(artifact);
-            const r = await run.shell.exec(a.script, { stdin: packed.stream });
+            const delta = run.fullUpload ? undefined : await prepareDelta(run, settings, artifact, deps);
+            const shipped = delta?.send ?? artifact;
+            let sent = 0;
+            const packed = packArtifact(shipped, { onProgress: bytes => (sent = bytes) });
+            const started = Date.now();
+            // Large uploads report how far they are, so a slow link is seen as slow, not as hung.
+            const progress = shipped.totalBytes >= PROGRESS_MIN_BYTES
+                ? setInterval(() => deps.log.info(uploadProgress(run.host.name, sent, shipped.totalBytes, Date.now() - started)), PROGRESS_EVERY_MS)
+                : undefined;
+            const r = await run.shell
+                .exec(a.script, { stdin: packed.stream })
+                .finally(() => clearInterval(progress));
             // A channel that closed early (connection drop, remote tar died) leaves the archive stream
             // half-read: end it, or the hashes would never settle and the deploy would hang.
             if (!packed.stream.readableEnded)
@@ -65827,8 +65933,11 @@ async function runAction(step, run, settings, artifact, deps) {
                 const hint = hashes.hint;
                 throw new StepFailed(`${run.host.name}: the artifact could not be sent: ${hashes.message}`, 'deploy', hint);
             }
-            run.hashes = hashes;
-            deps.log.info(`${artifact.fileCount} files, ${(artifact.totalBytes / 1e6).toFixed(1)} MB sent`);
+            // The files sent are hashed from the bytes sent; the linked ones by the hash they share
+            // with the previous release. Verification checks the whole tree against both.
+            run.hashes = delta ? new Map([...delta.local, ...hashes]) : hashes;
+            const secs = Math.max(0.001, (Date.now() - started) / 1000);
+            deps.log.info(`${run.host.name}: ${shipped.fileCount} files, ${(shipped.totalBytes / 1e6).toFixed(1)} MB sent in ${secs.toFixed(1)} s (${(shipped.totalBytes / 1e6 / secs).toFixed(1)} MB/s)${delta ? `; ${delta.link.length} unchanged files linked from ${run.plan?.previousRelease}` : ''}`);
             return;
         }
         case 'verify': {
@@ -65836,6 +65945,18 @@ async function runAction(step, run, settings, artifact, deps) {
             if (!hashes)
                 throw new StepFailed(`${run.host.name}: nothing was uploaded to verify`, 'deploy');
             const r = await run.shell.exec(a.script, { stdin: manifestText(hashes) });
+            if (r.code !== 0 && run.delta && !run.fullUpload) {
+                // The previous release no longer matches its manifest (changed on the host since): the
+                // links carried that change. Start over and send everything.
+                deps.log.warn(`${run.host.name}: the incremental upload did not verify (the previous release was changed on the host?); sending every file.`);
+                run.fullUpload = true;
+                for (const id of ['stage', 'upload']) {
+                    const again = run.plan?.steps.find(x => x.id === id);
+                    if (again)
+                        await runAction(again, run, settings, artifact, deps);
+                }
+                return runAction(step, run, settings, artifact, deps);
+            }
             if (r.code !== 0) {
                 const bad = r.stdout
                     .split('\n')
@@ -66070,6 +66191,48 @@ function throwFirst(settled) {
     const failed = settled.find((r) => r.status === 'rejected');
     if (failed)
         throw failed.reason;
+}
+/** Artifacts from this size on log their upload progress. */
+const PROGRESS_MIN_BYTES = 20 * 1024 * 1024;
+const PROGRESS_EVERY_MS = 5000;
+/** `web-1: upload 45% (45.0/99.0 MB, 38.2 MB/s, about 2 s left)` */
+function uploadProgress(host, sent, total, elapsedMs) {
+    const done = Math.min(sent, total);
+    const rate = done / Math.max(0.001, elapsedMs / 1000);
+    const left = rate > 0 ? Math.ceil((total - done) / rate) : undefined;
+    return `${host}: upload ${Math.floor((done / Math.max(1, total)) * 100)}% (${(done / 1e6).toFixed(1)}/${(total / 1e6).toFixed(1)} MB, ${(rate / 1e6).toFixed(1)} MB/s, ${left === undefined ? 'time left unknown' : `about ${left} s left`})`;
+}
+/**
+ * Plans an incremental upload against the previous release on this host and links its unchanged
+ * files into the staging directory. Undefined means "send everything": no previous release, no
+ * kept manifest, a `before-switch` command (it could write into linked files, which the previous
+ * release shares), or `incremental: false`.
+ */
+async function prepareDelta(run, settings, artifact, deps) {
+    const plan = run.plan;
+    const previous = plan?.previousRelease;
+    if (!plan || !previous || plan.layout.strategy !== 'releases' || !settings.transfer.incremental)
+        return undefined;
+    if (settings.beforeSwitch || artifact.isFile)
+        return undefined;
+    const staging = stagingDir(plan.layout, settings.releaseId);
+    const prevDir = releaseDir(plan.layout, previous);
+    const r = await run.shell.exec(readPreviousRelease(prevDir, manifestPath(plan.layout, previous)), {
+        timeoutMs: STEP_TIMEOUT_MS
+    });
+    if (r.code !== 0) {
+        deps.log.info(`${run.host.name}: no kept manifest for ${previous}; sending every file`);
+        return undefined;
+    }
+    const [manifestPart = '', modesPart = ''] = r.stdout.split('\n--modes--\n');
+    const local = await hashArtifact(artifact);
+    const delta = planDelta(artifact, local, parseManifest(manifestPart), parseModes(modesPart), settings.target.shared.map(e => e.replace(/\/+$/, '')));
+    if (delta.link.length === 0)
+        return undefined;
+    await execute_execOk(run, linkUnchanged(prevDir, staging), 'link unchanged files', STEP_TIMEOUT_MS, `${delta.link.join('\0')}\0`);
+    run.delta = true;
+    const linked = new Set(delta.link);
+    return { ...delta, local: new Map([...local].filter(([p]) => linked.has(p))) };
 }
 
 ;// CONCATENATED MODULE: ./src/deploy.ts
@@ -75344,6 +75507,9 @@ const configSchema = obj({
         ], {
             description: 'How many hosts deploy at once after the canaries: a number, or a percentage of the hosts (rounded up).'
         }), 1),
+        incremental: schema_optional(bool({
+            description: 'Send only the files that differ from the previous release on each host, hard-linking the others (off when a before-switch command runs).'
+        }), true),
         canary: schema_optional(schema_int({
             min: 0,
             max: 500,
@@ -75655,6 +75821,7 @@ function parseSettings(src) {
         service,
         checks,
         beforeSwitch: get('before-switch') ?? file?.deploy['before-switch'],
+        transfer: { incremental: file?.deploy.incremental ?? true },
         rollout: {
             canary: canaryInput ?? file?.deploy.canary ?? 0,
             maxParallel: maxParallel ??
@@ -85209,7 +85376,7 @@ module.exports = {"rE":"1.17.0"};
 /************************************************************************/
 var __webpack_exports__ = {};
 // CommonJS entry: makes ncc emit a CommonJS bundle (ssh2 needs __dirname, absent in ESM bundles).
-(__nccwpck_require__(9773)/* .runAction */ .Cs)('rollback');
+(__nccwpck_require__(4547)/* .runAction */ .Cs)('rollback');
 
 module.exports = __webpack_exports__;
 /******/ })()

@@ -7,8 +7,10 @@ import type { RemoteShell } from '../io/ssh.js';
 import {
   appendDeployment,
   checkRelease,
+  linkUnchanged,
   LOCK_BUSY,
   readManifest,
+  readPreviousRelease,
   RELEASE_MISSING,
   listReleases,
   lockRelease,
@@ -18,7 +20,8 @@ import {
   removePaths,
   type ServiceState
 } from '../remote/commands.js';
-import { layoutFor, manifestPath, releaseDir } from '../remote/layout.js';
+import { layoutFor, manifestPath, releaseDir, stagingDir } from '../remote/layout.js';
+import { hashArtifact, parseManifest, parseModes, planDelta } from '../transfer/delta.js';
 import {
   deployedRelease,
   entryChecks,
@@ -215,6 +218,10 @@ interface HostRun {
   /** SHA-256 of every uploaded file, from the bytes sent; the verify step checks the host against it. */
   hashes?: Map<string, string>;
   serviceTouched: boolean;
+  /** The upload linked unchanged files from the previous release (incremental). */
+  delta?: boolean;
+  /** Send every file: the incremental upload failed verification once. */
+  fullUpload?: boolean;
   /** Several hosts work at once: their log lines carry the host name instead of a group. */
   readonly parallel?: boolean;
 }
@@ -892,9 +899,10 @@ async function execOk(
   run: HostRun,
   script: Shell,
   what: string,
-  timeoutMs = STEP_TIMEOUT_MS
+  timeoutMs = STEP_TIMEOUT_MS,
+  stdin?: string
 ): Promise<string> {
-  const r = await run.shell.exec(script, { timeoutMs });
+  const r = await run.shell.exec(script, { timeoutMs, ...(stdin === undefined ? {} : { stdin }) });
   if (r.code !== 0) {
     const out = tail(`${r.stderr}\n${r.stdout}`.trim());
     throw new StepFailed(
@@ -919,8 +927,23 @@ async function runAction(
       return;
     case 'upload': {
       if (!artifact) throw new StepFailed(`${run.host.name}: no artifact to upload`, 'deploy');
-      const packed = packArtifact(artifact);
-      const r = await run.shell.exec(a.script, { stdin: packed.stream });
+      const delta = run.fullUpload ? undefined : await prepareDelta(run, settings, artifact, deps);
+      const shipped = delta?.send ?? artifact;
+      let sent = 0;
+      const packed = packArtifact(shipped, { onProgress: bytes => (sent = bytes) });
+      const started = Date.now();
+      // Large uploads report how far they are, so a slow link is seen as slow, not as hung.
+      const progress =
+        shipped.totalBytes >= PROGRESS_MIN_BYTES
+          ? setInterval(
+              () =>
+                deps.log.info(uploadProgress(run.host.name, sent, shipped.totalBytes, Date.now() - started)),
+              PROGRESS_EVERY_MS
+            )
+          : undefined;
+      const r = await run.shell
+        .exec(a.script, { stdin: packed.stream })
+        .finally(() => clearInterval(progress));
       // A channel that closed early (connection drop, remote tar died) leaves the archive stream
       // half-read: end it, or the hashes would never settle and the deploy would hang.
       if (!packed.stream.readableEnded)
@@ -938,14 +961,32 @@ async function runAction(
           hint
         );
       }
-      run.hashes = hashes;
-      deps.log.info(`${artifact.fileCount} files, ${(artifact.totalBytes / 1e6).toFixed(1)} MB sent`);
+      // The files sent are hashed from the bytes sent; the linked ones by the hash they share
+      // with the previous release. Verification checks the whole tree against both.
+      run.hashes = delta ? new Map([...delta.local, ...hashes]) : hashes;
+      const secs = Math.max(0.001, (Date.now() - started) / 1000);
+      deps.log.info(
+        `${run.host.name}: ${shipped.fileCount} files, ${(shipped.totalBytes / 1e6).toFixed(1)} MB sent in ${secs.toFixed(1)} s (${(shipped.totalBytes / 1e6 / secs).toFixed(1)} MB/s)${delta ? `; ${delta.link.length} unchanged files linked from ${run.plan?.previousRelease}` : ''}`
+      );
       return;
     }
     case 'verify': {
       const hashes = run.hashes;
       if (!hashes) throw new StepFailed(`${run.host.name}: nothing was uploaded to verify`, 'deploy');
       const r = await run.shell.exec(a.script, { stdin: manifestText(hashes) });
+      if (r.code !== 0 && run.delta && !run.fullUpload) {
+        // The previous release no longer matches its manifest (changed on the host since): the
+        // links carried that change. Start over and send everything.
+        deps.log.warn(
+          `${run.host.name}: the incremental upload did not verify (the previous release was changed on the host?); sending every file.`
+        );
+        run.fullUpload = true;
+        for (const id of ['stage', 'upload']) {
+          const again = run.plan?.steps.find(x => x.id === id);
+          if (again) await runAction(again, run, settings, artifact, deps);
+        }
+        return runAction(step, run, settings, artifact, deps);
+      }
       if (r.code !== 0) {
         const bad = r.stdout
           .split('\n')
@@ -1252,4 +1293,64 @@ async function inBatches<T>(
 function throwFirst(settled: readonly PromiseSettledResult<unknown>[]): void {
   const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
+}
+
+/** Artifacts from this size on log their upload progress. */
+const PROGRESS_MIN_BYTES = 20 * 1024 * 1024;
+const PROGRESS_EVERY_MS = 5000;
+
+/** `web-1: upload 45% (45.0/99.0 MB, 38.2 MB/s, about 2 s left)` */
+export function uploadProgress(host: string, sent: number, total: number, elapsedMs: number): string {
+  const done = Math.min(sent, total);
+  const rate = done / Math.max(0.001, elapsedMs / 1000);
+  const left = rate > 0 ? Math.ceil((total - done) / rate) : undefined;
+  return `${host}: upload ${Math.floor((done / Math.max(1, total)) * 100)}% (${(done / 1e6).toFixed(1)}/${(total / 1e6).toFixed(1)} MB, ${(rate / 1e6).toFixed(1)} MB/s, ${left === undefined ? 'time left unknown' : `about ${left} s left`})`;
+}
+
+/**
+ * Plans an incremental upload against the previous release on this host and links its unchanged
+ * files into the staging directory. Undefined means "send everything": no previous release, no
+ * kept manifest, a `before-switch` command (it could write into linked files, which the previous
+ * release shares), or `incremental: false`.
+ */
+async function prepareDelta(
+  run: HostRun,
+  settings: Settings,
+  artifact: Artifact,
+  deps: DeployDeps
+): Promise<{ link: readonly string[]; send: Artifact; local: Map<string, string> } | undefined> {
+  const plan = run.plan;
+  const previous = plan?.previousRelease;
+  if (!plan || !previous || plan.layout.strategy !== 'releases' || !settings.transfer.incremental)
+    return undefined;
+  if (settings.beforeSwitch || artifact.isFile) return undefined;
+  const staging = stagingDir(plan.layout, settings.releaseId);
+  const prevDir = releaseDir(plan.layout, previous);
+  const r = await run.shell.exec(readPreviousRelease(prevDir, manifestPath(plan.layout, previous)), {
+    timeoutMs: STEP_TIMEOUT_MS
+  });
+  if (r.code !== 0) {
+    deps.log.info(`${run.host.name}: no kept manifest for ${previous}; sending every file`);
+    return undefined;
+  }
+  const [manifestPart = '', modesPart = ''] = r.stdout.split('\n--modes--\n');
+  const local = await hashArtifact(artifact);
+  const delta = planDelta(
+    artifact,
+    local,
+    parseManifest(manifestPart),
+    parseModes(modesPart),
+    settings.target.shared.map(e => e.replace(/\/+$/, ''))
+  );
+  if (delta.link.length === 0) return undefined;
+  await execOk(
+    run,
+    linkUnchanged(prevDir, staging),
+    'link unchanged files',
+    STEP_TIMEOUT_MS,
+    `${delta.link.join('\0')}\0`
+  );
+  run.delta = true;
+  const linked = new Set(delta.link);
+  return { ...delta, local: new Map([...local].filter(([p]) => linked.has(p))) };
 }

@@ -129,6 +129,27 @@ export function pruneManifests(layout: Layout, liveId: string): Shell {
   return sh`if [ -d ${layout.manifestsDir} ]; then find ${layout.manifestsDir} -maxdepth 1 -type f ! -name ${`${liveId}.sha256`} -delete; fi`;
 }
 
+/**
+ * What an incremental upload needs from the previous release: its kept manifest, then (after a
+ * `--modes--` line) the permission bits of its files. Exits RELEASE_MISSING when either is gone.
+ */
+export function readPreviousRelease(release: string, manifest: string): Shell {
+  return lines(
+    readManifest(release, manifest),
+    sh`echo --modes--`,
+    sh`cd -- ${release} && find . -type f -printf '%m %P\\n'`
+  );
+}
+
+/**
+ * Hard-links the files named on stdin (NUL-separated, relative paths) from the previous release
+ * into the staging directory, creating their directories: unchanged files cost no transfer and
+ * no disk. A hard link shares the inode, and nothing writes into a release's files in place.
+ */
+export function linkUnchanged(previous: string, staging: string): Shell {
+  return lines(sh`cd -- ${previous}`, sh`xargs -0 -r cp -al --parents -t ${staging} --`);
+}
+
 /** Exit code of `readManifest` when the release or its manifest is gone. */
 export const RELEASE_MISSING = 6;
 

@@ -246,6 +246,13 @@ export const configSchema = obj(
           ),
           1
         ),
+        incremental: optional(
+          bool({
+            description:
+              'Send only the files that differ from the previous release on each host, hard-linking the others (off when a before-switch command runs).'
+          }),
+          true
+        ),
         canary: optional(
           int({
             min: 0,

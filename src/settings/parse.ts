@@ -362,6 +362,7 @@ export function parseSettings(src: SettingsSource): Settings {
     service,
     checks,
     beforeSwitch: get('before-switch') ?? file?.deploy['before-switch'],
+    transfer: { incremental: file?.deploy.incremental ?? true },
     rollout: {
       canary: canaryInput ?? file?.deploy.canary ?? 0,
       maxParallel:

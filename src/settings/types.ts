@@ -233,6 +233,7 @@ export interface Settings {
   readonly beforeSwitch?: string;
   readonly lock: LockSettings;
   readonly rollout: RolloutSettings;
+  readonly transfer: { readonly incremental: boolean };
   readonly preDeploy: PreDeploySettings;
   readonly postDeploy: PostDeploySettings;
   readonly dryRun: boolean;

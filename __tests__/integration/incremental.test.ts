@@ -1,0 +1,119 @@
+/**
+ * Incremental deploys over a real sshd: only changed files travel, unchanged ones are hard-linked
+ * from the previous release, and the new release is exactly the artifact (same manifest as a full
+ * upload would give), with deleted files gone and the previous release untouched. A previous
+ * release changed on the host is caught by the verification and the deploy sends everything.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  appendFileSync,
+  chmodSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync
+} from 'node:fs';
+import { chmod, cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { startSandbox, type Sandbox } from '../../src/demo/sandbox.js';
+import { deployQuiet, settingsFor } from '../helpers/deploy.js';
+
+let host: Sandbox;
+let base: string;
+let target: string;
+let art: string;
+
+beforeAll(async () => {
+  host = await startSandbox();
+  base = await mkdtemp(join(tmpdir(), 'dg-incr-'));
+  await chmod(base, 0o755);
+  const run = join(base, 'run');
+  await mkdir(run);
+  if (process.getuid?.() === 0) execFileSync('chown', [`${host.user}:`, run]);
+  target = join(run, 'srv', 'app');
+  art = join(base, 'artifact');
+  for (let i = 0; i < 200; i++) {
+    await mkdir(join(art, `dir-${i % 10}`), { recursive: true });
+    writeFileSync(join(art, `dir-${i % 10}`, `file-${i}.txt`), `content of file ${i}\n`.repeat(20 + i));
+  }
+  writeFileSync(join(art, 'run.sh'), '#!/bin/sh\necho hi\n');
+  chmodSync(join(art, 'run.sh'), 0o644);
+}, 30_000);
+
+afterAll(async () => {
+  await host?.stop();
+  await rm(base, { recursive: true, force: true });
+});
+
+const yaml = [
+  'version: 1',
+  'service: { manager: none }',
+  'post-deploy: { stability-window: 0s }',
+  'pre-deploy: { gitleaks: false }'
+].join('\n');
+
+/** Deploys a snapshot of the artifact directory as it is now. */
+async function deploy(release: string) {
+  const snap = join(base, `snap-${release}`);
+  await cp(art, snap, { recursive: true, preserveTimestamps: true });
+  return deployQuiet(
+    settingsFor(host, { artifact: snap, 'target-path': target, 'release-id': release }, yaml)
+  );
+}
+
+function manifest(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else
+        out[relative(dir, p)] =
+          `${createHash('sha256').update(readFileSync(p)).digest('hex')} ${(statSync(p).mode & 0o777).toString(8)}`;
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+const rel = (id: string, p = '') => join(target, 'releases', id, p);
+const inode = (p: string) => statSync(p).ino;
+
+describe('incremental deploys', () => {
+  test('the first deploy sends everything; the next sends only what changed and links the rest', async () => {
+    expect((await deploy('r1')).result.status).toBe('deployed');
+    const before = manifest(rel('r1'));
+    // 2 files changed, 1 deleted, 1 added, 1 only made executable.
+    appendFileSync(join(art, 'dir-1', 'file-1.txt'), 'changed\n');
+    appendFileSync(join(art, 'dir-2', 'file-2.txt'), 'changed\n');
+    rmSync(join(art, 'dir-3', 'file-3.txt'));
+    writeFileSync(join(art, 'dir-4', 'new.txt'), 'new\n');
+    chmodSync(join(art, 'run.sh'), 0o755);
+    const { result, log } = await deploy('r2');
+    expect(result.status).toBe('deployed');
+    expect(log.join('\n')).toMatch(
+      /: 4 files, [\d.]+ MB sent in [\d.]+ s \([\d.]+ MB\/s\); 197 unchanged files linked from r1/
+    );
+    // Exactly the artifact: content and modes, the deleted file gone.
+    expect(manifest(rel('r2'))).toEqual(manifest(art));
+    expect(manifest(rel('r2'))['dir-3/file-3.txt']).toBeUndefined();
+    // Unchanged files share the previous release's inode; changed ones do not.
+    expect(inode(rel('r2', 'dir-5/file-5.txt'))).toBe(inode(rel('r1', 'dir-5/file-5.txt')));
+    expect(inode(rel('r2', 'dir-1/file-1.txt'))).not.toBe(inode(rel('r1', 'dir-1/file-1.txt')));
+    expect(inode(rel('r2', 'run.sh'))).not.toBe(inode(rel('r1', 'run.sh')));
+    // The previous release, the rollback target, is untouched.
+    expect(manifest(rel('r1'))).toEqual(before);
+  }, 90_000);
+
+  test('a previous release changed on the host fails the verification, and the deploy sends everything', async () => {
+    appendFileSync(rel('r2', 'dir-6/file-6.txt'), 'edited on the host\n');
+    const { result, log } = await deploy('r3');
+    expect(result.status).toBe('deployed');
+    expect(log.join('\n')).toMatch(/the incremental upload did not verify .*sending every file/);
+    expect(manifest(rel('r3'))).toEqual(manifest(art));
+    expect(inode(rel('r3', 'dir-6/file-6.txt'))).not.toBe(inode(rel('r2', 'dir-6/file-6.txt')));
+  }, 90_000);
+});

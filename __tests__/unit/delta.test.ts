@@ -1,0 +1,56 @@
+/** Which files an incremental upload sends and which it links, from the two manifests. */
+import type { Artifact } from '../../src/transfer/artifact.js';
+import { parseManifest, parseModes, planDelta } from '../../src/transfer/delta.js';
+
+const H = (c: string) => c.repeat(64);
+const artifact: Artifact = {
+  root: '/a',
+  isFile: false,
+  fileCount: 5,
+  totalBytes: 50,
+  entries: [
+    { kind: 'dir', path: 'lib', mode: 0o755 },
+    { kind: 'file', path: 'lib/a.js', mode: 0o644, size: 10 },
+    { kind: 'file', path: 'lib/b.js', mode: 0o644, size: 10 },
+    { kind: 'file', path: 'run.sh', mode: 0o755, size: 10 },
+    { kind: 'file', path: '.env', mode: 0o600, size: 10 },
+    { kind: 'symlink', path: 'latest', target: 'lib' },
+    { kind: 'file', path: 'new.txt', mode: 0o644, size: 10 }
+  ]
+};
+const local = new Map([
+  ['lib/a.js', H('1')],
+  ['lib/b.js', H('2')],
+  ['run.sh', H('3')],
+  ['.env', H('4')],
+  ['new.txt', H('5')]
+]);
+
+test('same content and mode is linked; changed content or mode, new files and shared entries are sent', () => {
+  const previous = parseManifest(
+    [
+      `${H('1')}  ./lib/a.js`,
+      `${H('9')}  ./lib/b.js`,
+      `${H('3')}  ./run.sh`,
+      `${H('4')}  ./.env`,
+      `${H('7')}  ./gone.txt`,
+      'garbage'
+    ].join('\n')
+  );
+  const modes = parseModes(
+    ['644 lib/a.js', '644 lib/b.js', '644 run.sh', '600 .env', '644 gone.txt'].join('\n')
+  );
+  const d = planDelta(artifact, local, previous, modes, ['.env']);
+  expect(d.link).toEqual(['lib/a.js']);
+  expect(d.send.entries.map(e => e.path)).toEqual(['lib', 'lib/b.js', 'run.sh', '.env', 'latest', 'new.txt']);
+  expect(d.send.fileCount).toBe(4);
+  expect(d.send.totalBytes).toBe(40);
+});
+
+test('the manifest and mode parsers read what the host prints, and nothing else', () => {
+  expect([...parseManifest(`${H('a')}  ./x y/z.txt\n${H('b')} ./bad\n`)]).toEqual([['x y/z.txt', H('a')]]);
+  expect([...parseModes('755 bin/run\n4755 bin/suid\nnot a line\n')]).toEqual([
+    ['bin/run', 0o755],
+    ['bin/suid', 0o4755]
+  ]);
+});

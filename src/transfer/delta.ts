@@ -1,0 +1,94 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { entrySourcePath, type Artifact } from './artifact.js';
+
+/**
+ * Incremental deploys: only the files whose content (or mode) differs from the previous release
+ * on the host are sent; the others are hard-linked from it on the host. The result is checked
+ * against the full manifest like any upload, so a previous release changed on the host since it
+ * was verified is caught (and the deploy falls back to sending everything).
+ */
+
+/** How many files are hashed at once. */
+const CONCURRENCY = 8;
+
+/** SHA-256 of every file of the artifact, read from disk (streamed, never whole in memory). */
+export async function hashArtifact(artifact: Artifact): Promise<Map<string, string>> {
+  const files = artifact.entries.filter(e => e.kind === 'file');
+  const out = new Map<string, string>();
+  let next = 0;
+  const worker = async () => {
+    while (next < files.length) {
+      const entry = files[next++]!;
+      const hash = createHash('sha256');
+      for await (const chunk of createReadStream(entrySourcePath(artifact, entry.path), {
+        highWaterMark: 1024 * 1024
+      }))
+        hash.update(chunk as Buffer);
+      out.set(entry.path, hash.digest('hex'));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, files.length) }, worker));
+  return out;
+}
+
+/** A kept manifest (`<hex>  ./<path>` lines) as path -> hash. */
+export function parseManifest(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const m = /^([0-9a-f]{64}) {2}\.\/(.+)$/.exec(line);
+    if (m) out.set(m[2]!, m[1]!);
+  }
+  return out;
+}
+
+/** `find -printf '%m %P\n'` output as path -> permission bits. */
+export function parseModes(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const m = /^([0-7]{1,4}) (.+)$/.exec(line);
+    if (m) out.set(m[2]!, parseInt(m[1]!, 8));
+  }
+  return out;
+}
+
+export interface Delta {
+  /** Files to hard-link from the previous release: same content, same mode. */
+  readonly link: readonly string[];
+  /** The artifact with only the files to send (every directory and symlink kept). */
+  readonly send: Artifact;
+}
+
+/**
+ * Which files can be linked and which must be sent. Shared entries are always sent: in the
+ * previous release they are links to `shared/`, not the files the artifact ships.
+ */
+export function planDelta(
+  artifact: Artifact,
+  local: ReadonlyMap<string, string>,
+  previous: ReadonlyMap<string, string>,
+  modes: ReadonlyMap<string, number>,
+  shared: readonly string[]
+): Delta {
+  const isShared = (p: string) => shared.some(s => p === s || p.startsWith(`${s}/`));
+  const link: string[] = [];
+  const entries = artifact.entries.filter(e => {
+    if (e.kind !== 'file') return true;
+    const same =
+      !isShared(e.path) &&
+      previous.get(e.path) === local.get(e.path) &&
+      (modes.get(e.path) ?? -1) === (e.mode & 0o7777);
+    if (same) link.push(e.path);
+    return !same;
+  });
+  const sent = entries.filter(e => e.kind === 'file');
+  return {
+    link,
+    send: {
+      ...artifact,
+      entries,
+      fileCount: sent.length,
+      totalBytes: sent.reduce((n, e) => n + (e.kind === 'file' ? e.size : 0), 0)
+    }
+  };
+}
