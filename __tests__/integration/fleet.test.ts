@@ -39,9 +39,9 @@ beforeAll(async () => {
     execFileSync('chown', ['deployguard-sandbox:', disk(i)]);
     hosts.push(await startSandbox({ bind: { source: disk(i), target: MOUNT } }));
   }
-  // One deploy key for the fleet, as a team would have.
+  // One deploy key for most of the fleet, as a team would have; web-4 takes only its own key.
   const pub = readFileSync(join(hosts[0]!.dir, 'user_key.pub'), 'utf8');
-  for (const h of hosts.slice(1)) appendFileSync(join(h.dir, 'authorized_keys'), pub);
+  for (const h of hosts.slice(1, 3)) appendFileSync(join(h.dir, 'authorized_keys'), pub);
 }, 60_000);
 
 afterAll(async () => {
@@ -58,7 +58,7 @@ function settings(release: string, artifact: string, rollout: string) {
     'hosts:',
     ...hosts.map(
       (h, i) =>
-        `  - { name: web-${i + 1}, host: ${h.host}, port: ${h.port}, user: ${h.user}, known-hosts: "${h.knownHostsLine}" }`
+        `  - { name: web-${i + 1}, host: ${h.host}, port: ${h.port}, user: ${h.user}, known-hosts: "${h.knownHostsLine}"${i === 3 ? ', ssh-key-env: WEB4_KEY' : ''} }`
     ),
     'checks:',
     // Fails where the host holds a FAIL marker and the live release is a faulty one.
@@ -69,7 +69,7 @@ function settings(release: string, artifact: string, rollout: string) {
   ].join('\n');
   return parseSettings({
     input: n => ({ artifact, 'release-id': release, 'ssh-key': hosts[0]!.privateKey })[n],
-    env: {},
+    env: { WEB4_KEY: hosts[3]!.privateKey },
     configText: yaml,
     configPath: 'fleet.yml',
     now: new Date(),
@@ -152,6 +152,30 @@ describe('a fleet of four hosts', () => {
       expect(log).not.toMatch(/batch 3\/3/);
     } finally {
       fail(2, false);
+    }
+  }, 120_000);
+
+  test('the deploy sub-action (switch only) still judges its canary before any other host switches', async () => {
+    fail(0, true);
+    try {
+      const log = memoryLogger();
+      const artifact = await makeRelease('r5', 'fleet-test');
+      const result = await runDeploy(
+        settings('r5', artifact, 'canary: 1, max-parallel: 3'),
+        { log },
+        { kind: 'switch' }
+      );
+      expect(result.status).toBe('rolled-back');
+      expect(result.hosts.map(h => h.outcome)).toEqual([
+        'rolled-back',
+        'not-started',
+        'not-started',
+        'not-started'
+      ]);
+      expect(result.error).toMatch(/web-1: 1\/1 health checks failed: no-fault/);
+      expect(hosts.map((_, i) => live(i))).toEqual(['r1', 'r1', 'r1', 'r1']);
+    } finally {
+      fail(0, false);
     }
   }, 120_000);
 

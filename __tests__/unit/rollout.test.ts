@@ -1,7 +1,8 @@
 /** The rollout order of a fleet, and how its settings are read. */
 import { batchSize, canaryBatches, rolloutBatches } from '../../src/plan/rollout.js';
 import { uploadProgress } from '../../src/plan/execute.js';
-import { BASE_INPUTS, settingsFrom } from '../helpers/settings.js';
+import { parseSettings } from '../../src/settings/parse.js';
+import { BASE_INPUTS, FAKE_KEY, settingsFrom } from '../helpers/settings.js';
 
 describe('rollout batches', () => {
   test.each([
@@ -76,5 +77,35 @@ describe('upload progress', () => {
     );
     // Headers and padding make the stream slightly longer than the files: never past 100%.
     expect(uploadProgress('web-1', 101e6, 99e6, 2000)).toMatch(/^web-1: upload 100% \(99\.0\/99\.0 MB/);
+  });
+});
+
+describe('per-host keys', () => {
+  const yaml = [
+    'version: 1',
+    'hosts:',
+    `  - { name: web-1, host: 192.0.2.1, user: deploy, host-key: '${BASE_INPUTS['host-key']}' }`,
+    `  - { name: web-2, host: 192.0.2.2, user: deploy, host-key: '${BASE_INPUTS['host-key']}', ssh-key-env: WEB2_KEY }`
+  ].join('\n');
+  const { host: _host, ...inputs } = BASE_INPUTS;
+
+  test('a host names the variable holding its own key; it is read, masked, and used for that host only', () => {
+    const masked: string[] = [];
+    const own = FAKE_KEY.replace('b3Bl', 'b3Bm');
+    const s = parseSettings({
+      input: n => inputs[n],
+      env: { WEB2_KEY: own },
+      configText: yaml,
+      now: new Date(),
+      onSecret: v => masked.push(v)
+    });
+    expect(s.hosts.map(h => h.privateKey)).toEqual([undefined, own]);
+    expect(masked).toContain(own);
+  });
+
+  test('an unset variable is a config error naming the host and the variable', () => {
+    expect(() => settingsFrom(inputs, yaml)).toThrow(
+      /host web-2: ssh-key-env names WEB2_KEY, which is not set/
+    );
   });
 });

@@ -62422,7 +62422,7 @@ async function connectHost(host, ssh, log, sleep = ms => new Promise(r => setTim
         entries: host.knownHosts.flatMap(l => parseKnownHosts(l)),
         fingerprints: host.fingerprints
     };
-    if (ssh.password && !ssh.privateKey) {
+    if (ssh.password && !ssh.privateKey && !host.privateKey) {
         log.warn(`${host.name}: using password authentication. Keys are safer: a password can be guessed, and is sent to whoever answers if a host key pin is ever skipped.`);
     }
     const attempts = Math.max(1, ssh.connectRetries + 1);
@@ -62471,8 +62471,9 @@ async function connectOnce(host, ssh, pins, log, serverHostKey) {
     };
     if (serverHostKey)
         config.algorithms = { serverHostKey: serverHostKey };
-    if (ssh.privateKey)
-        config.privateKey = ssh.privateKey;
+    const key = host.privateKey ?? ssh.privateKey;
+    if (key)
+        config.privateKey = key;
     if (ssh.passphrase)
         config.passphrase = ssh.passphrase;
     if (ssh.password)
@@ -65498,7 +65499,15 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
                 deps.log.info(`${b < canaryBatches(runs.length, settings.rollout) ? 'canary' : 'batch'} ${b + 1}/${batches.length}: ${members.map(r => r.host.name).join(', ')}`);
             const settled = await Promise.allSettled(members.map(run => hostPart(run, `${VERB[mode.kind]} ${settings.releaseId}`, () => deployHost(settings, layout, artifact, run, facts.get(run), deps, {
                 source: reused || mode.kind === 'rollback' ? 'reuse' : 'ship',
-                part: mode.kind === 'switch' ? 'switch' : mode.kind === 'post' ? 'post' : 'all'
+                // Canaries are judged before the rest switch, even when the checks of the other
+                // hosts are left to the post-deploy step: a canary that only switched proves nothing.
+                part: mode.kind === 'switch'
+                    ? b < canaryBatches(runs.length, settings.rollout)
+                        ? 'all'
+                        : 'switch'
+                    : mode.kind === 'post'
+                        ? 'post'
+                        : 'all'
             }, stop.signal).catch((err) => {
                 stop.abort();
                 throw err;
@@ -75391,7 +75400,13 @@ const configSchema = obj({
         port: schema_optional(schema_int({ min: 1, max: 65535, example: 22 }), 22),
         user: schema_optional(str({ pattern: /^[a-z_][a-z0-9_.-]{0,31}$/, expected: 'a user name', example: 'deploy' })),
         'host-key': schema_optional(union([fingerprint, arr(fingerprint, { minItems: 1 })])),
-        'known-hosts': schema_optional(str({ multiline: true, minLength: 1, example: '203.0.113.10 ssh-ed25519 AAAA…' }))
+        'known-hosts': schema_optional(str({ multiline: true, minLength: 1, example: '203.0.113.10 ssh-ed25519 AAAA…' })),
+        'ssh-key-env': schema_optional(str({
+            pattern: /^[A-Za-z_][A-Za-z0-9_]{0,63}$/,
+            expected: 'an environment variable name',
+            example: 'WEB2_SSH_KEY',
+            description: "This host's own private key, read from this environment variable (secrets never go in this file); other hosts use the `ssh-key` input."
+        }))
     }), { minItems: 1, maxItems: 500 })),
     service: schema_optional(tagged('manager', {
         none: {},
@@ -75713,13 +75728,26 @@ function parseSettings(src) {
     const hosts = fileHosts.map((h, i) => {
         const own = h['host-key'];
         const ownFingerprints = own === undefined ? [] : typeof own === 'string' ? [own] : [...own];
+        const name = h.name ?? (fileHosts.length > 1 ? `${h.host}#${i + 1}` : h.host);
+        const keyEnv = h['ssh-key-env'];
+        let privateKey;
+        if (keyEnv) {
+            privateKey = src.env[keyEnv]?.trim() ? src.env[keyEnv] : undefined;
+            if (privateKey)
+                src.onSecret(privateKey);
+            else
+                p.list.push(`host ${name}: ssh-key-env names ${keyEnv}, which is not set. Example: env: { ${keyEnv}: \${{ secrets.${keyEnv} }} } in the workflow step`);
+            if (privateKey && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKey))
+                p.list.push(`host ${name}: ${keyEnv} does not hold a private key (no "-----BEGIN ... PRIVATE KEY-----" line)`);
+        }
         return {
-            name: h.name ?? (fileHosts.length > 1 ? `${h.host}#${i + 1}` : h.host),
+            name,
             host: h.host,
             port: hostInput ? (port ?? 22) : h.port,
             user: h.user ?? defaultUser ?? '',
             knownHosts: [h['known-hosts'], knownHostsText].filter((x) => !!x),
-            fingerprints: [...ownFingerprints, ...inputFingerprints]
+            fingerprints: [...ownFingerprints, ...inputFingerprints],
+            ...(privateKey ? { privateKey } : {})
         };
     });
     const deploying = src.purpose !== 'check';
@@ -75733,7 +75761,7 @@ function parseSettings(src) {
             p.list.push(`host names must be unique: "${h.name}" appears twice. Example: name: web-2`);
         names.add(h.name);
     }
-    if (!privateKey && !password && deploying) {
+    if (!privateKey && !password && deploying && !(hosts.length > 0 && hosts.every(h => h.privateKey))) {
         p.list.push('no SSH credentials: set the `ssh-key` input (or DEPLOYGUARD_SSH_KEY) to a private key. Example: ssh-key: ${{ secrets.DEPLOY_KEY }}');
     }
     else if (privateKey && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKey)) {

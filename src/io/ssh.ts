@@ -172,7 +172,7 @@ export async function connectHost(
     entries: host.knownHosts.flatMap(l => parseKnownHosts(l)),
     fingerprints: host.fingerprints
   };
-  if (ssh.password && !ssh.privateKey) {
+  if (ssh.password && !ssh.privateKey && !host.privateKey) {
     log.warn(
       `${host.name}: using password authentication. Keys are safer: a password can be guessed, and is sent to whoever answers if a host key pin is ever skipped.`
     );
@@ -235,7 +235,8 @@ async function connectOnce(
     }
   };
   if (serverHostKey) config.algorithms = { serverHostKey: serverHostKey as never };
-  if (ssh.privateKey) config.privateKey = ssh.privateKey;
+  const key = host.privateKey ?? ssh.privateKey;
+  if (key) config.privateKey = key;
   if (ssh.passphrase) config.passphrase = ssh.passphrase;
   if (ssh.password) config.password = ssh.password;
   try {

@@ -369,7 +369,16 @@ export async function deploy(
               deps,
               {
                 source: reused || mode.kind === 'rollback' ? 'reuse' : 'ship',
-                part: mode.kind === 'switch' ? 'switch' : mode.kind === 'post' ? 'post' : 'all'
+                // Canaries are judged before the rest switch, even when the checks of the other
+                // hosts are left to the post-deploy step: a canary that only switched proves nothing.
+                part:
+                  mode.kind === 'switch'
+                    ? b < canaryBatches(runs.length, settings.rollout)
+                      ? 'all'
+                      : 'switch'
+                    : mode.kind === 'post'
+                      ? 'post'
+                      : 'all'
               },
               stop.signal
             ).catch((err: unknown) => {

@@ -104,6 +104,15 @@ export const configSchema = obj(
           'host-key': optional(union([fingerprint, arr(fingerprint, { minItems: 1 })])),
           'known-hosts': optional(
             str({ multiline: true, minLength: 1, example: '203.0.113.10 ssh-ed25519 AAAA…' })
+          ),
+          'ssh-key-env': optional(
+            str({
+              pattern: /^[A-Za-z_][A-Za-z0-9_]{0,63}$/,
+              expected: 'an environment variable name',
+              example: 'WEB2_SSH_KEY',
+              description:
+                "This host's own private key, read from this environment variable (secrets never go in this file); other hosts use the `ssh-key` input."
+            })
           )
         }),
         { minItems: 1, maxItems: 500 }

@@ -220,13 +220,29 @@ export function parseSettings(src: SettingsSource): Settings {
   const hosts: HostSettings[] = fileHosts.map((h, i) => {
     const own = h['host-key'];
     const ownFingerprints = own === undefined ? [] : typeof own === 'string' ? [own] : [...own];
+    const name = h.name ?? (fileHosts.length > 1 ? `${h.host}#${i + 1}` : h.host);
+    const keyEnv = (h as { 'ssh-key-env'?: string })['ssh-key-env'];
+    let privateKey: string | undefined;
+    if (keyEnv) {
+      privateKey = src.env[keyEnv]?.trim() ? src.env[keyEnv] : undefined;
+      if (privateKey) src.onSecret(privateKey);
+      else
+        p.list.push(
+          `host ${name}: ssh-key-env names ${keyEnv}, which is not set. Example: env: { ${keyEnv}: \${{ secrets.${keyEnv} }} } in the workflow step`
+        );
+      if (privateKey && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKey))
+        p.list.push(
+          `host ${name}: ${keyEnv} does not hold a private key (no "-----BEGIN ... PRIVATE KEY-----" line)`
+        );
+    }
     return {
-      name: h.name ?? (fileHosts.length > 1 ? `${h.host}#${i + 1}` : h.host),
+      name,
       host: h.host,
       port: hostInput ? (port ?? 22) : h.port,
       user: h.user ?? defaultUser ?? '',
       knownHosts: [h['known-hosts'], knownHostsText].filter((x): x is string => !!x),
-      fingerprints: [...ownFingerprints, ...inputFingerprints]
+      fingerprints: [...ownFingerprints, ...inputFingerprints],
+      ...(privateKey ? { privateKey } : {})
     };
   });
   const deploying = src.purpose !== 'check';
@@ -244,7 +260,7 @@ export function parseSettings(src: SettingsSource): Settings {
       p.list.push(`host names must be unique: "${h.name}" appears twice. Example: name: web-2`);
     names.add(h.name);
   }
-  if (!privateKey && !password && deploying) {
+  if (!privateKey && !password && deploying && !(hosts.length > 0 && hosts.every(h => h.privateKey))) {
     p.list.push(
       'no SSH credentials: set the `ssh-key` input (or DEPLOYGUARD_SSH_KEY) to a private key. Example: ssh-key: ${{ secrets.DEPLOY_KEY }}'
     );

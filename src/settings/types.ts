@@ -12,6 +12,8 @@ export interface HostSettings {
   /** Pins for this host: known_hosts lines and/or `SHA256:` fingerprints. */
   readonly knownHosts: readonly string[];
   readonly fingerprints: readonly string[];
+  /** The host's own private key (from the variable its `ssh-key-env` names), masked on read. */
+  readonly privateKey?: string;
 }
 
 export interface SshSettings {
