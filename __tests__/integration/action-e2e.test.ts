@@ -195,7 +195,7 @@ describe('the action, run as the runner runs it', () => {
     expect(r.code).toBe(0);
     expect(r.outputs.status).toBe('dry-run');
     expect(r.stdout).toContain(`ln -sfn -- ${target}/releases/rel-4 ${target}/current.tmp-rel-4`);
-    expect(r.stdout).toContain('sha256sum -c --quiet --strict -');
+    expect(r.stdout).toContain('sha256sum -c --quiet --strict -- "$part"');
     expect(existsSync(join(target, 'releases', 'rel-4'))).toBe(false);
   }, 60_000);
 
