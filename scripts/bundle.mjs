@@ -2,7 +2,7 @@
 // Bundles each entry point with ncc into dist/<name>/index.cjs.
 // --check: bundle into a temporary directory and fail when it differs from the committed dist/.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, existsSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 
@@ -52,6 +52,10 @@ for (const [name, entry] of Object.entries(entries)) {
   // ncc copies ssh2's compiled crypto binding next to the bundle when one was built here.
   for (const f of files(dir)) if (f.endsWith('.node')) rmSync(join(dir, f));
 }
+
+// ncc names the chunks of lazily loaded modules `<n>.index.cjs.js`; this package is ESM
+// ("type": "module"), so dist/ says its .js files are CommonJS.
+writeFileSync(join(out, 'package.json'), '{ "type": "commonjs" }\n');
 
 if (check) {
   const a = files('dist');

@@ -1,5 +1,3 @@
-import { getOctokit } from '@actions/github';
-
 /**
  * The one door to GitHub's REST API. Everything deployguard does there (find the pull request of
  * a commit, post or edit the record, create a deployment, compare commits) goes through
@@ -32,11 +30,19 @@ const REQUEST_TIMEOUT_MS = 15_000;
 
 /** An API client for `apiUrl` (GITHUB_API_URL) authenticated with `token`. */
 export function githubApi(token: string, apiUrl: string): GitHubApi {
-  const octokit = getOctokit(token, { baseUrl: apiUrl, userAgent: 'deployguard' });
+  // Loaded on the first call: the client and its HTTP stack take a quarter of a second to load,
+  // which a deploy that never talks to GitHub (the CLI, `comment: none`) should not pay.
+  let client: Promise<ReturnType<typeof import('@actions/github').getOctokit>> | undefined;
+  const octokit = () =>
+    (client ??= import('@actions/github').then(m =>
+      m.getOctokit(token, { baseUrl: apiUrl, userAgent: 'deployguard' })
+    ));
   return {
     async request(route, params = {}) {
       try {
-        const r = await octokit.request(route, {
+        const r = await (
+          await octokit()
+        ).request(route, {
           ...params,
           request: { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) }
         });
