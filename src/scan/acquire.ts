@@ -9,7 +9,6 @@ import { constants as fsConstants, createReadStream } from 'node:fs';
 import { access, rm, stat } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as tc from '@actions/tool-cache';
 import { SecretScanError } from '../errors.js';
 
 export const GITLEAKS_VERSION = '8.28.0';
@@ -128,6 +127,7 @@ export async function ensureGitleaks(opts: EnsureGitleaksOptions = {}): Promise<
 
   // 3. The tool cache, then 4. the pinned download.
   ensureToolCacheEnv();
+  const tc = await toolCache();
   const binName = platform === 'win32' ? 'gitleaks.exe' : 'gitleaks';
   const cachedDir = toStderr(() => tc.find(TOOL, GITLEAKS_VERSION, arch));
   if (cachedDir) {
@@ -176,6 +176,7 @@ async function download(o: {
     );
   }
 
+  const tc = await toolCache();
   const url = new URL(asset, o.base.endsWith('/') ? o.base : `${o.base}/`).toString();
   const work = path.join(process.env.RUNNER_TEMP!, `deployguard-gitleaks-${randomUUID()}`);
   const archive = path.join(work, asset);
@@ -358,4 +359,9 @@ async function sha256File(file: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
   return hash.digest('hex');
+}
+
+/** Loaded only when no gitleaks is given or on PATH: most runs never need it. */
+function toolCache(): Promise<typeof import('@actions/tool-cache')> {
+  return import('@actions/tool-cache');
 }
