@@ -55417,6 +55417,9 @@ async function connectOnce(host, ssh, pins, log, serverHostKey) {
             throw rejected;
         throw err;
     }
+    // Every step is a short request and a short answer: with Nagle's algorithm on, each one waits
+    // for the peer's delayed ACK (about 80 ms here, per command) before its last packet goes out.
+    client.connection?.setNoDelay(true);
     return new Ssh2Shell(host.name, client);
 }
 /**
