@@ -56,11 +56,11 @@ const yaml = [
 ].join('\n');
 
 /** Deploys a snapshot of the artifact directory as it is now. */
-async function deploy(release: string) {
+async function deploy(release: string, extra = '') {
   const snap = join(base, `snap-${release}`);
   await cp(art, snap, { recursive: true, preserveTimestamps: true });
   return deployQuiet(
-    settingsFor(host, { artifact: snap, 'target-path': target, 'release-id': release }, yaml)
+    settingsFor(host, { artifact: snap, 'target-path': target, 'release-id': release }, `${yaml}\n${extra}`)
   );
 }
 
@@ -115,5 +115,14 @@ describe('incremental deploys', () => {
     expect(log.join('\n')).toMatch(/the incremental upload did not verify .*sending every file/);
     expect(manifest(rel('r3'))).toEqual(manifest(art));
     expect(inode(rel('r3', 'dir-6/file-6.txt'))).not.toBe(inode(rel('r2', 'dir-6/file-6.txt')));
+  }, 90_000);
+
+  test('with compression on, the stream is zlib-compressed and the release is still exact', async () => {
+    appendFileSync(join(art, 'dir-7', 'file-7.txt'), 'compressed\n');
+    const { result } = await deploy('r4', 'ssh: { compress: true }\ndeploy: { incremental: false }');
+    expect(result.status).toBe('deployed');
+    expect(manifest(rel('r4'))).toEqual(manifest(art));
+    // Not linked: incremental was off, every file travelled (compressed).
+    expect(inode(rel('r4', 'dir-5/file-5.txt'))).not.toBe(inode(rel('r3', 'dir-5/file-5.txt')));
   }, 90_000);
 });

@@ -1,6 +1,7 @@
 /** The rollout order of a fleet, and how its settings are read. */
 import { batchSize, canaryBatches, rolloutBatches } from '../../src/plan/rollout.js';
 import { uploadProgress } from '../../src/plan/execute.js';
+import { wantsCompression } from '../../src/io/ssh.js';
 import { parseSettings } from '../../src/settings/parse.js';
 import { BASE_INPUTS, FAKE_KEY, settingsFrom } from '../helpers/settings.js';
 
@@ -107,5 +108,23 @@ describe('per-host keys', () => {
     expect(() => settingsFrom(inputs, yaml)).toThrow(
       /host web-2: ssh-key-env names WEB2_KEY, which is not set/
     );
+  });
+});
+
+describe('SSH compression', () => {
+  test.each([
+    ['auto', '203.0.113.10', true],
+    ['auto', 'deploy.example.com', true],
+    ['auto', '127.0.0.1', false],
+    ['auto', '10.1.2.3', false],
+    ['auto', '172.20.0.5', false],
+    ['auto', '172.32.0.5', true],
+    ['auto', '192.168.1.9', false],
+    ['auto', 'db.internal', false],
+    ['auto', 'fd12:3456::1', false],
+    [true, '127.0.0.1', true],
+    [false, '203.0.113.10', false]
+  ] as const)('%s for %s: %s', (setting, host, expected) => {
+    expect(wantsCompression(setting, host)).toBe(expected);
   });
 });

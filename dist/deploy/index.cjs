@@ -55399,8 +55399,13 @@ async function connectOnce(host, ssh, pins, log, serverHostKey) {
             return false;
         }
     };
-    if (serverHostKey)
-        config.algorithms = { serverHostKey: serverHostKey };
+    const compress = wantsCompression(ssh.compress, host.host);
+    config.algorithms = {
+        ...(serverHostKey ? { serverHostKey: serverHostKey } : {}),
+        // The whole SSH stream (the artifact above all) is zlib-compressed where that pays: across
+        // the internet. On loopback and private networks compressing costs more CPU than it saves.
+        compress: (compress ? ['zlib@openssh.com', 'zlib', 'none'] : ['none'])
+    };
     const key = host.privateKey ?? ssh.privateKey;
     if (key)
         config.privateKey = key;
@@ -55421,6 +55426,13 @@ async function connectOnce(host, ssh, pins, log, serverHostKey) {
     // for the peer's delayed ACK (about 80 ms here, per command) before its last packet goes out.
     client.connection?.setNoDelay(true);
     return new Ssh2Shell(host.name, client);
+}
+/** `auto` compresses for public addresses and names; loopback and private ranges go plain. */
+function wantsCompression(setting, host) {
+    if (setting !== undefined && setting !== 'auto')
+        return setting;
+    const local = /^(localhost|127\.|10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|169\.254\.|::1$|f[cd][0-9a-f]{2}:|fe80:)/i.test(host) || /\.(local|internal|lan|home\.arpa)$/i.test(host);
+    return !local;
 }
 /**
  * A host offered a key that is not pinned. Before calling it an attack, ask the host for its keys
@@ -58484,7 +58496,8 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
     }
     finally {
         // Every path ends here: the record written under the lock, locks released, connections closed.
-        for (const run of runs) {
+        // writeRecord and unlock never throw (they warn), so one host cannot keep another locked.
+        await inBatches(runs, per, async (run) => {
             if (run.locked && mode.kind !== 'pre') {
                 await writeRecord(run, settings, layout, deps, {
                     status: failure instanceof Blocked ? 'blocked' : hostStatus(run.report.outcome, failure, mode),
@@ -58498,7 +58511,7 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
             if (run.locked)
                 await unlock(run, layout, deps, token);
             run.shell.close();
-        }
+        });
     }
     const status = failure === undefined
         ? mode.kind === 'switch'
@@ -62704,7 +62717,10 @@ const configSchema = obj({
     }), {}),
     ssh: schema_optional(obj({
         'connect-timeout': schema_optional(schema_duration({ min: '1s', max: '5m', example: '20s' }), '20s'),
-        'connect-retries': schema_optional(schema_int({ min: 0, max: 10, example: 3 }), 3)
+        'connect-retries': schema_optional(schema_int({ min: 0, max: 10, example: 3 }), 3),
+        compress: schema_optional(union([bool(), enumOf(['auto'])], {
+            description: 'zlib compression of the SSH stream, artifact included: auto (public hosts only; loopback and private networks are faster plain), true or false.'
+        }), 'auto')
     }), {})
 }, { description: 'deployguard configuration (deployguard.yml).' });
 /** The JSON Schema of deployguard.yml, generated from the validator itself (deployguard.schema.json). */
@@ -62988,7 +63004,8 @@ function parseSettings(src) {
             password,
             insecureSkipHostKeyCheck: skip,
             connectTimeoutMs: connectTimeout ?? file?.ssh['connect-timeout'] ?? 20_000,
-            connectRetries: file?.ssh['connect-retries'] ?? 3
+            connectRetries: file?.ssh['connect-retries'] ?? 3,
+            compress: file?.ssh.compress ?? 'auto'
         },
         service,
         checks,

@@ -234,7 +234,13 @@ async function connectOnce(
       return false;
     }
   };
-  if (serverHostKey) config.algorithms = { serverHostKey: serverHostKey as never };
+  const compress = wantsCompression(ssh.compress, host.host);
+  config.algorithms = {
+    ...(serverHostKey ? { serverHostKey: serverHostKey as never } : {}),
+    // The whole SSH stream (the artifact above all) is zlib-compressed where that pays: across
+    // the internet. On loopback and private networks compressing costs more CPU than it saves.
+    compress: (compress ? ['zlib@openssh.com', 'zlib', 'none'] : ['none']) as never
+  };
   const key = host.privateKey ?? ssh.privateKey;
   if (key) config.privateKey = key;
   if (ssh.passphrase) config.passphrase = ssh.passphrase;
@@ -250,6 +256,16 @@ async function connectOnce(
   // for the peer's delayed ACK (about 80 ms here, per command) before its last packet goes out.
   client.connection?.setNoDelay(true);
   return new Ssh2Shell(host.name, client);
+}
+
+/** `auto` compresses for public addresses and names; loopback and private ranges go plain. */
+export function wantsCompression(setting: SshSettings['compress'], host: string): boolean {
+  if (setting !== undefined && setting !== 'auto') return setting;
+  const local =
+    /^(localhost|127\.|10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|169\.254\.|::1$|f[cd][0-9a-f]{2}:|fe80:)/i.test(
+      host
+    ) || /\.(local|internal|lan|home\.arpa)$/i.test(host);
+  return !local;
 }
 
 /**

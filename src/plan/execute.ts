@@ -426,7 +426,8 @@ export async function deploy(
     }
   } finally {
     // Every path ends here: the record written under the lock, locks released, connections closed.
-    for (const run of runs) {
+    // writeRecord and unlock never throw (they warn), so one host cannot keep another locked.
+    await inBatches(runs, per, async run => {
       if (run.locked && mode.kind !== 'pre') {
         await writeRecord(run, settings, layout, deps, {
           status: failure instanceof Blocked ? 'blocked' : hostStatus(run.report.outcome, failure, mode),
@@ -440,7 +441,7 @@ export async function deploy(
       }
       if (run.locked) await unlock(run, layout, deps, token);
       run.shell.close();
-    }
+    });
   }
 
   const status: DeployStatus =

@@ -327,7 +327,14 @@ export const configSchema = obj(
     ssh: optional(
       obj({
         'connect-timeout': optional(duration({ min: '1s', max: '5m', example: '20s' }), '20s'),
-        'connect-retries': optional(int({ min: 0, max: 10, example: 3 }), 3)
+        'connect-retries': optional(int({ min: 0, max: 10, example: 3 }), 3),
+        compress: optional(
+          union([bool(), enumOf(['auto'])], {
+            description:
+              'zlib compression of the SSH stream, artifact included: auto (public hosts only; loopback and private networks are faster plain), true or false.'
+          }),
+          'auto'
+        )
       }),
       {}
     )

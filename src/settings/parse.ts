@@ -373,7 +373,8 @@ export function parseSettings(src: SettingsSource): Settings {
       password,
       insecureSkipHostKeyCheck: skip,
       connectTimeoutMs: connectTimeout ?? file?.ssh['connect-timeout'] ?? 20_000,
-      connectRetries: file?.ssh['connect-retries'] ?? 3
+      connectRetries: file?.ssh['connect-retries'] ?? 3,
+      compress: file?.ssh.compress ?? 'auto'
     },
     service,
     checks,

@@ -24,6 +24,8 @@ export interface SshSettings {
   readonly insecureSkipHostKeyCheck: boolean;
   readonly connectTimeoutMs: number;
   readonly connectRetries: number;
+  /** zlib on the SSH stream: `auto` for public hosts only. */
+  readonly compress?: boolean | 'auto';
 }
 
 export type Strategy = 'releases' | 'in-place';

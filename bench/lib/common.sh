@@ -1,0 +1,66 @@
+# shellcheck shell=bash disable=SC2034
+# Sourced by every benchmark script (BENCH_LIB and BENCH_USER are for them). Expects the environment that bench/run.sh exports.
+set -euo pipefail
+
+die() {
+  echo "bench: error: $*" >&2
+  exit 1
+}
+
+log() {
+  echo "[bench $(date +%H:%M:%S)] $*" >&2
+}
+
+for v in BENCH_ROOT BENCH_DG BENCH_WORK BENCH_REMOTE BENCH_RESULTS BENCH_SOLO BENCH_TREE BENCH_RUNS BENCH_WARMUP; do
+  [ -n "${!v:-}" ] || die "$v is not set: run the benchmarks through bench/run.sh"
+done
+
+BENCH_LIB="$BENCH_ROOT/bench/lib"
+BENCH_USER=deployguard-sandbox
+
+# The port of instance I (default 0) of the sshd fleet in directory DIR.
+fleet_port() {
+  sed -n "$((${2:-0} + 1))p" "$1/ports"
+}
+
+# hyperfine with the settings every figure shares; results go to $BENCH_RESULTS/NAME.json.
+bench_hyperfine() {
+  local name=$1
+  shift
+  hyperfine --style basic --export-json "$BENCH_RESULTS/$name.json" "$@" 2>&1 |
+    tee "$BENCH_RESULTS/$name.hyperfine.txt"
+}
+
+# A remote directory owned by the benchmark user (we are root: plain mkdir + chown, no ssh).
+remote_dir() {
+  mkdir -p "$1"
+  chown "$BENCH_USER:" "$1"
+}
+
+# Writes a deployguard.yml: FILE ARTIFACT TARGET_PATH KEEP PORT... (one host per port).
+# EXTRA_YAML, when set, is appended verbatim (e.g. a deploy: section).
+write_config() {
+  local file=$1 artifact=$2 target=$3 keep=$4
+  shift 4
+  {
+    echo "version: 1"
+    echo "artifact: $artifact"
+    echo "target:"
+    echo "  path: $target"
+    echo "  keep-releases: $keep"
+    echo "hosts:"
+    local i=0 port
+    for port in "$@"; do
+      i=$((i + 1))
+      echo "  - name: h$(printf %02d $i)"
+      echo "    host: 127.0.0.1"
+      echo "    port: $port"
+      echo "    user: $BENCH_USER"
+    done
+    echo "service: { manager: none }"
+    echo "pre-deploy: { gitleaks: false }"
+    echo "post-deploy: { stability-window: 0s }"
+    echo "report: { comment: none }"
+    if [ -n "${EXTRA_YAML:-}" ]; then echo "$EXTRA_YAML"; fi
+  } >"$file"
+}

@@ -1,0 +1,769 @@
+// Writes BENCHMARKS.md from the results of one `bash bench/run.sh`.
+//
+//   node bench/lib/report.mjs RESULTS_DIR OUT.md
+//
+// Inputs (all in RESULTS_DIR, each optional: a figure that did not run says so):
+//   machine.txt                 key=value lines about the machine and the code under test
+//   figN.status                 "ok" or "failed"
+//   fig1.json fig2.json fig3.json   hyperfine --export-json
+//   fig3-meta.txt               key=value: hosts, parallelism, whether max-parallel was accepted
+//   fig4.json fig4-bundles.txt  first-byte samples; `ls -l dist/*/index.cjs`
+//   fig5-*.time fig5-meta.txt   /usr/bin/time -v output
+//   dg/SCENARIO-NNN.json|.log   each deployguard run's --json result and its log
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const [dir, out] = process.argv.slice(2);
+if (!dir || !out) {
+  console.error('usage: report.mjs RESULTS_DIR OUT.md');
+  process.exit(2);
+}
+
+// ---------- reading ----------
+
+const read = name => (existsSync(join(dir, name)) ? readFileSync(join(dir, name), 'utf8') : undefined);
+const readJson = name => {
+  const t = read(name);
+  return t === undefined ? undefined : JSON.parse(t);
+};
+const keyValues = name =>
+  Object.fromEntries(
+    (read(name) ?? '')
+      .split('\n')
+      .filter(l => l.includes('='))
+      .map(l => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)])
+  );
+const machine = keyValues('machine.txt');
+const status = n => (read(`fig${n}.status`) ?? 'not run').trim();
+
+/** Every deployguard run of a scenario: its --json result and the lines of its log. */
+function dgRuns(scenario) {
+  const names = existsSync(join(dir, 'dg')) ? readdirSync(join(dir, 'dg')) : [];
+  return names
+    .filter(n => n.startsWith(`${scenario}-`) && /^\d+\.json$/.test(n.slice(scenario.length + 1)))
+    .sort()
+    .map(n => {
+      let result;
+      try {
+        result = JSON.parse(readFileSync(join(dir, 'dg', n), 'utf8'));
+      } catch {
+        return undefined;
+      }
+      const log = readFileSync(join(dir, 'dg', n.replace(/\.json$/, '.log')), 'utf8');
+      return { result, log };
+    })
+    .filter(Boolean);
+}
+
+// ---------- numbers ----------
+
+const median = xs => {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const sum = xs => xs.reduce((a, b) => a + b, 0);
+const s = x => (x >= 10 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.toFixed(3));
+const x2 = r => `${r.toFixed(2)}×`;
+const ms = x => `${Math.round(x)} ms`;
+
+/** mean ± stddev of one hyperfine command. */
+const meanSd = r => `${s(r.mean)} s ± ${s(r.stddev ?? 0)}`;
+
+/** a/b with its spread propagated from both relative standard deviations. */
+function ratio(a, b) {
+  const r = a.mean / b.mean;
+  const rel = Math.sqrt(((a.stddev ?? 0) / a.mean) ** 2 + ((b.stddev ?? 0) / b.mean) ** 2);
+  return { r, sd: r * rel };
+}
+const ratioText = ({ r, sd }) => `${r.toFixed(2)}× ± ${sd.toFixed(2)}`;
+
+function verdictMax(r, target) {
+  return r <= target
+    ? '**PASS**'
+    : `**MISS**: ${x2(r / target)} the target; ${Math.round((1 - target / r) * 100)}% of deployguard's time would have to go`;
+}
+
+function hyperfineTable(results) {
+  const rows = results.map(
+    r => `| ${r.command} | ${meanSd(r)} | ${s(r.median)} s | ${s(r.min)}–${s(r.max)} s | ${r.times.length} |`
+  );
+  return ['| Command | Mean ± σ | Median | Min–max | Runs |', '|---|---|---|---|---|', ...rows].join('\n');
+}
+
+/**
+ * Where a single-host deploy's time goes, medians over its runs: steps from the --json result,
+ * and what lies outside deploy() (process start, config, artifact scan; the report and exit).
+ * The upload's log line adds how much was sent, how long sending took and how many files were
+ * hard-linked from the previous release instead.
+ */
+function breakdown(runs, wallMean) {
+  if (runs.length === 0) return undefined;
+  const stepIds = [];
+  const byStep = new Map();
+  const connect = [];
+  const inside = [];
+  const finish = [];
+  const sendSecs = [];
+  let sent;
+  let linked = 0;
+  for (const { result, log } of runs) {
+    const host = result.hosts?.[0];
+    if (!host) continue;
+    for (const st of host.steps) {
+      if (!byStep.has(st.id)) {
+        byStep.set(st.id, { title: st.title, ms: [] });
+        stepIds.push(st.id);
+      }
+      byStep.get(st.id).ms.push(st.ms);
+    }
+    const c = result.phases?.find(ph => ph.name === 'Connect');
+    if (c) connect.push(c.ms);
+    const start = Date.parse(result.startedAt);
+    const end = Date.parse(result.finishedAt);
+    inside.push(end - start);
+    const last = host.steps.at(-1);
+    if (last) finish.push(end - (last.at + last.ms));
+    const m = /(\d+) files, ([\d.]+) MB sent(?: in ([\d.]+) s)?/.exec(log);
+    if (m) {
+      sent = { files: Number(m[1]), mb: Number(m[2]) };
+      if (m[3] !== undefined) sendSecs.push(Number(m[3]));
+    }
+    const l = /(\d+) unchanged files linked/.exec(log);
+    linked = l ? Number(l[1]) : 0;
+  }
+  const steps = stepIds.map(id => ({ id, title: byStep.get(id).title, ms: median(byStep.get(id).ms) }));
+  return {
+    steps,
+    step: id => steps.find(st => st.id === id),
+    connect: median(connect),
+    outside: wallMean * 1000 - median(inside),
+    finish: median(finish),
+    sent,
+    sendSecs: sendSecs.length ? median(sendSecs) : undefined,
+    linked,
+    runs: runs.length,
+    wall: wallMean * 1000
+  };
+}
+
+/** One table, a column per breakdown: [{ name, b }]. */
+function breakdownTable(cols) {
+  const ids = [];
+  for (const { b } of cols) for (const st of b.steps) if (!ids.includes(st.id)) ids.push(st.id);
+  const title = id =>
+    cols
+      .map(c => c.b.step(id)?.title)
+      .find(Boolean)
+      .replace(/\bb\d+\b/g, 'bN');
+  const cell = (b, v) =>
+    v === undefined || Number.isNaN(v) ? '–' : `${ms(v)} (${Math.round((v / b.wall) * 100)}%)`;
+  const rows = [
+    ['Outside `deploy()`: process start, config, artifact scan; report and exit', b => b.outside],
+    ['Connect (SSH handshake, host key check, auth)', b => b.connect],
+    ...ids.map(id => [`Step \`${id}\`: ${title(id)}`, b => b.step(id)?.ms]),
+    ['After the last step: deployment record, prune, unlock, close', b => b.finish],
+    ['**Wall time (hyperfine mean)**', b => b.wall]
+  ];
+  return [
+    `| Part (median of the runs) | ${cols.map(c => c.name).join(' | ')} |`,
+    `|---|${cols.map(() => '---|').join('')}`,
+    ...rows.map(([name, f]) => `| ${name} | ${cols.map(c => cell(c.b, f(c.b))).join(' | ')} |`)
+  ].join('\n');
+}
+
+/** The steps that are one small remote command each (everything but the upload, the verify and local checks). */
+function roundTrips(b) {
+  const small = b.steps.filter(st => !['upload', 'verify', 'checks'].includes(st.id));
+  return { count: small.length, each: median(small.map(st => st.ms)), total: sum(small.map(st => st.ms)) };
+}
+
+// ---------- the document ----------
+
+const doc = [];
+const summary = [];
+const p = (...lines) => doc.push(...lines, '');
+
+p(
+  '# Benchmarks',
+  '',
+  `Measured on ${machine.date ?? '?'} by \`bash bench/run.sh\`, which regenerates this file. Every`,
+  'figure is a ratio between deployguard and a baseline measured in the same run, one right after the',
+  'other (hyperfine runs each command its N times in turn). Read the ratios, not the absolute times:',
+  'the machine is a small shared VM, and the load average below shows how busy it was.',
+  '',
+  '## Machine',
+  '',
+  '| | |',
+  '|---|---|',
+  `| CPU | ${machine.cpu ?? '?'} |`,
+  `| Cores | ${machine.cores ?? '?'} |`,
+  `| RAM | ${machine.ram ?? '?'} |`,
+  `| Kernel | ${machine.kernel ?? '?'} |`,
+  `| OS | ${machine.os ?? '?'} |`,
+  `| Node | ${machine.node ?? '?'} (the CLI runs under this; figure 4 also under ${machine.node24 ?? 'no Node 24'}) |`,
+  `| OpenSSH / rsync / hyperfine | ${machine.openssh ?? '?'} / ${machine.rsync ?? '?'} / ${machine.hyperfine ?? '?'} |`,
+  `| Load average (1 min) at start / end | ${machine.load_start ?? '?'} / ${machine.load_end ?? '?'} |`,
+  `| deployguard under test | \`dist/cli/index.cjs\` at commit ${machine.commit ?? '?'}${machine.dirty ? ` (${machine.dirty})` : ''}; bundle built ${machine.bundle ?? '?'}, copied once at the start of the run |`,
+  '',
+  `Fixture: ${machine.tree ?? 'a seeded random tree'} (3,000 files of 0.5–8 KB in 30 directories plus 20`,
+  'files of 4 MiB; AES-CTR keystream content, so it does not compress; the same bytes on every run).',
+  'The host is an sshd on loopback, started for the run, logging in the unprivileged user',
+  '`deployguard-sandbox` (shell /bin/sh) with an ed25519 key; the host key is pinned (deployguard:',
+  '`--known-hosts`; ssh/rsync: `UserKnownHostsFile` with `StrictHostKeyChecking=yes`). Client and',
+  'server share the same CPU cores.'
+);
+
+// ---- Figure 1 ----
+{
+  p('## 1. Full deploy with verification vs `rsync -a`');
+  const hf = readJson('fig1.json');
+  if (!hf || status(1) !== 'ok') {
+    p(`Not measured in this run (${status(1)}).`);
+    summary.push(['1', 'Full deploy vs rsync -a', '–', '≤ 1.2×', status(1)]);
+  } else {
+    const [dg, rs, tarssh] = hf.results;
+    const rt = ratio(dg, rs);
+    const v = verdictMax(rt.r, 1.2);
+    summary.push(['1', 'Full deploy (verified) vs `rsync -a`', ratioText(rt), '≤ 1.2×', v]);
+    p(
+      '`deployguard deploy` (config: `service: { manager: none }`, no checks, no secret scan,',
+      '`stability-window: 0s`, `keep-releases: 2`, a new `--release-id` per run) to an emptied target,',
+      'against `rsync -a` of the same tree into an emptied directory on the same sshd. Both start from',
+      'nothing on the host: deployguard now links files it already has from the previous release, so a',
+      'kept target would turn this into an incremental deploy (figure 2). `tar -c | ssh tar -x` is a',
+      "reference for the shape of deployguard's upload (one tar stream over one SSH channel) in C.",
+      '',
+      hyperfineTable(hf.results),
+      '',
+      `Ratio deployguard / rsync: **${ratioText(rt)}**. Target ≤ 1.2×: ${v}.` +
+        (tarssh ? ` Reference: deployguard / (tar | ssh tar) ${ratioText(ratio(dg, tarssh))}.` : '')
+    );
+    p(
+      'For scale, TESTING.md measured on a quieter day on this kind of machine: `rsync -a` 1.6 s, `tar c | ssh',
+      'tar x` 1.4 s, an ssh2 channel fed by a tar packer 2.2–2.4 s, `sha256sum` of every file on the host 1.3 s.',
+      'Absolute times here are higher because other work shared the two cores (see the load average).'
+    );
+    const b = breakdown(dgRuns('fig1'), dg.mean);
+    if (b) {
+      p(
+        "Where deployguard's time goes (from its `--json` step timings and its log):",
+        '',
+        breakdownTable([{ name: 'Full deploy', b }])
+      );
+      const upload = b.step('upload');
+      const verify = b.step('verify');
+      const trips = roundTrips(b);
+      const lines = [rt.r > 1.2 ? 'Why the target is missed:' : 'Notes:', ''];
+      if (upload) {
+        lines.push(
+          `- **Uploading takes ${s(upload.ms / 1000)} s** (${b.sent ? `${b.sent.files} files, ${b.sent.mb} MB, ` : ''}${(rs.mean > 0 ? upload.ms / 1000 / rs.mean : NaN).toFixed(2)}× rsync's whole run` +
+            (tarssh ? `; ${x2(upload.ms / 1000 / tarssh.mean)} \`tar | ssh tar\`` : '') +
+            ').',
+          '  `src/transfer/tar.ts` builds the tar stream in JavaScript (1 MiB reads, a SHA-256 per file in the same',
+          '  pass) and `src/plan/execute.ts` pipes it into the stdin of one ssh2 exec channel running `tar -x` on',
+          "  the host. Tar framing, hashing and SSH encryption (ssh2, JavaScript around Node's crypto) share the",
+          '  Node main thread; rsync splits its work between its own process and an OpenSSH `ssh`, both in C.'
+        );
+        const big = breakdown(dgRuns('fig5'), 0);
+        if (big?.sent && b.sent && big.sendSecs && b.sendSecs)
+          lines.push(
+            `- Per byte, many small files are the slow case: the tree went up at ${(b.sent.mb / b.sendSecs).toFixed(0)} MB/s, figure 5's`,
+            `  ${big.sent.files} files of ${Math.round(big.sent.mb / big.sent.files / 1.048576)} MiB at ${(big.sent.mb / big.sendSecs).toFixed(0)} MB/s through the same code. The cost is per file (a header, an`,
+            '  open/stat/read/close and a hash on this side; a file created by `tar -x` on the host), and 3,000',
+            '  of them dominate a 97 MB tree.'
+          );
+      }
+      if (verify)
+        lines.push(
+          `- **Verification adds ${s(verify.ms / 1000)} s after the upload, not during it**: the \`verify\` step sends the`,
+          "  manifest and runs `sha256sum -c` over every file on the host. rsync checks each file's transfer",
+          '  checksum as it writes and has no separate pass. Hashing on the host while the bytes arrive would',
+          '  hide most of it.'
+        );
+      const execs = keyValues('fig1-execs.txt');
+      lines.push(
+        `- **Round trips.** ${execs.full ? `A full deploy opened ${execs.full} exec channels (remote commands) over its one SSH connection, a redeploy of the same tree ${execs.unchanged}, and \`rsync -a\` ${execs.rsync} (counted on an sshd logging every channel request). ` : ''}` +
+          `Besides the upload and verify, ${trips.count} steps each run one small remote command, about ${ms(trips.each)}`,
+        `  apiece here (${s(trips.total / 1000)} s in all), and the commands after the last step (list releases, prune,`,
+        `  record, unlock) take ${s(b.finish / 1000)} s more. Each is a channel open, a remote \`sh -c\` and a wait for its exit;`,
+        '  folding the commands before and after the upload into one script each would save most of it.',
+        `- Outside \`deploy()\` (process start, config, artifact scan, report and exit): ${s(b.outside / 1000)} s;`,
+        `  connecting: ${ms(b.connect)}. rsync pays its own start, ssh login and file-list walk inside its total.`
+      );
+      p(...lines);
+    }
+  }
+}
+
+// ---- Figure 2 ----
+{
+  p('## 2. Deploy after 1% of the files changed');
+  const hf = readJson('fig2.json');
+  if (!hf || status(2) !== 'ok') {
+    p(`Not measured in this run (${status(2)}).`);
+    summary.push(['2a', 'Incremental deploy vs rsync -a', '–', '≤ 1.5×', status(2)]);
+    summary.push(['2b', 'Incremental vs full deploy', '–', '≥ 5× faster', status(2)]);
+  } else {
+    const [inc, rs, full] = hf.results;
+    const a = ratio(inc, rs);
+    const speed = ratio(full, inc);
+    const va = verdictMax(a.r, 1.5);
+    const vb =
+      speed.r >= 5
+        ? '**PASS**'
+        : `**MISS**: ${speed.r >= 1 ? `only ${speed.r.toFixed(2)}× faster` : `${(1 / speed.r).toFixed(2)}× slower, not faster`}; 5× needs this deploy at ${s(full.mean / 5)} s`;
+    summary.push([
+      '2a',
+      'Deploy, 30 of 3,020 files changed, vs `rsync -a` of the change',
+      ratioText(a),
+      '≤ 1.5×',
+      va
+    ]);
+    summary.push([
+      '2b',
+      'Same deploy vs a full deploy (speed-up)',
+      `${speed.r.toFixed(2)}× ± ${speed.sd.toFixed(2)}`,
+      '≥ 5×',
+      vb
+    ]);
+    p(
+      'Before each run 30 small files (1% of the files) get new content. deployguard deploys the changed',
+      'tree to a target whose live release is the previous version; `rsync -a` copies it onto a directory',
+      'holding the previous version (brought up to date, untimed, before the change); the full deploy',
+      'ships the unchanged tree to an emptied target.',
+      '',
+      hyperfineTable(hf.results),
+      '',
+      `deployguard / rsync: **${ratioText(a)}**. Target ≤ 1.5×: ${va}.`,
+      '',
+      `Speed-up over the full deploy (full / this deploy): **${speed.r.toFixed(2)}× ± ${speed.sd.toFixed(2)}**. Target ≥ 5×: ${vb}.`
+    );
+    const bi = breakdown(dgRuns('fig2-incremental'), inc.mean);
+    const bf = breakdown(dgRuns('fig2-full'), full.mean);
+    if (bi && bf) {
+      p(
+        'deployguard, step by step (share of each wall time in brackets):',
+        '',
+        breakdownTable([
+          { name: '30 files changed', b: bi },
+          { name: 'Full (empty target)', b: bf }
+        ])
+      );
+      const up = bi.step('upload');
+      const ver = bi.step('verify');
+      const trips = roundTrips(bi);
+      const lines = [a.r > 1.5 || speed.r < 5 ? 'Why the targets are missed:' : 'Notes:', ''];
+      if (bi.linked > 0 && bi.sent) {
+        const send = bi.sendSecs ?? 0;
+        lines.push(
+          `- **The transfer itself is incremental now**: ${bi.sent.files} files (${bi.sent.mb} MB) were sent in ${s(send)} s and`,
+          `  ${bi.linked} unchanged files hard-linked from the previous release on the host (its log line).`,
+          `  But the \`upload\` step still took ${up ? s(up.ms / 1000) : '?'} s: before sending, \`prepareDelta\` in`,
+          "  `src/plan/execute.ts` reads the previous release's manifest and file modes from the host, hashes",
+          '  **every** local file (`hashArtifact` in `src/transfer/delta.ts`: the whole 97 MB, every deploy), and',
+          `  runs \`cp -al\` for the ${bi.linked} unchanged files on the host. That is ${up ? s(up.ms / 1000 - send) : '?'} s of the step.`
+        );
+      } else if (bi.sent)
+        lines.push(
+          `- **deployguard sent the whole tree** (${bi.sent.files} files, ${bi.sent.mb} MB, its own log line) although 30 files`,
+          '  changed: this build has no incremental transfer, so the deploy costs as much as a full one.'
+        );
+      if (ver)
+        lines.push(
+          `- **Verification checks all 3,020 files again** (${s(ver.ms / 1000)} s): the full manifest is verified on the`,
+          '  host, linked files included. That is the design (a release is only promoted once every file',
+          '  matches), but it makes the verify cost proportional to the release, not to the change.'
+        );
+      const fixed = bi.outside + bi.connect + trips.total + bi.finish;
+      lines.push(
+        `- **Fixed costs alone exceed the target.** Outside \`deploy()\` ${ms(bi.outside)}, connecting ${ms(bi.connect)},`,
+        `  ${trips.count} one-command steps ${ms(trips.total)} and the finish ${ms(bi.finish)} add up to ${s(fixed / 1000)} s,`,
+        `  ${x2(fixed / 1000 / rs.mean)} rsync's whole run (${s(rs.mean)} s). ≤ 1.5× rsync means ${s(1.5 * rs.mean)} s for everything;`,
+        `  ≥ 5× faster than the full deploy means ${s(full.mean / 5)} s.`,
+        '- What would get there: hash only the local files whose size or mtime changed since the last deploy',
+        '  (a cache keyed by path, size and mtime); read the previous manifest and link in one remote script;',
+        '  fold the one-command steps around the upload into one script each; and decide whether linked',
+        '  files need a full re-hash on the host or a cheaper proof that they did not change since their',
+        '  release was verified (a design trade-off: today every byte of the release is re-read).'
+      );
+      p(...lines);
+    }
+  }
+}
+
+// ---- Figure 3 ----
+{
+  p('## 3. 20 hosts, `max-parallel: 10`, vs one host');
+  const hf = readJson('fig3.json');
+  const meta = keyValues('fig3-meta.txt');
+  if (!hf || status(3) !== 'ok') {
+    p(`Not measured in this run (${status(3)}).`);
+    if (meta.max_parallel === 'rejected')
+      p(`The CLI rejected \`deploy.max-parallel\`: \`${meta.max_parallel_error}\``);
+    summary.push(['3', '20 hosts vs 1 host', '–', '≤ 3×', status(3)]);
+  } else {
+    const [one, all, rsOne, rsAll] = hf.results;
+    const rt = ratio(all, one);
+    const rr = ratio(rsAll, rsOne);
+    const v = verdictMax(rt.r, 3);
+    const accepted = meta.max_parallel === 'accepted';
+    summary.push([
+      '3',
+      `${meta.hosts} hosts${accepted ? `, max-parallel ${meta.parallel}` : ' (sequential: max-parallel rejected)'} vs 1 host`,
+      ratioText(rt),
+      '≤ 3×',
+      v
+    ]);
+    p(
+      `${meta.hosts} sshd instances, each on its own port and each with a target directory of its own (a mount`,
+      'namespace per sshd binds its own directory on the target path), all listed under `hosts:`' +
+        (accepted
+          ? ` with \`deploy: { max-parallel: ${meta.parallel} }\`.`
+          : `. **The CLI rejected \`deploy: { max-parallel: ${meta.parallel} }\`** (\`${meta.max_parallel_error}\`), so this measures its default: hosts one after another.`),
+      `Artifact: ${meta.artifact_files} files, ${(Number(meta.artifact_bytes) / 1e6).toFixed(2)} MB (seeded random, 0.5–8 KB each). A small`,
+      "artifact on purpose: client and all 20 servers share this machine's 2 cores, so with the 97 MB tree",
+      'any tool would be CPU-bound at 20× the work and the figure would measure the VM. With a small',
+      'artifact it measures what the target is about: connections, round trips and how far hosts overlap.',
+      'The rsync pair (one host, then 20 hosts 10 at a time via `xargs -P`) shows what the machine allows.',
+      `Afterwards each of the ${meta.verified_hosts ?? '?'} host directories was compared with the artifact.`,
+      '',
+      hyperfineTable(hf.results),
+      '',
+      `deployguard, ${meta.hosts} hosts / 1 host: **${ratioText(rt)}**. Target ≤ 3×: ${v}. Reference, rsync: ${ratioText(rr)}.`
+    );
+    const bo = breakdown(dgRuns('fig3-one'), one.mean);
+    if (bo?.sent && bo.linked > 0)
+      p(
+        `The artifact does not change between runs, so each deploy after the first sent ${bo.sent.files} files and hard-linked`,
+        `${bo.linked} from the previous release on each host (incremental upload): this figure measures the orchestration`,
+        'around the transfer, not the transfer.'
+      );
+
+    // The timeline of the multi-host deploys: for each step, how long it kept the run busy (from
+    // its first start on any host to its last end), one host's time in it, and how many hosts
+    // were in it at once. Medians over the runs; "at once" is the largest seen.
+    const overlap = spans => {
+      const ev = spans.flatMap(([a, b]) => [
+        [a, 1],
+        [b, -1]
+      ]);
+      ev.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+      let cur = 0;
+      let max = 0;
+      for (const [, d] of ev) max = Math.max(max, (cur += d));
+      return max;
+    };
+    const timeline = runs => {
+      const rows = new Map();
+      const extra = { connect: [], finish: [], inside: [] };
+      for (const { result } of runs) {
+        const hosts = result.hosts.filter(h => h.steps.length);
+        if (!hosts.length) continue;
+        for (const id of hosts[0].steps.map(st => st.id)) {
+          const xs = hosts.map(h => h.steps.find(st => st.id === id)).filter(Boolean);
+          const a = Math.min(...xs.map(st => st.at));
+          const b = Math.max(...xs.map(st => st.at + st.ms));
+          if (!rows.has(id)) rows.set(id, { title: xs[0].title, wall: [], per: [], atOnce: 0 });
+          const r = rows.get(id);
+          r.wall.push(b - a);
+          r.per.push(median(xs.map(st => st.ms)));
+          r.atOnce = Math.max(r.atOnce, overlap(xs.map(st => [st.at, st.at + st.ms])));
+        }
+        const lastEnd = Math.max(...hosts.flatMap(h => h.steps.map(st => st.at + st.ms)));
+        extra.finish.push(Date.parse(result.finishedAt) - lastEnd);
+        extra.connect.push(result.phases?.find(ph => ph.name === 'Connect')?.ms ?? NaN);
+        extra.inside.push(Date.parse(result.finishedAt) - Date.parse(result.startedAt));
+      }
+      return {
+        steps: [...rows].map(([id, r]) => ({
+          id,
+          title: r.title,
+          wall: median(r.wall),
+          per: median(r.per),
+          atOnce: r.atOnce
+        })),
+        connect: median(extra.connect),
+        finish: median(extra.finish),
+        inside: median(extra.inside)
+      };
+    };
+    const allRuns = dgRuns('fig3-all');
+    const oneRuns = dgRuns('fig3-one');
+    if (allRuns.length && oneRuns.length) {
+      const ta = timeline(allRuns);
+      const to = timeline(oneRuns);
+      const oneStep = id => to.steps.find(st => st.id === id);
+      const row = (name, wAll, wOne, per, atOnce) =>
+        `| ${name} | ${ms(wAll)} | ${wOne === undefined ? '–' : ms(wOne)} | ${per === undefined ? '–' : ms(per)} | ${atOnce ?? '–'} |`;
+      p(
+        `Where the time goes (medians over the runs, from each deploy's \`--json\` step timestamps): "busy" is`,
+        'from the first host starting a step to the last host finishing it; "at once" is the most hosts seen',
+        'in that step at the same moment. Steps can overlap each other across hosts, so the rows need not add up.',
+        '',
+        `| Part | Busy, ${meta.hosts} hosts | Busy, 1 host | One host's time in it (${meta.hosts}-host runs) | At once |`,
+        '|---|---|---|---|---|',
+        row('Process start, config, artifact scan', all.mean * 1000 - ta.inside, one.mean * 1000 - to.inside),
+        row('Connect (all hosts)', ta.connect, to.connect),
+        ...ta.steps.map(st =>
+          row(
+            `\`${st.id}\`: ${st.title.replace(/b\d+/g, 'bN')}`,
+            st.wall,
+            oneStep(st.id)?.wall,
+            st.per,
+            st.atOnce
+          )
+        ),
+        row('Finish: records, prune, unlock, close', ta.finish, to.finish)
+      );
+      if (rt.r > 3) {
+        const lines = ['Why the target is missed:', ''];
+        // One host at a time, and long enough to matter (a step of 0-1 ms, like local checks, is not).
+        const serial = ta.steps.filter(st => st.atOnce <= 1 && st.per * Number(meta.hosts) > 300);
+        const parallel = ta.steps.filter(st => st.atOnce > 1);
+        if (!accepted || parallel.length === 0)
+          lines.push(
+            `- **The hosts were deployed one after another** (no step ever had two hosts in it).` +
+              (accepted
+                ? ' The config key is accepted, but this build does not act on it.'
+                : ' This build of the CLI does not know `max-parallel`.')
+          );
+        else
+          lines.push(
+            `- The shipping steps do run in parallel (up to ${Math.max(...parallel.map(st => st.atOnce))} hosts at once: ${parallel.map(st => `\`${st.id}\``).join(', ')}).`
+          );
+        for (const st of serial)
+          lines.push(
+            `- **\`${st.id}\` (${st.title.replace(/b\d+/g, 'bN')}) runs host by host**: ${s(st.wall / 1000)} s for ${meta.hosts} hosts against ${ms(oneStep(st.id)?.wall ?? NaN)} for one.` +
+              (st.id === 'lock'
+                ? ' `deploy()` in `src/plan/execute.ts` takes the locks in a plain `for` loop that awaits each host (connect and read already go in batches).'
+                : '')
+          );
+        if (ta.finish > 3 * to.finish)
+          lines.push(
+            `- **The finish runs host by host**: ${s(ta.finish / 1000)} s for ${meta.hosts} hosts against ${ms(to.finish)} for one. After the`,
+            "  last step, `deploy()` in `src/plan/execute.ts` writes each host's deployment record, releases its lock",
+            '  and closes its connection in one `for` loop, awaiting each remote command before the next: two',
+            '  round trips per host, in series.'
+          );
+        const serialMs =
+          sum(serial.map(st => st.wall - (oneStep(st.id)?.wall ?? 0))) + Math.max(0, ta.finish - to.finish);
+        if (serialMs > 0)
+          lines.push(
+            `- Without the serial parts (${s(serialMs / 1000)} s more than one host spends in them), the ${meta.hosts}-host deploy would take`,
+            `  about ${s(all.mean - serialMs / 1000)} s, ${x2((all.mean - serialMs / 1000) / one.mean)} one host.`
+          );
+        lines.push(
+          `- The rest is the shared CPU: inside the ${meta.hosts}-host runs one host spends ${ms(sum(ta.steps.map(st => st.per)))} in its steps`,
+          `  against ${ms(sum(to.steps.map(st => st.wall)))} alone. For reference, rsync to ${meta.hosts} hosts 10 at a time took ${x2(rr.r)} one host here.`
+        );
+        p(...lines);
+      }
+    }
+  }
+}
+
+// ---- Figure 4 ----
+{
+  p('## 4. Process start to the first SSH byte');
+  const r = readJson('fig4.json');
+  if (!r || status(4) !== 'ok') {
+    p(`Not measured in this run (${status(4)}).`);
+    summary.push(['4', 'Start to first SSH byte', '–', '< 500 ms', status(4)]);
+  } else {
+    const ssh = r.results.find(x => x.name.startsWith('OpenSSH'));
+    const rows = r.results.map(
+      x =>
+        `| ${x.name} | ${ms(x.median)} | ${ms(x.min)}–${ms(x.max)} | ${ssh ? x2(x.median / ssh.median) : '–'} |`
+    );
+    const dgs = r.results.filter(x => x.name.startsWith('deployguard'));
+    for (const d of dgs.filter(x => !x.name.includes('100-file')))
+      summary.push([
+        '4',
+        `Start to first SSH byte, ${d.name.replace('deployguard deploy, ', '')}`,
+        `${ms(d.median)} (${ssh ? x2(d.median / ssh.median) : '?'} ssh)`,
+        '< 500 ms',
+        d.median < 500 ? '**PASS**' : `**MISS** (+${ms(d.median - 500)})`
+      ]);
+    p(
+      `A TCP proxy on loopback between each client and sshd records when the first byte from the client`,
+      `arrives; the clock starts just before \`spawn()\`. Median of ${r.runs} runs each (interleaved, after one`,
+      'untimed round); each client is killed at its first byte. deployguard runs `deploy` with the',
+      '97 MB fixture as its artifact: it scans the artifact (metadata only) before connecting.',
+      '',
+      '| Client | Median | Min–max | vs ssh |',
+      '|---|---|---|---|',
+      ...rows
+    );
+    const bundles = (read('fig4-bundles.txt') ?? '')
+      .split('\n')
+      .filter(Boolean)
+      .map(l => {
+        const f = l.trim().split(/\s+/);
+        return [f.at(-1).replace(/^.*\/dist\//, 'dist/'), Number(f[4])];
+      });
+    const bundleBytes = new Map(bundles);
+    if (bundles.length)
+      p(
+        'Bundle size of each entry point (`ls -l dist/*/index.cjs`):',
+        '',
+        '| Entry point | Bytes | MiB |',
+        '|---|---|---|',
+        ...bundles.map(
+          ([f, n]) => `| \`${f}\` | ${n.toLocaleString('en-US')} | ${(n / 1048576).toFixed(2)} |`
+        )
+      );
+    const load = readJson('fig4-load.json');
+    if (load)
+      p(
+        'What loading the CLI costs by itself (hyperfine, no SSH involved):',
+        '',
+        hyperfineTable(load.results),
+        '',
+        `Loading the bundle and printing the usage costs ${ms((load.results[1].mean - load.results[0].mean) * 1000)} over an empty Node process.`
+      );
+    const main = dgs.find(d => !d.name.includes('100-file'));
+    const small = dgs.find(d => d.name.includes('100-file'));
+    const floor = r.results.find(x => x.name.startsWith('node'));
+    const miss = dgs.filter(d => d.median >= 500 && !d.name.includes('100-file'));
+    if (miss.length && main) {
+      const lines = ['Why the target is missed:', ''];
+      if (floor)
+        lines.push(
+          `- Node 20 needs ${ms(floor.median)} here just to start and send one byte: ${Math.round((floor.median / main.median) * 100)}% of deployguard's ${ms(main.median)}.`
+        );
+      if (load)
+        lines.push(
+          `- Loading the ${((bundleBytes.get('dist/cli/index.cjs') ?? 0) / 1e6).toFixed(1)} MB bundle adds about ${ms((load.results[1].mean - load.results[0].mean) * 1000)} (the \`--help\` row above): every`,
+          '  entry point is a single ncc bundle that is compiled in full at start, whatever the command uses.'
+        );
+      if (small)
+        lines.push(
+          `- Scanning the 3,020-entry artifact before connecting costs about ${ms(main.median - small.median)}: with a 100-file artifact`,
+          `  the first byte leaves after ${ms(small.median)}. \`runDeploy\` in \`src/deploy.ts\` awaits \`scanArtifact\` before \`deploy()\``,
+          '  opens any connection.'
+        );
+      lines.push(
+        '- The remainder is everything else before the socket opens (reading and checking the settings,',
+        '  setting up the SSH client). Connecting while the artifact is scanned, and loading',
+        '  the modules a command needs lazily, would both move the first byte earlier; Node 24 (what GitHub',
+        '  runs actions on) is already faster here.'
+      );
+      p(...lines);
+    } else
+      p(
+        `The target holds on this machine; ${floor ? `Node alone needs ${ms(floor.median)} to send a byte, ` : ''}` +
+          'the rest is loading the bundle, reading the config and scanning the artifact before connecting.'
+      );
+  }
+}
+
+// ---- Figure 5 ----
+{
+  p('## 5. Peak memory while shipping a 1 GiB artifact');
+  const parseTime = name => {
+    const t = read(name);
+    if (!t) return undefined;
+    const rss = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(t)?.[1]);
+    const wall = /Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)/.exec(t)?.[1] ?? 'NaN';
+    const secs = wall
+      .split(':')
+      .map(Number)
+      .reduce((a, b) => a * 60 + b, 0);
+    return { rssKb: rss, secs };
+  };
+  const dg = parseTime('fig5-deployguard.time');
+  const dgTree = parseTime('fig5-deployguard-tree.time');
+  const rs = parseTime('fig5-rsync.time');
+  const meta = read('fig5-meta.txt') ?? '';
+  const LIMIT = 200e6;
+  if (!dg || status(5) !== 'ok') {
+    p(`Not measured in this run (${status(5)}).`, meta ? '```\n' + meta.trim() + '\n```' : '');
+    summary.push(['5', 'Peak RSS shipping 1 GiB', '–', '< 200 MB', status(5)]);
+  } else {
+    const bytes = dg.rssKb * 1024;
+    const v = bytes < LIMIT ? '**PASS**' : `**MISS** (+${((bytes - LIMIT) / 1e6).toFixed(0)} MB)`;
+    summary.push([
+      '5',
+      'Peak RSS shipping 1 GiB',
+      `${(bytes / 1e6).toFixed(0)} MB${rs ? ` (${x2(dg.rssKb / rs.rssKb)} rsync)` : ''}`,
+      '< 200 MB',
+      v
+    ]);
+    const artifactLine = /(\d+ files, \d+ bytes)/.exec(meta)?.[1] ?? '1 GiB';
+    p(
+      `The artifact: ${artifactLine} of seeded random data. One run each under \`/usr/bin/time -v\`; its`,
+      '"Maximum resident set size" is the largest RSS of the process or any child it waited for',
+      '(for rsync that includes its `ssh`). Free disk was checked with `df` first.',
+      '',
+      '| Command | Max RSS | Wall time |',
+      '|---|---|---|',
+      `| deployguard deploy, 1 GiB | ${(bytes / 1e6).toFixed(1)} MB (${(dg.rssKb / 1024).toFixed(1)} MiB) | ${s(dg.secs)} s |`,
+      dgTree
+        ? `| deployguard deploy, the 97 MB tree (for comparison) | ${((dgTree.rssKb * 1024) / 1e6).toFixed(1)} MB | ${s(dgTree.secs)} s |`
+        : '',
+      rs
+        ? `| rsync -a, 1 GiB (reference) | ${((rs.rssKb * 1024) / 1e6).toFixed(1)} MB | ${s(rs.secs)} s |`
+        : '',
+      '',
+      `deployguard's peak RSS: **${(bytes / 1e6).toFixed(0)} MB**. Target < 200 MB: ${v}. (200 MB is read as 200·10⁶ bytes.)`
+    );
+    const b = breakdown(dgRuns('fig5'), dg.secs);
+    if (b) {
+      const up = b.steps.find(st => st.id === 'upload');
+      const ver = b.steps.find(st => st.id === 'verify');
+      if (up && ver && rs)
+        p(
+          `For scale: deployguard took ${s(dg.secs)} s for 1 GiB (upload ${s(up.ms / 1000)} s, verify ${s(ver.ms / 1000)} s),`,
+          `rsync ${s(rs.secs)} s: ${x2(dg.secs / rs.secs)}.`
+        );
+    }
+    const growth = dgTree ? dg.rssKb / dgTree.rssKb : undefined;
+    if (growth !== undefined)
+      p(
+        `A tenfold larger artifact moved the peak by ${x2(growth)} (${(dgTree.rssKb / 1024).toFixed(0)} → ${(dg.rssKb / 1024).toFixed(0)} MiB): ` +
+          (growth < 1.5
+            ? 'memory stays bounded as the artifact grows. `src/transfer/tar.ts` reads 1 MiB at a time into a stream whose `highWaterMark` is 1 MiB, so the archive is pulled only as fast as the SSH channel drains it; most of the peak is a fixed cost (the Node heap with the whole bundle loaded, the ssh2 buffers).'
+            : 'the peak grows with the artifact, so something holds data beyond the 1 MiB read-ahead of `src/transfer/tar.ts` (for example bytes queued in the ssh2 channel faster than the socket drains them).')
+      );
+    if (bytes >= LIMIT)
+      p(
+        `Why the target is missed: the peak is ${((bytes - LIMIT) / 1e6).toFixed(0)} MB over.` +
+          (growth !== undefined && growth < 1.5
+            ? ' Since it barely depends on the artifact, it is the fixed cost above; lowering it means loading less code per command and smaller ssh2 windows and buffers.'
+            : ' It grows with the artifact: look for data buffered ahead of the SSH window.')
+      );
+  }
+}
+
+// ---- summary first ----
+const table = [
+  '## Summary',
+  '',
+  '| # | Figure | Measured | Target | Result |',
+  '|---|---|---|---|---|',
+  ...summary.map(r => `| ${r.join(' | ')} |`),
+  ''
+];
+const at = doc.findIndex(l => l === '## Machine');
+doc.splice(at, 0, ...table);
+doc.push(
+  '## Reproducing',
+  '',
+  '`bash bench/run.sh` (as root: it starts sshd instances and uses the `deployguard-sandbox` account).',
+  'It needs `/usr/sbin/sshd`, `ssh`, `rsync`, `hyperfine`, `/usr/bin/time` (Debian package `time`),',
+  '`unshare` and a built `dist/`. Environment knobs: `BENCH_RUNS` (default 5), `BENCH_WARMUP` (1),',
+  '`BENCH_FLEET_RUNS` (3), `BENCH_FLEET_ARTIFACT` (a directory to use instead of the small fixture in',
+  'figure 3), `BENCH_STARTUP_RUNS` (10), `BENCH_BIG_GIB` (1), `BENCH_KEEP=1` (keep the temporary',
+  'directory); `bash bench/run.sh 1 3` runs only figures 1 and 3. Raw results (hyperfine JSON, each',
+  "deploy's `--json` output and log) are in the run's temporary directory while it runs, and kept with",
+  '`BENCH_KEEP=1`.'
+);
+writeFileSync(
+  out,
+  doc
+    .join('\n')
+    .replace(/\n{3,}/g, '\n\n')
+    .trimEnd() + '\n'
+);
+console.log(`wrote ${out}`);
