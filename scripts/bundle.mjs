@@ -1,19 +1,33 @@
 #!/usr/bin/env node
-// Bundles each entry point with ncc into dist/<name>/index.cjs.
+// Bundles deployguard with ncc into one file, dist/bundle/index.cjs: every step of every action
+// (the top-level one and the sub-actions) and the CLI. Each entry point (an action's
+// `runs.main`, the post step, the `deployguard` command) is a two-line file in dist/<name>/ that
+// calls into it, so the same code is neither built nor shipped more than once.
 // --check: bundle into a temporary directory and fail when it differs from the committed dist/.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, existsSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  existsSync,
+  writeFileSync
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 
-const entries = {
-  main: 'src/entries/main.cjs',
-  post: 'src/entries/post.cjs',
-  cli: 'src/entries/cli.cjs',
-  'pre-deploy': 'src/entries/pre-deploy.cjs',
-  deploy: 'src/entries/deploy.cjs',
-  'post-deploy': 'src/entries/post-deploy.cjs',
-  rollback: 'src/entries/rollback.cjs'
+const ENTRY = 'src/entries/bundle.cjs';
+/** dist/<name>/index.cjs for each entry point: what it calls in the bundle. */
+const stubs = {
+  main: "runAction('all');",
+  'pre-deploy': "runAction('pre-deploy');",
+  deploy: "runAction('deploy');",
+  'post-deploy': "runAction('post-deploy');",
+  rollback: "runAction('rollback');",
+  post: 'runPost();',
+  cli: 'cli(process.argv.slice(2)).then(code => {\n  process.exitCode = code;\n});'
 };
 const check = process.argv.includes('--check');
 const out = check ? mkdtempSync(join(tmpdir(), 'deployguard-dist-')) : 'dist';
@@ -28,29 +42,34 @@ function files(dir) {
 }
 
 if (!check) rmSync(out, { recursive: true, force: true });
-for (const [name, entry] of Object.entries(entries)) {
-  if (!existsSync(entry)) continue;
-  const dir = join(out, name);
-  execFileSync(
-    'npx',
-    [
-      'ncc',
-      'build',
-      entry,
-      '-o',
-      dir,
-      '--license',
-      'licenses.txt',
-      '--quiet',
-      // ssh2's optional native addons are compiled per machine; ssh2 runs without them, and
-      // leaving them out keeps dist/ identical on every machine.
-      '--external',
-      'cpu-features'
-    ],
-    { stdio: 'inherit' }
+execFileSync(
+  'npx',
+  [
+    'ncc',
+    'build',
+    ENTRY,
+    '-o',
+    join(out, 'bundle'),
+    '--license',
+    'licenses.txt',
+    '--quiet',
+    // ssh2's optional native addons are compiled per machine; ssh2 runs without them, and
+    // leaving them out keeps dist/ identical on every machine.
+    '--external',
+    'cpu-features'
+  ],
+  { stdio: 'inherit' }
+);
+// ncc copies ssh2's compiled crypto binding next to the bundle when one was built here.
+for (const f of files(join(out, 'bundle'))) if (f.endsWith('.node')) rmSync(join(out, 'bundle', f));
+for (const [name, call] of Object.entries(stubs)) {
+  mkdirSync(join(out, name), { recursive: true });
+  const shebang = name === 'cli' ? '#!/usr/bin/env node\n' : '';
+  writeFileSync(
+    join(out, name, 'index.cjs'),
+    `${shebang}// deployguard's ${name} entry point; the code is in ../bundle (built by scripts/bundle.mjs).\nrequire('../bundle/index.cjs').${call}\n`,
+    { mode: name === 'cli' ? 0o755 : 0o644 }
   );
-  // ncc copies ssh2's compiled crypto binding next to the bundle when one was built here.
-  for (const f of files(dir)) if (f.endsWith('.node')) rmSync(join(dir, f));
 }
 
 // ncc names the chunks of lazily loaded modules `<n>.index.cjs.js`; this package is ESM

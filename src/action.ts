@@ -11,7 +11,7 @@ import { blockedResult, type DeployMode, type DeployResult } from './plan/execut
 import { deployReason } from './report/changes.js';
 import { deliverRecord, finishGithubDeployment, startGithubDeployment } from './report/deliver.js';
 import { findPullRequest } from './report/publish.js';
-import type { BlockedBy } from './report/record.js';
+import { blockedReason } from './report/record.js';
 import { renderFindings, verdictLine } from './report/summary.js';
 import type { Finding } from './scan/gitleaks.js';
 import { artifactRootOf, reportOf, secretGate, testGate, type ScanReport } from './scan/pre-deploy.js';
@@ -166,14 +166,7 @@ export async function runAction(phase: ActionPhase): Promise<void> {
       );
     }
     const scanned = scan ?? reportOf(result.blockedBy)?.scan;
-    const blockedBy: BlockedBy | undefined =
-      result.status !== 'blocked'
-        ? undefined
-        : failedTests !== undefined
-          ? 'tests'
-          : result.blockedBy !== undefined
-            ? 'secrets'
-            : 'health';
+    const blockedBy = blockedReason(result, failedTests !== undefined);
     setOutputs(phase, settings, result, scanned);
     // The record is posted once the release is judged: by the whole action, post-deploy or rollback.
     const posts = mode.kind === 'full' || mode.kind === 'post' || mode.kind === 'rollback';

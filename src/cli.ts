@@ -13,6 +13,7 @@ import { consoleLogger, redacting } from './io/log.js';
 import { verdictLine } from './report/summary.js';
 import { deployReason } from './report/changes.js';
 import { deliverRecord } from './report/deliver.js';
+import { blockedReason } from './report/record.js';
 import { renderHistory } from './report/history.js';
 import { readHistory } from './history.js';
 import { configJsonSchema } from './settings/config.js';
@@ -190,12 +191,7 @@ export async function main(
             settings: { ...settings, report: { ...settings.report, comment: 'none' } },
             result,
             why,
-            blockedBy:
-              result.status === 'blocked'
-                ? result.blockedBy !== undefined
-                  ? 'secrets'
-                  : 'health'
-                : undefined,
+            blockedBy: blockedReason(result),
             workspace: process.cwd(),
             outDir: join(tmpdir(), 'deployguard'),
             log,

@@ -4,7 +4,7 @@ import { actionsLogger } from './io/log.js';
 import { connectHost } from './io/ssh.js';
 import { lockRelease } from './remote/commands.js';
 import { layoutFor } from './remote/layout.js';
-import { loadActionSettings, LOCK_STATE } from './main.js';
+import { loadActionSettings, LOCK_STATE } from './action.js';
 
 /**
  * The post step runs even when the job was cancelled: it frees any lock the main step still held,

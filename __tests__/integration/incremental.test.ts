@@ -27,7 +27,8 @@ let target: string;
 let art: string;
 
 beforeAll(async () => {
-  host = await startSandbox();
+  // DEBUG1: sshd logs the algorithms it agreed on, compression included.
+  host = await startSandbox({ logLevel: 'DEBUG1' });
   base = await mkdtemp(join(tmpdir(), 'dg-incr-'));
   await chmod(base, 0o755);
   const run = join(base, 'run');
@@ -117,11 +118,16 @@ describe('incremental deploys', () => {
     expect(inode(rel('r3', 'dir-6/file-6.txt'))).not.toBe(inode(rel('r2', 'dir-6/file-6.txt')));
   }, 90_000);
 
-  test('with compression on, the stream is zlib-compressed and the release is still exact', async () => {
+  test('with compression on, sshd agrees to zlib and the release is still exact', async () => {
+    const logBefore = readFileSync(join(host.dir, 'sshd.log'), 'utf8').length;
     appendFileSync(join(art, 'dir-7', 'file-7.txt'), 'compressed\n');
     const { result } = await deploy('r4', 'ssh: { compress: true }\ndeploy: { incremental: false }');
     expect(result.status).toBe('deployed');
     expect(manifest(rel('r4'))).toEqual(manifest(art));
+    // The server's own account of the connection: compression negotiated both ways.
+    const kex = readFileSync(join(host.dir, 'sshd.log'), 'utf8').slice(logBefore);
+    expect(kex).toMatch(/kex: client->server cipher: \S+ MAC: \S+ compression: zlib@openssh\.com/);
+    expect(kex).toMatch(/kex: server->client cipher: \S+ MAC: \S+ compression: zlib@openssh\.com/);
     // Not linked: incremental was off, every file travelled (compressed).
     expect(inode(rel('r4', 'dir-5/file-5.txt'))).not.toBe(inode(rel('r3', 'dir-5/file-5.txt')));
   }, 90_000);

@@ -84,6 +84,8 @@ export interface SandboxOptions {
    * that all deploy to the same path.
    */
   readonly bind?: { readonly source: string; readonly target: string };
+  /** sshd's log level (its log is `<dir>/sshd.log`); DEBUG1 shows the negotiated algorithms. */
+  readonly logLevel?: 'INFO' | 'VERBOSE' | 'DEBUG1';
 }
 
 /** Starts sshd with its own host key, config and one authorized key; nothing system-wide changes. */
@@ -114,7 +116,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     'UsePAM no',
     `PidFile ${join(dir, 'sshd.pid')}`,
     'MaxStartups 100:30:200',
-    'MaxSessions 50'
+    'MaxSessions 50',
+    `LogLevel ${opts.logLevel ?? 'INFO'}`
   ].join('\n');
   await writeFile(join(dir, 'sshd_config'), config + '\n');
   const sshd = [SSHD, '-f', join(dir, 'sshd_config'), '-E', join(dir, 'sshd.log')];

@@ -350,12 +350,13 @@ export async function deploy(
     // first failure stops the rollout: no new host starts, the batch's other hosts stop at their
     // next step, and every host that changed is rolled back below, so the fleet ends on one version.
     const batches = mode.kind === 'pre' ? [] : rolloutBatches(runs.length, settings.rollout);
+    const canaries = canaryBatches(runs.length, settings.rollout);
     for (const [b, batch] of batches.entries()) {
       const stop = new AbortController();
       const members = batch.map(i => runs[i]!);
       if (batches.length > 1)
         deps.log.info(
-          `${b < canaryBatches(runs.length, settings.rollout) ? 'canary' : 'batch'} ${b + 1}/${batches.length}: ${members.map(r => r.host.name).join(', ')}`
+          `${b < canaries ? 'canary' : 'batch'} ${b + 1}/${batches.length}: ${members.map(r => r.host.name).join(', ')}`
         );
       const settled = await Promise.allSettled(
         members.map(run =>
@@ -369,16 +370,7 @@ export async function deploy(
               deps,
               {
                 source: reused || mode.kind === 'rollback' ? 'reuse' : 'ship',
-                // Canaries are judged before the rest switch, even when the checks of the other
-                // hosts are left to the post-deploy step: a canary that only switched proves nothing.
-                part:
-                  mode.kind === 'switch'
-                    ? b < canaryBatches(runs.length, settings.rollout)
-                      ? 'all'
-                      : 'switch'
-                    : mode.kind === 'post'
-                      ? 'post'
-                      : 'all'
+                part: planPart(mode, b < canaries)
               },
               stop.signal
             ).catch((err: unknown) => {
@@ -476,6 +468,16 @@ export async function deploy(
     commit: settings.run.commit,
     reused
   };
+}
+
+/**
+ * Which steps a host runs in this mode. Canaries are judged before the rest switch, even when
+ * the other hosts' checks are left to the post-deploy step: a canary that only switched proves
+ * nothing.
+ */
+function planPart(mode: DeployMode, canary: boolean): PlanOptions['part'] {
+  if (mode.kind === 'switch') return canary ? 'all' : 'switch';
+  return mode.kind === 'post' ? 'post' : 'all';
 }
 
 const VERB: Record<DeployMode['kind'], string> = {

@@ -13,6 +13,13 @@ import { recordMarker, type PullRef } from './publish.js';
 
 export type BlockedBy = 'tests' | 'secrets' | 'health';
 
+/** What stopped a blocked deploy: the test command, the secret scan, or unhealthy production. */
+export function blockedReason(result: DeployResult, testsFailed = false): BlockedBy | undefined {
+  if (result.status !== 'blocked') return undefined;
+  if (testsFailed) return 'tests';
+  return result.blockedBy !== undefined ? 'secrets' : 'health';
+}
+
 export interface Why {
   readonly text: string;
   readonly source: 'reason' | 'pull-request' | 'commit';
@@ -76,7 +83,7 @@ function statusText(input: RecordInput): string {
 }
 
 /** Table cells hold one line, no pipes. */
-function cell(text: string): string {
+export function cell(text: string): string {
   return text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ').trim();
 }
 

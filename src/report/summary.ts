@@ -1,12 +1,9 @@
 import type { CheckResult } from '../checks/types.js';
 import type { DeployResult } from '../plan/execute.js';
 import type { Finding } from '../scan/gitleaks.js';
+import { cell } from './record.js';
 
 /** Pure renderers of a deploy's result: Markdown for the step summary, one line for a terminal. */
-
-function cell(text: string): string {
-  return text.replace(/\|/g, '\\|').replace(/\r?\n/g, '<br>');
-}
 
 /** One line that says how it ended, for the end of a log or a terminal. */
 export function verdictLine(result: DeployResult): string {

@@ -1,2 +1,0 @@
-// CommonJS entry: makes ncc emit a CommonJS bundle (ssh2 needs __dirname, absent in ESM bundles).
-require('../action.ts').runAction('rollback');
