@@ -4,13 +4,15 @@
  * upload would give), with deleted files gone and the previous release untouched. A previous
  * release changed on the host is caught by the verification and the deploy sends everything.
  */
-import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   appendFileSync,
   chmodSync,
+  existsSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   rmSync,
   statSync,
   writeFileSync
@@ -131,4 +133,30 @@ describe('incremental deploys', () => {
     // Not linked: incremental was off, every file travelled (compressed).
     expect(inode(rel('r4', 'dir-5/file-5.txt'))).not.toBe(inode(rel('r3', 'dir-5/file-5.txt')));
   }, 90_000);
+
+  test('the host tar killed mid-upload fails the deploy at once: r4 stays live, the lock is free', async () => {
+    // 48 MiB that does not compress: the upload lasts long enough to be cut.
+    for (let i = 0; i < 12; i++) writeFileSync(join(art, `blob-${i}.bin`), randomBytes(4 * 1024 * 1024));
+    const running = deploy('r5', 'deploy: { incremental: false }');
+    const staging = join(target, '.deployguard', 'staging');
+    // Wait until the host's tar has written into the staging directory, then kill it.
+    let killed = false;
+    for (let i = 0; i < 400 && !killed; i++) {
+      await new Promise(r => setTimeout(r, 25));
+      const started = readdirSync(staging, { recursive: true }).some(p => String(p).includes('blob-'));
+      if (started) killed = spawnSync('pkill', ['-KILL', '-u', host.user, '-x', 'tar']).status === 0;
+    }
+    expect(killed).toBe(true);
+    const t0 = Date.now();
+    const { result } = await running;
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(result.status).toBe('failed');
+    expect(JSON.stringify(result)).toMatch(/upload failed/);
+    expect(readlinkSync(join(target, 'current'))).toMatch(/r4$/);
+    expect(manifest(join(target, 'current'))).toEqual(manifest(rel('r4')));
+    expect(existsSync(rel('r5'))).toBe(false);
+    // The lock is free: the same release goes out now.
+    expect((await deploy('r6')).result.status).toBe('deployed');
+    expect(manifest(rel('r6'))).toEqual(manifest(art));
+  }, 120_000);
 });

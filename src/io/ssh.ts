@@ -1,5 +1,5 @@
 import { NodeSSH, type Config } from 'node-ssh';
-import { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { DeployError } from '../errors.js';
 import {
   ALL_KEY_TYPES,
@@ -23,8 +23,11 @@ export interface ExecResult {
 }
 
 export interface ExecOptions {
-  /** Fed to the command's standard input, then closed. */
-  readonly stdin?: string | Readable;
+  /**
+   * The command's standard input: a string is sent and closed; a function is handed the channel to
+   * write to and must end it (a rejection closes the channel and is reported in `stderr`).
+   */
+  readonly stdin?: string | ((channel: Writable) => Promise<unknown>);
   readonly timeoutMs?: number;
   /** Closes the channel and resolves with code 130 when aborted. */
   readonly signal?: AbortSignal;
@@ -124,11 +127,15 @@ class Ssh2Shell implements RemoteShell {
         if (stdin === undefined) channel.end();
         else if (typeof stdin === 'string') channel.end(stdin);
         else {
-          stdin.on('error', e => {
-            channel.stderr.emit('data', Buffer.from(`\nlocal input failed: ${e.message}`));
+          // The writer ends the channel when it is done; if it fails, the remote command must not
+          // wait for more input, and its output says why it stopped.
+          stdin(channel).catch((e: unknown) => {
+            channel.stderr.emit(
+              'data',
+              Buffer.from(`\nlocal input failed: ${e instanceof Error ? e.message : String(e)}`)
+            );
             channel.close();
           });
-          stdin.pipe(channel);
         }
       });
     });

@@ -34,7 +34,7 @@ import {
 import { remoteCommandLine, type Shell } from '../remote/shell.js';
 import type { HostSettings, Settings } from '../settings/types.js';
 import { manifestText, type Artifact } from '../transfer/artifact.js';
-import { packArtifact } from '../transfer/tar.js';
+import { writeArchive } from '../transfer/tar.js';
 import {
   parseReleaseList,
   lockScript,
@@ -942,7 +942,7 @@ async function runAction(
       const delta = run.fullUpload ? undefined : await prepareDelta(run, settings, artifact, deps);
       const shipped = delta?.send ?? artifact;
       let sent = 0;
-      const packed = packArtifact(shipped, { onProgress: bytes => (sent = bytes) });
+      let archive: Promise<Map<string, string>> | undefined;
       const started = Date.now();
       // Large uploads report how far they are, so a slow link is seen as slow, not as hung.
       const progress =
@@ -954,14 +954,15 @@ async function runAction(
             )
           : undefined;
       const r = await run.shell
-        .exec(a.script, { stdin: packed.stream })
+        .exec(a.script, {
+          stdin: channel =>
+            (archive = writeArchive(shipped, channel, { onProgress: bytes => (sent = bytes) }))
+        })
         .finally(() => clearInterval(progress));
-      // A channel that closed early (connection drop, remote tar died) leaves the archive stream
-      // half-read: end it, or the hashes would never settle and the deploy would hang.
-      if (!packed.stream.readableEnded)
-        packed.stream.destroy(new Error('the upload ended before the archive was complete'));
-      const hashes = await packed.hashes.catch((e: unknown) =>
-        e instanceof Error ? e : new Error(String(e))
+      // A channel that closed early (connection drop, remote tar died) rejects the archive: the
+      // writer sees the channel close and stops.
+      const hashes = await (archive ?? Promise.reject(new Error('the upload never started'))).catch(
+        (e: unknown) => (e instanceof Error ? e : new Error(String(e)))
       );
       if (r.code !== 0)
         throw new StepFailed(`${run.host.name}: upload failed (exit ${r.code}): ${tail(r.stderr)}`, 'deploy');
@@ -1338,15 +1339,18 @@ async function prepareDelta(
   if (settings.beforeSwitch || artifact.isFile) return undefined;
   const staging = stagingDir(plan.layout, settings.releaseId);
   const prevDir = releaseDir(plan.layout, previous);
+  // The local hashes are computed while the host reads its manifest (and only once per fleet).
+  const hashing = hashArtifact(artifact);
   const r = await run.shell.exec(readPreviousRelease(prevDir, manifestPath(plan.layout, previous)), {
     timeoutMs: STEP_TIMEOUT_MS
   });
-  if (r.code !== 0) {
-    deps.log.info(`${run.host.name}: no kept manifest for ${previous}; sending every file`);
+  // A file that cannot be read is reported by the upload, with the artifact's own error.
+  const local = await hashing.catch(() => undefined);
+  if (r.code !== 0 || !local) {
+    if (r.code !== 0) deps.log.info(`${run.host.name}: no kept manifest for ${previous}; sending every file`);
     return undefined;
   }
   const [manifestPart = '', modesPart = ''] = r.stdout.split('\n--modes--\n');
-  const local = await hashArtifact(artifact);
   const delta = planDelta(
     artifact,
     local,

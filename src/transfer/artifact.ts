@@ -1,4 +1,5 @@
-import { lstat, readdir, readlink, stat } from 'node:fs/promises';
+import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { basename, join, posix, resolve } from 'node:path';
 
 /** One thing to ship. Paths are POSIX, relative to the artifact root, without a leading './'. */
@@ -33,8 +34,6 @@ export class ArtifactError extends Error {
   }
 }
 
-/** Bounds concurrent filesystem calls: enough to hide latency, few enough not to exhaust file descriptors. */
-const FS_CONCURRENCY = 32;
 /** Same limit as Linux's MAXSYMLINKS. */
 const MAX_SYMLINK_HOPS = 40;
 
@@ -87,7 +86,7 @@ export async function scanArtifact(
     );
   }
 
-  const entries = await walk(root, compileExclude(opts.exclude ?? []));
+  const entries = walk(root, compileExclude(opts.exclude ?? []));
   entries.sort((a, b) => comparePaths(a.path, b.path));
   checkSymlinkChains(entries, root);
   let fileCount = 0;
@@ -176,56 +175,51 @@ function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${re}$`);
 }
 
-async function walk(
-  root: string,
-  excluded: (rel: string, isDir: boolean) => boolean
-): Promise<ArtifactEntry[]> {
+/**
+ * Lists the tree under root. Synchronous on purpose: for thousands of small entries, one lstat(2)
+ * each from the page cache is several times faster than the same calls through the thread pool.
+ */
+function walk(root: string, excluded: (rel: string, isDir: boolean) => boolean): ArtifactEntry[] {
   const entries: ArtifactEntry[] = [];
-  const limit = limiter(FS_CONCURRENCY);
-
-  const visit = async (relDir: string): Promise<void> => {
-    const absDir = relDir === '' ? root : join(root, relDir);
-    // Buffer names: a string readdir would silently turn invalid UTF-8 into U+FFFD.
-    const dirents = await limit(() => readdir(absDir, { encoding: 'buffer', withFileTypes: true })).catch(
-      (err: NodeJS.ErrnoException) => {
-        throw fsError(err, absDir);
-      }
-    );
-    await Promise.all(
-      dirents.map(async d => {
-        const raw = d.name;
-        // Decide exclusion first (on a lossy decode), so an excluded odd name is not an error.
-        const loose = joinRel(relDir, utf8Lossy.decode(raw));
-        if (excluded(loose, d.isDirectory())) return;
-        const rel = joinRel(relDir, checkName(raw, relDir, root));
-        const abs = join(root, rel);
-        const st = await limit(() => lstat(abs)).catch((err: NodeJS.ErrnoException) => {
-          throw fsError(err, abs);
-        });
-        if (st.isDirectory()) {
-          entries.push({ kind: 'dir', path: rel, mode: permissions(st.mode) });
-          await visit(rel);
-        } else if (st.isFile()) {
-          entries.push({ kind: 'file', path: rel, mode: permissions(st.mode), size: st.size });
-        } else if (st.isSymbolicLink()) {
-          const target = await limit(() => readlink(abs, { encoding: 'buffer' })).catch(
-            (err: NodeJS.ErrnoException) => {
-              throw fsError(err, abs);
-            }
-          );
-          entries.push({ kind: 'symlink', path: rel, target: checkSymlinkTarget(rel, target, abs) });
-        } else {
-          throw new ArtifactError(
-            `Artifact contains a ${specialKind(st)} at "${rel}" (${abs}).`,
-            `Only regular files, directories and relative symlinks can be deployed; remove it ${EXCLUDE_HINT}.`,
-            rel
-          );
-        }
-      })
-    );
+  const attempt = <T>(abs: string, fn: () => T): T => {
+    try {
+      return fn();
+    } catch (err) {
+      throw fsError(err as NodeJS.ErrnoException, abs);
+    }
   };
 
-  await visit('');
+  const visit = (relDir: string): void => {
+    const absDir = relDir === '' ? root : join(root, relDir);
+    // Buffer names: a string readdir would silently turn invalid UTF-8 into U+FFFD.
+    const dirents = attempt(absDir, () => readdirSync(absDir, { encoding: 'buffer', withFileTypes: true }));
+    for (const d of dirents) {
+      const raw = d.name;
+      // Decide exclusion first (on a lossy decode), so an excluded odd name is not an error.
+      const loose = joinRel(relDir, utf8Lossy.decode(raw));
+      if (excluded(loose, d.isDirectory())) continue;
+      const rel = joinRel(relDir, checkName(raw, relDir, root));
+      const abs = join(root, rel);
+      const st = attempt(abs, () => lstatSync(abs));
+      if (st.isDirectory()) {
+        entries.push({ kind: 'dir', path: rel, mode: permissions(st.mode) });
+        visit(rel);
+      } else if (st.isFile()) {
+        entries.push({ kind: 'file', path: rel, mode: permissions(st.mode), size: st.size });
+      } else if (st.isSymbolicLink()) {
+        const target = attempt(abs, () => readlinkSync(abs, { encoding: 'buffer' }));
+        entries.push({ kind: 'symlink', path: rel, target: checkSymlinkTarget(rel, target, abs) });
+      } else {
+        throw new ArtifactError(
+          `Artifact contains a ${specialKind(st)} at "${rel}" (${abs}).`,
+          `Only regular files, directories and relative symlinks can be deployed; remove it ${EXCLUDE_HINT}.`,
+          rel
+        );
+      }
+    }
+  };
+
+  visit('');
   return entries;
 }
 
@@ -388,21 +382,4 @@ function joinRel(dir: string, name: string): string {
 /** Plain code-unit order: deterministic, and a directory sorts before everything below it. */
 function comparePaths(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** Runs at most `max` tasks at once; a finishing task hands its slot straight to the next waiter. */
-function limiter(max: number): <T>(task: () => Promise<T>) => Promise<T> {
-  let active = 0;
-  const waiting: (() => void)[] = [];
-  return async task => {
-    if (active < max) active++;
-    else await new Promise<void>(r => waiting.push(r));
-    try {
-      return await task();
-    } finally {
-      const next = waiting.shift();
-      if (next) next();
-      else active--;
-    }
-  };
 }

@@ -1,18 +1,18 @@
 import { createHash } from 'node:crypto';
-import { constants } from 'node:fs';
-import { lstat, open } from 'node:fs/promises';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { posix } from 'node:path';
-import { Readable } from 'node:stream';
-import { type Artifact, ArtifactError, entrySourcePath } from './artifact.js';
+import type { Writable } from 'node:stream';
+import { type Artifact, type ArtifactEntry, ArtifactError, entrySourcePath } from './artifact.js';
 
 const BLOCK = 512;
-/** Read size and stream high-water mark: large reads keep syscall and SSH packet overhead low. */
+/** The size of each pooled buffer: headers and small files share one, large files fill several. */
 const CHUNK = 1024 * 1024;
-/** Headers and small files are coalesced up to this size, so 3,000 small files are not 9,000 tiny writes. */
-const BATCH = 64 * 1024;
+/** Every this many chunks the writer lets the event loop run (timers, other hosts' connections). */
+const YIELD_EVERY = 8;
 /** The largest value an 11-digit octal ustar field holds (8 GiB - 1 for sizes); beyond it pax is needed. */
 const MAX_OCTAL = 8 ** 11 - 1;
 const ZEROS = Buffer.alloc(2 * BLOCK);
+const ONE = Buffer.alloc(1);
 
 /** The fields of one archive member. */
 export interface TarHeader {
@@ -26,105 +26,125 @@ export interface TarHeader {
 }
 
 /**
- * Streams a POSIX (pax) tar archive of the artifact and hashes each file with SHA-256 from the very bytes
- * that go into the archive, so the manifest matches what was sent even if a file is rewritten meanwhile.
+ * Writes a POSIX (pax) tar archive of the artifact into `sink` and ends it; resolves with the SHA-256
+ * of each file (entry path -> hex digest), hashed from the very bytes written, so the manifest matches
+ * what was sent even if a file is rewritten meanwhile.
  *
- * The stream is pull-based: files are read (1 MiB at a time) only as fast as the consumer drains it.
- * It is destroyed with an {@link ArtifactError} naming the file when a file differs in size from the scan
- * or changes size while being read. `hashes` (entry path -> hex digest) resolves once the archive has
- * been fully read, and rejects if the stream fails or is destroyed early.
+ * Files are read synchronously into a small pool of 1 MiB buffers; a buffer is reused only once the
+ * sink has called back for the chunk that used it (Writable's contract: the chunk was consumed). An SSH
+ * channel or a pipe copies the bytes before that callback. A sink that keeps references to the chunks
+ * it was given would see them overwritten: such a consumer must copy. The pool is also the
+ * back-pressure: at most {@link POOL} chunks are ever in flight, whatever the artifact's size.
+ *
+ * Rejects with an {@link ArtifactError} naming the file when a file differs from the scan or changes
+ * size while being read (the sink is then destroyed with that error), and with an error when the sink
+ * closes or fails before the archive is complete.
  * `onProgress` receives the cumulative number of archive bytes (headers and padding included, so slightly
- * more than `artifact.totalBytes`) taken by the stream so far.
+ * more than `artifact.totalBytes`) the sink has taken so far.
  * Owner is uid/gid 0 with empty names: the host extracts with `--no-same-owner`.
  */
-export function packArtifact(
+export async function writeArchive(
   artifact: Artifact,
+  sink: Writable,
   opts: { onProgress?: (bytesSent: number) => void } = {}
-): { stream: Readable; hashes: Promise<Map<string, string>> } {
-  let settle!: { resolve: (h: Map<string, string>) => void; reject: (e: unknown) => void };
-  const hashes = new Promise<Map<string, string>>((resolve, reject) => (settle = { resolve, reject }));
-  // Failures surface on the stream; don't also crash the process if nobody awaits `hashes`.
-  hashes.catch(() => undefined);
-
-  async function* run(): AsyncGenerator<Buffer> {
-    const result = new Map<string, string>();
-    let completed = false;
-    try {
-      yield* archive(artifact, result, opts.onProgress);
-      completed = true;
-      settle.resolve(result);
-    } catch (err) {
-      // Readable.from throws an AbortError into the generator when the stream is destroyed.
-      settle.reject((err as Error).name === 'AbortError' ? closedEarly() : err);
-      throw err;
-    } finally {
-      if (!completed) settle.reject(closedEarly());
+): Promise<Map<string, string>> {
+  const hashes = new Map<string, string>();
+  const out = new PooledWriter(sink, opts.onProgress);
+  try {
+    for (const entry of artifact.entries) {
+      const source = entrySourcePath(artifact, entry.path);
+      if (entry.kind === 'file') await out.file(entry, source, hashes);
+      else {
+        let st: Stats | undefined;
+        try {
+          st = lstatSync(source);
+        } catch {
+          st = undefined;
+        }
+        if (!st || !(entry.kind === 'dir' ? st.isDirectory() : st.isSymbolicLink())) {
+          throw changedSinceScan(entry.path, source);
+        }
+        const mtime = Math.floor(st.mtimeMs / 1000);
+        await out.put(
+          entry.kind === 'dir'
+            ? tarHeader({ path: entry.path, type: 'dir', mode: entry.mode, size: 0, mtime })
+            : tarHeader({
+                path: entry.path,
+                type: 'symlink',
+                mode: 0o777,
+                size: 0,
+                mtime,
+                linkname: entry.target
+              })
+        );
+      }
     }
+    await out.put(ZEROS);
+    await out.finish();
+  } catch (err) {
+    out.abort(err);
+    throw err;
   }
-  // objectMode false makes highWaterMark count bytes: Readable.from only pulls the next chunk once
-  // fewer than CHUNK bytes are buffered, which is the back-pressure towards the file reads.
-  const stream = Readable.from(run(), { objectMode: false, highWaterMark: CHUNK });
-  return { stream, hashes };
+  return hashes;
 }
 
-async function* archive(
-  artifact: Artifact,
-  hashes: Map<string, string>,
-  onProgress: ((bytesSent: number) => void) | undefined
-): AsyncGenerator<Buffer> {
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
-  let sent = 0;
-  function* out(buf: Buffer, flush = false): Generator<Buffer> {
-    if (buf.length < BATCH) {
-      pending.push(buf);
-      pendingBytes += buf.length;
-      if (pendingBytes < BATCH && !flush) return;
-      buf = Buffer.concat(pending, pendingBytes);
-    } else if (pendingBytes > 0) {
-      yield* out(Buffer.alloc(0), true);
-    }
-    pending = [];
-    pendingBytes = 0;
-    if (buf.length === 0) return;
-    yield buf;
-    // Resumed: the stream has taken the chunk.
-    sent += buf.length;
-    onProgress?.(sent);
+/** Chunks in flight at most (each CHUNK bytes): the memory bound of an upload. */
+const POOL = 4;
+
+/** Fills pooled buffers and hands each to the sink once full; see {@link writeArchive}. */
+class PooledWriter {
+  private readonly free: Buffer[] = [];
+  private allocated = 0;
+  private cur: Buffer | undefined;
+  private used = 0;
+  private sent = 0;
+  private flushes = 0;
+  private wake: (() => void) | undefined;
+  private failure: Error | undefined;
+  private readonly onEnd: (err?: Error) => void;
+
+  constructor(
+    private readonly sink: Writable,
+    private readonly onProgress: ((bytesSent: number) => void) | undefined
+  ) {
+    this.onEnd = (err?: Error) => {
+      this.failure ??= err instanceof Error ? err : closedEarly();
+      this.wake?.();
+    };
+    sink.on('error', this.onEnd);
+    sink.on('close', this.onEnd);
   }
 
-  for (const entry of artifact.entries) {
-    const source = entrySourcePath(artifact, entry.path);
-    if (entry.kind !== 'file') {
-      const st = await lstat(source).catch(() => undefined);
-      if (!st || !(entry.kind === 'dir' ? st.isDirectory() : st.isSymbolicLink())) {
-        throw changedSinceScan(entry.path, source);
-      }
-      const mtime = Math.floor(st.mtimeMs / 1000);
-      yield* entry.kind === 'dir'
-        ? out(tarHeader({ path: entry.path, type: 'dir', mode: entry.mode, size: 0, mtime }))
-        : out(
-            tarHeader({
-              path: entry.path,
-              type: 'symlink',
-              mode: 0o777,
-              size: 0,
-              mtime,
-              linkname: entry.target
-            })
-          );
-      continue;
+  /** Appends bytes to the archive. */
+  async put(data: Buffer): Promise<void> {
+    let off = 0;
+    while (off < data.length) {
+      const buf = await this.space();
+      const n = Math.min(data.length - off, buf.length - this.used);
+      data.copy(buf, this.used, off, off + n);
+      this.used += n;
+      off += n;
     }
+  }
 
-    // O_NOFOLLOW: a file swapped for a symlink after the scan must not pull in data from elsewhere.
-    const fh = await open(source, constants.O_RDONLY | constants.O_NOFOLLOW).catch(() => {
-      throw changedSinceScan(entry.path, source);
-    });
+  /** Appends one file's header, content and padding, hashing the content as it goes. */
+  async file(
+    entry: Extract<ArtifactEntry, { kind: 'file' }>,
+    source: string,
+    hashes: Map<string, string>
+  ): Promise<void> {
+    let fd: number;
     try {
-      const st = await fh.stat();
+      // O_NOFOLLOW: a file swapped for a symlink after the scan must not pull in data from elsewhere.
+      fd = openSync(source, constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch {
+      throw changedSinceScan(entry.path, source);
+    }
+    try {
+      const st = fstatSync(fd);
       if (!st.isFile() || st.size !== entry.size) throw changedSinceScan(entry.path, source);
       const size = entry.size;
-      yield* out(
+      await this.put(
         tarHeader({
           path: entry.path,
           type: 'file',
@@ -136,27 +156,78 @@ async function* archive(
       const hash = createHash('sha256');
       let pos = 0;
       while (pos < size) {
-        // A fresh buffer per chunk: the previous one may still sit in the stream's queue.
-        const buf = Buffer.allocUnsafe(Math.min(CHUNK, size - pos));
-        const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
-        if (bytesRead === 0) throw changedWhileReading(entry.path, source, `shrank to ${pos} bytes`);
-        const chunk = bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
-        hash.update(chunk);
-        pos += bytesRead;
-        yield* out(chunk);
+        const buf = await this.space();
+        const want = Math.min(buf.length - this.used, size - pos);
+        const n = readSync(fd, buf, this.used, want, pos);
+        if (n === 0) throw changedWhileReading(entry.path, source, `shrank to ${pos} bytes`);
+        hash.update(buf.subarray(this.used, this.used + n));
+        this.used += n;
+        pos += n;
       }
       // The header already promised `size` bytes, so growth must fail the upload too.
-      if ((await fh.read(Buffer.alloc(1), 0, 1, size)).bytesRead > 0) {
+      if (readSync(fd, ONE, 0, 1, size) > 0)
         throw changedWhileReading(entry.path, source, `grew beyond ${size} bytes`);
-      }
       const pad = (BLOCK - (size % BLOCK)) % BLOCK;
-      if (pad > 0) yield* out(ZEROS.subarray(0, pad));
+      if (pad > 0) await this.put(ZEROS.subarray(0, pad));
       hashes.set(entry.path, hash.digest('hex'));
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
   }
-  yield* out(ZEROS, true);
+
+  /** Writes what is buffered, waits until the sink has taken every chunk, then ends it. */
+  async finish(): Promise<void> {
+    if (this.used > 0) this.flush();
+    while (this.free.length < this.allocated) await this.waitFree();
+    this.sink.off('close', this.onEnd);
+    this.sink.end();
+  }
+
+  /** Stops: the sink is destroyed with the error, so the other end sees an incomplete archive. */
+  abort(err: unknown): void {
+    this.failure ??= err instanceof Error ? err : new Error(String(err));
+    if (!this.sink.destroyed) this.sink.destroy(err instanceof Error ? err : new Error(String(err)));
+  }
+
+  /** The current buffer with room left in it, waiting for one to come back when all are in flight. */
+  private async space(): Promise<Buffer> {
+    this.check();
+    if (this.cur && this.used < this.cur.length) return this.cur;
+    if (this.cur) {
+      this.flush();
+      if (++this.flushes % YIELD_EVERY === 0) await new Promise(resolve => setImmediate(resolve));
+    }
+    while (this.free.length === 0 && this.allocated >= POOL) await this.waitFree();
+    this.cur = this.free.pop() ?? (this.allocated++, Buffer.allocUnsafe(CHUNK));
+    this.used = 0;
+    return this.cur;
+  }
+
+  private flush(): void {
+    const buf = this.cur!;
+    const len = this.used;
+    this.cur = undefined;
+    this.used = 0;
+    this.sink.write(buf.subarray(0, len), err => {
+      if (err) return this.onEnd(err);
+      if (this.failure) return; // stopped: no more progress, nothing to reuse
+      this.sent += len;
+      this.onProgress?.(this.sent);
+      this.free.push(buf);
+      this.wake?.();
+    });
+  }
+
+  private async waitFree(): Promise<void> {
+    this.check();
+    await new Promise<void>(resolve => (this.wake = resolve));
+    this.wake = undefined;
+    this.check();
+  }
+
+  private check(): void {
+    if (this.failure) throw this.failure;
+  }
 }
 
 function closedEarly(): Error {
