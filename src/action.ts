@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { dryRun, runDeploy } from './deploy.js';
 import { ConfigError, describeError } from './errors.js';
 import { githubApi } from './io/github.js';
-import { actionsLogger } from './io/log.js';
+import { actionsLogger } from './io/actions-log.js';
 import { secrets } from './io/secrets.js';
 import { blockedResult, type DeployMode, type DeployResult } from './plan/execute.js';
 import { deployReason } from './report/changes.js';

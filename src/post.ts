@@ -1,6 +1,6 @@
 import * as core from '@actions/core';
 import { describeError } from './errors.js';
-import { actionsLogger } from './io/log.js';
+import { actionsLogger } from './io/actions-log.js';
 import { connectHost } from './io/ssh.js';
 import { lockRelease } from './remote/commands.js';
 import { layoutFor } from './remote/layout.js';

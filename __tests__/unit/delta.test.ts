@@ -1,6 +1,17 @@
 /** Which files an incremental upload sends and which it links, from the two manifests. */
-import type { Artifact } from '../../src/transfer/artifact.js';
-import { parseManifest, parseModes, planDelta } from '../../src/transfer/delta.js';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Artifact, scanArtifact } from '../../src/transfer/artifact.js';
+import {
+  abandonHashing,
+  hashArtifact,
+  parseManifest,
+  parseModes,
+  planDelta
+} from '../../src/transfer/delta.js';
 
 const H = (c: string) => c.repeat(64);
 const artifact: Artifact = {
@@ -53,4 +64,40 @@ test('the manifest and mode parsers read what the host prints, and nothing else'
     ['bin/run', 0o755],
     ['bin/suid', 0o4755]
   ]);
+});
+
+describe('hashArtifact', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'dg-hash-'));
+    // Larger than the 8 MiB between two yields, so abandoning can take effect midway.
+    for (let i = 0; i < 6; i++) writeFileSync(join(dir, `part-${i}.bin`), randomBytes(3 * 1024 * 1024));
+    writeFileSync(join(dir, 'empty.txt'), '');
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('hashes every file as sha256sum does, once per scanned artifact', async () => {
+    const scanned = await scanArtifact(dir);
+    const first = hashArtifact(scanned);
+    expect(hashArtifact(scanned)).toBe(first);
+    const sums = execFileSync('sha256sum', readdirSync(dir).sort(), { cwd: dir, encoding: 'utf8' });
+    const expected = new Map(
+      sums
+        .trim()
+        .split('\n')
+        .map(l => [l.slice(66), l.slice(0, 64)] as const)
+    );
+    expect(await first).toEqual(expected);
+    // A fresh scan is a fresh artifact: hashed again, same result.
+    const again = await scanArtifact(dir);
+    expect(hashArtifact(again)).not.toBe(first);
+    expect(await hashArtifact(again)).toEqual(expected);
+  });
+
+  test('an abandoned hashing stops early and rejects', async () => {
+    const scanned = await scanArtifact(dir);
+    const hashing = hashArtifact(scanned);
+    abandonHashing(scanned);
+    await expect(hashing).rejects.toThrow('hashing the artifact was abandoned');
+  });
 });

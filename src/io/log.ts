@@ -1,9 +1,8 @@
-import * as core from '@actions/core';
 import { secrets } from './secrets.js';
 
 /**
  * Where human-readable progress goes. The action writes through @actions/core (groups,
- * annotations, masking); the CLI writes plain lines. Logic only ever sees this interface.
+ * annotations, masking: io/actions-log.ts); the CLI writes plain lines, and never loads @actions/core. Logic only ever sees this interface.
  */
 export interface Logger {
   info(message: string): void;
@@ -12,14 +11,6 @@ export interface Logger {
   debug(message: string): void;
   group<T>(title: string, fn: () => Promise<T>): Promise<T>;
 }
-
-export const actionsLogger: Logger = {
-  info: m => core.info(m),
-  warn: m => core.warning(m),
-  error: m => core.error(m),
-  debug: m => core.debug(m),
-  group: (title, fn) => core.group(title, fn)
-};
 
 /** Plain text for terminals, cron mail and CI logs outside GitHub. */
 export function consoleLogger(opts: { verbose?: boolean; stream?: NodeJS.WritableStream } = {}): Logger {

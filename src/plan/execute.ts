@@ -21,7 +21,7 @@ import {
   type ServiceState
 } from '../remote/commands.js';
 import { layoutFor, manifestPath, releaseDir, stagingDir } from '../remote/layout.js';
-import { hashArtifact, parseManifest, parseModes, planDelta } from '../transfer/delta.js';
+import { abandonHashing, hashArtifact, parseManifest, parseModes, planDelta } from '../transfer/delta.js';
 import {
   deployedRelease,
   entryChecks,
@@ -277,6 +277,11 @@ export async function deploy(
   /** One host's part of a phase: a log group when hosts go one at a time, plain lines when not. */
   const hostPart = <T>(run: HostRun, title: string, fn: () => Promise<T>): Promise<T> =>
     parallel ? fn() : deps.log.group(`${run.host.name}: ${title}`, fn);
+  // Hashing the artifact for an incremental upload starts now: it overlaps the SSH handshakes,
+  // which mostly wait on the hosts.
+  const hashEarly =
+    artifact !== undefined && (mode.kind === 'full' || mode.kind === 'switch') && mayLink(settings, artifact);
+  if (hashEarly) void hashArtifact(artifact);
   try {
     // Connect to every host first: a wrong host key or key is found before any host changes.
     await timed('Connect', () =>
@@ -325,6 +330,8 @@ export async function deploy(
     const target = await timed('Choose the release', () =>
       chooseTarget(initial, mode, runs, facts, logs, layout, deps, artifact !== undefined)
     );
+    // Nothing to link from on any host, or nothing to upload at all: the early hashing is moot.
+    if (hashEarly && (target.reuse || ![...facts.values()].some(f => f.previous))) abandonHashing(artifact);
     settings = { ...initial, releaseId: target.id, run: { ...initial.run, commit: target.commit } };
     reused = target.reuse;
     if (mode.kind === 'post') {
@@ -417,6 +424,7 @@ export async function deploy(
       );
     }
   } finally {
+    if (hashEarly) abandonHashing(artifact);
     // Every path ends here: the record written under the lock, locks released, connections closed.
     // writeRecord and unlock never throw (they warn), so one host cannot keep another locked.
     await inBatches(runs, per, async run => {
@@ -1321,6 +1329,20 @@ export function uploadProgress(host: string, sent: number, total: number, elapse
 }
 
 /**
+ * Whether an upload may link unchanged files from the previous release: only between releases
+ * (in place there is no other tree), not with a `before-switch` command (it could write into
+ * linked files, which the previous release shares), and not for a single-file artifact.
+ */
+function mayLink(settings: Settings, artifact: Artifact): boolean {
+  return (
+    layoutFor(settings.target).strategy === 'releases' &&
+    settings.transfer.incremental &&
+    !settings.beforeSwitch &&
+    !artifact.isFile
+  );
+}
+
+/**
  * Plans an incremental upload against the previous release on this host and links its unchanged
  * files into the staging directory. Undefined means "send everything": no previous release, no
  * kept manifest, a `before-switch` command (it could write into linked files, which the previous
@@ -1334,9 +1356,7 @@ async function prepareDelta(
 ): Promise<{ link: readonly string[]; send: Artifact; local: Map<string, string> } | undefined> {
   const plan = run.plan;
   const previous = plan?.previousRelease;
-  if (!plan || !previous || plan.layout.strategy !== 'releases' || !settings.transfer.incremental)
-    return undefined;
-  if (settings.beforeSwitch || artifact.isFile) return undefined;
+  if (!plan || !previous || !mayLink(settings, artifact)) return undefined;
   const staging = stagingDir(plan.layout, settings.releaseId);
   const prevDir = releaseDir(plan.layout, previous);
   // The local hashes are computed while the host reads its manifest (and only once per fleet).

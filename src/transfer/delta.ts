@@ -14,24 +14,38 @@ const CHUNK = 1024 * 1024;
 /** The event loop runs again after about this many bytes (timers, the other hosts' connections). */
 const YIELD_BYTES = 8 * CHUNK;
 
-const computed = new WeakMap<Artifact, Promise<Map<string, string>>>();
+interface Hashing {
+  readonly result: Promise<Map<string, string>>;
+  stopped: boolean;
+}
+const computed = new WeakMap<Artifact, Hashing>();
 
 /**
  * SHA-256 of every file of the artifact, read from disk into one reused 1 MiB buffer (never whole
  * in memory). Computed once per scanned artifact: every host of a fleet compares against the same
- * result. Synchronous reads from the page cache are several times faster here than streams, whose
- * per-file buffers cost more to allocate and collect than the hashing itself.
+ * result, and a deploy may start it early (while it connects) and pick it up later. Synchronous
+ * reads from the page cache are several times faster here than streams, whose per-file buffers cost
+ * more to allocate and collect than the hashing itself.
  */
 export function hashArtifact(artifact: Artifact): Promise<Map<string, string>> {
-  let hashes = computed.get(artifact);
-  if (!hashes) {
-    hashes = hashFiles(artifact);
-    computed.set(artifact, hashes);
+  let hashing = computed.get(artifact);
+  if (!hashing) {
+    const state = { stopped: false };
+    hashing = Object.assign(state, { result: hashFiles(artifact, state) });
+    // Whoever started it early may never await it.
+    hashing.result.catch(() => undefined);
+    computed.set(artifact, hashing);
   }
-  return hashes;
+  return hashing.result;
 }
 
-async function hashFiles(artifact: Artifact): Promise<Map<string, string>> {
+/** Stops a hashing started early that turned out to be needless (no host has a release to link from). */
+export function abandonHashing(artifact: Artifact): void {
+  const hashing = computed.get(artifact);
+  if (hashing) hashing.stopped = true;
+}
+
+async function hashFiles(artifact: Artifact, state: { stopped: boolean }): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   const buf = Buffer.allocUnsafe(CHUNK);
   let sinceYield = 0;
@@ -51,6 +65,7 @@ async function hashFiles(artifact: Artifact): Promise<Map<string, string>> {
     if ((sinceYield += 512) >= YIELD_BYTES) {
       sinceYield = 0;
       await new Promise(resolve => setImmediate(resolve));
+      if (state.stopped) throw new Error('hashing the artifact was abandoned');
     }
   }
   return out;
