@@ -50,7 +50,7 @@ afterAll(async () => {
   await rm(base, { recursive: true, force: true });
 });
 
-function settings(release: string, artifact: string, rollout: string) {
+function settings(release: string, artifact: string, rollout: string, lockWait = '0s') {
   const yaml = [
     'version: 1',
     `target: { path: ${TARGET}, keep-releases: 3 }`,
@@ -63,7 +63,7 @@ function settings(release: string, artifact: string, rollout: string) {
     'checks:',
     // Fails where the host holds a FAIL marker and the live release is a faulty one.
     `  - { name: no-fault, type: command, on: host, run: "test ! -e ${TARGET}/current/FAULT || test ! -e ${MOUNT}/FAIL", stages: [post], retries: 0 }`,
-    `deploy: { ${rollout}, lock-wait: 0s }`,
+    `deploy: { ${rollout}, lock-wait: ${lockWait} }`,
     'post-deploy: { stability-window: 0s }',
     'pre-deploy: { gitleaks: false }'
   ].join('\n');
@@ -92,10 +92,10 @@ const logins = (i: number) =>
 const fail = (i: number, on: boolean) =>
   on ? writeFileSync(join(disk(i), 'FAIL'), '') : rmSync(join(disk(i), 'FAIL'), { force: true });
 
-async function deploy(release: string, rollout: string, faulty = false) {
+async function deploy(release: string, rollout: string, faulty = false, lockWait?: string) {
   const log = memoryLogger();
   const artifact = await makeRelease(release, faulty ? 'fleet-test' : undefined);
-  const result = await runDeploy(settings(release, artifact, rollout), { log });
+  const result = await runDeploy(settings(release, artifact, rollout, lockWait), { log });
   return { result, log: log.lines.join('\n') };
 }
 
@@ -192,5 +192,42 @@ describe('a fleet of four hosts', () => {
         .at(-1)!
     );
     expect(last).toMatchObject({ host: 'web-4', release: 'r4', status: 'deployed', previous: 'r1' });
+  }, 120_000);
+
+  test('uncontended, the fleet is locked at once; a busy host makes it lock one by one, in order, and wait', async () => {
+    const quick = await deploy('r7', 'max-parallel: 4');
+    expect([quick.result.status, quick.result.error]).toEqual(['deployed', undefined]);
+    expect(quick.log).not.toMatch(/locking the hosts one by one/);
+    // Another deploy holds web-3 and lets go after a second.
+    const lock = join(disk(2), 'app', '.deployguard', 'lock');
+    mkdirSync(lock);
+    writeFileSync(join(lock, 'owner'), 'deploy of r-other by someone\n');
+    execFileSync('chown', ['-R', 'deployguard-sandbox:', lock]);
+    const freed = new Promise<void>(resolve =>
+      setTimeout(() => {
+        rmSync(lock, { recursive: true, force: true });
+        resolve();
+      }, 1500)
+    );
+    const { result, log } = await deploy('r8', 'max-parallel: 4', false, '20s');
+    await freed;
+    expect(result.status).toBe('deployed');
+    expect(log).toMatch(/web-3: locked by another deploy; locking the hosts one by one, in order/);
+    expect(log).toMatch(/web-3: waiting for the lock held by deploy of r-other by someone/);
+    expect(hosts.map((_, i) => live(i))).toEqual(['r8', 'r8', 'r8', 'r8']);
+    // Locked one by one in address order (the same for every deploy), web-3 after its wait.
+    const byPort = result.hosts
+      .map((h, i) => ({ port: hosts[i]!.port, lock: h.steps.find(s => s.id === 'lock')! }))
+      .sort((a, b) => a.port - b.port);
+    const starts = byPort.map(h => h.lock.at);
+    expect(starts).toEqual([...starts].sort((a, b) => a - b));
+    expect(result.hosts[2]!.steps.find(s => s.id === 'lock')!.ms).toBeGreaterThanOrEqual(1000);
+    // No lock left behind on any host.
+    expect(hosts.map((_, i) => existsSync(join(disk(i), 'app', '.deployguard', 'lock')))).toEqual([
+      false,
+      false,
+      false,
+      false
+    ]);
   }, 120_000);
 });

@@ -58678,9 +58678,8 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
         // Lock every host before reading anything: what is live, and so what a rollback returns
         // to, must not change under us between reading it and acting on it. The pre-deploy checks
         // alone change nothing and take no lock, so a pull request's checks never wait for a deploy.
-        for (const run of mode.kind === 'pre' ? [] : runs) {
-            await runRecorded(run, deps, { id: 'lock', title: 'Lock the host' }, () => acquireLock((0,plan_plan/* lockScript */.LH)(settings, layout, token, deps.now()), run, settings, deps, token));
-        }
+        if (mode.kind !== 'pre')
+            await lockHosts(runs, per, settings, layout, token, deps);
         const facts = new Map();
         const logs = new Map();
         throwFirst(await inBatches(runs, per, async (run) => {
@@ -59117,9 +59116,7 @@ async function runRecorded(run, deps, step, fn, undo = false) {
     const at = deps.now().getTime();
     try {
         const value = await fn();
-        const ms = Date.now() - t0;
-        run.report.steps.push({ id: step.id, title: step.title, ok: true, ms, undo, at });
-        deps.log.info(`✓ ${run.parallel ? `${run.host.name}: ` : ''}${step.title} (${ms} ms)`);
+        recordDone(run, deps, step, Date.now() - t0, at, undo);
         return value;
     }
     catch (err) {
@@ -59128,6 +59125,50 @@ async function runRecorded(run, deps, step, fn, undo = false) {
         run.report.steps.push({ id: step.id, title: step.title, ok: false, ms, detail, undo, at });
         deps.log.error(`✗ ${run.parallel ? `${run.host.name}: ` : ''}${step.title} (${ms} ms): ${detail}`);
         throw err;
+    }
+}
+function recordDone(run, deps, step, ms, at, undo = false) {
+    run.report.steps.push({ id: step.id, title: step.title, ok: true, ms, undo, at });
+    deps.log.info(`✓ ${run.parallel ? `${run.host.name}: ` : ''}${step.title} (${ms} ms)`);
+}
+const LOCK_STEP = { id: 'lock', title: 'Lock the host' };
+const hostKey = (h) => `${h.host}:${String(h.port).padStart(5, '0')}`;
+const compareText = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+/**
+ * Locks every host. Uncontended (the usual case) a fleet is locked at once, `per` hosts at a
+ * time, one round trip each. If any host is busy, the locks just taken are released and the
+ * hosts are locked one by one, waiting for each, in an order every deploy shares (by address and
+ * port, not config order): two deploys racing for the same fleet then queue behind each other
+ * instead of each holding half of it.
+ */
+async function lockHosts(runs, per, settings, layout, token, deps) {
+    const script = () => (0,plan_plan/* lockScript */.LH)(settings, layout, token, deps.now());
+    if (runs.length > 1 && per > 1) {
+        const at = deps.now().getTime();
+        const taken = new Map();
+        const settled = await inBatches(runs, per, async (run) => {
+            const t0 = Date.now();
+            if (await acquireLock(script(), run, settings, deps, token, false))
+                taken.set(run, Date.now() - t0);
+        });
+        if (taken.size === runs.length) {
+            for (const run of runs)
+                recordDone(run, deps, LOCK_STEP, taken.get(run), at);
+            return;
+        }
+        await Promise.all([...taken.keys()].map(run => unlock(run, layout, deps, token)));
+        throwFirst(settled);
+        deps.log.info(`${runs
+            .filter(r => !taken.has(r))
+            .map(r => r.host.name)
+            .join(', ')}: locked by another deploy; locking the hosts one by one, in order`);
+    }
+    // One order for every deploy, whatever order its config lists the hosts in.
+    const ordered = [...runs].sort((a, b) => compareText(hostKey(a.host), hostKey(b.host)));
+    for (const run of ordered) {
+        await runRecorded(run, deps, LOCK_STEP, async () => {
+            await acquireLock(script(), run, settings, deps, token, true);
+        });
     }
 }
 /**
@@ -59257,7 +59298,9 @@ function logChecks(results, log) {
         log.info(`${r.ok ? '✓' : '✗'} check ${r.name}: ${r.reason} (${r.attempts} attempt${r.attempts === 1 ? '' : 's'}, ${r.durationMs} ms)`);
     }
 }
-async function acquireLock(script, run, settings, deps, token) {
+async function acquireLock(script, run, settings, deps, token, 
+/** Wait for a busy lock (up to `lock.wait`); without, a busy lock returns false at once. */
+wait) {
     const deadline = Date.now() + settings.lock.waitMs;
     for (;;) {
         const r = await run.shell.exec(script);
@@ -59267,10 +59310,12 @@ async function acquireLock(script, run, settings, deps, token) {
             if (r.stdout.startsWith('taken-over')) {
                 deps.log.warn(`${run.host.name}: took over an abandoned lock (older than the TTL). Previous owner: ${r.stdout.split('\n').slice(1).join(' ').trim()}`);
             }
-            return;
+            return true;
         }
         if (r.code !== commands/* LOCK_BUSY */.sk)
             throw new StepFailed(`${run.host.name}: could not take the lock (exit ${r.code}): ${tail(r.stderr)}`, 'deploy', `deployguard keeps its lock and records in ${(0,remote_layout/* layoutFor */.Q2)(settings.target).stateDir}; the user ${run.host.user} must be able to create it (for in-place deploys, that means write access to the target's parent directory).`);
+        if (!wait)
+            return false;
         const owner = r.stdout.trim().split('\n').slice(1).join(' ');
         if (Date.now() >= deadline) {
             throw new errors/* DeployError */.sH(`${run.host.name}: another deploy holds the lock: ${owner || '(owner unknown)'}`, 'deploy', `Wait for it to finish. If it is dead, its lock expires after ${Math.round(settings.lock.ttlMs / 1000)} s; or remove ${run.plan?.layout.lockDir ?? 'the lock directory'} on the host after checking nothing runs.`);

@@ -309,11 +309,7 @@ export async function deploy(
     // Lock every host before reading anything: what is live, and so what a rollback returns
     // to, must not change under us between reading it and acting on it. The pre-deploy checks
     // alone change nothing and take no lock, so a pull request's checks never wait for a deploy.
-    for (const run of mode.kind === 'pre' ? [] : runs) {
-      await runRecorded(run, deps, { id: 'lock', title: 'Lock the host' }, () =>
-        acquireLock(lockScript(settings, layout, token, deps.now()), run, settings, deps, token)
-      );
-    }
+    if (mode.kind !== 'pre') await lockHosts(runs, per, settings, layout, token, deps);
     const facts = new Map<HostRun, HostFacts>();
     const logs = new Map<HostRun, DeploymentLog>();
     throwFirst(
@@ -898,9 +894,7 @@ async function runRecorded<T>(
   const at = deps.now().getTime();
   try {
     const value = await fn();
-    const ms = Date.now() - t0;
-    run.report.steps.push({ id: step.id, title: step.title, ok: true, ms, undo, at });
-    deps.log.info(`✓ ${run.parallel ? `${run.host.name}: ` : ''}${step.title} (${ms} ms)`);
+    recordDone(run, deps, step, Date.now() - t0, at, undo);
     return value;
   } catch (err) {
     const ms = Date.now() - t0;
@@ -908,6 +902,68 @@ async function runRecorded<T>(
     run.report.steps.push({ id: step.id, title: step.title, ok: false, ms, detail, undo, at });
     deps.log.error(`✗ ${run.parallel ? `${run.host.name}: ` : ''}${step.title} (${ms} ms): ${detail}`);
     throw err;
+  }
+}
+
+function recordDone(
+  run: HostRun,
+  deps: DeployDeps,
+  step: Pick<Step, 'id' | 'title'>,
+  ms: number,
+  at: number,
+  undo = false
+): void {
+  run.report.steps.push({ id: step.id, title: step.title, ok: true, ms, undo, at });
+  deps.log.info(`✓ ${run.parallel ? `${run.host.name}: ` : ''}${step.title} (${ms} ms)`);
+}
+
+const LOCK_STEP = { id: 'lock', title: 'Lock the host' } as const;
+
+const hostKey = (h: HostSettings) => `${h.host}:${String(h.port).padStart(5, '0')}`;
+const compareText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * Locks every host. Uncontended (the usual case) a fleet is locked at once, `per` hosts at a
+ * time, one round trip each. If any host is busy, the locks just taken are released and the
+ * hosts are locked one by one, waiting for each, in an order every deploy shares (by address and
+ * port, not config order): two deploys racing for the same fleet then queue behind each other
+ * instead of each holding half of it.
+ */
+async function lockHosts(
+  runs: readonly HostRun[],
+  per: number,
+  settings: Settings,
+  layout: ReturnType<typeof layoutFor>,
+  token: string,
+  deps: DeployDeps
+): Promise<void> {
+  const script = () => lockScript(settings, layout, token, deps.now());
+  if (runs.length > 1 && per > 1) {
+    const at = deps.now().getTime();
+    const taken = new Map<HostRun, number>();
+    const settled = await inBatches(runs, per, async run => {
+      const t0 = Date.now();
+      if (await acquireLock(script(), run, settings, deps, token, false)) taken.set(run, Date.now() - t0);
+    });
+    if (taken.size === runs.length) {
+      for (const run of runs) recordDone(run, deps, LOCK_STEP, taken.get(run)!, at);
+      return;
+    }
+    await Promise.all([...taken.keys()].map(run => unlock(run, layout, deps, token)));
+    throwFirst(settled);
+    deps.log.info(
+      `${runs
+        .filter(r => !taken.has(r))
+        .map(r => r.host.name)
+        .join(', ')}: locked by another deploy; locking the hosts one by one, in order`
+    );
+  }
+  // One order for every deploy, whatever order its config lists the hosts in.
+  const ordered = [...runs].sort((a, b) => compareText(hostKey(a.host), hostKey(b.host)));
+  for (const run of ordered) {
+    await runRecorded(run, deps, LOCK_STEP, async () => {
+      await acquireLock(script(), run, settings, deps, token, true);
+    });
   }
 }
 
@@ -1089,8 +1145,10 @@ async function acquireLock(
   run: HostRun,
   settings: Settings,
   deps: DeployDeps,
-  token: string
-): Promise<void> {
+  token: string,
+  /** Wait for a busy lock (up to `lock.wait`); without, a busy lock returns false at once. */
+  wait: boolean
+): Promise<boolean> {
   const deadline = Date.now() + settings.lock.waitMs;
   for (;;) {
     const r = await run.shell.exec(script);
@@ -1102,7 +1160,7 @@ async function acquireLock(
           `${run.host.name}: took over an abandoned lock (older than the TTL). Previous owner: ${r.stdout.split('\n').slice(1).join(' ').trim()}`
         );
       }
-      return;
+      return true;
     }
     if (r.code !== LOCK_BUSY)
       throw new StepFailed(
@@ -1110,6 +1168,7 @@ async function acquireLock(
         'deploy',
         `deployguard keeps its lock and records in ${layoutFor(settings.target).stateDir}; the user ${run.host.user} must be able to create it (for in-place deploys, that means write access to the target's parent directory).`
       );
+    if (!wait) return false;
     const owner = r.stdout.trim().split('\n').slice(1).join(' ');
     if (Date.now() >= deadline) {
       throw new DeployError(
