@@ -59144,16 +59144,16 @@ const compareText = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
 async function lockHosts(runs, per, settings, layout, token, deps) {
     const script = () => (0,plan_plan/* lockScript */.LH)(settings, layout, token, deps.now());
     if (runs.length > 1 && per > 1) {
-        const at = deps.now().getTime();
         const taken = new Map();
         const settled = await inBatches(runs, per, async (run) => {
+            const at = deps.now().getTime();
             const t0 = Date.now();
             if (await acquireLock(script(), run, settings, deps, token, false))
-                taken.set(run, Date.now() - t0);
+                taken.set(run, { at, ms: Date.now() - t0 });
         });
         if (taken.size === runs.length) {
             for (const run of runs)
-                recordDone(run, deps, LOCK_STEP, taken.get(run), at);
+                recordDone(run, deps, LOCK_STEP, taken.get(run).ms, taken.get(run).at);
             return;
         }
         await Promise.all([...taken.keys()].map(run => unlock(run, layout, deps, token)));

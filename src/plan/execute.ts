@@ -939,14 +939,15 @@ async function lockHosts(
 ): Promise<void> {
   const script = () => lockScript(settings, layout, token, deps.now());
   if (runs.length > 1 && per > 1) {
-    const at = deps.now().getTime();
-    const taken = new Map<HostRun, number>();
+    const taken = new Map<HostRun, { at: number; ms: number }>();
     const settled = await inBatches(runs, per, async run => {
+      const at = deps.now().getTime();
       const t0 = Date.now();
-      if (await acquireLock(script(), run, settings, deps, token, false)) taken.set(run, Date.now() - t0);
+      if (await acquireLock(script(), run, settings, deps, token, false))
+        taken.set(run, { at, ms: Date.now() - t0 });
     });
     if (taken.size === runs.length) {
-      for (const run of runs) recordDone(run, deps, LOCK_STEP, taken.get(run)!, at);
+      for (const run of runs) recordDone(run, deps, LOCK_STEP, taken.get(run)!.ms, taken.get(run)!.at);
       return;
     }
     await Promise.all([...taken.keys()].map(run => unlock(run, layout, deps, token)));
