@@ -1,4 +1,4 @@
-import { connectHost } from './io/ssh.js';
+import { connectHost, ReconnectingShell } from './io/ssh.js';
 import type { Logger } from './io/log.js';
 import { checksFor, runChecks } from './checks/runner.js';
 import { deploy, type DeployDeps, type DeployMode, type DeployResult } from './plan/execute.js';
@@ -52,7 +52,14 @@ export async function runDeploy(
     artifact,
     {
       log: opts.log,
-      connect: host => connectHost(host, settings.ssh, opts.log),
+      // A dropped link is reopened for the commands after it: the rollback, the record and the
+      // unlock still reach the host.
+      connect: async host =>
+        new ReconnectingShell(
+          await connectHost(host, settings.ssh, opts.log),
+          () => connectHost(host, settings.ssh, opts.log),
+          opts.log
+        ),
       runChecks: (stage, hosts, release) =>
         runChecks(checksForDeployStage(settings, stage), stage, {
           context: { release: release.id, commit: release.commit },

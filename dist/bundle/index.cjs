@@ -55854,7 +55854,7 @@ async function checkNow(settings, stage, log) {
                 throw new errors/* ConfigError */.xL('checks that run on hosts need `hosts:` (or the `host` input) and SSH credentials');
             }
             for (const h of settings.hosts) {
-                const shell = await (0,ssh/* connectHost */.Z)(h, settings.ssh, log);
+                const shell = await (0,ssh/* connectHost */.Zj)(h, settings.ssh, log);
                 shells.push(shell);
                 hosts.push({ name: h.name, shell, service: settings.service, layout: (0,remote_layout/* layoutFor */.Q2)(settings.target) });
             }
@@ -56341,7 +56341,7 @@ async function readHistory(settings, limit, log) {
     for (const host of settings.hosts) {
         let shell;
         try {
-            shell = await (0,ssh/* connectHost */.Z)(host, settings.ssh, log);
+            shell = await (0,ssh/* connectHost */.Zj)(host, settings.ssh, log);
             const r = await shell.exec((0,commands/* readDeployments */.Fz)(layout, limit), { timeoutMs: 60_000 });
             if (r.code !== 0)
                 throw new Error(`reading ${layout.deploymentsLog} failed (exit ${r.code}): ${r.stderr.trim()}`);
@@ -56650,7 +56650,9 @@ async function runDeploy(settings, opts, mode = { kind: 'full' }) {
     }
     return (0,_plan_execute_js__WEBPACK_IMPORTED_MODULE_2__/* .deploy */ .gg)(settings, artifact, {
         log: opts.log,
-        connect: host => (0,_io_ssh_js__WEBPACK_IMPORTED_MODULE_0__/* .connectHost */ .Z)(host, settings.ssh, opts.log),
+        // A dropped link is reopened for the commands after it: the rollback, the record and the
+        // unlock still reach the host.
+        connect: async (host) => new _io_ssh_js__WEBPACK_IMPORTED_MODULE_0__/* .ReconnectingShell */ .uy(await (0,_io_ssh_js__WEBPACK_IMPORTED_MODULE_0__/* .connectHost */ .Zj)(host, settings.ssh, opts.log), () => (0,_io_ssh_js__WEBPACK_IMPORTED_MODULE_0__/* .connectHost */ .Zj)(host, settings.ssh, opts.log), opts.log),
         runChecks: (stage, hosts, release) => (0,_checks_runner_js__WEBPACK_IMPORTED_MODULE_1__/* .runChecks */ .JT)(checksForDeployStage(settings, stage), stage, {
             context: { release: release.id, commit: release.commit },
             hosts,
@@ -56898,10 +56900,11 @@ const secrets = new SecretRegistry();
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
-  Z: () => (/* binding */ connectHost)
+  uy: () => (/* binding */ ReconnectingShell),
+  Zj: () => (/* binding */ connectHost)
 });
 
-// UNUSED EXPORTS: wantsCompression
+// UNUSED EXPORTS: CommandNotSent, wantsCompression
 
 // EXTERNAL MODULE: external "assert"
 var external_assert_ = __nccwpck_require__(2613);
@@ -57821,88 +57824,121 @@ function collect(stream, sink, total) {
         total.n += b.length;
     });
 }
+/**
+ * A command that never reached the host: the connection was gone before its channel opened. It
+ * is safe to send again over a new connection (see {@link ReconnectingShell}).
+ */
+class CommandNotSent extends errors/* DeployError */.sH {
+    constructor(message) {
+        super(message, 'deploy');
+    }
+}
 class Ssh2Shell {
     alias;
     ssh;
-    constructor(alias, ssh) {
+    dead = false;
+    constructor(alias, ssh, log) {
         this.alias = alias;
         this.ssh = ssh;
+        const client = ssh.connection;
+        // node-ssh stops listening for errors once connected: without a listener, a reset
+        // connection's 'error' event would end the whole process instead of failing one command.
+        client?.on('error', (err) => {
+            this.dead = true;
+            log.debug(`${alias}: connection error: ${err.message}`);
+        });
+        client?.on('close', () => (this.dead = true));
+        client?.on('end', () => (this.dead = true));
+    }
+    get alive() {
+        return !this.dead && this.ssh.connection !== null;
     }
     exec(script, opts = {}) {
         const client = this.ssh.connection;
-        if (!client)
-            return Promise.reject(new errors/* DeployError */.sH(`${this.alias}: connection is closed`, 'deploy'));
+        if (!client || this.dead)
+            return Promise.reject(new CommandNotSent(`${this.alias}: connection is closed`));
         const command = (0,shell/* remoteCommandLine */.u$)(script);
         return new Promise((resolve, reject) => {
-            client.exec(command, (err, channel) => {
-                if (err) {
-                    reject(new errors/* DeployError */.sH(`${this.alias}: could not run a command: ${err.message}`, 'deploy'));
-                    return;
-                }
-                const out = [];
-                const errOut = [];
-                collect(channel, out, { n: 0 });
-                collect(channel.stderr, errOut, { n: 0 });
-                let code = null;
-                let signal;
-                let settled = false;
-                const finish = (r) => {
-                    if (settled)
-                        return;
-                    settled = true;
-                    if (timer)
-                        clearTimeout(timer);
-                    opts.signal?.removeEventListener('abort', onAbort);
-                    resolve(r);
-                };
-                const text = () => ({
-                    stdout: Buffer.concat(out).toString('utf8'),
-                    stderr: Buffer.concat(errOut).toString('utf8')
+            const notSent = (err) => {
+                this.dead = true;
+                reject(new CommandNotSent(`${this.alias}: could not run a command: ${err.message}`));
+            };
+            try {
+                client.exec(command, (err, channel) => {
+                    if (err)
+                        return notSent(err);
+                    this.run(channel, opts, resolve);
                 });
-                // A channel whose remote command still runs may never emit `close` after we close it:
-                // a timeout or an abort resolves at once instead of waiting for the command to end.
-                const giveUp = (why, exitCode) => {
-                    const t = text();
-                    finish({ code: exitCode, stdout: t.stdout, stderr: `${t.stderr}\n(${why})` });
-                    channel.close();
-                };
-                const onAbort = () => giveUp('cancelled', 130);
-                const timer = opts.timeoutMs
-                    ? setTimeout(() => giveUp(`timed out after ${opts.timeoutMs} ms`, 124), opts.timeoutMs)
-                    : undefined;
-                if (opts.signal?.aborted)
-                    onAbort();
-                else
-                    opts.signal?.addEventListener('abort', onAbort);
-                channel.on('exit', (c, sig) => {
-                    code = c;
-                    if (sig)
-                        signal = sig;
-                });
-                channel.on('close', () => {
-                    const t = text();
-                    // No exit status at all means the connection or the remote shell died: never success.
-                    finish({
-                        code: code ?? 255,
-                        stdout: t.stdout,
-                        stderr: signal ? `${t.stderr}\n(killed by ${signal})` : t.stderr
-                    });
-                });
-                const stdin = opts.stdin;
-                if (stdin === undefined)
-                    channel.end();
-                else if (typeof stdin === 'string')
-                    channel.end(stdin);
-                else {
-                    // The writer ends the channel when it is done; if it fails, the remote command must not
-                    // wait for more input, and its output says why it stopped.
-                    stdin(channel).catch((e) => {
-                        channel.stderr.emit('data', Buffer.from(`\nlocal input failed: ${e instanceof Error ? e.message : String(e)}`));
-                        channel.close();
-                    });
-                }
+            }
+            catch (err) {
+                // ssh2 throws "Not connected" at once when its socket is already gone.
+                notSent(err instanceof Error ? err : new Error(String(err)));
+            }
+        });
+    }
+    run(channel, opts, resolve) {
+        const out = [];
+        const errOut = [];
+        collect(channel, out, { n: 0 });
+        collect(channel.stderr, errOut, { n: 0 });
+        let code = null;
+        let signal;
+        let settled = false;
+        const finish = (r) => {
+            if (settled)
+                return;
+            settled = true;
+            if (timer)
+                clearTimeout(timer);
+            opts.signal?.removeEventListener('abort', onAbort);
+            resolve(r);
+        };
+        const text = () => ({
+            stdout: Buffer.concat(out).toString('utf8'),
+            stderr: Buffer.concat(errOut).toString('utf8')
+        });
+        // A channel whose remote command still runs may never emit `close` after we close it:
+        // a timeout or an abort resolves at once instead of waiting for the command to end.
+        const giveUp = (why, exitCode) => {
+            const t = text();
+            finish({ code: exitCode, stdout: t.stdout, stderr: `${t.stderr}\n(${why})` });
+            channel.close();
+        };
+        const onAbort = () => giveUp('cancelled', 130);
+        const timer = opts.timeoutMs
+            ? setTimeout(() => giveUp(`timed out after ${opts.timeoutMs} ms`, 124), opts.timeoutMs)
+            : undefined;
+        if (opts.signal?.aborted)
+            onAbort();
+        else
+            opts.signal?.addEventListener('abort', onAbort);
+        channel.on('exit', (c, sig) => {
+            code = c;
+            if (sig)
+                signal = sig;
+        });
+        channel.on('close', () => {
+            const t = text();
+            // No exit status at all means the connection or the remote shell died: never success.
+            finish({
+                code: code ?? 255,
+                stdout: t.stdout,
+                stderr: signal ? `${t.stderr}\n(killed by ${signal})` : t.stderr
             });
         });
+        const stdin = opts.stdin;
+        if (stdin === undefined)
+            channel.end();
+        else if (typeof stdin === 'string')
+            channel.end(stdin);
+        else {
+            // The writer ends the channel when it is done; if it fails, the remote command must not
+            // wait for more input, and its output says why it stopped.
+            stdin(channel).catch((e) => {
+                channel.stderr.emit('data', Buffer.from(`\nlocal input failed: ${e instanceof Error ? e.message : String(e)}`));
+                channel.close();
+            });
+        }
     }
     close() {
         this.ssh.dispose();
@@ -58008,7 +58044,7 @@ async function connectOnce(host, ssh, pins, log, serverHostKey) {
     // Every step is a short request and a short answer: with Nagle's algorithm on, each one waits
     // for the peer's delayed ACK (about 80 ms here, per command) before its last packet goes out.
     client.connection?.setNoDelay(true);
-    return new Ssh2Shell(host.name, client);
+    return new Ssh2Shell(host.name, client, log);
 }
 /** `auto` compresses for public addresses and names; loopback and private ranges go plain. */
 function wantsCompression(setting, host) {
@@ -58044,6 +58080,55 @@ async function huntPinnedKey(host, ssh, pins, log, first) {
         throw new errors/* DeployError */.sH(`${host.name}: the host key of ${host.host}:${host.port} is not pinned, so the host cannot be trusted. It offered:\n${list}`, 'connect', `Check the fingerprint out of band (on the host: \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\`; or \`${keyscan}\` from a network you trust), then pin it with the known-hosts input:\n${lines}\nor with host-key: ${first.offered.fingerprint}`);
     }
     throw new errors/* DeployError */.sH(`${host.name}: HOST KEY ${first.reason === 'revoked' ? 'IS REVOKED' : 'DOES NOT MATCH THE PIN'} for ${host.host}:${host.port}. The host offered:\n${list}\nThis is what a man-in-the-middle attack looks like; nothing was sent to the host.`, 'connect', `If the host was rebuilt and its key legitimately changed, verify the new fingerprint out of band (\`${keyscan}\`) and update the pin.`);
+}
+/**
+ * A host connection that comes back. When the link dropped, the next command first opens a new
+ * connection (with the usual retries and the same pinned host key); a command that found the link
+ * already gone, before its channel opened, is sent again over the new one. Never a command that
+ * was running when it dropped: it has failed (no exit status) and may or may not have run on the
+ * host, so the deploy treats its step as failed and rolls back, over the new connection, and still
+ * writes its record and frees its lock there.
+ */
+class ReconnectingShell {
+    current;
+    reconnect;
+    log;
+    closed = false;
+    constructor(current, reconnect, log) {
+        this.current = current;
+        this.reconnect = reconnect;
+        this.log = log;
+    }
+    get alias() {
+        return this.current.alias;
+    }
+    get alive() {
+        return this.current.alive !== false;
+    }
+    async exec(script, opts) {
+        if (!this.closed && this.current.alive === false)
+            await this.replace();
+        try {
+            return await this.current.exec(script, opts);
+        }
+        catch (err) {
+            // The command never left (the link was already gone): send it again over a new one.
+            if (this.closed || !(err instanceof CommandNotSent))
+                throw err;
+            await this.replace();
+            return this.current.exec(script, opts);
+        }
+    }
+    async replace() {
+        this.log.warn(`${this.alias}: the connection dropped; connecting again for the next command`);
+        this.current.close();
+        this.current = await this.reconnect();
+        this.log.info(`${this.alias}: connected again`);
+    }
+    close() {
+        this.closed = true;
+        this.current.close();
+    }
 }
 
 
@@ -58925,7 +59010,16 @@ stop) {
             run.undo.push(step.undo);
         if (step.touchesService)
             run.serviceTouched = true;
-        await runRecorded(run, deps, step, () => runAction(step, run, settings, artifact, deps));
+        try {
+            await runRecorded(run, deps, step, () => runAction(step, run, settings, artifact, deps));
+        }
+        catch (err) {
+            // The link dropped under the step: its command may have run on the host or not. Its undo
+            // (switch back, mark failed) is safe either way, so it is undone as if it had run.
+            if (step.undo && step.undoAfterSuccess && run.shell.alive === false)
+                run.undo.push(step.undo);
+            throw err;
+        }
         if (step.undo && step.undoAfterSuccess)
             run.undo.push(step.undo);
     }
@@ -59227,6 +59321,8 @@ async function runAction(step, run, settings, artifact, deps) {
             if (!hashes)
                 throw new StepFailed(`${run.host.name}: nothing was uploaded to verify`, 'deploy');
             const r = await run.shell.exec(a.script, { stdin: (0,transfer_artifact/* manifestText */.$2)(hashes) });
+            if (r.code !== 0 && run.shell.alive === false)
+                throw new StepFailed(`${run.host.name}: the connection dropped during verification`, 'deploy');
             if (r.code !== 0 && run.delta && !run.fullUpload) {
                 // The previous release no longer matches its manifest (changed on the host since): the
                 // links carried that change. Start over and send everything.
@@ -59356,6 +59452,22 @@ async function awaitRunning(status, run, settings, deps) {
     throw new errors/* DeployError */.sH(`${run.host.name}: the service is not running: ActiveState=${last.active}, MainPID=${last.pid}, PID alive: ${last.alive ? 'yes' : 'no'}, restarts=${last.restarts ?? 0}` +
         (logs?.stdout.trim() ? `\nLast log lines:\n${tail(logs.stdout, 20)}` : ''), 'post-deploy', 'The new release does not stay up. Its log lines above usually say why.');
 }
+/**
+ * Runs a rollback step once more when the link dropped under it. Undo steps are safe to repeat
+ * (stop, switch back, start again, mark failed, remove): whether or not the first try ran on the
+ * host, the second one, over a new connection, leaves it the same.
+ */
+async function againIfDropped(run, deps, fn) {
+    try {
+        await fn();
+    }
+    catch (err) {
+        if (run.shell.alive !== false)
+            throw err;
+        deps.log.warn(`${run.host.name}: the connection dropped during the rollback; trying that step again`);
+        await fn();
+    }
+}
 async function rollbackHost(settings, run, deps) {
     if (settings.postDeploy.rollback === 'off' && run.serviceTouched) {
         run.report.outcome = 'failed-live';
@@ -59366,7 +59478,7 @@ async function rollbackHost(settings, run, deps) {
     for (let i = 0; i < pending.length; i++) {
         const step = pending[i];
         try {
-            await runRecorded(run, deps, step, () => execOk(run, step.action.script, step.title), true);
+            await againIfDropped(run, deps, () => runRecorded(run, deps, step, () => execOk(run, step.action.script, step.title), true));
         }
         catch (err) {
             run.report.outcome = 'rollback-failed';
@@ -59387,7 +59499,7 @@ async function rollbackHost(settings, run, deps) {
         return;
     }
     try {
-        await runRecorded(run, deps, { id: 'verify-rollback', title: 'Verify the restored release' }, async () => {
+        await againIfDropped(run, deps, () => runRecorded(run, deps, { id: 'verify-rollback', title: 'Verify the restored release' }, async () => {
             const running = run.plan?.steps.find(s => s.action.kind === 'await-running');
             if (running && running.action.kind === 'await-running')
                 await awaitRunning(running.action.script, run, settings, deps);
@@ -59400,7 +59512,7 @@ async function rollbackHost(settings, run, deps) {
             const failed = results.filter(r => !r.ok);
             if (failed.length)
                 throw new errors/* HealthCheckError */.b1(failed.map(f => `${f.name}: ${f.reason}`).join('; '), 'rollback');
-        }, true);
+        }, true));
         run.report.outcome = 'rolled-back';
         deps.log.info(`${run.host.name}: rolled back to ${run.report.previousRelease ?? 'the previous state'}, verified healthy`);
     }
@@ -59830,7 +59942,7 @@ async function run() {
             if (!host)
                 continue;
             try {
-                const shell = await (0,_io_ssh_js__WEBPACK_IMPORTED_MODULE_3__/* .connectHost */ .Z)(host, settings.ssh, _io_actions_log_js__WEBPACK_IMPORTED_MODULE_2__/* .actionsLogger */ .M);
+                const shell = await (0,_io_ssh_js__WEBPACK_IMPORTED_MODULE_3__/* .connectHost */ .Zj)(host, settings.ssh, _io_actions_log_js__WEBPACK_IMPORTED_MODULE_2__/* .actionsLogger */ .M);
                 const r = await shell.exec((0,_remote_commands_js__WEBPACK_IMPORTED_MODULE_4__/* .lockRelease */ .lT)(layout, token));
                 shell.close();
                 _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .warning */ .$e(`${name}: the deploy ended without releasing its lock; ${r.stdout.includes('released') ? 'released it now' : 'it was already gone'}.`);
@@ -60100,7 +60212,9 @@ function serviceCommands(service, layout) {
     const stop = service.stop
         ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cd -- ${workDir} 2>/dev/null || cd /`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .userScript */ .Vk)(service.stop))
         : pidfile
-            ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `pid=$(cat -- ${pidfile} 2>/dev/null || true)`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  kill -TERM "$pid"; i=0`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  while kill -0 "$pid" 2>/dev/null && [ "$i" -lt ${graceTenths} ]; do sleep 0.1; i=$((i + 1)); done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; echo "stopped with SIGKILL after the grace period" >&2; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `fi`)
+            ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `pid=$(cat -- ${pidfile} 2>/dev/null || true)`, 
+            // A zombie has exited: kill -0 still finds it until its parent (often init) reaps it.
+            (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if ${PID_ALIVE}; then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  kill -TERM "$pid"; i=0`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  while ${PID_ALIVE} && [ "$i" -lt ${graceTenths} ]; do sleep 0.1; i=$((i + 1)); done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  if ${PID_ALIVE}; then kill -KILL "$pid"; echo "stopped with SIGKILL after the grace period" >&2; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `fi`)
             : (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `:`;
     const status = pidfile
         ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `pid=$(cat -- ${pidfile} 2>/dev/null || true)`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if ${PID_ALIVE}; then echo ActiveState=active; echo "MainPID=$pid"; echo PidAlive=yes;`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `else echo ActiveState=inactive; echo MainPID=0; echo PidAlive=no; fi`)
@@ -60110,7 +60224,15 @@ function serviceCommands(service, layout) {
     const startLog = node_path__WEBPACK_IMPORTED_MODULE_0__.posix.join(layout.stateDir, 'service-start.log');
     return {
         stop,
-        start: (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cd -- ${workDir}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if ${(0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .userScript */ .Vk)(service.start)} </dev/null >${startLog} 2>&1; then rc=0; else rc=$?; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cat -- ${startLog} 2>/dev/null || true`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `exit "$rc"`),
+        start: (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cd -- ${workDir}`, 
+        // Started already, from this very release: a start sent again after the link dropped under
+        // the first one must not launch a second copy (which would fail to bind and take the pidfile).
+        ...(pidfile
+            ? [
+                (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `pid=$(cat -- ${pidfile} 2>/dev/null || true)`,
+                (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if ${PID_ALIVE} && [ "$(readlink -- "/proc/$pid/cwd" 2>/dev/null)" = "$(pwd -P)" ]; then echo "already running from this release (pid $pid)"; exit 0; fi`
+            ]
+            : []), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if ${(0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .userScript */ .Vk)(service.start)} </dev/null >${startLog} 2>&1; then rc=0; else rc=$?; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cat -- ${startLog} 2>/dev/null || true`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `exit "$rc"`),
         status,
         logs: (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `tail -n 30 -- ${startLog} 2>/dev/null || true`
     };

@@ -1,4 +1,5 @@
 import { NodeSSH, type Config } from 'node-ssh';
+import type { ClientChannel } from 'ssh2';
 import type { Readable, Writable } from 'node:stream';
 import { DeployError } from '../errors.js';
 import {
@@ -39,6 +40,8 @@ export interface ExecOptions {
  */
 export interface RemoteShell {
   readonly alias: string;
+  /** False once the connection under it is known to be gone (undefined: cannot tell). */
+  readonly alive?: boolean;
   exec(script: Shell, opts?: ExecOptions): Promise<ExecResult>;
   close(): void;
 }
@@ -63,82 +66,120 @@ function collect(stream: Readable, sink: Buffer[], total: { n: number }): void {
   });
 }
 
+/**
+ * A command that never reached the host: the connection was gone before its channel opened. It
+ * is safe to send again over a new connection (see {@link ReconnectingShell}).
+ */
+export class CommandNotSent extends DeployError {
+  constructor(message: string) {
+    super(message, 'deploy');
+  }
+}
+
 class Ssh2Shell implements RemoteShell {
+  private dead = false;
+
   constructor(
     readonly alias: string,
-    private readonly ssh: NodeSSH
-  ) {}
+    private readonly ssh: NodeSSH,
+    log: Logger
+  ) {
+    const client = ssh.connection;
+    // node-ssh stops listening for errors once connected: without a listener, a reset
+    // connection's 'error' event would end the whole process instead of failing one command.
+    client?.on('error', (err: Error) => {
+      this.dead = true;
+      log.debug(`${alias}: connection error: ${err.message}`);
+    });
+    client?.on('close', () => (this.dead = true));
+    client?.on('end', () => (this.dead = true));
+  }
+
+  get alive(): boolean {
+    return !this.dead && this.ssh.connection !== null;
+  }
 
   exec(script: Shell, opts: ExecOptions = {}): Promise<ExecResult> {
     const client = this.ssh.connection;
-    if (!client) return Promise.reject(new DeployError(`${this.alias}: connection is closed`, 'deploy'));
+    if (!client || this.dead)
+      return Promise.reject(new CommandNotSent(`${this.alias}: connection is closed`));
     const command = remoteCommandLine(script);
     return new Promise((resolve, reject) => {
-      client.exec(command, (err, channel) => {
-        if (err) {
-          reject(new DeployError(`${this.alias}: could not run a command: ${err.message}`, 'deploy'));
-          return;
-        }
-        const out: Buffer[] = [];
-        const errOut: Buffer[] = [];
-        collect(channel, out, { n: 0 });
-        collect(channel.stderr, errOut, { n: 0 });
-        let code: number | null = null;
-        let signal: string | undefined;
-        let settled = false;
-        const finish = (r: ExecResult) => {
-          if (settled) return;
-          settled = true;
-          if (timer) clearTimeout(timer);
-          opts.signal?.removeEventListener('abort', onAbort);
-          resolve(r);
-        };
-        const text = () => ({
-          stdout: Buffer.concat(out).toString('utf8'),
-          stderr: Buffer.concat(errOut).toString('utf8')
+      const notSent = (err: Error) => {
+        this.dead = true;
+        reject(new CommandNotSent(`${this.alias}: could not run a command: ${err.message}`));
+      };
+      try {
+        client.exec(command, (err, channel) => {
+          if (err) return notSent(err);
+          this.run(channel, opts, resolve);
         });
-        // A channel whose remote command still runs may never emit `close` after we close it:
-        // a timeout or an abort resolves at once instead of waiting for the command to end.
-        const giveUp = (why: string, exitCode: number) => {
-          const t = text();
-          finish({ code: exitCode, stdout: t.stdout, stderr: `${t.stderr}\n(${why})` });
-          channel.close();
-        };
-        const onAbort = () => giveUp('cancelled', 130);
-        const timer = opts.timeoutMs
-          ? setTimeout(() => giveUp(`timed out after ${opts.timeoutMs} ms`, 124), opts.timeoutMs)
-          : undefined;
-        if (opts.signal?.aborted) onAbort();
-        else opts.signal?.addEventListener('abort', onAbort);
-        channel.on('exit', (c: number | null, sig?: string) => {
-          code = c;
-          if (sig) signal = sig;
-        });
-        channel.on('close', () => {
-          const t = text();
-          // No exit status at all means the connection or the remote shell died: never success.
-          finish({
-            code: code ?? 255,
-            stdout: t.stdout,
-            stderr: signal ? `${t.stderr}\n(killed by ${signal})` : t.stderr
-          });
-        });
-        const stdin = opts.stdin;
-        if (stdin === undefined) channel.end();
-        else if (typeof stdin === 'string') channel.end(stdin);
-        else {
-          // The writer ends the channel when it is done; if it fails, the remote command must not
-          // wait for more input, and its output says why it stopped.
-          stdin(channel).catch((e: unknown) => {
-            channel.stderr.emit(
-              'data',
-              Buffer.from(`\nlocal input failed: ${e instanceof Error ? e.message : String(e)}`)
-            );
-            channel.close();
-          });
-        }
+      } catch (err) {
+        // ssh2 throws "Not connected" at once when its socket is already gone.
+        notSent(err instanceof Error ? err : new Error(String(err)));
+      }
+    });
+  }
+
+  private run(channel: ClientChannel, opts: ExecOptions, resolve: (r: ExecResult) => void): void {
+    const out: Buffer[] = [];
+    const errOut: Buffer[] = [];
+    collect(channel, out, { n: 0 });
+    collect(channel.stderr, errOut, { n: 0 });
+    let code: number | null = null;
+    let signal: string | undefined;
+    let settled = false;
+    const finish = (r: ExecResult) => {
+      if (settled) return;
+      settled = true;
+      if (timer) clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      resolve(r);
+    };
+    const text = () => ({
+      stdout: Buffer.concat(out).toString('utf8'),
+      stderr: Buffer.concat(errOut).toString('utf8')
+    });
+    // A channel whose remote command still runs may never emit `close` after we close it:
+    // a timeout or an abort resolves at once instead of waiting for the command to end.
+    const giveUp = (why: string, exitCode: number) => {
+      const t = text();
+      finish({ code: exitCode, stdout: t.stdout, stderr: `${t.stderr}\n(${why})` });
+      channel.close();
+    };
+    const onAbort = () => giveUp('cancelled', 130);
+    const timer = opts.timeoutMs
+      ? setTimeout(() => giveUp(`timed out after ${opts.timeoutMs} ms`, 124), opts.timeoutMs)
+      : undefined;
+    if (opts.signal?.aborted) onAbort();
+    else opts.signal?.addEventListener('abort', onAbort);
+    channel.on('exit', (c: number | null, sig?: string) => {
+      code = c;
+      if (sig) signal = sig;
+    });
+    channel.on('close', () => {
+      const t = text();
+      // No exit status at all means the connection or the remote shell died: never success.
+      finish({
+        code: code ?? 255,
+        stdout: t.stdout,
+        stderr: signal ? `${t.stderr}\n(killed by ${signal})` : t.stderr
       });
     });
+    const stdin = opts.stdin;
+    if (stdin === undefined) channel.end();
+    else if (typeof stdin === 'string') channel.end(stdin);
+    else {
+      // The writer ends the channel when it is done; if it fails, the remote command must not
+      // wait for more input, and its output says why it stopped.
+      stdin(channel).catch((e: unknown) => {
+        channel.stderr.emit(
+          'data',
+          Buffer.from(`\nlocal input failed: ${e instanceof Error ? e.message : String(e)}`)
+        );
+        channel.close();
+      });
+    }
   }
 
   close(): void {
@@ -262,7 +303,7 @@ async function connectOnce(
   // Every step is a short request and a short answer: with Nagle's algorithm on, each one waits
   // for the peer's delayed ACK (about 80 ms here, per command) before its last packet goes out.
   client.connection?.setNoDelay(true);
-  return new Ssh2Shell(host.name, client);
+  return new Ssh2Shell(host.name, client, log);
 }
 
 /** `auto` compresses for public addresses and names; loopback and private ranges go plain. */
@@ -321,4 +362,53 @@ async function huntPinnedKey(
     'connect',
     `If the host was rebuilt and its key legitimately changed, verify the new fingerprint out of band (\`${keyscan}\`) and update the pin.`
   );
+}
+
+/**
+ * A host connection that comes back. When the link dropped, the next command first opens a new
+ * connection (with the usual retries and the same pinned host key); a command that found the link
+ * already gone, before its channel opened, is sent again over the new one. Never a command that
+ * was running when it dropped: it has failed (no exit status) and may or may not have run on the
+ * host, so the deploy treats its step as failed and rolls back, over the new connection, and still
+ * writes its record and frees its lock there.
+ */
+export class ReconnectingShell implements RemoteShell {
+  private closed = false;
+  constructor(
+    private current: RemoteShell,
+    private readonly reconnect: () => Promise<RemoteShell>,
+    private readonly log: Logger
+  ) {}
+
+  get alias(): string {
+    return this.current.alias;
+  }
+
+  get alive(): boolean {
+    return this.current.alive !== false;
+  }
+
+  async exec(script: Shell, opts?: ExecOptions): Promise<ExecResult> {
+    if (!this.closed && this.current.alive === false) await this.replace();
+    try {
+      return await this.current.exec(script, opts);
+    } catch (err) {
+      // The command never left (the link was already gone): send it again over a new one.
+      if (this.closed || !(err instanceof CommandNotSent)) throw err;
+      await this.replace();
+      return this.current.exec(script, opts);
+    }
+  }
+
+  private async replace(): Promise<void> {
+    this.log.warn(`${this.alias}: the connection dropped; connecting again for the next command`);
+    this.current.close();
+    this.current = await this.reconnect();
+    this.log.info(`${this.alias}: connected again`);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.current.close();
+  }
 }

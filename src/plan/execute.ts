@@ -607,7 +607,14 @@ async function deployHost(
       );
     if (step.undo && !step.undoAfterSuccess) run.undo.push(step.undo);
     if (step.touchesService) run.serviceTouched = true;
-    await runRecorded(run, deps, step, () => runAction(step, run, settings, artifact, deps));
+    try {
+      await runRecorded(run, deps, step, () => runAction(step, run, settings, artifact, deps));
+    } catch (err) {
+      // The link dropped under the step: its command may have run on the host or not. Its undo
+      // (switch back, mark failed) is safe either way, so it is undone as if it had run.
+      if (step.undo && step.undoAfterSuccess && run.shell.alive === false) run.undo.push(step.undo);
+      throw err;
+    }
     if (step.undo && step.undoAfterSuccess) run.undo.push(step.undo);
   }
 }
@@ -1052,6 +1059,8 @@ async function runAction(
       const hashes = run.hashes;
       if (!hashes) throw new StepFailed(`${run.host.name}: nothing was uploaded to verify`, 'deploy');
       const r = await run.shell.exec(a.script, { stdin: manifestText(hashes) });
+      if (r.code !== 0 && run.shell.alive === false)
+        throw new StepFailed(`${run.host.name}: the connection dropped during verification`, 'deploy');
       if (r.code !== 0 && run.delta && !run.fullUpload) {
         // The previous release no longer matches its manifest (changed on the host since): the
         // links carried that change. Start over and send everything.
@@ -1225,6 +1234,21 @@ async function awaitRunning(
   );
 }
 
+/**
+ * Runs a rollback step once more when the link dropped under it. Undo steps are safe to repeat
+ * (stop, switch back, start again, mark failed, remove): whether or not the first try ran on the
+ * host, the second one, over a new connection, leaves it the same.
+ */
+async function againIfDropped(run: HostRun, deps: DeployDeps, fn: () => Promise<unknown>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    if (run.shell.alive !== false) throw err;
+    deps.log.warn(`${run.host.name}: the connection dropped during the rollback; trying that step again`);
+    await fn();
+  }
+}
+
 async function rollbackHost(settings: Settings, run: HostRun, deps: DeployDeps): Promise<void> {
   if (settings.postDeploy.rollback === 'off' && run.serviceTouched) {
     run.report.outcome = 'failed-live';
@@ -1235,7 +1259,9 @@ async function rollbackHost(settings: Settings, run: HostRun, deps: DeployDeps):
   for (let i = 0; i < pending.length; i++) {
     const step = pending[i]!;
     try {
-      await runRecorded(run, deps, step, () => execOk(run, step.action.script, step.title), true);
+      await againIfDropped(run, deps, () =>
+        runRecorded(run, deps, step, () => execOk(run, step.action.script, step.title), true)
+      );
     } catch (err) {
       run.report.outcome = 'rollback-failed';
       run.report.recovery = recoveryText(run, pending.slice(i));
@@ -1257,25 +1283,27 @@ async function rollbackHost(settings: Settings, run: HostRun, deps: DeployDeps):
     return;
   }
   try {
-    await runRecorded(
-      run,
-      deps,
-      { id: 'verify-rollback', title: 'Verify the restored release' },
-      async () => {
-        const running = run.plan?.steps.find(s => s.action.kind === 'await-running');
-        if (running && running.action.kind === 'await-running')
-          await awaitRunning(running.action.script, run, settings, deps);
-        const results = await deps.runChecks('rollback', [hostContext(run, settings)], {
-          id: run.report.previousRelease ?? '',
-          commit: run.report.previousDeploy?.commit ?? ''
-        });
-        run.report.rollbackChecks = results;
-        logChecks(results, deps.log);
-        const failed = results.filter(r => !r.ok);
-        if (failed.length)
-          throw new HealthCheckError(failed.map(f => `${f.name}: ${f.reason}`).join('; '), 'rollback');
-      },
-      true
+    await againIfDropped(run, deps, () =>
+      runRecorded(
+        run,
+        deps,
+        { id: 'verify-rollback', title: 'Verify the restored release' },
+        async () => {
+          const running = run.plan?.steps.find(s => s.action.kind === 'await-running');
+          if (running && running.action.kind === 'await-running')
+            await awaitRunning(running.action.script, run, settings, deps);
+          const results = await deps.runChecks('rollback', [hostContext(run, settings)], {
+            id: run.report.previousRelease ?? '',
+            commit: run.report.previousDeploy?.commit ?? ''
+          });
+          run.report.rollbackChecks = results;
+          logChecks(results, deps.log);
+          const failed = results.filter(r => !r.ok);
+          if (failed.length)
+            throw new HealthCheckError(failed.map(f => `${f.name}: ${f.reason}`).join('; '), 'rollback');
+        },
+        true
+      )
     );
     run.report.outcome = 'rolled-back';
     deps.log.info(

@@ -356,10 +356,11 @@ export function serviceCommands(service: ServiceSettings, layout: Layout): Servi
     : pidfile
       ? lines(
           sh`pid=$(cat -- ${pidfile} 2>/dev/null || true)`,
-          sh`if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then`,
+          // A zombie has exited: kill -0 still finds it until its parent (often init) reaps it.
+          sh`if ${PID_ALIVE}; then`,
           sh`  kill -TERM "$pid"; i=0`,
-          sh`  while kill -0 "$pid" 2>/dev/null && [ "$i" -lt ${graceTenths} ]; do sleep 0.1; i=$((i + 1)); done`,
-          sh`  if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; echo "stopped with SIGKILL after the grace period" >&2; fi`,
+          sh`  while ${PID_ALIVE} && [ "$i" -lt ${graceTenths} ]; do sleep 0.1; i=$((i + 1)); done`,
+          sh`  if ${PID_ALIVE}; then kill -KILL "$pid"; echo "stopped with SIGKILL after the grace period" >&2; fi`,
           sh`fi`
         )
       : sh`:`;
@@ -380,6 +381,14 @@ export function serviceCommands(service: ServiceSettings, layout: Layout): Servi
     stop,
     start: lines(
       sh`cd -- ${workDir}`,
+      // Started already, from this very release: a start sent again after the link dropped under
+      // the first one must not launch a second copy (which would fail to bind and take the pidfile).
+      ...(pidfile
+        ? [
+            sh`pid=$(cat -- ${pidfile} 2>/dev/null || true)`,
+            sh`if ${PID_ALIVE} && [ "$(readlink -- "/proc/$pid/cwd" 2>/dev/null)" = "$(pwd -P)" ]; then echo "already running from this release (pid $pid)"; exit 0; fi`
+          ]
+        : []),
       sh`if ${userScript(service.start)} </dev/null >${startLog} 2>&1; then rc=0; else rc=$?; fi`,
       sh`cat -- ${startLog} 2>/dev/null || true`,
       sh`exit "$rc"`
