@@ -10,51 +10,42 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startSandbox, type Sandbox } from '../../src/demo/sandbox.js';
+import type { Sandbox } from '../../src/demo/sandbox.js';
 import { runDeploy } from '../../src/deploy.js';
 import { memoryLogger, type Logger } from '../../src/io/log.js';
 import type { DeployResult } from '../../src/plan/execute.js';
 import { startCutProxy, type CutProxy } from '../harness/cut-proxy.js';
 import {
   commandServiceYaml,
-  freePort,
   get,
-  killPidfile,
   makeRelease,
-  settingsFor
+  settingsFor,
+  startTestHost,
+  stopTestHost,
+  type TestHost
 } from '../helpers/deploy.js';
 
 const TRIALS = Number(process.env.FAULT_TRIALS ?? 54);
 
+let t: TestHost;
 let host: Sandbox;
 let proxy: CutProxy;
-let base: string;
 let runDir: string;
 let target: string;
 let appPort: number;
 let yaml: string;
 
 beforeAll(async () => {
-  host = await startSandbox();
+  t = await startTestHost('faults');
+  ({ host, runDir, target, appPort } = t);
   proxy = await startCutProxy(host.port);
-  base = await mkdtemp(join(tmpdir(), 'dg-faults-'));
-  await chmod(base, 0o755);
-  runDir = join(base, 'run');
-  await mkdir(runDir);
-  if (process.getuid?.() === 0) execFileSync('chown', [`${host.user}:`, runDir]);
-  target = join(runDir, 'srv', 'app');
-  appPort = await freePort();
   yaml = commandServiceYaml(appPort, runDir);
 }, 30_000);
 
 afterAll(async () => {
-  killPidfile(join(runDir, 'app.pid'));
   await proxy?.close();
-  await host?.stop();
-  await rm(base, { recursive: true, force: true });
+  await stopTestHost(t);
 });
 
 /** A logger that cuts the link `delayMs` after the first line matching `when` (a step done, a group begun). */

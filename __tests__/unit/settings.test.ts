@@ -279,9 +279,15 @@ describe('check settings', () => {
   });
 });
 
-test('a lock TTL shorter than a deploy can take is refused', () => {
-  const e = () =>
-    settingsFrom(BASE_INPUTS, 'version: 1\ndeploy: { lock-ttl: 5m }\npost-deploy: { stability-window: 10m }');
-  expect(e).toThrow(/deploy\.lock-ttl: 5m is shorter than a deploy may hold the lock/);
-  expect(settingsFrom(BASE_INPUTS, 'version: 1\ndeploy: { lock-ttl: 30m }').lock.ttlMs).toBe(1_800_000);
+test('the lock TTL is how long an unrefreshed lock lasts: 2m by default, 10s to 24h, whatever the deploy takes', () => {
+  expect(settingsFrom(BASE_INPUTS, 'version: 1').lock.ttlMs).toBe(120_000);
+  // A long stability window needs no longer TTL: the holder refreshes its lock as it goes.
+  expect(
+    settingsFrom(BASE_INPUTS, 'version: 1\ndeploy: { lock-ttl: 30s }\npost-deploy: { stability-window: 10m }')
+      .lock.ttlMs
+  ).toBe(30_000);
+  expect(() => settingsFrom(BASE_INPUTS, 'version: 1\ndeploy: { lock-ttl: 5s }')).toThrow(/deploy\.lock-ttl/);
+  expect(() => settingsFrom(BASE_INPUTS, 'version: 1\ndeploy: { lock-ttl: 48h }')).toThrow(
+    /deploy\.lock-ttl/
+  );
 });

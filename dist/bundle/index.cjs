@@ -58107,23 +58107,31 @@ class ReconnectingShell {
     }
     async exec(script, opts) {
         if (!this.closed && this.current.alive === false)
-            await this.replace();
+            await this.replace(this.current);
+        const used = this.current;
         try {
-            return await this.current.exec(script, opts);
+            return await used.exec(script, opts);
         }
         catch (err) {
             // The command never left (the link was already gone): send it again over a new one.
             if (this.closed || !(err instanceof CommandNotSent))
                 throw err;
-            await this.replace();
+            await this.replace(used);
             return this.current.exec(script, opts);
         }
     }
-    async replace() {
-        this.log.warn(`${this.alias}: the connection dropped; connecting again for the next command`);
-        this.current.close();
-        this.current = await this.reconnect();
-        this.log.info(`${this.alias}: connected again`);
+    replacing;
+    /** Replaces a dead connection; commands that find it dead at the same time share one reconnect. */
+    async replace(dead) {
+        if (this.current !== dead)
+            return; // someone else already did
+        this.replacing ??= (async () => {
+            this.log.warn(`${this.alias}: the connection dropped; connecting again for the next command`);
+            dead.close();
+            this.current = await this.reconnect();
+            this.log.info(`${this.alias}: connected again`);
+        })().finally(() => (this.replacing = undefined));
+        await this.replacing;
     }
     close() {
         this.closed = true;
@@ -58765,6 +58773,7 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
         // alone change nothing and take no lock, so a pull request's checks never wait for a deploy.
         if (mode.kind !== 'pre')
             await lockHosts(runs, per, settings, layout, token, deps);
+        throwFirst(await inBatches(runs.filter(r => r.abandoned !== undefined), per, run => runRecorded(run, deps, { id: 'recover', title: 'Recover from the deploy that died' }, () => recoverAbandoned(run, settings, layout, deps))));
         const facts = new Map();
         const logs = new Map();
         throwFirst(await inBatches(runs, per, async (run) => {
@@ -58868,6 +58877,7 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
             }
             if (run.locked)
                 await unlock(run, layout, deps, token);
+            stopHeartbeat(run);
             run.shell.close();
         });
     }
@@ -59006,6 +59016,8 @@ stop) {
             throw new errors/* DeployError */.sH(`${run.host.name}: cancelled before "${step.title}"`, 'deploy');
         if (stop?.aborted)
             throw new errors/* DeployError */.sH(`${run.host.name}: stopped before "${step.title}": another host failed`, 'deploy');
+        if (run.lockLost)
+            throw new errors/* DeployError */.sH(`${run.host.name}: another deploy took over this host's lock; stopped before "${step.title}"`, 'deploy', 'The lock is taken over only when it was not refreshed for lock-ttl: check the link to this host and raise deploy.lock-ttl if it drops for that long.');
         if (step.undo && !step.undoAfterSuccess)
             run.undo.push(step.undo);
         if (step.touchesService)
@@ -59402,8 +59414,10 @@ wait) {
         const r = await run.shell.exec(script);
         if (r.code === 0) {
             run.locked = true;
+            startHeartbeat(run, settings, token, deps);
             deps.onLock?.(run.host, true, token);
             if (r.stdout.startsWith('taken-over')) {
+                run.abandoned = r.stdout.split('\n').slice(2).join('\n').trim();
                 deps.log.warn(`${run.host.name}: took over an abandoned lock (older than the TTL). Previous owner: ${r.stdout.split('\n').slice(1).join(' ').trim()}`);
             }
             return true;
@@ -59414,7 +59428,7 @@ wait) {
             return false;
         const owner = r.stdout.trim().split('\n').slice(1).join(' ');
         if (Date.now() >= deadline) {
-            throw new errors/* DeployError */.sH(`${run.host.name}: another deploy holds the lock: ${owner || '(owner unknown)'}`, 'deploy', `Wait for it to finish. If it is dead, its lock expires after ${Math.round(settings.lock.ttlMs / 1000)} s; or remove ${run.plan?.layout.lockDir ?? 'the lock directory'} on the host after checking nothing runs.`);
+            throw new errors/* DeployError */.sH(`${run.host.name}: another deploy holds the lock: ${owner || '(owner unknown)'}`, 'deploy', `Wait for it to finish. A deploy refreshes its lock while it runs; if it died, the lock is taken over ${Math.round(settings.lock.ttlMs / 1000)} s after its last refresh (deploy.lock-ttl). Or remove ${run.plan?.layout.lockDir ?? 'the lock directory'} on the host after checking nothing runs.`);
         }
         deps.log.info(`${run.host.name}: waiting for the lock held by ${owner}`);
         await deps.sleep(Math.min(5000, Math.max(200, deadline - Date.now())));
@@ -59568,7 +59582,83 @@ async function finishHost(settings, run, deps) {
         deps.log.warn(`${run.host.name}: pruning old releases failed: ${(0,errors/* describeError */.Uc)(err)}`);
     }
 }
+/**
+ * The deploy that held this host's lock died (the lock went unrefreshed for its TTL), maybe between
+ * two steps: its release switched in but never checked, or the service stopped. Before anything
+ * else this deploy puts the host back on the newest good release and makes sure the service runs.
+ * `current` itself is never half a release: it only ever moves to a verified tree, atomically.
+ */
+async function recoverAbandoned(run, settings, layout, deps) {
+    let owner = {};
+    try {
+        owner = JSON.parse(run.abandoned ?? '');
+    }
+    catch {
+        // An owner line from an older version or a hand-made lock: the release is unknown.
+    }
+    // The owner line comes from the host: only a plain release name is used in paths and commands.
+    const dead = typeof owner.release === 'string' && /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(owner.release)
+        ? owner.release
+        : undefined;
+    const service = (0,commands/* serviceCommands */.k_)(settings.service, layout);
+    if (layout.strategy === 'releases' && dead) {
+        const live = (await execOk(run, (0,shell.sh) `readlink -- ${layout.current} || true`, 'read current')).trim();
+        const releases = (0,plan_plan/* parseReleaseList */.rr)(await execOk(run, (0,commands/* listReleases */.tH)(layout), 'list releases'));
+        const good = releases
+            .filter(r => r.status === 'good' && r.id !== dead)
+            .sort((a, b) => (a.at ?? '').localeCompare(b.at ?? ''))
+            .at(-1);
+        if (external_node_path_.posix.basename(live) === dead && releases.find(r => r.id === dead)?.status !== 'good' && good) {
+            deps.log.warn(`${run.host.name}: the deploy of ${dead} died after switching to it, before it was checked: switching back to ${good.id}`);
+            if (service)
+                await execOk(run, service.stop, 'stop the service');
+            await execOk(run, (0,commands/* switchCurrent */.m1)(layout, (0,remote_layout/* releaseDir */.ZI)(layout, good.id), `recover-${dead}`), 'switch back');
+            await execOk(run, (0,commands/* markRelease */.vJ)(layout, dead, 'failed', deps.now(), 'unknown'), 'mark the release failed');
+        }
+    }
+    if (service) {
+        const state = (0,commands/* parseServiceStatus */.de)(await execOk(run, service.status, 'service status'));
+        if (!(state.active === 'active' && state.alive)) {
+            deps.log.warn(`${run.host.name}: the service was left stopped by the deploy that died: starting it`);
+            await execOk(run, service.start, 'start the service');
+        }
+    }
+}
+/**
+ * Refreshes a held lock a few times per TTL. A lock nobody refreshes for the TTL belongs to a
+ * deploy that died (a killed runner), and the next deploy takes it over; so a live deploy keeps
+ * its lock however long it runs. When the refresh finds the lock taken over, the deploy stops
+ * before its next step.
+ */
+function startHeartbeat(run, settings, token, deps) {
+    stopHeartbeat(run);
+    const every = Math.max(1000, Math.min(30_000, Math.floor(settings.lock.ttlMs / 4)));
+    const refresh = (0,commands/* lockRefresh */.Pt)((0,remote_layout/* layoutFor */.Q2)(settings.target), token);
+    let busy = false;
+    run.heartbeat = setInterval(() => {
+        if (busy || run.lockLost)
+            return;
+        busy = true;
+        run.shell
+            .exec(refresh, { timeoutMs: every })
+            .then(r => {
+            if (r.code !== commands/* LOCK_LOST */.lQ)
+                return;
+            run.lockLost = true;
+            deps.log.error(`${run.host.name}: another deploy has taken over the lock on this host`);
+        })
+            .catch(() => undefined) // a dropped link: the next beat (or step) connects again
+            .finally(() => (busy = false));
+    }, every);
+    run.heartbeat.unref?.();
+}
+function stopHeartbeat(run) {
+    if (run.heartbeat)
+        clearInterval(run.heartbeat);
+    run.heartbeat = undefined;
+}
 async function unlock(run, layout, deps, token) {
+    stopHeartbeat(run);
     try {
         await execOk(run, (0,commands/* lockRelease */.lT)(layout, token), 'release the lock');
         run.locked = false;
@@ -59678,7 +59768,8 @@ function lockOwner(settings, token, at) {
         release: settings.releaseId,
         url: settings.run.runUrl,
         at: at.toISOString(),
-        expires: new Date(at.getTime() + settings.lock.ttlMs).toISOString()
+        // Refreshed while the deploy runs; abandoned once it goes this long without a refresh.
+        ttl: `${Math.round(settings.lock.ttlMs / 1000)}s`
     });
 }
 /** The lock script for a host: taken before anything is read or planned (see `deploy`). */
@@ -59970,6 +60061,7 @@ async function run() {
 /* harmony export */   EN: () => (/* binding */ linkShared),
 /* harmony export */   Fz: () => (/* binding */ readDeployments),
 /* harmony export */   NU: () => (/* binding */ restoreTree),
+/* harmony export */   Pt: () => (/* binding */ lockRefresh),
 /* harmony export */   TX: () => (/* binding */ verifyManifest),
 /* harmony export */   WI: () => (/* binding */ readManifest),
 /* harmony export */   YW: () => (/* binding */ removePaths),
@@ -59983,6 +60075,7 @@ async function run() {
 /* harmony export */   "in": () => (/* binding */ removeCurrent),
 /* harmony export */   k_: () => (/* binding */ serviceCommands),
 /* harmony export */   l1: () => (/* binding */ unpack),
+/* harmony export */   lQ: () => (/* binding */ LOCK_LOST),
 /* harmony export */   lT: () => (/* binding */ lockRelease),
 /* harmony export */   m1: () => (/* binding */ switchCurrent),
 /* harmony export */   me: () => (/* binding */ checkRelease),
@@ -60007,6 +60100,8 @@ async function run() {
  */
 /** Exit code the lock script uses for "held by someone else". */
 const LOCK_BUSY = 75;
+/** Exit code of the lock refresh for "this lock is not ours any more". */
+const LOCK_LOST = 76;
 /** Read-only: checks the tools deployguard needs and reports the live release. */
 function probe(layout) {
     return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `for tool in tar sha256sum find mv ln readlink; do`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  command -v "$tool" >/dev/null 2>&1 || { echo "missing tool on host: $tool" >&2; exit 3; }`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `done`, layout.strategy === 'releases'
@@ -60055,6 +60150,15 @@ function lockAcquire(layout, owner, ttlSeconds) {
 function lockRelease(layout, token) {
     const lock = layout.lockDir;
     return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -f ${lock}/owner ] && grep -qF -- ${token} ${lock}/owner; then rm -rf -- ${lock}; echo released; fi`;
+}
+/**
+ * The holder's heartbeat: the lock's mtime is when it was last refreshed, and a lock left
+ * unrefreshed for the TTL is abandoned (its deploy died). Exits LOCK_LOST when another deploy
+ * has taken the lock over.
+ */
+function lockRefresh(layout, token) {
+    const lock = layout.lockDir;
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -f ${lock}/owner ] && grep -qF -- ${token} ${lock}/owner; then touch -c -- ${lock}; else exit ${LOCK_LOST}; fi`;
 }
 /** A fresh, empty staging directory for the upload. */
 function prepareStaging(dir) {
@@ -63512,7 +63616,7 @@ const configSchema = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .obj */ .WL)({
     deploy: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .obj */ .WL)({
         'before-switch': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(command),
         'lock-wait': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .duration */ .p0)({ max: '1h', example: '2m' }), '2m'),
-        'lock-ttl': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .duration */ .p0)({ min: '1m', max: '168h', example: '1h' }), '1h'),
+        'lock-ttl': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .duration */ .p0)({ min: '10s', max: '24h', example: '2m' }), '2m'),
         'max-parallel': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .union */ .KC)([
             (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .int */ .Wh)({ min: 1, max: 500, example: 5 }),
             (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({ pattern: /^(100|[1-9][0-9]?)%$/, expected: 'a percentage like 25%', example: '25%' })
@@ -63865,14 +63969,10 @@ function parseSettings(src) {
         p.list.push(`input \`health-url\`: expected an http(s) URL, got "${healthUrl.slice(0, 60)}". Example: health-url: https://example.com/health`);
     }
     const checks = checksFrom(file, healthUrl, src.env, p, src.onSecret);
-    // The lock is not refreshed while a deploy runs, so it must outlive the longest deploy step.
-    const lockTtl = file?.deploy['lock-ttl'] ?? 3_600_000;
+    // The holder refreshes its lock several times per TTL: a lock left unrefreshed that long is
+    // abandoned (its deploy died), however long a healthy deploy runs.
+    const lockTtl = file?.deploy['lock-ttl'] ?? 120_000;
     const window = stabilityWindow ?? file?.['post-deploy']['stability-window'] ?? 30_000;
-    const startTimeout = service.manager === 'none' ? 0 : service.startTimeoutMs;
-    const minTtl = window + 2 * startTimeout + 10 * 60_000;
-    if (lockTtl < minTtl) {
-        p.list.push(`deploy.lock-ttl: ${Math.round(lockTtl / 60_000)}m is shorter than a deploy may hold the lock (stability window + start timeouts + 10m = ${Math.ceil(minTtl / 60_000)}m); another deploy could take it over mid-deploy. Example: lock-ttl: ${Math.ceil(minTtl / 60_000) + 5}m`);
-    }
     if (p.list.length) {
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .ConfigError */ .xL(`Invalid configuration (nothing was deployed):\n${p.list.map(l => `  - ${l}`).join('\n')}`, 'Fix the items above; every one is listed, so one pass is enough.');
     }

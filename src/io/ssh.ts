@@ -389,22 +389,30 @@ export class ReconnectingShell implements RemoteShell {
   }
 
   async exec(script: Shell, opts?: ExecOptions): Promise<ExecResult> {
-    if (!this.closed && this.current.alive === false) await this.replace();
+    if (!this.closed && this.current.alive === false) await this.replace(this.current);
+    const used = this.current;
     try {
-      return await this.current.exec(script, opts);
+      return await used.exec(script, opts);
     } catch (err) {
       // The command never left (the link was already gone): send it again over a new one.
       if (this.closed || !(err instanceof CommandNotSent)) throw err;
-      await this.replace();
+      await this.replace(used);
       return this.current.exec(script, opts);
     }
   }
 
-  private async replace(): Promise<void> {
-    this.log.warn(`${this.alias}: the connection dropped; connecting again for the next command`);
-    this.current.close();
-    this.current = await this.reconnect();
-    this.log.info(`${this.alias}: connected again`);
+  private replacing: Promise<void> | undefined;
+
+  /** Replaces a dead connection; commands that find it dead at the same time share one reconnect. */
+  private async replace(dead: RemoteShell): Promise<void> {
+    if (this.current !== dead) return; // someone else already did
+    this.replacing ??= (async () => {
+      this.log.warn(`${this.alias}: the connection dropped; connecting again for the next command`);
+      dead.close();
+      this.current = await this.reconnect();
+      this.log.info(`${this.alias}: connected again`);
+    })().finally(() => (this.replacing = undefined));
+    await this.replacing;
   }
 
   close(): void {

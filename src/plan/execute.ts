@@ -9,12 +9,17 @@ import {
   checkRelease,
   linkUnchanged,
   LOCK_BUSY,
+  LOCK_LOST,
+  lockRefresh,
   readManifest,
   readPreviousRelease,
   RELEASE_MISSING,
   listReleases,
   lockRelease,
+  markRelease,
   parseServiceStatus,
+  serviceCommands,
+  switchCurrent,
   probe,
   pruneManifests,
   removePaths,
@@ -31,7 +36,7 @@ import {
   type DeploymentEntry,
   type DeploymentLog
 } from '../report/history.js';
-import { remoteCommandLine, type Shell } from '../remote/shell.js';
+import { remoteCommandLine, sh, type Shell } from '../remote/shell.js';
 import type { HostSettings, Settings } from '../settings/types.js';
 import { manifestText, type Artifact } from '../transfer/artifact.js';
 import { writeArchive } from '../transfer/tar.js';
@@ -224,6 +229,12 @@ interface HostRun {
   fullUpload?: boolean;
   /** Several hosts work at once: their log lines carry the host name instead of a group. */
   readonly parallel?: boolean;
+  /** Refreshes the held lock (its heartbeat) until it is released. */
+  heartbeat?: ReturnType<typeof setInterval>;
+  /** Another deploy took the lock over: this one must not change the host any further. */
+  lockLost?: boolean;
+  /** This deploy took over an abandoned lock: the owner line of the deploy that died holding it. */
+  abandoned?: string;
 }
 
 /**
@@ -310,6 +321,16 @@ export async function deploy(
     // to, must not change under us between reading it and acting on it. The pre-deploy checks
     // alone change nothing and take no lock, so a pull request's checks never wait for a deploy.
     if (mode.kind !== 'pre') await lockHosts(runs, per, settings, layout, token, deps);
+    throwFirst(
+      await inBatches(
+        runs.filter(r => r.abandoned !== undefined),
+        per,
+        run =>
+          runRecorded(run, deps, { id: 'recover', title: 'Recover from the deploy that died' }, () =>
+            recoverAbandoned(run, settings, layout, deps)
+          )
+      )
+    );
     const facts = new Map<HostRun, HostFacts>();
     const logs = new Map<HostRun, DeploymentLog>();
     throwFirst(
@@ -436,6 +457,7 @@ export async function deploy(
         });
       }
       if (run.locked) await unlock(run, layout, deps, token);
+      stopHeartbeat(run);
       run.shell.close();
     });
   }
@@ -604,6 +626,12 @@ async function deployHost(
       throw new DeployError(
         `${run.host.name}: stopped before "${step.title}": another host failed`,
         'deploy'
+      );
+    if (run.lockLost)
+      throw new DeployError(
+        `${run.host.name}: another deploy took over this host's lock; stopped before "${step.title}"`,
+        'deploy',
+        'The lock is taken over only when it was not refreshed for lock-ttl: check the link to this host and raise deploy.lock-ttl if it drops for that long.'
       );
     if (step.undo && !step.undoAfterSuccess) run.undo.push(step.undo);
     if (step.touchesService) run.serviceTouched = true;
@@ -1164,8 +1192,10 @@ async function acquireLock(
     const r = await run.shell.exec(script);
     if (r.code === 0) {
       run.locked = true;
+      startHeartbeat(run, settings, token, deps);
       deps.onLock?.(run.host, true, token);
       if (r.stdout.startsWith('taken-over')) {
+        run.abandoned = r.stdout.split('\n').slice(2).join('\n').trim();
         deps.log.warn(
           `${run.host.name}: took over an abandoned lock (older than the TTL). Previous owner: ${r.stdout.split('\n').slice(1).join(' ').trim()}`
         );
@@ -1184,7 +1214,7 @@ async function acquireLock(
       throw new DeployError(
         `${run.host.name}: another deploy holds the lock: ${owner || '(owner unknown)'}`,
         'deploy',
-        `Wait for it to finish. If it is dead, its lock expires after ${Math.round(settings.lock.ttlMs / 1000)} s; or remove ${run.plan?.layout.lockDir ?? 'the lock directory'} on the host after checking nothing runs.`
+        `Wait for it to finish. A deploy refreshes its lock while it runs; if it died, the lock is taken over ${Math.round(settings.lock.ttlMs / 1000)} s after its last refresh (deploy.lock-ttl). Or remove ${run.plan?.layout.lockDir ?? 'the lock directory'} on the host after checking nothing runs.`
       );
     }
     deps.log.info(`${run.host.name}: waiting for the lock held by ${owner}`);
@@ -1372,12 +1402,98 @@ async function finishHost(settings: Settings, run: HostRun, deps: DeployDeps): P
   }
 }
 
+/**
+ * The deploy that held this host's lock died (the lock went unrefreshed for its TTL), maybe between
+ * two steps: its release switched in but never checked, or the service stopped. Before anything
+ * else this deploy puts the host back on the newest good release and makes sure the service runs.
+ * `current` itself is never half a release: it only ever moves to a verified tree, atomically.
+ */
+async function recoverAbandoned(
+  run: HostRun,
+  settings: Settings,
+  layout: ReturnType<typeof layoutFor>,
+  deps: DeployDeps
+): Promise<void> {
+  let owner: { release?: unknown } = {};
+  try {
+    owner = JSON.parse(run.abandoned ?? '') as { release?: unknown };
+  } catch {
+    // An owner line from an older version or a hand-made lock: the release is unknown.
+  }
+  // The owner line comes from the host: only a plain release name is used in paths and commands.
+  const dead =
+    typeof owner.release === 'string' && /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(owner.release)
+      ? owner.release
+      : undefined;
+  const service = serviceCommands(settings.service, layout);
+  if (layout.strategy === 'releases' && dead) {
+    const live = (await execOk(run, sh`readlink -- ${layout.current} || true`, 'read current')).trim();
+    const releases = parseReleaseList(await execOk(run, listReleases(layout), 'list releases'));
+    const good = releases
+      .filter(r => r.status === 'good' && r.id !== dead)
+      .sort((a, b) => (a.at ?? '').localeCompare(b.at ?? ''))
+      .at(-1);
+    if (posix.basename(live) === dead && releases.find(r => r.id === dead)?.status !== 'good' && good) {
+      deps.log.warn(
+        `${run.host.name}: the deploy of ${dead} died after switching to it, before it was checked: switching back to ${good.id}`
+      );
+      if (service) await execOk(run, service.stop, 'stop the service');
+      await execOk(run, switchCurrent(layout, releaseDir(layout, good.id), `recover-${dead}`), 'switch back');
+      await execOk(
+        run,
+        markRelease(layout, dead, 'failed', deps.now(), 'unknown'),
+        'mark the release failed'
+      );
+    }
+  }
+  if (service) {
+    const state = parseServiceStatus(await execOk(run, service.status, 'service status'));
+    if (!(state.active === 'active' && state.alive)) {
+      deps.log.warn(`${run.host.name}: the service was left stopped by the deploy that died: starting it`);
+      await execOk(run, service.start, 'start the service');
+    }
+  }
+}
+
+/**
+ * Refreshes a held lock a few times per TTL. A lock nobody refreshes for the TTL belongs to a
+ * deploy that died (a killed runner), and the next deploy takes it over; so a live deploy keeps
+ * its lock however long it runs. When the refresh finds the lock taken over, the deploy stops
+ * before its next step.
+ */
+function startHeartbeat(run: HostRun, settings: Settings, token: string, deps: DeployDeps): void {
+  stopHeartbeat(run);
+  const every = Math.max(1000, Math.min(30_000, Math.floor(settings.lock.ttlMs / 4)));
+  const refresh = lockRefresh(layoutFor(settings.target), token);
+  let busy = false;
+  run.heartbeat = setInterval(() => {
+    if (busy || run.lockLost) return;
+    busy = true;
+    run.shell
+      .exec(refresh, { timeoutMs: every })
+      .then(r => {
+        if (r.code !== LOCK_LOST) return;
+        run.lockLost = true;
+        deps.log.error(`${run.host.name}: another deploy has taken over the lock on this host`);
+      })
+      .catch(() => undefined) // a dropped link: the next beat (or step) connects again
+      .finally(() => (busy = false));
+  }, every);
+  run.heartbeat.unref?.();
+}
+
+function stopHeartbeat(run: HostRun): void {
+  if (run.heartbeat) clearInterval(run.heartbeat);
+  run.heartbeat = undefined;
+}
+
 async function unlock(
   run: HostRun,
   layout: ReturnType<typeof layoutFor>,
   deps: DeployDeps,
   token: string
 ): Promise<void> {
+  stopHeartbeat(run);
   try {
     await execOk(run, lockRelease(layout, token), 'release the lock');
     run.locked = false;

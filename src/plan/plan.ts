@@ -75,7 +75,8 @@ export function lockOwner(settings: Settings, token: string, at: Date): string {
     release: settings.releaseId,
     url: settings.run.runUrl,
     at: at.toISOString(),
-    expires: new Date(at.getTime() + settings.lock.ttlMs).toISOString()
+    // Refreshed while the deploy runs; abandoned once it goes this long without a refresh.
+    ttl: `${Math.round(settings.lock.ttlMs / 1000)}s`
   });
 }
 

@@ -11,6 +11,8 @@ import { lines, sh, Shell, userScript } from './shell.js';
 
 /** Exit code the lock script uses for "held by someone else". */
 export const LOCK_BUSY = 75;
+/** Exit code of the lock refresh for "this lock is not ours any more". */
+export const LOCK_LOST = 76;
 
 /** Read-only: checks the tools deployguard needs and reports the live release. */
 export function probe(layout: Layout): Shell {
@@ -94,6 +96,16 @@ export function lockAcquire(layout: Layout, owner: string, ttlSeconds: number): 
 export function lockRelease(layout: Layout, token: string): Shell {
   const lock = layout.lockDir;
   return sh`if [ -f ${lock}/owner ] && grep -qF -- ${token} ${lock}/owner; then rm -rf -- ${lock}; echo released; fi`;
+}
+
+/**
+ * The holder's heartbeat: the lock's mtime is when it was last refreshed, and a lock left
+ * unrefreshed for the TTL is abandoned (its deploy died). Exits LOCK_LOST when another deploy
+ * has taken the lock over.
+ */
+export function lockRefresh(layout: Layout, token: string): Shell {
+  const lock = layout.lockDir;
+  return sh`if [ -f ${lock}/owner ] && grep -qF -- ${token} ${lock}/owner; then touch -c -- ${lock}; else exit ${LOCK_LOST}; fi`;
 }
 
 /** A fresh, empty staging directory for the upload. */

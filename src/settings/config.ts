@@ -241,7 +241,7 @@ export const configSchema = obj(
       obj({
         'before-switch': optional(command),
         'lock-wait': optional(duration({ max: '1h', example: '2m' }), '2m'),
-        'lock-ttl': optional(duration({ min: '1m', max: '168h', example: '1h' }), '1h'),
+        'lock-ttl': optional(duration({ min: '10s', max: '24h', example: '2m' }), '2m'),
         'max-parallel': optional(
           union(
             [

@@ -332,16 +332,10 @@ export function parseSettings(src: SettingsSource): Settings {
   }
   const checks = checksFrom(file, healthUrl, src.env, p, src.onSecret);
 
-  // The lock is not refreshed while a deploy runs, so it must outlive the longest deploy step.
-  const lockTtl = file?.deploy['lock-ttl'] ?? 3_600_000;
+  // The holder refreshes its lock several times per TTL: a lock left unrefreshed that long is
+  // abandoned (its deploy died), however long a healthy deploy runs.
+  const lockTtl = file?.deploy['lock-ttl'] ?? 120_000;
   const window = stabilityWindow ?? file?.['post-deploy']['stability-window'] ?? 30_000;
-  const startTimeout = service.manager === 'none' ? 0 : service.startTimeoutMs;
-  const minTtl = window + 2 * startTimeout + 10 * 60_000;
-  if (lockTtl < minTtl) {
-    p.list.push(
-      `deploy.lock-ttl: ${Math.round(lockTtl / 60_000)}m is shorter than a deploy may hold the lock (stability window + start timeouts + 10m = ${Math.ceil(minTtl / 60_000)}m); another deploy could take it over mid-deploy. Example: lock-ttl: ${Math.ceil(minTtl / 60_000) + 5}m`
-    );
-  }
 
   if (p.list.length) {
     throw new ConfigError(
