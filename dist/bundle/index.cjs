@@ -59601,8 +59601,11 @@ async function recoverAbandoned(run, settings, layout, deps) {
         ? owner.release
         : undefined;
     const service = (0,commands/* serviceCommands */.k_)(settings.service, layout);
+    // Nothing live yet (the dead deploy was the first): there is nothing to return to or to start.
+    const live = (await execOk(run, (0,shell.sh) `if [ -e ${layout.current} ]; then readlink -- ${layout.current} || echo live; fi`, 'read current')).trim();
+    if (!live)
+        return;
     if (layout.strategy === 'releases' && dead) {
-        const live = (await execOk(run, (0,shell.sh) `readlink -- ${layout.current} || true`, 'read current')).trim();
         const releases = (0,plan_plan/* parseReleaseList */.rr)(await execOk(run, (0,commands/* listReleases */.tH)(layout), 'list releases'));
         const good = releases
             .filter(r => r.status === 'good' && r.id !== dead)

@@ -1426,8 +1426,16 @@ async function recoverAbandoned(
       ? owner.release
       : undefined;
   const service = serviceCommands(settings.service, layout);
+  // Nothing live yet (the dead deploy was the first): there is nothing to return to or to start.
+  const live = (
+    await execOk(
+      run,
+      sh`if [ -e ${layout.current} ]; then readlink -- ${layout.current} || echo live; fi`,
+      'read current'
+    )
+  ).trim();
+  if (!live) return;
   if (layout.strategy === 'releases' && dead) {
-    const live = (await execOk(run, sh`readlink -- ${layout.current} || true`, 'read current')).trim();
     const releases = parseReleaseList(await execOk(run, listReleases(layout), 'list releases'));
     const good = releases
       .filter(r => r.status === 'good' && r.id !== dead)
