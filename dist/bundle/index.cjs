@@ -63749,6 +63749,13 @@ const ENV_FALLBACK = {
     'github-token': 'GITHUB_TOKEN'
 };
 const YAML_MAX_BYTES = 1024 * 1024;
+/**
+ * Input shown in a message: quoted and escaped, so a newline in it cannot start a line of its own
+ * in the log (on GitHub, a line starting with `::` would be a workflow command).
+ */
+function quoted(value, max) {
+    return JSON.stringify(value.slice(0, max));
+}
 function readYaml(text, path) {
     if (text.length > YAML_MAX_BYTES)
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .ConfigError */ .xL(`${path}: the file is larger than 1 MiB`);
@@ -63768,7 +63775,7 @@ function inputInt(p, name, raw, min, max, example) {
     if (raw === undefined)
         return undefined;
     if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
-        p.list.push(`input \`${name}\`: expected an integer from ${min} to ${max}, got "${raw.slice(0, 40)}". Example: ${name}: ${example}`);
+        p.list.push(`input \`${name}\`: expected an integer from ${min} to ${max}, got ${quoted(raw, 40)}. Example: ${name}: ${example}`);
         return undefined;
     }
     return Number(raw);
@@ -63780,7 +63787,7 @@ function inputBool(p, name, raw) {
         return true;
     if (/^(false|no|off|0)$/i.test(raw))
         return false;
-    p.list.push(`input \`${name}\`: expected true or false, got "${raw.slice(0, 40)}". Example: ${name}: true`);
+    p.list.push(`input \`${name}\`: expected true or false, got ${quoted(raw, 40)}. Example: ${name}: true`);
     return undefined;
 }
 function inputDuration(p, name, raw, example) {
@@ -63788,7 +63795,7 @@ function inputDuration(p, name, raw, example) {
         return undefined;
     const ms = (0,_schema_js__WEBPACK_IMPORTED_MODULE_4__/* .parseDuration */ .E9)(raw);
     if (ms === undefined)
-        p.list.push(`input \`${name}\`: expected a duration like ${example}, got "${raw.slice(0, 40)}". Example: ${name}: ${example}`);
+        p.list.push(`input \`${name}\`: expected a duration like ${example}, got ${quoted(raw, 40)}. Example: ${name}: ${example}`);
     return ms;
 }
 function defaultReleaseId(now, commit) {
@@ -63830,10 +63837,10 @@ function parseSettings(src) {
     const githubDeployment = inputBool(p, 'github-deployment', get('github-deployment'));
     const commentInput = get('comment');
     if (commentInput !== undefined && !['auto', 'pr', 'commit', 'both', 'none'].includes(commentInput))
-        p.list.push(`input \`comment\`: expected auto, pr, commit, both or none, got "${commentInput.slice(0, 40)}". Example: comment: pr`);
+        p.list.push(`input \`comment\`: expected auto, pr, commit, both or none, got ${quoted(commentInput, 40)}. Example: comment: pr`);
     const envUrl = get('environment-url');
     if (envUrl !== undefined && !/^https?:\/\/\S+$/.test(envUrl))
-        p.list.push(`input \`environment-url\`: expected an http(s) URL, got "${envUrl.slice(0, 60)}". Example: environment-url: https://app.example.com`);
+        p.list.push(`input \`environment-url\`: expected an http(s) URL, got ${quoted(envUrl, 60)}. Example: environment-url: https://app.example.com`);
     const reason = get('reason');
     if (reason !== undefined && reason.length > 2000)
         p.list.push('input `reason`: longer than 2000 characters. Example: reason: hotfix for the login timeout');
@@ -63863,17 +63870,17 @@ function parseSettings(src) {
     const inputFingerprints = hostKeyInput ? hostKeyInput.split(/[\s,]+/).filter(Boolean) : [];
     for (const f of inputFingerprints) {
         if (!/^SHA256:[A-Za-z0-9+/]{43}=?$/.test(f)) {
-            p.list.push(`input \`host-key\`: "${f.slice(0, 60)}" is not a SHA256 fingerprint. Example: host-key: SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s`);
+            p.list.push(`input \`host-key\`: ${quoted(f, 60)} is not a SHA256 fingerprint. Example: host-key: SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s`);
         }
     }
     // Hosts: the `host` input replaces the file's list (one host); otherwise the file's list.
     const hostInput = get('host');
     if (hostInput !== undefined && !/^[A-Za-z0-9._:-]{1,253}$/.test(hostInput)) {
-        p.list.push(`input \`host\`: "${hostInput.slice(0, 60)}" is not a hostname or IP address. Example: host: 203.0.113.10`);
+        p.list.push(`input \`host\`: ${quoted(hostInput, 60)} is not a hostname or IP address. Example: host: 203.0.113.10`);
     }
     const defaultUser = get('user');
     if (defaultUser !== undefined && !/^[a-z_][a-z0-9_.-]{0,31}$/.test(defaultUser)) {
-        p.list.push(`input \`user\`: "${defaultUser.slice(0, 40)}" is not a user name. Example: user: deploy`);
+        p.list.push(`input \`user\`: ${quoted(defaultUser, 40)} is not a user name. Example: user: deploy`);
     }
     const fileHosts = hostInput
         ? [
@@ -63939,23 +63946,23 @@ function parseSettings(src) {
     else if (!/^\/(?:[A-Za-z0-9._@+-]+\/?)*$/.test(targetPath) ||
         /(^|\/)\.\.?(\/|$)/.test(targetPath) ||
         targetPath === '/') {
-        p.list.push(`target path "${targetPath.slice(0, 80)}": expected an absolute path like /srv/myapp, without \`..\`, and not /.`);
+        p.list.push(`target path ${quoted(targetPath, 80)}: expected an absolute path like /srv/myapp, without \`..\`, and not /.`);
     }
     const strategyInput = get('strategy');
     if (strategyInput !== undefined && strategyInput !== 'releases' && strategyInput !== 'in-place') {
-        p.list.push(`input \`strategy\`: expected \`releases\` or \`in-place\`, got "${strategyInput.slice(0, 40)}". Example: strategy: releases`);
+        p.list.push(`input \`strategy\`: expected \`releases\` or \`in-place\`, got ${quoted(strategyInput, 40)}. Example: strategy: releases`);
     }
     const artifact = get('artifact') ?? file?.artifact;
     if (!artifact && deploying && src.purpose !== 'hosts')
         p.list.push('no artifact: set `artifact` in deployguard.yml or the `artifact` input to the file or directory to ship. Example: artifact: dist/');
     const releaseIdInput = get('release-id');
     if (releaseIdInput !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(releaseIdInput)) {
-        p.list.push(`input \`release-id\`: "${releaseIdInput.slice(0, 60)}" may only hold letters, digits, . _ - (starting with a letter or digit). Example: release-id: 2026-11-26.1`);
+        p.list.push(`input \`release-id\`: ${quoted(releaseIdInput, 60)} may only hold letters, digits, . _ - (starting with a letter or digit). Example: release-id: 2026-11-26.1`);
     }
     const service = serviceFrom(p, file, get);
     const scanInput = get('scan');
     if (scanInput !== undefined && !['both', 'commits', 'artifact', 'none'].includes(scanInput)) {
-        p.list.push(`input \`scan\`: expected both, commits, artifact or none, got "${scanInput.slice(0, 40)}". Example: scan: both`);
+        p.list.push(`input \`scan\`: expected both, commits, artifact or none, got ${quoted(scanInput, 40)}. Example: scan: both`);
     }
     const fileScan = file?.['pre-deploy'].gitleaks ?? true;
     const scanMode = scanInput === 'none'
@@ -63969,7 +63976,7 @@ function parseSettings(src) {
                     : fileScan;
     const healthUrl = get('health-url');
     if (healthUrl !== undefined && !/^https?:\/\/\S+$/.test(healthUrl)) {
-        p.list.push(`input \`health-url\`: expected an http(s) URL, got "${healthUrl.slice(0, 60)}". Example: health-url: https://example.com/health`);
+        p.list.push(`input \`health-url\`: expected an http(s) URL, got ${quoted(healthUrl, 60)}. Example: health-url: https://example.com/health`);
     }
     const checks = checksFrom(file, healthUrl, src.env, p, src.onSecret);
     // The holder refreshes its lock several times per TTL: a lock left unrefreshed that long is
@@ -64057,7 +64064,7 @@ function serviceFrom(p, file, get) {
     const managerInput = get('service-manager');
     const nameInput = get('service-name');
     if (managerInput !== undefined && !['systemd', 'command', 'none'].includes(managerInput)) {
-        p.list.push(`input \`service-manager\`: expected systemd, command or none, got "${managerInput.slice(0, 40)}". Example: service-manager: systemd`);
+        p.list.push(`input \`service-manager\`: expected systemd, command or none, got ${quoted(managerInput, 40)}. Example: service-manager: systemd`);
         return { manager: 'none' };
     }
     const fromFile = file?.service;
@@ -64067,7 +64074,7 @@ function serviceFrom(p, file, get) {
         (managerInput === undefined && nameInput !== undefined && fromFile === undefined)) {
         const unit = nameInput ?? (fromFile?.manager === 'systemd' ? fromFile.name : undefined);
         if (!unit || !/^[A-Za-z0-9:_.@\\-]{1,255}$/.test(unit)) {
-            p.list.push(`input \`service-name\`: a systemd unit name is needed, got "${(unit ?? '').slice(0, 60)}". Example: service-name: myapp`);
+            p.list.push(`input \`service-name\`: a systemd unit name is needed, got ${quoted(unit ?? '', 60)}. Example: service-name: myapp`);
             return { manager: 'none' };
         }
         return {

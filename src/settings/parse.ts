@@ -45,6 +45,14 @@ const ENV_FALLBACK: Record<string, string> = {
 
 const YAML_MAX_BYTES = 1024 * 1024;
 
+/**
+ * Input shown in a message: quoted and escaped, so a newline in it cannot start a line of its own
+ * in the log (on GitHub, a line starting with `::` would be a workflow command).
+ */
+function quoted(value: string, max: number): string {
+  return JSON.stringify(value.slice(0, max));
+}
+
 function readYaml(text: string, path: string): unknown {
   if (text.length > YAML_MAX_BYTES) throw new ConfigError(`${path}: the file is larger than 1 MiB`);
   // maxAliasCount bounds "billion laughs" alias bombs; merge keys and custom tags stay off.
@@ -80,7 +88,7 @@ function inputInt(
   if (raw === undefined) return undefined;
   if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
     p.list.push(
-      `input \`${name}\`: expected an integer from ${min} to ${max}, got "${raw.slice(0, 40)}". Example: ${name}: ${example}`
+      `input \`${name}\`: expected an integer from ${min} to ${max}, got ${quoted(raw, 40)}. Example: ${name}: ${example}`
     );
     return undefined;
   }
@@ -91,7 +99,7 @@ function inputBool(p: Problems, name: string, raw: string | undefined): boolean 
   if (raw === undefined) return undefined;
   if (/^(true|yes|on|1)$/i.test(raw)) return true;
   if (/^(false|no|off|0)$/i.test(raw)) return false;
-  p.list.push(`input \`${name}\`: expected true or false, got "${raw.slice(0, 40)}". Example: ${name}: true`);
+  p.list.push(`input \`${name}\`: expected true or false, got ${quoted(raw, 40)}. Example: ${name}: true`);
   return undefined;
 }
 
@@ -105,7 +113,7 @@ function inputDuration(
   const ms = parseDuration(raw);
   if (ms === undefined)
     p.list.push(
-      `input \`${name}\`: expected a duration like ${example}, got "${raw.slice(0, 40)}". Example: ${name}: ${example}`
+      `input \`${name}\`: expected a duration like ${example}, got ${quoted(raw, 40)}. Example: ${name}: ${example}`
     );
   return ms;
 }
@@ -152,12 +160,12 @@ export function parseSettings(src: SettingsSource): Settings {
   const commentInput = get('comment');
   if (commentInput !== undefined && !['auto', 'pr', 'commit', 'both', 'none'].includes(commentInput))
     p.list.push(
-      `input \`comment\`: expected auto, pr, commit, both or none, got "${commentInput.slice(0, 40)}". Example: comment: pr`
+      `input \`comment\`: expected auto, pr, commit, both or none, got ${quoted(commentInput, 40)}. Example: comment: pr`
     );
   const envUrl = get('environment-url');
   if (envUrl !== undefined && !/^https?:\/\/\S+$/.test(envUrl))
     p.list.push(
-      `input \`environment-url\`: expected an http(s) URL, got "${envUrl.slice(0, 60)}". Example: environment-url: https://app.example.com`
+      `input \`environment-url\`: expected an http(s) URL, got ${quoted(envUrl, 60)}. Example: environment-url: https://app.example.com`
     );
   const reason = get('reason');
   if (reason !== undefined && reason.length > 2000)
@@ -189,7 +197,7 @@ export function parseSettings(src: SettingsSource): Settings {
   for (const f of inputFingerprints) {
     if (!/^SHA256:[A-Za-z0-9+/]{43}=?$/.test(f)) {
       p.list.push(
-        `input \`host-key\`: "${f.slice(0, 60)}" is not a SHA256 fingerprint. Example: host-key: SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s`
+        `input \`host-key\`: ${quoted(f, 60)} is not a SHA256 fingerprint. Example: host-key: SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s`
       );
     }
   }
@@ -198,12 +206,12 @@ export function parseSettings(src: SettingsSource): Settings {
   const hostInput = get('host');
   if (hostInput !== undefined && !/^[A-Za-z0-9._:-]{1,253}$/.test(hostInput)) {
     p.list.push(
-      `input \`host\`: "${hostInput.slice(0, 60)}" is not a hostname or IP address. Example: host: 203.0.113.10`
+      `input \`host\`: ${quoted(hostInput, 60)} is not a hostname or IP address. Example: host: 203.0.113.10`
     );
   }
   const defaultUser = get('user');
   if (defaultUser !== undefined && !/^[a-z_][a-z0-9_.-]{0,31}$/.test(defaultUser)) {
-    p.list.push(`input \`user\`: "${defaultUser.slice(0, 40)}" is not a user name. Example: user: deploy`);
+    p.list.push(`input \`user\`: ${quoted(defaultUser, 40)} is not a user name. Example: user: deploy`);
   }
   const fileHosts = hostInput
     ? [
@@ -284,13 +292,13 @@ export function parseSettings(src: SettingsSource): Settings {
     targetPath === '/'
   ) {
     p.list.push(
-      `target path "${targetPath.slice(0, 80)}": expected an absolute path like /srv/myapp, without \`..\`, and not /.`
+      `target path ${quoted(targetPath, 80)}: expected an absolute path like /srv/myapp, without \`..\`, and not /.`
     );
   }
   const strategyInput = get('strategy');
   if (strategyInput !== undefined && strategyInput !== 'releases' && strategyInput !== 'in-place') {
     p.list.push(
-      `input \`strategy\`: expected \`releases\` or \`in-place\`, got "${strategyInput.slice(0, 40)}". Example: strategy: releases`
+      `input \`strategy\`: expected \`releases\` or \`in-place\`, got ${quoted(strategyInput, 40)}. Example: strategy: releases`
     );
   }
   const artifact = get('artifact') ?? file?.artifact;
@@ -302,7 +310,7 @@ export function parseSettings(src: SettingsSource): Settings {
   const releaseIdInput = get('release-id');
   if (releaseIdInput !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(releaseIdInput)) {
     p.list.push(
-      `input \`release-id\`: "${releaseIdInput.slice(0, 60)}" may only hold letters, digits, . _ - (starting with a letter or digit). Example: release-id: 2026-11-26.1`
+      `input \`release-id\`: ${quoted(releaseIdInput, 60)} may only hold letters, digits, . _ - (starting with a letter or digit). Example: release-id: 2026-11-26.1`
     );
   }
 
@@ -310,7 +318,7 @@ export function parseSettings(src: SettingsSource): Settings {
   const scanInput = get('scan');
   if (scanInput !== undefined && !['both', 'commits', 'artifact', 'none'].includes(scanInput)) {
     p.list.push(
-      `input \`scan\`: expected both, commits, artifact or none, got "${scanInput.slice(0, 40)}". Example: scan: both`
+      `input \`scan\`: expected both, commits, artifact or none, got ${quoted(scanInput, 40)}. Example: scan: both`
     );
   }
   const fileScan = file?.['pre-deploy'].gitleaks ?? true;
@@ -327,7 +335,7 @@ export function parseSettings(src: SettingsSource): Settings {
   const healthUrl = get('health-url');
   if (healthUrl !== undefined && !/^https?:\/\/\S+$/.test(healthUrl)) {
     p.list.push(
-      `input \`health-url\`: expected an http(s) URL, got "${healthUrl.slice(0, 60)}". Example: health-url: https://example.com/health`
+      `input \`health-url\`: expected an http(s) URL, got ${quoted(healthUrl, 60)}. Example: health-url: https://example.com/health`
     );
   }
   const checks = checksFrom(file, healthUrl, src.env, p, src.onSecret);
@@ -430,7 +438,7 @@ function serviceFrom(
   const nameInput = get('service-name');
   if (managerInput !== undefined && !['systemd', 'command', 'none'].includes(managerInput)) {
     p.list.push(
-      `input \`service-manager\`: expected systemd, command or none, got "${managerInput.slice(0, 40)}". Example: service-manager: systemd`
+      `input \`service-manager\`: expected systemd, command or none, got ${quoted(managerInput, 40)}. Example: service-manager: systemd`
     );
     return { manager: 'none' };
   }
@@ -443,7 +451,7 @@ function serviceFrom(
     const unit = nameInput ?? (fromFile?.manager === 'systemd' ? fromFile.name : undefined);
     if (!unit || !/^[A-Za-z0-9:_.@\\-]{1,255}$/.test(unit)) {
       p.list.push(
-        `input \`service-name\`: a systemd unit name is needed, got "${(unit ?? '').slice(0, 60)}". Example: service-name: myapp`
+        `input \`service-name\`: a systemd unit name is needed, got ${quoted(unit ?? '', 60)}. Example: service-name: myapp`
       );
       return { manager: 'none' };
     }
