@@ -409,6 +409,33 @@ describe('credentials, opt-outs and the worst case', () => {
     // The lock is released even so, and nothing good was deleted.
     expect(existsSync(join(target, '.deployguard', 'lock'))).toBe(false);
     expect(existsSync(join(target, 'releases', 'r2', 'server.js'))).toBe(true);
+    expect(existsSync(join(target, 'releases', 'r1'))).toBe(true);
+  }, 90_000);
+
+  test('when the release to return to was deleted, nothing is undone: the new one keeps running, loudly', async () => {
+    const { target, yaml } = await freshTarget();
+    const s = (artifact: string, id: string) =>
+      settingsFor(host, { artifact, 'target-path': target, 'release-id': id }, yaml());
+    expect((await deployQuiet(s(await makeRelease('v1'), 'r1'))).result.status).toBe('deployed');
+    await rm(join(target, 'releases', 'r1'), { recursive: true, force: true });
+    const { result, log } = await deployQuiet(s(await makeRelease('v2', 'unhealthy'), 'r2'));
+    expect(result.status).toBe('rollback-failed');
+    expect(log.join('\n')).toMatch(/ROLLBACK NOT POSSIBLE: .*releases\/r1 is gone/);
+    expect(result.hosts[0]!.recovery).toMatch(/ls -l .*releases/);
+    // Not a dangling link, not a stopped service: r2 still answers, though it failed its checks.
+    expect(readlinkSync(join(target, 'current'))).toBe(join(target, 'releases', 'r2'));
+    expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v2');
+    expect(existsSync(join(target, '.deployguard', 'lock'))).toBe(false);
+    // Production is unhealthy now, so an ordinary deploy is blocked by the pre-deploy gate;
+    // the fix goes out when a person says so (require-healthy: false).
+    expect((await deployQuiet(s(await makeRelease('v3'), 'r3'))).result.status).toBe('blocked');
+    const fix = settingsFor(
+      host,
+      { artifact: await makeRelease('v3'), 'target-path': target, 'release-id': 'r3b' },
+      yaml('pre-deploy: { require-healthy: false }')
+    );
+    expect((await deployQuiet(fix)).result.status).toBe('deployed');
+    expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v3');
   }, 90_000);
 });
 

@@ -145,3 +145,82 @@ describe('deploy to a real systemd host', () => {
     expect(result.hosts[0]!.previousDeploy?.release).toBe('v1');
   }, 60_000);
 });
+
+describe('more broken releases on the systemd host, after v5', () => {
+  /** The base config with the health check given more patience, more checks, or a stability window. */
+  const tuned = (opts: { retries?: number; checks?: string[]; window?: string }) =>
+    yaml()
+      // Patient by default: v6, the release the later tests roll back to, takes 4 s to listen.
+      .replace('retries: 4', `retries: ${opts.retries ?? 16}`)
+      .replace(
+        'post-deploy: { stability-window: 0s }',
+        `post-deploy: { stability-window: ${opts.window ?? '0s'} }`
+      )
+      .replace('checks:\n', `checks:\n${(opts.checks ?? []).map(c => `  - ${c}\n`).join('')}`);
+  const deployTuned = async (version: string, fault: string, opts: Parameters<typeof tuned>[0]) =>
+    deployQuiet(
+      settingsFor(host, { artifact: await makeRelease(version, fault), 'release-id': version }, tuned(opts))
+    );
+
+  test('a slow start (4 s before it listens) that fits the checks’ patience passes', async () => {
+    const { result } = await deployTuned('v6', 'slow-start', { retries: 16 });
+    expect({ status: result.status, error: result.error }).toEqual({ status: 'deployed', error: undefined });
+    expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v6');
+    // It took retries: the first answers were refusals, then a 200.
+    expect(result.hosts[0]!.checks[0]).toMatchObject({ ok: true });
+    expect(result.hosts[0]!.checks[0]!.attempts).toBeGreaterThan(1);
+  }, 90_000);
+
+  test('errors in the first seconds of its logs: the logs check reads the journal, and v6 comes back', async () => {
+    const { result } = await deployTuned('v7', 'log-errors', {
+      checks: ['{ name: clean-logs, type: logs, source: journal, window: 4s }']
+    });
+    expect(result.status).toBe('rolled-back');
+    const logs = result.hosts[0]!.checks.find(c => c.name === 'clean-logs');
+    expect(logs).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/ERROR version v7: lost the database connection/)
+    });
+    expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v6');
+    expect((await must(`systemctl is-active ${UNIT}`)).trim()).toBe('active');
+  }, 90_000);
+
+  test('a crash 20 s after start is caught inside the stability window, and v6 comes back', async () => {
+    const { result } = await deployTuned('v8', 'late-crash', { window: '26s' });
+    expect(result.status).toBe('rolled-back');
+    expect(result.error).toMatch(/health|not running/);
+    expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v6');
+    expect(result.hosts[0]!.logTail).toMatch(/ERROR version v8: crashed/);
+  }, 120_000);
+
+  test('a broken service unit: the rollback cannot start the old release either, and says what to run', async () => {
+    await must(
+      `sed -i 's|^ExecStart=.*|ExecStart=/nonexistent/node server.js|' /etc/systemd/system/${UNIT}.service && systemctl daemon-reload`
+    );
+    try {
+      const { result, log } = await deployTuned('v9', '', {});
+      expect(result.status).toBe('rollback-failed');
+      const h = result.hosts[0]!;
+      expect(log.join('\n')).toMatch(/rolled back, but the restored version is NOT healthy/);
+      expect(h.recovery).toContain(`systemctl start -- ${UNIT}`);
+      // Back on v6 (switched back), nothing good deleted, the lock free.
+      expect((await must(`readlink ${TARGET}/current`)).trim()).toBe(`${TARGET}/releases/v6`);
+      expect((await must(`ls ${TARGET}/releases`)).split('\n')).toContain('v6');
+      expect((await host.exec(`test -e ${TARGET}/.deployguard/lock`)).code).not.toBe(0);
+    } finally {
+      await installUnit('no');
+    }
+    // The service is down, so an ordinary deploy is blocked by the pre-deploy gate; with the unit
+    // repaired, the fix goes out when a person says so (require-healthy: false).
+    expect((await deployTuned('v10', '', {})).result.status).toBe('blocked');
+    const { result } = await deployQuiet(
+      settingsFor(
+        host,
+        { artifact: await makeRelease('v10'), 'release-id': 'v10b' },
+        `${tuned({})}\npre-deploy: { require-healthy: false }`
+      )
+    );
+    expect({ status: result.status, error: result.error }).toEqual({ status: 'deployed', error: undefined });
+    expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v10');
+  }, 120_000);
+});

@@ -203,3 +203,63 @@ test('a live deploy that runs longer than the TTL keeps its lock: a second deplo
   expect(servedRelease()).toBe('long-1');
   expect(existsSync(join(target, 'releases', 'long-2'))).toBe(false);
 }, 90_000);
+
+describe('two deploys started at the same moment', () => {
+  const go = async (release: string, lockWait: string) =>
+    deployQuiet(
+      settingsFor(
+        host,
+        {
+          artifact: await makeRelease(release),
+          'target-path': target,
+          'release-id': release,
+          'lock-wait': lockWait
+        },
+        commandServiceYaml(appPort, runDir, 'deploy: { lock-ttl: 10s }', {
+          preDeploy: '{ gitleaks: false }',
+          window: '3s'
+        })
+      )
+    );
+  const records = () =>
+    (existsSync(join(target, '.deployguard', 'deployments.jsonl'))
+      ? readFileSync(join(target, '.deployguard', 'deployments.jsonl'), 'utf8')
+      : ''
+    )
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map(l => JSON.parse(l) as { release: string; status: string; previous?: string });
+
+  test('with a short wait: one deploys, the other fails naming the owner, and leaves no trace', async () => {
+    const before = records().length;
+    const [a, b] = await Promise.all([go('race-a', '1s'), go('race-b', '1s')]);
+    const won = [a, b].filter(r => r.result.status === 'deployed');
+    const lost = [a, b].filter(r => r.result.status !== 'deployed');
+    expect([won.length, lost.length]).toEqual([1, 1]);
+    const winner = won[0] === a ? 'race-a' : 'race-b';
+    const loser = winner === 'race-a' ? 'race-b' : 'race-a';
+    expect(lost[0]!.result.error).toMatch(
+      new RegExp(`another deploy holds the lock: .*"release":"${winner}"`)
+    );
+    expect(servedRelease()).toBe(winner);
+    expect(existsSync(join(target, 'releases', loser))).toBe(false);
+    // Only the winner wrote a record: the loser never held the lock.
+    expect(
+      records()
+        .slice(before)
+        .map(r => r.release)
+    ).toEqual([winner]);
+  }, 90_000);
+
+  test('with a long enough wait: both deploy, one after the other, never interleaved', async () => {
+    const before = records().length;
+    const [a, b] = await Promise.all([go('seq-a', '60s'), go('seq-b', '60s')]);
+    expect([a.result.status, b.result.status]).toEqual(['deployed', 'deployed']);
+    const added = records().slice(before);
+    expect(added.map(r => r.status)).toEqual(['deployed', 'deployed']);
+    // The second one's previous release is the first one: it started after the first ended.
+    expect(added[1]!.previous).toBe(added[0]!.release);
+    expect(servedRelease()).toBe(added[1]!.release);
+  }, 120_000);
+});

@@ -59488,6 +59488,28 @@ async function rollbackHost(settings, run, deps) {
         deps.log.warn(`${run.host.name}: rollback is off; the failed release stays live.`);
         return;
     }
+    // The release to return to was deleted on the host: undoing would stop the new release and then
+    // have nothing to start. Nothing is undone; the new release keeps running, and a person decides.
+    const previous = run.report.previousRelease;
+    const layout = run.plan?.layout;
+    if (run.serviceTouched && previous && layout?.strategy === 'releases') {
+        const dir = (0,remote_layout/* releaseDir */.ZI)(layout, previous);
+        const gone = await run.shell
+            .exec((0,shell.sh) `test -d ${dir}`, { timeoutMs: STEP_TIMEOUT_MS })
+            .catch(() => undefined);
+        if (gone?.code === 1) {
+            run.report.outcome = 'rollback-failed';
+            run.report.recovery = [
+                `Recover ${run.host.name} by hand: ${dir} is gone, so ${settings.releaseId} was left running although it failed.`,
+                `  ssh -p ${run.host.port} ${run.host.user}@${run.host.host}`,
+                `  # list the releases still there (a good one can be restored with: deployguard rollback --to ID)`,
+                `  ls -l ${layout.releasesDir}`,
+                `  # or deploy ${previous} again: re-run the workflow run that deployed it`
+            ].join('\n');
+            deps.log.error(`${run.host.name}: ROLLBACK NOT POSSIBLE: ${dir} is gone.\n${run.report.recovery}`);
+            return;
+        }
+    }
     const pending = [...run.undo].reverse();
     for (let i = 0; i < pending.length; i++) {
         const step = pending[i];
@@ -59532,19 +59554,23 @@ async function rollbackHost(settings, run, deps) {
     }
     catch (err) {
         run.report.outcome = 'rollback-failed';
-        run.report.recovery = recoveryText(run, []);
+        run.report.recovery = recoveryText(run, [], settings);
         const e = new errors/* RollbackError */.ZS(`${run.host.name}: rolled back, but the restored version is NOT healthy: ${(0,errors/* describeError */.Uc)(err)}`, 'rollback');
         deps.log.error(`${e.message}\n${run.report.recovery}`);
     }
 }
 /** The exact commands a person runs to finish a rollback by hand. */
-function recoveryText(run, remaining) {
+function recoveryText(run, remaining, settings) {
     const h = run.host;
     const ssh = `ssh -p ${h.port} ${h.user}@${h.host}`;
     const lines = [`Recover ${h.name} by hand:`, `  ${ssh}`];
     for (const s of remaining) {
         lines.push(`  # ${s.title}`, `  ${(0,shell/* remoteCommandLine */.u$)(s.action.script)}`);
     }
+    // Everything was undone, yet the restored release does not run: its service needs a person.
+    const service = settings && run.plan ? (0,commands/* serviceCommands */.k_)(settings.service, run.plan.layout) : undefined;
+    if (service)
+        lines.push('  # the service does not run on the restored release: read why, fix it, then start it', `  ${(0,shell/* remoteCommandLine */.u$)(service.logs)}`, `  ${(0,shell/* remoteCommandLine */.u$)(service.start)}`);
     if (run.plan?.previousRelease)
         lines.push(`  # then check the service and that the previous release (${run.plan.previousRelease}) answers`);
     else
@@ -60241,7 +60267,8 @@ function beforeSwitch(release, releaseId, command) {
 /** Points `current` at a release atomically: a new link under a temporary name, then `mv -T`. */
 function switchCurrent(layout, release, releaseId) {
     const tmp = `${layout.current}.tmp-${releaseId}`;
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `ln -sfn -- ${release} ${tmp} && mv -T -- ${tmp} ${layout.current}`;
+    // Never a dangling `current`: a release that is gone is refused, and `current` stays as it is.
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ ! -d ${release} ]; then echo "release directory missing: "${release} >&2; exit ${RELEASE_MISSING}; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `ln -sfn -- ${release} ${tmp} && mv -T -- ${tmp} ${layout.current}`);
 }
 /** Undo of the first switch on a fresh host: there was no `current` before. */
 function removeCurrent(layout) {

@@ -1285,6 +1285,28 @@ async function rollbackHost(settings: Settings, run: HostRun, deps: DeployDeps):
     deps.log.warn(`${run.host.name}: rollback is off; the failed release stays live.`);
     return;
   }
+  // The release to return to was deleted on the host: undoing would stop the new release and then
+  // have nothing to start. Nothing is undone; the new release keeps running, and a person decides.
+  const previous = run.report.previousRelease;
+  const layout = run.plan?.layout;
+  if (run.serviceTouched && previous && layout?.strategy === 'releases') {
+    const dir = releaseDir(layout, previous);
+    const gone = await run.shell
+      .exec(sh`test -d ${dir}`, { timeoutMs: STEP_TIMEOUT_MS })
+      .catch(() => undefined);
+    if (gone?.code === 1) {
+      run.report.outcome = 'rollback-failed';
+      run.report.recovery = [
+        `Recover ${run.host.name} by hand: ${dir} is gone, so ${settings.releaseId} was left running although it failed.`,
+        `  ssh -p ${run.host.port} ${run.host.user}@${run.host.host}`,
+        `  # list the releases still there (a good one can be restored with: deployguard rollback --to ID)`,
+        `  ls -l ${layout.releasesDir}`,
+        `  # or deploy ${previous} again: re-run the workflow run that deployed it`
+      ].join('\n');
+      deps.log.error(`${run.host.name}: ROLLBACK NOT POSSIBLE: ${dir} is gone.\n${run.report.recovery}`);
+      return;
+    }
+  }
   const pending = [...run.undo].reverse();
   for (let i = 0; i < pending.length; i++) {
     const step = pending[i]!;
@@ -1341,7 +1363,7 @@ async function rollbackHost(settings: Settings, run: HostRun, deps: DeployDeps):
     );
   } catch (err) {
     run.report.outcome = 'rollback-failed';
-    run.report.recovery = recoveryText(run, []);
+    run.report.recovery = recoveryText(run, [], settings);
     const e = new RollbackError(
       `${run.host.name}: rolled back, but the restored version is NOT healthy: ${describeError(err)}`,
       'rollback'
@@ -1351,13 +1373,21 @@ async function rollbackHost(settings: Settings, run: HostRun, deps: DeployDeps):
 }
 
 /** The exact commands a person runs to finish a rollback by hand. */
-function recoveryText(run: HostRun, remaining: readonly ExecStep[]): string {
+function recoveryText(run: HostRun, remaining: readonly ExecStep[], settings?: Settings): string {
   const h = run.host;
   const ssh = `ssh -p ${h.port} ${h.user}@${h.host}`;
   const lines = [`Recover ${h.name} by hand:`, `  ${ssh}`];
   for (const s of remaining) {
     lines.push(`  # ${s.title}`, `  ${remoteCommandLine(s.action.script)}`);
   }
+  // Everything was undone, yet the restored release does not run: its service needs a person.
+  const service = settings && run.plan ? serviceCommands(settings.service, run.plan.layout) : undefined;
+  if (service)
+    lines.push(
+      '  # the service does not run on the restored release: read why, fix it, then start it',
+      `  ${remoteCommandLine(service.logs)}`,
+      `  ${remoteCommandLine(service.start)}`
+    );
   if (run.plan?.previousRelease)
     lines.push(
       `  # then check the service and that the previous release (${run.plan.previousRelease}) answers`

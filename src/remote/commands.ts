@@ -229,7 +229,11 @@ export function beforeSwitch(release: string, releaseId: string, command: string
 /** Points `current` at a release atomically: a new link under a temporary name, then `mv -T`. */
 export function switchCurrent(layout: Layout, release: string, releaseId: string): Shell {
   const tmp = `${layout.current}.tmp-${releaseId}`;
-  return sh`ln -sfn -- ${release} ${tmp} && mv -T -- ${tmp} ${layout.current}`;
+  // Never a dangling `current`: a release that is gone is refused, and `current` stays as it is.
+  return lines(
+    sh`if [ ! -d ${release} ]; then echo "release directory missing: "${release} >&2; exit ${RELEASE_MISSING}; fi`,
+    sh`ln -sfn -- ${release} ${tmp} && mv -T -- ${tmp} ${layout.current}`
+  );
 }
 
 /** Undo of the first switch on a fresh host: there was no `current` before. */
