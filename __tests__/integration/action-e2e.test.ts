@@ -146,7 +146,11 @@ describe('the action, run as the runner runs it', () => {
     // The secrets are registered for masking (the runner consumes ::add-mask::) and printed nowhere else.
     const stdoutWithoutMasks = r.stdout.replace(/^::add-mask::.*$/gm, '');
     const bodies = gh.requests.map(q => q.body).join('\n');
+    // The secret scan ran (on the artifact) and wrote its SARIF, another channel to search.
+    const sarif = readFileSync(r.outputs['sarif-path']!, 'utf8');
+    expect(JSON.parse(sarif).runs[0].results).toEqual([]);
     for (const line of secretsGiven) {
+      expect(sarif).not.toContain(line);
       expect(r.stdout).toContain(`::add-mask::${line}`);
       expect(stdoutWithoutMasks).not.toContain(line);
       expect(r.summary).not.toContain(line);
