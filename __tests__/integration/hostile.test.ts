@@ -416,6 +416,51 @@ describe('what only the host can tell: a clear error, the live release untouched
     }
   }, 60_000);
 
+  test('file names full of shell syntax deploy exactly as named, full and incremental, and nothing runs', async () => {
+    const names = [
+      '$(touch pwned-1)',
+      '`touch pwned-2`',
+      '; touch pwned-3',
+      'quote\'in"side',
+      '-rf',
+      '*',
+      '--help',
+      'a b  c',
+      '$HOME',
+      'x && touch pwned-4 || y'
+    ];
+    const dir = hostileArtifact('shell-names', d => {
+      mkdirSync(join(d, '$(dir)'));
+      for (const n of names) writeFileSync(join(d, '$(dir)', n), `content of ${n}\n`);
+      for (const n of names) writeFileSync(join(d, n), `top ${n}\n`);
+    });
+    const first = await cli(['--artifact', dir, '--release-id', 'names-1']);
+    expect({ code: first.code, out: first.out.slice(-300) }).toMatchObject({ code: 0 });
+    // Again with one file changed: the others are hard-linked by name, through the NUL-separated list.
+    writeFileSync(join(dir, '$(dir)', '-rf'), 'changed\n');
+    const second = await cli(['--artifact', dir, '--release-id', 'names-2']);
+    expect({ code: second.code, out: second.out.slice(-300) }).toMatchObject({ code: 0 });
+    expect(second.out).toMatch(/linked from names-1/);
+    for (const n of names) {
+      expect(readFileSync(join(t.target, 'current', n), 'utf8')).toBe(`top ${n}\n`);
+      expect(readFileSync(join(t.target, 'current', '$(dir)', n), 'utf8')).toBe(
+        n === '-rf' ? 'changed\n' : `content of ${n}\n`
+      );
+    }
+    // Nothing ran: no pwned-* file anywhere the remote commands could have been.
+    const home = execFileSync('sh', ['-c', `getent passwd ${t.host.user} | cut -d: -f6`], {
+      encoding: 'utf8'
+    }).trim();
+    const found = execFileSync(
+      'sh',
+      ['-c', `find ${t.target} ${home} /tmp -maxdepth 4 -name 'pwned-*' 2>/dev/null || true`],
+      {
+        encoding: 'utf8'
+      }
+    );
+    expect(found.trim()).toBe('');
+  }, 60_000);
+
   test('20,000 files deploy and verify (a huge file count is not an error)', async () => {
     const dir = hostileArtifact('many', d => {
       for (let i = 0; i < 200; i++) {
