@@ -50,15 +50,21 @@ describe('planHost (releases)', () => {
     expect(switchBack.action).toEqual({
       kind: 'exec',
       script: expect.objectContaining({
-        text: 'ln -sfn -- /srv/app/releases/r1 /srv/app/current.tmp-rollback-r2 && mv -T -- /srv/app/current.tmp-rollback-r2 /srv/app/current'
+        text: [
+          'if [ ! -d /srv/app/releases/r1 ]; then echo "release directory missing: "/srv/app/releases/r1 >&2; exit 6; fi',
+          'ln -sfn -- /srv/app/releases/r1 /srv/app/current.tmp-rollback-r2 && mv -T -- /srv/app/current.tmp-rollback-r2 /srv/app/current'
+        ].join('\n')
       })
     });
   });
 
-  test('switch is atomic: a temp link, then rename over current', () => {
+  test('switch is atomic: a temp link, then rename over current; never to a missing release', () => {
     const sw = plan.steps.find(s => s.id === 'switch')!;
     expect(sw.action.kind === 'exec' && sw.action.script.text).toBe(
-      'ln -sfn -- /srv/app/releases/r2 /srv/app/current.tmp-r2 && mv -T -- /srv/app/current.tmp-r2 /srv/app/current'
+      [
+        'if [ ! -d /srv/app/releases/r2 ]; then echo "release directory missing: "/srv/app/releases/r2 >&2; exit 6; fi',
+        'ln -sfn -- /srv/app/releases/r2 /srv/app/current.tmp-r2 && mv -T -- /srv/app/current.tmp-r2 /srv/app/current'
+      ].join('\n')
     );
   });
 
