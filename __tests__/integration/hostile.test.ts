@@ -5,7 +5,7 @@
  * log is read); for what needs the host, the live release stays and no lock is left. A few inputs
  * are legal but hostile (shell syntax in a deploy reason): they must arrive as plain text.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
@@ -21,7 +21,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSandbox, type Sandbox } from '../../src/demo/sandbox.js';
-import { makeRelease, startTestHost, stopTestHost, type TestHost } from '../helpers/deploy.js';
+import { makeRelease, runBundle, startTestHost, stopTestHost, type TestHost } from '../helpers/deploy.js';
 
 let t: TestHost;
 let other: Sandbox;
@@ -76,18 +76,11 @@ async function cli(
   ]);
   for (let i = 0; i < args.length; i += 2) flags.set(args[i]!, args[i + 1]!);
   const argv = ['deploy', '--config', config, ...[...flags].flat()];
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(process.cwd(), 'dist', 'cli', 'index.cjs'), ...argv], {
-      cwd: t.work,
-      env: { PATH: process.env.PATH ?? '', DEPLOYGUARD_SSH_KEY: t.host.privateKey, ...env },
-      timeout: 60_000
-    });
-    let out = '';
-    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (out += b.toString()));
-    child.on('error', reject);
-    child.on('close', code => resolve({ code, out }));
+  const r = await runBundle('cli', argv, {
+    cwd: t.work,
+    env: { PATH: process.env.PATH ?? '', DEPLOYGUARD_SSH_KEY: t.host.privateKey, ...env }
   });
+  return { code: r.code, out: r.stdout + r.stderr };
 }
 
 const live = () => readlinkSync(join(t.target, 'current')).split('/').pop();

@@ -59495,7 +59495,7 @@ async function rollbackHost(settings, run, deps) {
     if (run.serviceTouched && previous && layout?.strategy === 'releases') {
         const dir = (0,remote_layout/* releaseDir */.ZI)(layout, previous);
         const gone = await run.shell
-            .exec((0,shell.sh) `test -d ${dir}`, { timeoutMs: STEP_TIMEOUT_MS })
+            .exec((0,commands/* releasePresent */.xA)(dir), { timeoutMs: STEP_TIMEOUT_MS })
             .catch(() => undefined);
         if (gone?.code === 1) {
             run.report.outcome = 'rollback-failed';
@@ -59628,7 +59628,7 @@ async function recoverAbandoned(run, settings, layout, deps) {
         : undefined;
     const service = (0,commands/* serviceCommands */.k_)(settings.service, layout);
     // Nothing live yet (the dead deploy was the first): there is nothing to return to or to start.
-    const live = (await execOk(run, (0,shell.sh) `if [ -e ${layout.current} ]; then readlink -- ${layout.current} || echo live; fi`, 'read current')).trim();
+    const live = (await execOk(run, (0,commands/* readLive */.p9)(layout), 'read current')).trim();
     if (!live)
         return;
     if (layout.strategy === 'releases' && dead) {
@@ -60108,12 +60108,14 @@ async function run() {
 /* harmony export */   lT: () => (/* binding */ lockRelease),
 /* harmony export */   m1: () => (/* binding */ switchCurrent),
 /* harmony export */   me: () => (/* binding */ checkRelease),
+/* harmony export */   p9: () => (/* binding */ readLive),
 /* harmony export */   pm: () => (/* binding */ prepareStaging),
 /* harmony export */   pt: () => (/* binding */ promote),
 /* harmony export */   sk: () => (/* binding */ LOCK_BUSY),
 /* harmony export */   tH: () => (/* binding */ listReleases),
 /* harmony export */   uf: () => (/* binding */ beforeSwitch),
 /* harmony export */   vJ: () => (/* binding */ markRelease),
+/* harmony export */   xA: () => (/* binding */ releasePresent),
 /* harmony export */   xK: () => (/* binding */ readPreviousRelease)
 /* harmony export */ });
 /* unused harmony export PROBE_HISTORY_LINES */
@@ -60269,6 +60271,14 @@ function switchCurrent(layout, release, releaseId) {
     const tmp = `${layout.current}.tmp-${releaseId}`;
     // Never a dangling `current`: a release that is gone is refused, and `current` stays as it is.
     return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ ! -d ${release} ]; then echo "release directory missing: "${release} >&2; exit ${RELEASE_MISSING}; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `ln -sfn -- ${release} ${tmp} && mv -T -- ${tmp} ${layout.current}`);
+}
+/** Prints where `current` points (`live` for an in-place tree), or nothing when nothing is live. */
+function readLive(layout) {
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -e ${layout.current} ]; then readlink -- ${layout.current} || echo live; fi`;
+}
+/** Exits 1 when a release directory is gone. */
+function releasePresent(release) {
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `test -d ${release}`;
 }
 /** Undo of the first switch on a fresh host: there was no `current` before. */
 function removeCurrent(layout) {

@@ -18,6 +18,8 @@ import {
   lockRelease,
   markRelease,
   parseServiceStatus,
+  readLive,
+  releasePresent,
   serviceCommands,
   switchCurrent,
   probe,
@@ -36,7 +38,7 @@ import {
   type DeploymentEntry,
   type DeploymentLog
 } from '../report/history.js';
-import { remoteCommandLine, sh, type Shell } from '../remote/shell.js';
+import { remoteCommandLine, type Shell } from '../remote/shell.js';
 import type { HostSettings, Settings } from '../settings/types.js';
 import { manifestText, type Artifact } from '../transfer/artifact.js';
 import { writeArchive } from '../transfer/tar.js';
@@ -1292,7 +1294,7 @@ async function rollbackHost(settings: Settings, run: HostRun, deps: DeployDeps):
   if (run.serviceTouched && previous && layout?.strategy === 'releases') {
     const dir = releaseDir(layout, previous);
     const gone = await run.shell
-      .exec(sh`test -d ${dir}`, { timeoutMs: STEP_TIMEOUT_MS })
+      .exec(releasePresent(dir), { timeoutMs: STEP_TIMEOUT_MS })
       .catch(() => undefined);
     if (gone?.code === 1) {
       run.report.outcome = 'rollback-failed';
@@ -1457,13 +1459,7 @@ async function recoverAbandoned(
       : undefined;
   const service = serviceCommands(settings.service, layout);
   // Nothing live yet (the dead deploy was the first): there is nothing to return to or to start.
-  const live = (
-    await execOk(
-      run,
-      sh`if [ -e ${layout.current} ]; then readlink -- ${layout.current} || echo live; fi`,
-      'read current'
-    )
-  ).trim();
+  const live = (await execOk(run, readLive(layout), 'read current')).trim();
   if (!live) return;
   if (layout.strategy === 'releases' && dead) {
     const releases = parseReleaseList(await execOk(run, listReleases(layout), 'list releases'));

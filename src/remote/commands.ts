@@ -236,6 +236,16 @@ export function switchCurrent(layout: Layout, release: string, releaseId: string
   );
 }
 
+/** Prints where `current` points (`live` for an in-place tree), or nothing when nothing is live. */
+export function readLive(layout: Layout): Shell {
+  return sh`if [ -e ${layout.current} ]; then readlink -- ${layout.current} || echo live; fi`;
+}
+
+/** Exits 1 when a release directory is gone. */
+export function releasePresent(release: string): Shell {
+  return sh`test -d ${release}`;
+}
+
 /** Undo of the first switch on a fresh host: there was no `current` before. */
 export function removeCurrent(layout: Layout): Shell {
   return sh`rm -f -- ${layout.current}`;
