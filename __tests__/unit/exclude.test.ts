@@ -98,6 +98,8 @@ describe('exclude patterns: gitignore semantics', () => {
     // spaces: leading ones and unescaped trailing ones go, an escaped one stays
     ['  *.map  ', 'x.map', true],
     ['a\\ ', 'a ', true],
+    ['a\\  \t ', 'a ', true],
+    ['a\\ ', 'a', false],
     // negation: the last matching pattern wins
     [['*.log', '!keep.log'], 'x.log', true],
     [['*.log', '!keep.log'], 'keep.log', false],
@@ -160,7 +162,7 @@ describe('brace expansion', () => {
     const half = '{a,b}'.repeat(7); // 128
     expect(() => compileExclude([half, half])).not.toThrow();
     expect(problems([half, half, 'x{1,2}'])).toMatch(
-      /^`exclude\[2\]` "x\{1,2\}": expands to 2 patterns, more than the 0 allowed/
+      /^`exclude\[2\]` "x\{1,2\}": expands to 2 patterns, more than the 0 left of the 256 all patterns may expand to/
     );
     expect(MAX_EXPANDED).toBe(256);
   });
@@ -248,6 +250,14 @@ describe('hostile patterns finish quickly', () => {
         expect(ms).toBeLessThan(1000);
       }
     }
+  });
+
+  test('long patterns of blanks and backslashes are read and refused in linear time', () => {
+    for (const junk of [`x${' \\'.repeat(50_000)}`, `x${'\\'.repeat(100_001)} `, `${' '.repeat(100_000)}x`]) {
+      expect(timed(() => excludeProblems([junk]))).toBeLessThan(1000);
+    }
+    expect(excludeProblems([`${' '.repeat(100_000)}x`])).toEqual([]);
+    expect(excludeProblems([`x${' \\'.repeat(50_000)}`])[0]).toMatch(/longer than 1024 characters/);
   });
 
   test('the issue 13 pattern still does its job', () => {

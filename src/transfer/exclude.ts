@@ -82,7 +82,7 @@ function expandPatterns(patterns: readonly string[]): string[] {
 /** Appends the rules of one pattern to `out`, or returns what is wrong with it. */
 function checkAndExpand(raw: unknown, out: string[]): string | undefined {
   if (typeof raw !== 'string') return `expected a string, got ${typeof raw}. Example: "*.map"`;
-  const pattern = raw.trimStart().replace(/(?<!\\)[ \t]+$/, '');
+  const pattern = trimPattern(raw);
   if (pattern === '') return 'the pattern is empty; remove it. Example: "*.map"';
   if (pattern.length > MAX_PATTERN_LENGTH)
     return `longer than ${MAX_PATTERN_LENGTH} characters; shorten it or split it into several patterns. Example: "*.{map,ts}"`;
@@ -104,6 +104,18 @@ function checkAndExpand(raw: unknown, out: string[]): string | undefined {
   }
   for (const alt of alternatives) out.push(toRule(alt, negated));
   return undefined;
+}
+
+/** Without leading whitespace and without trailing spaces and tabs unless escaped (`a\\ `), as git reads them. */
+function trimPattern(raw: string): string {
+  const p = raw.trimStart();
+  let end = p.length;
+  while (end > 0 && (p[end - 1] === ' ' || p[end - 1] === '\t')) end--;
+  // A blank after an odd number of backslashes is escaped: it stays, the blanks after it go.
+  let slashes = 0;
+  while (end - slashes > 0 && p[end - slashes - 1] === '\\') slashes++;
+  if (slashes % 2 === 1 && end < p.length) end++;
+  return p.slice(0, end);
 }
 
 /**
@@ -221,7 +233,8 @@ type Item = string | Item[][];
 /**
  * Expands `{a,b}` alternatives (nested ones too) like a shell: `*.{js,ts}` gives `*.js` and `*.ts`,
  * `{a}`, `{}`, a `}` without its `{`, `\{` and braces inside `[...]` stay literal, escapes are kept
- * for gitignore, and a `{` never closed is an error (most likely a typo). The number of results is computed before anything is built, and over `limit` is an error.
+ * for gitignore, and a `{` never closed is an error (most likely a typo). The number of results is
+ * counted before anything is built; more than `limit` is an error.
  */
 export function expandBraces(pattern: string, limit = MAX_EXPANDED): string[] {
   let pos = 0;
@@ -269,8 +282,11 @@ export function expandBraces(pattern: string, limit = MAX_EXPANDED): string[] {
   const total = count(items);
   if (total > limit)
     throw new BraceError(
-      `expands to ${Number.isFinite(total) ? total : 'too many'} patterns, more than the ${limit} allowed ` +
-        `(${MAX_EXPANDED} for all patterns together); use fewer or smaller {a,b} groups. Example: "*.{map,ts}"`
+      `expands to ${Number.isFinite(total) ? total : 'too many'} patterns, more than the ` +
+        (limit === MAX_EXPANDED
+          ? `${limit} allowed`
+          : `${limit} left of the ${MAX_EXPANDED} all patterns may expand to`) +
+        `; use fewer or smaller {a,b} groups. Example: "*.{map,ts}"`
     );
   return build(items);
 }
