@@ -63,3 +63,39 @@ export function jobsReading(wf: Workflow, name: string): string[] {
     .filter(([, job]) => secretsIn(strings(job).join('\n')).some(n => n.toUpperCase() === name.toUpperCase()))
     .map(([id]) => id);
 }
+
+/** Does `uses` call the reusable deploy workflow (deployguard's own, or a copy kept as deployguard.yml)? */
+export function callsDeployWorkflow(uses: string): boolean {
+  return (
+    /^org\/deployguard\/\.github\/workflows\/deploy\.yml@/.test(uses) ||
+    uses === './.github/workflows/deployguard.yml' ||
+    uses === './.github/workflows/deploy.yml'
+  );
+}
+
+/**
+ * Jobs of `wf` that call the reusable deploy workflow pass only inputs and secrets it declares
+ * (`secrets: inherit` passes all), and every input it requires.
+ */
+export function deployCallProblems(wf: Workflow, called: Workflow): string[] {
+  const call = isDict(called.on) && isDict(called.on.workflow_call) ? called.on.workflow_call : {};
+  const inputs = isDict(call.inputs) ? call.inputs : {};
+  const secrets = isDict(call.secrets) ? call.secrets : {};
+  const problems: string[] = [];
+  for (const [id, job] of Object.entries(wf.jobs ?? {})) {
+    const j = job as Dict;
+    if (typeof j.uses !== 'string' || !callsDeployWorkflow(j.uses)) continue;
+    const given = isDict(j.with) ? j.with : {};
+    for (const name of Object.keys(given))
+      if (!(name in inputs)) problems.push(`job ${id}: input ${name} is not an input of the deploy workflow`);
+    for (const [name, spec] of Object.entries(inputs))
+      if (isDict(spec) && spec.required === true && !(name in given))
+        problems.push(`job ${id}: required input ${name} is missing`);
+    if (j.secrets !== undefined && j.secrets !== 'inherit') {
+      for (const name of Object.keys(isDict(j.secrets) ? j.secrets : {}))
+        if (!(name in secrets))
+          problems.push(`job ${id}: secret ${name} is not a secret of the deploy workflow`);
+    }
+  }
+  return problems;
+}

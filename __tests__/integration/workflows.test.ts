@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { jobsReading, secretScopeProblems } from '../helpers/workflow-secrets.js';
+import { deployCallProblems, jobsReading, secretScopeProblems } from '../helpers/workflow-secrets.js';
 import {
   actionInterface,
   concurrencyProblems,
@@ -114,6 +114,45 @@ function localAction(folder: string) {
   const file = join(ROOT, folder, 'action.yml');
   return existsSync(file) ? actionInterface(readFileSync(file, 'utf8')) : undefined;
 }
+
+/** The YAML blocks of README.md that call the reusable deploy workflow, as workflows. */
+const README_CALLERS = [...read('README.md').matchAll(/^```yaml\n([\s\S]*?)^```/gm)]
+  .map(m => m[1]!)
+  .filter(
+    b => /^jobs:|\nname: |^name: /.test(b) && /uses: \.\/\.github\/workflows\/deployguard\.yml/.test(b)
+  );
+
+describe('callers of the reusable deploy workflow', () => {
+  it.each(FILES)('%s passes only its declared inputs and secrets', file => {
+    expect(deployCallProblems(parseWorkflow(read(file)), DEPLOY)).toEqual([]);
+  });
+
+  it('in the README quickstart pass only its declared inputs and secrets', () => {
+    expect(README_CALLERS.length).toBeGreaterThan(0);
+    for (const text of README_CALLERS) {
+      const wf = parseWorkflow(text);
+      expect(Object.keys(wf.jobs ?? {}).length).toBeGreaterThan(0);
+      expect(deployCallProblems(wf, DEPLOY)).toEqual([]);
+    }
+  });
+
+  it('are caught passing an old secret name, an unknown input, or no environment', () => {
+    const text = [
+      'on: push',
+      'jobs:',
+      '  prod:',
+      '    uses: org/deployguard/.github/workflows/deploy.yml@v1',
+      '    with: { config: deploy.yml, artifact: dist }',
+      '    secrets: { ssh-key: "${{ secrets.KEY }}", DEPLOYGUARD_SSH_KEY: "${{ secrets.KEY }}" }',
+      ''
+    ].join('\n');
+    expect(deployCallProblems(parseWorkflow(text), DEPLOY)).toEqual([
+      'job prod: input artifact is not an input of the deploy workflow',
+      'job prod: required input environment is missing',
+      'job prod: secret ssh-key is not a secret of the deploy workflow'
+    ]);
+  });
+});
 
 describe("steps that run deployguard's own actions", () => {
   it.each(FILES)('%s passes declared inputs and reads declared outputs', file => {
