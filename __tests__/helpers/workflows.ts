@@ -127,7 +127,15 @@ export const DEPLOY_INPUTS: Record<string, { type: string; required?: true; defa
   'environment-url': { type: 'string', default: '' }
 };
 
-/** `on.workflow_call` with the typed inputs above, and the ssh-key secret required. */
+/** The secrets the reusable workflow declares, named as environment secrets can be. */
+export const DEPLOY_SECRETS = [
+  'DEPLOYGUARD_SSH_KEY',
+  'DEPLOYGUARD_SSH_PASSPHRASE',
+  'DEPLOYGUARD_KNOWN_HOSTS',
+  'DEPLOYGUARD_CHECK_ENV'
+];
+
+/** `on.workflow_call` with the typed inputs above and the optional secrets. */
 export function workflowCallProblems(wf: Workflow): string[] {
   const on = wf.on;
   const call = isDict(on) ? on.workflow_call : undefined;
@@ -147,15 +155,17 @@ export function workflowCallProblems(wf: Workflow): string[] {
         `input ${name}: default ${JSON.stringify(got.default)}, want ${JSON.stringify(want.default)}`
       );
   }
+  // Every secret optional: with `secrets: inherit` the key may exist only in the environment,
+  // where validation at call time cannot see it. Names an environment secret can have.
   const secrets = isDict(call.secrets) ? call.secrets : {};
-  const key = secrets['ssh-key'];
-  if (!isDict(key) || key.required !== true)
-    problems.push('secret ssh-key must be declared with required: true');
-  for (const optional of ['ssh-passphrase', 'known-hosts']) {
-    const s = secrets[optional];
-    if (!isDict(s)) problems.push(`secret ${optional} is not declared`);
-    else if (s.required === true) problems.push(`secret ${optional} must be optional`);
+  for (const name of DEPLOY_SECRETS) {
+    const s = secrets[name];
+    if (!isDict(s)) problems.push(`secret ${name} is not declared`);
+    else if (s.required === true) problems.push(`secret ${name} must be optional`);
   }
+  for (const name of Object.keys(secrets))
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || /^GITHUB_/i.test(name))
+      problems.push(`secret ${name}: an environment secret cannot have this name`);
   return problems;
 }
 

@@ -9,9 +9,11 @@
  * that run deployguard's own actions are checked here against those action.yml files instead:
  * only declared inputs, only declared outputs.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { deployCallProblems, jobsReading, secretScopeProblems } from '../helpers/workflow-secrets.js';
 import {
   actionInterface,
   concurrencyProblems,
@@ -23,6 +25,7 @@ import {
   permissionProblems,
   pinProblems,
   stepOrderProblems,
+  DEPLOY_SECRETS,
   workflowCallProblems,
   workflowFiles,
   type Job,
@@ -100,6 +103,10 @@ describe('every workflow file', () => {
     const wf = parseWorkflow(text);
     expect([...pinProblems(wf, text), ...permissionProblems(wf)]).toEqual([]);
   });
+
+  it.each(FILES)('%s reads secrets only in jobs that run in an environment', file => {
+    expect(secretScopeProblems(parseWorkflow(read(file)))).toEqual([]);
+  });
 });
 
 /** The interface of this repository's action in `folder` ('' = the top-level action.yml). */
@@ -107,6 +114,45 @@ function localAction(folder: string) {
   const file = join(ROOT, folder, 'action.yml');
   return existsSync(file) ? actionInterface(readFileSync(file, 'utf8')) : undefined;
 }
+
+/** The YAML blocks of README.md that call the reusable deploy workflow, as workflows. */
+const README_CALLERS = [...read('README.md').matchAll(/^```yaml\n([\s\S]*?)^```/gm)]
+  .map(m => m[1]!)
+  .filter(
+    b => /^jobs:|\nname: |^name: /.test(b) && /uses: \.\/\.github\/workflows\/deployguard\.yml/.test(b)
+  );
+
+describe('callers of the reusable deploy workflow', () => {
+  it.each(FILES)('%s passes only its declared inputs and secrets', file => {
+    expect(deployCallProblems(parseWorkflow(read(file)), DEPLOY)).toEqual([]);
+  });
+
+  it('in the README quickstart pass only its declared inputs and secrets', () => {
+    expect(README_CALLERS.length).toBeGreaterThan(0);
+    for (const text of README_CALLERS) {
+      const wf = parseWorkflow(text);
+      expect(Object.keys(wf.jobs ?? {}).length).toBeGreaterThan(0);
+      expect(deployCallProblems(wf, DEPLOY)).toEqual([]);
+    }
+  });
+
+  it('are caught passing an old secret name, an unknown input, or no environment', () => {
+    const text = [
+      'on: push',
+      'jobs:',
+      '  prod:',
+      '    uses: org/deployguard/.github/workflows/deploy.yml@v1',
+      '    with: { config: deploy.yml, artifact: dist }',
+      '    secrets: { ssh-key: "${{ secrets.KEY }}", DEPLOYGUARD_SSH_KEY: "${{ secrets.KEY }}" }',
+      ''
+    ].join('\n');
+    expect(deployCallProblems(parseWorkflow(text), DEPLOY)).toEqual([
+      'job prod: input artifact is not an input of the deploy workflow',
+      'job prod: required input environment is missing',
+      'job prod: secret ssh-key is not a secret of the deploy workflow'
+    ]);
+  });
+});
 
 describe("steps that run deployguard's own actions", () => {
   it.each(FILES)('%s passes declared inputs and reads declared outputs', file => {
@@ -139,9 +185,51 @@ describe("steps that run deployguard's own actions", () => {
   });
 });
 
+/** Runs the `run:` script of step `id` of the deploy job with bash, the way the runner starts it. */
+function runStep(id: string, env: Record<string, string>) {
+  const step = DEPLOY.jobs!.deploy!.steps!.find(s => s.id === id)!;
+  const r = spawnSync('bash', ['--noprofile', '--norc', '-eo', 'pipefail', '-c', step.run!], {
+    env: { PATH: process.env.PATH!, ...env },
+    encoding: 'utf8'
+  });
+  return { code: r.status, out: r.stdout + r.stderr };
+}
+
 describe('the reusable deploy workflow', () => {
-  it('is called with typed inputs and a required ssh-key secret', () => {
+  it('is called with typed inputs and optional secrets named as environment secrets can be', () => {
     expect(workflowCallProblems(DEPLOY)).toEqual([]);
+  });
+
+  it('gives no job before approval a secret: only the job in the environment reads the key', () => {
+    expect(secretScopeProblems(DEPLOY)).toEqual([]);
+    const environmentJobs = Object.entries(DEPLOY.jobs!)
+      .filter(([, job]) => job.environment !== undefined)
+      .map(([id]) => id);
+    expect(environmentJobs).toEqual(['deploy']);
+    for (const name of DEPLOY_SECRETS)
+      expect({ name, jobs: jobsReading(DEPLOY, name) }).toEqual({ name, jobs: ['deploy'] });
+    // Every deployguard action that connects to hosts runs in that job, fed by those secrets.
+    const steps = DEPLOY.jobs!.deploy!.steps!.filter(s => s.uses?.startsWith('org/deployguard/'));
+    expect(steps.map(s => [s.uses, s.with?.['ssh-key']])).toEqual([
+      ['org/deployguard/pre-deploy@v1', '${{ secrets.DEPLOYGUARD_SSH_KEY }}'],
+      ['org/deployguard/deploy@v1', '${{ secrets.DEPLOYGUARD_SSH_KEY }}'],
+      ['org/deployguard/post-deploy@v1', '${{ secrets.DEPLOYGUARD_SSH_KEY }}']
+    ]);
+    expect(DEPLOY.jobs!['pre-deploy']!.steps!.filter(s => s.uses?.startsWith('org/deployguard/'))).toEqual(
+      []
+    );
+  });
+
+  it('stops first, with a message that says where the key goes, when the key did not arrive', () => {
+    const steps = DEPLOY.jobs!.deploy!.steps!;
+    expect(steps[0]!.id).toBe('credentials');
+    const missing = runStep('credentials', { DEPLOYGUARD_SSH_KEY: '' });
+    expect(missing.code).toBe(1);
+    expect(missing.out).toMatch(
+      /^::error title=DEPLOYGUARD_SSH_KEY is empty::.*secrets: inherit.*Nothing was deployed\.$/m
+    );
+    const set = runStep('credentials', { DEPLOYGUARD_SSH_KEY: '-----BEGIN OPENSSH PRIVATE KEY-----\nx\n' });
+    expect(set).toEqual({ code: 0, out: 'The SSH key is set.\n' });
   });
 
   it('runs deploy after pre-deploy, in the environment named by the input', () => {
@@ -205,12 +293,18 @@ describe('the checkers catch broken workflows', () => {
     ]);
   });
 
-  it('inputs: an optional ssh-key, a missing input, a wrong type or default', () => {
+  it('inputs and secrets: a required or missing secret, a hyphenated name, a missing input, a wrong type or default', () => {
     const call = (wf: Workflow) => dict(dict(wf.on).workflow_call);
     const inputs = (wf: Workflow) => dict(call(wf).inputs);
     const secrets = (wf: Workflow) => dict(call(wf).secrets);
-    expect(workflowCallProblems(broken(wf => (dict(secrets(wf)['ssh-key']).required = false)))).toEqual([
-      'secret ssh-key must be declared with required: true'
+    expect(
+      workflowCallProblems(broken(wf => (dict(secrets(wf).DEPLOYGUARD_SSH_KEY).required = true)))
+    ).toEqual(['secret DEPLOYGUARD_SSH_KEY must be optional']);
+    expect(workflowCallProblems(broken(wf => delete secrets(wf).DEPLOYGUARD_CHECK_ENV))).toEqual([
+      'secret DEPLOYGUARD_CHECK_ENV is not declared'
+    ]);
+    expect(workflowCallProblems(broken(wf => (secrets(wf)['ssh-key'] = { required: false })))).toEqual([
+      'secret ssh-key: an environment secret cannot have this name'
     ]);
     expect(workflowCallProblems(broken(wf => delete inputs(wf)['runs-on']))).toEqual([
       'input runs-on is not declared'
@@ -224,9 +318,43 @@ describe('the checkers catch broken workflows', () => {
     expect(workflowCallProblems(broken(wf => delete dict(inputs(wf).environment).required))).toEqual([
       'input environment must be required: true'
     ]);
-    expect(workflowCallProblems(broken(wf => (dict(secrets(wf)['known-hosts']).required = true)))).toEqual([
-      'secret known-hosts must be optional'
+  });
+
+  it('secrets: read before approval, by the whole workflow, or as a whole context', () => {
+    const pre = (wf: { jobs: Record<string, Job> }) => wf.jobs['pre-deploy']!.steps!;
+    expect(
+      secretScopeProblems(
+        broken(wf =>
+          pre(wf).push({
+            uses: 'org/deployguard/pre-deploy@v1',
+            with: { 'ssh-key': '${{ secrets.DEPLOYGUARD_SSH_KEY }}' }
+          })
+        )
+      )
+    ).toEqual([
+      'job pre-deploy reads secrets.DEPLOYGUARD_SSH_KEY but runs in no environment, so before any approval'
     ]);
+    expect(
+      secretScopeProblems(broken(wf => pre(wf).push({ run: 'echo "${{ toJSON(secrets) }}" > /dev/null' })))
+    ).toEqual(['job pre-deploy reads secrets.* but runs in no environment, so before any approval']);
+    expect(
+      secretScopeProblems(broken(wf => pre(wf).push({ run: "echo ${{ secrets['DEPLOYGUARD_CHECK_ENV'] }}" })))
+    ).toEqual([
+      'job pre-deploy reads secrets.DEPLOYGUARD_CHECK_ENV but runs in no environment, so before any approval'
+    ]);
+    expect(
+      secretScopeProblems(broken(wf => (dict(wf).env = { KEY: '${{ secrets.DEPLOYGUARD_SSH_KEY }}' })))
+    ).toEqual(["the workflow's env reads secrets.DEPLOYGUARD_SSH_KEY, which every job then sees"]);
+    expect(secretScopeProblems(broken(wf => delete mutable(wf.jobs.deploy!).environment))).toEqual([
+      'job deploy reads secrets.DEPLOYGUARD_SSH_KEY but runs in no environment, so before any approval',
+      'job deploy reads secrets.DEPLOYGUARD_CHECK_ENV but runs in no environment, so before any approval',
+      'job deploy reads secrets.DEPLOYGUARD_SSH_PASSPHRASE but runs in no environment, so before any approval',
+      'job deploy reads secrets.DEPLOYGUARD_KNOWN_HOSTS but runs in no environment, so before any approval'
+    ]);
+    // The run's own token and a job that only calls a reusable workflow are not reads.
+    expect(
+      secretScopeProblems(broken(wf => pre(wf).push({ run: 'echo ${{ secrets.GITHUB_TOKEN }}' })))
+    ).toEqual([]);
   });
 
   it('deploy job: no needs, or a fixed environment', () => {

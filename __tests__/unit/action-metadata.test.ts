@@ -25,7 +25,11 @@ interface Meta {
   runs: { using: string; main: string; post?: string };
 }
 
-const meta = (file: string) => parse(readFileSync(file, 'utf8')) as Meta;
+const metas = new Map<string, Meta>();
+const meta = (file: string) => {
+  if (!metas.has(file)) metas.set(file, parse(readFileSync(file, 'utf8')) as Meta);
+  return metas.get(file)!;
+};
 
 function script(name: string, args: string[] = []): { code: number; out: string } {
   try {
@@ -42,6 +46,25 @@ function script(name: string, args: string[] = []): { code: number; out: string 
   }
 }
 
+/** The Markdown tables in `text`: header cells and body rows, cells trimmed (escaped pipes kept). */
+function parseTables(text: string): { head: string[]; rows: string[][] }[] {
+  const cells = (line: string) =>
+    line
+      .trim()
+      .replace(/^\||\|$/g, '')
+      .split(/(?<!\\)\|/)
+      .map(c => c.trim());
+  const tables: { head: string[]; rows: string[][] }[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i + 1 < lines.length; i++) {
+    if (!lines[i]!.startsWith('|') || !/^\|[\s|:-]+\|$/.test(lines[i + 1]!.trim())) continue;
+    const table = { head: cells(lines[i]!), rows: [] as string[][] };
+    for (i += 2; i < lines.length && lines[i]!.startsWith('|'); i++) table.rows.push(cells(lines[i]!));
+    tables.push(table);
+  }
+  return tables;
+}
+
 describe('action metadata', () => {
   test('the sub-actions are generated from action.yml and up to date', () => {
     expect(script('sub-actions.mjs', ['--check'])).toEqual({ code: 0, out: '' });
@@ -53,6 +76,60 @@ describe('action metadata', () => {
     const readme = readFileSync('README.md', 'utf8');
     for (const file of ACTION_FILES)
       for (const input of Object.keys(meta(file).inputs)) expect(readme).toContain(`| \`${input}\``);
+  });
+
+  test('the README has one inputs table and one outputs table, with a column per action', () => {
+    const readme = readFileSync('README.md', 'utf8');
+    const usage = readme.slice(readme.indexOf('<!-- usage:start'), readme.indexOf('<!-- usage:end'));
+    const tables = parseTables(usage);
+    const inputs = tables.filter(t => t.head[0] === 'input');
+    const outputs = tables.filter(t => t.head[0] === 'output');
+    expect([inputs.length, outputs.length]).toEqual([1, 1]);
+    const columns = ['all', 'pre-deploy', 'deploy', 'post-deploy', 'rollback'];
+    expect(inputs[0]!.head).toEqual(['input', ...columns, 'default', 'description']);
+    expect(outputs[0]!.head).toEqual(['output', ...columns, 'description']);
+    for (const [table, kind] of [
+      [inputs[0]!, 'inputs'],
+      [outputs[0]!, 'outputs']
+    ] as const) {
+      const declared = new Set(ACTION_FILES.flatMap(f => Object.keys(meta(f)[kind])));
+      const listed = table.rows.map(r => r[0]!.replace(/`/g, ''));
+      expect(listed.sort()).toEqual([...declared].sort());
+      // Each mark says exactly what that action's metadata says.
+      for (const row of table.rows) {
+        const name = row[0]!.replace(/`/g, '');
+        ACTION_FILES.forEach((file, i) => {
+          const spec = meta(file)[kind][name] as { required?: boolean; default?: string } | undefined;
+          const want = !spec ? '' : spec.required && spec.default === undefined ? 'required' : '✓';
+          expect({ name, file, mark: row[i + 1] }).toEqual({ name, file, mark: want });
+        });
+      }
+    }
+  });
+
+  test('the README has a table of contents that links every section, and every link lands', () => {
+    const readme = readFileSync('README.md', 'utf8');
+    const prose = readme.replace(/^```[\s\S]*?^```/gm, '');
+    const slug = (h: string) =>
+      h
+        .toLowerCase()
+        .replace(/[^\w\s-]/g, '')
+        .trim()
+        .replace(/\s/g, '-');
+    const headings = [...prose.matchAll(/^(#{2,3}) (.+)$/gm)].map(m => ({
+      level: m[1]!.length,
+      id: slug(m[2]!)
+    }));
+    const contents = prose.slice(
+      prose.indexOf('## Contents'),
+      prose.indexOf('\n## ', prose.indexOf('## Contents') + 1)
+    );
+    const listed = [...contents.matchAll(/\]\(#([\w-]+)\)/g)].map(m => m[1]!);
+    const sections = headings.filter(h => h.level === 2 && h.id !== 'contents').map(h => h.id);
+    expect(sections.filter(id => !listed.includes(id))).toEqual([]);
+    const ids = new Set(headings.map(h => h.id));
+    const links = [...prose.matchAll(/\]\(#([\w-]+)\)/g)].map(m => m[1]!);
+    expect(links.filter(id => !ids.has(id))).toEqual([]);
   });
 
   test.each(ACTION_FILES)('%s: node24, a bundle that exists, described, branded', file => {
