@@ -1,6 +1,7 @@
 import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename, join, posix, resolve } from 'node:path';
+import { compileExclude, ExcludePatternError, type ExcludeMatcher } from './exclude.js';
 
 /** One thing to ship. Paths are POSIX, relative to the artifact root, without a leading './'. */
 export type ArtifactEntry =
@@ -47,13 +48,15 @@ const utf8Lossy = new TextDecoder('utf-8');
  * Rejects (with {@link ArtifactError}) anything the deploy cannot reproduce faithfully or verify:
  * special files, symlinks that are absolute or lead outside the artifact, names that are not UTF-8 or
  * contain control characters or backslashes, a missing path, and an artifact with no files.
- * `exclude` holds glob patterns (see {@link compileExclude}); excluded entries are skipped before any
- * check and excluded directories are not descended into. They do not apply to a single-file artifact.
+ * `exclude` holds gitignore-style patterns (see {@link compileExclude}); excluded entries are skipped
+ * before any check and excluded directories are not descended into. Bad patterns are an error even for
+ * a single-file artifact, to which they do not apply.
  */
 export async function scanArtifact(
   path: string,
   opts: { exclude?: readonly string[] } = {}
 ): Promise<Artifact> {
+  const excluded = excludeMatcher(opts.exclude ?? []);
   if (typeof path !== 'string' || path.trim() === '') {
     throw new ArtifactError(
       'Artifact path is empty.',
@@ -86,7 +89,7 @@ export async function scanArtifact(
     );
   }
 
-  const entries = walk(root, compileExclude(opts.exclude ?? []));
+  const entries = walk(root, excluded);
   entries.sort((a, b) => comparePaths(a.path, b.path));
   checkSymlinkChains(entries, root);
   let fileCount = 0;
@@ -105,6 +108,17 @@ export async function scanArtifact(
     );
   }
   return { root, isFile: false, entries, fileCount, totalBytes };
+}
+
+/** The exclude predicate, or an {@link ArtifactError} listing every bad pattern. */
+function excludeMatcher(patterns: readonly string[]): ExcludeMatcher {
+  try {
+    return compileExclude(patterns);
+  } catch (err) {
+    if (err instanceof ExcludePatternError)
+      throw new ArtifactError(`invalid exclude pattern: ${err.message}`, err.hint);
+    throw err;
+  }
 }
 
 /** Absolute path on the local disk of the entry at `entryPath`. */
@@ -131,55 +145,10 @@ export function manifestText(hashes: ReadonlyMap<string, string>): string {
 }
 
 /**
- * Compiles exclude globs into a predicate over artifact-relative paths, with gitignore-like rules:
- * `*` and `?` stay within one path segment, `**` spans segments (`a/**` also matches `a` itself),
- * a trailing `/` matches directories only, a pattern without a `/` matches the name at any depth
- * (`*.map`), and one with a `/` is anchored at the artifact root (a leading `/` or `./` is allowed).
- * No character classes or negation.
- */
-export function compileExclude(patterns: readonly string[]): (relPath: string, isDir: boolean) => boolean {
-  const compiled = patterns
-    .map(p => p.trim())
-    .filter(p => p !== '')
-    .map(p => {
-      const dirOnly = p.endsWith('/');
-      const trimmed = p.replace(/\/+$/, '');
-      const body = trimmed.replace(/^(?:\.\/|\/)+/, '');
-      return { dirOnly, re: globToRegExp(trimmed.includes('/') ? body : `**/${body}`) };
-    });
-  return (relPath, isDir) => compiled.some(c => (isDir || !c.dirOnly) && c.re.test(relPath));
-}
-
-function globToRegExp(glob: string): RegExp {
-  let re = '';
-  for (let i = 0; i < glob.length; i++) {
-    const atSegmentStart = i === 0 || glob[i - 1] === '/';
-    if (atSegmentStart && glob.startsWith('**/', i)) {
-      re += '(?:[^/]+/)*';
-      i += 2;
-    } else if (glob.slice(i) === '/**') {
-      re += '(?:/.*)?';
-      break;
-    } else if (atSegmentStart && glob.slice(i) === '**') {
-      re += '.*';
-      break;
-    } else if (glob[i] === '*') {
-      while (glob[i + 1] === '*') i++;
-      re += '[^/]*';
-    } else if (glob[i] === '?') {
-      re += '[^/]';
-    } else {
-      re += (glob[i] ?? '').replace(/[.+^${}()|[\]\\]/g, '\\$&');
-    }
-  }
-  return new RegExp(`^${re}$`);
-}
-
-/**
  * Lists the tree under root. Synchronous on purpose: for thousands of small entries, one lstat(2)
  * each from the page cache is several times faster than the same calls through the thread pool.
  */
-function walk(root: string, excluded: (rel: string, isDir: boolean) => boolean): ArtifactEntry[] {
+function walk(root: string, excluded: ExcludeMatcher): ArtifactEntry[] {
   const entries: ArtifactEntry[] = [];
   const attempt = <T>(abs: string, fn: () => T): T => {
     try {
