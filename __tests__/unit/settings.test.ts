@@ -152,7 +152,7 @@ describe('parseSettings', () => {
   });
 
   test.each([
-    ['target-path', 'relative/path', /target path/],
+    ['target-path', 'relative/path', /input `target-path`: expected an absolute path/],
     ['target-path', '/srv/../etc', /without `\.\.`/],
     ['target-path', '/', /not \//],
     ['port', '22x', /input `port`/],
