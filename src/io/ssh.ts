@@ -216,10 +216,17 @@ export async function connectHost(
   log: Logger,
   sleep: (ms: number) => Promise<void> = ms => new Promise(r => setTimeout(r, ms))
 ): Promise<RemoteShell> {
-  const pins: Pins = {
-    entries: host.knownHosts.flatMap(l => parseKnownHosts(l)),
-    fingerprints: host.fingerprints
-  };
+  let pins: Pins;
+  try {
+    pins = { entries: host.knownHosts.flatMap(l => parseKnownHosts(l)), fingerprints: host.fingerprints };
+  } catch (err) {
+    // A damaged pin is a typo to fix, not a sign of an attack: say so before any connection.
+    throw new DeployError(
+      `${host.name}: a known_hosts pin for ${host.host}:${host.port} is malformed: ${(err as Error).message}. Nothing was sent to the host.`,
+      'connect',
+      `Copy the whole line again: \`ssh-keyscan -p ${host.port} ${host.host}\` from a network you trust, checked against \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\` on the host.`
+    );
+  }
   if (ssh.password && !ssh.privateKey && !host.privateKey) {
     log.warn(
       `${host.name}: using password authentication. Keys are safer: a password can be guessed, and is sent to whoever answers if a host key pin is ever skipped.`
@@ -354,7 +361,7 @@ async function huntPinnedKey(
     throw new DeployError(
       `${host.name}: the host key of ${host.host}:${host.port} is not pinned, so the host cannot be trusted. It offered:\n${list}`,
       'connect',
-      `Check the fingerprint out of band (on the host: \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\`; or \`${keyscan}\` from a network you trust), then pin it with the known-hosts input:\n${lines}\nor with host-key: ${first.offered.fingerprint}`
+      `Check the fingerprint out of band (on the host: \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\`; or \`${keyscan}\` from a network you trust), then pin it with known-hosts (the input, the \`--known-hosts\` flag, or \`known-hosts:\` on the host in deployguard.yml):\n${lines}\nor with host-key: ${first.offered.fingerprint}`
     );
   }
   throw new DeployError(
