@@ -21,7 +21,11 @@ export function loadSettings(
     if (named || code !== 'ENOENT') {
       throw new ConfigError(
         `cannot read the config file ${path}: ${code ?? (err as Error).message}`,
-        named ? 'Check the `config` input: the path is relative to the workspace.' : undefined
+        named
+          ? src.wording?.kind === 'cli'
+            ? 'Check --config: the path is relative to the current directory.'
+            : 'Check the `config` input: the path is relative to the workspace.'
+          : undefined
       );
     }
   }

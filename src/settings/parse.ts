@@ -163,8 +163,10 @@ function readFile(
 function inputProblem(wording: Wording, name: string, issue: SchemaIssue): string {
   const where = issue.path === name ? wording.label(name) : `${wording.label(name)} (${issue.path})`;
   const value = issue.example.replace(/^(?:- |[\w-]+: )/, '');
-  const stop = /[.?!]$/.test(issue.message) ? '' : '.';
-  return `${where}: ${issue.message}${stop} Example: ${wording.example(name, value)}`;
+  // Every input is text: "(a string)" after the value would tell nobody anything.
+  const message = issue.message.replace(/ \(a string(?: of \d+ characters)?\)/, '');
+  const stop = /[.?!]$/.test(message) ? '' : '.';
+  return `${where}: ${message}${stop} Example: ${wording.example(name, value)}`;
 }
 
 function defaultReleaseId(now: Date, commit: string): string {

@@ -1,0 +1,155 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { COMMANDS, main } from '../../src/cli.js';
+import { INPUTS } from '../../src/settings/inputs.js';
+import { FAKE_PIN } from '../helpers/settings.js';
+
+/** The real CLI entry, its output and its error stream captured. */
+async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const sink = (add: (s: string) => void) =>
+    new Writable({
+      write(chunk: Buffer, _enc, done) {
+        add(chunk.toString());
+        done();
+      }
+    });
+  const code = await main(
+    argv,
+    sink(s => (out += s)),
+    sink(s => (err += s))
+  );
+  return { code, out, err };
+}
+
+const pkg = JSON.parse(await import('node:fs').then(fs => fs.readFileSync('package.json', 'utf8'))) as {
+  version: string;
+};
+
+describe('the CLI parses strictly (issue 13)', () => {
+  test('an unknown flag exits 2, naming it, with a did-you-mean; nothing runs', async () => {
+    const r = await cli('deploy', '--dryrun=true');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/unknown flag "--dryrun" for `deployguard deploy`; did you mean --dry-run\?/);
+    expect(r.out).toBe('');
+  });
+
+  test('a flag of another command says which command takes it', async () => {
+    const r = await cli('deploy', '--to', 'previous');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/"--to".*it is a flag of `deployguard rollback`/);
+  });
+
+  test('rollback takes no --dry-run (it would really roll back)', async () => {
+    const r = await cli('rollback', '--dry-run');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/unknown flag "--dry-run" for `deployguard rollback`/);
+  });
+
+  test.each([
+    [['deploy', '--reason'], /--reason needs a value/],
+    [['deploy', '--reason', '--dry-run'], /--reason needs a value/],
+    [['deploy', '--dry-run=false'], /--dry-run takes no value/],
+    [['deploy', '--host', 'a', '--host', 'b'], /--host is given twice/],
+    [['deploy', 'now'], /unexpected argument "now"/],
+    [['deplyo'], /unknown command "deplyo"; did you mean `deploy`\?/],
+    [['--config', 'x.yml', 'deploy'], /expected a command first/],
+    [['deploy', '--ssh-key', 'k'], /--ssh-key would put a secret in the process list/]
+  ])('%j is a usage error (exit 2)', async (argv, pattern) => {
+    const r = await cli(...argv);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(pattern);
+  });
+
+  test('--version prints the package version', async () => {
+    expect(await cli('--version')).toEqual({ code: 0, out: `${pkg.version}\n`, err: '' });
+  });
+
+  test.each(Object.keys(COMMANDS))('`%s --help` lists its own flags and exits 0', async name => {
+    const r = await cli(name, '--help');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(new RegExp(`^Usage: deployguard ${name}\\b`));
+    expect(r.out).toContain('--help');
+    expect(await cli('help', name)).toEqual(r);
+  });
+
+  test('each command offers exactly its flags', async () => {
+    const deploy = (await cli('deploy', '-h')).out;
+    for (const name of Object.keys(INPUTS)) expect(deploy).toContain(`--${name}`);
+    expect(deploy).toContain('--ssh-key-file PATH');
+    expect(deploy).not.toContain('--to ');
+    const rollback = (await cli('rollback', '--help')).out;
+    expect(rollback).toContain('--to previous|RELEASE');
+    expect(rollback).not.toContain('--dry-run');
+    expect((await cli('schema', '--help')).out).not.toContain('--config');
+  });
+
+  test('the usage lists every command; no command at all is exit 2', async () => {
+    const r = await cli('--help');
+    expect(r.code).toBe(0);
+    for (const name of Object.keys(COMMANDS)) expect(r.out).toMatch(new RegExp(`deployguard ${name}\\b`));
+    expect((await cli()).code).toBe(2);
+  });
+});
+
+describe('the CLI refuses hostile values before any host is touched (issue 13)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dg-cli-'));
+  const config = join(dir, 'deployguard.yml');
+  writeFileSync(config, 'version: 1\n');
+  const oneHost = ['deploy', '--config', config, '--host', '192.0.2.10', '--user', 'deploy'];
+  const base = [
+    ...oneHost,
+    '--host-key',
+    FAKE_PIN,
+    '--artifact',
+    dir,
+    '--target-path',
+    '/srv/app',
+    '--dry-run'
+  ];
+
+  test.each(['--host-name', '--environment', '--reason'])(
+    '%s with a newline and a workflow command exits 2, escaped, nothing printed raw',
+    async flag => {
+      const r = await cli(...base, flag, 'x\n::error::pwned\n::add-mask::secret');
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(new RegExp(`\`${flag}\`: contains the control character U\\+000A`));
+      expect(`${r.out}\n${r.err}`).not.toMatch(/^\s*(error: )?::/m);
+      expect(r.out).toBe('');
+    }
+  );
+
+  test.each([
+    ['--lock-wait', '99999h', /`--lock-wait`: expected a duration of at most 1h.*Example: --lock-wait 2m/],
+    ['--connect-timeout', '0s', /`--connect-timeout`: expected a duration from 1s to 5m/]
+  ])('%s %s is refused as the file refuses it', async (flag, value, pattern) => {
+    const r = await cli(...base, flag, value);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(pattern);
+  });
+
+  test('errors speak of flags, not action inputs', async () => {
+    const r = await cli(...oneHost, '--target-path', 'srv');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/`--target-path`: expected an absolute path/);
+    expect(r.err).toMatch(/`--ssh-key-file` \(or DEPLOYGUARD_SSH_KEY\)/);
+    expect(r.err).not.toMatch(/\binput\b/);
+  });
+
+  test('deploy --dry-run works without any SSH secret and touches nothing', async () => {
+    const saved = process.env.DEPLOYGUARD_SSH_KEY;
+    delete process.env.DEPLOYGUARD_SSH_KEY;
+    try {
+      const r = await cli(...base);
+      expect(r.err).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.out).toMatch(/Dry run: release \S+ to 192\.0\.2\.10 \(deploy@192\.0\.2\.10:22\)/);
+      expect(r.out).toMatch(/no host was contacted/);
+    } finally {
+      if (saved !== undefined) process.env.DEPLOYGUARD_SSH_KEY = saved;
+    }
+  });
+});
