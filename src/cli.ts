@@ -276,32 +276,27 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommand {
     allowPositionals: true,
     tokens: true
   });
-  const seen = new Set<string>();
+  const values: Record<string, string | boolean> = {};
   for (const t of tokens) {
     if (t.kind === 'positional')
       throw usageError(`unexpected argument ${shown(t.value)}: \`${first}\` takes flags only`, first);
     if (t.kind !== 'option') continue;
-    const spec2 = options[t.name];
-    if (!spec2) throw unknownFlag(first, t.rawName, Object.keys(options));
-    if (seen.has(t.name)) throw usageError(`--${t.name} is given twice; give it once`, first);
-    seen.add(t.name);
-    if (spec2.type === 'boolean' && t.value !== undefined)
+    const flag = options[t.name];
+    if (!flag) throw unknownFlag(first, t.rawName, Object.keys(options));
+    if (t.name in values) throw usageError(`--${t.name} is given twice; give it once`, first);
+    if (flag.type === 'boolean' && t.value !== undefined)
       throw usageError(
         `--${t.name} takes no value (it is a switch), got ${shown(`${t.rawName}=${t.value}`)}`,
         first
       );
-    if (spec2.type === 'string' && (t.value === undefined || (!t.inlineValue && t.value.startsWith('-'))))
-      throw usageError(
-        `--${t.name} needs a value. Example: --${t.name} ${spec2.value ?? 'VALUE'}${spec2.type === 'string' ? ` (or --${t.name}=-VALUE for a value starting with -)` : ''}`,
-        first
-      );
+    // `--reason --dry-run` forgot the reason; `--host -oProxyCommand=x` is a (bad) host name.
+    const flagLike = (v: string) =>
+      v === '-h' || (/^--[A-Za-z]/.test(v) && v.replace(/^--|=.*$/g, '') in options);
+    if (flag.type === 'string' && (t.value === undefined || (!t.inlineValue && flagLike(t.value))))
+      throw usageError(`--${t.name} needs a value. Example: --${t.name} ${flag.value ?? 'VALUE'}`, first);
+    values[t.name] = t.value ?? true;
   }
-  try {
-    const { values } = parseArgs({ args: [...rest], options, strict: true, allowPositionals: false });
-    return { command: first, flags: values as Flags };
-  } catch (err) {
-    throw usageError(String((err as Error).message).split('\n')[0]!, first);
-  }
+  return { command: first, flags: values };
 }
 
 function unknownCommand(name: string): ConfigError {

@@ -124,11 +124,19 @@ describe('the CLI refuses hostile values before any host is touched (issue 13)',
 
   test.each([
     ['--lock-wait', '99999h', /`--lock-wait`: expected a duration of at most 1h.*Example: --lock-wait 2m/],
-    ['--connect-timeout', '0s', /`--connect-timeout`: expected a duration from 1s to 5m/]
+    ['--connect-timeout', '0s', /`--connect-timeout`: expected a duration from 1s to 5m/],
+    ['--lock-wait', '-1s', /`--lock-wait`: expected a duration of at most 1h like `2m`, got "-1s"/],
+    ['--port', '-1', /`--port`: expected an integer from 1 to 65535, got the number -1/]
   ])('%s %s is refused as the file refuses it', async (flag, value, pattern) => {
     const r = await cli(...base, flag, value);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(pattern);
+  });
+
+  test('a value that looks like an ssh option is a value, and refused as one', async () => {
+    const r = await cli('deploy', '--config', config, '--host', '-oProxyCommand=id');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/`--host`: expected a hostname or IP address, got "-oProxyCommand=id"/);
   });
 
   test('errors speak of flags, not action inputs', async () => {

@@ -351,7 +351,7 @@ export function parseSettings(src: SettingsSource): Settings {
       );
   } else if (targetPath.replace(/\/+$/, '') === '') {
     p.list.push(
-      `target path ${quoted(targetPath, 80)}: expected a directory below /, not / itself. Example: target: { path: /srv/myapp }`
+      `target path ${quoted(targetPath, 80)}: expected an absolute path below /, not / itself. Example: target: { path: /srv/myapp }`
     );
   }
   const strategyInput = get('strategy');
