@@ -133,6 +133,13 @@ describe('the CLI refuses hostile values before any host is touched (issue 13)',
     expect(r.err).toMatch(pattern);
   });
 
+  test('a config path with a newline is refused, escaped', async () => {
+    const r = await cli('check', '--config', 'x.yml\n::error::pwned');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/`--config`: contains the control character U\+000A/);
+    expect(r.err).not.toMatch(/^(error: )?::/m);
+  });
+
   test('a value that looks like an ssh option is a value, and refused as one', async () => {
     const r = await cli('deploy', '--config', config, '--host', '-oProxyCommand=id');
     expect(r.code).toBe(2);
