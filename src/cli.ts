@@ -16,13 +16,19 @@ import { blockedReason } from './report/record.js';
 import { renderCheckTable, verdictLine } from './report/summary.js';
 import { secretGate, testGate } from './scan/pre-deploy.js';
 import { configJsonSchema } from './settings/config.js';
-import { INPUTS, isSwitch, releaseId, type InputGroup, type InputName } from './settings/inputs.js';
+import {
+  INPUTS,
+  isSwitch,
+  releaseId,
+  SECRET_INPUTS,
+  type InputGroup,
+  type InputName
+} from './settings/inputs.js';
 import { loadSettings } from './settings/load.js';
-import { SECRET_INPUTS } from './settings/parse.js';
 import { suggest, validate } from './settings/schema.js';
 import { STARTER_CONFIG } from './settings/starter.js';
 import type { Stage } from './settings/types.js';
-import { CLI_WORDING } from './settings/wording.js';
+import { CLI_WORDING, inCliWords } from './settings/wording.js';
 import { VERSION } from './version.js';
 
 /** A flag of one subcommand, as `--help` lists it. */
@@ -332,7 +338,7 @@ export async function main(
   errOut: NodeJS.WritableStream = process.stderr
 ): Promise<number> {
   const verbose = argv.includes('--verbose');
-  const log = redacting(consoleLogger({ verbose, stream: errOut }));
+  const log = inCliLogger(redacting(consoleLogger({ verbose, stream: errOut })));
   const write = (text: string) => void out.write(secrets.redact(text) + '\n');
   try {
     const { command, flags } = parseCommandLine(argv);
@@ -377,6 +383,17 @@ export async function main(
     log.error(describeError(err));
     return err instanceof ConfigError ? 2 : 1;
   }
+}
+
+/** The logger, every message in the CLI's words: flags and variables, never action inputs. */
+function inCliLogger(inner: Logger): Logger {
+  return {
+    info: m => inner.info(inCliWords(m)),
+    warn: m => inner.warn(inCliWords(m)),
+    error: m => inner.error(inCliWords(m)),
+    debug: m => inner.debug(inCliWords(m)),
+    group: (title, fn) => inner.group(inCliWords(title), fn)
+  };
 }
 
 function readKeyFile(path: string): string {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { COMMANDS, main } from '../../src/cli.js';
 import { INPUTS } from '../../src/settings/inputs.js';
+import { inCliWords } from '../../src/settings/wording.js';
 import { FAKE_PIN } from '../helpers/settings.js';
 
 /** The real CLI entry, its output and its error stream captured. */
@@ -144,6 +145,22 @@ describe('the CLI refuses hostile values before any host is touched (issue 13)',
     const r = await cli('deploy', '--config', config, '--host', '-oProxyCommand=id');
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/`--host`: expected a hostname or IP address, got "-oProxyCommand=id"/);
+  });
+
+  test('messages from any module are shown in flag words', async () => {
+    const file = join(dir, 'host-check.yml');
+    writeFileSync(file, 'version: 1\nchecks: [{ name: p, type: process }]\n');
+    const r = await cli('check', '--config', file);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/checks that run on hosts need `hosts:` \(or the `--host` flag\)/);
+    expect(
+      inCliWords('Check that the `ssh-key` input holds the key and the `ssh-passphrase` input matches')
+    ).toBe(
+      'Check that `--ssh-key-file` (or DEPLOYGUARD_SSH_KEY) holds the key and DEPLOYGUARD_SSH_PASSPHRASE matches'
+    );
+    expect(inCliWords('input `port`: bad; check the gitleaks-path input; the `weird` input')).toBe(
+      '`--port`: bad; check the `--gitleaks-path` flag; the `weird` input'
+    );
   });
 
   test('errors speak of flags, not action inputs', async () => {

@@ -195,9 +195,9 @@ function hintFor(host: HostSettings, message: string): string {
   if (/timed out|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH/i.test(message))
     return `No answer from ${host.host}:${host.port}. Check the firewall or security group allows this runner, or use a jump host for private networks.`;
   if (/authentication/i.test(message))
-    return `The server refused the key for ${where}. Check that the public half of ssh-key is in ~${host.user}/.ssh/authorized_keys and that the user is right.`;
+    return `The server refused the key for ${where}. Check that the public half of the key (the \`ssh-key\` input) is in ~${host.user}/.ssh/authorized_keys and that the user is right.`;
   if (/passphrase|encrypted|private key/i.test(message))
-    return 'The private key could not be read. Check ssh-key holds the whole key (BEGIN/END lines included) and ssh-passphrase matches.';
+    return 'The private key could not be read. Check that the `ssh-key` input holds the whole key (BEGIN/END lines included) and that the `ssh-passphrase` input matches.';
   return `Check that ${where} is reachable from this runner and accepts the key.`;
 }
 
@@ -361,7 +361,7 @@ async function huntPinnedKey(
     throw new DeployError(
       `${host.name}: the host key of ${host.host}:${host.port} is not pinned, so the host cannot be trusted. It offered:\n${list}`,
       'connect',
-      `Check the fingerprint out of band (on the host: \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\`; or \`${keyscan}\` from a network you trust), then pin it with known-hosts (the input, the \`--known-hosts\` flag, or \`known-hosts:\` on the host in deployguard.yml):\n${lines}\nor with host-key: ${first.offered.fingerprint}`
+      `Check the fingerprint out of band (on the host: \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\`; or \`${keyscan}\` from a network you trust), then pin it with the \`known-hosts\` input (or \`known-hosts:\` on the host in deployguard.yml):\n${lines}\nor with host-key: ${first.offered.fingerprint}`
     );
   }
   throw new DeployError(

@@ -252,6 +252,10 @@ export const INPUTS = {
 } as const;
 
 export type InputName = keyof typeof INPUTS;
+
+/** Input names that hold secrets; their values are masked as soon as they are read. */
+export const SECRET_INPUTS = ['ssh-key', 'ssh-passphrase', 'ssh-password', 'github-token'] as const;
+export type SecretInput = (typeof SECRET_INPUTS)[number];
 export type InputValue<N extends InputName> = Infer<(typeof INPUTS)[N]['schema']>;
 
 /** Whether an input is a switch (a CLI flag without a value). */

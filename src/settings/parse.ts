@@ -2,7 +2,14 @@ import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Document } fro
 import { ConfigError } from '../errors.js';
 import { entryMatchesHost, parseKnownHosts } from '../remote/hostkeys.js';
 import { configSchema, type ConfigFile } from './config.js';
-import { INPUTS, parseInput, type InputName, type InputValue } from './inputs.js';
+import {
+  INPUTS,
+  parseInput,
+  SECRET_INPUTS,
+  type InputName,
+  type InputValue,
+  type SecretInput
+} from './inputs.js';
 import { formatIssues, validate, type SchemaIssue } from './schema.js';
 import type { CheckSettings, HostSettings, ScanMode, ServiceSettings, Settings, Stage } from './types.js';
 import { ACTION_WORDING, type Wording } from './wording.js';
@@ -28,9 +35,7 @@ export interface SettingsSource {
   readonly wording?: Wording;
 }
 
-/** Input names that hold secrets; their values are masked as soon as they are read. */
-export const SECRET_INPUTS = ['ssh-key', 'ssh-passphrase', 'ssh-password', 'github-token'] as const;
-type SecretInput = (typeof SECRET_INPUTS)[number];
+export { SECRET_INPUTS };
 
 const ENV_FALLBACK: Record<string, string> = {
   'ssh-key': 'DEPLOYGUARD_SSH_KEY',

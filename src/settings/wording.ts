@@ -1,3 +1,5 @@
+import { INPUTS, SECRET_INPUTS } from './inputs.js';
+
 /**
  * How messages name a setting given on the command line or in a workflow: the same mistake reads
  * "the `--target-path` flag" in a terminal and "the `target-path` input" in an Actions log, so a
@@ -43,3 +45,20 @@ export const CLI_WORDING: Wording = {
   label: name => CLI_SECRETS[name]?.ref ?? `\`--${name}\``,
   example: (name, value) => CLI_SECRETS[name]?.example ?? `--${name} ${value}`
 };
+
+const KNOWN = new Set<string>([...Object.keys(INPUTS), ...SECRET_INPUTS, 'config']);
+const known = (wrap: (name: string) => string) => (m: string, name: string) =>
+  KNOWN.has(name) ? wrap(name) : m;
+
+/**
+ * A message written in action words ("the `ssh-key` input", "input `port`", "the gitleaks-path
+ * input"), in the CLI's: every module can keep one wording, and the command line still points
+ * at the flag or the variable a person can actually set.
+ */
+export function inCliWords(text: string): string {
+  return text
+    .replace(/the `([a-z][a-z-]*)` input/g, known(CLI_WORDING.ref))
+    .replace(/the ([a-z][a-z-]*) input\b/g, known(CLI_WORDING.ref))
+    .replace(/input `([a-z][a-z-]*)`/g, known(CLI_WORDING.label))
+    .replace(/`([a-z][a-z-]*)` input/g, known(CLI_WORDING.label));
+}
