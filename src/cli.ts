@@ -282,14 +282,16 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommand {
     allowPositionals: true,
     tokens: true
   });
-  const values: Record<string, string | boolean> = {};
+  const seen = new Set<string>();
+  const normalized: string[] = [];
   for (const t of tokens) {
     if (t.kind === 'positional')
       throw usageError(`unexpected argument ${shown(t.value)}: \`${first}\` takes flags only`, first);
     if (t.kind !== 'option') continue;
     const flag = options[t.name];
     if (!flag) throw unknownFlag(first, t.rawName, Object.keys(options));
-    if (t.name in values) throw usageError(`--${t.name} is given twice; give it once`, first);
+    if (seen.has(t.name)) throw usageError(`--${t.name} is given twice; give it once`, first);
+    seen.add(t.name);
     if (flag.type === 'boolean' && t.value !== undefined)
       throw usageError(
         `--${t.name} takes no value (it is a switch), got ${shown(`${t.rawName}=${t.value}`)}`,
@@ -300,9 +302,12 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommand {
       v === '-h' || (/^--[A-Za-z]/.test(v) && v.replace(/^--|=.*$/g, '') in options);
     if (flag.type === 'string' && (t.value === undefined || (!t.inlineValue && flagLike(t.value))))
       throw usageError(`--${t.name} needs a value. Example: --${t.name} ${flag.value ?? 'VALUE'}`, first);
-    values[t.name] = t.value ?? true;
+    normalized.push(t.value === undefined ? `--${t.name}` : `--${t.name}=${t.value}`);
   }
-  return { command: first, flags: values };
+  // Every mistake is named above; the strict parse of the checked flags gives the values (a value
+  // that starts with `-` is inline now, so strict mode takes it as the value it is).
+  const { values } = parseArgs({ args: normalized, options, strict: true, allowPositionals: false });
+  return { command: first, flags: values as Flags };
 }
 
 function unknownCommand(name: string): ConfigError {
