@@ -476,6 +476,18 @@ service: { manager: systemd, name: app }
     expect(e.message).not.toMatch(/no hosts|no user/);
   });
 
+  test('host-name and port without host are refused, not ignored', () => {
+    const e = errorOf(() => settingsFrom({ 'ssh-key': FAKE_KEY, port: '2222', 'host-name': 'web' }, GOOD));
+    expect(items(e)).toEqual([
+      expect.stringMatching(
+        /input `host-name` applies to the `host` input, which is not set; .* set `name:` on each/
+      ),
+      expect.stringMatching(
+        /input `port` applies to the `host` input, which is not set; .* set `port:` on each/
+      )
+    ]);
+  });
+
   test('YAML syntax errors carry the line and column', () => {
     const e = errorOf(() => settingsFrom(key, 'version: 1\nhosts:\n  - host: a\n   user: b\n'));
     expect(e.message).toMatch(/deployguard\.yml:4:\d+: /);

@@ -314,6 +314,13 @@ export function parseSettings(src: SettingsSource): Settings {
       ...(privateKey ? { privateKey } : {})
     };
   });
+  // `host-name` and `port` describe the `host` input; without it they would be ignored silently.
+  if (!text('host'))
+    for (const name of ['host-name', 'port'] as const)
+      if (text(name))
+        p.list.push(
+          `${wording.label(name)} applies to ${say('host')}, which is not set; for the hosts of ${configPath}, set \`${name === 'port' ? 'port' : 'name'}:\` on each. Example: ${wording.example('host', '203.0.113.10')}`
+        );
   const deploying = src.purpose !== 'check';
   if (hosts.length === 0 && deploying && read('hosts') && hostInput === undefined && !text('host'))
     p.list.push(
