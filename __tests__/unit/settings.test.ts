@@ -427,6 +427,12 @@ describe('known_hosts pins are checked at config time (issue 13)', () => {
     expect(e.message).not.toMatch(/man-in-the-middle|does not match/i);
   });
 
+  test("a fleet's whole known_hosts fits in the input", () => {
+    const fleet = Array.from({ length: 300 }, (_, i) => `10.0.${i >> 8}.${i & 255} ssh-ed25519 ${b64}`);
+    const s = settingsFrom({ ...BASE_INPUTS, 'known-hosts': fleet.join('\n') });
+    expect(s.hosts[0]!.knownHosts[0]!.split('\n')).toHaveLength(300);
+  });
+
   test('a truncated key in the input is malformed too', () => {
     const e = errorOf(() =>
       settingsFrom({ ...BASE_INPUTS, 'known-hosts': `192.0.2.10 ssh-ed25519 ${b64.slice(0, 30)}` })

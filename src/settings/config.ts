@@ -98,7 +98,13 @@ export const userName = str({
   example: 'deploy'
 });
 export const hostKey = union([fingerprint, arr(fingerprint, { minItems: 1 })]);
-export const knownHosts = str({ multiline: true, minLength: 1, example: '203.0.113.10 ssh-ed25519 AAAA…' });
+/** A whole fleet's known_hosts (RSA lines are ~400 characters each) fits; a runaway value does not. */
+export const knownHosts = str({
+  multiline: true,
+  minLength: 1,
+  maxLength: 256 * 1024,
+  example: '203.0.113.10 ssh-ed25519 AAAA…'
+});
 export const strategy = enumOf(['releases', 'in-place']);
 export const artifact = str({ minLength: 1, example: 'dist/', description: 'File or directory to ship.' });
 export const unitName = str({
