@@ -760,7 +760,8 @@ describe('path nodes of deployguard.yml refuse `.` and `..` (issue 13)', () => {
     ['../ca.pem', false],
     ['certs/../../ca.pem', false],
     ['certs/..', false],
-    ['a b', false]
+    ['C:\\tools\\..\\ca.pem', false],
+    ['My Certs/ca.pem', true]
   ])('localPath %j: %s', (path, ok) => {
     expect(validate(localPath, path).ok).toBe(ok);
   });

@@ -47,12 +47,14 @@ const relEntry = str({
   expected: 'a path relative to the release, without `..`',
   example: '.env'
 });
+/** Any path with no `..` segment (`/` or `\\` separated); control characters are refused by str(). */
+const NO_DOTDOT = /^(?!.*(?:^|[\\/])\.\.(?:[\\/]|$)).{1,1024}$/;
 /**
  * A path on the machine running deployguard, relative to the workspace or absolute; never `..`,
  * so a file named here cannot be one outside the tree the path seems to name.
  */
 export const localPath = str({
-  pattern: /^(?!.*(?:^|\/)\.\.(?:\/|$))[^\s]{1,1024}$/,
+  pattern: NO_DOTDOT,
   expected: 'a file path without `..` segments',
   example: 'certs/internal-ca.pem'
 });
@@ -149,7 +151,7 @@ export const githubDeployment = bool({
     'Create a GitHub deployment with statuses. Leave off when the job runs in an `environment:`: GitHub records that deployment itself.'
 });
 export const gitleaksConfig = str({
-  pattern: /^(?!.*(?:^|\/)\.\.(?:\/|$))[^\s]{1,1024}$/,
+  pattern: NO_DOTDOT,
   expected: 'a file path without `..` segments',
   example: '.github/gitleaks.toml'
 });
