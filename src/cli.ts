@@ -326,7 +326,9 @@ function unknownFlag(command: string, raw: string, known: readonly string[]): Co
         ? 'Use --ssh-key-file PATH or DEPLOYGUARD_SSH_KEY in the environment.'
         : `Use ${CLI_WORDING.ref(name)} in the environment.`
     );
-  const near = suggest(name, known);
+  // A typo, or the start of exactly one flag (`--target` for `--target-path`).
+  const starting = known.filter(k => name.length >= 3 && k.startsWith(name));
+  const near = suggest(name, known) ?? (starting.length === 1 ? starting[0] : undefined);
   const elsewhere = Object.keys(COMMANDS).filter(c => c !== command && name in flagsOf(COMMANDS[c]!));
   const hint = near
     ? `; did you mean --${near}?`

@@ -38,6 +38,11 @@ describe('the CLI parses strictly (issue 13)', () => {
     expect(r.out).toBe('');
   });
 
+  test('the start of exactly one flag suggests it', async () => {
+    expect((await cli('deploy', '--target', '/srv/app')).err).toMatch(/did you mean --target-path\?/);
+    expect((await cli('history', '--lim', '3')).err).toMatch(/did you mean --limit\?/);
+  });
+
   test('a flag of another command says which command takes it', async () => {
     const r = await cli('deploy', '--to', 'previous');
     expect(r.code).toBe(2);
