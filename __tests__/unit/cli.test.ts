@@ -139,6 +139,24 @@ describe('the CLI refuses hostile values before any host is touched (issue 13)',
     expect(r.err).toMatch(pattern);
   });
 
+  test('a truncated known_hosts pin is malformed at config time, not a man-in-the-middle at connect', async () => {
+    const key = 'AAAAC3NzaC1lZDI1NTE5AAAAIGZsF4i8XZrPkLxGz7yQYm1eBgJ+vAQyJmHh1Y7bqXjA';
+    const r = await cli(...oneHost, '--known-hosts', `192.0.2.10 ssh-ed25519 ${key.slice(0, 44)}`);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/`--known-hosts`: line 1 ".*" is malformed: the ssh-ed25519 key is cut short/);
+    expect(r.err).not.toMatch(/man-in-the-middle/i);
+  });
+
+  test('one config mistake is one error, with its line and column', async () => {
+    const file = join(dir, 'one-mistake.yml');
+    writeFileSync(file, 'version: 1\nservice:\n  manager: systemdd\n');
+    const r = await cli(...base.map(a => (a === config ? file : a)));
+    expect(r.code).toBe(2);
+    expect(r.err.split('\n').filter(l => l.startsWith('error:   - '))).toEqual([
+      expect.stringMatching(/one-mistake\.yml:3:12: `service\.manager`: .*did you mean `systemd`\?/)
+    ]);
+  });
+
   test('a config path with a newline is refused, escaped', async () => {
     const r = await cli('check', '--config', 'x.yml\n::error::pwned');
     expect(r.code).toBe(2);

@@ -468,7 +468,11 @@ service: { manager: systemd, name: app }
       /did you mean `systemd`/
     ],
     ['a bad host entry', GOOD.replace('host: 192.0.2.10', 'host: "web 1"'), /`hosts\[0\]\.host`/],
-    ['a misspelt section', GOOD.replace('hosts:', 'host:'), /unknown key `host`; did you mean `hosts`/],
+    [
+      'a misspelt section',
+      GOOD.replace('hosts:', 'host:'),
+      /deployguard\.yml:4:1: `host`: unknown key `host`; did you mean `hosts`/
+    ],
     ['a bad target', GOOD.replace('/srv/app', 'srv/app'), /`target\.path`/]
   ])('%s gives exactly one error', (_what, yaml, pattern) => {
     const e = errorOf(() => settingsFrom(key, yaml));

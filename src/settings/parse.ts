@@ -58,7 +58,7 @@ function quoted(value: string, max: number): string {
 interface Yaml {
   readonly value: unknown;
   /** `line:column` of a path like `hosts[1].port` in the file (of the deepest part that exists). */
-  readonly at: (path: string) => string;
+  readonly at: (path: string, atKey: boolean) => string;
 }
 
 function readYaml(text: string, path: string): Yaml {
@@ -93,7 +93,7 @@ function readYaml(text: string, path: string): Yaml {
       'Avoid YAML aliases that expand to huge documents.'
     );
   }
-  return { value, at: p => positionOf(doc, lines, p) };
+  return { value, at: (p, atKey) => positionOf(doc, lines, p, atKey) };
 }
 
 /** Splits `hosts[1]["a.b"].port` into `['hosts', 1, 'a.b', 'port']`. */
@@ -107,15 +107,17 @@ function pathParts(path: string): (string | number)[] {
   return out;
 }
 
-function positionOf(doc: Document, lines: LineCounter, path: string): string {
+/** Where a path is: its value, or its key when the key is the mistake (an unknown key). */
+function positionOf(doc: Document, lines: LineCounter, path: string, atKey: boolean): string {
   let node: unknown = doc.contents;
   let offset = (doc.contents as { range?: [number] } | null)?.range?.[0] ?? 0;
   for (const part of pathParts(path)) {
     if (isMap(node)) {
       const pair = node.items.find(i => isScalar(i.key) && String(i.key.value) === String(part));
       if (!pair) break;
-      offset = (pair.key as { range?: [number] }).range?.[0] ?? offset;
       node = pair.value;
+      const value = atKey ? undefined : (node as { range?: [number] } | null)?.range?.[0];
+      offset = value ?? (pair.key as { range?: [number] }).range?.[0] ?? offset;
     } else if (isSeq(node) && typeof part === 'number' && node.items[part]) {
       node = node.items[part];
       offset = (node as { range?: [number] }).range?.[0] ?? offset;
@@ -147,7 +149,9 @@ function readFile(
   const raw = yaml.value ?? {};
   const r = validate(configSchema, raw);
   if (r.ok) return { file: r.value, broken: new Set() };
-  p.list.push(...r.errors.map(i => `${path}:${yaml.at(i.path)}: ${formatIssues([i])}`));
+  p.list.push(
+    ...r.errors.map(i => `${path}:${yaml.at(i.path, /^unknown key/.test(i.message))}: ${formatIssues([i])}`)
+  );
   const broken = new Set<string>();
   for (const i of r.errors) {
     const top = pathParts(i.path)[0];
