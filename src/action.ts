@@ -15,7 +15,9 @@ import { blockedReason } from './report/record.js';
 import { renderFindings, verdictLine } from './report/summary.js';
 import type { Finding } from './scan/gitleaks.js';
 import { artifactRootOf, reportOf, secretGate, testGate, type ScanReport } from './scan/pre-deploy.js';
+import { releaseId } from './settings/inputs.js';
 import { loadSettings } from './settings/load.js';
+import { validate } from './settings/schema.js';
 import type { Settings } from './settings/types.js';
 
 /**
@@ -28,7 +30,10 @@ export type ActionPhase = 'all' | 'pre-deploy' | 'deploy' | 'post-deploy' | 'rol
 /** State key under which held locks are passed to the post step. */
 export const LOCK_STATE = 'deployguard-locks';
 
-const RELEASE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** A release id input, by the one declaration `release-id` uses too. */
+const isReleaseId = (text: string) => validate(releaseId, text).ok;
+/** A value shown in a message: quoted and escaped, so it cannot start a log line of its own. */
+const shown = (text: string) => JSON.stringify(text.slice(0, 60));
 
 /** The phase's own inputs (beyond the shared ones), checked before any host is contacted. */
 function phaseMode(phase: ActionPhase): DeployMode {
@@ -42,20 +47,20 @@ function phaseMode(phase: ActionPhase): DeployMode {
     case 'post-deploy': {
       const release = core.getInput('release').trim();
       const previous = core.getInput('previous-release').trim();
-      if (!RELEASE_ID.test(release))
+      if (!isReleaseId(release))
         throw new ConfigError(
-          `input \`release\`: expected the release id the deploy step switched to, got "${release.slice(0, 60)}"`,
+          `input \`release\`: expected the release id the deploy step switched to, got ${shown(release)}`,
           'Example: release: ${{ steps.deploy.outputs.release }}'
         );
-      if (previous && !RELEASE_ID.test(previous))
-        throw new ConfigError(`input \`previous-release\`: "${previous.slice(0, 60)}" is not a release id`);
+      if (previous && !isReleaseId(previous))
+        throw new ConfigError(`input \`previous-release\`: ${shown(previous)} is not a release id`);
       return { kind: 'post', release, previous: previous || undefined };
     }
     case 'rollback': {
       const to = core.getInput('to').trim() || 'previous';
-      if (to !== 'previous' && !RELEASE_ID.test(to))
+      if (to !== 'previous' && !isReleaseId(to))
         throw new ConfigError(
-          `input \`to\`: expected \`previous\` or a release id, got "${to.slice(0, 60)}"`,
+          `input \`to\`: expected \`previous\` or a release id, got ${shown(to)}`,
           'Example: to: previous (or a release id from `deployguard history`)'
         );
       return { kind: 'rollback', to };

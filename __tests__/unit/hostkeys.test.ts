@@ -1,4 +1,7 @@
 import { createHash, createHmac, generateKeyPairSync } from 'node:crypto';
+import { DeployError } from '../../src/errors.js';
+import { connectHost } from '../../src/io/ssh.js';
+import { memoryLogger } from '../../src/io/log.js';
 import {
   describeKey,
   entryMatchesHost,
@@ -15,6 +18,22 @@ function ed25519Blob(): Buffer {
   const raw = publicKey.export({ format: 'der', type: 'spki' }).subarray(-32);
   const str = (b: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, b.length]), b]);
   return Buffer.concat([str(Buffer.from('ssh-ed25519')), str(raw)]);
+}
+
+/** An SSH RSA public key blob: "ssh-rsa", then e and n as mpints. */
+function rsaBlob(): Buffer {
+  const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const jwk = publicKey.export({ format: 'jwk' });
+  const str = (b: Buffer) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(b.length);
+    return Buffer.concat([len, b]);
+  };
+  const mpint = (b64: string) => {
+    const b = Buffer.from(b64, 'base64url');
+    return str(b[0]! & 0x80 ? Buffer.concat([Buffer.from([0]), b]) : b);
+  };
+  return Buffer.concat([str(Buffer.from('ssh-rsa')), mpint(jwk.e!), mpint(jwk.n!)]);
 }
 
 describe('host key pinning', () => {
@@ -88,7 +107,7 @@ describe('host key pinning', () => {
 
   test('only the pinned key types are negotiated, so a multi-key host offers the pinned one', () => {
     const entries = parseKnownHosts(
-      `h ssh-ed25519 ${blob.toString('base64')}\nh ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC7`
+      `h ssh-ed25519 ${blob.toString('base64')}\nh ssh-rsa ${rsaBlob().toString('base64')}`
     );
     expect(hostKeyAlgorithms({ entries, fingerprints: [] }, 'h', 22)).toEqual([
       'ssh-ed25519',
@@ -100,7 +119,52 @@ describe('host key pinning', () => {
   });
 
   test('garbage is rejected with the line shown', () => {
-    expect(() => parseKnownHosts('this is not a key')).toThrow(/not a known_hosts line: "this is not a key"/);
+    expect(() => parseKnownHosts('this is not a key')).toThrow(
+      /line 1 "this is not a key" is malformed: the third field is not an SSH public key/
+    );
+    expect(() => parseKnownHosts('# pins\nweb-1 ssh-ed25519')).toThrow(/line 2 .* expected three fields/);
+  });
+
+  // A pin copied in part used to parse (its type name survives the cut) and then fail at connect
+  // as "HOST KEY DOES NOT MATCH THE PIN ... man-in-the-middle".
+  test.each([
+    ['ed25519', () => ed25519Blob(), 'ssh-ed25519'],
+    ['rsa', () => rsaBlob(), 'ssh-rsa']
+  ])('a truncated %s key line is malformed, whatever the cut', (_kind, make, type) => {
+    const b64 = make().toString('base64');
+    for (const keep of [24, 28, 40, b64.length - 8, b64.length - 4]) {
+      const line = `web.example ${type} ${b64.slice(0, keep)}`;
+      expect(() => parseKnownHosts(line)).toThrow(
+        /^line 1 ".*" is malformed: .*(cut short|incomplete|base64)/
+      );
+    }
+    expect(parseKnownHosts(`web.example ${type} ${b64}`)).toHaveLength(1);
+  });
+
+  test('a key whose data names another type than the line is malformed', () => {
+    expect(() => parseKnownHosts(`h ssh-rsa ${blob.toString('base64')}`)).toThrow(
+      /is malformed: the key data is a "ssh-ed25519" key, not ssh-rsa/
+    );
+  });
+
+  test('connecting with a truncated pin says malformed, not man-in-the-middle, and contacts nobody', async () => {
+    const b64 = blob.toString('base64');
+    const host = {
+      name: 'web-1',
+      host: '127.0.0.1',
+      port: 1,
+      user: 'deploy',
+      knownHosts: [`[127.0.0.1]:1 ssh-ed25519 ${b64.slice(0, 40)}`],
+      fingerprints: []
+    };
+    const ssh = { insecureSkipHostKeyCheck: false, connectTimeoutMs: 1000, connectRetries: 0 };
+    const err = await connectHost(host, ssh, memoryLogger()).then(
+      () => undefined,
+      (e: unknown) => e
+    );
+    expect(err).toBeInstanceOf(DeployError);
+    expect((err as Error).message).toMatch(/web-1: a known_hosts pin for 127\.0\.0\.1:1 is malformed/);
+    expect((err as Error).message).not.toMatch(/man-in-the-middle|DOES NOT MATCH/);
   });
 
   test('the suggested known_hosts line round-trips', () => {

@@ -62,7 +62,7 @@ describe('rollout settings', () => {
       /max-parallel/
     );
     expect(() => settingsFrom({ ...BASE_INPUTS, 'max-parallel': 'lots' })).toThrow(
-      /input `max-parallel`: expected an integer/
+      /input `max-parallel`: expected a percentage like 25%/
     );
     expect(() => settingsFrom({ ...BASE_INPUTS, canary: '-1' })).toThrow(/input `canary`/);
   });

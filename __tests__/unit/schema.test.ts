@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
+import { absPath, localPath } from '../../src/settings/config.js';
 import {
   arr,
   bool,
@@ -732,3 +733,41 @@ test('this file type-checks, so the compile-time assertions above hold', () => {
   });
   expect(messages).toEqual([]);
 }, 60_000);
+
+describe('path nodes of deployguard.yml refuse `.` and `..` (issue 13)', () => {
+  test.each([
+    ['/srv/app', true],
+    ['/srv/app/', true],
+    ['/srv/.env', true],
+    ['/srv/app..bak/x', true],
+    ['/srv/../etc', false],
+    ['/srv/..', false],
+    ['/..', false],
+    ['/srv/./app', false],
+    ['/srv/app/.', false],
+    ['srv/app', false],
+    ['/srv/a b', false]
+  ])('absPath %j: %s', (path, ok) => {
+    expect(validate(absPath, path).ok).toBe(ok);
+  });
+
+  test.each([
+    ['certs/ca.pem', true],
+    ['./certs/ca.pem', true],
+    ['/etc/ssl/ca.pem', true],
+    ['.github/gitleaks.toml', true],
+    ['..hidden/x', true],
+    ['../ca.pem', false],
+    ['certs/../../ca.pem', false],
+    ['certs/..', false],
+    ['C:\\tools\\..\\ca.pem', false],
+    ['My Certs/ca.pem', true]
+  ])('localPath %j: %s', (path, ok) => {
+    expect(validate(localPath, path).ok).toBe(ok);
+  });
+
+  test('the message says what the pattern enforces', () => {
+    const r = validate(absPath, '/srv/../etc', 'target.path');
+    expect(r.ok ? '' : formatIssues(r.errors)).toMatch(/without `\.\.`, got "\/srv\/\.\.\/etc"/);
+  });
+});

@@ -1,5 +1,11 @@
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
 import { ConfigError } from '../../src/errors.js';
-import { parseSettings } from '../../src/settings/parse.js';
+import { configJsonSchema } from '../../src/settings/config.js';
+import { INPUTS } from '../../src/settings/inputs.js';
+import { parseSettings, SECRET_INPUTS } from '../../src/settings/parse.js';
+import type { JsonSchema } from '../../src/settings/schema.js';
+import { CLI_WORDING } from '../../src/settings/wording.js';
 import { BASE_INPUTS, FAKE_KEY, FAKE_PIN, settingsFrom } from '../helpers/settings.js';
 
 function errorOf(fn: () => unknown): ConfigError {
@@ -152,7 +158,7 @@ describe('parseSettings', () => {
   });
 
   test.each([
-    ['target-path', 'relative/path', /target path/],
+    ['target-path', 'relative/path', /input `target-path`: expected an absolute path/],
     ['target-path', '/srv/../etc', /without `\.\.`/],
     ['target-path', '/', /not \//],
     ['port', '22x', /input `port`/],
@@ -290,4 +296,282 @@ test('the lock TTL is how long an unrefreshed lock lasts: 2m by default, 10s to 
   expect(() => settingsFrom(BASE_INPUTS, 'version: 1\ndeploy: { lock-ttl: 48h }')).toThrow(
     /deploy\.lock-ttl/
   );
+});
+
+describe('inputs and flags are as strict as the file (issue 13)', () => {
+  const fileJson = configJsonSchema() as JsonSchema;
+  const props = (s: JsonSchema) => s.properties as Record<string, JsonSchema>;
+  /** The JSON Schema of a file key: `deploy.lock-wait`, `hosts[].port`, `service{systemd}.name`. */
+  function fileNode(key: string): JsonSchema {
+    let node = fileJson;
+    for (const part of key.split('.')) {
+      const m = /^([\w-]+)(\[\])?(?:\{([\w-]+)\})?$/.exec(part)!;
+      node = props(node)[m[1]!]!;
+      if (m[2]) node = node.items as JsonSchema;
+      if (m[3]) {
+        const tag = Object.keys(props((node.oneOf as JsonSchema[])[0]!))[0]!;
+        node = (node.oneOf as JsonSchema[]).find(b => (props(b)[tag]!.enum as string[])[0] === m[3])!;
+      }
+    }
+    const { default: _default, ...rest } = node;
+    return rest;
+  }
+
+  test.each(Object.entries(INPUTS).filter(([, d]) => 'key' in d && d.key !== 'service.manager'))(
+    'input %s has exactly the bounds of its file key',
+    (_name, d) => {
+      expect(d.schema.json()).toEqual(fileNode((d as { key: string }).key));
+    }
+  );
+
+  test('service-manager offers exactly the managers the file knows', () => {
+    const branches = (props(fileJson).service!.oneOf as JsonSchema[]).map(
+      b => (props(b).manager!.enum as string[])[0]
+    );
+    expect([...(INPUTS['service-manager'].schema.json().enum as string[])].sort()).toEqual(branches.sort());
+  });
+
+  test("every input of action.yml is declared once: a setting, a secret or the config file's path", () => {
+    const action = parse(readFileSync('action.yml', 'utf8')) as { inputs: Record<string, unknown> };
+    expect(Object.keys(action.inputs).sort()).toEqual(
+      [...Object.keys(INPUTS), ...SECRET_INPUTS, 'config'].sort()
+    );
+  });
+
+  test.each([
+    ['lock-wait', '99999h', /input `lock-wait`: expected a duration of at most 1h/],
+    ['connect-timeout', '0s', /input `connect-timeout`: expected a duration from 1s to 5m/],
+    ['stability-window', '2h', /input `stability-window`: expected a duration from 0s to 1h/],
+    ['canary', '501', /input `canary`: expected an integer from 0 to 500/],
+    ['port', '0', /input `port`: expected an integer from 1 to 65535/],
+    ['max-parallel', '150%', /input `max-parallel`: expected a percentage like 25%/],
+    ['dry-run', 'yes', /input `dry-run`: expected true or false/],
+    ['comment', 'prr', /did you mean `pr`/],
+    ['scan', 'everything', /input `scan`/]
+  ])('input %s=%j is refused as the file refuses it', (name, value, pattern) => {
+    const e = errorOf(() => settingsFrom({ ...BASE_INPUTS, [name]: value }));
+    expect(e.message).toMatch(pattern);
+    expect(e.message).toMatch(/Example: [\w-]+: /);
+  });
+
+  test('the file refuses the same values with the same words', () => {
+    const e = errorOf(() =>
+      settingsFrom(BASE_INPUTS, 'version: 1\ndeploy: { lock-wait: 99999h }\nssh: { connect-timeout: 0s }')
+    );
+    expect(e.message).toMatch(/`deploy.lock-wait`: expected a duration of at most 1h/);
+    expect(e.message).toMatch(/`ssh.connect-timeout`: expected a duration from 1s to 5m/);
+  });
+
+  test('scan accepts the file values and `none`', () => {
+    expect(settingsFrom({ ...BASE_INPUTS, scan: 'none' }).preDeploy.scan).toBe('off');
+    expect(settingsFrom({ ...BASE_INPUTS, scan: 'false' }).preDeploy.scan).toBe('off');
+    expect(settingsFrom({ ...BASE_INPUTS, scan: 'commits' }).preDeploy.scan).toBe('commits');
+    expect(settingsFrom({ ...BASE_INPUTS, scan: 'true' }).preDeploy.scan).toBe('both');
+  });
+
+  test('several host-key fingerprints, each checked; a fingerprint that cannot end so is refused', () => {
+    const two = `${FAKE_PIN}, ${FAKE_PIN.replace('uNiV', 'vNiV')}`;
+    expect(settingsFrom({ ...BASE_INPUTS, 'host-key': two }).hosts[0]!.fingerprints).toHaveLength(2);
+    expect(errorOf(() => settingsFrom({ ...BASE_INPUTS, 'host-key': `${FAKE_PIN} MD5:aa` })).message).toMatch(
+      /input `host-key` \(host-key\[1\]\)/
+    );
+    // 32 bytes end in one of 16 base64 letters: a last letter out of them is a typo, not a key.
+    expect(
+      errorOf(() => settingsFrom({ ...BASE_INPUTS, 'host-key': FAKE_PIN.replace(/s$/, 't') })).message
+    ).toMatch(/input `host-key`/);
+  });
+});
+
+describe('control characters in inputs never reach a log line raw (issue 13)', () => {
+  const hostile = 'web\n::error::pwned\n::add-mask::x';
+  test.each(['host-name', 'environment', 'reason'])('%s with a newline is refused, escaped', name => {
+    const e = errorOf(() => settingsFrom({ ...BASE_INPUTS, [name]: hostile }));
+    expect(e.message).toMatch(new RegExp(`input \`${name}\`: contains the control character U\\+000A`));
+    expect(e.message).not.toMatch(/\n\s*::/);
+    expect(e.message).not.toContain('pwned\n');
+  });
+
+  test('a carriage return, an escape or a bidi override is refused too', () => {
+    for (const c of ['\r', '\u001b', '\u202e'])
+      expect(errorOf(() => settingsFrom({ ...BASE_INPUTS, reason: `ok${c}::x` })).message).toMatch(
+        /input `reason`: contains the control character/
+      );
+    expect(
+      settingsFrom({ ...BASE_INPUTS, reason: 'hotfix: login "timeout" — 50% of users' }).report.reason
+    ).toBe('hotfix: login "timeout" — 50% of users');
+  });
+
+  test('the same key in the file is refused the same way', () => {
+    const e = errorOf(() => settingsFrom(BASE_INPUTS, 'version: 1\nenvironment: "prod\\n::error::x"'));
+    expect(e.message).toMatch(/`environment`: contains the control character U\+000A/);
+    expect(e.message).not.toMatch(/\n\s*::/);
+  });
+});
+
+describe('known_hosts pins are checked at config time (issue 13)', () => {
+  const b64 = 'AAAAC3NzaC1lZDI1NTE5AAAAIGZsF4i8XZrPkLxGz7yQYm1eBgJ+vAQyJmHh1Y7bqXjA';
+  const yaml = (line: string) =>
+    `version: 1\nhosts:\n  - name: web-1\n    host: 192.0.2.10\n    user: deploy\n    known-hosts: "${line}"\n`;
+  const { 'host-key': _pin, host: _host, ...noHost } = BASE_INPUTS;
+
+  test('a whole key parses', () => {
+    expect(settingsFrom(noHost, yaml(`192.0.2.10 ssh-ed25519 ${b64}`)).hosts[0]!.knownHosts).toHaveLength(1);
+  });
+
+  test('a truncated key in the file names the host and the line, with an example', () => {
+    const e = errorOf(() => settingsFrom(noHost, yaml(`192.0.2.10 ssh-ed25519 ${b64.slice(0, 50)}`)));
+    expect(e.message).toMatch(
+      /`hosts\[0\]\.known-hosts` \(host web-1\): line 1 ".*" is malformed: the ssh-ed25519 key is cut short/
+    );
+    expect(e.message).toMatch(/Example: known-hosts: /);
+    expect(e.message).not.toMatch(/man-in-the-middle|does not match/i);
+  });
+
+  test("a fleet's whole known_hosts fits in the input", () => {
+    const fleet = Array.from({ length: 300 }, (_, i) => `10.0.${i >> 8}.${i & 255} ssh-ed25519 ${b64}`);
+    const s = settingsFrom({ ...BASE_INPUTS, 'known-hosts': fleet.join('\n') });
+    expect(s.hosts[0]!.knownHosts[0]!.split('\n')).toHaveLength(300);
+  });
+
+  test('a truncated key in the input is malformed too', () => {
+    const e = errorOf(() =>
+      settingsFrom({ ...BASE_INPUTS, 'known-hosts': `192.0.2.10 ssh-ed25519 ${b64.slice(0, 30)}` })
+    );
+    expect(e.message).toMatch(/input `known-hosts`: line 1 .* is malformed/);
+  });
+
+  test("a host's known-hosts with no line for that host pins nothing, and says so", () => {
+    const e = errorOf(() => settingsFrom(noHost, yaml(`192.0.2.99 ssh-ed25519 ${b64}`)));
+    expect(e.message).toMatch(/host web-1\): no line names 192\.0\.2\.10/);
+  });
+});
+
+describe('one mistake, one error (issue 13)', () => {
+  const items = (e: ConfigError) => e.message.split('\n').filter(l => l.startsWith('  - '));
+  const GOOD = `version: 1
+artifact: dist
+target: { path: /srv/app }
+hosts:
+  - { name: web-1, host: 192.0.2.10, user: deploy, host-key: ${FAKE_PIN} }
+service: { manager: systemd, name: app }
+`;
+  const key = { 'ssh-key': FAKE_KEY };
+
+  test('the base file is valid', () => {
+    expect(settingsFrom(key, GOOD).hosts).toHaveLength(1);
+  });
+
+  test.each([
+    [
+      'a wrong service manager',
+      GOOD.replace('manager: systemd', 'manager: systemdd'),
+      /did you mean `systemd`/
+    ],
+    ['a bad host entry', GOOD.replace('host: 192.0.2.10', 'host: "web 1"'), /`hosts\[0\]\.host`/],
+    [
+      'a misspelt section',
+      GOOD.replace('hosts:', 'host:'),
+      /deployguard\.yml:4:1: `host`: unknown key `host`; did you mean `hosts`/
+    ],
+    ['a bad target', GOOD.replace('/srv/app', 'srv/app'), /`target\.path`/]
+  ])('%s gives exactly one error', (_what, yaml, pattern) => {
+    const e = errorOf(() => settingsFrom(key, yaml));
+    expect(items(e)).toHaveLength(1);
+    expect(items(e)[0]).toMatch(pattern);
+  });
+
+  test('an invalid input gives one error, not a follow-on "no hosts" or "no user"', () => {
+    const e = errorOf(() => settingsFrom({ ...BASE_INPUTS, host: 'a;b', user: 'Root!' }));
+    expect(items(e)).toHaveLength(2);
+    expect(e.message).not.toMatch(/no hosts|no user/);
+  });
+
+  test('host-name and port without host are refused, not ignored', () => {
+    const e = errorOf(() => settingsFrom({ 'ssh-key': FAKE_KEY, port: '2222', 'host-name': 'web' }, GOOD));
+    expect(items(e)).toEqual([
+      expect.stringMatching(
+        /input `host-name` applies to the `host` input, which is not set; .* set `name:` on each/
+      ),
+      expect.stringMatching(
+        /input `port` applies to the `host` input, which is not set; .* set `port:` on each/
+      )
+    ]);
+  });
+
+  test('YAML syntax errors carry the line and column', () => {
+    const e = errorOf(() => settingsFrom(key, 'version: 1\nhosts:\n  - host: a\n   user: b\n'));
+    expect(e.message).toMatch(/deployguard\.yml:4:\d+: /);
+  });
+
+  test('schema issues carry the line and column of the key', () => {
+    const e = errorOf(() => settingsFrom(key, GOOD.replace('user: deploy', 'user: deploy, port: 0')));
+    expect(e.message).toMatch(
+      /deployguard\.yml:5:\d+: `hosts\[0\]\.port`: expected an integer from 1 to 65535/
+    );
+  });
+});
+
+describe('`..` is refused in every path (issue 13)', () => {
+  const base = 'version: 1\nartifact: dist\nhosts: [{ host: 192.0.2.10, user: deploy }]\n';
+  test.each([
+    ['target.path', 'target: { path: /srv/../etc }'],
+    ['target.path', 'target: { path: /srv/./app }'],
+    ['target.shared[0]', 'target: { path: /srv/app, shared: [../etc/passwd] }'],
+    ['service.pidfile', 'service: { manager: command, start: ./run, stop: x, pidfile: /run/../etc/x.pid }'],
+    ['checks[0].path', 'checks: [{ name: l, type: logs, source: file, path: /var/log/../../etc/shadow }]'],
+    ['checks[0].path', 'checks: [{ name: f, type: file-fresh, path: /srv/app/.., max-age: 5m }]'],
+    ['checks[0].ca-file', 'checks: [{ name: h, type: http, url: "https://x/", ca-file: ../../ca.pem }]'],
+    ['pre-deploy.gitleaks-config', 'pre-deploy: { gitleaks-config: ../other/gitleaks.toml }']
+  ])('%s: %s', (path, line) => {
+    const yaml = base + (line.startsWith('target') ? line : `target: { path: /srv/app }\n${line}`);
+    const e = errorOf(() => settingsFrom({ 'ssh-key': FAKE_KEY, 'host-key': FAKE_PIN }, yaml));
+    expect(e.message).toContain(`\`${path}\``);
+    expect(e.message).toMatch(/without `\.\.`/);
+  });
+
+  test('a dot file and a relative ./ path stay fine', () => {
+    const s = settingsFrom(
+      { 'ssh-key': FAKE_KEY },
+      `${base}target: { path: /srv/app, shared: [.env] }\nchecks: [{ name: h, type: http, url: "https://x/", ca-file: ./ca.pem }]`
+    );
+    expect(s.target.shared).toEqual(['.env']);
+  });
+});
+
+describe('messages name flags on the command line, inputs in a workflow (issue 13)', () => {
+  const cli = (inputs: Record<string, string>, yaml?: string) =>
+    parseSettings({
+      input: n => inputs[n],
+      env: {},
+      configText: yaml,
+      now: new Date(),
+      onSecret: () => {},
+      wording: CLI_WORDING
+    });
+
+  test('the CLI speaks of --ssh-key-file and --target-path, never of inputs', () => {
+    const { 'ssh-key': _k, ...noKey } = BASE_INPUTS;
+    const e = errorOf(() => cli({ ...noKey, 'target-path': 'srv', 'lock-wait': '2d' }));
+    expect(e.message).toMatch(/`--ssh-key-file` \(or DEPLOYGUARD_SSH_KEY\)/);
+    expect(e.message).toMatch(
+      /`--target-path`: expected an absolute path.*Example: --target-path \/srv\/myapp/
+    );
+    expect(e.message).toMatch(/Example: --lock-wait 2m/);
+    expect(e.message).not.toMatch(/\binput\b/);
+  });
+
+  test('the action keeps input wording', () => {
+    const { 'ssh-key': _k, ...noKey } = BASE_INPUTS;
+    const e = errorOf(() => settingsFrom({ ...noKey, 'target-path': 'srv' }));
+    expect(e.message).toMatch(/the `ssh-key` input/);
+    expect(e.message).toMatch(/input `target-path`/);
+  });
+
+  test('a dry run needs no SSH secret', () => {
+    const { 'ssh-key': _k, ...noKey } = BASE_INPUTS;
+    const s = cli({ ...noKey, 'dry-run': 'true' });
+    expect(s.dryRun).toBe(true);
+    expect(s.ssh.privateKey).toBeUndefined();
+    expect(() => cli(noKey)).toThrow(/no SSH credentials/);
+  });
 });

@@ -55757,7 +55757,11 @@ module.exports = {
 /* harmony import */ var _report_record_js__WEBPACK_IMPORTED_MODULE_13__ = __nccwpck_require__(3498);
 /* harmony import */ var _report_summary_js__WEBPACK_IMPORTED_MODULE_14__ = __nccwpck_require__(7994);
 /* harmony import */ var _scan_pre_deploy_js__WEBPACK_IMPORTED_MODULE_15__ = __nccwpck_require__(872);
-/* harmony import */ var _settings_load_js__WEBPACK_IMPORTED_MODULE_16__ = __nccwpck_require__(4037);
+/* harmony import */ var _settings_inputs_js__WEBPACK_IMPORTED_MODULE_16__ = __nccwpck_require__(7428);
+/* harmony import */ var _settings_load_js__WEBPACK_IMPORTED_MODULE_17__ = __nccwpck_require__(4037);
+/* harmony import */ var _settings_schema_js__WEBPACK_IMPORTED_MODULE_18__ = __nccwpck_require__(8826);
+
+
 
 
 
@@ -55777,7 +55781,10 @@ module.exports = {
 
 /** State key under which held locks are passed to the post step. */
 const LOCK_STATE = 'deployguard-locks';
-const RELEASE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** A release id input, by the one declaration `release-id` uses too. */
+const isReleaseId = (text) => (0,_settings_schema_js__WEBPACK_IMPORTED_MODULE_18__/* .validate */ .tf)(_settings_inputs_js__WEBPACK_IMPORTED_MODULE_16__/* .releaseId */ .Bf, text).ok;
+/** A value shown in a message: quoted and escaped, so it cannot start a log line of its own. */
+const shown = (text) => JSON.stringify(text.slice(0, 60));
 /** The phase's own inputs (beyond the shared ones), checked before any host is contacted. */
 function phaseMode(phase) {
     switch (phase) {
@@ -55790,16 +55797,16 @@ function phaseMode(phase) {
         case 'post-deploy': {
             const release = _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4('release').trim();
             const previous = _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4('previous-release').trim();
-            if (!RELEASE_ID.test(release))
-                throw new _errors_js__WEBPACK_IMPORTED_MODULE_5__/* .ConfigError */ .xL(`input \`release\`: expected the release id the deploy step switched to, got "${release.slice(0, 60)}"`, 'Example: release: ${{ steps.deploy.outputs.release }}');
-            if (previous && !RELEASE_ID.test(previous))
-                throw new _errors_js__WEBPACK_IMPORTED_MODULE_5__/* .ConfigError */ .xL(`input \`previous-release\`: "${previous.slice(0, 60)}" is not a release id`);
+            if (!isReleaseId(release))
+                throw new _errors_js__WEBPACK_IMPORTED_MODULE_5__/* .ConfigError */ .xL(`input \`release\`: expected the release id the deploy step switched to, got ${shown(release)}`, 'Example: release: ${{ steps.deploy.outputs.release }}');
+            if (previous && !isReleaseId(previous))
+                throw new _errors_js__WEBPACK_IMPORTED_MODULE_5__/* .ConfigError */ .xL(`input \`previous-release\`: ${shown(previous)} is not a release id`);
             return { kind: 'post', release, previous: previous || undefined };
         }
         case 'rollback': {
             const to = _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4('to').trim() || 'previous';
-            if (to !== 'previous' && !RELEASE_ID.test(to))
-                throw new _errors_js__WEBPACK_IMPORTED_MODULE_5__/* .ConfigError */ .xL(`input \`to\`: expected \`previous\` or a release id, got "${to.slice(0, 60)}"`, 'Example: to: previous (or a release id from `deployguard history`)');
+            if (to !== 'previous' && !isReleaseId(to))
+                throw new _errors_js__WEBPACK_IMPORTED_MODULE_5__/* .ConfigError */ .xL(`input \`to\`: expected \`previous\` or a release id, got ${shown(to)}`, 'Example: to: previous (or a release id from `deployguard history`)');
             return { kind: 'rollback', to };
         }
     }
@@ -55967,7 +55974,7 @@ function readEvent() {
 }
 /** Settings from the action's inputs and the workspace's deployguard.yml, secrets masked on read. */
 function loadActionSettings(purpose = 'deploy') {
-    return (0,_settings_load_js__WEBPACK_IMPORTED_MODULE_16__/* .loadSettings */ .M)({
+    return (0,_settings_load_js__WEBPACK_IMPORTED_MODULE_17__/* .loadSettings */ .M)({
         input: name => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4(name),
         env: process.env,
         cwd: process.env.GITHUB_WORKSPACE ?? process.cwd(),
@@ -57450,20 +57457,26 @@ function tally(results) {
 
 /***/ }),
 
-/***/ 7499:
+/***/ 6646:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
-  i: () => (/* binding */ main)
+  iW: () => (/* binding */ main)
 });
 
-// UNUSED EXPORTS: parseArgs
+// UNUSED EXPORTS: COMMANDS, commandHelp, parseCommandLine, usage
 
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __nccwpck_require__(3024);
+// EXTERNAL MODULE: external "node:os"
+var external_node_os_ = __nccwpck_require__(8161);
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(6760);
+// EXTERNAL MODULE: external "node:util"
+var external_node_util_ = __nccwpck_require__(7975);
 // EXTERNAL MODULE: ./src/checks/runner.ts + 3 modules
 var runner = __nccwpck_require__(4994);
 // EXTERNAL MODULE: ./src/errors.ts
@@ -57513,116 +57526,18 @@ async function checkNow(settings, stage, log) {
     }
 }
 
-// EXTERNAL MODULE: ./src/scan/pre-deploy.ts + 3 modules
-var pre_deploy = __nccwpck_require__(872);
-// EXTERNAL MODULE: external "node:os"
-var external_node_os_ = __nccwpck_require__(8161);
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
-;// CONCATENATED MODULE: ./src/settings/starter.ts
-/** What `deployguard init` writes: a valid, commented deployguard.yml with one check of each kind. */
-const STARTER_CONFIG = `# deployguard.yml: the deploy checklist, as data. Schema: deployguard.schema.json
-version: 1
-environment: production
-
-# What to ship, and where.
-artifact: dist/
-exclude: ['*.map']
-target:
-  path: /srv/myapp
-  strategy: releases        # releases/<id> + an atomic "current" symlink; or in-place
-  keep-releases: 5          # failed releases never count toward this
-  shared: [.env]            # linked from /srv/myapp/shared into every release
-
-# Pin every host key: get it out of band (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on the host).
-hosts:
-  - name: web-1
-    host: 203.0.113.10
-    user: deploy
-    host-key: SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s
-
-service:
-  manager: systemd
-  name: myapp
-  sudo: true                # the deploy user runs "sudo -n systemctl ..."
-
-checks:
-  # The service answers (from where deployguard runs). Header values may use \${ENV} and are masked.
-  - name: API health
-    type: http
-    url: https://myapp.example.com/health
-    headers: { Authorization: "Bearer \${HEALTH_TOKEN}" }
-    expect: { status: [200], body-contains: ok, max-latency: 2s }
-    timeout: 5s
-    retries: 10
-    interval: 2s
-
-  # A dependency is reachable.
-  - name: database port
-    type: tcp
-    host: 127.0.0.1
-    port: 5432
-    stages: [pre, schedule]
-
-  # Your existing health script, on every host.
-  - name: health script
-    type: command
-    run: ./bin/health_check
-    on: host
-    stages: [post, schedule]
-
-  # Active is not running: same main PID, no restarts, for the whole window.
-  - name: process stable
-    type: process
-    window: 20s
-    stages: [post]
-
-  # The first minute of logs after the (re)start is clean.
-  - name: clean logs
-    type: logs
-    source: journal
-    window: 60s
-    patterns: [ERROR, FATAL, Traceback]
-    stages: [post]
-
-  # Data is flowing: this file is written every few minutes.
-  - name: data flowing
-    type: file-fresh
-    path: /srv/myapp/shared/last-ingest
-    max-age: 10m
-    stages: [pre, schedule]
-
-  # The new code answers, not a stale process: /version reports the deployed commit.
-  - name: new version answers
-    type: version
-    url: https://myapp.example.com/version
-    expect: commit
-    stages: [post]
-
-pre-deploy:
-  require-healthy: true     # production must be healthy before a deploy
-
-post-deploy:
-  stability-window: 60s     # keep checking this long after the switch
-  rollback: auto
-`;
-
-// EXTERNAL MODULE: ./src/report/summary.ts
-var summary = __nccwpck_require__(7994);
-// EXTERNAL MODULE: ./src/io/secrets.ts
-var secrets = __nccwpck_require__(3965);
 // EXTERNAL MODULE: ./src/deploy.ts
 var deploy = __nccwpck_require__(9880);
 // EXTERNAL MODULE: external "node:child_process"
 var external_node_child_process_ = __nccwpck_require__(1421);
 // EXTERNAL MODULE: external "node:fs/promises"
 var promises_ = __nccwpck_require__(1455);
+// EXTERNAL MODULE: ./src/report/summary.ts
+var summary = __nccwpck_require__(7994);
 // EXTERNAL MODULE: ./src/settings/parse.ts
 var parse = __nccwpck_require__(6894);
 // EXTERNAL MODULE: external "node:net"
 var external_node_net_ = __nccwpck_require__(7030);
-// EXTERNAL MODULE: external "node:util"
-var external_node_util_ = __nccwpck_require__(7975);
 ;// CONCATENATED MODULE: ./src/demo/sandbox.ts
 
 
@@ -57902,6 +57817,44 @@ async function runDemo(log) {
     }
 }
 
+// EXTERNAL MODULE: ./src/remote/commands.ts
+var commands = __nccwpck_require__(1050);
+// EXTERNAL MODULE: ./src/report/history.ts
+var report_history = __nccwpck_require__(4518);
+;// CONCATENATED MODULE: ./src/history.ts
+
+
+
+
+
+/**
+ * `deployguard history`: each host's deployments.jsonl, newest `limit` lines. Read-only and
+ * lock-free: the file is only ever appended to, so reading it during a deploy is safe.
+ */
+async function readHistory(settings, limit, log) {
+    const layout = (0,remote_layout/* layoutFor */.Q2)(settings.target);
+    const out = [];
+    for (const host of settings.hosts) {
+        let shell;
+        try {
+            shell = await (0,ssh/* connectHost */.Zj)(host, settings.ssh, log);
+            const r = await shell.exec((0,commands/* readDeployments */.Fz)(layout, limit), { timeoutMs: 60_000 });
+            if (r.code !== 0)
+                throw new Error(`reading ${layout.deploymentsLog} failed (exit ${r.code}): ${r.stderr.trim()}`);
+            out.push({ host: host.name, log: (0,report_history/* parseDeploymentsOutput */.t2)(r.stdout) });
+        }
+        catch (err) {
+            out.push({ host: host.name, error: (0,errors/* describeError */.Uc)(err) });
+        }
+        finally {
+            shell?.close();
+        }
+    }
+    return out;
+}
+
+// EXTERNAL MODULE: ./src/io/secrets.ts
+var secrets = __nccwpck_require__(3965);
 ;// CONCATENATED MODULE: ./src/io/log.ts
 
 /** Plain text for terminals, cron mail and CI logs outside GitHub. */
@@ -57964,46 +57917,112 @@ var changes = __nccwpck_require__(9059);
 var deliver = __nccwpck_require__(6263);
 // EXTERNAL MODULE: ./src/report/record.ts
 var record = __nccwpck_require__(3498);
-// EXTERNAL MODULE: ./src/report/history.ts
-var report_history = __nccwpck_require__(4518);
-// EXTERNAL MODULE: ./src/remote/commands.ts
-var commands = __nccwpck_require__(1050);
-;// CONCATENATED MODULE: ./src/history.ts
-
-
-
-
-
-/**
- * `deployguard history`: each host's deployments.jsonl, newest `limit` lines. Read-only and
- * lock-free: the file is only ever appended to, so reading it during a deploy is safe.
- */
-async function readHistory(settings, limit, log) {
-    const layout = (0,remote_layout/* layoutFor */.Q2)(settings.target);
-    const out = [];
-    for (const host of settings.hosts) {
-        let shell;
-        try {
-            shell = await (0,ssh/* connectHost */.Zj)(host, settings.ssh, log);
-            const r = await shell.exec((0,commands/* readDeployments */.Fz)(layout, limit), { timeoutMs: 60_000 });
-            if (r.code !== 0)
-                throw new Error(`reading ${layout.deploymentsLog} failed (exit ${r.code}): ${r.stderr.trim()}`);
-            out.push({ host: host.name, log: (0,report_history/* parseDeploymentsOutput */.t2)(r.stdout) });
-        }
-        catch (err) {
-            out.push({ host: host.name, error: (0,errors/* describeError */.Uc)(err) });
-        }
-        finally {
-            shell?.close();
-        }
-    }
-    return out;
-}
-
+// EXTERNAL MODULE: ./src/scan/pre-deploy.ts + 3 modules
+var pre_deploy = __nccwpck_require__(872);
 // EXTERNAL MODULE: ./src/settings/config.ts
 var config = __nccwpck_require__(9551);
+// EXTERNAL MODULE: ./src/settings/inputs.ts
+var inputs = __nccwpck_require__(7428);
 // EXTERNAL MODULE: ./src/settings/load.ts
 var load = __nccwpck_require__(4037);
+// EXTERNAL MODULE: ./src/settings/schema.ts
+var schema = __nccwpck_require__(8826);
+;// CONCATENATED MODULE: ./src/settings/starter.ts
+/** What `deployguard init` writes: a valid, commented deployguard.yml with one check of each kind. */
+const STARTER_CONFIG = `# deployguard.yml: the deploy checklist, as data. Schema: deployguard.schema.json
+version: 1
+environment: production
+
+# What to ship, and where.
+artifact: dist/
+exclude: ['*.map']
+target:
+  path: /srv/myapp
+  strategy: releases        # releases/<id> + an atomic "current" symlink; or in-place
+  keep-releases: 5          # failed releases never count toward this
+  shared: [.env]            # linked from /srv/myapp/shared into every release
+
+# Pin every host key: get it out of band (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on the host).
+hosts:
+  - name: web-1
+    host: 203.0.113.10
+    user: deploy
+    host-key: SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s
+
+service:
+  manager: systemd
+  name: myapp
+  sudo: true                # the deploy user runs "sudo -n systemctl ..."
+
+checks:
+  # The service answers (from where deployguard runs). Header values may use \${ENV} and are masked.
+  - name: API health
+    type: http
+    url: https://myapp.example.com/health
+    headers: { Authorization: "Bearer \${HEALTH_TOKEN}" }
+    expect: { status: [200], body-contains: ok, max-latency: 2s }
+    timeout: 5s
+    retries: 10
+    interval: 2s
+
+  # A dependency is reachable.
+  - name: database port
+    type: tcp
+    host: 127.0.0.1
+    port: 5432
+    stages: [pre, schedule]
+
+  # Your existing health script, on every host.
+  - name: health script
+    type: command
+    run: ./bin/health_check
+    on: host
+    stages: [post, schedule]
+
+  # Active is not running: same main PID, no restarts, for the whole window.
+  - name: process stable
+    type: process
+    window: 20s
+    stages: [post]
+
+  # The first minute of logs after the (re)start is clean.
+  - name: clean logs
+    type: logs
+    source: journal
+    window: 60s
+    patterns: [ERROR, FATAL, Traceback]
+    stages: [post]
+
+  # Data is flowing: this file is written every few minutes.
+  - name: data flowing
+    type: file-fresh
+    path: /srv/myapp/shared/last-ingest
+    max-age: 10m
+    stages: [pre, schedule]
+
+  # The new code answers, not a stale process: /version reports the deployed commit.
+  - name: new version answers
+    type: version
+    url: https://myapp.example.com/version
+    expect: commit
+    stages: [post]
+
+pre-deploy:
+  require-healthy: true     # production must be healthy before a deploy
+
+post-deploy:
+  stability-window: 60s     # keep checking this long after the switch
+  rollback: auto
+`;
+
+// EXTERNAL MODULE: ./src/settings/wording.ts
+var wording = __nccwpck_require__(2865);
+;// CONCATENATED MODULE: ./package.json
+const package_namespaceObject = {"rE":"0.1.0"};
+;// CONCATENATED MODULE: ./src/version.ts
+
+const VERSION = package_namespaceObject.rE;
+
 ;// CONCATENATED MODULE: ./src/cli.ts
 
 
@@ -58025,221 +58044,417 @@ var load = __nccwpck_require__(4037);
 
 
 
-const USAGE = `deployguard: a deploy gate: verified SSH deploys, health checks, automatic rollback.
 
-Usage:
-  deployguard deploy [--config FILE] [--dry-run] [--json] [--reason TEXT] [--record FILE]
-                     [--<input> VALUE ...]   --record writes the deployment record (Markdown)
-  deployguard check  [--config FILE] [--stage pre|post|schedule] [--json]
-  deployguard rollback [--config FILE] [--to previous|RELEASE] [--json]
-                     switch back to a release kept on the hosts, verified by its checksums first
-  deployguard history [--config FILE] [--limit N] [--json]
-                     list each host's deployments (its deployments.jsonl), newest first
-  deployguard init   [--config FILE] [--force]   write a commented starter deployguard.yml
-  deployguard schema print the JSON Schema of deployguard.yml (for editors)
-  deployguard demo   deploy a sample app to a sandbox sshd on loopback: v1, then a broken v2
-                     that is rolled back automatically
 
-Every action input is also a flag: --host, --port, --user, --target-path, --artifact,
---service-name, --health-url, --release-id, --known-hosts, --host-key, ...
-Secrets come from the environment (DEPLOYGUARD_SSH_KEY, DEPLOYGUARD_SSH_PASSPHRASE) or
---ssh-key-file PATH; never from flags, which other users can read in the process list.
 
-Exit status: 0 only when everything passed.`;
-const BOOLEAN_FLAGS = new Set([
-    'dry-run',
-    'json',
-    'verbose',
-    'insecure-skip-host-key-check',
-    'help',
-    'force'
-]);
-/** `--name value`, `--name=value` and boolean `--name`. */
-function parseArgs(argv) {
-    const flags = new Map();
-    let command;
-    for (let i = 0; i < argv.length; i++) {
-        const a = argv[i];
-        if (a === '-h')
-            flags.set('help', 'true');
-        else if (a.startsWith('--')) {
-            const eq = a.indexOf('=');
-            const name = eq > 0 ? a.slice(2, eq) : a.slice(2);
-            if (eq > 0)
-                flags.set(name, a.slice(eq + 1));
-            else if (BOOLEAN_FLAGS.has(name))
-                flags.set(name, 'true');
-            else {
-                const v = argv[i + 1];
-                if (v === undefined || v.startsWith('--'))
-                    throw new errors/* ConfigError */.xL(`flag --${name} needs a value`, `Example: --${name} VALUE`);
-                flags.set(name, v);
-                i++;
+
+const CONFIG = {
+    type: 'string',
+    value: 'FILE',
+    help: 'the config file (default: deployguard.yml)'
+};
+const JSON_OUT = { type: 'boolean', help: 'machine-readable output' };
+const KEY_FILE = {
+    type: 'string',
+    value: 'PATH',
+    help: 'the SSH private key (or DEPLOYGUARD_SSH_KEY in the environment)'
+};
+const VERBOSE = { type: 'boolean', help: 'show debug lines' };
+const RECORD = {
+    type: 'string',
+    value: 'FILE',
+    help: 'write the deployment record (Markdown) to FILE'
+};
+/** Flags every command that reaches hosts takes. */
+const HOST_COMMAND = { config: CONFIG, json: JSON_OUT, 'ssh-key-file': KEY_FILE, verbose: VERBOSE };
+const ALL_GROUPS = [
+    'connection',
+    'target',
+    'service',
+    'checks',
+    'rollout',
+    'ship',
+    'gates',
+    'report'
+];
+/** Every subcommand. Adding one is adding an entry: parsing, `--help` and errors follow. */
+const COMMANDS = {
+    deploy: {
+        summary: 'lock, upload, verify, switch, check each host; roll back on failure',
+        details: 'With --dry-run, prints the plan: every step and remote command. A dry run contacts no host and needs no SSH key.',
+        flags: { ...HOST_COMMAND, record: RECORD },
+        settings: ALL_GROUPS,
+        run: ctx => deployOrRollback(ctx, false)
+    },
+    rollback: {
+        summary: 'switch back to a release kept on the hosts, verified by its checksums first',
+        flags: {
+            ...HOST_COMMAND,
+            record: RECORD,
+            to: { type: 'string', value: 'previous|RELEASE', help: 'the release to go back to (default: previous)' }
+        },
+        settings: ['connection', 'target', 'service', 'checks', 'rollout', 'report'],
+        run: ctx => deployOrRollback(ctx, true)
+    },
+    check: {
+        summary: 'run the health checks now (cron, laptops)',
+        flags: {
+            ...HOST_COMMAND,
+            stage: {
+                type: 'string',
+                value: 'pre|post|schedule',
+                help: 'run the checks tagged for this stage (default: schedule)'
             }
+        },
+        settings: ['connection', 'target', 'service', 'checks'],
+        run: runCheck
+    },
+    history: {
+        summary: "list each host's deployments (its deployments.jsonl), newest first",
+        flags: {
+            ...HOST_COMMAND,
+            limit: { type: 'string', value: 'N', help: 'how many deployments per host (default: 20)' }
+        },
+        settings: ['connection', 'target'],
+        run: runHistory
+    },
+    init: {
+        summary: 'write a commented starter deployguard.yml',
+        flags: {
+            config: { ...CONFIG, help: 'where to write it (default: deployguard.yml)' },
+            force: { type: 'boolean', help: 'replace an existing file' }
+        },
+        run: async ({ flags, write }) => {
+            const path = str(flags.config) ?? 'deployguard.yml';
+            if ((0,external_node_fs_.existsSync)(path) && !flags.force)
+                throw new errors/* ConfigError */.xL(`${path} exists; not overwriting it`, 'Pass --force to replace it.');
+            (0,external_node_fs_.writeFileSync)(path, STARTER_CONFIG);
+            write(`wrote ${path}: a starter with one check of each kind. Edit it, then run: deployguard check --config ${path}`);
+            return 0;
         }
-        else if (command === undefined)
-            command = a;
-        else
-            throw new errors/* ConfigError */.xL(`unexpected argument "${a}"`, 'Run `deployguard --help` for usage.');
+    },
+    schema: {
+        summary: 'print the JSON Schema of deployguard.yml (for editors)',
+        flags: {},
+        run: async ({ write }) => {
+            write(JSON.stringify((0,config/* configJsonSchema */.Mk)(), null, 2));
+            return 0;
+        }
+    },
+    demo: {
+        summary: 'deploy a sample app to a sandbox sshd on loopback: v1, then a broken v2 rolled back',
+        flags: {},
+        run: ({ log }) => runDemo(log)
     }
-    return { command, flags };
+};
+const str = (v) => (typeof v === 'string' ? v : undefined);
+/** The flags of a command: its own, then the setting flags of its groups. */
+function flagsOf(spec) {
+    const out = { ...spec.flags };
+    for (const [name, d] of Object.entries(inputs/* INPUTS */.mc))
+        if (spec.settings?.includes(d.group))
+            out[name] = (0,inputs/* isSwitch */.Tb)(name)
+                ? { type: 'boolean', help: d.help }
+                : { type: 'string', value: 'value' in d ? d.value : 'VALUE', help: d.help };
+    return { ...out, help: { type: 'boolean', short: 'h', help: 'show this help' } };
+}
+function table(rows) {
+    const width = Math.min(34, Math.max(...rows.map(([l]) => l.length)) + 2);
+    return rows.map(([l, r]) => `  ${l.padEnd(width)}${l.length >= width ? `\n  ${' '.repeat(width)}` : ''}${r}`);
+}
+const flagLabel = (name, f) => `${f.short ? `-${f.short}, ` : ''}--${name}${f.type === 'string' ? ` ${f.value ?? 'VALUE'}` : ''}`;
+/** `deployguard COMMAND --help`. */
+function commandHelp(name) {
+    const spec = COMMANDS[name];
+    const all = flagsOf(spec);
+    const own = Object.entries(all).filter(([n]) => !(n in inputs/* INPUTS */.mc));
+    const settings = Object.entries(all).filter(([n]) => n in inputs/* INPUTS */.mc);
+    const lines = [
+        `Usage: deployguard ${name}${Object.keys(all).length > 1 ? ' [flags]' : ''}`,
+        '',
+        `${spec.summary[0].toUpperCase()}${spec.summary.slice(1)}.${spec.details ? ` ${spec.details}` : ''}`,
+        '',
+        'Flags:',
+        ...table(own.map(([n, f]) => [flagLabel(n, f), f.help]))
+    ];
+    if (settings.length)
+        lines.push('', 'Settings (each overrides the same key of the config file, with the same rules):', ...table(settings.map(([n, f]) => [flagLabel(n, f), f.help])), '', 'Secrets never go in flags (other users can read the process list): the SSH key comes from', '--ssh-key-file or DEPLOYGUARD_SSH_KEY, its passphrase from DEPLOYGUARD_SSH_PASSPHRASE.');
+    return lines.join('\n');
+}
+/** `deployguard --help`. */
+function usage() {
+    return [
+        'deployguard: a deploy gate: verified SSH deploys, health checks, automatic rollback.',
+        '',
+        'Usage: deployguard COMMAND [flags]',
+        '',
+        'Commands:',
+        ...table(Object.entries(COMMANDS).map(([n, c]) => [`deployguard ${n}`, c.summary])),
+        '',
+        'Run `deployguard COMMAND --help` for the flags of one command; `deployguard --version` for',
+        'the version. Exit status: 0 only when everything passed, 2 for a usage or config mistake.'
+    ].join('\n');
+}
+/** A usage mistake: exit 2, with a pointer to the right help. */
+function usageError(message, command) {
+    return new errors/* ConfigError */.xL(message, `Run \`deployguard ${command ? `${command} ` : ''}--help\` for the ${command ? 'flags' : 'commands'}.`);
+}
+/** Shows a flag or argument the user typed, escaped so it cannot break the line it is in. */
+const shown = (s) => JSON.stringify(s.length > 60 ? `${s.slice(0, 60)}…` : s);
+/**
+ * Parses `COMMAND [flags]` strictly: a flag the command does not take, a flag given twice, a
+ * missing value or a stray argument is an error naming it (with a did-you-mean when one is
+ * close), never silently ignored. `--help` and `--version` come back as commands of their own.
+ */
+function parseCommandLine(argv) {
+    const [first, ...rest] = argv;
+    if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
+        const topic = first === 'help' ? rest[0] : undefined;
+        if (topic !== undefined && !(topic in COMMANDS))
+            throw unknownCommand(topic);
+        return { command: topic === undefined ? (first ? 'help' : 'usage') : 'help', flags: { topic } };
+    }
+    if (first === '--version' || first === '-V') {
+        if (rest.length)
+            throw usageError(`--version takes no arguments, got ${shown(rest[0])}`);
+        return { command: 'version', flags: {} };
+    }
+    if (first.startsWith('-'))
+        throw usageError(`expected a command first, got the flag ${shown(first)}. Example: deployguard deploy --dry-run`);
+    const spec = COMMANDS[first];
+    if (!spec)
+        throw unknownCommand(first);
+    const options = flagsOf(spec);
+    // Tokens first, without strict mode, so that every mistake can be named in our own words.
+    const { tokens } = (0,external_node_util_.parseArgs)({
+        args: [...rest],
+        options,
+        strict: false,
+        allowPositionals: true,
+        tokens: true
+    });
+    const seen = new Set();
+    const normalized = [];
+    for (const t of tokens) {
+        if (t.kind === 'positional')
+            throw usageError(`unexpected argument ${shown(t.value)}: \`${first}\` takes flags only`, first);
+        if (t.kind !== 'option')
+            continue;
+        const flag = options[t.name];
+        if (!flag)
+            throw unknownFlag(first, t.rawName, Object.keys(options));
+        if (seen.has(t.name))
+            throw usageError(`--${t.name} is given twice; give it once`, first);
+        seen.add(t.name);
+        if (flag.type === 'boolean' && t.value !== undefined)
+            throw usageError(`--${t.name} takes no value (it is a switch), got ${shown(`${t.rawName}=${t.value}`)}`, first);
+        // `--reason --dry-run` forgot the reason; `--host -oProxyCommand=x` is a (bad) host name.
+        const flagLike = (v) => v === '-h' || (/^--[A-Za-z]/.test(v) && v.replace(/^--|=.*$/g, '') in options);
+        if (flag.type === 'string' && (t.value === undefined || (!t.inlineValue && flagLike(t.value))))
+            throw usageError(`--${t.name} needs a value. Example: --${t.name} ${flag.value ?? 'VALUE'}`, first);
+        normalized.push(t.value === undefined ? `--${t.name}` : `--${t.name}=${t.value}`);
+    }
+    // Every mistake is named above; the strict parse of the checked flags gives the values (a value
+    // that starts with `-` is inline now, so strict mode takes it as the value it is).
+    const { values } = (0,external_node_util_.parseArgs)({ args: normalized, options, strict: true, allowPositionals: false });
+    return { command: first, flags: values };
+}
+function unknownCommand(name) {
+    const near = (0,schema/* suggest */.ZA)(name, Object.keys(COMMANDS));
+    return usageError(`unknown command ${shown(name)}${near ? `; did you mean \`${near}\`?` : ''} Commands: ${Object.keys(COMMANDS).join(', ')}.`);
+}
+function unknownFlag(command, raw, known) {
+    const name = raw.replace(/^-+/, '');
+    if (inputs/* SECRET_INPUTS */.pH.includes(name))
+        return new errors/* ConfigError */.xL(`--${name} would put a secret in the process list, where other users can read it`, name === 'ssh-key'
+            ? 'Use --ssh-key-file PATH or DEPLOYGUARD_SSH_KEY in the environment.'
+            : `Use ${wording/* CLI_WORDING */.ml.ref(name)} in the environment.`);
+    // A typo, or the start of exactly one flag (`--target` for `--target-path`).
+    const starting = known.filter(k => name.length >= 3 && k.startsWith(name));
+    const near = (0,schema/* suggest */.ZA)(name, known) ?? (starting.length === 1 ? starting[0] : undefined);
+    const elsewhere = Object.keys(COMMANDS).filter(c => c !== command && name in flagsOf(COMMANDS[c]));
+    const hint = near
+        ? `; did you mean --${near}?`
+        : elsewhere.length
+            ? `; it is a flag of ${elsewhere.map(c => `\`deployguard ${c}\``).join(', ')}, not of \`${command}\``
+            : '';
+    return usageError(`unknown flag ${shown(raw)} for \`deployguard ${command}\`${hint}`, command);
 }
 /** Runs the CLI and returns the exit code (never calls process.exit, so tests can call it). */
-async function main(argv, out = process.stdout) {
-    const log = redacting(consoleLogger());
+async function main(argv, out = process.stdout, errOut = process.stderr) {
+    const verbose = argv.includes('--verbose');
+    const log = inCliLogger(redacting(consoleLogger({ verbose, stream: errOut })));
+    const write = (text) => void out.write(secrets/* secrets */.O.redact(text) + '\n');
     try {
-        const { command, flags } = parseArgs(argv);
-        if (flags.has('help') || command === undefined || command === 'help') {
-            out.write(USAGE + '\n');
-            return command === undefined && !flags.has('help') ? 2 : 0;
+        const { command, flags } = parseCommandLine(argv);
+        if (command === 'usage' || command === 'help') {
+            write(str(flags.topic) ? commandHelp(str(flags.topic)) : usage());
+            return command === 'usage' ? 2 : 0;
         }
-        for (const secret of ['ssh-key', 'ssh-passphrase', 'ssh-password']) {
-            if (flags.has(secret)) {
-                throw new errors/* ConfigError */.xL(`--${secret} would put a secret in the process list`, `Use DEPLOYGUARD_${secret.replace(/-/g, '_').toUpperCase()} in the environment${secret === 'ssh-key' ? ' or --ssh-key-file PATH' : ''}.`);
+        if (command === 'version') {
+            write(VERSION);
+            return 0;
+        }
+        if (flags.help) {
+            write(commandHelp(command));
+            return 0;
+        }
+        const keyFile = str(flags['ssh-key-file']);
+        const input = (name) => {
+            if (name === 'ssh-key' && keyFile)
+                return readKeyFile(keyFile);
+            if (name === 'config' || name in inputs/* INPUTS */.mc) {
+                const v = flags[name];
+                return v === true ? 'true' : str(v);
             }
-        }
-        const keyFile = flags.get('ssh-key-file');
-        const input = (name) => name === 'ssh-key' && keyFile ? (0,external_node_fs_.readFileSync)(keyFile, 'utf8') : flags.get(name);
-        const base = {
-            input,
-            env: process.env,
-            cwd: process.cwd(),
-            now: new Date(),
-            onSecret: (v) => secrets/* secrets */.O.add(v)
+            return undefined; // secrets come from the environment, never from flags
         };
-        const write = (text) => out.write(secrets/* secrets */.O.redact(text) + '\n');
-        const json = flags.has('json');
-        switch (command) {
-            case 'demo':
-                return await runDemo(log);
-            case 'schema':
-                write(JSON.stringify((0,config/* configJsonSchema */.Mk)(), null, 2));
-                return 0;
-            case 'deploy':
-            case 'rollback': {
-                const rollingBack = command === 'rollback';
-                const settings = (0,load/* loadSettings */.M)({ ...base, purpose: rollingBack ? 'hosts' : 'deploy' });
-                const to = flags.get('to') ?? 'previous';
-                if (rollingBack && to !== 'previous' && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(to))
-                    throw new errors/* ConfigError */.xL(`--to: expected previous or a release id, got "${to.slice(0, 60)}"`, 'Example: --to previous');
-                if (settings.dryRun && !rollingBack) {
-                    write(await (0,deploy/* dryRun */.PA)(settings));
-                    return 0;
-                }
-                // Ctrl-C stops between steps and rolls back, instead of leaving a host half-deployed.
-                const abort = new AbortController();
-                const onSignal = () => {
-                    log.warn('interrupted: stopping at the next step and rolling back (interrupt again to force quit)');
-                    abort.abort();
-                    process.once('SIGINT', () => process.exit(130));
-                };
-                process.once('SIGINT', onSignal);
-                process.once('SIGTERM', onSignal);
-                const gateOpts = {
-                    workspace: process.cwd(),
-                    env: process.env,
-                    log,
-                    outDir: (0,external_node_path_.join)((0,external_node_os_.tmpdir)(), 'deployguard'),
-                    signal: abort.signal
-                };
-                const failedTests = rollingBack
-                    ? undefined
-                    : await (0,pre_deploy/* testGate */.WX)(settings, gateOpts).then(() => undefined, (err) => err);
-                if (failedTests !== undefined) {
-                    process.off('SIGINT', onSignal);
-                    process.off('SIGTERM', onSignal);
-                    log.error((0,errors/* describeError */.Uc)(failedTests));
-                    if (json)
-                        write(JSON.stringify({ status: 'blocked', error: (0,errors/* describeError */.Uc)(failedTests) }, null, 2));
-                    return 1;
-                }
-                const result = await (0,deploy/* runDeploy */.zt)(settings, {
-                    log,
-                    signal: abort.signal,
-                    why: settings.report.reason,
-                    redact: text => secrets/* secrets */.O.redact(text),
-                    beforeChanges: rollingBack
-                        ? undefined
-                        : async ({ lastDeployedCommit }) => {
-                            await (0,pre_deploy/* secretGate */._D)(settings, { ...gateOpts, lastDeployedCommit });
-                        }
-                }, rollingBack ? { kind: 'rollback', to } : { kind: 'full' }).finally(() => {
-                    process.off('SIGINT', onSignal);
-                    process.off('SIGTERM', onSignal);
-                });
-                const recordPath = flags.get('record');
-                if (recordPath) {
-                    const why = await (0,changes/* deployReason */.q1)({
-                        reason: settings.report.reason,
-                        repoDir: process.cwd(),
-                        commit: settings.run.commit
-                    });
-                    const delivered = await (0,deliver/* deliverRecord */.Lc)({
-                        settings: { ...settings, report: { ...settings.report, comment: 'none' } },
-                        result,
-                        why,
-                        blockedBy: (0,record/* blockedReason */.hD)(result),
-                        workspace: process.cwd(),
-                        outDir: (0,external_node_path_.join)((0,external_node_os_.tmpdir)(), 'deployguard'),
-                        log,
-                        redact: text => secrets/* secrets */.O.redact(text)
-                    });
-                    (0,external_node_fs_.writeFileSync)(recordPath, delivered.markdown);
-                    log.info(`deployment record written to ${recordPath}`);
-                }
-                write(json ? JSON.stringify(result, null, 2) : (0,summary/* verdictLine */.MT)(result));
-                return result.status === 'deployed' ? 0 : 1;
-            }
-            case 'check': {
-                const settings = (0,load/* loadSettings */.M)({ ...base, purpose: 'check' });
-                const stage = (flags.get('stage') ?? 'schedule');
-                if (!['pre', 'post', 'schedule'].includes(stage))
-                    throw new errors/* ConfigError */.xL(`--stage: expected pre, post or schedule, got "${stage}"`);
-                const results = await checkNow(settings, stage, log);
-                const passed = results.filter(r => r.ok).length;
-                if (json)
-                    write(JSON.stringify({ stage, passed, total: results.length, ok: passed === results.length, results }, null, 2));
-                else
-                    write((0,summary/* renderCheckTable */.tG)(results));
-                return passed === results.length ? 0 : 1;
-            }
-            case 'history': {
-                const settings = (0,load/* loadSettings */.M)({ ...base, purpose: 'hosts' });
-                const limitText = flags.get('limit') ?? '20';
-                if (!/^\d{1,6}$/.test(limitText) || Number(limitText) < 1)
-                    throw new errors/* ConfigError */.xL(`--limit: expected a positive number, got "${limitText}"`, 'Example: --limit 50');
-                const hosts = await readHistory(settings, Number(limitText), log);
-                for (const h of hosts) {
-                    if (h.error)
-                        log.error(`${h.host}: ${h.error}`);
-                    for (const p of h.log?.problems ?? [])
-                        log.warn(`${h.host}: deployments.jsonl line ${p.line} skipped: ${p.reason}`);
-                }
-                if (json)
-                    write(JSON.stringify({ hosts }, null, 2));
-                else
-                    write(hosts
-                        .filter(h => h.log)
-                        .map(h => (0,report_history/* renderHistory */.zs)(h.host, h.log))
-                        .join('\n\n'));
-                return hosts.some(h => h.error) ? 1 : 0;
-            }
-            case 'init': {
-                const path = flags.get('config') ?? 'deployguard.yml';
-                if ((0,external_node_fs_.existsSync)(path) && !flags.has('force'))
-                    throw new errors/* ConfigError */.xL(`${path} exists; not overwriting it`, 'Pass --force to replace it.');
-                (0,external_node_fs_.writeFileSync)(path, STARTER_CONFIG);
-                write(`wrote ${path}: a starter with one check of each kind. Edit it, then run: deployguard check --config ${path}`);
-                return 0;
-            }
-            default:
-                throw new errors/* ConfigError */.xL(`unknown command "${command}"`, 'Commands: deploy, rollback, check, history, init, schema, demo. Run `deployguard --help`.');
-        }
+        const ctx = {
+            flags,
+            log,
+            write,
+            settings: purpose => (0,load/* loadSettings */.M)({
+                input,
+                env: process.env,
+                cwd: process.cwd(),
+                now: new Date(),
+                onSecret: (v) => secrets/* secrets */.O.add(v),
+                purpose,
+                wording: wording/* CLI_WORDING */.ml
+            })
+        };
+        return await COMMANDS[command].run(ctx);
     }
     catch (err) {
         log.error((0,errors/* describeError */.Uc)(err));
         return err instanceof errors/* ConfigError */.xL ? 2 : 1;
     }
+}
+/** The logger, every message in the CLI's words: flags and variables, never action inputs. */
+function inCliLogger(inner) {
+    return {
+        info: m => inner.info((0,wording/* inCliWords */.fn)(m)),
+        warn: m => inner.warn((0,wording/* inCliWords */.fn)(m)),
+        error: m => inner.error((0,wording/* inCliWords */.fn)(m)),
+        debug: m => inner.debug((0,wording/* inCliWords */.fn)(m)),
+        group: (title, fn) => inner.group((0,wording/* inCliWords */.fn)(title), fn)
+    };
+}
+function readKeyFile(path) {
+    try {
+        return (0,external_node_fs_.readFileSync)(path, 'utf8');
+    }
+    catch (err) {
+        throw new errors/* ConfigError */.xL(`--ssh-key-file: cannot read ${shown(path)}: ${err.code ?? err.message}`, 'Example: --ssh-key-file ~/.ssh/deploy_key (the private key, not the .pub file)');
+    }
+}
+async function deployOrRollback({ flags, log, write, settings: load }, rollingBack) {
+    const settings = load(rollingBack ? 'hosts' : 'deploy');
+    const to = str(flags.to) ?? 'previous';
+    if (rollingBack && to !== 'previous' && !(0,schema/* validate */.tf)(inputs/* releaseId */.Bf, to).ok)
+        throw new errors/* ConfigError */.xL(`--to: expected previous or a release id, got ${shown(to)}`, 'Example: --to previous (or a release id from `deployguard history`)');
+    if (settings.dryRun && !rollingBack) {
+        write(await (0,deploy/* dryRun */.PA)(settings));
+        return 0;
+    }
+    const json = flags.json === true;
+    // Ctrl-C stops between steps and rolls back, instead of leaving a host half-deployed.
+    const abort = new AbortController();
+    const onSignal = () => {
+        log.warn('interrupted: stopping at the next step and rolling back (interrupt again to force quit)');
+        abort.abort();
+        process.once('SIGINT', () => process.exit(130));
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    const gateOpts = {
+        workspace: process.cwd(),
+        env: process.env,
+        log,
+        outDir: (0,external_node_path_.join)((0,external_node_os_.tmpdir)(), 'deployguard'),
+        signal: abort.signal
+    };
+    const failedTests = rollingBack
+        ? undefined
+        : await (0,pre_deploy/* testGate */.WX)(settings, gateOpts).then(() => undefined, (err) => err);
+    if (failedTests !== undefined) {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        log.error((0,errors/* describeError */.Uc)(failedTests));
+        if (json)
+            write(JSON.stringify({ status: 'blocked', error: (0,errors/* describeError */.Uc)(failedTests) }, null, 2));
+        return 1;
+    }
+    const result = await (0,deploy/* runDeploy */.zt)(settings, {
+        log,
+        signal: abort.signal,
+        why: settings.report.reason,
+        redact: text => secrets/* secrets */.O.redact(text),
+        beforeChanges: rollingBack
+            ? undefined
+            : async ({ lastDeployedCommit }) => {
+                await (0,pre_deploy/* secretGate */._D)(settings, { ...gateOpts, lastDeployedCommit });
+            }
+    }, rollingBack ? { kind: 'rollback', to } : { kind: 'full' }).finally(() => {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+    });
+    const recordPath = str(flags.record);
+    if (recordPath) {
+        const why = await (0,changes/* deployReason */.q1)({
+            reason: settings.report.reason,
+            repoDir: process.cwd(),
+            commit: settings.run.commit
+        });
+        const delivered = await (0,deliver/* deliverRecord */.Lc)({
+            settings: { ...settings, report: { ...settings.report, comment: 'none' } },
+            result,
+            why,
+            blockedBy: (0,record/* blockedReason */.hD)(result),
+            workspace: process.cwd(),
+            outDir: (0,external_node_path_.join)((0,external_node_os_.tmpdir)(), 'deployguard'),
+            log,
+            redact: text => secrets/* secrets */.O.redact(text)
+        });
+        (0,external_node_fs_.writeFileSync)(recordPath, delivered.markdown);
+        log.info(`deployment record written to ${recordPath}`);
+    }
+    write(json ? JSON.stringify(result, null, 2) : (0,summary/* verdictLine */.MT)(result));
+    return result.status === 'deployed' ? 0 : 1;
+}
+async function runCheck({ flags, log, write, settings: load }) {
+    const stage = str(flags.stage) ?? 'schedule';
+    if (!['pre', 'post', 'schedule'].includes(stage))
+        throw new errors/* ConfigError */.xL(`--stage: expected pre, post or schedule, got ${shown(stage)}`, 'Example: --stage post');
+    const settings = load('check');
+    const results = await checkNow(settings, stage, log);
+    const passed = results.filter(r => r.ok).length;
+    if (flags.json === true)
+        write(JSON.stringify({ stage, passed, total: results.length, ok: passed === results.length, results }, null, 2));
+    else
+        write((0,summary/* renderCheckTable */.tG)(results));
+    return passed === results.length ? 0 : 1;
+}
+async function runHistory({ flags, log, write, settings: load }) {
+    const limitText = str(flags.limit) ?? '20';
+    if (!/^\d{1,6}$/.test(limitText) || Number(limitText) < 1)
+        throw new errors/* ConfigError */.xL(`--limit: expected a positive number, got ${shown(limitText)}`, 'Example: --limit 50');
+    const settings = load('hosts');
+    const hosts = await readHistory(settings, Number(limitText), log);
+    for (const h of hosts) {
+        if (h.error)
+            log.error(`${h.host}: ${h.error}`);
+        for (const p of h.log?.problems ?? [])
+            log.warn(`${h.host}: deployments.jsonl line ${p.line} skipped: ${p.reason}`);
+    }
+    if (flags.json === true)
+        write(JSON.stringify({ hosts }, null, 2));
+    else
+        write(hosts
+            .filter(h => h.log)
+            .map(h => (0,report_history/* renderHistory */.zs)(h.host, h.log))
+            .join('\n\n'));
+    return hosts.some(h => h.error) ? 1 : 0;
 }
 
 
@@ -58260,7 +58475,7 @@ async function main(argv, out = process.stdout) {
 /* harmony import */ var _plan_plan_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(8720);
 /* harmony import */ var _remote_layout_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(4614);
 /* harmony import */ var _remote_shell_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(648);
-/* harmony import */ var _transfer_artifact_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(4937);
+/* harmony import */ var _transfer_artifact_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(6441);
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(3916);
 
 
@@ -59596,9 +59811,9 @@ function hintFor(host, message) {
     if (/timed out|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH/i.test(message))
         return `No answer from ${host.host}:${host.port}. Check the firewall or security group allows this runner, or use a jump host for private networks.`;
     if (/authentication/i.test(message))
-        return `The server refused the key for ${where}. Check that the public half of ssh-key is in ~${host.user}/.ssh/authorized_keys and that the user is right.`;
+        return `The server refused the key for ${where}. Check that the public half of the key (the \`ssh-key\` input) is in ~${host.user}/.ssh/authorized_keys and that the user is right.`;
     if (/passphrase|encrypted|private key/i.test(message))
-        return 'The private key could not be read. Check ssh-key holds the whole key (BEGIN/END lines included) and ssh-passphrase matches.';
+        return 'The private key could not be read. Check that the `ssh-key` input holds the whole key (BEGIN/END lines included) and that the `ssh-passphrase` input matches.';
     return `Check that ${where} is reachable from this runner and accepts the key.`;
 }
 function isPermanent(message) {
@@ -59610,10 +59825,14 @@ function isPermanent(message) {
  * error shows the key the host offered so it can be checked and pinned.
  */
 async function connectHost(host, ssh, log, sleep = ms => new Promise(r => setTimeout(r, ms))) {
-    const pins = {
-        entries: host.knownHosts.flatMap(l => (0,hostkeys/* parseKnownHosts */.uJ)(l)),
-        fingerprints: host.fingerprints
-    };
+    let pins;
+    try {
+        pins = { entries: host.knownHosts.flatMap(l => (0,hostkeys/* parseKnownHosts */.uJ)(l)), fingerprints: host.fingerprints };
+    }
+    catch (err) {
+        // A damaged pin is a typo to fix, not a sign of an attack: say so before any connection.
+        throw new errors/* DeployError */.sH(`${host.name}: a known_hosts pin for ${host.host}:${host.port} is malformed: ${err.message}. Nothing was sent to the host.`, 'connect', `Copy the whole line again: \`ssh-keyscan -p ${host.port} ${host.host}\` from a network you trust, checked against \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\` on the host.`);
+    }
     if (ssh.password && !ssh.privateKey && !host.privateKey) {
         log.warn(`${host.name}: using password authentication. Keys are safer: a password can be guessed, and is sent to whoever answers if a host key pin is ever skipped.`);
     }
@@ -59720,7 +59939,7 @@ async function huntPinnedKey(host, ssh, pins, log, first) {
     const lines = offered.map(k => `  ${(0,hostkeys/* knownHostsLine */.TZ)(k, host.host, host.port)}`).join('\n');
     const keyscan = `ssh-keyscan -p ${host.port} ${host.host} | ssh-keygen -lf -`;
     if (first.reason === 'unpinned') {
-        throw new errors/* DeployError */.sH(`${host.name}: the host key of ${host.host}:${host.port} is not pinned, so the host cannot be trusted. It offered:\n${list}`, 'connect', `Check the fingerprint out of band (on the host: \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\`; or \`${keyscan}\` from a network you trust), then pin it with the known-hosts input:\n${lines}\nor with host-key: ${first.offered.fingerprint}`);
+        throw new errors/* DeployError */.sH(`${host.name}: the host key of ${host.host}:${host.port} is not pinned, so the host cannot be trusted. It offered:\n${list}`, 'connect', `Check the fingerprint out of band (on the host: \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\`; or \`${keyscan}\` from a network you trust), then pin it with the \`known-hosts\` input (or \`known-hosts:\` on the host in deployguard.yml):\n${lines}\nor with host-key: ${first.offered.fingerprint}`);
     }
     throw new errors/* DeployError */.sH(`${host.name}: HOST KEY ${first.reason === 'revoked' ? 'IS REVOKED' : 'DOES NOT MATCH THE PIN'} for ${host.host}:${host.port}. The host offered:\n${list}\nThis is what a man-in-the-middle attack looks like; nothing was sent to the host.`, 'connect', `If the host was rebuilt and its key legitimately changed, verify the new fingerprint out of band (\`${keyscan}\`) and update the pin.`);
 }
@@ -59810,8 +60029,8 @@ var commands = __nccwpck_require__(1050);
 var remote_layout = __nccwpck_require__(4614);
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __nccwpck_require__(3024);
-// EXTERNAL MODULE: ./src/transfer/artifact.ts + 1 modules
-var transfer_artifact = __nccwpck_require__(4937);
+// EXTERNAL MODULE: ./src/transfer/artifact.ts
+var transfer_artifact = __nccwpck_require__(6441);
 ;// CONCATENATED MODULE: ./src/transfer/delta.ts
 
 
@@ -62039,9 +62258,10 @@ function serviceCommands(service, layout) {
 /* harmony export */   Qb: () => (/* binding */ hostKeyAlgorithms),
 /* harmony export */   Rx: () => (/* binding */ describeKey),
 /* harmony export */   TZ: () => (/* binding */ knownHostsLine),
+/* harmony export */   gW: () => (/* binding */ entryMatchesHost),
 /* harmony export */   uJ: () => (/* binding */ parseKnownHosts)
 /* harmony export */ });
-/* unused harmony exports fingerprintOf, entryMatchesHost */
+/* unused harmony exports fingerprintOf, keyBlobProblem */
 /* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7598);
 /* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_0__);
 
@@ -62059,29 +62279,74 @@ function describeKey(blob) {
     }
     return { type, blob, fingerprint: fingerprintOf(blob) };
 }
-/** Parses known_hosts text; comments, blank lines and @cert-authority lines are skipped. */
+/** The public key fields after the type name, per key type, as SSH encodes them (RFC 4253, 5656, 8709). */
+const KEY_FIELDS = {
+    'ssh-ed25519': f => f.length === 1 && f[0].length === 32,
+    'sk-ssh-ed25519@openssh.com': f => f.length === 2 && f[0].length === 32,
+    'ecdsa-sha2-nistp256': f => f.length === 2 && f[0].toString() === 'nistp256' && f[1].length === 65,
+    'ecdsa-sha2-nistp384': f => f.length === 2 && f[0].toString() === 'nistp384' && f[1].length === 97,
+    'ecdsa-sha2-nistp521': f => f.length === 2 && f[0].toString() === 'nistp521' && f[1].length === 133,
+    'sk-ecdsa-sha2-nistp256@openssh.com': f => f.length === 3 && f[0].toString() === 'nistp256' && f[1].length === 65,
+    // e and n; a modulus under 1024 bits is no key anyone still accepts.
+    'ssh-rsa': f => f.length === 2 && f[1].length >= 128,
+    'ssh-dss': f => f.length === 4
+};
+/**
+ * Why a public key blob is not a whole key of its type, or undefined when it is: every field is
+ * length-prefixed, so a key cut short (a line copied in part) ends inside a field or lacks one.
+ */
+function keyBlobProblem(type, blob) {
+    const fields = [];
+    let at = 0;
+    while (at < blob.length) {
+        const len = at + 4 <= blob.length ? blob.readUInt32BE(at) : Infinity;
+        if (at + 4 + len > blob.length)
+            return fields.length === 0
+                ? 'the third field is not an SSH public key'
+                : `the ${type} key is cut short (its data ends inside a field: copied in part?)`;
+        fields.push(blob.subarray(at + 4, at + 4 + len));
+        at += 4 + len;
+    }
+    const named = fields.shift()?.toString('latin1');
+    if (named !== type)
+        return `the key data is ${named ? `a ${JSON.stringify(named.slice(0, 40))} key` : 'empty'}, not ${type}`;
+    const whole = KEY_FIELDS[type];
+    if (whole && !whole(fields))
+        return `the ${type} key is incomplete or damaged (copied in part?)`;
+    return undefined;
+}
+/**
+ * Parses known_hosts text; comments, blank lines and @cert-authority lines are skipped. A line
+ * that is not one, or whose key is truncated or damaged, throws an error naming the line: such a
+ * pin is a typo to fix, never a reason to suspect the host.
+ */
 function parseKnownHosts(text) {
     const out = [];
-    for (const raw of text.split(/\r?\n/)) {
+    text.split(/\r?\n/).forEach((raw, index) => {
         const line = raw.trim();
         if (!line || line.startsWith('#'))
-            continue;
+            return;
+        const shown = JSON.stringify(line.length > 60 ? `${line.slice(0, 60)}…` : line);
+        const bad = (why) => new Error(`line ${index + 1} ${shown} is malformed: ${why}`);
         const fields = line.split(/\s+/);
         let revoked = false;
         if (fields[0]?.startsWith('@')) {
             const marker = fields.shift();
             if (marker === '@cert-authority')
-                continue;
-            revoked = marker === '@revoked';
+                return;
+            if (marker !== '@revoked')
+                throw bad(`unknown marker ${JSON.stringify(marker?.slice(0, 20))}`);
+            revoked = true;
         }
         const [hosts, type, key] = fields;
-        if (!hosts || !type || !key || !/^[A-Za-z0-9+/]+=*$/.test(key)) {
-            throw new Error(`not a known_hosts line: "${line.slice(0, 80)}"`);
-        }
+        if (!hosts || !type || !key)
+            throw bad('expected three fields: host patterns, key type, base64 key (what ssh-keyscan prints)');
+        if (!/^[A-Za-z0-9+/]+={0,2}$/.test(key) || key.replace(/=+$/, '').length % 4 === 1)
+            throw bad(`the ${type.slice(0, 40)} key is not base64 (cut short or mistyped?)`);
         const blob = Buffer.from(key, 'base64');
-        // The blob names its own type: a line whose key does not decode to that type is not a key.
-        if (describeKey(blob).type !== type)
-            throw new Error(`not a known_hosts line: "${line.slice(0, 80)}"`);
+        const problem = keyBlobProblem(type, blob);
+        if (problem)
+            throw bad(problem);
         if (hosts.startsWith('|1|')) {
             const [, , salt, hash] = hosts.split('|');
             out.push({
@@ -62094,7 +62359,7 @@ function parseKnownHosts(text) {
         else {
             out.push({ patterns: hosts.split(','), type, blob, revoked });
         }
-    }
+    });
     return out;
 }
 function wildcard(pattern, value) {
@@ -65110,15 +65375,42 @@ async function resolveRange(input) {
 
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   $S: () => (/* binding */ localPath),
+/* harmony export */   $y: () => (/* binding */ lockWait),
+/* harmony export */   BF: () => (/* binding */ knownHosts),
+/* harmony export */   C5: () => (/* binding */ maxParallel),
+/* harmony export */   Cq: () => (/* binding */ unitName),
+/* harmony export */   G5: () => (/* binding */ command),
+/* harmony export */   Im: () => (/* binding */ comment),
+/* harmony export */   KC: () => (/* binding */ stabilityWindow),
 /* harmony export */   Mk: () => (/* binding */ configJsonSchema),
-/* harmony export */   Qn: () => (/* binding */ configSchema)
+/* harmony export */   OI: () => (/* binding */ hostname),
+/* harmony export */   Oh: () => (/* binding */ port),
+/* harmony export */   Qn: () => (/* binding */ configSchema),
+/* harmony export */   UL: () => (/* binding */ strategy),
+/* harmony export */   UU: () => (/* binding */ name),
+/* harmony export */   VY: () => (/* binding */ githubDeployment),
+/* harmony export */   _9: () => (/* binding */ hostKey),
+/* harmony export */   _e: () => (/* binding */ connectTimeout),
+/* harmony export */   dj: () => (/* binding */ artifact),
+/* harmony export */   dq: () => (/* binding */ gitleaks),
+/* harmony export */   fw: () => (/* binding */ environmentUrl),
+/* harmony export */   jZ: () => (/* binding */ canary),
+/* harmony export */   nT: () => (/* binding */ userName),
+/* harmony export */   p3: () => (/* binding */ gitleaksConfig),
+/* harmony export */   q3: () => (/* binding */ httpUrl),
+/* harmony export */   wn: () => (/* binding */ absPath)
 /* harmony export */ });
-/* unused harmony export absPath */
+/* unused harmony exports fingerprint, stages */
 /* harmony import */ var _schema_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8826);
 
 /**
  * The schema of deployguard.yml. The validator, the TypeScript type of a validated file and the
  * JSON Schema shipped for editors all come from this one definition.
+ */
+/**
+ * Nodes shared with the action inputs and CLI flags (settings/inputs.ts): an input that overrides a
+ * key is validated by that key's very node, so a flag can never accept what the file refuses.
  */
 const name = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({
     pattern: /^[A-Za-z0-9][A-Za-z0-9 ._@:-]{0,63}$/,
@@ -65130,10 +65422,13 @@ const hostname = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({
     expected: 'a hostname or IP address',
     example: '203.0.113.10'
 });
-/** Absolute, normalised, no `..` and no characters that make a path unsafe to read in logs. */
+/**
+ * Absolute, normalised (the lookahead refuses every `.` and `..` segment) and no characters that
+ * make a path unsafe to read in logs.
+ */
 const absPath = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({
-    pattern: /^\/(?:[A-Za-z0-9._@+-]+\/?)*$/,
-    expected: 'an absolute path of letters, digits and . _ @ + -, with no `..`',
+    pattern: /^(?!.*\/\.\.?(?:\/|$))\/(?:[A-Za-z0-9._@+-]+\/?)*$/,
+    expected: 'an absolute path of letters, digits and . _ @ + -, without `..`',
     example: '/srv/myapp'
 });
 const relEntry = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({
@@ -65141,8 +65436,20 @@ const relEntry = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({
     expected: 'a path relative to the release, without `..`',
     example: '.env'
 });
+/** Any path with no `..` segment (`/` or `\\` separated); control characters are refused by str(). */
+const NO_DOTDOT = /^(?!.*(?:^|[\\/])\.\.(?:[\\/]|$)).{1,1024}$/;
+/**
+ * A path on the machine running deployguard, relative to the workspace or absolute; never `..`,
+ * so a file named here cannot be one outside the tree the path seems to name.
+ */
+const localPath = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({
+    pattern: NO_DOTDOT,
+    expected: 'a file path without `..` segments',
+    example: 'certs/internal-ca.pem'
+});
 const fingerprint = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({
-    pattern: /^SHA256:[A-Za-z0-9+/]{43}=?$/,
+    // 32 bytes are 43 base64 characters; the last carries 2 bits, so only 16 can end one.
+    pattern: /^SHA256:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=?$/,
     expected: 'a host key fingerprint like `SHA256:` followed by 43 base64 characters',
     example: 'SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s'
 });
@@ -65162,6 +65469,67 @@ const retrying = {
     stages: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(stages)
 };
 /** `${NAME}` in a value is replaced by the environment variable NAME; `$$` is a literal `$`. */
+const httpUrl = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({
+    pattern: /^https?:\/\/\S+$/,
+    expected: 'an http(s) URL',
+    example: 'https://example.com/health'
+});
+const port = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .int */ .Wh)({ min: 1, max: 65535, example: 22 });
+const userName = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({
+    pattern: /^[a-z_][a-z0-9_.-]{0,31}$/,
+    expected: 'a user name',
+    example: 'deploy'
+});
+const hostKey = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .union */ .KC)([fingerprint, (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .arr */ .QL)(fingerprint, { minItems: 1 })]);
+/** A whole fleet's known_hosts (RSA lines are ~400 characters each) fits; a runaway value does not. */
+const knownHosts = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({
+    multiline: true,
+    minLength: 1,
+    maxLength: 256 * 1024,
+    example: '203.0.113.10 ssh-ed25519 AAAA…'
+});
+const strategy = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .enumOf */ .VE)(['releases', 'in-place']);
+const artifact = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({ minLength: 1, example: 'dist/', description: 'File or directory to ship.' });
+const unitName = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({
+    pattern: /^[A-Za-z0-9:_.@\\-]{1,255}$/,
+    expected: 'a systemd unit name',
+    example: 'myapp'
+});
+const lockWait = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .duration */ .p0)({ max: '1h', example: '2m' });
+const maxParallel = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .union */ .KC)([
+    (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .int */ .Wh)({ min: 1, max: 500, example: 5 }),
+    (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({ pattern: /^(100|[1-9][0-9]?)%$/, expected: 'a percentage like 25%', example: '25%' })
+], {
+    description: 'How many hosts deploy at once after the canaries: a number, or a percentage of the hosts (rounded up).'
+});
+const canary = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .int */ .Wh)({
+    min: 0,
+    max: 500,
+    example: 1,
+    description: 'Hosts deployed first, on their own, through their whole post-deploy window, before any other host starts.'
+});
+const gitleaks = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .union */ .KC)([(0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .bool */ .lc)(), (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .enumOf */ .VE)(['both', 'commits', 'artifact'])], {
+    description: 'Secret scan before deploying: true (commits and artifact), commits, artifact, or false.'
+});
+const stabilityWindow = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .duration */ .p0)({ min: '0s', max: '1h', example: '60s' });
+const comment = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .enumOf */ .VE)(['auto', 'pr', 'commit', 'both', 'none'], {
+    description: 'Where the deployment record is posted: auto (the pull request when there is one, else the commit), pr, commit, both or none.'
+});
+const environmentUrl = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({
+    pattern: /^https?:\/\/\S+$/,
+    expected: 'an http(s) URL',
+    example: 'https://app.example.com',
+    description: "The deployed service's URL, shown in the record and in GitHub's deployment view."
+});
+const githubDeployment = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .bool */ .lc)({
+    description: 'Create a GitHub deployment with statuses. Leave off when the job runs in an `environment:`: GitHub records that deployment itself.'
+});
+const gitleaksConfig = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({
+    pattern: NO_DOTDOT,
+    expected: 'a file path without `..` segments',
+    example: '.github/gitleaks.toml'
+});
+const connectTimeout = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .duration */ .p0)({ min: '1s', max: '5m', example: '20s' });
 const envTemplated = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({ maxLength: 4096, example: 'Bearer ${API_TOKEN}' });
 const envMap = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .record */ .g1)(envTemplated, { keyPattern: /^[A-Za-z_][A-Za-z0-9_]{0,63}$/, maxKeys: 50 });
 const headerMap = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .record */ .g1)(envTemplated, { keyPattern: /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/, maxKeys: 50 });
@@ -65170,21 +65538,23 @@ const windowDuration = (dflt) => (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .o
 const configSchema = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .obj */ .WL)({
     version: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .int */ .Wh)({ min: 1, max: 1, description: 'The config format version.', example: 1 }),
     environment: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(name),
-    artifact: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({ minLength: 1, example: 'dist/', description: 'File or directory to ship.' })),
-    exclude: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .arr */ .QL)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({ minLength: 1, example: '*.map' })), []),
+    artifact: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(artifact),
+    exclude: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .arr */ .QL)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({ minLength: 1, example: '*.map' }), {
+        description: 'Files and directories left out of the upload, as .gitignore patterns: `*.map` matches at any depth, `/build` only at the root, `logs/` only directories, `**` spans directories, `!keep.map` re-includes (never inside an excluded directory), and `{a,b}` gives alternatives (`*.{map,ts}`). Limits: one `**` before the last segment, 16 segments, 1024 characters, 256 patterns after expansion.'
+    }), []),
     target: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .obj */ .WL)({
         path: absPath,
-        strategy: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .enumOf */ .VE)(['releases', 'in-place']), 'releases'),
+        strategy: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(strategy, 'releases'),
         'keep-releases': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .int */ .Wh)({ min: 1, max: 100, example: 5 }), 5),
         shared: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .arr */ .QL)(relEntry, { example: ['.env', 'data/'] }), [])
     })),
     hosts: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .arr */ .QL)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .obj */ .WL)({
         name: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(name),
         host: hostname,
-        port: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .int */ .Wh)({ min: 1, max: 65535, example: 22 }), 22),
-        user: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({ pattern: /^[a-z_][a-z0-9_.-]{0,31}$/, expected: 'a user name', example: 'deploy' })),
-        'host-key': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .union */ .KC)([fingerprint, (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .arr */ .QL)(fingerprint, { minItems: 1 })])),
-        'known-hosts': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({ multiline: true, minLength: 1, example: '203.0.113.10 ssh-ed25519 AAAA…' })),
+        port: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(port, 22),
+        user: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(userName),
+        'host-key': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(hostKey),
+        'known-hosts': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(knownHosts),
         'ssh-key-env': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({
             pattern: /^[A-Za-z_][A-Za-z0-9_]{0,63}$/,
             expected: 'an environment variable name',
@@ -65195,11 +65565,7 @@ const configSchema = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .obj */ .WL)({
     service: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .tagged */ .VK)('manager', {
         none: {},
         systemd: {
-            name: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({
-                pattern: /^[A-Za-z0-9:_.@\\-]{1,255}$/,
-                expected: 'a systemd unit name',
-                example: 'myapp'
-            }),
+            name: unitName,
             sudo: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .bool */ .lc)(), false),
             settle: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .duration */ .p0)({ max: '5m', example: '2s' }), '2s'),
             'start-timeout': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .duration */ .p0)({ min: '1s', max: '30m', example: '60s' }), '60s')
@@ -65217,11 +65583,7 @@ const configSchema = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .obj */ .WL)({
     checks: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .arr */ .QL)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .tagged */ .VK)('type', {
         http: {
             name,
-            url: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({
-                pattern: /^https?:\/\/\S+$/,
-                expected: 'an http(s) URL',
-                example: 'https://example.com/health'
-            }),
+            url: httpUrl,
             method: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .enumOf */ .VE)(['GET', 'HEAD', 'POST', 'PUT', 'OPTIONS']), 'GET'),
             headers: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(headerMap, {}),
             expect: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .obj */ .WL)({
@@ -65240,7 +65602,7 @@ const configSchema = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .obj */ .WL)({
             }), {}),
             'follow-redirects': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .int */ .Wh)({ min: 0, max: 10, example: 0 }), 0),
             'insecure-tls': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .bool */ .lc)(), false),
-            'ca-file': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({ minLength: 1, example: 'certs/internal-ca.pem' })),
+            'ca-file': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(localPath),
             ...retrying
         },
         tcp: {
@@ -65298,52 +65660,31 @@ const configSchema = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .obj */ .WL)({
     }), { maxItems: 200 }), []),
     deploy: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .obj */ .WL)({
         'before-switch': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(command),
-        'lock-wait': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .duration */ .p0)({ max: '1h', example: '2m' }), '2m'),
+        'lock-wait': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(lockWait, '2m'),
         'lock-ttl': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .duration */ .p0)({ min: '10s', max: '24h', example: '2m' }), '2m'),
-        'max-parallel': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .union */ .KC)([
-            (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .int */ .Wh)({ min: 1, max: 500, example: 5 }),
-            (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({ pattern: /^(100|[1-9][0-9]?)%$/, expected: 'a percentage like 25%', example: '25%' })
-        ], {
-            description: 'How many hosts deploy at once after the canaries: a number, or a percentage of the hosts (rounded up).'
-        }), 1),
+        'max-parallel': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(maxParallel, 1),
         incremental: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .bool */ .lc)({
             description: 'Send only the files that differ from the previous release on each host, hard-linking the others (off when a before-switch command runs).'
         }), true),
-        canary: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .int */ .Wh)({
-            min: 0,
-            max: 500,
-            example: 1,
-            description: 'Hosts deployed first, on their own, through their whole post-deploy window, before any other host starts.'
-        }), 0)
+        canary: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(canary, 0)
     }), {}),
     'pre-deploy': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .obj */ .WL)({
         'require-healthy': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .bool */ .lc)(), true),
-        gitleaks: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .union */ .KC)([(0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .bool */ .lc)(), (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .enumOf */ .VE)(['both', 'commits', 'artifact'])], {
-            description: 'Secret scan before deploying: true (commits and artifact), commits, artifact, or false.'
-        }), true),
-        'gitleaks-config': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({ minLength: 1, example: '.github/gitleaks.toml' })),
+        gitleaks: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(gitleaks, true),
+        'gitleaks-config': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(gitleaksConfig),
         'test-command': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(command)
     }), {}),
     'post-deploy': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .obj */ .WL)({
         rollback: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .enumOf */ .VE)(['auto', 'off']), 'auto'),
-        'stability-window': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .duration */ .p0)({ min: '0s', max: '1h', example: '60s' }), '30s')
+        'stability-window': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(stabilityWindow, '30s')
     }), {}),
     report: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .obj */ .WL)({
-        comment: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .enumOf */ .VE)(['auto', 'pr', 'commit', 'both', 'none'], {
-            description: 'Where the deployment record is posted: auto (the pull request when there is one, else the commit), pr, commit, both or none.'
-        }), 'auto'),
-        'environment-url': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({
-            pattern: /^https?:\/\/\S+$/,
-            expected: 'an http(s) URL',
-            example: 'https://app.example.com',
-            description: "The deployed service's URL, shown in the record and in GitHub's deployment view."
-        })),
-        'github-deployment': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .bool */ .lc)({
-            description: 'Create a GitHub deployment with statuses. Leave off when the job runs in an `environment:`: GitHub records that deployment itself.'
-        }), false)
+        comment: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(comment, 'auto'),
+        'environment-url': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(environmentUrl),
+        'github-deployment': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(githubDeployment, false)
     }), {}),
     ssh: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .obj */ .WL)({
-        'connect-timeout': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .duration */ .p0)({ min: '1s', max: '5m', example: '20s' }), '20s'),
+        'connect-timeout': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(connectTimeout, '20s'),
         'connect-retries': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .int */ .Wh)({ min: 0, max: 10, example: 3 }), 3),
         compress: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .union */ .KC)([(0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .bool */ .lc)(), (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .enumOf */ .VE)(['auto'])], {
             description: 'zlib compression of the SSH stream, artifact included: auto (public hosts only; loopback and private networks are faster plain), true or false.'
@@ -65356,6 +65697,282 @@ function configJsonSchema() {
         title: 'deployguard.yml',
         id: 'https://deployguard.dev/deployguard.schema.json'
     });
+}
+
+
+/***/ }),
+
+/***/ 7428:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Bf: () => (/* binding */ releaseId),
+/* harmony export */   CU: () => (/* binding */ parseInput),
+/* harmony export */   Tb: () => (/* binding */ isSwitch),
+/* harmony export */   mc: () => (/* binding */ INPUTS),
+/* harmony export */   pH: () => (/* binding */ SECRET_INPUTS)
+/* harmony export */ });
+/* harmony import */ var _config_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9551);
+/* harmony import */ var _schema_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8826);
+
+
+/** A release id: what `release-id`, the rollback target and the post-deploy phase accept. */
+const releaseId = (0,_schema_js__WEBPACK_IMPORTED_MODULE_1__/* .str */ .gx)({
+    pattern: /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/,
+    expected: 'a release id (letters, digits, . _ -, starting with a letter or digit)',
+    example: '2026-11-26.1'
+});
+const declare = (d) => Object.freeze(d);
+/** Every input and flag that is a setting (secrets are not: they never travel as flags). */
+const INPUTS = {
+    environment: declare({
+        schema: _config_js__WEBPACK_IMPORTED_MODULE_0__/* .name */ .UU,
+        key: 'environment',
+        group: 'target',
+        value: 'NAME',
+        help: 'the environment deployed to (default: production)'
+    }),
+    artifact: declare({
+        schema: _config_js__WEBPACK_IMPORTED_MODULE_0__/* .artifact */ .dj,
+        key: 'artifact',
+        group: 'ship',
+        value: 'PATH',
+        help: 'the file or directory to ship'
+    }),
+    'target-path': declare({
+        schema: _config_js__WEBPACK_IMPORTED_MODULE_0__/* .absPath */ .wn,
+        key: 'target.path',
+        group: 'target',
+        value: 'PATH',
+        help: 'the base directory on every host'
+    }),
+    strategy: declare({
+        schema: _config_js__WEBPACK_IMPORTED_MODULE_0__/* .strategy */ .UL,
+        key: 'target.strategy',
+        group: 'target',
+        value: 'releases|in-place',
+        help: 'releases (switch a symlink) or in-place'
+    }),
+    host: declare({
+        schema: _config_js__WEBPACK_IMPORTED_MODULE_0__/* .hostname */ .OI,
+        key: 'hosts[].host',
+        group: 'connection',
+        value: 'HOST',
+        help: "one host, replacing the file's hosts"
+    }),
+    'host-name': declare({
+        schema: _config_js__WEBPACK_IMPORTED_MODULE_0__/* .name */ .UU,
+        key: 'hosts[].name',
+        group: 'connection',
+        value: 'NAME',
+        help: 'the alias of --host in logs'
+    }),
+    port: declare({
+        schema: _config_js__WEBPACK_IMPORTED_MODULE_0__/* .port */ .Oh,
+        key: 'hosts[].port',
+        group: 'connection',
+        value: 'PORT',
+        help: 'the SSH port of --host'
+    }),
+    user: declare({
+        schema: _config_js__WEBPACK_IMPORTED_MODULE_0__/* .userName */ .nT,
+        key: 'hosts[].user',
+        group: 'connection',
+        value: 'USER',
+        help: 'the SSH user of hosts that name none'
+    }),
+    'known-hosts': declare({
+        schema: _config_js__WEBPACK_IMPORTED_MODULE_0__/* .knownHosts */ .BF,
+        key: 'hosts[].known-hosts',
+        group: 'connection',
+        value: 'LINES',
+        help: 'known_hosts lines pinning the host keys'
+    }),
+    'host-key': declare({
+        schema: _config_js__WEBPACK_IMPORTED_MODULE_0__/* .hostKey */ ._9,
+        key: 'hosts[].host-key',
+        list: true,
+        group: 'connection',
+        value: 'SHA256:...',
+        help: 'host key fingerprints, separated by spaces or commas'
+    }),
+    'insecure-skip-host-key-check': declare({
+        schema: (0,_schema_js__WEBPACK_IMPORTED_MODULE_1__/* .bool */ .lc)(),
+        group: 'connection',
+        help: 'connect without a pinned host key (warned about on every run)'
+    }),
+    'connect-timeout': declare({
+        schema: _config_js__WEBPACK_IMPORTED_MODULE_0__/* .connectTimeout */ ._e,
+        key: 'ssh.connect-timeout',
+        group: 'connection',
+        value: 'DURATION',
+        help: 'how long one SSH connection attempt may take'
+    }),
+    'service-manager': declare({
+        schema: (0,_schema_js__WEBPACK_IMPORTED_MODULE_1__/* .enumOf */ .VE)(['systemd', 'command', 'none']),
+        key: 'service.manager',
+        group: 'service',
+        value: 'systemd|command|none',
+        help: 'what restarts the service'
+    }),
+    'service-name': declare({
+        schema: _config_js__WEBPACK_IMPORTED_MODULE_0__/* .unitName */ .Cq,
+        key: 'service{systemd}.name',
+        group: 'service',
+        value: 'UNIT',
+        help: 'the systemd unit'
+    }),
+    'health-url': declare({
+        schema: _config_js__WEBPACK_IMPORTED_MODULE_0__/* .httpUrl */ .q3,
+        key: 'checks[]{http}.url',
+        group: 'checks',
+        value: 'URL',
+        help: 'an http check of this URL expecting 200'
+    }),
+    'before-switch': declare({
+        schema: _config_js__WEBPACK_IMPORTED_MODULE_0__/* .command */ .G5,
+        key: 'deploy.before-switch',
+        group: 'ship',
+        value: 'COMMAND',
+        help: 'a command run in the new release before the switch'
+    }),
+    'release-id': declare({
+        schema: releaseId,
+        group: 'ship',
+        value: 'ID',
+        help: 'the release id (default: the time and the commit)'
+    }),
+    'max-parallel': declare({
+        schema: _config_js__WEBPACK_IMPORTED_MODULE_0__/* .maxParallel */ .C5,
+        key: 'deploy.max-parallel',
+        group: 'rollout',
+        value: 'N|N%',
+        help: 'hosts deployed at once after the canaries'
+    }),
+    canary: declare({
+        schema: _config_js__WEBPACK_IMPORTED_MODULE_0__/* .canary */ .jZ,
+        key: 'deploy.canary',
+        group: 'rollout',
+        value: 'N',
+        help: 'hosts deployed first, on their own'
+    }),
+    'lock-wait': declare({
+        schema: _config_js__WEBPACK_IMPORTED_MODULE_0__/* .lockWait */ .$y,
+        key: 'deploy.lock-wait',
+        group: 'rollout',
+        value: 'DURATION',
+        help: "how long to wait for another deploy's lock"
+    }),
+    'stability-window': declare({
+        schema: _config_js__WEBPACK_IMPORTED_MODULE_0__/* .stabilityWindow */ .KC,
+        key: 'post-deploy.stability-window',
+        group: 'rollout',
+        value: 'DURATION',
+        help: 'how long the post checks keep passing before the deploy counts'
+    }),
+    'test-command': declare({
+        schema: _config_js__WEBPACK_IMPORTED_MODULE_0__/* .command */ .G5,
+        key: 'pre-deploy.test-command',
+        group: 'gates',
+        value: 'COMMAND',
+        help: 'a local command that must pass before deploying'
+    }),
+    scan: declare({
+        schema: _config_js__WEBPACK_IMPORTED_MODULE_0__/* .gitleaks */ .dq,
+        key: 'pre-deploy.gitleaks',
+        aliases: { none: false },
+        group: 'gates',
+        value: 'both|commits|artifact|none',
+        help: 'what the secret scan covers'
+    }),
+    'gitleaks-path': declare({
+        schema: _config_js__WEBPACK_IMPORTED_MODULE_0__/* .localPath */ .$S,
+        group: 'gates',
+        value: 'PATH',
+        help: 'a gitleaks executable to use'
+    }),
+    'gitleaks-config': declare({
+        schema: _config_js__WEBPACK_IMPORTED_MODULE_0__/* .gitleaksConfig */ .p3,
+        key: 'pre-deploy.gitleaks-config',
+        group: 'gates',
+        value: 'PATH',
+        help: 'a gitleaks config file'
+    }),
+    'dry-run': declare({
+        schema: (0,_schema_js__WEBPACK_IMPORTED_MODULE_1__/* .bool */ .lc)(),
+        group: 'ship',
+        help: 'print the plan and every remote command; touch nothing'
+    }),
+    // Free text from a person, shown in the record and the summary: one line, no control
+    // characters, so it can never start a line of its own (a workflow command) in a log.
+    reason: declare({
+        schema: (0,_schema_js__WEBPACK_IMPORTED_MODULE_1__/* .str */ .gx)({
+            minLength: 1,
+            maxLength: 2000,
+            expected: 'one line of text',
+            example: 'hotfix for the login timeout'
+        }),
+        group: 'report',
+        value: 'TEXT',
+        help: 'why this deploy happens, for the record'
+    }),
+    comment: declare({
+        schema: _config_js__WEBPACK_IMPORTED_MODULE_0__/* .comment */ .Im,
+        key: 'report.comment',
+        group: 'report',
+        value: 'auto|pr|commit|both|none',
+        help: 'where the deployment record is posted'
+    }),
+    'environment-url': declare({
+        schema: _config_js__WEBPACK_IMPORTED_MODULE_0__/* .environmentUrl */ .fw,
+        key: 'report.environment-url',
+        group: 'report',
+        value: 'URL',
+        help: "the deployed service's URL"
+    }),
+    'github-deployment': declare({
+        schema: _config_js__WEBPACK_IMPORTED_MODULE_0__/* .githubDeployment */ .VY,
+        key: 'report.github-deployment',
+        group: 'report',
+        help: 'create a GitHub deployment with statuses'
+    })
+};
+/** Input names that hold secrets; their values are masked as soon as they are read. */
+const SECRET_INPUTS = ['ssh-key', 'ssh-passphrase', 'ssh-password', 'github-token'];
+/** Whether an input is a switch (a CLI flag without a value). */
+const isSwitch = (name) => INPUTS[name].schema.kind === 'boolean';
+const INTEGER = /^-?\d{1,15}$/;
+const BOOLEAN = /^(?:true|false)$/i;
+/**
+ * An input's text as the YAML value it stands for: inputs are strings, while the file's nodes
+ * expect what YAML would have typed (a number for `port`, a boolean for a switch).
+ */
+function typed(schema, text) {
+    const kinds = schema.kind === 'union' ? ['integer', 'boolean'] : [schema.kind];
+    if (kinds.includes('integer') && INTEGER.test(text))
+        return Number(text);
+    if (kinds.includes('boolean') && BOOLEAN.test(text))
+        return text.toLowerCase() === 'true';
+    return text;
+}
+/**
+ * Validates one input's text with its declaration: the value the settings use, or the issues
+ * (paths start at the input's name; `host-key[1]` for the second of a list).
+ */
+function parseInput(name, text) {
+    const d = INPUTS[name];
+    let raw;
+    if (d.aliases && Object.prototype.hasOwnProperty.call(d.aliases, text))
+        raw = d.aliases[text];
+    else if (d.list) {
+        const items = text.split(/[\s,]+/).filter(Boolean);
+        raw = items.length === 1 ? items[0] : items;
+    }
+    else
+        raw = typed(d.schema, text);
+    const r = (0,_schema_js__WEBPACK_IMPORTED_MODULE_1__/* .validate */ .tf)(d.schema, raw, name);
+    return r.ok ? { ok: true, value: r.value } : { ok: false, issues: r.errors };
 }
 
 
@@ -65374,16 +65991,25 @@ function configJsonSchema() {
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3916);
 /* harmony import */ var _parse_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6894);
+/* harmony import */ var _schema_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(8826);
 
 
 
 
+
+/** The config file's path: any file name, but one line, so messages naming it stay one line. */
+const configFile = (0,_schema_js__WEBPACK_IMPORTED_MODULE_4__/* .str */ .gx)({ minLength: 1, maxLength: 1024, example: 'deploy/production.yml' });
 /**
  * Reads deployguard.yml (the `config` input, default `deployguard.yml`, optional unless named)
  * and hands everything to the pure parser.
  */
 function loadSettings(src) {
     const named = src.input('config')?.trim();
+    const checked = named ? (0,_schema_js__WEBPACK_IMPORTED_MODULE_4__/* .validate */ .tf)(configFile, named, 'config') : undefined;
+    if (checked && !checked.ok) {
+        const label = src.wording?.kind === 'cli' ? '`--config`' : 'input `config`';
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .ConfigError */ .xL((0,_schema_js__WEBPACK_IMPORTED_MODULE_4__/* .formatIssues */ .og)(checked.errors).replace(/^`config`/, label));
+    }
     const path = (0,node_path__WEBPACK_IMPORTED_MODULE_1__.resolve)(src.cwd, named || 'deployguard.yml');
     let configText;
     try {
@@ -65392,7 +66018,11 @@ function loadSettings(src) {
     catch (err) {
         const code = err.code;
         if (named || code !== 'ENOENT') {
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .ConfigError */ .xL(`cannot read the config file ${path}: ${code ?? err.message}`, named ? 'Check the `config` input: the path is relative to the workspace.' : undefined);
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .ConfigError */ .xL(`cannot read the config file ${JSON.stringify(path)}: ${code ?? err.message}`, named
+                ? src.wording?.kind === 'cli'
+                    ? 'Check --config: the path is relative to the current directory.'
+                    : 'Check the `config` input: the path is relative to the workspace.'
+                : undefined);
         }
     }
     return (0,_parse_js__WEBPACK_IMPORTED_MODULE_3__/* .parseSettings */ .P$)({ ...src, configText, configPath: named || 'deployguard.yml' });
@@ -65408,19 +66038,24 @@ function loadSettings(src) {
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   P$: () => (/* binding */ parseSettings)
 /* harmony export */ });
-/* unused harmony exports SECRET_INPUTS, expandEnv */
+/* unused harmony export expandEnv */
 /* harmony import */ var yaml__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8815);
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3916);
-/* harmony import */ var _remote_hostkeys_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2838);
-/* harmony import */ var _config_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(9551);
-/* harmony import */ var _schema_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(8826);
+/* harmony import */ var _transfer_exclude_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3405);
+/* harmony import */ var _remote_hostkeys_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(2838);
+/* harmony import */ var _config_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(9551);
+/* harmony import */ var _inputs_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(7428);
+/* harmony import */ var _schema_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(8826);
+/* harmony import */ var _wording_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(2865);
 
 
 
 
 
-/** Input names that hold secrets; their values are masked as soon as they are read. */
-const SECRET_INPUTS = ['ssh-key', 'ssh-passphrase', 'ssh-password', 'github-token'];
+
+
+
+
 const ENV_FALLBACK = {
     'ssh-key': 'DEPLOYGUARD_SSH_KEY',
     'ssh-passphrase': 'DEPLOYGUARD_SSH_PASSPHRASE',
@@ -65439,133 +66074,189 @@ function quoted(value, max) {
 function readYaml(text, path) {
     if (text.length > YAML_MAX_BYTES)
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .ConfigError */ .xL(`${path}: the file is larger than 1 MiB`);
+    const lines = new yaml__WEBPACK_IMPORTED_MODULE_0__/* .LineCounter */ .HN();
     // maxAliasCount bounds "billion laughs" alias bombs; merge keys and custom tags stay off.
-    const doc = (0,yaml__WEBPACK_IMPORTED_MODULE_0__/* .parseDocument */ .Tp)(text, { prettyErrors: true, uniqueKeys: true, merge: false, strict: true });
+    const doc = (0,yaml__WEBPACK_IMPORTED_MODULE_0__/* .parseDocument */ .Tp)(text, {
+        prettyErrors: true,
+        uniqueKeys: true,
+        merge: false,
+        strict: true,
+        lineCounter: lines
+    });
     if (doc.errors.length) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .ConfigError */ .xL(`${path} is not valid YAML:\n${doc.errors.map(e => `  ${e.message.split('\n')[0]}`).join('\n')}`, 'Check the indentation (spaces, not tabs) around the line named above.');
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .ConfigError */ .xL(`${path} is not valid YAML:\n${doc.errors
+            .map(e => {
+            const pos = e.linePos?.[0];
+            const what = e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+            return `  ${path}:${pos ? `${pos.line}:${pos.col}` : '?'}: ${what}`;
+        })
+            .join('\n')}`, 'Check the indentation (spaces, not tabs) at the line and column named above.');
     }
+    let value;
     try {
-        return doc.toJS({ maxAliasCount: 100 });
+        value = doc.toJS({ maxAliasCount: 100 });
     }
     catch (err) {
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .ConfigError */ .xL(`${path}: ${err.message}`, 'Avoid YAML aliases that expand to huge documents.');
     }
+    return { value, at: (p, atKey) => positionOf(doc, lines, p, atKey) };
 }
-function inputInt(p, name, raw, min, max, example) {
-    if (raw === undefined)
-        return undefined;
-    if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
-        p.list.push(`input \`${name}\`: expected an integer from ${min} to ${max}, got ${quoted(raw, 40)}. Example: ${name}: ${example}`);
-        return undefined;
+/** Splits `hosts[1]["a.b"].port` into `['hosts', 1, 'a.b', 'port']`. */
+function pathParts(path) {
+    const out = [];
+    for (const m of path.matchAll(/\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]|\.?([\w-]+)/g)) {
+        if (m[1] !== undefined)
+            out.push(Number(m[1]));
+        else if (m[2] !== undefined)
+            out.push(JSON.parse(m[2]));
+        else
+            out.push(m[3]);
     }
-    return Number(raw);
+    return out;
 }
-function inputBool(p, name, raw) {
-    if (raw === undefined)
-        return undefined;
-    if (/^(true|yes|on|1)$/i.test(raw))
-        return true;
-    if (/^(false|no|off|0)$/i.test(raw))
-        return false;
-    p.list.push(`input \`${name}\`: expected true or false, got ${quoted(raw, 40)}. Example: ${name}: true`);
-    return undefined;
+/** Where a path is: its value, or its key when the key is the mistake (an unknown key). */
+function positionOf(doc, lines, path, atKey) {
+    let node = doc.contents;
+    let offset = doc.contents?.range?.[0] ?? 0;
+    for (const part of pathParts(path)) {
+        if ((0,yaml__WEBPACK_IMPORTED_MODULE_0__/* .isMap */ .jh)(node)) {
+            const pair = node.items.find(i => (0,yaml__WEBPACK_IMPORTED_MODULE_0__/* .isScalar */ .jn)(i.key) && String(i.key.value) === String(part));
+            if (!pair)
+                break;
+            node = pair.value;
+            const value = atKey ? undefined : node?.range?.[0];
+            offset = value ?? pair.key.range?.[0] ?? offset;
+        }
+        else if ((0,yaml__WEBPACK_IMPORTED_MODULE_0__/* .isSeq */ .oP)(node) && typeof part === 'number' && node.items[part]) {
+            node = node.items[part];
+            offset = node.range?.[0] ?? offset;
+        }
+        else
+            break;
+    }
+    const { line, col } = lines.linePos(offset);
+    return `${line}:${col}`;
 }
-function inputDuration(p, name, raw, example) {
-    if (raw === undefined)
-        return undefined;
-    const ms = (0,_schema_js__WEBPACK_IMPORTED_MODULE_4__/* .parseDuration */ .E9)(raw);
-    if (ms === undefined)
-        p.list.push(`input \`${name}\`: expected a duration like ${example}, got ${quoted(raw, 40)}. Example: ${name}: ${example}`);
-    return ms;
+/** The file's top-level keys: what a section of a broken file may be called. */
+const TOP_KEYS = Object.keys(_config_js__WEBPACK_IMPORTED_MODULE_4__/* .configSchema */ .Qn.json().properties);
+/**
+ * Validates the file section by section. A section with a mistake is reported and left out; the
+ * rest is used, so one mistake gives one error, not a cascade of "no hosts", "no user" for
+ * settings that are in the file but sat next to the mistake. `broken` names the sections left out
+ * (`*`: the whole file); the checks for missing settings stay quiet about those.
+ */
+function readFile(text, path, p) {
+    const yaml = readYaml(text, path);
+    const raw = yaml.value ?? {};
+    const r = (0,_schema_js__WEBPACK_IMPORTED_MODULE_6__/* .validate */ .tf)(_config_js__WEBPACK_IMPORTED_MODULE_4__/* .configSchema */ .Qn, raw);
+    if (r.ok)
+        return { file: r.value, broken: new Set() };
+    p.list.push(...r.errors.map(i => `${path}:${yaml.at(i.path, /^unknown key/.test(i.message))}: ${(0,_schema_js__WEBPACK_IMPORTED_MODULE_6__/* .formatIssues */ .og)([i])}`));
+    const broken = new Set();
+    for (const i of r.errors) {
+        const top = pathParts(i.path)[0];
+        broken.add(typeof top === 'string' ? top : '*');
+        // A misspelt section (`host:` for `hosts:`) is where the real one was meant to be.
+        const meant = /did you mean `([\w-]+)`/.exec(i.message)?.[1];
+        if (typeof top === 'string' && !TOP_KEYS.includes(top) && meant)
+            broken.add(meant);
+    }
+    if (broken.has('*') || typeof raw !== 'object' || Array.isArray(raw))
+        return { broken: new Set(['*']) };
+    const rest = { version: 1 };
+    for (const [k, v] of Object.entries(raw))
+        if (!broken.has(k) && TOP_KEYS.includes(k))
+            rest[k] = v;
+    const again = (0,_schema_js__WEBPACK_IMPORTED_MODULE_6__/* .validate */ .tf)(_config_js__WEBPACK_IMPORTED_MODULE_4__/* .configSchema */ .Qn, rest);
+    return again.ok ? { file: again.value, broken } : { broken: new Set(['*']) };
+}
+/** One input's issue in the words of the caller: "input `port`: …. Example: port: 22". */
+function inputProblem(wording, name, issue) {
+    const where = issue.path === name ? wording.label(name) : `${wording.label(name)} (${issue.path})`;
+    const value = issue.example.replace(/^(?:- |[\w-]+: )/, '');
+    // Every input is text: "(a string)" after the value would tell nobody anything.
+    const message = issue.message.replace(/ \(a string(?: of \d+ characters)?\)/, '');
+    const stop = /[.?!]$/.test(message) ? '' : '.';
+    return `${where}: ${message}${stop} Example: ${wording.example(name, value)}`;
 }
 function defaultReleaseId(now, commit) {
     const stamp = now.toISOString().replace(/[-:T]/g, '').slice(0, 14);
     const sha = /^[0-9a-f]{7,}$/i.test(commit) ? `-${commit.slice(0, 7)}` : '';
     return `${stamp}${sha}`;
 }
+/**
+ * Known_hosts text checked line by line: a malformed or truncated key is named here, at config
+ * time, and never reaches the connect step, where it would look like a changed host key.
+ */
+function knownHostsProblems(text, where, example) {
+    try {
+        (0,_remote_hostkeys_js__WEBPACK_IMPORTED_MODULE_3__/* .parseKnownHosts */ .uJ)(text);
+        return [];
+    }
+    catch (err) {
+        return [`${where}: ${err.message}. Example: ${example}`];
+    }
+}
+const KNOWN_HOSTS_EXAMPLE = '203.0.113.10 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI… (a whole line of ssh-keyscan)';
 /** Parses and validates everything; throws one ConfigError listing every problem. */
 function parseSettings(src) {
     const p = { list: [] };
-    const get = (name) => {
+    const wording = src.wording ?? _wording_js__WEBPACK_IMPORTED_MODULE_7__/* .ACTION_WORDING */ .Ge;
+    const say = (name) => wording.ref(name);
+    const text = (name) => {
         const raw = src.input(name) ?? (ENV_FALLBACK[name] ? src.env[ENV_FALLBACK[name]] : undefined);
         const v = raw === undefined || raw.trim() === '' ? undefined : name.startsWith('ssh-') ? raw : raw.trim();
-        if (v !== undefined && SECRET_INPUTS.includes(name))
+        if (v !== undefined && _inputs_js__WEBPACK_IMPORTED_MODULE_5__/* .SECRET_INPUTS */ .pH.includes(name))
             src.onSecret(v);
         return v;
     };
+    function get(name) {
+        const v = text(name);
+        if (v === undefined || !(name in _inputs_js__WEBPACK_IMPORTED_MODULE_5__/* .INPUTS */ .mc))
+            return v;
+        const r = (0,_inputs_js__WEBPACK_IMPORTED_MODULE_5__/* .parseInput */ .CU)(name, v);
+        if (r.ok)
+            return r.value;
+        p.list.push(...r.issues.map(i => inputProblem(wording, name, i)));
+        return undefined;
+    }
     // Secrets first, so they are masked before any message below could echo one.
     const privateKey = get('ssh-key');
     const passphrase = get('ssh-passphrase');
     const password = get('ssh-password');
     const githubToken = get('github-token');
-    let file;
     const configPath = src.configPath ?? 'deployguard.yml';
-    if (src.configText !== undefined) {
-        const raw = readYaml(src.configText, configPath);
-        const r = (0,_schema_js__WEBPACK_IMPORTED_MODULE_4__/* .validate */ .tf)(_config_js__WEBPACK_IMPORTED_MODULE_3__/* .configSchema */ .Qn, raw ?? {});
-        if (!r.ok) {
-            p.list.push(...(0,_schema_js__WEBPACK_IMPORTED_MODULE_4__/* .formatIssues */ .og)(r.errors)
-                .split('\n')
-                .map(l => `${configPath}: ${l}`));
-        }
-        else
-            file = r.value;
-    }
-    const port = inputInt(p, 'port', get('port'), 1, 65535, 22);
-    const skip = inputBool(p, 'insecure-skip-host-key-check', get('insecure-skip-host-key-check')) ?? false;
-    const dryRun = inputBool(p, 'dry-run', get('dry-run')) ?? false;
-    const githubDeployment = inputBool(p, 'github-deployment', get('github-deployment'));
+    const { file, broken } = src.configText !== undefined
+        ? readFile(src.configText, configPath, p)
+        : { file: undefined, broken: new Set() };
+    /** Whether a setting missing from the file may really be missing (its section was read). */
+    const read = (section) => !broken.has('*') && !broken.has(section);
+    const port = get('port');
+    const skip = get('insecure-skip-host-key-check') ?? false;
+    const dryRun = get('dry-run') ?? false;
+    const githubDeployment = get('github-deployment');
     const commentInput = get('comment');
-    if (commentInput !== undefined && !['auto', 'pr', 'commit', 'both', 'none'].includes(commentInput))
-        p.list.push(`input \`comment\`: expected auto, pr, commit, both or none, got ${quoted(commentInput, 40)}. Example: comment: pr`);
     const envUrl = get('environment-url');
-    if (envUrl !== undefined && !/^https?:\/\/\S+$/.test(envUrl))
-        p.list.push(`input \`environment-url\`: expected an http(s) URL, got ${quoted(envUrl, 60)}. Example: environment-url: https://app.example.com`);
     const reason = get('reason');
-    if (reason !== undefined && reason.length > 2000)
-        p.list.push('input `reason`: longer than 2000 characters. Example: reason: hotfix for the login timeout');
-    const lockWait = inputDuration(p, 'lock-wait', get('lock-wait'), '2m');
-    const parallelInput = get('max-parallel');
-    let maxParallel;
-    if (parallelInput !== undefined) {
-        const pct = /^(100|[1-9][0-9]?)%$/.exec(parallelInput);
-        if (pct)
-            maxParallel = { percent: Number(pct[1]) };
-        else
-            maxParallel = inputInt(p, 'max-parallel', parallelInput, 1, 500, 5);
-    }
-    const canaryInput = inputInt(p, 'canary', get('canary'), 0, 500, 1);
-    const connectTimeout = inputDuration(p, 'connect-timeout', get('connect-timeout'), '20s');
-    const stabilityWindow = inputDuration(p, 'stability-window', get('stability-window'), '60s');
+    const lockWait = get('lock-wait');
+    const maxParallel = get('max-parallel');
+    const canaryInput = get('canary');
+    const connectTimeout = get('connect-timeout');
+    const stabilityWindow = get('stability-window');
+    const environment = get('environment');
     const knownHostsText = get('known-hosts');
-    if (knownHostsText) {
-        try {
-            (0,_remote_hostkeys_js__WEBPACK_IMPORTED_MODULE_2__/* .parseKnownHosts */ .uJ)(knownHostsText);
-        }
-        catch (err) {
-            p.list.push(`input \`known-hosts\`: ${err.message}. Example: known-hosts: "[203.0.113.10]:22 ssh-ed25519 AAAAC3Nza..."`);
-        }
-    }
+    if (knownHostsText)
+        p.list.push(...knownHostsProblems(knownHostsText, wording.label('known-hosts'), wording.example('known-hosts', JSON.stringify(KNOWN_HOSTS_EXAMPLE))));
     const hostKeyInput = get('host-key');
-    const inputFingerprints = hostKeyInput ? hostKeyInput.split(/[\s,]+/).filter(Boolean) : [];
-    for (const f of inputFingerprints) {
-        if (!/^SHA256:[A-Za-z0-9+/]{43}=?$/.test(f)) {
-            p.list.push(`input \`host-key\`: ${quoted(f, 60)} is not a SHA256 fingerprint. Example: host-key: SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s`);
-        }
-    }
+    const inputFingerprints = hostKeyInput === undefined ? [] : [hostKeyInput].flat();
     // Hosts: the `host` input replaces the file's list (one host); otherwise the file's list.
     const hostInput = get('host');
-    if (hostInput !== undefined && !/^[A-Za-z0-9._:-]{1,253}$/.test(hostInput)) {
-        p.list.push(`input \`host\`: ${quoted(hostInput, 60)} is not a hostname or IP address. Example: host: 203.0.113.10`);
-    }
+    const hostNameInput = get('host-name');
     const defaultUser = get('user');
-    if (defaultUser !== undefined && !/^[a-z_][a-z0-9_.-]{0,31}$/.test(defaultUser)) {
-        p.list.push(`input \`user\`: ${quoted(defaultUser, 40)} is not a user name. Example: user: deploy`);
-    }
     const fileHosts = hostInput
         ? [
             {
-                name: get('host-name'),
+                name: hostNameInput,
                 host: hostInput,
                 port: port ?? 22,
                 user: undefined,
@@ -65578,87 +66269,89 @@ function parseSettings(src) {
         const own = h['host-key'];
         const ownFingerprints = own === undefined ? [] : typeof own === 'string' ? [own] : [...own];
         const name = h.name ?? (fileHosts.length > 1 ? `${h.host}#${i + 1}` : h.host);
+        const hostPort = hostInput ? (port ?? 22) : h.port;
         const keyEnv = h['ssh-key-env'];
         let privateKey;
         if (keyEnv) {
             privateKey = src.env[keyEnv]?.trim() ? src.env[keyEnv] : undefined;
             if (privateKey)
                 src.onSecret(privateKey);
-            else
+            else if (!dryRun)
                 p.list.push(`host ${name}: ssh-key-env names ${keyEnv}, which is not set. Example: env: { ${keyEnv}: \${{ secrets.${keyEnv} }} } in the workflow step`);
             if (privateKey && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKey))
                 p.list.push(`host ${name}: ${keyEnv} does not hold a private key (no "-----BEGIN ... PRIVATE KEY-----" line)`);
         }
+        const ownLines = h['known-hosts'];
+        if (ownLines) {
+            const where = `${configPath}: \`hosts[${i}].known-hosts\` (host ${name})`;
+            const bad = knownHostsProblems(ownLines, where, `known-hosts: ${JSON.stringify(KNOWN_HOSTS_EXAMPLE)}`);
+            p.list.push(...bad);
+            // Lines for other machines pin nothing here: say so now, not as "unpinned" at connect.
+            if (!bad.length && !(0,_remote_hostkeys_js__WEBPACK_IMPORTED_MODULE_3__/* .parseKnownHosts */ .uJ)(ownLines).some(e => (0,_remote_hostkeys_js__WEBPACK_IMPORTED_MODULE_3__/* .entryMatchesHost */ .gW)(e, h.host, hostPort)))
+                p.list.push(`${where}: no line names ${hostPort === 22 ? h.host : `[${h.host}]:${hostPort}`}, so nothing pins this host's key. Example: known-hosts: "${hostPort === 22 ? h.host : `[${h.host}]:${hostPort}`} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI…"`);
+        }
         return {
             name,
             host: h.host,
-            port: hostInput ? (port ?? 22) : h.port,
+            port: hostPort,
             user: h.user ?? defaultUser ?? '',
-            knownHosts: [h['known-hosts'], knownHostsText].filter((x) => !!x),
+            knownHosts: [ownLines, knownHostsText].filter((x) => !!x),
             fingerprints: [...ownFingerprints, ...inputFingerprints],
             ...(privateKey ? { privateKey } : {})
         };
     });
+    // `host-name` and `port` describe the `host` input; without it they would be ignored silently.
+    if (!text('host'))
+        for (const name of ['host-name', 'port'])
+            if (text(name))
+                p.list.push(`${wording.label(name)} applies to ${say('host')}, which is not set; for the hosts of ${configPath}, set \`${name === 'port' ? 'port' : 'name'}:\` on each. Example: ${wording.example('host', '203.0.113.10')}`);
     const deploying = src.purpose !== 'check';
-    if (hosts.length === 0 && deploying)
-        p.list.push('no hosts: set the `host` input or list `hosts:` in deployguard.yml. Example: hosts: [{ host: 203.0.113.10, user: deploy }]');
+    if (hosts.length === 0 && deploying && read('hosts') && hostInput === undefined && !text('host'))
+        p.list.push(`no hosts: set ${say('host')} or list \`hosts:\` in ${configPath}. Example: hosts: [{ host: 203.0.113.10, user: deploy }]`);
     const names = new Set();
     for (const h of hosts) {
-        if (!h.user)
-            p.list.push(`host ${h.name}: no user. Set \`user:\` on the host in deployguard.yml or the \`user\` input. Example: user: deploy`);
+        if (!h.user && !text('user'))
+            p.list.push(`host ${h.name}: no user. Set \`user:\` on the host in ${configPath} or ${say('user')}. Example: user: deploy`);
         if (names.has(h.name))
             p.list.push(`host names must be unique: "${h.name}" appears twice. Example: name: web-2`);
         names.add(h.name);
     }
-    if (!privateKey && !password && deploying && !(hosts.length > 0 && hosts.every(h => h.privateKey))) {
-        p.list.push('no SSH credentials: set the `ssh-key` input (or DEPLOYGUARD_SSH_KEY) to a private key. Example: ssh-key: ${{ secrets.DEPLOY_KEY }}');
+    // A dry run contacts no host: it needs what the plan needs, never a credential.
+    const needsCredentials = deploying && !dryRun && read('hosts');
+    if (!privateKey && !password && needsCredentials && !(hosts.length > 0 && hosts.every(h => h.privateKey))) {
+        p.list.push(`no SSH credentials: set ${say('ssh-key')} to a private key. Example: ${wording.example('ssh-key', '${{ secrets.DEPLOY_KEY }}')}`);
     }
     else if (privateKey && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKey)) {
-        p.list.push('input `ssh-key`: this is not a private key (no "-----BEGIN ... PRIVATE KEY-----" line). Paste the whole key file, not a path or the public key.');
+        p.list.push(`${wording.label('ssh-key')}: this is not a private key (no "-----BEGIN ... PRIVATE KEY-----" line). ${wording.kind === 'cli'
+            ? 'Name the private key file, not the public key (.pub).'
+            : 'Paste the whole key file, not a path or the public key.'}`);
     }
     // A host with no pin is not a config error: the connect step refuses it before any credential
     // is sent, and only there can the message show the key the host actually offers.
-    const targetPath = get('target-path') ?? file?.target?.path;
+    const targetInput = get('target-path');
+    const targetPath = targetInput ?? file?.target?.path;
     if (targetPath === undefined) {
-        if (deploying)
-            p.list.push('no target path: set `target.path` in deployguard.yml or the `target-path` input. Example: target: { path: /srv/myapp }');
+        if (deploying && read('target') && !text('target-path'))
+            p.list.push(`no target path: set \`target.path\` in ${configPath} or ${say('target-path')}. Example: target: { path: /srv/myapp }`);
     }
-    else if (!/^\/(?:[A-Za-z0-9._@+-]+\/?)*$/.test(targetPath) ||
-        /(^|\/)\.\.?(\/|$)/.test(targetPath) ||
-        targetPath === '/') {
-        p.list.push(`target path ${quoted(targetPath, 80)}: expected an absolute path like /srv/myapp, without \`..\`, and not /.`);
+    else if (targetPath.replace(/\/+$/, '') === '') {
+        p.list.push(`target path ${quoted(targetPath, 80)}: expected an absolute path below /, not / itself. Example: target: { path: /srv/myapp }`);
     }
     const strategyInput = get('strategy');
-    if (strategyInput !== undefined && strategyInput !== 'releases' && strategyInput !== 'in-place') {
-        p.list.push(`input \`strategy\`: expected \`releases\` or \`in-place\`, got ${quoted(strategyInput, 40)}. Example: strategy: releases`);
-    }
     const artifact = get('artifact') ?? file?.artifact;
-    if (!artifact && deploying && src.purpose !== 'hosts')
-        p.list.push('no artifact: set `artifact` in deployguard.yml or the `artifact` input to the file or directory to ship. Example: artifact: dist/');
+    if (!artifact && deploying && src.purpose !== 'hosts' && read('artifact') && !text('artifact'))
+        p.list.push(`no artifact: set \`artifact\` in ${configPath} or ${say('artifact')} to the file or directory to ship. Example: artifact: dist/`);
     const releaseIdInput = get('release-id');
-    if (releaseIdInput !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(releaseIdInput)) {
-        p.list.push(`input \`release-id\`: ${quoted(releaseIdInput, 60)} may only hold letters, digits, . _ - (starting with a letter or digit). Example: release-id: 2026-11-26.1`);
-    }
-    const service = serviceFrom(p, file, get);
+    const service = serviceFrom(p, file, get, wording, read('service'));
     const scanInput = get('scan');
-    if (scanInput !== undefined && !['both', 'commits', 'artifact', 'none'].includes(scanInput)) {
-        p.list.push(`input \`scan\`: expected both, commits, artifact or none, got ${quoted(scanInput, 40)}. Example: scan: both`);
-    }
     const fileScan = file?.['pre-deploy'].gitleaks ?? true;
-    const scanMode = scanInput === 'none'
-        ? 'off'
-        : scanInput === 'both' || scanInput === 'commits' || scanInput === 'artifact'
-            ? scanInput
-            : fileScan === true
-                ? 'both'
-                : fileScan === false
-                    ? 'off'
-                    : fileScan;
+    const scanSetting = scanInput ?? fileScan;
+    const scanMode = scanSetting === true ? 'both' : scanSetting === false ? 'off' : scanSetting;
     const healthUrl = get('health-url');
-    if (healthUrl !== undefined && !/^https?:\/\/\S+$/.test(healthUrl)) {
-        p.list.push(`input \`health-url\`: expected an http(s) URL, got ${quoted(healthUrl, 60)}. Example: health-url: https://example.com/health`);
-    }
     const checks = checksFrom(file, healthUrl, src.env, p, src.onSecret);
+    // Exclude patterns are checked here too, so a bad one is listed with every other mistake.
+    for (const e of (0,_transfer_exclude_js__WEBPACK_IMPORTED_MODULE_2__/* .excludeProblems */ .BC)(file?.exclude ?? []))
+        p.list.push(`${configPath}: exclude: ${e}`);
     // The holder refreshes its lock several times per TTL: a lock left unrefreshed that long is
     // abandoned (its deploy died), however long a healthy deploy runs.
     const lockTtl = file?.deploy['lock-ttl'] ?? 120_000;
@@ -65669,9 +66362,11 @@ function parseSettings(src) {
     const commit = src.env.GITHUB_SHA ?? src.env.DEPLOYGUARD_COMMIT ?? 'unknown';
     const server = src.env.GITHUB_SERVER_URL ?? 'https://github.com';
     const runId = src.env.GITHUB_RUN_ID ?? `local-${src.now.getTime()}`;
+    const fileParallel = file?.deploy['max-parallel'] ?? 1;
+    const parallel = maxParallel ?? fileParallel;
     return {
         configPath: src.configText !== undefined ? configPath : undefined,
-        environment: get('environment') ?? file?.environment ?? 'production',
+        environment: environment ?? file?.environment ?? 'production',
         artifact: artifact ?? '',
         exclude: file?.exclude ?? [],
         releaseId: releaseIdInput ?? defaultReleaseId(src.now, commit),
@@ -65698,10 +66393,7 @@ function parseSettings(src) {
         transfer: { incremental: file?.deploy.incremental ?? true },
         rollout: {
             canary: canaryInput ?? file?.deploy.canary ?? 0,
-            maxParallel: maxParallel ??
-                (typeof file?.deploy['max-parallel'] === 'string'
-                    ? { percent: Number(file.deploy['max-parallel'].slice(0, -1)) }
-                    : (file?.deploy['max-parallel'] ?? 1))
+            maxParallel: typeof parallel === 'string' ? { percent: Number(parallel.slice(0, -1)) } : parallel
         },
         lock: {
             waitMs: lockWait ?? file?.deploy['lock-wait'] ?? 120_000,
@@ -65740,34 +66432,30 @@ function parseSettings(src) {
         }
     };
 }
-function serviceFrom(p, file, get) {
+function serviceFrom(p, file, get, wording, sectionRead) {
     const managerInput = get('service-manager');
     const nameInput = get('service-name');
-    if (managerInput !== undefined && !['systemd', 'command', 'none'].includes(managerInput)) {
-        p.list.push(`input \`service-manager\`: expected systemd, command or none, got ${quoted(managerInput, 40)}. Example: service-manager: systemd`);
-        return { manager: 'none' };
-    }
     const fromFile = file?.service;
     if (managerInput === 'none')
         return { manager: 'none' };
     if (managerInput === 'systemd' ||
         (managerInput === undefined && nameInput !== undefined && fromFile === undefined)) {
         const unit = nameInput ?? (fromFile?.manager === 'systemd' ? fromFile.name : undefined);
-        if (!unit || !/^[A-Za-z0-9:_.@\\-]{1,255}$/.test(unit)) {
-            p.list.push(`input \`service-name\`: a systemd unit name is needed, got ${quoted(unit ?? '', 60)}. Example: service-name: myapp`);
+        if (!unit) {
+            p.list.push(`${wording.label('service-manager')} systemd needs a unit: set ${wording.ref('service-name')} or \`service.name\`. Example: ${wording.example('service-name', 'myapp')}`);
             return { manager: 'none' };
         }
         return {
             manager: 'systemd',
             name: unit,
             sudo: fromFile?.manager === 'systemd' ? fromFile.sudo : false,
-            settleMs: 2000,
-            startTimeoutMs: 60_000
+            settleMs: fromFile?.manager === 'systemd' ? fromFile.settle : 2000,
+            startTimeoutMs: fromFile?.manager === 'systemd' ? fromFile['start-timeout'] : 60_000
         };
     }
     if (!fromFile || fromFile.manager === 'none') {
-        if (managerInput === 'command')
-            p.list.push('service-manager `command` needs `service.start` in deployguard.yml. Example: service: { manager: command, start: ./run.sh }');
+        if (managerInput === 'command' && sectionRead)
+            p.list.push(`${wording.label('service-manager')} \`command\` needs \`service.start\` in deployguard.yml. Example: service: { manager: command, start: ./run.sh }`);
         return { manager: 'none' };
     }
     if (fromFile.manager === 'systemd') {
@@ -65942,7 +66630,6 @@ function checksFrom(file, healthUrl, env, p, secret) {
 
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   E9: () => (/* binding */ parseDuration),
 /* harmony export */   KC: () => (/* binding */ union),
 /* harmony export */   PF: () => (/* binding */ toJsonSchema),
 /* harmony export */   QL: () => (/* binding */ arr),
@@ -65950,6 +66637,7 @@ function checksFrom(file, healthUrl, env, p, secret) {
 /* harmony export */   VK: () => (/* binding */ tagged),
 /* harmony export */   WL: () => (/* binding */ obj),
 /* harmony export */   Wh: () => (/* binding */ int),
+/* harmony export */   ZA: () => (/* binding */ suggest),
 /* harmony export */   g1: () => (/* binding */ record),
 /* harmony export */   gx: () => (/* binding */ str),
 /* harmony export */   lc: () => (/* binding */ bool),
@@ -65958,7 +66646,7 @@ function checksFrom(file, healthUrl, env, p, secret) {
 /* harmony export */   p0: () => (/* binding */ duration),
 /* harmony export */   tf: () => (/* binding */ validate)
 /* harmony export */ });
-/* unused harmony exports MAX_DEPTH, MAX_ISSUES, DEFAULT_MAX_ITEMS, DEFAULT_MAX_LENGTH, describeValue, suggest, formatDuration */
+/* unused harmony exports MAX_DEPTH, MAX_ISSUES, DEFAULT_MAX_ITEMS, DEFAULT_MAX_LENGTH, describeValue, parseDuration, formatDuration */
 /**
  * A small, dependency-free schema DSL for deployguard.yml. One definition gives three things that
  * must never drift apart: validation with messages a person can act on, the static type of the
@@ -66549,29 +67237,373 @@ function runsOnHost(check) {
 
 /***/ }),
 
-/***/ 4937:
+/***/ 2865:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Ge: () => (/* binding */ ACTION_WORDING),
+/* harmony export */   fn: () => (/* binding */ inCliWords),
+/* harmony export */   ml: () => (/* binding */ CLI_WORDING)
+/* harmony export */ });
+/* harmony import */ var _inputs_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7428);
 
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  nE: () => (/* binding */ ArtifactError),
-  pu: () => (/* binding */ entrySourcePath),
-  $2: () => (/* binding */ manifestText),
-  CB: () => (/* binding */ scanArtifact)
-});
+/** Secrets never travel as CLI flags (the process list is public): where the CLI reads each. */
+const CLI_SECRETS = {
+    'ssh-key': {
+        ref: '`--ssh-key-file` (or DEPLOYGUARD_SSH_KEY)',
+        example: '--ssh-key-file ~/.ssh/deploy_key'
+    },
+    'ssh-passphrase': {
+        ref: 'DEPLOYGUARD_SSH_PASSPHRASE',
+        example: 'DEPLOYGUARD_SSH_PASSPHRASE=… in the environment'
+    },
+    'ssh-password': {
+        ref: 'DEPLOYGUARD_SSH_PASSWORD',
+        example: 'DEPLOYGUARD_SSH_PASSWORD=… in the environment'
+    },
+    'github-token': { ref: 'GITHUB_TOKEN', example: 'GITHUB_TOKEN=… in the environment' }
+};
+const ACTION_WORDING = {
+    kind: 'action',
+    ref: name => `the \`${name}\` input`,
+    label: name => `input \`${name}\``,
+    example: (name, value) => `${name}: ${value}`
+};
+const CLI_WORDING = {
+    kind: 'cli',
+    ref: name => CLI_SECRETS[name]?.ref ?? `the \`--${name}\` flag`,
+    label: name => CLI_SECRETS[name]?.ref ?? `\`--${name}\``,
+    example: (name, value) => CLI_SECRETS[name]?.example ?? `--${name} ${value}`
+};
+const KNOWN = new Set([...Object.keys(_inputs_js__WEBPACK_IMPORTED_MODULE_0__/* .INPUTS */ .mc), ..._inputs_js__WEBPACK_IMPORTED_MODULE_0__/* .SECRET_INPUTS */ .pH, 'config']);
+const known = (wrap) => (m, name) => KNOWN.has(name) ? wrap(name) : m;
+/**
+ * A message written in action words ("the `ssh-key` input", "input `port`", "the gitleaks-path
+ * input"), in the CLI's: every module can keep one wording, and the command line still points
+ * at the flag or the variable a person can actually set.
+ */
+function inCliWords(text) {
+    return text
+        .replace(/the `([a-z][a-z-]*)` input/g, known(CLI_WORDING.ref))
+        .replace(/the ([a-z][a-z-]*) input\b/g, known(CLI_WORDING.ref))
+        .replace(/input `([a-z][a-z-]*)`/g, known(CLI_WORDING.label))
+        .replace(/`([a-z][a-z-]*)` input/g, known(CLI_WORDING.label));
+}
 
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(3024);
-// EXTERNAL MODULE: external "node:fs/promises"
-var promises_ = __nccwpck_require__(1455);
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
-// EXTERNAL MODULE: ./node_modules/ignore/index.js
-var ignore = __nccwpck_require__(298);
-var ignore_default = /*#__PURE__*/__nccwpck_require__.n(ignore);
-;// CONCATENATED MODULE: ./src/transfer/exclude.ts
+
+/***/ }),
+
+/***/ 6441:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   $2: () => (/* binding */ manifestText),
+/* harmony export */   CB: () => (/* binding */ scanArtifact),
+/* harmony export */   nE: () => (/* binding */ ArtifactError),
+/* harmony export */   pu: () => (/* binding */ entrySourcePath)
+/* harmony export */ });
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1455);
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var _exclude_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3405);
+
+
+
+
+/** An artifact that cannot be shipped safely. `message` says what and where, `hint` what to do about it. */
+class ArtifactError extends Error {
+    hint;
+    path;
+    name = 'ArtifactError';
+    constructor(message, 
+    /** What the user should do to fix it. */
+    hint, 
+    /** The offending path (absolute or artifact-relative), when there is one. */
+    path) {
+        super(message);
+        this.hint = hint;
+        this.path = path;
+    }
+}
+/** Same limit as Linux's MAXSYMLINKS. */
+const MAX_SYMLINK_HOPS = 40;
+const EXCLUDE_HINT = 'or list it in the exclude patterns';
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+const utf8Lossy = new TextDecoder('utf-8');
+/**
+ * Scans a file or a directory tree without reading file contents.
+ *
+ * Rejects (with {@link ArtifactError}) anything the deploy cannot reproduce faithfully or verify:
+ * special files, symlinks that are absolute or lead outside the artifact, names that are not UTF-8 or
+ * contain control characters or backslashes, a missing path, and an artifact with no files.
+ * `exclude` holds gitignore-style patterns (see {@link compileExclude}); excluded entries are skipped
+ * before any check and excluded directories are not descended into. Bad patterns are an error even for
+ * a single-file artifact, to which they do not apply.
+ */
+async function scanArtifact(path, opts = {}) {
+    const excluded = excludeMatcher(opts.exclude ?? []);
+    if (typeof path !== 'string' || path.trim() === '') {
+        throw new ArtifactError('Artifact path is empty.', 'Set the artifact input to the build output file or directory.');
+    }
+    const root = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.resolve)(path);
+    // stat, not lstat: the artifact path itself may be a symlink (e.g. `current -> build-42`).
+    const st = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.stat)(root).catch((err) => {
+        if (err.code === 'ENOENT' || err.code === 'ENOTDIR') {
+            throw new ArtifactError(`Artifact path does not exist: ${root}`, 'Check the artifact input and that the build step produced it.', root);
+        }
+        throw fsError(err, root);
+    });
+    if (st.isFile()) {
+        const name = checkName(Buffer.from((0,node_path__WEBPACK_IMPORTED_MODULE_2__.basename)(root)), '', root);
+        const entry = { kind: 'file', path: name, mode: permissions(st.mode), size: st.size };
+        return { root, isFile: true, entries: [entry], fileCount: 1, totalBytes: st.size };
+    }
+    if (!st.isDirectory()) {
+        throw new ArtifactError(`Artifact path is a ${specialKind(st)}, not a file or directory: ${root}`, 'Point the artifact input at the build output.', root);
+    }
+    const entries = walk(root, excluded);
+    entries.sort((a, b) => comparePaths(a.path, b.path));
+    checkSymlinkChains(entries, root);
+    let fileCount = 0;
+    let totalBytes = 0;
+    for (const e of entries) {
+        if (e.kind === 'file') {
+            fileCount++;
+            totalBytes += e.size;
+        }
+    }
+    if (fileCount === 0) {
+        throw new ArtifactError(`Artifact directory contains no files${opts.exclude?.length ? ' (after exclusions)' : ''}: ${root}`, 'Check that the build step ran and wrote its output there, and that the exclude patterns are not too broad.', root);
+    }
+    return { root, isFile: false, entries, fileCount, totalBytes };
+}
+/** The exclude predicate, or an {@link ArtifactError} listing every bad pattern. */
+function excludeMatcher(patterns) {
+    try {
+        return (0,_exclude_js__WEBPACK_IMPORTED_MODULE_3__/* .compileExclude */ .MR)(patterns);
+    }
+    catch (err) {
+        if (err instanceof _exclude_js__WEBPACK_IMPORTED_MODULE_3__/* .ExcludePatternError */ .B8)
+            throw new ArtifactError(`invalid exclude pattern: ${err.message}`, err.hint);
+        throw err;
+    }
+}
+/** Absolute path on the local disk of the entry at `entryPath`. */
+function entrySourcePath(artifact, entryPath) {
+    return artifact.isFile ? artifact.root : (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(artifact.root, entryPath);
+}
+/**
+ * A manifest for `sha256sum -c --strict`, run in the directory the artifact was extracted into:
+ * one `<hex>  ./<path>` line per file, sorted by path. The './' keeps names starting with '-' or ' '
+ * from being misread.
+ */
+function manifestText(hashes) {
+    return [...hashes]
+        .sort(([a], [b]) => comparePaths(a, b))
+        .map(([path, hash]) => {
+        if (!/^[0-9a-f]{64}$/.test(hash))
+            throw new Error(`Not a SHA-256 hex digest for ${path}: ${hash}`);
+        // sha256sum escapes such names, so a plain line would not match; scanArtifact never produces them.
+        if (/[\\\n\r]/.test(path))
+            throw new Error(`Path cannot be listed in a manifest: ${JSON.stringify(path)}`);
+        return `${hash}  ./${path}\n`;
+    })
+        .join('');
+}
+/**
+ * Lists the tree under root. Synchronous on purpose: for thousands of small entries, one lstat(2)
+ * each from the page cache is several times faster than the same calls through the thread pool.
+ */
+function walk(root, excluded) {
+    const entries = [];
+    const attempt = (abs, fn) => {
+        try {
+            return fn();
+        }
+        catch (err) {
+            throw fsError(err, abs);
+        }
+    };
+    const visit = (relDir) => {
+        const absDir = relDir === '' ? root : (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(root, relDir);
+        // Buffer names: a string readdir would silently turn invalid UTF-8 into U+FFFD.
+        const dirents = attempt(absDir, () => (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readdirSync)(absDir, { encoding: 'buffer', withFileTypes: true }));
+        for (const d of dirents) {
+            const raw = d.name;
+            // Decide exclusion first (on a lossy decode), so an excluded odd name is not an error.
+            const loose = joinRel(relDir, utf8Lossy.decode(raw));
+            if (excluded(loose, d.isDirectory()))
+                continue;
+            const rel = joinRel(relDir, checkName(raw, relDir, root));
+            const abs = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(root, rel);
+            const st = attempt(abs, () => (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.lstatSync)(abs));
+            if (st.isDirectory()) {
+                entries.push({ kind: 'dir', path: rel, mode: permissions(st.mode) });
+                visit(rel);
+            }
+            else if (st.isFile()) {
+                entries.push({ kind: 'file', path: rel, mode: permissions(st.mode), size: st.size });
+            }
+            else if (st.isSymbolicLink()) {
+                const target = attempt(abs, () => (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readlinkSync)(abs, { encoding: 'buffer' }));
+                entries.push({ kind: 'symlink', path: rel, target: checkSymlinkTarget(rel, target, abs) });
+            }
+            else {
+                throw new ArtifactError(`Artifact contains a ${specialKind(st)} at "${rel}" (${abs}).`, `Only regular files, directories and relative symlinks can be deployed; remove it ${EXCLUDE_HINT}.`, rel);
+            }
+        }
+    };
+    visit('');
+    return entries;
+}
+/**
+ * Setuid/setgid are stripped: a remote extracting as root (even with --no-same-owner) would otherwise
+ * create setuid-root executables, and such bits in a build output are almost always accidental.
+ * The sticky bit is harmless and kept.
+ */
+function permissions(mode) {
+    return mode & 0o7777 & ~0o6000;
+}
+/**
+ * Returns the decoded name or throws. Newlines, CRs and backslashes make sha256sum escape the name in
+ * its output and manifests, other control characters make names unreadable in logs, and non-UTF-8
+ * bytes cannot be carried in a pax header or shown to the user.
+ */
+function checkName(raw, relDir, root) {
+    let name;
+    try {
+        name = utf8.decode(raw);
+    }
+    catch {
+        const shown = joinRel(relDir, escapeBytes(raw));
+        throw new ArtifactError(`Artifact file name is not valid UTF-8: "${shown}" in ${root}.`, `Rename it to a UTF-8 name ${EXCLUDE_HINT}.`, shown);
+    }
+    const bad = /[\\\u0000-\u001f\u007f-\u009f]/.exec(name);
+    if (bad) {
+        const what = bad[0] === '\n'
+            ? 'a newline'
+            : bad[0] === '\r'
+                ? 'a carriage return'
+                : bad[0] === '\\'
+                    ? 'a backslash'
+                    : `the control character U+${bad[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`;
+        const shown = JSON.stringify(joinRel(relDir, name));
+        throw new ArtifactError(`Artifact file name contains ${what}: ${shown} in ${root}.`, `Rename it (such names break the sha256sum manifest) ${EXCLUDE_HINT}.`, joinRel(relDir, name));
+    }
+    return name;
+}
+/** Checks one link on its own: UTF-8, relative, and lexically inside the artifact. */
+function checkSymlinkTarget(rel, raw, abs) {
+    let target;
+    try {
+        target = utf8.decode(raw);
+    }
+    catch {
+        target = '';
+    }
+    if (target === '' || /[\u0000-\u001f\u007f-\u009f]/.test(target)) {
+        throw new ArtifactError(`Artifact symlink "${rel}" has an empty, non-UTF-8 or control-character target: "${escapeBytes(raw)}" (${abs}).`, `Fix the link ${EXCLUDE_HINT}.`, rel);
+    }
+    if (target.startsWith('/')) {
+        throw new ArtifactError(`Artifact symlink "${rel}" points to the absolute path "${target}" (${abs}).`, `Make it a relative link to something inside the artifact, remove it ${EXCLUDE_HINT}.`, rel);
+    }
+    const resolved = node_path__WEBPACK_IMPORTED_MODULE_2__.posix.normalize(node_path__WEBPACK_IMPORTED_MODULE_2__.posix.join(node_path__WEBPACK_IMPORTED_MODULE_2__.posix.dirname(rel), target));
+    if (resolved === '..' || resolved.startsWith('../')) {
+        throw outsideError(rel, target, abs);
+    }
+    return target;
+}
+function outsideError(rel, target, abs, via = '') {
+    return new ArtifactError(`Artifact symlink "${rel}" -> "${target}" points outside the artifact${via} (${abs}).`, `Only links to something inside the artifact can be deployed; copy the target into the artifact, remove the link ${EXCLUDE_HINT}.`, rel);
+}
+/**
+ * The per-link lexical check misses chains: with `a/b -> ..`, the link `c -> a/b/..` normalises to `a`
+ * but the kernel resolves it to the root's parent. Resolve every link like the kernel would, following
+ * links that are part of the artifact (what will exist on the host).
+ */
+function checkSymlinkChains(entries, root) {
+    const links = new Map();
+    for (const e of entries)
+        if (e.kind === 'symlink')
+            links.set(e.path, e.target);
+    for (const [path, target] of links) {
+        const stack = [];
+        const pending = [...node_path__WEBPACK_IMPORTED_MODULE_2__.posix.dirname(path).split('/'), ...target.split('/')].reverse();
+        let hops = 0;
+        while (pending.length > 0) {
+            const part = pending.pop();
+            if (part === '' || part === '.')
+                continue;
+            if (part === '..') {
+                if (stack.length === 0)
+                    throw outsideError(path, target, (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(root, path), ' through another symlink');
+                stack.pop();
+                continue;
+            }
+            stack.push(part);
+            const next = links.get(stack.join('/'));
+            if (next === undefined)
+                continue;
+            if (++hops > MAX_SYMLINK_HOPS) {
+                throw new ArtifactError(`Artifact symlink "${path}" -> "${target}" loops (too many levels of symbolic links).`, `Fix the link ${EXCLUDE_HINT}.`, path);
+            }
+            stack.pop();
+            pending.push(...next.split('/').reverse());
+        }
+    }
+}
+function specialKind(st) {
+    if (st.isFIFO())
+        return 'FIFO (named pipe)';
+    if (st.isSocket())
+        return 'socket';
+    if (st.isBlockDevice())
+        return 'block device';
+    if (st.isCharacterDevice())
+        return 'character device';
+    return 'special file';
+}
+function fsError(err, path) {
+    const changed = err.code === 'ENOENT' || err.code === 'ENOTDIR';
+    return new ArtifactError(`Cannot read ${path} while scanning the artifact: ${err.code ?? err.message}`, changed
+        ? 'The artifact changed during the scan; make sure the build has finished before deploying.'
+        : 'Check the file permissions of the artifact.', path);
+}
+function escapeBytes(raw) {
+    let out = '';
+    for (const b of raw)
+        out +=
+            b >= 0x20 && b < 0x7f && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`;
+    return out;
+}
+function joinRel(dir, name) {
+    return dir === '' ? name : `${dir}/${name}`;
+}
+/** Plain code-unit order: deterministic, and a directory sorts before everything below it. */
+function comparePaths(a, b) {
+    return a < b ? -1 : a > b ? 1 : 0;
+}
+
+
+/***/ }),
+
+/***/ 3405:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   B8: () => (/* binding */ ExcludePatternError),
+/* harmony export */   BC: () => (/* binding */ excludeProblems),
+/* harmony export */   MR: () => (/* binding */ compileExclude)
+/* harmony export */ });
+/* unused harmony exports MAX_PATTERN_LENGTH, MAX_SEGMENTS, MAX_EXPANDED, expandBraces */
+/* harmony import */ var ignore__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(298);
+/* harmony import */ var ignore__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(ignore__WEBPACK_IMPORTED_MODULE_0__);
 
 /** Longest pattern accepted, in characters: far beyond any real one, short enough to stay cheap. */
 const MAX_PATTERN_LENGTH = 1024;
@@ -66610,7 +67642,7 @@ function compileExclude(patterns) {
     const rules = expandPatterns(patterns);
     if (rules.length === 0)
         return () => false;
-    const ig = ignore_default()({ ignorecase: false }).add(rules);
+    const ig = ignore__WEBPACK_IMPORTED_MODULE_0___default()({ ignorecase: false }).add(rules);
     return (relPath, isDir) => ig.ignores(isDir ? `${relPath}/` : relPath);
 }
 /** The problems {@link compileExclude} would throw for, as text; empty when the patterns are fine. */
@@ -66883,285 +67915,6 @@ function build(items) {
         }
     }
     return results;
-}
-
-;// CONCATENATED MODULE: ./src/transfer/artifact.ts
-
-
-
-
-/** An artifact that cannot be shipped safely. `message` says what and where, `hint` what to do about it. */
-class ArtifactError extends Error {
-    hint;
-    path;
-    name = 'ArtifactError';
-    constructor(message, 
-    /** What the user should do to fix it. */
-    hint, 
-    /** The offending path (absolute or artifact-relative), when there is one. */
-    path) {
-        super(message);
-        this.hint = hint;
-        this.path = path;
-    }
-}
-/** Same limit as Linux's MAXSYMLINKS. */
-const MAX_SYMLINK_HOPS = 40;
-const EXCLUDE_HINT = 'or list it in the exclude patterns';
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-const utf8Lossy = new TextDecoder('utf-8');
-/**
- * Scans a file or a directory tree without reading file contents.
- *
- * Rejects (with {@link ArtifactError}) anything the deploy cannot reproduce faithfully or verify:
- * special files, symlinks that are absolute or lead outside the artifact, names that are not UTF-8 or
- * contain control characters or backslashes, a missing path, and an artifact with no files.
- * `exclude` holds gitignore-style patterns (see {@link compileExclude}); excluded entries are skipped
- * before any check and excluded directories are not descended into. Bad patterns are an error even for
- * a single-file artifact, to which they do not apply.
- */
-async function scanArtifact(path, opts = {}) {
-    const excluded = excludeMatcher(opts.exclude ?? []);
-    if (typeof path !== 'string' || path.trim() === '') {
-        throw new ArtifactError('Artifact path is empty.', 'Set the artifact input to the build output file or directory.');
-    }
-    const root = (0,external_node_path_.resolve)(path);
-    // stat, not lstat: the artifact path itself may be a symlink (e.g. `current -> build-42`).
-    const st = await (0,promises_.stat)(root).catch((err) => {
-        if (err.code === 'ENOENT' || err.code === 'ENOTDIR') {
-            throw new ArtifactError(`Artifact path does not exist: ${root}`, 'Check the artifact input and that the build step produced it.', root);
-        }
-        throw fsError(err, root);
-    });
-    if (st.isFile()) {
-        const name = checkName(Buffer.from((0,external_node_path_.basename)(root)), '', root);
-        const entry = { kind: 'file', path: name, mode: permissions(st.mode), size: st.size };
-        return { root, isFile: true, entries: [entry], fileCount: 1, totalBytes: st.size };
-    }
-    if (!st.isDirectory()) {
-        throw new ArtifactError(`Artifact path is a ${specialKind(st)}, not a file or directory: ${root}`, 'Point the artifact input at the build output.', root);
-    }
-    const entries = walk(root, excluded);
-    entries.sort((a, b) => comparePaths(a.path, b.path));
-    checkSymlinkChains(entries, root);
-    let fileCount = 0;
-    let totalBytes = 0;
-    for (const e of entries) {
-        if (e.kind === 'file') {
-            fileCount++;
-            totalBytes += e.size;
-        }
-    }
-    if (fileCount === 0) {
-        throw new ArtifactError(`Artifact directory contains no files${opts.exclude?.length ? ' (after exclusions)' : ''}: ${root}`, 'Check that the build step ran and wrote its output there, and that the exclude patterns are not too broad.', root);
-    }
-    return { root, isFile: false, entries, fileCount, totalBytes };
-}
-/** The exclude predicate, or an {@link ArtifactError} listing every bad pattern. */
-function excludeMatcher(patterns) {
-    try {
-        return compileExclude(patterns);
-    }
-    catch (err) {
-        if (err instanceof ExcludePatternError)
-            throw new ArtifactError(`invalid exclude pattern: ${err.message}`, err.hint);
-        throw err;
-    }
-}
-/** Absolute path on the local disk of the entry at `entryPath`. */
-function entrySourcePath(artifact, entryPath) {
-    return artifact.isFile ? artifact.root : (0,external_node_path_.join)(artifact.root, entryPath);
-}
-/**
- * A manifest for `sha256sum -c --strict`, run in the directory the artifact was extracted into:
- * one `<hex>  ./<path>` line per file, sorted by path. The './' keeps names starting with '-' or ' '
- * from being misread.
- */
-function manifestText(hashes) {
-    return [...hashes]
-        .sort(([a], [b]) => comparePaths(a, b))
-        .map(([path, hash]) => {
-        if (!/^[0-9a-f]{64}$/.test(hash))
-            throw new Error(`Not a SHA-256 hex digest for ${path}: ${hash}`);
-        // sha256sum escapes such names, so a plain line would not match; scanArtifact never produces them.
-        if (/[\\\n\r]/.test(path))
-            throw new Error(`Path cannot be listed in a manifest: ${JSON.stringify(path)}`);
-        return `${hash}  ./${path}\n`;
-    })
-        .join('');
-}
-/**
- * Lists the tree under root. Synchronous on purpose: for thousands of small entries, one lstat(2)
- * each from the page cache is several times faster than the same calls through the thread pool.
- */
-function walk(root, excluded) {
-    const entries = [];
-    const attempt = (abs, fn) => {
-        try {
-            return fn();
-        }
-        catch (err) {
-            throw fsError(err, abs);
-        }
-    };
-    const visit = (relDir) => {
-        const absDir = relDir === '' ? root : (0,external_node_path_.join)(root, relDir);
-        // Buffer names: a string readdir would silently turn invalid UTF-8 into U+FFFD.
-        const dirents = attempt(absDir, () => (0,external_node_fs_.readdirSync)(absDir, { encoding: 'buffer', withFileTypes: true }));
-        for (const d of dirents) {
-            const raw = d.name;
-            // Decide exclusion first (on a lossy decode), so an excluded odd name is not an error.
-            const loose = joinRel(relDir, utf8Lossy.decode(raw));
-            if (excluded(loose, d.isDirectory()))
-                continue;
-            const rel = joinRel(relDir, checkName(raw, relDir, root));
-            const abs = (0,external_node_path_.join)(root, rel);
-            const st = attempt(abs, () => (0,external_node_fs_.lstatSync)(abs));
-            if (st.isDirectory()) {
-                entries.push({ kind: 'dir', path: rel, mode: permissions(st.mode) });
-                visit(rel);
-            }
-            else if (st.isFile()) {
-                entries.push({ kind: 'file', path: rel, mode: permissions(st.mode), size: st.size });
-            }
-            else if (st.isSymbolicLink()) {
-                const target = attempt(abs, () => (0,external_node_fs_.readlinkSync)(abs, { encoding: 'buffer' }));
-                entries.push({ kind: 'symlink', path: rel, target: checkSymlinkTarget(rel, target, abs) });
-            }
-            else {
-                throw new ArtifactError(`Artifact contains a ${specialKind(st)} at "${rel}" (${abs}).`, `Only regular files, directories and relative symlinks can be deployed; remove it ${EXCLUDE_HINT}.`, rel);
-            }
-        }
-    };
-    visit('');
-    return entries;
-}
-/**
- * Setuid/setgid are stripped: a remote extracting as root (even with --no-same-owner) would otherwise
- * create setuid-root executables, and such bits in a build output are almost always accidental.
- * The sticky bit is harmless and kept.
- */
-function permissions(mode) {
-    return mode & 0o7777 & ~0o6000;
-}
-/**
- * Returns the decoded name or throws. Newlines, CRs and backslashes make sha256sum escape the name in
- * its output and manifests, other control characters make names unreadable in logs, and non-UTF-8
- * bytes cannot be carried in a pax header or shown to the user.
- */
-function checkName(raw, relDir, root) {
-    let name;
-    try {
-        name = utf8.decode(raw);
-    }
-    catch {
-        const shown = joinRel(relDir, escapeBytes(raw));
-        throw new ArtifactError(`Artifact file name is not valid UTF-8: "${shown}" in ${root}.`, `Rename it to a UTF-8 name ${EXCLUDE_HINT}.`, shown);
-    }
-    const bad = /[\\\u0000-\u001f\u007f-\u009f]/.exec(name);
-    if (bad) {
-        const what = bad[0] === '\n'
-            ? 'a newline'
-            : bad[0] === '\r'
-                ? 'a carriage return'
-                : bad[0] === '\\'
-                    ? 'a backslash'
-                    : `the control character U+${bad[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`;
-        const shown = JSON.stringify(joinRel(relDir, name));
-        throw new ArtifactError(`Artifact file name contains ${what}: ${shown} in ${root}.`, `Rename it (such names break the sha256sum manifest) ${EXCLUDE_HINT}.`, joinRel(relDir, name));
-    }
-    return name;
-}
-/** Checks one link on its own: UTF-8, relative, and lexically inside the artifact. */
-function checkSymlinkTarget(rel, raw, abs) {
-    let target;
-    try {
-        target = utf8.decode(raw);
-    }
-    catch {
-        target = '';
-    }
-    if (target === '' || /[\u0000-\u001f\u007f-\u009f]/.test(target)) {
-        throw new ArtifactError(`Artifact symlink "${rel}" has an empty, non-UTF-8 or control-character target: "${escapeBytes(raw)}" (${abs}).`, `Fix the link ${EXCLUDE_HINT}.`, rel);
-    }
-    if (target.startsWith('/')) {
-        throw new ArtifactError(`Artifact symlink "${rel}" points to the absolute path "${target}" (${abs}).`, `Make it a relative link to something inside the artifact, remove it ${EXCLUDE_HINT}.`, rel);
-    }
-    const resolved = external_node_path_.posix.normalize(external_node_path_.posix.join(external_node_path_.posix.dirname(rel), target));
-    if (resolved === '..' || resolved.startsWith('../')) {
-        throw outsideError(rel, target, abs);
-    }
-    return target;
-}
-function outsideError(rel, target, abs, via = '') {
-    return new ArtifactError(`Artifact symlink "${rel}" -> "${target}" points outside the artifact${via} (${abs}).`, `Only links to something inside the artifact can be deployed; copy the target into the artifact, remove the link ${EXCLUDE_HINT}.`, rel);
-}
-/**
- * The per-link lexical check misses chains: with `a/b -> ..`, the link `c -> a/b/..` normalises to `a`
- * but the kernel resolves it to the root's parent. Resolve every link like the kernel would, following
- * links that are part of the artifact (what will exist on the host).
- */
-function checkSymlinkChains(entries, root) {
-    const links = new Map();
-    for (const e of entries)
-        if (e.kind === 'symlink')
-            links.set(e.path, e.target);
-    for (const [path, target] of links) {
-        const stack = [];
-        const pending = [...external_node_path_.posix.dirname(path).split('/'), ...target.split('/')].reverse();
-        let hops = 0;
-        while (pending.length > 0) {
-            const part = pending.pop();
-            if (part === '' || part === '.')
-                continue;
-            if (part === '..') {
-                if (stack.length === 0)
-                    throw outsideError(path, target, (0,external_node_path_.join)(root, path), ' through another symlink');
-                stack.pop();
-                continue;
-            }
-            stack.push(part);
-            const next = links.get(stack.join('/'));
-            if (next === undefined)
-                continue;
-            if (++hops > MAX_SYMLINK_HOPS) {
-                throw new ArtifactError(`Artifact symlink "${path}" -> "${target}" loops (too many levels of symbolic links).`, `Fix the link ${EXCLUDE_HINT}.`, path);
-            }
-            stack.pop();
-            pending.push(...next.split('/').reverse());
-        }
-    }
-}
-function specialKind(st) {
-    if (st.isFIFO())
-        return 'FIFO (named pipe)';
-    if (st.isSocket())
-        return 'socket';
-    if (st.isBlockDevice())
-        return 'block device';
-    if (st.isCharacterDevice())
-        return 'character device';
-    return 'special file';
-}
-function fsError(err, path) {
-    const changed = err.code === 'ENOENT' || err.code === 'ENOTDIR';
-    return new ArtifactError(`Cannot read ${path} while scanning the artifact: ${err.code ?? err.message}`, changed
-        ? 'The artifact changed during the scan; make sure the build has finished before deploying.'
-        : 'Check the file permissions of the artifact.', path);
-}
-function escapeBytes(raw) {
-    let out = '';
-    for (const b of raw)
-        out +=
-            b >= 0x20 && b < 0x7f && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`;
-    return out;
-}
-function joinRel(dir, name) {
-    return dir === '' ? name : `${dir}/${name}`;
-}
-/** Plain code-unit order: deterministic, and a directory sorts before everything below it. */
-function comparePaths(a, b) {
-    return a < b ? -1 : a > b ? 1 : 0;
 }
 
 
@@ -70185,18 +70938,18 @@ __webpack_unused_export__ = Alias.Alias;
 __webpack_unused_export__ = identity.isAlias;
 __webpack_unused_export__ = identity.isCollection;
 __webpack_unused_export__ = identity.isDocument;
-__webpack_unused_export__ = identity.isMap;
+exports.jh = identity.isMap;
 __webpack_unused_export__ = identity.isNode;
 __webpack_unused_export__ = identity.isPair;
-__webpack_unused_export__ = identity.isScalar;
-__webpack_unused_export__ = identity.isSeq;
+exports.jn = identity.isScalar;
+exports.oP = identity.isSeq;
 __webpack_unused_export__ = Pair.Pair;
 __webpack_unused_export__ = Scalar.Scalar;
 __webpack_unused_export__ = YAMLMap.YAMLMap;
 __webpack_unused_export__ = YAMLSeq.YAMLSeq;
 __webpack_unused_export__ = cst;
 __webpack_unused_export__ = lexer.Lexer;
-__webpack_unused_export__ = lineCounter.LineCounter;
+exports.HN = lineCounter.LineCounter;
 __webpack_unused_export__ = parser.Parser;
 __webpack_unused_export__ = publicApi.parse;
 __webpack_unused_export__ = publicApi.parseAllDocuments;
@@ -76175,7 +76928,7 @@ exports.visitAsync = visitAsync;
 module.exports = {
   runAction: (...args) => (__nccwpck_require__(2929)/* .runAction */ .Cs)(...args),
   runPost: (...args) => (__nccwpck_require__(6661)/* .run */ .e)(...args),
-  cli: (...args) => (__nccwpck_require__(7499)/* .main */ .i)(...args)
+  cli: (...args) => (__nccwpck_require__(6646)/* .main */ .iW)(...args)
 };
 
 

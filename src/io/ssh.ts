@@ -195,9 +195,9 @@ function hintFor(host: HostSettings, message: string): string {
   if (/timed out|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH/i.test(message))
     return `No answer from ${host.host}:${host.port}. Check the firewall or security group allows this runner, or use a jump host for private networks.`;
   if (/authentication/i.test(message))
-    return `The server refused the key for ${where}. Check that the public half of ssh-key is in ~${host.user}/.ssh/authorized_keys and that the user is right.`;
+    return `The server refused the key for ${where}. Check that the public half of the key (the \`ssh-key\` input) is in ~${host.user}/.ssh/authorized_keys and that the user is right.`;
   if (/passphrase|encrypted|private key/i.test(message))
-    return 'The private key could not be read. Check ssh-key holds the whole key (BEGIN/END lines included) and ssh-passphrase matches.';
+    return 'The private key could not be read. Check that the `ssh-key` input holds the whole key (BEGIN/END lines included) and that the `ssh-passphrase` input matches.';
   return `Check that ${where} is reachable from this runner and accepts the key.`;
 }
 
@@ -216,10 +216,17 @@ export async function connectHost(
   log: Logger,
   sleep: (ms: number) => Promise<void> = ms => new Promise(r => setTimeout(r, ms))
 ): Promise<RemoteShell> {
-  const pins: Pins = {
-    entries: host.knownHosts.flatMap(l => parseKnownHosts(l)),
-    fingerprints: host.fingerprints
-  };
+  let pins: Pins;
+  try {
+    pins = { entries: host.knownHosts.flatMap(l => parseKnownHosts(l)), fingerprints: host.fingerprints };
+  } catch (err) {
+    // A damaged pin is a typo to fix, not a sign of an attack: say so before any connection.
+    throw new DeployError(
+      `${host.name}: a known_hosts pin for ${host.host}:${host.port} is malformed: ${(err as Error).message}. Nothing was sent to the host.`,
+      'connect',
+      `Copy the whole line again: \`ssh-keyscan -p ${host.port} ${host.host}\` from a network you trust, checked against \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\` on the host.`
+    );
+  }
   if (ssh.password && !ssh.privateKey && !host.privateKey) {
     log.warn(
       `${host.name}: using password authentication. Keys are safer: a password can be guessed, and is sent to whoever answers if a host key pin is ever skipped.`
@@ -354,7 +361,7 @@ async function huntPinnedKey(
     throw new DeployError(
       `${host.name}: the host key of ${host.host}:${host.port} is not pinned, so the host cannot be trusted. It offered:\n${list}`,
       'connect',
-      `Check the fingerprint out of band (on the host: \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\`; or \`${keyscan}\` from a network you trust), then pin it with the known-hosts input:\n${lines}\nor with host-key: ${first.offered.fingerprint}`
+      `Check the fingerprint out of band (on the host: \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\`; or \`${keyscan}\` from a network you trust), then pin it with the \`known-hosts\` input (or \`known-hosts:\` on the host in deployguard.yml):\n${lines}\nor with host-key: ${first.offered.fingerprint}`
     );
   }
   throw new DeployError(

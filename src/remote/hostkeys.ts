@@ -34,26 +34,72 @@ export function describeKey(blob: Buffer): OfferedKey {
   return { type, blob, fingerprint: fingerprintOf(blob) };
 }
 
-/** Parses known_hosts text; comments, blank lines and @cert-authority lines are skipped. */
+/** The public key fields after the type name, per key type, as SSH encodes them (RFC 4253, 5656, 8709). */
+const KEY_FIELDS: Record<string, (fields: readonly Buffer[]) => boolean> = {
+  'ssh-ed25519': f => f.length === 1 && f[0]!.length === 32,
+  'sk-ssh-ed25519@openssh.com': f => f.length === 2 && f[0]!.length === 32,
+  'ecdsa-sha2-nistp256': f => f.length === 2 && f[0]!.toString() === 'nistp256' && f[1]!.length === 65,
+  'ecdsa-sha2-nistp384': f => f.length === 2 && f[0]!.toString() === 'nistp384' && f[1]!.length === 97,
+  'ecdsa-sha2-nistp521': f => f.length === 2 && f[0]!.toString() === 'nistp521' && f[1]!.length === 133,
+  'sk-ecdsa-sha2-nistp256@openssh.com': f =>
+    f.length === 3 && f[0]!.toString() === 'nistp256' && f[1]!.length === 65,
+  // e and n; a modulus under 1024 bits is no key anyone still accepts.
+  'ssh-rsa': f => f.length === 2 && f[1]!.length >= 128,
+  'ssh-dss': f => f.length === 4
+};
+
+/**
+ * Why a public key blob is not a whole key of its type, or undefined when it is: every field is
+ * length-prefixed, so a key cut short (a line copied in part) ends inside a field or lacks one.
+ */
+export function keyBlobProblem(type: string, blob: Buffer): string | undefined {
+  const fields: Buffer[] = [];
+  let at = 0;
+  while (at < blob.length) {
+    const len = at + 4 <= blob.length ? blob.readUInt32BE(at) : Infinity;
+    if (at + 4 + len > blob.length)
+      return fields.length === 0
+        ? 'the third field is not an SSH public key'
+        : `the ${type} key is cut short (its data ends inside a field: copied in part?)`;
+    fields.push(blob.subarray(at + 4, at + 4 + len));
+    at += 4 + len;
+  }
+  const named = fields.shift()?.toString('latin1');
+  if (named !== type)
+    return `the key data is ${named ? `a ${JSON.stringify(named.slice(0, 40))} key` : 'empty'}, not ${type}`;
+  const whole = KEY_FIELDS[type];
+  if (whole && !whole(fields)) return `the ${type} key is incomplete or damaged (copied in part?)`;
+  return undefined;
+}
+
+/**
+ * Parses known_hosts text; comments, blank lines and @cert-authority lines are skipped. A line
+ * that is not one, or whose key is truncated or damaged, throws an error naming the line: such a
+ * pin is a typo to fix, never a reason to suspect the host.
+ */
 export function parseKnownHosts(text: string): KnownHostEntry[] {
   const out: KnownHostEntry[] = [];
-  for (const raw of text.split(/\r?\n/)) {
+  text.split(/\r?\n/).forEach((raw, index) => {
     const line = raw.trim();
-    if (!line || line.startsWith('#')) continue;
+    if (!line || line.startsWith('#')) return;
+    const shown = JSON.stringify(line.length > 60 ? `${line.slice(0, 60)}…` : line);
+    const bad = (why: string) => new Error(`line ${index + 1} ${shown} is malformed: ${why}`);
     const fields = line.split(/\s+/);
     let revoked = false;
     if (fields[0]?.startsWith('@')) {
       const marker = fields.shift();
-      if (marker === '@cert-authority') continue;
-      revoked = marker === '@revoked';
+      if (marker === '@cert-authority') return;
+      if (marker !== '@revoked') throw bad(`unknown marker ${JSON.stringify(marker?.slice(0, 20))}`);
+      revoked = true;
     }
     const [hosts, type, key] = fields;
-    if (!hosts || !type || !key || !/^[A-Za-z0-9+/]+=*$/.test(key)) {
-      throw new Error(`not a known_hosts line: "${line.slice(0, 80)}"`);
-    }
+    if (!hosts || !type || !key)
+      throw bad('expected three fields: host patterns, key type, base64 key (what ssh-keyscan prints)');
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(key) || key.replace(/=+$/, '').length % 4 === 1)
+      throw bad(`the ${type.slice(0, 40)} key is not base64 (cut short or mistyped?)`);
     const blob = Buffer.from(key, 'base64');
-    // The blob names its own type: a line whose key does not decode to that type is not a key.
-    if (describeKey(blob).type !== type) throw new Error(`not a known_hosts line: "${line.slice(0, 80)}"`);
+    const problem = keyBlobProblem(type, blob);
+    if (problem) throw bad(problem);
     if (hosts.startsWith('|1|')) {
       const [, , salt, hash] = hosts.split('|');
       out.push({
@@ -65,7 +111,7 @@ export function parseKnownHosts(text: string): KnownHostEntry[] {
     } else {
       out.push({ patterns: hosts.split(','), type, blob, revoked });
     }
-  }
+  });
   return out;
 }
 

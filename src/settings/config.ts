@@ -19,20 +19,27 @@ import {
  * JSON Schema shipped for editors all come from this one definition.
  */
 
-const name = str({
+/**
+ * Nodes shared with the action inputs and CLI flags (settings/inputs.ts): an input that overrides a
+ * key is validated by that key's very node, so a flag can never accept what the file refuses.
+ */
+export const name = str({
   pattern: /^[A-Za-z0-9][A-Za-z0-9 ._@:-]{0,63}$/,
   expected: 'a short name (letters, digits, space, . _ @ : -)',
   example: 'web-1'
 });
-const hostname = str({
+export const hostname = str({
   pattern: /^[A-Za-z0-9._:-]{1,253}$/,
   expected: 'a hostname or IP address',
   example: '203.0.113.10'
 });
-/** Absolute, normalised, no `..` and no characters that make a path unsafe to read in logs. */
+/**
+ * Absolute, normalised (the lookahead refuses every `.` and `..` segment) and no characters that
+ * make a path unsafe to read in logs.
+ */
 export const absPath = str({
-  pattern: /^\/(?:[A-Za-z0-9._@+-]+\/?)*$/,
-  expected: 'an absolute path of letters, digits and . _ @ + -, with no `..`',
+  pattern: /^(?!.*\/\.\.?(?:\/|$))\/(?:[A-Za-z0-9._@+-]+\/?)*$/,
+  expected: 'an absolute path of letters, digits and . _ @ + -, without `..`',
   example: '/srv/myapp'
 });
 const relEntry = str({
@@ -40,13 +47,25 @@ const relEntry = str({
   expected: 'a path relative to the release, without `..`',
   example: '.env'
 });
-const fingerprint = str({
-  pattern: /^SHA256:[A-Za-z0-9+/]{43}=?$/,
+/** Any path with no `..` segment (`/` or `\\` separated); control characters are refused by str(). */
+const NO_DOTDOT = /^(?!.*(?:^|[\\/])\.\.(?:[\\/]|$)).{1,1024}$/;
+/**
+ * A path on the machine running deployguard, relative to the workspace or absolute; never `..`,
+ * so a file named here cannot be one outside the tree the path seems to name.
+ */
+export const localPath = str({
+  pattern: NO_DOTDOT,
+  expected: 'a file path without `..` segments',
+  example: 'certs/internal-ca.pem'
+});
+export const fingerprint = str({
+  // 32 bytes are 43 base64 characters; the last carries 2 bits, so only 16 can end one.
+  pattern: /^SHA256:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=?$/,
   expected: 'a host key fingerprint like `SHA256:` followed by 43 base64 characters',
   example: 'SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s'
 });
-const stages = arr(enumOf(['pre', 'post', 'schedule']), { minItems: 1, example: ['post'] });
-const command = str({ multiline: true, minLength: 1, example: 'npm ci --omit=dev' });
+export const stages = arr(enumOf(['pre', 'post', 'schedule']), { minItems: 1, example: ['post'] });
+export const command = str({ multiline: true, minLength: 1, example: 'npm ci --omit=dev' });
 
 const retrying = {
   timeout: optional(duration({ min: '10ms', max: '10m', example: '5s' }), '5s'),
@@ -69,6 +88,75 @@ const retrying = {
 } as const;
 
 /** `${NAME}` in a value is replaced by the environment variable NAME; `$$` is a literal `$`. */
+export const httpUrl = str({
+  pattern: /^https?:\/\/\S+$/,
+  expected: 'an http(s) URL',
+  example: 'https://example.com/health'
+});
+export const port = int({ min: 1, max: 65535, example: 22 });
+export const userName = str({
+  pattern: /^[a-z_][a-z0-9_.-]{0,31}$/,
+  expected: 'a user name',
+  example: 'deploy'
+});
+export const hostKey = union([fingerprint, arr(fingerprint, { minItems: 1 })]);
+/** A whole fleet's known_hosts (RSA lines are ~400 characters each) fits; a runaway value does not. */
+export const knownHosts = str({
+  multiline: true,
+  minLength: 1,
+  maxLength: 256 * 1024,
+  example: '203.0.113.10 ssh-ed25519 AAAA…'
+});
+export const strategy = enumOf(['releases', 'in-place']);
+export const artifact = str({ minLength: 1, example: 'dist/', description: 'File or directory to ship.' });
+export const unitName = str({
+  pattern: /^[A-Za-z0-9:_.@\\-]{1,255}$/,
+  expected: 'a systemd unit name',
+  example: 'myapp'
+});
+export const lockWait = duration({ max: '1h', example: '2m' });
+export const maxParallel = union(
+  [
+    int({ min: 1, max: 500, example: 5 }),
+    str({ pattern: /^(100|[1-9][0-9]?)%$/, expected: 'a percentage like 25%', example: '25%' })
+  ],
+  {
+    description:
+      'How many hosts deploy at once after the canaries: a number, or a percentage of the hosts (rounded up).'
+  }
+);
+export const canary = int({
+  min: 0,
+  max: 500,
+  example: 1,
+  description:
+    'Hosts deployed first, on their own, through their whole post-deploy window, before any other host starts.'
+});
+export const gitleaks = union([bool(), enumOf(['both', 'commits', 'artifact'])], {
+  description: 'Secret scan before deploying: true (commits and artifact), commits, artifact, or false.'
+});
+export const stabilityWindow = duration({ min: '0s', max: '1h', example: '60s' });
+export const comment = enumOf(['auto', 'pr', 'commit', 'both', 'none'], {
+  description:
+    'Where the deployment record is posted: auto (the pull request when there is one, else the commit), pr, commit, both or none.'
+});
+export const environmentUrl = str({
+  pattern: /^https?:\/\/\S+$/,
+  expected: 'an http(s) URL',
+  example: 'https://app.example.com',
+  description: "The deployed service's URL, shown in the record and in GitHub's deployment view."
+});
+export const githubDeployment = bool({
+  description:
+    'Create a GitHub deployment with statuses. Leave off when the job runs in an `environment:`: GitHub records that deployment itself.'
+});
+export const gitleaksConfig = str({
+  pattern: NO_DOTDOT,
+  expected: 'a file path without `..` segments',
+  example: '.github/gitleaks.toml'
+});
+export const connectTimeout = duration({ min: '1s', max: '5m', example: '20s' });
+
 const envTemplated = str({ maxLength: 4096, example: 'Bearer ${API_TOKEN}' });
 const envMap = record(envTemplated, { keyPattern: /^[A-Za-z_][A-Za-z0-9_]{0,63}$/, maxKeys: 50 });
 const headerMap = record(envTemplated, { keyPattern: /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/, maxKeys: 50 });
@@ -82,12 +170,18 @@ export const configSchema = obj(
   {
     version: int({ min: 1, max: 1, description: 'The config format version.', example: 1 }),
     environment: optional(name),
-    artifact: optional(str({ minLength: 1, example: 'dist/', description: 'File or directory to ship.' })),
-    exclude: optional(arr(str({ minLength: 1, example: '*.map' })), []),
+    artifact: optional(artifact),
+    exclude: optional(
+      arr(str({ minLength: 1, example: '*.map' }), {
+        description:
+          'Files and directories left out of the upload, as .gitignore patterns: `*.map` matches at any depth, `/build` only at the root, `logs/` only directories, `**` spans directories, `!keep.map` re-includes (never inside an excluded directory), and `{a,b}` gives alternatives (`*.{map,ts}`). Limits: one `**` before the last segment, 16 segments, 1024 characters, 256 patterns after expansion.'
+      }),
+      []
+    ),
     target: optional(
       obj({
         path: absPath,
-        strategy: optional(enumOf(['releases', 'in-place']), 'releases'),
+        strategy: optional(strategy, 'releases'),
         'keep-releases': optional(int({ min: 1, max: 100, example: 5 }), 5),
         shared: optional(arr(relEntry, { example: ['.env', 'data/'] }), [])
       })
@@ -97,14 +191,10 @@ export const configSchema = obj(
         obj({
           name: optional(name),
           host: hostname,
-          port: optional(int({ min: 1, max: 65535, example: 22 }), 22),
-          user: optional(
-            str({ pattern: /^[a-z_][a-z0-9_.-]{0,31}$/, expected: 'a user name', example: 'deploy' })
-          ),
-          'host-key': optional(union([fingerprint, arr(fingerprint, { minItems: 1 })])),
-          'known-hosts': optional(
-            str({ multiline: true, minLength: 1, example: '203.0.113.10 ssh-ed25519 AAAA…' })
-          ),
+          port: optional(port, 22),
+          user: optional(userName),
+          'host-key': optional(hostKey),
+          'known-hosts': optional(knownHosts),
           'ssh-key-env': optional(
             str({
               pattern: /^[A-Za-z_][A-Za-z0-9_]{0,63}$/,
@@ -122,11 +212,7 @@ export const configSchema = obj(
       tagged('manager', {
         none: {},
         systemd: {
-          name: str({
-            pattern: /^[A-Za-z0-9:_.@\\-]{1,255}$/,
-            expected: 'a systemd unit name',
-            example: 'myapp'
-          }),
+          name: unitName,
           sudo: optional(bool(), false),
           settle: optional(duration({ max: '5m', example: '2s' }), '2s'),
           'start-timeout': optional(duration({ min: '1s', max: '30m', example: '60s' }), '60s')
@@ -147,11 +233,7 @@ export const configSchema = obj(
         tagged('type', {
           http: {
             name,
-            url: str({
-              pattern: /^https?:\/\/\S+$/,
-              expected: 'an http(s) URL',
-              example: 'https://example.com/health'
-            }),
+            url: httpUrl,
             method: optional(enumOf(['GET', 'HEAD', 'POST', 'PUT', 'OPTIONS']), 'GET'),
             headers: optional(headerMap, {}),
             expect: optional(
@@ -175,7 +257,7 @@ export const configSchema = obj(
             ),
             'follow-redirects': optional(int({ min: 0, max: 10, example: 0 }), 0),
             'insecure-tls': optional(bool(), false),
-            'ca-file': optional(str({ minLength: 1, example: 'certs/internal-ca.pem' })),
+            'ca-file': optional(localPath),
             ...retrying
           },
           tcp: {
@@ -240,21 +322,9 @@ export const configSchema = obj(
     deploy: optional(
       obj({
         'before-switch': optional(command),
-        'lock-wait': optional(duration({ max: '1h', example: '2m' }), '2m'),
+        'lock-wait': optional(lockWait, '2m'),
         'lock-ttl': optional(duration({ min: '10s', max: '24h', example: '2m' }), '2m'),
-        'max-parallel': optional(
-          union(
-            [
-              int({ min: 1, max: 500, example: 5 }),
-              str({ pattern: /^(100|[1-9][0-9]?)%$/, expected: 'a percentage like 25%', example: '25%' })
-            ],
-            {
-              description:
-                'How many hosts deploy at once after the canaries: a number, or a percentage of the hosts (rounded up).'
-            }
-          ),
-          1
-        ),
+        'max-parallel': optional(maxParallel, 1),
         incremental: optional(
           bool({
             description:
@@ -262,30 +332,15 @@ export const configSchema = obj(
           }),
           true
         ),
-        canary: optional(
-          int({
-            min: 0,
-            max: 500,
-            example: 1,
-            description:
-              'Hosts deployed first, on their own, through their whole post-deploy window, before any other host starts.'
-          }),
-          0
-        )
+        canary: optional(canary, 0)
       }),
       {}
     ),
     'pre-deploy': optional(
       obj({
         'require-healthy': optional(bool(), true),
-        gitleaks: optional(
-          union([bool(), enumOf(['both', 'commits', 'artifact'])], {
-            description:
-              'Secret scan before deploying: true (commits and artifact), commits, artifact, or false.'
-          }),
-          true
-        ),
-        'gitleaks-config': optional(str({ minLength: 1, example: '.github/gitleaks.toml' })),
+        gitleaks: optional(gitleaks, true),
+        'gitleaks-config': optional(gitleaksConfig),
         'test-command': optional(command)
       }),
       {}
@@ -293,40 +348,21 @@ export const configSchema = obj(
     'post-deploy': optional(
       obj({
         rollback: optional(enumOf(['auto', 'off']), 'auto'),
-        'stability-window': optional(duration({ min: '0s', max: '1h', example: '60s' }), '30s')
+        'stability-window': optional(stabilityWindow, '30s')
       }),
       {}
     ),
     report: optional(
       obj({
-        comment: optional(
-          enumOf(['auto', 'pr', 'commit', 'both', 'none'], {
-            description:
-              'Where the deployment record is posted: auto (the pull request when there is one, else the commit), pr, commit, both or none.'
-          }),
-          'auto'
-        ),
-        'environment-url': optional(
-          str({
-            pattern: /^https?:\/\/\S+$/,
-            expected: 'an http(s) URL',
-            example: 'https://app.example.com',
-            description: "The deployed service's URL, shown in the record and in GitHub's deployment view."
-          })
-        ),
-        'github-deployment': optional(
-          bool({
-            description:
-              'Create a GitHub deployment with statuses. Leave off when the job runs in an `environment:`: GitHub records that deployment itself.'
-          }),
-          false
-        )
+        comment: optional(comment, 'auto'),
+        'environment-url': optional(environmentUrl),
+        'github-deployment': optional(githubDeployment, false)
       }),
       {}
     ),
     ssh: optional(
       obj({
-        'connect-timeout': optional(duration({ min: '1s', max: '5m', example: '20s' }), '20s'),
+        'connect-timeout': optional(connectTimeout, '20s'),
         'connect-retries': optional(int({ min: 0, max: 10, example: 3 }), 3),
         compress: optional(
           union([bool(), enumOf(['auto'])], {

@@ -1,17 +1,19 @@
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Document } from 'yaml';
 import { ConfigError } from '../errors.js';
-import { parseKnownHosts } from '../remote/hostkeys.js';
+import { excludeProblems } from '../transfer/exclude.js';
+import { entryMatchesHost, parseKnownHosts } from '../remote/hostkeys.js';
 import { configSchema, type ConfigFile } from './config.js';
-import { formatIssues, parseDuration, validate } from './schema.js';
-import type {
-  CheckSettings,
-  CommentTarget,
-  HostSettings,
-  ScanMode,
-  ServiceSettings,
-  Settings,
-  Stage
-} from './types.js';
+import {
+  INPUTS,
+  parseInput,
+  SECRET_INPUTS,
+  type InputName,
+  type InputValue,
+  type SecretInput
+} from './inputs.js';
+import { formatIssues, validate, type SchemaIssue } from './schema.js';
+import type { CheckSettings, HostSettings, ScanMode, ServiceSettings, Settings, Stage } from './types.js';
+import { ACTION_WORDING, type Wording } from './wording.js';
 
 /**
  * Inputs + environment + deployguard.yml -> Settings, in one pure pass. Every problem found is
@@ -30,10 +32,11 @@ export interface SettingsSource {
   readonly onSecret: (value: string) => void;
   /** `check` needs only the checks: hosts, target, artifact and credentials may be absent. */
   readonly purpose?: 'deploy' | 'check' | 'hosts';
+  /** How messages name inputs: action inputs (the default) or CLI flags. */
+  readonly wording?: Wording;
 }
 
-/** Input names that hold secrets; their values are masked as soon as they are read. */
-export const SECRET_INPUTS = ['ssh-key', 'ssh-passphrase', 'ssh-password', 'github-token'] as const;
+export { SECRET_INPUTS };
 
 const ENV_FALLBACK: Record<string, string> = {
   'ssh-key': 'DEPLOYGUARD_SSH_KEY',
@@ -53,69 +56,127 @@ function quoted(value: string, max: number): string {
   return JSON.stringify(value.slice(0, max));
 }
 
-function readYaml(text: string, path: string): unknown {
+interface Yaml {
+  readonly value: unknown;
+  /** `line:column` of a path like `hosts[1].port` in the file (of the deepest part that exists). */
+  readonly at: (path: string, atKey: boolean) => string;
+}
+
+function readYaml(text: string, path: string): Yaml {
   if (text.length > YAML_MAX_BYTES) throw new ConfigError(`${path}: the file is larger than 1 MiB`);
+  const lines = new LineCounter();
   // maxAliasCount bounds "billion laughs" alias bombs; merge keys and custom tags stay off.
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, merge: false, strict: true });
+  const doc = parseDocument(text, {
+    prettyErrors: true,
+    uniqueKeys: true,
+    merge: false,
+    strict: true,
+    lineCounter: lines
+  });
   if (doc.errors.length) {
     throw new ConfigError(
-      `${path} is not valid YAML:\n${doc.errors.map(e => `  ${e.message.split('\n')[0]}`).join('\n')}`,
-      'Check the indentation (spaces, not tabs) around the line named above.'
+      `${path} is not valid YAML:\n${doc.errors
+        .map(e => {
+          const pos = e.linePos?.[0];
+          const what = e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+          return `  ${path}:${pos ? `${pos.line}:${pos.col}` : '?'}: ${what}`;
+        })
+        .join('\n')}`,
+      'Check the indentation (spaces, not tabs) at the line and column named above.'
     );
   }
+  let value: unknown;
   try {
-    return doc.toJS({ maxAliasCount: 100 });
+    value = doc.toJS({ maxAliasCount: 100 });
   } catch (err) {
     throw new ConfigError(
       `${path}: ${(err as Error).message}`,
       'Avoid YAML aliases that expand to huge documents.'
     );
   }
+  return { value, at: (p, atKey) => positionOf(doc, lines, p, atKey) };
+}
+
+/** Splits `hosts[1]["a.b"].port` into `['hosts', 1, 'a.b', 'port']`. */
+function pathParts(path: string): (string | number)[] {
+  const out: (string | number)[] = [];
+  for (const m of path.matchAll(/\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]|\.?([\w-]+)/g)) {
+    if (m[1] !== undefined) out.push(Number(m[1]));
+    else if (m[2] !== undefined) out.push(JSON.parse(m[2]) as string);
+    else out.push(m[3]!);
+  }
+  return out;
+}
+
+/** Where a path is: its value, or its key when the key is the mistake (an unknown key). */
+function positionOf(doc: Document, lines: LineCounter, path: string, atKey: boolean): string {
+  let node: unknown = doc.contents;
+  let offset = (doc.contents as { range?: [number] } | null)?.range?.[0] ?? 0;
+  for (const part of pathParts(path)) {
+    if (isMap(node)) {
+      const pair = node.items.find(i => isScalar(i.key) && String(i.key.value) === String(part));
+      if (!pair) break;
+      node = pair.value;
+      const value = atKey ? undefined : (node as { range?: [number] } | null)?.range?.[0];
+      offset = value ?? (pair.key as { range?: [number] }).range?.[0] ?? offset;
+    } else if (isSeq(node) && typeof part === 'number' && node.items[part]) {
+      node = node.items[part];
+      offset = (node as { range?: [number] }).range?.[0] ?? offset;
+    } else break;
+  }
+  const { line, col } = lines.linePos(offset);
+  return `${line}:${col}`;
 }
 
 interface Problems {
   readonly list: string[];
 }
 
-function inputInt(
-  p: Problems,
-  name: string,
-  raw: string | undefined,
-  min: number,
-  max: number,
-  example: number
-) {
-  if (raw === undefined) return undefined;
-  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
-    p.list.push(
-      `input \`${name}\`: expected an integer from ${min} to ${max}, got ${quoted(raw, 40)}. Example: ${name}: ${example}`
-    );
-    return undefined;
+/** The file's top-level keys: what a section of a broken file may be called. */
+const TOP_KEYS = Object.keys((configSchema.json() as { properties: object }).properties);
+
+/**
+ * Validates the file section by section. A section with a mistake is reported and left out; the
+ * rest is used, so one mistake gives one error, not a cascade of "no hosts", "no user" for
+ * settings that are in the file but sat next to the mistake. `broken` names the sections left out
+ * (`*`: the whole file); the checks for missing settings stay quiet about those.
+ */
+function readFile(
+  text: string,
+  path: string,
+  p: Problems
+): { file?: ConfigFile; broken: ReadonlySet<string> } {
+  const yaml = readYaml(text, path);
+  const raw = yaml.value ?? {};
+  const r = validate(configSchema, raw);
+  if (r.ok) return { file: r.value, broken: new Set() };
+  p.list.push(
+    ...r.errors.map(i => `${path}:${yaml.at(i.path, /^unknown key/.test(i.message))}: ${formatIssues([i])}`)
+  );
+  const broken = new Set<string>();
+  for (const i of r.errors) {
+    const top = pathParts(i.path)[0];
+    broken.add(typeof top === 'string' ? top : '*');
+    // A misspelt section (`host:` for `hosts:`) is where the real one was meant to be.
+    const meant = /did you mean `([\w-]+)`/.exec(i.message)?.[1];
+    if (typeof top === 'string' && !TOP_KEYS.includes(top) && meant) broken.add(meant);
   }
-  return Number(raw);
+  if (broken.has('*') || typeof raw !== 'object' || Array.isArray(raw)) return { broken: new Set(['*']) };
+  const rest: Record<string, unknown> = { version: 1 };
+  for (const [k, v] of Object.entries(raw as Record<string, unknown>))
+    if (!broken.has(k) && TOP_KEYS.includes(k)) rest[k] = v;
+  const again = validate(configSchema, rest);
+  return again.ok ? { file: again.value, broken } : { broken: new Set(['*']) };
 }
 
-function inputBool(p: Problems, name: string, raw: string | undefined): boolean | undefined {
-  if (raw === undefined) return undefined;
-  if (/^(true|yes|on|1)$/i.test(raw)) return true;
-  if (/^(false|no|off|0)$/i.test(raw)) return false;
-  p.list.push(`input \`${name}\`: expected true or false, got ${quoted(raw, 40)}. Example: ${name}: true`);
-  return undefined;
-}
-
-function inputDuration(
-  p: Problems,
-  name: string,
-  raw: string | undefined,
-  example: string
-): number | undefined {
-  if (raw === undefined) return undefined;
-  const ms = parseDuration(raw);
-  if (ms === undefined)
-    p.list.push(
-      `input \`${name}\`: expected a duration like ${example}, got ${quoted(raw, 40)}. Example: ${name}: ${example}`
-    );
-  return ms;
+/** One input's issue in the words of the caller: "input `port`: …. Example: port: 22". */
+function inputProblem(wording: Wording, name: string, issue: SchemaIssue): string {
+  const where = issue.path === name ? wording.label(name) : `${wording.label(name)} (${issue.path})`;
+  const value = issue.example.replace(/^(?:- |[\w-]+: )/, '');
+  // Every input is text: "(a string)" after the value would tell nobody anything.
+  const message = issue.message.replace(/ \(a string(?: of \d+ characters)?\)/, '');
+  const stop = /[.?!]$/.test(message) ? '' : '.';
+  return `${where}: ${message}${stop} Example: ${wording.example(name, value)}`;
 }
 
 function defaultReleaseId(now: Date, commit: string): string {
@@ -124,99 +185,92 @@ function defaultReleaseId(now: Date, commit: string): string {
   return `${stamp}${sha}`;
 }
 
+/**
+ * Known_hosts text checked line by line: a malformed or truncated key is named here, at config
+ * time, and never reaches the connect step, where it would look like a changed host key.
+ */
+function knownHostsProblems(text: string, where: string, example: string): string[] {
+  try {
+    parseKnownHosts(text);
+    return [];
+  } catch (err) {
+    return [`${where}: ${(err as Error).message}. Example: ${example}`];
+  }
+}
+
+const KNOWN_HOSTS_EXAMPLE =
+  '203.0.113.10 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI… (a whole line of ssh-keyscan)';
+
 /** Parses and validates everything; throws one ConfigError listing every problem. */
 export function parseSettings(src: SettingsSource): Settings {
   const p: Problems = { list: [] };
-  const get = (name: string): string | undefined => {
+  const wording = src.wording ?? ACTION_WORDING;
+  const say = (name: string) => wording.ref(name);
+  const text = (name: string): string | undefined => {
     const raw = src.input(name) ?? (ENV_FALLBACK[name] ? src.env[ENV_FALLBACK[name]!] : undefined);
     const v = raw === undefined || raw.trim() === '' ? undefined : name.startsWith('ssh-') ? raw : raw.trim();
     if (v !== undefined && (SECRET_INPUTS as readonly string[]).includes(name)) src.onSecret(v);
     return v;
   };
+  /** A declared input, validated by its declaration (the file key's own node); a secret, as is. */
+  function get<N extends InputName>(name: N): InputValue<N> | undefined;
+  function get(name: SecretInput): string | undefined;
+  function get(name: InputName | SecretInput): unknown {
+    const v = text(name);
+    if (v === undefined || !(name in INPUTS)) return v;
+    const r = parseInput(name as InputName, v);
+    if (r.ok) return r.value;
+    p.list.push(...r.issues.map(i => inputProblem(wording, name, i)));
+    return undefined;
+  }
   // Secrets first, so they are masked before any message below could echo one.
   const privateKey = get('ssh-key');
   const passphrase = get('ssh-passphrase');
   const password = get('ssh-password');
   const githubToken = get('github-token');
 
-  let file: ConfigFile | undefined;
   const configPath = src.configPath ?? 'deployguard.yml';
-  if (src.configText !== undefined) {
-    const raw = readYaml(src.configText, configPath);
-    const r = validate(configSchema, raw ?? {});
-    if (!r.ok) {
-      p.list.push(
-        ...formatIssues(r.errors)
-          .split('\n')
-          .map(l => `${configPath}: ${l}`)
-      );
-    } else file = r.value;
-  }
+  const { file, broken } =
+    src.configText !== undefined
+      ? readFile(src.configText, configPath, p)
+      : { file: undefined, broken: new Set<string>() };
+  /** Whether a setting missing from the file may really be missing (its section was read). */
+  const read = (section: string) => !broken.has('*') && !broken.has(section);
 
-  const port = inputInt(p, 'port', get('port'), 1, 65535, 22);
-  const skip = inputBool(p, 'insecure-skip-host-key-check', get('insecure-skip-host-key-check')) ?? false;
-  const dryRun = inputBool(p, 'dry-run', get('dry-run')) ?? false;
-  const githubDeployment = inputBool(p, 'github-deployment', get('github-deployment'));
+  const port = get('port');
+  const skip = get('insecure-skip-host-key-check') ?? false;
+  const dryRun = get('dry-run') ?? false;
+  const githubDeployment = get('github-deployment');
   const commentInput = get('comment');
-  if (commentInput !== undefined && !['auto', 'pr', 'commit', 'both', 'none'].includes(commentInput))
-    p.list.push(
-      `input \`comment\`: expected auto, pr, commit, both or none, got ${quoted(commentInput, 40)}. Example: comment: pr`
-    );
   const envUrl = get('environment-url');
-  if (envUrl !== undefined && !/^https?:\/\/\S+$/.test(envUrl))
-    p.list.push(
-      `input \`environment-url\`: expected an http(s) URL, got ${quoted(envUrl, 60)}. Example: environment-url: https://app.example.com`
-    );
   const reason = get('reason');
-  if (reason !== undefined && reason.length > 2000)
-    p.list.push('input `reason`: longer than 2000 characters. Example: reason: hotfix for the login timeout');
-  const lockWait = inputDuration(p, 'lock-wait', get('lock-wait'), '2m');
-  const parallelInput = get('max-parallel');
-  let maxParallel: number | { percent: number } | undefined;
-  if (parallelInput !== undefined) {
-    const pct = /^(100|[1-9][0-9]?)%$/.exec(parallelInput);
-    if (pct) maxParallel = { percent: Number(pct[1]) };
-    else maxParallel = inputInt(p, 'max-parallel', parallelInput, 1, 500, 5);
-  }
-  const canaryInput = inputInt(p, 'canary', get('canary'), 0, 500, 1);
-  const connectTimeout = inputDuration(p, 'connect-timeout', get('connect-timeout'), '20s');
-  const stabilityWindow = inputDuration(p, 'stability-window', get('stability-window'), '60s');
+  const lockWait = get('lock-wait');
+  const maxParallel = get('max-parallel');
+  const canaryInput = get('canary');
+  const connectTimeout = get('connect-timeout');
+  const stabilityWindow = get('stability-window');
+  const environment = get('environment');
 
   const knownHostsText = get('known-hosts');
-  if (knownHostsText) {
-    try {
-      parseKnownHosts(knownHostsText);
-    } catch (err) {
-      p.list.push(
-        `input \`known-hosts\`: ${(err as Error).message}. Example: known-hosts: "[203.0.113.10]:22 ssh-ed25519 AAAAC3Nza..."`
-      );
-    }
-  }
+  if (knownHostsText)
+    p.list.push(
+      ...knownHostsProblems(
+        knownHostsText,
+        wording.label('known-hosts'),
+        wording.example('known-hosts', JSON.stringify(KNOWN_HOSTS_EXAMPLE))
+      )
+    );
   const hostKeyInput = get('host-key');
-  const inputFingerprints = hostKeyInput ? hostKeyInput.split(/[\s,]+/).filter(Boolean) : [];
-  for (const f of inputFingerprints) {
-    if (!/^SHA256:[A-Za-z0-9+/]{43}=?$/.test(f)) {
-      p.list.push(
-        `input \`host-key\`: ${quoted(f, 60)} is not a SHA256 fingerprint. Example: host-key: SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s`
-      );
-    }
-  }
+  const inputFingerprints = hostKeyInput === undefined ? [] : [hostKeyInput].flat();
 
   // Hosts: the `host` input replaces the file's list (one host); otherwise the file's list.
   const hostInput = get('host');
-  if (hostInput !== undefined && !/^[A-Za-z0-9._:-]{1,253}$/.test(hostInput)) {
-    p.list.push(
-      `input \`host\`: ${quoted(hostInput, 60)} is not a hostname or IP address. Example: host: 203.0.113.10`
-    );
-  }
+  const hostNameInput = get('host-name');
   const defaultUser = get('user');
-  if (defaultUser !== undefined && !/^[a-z_][a-z0-9_.-]{0,31}$/.test(defaultUser)) {
-    p.list.push(`input \`user\`: ${quoted(defaultUser, 40)} is not a user name. Example: user: deploy`);
-  }
   const fileHosts = hostInput
     ? [
         {
-          name: get('host-name'),
+          name: hostNameInput,
           host: hostInput,
           port: port ?? 22,
           user: undefined,
@@ -229,12 +283,13 @@ export function parseSettings(src: SettingsSource): Settings {
     const own = h['host-key'];
     const ownFingerprints = own === undefined ? [] : typeof own === 'string' ? [own] : [...own];
     const name = h.name ?? (fileHosts.length > 1 ? `${h.host}#${i + 1}` : h.host);
+    const hostPort = hostInput ? (port ?? 22) : h.port;
     const keyEnv = (h as { 'ssh-key-env'?: string })['ssh-key-env'];
     let privateKey: string | undefined;
     if (keyEnv) {
       privateKey = src.env[keyEnv]?.trim() ? src.env[keyEnv] : undefined;
       if (privateKey) src.onSecret(privateKey);
-      else
+      else if (!dryRun)
         p.list.push(
           `host ${name}: ssh-key-env names ${keyEnv}, which is not set. Example: env: { ${keyEnv}: \${{ secrets.${keyEnv} }} } in the workflow step`
         );
@@ -243,102 +298,96 @@ export function parseSettings(src: SettingsSource): Settings {
           `host ${name}: ${keyEnv} does not hold a private key (no "-----BEGIN ... PRIVATE KEY-----" line)`
         );
     }
+    const ownLines = h['known-hosts'];
+    if (ownLines) {
+      const where = `${configPath}: \`hosts[${i}].known-hosts\` (host ${name})`;
+      const bad = knownHostsProblems(ownLines, where, `known-hosts: ${JSON.stringify(KNOWN_HOSTS_EXAMPLE)}`);
+      p.list.push(...bad);
+      // Lines for other machines pin nothing here: say so now, not as "unpinned" at connect.
+      if (!bad.length && !parseKnownHosts(ownLines).some(e => entryMatchesHost(e, h.host, hostPort)))
+        p.list.push(
+          `${where}: no line names ${hostPort === 22 ? h.host : `[${h.host}]:${hostPort}`}, so nothing pins this host's key. Example: known-hosts: "${hostPort === 22 ? h.host : `[${h.host}]:${hostPort}`} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI…"`
+        );
+    }
     return {
       name,
       host: h.host,
-      port: hostInput ? (port ?? 22) : h.port,
+      port: hostPort,
       user: h.user ?? defaultUser ?? '',
-      knownHosts: [h['known-hosts'], knownHostsText].filter((x): x is string => !!x),
+      knownHosts: [ownLines, knownHostsText].filter((x): x is string => !!x),
       fingerprints: [...ownFingerprints, ...inputFingerprints],
       ...(privateKey ? { privateKey } : {})
     };
   });
+  // `host-name` and `port` describe the `host` input; without it they would be ignored silently.
+  if (!text('host'))
+    for (const name of ['host-name', 'port'] as const)
+      if (text(name))
+        p.list.push(
+          `${wording.label(name)} applies to ${say('host')}, which is not set; for the hosts of ${configPath}, set \`${name === 'port' ? 'port' : 'name'}:\` on each. Example: ${wording.example('host', '203.0.113.10')}`
+        );
   const deploying = src.purpose !== 'check';
-  if (hosts.length === 0 && deploying)
+  if (hosts.length === 0 && deploying && read('hosts') && hostInput === undefined && !text('host'))
     p.list.push(
-      'no hosts: set the `host` input or list `hosts:` in deployguard.yml. Example: hosts: [{ host: 203.0.113.10, user: deploy }]'
+      `no hosts: set ${say('host')} or list \`hosts:\` in ${configPath}. Example: hosts: [{ host: 203.0.113.10, user: deploy }]`
     );
   const names = new Set<string>();
   for (const h of hosts) {
-    if (!h.user)
+    if (!h.user && !text('user'))
       p.list.push(
-        `host ${h.name}: no user. Set \`user:\` on the host in deployguard.yml or the \`user\` input. Example: user: deploy`
+        `host ${h.name}: no user. Set \`user:\` on the host in ${configPath} or ${say('user')}. Example: user: deploy`
       );
     if (names.has(h.name))
       p.list.push(`host names must be unique: "${h.name}" appears twice. Example: name: web-2`);
     names.add(h.name);
   }
-  if (!privateKey && !password && deploying && !(hosts.length > 0 && hosts.every(h => h.privateKey))) {
+  // A dry run contacts no host: it needs what the plan needs, never a credential.
+  const needsCredentials = deploying && !dryRun && read('hosts');
+  if (!privateKey && !password && needsCredentials && !(hosts.length > 0 && hosts.every(h => h.privateKey))) {
     p.list.push(
-      'no SSH credentials: set the `ssh-key` input (or DEPLOYGUARD_SSH_KEY) to a private key. Example: ssh-key: ${{ secrets.DEPLOY_KEY }}'
+      `no SSH credentials: set ${say('ssh-key')} to a private key. Example: ${wording.example('ssh-key', '${{ secrets.DEPLOY_KEY }}')}`
     );
   } else if (privateKey && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKey)) {
     p.list.push(
-      'input `ssh-key`: this is not a private key (no "-----BEGIN ... PRIVATE KEY-----" line). Paste the whole key file, not a path or the public key.'
+      `${wording.label('ssh-key')}: this is not a private key (no "-----BEGIN ... PRIVATE KEY-----" line). ${
+        wording.kind === 'cli'
+          ? 'Name the private key file, not the public key (.pub).'
+          : 'Paste the whole key file, not a path or the public key.'
+      }`
     );
   }
   // A host with no pin is not a config error: the connect step refuses it before any credential
   // is sent, and only there can the message show the key the host actually offers.
 
-  const targetPath = get('target-path') ?? file?.target?.path;
+  const targetInput = get('target-path');
+  const targetPath = targetInput ?? file?.target?.path;
   if (targetPath === undefined) {
-    if (deploying)
+    if (deploying && read('target') && !text('target-path'))
       p.list.push(
-        'no target path: set `target.path` in deployguard.yml or the `target-path` input. Example: target: { path: /srv/myapp }'
+        `no target path: set \`target.path\` in ${configPath} or ${say('target-path')}. Example: target: { path: /srv/myapp }`
       );
-  } else if (
-    !/^\/(?:[A-Za-z0-9._@+-]+\/?)*$/.test(targetPath) ||
-    /(^|\/)\.\.?(\/|$)/.test(targetPath) ||
-    targetPath === '/'
-  ) {
+  } else if (targetPath.replace(/\/+$/, '') === '') {
     p.list.push(
-      `target path ${quoted(targetPath, 80)}: expected an absolute path like /srv/myapp, without \`..\`, and not /.`
+      `target path ${quoted(targetPath, 80)}: expected an absolute path below /, not / itself. Example: target: { path: /srv/myapp }`
     );
   }
   const strategyInput = get('strategy');
-  if (strategyInput !== undefined && strategyInput !== 'releases' && strategyInput !== 'in-place') {
-    p.list.push(
-      `input \`strategy\`: expected \`releases\` or \`in-place\`, got ${quoted(strategyInput, 40)}. Example: strategy: releases`
-    );
-  }
   const artifact = get('artifact') ?? file?.artifact;
-  if (!artifact && deploying && src.purpose !== 'hosts')
+  if (!artifact && deploying && src.purpose !== 'hosts' && read('artifact') && !text('artifact'))
     p.list.push(
-      'no artifact: set `artifact` in deployguard.yml or the `artifact` input to the file or directory to ship. Example: artifact: dist/'
+      `no artifact: set \`artifact\` in ${configPath} or ${say('artifact')} to the file or directory to ship. Example: artifact: dist/`
     );
 
   const releaseIdInput = get('release-id');
-  if (releaseIdInput !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(releaseIdInput)) {
-    p.list.push(
-      `input \`release-id\`: ${quoted(releaseIdInput, 60)} may only hold letters, digits, . _ - (starting with a letter or digit). Example: release-id: 2026-11-26.1`
-    );
-  }
-
-  const service = serviceFrom(p, file, get);
+  const service = serviceFrom(p, file, get, wording, read('service'));
   const scanInput = get('scan');
-  if (scanInput !== undefined && !['both', 'commits', 'artifact', 'none'].includes(scanInput)) {
-    p.list.push(
-      `input \`scan\`: expected both, commits, artifact or none, got ${quoted(scanInput, 40)}. Example: scan: both`
-    );
-  }
   const fileScan = file?.['pre-deploy'].gitleaks ?? true;
-  const scanMode: ScanMode =
-    scanInput === 'none'
-      ? 'off'
-      : scanInput === 'both' || scanInput === 'commits' || scanInput === 'artifact'
-        ? scanInput
-        : fileScan === true
-          ? 'both'
-          : fileScan === false
-            ? 'off'
-            : fileScan;
+  const scanSetting = scanInput ?? fileScan;
+  const scanMode: ScanMode = scanSetting === true ? 'both' : scanSetting === false ? 'off' : scanSetting;
   const healthUrl = get('health-url');
-  if (healthUrl !== undefined && !/^https?:\/\/\S+$/.test(healthUrl)) {
-    p.list.push(
-      `input \`health-url\`: expected an http(s) URL, got ${quoted(healthUrl, 60)}. Example: health-url: https://example.com/health`
-    );
-  }
   const checks = checksFrom(file, healthUrl, src.env, p, src.onSecret);
+  // Exclude patterns are checked here too, so a bad one is listed with every other mistake.
+  for (const e of excludeProblems(file?.exclude ?? [])) p.list.push(`${configPath}: exclude: ${e}`);
 
   // The holder refreshes its lock several times per TTL: a lock left unrefreshed that long is
   // abandoned (its deploy died), however long a healthy deploy runs.
@@ -354,17 +403,18 @@ export function parseSettings(src: SettingsSource): Settings {
   const commit = src.env.GITHUB_SHA ?? src.env.DEPLOYGUARD_COMMIT ?? 'unknown';
   const server = src.env.GITHUB_SERVER_URL ?? 'https://github.com';
   const runId = src.env.GITHUB_RUN_ID ?? `local-${src.now.getTime()}`;
+  const fileParallel = file?.deploy['max-parallel'] ?? 1;
+  const parallel = maxParallel ?? fileParallel;
   return {
     configPath: src.configText !== undefined ? configPath : undefined,
-    environment: get('environment') ?? file?.environment ?? 'production',
+    environment: environment ?? file?.environment ?? 'production',
     artifact: artifact ?? '',
     exclude: file?.exclude ?? [],
     releaseId: releaseIdInput ?? defaultReleaseId(src.now, commit),
     releaseIdGiven: releaseIdInput !== undefined,
     target: {
       path: (targetPath ?? '').replace(/\/+$/, ''),
-      strategy:
-        (strategyInput as 'releases' | 'in-place' | undefined) ?? file?.target?.strategy ?? 'releases',
+      strategy: strategyInput ?? file?.target?.strategy ?? 'releases',
       keepReleases: file?.target?.['keep-releases'] ?? 5,
       shared: file?.target?.shared ?? []
     },
@@ -384,11 +434,7 @@ export function parseSettings(src: SettingsSource): Settings {
     transfer: { incremental: file?.deploy.incremental ?? true },
     rollout: {
       canary: canaryInput ?? file?.deploy.canary ?? 0,
-      maxParallel:
-        maxParallel ??
-        (typeof file?.deploy['max-parallel'] === 'string'
-          ? { percent: Number(file.deploy['max-parallel'].slice(0, -1)) }
-          : (file?.deploy['max-parallel'] ?? 1))
+      maxParallel: typeof parallel === 'string' ? { percent: Number(parallel.slice(0, -1)) } : parallel
     },
     lock: {
       waitMs: lockWait ?? file?.deploy['lock-wait'] ?? 120_000,
@@ -407,7 +453,7 @@ export function parseSettings(src: SettingsSource): Settings {
     },
     dryRun,
     report: {
-      comment: (commentInput as CommentTarget | undefined) ?? file?.report.comment ?? 'auto',
+      comment: commentInput ?? file?.report.comment ?? 'auto',
       environmentUrl: envUrl ?? file?.report['environment-url'],
       githubDeployment: githubDeployment ?? file?.report['github-deployment'] ?? false,
       reason,
@@ -432,16 +478,12 @@ export function parseSettings(src: SettingsSource): Settings {
 function serviceFrom(
   p: Problems,
   file: ConfigFile | undefined,
-  get: (n: string) => string | undefined
+  get: <N extends 'service-manager' | 'service-name'>(n: N) => InputValue<N> | undefined,
+  wording: Wording,
+  sectionRead: boolean
 ): ServiceSettings {
   const managerInput = get('service-manager');
   const nameInput = get('service-name');
-  if (managerInput !== undefined && !['systemd', 'command', 'none'].includes(managerInput)) {
-    p.list.push(
-      `input \`service-manager\`: expected systemd, command or none, got ${quoted(managerInput, 40)}. Example: service-manager: systemd`
-    );
-    return { manager: 'none' };
-  }
   const fromFile = file?.service;
   if (managerInput === 'none') return { manager: 'none' };
   if (
@@ -449,9 +491,9 @@ function serviceFrom(
     (managerInput === undefined && nameInput !== undefined && fromFile === undefined)
   ) {
     const unit = nameInput ?? (fromFile?.manager === 'systemd' ? fromFile.name : undefined);
-    if (!unit || !/^[A-Za-z0-9:_.@\\-]{1,255}$/.test(unit)) {
+    if (!unit) {
       p.list.push(
-        `input \`service-name\`: a systemd unit name is needed, got ${quoted(unit ?? '', 60)}. Example: service-name: myapp`
+        `${wording.label('service-manager')} systemd needs a unit: set ${wording.ref('service-name')} or \`service.name\`. Example: ${wording.example('service-name', 'myapp')}`
       );
       return { manager: 'none' };
     }
@@ -459,14 +501,14 @@ function serviceFrom(
       manager: 'systemd',
       name: unit,
       sudo: fromFile?.manager === 'systemd' ? fromFile.sudo : false,
-      settleMs: 2000,
-      startTimeoutMs: 60_000
+      settleMs: fromFile?.manager === 'systemd' ? fromFile.settle : 2000,
+      startTimeoutMs: fromFile?.manager === 'systemd' ? fromFile['start-timeout'] : 60_000
     };
   }
   if (!fromFile || fromFile.manager === 'none') {
-    if (managerInput === 'command')
+    if (managerInput === 'command' && sectionRead)
       p.list.push(
-        'service-manager `command` needs `service.start` in deployguard.yml. Example: service: { manager: command, start: ./run.sh }'
+        `${wording.label('service-manager')} \`command\` needs \`service.start\` in deployguard.yml. Example: service: { manager: command, start: ./run.sh }`
       );
     return { manager: 'none' };
   }
