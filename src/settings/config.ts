@@ -78,6 +78,24 @@ const where = optional(
 );
 const windowDuration = (dflt: string) => optional(duration({ min: '0s', max: '1h', example: dflt }), dflt);
 
+/** How one SSH server is reached and trusted: a host, or the jump host in front of it. */
+const reach = {
+  host: hostname,
+  port: optional(int({ min: 1, max: 65535, example: 22 }), 22),
+  user: optional(str({ pattern: /^[a-z_][a-z0-9_.-]{0,31}$/, expected: 'a user name', example: 'deploy' })),
+  'host-key': optional(union([fingerprint, arr(fingerprint, { minItems: 1 })])),
+  'known-hosts': optional(str({ multiline: true, minLength: 1, example: '203.0.113.10 ssh-ed25519 AAAA…' })),
+  'ssh-key-env': optional(
+    str({
+      pattern: /^[A-Za-z_][A-Za-z0-9_]{0,63}$/,
+      expected: 'an environment variable name',
+      example: 'WEB2_SSH_KEY',
+      description:
+        "This host's own private key, read from this environment variable (secrets never go in this file); other hosts use the `ssh-key` input."
+    })
+  )
+} as const;
+
 export const configSchema = obj(
   {
     version: int({ min: 1, max: 1, description: 'The config format version.', example: 1 }),
@@ -96,22 +114,16 @@ export const configSchema = obj(
       arr(
         obj({
           name: optional(name),
-          host: hostname,
-          port: optional(int({ min: 1, max: 65535, example: 22 }), 22),
-          user: optional(
-            str({ pattern: /^[a-z_][a-z0-9_.-]{0,31}$/, expected: 'a user name', example: 'deploy' })
-          ),
-          'host-key': optional(union([fingerprint, arr(fingerprint, { minItems: 1 })])),
-          'known-hosts': optional(
-            str({ multiline: true, minLength: 1, example: '203.0.113.10 ssh-ed25519 AAAA…' })
-          ),
-          'ssh-key-env': optional(
-            str({
-              pattern: /^[A-Za-z_][A-Za-z0-9_]{0,63}$/,
-              expected: 'an environment variable name',
-              example: 'WEB2_SSH_KEY',
+          ...reach,
+          'proxy-jump': optional(
+            obj(reach, {
               description:
-                "This host's own private key, read from this environment variable (secrets never go in this file); other hosts use the `ssh-key` input."
+                "Reach this host through a jump host (bastion) over SSH, as `ssh -J` does. The jump host has its own pin; its user and key default to this host's.",
+              example: {
+                host: 'bastion.example.com',
+                user: 'jump',
+                'host-key': 'SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s'
+              }
             })
           )
         }),

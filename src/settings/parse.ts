@@ -225,32 +225,53 @@ export function parseSettings(src: SettingsSource): Settings {
         }
       ]
     : (file?.hosts ?? []);
+  /** A host's own key, from the environment variable its `ssh-key-env` names (masked on read). */
+  const keyFromEnv = (keyEnv: string | undefined, who: string): string | undefined => {
+    if (!keyEnv) return undefined;
+    const key = src.env[keyEnv]?.trim() ? src.env[keyEnv] : undefined;
+    if (key) src.onSecret(key);
+    else
+      p.list.push(
+        `${who}: ssh-key-env names ${keyEnv}, which is not set. Example: env: { ${keyEnv}: \${{ secrets.${keyEnv} }} } in the workflow step`
+      );
+    if (key && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key))
+      p.list.push(
+        `${who}: ${keyEnv} does not hold a private key (no "-----BEGIN ... PRIVATE KEY-----" line)`
+      );
+    return key;
+  };
+  const pinsOf = (h: { 'host-key'?: string | readonly string[] }) =>
+    h['host-key'] === undefined
+      ? []
+      : typeof h['host-key'] === 'string'
+        ? [h['host-key']]
+        : [...h['host-key']];
   const hosts: HostSettings[] = fileHosts.map((h, i) => {
-    const own = h['host-key'];
-    const ownFingerprints = own === undefined ? [] : typeof own === 'string' ? [own] : [...own];
     const name = h.name ?? (fileHosts.length > 1 ? `${h.host}#${i + 1}` : h.host);
-    const keyEnv = (h as { 'ssh-key-env'?: string })['ssh-key-env'];
-    let privateKey: string | undefined;
-    if (keyEnv) {
-      privateKey = src.env[keyEnv]?.trim() ? src.env[keyEnv] : undefined;
-      if (privateKey) src.onSecret(privateKey);
-      else
-        p.list.push(
-          `host ${name}: ssh-key-env names ${keyEnv}, which is not set. Example: env: { ${keyEnv}: \${{ secrets.${keyEnv} }} } in the workflow step`
-        );
-      if (privateKey && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKey))
-        p.list.push(
-          `host ${name}: ${keyEnv} does not hold a private key (no "-----BEGIN ... PRIVATE KEY-----" line)`
-        );
-    }
+    const privateKey = keyFromEnv((h as { 'ssh-key-env'?: string })['ssh-key-env'], `host ${name}`);
+    const user = h.user ?? defaultUser ?? '';
+    const j = (h as { 'proxy-jump'?: NonNullable<ConfigFile['hosts']>[number]['proxy-jump'] })['proxy-jump'];
+    // The jump host: its own pins (plus the shared known-hosts input, matched by its address);
+    // its user and key are this host's unless it names its own.
+    const jumpKey = j && keyFromEnv(j['ssh-key-env'], `host ${name}: proxy-jump`);
+    const jump: HostSettings | undefined = j && {
+      name: `${name} (jump host ${j.host})`,
+      host: j.host,
+      port: j.port,
+      user: j.user ?? user,
+      knownHosts: [j['known-hosts'], knownHostsText].filter((x): x is string => !!x),
+      fingerprints: [...pinsOf(j), ...inputFingerprints],
+      ...((jumpKey ?? privateKey) ? { privateKey: jumpKey ?? privateKey } : {})
+    };
     return {
       name,
       host: h.host,
       port: hostInput ? (port ?? 22) : h.port,
-      user: h.user ?? defaultUser ?? '',
+      user,
       knownHosts: [h['known-hosts'], knownHostsText].filter((x): x is string => !!x),
-      fingerprints: [...ownFingerprints, ...inputFingerprints],
-      ...(privateKey ? { privateKey } : {})
+      fingerprints: [...pinsOf(h), ...inputFingerprints],
+      ...(privateKey ? { privateKey } : {}),
+      ...(jump ? { jump } : {})
     };
   });
   const deploying = src.purpose !== 'check';
