@@ -101,7 +101,7 @@ export async function dryRun(settings: Settings): Promise<string> {
   );
   const lock = lockScript(settings, layout, '<lock token>', new Date());
   const out = [
-    `Dry run: release ${settings.releaseId} to ${settings.hosts.map(h => `${h.name} (${h.user}@${h.host}:${h.port})`).join(', ')}`,
+    `Dry run: release ${settings.releaseId} to ${settings.hosts.map(h => `${h.name} (${h.user}@${h.host}:${h.port}${h.jump ? ` via ${h.jump.user}@${h.jump.host}:${h.jump.port}` : ''})`).join(', ')}`,
     `Artifact: ${artifact.root} (${artifact.fileCount} files, ${artifact.totalBytes} bytes)`,
     `Nothing was changed and no host was contacted. On each host, in order:`,
     '',

@@ -652,7 +652,13 @@ function requireRoot(what: string): void {
  * A throw-away OpenSSH server on 127.0.0.1 (commands run on this machine as root). Answers in about
  * half a second. Several can run at once (a fleet); each has its own directory, keys and port.
  */
-export async function startSshd(opts: { name?: string } = {}): Promise<TestHost> {
+export async function startSshd(
+  opts: {
+    name?: string;
+    /** sshd_config lines placed before the defaults (sshd keeps the first value it reads). */
+    extraConfig?: readonly string[];
+  } = {}
+): Promise<TestHost> {
   requireRoot('startSshd');
   if (!fs.existsSync(SSHD)) throw new Error(`${SSHD} not found: run  ${INSTALL_HINT}`);
   await cleanupStaleOnce();
@@ -677,6 +683,7 @@ export async function startSshd(opts: { name?: string } = {}): Promise<TestHost>
       await fsp.writeFile(
         configFile,
         [
+          ...(opts.extraConfig ?? []),
           `Port ${port}`,
           'ListenAddress 127.0.0.1',
           `HostKey ${keys.hostKeyFile}`,

@@ -58542,7 +58542,7 @@ async function dryRun(settings) {
     const plan = (0,_plan_plan_js__WEBPACK_IMPORTED_MODULE_3__/* .planHost */ .AF)(settings, layout, { previous: layout.strategy === 'releases' ? `${layout.releasesDir}/<current release>` : layout.current }, { now: new Date(), fileCount: artifact.fileCount });
     const lock = (0,_plan_plan_js__WEBPACK_IMPORTED_MODULE_3__/* .lockScript */ .LH)(settings, layout, '<lock token>', new Date());
     const out = [
-        `Dry run: release ${settings.releaseId} to ${settings.hosts.map(h => `${h.name} (${h.user}@${h.host}:${h.port})`).join(', ')}`,
+        `Dry run: release ${settings.releaseId} to ${settings.hosts.map(h => `${h.name} (${h.user}@${h.host}:${h.port}${h.jump ? ` via ${h.jump.user}@${h.jump.host}:${h.jump.port}` : ''})`).join(', ')}`,
         `Artifact: ${artifact.root} (${artifact.fileCount} files, ${artifact.totalBytes} bytes)`,
         `Nothing was changed and no host was contacted. On each host, in order:`,
         '',
@@ -59694,10 +59694,14 @@ class CommandNotSent extends errors/* DeployError */.sH {
 class Ssh2Shell {
     alias;
     ssh;
+    via;
     dead = false;
-    constructor(alias, ssh, log) {
+    constructor(alias, ssh, log, 
+    /** The jump host's connection this one runs through: it closes with this one. */
+    via) {
         this.alias = alias;
         this.ssh = ssh;
+        this.via = via;
         const client = ssh.connection;
         // node-ssh stops listening for errors once connected: without a listener, a reset
         // connection's 'error' event would end the whole process instead of failing one command.
@@ -59709,7 +59713,25 @@ class Ssh2Shell {
         client?.on('end', () => (this.dead = true));
     }
     get alive() {
-        return !this.dead && this.ssh.connection !== null;
+        return !this.dead && this.ssh.connection !== null && this.via?.alive !== false;
+    }
+    /**
+     * A TCP connection from this host to `host:port` (the sshd's own `direct-tcpip` forwarding): the
+     * socket a connection through a jump host runs over. Refused when the jump host's sshd forbids
+     * forwarding, or nothing listens there.
+     */
+    forward(host, port) {
+        const client = this.ssh.connection;
+        if (!client || this.dead)
+            return Promise.reject(new Error(`${this.alias}: connection is closed`));
+        return new Promise((resolve, reject) => {
+            try {
+                client.forwardOut('127.0.0.1', 0, host, port, (err, channel) => err ? reject(err) : resolve(channel));
+            }
+            catch (err) {
+                reject(err instanceof Error ? err : new Error(String(err)));
+            }
+        });
     }
     exec(script, opts = {}) {
         const client = this.ssh.connection;
@@ -59800,10 +59822,17 @@ class Ssh2Shell {
     }
     close() {
         this.ssh.dispose();
+        this.via?.close();
     }
 }
 function hintFor(host, message) {
     const where = `${host.user}@${host.host}:${host.port}`;
+    if (host.jump && /through the jump host/.test(message)) {
+        const jump = `${host.jump.host}:${host.jump.port}`;
+        if (/prohibited|forwarding/i.test(message))
+            return `The sshd on ${jump} does not allow TCP forwarding for ${host.jump.user}: set \`AllowTcpForwarding yes\` there (or in a \`Match User ${host.jump.user}\` block).`;
+        return `${jump} could not reach ${host.host}:${host.port}. From the jump host, check that sshd on ${host.host} listens on port ${host.port} and that the firewall lets the jump host in.`;
+    }
     if (/ECONNREFUSED/.test(message))
         return `Nothing accepts connections on ${host.host}:${host.port}. Is sshd running, and is the port right?`;
     if (/ENOTFOUND|EAI_AGAIN/.test(message))
@@ -59817,7 +59846,7 @@ function hintFor(host, message) {
     return `Check that ${where} is reachable from this runner and accepts the key.`;
 }
 function isPermanent(message) {
-    return /authentication|passphrase|private key|ENOTFOUND|host key/i.test(message);
+    return /authentication|passphrase|private key|ENOTFOUND|host key|prohibited/i.test(message);
 }
 /**
  * Connects to a host with its host key pinned, retrying transient failures with backoff.
@@ -59836,15 +59865,37 @@ async function connectHost(host, ssh, log, sleep = ms => new Promise(r => setTim
     if (ssh.password && !ssh.privateKey && !host.privateKey) {
         log.warn(`${host.name}: using password authentication. Keys are safer: a password can be guessed, and is sent to whoever answers if a host key pin is ever skipped.`);
     }
+    // Through a jump host: that hop is connected first, pinned and retried in its own right, and
+    // every attempt at the host below opens a new forwarded connection through it.
+    const jump = host.jump ? (await connectHost(host.jump, ssh, log, sleep)) : undefined;
+    const route = jump && {
+        via: jump,
+        open: () => jump.forward(host.host, host.port).catch((err) => {
+            // The SSH channel-open failure code says which: 1 is a refusal by policy, 2 a failed connect.
+            const code = err.reason;
+            const why = code === 1
+                ? 'forwarding is prohibited there'
+                : code === 2
+                    ? `it could not connect to ${host.host}:${host.port}`
+                    : err instanceof Error
+                        ? err.message
+                        : String(err);
+            throw new Error(`through the jump host ${host.jump.host}:${host.jump.port}: ${why}`);
+        })
+    };
     const attempts = Math.max(1, ssh.connectRetries + 1);
     let lastError;
     for (let attempt = 1; attempt <= attempts; attempt++) {
         try {
-            return await connectOnce(host, ssh, pins, log, (0,hostkeys/* hostKeyAlgorithms */.Qb)(pins, host.host, host.port));
+            return await connectOnce(host, ssh, pins, log, (0,hostkeys/* hostKeyAlgorithms */.Qb)(pins, host.host, host.port), route);
         }
         catch (err) {
-            if (err instanceof HostKeyRejected)
-                return huntPinnedKey(host, ssh, pins, log, err);
+            if (err instanceof HostKeyRejected) {
+                return huntPinnedKey(host, ssh, pins, log, err, route).catch((e) => {
+                    jump?.close();
+                    throw e;
+                });
+            }
             lastError = err;
             const message = err instanceof Error ? err.message : String(err);
             if (isPermanent(message) || attempt === attempts)
@@ -59854,11 +59905,13 @@ async function connectHost(host, ssh, log, sleep = ms => new Promise(r => setTim
             await sleep(wait);
         }
     }
+    jump?.close();
     const message = lastError instanceof Error ? lastError.message : String(lastError);
     return Promise.reject(new errors/* DeployError */.sH(`${host.name}: could not connect to ${host.user}@${host.host}:${host.port}: ${message}`, 'connect', hintFor(host, message)));
 }
-async function connectOnce(host, ssh, pins, log, serverHostKey) {
+async function connectOnce(host, ssh, pins, log, serverHostKey, route) {
     let rejected;
+    const sock = route ? await route.open() : undefined;
     const client = new NodeSSH();
     const config = {
         host: host.host,
@@ -59887,6 +59940,8 @@ async function connectOnce(host, ssh, pins, log, serverHostKey) {
         // the internet. On loopback and private networks compressing costs more CPU than it saves.
         compress: (compress ? ['zlib@openssh.com', 'zlib', 'none'] : ['none'])
     };
+    if (sock)
+        config.sock = sock;
     const key = host.privateKey ?? ssh.privateKey;
     if (key)
         config.privateKey = key;
@@ -59905,8 +59960,9 @@ async function connectOnce(host, ssh, pins, log, serverHostKey) {
     }
     // Every step is a short request and a short answer: with Nagle's algorithm on, each one waits
     // for the peer's delayed ACK (about 80 ms here, per command) before its last packet goes out.
-    client.connection?.setNoDelay(true);
-    return new Ssh2Shell(host.name, client, log);
+    if (!sock)
+        client.connection?.setNoDelay(true);
+    return new Ssh2Shell(host.name, client, log, route?.via);
 }
 /** `auto` compresses for public addresses and names; loopback and private ranges go plain. */
 function wantsCompression(setting, host) {
@@ -59920,13 +59976,13 @@ function wantsCompression(setting, host) {
  * of every other type: a `SHA256:` pin may name its ed25519 key while negotiation picked ECDSA.
  * A pinned key found that way is used; otherwise the error lists every key the host has.
  */
-async function huntPinnedKey(host, ssh, pins, log, first) {
+async function huntPinnedKey(host, ssh, pins, log, first, route) {
     const offered = [first.offered];
     for (const type of hostkeys/* ALL_KEY_TYPES */.Ao) {
         if (offered.some(k => k.type === type))
             continue;
         try {
-            const shell = await connectOnce(host, { ...ssh, connectTimeoutMs: Math.min(ssh.connectTimeoutMs, 5000) }, pins, log, (0,hostkeys/* algorithmsForKeyType */.Bc)(type));
+            const shell = await connectOnce(host, { ...ssh, connectTimeoutMs: Math.min(ssh.connectTimeoutMs, 5000) }, pins, log, (0,hostkeys/* algorithmsForKeyType */.Bc)(type), route);
             log.info(`${host.name}: connected with its pinned ${type} key (the host prefers ${first.offered.type}).`);
             return shell;
         }
@@ -65535,6 +65591,20 @@ const envMap = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .record */ .g1)(envT
 const headerMap = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .record */ .g1)(envTemplated, { keyPattern: /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/, maxKeys: 50 });
 const where = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .enumOf */ .VE)(['local', 'host'], { description: 'Where the command runs: here, or on every host over SSH.' }), 'local');
 const windowDuration = (dflt) => (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .duration */ .p0)({ min: '0s', max: '1h', example: dflt }), dflt);
+/** How one SSH server is reached and trusted: a host, or the jump host in front of it. */
+const reach = {
+    host: hostname,
+    port: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(port, 22),
+    user: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(userName),
+    'host-key': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(hostKey),
+    'known-hosts': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(knownHosts),
+    'ssh-key-env': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({
+        pattern: /^[A-Za-z_][A-Za-z0-9_]{0,63}$/,
+        expected: 'an environment variable name',
+        example: 'WEB2_SSH_KEY',
+        description: "This host's own private key, read from this environment variable (secrets never go in this file); other hosts use the `ssh-key` input."
+    }))
+};
 const configSchema = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .obj */ .WL)({
     version: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .int */ .Wh)({ min: 1, max: 1, description: 'The config format version.', example: 1 }),
     environment: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(name),
@@ -65550,16 +65620,14 @@ const configSchema = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .obj */ .WL)({
     })),
     hosts: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .arr */ .QL)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .obj */ .WL)({
         name: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(name),
-        host: hostname,
-        port: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(port, 22),
-        user: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(userName),
-        'host-key': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(hostKey),
-        'known-hosts': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(knownHosts),
-        'ssh-key-env': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({
-            pattern: /^[A-Za-z_][A-Za-z0-9_]{0,63}$/,
-            expected: 'an environment variable name',
-            example: 'WEB2_SSH_KEY',
-            description: "This host's own private key, read from this environment variable (secrets never go in this file); other hosts use the `ssh-key` input."
+        ...reach,
+        'proxy-jump': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .obj */ .WL)(reach, {
+            description: "Reach this host through a jump host (bastion) over SSH, as `ssh -J` does. The jump host has its own pin; its user and key default to this host's.",
+            example: {
+                host: 'bastion.example.com',
+                user: 'jump',
+                'host-key': 'SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s'
+            }
         }))
     }), { minItems: 1, maxItems: 500 })),
     service: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .tagged */ .VK)('manager', {
@@ -66265,39 +66333,66 @@ function parseSettings(src) {
             }
         ]
         : (file?.hosts ?? []);
+    /** A host's own key, from the environment variable its `ssh-key-env` names (masked on read). */
+    const keyFromEnv = (keyEnv, who) => {
+        if (!keyEnv)
+            return undefined;
+        const key = src.env[keyEnv]?.trim() ? src.env[keyEnv] : undefined;
+        if (key)
+            src.onSecret(key);
+        else if (!dryRun)
+            p.list.push(`${who}: ssh-key-env names ${keyEnv}, which is not set. Example: env: { ${keyEnv}: \${{ secrets.${keyEnv} }} } in the workflow step`);
+        if (key && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key))
+            p.list.push(`${who}: ${keyEnv} does not hold a private key (no "-----BEGIN ... PRIVATE KEY-----" line)`);
+        return key;
+    };
+    /** A host's own known_hosts lines: well formed, and one of them names this host. */
+    const checkOwnPins = (lines, key, host, hostPort) => {
+        if (!lines)
+            return;
+        const where = `${configPath}: ${key}`;
+        const bad = knownHostsProblems(lines, where, `known-hosts: ${JSON.stringify(KNOWN_HOSTS_EXAMPLE)}`);
+        p.list.push(...bad);
+        // Lines for other machines pin nothing here: say so now, not as "unpinned" at connect.
+        const shown = hostPort === 22 ? host : `[${host}]:${hostPort}`;
+        if (!bad.length && !(0,_remote_hostkeys_js__WEBPACK_IMPORTED_MODULE_3__/* .parseKnownHosts */ .uJ)(lines).some(e => (0,_remote_hostkeys_js__WEBPACK_IMPORTED_MODULE_3__/* .entryMatchesHost */ .gW)(e, host, hostPort)))
+            p.list.push(`${where}: no line names ${shown}, so nothing pins this host's key. Example: known-hosts: "${shown} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI…"`);
+    };
+    const pinsOf = (h) => h['host-key'] === undefined
+        ? []
+        : typeof h['host-key'] === 'string'
+            ? [h['host-key']]
+            : [...h['host-key']];
     const hosts = fileHosts.map((h, i) => {
-        const own = h['host-key'];
-        const ownFingerprints = own === undefined ? [] : typeof own === 'string' ? [own] : [...own];
         const name = h.name ?? (fileHosts.length > 1 ? `${h.host}#${i + 1}` : h.host);
         const hostPort = hostInput ? (port ?? 22) : h.port;
-        const keyEnv = h['ssh-key-env'];
-        let privateKey;
-        if (keyEnv) {
-            privateKey = src.env[keyEnv]?.trim() ? src.env[keyEnv] : undefined;
-            if (privateKey)
-                src.onSecret(privateKey);
-            else if (!dryRun)
-                p.list.push(`host ${name}: ssh-key-env names ${keyEnv}, which is not set. Example: env: { ${keyEnv}: \${{ secrets.${keyEnv} }} } in the workflow step`);
-            if (privateKey && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKey))
-                p.list.push(`host ${name}: ${keyEnv} does not hold a private key (no "-----BEGIN ... PRIVATE KEY-----" line)`);
-        }
-        const ownLines = h['known-hosts'];
-        if (ownLines) {
-            const where = `${configPath}: \`hosts[${i}].known-hosts\` (host ${name})`;
-            const bad = knownHostsProblems(ownLines, where, `known-hosts: ${JSON.stringify(KNOWN_HOSTS_EXAMPLE)}`);
-            p.list.push(...bad);
-            // Lines for other machines pin nothing here: say so now, not as "unpinned" at connect.
-            if (!bad.length && !(0,_remote_hostkeys_js__WEBPACK_IMPORTED_MODULE_3__/* .parseKnownHosts */ .uJ)(ownLines).some(e => (0,_remote_hostkeys_js__WEBPACK_IMPORTED_MODULE_3__/* .entryMatchesHost */ .gW)(e, h.host, hostPort)))
-                p.list.push(`${where}: no line names ${hostPort === 22 ? h.host : `[${h.host}]:${hostPort}`}, so nothing pins this host's key. Example: known-hosts: "${hostPort === 22 ? h.host : `[${h.host}]:${hostPort}`} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI…"`);
-        }
+        const privateKey = keyFromEnv(h['ssh-key-env'], `host ${name}`);
+        const user = h.user ?? defaultUser ?? '';
+        checkOwnPins(h['known-hosts'], `\`hosts[${i}].known-hosts\` (host ${name})`, h.host, hostPort);
+        const j = h['proxy-jump'];
+        // The jump host: its own pins (plus the shared known-hosts input, matched by its address);
+        // its user and key are this host's unless it names its own.
+        if (j)
+            checkOwnPins(j['known-hosts'], `\`hosts[${i}].proxy-jump.known-hosts\` (host ${name})`, j.host, j.port);
+        const jumpKey = j && keyFromEnv(j['ssh-key-env'], `host ${name}: proxy-jump`);
+        const jump = j && {
+            name: `${name} (jump host ${j.host})`,
+            host: j.host,
+            port: j.port,
+            user: j.user ?? user,
+            knownHosts: [j['known-hosts'], knownHostsText].filter((x) => !!x),
+            fingerprints: [...pinsOf(j), ...inputFingerprints],
+            ...((jumpKey ?? privateKey) ? { privateKey: jumpKey ?? privateKey } : {})
+        };
         return {
             name,
             host: h.host,
             port: hostPort,
-            user: h.user ?? defaultUser ?? '',
-            knownHosts: [ownLines, knownHostsText].filter((x) => !!x),
-            fingerprints: [...ownFingerprints, ...inputFingerprints],
-            ...(privateKey ? { privateKey } : {})
+            user,
+            knownHosts: [h['known-hosts'], knownHostsText].filter((x) => !!x),
+            fingerprints: [...pinsOf(h), ...inputFingerprints],
+            ...(privateKey ? { privateKey } : {}),
+            ...(jump ? { jump } : {})
         };
     });
     // `host-name` and `port` describe the `host` input; without it they would be ignored silently.

@@ -1,6 +1,6 @@
 import { NodeSSH, type Config } from 'node-ssh';
 import type { ClientChannel } from 'ssh2';
-import type { Readable, Writable } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
 import { DeployError } from '../errors.js';
 import {
   ALL_KEY_TYPES,
@@ -82,7 +82,9 @@ class Ssh2Shell implements RemoteShell {
   constructor(
     readonly alias: string,
     private readonly ssh: NodeSSH,
-    log: Logger
+    log: Logger,
+    /** The jump host's connection this one runs through: it closes with this one. */
+    private readonly via?: Ssh2Shell
   ) {
     const client = ssh.connection;
     // node-ssh stops listening for errors once connected: without a listener, a reset
@@ -96,7 +98,26 @@ class Ssh2Shell implements RemoteShell {
   }
 
   get alive(): boolean {
-    return !this.dead && this.ssh.connection !== null;
+    return !this.dead && this.ssh.connection !== null && this.via?.alive !== false;
+  }
+
+  /**
+   * A TCP connection from this host to `host:port` (the sshd's own `direct-tcpip` forwarding): the
+   * socket a connection through a jump host runs over. Refused when the jump host's sshd forbids
+   * forwarding, or nothing listens there.
+   */
+  forward(host: string, port: number): Promise<Duplex> {
+    const client = this.ssh.connection;
+    if (!client || this.dead) return Promise.reject(new Error(`${this.alias}: connection is closed`));
+    return new Promise((resolve, reject) => {
+      try {
+        client.forwardOut('127.0.0.1', 0, host, port, (err, channel) =>
+          err ? reject(err) : resolve(channel)
+        );
+      } catch (err) {
+        reject(err instanceof Error ? err : new Error(String(err)));
+      }
+    });
   }
 
   exec(script: Shell, opts: ExecOptions = {}): Promise<ExecResult> {
@@ -184,11 +205,18 @@ class Ssh2Shell implements RemoteShell {
 
   close(): void {
     this.ssh.dispose();
+    this.via?.close();
   }
 }
 
 function hintFor(host: HostSettings, message: string): string {
   const where = `${host.user}@${host.host}:${host.port}`;
+  if (host.jump && /through the jump host/.test(message)) {
+    const jump = `${host.jump.host}:${host.jump.port}`;
+    if (/prohibited|forwarding/i.test(message))
+      return `The sshd on ${jump} does not allow TCP forwarding for ${host.jump.user}: set \`AllowTcpForwarding yes\` there (or in a \`Match User ${host.jump.user}\` block).`;
+    return `${jump} could not reach ${host.host}:${host.port}. From the jump host, check that sshd on ${host.host} listens on port ${host.port} and that the firewall lets the jump host in.`;
+  }
   if (/ECONNREFUSED/.test(message))
     return `Nothing accepts connections on ${host.host}:${host.port}. Is sshd running, and is the port right?`;
   if (/ENOTFOUND|EAI_AGAIN/.test(message)) return `The name ${host.host} does not resolve from this runner.`;
@@ -202,7 +230,7 @@ function hintFor(host: HostSettings, message: string): string {
 }
 
 function isPermanent(message: string): boolean {
-  return /authentication|passphrase|private key|ENOTFOUND|host key/i.test(message);
+  return /authentication|passphrase|private key|ENOTFOUND|host key|prohibited/i.test(message);
 }
 
 /**
@@ -232,13 +260,38 @@ export async function connectHost(
       `${host.name}: using password authentication. Keys are safer: a password can be guessed, and is sent to whoever answers if a host key pin is ever skipped.`
     );
   }
+  // Through a jump host: that hop is connected first, pinned and retried in its own right, and
+  // every attempt at the host below opens a new forwarded connection through it.
+  const jump = host.jump ? ((await connectHost(host.jump, ssh, log, sleep)) as Ssh2Shell) : undefined;
+  const route: Route | undefined = jump && {
+    via: jump,
+    open: () =>
+      jump.forward(host.host, host.port).catch((err: unknown) => {
+        // The SSH channel-open failure code says which: 1 is a refusal by policy, 2 a failed connect.
+        const code = (err as { reason?: unknown }).reason;
+        const why =
+          code === 1
+            ? 'forwarding is prohibited there'
+            : code === 2
+              ? `it could not connect to ${host.host}:${host.port}`
+              : err instanceof Error
+                ? err.message
+                : String(err);
+        throw new Error(`through the jump host ${host.jump!.host}:${host.jump!.port}: ${why}`);
+      })
+  };
   const attempts = Math.max(1, ssh.connectRetries + 1);
   let lastError: unknown;
   for (let attempt = 1; attempt <= attempts; attempt++) {
     try {
-      return await connectOnce(host, ssh, pins, log, hostKeyAlgorithms(pins, host.host, host.port));
+      return await connectOnce(host, ssh, pins, log, hostKeyAlgorithms(pins, host.host, host.port), route);
     } catch (err) {
-      if (err instanceof HostKeyRejected) return huntPinnedKey(host, ssh, pins, log, err);
+      if (err instanceof HostKeyRejected) {
+        return huntPinnedKey(host, ssh, pins, log, err, route).catch((e: unknown) => {
+          jump?.close();
+          throw e;
+        });
+      }
       lastError = err;
       const message = err instanceof Error ? err.message : String(err);
       if (isPermanent(message) || attempt === attempts) break;
@@ -249,6 +302,7 @@ export async function connectHost(
       await sleep(wait);
     }
   }
+  jump?.close();
   const message = lastError instanceof Error ? lastError.message : String(lastError);
   return Promise.reject(
     new DeployError(
@@ -259,14 +313,22 @@ export async function connectHost(
   );
 }
 
+/** How a host is reached when it is not reached directly: a jump host's forwarded connection. */
+interface Route {
+  readonly via: Ssh2Shell;
+  readonly open: () => Promise<Duplex>;
+}
+
 async function connectOnce(
   host: HostSettings,
   ssh: SshSettings,
   pins: Pins,
   log: Logger,
-  serverHostKey: string[] | undefined
-): Promise<RemoteShell> {
+  serverHostKey: string[] | undefined,
+  route?: Route
+): Promise<Ssh2Shell> {
   let rejected: HostKeyRejected | undefined;
+  const sock = route ? await route.open() : undefined;
   const client = new NodeSSH();
   const config: Config = {
     host: host.host,
@@ -296,6 +358,7 @@ async function connectOnce(
     // the internet. On loopback and private networks compressing costs more CPU than it saves.
     compress: (compress ? ['zlib@openssh.com', 'zlib', 'none'] : ['none']) as never
   };
+  if (sock) config.sock = sock as Config['sock'];
   const key = host.privateKey ?? ssh.privateKey;
   if (key) config.privateKey = key;
   if (ssh.passphrase) config.passphrase = ssh.passphrase;
@@ -309,8 +372,8 @@ async function connectOnce(
   }
   // Every step is a short request and a short answer: with Nagle's algorithm on, each one waits
   // for the peer's delayed ACK (about 80 ms here, per command) before its last packet goes out.
-  client.connection?.setNoDelay(true);
-  return new Ssh2Shell(host.name, client, log);
+  if (!sock) client.connection?.setNoDelay(true);
+  return new Ssh2Shell(host.name, client, log, route?.via);
 }
 
 /** `auto` compresses for public addresses and names; loopback and private ranges go plain. */
@@ -333,7 +396,8 @@ async function huntPinnedKey(
   ssh: SshSettings,
   pins: Pins,
   log: Logger,
-  first: HostKeyRejected
+  first: HostKeyRejected,
+  route?: Route
 ): Promise<RemoteShell> {
   const offered: OfferedKey[] = [first.offered];
   for (const type of ALL_KEY_TYPES) {
@@ -344,7 +408,8 @@ async function huntPinnedKey(
         { ...ssh, connectTimeoutMs: Math.min(ssh.connectTimeoutMs, 5000) },
         pins,
         log,
-        algorithmsForKeyType(type)
+        algorithmsForKeyType(type),
+        route
       );
       log.info(
         `${host.name}: connected with its pinned ${type} key (the host prefers ${first.offered.type}).`

@@ -166,6 +166,24 @@ const where = optional(
 );
 const windowDuration = (dflt: string) => optional(duration({ min: '0s', max: '1h', example: dflt }), dflt);
 
+/** How one SSH server is reached and trusted: a host, or the jump host in front of it. */
+const reach = {
+  host: hostname,
+  port: optional(port, 22),
+  user: optional(userName),
+  'host-key': optional(hostKey),
+  'known-hosts': optional(knownHosts),
+  'ssh-key-env': optional(
+    str({
+      pattern: /^[A-Za-z_][A-Za-z0-9_]{0,63}$/,
+      expected: 'an environment variable name',
+      example: 'WEB2_SSH_KEY',
+      description:
+        "This host's own private key, read from this environment variable (secrets never go in this file); other hosts use the `ssh-key` input."
+    })
+  )
+} as const;
+
 export const configSchema = obj(
   {
     version: int({ min: 1, max: 1, description: 'The config format version.', example: 1 }),
@@ -190,18 +208,16 @@ export const configSchema = obj(
       arr(
         obj({
           name: optional(name),
-          host: hostname,
-          port: optional(port, 22),
-          user: optional(userName),
-          'host-key': optional(hostKey),
-          'known-hosts': optional(knownHosts),
-          'ssh-key-env': optional(
-            str({
-              pattern: /^[A-Za-z_][A-Za-z0-9_]{0,63}$/,
-              expected: 'an environment variable name',
-              example: 'WEB2_SSH_KEY',
+          ...reach,
+          'proxy-jump': optional(
+            obj(reach, {
               description:
-                "This host's own private key, read from this environment variable (secrets never go in this file); other hosts use the `ssh-key` input."
+                "Reach this host through a jump host (bastion) over SSH, as `ssh -J` does. The jump host has its own pin; its user and key default to this host's.",
+              example: {
+                host: 'bastion.example.com',
+                user: 'jump',
+                'host-key': 'SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s'
+              }
             })
           )
         }),

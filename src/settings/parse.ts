@@ -279,44 +279,70 @@ export function parseSettings(src: SettingsSource): Settings {
         }
       ]
     : (file?.hosts ?? []);
+  /** A host's own key, from the environment variable its `ssh-key-env` names (masked on read). */
+  const keyFromEnv = (keyEnv: string | undefined, who: string): string | undefined => {
+    if (!keyEnv) return undefined;
+    const key = src.env[keyEnv]?.trim() ? src.env[keyEnv] : undefined;
+    if (key) src.onSecret(key);
+    else if (!dryRun)
+      p.list.push(
+        `${who}: ssh-key-env names ${keyEnv}, which is not set. Example: env: { ${keyEnv}: \${{ secrets.${keyEnv} }} } in the workflow step`
+      );
+    if (key && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key))
+      p.list.push(
+        `${who}: ${keyEnv} does not hold a private key (no "-----BEGIN ... PRIVATE KEY-----" line)`
+      );
+    return key;
+  };
+  /** A host's own known_hosts lines: well formed, and one of them names this host. */
+  const checkOwnPins = (lines: string | undefined, key: string, host: string, hostPort: number) => {
+    if (!lines) return;
+    const where = `${configPath}: ${key}`;
+    const bad = knownHostsProblems(lines, where, `known-hosts: ${JSON.stringify(KNOWN_HOSTS_EXAMPLE)}`);
+    p.list.push(...bad);
+    // Lines for other machines pin nothing here: say so now, not as "unpinned" at connect.
+    const shown = hostPort === 22 ? host : `[${host}]:${hostPort}`;
+    if (!bad.length && !parseKnownHosts(lines).some(e => entryMatchesHost(e, host, hostPort)))
+      p.list.push(
+        `${where}: no line names ${shown}, so nothing pins this host's key. Example: known-hosts: "${shown} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI…"`
+      );
+  };
+  const pinsOf = (h: { 'host-key'?: string | readonly string[] }) =>
+    h['host-key'] === undefined
+      ? []
+      : typeof h['host-key'] === 'string'
+        ? [h['host-key']]
+        : [...h['host-key']];
   const hosts: HostSettings[] = fileHosts.map((h, i) => {
-    const own = h['host-key'];
-    const ownFingerprints = own === undefined ? [] : typeof own === 'string' ? [own] : [...own];
     const name = h.name ?? (fileHosts.length > 1 ? `${h.host}#${i + 1}` : h.host);
     const hostPort = hostInput ? (port ?? 22) : h.port;
-    const keyEnv = (h as { 'ssh-key-env'?: string })['ssh-key-env'];
-    let privateKey: string | undefined;
-    if (keyEnv) {
-      privateKey = src.env[keyEnv]?.trim() ? src.env[keyEnv] : undefined;
-      if (privateKey) src.onSecret(privateKey);
-      else if (!dryRun)
-        p.list.push(
-          `host ${name}: ssh-key-env names ${keyEnv}, which is not set. Example: env: { ${keyEnv}: \${{ secrets.${keyEnv} }} } in the workflow step`
-        );
-      if (privateKey && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKey))
-        p.list.push(
-          `host ${name}: ${keyEnv} does not hold a private key (no "-----BEGIN ... PRIVATE KEY-----" line)`
-        );
-    }
-    const ownLines = h['known-hosts'];
-    if (ownLines) {
-      const where = `${configPath}: \`hosts[${i}].known-hosts\` (host ${name})`;
-      const bad = knownHostsProblems(ownLines, where, `known-hosts: ${JSON.stringify(KNOWN_HOSTS_EXAMPLE)}`);
-      p.list.push(...bad);
-      // Lines for other machines pin nothing here: say so now, not as "unpinned" at connect.
-      if (!bad.length && !parseKnownHosts(ownLines).some(e => entryMatchesHost(e, h.host, hostPort)))
-        p.list.push(
-          `${where}: no line names ${hostPort === 22 ? h.host : `[${h.host}]:${hostPort}`}, so nothing pins this host's key. Example: known-hosts: "${hostPort === 22 ? h.host : `[${h.host}]:${hostPort}`} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI…"`
-        );
-    }
+    const privateKey = keyFromEnv((h as { 'ssh-key-env'?: string })['ssh-key-env'], `host ${name}`);
+    const user = h.user ?? defaultUser ?? '';
+    checkOwnPins(h['known-hosts'], `\`hosts[${i}].known-hosts\` (host ${name})`, h.host, hostPort);
+    const j = (h as { 'proxy-jump'?: NonNullable<ConfigFile['hosts']>[number]['proxy-jump'] })['proxy-jump'];
+    // The jump host: its own pins (plus the shared known-hosts input, matched by its address);
+    // its user and key are this host's unless it names its own.
+    if (j)
+      checkOwnPins(j['known-hosts'], `\`hosts[${i}].proxy-jump.known-hosts\` (host ${name})`, j.host, j.port);
+    const jumpKey = j && keyFromEnv(j['ssh-key-env'], `host ${name}: proxy-jump`);
+    const jump: HostSettings | undefined = j && {
+      name: `${name} (jump host ${j.host})`,
+      host: j.host,
+      port: j.port,
+      user: j.user ?? user,
+      knownHosts: [j['known-hosts'], knownHostsText].filter((x): x is string => !!x),
+      fingerprints: [...pinsOf(j), ...inputFingerprints],
+      ...((jumpKey ?? privateKey) ? { privateKey: jumpKey ?? privateKey } : {})
+    };
     return {
       name,
       host: h.host,
       port: hostPort,
-      user: h.user ?? defaultUser ?? '',
-      knownHosts: [ownLines, knownHostsText].filter((x): x is string => !!x),
-      fingerprints: [...ownFingerprints, ...inputFingerprints],
-      ...(privateKey ? { privateKey } : {})
+      user,
+      knownHosts: [h['known-hosts'], knownHostsText].filter((x): x is string => !!x),
+      fingerprints: [...pinsOf(h), ...inputFingerprints],
+      ...(privateKey ? { privateKey } : {}),
+      ...(jump ? { jump } : {})
     };
   });
   // `host-name` and `port` describe the `host` input; without it they would be ignored silently.

@@ -14,6 +14,8 @@ export interface HostSettings {
   readonly fingerprints: readonly string[];
   /** The host's own private key (from the variable its `ssh-key-env` names), masked on read. */
   readonly privateKey?: string;
+  /** Reached through this jump host (its own pins and user), not directly. */
+  readonly jump?: HostSettings;
 }
 
 export interface SshSettings {
