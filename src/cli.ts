@@ -1,8 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { checkNow } from './check.js';
 import { secretGate, testGate } from './scan/pre-deploy.js';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { privateDir } from './io/private-dir.js';
 import { STARTER_CONFIG } from './settings/starter.js';
 import { renderCheckTable } from './report/summary.js';
 import { secrets } from './io/secrets.js';
@@ -146,7 +145,7 @@ export async function main(
           workspace: process.cwd(),
           env: process.env,
           log,
-          outDir: join(tmpdir(), 'deployguard'),
+          outDir: privateDir(),
           signal: abort.signal
         };
         const failedTests = rollingBack
@@ -193,7 +192,7 @@ export async function main(
             why,
             blockedBy: blockedReason(result),
             workspace: process.cwd(),
-            outDir: join(tmpdir(), 'deployguard'),
+            outDir: privateDir(),
             log,
             redact: text => secrets.redact(text)
           });

@@ -143,10 +143,12 @@ export function killPidfile(pidfile: string): void {
 export function runBundle(
   entry: string,
   args: readonly string[],
-  opts: { readonly cwd?: string; readonly env: Record<string, string> }
+  opts: { readonly cwd?: string; readonly env: Record<string, string>; readonly prefix?: readonly string[] }
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  // `prefix` runs node under another program (strace, to see how files are opened).
+  const [command, ...rest] = [...(opts.prefix ?? []), process.execPath];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(process.cwd(), 'dist', entry, 'index.cjs'), ...args], {
+    const child = spawn(command!, [...rest, join(process.cwd(), 'dist', entry, 'index.cjs'), ...args], {
       cwd: opts.cwd,
       env: opts.env,
       timeout: 120_000
