@@ -1,10 +1,10 @@
 import * as core from '@actions/core';
 import { readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dryRun, runDeploy } from './deploy.js';
 import { ConfigError, describeError } from './errors.js';
 import { githubApi } from './io/github.js';
+import { privateDir } from './io/private-dir.js';
 import { actionsLogger } from './io/actions-log.js';
 import { secrets } from './io/secrets.js';
 import { blockedResult, type DeployMode, type DeployResult } from './plan/execute.js';
@@ -89,7 +89,7 @@ export async function runAction(phase: ActionPhase): Promise<void> {
           'For in-place targets, use the top-level action, which runs every phase in one step.'
         );
     const workspace = process.env.GITHUB_WORKSPACE ?? process.cwd();
-    const outDir = process.env.RUNNER_TEMP ?? tmpdir();
+    const outDir = privateDir();
     const artifactRoot = settings.artifact ? artifactRootOf(workspace, settings.artifact) : workspace;
     const event = readEvent();
     const api =

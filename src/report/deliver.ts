@@ -2,6 +2,7 @@ import type { GitHubApi } from '../io/github.js';
 import type { Logger } from '../io/log.js';
 import { writePrivateFile } from '../io/private-dir.js';
 import type { DeployResult, PhaseRecord } from '../plan/execute.js';
+import { artifactRootOf, reportOf } from '../scan/pre-deploy.js';
 import type { Settings } from '../settings/types.js';
 import { changesSince } from './changes.js';
 import {
@@ -27,6 +28,10 @@ export interface DeliverOptions {
   readonly pr?: PullRef;
   readonly why?: Why;
   readonly blockedBy?: BlockedBy;
+  /**
+   * Unused: the record lists the findings themselves, which it reads from the result of a deploy
+   * the secret scan blocked. Kept so callers that pass the count still compile.
+   */
   readonly findings?: number;
   readonly extraPhases?: readonly PhaseRecord[];
   /** The git checkout, for the list of commits since the last deploy. */
@@ -98,7 +103,8 @@ export async function deliverRecord(o: DeliverOptions): Promise<Delivered> {
       pr: o.pr,
       changes,
       blockedBy: o.blockedBy,
-      findings: o.findings,
+      findings: reportOf(result.blockedBy)?.scan?.findings,
+      artifactRoot: settings.artifact ? artifactRootOf(o.workspace, settings.artifact) : undefined,
       extraPhases: o.extraPhases,
       configPath: settings.configPath
     })
