@@ -12,7 +12,7 @@ import { deployReason } from './report/changes.js';
 import { deliverRecord, finishGithubDeployment, startGithubDeployment } from './report/deliver.js';
 import { findPullRequest } from './report/publish.js';
 import { blockedReason } from './report/record.js';
-import { renderFindings, verdictLine } from './report/summary.js';
+import { verdictLine } from './report/summary.js';
 import type { Finding } from './scan/gitleaks.js';
 import { artifactRootOf, reportOf, secretGate, testGate, type ScanReport } from './scan/pre-deploy.js';
 import { loadSettings } from './settings/load.js';
@@ -187,9 +187,8 @@ export async function runAction(phase: ActionPhase): Promise<void> {
     });
     core.setOutput('log-path', record.path);
     await finishGithubDeployment(settings, api, deploymentId, result.status, actionsLogger);
-    // The runner masks its log, not the summary file: the record is redacted, and so are findings.
-    const findings = renderFindings(scanned?.findings ?? [], artifactRoot);
-    await core.summary.addRaw(secrets.redact(`${record.markdown}\n${findings}`), true).write();
+    // The runner masks its log, not the summary file: the record (findings table included) is redacted.
+    await core.summary.addRaw(secrets.redact(record.markdown), true).write();
     core.info(verdictLine(result));
     const ok = ['deployed', 'switched', 'checked'].includes(result.status);
     if (failedTests !== undefined) core.setFailed(secrets.redact(describeError(failedTests)));

@@ -14,7 +14,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { privateDir, writePrivateFile } from '../../src/io/private-dir.js';
+import { privateDir, writeFileNoFollow, writePrivateFile } from '../../src/io/private-dir.js';
 
 let scratch: string;
 beforeEach(() => {
@@ -61,4 +61,20 @@ test('writePrivateFile: refuses a directory others can write to, a symlinked dir
   chmodSync(dir, 0o700);
   expect(() => writePrivateFile(dir, '../a.md', 'x')).toThrow(/not a plain file name/);
   expect(writePrivateFile(dir, 'a.md', 'x')).toBe(join(dir, 'a.md'));
+});
+
+test('writeFileNoFollow: replaces a regular file, refuses a symlink (its target untouched) and a directory', () => {
+  const victim = join(scratch, 'victim');
+  writeFileSync(victim, 'precious\n');
+  const link = join(scratch, 'record.md');
+  symlinkSync(victim, link);
+  expect(() => writeFileNoFollow(link, 'x')).toThrow(/ELOOP/);
+  expect(readFileSync(victim, 'utf8')).toBe('precious\n');
+  expect(() => writeFileNoFollow(scratch, 'x')).toThrow();
+  const plain = join(scratch, 'plain.md');
+  writeFileSync(plain, 'a longer old text\n');
+  writeFileNoFollow(plain, 'new\n');
+  expect(readFileSync(plain, 'utf8')).toBe('new\n');
+  writeFileNoFollow(join(scratch, 'fresh.md'), 'fresh\n');
+  expect(statSync(join(scratch, 'fresh.md')).mode & 0o777).toBe(0o600);
 });

@@ -1,4 +1,13 @@
-import { closeSync, constants, fstatSync, lstatSync, mkdtempSync, openSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  ftruncateSync,
+  lstatSync,
+  mkdtempSync,
+  openSync,
+  writeSync
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -77,4 +86,27 @@ export function writePrivateFile(dir: string, name: string, text: string | Uint8
     return path;
   }
   throw new Error(`could not create a new file for ${name} in ${dir}: 100 names are taken`);
+}
+
+/**
+ * Writes a file the user named (`--record FILE`, `init --config FILE`): created or truncated,
+ * but never through a symlink, so a link planted at that path cannot send a root run's output
+ * over another file. Throws ELOOP for a symlink, and refuses anything but a regular file.
+ */
+export function writeFileNoFollow(path: string, text: string, mode = 0o600): void {
+  // O_NONBLOCK: a FIFO planted at the path fails to open instead of hanging the run.
+  const fd = openSync(
+    path,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK,
+    mode
+  );
+  try {
+    if (!fstatSync(fd).isFile()) throw new Error(`${path} is not a regular file; nothing was written`);
+    // Truncated only once it is known to be a regular file.
+    ftruncateSync(fd, 0);
+    const data = Buffer.from(text, 'utf8');
+    for (let off = 0; off < data.length;) off += writeSync(fd, data, off, data.length - off);
+  } finally {
+    closeSync(fd);
+  }
 }
