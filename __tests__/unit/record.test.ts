@@ -396,6 +396,28 @@ describe('the deployment record', () => {
     expect(long.trimEnd().split('\n').length).toBeLessThanOrEqual(40);
   });
 
+  test('three healthy hosts: one health row per check, and still about 40 lines', () => {
+    const hosts = ['web-1', 'web-2', 'web-3'].map((name, i) =>
+      host(name, 'deployed', {
+        steps: deploySteps(),
+        checks: [check('api', true, 40 + i, `HTTP 200 in ${40 + i} ms`), check('db', true, 2, 'connected')]
+      })
+    );
+    const md = renderRecord(input(result('deployed', hosts)));
+    expect(md).toContain(
+      '| api | ✅ pass (45 ms) | ✅ pass after each of 3 hosts (slowest 42 ms) | HTTP 200 in 42 ms |'
+    );
+    expect(md).not.toContain('(after web-');
+    expect(md.trimEnd().split('\n').length).toBeLessThanOrEqual(42);
+    // A check that failed after one host keeps its rows per host.
+    const failing = hosts.map((h, i) => ({
+      ...h,
+      checks: [check('api', i !== 1, 40, i === 1 ? 'HTTP 500' : 'HTTP 200')]
+    }));
+    const bad = renderRecord(input(result('failed-live', failing)));
+    expect(bad).toContain('| api (after web-2) | ✅ pass (45 ms) | ❌ fail (40 ms) | HTTP 500 |');
+  });
+
   test('each secret finding says its rule, file, line and commit (or that it is in the artifact)', () => {
     const md = renderRecord(cases['blocked-secrets']!());
     expect(md).toContain('| rule | file | line | commit |');

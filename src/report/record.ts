@@ -250,6 +250,21 @@ function healthSection(input: RecordInput): string[] {
     for (const c of h.checks) after.set(checkKey(c, h.name, many), c);
     for (const c of h.rollbackChecks) restored.set(checkKey(c, h.name, many), c);
   }
+  // A check run from here after each host that passed every time is one row, not one per host.
+  const merged = new Map<string, number>();
+  if (many && restored.size === 0) {
+    const runs = r.hosts.map(h => h.checks.filter(c => !c.host));
+    for (const name of new Set(runs.flat().map(c => c.name))) {
+      const all = runs.map(list => list.find(c => c.name === name));
+      if (!all.every((c): c is CheckResult => c !== undefined && c.ok)) continue;
+      r.hosts.forEach(h => after.delete(`${name} (after ${h.name})`));
+      after.set(
+        name,
+        all.reduce((a, b) => (b.durationMs > a.durationMs ? b : a))
+      );
+      merged.set(name, all.length);
+    }
+  }
   const keys = [...new Set([...before.keys(), ...after.keys(), ...restored.keys()])];
   if (untouched(r))
     return ['**Health:** _not checked: the deploy stopped before any host was contacted._', ''];
@@ -266,7 +281,7 @@ function healthSection(input: RecordInput): string[] {
     const rb = restored.get(k);
     const detail = [post, rb, pre].find(c => c && !c.ok)?.reason ?? post?.reason ?? pre?.reason ?? '';
     lines.push(
-      `| ${cell(k)} | ${verdict(pre)} | ${verdict(post)}${withRollback ? ` | ${verdict(rb)}` : ''} | ${inert(cell(detail).slice(0, 200))} |`
+      `| ${cell(k)} | ${verdict(pre)} | ${merged.has(k) ? `✅ pass after each of ${merged.get(k)} hosts (slowest ${duration(post!.durationMs)})` : verdict(post)}${withRollback ? ` | ${verdict(rb)}` : ''} | ${inert(cell(detail).slice(0, 200))} |`
     );
   }
   lines.push('');
