@@ -3,7 +3,11 @@
  * `known-hosts`, lets deployguard connect; its fingerprint is what `ssh-keygen -lf` says of the
  * server's key; bad input is refused before anything is contacted.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connectHost } from '../../src/io/ssh.js';
 import { memoryLogger } from '../../src/io/log.js';
 import { pinCommand } from '../../src/remote/pin.js';
@@ -78,4 +82,40 @@ test('bad input is refused with an example before anything is contacted; a close
   expect(closed.code).toBe(1);
   expect(closed.out).toMatch(/^error: could not read the host key of 127\.0\.0\.1 port \d+: .*ECONNREFUSED/);
   expect(closed.out).toMatch(/is sshd running, and is the port right\?/);
+});
+
+test('a host with no ed25519 key: the key it has (ECDSA here) is printed, and the file to compare it with', async () => {
+  // An sshd of our own: the harness's hosts all have ed25519 keys.
+  const dir = await mkdtemp(join(tmpdir(), 'dg-pin-ecdsa-'));
+  const port = await freePort();
+  const key = join(dir, 'host_key');
+  execFileSync('ssh-keygen', ['-q', '-t', 'ecdsa', '-N', '', '-f', key]);
+  const config = [
+    `Port ${port}`,
+    'ListenAddress 127.0.0.1',
+    `HostKey ${key}`,
+    `PidFile ${dir}/pid`,
+    'UsePAM no'
+  ];
+  writeFileSync(join(dir, 'sshd_config'), `${config.join('\n')}\n`);
+  const sshd = spawn('/usr/sbin/sshd', ['-D', '-f', join(dir, 'sshd_config'), '-E', join(dir, 'log')], {
+    stdio: 'ignore'
+  });
+  try {
+    // sshd writes its pid file once it listens.
+    for (let i = 0; i < 100 && !existsSync(join(dir, 'pid')); i++) await new Promise(r => setTimeout(r, 50));
+    const { code, out } = await pin('127.0.0.1', port);
+    expect(code).toBe(0);
+    expect(out).toMatch(
+      new RegExp(`known_hosts line: \\[127\\.0\\.0\\.1\\]:${port} ecdsa-sha2-nistp256 AAAA`)
+    );
+    const fingerprint = execFileSync('ssh-keygen', ['-lf', `${key}.pub`])
+      .toString()
+      .split(' ')[1];
+    expect(out).toContain(`fingerprint:      ${fingerprint}`);
+    expect(out).toContain('  ssh-keygen -lf /etc/ssh/ssh_host_ecdsa_key.pub');
+  } finally {
+    sshd.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  }
 });
