@@ -221,26 +221,26 @@ describe('the files the CLI writes (SARIF, record) on a machine shared with othe
     writeFileSync(cfg, commandServiceYaml(appPort, runDir, `target: { path: ${target} }`));
     const trace = join(base, 'open.trace');
     try {
+      const common = [
+        ...['--config', cfg, '--host', host.host, '--port', String(host.port), '--user', host.user],
+        ...['--host-name', 'web-1', '--known-hosts', host.knownHostsLine, '--lock-wait', '0s']
+      ];
+      const env = {
+        // gitleaks (the WebAssembly build) from node_modules/.bin.
+        PATH: `${join(process.cwd(), 'node_modules', '.bin')}:${process.env.PATH ?? ''}`,
+        HOME: base,
+        TMPDIR: shared,
+        DEPLOYGUARD_SSH_KEY: host.privateKey
+      };
       const r = await runBundle(
         'cli',
         [
           'deploy',
-          ...['--config', cfg, '--host', host.host, '--port', String(host.port), '--user', host.user],
-          ...['--host-name', 'web-1', '--known-hosts', host.knownHostsLine, '--lock-wait', '0s'],
+          ...common,
           ...['--artifact', await makeRelease('v9'), '--release-id', 'v9', '--scan', 'artifact'],
           ...['--record', join(base, 'record-v9.md')]
         ],
-        {
-          cwd: base,
-          prefix: ['strace', '-f', '-qq', '-e', 'trace=open,openat,creat', '-o', trace],
-          env: {
-            // gitleaks (the WebAssembly build) from node_modules/.bin.
-            PATH: `${join(process.cwd(), 'node_modules', '.bin')}:${process.env.PATH ?? ''}`,
-            HOME: base,
-            TMPDIR: shared,
-            DEPLOYGUARD_SSH_KEY: host.privateKey
-          }
-        }
+        { cwd: base, prefix: ['strace', '-f', '-qq', '-e', 'trace=open,openat,creat', '-o', trace], env }
       );
       expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 0 });
       expect(r.stderr).toMatch(/no secrets found/);
@@ -272,6 +272,30 @@ describe('the files the CLI writes (SARIF, record) on a machine shared with othe
       expect(opens).toHaveLength(2);
       for (const l of opens) expect(l).toMatch(/O_WRONLY\|O_CREAT\|O_EXCL\|O_NOFOLLOW[|A-Z_]*, 0600/);
       expect(readFileSync(trace, 'utf8')).not.toContain(`"${planted}/`);
+      // A run that writes no file (no secret scan, no --record) leaves no directory behind.
+      const quiet = join(base, 'no-scan.yml');
+      writeFileSync(
+        quiet,
+        commandServiceYaml(appPort, runDir, `target: { path: ${target} }`, {
+          preDeploy: '{ gitleaks: false }'
+        })
+      );
+      const plain = await runBundle(
+        'cli',
+        [
+          'deploy',
+          ...common.slice(2),
+          '--config',
+          quiet,
+          '--artifact',
+          await makeRelease('v10'),
+          '--release-id',
+          'v10'
+        ],
+        { cwd: base, env }
+      );
+      expect({ code: plain.code, stderr: plain.stderr }).toMatchObject({ code: 0 });
+      expect(readdirSync(shared).filter(n => n.startsWith('deployguard-'))).toEqual(mine);
     } finally {
       await rm(shared, { recursive: true, force: true });
     }

@@ -6,6 +6,7 @@ import {
   lstatSync,
   mkdtempSync,
   openSync,
+  rmdirSync,
   writeSync
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,8 +37,17 @@ export function privateDir(env: NodeJS.ProcessEnv = process.env): string {
   const base = env.GITHUB_ACTIONS === 'true' && env.RUNNER_TEMP ? env.RUNNER_TEMP : tmpdir();
   let dir = made.get(base);
   if (!dir) {
-    dir = mkdtempSync(join(base, 'deployguard-'));
-    made.set(base, dir);
+    const fresh = mkdtempSync(join(base, 'deployguard-'));
+    made.set(base, fresh);
+    // A run that wrote nothing leaves nothing behind (rmdir removes only an empty directory).
+    process.once('exit', () => {
+      try {
+        rmdirSync(fresh);
+      } catch {
+        // It holds this run's files: they stay for the user (log-path, sarif-path).
+      }
+    });
+    dir = fresh;
   }
   return dir;
 }
