@@ -22,9 +22,8 @@ import { join } from 'node:path';
  * through a symlink: O_CREAT | O_EXCL | O_NOFOLLOW, mode 0600.
  */
 
-/** The flags every file written here is opened with; exported so tests can name them. */
-export const PRIVATE_FILE_FLAGS =
-  constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+/** The flags every file written here is opened with. */
+const PRIVATE_FILE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
 const made = new Map<string, string>();
 
