@@ -197,6 +197,8 @@ export async function runActionEntry(
     GITHUB_REF: 'refs/heads/main',
     GITHUB_ACTOR: 'octocat',
     GITHUB_SERVER_URL: 'https://github.com',
+    // As on a runner: the run's files (record, SARIF) go under it, and the test's dir is removed.
+    RUNNER_TEMP: files,
     ...opts.env
   };
   for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v;
