@@ -1,10 +1,10 @@
 import * as core from '@actions/core';
 import { readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dryRun, runDeploy } from './deploy.js';
 import { ConfigError, describeError } from './errors.js';
 import { githubApi } from './io/github.js';
+import { privateDir } from './io/private-dir.js';
 import { actionsLogger } from './io/actions-log.js';
 import { secrets } from './io/secrets.js';
 import { blockedResult, type DeployMode, type DeployResult } from './plan/execute.js';
@@ -12,7 +12,7 @@ import { deployReason } from './report/changes.js';
 import { deliverRecord, finishGithubDeployment, startGithubDeployment } from './report/deliver.js';
 import { findPullRequest } from './report/publish.js';
 import { blockedReason } from './report/record.js';
-import { renderFindings, verdictLine } from './report/summary.js';
+import { verdictLine } from './report/summary.js';
 import type { Finding } from './scan/gitleaks.js';
 import { artifactRootOf, reportOf, secretGate, testGate, type ScanReport } from './scan/pre-deploy.js';
 import { releaseId } from './settings/inputs.js';
@@ -94,7 +94,7 @@ export async function runAction(phase: ActionPhase): Promise<void> {
           'For in-place targets, use the top-level action, which runs every phase in one step.'
         );
     const workspace = process.env.GITHUB_WORKSPACE ?? process.cwd();
-    const outDir = process.env.RUNNER_TEMP ?? tmpdir();
+    const outDir = privateDir();
     const artifactRoot = settings.artifact ? artifactRootOf(workspace, settings.artifact) : workspace;
     const event = readEvent();
     const api =
@@ -192,9 +192,8 @@ export async function runAction(phase: ActionPhase): Promise<void> {
     });
     core.setOutput('log-path', record.path);
     await finishGithubDeployment(settings, api, deploymentId, result.status, actionsLogger);
-    // The runner masks its log, not the summary file: the record is redacted, and so are findings.
-    const findings = renderFindings(scanned?.findings ?? [], artifactRoot);
-    await core.summary.addRaw(secrets.redact(`${record.markdown}\n${findings}`), true).write();
+    // The runner masks its log, not the summary file: the record (findings table included) is redacted.
+    await core.summary.addRaw(secrets.redact(record.markdown), true).write();
     core.info(verdictLine(result));
     const ok = ['deployed', 'switched', 'checked'].includes(result.status);
     if (failedTests !== undefined) core.setFailed(secrets.redact(describeError(failedTests)));

@@ -1,6 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { checkNow } from './check.js';
 import { dryRun, runDeploy } from './deploy.js';
@@ -8,6 +6,8 @@ import { runDemo } from './demo/demo.js';
 import { ConfigError, describeError } from './errors.js';
 import { readHistory } from './history.js';
 import { consoleLogger, redacting, type Logger } from './io/log.js';
+import { privateDir, writeFileNoFollow } from './io/private-dir.js';
+import { pinCommand } from './remote/pin.js';
 import { secrets } from './io/secrets.js';
 import { deployReason } from './report/changes.js';
 import { deliverRecord } from './report/deliver.js';
@@ -62,6 +62,8 @@ export interface CommandSpec {
   /** More about it, for `deployguard COMMAND --help`. */
   readonly details?: string;
   readonly flags: Readonly<Record<string, FlagSpec>>;
+  /** One required argument after the command (`pin HOST`), passed in the flags under its name. */
+  readonly argument?: { readonly name: string; readonly label: string };
   readonly settings?: readonly InputGroup[];
   readonly run: (ctx: CommandContext) => Promise<number>;
 }
@@ -149,11 +151,27 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       const path = str(flags.config) ?? 'deployguard.yml';
       if (existsSync(path) && !flags.force)
         throw new ConfigError(`${path} exists; not overwriting it`, 'Pass --force to replace it.');
-      writeFileSync(path, STARTER_CONFIG);
+      writeFileNoFollow(path, STARTER_CONFIG, 0o644);
       write(
-        `wrote ${path}: a starter with one check of each kind. Edit it, then run: deployguard check --config ${path}`
+        `wrote ${path}: one host, a systemd service and one health check. Fill in the host, pin its key (deployguard pin HOST), then run: deployguard preflight --config ${path}`
       );
       return 0;
+    }
+  },
+  pin: {
+    summary: "print a host's SSH key as a known_hosts line to pin (verify it out of band)",
+    details:
+      'Only the key exchange runs: no user name or credential is sent. Compare the fingerprint with `ssh-keygen -lf` on the host itself before you trust the line.',
+    argument: { name: 'host', label: 'HOST' },
+    flags: {
+      port: { type: 'string', value: 'N', help: 'the SSH port (default: 22)' },
+      user: { type: 'string', value: 'USER', help: 'the deploy user, for the config snippet printed' }
+    },
+    run: async ({ flags, write }) => {
+      const portText = str(flags.port) ?? '22';
+      return pinCommand(str(flags.host)!, /^\d{1,5}$/.test(portText) ? Number(portText) : NaN, write, {
+        user: str(flags.user)
+      });
     }
   },
   schema: {
@@ -201,7 +219,7 @@ export function commandHelp(name: string): string {
   const own = Object.entries(all).filter(([n]) => !(n in INPUTS));
   const settings = Object.entries(all).filter(([n]) => n in INPUTS);
   const lines = [
-    `Usage: deployguard ${name}${Object.keys(all).length > 1 ? ' [flags]' : ''}`,
+    `Usage: deployguard ${name}${spec.argument ? ` ${spec.argument.label}` : ''}${Object.keys(all).length > 1 ? ' [flags]' : ''}`,
     '',
     `${spec.summary[0]!.toUpperCase()}${spec.summary.slice(1)}.${spec.details ? ` ${spec.details}` : ''}`,
     '',
@@ -228,7 +246,12 @@ export function usage(): string {
     'Usage: deployguard COMMAND [flags]',
     '',
     'Commands:',
-    ...table(Object.entries(COMMANDS).map(([n, c]) => [`deployguard ${n}`, c.summary])),
+    ...table(
+      Object.entries(COMMANDS).map(([n, c]) => [
+        `deployguard ${n}${c.argument ? ` ${c.argument.label}` : ''}`,
+        c.summary
+      ])
+    ),
     '',
     'Run `deployguard COMMAND --help` for the flags of one command; `deployguard --version` for',
     'the version. Exit status: 0 only when everything passed, 2 for a usage or config mistake.'
@@ -284,9 +307,18 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommand {
   });
   const seen = new Set<string>();
   const normalized: string[] = [];
+  let argument: string | undefined;
   for (const t of tokens) {
-    if (t.kind === 'positional')
-      throw usageError(`unexpected argument ${shown(t.value)}: \`${first}\` takes flags only`, first);
+    if (t.kind === 'positional') {
+      if (spec.argument && argument === undefined) {
+        argument = t.value;
+        continue;
+      }
+      throw usageError(
+        `unexpected argument ${shown(t.value)}: \`${first}\` takes ${spec.argument ? `one ${spec.argument.label} and flags` : 'flags only'}`,
+        first
+      );
+    }
     if (t.kind !== 'option') continue;
     const flag = options[t.name];
     if (!flag) throw unknownFlag(first, t.rawName, Object.keys(options));
@@ -307,7 +339,18 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommand {
   // Every mistake is named above; the strict parse of the checked flags gives the values (a value
   // that starts with `-` is inline now, so strict mode takes it as the value it is).
   const { values } = parseArgs({ args: normalized, options, strict: true, allowPositionals: false });
-  return { command: first, flags: values as Flags };
+  if (spec.argument && argument === undefined && !values.help)
+    throw usageError(
+      `\`${first}\` needs ${spec.argument.label}. Example: deployguard ${first} 203.0.113.10`,
+      first
+    );
+  return {
+    command: first,
+    flags:
+      spec.argument && argument !== undefined
+        ? { ...values, [spec.argument.name]: argument }
+        : (values as Flags)
+  };
 }
 
 function unknownCommand(name: string): ConfigError {
@@ -440,7 +483,7 @@ async function deployOrRollback({ flags, log, write, settings: load }: CommandCo
     workspace: process.cwd(),
     env: process.env,
     log,
-    outDir: join(tmpdir(), 'deployguard'),
+    outDir: privateDir(),
     signal: abort.signal
   };
   const failedTests = rollingBack
@@ -487,11 +530,11 @@ async function deployOrRollback({ flags, log, write, settings: load }: CommandCo
       why,
       blockedBy: blockedReason(result),
       workspace: process.cwd(),
-      outDir: join(tmpdir(), 'deployguard'),
+      outDir: privateDir(),
       log,
       redact: text => secrets.redact(text)
     });
-    writeFileSync(recordPath, delivered.markdown);
+    writeFileNoFollow(recordPath, delivered.markdown);
     log.info(`deployment record written to ${recordPath}`);
   }
   write(json ? JSON.stringify(result, null, 2) : verdictLine(result));

@@ -143,10 +143,12 @@ export function killPidfile(pidfile: string): void {
 export function runBundle(
   entry: string,
   args: readonly string[],
-  opts: { readonly cwd?: string; readonly env: Record<string, string> }
+  opts: { readonly cwd?: string; readonly env: Record<string, string>; readonly prefix?: readonly string[] }
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  // `prefix` runs node under another program (strace, to see how files are opened).
+  const [command, ...rest] = [...(opts.prefix ?? []), process.execPath];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(process.cwd(), 'dist', entry, 'index.cjs'), ...args], {
+    const child = spawn(command!, [...rest, join(process.cwd(), 'dist', entry, 'index.cjs'), ...args], {
       cwd: opts.cwd,
       env: opts.env,
       timeout: 120_000
@@ -195,6 +197,8 @@ export async function runActionEntry(
     GITHUB_REF: 'refs/heads/main',
     GITHUB_ACTOR: 'octocat',
     GITHUB_SERVER_URL: 'https://github.com',
+    // As on a runner: the run's files (record, SARIF) go under it, and the test's dir is removed.
+    RUNNER_TEMP: files,
     ...opts.env
   };
   for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v;

@@ -125,8 +125,11 @@ describe('the action, run as the runner runs it', () => {
     });
     expect(r.summary).toMatch(/## ✅ Deployed: production `rel-1`/);
     expect(r.summary).toMatch(/\| web-1 \| ✅ deployed \| `rel-1` \|/);
-    expect(r.summary).toMatch(/Verify the SHA-256 of every file/);
-    expect(r.summary).toContain('> rotate creds ***');
+    // The record is short: the timeline is folded, its phases named (no step-by-step list when healthy).
+    expect(r.summary).toMatch(
+      /<details><summary>Timeline and steps [^\n]*\n[\s\S]*\| web-1 \| [^\n]*Verify checksums/
+    );
+    expect(r.summary).toContain('**Why** (reason given): rotate creds ***');
     // The record's file is what the summary starts with.
     const record = readFileSync(r.outputs['log-path']!, 'utf8');
     expect(record).toMatch(/^<!-- deployguard:record environment=production -->\n/);

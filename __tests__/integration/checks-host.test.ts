@@ -134,14 +134,14 @@ async function waitForLog(unit: string, text: string): Promise<void> {
   });
 }
 
-beforeAll(async () => {
-  host = await startSystemdHost({ name: 'systemd-checks' });
-  shell = await connectHost(
+/** Logs in to the test host as `user` with the harness's key, its host key pinned. */
+function login(user: string): Promise<RemoteShell> {
+  return connectHost(
     {
       name: 'web-1',
       host: host.host,
       port: host.port,
-      user: host.user,
+      user,
       knownHosts: [host.knownHostsLine],
       fingerprints: []
     },
@@ -153,6 +153,11 @@ beforeAll(async () => {
     },
     memoryLogger()
   );
+}
+
+beforeAll(async () => {
+  host = await startSystemdHost({ name: 'systemd-checks' });
+  shell = await login(host.user);
   await installUnit('dg-healthy', `/bin/sh -c 'echo "healthy: ready"; exec sleep infinity'`);
   await installUnit('dg-victim', `/bin/sh -c 'exec sleep infinity'`);
   await installUnit('dg-exits', `/bin/sh -c 'echo "config missing, giving up"; exit 1'`, ['Restart=no']);
@@ -372,6 +377,54 @@ describe('logs', () => {
     await sleep(300);
     await must(`printf 'ERROR no newline yet' >> ${file}`);
     expect((await partial).reason).toMatch(/logged 1 error line within [\d.]+ s:\n {2}ERROR no newline yet$/);
+  });
+});
+
+describe('logs from a file the check cannot see', () => {
+  test('a missing file fails once the window is over, naming the path', async () => {
+    const r = await logsProbe(fileLogCheck('/var/log/dg-nothing.log', 800), on('dg-healthy'))(never());
+    expect(r.ok).toBe(false);
+    expect(r.reason).toBe(
+      '/var/log/dg-nothing.log does not exist on the host (still missing after 800 ms): check `path`, and that the service writes its log there'
+    );
+  });
+
+  test('a directory where the file should be fails at once', async () => {
+    await must('rm -rf /var/log/dg-dir.log && mkdir /var/log/dg-dir.log');
+    const started = Date.now();
+    const r = await logsProbe(fileLogCheck('/var/log/dg-dir.log', 5000), on('dg-healthy'))(never());
+    expect(r.ok).toBe(false);
+    expect(r.reason).toMatch(/^\/var\/log\/dg-dir\.log is a directory on the host, not a log file/);
+    expect(Date.now() - started).toBeLessThan(4000);
+  });
+
+  test('a file with mode 000, read by a user who is not root, fails (root still reads it)', async () => {
+    // A second login on the same host, as an ordinary user with the same key.
+    await must(
+      [
+        'id dgreader >/dev/null 2>&1 || useradd -m -s /bin/sh dgreader',
+        'install -d -m 700 -o dgreader -g dgreader /home/dgreader/.ssh',
+        'install -m 600 -o dgreader -g dgreader /root/.ssh/authorized_keys /home/dgreader/.ssh/authorized_keys',
+        "printf 'ERROR hidden from the reader\\n' > /var/log/dg-locked.log",
+        'chmod 000 /var/log/dg-locked.log'
+      ].join(' && ')
+    );
+    const reader = await login('dgreader');
+    try {
+      const r = await logsProbe(fileLogCheck('/var/log/dg-locked.log', 5000), {
+        ...on('dg-healthy'),
+        shell: reader
+      })(never());
+      expect(r.ok).toBe(false);
+      expect(r.reason).toMatch(/^\/var\/log\/dg-locked\.log exists but dgreader cannot read it/);
+    } finally {
+      reader.close();
+    }
+    const asRoot = await logsProbe(fileLogCheck('/var/log/dg-locked.log', 500), on('dg-healthy'))(never());
+    expect(asRoot).toEqual({
+      ok: true,
+      reason: 'no error lines in 0 lines written to /var/log/dg-locked.log in 500 ms'
+    });
   });
 });
 

@@ -98,9 +98,15 @@ describe('deployguard check', () => {
     expect((await cli(['check', '--config', file, '--stage', 'schedule'])).code).toBe(2);
   });
 
-  test('init writes a starter that validates, and refuses to overwrite', async () => {
+  test('init writes a minimal starter that the CLI accepts as it stands, and refuses to overwrite', async () => {
     expect((await cli(['init'])).code).toBe(0);
-    expect(readFileSync(join(dir, 'deployguard.yml'), 'utf8')).toMatch(/type: file-fresh/);
+    const written = readFileSync(join(dir, 'deployguard.yml'), 'utf8');
+    expect(written).toMatch(/^# yaml-language-server: \$schema=https:\/\/\S+\/deployguard\.schema\.json\n/);
+    expect(written.match(/^ {2}- name: /gm)).toHaveLength(2); // one host, one check
+    // Its one check runs (and fails here, offline): a config error would exit 2 before any check.
+    const checked = await cli(['check', '--config', 'deployguard.yml']);
+    expect(checked.stdout).toMatch(/^FAIL\s+health\s+schedule\s/m);
+    expect(checked.code).toBe(1);
     const again = await cli(['init']);
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/exists; not overwriting/);

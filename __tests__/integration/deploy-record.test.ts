@@ -4,8 +4,16 @@
  * listed by `deployguard history` (the bundled CLI, in a subprocess).
  */
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import {
+  appendFileSync,
+  existsSync,
+  lstatSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync
+} from 'node:fs';
+import { chmod, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSandbox, type Sandbox } from '../../src/demo/sandbox.js';
@@ -194,4 +202,102 @@ describe("the host's deployment record", () => {
     expect(down.code).toBe(1);
     expect(down.stderr).toMatch(/web-1: /);
   }, 60_000);
+});
+
+describe('the files the CLI writes (SARIF, record) on a machine shared with other users', () => {
+  test('go to a new private directory: symlinks planted where they used to go are neither followed nor overwritten, and every file is created with O_EXCL|O_NOFOLLOW, mode 0600', async () => {
+    // A temp directory anyone may write to, as /tmp is; another user has prepared the fixed
+    // folder deployguard used to write in, with its file names pointing at files of the victim.
+    const shared = await mkdtemp(join(tmpdir(), 'dg-shared-tmp-'));
+    await chmod(shared, 0o1777);
+    const planted = join(shared, 'deployguard');
+    await mkdir(planted);
+    await chmod(planted, 0o777);
+    const victims = [join(base, 'victim-a'), join(base, 'victim-b')];
+    for (const v of victims) writeFileSync(v, 'precious\n');
+    await symlink(victims[0]!, join(planted, 'deployguard-gitleaks.sarif'));
+    await symlink(victims[1]!, join(planted, 'deployguard-record-production-v9.md'));
+    const cfg = join(base, 'shared-tmp.yml');
+    writeFileSync(cfg, commandServiceYaml(appPort, runDir, `target: { path: ${target} }`));
+    const trace = join(base, 'open.trace');
+    try {
+      const common = [
+        ...['--config', cfg, '--host', host.host, '--port', String(host.port), '--user', host.user],
+        ...['--host-name', 'web-1', '--known-hosts', host.knownHostsLine, '--lock-wait', '0s']
+      ];
+      const env = {
+        // gitleaks (the WebAssembly build) from node_modules/.bin.
+        PATH: `${join(process.cwd(), 'node_modules', '.bin')}:${process.env.PATH ?? ''}`,
+        HOME: base,
+        TMPDIR: shared,
+        DEPLOYGUARD_SSH_KEY: host.privateKey
+      };
+      const r = await runBundle(
+        'cli',
+        [
+          'deploy',
+          ...common,
+          ...['--artifact', await makeRelease('v9'), '--release-id', 'v9', '--scan', 'artifact'],
+          ...['--record', join(base, 'record-v9.md')]
+        ],
+        { cwd: base, prefix: ['strace', '-f', '-qq', '-e', 'trace=open,openat,creat', '-o', trace], env }
+      );
+      expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 0 });
+      expect(r.stderr).toMatch(/no secrets found/);
+      // Nothing went through the planted links: the victims are as they were, the links too.
+      for (const v of victims) expect(readFileSync(v, 'utf8')).toBe('precious\n');
+      expect(readdirSync(planted).sort()).toEqual([
+        'deployguard-gitleaks.sarif',
+        'deployguard-record-production-v9.md'
+      ]);
+      for (const name of readdirSync(planted))
+        expect(lstatSync(join(planted, name)).isSymbolicLink()).toBe(true);
+      // The files are in one new directory only this user can enter.
+      const mine = readdirSync(shared).filter(n => /^deployguard-(?!gitleaks-)[A-Za-z0-9]{6}$/.test(n));
+      expect(mine).toHaveLength(1);
+      const dir = join(shared, mine[0]!);
+      expect(statSync(dir).mode & 0o777).toBe(0o700);
+      expect(readdirSync(dir).sort()).toEqual([
+        'deployguard-gitleaks.sarif',
+        'deployguard-record-production-v9.md'
+      ]);
+      for (const name of readdirSync(dir)) expect(statSync(join(dir, name)).mode & 0o777).toBe(0o600);
+      expect(readFileSync(join(dir, 'deployguard-record-production-v9.md'), 'utf8')).toBe(
+        readFileSync(join(base, 'record-v9.md'), 'utf8')
+      );
+      // How they were opened, as the kernel saw it.
+      const opens = readFileSync(trace, 'utf8')
+        .split('\n')
+        .filter(l => l.includes(`"${dir}/`) && /O_CREAT|O_WRONLY|O_RDWR/.test(l));
+      expect(opens).toHaveLength(2);
+      for (const l of opens) expect(l).toMatch(/O_WRONLY\|O_CREAT\|O_EXCL\|O_NOFOLLOW[|A-Z_]*, 0600/);
+      expect(readFileSync(trace, 'utf8')).not.toContain(`"${planted}/`);
+      // A run that writes no file (no secret scan, no --record) leaves no directory behind.
+      const quiet = join(base, 'no-scan.yml');
+      writeFileSync(
+        quiet,
+        commandServiceYaml(appPort, runDir, `target: { path: ${target} }`, {
+          preDeploy: '{ gitleaks: false }'
+        })
+      );
+      const plain = await runBundle(
+        'cli',
+        [
+          'deploy',
+          ...common.slice(2),
+          '--config',
+          quiet,
+          '--artifact',
+          await makeRelease('v10'),
+          '--release-id',
+          'v10'
+        ],
+        { cwd: base, env }
+      );
+      expect({ code: plain.code, stderr: plain.stderr }).toMatchObject({ code: 0 });
+      expect(readdirSync(shared).filter(n => n.startsWith('deployguard-'))).toEqual(mine);
+    } finally {
+      await rm(shared, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

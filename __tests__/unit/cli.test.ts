@@ -93,6 +93,20 @@ describe('the CLI parses strictly (issue 13)', () => {
     expect((await cli('schema', '--help')).out).not.toContain('--config');
   });
 
+  test('pin takes exactly one HOST: none, or two, is exit 2 naming the mistake; a bad host contacts nothing', async () => {
+    const none = await cli('pin');
+    expect(none.code).toBe(2);
+    expect(none.err).toMatch(/`pin` needs HOST\. Example: deployguard pin 203\.0\.113\.10/);
+    const two = await cli('pin', 'a.example', 'b.example');
+    expect(two.code).toBe(2);
+    expect(two.err).toMatch(/unexpected argument "b\.example": `pin` takes one HOST and flags/);
+    const bad = await cli('pin', 'bad host;id');
+    expect(bad.code).toBe(2);
+    expect(bad.out).toMatch(/is not a host name or IP address/);
+    expect((await cli('pin', '--help')).out).toMatch(/^Usage: deployguard pin HOST \[flags\]/);
+    expect((await cli('deploy', 'extra')).err).toMatch(/`deploy` takes flags only/);
+  });
+
   test('the usage lists every command; no command at all is exit 2', async () => {
     const r = await cli('--help');
     expect(r.code).toBe(0);

@@ -6,6 +6,7 @@
 import type { CheckResult } from '../../src/checks/types.js';
 import type { DeployResult, HostReport, StepRecord } from '../../src/plan/execute.js';
 import type { Changes } from '../../src/report/changes.js';
+import type { Finding } from '../../src/scan/gitleaks.js';
 import { commentTargets } from '../../src/report/deliver.js';
 import { COMMENT_LIMIT, fitComment, recordMarker } from '../../src/report/publish.js';
 import { renderRecord, timeline, type RecordInput } from '../../src/report/record.js';
@@ -90,6 +91,22 @@ function deploySteps(fail?: 'checks'): StepRecord[] {
   }
   return s;
 }
+
+const finding = (over: Partial<Finding>): Finding => ({
+  rule: 'github-pat',
+  description: 'GitHub Personal Access Token',
+  file: 'config/prod.env',
+  line: 12,
+  endLine: 12,
+  fingerprint: 'x',
+  source: 'commits',
+  redacted: 'token=REDACTED',
+  ...over
+});
+const FINDINGS: Finding[] = [
+  finding({ commit: 'c'.repeat(40), author: 'Ada', date: '2026-11-25T10:00:00Z' }),
+  finding({ rule: 'aws-access-token', file: 'js/app.js', line: 3, endLine: 3, source: 'artifact' })
+];
 
 const changes: Changes = {
   base: PREV_SHA,
@@ -249,12 +266,10 @@ const cases: Record<string, () => RecordInput> = {
   'blocked-secrets': () =>
     input(
       result('blocked', [host('web-1', 'not-started')], {
-        error: 'gitleaks found 2 secrets in the commits going out'
+        error:
+          'gitleaks found 2 secrets; nothing was deployed:\n  - github-pat at config/prod.env:12 in cccccccccccc\n  - aws-access-token at artifact: js/app.js:3'
       }),
-      {
-        blockedBy: 'secrets',
-        findings: 2
-      }
+      { blockedBy: 'secrets', findings: FINDINGS, artifactRoot: 'build/' }
     ),
   'blocked-health': () =>
     input(
@@ -340,7 +355,7 @@ describe('the deployment record', () => {
     expect(md).toContain('Fix checkout \\| totals');
   });
 
-  test('the timeline merges steps into phases per host and draws them as a Mermaid gantt', () => {
+  test('the timeline merges steps into phases per host, folded into a <details> with the steps of a failed host', () => {
     const bars = timeline(cases['rolled-back']!());
     const web = bars.filter(b => b.section === 'web-1').map(b => `${b.name}:${b.ok}`);
     expect(web).toEqual([
@@ -354,12 +369,65 @@ describe('the deployment record', () => {
       'Rollback:true'
     ]);
     const md = renderRecord(cases['rolled-back']!());
-    const mermaid = md.slice(md.indexOf('```mermaid'), md.indexOf('```', md.indexOf('```mermaid') + 3));
-    expect(mermaid).toContain('gantt\n  dateFormat x');
-    expect(mermaid).toContain('  section Gates\n  Connect :done, ');
-    expect(mermaid).toMatch(/ {2}Health and stability :crit, \d+, \d+/);
-    // Names lose Mermaid's separators; "Stop, switch, start" keeps its commas (allowed in names).
-    expect(mermaid).not.toMatch(/section web-1[^\n]*:/);
+    const folded = md.slice(md.indexOf('<details>'), md.indexOf('</details>'));
+    expect(md.indexOf('<details>')).toBeGreaterThan(md.indexOf('**Rollback plan:**'));
+    expect(folded).toContain('<summary>Timeline and steps (12.0 s in all)</summary>');
+    expect(folded).toContain(
+      '| Gates | +100 ms | Connect 400 ms · Pre-deploy checks 300 ms · Secret scan 450 ms |'
+    );
+    expect(folded).toContain('❌ Health and stability 3.0 s · Rollback 2.0 s |');
+    expect(folded).toContain('| ↩️ Switch current back to r1 | ✅ | 10 ms |');
+    // A healthy host's steps are not listed one by one: its phases say enough.
+    expect(renderRecord(cases.deployed!())).not.toContain('| Lock the host |');
+  });
+
+  test('a healthy deploy fits in 40 lines, timeline included', () => {
+    const md = renderRecord(cases.deployed!());
+    expect(md.trimEnd().split('\n').length).toBeLessThanOrEqual(40);
+    // More commits than shown: the list stops at five, and the compare link has the rest.
+    const many: Changes = {
+      ...changes,
+      total: 30,
+      commits: Array.from({ length: 30 }, (_, i) => ({ sha: SHA, subject: `change ${i}`, author: 'Ada' }))
+    };
+    const long = renderRecord({ ...cases.deployed!(), changes: many });
+    expect(long).toContain(`([compare](${changes.compareUrl})), the 5 newest\n`);
+    expect(long).not.toContain('change 5 (Ada)');
+    expect(long.trimEnd().split('\n').length).toBeLessThanOrEqual(40);
+  });
+
+  test('three healthy hosts: one health row per check, and still about 40 lines', () => {
+    const hosts = ['web-1', 'web-2', 'web-3'].map((name, i) =>
+      host(name, 'deployed', {
+        steps: deploySteps(),
+        checks: [check('api', true, 40 + i, `HTTP 200 in ${40 + i} ms`), check('db', true, 2, 'connected')]
+      })
+    );
+    const md = renderRecord(input(result('deployed', hosts)));
+    expect(md).toContain(
+      '| api | ✅ pass (45 ms) | ✅ pass after each of 3 hosts (slowest 42 ms) | HTTP 200 in 42 ms |'
+    );
+    expect(md).not.toContain('(after web-');
+    expect(md.trimEnd().split('\n').length).toBeLessThanOrEqual(42);
+    // A check that failed after one host keeps its rows per host.
+    const failing = hosts.map((h, i) => ({
+      ...h,
+      checks: [check('api', i !== 1, 40, i === 1 ? 'HTTP 500' : 'HTTP 200')]
+    }));
+    const bad = renderRecord(input(result('failed-live', failing)));
+    expect(bad).toContain('| api (after web-2) | ✅ pass (45 ms) | ❌ fail (40 ms) | HTTP 500 |');
+  });
+
+  test('each secret finding says its rule, file, line and commit (or that it is in the artifact)', () => {
+    const md = renderRecord(cases['blocked-secrets']!());
+    expect(md).toContain('| rule | file | line | commit |');
+    expect(md).toContain(
+      `| github-pat | \`config/prod.env\` | 12 | [\`ccccccc\`](https://github.com/acme/shop/commit/${'c'.repeat(40)}) |`
+    );
+    expect(md).toContain('| aws-access-token | `build/js/app.js` | 3 | (the artifact, not a commit) |');
+    // The error's own list of findings is not repeated under "What went wrong".
+    expect(md).not.toContain('- github-pat at config/prod.env:12');
+    expect(md).not.toContain('REDACTED');
   });
 
   test('each status says how it ended, including what blocked a blocked deploy', () => {
@@ -371,18 +439,20 @@ describe('the deployment record', () => {
     expect(renderRecord(cases['rollback-failed']!())).toContain(
       '**The automatic rollback did not finish. Recover by hand:**'
     );
-    expect(renderRecord(cases['failed']!())).toContain('Nothing to do: `r1` still serves');
+    expect(renderRecord(cases['failed']!())).toContain('nothing to do: `r1` still serves');
     expect(renderRecord(cases['deployed-reused']!())).toContain(
       'already on the hosts and verified: only switched'
     );
     expect(renderRecord(cases['switched']!())).toContain('the post-deploy checks decide whether it stays');
     expect(renderRecord(cases['switched']!())).toContain(
-      'Commit message:\n\n> Nightly build\n> \n> With a body line'
+      '**Why** (commit message): Nightly build\n\n> With a body line\n'
     );
     expect(renderRecord(cases['checked']!())).toContain('the pre-deploy gates passed; nothing was changed');
     const tests = renderRecord(cases['blocked-tests']!());
-    expect(tests).toContain('| **Previous release** | not read (no host was contacted) |');
-    expect(tests).toContain('Nothing to do: no host was contacted');
+    expect(tests).toContain(
+      '| **Release** | `r2` (previous: not read (no host was contacted)) · [https://shop.example.com](https://shop.example.com) |'
+    );
+    expect(tests).toContain('nothing to do: no host was contacted');
     expect(tests).not.toContain('first deploy');
   });
 });

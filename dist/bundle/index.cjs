@@ -55741,13 +55741,12 @@ module.exports = {
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6058);
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3024);
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(8161);
-/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_os__WEBPACK_IMPORTED_MODULE_2__);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6760);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_3___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_3__);
-/* harmony import */ var _deploy_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(9880);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(3916);
-/* harmony import */ var _io_github_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(6557);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var _deploy_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(9880);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(3916);
+/* harmony import */ var _io_github_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(6557);
+/* harmony import */ var _io_private_dir_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(8149);
 /* harmony import */ var _io_actions_log_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(7200);
 /* harmony import */ var _io_secrets_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(3965);
 /* harmony import */ var _plan_execute_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(6019);
@@ -55755,11 +55754,11 @@ module.exports = {
 /* harmony import */ var _report_deliver_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(6263);
 /* harmony import */ var _report_publish_js__WEBPACK_IMPORTED_MODULE_12__ = __nccwpck_require__(4617);
 /* harmony import */ var _report_record_js__WEBPACK_IMPORTED_MODULE_13__ = __nccwpck_require__(3498);
-/* harmony import */ var _report_summary_js__WEBPACK_IMPORTED_MODULE_14__ = __nccwpck_require__(7994);
-/* harmony import */ var _scan_pre_deploy_js__WEBPACK_IMPORTED_MODULE_15__ = __nccwpck_require__(872);
-/* harmony import */ var _settings_inputs_js__WEBPACK_IMPORTED_MODULE_16__ = __nccwpck_require__(7428);
-/* harmony import */ var _settings_load_js__WEBPACK_IMPORTED_MODULE_17__ = __nccwpck_require__(4037);
-/* harmony import */ var _settings_schema_js__WEBPACK_IMPORTED_MODULE_18__ = __nccwpck_require__(8826);
+/* harmony import */ var _report_summary_js__WEBPACK_IMPORTED_MODULE_18__ = __nccwpck_require__(7994);
+/* harmony import */ var _scan_pre_deploy_js__WEBPACK_IMPORTED_MODULE_14__ = __nccwpck_require__(872);
+/* harmony import */ var _settings_inputs_js__WEBPACK_IMPORTED_MODULE_15__ = __nccwpck_require__(7428);
+/* harmony import */ var _settings_load_js__WEBPACK_IMPORTED_MODULE_16__ = __nccwpck_require__(4037);
+/* harmony import */ var _settings_schema_js__WEBPACK_IMPORTED_MODULE_17__ = __nccwpck_require__(8826);
 
 
 
@@ -55782,7 +55781,7 @@ module.exports = {
 /** State key under which held locks are passed to the post step. */
 const LOCK_STATE = 'deployguard-locks';
 /** A release id input, by the one declaration `release-id` uses too. */
-const isReleaseId = (text) => (0,_settings_schema_js__WEBPACK_IMPORTED_MODULE_18__/* .validate */ .tf)(_settings_inputs_js__WEBPACK_IMPORTED_MODULE_16__/* .releaseId */ .Bf, text).ok;
+const isReleaseId = (text) => (0,_settings_schema_js__WEBPACK_IMPORTED_MODULE_17__/* .validate */ .tf)(_settings_inputs_js__WEBPACK_IMPORTED_MODULE_15__/* .releaseId */ .Bf, text).ok;
 /** A value shown in a message: quoted and escaped, so it cannot start a log line of its own. */
 const shown = (text) => JSON.stringify(text.slice(0, 60));
 /** The phase's own inputs (beyond the shared ones), checked before any host is contacted. */
@@ -55798,15 +55797,15 @@ function phaseMode(phase) {
             const release = _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4('release').trim();
             const previous = _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4('previous-release').trim();
             if (!isReleaseId(release))
-                throw new _errors_js__WEBPACK_IMPORTED_MODULE_5__/* .ConfigError */ .xL(`input \`release\`: expected the release id the deploy step switched to, got ${shown(release)}`, 'Example: release: ${{ steps.deploy.outputs.release }}');
+                throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ConfigError */ .xL(`input \`release\`: expected the release id the deploy step switched to, got ${shown(release)}`, 'Example: release: ${{ steps.deploy.outputs.release }}');
             if (previous && !isReleaseId(previous))
-                throw new _errors_js__WEBPACK_IMPORTED_MODULE_5__/* .ConfigError */ .xL(`input \`previous-release\`: ${shown(previous)} is not a release id`);
+                throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ConfigError */ .xL(`input \`previous-release\`: ${shown(previous)} is not a release id`);
             return { kind: 'post', release, previous: previous || undefined };
         }
         case 'rollback': {
             const to = _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4('to').trim() || 'previous';
             if (to !== 'previous' && !isReleaseId(to))
-                throw new _errors_js__WEBPACK_IMPORTED_MODULE_5__/* .ConfigError */ .xL(`input \`to\`: expected \`previous\` or a release id, got ${shown(to)}`, 'Example: to: previous (or a release id from `deployguard history`)');
+                throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ConfigError */ .xL(`input \`to\`: expected \`previous\` or a release id, got ${shown(to)}`, 'Example: to: previous (or a release id from `deployguard history`)');
             return { kind: 'rollback', to };
         }
     }
@@ -55823,7 +55822,7 @@ async function runAction(phase) {
         const ships = mode.kind === 'full' || mode.kind === 'switch';
         const settings = loadActionSettings(ships ? 'deploy' : 'hosts');
         if (settings.dryRun && ships) {
-            const text = await (0,_deploy_js__WEBPACK_IMPORTED_MODULE_4__/* .dryRun */ .PA)(settings);
+            const text = await (0,_deploy_js__WEBPACK_IMPORTED_MODULE_3__/* .dryRun */ .PA)(settings);
             _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(text);
             await _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z.addHeading('deployguard: dry run', 2).addCodeBlock(text, 'text').write();
             _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('status', 'dry-run');
@@ -55832,13 +55831,13 @@ async function runAction(phase) {
         }
         if (mode.kind === 'post' || mode.kind === 'switch' || mode.kind === 'rollback')
             if (settings.target.strategy !== 'releases')
-                throw new _errors_js__WEBPACK_IMPORTED_MODULE_5__/* .ConfigError */ .xL(`the ${phase} action needs \`strategy: releases\` (it switches between releases kept on the hosts)`, 'For in-place targets, use the top-level action, which runs every phase in one step.');
+                throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ConfigError */ .xL(`the ${phase} action needs \`strategy: releases\` (it switches between releases kept on the hosts)`, 'For in-place targets, use the top-level action, which runs every phase in one step.');
         const workspace = process.env.GITHUB_WORKSPACE ?? process.cwd();
-        const outDir = process.env.RUNNER_TEMP ?? (0,node_os__WEBPACK_IMPORTED_MODULE_2__.tmpdir)();
-        const artifactRoot = settings.artifact ? (0,_scan_pre_deploy_js__WEBPACK_IMPORTED_MODULE_15__/* .artifactRootOf */ .YM)(workspace, settings.artifact) : workspace;
+        const outDir = (0,_io_private_dir_js__WEBPACK_IMPORTED_MODULE_6__/* .privateDir */ .XK)();
+        const artifactRoot = settings.artifact ? (0,_scan_pre_deploy_js__WEBPACK_IMPORTED_MODULE_14__/* .artifactRootOf */ .YM)(workspace, settings.artifact) : workspace;
         const event = readEvent();
         const api = settings.report.githubToken && settings.run.repository
-            ? (0,_io_github_js__WEBPACK_IMPORTED_MODULE_6__/* .githubApi */ .Mc)(settings.report.githubToken, settings.run.apiUrl)
+            ? (0,_io_github_js__WEBPACK_IMPORTED_MODULE_5__/* .githubApi */ .Mc)(settings.report.githubToken, settings.run.apiUrl)
             : undefined;
         const gateOpts = {
             workspace,
@@ -55849,7 +55848,7 @@ async function runAction(phase) {
             signal: abort.signal,
             onFinding: (f) => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .error */ .z3(`${f.rule}: ${f.description || 'a secret'}${f.commit ? ` (commit ${f.commit.slice(0, 12)})` : ''}. Rotate it, then remove it.`, {
                 title: 'Secret found by gitleaks',
-                file: f.source === 'artifact' ? (0,node_path__WEBPACK_IMPORTED_MODULE_3__.join)(artifactRoot, f.file) : f.file,
+                file: f.source === 'artifact' ? (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(artifactRoot, f.file) : f.file,
                 startLine: f.line,
                 endLine: f.endLine
             })
@@ -55867,7 +55866,7 @@ async function runAction(phase) {
         const gated = mode.kind === 'full' || mode.kind === 'pre';
         const testStart = Date.now();
         const failedTests = gated
-            ? await (0,_scan_pre_deploy_js__WEBPACK_IMPORTED_MODULE_15__/* .testGate */ .WX)(settings, gateOpts).then(() => undefined, (err) => err ?? new Error('the test command failed'))
+            ? await (0,_scan_pre_deploy_js__WEBPACK_IMPORTED_MODULE_14__/* .testGate */ .WX)(settings, gateOpts).then(() => undefined, (err) => err ?? new Error('the test command failed'))
             : undefined;
         const testPhase = gated && settings.preDeploy.testCommand
             ? [{ name: 'Tests', start: testStart, ms: Date.now() - testStart, ok: failedTests === undefined }]
@@ -55881,14 +55880,14 @@ async function runAction(phase) {
         else {
             if (mode.kind === 'full' || mode.kind === 'switch')
                 deploymentId = await (0,_report_deliver_js__WEBPACK_IMPORTED_MODULE_11__/* .startGithubDeployment */ .ZX)(settings, api, _io_actions_log_js__WEBPACK_IMPORTED_MODULE_7__/* .actionsLogger */ .M);
-            result = await (0,_deploy_js__WEBPACK_IMPORTED_MODULE_4__/* .runDeploy */ .zt)(settings, {
+            result = await (0,_deploy_js__WEBPACK_IMPORTED_MODULE_3__/* .runDeploy */ .zt)(settings, {
                 log: _io_actions_log_js__WEBPACK_IMPORTED_MODULE_7__/* .actionsLogger */ .M,
                 signal: abort.signal,
                 why: why?.text,
                 redact: text => _io_secrets_js__WEBPACK_IMPORTED_MODULE_8__/* .secrets */ .O.redact(text),
                 beforeChanges: gated
                     ? async ({ lastDeployedCommit }) => {
-                        scan = await (0,_scan_pre_deploy_js__WEBPACK_IMPORTED_MODULE_15__/* .secretGate */ ._D)(settings, { ...gateOpts, lastDeployedCommit });
+                        scan = await (0,_scan_pre_deploy_js__WEBPACK_IMPORTED_MODULE_14__/* .secretGate */ ._D)(settings, { ...gateOpts, lastDeployedCommit });
                     }
                     : undefined,
                 onLock: (host, isHeld, token) => {
@@ -55900,7 +55899,7 @@ async function runAction(phase) {
                 }
             }, mode);
         }
-        const scanned = scan ?? (0,_scan_pre_deploy_js__WEBPACK_IMPORTED_MODULE_15__/* .reportOf */ .EI)(result.blockedBy)?.scan;
+        const scanned = scan ?? (0,_scan_pre_deploy_js__WEBPACK_IMPORTED_MODULE_14__/* .reportOf */ .EI)(result.blockedBy)?.scan;
         const blockedBy = (0,_report_record_js__WEBPACK_IMPORTED_MODULE_13__/* .blockedReason */ .hD)(result, failedTests !== undefined);
         setOutputs(phase, settings, result, scanned);
         // The record is posted once the release is judged: by the whole action, post-deploy or rollback.
@@ -55922,19 +55921,18 @@ async function runAction(phase) {
         });
         _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('log-path', record.path);
         await (0,_report_deliver_js__WEBPACK_IMPORTED_MODULE_11__/* .finishGithubDeployment */ .Qs)(settings, api, deploymentId, result.status, _io_actions_log_js__WEBPACK_IMPORTED_MODULE_7__/* .actionsLogger */ .M);
-        // The runner masks its log, not the summary file: the record is redacted, and so are findings.
-        const findings = (0,_report_summary_js__WEBPACK_IMPORTED_MODULE_14__/* .renderFindings */ .vO)(scanned?.findings ?? [], artifactRoot);
-        await _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z.addRaw(_io_secrets_js__WEBPACK_IMPORTED_MODULE_8__/* .secrets */ .O.redact(`${record.markdown}\n${findings}`), true).write();
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq((0,_report_summary_js__WEBPACK_IMPORTED_MODULE_14__/* .verdictLine */ .MT)(result));
+        // The runner masks its log, not the summary file: the record (findings table included) is redacted.
+        await _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z.addRaw(_io_secrets_js__WEBPACK_IMPORTED_MODULE_8__/* .secrets */ .O.redact(record.markdown), true).write();
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq((0,_report_summary_js__WEBPACK_IMPORTED_MODULE_18__/* .verdictLine */ .M)(result));
         const ok = ['deployed', 'switched', 'checked'].includes(result.status);
         if (failedTests !== undefined)
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1(_io_secrets_js__WEBPACK_IMPORTED_MODULE_8__/* .secrets */ .O.redact((0,_errors_js__WEBPACK_IMPORTED_MODULE_5__/* .describeError */ .Uc)(failedTests)));
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1(_io_secrets_js__WEBPACK_IMPORTED_MODULE_8__/* .secrets */ .O.redact((0,_errors_js__WEBPACK_IMPORTED_MODULE_4__/* .describeError */ .Uc)(failedTests)));
         else if (!ok)
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1(_io_secrets_js__WEBPACK_IMPORTED_MODULE_8__/* .secrets */ .O.redact(`${(0,_report_summary_js__WEBPACK_IMPORTED_MODULE_14__/* .verdictLine */ .MT)(result)}\n${result.error ?? ''}`.trim()));
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1(_io_secrets_js__WEBPACK_IMPORTED_MODULE_8__/* .secrets */ .O.redact(`${(0,_report_summary_js__WEBPACK_IMPORTED_MODULE_18__/* .verdictLine */ .M)(result)}\n${result.error ?? ''}`.trim()));
     }
     catch (err) {
         _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('status', 'failed');
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1(_io_secrets_js__WEBPACK_IMPORTED_MODULE_8__/* .secrets */ .O.redact((0,_errors_js__WEBPACK_IMPORTED_MODULE_5__/* .describeError */ .Uc)(err)));
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1(_io_secrets_js__WEBPACK_IMPORTED_MODULE_8__/* .secrets */ .O.redact((0,_errors_js__WEBPACK_IMPORTED_MODULE_4__/* .describeError */ .Uc)(err)));
     }
     finally {
         process.off('SIGINT', cancel);
@@ -55974,7 +55972,7 @@ function readEvent() {
 }
 /** Settings from the action's inputs and the workspace's deployguard.yml, secrets masked on read. */
 function loadActionSettings(purpose = 'deploy') {
-    return (0,_settings_load_js__WEBPACK_IMPORTED_MODULE_17__/* .loadSettings */ .M)({
+    return (0,_settings_load_js__WEBPACK_IMPORTED_MODULE_16__/* .loadSettings */ .M)({
         input: name => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4(name),
         env: process.env,
         cwd: process.env.GITHUB_WORKSPACE ?? process.cwd(),
@@ -56482,17 +56480,39 @@ async function journalSource(check, host, signal) {
             : `no error lines in ${plural(n, 'line')} ${unit} logged in the ${human(check.windowMs)} after its start`
     };
 }
+/** Why a log file cannot be read, from the host's own answer; undefined when it can. */
+function unreadable(state, path, user) {
+    switch (state) {
+        case 'directory':
+            return `${path} is a directory on the host, not a log file: set \`path\` to the file the service writes`;
+        case 'unreadable':
+            return `${path} exists but ${user} cannot read it: make it readable to that user (for example, add the user to the file's group), or point \`path\` at a log it can read`;
+        case 'not-regular':
+            return `${path} is not a regular file on the host: set \`path\` to the file the service writes`;
+        default:
+            return undefined;
+    }
+}
 async function fileSource(check, host, signal) {
     const path = check.path;
     if (!path)
         throw new Fail('a logs check with `source: file` needs `path`');
     const look = async (from) => {
-        const script = (0,shell/* lines */.Mn)((0,shell.sh) `s=$(stat -L -c %s -- ${path} 2>/dev/null) || s=missing`, (0,shell.sh) `echo "size=$s"`, (0,shell.sh) `case $s in missing) exit 0;; esac`, (0,shell.sh) `off=${from}; if [ "$s" -lt "$off" ]; then off=0; fi`, (0,shell.sh) `n=$((s - off)); if [ "$n" -gt ${FILE_CHUNK} ]; then n=${FILE_CHUNK}; fi`, (0,shell.sh) `echo "offset=$off"; echo "bytes=$n"; echo ${FILE_MARK}`, (0,shell.sh) `if [ "$n" -gt 0 ]; then tail -c +$((off + 1)) -- ${path} | head -c "$n"; fi`);
+        // A missing, unreadable or wrong kind of file is reported, never read as "no lines": a
+        // check that cannot see the log must not pass. `[ -r ]` is not enough (root passes it for
+        // any file), so the file is opened for reading.
+        const script = (0,shell/* lines */.Mn)((0,shell.sh) `if [ -d ${path} ]; then echo state=directory; exit 0; fi`, (0,shell.sh) `if [ ! -e ${path} ]; then echo state=missing; exit 0; fi`, (0,shell.sh) `if [ ! -f ${path} ]; then echo state=not-regular; exit 0; fi`, (0,shell.sh) `if ! ( : < ${path} ) 2>/dev/null; then echo state=unreadable; echo "user=$(id -un 2>/dev/null || id -u)"; exit 0; fi`, (0,shell.sh) `s=$(stat -L -c %s -- ${path})`, (0,shell.sh) `echo state=ok; echo "size=$s"`, (0,shell.sh) `off=${from}; if [ "$s" -lt "$off" ]; then off=0; fi`, (0,shell.sh) `n=$((s - off)); if [ "$n" -gt ${FILE_CHUNK} ]; then n=${FILE_CHUNK}; fi`, (0,shell.sh) `echo "offset=$off"; echo "bytes=$n"; echo ${FILE_MARK}`, (0,shell.sh) `if [ "$n" -gt 0 ]; then tail -c +$((off + 1)) -- ${path} | head -c "$n"; fi`);
         const out = await execOk(host, script, `reading ${path}`, check.timeoutMs, signal);
         const at = out.indexOf(`${FILE_MARK}\n`);
         const kv = keyValues(at < 0 ? out : out.slice(0, at));
-        if (kv.get('size') === 'missing' || at < 0)
+        const state = kv.get('state');
+        const problem = unreadable(state, path, kv.get('user') || 'the SSH user');
+        if (problem)
+            throw new Fail(problem);
+        if (state === 'missing')
             return { size: -1, offset: 0, bytes: 0, text: '' };
+        if (state !== 'ok' || at < 0)
+            throw new Fail(`reading ${path}: the host gave no usable answer`);
         return {
             size: Number(kv.get('size')),
             offset: Number(kv.get('offset')),
@@ -56501,7 +56521,8 @@ async function fileSource(check, host, signal) {
         };
     };
     const probeStart = Date.now();
-    // Only what is written from now on counts; a file that does not exist yet counts from its start.
+    // Only what is written from now on counts; a file that does not exist yet counts from its
+    // start, and must exist by the end of the window.
     const start = await look(Number.MAX_SAFE_INTEGER);
     let offset = Math.max(0, start.size);
     let partial = '';
@@ -56510,8 +56531,11 @@ async function fileSource(check, host, signal) {
         end: probeStart + check.windowMs,
         async read() {
             const r = await look(offset);
-            if (r.size < 0)
+            if (r.size < 0) {
+                if (Date.now() >= probeStart + check.windowMs)
+                    throw new Fail(`${path} does not exist on the host (still missing after ${human(check.windowMs)}): check \`path\`, and that the service writes its log there`);
                 return { lines: [] };
+            }
             // It shrank: truncated or rotated, and the new file is read from its start.
             if (r.offset !== offset)
                 partial = '';
@@ -57457,7 +57481,7 @@ function tally(results) {
 
 /***/ }),
 
-/***/ 6646:
+/***/ 3608:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -57471,10 +57495,6 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __nccwpck_require__(3024);
-// EXTERNAL MODULE: external "node:os"
-var external_node_os_ = __nccwpck_require__(8161);
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
 // EXTERNAL MODULE: external "node:util"
 var external_node_util_ = __nccwpck_require__(7975);
 // EXTERNAL MODULE: ./src/checks/runner.ts + 3 modules
@@ -57532,6 +57552,10 @@ var deploy = __nccwpck_require__(9880);
 var external_node_child_process_ = __nccwpck_require__(1421);
 // EXTERNAL MODULE: external "node:fs/promises"
 var promises_ = __nccwpck_require__(1455);
+// EXTERNAL MODULE: external "node:os"
+var external_node_os_ = __nccwpck_require__(8161);
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(6760);
 // EXTERNAL MODULE: ./src/report/summary.ts
 var summary = __nccwpck_require__(7994);
 // EXTERNAL MODULE: ./src/settings/parse.ts
@@ -57788,12 +57812,12 @@ async function runDemo(log) {
         });
         log.info('\n=== Deploy v1 (healthy) ===');
         const v1 = await (0,deploy/* runDeploy */.zt)(settingsFor(await buildRelease(work, 'v1'), 'v1'), { log });
-        log.info((0,summary/* verdictLine */.MT)(v1));
+        log.info((0,summary/* verdictLine */.M)(v1));
         const afterV1 = await fetchText(`http://127.0.0.1:${port}/`);
         log.info(`GET / -> ${afterV1}`);
         log.info('\n=== Deploy v2 (its /health answers 500: a deliberate fault) ===');
         const v2 = await (0,deploy/* runDeploy */.zt)(settingsFor(await buildRelease(work, 'v2', 'unhealthy'), 'v2'), { log });
-        log.info((0,summary/* verdictLine */.MT)(v2));
+        log.info((0,summary/* verdictLine */.M)(v2));
         const afterV2 = await fetchText(`http://127.0.0.1:${port}/`);
         log.info(`GET / -> ${afterV2}`);
         const ok = v1.status === 'deployed' && afterV1 === 'v1' && v2.status === 'rolled-back' && afterV2 === 'v1';
@@ -57857,9 +57881,15 @@ async function readHistory(settings, limit, log) {
 var secrets = __nccwpck_require__(3965);
 ;// CONCATENATED MODULE: ./src/io/log.ts
 
-/** Plain text for terminals, cron mail and CI logs outside GitHub. */
+/**
+ * Plain text for terminals, cron mail and CI logs outside GitHub. Without a `stream` it is the
+ * CLI's logger and owns the terminal: outside GitHub Actions, workflow commands that libraries
+ * print (@actions/tool-cache's `::debug::` lines) become plain lines too (see {@link plainTerminal}).
+ */
 function consoleLogger(opts = {}) {
     const out = opts.stream ?? process.stderr;
+    if (!opts.stream && (opts.env ?? process.env).GITHUB_ACTIONS !== 'true')
+        plainTerminal([process.stdout, process.stderr], { verbose: opts.verbose });
     let indent = '';
     const write = (prefix, m) => out.write(m
         .split('\n')
@@ -57910,6 +57940,209 @@ function redacting(inner) {
         group: (title, fn) => inner.group(secrets/* secrets */.O.redact(title), fn)
     };
 }
+/** `::name key=value,...::message` at the start of a line: a GitHub workflow command. */
+const WORKFLOW_COMMAND = /^::([A-Za-z-]+)(?: [^:]*)?::(.*)$/;
+/** Workflow commands escape their message; a terminal shows it as written. */
+function unescapeCommand(text) {
+    return text.replace(/%0D/g, '\r').replace(/%0A/g, '\n').replace(/%25/g, '%');
+}
+/**
+ * One output line as a terminal should see it: a workflow command becomes plain text (`debug:`
+ * lines and the commands a library echoes only when verbose), and commands that mean nothing
+ * outside GitHub (`add-mask`, `endgroup`, `set-output`, ...) are dropped. `undefined`: drop it.
+ */
+function plainLine(line, verbose) {
+    if (line.startsWith('[command]'))
+        return verbose ? `debug: ${line.slice('[command]'.length)}` : undefined;
+    const m = WORKFLOW_COMMAND.exec(line);
+    if (!m)
+        return line;
+    const message = unescapeCommand(m[2] ?? '');
+    switch (m[1]) {
+        case 'debug':
+            return verbose ? `debug: ${message}` : undefined;
+        case 'warning':
+            return `warning: ${message}`;
+        case 'error':
+            return `error: ${message}`;
+        case 'notice':
+            return message;
+        case 'group':
+            return `▸ ${message}`;
+        default:
+            return undefined;
+    }
+}
+const PLAIN = Symbol('deployguard.plainTerminal');
+/**
+ * Makes these streams (the CLI's stdout and stderr) show workflow commands as plain lines, so
+ * the CLI never prints `::debug::` or `::add-mask::` (which would show a secret). Only whole
+ * lines written as strings are looked at; everything else passes unchanged. Installing twice
+ * only updates `verbose`.
+ */
+function plainTerminal(streams, opts = {}) {
+    for (const stream of streams) {
+        const current = stream.write;
+        const installed = current[PLAIN];
+        if (installed) {
+            installed.verbose = opts.verbose ?? installed.verbose;
+            continue;
+        }
+        const state = { verbose: opts.verbose ?? false };
+        const original = current.bind(stream);
+        let atLineStart = true;
+        const write = ((chunk, ...rest) => {
+            if (typeof chunk !== 'string' || (!chunk.includes('::') && !chunk.includes('[command]'))) {
+                if (typeof chunk === 'string' && chunk.length)
+                    atLineStart = chunk.endsWith('\n');
+                return original(chunk, ...rest);
+            }
+            const parts = chunk.split('\n');
+            let text = '';
+            parts.forEach((part, i) => {
+                if (i === parts.length - 1)
+                    text += part;
+                else if (i === 0 && !atLineStart)
+                    text += `${part}\n`;
+                else {
+                    const shown = plainLine(part, state.verbose);
+                    if (shown !== undefined)
+                        text += `${shown}\n`;
+                }
+            });
+            if (chunk.length)
+                atLineStart = chunk.endsWith('\n');
+            if (text === '') {
+                const done = rest.find((r) => typeof r === 'function');
+                if (done)
+                    process.nextTick(done);
+                return true;
+            }
+            return original(text, ...rest);
+        });
+        write[PLAIN] = state;
+        stream.write = write;
+    }
+}
+
+// EXTERNAL MODULE: ./src/io/private-dir.ts
+var private_dir = __nccwpck_require__(8149);
+// EXTERNAL MODULE: ./node_modules/ssh2/lib/index.js
+var lib = __nccwpck_require__(5472);
+var lib_default = /*#__PURE__*/__nccwpck_require__.n(lib);
+// EXTERNAL MODULE: ./src/remote/hostkeys.ts
+var hostkeys = __nccwpck_require__(2838);
+;// CONCATENATED MODULE: ./src/remote/pin.ts
+
+
+const HOST = /^[A-Za-z0-9._:-]{1,253}$/;
+const USER = /^[a-z_][a-z0-9_.-]{0,31}$/;
+/** Fails the handshake on purpose, once the key is in hand. */
+const STOPPED = 'deployguard: host key read, handshake stopped';
+/**
+ * The key the host offers for these host key algorithms (all it supports when omitted). Resolves
+ * with the key, or rejects with why the handshake did not get that far.
+ */
+function offeredHostKey(host, port, algorithms, timeoutMs) {
+    return new Promise((resolve, reject) => {
+        const client = new (lib_default()).Client();
+        let key;
+        const finish = (err) => {
+            client.removeAllListeners();
+            client.on('error', () => undefined);
+            client.end();
+            if (key)
+                resolve(key);
+            else
+                reject(err ?? new Error('the connection closed before the host sent its key'));
+        };
+        client.on('error', err => finish(err));
+        client.on('close', () => finish());
+        client.on('ready', () => finish(new Error(STOPPED)));
+        client.connect({
+            host,
+            port,
+            // Required by the library; never sent, since the handshake ends before authentication.
+            username: 'deployguard-pin',
+            readyTimeout: timeoutMs,
+            ...(algorithms ? { algorithms: { serverHostKey: [...algorithms] } } : {}),
+            hostVerifier: (blob) => {
+                key = (0,hostkeys/* describeKey */.Rx)(blob);
+                return false;
+            }
+        });
+    });
+}
+/** What went wrong, for a person: which host, and what to check. */
+function unreachable(host, port, err) {
+    const message = err instanceof Error ? err.message : String(err);
+    const hint = /ECONNREFUSED/.test(message)
+        ? 'nothing accepts connections there: is sshd running, and is the port right?'
+        : /ENOTFOUND|EAI_AGAIN/.test(message)
+            ? 'the name does not resolve: check the spelling, or use the IP address.'
+            : /Timed out|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH/.test(message)
+                ? 'no answer: check the address, the port, and any firewall between here and the host.'
+                : 'check that it is an SSH server.';
+    return `error: could not read the host key of ${host} port ${port}: ${message}\n${hint}`;
+}
+/**
+ * Reads the host key of `host` and writes it with instructions through `write`. Returns the exit
+ * status: 0 printed, 1 the host could not be asked, 2 bad input (nothing was contacted).
+ */
+async function pinCommand(host, port, write, opts = {}) {
+    if (!HOST.test(host) || host.startsWith('-')) {
+        write(`error: pin: ${JSON.stringify(host.slice(0, 60))} is not a host name or IP address. Example: deployguard pin 203.0.113.10 --port 22`);
+        return 2;
+    }
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+        write(`error: pin: --port must be a whole number from 1 to 65535, got ${String(port)}. Example: --port 2222`);
+        return 2;
+    }
+    if (opts.user !== undefined && !USER.test(opts.user)) {
+        write(`error: pin: --user ${JSON.stringify(opts.user.slice(0, 40))} is not a user name. Example: --user deploy`);
+        return 2;
+    }
+    const timeoutMs = opts.timeoutMs ?? 10_000;
+    let key;
+    try {
+        // ed25519 first: the key type deployguard's examples pin, and what most hosts have.
+        key = await offeredHostKey(host, port, ['ssh-ed25519'], timeoutMs).catch((err) => {
+            if (err instanceof Error && /host key|no matching/i.test(err.message))
+                return offeredHostKey(host, port, undefined, timeoutMs);
+            throw err;
+        });
+    }
+    catch (err) {
+        write(unreachable(host, port, err));
+        return 1;
+    }
+    const line = (0,hostkeys/* knownHostsLine */.TZ)(key, host, port);
+    const keyFile = `/etc/ssh/ssh_host_${key.type.replace(/^ssh-|-sha2-nistp\d+$/g, '')}_key.pub`;
+    write([
+        `${host} port ${port} offers this ${key.type} host key:`,
+        '',
+        `  fingerprint:      ${key.fingerprint}`,
+        `  known_hosts line: ${line}`,
+        '',
+        'This key came over the network, and a machine in the middle would show its own. Before you',
+        'pin it, compare the fingerprint with the one the host itself prints (on its console, or in',
+        'a session you already trust):',
+        '',
+        `  ssh-keygen -lf ${keyFile}`,
+        '',
+        'If they match, pin it in deployguard.yml:',
+        '',
+        'hosts:',
+        `  - host: ${host}`,
+        ...(port !== 22 ? [`    port: ${port}`] : []),
+        ...(opts.user ? [`    user: ${opts.user}`] : []),
+        `    known-hosts: "${line}"`,
+        '',
+        'or give the same line as the known-hosts input (DEPLOYGUARD_KNOWN_HOSTS for the CLI), or the',
+        `fingerprint as host-key: ${key.fingerprint}`
+    ].join('\n'));
+    return 0;
+}
 
 // EXTERNAL MODULE: ./src/report/changes.ts
 var changes = __nccwpck_require__(9059);
@@ -57928,91 +58161,46 @@ var load = __nccwpck_require__(4037);
 // EXTERNAL MODULE: ./src/settings/schema.ts
 var schema = __nccwpck_require__(8826);
 ;// CONCATENATED MODULE: ./src/settings/starter.ts
-/** What `deployguard init` writes: a valid, commented deployguard.yml with one check of each kind. */
-const STARTER_CONFIG = `# deployguard.yml: the deploy checklist, as data. Schema: deployguard.schema.json
+/**
+ * Where editors find the schema of deployguard.yml: the `deployguard.schema.json` this repository
+ * ships at its root, at the major-version tag users pin the action to (`uses: org/deployguard@v1`),
+ * so completion matches the keys their version accepts and needs nothing installed next to the
+ * file (the CLI may be installed globally; an action user has no copy at all).
+ */
+const SCHEMA_URL = 'https://raw.githubusercontent.com/org/deployguard/v1/deployguard.schema.json';
+/**
+ * What `deployguard init` writes: the common case and nothing more. One host, a systemd service,
+ * one HTTP check; everything else keeps its default. Parses without errors as it stands, given
+ * only the SSH key (which never goes in the file).
+ */
+const STARTER_CONFIG = `# yaml-language-server: $schema=${SCHEMA_URL}
+# deployguard.yml: what to ship, where, and how to tell it works.
+# The SSH private key never goes here: it comes from DEPLOYGUARD_SSH_KEY (or the ssh-key input).
 version: 1
 environment: production
 
-# What to ship, and where.
-artifact: dist/
-exclude: ['*.map']
+artifact: dist/                 # the file or directory to ship
 target:
-  path: /srv/myapp
-  strategy: releases        # releases/<id> + an atomic "current" symlink; or in-place
-  keep-releases: 5          # failed releases never count toward this
-  shared: [.env]            # linked from /srv/myapp/shared into every release
+  path: /srv/myapp              # releases/<id> and a "current" symlink to the live one
 
-# Pin every host key: get it out of band (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on the host).
 hosts:
   - name: web-1
     host: 203.0.113.10
     user: deploy
-    host-key: SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s
+    # Pin the host key: run \`deployguard pin 203.0.113.10\`, check the fingerprint it prints
+    # on the host itself, then uncomment this line with the line it printed:
+    # known-hosts: "203.0.113.10 ssh-ed25519 AAAA..."
 
 service:
   manager: systemd
-  name: myapp
-  sudo: true                # the deploy user runs "sudo -n systemctl ..."
+  name: myapp                   # the unit, myapp.service, running /srv/myapp/current
+  sudo: true                    # runs "sudo -n systemctl ..." as the deploy user
 
 checks:
-  # The service answers (from where deployguard runs). Header values may use \${ENV} and are masked.
-  - name: API health
+  - name: health
     type: http
     url: https://myapp.example.com/health
-    headers: { Authorization: "Bearer \${HEALTH_TOKEN}" }
-    expect: { status: [200], body-contains: ok, max-latency: 2s }
-    timeout: 5s
-    retries: 10
-    interval: 2s
-
-  # A dependency is reachable.
-  - name: database port
-    type: tcp
-    host: 127.0.0.1
-    port: 5432
-    stages: [pre, schedule]
-
-  # Your existing health script, on every host.
-  - name: health script
-    type: command
-    run: ./bin/health_check
-    on: host
-    stages: [post, schedule]
-
-  # Active is not running: same main PID, no restarts, for the whole window.
-  - name: process stable
-    type: process
-    window: 20s
-    stages: [post]
-
-  # The first minute of logs after the (re)start is clean.
-  - name: clean logs
-    type: logs
-    source: journal
-    window: 60s
-    patterns: [ERROR, FATAL, Traceback]
-    stages: [post]
-
-  # Data is flowing: this file is written every few minutes.
-  - name: data flowing
-    type: file-fresh
-    path: /srv/myapp/shared/last-ingest
-    max-age: 10m
-    stages: [pre, schedule]
-
-  # The new code answers, not a stale process: /version reports the deployed commit.
-  - name: new version answers
-    type: version
-    url: https://myapp.example.com/version
-    expect: commit
-    stages: [post]
-
-pre-deploy:
-  require-healthy: true     # production must be healthy before a deploy
-
-post-deploy:
-  stability-window: 60s     # keep checking this long after the switch
-  rollback: auto
+    expect: { status: [200] }
 `;
 
 // EXTERNAL MODULE: ./src/settings/wording.ts
@@ -58128,9 +58316,24 @@ const COMMANDS = {
             const path = str(flags.config) ?? 'deployguard.yml';
             if ((0,external_node_fs_.existsSync)(path) && !flags.force)
                 throw new errors/* ConfigError */.xL(`${path} exists; not overwriting it`, 'Pass --force to replace it.');
-            (0,external_node_fs_.writeFileSync)(path, STARTER_CONFIG);
-            write(`wrote ${path}: a starter with one check of each kind. Edit it, then run: deployguard check --config ${path}`);
+            (0,private_dir/* writeFileNoFollow */.qI)(path, STARTER_CONFIG, 0o644);
+            write(`wrote ${path}: one host, a systemd service and one health check. Fill in the host, pin its key (deployguard pin HOST), then run: deployguard preflight --config ${path}`);
             return 0;
+        }
+    },
+    pin: {
+        summary: "print a host's SSH key as a known_hosts line to pin (verify it out of band)",
+        details: 'Only the key exchange runs: no user name or credential is sent. Compare the fingerprint with `ssh-keygen -lf` on the host itself before you trust the line.',
+        argument: { name: 'host', label: 'HOST' },
+        flags: {
+            port: { type: 'string', value: 'N', help: 'the SSH port (default: 22)' },
+            user: { type: 'string', value: 'USER', help: 'the deploy user, for the config snippet printed' }
+        },
+        run: async ({ flags, write }) => {
+            const portText = str(flags.port) ?? '22';
+            return pinCommand(str(flags.host), /^\d{1,5}$/.test(portText) ? Number(portText) : NaN, write, {
+                user: str(flags.user)
+            });
         }
     },
     schema: {
@@ -58170,7 +58373,7 @@ function commandHelp(name) {
     const own = Object.entries(all).filter(([n]) => !(n in inputs/* INPUTS */.mc));
     const settings = Object.entries(all).filter(([n]) => n in inputs/* INPUTS */.mc);
     const lines = [
-        `Usage: deployguard ${name}${Object.keys(all).length > 1 ? ' [flags]' : ''}`,
+        `Usage: deployguard ${name}${spec.argument ? ` ${spec.argument.label}` : ''}${Object.keys(all).length > 1 ? ' [flags]' : ''}`,
         '',
         `${spec.summary[0].toUpperCase()}${spec.summary.slice(1)}.${spec.details ? ` ${spec.details}` : ''}`,
         '',
@@ -58189,7 +58392,10 @@ function usage() {
         'Usage: deployguard COMMAND [flags]',
         '',
         'Commands:',
-        ...table(Object.entries(COMMANDS).map(([n, c]) => [`deployguard ${n}`, c.summary])),
+        ...table(Object.entries(COMMANDS).map(([n, c]) => [
+            `deployguard ${n}${c.argument ? ` ${c.argument.label}` : ''}`,
+            c.summary
+        ])),
         '',
         'Run `deployguard COMMAND --help` for the flags of one command; `deployguard --version` for',
         'the version. Exit status: 0 only when everything passed, 2 for a usage or config mistake.'
@@ -58235,9 +58441,15 @@ function parseCommandLine(argv) {
     });
     const seen = new Set();
     const normalized = [];
+    let argument;
     for (const t of tokens) {
-        if (t.kind === 'positional')
-            throw usageError(`unexpected argument ${shown(t.value)}: \`${first}\` takes flags only`, first);
+        if (t.kind === 'positional') {
+            if (spec.argument && argument === undefined) {
+                argument = t.value;
+                continue;
+            }
+            throw usageError(`unexpected argument ${shown(t.value)}: \`${first}\` takes ${spec.argument ? `one ${spec.argument.label} and flags` : 'flags only'}`, first);
+        }
         if (t.kind !== 'option')
             continue;
         const flag = options[t.name];
@@ -58257,7 +58469,14 @@ function parseCommandLine(argv) {
     // Every mistake is named above; the strict parse of the checked flags gives the values (a value
     // that starts with `-` is inline now, so strict mode takes it as the value it is).
     const { values } = (0,external_node_util_.parseArgs)({ args: normalized, options, strict: true, allowPositionals: false });
-    return { command: first, flags: values };
+    if (spec.argument && argument === undefined && !values.help)
+        throw usageError(`\`${first}\` needs ${spec.argument.label}. Example: deployguard ${first} 203.0.113.10`, first);
+    return {
+        command: first,
+        flags: spec.argument && argument !== undefined
+            ? { ...values, [spec.argument.name]: argument }
+            : values
+    };
 }
 function unknownCommand(name) {
     const near = (0,schema/* suggest */.ZA)(name, Object.keys(COMMANDS));
@@ -58371,7 +58590,7 @@ async function deployOrRollback({ flags, log, write, settings: load }, rollingBa
         workspace: process.cwd(),
         env: process.env,
         log,
-        outDir: (0,external_node_path_.join)((0,external_node_os_.tmpdir)(), 'deployguard'),
+        outDir: (0,private_dir/* privateDir */.XK)(),
         signal: abort.signal
     };
     const failedTests = rollingBack
@@ -58412,14 +58631,14 @@ async function deployOrRollback({ flags, log, write, settings: load }, rollingBa
             why,
             blockedBy: (0,record/* blockedReason */.hD)(result),
             workspace: process.cwd(),
-            outDir: (0,external_node_path_.join)((0,external_node_os_.tmpdir)(), 'deployguard'),
+            outDir: (0,private_dir/* privateDir */.XK)(),
             log,
             redact: text => secrets/* secrets */.O.redact(text)
         });
-        (0,external_node_fs_.writeFileSync)(recordPath, delivered.markdown);
+        (0,private_dir/* writeFileNoFollow */.qI)(recordPath, delivered.markdown);
         log.info(`deployment record written to ${recordPath}`);
     }
-    write(json ? JSON.stringify(result, null, 2) : (0,summary/* verdictLine */.MT)(result));
+    write(json ? JSON.stringify(result, null, 2) : (0,summary/* verdictLine */.M)(result));
     return result.status === 'deployed' ? 0 : 1;
 }
 async function runCheck({ flags, log, write, settings: load }) {
@@ -58432,7 +58651,7 @@ async function runCheck({ flags, log, write, settings: load }) {
     if (flags.json === true)
         write(JSON.stringify({ stage, passed, total: results.length, ok: passed === results.length, results }, null, 2));
     else
-        write((0,summary/* renderCheckTable */.tG)(results));
+        write((0,summary/* renderCheckTable */.t)(results));
     return passed === results.length ? 0 : 1;
 }
 async function runHistory({ flags, log, write, settings: load }) {
@@ -58698,6 +58917,133 @@ function githubApi(token, apiUrl) {
 function repoParams(repository) {
     const [owner = '', repo = ''] = repository.split('/');
     return { owner, repo };
+}
+
+
+/***/ }),
+
+/***/ 8149:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Pl: () => (/* binding */ writePrivateFile),
+/* harmony export */   XK: () => (/* binding */ privateDir),
+/* harmony export */   qI: () => (/* binding */ writeFileNoFollow)
+/* harmony export */ });
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8161);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_os__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
+
+
+
+/**
+ * Where the CLI and the action leave their files (the SARIF report, the deployment record).
+ *
+ * A fixed folder under a shared temp directory (`/tmp/deployguard/...`) lets another user of the
+ * machine plant a symlink there, and a run as root then writes through it over any file. So each
+ * process makes its own directory with `mkdtemp` (mode 0700, a random name: nobody else can
+ * create, rename or replace anything in it), and every file in it is created new, never opened
+ * through a symlink: O_CREAT | O_EXCL | O_NOFOLLOW, mode 0600.
+ */
+/** The flags every file written here is opened with. */
+const PRIVATE_FILE_FLAGS = node_fs__WEBPACK_IMPORTED_MODULE_0__.constants.O_WRONLY | node_fs__WEBPACK_IMPORTED_MODULE_0__.constants.O_CREAT | node_fs__WEBPACK_IMPORTED_MODULE_0__.constants.O_EXCL | node_fs__WEBPACK_IMPORTED_MODULE_0__.constants.O_NOFOLLOW;
+const made = new Map();
+/**
+ * This process's private directory, made on first use: under `RUNNER_TEMP` in GitHub Actions
+ * (the runner empties it after the job), else under the system temp directory. Later calls
+ * return the same directory, so one run's files sit together.
+ */
+function privateDir(env = process.env) {
+    const base = env.GITHUB_ACTIONS === 'true' && env.RUNNER_TEMP ? env.RUNNER_TEMP : (0,node_os__WEBPACK_IMPORTED_MODULE_1__.tmpdir)();
+    let dir = made.get(base);
+    if (!dir) {
+        const fresh = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.mkdtempSync)((0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(base, 'deployguard-'));
+        made.set(base, fresh);
+        // A run that wrote nothing leaves nothing behind (rmdir removes only an empty directory).
+        process.once('exit', () => {
+            try {
+                (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.rmdirSync)(fresh);
+            }
+            catch {
+                // It holds this run's files: they stay for the user (log-path, sarif-path).
+            }
+        });
+        dir = fresh;
+    }
+    return dir;
+}
+/** Ends a name with `-2`, `-3`, ... before its extension. */
+function numbered(name, n) {
+    if (n === 1)
+        return name;
+    const dot = name.lastIndexOf('.');
+    return dot > 0 ? `${name.slice(0, dot)}-${n}${name.slice(dot)}` : `${name}-${n}`;
+}
+/**
+ * Writes `text` to a new file `name` in `dir` and returns its path. The directory must be a real
+ * directory (not a symlink) that only this user can write to: one from {@link privateDir}. A name
+ * already taken is never overwritten or followed: the next free `name-2.ext`, `name-3.ext` is used.
+ */
+function writePrivateFile(dir, name, text) {
+    if (name.includes('/') || name === '.' || name === '..' || name === '')
+        throw new Error(`not a plain file name: ${JSON.stringify(name)}`);
+    const st = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.lstatSync)(dir);
+    const uid = process.getuid?.();
+    if (!st.isDirectory() || (uid !== undefined && st.uid !== uid) || (st.mode & 0o022) !== 0) {
+        throw new Error(`${dir} is not a private directory (a real directory owned by this user, writable only by it); nothing was written there`);
+    }
+    for (let n = 1; n <= 100; n++) {
+        const path = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(dir, numbered(name, n));
+        let fd;
+        try {
+            fd = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.openSync)(path, PRIVATE_FILE_FLAGS, 0o600);
+        }
+        catch (err) {
+            const code = err.code;
+            // EEXIST: taken (a symlink included, thanks to O_EXCL); ELOOP: a symlink seen by O_NOFOLLOW.
+            if (code === 'EEXIST' || code === 'ELOOP')
+                continue;
+            throw err;
+        }
+        try {
+            // The file is ours and new: a regular file, nobody else's.
+            if (!(0,node_fs__WEBPACK_IMPORTED_MODULE_0__.fstatSync)(fd).isFile())
+                throw new Error(`${path} is not a regular file`);
+            const data = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
+            for (let off = 0; off < data.length;)
+                off += (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.writeSync)(fd, data, off, data.length - off);
+        }
+        finally {
+            (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.closeSync)(fd);
+        }
+        return path;
+    }
+    throw new Error(`could not create a new file for ${name} in ${dir}: 100 names are taken`);
+}
+/**
+ * Writes a file the user named (`--record FILE`, `init --config FILE`): created or truncated,
+ * but never through a symlink, so a link planted at that path cannot send a root run's output
+ * over another file. Throws ELOOP for a symlink, and refuses anything but a regular file.
+ */
+function writeFileNoFollow(path, text, mode = 0o600) {
+    // O_NONBLOCK: a FIFO planted at the path fails to open instead of hanging the run.
+    const fd = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.openSync)(path, node_fs__WEBPACK_IMPORTED_MODULE_0__.constants.O_WRONLY | node_fs__WEBPACK_IMPORTED_MODULE_0__.constants.O_CREAT | node_fs__WEBPACK_IMPORTED_MODULE_0__.constants.O_NOFOLLOW | node_fs__WEBPACK_IMPORTED_MODULE_0__.constants.O_NONBLOCK, mode);
+    try {
+        if (!(0,node_fs__WEBPACK_IMPORTED_MODULE_0__.fstatSync)(fd).isFile())
+            throw new Error(`${path} is not a regular file; nothing was written`);
+        // Truncated only once it is known to be a regular file.
+        (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.ftruncateSync)(fd, 0);
+        const data = Buffer.from(text, 'utf8');
+        for (let off = 0; off < data.length;)
+            off += (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.writeSync)(fd, data, off, data.length - off);
+    }
+    finally {
+        (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.closeSync)(fd);
+    }
 }
 
 
@@ -62764,11 +63110,9 @@ async function deployReason(opts) {
 /* harmony export */   Qs: () => (/* binding */ finishGithubDeployment),
 /* harmony export */   ZX: () => (/* binding */ startGithubDeployment)
 /* harmony export */ });
-/* unused harmony export commentTargets */
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
+/* unused harmony exports recordFileName, commentTargets */
+/* harmony import */ var _io_private_dir_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8149);
+/* harmony import */ var _scan_pre_deploy_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(872);
 /* harmony import */ var _changes_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9059);
 /* harmony import */ var _publish_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4617);
 /* harmony import */ var _record_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(3498);
@@ -62778,9 +63122,9 @@ async function deployReason(opts) {
 
 
 /** The record's file name: environment and release, reduced to safe characters. */
-function recordFile(outDir, environment, release) {
+function recordFileName(environment, release) {
     const safe = (s) => s.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 80);
-    return (0,node_path__WEBPACK_IMPORTED_MODULE_1__.join)(outDir, `deployguard-record-${safe(environment)}-${safe(release)}.md`);
+    return `deployguard-record-${safe(environment)}-${safe(release)}.md`;
 }
 /** Where the comment goes for the `comment` setting, given the PR found (if any). */
 function commentTargets(mode, pr, sha) {
@@ -62820,17 +63164,18 @@ async function deliverRecord(o) {
         pr: o.pr,
         changes,
         blockedBy: o.blockedBy,
-        findings: o.findings,
+        findings: (0,_scan_pre_deploy_js__WEBPACK_IMPORTED_MODULE_1__/* .reportOf */ .EI)(result.blockedBy)?.scan?.findings,
+        artifactRoot: settings.artifact ? (0,_scan_pre_deploy_js__WEBPACK_IMPORTED_MODULE_1__/* .artifactRootOf */ .YM)(o.workspace, settings.artifact) : undefined,
         extraPhases: o.extraPhases,
         configPath: settings.configPath
     }));
-    const path = recordFile(o.outDir, settings.environment, settings.releaseId);
+    const name = recordFileName(settings.environment, settings.releaseId);
+    let path = '';
     try {
-        (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.mkdirSync)(o.outDir, { recursive: true });
-        (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.writeFileSync)(path, markdown, { mode: 0o600 });
+        path = (0,_io_private_dir_js__WEBPACK_IMPORTED_MODULE_0__/* .writePrivateFile */ .Pl)(o.outDir, name, markdown);
     }
     catch (err) {
-        o.log.warn(`the deployment record could not be written to ${path}: ${err.message}`);
+        o.log.warn(`the deployment record could not be written to ${o.outDir}: ${err.message}`);
     }
     const comments = [];
     const targets = commentTargets(settings.report.comment, o.pr, o.commentSha ?? settings.run.commit);
@@ -63246,11 +63591,10 @@ async function setDeploymentStatus(api, repository, id, s) {
 
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Hn: () => (/* binding */ cell),
 /* harmony export */   hD: () => (/* binding */ blockedReason),
 /* harmony export */   sF: () => (/* binding */ renderRecord)
 /* harmony export */ });
-/* unused harmony export timeline */
+/* unused harmony exports cell, timeline */
 /* harmony import */ var _publish_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4617);
 
 /** What stopped a blocked deploy: the test command, the secret scan, or unhealthy production. */
@@ -63294,7 +63638,7 @@ function statusText(input) {
         case 'failed-live':
             return '❌ failed, and rollback is off: the failed release is live';
         case 'blocked':
-            return `⛔ blocked before the deploy, nothing changed: ${input.blockedBy ? BLOCKED_TEXT[input.blockedBy] : 'a pre-deploy gate failed'}${input.blockedBy === 'secrets' && input.findings ? ` (${input.findings} finding${input.findings === 1 ? '' : 's'})` : ''}`;
+            return `⛔ blocked before the deploy, nothing changed: ${input.blockedBy ? BLOCKED_TEXT[input.blockedBy] : 'a pre-deploy gate failed'}${input.blockedBy === 'secrets' && input.findings?.length ? ` (${input.findings.length} finding${input.findings.length === 1 ? '' : 's'})` : ''}`;
     }
 }
 /** Table cells hold one line, no pipes. */
@@ -63334,69 +63678,96 @@ function header(input) {
     const { result: r, run } = input;
     const ref = run.ref.replace(/^refs\/(heads|tags)\//, '');
     const secs = r.finishedAt.getTime() - r.startedAt.getTime();
+    const previous = r.previousRelease
+        ? `previous: \`${r.previousRelease}\``
+        : untouched(r)
+            ? 'previous: not read (no host was contacted)'
+            : 'first deploy';
     const rows = [
-        ['Status', statusText(input)],
+        // The environment is in the heading; its URL goes with the release it now serves.
         [
-            'Environment',
-            `${cell(input.environment)}${input.environmentUrl ? ` · [${cell(input.environmentUrl)}](${input.environmentUrl})` : ''}`
+            'Release',
+            `\`${r.releaseId}\` (${previous})${input.environmentUrl ? ` · [${cell(input.environmentUrl)}](${input.environmentUrl})` : ''}`
         ],
-        ['Release', `\`${r.releaseId}\``],
         [
-            'Previous release',
-            r.previousRelease
-                ? `\`${r.previousRelease}\``
-                : untouched(r)
-                    ? 'not read (no host was contacted)'
-                    : 'none (first deploy)'
+            'Commit',
+            `${commitLink(run, run.commit)} on \`${cell(ref)}\` by ${cell(run.actor)}${run.runUrl ? ` · run [${run.runId}](${run.runUrl})` : ''}`
         ],
-        ['Commit', `${commitLink(run, run.commit)} on \`${cell(ref)}\``],
-        ['By', cell(run.actor)],
-        ...(run.runUrl ? [['Run', `[${run.runId}](${run.runUrl})`]] : []),
-        ['Started', r.startedAt.toISOString()],
-        ['Duration', duration(secs)]
+        ['Started', `${r.startedAt.toISOString()} · took ${duration(secs)}`]
     ];
     return [
         `## ${HEADLINE[r.status]}: ${cell(input.environment)} \`${r.releaseId}\``,
         '',
-        '| | |',
+        `| **Status** | ${statusText(input)} |`,
         '| --- | --- |',
         ...rows.map(([k, v]) => `| **${k}** | ${v} |`),
         ''
     ];
 }
 function whySection(input) {
-    const lines = ['### Why', ''];
     if (input.pr)
-        lines.push(`Pull request [#${input.pr.number}](${input.pr.url}): ${inert(cell(input.pr.title))}`, '');
-    if (input.why && !(input.why.source === 'pull-request' && input.pr)) {
-        const from = input.why.source === 'reason' ? 'Reason given' : 'Commit message';
-        lines.push(`${from}:`, '', ...input.why.text
-            .trim()
-            .split('\n')
-            .slice(0, 10)
-            .map(l => `> ${inert(l)}`), '');
+        return [
+            `**Why:** Pull request [#${input.pr.number}](${input.pr.url}): ${inert(cell(input.pr.title))}`,
+            ''
+        ];
+    if (input.why) {
+        const [first = '', ...rest] = input.why.text.trim().split('\n');
+        const from = input.why.source === 'reason' ? 'reason given' : 'commit message';
+        // The first line inline; a body (a commit message's) quoted below it, ten lines at most.
+        const body = rest.join('\n').trim() ? rest.join('\n').trim().split('\n').slice(0, 9) : [];
+        return [
+            `**Why** (${from}): ${inert(cell(first))}`,
+            ...(body.length ? ['', ...body.map(l => `> ${inert(l)}`)] : []),
+            ''
+        ];
     }
-    if (lines.length === 2)
-        lines.push('_No reason was given (set the `reason` input)._', '');
-    return lines;
+    return ['**Why:** _no reason was given (the `reason` input, or `--reason` on the command line)._', ''];
 }
+/** Commits listed in the record; the compare link has the rest. */
+const COMMITS_SHOWN = 5;
 function changesSection(input) {
     const c = input.changes;
     if (!c)
         return [];
-    const lines = ['### Changes since the last deployment', ''];
-    if (c.note)
-        lines.push(`_${c.note}_`, '');
+    const lines = [];
     if (c.commits.length) {
-        lines.push(`${c.total} commit${c.total === 1 ? '' : 's'}${c.base ? ` since \`${shortSha(c.base)}\`` : ''}${c.compareUrl ? ` ([compare](${c.compareUrl}))` : ''}:`, '');
-        for (const k of c.commits)
+        const shown = c.commits.slice(0, COMMITS_SHOWN);
+        const newest = c.total > shown.length ? `, the ${shown.length} newest` : '';
+        lines.push(`**Changes:** ${c.total} commit${c.total === 1 ? '' : 's'}${c.base ? ` since \`${shortSha(c.base)}\`` : ''}${c.compareUrl ? ` ([compare](${c.compareUrl}))` : ''}${newest}${c.note ? `. _${c.note}_` : ''}`);
+        for (const k of shown)
             lines.push(`- ${commitLink(input.run, k.sha)} ${inert(cell(k.subject))} (${inert(cell(k.author))})`);
-        if (c.total > c.commits.length)
-            lines.push(`- … and ${c.total - c.commits.length} more`);
-        lines.push('');
     }
-    else if (c.compareUrl && !c.note?.startsWith('The same'))
-        lines.push(`[Compare](${c.compareUrl})`, '');
+    else if (c.note) {
+        lines.push(`**Changes:** _${c.note}_${c.compareUrl && !c.note.startsWith('The same') ? ` ([compare](${c.compareUrl}))` : ''}`);
+    }
+    else if (c.compareUrl)
+        lines.push(`**Changes:** [compare](${c.compareUrl})`);
+    else
+        return [];
+    lines.push('');
+    return lines;
+}
+/** The secrets the scan found: rule, file, line and commit of each; never the secret itself. */
+function findingsSection(input) {
+    const found = input.findings ?? [];
+    if (found.length === 0)
+        return [];
+    const root = (input.artifactRoot ?? '.').replace(/\/+$/, '');
+    const shown = found.slice(0, 20);
+    const lines = [
+        `### Secrets found: ${found.length}`,
+        '',
+        '| rule | file | line | commit |',
+        '| --- | --- | --- | --- |',
+        ...shown.map(f => {
+            const file = f.source === 'artifact' && root !== '.' ? `${root}/${f.file}` : f.file;
+            const commit = f.commit ? commitLink(input.run, f.commit) : '(the artifact, not a commit)';
+            return `| ${cell(f.rule)} | \`${cell(file)}\` | ${f.line} | ${commit} |`;
+        })
+    ];
+    if (found.length > shown.length)
+        lines.push(`| … and ${found.length - shown.length} more | | | |`);
+    lines.push('', 'Rotate each secret first (it is already exposed), then remove it. A false positive: allowlist it in `.gitleaks.toml`, or add its fingerprint to `.gitleaksignore`.', '');
     return lines;
 }
 function checkKey(c, deployHost, manyHosts) {
@@ -63423,16 +63794,27 @@ function healthSection(input) {
         for (const c of h.rollbackChecks)
             restored.set(checkKey(c, h.name, many), c);
     }
+    // A check run from here after each host that passed every time is one row, not one per host.
+    const merged = new Map();
+    if (many && restored.size === 0) {
+        const runs = r.hosts.map(h => h.checks.filter(c => !c.host));
+        for (const name of new Set(runs.flat().map(c => c.name))) {
+            const all = runs.map(list => list.find(c => c.name === name));
+            if (!all.every((c) => c !== undefined && c.ok))
+                continue;
+            r.hosts.forEach(h => after.delete(`${name} (after ${h.name})`));
+            after.set(name, all.reduce((a, b) => (b.durationMs > a.durationMs ? b : a)));
+            merged.set(name, all.length);
+        }
+    }
     const keys = [...new Set([...before.keys(), ...after.keys(), ...restored.keys()])];
     if (untouched(r))
-        return ['### Health', '', '_Not checked: the deploy stopped before any host was contacted._', ''];
+        return ['**Health:** _not checked: the deploy stopped before any host was contacted._', ''];
     if (keys.length === 0)
-        return ['### Health', '', '_No health check ran._', ''];
+        return ['**Health:** _no health check ran._', ''];
     const withRollback = restored.size > 0;
     const lines = [
-        '### Health',
-        '',
-        `| check | before | after${withRollback ? ' | after rollback' : ''} | detail |`,
+        `| health check | before | after${withRollback ? ' | after rollback' : ''} | detail |`,
         `| --- | --- | ---${withRollback ? ' | ---' : ''} | --- |`
     ];
     for (const k of keys) {
@@ -63441,7 +63823,7 @@ function healthSection(input) {
         const post = after.get(k);
         const rb = restored.get(k);
         const detail = [post, rb, pre].find(c => c && !c.ok)?.reason ?? post?.reason ?? pre?.reason ?? '';
-        lines.push(`| ${cell(k)} | ${verdict(pre)} | ${verdict(post)}${withRollback ? ` | ${verdict(rb)}` : ''} | ${inert(cell(detail).slice(0, 200))} |`);
+        lines.push(`| ${cell(k)} | ${verdict(pre)} | ${merged.has(k) ? `✅ pass after each of ${merged.get(k)} hosts (slowest ${duration(post.durationMs)})` : verdict(post)}${withRollback ? ` | ${verdict(rb)}` : ''} | ${inert(cell(detail).slice(0, 200))} |`);
     }
     lines.push('');
     return lines;
@@ -63459,7 +63841,7 @@ function hostsSection(input) {
         'failed-live': '❌ failed, failed release live',
         'not-started': '⏸️ not started'
     };
-    const lines = ['### Hosts', '', '| host | result | now serving | time |', '| --- | --- | --- | --- |'];
+    const lines = ['| host | result | now serving | time |', '| --- | --- | --- | --- |'];
     for (const h of r.hosts) {
         const serving = h.outcome === 'deployed' || h.outcome === 'failed-live' || h.outcome === 'switched'
             ? `\`${r.releaseId}\``
@@ -63476,32 +63858,25 @@ function hostsSection(input) {
 }
 function rollbackSection(input) {
     const r = input.result;
-    const lines = ['### Rollback plan', ''];
+    const lines = [];
     const stuck = r.hosts.filter(h => h.recovery);
     if (stuck.length) {
-        lines.push('**The automatic rollback did not finish. Recover by hand:**', '');
+        lines.push('### Rollback plan', '', '**The automatic rollback did not finish. Recover by hand:**', '');
         for (const h of stuck)
             lines.push(...fence(h.recovery, 'sh'), '');
     }
+    const say = (text) => [...lines, `**Rollback plan:** ${text}`, ''];
     const prev = r.previousRelease;
-    if (untouched(r)) {
-        lines.push('Nothing to do: no host was contacted, so nothing changed.', '');
-        return lines;
-    }
-    if (!prev) {
-        lines.push('No release was live before this one: going back means stopping the service.', '');
-        return lines;
-    }
-    if (r.status === 'rolled-back') {
-        lines.push(`Done: every host was returned to \`${prev}\` and verified.`, '');
-        return lines;
-    }
-    if (r.status === 'failed' || r.status === 'blocked' || r.status === 'checked') {
-        lines.push(`Nothing to do: \`${prev}\` still serves; nothing was changed.`, '');
-        return lines;
-    }
+    if (untouched(r))
+        return say('nothing to do: no host was contacted, so nothing changed.');
+    if (!prev)
+        return say('no release was live before this one: going back means stopping the service.');
+    if (r.status === 'rolled-back')
+        return say(`done: every host was returned to \`${prev}\` and verified.`);
+    if (r.status === 'failed' || r.status === 'blocked' || r.status === 'checked')
+        return say(`nothing to do: \`${prev}\` still serves; nothing was changed.`);
     const source = r.hosts.find(h => h.previousDeploy?.release === prev)?.previousDeploy;
-    lines.push(`To return to \`${prev}\`${source ? ` (commit ${commitLink(input.run, source.commit)}, deployed ${source.time})` : ''}, either:`, '');
+    lines.push(`**Rollback plan:** to return to \`${prev}\`${source ? ` (commit ${commitLink(input.run, source.commit)}, deployed ${source.time})` : ''}, either:`);
     lines.push(source?.runUrl
         ? `1. Re-run the workflow run that deployed it: [${source.runUrl.replace(/^https?:\/\/[^/]+\//, '')}](${source.runUrl}) → **Re-run all jobs**. Its release is still on the hosts, so it only switches back and checks.`
         : '1. Re-run the workflow run that deployed it (not recorded on the hosts: it was not deployed from a workflow).');
@@ -63581,59 +63956,48 @@ function timeline(input) {
     }
     return bars.sort((a, b) => a.start - b.start);
 }
-/** Mermaid's gantt grammar reserves `:`, `#` and `;` in names; sections and tasks keep to plain text. */
-function mermaidText(text) {
-    return text.replace(/[:#;%\r\n]/g, ' ').trim() || '-';
-}
+/**
+ * The timeline, folded: one row per place (the gates, then each host) with its phases in order,
+ * and every step of a host that did not deploy cleanly. Each host's deployments.jsonl keeps the
+ * rest (`deployguard history`).
+ */
 function timelineSection(input) {
     const bars = timeline(input);
-    if (bars.length === 0)
-        return [];
-    const t0 = Math.min(input.result.startedAt.getTime(), ...bars.map(b => b.start));
-    const lines = [
-        '### Timeline',
-        '',
-        '| phase | where | starts at | took |',
-        '| --- | --- | --- | --- |',
-        ...bars.map(b => `| ${b.ok ? '' : '❌ '}${cell(b.name)} | ${cell(b.section)} | +${duration(b.start - t0)} | ${duration(b.end - b.start)} |`),
-        '',
-        '```mermaid',
-        'gantt',
-        '  dateFormat x',
-        '  axisFormat %M:%S'
-    ];
-    // Mermaid wants each section's tasks together: the gates first, then each host's phases.
-    const sections = [...new Set(bars.map(b => b.section))].sort((a, b) => Number(b === 'Gates') - Number(a === 'Gates'));
-    for (const section of sections) {
-        lines.push(`  section ${mermaidText(section)}`);
-        for (const b of bars.filter(x => x.section === section)) {
-            // Mermaid draws nothing for an empty bar; a bar is at least 1 ms wide.
-            lines.push(`  ${mermaidText(b.name)} :${b.ok ? 'done' : 'crit'}, ${b.start}, ${Math.max(b.end, b.start + 1)}`);
+    const r = input.result;
+    const t0 = Math.min(r.startedAt.getTime(), ...bars.map(b => b.start));
+    const total = duration(r.finishedAt.getTime() - r.startedAt.getTime());
+    const lines = [`<details><summary>Timeline and steps (${total} in all)</summary>`, ''];
+    const sections = [...new Set(bars.map(b => b.section))];
+    if (sections.length) {
+        lines.push('| where | starts at | phases, in order |', '| --- | --- | --- |');
+        for (const section of sections) {
+            const own = bars.filter(b => b.section === section);
+            const phases = own
+                .map(b => `${b.ok ? '' : '❌ '}${cell(b.name)} ${duration(b.end - b.start)}`)
+                .join(' · ');
+            lines.push(`| ${cell(section)} | +${duration(own[0].start - t0)} | ${phases} |`);
         }
-    }
-    lines.push('```', '');
-    return lines;
-}
-/** Every step on every host, folded away: what ran, in order, with its time and error. */
-function stepsSection(input) {
-    const hosts = input.result.hosts.filter(h => h.steps.length);
-    if (hosts.length === 0)
-        return [];
-    const lines = ['<details><summary>Steps on each host</summary>', ''];
-    for (const h of hosts) {
-        lines.push(`**${cell(h.name)}**`, '', '| step | result | took |', '| --- | --- | --- |');
-        for (const s of h.steps)
-            lines.push(`| ${s.undo ? '↩️ ' : ''}${cell(s.title)} | ${s.ok ? '✅' : `❌ ${inert(cell(s.detail ?? '')).slice(0, 300)}`} | ${duration(s.ms)} |`);
         lines.push('');
     }
-    lines.push('</details>', '');
+    for (const h of r.hosts.filter(x => x.steps.length && x.outcome !== 'deployed')) {
+        lines.push(`**Steps on ${cell(h.name)}**`, '', '| step | result | took |', '| --- | --- | --- |');
+        for (const st of h.steps)
+            lines.push(`| ${st.undo ? '↩️ ' : ''}${cell(st.title)} | ${st.ok ? '✅' : `❌ ${inert(cell(st.detail ?? '')).slice(0, 300)}`} | ${duration(st.ms)} |`);
+        lines.push('');
+    }
+    // `</details>` may follow a paragraph directly: an HTML block of its kind ends one.
+    lines.push('Written by deployguard. Each host keeps this deploy in its deployments.jsonl (`deployguard history`).', '</details>', '');
     return lines;
 }
 function errorSection(input) {
     const e = input.result.error;
     if (!e || input.result.status === 'deployed')
         return [];
-    return ['### What went wrong', '', ...fence(e.split('\n').slice(0, 40).join('\n')), ''];
+    // The findings have their own table: their error's list would say the same again.
+    const text = input.findings?.length
+        ? e.split('\n')[0].replace(/:$/, '.')
+        : e.split('\n').slice(0, 40).join('\n');
+    return ['### What went wrong', '', ...fence(text), ''];
 }
 /** The whole record as Markdown, starting with the hidden marker that finds its comment again. */
 function renderRecord(input) {
@@ -63642,15 +64006,13 @@ function renderRecord(input) {
         ...header(input),
         ...whySection(input),
         ...errorSection(input),
+        ...findingsSection(input),
         ...changesSection(input),
         ...healthSection(input),
         ...hostsSection(input),
         ...rollbackSection(input),
         ...debugSection(input),
-        ...timelineSection(input),
-        ...stepsSection(input),
-        `<sub>Written by deployguard. Each host keeps this deploy in its deployments.jsonl (\`deployguard history\`).</sub>`,
-        ''
+        ...timelineSection(input)
     ].join('\n');
 }
 
@@ -63662,12 +64024,9 @@ function renderRecord(input) {
 
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   MT: () => (/* binding */ verdictLine),
-/* harmony export */   tG: () => (/* binding */ renderCheckTable),
-/* harmony export */   vO: () => (/* binding */ renderFindings)
+/* harmony export */   M: () => (/* binding */ verdictLine),
+/* harmony export */   t: () => (/* binding */ renderCheckTable)
 /* harmony export */ });
-/* harmony import */ var _record_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3498);
-
 /** Pure renderers of a deploy's result: Markdown for the step summary, one line for a terminal. */
 /** One line that says how it ended, for the end of a log or a terminal. */
 function verdictLine(result) {
@@ -63689,25 +64048,6 @@ function renderCheckTable(results) {
     const line = (cells) => cells.map((c, i) => (i < 5 ? c.padEnd(widths[i]) : c)).join('  ');
     const passed = results.filter(r => r.ok).length;
     return [line(head), ...rows.map(line), `${passed}/${results.length} checks passed`].join('\n');
-}
-/** The secret scan's findings as a Markdown table: rule, where, commit, author, date. Never the secret. */
-function renderFindings(findings, artifactRoot) {
-    if (findings.length === 0)
-        return '';
-    const rows = findings.map(f => {
-        const file = f.source === 'artifact' ? `${artifactRoot.replace(/\/+$/, '')}/${f.file}` : f.file;
-        return `| ${(0,_record_js__WEBPACK_IMPORTED_MODULE_0__/* .cell */ .Hn)(f.rule)} | \`${(0,_record_js__WEBPACK_IMPORTED_MODULE_0__/* .cell */ .Hn)(file)}:${f.line}\` | ${f.commit ? `\`${f.commit.slice(0, 12)}\`` : '(artifact)'} | ${(0,_record_js__WEBPACK_IMPORTED_MODULE_0__/* .cell */ .Hn)(f.author ?? '')} | ${(0,_record_js__WEBPACK_IMPORTED_MODULE_0__/* .cell */ .Hn)((f.date ?? '').slice(0, 10))} |`;
-    });
-    return [
-        `### Secrets found: ${findings.length}`,
-        '',
-        '| rule | file:line | commit | author | date |',
-        '| --- | --- | --- | --- | --- |',
-        ...rows,
-        '',
-        'Rotate each secret first (it is already exposed), then remove it. For a false positive, allowlist it in `.gitleaks.toml` or add its fingerprint to `.gitleaksignore`.',
-        ''
-    ].join('\n');
 }
 
 
@@ -63732,8 +64072,6 @@ __nccwpck_require__.d(__webpack_exports__, {
 var external_node_child_process_ = __nccwpck_require__(1421);
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __nccwpck_require__(3024);
-// EXTERNAL MODULE: external "node:fs/promises"
-var promises_ = __nccwpck_require__(1455);
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
 // EXTERNAL MODULE: ./src/errors.ts
@@ -63742,6 +64080,8 @@ var errors = __nccwpck_require__(3916);
 var secrets = __nccwpck_require__(3965);
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
+// EXTERNAL MODULE: external "node:fs/promises"
+var promises_ = __nccwpck_require__(1455);
 // EXTERNAL MODULE: external "node:os"
 var external_node_os_ = __nccwpck_require__(8161);
 ;// CONCATENATED MODULE: ./src/scan/acquire.ts
@@ -64619,7 +64959,15 @@ function git(repo, args) {
 
 // EXTERNAL MODULE: ./src/scan/range.ts
 var scan_range = __nccwpck_require__(8692);
+// EXTERNAL MODULE: ./src/io/private-dir.ts
+var private_dir = __nccwpck_require__(8149);
 ;// CONCATENATED MODULE: ./src/scan/sarif.ts
+/**
+ * gitleaks findings as SARIF 2.1.0, for `github/codeql-action/upload-sarif` (code scanning).
+ * Built from deployguard's findings, so it holds what they hold: file, lines, rule, commit and
+ * the gitleaks fingerprint. Never the secret, nor even the redacted excerpt.
+ */
+
 const SCHEMA = 'https://json.schemastore.org/sarif-2.1.0.json';
 const INFORMATION_URI = 'https://github.com/gitleaks/gitleaks';
 /** GitHub ranks code-scanning alerts by this (0-10): a leaked secret is critical. */
@@ -64714,9 +65062,17 @@ function cleanPath(p) {
 function encodeUri(p) {
     return p.split('/').map(encodeURIComponent).join('/');
 }
+/** The SARIF report's file name in the run's private directory. */
+const SARIF_FILE = 'deployguard-gitleaks.sarif';
+/**
+ * Writes the SARIF report as a new file (mode 0600, never through a symlink) in `dir`, the run's
+ * private directory, and returns its path.
+ */
+function writeSarif(dir, findings, tool, opts = {}) {
+    return (0,private_dir/* writePrivateFile */.Pl)(dir, SARIF_FILE, JSON.stringify(toSarif(findings, tool, opts), null, 2));
+}
 
 ;// CONCATENATED MODULE: ./src/scan/pre-deploy.ts
-
 
 
 
@@ -64862,11 +65218,9 @@ async function secretGate(settings, opts) {
             opts.log.info(`artifact: ${(0,external_node_path_.relative)(opts.workspace, artifact) || artifact}`);
             findings.push(...(await scanDirectory(engine, artifact, scanOpts)));
         }
-        await (0,promises_.mkdir)(opts.outDir, { recursive: true });
-        const sarifPath = (0,external_node_path_.join)(opts.outDir, 'deployguard-gitleaks.sarif');
         // Findings in a single-file artifact are named by the file, so its folder is the root.
         const artifactRoot = artifactRootOf(opts.workspace, settings.artifact);
-        await (0,promises_.writeFile)(sarifPath, JSON.stringify(toSarif(findings, engine, { artifactRoot }), null, 2));
+        const sarifPath = writeSarif(opts.outDir, findings, engine, { artifactRoot });
         for (const f of findings)
             opts.onFinding?.(f);
         return {
@@ -77023,7 +77377,7 @@ exports.visitAsync = visitAsync;
 module.exports = {
   runAction: (...args) => (__nccwpck_require__(2929)/* .runAction */ .Cs)(...args),
   runPost: (...args) => (__nccwpck_require__(6661)/* .run */ .e)(...args),
-  cli: (...args) => (__nccwpck_require__(6646)/* .main */ .iW)(...args)
+  cli: (...args) => (__nccwpck_require__(3608)/* .main */ .iW)(...args)
 };
 
 

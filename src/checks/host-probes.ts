@@ -565,14 +565,34 @@ async function journalSource(check: LogsCheck, host: HostContext, signal: AbortS
   };
 }
 
+/** Why a log file cannot be read, from the host's own answer; undefined when it can. */
+function unreadable(state: string | undefined, path: string, user: string): string | undefined {
+  switch (state) {
+    case 'directory':
+      return `${path} is a directory on the host, not a log file: set \`path\` to the file the service writes`;
+    case 'unreadable':
+      return `${path} exists but ${user} cannot read it: make it readable to that user (for example, add the user to the file's group), or point \`path\` at a log it can read`;
+    case 'not-regular':
+      return `${path} is not a regular file on the host: set \`path\` to the file the service writes`;
+    default:
+      return undefined;
+  }
+}
+
 async function fileSource(check: LogsCheck, host: HostContext, signal: AbortSignal): Promise<LogSource> {
   const path = check.path;
   if (!path) throw new Fail('a logs check with `source: file` needs `path`');
   const look = async (from: number) => {
+    // A missing, unreadable or wrong kind of file is reported, never read as "no lines": a
+    // check that cannot see the log must not pass. `[ -r ]` is not enough (root passes it for
+    // any file), so the file is opened for reading.
     const script = lines(
-      sh`s=$(stat -L -c %s -- ${path} 2>/dev/null) || s=missing`,
-      sh`echo "size=$s"`,
-      sh`case $s in missing) exit 0;; esac`,
+      sh`if [ -d ${path} ]; then echo state=directory; exit 0; fi`,
+      sh`if [ ! -e ${path} ]; then echo state=missing; exit 0; fi`,
+      sh`if [ ! -f ${path} ]; then echo state=not-regular; exit 0; fi`,
+      sh`if ! ( : < ${path} ) 2>/dev/null; then echo state=unreadable; echo "user=$(id -un 2>/dev/null || id -u)"; exit 0; fi`,
+      sh`s=$(stat -L -c %s -- ${path})`,
+      sh`echo state=ok; echo "size=$s"`,
       sh`off=${from}; if [ "$s" -lt "$off" ]; then off=0; fi`,
       sh`n=$((s - off)); if [ "$n" -gt ${FILE_CHUNK} ]; then n=${FILE_CHUNK}; fi`,
       sh`echo "offset=$off"; echo "bytes=$n"; echo ${FILE_MARK}`,
@@ -581,7 +601,11 @@ async function fileSource(check: LogsCheck, host: HostContext, signal: AbortSign
     const out = await execOk(host, script, `reading ${path}`, check.timeoutMs, signal);
     const at = out.indexOf(`${FILE_MARK}\n`);
     const kv = keyValues(at < 0 ? out : out.slice(0, at));
-    if (kv.get('size') === 'missing' || at < 0) return { size: -1, offset: 0, bytes: 0, text: '' };
+    const state = kv.get('state');
+    const problem = unreadable(state, path, kv.get('user') || 'the SSH user');
+    if (problem) throw new Fail(problem);
+    if (state === 'missing') return { size: -1, offset: 0, bytes: 0, text: '' };
+    if (state !== 'ok' || at < 0) throw new Fail(`reading ${path}: the host gave no usable answer`);
     return {
       size: Number(kv.get('size')),
       offset: Number(kv.get('offset')),
@@ -591,7 +615,8 @@ async function fileSource(check: LogsCheck, host: HostContext, signal: AbortSign
   };
 
   const probeStart = Date.now();
-  // Only what is written from now on counts; a file that does not exist yet counts from its start.
+  // Only what is written from now on counts; a file that does not exist yet counts from its
+  // start, and must exist by the end of the window.
   const start = await look(Number.MAX_SAFE_INTEGER);
   let offset = Math.max(0, start.size);
   let partial = '';
@@ -600,7 +625,13 @@ async function fileSource(check: LogsCheck, host: HostContext, signal: AbortSign
     end: probeStart + check.windowMs,
     async read() {
       const r = await look(offset);
-      if (r.size < 0) return { lines: [] };
+      if (r.size < 0) {
+        if (Date.now() >= probeStart + check.windowMs)
+          throw new Fail(
+            `${path} does not exist on the host (still missing after ${human(check.windowMs)}): check \`path\`, and that the service writes its log there`
+          );
+        return { lines: [] };
+      }
       // It shrank: truncated or rotated, and the new file is read from its start.
       if (r.offset !== offset) partial = '';
       offset = r.offset + r.bytes;

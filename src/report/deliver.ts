@@ -1,8 +1,8 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { GitHubApi } from '../io/github.js';
 import type { Logger } from '../io/log.js';
+import { writePrivateFile } from '../io/private-dir.js';
 import type { DeployResult, PhaseRecord } from '../plan/execute.js';
+import { artifactRootOf, reportOf } from '../scan/pre-deploy.js';
 import type { Settings } from '../settings/types.js';
 import { changesSince } from './changes.js';
 import {
@@ -28,11 +28,15 @@ export interface DeliverOptions {
   readonly pr?: PullRef;
   readonly why?: Why;
   readonly blockedBy?: BlockedBy;
+  /**
+   * Unused: the record lists the findings themselves, which it reads from the result of a deploy
+   * the secret scan blocked. Kept so callers that pass the count still compile.
+   */
   readonly findings?: number;
   readonly extraPhases?: readonly PhaseRecord[];
   /** The git checkout, for the list of commits since the last deploy. */
   readonly workspace: string;
-  /** Where the record's file goes (RUNNER_TEMP in the action). */
+  /** Where the record's file goes: the run's private directory (io/private-dir.ts `privateDir`). */
   readonly outDir: string;
   readonly log: Logger;
   /** Every text leaving the process passes through this (registered secrets out). */
@@ -43,15 +47,16 @@ export interface DeliverOptions {
 
 export interface Delivered {
   readonly markdown: string;
+  /** The record's file ('' when it could not be written: a warning says why). */
   readonly path: string;
   /** URLs of the comments created or updated. */
   readonly comments: readonly string[];
 }
 
 /** The record's file name: environment and release, reduced to safe characters. */
-function recordFile(outDir: string, environment: string, release: string): string {
+export function recordFileName(environment: string, release: string): string {
   const safe = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 80);
-  return join(outDir, `deployguard-record-${safe(environment)}-${safe(release)}.md`);
+  return `deployguard-record-${safe(environment)}-${safe(release)}.md`;
 }
 
 /** Where the comment goes for the `comment` setting, given the PR found (if any). */
@@ -98,17 +103,18 @@ export async function deliverRecord(o: DeliverOptions): Promise<Delivered> {
       pr: o.pr,
       changes,
       blockedBy: o.blockedBy,
-      findings: o.findings,
+      findings: reportOf(result.blockedBy)?.scan?.findings,
+      artifactRoot: settings.artifact ? artifactRootOf(o.workspace, settings.artifact) : undefined,
       extraPhases: o.extraPhases,
       configPath: settings.configPath
     })
   );
-  const path = recordFile(o.outDir, settings.environment, settings.releaseId);
+  const name = recordFileName(settings.environment, settings.releaseId);
+  let path = '';
   try {
-    mkdirSync(o.outDir, { recursive: true });
-    writeFileSync(path, markdown, { mode: 0o600 });
+    path = writePrivateFile(o.outDir, name, markdown);
   } catch (err) {
-    o.log.warn(`the deployment record could not be written to ${path}: ${(err as Error).message}`);
+    o.log.warn(`the deployment record could not be written to ${o.outDir}: ${(err as Error).message}`);
   }
   const comments: string[] = [];
   const targets = commentTargets(settings.report.comment, o.pr, o.commentSha ?? settings.run.commit);

@@ -1,5 +1,6 @@
 import type { CheckResult } from '../checks/types.js';
 import type { DeployResult, HostReport, PhaseRecord, StepRecord } from '../plan/execute.js';
+import type { Finding } from '../scan/gitleaks.js';
 import type { RunContext } from '../settings/types.js';
 import type { Changes } from './changes.js';
 import { recordMarker, type PullRef } from './publish.js';
@@ -9,6 +10,10 @@ import { recordMarker, type PullRef } from './publish.js';
  * back, how long each phase took, and how it ended. A pure function of the deploy's result, so
  * each outcome has a snapshot test, and the same text goes to the PR or commit comment, the job
  * summary and the `log-path` file.
+ *
+ * Short on purpose (about 40 lines for a healthy deploy): people read it in a PR thread. Tables
+ * only where they compare (health, hosts, secrets); the timeline and every host step are folded
+ * into a `<details>` that opens on demand.
  */
 
 export type BlockedBy = 'tests' | 'secrets' | 'health';
@@ -35,8 +40,10 @@ export interface RecordInput {
   readonly changes?: Changes;
   /** What stopped a `blocked` deploy. */
   readonly blockedBy?: BlockedBy;
-  /** Secrets the scan found (only their count is shown here; the table is in the summary). */
-  readonly findings?: number;
+  /** Secrets the scan found: each is listed by rule, file, line and commit (never the secret). */
+  readonly findings?: readonly Finding[];
+  /** Where artifact findings' files live, relative to the repository (scan/pre-deploy.ts). */
+  readonly artifactRoot?: string;
   /** Phases timed outside the executor (the test command). */
   readonly extraPhases?: readonly PhaseRecord[];
   /** For the CLI rollback command. */
@@ -78,7 +85,7 @@ function statusText(input: RecordInput): string {
     case 'failed-live':
       return '❌ failed, and rollback is off: the failed release is live';
     case 'blocked':
-      return `⛔ blocked before the deploy, nothing changed: ${input.blockedBy ? BLOCKED_TEXT[input.blockedBy] : 'a pre-deploy gate failed'}${input.blockedBy === 'secrets' && input.findings ? ` (${input.findings} finding${input.findings === 1 ? '' : 's'})` : ''}`;
+      return `⛔ blocked before the deploy, nothing changed: ${input.blockedBy ? BLOCKED_TEXT[input.blockedBy] : 'a pre-deploy gate failed'}${input.blockedBy === 'secrets' && input.findings?.length ? ` (${input.findings.length} finding${input.findings.length === 1 ? '' : 's'})` : ''}`;
   }
 }
 
@@ -124,31 +131,27 @@ function header(input: RecordInput): string[] {
   const { result: r, run } = input;
   const ref = run.ref.replace(/^refs\/(heads|tags)\//, '');
   const secs = r.finishedAt.getTime() - r.startedAt.getTime();
+  const previous = r.previousRelease
+    ? `previous: \`${r.previousRelease}\``
+    : untouched(r)
+      ? 'previous: not read (no host was contacted)'
+      : 'first deploy';
   const rows: [string, string][] = [
-    ['Status', statusText(input)],
+    // The environment is in the heading; its URL goes with the release it now serves.
     [
-      'Environment',
-      `${cell(input.environment)}${input.environmentUrl ? ` · [${cell(input.environmentUrl)}](${input.environmentUrl})` : ''}`
+      'Release',
+      `\`${r.releaseId}\` (${previous})${input.environmentUrl ? ` · [${cell(input.environmentUrl)}](${input.environmentUrl})` : ''}`
     ],
-    ['Release', `\`${r.releaseId}\``],
     [
-      'Previous release',
-      r.previousRelease
-        ? `\`${r.previousRelease}\``
-        : untouched(r)
-          ? 'not read (no host was contacted)'
-          : 'none (first deploy)'
+      'Commit',
+      `${commitLink(run, run.commit)} on \`${cell(ref)}\` by ${cell(run.actor)}${run.runUrl ? ` · run [${run.runId}](${run.runUrl})` : ''}`
     ],
-    ['Commit', `${commitLink(run, run.commit)} on \`${cell(ref)}\``],
-    ['By', cell(run.actor)],
-    ...(run.runUrl ? ([['Run', `[${run.runId}](${run.runUrl})`]] as [string, string][]) : []),
-    ['Started', r.startedAt.toISOString()],
-    ['Duration', duration(secs)]
+    ['Started', `${r.startedAt.toISOString()} · took ${duration(secs)}`]
   ];
   return [
     `## ${HEADLINE[r.status]}: ${cell(input.environment)} \`${r.releaseId}\``,
     '',
-    '| | |',
+    `| **Status** | ${statusText(input)} |`,
     '| --- | --- |',
     ...rows.map(([k, v]) => `| **${k}** | ${v} |`),
     ''
@@ -156,41 +159,73 @@ function header(input: RecordInput): string[] {
 }
 
 function whySection(input: RecordInput): string[] {
-  const lines = ['### Why', ''];
   if (input.pr)
-    lines.push(`Pull request [#${input.pr.number}](${input.pr.url}): ${inert(cell(input.pr.title))}`, '');
-  if (input.why && !(input.why.source === 'pull-request' && input.pr)) {
-    const from = input.why.source === 'reason' ? 'Reason given' : 'Commit message';
-    lines.push(
-      `${from}:`,
-      '',
-      ...input.why.text
-        .trim()
-        .split('\n')
-        .slice(0, 10)
-        .map(l => `> ${inert(l)}`),
+    return [
+      `**Why:** Pull request [#${input.pr.number}](${input.pr.url}): ${inert(cell(input.pr.title))}`,
       ''
-    );
+    ];
+  if (input.why) {
+    const [first = '', ...rest] = input.why.text.trim().split('\n');
+    const from = input.why.source === 'reason' ? 'reason given' : 'commit message';
+    // The first line inline; a body (a commit message's) quoted below it, ten lines at most.
+    const body = rest.join('\n').trim() ? rest.join('\n').trim().split('\n').slice(0, 9) : [];
+    return [
+      `**Why** (${from}): ${inert(cell(first))}`,
+      ...(body.length ? ['', ...body.map(l => `> ${inert(l)}`)] : []),
+      ''
+    ];
   }
-  if (lines.length === 2) lines.push('_No reason was given (set the `reason` input)._', '');
-  return lines;
+  return ['**Why:** _no reason was given (the `reason` input, or `--reason` on the command line)._', ''];
 }
+
+/** Commits listed in the record; the compare link has the rest. */
+const COMMITS_SHOWN = 5;
 
 function changesSection(input: RecordInput): string[] {
   const c = input.changes;
   if (!c) return [];
-  const lines = ['### Changes since the last deployment', ''];
-  if (c.note) lines.push(`_${c.note}_`, '');
+  const lines: string[] = [];
   if (c.commits.length) {
+    const shown = c.commits.slice(0, COMMITS_SHOWN);
+    const newest = c.total > shown.length ? `, the ${shown.length} newest` : '';
     lines.push(
-      `${c.total} commit${c.total === 1 ? '' : 's'}${c.base ? ` since \`${shortSha(c.base)}\`` : ''}${c.compareUrl ? ` ([compare](${c.compareUrl}))` : ''}:`,
-      ''
+      `**Changes:** ${c.total} commit${c.total === 1 ? '' : 's'}${c.base ? ` since \`${shortSha(c.base)}\`` : ''}${c.compareUrl ? ` ([compare](${c.compareUrl}))` : ''}${newest}${c.note ? `. _${c.note}_` : ''}`
     );
-    for (const k of c.commits)
+    for (const k of shown)
       lines.push(`- ${commitLink(input.run, k.sha)} ${inert(cell(k.subject))} (${inert(cell(k.author))})`);
-    if (c.total > c.commits.length) lines.push(`- … and ${c.total - c.commits.length} more`);
-    lines.push('');
-  } else if (c.compareUrl && !c.note?.startsWith('The same')) lines.push(`[Compare](${c.compareUrl})`, '');
+  } else if (c.note) {
+    lines.push(
+      `**Changes:** _${c.note}_${c.compareUrl && !c.note.startsWith('The same') ? ` ([compare](${c.compareUrl}))` : ''}`
+    );
+  } else if (c.compareUrl) lines.push(`**Changes:** [compare](${c.compareUrl})`);
+  else return [];
+  lines.push('');
+  return lines;
+}
+
+/** The secrets the scan found: rule, file, line and commit of each; never the secret itself. */
+function findingsSection(input: RecordInput): string[] {
+  const found = input.findings ?? [];
+  if (found.length === 0) return [];
+  const root = (input.artifactRoot ?? '.').replace(/\/+$/, '');
+  const shown = found.slice(0, 20);
+  const lines = [
+    `### Secrets found: ${found.length}`,
+    '',
+    '| rule | file | line | commit |',
+    '| --- | --- | --- | --- |',
+    ...shown.map(f => {
+      const file = f.source === 'artifact' && root !== '.' ? `${root}/${f.file}` : f.file;
+      const commit = f.commit ? commitLink(input.run, f.commit) : '(the artifact, not a commit)';
+      return `| ${cell(f.rule)} | \`${cell(file)}\` | ${f.line} | ${commit} |`;
+    })
+  ];
+  if (found.length > shown.length) lines.push(`| … and ${found.length - shown.length} more | | | |`);
+  lines.push(
+    '',
+    'Rotate each secret first (it is already exposed), then remove it. A false positive: allowlist it in `.gitleaks.toml`, or add its fingerprint to `.gitleaksignore`.',
+    ''
+  );
   return lines;
 }
 
@@ -215,15 +250,28 @@ function healthSection(input: RecordInput): string[] {
     for (const c of h.checks) after.set(checkKey(c, h.name, many), c);
     for (const c of h.rollbackChecks) restored.set(checkKey(c, h.name, many), c);
   }
+  // A check run from here after each host that passed every time is one row, not one per host.
+  const merged = new Map<string, number>();
+  if (many && restored.size === 0) {
+    const runs = r.hosts.map(h => h.checks.filter(c => !c.host));
+    for (const name of new Set(runs.flat().map(c => c.name))) {
+      const all = runs.map(list => list.find(c => c.name === name));
+      if (!all.every((c): c is CheckResult => c !== undefined && c.ok)) continue;
+      r.hosts.forEach(h => after.delete(`${name} (after ${h.name})`));
+      after.set(
+        name,
+        all.reduce((a, b) => (b.durationMs > a.durationMs ? b : a))
+      );
+      merged.set(name, all.length);
+    }
+  }
   const keys = [...new Set([...before.keys(), ...after.keys(), ...restored.keys()])];
   if (untouched(r))
-    return ['### Health', '', '_Not checked: the deploy stopped before any host was contacted._', ''];
-  if (keys.length === 0) return ['### Health', '', '_No health check ran._', ''];
+    return ['**Health:** _not checked: the deploy stopped before any host was contacted._', ''];
+  if (keys.length === 0) return ['**Health:** _no health check ran._', ''];
   const withRollback = restored.size > 0;
   const lines = [
-    '### Health',
-    '',
-    `| check | before | after${withRollback ? ' | after rollback' : ''} | detail |`,
+    `| health check | before | after${withRollback ? ' | after rollback' : ''} | detail |`,
     `| --- | --- | ---${withRollback ? ' | ---' : ''} | --- |`
   ];
   for (const k of keys) {
@@ -233,7 +281,7 @@ function healthSection(input: RecordInput): string[] {
     const rb = restored.get(k);
     const detail = [post, rb, pre].find(c => c && !c.ok)?.reason ?? post?.reason ?? pre?.reason ?? '';
     lines.push(
-      `| ${cell(k)} | ${verdict(pre)} | ${verdict(post)}${withRollback ? ` | ${verdict(rb)}` : ''} | ${inert(cell(detail).slice(0, 200))} |`
+      `| ${cell(k)} | ${verdict(pre)} | ${merged.has(k) ? `✅ pass after each of ${merged.get(k)} hosts (slowest ${duration(post!.durationMs)})` : verdict(post)}${withRollback ? ` | ${verdict(rb)}` : ''} | ${inert(cell(detail).slice(0, 200))} |`
     );
   }
   lines.push('');
@@ -252,7 +300,7 @@ function hostsSection(input: RecordInput): string[] {
     'failed-live': '❌ failed, failed release live',
     'not-started': '⏸️ not started'
   };
-  const lines = ['### Hosts', '', '| host | result | now serving | time |', '| --- | --- | --- | --- |'];
+  const lines = ['| host | result | now serving | time |', '| --- | --- | --- | --- |'];
   for (const h of r.hosts) {
     const serving =
       h.outcome === 'deployed' || h.outcome === 'failed-live' || h.outcome === 'switched'
@@ -271,33 +319,22 @@ function hostsSection(input: RecordInput): string[] {
 
 function rollbackSection(input: RecordInput): string[] {
   const r = input.result;
-  const lines = ['### Rollback plan', ''];
+  const lines: string[] = [];
   const stuck = r.hosts.filter(h => h.recovery);
   if (stuck.length) {
-    lines.push('**The automatic rollback did not finish. Recover by hand:**', '');
+    lines.push('### Rollback plan', '', '**The automatic rollback did not finish. Recover by hand:**', '');
     for (const h of stuck) lines.push(...fence(h.recovery!, 'sh'), '');
   }
+  const say = (text: string) => [...lines, `**Rollback plan:** ${text}`, ''];
   const prev = r.previousRelease;
-  if (untouched(r)) {
-    lines.push('Nothing to do: no host was contacted, so nothing changed.', '');
-    return lines;
-  }
-  if (!prev) {
-    lines.push('No release was live before this one: going back means stopping the service.', '');
-    return lines;
-  }
-  if (r.status === 'rolled-back') {
-    lines.push(`Done: every host was returned to \`${prev}\` and verified.`, '');
-    return lines;
-  }
-  if (r.status === 'failed' || r.status === 'blocked' || r.status === 'checked') {
-    lines.push(`Nothing to do: \`${prev}\` still serves; nothing was changed.`, '');
-    return lines;
-  }
+  if (untouched(r)) return say('nothing to do: no host was contacted, so nothing changed.');
+  if (!prev) return say('no release was live before this one: going back means stopping the service.');
+  if (r.status === 'rolled-back') return say(`done: every host was returned to \`${prev}\` and verified.`);
+  if (r.status === 'failed' || r.status === 'blocked' || r.status === 'checked')
+    return say(`nothing to do: \`${prev}\` still serves; nothing was changed.`);
   const source = r.hosts.find(h => h.previousDeploy?.release === prev)?.previousDeploy;
   lines.push(
-    `To return to \`${prev}\`${source ? ` (commit ${commitLink(input.run, source.commit)}, deployed ${source.time})` : ''}, either:`,
-    ''
+    `**Rollback plan:** to return to \`${prev}\`${source ? ` (commit ${commitLink(input.run, source.commit)}, deployed ${source.time})` : ''}, either:`
   );
   lines.push(
     source?.runUrl
@@ -385,68 +422,54 @@ export function timeline(input: RecordInput): Bar[] {
   return bars.sort((a, b) => a.start - b.start);
 }
 
-/** Mermaid's gantt grammar reserves `:`, `#` and `;` in names; sections and tasks keep to plain text. */
-function mermaidText(text: string): string {
-  return text.replace(/[:#;%\r\n]/g, ' ').trim() || '-';
-}
-
+/**
+ * The timeline, folded: one row per place (the gates, then each host) with its phases in order,
+ * and every step of a host that did not deploy cleanly. Each host's deployments.jsonl keeps the
+ * rest (`deployguard history`).
+ */
 function timelineSection(input: RecordInput): string[] {
   const bars = timeline(input);
-  if (bars.length === 0) return [];
-  const t0 = Math.min(input.result.startedAt.getTime(), ...bars.map(b => b.start));
-  const lines = [
-    '### Timeline',
-    '',
-    '| phase | where | starts at | took |',
-    '| --- | --- | --- | --- |',
-    ...bars.map(
-      b =>
-        `| ${b.ok ? '' : '❌ '}${cell(b.name)} | ${cell(b.section)} | +${duration(b.start - t0)} | ${duration(b.end - b.start)} |`
-    ),
-    '',
-    '```mermaid',
-    'gantt',
-    '  dateFormat x',
-    '  axisFormat %M:%S'
-  ];
-  // Mermaid wants each section's tasks together: the gates first, then each host's phases.
-  const sections = [...new Set(bars.map(b => b.section))].sort(
-    (a, b) => Number(b === 'Gates') - Number(a === 'Gates')
-  );
-  for (const section of sections) {
-    lines.push(`  section ${mermaidText(section)}`);
-    for (const b of bars.filter(x => x.section === section)) {
-      // Mermaid draws nothing for an empty bar; a bar is at least 1 ms wide.
-      lines.push(
-        `  ${mermaidText(b.name)} :${b.ok ? 'done' : 'crit'}, ${b.start}, ${Math.max(b.end, b.start + 1)}`
-      );
+  const r = input.result;
+  const t0 = Math.min(r.startedAt.getTime(), ...bars.map(b => b.start));
+  const total = duration(r.finishedAt.getTime() - r.startedAt.getTime());
+  const lines = [`<details><summary>Timeline and steps (${total} in all)</summary>`, ''];
+  const sections = [...new Set(bars.map(b => b.section))];
+  if (sections.length) {
+    lines.push('| where | starts at | phases, in order |', '| --- | --- | --- |');
+    for (const section of sections) {
+      const own = bars.filter(b => b.section === section);
+      const phases = own
+        .map(b => `${b.ok ? '' : '❌ '}${cell(b.name)} ${duration(b.end - b.start)}`)
+        .join(' · ');
+      lines.push(`| ${cell(section)} | +${duration(own[0]!.start - t0)} | ${phases} |`);
     }
+    lines.push('');
   }
-  lines.push('```', '');
-  return lines;
-}
-
-/** Every step on every host, folded away: what ran, in order, with its time and error. */
-function stepsSection(input: RecordInput): string[] {
-  const hosts = input.result.hosts.filter(h => h.steps.length);
-  if (hosts.length === 0) return [];
-  const lines = ['<details><summary>Steps on each host</summary>', ''];
-  for (const h of hosts) {
-    lines.push(`**${cell(h.name)}**`, '', '| step | result | took |', '| --- | --- | --- |');
-    for (const s of h.steps)
+  for (const h of r.hosts.filter(x => x.steps.length && x.outcome !== 'deployed')) {
+    lines.push(`**Steps on ${cell(h.name)}**`, '', '| step | result | took |', '| --- | --- | --- |');
+    for (const st of h.steps)
       lines.push(
-        `| ${s.undo ? '↩️ ' : ''}${cell(s.title)} | ${s.ok ? '✅' : `❌ ${inert(cell(s.detail ?? '')).slice(0, 300)}`} | ${duration(s.ms)} |`
+        `| ${st.undo ? '↩️ ' : ''}${cell(st.title)} | ${st.ok ? '✅' : `❌ ${inert(cell(st.detail ?? '')).slice(0, 300)}`} | ${duration(st.ms)} |`
       );
     lines.push('');
   }
-  lines.push('</details>', '');
+  // `</details>` may follow a paragraph directly: an HTML block of its kind ends one.
+  lines.push(
+    'Written by deployguard. Each host keeps this deploy in its deployments.jsonl (`deployguard history`).',
+    '</details>',
+    ''
+  );
   return lines;
 }
 
 function errorSection(input: RecordInput): string[] {
   const e = input.result.error;
   if (!e || input.result.status === 'deployed') return [];
-  return ['### What went wrong', '', ...fence(e.split('\n').slice(0, 40).join('\n')), ''];
+  // The findings have their own table: their error's list would say the same again.
+  const text = input.findings?.length
+    ? e.split('\n')[0]!.replace(/:$/, '.')
+    : e.split('\n').slice(0, 40).join('\n');
+  return ['### What went wrong', '', ...fence(text), ''];
 }
 
 /** The whole record as Markdown, starting with the hidden marker that finds its comment again. */
@@ -456,14 +479,12 @@ export function renderRecord(input: RecordInput): string {
     ...header(input),
     ...whySection(input),
     ...errorSection(input),
+    ...findingsSection(input),
     ...changesSection(input),
     ...healthSection(input),
     ...hostsSection(input),
     ...rollbackSection(input),
     ...debugSection(input),
-    ...timelineSection(input),
-    ...stepsSection(input),
-    `<sub>Written by deployguard. Each host keeps this deploy in its deployments.jsonl (\`deployguard history\`).</sub>`,
-    ''
+    ...timelineSection(input)
   ].join('\n');
 }

@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { SecretScanError } from '../errors.js';
 import type { Logger } from '../io/log.js';
@@ -9,7 +8,7 @@ import type { Settings } from '../settings/types.js';
 import { ensureGitleaks } from './acquire.js';
 import { scanCommits, scanDirectory, type Finding } from './gitleaks.js';
 import { resolveRange, type CommitRange } from './range.js';
-import { toSarif } from './sarif.js';
+import { writeSarif } from './sarif.js';
 
 /**
  * The local parts of the pre-deploy gate: the test command (before any host is contacted), then
@@ -44,7 +43,7 @@ export interface PreDeployOptions {
   readonly workspace: string;
   readonly env: NodeJS.ProcessEnv;
   readonly log: Logger;
-  /** Where the SARIF report is written. */
+  /** Where the SARIF report is written: the run's private directory (io/private-dir.ts). */
   readonly outDir: string;
   /** GITHUB_EVENT_NAME and its payload, when running in Actions. */
   readonly event?: { readonly name: string; readonly payload: unknown };
@@ -218,11 +217,9 @@ export async function secretGate(
       opts.log.info(`artifact: ${relative(opts.workspace, artifact) || artifact}`);
       findings.push(...(await scanDirectory(engine, artifact, scanOpts)));
     }
-    await mkdir(opts.outDir, { recursive: true });
-    const sarifPath = join(opts.outDir, 'deployguard-gitleaks.sarif');
     // Findings in a single-file artifact are named by the file, so its folder is the root.
     const artifactRoot = artifactRootOf(opts.workspace, settings.artifact);
-    await writeFile(sarifPath, JSON.stringify(toSarif(findings, engine, { artifactRoot }), null, 2));
+    const sarifPath = writeSarif(opts.outDir, findings, engine, { artifactRoot });
     for (const f of findings) opts.onFinding?.(f);
     return {
       engine: { path: engine.path, version: engine.version },

@@ -3,6 +3,7 @@
  * Built from deployguard's findings, so it holds what they hold: file, lines, rule, commit and
  * the gitleaks fingerprint. Never the secret, nor even the redacted excerpt.
  */
+import { writePrivateFile } from '../io/private-dir.js';
 import type { Finding } from './gitleaks.js';
 
 export interface SarifOptions {
@@ -118,4 +119,20 @@ function cleanPath(p: string): string {
 /** A relative URI reference: each segment percent-encoded, the slashes kept. */
 function encodeUri(p: string): string {
   return p.split('/').map(encodeURIComponent).join('/');
+}
+
+/** The SARIF report's file name in the run's private directory. */
+export const SARIF_FILE = 'deployguard-gitleaks.sarif';
+
+/**
+ * Writes the SARIF report as a new file (mode 0600, never through a symlink) in `dir`, the run's
+ * private directory, and returns its path.
+ */
+export function writeSarif(
+  dir: string,
+  findings: readonly Finding[],
+  tool: { readonly version: string },
+  opts: SarifOptions = {}
+): string {
+  return writePrivateFile(dir, SARIF_FILE, JSON.stringify(toSarif(findings, tool, opts), null, 2));
 }
