@@ -1,0 +1,143 @@
+/**
+ * Honest status and the preflight, on one real Debian host with systemd as PID 1. A wrong
+ * service setting (an unknown unit, a deploy user without sudo rights) must end as `failed` with
+ * nothing changed, the live release still serving, the verdict and the host's history agreeing;
+ * the preflight names the fix for each problem before anything is touched.
+ */
+import { startSystemdHost, type SystemdHost } from '../harness/hosts.js';
+import { deployQuiet, freePort, get, makeRelease, settingsFor, type HostLike } from '../helpers/deploy.js';
+import { readHistory } from '../../src/history.js';
+import { memoryLogger } from '../../src/io/log.js';
+import { verdictLine } from '../../src/report/summary.js';
+
+let host: SystemdHost;
+let appPort: number;
+let freshPort: number;
+const TARGET = '/srv/app';
+const UNIT = 'dgapp';
+
+async function must(cmd: string): Promise<string> {
+  const r = await host.exec(cmd);
+  if (r.code !== 0) throw new Error(`${cmd} -> exit ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** A unit running the sample app from `<target>/current` (or from `workDir` when given). */
+async function installUnit(name: string, target: string, port: number, workDir = `${target}/current`) {
+  const unit = [
+    '[Unit]',
+    `Description=deployguard sample app in ${target}`,
+    '[Service]',
+    `Environment=PORT=${port}`,
+    `WorkingDirectory=${workDir}`,
+    `ExecStart=/usr/bin/node ${workDir}/server.js`,
+    'Restart=no',
+    ''
+  ].join('\n');
+  await must(`cat > /etc/systemd/system/${name}.service <<'UNIT'\n${unit}UNIT\nsystemctl daemon-reload`);
+}
+
+const yaml = (opts: { target?: string; unit?: string; port?: number; sudo?: boolean } = {}) =>
+  [
+    'version: 1',
+    `target: { path: ${opts.target ?? TARGET} }`,
+    'service:',
+    '  manager: systemd',
+    `  name: ${opts.unit ?? UNIT}`,
+    `  sudo: ${opts.sudo ?? false}`,
+    '  settle: 500ms',
+    '  start-timeout: 5s',
+    'checks:',
+    `  - { name: health, type: http, url: "http://127.0.0.1:${opts.port ?? appPort}/health", timeout: 1s, retries: 3, interval: 300ms }`,
+    'post-deploy: { stability-window: 0s }'
+  ].join('\n');
+
+/** The harness host, logging in as another user (same key). */
+const as = (user: string): HostLike => ({
+  name: host.name,
+  host: host.host,
+  port: host.port,
+  user,
+  privateKey: host.privateKey,
+  knownHostsLine: host.knownHostsLine
+});
+
+const settings = async (
+  version: string,
+  opts: Parameters<typeof yaml>[0] & { user?: string; fault?: string } = {}
+) =>
+  settingsFor(
+    as(opts.user ?? 'root'),
+    { artifact: await makeRelease(version, opts.fault), 'release-id': version },
+    yaml(opts)
+  );
+
+/** The last line of the host's deployments.jsonl for a target. */
+async function lastRecord(target = TARGET): Promise<{ release: string; status: string; previous?: string }> {
+  const text = await must(`tail -n 1 ${target}/.deployguard/deployments.jsonl`);
+  return JSON.parse(text) as { release: string; status: string; previous?: string };
+}
+
+beforeAll(async () => {
+  host = await startSystemdHost({ name: 'systemd-preflight' });
+  [appPort, freshPort] = [await freePort(), await freePort()];
+  await installUnit(UNIT, TARGET, appPort);
+  // A deploy user with the same key as root, and (for now) no sudo rights at all.
+  await must(
+    'useradd -m -s /bin/sh deploy && install -d -o deploy -g deploy -m 700 /home/deploy/.ssh && ' +
+      'install -o deploy -g deploy -m 600 /root/.ssh/authorized_keys /home/deploy/.ssh/authorized_keys'
+  );
+  const { result } = await deployQuiet(await settings('v1'));
+  expect({ status: result.status, error: result.error }).toEqual({ status: 'deployed', error: undefined });
+}, 120_000);
+
+afterAll(async () => {
+  await host?.stop();
+});
+
+describe('a failure before the switch is `failed`, nothing changed, and the history agrees', () => {
+  test('an unknown systemd unit', async () => {
+    const s = await settings('v2', { unit: 'no-such-unit' });
+    const { result } = await deployQuiet(s);
+    expect(result.status).toBe('failed');
+    expect(result.hosts[0]!.outcome).toBe('failed');
+    const verdict = verdictLine(result);
+    expect(verdict).toMatch(/nothing changed/);
+    expect(verdict).toMatch(/v1/);
+    // v2 was never made live: the verdict does not name it as a release.
+    expect(verdict).not.toMatch(/release v2|rolled back/);
+    expect((await must(`readlink ${TARGET}/current`)).trim()).toBe(`${TARGET}/releases/v1`);
+    expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v1');
+    expect(await lastRecord()).toMatchObject({ release: 'v2', status: 'failed', previous: 'v1' });
+    const [h] = await readHistory(s, 5, memoryLogger());
+    expect(h!.log!.entries.at(-1)).toMatchObject({ release: 'v2', status: 'failed' });
+  }, 60_000);
+
+  test('a deploy user without sudo rights', async () => {
+    await must(`chown -R deploy:deploy ${TARGET}`);
+    const { result } = await deployQuiet(await settings('v3', { user: 'deploy', sudo: true }));
+    expect(result.status).toBe('failed');
+    expect(result.hosts[0]!.outcome).toBe('failed');
+    expect(verdictLine(result)).toMatch(/nothing changed/);
+    expect(verdictLine(result)).not.toMatch(/release v3|rolled back/);
+    expect((await must(`readlink ${TARGET}/current`)).trim()).toBe(`${TARGET}/releases/v1`);
+    expect((await must(`systemctl is-active ${UNIT}`)).trim()).toBe('active');
+    expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v1');
+    expect(await lastRecord()).toMatchObject({ release: 'v3', status: 'failed', previous: 'v1' });
+    // The lock is free.
+    expect((await host.exec(`test -e ${TARGET}/.deployguard/lock`)).code).not.toBe(0);
+  }, 60_000);
+
+  test('a first deploy that fails to start: taken down, and no release is named to return to', async () => {
+    await installUnit('dgfresh', '/srv/fresh', freshPort);
+    const { result } = await deployQuiet(
+      await settings('f1', { target: '/srv/fresh', unit: 'dgfresh', port: freshPort, fault: 'crash' })
+    );
+    expect(result.status).toBe('rolled-back');
+    const verdict = verdictLine(result);
+    expect(verdict).toMatch(/nothing is live/);
+    expect(verdict).not.toMatch(/rolled back to|back on/);
+    expect((await host.exec('test -e /srv/fresh/current')).code).not.toBe(0);
+    expect(await lastRecord('/srv/fresh')).toMatchObject({ release: 'f1', status: 'rolled-back' });
+  }, 60_000);
+});
