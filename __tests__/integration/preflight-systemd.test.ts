@@ -8,6 +8,12 @@ import { startSystemdHost, type SystemdHost } from '../harness/hosts.js';
 import { deployQuiet, freePort, get, makeRelease, settingsFor, type HostLike } from '../helpers/deploy.js';
 import { readHistory } from '../../src/history.js';
 import { memoryLogger } from '../../src/io/log.js';
+import {
+  preflightCommand,
+  renderPreflight,
+  runPreflight,
+  type PreflightReport
+} from '../../src/preflight.js';
 import { verdictLine } from '../../src/report/summary.js';
 
 let host: SystemdHost;
@@ -139,5 +145,108 @@ describe('a failure before the switch is `failed`, nothing changed, and the hist
     expect(verdict).not.toMatch(/rolled back to|back on/);
     expect((await host.exec('test -e /srv/fresh/current')).code).not.toBe(0);
     expect(await lastRecord('/srv/fresh')).toMatchObject({ release: 'f1', status: 'rolled-back' });
+  }, 60_000);
+});
+
+describe('the preflight names the fix for each problem, before anything changes', () => {
+  const line =
+    'deploy ALL=(root) NOPASSWD: /usr/bin/systemctl stop -- dgapp, /usr/bin/systemctl start -- dgapp, ' +
+    '/usr/bin/systemctl show -p ActiveState -p SubState -p MainPID -p NRestarts -- dgapp, ' +
+    '/usr/bin/journalctl -u dgapp -n 30 --no-pager -o short-iso';
+
+  test('no sudo rights: the exact sudoers line; installed as printed, the deploy user deploys', async () => {
+    const s = await settings('v4', { user: 'deploy', sudo: true });
+    const before = await runPreflight(s, memoryLogger());
+    expect(before.ok).toBe(false);
+    const sudo = before.hosts[0]!.findings.find(f => f.check === 'sudo');
+    expect(sudo).toMatchObject({ level: 'fail' });
+    expect(sudo!.fix!.split('\n')).toContain(line);
+    // The deploy stops at the preflight with the same line, nothing changed.
+    const failed = await deployQuiet(s);
+    expect(failed.result.status).toBe('failed');
+    expect(failed.result.error).toContain(line);
+    // The line as printed is valid sudoers syntax and grants exactly what the deploy needs.
+    await must(
+      `printf '%s\\n' '${line}' > /etc/sudoers.d/deployguard && chmod 440 /etc/sudoers.d/deployguard`
+    );
+    await must('visudo -cf /etc/sudoers.d/deployguard');
+    const after = await runPreflight(s, memoryLogger());
+    expect(after.hosts[0]!.findings.filter(f => f.level !== 'ok')).toEqual([]);
+    const { result } = await deployQuiet(await settings('v5', { user: 'deploy', sudo: true }));
+    expect({ status: result.status, error: result.error }).toEqual({ status: 'deployed', error: undefined });
+    expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v5');
+  }, 60_000);
+
+  test('an unknown unit: the unit file to create', async () => {
+    const report = await runPreflight(await settings('v6', { unit: 'no-such-unit' }), memoryLogger());
+    expect(report.ok).toBe(false);
+    expect(report.hosts[0]!.findings.find(f => f.check === 'unit')).toMatchObject({
+      level: 'fail',
+      message: expect.stringMatching(/no-such-unit does not exist/),
+      fix: expect.stringContaining(
+        `create /etc/systemd/system/no-such-unit.service with WorkingDirectory=${TARGET}/current`
+      )
+    });
+  }, 30_000);
+
+  test('a unit that runs from elsewhere: a clear warning, and the unit file line to change', async () => {
+    await installUnit('dgelse', '/opt/app', freshPort, '/opt/elsewhere');
+    const report = await runPreflight(await settings('v6', { unit: 'dgelse' }), memoryLogger());
+    expect(report.ok).toBe(true);
+    expect(report.hosts[0]!.findings.find(f => f.check === 'unit')).toMatchObject({
+      level: 'warn',
+      message: expect.stringMatching(/deploying would not change what runs/),
+      fix: expect.stringContaining(
+        `in /etc/systemd/system/dgelse.service, change WorkingDirectory=/opt/elsewhere to WorkingDirectory=${TARGET}/current`
+      )
+    });
+    expect(renderPreflight(report)).toMatch(/! unit: the unit dgelse does not run from \/srv\/app\/current/);
+  }, 30_000);
+
+  test('a missing host tool: named with its package; the deploy fails with nothing changed', async () => {
+    await must('mv /usr/bin/sha256sum /usr/bin/sha256sum.away');
+    try {
+      const s = await settings('v6');
+      const report = await runPreflight(s, memoryLogger());
+      expect(report.hosts[0]!.findings.find(f => f.check === 'tools')).toMatchObject({
+        level: 'fail',
+        message: 'missing on the host: sha256sum',
+        fix: expect.stringMatching(/^apt-get install coreutils/)
+      });
+      const { result } = await deployQuiet(s);
+      expect(result.status).toBe('failed');
+      expect(verdictLine(result)).toMatch(/nothing changed, v5 still live/);
+      expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v5');
+      expect((await host.exec(`test -e ${TARGET}/.deployguard/lock`)).code).not.toBe(0);
+      expect(await lastRecord()).toMatchObject({ release: 'v6', status: 'failed', previous: 'v5' });
+    } finally {
+      await must('mv /usr/bin/sha256sum.away /usr/bin/sha256sum');
+    }
+  }, 60_000);
+
+  test('too little disk (a 2 MiB tmpfs) for a 3 MiB artifact: preflight and deploy refuse it', async () => {
+    await must('mkdir -p /srv/tiny && mount -t tmpfs -o size=2m tmpfs /srv/tiny');
+    try {
+      const artifact = await makeRelease('t1', undefined, { 'blob.bin': 'x'.repeat(3 * 1024 * 1024) });
+      const s = settingsFor(as('root'), { artifact, 'release-id': 't1' }, yaml({ target: '/srv/tiny/app' }));
+      const out: string[] = [];
+      const code = await preflightCommand(s, t => out.push(t), true, memoryLogger());
+      expect(code).toBe(1);
+      const report = JSON.parse(out.join('')) as PreflightReport;
+      expect(report.hosts[0]!.findings.find(f => f.check === 'disk')).toMatchObject({
+        level: 'fail',
+        message: expect.stringMatching(
+          /^not enough free disk on \/srv\/tiny: 2\.0 MiB free, the upload needs about/
+        )
+      });
+      const { result } = await deployQuiet(s);
+      expect(result.status).toBe('failed');
+      expect(result.error).toMatch(/not enough free disk/);
+      // Nothing was written but deployguard's lock and state directory (the lock is released).
+      expect((await must('ls -A /srv/tiny/app/.deployguard')).trim().split('\n')).not.toContain('staging');
+      expect((await host.exec('test -e /srv/tiny/app/.deployguard/lock')).code).not.toBe(0);
+    } finally {
+      await must('umount /srv/tiny');
+    }
   }, 60_000);
 });
