@@ -1,3 +1,7 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { dryRun } from '../../src/deploy.js';
 import {
   diskNeeded,
   hostPreflight,
@@ -199,5 +203,19 @@ describe('renderPreflight', () => {
     expect(renderPreflight({ ok: true, hosts: [report.hosts[1]] })).toMatch(
       /preflight passed on 1 host \(1 with warnings\); nothing was changed$/
     );
+  });
+});
+
+describe('the dry run', () => {
+  test('prints the preflight with the host-state read, sudo questions included', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dg-dry-'));
+    await writeFile(join(dir, 'app.js'), 'x');
+    const s = settingsFrom(
+      { ...BASE_INPUTS, artifact: dir },
+      'version: 1\nservice: { manager: systemd, name: myapp, sudo: true }'
+    );
+    const text = await dryRun(s);
+    expect(text).toContain('0b. Read the host state, with the preflight');
+    expect(text).toContain('sudo -n -l systemctl stop -- myapp');
   });
 });
