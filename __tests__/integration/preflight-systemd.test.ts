@@ -43,7 +43,9 @@ async function installUnit(name: string, target: string, port: number, workDir =
   await must(`cat > /etc/systemd/system/${name}.service <<'UNIT'\n${unit}UNIT\nsystemctl daemon-reload`);
 }
 
-const yaml = (opts: { target?: string; unit?: string; port?: number; sudo?: boolean } = {}) =>
+const yaml = (
+  opts: { target?: string; unit?: string; port?: number; sudo?: boolean; journal?: boolean } = {}
+) =>
   [
     'version: 1',
     `target: { path: ${opts.target ?? TARGET} }`,
@@ -55,6 +57,7 @@ const yaml = (opts: { target?: string; unit?: string; port?: number; sudo?: bool
     '  start-timeout: 5s',
     'checks:',
     `  - { name: health, type: http, url: "http://127.0.0.1:${opts.port ?? appPort}/health", timeout: 1s, retries: 3, interval: 300ms }`,
+    ...(opts.journal ? ['  - { name: clean-logs, type: logs, source: journal, window: 1s }'] : []),
     'post-deploy: { stability-window: 0s }'
   ].join('\n');
 
@@ -177,6 +180,25 @@ describe('the preflight names the fix for each problem, before anything changes'
     expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v5');
   }, 60_000);
 
+  test('a journal logs check adds its sudo commands; the longer line, as printed, lets it read the journal', async () => {
+    const s = await settings('v5j', { user: 'deploy', sudo: true, journal: true });
+    const report = await runPreflight(s, memoryLogger());
+    const fix = report.hosts[0]!.findings.find(f => f.check === 'sudo')!.fix!.split('\n')[1]!;
+    expect(fix).toBe(
+      `${line}, /usr/bin/systemctl show --timestamp\\=us+utc -p LoadState -p ActiveState -p InvocationID -p ActiveEnterTimestamp -p ExecMainStartTimestamp -- dgapp, ` +
+        '/usr/bin/systemctl show -p LoadState -p ActiveState -p InvocationID -p ActiveEnterTimestamp -p ExecMainStartTimestamp -- dgapp, ' +
+        '/usr/bin/journalctl --no-pager -o cat --show-cursor _SYSTEMD_INVOCATION_ID\\=*'
+    );
+    await host.exec(
+      `cat > /etc/sudoers.d/deployguard <<'LINE'\n${fix}\nLINE\nchmod 440 /etc/sudoers.d/deployguard`
+    );
+    await must('visudo -cf /etc/sudoers.d/deployguard');
+    expect((await runPreflight(s, memoryLogger())).ok).toBe(true);
+    const { result } = await deployQuiet(s);
+    expect({ status: result.status, error: result.error }).toEqual({ status: 'deployed', error: undefined });
+    expect(result.hosts[0]!.checks.find(c => c.name === 'clean-logs')).toMatchObject({ ok: true });
+  }, 60_000);
+
   test('an unknown unit: the unit file to create', async () => {
     const report = await runPreflight(await settings('v6', { unit: 'no-such-unit' }), memoryLogger());
     expect(report.ok).toBe(false);
@@ -215,10 +237,10 @@ describe('the preflight names the fix for each problem, before anything changes'
       });
       const { result } = await deployQuiet(s);
       expect(result.status).toBe('failed');
-      expect(verdictLine(result)).toMatch(/nothing changed, v5 still live/);
-      expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v5');
+      expect(verdictLine(result)).toMatch(/nothing changed, v5j still live/);
+      expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v5j');
       expect((await host.exec(`test -e ${TARGET}/.deployguard/lock`)).code).not.toBe(0);
-      expect(await lastRecord()).toMatchObject({ release: 'v6', status: 'failed', previous: 'v5' });
+      expect(await lastRecord()).toMatchObject({ release: 'v6', status: 'failed', previous: 'v5j' });
     } finally {
       await must('mv /usr/bin/sha256sum.away /usr/bin/sha256sum');
     }
