@@ -110,8 +110,8 @@ export function preflightProbe(settings: Settings): PreflightProbe {
 /** Where the deploy creates entries: the directory above each must be writable by the deploy user. */
 function creates(layout: Layout): string[] {
   return layout.strategy === 'releases'
-    ? [posix.join(layout.lockDir), posix.join(layout.releasesDir, 'x'), layout.current]
-    : [posix.join(layout.lockDir), layout.current];
+    ? [layout.lockDir, posix.join(layout.releasesDir, 'x'), layout.current]
+    : [layout.lockDir, layout.current];
 }
 
 /** Reads the `key=value` lines of the preflight script (anything else is ignored). */

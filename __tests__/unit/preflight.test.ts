@@ -55,8 +55,10 @@ describe('the preflight script', () => {
       'if sudo -n -l systemctl show -p ActiveState -p SubState -p MainPID -p NRestarts -- myapp >/dev/null 2>&1; then echo sudo-2=yes; else echo sudo-2=no; fi',
       'if sudo -n -l journalctl -u myapp -n 30 --no-pager -o short-iso >/dev/null 2>&1; then echo sudo-3=yes; else echo sudo-3=no; fi'
     ]);
-    expect(text).toContain('for tool in cat cp cut date df ln ls mkdir mv nproc readlink rm rmdir sha256sum');
-    expect(text).toContain(' tar systemctl journalctl sudo; do');
+    expect(text.split('\n')[0]).toBe(
+      'for tool in cat cp cut date df dirname ln ls mkdir mv nproc readlink rm rmdir sha256sum sleep split stat tail touch wc ' +
+        'find xargs grep sed awk tar systemctl journalctl sudo; do command -v "$tool" >/dev/null 2>&1 || echo "missing-tool=$tool"; done'
+    );
   });
 
   test('without sudo, nothing is asked of sudo and sudo is not a needed tool', () => {

@@ -19,14 +19,14 @@ export const LOCK_LOST = 76;
  * a person installs when the preflight finds one missing). Shell built-ins are not listed.
  */
 export const HOST_TOOLS: readonly { readonly tool: string; readonly pkg: string }[] = [
-  ...['cat', 'cp', 'cut', 'date', 'df', 'ln', 'ls', 'mkdir', 'mv', 'nproc', 'readlink', 'rm', 'rmdir'].map(
-    tool => ({ tool, pkg: 'coreutils' })
-  ),
-  ...['sha256sum', 'split', 'stat', 'tail', 'touch', 'wc'].map(tool => ({ tool, pkg: 'coreutils' })),
+  ...'cat cp cut date df dirname ln ls mkdir mv nproc readlink rm rmdir sha256sum sleep split stat tail touch wc'
+    .split(' ')
+    .map(tool => ({ tool, pkg: 'coreutils' })),
   { tool: 'find', pkg: 'findutils' },
   { tool: 'xargs', pkg: 'findutils' },
   { tool: 'grep', pkg: 'grep' },
   { tool: 'sed', pkg: 'sed' },
+  { tool: 'awk', pkg: 'mawk' },
   { tool: 'tar', pkg: 'tar' }
 ];
 
