@@ -6,6 +6,7 @@
  */
 import { startSystemdHost, type SystemdHost } from '../harness/hosts.js';
 import { deployQuiet, freePort, get, makeRelease, settingsFor, type HostLike } from '../helpers/deploy.js';
+import { runDeploy } from '../../src/deploy.js';
 import { readHistory } from '../../src/history.js';
 import { memoryLogger } from '../../src/io/log.js';
 import {
@@ -269,6 +270,27 @@ describe('the preflight names the fix for each problem, before anything changes'
       expect((await host.exec('test -e /srv/tiny/app/.deployguard/lock')).code).not.toBe(0);
     } finally {
       await must('umount /srv/tiny');
+    }
+  }, 60_000);
+});
+
+describe('the post-deploy phase', () => {
+  test('a preflight failure there is reported, not blocking: the release already live is still judged', async () => {
+    const log = memoryLogger();
+    const switched = await runDeploy(await settings('v7'), { log }, { kind: 'switch' });
+    expect(switched.status).toBe('switched');
+    await must('mv /usr/bin/sha256sum /usr/bin/sha256sum.away');
+    try {
+      const post = memoryLogger();
+      const result = await runDeploy(await settings('v7'), { log: post }, { kind: 'post', release: 'v7' });
+      expect({ status: result.status, error: result.error }).toEqual({
+        status: 'deployed',
+        error: undefined
+      });
+      expect(post.lines.join('\n')).toMatch(/preflight found problems:\n.*missing on the host: sha256sum/);
+      expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v7');
+    } finally {
+      await must('mv /usr/bin/sha256sum.away /usr/bin/sha256sum');
     }
   }, 60_000);
 });

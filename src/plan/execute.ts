@@ -370,7 +370,11 @@ export async function deploy(
     // The preflight's facts came with the host state: judged now that it is known whether this run
     // uploads anything. A host that cannot take the deploy stops it here, before any change.
     if (mode.kind !== 'pre')
-      checkPreflight(settings, runs, target.reuse || mode.kind === 'rollback' ? undefined : artifact, deps);
+      checkPreflight(settings, runs, target.reuse || mode.kind === 'rollback' ? undefined : artifact, deps, {
+        // The post-deploy phase judges a release already live: stopping it here would leave that
+        // release unverified. Its problems are reported; the checks and any rollback still run.
+        block: mode.kind !== 'post'
+      });
     if (mode.kind === 'post') {
       // The post-deploy phase returns to the release the deploy phase replaced.
       for (const run of runs) facts.set(run, { ...facts.get(run)!, previous: target.previous.get(run) });
@@ -681,7 +685,8 @@ function checkPreflight(
   settings: Settings,
   runs: readonly HostRun[],
   artifact: Artifact | undefined,
-  deps: DeployDeps
+  deps: DeployDeps,
+  opts: { readonly block: boolean }
 ): void {
   const need = artifact ? { bytes: artifact.totalBytes, files: artifact.fileCount } : undefined;
   const failed: string[] = [];
@@ -693,6 +698,10 @@ function checkPreflight(
     if (warnings) deps.log.warn(`${run.host.name}: preflight:\n${warnings}`);
     const failures = describeFindings(findings, ['fail']);
     if (!failures) continue;
+    if (!opts.block) {
+      deps.log.warn(`${run.host.name}: preflight found problems:\n${failures}`);
+      continue;
+    }
     run.report.outcome = 'failed';
     run.report.error = `${run.host.name}: preflight failed; nothing was changed:\n${failures}`;
     run.report.steps.push({
