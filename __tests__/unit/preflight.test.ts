@@ -221,3 +221,27 @@ describe('the dry run', () => {
     expect(text).toContain('sudo -n -l systemctl stop -- myapp');
   });
 });
+
+describe('in place', () => {
+  const s = settingsFrom(
+    { ...BASE_INPUTS, 'target-path': '/srv/app' },
+    'version: 1\ntarget: { path: /srv/app, strategy: in-place }\nservice: { manager: systemd, name: myapp }'
+  );
+
+  test('the deploy creates beside the target: its parent must be writable, and the live tree is the target', () => {
+    const probe = preflightProbe(s);
+    expect(probe.creates).toEqual(['/srv/.app.deployguard/lock', '/srv/app']);
+    const f = judgePreflight(s, host, parsePreflight(`unwritable=/srv\n${GOOD}`.replace(/\/current/g, '')));
+    expect(f.find(x => x.check === 'write')!.fix).toBe(
+      'as root: install -d -o deploy -g deploy /srv/.app.deployguard && chown deploy: /srv (or chown -R deploy: the existing directories)'
+    );
+    expect(f.find(x => x.check === 'unit')).toMatchObject({
+      level: 'ok',
+      message: 'unit myapp runs from /srv/app (active)'
+    });
+  });
+
+  test('the old tree is copied aside first: about twice the room', () => {
+    expect(diskNeeded({ bytes: 10 * 1024 * 1024, files: 0 }, 'in-place')).toBe(21 * 1024 * 1024);
+  });
+});
