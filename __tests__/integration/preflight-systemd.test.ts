@@ -277,6 +277,7 @@ describe('the preflight names the fix for each problem, before anything changes'
 describe('the post-deploy phase', () => {
   test('a preflight failure there is reported, not blocking: the release already live is still judged', async () => {
     const log = memoryLogger();
+    const before = (await must(`readlink ${TARGET}/current`)).trim().split('/').pop();
     const switched = await runDeploy(await settings('v7'), { log }, { kind: 'switch' });
     expect(switched.status).toBe('switched');
     await must('mv /usr/bin/sha256sum /usr/bin/sha256sum.away');
@@ -288,6 +289,9 @@ describe('the post-deploy phase', () => {
         error: undefined
       });
       expect(post.lines.join('\n')).toMatch(/preflight found problems:\n.*missing on the host: sha256sum/);
+      expect(verdictLine(result)).toBe(
+        `deployguard: deployed: release v7 is live (systemd-preflight: v7 live (was ${before}))`
+      );
       expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v7');
     } finally {
       await must('mv /usr/bin/sha256sum.away /usr/bin/sha256sum');

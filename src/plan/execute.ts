@@ -376,8 +376,13 @@ export async function deploy(
         block: mode.kind !== 'post'
       });
     if (mode.kind === 'post') {
-      // The post-deploy phase returns to the release the deploy phase replaced.
-      for (const run of runs) facts.set(run, { ...facts.get(run)!, previous: target.previous.get(run) });
+      // The post-deploy phase returns to the release the deploy phase replaced, which is also
+      // what was live before this deploy (current already names the new release).
+      for (const run of runs) {
+        const previous = target.previous.get(run);
+        facts.set(run, { ...facts.get(run)!, previous });
+        run.report.liveBefore = previous ? posix.basename(previous) : undefined;
+      }
     }
     const gates = mode.kind === 'full' || mode.kind === 'pre';
     if (gates && settings.checks.some(c => c.stages.includes('pre')))
