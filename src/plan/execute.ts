@@ -251,6 +251,8 @@ interface HostRun {
   abandoned?: string;
   /** The preflight's facts, read with the host state. */
   preflight?: PreflightFacts;
+  /** The lock script was sent but its answer was lost: the lock may be held. */
+  lockUnsure?: boolean;
 }
 
 /**
@@ -485,7 +487,7 @@ export async function deploy(
               : undefined)
         });
       }
-      if (run.locked) await unlock(run, layout, deps, token);
+      if (run.locked || run.lockUnsure) await unlock(run, layout, deps, token);
       stopHeartbeat(run);
       run.shell.close();
     });
@@ -1310,7 +1312,12 @@ async function acquireLock(
 ): Promise<boolean> {
   const deadline = Date.now() + settings.lock.waitMs;
   for (;;) {
+    // Until the script says "taken" or "busy", the lock may be ours on the host: a link that
+    // drops under it loses the answer, not the mkdir. The release at the end removes it if so
+    // (it only ever removes a lock carrying our token).
+    run.lockUnsure = true;
     const r = await run.shell.exec(script);
+    run.lockUnsure = r.code !== 0 && r.code !== LOCK_BUSY;
     if (r.code === 0) {
       run.locked = true;
       startHeartbeat(run, settings, token, deps);
