@@ -8,6 +8,7 @@ import { readHistory } from './history.js';
 import { consoleLogger, redacting, type Logger } from './io/log.js';
 import { privateDir, writeFileNoFollow } from './io/private-dir.js';
 import { pinCommand } from './remote/pin.js';
+import { preflightCommand } from './preflight.js';
 import { secrets } from './io/secrets.js';
 import { deployReason } from './report/changes.js';
 import { deliverRecord } from './report/deliver.js';
@@ -131,6 +132,18 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
     },
     settings: ['connection', 'target', 'service', 'checks'],
     run: runCheck
+  },
+  preflight: {
+    summary: 'check each host is ready for a deploy, changing nothing; each problem names its fix',
+    details:
+      'Login, the tools the deploy calls, write access, free disk for the artifact (when one is set), the systemd unit (it must run from <target>/current) and, with sudo, exactly the sudo commands the deploy runs. Every deploy runs the same checks first.',
+    flags: {
+      ...HOST_COMMAND,
+      artifact: { type: 'string', value: 'PATH', help: 'the file or directory to ship, for the disk check' }
+    },
+    settings: ['connection', 'target', 'service', 'checks'],
+    run: ({ flags, log, write, settings }) =>
+      preflightCommand(settings('hosts'), write, flags.json === true, log)
   },
   history: {
     summary: "list each host's deployments (its deployments.jsonl), newest first",

@@ -3,7 +3,9 @@ import type { Logger } from './io/log.js';
 import { checksFor, runChecks } from './checks/runner.js';
 import { deploy, type DeployDeps, type DeployMode, type DeployResult } from './plan/execute.js';
 import { lockScript, planHost } from './plan/plan.js';
+import { probe } from './remote/commands.js';
 import { layoutFor } from './remote/layout.js';
+import { preflightProbe } from './preflight.js';
 import { remoteCommandLine } from './remote/shell.js';
 import type { HostSettings, Settings } from './settings/types.js';
 import { ArtifactError, scanArtifact, type Artifact } from './transfer/artifact.js';
@@ -106,7 +108,9 @@ export async function dryRun(settings: Settings): Promise<string> {
     `Nothing was changed and no host was contacted. On each host, in order:`,
     '',
     '0. Lock the host',
-    ...indent(remoteCommandLine(lock))
+    ...indent(remoteCommandLine(lock)),
+    '0b. Read the host state, with the preflight (tools, write access, free disk, unit, sudo); a failure stops here',
+    ...indent(remoteCommandLine(probe(layout, preflightProbe(settings))))
   ];
   if (!settings.ssh.insecureSkipHostKeyCheck) {
     for (const h of settings.hosts.filter(h => h.fingerprints.length === 0 && h.knownHosts.length === 0)) {

@@ -21,7 +21,7 @@ export PATH="$PATH:/usr/sbin:/sbin"
 
 SUITE=bookworm
 VARIANT=minbase
-PACKAGES=systemd,systemd-sysv,openssh-server,dbus,iproute2,curl,nodejs,procps
+PACKAGES=systemd,systemd-sysv,openssh-server,dbus,iproute2,curl,nodejs,procps,sudo
 # Bump when the post-processing below changes: it is part of the cache key.
 RECIPE_REV=2
 

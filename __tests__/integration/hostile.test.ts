@@ -413,7 +413,7 @@ describe('what only the host can tell: a clear error, the live release untouched
     expect(last.why ?? last.reason).toBe(reason);
   }, 30_000);
 
-  test('a full disk on the host (a 4 MiB tmpfs): the upload fails, the live release stays, no lock', async () => {
+  test('a full disk on the host (a 4 MiB tmpfs): the deploy is refused, the live release stays, no lock', async () => {
     if (process.getuid?.() !== 0) return; // mounting a tmpfs needs root; CI runs as root
     const mnt = join(t.work, 'small-disk');
     mkdirSync(mnt);
@@ -428,7 +428,8 @@ describe('what only the host can tell: a clear error, the live release untouched
       );
       const r = await cli(['--target-path', target, '--artifact', big, '--release-id', 'big-1']);
       expect(r.code).not.toBe(0);
-      expect(r.out).toMatch(/No space left on device/);
+      // The preflight finds the room short before the upload starts.
+      expect(r.out).toMatch(/not enough free disk on .*small-disk/);
       expect(readlinkSync(join(target, 'current')).split('/').pop()).toBe('small-1');
       expect(readFileSync(join(target, 'current', 'VERSION'), 'utf8')).toBe('v1\n');
       expect(existsSync(join(target, '.deployguard', 'lock'))).toBe(false);

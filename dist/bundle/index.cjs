@@ -57481,7 +57481,7 @@ function tally(results) {
 
 /***/ }),
 
-/***/ 3608:
+/***/ 358:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -57877,154 +57877,8 @@ async function readHistory(settings, limit, log) {
     return out;
 }
 
-// EXTERNAL MODULE: ./src/io/secrets.ts
-var secrets = __nccwpck_require__(3965);
-;// CONCATENATED MODULE: ./src/io/log.ts
-
-/**
- * Plain text for terminals, cron mail and CI logs outside GitHub. Without a `stream` it is the
- * CLI's logger and owns the terminal: outside GitHub Actions, workflow commands that libraries
- * print (@actions/tool-cache's `::debug::` lines) become plain lines too (see {@link plainTerminal}).
- */
-function consoleLogger(opts = {}) {
-    const out = opts.stream ?? process.stderr;
-    if (!opts.stream && (opts.env ?? process.env).GITHUB_ACTIONS !== 'true')
-        plainTerminal([process.stdout, process.stderr], { verbose: opts.verbose });
-    let indent = '';
-    const write = (prefix, m) => out.write(m
-        .split('\n')
-        .map(l => `${indent}${prefix}${l}`)
-        .join('\n') + '\n');
-    return {
-        info: m => write('', m),
-        warn: m => write('warning: ', m),
-        error: m => write('error: ', m),
-        debug: m => {
-            if (opts.verbose)
-                write('debug: ', m);
-        },
-        async group(title, fn) {
-            write('', `▸ ${title}`);
-            indent += '  ';
-            try {
-                return await fn();
-            }
-            finally {
-                indent = indent.slice(2);
-            }
-        }
-    };
-}
-/** A logger that keeps every line, for tests and for the deployment record. */
-function memoryLogger() {
-    const lines = [];
-    return {
-        lines,
-        info: m => lines.push(m),
-        warn: m => lines.push(`warning: ${m}`),
-        error: m => lines.push(`error: ${m}`),
-        debug: () => { },
-        async group(title, fn) {
-            lines.push(`## ${title}`);
-            return fn();
-        }
-    };
-}
-/** A logger whose every line has the registered secrets replaced by `***` (for the CLI). */
-function redacting(inner) {
-    return {
-        info: m => inner.info(secrets/* secrets */.O.redact(m)),
-        warn: m => inner.warn(secrets/* secrets */.O.redact(m)),
-        error: m => inner.error(secrets/* secrets */.O.redact(m)),
-        debug: m => inner.debug(secrets/* secrets */.O.redact(m)),
-        group: (title, fn) => inner.group(secrets/* secrets */.O.redact(title), fn)
-    };
-}
-/** `::name key=value,...::message` at the start of a line: a GitHub workflow command. */
-const WORKFLOW_COMMAND = /^::([A-Za-z-]+)(?: [^:]*)?::(.*)$/;
-/** Workflow commands escape their message; a terminal shows it as written. */
-function unescapeCommand(text) {
-    return text.replace(/%0D/g, '\r').replace(/%0A/g, '\n').replace(/%25/g, '%');
-}
-/**
- * One output line as a terminal should see it: a workflow command becomes plain text (`debug:`
- * lines and the commands a library echoes only when verbose), and commands that mean nothing
- * outside GitHub (`add-mask`, `endgroup`, `set-output`, ...) are dropped. `undefined`: drop it.
- */
-function plainLine(line, verbose) {
-    if (line.startsWith('[command]'))
-        return verbose ? `debug: ${line.slice('[command]'.length)}` : undefined;
-    const m = WORKFLOW_COMMAND.exec(line);
-    if (!m)
-        return line;
-    const message = unescapeCommand(m[2] ?? '');
-    switch (m[1]) {
-        case 'debug':
-            return verbose ? `debug: ${message}` : undefined;
-        case 'warning':
-            return `warning: ${message}`;
-        case 'error':
-            return `error: ${message}`;
-        case 'notice':
-            return message;
-        case 'group':
-            return `▸ ${message}`;
-        default:
-            return undefined;
-    }
-}
-const PLAIN = Symbol('deployguard.plainTerminal');
-/**
- * Makes these streams (the CLI's stdout and stderr) show workflow commands as plain lines, so
- * the CLI never prints `::debug::` or `::add-mask::` (which would show a secret). Only whole
- * lines written as strings are looked at; everything else passes unchanged. Installing twice
- * only updates `verbose`.
- */
-function plainTerminal(streams, opts = {}) {
-    for (const stream of streams) {
-        const current = stream.write;
-        const installed = current[PLAIN];
-        if (installed) {
-            installed.verbose = opts.verbose ?? installed.verbose;
-            continue;
-        }
-        const state = { verbose: opts.verbose ?? false };
-        const original = current.bind(stream);
-        let atLineStart = true;
-        const write = ((chunk, ...rest) => {
-            if (typeof chunk !== 'string' || (!chunk.includes('::') && !chunk.includes('[command]'))) {
-                if (typeof chunk === 'string' && chunk.length)
-                    atLineStart = chunk.endsWith('\n');
-                return original(chunk, ...rest);
-            }
-            const parts = chunk.split('\n');
-            let text = '';
-            parts.forEach((part, i) => {
-                if (i === parts.length - 1)
-                    text += part;
-                else if (i === 0 && !atLineStart)
-                    text += `${part}\n`;
-                else {
-                    const shown = plainLine(part, state.verbose);
-                    if (shown !== undefined)
-                        text += `${shown}\n`;
-                }
-            });
-            if (chunk.length)
-                atLineStart = chunk.endsWith('\n');
-            if (text === '') {
-                const done = rest.find((r) => typeof r === 'function');
-                if (done)
-                    process.nextTick(done);
-                return true;
-            }
-            return original(text, ...rest);
-        });
-        write[PLAIN] = state;
-        stream.write = write;
-    }
-}
-
+// EXTERNAL MODULE: ./src/io/log.ts
+var io_log = __nccwpck_require__(9334);
 // EXTERNAL MODULE: ./src/io/private-dir.ts
 var private_dir = __nccwpck_require__(8149);
 // EXTERNAL MODULE: ./node_modules/ssh2/lib/index.js
@@ -58144,6 +57998,10 @@ async function pinCommand(host, port, write, opts = {}) {
     return 0;
 }
 
+// EXTERNAL MODULE: ./src/preflight.ts
+var preflight = __nccwpck_require__(4504);
+// EXTERNAL MODULE: ./src/io/secrets.ts
+var secrets = __nccwpck_require__(3965);
 // EXTERNAL MODULE: ./src/report/changes.ts
 var changes = __nccwpck_require__(9059);
 // EXTERNAL MODULE: ./src/report/deliver.ts
@@ -58236,6 +58094,7 @@ const VERSION = package_namespaceObject.rE;
 
 
 
+
 const CONFIG = {
     type: 'string',
     value: 'FILE',
@@ -58296,6 +58155,16 @@ const COMMANDS = {
         },
         settings: ['connection', 'target', 'service', 'checks'],
         run: runCheck
+    },
+    preflight: {
+        summary: 'check each host is ready for a deploy, changing nothing; each problem names its fix',
+        details: 'Login, the tools the deploy calls, write access, free disk for the artifact (when one is set), the systemd unit (it must run from <target>/current) and, with sudo, exactly the sudo commands the deploy runs. Every deploy runs the same checks first.',
+        flags: {
+            ...HOST_COMMAND,
+            artifact: { type: 'string', value: 'PATH', help: 'the file or directory to ship, for the disk check' }
+        },
+        settings: ['connection', 'target', 'service', 'checks'],
+        run: ({ flags, log, write, settings }) => (0,preflight/* preflightCommand */.LB)(settings('hosts'), write, flags.json === true, log)
     },
     history: {
         summary: "list each host's deployments (its deployments.jsonl), newest first",
@@ -58502,7 +58371,7 @@ function unknownFlag(command, raw, known) {
 /** Runs the CLI and returns the exit code (never calls process.exit, so tests can call it). */
 async function main(argv, out = process.stdout, errOut = process.stderr) {
     const verbose = argv.includes('--verbose');
-    const log = inCliLogger(redacting(consoleLogger({ verbose, stream: errOut })));
+    const log = inCliLogger((0,io_log/* redacting */.qG)((0,io_log/* consoleLogger */.kS)({ verbose, stream: errOut })));
     const write = (text) => void out.write(secrets/* secrets */.O.redact(text) + '\n');
     try {
         const { command, flags } = parseCommandLine(argv);
@@ -58692,10 +58561,14 @@ async function runHistory({ flags, log, write, settings: load }) {
 /* harmony import */ var _checks_runner_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4994);
 /* harmony import */ var _plan_execute_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6019);
 /* harmony import */ var _plan_plan_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(8720);
-/* harmony import */ var _remote_layout_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(4614);
-/* harmony import */ var _remote_shell_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(648);
-/* harmony import */ var _transfer_artifact_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(6441);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(3916);
+/* harmony import */ var _remote_commands_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(1050);
+/* harmony import */ var _remote_layout_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(4614);
+/* harmony import */ var _preflight_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(4504);
+/* harmony import */ var _remote_shell_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(648);
+/* harmony import */ var _transfer_artifact_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(6441);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(3916);
+
+
 
 
 
@@ -58707,11 +58580,11 @@ async function runHistory({ flags, log, write, settings: load }) {
 /** Scans the artifact before any host is contacted: a bad artifact is a config problem. */
 async function readArtifact(settings) {
     try {
-        return await (0,_transfer_artifact_js__WEBPACK_IMPORTED_MODULE_5__/* .scanArtifact */ .CB)(settings.artifact, { exclude: settings.exclude });
+        return await (0,_transfer_artifact_js__WEBPACK_IMPORTED_MODULE_7__/* .scanArtifact */ .CB)(settings.artifact, { exclude: settings.exclude });
     }
     catch (err) {
-        if (err instanceof _transfer_artifact_js__WEBPACK_IMPORTED_MODULE_5__/* .ArtifactError */ .nE)
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_6__/* .ConfigError */ .xL(`artifact: ${err.message}`, err.hint);
+        if (err instanceof _transfer_artifact_js__WEBPACK_IMPORTED_MODULE_7__/* .ArtifactError */ .nE)
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_8__/* .ConfigError */ .xL(`artifact: ${err.message}`, err.hint);
         throw err;
     }
 }
@@ -58757,7 +58630,7 @@ function checksForDeployStage(settings, stage) {
 /** The plan as text: every step and remote command, with no connection made. */
 async function dryRun(settings) {
     const artifact = await readArtifact(settings);
-    const layout = (0,_remote_layout_js__WEBPACK_IMPORTED_MODULE_4__/* .layoutFor */ .Q2)(settings.target);
+    const layout = (0,_remote_layout_js__WEBPACK_IMPORTED_MODULE_5__/* .layoutFor */ .Q2)(settings.target);
     const plan = (0,_plan_plan_js__WEBPACK_IMPORTED_MODULE_3__/* .planHost */ .AF)(settings, layout, { previous: layout.strategy === 'releases' ? `${layout.releasesDir}/<current release>` : layout.current }, { now: new Date(), fileCount: artifact.fileCount });
     const lock = (0,_plan_plan_js__WEBPACK_IMPORTED_MODULE_3__/* .lockScript */ .LH)(settings, layout, '<lock token>', new Date());
     const out = [
@@ -58766,7 +58639,9 @@ async function dryRun(settings) {
         `Nothing was changed and no host was contacted. On each host, in order:`,
         '',
         '0. Lock the host',
-        ...indent((0,_remote_shell_js__WEBPACK_IMPORTED_MODULE_7__/* .remoteCommandLine */ .u$)(lock))
+        ...indent((0,_remote_shell_js__WEBPACK_IMPORTED_MODULE_9__/* .remoteCommandLine */ .u$)(lock)),
+        '0b. Read the host state, with the preflight (tools, write access, free disk, unit, sudo); a failure stops here',
+        ...indent((0,_remote_shell_js__WEBPACK_IMPORTED_MODULE_9__/* .remoteCommandLine */ .u$)((0,_remote_commands_js__WEBPACK_IMPORTED_MODULE_4__/* .probe */ .dy)(layout, (0,_preflight_js__WEBPACK_IMPORTED_MODULE_6__/* .preflightProbe */ .qZ)(settings))))
     ];
     if (!settings.ssh.insecureSkipHostKeyCheck) {
         for (const h of settings.hosts.filter(h => h.fingerprints.length === 0 && h.knownHosts.length === 0)) {
@@ -58776,13 +58651,13 @@ async function dryRun(settings) {
     plan.steps.forEach((s, i) => {
         out.push(`${i + 1}. ${s.title}`);
         if ('script' in s.action)
-            out.push(...indent((0,_remote_shell_js__WEBPACK_IMPORTED_MODULE_7__/* .remoteCommandLine */ .u$)(s.action.script)));
+            out.push(...indent((0,_remote_shell_js__WEBPACK_IMPORTED_MODULE_9__/* .remoteCommandLine */ .u$)(s.action.script)));
         else
             out.push(`     (runs ${(0,_checks_runner_js__WEBPACK_IMPORTED_MODULE_1__/* .checksFor */ .NR)(settings.checks, 'post').length} post-deploy checks: ${(0,_checks_runner_js__WEBPACK_IMPORTED_MODULE_1__/* .checksFor */ .NR)(settings.checks, 'post')
                 .map(c => c.name)
                 .join(', ') || 'none'})`);
         if (s.undo && 'script' in s.undo.action) {
-            out.push(`   on failure later: ${s.undo.title}`, ...indent((0,_remote_shell_js__WEBPACK_IMPORTED_MODULE_7__/* .remoteCommandLine */ .u$)(s.undo.action.script)));
+            out.push(`   on failure later: ${s.undo.title}`, ...indent((0,_remote_shell_js__WEBPACK_IMPORTED_MODULE_9__/* .remoteCommandLine */ .u$)(s.undo.action.script)));
         }
     });
     out.push('', 'After every host passed:', ...plan.finalize.map(s => `- ${s.title}`), '- prune old releases', '- release the lock');
@@ -58917,6 +58792,164 @@ function githubApi(token, apiUrl) {
 function repoParams(repository) {
     const [owner = '', repo = ''] = repository.split('/');
     return { owner, repo };
+}
+
+
+/***/ }),
+
+/***/ 9334:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   kS: () => (/* binding */ consoleLogger),
+/* harmony export */   qG: () => (/* binding */ redacting)
+/* harmony export */ });
+/* unused harmony exports memoryLogger, plainLine, plainTerminal */
+/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3965);
+
+/**
+ * Plain text for terminals, cron mail and CI logs outside GitHub. Without a `stream` it is the
+ * CLI's logger and owns the terminal: outside GitHub Actions, workflow commands that libraries
+ * print (@actions/tool-cache's `::debug::` lines) become plain lines too (see {@link plainTerminal}).
+ */
+function consoleLogger(opts = {}) {
+    const out = opts.stream ?? process.stderr;
+    if (!opts.stream && (opts.env ?? process.env).GITHUB_ACTIONS !== 'true')
+        plainTerminal([process.stdout, process.stderr], { verbose: opts.verbose });
+    let indent = '';
+    const write = (prefix, m) => out.write(m
+        .split('\n')
+        .map(l => `${indent}${prefix}${l}`)
+        .join('\n') + '\n');
+    return {
+        info: m => write('', m),
+        warn: m => write('warning: ', m),
+        error: m => write('error: ', m),
+        debug: m => {
+            if (opts.verbose)
+                write('debug: ', m);
+        },
+        async group(title, fn) {
+            write('', `▸ ${title}`);
+            indent += '  ';
+            try {
+                return await fn();
+            }
+            finally {
+                indent = indent.slice(2);
+            }
+        }
+    };
+}
+/** A logger that keeps every line, for tests and for the deployment record. */
+function memoryLogger() {
+    const lines = [];
+    return {
+        lines,
+        info: m => lines.push(m),
+        warn: m => lines.push(`warning: ${m}`),
+        error: m => lines.push(`error: ${m}`),
+        debug: () => { },
+        async group(title, fn) {
+            lines.push(`## ${title}`);
+            return fn();
+        }
+    };
+}
+/** A logger whose every line has the registered secrets replaced by `***` (for the CLI). */
+function redacting(inner) {
+    return {
+        info: m => inner.info(_secrets_js__WEBPACK_IMPORTED_MODULE_0__/* .secrets */ .O.redact(m)),
+        warn: m => inner.warn(_secrets_js__WEBPACK_IMPORTED_MODULE_0__/* .secrets */ .O.redact(m)),
+        error: m => inner.error(_secrets_js__WEBPACK_IMPORTED_MODULE_0__/* .secrets */ .O.redact(m)),
+        debug: m => inner.debug(_secrets_js__WEBPACK_IMPORTED_MODULE_0__/* .secrets */ .O.redact(m)),
+        group: (title, fn) => inner.group(_secrets_js__WEBPACK_IMPORTED_MODULE_0__/* .secrets */ .O.redact(title), fn)
+    };
+}
+/** `::name key=value,...::message` at the start of a line: a GitHub workflow command. */
+const WORKFLOW_COMMAND = /^::([A-Za-z-]+)(?: [^:]*)?::(.*)$/;
+/** Workflow commands escape their message; a terminal shows it as written. */
+function unescapeCommand(text) {
+    return text.replace(/%0D/g, '\r').replace(/%0A/g, '\n').replace(/%25/g, '%');
+}
+/**
+ * One output line as a terminal should see it: a workflow command becomes plain text (`debug:`
+ * lines and the commands a library echoes only when verbose), and commands that mean nothing
+ * outside GitHub (`add-mask`, `endgroup`, `set-output`, ...) are dropped. `undefined`: drop it.
+ */
+function plainLine(line, verbose) {
+    if (line.startsWith('[command]'))
+        return verbose ? `debug: ${line.slice('[command]'.length)}` : undefined;
+    const m = WORKFLOW_COMMAND.exec(line);
+    if (!m)
+        return line;
+    const message = unescapeCommand(m[2] ?? '');
+    switch (m[1]) {
+        case 'debug':
+            return verbose ? `debug: ${message}` : undefined;
+        case 'warning':
+            return `warning: ${message}`;
+        case 'error':
+            return `error: ${message}`;
+        case 'notice':
+            return message;
+        case 'group':
+            return `▸ ${message}`;
+        default:
+            return undefined;
+    }
+}
+const PLAIN = Symbol('deployguard.plainTerminal');
+/**
+ * Makes these streams (the CLI's stdout and stderr) show workflow commands as plain lines, so
+ * the CLI never prints `::debug::` or `::add-mask::` (which would show a secret). Only whole
+ * lines written as strings are looked at; everything else passes unchanged. Installing twice
+ * only updates `verbose`.
+ */
+function plainTerminal(streams, opts = {}) {
+    for (const stream of streams) {
+        const current = stream.write;
+        const installed = current[PLAIN];
+        if (installed) {
+            installed.verbose = opts.verbose ?? installed.verbose;
+            continue;
+        }
+        const state = { verbose: opts.verbose ?? false };
+        const original = current.bind(stream);
+        let atLineStart = true;
+        const write = ((chunk, ...rest) => {
+            if (typeof chunk !== 'string' || (!chunk.includes('::') && !chunk.includes('[command]'))) {
+                if (typeof chunk === 'string' && chunk.length)
+                    atLineStart = chunk.endsWith('\n');
+                return original(chunk, ...rest);
+            }
+            const parts = chunk.split('\n');
+            let text = '';
+            parts.forEach((part, i) => {
+                if (i === parts.length - 1)
+                    text += part;
+                else if (i === 0 && !atLineStart)
+                    text += `${part}\n`;
+                else {
+                    const shown = plainLine(part, state.verbose);
+                    if (shown !== undefined)
+                        text += `${shown}\n`;
+                }
+            });
+            if (chunk.length)
+                atLineStart = chunk.endsWith('\n');
+            if (text === '') {
+                const done = rest.find((r) => typeof r === 'function');
+                if (done)
+                    process.nextTick(done);
+                return true;
+            }
+            return original(text, ...rest);
+        });
+        write[PLAIN] = state;
+        stream.write = write;
+    }
 }
 
 
@@ -60914,7 +60947,10 @@ function rolloutBatches(hosts, rollout) {
     return out;
 }
 
+// EXTERNAL MODULE: ./src/preflight.ts
+var preflight = __nccwpck_require__(4504);
 ;// CONCATENATED MODULE: ./src/plan/execute.ts
+
 
 
 
@@ -61041,7 +61077,7 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
         const facts = new Map();
         const logs = new Map();
         throwFirst(await inBatches(runs, per, async (run) => {
-            const read = await readFacts(run, layout, deps);
+            const read = await readFacts(run, settings, layout, deps);
             facts.set(run, read.facts);
             logs.set(run, read.log);
         }));
@@ -61055,10 +61091,22 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
             abandonHashing(artifact);
         settings = { ...initial, releaseId: target.id, run: { ...initial.run, commit: target.commit } };
         reused = target.reuse;
+        // The preflight's facts came with the host state: judged now that it is known whether this run
+        // uploads anything. A host that cannot take the deploy stops it here, before any change.
+        if (mode.kind !== 'pre')
+            checkPreflight(settings, runs, target.reuse || mode.kind === 'rollback' ? undefined : artifact, deps, {
+                // The post-deploy phase judges a release already live: stopping it here would leave that
+                // release unverified. Its problems are reported; the checks and any rollback still run.
+                block: mode.kind !== 'post'
+            });
         if (mode.kind === 'post') {
-            // The post-deploy phase returns to the release the deploy phase replaced.
-            for (const run of runs)
-                facts.set(run, { ...facts.get(run), previous: target.previous.get(run) });
+            // The post-deploy phase returns to the release the deploy phase replaced, which is also
+            // what was live before this deploy (current already names the new release).
+            for (const run of runs) {
+                const previous = target.previous.get(run);
+                facts.set(run, { ...facts.get(run), previous });
+                run.report.liveBefore = previous ? external_node_path_.posix.basename(previous) : undefined;
+            }
         }
         const gates = mode.kind === 'full' || mode.kind === 'pre';
         if (gates && settings.checks.some(c => c.stages.includes('pre')))
@@ -61139,7 +61187,7 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
                             : undefined)
                 });
             }
-            if (run.locked)
+            if (run.locked || run.lockUnsure)
                 await unlock(run, layout, deps, token);
             stopHeartbeat(run);
             run.shell.close();
@@ -61228,7 +61276,8 @@ async function writeRecord(run, settings, layout, deps, what) {
         environment: settings.environment,
         host: run.host.name,
         release: settings.releaseId,
-        previous: run.report.previousRelease,
+        // A host stopped before its plan (the preflight) still records what was live.
+        previous: run.report.previousRelease ?? run.report.liveBefore,
         commit: settings.run.commit,
         ref: settings.run.ref,
         actor: settings.run.actor,
@@ -61294,21 +61343,95 @@ stop) {
             // (switch back, mark failed) is safe either way, so it is undone as if it had run.
             if (step.undo && step.undoAfterSuccess && run.shell.alive === false)
                 run.undo.push(step.undo);
+            if (step.id === 'stop' && run.shell.alive !== false)
+                await afterFailedStop(run, settings, facts, step, deps);
             throw err;
         }
         if (step.undo && step.undoAfterSuccess)
             run.undo.push(step.undo);
     }
 }
+/** A host cannot take this deploy: found by the preflight, before anything changed. */
+class PreflightFailed extends errors/* DeployError */.sH {
+}
+/**
+ * Judges every host's preflight facts. Warnings are logged; failures stop the deploy before any
+ * host changes, each with its fix. `artifact` is the upload, when this run ships one.
+ */
+function checkPreflight(settings, runs, artifact, deps, opts) {
+    const need = artifact ? { bytes: artifact.totalBytes, files: artifact.fileCount } : undefined;
+    const failed = [];
+    for (const run of runs) {
+        if (!run.preflight)
+            continue;
+        const findings = (0,preflight/* judgePreflight */.fk)(settings, run.host, run.preflight, need);
+        run.report.preflight = findings;
+        const warnings = (0,preflight/* describeFindings */.kA)(findings, ['warn']);
+        if (warnings)
+            deps.log.warn(`${run.host.name}: preflight:\n${warnings}`);
+        const failures = (0,preflight/* describeFindings */.kA)(findings, ['fail']);
+        if (!failures)
+            continue;
+        if (!opts.block) {
+            deps.log.warn(`${run.host.name}: preflight found problems:\n${failures}`);
+            continue;
+        }
+        run.report.outcome = 'failed';
+        run.report.error = `${run.host.name}: preflight failed; nothing was changed:\n${failures}`;
+        run.report.steps.push({
+            id: 'preflight',
+            title: 'Preflight',
+            ok: false,
+            ms: 0,
+            detail: run.report.error,
+            at: deps.now().getTime()
+        });
+        failed.push(run.report.error);
+    }
+    if (failed.length)
+        throw new PreflightFailed(failed.join('\n'), 'deploy', 'Nothing was changed on any host. Apply the fixes above (`deployguard preflight` checks again without deploying), then deploy again.');
+}
+/**
+ * A stop that failed may have changed nothing (an unknown unit, sudo refused, a stop that timed
+ * out on a service that kept running). When the service is as it was before the deploy, nothing
+ * live changed: no "start it again" is owed, and the deploy ends `failed`, not rolled back.
+ */
+async function afterFailedStop(run, settings, facts, step, deps) {
+    const service = run.plan ? (0,commands/* serviceCommands */.k_)(settings.service, run.plan.layout) : undefined;
+    if (!service)
+        return;
+    const r = await run.shell
+        .exec(service.state ?? service.status, { timeoutMs: 20_000 })
+        .catch(() => undefined);
+    if (!r || r.code !== 0)
+        return;
+    const get = (k) => new RegExp(`^${k}=(.*)$`, 'm').exec(r.stdout)?.[1]?.trim();
+    const state = (0,commands/* parseServiceStatus */.de)(r.stdout);
+    const unchanged = service.state
+        ? get('LoadState') === 'not-found' ||
+            state.active === 'active' ||
+            (facts.serviceState !== undefined && state.active === facts.serviceState)
+        : state.active === 'active' && state.alive;
+    if (!unchanged)
+        return;
+    const i = step.undo ? run.undo.lastIndexOf(step.undo) : -1;
+    if (i >= 0)
+        run.undo.splice(i, 1);
+    run.serviceTouched = run.plan?.serviceTouched ?? false;
+    deps.log.info(`${run.host.name}: the stop failed and changed nothing: the service is ${state.active}, as before`);
+}
 /** Read-only: what the host runs now. */
-async function readFacts(run, layout, deps) {
+async function readFacts(run, settings, layout, deps) {
     return runRecorded(run, deps, { id: 'probe', title: 'Read the host state' }, async () => {
-        const r = await run.shell.exec((0,commands/* probe */.dy)(layout));
+        const r = await run.shell.exec((0,commands/* probe */.dy)(layout, (0,preflight/* preflightProbe */.qZ)(settings)));
         if (r.code !== 0)
             throw new StepFailed(`${run.host.name}: ${tail(r.stderr) || 'probe failed'}`, 'deploy');
         const m = /^current=(.+)$/m.exec(r.stdout);
         const previous = m?.[1]?.trim() || undefined;
         const at = r.stdout.search(/^lines=\d+$/m);
+        run.preflight = (0,preflight/* parsePreflight */.f_)(at >= 0 ? r.stdout.slice(0, at) : r.stdout);
+        if (previous && layout.strategy === 'releases')
+            run.report.liveBefore = external_node_path_.posix.basename(previous);
         const log = (0,report_history/* parseDeploymentsOutput */.t2)(at >= 0 ? r.stdout.slice(at) : '');
         if (log.problems.length) {
             run.report.recordProblems = log.problems.map(p => `line ${p.line}: ${p.reason}`);
@@ -61325,7 +61448,11 @@ async function readFacts(run, layout, deps) {
             run.report.previousDeploy = previousDeployOf(live);
         const good = (0,report_history/* lastDeployed */.n6)(log)?.commit;
         return {
-            facts: { previous, lastGoodCommit: good && /^[0-9a-f]{40}$/.test(good) ? good : undefined },
+            facts: {
+                previous,
+                lastGoodCommit: good && /^[0-9a-f]{40}$/.test(good) ? good : undefined,
+                serviceState: run.preflight.unit.get('ActiveState')
+            },
             log
         };
     });
@@ -61675,7 +61802,12 @@ async function acquireLock(script, run, settings, deps, token,
 wait) {
     const deadline = Date.now() + settings.lock.waitMs;
     for (;;) {
+        // Until the script says "taken" or "busy", the lock may be ours on the host: a link that
+        // drops under it loses the answer, not the mkdir. The release at the end removes it if so
+        // (it only ever removes a lock carrying our token).
+        run.lockUnsure = true;
         const r = await run.shell.exec(script);
+        run.lockUnsure = r.code !== 0 && r.code !== commands/* LOCK_BUSY */.sk;
         if (r.code === 0) {
             run.locked = true;
             startHeartbeat(run, settings, token, deps);
@@ -62344,12 +62476,362 @@ async function run() {
 
 /***/ }),
 
+/***/ 4504:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   LB: () => (/* binding */ preflightCommand),
+/* harmony export */   f_: () => (/* binding */ parsePreflight),
+/* harmony export */   fk: () => (/* binding */ judgePreflight),
+/* harmony export */   kA: () => (/* binding */ describeFindings),
+/* harmony export */   qZ: () => (/* binding */ preflightProbe)
+/* harmony export */ });
+/* unused harmony exports sudoCommands, sudoersLine, diskNeeded, hostPreflight, renderPreflight, runPreflight */
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3916);
+/* harmony import */ var _io_log_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9334);
+/* harmony import */ var _io_ssh_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3311);
+/* harmony import */ var _remote_commands_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(1050);
+/* harmony import */ var _remote_layout_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(4614);
+/* harmony import */ var _transfer_artifact_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(6441);
+
+
+
+
+
+
+
+/** An invocation id in the shape journalctl takes, to ask `sudo -l` about the journal check's command. */
+const SAMPLE_INVOCATION = '0123456789abcdef0123456789abcdef';
+/**
+ * The `sudo -n` commands a deploy with these settings runs, as words; with the sudoers pattern
+ * of each when it differs (the journal check's arguments change from run to run).
+ */
+function sudoCommands(settings) {
+    const svc = settings.service;
+    if (svc.manager !== 'systemd' || !svc.sudo)
+        return [];
+    const w = (0,_remote_commands_js__WEBPACK_IMPORTED_MODULE_4__/* .systemdWords */ .nH)(svc.name);
+    const out = [w.stop, w.start, w.status, w.logs].map(words => ({ words, pattern: words }));
+    if (settings.checks.some(c => c.type === 'logs' && c.source === 'journal')) {
+        // What the logs check (checks/host-probes.ts) runs to read the unit's journal.
+        const props = ['-p', 'LoadState', '-p', 'ActiveState', '-p', 'InvocationID'];
+        const more = ['-p', 'ActiveEnterTimestamp', '-p', 'ExecMainStartTimestamp', '--', svc.name];
+        const journal = ['journalctl', '--no-pager', '-o', 'cat', '--show-cursor'];
+        const show = (...words) => ({ words, pattern: words });
+        out.push(show('systemctl', 'show', '--timestamp=us+utc', ...props, ...more), show('systemctl', 'show', ...props, ...more), {
+            words: [...journal, `_SYSTEMD_INVOCATION_ID=${SAMPLE_INVOCATION}`],
+            pattern: [...journal, '_SYSTEMD_INVOCATION_ID=*']
+        });
+    }
+    return out;
+}
+/** What the preflight asks a host, for these settings. */
+function preflightProbe(settings) {
+    const layout = (0,_remote_layout_js__WEBPACK_IMPORTED_MODULE_5__/* .layoutFor */ .Q2)(settings.target);
+    const svc = settings.service;
+    const systemd = svc.manager === 'systemd';
+    const sudo = sudoCommands(settings);
+    return {
+        service: svc,
+        tools: [
+            ..._remote_commands_js__WEBPACK_IMPORTED_MODULE_4__/* .HOST_TOOLS */ .X.map(t => t.tool),
+            ...(systemd ? ['systemctl', 'journalctl'] : []),
+            ...(sudo.length ? ['sudo'] : [])
+        ],
+        paths: systemd ? ['systemctl', 'journalctl'] : [],
+        sudo: sudo.map(c => c.words),
+        creates: creates(layout)
+    };
+}
+/** Where the deploy creates entries: the directory above each must be writable by the deploy user. */
+function creates(layout) {
+    return layout.strategy === 'releases'
+        ? [layout.lockDir, node_path__WEBPACK_IMPORTED_MODULE_0__.posix.join(layout.releasesDir, 'x'), layout.current]
+        : [layout.lockDir, layout.current];
+}
+/** Reads the `key=value` lines of the preflight script (anything else is ignored). */
+function parsePreflight(stdout) {
+    const missingTools = [];
+    const paths = new Map();
+    const sudo = [];
+    const unwritable = [];
+    const unit = new Map();
+    let diskDir;
+    let diskFreeKb;
+    for (const line of stdout.split('\n')) {
+        const eq = line.indexOf('=');
+        if (eq < 0)
+            continue;
+        const key = line.slice(0, eq);
+        const value = line.slice(eq + 1);
+        if (key === 'missing-tool')
+            missingTools.push(value);
+        else if (key.startsWith('path-'))
+            paths.set(key.slice(5), value);
+        else if (/^sudo-\d+$/.test(key))
+            sudo[Number(key.slice(5))] = value === 'yes';
+        else if (key === 'unwritable' && !unwritable.includes(value))
+            unwritable.push(value);
+        else if (key === 'disk-dir')
+            diskDir = value;
+        else if (key === 'disk-free-kb' && /^\d+$/.test(value))
+            diskFreeKb = Number(value);
+        else if (key.startsWith('unit-'))
+            unit.set(key.slice(5), value);
+    }
+    return { missingTools, paths, sudo, unwritable, diskDir, diskFreeKb, unit };
+}
+/** A sudoers word: the characters sudoers reads as syntax are escaped. */
+function sudoersWord(word, pattern) {
+    const special = pattern ? /[\\,:=()!]/g : /[\\,:=()!*?[\]]/g;
+    return word.replace(special, c => `\\${c}`);
+}
+/** The exact sudoers line that allows the deploy's `sudo -n` commands (real paths). */
+function sudoersLine(settings, user, paths) {
+    const cmds = sudoCommands(settings).map(({ pattern }) => {
+        const [tool = '', ...args] = pattern;
+        const path = paths.get(tool) || `/usr/bin/${tool}`;
+        return [path, ...args.map(a => sudoersWord(a, a.endsWith('=*')))].join(' ');
+    });
+    return `${user} ALL=(root) NOPASSWD: ${[...new Set(cmds)].join(', ')}`;
+}
+const MIB = 1024 * 1024;
+/** Bytes the upload needs on the host: the files, a 4 KiB block each, 10% (at least 1 MiB) spare. */
+function diskNeeded(need, strategy) {
+    const tree = need.bytes + need.files * 4096;
+    // In place, the live tree is copied aside before it is replaced: about twice the room.
+    return (strategy === 'in-place' ? 2 * tree : tree) + Math.max(Math.ceil(need.bytes / 10), MIB);
+}
+const mb = (bytes) => `${(bytes / MIB).toFixed(1)} MiB`;
+/** Strips the prefixes systemd shows on a path (`-` ignore missing, `!`, `+`, `~`). */
+const bare = (p) => p.replace(/^[-!+@:~]+/, '');
+const under = (p, dir) => p === dir || p.startsWith(`${dir}/`);
+function judgeUnit(settings, layout, facts) {
+    const svc = settings.service;
+    if (svc.manager !== 'systemd')
+        return [];
+    const name = svc.name;
+    const load = facts.unit.get('LoadState');
+    const live = layout.current;
+    if (load === undefined || load === 'unreadable')
+        return facts.missingTools.includes('systemctl')
+            ? []
+            : [{ check: 'unit', level: 'fail', message: `systemctl could not describe the unit ${name}` }];
+    if (load === 'not-found')
+        return [
+            {
+                check: 'unit',
+                level: 'fail',
+                message: `the systemd unit ${name} does not exist on the host (service.name in the config)`,
+                fix: `create /etc/systemd/system/${name}.service with WorkingDirectory=${live} and an ExecStart= that runs the app from ${live}, then run: systemctl daemon-reload (or correct service.name)`
+            }
+        ];
+    if (load === 'masked')
+        return [
+            {
+                check: 'unit',
+                level: 'fail',
+                message: `the systemd unit ${name} is masked: it cannot be started`,
+                fix: `systemctl unmask ${name}`
+            }
+        ];
+    if (load !== 'loaded')
+        return [{ check: 'unit', level: 'fail', message: `the systemd unit ${name} is ${load}` }];
+    const file = facts.unit.get('FragmentPath') || `/etc/systemd/system/${name}.service`;
+    const workDir = bare(facts.unit.get('WorkingDirectory') ?? '');
+    const argv = /argv\[\]=([^;]*)/.exec(facts.unit.get('ExecStart') ?? '')?.[1]?.trim() ?? '';
+    const refs = [workDir, ...argv.split(/\s+/).filter(w => w.startsWith('/'))].filter(Boolean);
+    if (refs.some(r => under(r, live)))
+        return [
+            {
+                check: 'unit',
+                level: 'ok',
+                message: `unit ${name} runs from ${live}${facts.unit.get('ActiveState') ? ` (${facts.unit.get('ActiveState')})` : ''}`
+            }
+        ];
+    return [
+        {
+            check: 'unit',
+            level: 'warn',
+            message: `the unit ${name} does not run from ${live} (WorkingDirectory=${workDir || '(unset)'}, ExecStart=${argv || '(unset)'}): deploying would not change what runs`,
+            fix: `in ${file}, ${workDir ? `change WorkingDirectory=${workDir} to` : 'set'} WorkingDirectory=${live} and make ExecStart= run the app from ${live}, then: systemctl daemon-reload`
+        }
+    ];
+}
+/**
+ * Judges one host's facts: every check gets a finding (`ok`, `warn` or `fail`). `need` is the
+ * upload, when this deploy ships one (a reused release or a rollback uploads nothing).
+ */
+function judgePreflight(settings, host, facts, need) {
+    const layout = (0,_remote_layout_js__WEBPACK_IMPORTED_MODULE_5__/* .layoutFor */ .Q2)(settings.target);
+    const out = [];
+    const pkgOf = (tool) => _remote_commands_js__WEBPACK_IMPORTED_MODULE_4__/* .HOST_TOOLS */ .X.find(t => t.tool === tool)?.pkg ?? (tool === 'sudo' ? 'sudo' : 'systemd');
+    if (facts.missingTools.length) {
+        const pkgs = [...new Set(facts.missingTools.map(pkgOf))];
+        out.push({
+            check: 'tools',
+            level: 'fail',
+            message: `missing on the host: ${facts.missingTools.join(', ')}`,
+            fix: `apt-get install ${pkgs.join(' ')} (the package${pkgs.length > 1 ? 's' : ''} that ship${pkgs.length > 1 ? '' : 's'} them)`
+        });
+    }
+    else
+        out.push({ check: 'tools', level: 'ok', message: 'every tool the deploy calls is installed' });
+    if (facts.unwritable.length)
+        out.push({
+            check: 'write',
+            level: 'fail',
+            message: `${host.user} cannot write ${facts.unwritable.join(', ')}, where the deploy creates ${layout.strategy === 'releases' ? 'its releases, state and lock' : 'the new tree, its state and lock'}`,
+            fix: `as root: install -d -o ${host.user} -g ${host.user} ${layout.strategy === 'releases' ? layout.base : `${layout.stateDir} && chown ${host.user}: ${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.dirname(layout.base)}`} (or chown -R ${host.user}: the existing directories)`
+        });
+    else
+        out.push({
+            check: 'write',
+            level: 'ok',
+            message: `${host.user} can write where the deploy creates files`
+        });
+    if (need) {
+        const bytes = diskNeeded(need, layout.strategy);
+        const where = facts.diskDir ?? layout.stateDir;
+        if (facts.diskFreeKb === undefined)
+            out.push({
+                check: 'disk',
+                level: 'warn',
+                message: `the free space on ${where} could not be read (df)`
+            });
+        else if (facts.diskFreeKb * 1024 < bytes)
+            out.push({
+                check: 'disk',
+                level: 'fail',
+                message: `not enough free disk on ${where}: ${mb(facts.diskFreeKb * 1024)} free, the upload needs about ${mb(bytes)} (${mb(need.bytes)} in ${need.files} files, plus margin)`,
+                fix: `free at least ${mb(bytes - facts.diskFreeKb * 1024)} on that filesystem (old releases: lower target.keep-releases), or set target.path on a larger one`
+            });
+        else
+            out.push({
+                check: 'disk',
+                level: 'ok',
+                message: `${mb(facts.diskFreeKb * 1024)} free on ${where}; the upload needs about ${mb(bytes)}`
+            });
+    }
+    out.push(...judgeUnit(settings, layout, facts));
+    const sudo = sudoCommands(settings);
+    if (sudo.length) {
+        const denied = sudo.filter((_c, i) => facts.sudo[i] !== true);
+        if (denied.length)
+            out.push({
+                check: 'sudo',
+                level: 'fail',
+                message: `${host.user} may not run without a password: ${denied.map(c => `sudo -n ${c.words.join(' ')}`).join('; ')}`,
+                fix: `add this line with: visudo -f /etc/sudoers.d/deployguard\n${sudoersLine(settings, host.user, facts.paths)}`
+            });
+        else
+            out.push({
+                check: 'sudo',
+                level: 'ok',
+                message: `${host.user} may run the ${sudo.length} sudo -n commands of the deploy`
+            });
+    }
+    return out;
+}
+/** A host's findings as the report keeps them. */
+function hostPreflight(host, findings) {
+    return { host, ok: !findings.some(f => f.level === 'fail'), findings };
+}
+/** The failures (and warnings) of one host as indented text, each with its fix. */
+function describeFindings(findings, levels) {
+    return findings
+        .filter(f => levels.includes(f.level))
+        .map(f => `  ${f.level === 'fail' ? '✗' : f.level === 'warn' ? '!' : '✓'} ${f.check}: ${f.message}${f.fix ? `\n    fix: ${f.fix.split('\n').join('\n      ')}` : ''}`)
+        .join('\n');
+}
+/** The report as text for a terminal: one block per host, then a line that says how it ended. */
+function renderPreflight(report) {
+    const blocks = report.hosts.map(h => `${h.host}: ${h.ok ? 'ready' : 'NOT ready'}\n${describeFindings(h.findings, ['ok', 'warn', 'fail'])}`);
+    const failed = report.hosts.filter(h => !h.ok).length;
+    const warned = report.hosts.filter(h => h.findings.some(f => f.level === 'warn')).length;
+    const end = report.ok
+        ? `preflight passed on ${report.hosts.length} host${report.hosts.length === 1 ? '' : 's'}${warned ? ` (${warned} with warnings)` : ''}; nothing was changed`
+        : `preflight FAILED on ${failed} of ${report.hosts.length} host${report.hosts.length === 1 ? '' : 's'}; nothing was changed`;
+    return [...blocks, end].join('\n\n');
+}
+/** Runs the preflight on every host (a few at a time), changing nothing. */
+async function runPreflight(settings, log, opts = {}) {
+    const layout = (0,_remote_layout_js__WEBPACK_IMPORTED_MODULE_5__/* .layoutFor */ .Q2)(settings.target);
+    const script = (0,_remote_commands_js__WEBPACK_IMPORTED_MODULE_4__/* .preflightScript */ .BB)(layout, preflightProbe(settings));
+    const need = opts.artifact
+        ? { bytes: opts.artifact.totalBytes, files: opts.artifact.fileCount }
+        : undefined;
+    const connect = opts.connect ?? (h => (0,_io_ssh_js__WEBPACK_IMPORTED_MODULE_3__/* .connectHost */ .Zj)(h, settings.ssh, log));
+    const one = async (host) => {
+        let shell;
+        try {
+            shell = await connect(host);
+        }
+        catch (err) {
+            return hostPreflight(host.name, [
+                {
+                    check: 'login',
+                    level: 'fail',
+                    message: `could not log in as ${host.user}@${host.host}:${host.port}: ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .describeError */ .Uc)(err)}`
+                }
+            ]);
+        }
+        try {
+            const r = await shell.exec(script, { timeoutMs: 60_000 });
+            if (r.code !== 0)
+                return hostPreflight(host.name, [
+                    {
+                        check: 'login',
+                        level: 'fail',
+                        message: `logged in, but the preflight script failed (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-3).join(' ')}`
+                    }
+                ]);
+            return hostPreflight(host.name, [
+                { check: 'login', level: 'ok', message: `logged in as ${host.user}` },
+                ...judgePreflight(settings, host, parsePreflight(r.stdout), need)
+            ]);
+        }
+        finally {
+            shell.close();
+        }
+    };
+    const hosts = [];
+    for (let i = 0; i < settings.hosts.length; i += PARALLEL)
+        hosts.push(...(await Promise.all(settings.hosts.slice(i, i + PARALLEL).map(one))));
+    return { ok: hosts.every(h => h.ok), hosts };
+}
+/** Hosts checked at once: a burst of logins trips rate limits, as for deploys. */
+const PARALLEL = 8;
+/**
+ * `deployguard preflight`: checks every host, prints the report (text or JSON), returns the exit
+ * code: 0 when every host is ready (warnings allowed), 1 when not. The artifact is read when its
+ * path exists, for the disk check.
+ */
+async function preflightCommand(settings, write, json, log = (0,_io_log_js__WEBPACK_IMPORTED_MODULE_2__/* .redacting */ .qG)((0,_io_log_js__WEBPACK_IMPORTED_MODULE_2__/* .consoleLogger */ .kS)())) {
+    const artifact = settings.artifact
+        ? await (0,_transfer_artifact_js__WEBPACK_IMPORTED_MODULE_6__/* .scanArtifact */ .CB)(settings.artifact, { exclude: settings.exclude }).catch((err) => {
+            log.warn(`the disk check is left out: ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .describeError */ .Uc)(err)}`);
+            return undefined;
+        })
+        : undefined;
+    const report = await runPreflight(settings, log, { artifact });
+    write(json ? JSON.stringify(report, null, 2) : renderPreflight(report));
+    return report.ok ? 0 : 1;
+}
+
+
+/***/ }),
+
 /***/ 1050:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   A2: () => (/* binding */ linkUnchanged),
+/* harmony export */   BB: () => (/* binding */ preflightScript),
 /* harmony export */   CJ: () => (/* binding */ appendDeployment),
 /* harmony export */   EN: () => (/* binding */ linkShared),
 /* harmony export */   Fz: () => (/* binding */ readDeployments),
@@ -62357,6 +62839,7 @@ async function run() {
 /* harmony export */   Pt: () => (/* binding */ lockRefresh),
 /* harmony export */   TX: () => (/* binding */ verifyManifest),
 /* harmony export */   WI: () => (/* binding */ readManifest),
+/* harmony export */   X: () => (/* binding */ HOST_TOOLS),
 /* harmony export */   YW: () => (/* binding */ removePaths),
 /* harmony export */   ZG: () => (/* binding */ RELEASE_MISSING),
 /* harmony export */   Zr: () => (/* binding */ backupTree),
@@ -62372,6 +62855,7 @@ async function run() {
 /* harmony export */   lT: () => (/* binding */ lockRelease),
 /* harmony export */   m1: () => (/* binding */ switchCurrent),
 /* harmony export */   me: () => (/* binding */ checkRelease),
+/* harmony export */   nH: () => (/* binding */ systemdWords),
 /* harmony export */   p9: () => (/* binding */ readLive),
 /* harmony export */   pm: () => (/* binding */ prepareStaging),
 /* harmony export */   pt: () => (/* binding */ promote),
@@ -62397,14 +62881,52 @@ async function run() {
 const LOCK_BUSY = 75;
 /** Exit code of the lock refresh for "this lock is not ours any more". */
 const LOCK_LOST = 76;
-/** Read-only: checks the tools deployguard needs and reports the live release. */
-function probe(layout) {
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `for tool in tar sha256sum find mv ln readlink; do`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  command -v "$tool" >/dev/null 2>&1 || { echo "missing tool on host: $tool" >&2; exit 3; }`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `done`, layout.strategy === 'releases'
+/**
+ * Every program the remote scripts of a deploy call, with the Debian package that ships it (what
+ * a person installs when the preflight finds one missing). Shell built-ins are not listed.
+ */
+const HOST_TOOLS = [
+    ...'cat cp cut date df dirname ln ls mkdir mv nproc readlink rm rmdir sha256sum sleep split stat tail touch wc'
+        .split(' ')
+        .map(tool => ({ tool, pkg: 'coreutils' })),
+    { tool: 'find', pkg: 'findutils' },
+    { tool: 'xargs', pkg: 'findutils' },
+    { tool: 'grep', pkg: 'grep' },
+    { tool: 'sed', pkg: 'sed' },
+    { tool: 'awk', pkg: 'mawk' },
+    { tool: 'tar', pkg: 'tar' }
+];
+/**
+ * Read-only: the live release, the host's deployment record and, before them, the preflight's
+ * facts (one round trip): `missing-tool=`, `path-NAME=`, `sudo-N=yes|no`, `unwritable=DIR`,
+ * `disk-free-kb=`, `disk-dir=`, and the unit's `unit-KEY=value` lines. Judging them is
+ * preflight.ts's job; nothing here fails on what it finds.
+ */
+function probe(layout, pre) {
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)(pre && preflightScript(layout, pre), layout.strategy === 'releases'
         ? // Assigned first so that a failing readlink fails the script instead of reading as "none".
             (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -L ${layout.current} ]; then cur=$(readlink -- ${layout.current}); printf 'current=%s\\n' "$cur"; fi`
         : (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -d ${layout.current} ]; then printf 'current=%s\\n' ${layout.current}; fi`, 
     // The host's deployment record, for the last good deploy (scan range, rollback target).
     readDeployments(layout, PROBE_HISTORY_LINES));
+}
+/** The nearest existing directory above a path (the path itself when it is one), into `$d`. */
+function nearestDir(path) {
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `d=${path}; while [ ! -d "$d" ]; do d=$(dirname -- "$d"); done`;
+}
+/** The preflight's read-only facts (see `probe`), on their own for `deployguard preflight`. */
+function preflightScript(layout, pre) {
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `for tool in ${pre.tools}; do command -v "$tool" >/dev/null 2>&1 || echo "missing-tool=$tool"; done`, ...pre.paths.map(p => (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `printf 'path-%s=%s\\n' ${p} "$(command -v ${p} 2>/dev/null || true)"`), ...pre.creates.flatMap(c => [
+        nearestDir(node_path__WEBPACK_IMPORTED_MODULE_0__.posix.dirname(c)),
+        (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `[ -w "$d" ] || printf 'unwritable=%s\\n' "$d"`
+    ]), 
+    // Free space where the upload lands (the staging directory, then the release, one filesystem).
+    nearestDir(layout.stateDir), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `printf 'disk-dir=%s\\n' "$d"`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `df -Pk -- "$d" 2>/dev/null | awk 'NR == 2 { print "disk-free-kb=" $4 }' || true`, ...(pre.service.manager === 'systemd'
+        ? [
+            // Readable without privileges: what the unit is and where it runs from.
+            (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `systemctl show -p LoadState -p ActiveState -p SubState -p FragmentPath -p WorkingDirectory -p ExecStart -- ${pre.service.name} 2>/dev/null | sed 's/^/unit-/' || echo unit-LoadState=unreadable`
+        ]
+        : []), ...pre.sudo.map((words, i) => (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if sudo -n -l ${words} >/dev/null 2>&1; then echo ${`sudo-${i}=yes`}; else echo ${`sudo-${i}=no`}; fi`));
 }
 /** How many of the newest deployment records the probe reads. */
 const PROBE_HISTORY_LINES = 200;
@@ -62601,6 +63123,31 @@ function parseServiceStatus(out) {
         alive: get('PidAlive') === 'yes'
     };
 }
+/**
+ * The systemd commands a deploy runs, as words: the service scripts below are built from these,
+ * and the preflight asks `sudo -n -l` about exactly these, so the two cannot drift apart.
+ */
+function systemdWords(unit) {
+    return {
+        stop: ['systemctl', 'stop', '--', unit],
+        start: ['systemctl', 'start', '--', unit],
+        status: [
+            'systemctl',
+            'show',
+            '-p',
+            'ActiveState',
+            '-p',
+            'SubState',
+            '-p',
+            'MainPID',
+            '-p',
+            'NRestarts',
+            '--',
+            unit
+        ],
+        logs: ['journalctl', '-u', unit, '-n', '30', '--no-pager', '-o', 'short-iso']
+    };
+}
 function serviceCommands(service, layout) {
     if (service.manager === 'none')
         return undefined;
@@ -62608,11 +63155,13 @@ function serviceCommands(service, layout) {
     if (service.manager === 'systemd') {
         const sudo = service.sudo ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `sudo -n ` : (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) ``;
         const unit = service.name;
+        const words = systemdWords(unit);
         return {
-            stop: (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `${sudo}systemctl stop -- ${unit}`,
-            start: (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `${sudo}systemctl start -- ${unit}`,
-            status: (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `out=$(${sudo}systemctl show -p ActiveState -p SubState -p MainPID -p NRestarts -- ${unit})`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `printf '%s\\n' "$out"`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `pid=$(printf '%s\\n' "$out" | sed -n 's/^MainPID=//p')`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if ${PID_ALIVE}; then echo PidAlive=yes; else echo PidAlive=no; fi`),
-            logs: (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `${sudo}journalctl -u ${unit} -n 30 --no-pager -o short-iso 2>&1 || true`
+            stop: (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `${sudo}${words.stop}`,
+            start: (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `${sudo}${words.start}`,
+            status: (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `out=$(${sudo}${words.status})`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `printf '%s\\n' "$out"`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `pid=$(printf '%s\\n' "$out" | sed -n 's/^MainPID=//p')`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if ${PID_ALIVE}; then echo PidAlive=yes; else echo PidAlive=no; fi`),
+            state: (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `systemctl show -p LoadState -p ActiveState -- ${unit}`,
+            logs: (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `${sudo}${words.logs} 2>&1 || true`
         };
     }
     const pidfile = service.pidfile;
@@ -64028,10 +64577,51 @@ function renderRecord(input) {
 /* harmony export */   t: () => (/* binding */ renderCheckTable)
 /* harmony export */ });
 /** Pure renderers of a deploy's result: Markdown for the step summary, one line for a terminal. */
-/** One line that says how it ended, for the end of a log or a terminal. */
+/**
+ * One line that says how it ended, for the end of a log or a terminal. It names only releases
+ * that exist and were live: a release that failed before the switch is not named, and a first
+ * deploy that was taken down says that nothing is live, not what it went back to.
+ */
 function verdictLine(result) {
-    const hosts = result.hosts.map(h => `${h.name}=${h.outcome}`).join(', ');
-    return `deployguard: ${result.status}: release ${result.releaseId}${hosts ? ` (${hosts})` : ''}`;
+    const id = result.releaseId;
+    const head = {
+        deployed: `release ${id} is live`,
+        switched: `release ${id} is switched in, not verified yet`,
+        checked: 'the pre-deploy gates passed; nothing changed',
+        blocked: 'nothing changed',
+        failed: 'nothing changed',
+        'rolled-back': `release ${id} failed and was rolled back`,
+        'rollback-failed': `release ${id} failed and the rollback did not complete: recover by hand`,
+        'failed-live': `release ${id} failed and stays live (rollback is off)`
+    };
+    const hosts = result.hosts.map(h => `${h.name}: ${hostVerdict(result, h)}`).join('; ');
+    return `deployguard: ${result.status}: ${head[result.status]}${hosts ? ` (${hosts})` : ''}`;
+}
+/** What one host serves now, in words that name no release that is not there. */
+function hostVerdict(result, h) {
+    const still = h.liveBefore ? `, ${h.liveBefore} still live` : '';
+    switch (h.outcome) {
+        case 'deployed':
+            return `${result.releaseId} live${h.liveBefore ? ` (was ${h.liveBefore})` : ''}`;
+        case 'switched':
+            return `${result.releaseId} live, not verified yet`;
+        case 'rolled-back':
+            if (h.liveBefore)
+                return `back on ${h.liveBefore}, verified`;
+            return h.previousRelease
+                ? `the previous tree restored from ${h.previousRelease}, verified`
+                : 'taken down, nothing is live (there was no release before)';
+        case 'rollback-failed':
+            return 'ROLLBACK FAILED, see the recovery steps';
+        case 'failed-live':
+            return `${result.releaseId} failed and stays live`;
+        case 'failed':
+            return `nothing changed${still}`;
+        case 'not-started':
+            return result.status === 'deployed' || result.status === 'switched'
+                ? 'not started'
+                : `not started, nothing changed${still}`;
+    }
 }
 /** The check results as a plain-text table for a terminal, ending with "N/M checks passed". */
 function renderCheckTable(results) {
@@ -77377,7 +77967,7 @@ exports.visitAsync = visitAsync;
 module.exports = {
   runAction: (...args) => (__nccwpck_require__(2929)/* .runAction */ .Cs)(...args),
   runPost: (...args) => (__nccwpck_require__(6661)/* .run */ .e)(...args),
-  cli: (...args) => (__nccwpck_require__(3608)/* .main */ .iW)(...args)
+  cli: (...args) => (__nccwpck_require__(358)/* .main */ .iW)(...args)
 };
 
 

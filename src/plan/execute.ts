@@ -54,6 +54,14 @@ import {
   type Step
 } from './plan.js';
 import { batchSize, canaryBatches, rolloutBatches } from './rollout.js';
+import {
+  describeFindings,
+  judgePreflight,
+  parsePreflight,
+  preflightProbe,
+  type PreflightFacts,
+  type PreflightFinding
+} from '../preflight.js';
 
 /** Everything the executor does to the outside world, so tests can swap any of it. */
 export interface DeployDeps {
@@ -155,6 +163,10 @@ export interface HostReport {
   keptAt?: string;
   /** Lines of the host's deployments.jsonl that could not be read (reported, skipped). */
   recordProblems?: string[];
+  /** The release `current` pointed at when this run read the host (releases strategy only). */
+  liveBefore?: string;
+  /** What the preflight found on this host (failures stop the deploy before anything changes). */
+  preflight?: readonly PreflightFinding[];
 }
 
 export interface DeployResult {
@@ -237,6 +249,10 @@ interface HostRun {
   lockLost?: boolean;
   /** This deploy took over an abandoned lock: the owner line of the deploy that died holding it. */
   abandoned?: string;
+  /** The preflight's facts, read with the host state. */
+  preflight?: PreflightFacts;
+  /** The lock script was sent but its answer was lost: the lock may be held. */
+  lockUnsure?: boolean;
 }
 
 /**
@@ -337,7 +353,7 @@ export async function deploy(
     const logs = new Map<HostRun, DeploymentLog>();
     throwFirst(
       await inBatches(runs, per, async run => {
-        const read = await readFacts(run, layout, deps);
+        const read = await readFacts(run, settings, layout, deps);
         facts.set(run, read.facts);
         logs.set(run, read.log);
       })
@@ -353,9 +369,22 @@ export async function deploy(
     if (hashEarly && (target.reuse || ![...facts.values()].some(f => f.previous))) abandonHashing(artifact);
     settings = { ...initial, releaseId: target.id, run: { ...initial.run, commit: target.commit } };
     reused = target.reuse;
+    // The preflight's facts came with the host state: judged now that it is known whether this run
+    // uploads anything. A host that cannot take the deploy stops it here, before any change.
+    if (mode.kind !== 'pre')
+      checkPreflight(settings, runs, target.reuse || mode.kind === 'rollback' ? undefined : artifact, deps, {
+        // The post-deploy phase judges a release already live: stopping it here would leave that
+        // release unverified. Its problems are reported; the checks and any rollback still run.
+        block: mode.kind !== 'post'
+      });
     if (mode.kind === 'post') {
-      // The post-deploy phase returns to the release the deploy phase replaced.
-      for (const run of runs) facts.set(run, { ...facts.get(run)!, previous: target.previous.get(run) });
+      // The post-deploy phase returns to the release the deploy phase replaced, which is also
+      // what was live before this deploy (current already names the new release).
+      for (const run of runs) {
+        const previous = target.previous.get(run);
+        facts.set(run, { ...facts.get(run)!, previous });
+        run.report.liveBefore = previous ? posix.basename(previous) : undefined;
+      }
     }
     const gates = mode.kind === 'full' || mode.kind === 'pre';
     if (gates && settings.checks.some(c => c.stages.includes('pre')))
@@ -458,7 +487,7 @@ export async function deploy(
               : undefined)
         });
       }
-      if (run.locked) await unlock(run, layout, deps, token);
+      if (run.locked || run.lockUnsure) await unlock(run, layout, deps, token);
       stopHeartbeat(run);
       run.shell.close();
     });
@@ -558,7 +587,8 @@ async function writeRecord(
     environment: settings.environment,
     host: run.host.name,
     release: settings.releaseId,
-    previous: run.report.previousRelease,
+    // A host stopped before its plan (the preflight) still records what was live.
+    previous: run.report.previousRelease ?? run.report.liveBefore,
     commit: settings.run.commit,
     ref: settings.run.ref,
     actor: settings.run.actor,
@@ -643,24 +673,111 @@ async function deployHost(
       // The link dropped under the step: its command may have run on the host or not. Its undo
       // (switch back, mark failed) is safe either way, so it is undone as if it had run.
       if (step.undo && step.undoAfterSuccess && run.shell.alive === false) run.undo.push(step.undo);
+      if (step.id === 'stop' && run.shell.alive !== false)
+        await afterFailedStop(run, settings, facts, step, deps);
       throw err;
     }
     if (step.undo && step.undoAfterSuccess) run.undo.push(step.undo);
   }
 }
 
+/** A host cannot take this deploy: found by the preflight, before anything changed. */
+class PreflightFailed extends DeployError {}
+
+/**
+ * Judges every host's preflight facts. Warnings are logged; failures stop the deploy before any
+ * host changes, each with its fix. `artifact` is the upload, when this run ships one.
+ */
+function checkPreflight(
+  settings: Settings,
+  runs: readonly HostRun[],
+  artifact: Artifact | undefined,
+  deps: DeployDeps,
+  opts: { readonly block: boolean }
+): void {
+  const need = artifact ? { bytes: artifact.totalBytes, files: artifact.fileCount } : undefined;
+  const failed: string[] = [];
+  for (const run of runs) {
+    if (!run.preflight) continue;
+    const findings = judgePreflight(settings, run.host, run.preflight, need);
+    run.report.preflight = findings;
+    const warnings = describeFindings(findings, ['warn']);
+    if (warnings) deps.log.warn(`${run.host.name}: preflight:\n${warnings}`);
+    const failures = describeFindings(findings, ['fail']);
+    if (!failures) continue;
+    if (!opts.block) {
+      deps.log.warn(`${run.host.name}: preflight found problems:\n${failures}`);
+      continue;
+    }
+    run.report.outcome = 'failed';
+    run.report.error = `${run.host.name}: preflight failed; nothing was changed:\n${failures}`;
+    run.report.steps.push({
+      id: 'preflight',
+      title: 'Preflight',
+      ok: false,
+      ms: 0,
+      detail: run.report.error,
+      at: deps.now().getTime()
+    });
+    failed.push(run.report.error);
+  }
+  if (failed.length)
+    throw new PreflightFailed(
+      failed.join('\n'),
+      'deploy',
+      'Nothing was changed on any host. Apply the fixes above (`deployguard preflight` checks again without deploying), then deploy again.'
+    );
+}
+
+/**
+ * A stop that failed may have changed nothing (an unknown unit, sudo refused, a stop that timed
+ * out on a service that kept running). When the service is as it was before the deploy, nothing
+ * live changed: no "start it again" is owed, and the deploy ends `failed`, not rolled back.
+ */
+async function afterFailedStop(
+  run: HostRun,
+  settings: Settings,
+  facts: HostFacts,
+  step: Step,
+  deps: DeployDeps
+): Promise<void> {
+  const service = run.plan ? serviceCommands(settings.service, run.plan.layout) : undefined;
+  if (!service) return;
+  const r = await run.shell
+    .exec(service.state ?? service.status, { timeoutMs: 20_000 })
+    .catch(() => undefined);
+  if (!r || r.code !== 0) return;
+  const get = (k: string) => new RegExp(`^${k}=(.*)$`, 'm').exec(r.stdout)?.[1]?.trim();
+  const state = parseServiceStatus(r.stdout);
+  const unchanged = service.state
+    ? get('LoadState') === 'not-found' ||
+      state.active === 'active' ||
+      (facts.serviceState !== undefined && state.active === facts.serviceState)
+    : state.active === 'active' && state.alive;
+  if (!unchanged) return;
+  const i = step.undo ? run.undo.lastIndexOf(step.undo) : -1;
+  if (i >= 0) run.undo.splice(i, 1);
+  run.serviceTouched = run.plan?.serviceTouched ?? false;
+  deps.log.info(
+    `${run.host.name}: the stop failed and changed nothing: the service is ${state.active}, as before`
+  );
+}
+
 /** Read-only: what the host runs now. */
 async function readFacts(
   run: HostRun,
+  settings: Settings,
   layout: ReturnType<typeof layoutFor>,
   deps: DeployDeps
 ): Promise<{ facts: HostFacts; log: DeploymentLog }> {
   return runRecorded(run, deps, { id: 'probe', title: 'Read the host state' }, async () => {
-    const r = await run.shell.exec(probe(layout));
+    const r = await run.shell.exec(probe(layout, preflightProbe(settings)));
     if (r.code !== 0) throw new StepFailed(`${run.host.name}: ${tail(r.stderr) || 'probe failed'}`, 'deploy');
     const m = /^current=(.+)$/m.exec(r.stdout);
     const previous = m?.[1]?.trim() || undefined;
     const at = r.stdout.search(/^lines=\d+$/m);
+    run.preflight = parsePreflight(at >= 0 ? r.stdout.slice(0, at) : r.stdout);
+    if (previous && layout.strategy === 'releases') run.report.liveBefore = posix.basename(previous);
     const log = parseDeploymentsOutput(at >= 0 ? r.stdout.slice(at) : '');
     if (log.problems.length) {
       run.report.recordProblems = log.problems.map(p => `line ${p.line}: ${p.reason}`);
@@ -678,7 +795,11 @@ async function readFacts(
     if (live) run.report.previousDeploy = previousDeployOf(live);
     const good = lastDeployed(log)?.commit;
     return {
-      facts: { previous, lastGoodCommit: good && /^[0-9a-f]{40}$/.test(good) ? good : undefined },
+      facts: {
+        previous,
+        lastGoodCommit: good && /^[0-9a-f]{40}$/.test(good) ? good : undefined,
+        serviceState: run.preflight.unit.get('ActiveState')
+      },
       log
     };
   });
@@ -1191,7 +1312,12 @@ async function acquireLock(
 ): Promise<boolean> {
   const deadline = Date.now() + settings.lock.waitMs;
   for (;;) {
+    // Until the script says "taken" or "busy", the lock may be ours on the host: a link that
+    // drops under it loses the answer, not the mkdir. The release at the end removes it if so
+    // (it only ever removes a lock carrying our token).
+    run.lockUnsure = true;
     const r = await run.shell.exec(script);
+    run.lockUnsure = r.code !== 0 && r.code !== LOCK_BUSY;
     if (r.code === 0) {
       run.locked = true;
       startHeartbeat(run, settings, token, deps);

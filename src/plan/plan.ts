@@ -44,6 +44,8 @@ export interface HostFacts {
   readonly previous?: string;
   /** The commit of the newest release recorded good on this host. */
   readonly lastGoodCommit?: string;
+  /** systemd: the unit's ActiveState before this deploy, to tell whether a failed stop changed it. */
+  readonly serviceState?: string;
 }
 
 export interface HostPlan {

@@ -14,18 +14,81 @@ export const LOCK_BUSY = 75;
 /** Exit code of the lock refresh for "this lock is not ours any more". */
 export const LOCK_LOST = 76;
 
-/** Read-only: checks the tools deployguard needs and reports the live release. */
-export function probe(layout: Layout): Shell {
+/**
+ * Every program the remote scripts of a deploy call, with the Debian package that ships it (what
+ * a person installs when the preflight finds one missing). Shell built-ins are not listed.
+ */
+export const HOST_TOOLS: readonly { readonly tool: string; readonly pkg: string }[] = [
+  ...'cat cp cut date df dirname ln ls mkdir mv nproc readlink rm rmdir sha256sum sleep split stat tail touch wc'
+    .split(' ')
+    .map(tool => ({ tool, pkg: 'coreutils' })),
+  { tool: 'find', pkg: 'findutils' },
+  { tool: 'xargs', pkg: 'findutils' },
+  { tool: 'grep', pkg: 'grep' },
+  { tool: 'sed', pkg: 'sed' },
+  { tool: 'awk', pkg: 'mawk' },
+  { tool: 'tar', pkg: 'tar' }
+];
+
+/** What the preflight part of the probe needs to know about the deploy. */
+export interface PreflightProbe {
+  readonly service: ServiceSettings;
+  /** The tools to look for: HOST_TOOLS, plus systemctl, journalctl and sudo where used. */
+  readonly tools: readonly string[];
+  /** Programs whose absolute path the fix text needs (systemctl, journalctl). */
+  readonly paths: readonly string[];
+  /** Each command the deploy runs with `sudo -n`, as words; asked with `sudo -n -l`. */
+  readonly sudo: readonly (readonly string[])[];
+  /** Places the deploy creates: the nearest existing directory above each must be writable. */
+  readonly creates: readonly string[];
+}
+
+/**
+ * Read-only: the live release, the host's deployment record and, before them, the preflight's
+ * facts (one round trip): `missing-tool=`, `path-NAME=`, `sudo-N=yes|no`, `unwritable=DIR`,
+ * `disk-free-kb=`, `disk-dir=`, and the unit's `unit-KEY=value` lines. Judging them is
+ * preflight.ts's job; nothing here fails on what it finds.
+ */
+export function probe(layout: Layout, pre?: PreflightProbe): Shell {
   return lines(
-    sh`for tool in tar sha256sum find mv ln readlink; do`,
-    sh`  command -v "$tool" >/dev/null 2>&1 || { echo "missing tool on host: $tool" >&2; exit 3; }`,
-    sh`done`,
+    pre && preflightScript(layout, pre),
     layout.strategy === 'releases'
       ? // Assigned first so that a failing readlink fails the script instead of reading as "none".
         sh`if [ -L ${layout.current} ]; then cur=$(readlink -- ${layout.current}); printf 'current=%s\\n' "$cur"; fi`
       : sh`if [ -d ${layout.current} ]; then printf 'current=%s\\n' ${layout.current}; fi`,
     // The host's deployment record, for the last good deploy (scan range, rollback target).
     readDeployments(layout, PROBE_HISTORY_LINES)
+  );
+}
+
+/** The nearest existing directory above a path (the path itself when it is one), into `$d`. */
+function nearestDir(path: string): Shell {
+  return sh`d=${path}; while [ ! -d "$d" ]; do d=$(dirname -- "$d"); done`;
+}
+
+/** The preflight's read-only facts (see `probe`), on their own for `deployguard preflight`. */
+export function preflightScript(layout: Layout, pre: PreflightProbe): Shell {
+  return lines(
+    sh`for tool in ${pre.tools}; do command -v "$tool" >/dev/null 2>&1 || echo "missing-tool=$tool"; done`,
+    ...pre.paths.map(p => sh`printf 'path-%s=%s\\n' ${p} "$(command -v ${p} 2>/dev/null || true)"`),
+    ...pre.creates.flatMap(c => [
+      nearestDir(posix.dirname(c)),
+      sh`[ -w "$d" ] || printf 'unwritable=%s\\n' "$d"`
+    ]),
+    // Free space where the upload lands (the staging directory, then the release, one filesystem).
+    nearestDir(layout.stateDir),
+    sh`printf 'disk-dir=%s\\n' "$d"`,
+    sh`df -Pk -- "$d" 2>/dev/null | awk 'NR == 2 { print "disk-free-kb=" $4 }' || true`,
+    ...(pre.service.manager === 'systemd'
+      ? [
+          // Readable without privileges: what the unit is and where it runs from.
+          sh`systemctl show -p LoadState -p ActiveState -p SubState -p FragmentPath -p WorkingDirectory -p ExecStart -- ${pre.service.name} 2>/dev/null | sed 's/^/unit-/' || echo unit-LoadState=unreadable`
+        ]
+      : []),
+    ...pre.sudo.map(
+      (words, i) =>
+        sh`if sudo -n -l ${words} >/dev/null 2>&1; then echo ${`sudo-${i}=yes`}; else echo ${`sudo-${i}=no`}; fi`
+    )
   );
 }
 
@@ -355,6 +418,42 @@ export interface ServiceCommands {
   readonly status: Shell;
   /** The service's recent log lines, for error messages (never fails). */
   readonly logs: Shell;
+  /**
+   * systemd only: `LoadState=` and `ActiveState=`, read without sudo (anyone may ask systemd),
+   * to tell whether a stop that failed changed anything.
+   */
+  readonly state?: Shell;
+}
+
+/**
+ * The systemd commands a deploy runs, as words: the service scripts below are built from these,
+ * and the preflight asks `sudo -n -l` about exactly these, so the two cannot drift apart.
+ */
+export function systemdWords(unit: string): {
+  readonly stop: readonly string[];
+  readonly start: readonly string[];
+  readonly status: readonly string[];
+  readonly logs: readonly string[];
+} {
+  return {
+    stop: ['systemctl', 'stop', '--', unit],
+    start: ['systemctl', 'start', '--', unit],
+    status: [
+      'systemctl',
+      'show',
+      '-p',
+      'ActiveState',
+      '-p',
+      'SubState',
+      '-p',
+      'MainPID',
+      '-p',
+      'NRestarts',
+      '--',
+      unit
+    ],
+    logs: ['journalctl', '-u', unit, '-n', '30', '--no-pager', '-o', 'short-iso']
+  };
 }
 
 export function serviceCommands(service: ServiceSettings, layout: Layout): ServiceCommands | undefined {
@@ -363,16 +462,18 @@ export function serviceCommands(service: ServiceSettings, layout: Layout): Servi
   if (service.manager === 'systemd') {
     const sudo = service.sudo ? sh`sudo -n ` : sh``;
     const unit = service.name;
+    const words = systemdWords(unit);
     return {
-      stop: sh`${sudo}systemctl stop -- ${unit}`,
-      start: sh`${sudo}systemctl start -- ${unit}`,
+      stop: sh`${sudo}${words.stop}`,
+      start: sh`${sudo}${words.start}`,
       status: lines(
-        sh`out=$(${sudo}systemctl show -p ActiveState -p SubState -p MainPID -p NRestarts -- ${unit})`,
+        sh`out=$(${sudo}${words.status})`,
         sh`printf '%s\\n' "$out"`,
         sh`pid=$(printf '%s\\n' "$out" | sed -n 's/^MainPID=//p')`,
         sh`if ${PID_ALIVE}; then echo PidAlive=yes; else echo PidAlive=no; fi`
       ),
-      logs: sh`${sudo}journalctl -u ${unit} -n 30 --no-pager -o short-iso 2>&1 || true`
+      state: sh`systemctl show -p LoadState -p ActiveState -- ${unit}`,
+      logs: sh`${sudo}${words.logs} 2>&1 || true`
     };
   }
   const pidfile = service.pidfile;
