@@ -13,12 +13,25 @@ import { ConfigError } from './errors.js';
 
 /** Scans the artifact before any host is contacted: a bad artifact is a config problem. */
 export async function readArtifact(settings: Settings): Promise<Artifact> {
+  let artifact: Artifact;
   try {
-    return await scanArtifact(settings.artifact, { exclude: settings.exclude });
+    artifact = await scanArtifact(settings.artifact, { exclude: settings.exclude });
   } catch (err) {
     if (err instanceof ArtifactError) throw new ConfigError(`artifact: ${err.message}`, err.hint);
     throw err;
   }
+  // The env file replaces that path in the release: a file of the artifact there would be lost,
+  // and the release would no longer match its manifest (a later rollback to it would be refused).
+  const envFile = settings.env.file;
+  const clash = settings.env.vars.length
+    ? artifact.entries.find(e => e.path === envFile || (e.kind !== 'dir' && envFile.startsWith(`${e.path}/`)))
+    : undefined;
+  if (clash)
+    throw new ConfigError(
+      `artifact: it holds ${clash.path}, where the \`env:\` variables are written (env-file: ${envFile})`,
+      `Leave it out of the artifact (exclude: ['/${envFile}']) or write the variables elsewhere (env-file: .env.production).`
+    );
+  return artifact;
 }
 
 export interface RunOptions {

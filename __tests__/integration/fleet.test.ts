@@ -230,4 +230,36 @@ describe('a fleet of four hosts', () => {
       false
     ]);
   }, 120_000);
+
+  test('run-once runs on the first host only, and no host of its batch switches before it succeeded', async () => {
+    const once = 'run-once: \'sleep 1; echo "$DEPLOYGUARD_RELEASE" >> ../../../once.log\'';
+    const { result, log } = await deploy('o1', `max-parallel: 2, ${once}`);
+    expect({ status: result.status, log }).toMatchObject({ status: 'deployed' });
+    expect(hosts.map((_, i) => live(i))).toEqual(['o1', 'o1', 'o1', 'o1']);
+    // Only web-1 ran it (each host sees its own disk at the mount), once.
+    expect(
+      hosts.map((_, i) =>
+        existsSync(join(disk(i), 'once.log')) ? readFileSync(join(disk(i), 'once.log'), 'utf8') : ''
+      )
+    ).toEqual(['o1\n', '', '', '']);
+    const ran = result.hosts[0]!.steps.find(s => s.id === 'run-once')!;
+    const web2Switch = result.hosts[1]!.steps.find(s => s.id === 'switch')!;
+    expect(web2Switch.at).toBeGreaterThanOrEqual(ran.at + ran.ms);
+    expect(result.hosts.slice(1).every(h => !h.steps.some(s => s.id === 'run-once'))).toBe(true);
+  }, 120_000);
+
+  test('a failing run-once stops the deploy with nothing switched on any host', async () => {
+    const { result, log } = await deploy(
+      'o2',
+      "max-parallel: 2, run-once: 'echo migration failed >&2; exit 5'"
+    );
+    expect(result.status).toBe('failed');
+    expect(hosts.map((_, i) => live(i))).toEqual(['o1', 'o1', 'o1', 'o1']);
+    expect(log).toMatch(/web-1: Run the run-once command .* failed \(exit 5\):\s+migration failed/);
+    // web-2 uploaded its copy, then stopped before its switch (because of web-1) and was cleaned up.
+    expect(result.hosts[1]!.steps.map(s => s.id)).toContain('promote');
+    expect(result.hosts[1]!.outcome).toBe('failed');
+    expect(result.hosts.some(h => h.steps.some(s => s.id === 'switch'))).toBe(false);
+    expect(result.hosts.slice(2).map(h => h.outcome)).toEqual(['not-started', 'not-started']);
+  }, 120_000);
 });

@@ -58579,14 +58579,24 @@ async function runHistory({ flags, log, write, settings: load }) {
 
 /** Scans the artifact before any host is contacted: a bad artifact is a config problem. */
 async function readArtifact(settings) {
+    let artifact;
     try {
-        return await (0,_transfer_artifact_js__WEBPACK_IMPORTED_MODULE_7__/* .scanArtifact */ .CB)(settings.artifact, { exclude: settings.exclude });
+        artifact = await (0,_transfer_artifact_js__WEBPACK_IMPORTED_MODULE_7__/* .scanArtifact */ .CB)(settings.artifact, { exclude: settings.exclude });
     }
     catch (err) {
         if (err instanceof _transfer_artifact_js__WEBPACK_IMPORTED_MODULE_7__/* .ArtifactError */ .nE)
             throw new _errors_js__WEBPACK_IMPORTED_MODULE_8__/* .ConfigError */ .xL(`artifact: ${err.message}`, err.hint);
         throw err;
     }
+    // The env file replaces that path in the release: a file of the artifact there would be lost,
+    // and the release would no longer match its manifest (a later rollback to it would be refused).
+    const envFile = settings.env.file;
+    const clash = settings.env.vars.length
+        ? artifact.entries.find(e => e.path === envFile || (e.kind !== 'dir' && envFile.startsWith(`${e.path}/`)))
+        : undefined;
+    if (clash)
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_8__/* .ConfigError */ .xL(`artifact: it holds ${clash.path}, where the \`env:\` variables are written (env-file: ${envFile})`, `Leave it out of the artifact (exclude: ['/${envFile}']) or write the variables elsewhere (env-file: .env.production).`);
+    return artifact;
 }
 /**
  * The whole guarded deploy (or one phase of it: `mode`), wired to real SSH, real HTTP and the
@@ -61129,10 +61139,11 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
             const members = batch.map(i => runs[i]);
             if (batches.length > 1)
                 deps.log.info(`${b < canaries ? 'canary' : 'batch'} ${b + 1}/${batches.length}: ${members.map(r => r.host.name).join(', ')}`);
-            const settled = await Promise.allSettled(members.map(run => hostPart(run, `${VERB[mode.kind]} ${settings.releaseId}`, () => deployHost(settings, layout, artifact, run, facts.get(run), deps, {
-                source: reused || mode.kind === 'rollback' ? 'reuse' : 'ship',
-                part: planPart(mode, b < canaries)
-            }, stop.signal).catch((err) => {
+            const source = reused || mode.kind === 'rollback' ? 'reuse' : 'ship';
+            // The run-once command runs on the first host of the first batch; the batch's other hosts
+            // wait for it before they touch their service, and later batches start after it anyway.
+            const once = b === 0 && source === 'ship' && settings.runOnce ? runOnceGate(members[0]) : undefined;
+            const settled = await Promise.allSettled(members.map((run, k) => hostPart(run, `${VERB[mode.kind]} ${settings.releaseId}`, () => deployHost(settings, layout, artifact, run, facts.get(run), deps, { source, part: planPart(mode, b < canaries), runOnce: once !== undefined && k === 0 }, stop.signal, once).catch((err) => {
                 stop.abort();
                 throw err;
             }))));
@@ -61310,9 +61321,32 @@ async function keepEvidence(run, settings, layout, deps) {
     else if (r === undefined)
         deps.log.warn(`${run.host.name}: the service's log lines could not be read`);
 }
+function runOnceGate(first) {
+    let succeed;
+    let fail;
+    const done = new Promise((resolve, reject) => {
+        succeed = resolve;
+        fail = reject;
+    });
+    // Nobody may be waiting when it fails (a single host): that is not an unhandled rejection.
+    done.catch(() => undefined);
+    return { host: first.host.name, done, succeed, fail };
+}
 async function deployHost(settings, layout, artifact, run, facts, deps, how, 
 /** Aborted when another host of the same batch failed: this one stops at its next step. */
-stop) {
+stop, 
+/** The run-once command of this batch: run here (`how.runOnce`), or waited for before the service is touched. */
+once) {
+    try {
+        await hostSteps(settings, layout, artifact, run, facts, deps, how, stop, once);
+    }
+    catch (err) {
+        if (how.runOnce)
+            once?.fail(err);
+        throw err;
+    }
+}
+async function hostSteps(...[settings, layout, artifact, run, facts, deps, how, stop, once]) {
     const plan = (0,plan_plan/* planHost */.AF)(settings, layout, facts, {
         now: deps.now(),
         fileCount: artifact?.fileCount ?? 0,
@@ -61331,12 +61365,22 @@ stop) {
             throw new errors/* DeployError */.sH(`${run.host.name}: stopped before "${step.title}": another host failed`, 'deploy');
         if (run.lockLost)
             throw new errors/* DeployError */.sH(`${run.host.name}: another deploy took over this host's lock; stopped before "${step.title}"`, 'deploy', 'The lock is taken over only when it was not refreshed for lock-ttl: check the link to this host and raise deploy.lock-ttl if it drops for that long.');
+        if (step.touchesService && once && !run.serviceTouched) {
+            if (how.runOnce)
+                once.succeed(); // its plan had no run-once step: nothing to wait for
+            else
+                await once.done.catch(() => {
+                    throw new Stopped(`${run.host.name}: stopped before "${step.title}": the run-once command did not succeed on ${once.host}`, 'deploy');
+                });
+        }
         if (step.undo && !step.undoAfterSuccess)
             run.undo.push(step.undo);
         if (step.touchesService)
             run.serviceTouched = true;
         try {
             await runRecorded(run, deps, step, () => runAction(step, run, settings, artifact, deps));
+            if (step.id === 'run-once')
+                once?.succeed();
         }
         catch (err) {
             // The link dropped under the step: its command may have run on the host or not. Its undo
@@ -61685,6 +61729,9 @@ async function runAction(step, run, settings, artifact, deps) {
     switch (a.kind) {
         case 'exec':
             await execOk(run, a.script, step.title);
+            return;
+        case 'write-env':
+            await execOk(run, a.script, step.title, STEP_TIMEOUT_MS, (0,commands/* envFileText */.T1)(settings.env.vars));
             return;
         case 'upload': {
             if (!artifact)
@@ -62272,11 +62319,28 @@ function planAll(settings, layout, facts, opts) {
             action: exec(_remote_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .linkShared */ .EN(layout.sharedDir, incoming, settings.target.shared))
         });
     }
+    if (ship && settings.env.vars.length) {
+        const names = settings.env.vars.map(v => v.name);
+        const shown = names.length > 8 ? `${names.slice(0, 8).join(', ')}, …` : names.join(', ');
+        steps.push({
+            id: 'env',
+            // Names only: the values may be secrets.
+            title: `Write ${settings.env.file} (${names.length} variable${names.length === 1 ? '' : 's'}: ${shown})`,
+            action: { kind: 'write-env', script: _remote_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .writeEnvFile */ .Jk(node_path__WEBPACK_IMPORTED_MODULE_0__.posix.join(incoming, settings.env.file)) }
+        });
+    }
     if (ship && settings.beforeSwitch) {
         steps.push({
             id: 'before-switch',
             title: 'Run the before-switch command in the new release',
             action: exec(_remote_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .beforeSwitch */ .uf(incoming, id, settings.beforeSwitch))
+        });
+    }
+    if (ship && settings.runOnce && opts.runOnce) {
+        steps.push({
+            id: 'run-once',
+            title: 'Run the run-once command (on this host only, before any host switches)',
+            action: exec(_remote_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .beforeSwitch */ .uf(incoming, id, settings.runOnce))
         });
     }
     let backup;
@@ -62835,8 +62899,10 @@ async function preflightCommand(settings, write, json, log = (0,_io_log_js__WEBP
 /* harmony export */   CJ: () => (/* binding */ appendDeployment),
 /* harmony export */   EN: () => (/* binding */ linkShared),
 /* harmony export */   Fz: () => (/* binding */ readDeployments),
+/* harmony export */   Jk: () => (/* binding */ writeEnvFile),
 /* harmony export */   NU: () => (/* binding */ restoreTree),
 /* harmony export */   Pt: () => (/* binding */ lockRefresh),
+/* harmony export */   T1: () => (/* binding */ envFileText),
 /* harmony export */   TX: () => (/* binding */ verifyManifest),
 /* harmony export */   WI: () => (/* binding */ readManifest),
 /* harmony export */   X: () => (/* binding */ HOST_TOOLS),
@@ -63047,6 +63113,24 @@ function linkShared(sharedDir, release, entries) {
             (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -rf -- ${inRelease}; mkdir -p -- ${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.dirname(inRelease)}; ln -s -- ${shared} ${inRelease}`
         ];
     }));
+}
+/**
+ * Writes the release's env file from standard input, so no value is ever on a command line (the
+ * host's process list): created 0600 under a temporary name, then renamed over the final one (a
+ * file of the artifact at that path, or a hard link to the previous release's, is replaced, never
+ * written through).
+ */
+function writeEnvFile(path) {
+    const tmp = `${path}.deployguard-tmp`;
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `umask 077`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mkdir -p -- ${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.dirname(path)}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${tmp}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cat > ${tmp}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `chmod 600 -- ${tmp}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mv -f -- ${tmp} ${path}`);
+}
+/** The env file's text: `NAME='value'` lines (values were refused at config time if they could break one). */
+function envFileText(vars) {
+    return [
+        '# Written by deployguard for this release from `env:` in deployguard.yml; edits here are lost.',
+        ...vars.map(v => `${v.name}='${v.value}'`),
+        ''
+    ].join('\n');
 }
 /** Runs the user's `before-switch` command inside the new release, with the release in its env. */
 function beforeSwitch(release, releaseId, command) {
@@ -66431,8 +66515,9 @@ const absPath = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({
     expected: 'an absolute path of letters, digits and . _ @ + -, without `..`',
     example: '/srv/myapp'
 });
+const REL_ENTRY = /^(?!\/)(?!.*(?:^|\/)\.\.?(?:\/|$))[A-Za-z0-9._@+/-]{1,255}$/;
 const relEntry = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({
-    pattern: /^(?!\/)(?!.*(?:^|\/)\.\.?(?:\/|$))[A-Za-z0-9._@+/-]{1,255}$/,
+    pattern: REL_ENTRY,
     expected: 'a path relative to the release, without `..`',
     example: '.env'
 });
@@ -66670,8 +66755,26 @@ const configSchema = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .obj */ .WL)({
             ...retrying
         }
     }), { maxItems: 200 }), []),
+    env: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .record */ .g1)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({ maxLength: 8192, example: '${DATABASE_URL}' }), {
+        keyPattern: /^[A-Za-z_][A-Za-z0-9_]{0,127}$/,
+        maxKeys: 200,
+        description: "Environment variables written into each release as `env-file` (mode 0600, one `NAME='value'` line each), for the service to read (systemd `EnvironmentFile=`, `node --env-file`, `set -a; . ./.env`). `${NAME}` takes the value of the runner's environment variable NAME (a secret passed to the step); such values are masked and only the names are logged or recorded.",
+        example: { NODE_ENV: 'production', DATABASE_URL: '${DATABASE_URL}' }
+    }), {}),
+    'env-file': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({
+        pattern: REL_ENTRY,
+        expected: 'a path relative to the release, without `..`',
+        example: '.env',
+        description: 'Where in the release the `env:` variables are written. Each release has its own, so a rollback brings back the environment it ran with; it cannot be a `target.shared` entry.'
+    }), '.env'),
     deploy: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .obj */ .WL)({
         'before-switch': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(command),
+        'run-once': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .str */ .gx)({
+            multiline: true,
+            minLength: 1,
+            example: 'npm run migrate',
+            description: 'Runs once per deploy, inside the new release on the first host (after its env file is written), before any host switches: database migrations. A failure stops the deploy with nothing switched. It is not undone by a rollback, so write migrations the previous release can still run with.'
+        })),
         'lock-wait': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(lockWait, '2m'),
         'lock-ttl': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .duration */ .p0)({ min: '10s', max: '24h', example: '2m' }), '2m'),
         'max-parallel': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(maxParallel, 1),
@@ -67388,6 +67491,7 @@ function parseSettings(src) {
     const scanMode = scanSetting === true ? 'both' : scanSetting === false ? 'off' : scanSetting;
     const healthUrl = get('health-url');
     const checks = checksFrom(file, healthUrl, src.env, p, src.onSecret);
+    const env = envFrom(file, src.env, dryRun ? { list: [] } : p, p, src.onSecret);
     // Exclude patterns are checked here too, so a bad one is listed with every other mistake.
     for (const e of (0,_transfer_exclude_js__WEBPACK_IMPORTED_MODULE_2__/* .excludeProblems */ .BC)(file?.exclude ?? []))
         p.list.push(`${configPath}: exclude: ${e}`);
@@ -67429,6 +67533,8 @@ function parseSettings(src) {
         service,
         checks,
         beforeSwitch: get('before-switch') ?? file?.deploy['before-switch'],
+        runOnce: file?.deploy['run-once'],
+        env,
         transfer: { incremental: file?.deploy.incremental ?? true },
         rollout: {
             canary: canaryInput ?? file?.deploy.canary ?? 0,
@@ -67659,6 +67765,29 @@ function checksFrom(file, healthUrl, env, p, secret) {
         names.add(c.name);
     }
     return out;
+}
+/**
+ * The `env:` map, expanded from the runner's environment. A value that took anything from the
+ * environment is masked whole (and each piece of it, by expandEnv). Values are written as
+ * `NAME='value'`, which systemd, `node --env-file` and sh read alike: a value holding a single
+ * quote, a newline or another control character could not be written that way and is refused,
+ * without showing it. A missing variable is not a problem for a dry run (`unset`).
+ */
+function envFrom(file, env, unset, p, secret) {
+    const envFile = file?.['env-file'] ?? '.env';
+    const vars = Object.entries(file?.env ?? {}).map(([name, template]) => {
+        const value = expandEnv(template, env, `env.${name}`, unset, secret);
+        if (value !== template && value.length >= 4)
+            secret(value);
+        if (/['\u0000-\u001f\u007f]/.test(value))
+            p.list.push(`env.${name}: the value${value !== template ? ' (from the environment)' : ''} holds a single quote, a newline or another control character, which ${envFile} cannot carry as NAME='value'. Example: env: { ${name}: "\${${name}}" } with a one-line value`);
+        return { name, value };
+    });
+    const shared = file?.target?.shared ?? [];
+    if (vars.length &&
+        shared.some(e => e.replace(/\/+$/, '') === envFile || envFile.startsWith(`${e.replace(/\/+$/, '')}/`)))
+        p.list.push(`env-file: ${envFile} is a shared entry (target.shared), but each release gets its own env file so a rollback brings its environment back. Example: env-file: .env.deployguard`);
+    return { file: envFile, vars };
 }
 
 

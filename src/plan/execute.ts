@@ -12,6 +12,7 @@ import {
   LOCK_LOST,
   lockRefresh,
   readManifest,
+  envFileText,
   readPreviousRelease,
   RELEASE_MISSING,
   listReleases,
@@ -413,8 +414,12 @@ export async function deploy(
         deps.log.info(
           `${b < canaries ? 'canary' : 'batch'} ${b + 1}/${batches.length}: ${members.map(r => r.host.name).join(', ')}`
         );
+      const source = reused || mode.kind === 'rollback' ? 'reuse' : 'ship';
+      // The run-once command runs on the first host of the first batch; the batch's other hosts
+      // wait for it before they touch their service, and later batches start after it anyway.
+      const once = b === 0 && source === 'ship' && settings.runOnce ? runOnceGate(members[0]!) : undefined;
       const settled = await Promise.allSettled(
-        members.map(run =>
+        members.map((run, k) =>
           hostPart(run, `${VERB[mode.kind]} ${settings.releaseId}`, () =>
             deployHost(
               settings,
@@ -423,11 +428,9 @@ export async function deploy(
               run,
               facts.get(run)!,
               deps,
-              {
-                source: reused || mode.kind === 'rollback' ? 'reuse' : 'ship',
-                part: planPart(mode, b < canaries)
-              },
-              stop.signal
+              { source, part: planPart(mode, b < canaries), runOnce: once !== undefined && k === 0 },
+              stop.signal,
+              once
             ).catch((err: unknown) => {
               stop.abort();
               throw err;
@@ -630,6 +633,29 @@ async function keepEvidence(
   else if (r === undefined) deps.log.warn(`${run.host.name}: the service's log lines could not be read`);
 }
 
+/**
+ * The run-once command of a batch: settled by the host that runs it, awaited by the others before
+ * they touch their service, so nothing switches anywhere before it succeeded.
+ */
+interface RunOnceGate {
+  readonly host: string;
+  readonly done: Promise<void>;
+  succeed(): void;
+  fail(err: unknown): void;
+}
+
+function runOnceGate(first: HostRun): RunOnceGate {
+  let succeed!: () => void;
+  let fail!: (err: unknown) => void;
+  const done = new Promise<void>((resolve, reject) => {
+    succeed = resolve;
+    fail = reject;
+  });
+  // Nobody may be waiting when it fails (a single host): that is not an unhandled rejection.
+  done.catch(() => undefined);
+  return { host: first.host.name, done, succeed, fail };
+}
+
 async function deployHost(
   settings: Settings,
   layout: ReturnType<typeof layoutFor>,
@@ -637,9 +663,22 @@ async function deployHost(
   run: HostRun,
   facts: HostFacts,
   deps: DeployDeps,
-  how: Pick<PlanOptions, 'source' | 'part'>,
+  how: Pick<PlanOptions, 'source' | 'part' | 'runOnce'>,
   /** Aborted when another host of the same batch failed: this one stops at its next step. */
-  stop?: AbortSignal
+  stop?: AbortSignal,
+  /** The run-once command of this batch: run here (`how.runOnce`), or waited for before the service is touched. */
+  once?: RunOnceGate
+): Promise<void> {
+  try {
+    await hostSteps(settings, layout, artifact, run, facts, deps, how, stop, once);
+  } catch (err) {
+    if (how.runOnce) once?.fail(err);
+    throw err;
+  }
+}
+
+async function hostSteps(
+  ...[settings, layout, artifact, run, facts, deps, how, stop, once]: Parameters<typeof deployHost>
 ): Promise<void> {
   const plan = planHost(settings, layout, facts, {
     now: deps.now(),
@@ -665,10 +704,22 @@ async function deployHost(
         'deploy',
         'The lock is taken over only when it was not refreshed for lock-ttl: check the link to this host and raise deploy.lock-ttl if it drops for that long.'
       );
+    if (step.touchesService && once && !run.serviceTouched) {
+      if (how.runOnce)
+        once.succeed(); // its plan had no run-once step: nothing to wait for
+      else
+        await once.done.catch(() => {
+          throw new Stopped(
+            `${run.host.name}: stopped before "${step.title}": the run-once command did not succeed on ${once.host}`,
+            'deploy'
+          );
+        });
+    }
     if (step.undo && !step.undoAfterSuccess) run.undo.push(step.undo);
     if (step.touchesService) run.serviceTouched = true;
     try {
       await runRecorded(run, deps, step, () => runAction(step, run, settings, artifact, deps));
+      if (step.id === 'run-once') once?.succeed();
     } catch (err) {
       // The link dropped under the step: its command may have run on the host or not. Its undo
       // (switch back, mark failed) is safe either way, so it is undone as if it had run.
@@ -1159,6 +1210,9 @@ async function runAction(
   switch (a.kind) {
     case 'exec':
       await execOk(run, a.script, step.title);
+      return;
+    case 'write-env':
+      await execOk(run, a.script, step.title, STEP_TIMEOUT_MS, envFileText(settings.env.vars));
       return;
     case 'upload': {
       if (!artifact) throw new StepFailed(`${run.host.name}: no artifact to upload`, 'deploy');

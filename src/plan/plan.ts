@@ -13,6 +13,8 @@ export type Action =
   | { readonly kind: 'exec'; readonly script: Shell }
   | { readonly kind: 'upload'; readonly script: Shell }
   | { readonly kind: 'verify'; readonly script: Shell }
+  /** Runs `script` with the env file's text (settings.env, never part of the plan) on its stdin. */
+  | { readonly kind: 'write-env'; readonly script: Shell }
   | { readonly kind: 'await-running'; readonly script: Shell }
   | { readonly kind: 'checks' };
 
@@ -98,6 +100,8 @@ export interface PlanOptions {
    * the release to return to.
    */
   readonly part?: 'all' | 'switch' | 'post';
+  /** This host runs the `run-once` command (the first host of the first batch). */
+  readonly runOnce?: boolean;
 }
 
 /** The ids of the steps a `post` part starts with: everything before them ran in the deploy phase. */
@@ -172,11 +176,28 @@ function planAll(settings: Settings, layout: Layout, facts: HostFacts, opts: Pla
       action: exec(cmd.linkShared(layout.sharedDir, incoming, settings.target.shared))
     });
   }
+  if (ship && settings.env.vars.length) {
+    const names = settings.env.vars.map(v => v.name);
+    const shown = names.length > 8 ? `${names.slice(0, 8).join(', ')}, …` : names.join(', ');
+    steps.push({
+      id: 'env',
+      // Names only: the values may be secrets.
+      title: `Write ${settings.env.file} (${names.length} variable${names.length === 1 ? '' : 's'}: ${shown})`,
+      action: { kind: 'write-env', script: cmd.writeEnvFile(posix.join(incoming, settings.env.file)) }
+    });
+  }
   if (ship && settings.beforeSwitch) {
     steps.push({
       id: 'before-switch',
       title: 'Run the before-switch command in the new release',
       action: exec(cmd.beforeSwitch(incoming, id, settings.beforeSwitch))
+    });
+  }
+  if (ship && settings.runOnce && opts.runOnce) {
+    steps.push({
+      id: 'run-once',
+      title: 'Run the run-once command (on this host only, before any host switches)',
+      action: exec(cmd.beforeSwitch(incoming, id, settings.runOnce))
     });
   }
   let backup: string | undefined;

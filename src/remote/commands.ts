@@ -280,6 +280,33 @@ export function linkShared(sharedDir: string, release: string, entries: readonly
   );
 }
 
+/**
+ * Writes the release's env file from standard input, so no value is ever on a command line (the
+ * host's process list): created 0600 under a temporary name, then renamed over the final one (a
+ * file of the artifact at that path, or a hard link to the previous release's, is replaced, never
+ * written through).
+ */
+export function writeEnvFile(path: string): Shell {
+  const tmp = `${path}.deployguard-tmp`;
+  return lines(
+    sh`umask 077`,
+    sh`mkdir -p -- ${posix.dirname(path)}`,
+    sh`rm -f -- ${tmp}`,
+    sh`cat > ${tmp}`,
+    sh`chmod 600 -- ${tmp}`,
+    sh`mv -f -- ${tmp} ${path}`
+  );
+}
+
+/** The env file's text: `NAME='value'` lines (values were refused at config time if they could break one). */
+export function envFileText(vars: readonly { readonly name: string; readonly value: string }[]): string {
+  return [
+    '# Written by deployguard for this release from `env:` in deployguard.yml; edits here are lost.',
+    ...vars.map(v => `${v.name}='${v.value}'`),
+    ''
+  ].join('\n');
+}
+
 /** Runs the user's `before-switch` command inside the new release, with the release in its env. */
 export function beforeSwitch(release: string, releaseId: string, command: string): Shell {
   return lines(

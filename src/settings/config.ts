@@ -42,8 +42,9 @@ export const absPath = str({
   expected: 'an absolute path of letters, digits and . _ @ + -, without `..`',
   example: '/srv/myapp'
 });
+const REL_ENTRY = /^(?!\/)(?!.*(?:^|\/)\.\.?(?:\/|$))[A-Za-z0-9._@+/-]{1,255}$/;
 const relEntry = str({
-  pattern: /^(?!\/)(?!.*(?:^|\/)\.\.?(?:\/|$))[A-Za-z0-9._@+/-]{1,255}$/,
+  pattern: REL_ENTRY,
   expected: 'a path relative to the release, without `..`',
   example: '.env'
 });
@@ -335,9 +336,38 @@ export const configSchema = obj(
       ),
       []
     ),
+    env: optional(
+      record(str({ maxLength: 8192, example: '${DATABASE_URL}' }), {
+        keyPattern: /^[A-Za-z_][A-Za-z0-9_]{0,127}$/,
+        maxKeys: 200,
+        description:
+          "Environment variables written into each release as `env-file` (mode 0600, one `NAME='value'` line each), for the service to read (systemd `EnvironmentFile=`, `node --env-file`, `set -a; . ./.env`). `${NAME}` takes the value of the runner's environment variable NAME (a secret passed to the step); such values are masked and only the names are logged or recorded.",
+        example: { NODE_ENV: 'production', DATABASE_URL: '${DATABASE_URL}' }
+      }),
+      {}
+    ),
+    'env-file': optional(
+      str({
+        pattern: REL_ENTRY,
+        expected: 'a path relative to the release, without `..`',
+        example: '.env',
+        description:
+          'Where in the release the `env:` variables are written. Each release has its own, so a rollback brings back the environment it ran with; it cannot be a `target.shared` entry.'
+      }),
+      '.env'
+    ),
     deploy: optional(
       obj({
         'before-switch': optional(command),
+        'run-once': optional(
+          str({
+            multiline: true,
+            minLength: 1,
+            example: 'npm run migrate',
+            description:
+              'Runs once per deploy, inside the new release on the first host (after its env file is written), before any host switches: database migrations. A failure stops the deploy with nothing switched. It is not undone by a rollback, so write migrations the previous release can still run with.'
+          })
+        ),
         'lock-wait': optional(lockWait, '2m'),
         'lock-ttl': optional(duration({ min: '10s', max: '24h', example: '2m' }), '2m'),
         'max-parallel': optional(maxParallel, 1),

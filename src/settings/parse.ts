@@ -12,7 +12,15 @@ import {
   type SecretInput
 } from './inputs.js';
 import { formatIssues, validate, type SchemaIssue } from './schema.js';
-import type { CheckSettings, HostSettings, ScanMode, ServiceSettings, Settings, Stage } from './types.js';
+import type {
+  CheckSettings,
+  EnvSettings,
+  HostSettings,
+  ScanMode,
+  ServiceSettings,
+  Settings,
+  Stage
+} from './types.js';
 import { ACTION_WORDING, type Wording } from './wording.js';
 
 /**
@@ -412,6 +420,7 @@ export function parseSettings(src: SettingsSource): Settings {
   const scanMode: ScanMode = scanSetting === true ? 'both' : scanSetting === false ? 'off' : scanSetting;
   const healthUrl = get('health-url');
   const checks = checksFrom(file, healthUrl, src.env, p, src.onSecret);
+  const env = envFrom(file, src.env, dryRun ? { list: [] } : p, p, src.onSecret);
   // Exclude patterns are checked here too, so a bad one is listed with every other mistake.
   for (const e of excludeProblems(file?.exclude ?? [])) p.list.push(`${configPath}: exclude: ${e}`);
 
@@ -457,6 +466,8 @@ export function parseSettings(src: SettingsSource): Settings {
     service,
     checks,
     beforeSwitch: get('before-switch') ?? file?.deploy['before-switch'],
+    runOnce: file?.deploy['run-once'],
+    env,
     transfer: { incremental: file?.deploy.incremental ?? true },
     rollout: {
       canary: canaryInput ?? file?.deploy.canary ?? 0,
@@ -729,4 +740,39 @@ function checksFrom(
     names.add(c.name);
   }
   return out;
+}
+
+/**
+ * The `env:` map, expanded from the runner's environment. A value that took anything from the
+ * environment is masked whole (and each piece of it, by expandEnv). Values are written as
+ * `NAME='value'`, which systemd, `node --env-file` and sh read alike: a value holding a single
+ * quote, a newline or another control character could not be written that way and is refused,
+ * without showing it. A missing variable is not a problem for a dry run (`unset`).
+ */
+function envFrom(
+  file: ConfigFile | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+  unset: Problems,
+  p: Problems,
+  secret: (v: string) => void
+): EnvSettings {
+  const envFile = file?.['env-file'] ?? '.env';
+  const vars = Object.entries(file?.env ?? {}).map(([name, template]) => {
+    const value = expandEnv(template, env, `env.${name}`, unset, secret);
+    if (value !== template && value.length >= 4) secret(value);
+    if (/['\u0000-\u001f\u007f]/.test(value))
+      p.list.push(
+        `env.${name}: the value${value !== template ? ' (from the environment)' : ''} holds a single quote, a newline or another control character, which ${envFile} cannot carry as NAME='value'. Example: env: { ${name}: "\${${name}}" } with a one-line value`
+      );
+    return { name, value };
+  });
+  const shared = file?.target?.shared ?? [];
+  if (
+    vars.length &&
+    shared.some(e => e.replace(/\/+$/, '') === envFile || envFile.startsWith(`${e.replace(/\/+$/, '')}/`))
+  )
+    p.list.push(
+      `env-file: ${envFile} is a shared entry (target.shared), but each release gets its own env file so a rollback brings its environment back. Example: env-file: .env.deployguard`
+    );
+  return { file: envFile, vars };
 }

@@ -18,6 +18,13 @@ export interface HostSettings {
   readonly jump?: HostSettings;
 }
 
+export interface EnvSettings {
+  /** Relative to the release, e.g. `.env`. */
+  readonly file: string;
+  /** In the file's order; a value may hold a secret (masked as it was read): never log it. */
+  readonly vars: readonly { readonly name: string; readonly value: string }[];
+}
+
 export interface SshSettings {
   readonly privateKey?: string;
   readonly passphrase?: string;
@@ -237,6 +244,10 @@ export interface Settings {
   readonly service: ServiceSettings;
   readonly checks: readonly CheckSettings[];
   readonly beforeSwitch?: string;
+  /** Runs once per deploy, in the new release on the first host, before any host switches. */
+  readonly runOnce?: string;
+  /** Variables written into each release as `file` (mode 0600); values may be secrets. */
+  readonly env: EnvSettings;
   readonly lock: LockSettings;
   readonly rollout: RolloutSettings;
   readonly transfer: { readonly incremental: boolean };
