@@ -56,7 +56,7 @@ describe('npm pack', () => {
   it('ships the bundle, the CLI entry and the schema, and no sources, tests or dependencies', () => {
     const files = packed.files.map(f => f.path).sort();
     const allowed =
-      /^(dist\/bundle\/|dist\/cli\/index\.cjs$|dist\/package\.json$|deployguard\.schema\.json$|package\.json$|README\.md$|LICENSE)/;
+      /^(dist\/bundle\/|dist\/cli\/index\.cjs$|dist\/package\.json$|deployguard\.schema\.json$|examples\/app\/server\.js$|package\.json$|README\.md$|LICENSE)/;
     expect(files.filter(f => !allowed.test(f))).toEqual([]);
     for (const f of [
       'dist/cli/index.cjs',
@@ -124,6 +124,20 @@ describe('npm i -g of the tarball (offline, empty cache, own prefix)', () => {
       expect.arrayContaining(['version', 'hosts', 'checks'])
     );
   });
+
+  it('`deployguard demo` runs from the installed package, away from the repository', () => {
+    const r = spawnSync('deployguard', ['demo'], {
+      cwd: away,
+      env: userEnv(),
+      encoding: 'utf8',
+      timeout: 180_000
+    });
+    expect({ code: r.status, out: r.status === 0 ? '' : (r.stdout + r.stderr).slice(-2000) }).toEqual({
+      code: 0,
+      out: ''
+    });
+    expect(r.stdout + r.stderr).toMatch(/rolled-back/);
+  }, 200_000);
 
   it('deploys over SSH to a real sshd, from a directory with no repository around it', async () => {
     const h = host!;

@@ -57717,7 +57717,8 @@ async function startSandbox(opts = {}) {
 function sampleApp() {
     const candidates = [
         // Joined from parts so the bundler does not copy the sample app into dist/ as an asset.
-        (0,external_node_path_.resolve)((0,external_node_path_.dirname)(process.argv[1] ?? '.'), ...['..', '..', 'examples', 'app']),
+        // The real path: an installed `deployguard` is a symlink in the prefix's bin/.
+        (0,external_node_path_.resolve)((0,external_node_path_.dirname)((0,external_node_fs_.realpathSync)(process.argv[1] ?? '.')), ...['..', '..', 'examples', 'app']),
         (0,external_node_path_.resolve)(process.cwd(), ...['examples', 'app'])
     ];
     const found = candidates.find(c => (0,external_node_fs_.existsSync)((0,external_node_path_.join)(c, 'server.js')));

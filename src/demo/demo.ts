@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -13,7 +13,8 @@ import { freePort, SSHD, startSandbox, type Sandbox } from './sandbox.js';
 function sampleApp(): string {
   const candidates = [
     // Joined from parts so the bundler does not copy the sample app into dist/ as an asset.
-    resolve(dirname(process.argv[1] ?? '.'), ...['..', '..', 'examples', 'app']),
+    // The real path: an installed `deployguard` is a symlink in the prefix's bin/.
+    resolve(dirname(realpathSync(process.argv[1] ?? '.')), ...['..', '..', 'examples', 'app']),
     resolve(process.cwd(), ...['examples', 'app'])
   ];
   const found = candidates.find(c => existsSync(join(c, 'server.js')));
