@@ -112,7 +112,8 @@ export async function dryRun(settings: Settings): Promise<string> {
     settings,
     layout,
     { previous: layout.strategy === 'releases' ? `${layout.releasesDir}/<current release>` : layout.current },
-    { now: new Date(), fileCount: artifact.fileCount }
+    // As on the first host: with `run-once`, its step shows where it runs (there only).
+    { now: new Date(), fileCount: artifact.fileCount, runOnce: true }
   );
   const lock = lockScript(settings, layout, '<lock token>', new Date());
   const out = [

@@ -146,9 +146,18 @@ describe('the plan', () => {
     expect(once).toContain('npm run migrate');
   });
 
-  test('the dry run names the variables, never their values', async () => {
-    const { settings } = read(ENV_YAML, { DATABASE_URL: SECRET }, { 'dry-run': 'true' });
+  test('the dry run shows the run-once step and names the variables, never their values', async () => {
+    const { settings } = read(
+      `${ENV_YAML}deploy: { run-once: npm run migrate }\n`,
+      { DATABASE_URL: SECRET },
+      {
+        'dry-run': 'true'
+      }
+    );
     const text = await dryRun(settings);
+    expect(text).toMatch(
+      /\d+\. Run the run-once command \(on this host only, before any host switches\)\n(.*\n){1,6}.*npm run migrate/
+    );
     expect(text).toContain('Write .env (2 variables: NODE_ENV, DATABASE_URL)');
     expect(text).not.toContain(SECRET);
     expect(text).not.toContain('production');

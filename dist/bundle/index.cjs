@@ -58642,7 +58642,9 @@ function checksForDeployStage(settings, stage) {
 async function dryRun(settings) {
     const artifact = await readArtifact(settings);
     const layout = (0,_remote_layout_js__WEBPACK_IMPORTED_MODULE_5__/* .layoutFor */ .Q2)(settings.target);
-    const plan = (0,_plan_plan_js__WEBPACK_IMPORTED_MODULE_3__/* .planHost */ .AF)(settings, layout, { previous: layout.strategy === 'releases' ? `${layout.releasesDir}/<current release>` : layout.current }, { now: new Date(), fileCount: artifact.fileCount });
+    const plan = (0,_plan_plan_js__WEBPACK_IMPORTED_MODULE_3__/* .planHost */ .AF)(settings, layout, { previous: layout.strategy === 'releases' ? `${layout.releasesDir}/<current release>` : layout.current }, 
+    // As on the first host: with `run-once`, its step shows where it runs (there only).
+    { now: new Date(), fileCount: artifact.fileCount, runOnce: true });
     const lock = (0,_plan_plan_js__WEBPACK_IMPORTED_MODULE_3__/* .lockScript */ .LH)(settings, layout, '<lock token>', new Date());
     const out = [
         `Dry run: release ${settings.releaseId} to ${settings.hosts.map(h => `${h.name} (${h.user}@${h.host}:${h.port}${h.jump ? ` via ${h.jump.user}@${h.jump.host}:${h.jump.port}` : ''})`).join(', ')}`,
