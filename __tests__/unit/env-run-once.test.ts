@@ -71,10 +71,22 @@ describe('env: in deployguard.yml', () => {
     rmSync(dir, { recursive: true });
   });
 
-  test('a missing variable is one error naming it; a dry run does not need it', () => {
+  test('a missing variable is one error naming it; a dry run and the commands that write no env file do not need it', () => {
     expect(problems(ENV_YAML)).toMatch(/env\.DATABASE_URL: the environment variable DATABASE_URL is not set/);
     const { settings } = read(ENV_YAML, {}, { 'dry-run': 'true' });
     expect(settings.env.vars.map(v => v.name)).toEqual(['NODE_ENV', 'DATABASE_URL']);
+    // Nor do the commands that write no env file: check, preflight, history, rollback.
+    for (const purpose of ['check', 'hosts'] as const)
+      expect(
+        parseSettings({
+          input: n => ({ ...BASE_INPUTS })[n],
+          env: {},
+          configText: `version: 1\n${ENV_YAML}`,
+          now: new Date(),
+          onSecret: () => undefined,
+          purpose
+        }).env.vars.length
+      ).toBe(2);
   });
 
   test.each([

@@ -67494,7 +67494,10 @@ function parseSettings(src) {
     const scanMode = scanSetting === true ? 'both' : scanSetting === false ? 'off' : scanSetting;
     const healthUrl = get('health-url');
     const checks = checksFrom(file, healthUrl, src.env, p, src.onSecret);
-    const env = envFrom(file, src.env, dryRun ? { list: [] } : p, p, src.onSecret);
+    // Only a real deploy writes the env file: a dry run, a check, a preflight or a rollback (which
+    // keeps each release's own file) does not need the variables it is made from.
+    const writesEnv = !dryRun && (src.purpose ?? 'deploy') === 'deploy';
+    const env = envFrom(file, src.env, writesEnv ? p : { list: [] }, p, src.onSecret);
     // Exclude patterns are checked here too, so a bad one is listed with every other mistake.
     for (const e of (0,_transfer_exclude_js__WEBPACK_IMPORTED_MODULE_2__/* .excludeProblems */ .BC)(file?.exclude ?? []))
         p.list.push(`${configPath}: exclude: ${e}`);

@@ -420,7 +420,10 @@ export function parseSettings(src: SettingsSource): Settings {
   const scanMode: ScanMode = scanSetting === true ? 'both' : scanSetting === false ? 'off' : scanSetting;
   const healthUrl = get('health-url');
   const checks = checksFrom(file, healthUrl, src.env, p, src.onSecret);
-  const env = envFrom(file, src.env, dryRun ? { list: [] } : p, p, src.onSecret);
+  // Only a real deploy writes the env file: a dry run, a check, a preflight or a rollback (which
+  // keeps each release's own file) does not need the variables it is made from.
+  const writesEnv = !dryRun && (src.purpose ?? 'deploy') === 'deploy';
+  const env = envFrom(file, src.env, writesEnv ? p : { list: [] }, p, src.onSecret);
   // Exclude patterns are checked here too, so a bad one is listed with every other mistake.
   for (const e of excludeProblems(file?.exclude ?? [])) p.list.push(`${configPath}: exclude: ${e}`);
 
