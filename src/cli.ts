@@ -5,7 +5,7 @@ import { dryRun, runDeploy } from './deploy.js';
 import { runDemo } from './demo/demo.js';
 import { ConfigError, describeError } from './errors.js';
 import { readHistory } from './history.js';
-import { consoleLogger, redacting, type Logger } from './io/log.js';
+import { consoleLogger, inertCommands, plainTerminal, redacting, type Logger } from './io/log.js';
 import { privateDir, writeFileNoFollow } from './io/private-dir.js';
 import { pinCommand } from './remote/pin.js';
 import { preflightCommand } from './preflight.js';
@@ -401,8 +401,10 @@ export async function main(
   errOut: NodeJS.WritableStream = process.stderr
 ): Promise<number> {
   const verbose = argv.includes('--verbose');
+  // Outside GitHub Actions, workflow commands that libraries print (`::debug::`) become plain lines.
+  if (process.env.GITHUB_ACTIONS !== 'true') plainTerminal([process.stdout, process.stderr], { verbose });
   const log = inCliLogger(redacting(consoleLogger({ verbose, stream: errOut })));
-  const write = (text: string) => void out.write(secrets.redact(text) + '\n');
+  const write = (text: string) => void out.write(inertCommands(secrets.redact(text)) + '\n');
   try {
     const { command, flags } = parseCommandLine(argv);
     if (command === 'usage' || command === 'help') {

@@ -74,3 +74,24 @@ test('plainLine: commands become text, partial or ordinary lines stay as they ar
   expect(plainLine('[command]/usr/bin/tar xz', false)).toBeUndefined();
   expect(plainLine('a line with :: inside', false)).toBe('a line with :: inside');
 });
+
+/** A line GitHub's runner would take as a workflow command: `::` first, after any spaces. */
+const COMMAND_LINE = /^\s*::[a-z-]+/im;
+
+test("text from a host cannot issue workflow commands: not in the action's log, the CLI's log or its output", async () => {
+  const hostile = 'check failed:\n  ::error::forged annotation\n::add-mask::x\n::stop-commands::tok';
+  const seen = await terminal(async () => {
+    process.env.GITHUB_ACTIONS = 'true';
+    const { actionsLogger } = await import('../../src/io/actions-log.js');
+    actionsLogger.info(hostile);
+    consoleLogger({ stream: process.stdout }).info(hostile);
+    delete process.env.GITHUB_ACTIONS;
+    const { main } = await import('../../src/cli.js');
+    // An unknown command echoes what was typed: a value from elsewhere, as a host's text would be.
+    await main([hostile], process.stdout, process.stdout);
+  });
+  expect(seen).toContain('forged annotation');
+  expect(seen).not.toMatch(COMMAND_LINE);
+  // The line reads the same to a person: only a zero-width space between the colons.
+  expect(seen).toContain(':\u200b:error::forged annotation');
+});

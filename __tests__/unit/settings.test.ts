@@ -575,3 +575,17 @@ describe('messages name flags on the command line, inputs in a workflow (issue 1
     expect(() => cli(noKey)).toThrow(/no SSH credentials/);
   });
 });
+
+test('every declared input is validated before the verdict: a bad value for each one is reported', () => {
+  const bad = 'x\u0007\n::error::forged';
+  for (const name of Object.keys(INPUTS)) {
+    let message = '';
+    try {
+      settingsFrom({ ...BASE_INPUTS, [name]: bad });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    // Refused, naming this input; never silently dropped.
+    expect({ name, refused: message.includes(`\`${name}\``) }).toEqual({ name, refused: true });
+  }
+});

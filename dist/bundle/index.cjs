@@ -58372,8 +58372,11 @@ function unknownFlag(command, raw, known) {
 /** Runs the CLI and returns the exit code (never calls process.exit, so tests can call it). */
 async function main(argv, out = process.stdout, errOut = process.stderr) {
     const verbose = argv.includes('--verbose');
+    // Outside GitHub Actions, workflow commands that libraries print (`::debug::`) become plain lines.
+    if (process.env.GITHUB_ACTIONS !== 'true')
+        (0,io_log/* plainTerminal */.DU)([process.stdout, process.stderr], { verbose });
     const log = inCliLogger((0,io_log/* redacting */.qG)((0,io_log/* consoleLogger */.kS)({ verbose, stream: errOut })));
-    const write = (text) => void out.write(secrets/* secrets */.O.redact(text) + '\n');
+    const write = (text) => void out.write((0,io_log/* inertCommands */.rn)(secrets/* secrets */.O.redact(text)) + '\n');
     try {
         const { command, flags } = parseCommandLine(argv);
         if (command === 'usage' || command === 'help') {
@@ -58743,10 +58746,16 @@ function describeError(err) {
 /* harmony export */   M: () => (/* binding */ actionsLogger)
 /* harmony export */ });
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6058);
+/* harmony import */ var _log_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(9334);
 
-/** The action's logger: workflow commands through @actions/core (groups, annotations). */
+
+/**
+ * The action's logger: workflow commands through @actions/core (groups, annotations). Plain
+ * lines may carry a host's output, so they cannot issue commands; the annotations escape their
+ * own text.
+ */
 const actionsLogger = {
-    info: m => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(m),
+    info: m => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq((0,_log_js__WEBPACK_IMPORTED_MODULE_1__/* .inertCommands */ .rn)(m)),
     warn: m => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .warning */ .$e(m),
     error: m => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .error */ .z3(m),
     debug: m => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .debug */ .Yz(m),
@@ -58815,10 +58824,12 @@ function repoParams(repository) {
 
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   DU: () => (/* binding */ plainTerminal),
 /* harmony export */   kS: () => (/* binding */ consoleLogger),
-/* harmony export */   qG: () => (/* binding */ redacting)
+/* harmony export */   qG: () => (/* binding */ redacting),
+/* harmony export */   rn: () => (/* binding */ inertCommands)
 /* harmony export */ });
-/* unused harmony exports memoryLogger, plainLine, plainTerminal */
+/* unused harmony exports memoryLogger, plainLine */
 /* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3965);
 
 /**
@@ -58831,7 +58842,7 @@ function consoleLogger(opts = {}) {
     if (!opts.stream && (opts.env ?? process.env).GITHUB_ACTIONS !== 'true')
         plainTerminal([process.stdout, process.stderr], { verbose: opts.verbose });
     let indent = '';
-    const write = (prefix, m) => out.write(m
+    const write = (prefix, m) => out.write(inertCommands(m)
         .split('\n')
         .map(l => `${indent}${prefix}${l}`)
         .join('\n') + '\n');
@@ -58854,6 +58865,14 @@ function consoleLogger(opts = {}) {
             }
         }
     };
+}
+/**
+ * Text from elsewhere (a host's output, a check's answer) made inert for a log that GitHub reads:
+ * the runner takes any line that starts with `::` (after spaces) as a workflow command, so such a
+ * line gets a zero-width space between its colons. It reads the same; it commands nothing.
+ */
+function inertCommands(text) {
+    return text.replace(/^(\s*):(?=:)/gm, '$1:\u200b');
 }
 /** A logger that keeps every line, for tests and for the deployment record. */
 function memoryLogger() {
@@ -67505,6 +67524,12 @@ function parseSettings(src) {
     // abandoned (its deploy died), however long a healthy deploy runs.
     const lockTtl = file?.deploy['lock-ttl'] ?? 120_000;
     const window = stabilityWindow ?? file?.['post-deploy']['stability-window'] ?? 30_000;
+    // Every input is read (and so validated) before the verdict below: one read after it would
+    // drop its own mistake silently.
+    const beforeSwitch = get('before-switch') ?? file?.deploy['before-switch'];
+    const gitleaksPath = get('gitleaks-path');
+    const gitleaksConfig = get('gitleaks-config') ?? file?.['pre-deploy']['gitleaks-config'];
+    const testCommand = get('test-command') ?? file?.['pre-deploy']['test-command'];
     if (p.list.length) {
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .ConfigError */ .xL(`Invalid configuration (nothing was deployed):\n${p.list.map(l => `  - ${l}`).join('\n')}`, 'Fix the items above; every one is listed, so one pass is enough.');
     }
@@ -67538,7 +67563,7 @@ function parseSettings(src) {
         },
         service,
         checks,
-        beforeSwitch: get('before-switch') ?? file?.deploy['before-switch'],
+        beforeSwitch,
         runOnce: file?.deploy['run-once'],
         env,
         transfer: { incremental: file?.deploy.incremental ?? true },
@@ -67553,9 +67578,9 @@ function parseSettings(src) {
         preDeploy: {
             requireHealthy: file?.['pre-deploy']['require-healthy'] ?? true,
             scan: scanMode,
-            gitleaksPath: get('gitleaks-path'),
-            gitleaksConfig: get('gitleaks-config') ?? file?.['pre-deploy']['gitleaks-config'],
-            testCommand: get('test-command') ?? file?.['pre-deploy']['test-command']
+            gitleaksPath,
+            gitleaksConfig,
+            testCommand
         },
         postDeploy: {
             rollback: file?.['post-deploy'].rollback ?? 'auto',

@@ -1,9 +1,13 @@
 import * as core from '@actions/core';
-import type { Logger } from './log.js';
+import { inertCommands, type Logger } from './log.js';
 
-/** The action's logger: workflow commands through @actions/core (groups, annotations). */
+/**
+ * The action's logger: workflow commands through @actions/core (groups, annotations). Plain
+ * lines may carry a host's output, so they cannot issue commands; the annotations escape their
+ * own text.
+ */
 export const actionsLogger: Logger = {
-  info: m => core.info(m),
+  info: m => core.info(inertCommands(m)),
   warn: m => core.warning(m),
   error: m => core.error(m),
   debug: m => core.debug(m),

@@ -432,6 +432,13 @@ export function parseSettings(src: SettingsSource): Settings {
   const lockTtl = file?.deploy['lock-ttl'] ?? 120_000;
   const window = stabilityWindow ?? file?.['post-deploy']['stability-window'] ?? 30_000;
 
+  // Every input is read (and so validated) before the verdict below: one read after it would
+  // drop its own mistake silently.
+  const beforeSwitch = get('before-switch') ?? file?.deploy['before-switch'];
+  const gitleaksPath = get('gitleaks-path');
+  const gitleaksConfig = get('gitleaks-config') ?? file?.['pre-deploy']['gitleaks-config'];
+  const testCommand = get('test-command') ?? file?.['pre-deploy']['test-command'];
+
   if (p.list.length) {
     throw new ConfigError(
       `Invalid configuration (nothing was deployed):\n${p.list.map(l => `  - ${l}`).join('\n')}`,
@@ -468,7 +475,7 @@ export function parseSettings(src: SettingsSource): Settings {
     },
     service,
     checks,
-    beforeSwitch: get('before-switch') ?? file?.deploy['before-switch'],
+    beforeSwitch,
     runOnce: file?.deploy['run-once'],
     env,
     transfer: { incremental: file?.deploy.incremental ?? true },
@@ -483,9 +490,9 @@ export function parseSettings(src: SettingsSource): Settings {
     preDeploy: {
       requireHealthy: file?.['pre-deploy']['require-healthy'] ?? true,
       scan: scanMode,
-      gitleaksPath: get('gitleaks-path'),
-      gitleaksConfig: get('gitleaks-config') ?? file?.['pre-deploy']['gitleaks-config'],
-      testCommand: get('test-command') ?? file?.['pre-deploy']['test-command']
+      gitleaksPath,
+      gitleaksConfig,
+      testCommand
     },
     postDeploy: {
       rollback: file?.['post-deploy'].rollback ?? 'auto',
