@@ -140,12 +140,38 @@ function describeFinding(f: Finding): string {
   return `${f.rule} at ${where}${who}`;
 }
 
+/**
+ * The environment of the test command: the runner's, without the SSH credentials deployguard
+ * reads (the key, its passphrase, a password, any variable holding a host's own key). The tests never
+ * need them, and a test or a dependency it installs could send them anywhere.
+ */
+export function testEnvironment(settings: Settings, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const drop = new Set([
+    'DEPLOYGUARD_SSH_KEY',
+    'DEPLOYGUARD_SSH_PASSPHRASE',
+    'DEPLOYGUARD_SSH_PASSWORD',
+    'INPUT_SSH-KEY',
+    'INPUT_SSH-PASSPHRASE',
+    'INPUT_SSH-PASSWORD'
+  ]);
+  // A host's own key comes from a variable the config names: found by its value.
+  const credentials = [
+    settings.ssh.privateKey,
+    settings.ssh.passphrase,
+    settings.ssh.password,
+    ...settings.hosts.flatMap(h => [h.privateKey, h.jump?.privateKey])
+  ].filter((v): v is string => !!v);
+  return Object.fromEntries(
+    Object.entries(env).filter(([name, value]) => !drop.has(name) && !(value && credentials.includes(value)))
+  );
+}
+
 /** The test command, when one is set. Throws SecretScanError (with the output tail) when it fails. */
 export async function testGate(settings: Settings, opts: PreDeployOptions): Promise<TestRun | undefined> {
   const command = settings.preDeploy.testCommand;
   if (!command) return undefined;
   const tests = await opts.log.group(`Pre-deploy: test command (${command})`, () =>
-    runTestCommand(command, opts.workspace, opts.env, opts.signal)
+    runTestCommand(command, opts.workspace, testEnvironment(settings, opts.env), opts.signal)
   );
   if (!tests.ok) {
     throw new SecretScanError(
