@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { checkNow } from './check.js';
@@ -347,6 +348,13 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommand {
       v === '-h' || (/^--[A-Za-z]/.test(v) && v.replace(/^--|=.*$/g, '') in options);
     if (flag.type === 'string' && (t.value === undefined || (!t.inlineValue && flagLike(t.value))))
       throw usageError(`--${t.name} needs a value. Example: --${t.name} ${flag.value ?? 'VALUE'}`, first);
+    // An empty value would read as "not given" and fall back to the file: `--host ""` would
+    // deploy to every host listed there.
+    if (flag.type === 'string' && t.value?.trim() === '')
+      throw usageError(
+        `--${t.name} is empty; give a value or leave the flag out. Example: --${t.name} ${flag.value ?? 'VALUE'}`,
+        first
+      );
     normalized.push(t.value === undefined ? `--${t.name}` : `--${t.name}=${t.value}`);
   }
   // Every mistake is named above; the strict parse of the checked flags gives the values (a value
@@ -435,7 +443,7 @@ export async function main(
       settings: purpose =>
         loadSettings({
           input,
-          env: process.env,
+          env: withCommit(process.env),
           cwd: process.cwd(),
           now: new Date(),
           onSecret: (v: string) => secrets.add(v),
@@ -481,7 +489,12 @@ async function deployOrRollback({ flags, log, write, settings: load }: CommandCo
       'Example: --to previous (or a release id from `deployguard history`)'
     );
   if (settings.dryRun && !rollingBack) {
-    write(await dryRun(settings));
+    const plan = await dryRun(settings);
+    write(
+      flags.json
+        ? JSON.stringify({ status: 'dry-run', release: settings.releaseId, plan: plan.split('\n') }, null, 2)
+        : plan
+    );
     return 0;
   }
   const json = flags.json === true;
@@ -601,4 +614,24 @@ async function runHistory({ flags, log, write, settings: load }: CommandContext)
         .join('\n\n')
     );
   return hosts.some(h => h.error) ? 1 : 0;
+}
+
+/**
+ * Outside Actions (no GITHUB_SHA), the commit being deployed is the checkout's HEAD: the record's
+ * "changes since the last deploy" and each host's history need it. Not a git checkout: unknown.
+ */
+function withCommit(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  if (env.GITHUB_SHA || env.DEPLOYGUARD_COMMIT) return env;
+  try {
+    const head = execFileSync('git', ['rev-parse', '--verify', '--quiet', 'HEAD^{commit}'], {
+      cwd: process.cwd(),
+      env: { ...env, GIT_DIR: undefined, GIT_WORK_TREE: undefined },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 5000
+    }).trim();
+    return /^[0-9a-f]{40}$/.test(head) ? { ...env, DEPLOYGUARD_COMMIT: head } : env;
+  } catch {
+    return env;
+  }
 }

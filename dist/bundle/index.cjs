@@ -57493,6 +57493,8 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 // UNUSED EXPORTS: COMMANDS, commandHelp, parseCommandLine, usage
 
+// EXTERNAL MODULE: external "node:child_process"
+var external_node_child_process_ = __nccwpck_require__(1421);
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __nccwpck_require__(3024);
 // EXTERNAL MODULE: external "node:util"
@@ -57548,8 +57550,6 @@ async function checkNow(settings, stage, log) {
 
 // EXTERNAL MODULE: ./src/deploy.ts
 var deploy = __nccwpck_require__(9880);
-// EXTERNAL MODULE: external "node:child_process"
-var external_node_child_process_ = __nccwpck_require__(1421);
 // EXTERNAL MODULE: external "node:fs/promises"
 var promises_ = __nccwpck_require__(1455);
 // EXTERNAL MODULE: external "node:os"
@@ -58096,6 +58096,7 @@ const VERSION = package_namespaceObject.rE;
 
 
 
+
 const CONFIG = {
     type: 'string',
     value: 'FILE',
@@ -58334,6 +58335,10 @@ function parseCommandLine(argv) {
         const flagLike = (v) => v === '-h' || (/^--[A-Za-z]/.test(v) && v.replace(/^--|=.*$/g, '') in options);
         if (flag.type === 'string' && (t.value === undefined || (!t.inlineValue && flagLike(t.value))))
             throw usageError(`--${t.name} needs a value. Example: --${t.name} ${flag.value ?? 'VALUE'}`, first);
+        // An empty value would read as "not given" and fall back to the file: `--host ""` would
+        // deploy to every host listed there.
+        if (flag.type === 'string' && t.value?.trim() === '')
+            throw usageError(`--${t.name} is empty; give a value or leave the flag out. Example: --${t.name} ${flag.value ?? 'VALUE'}`, first);
         normalized.push(t.value === undefined ? `--${t.name}` : `--${t.name}=${t.value}`);
     }
     // Every mistake is named above; the strict parse of the checked flags gives the values (a value
@@ -58407,7 +58412,7 @@ async function main(argv, out = process.stdout, errOut = process.stderr) {
             write,
             settings: purpose => (0,load/* loadSettings */.M)({
                 input,
-                env: process.env,
+                env: withCommit(process.env),
                 cwd: process.cwd(),
                 now: new Date(),
                 onSecret: (v) => secrets/* secrets */.O.add(v),
@@ -58446,7 +58451,10 @@ async function deployOrRollback({ flags, log, write, settings: load }, rollingBa
     if (rollingBack && to !== 'previous' && !(0,schema/* validate */.tf)(inputs/* releaseId */.Bf, to).ok)
         throw new errors/* ConfigError */.xL(`--to: expected previous or a release id, got ${shown(to)}`, 'Example: --to previous (or a release id from `deployguard history`)');
     if (settings.dryRun && !rollingBack) {
-        write(await (0,deploy/* dryRun */.PA)(settings));
+        const plan = await (0,deploy/* dryRun */.PA)(settings);
+        write(flags.json
+            ? JSON.stringify({ status: 'dry-run', release: settings.releaseId, plan: plan.split('\n') }, null, 2)
+            : plan);
         return 0;
     }
     const json = flags.json === true;
@@ -58547,6 +58555,27 @@ async function runHistory({ flags, log, write, settings: load }) {
             .map(h => (0,report_history/* renderHistory */.zs)(h.host, h.log))
             .join('\n\n'));
     return hosts.some(h => h.error) ? 1 : 0;
+}
+/**
+ * Outside Actions (no GITHUB_SHA), the commit being deployed is the checkout's HEAD: the record's
+ * "changes since the last deploy" and each host's history need it. Not a git checkout: unknown.
+ */
+function withCommit(env) {
+    if (env.GITHUB_SHA || env.DEPLOYGUARD_COMMIT)
+        return env;
+    try {
+        const head = (0,external_node_child_process_.execFileSync)('git', ['rev-parse', '--verify', '--quiet', 'HEAD^{commit}'], {
+            cwd: process.cwd(),
+            env: { ...env, GIT_DIR: undefined, GIT_WORK_TREE: undefined },
+            encoding: 'utf8',
+            stdio: ['ignore', 'pipe', 'ignore'],
+            timeout: 5000
+        }).trim();
+        return /^[0-9a-f]{40}$/.test(head) ? { ...env, DEPLOYGUARD_COMMIT: head } : env;
+    }
+    catch {
+        return env;
+    }
 }
 
 
@@ -64762,7 +64791,7 @@ __nccwpck_require__.d(__webpack_exports__, {
   WX: () => (/* binding */ testGate)
 });
 
-// UNUSED EXPORTS: runTestCommand
+// UNUSED EXPORTS: runTestCommand, testEnvironment
 
 // EXTERNAL MODULE: external "node:child_process"
 var external_node_child_process_ = __nccwpck_require__(1421);
@@ -65858,12 +65887,35 @@ function describeFinding(f) {
         : '';
     return `${f.rule} at ${where}${who}`;
 }
+/**
+ * The environment of the test command: the runner's, without the SSH credentials deployguard
+ * reads (the key, its passphrase, a password, any variable holding a host's own key). The tests never
+ * need them, and a test or a dependency it installs could send them anywhere.
+ */
+function testEnvironment(settings, env) {
+    const drop = new Set([
+        'DEPLOYGUARD_SSH_KEY',
+        'DEPLOYGUARD_SSH_PASSPHRASE',
+        'DEPLOYGUARD_SSH_PASSWORD',
+        'INPUT_SSH-KEY',
+        'INPUT_SSH-PASSPHRASE',
+        'INPUT_SSH-PASSWORD'
+    ]);
+    // A host's own key comes from a variable the config names: found by its value.
+    const credentials = [
+        settings.ssh.privateKey,
+        settings.ssh.passphrase,
+        settings.ssh.password,
+        ...settings.hosts.flatMap(h => [h.privateKey, h.jump?.privateKey])
+    ].filter((v) => !!v);
+    return Object.fromEntries(Object.entries(env).filter(([name, value]) => !drop.has(name) && !(value && credentials.includes(value))));
+}
 /** The test command, when one is set. Throws SecretScanError (with the output tail) when it fails. */
 async function testGate(settings, opts) {
     const command = settings.preDeploy.testCommand;
     if (!command)
         return undefined;
-    const tests = await opts.log.group(`Pre-deploy: test command (${command})`, () => runTestCommand(command, opts.workspace, opts.env, opts.signal));
+    const tests = await opts.log.group(`Pre-deploy: test command (${command})`, () => runTestCommand(command, opts.workspace, testEnvironment(settings, opts.env), opts.signal));
     if (!tests.ok) {
         throw new errors/* SecretScanError */.Mm(`the test command failed (exit ${tests.exitCode ?? 'none'}) after ${Math.round(tests.durationMs / 1000)} s; nothing was deployed. Last lines:\n${tests.tail}`, 'pre-deploy', 'Fix the failing tests; a deploy never goes out with red tests.');
     }
