@@ -390,10 +390,9 @@ describe('obj', () => {
     expect(errors.map(e => [e.path, e.example])).toEqual([
       ['hosts[0].port', 'port: 22'],
       ['hosts[1].nmae', 'name: web1'],
-      ['hosts[1].name', 'name: web1'],
       ['post-deploy.stability-window', 'stability-window: 30s']
     ]);
-    expect(errors[3]!.message).toBe(
+    expect(errors[2]!.message).toBe(
       'expected a duration like `30s`, got the number 30; add a unit, e.g. `30s` for seconds or `30ms` for milliseconds'
     );
   });
@@ -770,4 +769,17 @@ describe('path nodes of deployguard.yml refuse `.` and `..` (issue 13)', () => {
     const r = validate(absPath, '/srv/../etc', 'target.path');
     expect(r.ok ? '' : formatIssues(r.errors)).toMatch(/without `\.\.`, got "\/srv\/\.\.\/etc"/);
   });
+});
+
+test('a misspelt required key is one error (did you mean), not also "missing required key"', () => {
+  const s = obj({ url: str({ example: 'https://x' }), name: optional(str({ example: 'a' })) });
+  const r = validate(s, { ulr: 'https://example.com' });
+  expect(r.ok).toBe(false);
+  const messages = r.ok ? [] : r.errors.map(e => e.message);
+  expect(messages).toEqual(['unknown key `ulr`; did you mean `url`?']);
+  // A key that is really missing is still reported.
+  const missing = validate(s, { name: 'x' });
+  expect(missing.ok ? [] : missing.errors.map(e => e.message)).toEqual([
+    expect.stringMatching(/^missing required key `url`/)
+  ]);
 });

@@ -68266,6 +68266,7 @@ function optional(schema, ...dflt) {
 }
 const unwrap = (f) => (f.kind === 'optional' ? f.schema : f);
 /** The unknown-key issue, with a did-you-mean from the known keys when one is close enough. */
+/** Reports an unknown key; returns the key it probably meant, when one is close. */
 function unknownKey(ctx, s, fields, path, key) {
     // Past the cap nothing is shown, so skip the edit distances: a mapping may have 100k hostile keys.
     if (ctx.issues.length >= MAX_ISSUES)
@@ -68282,6 +68283,7 @@ function unknownKey(ctx, s, fields, path, key) {
     const style = normalizeKey(key) === near ? ' (keys are kebab-case)' : '';
     const example = snippet(child(path, near), unwrap(fields[near]).example);
     report(ctx, child(path, key), `unknown key ${showKey(key)}; did you mean \`${near}\`?${style}`, example);
+    return near;
 }
 /**
  * A mapping with exactly these keys (spelled as in YAML: kebab-case). Unknown keys are errors; the
@@ -68296,8 +68298,8 @@ function obj(fields, opts = {}) {
             if (!isPlainObject(v))
                 return fail(ctx, s, path, got(s.expected, v));
             const unknown = Object.keys(v).filter(key => !hasOwn(fields, key));
-            for (const key of unknown)
-                unknownKey(ctx, s, fields, path, key);
+            // A misspelt key is one mistake: "did you mean `url`?" says it; "missing `url`" would repeat it.
+            const meant = new Set(unknown.map(key => unknownKey(ctx, s, fields, path, key)));
             let ok = unknown.length === 0;
             const out = Object.create(null);
             for (const [key, field] of entries) {
@@ -68309,7 +68311,8 @@ function obj(fields, opts = {}) {
                 else if (raw === undefined) {
                     ok = false;
                     const message = `missing required key \`${key}\`, expected ${inner.expected}`;
-                    report(ctx, at, message, snippet(at, inner.example));
+                    if (!meant.has(key))
+                        report(ctx, at, message, snippet(at, inner.example));
                 }
                 else {
                     const r = run(inner, raw, at, ctx);

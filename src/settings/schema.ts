@@ -488,7 +488,14 @@ export type ObjInput<F extends Fields> = Simplify<
 const unwrap = (f: AnySchema | Optional) => (f.kind === 'optional' ? f.schema : f);
 
 /** The unknown-key issue, with a did-you-mean from the known keys when one is close enough. */
-function unknownKey(ctx: CheckContext, s: AnySchema, fields: Fields, path: string, key: string): void {
+/** Reports an unknown key; returns the key it probably meant, when one is close. */
+function unknownKey(
+  ctx: CheckContext,
+  s: AnySchema,
+  fields: Fields,
+  path: string,
+  key: string
+): string | undefined {
   // Past the cap nothing is shown, so skip the edit distances: a mapping may have 100k hostile keys.
   if (ctx.issues.length >= MAX_ISSUES) return void ctx.dropped++;
   const known = Object.keys(fields);
@@ -502,6 +509,7 @@ function unknownKey(ctx: CheckContext, s: AnySchema, fields: Fields, path: strin
   const style = normalizeKey(key) === near ? ' (keys are kebab-case)' : '';
   const example = snippet(child(path, near), unwrap(fields[near]!).example);
   report(ctx, child(path, key), `unknown key ${showKey(key)}; did you mean \`${near}\`?${style}`, example);
+  return near;
 }
 
 /**
@@ -520,7 +528,8 @@ export function obj<F extends Fields>(
     check(v, path, ctx) {
       if (!isPlainObject(v)) return fail(ctx, s, path, got(s.expected, v));
       const unknown = Object.keys(v).filter(key => !hasOwn(fields, key));
-      for (const key of unknown) unknownKey(ctx, s, fields, path, key);
+      // A misspelt key is one mistake: "did you mean `url`?" says it; "missing `url`" would repeat it.
+      const meant = new Set(unknown.map(key => unknownKey(ctx, s, fields, path, key)));
       let ok = unknown.length === 0;
       const out: Record<string, unknown> = Object.create(null);
       for (const [key, field] of entries) {
@@ -530,7 +539,7 @@ export function obj<F extends Fields>(
         } else if (raw === undefined) {
           ok = false;
           const message = `missing required key \`${key}\`, expected ${inner.expected}`;
-          report(ctx, at, message, snippet(at, inner.example));
+          if (!meant.has(key)) report(ctx, at, message, snippet(at, inner.example));
         } else {
           const r = run(inner, raw, at, ctx);
           if (r === INVALID) ok = false;
