@@ -165,7 +165,17 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       const path = str(flags.config) ?? 'deployguard.yml';
       if (existsSync(path) && !flags.force)
         throw new ConfigError(`${path} exists; not overwriting it`, 'Pass --force to replace it.');
-      writeFileNoFollow(path, STARTER_CONFIG, 0o644);
+      try {
+        writeFileNoFollow(path, STARTER_CONFIG, 0o644);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ELOOP' || code === 'EISDIR' || /not a regular file/.test(String(err)))
+          throw new ConfigError(
+            `${shown(path)} is ${code === 'ELOOP' ? 'a symbolic link' : 'not a regular file'}; nothing was written`,
+            'Remove it, or name another file with --config.'
+          );
+        throw err;
+      }
       write(
         `wrote ${path}: one host, a systemd service and one health check. Fill in the host, pin its key (deployguard pin HOST), then run: deployguard preflight --config ${path}`
       );
@@ -230,8 +240,11 @@ const flagLabel = (name: string, f: FlagSpec) =>
 export function commandHelp(name: string): string {
   const spec = COMMANDS[name]!;
   const all = flagsOf(spec);
-  const own = Object.entries(all).filter(([n]) => !(n in INPUTS));
-  const settings = Object.entries(all).filter(([n]) => n in INPUTS);
+  // A command's own flags may share a setting's name (`pin --port`): only the setting groups'
+  // flags are settings.
+  const isOwn = (n: string) => n in spec.flags || !(n in INPUTS);
+  const own = Object.entries(all).filter(([n]) => isOwn(n));
+  const settings = Object.entries(all).filter(([n]) => !isOwn(n));
   const lines = [
     `Usage: deployguard ${name}${spec.argument ? ` ${spec.argument.label}` : ''}${Object.keys(all).length > 1 ? ' [flags]' : ''}`,
     '',
@@ -412,7 +425,7 @@ export async function main(
   // Outside GitHub Actions, workflow commands that libraries print (`::debug::`) become plain lines.
   if (process.env.GITHUB_ACTIONS !== 'true') plainTerminal([process.stdout, process.stderr], { verbose });
   const log = inCliLogger(redacting(consoleLogger({ verbose, stream: errOut })));
-  const write = (text: string) => void out.write(inertCommands(secrets.redact(text)) + '\n');
+  const write = (text: string) => void out.write(inertCommands(inCliWords(secrets.redact(text))) + '\n');
   try {
     const { command, flags } = parseCommandLine(argv);
     if (command === 'usage' || command === 'help') {

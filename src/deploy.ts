@@ -127,7 +127,8 @@ export async function dryRun(settings: Settings): Promise<string> {
     ...indent(remoteCommandLine(probe(layout, preflightProbe(settings))))
   ];
   if (!settings.ssh.insecureSkipHostKeyCheck) {
-    for (const h of settings.hosts.filter(h => h.fingerprints.length === 0 && h.knownHosts.length === 0)) {
+    const unpinned = (h: HostSettings) => h.fingerprints.length === 0 && h.knownHosts.length === 0;
+    for (const h of settings.hosts.flatMap(h => [h, ...(h.jump ? [h.jump] : [])]).filter(unpinned)) {
       out.splice(
         3,
         0,

@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runDeploy } from '../../src/deploy.js';
+import { dryRun, runDeploy } from '../../src/deploy.js';
 import { memoryLogger } from '../../src/io/log.js';
 import { parseSettings } from '../../src/settings/parse.js';
 import { HOSTS_DIR, startSshd, type TestHost } from '../harness/hosts.js';
@@ -149,5 +149,18 @@ test('an app host the bastion cannot reach fails at connect, saying the jump hos
     `through the jump host 127.0.0.1:${bastion.port}: it could not connect to 127.0.0.1:${closedPort}`
   );
   expect(text).toMatch(/From the jump host, check that sshd on 127\.0\.0\.1 listens on port/);
+  expect(readlinkSync(join(work, 'srv', 'current'))).toMatch(/r1$/);
+}, 60_000);
+
+test('an unpinned jump host: the dry run warns, and the deploy refuses it, saying where its pin goes', async () => {
+  const s = settingsVia(bastion, await makeRelease('v6'), 'r6');
+  const unpinned = { ...s, hosts: [{ ...s.hosts[0]!, jump: { ...s.hosts[0]!.jump!, knownHosts: [] } }] };
+  expect(await dryRun(unpinned)).toContain(
+    'WARNING: app (jump host 127.0.0.1) has no pinned host key; a real deploy will refuse it'
+  );
+  const { result, text } = await deploy(unpinned);
+  expect(result.status).toBe('failed');
+  expect(text).toMatch(/app \(jump host 127\.0\.0\.1\): the host key of 127\.0\.0\.1:\d+ is not pinned/);
+  expect(text).toContain('then pin it under `proxy-jump:` of host app in deployguard.yml, as `known-hosts:`');
   expect(readlinkSync(join(work, 'srv', 'current'))).toMatch(/r1$/);
 }, 60_000);

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -107,6 +107,23 @@ describe('the CLI parses strictly (issue 13)', () => {
     expect((await cli('deploy', 'extra')).err).toMatch(/`deploy` takes flags only/);
   });
 
+  test('pin --help lists --port and --user as its own flags, with no settings or secrets section', async () => {
+    const help = (await cli('pin', '--help')).out;
+    expect(help).toMatch(/Flags:\n {2}--port N +the SSH port/);
+    expect(help).not.toMatch(/Settings|ssh-key-file/);
+  });
+
+  test('init refuses to write through a symbolic link: exit 2, the target untouched', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dg-init-link-'));
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, 'keep\n');
+    symlinkSync(victim, join(dir, 'deployguard.yml'));
+    const r = await cli('init', '--config', join(dir, 'deployguard.yml'), '--force');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/is a symbolic link; nothing was written/);
+    expect(readFileSync(victim, 'utf8')).toBe('keep\n');
+  });
+
   test('the usage lists every command; no command at all is exit 2', async () => {
     const r = await cli('--help');
     expect(r.code).toBe(0);
@@ -198,6 +215,22 @@ describe('the CLI refuses hostile values before any host is touched (issue 13)',
     expect(inCliWords('input `port`: bad; check the gitleaks-path input; the `weird` input')).toBe(
       '`--port`: bad; check the `--gitleaks-path` flag; the `weird` input'
     );
+    expect(
+      inCliWords(
+        'Example: env: { DB_URL: ${{ secrets.DB_URL }} } in the workflow step; or leave the input empty'
+      )
+    ).toBe('Example: export DB_URL=… in the shell that runs deployguard; or leave the flag out');
+    // A variable the config needs, missing: said in shell words.
+    const envFile = join(dir, 'env-missing.yml');
+    writeFileSync(envFile, 'version: 1\nenv: { DB_URL: "${DB_URL}" }\n');
+    const missing = await cli(
+      'deploy',
+      ...['--config', envFile, '--host', '192.0.2.10', '--user', 'deploy', '--host-key', FAKE_PIN],
+      ...['--artifact', dir, '--target-path', '/srv/app']
+    );
+    expect(missing.code).toBe(2);
+    expect(missing.err).toContain('export DB_URL=… in the shell that runs deployguard');
+    expect(missing.err).not.toContain('workflow step');
   });
 
   test('errors speak of flags, not action inputs', async () => {

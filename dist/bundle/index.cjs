@@ -58187,7 +58187,15 @@ const COMMANDS = {
             const path = str(flags.config) ?? 'deployguard.yml';
             if ((0,external_node_fs_.existsSync)(path) && !flags.force)
                 throw new errors/* ConfigError */.xL(`${path} exists; not overwriting it`, 'Pass --force to replace it.');
-            (0,private_dir/* writeFileNoFollow */.qI)(path, STARTER_CONFIG, 0o644);
+            try {
+                (0,private_dir/* writeFileNoFollow */.qI)(path, STARTER_CONFIG, 0o644);
+            }
+            catch (err) {
+                const code = err.code;
+                if (code === 'ELOOP' || code === 'EISDIR' || /not a regular file/.test(String(err)))
+                    throw new errors/* ConfigError */.xL(`${shown(path)} is ${code === 'ELOOP' ? 'a symbolic link' : 'not a regular file'}; nothing was written`, 'Remove it, or name another file with --config.');
+                throw err;
+            }
             write(`wrote ${path}: one host, a systemd service and one health check. Fill in the host, pin its key (deployguard pin HOST), then run: deployguard preflight --config ${path}`);
             return 0;
         }
@@ -58241,8 +58249,11 @@ const flagLabel = (name, f) => `${f.short ? `-${f.short}, ` : ''}--${name}${f.ty
 function commandHelp(name) {
     const spec = COMMANDS[name];
     const all = flagsOf(spec);
-    const own = Object.entries(all).filter(([n]) => !(n in inputs/* INPUTS */.mc));
-    const settings = Object.entries(all).filter(([n]) => n in inputs/* INPUTS */.mc);
+    // A command's own flags may share a setting's name (`pin --port`): only the setting groups'
+    // flags are settings.
+    const isOwn = (n) => n in spec.flags || !(n in inputs/* INPUTS */.mc);
+    const own = Object.entries(all).filter(([n]) => isOwn(n));
+    const settings = Object.entries(all).filter(([n]) => !isOwn(n));
     const lines = [
         `Usage: deployguard ${name}${spec.argument ? ` ${spec.argument.label}` : ''}${Object.keys(all).length > 1 ? ' [flags]' : ''}`,
         '',
@@ -58381,7 +58392,7 @@ async function main(argv, out = process.stdout, errOut = process.stderr) {
     if (process.env.GITHUB_ACTIONS !== 'true')
         (0,io_log/* plainTerminal */.DU)([process.stdout, process.stderr], { verbose });
     const log = inCliLogger((0,io_log/* redacting */.qG)((0,io_log/* consoleLogger */.kS)({ verbose, stream: errOut })));
-    const write = (text) => void out.write((0,io_log/* inertCommands */.rn)(secrets/* secrets */.O.redact(text)) + '\n');
+    const write = (text) => void out.write((0,io_log/* inertCommands */.rn)((0,wording/* inCliWords */.fn)(secrets/* secrets */.O.redact(text))) + '\n');
     try {
         const { command, flags } = parseCommandLine(argv);
         if (command === 'usage' || command === 'help') {
@@ -58689,7 +58700,8 @@ async function dryRun(settings) {
         ...indent((0,_remote_shell_js__WEBPACK_IMPORTED_MODULE_9__/* .remoteCommandLine */ .u$)((0,_remote_commands_js__WEBPACK_IMPORTED_MODULE_4__/* .probe */ .dy)(layout, (0,_preflight_js__WEBPACK_IMPORTED_MODULE_6__/* .preflightProbe */ .qZ)(settings))))
     ];
     if (!settings.ssh.insecureSkipHostKeyCheck) {
-        for (const h of settings.hosts.filter(h => h.fingerprints.length === 0 && h.knownHosts.length === 0)) {
+        const unpinned = (h) => h.fingerprints.length === 0 && h.knownHosts.length === 0;
+        for (const h of settings.hosts.flatMap(h => [h, ...(h.jump ? [h.jump] : [])]).filter(unpinned)) {
             out.splice(3, 0, `WARNING: ${h.name} has no pinned host key; a real deploy will refuse it and show the key it offers.`);
         }
     }
@@ -60435,7 +60447,7 @@ async function huntPinnedKey(host, ssh, pins, log, first, route) {
     const lines = offered.map(k => `  ${(0,hostkeys/* knownHostsLine */.TZ)(k, host.host, host.port)}`).join('\n');
     const keyscan = `ssh-keyscan -p ${host.port} ${host.host} | ssh-keygen -lf -`;
     if (first.reason === 'unpinned') {
-        throw new errors/* DeployError */.sH(`${host.name}: the host key of ${host.host}:${host.port} is not pinned, so the host cannot be trusted. It offered:\n${list}`, 'connect', `Check the fingerprint out of band (on the host: \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\`; or \`${keyscan}\` from a network you trust), then pin it with the \`known-hosts\` input (or \`known-hosts:\` on the host in deployguard.yml):\n${lines}\nor with host-key: ${first.offered.fingerprint}`);
+        throw new errors/* DeployError */.sH(`${host.name}: the host key of ${host.host}:${host.port} is not pinned, so the host cannot be trusted. It offered:\n${list}`, 'connect', `Check the fingerprint out of band (on the host: \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\`; or \`${keyscan}\` from a network you trust), then pin it ${host.jumpFor ? `under \`proxy-jump:\` of host ${host.jumpFor} in deployguard.yml, as \`known-hosts:\`` : 'with the \`known-hosts\` input (or \`known-hosts:\` on the host in deployguard.yml)'}:\n${lines}\nor with host-key: ${first.offered.fingerprint}`);
     }
     throw new errors/* DeployError */.sH(`${host.name}: HOST KEY ${first.reason === 'revoked' ? 'IS REVOKED' : 'DOES NOT MATCH THE PIN'} for ${host.host}:${host.port}. The host offered:\n${list}\nThis is what a man-in-the-middle attack looks like; nothing was sent to the host.`, 'connect', `If the host was rebuilt and its key legitimately changed, verify the new fingerprint out of band (\`${keyscan}\`) and update the pin.`);
 }
@@ -67498,6 +67510,7 @@ function parseSettings(src) {
         const jumpKey = j && keyFromEnv(j['ssh-key-env'], `host ${name}: proxy-jump`);
         const jump = j && {
             name: `${name} (jump host ${j.host})`,
+            jumpFor: name,
             host: j.host,
             port: j.port,
             user: j.user ?? user,
@@ -68538,11 +68551,14 @@ const known = (wrap) => (m, name) => KNOWN.has(name) ? wrap(name) : m;
  * at the flag or the variable a person can actually set.
  */
 function inCliWords(text) {
-    return text
+    return (text
         .replace(/the `([a-z][a-z-]*)` input/g, known(CLI_WORDING.ref))
         .replace(/the ([a-z][a-z-]*) input\b/g, known(CLI_WORDING.ref))
         .replace(/input `([a-z][a-z-]*)`/g, known(CLI_WORDING.label))
-        .replace(/`([a-z][a-z-]*)` input/g, known(CLI_WORDING.label));
+        .replace(/`([a-z][a-z-]*)` input/g, known(CLI_WORDING.label))
+        .replace(/leave the input empty/g, 'leave the flag out')
+        // How a variable reaches deployguard: a workflow step's env, or the shell's.
+        .replace(/env: \{ ([A-Za-z_][A-Za-z0-9_]*): \$\{\{ secrets\.\1 \}\} \} in the workflow step/g, 'export $1=… in the shell that runs deployguard'));
 }
 
 

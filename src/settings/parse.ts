@@ -335,6 +335,7 @@ export function parseSettings(src: SettingsSource): Settings {
     const jumpKey = j && keyFromEnv(j['ssh-key-env'], `host ${name}: proxy-jump`);
     const jump: HostSettings | undefined = j && {
       name: `${name} (jump host ${j.host})`,
+      jumpFor: name,
       host: j.host,
       port: j.port,
       user: j.user ?? user,

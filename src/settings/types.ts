@@ -16,6 +16,8 @@ export interface HostSettings {
   readonly privateKey?: string;
   /** Reached through this jump host (its own pins and user), not directly. */
   readonly jump?: HostSettings;
+  /** Set on a jump host: the name of the host it leads to (its pin goes under that host's `proxy-jump:`). */
+  readonly jumpFor?: string;
 }
 
 export interface EnvSettings {

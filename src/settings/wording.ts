@@ -56,9 +56,17 @@ const known = (wrap: (name: string) => string) => (m: string, name: string) =>
  * at the flag or the variable a person can actually set.
  */
 export function inCliWords(text: string): string {
-  return text
-    .replace(/the `([a-z][a-z-]*)` input/g, known(CLI_WORDING.ref))
-    .replace(/the ([a-z][a-z-]*) input\b/g, known(CLI_WORDING.ref))
-    .replace(/input `([a-z][a-z-]*)`/g, known(CLI_WORDING.label))
-    .replace(/`([a-z][a-z-]*)` input/g, known(CLI_WORDING.label));
+  return (
+    text
+      .replace(/the `([a-z][a-z-]*)` input/g, known(CLI_WORDING.ref))
+      .replace(/the ([a-z][a-z-]*) input\b/g, known(CLI_WORDING.ref))
+      .replace(/input `([a-z][a-z-]*)`/g, known(CLI_WORDING.label))
+      .replace(/`([a-z][a-z-]*)` input/g, known(CLI_WORDING.label))
+      .replace(/leave the input empty/g, 'leave the flag out')
+      // How a variable reaches deployguard: a workflow step's env, or the shell's.
+      .replace(
+        /env: \{ ([A-Za-z_][A-Za-z0-9_]*): \$\{\{ secrets\.\1 \}\} \} in the workflow step/g,
+        'export $1=… in the shell that runs deployguard'
+      )
+  );
 }
