@@ -426,7 +426,7 @@ async function huntPinnedKey(
     throw new DeployError(
       `${host.name}: the host key of ${host.host}:${host.port} is not pinned, so the host cannot be trusted. It offered:\n${list}`,
       'connect',
-      `Check the fingerprint out of band (on the host: \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\`; or \`${keyscan}\` from a network you trust), then pin it ${host.jumpFor ? `under \`proxy-jump:\` of host ${host.jumpFor} in deployguard.yml, as \`known-hosts:\`` : 'with the \`known-hosts\` input (or \`known-hosts:\` on the host in deployguard.yml)'}:\n${lines}\nor with host-key: ${first.offered.fingerprint}`
+      `Check the fingerprint out of band (on the host: \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\`; or \`${keyscan}\` from a network you trust), then pin it ${host.jumpFor ? `under \`proxy-jump:\` of host ${host.jumpFor} in deployguard.yml, as \`known-hosts:\`` : 'with the `known-hosts` input (or `known-hosts:` on the host in deployguard.yml)'}:\n${lines}\nor with host-key: ${first.offered.fingerprint}`
     );
   }
   throw new DeployError(
