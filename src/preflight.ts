@@ -179,7 +179,14 @@ function judgeUnit(settings: Settings, layout: Layout, facts: PreflightFacts): P
   if (load === undefined || load === 'unreadable')
     return facts.missingTools.includes('systemctl')
       ? []
-      : [{ check: 'unit', level: 'fail', message: `systemctl could not describe the unit ${name}` }];
+      : [
+          {
+            check: 'unit',
+            level: 'fail',
+            message: `systemctl could not describe the unit ${name}`,
+            fix: `run on the host: systemctl show -p LoadState -- ${name}; systemd must be PID 1 there (a container without systemd needs service.manager: command)`
+          }
+        ];
   if (load === 'not-found')
     return [
       {
@@ -287,7 +294,16 @@ export function judgePreflight(
   out.push(...judgeUnit(settings, layout, facts));
 
   const sudo = sudoCommands(settings);
-  if (sudo.length) {
+  // Without sudo on the host the tools check already says to install it; the sudoers line
+  // comes after that.
+  if (sudo.length && facts.missingTools.includes('sudo'))
+    out.push({
+      check: 'sudo',
+      level: 'fail',
+      message: `sudo is not installed, and service.sudo is on`,
+      fix: `install sudo (apt-get install -y sudo), then add this line with: visudo -f /etc/sudoers.d/deployguard\n${sudoersLine(settings, host.user, facts.paths)}`
+    });
+  else if (sudo.length) {
     const denied = sudo.filter((_c, i) => facts.sudo[i] !== true);
     if (denied.length)
       out.push({

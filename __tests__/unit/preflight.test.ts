@@ -141,6 +141,24 @@ describe('judging the facts', () => {
     });
   });
 
+  test('sudo not installed: one finding that says to install it first, not "may not run without a password"', () => {
+    const f = level(`missing-tool=sudo\n${GOOD}`, 'sudo');
+    expect(f).toMatchObject({
+      check: 'sudo',
+      level: 'fail',
+      message: 'sudo is not installed, and service.sudo is on',
+      fix: expect.stringMatching(/^install sudo \(apt-get install -y sudo\), then add this line/)
+    });
+  });
+
+  test('a unit systemctl cannot describe: the command to try, and what it means', () => {
+    const f = level(GOOD.replace('unit-LoadState=loaded', 'unit-LoadState=unreadable'), 'unit');
+    expect(f).toMatchObject({
+      level: 'fail',
+      fix: expect.stringContaining('systemctl show -p LoadState -- myapp')
+    });
+  });
+
   test('disk: the artifact, a block per file and a margin must fit', () => {
     expect(diskNeeded({ bytes: 10 * 1024 * 1024, files: 256 }, 'releases')).toBe(
       10 * 1024 * 1024 + 256 * 4096 + 1024 * 1024
