@@ -589,3 +589,16 @@ test('every declared input is validated before the verdict: a bad value for each
     expect({ name, refused: message.includes(`\`${name}\``) }).toEqual({ name, refused: true });
   }
 });
+
+test('a bad DEPLOYGUARD_KNOWN_HOSTS is named as that variable, not as the input it stands in for', () => {
+  let message = '';
+  try {
+    settingsFrom({ ...BASE_INPUTS }, undefined, {
+      DEPLOYGUARD_KNOWN_HOSTS: 'not a key line'
+    });
+  } catch (err) {
+    message = (err as Error).message;
+  }
+  expect(message).toMatch(/`DEPLOYGUARD_KNOWN_HOSTS`/);
+  expect(message).not.toMatch(/input `known-hosts`/);
+});

@@ -67463,7 +67463,11 @@ function parseSettings(src) {
     const environment = get('environment');
     const knownHostsText = get('known-hosts');
     if (knownHostsText)
-        p.list.push(...knownHostsProblems(knownHostsText, wording.label('known-hosts'), wording.example('known-hosts', JSON.stringify(KNOWN_HOSTS_EXAMPLE))));
+        p.list.push(...knownHostsProblems(knownHostsText, 
+        // Named where it came from: the input or flag, or the environment variable behind it.
+        src.input('known-hosts')?.trim()
+            ? wording.label('known-hosts')
+            : `\`${ENV_FALLBACK['known-hosts']}\``, wording.example('known-hosts', JSON.stringify(KNOWN_HOSTS_EXAMPLE))));
     const hostKeyInput = get('host-key');
     const inputFingerprints = hostKeyInput === undefined ? [] : [hostKeyInput].flat();
     // Hosts: the `host` input replaces the file's list (one host); otherwise the file's list.

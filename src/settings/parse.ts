@@ -264,7 +264,10 @@ export function parseSettings(src: SettingsSource): Settings {
     p.list.push(
       ...knownHostsProblems(
         knownHostsText,
-        wording.label('known-hosts'),
+        // Named where it came from: the input or flag, or the environment variable behind it.
+        src.input('known-hosts')?.trim()
+          ? wording.label('known-hosts')
+          : `\`${ENV_FALLBACK['known-hosts']}\``,
         wording.example('known-hosts', JSON.stringify(KNOWN_HOSTS_EXAMPLE))
       )
     );
