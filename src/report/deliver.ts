@@ -112,7 +112,8 @@ export async function deliverRecord(o: DeliverOptions): Promise<Delivered> {
       configPath: settings.configPath
     })
   );
-  const name = recordFileName(settings.environment, settings.releaseId);
+  // The release the run ended on (a reused or rolled-back-to one), not the fresh id it started with.
+  const name = recordFileName(settings.environment, result.releaseId || 'none');
   let path = '';
   try {
     path = writePrivateFile(o.outDir, name, markdown);

@@ -189,7 +189,7 @@ function header(input: RecordInput): string[] {
     // The environment is in the heading; its URL goes with the release it now serves.
     [
       'Release',
-      `\`${r.releaseId}\` (${previous})${input.environmentUrl ? ` · [${cell(input.environmentUrl)}](${input.environmentUrl})` : ''}`
+      `${r.releaseId ? `\`${r.releaseId}\`` : 'none: no release to go back to was found'} (${previous})${input.environmentUrl ? ` · [${cell(input.environmentUrl)}](${input.environmentUrl})` : ''}`
     ],
     [
       'Commit',
@@ -198,7 +198,7 @@ function header(input: RecordInput): string[] {
     ['Started', `${r.startedAt.toISOString()} · took ${duration(secs)}`]
   ];
   return [
-    `## ${headline(r)}: ${cell(input.environment)} \`${r.releaseId}\``,
+    `## ${headline(r)}: ${cell(input.environment)}${r.releaseId ? ` \`${r.releaseId}\`` : ''}`,
     '',
     `| **Status** | ${statusText(input)} |`,
     '| --- | --- |',
