@@ -10,6 +10,7 @@ import {
   lstatSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   statSync,
   writeFileSync
 } from 'node:fs';
@@ -19,6 +20,7 @@ import { join } from 'node:path';
 import { startSandbox, type Sandbox } from '../../src/demo/sandbox.js';
 import { runDeploy } from '../../src/deploy.js';
 import { memoryLogger } from '../../src/io/log.js';
+import { renderRecord } from '../../src/report/record.js';
 import {
   commandServiceYaml,
   freePort,
@@ -202,6 +204,58 @@ describe("the host's deployment record", () => {
     expect(down.code).toBe(1);
     expect(down.stderr).toMatch(/web-1: /);
   }, 60_000);
+});
+
+describe('a rollback with nothing to go back to', () => {
+  test('writes no record under a release id that never existed, and changes nothing', async () => {
+    // A host of its own with one good release: there is no earlier one to return to.
+    const soloRun = join(runDir, 'solo');
+    await mkdir(soloRun);
+    if (process.getuid?.() === 0) execFileSync('chown', [`${host.user}:`, soloRun]);
+    const soloTarget = join(soloRun, 'app');
+    const soloPort = await freePort();
+    const yaml = commandServiceYaml(soloPort, soloRun, '');
+    const env = { GITHUB_SHA: C1, GITHUB_REPOSITORY: 'acme/shop', GITHUB_REF: 'refs/heads/main' };
+    const soloLog = () => join(soloTarget, '.deployguard', 'deployments.jsonl');
+    try {
+      const first = await runDeploy(
+        settingsFor(
+          host,
+          { artifact: await makeRelease('s1'), 'target-path': soloTarget, 'release-id': 's1' },
+          yaml,
+          env
+        ),
+        { log: memoryLogger() }
+      );
+      expect(first.status).toBe('deployed');
+      const before = readFileSync(soloLog(), 'utf8');
+
+      // No release id given: the settings carry a fresh one, which names nothing on the host.
+      const settings = settingsFor(
+        host,
+        { artifact: await makeRelease('unused'), 'target-path': soloTarget },
+        yaml,
+        env
+      );
+      const log = memoryLogger();
+      const r = await runDeploy(settings, { log }, { kind: 'rollback', to: 'previous' });
+      expect(r.status).toBe('failed');
+      expect(r.error).toMatch(/no earlier good release is recorded \(live: s1\)/);
+      // Nothing changed, so nothing is added to the host's record.
+      expect(readFileSync(soloLog(), 'utf8')).toBe(before);
+      // The result and the log name no release that never existed.
+      expect(r.releaseId).not.toBe(settings.releaseId);
+      expect(JSON.stringify(r)).not.toContain(settings.releaseId);
+      expect(log.lines.join('\n')).not.toContain(settings.releaseId);
+      const md = renderRecord({ environment: 'production', result: r, run: settings.run });
+      expect(md).not.toContain(settings.releaseId);
+      expect(md).toMatch(/\| \*\*Release\*\* \| none: no release to go back to was found \(previous: `s1`\)/);
+      expect(readlinkSync(join(soloTarget, 'current'))).toMatch(/s1$/);
+      expect(existsSync(join(soloTarget, '.deployguard', 'lock'))).toBe(false);
+    } finally {
+      killPidfile(join(soloRun, 'app.pid'));
+    }
+  }, 90_000);
 });
 
 describe('the files the CLI writes (SARIF, record) on a machine shared with other users', () => {

@@ -14,6 +14,8 @@ import { memoryLogger } from '../../src/io/log.js';
 import { sh } from '../../src/remote/shell.js';
 import { LOCK_BUSY, lockAcquire } from '../../src/remote/commands.js';
 import { layoutFor } from '../../src/remote/layout.js';
+import { renderRecord } from '../../src/report/record.js';
+import { verdictLine } from '../../src/report/summary.js';
 import { HOSTILE } from '../helpers/hostile.js';
 import {
   commandServiceYaml,
@@ -477,13 +479,12 @@ describe('the gates around the switch', () => {
       ).result.status
     ).toBe('deployed');
     await killApp(); // production is now down
-    const { result } = await deployQuiet(
-      settingsFor(
-        host,
-        { artifact: await makeRelease('v2'), 'release-id': 'r2' },
-        cfg('{ require-healthy: true }')
-      )
+    const blocked = settingsFor(
+      host,
+      { artifact: await makeRelease('v2'), 'release-id': 'r2' },
+      cfg('{ require-healthy: true }')
     );
+    const { result } = await deployQuiet(blocked);
     expect(result.status).toBe('blocked');
     expect(result.error).toMatch(
       /Deploy blocked: production is already unhealthy \(1\/1 pre-deploy checks failed: health: request to http:\/\/127\.0\.0\.1:\d+\/health failed: .*ECONNREFUSED.*\)\. Nothing was changed\./
@@ -491,6 +492,11 @@ describe('the gates around the switch', () => {
     expect(result.preChecks).toEqual([expect.objectContaining({ name: 'health', stage: 'pre', ok: false })]);
     expect(readdirSync(join(target, 'releases'))).toEqual(['r1']);
     expect(existsSync(join(target, '.deployguard', 'lock'))).toBe(false);
+    // r1 is live: the record names it as what was there, never "first deploy".
+    const md = renderRecord({ environment: 'production', result, run: blocked.run, blockedBy: 'health' });
+    expect(md).toContain('`r2` (previous: `r1`)');
+    expect(md).not.toMatch(/first deploy/i);
+    expect(md).toContain('nothing to do: `r1` still serves');
   }, 90_000);
 
   test('with require-healthy off, unhealthy production is recorded and the deploy goes ahead', async () => {
@@ -550,18 +556,26 @@ describe('version check', () => {
 describe('review fixes', () => {
   test('a failed first deploy is taken down cleanly: nothing live, no "rollback failed"', async () => {
     const { target, yaml } = await freshTarget();
-    const { result } = await deployQuiet(
-      settingsFor(
-        host,
-        { artifact: await makeRelease('v1', 'unhealthy'), 'target-path': target, 'release-id': 'r1' },
-        yaml()
-      )
+    const settings = settingsFor(
+      host,
+      { artifact: await makeRelease('v1', 'unhealthy'), 'target-path': target, 'release-id': 'r1' },
+      yaml()
     );
+    const { result } = await deployQuiet(settings);
     expect(result.status).toBe('rolled-back');
     expect(result.hosts[0]!.outcome).toBe('rolled-back');
+    // No previous release was restored: the action's rolled-back output is false.
+    expect(result.rolledBack).toBe(false);
+    expect(verdictLine(result)).toMatch(/release r1 failed and was taken down /);
     expect(existsSync(join(target, 'current'))).toBe(false);
     expect(readFileSync(join(target, '.deployguard', 'status', 'r1'), 'utf8')).toMatch(/^failed /);
     expect(existsSync(join(target, '.deployguard', 'lock'))).toBe(false);
+    // The record of this real run says what happened: taken down, nothing live, nothing before.
+    const md = renderRecord({ environment: 'production', result, run: settings.run });
+    expect(md).toMatch(/\| \*\*Status\*\* \| ↩️ taken down: [^\n]*nothing is live now \|/);
+    expect(md).toContain('(first deploy)');
+    expect(md).toContain('| nothing (taken down; no release before) |');
+    expect(md).not.toMatch(/serves again|passed its checks|returned to/);
   }, 60_000);
 
   test('re-deploying an existing release id fails without touching that release or its record', async () => {

@@ -62,9 +62,12 @@ describe('verdictLine names only releases that exist and were live', () => {
   });
 
   test('a first deploy taken down: no release is named to return to', () => {
-    const line = verdictLine(result('rolled-back', [host('web-1', { outcome: 'rolled-back' })]));
+    const line = verdictLine({
+      ...result('rolled-back', [host('web-1', { outcome: 'rolled-back' })]),
+      rolledBack: false
+    });
     expect(line).toBe(
-      'deployguard: rolled-back: release v2 failed and was rolled back (web-1: taken down, nothing is live (there was no release before))'
+      'deployguard: rolled-back: release v2 failed and was taken down (web-1: taken down, nothing is live (there was no release before))'
     );
     expect(line).not.toMatch(/rolled back to|back on/);
   });

@@ -61093,6 +61093,9 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
     let preChecks = [];
     let blockedBy;
     let lastDeployedCommit;
+    // A rollback names its release only once a target is found: the fresh id in the settings is
+    // never a release on the hosts, so until then nothing is recorded or reported under it.
+    let chosen = mode.kind !== 'rollback';
     const phases = [];
     const timed = async (name, fn) => {
         const start = deps.now().getTime();
@@ -61163,6 +61166,7 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
         if (hashEarly && (target.reuse || ![...facts.values()].some(f => f.previous)))
             abandonHashing(artifact);
         settings = { ...initial, releaseId: target.id, run: { ...initial.run, commit: target.commit } };
+        chosen = true;
         reused = target.reuse;
         // The preflight's facts came with the host state: judged now that it is known whether this run
         // uploads anything. A host that cannot take the deploy stops it here, before any change.
@@ -61251,7 +61255,8 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
         // Every path ends here: the record written under the lock, locks released, connections closed.
         // writeRecord and unlock never throw (they warn), so one host cannot keep another locked.
         await inBatches(runs, per, async (run) => {
-            if (run.locked && mode.kind !== 'pre') {
+            // A rollback that found no target changed nothing and has no release to name: no record.
+            if (run.locked && mode.kind !== 'pre' && chosen) {
                 await writeRecord(run, settings, layout, deps, {
                     status: failure instanceof Blocked ? 'blocked' : hostStatus(run.report.outcome, failure, mode),
                     startedAt,
@@ -61284,9 +61289,11 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
                         : 'failed';
     return {
         status,
-        releaseId: settings.releaseId,
+        // Empty for a rollback that found no release to go back to.
+        releaseId: chosen ? settings.releaseId : '',
         previousRelease: reports.find(r => r.previousRelease)?.previousRelease,
-        rolledBack: reports.some(r => r.outcome === 'rolled-back'),
+        // A previous release was restored somewhere: a first deploy that was taken down restored none.
+        rolledBack: reports.some(r => r.outcome === 'rolled-back' && (r.liveBefore ?? r.previousRelease) !== undefined),
         hosts: reports,
         preChecks,
         blockedBy,
@@ -63719,21 +63726,25 @@ async function changesSince(opts) {
             head,
             commits: [],
             total: 0,
-            note: 'First deploy: no earlier deployment is recorded on the hosts.'
+            note: opts.hostsRead === false
+                ? 'The commits since the last deployment are not known: no host was read.'
+                : opts.live
+                    ? `No earlier deployment's commit is recorded on the hosts (\`${opts.live}\` is live).`
+                    : 'First deploy: no earlier deployment is recorded on the hosts.'
         };
     const compareUrl = opts.repository && FULL_SHA.test(base) && FULL_SHA.test(head)
         ? `${opts.serverUrl}/${opts.repository}/compare/${base}...${head}`
         : undefined;
-    if (base === head)
-        return {
-            base,
-            head,
-            commits: [],
-            total: 0,
-            note: 'The same commit as the last deployment (a re-deploy).'
-        };
-    if (!FULL_SHA.test(base) || !FULL_SHA.test(head))
-        return { base, head, commits: [], total: 0, note: 'The commits are not known (not a git checkout).' };
+    // Only real commits can be the same: two unknown ones (a run outside a git checkout) say nothing.
+    const unlisted = !FULL_SHA.test(head)
+        ? "This deploy's commit is not known (not run from a git checkout): the changes since the last deployment are not listed."
+        : base === head
+            ? 'The same commit as the last deployment (a re-deploy).'
+            : !FULL_SHA.test(base)
+                ? "The last deployment's commit is not known (it was not deployed from a git checkout): the changes since are not listed."
+                : undefined;
+    if (unlisted)
+        return { base, head, commits: [], total: 0, note: unlisted };
     const local = await fromGit(opts.repoDir, base, head);
     if (local)
         return { base, head, compareUrl, ...local };
@@ -63858,7 +63869,10 @@ function commentTargets(mode, pr, sha) {
 async function deliverRecord(o) {
     const { settings, result } = o;
     const live = result.hosts.find(h => h.previousDeploy)?.previousDeploy;
+    const before = (0,_record_js__WEBPACK_IMPORTED_MODULE_4__/* .liveBefore */ .cH)(result);
     const changes = await (0,_changes_js__WEBPACK_IMPORTED_MODULE_2__/* .changesSince */ .sR)({
+        hostsRead: before.kind !== 'unread',
+        live: before.kind === 'release' ? before.id : undefined,
         repoDir: o.workspace,
         base: live?.commit ?? result.lastDeployedCommit,
         head: settings.run.commit,
@@ -63881,7 +63895,8 @@ async function deliverRecord(o) {
         extraPhases: o.extraPhases,
         configPath: settings.configPath
     }));
-    const name = recordFileName(settings.environment, settings.releaseId);
+    // The release the run ended on (a reused or rolled-back-to one), not the fresh id it started with.
+    const name = recordFileName(settings.environment, result.releaseId || 'none');
     let path = '';
     try {
         path = (0,_io_private_dir_js__WEBPACK_IMPORTED_MODULE_0__/* .writePrivateFile */ .Pl)(o.outDir, name, markdown);
@@ -64303,6 +64318,7 @@ async function setDeploymentStatus(api, repository, id, s) {
 
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   cH: () => (/* binding */ liveBefore),
 /* harmony export */   hD: () => (/* binding */ blockedReason),
 /* harmony export */   sF: () => (/* binding */ renderRecord)
 /* harmony export */ });
@@ -64327,6 +64343,12 @@ const HEADLINE = {
     'failed-live': '❌ Failed, and the failed release is live',
     blocked: '⛔ Blocked before the deploy'
 };
+/** A failed first deploy was not rolled back to anything: its headline says so. */
+function headline(r) {
+    if (r.status === 'rolled-back' && rolledBackHosts(r).restored.length === 0)
+        return '↩️ Taken down (nothing is live)';
+    return HEADLINE[r.status];
+}
 const BLOCKED_TEXT = {
     tests: 'the test command failed',
     secrets: 'the secret scan found secrets or could not run',
@@ -64341,8 +64363,17 @@ function statusText(input) {
             return '🔎 the pre-deploy gates passed; nothing was changed';
         case 'switched':
             return `🔀 switched: every host runs \`${r.releaseId}\`; the post-deploy checks decide whether it stays`;
-        case 'rolled-back':
-            return `↩️ rolled back: the release failed, the previous release${r.previousRelease ? ` \`${r.previousRelease}\`` : ''} serves again and passed its checks`;
+        case 'rolled-back': {
+            // A host with no release before this one had the failed release taken down: nothing
+            // serves there, and the record must not say that something earlier does.
+            const { restored, takenDown } = rolledBackHosts(r);
+            if (restored.length === 0)
+                return '↩️ taken down: the release failed and there was no release before it, so nothing is live now';
+            const back = `the previous release${r.previousRelease ? ` \`${r.previousRelease}\`` : ''} serves again`;
+            if (takenDown.length === 0)
+                return `↩️ rolled back: the release failed, ${back} and passed its checks`;
+            return `↩️ rolled back: the release failed; ${back} on ${names(restored)} and passed its checks; ${names(takenDown)} had no release before: taken down, nothing is live there`;
+        }
         case 'rollback-failed':
             return '🔥 the release failed and the ROLLBACK FAILED: a host needs a person now (see Rollback plan)';
         case 'failed':
@@ -64386,20 +64417,51 @@ function commitLink(run, sha) {
 function untouched(r) {
     return r.hosts.length === 0;
 }
+/** Hosts rolled back to a release they had before, and hosts whose failed first release was taken down. */
+function rolledBackHosts(r) {
+    const back = r.hosts.filter(h => h.outcome === 'rolled-back');
+    return { restored: back.filter(h => h.previousRelease), takenDown: back.filter(h => !h.previousRelease) };
+}
+function names(hosts) {
+    return hosts.map(h => cell(h.name)).join(', ');
+}
+/** The host's state was read (its probe step ran): what it reported live is known. */
+function wasRead(h) {
+    return h.steps.some(s => s.id === 'probe' && s.ok);
+}
+/**
+ * What served before this run, from what the hosts reported: the release the deploy replaced,
+ * else the release \`current\` named when the host was read, else the release the host's record
+ * says was deployed last. \`none\` only when a host was read and reported nothing live;
+ * \`unread\` when no host was read at all.
+ */
+function liveBefore(r) {
+    if (r.previousRelease)
+        return { kind: 'release', id: r.previousRelease };
+    for (const h of r.hosts) {
+        const id = h.previousRelease ?? h.liveBefore ?? h.previousDeploy?.release;
+        if (id)
+            return { kind: 'release', id };
+    }
+    return r.hosts.some(wasRead) ? { kind: 'none' } : { kind: 'unread' };
+}
 function header(input) {
     const { result: r, run } = input;
     const ref = run.ref.replace(/^refs\/(heads|tags)\//, '');
     const secs = r.finishedAt.getTime() - r.startedAt.getTime();
-    const previous = r.previousRelease
-        ? `previous: \`${r.previousRelease}\``
-        : untouched(r)
-            ? 'previous: not read (no host was contacted)'
-            : 'first deploy';
+    const before = liveBefore(r);
+    const previous = before.kind === 'release'
+        ? `previous: \`${before.id}\``
+        : before.kind === 'none'
+            ? 'first deploy'
+            : untouched(r)
+                ? 'previous: not read (no host was contacted)'
+                : 'previous: not read (no host was read)';
     const rows = [
         // The environment is in the heading; its URL goes with the release it now serves.
         [
             'Release',
-            `\`${r.releaseId}\` (${previous})${input.environmentUrl ? ` · [${cell(input.environmentUrl)}](${input.environmentUrl})` : ''}`
+            `${r.releaseId ? `\`${r.releaseId}\`` : 'none: no release to go back to was found'} (${previous})${input.environmentUrl ? ` · [${cell(input.environmentUrl)}](${input.environmentUrl})` : ''}`
         ],
         [
             'Commit',
@@ -64408,7 +64470,7 @@ function header(input) {
         ['Started', `${r.startedAt.toISOString()} · took ${duration(secs)}`]
     ];
     return [
-        `## ${HEADLINE[r.status]}: ${cell(input.environment)} \`${r.releaseId}\``,
+        `## ${headline(r)}: ${cell(input.environment)}${r.releaseId ? ` \`${r.releaseId}\`` : ''}`,
         '',
         `| **Status** | ${statusText(input)} |`,
         '| --- | --- |',
@@ -64561,7 +64623,13 @@ function hostsSection(input) {
                 ? `\`${h.previousRelease}\``
                 : h.outcome === 'rollback-failed'
                     ? 'unknown'
-                    : 'nothing (first deploy)';
+                    : h.liveBefore || h.previousDeploy
+                        ? `\`${h.liveBefore ?? h.previousDeploy.release}\``
+                        : wasRead(h)
+                            ? h.outcome === 'rolled-back'
+                                ? 'nothing (taken down; no release before)'
+                                : 'nothing (first deploy)'
+                            : 'not read';
         const ms = h.steps.reduce((a, s) => a + s.ms, 0);
         lines.push(`| ${cell(h.name)} | ${icon[h.outcome]} | ${serving} | ${duration(ms)} |`);
     }
@@ -64578,13 +64646,24 @@ function rollbackSection(input) {
             lines.push(...fence(h.recovery, 'sh'), '');
     }
     const say = (text) => [...lines, `**Rollback plan:** ${text}`, ''];
-    const prev = r.previousRelease;
+    const before = liveBefore(r);
+    const prev = before.kind === 'release' ? before.id : undefined;
     if (untouched(r))
         return say('nothing to do: no host was contacted, so nothing changed.');
-    if (!prev)
-        return say('no release was live before this one: going back means stopping the service.');
-    if (r.status === 'rolled-back')
+    if (r.status === 'rolled-back') {
+        const { restored, takenDown } = rolledBackHosts(r);
+        if (restored.length === 0)
+            return say('done: the failed release was taken down; there was no release before it, so nothing is live. A fixed release is the way forward.');
+        if (takenDown.length)
+            return say(`done: ${names(restored)} ${restored.length === 1 ? 'was' : 'were'} returned to \`${prev}\` and verified; on ${names(takenDown)} the failed release was taken down and nothing is live (no release before).`);
         return say(`done: every host was returned to \`${prev}\` and verified.`);
+    }
+    if (!prev)
+        return before.kind === 'unread'
+            ? say('not known: no host was read, so what serves is not known from this run.')
+            : r.status === 'failed' || r.status === 'blocked' || r.status === 'checked'
+                ? say('nothing to do: no release was live before this one, and nothing was changed.')
+                : say('no release was live before this one: going back means stopping the service.');
     if (r.status === 'failed' || r.status === 'blocked' || r.status === 'checked')
         return say(`nothing to do: \`${prev}\` still serves; nothing was changed.`);
     const source = r.hosts.find(h => h.previousDeploy?.release === prev)?.previousDeploy;
@@ -64753,7 +64832,9 @@ function verdictLine(result) {
         checked: 'the pre-deploy gates passed; nothing changed',
         blocked: 'nothing changed',
         failed: 'nothing changed',
-        'rolled-back': `release ${id} failed and was rolled back`,
+        'rolled-back': result.rolledBack
+            ? `release ${id} failed and was rolled back`
+            : `release ${id} failed and was taken down`,
         'rollback-failed': `release ${id} failed and the rollback did not complete: recover by hand`,
         'failed-live': `release ${id} failed and stays live (rollback is off)`
     };

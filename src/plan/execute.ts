@@ -172,6 +172,7 @@ export interface HostReport {
 
 export interface DeployResult {
   readonly status: DeployStatus;
+  /** The release deployed or switched to; '' for a rollback that found no release to go back to. */
   readonly releaseId: string;
   readonly previousRelease?: string;
   readonly rolledBack: boolean;
@@ -287,6 +288,9 @@ export async function deploy(
   let preChecks: CheckResult[] = [];
   let blockedBy: unknown;
   let lastDeployedCommit: string | undefined;
+  // A rollback names its release only once a target is found: the fresh id in the settings is
+  // never a release on the hosts, so until then nothing is recorded or reported under it.
+  let chosen = mode.kind !== 'rollback';
   const phases: PhaseRecord[] = [];
   const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
     const start = deps.now().getTime();
@@ -369,6 +373,7 @@ export async function deploy(
     // Nothing to link from on any host, or nothing to upload at all: the early hashing is moot.
     if (hashEarly && (target.reuse || ![...facts.values()].some(f => f.previous))) abandonHashing(artifact);
     settings = { ...initial, releaseId: target.id, run: { ...initial.run, commit: target.commit } };
+    chosen = true;
     reused = target.reuse;
     // The preflight's facts came with the host state: judged now that it is known whether this run
     // uploads anything. A host that cannot take the deploy stops it here, before any change.
@@ -479,7 +484,8 @@ export async function deploy(
     // Every path ends here: the record written under the lock, locks released, connections closed.
     // writeRecord and unlock never throw (they warn), so one host cannot keep another locked.
     await inBatches(runs, per, async run => {
-      if (run.locked && mode.kind !== 'pre') {
+      // A rollback that found no target changed nothing and has no release to name: no record.
+      if (run.locked && mode.kind !== 'pre' && chosen) {
         await writeRecord(run, settings, layout, deps, {
           status: failure instanceof Blocked ? 'blocked' : hostStatus(run.report.outcome, failure, mode),
           startedAt,
@@ -514,9 +520,13 @@ export async function deploy(
               : 'failed';
   return {
     status,
-    releaseId: settings.releaseId,
+    // Empty for a rollback that found no release to go back to.
+    releaseId: chosen ? settings.releaseId : '',
     previousRelease: reports.find(r => r.previousRelease)?.previousRelease,
-    rolledBack: reports.some(r => r.outcome === 'rolled-back'),
+    // A previous release was restored somewhere: a first deploy that was taken down restored none.
+    rolledBack: reports.some(
+      r => r.outcome === 'rolled-back' && (r.liveBefore ?? r.previousRelease) !== undefined
+    ),
     hosts: reports,
     preChecks,
     blockedBy,

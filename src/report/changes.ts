@@ -39,6 +39,10 @@ export async function changesSince(opts: {
   readonly repository?: string;
   readonly serverUrl: string;
   readonly log: Logger;
+  /** False when no host was read: where the last deploy stands is then not known. */
+  readonly hostsRead?: boolean;
+  /** A release the hosts reported live (its record may lack the commit). */
+  readonly live?: string;
 }): Promise<Changes> {
   const { base, head } = opts;
   if (!base)
@@ -46,22 +50,26 @@ export async function changesSince(opts: {
       head,
       commits: [],
       total: 0,
-      note: 'First deploy: no earlier deployment is recorded on the hosts.'
+      note:
+        opts.hostsRead === false
+          ? 'The commits since the last deployment are not known: no host was read.'
+          : opts.live
+            ? `No earlier deployment's commit is recorded on the hosts (\`${opts.live}\` is live).`
+            : 'First deploy: no earlier deployment is recorded on the hosts.'
     };
   const compareUrl =
     opts.repository && FULL_SHA.test(base) && FULL_SHA.test(head)
       ? `${opts.serverUrl}/${opts.repository}/compare/${base}...${head}`
       : undefined;
-  if (base === head)
-    return {
-      base,
-      head,
-      commits: [],
-      total: 0,
-      note: 'The same commit as the last deployment (a re-deploy).'
-    };
-  if (!FULL_SHA.test(base) || !FULL_SHA.test(head))
-    return { base, head, commits: [], total: 0, note: 'The commits are not known (not a git checkout).' };
+  // Only real commits can be the same: two unknown ones (a run outside a git checkout) say nothing.
+  const unlisted = !FULL_SHA.test(head)
+    ? "This deploy's commit is not known (not run from a git checkout): the changes since the last deployment are not listed."
+    : base === head
+      ? 'The same commit as the last deployment (a re-deploy).'
+      : !FULL_SHA.test(base)
+        ? "The last deployment's commit is not known (it was not deployed from a git checkout): the changes since are not listed."
+        : undefined;
+  if (unlisted) return { base, head, commits: [], total: 0, note: unlisted };
   const local = await fromGit(opts.repoDir, base, head);
   if (local) return { base, head, compareUrl, ...local };
   if (opts.api && opts.repository) {

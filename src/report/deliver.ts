@@ -15,7 +15,7 @@ import {
   type CommentOn,
   type PullRef
 } from './publish.js';
-import { renderRecord, type BlockedBy, type Why } from './record.js';
+import { liveBefore, renderRecord, type BlockedBy, type Why } from './record.js';
 
 /**
  * After a deploy, whatever its outcome: the record is rendered, written to a file, and posted
@@ -84,7 +84,10 @@ export function commentTargets(
 export async function deliverRecord(o: DeliverOptions): Promise<Delivered> {
   const { settings, result } = o;
   const live = result.hosts.find(h => h.previousDeploy)?.previousDeploy;
+  const before = liveBefore(result);
   const changes = await changesSince({
+    hostsRead: before.kind !== 'unread',
+    live: before.kind === 'release' ? before.id : undefined,
     repoDir: o.workspace,
     base: live?.commit ?? result.lastDeployedCommit,
     head: settings.run.commit,
@@ -109,7 +112,8 @@ export async function deliverRecord(o: DeliverOptions): Promise<Delivered> {
       configPath: settings.configPath
     })
   );
-  const name = recordFileName(settings.environment, settings.releaseId);
+  // The release the run ended on (a reused or rolled-back-to one), not the fresh id it started with.
+  const name = recordFileName(settings.environment, result.releaseId || 'none');
   let path = '';
   try {
     path = writePrivateFile(o.outDir, name, markdown);

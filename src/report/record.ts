@@ -61,6 +61,13 @@ const HEADLINE: Record<DeployResult['status'], string> = {
   blocked: '⛔ Blocked before the deploy'
 };
 
+/** A failed first deploy was not rolled back to anything: its headline says so. */
+function headline(r: DeployResult): string {
+  if (r.status === 'rolled-back' && rolledBackHosts(r).restored.length === 0)
+    return '↩️ Taken down (nothing is live)';
+  return HEADLINE[r.status];
+}
+
 const BLOCKED_TEXT: Record<BlockedBy, string> = {
   tests: 'the test command failed',
   secrets: 'the secret scan found secrets or could not run',
@@ -76,8 +83,16 @@ function statusText(input: RecordInput): string {
       return '🔎 the pre-deploy gates passed; nothing was changed';
     case 'switched':
       return `🔀 switched: every host runs \`${r.releaseId}\`; the post-deploy checks decide whether it stays`;
-    case 'rolled-back':
-      return `↩️ rolled back: the release failed, the previous release${r.previousRelease ? ` \`${r.previousRelease}\`` : ''} serves again and passed its checks`;
+    case 'rolled-back': {
+      // A host with no release before this one had the failed release taken down: nothing
+      // serves there, and the record must not say that something earlier does.
+      const { restored, takenDown } = rolledBackHosts(r);
+      if (restored.length === 0)
+        return '↩️ taken down: the release failed and there was no release before it, so nothing is live now';
+      const back = `the previous release${r.previousRelease ? ` \`${r.previousRelease}\`` : ''} serves again`;
+      if (takenDown.length === 0) return `↩️ rolled back: the release failed, ${back} and passed its checks`;
+      return `↩️ rolled back: the release failed; ${back} on ${names(restored)} and passed its checks; ${names(takenDown)} had no release before: taken down, nothing is live there`;
+    }
     case 'rollback-failed':
       return '🔥 the release failed and the ROLLBACK FAILED: a host needs a person now (see Rollback plan)';
     case 'failed':
@@ -127,20 +142,54 @@ function untouched(r: DeployResult): boolean {
   return r.hosts.length === 0;
 }
 
+/** Hosts rolled back to a release they had before, and hosts whose failed first release was taken down. */
+function rolledBackHosts(r: DeployResult): { restored: HostReport[]; takenDown: HostReport[] } {
+  const back = r.hosts.filter(h => h.outcome === 'rolled-back');
+  return { restored: back.filter(h => h.previousRelease), takenDown: back.filter(h => !h.previousRelease) };
+}
+
+function names(hosts: readonly HostReport[]): string {
+  return hosts.map(h => cell(h.name)).join(', ');
+}
+
+/** The host's state was read (its probe step ran): what it reported live is known. */
+function wasRead(h: HostReport): boolean {
+  return h.steps.some(s => s.id === 'probe' && s.ok);
+}
+
+/**
+ * What served before this run, from what the hosts reported: the release the deploy replaced,
+ * else the release \`current\` named when the host was read, else the release the host's record
+ * says was deployed last. \`none\` only when a host was read and reported nothing live;
+ * \`unread\` when no host was read at all.
+ */
+export function liveBefore(r: DeployResult): { kind: 'release'; id: string } | { kind: 'none' | 'unread' } {
+  if (r.previousRelease) return { kind: 'release', id: r.previousRelease };
+  for (const h of r.hosts) {
+    const id = h.previousRelease ?? h.liveBefore ?? h.previousDeploy?.release;
+    if (id) return { kind: 'release', id };
+  }
+  return r.hosts.some(wasRead) ? { kind: 'none' } : { kind: 'unread' };
+}
+
 function header(input: RecordInput): string[] {
   const { result: r, run } = input;
   const ref = run.ref.replace(/^refs\/(heads|tags)\//, '');
   const secs = r.finishedAt.getTime() - r.startedAt.getTime();
-  const previous = r.previousRelease
-    ? `previous: \`${r.previousRelease}\``
-    : untouched(r)
-      ? 'previous: not read (no host was contacted)'
-      : 'first deploy';
+  const before = liveBefore(r);
+  const previous =
+    before.kind === 'release'
+      ? `previous: \`${before.id}\``
+      : before.kind === 'none'
+        ? 'first deploy'
+        : untouched(r)
+          ? 'previous: not read (no host was contacted)'
+          : 'previous: not read (no host was read)';
   const rows: [string, string][] = [
     // The environment is in the heading; its URL goes with the release it now serves.
     [
       'Release',
-      `\`${r.releaseId}\` (${previous})${input.environmentUrl ? ` · [${cell(input.environmentUrl)}](${input.environmentUrl})` : ''}`
+      `${r.releaseId ? `\`${r.releaseId}\`` : 'none: no release to go back to was found'} (${previous})${input.environmentUrl ? ` · [${cell(input.environmentUrl)}](${input.environmentUrl})` : ''}`
     ],
     [
       'Commit',
@@ -149,7 +198,7 @@ function header(input: RecordInput): string[] {
     ['Started', `${r.startedAt.toISOString()} · took ${duration(secs)}`]
   ];
   return [
-    `## ${HEADLINE[r.status]}: ${cell(input.environment)} \`${r.releaseId}\``,
+    `## ${headline(r)}: ${cell(input.environment)}${r.releaseId ? ` \`${r.releaseId}\`` : ''}`,
     '',
     `| **Status** | ${statusText(input)} |`,
     '| --- | --- |',
@@ -309,7 +358,13 @@ function hostsSection(input: RecordInput): string[] {
           ? `\`${h.previousRelease}\``
           : h.outcome === 'rollback-failed'
             ? 'unknown'
-            : 'nothing (first deploy)';
+            : h.liveBefore || h.previousDeploy
+              ? `\`${h.liveBefore ?? h.previousDeploy!.release}\``
+              : wasRead(h)
+                ? h.outcome === 'rolled-back'
+                  ? 'nothing (taken down; no release before)'
+                  : 'nothing (first deploy)'
+                : 'not read';
     const ms = h.steps.reduce((a, s) => a + s.ms, 0);
     lines.push(`| ${cell(h.name)} | ${icon[h.outcome]} | ${serving} | ${duration(ms)} |`);
   }
@@ -326,10 +381,27 @@ function rollbackSection(input: RecordInput): string[] {
     for (const h of stuck) lines.push(...fence(h.recovery!, 'sh'), '');
   }
   const say = (text: string) => [...lines, `**Rollback plan:** ${text}`, ''];
-  const prev = r.previousRelease;
+  const before = liveBefore(r);
+  const prev = before.kind === 'release' ? before.id : undefined;
   if (untouched(r)) return say('nothing to do: no host was contacted, so nothing changed.');
-  if (!prev) return say('no release was live before this one: going back means stopping the service.');
-  if (r.status === 'rolled-back') return say(`done: every host was returned to \`${prev}\` and verified.`);
+  if (r.status === 'rolled-back') {
+    const { restored, takenDown } = rolledBackHosts(r);
+    if (restored.length === 0)
+      return say(
+        'done: the failed release was taken down; there was no release before it, so nothing is live. A fixed release is the way forward.'
+      );
+    if (takenDown.length)
+      return say(
+        `done: ${names(restored)} ${restored.length === 1 ? 'was' : 'were'} returned to \`${prev}\` and verified; on ${names(takenDown)} the failed release was taken down and nothing is live (no release before).`
+      );
+    return say(`done: every host was returned to \`${prev}\` and verified.`);
+  }
+  if (!prev)
+    return before.kind === 'unread'
+      ? say('not known: no host was read, so what serves is not known from this run.')
+      : r.status === 'failed' || r.status === 'blocked' || r.status === 'checked'
+        ? say('nothing to do: no release was live before this one, and nothing was changed.')
+        : say('no release was live before this one: going back means stopping the service.');
   if (r.status === 'failed' || r.status === 'blocked' || r.status === 'checked')
     return say(`nothing to do: \`${prev}\` still serves; nothing was changed.`);
   const source = r.hosts.find(h => h.previousDeploy?.release === prev)?.previousDeploy;

@@ -16,7 +16,9 @@ export function verdictLine(result: DeployResult): string {
     checked: 'the pre-deploy gates passed; nothing changed',
     blocked: 'nothing changed',
     failed: 'nothing changed',
-    'rolled-back': `release ${id} failed and was rolled back`,
+    'rolled-back': result.rolledBack
+      ? `release ${id} failed and was rolled back`
+      : `release ${id} failed and was taken down`,
     'rollback-failed': `release ${id} failed and the rollback did not complete: recover by hand`,
     'failed-live': `release ${id} failed and stays live (rollback is off)`
   };
