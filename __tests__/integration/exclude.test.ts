@@ -149,7 +149,7 @@ describe('exclude patterns on a real host', () => {
       );
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).message).toMatch(
-      /test\.yml: exclude: `exclude\[1\]` "a\/\*\*\/b\/\*\*\/c": has 2 "\*\*".*Example: /
+      /test\.yml:\d+:\d+: exclude: `exclude\[1\]` "a\/\*\*\/b\/\*\*\/c": has 2 "\*\*".*Example: /
     );
     // No connection was made, nothing was created...
     expect(readFileSync(sshdLog, 'utf8').slice(before)).not.toMatch(/Accepted/);

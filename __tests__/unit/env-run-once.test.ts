@@ -175,3 +175,39 @@ describe('the plan', () => {
     expect(text).not.toContain('production');
   });
 });
+
+test('config mistakes found after the schema (env, exclude, a host pin) carry their line and column', () => {
+  const yaml = [
+    'version: 1',
+    'exclude:',
+    "  - '*.map'",
+    "  - 'a/**/b/**/c'",
+    'env:',
+    '  TOKEN: ${TOKEN}',
+    'hosts:',
+    '  - name: web-1',
+    '    host: 192.0.2.10',
+    '    user: deploy',
+    "    known-hosts: '192.0.2.99 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl'"
+  ].join('\n');
+  let message = '';
+  try {
+    parseSettings({
+      input: n => ({ 'ssh-key': BASE_INPUTS['ssh-key'], artifact: 'dist', 'target-path': '/srv/app' })[n],
+      env: { TOKEN: "it's" },
+      configText: yaml,
+      configPath: 'deployguard.yml',
+      now: new Date(),
+      onSecret: () => undefined
+    });
+  } catch (err) {
+    message = (err as Error).message;
+  }
+  expect(message).toMatch(/deployguard\.yml:4:5: exclude: `exclude\[1\]`/);
+  expect(message).toMatch(
+    /deployguard\.yml:6:10: env\.TOKEN: the value \(from the environment\) holds a single quote/
+  );
+  expect(message).toMatch(
+    /deployguard\.yml:11:18: `hosts\[0\]\.known-hosts` \(host web-1\): no line names 192\.0\.2\.10/
+  );
+});

@@ -67446,9 +67446,10 @@ const TOP_KEYS = Object.keys(_config_js__WEBPACK_IMPORTED_MODULE_4__/* .configSc
 function readFile(text, path, p) {
     const yaml = readYaml(text, path);
     const raw = yaml.value ?? {};
+    const at = (p) => `${path}:${yaml.at(p, false)}`;
     const r = (0,_schema_js__WEBPACK_IMPORTED_MODULE_6__/* .validate */ .tf)(_config_js__WEBPACK_IMPORTED_MODULE_4__/* .configSchema */ .Qn, raw);
     if (r.ok)
-        return { file: r.value, broken: new Set() };
+        return { file: r.value, broken: new Set(), at };
     p.list.push(...r.errors.map(i => `${path}:${yaml.at(i.path, /^unknown key/.test(i.message))}: ${(0,_schema_js__WEBPACK_IMPORTED_MODULE_6__/* .formatIssues */ .og)([i])}`));
     const broken = new Set();
     for (const i of r.errors) {
@@ -67460,13 +67461,13 @@ function readFile(text, path, p) {
             broken.add(meant);
     }
     if (broken.has('*') || typeof raw !== 'object' || Array.isArray(raw))
-        return { broken: new Set(['*']) };
+        return { broken: new Set(['*']), at };
     const rest = { version: 1 };
     for (const [k, v] of Object.entries(raw))
         if (!broken.has(k) && TOP_KEYS.includes(k))
             rest[k] = v;
     const again = (0,_schema_js__WEBPACK_IMPORTED_MODULE_6__/* .validate */ .tf)(_config_js__WEBPACK_IMPORTED_MODULE_4__/* .configSchema */ .Qn, rest);
-    return again.ok ? { file: again.value, broken } : { broken: new Set(['*']) };
+    return again.ok ? { file: again.value, broken, at } : { broken: new Set(['*']), at };
 }
 /** One input's issue in the words of the caller: "input `port`: …. Example: port: 22". */
 function inputProblem(wording, name, issue) {
@@ -67524,9 +67525,9 @@ function parseSettings(src) {
     const password = get('ssh-password');
     const githubToken = get('github-token');
     const configPath = src.configPath ?? 'deployguard.yml';
-    const { file, broken } = src.configText !== undefined
+    const { file, broken, at } = src.configText !== undefined
         ? readFile(src.configText, configPath, p)
-        : { file: undefined, broken: new Set() };
+        : { file: undefined, broken: new Set(), at: () => configPath };
     /** Whether a setting missing from the file may really be missing (its section was read). */
     const read = (section) => !broken.has('*') && !broken.has(section);
     const port = get('port');
@@ -67584,7 +67585,7 @@ function parseSettings(src) {
     const checkOwnPins = (lines, key, host, hostPort) => {
         if (!lines)
             return;
-        const where = `${configPath}: ${key}`;
+        const where = `${at(key.replace(/^`([^`]+)`.*$/, '$1'))}: ${key}`;
         const bad = knownHostsProblems(lines, where, `known-hosts: ${JSON.stringify(KNOWN_HOSTS_EXAMPLE)}`);
         p.list.push(...bad);
         // Lines for other machines pin nothing here: say so now, not as "unpinned" at connect.
@@ -67682,10 +67683,12 @@ function parseSettings(src) {
     // Only a real deploy writes the env file: a dry run, a check, a preflight or a rollback (which
     // keeps each release's own file) does not need the variables it is made from.
     const writesEnv = !dryRun && (src.purpose ?? 'deploy') === 'deploy';
-    const env = envFrom(file, src.env, writesEnv ? p : { list: [] }, p, src.onSecret);
+    const env = envFrom(file, src.env, writesEnv ? p : { list: [] }, p, src.onSecret, at);
     // Exclude patterns are checked here too, so a bad one is listed with every other mistake.
-    for (const e of (0,_transfer_exclude_js__WEBPACK_IMPORTED_MODULE_2__/* .excludeProblems */ .BC)(file?.exclude ?? []))
-        p.list.push(`${configPath}: exclude: ${e}`);
+    for (const e of (0,_transfer_exclude_js__WEBPACK_IMPORTED_MODULE_2__/* .excludeProblems */ .BC)(file?.exclude ?? [])) {
+        const index = /`exclude\[(\d+)\]`/.exec(e)?.[1];
+        p.list.push(`${at(index === undefined ? 'exclude' : `exclude[${index}]`)}: exclude: ${e}`);
+    }
     // The holder refreshes its lock several times per TTL: a lock left unrefreshed that long is
     // abandoned (its deploy died), however long a healthy deploy runs.
     const lockTtl = file?.deploy['lock-ttl'] ?? 120_000;
@@ -67970,20 +67973,20 @@ function checksFrom(file, healthUrl, env, p, secret) {
  * quote, a newline or another control character could not be written that way and is refused,
  * without showing it. A missing variable is not a problem for a dry run (`unset`).
  */
-function envFrom(file, env, unset, p, secret) {
+function envFrom(file, env, unset, p, secret, at) {
     const envFile = file?.['env-file'] ?? '.env';
     const vars = Object.entries(file?.env ?? {}).map(([name, template]) => {
-        const value = expandEnv(template, env, `env.${name}`, unset, secret);
+        const value = expandEnv(template, env, `${at(`env.${name}`)}: env.${name}`, unset, secret);
         if (value !== template && value.length >= 4)
             secret(value);
         if (/['\u0000-\u001f\u007f]/.test(value))
-            p.list.push(`env.${name}: the value${value !== template ? ' (from the environment)' : ''} holds a single quote, a newline or another control character, which ${envFile} cannot carry as NAME='value'. Example: env: { ${name}: "\${${name}}" } with a one-line value`);
+            p.list.push(`${at(`env.${name}`)}: env.${name}: the value${value !== template ? ' (from the environment)' : ''} holds a single quote, a newline or another control character, which ${envFile} cannot carry as NAME='value'. Example: env: { ${name}: "\${${name}}" } with a one-line value`);
         return { name, value };
     });
     const shared = file?.target?.shared ?? [];
     if (vars.length &&
         shared.some(e => e.replace(/\/+$/, '') === envFile || envFile.startsWith(`${e.replace(/\/+$/, '')}/`)))
-        p.list.push(`env-file: ${envFile} is a shared entry (target.shared), but each release gets its own env file so a rollback brings its environment back. Example: env-file: .env.deployguard`);
+        p.list.push(`${at('env-file')}: env-file: ${envFile} is a shared entry (target.shared), but each release gets its own env file so a rollback brings its environment back. Example: env-file: .env.deployguard`);
     return { file: envFile, vars };
 }
 

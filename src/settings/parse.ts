@@ -153,11 +153,12 @@ function readFile(
   text: string,
   path: string,
   p: Problems
-): { file?: ConfigFile; broken: ReadonlySet<string> } {
+): { file?: ConfigFile; broken: ReadonlySet<string>; at: (path: string) => string } {
   const yaml = readYaml(text, path);
   const raw = yaml.value ?? {};
+  const at = (p: string) => `${path}:${yaml.at(p, false)}`;
   const r = validate(configSchema, raw);
-  if (r.ok) return { file: r.value, broken: new Set() };
+  if (r.ok) return { file: r.value, broken: new Set(), at };
   p.list.push(
     ...r.errors.map(i => `${path}:${yaml.at(i.path, /^unknown key/.test(i.message))}: ${formatIssues([i])}`)
   );
@@ -169,12 +170,12 @@ function readFile(
     const meant = /did you mean `([\w-]+)`/.exec(i.message)?.[1];
     if (typeof top === 'string' && !TOP_KEYS.includes(top) && meant) broken.add(meant);
   }
-  if (broken.has('*') || typeof raw !== 'object' || Array.isArray(raw)) return { broken: new Set(['*']) };
+  if (broken.has('*') || typeof raw !== 'object' || Array.isArray(raw)) return { broken: new Set(['*']), at };
   const rest: Record<string, unknown> = { version: 1 };
   for (const [k, v] of Object.entries(raw as Record<string, unknown>))
     if (!broken.has(k) && TOP_KEYS.includes(k)) rest[k] = v;
   const again = validate(configSchema, rest);
-  return again.ok ? { file: again.value, broken } : { broken: new Set(['*']) };
+  return again.ok ? { file: again.value, broken, at } : { broken: new Set(['*']), at };
 }
 
 /** One input's issue in the words of the caller: "input `port`: …. Example: port: 22". */
@@ -238,10 +239,10 @@ export function parseSettings(src: SettingsSource): Settings {
   const githubToken = get('github-token');
 
   const configPath = src.configPath ?? 'deployguard.yml';
-  const { file, broken } =
+  const { file, broken, at } =
     src.configText !== undefined
       ? readFile(src.configText, configPath, p)
-      : { file: undefined, broken: new Set<string>() };
+      : { file: undefined, broken: new Set<string>(), at: () => configPath };
   /** Whether a setting missing from the file may really be missing (its section was read). */
   const read = (section: string) => !broken.has('*') && !broken.has(section);
 
@@ -308,7 +309,7 @@ export function parseSettings(src: SettingsSource): Settings {
   /** A host's own known_hosts lines: well formed, and one of them names this host. */
   const checkOwnPins = (lines: string | undefined, key: string, host: string, hostPort: number) => {
     if (!lines) return;
-    const where = `${configPath}: ${key}`;
+    const where = `${at(key.replace(/^`([^`]+)`.*$/, '$1'))}: ${key}`;
     const bad = knownHostsProblems(lines, where, `known-hosts: ${JSON.stringify(KNOWN_HOSTS_EXAMPLE)}`);
     p.list.push(...bad);
     // Lines for other machines pin nothing here: say so now, not as "unpinned" at connect.
@@ -427,9 +428,12 @@ export function parseSettings(src: SettingsSource): Settings {
   // Only a real deploy writes the env file: a dry run, a check, a preflight or a rollback (which
   // keeps each release's own file) does not need the variables it is made from.
   const writesEnv = !dryRun && (src.purpose ?? 'deploy') === 'deploy';
-  const env = envFrom(file, src.env, writesEnv ? p : { list: [] }, p, src.onSecret);
+  const env = envFrom(file, src.env, writesEnv ? p : { list: [] }, p, src.onSecret, at);
   // Exclude patterns are checked here too, so a bad one is listed with every other mistake.
-  for (const e of excludeProblems(file?.exclude ?? [])) p.list.push(`${configPath}: exclude: ${e}`);
+  for (const e of excludeProblems(file?.exclude ?? [])) {
+    const index = /`exclude\[(\d+)\]`/.exec(e)?.[1];
+    p.list.push(`${at(index === undefined ? 'exclude' : `exclude[${index}]`)}: exclude: ${e}`);
+  }
 
   // The holder refreshes its lock several times per TTL: a lock left unrefreshed that long is
   // abandoned (its deploy died), however long a healthy deploy runs.
@@ -768,15 +772,16 @@ function envFrom(
   env: Readonly<Record<string, string | undefined>>,
   unset: Problems,
   p: Problems,
-  secret: (v: string) => void
+  secret: (v: string) => void,
+  at: (path: string) => string
 ): EnvSettings {
   const envFile = file?.['env-file'] ?? '.env';
   const vars = Object.entries(file?.env ?? {}).map(([name, template]) => {
-    const value = expandEnv(template, env, `env.${name}`, unset, secret);
+    const value = expandEnv(template, env, `${at(`env.${name}`)}: env.${name}`, unset, secret);
     if (value !== template && value.length >= 4) secret(value);
     if (/['\u0000-\u001f\u007f]/.test(value))
       p.list.push(
-        `env.${name}: the value${value !== template ? ' (from the environment)' : ''} holds a single quote, a newline or another control character, which ${envFile} cannot carry as NAME='value'. Example: env: { ${name}: "\${${name}}" } with a one-line value`
+        `${at(`env.${name}`)}: env.${name}: the value${value !== template ? ' (from the environment)' : ''} holds a single quote, a newline or another control character, which ${envFile} cannot carry as NAME='value'. Example: env: { ${name}: "\${${name}}" } with a one-line value`
       );
     return { name, value };
   });
@@ -786,7 +791,7 @@ function envFrom(
     shared.some(e => e.replace(/\/+$/, '') === envFile || envFile.startsWith(`${e.replace(/\/+$/, '')}/`))
   )
     p.list.push(
-      `env-file: ${envFile} is a shared entry (target.shared), but each release gets its own env file so a rollback brings its environment back. Example: env-file: .env.deployguard`
+      `${at('env-file')}: env-file: ${envFile} is a shared entry (target.shared), but each release gets its own env file so a rollback brings its environment back. Example: env-file: .env.deployguard`
     );
   return { file: envFile, vars };
 }
