@@ -32,7 +32,8 @@ rm -rf "$base"
 
 # Round trips, counted rather than timed: a separate sshd logging at DEBUG1 records every channel
 # request, so one full deploy, then one deploy of the same tree (incremental: nothing to send),
-# and one rsync -a show how many remote commands (exec channels) each needs.
+# one after 1% of the files changed, and one rsync -a show how many remote commands (exec
+# channels) each needs. None of these deploys has anything to undo.
 log "figure 1: counting remote commands per deploy (untimed)"
 counter="$BENCH_WORK/count-sshd"
 FLEET_LOGLEVEL=DEBUG1 node "$BENCH_LIB/fleet.mjs" start "$counter" 1 >/dev/null
@@ -50,6 +51,14 @@ count_execs() { # LABEL COMMAND...: runs the command, appends LABEL=<exec reques
 }
 count_execs full "$BENCH_LIB/dg.sh" fig1-count "$BENCH_WORK/fig1-count.yml" "$counter"
 count_execs unchanged "$BENCH_LIB/dg.sh" fig1-count "$BENCH_WORK/fig1-count.yml" "$counter"
+# The same target again, after 1% of the files changed (figure 2's change): an incremental deploy.
+changed="$BENCH_WORK/tree-count"
+rm -rf "$changed"
+cp -a "$BENCH_TREE" "$changed"
+"$BENCH_LIB/mutate.sh" "$changed"
+write_config "$BENCH_WORK/fig1-count-changed.yml" "$changed" "$base/app" 2 "$cport"
+count_execs changed "$BENCH_LIB/dg.sh" fig1-count "$BENCH_WORK/fig1-count-changed.yml" "$counter"
+rm -rf "$changed"
 count_execs rsync "$BENCH_LIB/rs.sh" "$counter" "$cport" "$BENCH_TREE" "$base/rsync"
 node "$BENCH_LIB/fleet.mjs" stop "$counter"
 rm -rf "$base"

@@ -14,6 +14,7 @@ import type { DeployDeps } from '../../src/execute/session.js';
 import { memoryLogger } from '../../src/io/log.js';
 import type { ExecOptions, RemoteShell } from '../../src/io/ssh.js';
 import type { Shell } from '../../src/remote/shell.js';
+import { PROBE_MARK, STEP_MARK } from '../../src/remote/commands.js';
 import type { Settings } from '../../src/settings/types.js';
 import { scanArtifact, type Artifact } from '../../src/transfer/artifact.js';
 import { BASE_INPUTS, settingsFrom } from '../helpers/settings.js';
@@ -40,14 +41,42 @@ class FakeShell implements RemoteShell {
   constructor(private readonly rules: Rule[]) {}
   async exec(script: Shell, opts: ExecOptions = {}) {
     const text = script.text;
-    this.sent.push(text);
     if (typeof opts.stdin === 'function') {
       const sink = new Writable({ write: (_chunk, _enc, cb) => cb() });
       await opts.stdin(sink);
     }
+    // Several steps in one script (a step group, the lock with the probe): each part is answered
+    // by the rules as the script it would have been on its own, and kept as such in `sent`.
+    if (text.startsWith(`printf '%s start %s\\n' ${STEP_MARK}`)) return this.group(text);
+    const probe = text.indexOf(`\necho ${PROBE_MARK}\n`);
+    if (text.startsWith('(\n') && probe > 0) {
+      const lock = this.answer(text.slice(2, probe - 2));
+      if (lock.code !== 0) return lock;
+      const inner = /\(\nset -e\n([\s\S]*)\n\)\nrc=\$\?/.exec(text.slice(probe))![1]!;
+      const read = this.answer(inner);
+      return { ...lock, stdout: `${lock.stdout}${PROBE_MARK}\n${read.stdout}\nprobe-rc=${read.code}\n` };
+    }
+    return this.answer(text);
+  }
+  private answer(text: string) {
+    this.sent.push(text);
     const rule = this.rules.find(r => r.match.test(text) && (r.times === undefined || r.times > 0));
     if (rule?.times !== undefined) rule.times--;
     return { code: rule?.code ?? 0, stdout: rule?.stdout ?? '', stderr: rule?.stderr ?? '' };
+  }
+  private group(text: string) {
+    const member = new RegExp(
+      `^\\(\\n([\\s\\S]*?)\\n\\)\\nprintf '%s %s %s\\\\n' ${STEP_MARK} (\\d+) .*$`,
+      'gm'
+    );
+    let stdout = '';
+    for (const m of text.matchAll(member)) {
+      const r = this.answer(m[1]!);
+      stdout += r.stdout;
+      if (r.code !== 0) return { ...r, stdout };
+      stdout += `${STEP_MARK} ${m[2]} 0\n`;
+    }
+    return { code: 0, stdout, stderr: '' };
   }
   close(): void {}
   /** Index of the first script sent after `from` that matches. */

@@ -227,6 +227,17 @@ p(
     const rt = ratio(dg, rs);
     const v = verdictMax(rt.r, 1.2);
     summary.push(['1', 'Full deploy (verified) vs `rsync -a`', ratioText(rt), '≤ 1.2×', v]);
+    const trips = keyValues('fig1-execs.txt');
+    if (trips.full) {
+      const most = Math.max(...['full', 'changed', 'unchanged'].map(k => Number(trips[k] ?? Infinity)));
+      summary.push([
+        '1r',
+        'Remote round trips per deploy (full / 1% changed / unchanged)',
+        `${trips.full} / ${trips.changed ?? '?'} / ${trips.unchanged}`,
+        '≤ 6',
+        most <= 6 ? '**PASS**' : `**MISS**: ${most} at most`
+      ]);
+    }
     p(
       '`deployguard deploy` (config: `service: { manager: none }`, no checks, no secret scan,',
       '`stability-window: 0s`, `keep-releases: 2`, a new `--release-id` per run) to an emptied target,',
@@ -286,18 +297,18 @@ p(
       }
       if (verify)
         lines.push(
-          `- **Verification adds ${s(verify.ms / 1000)} s after the upload, not during it**: the \`verify\` step sends the`,
-          "  manifest and runs `sha256sum -c` over every file on the host. rsync checks each file's transfer",
-          '  checksum as it writes and has no separate pass. The pass reads back what landed on the disk, not',
-          '  what went over the wire, which is the point; overlapping it with the upload is what is left.'
+          `- **Verification takes ${s(verify.ms / 1000)} s after the upload**: the \`verify\` step sends the`,
+          "  manifest and runs `sha256sum -c` over every file on the host (one per core). rsync checks each file's",
+          '  transfer checksum as it writes and has no separate pass. The pass reads back what landed on the disk,',
+          '  not what went over the wire, which is the point. A full deploy hashes everything; an incremental one',
+          '  hashes only what it sent (figure 2).'
         );
       const execs = keyValues('fig1-execs.txt');
       lines.push(
-        `- **Round trips.** ${execs.full ? `A full deploy opened ${execs.full} exec channels (remote commands) over its one SSH connection, a redeploy of the same tree ${execs.unchanged}, and \`rsync -a\` ${execs.rsync} (counted on an sshd logging every channel request). ` : ''}` +
-          `Besides the upload and verify, ${trips.count} steps each run one small remote command, about ${ms(trips.each)}`,
-        `  apiece here (${s(trips.total / 1000)} s in all), and the commands after the last step (list releases, prune,`,
-        `  record, unlock) take ${s(b.finish / 1000)} s more. Each is a channel open, a remote \`sh -c\` and a wait for its exit;`,
-        '  folding the commands before and after the upload into one script each would save most of it.',
+        `- **Round trips.** ${execs.full ? `A full deploy opened ${execs.full} exec channels (remote commands) over its one SSH connection, a deploy after 1% of the files changed ${execs.changed ?? '?'}, a redeploy of the same tree ${execs.unchanged}, and \`rsync -a\` ${execs.rsync} (counted on an sshd logging every channel request). ` : ''}` +
+          `Besides the upload and verify, ${trips.count} step${trips.count === 1 ? '' : 's'} of the report took about ${ms(trips.each)}`,
+        `  apiece here (${s(trips.total / 1000)} s in all; steps sent together in one script share one round trip), and the commands`,
+        `  after the last step (mark good and list releases; prune, record and unlock) take ${s(b.finish / 1000)} s more.`,
         `- Outside \`deploy()\` (process start, config, artifact scan, report and exit): ${s(b.outside / 1000)} s;`,
         `  connecting: ${ms(b.connect)}. rsync pays its own start, ssh login and file-list walk inside its total.`
       );

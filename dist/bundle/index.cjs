@@ -1,7 +1,7 @@
 /******/ (() => { // webpackBootstrap
 /******/ 	var __webpack_modules__ = ({
 
-/***/ 6656:
+/***/ 6400:
 /***/ ((module) => {
 
 // Copyright 2011 Mark Cavage <mcavage@gmail.com> All rights reserved.
@@ -21,16 +21,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7703:
+/***/ 8951:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Copyright 2011 Mark Cavage <mcavage@gmail.com> All rights reserved.
 
-var errors = __nccwpck_require__(6656);
-var types = __nccwpck_require__(254);
+var errors = __nccwpck_require__(6400);
+var types = __nccwpck_require__(590);
 
-var Reader = __nccwpck_require__(1996);
-var Writer = __nccwpck_require__(9816);
+var Reader = __nccwpck_require__(924);
+var Writer = __nccwpck_require__(7544);
 
 
 // --- Exports
@@ -55,16 +55,16 @@ for (var e in errors) {
 
 /***/ }),
 
-/***/ 1996:
+/***/ 924:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Copyright 2011 Mark Cavage <mcavage@gmail.com> All rights reserved.
 
 var assert = __nccwpck_require__(2613);
-var Buffer = (__nccwpck_require__(2803).Buffer);
+var Buffer = (__nccwpck_require__(9027).Buffer);
 
-var ASN1 = __nccwpck_require__(254);
-var errors = __nccwpck_require__(6656);
+var ASN1 = __nccwpck_require__(590);
+var errors = __nccwpck_require__(6400);
 
 
 // --- Globals
@@ -324,7 +324,7 @@ module.exports = Reader;
 
 /***/ }),
 
-/***/ 254:
+/***/ 590:
 /***/ ((module) => {
 
 // Copyright 2011 Mark Cavage <mcavage@gmail.com> All rights reserved.
@@ -367,15 +367,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9816:
+/***/ 7544:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Copyright 2011 Mark Cavage <mcavage@gmail.com> All rights reserved.
 
 var assert = __nccwpck_require__(2613);
-var Buffer = (__nccwpck_require__(2803).Buffer);
-var ASN1 = __nccwpck_require__(254);
-var errors = __nccwpck_require__(6656);
+var Buffer = (__nccwpck_require__(9027).Buffer);
+var ASN1 = __nccwpck_require__(590);
+var errors = __nccwpck_require__(6400);
 
 
 // --- Globals
@@ -691,7 +691,7 @@ module.exports = Writer;
 
 /***/ }),
 
-/***/ 9837:
+/***/ 2733:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Copyright 2011 Mark Cavage <mcavage@gmail.com> All rights reserved.
@@ -699,7 +699,7 @@ module.exports = Writer;
 // If you have no idea what ASN.1 or BER is, see this:
 // ftp://ftp.rsa.com/pub/pkcs/ascii/layman.asc
 
-var Ber = __nccwpck_require__(7703);
+var Ber = __nccwpck_require__(8951);
 
 
 
@@ -718,13 +718,13 @@ module.exports = {
 
 /***/ }),
 
-/***/ 686:
+/***/ 6046:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var crypto_hash_sha512 = (__nccwpck_require__(668).lowlevel).crypto_hash;
+var crypto_hash_sha512 = (__nccwpck_require__(8156).lowlevel).crypto_hash;
 
 /*
  * This file is a 1:1 port from the OpenBSD blowfish.c and bcrypt_pbkdf.c. As a
@@ -1282,7 +1282,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 298:
+/***/ 5882:
 /***/ ((module) => {
 
 // A simple implementation of make-array
@@ -2925,7 +2925,7 @@ define(module.exports, Symbol.for('setupWindows'), setupWindows)
 
 /***/ }),
 
-/***/ 6543:
+/***/ 1327:
 /***/ ((module) => {
 
 "use strict";
@@ -2961,7 +2961,7 @@ module.exports = isStream;
 
 /***/ }),
 
-/***/ 6512:
+/***/ 48:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -2969,7 +2969,7 @@ module.exports = isStream;
 const fs = __nccwpck_require__(9896);
 const path = __nccwpck_require__(6928);
 const {promisify} = __nccwpck_require__(9023);
-const semver = __nccwpck_require__(9318);
+const semver = __nccwpck_require__(4390);
 
 const useNativeRecursiveOption = semver.satisfies(process.version, '>=10.12.0');
 
@@ -3125,7 +3125,7 @@ module.exports.sync = (input, options) => {
 
 /***/ }),
 
-/***/ 2803:
+/***/ 9027:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -3210,7 +3210,7 @@ module.exports = safer
 
 /***/ }),
 
-/***/ 9318:
+/***/ 4390:
 /***/ ((module, exports) => {
 
 exports = module.exports = SemVer
@@ -5065,7 +5065,7 @@ function coerce (version, options) {
 
 /***/ }),
 
-/***/ 4646:
+/***/ 9830:
 /***/ ((module) => {
 
 module.exports = shellescape;
@@ -5089,7 +5089,7 @@ function shellescape(a) {
 
 /***/ }),
 
-/***/ 5683:
+/***/ 9379:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -5103,8 +5103,8 @@ const {
 
 const {
   CHANNEL_EXTENDED_DATATYPE: { STDERR },
-} = __nccwpck_require__(4020);
-const { bufferSlice } = __nccwpck_require__(2184);
+} = __nccwpck_require__(9044);
+const { bufferSlice } = __nccwpck_require__(4408);
 
 const PACKET_SIZE = 32 * 1024;
 const MAX_WINDOW = 2 * 1024 * 1024;
@@ -5392,7 +5392,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3849:
+/***/ 4969:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -5404,14 +5404,14 @@ const { resolve } = __nccwpck_require__(6928);
 const { readFile } = __nccwpck_require__(9896);
 const { execFile, spawn } = __nccwpck_require__(5317);
 
-const { isParsedKey, parseKey } = __nccwpck_require__(1789);
+const { isParsedKey, parseKey } = __nccwpck_require__(7517);
 
 const {
   makeBufferParser,
   readUInt32BE,
   writeUInt32BE,
   writeUInt32LE,
-} = __nccwpck_require__(2184);
+} = __nccwpck_require__(4408);
 
 function once(cb) {
   let called = false;
@@ -6523,7 +6523,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6297:
+/***/ 9353:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -6559,11 +6559,11 @@ const {
   SUPPORTED_KEX,
   SUPPORTED_MAC,
   SUPPORTED_SERVER_HOST_KEY,
-} = __nccwpck_require__(4020);
-const { init: cryptoInit } = __nccwpck_require__(2888);
-const Protocol = __nccwpck_require__(7841);
-const { parseKey } = __nccwpck_require__(1789);
-const { SFTP } = __nccwpck_require__(4996);
+} = __nccwpck_require__(9044);
+const { init: cryptoInit } = __nccwpck_require__(408);
+const Protocol = __nccwpck_require__(3393);
+const { parseKey } = __nccwpck_require__(7517);
+const { SFTP } = __nccwpck_require__(7396);
 const {
   bufferCopy,
   makeBufferParser,
@@ -6571,23 +6571,23 @@ const {
   readUInt32BE,
   sigSSHToASN1,
   writeUInt32BE,
-} = __nccwpck_require__(2184);
+} = __nccwpck_require__(4408);
 
-const { AgentContext, createAgent, isAgent } = __nccwpck_require__(3849);
+const { AgentContext, createAgent, isAgent } = __nccwpck_require__(4969);
 const {
   Channel,
   MAX_WINDOW,
   PACKET_SIZE,
   windowAdjust,
   WINDOW_THRESHOLD,
-} = __nccwpck_require__(5683);
+} = __nccwpck_require__(9379);
 const {
   ChannelManager,
   generateAlgorithmList,
   isWritable,
   onChannelOpenFailure,
   onCHANNEL_CLOSE,
-} = __nccwpck_require__(2137);
+} = __nccwpck_require__(1289);
 
 const bufferParser = makeBufferParser();
 const sigParser = makeBufferParser();
@@ -8707,7 +8707,7 @@ module.exports = Client;
 
 /***/ }),
 
-/***/ 137:
+/***/ 2729:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -8735,7 +8735,7 @@ for (const ctor of [HttpAgent, HttpsAgent]) {
       const dstPort = options.port;
 
       if (Client === undefined)
-        Client = __nccwpck_require__(6297);
+        Client = __nccwpck_require__(9353);
 
       const client = new Client();
       let triedForward = false;
@@ -8799,7 +8799,7 @@ function decorateStream(stream, ctor, options) {
 
 /***/ }),
 
-/***/ 5472:
+/***/ 3328:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -8812,33 +8812,33 @@ const {
   CygwinAgent,
   OpenSSHAgent,
   PageantAgent,
-} = __nccwpck_require__(3849);
+} = __nccwpck_require__(4969);
 const {
   SSHTTPAgent: HTTPAgent,
   SSHTTPSAgent: HTTPSAgent,
-} = __nccwpck_require__(137);
-const { parseKey } = __nccwpck_require__(1789);
+} = __nccwpck_require__(2729);
+const { parseKey } = __nccwpck_require__(7517);
 const {
   flagsToString,
   OPEN_MODE,
   STATUS_CODE,
   stringToFlags,
-} = __nccwpck_require__(4996);
+} = __nccwpck_require__(7396);
 
 module.exports = {
   AgentProtocol,
   BaseAgent,
   createAgent,
-  Client: __nccwpck_require__(6297),
+  Client: __nccwpck_require__(9353),
   CygwinAgent,
   HTTPAgent,
   HTTPSAgent,
   OpenSSHAgent,
   PageantAgent,
-  Server: __nccwpck_require__(2605),
+  Server: __nccwpck_require__(3389),
   utils: {
     parseKey,
-    ...__nccwpck_require__(3489),
+    ...__nccwpck_require__(2113),
     sftp: {
       flagsToString,
       OPEN_MODE,
@@ -8851,7 +8851,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3489:
+/***/ 2113:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -8865,10 +8865,10 @@ const {
   randomBytes,
 } = __nccwpck_require__(6982);
 
-const { Ber } = __nccwpck_require__(9837);
-const bcrypt_pbkdf = (__nccwpck_require__(686).pbkdf);
+const { Ber } = __nccwpck_require__(2733);
+const bcrypt_pbkdf = (__nccwpck_require__(6046).pbkdf);
 
-const { CIPHER_INFO } = __nccwpck_require__(2888);
+const { CIPHER_INFO } = __nccwpck_require__(408);
 
 const SALT_LEN = 16;
 const DEFAULT_ROUNDS = 16;
@@ -9441,7 +9441,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7841:
+/***/ 3393:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -9487,7 +9487,7 @@ module.exports = {
 
 const { inspect } = __nccwpck_require__(9023);
 
-const { bindingAvailable, NullCipher, NullDecipher } = __nccwpck_require__(2888);
+const { bindingAvailable, NullCipher, NullDecipher } = __nccwpck_require__(408);
 const {
   COMPAT_CHECKS,
   DISCONNECT_REASON,
@@ -9495,18 +9495,18 @@ const {
   MESSAGE,
   SIGNALS,
   TERMINAL_MODE,
-} = __nccwpck_require__(4020);
+} = __nccwpck_require__(9044);
 const {
   DEFAULT_KEXINIT_CLIENT,
   DEFAULT_KEXINIT_SERVER,
   KexInit,
   kexinit,
   onKEXPayload,
-} = __nccwpck_require__(4637);
+} = __nccwpck_require__(797);
 const {
   parseKey,
-} = __nccwpck_require__(1789);
-const MESSAGE_HANDLERS = __nccwpck_require__(9244);
+} = __nccwpck_require__(7517);
+const MESSAGE_HANDLERS = __nccwpck_require__(6316);
 const {
   bufferCopy,
   bufferFill,
@@ -9514,15 +9514,15 @@ const {
   convertSignature,
   sendPacket,
   writeUInt32BE,
-} = __nccwpck_require__(2184);
+} = __nccwpck_require__(4408);
 const {
   PacketReader,
   PacketWriter,
   ZlibPacketReader,
   ZlibPacketWriter,
-} = __nccwpck_require__(4592);
+} = __nccwpck_require__(2752);
 
-const MODULE_VER = (__nccwpck_require__(8342)/* .version */ .rE);
+const MODULE_VER = (__nccwpck_require__(5856)/* .version */ .rE);
 
 const VALID_DISCONNECT_REASONS = new Map(
   Object.values(DISCONNECT_REASON).map((n) => [n, 1])
@@ -11585,7 +11585,7 @@ module.exports = Protocol;
 
 /***/ }),
 
-/***/ 4996:
+/***/ 7396:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -11607,7 +11607,7 @@ const {
   bufferSlice,
   makeBufferParser,
   writeUInt32BE,
-} = __nccwpck_require__(2184);
+} = __nccwpck_require__(4408);
 
 const ATTR = {
   SIZE: 0x00000001,
@@ -15187,7 +15187,7 @@ const {
   ERR_INVALID_ARG_TYPE,
   ERR_OUT_OF_RANGE,
   validateNumber
-} = __nccwpck_require__(3208);
+} = __nccwpck_require__(6200);
 
 const kMinPoolSpace = 128;
 
@@ -15645,7 +15645,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4020:
+/***/ 9044:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -15658,7 +15658,7 @@ try {
   cpuInfo = __nccwpck_require__(6954)();
 } catch {}
 
-const { bindingAvailable, CIPHER_INFO, MAC_INFO } = __nccwpck_require__(2888);
+const { bindingAvailable, CIPHER_INFO, MAC_INFO } = __nccwpck_require__(408);
 
 const eddsaSupported = (() => {
   if (typeof crypto.sign === 'function'
@@ -16009,7 +16009,7 @@ module.exports.DISCONNECT_REASON_BY_VALUE =
 
 /***/ }),
 
-/***/ 2888:
+/***/ 408:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -16025,7 +16025,7 @@ const {
   createCipheriv, createDecipheriv, createHmac, randomFillSync, timingSafeEqual
 } = __nccwpck_require__(6982);
 
-const { readUInt32BE, writeUInt32BE } = __nccwpck_require__(2184);
+const { readUInt32BE, writeUInt32BE } = __nccwpck_require__(4408);
 
 const FastBuffer = Buffer[Symbol.species];
 const MAX_SEQNO = 2 ** 32 - 1;
@@ -16042,7 +16042,7 @@ let AESGCMDecipher;
 let ChaChaPolyDecipher;
 let GenericDecipher;
 try {
-  binding = __nccwpck_require__(8440);
+  binding = __nccwpck_require__(1874);
   ({ AESGCMCipher, ChaChaPolyCipher, GenericCipher,
      AESGCMDecipher, ChaChaPolyDecipher, GenericDecipher } = binding);
 } catch {}
@@ -17596,7 +17596,7 @@ module.exports = {
     // eslint-disable-next-line no-async-promise-executor
     return new Promise(async (resolve, reject) => {
       try {
-        POLY1305_WASM_MODULE = await __nccwpck_require__(7830)();
+        POLY1305_WASM_MODULE = await __nccwpck_require__(1878)();
         POLY1305_RESULT_MALLOC = POLY1305_WASM_MODULE._malloc(16);
         poly1305_auth = POLY1305_WASM_MODULE.cwrap(
           'poly1305_auth',
@@ -17619,7 +17619,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7830:
+/***/ 1878:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -17666,7 +17666,7 @@ else {}
 
 /***/ }),
 
-/***/ 9244:
+/***/ 6316:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -17674,8 +17674,8 @@ else {}
 
 const MESSAGE_HANDLERS = new Array(256);
 [
-  (__nccwpck_require__(4637).HANDLERS),
-  __nccwpck_require__(9964),
+  (__nccwpck_require__(797).HANDLERS),
+  __nccwpck_require__(8268),
 ].forEach((handlers) => {
   // eslint-disable-next-line prefer-const
   for (let [type, handler] of Object.entries(handlers)) {
@@ -17690,7 +17690,7 @@ module.exports = MESSAGE_HANDLERS;
 
 /***/ }),
 
-/***/ 9964:
+/***/ 8268:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -17702,18 +17702,18 @@ const {
   doFatalError,
   sigSSHToASN1,
   writeUInt32BE,
-} = __nccwpck_require__(2184);
+} = __nccwpck_require__(4408);
 
 const {
   CHANNEL_OPEN_FAILURE,
   COMPAT,
   MESSAGE,
   TERMINAL_MODE,
-} = __nccwpck_require__(4020);
+} = __nccwpck_require__(9044);
 
 const {
   parseKey,
-} = __nccwpck_require__(1789);
+} = __nccwpck_require__(7517);
 
 const TERMINAL_MODE_BY_VALUE =
   Array.from(Object.entries(TERMINAL_MODE))
@@ -18983,7 +18983,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4637:
+/***/ 797:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -19000,7 +19000,7 @@ const {
   randomFillSync,
 } = __nccwpck_require__(6982);
 
-const { Ber } = __nccwpck_require__(9837);
+const { Ber } = __nccwpck_require__(2733);
 
 const {
   COMPAT,
@@ -19012,14 +19012,14 @@ const {
   DEFAULT_COMPRESSION,
   DISCONNECT_REASON,
   MESSAGE,
-} = __nccwpck_require__(4020);
+} = __nccwpck_require__(9044);
 const {
   CIPHER_INFO,
   createCipher,
   createDecipher,
   MAC_INFO,
-} = __nccwpck_require__(2888);
-const { parseDERKey } = __nccwpck_require__(1789);
+} = __nccwpck_require__(408);
+const { parseDERKey } = __nccwpck_require__(7517);
 const {
   bufferFill,
   bufferParser,
@@ -19028,13 +19028,13 @@ const {
   FastBuffer,
   sigSSHToASN1,
   writeUInt32BE,
-} = __nccwpck_require__(2184);
+} = __nccwpck_require__(4408);
 const {
   PacketReader,
   PacketWriter,
   ZlibPacketReader,
   ZlibPacketWriter,
-} = __nccwpck_require__(4592);
+} = __nccwpck_require__(2752);
 
 let MESSAGE_HANDLERS;
 
@@ -20778,7 +20778,7 @@ function onKEXPayload(state, payload) {
       case MESSAGE.UNIMPLEMENTED:
       case MESSAGE.DEBUG:
         if (!MESSAGE_HANDLERS)
-          MESSAGE_HANDLERS = __nccwpck_require__(9244);
+          MESSAGE_HANDLERS = __nccwpck_require__(6316);
         return MESSAGE_HANDLERS[type](this, payload);
     }
   }
@@ -20786,7 +20786,7 @@ function onKEXPayload(state, payload) {
   switch (type) {
     case MESSAGE.DISCONNECT:
       if (!MESSAGE_HANDLERS)
-        MESSAGE_HANDLERS = __nccwpck_require__(9244);
+        MESSAGE_HANDLERS = __nccwpck_require__(6316);
       return MESSAGE_HANDLERS[type](this, payload);
     case MESSAGE.KEXINIT:
       if (!state.firstPacket) {
@@ -20899,7 +20899,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1789:
+/***/ 7517:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -20922,18 +20922,18 @@ const {
 } = __nccwpck_require__(6982);
 const supportedOpenSSLCiphers = getCiphers();
 
-const { Ber } = __nccwpck_require__(9837);
-const bcrypt_pbkdf = (__nccwpck_require__(686).pbkdf);
+const { Ber } = __nccwpck_require__(2733);
+const bcrypt_pbkdf = (__nccwpck_require__(6046).pbkdf);
 
-const { CIPHER_INFO } = __nccwpck_require__(2888);
-const { eddsaSupported, SUPPORTED_CIPHER } = __nccwpck_require__(4020);
+const { CIPHER_INFO } = __nccwpck_require__(408);
+const { eddsaSupported, SUPPORTED_CIPHER } = __nccwpck_require__(9044);
 const {
   bufferSlice,
   makeBufferParser,
   readString,
   readUInt32BE,
   writeUInt32BE,
-} = __nccwpck_require__(2184);
+} = __nccwpck_require__(4408);
 
 const SYM_HASH_ALGO = Symbol('Hash Algorithm');
 const SYM_PRIV_PEM = Symbol('Private key PEM');
@@ -22391,7 +22391,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3208:
+/***/ 6200:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -22514,13 +22514,13 @@ exports.validateNumber = function validateNumber(value, name) {
 
 /***/ }),
 
-/***/ 2184:
+/***/ 4408:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const Ber = (__nccwpck_require__(9837).Ber);
+const Ber = (__nccwpck_require__(2733).Ber);
 
 let DISCONNECT_REASON;
 
@@ -22691,7 +22691,7 @@ module.exports = {
   doFatalError: (protocol, msg, level, reason) => {
     let err;
     if (DISCONNECT_REASON === undefined)
-      ({ DISCONNECT_REASON } = __nccwpck_require__(4020));
+      ({ DISCONNECT_REASON } = __nccwpck_require__(9044));
     if (msg instanceof Error) {
       // doFatalError(protocol, err[, reason])
       err = msg;
@@ -22878,7 +22878,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4592:
+/***/ 2752:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -23141,7 +23141,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2605:
+/***/ 3389:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -23170,13 +23170,13 @@ const {
   SUPPORTED_KEX,
   SUPPORTED_MAC,
   SUPPORTED_SERVER_HOST_KEY,
-} = __nccwpck_require__(4020);
-const { init: cryptoInit } = __nccwpck_require__(2888);
-const { KexInit } = __nccwpck_require__(4637);
-const { parseKey } = __nccwpck_require__(1789);
-const Protocol = __nccwpck_require__(7841);
-const { SFTP } = __nccwpck_require__(4996);
-const { writeUInt32BE } = __nccwpck_require__(2184);
+} = __nccwpck_require__(9044);
+const { init: cryptoInit } = __nccwpck_require__(408);
+const { KexInit } = __nccwpck_require__(797);
+const { parseKey } = __nccwpck_require__(7517);
+const Protocol = __nccwpck_require__(3393);
+const { SFTP } = __nccwpck_require__(7396);
+const { writeUInt32BE } = __nccwpck_require__(4408);
 
 const {
   Channel,
@@ -23184,7 +23184,7 @@ const {
   PACKET_SIZE,
   windowAdjust,
   WINDOW_THRESHOLD,
-} = __nccwpck_require__(5683);
+} = __nccwpck_require__(9379);
 
 const {
   ChannelManager,
@@ -23192,7 +23192,7 @@ const {
   isWritable,
   onChannelOpenFailure,
   onCHANNEL_CLOSE,
-} = __nccwpck_require__(2137);
+} = __nccwpck_require__(1289);
 
 const MAX_PENDING_AUTHS = 10;
 
@@ -24529,13 +24529,13 @@ module.exports.IncomingClient = Client;
 
 /***/ }),
 
-/***/ 2137:
+/***/ 1289:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const { SFTP } = __nccwpck_require__(4996);
+const { SFTP } = __nccwpck_require__(7396);
 
 const MAX_CHANNEL = 2 ** 32 - 1;
 
@@ -24873,15 +24873,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 770:
+/***/ 8482:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-module.exports = __nccwpck_require__(218);
+module.exports = __nccwpck_require__(9290);
 
 
 /***/ }),
 
-/***/ 218:
+/***/ 9290:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -25153,7 +25153,7 @@ exports.debug = debug; // for test
 
 /***/ }),
 
-/***/ 668:
+/***/ 8156:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 (function(nacl) {
@@ -27548,34 +27548,34 @@ nacl.setPRNG = function(fn) {
 
 /***/ }),
 
-/***/ 6752:
+/***/ 2480:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const Client = __nccwpck_require__(3701)
-const Dispatcher = __nccwpck_require__(883)
-const Pool = __nccwpck_require__(628)
-const BalancedPool = __nccwpck_require__(837)
-const Agent = __nccwpck_require__(7405)
-const ProxyAgent = __nccwpck_require__(6672)
-const EnvHttpProxyAgent = __nccwpck_require__(3137)
-const RetryAgent = __nccwpck_require__(50)
-const errors = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
+const Client = __nccwpck_require__(1285)
+const Dispatcher = __nccwpck_require__(7939)
+const Pool = __nccwpck_require__(2244)
+const BalancedPool = __nccwpck_require__(2549)
+const Agent = __nccwpck_require__(8285)
+const ProxyAgent = __nccwpck_require__(9920)
+const EnvHttpProxyAgent = __nccwpck_require__(929)
+const RetryAgent = __nccwpck_require__(1346)
+const errors = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
 const { InvalidArgumentError } = errors
-const api = __nccwpck_require__(6615)
-const buildConnector = __nccwpck_require__(9136)
-const MockClient = __nccwpck_require__(7365)
-const MockAgent = __nccwpck_require__(7501)
-const MockPool = __nccwpck_require__(4004)
-const mockErrors = __nccwpck_require__(2429)
-const RetryHandler = __nccwpck_require__(7816)
-const { getGlobalDispatcher, setGlobalDispatcher } = __nccwpck_require__(2581)
-const DecoratorHandler = __nccwpck_require__(8155)
-const RedirectHandler = __nccwpck_require__(8754)
-const createRedirectInterceptor = __nccwpck_require__(5092)
+const api = __nccwpck_require__(8567)
+const buildConnector = __nccwpck_require__(2784)
+const MockClient = __nccwpck_require__(9493)
+const MockAgent = __nccwpck_require__(1437)
+const MockPool = __nccwpck_require__(5220)
+const mockErrors = __nccwpck_require__(9917)
+const RetryHandler = __nccwpck_require__(5640)
+const { getGlobalDispatcher, setGlobalDispatcher } = __nccwpck_require__(8421)
+const DecoratorHandler = __nccwpck_require__(91)
+const RedirectHandler = __nccwpck_require__(7970)
+const createRedirectInterceptor = __nccwpck_require__(6036)
 
 Object.assign(Dispatcher.prototype, api)
 
@@ -27593,10 +27593,10 @@ module.exports.DecoratorHandler = DecoratorHandler
 module.exports.RedirectHandler = RedirectHandler
 module.exports.createRedirectInterceptor = createRedirectInterceptor
 module.exports.interceptors = {
-  redirect: __nccwpck_require__(1514),
-  retry: __nccwpck_require__(2026),
-  dump: __nccwpck_require__(8060),
-  dns: __nccwpck_require__(379)
+  redirect: __nccwpck_require__(730),
+  retry: __nccwpck_require__(4346),
+  dump: __nccwpck_require__(8412),
+  dns: __nccwpck_require__(8731)
 }
 
 module.exports.buildConnector = buildConnector
@@ -27658,7 +27658,7 @@ function makeDispatcher (fn) {
 module.exports.setGlobalDispatcher = setGlobalDispatcher
 module.exports.getGlobalDispatcher = getGlobalDispatcher
 
-const fetchImpl = (__nccwpck_require__(4398).fetch)
+const fetchImpl = (__nccwpck_require__(8702).fetch)
 module.exports.fetch = async function fetch (init, options = undefined) {
   try {
     return await fetchImpl(init, options)
@@ -27670,39 +27670,39 @@ module.exports.fetch = async function fetch (init, options = undefined) {
     throw err
   }
 }
-module.exports.Headers = __nccwpck_require__(660).Headers
-module.exports.Response = __nccwpck_require__(9051).Response
-module.exports.Request = __nccwpck_require__(9967).Request
-module.exports.FormData = __nccwpck_require__(5910).FormData
+module.exports.Headers = __nccwpck_require__(5524).Headers
+module.exports.Response = __nccwpck_require__(715).Response
+module.exports.Request = __nccwpck_require__(175).Request
+module.exports.FormData = __nccwpck_require__(1142).FormData
 module.exports.File = globalThis.File ?? (__nccwpck_require__(4573).File)
-module.exports.FileReader = __nccwpck_require__(8355).FileReader
+module.exports.FileReader = __nccwpck_require__(4848).FileReader
 
-const { setGlobalOrigin, getGlobalOrigin } = __nccwpck_require__(1059)
+const { setGlobalOrigin, getGlobalOrigin } = __nccwpck_require__(179)
 
 module.exports.setGlobalOrigin = setGlobalOrigin
 module.exports.getGlobalOrigin = getGlobalOrigin
 
-const { CacheStorage } = __nccwpck_require__(3245)
-const { kConstruct } = __nccwpck_require__(109)
+const { CacheStorage } = __nccwpck_require__(5965)
+const { kConstruct } = __nccwpck_require__(61)
 
 // Cache & CacheStorage are tightly coupled with fetch. Even if it may run
 // in an older version of Node, it doesn't have any use without fetch.
 module.exports.caches = new CacheStorage(kConstruct)
 
-const { deleteCookie, getCookies, getSetCookies, setCookie } = __nccwpck_require__(9061)
+const { deleteCookie, getCookies, getSetCookies, setCookie } = __nccwpck_require__(6933)
 
 module.exports.deleteCookie = deleteCookie
 module.exports.getCookies = getCookies
 module.exports.getSetCookies = getSetCookies
 module.exports.setCookie = setCookie
 
-const { parseMIMEType, serializeAMimeType } = __nccwpck_require__(1900)
+const { parseMIMEType, serializeAMimeType } = __nccwpck_require__(7708)
 
 module.exports.parseMIMEType = parseMIMEType
 module.exports.serializeAMimeType = serializeAMimeType
 
-const { CloseEvent, ErrorEvent, MessageEvent } = __nccwpck_require__(5188)
-module.exports.WebSocket = __nccwpck_require__(3726).WebSocket
+const { CloseEvent, ErrorEvent, MessageEvent } = __nccwpck_require__(7316)
+module.exports.WebSocket = __nccwpck_require__(1886).WebSocket
 module.exports.CloseEvent = CloseEvent
 module.exports.ErrorEvent = ErrorEvent
 module.exports.MessageEvent = MessageEvent
@@ -27718,18 +27718,18 @@ module.exports.MockPool = MockPool
 module.exports.MockAgent = MockAgent
 module.exports.mockErrors = mockErrors
 
-const { EventSource } = __nccwpck_require__(1238)
+const { EventSource } = __nccwpck_require__(1670)
 
 module.exports.EventSource = EventSource
 
 
 /***/ }),
 
-/***/ 158:
+/***/ 670:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { addAbortListener } = __nccwpck_require__(3440)
-const { RequestAbortedError } = __nccwpck_require__(8707)
+const { addAbortListener } = __nccwpck_require__(4640)
+const { RequestAbortedError } = __nccwpck_require__(4627)
 
 const kListener = Symbol('kListener')
 const kSignal = Symbol('kSignal')
@@ -27789,7 +27789,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2279:
+/***/ 2004:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -27797,9 +27797,9 @@ module.exports = {
 
 const assert = __nccwpck_require__(4589)
 const { AsyncResource } = __nccwpck_require__(6698)
-const { InvalidArgumentError, SocketError } = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
-const { addSignal, removeSignal } = __nccwpck_require__(158)
+const { InvalidArgumentError, SocketError } = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
+const { addSignal, removeSignal } = __nccwpck_require__(670)
 
 class ConnectHandler extends AsyncResource {
   constructor (opts, callback) {
@@ -27905,7 +27905,7 @@ module.exports = connect
 
 /***/ }),
 
-/***/ 6862:
+/***/ 5646:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -27920,10 +27920,10 @@ const {
   InvalidArgumentError,
   InvalidReturnValueError,
   RequestAbortedError
-} = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
+} = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
 const { AsyncResource } = __nccwpck_require__(6698)
-const { addSignal, removeSignal } = __nccwpck_require__(158)
+const { addSignal, removeSignal } = __nccwpck_require__(670)
 const assert = __nccwpck_require__(4589)
 
 const kResume = Symbol('resume')
@@ -28164,17 +28164,17 @@ module.exports = pipeline
 
 /***/ }),
 
-/***/ 4043:
+/***/ 4203:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
 const assert = __nccwpck_require__(4589)
-const { Readable } = __nccwpck_require__(9927)
-const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
-const { getResolveErrorBodyCallback } = __nccwpck_require__(7655)
+const { Readable } = __nccwpck_require__(471)
+const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
+const { getResolveErrorBodyCallback } = __nccwpck_require__(2247)
 const { AsyncResource } = __nccwpck_require__(6698)
 
 class RequestHandler extends AsyncResource {
@@ -28386,7 +28386,7 @@ module.exports.RequestHandler = RequestHandler
 
 /***/ }),
 
-/***/ 3560:
+/***/ 9656:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -28394,11 +28394,11 @@ module.exports.RequestHandler = RequestHandler
 
 const assert = __nccwpck_require__(4589)
 const { finished, PassThrough } = __nccwpck_require__(7075)
-const { InvalidArgumentError, InvalidReturnValueError } = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
-const { getResolveErrorBodyCallback } = __nccwpck_require__(7655)
+const { InvalidArgumentError, InvalidReturnValueError } = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
+const { getResolveErrorBodyCallback } = __nccwpck_require__(2247)
 const { AsyncResource } = __nccwpck_require__(6698)
-const { addSignal, removeSignal } = __nccwpck_require__(158)
+const { addSignal, removeSignal } = __nccwpck_require__(670)
 
 class StreamHandler extends AsyncResource {
   constructor (opts, factory, callback) {
@@ -28614,16 +28614,16 @@ module.exports = stream
 
 /***/ }),
 
-/***/ 1882:
+/***/ 6730:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const { InvalidArgumentError, SocketError } = __nccwpck_require__(8707)
+const { InvalidArgumentError, SocketError } = __nccwpck_require__(4627)
 const { AsyncResource } = __nccwpck_require__(6698)
-const util = __nccwpck_require__(3440)
-const { addSignal, removeSignal } = __nccwpck_require__(158)
+const util = __nccwpck_require__(4640)
+const { addSignal, removeSignal } = __nccwpck_require__(670)
 const assert = __nccwpck_require__(4589)
 
 class UpgradeHandler extends AsyncResource {
@@ -28730,22 +28730,22 @@ module.exports = upgrade
 
 /***/ }),
 
-/***/ 6615:
+/***/ 8567:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-module.exports.request = __nccwpck_require__(4043)
-module.exports.stream = __nccwpck_require__(3560)
-module.exports.pipeline = __nccwpck_require__(6862)
-module.exports.upgrade = __nccwpck_require__(1882)
-module.exports.connect = __nccwpck_require__(2279)
+module.exports.request = __nccwpck_require__(4203)
+module.exports.stream = __nccwpck_require__(9656)
+module.exports.pipeline = __nccwpck_require__(5646)
+module.exports.upgrade = __nccwpck_require__(6730)
+module.exports.connect = __nccwpck_require__(2004)
 
 
 /***/ }),
 
-/***/ 9927:
+/***/ 471:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -28755,9 +28755,9 @@ module.exports.connect = __nccwpck_require__(2279)
 
 const assert = __nccwpck_require__(4589)
 const { Readable } = __nccwpck_require__(7075)
-const { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
-const { ReadableStreamFrom } = __nccwpck_require__(3440)
+const { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
+const { ReadableStreamFrom } = __nccwpck_require__(4640)
 
 const kConsume = Symbol('kConsume')
 const kReading = Symbol('kReading')
@@ -29138,15 +29138,15 @@ module.exports = { Readable: BodyReadable, chunksDecode }
 
 /***/ }),
 
-/***/ 7655:
+/***/ 2247:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 const assert = __nccwpck_require__(4589)
 const {
   ResponseStatusCodeError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(4627)
 
-const { chunksDecode } = __nccwpck_require__(9927)
+const { chunksDecode } = __nccwpck_require__(471)
 const CHUNK_LIMIT = 128 * 1024
 
 async function getResolveErrorBodyCallback ({ callback, body, contentType, statusCode, statusMessage, headers }) {
@@ -29238,7 +29238,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9136:
+/***/ 2784:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -29246,9 +29246,9 @@ module.exports = {
 
 const net = __nccwpck_require__(7030)
 const assert = __nccwpck_require__(4589)
-const util = __nccwpck_require__(3440)
-const { InvalidArgumentError, ConnectTimeoutError } = __nccwpck_require__(8707)
-const timers = __nccwpck_require__(6603)
+const util = __nccwpck_require__(4640)
+const { InvalidArgumentError, ConnectTimeoutError } = __nccwpck_require__(4627)
+const timers = __nccwpck_require__(1275)
 
 function noop () {}
 
@@ -29486,7 +29486,7 @@ module.exports = buildConnector
 
 /***/ }),
 
-/***/ 735:
+/***/ 2303:
 /***/ ((module) => {
 
 "use strict";
@@ -29612,7 +29612,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2414:
+/***/ 3374:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -29822,7 +29822,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8707:
+/***/ 4627:
 /***/ ((module) => {
 
 "use strict";
@@ -30255,7 +30255,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4655:
+/***/ 7311:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -30264,7 +30264,7 @@ module.exports = {
 const {
   InvalidArgumentError,
   NotSupportedError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(4627)
 const assert = __nccwpck_require__(4589)
 const {
   isValidHTTPToken,
@@ -30279,9 +30279,9 @@ const {
   validateHandler,
   getServerName,
   normalizedMethodRecords
-} = __nccwpck_require__(3440)
-const { channels } = __nccwpck_require__(2414)
-const { headerNameLowerCasedRecord } = __nccwpck_require__(735)
+} = __nccwpck_require__(4640)
+const { channels } = __nccwpck_require__(3374)
+const { headerNameLowerCasedRecord } = __nccwpck_require__(2303)
 
 // Verifies that a given path is valid does not contain control chars \x00 to \x20
 const invalidPathRegex = /[^\u0021-\u00ff]/
@@ -30745,7 +30745,7 @@ module.exports = Request
 
 /***/ }),
 
-/***/ 6443:
+/***/ 4043:
 /***/ ((module) => {
 
 module.exports = {
@@ -30819,7 +30819,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7752:
+/***/ 4152:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -30828,7 +30828,7 @@ module.exports = {
 const {
   wellknownHeaderNames,
   headerNameLowerCasedRecord
-} = __nccwpck_require__(735)
+} = __nccwpck_require__(2303)
 
 class TstNode {
   /** @type {any} */
@@ -30979,14 +30979,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3440:
+/***/ 4640:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
 const assert = __nccwpck_require__(4589)
-const { kDestroyed, kBodyUsed, kListeners, kBody } = __nccwpck_require__(6443)
+const { kDestroyed, kBodyUsed, kListeners, kBody } = __nccwpck_require__(4043)
 const { IncomingMessage } = __nccwpck_require__(7067)
 const stream = __nccwpck_require__(7075)
 const net = __nccwpck_require__(7030)
@@ -30994,9 +30994,9 @@ const { Blob } = __nccwpck_require__(4573)
 const nodeUtil = __nccwpck_require__(7975)
 const { stringify } = __nccwpck_require__(1792)
 const { EventEmitter: EE } = __nccwpck_require__(8474)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
-const { headerNameLowerCasedRecord } = __nccwpck_require__(735)
-const { tree } = __nccwpck_require__(7752)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
+const { headerNameLowerCasedRecord } = __nccwpck_require__(2303)
+const { tree } = __nccwpck_require__(4152)
 
 const [nodeMajor, nodeMinor] = process.versions.node.split('.').map(v => Number(v))
 
@@ -31706,19 +31706,19 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7405:
+/***/ 8285:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const { InvalidArgumentError } = __nccwpck_require__(8707)
-const { kClients, kRunning, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(6443)
-const DispatcherBase = __nccwpck_require__(1841)
-const Pool = __nccwpck_require__(628)
-const Client = __nccwpck_require__(3701)
-const util = __nccwpck_require__(3440)
-const createRedirectInterceptor = __nccwpck_require__(5092)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
+const { kClients, kRunning, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(4043)
+const DispatcherBase = __nccwpck_require__(9265)
+const Pool = __nccwpck_require__(2244)
+const Client = __nccwpck_require__(1285)
+const util = __nccwpck_require__(4640)
+const createRedirectInterceptor = __nccwpck_require__(6036)
 
 const kOnConnect = Symbol('onConnect')
 const kOnDisconnect = Symbol('onDisconnect')
@@ -31847,7 +31847,7 @@ module.exports = Agent
 
 /***/ }),
 
-/***/ 837:
+/***/ 2549:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -31856,7 +31856,7 @@ module.exports = Agent
 const {
   BalancedPoolMissingUpstreamError,
   InvalidArgumentError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(4627)
 const {
   PoolBase,
   kClients,
@@ -31864,10 +31864,10 @@ const {
   kAddClient,
   kRemoveClient,
   kGetDispatcher
-} = __nccwpck_require__(2128)
-const Pool = __nccwpck_require__(628)
-const { kUrl, kInterceptors } = __nccwpck_require__(6443)
-const { parseOrigin } = __nccwpck_require__(3440)
+} = __nccwpck_require__(3856)
+const Pool = __nccwpck_require__(2244)
+const { kUrl, kInterceptors } = __nccwpck_require__(4043)
+const { parseOrigin } = __nccwpck_require__(4640)
 const kFactory = Symbol('factory')
 
 const kOptions = Symbol('options')
@@ -32064,7 +32064,7 @@ module.exports = BalancedPool
 
 /***/ }),
 
-/***/ 637:
+/***/ 9133:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -32073,9 +32073,9 @@ module.exports = BalancedPool
 /* global WebAssembly */
 
 const assert = __nccwpck_require__(4589)
-const util = __nccwpck_require__(3440)
-const { channels } = __nccwpck_require__(2414)
-const timers = __nccwpck_require__(6603)
+const util = __nccwpck_require__(4640)
+const { channels } = __nccwpck_require__(3374)
+const timers = __nccwpck_require__(1275)
 const {
   RequestContentLengthMismatchError,
   ResponseContentLengthMismatchError,
@@ -32088,7 +32088,7 @@ const {
   BodyTimeoutError,
   HTTPParserError,
   ResponseExceededMaxSizeError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(4627)
 const {
   kUrl,
   kReset,
@@ -32121,9 +32121,9 @@ const {
   kOnError,
   kResume,
   kHTTPContext
-} = __nccwpck_require__(6443)
+} = __nccwpck_require__(4043)
 
-const constants = __nccwpck_require__(2824)
+const constants = __nccwpck_require__(776)
 const EMPTY_BUF = Buffer.alloc(0)
 const FastBuffer = Buffer[Symbol.species]
 const addListener = util.addListener
@@ -32135,11 +32135,11 @@ const kSocketUsed = Symbol('kSocketUsed')
 let extractBody
 
 async function lazyllhttp () {
-  const llhttpWasmData = process.env.JEST_WORKER_ID ? __nccwpck_require__(3870) : undefined
+  const llhttpWasmData = process.env.JEST_WORKER_ID ? __nccwpck_require__(7630) : undefined
 
   let mod
   try {
-    mod = await WebAssembly.compile(__nccwpck_require__(3434))
+    mod = await WebAssembly.compile(__nccwpck_require__(8586))
   } catch (e) {
     /* istanbul ignore next */
 
@@ -32147,7 +32147,7 @@ async function lazyllhttp () {
     // being enabled, but the occurring of this other error
     // * https://github.com/emscripten-core/emscripten/issues/11495
     // got me to remove that check to avoid breaking Node 12.
-    mod = await WebAssembly.compile(llhttpWasmData || __nccwpck_require__(3870))
+    mod = await WebAssembly.compile(llhttpWasmData || __nccwpck_require__(7630))
   }
 
   return await WebAssembly.instantiate(mod, {
@@ -33062,7 +33062,7 @@ function writeH1 (client, request) {
 
   if (util.isFormDataLike(body)) {
     if (!extractBody) {
-      extractBody = (__nccwpck_require__(4492).extractBody)
+      extractBody = (__nccwpck_require__(6396).extractBody)
     }
 
     const [bodyStream, contentType] = extractBody(body)
@@ -33585,7 +33585,7 @@ module.exports = connectH1
 
 /***/ }),
 
-/***/ 8788:
+/***/ 4548:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -33594,13 +33594,13 @@ module.exports = connectH1
 const assert = __nccwpck_require__(4589)
 const { errorMonitor } = __nccwpck_require__(8474)
 const { pipeline } = __nccwpck_require__(7075)
-const util = __nccwpck_require__(3440)
+const util = __nccwpck_require__(4640)
 const {
   RequestContentLengthMismatchError,
   RequestAbortedError,
   SocketError,
   InformationalError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(4627)
 const {
   kUrl,
   kReset,
@@ -33619,7 +33619,7 @@ const {
   kResume,
   kSize,
   kHTTPContext
-} = __nccwpck_require__(6443)
+} = __nccwpck_require__(4043)
 
 const kOpenStreams = Symbol('open streams')
 
@@ -34025,7 +34025,7 @@ function writeH2 (client, request) {
   let contentLength = util.bodyLength(body)
 
   if (util.isFormDataLike(body)) {
-    extractBody ??= (__nccwpck_require__(4492).extractBody)
+    extractBody ??= (__nccwpck_require__(6396).extractBody)
 
     const [bodyStream, contentType] = extractBody(body)
     headers['content-type'] = contentType
@@ -34385,7 +34385,7 @@ module.exports = connectH2
 
 /***/ }),
 
-/***/ 3701:
+/***/ 1285:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -34396,16 +34396,16 @@ module.exports = connectH2
 const assert = __nccwpck_require__(4589)
 const net = __nccwpck_require__(7030)
 const http = __nccwpck_require__(7067)
-const util = __nccwpck_require__(3440)
-const { channels } = __nccwpck_require__(2414)
-const Request = __nccwpck_require__(4655)
-const DispatcherBase = __nccwpck_require__(1841)
+const util = __nccwpck_require__(4640)
+const { channels } = __nccwpck_require__(3374)
+const Request = __nccwpck_require__(7311)
+const DispatcherBase = __nccwpck_require__(9265)
 const {
   InvalidArgumentError,
   InformationalError,
   ClientDestroyedError
-} = __nccwpck_require__(8707)
-const buildConnector = __nccwpck_require__(9136)
+} = __nccwpck_require__(4627)
+const buildConnector = __nccwpck_require__(2784)
 const {
   kUrl,
   kServerName,
@@ -34447,9 +34447,9 @@ const {
   kHTTPContext,
   kMaxConcurrentStreams,
   kResume
-} = __nccwpck_require__(6443)
-const connectH1 = __nccwpck_require__(637)
-const connectH2 = __nccwpck_require__(8788)
+} = __nccwpck_require__(4043)
+const connectH1 = __nccwpck_require__(9133)
+const connectH2 = __nccwpck_require__(4548)
 let deprecatedInterceptorWarned = false
 
 const kClosedResolve = Symbol('kClosedResolve')
@@ -34757,7 +34757,7 @@ class Client extends DispatcherBase {
   }
 }
 
-const createRedirectInterceptor = __nccwpck_require__(5092)
+const createRedirectInterceptor = __nccwpck_require__(6036)
 
 function onError (client, err) {
   if (
@@ -35017,20 +35017,20 @@ module.exports = Client
 
 /***/ }),
 
-/***/ 1841:
+/***/ 9265:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
 const buffer = __nccwpck_require__(4573)
-const Dispatcher = __nccwpck_require__(883)
+const Dispatcher = __nccwpck_require__(7939)
 const {
   ClientDestroyedError,
   ClientClosedError,
   InvalidArgumentError
-} = __nccwpck_require__(8707)
-const { kDestroy, kClose, kClosed, kDestroyed, kDispatch, kInterceptors } = __nccwpck_require__(6443)
+} = __nccwpck_require__(4627)
+const { kDestroy, kClose, kClosed, kDestroyed, kDispatch, kInterceptors } = __nccwpck_require__(4043)
 
 const kOnDestroyed = Symbol('onDestroyed')
 const kOnClosed = Symbol('onClosed')
@@ -35233,7 +35233,7 @@ module.exports = DispatcherBase
 
 /***/ }),
 
-/***/ 883:
+/***/ 7939:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -35306,16 +35306,16 @@ module.exports = Dispatcher
 
 /***/ }),
 
-/***/ 3137:
+/***/ 929:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const DispatcherBase = __nccwpck_require__(1841)
-const { kClose, kDestroy, kClosed, kDestroyed, kDispatch, kNoProxyAgent, kHttpProxyAgent, kHttpsProxyAgent } = __nccwpck_require__(6443)
-const ProxyAgent = __nccwpck_require__(6672)
-const Agent = __nccwpck_require__(7405)
+const DispatcherBase = __nccwpck_require__(9265)
+const { kClose, kDestroy, kClosed, kDestroyed, kDispatch, kNoProxyAgent, kHttpProxyAgent, kHttpsProxyAgent } = __nccwpck_require__(4043)
+const ProxyAgent = __nccwpck_require__(9920)
+const Agent = __nccwpck_require__(8285)
 
 const DEFAULT_PORTS = {
   'http:': 80,
@@ -35474,7 +35474,7 @@ module.exports = EnvHttpProxyAgent
 
 /***/ }),
 
-/***/ 4660:
+/***/ 5844:
 /***/ ((module) => {
 
 "use strict";
@@ -35599,16 +35599,16 @@ module.exports = class FixedQueue {
 
 /***/ }),
 
-/***/ 2128:
+/***/ 3856:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const DispatcherBase = __nccwpck_require__(1841)
-const FixedQueue = __nccwpck_require__(4660)
-const { kConnected, kSize, kRunning, kPending, kQueued, kBusy, kFree, kUrl, kClose, kDestroy, kDispatch } = __nccwpck_require__(6443)
-const PoolStats = __nccwpck_require__(3246)
+const DispatcherBase = __nccwpck_require__(9265)
+const FixedQueue = __nccwpck_require__(5844)
+const { kConnected, kSize, kRunning, kPending, kQueued, kBusy, kFree, kUrl, kClose, kDestroy, kDispatch } = __nccwpck_require__(4043)
+const PoolStats = __nccwpck_require__(5710)
 
 const kClients = Symbol('clients')
 const kNeedDrain = Symbol('needDrain')
@@ -35801,10 +35801,10 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3246:
+/***/ 5710:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { kFree, kConnected, kPending, kQueued, kRunning, kSize } = __nccwpck_require__(6443)
+const { kFree, kConnected, kPending, kQueued, kRunning, kSize } = __nccwpck_require__(4043)
 const kPool = Symbol('pool')
 
 class PoolStats {
@@ -35842,7 +35842,7 @@ module.exports = PoolStats
 
 /***/ }),
 
-/***/ 628:
+/***/ 2244:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -35854,14 +35854,14 @@ const {
   kNeedDrain,
   kAddClient,
   kGetDispatcher
-} = __nccwpck_require__(2128)
-const Client = __nccwpck_require__(3701)
+} = __nccwpck_require__(3856)
+const Client = __nccwpck_require__(1285)
 const {
   InvalidArgumentError
-} = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
-const { kUrl, kInterceptors } = __nccwpck_require__(6443)
-const buildConnector = __nccwpck_require__(9136)
+} = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
+const { kUrl, kInterceptors } = __nccwpck_require__(4043)
+const buildConnector = __nccwpck_require__(2784)
 
 const kOptions = Symbol('options')
 const kConnections = Symbol('connections')
@@ -35957,20 +35957,20 @@ module.exports = Pool
 
 /***/ }),
 
-/***/ 6672:
+/***/ 9920:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const { kProxy, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(6443)
+const { kProxy, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(4043)
 const { URL } = __nccwpck_require__(3136)
-const Agent = __nccwpck_require__(7405)
-const Pool = __nccwpck_require__(628)
-const DispatcherBase = __nccwpck_require__(1841)
-const { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = __nccwpck_require__(8707)
-const buildConnector = __nccwpck_require__(9136)
-const Client = __nccwpck_require__(3701)
+const Agent = __nccwpck_require__(8285)
+const Pool = __nccwpck_require__(2244)
+const DispatcherBase = __nccwpck_require__(9265)
+const { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = __nccwpck_require__(4627)
+const buildConnector = __nccwpck_require__(2784)
+const Client = __nccwpck_require__(1285)
 
 const kAgent = Symbol('proxy agent')
 const kClient = Symbol('proxy client')
@@ -36239,14 +36239,14 @@ module.exports = ProxyAgent
 
 /***/ }),
 
-/***/ 50:
+/***/ 1346:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const Dispatcher = __nccwpck_require__(883)
-const RetryHandler = __nccwpck_require__(7816)
+const Dispatcher = __nccwpck_require__(7939)
+const RetryHandler = __nccwpck_require__(5640)
 
 class RetryAgent extends Dispatcher {
   #agent = null
@@ -36282,7 +36282,7 @@ module.exports = RetryAgent
 
 /***/ }),
 
-/***/ 2581:
+/***/ 8421:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -36291,8 +36291,8 @@ module.exports = RetryAgent
 // We include a version number for the Dispatcher API. In case of breaking changes,
 // this version number must be increased to avoid conflicts.
 const globalDispatcher = Symbol.for('undici.globalDispatcher.1')
-const { InvalidArgumentError } = __nccwpck_require__(8707)
-const Agent = __nccwpck_require__(7405)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
+const Agent = __nccwpck_require__(8285)
 
 if (getGlobalDispatcher() === undefined) {
   setGlobalDispatcher(new Agent())
@@ -36322,7 +36322,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8155:
+/***/ 91:
 /***/ ((module) => {
 
 "use strict";
@@ -36374,16 +36374,16 @@ module.exports = class DecoratorHandler {
 
 /***/ }),
 
-/***/ 8754:
+/***/ 7970:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const util = __nccwpck_require__(3440)
-const { kBodyUsed } = __nccwpck_require__(6443)
+const util = __nccwpck_require__(4640)
+const { kBodyUsed } = __nccwpck_require__(4043)
 const assert = __nccwpck_require__(4589)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
 const EE = __nccwpck_require__(8474)
 
 const redirectableStatusCodes = [300, 301, 302, 303, 307, 308]
@@ -36614,21 +36614,21 @@ module.exports = RedirectHandler
 
 /***/ }),
 
-/***/ 7816:
+/***/ 5640:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 const assert = __nccwpck_require__(4589)
 
-const { kRetryHandlerDefaultRetry } = __nccwpck_require__(6443)
-const { RequestRetryError } = __nccwpck_require__(8707)
+const { kRetryHandlerDefaultRetry } = __nccwpck_require__(4043)
+const { RequestRetryError } = __nccwpck_require__(4627)
 const {
   isDisturbed,
   parseHeaders,
   parseRangeHeader,
   wrapRequestBody
-} = __nccwpck_require__(3440)
+} = __nccwpck_require__(4640)
 
 function calculateRetryAfterHeader (retryAfter) {
   const current = Date.now()
@@ -37059,15 +37059,15 @@ module.exports = RetryHandler
 
 /***/ }),
 
-/***/ 379:
+/***/ 8731:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 const { isIP } = __nccwpck_require__(7030)
 const { lookup } = __nccwpck_require__(610)
-const DecoratorHandler = __nccwpck_require__(8155)
-const { InvalidArgumentError, InformationalError } = __nccwpck_require__(8707)
+const DecoratorHandler = __nccwpck_require__(91)
+const { InvalidArgumentError, InformationalError } = __nccwpck_require__(4627)
 const maxInt = Math.pow(2, 31) - 1
 
 class DNSInstance {
@@ -37442,15 +37442,15 @@ module.exports = interceptorOpts => {
 
 /***/ }),
 
-/***/ 8060:
+/***/ 8412:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const util = __nccwpck_require__(3440)
-const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(8707)
-const DecoratorHandler = __nccwpck_require__(8155)
+const util = __nccwpck_require__(4640)
+const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(4627)
+const DecoratorHandler = __nccwpck_require__(91)
 
 class DumpHandler extends DecoratorHandler {
   #maxSize = 1024 * 1024
@@ -37573,13 +37573,13 @@ module.exports = createDumpInterceptor
 
 /***/ }),
 
-/***/ 5092:
+/***/ 6036:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const RedirectHandler = __nccwpck_require__(8754)
+const RedirectHandler = __nccwpck_require__(7970)
 
 function createRedirectInterceptor ({ maxRedirections: defaultMaxRedirections }) {
   return (dispatch) => {
@@ -37602,12 +37602,12 @@ module.exports = createRedirectInterceptor
 
 /***/ }),
 
-/***/ 1514:
+/***/ 730:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
-const RedirectHandler = __nccwpck_require__(8754)
+const RedirectHandler = __nccwpck_require__(7970)
 
 module.exports = opts => {
   const globalMaxRedirections = opts?.maxRedirections
@@ -37634,12 +37634,12 @@ module.exports = opts => {
 
 /***/ }),
 
-/***/ 2026:
+/***/ 4346:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
-const RetryHandler = __nccwpck_require__(7816)
+const RetryHandler = __nccwpck_require__(5640)
 
 module.exports = globalOpts => {
   return dispatch => {
@@ -37661,14 +37661,14 @@ module.exports = globalOpts => {
 
 /***/ }),
 
-/***/ 2824:
+/***/ 776:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.SPECIAL_HEADERS = exports.HEADER_STATE = exports.MINOR = exports.MAJOR = exports.CONNECTION_TOKEN_CHARS = exports.HEADER_CHARS = exports.TOKEN = exports.STRICT_TOKEN = exports.HEX = exports.URL_CHAR = exports.STRICT_URL_CHAR = exports.USERINFO_CHARS = exports.MARK = exports.ALPHANUM = exports.NUM = exports.HEX_MAP = exports.NUM_MAP = exports.ALPHA = exports.FINISH = exports.H_METHOD_MAP = exports.METHOD_MAP = exports.METHODS_RTSP = exports.METHODS_ICE = exports.METHODS_HTTP = exports.METHODS = exports.LENIENT_FLAGS = exports.FLAGS = exports.TYPE = exports.ERROR = void 0;
-const utils_1 = __nccwpck_require__(172);
+const utils_1 = __nccwpck_require__(1308);
 // C headers
 var ERROR;
 (function (ERROR) {
@@ -37946,7 +37946,7 @@ exports.SPECIAL_HEADERS = {
 
 /***/ }),
 
-/***/ 3870:
+/***/ 7630:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -37959,7 +37959,7 @@ module.exports = Buffer.from('AGFzbQEAAAABJwdgAX8Bf2ADf39/AX9gAX8AYAJ/fwBgBH9/f3
 
 /***/ }),
 
-/***/ 3434:
+/***/ 8586:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -37972,7 +37972,7 @@ module.exports = Buffer.from('AGFzbQEAAAABJwdgAX8Bf2ADf39/AX9gAX8AYAJ/fwBgBH9/f3
 
 /***/ }),
 
-/***/ 172:
+/***/ 1308:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -37994,14 +37994,14 @@ exports.enumToMap = enumToMap;
 
 /***/ }),
 
-/***/ 7501:
+/***/ 1437:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const { kClients } = __nccwpck_require__(6443)
-const Agent = __nccwpck_require__(7405)
+const { kClients } = __nccwpck_require__(4043)
+const Agent = __nccwpck_require__(8285)
 const {
   kAgent,
   kMockAgentSet,
@@ -38012,14 +38012,14 @@ const {
   kGetNetConnect,
   kOptions,
   kFactory
-} = __nccwpck_require__(1117)
-const MockClient = __nccwpck_require__(7365)
-const MockPool = __nccwpck_require__(4004)
-const { matchValue, buildMockOptions } = __nccwpck_require__(3397)
-const { InvalidArgumentError, UndiciError } = __nccwpck_require__(8707)
-const Dispatcher = __nccwpck_require__(883)
-const Pluralizer = __nccwpck_require__(1529)
-const PendingInterceptorsFormatter = __nccwpck_require__(6142)
+} = __nccwpck_require__(941)
+const MockClient = __nccwpck_require__(9493)
+const MockPool = __nccwpck_require__(5220)
+const { matchValue, buildMockOptions } = __nccwpck_require__(8981)
+const { InvalidArgumentError, UndiciError } = __nccwpck_require__(4627)
+const Dispatcher = __nccwpck_require__(7939)
+const Pluralizer = __nccwpck_require__(3289)
+const PendingInterceptorsFormatter = __nccwpck_require__(1726)
 
 class MockAgent extends Dispatcher {
   constructor (opts) {
@@ -38162,15 +38162,15 @@ module.exports = MockAgent
 
 /***/ }),
 
-/***/ 7365:
+/***/ 9493:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
 const { promisify } = __nccwpck_require__(7975)
-const Client = __nccwpck_require__(3701)
-const { buildMockDispatch } = __nccwpck_require__(3397)
+const Client = __nccwpck_require__(1285)
+const { buildMockDispatch } = __nccwpck_require__(8981)
 const {
   kDispatches,
   kMockAgent,
@@ -38179,10 +38179,10 @@ const {
   kOrigin,
   kOriginalDispatch,
   kConnected
-} = __nccwpck_require__(1117)
-const { MockInterceptor } = __nccwpck_require__(1511)
-const Symbols = __nccwpck_require__(6443)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
+} = __nccwpck_require__(941)
+const { MockInterceptor } = __nccwpck_require__(5015)
+const Symbols = __nccwpck_require__(4043)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
 
 /**
  * MockClient provides an API that extends the Client to influence the mockDispatches.
@@ -38229,13 +38229,13 @@ module.exports = MockClient
 
 /***/ }),
 
-/***/ 2429:
+/***/ 9917:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const { UndiciError } = __nccwpck_require__(8707)
+const { UndiciError } = __nccwpck_require__(4627)
 
 const kMockNotMatchedError = Symbol.for('undici.error.UND_MOCK_ERR_MOCK_NOT_MATCHED')
 
@@ -38265,13 +38265,13 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1511:
+/***/ 5015:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const { getResponseData, buildKey, addMockDispatch } = __nccwpck_require__(3397)
+const { getResponseData, buildKey, addMockDispatch } = __nccwpck_require__(8981)
 const {
   kDispatches,
   kDispatchKey,
@@ -38279,9 +38279,9 @@ const {
   kDefaultTrailers,
   kContentLength,
   kMockDispatch
-} = __nccwpck_require__(1117)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
-const { buildURL } = __nccwpck_require__(3440)
+} = __nccwpck_require__(941)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
+const { buildURL } = __nccwpck_require__(4640)
 
 /**
  * Defines the scope API for an interceptor reply
@@ -38480,15 +38480,15 @@ module.exports.MockScope = MockScope
 
 /***/ }),
 
-/***/ 4004:
+/***/ 5220:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
 const { promisify } = __nccwpck_require__(7975)
-const Pool = __nccwpck_require__(628)
-const { buildMockDispatch } = __nccwpck_require__(3397)
+const Pool = __nccwpck_require__(2244)
+const { buildMockDispatch } = __nccwpck_require__(8981)
 const {
   kDispatches,
   kMockAgent,
@@ -38497,10 +38497,10 @@ const {
   kOrigin,
   kOriginalDispatch,
   kConnected
-} = __nccwpck_require__(1117)
-const { MockInterceptor } = __nccwpck_require__(1511)
-const Symbols = __nccwpck_require__(6443)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
+} = __nccwpck_require__(941)
+const { MockInterceptor } = __nccwpck_require__(5015)
+const Symbols = __nccwpck_require__(4043)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
 
 /**
  * MockPool provides an API that extends the Pool to influence the mockDispatches.
@@ -38547,7 +38547,7 @@ module.exports = MockPool
 
 /***/ }),
 
-/***/ 1117:
+/***/ 941:
 /***/ ((module) => {
 
 "use strict";
@@ -38578,21 +38578,21 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3397:
+/***/ 8981:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const { MockNotMatchedError } = __nccwpck_require__(2429)
+const { MockNotMatchedError } = __nccwpck_require__(9917)
 const {
   kDispatches,
   kMockAgent,
   kOriginalDispatch,
   kOrigin,
   kGetNetConnect
-} = __nccwpck_require__(1117)
-const { buildURL } = __nccwpck_require__(3440)
+} = __nccwpck_require__(941)
+const { buildURL } = __nccwpck_require__(4640)
 const { STATUS_CODES } = __nccwpck_require__(7067)
 const {
   types: {
@@ -38953,7 +38953,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6142:
+/***/ 1726:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -39004,7 +39004,7 @@ module.exports = class PendingInterceptorsFormatter {
 
 /***/ }),
 
-/***/ 1529:
+/***/ 3289:
 /***/ ((module) => {
 
 "use strict";
@@ -39041,7 +39041,7 @@ module.exports = class Pluralizer {
 
 /***/ }),
 
-/***/ 6603:
+/***/ 1275:
 /***/ ((module) => {
 
 "use strict";
@@ -39472,21 +39472,21 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9634:
+/***/ 8514:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const { kConstruct } = __nccwpck_require__(109)
-const { urlEquals, getFieldValues } = __nccwpck_require__(6798)
-const { kEnumerableProperty, isDisturbed } = __nccwpck_require__(3440)
-const { webidl } = __nccwpck_require__(5893)
-const { Response, cloneResponse, fromInnerResponse } = __nccwpck_require__(9051)
-const { Request, fromInnerRequest } = __nccwpck_require__(9967)
-const { kState } = __nccwpck_require__(3627)
-const { fetching } = __nccwpck_require__(4398)
-const { urlIsHttpHttpsScheme, createDeferredPromise, readAllBytes } = __nccwpck_require__(3168)
+const { kConstruct } = __nccwpck_require__(61)
+const { urlEquals, getFieldValues } = __nccwpck_require__(6814)
+const { kEnumerableProperty, isDisturbed } = __nccwpck_require__(4640)
+const { webidl } = __nccwpck_require__(5701)
+const { Response, cloneResponse, fromInnerResponse } = __nccwpck_require__(715)
+const { Request, fromInnerRequest } = __nccwpck_require__(175)
+const { kState } = __nccwpck_require__(1995)
+const { fetching } = __nccwpck_require__(8702)
+const { urlIsHttpHttpsScheme, createDeferredPromise, readAllBytes } = __nccwpck_require__(9520)
 const assert = __nccwpck_require__(4589)
 
 /**
@@ -40339,16 +40339,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3245:
+/***/ 5965:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const { kConstruct } = __nccwpck_require__(109)
-const { Cache } = __nccwpck_require__(9634)
-const { webidl } = __nccwpck_require__(5893)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
+const { kConstruct } = __nccwpck_require__(61)
+const { Cache } = __nccwpck_require__(8514)
+const { webidl } = __nccwpck_require__(5701)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
 
 class CacheStorage {
   /**
@@ -40499,28 +40499,28 @@ module.exports = {
 
 /***/ }),
 
-/***/ 109:
+/***/ 61:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
 module.exports = {
-  kConstruct: (__nccwpck_require__(6443).kConstruct)
+  kConstruct: (__nccwpck_require__(4043).kConstruct)
 }
 
 
 /***/ }),
 
-/***/ 6798:
+/***/ 6814:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
 const assert = __nccwpck_require__(4589)
-const { URLSerializer } = __nccwpck_require__(1900)
-const { isValidHeaderName } = __nccwpck_require__(3168)
+const { URLSerializer } = __nccwpck_require__(7708)
+const { isValidHeaderName } = __nccwpck_require__(9520)
 
 /**
  * @see https://url.spec.whatwg.org/#concept-url-equals
@@ -40565,7 +40565,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1276:
+/***/ 3404:
 /***/ ((module) => {
 
 "use strict";
@@ -40585,16 +40585,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9061:
+/***/ 6933:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const { parseSetCookie } = __nccwpck_require__(1978)
-const { stringify } = __nccwpck_require__(7797)
-const { webidl } = __nccwpck_require__(5893)
-const { Headers } = __nccwpck_require__(660)
+const { parseSetCookie } = __nccwpck_require__(8906)
+const { stringify } = __nccwpck_require__(1077)
+const { webidl } = __nccwpck_require__(5701)
+const { Headers } = __nccwpck_require__(5524)
 
 /**
  * @typedef {Object} Cookie
@@ -40777,15 +40777,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1978:
+/***/ 8906:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const { maxNameValuePairSize, maxAttributeValueSize } = __nccwpck_require__(1276)
-const { isCTLExcludingHtab } = __nccwpck_require__(7797)
-const { collectASequenceOfCodePointsFast } = __nccwpck_require__(1900)
+const { maxNameValuePairSize, maxAttributeValueSize } = __nccwpck_require__(3404)
+const { isCTLExcludingHtab } = __nccwpck_require__(1077)
+const { collectASequenceOfCodePointsFast } = __nccwpck_require__(7708)
 const assert = __nccwpck_require__(4589)
 
 /**
@@ -41095,7 +41095,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7797:
+/***/ 1077:
 /***/ ((module) => {
 
 "use strict";
@@ -41455,14 +41455,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4031:
+/***/ 335:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 const buffer = __nccwpck_require__(4573)
 const { Transform } = __nccwpck_require__(7075)
-const { isASCIINumber, isValidLastEventId } = __nccwpck_require__(4811)
+const { isASCIINumber, isValidLastEventId } = __nccwpck_require__(3691)
 
 /**
  * @type {number[]} BOM
@@ -42037,24 +42037,24 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1238:
+/***/ 1670:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
 const { pipeline } = __nccwpck_require__(7075)
-const { fetching } = __nccwpck_require__(4398)
-const { makeRequest } = __nccwpck_require__(9967)
-const { webidl } = __nccwpck_require__(5893)
-const { EventSourceStream } = __nccwpck_require__(4031)
-const { parseMIMEType } = __nccwpck_require__(1900)
-const { createFastMessageEvent } = __nccwpck_require__(5188)
-const { isNetworkError } = __nccwpck_require__(9051)
-const { delay } = __nccwpck_require__(4811)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
-const { environmentSettingsObject } = __nccwpck_require__(3168)
-const { getGlobalDispatcher } = __nccwpck_require__(2581)
+const { fetching } = __nccwpck_require__(8702)
+const { makeRequest } = __nccwpck_require__(175)
+const { webidl } = __nccwpck_require__(5701)
+const { EventSourceStream } = __nccwpck_require__(335)
+const { parseMIMEType } = __nccwpck_require__(7708)
+const { createFastMessageEvent } = __nccwpck_require__(7316)
+const { isNetworkError } = __nccwpck_require__(715)
+const { delay } = __nccwpck_require__(3691)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
+const { environmentSettingsObject } = __nccwpck_require__(9520)
+const { getGlobalDispatcher } = __nccwpck_require__(8421)
 
 let experimentalWarned = false
 
@@ -42528,7 +42528,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4811:
+/***/ 3691:
 /***/ ((module) => {
 
 "use strict";
@@ -42573,13 +42573,13 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4492:
+/***/ 6396:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const util = __nccwpck_require__(3440)
+const util = __nccwpck_require__(4640)
 const {
   ReadableStreamFrom,
   isBlobLike,
@@ -42589,16 +42589,16 @@ const {
   fullyReadBody,
   extractMimeType,
   utf8DecodeBytes
-} = __nccwpck_require__(3168)
-const { FormData } = __nccwpck_require__(5910)
-const { kState } = __nccwpck_require__(3627)
-const { webidl } = __nccwpck_require__(5893)
+} = __nccwpck_require__(9520)
+const { FormData } = __nccwpck_require__(1142)
+const { kState } = __nccwpck_require__(1995)
+const { webidl } = __nccwpck_require__(5701)
 const { Blob } = __nccwpck_require__(4573)
 const assert = __nccwpck_require__(4589)
 const { isErrored, isDisturbed } = __nccwpck_require__(7075)
 const { isArrayBuffer } = __nccwpck_require__(3429)
-const { serializeAMimeType } = __nccwpck_require__(1900)
-const { multipartFormDataParser } = __nccwpck_require__(116)
+const { serializeAMimeType } = __nccwpck_require__(7708)
+const { multipartFormDataParser } = __nccwpck_require__(3028)
 let random
 
 try {
@@ -43110,7 +43110,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4495:
+/***/ 7775:
 /***/ ((module) => {
 
 "use strict";
@@ -43242,7 +43242,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1900:
+/***/ 7708:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -43994,13 +43994,13 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6653:
+/***/ 9197:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const { kConnected, kSize } = __nccwpck_require__(6443)
+const { kConnected, kSize } = __nccwpck_require__(4043)
 
 class CompatWeakRef {
   constructor (value) {
@@ -44048,15 +44048,15 @@ module.exports = function () {
 
 /***/ }),
 
-/***/ 7114:
+/***/ 2538:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
 const { Blob, File } = __nccwpck_require__(4573)
-const { kState } = __nccwpck_require__(3627)
-const { webidl } = __nccwpck_require__(5893)
+const { kState } = __nccwpck_require__(1995)
+const { webidl } = __nccwpck_require__(5701)
 
 // TODO(@KhafraDev): remove
 class FileLike {
@@ -44182,17 +44182,17 @@ module.exports = { FileLike, isFileLike }
 
 /***/ }),
 
-/***/ 116:
+/***/ 3028:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const { isUSVString, bufferToLowerCasedHeaderName } = __nccwpck_require__(3440)
-const { utf8DecodeBytes } = __nccwpck_require__(3168)
-const { HTTP_TOKEN_CODEPOINTS, isomorphicDecode } = __nccwpck_require__(1900)
-const { isFileLike } = __nccwpck_require__(7114)
-const { makeEntry } = __nccwpck_require__(5910)
+const { isUSVString, bufferToLowerCasedHeaderName } = __nccwpck_require__(4640)
+const { utf8DecodeBytes } = __nccwpck_require__(9520)
+const { HTTP_TOKEN_CODEPOINTS, isomorphicDecode } = __nccwpck_require__(7708)
+const { isFileLike } = __nccwpck_require__(2538)
+const { makeEntry } = __nccwpck_require__(1142)
 const assert = __nccwpck_require__(4589)
 const { File: NodeFile } = __nccwpck_require__(4573)
 
@@ -44664,17 +44664,17 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5910:
+/***/ 1142:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const { isBlobLike, iteratorMixin } = __nccwpck_require__(3168)
-const { kState } = __nccwpck_require__(3627)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
-const { FileLike, isFileLike } = __nccwpck_require__(7114)
-const { webidl } = __nccwpck_require__(5893)
+const { isBlobLike, iteratorMixin } = __nccwpck_require__(9520)
+const { kState } = __nccwpck_require__(1995)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
+const { FileLike, isFileLike } = __nccwpck_require__(2538)
+const { webidl } = __nccwpck_require__(5701)
 const { File: NativeFile } = __nccwpck_require__(4573)
 const nodeUtil = __nccwpck_require__(7975)
 
@@ -44924,7 +44924,7 @@ module.exports = { FormData, makeEntry }
 
 /***/ }),
 
-/***/ 1059:
+/***/ 179:
 /***/ ((module) => {
 
 "use strict";
@@ -44972,7 +44972,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 660:
+/***/ 5524:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -44980,14 +44980,14 @@ module.exports = {
 
 
 
-const { kConstruct } = __nccwpck_require__(6443)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
+const { kConstruct } = __nccwpck_require__(4043)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
 const {
   iteratorMixin,
   isValidHeaderName,
   isValidHeaderValue
-} = __nccwpck_require__(3168)
-const { webidl } = __nccwpck_require__(5893)
+} = __nccwpck_require__(9520)
+const { webidl } = __nccwpck_require__(5701)
 const assert = __nccwpck_require__(4589)
 const util = __nccwpck_require__(7975)
 
@@ -45667,7 +45667,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4398:
+/***/ 8702:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -45681,9 +45681,9 @@ const {
   filterResponse,
   makeResponse,
   fromInnerResponse
-} = __nccwpck_require__(9051)
-const { HeadersList } = __nccwpck_require__(660)
-const { Request, cloneRequest } = __nccwpck_require__(9967)
+} = __nccwpck_require__(715)
+const { HeadersList } = __nccwpck_require__(5524)
+const { Request, cloneRequest } = __nccwpck_require__(175)
 const zlib = __nccwpck_require__(8522)
 const {
   bytesMatch,
@@ -45719,23 +45719,23 @@ const {
   buildContentRange,
   createInflate,
   extractMimeType
-} = __nccwpck_require__(3168)
-const { kState, kDispatcher } = __nccwpck_require__(3627)
+} = __nccwpck_require__(9520)
+const { kState, kDispatcher } = __nccwpck_require__(1995)
 const assert = __nccwpck_require__(4589)
-const { safelyExtractBody, extractBody } = __nccwpck_require__(4492)
+const { safelyExtractBody, extractBody } = __nccwpck_require__(6396)
 const {
   redirectStatusSet,
   nullBodyStatus,
   safeMethodsSet,
   requestBodyHeader,
   subresourceSet
-} = __nccwpck_require__(4495)
+} = __nccwpck_require__(7775)
 const EE = __nccwpck_require__(8474)
 const { Readable, pipeline, finished } = __nccwpck_require__(7075)
-const { addAbortListener, isErrored, isReadable, bufferToLowerCasedHeaderName } = __nccwpck_require__(3440)
-const { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = __nccwpck_require__(1900)
-const { getGlobalDispatcher } = __nccwpck_require__(2581)
-const { webidl } = __nccwpck_require__(5893)
+const { addAbortListener, isErrored, isReadable, bufferToLowerCasedHeaderName } = __nccwpck_require__(4640)
+const { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = __nccwpck_require__(7708)
+const { getGlobalDispatcher } = __nccwpck_require__(8421)
+const { webidl } = __nccwpck_require__(5701)
 const { STATUS_CODES } = __nccwpck_require__(7067)
 const GET_OR_HEAD = ['GET', 'HEAD']
 
@@ -47945,7 +47945,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9967:
+/***/ 175:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -47953,16 +47953,16 @@ module.exports = {
 
 
 
-const { extractBody, mixinBody, cloneBody, bodyUnusable } = __nccwpck_require__(4492)
-const { Headers, fill: fillHeaders, HeadersList, setHeadersGuard, getHeadersGuard, setHeadersList, getHeadersList } = __nccwpck_require__(660)
-const { FinalizationRegistry } = __nccwpck_require__(6653)()
-const util = __nccwpck_require__(3440)
+const { extractBody, mixinBody, cloneBody, bodyUnusable } = __nccwpck_require__(6396)
+const { Headers, fill: fillHeaders, HeadersList, setHeadersGuard, getHeadersGuard, setHeadersList, getHeadersList } = __nccwpck_require__(5524)
+const { FinalizationRegistry } = __nccwpck_require__(9197)()
+const util = __nccwpck_require__(4640)
 const nodeUtil = __nccwpck_require__(7975)
 const {
   isValidHTTPToken,
   sameOrigin,
   environmentSettingsObject
-} = __nccwpck_require__(3168)
+} = __nccwpck_require__(9520)
 const {
   forbiddenMethodsSet,
   corsSafeListedMethodsSet,
@@ -47972,12 +47972,12 @@ const {
   requestCredentials,
   requestCache,
   requestDuplex
-} = __nccwpck_require__(4495)
+} = __nccwpck_require__(7775)
 const { kEnumerableProperty, normalizedMethodRecordsBase, normalizedMethodRecords } = util
-const { kHeaders, kSignal, kState, kDispatcher } = __nccwpck_require__(3627)
-const { webidl } = __nccwpck_require__(5893)
-const { URLSerializer } = __nccwpck_require__(1900)
-const { kConstruct } = __nccwpck_require__(6443)
+const { kHeaders, kSignal, kState, kDispatcher } = __nccwpck_require__(1995)
+const { webidl } = __nccwpck_require__(5701)
+const { URLSerializer } = __nccwpck_require__(7708)
+const { kConstruct } = __nccwpck_require__(4043)
 const assert = __nccwpck_require__(4589)
 const { getMaxListeners, setMaxListeners, getEventListeners, defaultMaxListeners } = __nccwpck_require__(8474)
 
@@ -48990,15 +48990,15 @@ module.exports = { Request, makeRequest, fromInnerRequest, cloneRequest }
 
 /***/ }),
 
-/***/ 9051:
+/***/ 715:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const { Headers, HeadersList, fill, getHeadersGuard, setHeadersGuard, setHeadersList } = __nccwpck_require__(660)
-const { extractBody, cloneBody, mixinBody, hasFinalizationRegistry, streamRegistry, bodyUnusable } = __nccwpck_require__(4492)
-const util = __nccwpck_require__(3440)
+const { Headers, HeadersList, fill, getHeadersGuard, setHeadersGuard, setHeadersList } = __nccwpck_require__(5524)
+const { extractBody, cloneBody, mixinBody, hasFinalizationRegistry, streamRegistry, bodyUnusable } = __nccwpck_require__(6396)
+const util = __nccwpck_require__(4640)
 const nodeUtil = __nccwpck_require__(7975)
 const { kEnumerableProperty } = util
 const {
@@ -49010,16 +49010,16 @@ const {
   isErrorLike,
   isomorphicEncode,
   environmentSettingsObject: relevantRealm
-} = __nccwpck_require__(3168)
+} = __nccwpck_require__(9520)
 const {
   redirectStatusSet,
   nullBodyStatus
-} = __nccwpck_require__(4495)
-const { kState, kHeaders } = __nccwpck_require__(3627)
-const { webidl } = __nccwpck_require__(5893)
-const { FormData } = __nccwpck_require__(5910)
-const { URLSerializer } = __nccwpck_require__(1900)
-const { kConstruct } = __nccwpck_require__(6443)
+} = __nccwpck_require__(7775)
+const { kState, kHeaders } = __nccwpck_require__(1995)
+const { webidl } = __nccwpck_require__(5701)
+const { FormData } = __nccwpck_require__(1142)
+const { URLSerializer } = __nccwpck_require__(7708)
+const { kConstruct } = __nccwpck_require__(4043)
 const assert = __nccwpck_require__(4589)
 const { types } = __nccwpck_require__(7975)
 
@@ -49608,7 +49608,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3627:
+/***/ 1995:
 /***/ ((module) => {
 
 "use strict";
@@ -49625,7 +49625,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3168:
+/***/ 9520:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -49633,14 +49633,14 @@ module.exports = {
 
 const { Transform } = __nccwpck_require__(7075)
 const zlib = __nccwpck_require__(8522)
-const { redirectStatusSet, referrerPolicySet: referrerPolicyTokens, badPortsSet } = __nccwpck_require__(4495)
-const { getGlobalOrigin } = __nccwpck_require__(1059)
-const { collectASequenceOfCodePoints, collectAnHTTPQuotedString, removeChars, parseMIMEType } = __nccwpck_require__(1900)
+const { redirectStatusSet, referrerPolicySet: referrerPolicyTokens, badPortsSet } = __nccwpck_require__(7775)
+const { getGlobalOrigin } = __nccwpck_require__(179)
+const { collectASequenceOfCodePoints, collectAnHTTPQuotedString, removeChars, parseMIMEType } = __nccwpck_require__(7708)
 const { performance } = __nccwpck_require__(643)
-const { isBlobLike, ReadableStreamFrom, isValidHTTPToken, normalizedMethodRecordsBase } = __nccwpck_require__(3440)
+const { isBlobLike, ReadableStreamFrom, isValidHTTPToken, normalizedMethodRecordsBase } = __nccwpck_require__(4640)
 const assert = __nccwpck_require__(4589)
 const { isUint8Array } = __nccwpck_require__(3429)
-const { webidl } = __nccwpck_require__(5893)
+const { webidl } = __nccwpck_require__(5701)
 
 let supportedHashes = []
 
@@ -51265,7 +51265,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5893:
+/***/ 5701:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -51273,7 +51273,7 @@ module.exports = {
 
 const { types, inspect } = __nccwpck_require__(7975)
 const { markAsUncloneable } = __nccwpck_require__(5919)
-const { toUSVString } = __nccwpck_require__(3440)
+const { toUSVString } = __nccwpck_require__(4640)
 
 /** @type {import('../../../types/webidl').Webidl} */
 const webidl = {}
@@ -51968,7 +51968,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2607:
+/***/ 2927:
 /***/ ((module) => {
 
 "use strict";
@@ -52266,7 +52266,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8355:
+/***/ 4848:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -52276,16 +52276,16 @@ const {
   staticPropertyDescriptors,
   readOperation,
   fireAProgressEvent
-} = __nccwpck_require__(3610)
+} = __nccwpck_require__(410)
 const {
   kState,
   kError,
   kResult,
   kEvents,
   kAborted
-} = __nccwpck_require__(961)
-const { webidl } = __nccwpck_require__(5893)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
+} = __nccwpck_require__(4929)
+const { webidl } = __nccwpck_require__(5701)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
 
 class FileReader extends EventTarget {
   constructor () {
@@ -52618,13 +52618,13 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8573:
+/***/ 5549:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const { webidl } = __nccwpck_require__(5893)
+const { webidl } = __nccwpck_require__(5701)
 
 const kState = Symbol('ProgressEvent state')
 
@@ -52704,7 +52704,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 961:
+/***/ 4929:
 /***/ ((module) => {
 
 "use strict";
@@ -52722,7 +52722,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3610:
+/***/ 410:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -52734,10 +52734,10 @@ const {
   kResult,
   kAborted,
   kLastProgressEventFired
-} = __nccwpck_require__(961)
-const { ProgressEvent } = __nccwpck_require__(8573)
-const { getEncoding } = __nccwpck_require__(2607)
-const { serializeAMimeType, parseMIMEType } = __nccwpck_require__(1900)
+} = __nccwpck_require__(4929)
+const { ProgressEvent } = __nccwpck_require__(5549)
+const { getEncoding } = __nccwpck_require__(2927)
+const { serializeAMimeType, parseMIMEType } = __nccwpck_require__(7708)
 const { types } = __nccwpck_require__(7975)
 const { StringDecoder } = __nccwpck_require__(3193)
 const { btoa } = __nccwpck_require__(4573)
@@ -53121,28 +53121,28 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6897:
+/***/ 7905:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const { uid, states, sentCloseFrameState, emptyBuffer, opcodes } = __nccwpck_require__(736)
+const { uid, states, sentCloseFrameState, emptyBuffer, opcodes } = __nccwpck_require__(6096)
 const {
   kReadyState,
   kSentClose,
   kByteParser,
   kReceivedClose,
   kResponse
-} = __nccwpck_require__(1216)
-const { fireEvent, failWebsocketConnection, isClosing, isClosed, isEstablished, parseExtensions } = __nccwpck_require__(8625)
-const { channels } = __nccwpck_require__(2414)
-const { CloseEvent } = __nccwpck_require__(5188)
-const { makeRequest } = __nccwpck_require__(9967)
-const { fetching } = __nccwpck_require__(4398)
-const { Headers, getHeadersList } = __nccwpck_require__(660)
-const { getDecodeSplit } = __nccwpck_require__(3168)
-const { WebsocketFrameSend } = __nccwpck_require__(3264)
+} = __nccwpck_require__(32)
+const { fireEvent, failWebsocketConnection, isClosing, isClosed, isEstablished, parseExtensions } = __nccwpck_require__(1025)
+const { channels } = __nccwpck_require__(3374)
+const { CloseEvent } = __nccwpck_require__(7316)
+const { makeRequest } = __nccwpck_require__(175)
+const { fetching } = __nccwpck_require__(8702)
+const { Headers, getHeadersList } = __nccwpck_require__(5524)
+const { getDecodeSplit } = __nccwpck_require__(9520)
+const { WebsocketFrameSend } = __nccwpck_require__(9104)
 
 /** @type {import('crypto')} */
 let crypto
@@ -53500,7 +53500,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 736:
+/***/ 6096:
 /***/ ((module) => {
 
 "use strict";
@@ -53574,15 +53574,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5188:
+/***/ 7316:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const { webidl } = __nccwpck_require__(5893)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
-const { kConstruct } = __nccwpck_require__(6443)
+const { webidl } = __nccwpck_require__(5701)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
+const { kConstruct } = __nccwpck_require__(4043)
 const { MessagePort } = __nccwpck_require__(5919)
 
 /**
@@ -53911,13 +53911,13 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3264:
+/***/ 9104:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const { maxUnsigned16Bit } = __nccwpck_require__(736)
+const { maxUnsigned16Bit } = __nccwpck_require__(6096)
 
 const BUFFER_SIZE = 16386
 
@@ -54015,15 +54015,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9469:
+/***/ 1869:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
 const { createInflateRaw, Z_DEFAULT_WINDOWBITS } = __nccwpck_require__(8522)
-const { isValidClientWindowBits } = __nccwpck_require__(8625)
-const { MessageSizeExceededError } = __nccwpck_require__(8707)
+const { isValidClientWindowBits } = __nccwpck_require__(1025)
+const { MessageSizeExceededError } = __nccwpck_require__(4627)
 
 const tail = Buffer.from([0x00, 0x00, 0xff, 0xff])
 const kBuffer = Symbol('kBuffer')
@@ -54128,7 +54128,7 @@ module.exports = { PerMessageDeflate }
 
 /***/ }),
 
-/***/ 1652:
+/***/ 9332:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -54136,9 +54136,9 @@ module.exports = { PerMessageDeflate }
 
 const { Writable } = __nccwpck_require__(7075)
 const assert = __nccwpck_require__(4589)
-const { parserStates, opcodes, states, emptyBuffer, sentCloseFrameState } = __nccwpck_require__(736)
-const { kReadyState, kSentClose, kResponse, kReceivedClose } = __nccwpck_require__(1216)
-const { channels } = __nccwpck_require__(2414)
+const { parserStates, opcodes, states, emptyBuffer, sentCloseFrameState } = __nccwpck_require__(6096)
+const { kReadyState, kSentClose, kResponse, kReceivedClose } = __nccwpck_require__(32)
+const { channels } = __nccwpck_require__(3374)
 const {
   isValidStatusCode,
   isValidOpcode,
@@ -54148,11 +54148,11 @@ const {
   isControlFrame,
   isTextBinaryFrame,
   isContinuationFrame
-} = __nccwpck_require__(8625)
-const { WebsocketFrameSend } = __nccwpck_require__(3264)
-const { closeWebSocketConnection } = __nccwpck_require__(6897)
-const { PerMessageDeflate } = __nccwpck_require__(9469)
-const { MessageSizeExceededError } = __nccwpck_require__(8707)
+} = __nccwpck_require__(1025)
+const { WebsocketFrameSend } = __nccwpck_require__(9104)
+const { closeWebSocketConnection } = __nccwpck_require__(7905)
+const { PerMessageDeflate } = __nccwpck_require__(1869)
+const { MessageSizeExceededError } = __nccwpck_require__(4627)
 
 function failWebsocketConnectionWithCode (ws, code, reason) {
   closeWebSocketConnection(ws, code, reason, Buffer.byteLength(reason))
@@ -54663,15 +54663,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3900:
+/***/ 9388:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const { WebsocketFrameSend } = __nccwpck_require__(3264)
-const { opcodes, sendHints } = __nccwpck_require__(736)
-const FixedQueue = __nccwpck_require__(4660)
+const { WebsocketFrameSend } = __nccwpck_require__(9104)
+const { opcodes, sendHints } = __nccwpck_require__(6096)
+const FixedQueue = __nccwpck_require__(5844)
 
 /** @type {typeof Uint8Array} */
 const FastBuffer = Buffer[Symbol.species]
@@ -54775,7 +54775,7 @@ module.exports = { SendQueue }
 
 /***/ }),
 
-/***/ 1216:
+/***/ 32:
 /***/ ((module) => {
 
 "use strict";
@@ -54795,17 +54795,17 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8625:
+/***/ 1025:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const { kReadyState, kController, kResponse, kBinaryType, kWebSocketURL } = __nccwpck_require__(1216)
-const { states, opcodes } = __nccwpck_require__(736)
-const { ErrorEvent, createFastMessageEvent } = __nccwpck_require__(5188)
+const { kReadyState, kController, kResponse, kBinaryType, kWebSocketURL } = __nccwpck_require__(32)
+const { states, opcodes } = __nccwpck_require__(6096)
+const { ErrorEvent, createFastMessageEvent } = __nccwpck_require__(7316)
 const { isUtf8 } = __nccwpck_require__(4573)
-const { collectASequenceOfCodePointsFast, removeHTTPWhitespace } = __nccwpck_require__(1900)
+const { collectASequenceOfCodePointsFast, removeHTTPWhitespace } = __nccwpck_require__(7708)
 
 /* globals Blob */
 
@@ -55125,16 +55125,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3726:
+/***/ 1886:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const { webidl } = __nccwpck_require__(5893)
-const { URLSerializer } = __nccwpck_require__(1900)
-const { environmentSettingsObject } = __nccwpck_require__(3168)
-const { staticPropertyDescriptors, states, sentCloseFrameState, sendHints } = __nccwpck_require__(736)
+const { webidl } = __nccwpck_require__(5701)
+const { URLSerializer } = __nccwpck_require__(7708)
+const { environmentSettingsObject } = __nccwpck_require__(9520)
+const { staticPropertyDescriptors, states, sentCloseFrameState, sendHints } = __nccwpck_require__(6096)
 const {
   kWebSocketURL,
   kReadyState,
@@ -55143,21 +55143,21 @@ const {
   kResponse,
   kSentClose,
   kByteParser
-} = __nccwpck_require__(1216)
+} = __nccwpck_require__(32)
 const {
   isConnecting,
   isEstablished,
   isClosing,
   isValidSubprotocol,
   fireEvent
-} = __nccwpck_require__(8625)
-const { establishWebSocketConnection, closeWebSocketConnection } = __nccwpck_require__(6897)
-const { ByteParser } = __nccwpck_require__(1652)
-const { kEnumerableProperty, isBlobLike } = __nccwpck_require__(3440)
-const { getGlobalDispatcher } = __nccwpck_require__(2581)
+} = __nccwpck_require__(1025)
+const { establishWebSocketConnection, closeWebSocketConnection } = __nccwpck_require__(7905)
+const { ByteParser } = __nccwpck_require__(9332)
+const { kEnumerableProperty, isBlobLike } = __nccwpck_require__(4640)
+const { getGlobalDispatcher } = __nccwpck_require__(8421)
 const { types } = __nccwpck_require__(7975)
-const { ErrorEvent, CloseEvent } = __nccwpck_require__(5188)
-const { SendQueue } = __nccwpck_require__(3900)
+const { ErrorEvent, CloseEvent } = __nccwpck_require__(7316)
+const { SendQueue } = __nccwpck_require__(9388)
 
 // https://websockets.spec.whatwg.org/#interface-definition
 class WebSocket extends EventTarget {
@@ -55728,7 +55728,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3043:
+/***/ 5994:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -55742,24 +55742,24 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 // UNUSED EXPORTS: maskSecret
 
-// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 8 modules
-var core = __nccwpck_require__(6058);
+// EXTERNAL MODULE: ../main/node_modules/@actions/core/lib/core.js + 8 modules
+var core = __nccwpck_require__(2906);
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __nccwpck_require__(3024);
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
 // EXTERNAL MODULE: ./src/deploy.ts + 12 modules
-var deploy = __nccwpck_require__(5084);
+var deploy = __nccwpck_require__(8580);
 // EXTERNAL MODULE: ./src/errors.ts
-var errors = __nccwpck_require__(3916);
+var errors = __nccwpck_require__(2174);
 // EXTERNAL MODULE: ./src/io/github.ts
-var github = __nccwpck_require__(6557);
+var github = __nccwpck_require__(4591);
 // EXTERNAL MODULE: ./src/io/private-dir.ts
-var private_dir = __nccwpck_require__(8149);
+var private_dir = __nccwpck_require__(8151);
 // EXTERNAL MODULE: ./src/io/actions-log.ts
-var actions_log = __nccwpck_require__(7200);
+var actions_log = __nccwpck_require__(4622);
 // EXTERNAL MODULE: ./src/io/secrets.ts
-var secrets = __nccwpck_require__(3965);
+var secrets = __nccwpck_require__(7771);
 ;// CONCATENATED MODULE: ./src/execute/result.ts
 
 /** The result of a deploy stopped before any host was contacted (by the test command). */
@@ -55780,23 +55780,23 @@ function blockedResult(settings, err, at) {
 }
 
 // EXTERNAL MODULE: ./src/report/changes.ts
-var changes = __nccwpck_require__(9059);
+var changes = __nccwpck_require__(5585);
 // EXTERNAL MODULE: ./src/report/deliver.ts
-var deliver = __nccwpck_require__(6263);
+var deliver = __nccwpck_require__(9029);
 // EXTERNAL MODULE: ./src/report/publish.ts
-var publish = __nccwpck_require__(4617);
+var publish = __nccwpck_require__(1127);
 // EXTERNAL MODULE: ./src/report/record.ts
-var report_record = __nccwpck_require__(3498);
+var report_record = __nccwpck_require__(4215);
 // EXTERNAL MODULE: ./src/report/summary.ts
-var summary = __nccwpck_require__(7994);
+var summary = __nccwpck_require__(5880);
 // EXTERNAL MODULE: ./src/scan/pre-deploy.ts + 3 modules
-var pre_deploy = __nccwpck_require__(872);
+var pre_deploy = __nccwpck_require__(2050);
 // EXTERNAL MODULE: ./src/settings/inputs.ts
-var inputs = __nccwpck_require__(7428);
+var inputs = __nccwpck_require__(4426);
 // EXTERNAL MODULE: ./src/settings/load.ts
-var load = __nccwpck_require__(4037);
+var load = __nccwpck_require__(6359);
 // EXTERNAL MODULE: ./src/settings/schema.ts
-var schema = __nccwpck_require__(8826);
+var schema = __nccwpck_require__(4128);
 ;// CONCATENATED MODULE: ./src/action.ts
 
 
@@ -56032,7 +56032,7 @@ function maskSecret(value) {
 
 /***/ }),
 
-/***/ 4994:
+/***/ 716:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -56047,15 +56047,15 @@ __nccwpck_require__.d(__webpack_exports__, {
 // UNUSED EXPORTS: probeFor, realClock, runCheck, tally
 
 // EXTERNAL MODULE: ./src/remote/blue-green.ts
-var blue_green = __nccwpck_require__(8810);
+var blue_green = __nccwpck_require__(2704);
 // EXTERNAL MODULE: ./src/remote/layout.ts
-var layout = __nccwpck_require__(4614);
+var layout = __nccwpck_require__(9472);
 // EXTERNAL MODULE: ./src/settings/types.ts
-var types = __nccwpck_require__(1664);
+var types = __nccwpck_require__(5134);
 // EXTERNAL MODULE: ./src/remote/commands.ts
-var commands = __nccwpck_require__(1050);
+var commands = __nccwpck_require__(5360);
 // EXTERNAL MODULE: ./src/remote/shell.ts
-var shell = __nccwpck_require__(648);
+var shell = __nccwpck_require__(5630);
 ;// CONCATENATED MODULE: ./src/checks/host-probes.ts
 
 
@@ -57563,7 +57563,7 @@ function tally(results) {
 
 /***/ }),
 
-/***/ 1689:
+/***/ 2780:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -57582,15 +57582,15 @@ var external_node_fs_ = __nccwpck_require__(3024);
 // EXTERNAL MODULE: external "node:util"
 var external_node_util_ = __nccwpck_require__(7975);
 // EXTERNAL MODULE: ./src/checks/runner.ts + 3 modules
-var runner = __nccwpck_require__(4994);
+var runner = __nccwpck_require__(716);
 // EXTERNAL MODULE: ./src/errors.ts
-var errors = __nccwpck_require__(3916);
+var errors = __nccwpck_require__(2174);
 // EXTERNAL MODULE: ./src/io/ssh.ts + 3 modules
-var ssh = __nccwpck_require__(3311);
+var ssh = __nccwpck_require__(6141);
 // EXTERNAL MODULE: ./src/remote/blue-green.ts
-var blue_green = __nccwpck_require__(8810);
+var blue_green = __nccwpck_require__(2704);
 // EXTERNAL MODULE: ./src/settings/types.ts
-var types = __nccwpck_require__(1664);
+var types = __nccwpck_require__(5134);
 ;// CONCATENATED MODULE: ./src/check.ts
 
 
@@ -57634,7 +57634,7 @@ async function checkNow(settings, stage, log) {
 }
 
 // EXTERNAL MODULE: ./src/deploy.ts + 12 modules
-var deploy = __nccwpck_require__(5084);
+var deploy = __nccwpck_require__(8580);
 // EXTERNAL MODULE: external "node:fs/promises"
 var promises_ = __nccwpck_require__(1455);
 // EXTERNAL MODULE: external "node:os"
@@ -57642,9 +57642,9 @@ var external_node_os_ = __nccwpck_require__(8161);
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
 // EXTERNAL MODULE: ./src/report/summary.ts
-var summary = __nccwpck_require__(7994);
+var summary = __nccwpck_require__(5880);
 // EXTERNAL MODULE: ./src/settings/parse.ts
-var parse = __nccwpck_require__(6894);
+var parse = __nccwpck_require__(6840);
 // EXTERNAL MODULE: external "node:net"
 var external_node_net_ = __nccwpck_require__(7030);
 ;// CONCATENATED MODULE: ./src/demo/sandbox.ts
@@ -57928,11 +57928,11 @@ async function runDemo(log) {
 }
 
 // EXTERNAL MODULE: ./src/remote/commands.ts
-var commands = __nccwpck_require__(1050);
+var commands = __nccwpck_require__(5360);
 // EXTERNAL MODULE: ./src/remote/layout.ts
-var remote_layout = __nccwpck_require__(4614);
+var remote_layout = __nccwpck_require__(9472);
 // EXTERNAL MODULE: ./src/record/host-record.ts
-var host_record = __nccwpck_require__(4669);
+var host_record = __nccwpck_require__(855);
 ;// CONCATENATED MODULE: ./src/history.ts
 
 
@@ -57966,14 +57966,14 @@ async function readHistory(settings, limit, log) {
 }
 
 // EXTERNAL MODULE: ./src/io/log.ts
-var io_log = __nccwpck_require__(9334);
+var io_log = __nccwpck_require__(1124);
 // EXTERNAL MODULE: ./src/io/private-dir.ts
-var private_dir = __nccwpck_require__(8149);
-// EXTERNAL MODULE: ./node_modules/ssh2/lib/index.js
-var lib = __nccwpck_require__(5472);
+var private_dir = __nccwpck_require__(8151);
+// EXTERNAL MODULE: ../main/node_modules/ssh2/lib/index.js
+var lib = __nccwpck_require__(3328);
 var lib_default = /*#__PURE__*/__nccwpck_require__.n(lib);
 // EXTERNAL MODULE: ./src/remote/hostkeys.ts
-var hostkeys = __nccwpck_require__(2838);
+var hostkeys = __nccwpck_require__(9180);
 ;// CONCATENATED MODULE: ./src/remote/pin.ts
 
 
@@ -58087,13 +58087,13 @@ async function pinCommand(host, port, write, opts = {}) {
 }
 
 // EXTERNAL MODULE: ./src/preflight.ts
-var preflight = __nccwpck_require__(4504);
+var preflight = __nccwpck_require__(3078);
 // EXTERNAL MODULE: ./src/io/secrets.ts
-var secrets = __nccwpck_require__(3965);
+var secrets = __nccwpck_require__(7771);
 // EXTERNAL MODULE: ./src/report/changes.ts
-var changes = __nccwpck_require__(9059);
+var changes = __nccwpck_require__(5585);
 // EXTERNAL MODULE: ./src/report/deliver.ts
-var deliver = __nccwpck_require__(6263);
+var deliver = __nccwpck_require__(9029);
 ;// CONCATENATED MODULE: ./src/report/history.ts
 
 /** The history as a terminal table, newest first. */
@@ -58122,17 +58122,17 @@ function renderHistory(host, log) {
 }
 
 // EXTERNAL MODULE: ./src/report/record.ts
-var record = __nccwpck_require__(3498);
+var record = __nccwpck_require__(4215);
 // EXTERNAL MODULE: ./src/scan/pre-deploy.ts + 3 modules
-var pre_deploy = __nccwpck_require__(872);
+var pre_deploy = __nccwpck_require__(2050);
 // EXTERNAL MODULE: ./src/settings/config.ts
-var config = __nccwpck_require__(9551);
+var config = __nccwpck_require__(4393);
 // EXTERNAL MODULE: ./src/settings/inputs.ts
-var inputs = __nccwpck_require__(7428);
+var inputs = __nccwpck_require__(4426);
 // EXTERNAL MODULE: ./src/settings/load.ts
-var load = __nccwpck_require__(4037);
+var load = __nccwpck_require__(6359);
 // EXTERNAL MODULE: ./src/settings/schema.ts
-var schema = __nccwpck_require__(8826);
+var schema = __nccwpck_require__(4128);
 ;// CONCATENATED MODULE: ./src/settings/starter.ts
 /**
  * Where editors find the schema of deployguard.yml: the `deployguard.schema.json` this repository
@@ -58177,7 +58177,7 @@ checks:
 `;
 
 // EXTERNAL MODULE: ./src/settings/wording.ts
-var wording = __nccwpck_require__(2865);
+var wording = __nccwpck_require__(3855);
 ;// CONCATENATED MODULE: ./package.json
 const package_namespaceObject = {"rE":"0.1.0"};
 ;// CONCATENATED MODULE: ./src/version.ts
@@ -58706,7 +58706,7 @@ function withCommit(env) {
 
 /***/ }),
 
-/***/ 5084:
+/***/ 8580:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -58720,23 +58720,25 @@ __nccwpck_require__.d(__webpack_exports__, {
 // UNUSED EXPORTS: checksForDeployStage, readArtifact
 
 // EXTERNAL MODULE: ./src/io/ssh.ts + 3 modules
-var ssh = __nccwpck_require__(3311);
+var ssh = __nccwpck_require__(6141);
 // EXTERNAL MODULE: ./src/checks/runner.ts + 3 modules
-var runner = __nccwpck_require__(4994);
+var runner = __nccwpck_require__(716);
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
 // EXTERNAL MODULE: ./src/errors.ts
-var errors = __nccwpck_require__(3916);
+var errors = __nccwpck_require__(2174);
 // EXTERNAL MODULE: ./src/remote/commands.ts
-var commands = __nccwpck_require__(1050);
+var commands = __nccwpck_require__(5360);
+// EXTERNAL MODULE: ./src/remote/shell.ts
+var shell = __nccwpck_require__(5630);
 // EXTERNAL MODULE: ./src/remote/layout.ts
-var remote_layout = __nccwpck_require__(4614);
+var remote_layout = __nccwpck_require__(9472);
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __nccwpck_require__(3024);
 // EXTERNAL MODULE: ./src/transfer/artifact.ts
-var transfer_artifact = __nccwpck_require__(6441);
+var transfer_artifact = __nccwpck_require__(5279);
 ;// CONCATENATED MODULE: ./src/transfer/delta.ts
 
 
@@ -58854,11 +58856,9 @@ function planDelta(artifact, local, previous, modes, shared) {
 }
 
 // EXTERNAL MODULE: ./src/record/host-record.ts
-var host_record = __nccwpck_require__(4669);
+var host_record = __nccwpck_require__(855);
 // EXTERNAL MODULE: ./src/remote/blue-green.ts
-var blue_green = __nccwpck_require__(8810);
-// EXTERNAL MODULE: ./src/remote/shell.ts
-var shell = __nccwpck_require__(648);
+var blue_green = __nccwpck_require__(2704);
 ;// CONCATENATED MODULE: ./src/plan/plan.ts
 
 
@@ -59295,12 +59295,14 @@ async function runRecorded(run, step, fn, undo = false) {
         return value;
     }
     catch (err) {
-        const ms = Date.now() - t0;
-        const detail = (0,errors/* describeError */.Uc)(err);
-        run.report.steps.push({ id: step.id, title: step.title, ok: false, ms, detail, undo, at });
-        deps.log.error(`✗ ${run.parallel ? `${run.host.name}: ` : ''}${step.title} (${ms} ms): ${detail}`);
+        recordFailed(run, step, Date.now() - t0, at, (0,errors/* describeError */.Uc)(err), undo);
         throw err;
     }
+}
+function recordFailed(run, step, ms, at, detail, undo = false) {
+    const { deps } = run.ctx;
+    run.report.steps.push({ id: step.id, title: step.title, ok: false, ms, detail, undo, at });
+    deps.log.error(`✗ ${run.parallel ? `${run.host.name}: ` : ''}${step.title} (${ms} ms): ${detail}`);
 }
 function recordDone(run, step, ms, at, undo = false) {
     const { deps } = run.ctx;
@@ -59339,412 +59341,6 @@ function throwFirst(settled) {
     const failed = settled.find((r) => r.status === 'rejected');
     if (failed)
         throw failed.reason;
-}
-
-;// CONCATENATED MODULE: ./src/execute/lock.ts
-
-
-
-
-
-/**
- * The host lock: taken with an atomic `mkdir` before anything is read, refreshed by a heartbeat
- * while the deploy runs, taken over only when abandoned, and released on every path.
- */
-const LOCK_STEP = { id: 'lock', title: 'Lock the host' };
-const hostKey = (h) => `${h.host}:${String(h.port).padStart(5, '0')}`;
-const compareText = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
-/**
- * Locks every host. Uncontended (the usual case) a fleet is locked at once, `per` hosts at a
- * time, one round trip each. If any host is busy, the locks just taken are released and the
- * hosts are locked one by one, waiting for each, in an order every deploy shares (by address and
- * port, not config order): two deploys racing for the same fleet then queue behind each other
- * instead of each holding half of it.
- */
-async function lockHosts(ctx, runs, per) {
-    const { settings, deps, layout, token } = ctx;
-    const script = () => lockScript(settings, layout, token, deps.now());
-    if (runs.length > 1 && per > 1) {
-        const taken = new Map();
-        const settled = await inBatches(runs, per, async (run) => {
-            const at = deps.now().getTime();
-            const t0 = Date.now();
-            if (await acquireLock(script(), run, false))
-                taken.set(run, { at, ms: Date.now() - t0 });
-        });
-        if (taken.size === runs.length) {
-            for (const run of runs)
-                recordDone(run, LOCK_STEP, taken.get(run).ms, taken.get(run).at);
-            return;
-        }
-        await Promise.all([...taken.keys()].map(run => unlock(run)));
-        throwFirst(settled);
-        deps.log.info(`${runs
-            .filter(r => !taken.has(r))
-            .map(r => r.host.name)
-            .join(', ')}: locked by another deploy; locking the hosts one by one, in order`);
-    }
-    // One order for every deploy, whatever order its config lists the hosts in.
-    const ordered = [...runs].sort((a, b) => compareText(hostKey(a.host), hostKey(b.host)));
-    for (const run of ordered) {
-        await runRecorded(run, LOCK_STEP, async () => {
-            await acquireLock(script(), run, true);
-        });
-    }
-}
-async function acquireLock(script, run, 
-/** Wait for a busy lock (up to `lock.wait`); without, a busy lock returns false at once. */
-wait) {
-    const { settings, deps, token } = run.ctx;
-    const deadline = Date.now() + settings.lock.waitMs;
-    for (;;) {
-        // Until the script says "taken" or "busy", the lock may be ours on the host: a link that
-        // drops under it loses the answer, not the mkdir. The release at the end removes it if so
-        // (it only ever removes a lock carrying our token).
-        run.lockUnsure = true;
-        const r = await run.shell.exec(script);
-        run.lockUnsure = r.code !== 0 && r.code !== commands/* LOCK_BUSY */.sk;
-        if (r.code === 0) {
-            run.locked = true;
-            startHeartbeat(run);
-            deps.onLock?.(run.host, true, token);
-            if (r.stdout.startsWith('taken-over')) {
-                run.abandoned = r.stdout.split('\n').slice(2).join('\n').trim();
-                deps.log.warn(`${run.host.name}: took over an abandoned lock (older than the TTL). Previous owner: ${r.stdout.split('\n').slice(1).join(' ').trim()}`);
-            }
-            return true;
-        }
-        if (r.code !== commands/* LOCK_BUSY */.sk)
-            throw new StepFailed(`${run.host.name}: could not take the lock (exit ${r.code}): ${tail(r.stderr)}`, 'deploy', `deployguard keeps its lock and records in ${(0,remote_layout/* layoutFor */.Q2)(settings.target).stateDir}; the user ${run.host.user} must be able to create it (for in-place deploys, that means write access to the target's parent directory).`);
-        if (!wait)
-            return false;
-        const owner = r.stdout.trim().split('\n').slice(1).join(' ');
-        if (Date.now() >= deadline) {
-            throw new errors/* DeployError */.sH(`${run.host.name}: another deploy holds the lock: ${owner || '(owner unknown)'}`, 'deploy', `Wait for it to finish. A deploy refreshes its lock while it runs; if it died, the lock is taken over ${Math.round(settings.lock.ttlMs / 1000)} s after its last refresh (deploy.lock-ttl). Or remove ${run.plan?.layout.lockDir ?? 'the lock directory'} on the host after checking nothing runs.`);
-        }
-        deps.log.info(`${run.host.name}: waiting for the lock held by ${owner}`);
-        await deps.sleep(Math.min(5000, Math.max(200, deadline - Date.now())));
-    }
-}
-/**
- * Refreshes a held lock a few times per TTL. A lock nobody refreshes for the TTL belongs to a
- * deploy that died (a killed runner), and the next deploy takes it over; so a live deploy keeps
- * its lock however long it runs. When the refresh finds the lock taken over, the deploy stops
- * before its next step.
- */
-function startHeartbeat(run) {
-    const { settings, deps, token } = run.ctx;
-    stopHeartbeat(run);
-    const every = Math.max(1000, Math.min(30_000, Math.floor(settings.lock.ttlMs / 4)));
-    const refresh = (0,commands/* lockRefresh */.Pt)((0,remote_layout/* layoutFor */.Q2)(settings.target), token);
-    let busy = false;
-    run.heartbeat = setInterval(() => {
-        if (busy || run.lockLost)
-            return;
-        busy = true;
-        run.shell
-            .exec(refresh, { timeoutMs: every })
-            .then(r => {
-            if (r.code !== commands/* LOCK_LOST */.lQ)
-                return;
-            run.lockLost = true;
-            deps.log.error(`${run.host.name}: another deploy has taken over the lock on this host`);
-        })
-            .catch(() => undefined) // a dropped link: the next beat (or step) connects again
-            .finally(() => (busy = false));
-    }, every);
-    run.heartbeat.unref?.();
-}
-function stopHeartbeat(run) {
-    if (run.heartbeat)
-        clearInterval(run.heartbeat);
-    run.heartbeat = undefined;
-}
-async function unlock(run) {
-    const { deps, layout, token } = run.ctx;
-    stopHeartbeat(run);
-    try {
-        await execOk(run, (0,commands/* lockRelease */.lT)(layout, token), 'release the lock');
-        run.locked = false;
-        deps.onLock?.(run.host, false, token);
-    }
-    catch (err) {
-        deps.log.warn(`${run.host.name}: could not release the lock: ${(0,errors/* describeError */.Uc)(err)}`);
-    }
-}
-
-// EXTERNAL MODULE: ./src/preflight.ts
-var preflight = __nccwpck_require__(4504);
-;// CONCATENATED MODULE: ./src/execute/state.ts
-
-
-
-
-
-
-
-/**
- * Reading the hosts before anything changes: their state and record, the preflight's verdict, and
- * the pre-deploy checks against production as it is.
- */
-/** Production was unhealthy before the deploy and `require-healthy` is on: nothing was changed. */
-class Blocked extends errors/* DeployguardError */.fq {
-    results;
-    reason;
-    constructor(message, results, hint, 
-    /** What blocked it, when it was not the health checks (the secret scan's error). */
-    reason) {
-        super(message, 'pre-deploy', hint);
-        this.results = results;
-        this.reason = reason;
-    }
-}
-/** A host cannot take this deploy: found by the preflight, before anything changed. */
-class PreflightFailed extends errors/* DeployError */.sH {
-}
-/**
- * Judges every host's preflight facts. Warnings are logged; failures stop the deploy before any
- * host changes, each with its fix. `artifact` is the upload, when this run ships one.
- */
-function checkPreflight(ctx, runs, artifact, opts) {
-    const { settings, deps } = ctx;
-    const need = artifact ? { bytes: artifact.totalBytes, files: artifact.fileCount } : undefined;
-    const failed = [];
-    for (const run of runs) {
-        if (!run.preflight)
-            continue;
-        const findings = (0,preflight/* judgePreflight */.fk)(settings, run.host, run.preflight, need);
-        run.report.preflight = findings;
-        const warnings = (0,preflight/* describeFindings */.kA)(findings, ['warn']);
-        if (warnings)
-            deps.log.warn(`${run.host.name}: preflight:\n${warnings}`);
-        const failures = (0,preflight/* describeFindings */.kA)(findings, ['fail']);
-        if (!failures)
-            continue;
-        if (!opts.block) {
-            deps.log.warn(`${run.host.name}: preflight found problems:\n${failures}`);
-            continue;
-        }
-        run.report.outcome = 'failed';
-        run.report.error = `${run.host.name}: preflight failed; nothing was changed:\n${failures}`;
-        run.report.steps.push({
-            id: 'preflight',
-            title: 'Preflight',
-            ok: false,
-            ms: 0,
-            detail: run.report.error,
-            at: deps.now().getTime()
-        });
-        failed.push(run.report.error);
-    }
-    if (failed.length)
-        throw new PreflightFailed(failed.join('\n'), 'deploy', 'Nothing was changed on any host. Apply the fixes above (`deployguard preflight` checks again without deploying), then deploy again.');
-}
-/** Read-only: what the host runs now. */
-async function readFacts(run) {
-    const { settings, deps, layout } = run.ctx;
-    return runRecorded(run, { id: 'probe', title: 'Read the host state' }, async () => {
-        const svc = settings.service;
-        const bg = svc.manager === 'systemd' ? svc.blueGreen : undefined;
-        const r = await run.shell.exec((0,commands/* probe */.dy)(layout, (0,preflight/* preflightProbe */.qZ)(settings), bg && (0,blue_green/* readLiveColour */.z2)(bg)));
-        if (r.code !== 0)
-            throw new StepFailed(`${run.host.name}: ${tail(r.stderr) || 'probe failed'}`, 'deploy');
-        const m = /^current=(.+)$/m.exec(r.stdout);
-        const previous = m?.[1]?.trim() || undefined;
-        const at = r.stdout.search(/^lines=\d+$/m);
-        run.preflight = (0,preflight/* parsePreflight */.f_)(at >= 0 ? r.stdout.slice(0, at) : r.stdout);
-        if (bg)
-            run.liveColour = (0,blue_green/* liveColour */.L0)(at >= 0 ? r.stdout.slice(0, at) : r.stdout);
-        if (previous && layout.strategy === 'releases')
-            run.report.liveBefore = external_node_path_.posix.basename(previous);
-        const log = (0,host_record/* parseDeploymentsOutput */.t2)(at >= 0 ? r.stdout.slice(at) : '');
-        if (log.problems.length) {
-            run.report.recordProblems = log.problems.map(p => `line ${p.line}: ${p.reason}`);
-            deps.log.warn(`${run.host.name}: ${layout.deploymentsLog} has ${log.problems.length} unreadable line(s), skipped: ${run.report.recordProblems.join('; ')}`);
-        }
-        // What is live now was put there by the newest good deploy of that release (releases), or
-        // by the newest good deploy at all (in-place, where the live tree has no release name).
-        const live = previous
-            ? layout.strategy === 'releases'
-                ? (0,host_record/* deployedRelease */.Qd)(log, external_node_path_.posix.basename(previous))
-                : (0,host_record/* lastDeployed */.n6)(log)
-            : undefined;
-        if (live)
-            run.report.previousDeploy = previousDeployOf(live);
-        const good = (0,host_record/* lastDeployed */.n6)(log)?.commit;
-        return {
-            facts: {
-                previous,
-                lastGoodCommit: good && /^[0-9a-f]{40}$/.test(good) ? good : undefined,
-                serviceState: run.preflight.unit.get('ActiveState'),
-                colour: run.liveColour
-            },
-            log
-        };
-    });
-}
-function previousDeployOf(e) {
-    return { release: e.release, commit: e.commit, runUrl: e.runUrl, time: e.time };
-}
-/**
- * The checks tagged `pre`, against production as it is, before anything changes. Unhealthy
- * production blocks the deploy when `require-healthy` is on, and is recorded either way. A first
- * deploy has no production to check.
- */
-async function preDeployGate(ctx, runs, facts) {
-    const { settings, deps } = ctx;
-    if (!settings.checks.some(c => c.stages.includes('pre')))
-        return [];
-    const live = runs.filter(r => facts.get(r)?.previous);
-    if (live.length === 0) {
-        deps.log.info('Pre-deploy checks skipped: no release is live yet (first deploy).');
-        return [];
-    }
-    return deps.log.group('Pre-deploy: is production healthy now?', async () => {
-        const results = await deps.runChecks('pre', live.map(r => hostContext(r, r.liveColour)), { id: settings.releaseId, commit: settings.run.commit });
-        logChecks(results, deps.log);
-        const failed = results.filter(r => !r.ok);
-        if (failed.length === 0)
-            return results;
-        const what = `production is already unhealthy (${failed.length}/${results.length} pre-deploy checks failed: ${failed.map(f => `${f.name}${f.host ? `@${f.host}` : ''}: ${f.reason}`).join('; ')})`;
-        if (settings.preDeploy.requireHealthy) {
-            throw new Blocked(`Deploy blocked: ${what}. Nothing was changed.`, results, 'Fix production first, or set `pre-deploy: { require-healthy: false }` to deploy anyway (for example, when this release is the fix).');
-        }
-        deps.log.warn(`${what}; deploying anyway (require-healthy is off).`);
-        return results;
-    });
-}
-
-;// CONCATENATED MODULE: ./src/execute/target.ts
-
-
-
-
-
-
-
-const SHA = /^[0-9a-f]{40}$/;
-/**
- * Which release this run deploys, decided under the lock from what the hosts hold and recorded:
- * - a deploy of a commit whose release is still on every host and verifies against its kept
- *   manifest reuses it (a re-run of an old workflow run only switches back);
- * - a rollback goes to the named release, or to the newest good one before the live one;
- * - a post-deploy run judges the release its deploy phase switched to.
- */
-async function chooseTarget(ctx, mode, runs, facts, logs) {
-    const { settings, deps, layout } = ctx;
-    const haveArtifact = ctx.artifact !== undefined;
-    const fresh = {
-        id: settings.releaseId,
-        commit: settings.run.commit,
-        reuse: false,
-        previous: new Map()
-    };
-    const live = (run) => {
-        const p = facts.get(run)?.previous;
-        return p ? external_node_path_.posix.basename(p) : undefined;
-    };
-    if (mode.kind === 'post') {
-        const previous = new Map();
-        for (const run of runs) {
-            if (live(run) !== mode.release)
-                throw new errors/* DeployError */.sH(`${run.host.name}: current is ${live(run) ?? 'not set'}, not ${mode.release}: another deploy ran after the deploy step, or the deploy step failed.`, 'post-deploy', 'Run post-deploy with the `release` output of the deploy step, in the same workflow run.');
-            const log = logs.get(run);
-            const switched = log.entries.findLast(e => e.release === mode.release && e.status === 'switched');
-            const back = mode.previous || switched?.previous;
-            previous.set(run, back ? (0,remote_layout/* releaseDir */.ZI)(layout, back) : undefined);
-            const before = back ? (0,host_record/* deployedRelease */.Qd)(log, back) : undefined;
-            run.report.previousDeploy = before ? previousDeployOf(before) : undefined;
-        }
-        const commit = logs.get(runs[0]).entries.findLast(e => e.release === mode.release)?.commit;
-        return { id: mode.release, commit: commit ?? settings.run.commit, reuse: false, previous };
-    }
-    if (mode.kind === 'rollback') {
-        if (layout.strategy !== 'releases')
-            throw new errors/* DeployError */.sH('rollback needs `strategy: releases`: an in-place target keeps backups, not releases.', 'rollback', `Restore a backup by hand: the newest is the latest ${layout.base}.backup-* directory.`);
-        const chosen = new Map();
-        for (const run of runs) {
-            const current = live(run);
-            const log = logs.get(run);
-            const entry = mode.to === 'previous'
-                ? log.entries.findLast(e => e.status === 'deployed' && e.release !== current)
-                : (0,host_record/* deployedRelease */.Qd)(log, mode.to);
-            if (mode.to === 'previous' && !entry)
-                throw new errors/* DeployError */.sH(`${run.host.name}: no earlier good release is recorded (live: ${current ?? 'none'}).`, 'rollback', 'Name the release to return to: `deployguard history` lists them.');
-            if (mode.to !== 'previous' && !entry)
-                throw new errors/* DeployError */.sH(`${run.host.name}: ${mode.to} was never recorded as a good deploy on this host; deployguard only rolls back to releases that passed their checks.`, 'rollback', 'Nothing was changed. `deployguard history` lists the good releases.');
-            if (mode.to !== 'previous' && mode.to === current)
-                throw new errors/* DeployError */.sH(`${run.host.name}: ${mode.to} is already live; nothing to roll back.`, 'rollback');
-            chosen.set(run, entry);
-        }
-        const ids = new Set(runs.map(r => chosen.get(r)?.release ?? (mode.to === 'previous' ? '' : mode.to)));
-        if (ids.size !== 1)
-            throw new errors/* DeployError */.sH(`the hosts would roll back to different releases: ${runs.map(r => `${r.host.name}: ${chosen.get(r)?.release}`).join(', ')}`, 'rollback', 'Name one release with `--to`; the fleet must end on one version.');
-        const id = [...ids][0];
-        for (const run of runs) {
-            const problem = await verifyKept(run, id);
-            if (problem)
-                throw new errors/* DeployError */.sH(`${run.host.name}: cannot roll back to ${id}: ${problem}`, 'rollback', 'Nothing was changed. Pick another release (`deployguard history`), or deploy that commit again.');
-        }
-        return { ...fresh, id, commit: chosen.get(runs[0])?.commit ?? 'unknown', reuse: true };
-    }
-    if (mode.kind === 'pre')
-        return fresh;
-    // A deploy: reuse this commit's release when every host still holds it, intact.
-    if (layout.strategy !== 'releases' || !SHA.test(settings.run.commit))
-        return needArtifact(fresh);
-    const candidates = runs.map(r => logs.get(r).entries.findLast(e => e.status === 'deployed' && e.commit === settings.run.commit));
-    const id = candidates[0]?.release;
-    if (!id ||
-        candidates.some(c => c?.release !== id) ||
-        (settings.releaseIdGiven && id !== settings.releaseId))
-        return needArtifact(fresh);
-    for (const run of runs) {
-        const problem = await verifyKept(run, id);
-        if (problem) {
-            deps.log.info(`${run.host.name}: release ${id} of this commit cannot be reused (${problem}); shipping a new release.`);
-            return needArtifact(fresh);
-        }
-    }
-    deps.log.info(`release ${id} of commit ${settings.run.commit.slice(0, 12)} is on every host and verified: switching to it, nothing is uploaded.`);
-    return { ...fresh, id, reuse: true };
-    function needArtifact(t) {
-        if (!haveArtifact)
-            throw new errors/* DeployError */.sH('nothing to deploy: no artifact was given', 'deploy', 'Set the `artifact` input.');
-        return t;
-    }
-}
-/**
- * Checks a release kept on the host against the manifest saved when it was first verified
- * (entries replaced by `shared` links left out). Returns why it cannot be used, or undefined.
- */
-async function verifyKept(run, id) {
-    const { settings, layout } = run.ctx;
-    return runRecorded(run, { id: 'verify', title: `Verify the kept release ${id} (SHA-256 of every file)` }, async () => {
-        const release = (0,remote_layout/* releaseDir */.ZI)(layout, id);
-        const m = await run.shell.exec((0,commands/* readManifest */.WI)(release, (0,remote_layout/* manifestPath */.ji)(layout, id)), {
-            timeoutMs: STEP_TIMEOUT_MS
-        });
-        if (m.code === commands/* RELEASE_MISSING */.ZG)
-            return tail(m.stderr, 2) || 'it is gone';
-        if (m.code !== 0)
-            throw new StepFailed(`${run.host.name}: reading the manifest of ${id} failed (exit ${m.code}): ${tail(m.stderr)}`, 'deploy');
-        const shared = settings.target.shared.map(e => e.replace(/\/+$/, ''));
-        const lines = m.stdout
-            .split('\n')
-            .filter(l => l && !shared.some(e => l.slice(66) === `./${e}` || l.slice(66).startsWith(`./${e}/`)));
-        const r = await run.shell.exec((0,commands/* checkRelease */.me)(release), {
-            stdin: lines.join('\n') + '\n',
-            timeoutMs: STEP_TIMEOUT_MS
-        });
-        if (r.code === 0)
-            return undefined;
-        const bad = r.stdout
-            .split('\n')
-            .filter(l => /: FAILED/.test(l))
-            .slice(0, 5);
-        return `its files changed since it was verified: ${bad.join('; ') || tail(r.stderr, 3)}`;
-    });
 }
 
 ;// CONCATENATED MODULE: ./src/transfer/tar.ts
@@ -60086,24 +59682,49 @@ function asciiOnly(s) {
  * Streams the artifact (or, incremental, only the files that changed) as one tar stream into the
  * staging directory, hashing every file from the bytes sent.
  */
-async function uploadArtifact(run, script) {
-    const { deps, artifact } = run.ctx;
+async function uploadArtifact(run, _script) {
+    const { deps, artifact, settings } = run.ctx;
     if (!artifact)
         throw new StepFailed(`${run.host.name}: no artifact to upload`, 'deploy');
+    const layout = run.plan?.layout ?? run.ctx.layout;
+    const staging = (0,remote_layout/* stagingDir */.rz)(layout, settings.releaseId);
     const delta = run.fullUpload ? undefined : await prepareDelta(run, artifact);
     const shipped = delta?.send ?? artifact;
+    // The paths to link go first on stdin, NUL-separated; the tar stream follows them.
+    const list = delta ? Buffer.from(`${delta.link.join('\0')}\0`) : undefined;
+    const script = (0,commands/* uploadScript */.hf)(staging, delta && list && run.plan?.previousRelease
+        ? {
+            from: (0,remote_layout/* releaseDir */.ZI)(layout, run.plan.previousRelease),
+            bytes: list.length,
+            list: `${staging}.link-list`
+        }
+        : undefined);
     let sent = 0;
     let archive;
     const started = Date.now();
+    const at = deps.now().getTime();
     // Large uploads report how far they are, so a slow link is seen as slow, not as hung.
     const progress = shipped.totalBytes >= PROGRESS_MIN_BYTES
         ? setInterval(() => deps.log.info(uploadProgress(run.host.name, sent, shipped.totalBytes, Date.now() - started)), PROGRESS_EVERY_MS)
         : undefined;
     const r = await run.shell
         .exec(script, {
-        stdin: channel => (archive = writeArchive(shipped, channel, { onProgress: bytes => (sent = bytes) }))
+        stdin: channel => {
+            if (list)
+                channel.write(list);
+            return (archive = writeArchive(shipped, channel, { onProgress: bytes => (sent = bytes) }));
+        }
     })
         .finally(() => clearInterval(progress));
+    // The staging step ran as the start of this script: recorded as its own step.
+    const staged = run.staging;
+    run.staging = undefined;
+    if (staged) {
+        if (r.code === 0 || run.shell.alive === false || r.stdout.includes(commands/* LINKED_MARK */.QT))
+            recordDone(run, staged.step, 0, at);
+        else
+            recordFailed(run, staged.step, Date.now() - started, at, tail(r.stderr));
+    }
     // A channel that closed early (connection drop, remote tar died) rejects the archive: the
     // writer sees the channel close and stops.
     const hashes = await (archive ?? Promise.reject(new Error('the upload never started'))).catch((e) => (e instanceof Error ? e : new Error(String(e))));
@@ -60116,8 +59737,34 @@ async function uploadArtifact(run, script) {
     // The files sent are hashed from the bytes sent; the linked ones by the hash they share
     // with the previous release. Verification checks the whole tree against both.
     run.hashes = delta ? new Map([...delta.local, ...hashes]) : hashes;
+    run.sent = delta ? new Set(hashes.keys()) : undefined;
+    run.verifyAll = !delta || settings.transfer.verify === 'full' || !linkedUnchanged(run, r.stdout);
     const secs = Math.max(0.001, (Date.now() - started) / 1000);
     deps.log.info(`${run.host.name}: ${shipped.fileCount} files, ${(shipped.totalBytes / 1e6).toFixed(1)} MB sent in ${secs.toFixed(1)} s (${(shipped.totalBytes / 1e6 / secs).toFixed(1)} MB/s)${delta ? `; ${delta.link.length} unchanged files linked from ${run.plan?.previousRelease}` : ''}`);
+}
+/**
+ * Whether every linked file is the very file the previous release verified: same inode, size and
+ * mtime as its stat record. False when there is no record (a release from an older version) or any
+ * linked file differs: then every file is hashed again.
+ */
+function linkedUnchanged(run, stdout) {
+    const record = run.previous?.stat;
+    const at = stdout.indexOf(`${commands/* LINKED_MARK */.QT}\n`);
+    if (!record || at < 0)
+        return false;
+    const key = (line) => {
+        const m = /^(\d+ \d+ \d+) (?:\.\/)?(.+)$/.exec(line);
+        return m ? `${m[1]} ${m[2]}` : undefined;
+    };
+    const known = new Set(record.split('\n').map(key));
+    const linked = stdout
+        .slice(at + commands/* LINKED_MARK */.QT.length + 1)
+        .split('\n')
+        .filter(Boolean);
+    const changed = linked.filter(l => !known.has(key(l)));
+    if (changed.length)
+        run.ctx.deps.log.info(`${run.host.name}: ${changed.length} linked file(s) changed on the host since ${run.plan?.previousRelease} was verified; hashing every file`);
+    return changed.length === 0 && linked.length > 0;
 }
 /**
  * The host checks every file of the staging directory against the hashes of the bytes sent. An
@@ -60125,11 +59772,17 @@ async function uploadArtifact(run, script) {
  * again in full, once.
  */
 async function verifyUpload(run, script) {
-    const { deps } = run.ctx;
+    const { deps, settings } = run.ctx;
     const hashes = run.hashes;
     if (!hashes)
         throw new StepFailed(`${run.host.name}: nothing was uploaded to verify`, 'deploy');
-    const r = await run.shell.exec(script, { stdin: (0,transfer_artifact/* manifestText */.$2)(hashes) });
+    const sent = run.delta && !run.fullUpload && !run.verifyAll ? run.sent : undefined;
+    const layout = run.plan?.layout ?? run.ctx.layout;
+    const r = sent
+        ? await run.shell.exec((0,commands/* verifySent */.U)((0,remote_layout/* stagingDir */.rz)(layout, settings.releaseId), hashes.size, (0,remote_layout/* manifestPath */.ji)(layout, settings.releaseId)), {
+            stdin: `${(0,transfer_artifact/* manifestText */.$2)(hashes)}--check--\n${(0,transfer_artifact/* manifestText */.$2)(new Map([...hashes].filter(([p]) => sent.has(p))))}`
+        })
+        : await run.shell.exec(script, { stdin: (0,transfer_artifact/* manifestText */.$2)(hashes) });
     if (r.code !== 0 && run.shell.alive === false)
         throw new StepFailed(`${run.host.name}: the connection dropped during verification`, 'deploy');
     if (r.code !== 0 && run.delta && !run.fullUpload) {
@@ -60137,10 +59790,7 @@ async function verifyUpload(run, script) {
         // links carried that change. Start over and send everything.
         deps.log.warn(`${run.host.name}: the incremental upload did not verify (the previous release was changed on the host?); sending every file.`);
         run.fullUpload = true;
-        const stage = run.plan?.steps.find(x => x.id === 'stage');
         const upload = run.plan?.steps.find(x => x.id === 'upload');
-        if (stage?.action.kind === 'exec')
-            await execOk(run, stage.action.script, stage.title);
         if (upload?.action.kind === 'upload')
             await uploadArtifact(run, upload.action.script);
         return verifyUpload(run, script);
@@ -60186,28 +59836,206 @@ async function prepareDelta(run, artifact) {
     const previous = plan?.previousRelease;
     if (!plan || !previous || !mayLink(settings, artifact))
         return undefined;
-    const staging = (0,remote_layout/* stagingDir */.rz)(plan.layout, settings.releaseId);
     const prevDir = (0,remote_layout/* releaseDir */.ZI)(plan.layout, previous);
     // The local hashes are computed while the host reads its manifest (and only once per fleet).
     const hashing = hashArtifact(artifact);
-    const r = await run.shell.exec((0,commands/* readPreviousRelease */.xK)(prevDir, (0,remote_layout/* manifestPath */.ji)(plan.layout, previous)), {
-        timeoutMs: STEP_TIMEOUT_MS
-    });
+    // The probe read the live release's manifest with the host state; asked again only when the
+    // release to link from is another one.
+    const read = run.previous?.id === previous
+        ? { code: 0, stdout: `${run.previous.manifest}\n--modes--\n${run.previous.modes}` }
+        : await run.shell.exec((0,commands/* readPreviousRelease */.xK)(prevDir, (0,remote_layout/* manifestPath */.ji)(plan.layout, previous)), {
+            timeoutMs: STEP_TIMEOUT_MS
+        });
+    if (run.previous?.id !== previous)
+        run.previous = undefined;
     // A file that cannot be read is reported by the upload, with the artifact's own error.
     const local = await hashing.catch(() => undefined);
-    if (r.code !== 0 || !local) {
-        if (r.code !== 0)
+    if (read.code !== 0 || !local) {
+        if (read.code !== 0)
             deps.log.info(`${run.host.name}: no kept manifest for ${previous}; sending every file`);
         return undefined;
     }
-    const [manifestPart = '', modesPart = ''] = r.stdout.split('\n--modes--\n');
+    const [manifestPart = '', modesPart = ''] = read.stdout.split('\n--modes--\n');
     const delta = planDelta(artifact, local, parseManifest(manifestPart), parseModes(modesPart), settings.target.shared.map(e => e.replace(/\/+$/, '')));
     if (delta.link.length === 0)
         return undefined;
-    await execOk(run, (0,commands/* linkUnchanged */.A2)(prevDir, staging), 'link unchanged files', STEP_TIMEOUT_MS, `${delta.link.join('\0')}\0`);
     run.delta = true;
     const linked = new Set(delta.link);
     return { ...delta, local: new Map([...local].filter(([p]) => linked.has(p))) };
+}
+
+// EXTERNAL MODULE: ./src/preflight.ts
+var preflight = __nccwpck_require__(3078);
+;// CONCATENATED MODULE: ./src/execute/state.ts
+
+
+
+
+
+
+
+
+
+/**
+ * Reading the hosts before anything changes: their state and record, the preflight's verdict, and
+ * the pre-deploy checks against production as it is.
+ */
+/** Production was unhealthy before the deploy and `require-healthy` is on: nothing was changed. */
+class Blocked extends errors/* DeployguardError */.fq {
+    results;
+    reason;
+    constructor(message, results, hint, 
+    /** What blocked it, when it was not the health checks (the secret scan's error). */
+    reason) {
+        super(message, 'pre-deploy', hint);
+        this.results = results;
+        this.reason = reason;
+    }
+}
+/** A host cannot take this deploy: found by the preflight, before anything changed. */
+class PreflightFailed extends errors/* DeployError */.sH {
+}
+/**
+ * Judges every host's preflight facts. Warnings are logged; failures stop the deploy before any
+ * host changes, each with its fix. `artifact` is the upload, when this run ships one.
+ */
+function checkPreflight(ctx, runs, artifact, opts) {
+    const { settings, deps } = ctx;
+    const need = artifact ? { bytes: artifact.totalBytes, files: artifact.fileCount } : undefined;
+    const failed = [];
+    for (const run of runs) {
+        if (!run.preflight)
+            continue;
+        const findings = (0,preflight/* judgePreflight */.fk)(settings, run.host, run.preflight, need);
+        run.report.preflight = findings;
+        const warnings = (0,preflight/* describeFindings */.kA)(findings, ['warn']);
+        if (warnings)
+            deps.log.warn(`${run.host.name}: preflight:\n${warnings}`);
+        const failures = (0,preflight/* describeFindings */.kA)(findings, ['fail']);
+        if (!failures)
+            continue;
+        if (!opts.block) {
+            deps.log.warn(`${run.host.name}: preflight found problems:\n${failures}`);
+            continue;
+        }
+        run.report.outcome = 'failed';
+        run.report.error = `${run.host.name}: preflight failed; nothing was changed:\n${failures}`;
+        run.report.steps.push({
+            id: 'preflight',
+            title: 'Preflight',
+            ok: false,
+            ms: 0,
+            detail: run.report.error,
+            at: deps.now().getTime()
+        });
+        failed.push(run.report.error);
+    }
+    if (failed.length)
+        throw new PreflightFailed(failed.join('\n'), 'deploy', 'Nothing was changed on any host. Apply the fixes above (`deployguard preflight` checks again without deploying), then deploy again.');
+}
+/**
+ * The read of the host state: the preflight's facts, the live release, the deployment record and,
+ * when this run may upload incrementally, the live release's manifest (read-only). Sent with the
+ * lock (see `lockThenProbe`), or on its own.
+ */
+function probeScript(ctx) {
+    const { settings, layout, artifact } = ctx;
+    const svc = settings.service;
+    const bg = svc.manager === 'systemd' ? svc.blueGreen : undefined;
+    const base = (0,commands/* probe */.dy)(layout, (0,preflight/* preflightProbe */.qZ)(settings), bg && (0,blue_green/* readLiveColour */.z2)(bg));
+    return artifact && mayLink(settings, artifact) ? (0,shell/* lines */.Mn)(base, (0,commands/* previousReleaseFacts */.Ix)(layout)) : base;
+}
+/** Splits the live release's part (see `previousReleaseFacts`) off the probe's output. */
+function splitPrevious(stdout) {
+    const at = stdout.indexOf(`\n${commands/* PREVIOUS_MARK */._I}\n`);
+    const start = stdout.startsWith(`${commands/* PREVIOUS_MARK */._I}\n`) ? 0 : at < 0 ? -1 : at + 1;
+    if (start < 0)
+        return { rest: stdout };
+    const part = stdout.slice(start + commands/* PREVIOUS_MARK */._I.length + 1);
+    const nl = part.indexOf('\n');
+    const id = part.slice(0, nl);
+    const [manifest = '', afterModes = ''] = part.slice(nl + 1).split(/^--modes--\n/m);
+    const [modes = '', stat] = afterModes.split(/^--stat--\n/m);
+    return { rest: stdout.slice(0, start), previous: { id, manifest, modes, stat } };
+}
+/** Read-only: what the host runs now. */
+async function readFacts(run) {
+    const { settings, deps, layout } = run.ctx;
+    return runRecorded(run, { id: 'probe', title: 'Read the host state' }, async () => {
+        const svc = settings.service;
+        const bg = svc.manager === 'systemd' ? svc.blueGreen : undefined;
+        // Read in the lock's round trip, unless something changed the host since (a recovery).
+        const answer = run.probed ?? (await run.shell.exec(probeScript(run.ctx)));
+        run.probed = undefined;
+        if (answer.code !== 0)
+            throw new StepFailed(`${run.host.name}: ${tail(answer.stderr) || 'probe failed'}`, 'deploy');
+        const split = splitPrevious(answer.stdout);
+        run.previous = split.previous;
+        const r = { ...answer, stdout: split.rest };
+        const m = /^current=(.+)$/m.exec(r.stdout);
+        const previous = m?.[1]?.trim() || undefined;
+        const at = r.stdout.search(/^lines=\d+$/m);
+        run.preflight = (0,preflight/* parsePreflight */.f_)(at >= 0 ? r.stdout.slice(0, at) : r.stdout);
+        if (bg)
+            run.liveColour = (0,blue_green/* liveColour */.L0)(at >= 0 ? r.stdout.slice(0, at) : r.stdout);
+        if (previous && layout.strategy === 'releases')
+            run.report.liveBefore = external_node_path_.posix.basename(previous);
+        const log = (0,host_record/* parseDeploymentsOutput */.t2)(at >= 0 ? r.stdout.slice(at) : '');
+        if (log.problems.length) {
+            run.report.recordProblems = log.problems.map(p => `line ${p.line}: ${p.reason}`);
+            deps.log.warn(`${run.host.name}: ${layout.deploymentsLog} has ${log.problems.length} unreadable line(s), skipped: ${run.report.recordProblems.join('; ')}`);
+        }
+        // What is live now was put there by the newest good deploy of that release (releases), or
+        // by the newest good deploy at all (in-place, where the live tree has no release name).
+        const live = previous
+            ? layout.strategy === 'releases'
+                ? (0,host_record/* deployedRelease */.Qd)(log, external_node_path_.posix.basename(previous))
+                : (0,host_record/* lastDeployed */.n6)(log)
+            : undefined;
+        if (live)
+            run.report.previousDeploy = previousDeployOf(live);
+        const good = (0,host_record/* lastDeployed */.n6)(log)?.commit;
+        return {
+            facts: {
+                previous,
+                lastGoodCommit: good && /^[0-9a-f]{40}$/.test(good) ? good : undefined,
+                serviceState: run.preflight.unit.get('ActiveState'),
+                colour: run.liveColour
+            },
+            log
+        };
+    });
+}
+function previousDeployOf(e) {
+    return { release: e.release, commit: e.commit, runUrl: e.runUrl, time: e.time };
+}
+/**
+ * The checks tagged `pre`, against production as it is, before anything changes. Unhealthy
+ * production blocks the deploy when `require-healthy` is on, and is recorded either way. A first
+ * deploy has no production to check.
+ */
+async function preDeployGate(ctx, runs, facts) {
+    const { settings, deps } = ctx;
+    if (!settings.checks.some(c => c.stages.includes('pre')))
+        return [];
+    const live = runs.filter(r => facts.get(r)?.previous);
+    if (live.length === 0) {
+        deps.log.info('Pre-deploy checks skipped: no release is live yet (first deploy).');
+        return [];
+    }
+    return deps.log.group('Pre-deploy: is production healthy now?', async () => {
+        const results = await deps.runChecks('pre', live.map(r => hostContext(r, r.liveColour)), { id: settings.releaseId, commit: settings.run.commit });
+        logChecks(results, deps.log);
+        const failed = results.filter(r => !r.ok);
+        if (failed.length === 0)
+            return results;
+        const what = `production is already unhealthy (${failed.length}/${results.length} pre-deploy checks failed: ${failed.map(f => `${f.name}${f.host ? `@${f.host}` : ''}: ${f.reason}`).join('; ')})`;
+        if (settings.preDeploy.requireHealthy) {
+            throw new Blocked(`Deploy blocked: ${what}. Nothing was changed.`, results, 'Fix production first, or set `pre-deploy: { require-healthy: false }` to deploy anyway (for example, when this release is the fix).');
+        }
+        deps.log.warn(`${what}; deploying anyway (require-healthy is off).`);
+        return results;
+    });
 }
 
 ;// CONCATENATED MODULE: ./src/execute/steps.ts
@@ -60254,20 +60082,29 @@ async function hostSteps(...[run, facts, how, stop, once]) {
     run.undo.push(...plan.initialUndo);
     if (plan.serviceTouched)
         run.serviceTouched = true;
-    for (const step of plan.steps) {
+    for (let i = 0; i < plan.steps.length;) {
+        const group = groupAt(plan.steps, i);
+        i += group.length;
+        const step = group[0];
         if (deps.signal?.aborted)
             throw new errors/* DeployError */.sH(`${run.host.name}: cancelled before "${step.title}"`, 'deploy');
         if (stop?.aborted)
             throw new errors/* DeployError */.sH(`${run.host.name}: stopped before "${step.title}": another host failed`, 'deploy');
         if (run.lockLost)
             throw new errors/* DeployError */.sH(`${run.host.name}: another deploy took over this host's lock; stopped before "${step.title}"`, 'deploy', 'The lock is taken over only when it was not refreshed for lock-ttl: check the link to this host and raise deploy.lock-ttl if it drops for that long.');
-        if ((step.touchesService || step.startsRelease) && once && !run.serviceTouched && !run.releaseStarted) {
+        // A group waits for the run-once command before it starts when any of its steps would have.
+        const gated = group.find(s => s.touchesService || s.startsRelease);
+        if (gated && once && !run.serviceTouched && !run.releaseStarted) {
             if (how.runOnce)
                 once.succeed(); // its plan had no run-once step: nothing to wait for
             else
                 await once.done.catch(() => {
-                    throw new Stopped(`${run.host.name}: stopped before "${step.title}": the run-once command did not succeed on ${once.host}`, 'deploy');
+                    throw new Stopped(`${run.host.name}: stopped before "${gated.title}": the run-once command did not succeed on ${once.host}`, 'deploy');
                 });
+        }
+        if (group.length > 1) {
+            await runGroup(run, group, { facts });
+            continue;
         }
         if (step.undo && !step.undoAfterSuccess)
             run.undo.push(step.undo);
@@ -60275,6 +60112,11 @@ async function hostSteps(...[run, facts, how, stop, once]) {
             run.serviceTouched = true;
         if (step.startsRelease)
             run.releaseStarted = true;
+        // Staging is the first part of the upload's own script: recorded by the upload.
+        if (step.id === 'stage' && plan.steps[i]?.action.kind === 'upload') {
+            run.staging = { step };
+            continue;
+        }
         try {
             await runRecorded(run, step, () => runAction(step, run));
             if (step.id === 'run-once')
@@ -60292,6 +60134,103 @@ async function hostSteps(...[run, facts, how, stop, once]) {
         if (step.undo && step.undoAfterSuccess)
             run.undo.push(step.undo);
     }
+}
+/**
+ * The steps from `i` on that go to the host as one script: consecutive plain remote commands. The
+ * run-once command stays alone (the other hosts wait for its own outcome), and so does any step
+ * that needs more than a script (the upload, the checks, the env file on stdin).
+ */
+function groupAt(steps, i) {
+    const joins = (s) => s !== undefined && s.action.kind === 'exec' && s.id !== 'run-once';
+    if (!joins(steps[i]))
+        return steps.slice(i, i + 1);
+    let end = i + 1;
+    while (joins(steps[end]) && !(steps[end].id === 'stage' && steps[end + 1]?.action.kind === 'upload'))
+        end++;
+    return steps.slice(i, end);
+}
+/** The output and exit code of a script run by `withCode` (exit 1 when its code line is missing). */
+function withCodeOf(text, name) {
+    const end = text.lastIndexOf(`\n${name}=`);
+    const code = end < 0 ? NaN : Number(text.slice(end + name.length + 2).trim());
+    return { code: Number.isInteger(code) ? code : 1, stdout: end < 0 ? text : text.slice(0, end) };
+}
+/**
+ * Runs consecutive steps in one round trip (see `stepGroup`) and records each as if it had run on
+ * its own: the steps that printed their mark succeeded (their undo registered before or after, as
+ * each says); the first without one failed. When the link drops, any step from there on may have
+ * run: each one's undo is registered and the service counts as touched if any of them touches it,
+ * which is what a single step whose link dropped gets too.
+ */
+async function runGroup(run, group, opts = {}) {
+    const { deps } = run.ctx;
+    const scripts = group.map(s => (s.action.kind === 'exec' ? s.action.script : undefined));
+    const at = deps.now().getTime();
+    const t0 = Date.now();
+    let r;
+    let error;
+    try {
+        r = await run.shell.exec((0,commands/* stepGroup */.yN)(scripts.filter((x) => x !== undefined), opts.after), {
+            timeoutMs: STEP_TIMEOUT_MS
+        });
+    }
+    catch (err) {
+        error = err;
+    }
+    const marks = [];
+    let start = 0;
+    const out = [];
+    for (const line of (r?.stdout ?? '').split('\n')) {
+        const m = new RegExp(`^${commands/* STEP_MARK */.hY} (start|\\d+) (\\S+)$`).exec(line);
+        if (m?.[1] === 'start')
+            start = Number(m[2]) || 0;
+        else if (m && Number(m[1]) === marks.length)
+            marks.push(Number(m[2]) || 0);
+        else
+            out.push(line);
+    }
+    // Each step's time by the host's clock (the client's may differ); the round trip goes to the last.
+    const took = (k) => {
+        const from = k === 0 ? start : marks[k - 1];
+        const ms = marks[k] - from;
+        return from > 0 && ms >= 0 && ms < 24 * 3600_000 ? ms : 0;
+    };
+    let used = 0;
+    for (const [k, step] of group.entries()) {
+        if (k < marks.length) {
+            if (step.undo && !step.undoAfterSuccess)
+                run.undo.push(step.undo);
+            if (step.touchesService)
+                run.serviceTouched = true;
+            if (step.startsRelease)
+                run.releaseStarted = true;
+            const ms = k === group.length - 1 ? Math.max(0, Date.now() - t0 - used) : took(k);
+            recordDone(run, step, ms, at + used);
+            used += ms;
+            if (step.undo && step.undoAfterSuccess)
+                run.undo.push(step.undo);
+            continue;
+        }
+        const dropped = run.shell.alive === false || error !== undefined;
+        for (const maybe of dropped ? group.slice(k) : [step]) {
+            if (maybe.undo && (!maybe.undoAfterSuccess || dropped))
+                run.undo.push(maybe.undo);
+            if (maybe.touchesService)
+                run.serviceTouched = true;
+            if (maybe.startsRelease)
+                run.releaseStarted = true;
+        }
+        const detail = error !== undefined ? (0,errors/* describeError */.Uc)(error) : tail(`${r?.stderr ?? ''}\n${out.join('\n')}`.trim());
+        const failure = error ??
+            new StepFailed(`${run.host.name}: ${step.title} failed (exit ${r?.code})${detail ? `:\n${detail}` : ''}`, 'deploy');
+        recordFailed(run, step, Math.max(0, Date.now() - t0 - used), at + used, (0,errors/* describeError */.Uc)(failure));
+        if (step.id === 'stop' && !dropped && opts.facts)
+            await afterFailedStop(run, opts.facts, step);
+        throw failure;
+    }
+    if (r && r.code !== 0)
+        throw new StepFailed(`${run.host.name}: the script after ${group.at(-1).title} failed (exit ${r.code}): ${tail(r.stderr)}`, 'deploy');
+    return out.join('\n');
 }
 async function runAction(step, run) {
     const { settings } = run.ctx;
@@ -60419,6 +60358,286 @@ async function afterFailedStop(run, facts, step) {
         run.undo.splice(i, 1);
     run.serviceTouched = run.plan?.serviceTouched ?? false;
     deps.log.info(`${run.host.name}: the stop failed and changed nothing: the service is ${state.active}, as before`);
+}
+
+;// CONCATENATED MODULE: ./src/execute/lock.ts
+
+
+
+
+
+
+
+/**
+ * The host lock: taken with an atomic `mkdir` before anything is read, refreshed by a heartbeat
+ * while the deploy runs, taken over only when abandoned, and released on every path.
+ */
+const LOCK_STEP = { id: 'lock', title: 'Lock the host' };
+const hostKey = (h) => `${h.host}:${String(h.port).padStart(5, '0')}`;
+const compareText = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+/**
+ * Locks every host. Uncontended (the usual case) a fleet is locked at once, `per` hosts at a
+ * time, one round trip each. If any host is busy, the locks just taken are released and the
+ * hosts are locked one by one, waiting for each, in an order every deploy shares (by address and
+ * port, not config order): two deploys racing for the same fleet then queue behind each other
+ * instead of each holding half of it.
+ */
+async function lockHosts(ctx, runs, per) {
+    const { settings, deps, layout, token } = ctx;
+    // The host state is read in the same round trip, under the lock just taken.
+    const script = () => (0,commands/* lockThenProbe */.li)(lockScript(settings, layout, token, deps.now()), probeScript(ctx));
+    if (runs.length > 1 && per > 1) {
+        const taken = new Map();
+        const settled = await inBatches(runs, per, async (run) => {
+            const at = deps.now().getTime();
+            const t0 = Date.now();
+            if (await acquireLock(script(), run, false))
+                taken.set(run, { at, ms: Date.now() - t0 });
+        });
+        if (taken.size === runs.length) {
+            for (const run of runs)
+                recordDone(run, LOCK_STEP, taken.get(run).ms, taken.get(run).at);
+            return;
+        }
+        await Promise.all([...taken.keys()].map(run => unlock(run)));
+        throwFirst(settled);
+        deps.log.info(`${runs
+            .filter(r => !taken.has(r))
+            .map(r => r.host.name)
+            .join(', ')}: locked by another deploy; locking the hosts one by one, in order`);
+    }
+    // One order for every deploy, whatever order its config lists the hosts in.
+    const ordered = [...runs].sort((a, b) => compareText(hostKey(a.host), hostKey(b.host)));
+    for (const run of ordered) {
+        await runRecorded(run, LOCK_STEP, async () => {
+            await acquireLock(script(), run, true);
+        });
+    }
+}
+async function acquireLock(script, run, 
+/** Wait for a busy lock (up to `lock.wait`); without, a busy lock returns false at once. */
+wait) {
+    const { settings, deps, token } = run.ctx;
+    const deadline = Date.now() + settings.lock.waitMs;
+    for (;;) {
+        // Until the script says "taken" or "busy", the lock may be ours on the host: a link that
+        // drops under it loses the answer, not the mkdir. The release at the end removes it if so
+        // (it only ever removes a lock carrying our token).
+        run.lockUnsure = true;
+        const answer = await run.shell.exec(script);
+        run.lockUnsure = answer.code !== 0 && answer.code !== commands/* LOCK_BUSY */.sk;
+        const r = splitProbe(run, answer);
+        if (r.code === 0) {
+            run.locked = true;
+            startHeartbeat(run);
+            deps.onLock?.(run.host, true, token);
+            if (r.stdout.startsWith('taken-over')) {
+                run.abandoned = r.stdout.split('\n').slice(2).join('\n').trim();
+                deps.log.warn(`${run.host.name}: took over an abandoned lock (older than the TTL). Previous owner: ${r.stdout.split('\n').slice(1).join(' ').trim()}`);
+            }
+            return true;
+        }
+        if (r.code !== commands/* LOCK_BUSY */.sk)
+            throw new StepFailed(`${run.host.name}: could not take the lock (exit ${r.code}): ${tail(r.stderr)}`, 'deploy', `deployguard keeps its lock and records in ${(0,remote_layout/* layoutFor */.Q2)(settings.target).stateDir}; the user ${run.host.user} must be able to create it (for in-place deploys, that means write access to the target's parent directory).`);
+        if (!wait)
+            return false;
+        const owner = r.stdout.trim().split('\n').slice(1).join(' ');
+        if (Date.now() >= deadline) {
+            throw new errors/* DeployError */.sH(`${run.host.name}: another deploy holds the lock: ${owner || '(owner unknown)'}`, 'deploy', `Wait for it to finish. A deploy refreshes its lock while it runs; if it died, the lock is taken over ${Math.round(settings.lock.ttlMs / 1000)} s after its last refresh (deploy.lock-ttl). Or remove ${run.plan?.layout.lockDir ?? 'the lock directory'} on the host after checking nothing runs.`);
+        }
+        deps.log.info(`${run.host.name}: waiting for the lock held by ${owner}`);
+        await deps.sleep(Math.min(5000, Math.max(200, deadline - Date.now())));
+    }
+}
+/**
+ * The lock's own answer, with the probe's (when the script carried one, see `lockThenProbe`) kept
+ * on the session for the read of the host state.
+ */
+function splitProbe(run, r) {
+    const mark = r.stdout.indexOf(`${commands/* PROBE_MARK */.lD}\n`);
+    if (r.code !== 0 || mark < 0 || (mark > 0 && r.stdout[mark - 1] !== '\n'))
+        return r;
+    const rest = r.stdout.slice(mark + commands/* PROBE_MARK */.lD.length + 1);
+    run.probed = { ...withCodeOf(rest, 'probe-rc'), stderr: r.stderr };
+    return { ...r, stdout: r.stdout.slice(0, mark) };
+}
+/**
+ * Refreshes a held lock a few times per TTL. A lock nobody refreshes for the TTL belongs to a
+ * deploy that died (a killed runner), and the next deploy takes it over; so a live deploy keeps
+ * its lock however long it runs. When the refresh finds the lock taken over, the deploy stops
+ * before its next step.
+ */
+function startHeartbeat(run) {
+    const { settings, deps, token } = run.ctx;
+    stopHeartbeat(run);
+    const every = Math.max(1000, Math.min(30_000, Math.floor(settings.lock.ttlMs / 4)));
+    const refresh = (0,commands/* lockRefresh */.Pt)((0,remote_layout/* layoutFor */.Q2)(settings.target), token);
+    let busy = false;
+    run.heartbeat = setInterval(() => {
+        if (busy || run.lockLost)
+            return;
+        busy = true;
+        run.shell
+            .exec(refresh, { timeoutMs: every })
+            .then(r => {
+            if (r.code !== commands/* LOCK_LOST */.lQ)
+                return;
+            run.lockLost = true;
+            deps.log.error(`${run.host.name}: another deploy has taken over the lock on this host`);
+        })
+            .catch(() => undefined) // a dropped link: the next beat (or step) connects again
+            .finally(() => (busy = false));
+    }, every);
+    run.heartbeat.unref?.();
+}
+function stopHeartbeat(run) {
+    if (run.heartbeat)
+        clearInterval(run.heartbeat);
+    run.heartbeat = undefined;
+}
+async function unlock(run) {
+    const { deps, layout, token } = run.ctx;
+    stopHeartbeat(run);
+    try {
+        await execOk(run, (0,commands/* lockRelease */.lT)(layout, token), 'release the lock');
+        run.locked = false;
+        deps.onLock?.(run.host, false, token);
+    }
+    catch (err) {
+        deps.log.warn(`${run.host.name}: could not release the lock: ${(0,errors/* describeError */.Uc)(err)}`);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/execute/target.ts
+
+
+
+
+
+
+
+const SHA = /^[0-9a-f]{40}$/;
+/**
+ * Which release this run deploys, decided under the lock from what the hosts hold and recorded:
+ * - a deploy of a commit whose release is still on every host and verifies against its kept
+ *   manifest reuses it (a re-run of an old workflow run only switches back);
+ * - a rollback goes to the named release, or to the newest good one before the live one;
+ * - a post-deploy run judges the release its deploy phase switched to.
+ */
+async function chooseTarget(ctx, mode, runs, facts, logs) {
+    const { settings, deps, layout } = ctx;
+    const haveArtifact = ctx.artifact !== undefined;
+    const fresh = {
+        id: settings.releaseId,
+        commit: settings.run.commit,
+        reuse: false,
+        previous: new Map()
+    };
+    const live = (run) => {
+        const p = facts.get(run)?.previous;
+        return p ? external_node_path_.posix.basename(p) : undefined;
+    };
+    if (mode.kind === 'post') {
+        const previous = new Map();
+        for (const run of runs) {
+            if (live(run) !== mode.release)
+                throw new errors/* DeployError */.sH(`${run.host.name}: current is ${live(run) ?? 'not set'}, not ${mode.release}: another deploy ran after the deploy step, or the deploy step failed.`, 'post-deploy', 'Run post-deploy with the `release` output of the deploy step, in the same workflow run.');
+            const log = logs.get(run);
+            const switched = log.entries.findLast(e => e.release === mode.release && e.status === 'switched');
+            const back = mode.previous || switched?.previous;
+            previous.set(run, back ? (0,remote_layout/* releaseDir */.ZI)(layout, back) : undefined);
+            const before = back ? (0,host_record/* deployedRelease */.Qd)(log, back) : undefined;
+            run.report.previousDeploy = before ? previousDeployOf(before) : undefined;
+        }
+        const commit = logs.get(runs[0]).entries.findLast(e => e.release === mode.release)?.commit;
+        return { id: mode.release, commit: commit ?? settings.run.commit, reuse: false, previous };
+    }
+    if (mode.kind === 'rollback') {
+        if (layout.strategy !== 'releases')
+            throw new errors/* DeployError */.sH('rollback needs `strategy: releases`: an in-place target keeps backups, not releases.', 'rollback', `Restore a backup by hand: the newest is the latest ${layout.base}.backup-* directory.`);
+        const chosen = new Map();
+        for (const run of runs) {
+            const current = live(run);
+            const log = logs.get(run);
+            const entry = mode.to === 'previous'
+                ? log.entries.findLast(e => e.status === 'deployed' && e.release !== current)
+                : (0,host_record/* deployedRelease */.Qd)(log, mode.to);
+            if (mode.to === 'previous' && !entry)
+                throw new errors/* DeployError */.sH(`${run.host.name}: no earlier good release is recorded (live: ${current ?? 'none'}).`, 'rollback', 'Name the release to return to: `deployguard history` lists them.');
+            if (mode.to !== 'previous' && !entry)
+                throw new errors/* DeployError */.sH(`${run.host.name}: ${mode.to} was never recorded as a good deploy on this host; deployguard only rolls back to releases that passed their checks.`, 'rollback', 'Nothing was changed. `deployguard history` lists the good releases.');
+            if (mode.to !== 'previous' && mode.to === current)
+                throw new errors/* DeployError */.sH(`${run.host.name}: ${mode.to} is already live; nothing to roll back.`, 'rollback');
+            chosen.set(run, entry);
+        }
+        const ids = new Set(runs.map(r => chosen.get(r)?.release ?? (mode.to === 'previous' ? '' : mode.to)));
+        if (ids.size !== 1)
+            throw new errors/* DeployError */.sH(`the hosts would roll back to different releases: ${runs.map(r => `${r.host.name}: ${chosen.get(r)?.release}`).join(', ')}`, 'rollback', 'Name one release with `--to`; the fleet must end on one version.');
+        const id = [...ids][0];
+        for (const run of runs) {
+            const problem = await verifyKept(run, id);
+            if (problem)
+                throw new errors/* DeployError */.sH(`${run.host.name}: cannot roll back to ${id}: ${problem}`, 'rollback', 'Nothing was changed. Pick another release (`deployguard history`), or deploy that commit again.');
+        }
+        return { ...fresh, id, commit: chosen.get(runs[0])?.commit ?? 'unknown', reuse: true };
+    }
+    if (mode.kind === 'pre')
+        return fresh;
+    // A deploy: reuse this commit's release when every host still holds it, intact.
+    if (layout.strategy !== 'releases' || !SHA.test(settings.run.commit))
+        return needArtifact(fresh);
+    const candidates = runs.map(r => logs.get(r).entries.findLast(e => e.status === 'deployed' && e.commit === settings.run.commit));
+    const id = candidates[0]?.release;
+    if (!id ||
+        candidates.some(c => c?.release !== id) ||
+        (settings.releaseIdGiven && id !== settings.releaseId))
+        return needArtifact(fresh);
+    for (const run of runs) {
+        const problem = await verifyKept(run, id);
+        if (problem) {
+            deps.log.info(`${run.host.name}: release ${id} of this commit cannot be reused (${problem}); shipping a new release.`);
+            return needArtifact(fresh);
+        }
+    }
+    deps.log.info(`release ${id} of commit ${settings.run.commit.slice(0, 12)} is on every host and verified: switching to it, nothing is uploaded.`);
+    return { ...fresh, id, reuse: true };
+    function needArtifact(t) {
+        if (!haveArtifact)
+            throw new errors/* DeployError */.sH('nothing to deploy: no artifact was given', 'deploy', 'Set the `artifact` input.');
+        return t;
+    }
+}
+/**
+ * Checks a release kept on the host against the manifest saved when it was first verified
+ * (entries replaced by `shared` links left out). Returns why it cannot be used, or undefined.
+ */
+async function verifyKept(run, id) {
+    const { settings, layout } = run.ctx;
+    return runRecorded(run, { id: 'verify', title: `Verify the kept release ${id} (SHA-256 of every file)` }, async () => {
+        const release = (0,remote_layout/* releaseDir */.ZI)(layout, id);
+        const m = await run.shell.exec((0,commands/* readManifest */.WI)(release, (0,remote_layout/* manifestPath */.ji)(layout, id)), {
+            timeoutMs: STEP_TIMEOUT_MS
+        });
+        if (m.code === commands/* RELEASE_MISSING */.ZG)
+            return tail(m.stderr, 2) || 'it is gone';
+        if (m.code !== 0)
+            throw new StepFailed(`${run.host.name}: reading the manifest of ${id} failed (exit ${m.code}): ${tail(m.stderr)}`, 'deploy');
+        const shared = settings.target.shared.map(e => e.replace(/\/+$/, ''));
+        const lines = m.stdout
+            .split('\n')
+            .filter(l => l && !shared.some(e => l.slice(66) === `./${e}` || l.slice(66).startsWith(`./${e}/`)));
+        const r = await run.shell.exec((0,commands/* checkRelease */.me)(release), {
+            stdin: lines.join('\n') + '\n',
+            timeoutMs: STEP_TIMEOUT_MS
+        });
+        if (r.code === 0)
+            return undefined;
+        const bad = r.stdout
+            .split('\n')
+            .filter(l => /: FAILED/.test(l))
+            .slice(0, 5);
+        return `its files changed since it was verified: ${bad.join('; ') || tail(r.stderr, 3)}`;
+    });
 }
 
 ;// CONCATENATED MODULE: ./src/execute/rollback.ts
@@ -60633,6 +60852,7 @@ async function recoverAbandoned(run) {
 
 
 
+
 /**
  * The deploy of one release to every host, all or nothing: connect, lock, read, choose the
  * release, the preflight and the gates, then the hosts in canary and batch order; on any failure
@@ -60724,7 +60944,11 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
         // alone change nothing and take no lock, so a pull request's checks never wait for a deploy.
         if (mode.kind !== 'pre')
             await lockHosts(ctx, runs, per);
-        throwFirst(await inBatches(runs.filter(r => r.abandoned !== undefined), per, run => runRecorded(run, { id: 'recover', title: 'Recover from the deploy that died' }, () => recoverAbandoned(run))));
+        throwFirst(await inBatches(runs.filter(r => r.abandoned !== undefined), per, run => runRecorded(run, { id: 'recover', title: 'Recover from the deploy that died' }, () => {
+            // The recovery changes the host: its state is read again afterwards.
+            run.probed = undefined;
+            return recoverAbandoned(run);
+        })));
         const facts = new Map();
         const logs = new Map();
         throwFirst(await inBatches(runs, per, async (run) => {
@@ -60832,19 +61056,17 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
         // writeRecord and unlock never throw (they warn), so one host cannot keep another locked.
         await inBatches(runs, per, async (run) => {
             // A rollback that found no target changed nothing and has no release to name: no record.
-            if (run.locked && mode.kind !== 'pre' && chosen) {
-                await writeRecord(run, {
+            const record = run.locked && mode.kind !== 'pre' && chosen
+                ? recordScript(run, {
                     status: failure instanceof Blocked ? 'blocked' : hostStatus(run.report.outcome, failure, mode),
                     startedAt,
                     why: deps.why ??
                         (mode.kind === 'rollback'
                             ? `rollback to ${settings.releaseId}${run.report.previousRelease ? ` from ${run.report.previousRelease}` : ''}`
                             : undefined)
-                });
-            }
-            if (run.locked || run.lockUnsure)
-                await unlock(run);
-            stopHeartbeat(run);
+                })
+                : undefined;
+            await closeHost(run, record);
             run.shell.close();
         });
     }
@@ -60905,11 +61127,8 @@ function hostStatus(outcome, failure, mode) {
         return failure === undefined ? (mode.kind === 'switch' ? 'switched' : 'deployed') : 'failed';
     return outcome;
 }
-/**
- * Appends this deploy to the host's deployments.jsonl, under the lock. A record that cannot be
- * written is a warning: the deploy's outcome on the host does not change because of it.
- */
-async function writeRecord(run, what) {
+/** The script that appends this deploy to the host's deployments.jsonl. */
+function recordScript(run, what) {
     const { settings, deps, layout } = run.ctx;
     const now = deps.now();
     const entry = {
@@ -60929,48 +61148,100 @@ async function writeRecord(run, what) {
         durationMs: now.getTime() - what.startedAt.getTime(),
         checks: (0,host_record/* entryChecks */.EC)([...run.report.checks, ...run.report.rollbackChecks])
     };
+    return (0,commands/* appendDeployment */.CJ)(layout, (0,host_record/* serializeEntry */.d$)(entry, deps.redact ?? (s => s)));
+}
+/**
+ * The end of every path, in one round trip: the prune a good deploy decided on, the deployment
+ * record (written under the lock) and the release of the lock. Each part runs whatever the one
+ * before did, and none of them fails the deploy: a prune, record or unlock that fails is a warning.
+ */
+async function closeHost(run, record) {
+    const { deps, layout, token } = run.ctx;
+    stopHeartbeat(run);
+    const cleanup = run.cleanup;
+    const release = run.locked || run.lockUnsure;
+    const parts = [
+        cleanup && (0,commands/* withCode */.SM)(cleanup.script, 'prune-rc'),
+        record && (0,commands/* withCode */.SM)(record, 'record-rc'),
+        release ? (0,commands/* withCode */.SM)((0,commands/* lockRelease */.lT)(layout, token), 'unlock-rc') : undefined
+    ].filter((x) => x !== undefined);
+    if (!parts.length)
+        return;
+    let out = '';
+    let failed;
     try {
-        await execOk(run, (0,commands/* appendDeployment */.CJ)(layout, (0,host_record/* serializeEntry */.d$)(entry, deps.redact ?? (s => s))), 'write the deployment record');
+        const r = await run.shell.exec((0,shell/* lines */.Mn)(...parts));
+        out = r.stdout;
+        failed = tail(r.stderr) || `exit ${r.code}`;
     }
     catch (err) {
-        deps.log.warn(`${run.host.name}: the deployment record could not be written to ${layout.deploymentsLog}: ${(0,errors/* describeError */.Uc)(err)}`);
+        failed = (0,errors/* describeError */.Uc)(err);
     }
+    const ok = (name) => out.includes(`\n${name}=0\n`);
+    if (cleanup && !ok('prune-rc'))
+        deps.log.warn(`${run.host.name}: pruning old releases failed: ${failed}`);
+    else if (cleanup?.done)
+        deps.log.info(cleanup.done);
+    if (record && !ok('record-rc'))
+        deps.log.warn(`${run.host.name}: the deployment record could not be written to ${layout.deploymentsLog}: ${failed}`);
+    if (!release)
+        return;
+    if (ok('unlock-rc')) {
+        run.locked = false;
+        deps.onLock?.(run.host, false, token);
+    }
+    else
+        deps.log.warn(`${run.host.name}: could not release the lock: ${failed}`);
 }
+/**
+ * Marks the release good and lists the releases in one round trip; what to prune is decided here
+ * and deleted in the round trip of the record and the unlock (see `closeHost`).
+ */
 async function finishHost(run) {
     const { settings, deps } = run.ctx;
     const plan = run.plan;
-    for (const step of plan.finalize) {
-        await runRecorded(run, step, () => execOk(run, step.action.script, step.title));
-    }
-    try {
-        const listing = await execOk(run, (0,commands/* listReleases */.tH)(plan.layout), 'list releases');
-        const layout = plan.layout;
-        const names = layout.strategy === 'releases'
-            ? planPrune(parseReleaseList(listing), settings.releaseId, settings.target.keepReleases)
-            : listing.split('\n').filter(Boolean).sort().reverse().slice(settings.target.keepReleases);
-        const doomed = layout.strategy === 'releases'
-            ? names.flatMap(id => [
-                (0,remote_layout/* releaseDir */.ZI)(layout, id),
-                external_node_path_.posix.join(layout.statusDir, id),
-                (0,remote_layout/* manifestPath */.ji)(layout, id)
-            ])
-            : names;
-        // In place, only the live tree's manifest means anything: the trees it describes are gone.
-        if (layout.strategy === 'in-place')
-            await execOk(run, (0,commands/* pruneManifests */.dH)(layout, settings.releaseId), 'prune manifests');
-        if (doomed.length) {
-            await execOk(run, (0,commands/* removePaths */.YW)(doomed), 'prune');
-            deps.log.info(`pruned ${names.length}: ${names.map(n => external_node_path_.posix.basename(n)).join(', ')}`);
-        }
-    }
-    catch (err) {
+    const layout = plan.layout;
+    // The listing runs once every finalize step succeeded, after the line that separates it.
+    const separator = '--deployguard-releases--';
+    const output = await runGroup(run, plan.finalize, {
+        after: (0,shell/* lines */.Mn)((0,shell.sh) `echo ${separator}`, (0,commands/* withCode */.SM)((0,commands/* listReleases */.tH)(layout), 'list-rc'))
+    });
+    const at = output.indexOf(`${separator}\n`);
+    const listing = withCodeOf(at < 0 ? '' : output.slice(at + separator.length + 1), 'list-rc');
+    if (listing.code !== 0) {
         // The deploy is good; a failed cleanup must not turn it red, but a person should know.
-        deps.log.warn(`${run.host.name}: pruning old releases failed: ${(0,errors/* describeError */.Uc)(err)}`);
+        deps.log.warn(`${run.host.name}: pruning old releases failed: the releases could not be listed`);
+        return;
     }
+    const text = listing.stdout;
+    const names = layout.strategy === 'releases'
+        ? planPrune(parseReleaseList(text), settings.releaseId, settings.target.keepReleases)
+        : text.split('\n').filter(Boolean).sort().reverse().slice(settings.target.keepReleases);
+    const doomed = layout.strategy === 'releases'
+        ? names.flatMap(id => [
+            (0,remote_layout/* releaseDir */.ZI)(layout, id),
+            external_node_path_.posix.join(layout.statusDir, id),
+            (0,remote_layout/* manifestPath */.ji)(layout, id),
+            (0,commands/* statPath */.qW)((0,remote_layout/* manifestPath */.ji)(layout, id))
+        ])
+        : names;
+    // In place, only the live tree's manifest means anything: the trees it describes are gone.
+    const scripts = [
+        layout.strategy === 'in-place' ? (0,commands/* pruneManifests */.dH)(layout, settings.releaseId) : undefined,
+        doomed.length ? (0,commands/* removePaths */.YW)(doomed) : undefined
+    ].filter((x) => x !== undefined);
+    if (scripts.length)
+        run.cleanup = {
+            script: (0,shell/* lines */.Mn)(...scripts),
+            what: 'prune',
+            done: doomed.length
+                ? `pruned ${names.length}: ${names.map(n => external_node_path_.posix.basename(n)).join(', ')}`
+                : undefined
+        };
 }
 
 // EXTERNAL MODULE: ./src/settings/types.ts
-var types = __nccwpck_require__(1664);
+var types = __nccwpck_require__(5134);
 ;// CONCATENATED MODULE: ./src/deploy.ts
 
 
@@ -61097,7 +61368,7 @@ function indent(text) {
 
 /***/ }),
 
-/***/ 3916:
+/***/ 2174:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -61149,15 +61420,15 @@ function describeError(err) {
 
 /***/ }),
 
-/***/ 7200:
+/***/ 4622:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   M: () => (/* binding */ actionsLogger)
 /* harmony export */ });
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6058);
-/* harmony import */ var _log_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(9334);
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2906);
+/* harmony import */ var _log_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1124);
 
 
 /**
@@ -61176,7 +61447,7 @@ const actionsLogger = {
 
 /***/ }),
 
-/***/ 6557:
+/***/ 4591:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -61203,7 +61474,7 @@ function githubApi(token, apiUrl) {
     // Loaded on the first call: the client and its HTTP stack take a quarter of a second to load,
     // which a deploy that never talks to GitHub (the CLI, `comment: none`) should not pay.
     let client;
-    const octokit = () => (client ??= __nccwpck_require__.e(/* import() */ 413).then(__nccwpck_require__.bind(__nccwpck_require__, 2413)).then(m => m.getOctokit(token, { baseUrl: apiUrl, userAgent: 'deployguard' })));
+    const octokit = () => (client ??= __nccwpck_require__.e(/* import() */ 925).then(__nccwpck_require__.bind(__nccwpck_require__, 2925)).then(m => m.getOctokit(token, { baseUrl: apiUrl, userAgent: 'deployguard' })));
     return {
         async request(route, params = {}) {
             try {
@@ -61230,7 +61501,7 @@ function repoParams(repository) {
 
 /***/ }),
 
-/***/ 9334:
+/***/ 1124:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -61241,7 +61512,7 @@ function repoParams(repository) {
 /* harmony export */   rn: () => (/* binding */ inertCommands)
 /* harmony export */ });
 /* unused harmony exports memoryLogger, plainLine */
-/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3965);
+/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7771);
 
 /**
  * Plain text for terminals, cron mail and CI logs outside GitHub. Without a `stream` it is the
@@ -61398,7 +61669,7 @@ function plainTerminal(streams, opts = {}) {
 
 /***/ }),
 
-/***/ 8149:
+/***/ 8151:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -61525,7 +61796,7 @@ function writeFileNoFollow(path, text, mode = 0o600) {
 
 /***/ }),
 
-/***/ 3965:
+/***/ 7771:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -61573,7 +61844,7 @@ const secrets = new SecretRegistry();
 
 /***/ }),
 
-/***/ 3311:
+/***/ 6141:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -61590,13 +61861,13 @@ __nccwpck_require__.d(__webpack_exports__, {
 var external_assert_ = __nccwpck_require__(2613);
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __nccwpck_require__(9896);
-// EXTERNAL MODULE: ./node_modules/is-stream/index.js
-var is_stream = __nccwpck_require__(6543);
-// EXTERNAL MODULE: ./node_modules/make-dir/index.js
-var make_dir = __nccwpck_require__(6512);
+// EXTERNAL MODULE: ../main/node_modules/is-stream/index.js
+var is_stream = __nccwpck_require__(1327);
+// EXTERNAL MODULE: ../main/node_modules/make-dir/index.js
+var make_dir = __nccwpck_require__(48);
 // EXTERNAL MODULE: external "path"
 var external_path_ = __nccwpck_require__(6928);
-;// CONCATENATED MODULE: ./node_modules/sb-promise-queue/lib/esm/index.mjs
+;// CONCATENATED MODULE: ../main/node_modules/sb-promise-queue/lib/esm/index.mjs
 class PromiseQueue {
     constructor({ concurrency = 1 } = {}) {
         this.options = { concurrency };
@@ -61668,7 +61939,7 @@ class PromiseQueue {
 }
 
 
-;// CONCATENATED MODULE: ./node_modules/sb-scandir/lib/esm/index.mjs
+;// CONCATENATED MODULE: ../main/node_modules/sb-scandir/lib/esm/index.mjs
 /* @flow */
 
 
@@ -61764,11 +62035,11 @@ async function scanDirectory(path, { recursive = true, validate = null, concurre
 }
 /* harmony default export */ const esm = (scanDirectory);
 
-// EXTERNAL MODULE: ./node_modules/shell-escape/shell-escape.js
-var shell_escape = __nccwpck_require__(4646);
-// EXTERNAL MODULE: ./node_modules/ssh2/lib/index.js
-var lib = __nccwpck_require__(5472);
-;// CONCATENATED MODULE: ./node_modules/node-ssh/lib/esm/index.mjs
+// EXTERNAL MODULE: ../main/node_modules/shell-escape/shell-escape.js
+var shell_escape = __nccwpck_require__(9830);
+// EXTERNAL MODULE: ../main/node_modules/ssh2/lib/index.js
+var lib = __nccwpck_require__(3328);
+;// CONCATENATED MODULE: ../main/node_modules/node-ssh/lib/esm/index.mjs
 
 
 
@@ -62475,11 +62746,11 @@ class NodeSSH {
 }
 
 // EXTERNAL MODULE: ./src/errors.ts
-var errors = __nccwpck_require__(3916);
+var errors = __nccwpck_require__(2174);
 // EXTERNAL MODULE: ./src/remote/hostkeys.ts
-var hostkeys = __nccwpck_require__(2838);
+var hostkeys = __nccwpck_require__(9180);
 // EXTERNAL MODULE: ./src/remote/shell.ts
-var shell = __nccwpck_require__(648);
+var shell = __nccwpck_require__(5630);
 ;// CONCATENATED MODULE: ./src/io/ssh.ts
 
 
@@ -62882,20 +63153,20 @@ class ReconnectingShell {
 
 /***/ }),
 
-/***/ 6661:
+/***/ 1323:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   e: () => (/* binding */ run)
 /* harmony export */ });
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6058);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3916);
-/* harmony import */ var _io_actions_log_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7200);
-/* harmony import */ var _io_ssh_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3311);
-/* harmony import */ var _remote_commands_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(1050);
-/* harmony import */ var _remote_layout_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(4614);
-/* harmony import */ var _action_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(3043);
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2906);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2174);
+/* harmony import */ var _io_actions_log_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(4622);
+/* harmony import */ var _io_ssh_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6141);
+/* harmony import */ var _remote_commands_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(5360);
+/* harmony import */ var _remote_layout_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(9472);
+/* harmony import */ var _action_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(5994);
 
 
 
@@ -62946,7 +63217,7 @@ async function run() {
 
 /***/ }),
 
-/***/ 4504:
+/***/ 3078:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -62960,13 +63231,13 @@ async function run() {
 /* unused harmony exports sudoCommands, sudoersLine, diskNeeded, hostPreflight, renderPreflight, runPreflight */
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6760);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3916);
-/* harmony import */ var _io_log_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9334);
-/* harmony import */ var _io_ssh_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3311);
-/* harmony import */ var _remote_blue_green_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(8810);
-/* harmony import */ var _remote_commands_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(1050);
-/* harmony import */ var _remote_layout_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(4614);
-/* harmony import */ var _transfer_artifact_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(6441);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2174);
+/* harmony import */ var _io_log_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(1124);
+/* harmony import */ var _io_ssh_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6141);
+/* harmony import */ var _remote_blue_green_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(2704);
+/* harmony import */ var _remote_commands_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(5360);
+/* harmony import */ var _remote_layout_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(9472);
+/* harmony import */ var _transfer_artifact_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(5279);
 
 
 
@@ -63399,7 +63670,7 @@ async function preflightCommand(settings, write, json, log = (0,_io_log_js__WEBP
 
 /***/ }),
 
-/***/ 4669:
+/***/ 855:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -63548,7 +63819,7 @@ function parseDeploymentsOutput(stdout) {
 
 /***/ }),
 
-/***/ 8810:
+/***/ 2704:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -63570,8 +63841,8 @@ function parseDeploymentsOutput(stdout) {
 /* unused harmony exports colourEnv, UPSTREAM_MARK, upstreamText */
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6760);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var _commands_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1050);
-/* harmony import */ var _shell_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(648);
+/* harmony import */ var _commands_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5360);
+/* harmony import */ var _shell_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5630);
 
 
 
@@ -63685,53 +63956,63 @@ function drain(unit, sudo, colour, drainMs) {
 
 /***/ }),
 
-/***/ 1050:
+/***/ 5360:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   A2: () => (/* binding */ linkUnchanged),
 /* harmony export */   BB: () => (/* binding */ preflightScript),
 /* harmony export */   CJ: () => (/* binding */ appendDeployment),
 /* harmony export */   EN: () => (/* binding */ linkShared),
 /* harmony export */   Fz: () => (/* binding */ readDeployments),
+/* harmony export */   Ix: () => (/* binding */ previousReleaseFacts),
 /* harmony export */   Jk: () => (/* binding */ writeEnvFile),
 /* harmony export */   NU: () => (/* binding */ restoreTree),
 /* harmony export */   Pt: () => (/* binding */ lockRefresh),
+/* harmony export */   QT: () => (/* binding */ LINKED_MARK),
+/* harmony export */   SM: () => (/* binding */ withCode),
 /* harmony export */   T1: () => (/* binding */ envFileText),
 /* harmony export */   TX: () => (/* binding */ verifyManifest),
+/* harmony export */   U: () => (/* binding */ verifySent),
 /* harmony export */   WI: () => (/* binding */ readManifest),
 /* harmony export */   X: () => (/* binding */ HOST_TOOLS),
 /* harmony export */   YW: () => (/* binding */ removePaths),
 /* harmony export */   ZG: () => (/* binding */ RELEASE_MISSING),
 /* harmony export */   Zr: () => (/* binding */ backupTree),
+/* harmony export */   _I: () => (/* binding */ PREVIOUS_MARK),
 /* harmony export */   c_: () => (/* binding */ lockAcquire),
 /* harmony export */   dH: () => (/* binding */ pruneManifests),
 /* harmony export */   de: () => (/* binding */ parseServiceStatus),
 /* harmony export */   dy: () => (/* binding */ probe),
 /* harmony export */   fu: () => (/* binding */ replaceTree),
+/* harmony export */   hY: () => (/* binding */ STEP_MARK),
+/* harmony export */   hf: () => (/* binding */ uploadScript),
 /* harmony export */   "in": () => (/* binding */ removeCurrent),
 /* harmony export */   k_: () => (/* binding */ serviceCommands),
 /* harmony export */   l1: () => (/* binding */ unpack),
+/* harmony export */   lD: () => (/* binding */ PROBE_MARK),
 /* harmony export */   lQ: () => (/* binding */ LOCK_LOST),
 /* harmony export */   lT: () => (/* binding */ lockRelease),
+/* harmony export */   li: () => (/* binding */ lockThenProbe),
 /* harmony export */   m1: () => (/* binding */ switchCurrent),
 /* harmony export */   me: () => (/* binding */ checkRelease),
 /* harmony export */   nH: () => (/* binding */ systemdWords),
 /* harmony export */   p9: () => (/* binding */ readLive),
 /* harmony export */   pm: () => (/* binding */ prepareStaging),
 /* harmony export */   pt: () => (/* binding */ promote),
+/* harmony export */   qW: () => (/* binding */ statPath),
 /* harmony export */   sk: () => (/* binding */ LOCK_BUSY),
 /* harmony export */   tH: () => (/* binding */ listReleases),
 /* harmony export */   uf: () => (/* binding */ beforeSwitch),
 /* harmony export */   vJ: () => (/* binding */ markRelease),
 /* harmony export */   xA: () => (/* binding */ releasePresent),
-/* harmony export */   xK: () => (/* binding */ readPreviousRelease)
+/* harmony export */   xK: () => (/* binding */ readPreviousRelease),
+/* harmony export */   yN: () => (/* binding */ stepGroup)
 /* harmony export */ });
-/* unused harmony export PROBE_HISTORY_LINES */
+/* unused harmony exports PROBE_HISTORY_LINES, linkUnchanged */
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6760);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var _shell_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(648);
+/* harmony import */ var _shell_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5630);
 
 
 /**
@@ -63748,7 +64029,7 @@ const LOCK_LOST = 76;
  * a person installs when the preflight finds one missing). Shell built-ins are not listed.
  */
 const HOST_TOOLS = [
-    ...'cat cp cut date df dirname ln ls mkdir mv nproc readlink rm rmdir sha256sum sleep split stat tail touch wc'
+    ...'basename cat cp cut date df dirname head ln ls mkdir mv nproc readlink rm rmdir sha256sum sleep split stat tail touch wc'
         .split(' ')
         .map(tool => ({ tool, pkg: 'coreutils' })),
     { tool: 'find', pkg: 'findutils' },
@@ -63861,9 +64142,7 @@ function unpack(dir) {
  * manifest is kept at `keep` once it verified, so the release can be checked again before reuse.
  */
 function verifyManifest(dir, expectedFiles, keep) {
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mkdir -p -- ${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.dirname(keep)}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cat > ${keep}.tmp`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cd -- ${dir}`, 
-    // One sha256sum per core (at most 8), each over every n-th line, so big files spread out.
-    (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `n=$(nproc 2>/dev/null || echo 1); if [ "$n" -gt 8 ]; then n=8; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${keep}.part.*`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `split -n r/"$n" -d -- ${keep}.tmp ${keep}.part.`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `pids=; for part in ${keep}.part.*; do [ -s "$part" ] || continue; sha256sum -c --quiet --strict -- "$part" & pids="$pids $!"; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rc=0; for pid in $pids; do wait "$pid" || rc=1; done; rm -f -- ${keep}.part.*`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$rc" -ne 0 ]; then exit 1; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `count=$(find . -type f | wc -l)`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$count" -ne ${expectedFiles} ]; then echo "file count $count, expected "${expectedFiles} >&2; exit 4; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mv -f -- ${keep}.tmp ${keep}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo "count=$count"`);
+    return verifyScript(dir, expectedFiles, keep, false);
 }
 /** Deletes every kept manifest except the live release's (in-place targets keep no old trees). */
 function pruneManifests(layout, liveId) {
@@ -63882,7 +64161,7 @@ function readPreviousRelease(release, manifest) {
  * no disk. A hard link shares the inode, and nothing writes into a release's files in place.
  */
 function linkUnchanged(previous, staging) {
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cd -- ${previous}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `xargs -0 -r cp -al --parents -t ${staging} --`);
+    return lines(sh `cd -- ${previous}`, sh `xargs -0 -r cp -al --parents -t ${staging} --`);
 }
 /** Exit code of `readManifest` when the release or its manifest is gone. */
 const RELEASE_MISSING = 6;
@@ -64083,11 +64362,95 @@ function serviceCommands(service, layout) {
         logs: (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `tail -n 30 -- ${startLog} 2>/dev/null || true`
     };
 }
+/** The mark a step group prints before its steps and after each one that succeeded. */
+const STEP_MARK = 'deployguard-step-ok';
+/**
+ * Several consecutive steps sent as one script (one round trip instead of one each). Each step runs
+ * in its own subshell, so an `exit` in one ends only that step, and a failing step ends the group
+ * with its exit code. It prints `STEP_MARK start <ms>` first and, after each step that succeeded,
+ * `STEP_MARK <index> <ms>` (the host's clock in milliseconds):
+ * the executor turns these lines back into one record per step and knows which step failed.
+ * `after`, when given, runs once every step succeeded (a read whose answer the executor needs next).
+ */
+function stepGroup(scripts, after) {
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `printf '%s start %s\\n' ${STEP_MARK} "$(date +%s%3N 2>/dev/null || echo 0)"`, ...scripts.flatMap((script, i) => [
+        (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `(`,
+        script,
+        (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `)`,
+        (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `printf '%s %s %s\\n' ${STEP_MARK} ${i} "$(date +%s%3N 2>/dev/null || echo 0)"`
+    ]), after);
+}
+/** The line that separates the lock's answer from the probe's in `lockThenProbe`. */
+const PROBE_MARK = '--deployguard-probe--';
+/**
+ * Takes the lock and, once it is held, reads the host state in the same round trip. A busy lock
+ * or a lock that cannot be taken ends the script with the lock's exit code, as `lockAcquire` alone
+ * would; the probe only runs under the lock. The probe's own exit code follows its output as
+ * `probe-rc=N` on a line of its own, so a probe that fails never reads as a lock that was not taken.
+ */
+function lockThenProbe(lock, probeScript) {
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `(`, lock, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `)`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo ${PROBE_MARK}`, withCode(probeScript, 'probe-rc'));
+}
+/**
+ * Runs a script whose failure must not end the script around it: its output, then its exit code
+ * as `NAME=N` on a line of its own. errexit is off only to catch the code; on again inside.
+ */
+function withCode(script, name) {
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `set +e`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `(`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `set -e`, script, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `)`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rc=$?`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `set -e`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `printf '\\n%s=%s\\n' ${name} "$rc"`);
+}
+/** The line before the previous release's manifest in the probe's output. */
+const PREVIOUS_MARK = '--deployguard-previous--';
+/**
+ * What an incremental upload needs from the live release, appended to the probe so it costs no
+ * round trip of its own: after PREVIOUS_MARK, the release's name, its kept manifest, the
+ * permission bits of its files (after `--modes--`) and, when kept, the inode, size and mtime
+ * of each file recorded when it was verified (after `--stat--`). Prints nothing when no release
+ * is live or it has no manifest.
+ */
+function previousReleaseFacts(layout) {
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -L ${layout.current} ]; then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  cur=$(readlink -- ${layout.current}); id=$(basename -- "$cur"); m=${layout.manifestsDir}/"$id".sha256`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  if [ -d "$cur" ] && [ -f "$m" ]; then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `    echo ${PREVIOUS_MARK}; printf '%s\\n' "$id"; cat -- "$m"`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `    echo --modes--; (cd -- "$cur" && find . -type f -printf '%m %P\\n')`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `    if [ -f ${layout.manifestsDir}/"$id".stat ]; then echo --stat--; cat -- ${layout.manifestsDir}/"$id".stat; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `fi`);
+}
+/** Where a release's stat record (inode, size, mtime of each file, when verified) is kept. */
+function statPath(manifest) {
+    return manifest.replace(/\.sha256$/, '') + '.stat';
+}
+/** The line between the linked files' stat lines and the tar's own output in the upload's output. */
+const LINKED_MARK = '--deployguard-linked--';
+/**
+ * The whole upload in one round trip: a fresh staging directory; when `link` is given, the first
+ * `link.bytes` bytes of stdin are the NUL-separated paths of unchanged files, hard-linked from the
+ * previous release, and their inode, size and mtime printed (after LINKED_MARK) for the executor to
+ * compare with what the previous release recorded when it was verified; then the tar stream.
+ * `head -c` reads exactly that many bytes, so the tar stream starts intact after it.
+ */
+function uploadScript(staging, link) {
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)(prepareStaging(staging), link &&
+        (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `head -c ${link.bytes} > ${link.list}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `(cd -- ${link.from} && xargs -0 -r cp -al --parents -t ${staging} -- < ${link.list})`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo ${LINKED_MARK}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `(cd -- ${staging} && xargs -0 -r stat -c '%i %s %Y %n' -- < ${link.list})`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${link.list}`), unpack(staging));
+}
+/**
+ * The verification of an incremental upload (`deploy.verify: sent`): stdin holds the release's
+ * whole manifest, then a `--check--` line, then the lines of the files that were sent. Only those
+ * are hashed again; the linked files were checked by their inode, size and mtime against the
+ * previous release's record. The file count covers the whole tree, and the whole manifest is kept.
+ */
+function verifySent(dir, expectedFiles, keep) {
+    return verifyScript(dir, expectedFiles, keep, true);
+}
+function verifyScript(dir, expectedFiles, keep, sent) {
+    const check = sent ? `${keep}.check` : `${keep}.tmp`;
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mkdir -p -- ${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.dirname(keep)}`, sent
+        ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `awk -v keep=${`${keep}.tmp`} -v check=${check} 'f { print > check; next } /^--check--$/ { f = 1; next } { print > keep }'`
+        : (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cat > ${keep}.tmp`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cd -- ${dir}`, 
+    // One sha256sum per core (at most 8), each over every n-th line, so big files spread out.
+    (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `n=$(nproc 2>/dev/null || echo 1); if [ "$n" -gt 8 ]; then n=8; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${keep}.part.*`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `touch -- ${check}; split -n r/"$n" -d -- ${check} ${keep}.part.`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `pids=; for part in ${keep}.part.*; do [ -s "$part" ] || continue; sha256sum -c --quiet --strict -- "$part" & pids="$pids $!"; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rc=0; for pid in $pids; do wait "$pid" || rc=1; done; rm -f -- ${keep}.part.*`, sent ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${check}` : undefined, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$rc" -ne 0 ]; then exit 1; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `count=$(find . -type f | wc -l)`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$count" -ne ${expectedFiles} ]; then echo "file count $count, expected "${expectedFiles} >&2; exit 4; fi`, 
+    // What the next incremental deploy compares its linked files with, instead of hashing them.
+    (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `find . -type f -print0 | xargs -0 -r stat -c '%i %s %Y %n' -- > ${statPath(keep)}.tmp`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mv -f -- ${statPath(keep)}.tmp ${statPath(keep)}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mv -f -- ${keep}.tmp ${keep}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo "count=$count"`);
+}
 
 
 /***/ }),
 
-/***/ 2838:
+/***/ 9180:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -64271,7 +64634,7 @@ function knownHostsLine(offered, host, port) {
 
 /***/ }),
 
-/***/ 4614:
+/***/ 9472:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -64339,7 +64702,7 @@ function backupPath(layout, at) {
 
 /***/ }),
 
-/***/ 648:
+/***/ 5630:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -64416,7 +64779,7 @@ function remoteCommandLine(script) {
 
 /***/ }),
 
-/***/ 9059:
+/***/ 5585:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -64425,9 +64788,9 @@ function remoteCommandLine(script) {
 /* harmony export */   sR: () => (/* binding */ changesSince)
 /* harmony export */ });
 /* unused harmony export MAX_LISTED */
-/* harmony import */ var _io_github_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6557);
-/* harmony import */ var _scan_range_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8692);
-/* harmony import */ var _publish_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(4617);
+/* harmony import */ var _io_github_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4591);
+/* harmony import */ var _scan_range_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4433);
+/* harmony import */ var _publish_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(1127);
 
 
 
@@ -64543,7 +64906,7 @@ async function deployReason(opts) {
 
 /***/ }),
 
-/***/ 6263:
+/***/ 9029:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -64553,11 +64916,11 @@ async function deployReason(opts) {
 /* harmony export */   ZX: () => (/* binding */ startGithubDeployment)
 /* harmony export */ });
 /* unused harmony exports recordFileName, commentTargets */
-/* harmony import */ var _io_private_dir_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8149);
-/* harmony import */ var _scan_pre_deploy_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(872);
-/* harmony import */ var _changes_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9059);
-/* harmony import */ var _publish_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4617);
-/* harmony import */ var _record_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(3498);
+/* harmony import */ var _io_private_dir_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8151);
+/* harmony import */ var _scan_pre_deploy_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2050);
+/* harmony import */ var _changes_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5585);
+/* harmony import */ var _publish_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(1127);
+/* harmony import */ var _record_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(4215);
 
 
 
@@ -64688,7 +65051,7 @@ async function finishGithubDeployment(settings, api, id, status, log) {
 
 /***/ }),
 
-/***/ 4617:
+/***/ 1127:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -64702,7 +65065,7 @@ async function finishGithubDeployment(settings, api, id, status, log) {
 /* harmony export */   pI: () => (/* binding */ fitComment)
 /* harmony export */ });
 /* unused harmony exports PERMISSIONS, COMMENT_LIMIT */
-/* harmony import */ var _io_github_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6557);
+/* harmony import */ var _io_github_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4591);
 
 /**
  * Where the deployment record goes on GitHub: a comment on the pull request or the commit,
@@ -64859,7 +65222,7 @@ async function setDeploymentStatus(api, repository, id, s) {
 
 /***/ }),
 
-/***/ 3498:
+/***/ 4215:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -64869,7 +65232,7 @@ async function setDeploymentStatus(api, repository, id, s) {
 /* harmony export */   sF: () => (/* binding */ renderRecord)
 /* harmony export */ });
 /* unused harmony exports cell, timeline */
-/* harmony import */ var _publish_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4617);
+/* harmony import */ var _publish_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1127);
 
 /** What stopped a blocked deploy: the test command, the secret scan, or unhealthy production. */
 function blockedReason(result, testsFailed = false) {
@@ -65356,7 +65719,7 @@ function renderRecord(input) {
 
 /***/ }),
 
-/***/ 7994:
+/***/ 5880:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -65433,7 +65796,7 @@ function renderCheckTable(results) {
 
 /***/ }),
 
-/***/ 872:
+/***/ 2050:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -65455,9 +65818,9 @@ var external_node_fs_ = __nccwpck_require__(3024);
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
 // EXTERNAL MODULE: ./src/errors.ts
-var errors = __nccwpck_require__(3916);
+var errors = __nccwpck_require__(2174);
 // EXTERNAL MODULE: ./src/io/secrets.ts
-var secrets = __nccwpck_require__(3965);
+var secrets = __nccwpck_require__(7771);
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
 // EXTERNAL MODULE: external "node:fs/promises"
@@ -65746,7 +66109,7 @@ async function sha256File(file) {
 }
 /** Loaded only when no gitleaks is given or on PATH: most runs never need it. */
 function toolCache() {
-    return __nccwpck_require__.e(/* import() */ 805).then(__nccwpck_require__.bind(__nccwpck_require__, 9805));
+    return __nccwpck_require__.e(/* import() */ 213).then(__nccwpck_require__.bind(__nccwpck_require__, 9213));
 }
 
 ;// CONCATENATED MODULE: ./src/scan/gitleaks.ts
@@ -66338,9 +66701,9 @@ function git(repo, args) {
 }
 
 // EXTERNAL MODULE: ./src/scan/range.ts
-var scan_range = __nccwpck_require__(8692);
+var scan_range = __nccwpck_require__(4433);
 // EXTERNAL MODULE: ./src/io/private-dir.ts
-var private_dir = __nccwpck_require__(8149);
+var private_dir = __nccwpck_require__(8151);
 ;// CONCATENATED MODULE: ./src/scan/sarif.ts
 /**
  * gitleaks findings as SARIF 2.1.0, for `github/codeql-action/upload-sarif` (code scanning).
@@ -66651,7 +67014,7 @@ function reportOf(err) {
 
 /***/ }),
 
-/***/ 8692:
+/***/ 4433:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -66665,7 +67028,7 @@ function reportOf(err) {
 /* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_1__);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6760);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3916);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(2174);
 /**
  * Which commits a pre-deploy secret scan must cover: "the commits going out". Worked out with the
  * real `git` CLI (execFile, no shell) in the checked-out repository, never with the GitHub API, so
@@ -67183,7 +67546,7 @@ async function resolveRange(input) {
 
 /***/ }),
 
-/***/ 9551:
+/***/ 4393:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -67215,7 +67578,7 @@ async function resolveRange(input) {
 /* harmony export */   wn: () => (/* binding */ absPath)
 /* harmony export */ });
 /* unused harmony exports fingerprint, stages */
-/* harmony import */ var _schema_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8826);
+/* harmony import */ var _schema_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4128);
 
 /**
  * The schema of deployguard.yml. The validator, the TypeScript type of a validated file and the
@@ -67527,6 +67890,9 @@ const configSchema = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .obj */ .WL)({
         incremental: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .bool */ .lc)({
             description: 'Send only the files that differ from the previous release on each host, hard-linking the others (off when a before-switch command runs).'
         }), true),
+        verify: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .enumOf */ .VE)(['sent', 'full'], {
+            description: 'What an incremental deploy hashes again on the host: `sent`, only the files it sent (the linked ones are checked by inode, size and mtime against the previous release); `full`, every file.'
+        }), 'sent'),
         canary: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(canary, 0)
     }), {}),
     'pre-deploy': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .obj */ .WL)({
@@ -67563,7 +67929,7 @@ function configJsonSchema() {
 
 /***/ }),
 
-/***/ 7428:
+/***/ 4426:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -67574,8 +67940,8 @@ function configJsonSchema() {
 /* harmony export */   mc: () => (/* binding */ INPUTS),
 /* harmony export */   pH: () => (/* binding */ SECRET_INPUTS)
 /* harmony export */ });
-/* harmony import */ var _config_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9551);
-/* harmony import */ var _schema_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8826);
+/* harmony import */ var _config_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4393);
+/* harmony import */ var _schema_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4128);
 
 
 /** A release id: what `release-id`, the rollback target and the post-deploy phase accept. */
@@ -67839,7 +68205,7 @@ function parseInput(name, text) {
 
 /***/ }),
 
-/***/ 4037:
+/***/ 6359:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -67850,9 +68216,9 @@ function parseInput(name, text) {
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3916);
-/* harmony import */ var _parse_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6894);
-/* harmony import */ var _schema_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(8826);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2174);
+/* harmony import */ var _parse_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6840);
+/* harmony import */ var _schema_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(4128);
 
 
 
@@ -67892,7 +68258,7 @@ function loadSettings(src) {
 
 /***/ }),
 
-/***/ 6894:
+/***/ 6840:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -67900,15 +68266,15 @@ function loadSettings(src) {
 /* harmony export */   P$: () => (/* binding */ parseSettings)
 /* harmony export */ });
 /* unused harmony export expandEnv */
-/* harmony import */ var yaml__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8815);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3916);
-/* harmony import */ var _transfer_exclude_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3405);
-/* harmony import */ var _remote_hostkeys_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(2838);
-/* harmony import */ var _config_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(9551);
-/* harmony import */ var _inputs_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(7428);
-/* harmony import */ var _schema_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(8826);
-/* harmony import */ var _types_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(1664);
-/* harmony import */ var _wording_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(2865);
+/* harmony import */ var yaml__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3439);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2174);
+/* harmony import */ var _transfer_exclude_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9727);
+/* harmony import */ var _remote_hostkeys_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(9180);
+/* harmony import */ var _config_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(4393);
+/* harmony import */ var _inputs_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(4426);
+/* harmony import */ var _schema_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(4128);
+/* harmony import */ var _types_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(5134);
+/* harmony import */ var _wording_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(3855);
 
 
 
@@ -68302,7 +68668,7 @@ function parseSettings(src) {
         beforeSwitch,
         runOnce: file?.deploy['run-once'],
         env,
-        transfer: { incremental: file?.deploy.incremental ?? true },
+        transfer: { incremental: file?.deploy.incremental ?? true, verify: file?.deploy.verify ?? 'sent' },
         rollout: {
             canary: canaryInput ?? file?.deploy.canary ?? 0,
             maxParallel: typeof parallel === 'string' ? { percent: Number(parallel.slice(0, -1)) } : parallel
@@ -68620,7 +68986,7 @@ function envFrom(file, env, unset, p, secret, at) {
 
 /***/ }),
 
-/***/ 8826:
+/***/ 4128:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -69213,7 +69579,7 @@ function toJsonSchema(schema, doc = {}) {
 
 /***/ }),
 
-/***/ 1664:
+/***/ 5134:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -69249,7 +69615,7 @@ function judgesEachHost(check) {
 
 /***/ }),
 
-/***/ 2865:
+/***/ 3855:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -69258,7 +69624,7 @@ function judgesEachHost(check) {
 /* harmony export */   fn: () => (/* binding */ inCliWords),
 /* harmony export */   ml: () => (/* binding */ CLI_WORDING)
 /* harmony export */ });
-/* harmony import */ var _inputs_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7428);
+/* harmony import */ var _inputs_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4426);
 
 /** Secrets never travel as CLI flags (the process list is public): where the CLI reads each. */
 const CLI_SECRETS = {
@@ -69309,7 +69675,7 @@ function inCliWords(text) {
 
 /***/ }),
 
-/***/ 6441:
+/***/ 5279:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -69325,7 +69691,7 @@ function inCliWords(text) {
 /* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_1__);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6760);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
-/* harmony import */ var _exclude_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3405);
+/* harmony import */ var _exclude_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(9727);
 
 
 
@@ -69607,7 +69973,7 @@ function comparePaths(a, b) {
 
 /***/ }),
 
-/***/ 3405:
+/***/ 9727:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -69617,7 +69983,7 @@ function comparePaths(a, b) {
 /* harmony export */   MR: () => (/* binding */ compileExclude)
 /* harmony export */ });
 /* unused harmony exports MAX_PATTERN_LENGTH, MAX_SEGMENTS, MAX_EXPANDED, expandBraces */
-/* harmony import */ var ignore__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(298);
+/* harmony import */ var ignore__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(5882);
 /* harmony import */ var ignore__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(ignore__WEBPACK_IMPORTED_MODULE_0__);
 
 /** Longest pattern accepted, in characters: far beyond any real one, short enough to stay cheap. */
@@ -69935,7 +70301,7 @@ function build(items) {
 
 /***/ }),
 
-/***/ 8440:
+/***/ 1874:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 module.exports = require(__nccwpck_require__.ab + "lib/protocol/crypto/build/Release/sshcrypto.node")
@@ -70294,19 +70660,19 @@ module.exports = require("zlib");
 
 /***/ }),
 
-/***/ 7349:
+/***/ 2197:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var identity = __nccwpck_require__(1127);
-var Scalar = __nccwpck_require__(3301);
-var YAMLMap = __nccwpck_require__(4454);
-var YAMLSeq = __nccwpck_require__(2223);
-var resolveBlockMap = __nccwpck_require__(7103);
-var resolveBlockSeq = __nccwpck_require__(334);
-var resolveFlowCollection = __nccwpck_require__(3142);
+var identity = __nccwpck_require__(4919);
+var Scalar = __nccwpck_require__(389);
+var YAMLMap = __nccwpck_require__(5462);
+var YAMLSeq = __nccwpck_require__(6831);
+var resolveBlockMap = __nccwpck_require__(143);
+var resolveBlockSeq = __nccwpck_require__(1854);
+var resolveFlowCollection = __nccwpck_require__(9030);
 
 function resolveCollection(CN, ctx, token, onError, tagName, tag) {
     const coll = token.type === 'block-map'
@@ -70392,16 +70758,16 @@ exports.composeCollection = composeCollection;
 
 /***/ }),
 
-/***/ 3683:
+/***/ 83:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var Document = __nccwpck_require__(3021);
-var composeNode = __nccwpck_require__(5937);
-var resolveEnd = __nccwpck_require__(7788);
-var resolveProps = __nccwpck_require__(4631);
+var Document = __nccwpck_require__(573);
+var composeNode = __nccwpck_require__(4961);
+var resolveEnd = __nccwpck_require__(1020);
+var resolveProps = __nccwpck_require__(775);
 
 function composeDoc(options, directives, { offset, start, value, end }, onError) {
     const opts = Object.assign({ _directives: directives }, options);
@@ -70445,18 +70811,18 @@ exports.composeDoc = composeDoc;
 
 /***/ }),
 
-/***/ 5937:
+/***/ 4961:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var Alias = __nccwpck_require__(4065);
-var identity = __nccwpck_require__(1127);
-var composeCollection = __nccwpck_require__(7349);
-var composeScalar = __nccwpck_require__(5413);
-var resolveEnd = __nccwpck_require__(7788);
-var utilEmptyScalarPosition = __nccwpck_require__(2599);
+var Alias = __nccwpck_require__(7105);
+var identity = __nccwpck_require__(4919);
+var composeCollection = __nccwpck_require__(2197);
+var composeScalar = __nccwpck_require__(3573);
+var resolveEnd = __nccwpck_require__(1020);
+var utilEmptyScalarPosition = __nccwpck_require__(8407);
 
 const CN = { composeNode, composeEmptyNode };
 function composeNode(ctx, token, props, onError) {
@@ -70565,16 +70931,16 @@ exports.composeNode = composeNode;
 
 /***/ }),
 
-/***/ 5413:
+/***/ 3573:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var identity = __nccwpck_require__(1127);
-var Scalar = __nccwpck_require__(3301);
-var resolveBlockScalar = __nccwpck_require__(8913);
-var resolveFlowScalar = __nccwpck_require__(6842);
+var identity = __nccwpck_require__(4919);
+var Scalar = __nccwpck_require__(389);
+var resolveBlockScalar = __nccwpck_require__(5089);
+var resolveFlowScalar = __nccwpck_require__(3501);
 
 function composeScalar(ctx, token, tagToken, onError) {
     const { value, type, comment, range } = token.type === 'block-scalar'
@@ -70661,19 +71027,19 @@ exports.composeScalar = composeScalar;
 
 /***/ }),
 
-/***/ 9984:
+/***/ 3104:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
 var node_process = __nccwpck_require__(932);
-var directives = __nccwpck_require__(1342);
-var Document = __nccwpck_require__(3021);
-var errors = __nccwpck_require__(1464);
-var identity = __nccwpck_require__(1127);
-var composeDoc = __nccwpck_require__(3683);
-var resolveEnd = __nccwpck_require__(7788);
+var directives = __nccwpck_require__(2606);
+var Document = __nccwpck_require__(573);
+var errors = __nccwpck_require__(152);
+var identity = __nccwpck_require__(4919);
+var composeDoc = __nccwpck_require__(83);
+var resolveEnd = __nccwpck_require__(1020);
 
 function getErrorPos(src) {
     if (typeof src === 'number')
@@ -70893,18 +71259,18 @@ exports.Composer = Composer;
 
 /***/ }),
 
-/***/ 7103:
+/***/ 143:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var Pair = __nccwpck_require__(7165);
-var YAMLMap = __nccwpck_require__(4454);
-var resolveProps = __nccwpck_require__(4631);
-var utilContainsNewline = __nccwpck_require__(9499);
-var utilFlowIndentCheck = __nccwpck_require__(4051);
-var utilMapIncludes = __nccwpck_require__(1187);
+var Pair = __nccwpck_require__(5773);
+var YAMLMap = __nccwpck_require__(5462);
+var resolveProps = __nccwpck_require__(775);
+var utilContainsNewline = __nccwpck_require__(4283);
+var utilFlowIndentCheck = __nccwpck_require__(1795);
+var utilMapIncludes = __nccwpck_require__(1091);
 
 const startColMsg = 'All mapping items must start at the same column';
 function resolveBlockMap({ composeNode, composeEmptyNode }, ctx, bm, onError, tag) {
@@ -71018,13 +71384,13 @@ exports.resolveBlockMap = resolveBlockMap;
 
 /***/ }),
 
-/***/ 8913:
+/***/ 5089:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var Scalar = __nccwpck_require__(3301);
+var Scalar = __nccwpck_require__(389);
 
 function resolveBlockScalar(ctx, scalar, onError) {
     const start = scalar.offset;
@@ -71226,15 +71592,15 @@ exports.resolveBlockScalar = resolveBlockScalar;
 
 /***/ }),
 
-/***/ 334:
+/***/ 1854:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var YAMLSeq = __nccwpck_require__(2223);
-var resolveProps = __nccwpck_require__(4631);
-var utilFlowIndentCheck = __nccwpck_require__(4051);
+var YAMLSeq = __nccwpck_require__(6831);
+var resolveProps = __nccwpck_require__(775);
+var utilFlowIndentCheck = __nccwpck_require__(1795);
 
 function resolveBlockSeq({ composeNode, composeEmptyNode }, ctx, bs, onError, tag) {
     const NodeClass = tag?.nodeClass ?? YAMLSeq.YAMLSeq;
@@ -71285,7 +71651,7 @@ exports.resolveBlockSeq = resolveBlockSeq;
 
 /***/ }),
 
-/***/ 7788:
+/***/ 1020:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -71332,20 +71698,20 @@ exports.resolveEnd = resolveEnd;
 
 /***/ }),
 
-/***/ 3142:
+/***/ 9030:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var identity = __nccwpck_require__(1127);
-var Pair = __nccwpck_require__(7165);
-var YAMLMap = __nccwpck_require__(4454);
-var YAMLSeq = __nccwpck_require__(2223);
-var resolveEnd = __nccwpck_require__(7788);
-var resolveProps = __nccwpck_require__(4631);
-var utilContainsNewline = __nccwpck_require__(9499);
-var utilMapIncludes = __nccwpck_require__(1187);
+var identity = __nccwpck_require__(4919);
+var Pair = __nccwpck_require__(5773);
+var YAMLMap = __nccwpck_require__(5462);
+var YAMLSeq = __nccwpck_require__(6831);
+var resolveEnd = __nccwpck_require__(1020);
+var resolveProps = __nccwpck_require__(775);
+var utilContainsNewline = __nccwpck_require__(4283);
+var utilMapIncludes = __nccwpck_require__(1091);
 
 const blockMsg = 'Block collections are not allowed within flow collections';
 const isBlock = (token) => token && (token.type === 'block-map' || token.type === 'block-seq');
@@ -71549,14 +71915,14 @@ exports.resolveFlowCollection = resolveFlowCollection;
 
 /***/ }),
 
-/***/ 6842:
+/***/ 3501:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var Scalar = __nccwpck_require__(3301);
-var resolveEnd = __nccwpck_require__(7788);
+var Scalar = __nccwpck_require__(389);
+var resolveEnd = __nccwpck_require__(1020);
 
 function resolveFlowScalar(scalar, strict, onError) {
     const { offset, type, source, end } = scalar;
@@ -71785,7 +72151,7 @@ exports.resolveFlowScalar = resolveFlowScalar;
 
 /***/ }),
 
-/***/ 4631:
+/***/ 775:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -71941,7 +72307,7 @@ exports.resolveProps = resolveProps;
 
 /***/ }),
 
-/***/ 9499:
+/***/ 4283:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -71985,7 +72351,7 @@ exports.containsNewline = containsNewline;
 
 /***/ }),
 
-/***/ 2599:
+/***/ 8407:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -72021,13 +72387,13 @@ exports.emptyScalarPosition = emptyScalarPosition;
 
 /***/ }),
 
-/***/ 4051:
+/***/ 1795:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var utilContainsNewline = __nccwpck_require__(9499);
+var utilContainsNewline = __nccwpck_require__(4283);
 
 function flowIndentCheck(indent, fc, onError) {
     if (fc?.type === 'flow-collection') {
@@ -72046,13 +72412,13 @@ exports.flowIndentCheck = flowIndentCheck;
 
 /***/ }),
 
-/***/ 1187:
+/***/ 1091:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var identity = __nccwpck_require__(1127);
+var identity = __nccwpck_require__(4919);
 
 function mapIncludes(ctx, items, search) {
     const { uniqueKeys } = ctx.options;
@@ -72069,23 +72435,23 @@ exports.mapIncludes = mapIncludes;
 
 /***/ }),
 
-/***/ 3021:
+/***/ 573:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var Alias = __nccwpck_require__(4065);
-var Collection = __nccwpck_require__(101);
-var identity = __nccwpck_require__(1127);
-var Pair = __nccwpck_require__(7165);
-var toJS = __nccwpck_require__(6424);
-var Schema = __nccwpck_require__(5840);
-var stringifyDocument = __nccwpck_require__(6829);
-var anchors = __nccwpck_require__(1596);
-var applyReviver = __nccwpck_require__(3661);
-var createNode = __nccwpck_require__(2404);
-var directives = __nccwpck_require__(1342);
+var Alias = __nccwpck_require__(7105);
+var Collection = __nccwpck_require__(4661);
+var identity = __nccwpck_require__(4919);
+var Pair = __nccwpck_require__(5773);
+var toJS = __nccwpck_require__(3899);
+var Schema = __nccwpck_require__(8224);
+var stringifyDocument = __nccwpck_require__(2285);
+var anchors = __nccwpck_require__(9196);
+var applyReviver = __nccwpck_require__(909);
+var createNode = __nccwpck_require__(1732);
+var directives = __nccwpck_require__(2606);
 
 class Document {
     constructor(value, replacer, options) {
@@ -72414,14 +72780,14 @@ exports.Document = Document;
 
 /***/ }),
 
-/***/ 1596:
+/***/ 9196:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var identity = __nccwpck_require__(1127);
-var visit = __nccwpck_require__(204);
+var identity = __nccwpck_require__(4919);
+var visit = __nccwpck_require__(2588);
 
 /**
  * Verify that the input string is a valid anchor.
@@ -72498,7 +72864,7 @@ exports.findNewAnchor = findNewAnchor;
 
 /***/ }),
 
-/***/ 3661:
+/***/ 909:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -72563,15 +72929,15 @@ exports.applyReviver = applyReviver;
 
 /***/ }),
 
-/***/ 2404:
+/***/ 1732:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var Alias = __nccwpck_require__(4065);
-var identity = __nccwpck_require__(1127);
-var Scalar = __nccwpck_require__(3301);
+var Alias = __nccwpck_require__(7105);
+var identity = __nccwpck_require__(4919);
+var Scalar = __nccwpck_require__(389);
 
 const defaultTagPrefix = 'tag:yaml.org,2002:';
 function findTagObject(value, tagName, tags) {
@@ -72661,14 +73027,14 @@ exports.createNode = createNode;
 
 /***/ }),
 
-/***/ 1342:
+/***/ 2606:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var identity = __nccwpck_require__(1127);
-var visit = __nccwpck_require__(204);
+var identity = __nccwpck_require__(4919);
+var visit = __nccwpck_require__(2588);
 
 const escapeChars = {
     '!': '%21',
@@ -72847,7 +73213,7 @@ exports.Directives = Directives;
 
 /***/ }),
 
-/***/ 1464:
+/***/ 152:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -72917,29 +73283,29 @@ exports.prettifyError = prettifyError;
 
 /***/ }),
 
-/***/ 8815:
+/***/ 3439:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 var __webpack_unused_export__;
 
 
-var composer = __nccwpck_require__(9984);
-var Document = __nccwpck_require__(3021);
-var Schema = __nccwpck_require__(5840);
-var errors = __nccwpck_require__(1464);
-var Alias = __nccwpck_require__(4065);
-var identity = __nccwpck_require__(1127);
-var Pair = __nccwpck_require__(7165);
-var Scalar = __nccwpck_require__(3301);
-var YAMLMap = __nccwpck_require__(4454);
-var YAMLSeq = __nccwpck_require__(2223);
-var cst = __nccwpck_require__(3461);
-var lexer = __nccwpck_require__(361);
-var lineCounter = __nccwpck_require__(6628);
-var parser = __nccwpck_require__(3456);
-var publicApi = __nccwpck_require__(4047);
-var visit = __nccwpck_require__(204);
+var composer = __nccwpck_require__(3104);
+var Document = __nccwpck_require__(573);
+var Schema = __nccwpck_require__(8224);
+var errors = __nccwpck_require__(152);
+var Alias = __nccwpck_require__(7105);
+var identity = __nccwpck_require__(4919);
+var Pair = __nccwpck_require__(5773);
+var Scalar = __nccwpck_require__(389);
+var YAMLMap = __nccwpck_require__(5462);
+var YAMLSeq = __nccwpck_require__(6831);
+var cst = __nccwpck_require__(9877);
+var lexer = __nccwpck_require__(5145);
+var lineCounter = __nccwpck_require__(1460);
+var parser = __nccwpck_require__(2064);
+var publicApi = __nccwpck_require__(4543);
+var visit = __nccwpck_require__(2588);
 
 
 
@@ -72976,7 +73342,7 @@ __webpack_unused_export__ = visit.visitAsync;
 
 /***/ }),
 
-/***/ 7249:
+/***/ 7297:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -73003,17 +73369,17 @@ exports.warn = warn;
 
 /***/ }),
 
-/***/ 4065:
+/***/ 7105:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var anchors = __nccwpck_require__(1596);
-var visit = __nccwpck_require__(204);
-var identity = __nccwpck_require__(1127);
-var Node = __nccwpck_require__(6673);
-var toJS = __nccwpck_require__(6424);
+var anchors = __nccwpck_require__(9196);
+var visit = __nccwpck_require__(2588);
+var identity = __nccwpck_require__(4919);
+var Node = __nccwpck_require__(4833);
+var toJS = __nccwpck_require__(3899);
 
 class Alias extends Node.NodeBase {
     constructor(source) {
@@ -73131,15 +73497,15 @@ exports.Alias = Alias;
 
 /***/ }),
 
-/***/ 101:
+/***/ 4661:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var createNode = __nccwpck_require__(2404);
-var identity = __nccwpck_require__(1127);
-var Node = __nccwpck_require__(6673);
+var createNode = __nccwpck_require__(1732);
+var identity = __nccwpck_require__(4919);
+var Node = __nccwpck_require__(4833);
 
 function collectionFromPath(schema, path, value) {
     let v = value;
@@ -73290,15 +73656,15 @@ exports.isEmptyPath = isEmptyPath;
 
 /***/ }),
 
-/***/ 6673:
+/***/ 4833:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var applyReviver = __nccwpck_require__(3661);
-var identity = __nccwpck_require__(1127);
-var toJS = __nccwpck_require__(6424);
+var applyReviver = __nccwpck_require__(909);
+var identity = __nccwpck_require__(4919);
+var toJS = __nccwpck_require__(3899);
 
 class NodeBase {
     constructor(type) {
@@ -73338,16 +73704,16 @@ exports.NodeBase = NodeBase;
 
 /***/ }),
 
-/***/ 7165:
+/***/ 5773:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var createNode = __nccwpck_require__(2404);
-var stringifyPair = __nccwpck_require__(9748);
-var addPairToJSMap = __nccwpck_require__(7104);
-var identity = __nccwpck_require__(1127);
+var createNode = __nccwpck_require__(1732);
+var stringifyPair = __nccwpck_require__(7764);
+var addPairToJSMap = __nccwpck_require__(8768);
+var identity = __nccwpck_require__(4919);
 
 function createPair(key, value, ctx) {
     const k = createNode.createNode(key, undefined, ctx);
@@ -73385,15 +73751,15 @@ exports.createPair = createPair;
 
 /***/ }),
 
-/***/ 3301:
+/***/ 389:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var identity = __nccwpck_require__(1127);
-var Node = __nccwpck_require__(6673);
-var toJS = __nccwpck_require__(6424);
+var identity = __nccwpck_require__(4919);
+var Node = __nccwpck_require__(4833);
+var toJS = __nccwpck_require__(3899);
 
 const isScalarValue = (value) => !value || (typeof value !== 'function' && typeof value !== 'object');
 class Scalar extends Node.NodeBase {
@@ -73420,18 +73786,18 @@ exports.isScalarValue = isScalarValue;
 
 /***/ }),
 
-/***/ 4454:
+/***/ 5462:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var stringifyCollection = __nccwpck_require__(1212);
-var addPairToJSMap = __nccwpck_require__(7104);
-var Collection = __nccwpck_require__(101);
-var identity = __nccwpck_require__(1127);
-var Pair = __nccwpck_require__(7165);
-var Scalar = __nccwpck_require__(3301);
+var stringifyCollection = __nccwpck_require__(4156);
+var addPairToJSMap = __nccwpck_require__(8768);
+var Collection = __nccwpck_require__(4661);
+var identity = __nccwpck_require__(4919);
+var Pair = __nccwpck_require__(5773);
+var Scalar = __nccwpck_require__(389);
 
 function findPair(items, key) {
     const k = identity.isScalar(key) ? key.value : key;
@@ -73575,18 +73941,18 @@ exports.findPair = findPair;
 
 /***/ }),
 
-/***/ 2223:
+/***/ 6831:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var createNode = __nccwpck_require__(2404);
-var stringifyCollection = __nccwpck_require__(1212);
-var Collection = __nccwpck_require__(101);
-var identity = __nccwpck_require__(1127);
-var Scalar = __nccwpck_require__(3301);
-var toJS = __nccwpck_require__(6424);
+var createNode = __nccwpck_require__(1732);
+var stringifyCollection = __nccwpck_require__(4156);
+var Collection = __nccwpck_require__(4661);
+var identity = __nccwpck_require__(4919);
+var Scalar = __nccwpck_require__(389);
+var toJS = __nccwpck_require__(3899);
 
 class YAMLSeq extends Collection.Collection {
     static get tagName() {
@@ -73698,17 +74064,17 @@ exports.YAMLSeq = YAMLSeq;
 
 /***/ }),
 
-/***/ 7104:
+/***/ 8768:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var log = __nccwpck_require__(7249);
-var merge = __nccwpck_require__(452);
-var stringify = __nccwpck_require__(2148);
-var identity = __nccwpck_require__(1127);
-var toJS = __nccwpck_require__(6424);
+var log = __nccwpck_require__(7297);
+var merge = __nccwpck_require__(9380);
+var stringify = __nccwpck_require__(9300);
+var identity = __nccwpck_require__(4919);
+var toJS = __nccwpck_require__(3899);
 
 function addPairToJSMap(ctx, map, { key, value }) {
     if (identity.isNode(key) && key.addToJSMap)
@@ -73771,7 +74137,7 @@ exports.addPairToJSMap = addPairToJSMap;
 
 /***/ }),
 
-/***/ 1127:
+/***/ 4919:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -73832,13 +74198,13 @@ exports.isSeq = isSeq;
 
 /***/ }),
 
-/***/ 6424:
+/***/ 3899:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var identity = __nccwpck_require__(1127);
+var identity = __nccwpck_require__(4919);
 
 /**
  * Recursively convert any node or its contents to native JavaScript
@@ -73879,16 +74245,16 @@ exports.toJS = toJS;
 
 /***/ }),
 
-/***/ 110:
+/***/ 334:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var resolveBlockScalar = __nccwpck_require__(8913);
-var resolveFlowScalar = __nccwpck_require__(6842);
-var errors = __nccwpck_require__(1464);
-var stringifyString = __nccwpck_require__(3069);
+var resolveBlockScalar = __nccwpck_require__(5089);
+var resolveFlowScalar = __nccwpck_require__(3501);
+var errors = __nccwpck_require__(152);
+var stringifyString = __nccwpck_require__(1773);
 
 function resolveAsScalar(token, strict = true, onError) {
     if (token) {
@@ -74105,7 +74471,7 @@ exports.setScalarValue = setScalarValue;
 
 /***/ }),
 
-/***/ 1733:
+/***/ 3701:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -74176,7 +74542,7 @@ exports.stringify = stringify;
 
 /***/ }),
 
-/***/ 7715:
+/***/ 5235:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -74283,15 +74649,15 @@ exports.visit = visit;
 
 /***/ }),
 
-/***/ 3461:
+/***/ 9877:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var cstScalar = __nccwpck_require__(110);
-var cstStringify = __nccwpck_require__(1733);
-var cstVisit = __nccwpck_require__(7715);
+var cstScalar = __nccwpck_require__(334);
+var cstStringify = __nccwpck_require__(3701);
+var cstVisit = __nccwpck_require__(5235);
 
 /** The byte order mark */
 const BOM = '\u{FEFF}';
@@ -74403,13 +74769,13 @@ exports.tokenType = tokenType;
 
 /***/ }),
 
-/***/ 361:
+/***/ 5145:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var cst = __nccwpck_require__(3461);
+var cst = __nccwpck_require__(9877);
 
 /*
 START -> stream
@@ -75134,7 +75500,7 @@ exports.Lexer = Lexer;
 
 /***/ }),
 
-/***/ 6628:
+/***/ 1460:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -75183,15 +75549,15 @@ exports.LineCounter = LineCounter;
 
 /***/ }),
 
-/***/ 3456:
+/***/ 2064:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
 var node_process = __nccwpck_require__(932);
-var cst = __nccwpck_require__(3461);
-var lexer = __nccwpck_require__(361);
+var cst = __nccwpck_require__(9877);
+var lexer = __nccwpck_require__(5145);
 
 function includesToken(list, type) {
     for (let i = 0; i < list.length; ++i)
@@ -76171,19 +76537,19 @@ exports.Parser = Parser;
 
 /***/ }),
 
-/***/ 4047:
+/***/ 4543:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var composer = __nccwpck_require__(9984);
-var Document = __nccwpck_require__(3021);
-var errors = __nccwpck_require__(1464);
-var log = __nccwpck_require__(7249);
-var identity = __nccwpck_require__(1127);
-var lineCounter = __nccwpck_require__(6628);
-var parser = __nccwpck_require__(3456);
+var composer = __nccwpck_require__(3104);
+var Document = __nccwpck_require__(573);
+var errors = __nccwpck_require__(152);
+var log = __nccwpck_require__(7297);
+var identity = __nccwpck_require__(4919);
+var lineCounter = __nccwpck_require__(1460);
+var parser = __nccwpck_require__(2064);
 
 function parseOptions(options) {
     const prettyErrors = options.prettyErrors !== false;
@@ -76286,17 +76652,17 @@ exports.stringify = stringify;
 
 /***/ }),
 
-/***/ 5840:
+/***/ 8224:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var identity = __nccwpck_require__(1127);
-var map = __nccwpck_require__(7451);
-var seq = __nccwpck_require__(1706);
-var string = __nccwpck_require__(6464);
-var tags = __nccwpck_require__(18);
+var identity = __nccwpck_require__(4919);
+var map = __nccwpck_require__(6424);
+var seq = __nccwpck_require__(7562);
+var string = __nccwpck_require__(4704);
+var tags = __nccwpck_require__(6178);
 
 const sortMapEntriesByKey = (a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
 class Schema {
@@ -76333,14 +76699,14 @@ exports.Schema = Schema;
 
 /***/ }),
 
-/***/ 7451:
+/***/ 6424:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var identity = __nccwpck_require__(1127);
-var YAMLMap = __nccwpck_require__(4454);
+var identity = __nccwpck_require__(4919);
+var YAMLMap = __nccwpck_require__(5462);
 
 const map = {
     collection: 'map',
@@ -76360,13 +76726,13 @@ exports.map = map;
 
 /***/ }),
 
-/***/ 3632:
+/***/ 5632:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var Scalar = __nccwpck_require__(3301);
+var Scalar = __nccwpck_require__(389);
 
 const nullTag = {
     identify: value => value == null,
@@ -76385,14 +76751,14 @@ exports.nullTag = nullTag;
 
 /***/ }),
 
-/***/ 1706:
+/***/ 7562:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var identity = __nccwpck_require__(1127);
-var YAMLSeq = __nccwpck_require__(2223);
+var identity = __nccwpck_require__(4919);
+var YAMLSeq = __nccwpck_require__(6831);
 
 const seq = {
     collection: 'seq',
@@ -76412,13 +76778,13 @@ exports.seq = seq;
 
 /***/ }),
 
-/***/ 6464:
+/***/ 4704:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var stringifyString = __nccwpck_require__(3069);
+var stringifyString = __nccwpck_require__(1773);
 
 const string = {
     identify: value => typeof value === 'string',
@@ -76436,13 +76802,13 @@ exports.string = string;
 
 /***/ }),
 
-/***/ 3959:
+/***/ 4359:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var Scalar = __nccwpck_require__(3301);
+var Scalar = __nccwpck_require__(389);
 
 const boolTag = {
     identify: value => typeof value === 'boolean',
@@ -76465,14 +76831,14 @@ exports.boolTag = boolTag;
 
 /***/ }),
 
-/***/ 8405:
+/***/ 6229:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var Scalar = __nccwpck_require__(3301);
-var stringifyNumber = __nccwpck_require__(8689);
+var Scalar = __nccwpck_require__(389);
+var stringifyNumber = __nccwpck_require__(3569);
 
 const floatNaN = {
     identify: value => typeof value === 'number',
@@ -76520,13 +76886,13 @@ exports.floatNaN = floatNaN;
 
 /***/ }),
 
-/***/ 9874:
+/***/ 7602:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var stringifyNumber = __nccwpck_require__(8689);
+var stringifyNumber = __nccwpck_require__(3569);
 
 const intIdentify = (value) => typeof value === 'bigint' || Number.isInteger(value);
 const intResolve = (str, offset, radix, { intAsBigInt }) => (intAsBigInt ? BigInt(str) : parseInt(str.substring(offset), radix));
@@ -76570,19 +76936,19 @@ exports.intOct = intOct;
 
 /***/ }),
 
-/***/ 896:
+/***/ 7904:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var map = __nccwpck_require__(7451);
-var _null = __nccwpck_require__(3632);
-var seq = __nccwpck_require__(1706);
-var string = __nccwpck_require__(6464);
-var bool = __nccwpck_require__(3959);
-var float = __nccwpck_require__(8405);
-var int = __nccwpck_require__(9874);
+var map = __nccwpck_require__(6424);
+var _null = __nccwpck_require__(5632);
+var seq = __nccwpck_require__(7562);
+var string = __nccwpck_require__(4704);
+var bool = __nccwpck_require__(4359);
+var float = __nccwpck_require__(6229);
+var int = __nccwpck_require__(7602);
 
 const schema = [
     map.map,
@@ -76603,15 +76969,15 @@ exports.schema = schema;
 
 /***/ }),
 
-/***/ 3559:
+/***/ 8647:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var Scalar = __nccwpck_require__(3301);
-var map = __nccwpck_require__(7451);
-var seq = __nccwpck_require__(1706);
+var Scalar = __nccwpck_require__(389);
+var map = __nccwpck_require__(6424);
+var seq = __nccwpck_require__(7562);
 
 function intIdentify(value) {
     return typeof value === 'bigint' || Number.isInteger(value);
@@ -76675,28 +77041,28 @@ exports.schema = schema;
 
 /***/ }),
 
-/***/ 18:
+/***/ 6178:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var map = __nccwpck_require__(7451);
-var _null = __nccwpck_require__(3632);
-var seq = __nccwpck_require__(1706);
-var string = __nccwpck_require__(6464);
-var bool = __nccwpck_require__(3959);
-var float = __nccwpck_require__(8405);
-var int = __nccwpck_require__(9874);
-var schema = __nccwpck_require__(896);
-var schema$1 = __nccwpck_require__(3559);
-var binary = __nccwpck_require__(6083);
-var merge = __nccwpck_require__(452);
-var omap = __nccwpck_require__(303);
-var pairs = __nccwpck_require__(8385);
-var schema$2 = __nccwpck_require__(5913);
-var set = __nccwpck_require__(1528);
-var timestamp = __nccwpck_require__(4371);
+var map = __nccwpck_require__(6424);
+var _null = __nccwpck_require__(5632);
+var seq = __nccwpck_require__(7562);
+var string = __nccwpck_require__(4704);
+var bool = __nccwpck_require__(4359);
+var float = __nccwpck_require__(6229);
+var int = __nccwpck_require__(7602);
+var schema = __nccwpck_require__(7904);
+var schema$1 = __nccwpck_require__(8647);
+var binary = __nccwpck_require__(4355);
+var merge = __nccwpck_require__(9380);
+var omap = __nccwpck_require__(6431);
+var pairs = __nccwpck_require__(9281);
+var schema$2 = __nccwpck_require__(3081);
+var set = __nccwpck_require__(2504);
+var timestamp = __nccwpck_require__(4960);
 
 const schemas = new Map([
     ['core', schema.schema],
@@ -76782,15 +77148,15 @@ exports.getTags = getTags;
 
 /***/ }),
 
-/***/ 6083:
+/***/ 4355:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
 var node_buffer = __nccwpck_require__(181);
-var Scalar = __nccwpck_require__(3301);
-var stringifyString = __nccwpck_require__(3069);
+var Scalar = __nccwpck_require__(389);
+var stringifyString = __nccwpck_require__(1773);
 
 const binary = {
     identify: value => value instanceof Uint8Array, // Buffer inherits from Uint8Array
@@ -76860,13 +77226,13 @@ exports.binary = binary;
 
 /***/ }),
 
-/***/ 8398:
+/***/ 6158:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var Scalar = __nccwpck_require__(3301);
+var Scalar = __nccwpck_require__(389);
 
 function boolStringify({ value, source }, ctx) {
     const boolObj = value ? trueTag : falseTag;
@@ -76897,14 +77263,14 @@ exports.trueTag = trueTag;
 
 /***/ }),
 
-/***/ 5782:
+/***/ 838:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var Scalar = __nccwpck_require__(3301);
-var stringifyNumber = __nccwpck_require__(8689);
+var Scalar = __nccwpck_require__(389);
+var stringifyNumber = __nccwpck_require__(3569);
 
 const floatNaN = {
     identify: value => typeof value === 'number',
@@ -76955,13 +77321,13 @@ exports.floatNaN = floatNaN;
 
 /***/ }),
 
-/***/ 873:
+/***/ 5609:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var stringifyNumber = __nccwpck_require__(8689);
+var stringifyNumber = __nccwpck_require__(3569);
 
 const intIdentify = (value) => typeof value === 'bigint' || Number.isInteger(value);
 function intResolve(str, offset, radix, { intAsBigInt }) {
@@ -77039,14 +77405,14 @@ exports.intOct = intOct;
 
 /***/ }),
 
-/***/ 452:
+/***/ 9380:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var identity = __nccwpck_require__(1127);
-var Scalar = __nccwpck_require__(3301);
+var identity = __nccwpck_require__(4919);
+var Scalar = __nccwpck_require__(389);
 
 // If the value associated with a merge key is a single mapping node, each of
 // its key/value pairs is inserted into the current mapping, unless the key
@@ -77118,17 +77484,17 @@ exports.merge = merge;
 
 /***/ }),
 
-/***/ 303:
+/***/ 6431:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var identity = __nccwpck_require__(1127);
-var toJS = __nccwpck_require__(6424);
-var YAMLMap = __nccwpck_require__(4454);
-var YAMLSeq = __nccwpck_require__(2223);
-var pairs = __nccwpck_require__(8385);
+var identity = __nccwpck_require__(4919);
+var toJS = __nccwpck_require__(3899);
+var YAMLMap = __nccwpck_require__(5462);
+var YAMLSeq = __nccwpck_require__(6831);
+var pairs = __nccwpck_require__(9281);
 
 class YAMLOMap extends YAMLSeq.YAMLSeq {
     constructor() {
@@ -77203,16 +77569,16 @@ exports.omap = omap;
 
 /***/ }),
 
-/***/ 8385:
+/***/ 9281:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var identity = __nccwpck_require__(1127);
-var Pair = __nccwpck_require__(7165);
-var Scalar = __nccwpck_require__(3301);
-var YAMLSeq = __nccwpck_require__(2223);
+var identity = __nccwpck_require__(4919);
+var Pair = __nccwpck_require__(5773);
+var Scalar = __nccwpck_require__(389);
+var YAMLSeq = __nccwpck_require__(6831);
 
 function resolvePairs(seq, onError) {
     if (identity.isSeq(seq)) {
@@ -77293,25 +77659,25 @@ exports.resolvePairs = resolvePairs;
 
 /***/ }),
 
-/***/ 5913:
+/***/ 3081:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var map = __nccwpck_require__(7451);
-var _null = __nccwpck_require__(3632);
-var seq = __nccwpck_require__(1706);
-var string = __nccwpck_require__(6464);
-var binary = __nccwpck_require__(6083);
-var bool = __nccwpck_require__(8398);
-var float = __nccwpck_require__(5782);
-var int = __nccwpck_require__(873);
-var merge = __nccwpck_require__(452);
-var omap = __nccwpck_require__(303);
-var pairs = __nccwpck_require__(8385);
-var set = __nccwpck_require__(1528);
-var timestamp = __nccwpck_require__(4371);
+var map = __nccwpck_require__(6424);
+var _null = __nccwpck_require__(5632);
+var seq = __nccwpck_require__(7562);
+var string = __nccwpck_require__(4704);
+var binary = __nccwpck_require__(4355);
+var bool = __nccwpck_require__(6158);
+var float = __nccwpck_require__(838);
+var int = __nccwpck_require__(5609);
+var merge = __nccwpck_require__(9380);
+var omap = __nccwpck_require__(6431);
+var pairs = __nccwpck_require__(9281);
+var set = __nccwpck_require__(2504);
+var timestamp = __nccwpck_require__(4960);
 
 const schema = [
     map.map,
@@ -77342,15 +77708,15 @@ exports.schema = schema;
 
 /***/ }),
 
-/***/ 1528:
+/***/ 2504:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var identity = __nccwpck_require__(1127);
-var Pair = __nccwpck_require__(7165);
-var YAMLMap = __nccwpck_require__(4454);
+var identity = __nccwpck_require__(4919);
+var Pair = __nccwpck_require__(5773);
+var YAMLMap = __nccwpck_require__(5462);
 
 class YAMLSet extends YAMLMap.YAMLMap {
     constructor(schema) {
@@ -77446,13 +77812,13 @@ exports.set = set;
 
 /***/ }),
 
-/***/ 4371:
+/***/ 4960:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var stringifyNumber = __nccwpck_require__(8689);
+var stringifyNumber = __nccwpck_require__(3569);
 
 /** Internal types handle bigint as number, because TS can't figure it out. */
 function parseSexagesimal(str, asBigInt) {
@@ -77559,7 +77925,7 @@ exports.timestamp = timestamp;
 
 /***/ }),
 
-/***/ 4475:
+/***/ 9915:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -77718,16 +78084,16 @@ exports.foldFlowLines = foldFlowLines;
 
 /***/ }),
 
-/***/ 2148:
+/***/ 9300:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var anchors = __nccwpck_require__(1596);
-var identity = __nccwpck_require__(1127);
-var stringifyComment = __nccwpck_require__(9799);
-var stringifyString = __nccwpck_require__(3069);
+var anchors = __nccwpck_require__(9196);
+var identity = __nccwpck_require__(4919);
+var stringifyComment = __nccwpck_require__(6599);
+var stringifyString = __nccwpck_require__(1773);
 
 function createStringifyContext(doc, options) {
     const opt = Object.assign({
@@ -77858,15 +78224,15 @@ exports.stringify = stringify;
 
 /***/ }),
 
-/***/ 1212:
+/***/ 4156:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var identity = __nccwpck_require__(1127);
-var stringify = __nccwpck_require__(2148);
-var stringifyComment = __nccwpck_require__(9799);
+var identity = __nccwpck_require__(4919);
+var stringify = __nccwpck_require__(9300);
+var stringifyComment = __nccwpck_require__(6599);
 
 function stringifyCollection(collection, ctx, options) {
     const flow = ctx.inFlow ?? collection.flow;
@@ -78021,7 +78387,7 @@ exports.stringifyCollection = stringifyCollection;
 
 /***/ }),
 
-/***/ 9799:
+/***/ 6599:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -78053,15 +78419,15 @@ exports.stringifyComment = stringifyComment;
 
 /***/ }),
 
-/***/ 6829:
+/***/ 2285:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var identity = __nccwpck_require__(1127);
-var stringify = __nccwpck_require__(2148);
-var stringifyComment = __nccwpck_require__(9799);
+var identity = __nccwpck_require__(4919);
+var stringify = __nccwpck_require__(9300);
+var stringifyComment = __nccwpck_require__(6599);
 
 function stringifyDocument(doc, options) {
     const lines = [];
@@ -78148,7 +78514,7 @@ exports.stringifyDocument = stringifyDocument;
 
 /***/ }),
 
-/***/ 8689:
+/***/ 3569:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -78183,16 +78549,16 @@ exports.stringifyNumber = stringifyNumber;
 
 /***/ }),
 
-/***/ 9748:
+/***/ 7764:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var identity = __nccwpck_require__(1127);
-var Scalar = __nccwpck_require__(3301);
-var stringify = __nccwpck_require__(2148);
-var stringifyComment = __nccwpck_require__(9799);
+var identity = __nccwpck_require__(4919);
+var Scalar = __nccwpck_require__(389);
+var stringify = __nccwpck_require__(9300);
+var stringifyComment = __nccwpck_require__(6599);
 
 function stringifyPair({ key, value }, ctx, onComment, onChompKeep) {
     const { allNullValues, doc, indent, indentStep, options: { commentString, indentSeq, simpleKeys } } = ctx;
@@ -78343,14 +78709,14 @@ exports.stringifyPair = stringifyPair;
 
 /***/ }),
 
-/***/ 3069:
+/***/ 1773:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var Scalar = __nccwpck_require__(3301);
-var foldFlowLines = __nccwpck_require__(4475);
+var Scalar = __nccwpck_require__(389);
+var foldFlowLines = __nccwpck_require__(9915);
 
 const getFoldOptions = (ctx, isBlock) => ({
     indentAtStart: isBlock ? ctx.indent.length : ctx.indentAtStart,
@@ -78689,13 +79055,13 @@ exports.stringifyString = stringifyString;
 
 /***/ }),
 
-/***/ 204:
+/***/ 2588:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-var identity = __nccwpck_require__(1127);
+var identity = __nccwpck_require__(4919);
 
 const BREAK = Symbol('break visit');
 const SKIP = Symbol('skip children');
@@ -78933,7 +79299,7 @@ exports.visitAsync = visitAsync;
 
 /***/ }),
 
-/***/ 295:
+/***/ 1585:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // CommonJS entry of the one bundle (ssh2 needs __dirname, absent in ESM bundles). The files in
@@ -78941,15 +79307,15 @@ exports.visitAsync = visitAsync;
 // Each entry's modules are evaluated on first call only, so the CLI never loads @actions/core
 // (and its HTTP client), which costs a noticeable part of a second at every start.
 module.exports = {
-  runAction: (...args) => (__nccwpck_require__(3043)/* .runAction */ .Cs)(...args),
-  runPost: (...args) => (__nccwpck_require__(6661)/* .run */ .e)(...args),
-  cli: (...args) => (__nccwpck_require__(1689)/* .main */ .iW)(...args)
+  runAction: (...args) => (__nccwpck_require__(5994)/* .runAction */ .Cs)(...args),
+  runPost: (...args) => (__nccwpck_require__(1323)/* .run */ .e)(...args),
+  cli: (...args) => (__nccwpck_require__(2780)/* .main */ .iW)(...args)
 };
 
 
 /***/ }),
 
-/***/ 6058:
+/***/ 2906:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -78975,7 +79341,7 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 // EXTERNAL MODULE: external "os"
 var external_os_ = __nccwpck_require__(857);
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/utils.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/utils.js
 // We use any as a valid input type
 /* eslint-disable @typescript-eslint/no-explicit-any */
 /**
@@ -79011,7 +79377,7 @@ function utils_toCommandProperties(annotationProperties) {
     };
 }
 //# sourceMappingURL=utils.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/command.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/command.js
 
 
 /**
@@ -79107,7 +79473,7 @@ function escapeProperty(s) {
 var external_crypto_ = __nccwpck_require__(6982);
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __nccwpck_require__(9896);
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/file-command.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/file-command.js
 // For internal use, subject to change.
 // We use any as a valid input type
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -79144,9 +79510,9 @@ function file_command_prepareKeyValueMessage(key, value) {
 //# sourceMappingURL=file-command.js.map
 // EXTERNAL MODULE: external "path"
 var external_path_ = __nccwpck_require__(6928);
-// EXTERNAL MODULE: ./node_modules/@actions/http-client/lib/index.js + 1 modules
-var lib = __nccwpck_require__(4942);
-;// CONCATENATED MODULE: ./node_modules/@actions/http-client/lib/auth.js
+// EXTERNAL MODULE: ../main/node_modules/@actions/http-client/lib/index.js + 1 modules
+var lib = __nccwpck_require__(5326);
+;// CONCATENATED MODULE: ../main/node_modules/@actions/http-client/lib/auth.js
 var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -79222,7 +79588,7 @@ class PersonalAccessTokenCredentialHandler {
     }
 }
 //# sourceMappingURL=auth.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/oidc-utils.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/oidc-utils.js
 var oidc_utils_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -79296,7 +79662,7 @@ class oidc_utils_OidcClient {
     }
 }
 //# sourceMappingURL=oidc-utils.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/summary.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/summary.js
 var summary_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -79577,7 +79943,7 @@ const _summary = new Summary();
 const markdownSummary = (/* unused pure expression or super */ null && (_summary));
 const summary = _summary;
 //# sourceMappingURL=summary.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/path-utils.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/path-utils.js
 
 /**
  * toPosixPath converts the given path to the posix form. On Windows, \\ will be
@@ -79611,9 +79977,9 @@ function toPlatformPath(pth) {
     return pth.replace(/[/\\]/g, path.sep);
 }
 //# sourceMappingURL=path-utils.js.map
-// EXTERNAL MODULE: ./node_modules/@actions/exec/lib/exec.js + 2 modules
-var lib_exec = __nccwpck_require__(5260);
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/platform.js
+// EXTERNAL MODULE: ../main/node_modules/@actions/exec/lib/exec.js + 2 modules
+var lib_exec = __nccwpck_require__(7964);
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/platform.js
 var platform_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -79678,7 +80044,7 @@ function getDetails() {
     });
 }
 //# sourceMappingURL=platform.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/core.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/core.js
 var core_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -79999,7 +80365,7 @@ function getIDToken(aud) {
 
 /***/ }),
 
-/***/ 5260:
+/***/ 7964:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -80021,13 +80387,13 @@ var external_events_ = __nccwpck_require__(4434);
 var external_child_process_ = __nccwpck_require__(5317);
 // EXTERNAL MODULE: external "path"
 var external_path_ = __nccwpck_require__(6928);
-// EXTERNAL MODULE: ./node_modules/@actions/io/lib/io.js
-var io = __nccwpck_require__(8701);
-// EXTERNAL MODULE: ./node_modules/@actions/io/lib/io-util.js
-var io_util = __nccwpck_require__(90);
+// EXTERNAL MODULE: ../main/node_modules/@actions/io/lib/io.js
+var io = __nccwpck_require__(6413);
+// EXTERNAL MODULE: ../main/node_modules/@actions/io/lib/io-util.js
+var io_util = __nccwpck_require__(378);
 ;// CONCATENATED MODULE: external "timers"
 const external_timers_namespaceObject = require("timers");
-;// CONCATENATED MODULE: ./node_modules/@actions/exec/lib/toolrunner.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/exec/lib/toolrunner.js
 var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -80615,7 +80981,7 @@ class ExecState extends external_events_.EventEmitter {
     }
 }
 //# sourceMappingURL=toolrunner.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/exec/lib/exec.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/exec/lib/exec.js
 var exec_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -80698,7 +81064,7 @@ function getExecOutput(commandLine, args, options) {
 
 /***/ }),
 
-/***/ 4942:
+/***/ 5326:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -80716,7 +81082,7 @@ var external_http_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_
 // EXTERNAL MODULE: external "https"
 var external_https_ = __nccwpck_require__(5692);
 var external_https_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_https_, 2);
-;// CONCATENATED MODULE: ./node_modules/@actions/http-client/lib/proxy.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/http-client/lib/proxy.js
 function getProxyUrl(reqUrl) {
     const usingSsl = reqUrl.protocol === 'https:';
     if (checkBypass(reqUrl)) {
@@ -80807,11 +81173,11 @@ class DecodedURL extends URL {
     }
 }
 //# sourceMappingURL=proxy.js.map
-// EXTERNAL MODULE: ./node_modules/tunnel/index.js
-var tunnel = __nccwpck_require__(770);
-// EXTERNAL MODULE: ./node_modules/undici/index.js
-var undici = __nccwpck_require__(6752);
-;// CONCATENATED MODULE: ./node_modules/@actions/http-client/lib/index.js
+// EXTERNAL MODULE: ../main/node_modules/tunnel/index.js
+var tunnel = __nccwpck_require__(8482);
+// EXTERNAL MODULE: ../main/node_modules/undici/index.js
+var undici = __nccwpck_require__(2480);
+;// CONCATENATED MODULE: ../main/node_modules/@actions/http-client/lib/index.js
 /* eslint-disable @typescript-eslint/no-explicit-any */
 var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
@@ -81511,7 +81877,7 @@ const lowercaseKeys = (obj) => Object.keys(obj).reduce((c, k) => ((c[k.toLowerCa
 
 /***/ }),
 
-/***/ 90:
+/***/ 378:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -81716,7 +82082,7 @@ function getCmdPath() {
 
 /***/ }),
 
-/***/ 8701:
+/***/ 6413:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -81729,7 +82095,7 @@ function getCmdPath() {
 /* unused harmony exports mv, findInPath */
 /* harmony import */ var assert__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2613);
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6928);
-/* harmony import */ var _io_util_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(90);
+/* harmony import */ var _io_util_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(378);
 var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -82004,7 +82370,7 @@ function copyFile(srcFile, destFile, force) {
 
 /***/ }),
 
-/***/ 8342:
+/***/ 5856:
 /***/ ((module) => {
 
 "use strict";
@@ -82190,7 +82556,7 @@ module.exports = {"rE":"1.17.0"};
 /******/ 	// startup
 /******/ 	// Load entry module and return exports
 /******/ 	// This entry module is referenced by other modules so it can't be inlined
-/******/ 	var __webpack_exports__ = __nccwpck_require__(295);
+/******/ 	var __webpack_exports__ = __nccwpck_require__(1585);
 /******/ 	module.exports = __webpack_exports__;
 /******/ 	
 /******/ })()

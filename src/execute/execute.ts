@@ -2,7 +2,16 @@ import { randomUUID } from 'node:crypto';
 import { posix } from 'node:path';
 import type { CheckResult } from '../checks/types.js';
 import { describeError } from '../errors.js';
-import { appendDeployment, listReleases, pruneManifests, removePaths } from '../remote/commands.js';
+import {
+  appendDeployment,
+  listReleases,
+  pruneManifests,
+  lockRelease,
+  removePaths,
+  statPath,
+  withCode
+} from '../remote/commands.js';
+import { lines, sh, type Shell } from '../remote/shell.js';
 import { layoutFor, manifestPath, releaseDir } from '../remote/layout.js';
 import { abandonHashing, hashArtifact } from '../transfer/delta.js';
 import {
@@ -29,14 +38,14 @@ import {
   type DeployContext,
   type HostSession,
   runRecorded,
-  execOk,
   inBatches,
+  tail,
   throwFirst
 } from './session.js';
-import { lockHosts, stopHeartbeat, unlock } from './lock.js';
+import { lockHosts, stopHeartbeat } from './lock.js';
 import { Blocked, checkPreflight, readFacts, preDeployGate } from './state.js';
 import { chooseTarget } from './target.js';
-import { runOnceGate, deployHost } from './steps.js';
+import { runOnceGate, deployHost, runGroup, withCodeOf } from './steps.js';
 import { mayLink } from './upload.js';
 import { keepEvidence, rollbackHost, recoverAbandoned } from './rollback.js';
 
@@ -142,9 +151,11 @@ export async function deploy(
         runs.filter(r => r.abandoned !== undefined),
         per,
         run =>
-          runRecorded(run, { id: 'recover', title: 'Recover from the deploy that died' }, () =>
-            recoverAbandoned(run)
-          )
+          runRecorded(run, { id: 'recover', title: 'Recover from the deploy that died' }, () => {
+            // The recovery changes the host: its state is read again afterwards.
+            run.probed = undefined;
+            return recoverAbandoned(run);
+          })
       )
     );
     const facts = new Map<HostSession, HostFacts>();
@@ -273,19 +284,19 @@ export async function deploy(
     // writeRecord and unlock never throw (they warn), so one host cannot keep another locked.
     await inBatches(runs, per, async run => {
       // A rollback that found no target changed nothing and has no release to name: no record.
-      if (run.locked && mode.kind !== 'pre' && chosen) {
-        await writeRecord(run, {
-          status: failure instanceof Blocked ? 'blocked' : hostStatus(run.report.outcome, failure, mode),
-          startedAt,
-          why:
-            deps.why ??
-            (mode.kind === 'rollback'
-              ? `rollback to ${settings.releaseId}${run.report.previousRelease ? ` from ${run.report.previousRelease}` : ''}`
-              : undefined)
-        });
-      }
-      if (run.locked || run.lockUnsure) await unlock(run);
-      stopHeartbeat(run);
+      const record =
+        run.locked && mode.kind !== 'pre' && chosen
+          ? recordScript(run, {
+              status: failure instanceof Blocked ? 'blocked' : hostStatus(run.report.outcome, failure, mode),
+              startedAt,
+              why:
+                deps.why ??
+                (mode.kind === 'rollback'
+                  ? `rollback to ${settings.releaseId}${run.report.previousRelease ? ` from ${run.report.previousRelease}` : ''}`
+                  : undefined)
+            })
+          : undefined;
+      await closeHost(run, record);
       run.shell.close();
     });
   }
@@ -353,14 +364,11 @@ function hostStatus(outcome: HostOutcome, failure: unknown, mode: DeployMode): D
   return outcome;
 }
 
-/**
- * Appends this deploy to the host's deployments.jsonl, under the lock. A record that cannot be
- * written is a warning: the deploy's outcome on the host does not change because of it.
- */
-async function writeRecord(
+/** The script that appends this deploy to the host's deployments.jsonl. */
+function recordScript(
   run: HostSession,
   what: { readonly status: DeploymentEntry['status']; readonly startedAt: Date; readonly why?: string }
-): Promise<void> {
+): Shell {
   const { settings, deps, layout } = run.ctx;
   const now = deps.now();
   const entry: DeploymentEntry = {
@@ -380,49 +388,93 @@ async function writeRecord(
     durationMs: now.getTime() - what.startedAt.getTime(),
     checks: entryChecks([...run.report.checks, ...run.report.rollbackChecks])
   };
-  try {
-    await execOk(
-      run,
-      appendDeployment(layout, serializeEntry(entry, deps.redact ?? (s => s))),
-      'write the deployment record'
-    );
-  } catch (err) {
-    deps.log.warn(
-      `${run.host.name}: the deployment record could not be written to ${layout.deploymentsLog}: ${describeError(err)}`
-    );
-  }
+  return appendDeployment(layout, serializeEntry(entry, deps.redact ?? (s => s)));
 }
 
+/**
+ * The end of every path, in one round trip: the prune a good deploy decided on, the deployment
+ * record (written under the lock) and the release of the lock. Each part runs whatever the one
+ * before did, and none of them fails the deploy: a prune, record or unlock that fails is a warning.
+ */
+async function closeHost(run: HostSession, record: Shell | undefined): Promise<void> {
+  const { deps, layout, token } = run.ctx;
+  stopHeartbeat(run);
+  const cleanup = run.cleanup;
+  const release = run.locked || run.lockUnsure;
+  const parts = [
+    cleanup && withCode(cleanup.script, 'prune-rc'),
+    record && withCode(record, 'record-rc'),
+    release ? withCode(lockRelease(layout, token), 'unlock-rc') : undefined
+  ].filter((x): x is Shell => x !== undefined);
+  if (!parts.length) return;
+  let out = '';
+  let failed: string;
+  try {
+    const r = await run.shell.exec(lines(...parts));
+    out = r.stdout;
+    failed = tail(r.stderr) || `exit ${r.code}`;
+  } catch (err) {
+    failed = describeError(err);
+  }
+  const ok = (name: string) => out.includes(`\n${name}=0\n`);
+  if (cleanup && !ok('prune-rc')) deps.log.warn(`${run.host.name}: pruning old releases failed: ${failed}`);
+  else if (cleanup?.done) deps.log.info(cleanup.done);
+  if (record && !ok('record-rc'))
+    deps.log.warn(
+      `${run.host.name}: the deployment record could not be written to ${layout.deploymentsLog}: ${failed}`
+    );
+  if (!release) return;
+  if (ok('unlock-rc')) {
+    run.locked = false;
+    deps.onLock?.(run.host, false, token);
+  } else deps.log.warn(`${run.host.name}: could not release the lock: ${failed}`);
+}
+
+/**
+ * Marks the release good and lists the releases in one round trip; what to prune is decided here
+ * and deleted in the round trip of the record and the unlock (see `closeHost`).
+ */
 async function finishHost(run: HostSession): Promise<void> {
   const { settings, deps } = run.ctx;
   const plan = run.plan!;
-  for (const step of plan.finalize) {
-    await runRecorded(run, step, () => execOk(run, step.action.script, step.title));
-  }
-  try {
-    const listing = await execOk(run, listReleases(plan.layout), 'list releases');
-    const layout = plan.layout;
-    const names =
-      layout.strategy === 'releases'
-        ? planPrune(parseReleaseList(listing), settings.releaseId, settings.target.keepReleases)
-        : listing.split('\n').filter(Boolean).sort().reverse().slice(settings.target.keepReleases);
-    const doomed =
-      layout.strategy === 'releases'
-        ? names.flatMap(id => [
-            releaseDir(layout, id),
-            posix.join(layout.statusDir, id),
-            manifestPath(layout, id)
-          ])
-        : names;
-    // In place, only the live tree's manifest means anything: the trees it describes are gone.
-    if (layout.strategy === 'in-place')
-      await execOk(run, pruneManifests(layout, settings.releaseId), 'prune manifests');
-    if (doomed.length) {
-      await execOk(run, removePaths(doomed), 'prune');
-      deps.log.info(`pruned ${names.length}: ${names.map(n => posix.basename(n)).join(', ')}`);
-    }
-  } catch (err) {
+  const layout = plan.layout;
+  // The listing runs once every finalize step succeeded, after the line that separates it.
+  const separator = '--deployguard-releases--';
+  const output = await runGroup(run, plan.finalize, {
+    after: lines(sh`echo ${separator}`, withCode(listReleases(layout), 'list-rc'))
+  });
+  const at = output.indexOf(`${separator}\n`);
+  const listing = withCodeOf(at < 0 ? '' : output.slice(at + separator.length + 1), 'list-rc');
+  if (listing.code !== 0) {
     // The deploy is good; a failed cleanup must not turn it red, but a person should know.
-    deps.log.warn(`${run.host.name}: pruning old releases failed: ${describeError(err)}`);
+    deps.log.warn(`${run.host.name}: pruning old releases failed: the releases could not be listed`);
+    return;
   }
+  const text = listing.stdout;
+  const names =
+    layout.strategy === 'releases'
+      ? planPrune(parseReleaseList(text), settings.releaseId, settings.target.keepReleases)
+      : text.split('\n').filter(Boolean).sort().reverse().slice(settings.target.keepReleases);
+  const doomed =
+    layout.strategy === 'releases'
+      ? names.flatMap(id => [
+          releaseDir(layout, id),
+          posix.join(layout.statusDir, id),
+          manifestPath(layout, id),
+          statPath(manifestPath(layout, id))
+        ])
+      : names;
+  // In place, only the live tree's manifest means anything: the trees it describes are gone.
+  const scripts = [
+    layout.strategy === 'in-place' ? pruneManifests(layout, settings.releaseId) : undefined,
+    doomed.length ? removePaths(doomed) : undefined
+  ].filter((x): x is Shell => x !== undefined);
+  if (scripts.length)
+    run.cleanup = {
+      script: lines(...scripts),
+      what: 'prune',
+      done: doomed.length
+        ? `pruned ${names.length}: ${names.map(n => posix.basename(n)).join(', ')}`
+        : undefined
+    };
 }

@@ -1,9 +1,18 @@
 import { DeployError, describeError } from '../errors.js';
-import { LOCK_BUSY, LOCK_LOST, lockRefresh, lockRelease } from '../remote/commands.js';
+import {
+  LOCK_BUSY,
+  LOCK_LOST,
+  PROBE_MARK,
+  lockRefresh,
+  lockRelease,
+  lockThenProbe
+} from '../remote/commands.js';
 import { layoutFor } from '../remote/layout.js';
 import type { Shell } from '../remote/shell.js';
 import type { HostSettings } from '../settings/types.js';
 import { lockScript } from '../plan/plan.js';
+import { probeScript } from './state.js';
+import { withCodeOf } from './steps.js';
 import {
   StepFailed,
   tail,
@@ -39,7 +48,8 @@ export async function lockHosts(
   per: number
 ): Promise<void> {
   const { settings, deps, layout, token } = ctx;
-  const script = () => lockScript(settings, layout, token, deps.now());
+  // The host state is read in the same round trip, under the lock just taken.
+  const script = () => lockThenProbe(lockScript(settings, layout, token, deps.now()), probeScript(ctx));
   if (runs.length > 1 && per > 1) {
     const taken = new Map<HostSession, { at: number; ms: number }>();
     const settled = await inBatches(runs, per, async run => {
@@ -82,8 +92,9 @@ export async function acquireLock(
     // drops under it loses the answer, not the mkdir. The release at the end removes it if so
     // (it only ever removes a lock carrying our token).
     run.lockUnsure = true;
-    const r = await run.shell.exec(script);
-    run.lockUnsure = r.code !== 0 && r.code !== LOCK_BUSY;
+    const answer = await run.shell.exec(script);
+    run.lockUnsure = answer.code !== 0 && answer.code !== LOCK_BUSY;
+    const r = splitProbe(run, answer);
     if (r.code === 0) {
       run.locked = true;
       startHeartbeat(run);
@@ -114,6 +125,21 @@ export async function acquireLock(
     deps.log.info(`${run.host.name}: waiting for the lock held by ${owner}`);
     await deps.sleep(Math.min(5000, Math.max(200, deadline - Date.now())));
   }
+}
+
+/**
+ * The lock's own answer, with the probe's (when the script carried one, see `lockThenProbe`) kept
+ * on the session for the read of the host state.
+ */
+function splitProbe(
+  run: HostSession,
+  r: { readonly code: number; readonly stdout: string; readonly stderr: string }
+): { readonly code: number; readonly stdout: string; readonly stderr: string } {
+  const mark = r.stdout.indexOf(`${PROBE_MARK}\n`);
+  if (r.code !== 0 || mark < 0 || (mark > 0 && r.stdout[mark - 1] !== '\n')) return r;
+  const rest = r.stdout.slice(mark + PROBE_MARK.length + 1);
+  run.probed = { ...withCodeOf(rest, 'probe-rc'), stderr: r.stderr };
+  return { ...r, stdout: r.stdout.slice(0, mark) };
 }
 
 /**

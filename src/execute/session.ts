@@ -92,6 +92,27 @@ export interface HostSession {
   liveColour?: Colour;
   /** blue-green: the new release was started on the idle colour (the run-once gate was passed). */
   releaseStarted?: boolean;
+  /** The probe's answer, read in the lock's round trip; used up by the first read of the host state. */
+  probed?: { readonly code: number; readonly stdout: string; readonly stderr: string };
+  /** What the probe found of the live release, for an incremental upload. */
+  previous?: PreviousRelease;
+  /** The staging step, run as the first part of the upload's script (one round trip for both). */
+  staging?: { readonly step: Pick<Step, 'id' | 'title'> };
+  /** Hash every file of the upload on the host: the linked ones could not be checked by their stat. */
+  verifyAll?: boolean;
+  /** The paths of the files the upload sent (not linked), for the verification of only those. */
+  sent?: ReadonlySet<string>;
+  /** Remote commands to run before the record and the unlock, in their round trip (the prune). */
+  cleanup?: { readonly script: Shell; readonly what: string; readonly done?: string };
+}
+
+/** The live release as the probe read it: its name, kept manifest, file modes and stat record. */
+export interface PreviousRelease {
+  readonly id: string;
+  readonly manifest: string;
+  readonly modes: string;
+  /** `inode size mtime path` per file, recorded when it was verified (absent for older releases). */
+  readonly stat?: string;
 }
 
 export class StepFailed extends DeployguardError {}
@@ -139,12 +160,22 @@ export async function runRecorded<T>(
     recordDone(run, step, Date.now() - t0, at, undo);
     return value;
   } catch (err) {
-    const ms = Date.now() - t0;
-    const detail = describeError(err);
-    run.report.steps.push({ id: step.id, title: step.title, ok: false, ms, detail, undo, at });
-    deps.log.error(`✗ ${run.parallel ? `${run.host.name}: ` : ''}${step.title} (${ms} ms): ${detail}`);
+    recordFailed(run, step, Date.now() - t0, at, describeError(err), undo);
     throw err;
   }
+}
+
+export function recordFailed(
+  run: HostSession,
+  step: Pick<Step, 'id' | 'title'>,
+  ms: number,
+  at: number,
+  detail: string,
+  undo = false
+): void {
+  const { deps } = run.ctx;
+  run.report.steps.push({ id: step.id, title: step.title, ok: false, ms, detail, undo, at });
+  deps.log.error(`✗ ${run.parallel ? `${run.host.name}: ` : ''}${step.title} (${ms} ms): ${detail}`);
 }
 
 export function recordDone(

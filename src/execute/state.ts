@@ -1,7 +1,8 @@
 import { posix } from 'node:path';
 import type { CheckResult } from '../checks/types.js';
 import { DeployError, DeployguardError } from '../errors.js';
-import { probe } from '../remote/commands.js';
+import { PREVIOUS_MARK, previousReleaseFacts, probe } from '../remote/commands.js';
+import { lines, type Shell } from '../remote/shell.js';
 import {
   deployedRelease,
   lastDeployed,
@@ -10,6 +11,7 @@ import {
   type DeploymentLog
 } from '../record/host-record.js';
 import { liveColour, readLiveColour } from '../remote/blue-green.js';
+import { mayLink } from './upload.js';
 import type { Artifact } from '../transfer/artifact.js';
 import type { HostFacts } from '../plan/plan.js';
 import { describeFindings, judgePreflight, parsePreflight, preflightProbe } from '../preflight.js';
@@ -20,6 +22,7 @@ import {
   tail,
   type DeployContext,
   type HostSession,
+  type PreviousRelease,
   runRecorded,
   logChecks
 } from './session.js';
@@ -90,14 +93,46 @@ export function checkPreflight(
     );
 }
 
+/**
+ * The read of the host state: the preflight's facts, the live release, the deployment record and,
+ * when this run may upload incrementally, the live release's manifest (read-only). Sent with the
+ * lock (see `lockThenProbe`), or on its own.
+ */
+export function probeScript(ctx: DeployContext): Shell {
+  const { settings, layout, artifact } = ctx;
+  const svc = settings.service;
+  const bg = svc.manager === 'systemd' ? svc.blueGreen : undefined;
+  const base = probe(layout, preflightProbe(settings), bg && readLiveColour(bg));
+  return artifact && mayLink(settings, artifact) ? lines(base, previousReleaseFacts(layout)) : base;
+}
+
+/** Splits the live release's part (see `previousReleaseFacts`) off the probe's output. */
+export function splitPrevious(stdout: string): { rest: string; previous?: PreviousRelease } {
+  const at = stdout.indexOf(`\n${PREVIOUS_MARK}\n`);
+  const start = stdout.startsWith(`${PREVIOUS_MARK}\n`) ? 0 : at < 0 ? -1 : at + 1;
+  if (start < 0) return { rest: stdout };
+  const part = stdout.slice(start + PREVIOUS_MARK.length + 1);
+  const nl = part.indexOf('\n');
+  const id = part.slice(0, nl);
+  const [manifest = '', afterModes = ''] = part.slice(nl + 1).split(/^--modes--\n/m);
+  const [modes = '', stat] = afterModes.split(/^--stat--\n/m);
+  return { rest: stdout.slice(0, start), previous: { id, manifest, modes, stat } };
+}
+
 /** Read-only: what the host runs now. */
 export async function readFacts(run: HostSession): Promise<{ facts: HostFacts; log: DeploymentLog }> {
   const { settings, deps, layout } = run.ctx;
   return runRecorded(run, { id: 'probe', title: 'Read the host state' }, async () => {
     const svc = settings.service;
     const bg = svc.manager === 'systemd' ? svc.blueGreen : undefined;
-    const r = await run.shell.exec(probe(layout, preflightProbe(settings), bg && readLiveColour(bg)));
-    if (r.code !== 0) throw new StepFailed(`${run.host.name}: ${tail(r.stderr) || 'probe failed'}`, 'deploy');
+    // Read in the lock's round trip, unless something changed the host since (a recovery).
+    const answer = run.probed ?? (await run.shell.exec(probeScript(run.ctx)));
+    run.probed = undefined;
+    if (answer.code !== 0)
+      throw new StepFailed(`${run.host.name}: ${tail(answer.stderr) || 'probe failed'}`, 'deploy');
+    const split = splitPrevious(answer.stdout);
+    run.previous = split.previous;
+    const r = { ...answer, stdout: split.rest };
     const m = /^current=(.+)$/m.exec(r.stdout);
     const previous = m?.[1]?.trim() || undefined;
     const at = r.stdout.search(/^lines=\d+$/m);

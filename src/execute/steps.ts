@@ -1,5 +1,12 @@
-import { DeployError, HealthCheckError } from '../errors.js';
-import { envFileText, parseServiceStatus, serviceCommands, type ServiceState } from '../remote/commands.js';
+import { DeployError, HealthCheckError, describeError } from '../errors.js';
+import {
+  envFileText,
+  parseServiceStatus,
+  serviceCommands,
+  STEP_MARK,
+  stepGroup,
+  type ServiceState
+} from '../remote/commands.js';
 import type { Shell } from '../remote/shell.js';
 import { planHost, type HostFacts, type PlanOptions, type Step } from '../plan/plan.js';
 import {
@@ -9,9 +16,12 @@ import {
   tail,
   type HostSession,
   runRecorded,
+  recordDone,
+  recordFailed,
   execOk,
   logChecks,
-  failedChecks
+  failedChecks,
+  StepFailed
 } from './session.js';
 import { uploadArtifact, verifyUpload } from './upload.js';
 
@@ -71,7 +81,10 @@ export async function hostSteps(
   run.report.outcome = 'failed';
   run.undo.push(...plan.initialUndo);
   if (plan.serviceTouched) run.serviceTouched = true;
-  for (const step of plan.steps) {
+  for (let i = 0; i < plan.steps.length;) {
+    const group = groupAt(plan.steps, i);
+    i += group.length;
+    const step = group[0]!;
     if (deps.signal?.aborted)
       throw new DeployError(`${run.host.name}: cancelled before "${step.title}"`, 'deploy');
     if (stop?.aborted)
@@ -85,20 +98,31 @@ export async function hostSteps(
         'deploy',
         'The lock is taken over only when it was not refreshed for lock-ttl: check the link to this host and raise deploy.lock-ttl if it drops for that long.'
       );
-    if ((step.touchesService || step.startsRelease) && once && !run.serviceTouched && !run.releaseStarted) {
+    // A group waits for the run-once command before it starts when any of its steps would have.
+    const gated = group.find(s => s.touchesService || s.startsRelease);
+    if (gated && once && !run.serviceTouched && !run.releaseStarted) {
       if (how.runOnce)
         once.succeed(); // its plan had no run-once step: nothing to wait for
       else
         await once.done.catch(() => {
           throw new Stopped(
-            `${run.host.name}: stopped before "${step.title}": the run-once command did not succeed on ${once.host}`,
+            `${run.host.name}: stopped before "${gated.title}": the run-once command did not succeed on ${once.host}`,
             'deploy'
           );
         });
     }
+    if (group.length > 1) {
+      await runGroup(run, group, { facts });
+      continue;
+    }
     if (step.undo && !step.undoAfterSuccess) run.undo.push(step.undo);
     if (step.touchesService) run.serviceTouched = true;
     if (step.startsRelease) run.releaseStarted = true;
+    // Staging is the first part of the upload's own script: recorded by the upload.
+    if (step.id === 'stage' && plan.steps[i]?.action.kind === 'upload') {
+      run.staging = { step };
+      continue;
+    }
     try {
       await runRecorded(run, step, () => runAction(step, run));
       if (step.id === 'run-once') once?.succeed();
@@ -111,6 +135,111 @@ export async function hostSteps(
     }
     if (step.undo && step.undoAfterSuccess) run.undo.push(step.undo);
   }
+}
+
+/**
+ * The steps from `i` on that go to the host as one script: consecutive plain remote commands. The
+ * run-once command stays alone (the other hosts wait for its own outcome), and so does any step
+ * that needs more than a script (the upload, the checks, the env file on stdin).
+ */
+export function groupAt(steps: readonly Step[], i: number): readonly Step[] {
+  const joins = (s: Step | undefined) => s !== undefined && s.action.kind === 'exec' && s.id !== 'run-once';
+  if (!joins(steps[i])) return steps.slice(i, i + 1);
+  let end = i + 1;
+  while (joins(steps[end]) && !(steps[end]!.id === 'stage' && steps[end + 1]?.action.kind === 'upload'))
+    end++;
+  return steps.slice(i, end);
+}
+
+/** The output and exit code of a script run by `withCode` (exit 1 when its code line is missing). */
+export function withCodeOf(text: string, name: string): { readonly code: number; readonly stdout: string } {
+  const end = text.lastIndexOf(`\n${name}=`);
+  const code = end < 0 ? NaN : Number(text.slice(end + name.length + 2).trim());
+  return { code: Number.isInteger(code) ? code : 1, stdout: end < 0 ? text : text.slice(0, end) };
+}
+
+/**
+ * Runs consecutive steps in one round trip (see `stepGroup`) and records each as if it had run on
+ * its own: the steps that printed their mark succeeded (their undo registered before or after, as
+ * each says); the first without one failed. When the link drops, any step from there on may have
+ * run: each one's undo is registered and the service counts as touched if any of them touches it,
+ * which is what a single step whose link dropped gets too.
+ */
+export async function runGroup(
+  run: HostSession,
+  group: readonly Step[],
+  opts: { readonly facts?: HostFacts; readonly after?: Shell } = {}
+): Promise<string> {
+  const { deps } = run.ctx;
+  const scripts = group.map(s => (s.action.kind === 'exec' ? s.action.script : undefined));
+  const at = deps.now().getTime();
+  const t0 = Date.now();
+  let r: { code: number; stdout: string; stderr: string } | undefined;
+  let error: unknown;
+  try {
+    r = await run.shell.exec(
+      stepGroup(
+        scripts.filter((x): x is Shell => x !== undefined),
+        opts.after
+      ),
+      {
+        timeoutMs: STEP_TIMEOUT_MS
+      }
+    );
+  } catch (err) {
+    error = err;
+  }
+  const marks: number[] = [];
+  let start = 0;
+  const out: string[] = [];
+  for (const line of (r?.stdout ?? '').split('\n')) {
+    const m = new RegExp(`^${STEP_MARK} (start|\\d+) (\\S+)$`).exec(line);
+    if (m?.[1] === 'start') start = Number(m[2]) || 0;
+    else if (m && Number(m[1]) === marks.length) marks.push(Number(m[2]) || 0);
+    else out.push(line);
+  }
+  // Each step's time by the host's clock (the client's may differ); the round trip goes to the last.
+  const took = (k: number) => {
+    const from = k === 0 ? start : marks[k - 1]!;
+    const ms = marks[k]! - from;
+    return from > 0 && ms >= 0 && ms < 24 * 3600_000 ? ms : 0;
+  };
+  let used = 0;
+  for (const [k, step] of group.entries()) {
+    if (k < marks.length) {
+      if (step.undo && !step.undoAfterSuccess) run.undo.push(step.undo);
+      if (step.touchesService) run.serviceTouched = true;
+      if (step.startsRelease) run.releaseStarted = true;
+      const ms = k === group.length - 1 ? Math.max(0, Date.now() - t0 - used) : took(k);
+      recordDone(run, step, ms, at + used);
+      used += ms;
+      if (step.undo && step.undoAfterSuccess) run.undo.push(step.undo);
+      continue;
+    }
+    const dropped = run.shell.alive === false || error !== undefined;
+    for (const maybe of dropped ? group.slice(k) : [step]) {
+      if (maybe.undo && (!maybe.undoAfterSuccess || dropped)) run.undo.push(maybe.undo);
+      if (maybe.touchesService) run.serviceTouched = true;
+      if (maybe.startsRelease) run.releaseStarted = true;
+    }
+    const detail =
+      error !== undefined ? describeError(error) : tail(`${r?.stderr ?? ''}\n${out.join('\n')}`.trim());
+    const failure =
+      error ??
+      new StepFailed(
+        `${run.host.name}: ${step.title} failed (exit ${r?.code})${detail ? `:\n${detail}` : ''}`,
+        'deploy'
+      );
+    recordFailed(run, step, Math.max(0, Date.now() - t0 - used), at + used, describeError(failure));
+    if (step.id === 'stop' && !dropped && opts.facts) await afterFailedStop(run, opts.facts, step);
+    throw failure;
+  }
+  if (r && r.code !== 0)
+    throw new StepFailed(
+      `${run.host.name}: the script after ${group.at(-1)!.title} failed (exit ${r.code}): ${tail(r.stderr)}`,
+      'deploy'
+    );
+  return out.join('\n');
 }
 
 export async function runAction(step: Step, run: HostSession): Promise<void> {

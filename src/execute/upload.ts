@@ -1,11 +1,11 @@
-import { linkUnchanged, readPreviousRelease } from '../remote/commands.js';
+import { LINKED_MARK, readPreviousRelease, uploadScript, verifySent } from '../remote/commands.js';
 import { layoutFor, manifestPath, releaseDir, stagingDir } from '../remote/layout.js';
 import { hashArtifact, parseManifest, parseModes, planDelta } from '../transfer/delta.js';
-import type { Shell } from '../remote/shell.js';
+import { type Shell } from '../remote/shell.js';
 import type { Settings } from '../settings/types.js';
 import { manifestText, type Artifact } from '../transfer/artifact.js';
 import { writeArchive } from '../transfer/tar.js';
-import { StepFailed, STEP_TIMEOUT_MS, tail, type HostSession, execOk } from './session.js';
+import { StepFailed, STEP_TIMEOUT_MS, tail, type HostSession, recordDone, recordFailed } from './session.js';
 
 /** Shipping the artifact: the tar stream, the incremental links, and the check on the host. */
 
@@ -13,14 +13,29 @@ import { StepFailed, STEP_TIMEOUT_MS, tail, type HostSession, execOk } from './s
  * Streams the artifact (or, incremental, only the files that changed) as one tar stream into the
  * staging directory, hashing every file from the bytes sent.
  */
-export async function uploadArtifact(run: HostSession, script: Shell): Promise<void> {
-  const { deps, artifact } = run.ctx;
+export async function uploadArtifact(run: HostSession, _script: Shell): Promise<void> {
+  const { deps, artifact, settings } = run.ctx;
   if (!artifact) throw new StepFailed(`${run.host.name}: no artifact to upload`, 'deploy');
+  const layout = run.plan?.layout ?? run.ctx.layout;
+  const staging = stagingDir(layout, settings.releaseId);
   const delta = run.fullUpload ? undefined : await prepareDelta(run, artifact);
   const shipped = delta?.send ?? artifact;
+  // The paths to link go first on stdin, NUL-separated; the tar stream follows them.
+  const list = delta ? Buffer.from(`${delta.link.join('\0')}\0`) : undefined;
+  const script = uploadScript(
+    staging,
+    delta && list && run.plan?.previousRelease
+      ? {
+          from: releaseDir(layout, run.plan.previousRelease),
+          bytes: list.length,
+          list: `${staging}.link-list`
+        }
+      : undefined
+  );
   let sent = 0;
   let archive: Promise<Map<string, string>> | undefined;
   const started = Date.now();
+  const at = deps.now().getTime();
   // Large uploads report how far they are, so a slow link is seen as slow, not as hung.
   const progress =
     shipped.totalBytes >= PROGRESS_MIN_BYTES
@@ -31,9 +46,20 @@ export async function uploadArtifact(run: HostSession, script: Shell): Promise<v
       : undefined;
   const r = await run.shell
     .exec(script, {
-      stdin: channel => (archive = writeArchive(shipped, channel, { onProgress: bytes => (sent = bytes) }))
+      stdin: channel => {
+        if (list) channel.write(list);
+        return (archive = writeArchive(shipped, channel, { onProgress: bytes => (sent = bytes) }));
+      }
     })
     .finally(() => clearInterval(progress));
+  // The staging step ran as the start of this script: recorded as its own step.
+  const staged = run.staging;
+  run.staging = undefined;
+  if (staged) {
+    if (r.code === 0 || run.shell.alive === false || r.stdout.includes(LINKED_MARK))
+      recordDone(run, staged.step, 0, at);
+    else recordFailed(run, staged.step, Date.now() - started, at, tail(r.stderr));
+  }
   // A channel that closed early (connection drop, remote tar died) rejects the archive: the
   // writer sees the channel close and stops.
   const hashes = await (archive ?? Promise.reject(new Error('the upload never started'))).catch(
@@ -52,10 +78,38 @@ export async function uploadArtifact(run: HostSession, script: Shell): Promise<v
   // The files sent are hashed from the bytes sent; the linked ones by the hash they share
   // with the previous release. Verification checks the whole tree against both.
   run.hashes = delta ? new Map([...delta.local, ...hashes]) : hashes;
+  run.sent = delta ? new Set(hashes.keys()) : undefined;
+  run.verifyAll = !delta || settings.transfer.verify === 'full' || !linkedUnchanged(run, r.stdout);
   const secs = Math.max(0.001, (Date.now() - started) / 1000);
   deps.log.info(
     `${run.host.name}: ${shipped.fileCount} files, ${(shipped.totalBytes / 1e6).toFixed(1)} MB sent in ${secs.toFixed(1)} s (${(shipped.totalBytes / 1e6 / secs).toFixed(1)} MB/s)${delta ? `; ${delta.link.length} unchanged files linked from ${run.plan?.previousRelease}` : ''}`
   );
+}
+
+/**
+ * Whether every linked file is the very file the previous release verified: same inode, size and
+ * mtime as its stat record. False when there is no record (a release from an older version) or any
+ * linked file differs: then every file is hashed again.
+ */
+function linkedUnchanged(run: HostSession, stdout: string): boolean {
+  const record = run.previous?.stat;
+  const at = stdout.indexOf(`${LINKED_MARK}\n`);
+  if (!record || at < 0) return false;
+  const key = (line: string) => {
+    const m = /^(\d+ \d+ \d+) (?:\.\/)?(.+)$/.exec(line);
+    return m ? `${m[1]} ${m[2]}` : undefined;
+  };
+  const known = new Set(record.split('\n').map(key));
+  const linked = stdout
+    .slice(at + LINKED_MARK.length + 1)
+    .split('\n')
+    .filter(Boolean);
+  const changed = linked.filter(l => !known.has(key(l)));
+  if (changed.length)
+    run.ctx.deps.log.info(
+      `${run.host.name}: ${changed.length} linked file(s) changed on the host since ${run.plan?.previousRelease} was verified; hashing every file`
+    );
+  return changed.length === 0 && linked.length > 0;
 }
 
 /**
@@ -64,10 +118,23 @@ export async function uploadArtifact(run: HostSession, script: Shell): Promise<v
  * again in full, once.
  */
 export async function verifyUpload(run: HostSession, script: Shell): Promise<void> {
-  const { deps } = run.ctx;
+  const { deps, settings } = run.ctx;
   const hashes = run.hashes;
   if (!hashes) throw new StepFailed(`${run.host.name}: nothing was uploaded to verify`, 'deploy');
-  const r = await run.shell.exec(script, { stdin: manifestText(hashes) });
+  const sent = run.delta && !run.fullUpload && !run.verifyAll ? run.sent : undefined;
+  const layout = run.plan?.layout ?? run.ctx.layout;
+  const r = sent
+    ? await run.shell.exec(
+        verifySent(
+          stagingDir(layout, settings.releaseId),
+          hashes.size,
+          manifestPath(layout, settings.releaseId)
+        ),
+        {
+          stdin: `${manifestText(hashes)}--check--\n${manifestText(new Map([...hashes].filter(([p]) => sent.has(p))))}`
+        }
+      )
+    : await run.shell.exec(script, { stdin: manifestText(hashes) });
   if (r.code !== 0 && run.shell.alive === false)
     throw new StepFailed(`${run.host.name}: the connection dropped during verification`, 'deploy');
   if (r.code !== 0 && run.delta && !run.fullUpload) {
@@ -77,9 +144,7 @@ export async function verifyUpload(run: HostSession, script: Shell): Promise<voi
       `${run.host.name}: the incremental upload did not verify (the previous release was changed on the host?); sending every file.`
     );
     run.fullUpload = true;
-    const stage = run.plan?.steps.find(x => x.id === 'stage');
     const upload = run.plan?.steps.find(x => x.id === 'upload');
-    if (stage?.action.kind === 'exec') await execOk(run, stage.action.script, stage.title);
     if (upload?.action.kind === 'upload') await uploadArtifact(run, upload.action.script);
     return verifyUpload(run, script);
   }
@@ -137,20 +202,26 @@ export async function prepareDelta(
   const plan = run.plan;
   const previous = plan?.previousRelease;
   if (!plan || !previous || !mayLink(settings, artifact)) return undefined;
-  const staging = stagingDir(plan.layout, settings.releaseId);
   const prevDir = releaseDir(plan.layout, previous);
   // The local hashes are computed while the host reads its manifest (and only once per fleet).
   const hashing = hashArtifact(artifact);
-  const r = await run.shell.exec(readPreviousRelease(prevDir, manifestPath(plan.layout, previous)), {
-    timeoutMs: STEP_TIMEOUT_MS
-  });
+  // The probe read the live release's manifest with the host state; asked again only when the
+  // release to link from is another one.
+  const read =
+    run.previous?.id === previous
+      ? { code: 0, stdout: `${run.previous.manifest}\n--modes--\n${run.previous.modes}` }
+      : await run.shell.exec(readPreviousRelease(prevDir, manifestPath(plan.layout, previous)), {
+          timeoutMs: STEP_TIMEOUT_MS
+        });
+  if (run.previous?.id !== previous) run.previous = undefined;
   // A file that cannot be read is reported by the upload, with the artifact's own error.
   const local = await hashing.catch(() => undefined);
-  if (r.code !== 0 || !local) {
-    if (r.code !== 0) deps.log.info(`${run.host.name}: no kept manifest for ${previous}; sending every file`);
+  if (read.code !== 0 || !local) {
+    if (read.code !== 0)
+      deps.log.info(`${run.host.name}: no kept manifest for ${previous}; sending every file`);
     return undefined;
   }
-  const [manifestPart = '', modesPart = ''] = r.stdout.split('\n--modes--\n');
+  const [manifestPart = '', modesPart = ''] = read.stdout.split('\n--modes--\n');
   const delta = planDelta(
     artifact,
     local,
@@ -159,13 +230,6 @@ export async function prepareDelta(
     settings.target.shared.map(e => e.replace(/\/+$/, ''))
   );
   if (delta.link.length === 0) return undefined;
-  await execOk(
-    run,
-    linkUnchanged(prevDir, staging),
-    'link unchanged files',
-    STEP_TIMEOUT_MS,
-    `${delta.link.join('\0')}\0`
-  );
   run.delta = true;
   const linked = new Set(delta.link);
   return { ...delta, local: new Map([...local].filter(([p]) => linked.has(p))) };

@@ -19,7 +19,7 @@ export const LOCK_LOST = 76;
  * a person installs when the preflight finds one missing). Shell built-ins are not listed.
  */
 export const HOST_TOOLS: readonly { readonly tool: string; readonly pkg: string }[] = [
-  ...'cat cp cut date df dirname ln ls mkdir mv nproc readlink rm rmdir sha256sum sleep split stat tail touch wc'
+  ...'basename cat cp cut date df dirname head ln ls mkdir mv nproc readlink rm rmdir sha256sum sleep split stat tail touch wc'
     .split(' ')
     .map(tool => ({ tool, pkg: 'coreutils' })),
   { tool: 'find', pkg: 'findutils' },
@@ -198,22 +198,7 @@ export function unpack(dir: string): Shell {
  * manifest is kept at `keep` once it verified, so the release can be checked again before reuse.
  */
 export function verifyManifest(dir: string, expectedFiles: number, keep: string): Shell {
-  return lines(
-    sh`mkdir -p -- ${posix.dirname(keep)}`,
-    sh`cat > ${keep}.tmp`,
-    sh`cd -- ${dir}`,
-    // One sha256sum per core (at most 8), each over every n-th line, so big files spread out.
-    sh`n=$(nproc 2>/dev/null || echo 1); if [ "$n" -gt 8 ]; then n=8; fi`,
-    sh`rm -f -- ${keep}.part.*`,
-    sh`split -n r/"$n" -d -- ${keep}.tmp ${keep}.part.`,
-    sh`pids=; for part in ${keep}.part.*; do [ -s "$part" ] || continue; sha256sum -c --quiet --strict -- "$part" & pids="$pids $!"; done`,
-    sh`rc=0; for pid in $pids; do wait "$pid" || rc=1; done; rm -f -- ${keep}.part.*`,
-    sh`if [ "$rc" -ne 0 ]; then exit 1; fi`,
-    sh`count=$(find . -type f | wc -l)`,
-    sh`if [ "$count" -ne ${expectedFiles} ]; then echo "file count $count, expected "${expectedFiles} >&2; exit 4; fi`,
-    sh`mv -f -- ${keep}.tmp ${keep}`,
-    sh`echo "count=$count"`
-  );
+  return verifyScript(dir, expectedFiles, keep, false);
 }
 
 /** Deletes every kept manifest except the live release's (in-place targets keep no old trees). */
@@ -563,4 +548,150 @@ export function serviceCommands(service: ServiceSettings, layout: Layout): Servi
     status,
     logs: sh`tail -n 30 -- ${startLog} 2>/dev/null || true`
   };
+}
+
+/** The mark a step group prints before its steps and after each one that succeeded. */
+export const STEP_MARK = 'deployguard-step-ok';
+
+/**
+ * Several consecutive steps sent as one script (one round trip instead of one each). Each step runs
+ * in its own subshell, so an `exit` in one ends only that step, and a failing step ends the group
+ * with its exit code. It prints `STEP_MARK start <ms>` first and, after each step that succeeded,
+ * `STEP_MARK <index> <ms>` (the host's clock in milliseconds):
+ * the executor turns these lines back into one record per step and knows which step failed.
+ * `after`, when given, runs once every step succeeded (a read whose answer the executor needs next).
+ */
+export function stepGroup(scripts: readonly Shell[], after?: Shell): Shell {
+  return lines(
+    sh`printf '%s start %s\\n' ${STEP_MARK} "$(date +%s%3N 2>/dev/null || echo 0)"`,
+    ...scripts.flatMap((script, i) => [
+      sh`(`,
+      script,
+      sh`)`,
+      sh`printf '%s %s %s\\n' ${STEP_MARK} ${i} "$(date +%s%3N 2>/dev/null || echo 0)"`
+    ]),
+    after
+  );
+}
+
+/** The line that separates the lock's answer from the probe's in `lockThenProbe`. */
+export const PROBE_MARK = '--deployguard-probe--';
+
+/**
+ * Takes the lock and, once it is held, reads the host state in the same round trip. A busy lock
+ * or a lock that cannot be taken ends the script with the lock's exit code, as `lockAcquire` alone
+ * would; the probe only runs under the lock. The probe's own exit code follows its output as
+ * `probe-rc=N` on a line of its own, so a probe that fails never reads as a lock that was not taken.
+ */
+export function lockThenProbe(lock: Shell, probeScript: Shell): Shell {
+  return lines(sh`(`, lock, sh`)`, sh`echo ${PROBE_MARK}`, withCode(probeScript, 'probe-rc'));
+}
+
+/**
+ * Runs a script whose failure must not end the script around it: its output, then its exit code
+ * as `NAME=N` on a line of its own. errexit is off only to catch the code; on again inside.
+ */
+export function withCode(script: Shell, name: string): Shell {
+  return lines(
+    sh`set +e`,
+    sh`(`,
+    sh`set -e`,
+    script,
+    sh`)`,
+    sh`rc=$?`,
+    sh`set -e`,
+    sh`printf '\\n%s=%s\\n' ${name} "$rc"`
+  );
+}
+
+/** The line before the previous release's manifest in the probe's output. */
+export const PREVIOUS_MARK = '--deployguard-previous--';
+
+/**
+ * What an incremental upload needs from the live release, appended to the probe so it costs no
+ * round trip of its own: after PREVIOUS_MARK, the release's name, its kept manifest, the
+ * permission bits of its files (after `--modes--`) and, when kept, the inode, size and mtime
+ * of each file recorded when it was verified (after `--stat--`). Prints nothing when no release
+ * is live or it has no manifest.
+ */
+export function previousReleaseFacts(layout: Layout): Shell {
+  return lines(
+    sh`if [ -L ${layout.current} ]; then`,
+    sh`  cur=$(readlink -- ${layout.current}); id=$(basename -- "$cur"); m=${layout.manifestsDir}/"$id".sha256`,
+    sh`  if [ -d "$cur" ] && [ -f "$m" ]; then`,
+    sh`    echo ${PREVIOUS_MARK}; printf '%s\\n' "$id"; cat -- "$m"`,
+    sh`    echo --modes--; (cd -- "$cur" && find . -type f -printf '%m %P\\n')`,
+    sh`    if [ -f ${layout.manifestsDir}/"$id".stat ]; then echo --stat--; cat -- ${layout.manifestsDir}/"$id".stat; fi`,
+    sh`  fi`,
+    sh`fi`
+  );
+}
+
+/** Where a release's stat record (inode, size, mtime of each file, when verified) is kept. */
+export function statPath(manifest: string): string {
+  return manifest.replace(/\.sha256$/, '') + '.stat';
+}
+
+/** The line between the linked files' stat lines and the tar's own output in the upload's output. */
+export const LINKED_MARK = '--deployguard-linked--';
+
+/**
+ * The whole upload in one round trip: a fresh staging directory; when `link` is given, the first
+ * `link.bytes` bytes of stdin are the NUL-separated paths of unchanged files, hard-linked from the
+ * previous release, and their inode, size and mtime printed (after LINKED_MARK) for the executor to
+ * compare with what the previous release recorded when it was verified; then the tar stream.
+ * `head -c` reads exactly that many bytes, so the tar stream starts intact after it.
+ */
+export function uploadScript(
+  staging: string,
+  link?: { readonly from: string; readonly bytes: number; readonly list: string }
+): Shell {
+  return lines(
+    prepareStaging(staging),
+    link &&
+      lines(
+        sh`head -c ${link.bytes} > ${link.list}`,
+        sh`(cd -- ${link.from} && xargs -0 -r cp -al --parents -t ${staging} -- < ${link.list})`,
+        sh`echo ${LINKED_MARK}`,
+        sh`(cd -- ${staging} && xargs -0 -r stat -c '%i %s %Y %n' -- < ${link.list})`,
+        sh`rm -f -- ${link.list}`
+      ),
+    unpack(staging)
+  );
+}
+
+/**
+ * The verification of an incremental upload (`deploy.verify: sent`): stdin holds the release's
+ * whole manifest, then a `--check--` line, then the lines of the files that were sent. Only those
+ * are hashed again; the linked files were checked by their inode, size and mtime against the
+ * previous release's record. The file count covers the whole tree, and the whole manifest is kept.
+ */
+export function verifySent(dir: string, expectedFiles: number, keep: string): Shell {
+  return verifyScript(dir, expectedFiles, keep, true);
+}
+
+function verifyScript(dir: string, expectedFiles: number, keep: string, sent: boolean): Shell {
+  const check = sent ? `${keep}.check` : `${keep}.tmp`;
+  return lines(
+    sh`mkdir -p -- ${posix.dirname(keep)}`,
+    sent
+      ? sh`awk -v keep=${`${keep}.tmp`} -v check=${check} 'f { print > check; next } /^--check--$/ { f = 1; next } { print > keep }'`
+      : sh`cat > ${keep}.tmp`,
+    sh`cd -- ${dir}`,
+    // One sha256sum per core (at most 8), each over every n-th line, so big files spread out.
+    sh`n=$(nproc 2>/dev/null || echo 1); if [ "$n" -gt 8 ]; then n=8; fi`,
+    sh`rm -f -- ${keep}.part.*`,
+    sh`touch -- ${check}; split -n r/"$n" -d -- ${check} ${keep}.part.`,
+    sh`pids=; for part in ${keep}.part.*; do [ -s "$part" ] || continue; sha256sum -c --quiet --strict -- "$part" & pids="$pids $!"; done`,
+    sh`rc=0; for pid in $pids; do wait "$pid" || rc=1; done; rm -f -- ${keep}.part.*`,
+    sent ? sh`rm -f -- ${check}` : undefined,
+    sh`if [ "$rc" -ne 0 ]; then exit 1; fi`,
+    sh`count=$(find . -type f | wc -l)`,
+    sh`if [ "$count" -ne ${expectedFiles} ]; then echo "file count $count, expected "${expectedFiles} >&2; exit 4; fi`,
+    // What the next incremental deploy compares its linked files with, instead of hashing them.
+    sh`find . -type f -print0 | xargs -0 -r stat -c '%i %s %Y %n' -- > ${statPath(keep)}.tmp`,
+    sh`mv -f -- ${statPath(keep)}.tmp ${statPath(keep)}`,
+    sh`mv -f -- ${keep}.tmp ${keep}`,
+    sh`echo "count=$count"`
+  );
 }

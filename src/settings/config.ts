@@ -408,6 +408,13 @@ export const configSchema = obj(
           }),
           true
         ),
+        verify: optional(
+          enumOf(['sent', 'full'], {
+            description:
+              'What an incremental deploy hashes again on the host: `sent`, only the files it sent (the linked ones are checked by inode, size and mtime against the previous release); `full`, every file.'
+          }),
+          'sent'
+        ),
         canary: optional(canary, 0)
       }),
       {}

@@ -490,7 +490,7 @@ export function parseSettings(src: SettingsSource): Settings {
     beforeSwitch,
     runOnce: file?.deploy['run-once'],
     env,
-    transfer: { incremental: file?.deploy.incremental ?? true },
+    transfer: { incremental: file?.deploy.incremental ?? true, verify: file?.deploy.verify ?? 'sent' },
     rollout: {
       canary: canaryInput ?? file?.deploy.canary ?? 0,
       maxParallel: typeof parallel === 'string' ? { percent: Number(parallel.slice(0, -1)) } : parallel

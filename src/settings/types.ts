@@ -299,7 +299,11 @@ export interface Settings {
   readonly env: EnvSettings;
   readonly lock: LockSettings;
   readonly rollout: RolloutSettings;
-  readonly transfer: { readonly incremental: boolean };
+  readonly transfer: {
+    readonly incremental: boolean;
+    /** Incremental deploys: hash only the files sent (`sent`), or every file (`full`). */
+    readonly verify: 'sent' | 'full';
+  };
   readonly preDeploy: PreDeploySettings;
   readonly postDeploy: PostDeploySettings;
   readonly dryRun: boolean;
