@@ -21,8 +21,7 @@ mapfile -t ports <"$fleet/ports"
 
 one_cfg="$BENCH_WORK/fig3-one.yml"
 all_cfg="$BENCH_WORK/fig3-all.yml"
-write_config "$one_cfg" "$artifact" "$mnt/app" 2 "${ports[0]}"
-EXTRA_YAML="deploy: { max-parallel: $parallel }" write_config "$all_cfg" "$artifact" "$mnt/app" 2 "${ports[@]}"
+write_fleet_configs fig3 "$artifact" "$mnt/app" "$parallel" "${ports[@]}"
 
 # The first deploy to the fleet doubles as the check that the CLI accepts max-parallel.
 meta="$BENCH_RESULTS/fig3-meta.txt"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every benchmark of deployguard and writes BENCHMARKS.md at the repository root.
 #
-#   bash bench/run.sh          all five figures (5-7 minutes on a 2-core VM)
+#   bash bench/run.sh          all six figures (7-9 minutes on a 2-core VM)
 #   bash bench/run.sh 1 4      only figures 1 and 4
 #
 # Each figure is a ratio against a baseline measured side by side in the same run: rsync -a, the
@@ -16,7 +16,7 @@ export BENCH_ROOT
 export BENCH_RUNS=${BENCH_RUNS:-5}
 export BENCH_WARMUP=${BENCH_WARMUP:-1}
 figures=("$@")
-[ ${#figures[@]} -gt 0 ] || figures=(1 2 3 4 5)
+[ ${#figures[@]} -gt 0 ] || figures=(1 2 3 4 5 6)
 
 die() {
   echo "bench: error: $*" >&2
@@ -40,7 +40,7 @@ need node "Node 20 or newer is needed."
 [ -x /usr/sbin/sshd ] || die "/usr/sbin/sshd is missing. Install it with: apt-get install -y openssh-server"
 [ -x /usr/bin/time ] || die "/usr/bin/time is missing. Install it with: apt-get install -y time"
 for f in "${figures[@]}"; do
-  ls "$BENCH_ROOT"/bench/"$f"-*.sh >/dev/null 2>&1 || die "no figure $f (figures: 1 2 3 4 5)"
+  ls "$BENCH_ROOT"/bench/"$f"-*.sh >/dev/null 2>&1 || die "no figure $f (figures: 1 2 3 4 5 6)"
 done
 
 # ---- a private working area, removed on every exit path ----
@@ -88,7 +88,7 @@ for attempt in $(seq 1 12); do
 done
 export BENCH_DG="$BENCH_WORK/dist/cli/index.cjs"
 
-# ---- the host: one sshd for figures 1, 2, 4 and 5 (figure 3 starts its own fleet) ----
+# ---- the host: one sshd for figures 1, 2, 4 and 5 (figures 3 and 6 start their own fleets) ----
 log "starting sshd on loopback"
 export BENCH_SOLO="$BENCH_WORK/solo"
 node "$BENCH_ROOT/bench/lib/fleet.mjs" start "$BENCH_SOLO" 1 >/dev/null

@@ -64,3 +64,12 @@ write_config() {
     if [ -n "${EXTRA_YAML:-}" ]; then echo "$EXTRA_YAML"; fi
   } >"$file"
 }
+
+# The two configs of a fleet figure: $BENCH_WORK/NAME-one.yml (the first port only) and
+# NAME-all.yml (every port, max-parallel PARALLEL). Usage: write_fleet_configs NAME ARTIFACT TARGET PARALLEL PORT...
+write_fleet_configs() {
+  local name=$1 artifact=$2 target=$3 parallel=$4
+  shift 4
+  write_config "$BENCH_WORK/$name-one.yml" "$artifact" "$target" 2 "$1"
+  EXTRA_YAML="deploy: { max-parallel: $parallel }" write_config "$BENCH_WORK/$name-all.yml" "$artifact" "$target" 2 "$@"
+}

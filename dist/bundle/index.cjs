@@ -59720,7 +59720,7 @@ async function uploadArtifact(run, _script) {
     const staged = run.staging;
     run.staging = undefined;
     if (staged) {
-        if (r.code === 0 || run.shell.alive === false || r.stdout.includes(commands/* LINKED_MARK */.QT))
+        if (r.code === 0 || run.shell.alive === false || r.stdout.includes(commands/* STAGED_MARK */.xS))
             recordDone(run, staged.step, 0, at);
         else
             recordFailed(run, staged.step, Date.now() - started, at, tail(r.stderr));
@@ -60083,13 +60083,20 @@ async function hostSteps(...[run, facts, how, stop, once]) {
     if (plan.serviceTouched)
         run.serviceTouched = true;
     for (let i = 0; i < plan.steps.length;) {
-        const group = groupAt(plan.steps, i);
+        let group = groupAt(plan.steps, i);
+        // While this host still waits for the run-once command of another host, a group ends before
+        // its first step that must wait: the steps before it run now, as they would alone.
+        const waits = once && !how.runOnce && !run.serviceTouched && !run.releaseStarted;
+        const first = group.findIndex(s => s.touchesService || s.startsRelease);
+        if (waits && first > 0)
+            group = group.slice(0, first);
         i += group.length;
         const step = group[0];
         if (deps.signal?.aborted)
             throw new errors/* DeployError */.sH(`${run.host.name}: cancelled before "${step.title}"`, 'deploy');
+        // Stopped, not failed: the host that failed is the cause the deploy reports, whichever ends first.
         if (stop?.aborted)
-            throw new errors/* DeployError */.sH(`${run.host.name}: stopped before "${step.title}": another host failed`, 'deploy');
+            throw new Stopped(`${run.host.name}: stopped before "${step.title}": another host failed`, 'deploy');
         if (run.lockLost)
             throw new errors/* DeployError */.sH(`${run.host.name}: another deploy took over this host's lock; stopped before "${step.title}"`, 'deploy', 'The lock is taken over only when it was not refreshed for lock-ttl: check the link to this host and raise deploy.lock-ttl if it drops for that long.');
         // A group waits for the run-once command before it starts when any of its steps would have.
@@ -64007,9 +64014,10 @@ function drain(unit, sudo, colour, drainMs) {
 /* harmony export */   vJ: () => (/* binding */ markRelease),
 /* harmony export */   xA: () => (/* binding */ releasePresent),
 /* harmony export */   xK: () => (/* binding */ readPreviousRelease),
+/* harmony export */   xS: () => (/* binding */ STAGED_MARK),
 /* harmony export */   yN: () => (/* binding */ stepGroup)
 /* harmony export */ });
-/* unused harmony exports PROBE_HISTORY_LINES, linkUnchanged */
+/* unused harmony exports PROBE_HISTORY_LINES, linkUnchanged, sumsPath */
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6760);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var _shell_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5630);
@@ -64414,18 +64422,33 @@ function previousReleaseFacts(layout) {
 function statPath(manifest) {
     return manifest.replace(/\.sha256$/, '') + '.stat';
 }
+/** The line the upload prints once its staging directory is ready (the staging step's own success). */
+const STAGED_MARK = '--deployguard-staged--';
 /** The line between the linked files' stat lines and the tar's own output in the upload's output. */
 const LINKED_MARK = '--deployguard-linked--';
+/** Where the upload leaves the hashes it took of the files as they landed (beside the staging dir). */
+function sumsPath(staging) {
+    return `${staging}.sums`;
+}
 /**
  * The whole upload in one round trip: a fresh staging directory; when `link` is given, the first
  * `link.bytes` bytes of stdin are the NUL-separated paths of unchanged files, hard-linked from the
  * previous release, and their inode, size and mtime printed (after LINKED_MARK) for the executor to
  * compare with what the previous release recorded when it was verified; then the tar stream.
  * `head -c` reads exactly that many bytes, so the tar stream starts intact after it.
+ *
+ * While tar extracts, each regular file is hashed from the disk once tar has moved on to the next
+ * member (it lists a member as it starts it, so the one before is complete), into `sumsPath`: the
+ * verification then only compares, and hashes again what is missing or differs. The hashes are a
+ * head start, never trusted on their own: a file whose line does not match is hashed again.
  */
 function uploadScript(staging, link) {
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)(prepareStaging(staging), link &&
-        (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `head -c ${link.bytes} > ${link.list}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `(cd -- ${link.from} && xargs -0 -r cp -al --parents -t ${staging} -- < ${link.list})`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo ${LINKED_MARK}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `(cd -- ${staging} && xargs -0 -r stat -c '%i %s %Y %n' -- < ${link.list})`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${link.list}`), unpack(staging));
+    const sums = sumsPath(staging);
+    const regular = (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `[ -n "$prev" ] && [ -f "$prev" ] && [ ! -L "$prev" ] && printf './%s\\n' "$prev" || true`;
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)(prepareStaging(staging), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${sums} ${staging}.tar-rc`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo ${STAGED_MARK}`, link &&
+        (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `head -c ${link.bytes} > ${link.list}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `(cd -- ${link.from} && xargs -0 -r cp -al --parents -t ${staging} -- < ${link.list})`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo ${LINKED_MARK}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `(cd -- ${staging} && xargs -0 -r stat -c '%i %s %Y %n' -- < ${link.list})`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${link.list}`), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cd -- ${staging}`, 
+    // No pipefail in POSIX sh: tar's own exit code is kept in a file and checked after the pipe.
+    (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `{ tar -x -v -f - --quoting-style=literal --no-same-owner --preserve-permissions --delay-directory-restore || echo "$?" > ${staging}.tar-rc; } |`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  { prev=; while IFS= read -r f; do ${regular}; prev=$f; done; ${regular}; } |`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  { xargs -d '\\n' -r -n 64 sha256sum -- > ${sums} 2>/dev/null || true; }`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -s ${staging}.tar-rc ]; then rc=$(cat -- ${staging}.tar-rc); rm -f -- ${staging}.tar-rc ${sums}; exit "$rc"; fi`);
 }
 /**
  * The verification of an incremental upload (`deploy.verify: sent`): stdin holds the release's
@@ -64441,8 +64464,10 @@ function verifyScript(dir, expectedFiles, keep, sent) {
     return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mkdir -p -- ${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.dirname(keep)}`, sent
         ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `awk -v keep=${`${keep}.tmp`} -v check=${check} 'f { print > check; next } /^--check--$/ { f = 1; next } { print > keep }'`
         : (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cat > ${keep}.tmp`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cd -- ${dir}`, 
+    // The hashes the upload took as the files landed: only lines missing there are hashed now.
+    (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `touch -- ${check}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -f ${sumsPath(dir)} ]; then awk 'NR == FNR { have[$0] = 1; next } !($0 in have)' ${sumsPath(dir)} ${check} > ${keep}.todo; else cp -- ${check} ${keep}.todo; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${sumsPath(dir)}`, 
     // One sha256sum per core (at most 8), each over every n-th line, so big files spread out.
-    (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `n=$(nproc 2>/dev/null || echo 1); if [ "$n" -gt 8 ]; then n=8; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${keep}.part.*`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `touch -- ${check}; split -n r/"$n" -d -- ${check} ${keep}.part.`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `pids=; for part in ${keep}.part.*; do [ -s "$part" ] || continue; sha256sum -c --quiet --strict -- "$part" & pids="$pids $!"; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rc=0; for pid in $pids; do wait "$pid" || rc=1; done; rm -f -- ${keep}.part.*`, sent ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${check}` : undefined, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$rc" -ne 0 ]; then exit 1; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `count=$(find . -type f | wc -l)`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$count" -ne ${expectedFiles} ]; then echo "file count $count, expected "${expectedFiles} >&2; exit 4; fi`, 
+    (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `n=$(nproc 2>/dev/null || echo 1); if [ "$n" -gt 8 ]; then n=8; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${keep}.part.*`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `split -n r/"$n" -d -- ${keep}.todo ${keep}.part.; rm -f -- ${keep}.todo`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `pids=; for part in ${keep}.part.*; do [ -s "$part" ] || continue; sha256sum -c --quiet --strict -- "$part" & pids="$pids $!"; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rc=0; for pid in $pids; do wait "$pid" || rc=1; done; rm -f -- ${keep}.part.*`, sent ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${check}` : undefined, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$rc" -ne 0 ]; then exit 1; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `count=$(find . -type f | wc -l)`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$count" -ne ${expectedFiles} ]; then echo "file count $count, expected "${expectedFiles} >&2; exit 4; fi`, 
     // What the next incremental deploy compares its linked files with, instead of hashing them.
     (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `find . -type f -print0 | xargs -0 -r stat -c '%i %s %Y %n' -- > ${statPath(keep)}.tmp`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mv -f -- ${statPath(keep)}.tmp ${statPath(keep)}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mv -f -- ${keep}.tmp ${keep}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo "count=$count"`);
 }

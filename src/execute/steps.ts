@@ -82,16 +82,19 @@ export async function hostSteps(
   run.undo.push(...plan.initialUndo);
   if (plan.serviceTouched) run.serviceTouched = true;
   for (let i = 0; i < plan.steps.length;) {
-    const group = groupAt(plan.steps, i);
+    let group = groupAt(plan.steps, i);
+    // While this host still waits for the run-once command of another host, a group ends before
+    // its first step that must wait: the steps before it run now, as they would alone.
+    const waits = once && !how.runOnce && !run.serviceTouched && !run.releaseStarted;
+    const first = group.findIndex(s => s.touchesService || s.startsRelease);
+    if (waits && first > 0) group = group.slice(0, first);
     i += group.length;
     const step = group[0]!;
     if (deps.signal?.aborted)
       throw new DeployError(`${run.host.name}: cancelled before "${step.title}"`, 'deploy');
+    // Stopped, not failed: the host that failed is the cause the deploy reports, whichever ends first.
     if (stop?.aborted)
-      throw new DeployError(
-        `${run.host.name}: stopped before "${step.title}": another host failed`,
-        'deploy'
-      );
+      throw new Stopped(`${run.host.name}: stopped before "${step.title}": another host failed`, 'deploy');
     if (run.lockLost)
       throw new DeployError(
         `${run.host.name}: another deploy took over this host's lock; stopped before "${step.title}"`,

@@ -1,4 +1,10 @@
-import { LINKED_MARK, readPreviousRelease, uploadScript, verifySent } from '../remote/commands.js';
+import {
+  LINKED_MARK,
+  STAGED_MARK,
+  readPreviousRelease,
+  uploadScript,
+  verifySent
+} from '../remote/commands.js';
 import { layoutFor, manifestPath, releaseDir, stagingDir } from '../remote/layout.js';
 import { hashArtifact, parseManifest, parseModes, planDelta } from '../transfer/delta.js';
 import { type Shell } from '../remote/shell.js';
@@ -56,7 +62,7 @@ export async function uploadArtifact(run: HostSession, _script: Shell): Promise<
   const staged = run.staging;
   run.staging = undefined;
   if (staged) {
-    if (r.code === 0 || run.shell.alive === false || r.stdout.includes(LINKED_MARK))
+    if (r.code === 0 || run.shell.alive === false || r.stdout.includes(STAGED_MARK))
       recordDone(run, staged.step, 0, at);
     else recordFailed(run, staged.step, Date.now() - started, at, tail(r.stderr));
   }

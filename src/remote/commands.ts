@@ -632,8 +632,16 @@ export function statPath(manifest: string): string {
   return manifest.replace(/\.sha256$/, '') + '.stat';
 }
 
+/** The line the upload prints once its staging directory is ready (the staging step's own success). */
+export const STAGED_MARK = '--deployguard-staged--';
+
 /** The line between the linked files' stat lines and the tar's own output in the upload's output. */
 export const LINKED_MARK = '--deployguard-linked--';
+
+/** Where the upload leaves the hashes it took of the files as they landed (beside the staging dir). */
+export function sumsPath(staging: string): string {
+  return `${staging}.sums`;
+}
 
 /**
  * The whole upload in one round trip: a fresh staging directory; when `link` is given, the first
@@ -641,13 +649,22 @@ export const LINKED_MARK = '--deployguard-linked--';
  * previous release, and their inode, size and mtime printed (after LINKED_MARK) for the executor to
  * compare with what the previous release recorded when it was verified; then the tar stream.
  * `head -c` reads exactly that many bytes, so the tar stream starts intact after it.
+ *
+ * While tar extracts, each regular file is hashed from the disk once tar has moved on to the next
+ * member (it lists a member as it starts it, so the one before is complete), into `sumsPath`: the
+ * verification then only compares, and hashes again what is missing or differs. The hashes are a
+ * head start, never trusted on their own: a file whose line does not match is hashed again.
  */
 export function uploadScript(
   staging: string,
   link?: { readonly from: string; readonly bytes: number; readonly list: string }
 ): Shell {
+  const sums = sumsPath(staging);
+  const regular = sh`[ -n "$prev" ] && [ -f "$prev" ] && [ ! -L "$prev" ] && printf './%s\\n' "$prev" || true`;
   return lines(
     prepareStaging(staging),
+    sh`rm -f -- ${sums} ${staging}.tar-rc`,
+    sh`echo ${STAGED_MARK}`,
     link &&
       lines(
         sh`head -c ${link.bytes} > ${link.list}`,
@@ -656,7 +673,12 @@ export function uploadScript(
         sh`(cd -- ${staging} && xargs -0 -r stat -c '%i %s %Y %n' -- < ${link.list})`,
         sh`rm -f -- ${link.list}`
       ),
-    unpack(staging)
+    sh`cd -- ${staging}`,
+    // No pipefail in POSIX sh: tar's own exit code is kept in a file and checked after the pipe.
+    sh`{ tar -x -v -f - --quoting-style=literal --no-same-owner --preserve-permissions --delay-directory-restore || echo "$?" > ${staging}.tar-rc; } |`,
+    sh`  { prev=; while IFS= read -r f; do ${regular}; prev=$f; done; ${regular}; } |`,
+    sh`  { xargs -d '\\n' -r -n 64 sha256sum -- > ${sums} 2>/dev/null || true; }`,
+    sh`if [ -s ${staging}.tar-rc ]; then rc=$(cat -- ${staging}.tar-rc); rm -f -- ${staging}.tar-rc ${sums}; exit "$rc"; fi`
   );
 }
 
@@ -678,10 +700,14 @@ function verifyScript(dir: string, expectedFiles: number, keep: string, sent: bo
       ? sh`awk -v keep=${`${keep}.tmp`} -v check=${check} 'f { print > check; next } /^--check--$/ { f = 1; next } { print > keep }'`
       : sh`cat > ${keep}.tmp`,
     sh`cd -- ${dir}`,
+    // The hashes the upload took as the files landed: only lines missing there are hashed now.
+    sh`touch -- ${check}`,
+    sh`if [ -f ${sumsPath(dir)} ]; then awk 'NR == FNR { have[$0] = 1; next } !($0 in have)' ${sumsPath(dir)} ${check} > ${keep}.todo; else cp -- ${check} ${keep}.todo; fi`,
+    sh`rm -f -- ${sumsPath(dir)}`,
     // One sha256sum per core (at most 8), each over every n-th line, so big files spread out.
     sh`n=$(nproc 2>/dev/null || echo 1); if [ "$n" -gt 8 ]; then n=8; fi`,
     sh`rm -f -- ${keep}.part.*`,
-    sh`touch -- ${check}; split -n r/"$n" -d -- ${check} ${keep}.part.`,
+    sh`split -n r/"$n" -d -- ${keep}.todo ${keep}.part.; rm -f -- ${keep}.todo`,
     sh`pids=; for part in ${keep}.part.*; do [ -s "$part" ] || continue; sha256sum -c --quiet --strict -- "$part" & pids="$pids $!"; done`,
     sh`rc=0; for pid in $pids; do wait "$pid" || rc=1; done; rm -f -- ${keep}.part.*`,
     sent ? sh`rm -f -- ${check}` : undefined,

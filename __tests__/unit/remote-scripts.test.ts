@@ -1,0 +1,108 @@
+/**
+ * The scripts that fold several steps into one round trip, run by a local POSIX sh exactly as a
+ * host runs them (`sh -c 'set -eu; ...'`): marks, exit codes, and the upload's own hashes.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  lockThenProbe,
+  STEP_MARK,
+  stepGroup,
+  sumsPath,
+  uploadScript,
+  verifyManifest,
+  withCode
+} from '../../src/remote/commands.js';
+import { sh } from '../../src/remote/shell.js';
+
+function run(script: { text: string }, input?: Buffer | string) {
+  const r = spawnSync('sh', ['-c', `set -eu\n${script.text}`], { input });
+  return { code: r.status ?? -1, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
+}
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'dg-scripts-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('stepGroup', () => {
+  test('marks each step that succeeded; the first failure ends the group with its code', () => {
+    const r = run(stepGroup([sh`echo one`, sh`exit 0`, sh`false`, sh`echo never`]));
+    expect(r.code).toBe(1);
+    const marks = r.stdout.split('\n').filter(l => l.startsWith(STEP_MARK));
+    expect(marks.map(l => l.split(' ')[1])).toEqual(['start', '0', '1']);
+    expect(r.stdout).toContain('one\n');
+    expect(r.stdout).not.toContain('never');
+  });
+
+  test('an exit inside a step ends only that step', () => {
+    const r = run(stepGroup([sh`exit 0; echo skipped`, sh`echo two`], sh`echo after`));
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/two\n.*\nafter\n$/s);
+    expect(r.stdout).not.toContain('skipped');
+  });
+});
+
+describe('lockThenProbe and withCode', () => {
+  test('a busy lock exits with its own code and never probes', () => {
+    const r = run(lockThenProbe(sh`echo busy; exit 75`, sh`echo probed`));
+    expect(r.code).toBe(75);
+    expect(r.stdout).toBe('busy\n');
+  });
+
+  test("a failing probe is reported after the lock's answer, with errexit inside it", () => {
+    const r = run(lockThenProbe(sh`echo acquired`, sh`printf 'cut short'; false; echo not-reached`));
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('acquired\n--deployguard-probe--\ncut short\nprobe-rc=1\n');
+  });
+
+  test('withCode keeps the script around it going', () => {
+    const r = run(sh`${withCode(sh`exit 3`, 'a-rc')}\necho next`);
+    expect(r.stdout).toBe('\na-rc=3\nnext\n');
+  });
+});
+
+describe('upload and verify', () => {
+  const sha = (p: string) => execFileSync('sha256sum', [p]).toString().slice(0, 64);
+  const tarOf = (src: string) =>
+    execFileSync('tar', ['-c', '-f', '-', '-C', src, 'a.txt', 'sub', 'sub/b.txt', 'link']);
+
+  test('the upload hashes the files as they land; verify then passes, and catches a changed file', () => {
+    const src = join(dir, 'src');
+    mkdirSync(join(src, 'sub'), { recursive: true });
+    writeFileSync(join(src, 'a.txt'), 'alpha\n');
+    writeFileSync(join(src, 'sub', 'b.txt'), 'beta\n');
+    execFileSync('ln', ['-s', '/dev/zero', join(src, 'link')]);
+    const staging = join(dir, 'state', 'staging', 'r1');
+    const up = run(uploadScript(staging), tarOf(src));
+    expect(up.code).toBe(0);
+    // Regular files only: the symlink (to a device) is never read.
+    const sums = readFileSync(sumsPath(staging), 'utf8');
+    expect(sums).toContain(`${sha(join(src, 'a.txt'))}  ./a.txt\n`);
+    expect(sums).toContain(`${sha(join(src, 'sub', 'b.txt'))}  ./sub/b.txt\n`);
+    expect(sums).not.toContain('link');
+    const manifest = `${sha(join(src, 'a.txt'))}  ./a.txt\n${sha(join(src, 'sub', 'b.txt'))}  ./sub/b.txt\n`;
+    const keep = join(dir, 'state', 'manifests', 'r1.sha256');
+    // A file changed after it was hashed on the way in is hashed again only if its line is missing:
+    // a wrong line in the head start is never trusted.
+    writeFileSync(
+      sumsPath(staging),
+      sums.replace(/^[0-9a-f]{64} {2}\.\/a\.txt$/m, `${'0'.repeat(64)}  ./a.txt`)
+    );
+    const ok = run(verifyManifest(staging, 2, keep), manifest);
+    expect(ok).toMatchObject({ code: 0, stdout: 'count=2\n' });
+    expect(readFileSync(keep, 'utf8')).toBe(manifest);
+    expect(readFileSync(keep.replace(/\.sha256$/, '.stat'), 'utf8')).toMatch(/^\d+ 6 \d+ \.\/a\.txt$/m);
+    writeFileSync(join(staging, 'a.txt'), 'changed\n');
+    expect(run(verifyManifest(staging, 2, keep), manifest).code).not.toBe(0);
+  });
+
+  test('a tar that fails fails the upload', () => {
+    const staging = join(dir, 'staging', 'r2');
+    const up = run(uploadScript(staging), Buffer.from('not a tar archive at all'.repeat(40)));
+    expect(up.code).not.toBe(0);
+  });
+});
