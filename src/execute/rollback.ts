@@ -11,13 +11,7 @@ import {
 } from '../remote/commands.js';
 import { releaseDir } from '../remote/layout.js';
 import { remoteCommandLine, sh } from '../remote/shell.js';
-import {
-  colourLink,
-  flipBack,
-  liveColour,
-  otherColour,
-  readLiveColour
-} from '../remote/blue-green.js';
+import { colourLink, flipBack, liveColour, otherColour, readLiveColour } from '../remote/blue-green.js';
 import { parseReleaseList, type ExecStep } from '../plan/plan.js';
 import {
   STEP_TIMEOUT_MS,
@@ -241,7 +235,11 @@ export async function recoverAbandoned(run: HostSession): Promise<void> {
         flipBack(layout, bg, svc.name, svc.sudo, other, releaseDir(layout, good.id), `recover-${dead}`),
         'flip back'
       );
-      await execOk(run, markRelease(layout, dead, 'failed', deps.now(), 'unknown'), 'mark the release failed');
+      await execOk(
+        run,
+        markRelease(layout, dead, 'failed', deps.now(), 'unknown'),
+        'mark the release failed'
+      );
       return;
     }
   } else if (layout.strategy === 'releases' && dead) {
