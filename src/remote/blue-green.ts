@@ -91,23 +91,40 @@ const SUDO = (sudo: boolean) => (sudo ? sh`sudo -n ` : sh``);
  */
 const WORKERS = sh`workers() { m=$(cat /run/nginx.pid 2>/dev/null || true); [ -n "$m" ] || return 0; grep -l "^PPid:[[:space:]]*$m\$" /proc/[0-9]*/status 2>/dev/null | cut -d/ -f3 || true; }`;
 
-/** How long the flip waits for nginx to run workers of the new configuration. */
+/** How long the flip waits for nginx to run workers of the new configuration only (tenths of a second). */
 const RELOAD_WAIT_TENTHS = 100;
 
-/** Tests the proxy's configuration and reloads it; waits until its new workers run. */
-function reloadProxy(sudo: boolean): Shell {
+/**
+ * Tests the proxy's configuration and reloads it. nginx starts the new workers first and tells
+ * the old ones to stop accepting about 100 ms later: until then both configurations answer. So
+ * the flip is done only when a new worker runs and every old one has exited or says it is
+ * shutting down. Such a worker still finishes the requests of connections it holds; with
+ * `settleTenths`, the script also waits (that long at most) until they have all exited, so that no
+ * request can reach the colour being left any more.
+ */
+function reloadProxy(sudo: boolean, settleTenths = 0): Shell {
   return lines(
     WORKERS,
-    // Unquoted on purpose: the words of the list, one space apart, between spaces.
-    sh`before=" $(echo $(workers)) "`,
+    // Unquoted on purpose: the words of the list, one space apart.
+    sh`before=$(echo $(workers))`,
     sh`${SUDO(sudo)}${PROXY_WORDS.reload}`,
-    sh`i=0; fresh=`,
-    sh`while [ -z "$fresh" ]; do`,
-    sh`  for w in $(workers); do case "$before" in *" $w "*) ;; *) fresh=$w ;; esac; done`,
-    sh`  [ -n "$fresh" ] && break`,
-    sh`  i=$((i + 1)); if [ "$i" -ge ${RELOAD_WAIT_TENTHS} ]; then echo "nginx did not start workers with the new configuration within 10 s after the reload (is it running? see its error log)" >&2; exit 1; fi`,
+    sh`i=0`,
+    sh`while :; do`,
+    sh`  fresh=; for w in $(workers); do case " $before " in *" $w "*) ;; *) fresh=$w ;; esac; done`,
+    sh`  serving=; for w in $before; do if [ -r "/proc/$w/cmdline" ] && ! grep -qa 'shutting down' "/proc/$w/cmdline"; then serving=$w; fi; done`,
+    sh`  [ -n "$fresh" ] && [ -z "$serving" ] && break`,
+    sh`  i=$((i + 1)); if [ "$i" -ge ${RELOAD_WAIT_TENTHS} ]; then echo "nginx did not take the new configuration within 10 s after the reload (new worker: \${fresh:-none}; old worker still accepting: \${serving:-none}); see its error log" >&2; exit 1; fi`,
     sh`  sleep 0.1`,
-    sh`done`
+    sh`done`,
+    ...(settleTenths > 0
+      ? [
+          sh`i=0; while [ "$i" -lt ${settleTenths} ]; do`,
+          sh`  left=; for w in $before; do [ -d "/proc/$w" ] && left=$w; done`,
+          sh`  [ -z "$left" ] && break`,
+          sh`  i=$((i + 1)); sleep 0.1`,
+          sh`done`
+        ]
+      : [])
   );
 }
 
@@ -124,7 +141,9 @@ export function flip(
   colour: Colour,
   release: string,
   /** Names this flip's temporary files (a release id, `rollback-<id>`, …). */
-  tag: string
+  tag: string,
+  /** Wait at most this long (ms) for the old workers to finish the requests they hold. */
+  settleMs = 0
 ): Shell {
   const f = bg.upstreamFile;
   const prev = `${f}.deployguard-prev`;
@@ -142,7 +161,7 @@ export function flip(
     sh`  printf 'nginx refused the configuration with the new upstream; the old upstream file is back:\\n%s\\n' "$out" >&2`,
     sh`  exit 1`,
     sh`fi`,
-    reloadProxy(sudo),
+    reloadProxy(sudo, Math.ceil(settleMs / 100)),
     switchCurrent(layout, release, `flip-${tag}`)
   );
 }
@@ -159,7 +178,9 @@ export function flipBack(
 ): Shell {
   return lines(
     sh`${SUDO(sudo)}${colourWords(unit, colour).start}`,
-    flip(layout, bg, sudo, colour, release, tag)
+    // The failed colour is stopped right after this: first the old workers must have let go of
+    // it (up to the drain time), or requests they still carry to it would fail.
+    flip(layout, bg, sudo, colour, release, tag, bg.drainMs)
   );
 }
 
