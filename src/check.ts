@@ -1,10 +1,10 @@
-import { checksFor, runChecks } from './checks/runner.js';
+import { checksFor, hostContextOf, runChecks } from './checks/runner.js';
 import type { CheckResult, HostContext } from './checks/types.js';
 import { ConfigError } from './errors.js';
 import type { Logger } from './io/log.js';
 import { connectHost, type RemoteShell } from './io/ssh.js';
-import { layoutFor } from './remote/layout.js';
-import { runsOnHost, type Settings, type Stage } from './settings/types.js';
+import { liveColour, readLiveColour } from './remote/blue-green.js';
+import { judgesEachHost, type Settings, type Stage } from './settings/types.js';
 
 /**
  * `deployguard check`: the checks of one stage, from anywhere, with no GitHub context. Hosts are
@@ -21,16 +21,19 @@ export async function checkNow(settings: Settings, stage: Stage, log: Logger): P
   const shells: RemoteShell[] = [];
   try {
     const hosts: HostContext[] = [];
-    if (selected.some(runsOnHost)) {
+    if (selected.some(judgesEachHost)) {
       if (settings.hosts.length === 0) {
         throw new ConfigError(
-          'checks that run on hosts need `hosts:` (or the `host` input) and SSH credentials'
+          'checks that run on hosts need `hosts:` (or the `host` input) and SSH credentials; so do checks whose url names {host} or {port}'
         );
       }
       for (const h of settings.hosts) {
         const shell = await connectHost(h, settings.ssh, log);
         shells.push(shell);
-        hosts.push({ name: h.name, shell, service: settings.service, layout: layoutFor(settings.target) });
+        // blue-green: the checks judge the colour the proxy serves now.
+        const bg = settings.service.manager === 'systemd' ? settings.service.blueGreen : undefined;
+        const colour = bg ? liveColour((await shell.exec(readLiveColour(bg))).stdout) : undefined;
+        hosts.push(hostContextOf(settings, h, shell, colour));
       }
     }
     return await runChecks(selected, stage, {

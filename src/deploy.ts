@@ -7,7 +7,8 @@ import { probe } from './remote/commands.js';
 import { layoutFor } from './remote/layout.js';
 import { preflightProbe } from './preflight.js';
 import { remoteCommandLine } from './remote/shell.js';
-import type { HostSettings, Settings } from './settings/types.js';
+import { judgesEachHost, type HostSettings, type Settings } from './settings/types.js';
+import { readLiveColour } from './remote/blue-green.js';
 import { ArtifactError, scanArtifact, type Artifact } from './transfer/artifact.js';
 import { ConfigError } from './errors.js';
 
@@ -76,13 +77,17 @@ export async function runDeploy(
           opts.log
         ),
       runChecks: (stage, hosts, release) =>
-        runChecks(checksForDeployStage(settings, stage), stage, {
-          context: { release: release.id, commit: release.commit },
-          hosts,
-          // A cancelled job stops waiting on checks at once, leaving its seconds for the rollback.
-          // Rollback verification runs to the end: it is what proves the host is safe.
-          signal: stage === 'rollback' ? undefined : opts.signal
-        }),
+        runChecks(
+          checksForDeployStage(settings, stage).filter(c => !release.eachHostOnly || judgesEachHost(c)),
+          stage,
+          {
+            context: { release: release.id, commit: release.commit },
+            hosts,
+            // A cancelled job stops waiting on checks at once, leaving its seconds for the rollback.
+            // Rollback verification runs to the end: it is what proves the host is safe.
+            signal: stage === 'rollback' ? undefined : opts.signal
+          }
+        ),
       now: () => new Date(),
       sleep: ms => new Promise(r => setTimeout(r, ms)),
       signal: opts.signal,
@@ -108,10 +113,15 @@ export function checksForDeployStage(settings: Settings, stage: 'pre' | 'post' |
 export async function dryRun(settings: Settings): Promise<string> {
   const artifact = await readArtifact(settings);
   const layout = layoutFor(settings.target);
+  const bg = settings.service.manager === 'systemd' ? settings.service.blueGreen : undefined;
   const plan = planHost(
     settings,
     layout,
-    { previous: layout.strategy === 'releases' ? `${layout.releasesDir}/<current release>` : layout.current },
+    {
+      previous: layout.strategy === 'releases' ? `${layout.releasesDir}/<current release>` : layout.current,
+      // blue-green: shown as if blue were live; the real deploy reads the colour from the host.
+      ...(bg ? { colour: 'blue' as const } : {})
+    },
     // As on the first host: with `run-once`, its step shows where it runs (there only).
     { now: new Date(), fileCount: artifact.fileCount, runOnce: true }
   );
@@ -124,8 +134,13 @@ export async function dryRun(settings: Settings): Promise<string> {
     '0. Lock the host',
     ...indent(remoteCommandLine(lock)),
     '0b. Read the host state, with the preflight (tools, write access, free disk, unit, sudo); a failure stops here',
-    ...indent(remoteCommandLine(probe(layout, preflightProbe(settings))))
+    ...indent(remoteCommandLine(probe(layout, preflightProbe(settings), bg && readLiveColour(bg))))
   ];
+  if (bg)
+    out.push(
+      '',
+      `blue-green: shown as if blue were live (${bg.upstreamFile} names the live colour on each host); the new release starts on green.`
+    );
   if (!settings.ssh.insecureSkipHostKeyCheck) {
     const unpinned = (h: HostSettings) => h.fingerprints.length === 0 && h.knownHosts.length === 0;
     for (const h of settings.hosts.flatMap(h => [h, ...(h.jump ? [h.jump] : [])]).filter(unpinned)) {
@@ -139,14 +154,14 @@ export async function dryRun(settings: Settings): Promise<string> {
   plan.steps.forEach((s, i) => {
     out.push(`${i + 1}. ${s.title}`);
     if ('script' in s.action) out.push(...indent(remoteCommandLine(s.action.script)));
-    else
-      out.push(
-        `     (runs ${checksFor(settings.checks, 'post').length} post-deploy checks: ${
-          checksFor(settings.checks, 'post')
-            .map(c => c.name)
-            .join(', ') || 'none'
-        })`
+    else if (s.action.kind === 'checks') {
+      const post = checksFor(settings.checks, 'post').filter(
+        c => s.action.kind !== 'checks' || s.action.on !== 'colour' || judgesEachHost(c)
       );
+      out.push(
+        `     (runs ${post.length} post-deploy checks: ${post.map(c => c.name).join(', ') || 'none'})`
+      );
+    }
     if (s.undo && 'script' in s.undo.action) {
       out.push(`   on failure later: ${s.undo.title}`, ...indent(remoteCommandLine(s.undo.action.script)));
     }

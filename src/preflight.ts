@@ -2,6 +2,7 @@ import { posix } from 'node:path';
 import { describeError } from './errors.js';
 import { consoleLogger, redacting, type Logger } from './io/log.js';
 import { connectHost } from './io/ssh.js';
+import { colourLink, colourWords, COLOURS, instanceOf, PROXY_WORDS } from './remote/blue-green.js';
 import { HOST_TOOLS, preflightScript, systemdWords, type PreflightProbe } from './remote/commands.js';
 import { layoutFor, type Layout } from './remote/layout.js';
 import type { HostSettings, Settings } from './settings/types.js';
@@ -15,7 +16,7 @@ import { scanArtifact, type Artifact } from './transfer/artifact.js';
  * its fix: the sudoers line, the unit file line, the package to install.
  */
 
-export type PreflightCheck = 'login' | 'tools' | 'write' | 'disk' | 'unit' | 'sudo';
+export type PreflightCheck = 'login' | 'tools' | 'write' | 'disk' | 'unit' | 'sudo' | 'proxy';
 export type PreflightLevel = 'ok' | 'warn' | 'fail';
 
 export interface PreflightFinding {
@@ -50,6 +51,8 @@ export interface PreflightFacts {
   readonly diskFreeKb?: number;
   /** The unit's `systemctl show` properties (systemd only). */
   readonly unit: ReadonlyMap<string, string>;
+  /** blue-green: is nginx installed, and does its configuration include the upstream file? */
+  readonly proxy?: { readonly installed: boolean; readonly includes: boolean };
 }
 
 /** How much room the upload needs: its bytes, a block per file, and a margin. */
@@ -68,12 +71,35 @@ const SAMPLE_INVOCATION = '0123456789abcdef0123456789abcdef';
 export function sudoCommands(settings: Settings): { words: readonly string[]; pattern: readonly string[] }[] {
   const svc = settings.service;
   if (svc.manager !== 'systemd' || !svc.sudo) return [];
-  const w = systemdWords(svc.name);
-  const out = [w.stop, w.start, w.status, w.logs].map(words => ({ words, pattern: words }));
+  const units = svc.blueGreen ? COLOURS.map(c => instanceOf(svc.name, c)) : [svc.name];
+  return units
+    .flatMap(unit => unitSudo(settings, unit))
+    .concat(
+      svc.blueGreen ? [PROXY_WORDS.test, PROXY_WORDS.reload].map(words => ({ words, pattern: words })) : []
+    );
+}
+
+/** The `sudo -n` commands run on one unit (a blue-green deploy has two instances). */
+function unitSudo(
+  settings: Settings,
+  unit: string
+): { words: readonly string[]; pattern: readonly string[] }[] {
+  const svc = settings.service;
+  if (svc.manager !== 'systemd') return [];
+  const w = systemdWords(unit);
+  const used = svc.blueGreen
+    ? (() => {
+        const c = colourWords(svc.name, unit.endsWith('@blue') ? 'blue' : 'green');
+        return [c.restart, c.start, c.stop, c.status, c.logs];
+      })()
+    : svc.switch === 'reload'
+      ? [w.stop, w.start, w.reload, w.status, w.logs]
+      : [w.stop, w.start, w.status, w.logs];
+  const out = used.map(words => ({ words, pattern: words }));
   if (settings.checks.some(c => c.type === 'logs' && c.source === 'journal')) {
     // What the logs check (checks/host-probes.ts) runs to read the unit's journal.
     const props = ['-p', 'LoadState', '-p', 'ActiveState', '-p', 'InvocationID'];
-    const more = ['-p', 'ActiveEnterTimestamp', '-p', 'ExecMainStartTimestamp', '--', svc.name];
+    const more = ['-p', 'ActiveEnterTimestamp', '-p', 'ExecMainStartTimestamp', '--', unit];
     const journal = ['journalctl', '--no-pager', '-o', 'cat', '--show-cursor'];
     const show = (...words: string[]) => ({ words, pattern: words });
     out.push(
@@ -94,16 +120,19 @@ export function preflightProbe(settings: Settings): PreflightProbe {
   const svc = settings.service;
   const systemd = svc.manager === 'systemd';
   const sudo = sudoCommands(settings);
+  const bg = svc.manager === 'systemd' ? svc.blueGreen : undefined;
   return {
-    service: svc,
+    // blue-green: the template is described through its blue instance.
+    service: svc.manager === 'systemd' && bg ? { ...svc, name: instanceOf(svc.name, 'blue') } : svc,
     tools: [
       ...HOST_TOOLS.map(t => t.tool),
       ...(systemd ? ['systemctl', 'journalctl'] : []),
       ...(sudo.length ? ['sudo'] : [])
     ],
-    paths: systemd ? ['systemctl', 'journalctl'] : [],
+    paths: [...(systemd ? ['systemctl', 'journalctl'] : []), ...(bg ? ['nginx'] : [])],
     sudo: sudo.map(c => c.words),
-    creates: creates(layout)
+    creates: [...creates(layout), ...(bg ? [bg.upstreamFile] : [])],
+    ...(bg ? { proxy: { upstreamFile: bg.upstreamFile } } : {})
   };
 }
 
@@ -123,6 +152,7 @@ export function parsePreflight(stdout: string): PreflightFacts {
   const unit = new Map<string, string>();
   let diskDir: string | undefined;
   let diskFreeKb: number | undefined;
+  const proxy = { installed: false, includes: false };
   for (const line of stdout.split('\n')) {
     const eq = line.indexOf('=');
     if (eq < 0) continue;
@@ -135,8 +165,19 @@ export function parsePreflight(stdout: string): PreflightFacts {
     else if (key === 'disk-dir') diskDir = value;
     else if (key === 'disk-free-kb' && /^\d+$/.test(value)) diskFreeKb = Number(value);
     else if (key.startsWith('unit-')) unit.set(key.slice(5), value);
+    else if (key === 'proxy-nginx') proxy.installed = value === 'yes';
+    else if (key === 'proxy-include') proxy.includes = value === 'yes';
   }
-  return { missingTools, paths, sudo, unwritable, diskDir, diskFreeKb, unit };
+  return {
+    missingTools,
+    paths,
+    sudo,
+    unwritable,
+    diskDir,
+    diskFreeKb,
+    unit,
+    ...(/^proxy-nginx=/m.test(stdout) ? { proxy } : {})
+  };
 }
 
 /** A sudoers word: the characters sudoers reads as syntax are escaped. */
@@ -149,7 +190,7 @@ function sudoersWord(word: string, pattern: boolean): string {
 export function sudoersLine(settings: Settings, user: string, paths: ReadonlyMap<string, string>): string {
   const cmds = sudoCommands(settings).map(({ pattern }) => {
     const [tool = '', ...args] = pattern;
-    const path = paths.get(tool) || `/usr/bin/${tool}`;
+    const path = paths.get(tool) || (tool === 'nginx' ? '/usr/sbin/nginx' : `/usr/bin/${tool}`);
     return [path, ...args.map(a => sudoersWord(a, a.endsWith('=*')))].join(' ');
   });
   return `${user} ALL=(root) NOPASSWD: ${[...new Set(cmds)].join(', ')}`;
@@ -173,9 +214,11 @@ const under = (p: string, dir: string) => p === dir || p.startsWith(`${dir}/`);
 function judgeUnit(settings: Settings, layout: Layout, facts: PreflightFacts): PreflightFinding[] {
   const svc = settings.service;
   if (svc.manager !== 'systemd') return [];
-  const name = svc.name;
+  // blue-green: the template, seen through its blue instance, must run from <target>/blue.
+  const bg = svc.blueGreen;
+  const name = bg ? instanceOf(svc.name, 'blue') : svc.name;
   const load = facts.unit.get('LoadState');
-  const live = layout.current;
+  const live = bg ? colourLink(layout, 'blue') : layout.current;
   if (load === undefined || load === 'unreadable')
     return facts.missingTools.includes('systemctl')
       ? []
@@ -192,8 +235,12 @@ function judgeUnit(settings: Settings, layout: Layout, facts: PreflightFacts): P
       {
         check: 'unit',
         level: 'fail',
-        message: `the systemd unit ${name} does not exist on the host (service.name in the config)`,
-        fix: `create /etc/systemd/system/${name}.service with WorkingDirectory=${live} and an ExecStart= that runs the app from ${live}, then run: systemctl daemon-reload (or correct service.name)`
+        message: bg
+          ? `the systemd template unit ${svc.name}@.service does not exist on the host (service.name in the config, switch: blue-green)`
+          : `the systemd unit ${name} does not exist on the host (service.name in the config)`,
+        fix: bg
+          ? `create /etc/systemd/system/${svc.name}@.service with EnvironmentFile=${layout.base}/%i.env, WorkingDirectory=${layout.base}/%i and an ExecStart= that runs the app from ${layout.base}/%i and listens on $PORT, then run: systemctl daemon-reload`
+          : `create /etc/systemd/system/${name}.service with WorkingDirectory=${live} and an ExecStart= that runs the app from ${live}, then run: systemctl daemon-reload (or correct service.name)`
       }
     ];
   if (load === 'masked')
@@ -211,6 +258,18 @@ function judgeUnit(settings: Settings, layout: Layout, facts: PreflightFacts): P
   const workDir = bare(facts.unit.get('WorkingDirectory') ?? '');
   const argv = /argv\[\]=([^;]*)/.exec(facts.unit.get('ExecStart') ?? '')?.[1]?.trim() ?? '';
   const refs = [workDir, ...argv.split(/\s+/).filter(w => w.startsWith('/'))].filter(Boolean);
+  const cannotReload =
+    svc.switch === 'reload' && facts.unit.get('CanReload') === 'no'
+      ? [
+          {
+            check: 'unit' as const,
+            level: 'fail' as const,
+            message: `the unit ${name} cannot reload (no ExecReload=), and service.switch is reload`,
+            fix: `in ${facts.unit.get('FragmentPath') || `/etc/systemd/system/${name}.service`}, add an ExecReload= that makes the service pick up ${live} gracefully (for example ExecReload=/bin/kill -HUP $MAINPID, if the app re-executes on SIGHUP), then: systemctl daemon-reload; or use switch: restart`
+          }
+        ]
+      : [];
+  if (cannotReload.length) return cannotReload;
   if (refs.some(r => under(r, live)))
     return [
       {
@@ -225,6 +284,38 @@ function judgeUnit(settings: Settings, layout: Layout, facts: PreflightFacts): P
       level: 'warn',
       message: `the unit ${name} does not run from ${live} (WorkingDirectory=${workDir || '(unset)'}, ExecStart=${argv || '(unset)'}): deploying would not change what runs`,
       fix: `in ${file}, ${workDir ? `change WorkingDirectory=${workDir} to` : 'set'} WorkingDirectory=${live} and make ExecStart= run the app from ${live}, then: systemctl daemon-reload`
+    }
+  ];
+}
+
+/** blue-green: nginx is installed and its configuration includes the upstream file deployguard writes. */
+function judgeProxy(settings: Settings, facts: PreflightFacts): PreflightFinding[] {
+  const svc = settings.service;
+  if (svc.manager !== 'systemd' || !svc.blueGreen) return [];
+  const bg = svc.blueGreen;
+  if (!facts.proxy?.installed)
+    return [
+      {
+        check: 'proxy',
+        level: 'fail',
+        message: 'nginx is not installed on the host, and switch: blue-green flips traffic in it',
+        fix: 'apt-get install -y nginx'
+      }
+    ];
+  if (!facts.proxy.includes)
+    return [
+      {
+        check: 'proxy',
+        level: 'fail',
+        message: `no file under /etc/nginx includes ${bg.upstreamFile}: a flip would not change where traffic goes`,
+        fix: `in the site's nginx config: upstream ${svc.name} { include ${bg.upstreamFile}; } and proxy_pass http://${svc.name}; then: nginx -t && systemctl reload nginx (README: "Zero-downtime deploys")`
+      }
+    ];
+  return [
+    {
+      check: 'proxy',
+      level: 'ok',
+      message: `nginx includes ${bg.upstreamFile}, the upstream deployguard flips`
     }
   ];
 }
@@ -292,6 +383,7 @@ export function judgePreflight(
   }
 
   out.push(...judgeUnit(settings, layout, facts));
+  out.push(...judgeProxy(settings, facts));
 
   const sudo = sudoCommands(settings);
   // Without sudo on the host the tools check already says to install it; the sudoers line

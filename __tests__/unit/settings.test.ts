@@ -64,6 +64,7 @@ describe('parseSettings', () => {
       manager: 'systemd',
       name: 'shop',
       sudo: false,
+      switch: 'restart',
       settleMs: 3000,
       startTimeoutMs: 60000
     });

@@ -56001,11 +56001,16 @@ function maskSecret(value) {
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
   NR: () => (/* binding */ checksFor),
+  TC: () => (/* binding */ hostContextOf),
   JT: () => (/* binding */ runChecks)
 });
 
 // UNUSED EXPORTS: probeFor, realClock, runCheck, tally
 
+// EXTERNAL MODULE: ./src/remote/blue-green.ts
+var blue_green = __nccwpck_require__(8810);
+// EXTERNAL MODULE: ./src/remote/layout.ts
+var layout = __nccwpck_require__(4614);
 // EXTERNAL MODULE: ./src/settings/types.ts
 var types = __nccwpck_require__(1664);
 // EXTERNAL MODULE: ./src/remote/commands.ts
@@ -57377,6 +57382,8 @@ function inheritedEnv() {
 
 
 
+
+
 const realClock = {
     now: () => Date.now(),
     sleep: (ms, signal) => new Promise(resolve => {
@@ -57393,8 +57400,14 @@ const realClock = {
 };
 /** The probe for one check: local checks need nothing, host checks need the host's connection. */
 function probeFor(check, ctx, host) {
-    if ((0,types/* runsOnHost */.g)(check) && !host) {
+    if ((0,types/* runsOnHost */.gV)(check) && !host) {
         return async () => ({ ok: false, reason: 'runs on a host, but no host connection was given' });
+    }
+    if ((check.type === 'http' || check.type === 'version') && check.url && types/* URL_PLACEHOLDER */.I9.test(check.url)) {
+        const url = fillUrl(check.url, host);
+        if (!url.ok)
+            return async () => ({ ok: false, reason: url.reason });
+        check = { ...check, url: url.value };
     }
     switch (check.type) {
         case 'http':
@@ -57414,6 +57427,36 @@ function probeFor(check, ctx, host) {
                 ? hostVersionProbe(check, ctx, host)
                 : versionProbe(check, ctx);
     }
+}
+/**
+ * What the checks of one host judge: its connection and service, and for blue-green the given
+ * colour's instance and port (no colour: the template itself, and `{port}` checks fail).
+ */
+function hostContextOf(settings, host, shell, colour) {
+    const svc = settings.service;
+    const bg = svc.manager === 'systemd' ? svc.blueGreen : undefined;
+    return {
+        name: host.name,
+        shell,
+        service: bg && colour && svc.manager === 'systemd' ? { ...svc, name: (0,blue_green/* instanceOf */.hR)(svc.name, colour) } : svc,
+        layout: (0,layout/* layoutFor */.Q2)(settings.target),
+        address: host.host,
+        ...(bg && colour ? { port: bg.ports[colour] } : {})
+    };
+}
+/** `{host}` and `{port}` in a url: the host's address and the port of the colour being judged. */
+function fillUrl(url, host) {
+    if (/\{host\}/.test(url) && !host?.address)
+        return { ok: false, reason: 'the url names {host}, but no host was given' };
+    if (/\{port\}/.test(url) && host?.port === undefined)
+        return {
+            ok: false,
+            reason: 'the url names {port}, the port of a blue-green colour, but no colour is live on this host'
+        };
+    return {
+        ok: true,
+        value: url.replace(/\{host\}/g, host?.address ?? '').replace(/\{port\}/g, String(host?.port ?? ''))
+    };
 }
 /**
  * Runs one check until it passes or gives up: at most 1 + retries attempts, waiting `interval`
@@ -57465,7 +57508,7 @@ function checksFor(checks, stage) {
  * results. The order of the results is the order of the checks.
  */
 async function runChecks(checks, stage, opts) {
-    const jobs = checks.flatMap(check => (0,types/* runsOnHost */.g)(check)
+    const jobs = checks.flatMap(check => (0,types/* judgesEachHost */.CB)(check)
         ? (opts.hosts ?? [undefined]).map(host => runCheck(check, stage, probeFor(check, opts.context, host), {
             ...opts,
             host: host?.name ?? '(no host)'
@@ -57505,8 +57548,8 @@ var runner = __nccwpck_require__(4994);
 var errors = __nccwpck_require__(3916);
 // EXTERNAL MODULE: ./src/io/ssh.ts + 3 modules
 var ssh = __nccwpck_require__(3311);
-// EXTERNAL MODULE: ./src/remote/layout.ts
-var remote_layout = __nccwpck_require__(4614);
+// EXTERNAL MODULE: ./src/remote/blue-green.ts
+var blue_green = __nccwpck_require__(8810);
 // EXTERNAL MODULE: ./src/settings/types.ts
 var types = __nccwpck_require__(1664);
 ;// CONCATENATED MODULE: ./src/check.ts
@@ -57527,14 +57570,17 @@ async function checkNow(settings, stage, log) {
     const shells = [];
     try {
         const hosts = [];
-        if (selected.some(types/* runsOnHost */.g)) {
+        if (selected.some(types/* judgesEachHost */.CB)) {
             if (settings.hosts.length === 0) {
-                throw new errors/* ConfigError */.xL('checks that run on hosts need `hosts:` (or the `host` input) and SSH credentials');
+                throw new errors/* ConfigError */.xL('checks that run on hosts need `hosts:` (or the `host` input) and SSH credentials; so do checks whose url names {host} or {port}');
             }
             for (const h of settings.hosts) {
                 const shell = await (0,ssh/* connectHost */.Zj)(h, settings.ssh, log);
                 shells.push(shell);
-                hosts.push({ name: h.name, shell, service: settings.service, layout: (0,remote_layout/* layoutFor */.Q2)(settings.target) });
+                // blue-green: the checks judge the colour the proxy serves now.
+                const bg = settings.service.manager === 'systemd' ? settings.service.blueGreen : undefined;
+                const colour = bg ? (0,blue_green/* liveColour */.L0)((await shell.exec((0,blue_green/* readLiveColour */.z2)(bg))).stdout) : undefined;
+                hosts.push((0,runner/* hostContextOf */.TC)(settings, h, shell, colour));
             }
         }
         return await (0,runner/* runChecks */.JT)(selected, stage, {
@@ -57844,6 +57890,8 @@ async function runDemo(log) {
 
 // EXTERNAL MODULE: ./src/remote/commands.ts
 var commands = __nccwpck_require__(1050);
+// EXTERNAL MODULE: ./src/remote/layout.ts
+var remote_layout = __nccwpck_require__(4614);
 // EXTERNAL MODULE: ./src/report/history.ts
 var report_history = __nccwpck_require__(4518);
 ;// CONCATENATED MODULE: ./src/history.ts
@@ -58608,9 +58656,13 @@ function withCommit(env) {
 /* harmony import */ var _remote_commands_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(1050);
 /* harmony import */ var _remote_layout_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(4614);
 /* harmony import */ var _preflight_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(4504);
-/* harmony import */ var _remote_shell_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(648);
-/* harmony import */ var _transfer_artifact_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(6441);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(3916);
+/* harmony import */ var _remote_shell_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(648);
+/* harmony import */ var _settings_types_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(1664);
+/* harmony import */ var _remote_blue_green_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(8810);
+/* harmony import */ var _transfer_artifact_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(6441);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(3916);
+
+
 
 
 
@@ -58625,11 +58677,11 @@ function withCommit(env) {
 async function readArtifact(settings) {
     let artifact;
     try {
-        artifact = await (0,_transfer_artifact_js__WEBPACK_IMPORTED_MODULE_7__/* .scanArtifact */ .CB)(settings.artifact, { exclude: settings.exclude });
+        artifact = await (0,_transfer_artifact_js__WEBPACK_IMPORTED_MODULE_8__/* .scanArtifact */ .CB)(settings.artifact, { exclude: settings.exclude });
     }
     catch (err) {
-        if (err instanceof _transfer_artifact_js__WEBPACK_IMPORTED_MODULE_7__/* .ArtifactError */ .nE)
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_8__/* .ConfigError */ .xL(`artifact: ${err.message}`, err.hint);
+        if (err instanceof _transfer_artifact_js__WEBPACK_IMPORTED_MODULE_8__/* .ArtifactError */ .nE)
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_9__/* .ConfigError */ .xL(`artifact: ${err.message}`, err.hint);
         throw err;
     }
     // The env file replaces that path in the release: a file of the artifact there would be lost,
@@ -58639,7 +58691,7 @@ async function readArtifact(settings) {
         ? artifact.entries.find(e => e.path === envFile || (e.kind !== 'dir' && envFile.startsWith(`${e.path}/`)))
         : undefined;
     if (clash)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_8__/* .ConfigError */ .xL(`artifact: it holds ${clash.path}, where the \`env:\` variables are written (env-file: ${envFile})`, `Leave it out of the artifact (exclude: ['/${envFile}']) or write the variables elsewhere (env-file: .env.production).`);
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_9__/* .ConfigError */ .xL(`artifact: it holds ${clash.path}, where the \`env:\` variables are written (env-file: ${envFile})`, `Leave it out of the artifact (exclude: ['/${envFile}']) or write the variables elsewhere (env-file: .env.production).`);
     return artifact;
 }
 /**
@@ -58657,7 +58709,7 @@ async function runDeploy(settings, opts, mode = { kind: 'full' }) {
         // A dropped link is reopened for the commands after it: the rollback, the record and the
         // unlock still reach the host.
         connect: async (host) => new _io_ssh_js__WEBPACK_IMPORTED_MODULE_0__/* .ReconnectingShell */ .uy(await (0,_io_ssh_js__WEBPACK_IMPORTED_MODULE_0__/* .connectHost */ .Zj)(host, settings.ssh, opts.log), () => (0,_io_ssh_js__WEBPACK_IMPORTED_MODULE_0__/* .connectHost */ .Zj)(host, settings.ssh, opts.log), opts.log),
-        runChecks: (stage, hosts, release) => (0,_checks_runner_js__WEBPACK_IMPORTED_MODULE_1__/* .runChecks */ .JT)(checksForDeployStage(settings, stage), stage, {
+        runChecks: (stage, hosts, release) => (0,_checks_runner_js__WEBPACK_IMPORTED_MODULE_1__/* .runChecks */ .JT)(checksForDeployStage(settings, stage).filter(c => !release.eachHostOnly || (0,_settings_types_js__WEBPACK_IMPORTED_MODULE_10__/* .judgesEachHost */ .CB)(c)), stage, {
             context: { release: release.id, commit: release.commit },
             hosts,
             // A cancelled job stops waiting on checks at once, leaving its seconds for the rollback.
@@ -58685,7 +58737,12 @@ function checksForDeployStage(settings, stage) {
 async function dryRun(settings) {
     const artifact = await readArtifact(settings);
     const layout = (0,_remote_layout_js__WEBPACK_IMPORTED_MODULE_5__/* .layoutFor */ .Q2)(settings.target);
-    const plan = (0,_plan_plan_js__WEBPACK_IMPORTED_MODULE_3__/* .planHost */ .AF)(settings, layout, { previous: layout.strategy === 'releases' ? `${layout.releasesDir}/<current release>` : layout.current }, 
+    const bg = settings.service.manager === 'systemd' ? settings.service.blueGreen : undefined;
+    const plan = (0,_plan_plan_js__WEBPACK_IMPORTED_MODULE_3__/* .planHost */ .AF)(settings, layout, {
+        previous: layout.strategy === 'releases' ? `${layout.releasesDir}/<current release>` : layout.current,
+        // blue-green: shown as if blue were live; the real deploy reads the colour from the host.
+        ...(bg ? { colour: 'blue' } : {})
+    }, 
     // As on the first host: with `run-once`, its step shows where it runs (there only).
     { now: new Date(), fileCount: artifact.fileCount, runOnce: true });
     const lock = (0,_plan_plan_js__WEBPACK_IMPORTED_MODULE_3__/* .lockScript */ .LH)(settings, layout, '<lock token>', new Date());
@@ -58695,10 +58752,12 @@ async function dryRun(settings) {
         `Nothing was changed and no host was contacted. On each host, in order:`,
         '',
         '0. Lock the host',
-        ...indent((0,_remote_shell_js__WEBPACK_IMPORTED_MODULE_9__/* .remoteCommandLine */ .u$)(lock)),
+        ...indent((0,_remote_shell_js__WEBPACK_IMPORTED_MODULE_11__/* .remoteCommandLine */ .u$)(lock)),
         '0b. Read the host state, with the preflight (tools, write access, free disk, unit, sudo); a failure stops here',
-        ...indent((0,_remote_shell_js__WEBPACK_IMPORTED_MODULE_9__/* .remoteCommandLine */ .u$)((0,_remote_commands_js__WEBPACK_IMPORTED_MODULE_4__/* .probe */ .dy)(layout, (0,_preflight_js__WEBPACK_IMPORTED_MODULE_6__/* .preflightProbe */ .qZ)(settings))))
+        ...indent((0,_remote_shell_js__WEBPACK_IMPORTED_MODULE_11__/* .remoteCommandLine */ .u$)((0,_remote_commands_js__WEBPACK_IMPORTED_MODULE_4__/* .probe */ .dy)(layout, (0,_preflight_js__WEBPACK_IMPORTED_MODULE_6__/* .preflightProbe */ .qZ)(settings), bg && (0,_remote_blue_green_js__WEBPACK_IMPORTED_MODULE_7__/* .readLiveColour */ .z2)(bg))))
     ];
+    if (bg)
+        out.push('', `blue-green: shown as if blue were live (${bg.upstreamFile} names the live colour on each host); the new release starts on green.`);
     if (!settings.ssh.insecureSkipHostKeyCheck) {
         const unpinned = (h) => h.fingerprints.length === 0 && h.knownHosts.length === 0;
         for (const h of settings.hosts.flatMap(h => [h, ...(h.jump ? [h.jump] : [])]).filter(unpinned)) {
@@ -58708,13 +58767,13 @@ async function dryRun(settings) {
     plan.steps.forEach((s, i) => {
         out.push(`${i + 1}. ${s.title}`);
         if ('script' in s.action)
-            out.push(...indent((0,_remote_shell_js__WEBPACK_IMPORTED_MODULE_9__/* .remoteCommandLine */ .u$)(s.action.script)));
-        else
-            out.push(`     (runs ${(0,_checks_runner_js__WEBPACK_IMPORTED_MODULE_1__/* .checksFor */ .NR)(settings.checks, 'post').length} post-deploy checks: ${(0,_checks_runner_js__WEBPACK_IMPORTED_MODULE_1__/* .checksFor */ .NR)(settings.checks, 'post')
-                .map(c => c.name)
-                .join(', ') || 'none'})`);
+            out.push(...indent((0,_remote_shell_js__WEBPACK_IMPORTED_MODULE_11__/* .remoteCommandLine */ .u$)(s.action.script)));
+        else if (s.action.kind === 'checks') {
+            const post = (0,_checks_runner_js__WEBPACK_IMPORTED_MODULE_1__/* .checksFor */ .NR)(settings.checks, 'post').filter(c => s.action.kind !== 'checks' || s.action.on !== 'colour' || (0,_settings_types_js__WEBPACK_IMPORTED_MODULE_10__/* .judgesEachHost */ .CB)(c));
+            out.push(`     (runs ${post.length} post-deploy checks: ${post.map(c => c.name).join(', ') || 'none'})`);
+        }
         if (s.undo && 'script' in s.undo.action) {
-            out.push(`   on failure later: ${s.undo.title}`, ...indent((0,_remote_shell_js__WEBPACK_IMPORTED_MODULE_9__/* .remoteCommandLine */ .u$)(s.undo.action.script)));
+            out.push(`   on failure later: ${s.undo.title}`, ...indent((0,_remote_shell_js__WEBPACK_IMPORTED_MODULE_11__/* .remoteCommandLine */ .u$)(s.undo.action.script)));
         }
     });
     out.push('', 'After every host passed:', ...plan.finalize.map(s => `- ${s.title}`), '- prune old releases', '- release the lock');
@@ -60529,6 +60588,8 @@ __nccwpck_require__.d(__webpack_exports__, {
 var external_node_crypto_ = __nccwpck_require__(7598);
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
+// EXTERNAL MODULE: ./src/checks/runner.ts + 3 modules
+var runner = __nccwpck_require__(4994);
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __nccwpck_require__(3916);
 // EXTERNAL MODULE: ./src/remote/commands.ts
@@ -60659,6 +60720,8 @@ function planDelta(artifact, local, previous, modes, shared) {
 var report_history = __nccwpck_require__(4518);
 // EXTERNAL MODULE: ./src/remote/shell.ts
 var shell = __nccwpck_require__(648);
+// EXTERNAL MODULE: ./src/remote/blue-green.ts
+var blue_green = __nccwpck_require__(8810);
 ;// CONCATENATED MODULE: ./src/transfer/tar.ts
 
 
@@ -61036,6 +61099,8 @@ var preflight = __nccwpck_require__(4504);
 
 
 
+
+
 class StepFailed extends errors/* DeployguardError */.fq {
 }
 /** A host stopped between steps because another host of its batch failed. */
@@ -61055,13 +61120,19 @@ class Blocked extends errors/* DeployguardError */.fq {
         this.reason = reason;
     }
 }
-function hostContext(run, settings) {
-    return {
-        name: run.host.name,
-        shell: run.shell,
-        service: settings.service,
-        layout: (0,remote_layout/* layoutFor */.Q2)(settings.target)
-    };
+/**
+ * What the checks of this host judge. For blue-green, `colour` picks the instance and port: the
+ * live one before the deploy, the new one after its start, the old one after a rollback.
+ */
+function hostContext(run, settings, colour) {
+    return (0,runner/* hostContextOf */.TC)(settings, run.host, run.shell, colour);
+}
+/** The service as the plan runs it: for blue-green, the instance of `colour`. */
+function serviceOf(settings, colour) {
+    const svc = settings.service;
+    return svc.manager === 'systemd' && svc.blueGreen && colour
+        ? { ...svc, name: (0,blue_green/* instanceOf */.hR)(svc.name, colour) }
+        : svc;
 }
 function tail(text, n = 15) {
     const ls = text.trimEnd().split('\n');
@@ -61435,7 +61506,7 @@ async function hostSteps(...[settings, layout, artifact, run, facts, deps, how, 
             throw new errors/* DeployError */.sH(`${run.host.name}: stopped before "${step.title}": another host failed`, 'deploy');
         if (run.lockLost)
             throw new errors/* DeployError */.sH(`${run.host.name}: another deploy took over this host's lock; stopped before "${step.title}"`, 'deploy', 'The lock is taken over only when it was not refreshed for lock-ttl: check the link to this host and raise deploy.lock-ttl if it drops for that long.');
-        if (step.touchesService && once && !run.serviceTouched) {
+        if ((step.touchesService || step.startsRelease) && once && !run.serviceTouched && !run.releaseStarted) {
             if (how.runOnce)
                 once.succeed(); // its plan had no run-once step: nothing to wait for
             else
@@ -61447,6 +61518,8 @@ async function hostSteps(...[settings, layout, artifact, run, facts, deps, how, 
             run.undo.push(step.undo);
         if (step.touchesService)
             run.serviceTouched = true;
+        if (step.startsRelease)
+            run.releaseStarted = true;
         try {
             await runRecorded(run, deps, step, () => runAction(step, run, settings, artifact, deps));
             if (step.id === 'run-once')
@@ -61537,13 +61610,17 @@ async function afterFailedStop(run, settings, facts, step, deps) {
 /** Read-only: what the host runs now. */
 async function readFacts(run, settings, layout, deps) {
     return runRecorded(run, deps, { id: 'probe', title: 'Read the host state' }, async () => {
-        const r = await run.shell.exec((0,commands/* probe */.dy)(layout, (0,preflight/* preflightProbe */.qZ)(settings)));
+        const svc = settings.service;
+        const bg = svc.manager === 'systemd' ? svc.blueGreen : undefined;
+        const r = await run.shell.exec((0,commands/* probe */.dy)(layout, (0,preflight/* preflightProbe */.qZ)(settings), bg && (0,blue_green/* readLiveColour */.z2)(bg)));
         if (r.code !== 0)
             throw new StepFailed(`${run.host.name}: ${tail(r.stderr) || 'probe failed'}`, 'deploy');
         const m = /^current=(.+)$/m.exec(r.stdout);
         const previous = m?.[1]?.trim() || undefined;
         const at = r.stdout.search(/^lines=\d+$/m);
         run.preflight = (0,preflight/* parsePreflight */.f_)(at >= 0 ? r.stdout.slice(0, at) : r.stdout);
+        if (bg)
+            run.liveColour = (0,blue_green/* liveColour */.L0)(at >= 0 ? r.stdout.slice(0, at) : r.stdout);
         if (previous && layout.strategy === 'releases')
             run.report.liveBefore = external_node_path_.posix.basename(previous);
         const log = (0,report_history/* parseDeploymentsOutput */.t2)(at >= 0 ? r.stdout.slice(at) : '');
@@ -61565,7 +61642,8 @@ async function readFacts(run, settings, layout, deps) {
             facts: {
                 previous,
                 lastGoodCommit: good && /^[0-9a-f]{40}$/.test(good) ? good : undefined,
-                serviceState: run.preflight.unit.get('ActiveState')
+                serviceState: run.preflight.unit.get('ActiveState'),
+                colour: run.liveColour
             },
             log
         };
@@ -61708,7 +61786,7 @@ async function preDeployGate(settings, runs, facts, deps) {
         return [];
     }
     return deps.log.group('Pre-deploy: is production healthy now?', async () => {
-        const results = await deps.runChecks('pre', live.map(r => hostContext(r, settings)), { id: settings.releaseId, commit: settings.run.commit });
+        const results = await deps.runChecks('pre', live.map(r => hostContext(r, settings, r.liveColour)), { id: settings.releaseId, commit: settings.run.commit });
         logChecks(results, deps.log);
         const failed = results.filter(r => !r.ok);
         if (failed.length === 0)
@@ -61867,7 +61945,7 @@ async function runAction(step, run, settings, artifact, deps) {
         case 'await-running':
             return awaitRunning(a.script, run, settings, deps);
         case 'checks':
-            return postDeployChecks(run, settings, deps);
+            return postDeployChecks(run, settings, deps, a.on);
     }
 }
 function failedChecks(results) {
@@ -61878,15 +61956,23 @@ function failedChecks(results) {
  * The post-deploy checks, then the same checks again and again through the stability window: a
  * release that answers at first and crashes 20 s later is caught here, not by the users.
  */
-async function postDeployChecks(run, settings, deps) {
-    const host = [hostContext(run, settings)];
-    const release = { id: settings.releaseId, commit: settings.run.commit };
+async function postDeployChecks(run, settings, deps, 
+/** blue-green: `colour` before the flip (the checks that reach the colour), `live` after it. */
+on) {
+    const host = [hostContext(run, settings, run.plan?.colours?.idle)];
+    const release = {
+        id: settings.releaseId,
+        commit: settings.run.commit,
+        ...(on === 'colour' ? { eachHostOnly: true } : {})
+    };
     let results = await deps.runChecks('post', host, release);
-    run.report.checks = results;
+    // After a flip the record keeps both rounds: those on the colour, then those through the proxy.
+    run.report.checks = on === 'live' ? [...run.report.checks, ...results] : results;
     logChecks(results, deps.log);
     if (results.some(r => !r.ok))
-        throw new errors/* HealthCheckError */.b1(`${run.host.name}: ${failedChecks(results)}`, 'post-deploy');
-    const windowMs = settings.postDeploy.stabilityWindowMs;
+        throw new errors/* HealthCheckError */.b1(`${run.host.name}: ${on === 'live' ? 'after the flip: ' : ''}${failedChecks(results)}`, 'post-deploy');
+    // After a flip the colour has been through its window already: one round through the proxy.
+    const windowMs = on === 'live' ? 0 : settings.postDeploy.stabilityWindowMs;
     if (windowMs <= 0 || results.length === 0)
         return;
     const until = Date.now() + windowMs;
@@ -62049,10 +62135,13 @@ async function rollbackHost(settings, run, deps) {
     }
     try {
         await againIfDropped(run, deps, () => runRecorded(run, deps, { id: 'verify-rollback', title: 'Verify the restored release' }, async () => {
-            const running = run.plan?.steps.find(s => s.action.kind === 'await-running');
-            if (running && running.action.kind === 'await-running')
-                await awaitRunning(running.action.script, run, settings, deps);
-            const results = await deps.runChecks('rollback', [hostContext(run, settings)], {
+            const old = run.plan?.colours?.live;
+            const running = old
+                ? (0,commands/* serviceCommands */.k_)(serviceOf(settings, old), run.plan.layout)?.status
+                : run.plan?.steps.flatMap(s => (s.action.kind === 'await-running' ? [s.action.script] : []))[0];
+            if (running)
+                await awaitRunning(running, run, settings, deps);
+            const results = await deps.runChecks('rollback', [hostContext(run, settings, old)], {
                 id: run.report.previousRelease ?? '',
                 commit: run.report.previousDeploy?.commit ?? ''
             });
@@ -62081,7 +62170,9 @@ function recoveryText(run, remaining, settings) {
         lines.push(`  # ${s.title}`, `  ${(0,shell/* remoteCommandLine */.u$)(s.action.script)}`);
     }
     // Everything was undone, yet the restored release does not run: its service needs a person.
-    const service = settings && run.plan ? (0,commands/* serviceCommands */.k_)(settings.service, run.plan.layout) : undefined;
+    const service = settings && run.plan
+        ? (0,commands/* serviceCommands */.k_)(serviceOf(settings, run.plan.colours?.live), run.plan.layout)
+        : undefined;
     if (service)
         lines.push('  # the service does not run on the restored release: read why, fix it, then start it', `  ${(0,shell/* remoteCommandLine */.u$)(service.logs)}`, `  ${(0,shell/* remoteCommandLine */.u$)(service.start)}`);
     if (run.plan?.previousRelease)
@@ -62294,8 +62385,12 @@ async function prepareDelta(run, settings, artifact, deps) {
 /* unused harmony export lockOwner */
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6760);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var _remote_commands_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1050);
-/* harmony import */ var _remote_layout_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(4614);
+/* harmony import */ var _remote_blue_green_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8810);
+/* harmony import */ var _remote_commands_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(1050);
+/* harmony import */ var _remote_layout_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4614);
+/* harmony import */ var _remote_shell_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(648);
+
+
 
 
 
@@ -62316,7 +62411,7 @@ function lockOwner(settings, token, at) {
 }
 /** The lock script for a host: taken before anything is read or planned (see `deploy`). */
 function lockScript(settings, layout, token, now) {
-    return _remote_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .lockAcquire */ .c_(layout, lockOwner(settings, token, now), Math.ceil(settings.lock.ttlMs / 1000));
+    return _remote_commands_js__WEBPACK_IMPORTED_MODULE_2__/* .lockAcquire */ .c_(layout, lockOwner(settings, token, now), Math.ceil(settings.lock.ttlMs / 1000));
 }
 /** The ids of the steps a `post` part starts with: everything before them ran in the deploy phase. */
 const POST_STEPS = new Set(['running', 'checks']);
@@ -62338,9 +62433,9 @@ function planHost(settings, layout, facts, opts) {
 }
 function planAll(settings, layout, facts, opts) {
     const id = settings.releaseId;
-    const staging = (0,_remote_layout_js__WEBPACK_IMPORTED_MODULE_2__/* .stagingDir */ .rz)(layout, id);
-    const release = (0,_remote_layout_js__WEBPACK_IMPORTED_MODULE_2__/* .releaseDir */ .ZI)(layout, id);
-    const service = _remote_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .serviceCommands */ .k_(settings.service, layout);
+    const staging = (0,_remote_layout_js__WEBPACK_IMPORTED_MODULE_3__/* .stagingDir */ .rz)(layout, id);
+    const release = (0,_remote_layout_js__WEBPACK_IMPORTED_MODULE_3__/* .releaseDir */ .ZI)(layout, id);
+    const service = _remote_commands_js__WEBPACK_IMPORTED_MODULE_2__/* .serviceCommands */ .k_(settings.service, layout);
     const steps = [];
     const exec = (script) => ({ kind: 'exec', script });
     const ship = opts.source !== 'reuse';
@@ -62348,14 +62443,14 @@ function planAll(settings, layout, facts, opts) {
         steps.push({
             id: 'stage',
             title: 'Prepare a staging directory',
-            action: exec(_remote_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .prepareStaging */ .pm(staging)),
-            undo: { id: 'unstage', title: 'Remove the staging directory', action: exec(_remote_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .removePaths */ .YW([staging])) }
+            action: exec(_remote_commands_js__WEBPACK_IMPORTED_MODULE_2__/* .prepareStaging */ .pm(staging)),
+            undo: { id: 'unstage', title: 'Remove the staging directory', action: exec(_remote_commands_js__WEBPACK_IMPORTED_MODULE_2__/* .removePaths */ .YW([staging])) }
         });
     if (ship)
         steps.push({
             id: 'upload',
             title: 'Upload the artifact',
-            action: { kind: 'upload', script: _remote_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .unpack */ .l1(staging) }
+            action: { kind: 'upload', script: _remote_commands_js__WEBPACK_IMPORTED_MODULE_2__/* .unpack */ .l1(staging) }
         });
     if (ship)
         steps.push({
@@ -62363,7 +62458,7 @@ function planAll(settings, layout, facts, opts) {
             title: 'Verify the SHA-256 of every file on the host',
             action: {
                 kind: 'verify',
-                script: _remote_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .verifyManifest */ .TX(staging, opts.fileCount, (0,_remote_layout_js__WEBPACK_IMPORTED_MODULE_2__/* .manifestPath */ .ji)(layout, id))
+                script: _remote_commands_js__WEBPACK_IMPORTED_MODULE_2__/* .verifyManifest */ .TX(staging, opts.fileCount, (0,_remote_layout_js__WEBPACK_IMPORTED_MODULE_3__/* .manifestPath */ .ji)(layout, id))
             }
         });
     // From here the directory that holds the new tree is `incoming` (the final release dir or,
@@ -62373,12 +62468,12 @@ function planAll(settings, layout, facts, opts) {
         steps.push({
             id: 'promote',
             title: `Move the verified tree to releases/${id}`,
-            action: exec(_remote_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .promote */ .pt(staging, release)),
+            action: exec(_remote_commands_js__WEBPACK_IMPORTED_MODULE_2__/* .promote */ .pt(staging, release)),
             undoAfterSuccess: true,
             undo: {
                 id: 'mark-failed',
                 title: `Mark release ${id} failed`,
-                action: exec(_remote_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .markRelease */ .vJ(layout, id, 'failed', opts.now, settings.run.commit))
+                action: exec(_remote_commands_js__WEBPACK_IMPORTED_MODULE_2__/* .markRelease */ .vJ(layout, id, 'failed', opts.now, settings.run.commit))
             }
         });
     }
@@ -62386,7 +62481,7 @@ function planAll(settings, layout, facts, opts) {
         steps.push({
             id: 'shared',
             title: `Link shared entries (${settings.target.shared.join(', ')})`,
-            action: exec(_remote_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .linkShared */ .EN(layout.sharedDir, incoming, settings.target.shared))
+            action: exec(_remote_commands_js__WEBPACK_IMPORTED_MODULE_2__/* .linkShared */ .EN(layout.sharedDir, incoming, settings.target.shared))
         });
     }
     if (ship && settings.env.vars.length) {
@@ -62396,33 +62491,45 @@ function planAll(settings, layout, facts, opts) {
             id: 'env',
             // Names only: the values may be secrets.
             title: `Write ${settings.env.file} (${names.length} variable${names.length === 1 ? '' : 's'}: ${shown})`,
-            action: { kind: 'write-env', script: _remote_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .writeEnvFile */ .Jk(node_path__WEBPACK_IMPORTED_MODULE_0__.posix.join(incoming, settings.env.file)) }
+            action: { kind: 'write-env', script: _remote_commands_js__WEBPACK_IMPORTED_MODULE_2__/* .writeEnvFile */ .Jk(node_path__WEBPACK_IMPORTED_MODULE_0__.posix.join(incoming, settings.env.file)) }
         });
     }
     if (ship && settings.beforeSwitch) {
         steps.push({
             id: 'before-switch',
             title: 'Run the before-switch command in the new release',
-            action: exec(_remote_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .beforeSwitch */ .uf(incoming, id, settings.beforeSwitch))
+            action: exec(_remote_commands_js__WEBPACK_IMPORTED_MODULE_2__/* .beforeSwitch */ .uf(incoming, id, settings.beforeSwitch))
         });
     }
     if (ship && settings.runOnce && opts.runOnce) {
         steps.push({
             id: 'run-once',
             title: 'Run the run-once command (on this host only, before any host switches)',
-            action: exec(_remote_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .beforeSwitch */ .uf(incoming, id, settings.runOnce))
+            action: exec(_remote_commands_js__WEBPACK_IMPORTED_MODULE_2__/* .beforeSwitch */ .uf(incoming, id, settings.runOnce))
         });
     }
+    const svc = settings.service;
+    if (svc.manager === 'systemd' && svc.blueGreen && layout.strategy === 'releases') {
+        const colours = blueGreenSteps(steps, settings, svc, svc.blueGreen, layout, facts, release);
+        return {
+            ...finish(settings, layout, facts, opts, steps, undefined),
+            colours,
+            serviceLogs: _remote_commands_js__WEBPACK_IMPORTED_MODULE_2__/* .serviceCommands */ .k_({ ...svc, name: _remote_blue_green_js__WEBPACK_IMPORTED_MODULE_1__/* .instanceOf */ .hR(svc.name, colours.idle) }, layout)?.logs
+        };
+    }
+    const reload = svc.manager !== 'none' && svc.switch === 'reload' && facts.previous
+        ? reloadScript(settings, layout)
+        : undefined;
     let backup;
     if (layout.strategy === 'in-place' && facts.previous) {
-        backup = (0,_remote_layout_js__WEBPACK_IMPORTED_MODULE_2__/* .backupPath */ .wZ)(layout, opts.now);
+        backup = (0,_remote_layout_js__WEBPACK_IMPORTED_MODULE_3__/* .backupPath */ .wZ)(layout, opts.now);
         steps.push({
             id: 'backup',
             title: `Back up the live tree to ${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.basename(backup)}`,
-            action: exec(_remote_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .backupTree */ .Zr(layout, backup))
+            action: exec(_remote_commands_js__WEBPACK_IMPORTED_MODULE_2__/* .backupTree */ .Zr(layout, backup))
         });
     }
-    if (service) {
+    if (service && !reload) {
         steps.push({
             id: 'stop',
             title: 'Stop the service',
@@ -62438,19 +62545,19 @@ function planAll(settings, layout, facts, opts) {
         steps.push({
             id: 'switch',
             title: `Switch current to ${id}`,
-            action: exec(_remote_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .switchCurrent */ .m1(layout, release, id)),
+            action: exec(_remote_commands_js__WEBPACK_IMPORTED_MODULE_2__/* .switchCurrent */ .m1(layout, release, id)),
             touchesService: true,
             undoAfterSuccess: true,
             undo: facts.previous
                 ? {
                     id: 'switch-back',
-                    title: `Switch current back to ${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.basename(facts.previous)}`,
-                    action: exec(_remote_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .switchCurrent */ .m1(layout, facts.previous, `rollback-${id}`))
+                    title: `Switch current back to ${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.basename(facts.previous)}${reload ? ' and reload' : ''}`,
+                    action: exec((0,_remote_shell_js__WEBPACK_IMPORTED_MODULE_4__/* .lines */ .Mn)(_remote_commands_js__WEBPACK_IMPORTED_MODULE_2__/* .switchCurrent */ .m1(layout, facts.previous, `rollback-${id}`), reload))
                 }
                 : {
                     id: 'unswitch',
                     title: 'Remove current (there was no release before)',
-                    action: exec(_remote_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .removeCurrent */ ["in"](layout))
+                    action: exec(_remote_commands_js__WEBPACK_IMPORTED_MODULE_2__/* .removeCurrent */ ["in"](layout))
                 }
         });
     }
@@ -62458,19 +62565,27 @@ function planAll(settings, layout, facts, opts) {
         steps.push({
             id: 'switch',
             title: 'Replace the live tree with the new one',
-            action: exec(_remote_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .replaceTree */ .fu(layout, staging)),
+            action: exec(_remote_commands_js__WEBPACK_IMPORTED_MODULE_2__/* .replaceTree */ .fu(layout, staging)),
             touchesService: true,
             undoAfterSuccess: true,
             undo: {
                 id: 'restore',
                 title: backup
-                    ? `Restore the backup ${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.basename(backup)}`
+                    ? `Restore the backup ${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.basename(backup)}${reload ? ' and reload' : ''}`
                     : 'Remove the new tree (there was none before)',
-                action: exec(_remote_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .restoreTree */ .NU(layout, backup))
+                action: exec((0,_remote_shell_js__WEBPACK_IMPORTED_MODULE_4__/* .lines */ .Mn)(_remote_commands_js__WEBPACK_IMPORTED_MODULE_2__/* .restoreTree */ .NU(layout, backup), reload))
             }
         });
     }
-    if (service) {
+    if (service && reload) {
+        steps.push({
+            id: 'reload',
+            title: 'Reload the service (it picks up the new release)',
+            action: exec(reload),
+            touchesService: true
+        });
+    }
+    else if (service) {
         steps.push({
             id: 'start',
             title: 'Start the service',
@@ -62478,6 +62593,8 @@ function planAll(settings, layout, facts, opts) {
             touchesService: true,
             undo: { id: 'stop-new', title: 'Stop the new release', action: exec(service.stop) }
         });
+    }
+    if (service) {
         steps.push({
             id: 'running',
             title: 'Service is active and its main PID alive',
@@ -62491,11 +62608,18 @@ function planAll(settings, layout, facts, opts) {
         action: { kind: 'checks' },
         touchesService: true
     });
+    return finish(settings, layout, facts, opts, steps, backup);
+}
+/** What every plan ends with: marking the release good, and what the host had before. */
+function finish(settings, layout, facts, opts, steps, backup) {
+    const id = settings.releaseId;
+    const exec = (script) => ({ kind: 'exec', script });
+    const service = _remote_commands_js__WEBPACK_IMPORTED_MODULE_2__/* .serviceCommands */ .k_(settings.service, layout);
     const finalize = [
         {
             id: 'mark-good',
             title: `Record release ${id} as good`,
-            action: exec(_remote_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .markRelease */ .vJ(layout, id, 'good', opts.now, settings.run.commit))
+            action: exec(_remote_commands_js__WEBPACK_IMPORTED_MODULE_2__/* .markRelease */ .vJ(layout, id, 'good', opts.now, settings.run.commit))
         }
     ];
     return {
@@ -62514,6 +62638,90 @@ function planAll(settings, layout, facts, opts) {
         backup,
         serviceLogs: service?.logs
     };
+}
+/** `switch: reload`: what makes the running service pick up the release `current` now names. */
+function reloadScript(settings, layout) {
+    const svc = settings.service;
+    if (svc.manager === 'systemd')
+        return (0,_remote_shell_js__WEBPACK_IMPORTED_MODULE_4__.sh) `${svc.sudo ? (0,_remote_shell_js__WEBPACK_IMPORTED_MODULE_4__.sh) `sudo -n ` : (0,_remote_shell_js__WEBPACK_IMPORTED_MODULE_4__.sh) ``}${_remote_commands_js__WEBPACK_IMPORTED_MODULE_2__/* .systemdWords */ .nH(svc.name).reload}`;
+    if (svc.manager === 'command' && svc.reload)
+        return (0,_remote_shell_js__WEBPACK_IMPORTED_MODULE_4__/* .lines */ .Mn)((0,_remote_shell_js__WEBPACK_IMPORTED_MODULE_4__.sh) `cd -- ${layout.current}`, (0,_remote_shell_js__WEBPACK_IMPORTED_MODULE_4__.sh) `sh -ec ${svc.reload}`);
+    return undefined;
+}
+/**
+ * blue-green: the release starts on the idle colour and is checked there while the live colour
+ * serves; then the proxy flips, the checks run through it, and the old colour drains and stops.
+ * Until the drain, a rollback is a flip back to a colour that never stopped.
+ */
+function blueGreenSteps(steps, settings, svc, bg, layout, facts, release) {
+    const id = settings.releaseId;
+    const exec = (script) => ({ kind: 'exec', script });
+    const sudo = svc.sudo ? (0,_remote_shell_js__WEBPACK_IMPORTED_MODULE_4__.sh) `sudo -n ` : (0,_remote_shell_js__WEBPACK_IMPORTED_MODULE_4__.sh) ``;
+    const live = facts.colour;
+    const idle = live ? _remote_blue_green_js__WEBPACK_IMPORTED_MODULE_1__/* .otherColour */ .RQ(live) : 'blue';
+    const unit = (c) => _remote_blue_green_js__WEBPACK_IMPORTED_MODULE_1__/* .instanceOf */ .hR(svc.name, c);
+    const idleCmds = _remote_commands_js__WEBPACK_IMPORTED_MODULE_2__/* .serviceCommands */ .k_({ ...svc, name: unit(idle) }, layout);
+    steps.push({
+        id: 'colour',
+        title: `Point ${idle} at ${id} (port ${bg.ports[idle]})`,
+        action: exec(_remote_blue_green_js__WEBPACK_IMPORTED_MODULE_1__/* .pointColour */ .NE(layout, bg, idle, release))
+    });
+    steps.push({
+        id: 'start',
+        title: `Start ${unit(idle)}, the idle colour (no traffic yet)`,
+        action: exec((0,_remote_shell_js__WEBPACK_IMPORTED_MODULE_4__.sh) `${sudo}${_remote_blue_green_js__WEBPACK_IMPORTED_MODULE_1__/* .colourWords */ .sg(svc.name, idle).restart}`),
+        startsRelease: true,
+        undo: { id: 'stop-new', title: `Stop ${unit(idle)}`, action: exec(idleCmds.stop) }
+    });
+    steps.push({
+        id: 'running',
+        title: `${unit(idle)} is active and its main PID alive`,
+        action: { kind: 'await-running', script: idleCmds.status }
+    });
+    steps.push({
+        id: 'checks',
+        title: `Health checks on ${idle} before it gets traffic`,
+        action: { kind: 'checks', on: 'colour' }
+    });
+    const back = live && facts.previous
+        ? {
+            id: 'flip-back',
+            title: `Flip the proxy back to ${live} (${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.basename(facts.previous)})`,
+            action: exec(_remote_blue_green_js__WEBPACK_IMPORTED_MODULE_1__/* .flipBack */ .T7(layout, bg, svc.name, svc.sudo, live, facts.previous, id))
+        }
+        : {
+            id: 'unflip',
+            title: 'Put the proxy and current back as they were (no colour was live)',
+            action: exec(_remote_blue_green_js__WEBPACK_IMPORTED_MODULE_1__/* .unflip */ .TT(layout, bg, svc.sudo, facts.previous))
+        };
+    steps.push({
+        id: 'flip',
+        title: `Flip the proxy to ${idle} (port ${bg.ports[idle]}) and current to ${id}`,
+        action: exec(_remote_blue_green_js__WEBPACK_IMPORTED_MODULE_1__/* .flip */ .UU(layout, bg, svc.sudo, idle, release, id)),
+        touchesService: true,
+        // Registered before it runs: a flip that failed half-way (nginx reloaded, no new workers seen)
+        // is flipped back all the same; flipping back to the live colour is harmless.
+        undo: back
+    });
+    steps.push({
+        id: 'checks-live',
+        title: 'Health checks with the new release live',
+        action: { kind: 'checks', on: 'live' },
+        touchesService: true
+    });
+    if (live)
+        steps.push({
+            id: 'drain',
+            title: `Drain ${unit(live)} for ${bg.drainMs / 1000} s, then stop it`,
+            action: exec(_remote_blue_green_js__WEBPACK_IMPORTED_MODULE_1__/* .drain */ .Ze(svc.name, svc.sudo, live, bg.drainMs)),
+            touchesService: true,
+            undo: {
+                id: 'start-old',
+                title: `Start ${unit(live)} again`,
+                action: exec((0,_remote_shell_js__WEBPACK_IMPORTED_MODULE_4__.sh) `${sudo}${_remote_blue_green_js__WEBPACK_IMPORTED_MODULE_1__/* .colourWords */ .sg(svc.name, live).start}`)
+            }
+        });
+    return { idle, live };
 }
 /** Parses the `id<TAB>status time` lines of `listReleases`. */
 function parseReleaseList(text) {
@@ -62627,9 +62835,11 @@ async function run() {
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3916);
 /* harmony import */ var _io_log_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9334);
 /* harmony import */ var _io_ssh_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3311);
-/* harmony import */ var _remote_commands_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(1050);
-/* harmony import */ var _remote_layout_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(4614);
-/* harmony import */ var _transfer_artifact_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(6441);
+/* harmony import */ var _remote_blue_green_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(8810);
+/* harmony import */ var _remote_commands_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(1050);
+/* harmony import */ var _remote_layout_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(4614);
+/* harmony import */ var _transfer_artifact_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(6441);
+
 
 
 
@@ -62647,12 +62857,30 @@ function sudoCommands(settings) {
     const svc = settings.service;
     if (svc.manager !== 'systemd' || !svc.sudo)
         return [];
-    const w = (0,_remote_commands_js__WEBPACK_IMPORTED_MODULE_4__/* .systemdWords */ .nH)(svc.name);
-    const out = [w.stop, w.start, w.status, w.logs].map(words => ({ words, pattern: words }));
+    const units = svc.blueGreen ? _remote_blue_green_js__WEBPACK_IMPORTED_MODULE_4__/* .COLOURS */ .O5.map(c => (0,_remote_blue_green_js__WEBPACK_IMPORTED_MODULE_4__/* .instanceOf */ .hR)(svc.name, c)) : [svc.name];
+    return units
+        .flatMap(unit => unitSudo(settings, unit))
+        .concat(svc.blueGreen ? [_remote_blue_green_js__WEBPACK_IMPORTED_MODULE_4__/* .PROXY_WORDS */ .VO.test, _remote_blue_green_js__WEBPACK_IMPORTED_MODULE_4__/* .PROXY_WORDS */ .VO.reload].map(words => ({ words, pattern: words })) : []);
+}
+/** The `sudo -n` commands run on one unit (a blue-green deploy has two instances). */
+function unitSudo(settings, unit) {
+    const svc = settings.service;
+    if (svc.manager !== 'systemd')
+        return [];
+    const w = (0,_remote_commands_js__WEBPACK_IMPORTED_MODULE_5__/* .systemdWords */ .nH)(unit);
+    const used = svc.blueGreen
+        ? (() => {
+            const c = (0,_remote_blue_green_js__WEBPACK_IMPORTED_MODULE_4__/* .colourWords */ .sg)(svc.name, unit.endsWith('@blue') ? 'blue' : 'green');
+            return [c.restart, c.start, c.stop, c.status, c.logs];
+        })()
+        : svc.switch === 'reload'
+            ? [w.stop, w.start, w.reload, w.status, w.logs]
+            : [w.stop, w.start, w.status, w.logs];
+    const out = used.map(words => ({ words, pattern: words }));
     if (settings.checks.some(c => c.type === 'logs' && c.source === 'journal')) {
         // What the logs check (checks/host-probes.ts) runs to read the unit's journal.
         const props = ['-p', 'LoadState', '-p', 'ActiveState', '-p', 'InvocationID'];
-        const more = ['-p', 'ActiveEnterTimestamp', '-p', 'ExecMainStartTimestamp', '--', svc.name];
+        const more = ['-p', 'ActiveEnterTimestamp', '-p', 'ExecMainStartTimestamp', '--', unit];
         const journal = ['journalctl', '--no-pager', '-o', 'cat', '--show-cursor'];
         const show = (...words) => ({ words, pattern: words });
         out.push(show('systemctl', 'show', '--timestamp=us+utc', ...props, ...more), show('systemctl', 'show', ...props, ...more), {
@@ -62664,20 +62892,23 @@ function sudoCommands(settings) {
 }
 /** What the preflight asks a host, for these settings. */
 function preflightProbe(settings) {
-    const layout = (0,_remote_layout_js__WEBPACK_IMPORTED_MODULE_5__/* .layoutFor */ .Q2)(settings.target);
+    const layout = (0,_remote_layout_js__WEBPACK_IMPORTED_MODULE_6__/* .layoutFor */ .Q2)(settings.target);
     const svc = settings.service;
     const systemd = svc.manager === 'systemd';
     const sudo = sudoCommands(settings);
+    const bg = svc.manager === 'systemd' ? svc.blueGreen : undefined;
     return {
-        service: svc,
+        // blue-green: the template is described through its blue instance.
+        service: svc.manager === 'systemd' && bg ? { ...svc, name: (0,_remote_blue_green_js__WEBPACK_IMPORTED_MODULE_4__/* .instanceOf */ .hR)(svc.name, 'blue') } : svc,
         tools: [
-            ..._remote_commands_js__WEBPACK_IMPORTED_MODULE_4__/* .HOST_TOOLS */ .X.map(t => t.tool),
+            ..._remote_commands_js__WEBPACK_IMPORTED_MODULE_5__/* .HOST_TOOLS */ .X.map(t => t.tool),
             ...(systemd ? ['systemctl', 'journalctl'] : []),
             ...(sudo.length ? ['sudo'] : [])
         ],
-        paths: systemd ? ['systemctl', 'journalctl'] : [],
+        paths: [...(systemd ? ['systemctl', 'journalctl'] : []), ...(bg ? ['nginx'] : [])],
         sudo: sudo.map(c => c.words),
-        creates: creates(layout)
+        creates: [...creates(layout), ...(bg ? [bg.upstreamFile] : [])],
+        ...(bg ? { proxy: { upstreamFile: bg.upstreamFile } } : {})
     };
 }
 /** Where the deploy creates entries: the directory above each must be writable by the deploy user. */
@@ -62695,6 +62926,7 @@ function parsePreflight(stdout) {
     const unit = new Map();
     let diskDir;
     let diskFreeKb;
+    const proxy = { installed: false, includes: false };
     for (const line of stdout.split('\n')) {
         const eq = line.indexOf('=');
         if (eq < 0)
@@ -62715,8 +62947,21 @@ function parsePreflight(stdout) {
             diskFreeKb = Number(value);
         else if (key.startsWith('unit-'))
             unit.set(key.slice(5), value);
+        else if (key === 'proxy-nginx')
+            proxy.installed = value === 'yes';
+        else if (key === 'proxy-include')
+            proxy.includes = value === 'yes';
     }
-    return { missingTools, paths, sudo, unwritable, diskDir, diskFreeKb, unit };
+    return {
+        missingTools,
+        paths,
+        sudo,
+        unwritable,
+        diskDir,
+        diskFreeKb,
+        unit,
+        ...(/^proxy-nginx=/m.test(stdout) ? { proxy } : {})
+    };
 }
 /** A sudoers word: the characters sudoers reads as syntax are escaped. */
 function sudoersWord(word, pattern) {
@@ -62727,7 +62972,7 @@ function sudoersWord(word, pattern) {
 function sudoersLine(settings, user, paths) {
     const cmds = sudoCommands(settings).map(({ pattern }) => {
         const [tool = '', ...args] = pattern;
-        const path = paths.get(tool) || `/usr/bin/${tool}`;
+        const path = paths.get(tool) || (tool === 'nginx' ? '/usr/sbin/nginx' : `/usr/bin/${tool}`);
         return [path, ...args.map(a => sudoersWord(a, a.endsWith('=*')))].join(' ');
     });
     return `${user} ALL=(root) NOPASSWD: ${[...new Set(cmds)].join(', ')}`;
@@ -62747,9 +62992,11 @@ function judgeUnit(settings, layout, facts) {
     const svc = settings.service;
     if (svc.manager !== 'systemd')
         return [];
-    const name = svc.name;
+    // blue-green: the template, seen through its blue instance, must run from <target>/blue.
+    const bg = svc.blueGreen;
+    const name = bg ? (0,_remote_blue_green_js__WEBPACK_IMPORTED_MODULE_4__/* .instanceOf */ .hR)(svc.name, 'blue') : svc.name;
     const load = facts.unit.get('LoadState');
-    const live = layout.current;
+    const live = bg ? (0,_remote_blue_green_js__WEBPACK_IMPORTED_MODULE_4__/* .colourLink */ .Ru)(layout, 'blue') : layout.current;
     if (load === undefined || load === 'unreadable')
         return facts.missingTools.includes('systemctl')
             ? []
@@ -62766,8 +63013,12 @@ function judgeUnit(settings, layout, facts) {
             {
                 check: 'unit',
                 level: 'fail',
-                message: `the systemd unit ${name} does not exist on the host (service.name in the config)`,
-                fix: `create /etc/systemd/system/${name}.service with WorkingDirectory=${live} and an ExecStart= that runs the app from ${live}, then run: systemctl daemon-reload (or correct service.name)`
+                message: bg
+                    ? `the systemd template unit ${svc.name}@.service does not exist on the host (service.name in the config, switch: blue-green)`
+                    : `the systemd unit ${name} does not exist on the host (service.name in the config)`,
+                fix: bg
+                    ? `create /etc/systemd/system/${svc.name}@.service with EnvironmentFile=${layout.base}/%i.env, WorkingDirectory=${layout.base}/%i and an ExecStart= that runs the app from ${layout.base}/%i and listens on $PORT, then run: systemctl daemon-reload`
+                    : `create /etc/systemd/system/${name}.service with WorkingDirectory=${live} and an ExecStart= that runs the app from ${live}, then run: systemctl daemon-reload (or correct service.name)`
             }
         ];
     if (load === 'masked')
@@ -62785,6 +63036,18 @@ function judgeUnit(settings, layout, facts) {
     const workDir = bare(facts.unit.get('WorkingDirectory') ?? '');
     const argv = /argv\[\]=([^;]*)/.exec(facts.unit.get('ExecStart') ?? '')?.[1]?.trim() ?? '';
     const refs = [workDir, ...argv.split(/\s+/).filter(w => w.startsWith('/'))].filter(Boolean);
+    const cannotReload = svc.switch === 'reload' && facts.unit.get('CanReload') === 'no'
+        ? [
+            {
+                check: 'unit',
+                level: 'fail',
+                message: `the unit ${name} cannot reload (no ExecReload=), and service.switch is reload`,
+                fix: `in ${facts.unit.get('FragmentPath') || `/etc/systemd/system/${name}.service`}, add an ExecReload= that makes the service pick up ${live} gracefully (for example ExecReload=/bin/kill -HUP $MAINPID, if the app re-executes on SIGHUP), then: systemctl daemon-reload; or use switch: restart`
+            }
+        ]
+        : [];
+    if (cannotReload.length)
+        return cannotReload;
     if (refs.some(r => under(r, live)))
         return [
             {
@@ -62802,14 +63065,46 @@ function judgeUnit(settings, layout, facts) {
         }
     ];
 }
+/** blue-green: nginx is installed and its configuration includes the upstream file deployguard writes. */
+function judgeProxy(settings, facts) {
+    const svc = settings.service;
+    if (svc.manager !== 'systemd' || !svc.blueGreen)
+        return [];
+    const bg = svc.blueGreen;
+    if (!facts.proxy?.installed)
+        return [
+            {
+                check: 'proxy',
+                level: 'fail',
+                message: 'nginx is not installed on the host, and switch: blue-green flips traffic in it',
+                fix: 'apt-get install -y nginx'
+            }
+        ];
+    if (!facts.proxy.includes)
+        return [
+            {
+                check: 'proxy',
+                level: 'fail',
+                message: `no file under /etc/nginx includes ${bg.upstreamFile}: a flip would not change where traffic goes`,
+                fix: `in the site's nginx config: upstream ${svc.name} { include ${bg.upstreamFile}; } and proxy_pass http://${svc.name}; then: nginx -t && systemctl reload nginx (README: "Zero-downtime deploys")`
+            }
+        ];
+    return [
+        {
+            check: 'proxy',
+            level: 'ok',
+            message: `nginx includes ${bg.upstreamFile}, the upstream deployguard flips`
+        }
+    ];
+}
 /**
  * Judges one host's facts: every check gets a finding (`ok`, `warn` or `fail`). `need` is the
  * upload, when this deploy ships one (a reused release or a rollback uploads nothing).
  */
 function judgePreflight(settings, host, facts, need) {
-    const layout = (0,_remote_layout_js__WEBPACK_IMPORTED_MODULE_5__/* .layoutFor */ .Q2)(settings.target);
+    const layout = (0,_remote_layout_js__WEBPACK_IMPORTED_MODULE_6__/* .layoutFor */ .Q2)(settings.target);
     const out = [];
-    const pkgOf = (tool) => _remote_commands_js__WEBPACK_IMPORTED_MODULE_4__/* .HOST_TOOLS */ .X.find(t => t.tool === tool)?.pkg ?? (tool === 'sudo' ? 'sudo' : 'systemd');
+    const pkgOf = (tool) => _remote_commands_js__WEBPACK_IMPORTED_MODULE_5__/* .HOST_TOOLS */ .X.find(t => t.tool === tool)?.pkg ?? (tool === 'sudo' ? 'sudo' : 'systemd');
     if (facts.missingTools.length) {
         const pkgs = [...new Set(facts.missingTools.map(pkgOf))];
         out.push({
@@ -62858,6 +63153,7 @@ function judgePreflight(settings, host, facts, need) {
             });
     }
     out.push(...judgeUnit(settings, layout, facts));
+    out.push(...judgeProxy(settings, facts));
     const sudo = sudoCommands(settings);
     // Without sudo on the host the tools check already says to install it; the sudoers line
     // comes after that.
@@ -62909,8 +63205,8 @@ function renderPreflight(report) {
 }
 /** Runs the preflight on every host (a few at a time), changing nothing. */
 async function runPreflight(settings, log, opts = {}) {
-    const layout = (0,_remote_layout_js__WEBPACK_IMPORTED_MODULE_5__/* .layoutFor */ .Q2)(settings.target);
-    const script = (0,_remote_commands_js__WEBPACK_IMPORTED_MODULE_4__/* .preflightScript */ .BB)(layout, preflightProbe(settings));
+    const layout = (0,_remote_layout_js__WEBPACK_IMPORTED_MODULE_6__/* .layoutFor */ .Q2)(settings.target);
+    const script = (0,_remote_commands_js__WEBPACK_IMPORTED_MODULE_5__/* .preflightScript */ .BB)(layout, preflightProbe(settings));
     const need = opts.artifact
         ? { bytes: opts.artifact.totalBytes, files: opts.artifact.fileCount }
         : undefined;
@@ -62962,7 +63258,7 @@ const PARALLEL = 8;
  */
 async function preflightCommand(settings, write, json, log = (0,_io_log_js__WEBPACK_IMPORTED_MODULE_2__/* .redacting */ .qG)((0,_io_log_js__WEBPACK_IMPORTED_MODULE_2__/* .consoleLogger */ .kS)())) {
     const artifact = settings.artifact
-        ? await (0,_transfer_artifact_js__WEBPACK_IMPORTED_MODULE_6__/* .scanArtifact */ .CB)(settings.artifact, { exclude: settings.exclude }).catch((err) => {
+        ? await (0,_transfer_artifact_js__WEBPACK_IMPORTED_MODULE_7__/* .scanArtifact */ .CB)(settings.artifact, { exclude: settings.exclude }).catch((err) => {
             log.warn(`the disk check is left out: ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .describeError */ .Uc)(err)}`);
             return undefined;
         })
@@ -62970,6 +63266,141 @@ async function preflightCommand(settings, write, json, log = (0,_io_log_js__WEBP
     const report = await runPreflight(settings, log, { artifact });
     write(json ? JSON.stringify(report, null, 2) : renderPreflight(report));
     return report.ok ? 0 : 1;
+}
+
+
+/***/ }),
+
+/***/ 8810:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   L0: () => (/* binding */ liveColour),
+/* harmony export */   NE: () => (/* binding */ pointColour),
+/* harmony export */   O5: () => (/* binding */ COLOURS),
+/* harmony export */   RQ: () => (/* binding */ otherColour),
+/* harmony export */   Ru: () => (/* binding */ colourLink),
+/* harmony export */   T7: () => (/* binding */ flipBack),
+/* harmony export */   TT: () => (/* binding */ unflip),
+/* harmony export */   UU: () => (/* binding */ flip),
+/* harmony export */   VO: () => (/* binding */ PROXY_WORDS),
+/* harmony export */   Ze: () => (/* binding */ drain),
+/* harmony export */   hR: () => (/* binding */ instanceOf),
+/* harmony export */   sg: () => (/* binding */ colourWords),
+/* harmony export */   z2: () => (/* binding */ readLiveColour)
+/* harmony export */ });
+/* unused harmony exports colourEnv, UPSTREAM_MARK, upstreamText */
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var _commands_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1050);
+/* harmony import */ var _shell_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(648);
+
+
+
+/**
+ * The remote scripts of `switch: blue-green`. Two instances of the user's template unit,
+ * `NAME@blue` and `NAME@green`, run from `<target>/blue` and `<target>/green` (links to releases)
+ * with the port in `<target>/<colour>.env`. The proxy sends traffic to whichever colour the
+ * upstream file names; a flip rewrites that file, has nginx test and reload its configuration, and
+ * waits until nginx runs workers of the new configuration. Like commands.ts: pure builders, every
+ * value quoted by `sh`.
+ */
+const COLOURS = ['blue', 'green'];
+const otherColour = (c) => (c === 'blue' ? 'green' : 'blue');
+/** The systemd instance of a colour: `myapp@blue`. */
+const instanceOf = (unit, colour) => `${unit}@${colour}`;
+/** Where a colour runs from: a link to its release. */
+const colourLink = (layout, colour) => node_path__WEBPACK_IMPORTED_MODULE_0__.posix.join(layout.base, colour);
+/** The colour's environment file (its port), read by the unit's `EnvironmentFile=`. */
+const colourEnv = (layout, colour) => node_path__WEBPACK_IMPORTED_MODULE_0__.posix.join(layout.base, `${colour}.env`);
+/** The first line of the upstream file, naming the live colour; the probe reads it back. */
+const UPSTREAM_MARK = '# deployguard live=';
+/** Programs the flip calls, as words: the preflight asks `sudo -n -l` about exactly these. */
+const PROXY_WORDS = {
+    test: ['nginx', '-t', '-q'],
+    reload: ['systemctl', 'reload', '--', 'nginx']
+};
+/** The systemd commands of one colour, as words (the scripts below and the preflight share them). */
+function colourWords(unit, colour) {
+    const inst = instanceOf(unit, colour);
+    const w = (0,_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .systemdWords */ .nH)(inst);
+    return {
+        /** The idle colour is restarted: it may still run an older release from an earlier deploy. */
+        restart: ['systemctl', 'restart', '--', inst],
+        /** The old colour is started for a flip back: a no-op while it still runs (before the drain). */
+        start: w.start,
+        stop: w.stop,
+        status: w.status,
+        logs: w.logs
+    };
+}
+/** The upstream file's text for a colour. */
+function upstreamText(bg, colour, releaseId) {
+    return [
+        `${UPSTREAM_MARK}${colour} release=${releaseId}`,
+        '# Written by deployguard at each flip; edits here are lost.',
+        `server 127.0.0.1:${bg.ports[colour]};`,
+        ''
+    ].join('\n');
+}
+/** Prints `colour=blue|green` when the upstream file names a live colour (for the probe). */
+function readLiveColour(bg) {
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `if [ -f ${bg.upstreamFile} ]; then sed -n ${`1s/^${UPSTREAM_MARK}\\([a-z]*\\).*/colour=\\1/p`} -- ${bg.upstreamFile}; fi`;
+}
+/** The live colour from the output of `readLiveColour` (or a probe that includes it). */
+function liveColour(stdout) {
+    const c = /^colour=(blue|green)$/m.exec(stdout)?.[1];
+    return c === 'blue' || c === 'green' ? c : undefined;
+}
+/** Points a colour at a release and writes its port, both renamed into place. */
+function pointColour(layout, bg, colour, release) {
+    const link = colourLink(layout, colour);
+    const env = colourEnv(layout, colour);
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `if [ ! -d ${release} ]; then echo "release directory missing: "${release} >&2; exit 6; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `ln -sfn -- ${release} ${`${link}.tmp`} && mv -T -- ${`${link}.tmp`} ${link}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `printf 'PORT=%s\\nDEPLOYGUARD_COLOUR=%s\\n' ${bg.ports[colour]} ${colour} > ${`${env}.tmp`}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `mv -f -- ${`${env}.tmp`} ${env}`);
+}
+const SUDO = (sudo) => (sudo ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `sudo -n ` : (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) ``);
+/**
+ * The worker processes of the running nginx master, one pid a line (none when nginx is down).
+ * A reload that nginx accepted starts new workers; one it refused leaves the old ones alone.
+ */
+const WORKERS = (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `workers() { m=$(cat /run/nginx.pid 2>/dev/null || true); [ -n "$m" ] || return 0; grep -l "^PPid:[[:space:]]*$m\$" /proc/[0-9]*/status 2>/dev/null | cut -d/ -f3 || true; }`;
+/** How long the flip waits for nginx to run workers of the new configuration. */
+const RELOAD_WAIT_TENTHS = 100;
+/** Tests the proxy's configuration and reloads it; waits until its new workers run. */
+function reloadProxy(sudo) {
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__/* .lines */ .Mn)(WORKERS, 
+    // Unquoted on purpose: the words of the list, one space apart, between spaces.
+    (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `before=" $(echo $(workers)) "`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `${SUDO(sudo)}${PROXY_WORDS.reload}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `i=0; fresh=`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `while [ -z "$fresh" ]; do`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  for w in $(workers); do case "$before" in *" $w "*) ;; *) fresh=$w ;; esac; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  [ -n "$fresh" ] && break`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  i=$((i + 1)); if [ "$i" -ge ${RELOAD_WAIT_TENTHS} ]; then echo "nginx did not start workers with the new configuration within 10 s after the reload (is it running? see its error log)" >&2; exit 1; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  sleep 0.1`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `done`);
+}
+/**
+ * The flip: the upstream file names `colour` (the old file kept beside it), nginx tests the whole
+ * configuration (a refusal puts the old file back and changes nothing), reloads, and runs new
+ * workers; then `current` points at the colour's release, so everything else (history, rollback,
+ * the preflight) sees what the proxy serves.
+ */
+function flip(layout, bg, sudo, colour, release, releaseId) {
+    const f = bg.upstreamFile;
+    const prev = `${f}.deployguard-prev`;
+    const tmp = `${f}.deployguard-tmp`;
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `if [ ! -d ${release} ]; then echo "release directory missing: "${release} >&2; exit 6; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `mkdir -p -- ${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.dirname(f)}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `if [ -f ${f} ]; then cp -p -- ${f} ${prev}; else rm -f -- ${prev}; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `printf '%s' ${upstreamText(bg, colour, releaseId)} > ${tmp}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `mv -f -- ${tmp} ${f}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `if ! out=$(${SUDO(sudo)}${PROXY_WORDS.test} 2>&1); then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  if [ -f ${prev} ]; then mv -f -- ${prev} ${f}; else rm -f -- ${f}; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  printf 'nginx refused the configuration with the new upstream; the old upstream file is back:\\n%s\\n' "$out" >&2`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  exit 1`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `fi`, reloadProxy(sudo), (0,_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .switchCurrent */ .m1)(layout, release, `flip-${releaseId}`));
+}
+/** Undo of a flip: start the old colour (a no-op while it runs), then flip back to it. */
+function flipBack(layout, bg, unit, sudo, colour, release, releaseId) {
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `${SUDO(sudo)}${colourWords(unit, colour).start}`, flip(layout, bg, sudo, colour, release, releaseId));
+}
+/**
+ * Undo of a flip when no colour was live before (the first blue-green deploy): the upstream file
+ * as it was, the proxy reloaded, and `current` back where it pointed (or gone).
+ */
+function unflip(layout, bg, sudo, previous) {
+    const f = bg.upstreamFile;
+    const prev = `${f}.deployguard-prev`;
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `if [ -f ${prev} ]; then mv -f -- ${prev} ${f}; ${SUDO(sudo)}${PROXY_WORDS.reload}; fi`, previous ? (0,_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .switchCurrent */ .m1)(layout, previous, 'unflip') : (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `rm -f -- ${layout.current}`);
+}
+/** After the flip: the old colour serves what it has in flight for the drain time, then stops. */
+function drain(unit, sudo, colour, drainMs) {
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `sleep ${(drainMs / 1000).toFixed(3)}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `${SUDO(sudo)}${colourWords(unit, colour).stop}`);
 }
 
 
@@ -63054,8 +63485,10 @@ const HOST_TOOLS = [
  * `disk-free-kb=`, `disk-dir=`, and the unit's `unit-KEY=value` lines. Judging them is
  * preflight.ts's job; nothing here fails on what it finds.
  */
-function probe(layout, pre) {
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)(pre && preflightScript(layout, pre), layout.strategy === 'releases'
+function probe(layout, pre, more) {
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)(pre && preflightScript(layout, pre), 
+    // Anything else the deploy reads before the record (blue-green: the live colour).
+    more, layout.strategy === 'releases'
         ? // Assigned first so that a failing readlink fails the script instead of reading as "none".
             (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -L ${layout.current} ]; then cur=$(readlink -- ${layout.current}); printf 'current=%s\\n' "$cur"; fi`
         : (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -d ${layout.current} ]; then printf 'current=%s\\n' ${layout.current}; fi`, 
@@ -63076,7 +63509,13 @@ function preflightScript(layout, pre) {
     nearestDir(layout.stateDir), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `printf 'disk-dir=%s\\n' "$d"`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `df -Pk -- "$d" 2>/dev/null | awk 'NR == 2 { print "disk-free-kb=" $4 }' || true`, ...(pre.service.manager === 'systemd'
         ? [
             // Readable without privileges: what the unit is and where it runs from.
-            (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `systemctl show -p LoadState -p ActiveState -p SubState -p FragmentPath -p WorkingDirectory -p ExecStart -- ${pre.service.name} 2>/dev/null | sed 's/^/unit-/' || echo unit-LoadState=unreadable`
+            (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `systemctl show -p LoadState -p ActiveState -p SubState -p FragmentPath -p WorkingDirectory -p ExecStart -p CanReload -- ${pre.service.name} 2>/dev/null | sed 's/^/unit-/' || echo unit-LoadState=unreadable`
+        ]
+        : []), ...(pre.proxy
+        ? [
+            // nginx lives in sbin, which a login that is not root may not have on its PATH.
+            (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1; then echo proxy-nginx=yes; else echo proxy-nginx=no; fi`,
+            (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if grep -rqsF -- ${pre.proxy.upstreamFile} /etc/nginx; then echo proxy-include=yes; else echo proxy-include=no; fi`
         ]
         : []), ...pre.sudo.map((words, i) => (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if sudo -n -l ${words} >/dev/null 2>&1; then echo ${`sudo-${i}=yes`}; else echo ${`sudo-${i}=no`}; fi`));
 }
@@ -63299,6 +63738,7 @@ function parseServiceStatus(out) {
  */
 function systemdWords(unit) {
     return {
+        reload: ['systemctl', 'reload', '--', unit],
         stop: ['systemctl', 'stop', '--', unit],
         start: ['systemctl', 'start', '--', unit],
         status: [
@@ -66848,11 +67288,28 @@ const configSchema = (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .obj */ .WL)({
             name: unitName,
             sudo: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .bool */ .lc)(), false),
             settle: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .duration */ .p0)({ max: '5m', example: '2s' }), '2s'),
-            'start-timeout': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .duration */ .p0)({ min: '1s', max: '30m', example: '60s' }), '60s')
+            'start-timeout': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .duration */ .p0)({ min: '1s', max: '30m', example: '60s' }), '60s'),
+            switch: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .enumOf */ .VE)(['restart', 'reload', 'blue-green'], {
+                description: 'How the new release takes over. `restart`: stop, switch, start (requests fail meanwhile). `reload`: switch, then `systemctl reload` (the unit must reload gracefully). `blue-green`: start the release on the idle one of two instances of the template unit `NAME@blue`/`NAME@green`, check it, flip the proxy, stop the old one after the drain.'
+            }), 'restart'),
+            'blue-green': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .obj */ .WL)({
+                ports: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .obj */ .WL)({ blue: port, green: port }),
+                // Default: <target>/upstream.conf. The proxy's config includes it.
+                'upstream-file': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(absPath),
+                proxy: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .enumOf */ .VE)(['nginx']), 'nginx'),
+                drain: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .duration */ .p0)({
+                    max: '1h',
+                    example: '10s',
+                    description: 'How long the old instance keeps running after the flip, for requests in flight.'
+                }), '10s')
+            }, { description: 'The two instances and the proxy of `switch: blue-green`.' }))
         },
         command: {
             start: command,
             stop: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(command),
+            // Run by `switch: reload` after the switch: the service picks up the new release itself.
+            reload: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(command),
+            switch: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .enumOf */ .VE)(['restart', 'reload']), 'restart'),
             status: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(command),
             pidfile: (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(absPath),
             'stop-grace': (0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)((0,_schema_js__WEBPACK_IMPORTED_MODULE_0__/* .duration */ .p0)({ max: '10m', example: '10s' }), '10s'),
@@ -67344,7 +67801,9 @@ function loadSettings(src) {
 /* harmony import */ var _config_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(9551);
 /* harmony import */ var _inputs_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(7428);
 /* harmony import */ var _schema_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(8826);
+/* harmony import */ var _types_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(1664);
 /* harmony import */ var _wording_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(2865);
+
 
 
 
@@ -67689,6 +68148,8 @@ function parseSettings(src) {
         const index = /`exclude\[(\d+)\]`/.exec(e)?.[1];
         p.list.push(`${at(index === undefined ? 'exclude' : `exclude[${index}]`)}: exclude: ${e}`);
     }
+    const strategy = strategyInput ?? file?.target?.strategy ?? 'releases';
+    const finalService = switchProblems(service, strategy, targetPath, checks, file, p, at);
     // The holder refreshes its lock several times per TTL: a lock left unrefreshed that long is
     // abandoned (its deploy died), however long a healthy deploy runs.
     const lockTtl = file?.deploy['lock-ttl'] ?? 120_000;
@@ -67716,7 +68177,7 @@ function parseSettings(src) {
         releaseIdGiven: releaseIdInput !== undefined,
         target: {
             path: (targetPath ?? '').replace(/\/+$/, ''),
-            strategy: strategyInput ?? file?.target?.strategy ?? 'releases',
+            strategy,
             keepReleases: file?.target?.['keep-releases'] ?? 5,
             shared: file?.target?.shared ?? []
         },
@@ -67730,7 +68191,7 @@ function parseSettings(src) {
             connectRetries: file?.ssh['connect-retries'] ?? 3,
             compress: file?.ssh.compress ?? 'auto'
         },
-        service,
+        service: finalService,
         checks,
         beforeSwitch,
         runOnce: file?.deploy['run-once'],
@@ -67777,6 +68238,67 @@ function parseSettings(src) {
         }
     };
 }
+/**
+ * What the schema cannot see about how a release takes over: blue-green needs its section,
+ * releases, two ports and a check that reaches the idle colour; `{port}` means a colour; a command
+ * service reloads with its `reload` command. Returns the service with the upstream file resolved.
+ */
+function switchProblems(service, strategy, targetPath, checks, file, p, at) {
+    const svc = file?.service;
+    const mode = service.manager === 'none' ? undefined : service.switch;
+    const bgFile = svc?.manager === 'systemd' ? svc['blue-green'] : undefined;
+    if (bgFile && mode !== 'blue-green')
+        p.list.push(`${at('service.blue-green')}: service.blue-green is set, but service.switch is ${mode ?? 'not used'}. Example: switch: blue-green`);
+    if (service.manager === 'command' && service.switch === 'reload' && !service.reload)
+        p.list.push(`${at('service.switch')}: service.switch: reload needs service.reload, the command that makes the running service pick up the new release. Example: reload: kill -HUP "$(cat /run/myapp.pid)"`);
+    if (service.manager === 'command' && service.switch !== 'reload' && service.reload)
+        p.list.push(`${at('service.reload')}: service.reload is only run with switch: reload. Example: switch: reload`);
+    const placeholder = checks.find(c => (c.type === 'http' || c.type === 'version') && c.url !== undefined && /\{port\}/.test(c.url));
+    if (mode !== 'blue-green') {
+        if (placeholder)
+            p.list.push(`${at(`checks[${checks.indexOf(placeholder)}].url`)}: check ${placeholder.name}: \`{port}\` in a url is the port of a blue-green colour, and service.switch is not blue-green. Example: url: http://127.0.0.1:8080/health`);
+        return service;
+    }
+    if (service.manager !== 'systemd')
+        return service;
+    if (!service.blueGreen) {
+        p.list.push(`${at('service.switch')}: switch: blue-green needs service.blue-green with the ports of the two instances. Example: blue-green: { ports: { blue: 8001, green: 8002 } }`);
+        return service;
+    }
+    const bg = service.blueGreen;
+    if (bg.ports.blue === bg.ports.green)
+        p.list.push(`${at('service.blue-green.ports')}: the blue and green instances need two different ports, both are ${bg.ports.blue}. Example: ports: { blue: 8001, green: 8002 }`);
+    if (strategy !== 'releases')
+        p.list.push(`${at('target.strategy')}: switch: blue-green runs each colour from its own release: it needs strategy: releases`);
+    if (service.name.includes('@'))
+        p.list.push(`${at('service.name')}: with switch: blue-green, service.name is the template's name without \`@\` (instances ${service.name.split('@')[0]}@blue and ${service.name.split('@')[0]}@green). Example: name: myapp`);
+    if (!checks.some(c => c.stages.includes('post') && (0,_types_js__WEBPACK_IMPORTED_MODULE_8__/* .judgesEachHost */ .CB)(c)))
+        p.list.push(`${at('checks')}: switch: blue-green checks the new colour before the proxy sends it traffic, so it needs a post-deploy check that reaches the colour: an http check with \`{port}\` in its url, or a process, logs or host command check. Example: - { name: colour, type: http, url: "http://127.0.0.1:{port}/health" }`);
+    const base = (targetPath ?? '').replace(/\/+$/, '');
+    return { ...service, blueGreen: { ...bg, upstreamFile: bg.upstreamFile || `${base}/upstream.conf` } };
+}
+function systemdFrom(f, unit) {
+    const bg = f['blue-green'];
+    return {
+        manager: 'systemd',
+        name: unit,
+        sudo: f.sudo,
+        settleMs: f.settle,
+        startTimeoutMs: f['start-timeout'],
+        switch: f.switch,
+        ...(f.switch === 'blue-green' && bg
+            ? {
+                blueGreen: {
+                    ports: { blue: bg.ports.blue, green: bg.ports.green },
+                    // Resolved against target.path in switchProblems (the default lives there).
+                    upstreamFile: bg['upstream-file'] ?? '',
+                    proxy: bg.proxy,
+                    drainMs: bg.drain
+                }
+            }
+            : {})
+    };
+}
 function serviceFrom(p, file, get, wording, sectionRead) {
     const managerInput = get('service-manager');
     const nameInput = get('service-name');
@@ -67790,28 +68312,24 @@ function serviceFrom(p, file, get, wording, sectionRead) {
             p.list.push(`${wording.label('service-manager')} systemd needs a unit: set ${wording.ref('service-name')} or \`service.name\`. Example: ${wording.example('service-name', 'myapp')}`);
             return { manager: 'none' };
         }
-        return {
-            manager: 'systemd',
-            name: unit,
-            sudo: fromFile?.manager === 'systemd' ? fromFile.sudo : false,
-            settleMs: fromFile?.manager === 'systemd' ? fromFile.settle : 2000,
-            startTimeoutMs: fromFile?.manager === 'systemd' ? fromFile['start-timeout'] : 60_000
-        };
+        return fromFile?.manager === 'systemd'
+            ? systemdFrom(fromFile, unit)
+            : {
+                manager: 'systemd',
+                name: unit,
+                sudo: false,
+                settleMs: 2000,
+                startTimeoutMs: 60_000,
+                switch: 'restart'
+            };
     }
     if (!fromFile || fromFile.manager === 'none') {
         if (managerInput === 'command' && sectionRead)
             p.list.push(`${wording.label('service-manager')} \`command\` needs \`service.start\` in deployguard.yml. Example: service: { manager: command, start: ./run.sh }`);
         return { manager: 'none' };
     }
-    if (fromFile.manager === 'systemd') {
-        return {
-            manager: 'systemd',
-            name: nameInput ?? fromFile.name,
-            sudo: fromFile.sudo,
-            settleMs: fromFile.settle,
-            startTimeoutMs: fromFile['start-timeout']
-        };
-    }
+    if (fromFile.manager === 'systemd')
+        return systemdFrom(fromFile, nameInput ?? fromFile.name);
     if (!fromFile.stop && !fromFile.pidfile) {
         p.list.push('service (command): set `stop` or `pidfile`, or the old process is never stopped. Example: pidfile: /srv/myapp/app.pid');
     }
@@ -67824,6 +68342,8 @@ function serviceFrom(p, file, get, wording, sectionRead) {
         stop: fromFile.stop,
         status: fromFile.status,
         pidfile: fromFile.pidfile,
+        reload: fromFile.reload,
+        switch: fromFile.switch,
         stopGraceMs: fromFile['stop-grace'],
         settleMs: fromFile.settle,
         startTimeoutMs: fromFile['start-timeout']
@@ -67869,7 +68389,8 @@ function checksFrom(file, healthUrl, env, p, secret) {
         const url = c.type === 'http' || c.type === 'version' ? c.url : undefined;
         if (url) {
             try {
-                const pw = decodeURIComponent(new URL(url).password);
+                // `{host}` and `{port}` are filled in per host and colour: validated with stand-ins.
+                const pw = decodeURIComponent(new URL(url.replace(/\{host\}/g, 'host.invalid').replace(/\{port\}/g, '1')).password);
                 if (pw)
                     secret(pw);
             }
@@ -68591,7 +69112,9 @@ function toJsonSchema(schema, doc = {}) {
 
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   g: () => (/* binding */ runsOnHost)
+/* harmony export */   CB: () => (/* binding */ judgesEachHost),
+/* harmony export */   I9: () => (/* binding */ URL_PLACEHOLDER),
+/* harmony export */   gV: () => (/* binding */ runsOnHost)
 /* harmony export */ });
 /**
  * The typed, readonly settings every other module reads. Produced once by `settings/parse.ts`
@@ -68603,6 +69126,18 @@ function runsOnHost(check) {
         check.type === 'logs' ||
         check.type === 'file-fresh' ||
         ((check.type === 'command' || check.type === 'version') && check.on === 'host'));
+}
+/** `{host}` or `{port}` in a check's URL: the host's address, the port of the colour being judged. */
+const URL_PLACEHOLDER = /\{(?:host|port)\}/;
+/**
+ * Checks that judge each host on its own: those that run on the host, and those whose URL names
+ * the host or the colour's port. Only these can judge the idle colour before a blue-green flip.
+ */
+function judgesEachHost(check) {
+    return (runsOnHost(check) ||
+        ((check.type === 'http' || check.type === 'version') &&
+            check.url !== undefined &&
+            URL_PLACEHOLDER.test(check.url)));
 }
 
 

@@ -1,5 +1,8 @@
-import type { CheckSettings, Stage } from '../settings/types.js';
-import { runsOnHost } from '../settings/types.js';
+import type { RemoteShell } from '../io/ssh.js';
+import { instanceOf } from '../remote/blue-green.js';
+import { layoutFor } from '../remote/layout.js';
+import type { CheckSettings, Colour, HostSettings, Settings, Stage } from '../settings/types.js';
+import { judgesEachHost, runsOnHost, URL_PLACEHOLDER } from '../settings/types.js';
 import {
   fileFreshProbe,
   hostCommandProbe,
@@ -35,6 +38,11 @@ export function probeFor(check: CheckSettings, ctx: CheckContext, host?: HostCon
   if (runsOnHost(check) && !host) {
     return async () => ({ ok: false, reason: 'runs on a host, but no host connection was given' });
   }
+  if ((check.type === 'http' || check.type === 'version') && check.url && URL_PLACEHOLDER.test(check.url)) {
+    const url = fillUrl(check.url, host);
+    if (!url.ok) return async () => ({ ok: false, reason: url.reason });
+    check = { ...check, url: url.value };
+  }
   switch (check.type) {
     case 'http':
       return httpProbe(check);
@@ -53,6 +61,46 @@ export function probeFor(check: CheckSettings, ctx: CheckContext, host?: HostCon
         ? hostVersionProbe(check, ctx, host!)
         : versionProbe(check, ctx);
   }
+}
+
+/**
+ * What the checks of one host judge: its connection and service, and for blue-green the given
+ * colour's instance and port (no colour: the template itself, and `{port}` checks fail).
+ */
+export function hostContextOf(
+  settings: Settings,
+  host: HostSettings,
+  shell: RemoteShell,
+  colour?: Colour
+): HostContext {
+  const svc = settings.service;
+  const bg = svc.manager === 'systemd' ? svc.blueGreen : undefined;
+  return {
+    name: host.name,
+    shell,
+    service: bg && colour && svc.manager === 'systemd' ? { ...svc, name: instanceOf(svc.name, colour) } : svc,
+    layout: layoutFor(settings.target),
+    address: host.host,
+    ...(bg && colour ? { port: bg.ports[colour] } : {})
+  };
+}
+
+/** `{host}` and `{port}` in a url: the host's address and the port of the colour being judged. */
+function fillUrl(
+  url: string,
+  host: HostContext | undefined
+): { ok: true; value: string } | { ok: false; reason: string } {
+  if (/\{host\}/.test(url) && !host?.address)
+    return { ok: false, reason: 'the url names {host}, but no host was given' };
+  if (/\{port\}/.test(url) && host?.port === undefined)
+    return {
+      ok: false,
+      reason: 'the url names {port}, the port of a blue-green colour, but no colour is live on this host'
+    };
+  return {
+    ok: true,
+    value: url.replace(/\{host\}/g, host?.address ?? '').replace(/\{port\}/g, String(host?.port ?? ''))
+  };
 }
 
 /**
@@ -122,7 +170,7 @@ export async function runChecks(
   opts: RunChecksOptions
 ): Promise<CheckResult[]> {
   const jobs = checks.flatMap(check =>
-    runsOnHost(check)
+    judgesEachHost(check)
       ? (opts.hosts ?? [undefined]).map(host =>
           runCheck(check, stage, probeFor(check, opts.context, host), {
             ...opts,

@@ -34,6 +34,11 @@ export interface CheckContext {
 export interface HostContext {
   readonly name: string;
   readonly shell: RemoteShell;
+  /** For blue-green, the instance of the colour being judged (`myapp@green`). */
   readonly service: ServiceSettings;
   readonly layout: Layout;
+  /** The host's address, for `{host}` in a check's url. */
+  readonly address?: string;
+  /** blue-green: the port of the colour being judged, for `{port}` in a check's url. */
+  readonly port?: number;
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { posix } from 'node:path';
+import { hostContextOf } from '../checks/runner.js';
 import type { CheckResult, HostContext } from '../checks/types.js';
 import { DeployError, DeployguardError, describeError, HealthCheckError, RollbackError } from '../errors.js';
 import type { Logger } from '../io/log.js';
@@ -40,7 +41,8 @@ import {
   type DeploymentLog
 } from '../report/history.js';
 import { remoteCommandLine, type Shell } from '../remote/shell.js';
-import type { HostSettings, Settings } from '../settings/types.js';
+import type { Colour, HostSettings, Settings } from '../settings/types.js';
+import { instanceOf, liveColour, readLiveColour } from '../remote/blue-green.js';
 import { manifestText, type Artifact } from '../transfer/artifact.js';
 import { writeArchive } from '../transfer/tar.js';
 import {
@@ -72,7 +74,12 @@ export interface DeployDeps {
   runChecks(
     stage: 'pre' | 'post' | 'rollback',
     hosts: readonly HostContext[],
-    release: { readonly id: string; readonly commit: string }
+    release: {
+      readonly id: string;
+      readonly commit: string;
+      /** Only the checks that judge each host on its own (blue-green, before the flip). */
+      readonly eachHostOnly?: boolean;
+    }
   ): Promise<CheckResult[]>;
   now(): Date;
   sleep(ms: number): Promise<void>;
@@ -215,13 +222,20 @@ class Blocked extends DeployguardError {
   }
 }
 
-function hostContext(run: HostRun, settings: Settings): HostContext {
-  return {
-    name: run.host.name,
-    shell: run.shell,
-    service: settings.service,
-    layout: layoutFor(settings.target)
-  };
+/**
+ * What the checks of this host judge. For blue-green, `colour` picks the instance and port: the
+ * live one before the deploy, the new one after its start, the old one after a rollback.
+ */
+function hostContext(run: HostRun, settings: Settings, colour?: Colour): HostContext {
+  return hostContextOf(settings, run.host, run.shell, colour);
+}
+
+/** The service as the plan runs it: for blue-green, the instance of `colour`. */
+function serviceOf(settings: Settings, colour: Colour | undefined): Settings['service'] {
+  const svc = settings.service;
+  return svc.manager === 'systemd' && svc.blueGreen && colour
+    ? { ...svc, name: instanceOf(svc.name, colour) }
+    : svc;
 }
 
 function tail(text: string, n = 15): string {
@@ -255,6 +269,10 @@ interface HostRun {
   preflight?: PreflightFacts;
   /** The lock script was sent but its answer was lost: the lock may be held. */
   lockUnsure?: boolean;
+  /** blue-green: the colour the proxy served when the host was read. */
+  liveColour?: Colour;
+  /** blue-green: the new release was started on the idle colour (the run-once gate was passed). */
+  releaseStarted?: boolean;
 }
 
 /**
@@ -714,7 +732,7 @@ async function hostSteps(
         'deploy',
         'The lock is taken over only when it was not refreshed for lock-ttl: check the link to this host and raise deploy.lock-ttl if it drops for that long.'
       );
-    if (step.touchesService && once && !run.serviceTouched) {
+    if ((step.touchesService || step.startsRelease) && once && !run.serviceTouched && !run.releaseStarted) {
       if (how.runOnce)
         once.succeed(); // its plan had no run-once step: nothing to wait for
       else
@@ -727,6 +745,7 @@ async function hostSteps(
     }
     if (step.undo && !step.undoAfterSuccess) run.undo.push(step.undo);
     if (step.touchesService) run.serviceTouched = true;
+    if (step.startsRelease) run.releaseStarted = true;
     try {
       await runRecorded(run, deps, step, () => runAction(step, run, settings, artifact, deps));
       if (step.id === 'run-once') once?.succeed();
@@ -832,12 +851,15 @@ async function readFacts(
   deps: DeployDeps
 ): Promise<{ facts: HostFacts; log: DeploymentLog }> {
   return runRecorded(run, deps, { id: 'probe', title: 'Read the host state' }, async () => {
-    const r = await run.shell.exec(probe(layout, preflightProbe(settings)));
+    const svc = settings.service;
+    const bg = svc.manager === 'systemd' ? svc.blueGreen : undefined;
+    const r = await run.shell.exec(probe(layout, preflightProbe(settings), bg && readLiveColour(bg)));
     if (r.code !== 0) throw new StepFailed(`${run.host.name}: ${tail(r.stderr) || 'probe failed'}`, 'deploy');
     const m = /^current=(.+)$/m.exec(r.stdout);
     const previous = m?.[1]?.trim() || undefined;
     const at = r.stdout.search(/^lines=\d+$/m);
     run.preflight = parsePreflight(at >= 0 ? r.stdout.slice(0, at) : r.stdout);
+    if (bg) run.liveColour = liveColour(at >= 0 ? r.stdout.slice(0, at) : r.stdout);
     if (previous && layout.strategy === 'releases') run.report.liveBefore = posix.basename(previous);
     const log = parseDeploymentsOutput(at >= 0 ? r.stdout.slice(at) : '');
     if (log.problems.length) {
@@ -859,7 +881,8 @@ async function readFacts(
       facts: {
         previous,
         lastGoodCommit: good && /^[0-9a-f]{40}$/.test(good) ? good : undefined,
-        serviceState: run.preflight.unit.get('ActiveState')
+        serviceState: run.preflight.unit.get('ActiveState'),
+        colour: run.liveColour
       },
       log
     };
@@ -1082,7 +1105,7 @@ async function preDeployGate(
   return deps.log.group('Pre-deploy: is production healthy now?', async () => {
     const results = await deps.runChecks(
       'pre',
-      live.map(r => hostContext(r, settings)),
+      live.map(r => hostContext(r, settings, r.liveColour)),
       { id: settings.releaseId, commit: settings.run.commit }
     );
     logChecks(results, deps.log);
@@ -1305,7 +1328,7 @@ async function runAction(
     case 'await-running':
       return awaitRunning(a.script, run, settings, deps);
     case 'checks':
-      return postDeployChecks(run, settings, deps);
+      return postDeployChecks(run, settings, deps, a.on);
   }
 }
 
@@ -1318,15 +1341,30 @@ function failedChecks(results: readonly CheckResult[]): string {
  * The post-deploy checks, then the same checks again and again through the stability window: a
  * release that answers at first and crashes 20 s later is caught here, not by the users.
  */
-async function postDeployChecks(run: HostRun, settings: Settings, deps: DeployDeps): Promise<void> {
-  const host = [hostContext(run, settings)];
-  const release = { id: settings.releaseId, commit: settings.run.commit };
+async function postDeployChecks(
+  run: HostRun,
+  settings: Settings,
+  deps: DeployDeps,
+  /** blue-green: `colour` before the flip (the checks that reach the colour), `live` after it. */
+  on?: 'colour' | 'live'
+): Promise<void> {
+  const host = [hostContext(run, settings, run.plan?.colours?.idle)];
+  const release = {
+    id: settings.releaseId,
+    commit: settings.run.commit,
+    ...(on === 'colour' ? { eachHostOnly: true } : {})
+  };
   let results = await deps.runChecks('post', host, release);
-  run.report.checks = results;
+  // After a flip the record keeps both rounds: those on the colour, then those through the proxy.
+  run.report.checks = on === 'live' ? [...run.report.checks, ...results] : results;
   logChecks(results, deps.log);
   if (results.some(r => !r.ok))
-    throw new HealthCheckError(`${run.host.name}: ${failedChecks(results)}`, 'post-deploy');
-  const windowMs = settings.postDeploy.stabilityWindowMs;
+    throw new HealthCheckError(
+      `${run.host.name}: ${on === 'live' ? 'after the flip: ' : ''}${failedChecks(results)}`,
+      'post-deploy'
+    );
+  // After a flip the colour has been through its window already: one round through the proxy.
+  const windowMs = on === 'live' ? 0 : settings.postDeploy.stabilityWindowMs;
   if (windowMs <= 0 || results.length === 0) return;
   const until = Date.now() + windowMs;
   let rounds = 0;
@@ -1533,10 +1571,12 @@ async function rollbackHost(settings: Settings, run: HostRun, deps: DeployDeps):
         deps,
         { id: 'verify-rollback', title: 'Verify the restored release' },
         async () => {
-          const running = run.plan?.steps.find(s => s.action.kind === 'await-running');
-          if (running && running.action.kind === 'await-running')
-            await awaitRunning(running.action.script, run, settings, deps);
-          const results = await deps.runChecks('rollback', [hostContext(run, settings)], {
+          const old = run.plan?.colours?.live;
+          const running = old
+            ? serviceCommands(serviceOf(settings, old), run.plan!.layout)?.status
+            : run.plan?.steps.flatMap(s => (s.action.kind === 'await-running' ? [s.action.script] : []))[0];
+          if (running) await awaitRunning(running, run, settings, deps);
+          const results = await deps.runChecks('rollback', [hostContext(run, settings, old)], {
             id: run.report.previousRelease ?? '',
             commit: run.report.previousDeploy?.commit ?? ''
           });
@@ -1573,7 +1613,10 @@ function recoveryText(run: HostRun, remaining: readonly ExecStep[], settings?: S
     lines.push(`  # ${s.title}`, `  ${remoteCommandLine(s.action.script)}`);
   }
   // Everything was undone, yet the restored release does not run: its service needs a person.
-  const service = settings && run.plan ? serviceCommands(settings.service, run.plan.layout) : undefined;
+  const service =
+    settings && run.plan
+      ? serviceCommands(serviceOf(settings, run.plan.colours?.live), run.plan.layout)
+      : undefined;
   if (service)
     lines.push(
       '  # the service does not run on the restored release: read why, fix it, then start it',

@@ -1,8 +1,9 @@
 import { posix } from 'node:path';
+import * as bgc from '../remote/blue-green.js';
 import * as cmd from '../remote/commands.js';
 import { backupPath, manifestPath, releaseDir, stagingDir, type Layout } from '../remote/layout.js';
-import type { Shell } from '../remote/shell.js';
-import type { Settings } from '../settings/types.js';
+import { lines, sh, type Shell } from '../remote/shell.js';
+import type { Colour, Settings } from '../settings/types.js';
 
 /**
  * The deploy of one host as data. A pure function of the settings and what the host reported,
@@ -16,7 +17,11 @@ export type Action =
   /** Runs `script` with the env file's text (settings.env, never part of the plan) on its stdin. */
   | { readonly kind: 'write-env'; readonly script: Shell }
   | { readonly kind: 'await-running'; readonly script: Shell }
-  | { readonly kind: 'checks' };
+  /**
+   * The post-deploy checks. `colour`: before a blue-green flip, only the checks that reach the
+   * idle colour (with the stability window); `live`: after the flip, every check once.
+   */
+  | { readonly kind: 'checks'; readonly on?: 'colour' | 'live' };
 
 /** A step that runs one remote script: every undo and finalize step is one. */
 export interface ExecStep {
@@ -34,6 +39,11 @@ export interface Step {
   /** Steps from here on run with the service stopped or the new release live. */
   readonly touchesService?: boolean;
   /**
+   * The step starts the new release (a blue-green colour, before any traffic reaches it): like a
+   * step that touches the service, it waits for the run-once command of its batch.
+   */
+  readonly startsRelease?: boolean;
+  /**
    * The step changes nothing unless it succeeds (a rename, an atomic switch), so its undo is
    * registered only after it succeeded: undoing a step that failed could hit someone else's data
    * (an existing release directory, a live tree that was never moved).
@@ -48,6 +58,8 @@ export interface HostFacts {
   readonly lastGoodCommit?: string;
   /** systemd: the unit's ActiveState before this deploy, to tell whether a failed stop changed it. */
   readonly serviceState?: string;
+  /** blue-green: the colour the proxy's upstream file names (none before the first flip). */
+  readonly colour?: Colour;
 }
 
 export interface HostPlan {
@@ -66,6 +78,8 @@ export interface HostPlan {
   readonly backup?: string;
   /** The service's recent log lines, shown when it does not stay up. */
   readonly serviceLogs?: Shell;
+  /** blue-green: the colour the release starts on, and the one live before (if any). */
+  readonly colours?: { readonly idle: Colour; readonly live?: Colour };
 }
 
 /** The owner record written into the lock: enough to tell a person whose deploy holds it. */
@@ -200,6 +214,19 @@ function planAll(settings: Settings, layout: Layout, facts: HostFacts, opts: Pla
       action: exec(cmd.beforeSwitch(incoming, id, settings.runOnce))
     });
   }
+  const svc = settings.service;
+  if (svc.manager === 'systemd' && svc.blueGreen && layout.strategy === 'releases') {
+    const colours = blueGreenSteps(steps, settings, svc, svc.blueGreen, layout, facts, release);
+    return {
+      ...finish(settings, layout, facts, opts, steps, undefined),
+      colours,
+      serviceLogs: cmd.serviceCommands({ ...svc, name: bgc.instanceOf(svc.name, colours.idle) }, layout)?.logs
+    };
+  }
+  const reload =
+    svc.manager !== 'none' && svc.switch === 'reload' && facts.previous
+      ? reloadScript(settings, layout)
+      : undefined;
   let backup: string | undefined;
   if (layout.strategy === 'in-place' && facts.previous) {
     backup = backupPath(layout, opts.now);
@@ -209,7 +236,7 @@ function planAll(settings: Settings, layout: Layout, facts: HostFacts, opts: Pla
       action: exec(cmd.backupTree(layout, backup))
     });
   }
-  if (service) {
+  if (service && !reload) {
     steps.push({
       id: 'stop',
       title: 'Stop the service',
@@ -231,8 +258,8 @@ function planAll(settings: Settings, layout: Layout, facts: HostFacts, opts: Pla
       undo: facts.previous
         ? {
             id: 'switch-back',
-            title: `Switch current back to ${posix.basename(facts.previous)}`,
-            action: exec(cmd.switchCurrent(layout, facts.previous, `rollback-${id}`))
+            title: `Switch current back to ${posix.basename(facts.previous)}${reload ? ' and reload' : ''}`,
+            action: exec(lines(cmd.switchCurrent(layout, facts.previous, `rollback-${id}`), reload))
           }
         : {
             id: 'unswitch',
@@ -250,13 +277,20 @@ function planAll(settings: Settings, layout: Layout, facts: HostFacts, opts: Pla
       undo: {
         id: 'restore',
         title: backup
-          ? `Restore the backup ${posix.basename(backup)}`
+          ? `Restore the backup ${posix.basename(backup)}${reload ? ' and reload' : ''}`
           : 'Remove the new tree (there was none before)',
-        action: exec(cmd.restoreTree(layout, backup))
+        action: exec(lines(cmd.restoreTree(layout, backup), reload))
       }
     });
   }
-  if (service) {
+  if (service && reload) {
+    steps.push({
+      id: 'reload',
+      title: 'Reload the service (it picks up the new release)',
+      action: exec(reload),
+      touchesService: true
+    });
+  } else if (service) {
     steps.push({
       id: 'start',
       title: 'Start the service',
@@ -264,6 +298,8 @@ function planAll(settings: Settings, layout: Layout, facts: HostFacts, opts: Pla
       touchesService: true,
       undo: { id: 'stop-new', title: 'Stop the new release', action: exec(service.stop) }
     });
+  }
+  if (service) {
     steps.push({
       id: 'running',
       title: 'Service is active and its main PID alive',
@@ -277,7 +313,21 @@ function planAll(settings: Settings, layout: Layout, facts: HostFacts, opts: Pla
     action: { kind: 'checks' },
     touchesService: true
   });
+  return finish(settings, layout, facts, opts, steps, backup);
+}
 
+/** What every plan ends with: marking the release good, and what the host had before. */
+function finish(
+  settings: Settings,
+  layout: Layout,
+  facts: HostFacts,
+  opts: PlanOptions,
+  steps: Step[],
+  backup: string | undefined
+): HostPlan {
+  const id = settings.releaseId;
+  const exec = (script: Shell) => ({ kind: 'exec', script }) as const;
+  const service = cmd.serviceCommands(settings.service, layout);
   const finalize: ExecStep[] = [
     {
       id: 'mark-good',
@@ -302,6 +352,101 @@ function planAll(settings: Settings, layout: Layout, facts: HostFacts, opts: Pla
     backup,
     serviceLogs: service?.logs
   };
+}
+
+/** `switch: reload`: what makes the running service pick up the release `current` now names. */
+function reloadScript(settings: Settings, layout: Layout): Shell | undefined {
+  const svc = settings.service;
+  if (svc.manager === 'systemd')
+    return sh`${svc.sudo ? sh`sudo -n ` : sh``}${cmd.systemdWords(svc.name).reload}`;
+  if (svc.manager === 'command' && svc.reload)
+    return lines(sh`cd -- ${layout.current}`, sh`sh -ec ${svc.reload}`);
+  return undefined;
+}
+
+/**
+ * blue-green: the release starts on the idle colour and is checked there while the live colour
+ * serves; then the proxy flips, the checks run through it, and the old colour drains and stops.
+ * Until the drain, a rollback is a flip back to a colour that never stopped.
+ */
+function blueGreenSteps(
+  steps: Step[],
+  settings: Settings,
+  svc: Extract<Settings['service'], { manager: 'systemd' }>,
+  bg: NonNullable<Extract<Settings['service'], { manager: 'systemd' }>['blueGreen']>,
+  layout: Layout,
+  facts: HostFacts,
+  release: string
+): { idle: Colour; live?: Colour } {
+  const id = settings.releaseId;
+  const exec = (script: Shell) => ({ kind: 'exec', script }) as const;
+  const sudo = svc.sudo ? sh`sudo -n ` : sh``;
+  const live = facts.colour;
+  const idle: Colour = live ? bgc.otherColour(live) : 'blue';
+  const unit = (c: Colour) => bgc.instanceOf(svc.name, c);
+  const idleCmds = cmd.serviceCommands({ ...svc, name: unit(idle) }, layout)!;
+  steps.push({
+    id: 'colour',
+    title: `Point ${idle} at ${id} (port ${bg.ports[idle]})`,
+    action: exec(bgc.pointColour(layout, bg, idle, release))
+  });
+  steps.push({
+    id: 'start',
+    title: `Start ${unit(idle)}, the idle colour (no traffic yet)`,
+    action: exec(sh`${sudo}${bgc.colourWords(svc.name, idle).restart}`),
+    startsRelease: true,
+    undo: { id: 'stop-new', title: `Stop ${unit(idle)}`, action: exec(idleCmds.stop) }
+  });
+  steps.push({
+    id: 'running',
+    title: `${unit(idle)} is active and its main PID alive`,
+    action: { kind: 'await-running', script: idleCmds.status }
+  });
+  steps.push({
+    id: 'checks',
+    title: `Health checks on ${idle} before it gets traffic`,
+    action: { kind: 'checks', on: 'colour' }
+  });
+  const back =
+    live && facts.previous
+      ? {
+          id: 'flip-back',
+          title: `Flip the proxy back to ${live} (${posix.basename(facts.previous)})`,
+          action: exec(bgc.flipBack(layout, bg, svc.name, svc.sudo, live, facts.previous, id))
+        }
+      : {
+          id: 'unflip',
+          title: 'Put the proxy and current back as they were (no colour was live)',
+          action: exec(bgc.unflip(layout, bg, svc.sudo, facts.previous))
+        };
+  steps.push({
+    id: 'flip',
+    title: `Flip the proxy to ${idle} (port ${bg.ports[idle]}) and current to ${id}`,
+    action: exec(bgc.flip(layout, bg, svc.sudo, idle, release, id)),
+    touchesService: true,
+    // Registered before it runs: a flip that failed half-way (nginx reloaded, no new workers seen)
+    // is flipped back all the same; flipping back to the live colour is harmless.
+    undo: back
+  });
+  steps.push({
+    id: 'checks-live',
+    title: 'Health checks with the new release live',
+    action: { kind: 'checks', on: 'live' },
+    touchesService: true
+  });
+  if (live)
+    steps.push({
+      id: 'drain',
+      title: `Drain ${unit(live)} for ${bg.drainMs / 1000} s, then stop it`,
+      action: exec(bgc.drain(svc.name, svc.sudo, live, bg.drainMs)),
+      touchesService: true,
+      undo: {
+        id: 'start-old',
+        title: `Start ${unit(live)} again`,
+        action: exec(sh`${sudo}${bgc.colourWords(svc.name, live).start}`)
+      }
+    });
+  return { idle, live };
 }
 
 export interface ReleaseInfo {

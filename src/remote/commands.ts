@@ -41,6 +41,8 @@ export interface PreflightProbe {
   readonly sudo: readonly (readonly string[])[];
   /** Places the deploy creates: the nearest existing directory above each must be writable. */
   readonly creates: readonly string[];
+  /** blue-green: the upstream file that the proxy's configuration must include. */
+  readonly proxy?: { readonly upstreamFile: string };
 }
 
 /**
@@ -49,9 +51,11 @@ export interface PreflightProbe {
  * `disk-free-kb=`, `disk-dir=`, and the unit's `unit-KEY=value` lines. Judging them is
  * preflight.ts's job; nothing here fails on what it finds.
  */
-export function probe(layout: Layout, pre?: PreflightProbe): Shell {
+export function probe(layout: Layout, pre?: PreflightProbe, more?: Shell): Shell {
   return lines(
     pre && preflightScript(layout, pre),
+    // Anything else the deploy reads before the record (blue-green: the live colour).
+    more,
     layout.strategy === 'releases'
       ? // Assigned first so that a failing readlink fails the script instead of reading as "none".
         sh`if [ -L ${layout.current} ]; then cur=$(readlink -- ${layout.current}); printf 'current=%s\\n' "$cur"; fi`
@@ -82,7 +86,14 @@ export function preflightScript(layout: Layout, pre: PreflightProbe): Shell {
     ...(pre.service.manager === 'systemd'
       ? [
           // Readable without privileges: what the unit is and where it runs from.
-          sh`systemctl show -p LoadState -p ActiveState -p SubState -p FragmentPath -p WorkingDirectory -p ExecStart -- ${pre.service.name} 2>/dev/null | sed 's/^/unit-/' || echo unit-LoadState=unreadable`
+          sh`systemctl show -p LoadState -p ActiveState -p SubState -p FragmentPath -p WorkingDirectory -p ExecStart -p CanReload -- ${pre.service.name} 2>/dev/null | sed 's/^/unit-/' || echo unit-LoadState=unreadable`
+        ]
+      : []),
+    ...(pre.proxy
+      ? [
+          // nginx lives in sbin, which a login that is not root may not have on its PATH.
+          sh`if [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1; then echo proxy-nginx=yes; else echo proxy-nginx=no; fi`,
+          sh`if grep -rqsF -- ${pre.proxy.upstreamFile} /etc/nginx; then echo proxy-include=yes; else echo proxy-include=no; fi`
         ]
       : []),
     ...pre.sudo.map(
@@ -461,8 +472,10 @@ export function systemdWords(unit: string): {
   readonly start: readonly string[];
   readonly status: readonly string[];
   readonly logs: readonly string[];
+  readonly reload: readonly string[];
 } {
   return {
+    reload: ['systemctl', 'reload', '--', unit],
     stop: ['systemctl', 'stop', '--', unit],
     start: ['systemctl', 'start', '--', unit],
     status: [

@@ -232,11 +232,41 @@ export const configSchema = obj(
           name: unitName,
           sudo: optional(bool(), false),
           settle: optional(duration({ max: '5m', example: '2s' }), '2s'),
-          'start-timeout': optional(duration({ min: '1s', max: '30m', example: '60s' }), '60s')
+          'start-timeout': optional(duration({ min: '1s', max: '30m', example: '60s' }), '60s'),
+          switch: optional(
+            enumOf(['restart', 'reload', 'blue-green'], {
+              description:
+                'How the new release takes over. `restart`: stop, switch, start (requests fail meanwhile). `reload`: switch, then `systemctl reload` (the unit must reload gracefully). `blue-green`: start the release on the idle one of two instances of the template unit `NAME@blue`/`NAME@green`, check it, flip the proxy, stop the old one after the drain.'
+            }),
+            'restart'
+          ),
+          'blue-green': optional(
+            obj(
+              {
+                ports: obj({ blue: port, green: port }),
+                // Default: <target>/upstream.conf. The proxy's config includes it.
+                'upstream-file': optional(absPath),
+                proxy: optional(enumOf(['nginx']), 'nginx'),
+                drain: optional(
+                  duration({
+                    max: '1h',
+                    example: '10s',
+                    description:
+                      'How long the old instance keeps running after the flip, for requests in flight.'
+                  }),
+                  '10s'
+                )
+              },
+              { description: 'The two instances and the proxy of `switch: blue-green`.' }
+            )
+          )
         },
         command: {
           start: command,
           stop: optional(command),
+          // Run by `switch: reload` after the switch: the service picks up the new release itself.
+          reload: optional(command),
+          switch: optional(enumOf(['restart', 'reload']), 'restart'),
           status: optional(command),
           pidfile: optional(absPath),
           'stop-grace': optional(duration({ max: '10m', example: '10s' }), '10s'),

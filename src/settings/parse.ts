@@ -21,6 +21,7 @@ import type {
   Settings,
   Stage
 } from './types.js';
+import { judgesEachHost } from './types.js';
 import { ACTION_WORDING, type Wording } from './wording.js';
 
 /**
@@ -435,6 +436,9 @@ export function parseSettings(src: SettingsSource): Settings {
     p.list.push(`${at(index === undefined ? 'exclude' : `exclude[${index}]`)}: exclude: ${e}`);
   }
 
+  const strategy = strategyInput ?? file?.target?.strategy ?? 'releases';
+  const finalService = switchProblems(service, strategy, targetPath, checks, file, p, at);
+
   // The holder refreshes its lock several times per TTL: a lock left unrefreshed that long is
   // abandoned (its deploy died), however long a healthy deploy runs.
   const lockTtl = file?.deploy['lock-ttl'] ?? 120_000;
@@ -467,7 +471,7 @@ export function parseSettings(src: SettingsSource): Settings {
     releaseIdGiven: releaseIdInput !== undefined,
     target: {
       path: (targetPath ?? '').replace(/\/+$/, ''),
-      strategy: strategyInput ?? file?.target?.strategy ?? 'releases',
+      strategy,
       keepReleases: file?.target?.['keep-releases'] ?? 5,
       shared: file?.target?.shared ?? []
     },
@@ -481,7 +485,7 @@ export function parseSettings(src: SettingsSource): Settings {
       connectRetries: file?.ssh['connect-retries'] ?? 3,
       compress: file?.ssh.compress ?? 'auto'
     },
-    service,
+    service: finalService,
     checks,
     beforeSwitch,
     runOnce: file?.deploy['run-once'],
@@ -530,6 +534,98 @@ export function parseSettings(src: SettingsSource): Settings {
   };
 }
 
+/**
+ * What the schema cannot see about how a release takes over: blue-green needs its section,
+ * releases, two ports and a check that reaches the idle colour; `{port}` means a colour; a command
+ * service reloads with its `reload` command. Returns the service with the upstream file resolved.
+ */
+function switchProblems(
+  service: ServiceSettings,
+  strategy: string,
+  targetPath: string | undefined,
+  checks: readonly CheckSettings[],
+  file: ConfigFile | undefined,
+  p: Problems,
+  at: (path: string) => string
+): ServiceSettings {
+  const svc = file?.service;
+  const mode = service.manager === 'none' ? undefined : service.switch;
+  const bgFile = svc?.manager === 'systemd' ? svc['blue-green'] : undefined;
+  if (bgFile && mode !== 'blue-green')
+    p.list.push(
+      `${at('service.blue-green')}: service.blue-green is set, but service.switch is ${mode ?? 'not used'}. Example: switch: blue-green`
+    );
+  if (service.manager === 'command' && service.switch === 'reload' && !service.reload)
+    p.list.push(
+      `${at('service.switch')}: service.switch: reload needs service.reload, the command that makes the running service pick up the new release. Example: reload: kill -HUP "$(cat /run/myapp.pid)"`
+    );
+  if (service.manager === 'command' && service.switch !== 'reload' && service.reload)
+    p.list.push(
+      `${at('service.reload')}: service.reload is only run with switch: reload. Example: switch: reload`
+    );
+  const placeholder = checks.find(
+    c => (c.type === 'http' || c.type === 'version') && c.url !== undefined && /\{port\}/.test(c.url)
+  );
+  if (mode !== 'blue-green') {
+    if (placeholder)
+      p.list.push(
+        `${at(`checks[${checks.indexOf(placeholder)}].url`)}: check ${placeholder.name}: \`{port}\` in a url is the port of a blue-green colour, and service.switch is not blue-green. Example: url: http://127.0.0.1:8080/health`
+      );
+    return service;
+  }
+  if (service.manager !== 'systemd') return service;
+  if (!service.blueGreen) {
+    p.list.push(
+      `${at('service.switch')}: switch: blue-green needs service.blue-green with the ports of the two instances. Example: blue-green: { ports: { blue: 8001, green: 8002 } }`
+    );
+    return service;
+  }
+  const bg = service.blueGreen;
+  if (bg.ports.blue === bg.ports.green)
+    p.list.push(
+      `${at('service.blue-green.ports')}: the blue and green instances need two different ports, both are ${bg.ports.blue}. Example: ports: { blue: 8001, green: 8002 }`
+    );
+  if (strategy !== 'releases')
+    p.list.push(
+      `${at('target.strategy')}: switch: blue-green runs each colour from its own release: it needs strategy: releases`
+    );
+  if (service.name.includes('@'))
+    p.list.push(
+      `${at('service.name')}: with switch: blue-green, service.name is the template's name without \`@\` (instances ${service.name.split('@')[0]}@blue and ${service.name.split('@')[0]}@green). Example: name: myapp`
+    );
+  if (!checks.some(c => c.stages.includes('post') && judgesEachHost(c)))
+    p.list.push(
+      `${at('checks')}: switch: blue-green checks the new colour before the proxy sends it traffic, so it needs a post-deploy check that reaches the colour: an http check with \`{port}\` in its url, or a process, logs or host command check. Example: - { name: colour, type: http, url: "http://127.0.0.1:{port}/health" }`
+    );
+  const base = (targetPath ?? '').replace(/\/+$/, '');
+  return { ...service, blueGreen: { ...bg, upstreamFile: bg.upstreamFile || `${base}/upstream.conf` } };
+}
+
+type SystemdFile = Extract<NonNullable<ConfigFile['service']>, { manager: 'systemd' }>;
+
+function systemdFrom(f: SystemdFile, unit: string): ServiceSettings {
+  const bg = f['blue-green'];
+  return {
+    manager: 'systemd',
+    name: unit,
+    sudo: f.sudo,
+    settleMs: f.settle,
+    startTimeoutMs: f['start-timeout'],
+    switch: f.switch,
+    ...(f.switch === 'blue-green' && bg
+      ? {
+          blueGreen: {
+            ports: { blue: bg.ports.blue, green: bg.ports.green },
+            // Resolved against target.path in switchProblems (the default lives there).
+            upstreamFile: bg['upstream-file'] ?? '',
+            proxy: bg.proxy,
+            drainMs: bg.drain
+          }
+        }
+      : {})
+  };
+}
+
 function serviceFrom(
   p: Problems,
   file: ConfigFile | undefined,
@@ -552,13 +648,16 @@ function serviceFrom(
       );
       return { manager: 'none' };
     }
-    return {
-      manager: 'systemd',
-      name: unit,
-      sudo: fromFile?.manager === 'systemd' ? fromFile.sudo : false,
-      settleMs: fromFile?.manager === 'systemd' ? fromFile.settle : 2000,
-      startTimeoutMs: fromFile?.manager === 'systemd' ? fromFile['start-timeout'] : 60_000
-    };
+    return fromFile?.manager === 'systemd'
+      ? systemdFrom(fromFile, unit)
+      : {
+          manager: 'systemd',
+          name: unit,
+          sudo: false,
+          settleMs: 2000,
+          startTimeoutMs: 60_000,
+          switch: 'restart'
+        };
   }
   if (!fromFile || fromFile.manager === 'none') {
     if (managerInput === 'command' && sectionRead)
@@ -567,15 +666,7 @@ function serviceFrom(
       );
     return { manager: 'none' };
   }
-  if (fromFile.manager === 'systemd') {
-    return {
-      manager: 'systemd',
-      name: nameInput ?? fromFile.name,
-      sudo: fromFile.sudo,
-      settleMs: fromFile.settle,
-      startTimeoutMs: fromFile['start-timeout']
-    };
-  }
+  if (fromFile.manager === 'systemd') return systemdFrom(fromFile, nameInput ?? fromFile.name);
   if (!fromFile.stop && !fromFile.pidfile) {
     p.list.push(
       'service (command): set `stop` or `pidfile`, or the old process is never stopped. Example: pidfile: /srv/myapp/app.pid'
@@ -592,6 +683,8 @@ function serviceFrom(
     stop: fromFile.stop,
     status: fromFile.status,
     pidfile: fromFile.pidfile,
+    reload: fromFile.reload,
+    switch: fromFile.switch,
     stopGraceMs: fromFile['stop-grace'],
     settleMs: fromFile.settle,
     startTimeoutMs: fromFile['start-timeout']
@@ -661,7 +754,10 @@ function checksFrom(
     const url = c.type === 'http' || c.type === 'version' ? c.url : undefined;
     if (url) {
       try {
-        const pw = decodeURIComponent(new URL(url).password);
+        // `{host}` and `{port}` are filled in per host and colour: validated with stand-ins.
+        const pw = decodeURIComponent(
+          new URL(url.replace(/\{host\}/g, 'host.invalid').replace(/\{port\}/g, '1')).password
+        );
         if (pw) secret(pw);
       } catch {
         p.list.push(`${at}.url: not a valid URL. Example: url: https://example.com/health`);

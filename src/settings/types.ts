@@ -49,15 +49,43 @@ export interface TargetSettings {
   readonly shared: readonly string[];
 }
 
+/**
+ * How the new release takes over. `restart`: stop, switch `current`, start (requests fail in
+ * between). `reload`: switch `current`, then ask the running service to reload (it picks up the
+ * new release itself, without dropping connections). `blue-green`: see BlueGreenSettings.
+ */
+export type SwitchMode = 'restart' | 'reload' | 'blue-green';
+
+export type Colour = 'blue' | 'green';
+
+/**
+ * Two instances of a systemd template unit (`NAME@blue`, `NAME@green`) on two ports behind a
+ * reverse proxy. The new release starts on the idle colour and is checked there while the live
+ * one keeps serving; then the proxy's upstream is flipped, and the old colour is stopped after
+ * the drain. Until then, a rollback is a flip back.
+ */
+export interface BlueGreenSettings {
+  readonly ports: Readonly<Record<Colour, number>>;
+  /** The file the proxy config includes inside its upstream block; deployguard rewrites it. */
+  readonly upstreamFile: string;
+  readonly proxy: 'nginx';
+  /** How long the old colour keeps running after the flip, for requests in flight. */
+  readonly drainMs: number;
+}
+
 export type ServiceSettings =
   | { readonly manager: 'none' }
   | {
       readonly manager: 'systemd';
+      /** The unit; for `blue-green`, the template's name (instances `NAME@blue`, `NAME@green`). */
       readonly name: string;
       readonly sudo: boolean;
       /** How long the main PID must stay the same before the service counts as running. */
       readonly settleMs: number;
       readonly startTimeoutMs: number;
+      readonly switch: SwitchMode;
+      /** Set exactly when `switch` is `blue-green`. */
+      readonly blueGreen?: BlueGreenSettings;
     }
   | {
       readonly manager: 'command';
@@ -65,6 +93,9 @@ export type ServiceSettings =
       readonly stop?: string;
       readonly status?: string;
       readonly pidfile?: string;
+      /** Set when `switch` is `reload`: tells the running service to pick up the new release. */
+      readonly reload?: string;
+      readonly switch: 'restart' | 'reload';
       readonly stopGraceMs: number;
       readonly settleMs: number;
       readonly startTimeoutMs: number;
@@ -164,6 +195,22 @@ export function runsOnHost(check: CheckSettings): boolean {
     check.type === 'logs' ||
     check.type === 'file-fresh' ||
     ((check.type === 'command' || check.type === 'version') && check.on === 'host')
+  );
+}
+
+/** `{host}` or `{port}` in a check's URL: the host's address, the port of the colour being judged. */
+export const URL_PLACEHOLDER = /\{(?:host|port)\}/;
+
+/**
+ * Checks that judge each host on its own: those that run on the host, and those whose URL names
+ * the host or the colour's port. Only these can judge the idle colour before a blue-green flip.
+ */
+export function judgesEachHost(check: CheckSettings): boolean {
+  return (
+    runsOnHost(check) ||
+    ((check.type === 'http' || check.type === 'version') &&
+      check.url !== undefined &&
+      URL_PLACEHOLDER.test(check.url))
   );
 }
 
