@@ -48,16 +48,24 @@ const yaml = (extraChecks: readonly string[] = []) =>
 const settings = async (id: string, version = id, fault?: string, extraChecks?: readonly string[]) =>
   settingsFor(host, { artifact: await makeRelease(version, fault), 'release-id': id }, yaml(extraChecks));
 
+interface Answer {
+  readonly start: number;
+  readonly end: number;
+  readonly body: string;
+}
+
 /**
  * Asks the proxy one request at a time (each on a fresh connection, as `get` does) until stopped,
- * so the answers are in causal order: an answer comes from a request started after the previous one.
+ * noting when each request started and ended, so answers can be placed against the deploy's steps.
  */
-function pollProxy(): { stop(): Promise<string[]> } {
-  const answers: string[] = [];
+function pollProxy(): { stop(): Promise<Answer[]> } {
+  const answers: Answer[] = [];
   let running = true;
   const loop = (async () => {
     while (running) {
-      answers.push(await get(bg.proxyUrl));
+      const start = Date.now();
+      const body = await get(bg.proxyUrl);
+      answers.push({ start, end: Date.now(), body });
       await sleep(20);
     }
   })();
@@ -70,17 +78,26 @@ function pollProxy(): { stop(): Promise<string[]> } {
   };
 }
 
-/** Distinct answers in the order they first appeared, with how many times each came. */
-function summary(answers: readonly string[]): string {
+/** Distinct answers in the order they came, with how many times each came in a row. */
+function summary(answers: readonly Answer[]): string {
   const runs: string[] = [];
-  for (const a of answers) {
+  for (const { body } of answers) {
     const last = runs.at(-1);
     const m = last ? /^(.*) x(\d+)$/.exec(last) : null;
-    if (m && m[1] === a) runs[runs.length - 1] = `${a} x${Number(m[2]) + 1}`;
-    else runs.push(`${a} x1`);
+    if (m && m[1] === body) runs[runs.length - 1] = `${body} x${Number(m[2]) + 1}`;
+    else runs.push(`${body} x1`);
   }
   return runs.join(', ');
 }
+
+/**
+ * What the proxy answered in a time span: requests that started at or after `from` and ended at
+ * or before `to`. A reload of nginx runs old and new workers side by side for a moment (its master
+ * waits 100 ms before it tells the old ones to stop accepting), so answers while a flip step runs
+ * may come from either side; before it and after it they may not.
+ */
+const within = (answers: readonly Answer[], from: number, to = Infinity) =>
+  summary(answers.filter(a => a.start >= from && a.end <= to));
 
 /** Steps of the deploy, for failure messages: which ids the code reported, in order. */
 const stepList = (steps: readonly StepRecord[]) =>
@@ -135,14 +152,16 @@ describe('blue-green deploys behind a real nginx', () => {
     expect(await get(bg.proxyUrl)).toBe('v2');
     expect((await must(`readlink ${TARGET}/current`)).trim()).toBe(`${TARGET}/releases/v2`);
     expect((await must(`readlink ${TARGET}/green`)).trim()).toBe(`${TARGET}/releases/v2`);
-    // Every request got an answer, and the flip happened once: v1 until some point, then v2 only.
-    expect(summary(answers)).toMatch(/^(v1 x\d+, )?v2 x\d+$/);
-
-    // The drain: blue stops, but not before 2 s after the flip.
     const steps = result.hosts[0]!.steps;
     const flip = steps.find(s => /flip/.test(s.id) && !s.undo);
     expect({ flip: flip !== undefined, steps: stepList(steps) }).toMatchObject({ flip: true });
     const flipped = flip!.at + flip!.ms;
+    // Every request got an answer: v1 before the flip, v2 once it was done.
+    expect(summary(answers)).toMatch(/^(v[12] x\d+, )*v2 x\d+$/);
+    expect(within(answers, 0, flip!.at)).toMatch(/^(v1 x\d+)?$/);
+    expect(within(answers, flipped)).toMatch(/^v2 x\d+$/);
+
+    // The drain: blue stops, but not before 2 s after the flip.
     let blue = blueAtReturn;
     const deadline = Date.now() + 15_000;
     while (blue === 'active' && Date.now() < deadline) {
@@ -197,8 +216,11 @@ describe('blue-green deploys behind a real nginx', () => {
     const poll = pollProxy();
     const { result } = await deployQuiet(await settings('v4', 'x4', undefined, [proxyCheck]));
     const answers = await poll.stop();
-    expect(result.status).toBe('rolled-back');
-    expect(result.hosts[0]!.checks.find(c => c.name === 'via-proxy')).toMatchObject({ ok: false });
+    const viaProxy = result.hosts[0]!.checks.filter(c => c.name === 'via-proxy');
+    expect({ status: result.status, viaProxy, answers: summary(answers) }).toMatchObject({
+      status: 'rolled-back',
+      viaProxy: [expect.objectContaining({ ok: false, reason: expect.stringMatching(/lacks "v".*x4/) })]
+    });
 
     const steps = result.hosts[0]!.steps;
     const flip = steps.find(s => /flip/.test(s.id) && !s.undo && s.ok);
@@ -212,8 +234,11 @@ describe('blue-green deploys behind a real nginx', () => {
     console.log(`blue-green: x4 had the traffic for ${exposedMs} ms (steps: ${stepList(steps)})`);
     expect(exposedMs).toBeLessThan(1000);
 
-    // No request failed; x4 answered at most briefly, and v2 answers again.
-    expect(summary(answers)).toMatch(/^v2 x\d+(, x4 x\d+, v2 x\d+)?$/);
+    // No request failed; x4 answered only between the flip and the flip back.
+    expect(summary(answers)).toMatch(/^(v2|x4) x\d+(, (v2|x4) x\d+)*$/);
+    expect(within(answers, 0, flip!.at)).toMatch(/^v2 x\d+$/);
+    expect(within(answers, flip!.at + flip!.ms, back!.at)).toMatch(/^(x4 x\d+)?$/);
+    expect(within(answers, back!.at + back!.ms)).toMatch(/^v2 x\d+$/);
     expect(await bg.liveColour()).toBe('green');
     expect(await get(bg.proxyUrl)).toBe('v2');
     expect((await must(`readlink ${TARGET}/current`)).trim()).toBe(`${TARGET}/releases/v2`);
