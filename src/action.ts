@@ -7,7 +7,7 @@ import { githubApi } from './io/github.js';
 import { privateDir } from './io/private-dir.js';
 import { actionsLogger } from './io/actions-log.js';
 import { secrets } from './io/secrets.js';
-import { blockedResult, type DeployMode, type DeployResult } from './plan/execute.js';
+import { blockedResult, type DeployMode, type DeployResult } from './execute/result.js';
 import { deployReason } from './report/changes.js';
 import { deliverRecord, finishGithubDeployment, startGithubDeployment } from './report/deliver.js';
 import { findPullRequest } from './report/publish.js';

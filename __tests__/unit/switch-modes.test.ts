@@ -3,7 +3,11 @@
  * plans and as preflight requirements. The real flips under load are in
  * integration/blue-green.test.ts; these pin down the exact steps and scripts.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { dryRun } from '../../src/deploy.js';
 import type { AddressInfo } from 'node:net';
 import { probeFor } from '../../src/checks/runner.js';
 import type { HostContext } from '../../src/checks/types.js';
@@ -332,4 +336,25 @@ describe('{host} and {port} in a check url', () => {
       reason: expect.stringMatching(/names \{port\}.*no colour is live/)
     });
   });
+});
+
+test('the dry run shows the blue-green steps with the flip, the flip back and the drain as the host runs them', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dg-bg-dry-'));
+  try {
+    writeFileSync(join(dir, 'server.js'), 'x');
+    const text = await dryRun(bg('', { artifact: dir, 'dry-run': 'true' }));
+    expect(text).toContain('shown as if blue were live');
+    expect(text).toMatch(
+      /\d+\. Health checks on green before it gets traffic\n\s+\(runs 1 post-deploy checks: colour\)/
+    );
+    expect(text).toMatch(/\d+\. Flip the proxy to green \(port 8002\) and current to r2\n/);
+    expect(text).toContain('sudo -n nginx -t -q');
+    expect(text).toContain('on failure later: Flip the proxy back to blue');
+    expect(text).toMatch(
+      /Health checks with the new release live\n\s+\(runs 2 post-deploy checks: colour, public\)/
+    );
+    expect(text).toContain('sudo -n systemctl stop -- shop@blue');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

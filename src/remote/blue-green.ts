@@ -129,6 +129,8 @@ export function flip(
   const prev = `${f}.deployguard-prev`;
   const tmp = `${f}.deployguard-tmp`;
   return lines(
+    // nginx lives in sbin, which the PATH of a login that is not root may lack (sudo has its own).
+    sh`PATH="$PATH:/usr/sbin:/sbin"`,
     sh`if [ ! -d ${release} ]; then echo "release directory missing: "${release} >&2; exit 6; fi`,
     sh`mkdir -p -- ${posix.dirname(f)}`,
     sh`if [ -f ${f} ]; then cp -p -- ${f} ${prev}; else rm -f -- ${prev}; fi`,
