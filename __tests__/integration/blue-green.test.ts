@@ -4,7 +4,7 @@
  * proxy over and over; a release that fails must never answer it for longer than the flip back.
  */
 import { dryRun } from '../../src/deploy.js';
-import type { StepRecord } from '../../src/plan/execute.js';
+import type { StepRecord } from '../../src/execute/result.js';
 import { startSystemdHost, type SystemdHost } from '../harness/hosts.js';
 import { installBlueGreen, type BlueGreenHost } from '../helpers/blue-green.js';
 import { deployQuiet, freePort, get, makeRelease, settingsFor } from '../helpers/deploy.js';
