@@ -8,7 +8,7 @@
 // loads the harness, which imports only node built-ins. Writes RESULTS_DIR/fig6.json (every
 // number) and RESULTS_DIR/fig6.md (the section for BENCHMARKS.md).
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
@@ -226,7 +226,11 @@ async function runPhase(host: SystemdHost, phase: Phase) {
 }
 
 const host = await startSystemdHost({ name: 'bench-zero-downtime' });
+let nginxVersion = '';
+let hostNode = '';
 try {
+  nginxVersion = (await must(host, 'nginx -v 2>&1')).trim().replace(/^nginx version: /, '');
+  hostNode = (await must(host, 'node --version')).trim();
   const sshHost = `  - { name: bench-host, host: 127.0.0.1, port: ${host.port}, user: root }`;
   const common = [
     'pre-deploy: { gitleaks: false }',
@@ -372,8 +376,21 @@ function markdown(phases: Awaited<ReturnType<typeof runPhase>>[]): string {
       .map(([kind, n]) => `${n} ${kind}`)
       .join(', ') || '-';
   const range = (xs: number[]) => (xs.length ? `${Math.min(...xs)}-${Math.max(...xs)} ms` : '-');
+  // run.sh describes the machine and the code under test in machine.txt.
+  const machineFile = join(results!, 'machine.txt');
+  const m = Object.fromEntries(
+    (existsSync(machineFile) ? readFileSync(machineFile, 'utf8') : '')
+      .split('\n')
+      .filter(l => l.includes('='))
+      .map(l => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)])
+  ) as Record<string, string>;
   const lines = [
     '## Figure 6: requests lost during deploys and rollbacks behind nginx',
+    '',
+    `Measured ${m.date ?? new Date().toISOString()} on ${m.cpu ?? 'this machine'}, ${m.cores ?? '?'} cores, ${m.os ?? ''}; ` +
+      `${nginxVersion} and the sample app on Node ${hostNode} inside the host; the deployguard CLI on Node ${m.node ?? '?'}, ` +
+      `commit ${m.commit ?? '?'} (bundle ${m.bundle ?? '?'}). ` +
+      `Load average ${m.load_start ?? '?'} at the start of the run.`,
     '',
     `One systemd host (the test harness), nginx in front of the sample app, ${GOOD} deploys and ${BAD} automatic rollbacks per row, ` +
       `one after another, while a steady ${STEADY_RATE} requests/s (10 keep-alive connections, \`bench/lib/steady-load.mjs\`) ` +
@@ -400,6 +417,12 @@ function markdown(phases: Awaited<ReturnType<typeof runPhase>>[]): string {
       `| ${p.name} | ${a.total} | ${a.expected} | ${a.non2xx} | ${a.errors} | ${a.timeouts} | ${a.p99} ms | ${a.max} ms |`
     );
   }
-  lines.push('');
+  lines.push(
+    '',
+    "autocannon's columns are for comparison only: its `-R` limiter sends each second's requests in a burst, and after a " +
+      '`Connection: close` it times later responses from earlier requests (hence p99 near 1 s while nginx logged no request ' +
+      'over 12 ms) and drops the request it wrote on the closing socket without counting it. The steady client counts every request.',
+    ''
+  );
   return lines.join('\n');
 }
