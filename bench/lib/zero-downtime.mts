@@ -157,36 +157,43 @@ async function runPhase(host: SystemdHost, phase: Phase) {
       })
     : undefined;
   const t0 = Date.now();
-  await sleep(2000);
-
   const runs: DeployRun[] = [];
-  for (const p of plan) {
-    const start = Date.now();
-    const r = await deployOnce(host, phase, p.id, release(p.version));
-    const ms = Date.now() - start;
-    let status = `exit ${r.code}`;
-    let exposedMs: number | undefined;
-    let downMs: number | undefined;
-    try {
-      const res = JSON.parse(r.out) as { status: string; hosts: { steps: Step[] }[] };
-      status = res.status;
-      const steps = res.hosts[0]?.steps ?? [];
-      const flip = steps.find(s => s.id === 'flip' && s.ok);
-      const back = steps.find(s => s.id === 'flip-back' && s.ok);
-      if (flip && back) exposedMs = back.at + back.ms - (flip.at + flip.ms);
-      const stop = steps.find(s => s.id === 'stop' && s.ok);
-      const started = steps.find(s => s.id === 'start' && s.ok);
-      if (stop && started) downMs = started.at + started.ms - stop.at;
-    } catch {
-      // Not JSON: the status stays the exit code, and the log below says why.
+  try {
+    await sleep(2000);
+
+    for (const p of plan) {
+      const start = Date.now();
+      const r = await deployOnce(host, phase, p.id, release(p.version));
+      const ms = Date.now() - start;
+      let status = `exit ${r.code}`;
+      let exposedMs: number | undefined;
+      let downMs: number | undefined;
+      try {
+        const res = JSON.parse(r.out) as { status: string; hosts: { steps: Step[] }[] };
+        status = res.status;
+        const steps = res.hosts[0]?.steps ?? [];
+        const flip = steps.find(s => s.id === 'flip' && s.ok);
+        const back = steps.find(s => s.id === 'flip-back' && s.ok);
+        if (flip && back) exposedMs = back.at + back.ms - (flip.at + flip.ms);
+        const stop = steps.find(s => s.id === 'stop' && s.ok);
+        const started = steps.find(s => s.id === 'start' && s.ok);
+        if (stop && started) downMs = started.at + started.ms - stop.at;
+      } catch {
+        // Not JSON: the status stays the exit code, and the log below says why.
+      }
+      if (status !== p.expect) log(`${p.id}: expected ${p.expect}, got ${status}\n${r.err.slice(-2000)}`);
+      runs.push({ id: p.id, expect: p.expect, status, ms, exposedMs, downMs });
+      log(
+        `${p.id}: ${status} in ${ms} ms${exposedMs !== undefined ? ` (bad release live ${exposedMs} ms)` : ''}`
+      );
     }
-    if (status !== p.expect) log(`${p.id}: expected ${p.expect}, got ${status}\n${r.err.slice(-2000)}`);
-    runs.push({ id: p.id, expect: p.expect, status, ms, exposedMs, downMs });
-    log(
-      `${p.id}: ${status} in ${ms} ms${exposedMs !== undefined ? ` (bad release live ${exposedMs} ms)` : ''}`
-    );
+    await sleep(2000);
+  } catch (err) {
+    // The load generators must not outlive a failed phase.
+    steady.kill('SIGTERM');
+    ac?.stop();
+    throw err;
   }
-  await sleep(2000);
   const seconds = (Date.now() - t0) / 1000;
   steady.kill('SIGTERM');
   ac?.stop();
