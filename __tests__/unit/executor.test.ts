@@ -203,7 +203,7 @@ describe('switch: blue-green', () => {
       /^systemctl start -- shop@blue\n[\s\S]*# deployguard live=blue release=r1/m,
       flip + 1
     );
-    const stopGreen = shell.index(/^systemctl stop -- shop@green$/, back + 1);
+    const stopGreen = shell.index(/shutting down[\s\S]*\nsystemctl stop -- shop@green$/, back + 1);
     expect([flip, back, stopGreen].every(i => i > 0)).toBe(true);
     expect(flip < back && back < stopGreen).toBe(true);
     // The drain never ran: blue was never stopped.
@@ -222,7 +222,7 @@ describe('switch: blue-green', () => {
     expect(r.status).toBe('failed');
     expect(r.rolledBack).toBe(false);
     expect(shell.index(/# deployguard live=\w+ release=/)).toBe(-1);
-    expect(shell.index(/^systemctl stop -- shop@green$/)).toBeGreaterThan(
+    expect(shell.index(/shutting down[\s\S]*\nsystemctl stop -- shop@green$/)).toBeGreaterThan(
       shell.index(/systemctl restart -- shop@green/)
     );
   });

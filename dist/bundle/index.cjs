@@ -59142,7 +59142,13 @@ function blueGreenSteps(steps, settings, svc, bg, layout, facts, release) {
         title: `Start ${unit(idle)}, the idle colour (no traffic yet)`,
         action: exec((0,shell.sh) `${sudo}${blue_green/* colourWords */.sg(svc.name, idle).restart}`),
         startsRelease: true,
-        undo: { id: 'stop-new', title: `Stop ${unit(idle)}`, action: exec(idleCmds.stop) }
+        // After a flip back, nginx's old workers may still carry requests to this colour: they
+        // finish first (up to the drain time).
+        undo: {
+            id: 'stop-new',
+            title: `Stop ${unit(idle)}`,
+            action: exec(blue_green/* stopColour */.X5(svc.name, svc.sudo, idle, bg.drainMs))
+        }
     });
     steps.push({
         id: 'running',
@@ -63583,6 +63589,7 @@ function parseDeploymentsOutput(stdout) {
 /* harmony export */   TT: () => (/* binding */ unflip),
 /* harmony export */   UU: () => (/* binding */ flip),
 /* harmony export */   VO: () => (/* binding */ PROXY_WORDS),
+/* harmony export */   X5: () => (/* binding */ stopColour),
 /* harmony export */   Ze: () => (/* binding */ drain),
 /* harmony export */   hR: () => (/* binding */ instanceOf),
 /* harmony export */   sg: () => (/* binding */ colourWords),
@@ -63669,22 +63676,20 @@ const RELOAD_WAIT_TENTHS = 100;
  * Tests the proxy's configuration and reloads it. nginx starts the new workers first and tells
  * the old ones to stop accepting about 100 ms later: until then both configurations answer. So
  * the flip is done only when a new worker runs and every old one has exited or says it is
- * shutting down. Such a worker still finishes the requests of connections it holds; with
- * `settleTenths`, the script also waits (that long at most) until they have all exited, so that no
- * request can reach the colour being left any more.
+ * shutting down (such a worker still finishes the requests of the connections it holds).
  */
-function reloadProxy(sudo, settleTenths = 0) {
+function reloadProxy(sudo) {
     return (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__/* .lines */ .Mn)(WORKERS, 
     // Unquoted on purpose: the words of the list, one space apart.
-    (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `before=$(echo $(workers))`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `${SUDO(sudo)}${PROXY_WORDS.reload}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `i=0`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `while :; do`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  fresh=; for w in $(workers); do case " $before " in *" $w "*) ;; *) fresh=$w ;; esac; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  serving=; for w in $before; do if [ -r "/proc/$w/cmdline" ] && ! grep -qa 'shutting down' "/proc/$w/cmdline"; then serving=$w; fi; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  [ -n "$fresh" ] && [ -z "$serving" ] && break`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  i=$((i + 1)); if [ "$i" -ge ${RELOAD_WAIT_TENTHS} ]; then echo "nginx did not take the new configuration within 10 s after the reload (new worker: \${fresh:-none}; old worker still accepting: \${serving:-none}); see its error log" >&2; exit 1; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  sleep 0.1`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `done`, ...(settleTenths > 0
-        ? [
-            (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `i=0; while [ "$i" -lt ${settleTenths} ]; do`,
-            (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  left=; for w in $before; do [ -d "/proc/$w" ] && left=$w; done`,
-            (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  [ -z "$left" ] && break`,
-            (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  i=$((i + 1)); sleep 0.1`,
-            (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `done`
-        ]
-        : []));
+    (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `before=$(echo $(workers))`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `${SUDO(sudo)}${PROXY_WORDS.reload}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `i=0`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `while :; do`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  fresh=; for w in $(workers); do case " $before " in *" $w "*) ;; *) fresh=$w ;; esac; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  serving=; for w in $before; do if [ -r "/proc/$w/cmdline" ] && ! grep -qa 'shutting down' "/proc/$w/cmdline"; then serving=$w; fi; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  [ -n "$fresh" ] && [ -z "$serving" ] && break`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  i=$((i + 1)); if [ "$i" -ge ${RELOAD_WAIT_TENTHS} ]; then echo "nginx did not take the new configuration within 10 s after the reload (new worker: \${fresh:-none}; old worker still accepting: \${serving:-none}); see its error log" >&2; exit 1; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  sleep 0.1`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `done`);
+}
+/**
+ * Stops a colour once nginx no longer carries requests to it: workers of an earlier configuration
+ * (after a flip away from this colour) finish what they hold first, for at most `waitMs`.
+ * Stopping at once would fail those requests.
+ */
+function stopColour(unit, sudo, colour, waitMs) {
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `i=0; while [ "$i" -lt ${Math.ceil(waitMs / 100)} ]; do`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  busy=; for f in /proc/[0-9]*/cmdline; do if grep -qa 'nginx: worker process is shutting down' "$f" 2>/dev/null; then busy=1; break; fi; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  [ -z "$busy" ] && break`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  i=$((i + 1)); sleep 0.1`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `${SUDO(sudo)}${colourWords(unit, colour).stop}`);
 }
 /**
  * The flip: the upstream file names `colour` (the old file kept beside it), nginx tests the whole
@@ -63694,22 +63699,17 @@ function reloadProxy(sudo, settleTenths = 0) {
  */
 function flip(layout, bg, sudo, colour, release, 
 /** Names this flip's temporary files (a release id, `rollback-<id>`, …). */
-tag, 
-/** Wait at most this long (ms) for the old workers to finish the requests they hold. */
-settleMs = 0) {
+tag) {
     const f = bg.upstreamFile;
     const prev = `${f}.deployguard-prev`;
     const tmp = `${f}.deployguard-tmp`;
     return (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__/* .lines */ .Mn)(
     // nginx lives in sbin, which the PATH of a login that is not root may lack (sudo has its own).
-    (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `PATH="$PATH:/usr/sbin:/sbin"`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `if [ ! -d ${release} ]; then echo "release directory missing: "${release} >&2; exit 6; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `mkdir -p -- ${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.dirname(f)}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `if [ -f ${f} ]; then cp -p -- ${f} ${prev}; else rm -f -- ${prev}; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `printf '%s' ${upstreamText(bg, colour, node_path__WEBPACK_IMPORTED_MODULE_0__.posix.basename(release))} > ${tmp}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `mv -f -- ${tmp} ${f}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `if ! out=$(${SUDO(sudo)}${PROXY_WORDS.test} 2>&1); then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  if [ -f ${prev} ]; then mv -f -- ${prev} ${f}; else rm -f -- ${f}; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  printf 'nginx refused the configuration with the new upstream; the old upstream file is back:\\n%s\\n' "$out" >&2`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  exit 1`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `fi`, reloadProxy(sudo, Math.ceil(settleMs / 100)), (0,_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .switchCurrent */ .m1)(layout, release, `flip-${tag}`));
+    (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `PATH="$PATH:/usr/sbin:/sbin"`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `if [ ! -d ${release} ]; then echo "release directory missing: "${release} >&2; exit 6; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `mkdir -p -- ${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.dirname(f)}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `if [ -f ${f} ]; then cp -p -- ${f} ${prev}; else rm -f -- ${prev}; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `printf '%s' ${upstreamText(bg, colour, node_path__WEBPACK_IMPORTED_MODULE_0__.posix.basename(release))} > ${tmp}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `mv -f -- ${tmp} ${f}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `if ! out=$(${SUDO(sudo)}${PROXY_WORDS.test} 2>&1); then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  if [ -f ${prev} ]; then mv -f -- ${prev} ${f}; else rm -f -- ${f}; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  printf 'nginx refused the configuration with the new upstream; the old upstream file is back:\\n%s\\n' "$out" >&2`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  exit 1`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `fi`, reloadProxy(sudo), (0,_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .switchCurrent */ .m1)(layout, release, `flip-${tag}`));
 }
 /** Undo of a flip: start the old colour (a no-op while it runs), then flip back to it. */
 function flipBack(layout, bg, unit, sudo, colour, release, tag) {
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `${SUDO(sudo)}${colourWords(unit, colour).start}`, 
-    // The failed colour is stopped right after this: first the old workers must have let go of
-    // it (up to the drain time), or requests they still carry to it would fail.
-    flip(layout, bg, sudo, colour, release, tag, bg.drainMs));
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `${SUDO(sudo)}${colourWords(unit, colour).start}`, flip(layout, bg, sudo, colour, release, tag));
 }
 /**
  * Undo of a flip when no colour was live before (the first blue-green deploy): the upstream file

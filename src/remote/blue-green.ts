@@ -98,11 +98,9 @@ const RELOAD_WAIT_TENTHS = 100;
  * Tests the proxy's configuration and reloads it. nginx starts the new workers first and tells
  * the old ones to stop accepting about 100 ms later: until then both configurations answer. So
  * the flip is done only when a new worker runs and every old one has exited or says it is
- * shutting down. Such a worker still finishes the requests of connections it holds; with
- * `settleTenths`, the script also waits (that long at most) until they have all exited, so that no
- * request can reach the colour being left any more.
+ * shutting down (such a worker still finishes the requests of the connections it holds).
  */
-function reloadProxy(sudo: boolean, settleTenths = 0): Shell {
+function reloadProxy(sudo: boolean): Shell {
   return lines(
     WORKERS,
     // Unquoted on purpose: the words of the list, one space apart.
@@ -115,16 +113,23 @@ function reloadProxy(sudo: boolean, settleTenths = 0): Shell {
     sh`  [ -n "$fresh" ] && [ -z "$serving" ] && break`,
     sh`  i=$((i + 1)); if [ "$i" -ge ${RELOAD_WAIT_TENTHS} ]; then echo "nginx did not take the new configuration within 10 s after the reload (new worker: \${fresh:-none}; old worker still accepting: \${serving:-none}); see its error log" >&2; exit 1; fi`,
     sh`  sleep 0.1`,
+    sh`done`
+  );
+}
+
+/**
+ * Stops a colour once nginx no longer carries requests to it: workers of an earlier configuration
+ * (after a flip away from this colour) finish what they hold first, for at most `waitMs`.
+ * Stopping at once would fail those requests.
+ */
+export function stopColour(unit: string, sudo: boolean, colour: Colour, waitMs: number): Shell {
+  return lines(
+    sh`i=0; while [ "$i" -lt ${Math.ceil(waitMs / 100)} ]; do`,
+    sh`  busy=; for f in /proc/[0-9]*/cmdline; do if grep -qa 'nginx: worker process is shutting down' "$f" 2>/dev/null; then busy=1; break; fi; done`,
+    sh`  [ -z "$busy" ] && break`,
+    sh`  i=$((i + 1)); sleep 0.1`,
     sh`done`,
-    ...(settleTenths > 0
-      ? [
-          sh`i=0; while [ "$i" -lt ${settleTenths} ]; do`,
-          sh`  left=; for w in $before; do [ -d "/proc/$w" ] && left=$w; done`,
-          sh`  [ -z "$left" ] && break`,
-          sh`  i=$((i + 1)); sleep 0.1`,
-          sh`done`
-        ]
-      : [])
+    sh`${SUDO(sudo)}${colourWords(unit, colour).stop}`
   );
 }
 
@@ -141,9 +146,7 @@ export function flip(
   colour: Colour,
   release: string,
   /** Names this flip's temporary files (a release id, `rollback-<id>`, …). */
-  tag: string,
-  /** Wait at most this long (ms) for the old workers to finish the requests they hold. */
-  settleMs = 0
+  tag: string
 ): Shell {
   const f = bg.upstreamFile;
   const prev = `${f}.deployguard-prev`;
@@ -161,7 +164,7 @@ export function flip(
     sh`  printf 'nginx refused the configuration with the new upstream; the old upstream file is back:\\n%s\\n' "$out" >&2`,
     sh`  exit 1`,
     sh`fi`,
-    reloadProxy(sudo, Math.ceil(settleMs / 100)),
+    reloadProxy(sudo),
     switchCurrent(layout, release, `flip-${tag}`)
   );
 }
@@ -178,9 +181,7 @@ export function flipBack(
 ): Shell {
   return lines(
     sh`${SUDO(sudo)}${colourWords(unit, colour).start}`,
-    // The failed colour is stopped right after this: first the old workers must have let go of
-    // it (up to the drain time), or requests they still carry to it would fail.
-    flip(layout, bg, sudo, colour, release, tag, bg.drainMs)
+    flip(layout, bg, sudo, colour, release, tag)
   );
 }
 
