@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { checkNow } from './check.js';
@@ -6,6 +5,7 @@ import { dryRun, runDeploy } from './deploy.js';
 import { runDemo } from './demo/demo.js';
 import { ConfigError, describeError } from './errors.js';
 import { readHistory } from './history.js';
+import { runGitSync } from './io/git.js';
 import { consoleLogger, inertCommands, plainTerminal, redacting, type Logger } from './io/log.js';
 import { privateDir, writeFileNoFollow } from './io/private-dir.js';
 import { pinCommand } from './remote/pin.js';
@@ -635,16 +635,10 @@ async function runHistory({ flags, log, write, settings: load }: CommandContext)
  */
 function withCommit(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   if (env.GITHUB_SHA || env.DEPLOYGUARD_COMMIT) return env;
-  try {
-    const head = execFileSync('git', ['rev-parse', '--verify', '--quiet', 'HEAD^{commit}'], {
-      cwd: process.cwd(),
-      env: { ...env, GIT_DIR: undefined, GIT_WORK_TREE: undefined },
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-      timeout: 5000
-    }).trim();
-    return /^[0-9a-f]{40}$/.test(head) ? { ...env, DEPLOYGUARD_COMMIT: head } : env;
-  } catch {
-    return env;
-  }
+  const r = runGitSync(process.cwd(), ['rev-parse', '--verify', '--quiet', 'HEAD^{commit}'], {
+    env,
+    timeoutMs: 5000
+  });
+  const head = r.code === 0 ? r.stdout.toString('utf8').trim() : '';
+  return /^[0-9a-f]{40}$/.test(head) ? { ...env, DEPLOYGUARD_COMMIT: head } : env;
 }

@@ -1,11 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { request as httpRequest, type ClientRequest, type OutgoingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import { rootCertificates } from 'node:tls';
+import { processEnv, runProcess } from '../io/process.js';
 import type { CommandCheck, HttpCheck, TcpCheck, VersionCheck } from '../settings/types.js';
 import type { CheckContext, Probe, ProbeResult } from './types.js';
 
@@ -531,87 +532,35 @@ interface LocalRun {
  * group (detached), so a timeout or cancel kills the whole group: the command and whatever it
  * started, not just the shell (killing only `sh` would leave e.g. a hung curl running).
  */
-function runLocal(
+async function runLocal(
   command: string,
   env: Readonly<Record<string, string>>,
   timeoutMs: number,
   signal: AbortSignal
 ): Promise<LocalRun> {
-  return new Promise<LocalRun>(resolve => {
-    const started = Date.now();
-    const result = (
-      outcome: LocalRun['outcome'],
-      extra: Partial<Pick<LocalRun, 'code' | 'signal' | 'error'>> = {}
-    ): LocalRun => ({
-      outcome,
-      code: extra.code ?? null,
-      signal: extra.signal ?? null,
-      output,
-      ...(extra.error !== undefined ? { error: extra.error } : {}),
-      ms: Date.now() - started
-    });
-    let output = '';
-    if (signal.aborted) return resolve(result('cancelled'));
-    let child: ChildProcess;
-    try {
-      child = spawn('/bin/sh', ['-c', command], {
-        env: { ...inheritedEnv(), ...env },
-        detached: true,
-        stdio: ['ignore', 'pipe', 'pipe']
-      });
-    } catch (err) {
-      return resolve(result('error', { error: errorText(err) }));
-    }
-    const keep = (text: string) => {
-      output += text;
+  let output = '';
+  const text = new StringDecoder('utf8');
+  const r = await runProcess('/bin/sh', ['-c', command], {
+    env: processEnv(inheritedEnv(), { set: env }),
+    timeoutMs,
+    signal,
+    group: true,
+    overflow: 'tail',
+    maxOutputBytes: 0,
+    onOutput: chunk => {
+      output += text.write(chunk);
       if (output.length > 2 * MAX_OUTPUT) output = output.slice(-MAX_OUTPUT);
-    };
-    child.stdout?.setEncoding('utf8').on('data', keep);
-    child.stderr?.setEncoding('utf8').on('data', keep);
-
-    let settled = false;
-    let stopped: 'timeout' | 'cancelled' | undefined;
-    let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-    let grace: NodeJS.Timeout | undefined;
-    const finish = (failure?: string) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      clearTimeout(grace);
-      signal.removeEventListener('abort', onAbort);
-      child.stdout?.destroy();
-      child.stderr?.destroy();
-      if (failure !== undefined) resolve(result('error', { error: failure }));
-      else resolve(result(stopped ?? 'exit', { code: exit?.code ?? null, signal: exit?.signal ?? null }));
-    };
-    const killGroup = (why: 'timeout' | 'cancelled') => {
-      stopped ??= why;
-      try {
-        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        // Already gone.
-      }
-      // SIGKILL cannot be ignored; this only bounds the wait for a process stuck in the kernel.
-      clearTimeout(grace);
-      grace = setTimeout(() => finish(), 2000);
-    };
-    const timer = setTimeout(() => killGroup('timeout'), timeoutMs);
-    const onAbort = () => killGroup('cancelled');
-    signal.addEventListener('abort', onAbort);
-    child.on('error', err => finish(`could not run /bin/sh: ${errorText(err)}`));
-    child.on('exit', (code, sig) => {
-      exit = { code, signal: sig };
-      // The output pipes close when the last process holding them exits. A background process
-      // the command left behind may hold them forever: wait briefly for the rest of the output,
-      // then stop reading.
-      clearTimeout(grace);
-      grace = setTimeout(() => finish(), 250);
-    });
-    child.on('close', (code, sig) => {
-      exit ??= { code, signal: sig };
-      finish();
-    });
+    }
   });
+  const outcome = r.outcome === 'overflow' ? 'error' : r.outcome;
+  return {
+    outcome,
+    code: r.code,
+    signal: r.signal,
+    output,
+    ...(r.outcome === 'error' ? { error: `could not run /bin/sh: ${errorText(r.error)}` } : {}),
+    ms: r.ms
+  };
 }
 
 /** "exited with code 3" / "timed out after 500 ms (killed)" / …, for a run that did not succeed. */
