@@ -55993,7 +55993,7 @@ function maskSecret(value) {
 
 /***/ }),
 
-/***/ 1764:
+/***/ 2012:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -56017,7 +56017,51 @@ var types = __nccwpck_require__(5134);
 var commands = __nccwpck_require__(5360);
 // EXTERNAL MODULE: ./src/remote/shell.ts
 var shell = __nccwpck_require__(5630);
+;// CONCATENATED MODULE: ./src/checks/version.ts
+/** Characters of a release id besides `.`: a release id found inside a longer one is not it. */
+const TOKEN = /[A-Za-z0-9_-]/;
+/**
+ * `needle` occurs in `text` as a whole token. Release ids are made of letters, digits and
+ * `. _ -`, so a neighbour from that set makes a longer id (`2026-11-26.1` is not in `…26.10`,
+ * `v1` is not in `app-v1` or `v1-rc`); a `.` after it counts only when more of an id follows
+ * (`release v1.` at the end of a sentence reports v1).
+ */
+function containsToken(text, needle) {
+    for (let at = text.indexOf(needle); at >= 0; at = text.indexOf(needle, at + 1)) {
+        const before = text[at - 1] ?? '';
+        const after = text.slice(at + needle.length, at + needle.length + 2);
+        const beforeOk = !before || !(TOKEN.test(before) || before === '.');
+        const afterOk = !after || !(TOKEN.test(after[0]) || /^\.[A-Za-z0-9]/.test(after));
+        if (beforeOk && afterOk)
+            return true;
+    }
+    return false;
+}
+/**
+ * Hex words of 7 to 64 characters (SHA-1 or SHA-256), lowercased: standing on their own, or after
+ * git describe's `-g` (`v1.2-3-g0123abc`). Hex inside a longer word (`x0123abc`) is not a sha.
+ */
+function shaWords(text) {
+    const re = /(?:(?<![0-9A-Za-z])|(?<=-g))([0-9a-fA-F]{7,64})(?![0-9A-Za-z])/g;
+    return [...text.matchAll(re)].map(m => m[1].toLowerCase());
+}
+/**
+ * Does `text` report `expected`? A commit (7 to 64 hex digits) is reported by itself or any 7+
+ * character prefix of it, as a word of its own; a release id (or anything else) as a whole token.
+ * Nothing to compare with (an empty `expected`) is never reported.
+ */
+function reportsVersion(text, expected, kind) {
+    if (!expected)
+        return false;
+    if (kind === 'commit' && /^[0-9a-f]{7,64}$/i.test(expected)) {
+        const full = expected.toLowerCase();
+        return shaWords(text).some(w => full.startsWith(w));
+    }
+    return containsToken(text, expected);
+}
+
 ;// CONCATENATED MODULE: ./src/checks/host-probes.ts
+
 
 
 /*
@@ -56227,25 +56271,6 @@ function hostCommandProbe(check, host) {
         const head = r.timedOut ? `no result within ${human(check.timeoutMs)}` : `exit ${r.code}`;
         return { ok: false, reason: tail.length ? `${head}; last lines of output:${indented(tail)}` : head };
     });
-}
-/**
- * Whether `output` reports `expected`. A release id must stand on its own (not inside `v10` or
- * `v1.1` when `v1` is expected); a commit is matched in full or by a prefix of 7+ characters.
- */
-function reportsVersion(output, expected, kind) {
-    if (!expected)
-        return false;
-    if (kind === 'commit' && /^[0-9a-f]{7,}$/i.test(expected)) {
-        const sha = expected.toLowerCase();
-        return (output.match(/[0-9a-f]+/gi) ?? []).some(run => run.length >= 7 && sha.startsWith(run.toLowerCase()));
-    }
-    for (let i = output.indexOf(expected); i >= 0; i = output.indexOf(expected, i + 1)) {
-        const before = output.slice(Math.max(0, i - 1), i);
-        const after = output.slice(i + expected.length, i + expected.length + 2);
-        if (!/[A-Za-z0-9]$/.test(before) && !/^([A-Za-z0-9]|[._-][A-Za-z0-9])/.test(after))
-            return true;
-    }
-    return false;
 }
 /**
  * `version` with `run` and `on: host`: the command's output must report the release just
@@ -56653,6 +56678,7 @@ var external_node_tls_ = __nccwpck_require__(1692);
 // EXTERNAL MODULE: ./src/io/process.ts + 1 modules
 var io_process = __nccwpck_require__(1687);
 ;// CONCATENATED MODULE: ./src/checks/probes.ts
+
 
 
 
@@ -57191,32 +57217,6 @@ function commandProbe(check) {
 }
 // ---------------------------------------------------------------------------------------------
 // Version
-const TOKEN = /[A-Za-z0-9_-]/;
-/** `needle` occurs in `text` as a whole token (so release `2026-11-26.1` is not found in `…26.10`). */
-function containsToken(text, needle) {
-    for (let at = text.indexOf(needle); at >= 0; at = text.indexOf(needle, at + 1)) {
-        const before = text[at - 1] ?? '';
-        const after = text.slice(at + needle.length, at + needle.length + 2);
-        const beforeOk = !before || !(TOKEN.test(before) || before === '.');
-        const afterOk = !after || !(TOKEN.test(after[0]) || /^\.[A-Za-z0-9]/.test(after));
-        if (beforeOk && afterOk)
-            return true;
-    }
-    return false;
-}
-/** Hex words of 7+ characters (also git describe's `-g<sha>`), lowercased. */
-function shaWords(text) {
-    const re = /(?:(?<![0-9A-Za-z])|(?<=-g))([0-9a-fA-F]{7,64})(?![0-9A-Za-z])/g;
-    return [...text.matchAll(re)].map(m => m[1].toLowerCase());
-}
-/** Does `text` report `expected`? For a commit sha: the full sha or any 7+ character prefix of it. */
-function probes_reportsVersion(text, expected, kind) {
-    if (kind === 'commit' && /^[0-9a-f]{7,64}$/i.test(expected)) {
-        const full = expected.toLowerCase();
-        return shaWords(text).some(w => full.startsWith(w));
-    }
-    return containsToken(text, expected);
-}
 /** What the endpoint or command seems to report, for a mismatch's reason. */
 function reported(text, kind) {
     const shas = kind === 'commit' ? [...new Set(shaWords(text))] : [];
@@ -57226,7 +57226,7 @@ function reported(text, kind) {
 function versionProbe(check, ctx) {
     const expected = (check.expect === 'release' ? ctx.release : ctx.commit).trim();
     const shownExpected = snippet(expected, undefined, 64);
-    const verdict = (source, text) => probes_reportsVersion(text, expected, check.expect)
+    const verdict = (source, text) => reportsVersion(text, expected, check.expect)
         ? pass(`${source} reports ${check.expect} ${shownExpected}`)
         : fail(`${source} reports ${reported(text, check.expect)}, expected ${check.expect} ${shownExpected}`);
     return async (signal) => {
@@ -57488,8 +57488,8 @@ __nccwpck_require__.d(__webpack_exports__, {
 var external_node_fs_ = __nccwpck_require__(3024);
 // EXTERNAL MODULE: external "node:util"
 var external_node_util_ = __nccwpck_require__(7975);
-// EXTERNAL MODULE: ./src/checks/runner.ts + 4 modules
-var runner = __nccwpck_require__(1764);
+// EXTERNAL MODULE: ./src/checks/runner.ts + 5 modules
+var runner = __nccwpck_require__(2012);
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __nccwpck_require__(2174);
 // EXTERNAL MODULE: ./src/io/ssh.ts + 3 modules
@@ -58598,7 +58598,7 @@ function withCommit(env) {
 /* harmony export */ });
 /* unused harmony exports readArtifact, checksForDeployStage */
 /* harmony import */ var _io_ssh_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6141);
-/* harmony import */ var _checks_runner_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1764);
+/* harmony import */ var _checks_runner_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2012);
 /* harmony import */ var _plan_execute_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(675);
 /* harmony import */ var _plan_plan_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(5142);
 /* harmony import */ var _remote_commands_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(5360);
@@ -60863,8 +60863,8 @@ __nccwpck_require__.d(__webpack_exports__, {
 var external_node_crypto_ = __nccwpck_require__(7598);
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
-// EXTERNAL MODULE: ./src/checks/runner.ts + 4 modules
-var runner = __nccwpck_require__(1764);
+// EXTERNAL MODULE: ./src/checks/runner.ts + 5 modules
+var runner = __nccwpck_require__(2012);
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __nccwpck_require__(2174);
 // EXTERNAL MODULE: ./src/remote/commands.ts

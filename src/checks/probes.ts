@@ -9,6 +9,7 @@ import { rootCertificates } from 'node:tls';
 import { processEnv, runProcess } from '../io/process.js';
 import type { CommandCheck, HttpCheck, TcpCheck, VersionCheck } from '../settings/types.js';
 import type { CheckContext, Probe, ProbeResult } from './types.js';
+import { reportsVersion, shaWords } from './version.js';
 
 /** How much of a response body is kept for matching (the rest is read and dropped). */
 const MAX_BODY = 1024 * 1024;
@@ -600,35 +601,6 @@ export function commandProbe(check: CommandCheck): Probe {
 
 // ---------------------------------------------------------------------------------------------
 // Version
-
-const TOKEN = /[A-Za-z0-9_-]/;
-
-/** `needle` occurs in `text` as a whole token (so release `2026-11-26.1` is not found in `…26.10`). */
-function containsToken(text: string, needle: string): boolean {
-  for (let at = text.indexOf(needle); at >= 0; at = text.indexOf(needle, at + 1)) {
-    const before = text[at - 1] ?? '';
-    const after = text.slice(at + needle.length, at + needle.length + 2);
-    const beforeOk = !before || !(TOKEN.test(before) || before === '.');
-    const afterOk = !after || !(TOKEN.test(after[0]!) || /^\.[A-Za-z0-9]/.test(after));
-    if (beforeOk && afterOk) return true;
-  }
-  return false;
-}
-
-/** Hex words of 7+ characters (also git describe's `-g<sha>`), lowercased. */
-function shaWords(text: string): string[] {
-  const re = /(?:(?<![0-9A-Za-z])|(?<=-g))([0-9a-fA-F]{7,64})(?![0-9A-Za-z])/g;
-  return [...text.matchAll(re)].map(m => m[1]!.toLowerCase());
-}
-
-/** Does `text` report `expected`? For a commit sha: the full sha or any 7+ character prefix of it. */
-function reportsVersion(text: string, expected: string, kind: VersionCheck['expect']): boolean {
-  if (kind === 'commit' && /^[0-9a-f]{7,64}$/i.test(expected)) {
-    const full = expected.toLowerCase();
-    return shaWords(text).some(w => full.startsWith(w));
-  }
-  return containsToken(text, expected);
-}
 
 /** What the endpoint or command seems to report, for a mismatch's reason. */
 function reported(text: string, kind: VersionCheck['expect']): string {
