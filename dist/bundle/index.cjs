@@ -55743,28 +55743,16 @@ module.exports = {
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_1__);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6760);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
-/* harmony import */ var _deploy_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7682);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(2174);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(2174);
+/* harmony import */ var _io_actions_log_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(4622);
 /* harmony import */ var _io_github_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(4591);
-/* harmony import */ var _io_private_dir_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(8151);
-/* harmony import */ var _io_actions_log_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(4622);
-/* harmony import */ var _io_secrets_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(7771);
-/* harmony import */ var _plan_execute_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(675);
-/* harmony import */ var _report_changes_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(5585);
-/* harmony import */ var _report_deliver_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(9029);
-/* harmony import */ var _report_publish_js__WEBPACK_IMPORTED_MODULE_12__ = __nccwpck_require__(1127);
-/* harmony import */ var _report_record_js__WEBPACK_IMPORTED_MODULE_13__ = __nccwpck_require__(4215);
-/* harmony import */ var _report_summary_js__WEBPACK_IMPORTED_MODULE_18__ = __nccwpck_require__(5880);
-/* harmony import */ var _scan_pre_deploy_js__WEBPACK_IMPORTED_MODULE_14__ = __nccwpck_require__(2050);
-/* harmony import */ var _settings_inputs_js__WEBPACK_IMPORTED_MODULE_15__ = __nccwpck_require__(4426);
-/* harmony import */ var _settings_load_js__WEBPACK_IMPORTED_MODULE_16__ = __nccwpck_require__(6359);
-/* harmony import */ var _settings_schema_js__WEBPACK_IMPORTED_MODULE_17__ = __nccwpck_require__(4128);
-
-
-
-
-
-
+/* harmony import */ var _io_secrets_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(7771);
+/* harmony import */ var _pipeline_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(9952);
+/* harmony import */ var _report_summary_js__WEBPACK_IMPORTED_MODULE_12__ = __nccwpck_require__(5880);
+/* harmony import */ var _scan_pre_deploy_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(2050);
+/* harmony import */ var _settings_inputs_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(4426);
+/* harmony import */ var _settings_load_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(6359);
+/* harmony import */ var _settings_schema_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(4128);
 
 
 
@@ -55781,7 +55769,7 @@ module.exports = {
 /** State key under which held locks are passed to the post step. */
 const LOCK_STATE = 'deployguard-locks';
 /** A release id input, by the one declaration `release-id` uses too. */
-const isReleaseId = (text) => (0,_settings_schema_js__WEBPACK_IMPORTED_MODULE_17__/* .validate */ .tf)(_settings_inputs_js__WEBPACK_IMPORTED_MODULE_15__/* .releaseId */ .Bf, text).ok;
+const isReleaseId = (text) => (0,_settings_schema_js__WEBPACK_IMPORTED_MODULE_11__/* .validate */ .tf)(_settings_inputs_js__WEBPACK_IMPORTED_MODULE_9__/* .releaseId */ .Bf, text).ok;
 /** A value shown in a message: quoted and escaped, so it cannot start a log line of its own. */
 const shown = (text) => JSON.stringify(text.slice(0, 60));
 /** The phase's own inputs (beyond the shared ones), checked before any host is contacted. */
@@ -55797,147 +55785,102 @@ function phaseMode(phase) {
             const release = _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4('release').trim();
             const previous = _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4('previous-release').trim();
             if (!isReleaseId(release))
-                throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ConfigError */ .xL(`input \`release\`: expected the release id the deploy step switched to, got ${shown(release)}`, 'Example: release: ${{ steps.deploy.outputs.release }}');
+                throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ConfigError */ .xL(`input \`release\`: expected the release id the deploy step switched to, got ${shown(release)}`, 'Example: release: ${{ steps.deploy.outputs.release }}');
             if (previous && !isReleaseId(previous))
-                throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ConfigError */ .xL(`input \`previous-release\`: ${shown(previous)} is not a release id`);
+                throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ConfigError */ .xL(`input \`previous-release\`: ${shown(previous)} is not a release id`);
             return { kind: 'post', release, previous: previous || undefined };
         }
         case 'rollback': {
             const to = _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4('to').trim() || 'previous';
             if (to !== 'previous' && !isReleaseId(to))
-                throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ConfigError */ .xL(`input \`to\`: expected \`previous\` or a release id, got ${shown(to)}`, 'Example: to: previous (or a release id from `deployguard history`)');
+                throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ConfigError */ .xL(`input \`to\`: expected \`previous\` or a release id, got ${shown(to)}`, 'Example: to: previous (or a release id from `deployguard history`)');
             return { kind: 'rollback', to };
         }
     }
 }
 /** Runs one phase (or all of them) as an action step: outputs, the job summary, the record. */
 async function runAction(phase) {
-    const held = new Map();
-    const abort = new AbortController();
-    const cancel = () => abort.abort();
-    process.once('SIGINT', cancel);
-    process.once('SIGTERM', cancel);
     try {
         const mode = phaseMode(phase);
         const ships = mode.kind === 'full' || mode.kind === 'switch';
-        const settings = loadActionSettings(ships ? 'deploy' : 'hosts');
-        if (settings.dryRun && ships) {
-            const text = await (0,_deploy_js__WEBPACK_IMPORTED_MODULE_3__/* .dryRun */ .PA)(settings);
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(text);
-            await _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z.addHeading('deployguard: dry run', 2).addCodeBlock(text, 'text').write();
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('status', 'dry-run');
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('release', settings.releaseId);
-            return;
-        }
-        if (mode.kind === 'post' || mode.kind === 'switch' || mode.kind === 'rollback')
-            if (settings.target.strategy !== 'releases')
-                throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .ConfigError */ .xL(`the ${phase} action needs \`strategy: releases\` (it switches between releases kept on the hosts)`, 'For in-place targets, use the top-level action, which runs every phase in one step.');
-        const workspace = process.env.GITHUB_WORKSPACE ?? process.cwd();
-        const outDir = (0,_io_private_dir_js__WEBPACK_IMPORTED_MODULE_6__/* .privateDir */ .XK)();
-        const artifactRoot = settings.artifact ? (0,_scan_pre_deploy_js__WEBPACK_IMPORTED_MODULE_14__/* .artifactRootOf */ .YM)(workspace, settings.artifact) : workspace;
-        const event = readEvent();
-        const api = settings.report.githubToken && settings.run.repository
-            ? (0,_io_github_js__WEBPACK_IMPORTED_MODULE_5__/* .githubApi */ .Mc)(settings.report.githubToken, settings.run.apiUrl)
-            : undefined;
-        const gateOpts = {
-            workspace,
-            env: process.env,
-            log: _io_actions_log_js__WEBPACK_IMPORTED_MODULE_7__/* .actionsLogger */ .M,
-            outDir,
-            event,
-            signal: abort.signal,
-            onFinding: (f) => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .error */ .z3(`${f.rule}: ${f.description || 'a secret'}${f.commit ? ` (commit ${f.commit.slice(0, 12)})` : ''}. Rotate it, then remove it.`, {
+        await (0,_pipeline_js__WEBPACK_IMPORTED_MODULE_7__/* .runPipeline */ .a)(actionsHost(phase), {
+            ships,
+            mode: settings => {
+                if (mode.kind === 'post' || mode.kind === 'switch' || mode.kind === 'rollback')
+                    if (settings.target.strategy !== 'releases')
+                        throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ConfigError */ .xL(`the ${phase} action needs \`strategy: releases\` (it switches between releases kept on the hosts)`, 'For in-place targets, use the top-level action, which runs every phase in one step.');
+                return mode;
+            }
+        });
+    }
+    catch (err) {
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('status', 'failed');
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1(_io_secrets_js__WEBPACK_IMPORTED_MODULE_6__/* .secrets */ .O.redact((0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .describeError */ .Uc)(err)));
+    }
+}
+/**
+ * The pipeline's host in a workflow step: inputs and GITHUB_* variables in, workflow commands,
+ * outputs, the job summary and the post step's state out.
+ */
+function actionsHost(phase) {
+    const workspace = process.env.GITHUB_WORKSPACE ?? process.cwd();
+    return {
+        settings: purpose => loadActionSettings(purpose),
+        workspace,
+        env: process.env,
+        log: _io_actions_log_js__WEBPACK_IMPORTED_MODULE_4__/* .actionsLogger */ .M,
+        redact: text => _io_secrets_js__WEBPACK_IMPORTED_MODULE_6__/* .secrets */ .O.redact(text),
+        github: settings => ({
+            event: readEvent(),
+            api: settings.report.githubToken && settings.run.repository
+                ? (0,_io_github_js__WEBPACK_IMPORTED_MODULE_5__/* .githubApi */ .Mc)(settings.report.githubToken, settings.run.apiUrl)
+                : undefined
+        }),
+        onCancel: cancel => {
+            process.once('SIGINT', cancel);
+            process.once('SIGTERM', cancel);
+            return () => {
+                process.off('SIGINT', cancel);
+                process.off('SIGTERM', cancel);
+            };
+        },
+        onFinding: (f, settings) => {
+            const artifactRoot = settings.artifact ? (0,_scan_pre_deploy_js__WEBPACK_IMPORTED_MODULE_8__/* .artifactRootOf */ .YM)(workspace, settings.artifact) : workspace;
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .error */ .z3(`${f.rule}: ${f.description || 'a secret'}${f.commit ? ` (commit ${f.commit.slice(0, 12)})` : ''}. Rotate it, then remove it.`, {
                 title: 'Secret found by gitleaks',
                 file: f.source === 'artifact' ? (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(artifactRoot, f.file) : f.file,
                 startLine: f.line,
                 endLine: f.endLine
-            })
-        };
-        const pr = await (0,_report_publish_js__WEBPACK_IMPORTED_MODULE_12__/* .findPullRequest */ ._f)(api, settings.run.repository, event, settings.run.commit, _io_actions_log_js__WEBPACK_IMPORTED_MODULE_7__/* .actionsLogger */ .M);
-        const why = await (0,_report_changes_js__WEBPACK_IMPORTED_MODULE_10__/* .deployReason */ .q1)({
-            reason: settings.report.reason,
-            pr,
-            event,
-            repoDir: workspace,
-            commit: settings.run.commit
-        });
-        // The gates (tests, then the secret scan once the hosts are locked and read) belong to the
-        // whole action and to pre-deploy; the deploy sub-action trusts the pre-deploy job before it.
-        const gated = mode.kind === 'full' || mode.kind === 'pre';
-        const testStart = Date.now();
-        const failedTests = gated
-            ? await (0,_scan_pre_deploy_js__WEBPACK_IMPORTED_MODULE_14__/* .testGate */ .WX)(settings, gateOpts).then(() => undefined, (err) => err ?? new Error('the test command failed'))
-            : undefined;
-        const testPhase = gated && settings.preDeploy.testCommand
-            ? [{ name: 'Tests', start: testStart, ms: Date.now() - testStart, ok: failedTests === undefined }]
-            : [];
-        let scan;
-        let result;
-        let deploymentId;
-        if (failedTests !== undefined) {
-            result = (0,_plan_execute_js__WEBPACK_IMPORTED_MODULE_9__/* .blockedResult */ .m7)(settings, failedTests, new Date(testStart));
+            });
+        },
+        saveLocks: held => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ(LOCK_STATE, JSON.stringify(held)),
+        showPlan: async (settings, text) => {
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(text);
+            await _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z.addHeading('deployguard: dry run', 2).addCodeBlock(text, 'text').write();
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('status', 'dry-run');
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('release', settings.releaseId);
+            return 0;
+        },
+        outputs: run => setOutputs(phase, run.settings, run.result, run.scanned),
+        // The record is made every time, and posted once the release is judged: by the whole
+        // action, post-deploy or rollback.
+        record: ({ mode }) => ({
+            post: mode.kind === 'full' || mode.kind === 'post' || mode.kind === 'rollback'
+        }),
+        recorded: record => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('log-path', record.path),
+        finish: async ({ result, failedTests }, record) => {
+            // The runner masks its log, not the summary file: the record (findings table included) is redacted.
+            if (record)
+                await _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z.addRaw(_io_secrets_js__WEBPACK_IMPORTED_MODULE_6__/* .secrets */ .O.redact(record.markdown), true).write();
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq((0,_report_summary_js__WEBPACK_IMPORTED_MODULE_12__/* .verdictLine */ .M)(result));
+            const ok = ['deployed', 'switched', 'checked'].includes(result.status);
+            if (failedTests !== undefined)
+                _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1(_io_secrets_js__WEBPACK_IMPORTED_MODULE_6__/* .secrets */ .O.redact((0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .describeError */ .Uc)(failedTests)));
+            else if (!ok)
+                _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1(_io_secrets_js__WEBPACK_IMPORTED_MODULE_6__/* .secrets */ .O.redact(`${(0,_report_summary_js__WEBPACK_IMPORTED_MODULE_12__/* .verdictLine */ .M)(result)}\n${result.error ?? ''}`.trim()));
+            return ok && failedTests === undefined ? 0 : 1;
         }
-        else {
-            if (mode.kind === 'full' || mode.kind === 'switch')
-                deploymentId = await (0,_report_deliver_js__WEBPACK_IMPORTED_MODULE_11__/* .startGithubDeployment */ .ZX)(settings, api, _io_actions_log_js__WEBPACK_IMPORTED_MODULE_7__/* .actionsLogger */ .M);
-            result = await (0,_deploy_js__WEBPACK_IMPORTED_MODULE_3__/* .runDeploy */ .zt)(settings, {
-                log: _io_actions_log_js__WEBPACK_IMPORTED_MODULE_7__/* .actionsLogger */ .M,
-                signal: abort.signal,
-                why: why?.text,
-                redact: text => _io_secrets_js__WEBPACK_IMPORTED_MODULE_8__/* .secrets */ .O.redact(text),
-                beforeChanges: gated
-                    ? async ({ lastDeployedCommit }) => {
-                        scan = await (0,_scan_pre_deploy_js__WEBPACK_IMPORTED_MODULE_14__/* .secretGate */ ._D)(settings, { ...gateOpts, lastDeployedCommit });
-                    }
-                    : undefined,
-                onLock: (host, isHeld, token) => {
-                    if (isHeld)
-                        held.set(host.name, token);
-                    else
-                        held.delete(host.name);
-                    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ(LOCK_STATE, JSON.stringify([...held.entries()]));
-                }
-            }, mode);
-        }
-        const scanned = scan ?? (0,_scan_pre_deploy_js__WEBPACK_IMPORTED_MODULE_14__/* .reportOf */ .EI)(result.blockedBy)?.scan;
-        const blockedBy = (0,_report_record_js__WEBPACK_IMPORTED_MODULE_13__/* .blockedReason */ .hD)(result, failedTests !== undefined);
-        setOutputs(phase, settings, result, scanned);
-        // The record is posted once the release is judged: by the whole action, post-deploy or rollback.
-        const posts = mode.kind === 'full' || mode.kind === 'post' || mode.kind === 'rollback';
-        const record = await (0,_report_deliver_js__WEBPACK_IMPORTED_MODULE_11__/* .deliverRecord */ .Lc)({
-            settings: posts ? settings : { ...settings, report: { ...settings.report, comment: 'none' } },
-            result,
-            api: posts ? api : undefined,
-            pr,
-            why,
-            blockedBy,
-            findings: scanned?.findings.length,
-            extraPhases: testPhase,
-            workspace,
-            outDir,
-            log: _io_actions_log_js__WEBPACK_IMPORTED_MODULE_7__/* .actionsLogger */ .M,
-            redact: text => _io_secrets_js__WEBPACK_IMPORTED_MODULE_8__/* .secrets */ .O.redact(text),
-            commentSha: pr?.headSha && /^pull_request/.test(event?.name ?? '') ? pr.headSha : undefined
-        });
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('log-path', record.path);
-        await (0,_report_deliver_js__WEBPACK_IMPORTED_MODULE_11__/* .finishGithubDeployment */ .Qs)(settings, api, deploymentId, result.status, _io_actions_log_js__WEBPACK_IMPORTED_MODULE_7__/* .actionsLogger */ .M);
-        // The runner masks its log, not the summary file: the record (findings table included) is redacted.
-        await _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z.addRaw(_io_secrets_js__WEBPACK_IMPORTED_MODULE_8__/* .secrets */ .O.redact(record.markdown), true).write();
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq((0,_report_summary_js__WEBPACK_IMPORTED_MODULE_18__/* .verdictLine */ .M)(result));
-        const ok = ['deployed', 'switched', 'checked'].includes(result.status);
-        if (failedTests !== undefined)
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1(_io_secrets_js__WEBPACK_IMPORTED_MODULE_8__/* .secrets */ .O.redact((0,_errors_js__WEBPACK_IMPORTED_MODULE_4__/* .describeError */ .Uc)(failedTests)));
-        else if (!ok)
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1(_io_secrets_js__WEBPACK_IMPORTED_MODULE_8__/* .secrets */ .O.redact(`${(0,_report_summary_js__WEBPACK_IMPORTED_MODULE_18__/* .verdictLine */ .M)(result)}\n${result.error ?? ''}`.trim()));
-    }
-    catch (err) {
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('status', 'failed');
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1(_io_secrets_js__WEBPACK_IMPORTED_MODULE_8__/* .secrets */ .O.redact((0,_errors_js__WEBPACK_IMPORTED_MODULE_4__/* .describeError */ .Uc)(err)));
-    }
-    finally {
-        process.off('SIGINT', cancel);
-        process.off('SIGTERM', cancel);
-    }
+    };
 }
 /** Each phase's outputs, as its action.yml lists them. */
 function setOutputs(phase, settings, result, scanned) {
@@ -55972,7 +55915,7 @@ function readEvent() {
 }
 /** Settings from the action's inputs and the workspace's deployguard.yml, secrets masked on read. */
 function loadActionSettings(purpose = 'deploy') {
-    return (0,_settings_load_js__WEBPACK_IMPORTED_MODULE_16__/* .loadSettings */ .M)({
+    return (0,_settings_load_js__WEBPACK_IMPORTED_MODULE_10__/* .loadSettings */ .M)({
         input: name => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4(name),
         env: process.env,
         cwd: process.env.GITHUB_WORKSPACE ?? process.cwd(),
@@ -55986,7 +55929,7 @@ function loadActionSettings(purpose = 'deploy') {
  * values per line) and registers it for the outputs the runner does not mask.
  */
 function maskSecret(value) {
-    for (const piece of _io_secrets_js__WEBPACK_IMPORTED_MODULE_8__/* .secrets */ .O.add(value))
+    for (const piece of _io_secrets_js__WEBPACK_IMPORTED_MODULE_6__/* .secrets */ .O.add(value))
         _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setSecret */ .Pq(piece);
 }
 
@@ -57540,14 +57483,14 @@ async function checkNow(settings, stage, log) {
     }
 }
 
-// EXTERNAL MODULE: ./src/deploy.ts
-var deploy = __nccwpck_require__(7682);
 // EXTERNAL MODULE: external "node:fs/promises"
 var promises_ = __nccwpck_require__(1455);
 // EXTERNAL MODULE: external "node:os"
 var external_node_os_ = __nccwpck_require__(8161);
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
+// EXTERNAL MODULE: ./src/deploy.ts
+var deploy = __nccwpck_require__(7682);
 // EXTERNAL MODULE: ./src/io/process.ts + 1 modules
 var io_process = __nccwpck_require__(1687);
 // EXTERNAL MODULE: ./src/report/summary.ts
@@ -57885,6 +57828,8 @@ var git = __nccwpck_require__(5526);
 var io_log = __nccwpck_require__(1124);
 // EXTERNAL MODULE: ./src/io/private-dir.ts
 var private_dir = __nccwpck_require__(8151);
+// EXTERNAL MODULE: ./src/pipeline.ts + 4 modules
+var pipeline = __nccwpck_require__(9952);
 // EXTERNAL MODULE: ../main/node_modules/ssh2/lib/index.js
 var lib = __nccwpck_require__(3328);
 var lib_default = /*#__PURE__*/__nccwpck_require__.n(lib);
@@ -58006,14 +57951,6 @@ async function pinCommand(host, port, write, opts = {}) {
 var preflight = __nccwpck_require__(3078);
 // EXTERNAL MODULE: ./src/io/secrets.ts
 var secrets = __nccwpck_require__(7771);
-// EXTERNAL MODULE: ./src/report/changes.ts
-var changes = __nccwpck_require__(5585);
-// EXTERNAL MODULE: ./src/report/deliver.ts
-var deliver = __nccwpck_require__(9029);
-// EXTERNAL MODULE: ./src/report/record.ts
-var record = __nccwpck_require__(4215);
-// EXTERNAL MODULE: ./src/scan/pre-deploy.ts + 3 modules
-var pre_deploy = __nccwpck_require__(2050);
 // EXTERNAL MODULE: ./src/settings/config.ts
 var config = __nccwpck_require__(4393);
 // EXTERNAL MODULE: ./src/settings/inputs.ts
@@ -58074,10 +58011,6 @@ const package_namespaceObject = {"rE":"0.1.0"};
 const VERSION = package_namespaceObject.rE;
 
 ;// CONCATENATED MODULE: ./src/cli.ts
-
-
-
-
 
 
 
@@ -58459,82 +58392,69 @@ function readKeyFile(path) {
         throw new errors/* ConfigError */.xL(`--ssh-key-file: cannot read ${shown(path)}: ${err.code ?? err.message}`, 'Example: --ssh-key-file ~/.ssh/deploy_key (the private key, not the .pub file)');
     }
 }
-async function deployOrRollback({ flags, log, write, settings: load }, rollingBack) {
-    const settings = load(rollingBack ? 'hosts' : 'deploy');
-    const to = str(flags.to) ?? 'previous';
-    if (rollingBack && to !== 'previous' && !(0,schema/* validate */.tf)(inputs/* releaseId */.Bf, to).ok)
-        throw new errors/* ConfigError */.xL(`--to: expected previous or a release id, got ${shown(to)}`, 'Example: --to previous (or a release id from `deployguard history`)');
-    if (settings.dryRun && !rollingBack) {
-        const plan = await (0,deploy/* dryRun */.PA)(settings);
-        write(flags.json
-            ? JSON.stringify({ status: 'dry-run', release: settings.releaseId, plan: plan.split('\n') }, null, 2)
-            : plan);
-        return 0;
-    }
+async function deployOrRollback(ctx, rollingBack) {
+    return (0,pipeline/* runPipeline */.a)(cliHost(ctx), {
+        ships: !rollingBack,
+        mode: () => {
+            if (!rollingBack)
+                return { kind: 'full' };
+            const to = str(ctx.flags.to) ?? 'previous';
+            if (to !== 'previous' && !(0,schema/* validate */.tf)(inputs/* releaseId */.Bf, to).ok)
+                throw new errors/* ConfigError */.xL(`--to: expected previous or a release id, got ${shown(to)}`, 'Example: --to previous (or a release id from `deployguard history`)');
+            return { kind: 'rollback', to };
+        }
+    });
+}
+/**
+ * The pipeline's host on a terminal: flags and the environment in, log lines on stderr, the
+ * verdict (or JSON) on stdout, the record in the file `--record` names; the exit code says it all.
+ */
+function cliHost({ flags, log, write, settings }) {
     const json = flags.json === true;
-    // Ctrl-C stops between steps and rolls back, instead of leaving a host half-deployed.
-    const abort = new AbortController();
-    const onSignal = () => {
-        log.warn('interrupted: stopping at the next step and rolling back (interrupt again to force quit)');
-        abort.abort();
-        process.once('SIGINT', () => process.exit(130));
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    const gateOpts = {
+    return {
+        settings,
         workspace: process.cwd(),
         env: process.env,
         log,
-        outDir: (0,private_dir/* privateDir */.XK)(),
-        signal: abort.signal
-    };
-    const failedTests = rollingBack
-        ? undefined
-        : await (0,pre_deploy/* testGate */.WX)(settings, gateOpts).then(() => undefined, (err) => err);
-    if (failedTests !== undefined) {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-        log.error((0,errors/* describeError */.Uc)(failedTests));
-        if (json)
-            write(JSON.stringify({ status: 'blocked', error: (0,errors/* describeError */.Uc)(failedTests) }, null, 2));
-        return 1;
-    }
-    const result = await (0,deploy/* runDeploy */.zt)(settings, {
-        log,
-        signal: abort.signal,
-        why: settings.report.reason,
         redact: text => secrets/* secrets */.O.redact(text),
-        beforeChanges: rollingBack
-            ? undefined
-            : async ({ lastDeployedCommit }) => {
-                await (0,pre_deploy/* secretGate */._D)(settings, { ...gateOpts, lastDeployedCommit });
+        // Ctrl-C stops between steps and rolls back, instead of leaving a host half-deployed.
+        onCancel: cancel => {
+            const onSignal = () => {
+                log.warn('interrupted: stopping at the next step and rolling back (interrupt again to force quit)');
+                cancel();
+                process.once('SIGINT', () => process.exit(130));
+            };
+            process.once('SIGINT', onSignal);
+            process.once('SIGTERM', onSignal);
+            return () => {
+                process.off('SIGINT', onSignal);
+                process.off('SIGTERM', onSignal);
+            };
+        },
+        showPlan: async (s, plan) => {
+            write(json
+                ? JSON.stringify({ status: 'dry-run', release: s.releaseId, plan: plan.split('\n') }, null, 2)
+                : plan);
+            return 0;
+        },
+        // Only on request, and only for a run that got past its tests.
+        record: ({ failedTests }) => str(flags.record) && failedTests === undefined ? { post: false } : undefined,
+        recorded: record => {
+            const recordPath = str(flags.record);
+            (0,private_dir/* writeFileNoFollow */.qI)(recordPath, record.markdown);
+            log.info(`deployment record written to ${recordPath}`);
+        },
+        finish: async ({ result, failedTests }) => {
+            if (failedTests !== undefined) {
+                log.error((0,errors/* describeError */.Uc)(failedTests));
+                if (json)
+                    write(JSON.stringify({ status: 'blocked', error: (0,errors/* describeError */.Uc)(failedTests) }, null, 2));
+                return 1;
             }
-    }, rollingBack ? { kind: 'rollback', to } : { kind: 'full' }).finally(() => {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-    });
-    const recordPath = str(flags.record);
-    if (recordPath) {
-        const why = await (0,changes/* deployReason */.q1)({
-            reason: settings.report.reason,
-            repoDir: process.cwd(),
-            commit: settings.run.commit
-        });
-        const delivered = await (0,deliver/* deliverRecord */.Lc)({
-            settings: { ...settings, report: { ...settings.report, comment: 'none' } },
-            result,
-            why,
-            blockedBy: (0,record/* blockedReason */.hD)(result),
-            workspace: process.cwd(),
-            outDir: (0,private_dir/* privateDir */.XK)(),
-            log,
-            redact: text => secrets/* secrets */.O.redact(text)
-        });
-        (0,private_dir/* writeFileNoFollow */.qI)(recordPath, delivered.markdown);
-        log.info(`deployment record written to ${recordPath}`);
-    }
-    write(json ? JSON.stringify(result, null, 2) : (0,summary/* verdictLine */.M)(result));
-    return result.status === 'deployed' ? 0 : 1;
+            write(json ? JSON.stringify(result, null, 2) : (0,summary/* verdictLine */.M)(result));
+            return result.status === 'deployed' ? 0 : 1;
+        }
+    };
 }
 async function runCheck({ flags, log, write, settings: load }) {
     const stage = str(flags.stage) ?? 'schedule';
@@ -60840,6 +60760,1041 @@ class ReconnectingShell {
     close() {
         this.closed = true;
         this.current.close();
+    }
+}
+
+
+/***/ }),
+
+/***/ 9952:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  a: () => (/* binding */ runPipeline)
+});
+
+// EXTERNAL MODULE: ./src/deploy.ts
+var deploy = __nccwpck_require__(7682);
+// EXTERNAL MODULE: ./src/io/private-dir.ts
+var private_dir = __nccwpck_require__(8151);
+// EXTERNAL MODULE: ./src/plan/execute.ts + 3 modules
+var execute = __nccwpck_require__(675);
+// EXTERNAL MODULE: ./src/io/github.ts
+var github = __nccwpck_require__(4591);
+// EXTERNAL MODULE: ./src/scan/range.ts
+var scan_range = __nccwpck_require__(4433);
+;// CONCATENATED MODULE: ./src/report/publish.ts
+
+/**
+ * Where the deployment record goes on GitHub: a comment on the pull request or the commit,
+ * edited in place on later deploys, and optionally a GitHub deployment with its status. None of
+ * it may fail a deploy: a missing permission is a warning that names the permission to grant.
+ */
+/** What each call needs in the workflow's `permissions:`; the README lists the same. */
+const PERMISSIONS = {
+    'find the pull request of the commit': 'pull-requests: read',
+    'comment on the pull request': 'pull-requests: write',
+    'comment on the commit': 'contents: write',
+    'create a GitHub deployment': 'deployments: write',
+    'list the commits since the last deploy': 'contents: read'
+};
+/**
+ * Runs one GitHub call; a failure becomes a warning and `undefined`. A 403 (or a 404 where the
+ * token may not see the repository) names the permission the job lacks.
+ */
+async function attempt(feature, log, fn) {
+    try {
+        return await fn();
+    }
+    catch (err) {
+        const permission = PERMISSIONS[feature];
+        if (err instanceof github/* GitHubApiError */.OS && (err.status === 403 || err.status === 401)) {
+            log.warn(`deployguard could not ${feature}: GitHub answered ${err.status} (${err.message}). Add \`${permission}\` to the job's \`permissions:\`. The deploy itself is not affected.`);
+        }
+        else if (err instanceof github/* GitHubApiError */.OS && err.status === 404) {
+            log.warn(`deployguard could not ${feature}: GitHub answered 404 (${err.message}). Either it does not exist on GitHub (a commit that was not pushed), or the token cannot see it: the job needs \`${permission}\`. The deploy itself is not affected.`);
+        }
+        else {
+            log.warn(`deployguard could not ${feature}: ${err instanceof Error ? err.message : String(err)}. The deploy itself is not affected.`);
+        }
+        return undefined;
+    }
+}
+/** The hidden line that finds the record's comment again: one per environment (and PR or commit). */
+function recordMarker(environment) {
+    return `<!-- deployguard:record environment=${encodeURIComponent(environment)} -->`;
+}
+function pullRef(p) {
+    if (typeof p.number !== 'number')
+        return undefined;
+    return { number: p.number, title: p.title ?? '', url: p.html_url ?? '', headSha: p.head?.sha };
+}
+/**
+ * The pull request a deploy belongs to: the event's own PR, or the PR GitHub associates with the
+ * pushed commit (an open one first, else the one it was merged by).
+ */
+async function findPullRequest(api, repository, event, sha, log) {
+    const payload = (event?.payload ?? {});
+    if (event && /^pull_request/.test(event.name) && payload.pull_request)
+        return pullRef(payload.pull_request);
+    if (!api || !repository || !/^[0-9a-f]{40}$/.test(sha))
+        return undefined;
+    const pulls = await attempt('find the pull request of the commit', log, async () => {
+        const r = await api.request('GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls', {
+            ...(0,github/* repoParams */.Vt)(repository),
+            commit_sha: sha,
+            per_page: 10
+        });
+        return Array.isArray(r.data) ? r.data : [];
+    });
+    const chosen = pulls?.find(p => p.state === 'open') ?? pulls?.[0];
+    return chosen ? pullRef(chosen) : undefined;
+}
+/**
+ * A marker comment may be edited only when deployguard (a bot token) or someone with write access
+ * wrote it: anyone can comment on a public repository's pull request, and a copied marker must not
+ * make deployguard overwrite a stranger's comment.
+ */
+function trusted(c) {
+    return c.user?.type === 'Bot' || ['OWNER', 'MEMBER', 'COLLABORATOR'].includes(c.author_association ?? '');
+}
+/** How many pages of 100 comments are searched for the marker before a new comment is made. */
+const MAX_PAGES = 20;
+/**
+ * Creates the record's comment, or edits the one an earlier deploy of this environment left
+ * (found by its hidden marker), so a PR carries one record per environment, always current.
+ */
+async function upsertComment(api, repository, on, marker, body) {
+    const repo = (0,github/* repoParams */.Vt)(repository);
+    const list = on.kind === 'pr'
+        ? {
+            route: 'GET /repos/{owner}/{repo}/issues/{issue_number}/comments',
+            key: { issue_number: on.number }
+        }
+        : { route: 'GET /repos/{owner}/{repo}/commits/{commit_sha}/comments', key: { commit_sha: on.sha } };
+    let existing;
+    for (let page = 1; page <= MAX_PAGES && !existing; page++) {
+        const r = await api.request(list.route, { ...repo, ...list.key, per_page: 100, page });
+        const comments = Array.isArray(r.data) ? r.data : [];
+        existing = comments.find(c => typeof c.body === 'string' && c.body.includes(marker) && trusted(c));
+        if (comments.length < 100)
+            break;
+    }
+    if (existing) {
+        const route = on.kind === 'pr'
+            ? 'PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}'
+            : 'PATCH /repos/{owner}/{repo}/comments/{comment_id}';
+        const r = await api.request(route, { ...repo, comment_id: existing.id, body });
+        return { action: 'updated', url: r.data.html_url ?? existing.html_url ?? '' };
+    }
+    const route = on.kind === 'pr'
+        ? 'POST /repos/{owner}/{repo}/issues/{issue_number}/comments'
+        : 'POST /repos/{owner}/{repo}/commits/{commit_sha}/comments';
+    const r = await api.request(route, { ...repo, ...list.key, body });
+    return { action: 'created', url: r.data.html_url ?? '' };
+}
+/** GitHub's own limit on a comment body is 65,536 characters. */
+const COMMENT_LIMIT = 65_000;
+/**
+ * Cuts a record that is too long for a comment at a section boundary and says where the whole
+ * one is, rather than sending a body GitHub refuses.
+ */
+function fitComment(body, whereWhole) {
+    if (body.length <= COMMENT_LIMIT)
+        return body;
+    const note = `\n\n_The record is too long for a comment and was cut here; the whole record is in ${whereWhole}._\n`;
+    const room = COMMENT_LIMIT - note.length;
+    const cut = body.lastIndexOf('\n### ', room);
+    return body.slice(0, cut > 0 ? cut : room) + note;
+}
+/**
+ * A GitHub deployment for the commit, for jobs that do not run in an `environment:` (GitHub
+ * creates one for those itself). Returns its id for the status updates.
+ */
+async function createDeployment(api, repository, d) {
+    const r = await api.request('POST /repos/{owner}/{repo}/deployments', {
+        ...(0,github/* repoParams */.Vt)(repository),
+        ref: d.sha,
+        environment: d.environment,
+        description: d.description.slice(0, 140),
+        auto_merge: false,
+        // deployguard ran its own gates; GitHub's commit status checks are not asked again.
+        required_contexts: [],
+        production_environment: /^prod/i.test(d.environment)
+    });
+    const id = r.data.id;
+    return typeof id === 'number' ? id : undefined;
+}
+async function setDeploymentStatus(api, repository, id, s) {
+    await api.request('POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses', {
+        ...(0,github/* repoParams */.Vt)(repository),
+        deployment_id: id,
+        state: s.state,
+        description: s.description.slice(0, 140),
+        ...(s.environmentUrl ? { environment_url: s.environmentUrl } : {}),
+        ...(s.logUrl ? { log_url: s.logUrl } : {}),
+        auto_inactive: s.state === 'success'
+    });
+}
+
+;// CONCATENATED MODULE: ./src/report/changes.ts
+
+
+
+/** The record lists this many commits and links the compare view for the rest. */
+const MAX_LISTED = 50;
+const FULL_SHA = /^[0-9a-f]{40}$/;
+/**
+ * The commits between the last deployed commit (from the hosts' records) and this one: from the
+ * local clone when it has them, else from GitHub's compare API, else only the compare link.
+ */
+async function changesSince(opts) {
+    const { base, head } = opts;
+    if (!base)
+        return {
+            head,
+            commits: [],
+            total: 0,
+            note: opts.hostsRead === false
+                ? 'The commits since the last deployment are not known: no host was read.'
+                : opts.live
+                    ? `No earlier deployment's commit is recorded on the hosts (\`${opts.live}\` is live).`
+                    : 'First deploy: no earlier deployment is recorded on the hosts.'
+        };
+    const compareUrl = opts.repository && FULL_SHA.test(base) && FULL_SHA.test(head)
+        ? `${opts.serverUrl}/${opts.repository}/compare/${base}...${head}`
+        : undefined;
+    // Only real commits can be the same: two unknown ones (a run outside a git checkout) say nothing.
+    const unlisted = !FULL_SHA.test(head)
+        ? "This deploy's commit is not known (not run from a git checkout): the changes since the last deployment are not listed."
+        : base === head
+            ? 'The same commit as the last deployment (a re-deploy).'
+            : !FULL_SHA.test(base)
+                ? "The last deployment's commit is not known (it was not deployed from a git checkout): the changes since are not listed."
+                : undefined;
+    if (unlisted)
+        return { base, head, commits: [], total: 0, note: unlisted };
+    const local = await fromGit(opts.repoDir, base, head);
+    if (local)
+        return { base, head, compareUrl, ...local };
+    if (opts.api && opts.repository) {
+        const api = opts.api;
+        const repository = opts.repository;
+        const remote = await attempt('list the commits since the last deploy', opts.log, () => fromApi(api, repository, base, head));
+        if (remote)
+            return { base, head, compareUrl, ...remote };
+    }
+    return {
+        base,
+        head,
+        compareUrl,
+        commits: [],
+        total: 0,
+        note: 'The commit list is not available here (shallow clone, no API access): see the compare link.'
+    };
+}
+async function fromGit(dir, base, head) {
+    const git = new scan_range/* Git */.T(dir);
+    const range = `${base}..${head}`;
+    const count = await git.run(['rev-list', '--count', range], 30_000).catch(() => undefined);
+    if (!count || count.code !== 0)
+        return undefined;
+    const log = await git.run(['log', `--max-count=${MAX_LISTED}`, '--format=%H%x1f%an%x1f%s', range], 30_000);
+    if (log.code !== 0)
+        return undefined;
+    const commits = log.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map(l => {
+        const [sha = '', author = '', subject = ''] = l.split('\x1f');
+        return { sha, author, subject };
+    });
+    return { commits, total: Number(count.stdout.trim()) || commits.length };
+}
+async function fromApi(api, repository, base, head) {
+    const r = await api.request('GET /repos/{owner}/{repo}/compare/{basehead}', {
+        ...(0,github/* repoParams */.Vt)(repository),
+        basehead: `${base}...${head}`,
+        per_page: 100
+    });
+    const data = r.data;
+    // The API lists oldest first; the record lists newest first, as `git log` does.
+    const commits = (data.commits ?? [])
+        .map(c => ({
+        sha: c.sha ?? '',
+        subject: (c.commit?.message ?? '').split('\n')[0],
+        author: c.author?.login ? `@${c.author.login}` : (c.commit?.author?.name ?? '')
+    }))
+        .reverse();
+    return { commits: commits.slice(0, MAX_LISTED), total: data.total_commits ?? commits.length };
+}
+/**
+ * Why this deploy happens: the `reason` input, else the pull request's title, else the pushed
+ * commit's message (from the event, or from the local clone).
+ */
+async function deployReason(opts) {
+    if (opts.reason)
+        return { text: opts.reason, source: 'reason' };
+    if (opts.pr?.title)
+        return { text: opts.pr.title, source: 'pull-request' };
+    const head = opts.event?.payload
+        ?.head_commit;
+    if (typeof head?.message === 'string' && head.message.trim() && (!head.id || head.id === opts.commit))
+        return { text: head.message.trim(), source: 'commit' };
+    if (!FULL_SHA.test(opts.commit))
+        return undefined;
+    const r = await new scan_range/* Git */.T(opts.repoDir)
+        .run(['log', '-1', '--format=%B', opts.commit], 30_000)
+        .catch(() => undefined);
+    const text = r?.code === 0 ? r.stdout.trim() : '';
+    return text ? { text, source: 'commit' } : undefined;
+}
+
+// EXTERNAL MODULE: ./src/scan/pre-deploy.ts + 3 modules
+var pre_deploy = __nccwpck_require__(2050);
+;// CONCATENATED MODULE: ./src/report/record.ts
+
+/** What stopped a blocked deploy: the test command, the secret scan, or unhealthy production. */
+function blockedReason(result, testsFailed = false) {
+    if (result.status !== 'blocked')
+        return undefined;
+    if (testsFailed)
+        return 'tests';
+    return result.blockedBy !== undefined ? 'secrets' : 'health';
+}
+const HEADLINE = {
+    deployed: '✅ Deployed',
+    switched: '🔀 Switched (not verified yet)',
+    checked: '🔎 Pre-deploy checks passed',
+    'rolled-back': '↩️ Rolled back',
+    'rollback-failed': '🔥 Rollback FAILED',
+    failed: '❌ Failed (nothing changed)',
+    'failed-live': '❌ Failed, and the failed release is live',
+    blocked: '⛔ Blocked before the deploy'
+};
+/** A failed first deploy was not rolled back to anything: its headline says so. */
+function headline(r) {
+    if (r.status === 'rolled-back' && rolledBackHosts(r).restored.length === 0)
+        return '↩️ Taken down (nothing is live)';
+    return HEADLINE[r.status];
+}
+const BLOCKED_TEXT = {
+    tests: 'the test command failed',
+    secrets: 'the secret scan found secrets or could not run',
+    health: 'production was already unhealthy'
+};
+function statusText(input) {
+    const r = input.result;
+    switch (r.status) {
+        case 'deployed':
+            return `✅ deployed: every host serves \`${r.releaseId}\`, verified healthy${r.reused ? ' (the release was already on the hosts and verified: only switched)' : ''}`;
+        case 'checked':
+            return '🔎 the pre-deploy gates passed; nothing was changed';
+        case 'switched':
+            return `🔀 switched: every host runs \`${r.releaseId}\`; the post-deploy checks decide whether it stays`;
+        case 'rolled-back': {
+            // A host with no release before this one had the failed release taken down: nothing
+            // serves there, and the record must not say that something earlier does.
+            const { restored, takenDown } = rolledBackHosts(r);
+            if (restored.length === 0)
+                return '↩️ taken down: the release failed and there was no release before it, so nothing is live now';
+            const back = `the previous release${r.previousRelease ? ` \`${r.previousRelease}\`` : ''} serves again`;
+            if (takenDown.length === 0)
+                return `↩️ rolled back: the release failed, ${back} and passed its checks`;
+            return `↩️ rolled back: the release failed; ${back} on ${names(restored)} and passed its checks; ${names(takenDown)} had no release before: taken down, nothing is live there`;
+        }
+        case 'rollback-failed':
+            return '🔥 the release failed and the ROLLBACK FAILED: a host needs a person now (see Rollback plan)';
+        case 'failed':
+            return '❌ failed before the service was touched: nothing changed';
+        case 'failed-live':
+            return '❌ failed, and rollback is off: the failed release is live';
+        case 'blocked':
+            return `⛔ blocked before the deploy, nothing changed: ${input.blockedBy ? BLOCKED_TEXT[input.blockedBy] : 'a pre-deploy gate failed'}${input.blockedBy === 'secrets' && input.findings?.length ? ` (${input.findings.length} finding${input.findings.length === 1 ? '' : 's'})` : ''}`;
+    }
+}
+/** Table cells hold one line, no pipes. */
+function cell(text) {
+    return text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ').trim();
+}
+/** Text from commits and PRs must not ping people or open HTML: @names and `<` are defused. */
+function inert(text) {
+    return text.replace(/@(?=[A-Za-z0-9_-])/g, '@\u200b').replace(/</g, '&lt;');
+}
+function duration(ms) {
+    if (ms < 1000)
+        return `${Math.max(0, Math.round(ms))} ms`;
+    if (ms < 120_000)
+        return `${(ms / 1000).toFixed(1)} s`;
+    return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+}
+function fence(text, lang = '') {
+    // A fence longer than any backtick run inside, so log lines cannot close it.
+    const longest = Math.max(2, ...[...text.matchAll(/`+/g)].map(m => m[0].length));
+    const f = '`'.repeat(longest + 1);
+    return [`${f}${lang}`, text.trimEnd(), f];
+}
+function shortSha(sha) {
+    return /^[0-9a-f]{40}$/.test(sha) ? sha.slice(0, 7) : sha;
+}
+function commitLink(run, sha) {
+    return run.repository && /^[0-9a-f]{40}$/.test(sha)
+        ? `[\`${shortSha(sha)}\`](${run.serverUrl}/${run.repository}/commit/${sha})`
+        : `\`${shortSha(sha)}\``;
+}
+/** Stopped before any host was contacted (the test command): nothing about the hosts is known. */
+function untouched(r) {
+    return r.hosts.length === 0;
+}
+/** Hosts rolled back to a release they had before, and hosts whose failed first release was taken down. */
+function rolledBackHosts(r) {
+    const back = r.hosts.filter(h => h.outcome === 'rolled-back');
+    return { restored: back.filter(h => h.previousRelease), takenDown: back.filter(h => !h.previousRelease) };
+}
+function names(hosts) {
+    return hosts.map(h => cell(h.name)).join(', ');
+}
+/** The host's state was read (its probe step ran): what it reported live is known. */
+function wasRead(h) {
+    return h.steps.some(s => s.id === 'probe' && s.ok);
+}
+/**
+ * What served before this run, from what the hosts reported: the release the deploy replaced,
+ * else the release \`current\` named when the host was read, else the release the host's record
+ * says was deployed last. \`none\` only when a host was read and reported nothing live;
+ * \`unread\` when no host was read at all.
+ */
+function liveBefore(r) {
+    if (r.previousRelease)
+        return { kind: 'release', id: r.previousRelease };
+    for (const h of r.hosts) {
+        const id = h.previousRelease ?? h.liveBefore ?? h.previousDeploy?.release;
+        if (id)
+            return { kind: 'release', id };
+    }
+    return r.hosts.some(wasRead) ? { kind: 'none' } : { kind: 'unread' };
+}
+function header(input) {
+    const { result: r, run } = input;
+    const ref = run.ref.replace(/^refs\/(heads|tags)\//, '');
+    const secs = r.finishedAt.getTime() - r.startedAt.getTime();
+    const before = liveBefore(r);
+    const previous = before.kind === 'release'
+        ? `previous: \`${before.id}\``
+        : before.kind === 'none'
+            ? 'first deploy'
+            : untouched(r)
+                ? 'previous: not read (no host was contacted)'
+                : 'previous: not read (no host was read)';
+    const rows = [
+        // The environment is in the heading; its URL goes with the release it now serves.
+        [
+            'Release',
+            `${r.releaseId ? `\`${r.releaseId}\`` : 'none: no release to go back to was found'} (${previous})${input.environmentUrl ? ` · [${cell(input.environmentUrl)}](${input.environmentUrl})` : ''}`
+        ],
+        [
+            'Commit',
+            `${commitLink(run, run.commit)} on \`${cell(ref)}\` by ${cell(run.actor)}${run.runUrl ? ` · run [${run.runId}](${run.runUrl})` : ''}`
+        ],
+        ['Started', `${r.startedAt.toISOString()} · took ${duration(secs)}`]
+    ];
+    return [
+        `## ${headline(r)}: ${cell(input.environment)}${r.releaseId ? ` \`${r.releaseId}\`` : ''}`,
+        '',
+        `| **Status** | ${statusText(input)} |`,
+        '| --- | --- |',
+        ...rows.map(([k, v]) => `| **${k}** | ${v} |`),
+        ''
+    ];
+}
+function whySection(input) {
+    if (input.pr)
+        return [
+            `**Why:** Pull request [#${input.pr.number}](${input.pr.url}): ${inert(cell(input.pr.title))}`,
+            ''
+        ];
+    if (input.why) {
+        const [first = '', ...rest] = input.why.text.trim().split('\n');
+        const from = input.why.source === 'reason' ? 'reason given' : 'commit message';
+        // The first line inline; a body (a commit message's) quoted below it, ten lines at most.
+        const body = rest.join('\n').trim() ? rest.join('\n').trim().split('\n').slice(0, 9) : [];
+        return [
+            `**Why** (${from}): ${inert(cell(first))}`,
+            ...(body.length ? ['', ...body.map(l => `> ${inert(l)}`)] : []),
+            ''
+        ];
+    }
+    return ['**Why:** _no reason was given (the `reason` input, or `--reason` on the command line)._', ''];
+}
+/** Commits listed in the record; the compare link has the rest. */
+const COMMITS_SHOWN = 5;
+function changesSection(input) {
+    const c = input.changes;
+    if (!c)
+        return [];
+    const lines = [];
+    if (c.commits.length) {
+        const shown = c.commits.slice(0, COMMITS_SHOWN);
+        const newest = c.total > shown.length ? `, the ${shown.length} newest` : '';
+        lines.push(`**Changes:** ${c.total} commit${c.total === 1 ? '' : 's'}${c.base ? ` since \`${shortSha(c.base)}\`` : ''}${c.compareUrl ? ` ([compare](${c.compareUrl}))` : ''}${newest}${c.note ? `. _${c.note}_` : ''}`);
+        for (const k of shown)
+            lines.push(`- ${commitLink(input.run, k.sha)} ${inert(cell(k.subject))} (${inert(cell(k.author))})`);
+    }
+    else if (c.note) {
+        lines.push(`**Changes:** _${c.note}_${c.compareUrl && !c.note.startsWith('The same') ? ` ([compare](${c.compareUrl}))` : ''}`);
+    }
+    else if (c.compareUrl)
+        lines.push(`**Changes:** [compare](${c.compareUrl})`);
+    else
+        return [];
+    lines.push('');
+    return lines;
+}
+/** The secrets the scan found: rule, file, line and commit of each; never the secret itself. */
+function findingsSection(input) {
+    const found = input.findings ?? [];
+    if (found.length === 0)
+        return [];
+    const root = (input.artifactRoot ?? '.').replace(/\/+$/, '');
+    const shown = found.slice(0, 20);
+    const lines = [
+        `### Secrets found: ${found.length}`,
+        '',
+        '| rule | file | line | commit |',
+        '| --- | --- | --- | --- |',
+        ...shown.map(f => {
+            const file = f.source === 'artifact' && root !== '.' ? `${root}/${f.file}` : f.file;
+            const commit = f.commit ? commitLink(input.run, f.commit) : '(the artifact, not a commit)';
+            return `| ${cell(f.rule)} | \`${cell(file)}\` | ${f.line} | ${commit} |`;
+        })
+    ];
+    if (found.length > shown.length)
+        lines.push(`| … and ${found.length - shown.length} more | | | |`);
+    lines.push('', 'Rotate each secret first (it is already exposed), then remove it. A false positive: allowlist it in `.gitleaks.toml`, or add its fingerprint to `.gitleaksignore`.', '');
+    return lines;
+}
+function checkKey(c, deployHost, manyHosts) {
+    if (c.host)
+        return `${c.name} @ ${c.host}`;
+    return manyHosts && deployHost ? `${c.name} (after ${deployHost})` : c.name;
+}
+function verdict(c) {
+    if (!c)
+        return '—';
+    return `${c.ok ? '✅ pass' : '❌ fail'} (${duration(c.durationMs)})`;
+}
+function healthSection(input) {
+    const r = input.result;
+    const many = r.hosts.length > 1;
+    const before = new Map();
+    const after = new Map();
+    const restored = new Map();
+    for (const c of r.preChecks)
+        before.set(checkKey(c, undefined, false), c);
+    for (const h of r.hosts) {
+        for (const c of h.checks)
+            after.set(checkKey(c, h.name, many), c);
+        for (const c of h.rollbackChecks)
+            restored.set(checkKey(c, h.name, many), c);
+    }
+    // A check run from here after each host that passed every time is one row, not one per host.
+    const merged = new Map();
+    if (many && restored.size === 0) {
+        const runs = r.hosts.map(h => h.checks.filter(c => !c.host));
+        for (const name of new Set(runs.flat().map(c => c.name))) {
+            const all = runs.map(list => list.find(c => c.name === name));
+            if (!all.every((c) => c !== undefined && c.ok))
+                continue;
+            r.hosts.forEach(h => after.delete(`${name} (after ${h.name})`));
+            after.set(name, all.reduce((a, b) => (b.durationMs > a.durationMs ? b : a)));
+            merged.set(name, all.length);
+        }
+    }
+    const keys = [...new Set([...before.keys(), ...after.keys(), ...restored.keys()])];
+    if (untouched(r))
+        return ['**Health:** _not checked: the deploy stopped before any host was contacted._', ''];
+    if (keys.length === 0)
+        return ['**Health:** _no health check ran._', ''];
+    const withRollback = restored.size > 0;
+    const lines = [
+        `| health check | before | after${withRollback ? ' | after rollback' : ''} | detail |`,
+        `| --- | --- | ---${withRollback ? ' | ---' : ''} | --- |`
+    ];
+    for (const k of keys) {
+        // A key like "api (after web-1)" pairs with the plain "api" of the pre-deploy run.
+        const pre = before.get(k) ?? before.get(k.replace(/ \(after [^)]*\)$/, ''));
+        const post = after.get(k);
+        const rb = restored.get(k);
+        const detail = [post, rb, pre].find(c => c && !c.ok)?.reason ?? post?.reason ?? pre?.reason ?? '';
+        lines.push(`| ${cell(k)} | ${verdict(pre)} | ${merged.has(k) ? `✅ pass after each of ${merged.get(k)} hosts (slowest ${duration(post.durationMs)})` : verdict(post)}${withRollback ? ` | ${verdict(rb)}` : ''} | ${inert(cell(detail).slice(0, 200))} |`);
+    }
+    lines.push('');
+    return lines;
+}
+function hostsSection(input) {
+    const r = input.result;
+    if (r.hosts.length === 0)
+        return [];
+    const icon = {
+        deployed: '✅ deployed',
+        switched: '🔀 switched, not verified yet',
+        'rolled-back': '↩️ rolled back',
+        'rollback-failed': '🔥 rollback failed',
+        failed: '❌ failed, nothing changed',
+        'failed-live': '❌ failed, failed release live',
+        'not-started': '⏸️ not started'
+    };
+    const lines = ['| host | result | now serving | time |', '| --- | --- | --- | --- |'];
+    for (const h of r.hosts) {
+        const serving = h.outcome === 'deployed' || h.outcome === 'failed-live' || h.outcome === 'switched'
+            ? `\`${r.releaseId}\``
+            : h.previousRelease
+                ? `\`${h.previousRelease}\``
+                : h.outcome === 'rollback-failed'
+                    ? 'unknown'
+                    : h.liveBefore || h.previousDeploy
+                        ? `\`${h.liveBefore ?? h.previousDeploy.release}\``
+                        : wasRead(h)
+                            ? h.outcome === 'rolled-back'
+                                ? 'nothing (taken down; no release before)'
+                                : 'nothing (first deploy)'
+                            : 'not read';
+        const ms = h.steps.reduce((a, s) => a + s.ms, 0);
+        lines.push(`| ${cell(h.name)} | ${icon[h.outcome]} | ${serving} | ${duration(ms)} |`);
+    }
+    lines.push('');
+    return lines;
+}
+function rollbackSection(input) {
+    const r = input.result;
+    const lines = [];
+    const stuck = r.hosts.filter(h => h.recovery);
+    if (stuck.length) {
+        lines.push('### Rollback plan', '', '**The automatic rollback did not finish. Recover by hand:**', '');
+        for (const h of stuck)
+            lines.push(...fence(h.recovery, 'sh'), '');
+    }
+    const say = (text) => [...lines, `**Rollback plan:** ${text}`, ''];
+    const before = liveBefore(r);
+    const prev = before.kind === 'release' ? before.id : undefined;
+    if (untouched(r))
+        return say('nothing to do: no host was contacted, so nothing changed.');
+    if (r.status === 'rolled-back') {
+        const { restored, takenDown } = rolledBackHosts(r);
+        if (restored.length === 0)
+            return say('done: the failed release was taken down; there was no release before it, so nothing is live. A fixed release is the way forward.');
+        if (takenDown.length)
+            return say(`done: ${names(restored)} ${restored.length === 1 ? 'was' : 'were'} returned to \`${prev}\` and verified; on ${names(takenDown)} the failed release was taken down and nothing is live (no release before).`);
+        return say(`done: every host was returned to \`${prev}\` and verified.`);
+    }
+    if (!prev)
+        return before.kind === 'unread'
+            ? say('not known: no host was read, so what serves is not known from this run.')
+            : r.status === 'failed' || r.status === 'blocked' || r.status === 'checked'
+                ? say('nothing to do: no release was live before this one, and nothing was changed.')
+                : say('no release was live before this one: going back means stopping the service.');
+    if (r.status === 'failed' || r.status === 'blocked' || r.status === 'checked')
+        return say(`nothing to do: \`${prev}\` still serves; nothing was changed.`);
+    const source = r.hosts.find(h => h.previousDeploy?.release === prev)?.previousDeploy;
+    lines.push(`**Rollback plan:** to return to \`${prev}\`${source ? ` (commit ${commitLink(input.run, source.commit)}, deployed ${source.time})` : ''}, either:`);
+    lines.push(source?.runUrl
+        ? `1. Re-run the workflow run that deployed it: [${source.runUrl.replace(/^https?:\/\/[^/]+\//, '')}](${source.runUrl}) → **Re-run all jobs**. Its release is still on the hosts, so it only switches back and checks.`
+        : '1. Re-run the workflow run that deployed it (not recorded on the hosts: it was not deployed from a workflow).');
+    const config = input.configPath ? ` --config ${input.configPath}` : '';
+    lines.push(`2. From a terminal: \`deployguard rollback${config} --to ${prev}\``, '');
+    return lines;
+}
+function debugSection(input) {
+    const failed = input.result.hosts.filter(h => h.outcome !== 'deployed' && h.outcome !== 'not-started' && (h.error || h.logTail || h.keptAt));
+    if (failed.length === 0)
+        return [];
+    const lines = ['### Debugging the failed release', ''];
+    for (const h of failed) {
+        lines.push(`**${cell(h.name)}**`, '');
+        const bad = h.checks.filter(c => !c.ok);
+        for (const c of bad)
+            lines.push(`- check **${cell(c.name)}** failed: ${inert(cell(c.reason))}`);
+        // The error is already under "What went wrong" when it is the deploy's own.
+        if (h.error && bad.length === 0 && !input.result.error?.includes(h.error))
+            lines.push(...fence(h.error));
+        if (h.keptAt)
+            lines.push(`- the failed release is kept on the host at \`${h.keptAt}\``);
+        lines.push('');
+        if (h.logTail)
+            lines.push("The service's last log lines:", '', ...fence(h.logTail), '');
+    }
+    return lines;
+}
+/** Which part of the deploy a host step belongs to, for the timeline. */
+function stepPhase(s) {
+    if (s.undo)
+        return 'Rollback';
+    switch (s.id) {
+        case 'lock':
+        case 'probe':
+            return 'Lock and read';
+        case 'stage':
+        case 'upload':
+            return 'Upload';
+        case 'verify':
+            return 'Verify checksums';
+        case 'stop':
+        case 'switch':
+        case 'start':
+            return 'Stop, switch, start';
+        case 'running':
+            return 'Running check';
+        case 'checks':
+            return 'Health and stability';
+        case 'mark-good':
+            return 'Finish';
+        default:
+            return 'Prepare';
+    }
+}
+/** The gates, then each host's steps merged into phases, in time order. */
+function timeline(input) {
+    const bars = [];
+    for (const p of [...(input.extraPhases ?? []), ...input.result.phases])
+        bars.push({ section: 'Gates', name: p.name, start: p.start, end: p.start + p.ms, ok: p.ok });
+    for (const h of input.result.hosts) {
+        let cur;
+        for (const s of h.steps) {
+            const name = stepPhase(s);
+            if (cur && cur.name === name) {
+                cur.end = Math.max(cur.end, s.at + s.ms);
+                cur.ok &&= s.ok;
+            }
+            else {
+                if (cur)
+                    bars.push({ section: h.name, ...cur });
+                cur = { name, start: s.at, end: s.at + s.ms, ok: s.ok };
+            }
+        }
+        if (cur)
+            bars.push({ section: h.name, ...cur });
+    }
+    return bars.sort((a, b) => a.start - b.start);
+}
+/**
+ * The timeline, folded: one row per place (the gates, then each host) with its phases in order,
+ * and every step of a host that did not deploy cleanly. Each host's deployments.jsonl keeps the
+ * rest (`deployguard history`).
+ */
+function timelineSection(input) {
+    const bars = timeline(input);
+    const r = input.result;
+    const t0 = Math.min(r.startedAt.getTime(), ...bars.map(b => b.start));
+    const total = duration(r.finishedAt.getTime() - r.startedAt.getTime());
+    const lines = [`<details><summary>Timeline and steps (${total} in all)</summary>`, ''];
+    const sections = [...new Set(bars.map(b => b.section))];
+    if (sections.length) {
+        lines.push('| where | starts at | phases, in order |', '| --- | --- | --- |');
+        for (const section of sections) {
+            const own = bars.filter(b => b.section === section);
+            const phases = own
+                .map(b => `${b.ok ? '' : '❌ '}${cell(b.name)} ${duration(b.end - b.start)}`)
+                .join(' · ');
+            lines.push(`| ${cell(section)} | +${duration(own[0].start - t0)} | ${phases} |`);
+        }
+        lines.push('');
+    }
+    for (const h of r.hosts.filter(x => x.steps.length && x.outcome !== 'deployed')) {
+        lines.push(`**Steps on ${cell(h.name)}**`, '', '| step | result | took |', '| --- | --- | --- |');
+        for (const st of h.steps)
+            lines.push(`| ${st.undo ? '↩️ ' : ''}${cell(st.title)} | ${st.ok ? '✅' : `❌ ${inert(cell(st.detail ?? '')).slice(0, 300)}`} | ${duration(st.ms)} |`);
+        lines.push('');
+    }
+    // `</details>` may follow a paragraph directly: an HTML block of its kind ends one.
+    lines.push('Written by deployguard. Each host keeps this deploy in its deployments.jsonl (`deployguard history`).', '</details>', '');
+    return lines;
+}
+function errorSection(input) {
+    const e = input.result.error;
+    if (!e || input.result.status === 'deployed')
+        return [];
+    // The findings have their own table: their error's list would say the same again.
+    const text = input.findings?.length
+        ? e.split('\n')[0].replace(/:$/, '.')
+        : e.split('\n').slice(0, 40).join('\n');
+    return ['### What went wrong', '', ...fence(text), ''];
+}
+/** The whole record as Markdown, starting with the hidden marker that finds its comment again. */
+function renderRecord(input) {
+    return [
+        recordMarker(input.environment),
+        ...header(input),
+        ...whySection(input),
+        ...errorSection(input),
+        ...findingsSection(input),
+        ...changesSection(input),
+        ...healthSection(input),
+        ...hostsSection(input),
+        ...rollbackSection(input),
+        ...debugSection(input),
+        ...timelineSection(input)
+    ].join('\n');
+}
+
+;// CONCATENATED MODULE: ./src/report/deliver.ts
+
+
+
+
+
+/** The record's file name: environment and release, reduced to safe characters. */
+function recordFileName(environment, release) {
+    const safe = (s) => s.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 80);
+    return `deployguard-record-${safe(environment)}-${safe(release)}.md`;
+}
+/** Where the comment goes for the `comment` setting, given the PR found (if any). */
+function commentTargets(mode, pr, sha) {
+    const onPr = pr ? [{ kind: 'pr', number: pr.number }] : [];
+    const onCommit = /^[0-9a-f]{40}$/.test(sha) ? [{ kind: 'commit', sha }] : [];
+    switch (mode) {
+        case 'none':
+            return [];
+        case 'pr':
+            return onPr;
+        case 'commit':
+            return onCommit;
+        case 'both':
+            return [...onPr, ...onCommit];
+        case 'auto':
+            return onPr.length ? onPr : onCommit;
+    }
+}
+async function deliverRecord(o) {
+    const { settings, result } = o;
+    const live = result.hosts.find(h => h.previousDeploy)?.previousDeploy;
+    const before = liveBefore(result);
+    const changes = await changesSince({
+        hostsRead: before.kind !== 'unread',
+        live: before.kind === 'release' ? before.id : undefined,
+        repoDir: o.workspace,
+        base: live?.commit ?? result.lastDeployedCommit,
+        head: settings.run.commit,
+        api: o.api,
+        repository: settings.run.repository,
+        serverUrl: settings.run.serverUrl,
+        log: o.log
+    });
+    const markdown = o.redact(renderRecord({
+        environment: settings.environment,
+        result,
+        run: settings.run,
+        environmentUrl: settings.report.environmentUrl,
+        why: o.why,
+        pr: o.pr,
+        changes,
+        blockedBy: o.blockedBy,
+        findings: (0,pre_deploy/* reportOf */.EI)(result.blockedBy)?.scan?.findings,
+        artifactRoot: settings.artifact ? (0,pre_deploy/* artifactRootOf */.YM)(o.workspace, settings.artifact) : undefined,
+        extraPhases: o.extraPhases,
+        configPath: settings.configPath
+    }));
+    // The release the run ended on (a reused or rolled-back-to one), not the fresh id it started with.
+    const name = recordFileName(settings.environment, result.releaseId || 'none');
+    let path = '';
+    try {
+        path = (0,private_dir/* writePrivateFile */.Pl)(o.outDir, name, markdown);
+    }
+    catch (err) {
+        o.log.warn(`the deployment record could not be written to ${o.outDir}: ${err.message}`);
+    }
+    const comments = [];
+    const targets = commentTargets(settings.report.comment, o.pr, o.commentSha ?? settings.run.commit);
+    if (targets.length && (!o.api || !settings.run.repository)) {
+        o.log.info('The deployment record is in the job summary only: commenting needs the `github-token` input and GITHUB_REPOSITORY.');
+    }
+    else if (settings.report.comment === 'pr' && !o.pr) {
+        o.log.info('No pull request belongs to this deploy; no comment was posted (comment: pr).');
+    }
+    if (o.api && settings.run.repository) {
+        const api = o.api;
+        const repository = settings.run.repository;
+        const marker = recordMarker(settings.environment);
+        for (const on of targets) {
+            const body = fitComment(markdown, 'the job summary');
+            const done = await attempt(on.kind === 'pr' ? 'comment on the pull request' : 'comment on the commit', o.log, () => upsertComment(api, repository, on, marker, body));
+            if (done) {
+                comments.push(done.url);
+                o.log.info(`deployment record ${done.action} on the ${on.kind === 'pr' ? `pull request #${on.number}` : `commit ${on.sha.slice(0, 7)}`}: ${done.url}`);
+            }
+        }
+    }
+    return { markdown, path, comments };
+}
+/**
+ * A GitHub deployment, marked in progress, when `github-deployment` is on. Off by default: a job
+ * that runs in an `environment:` already gets one from GitHub, and a second would duplicate it.
+ */
+async function startGithubDeployment(settings, api, log) {
+    if (!settings.report.githubDeployment)
+        return undefined;
+    if (!api || !settings.run.repository || !/^[0-9a-f]{40}$/.test(settings.run.commit)) {
+        log.warn('github-deployment is on, but there is no github-token, GITHUB_REPOSITORY or commit: skipped.');
+        return undefined;
+    }
+    const repository = settings.run.repository;
+    return attempt('create a GitHub deployment', log, async () => {
+        const id = await createDeployment(api, repository, {
+            sha: settings.run.commit,
+            environment: settings.environment,
+            description: `deployguard: release ${settings.releaseId}`
+        });
+        if (id !== undefined)
+            await setDeploymentStatus(api, repository, id, {
+                state: 'in_progress',
+                logUrl: settings.run.runUrl,
+                description: 'deploying'
+            });
+        return id;
+    });
+}
+async function finishGithubDeployment(settings, api, id, status, log) {
+    if (id === undefined || !api || !settings.run.repository)
+        return;
+    const repository = settings.run.repository;
+    await attempt('create a GitHub deployment', log, () => setDeploymentStatus(api, repository, id, {
+        state: status === 'deployed' ? 'success' : 'failure',
+        environmentUrl: status === 'deployed' ? settings.report.environmentUrl : undefined,
+        logUrl: settings.run.runUrl,
+        description: `deployguard: ${status}`
+    }));
+}
+
+;// CONCATENATED MODULE: ./src/pipeline.ts
+
+
+
+
+
+
+
+
+/** Runs the whole sequence; errors (a ConfigError first of all) are the host's to report. */
+async function runPipeline(host, request) {
+    const settings = host.settings(request.ships ? 'deploy' : 'hosts');
+    if (settings.dryRun && request.ships)
+        return host.showPlan(settings, await (0,deploy/* dryRun */.PA)(settings));
+    const mode = request.mode(settings);
+    const abort = new AbortController();
+    const stopListening = host.onCancel(() => abort.abort());
+    try {
+        const { log, workspace } = host;
+        const outDir = (0,private_dir/* privateDir */.XK)();
+        const github = host.github?.(settings);
+        const gateOpts = {
+            workspace,
+            env: host.env,
+            log,
+            outDir,
+            event: github?.event,
+            signal: abort.signal,
+            onFinding: host.onFinding && ((f) => host.onFinding(f, settings))
+        };
+        const pr = github
+            ? await findPullRequest(github.api, settings.run.repository, github.event, settings.run.commit, log)
+            : undefined;
+        // Outside Actions, the hosts' records carry only a reason given on purpose.
+        const why = github
+            ? await deployReason({
+                reason: settings.report.reason,
+                pr,
+                event: github.event,
+                repoDir: workspace,
+                commit: settings.run.commit
+            })
+            : undefined;
+        // The gates belong to the whole run and to pre-deploy; the deploy phase trusts the pre-deploy
+        // job before it, post-deploy and rollback ship nothing new.
+        const gated = mode.kind === 'full' || mode.kind === 'pre';
+        const testStart = Date.now();
+        const failedTests = gated
+            ? await (0,pre_deploy/* testGate */.WX)(settings, gateOpts).then(() => undefined, (err) => err ?? new Error('the test command failed'))
+            : undefined;
+        const testPhases = gated && settings.preDeploy.testCommand
+            ? [{ name: 'Tests', start: testStart, ms: Date.now() - testStart, ok: failedTests === undefined }]
+            : [];
+        let scan;
+        let result;
+        let deploymentId;
+        if (failedTests !== undefined) {
+            result = (0,execute/* blockedResult */.m7)(settings, failedTests, new Date(testStart));
+        }
+        else {
+            if (github && (mode.kind === 'full' || mode.kind === 'switch'))
+                deploymentId = await startGithubDeployment(settings, github.api, log);
+            const held = new Map();
+            result = await (0,deploy/* runDeploy */.zt)(settings, {
+                log,
+                signal: abort.signal,
+                why: github ? why?.text : settings.report.reason,
+                redact: host.redact,
+                beforeChanges: gated
+                    ? async ({ lastDeployedCommit }) => {
+                        scan = await (0,pre_deploy/* secretGate */._D)(settings, { ...gateOpts, lastDeployedCommit });
+                    }
+                    : undefined,
+                onLock: host.saveLocks
+                    ? (h, isHeld, token) => {
+                        if (isHeld)
+                            held.set(h.name, token);
+                        else
+                            held.delete(h.name);
+                        host.saveLocks([...held.entries()]);
+                    }
+                    : undefined
+            }, mode);
+        }
+        const run = {
+            settings,
+            mode,
+            result,
+            failedTests,
+            scanned: scan ?? (0,pre_deploy/* reportOf */.EI)(result.blockedBy)?.scan,
+            blockedBy: blockedReason(result, failedTests !== undefined),
+            testPhases,
+            why,
+            pr
+        };
+        host.outputs?.(run);
+        const wanted = host.record(run);
+        let record;
+        if (wanted) {
+            record = await deliverRecord({
+                settings: wanted.post ? settings : { ...settings, report: { ...settings.report, comment: 'none' } },
+                result,
+                api: wanted.post ? github?.api : undefined,
+                pr,
+                why: github
+                    ? why
+                    : await deployReason({
+                        reason: settings.report.reason,
+                        repoDir: workspace,
+                        commit: settings.run.commit
+                    }),
+                blockedBy: run.blockedBy,
+                findings: run.scanned?.findings.length,
+                extraPhases: testPhases,
+                workspace,
+                outDir,
+                log,
+                redact: host.redact,
+                commentSha: pr?.headSha && /^pull_request/.test(github?.event?.name ?? '') ? pr.headSha : undefined
+            });
+            host.recorded?.(record, run);
+        }
+        if (github)
+            await finishGithubDeployment(settings, github.api, deploymentId, result.status, log);
+        return await host.finish(run, record);
+    }
+    finally {
+        stopListening();
     }
 }
 
@@ -64414,278 +65369,6 @@ function remoteCommandLine(script) {
 
 /***/ }),
 
-/***/ 5585:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-"use strict";
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   q1: () => (/* binding */ deployReason),
-/* harmony export */   sR: () => (/* binding */ changesSince)
-/* harmony export */ });
-/* unused harmony export MAX_LISTED */
-/* harmony import */ var _io_github_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4591);
-/* harmony import */ var _scan_range_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4433);
-/* harmony import */ var _publish_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(1127);
-
-
-
-/** The record lists this many commits and links the compare view for the rest. */
-const MAX_LISTED = 50;
-const FULL_SHA = /^[0-9a-f]{40}$/;
-/**
- * The commits between the last deployed commit (from the hosts' records) and this one: from the
- * local clone when it has them, else from GitHub's compare API, else only the compare link.
- */
-async function changesSince(opts) {
-    const { base, head } = opts;
-    if (!base)
-        return {
-            head,
-            commits: [],
-            total: 0,
-            note: opts.hostsRead === false
-                ? 'The commits since the last deployment are not known: no host was read.'
-                : opts.live
-                    ? `No earlier deployment's commit is recorded on the hosts (\`${opts.live}\` is live).`
-                    : 'First deploy: no earlier deployment is recorded on the hosts.'
-        };
-    const compareUrl = opts.repository && FULL_SHA.test(base) && FULL_SHA.test(head)
-        ? `${opts.serverUrl}/${opts.repository}/compare/${base}...${head}`
-        : undefined;
-    // Only real commits can be the same: two unknown ones (a run outside a git checkout) say nothing.
-    const unlisted = !FULL_SHA.test(head)
-        ? "This deploy's commit is not known (not run from a git checkout): the changes since the last deployment are not listed."
-        : base === head
-            ? 'The same commit as the last deployment (a re-deploy).'
-            : !FULL_SHA.test(base)
-                ? "The last deployment's commit is not known (it was not deployed from a git checkout): the changes since are not listed."
-                : undefined;
-    if (unlisted)
-        return { base, head, commits: [], total: 0, note: unlisted };
-    const local = await fromGit(opts.repoDir, base, head);
-    if (local)
-        return { base, head, compareUrl, ...local };
-    if (opts.api && opts.repository) {
-        const api = opts.api;
-        const repository = opts.repository;
-        const remote = await (0,_publish_js__WEBPACK_IMPORTED_MODULE_2__/* .attempt */ .CD)('list the commits since the last deploy', opts.log, () => fromApi(api, repository, base, head));
-        if (remote)
-            return { base, head, compareUrl, ...remote };
-    }
-    return {
-        base,
-        head,
-        compareUrl,
-        commits: [],
-        total: 0,
-        note: 'The commit list is not available here (shallow clone, no API access): see the compare link.'
-    };
-}
-async function fromGit(dir, base, head) {
-    const git = new _scan_range_js__WEBPACK_IMPORTED_MODULE_1__/* .Git */ .T(dir);
-    const range = `${base}..${head}`;
-    const count = await git.run(['rev-list', '--count', range], 30_000).catch(() => undefined);
-    if (!count || count.code !== 0)
-        return undefined;
-    const log = await git.run(['log', `--max-count=${MAX_LISTED}`, '--format=%H%x1f%an%x1f%s', range], 30_000);
-    if (log.code !== 0)
-        return undefined;
-    const commits = log.stdout
-        .split('\n')
-        .filter(Boolean)
-        .map(l => {
-        const [sha = '', author = '', subject = ''] = l.split('\x1f');
-        return { sha, author, subject };
-    });
-    return { commits, total: Number(count.stdout.trim()) || commits.length };
-}
-async function fromApi(api, repository, base, head) {
-    const r = await api.request('GET /repos/{owner}/{repo}/compare/{basehead}', {
-        ...(0,_io_github_js__WEBPACK_IMPORTED_MODULE_0__/* .repoParams */ .Vt)(repository),
-        basehead: `${base}...${head}`,
-        per_page: 100
-    });
-    const data = r.data;
-    // The API lists oldest first; the record lists newest first, as `git log` does.
-    const commits = (data.commits ?? [])
-        .map(c => ({
-        sha: c.sha ?? '',
-        subject: (c.commit?.message ?? '').split('\n')[0],
-        author: c.author?.login ? `@${c.author.login}` : (c.commit?.author?.name ?? '')
-    }))
-        .reverse();
-    return { commits: commits.slice(0, MAX_LISTED), total: data.total_commits ?? commits.length };
-}
-/**
- * Why this deploy happens: the `reason` input, else the pull request's title, else the pushed
- * commit's message (from the event, or from the local clone).
- */
-async function deployReason(opts) {
-    if (opts.reason)
-        return { text: opts.reason, source: 'reason' };
-    if (opts.pr?.title)
-        return { text: opts.pr.title, source: 'pull-request' };
-    const head = opts.event?.payload
-        ?.head_commit;
-    if (typeof head?.message === 'string' && head.message.trim() && (!head.id || head.id === opts.commit))
-        return { text: head.message.trim(), source: 'commit' };
-    if (!FULL_SHA.test(opts.commit))
-        return undefined;
-    const r = await new _scan_range_js__WEBPACK_IMPORTED_MODULE_1__/* .Git */ .T(opts.repoDir)
-        .run(['log', '-1', '--format=%B', opts.commit], 30_000)
-        .catch(() => undefined);
-    const text = r?.code === 0 ? r.stdout.trim() : '';
-    return text ? { text, source: 'commit' } : undefined;
-}
-
-
-/***/ }),
-
-/***/ 9029:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-"use strict";
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Lc: () => (/* binding */ deliverRecord),
-/* harmony export */   Qs: () => (/* binding */ finishGithubDeployment),
-/* harmony export */   ZX: () => (/* binding */ startGithubDeployment)
-/* harmony export */ });
-/* unused harmony exports recordFileName, commentTargets */
-/* harmony import */ var _io_private_dir_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8151);
-/* harmony import */ var _scan_pre_deploy_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2050);
-/* harmony import */ var _changes_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5585);
-/* harmony import */ var _publish_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(1127);
-/* harmony import */ var _record_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(4215);
-
-
-
-
-
-/** The record's file name: environment and release, reduced to safe characters. */
-function recordFileName(environment, release) {
-    const safe = (s) => s.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 80);
-    return `deployguard-record-${safe(environment)}-${safe(release)}.md`;
-}
-/** Where the comment goes for the `comment` setting, given the PR found (if any). */
-function commentTargets(mode, pr, sha) {
-    const onPr = pr ? [{ kind: 'pr', number: pr.number }] : [];
-    const onCommit = /^[0-9a-f]{40}$/.test(sha) ? [{ kind: 'commit', sha }] : [];
-    switch (mode) {
-        case 'none':
-            return [];
-        case 'pr':
-            return onPr;
-        case 'commit':
-            return onCommit;
-        case 'both':
-            return [...onPr, ...onCommit];
-        case 'auto':
-            return onPr.length ? onPr : onCommit;
-    }
-}
-async function deliverRecord(o) {
-    const { settings, result } = o;
-    const live = result.hosts.find(h => h.previousDeploy)?.previousDeploy;
-    const before = (0,_record_js__WEBPACK_IMPORTED_MODULE_4__/* .liveBefore */ .cH)(result);
-    const changes = await (0,_changes_js__WEBPACK_IMPORTED_MODULE_2__/* .changesSince */ .sR)({
-        hostsRead: before.kind !== 'unread',
-        live: before.kind === 'release' ? before.id : undefined,
-        repoDir: o.workspace,
-        base: live?.commit ?? result.lastDeployedCommit,
-        head: settings.run.commit,
-        api: o.api,
-        repository: settings.run.repository,
-        serverUrl: settings.run.serverUrl,
-        log: o.log
-    });
-    const markdown = o.redact((0,_record_js__WEBPACK_IMPORTED_MODULE_4__/* .renderRecord */ .sF)({
-        environment: settings.environment,
-        result,
-        run: settings.run,
-        environmentUrl: settings.report.environmentUrl,
-        why: o.why,
-        pr: o.pr,
-        changes,
-        blockedBy: o.blockedBy,
-        findings: (0,_scan_pre_deploy_js__WEBPACK_IMPORTED_MODULE_1__/* .reportOf */ .EI)(result.blockedBy)?.scan?.findings,
-        artifactRoot: settings.artifact ? (0,_scan_pre_deploy_js__WEBPACK_IMPORTED_MODULE_1__/* .artifactRootOf */ .YM)(o.workspace, settings.artifact) : undefined,
-        extraPhases: o.extraPhases,
-        configPath: settings.configPath
-    }));
-    // The release the run ended on (a reused or rolled-back-to one), not the fresh id it started with.
-    const name = recordFileName(settings.environment, result.releaseId || 'none');
-    let path = '';
-    try {
-        path = (0,_io_private_dir_js__WEBPACK_IMPORTED_MODULE_0__/* .writePrivateFile */ .Pl)(o.outDir, name, markdown);
-    }
-    catch (err) {
-        o.log.warn(`the deployment record could not be written to ${o.outDir}: ${err.message}`);
-    }
-    const comments = [];
-    const targets = commentTargets(settings.report.comment, o.pr, o.commentSha ?? settings.run.commit);
-    if (targets.length && (!o.api || !settings.run.repository)) {
-        o.log.info('The deployment record is in the job summary only: commenting needs the `github-token` input and GITHUB_REPOSITORY.');
-    }
-    else if (settings.report.comment === 'pr' && !o.pr) {
-        o.log.info('No pull request belongs to this deploy; no comment was posted (comment: pr).');
-    }
-    if (o.api && settings.run.repository) {
-        const api = o.api;
-        const repository = settings.run.repository;
-        const marker = (0,_publish_js__WEBPACK_IMPORTED_MODULE_3__/* .recordMarker */ .Iy)(settings.environment);
-        for (const on of targets) {
-            const body = (0,_publish_js__WEBPACK_IMPORTED_MODULE_3__/* .fitComment */ .pI)(markdown, 'the job summary');
-            const done = await (0,_publish_js__WEBPACK_IMPORTED_MODULE_3__/* .attempt */ .CD)(on.kind === 'pr' ? 'comment on the pull request' : 'comment on the commit', o.log, () => (0,_publish_js__WEBPACK_IMPORTED_MODULE_3__/* .upsertComment */ .lB)(api, repository, on, marker, body));
-            if (done) {
-                comments.push(done.url);
-                o.log.info(`deployment record ${done.action} on the ${on.kind === 'pr' ? `pull request #${on.number}` : `commit ${on.sha.slice(0, 7)}`}: ${done.url}`);
-            }
-        }
-    }
-    return { markdown, path, comments };
-}
-/**
- * A GitHub deployment, marked in progress, when `github-deployment` is on. Off by default: a job
- * that runs in an `environment:` already gets one from GitHub, and a second would duplicate it.
- */
-async function startGithubDeployment(settings, api, log) {
-    if (!settings.report.githubDeployment)
-        return undefined;
-    if (!api || !settings.run.repository || !/^[0-9a-f]{40}$/.test(settings.run.commit)) {
-        log.warn('github-deployment is on, but there is no github-token, GITHUB_REPOSITORY or commit: skipped.');
-        return undefined;
-    }
-    const repository = settings.run.repository;
-    return (0,_publish_js__WEBPACK_IMPORTED_MODULE_3__/* .attempt */ .CD)('create a GitHub deployment', log, async () => {
-        const id = await (0,_publish_js__WEBPACK_IMPORTED_MODULE_3__/* .createDeployment */ .Yy)(api, repository, {
-            sha: settings.run.commit,
-            environment: settings.environment,
-            description: `deployguard: release ${settings.releaseId}`
-        });
-        if (id !== undefined)
-            await (0,_publish_js__WEBPACK_IMPORTED_MODULE_3__/* .setDeploymentStatus */ .e9)(api, repository, id, {
-                state: 'in_progress',
-                logUrl: settings.run.runUrl,
-                description: 'deploying'
-            });
-        return id;
-    });
-}
-async function finishGithubDeployment(settings, api, id, status, log) {
-    if (id === undefined || !api || !settings.run.repository)
-        return;
-    const repository = settings.run.repository;
-    await (0,_publish_js__WEBPACK_IMPORTED_MODULE_3__/* .attempt */ .CD)('create a GitHub deployment', log, () => (0,_publish_js__WEBPACK_IMPORTED_MODULE_3__/* .setDeploymentStatus */ .e9)(api, repository, id, {
-        state: status === 'deployed' ? 'success' : 'failure',
-        environmentUrl: status === 'deployed' ? settings.report.environmentUrl : undefined,
-        logUrl: settings.run.runUrl,
-        description: `deployguard: ${status}`
-    }));
-}
-
-
-/***/ }),
-
 /***/ 6448:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -64854,674 +65537,6 @@ function renderHistory(host, log) {
     for (const p of log.problems)
         out.push(`  line ${p.line} skipped: ${p.reason}`);
     return out.join('\n');
-}
-
-
-/***/ }),
-
-/***/ 1127:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-"use strict";
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   CD: () => (/* binding */ attempt),
-/* harmony export */   Iy: () => (/* binding */ recordMarker),
-/* harmony export */   Yy: () => (/* binding */ createDeployment),
-/* harmony export */   _f: () => (/* binding */ findPullRequest),
-/* harmony export */   e9: () => (/* binding */ setDeploymentStatus),
-/* harmony export */   lB: () => (/* binding */ upsertComment),
-/* harmony export */   pI: () => (/* binding */ fitComment)
-/* harmony export */ });
-/* unused harmony exports PERMISSIONS, COMMENT_LIMIT */
-/* harmony import */ var _io_github_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4591);
-
-/**
- * Where the deployment record goes on GitHub: a comment on the pull request or the commit,
- * edited in place on later deploys, and optionally a GitHub deployment with its status. None of
- * it may fail a deploy: a missing permission is a warning that names the permission to grant.
- */
-/** What each call needs in the workflow's `permissions:`; the README lists the same. */
-const PERMISSIONS = {
-    'find the pull request of the commit': 'pull-requests: read',
-    'comment on the pull request': 'pull-requests: write',
-    'comment on the commit': 'contents: write',
-    'create a GitHub deployment': 'deployments: write',
-    'list the commits since the last deploy': 'contents: read'
-};
-/**
- * Runs one GitHub call; a failure becomes a warning and `undefined`. A 403 (or a 404 where the
- * token may not see the repository) names the permission the job lacks.
- */
-async function attempt(feature, log, fn) {
-    try {
-        return await fn();
-    }
-    catch (err) {
-        const permission = PERMISSIONS[feature];
-        if (err instanceof _io_github_js__WEBPACK_IMPORTED_MODULE_0__/* .GitHubApiError */ .OS && (err.status === 403 || err.status === 401)) {
-            log.warn(`deployguard could not ${feature}: GitHub answered ${err.status} (${err.message}). Add \`${permission}\` to the job's \`permissions:\`. The deploy itself is not affected.`);
-        }
-        else if (err instanceof _io_github_js__WEBPACK_IMPORTED_MODULE_0__/* .GitHubApiError */ .OS && err.status === 404) {
-            log.warn(`deployguard could not ${feature}: GitHub answered 404 (${err.message}). Either it does not exist on GitHub (a commit that was not pushed), or the token cannot see it: the job needs \`${permission}\`. The deploy itself is not affected.`);
-        }
-        else {
-            log.warn(`deployguard could not ${feature}: ${err instanceof Error ? err.message : String(err)}. The deploy itself is not affected.`);
-        }
-        return undefined;
-    }
-}
-/** The hidden line that finds the record's comment again: one per environment (and PR or commit). */
-function recordMarker(environment) {
-    return `<!-- deployguard:record environment=${encodeURIComponent(environment)} -->`;
-}
-function pullRef(p) {
-    if (typeof p.number !== 'number')
-        return undefined;
-    return { number: p.number, title: p.title ?? '', url: p.html_url ?? '', headSha: p.head?.sha };
-}
-/**
- * The pull request a deploy belongs to: the event's own PR, or the PR GitHub associates with the
- * pushed commit (an open one first, else the one it was merged by).
- */
-async function findPullRequest(api, repository, event, sha, log) {
-    const payload = (event?.payload ?? {});
-    if (event && /^pull_request/.test(event.name) && payload.pull_request)
-        return pullRef(payload.pull_request);
-    if (!api || !repository || !/^[0-9a-f]{40}$/.test(sha))
-        return undefined;
-    const pulls = await attempt('find the pull request of the commit', log, async () => {
-        const r = await api.request('GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls', {
-            ...(0,_io_github_js__WEBPACK_IMPORTED_MODULE_0__/* .repoParams */ .Vt)(repository),
-            commit_sha: sha,
-            per_page: 10
-        });
-        return Array.isArray(r.data) ? r.data : [];
-    });
-    const chosen = pulls?.find(p => p.state === 'open') ?? pulls?.[0];
-    return chosen ? pullRef(chosen) : undefined;
-}
-/**
- * A marker comment may be edited only when deployguard (a bot token) or someone with write access
- * wrote it: anyone can comment on a public repository's pull request, and a copied marker must not
- * make deployguard overwrite a stranger's comment.
- */
-function trusted(c) {
-    return c.user?.type === 'Bot' || ['OWNER', 'MEMBER', 'COLLABORATOR'].includes(c.author_association ?? '');
-}
-/** How many pages of 100 comments are searched for the marker before a new comment is made. */
-const MAX_PAGES = 20;
-/**
- * Creates the record's comment, or edits the one an earlier deploy of this environment left
- * (found by its hidden marker), so a PR carries one record per environment, always current.
- */
-async function upsertComment(api, repository, on, marker, body) {
-    const repo = (0,_io_github_js__WEBPACK_IMPORTED_MODULE_0__/* .repoParams */ .Vt)(repository);
-    const list = on.kind === 'pr'
-        ? {
-            route: 'GET /repos/{owner}/{repo}/issues/{issue_number}/comments',
-            key: { issue_number: on.number }
-        }
-        : { route: 'GET /repos/{owner}/{repo}/commits/{commit_sha}/comments', key: { commit_sha: on.sha } };
-    let existing;
-    for (let page = 1; page <= MAX_PAGES && !existing; page++) {
-        const r = await api.request(list.route, { ...repo, ...list.key, per_page: 100, page });
-        const comments = Array.isArray(r.data) ? r.data : [];
-        existing = comments.find(c => typeof c.body === 'string' && c.body.includes(marker) && trusted(c));
-        if (comments.length < 100)
-            break;
-    }
-    if (existing) {
-        const route = on.kind === 'pr'
-            ? 'PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}'
-            : 'PATCH /repos/{owner}/{repo}/comments/{comment_id}';
-        const r = await api.request(route, { ...repo, comment_id: existing.id, body });
-        return { action: 'updated', url: r.data.html_url ?? existing.html_url ?? '' };
-    }
-    const route = on.kind === 'pr'
-        ? 'POST /repos/{owner}/{repo}/issues/{issue_number}/comments'
-        : 'POST /repos/{owner}/{repo}/commits/{commit_sha}/comments';
-    const r = await api.request(route, { ...repo, ...list.key, body });
-    return { action: 'created', url: r.data.html_url ?? '' };
-}
-/** GitHub's own limit on a comment body is 65,536 characters. */
-const COMMENT_LIMIT = 65_000;
-/**
- * Cuts a record that is too long for a comment at a section boundary and says where the whole
- * one is, rather than sending a body GitHub refuses.
- */
-function fitComment(body, whereWhole) {
-    if (body.length <= COMMENT_LIMIT)
-        return body;
-    const note = `\n\n_The record is too long for a comment and was cut here; the whole record is in ${whereWhole}._\n`;
-    const room = COMMENT_LIMIT - note.length;
-    const cut = body.lastIndexOf('\n### ', room);
-    return body.slice(0, cut > 0 ? cut : room) + note;
-}
-/**
- * A GitHub deployment for the commit, for jobs that do not run in an `environment:` (GitHub
- * creates one for those itself). Returns its id for the status updates.
- */
-async function createDeployment(api, repository, d) {
-    const r = await api.request('POST /repos/{owner}/{repo}/deployments', {
-        ...(0,_io_github_js__WEBPACK_IMPORTED_MODULE_0__/* .repoParams */ .Vt)(repository),
-        ref: d.sha,
-        environment: d.environment,
-        description: d.description.slice(0, 140),
-        auto_merge: false,
-        // deployguard ran its own gates; GitHub's commit status checks are not asked again.
-        required_contexts: [],
-        production_environment: /^prod/i.test(d.environment)
-    });
-    const id = r.data.id;
-    return typeof id === 'number' ? id : undefined;
-}
-async function setDeploymentStatus(api, repository, id, s) {
-    await api.request('POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses', {
-        ...(0,_io_github_js__WEBPACK_IMPORTED_MODULE_0__/* .repoParams */ .Vt)(repository),
-        deployment_id: id,
-        state: s.state,
-        description: s.description.slice(0, 140),
-        ...(s.environmentUrl ? { environment_url: s.environmentUrl } : {}),
-        ...(s.logUrl ? { log_url: s.logUrl } : {}),
-        auto_inactive: s.state === 'success'
-    });
-}
-
-
-/***/ }),
-
-/***/ 4215:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-"use strict";
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   cH: () => (/* binding */ liveBefore),
-/* harmony export */   hD: () => (/* binding */ blockedReason),
-/* harmony export */   sF: () => (/* binding */ renderRecord)
-/* harmony export */ });
-/* unused harmony exports cell, timeline */
-/* harmony import */ var _publish_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1127);
-
-/** What stopped a blocked deploy: the test command, the secret scan, or unhealthy production. */
-function blockedReason(result, testsFailed = false) {
-    if (result.status !== 'blocked')
-        return undefined;
-    if (testsFailed)
-        return 'tests';
-    return result.blockedBy !== undefined ? 'secrets' : 'health';
-}
-const HEADLINE = {
-    deployed: '✅ Deployed',
-    switched: '🔀 Switched (not verified yet)',
-    checked: '🔎 Pre-deploy checks passed',
-    'rolled-back': '↩️ Rolled back',
-    'rollback-failed': '🔥 Rollback FAILED',
-    failed: '❌ Failed (nothing changed)',
-    'failed-live': '❌ Failed, and the failed release is live',
-    blocked: '⛔ Blocked before the deploy'
-};
-/** A failed first deploy was not rolled back to anything: its headline says so. */
-function headline(r) {
-    if (r.status === 'rolled-back' && rolledBackHosts(r).restored.length === 0)
-        return '↩️ Taken down (nothing is live)';
-    return HEADLINE[r.status];
-}
-const BLOCKED_TEXT = {
-    tests: 'the test command failed',
-    secrets: 'the secret scan found secrets or could not run',
-    health: 'production was already unhealthy'
-};
-function statusText(input) {
-    const r = input.result;
-    switch (r.status) {
-        case 'deployed':
-            return `✅ deployed: every host serves \`${r.releaseId}\`, verified healthy${r.reused ? ' (the release was already on the hosts and verified: only switched)' : ''}`;
-        case 'checked':
-            return '🔎 the pre-deploy gates passed; nothing was changed';
-        case 'switched':
-            return `🔀 switched: every host runs \`${r.releaseId}\`; the post-deploy checks decide whether it stays`;
-        case 'rolled-back': {
-            // A host with no release before this one had the failed release taken down: nothing
-            // serves there, and the record must not say that something earlier does.
-            const { restored, takenDown } = rolledBackHosts(r);
-            if (restored.length === 0)
-                return '↩️ taken down: the release failed and there was no release before it, so nothing is live now';
-            const back = `the previous release${r.previousRelease ? ` \`${r.previousRelease}\`` : ''} serves again`;
-            if (takenDown.length === 0)
-                return `↩️ rolled back: the release failed, ${back} and passed its checks`;
-            return `↩️ rolled back: the release failed; ${back} on ${names(restored)} and passed its checks; ${names(takenDown)} had no release before: taken down, nothing is live there`;
-        }
-        case 'rollback-failed':
-            return '🔥 the release failed and the ROLLBACK FAILED: a host needs a person now (see Rollback plan)';
-        case 'failed':
-            return '❌ failed before the service was touched: nothing changed';
-        case 'failed-live':
-            return '❌ failed, and rollback is off: the failed release is live';
-        case 'blocked':
-            return `⛔ blocked before the deploy, nothing changed: ${input.blockedBy ? BLOCKED_TEXT[input.blockedBy] : 'a pre-deploy gate failed'}${input.blockedBy === 'secrets' && input.findings?.length ? ` (${input.findings.length} finding${input.findings.length === 1 ? '' : 's'})` : ''}`;
-    }
-}
-/** Table cells hold one line, no pipes. */
-function cell(text) {
-    return text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ').trim();
-}
-/** Text from commits and PRs must not ping people or open HTML: @names and `<` are defused. */
-function inert(text) {
-    return text.replace(/@(?=[A-Za-z0-9_-])/g, '@\u200b').replace(/</g, '&lt;');
-}
-function duration(ms) {
-    if (ms < 1000)
-        return `${Math.max(0, Math.round(ms))} ms`;
-    if (ms < 120_000)
-        return `${(ms / 1000).toFixed(1)} s`;
-    return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
-}
-function fence(text, lang = '') {
-    // A fence longer than any backtick run inside, so log lines cannot close it.
-    const longest = Math.max(2, ...[...text.matchAll(/`+/g)].map(m => m[0].length));
-    const f = '`'.repeat(longest + 1);
-    return [`${f}${lang}`, text.trimEnd(), f];
-}
-function shortSha(sha) {
-    return /^[0-9a-f]{40}$/.test(sha) ? sha.slice(0, 7) : sha;
-}
-function commitLink(run, sha) {
-    return run.repository && /^[0-9a-f]{40}$/.test(sha)
-        ? `[\`${shortSha(sha)}\`](${run.serverUrl}/${run.repository}/commit/${sha})`
-        : `\`${shortSha(sha)}\``;
-}
-/** Stopped before any host was contacted (the test command): nothing about the hosts is known. */
-function untouched(r) {
-    return r.hosts.length === 0;
-}
-/** Hosts rolled back to a release they had before, and hosts whose failed first release was taken down. */
-function rolledBackHosts(r) {
-    const back = r.hosts.filter(h => h.outcome === 'rolled-back');
-    return { restored: back.filter(h => h.previousRelease), takenDown: back.filter(h => !h.previousRelease) };
-}
-function names(hosts) {
-    return hosts.map(h => cell(h.name)).join(', ');
-}
-/** The host's state was read (its probe step ran): what it reported live is known. */
-function wasRead(h) {
-    return h.steps.some(s => s.id === 'probe' && s.ok);
-}
-/**
- * What served before this run, from what the hosts reported: the release the deploy replaced,
- * else the release \`current\` named when the host was read, else the release the host's record
- * says was deployed last. \`none\` only when a host was read and reported nothing live;
- * \`unread\` when no host was read at all.
- */
-function liveBefore(r) {
-    if (r.previousRelease)
-        return { kind: 'release', id: r.previousRelease };
-    for (const h of r.hosts) {
-        const id = h.previousRelease ?? h.liveBefore ?? h.previousDeploy?.release;
-        if (id)
-            return { kind: 'release', id };
-    }
-    return r.hosts.some(wasRead) ? { kind: 'none' } : { kind: 'unread' };
-}
-function header(input) {
-    const { result: r, run } = input;
-    const ref = run.ref.replace(/^refs\/(heads|tags)\//, '');
-    const secs = r.finishedAt.getTime() - r.startedAt.getTime();
-    const before = liveBefore(r);
-    const previous = before.kind === 'release'
-        ? `previous: \`${before.id}\``
-        : before.kind === 'none'
-            ? 'first deploy'
-            : untouched(r)
-                ? 'previous: not read (no host was contacted)'
-                : 'previous: not read (no host was read)';
-    const rows = [
-        // The environment is in the heading; its URL goes with the release it now serves.
-        [
-            'Release',
-            `${r.releaseId ? `\`${r.releaseId}\`` : 'none: no release to go back to was found'} (${previous})${input.environmentUrl ? ` · [${cell(input.environmentUrl)}](${input.environmentUrl})` : ''}`
-        ],
-        [
-            'Commit',
-            `${commitLink(run, run.commit)} on \`${cell(ref)}\` by ${cell(run.actor)}${run.runUrl ? ` · run [${run.runId}](${run.runUrl})` : ''}`
-        ],
-        ['Started', `${r.startedAt.toISOString()} · took ${duration(secs)}`]
-    ];
-    return [
-        `## ${headline(r)}: ${cell(input.environment)}${r.releaseId ? ` \`${r.releaseId}\`` : ''}`,
-        '',
-        `| **Status** | ${statusText(input)} |`,
-        '| --- | --- |',
-        ...rows.map(([k, v]) => `| **${k}** | ${v} |`),
-        ''
-    ];
-}
-function whySection(input) {
-    if (input.pr)
-        return [
-            `**Why:** Pull request [#${input.pr.number}](${input.pr.url}): ${inert(cell(input.pr.title))}`,
-            ''
-        ];
-    if (input.why) {
-        const [first = '', ...rest] = input.why.text.trim().split('\n');
-        const from = input.why.source === 'reason' ? 'reason given' : 'commit message';
-        // The first line inline; a body (a commit message's) quoted below it, ten lines at most.
-        const body = rest.join('\n').trim() ? rest.join('\n').trim().split('\n').slice(0, 9) : [];
-        return [
-            `**Why** (${from}): ${inert(cell(first))}`,
-            ...(body.length ? ['', ...body.map(l => `> ${inert(l)}`)] : []),
-            ''
-        ];
-    }
-    return ['**Why:** _no reason was given (the `reason` input, or `--reason` on the command line)._', ''];
-}
-/** Commits listed in the record; the compare link has the rest. */
-const COMMITS_SHOWN = 5;
-function changesSection(input) {
-    const c = input.changes;
-    if (!c)
-        return [];
-    const lines = [];
-    if (c.commits.length) {
-        const shown = c.commits.slice(0, COMMITS_SHOWN);
-        const newest = c.total > shown.length ? `, the ${shown.length} newest` : '';
-        lines.push(`**Changes:** ${c.total} commit${c.total === 1 ? '' : 's'}${c.base ? ` since \`${shortSha(c.base)}\`` : ''}${c.compareUrl ? ` ([compare](${c.compareUrl}))` : ''}${newest}${c.note ? `. _${c.note}_` : ''}`);
-        for (const k of shown)
-            lines.push(`- ${commitLink(input.run, k.sha)} ${inert(cell(k.subject))} (${inert(cell(k.author))})`);
-    }
-    else if (c.note) {
-        lines.push(`**Changes:** _${c.note}_${c.compareUrl && !c.note.startsWith('The same') ? ` ([compare](${c.compareUrl}))` : ''}`);
-    }
-    else if (c.compareUrl)
-        lines.push(`**Changes:** [compare](${c.compareUrl})`);
-    else
-        return [];
-    lines.push('');
-    return lines;
-}
-/** The secrets the scan found: rule, file, line and commit of each; never the secret itself. */
-function findingsSection(input) {
-    const found = input.findings ?? [];
-    if (found.length === 0)
-        return [];
-    const root = (input.artifactRoot ?? '.').replace(/\/+$/, '');
-    const shown = found.slice(0, 20);
-    const lines = [
-        `### Secrets found: ${found.length}`,
-        '',
-        '| rule | file | line | commit |',
-        '| --- | --- | --- | --- |',
-        ...shown.map(f => {
-            const file = f.source === 'artifact' && root !== '.' ? `${root}/${f.file}` : f.file;
-            const commit = f.commit ? commitLink(input.run, f.commit) : '(the artifact, not a commit)';
-            return `| ${cell(f.rule)} | \`${cell(file)}\` | ${f.line} | ${commit} |`;
-        })
-    ];
-    if (found.length > shown.length)
-        lines.push(`| … and ${found.length - shown.length} more | | | |`);
-    lines.push('', 'Rotate each secret first (it is already exposed), then remove it. A false positive: allowlist it in `.gitleaks.toml`, or add its fingerprint to `.gitleaksignore`.', '');
-    return lines;
-}
-function checkKey(c, deployHost, manyHosts) {
-    if (c.host)
-        return `${c.name} @ ${c.host}`;
-    return manyHosts && deployHost ? `${c.name} (after ${deployHost})` : c.name;
-}
-function verdict(c) {
-    if (!c)
-        return '—';
-    return `${c.ok ? '✅ pass' : '❌ fail'} (${duration(c.durationMs)})`;
-}
-function healthSection(input) {
-    const r = input.result;
-    const many = r.hosts.length > 1;
-    const before = new Map();
-    const after = new Map();
-    const restored = new Map();
-    for (const c of r.preChecks)
-        before.set(checkKey(c, undefined, false), c);
-    for (const h of r.hosts) {
-        for (const c of h.checks)
-            after.set(checkKey(c, h.name, many), c);
-        for (const c of h.rollbackChecks)
-            restored.set(checkKey(c, h.name, many), c);
-    }
-    // A check run from here after each host that passed every time is one row, not one per host.
-    const merged = new Map();
-    if (many && restored.size === 0) {
-        const runs = r.hosts.map(h => h.checks.filter(c => !c.host));
-        for (const name of new Set(runs.flat().map(c => c.name))) {
-            const all = runs.map(list => list.find(c => c.name === name));
-            if (!all.every((c) => c !== undefined && c.ok))
-                continue;
-            r.hosts.forEach(h => after.delete(`${name} (after ${h.name})`));
-            after.set(name, all.reduce((a, b) => (b.durationMs > a.durationMs ? b : a)));
-            merged.set(name, all.length);
-        }
-    }
-    const keys = [...new Set([...before.keys(), ...after.keys(), ...restored.keys()])];
-    if (untouched(r))
-        return ['**Health:** _not checked: the deploy stopped before any host was contacted._', ''];
-    if (keys.length === 0)
-        return ['**Health:** _no health check ran._', ''];
-    const withRollback = restored.size > 0;
-    const lines = [
-        `| health check | before | after${withRollback ? ' | after rollback' : ''} | detail |`,
-        `| --- | --- | ---${withRollback ? ' | ---' : ''} | --- |`
-    ];
-    for (const k of keys) {
-        // A key like "api (after web-1)" pairs with the plain "api" of the pre-deploy run.
-        const pre = before.get(k) ?? before.get(k.replace(/ \(after [^)]*\)$/, ''));
-        const post = after.get(k);
-        const rb = restored.get(k);
-        const detail = [post, rb, pre].find(c => c && !c.ok)?.reason ?? post?.reason ?? pre?.reason ?? '';
-        lines.push(`| ${cell(k)} | ${verdict(pre)} | ${merged.has(k) ? `✅ pass after each of ${merged.get(k)} hosts (slowest ${duration(post.durationMs)})` : verdict(post)}${withRollback ? ` | ${verdict(rb)}` : ''} | ${inert(cell(detail).slice(0, 200))} |`);
-    }
-    lines.push('');
-    return lines;
-}
-function hostsSection(input) {
-    const r = input.result;
-    if (r.hosts.length === 0)
-        return [];
-    const icon = {
-        deployed: '✅ deployed',
-        switched: '🔀 switched, not verified yet',
-        'rolled-back': '↩️ rolled back',
-        'rollback-failed': '🔥 rollback failed',
-        failed: '❌ failed, nothing changed',
-        'failed-live': '❌ failed, failed release live',
-        'not-started': '⏸️ not started'
-    };
-    const lines = ['| host | result | now serving | time |', '| --- | --- | --- | --- |'];
-    for (const h of r.hosts) {
-        const serving = h.outcome === 'deployed' || h.outcome === 'failed-live' || h.outcome === 'switched'
-            ? `\`${r.releaseId}\``
-            : h.previousRelease
-                ? `\`${h.previousRelease}\``
-                : h.outcome === 'rollback-failed'
-                    ? 'unknown'
-                    : h.liveBefore || h.previousDeploy
-                        ? `\`${h.liveBefore ?? h.previousDeploy.release}\``
-                        : wasRead(h)
-                            ? h.outcome === 'rolled-back'
-                                ? 'nothing (taken down; no release before)'
-                                : 'nothing (first deploy)'
-                            : 'not read';
-        const ms = h.steps.reduce((a, s) => a + s.ms, 0);
-        lines.push(`| ${cell(h.name)} | ${icon[h.outcome]} | ${serving} | ${duration(ms)} |`);
-    }
-    lines.push('');
-    return lines;
-}
-function rollbackSection(input) {
-    const r = input.result;
-    const lines = [];
-    const stuck = r.hosts.filter(h => h.recovery);
-    if (stuck.length) {
-        lines.push('### Rollback plan', '', '**The automatic rollback did not finish. Recover by hand:**', '');
-        for (const h of stuck)
-            lines.push(...fence(h.recovery, 'sh'), '');
-    }
-    const say = (text) => [...lines, `**Rollback plan:** ${text}`, ''];
-    const before = liveBefore(r);
-    const prev = before.kind === 'release' ? before.id : undefined;
-    if (untouched(r))
-        return say('nothing to do: no host was contacted, so nothing changed.');
-    if (r.status === 'rolled-back') {
-        const { restored, takenDown } = rolledBackHosts(r);
-        if (restored.length === 0)
-            return say('done: the failed release was taken down; there was no release before it, so nothing is live. A fixed release is the way forward.');
-        if (takenDown.length)
-            return say(`done: ${names(restored)} ${restored.length === 1 ? 'was' : 'were'} returned to \`${prev}\` and verified; on ${names(takenDown)} the failed release was taken down and nothing is live (no release before).`);
-        return say(`done: every host was returned to \`${prev}\` and verified.`);
-    }
-    if (!prev)
-        return before.kind === 'unread'
-            ? say('not known: no host was read, so what serves is not known from this run.')
-            : r.status === 'failed' || r.status === 'blocked' || r.status === 'checked'
-                ? say('nothing to do: no release was live before this one, and nothing was changed.')
-                : say('no release was live before this one: going back means stopping the service.');
-    if (r.status === 'failed' || r.status === 'blocked' || r.status === 'checked')
-        return say(`nothing to do: \`${prev}\` still serves; nothing was changed.`);
-    const source = r.hosts.find(h => h.previousDeploy?.release === prev)?.previousDeploy;
-    lines.push(`**Rollback plan:** to return to \`${prev}\`${source ? ` (commit ${commitLink(input.run, source.commit)}, deployed ${source.time})` : ''}, either:`);
-    lines.push(source?.runUrl
-        ? `1. Re-run the workflow run that deployed it: [${source.runUrl.replace(/^https?:\/\/[^/]+\//, '')}](${source.runUrl}) → **Re-run all jobs**. Its release is still on the hosts, so it only switches back and checks.`
-        : '1. Re-run the workflow run that deployed it (not recorded on the hosts: it was not deployed from a workflow).');
-    const config = input.configPath ? ` --config ${input.configPath}` : '';
-    lines.push(`2. From a terminal: \`deployguard rollback${config} --to ${prev}\``, '');
-    return lines;
-}
-function debugSection(input) {
-    const failed = input.result.hosts.filter(h => h.outcome !== 'deployed' && h.outcome !== 'not-started' && (h.error || h.logTail || h.keptAt));
-    if (failed.length === 0)
-        return [];
-    const lines = ['### Debugging the failed release', ''];
-    for (const h of failed) {
-        lines.push(`**${cell(h.name)}**`, '');
-        const bad = h.checks.filter(c => !c.ok);
-        for (const c of bad)
-            lines.push(`- check **${cell(c.name)}** failed: ${inert(cell(c.reason))}`);
-        // The error is already under "What went wrong" when it is the deploy's own.
-        if (h.error && bad.length === 0 && !input.result.error?.includes(h.error))
-            lines.push(...fence(h.error));
-        if (h.keptAt)
-            lines.push(`- the failed release is kept on the host at \`${h.keptAt}\``);
-        lines.push('');
-        if (h.logTail)
-            lines.push("The service's last log lines:", '', ...fence(h.logTail), '');
-    }
-    return lines;
-}
-/** Which part of the deploy a host step belongs to, for the timeline. */
-function stepPhase(s) {
-    if (s.undo)
-        return 'Rollback';
-    switch (s.id) {
-        case 'lock':
-        case 'probe':
-            return 'Lock and read';
-        case 'stage':
-        case 'upload':
-            return 'Upload';
-        case 'verify':
-            return 'Verify checksums';
-        case 'stop':
-        case 'switch':
-        case 'start':
-            return 'Stop, switch, start';
-        case 'running':
-            return 'Running check';
-        case 'checks':
-            return 'Health and stability';
-        case 'mark-good':
-            return 'Finish';
-        default:
-            return 'Prepare';
-    }
-}
-/** The gates, then each host's steps merged into phases, in time order. */
-function timeline(input) {
-    const bars = [];
-    for (const p of [...(input.extraPhases ?? []), ...input.result.phases])
-        bars.push({ section: 'Gates', name: p.name, start: p.start, end: p.start + p.ms, ok: p.ok });
-    for (const h of input.result.hosts) {
-        let cur;
-        for (const s of h.steps) {
-            const name = stepPhase(s);
-            if (cur && cur.name === name) {
-                cur.end = Math.max(cur.end, s.at + s.ms);
-                cur.ok &&= s.ok;
-            }
-            else {
-                if (cur)
-                    bars.push({ section: h.name, ...cur });
-                cur = { name, start: s.at, end: s.at + s.ms, ok: s.ok };
-            }
-        }
-        if (cur)
-            bars.push({ section: h.name, ...cur });
-    }
-    return bars.sort((a, b) => a.start - b.start);
-}
-/**
- * The timeline, folded: one row per place (the gates, then each host) with its phases in order,
- * and every step of a host that did not deploy cleanly. Each host's deployments.jsonl keeps the
- * rest (`deployguard history`).
- */
-function timelineSection(input) {
-    const bars = timeline(input);
-    const r = input.result;
-    const t0 = Math.min(r.startedAt.getTime(), ...bars.map(b => b.start));
-    const total = duration(r.finishedAt.getTime() - r.startedAt.getTime());
-    const lines = [`<details><summary>Timeline and steps (${total} in all)</summary>`, ''];
-    const sections = [...new Set(bars.map(b => b.section))];
-    if (sections.length) {
-        lines.push('| where | starts at | phases, in order |', '| --- | --- | --- |');
-        for (const section of sections) {
-            const own = bars.filter(b => b.section === section);
-            const phases = own
-                .map(b => `${b.ok ? '' : '❌ '}${cell(b.name)} ${duration(b.end - b.start)}`)
-                .join(' · ');
-            lines.push(`| ${cell(section)} | +${duration(own[0].start - t0)} | ${phases} |`);
-        }
-        lines.push('');
-    }
-    for (const h of r.hosts.filter(x => x.steps.length && x.outcome !== 'deployed')) {
-        lines.push(`**Steps on ${cell(h.name)}**`, '', '| step | result | took |', '| --- | --- | --- |');
-        for (const st of h.steps)
-            lines.push(`| ${st.undo ? '↩️ ' : ''}${cell(st.title)} | ${st.ok ? '✅' : `❌ ${inert(cell(st.detail ?? '')).slice(0, 300)}`} | ${duration(st.ms)} |`);
-        lines.push('');
-    }
-    // `</details>` may follow a paragraph directly: an HTML block of its kind ends one.
-    lines.push('Written by deployguard. Each host keeps this deploy in its deployments.jsonl (`deployguard history`).', '</details>', '');
-    return lines;
-}
-function errorSection(input) {
-    const e = input.result.error;
-    if (!e || input.result.status === 'deployed')
-        return [];
-    // The findings have their own table: their error's list would say the same again.
-    const text = input.findings?.length
-        ? e.split('\n')[0].replace(/:$/, '.')
-        : e.split('\n').slice(0, 40).join('\n');
-    return ['### What went wrong', '', ...fence(text), ''];
-}
-/** The whole record as Markdown, starting with the hidden marker that finds its comment again. */
-function renderRecord(input) {
-    return [
-        (0,_publish_js__WEBPACK_IMPORTED_MODULE_0__/* .recordMarker */ .Iy)(input.environment),
-        ...header(input),
-        ...whySection(input),
-        ...errorSection(input),
-        ...findingsSection(input),
-        ...changesSection(input),
-        ...healthSection(input),
-        ...hostsSection(input),
-        ...rollbackSection(input),
-        ...debugSection(input),
-        ...timelineSection(input)
-    ].join('\n');
 }
 
 
