@@ -3,7 +3,7 @@ import type { Logger } from './io/log.js';
 import { connectHost } from './io/ssh.js';
 import { readDeployments } from './remote/commands.js';
 import { layoutFor } from './remote/layout.js';
-import { parseDeploymentsOutput, type DeploymentLog } from './report/history.js';
+import { parseDeploymentsOutput, type DeploymentLog } from './record/host-record.js';
 import type { Settings } from './settings/types.js';
 
 export interface HostHistory {

@@ -2,7 +2,7 @@ import { dryRun, runDeploy } from './deploy.js';
 import type { GitHubApi } from './io/github.js';
 import type { Logger } from './io/log.js';
 import { privateDir } from './io/private-dir.js';
-import { blockedResult, type DeployMode, type DeployResult, type PhaseRecord } from './plan/execute.js';
+import { blockedResult, type DeployMode, type DeployResult, type PhaseRecord } from './execute/result.js';
 import { deployReason } from './report/changes.js';
 import {
   deliverRecord,

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { freePort, startSandbox, type Sandbox } from '../../src/demo/sandbox.js';
 import { runDeploy } from '../../src/deploy.js';
 import { memoryLogger } from '../../src/io/log.js';
-import type { DeployResult } from '../../src/plan/execute.js';
+import type { DeployResult } from '../../src/execute/result.js';
 import { parseSettings } from '../../src/settings/parse.js';
 import type { Settings } from '../../src/settings/types.js';
 

@@ -37,6 +37,7 @@ const never = () => new AbortController().signal;
 
 const systemd = (name: string): ServiceSettings => ({
   manager: 'systemd',
+  switch: 'restart',
   name,
   sudo: false,
   settleMs: 1000,
@@ -245,6 +246,7 @@ describe('process', () => {
   test('command service with a pidfile: same live PID passes, a restart in the window fails', async () => {
     const svc: ServiceSettings = {
       manager: 'command',
+      switch: 'restart',
       start: 'true',
       pidfile: '/run/dg-cmd.pid',
       stopGraceMs: 1000,
@@ -276,6 +278,7 @@ describe('process', () => {
   test('command service with only a status command; manager none is a clear failure', async () => {
     const svc: ServiceSettings = {
       manager: 'command',
+      switch: 'restart',
       start: 'true',
       status: 'test -e /run/dg-flag',
       stopGraceMs: 1000,

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type { Sandbox } from '../../src/demo/sandbox.js';
 import { runDeploy } from '../../src/deploy.js';
 import { memoryLogger, type Logger } from '../../src/io/log.js';
-import type { DeployResult } from '../../src/plan/execute.js';
+import type { DeployResult } from '../../src/execute/result.js';
 import { startCutProxy, type CutProxy } from '../harness/cut-proxy.js';
 import {
   commandServiceYaml,

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { githubApi } from '../../src/io/github.js';
 import { memoryLogger } from '../../src/io/log.js';
-import type { DeployResult } from '../../src/plan/execute.js';
+import type { DeployResult } from '../../src/execute/result.js';
 import { deliverRecord, finishGithubDeployment, startGithubDeployment } from '../../src/report/deliver.js';
 import { findPullRequest, recordMarker } from '../../src/report/publish.js';
 import { startFakeGitHub, type FakeGitHub } from '../harness/github-api.js';

@@ -10,10 +10,10 @@ import {
   lastDeployed,
   parseDeploymentLog,
   parseDeploymentsOutput,
-  renderHistory,
   serializeEntry,
   type DeploymentEntry
-} from '../../src/report/history.js';
+} from '../../src/record/host-record.js';
+import { renderHistory } from '../../src/report/history.js';
 import { SecretRegistry } from '../../src/io/secrets.js';
 
 const layout = layoutFor({ path: '/srv/app', strategy: 'releases', keepReleases: 5, shared: [] });

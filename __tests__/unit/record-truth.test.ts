@@ -3,7 +3,7 @@
  * release serves again"), a blocked deploy names the release the hosts reported live (never
  * "first deploy" while one is), and a commit that is not known is never "the same commit".
  */
-import type { DeployResult, HostReport } from '../../src/plan/execute.js';
+import type { DeployResult, HostReport } from '../../src/execute/result.js';
 import { changesSince } from '../../src/report/changes.js';
 import { renderRecord, type RecordInput } from '../../src/report/record.js';
 import { memoryLogger } from '../../src/io/log.js';

@@ -4,7 +4,7 @@
  * defused or escaped).
  */
 import type { CheckResult } from '../../src/checks/types.js';
-import type { DeployResult, HostReport, StepRecord } from '../../src/plan/execute.js';
+import type { DeployResult, HostReport, StepRecord } from '../../src/execute/result.js';
 import type { Changes } from '../../src/report/changes.js';
 import type { Finding } from '../../src/scan/gitleaks.js';
 import { commentTargets } from '../../src/report/deliver.js';

@@ -1,4 +1,4 @@
-import type { DeployResult, HostReport } from '../../src/plan/execute.js';
+import type { DeployResult, HostReport } from '../../src/execute/result.js';
 import { verdictLine } from '../../src/report/summary.js';
 
 const host = (name: string, fields: Partial<HostReport>): HostReport => ({

@@ -369,7 +369,7 @@ p(
         lines.push(
           `- **The transfer is incremental**: ${bi.sent.files} files (${bi.sent.mb} MB) were sent in ${s(send)} s and`,
           `  ${bi.linked} unchanged files hard-linked from the previous release on the host (its log line).`,
-          `  The \`upload\` step took ${up ? s(up.ms / 1000) : '?'} s in all: \`prepareDelta\` in \`src/plan/execute.ts\` reads the`,
+          `  The \`upload\` step took ${up ? s(up.ms / 1000) : '?'} s in all: \`prepareDelta\` in \`src/execute/execute.ts\` reads the`,
           "  previous release's manifest and file modes from the host and runs `cp -al` for the unchanged files",
           '  there. The local SHA-256 of the artifact (`hashArtifact`, `src/transfer/delta.ts`) is computed once per',
           '  run, while the SSH handshake waits on the host, so it mostly costs no wall time.'
@@ -547,7 +547,7 @@ p(
           lines.push(
             `- **\`${st.id}\` (${st.title.replace(/b\d+/g, 'bN')}) runs host by host**: ${s(st.wall / 1000)} s for ${meta.hosts} hosts against ${ms(oneStep(st.id)?.wall ?? NaN)} for one.` +
               (st.id === 'lock'
-                ? ' `deploy()` in `src/plan/execute.ts` takes the locks in a plain `for` loop that awaits each host (connect and read already go in batches).'
+                ? ' `deploy()` in `src/execute/execute.ts` takes the locks in a plain `for` loop that awaits each host (connect and read already go in batches).'
                 : '')
           );
         if (ta.finish > 3 * to.finish)

@@ -1,7 +1,7 @@
 import type { GitHubApi } from '../io/github.js';
 import type { Logger } from '../io/log.js';
 import { writePrivateFile } from '../io/private-dir.js';
-import type { DeployResult, PhaseRecord } from '../plan/execute.js';
+import type { DeployResult, PhaseRecord } from '../execute/result.js';
 import { artifactRootOf, reportOf } from '../scan/pre-deploy.js';
 import type { Settings } from '../settings/types.js';
 import { changesSince } from './changes.js';

@@ -1,5 +1,5 @@
 import type { CheckResult } from '../checks/types.js';
-import type { DeployResult, HostReport, PhaseRecord, StepRecord } from '../plan/execute.js';
+import type { DeployResult, HostReport, PhaseRecord, StepRecord } from '../execute/result.js';
 import type { Finding } from '../scan/gitleaks.js';
 import type { RunContext } from '../settings/types.js';
 import type { Changes } from './changes.js';

@@ -1,5 +1,5 @@
 import type { CheckResult } from '../checks/types.js';
-import type { DeployResult, HostReport } from '../plan/execute.js';
+import type { DeployResult, HostReport } from '../execute/result.js';
 
 /** Pure renderers of a deploy's result: Markdown for the step summary, one line for a terminal. */
 
