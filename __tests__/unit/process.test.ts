@@ -115,12 +115,15 @@ test('the child gets exactly the environment built for it', async () => {
 });
 
 test('git’s environment: no variable that redirects the repository, no prompt, no pager', () => {
-  const base: NodeJS.ProcessEnv = { PATH: '/usr/bin', HOME: '/root' };
+  // Options passed the documented way (a runner's safe.directory) are kept: they pick no repository.
+  const config = { GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'safe.directory', GIT_CONFIG_VALUE_0: '*' };
+  const base: NodeJS.ProcessEnv = { PATH: '/usr/bin', HOME: '/root', ...config };
   for (const k of REPOSITORY_VARIABLES) base[k] = '/elsewhere';
   const env = gitEnv(base);
   expect(env).toEqual({
     PATH: '/usr/bin',
     HOME: '/root',
+    ...config,
     GIT_TERMINAL_PROMPT: '0',
     GCM_INTERACTIVE: 'never',
     GIT_PAGER: 'cat',

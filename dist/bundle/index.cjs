@@ -60910,9 +60910,12 @@ const actionsLogger = {
 
 
 /**
- * The variables that make git read another repository than the one it runs in. This is the list
- * git itself clears before it runs a command in another repository (`git rev-parse
- * --local-env-vars`), plus GIT_NAMESPACE, which changes the refs it sees.
+ * The variables that make git read another repository than the one it runs in: the list git
+ * itself clears before it runs a command in another repository (`git rev-parse
+ * --local-env-vars`), plus GIT_NAMESPACE, which changes the refs it sees. Left out of that list:
+ * GIT_CONFIG, GIT_CONFIG_PARAMETERS and GIT_CONFIG_COUNT. They set options rather than pick a
+ * repository, and runners pass settings such as `safe.directory` or an auth header for fetches
+ * through them; the range, the scan and the record all get them alike.
  */
 const REPOSITORY_VARIABLES = [
     'GIT_DIR',
@@ -60928,9 +60931,7 @@ const REPOSITORY_VARIABLES = [
     'GIT_REPLACE_REF_BASE',
     'GIT_NO_REPLACE_OBJECTS',
     'GIT_PREFIX',
-    'GIT_CONFIG',
-    'GIT_CONFIG_PARAMETERS',
-    'GIT_CONFIG_COUNT'
+    'GIT_INTERNAL_SUPER_PREFIX'
 ];
 /**
  * The environment of git (and of gitleaks, which runs git): `base` without the variables above;
