@@ -8,7 +8,7 @@
  * records what it was given.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { gitEnv, REPOSITORY_VARIABLES, runGit } from '../../src/io/git.js';
@@ -16,7 +16,9 @@ import { memoryLogger } from '../../src/io/log.js';
 import { scanCommits } from '../../src/scan/gitleaks.js';
 import { secretGate } from '../../src/scan/pre-deploy.js';
 import { resolveRange } from '../../src/scan/range.js';
+import { freePort, startSandbox } from '../../src/demo/sandbox.js';
 import { githubPat } from '../fixtures/secrets/samples.js';
+import { commandServiceYaml, runBundle } from '../helpers/deploy.js';
 import { BASE_INPUTS, settingsFrom } from '../helpers/settings.js';
 
 const REAL = path.resolve('node_modules/.bin/gitleaks');
@@ -178,3 +180,79 @@ test(
   },
   SLOW
 );
+
+/*
+ * The same through the bundled CLI in a process of its own, where GIT_DIR is in the real
+ * environment (no test runner's copy in between): git, gitleaks and the "is this a checkout"
+ * question all get it unless deployguard removes it. The scan blocks the deploy before anything
+ * changes on the host, so the service never starts.
+ */
+describe('the CLI with GIT_DIR pointing elsewhere', () => {
+  const runCli = async (cwd: string, name: string) => {
+    const host = await startSandbox();
+    try {
+      const base = path.join(work, `cli-${name}`);
+      const runDir = path.join(base, 'run');
+      mkdirSync(runDir, { recursive: true });
+      chmodSync(work, 0o755);
+      chmodSync(base, 0o755);
+      if (process.getuid?.() === 0) execFileSync('chown', ['-R', `${host.user}:`, runDir]);
+      const target = path.join(runDir, 'srv', 'app');
+      const config = path.join(base, 'deployguard.yml');
+      writeFileSync(config, commandServiceYaml(await freePort(), runDir, `target: { path: ${target} }`));
+      const r = await runBundle(
+        'cli',
+        [
+          'deploy',
+          ...['--config', config, '--host', host.host, '--port', String(host.port), '--user', host.user],
+          ...['--host-name', 'web-1', '--known-hosts', host.knownHostsLine, '--lock-wait', '0s'],
+          ...['--artifact', path.join(cwd, 'dist'), '--release-id', 'v1', '--scan', 'commits']
+        ],
+        {
+          cwd,
+          env: {
+            PATH: `${path.resolve('node_modules/.bin')}:${process.env.PATH ?? ''}`,
+            HOME: base,
+            DEPLOYGUARD_SSH_KEY: host.privateKey,
+            GIT_DIR: path.join(other, '.git'),
+            GIT_WORK_TREE: other
+          }
+        }
+      );
+      return { ...r, deployed: existsSync(path.join(target, 'current')) };
+    } finally {
+      await host.stop();
+    }
+  };
+
+  test(
+    'the secret in the workspace’s history blocks the deploy',
+    async () => {
+      mkdirSync(path.join(workspace, 'dist'), { recursive: true });
+      writeFileSync(path.join(workspace, 'dist', 'app.js'), 'ok\n');
+      const r = await runCli(workspace, 'secret');
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/commits: 2 \(first-deploy up to [0-9a-f]{12}\)/);
+      // On a terminal each line of the error starts with `error:`.
+      expect(r.stderr).toMatch(
+        /gitleaks found 1 secret; nothing was deployed:\n.*- github-pat at config\.js:2 in/
+      );
+      expect(r.deployed).toBe(false);
+    },
+    SLOW
+  );
+
+  test(
+    'a directory that is no checkout is refused as such',
+    async () => {
+      const plain = path.join(work, 'plain-cli');
+      mkdirSync(path.join(plain, 'dist'), { recursive: true });
+      writeFileSync(path.join(plain, 'dist', 'app.js'), 'ok\n');
+      const r = await runCli(plain, 'plain');
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/is not a git checkout, so the commits going out cannot be scanned/);
+      expect(r.deployed).toBe(false);
+    },
+    SLOW
+  );
+});
