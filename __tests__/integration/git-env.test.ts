@@ -53,6 +53,13 @@ function repo(name: string, files: Record<string, string>[]): string {
   return dir;
 }
 
+/** `dir` with a one-file artifact in dist/ (left out of any commit); returns dir. */
+function withArtifact(dir: string): string {
+  mkdirSync(path.join(dir, 'dist'), { recursive: true });
+  writeFileSync(path.join(dir, 'dist', 'app.js'), 'ok\n');
+  return dir;
+}
+
 /** Points every git run of this process (and of its children) at `other`, as a hook would. */
 function pointEnvironmentAt(repoDir: string): void {
   for (const k of REPOSITORY_VARIABLES) saved[k] = process.env[k];
@@ -147,9 +154,7 @@ test(
 test(
   'the secret gate: a directory that is no checkout is refused, though GIT_DIR names a repository',
   async () => {
-    const plain = path.join(work, 'not-a-checkout');
-    mkdirSync(path.join(plain, 'dist'), { recursive: true });
-    writeFileSync(path.join(plain, 'dist', 'app.js'), 'ok\n');
+    const plain = withArtifact(path.join(work, 'not-a-checkout'));
     const settings = settingsFrom({ ...BASE_INPUTS, 'gitleaks-path': REAL });
     const run = secretGate(settings, {
       workspace: plain,
@@ -165,8 +170,7 @@ test(
 test(
   'the secret gate finds the secret of the workspace, not the other repository’s history',
   async () => {
-    mkdirSync(path.join(workspace, 'dist'), { recursive: true });
-    writeFileSync(path.join(workspace, 'dist', 'app.js'), 'ok\n');
+    withArtifact(workspace);
     const settings = settingsFrom({ ...BASE_INPUTS, 'gitleaks-path': REAL, scan: 'commits' });
     const run = secretGate(settings, {
       workspace,
@@ -228,8 +232,7 @@ describe('the CLI with GIT_DIR pointing elsewhere', () => {
   test(
     'the secret in the workspace’s history blocks the deploy',
     async () => {
-      mkdirSync(path.join(workspace, 'dist'), { recursive: true });
-      writeFileSync(path.join(workspace, 'dist', 'app.js'), 'ok\n');
+      withArtifact(workspace);
       const r = await runCli(workspace, 'secret');
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/commits: 2 \(first-deploy up to [0-9a-f]{12}\)/);
@@ -245,9 +248,7 @@ describe('the CLI with GIT_DIR pointing elsewhere', () => {
   test(
     'a directory that is no checkout is refused as such',
     async () => {
-      const plain = path.join(work, 'plain-cli');
-      mkdirSync(path.join(plain, 'dist'), { recursive: true });
-      writeFileSync(path.join(plain, 'dist', 'app.js'), 'ok\n');
+      const plain = withArtifact(path.join(work, 'plain-cli'));
       const r = await runCli(plain, 'plain');
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/is not a git checkout, so the commits going out cannot be scanned/);
