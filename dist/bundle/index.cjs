@@ -55749,7 +55749,7 @@ module.exports = {
 /* harmony import */ var _io_secrets_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(7771);
 /* harmony import */ var _pipeline_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(9928);
 /* harmony import */ var _report_summary_js__WEBPACK_IMPORTED_MODULE_12__ = __nccwpck_require__(5880);
-/* harmony import */ var _scan_pre_deploy_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(2050);
+/* harmony import */ var _scan_pre_deploy_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(8756);
 /* harmony import */ var _settings_inputs_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(4426);
 /* harmony import */ var _settings_load_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(6359);
 /* harmony import */ var _settings_schema_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(4128);
@@ -62956,10 +62956,10 @@ function blockedResult(settings, err, at) {
     };
 }
 
+// EXTERNAL MODULE: ./src/io/git.ts
+var git = __nccwpck_require__(5526);
 // EXTERNAL MODULE: ./src/io/github.ts
 var github = __nccwpck_require__(4591);
-// EXTERNAL MODULE: ./src/scan/range.ts
-var scan_range = __nccwpck_require__(4433);
 ;// CONCATENATED MODULE: ./src/report/publish.ts
 
 /**
@@ -63171,22 +63171,24 @@ async function changesSince(opts) {
     };
 }
 async function fromGit(dir, base, head) {
-    const git = new scan_range/* Git */.T(dir);
     const range = `${base}..${head}`;
-    const count = await git.run(['rev-list', '--count', range], 30_000).catch(() => undefined);
-    if (!count || count.code !== 0)
+    const count = await (0,git/* runGit */.EO)(dir, ['rev-list', '--count', range], { timeoutMs: 30_000 });
+    if (count.code !== 0)
         return undefined;
-    const log = await git.run(['log', `--max-count=${MAX_LISTED}`, '--format=%H%x1f%an%x1f%s', range], 30_000);
+    const log = await (0,git/* runGit */.EO)(dir, ['log', `--max-count=${MAX_LISTED}`, '--format=%H%x1f%an%x1f%s', range], {
+        timeoutMs: 30_000
+    });
     if (log.code !== 0)
         return undefined;
     const commits = log.stdout
+        .toString('utf8')
         .split('\n')
         .filter(Boolean)
         .map(l => {
         const [sha = '', author = '', subject = ''] = l.split('\x1f');
         return { sha, author, subject };
     });
-    return { commits, total: Number(count.stdout.trim()) || commits.length };
+    return { commits, total: Number(count.stdout.toString('utf8').trim()) || commits.length };
 }
 async function fromApi(api, repository, base, head) {
     const r = await api.request('GET /repos/{owner}/{repo}/compare/{basehead}', {
@@ -63220,15 +63222,13 @@ async function deployReason(opts) {
         return { text: head.message.trim(), source: 'commit' };
     if (!FULL_SHA.test(opts.commit))
         return undefined;
-    const r = await new scan_range/* Git */.T(opts.repoDir)
-        .run(['log', '-1', '--format=%B', opts.commit], 30_000)
-        .catch(() => undefined);
-    const text = r?.code === 0 ? r.stdout.trim() : '';
+    const r = await (0,git/* runGit */.EO)(opts.repoDir, ['log', '-1', '--format=%B', opts.commit], { timeoutMs: 30_000 });
+    const text = r.code === 0 ? r.stdout.toString('utf8').trim() : '';
     return text ? { text, source: 'commit' } : undefined;
 }
 
-// EXTERNAL MODULE: ./src/scan/pre-deploy.ts + 3 modules
-var pre_deploy = __nccwpck_require__(2050);
+// EXTERNAL MODULE: ./src/scan/pre-deploy.ts + 4 modules
+var pre_deploy = __nccwpck_require__(8756);
 ;// CONCATENATED MODULE: ./src/report/record.ts
 
 /** What stopped a blocked deploy: the test command, the secret scan, or unhealthy production. */
@@ -65586,7 +65586,7 @@ function renderCheckTable(results) {
 
 /***/ }),
 
-/***/ 2050:
+/***/ 8756:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -66485,8 +66485,491 @@ async function gitleaks_git(repo, args) {
     throw new errors/* SecretScanError */.Mm(`git ${args.find((a, i) => a !== '-c' && args[i - 1] !== '-c')} failed in ${repo}:${tailOf(r.stderr.slice(-4096))}`, gitleaks_PHASE, 'The commits to scan must be in the checkout: fetch them (actions/checkout with fetch-depth: 0).');
 }
 
-// EXTERNAL MODULE: ./src/scan/range.ts
-var scan_range = __nccwpck_require__(4433);
+;// CONCATENATED MODULE: ./src/scan/range.ts
+/**
+ * Which commits a pre-deploy secret scan must cover: "the commits going out". Worked out with the
+ * real `git` CLI (io/git.ts, no shell) in the checked-out repository, never with the GitHub API, so
+ * a pull request with 3,000 commits is covered as fully as one with 3.
+ *
+ * Rules, in order:
+ *  1. The host's record of the last deployed commit, when it is an ancestor of head: base..head.
+ *     When it is not (history rewritten) the rules below apply, with a note.
+ *  2. pull_request / pull_request_target: merge-base(PR base sha, PR head)..PR head.
+ *  3. push: before..after. A new branch (before all zeros): the commits on no other remote branch.
+ *     A force-push: merge-base(before, after)..after, or the whole history when before is unknown.
+ *  4. Nothing known (first deploy, local CLI): the whole history reachable from head.
+ *
+ * Shallow checkouts (actions/checkout's default is one commit) are deepened from `origin` when the
+ * answer depends on history that is not there: `git fetch --deepen` doubling up to a bound, then
+ * `--unshallow`. A range is only returned once it is exact: none of its commits may sit on the
+ * shallow boundary (their parents missing), or commits that are going out could be left unscanned.
+ */
+
+
+
+
+const ZERO_SHA = '0'.repeat(40);
+const FULL_SHA = /^[0-9a-f]{40}$/i;
+/** A revision given by the caller (GITHUB_SHA, HEAD, a branch): never an option, no odd bytes. */
+const REVISION = /^[A-Za-z0-9_][A-Za-z0-9._/@{}^~+-]*$/;
+const range_short = (sha) => sha.slice(0, 12);
+/** First `--deepen` step; each next one doubles, until DEEPEN_BOUND commits, then `--unshallow`. */
+const DEEPEN_FIRST = 32;
+const DEEPEN_BOUND = 2048;
+/** `git fetch` without tags, submodules or an automatic gc on the way. */
+const FETCH = [
+    '-c',
+    'gc.auto=0',
+    '-c',
+    'maintenance.auto=false',
+    'fetch',
+    '--no-tags',
+    '--quiet',
+    '--no-recurse-submodules'
+];
+const FETCH_DEPTH_HINT = 'Set `fetch-depth: 0` on actions/checkout so the whole history is there (or leave `deepen` on ' +
+    'so deployguard can fetch what it needs from origin).';
+/** The last lines of git's stderr, with any credentials in URLs masked. */
+function stderrTail(stderr, lines = 6) {
+    const tail = stderr
+        .replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, '$1***@')
+        .trim()
+        .split('\n')
+        .slice(-lines)
+        .join('\n');
+    return tail.length > 1500 ? `…${tail.slice(-1500)}` : tail || '(no output)';
+}
+/** A command line for messages: long lists of shas are shortened. */
+function shown(args) {
+    const text = ['git', ...args].join(' ');
+    return text.length > 300 ? `${text.slice(0, 300)}…` : text;
+}
+/** The questions the range rules ask git, with failures worded for the secret scan. */
+class Git {
+    dir;
+    /** `$GIT_DIR/shallow`: the file is re-read on every question, as fetches change it. */
+    shallowFile;
+    constructor(dir) {
+        this.dir = dir;
+    }
+    /** Runs git (io/git.ts); never throws for a non-zero exit (only when git cannot be started). */
+    async run(args, timeoutMs = 120_000) {
+        const r = await (0,git/* runGit */.EO)(this.dir, args, { timeoutMs });
+        if (r.notFound) {
+            throw new errors/* SecretScanError */.Mm(`git is not installed (or not on PATH), so the commits to scan cannot be worked out.`, 'pre-deploy', 'Install git on the runner, or run deployguard where git is available.');
+        }
+        return { code: r.code, stdout: r.stdout.toString('utf8'), stderr: r.stderr };
+    }
+    /** Runs git and returns stdout; any failure is a SecretScanError with git's stderr. */
+    async ok(args, timeoutMs) {
+        const r = await this.run(args, timeoutMs);
+        if (r.code !== 0)
+            throw this.failure(args, r);
+        return r.stdout;
+    }
+    failure(args, r, hint) {
+        const err = stderrTail(r.stderr);
+        return new errors/* SecretScanError */.Mm(`${shown(args)} failed in ${this.dir} (exit ${r.code}): ${err}`, 'pre-deploy', hint ??
+            (/dubious ownership/.test(r.stderr)
+                ? `Mark the checkout as safe: git config --global --add safe.directory ${this.dir}`
+                : 'The secret scan needs the commits going out; check that the repository is checked out and intact.'));
+    }
+    /** The full sha of a commit, or undefined when there is no such commit here. */
+    async commit(rev) {
+        const args = ['rev-parse', '--verify', '--quiet', `${rev}^{commit}`];
+        const r = await this.run(args);
+        if (r.code === 0)
+            return r.stdout.trim();
+        if (r.code === 1)
+            return undefined;
+        throw this.failure(args, r);
+    }
+    async isAncestor(a, b) {
+        const args = ['merge-base', '--is-ancestor', a, b];
+        const r = await this.run(args);
+        if (r.code === 0)
+            return true;
+        if (r.code === 1)
+            return false;
+        throw this.failure(args, r);
+    }
+    /** The best common ancestor, or undefined when the histories share none (here). */
+    async mergeBase(a, b) {
+        const args = ['merge-base', a, b];
+        const r = await this.run(args);
+        if (r.code === 0)
+            return r.stdout.trim().split('\n')[0];
+        if (r.code === 1)
+            return undefined;
+        throw this.failure(args, r);
+    }
+    /** Commits of a rev-list, parents before children. */
+    async list(revs) {
+        const out = await this.ok(['rev-list', '--reverse', '--topo-order', ...revs, '--'], 600_000);
+        return out.split('\n').filter(Boolean);
+    }
+    /** The commits whose parents this clone does not have (empty for a complete clone). */
+    async shallowCommits() {
+        this.shallowFile ??= external_node_path_.resolve(this.dir, (await this.ok(['rev-parse', '--git-path', 'shallow'])).trim());
+        try {
+            const text = await (0,promises_.readFile)(this.shallowFile, 'utf8');
+            return new Set(text.split('\n').filter(Boolean));
+        }
+        catch (err) {
+            if (err.code === 'ENOENT')
+                return new Set();
+            throw err;
+        }
+    }
+    async isShallow() {
+        return (await this.shallowCommits()).size > 0;
+    }
+    /** Is part of tip's history cut off by the shallow boundary? */
+    async truncated(tip) {
+        const shallow = await this.shallowCommits();
+        if (shallow.size === 0)
+            return false;
+        return (await this.list([tip])).some(c => shallow.has(c));
+    }
+    /** Remote-tracking branches: full ref name and the commit it points to. */
+    async remoteBranches() {
+        const out = await this.ok(['for-each-ref', '--format=%(objectname) %(refname)', 'refs/remotes/']);
+        return out
+            .split('\n')
+            .filter(Boolean)
+            .map(line => {
+            const i = line.indexOf(' ');
+            return { sha: line.slice(0, i), ref: line.slice(i + 1) };
+        });
+    }
+}
+// ---------------------------------------------------------------------------------------------
+// Getting more history
+/** An attempt needs history this clone does not have yet (NEED_ALL: needs all of it). */
+const NEED = Symbol('need more history');
+const NEED_ALL = Symbol('need the whole history');
+/**
+ * Fetches more history from origin, one step at a time, for attempts that report NEED: a shallow
+ * clone is deepened (doubling) and finally unshallowed; a complete clone fetches missing commits by
+ * sha once. `final` tells an attempt that nothing more can be had, so its answer must be definite.
+ */
+class History {
+    git;
+    allowed;
+    step = DEEPEN_FIRST;
+    deepened = 0;
+    unshallowed = false;
+    /** Missing commits a complete clone already tried to fetch. */
+    tried = new Set();
+    /** Shas origin said it does not have ("not our ref"). */
+    refused = new Set();
+    /** What was fetched, for the note. */
+    fetched = [];
+    constructor(git, allowed) {
+        this.git = git;
+        this.allowed = allowed;
+    }
+    async missing(wants) {
+        const out = [];
+        for (const w of wants)
+            if (!(await this.git.commit(w)))
+                out.push(w);
+        return out;
+    }
+    async final(wants) {
+        if (!this.allowed)
+            return true;
+        if (await this.git.isShallow())
+            return this.unshallowed;
+        return (await this.missing(wants)).every(w => this.tried.has(w));
+    }
+    async run(what, wants, attempt) {
+        for (;;) {
+            const final = await this.final(wants);
+            const r = await attempt(final);
+            if (r !== NEED && r !== NEED_ALL)
+                return r;
+            if (final) {
+                throw new errors/* SecretScanError */.Mm(`The checkout in ${this.git.dir} is shallow and lacks the history needed for ${what}` +
+                    (this.allowed ? ', even after fetching all of it from origin.' : ' (deepening is turned off).'), 'pre-deploy', FETCH_DEPTH_HINT);
+            }
+            await this.grow(wants, r === NEED_ALL);
+        }
+    }
+    async grow(wants, all) {
+        if ((await this.git.isShallow()) && !this.unshallowed) {
+            if (!all && this.deepened + this.step <= DEEPEN_BOUND) {
+                await this.fetch([`--deepen=${this.step}`], wants);
+                this.deepened += this.step;
+                this.step *= 2;
+            }
+            else {
+                await this.fetch(['--unshallow'], wants);
+                this.unshallowed = true;
+            }
+            return;
+        }
+        // A complete clone: commits it lacks may still be on origin (another branch, a pull request).
+        // One try each; a commit origin does not have either is an answer too.
+        for (const sha of await this.missing(wants)) {
+            if (this.tried.has(sha))
+                continue;
+            this.tried.add(sha);
+            const r = await this.git.run([...FETCH, 'origin', sha], 600_000);
+            if (r.code === 0)
+                this.fetched.push(`fetch ${range_short(sha)}`);
+        }
+    }
+    /**
+     * `git fetch <how> origin <wants>`: the commits we need by sha first; when origin refuses one
+     * (gone after a force-push, never pushed), without it; then head alone; then origin's refspec.
+     */
+    async fetch(how, wants) {
+        const usable = wants.filter(w => !this.refused.has(w));
+        const sets = [usable, usable.slice(0, 1), []].filter((set, i, all) => i === 0 || set.length !== all[i - 1]?.length);
+        let last;
+        for (let i = 0; i < sets.length; i++) {
+            const set = sets[i] ?? [];
+            const args = [...FETCH, ...how, 'origin', ...set];
+            const r = await this.git.run(args, 600_000);
+            if (r.code === 0) {
+                this.fetched.push(how.join(' '));
+                return;
+            }
+            last = { args, r };
+            // "not our ref <sha>": origin does not have that commit; try the same fetch without it.
+            const gone = [...r.stderr.matchAll(/not our ref ([0-9a-f]{40})/gi)].map(m => m[1].toLowerCase());
+            const dropped = set.filter(w => gone.includes(w));
+            if (dropped.length > 0 && dropped.length < set.length) {
+                for (const w of dropped) {
+                    this.refused.add(w);
+                    this.tried.add(w);
+                }
+                sets.splice(i + 1, 0, set.filter(w => !this.refused.has(w)));
+            }
+        }
+        if (last) {
+            throw this.git.failure(last.args, last.r, `The checkout is shallow and more history could not be fetched from origin. ${FETCH_DEPTH_HINT}`);
+        }
+    }
+}
+/** base..head when every commit in it has its parents here; NEED otherwise. */
+async function between(git, base, head, note) {
+    const commits = await git.list([`${base}..${head}`]);
+    const shallow = await git.shallowCommits();
+    if (commits.some(c => shallow.has(c)))
+        return NEED;
+    return { base, head, commits, logOpts: [`${base}..${head}`], ...(note ? { note } : {}) };
+}
+/** Everything reachable from head; NEED_ALL while the clone is shallow below it. */
+async function everything(git, head, note) {
+    const commits = await git.list([head]);
+    const shallow = await git.shallowCommits();
+    if (commits.some(c => shallow.has(c)))
+        return NEED_ALL;
+    return { head, commits, logOpts: [head], ...(note ? { note } : {}) };
+}
+/** A sha from the event payload: 40 hex digits, or a SecretScanError naming the field. */
+function payloadSha(event, name, value) {
+    if (typeof value === 'string' && FULL_SHA.test(value))
+        return value.toLowerCase();
+    const shownValue = typeof value === 'string' ? JSON.stringify(value.slice(0, 80)) : String(value);
+    return failPayload(event, name, `${shownValue} is not a commit sha (40 hex digits)`);
+}
+function failPayload(event, name, why) {
+    throw new errors/* SecretScanError */.Mm(`The ${event} event payload has an invalid ${name}: ${why}.`, 'pre-deploy', 'The payload is read from GITHUB_EVENT_PATH; run deployguard in the workflow of that event, ' +
+        'or without an event to scan the whole history.');
+}
+function field(obj, key) {
+    return obj !== null && typeof obj === 'object' ? obj[key] : undefined;
+}
+/** Rule 1: base = the last deployed commit, when head descends from it; 'rewritten' otherwise. */
+async function fromLastDeploy(git, h, head, last) {
+    return h.run(`the last deployed commit ${range_short(last)}`, [head, last], async (final) => {
+        const base = await git.commit(last);
+        if (base && (await git.isAncestor(base, head)))
+            return between(git, base, head);
+        // Unknown here, or not an ancestor: certain only once head's history is all here.
+        if (await git.truncated(head))
+            return NEED;
+        if (!base && !final)
+            return NEED;
+        return 'rewritten';
+    });
+}
+async function fromPullRequest(git, h, input, event, payload) {
+    const pr = field(payload, 'pull_request');
+    const baseSha = payloadSha(event, 'pull_request.base.sha', field(field(pr, 'base'), 'sha'));
+    const headField = field(field(pr, 'head'), 'sha');
+    const prHead = headField === undefined ? undefined : payloadSha(event, 'pull_request.head.sha', headField);
+    const tip = prHead ?? (await resolveHead(git, h, input.head));
+    return h.run(`pull request ${range_short(baseSha)}...${range_short(tip)}`, [tip, baseSha], async (final) => {
+        const head = await git.commit(tip);
+        if (!head) {
+            if (!final)
+                return NEED;
+            throw new errors/* SecretScanError */.Mm(`The pull request head ${tip} is not in ${git.dir} and could not be fetched from origin.`, 'pre-deploy', FETCH_DEPTH_HINT);
+        }
+        const base = await git.commit(baseSha);
+        if (!base) {
+            if (!final || (await git.truncated(head)))
+                return NEED;
+            return everything(git, head, `the pull request base ${range_short(baseSha)} is unknown here and on origin: scanning the whole history`);
+        }
+        const mb = await git.mergeBase(base, head);
+        if (!mb) {
+            if ((await git.truncated(head)) || (await git.truncated(base)))
+                return NEED;
+            return everything(git, head, 'the pull request shares no history with its base: scanning the whole history');
+        }
+        return between(git, mb, head);
+    });
+}
+async function fromPush(git, h, input, event, payload) {
+    const before = payloadSha(event, 'before', field(payload, 'before'));
+    const afterField = field(payload, 'after');
+    const after = afterField === undefined ? undefined : payloadSha(event, 'after', afterField);
+    if (after === ZERO_SHA || field(payload, 'deleted') === true) {
+        throw new errors/* SecretScanError */.Mm(`The push event deletes ${String(field(payload, 'ref') ?? 'a ref')}: no commits go out with it.`, 'pre-deploy', 'Deploy on pushes that add commits (on.push.branches), not on branch deletions.');
+    }
+    const tip = after ?? (await resolveHead(git, h, input.head));
+    const forced = field(payload, 'forced') === true;
+    if (before === ZERO_SHA)
+        return fromNewBranch(git, h, tip, field(payload, 'ref'));
+    return h.run(`the push ${range_short(before)}..${range_short(tip)}`, [tip, before], async (final) => {
+        const head = await git.commit(tip);
+        if (!head)
+            return final ? fail(`the pushed commit ${tip} is not in ${git.dir}`) : NEED;
+        const prev = await git.commit(before);
+        if (!prev) {
+            if (!final || (await git.truncated(head)))
+                return NEED;
+            return everything(git, head, `force-push: the previous tip ${range_short(before)} is unknown here and on origin, so the whole history is scanned`);
+        }
+        if (!forced && (await git.isAncestor(prev, head)))
+            return between(git, prev, head);
+        // Not an ancestor: a force-push (unless the cut-off history hides the link).
+        if (!forced && (await git.truncated(head)))
+            return NEED;
+        const mb = await git.mergeBase(prev, head);
+        if (!mb) {
+            if ((await git.truncated(head)) || (await git.truncated(prev)))
+                return NEED;
+            return everything(git, head, `force-push: ${range_short(before)} shares no history with ${range_short(head)}, so the whole history is scanned`);
+        }
+        const why = forced ? 'force-push' : `force-push (${range_short(before)} is not an ancestor of ${range_short(head)})`;
+        return between(git, mb, head, `${why}: scanning from the merge-base ${range_short(mb)} of before and after`);
+    });
+}
+/** A new branch: the commits on no other remote branch, or the whole history when none is known. */
+async function fromNewBranch(git, h, tip, ref) {
+    const branch = typeof ref === 'string' && ref.startsWith('refs/heads/') ? ref.slice('refs/heads/'.length) : '';
+    // Only compared with ref names from for-each-ref below; never passed to git.
+    const label = branch
+        ? `new branch ${branch}`
+        : `new ref ${typeof ref === 'string' ? ref.slice(0, 200) : ''}`.trim();
+    const self = new Set(branch ? [`refs/remotes/origin/${branch}`] : []);
+    self.add('refs/remotes/origin/HEAD');
+    const others = [
+        ...new Set((await git.remoteBranches()).filter(b => !self.has(b.ref)).map(b => b.sha.toLowerCase()))
+    ]
+        .filter(sha => FULL_SHA.test(sha))
+        .sort();
+    return h.run(`the ${label}`, [tip, ...others], async (final) => {
+        const head = await git.commit(tip);
+        if (!head)
+            return final ? fail(`the pushed commit ${tip} is not in ${git.dir}`) : NEED;
+        if (others.length === 0) {
+            return everything(git, head, `${label}: no other remote branch is known here, so the whole history is scanned`);
+        }
+        const commits = await git.list([head, '--not', ...others]);
+        const shallow = await git.shallowCommits();
+        if (commits.some(c => shallow.has(c)))
+            return NEED;
+        return {
+            head,
+            commits,
+            logOpts: [head, '--not', ...others],
+            note: `${label}: the commits on no other remote branch (${others.length} known)`
+        };
+    });
+}
+function fail(what) {
+    throw new errors/* SecretScanError */.Mm(`Cannot work out the commits to scan: ${what}.`, 'pre-deploy', FETCH_DEPTH_HINT);
+}
+/** The caller's head (GITHUB_SHA, HEAD, ...) as a full sha, fetched when it is a sha not here. */
+async function resolveHead(git, h, rev) {
+    if (typeof rev !== 'string' || !REVISION.test(rev) || rev.length > 256) {
+        throw new errors/* SecretScanError */.Mm(`The head to scan up to is not a valid revision: ${JSON.stringify(String(rev).slice(0, 80))}.`, 'pre-deploy', 'Pass a commit sha (GITHUB_SHA) or a ref such as HEAD.');
+    }
+    const wants = FULL_SHA.test(rev) ? [rev.toLowerCase()] : [];
+    return h.run(`the head commit ${rev}`, wants, async (final) => {
+        const sha = await git.commit(rev);
+        if (sha)
+            return sha;
+        if (!final && wants.length > 0)
+            return NEED;
+        return fail(`${rev} is not a commit in ${git.dir}`);
+    });
+}
+// ---------------------------------------------------------------------------------------------
+/** The commits going out with a deploy of `input.head`, by the rules at the top of this file. */
+async function resolveRange(input) {
+    const dir = external_node_path_.resolve(input.repoDir);
+    const isDir = await (0,promises_.stat)(dir).then(s => s.isDirectory(), () => false);
+    if (!isDir) {
+        throw new errors/* SecretScanError */.Mm(`${dir} is not a directory: there is no checkout to work out the commits to scan from.`, 'pre-deploy', 'Check out the repository (actions/checkout with fetch-depth: 0) before the secret scan.');
+    }
+    const git = new Git(dir);
+    const top = await git.run(['rev-parse', '--git-dir']);
+    if (top.code !== 0) {
+        throw git.failure(['rev-parse', '--git-dir'], top, 'Check out the repository (actions/checkout with fetch-depth: 0) before the secret scan.');
+    }
+    const h = new History(git, input.deepen ?? true);
+    const notes = [];
+    const done = (source, f) => {
+        const fetched = h.fetched.length > 0 ? [`fetched more history from origin (${h.fetched.join(', ')})`] : [];
+        const note = [...notes, ...(f.note ? [f.note] : []), ...fetched].join('; ');
+        return {
+            source,
+            ...(f.base ? { base: f.base } : {}),
+            head: f.head,
+            commits: Object.freeze([...f.commits]),
+            logOpts: Object.freeze([...f.logOpts]),
+            ...(note ? { note } : {})
+        };
+    };
+    // Rule 1: the host's record of what it runs now.
+    const recorded = typeof input.lastDeployedCommit === 'string' ? input.lastDeployedCommit.trim() : '';
+    if (recorded) {
+        if (!/^[0-9a-f]{7,40}$/i.test(recorded)) {
+            notes.push(`the recorded last deploy ${JSON.stringify(recorded.slice(0, 80))} is not a commit sha`);
+        }
+        else {
+            const head = await resolveHead(git, h, input.head);
+            const last = recorded.toLowerCase();
+            const r = await fromLastDeploy(git, h, head, last);
+            if (r !== 'rewritten') {
+                return done('last-deploy', r.commits.length === 0 ? { ...r, note: 'nothing new since the last deploy' } : r);
+            }
+            notes.push(`the last deployed commit ${range_short(last)} is not an ancestor of ${range_short(head)} (history rewritten?)`);
+        }
+    }
+    // Rules 2 and 3: the event that started the workflow.
+    const name = input.event?.name;
+    const payload = input.event?.payload;
+    if (name === 'pull_request' || name === 'pull_request_target') {
+        return done('pull-request', await fromPullRequest(git, h, input, name, payload));
+    }
+    if (name === 'push') {
+        return done('push', await fromPush(git, h, input, name, payload));
+    }
+    // Rule 4: nothing to go by.
+    const head = await resolveHead(git, h, input.head);
+    const whole = await h.run(`the whole history of ${range_short(head)}`, [head], async () => everything(git, head));
+    return done('first-deploy', whole);
+}
+
 // EXTERNAL MODULE: ./src/io/private-dir.ts
 var private_dir = __nccwpck_require__(8151);
 ;// CONCATENATED MODULE: ./src/scan/sarif.ts
@@ -66742,7 +67225,7 @@ async function secretGate(settings, opts) {
             if (!(await isGitRepo(opts.workspace))) {
                 throw new errors/* SecretScanError */.Mm(`${opts.workspace} is not a git checkout, so the commits going out cannot be scanned`, 'pre-deploy', 'Check out the repository with actions/checkout (fetch-depth: 0), or limit the scan to the artifact with `scan: artifact`.');
             }
-            range = await (0,scan_range/* resolveRange */.S)({
+            range = await resolveRange({
                 repoDir: opts.workspace,
                 head: opts.env.GITHUB_SHA ?? 'HEAD',
                 lastDeployedCommit: opts.lastDeployedCommit,
@@ -66782,506 +67265,6 @@ async function secretGate(settings, opts) {
 /** The report attached to a failed pre-deploy gate, if any (for the summary and outputs). */
 function reportOf(err) {
     return err?.report;
-}
-
-
-/***/ }),
-
-/***/ 4433:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-"use strict";
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   S: () => (/* binding */ resolveRange),
-/* harmony export */   T: () => (/* binding */ Git)
-/* harmony export */ });
-/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1455);
-/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2174);
-/* harmony import */ var _io_git_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(5526);
-/**
- * Which commits a pre-deploy secret scan must cover: "the commits going out". Worked out with the
- * real `git` CLI (io/git.ts, no shell) in the checked-out repository, never with the GitHub API, so
- * a pull request with 3,000 commits is covered as fully as one with 3.
- *
- * Rules, in order:
- *  1. The host's record of the last deployed commit, when it is an ancestor of head: base..head.
- *     When it is not (history rewritten) the rules below apply, with a note.
- *  2. pull_request / pull_request_target: merge-base(PR base sha, PR head)..PR head.
- *  3. push: before..after. A new branch (before all zeros): the commits on no other remote branch.
- *     A force-push: merge-base(before, after)..after, or the whole history when before is unknown.
- *  4. Nothing known (first deploy, local CLI): the whole history reachable from head.
- *
- * Shallow checkouts (actions/checkout's default is one commit) are deepened from `origin` when the
- * answer depends on history that is not there: `git fetch --deepen` doubling up to a bound, then
- * `--unshallow`. A range is only returned once it is exact: none of its commits may sit on the
- * shallow boundary (their parents missing), or commits that are going out could be left unscanned.
- */
-
-
-
-
-const ZERO_SHA = '0'.repeat(40);
-const FULL_SHA = /^[0-9a-f]{40}$/i;
-/** A revision given by the caller (GITHUB_SHA, HEAD, a branch): never an option, no odd bytes. */
-const REVISION = /^[A-Za-z0-9_][A-Za-z0-9._/@{}^~+-]*$/;
-const short = (sha) => sha.slice(0, 12);
-/** First `--deepen` step; each next one doubles, until DEEPEN_BOUND commits, then `--unshallow`. */
-const DEEPEN_FIRST = 32;
-const DEEPEN_BOUND = 2048;
-/** `git fetch` without tags, submodules or an automatic gc on the way. */
-const FETCH = [
-    '-c',
-    'gc.auto=0',
-    '-c',
-    'maintenance.auto=false',
-    'fetch',
-    '--no-tags',
-    '--quiet',
-    '--no-recurse-submodules'
-];
-const FETCH_DEPTH_HINT = 'Set `fetch-depth: 0` on actions/checkout so the whole history is there (or leave `deepen` on ' +
-    'so deployguard can fetch what it needs from origin).';
-/** The last lines of git's stderr, with any credentials in URLs masked. */
-function stderrTail(stderr, lines = 6) {
-    const tail = stderr
-        .replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, '$1***@')
-        .trim()
-        .split('\n')
-        .slice(-lines)
-        .join('\n');
-    return tail.length > 1500 ? `…${tail.slice(-1500)}` : tail || '(no output)';
-}
-/** A command line for messages: long lists of shas are shortened. */
-function shown(args) {
-    const text = ['git', ...args].join(' ');
-    return text.length > 300 ? `${text.slice(0, 300)}…` : text;
-}
-class Git {
-    dir;
-    /** `$GIT_DIR/shallow`: the file is re-read on every question, as fetches change it. */
-    shallowFile;
-    constructor(dir) {
-        this.dir = dir;
-    }
-    /** Runs git (io/git.ts); never throws for a non-zero exit (only when git cannot be started). */
-    async run(args, timeoutMs = 120_000) {
-        const r = await (0,_io_git_js__WEBPACK_IMPORTED_MODULE_3__/* .runGit */ .EO)(this.dir, args, { timeoutMs });
-        if (r.notFound) {
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .SecretScanError */ .Mm(`git is not installed (or not on PATH), so the commits to scan cannot be worked out.`, 'pre-deploy', 'Install git on the runner, or run deployguard where git is available.');
-        }
-        return { code: r.code, stdout: r.stdout.toString('utf8'), stderr: r.stderr };
-    }
-    /** Runs git and returns stdout; any failure is a SecretScanError with git's stderr. */
-    async ok(args, timeoutMs) {
-        const r = await this.run(args, timeoutMs);
-        if (r.code !== 0)
-            throw this.failure(args, r);
-        return r.stdout;
-    }
-    failure(args, r, hint) {
-        const err = stderrTail(r.stderr);
-        return new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .SecretScanError */ .Mm(`${shown(args)} failed in ${this.dir} (exit ${r.code}): ${err}`, 'pre-deploy', hint ??
-            (/dubious ownership/.test(r.stderr)
-                ? `Mark the checkout as safe: git config --global --add safe.directory ${this.dir}`
-                : 'The secret scan needs the commits going out; check that the repository is checked out and intact.'));
-    }
-    /** The full sha of a commit, or undefined when there is no such commit here. */
-    async commit(rev) {
-        const args = ['rev-parse', '--verify', '--quiet', `${rev}^{commit}`];
-        const r = await this.run(args);
-        if (r.code === 0)
-            return r.stdout.trim();
-        if (r.code === 1)
-            return undefined;
-        throw this.failure(args, r);
-    }
-    async isAncestor(a, b) {
-        const args = ['merge-base', '--is-ancestor', a, b];
-        const r = await this.run(args);
-        if (r.code === 0)
-            return true;
-        if (r.code === 1)
-            return false;
-        throw this.failure(args, r);
-    }
-    /** The best common ancestor, or undefined when the histories share none (here). */
-    async mergeBase(a, b) {
-        const args = ['merge-base', a, b];
-        const r = await this.run(args);
-        if (r.code === 0)
-            return r.stdout.trim().split('\n')[0];
-        if (r.code === 1)
-            return undefined;
-        throw this.failure(args, r);
-    }
-    /** Commits of a rev-list, parents before children. */
-    async list(revs) {
-        const out = await this.ok(['rev-list', '--reverse', '--topo-order', ...revs, '--'], 600_000);
-        return out.split('\n').filter(Boolean);
-    }
-    /** The commits whose parents this clone does not have (empty for a complete clone). */
-    async shallowCommits() {
-        this.shallowFile ??= node_path__WEBPACK_IMPORTED_MODULE_1__.resolve(this.dir, (await this.ok(['rev-parse', '--git-path', 'shallow'])).trim());
-        try {
-            const text = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.readFile)(this.shallowFile, 'utf8');
-            return new Set(text.split('\n').filter(Boolean));
-        }
-        catch (err) {
-            if (err.code === 'ENOENT')
-                return new Set();
-            throw err;
-        }
-    }
-    async isShallow() {
-        return (await this.shallowCommits()).size > 0;
-    }
-    /** Is part of tip's history cut off by the shallow boundary? */
-    async truncated(tip) {
-        const shallow = await this.shallowCommits();
-        if (shallow.size === 0)
-            return false;
-        return (await this.list([tip])).some(c => shallow.has(c));
-    }
-    /** Remote-tracking branches: full ref name and the commit it points to. */
-    async remoteBranches() {
-        const out = await this.ok(['for-each-ref', '--format=%(objectname) %(refname)', 'refs/remotes/']);
-        return out
-            .split('\n')
-            .filter(Boolean)
-            .map(line => {
-            const i = line.indexOf(' ');
-            return { sha: line.slice(0, i), ref: line.slice(i + 1) };
-        });
-    }
-}
-// ---------------------------------------------------------------------------------------------
-// Getting more history
-/** An attempt needs history this clone does not have yet (NEED_ALL: needs all of it). */
-const NEED = Symbol('need more history');
-const NEED_ALL = Symbol('need the whole history');
-/**
- * Fetches more history from origin, one step at a time, for attempts that report NEED: a shallow
- * clone is deepened (doubling) and finally unshallowed; a complete clone fetches missing commits by
- * sha once. `final` tells an attempt that nothing more can be had, so its answer must be definite.
- */
-class History {
-    git;
-    allowed;
-    step = DEEPEN_FIRST;
-    deepened = 0;
-    unshallowed = false;
-    /** Missing commits a complete clone already tried to fetch. */
-    tried = new Set();
-    /** Shas origin said it does not have ("not our ref"). */
-    refused = new Set();
-    /** What was fetched, for the note. */
-    fetched = [];
-    constructor(git, allowed) {
-        this.git = git;
-        this.allowed = allowed;
-    }
-    async missing(wants) {
-        const out = [];
-        for (const w of wants)
-            if (!(await this.git.commit(w)))
-                out.push(w);
-        return out;
-    }
-    async final(wants) {
-        if (!this.allowed)
-            return true;
-        if (await this.git.isShallow())
-            return this.unshallowed;
-        return (await this.missing(wants)).every(w => this.tried.has(w));
-    }
-    async run(what, wants, attempt) {
-        for (;;) {
-            const final = await this.final(wants);
-            const r = await attempt(final);
-            if (r !== NEED && r !== NEED_ALL)
-                return r;
-            if (final) {
-                throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .SecretScanError */ .Mm(`The checkout in ${this.git.dir} is shallow and lacks the history needed for ${what}` +
-                    (this.allowed ? ', even after fetching all of it from origin.' : ' (deepening is turned off).'), 'pre-deploy', FETCH_DEPTH_HINT);
-            }
-            await this.grow(wants, r === NEED_ALL);
-        }
-    }
-    async grow(wants, all) {
-        if ((await this.git.isShallow()) && !this.unshallowed) {
-            if (!all && this.deepened + this.step <= DEEPEN_BOUND) {
-                await this.fetch([`--deepen=${this.step}`], wants);
-                this.deepened += this.step;
-                this.step *= 2;
-            }
-            else {
-                await this.fetch(['--unshallow'], wants);
-                this.unshallowed = true;
-            }
-            return;
-        }
-        // A complete clone: commits it lacks may still be on origin (another branch, a pull request).
-        // One try each; a commit origin does not have either is an answer too.
-        for (const sha of await this.missing(wants)) {
-            if (this.tried.has(sha))
-                continue;
-            this.tried.add(sha);
-            const r = await this.git.run([...FETCH, 'origin', sha], 600_000);
-            if (r.code === 0)
-                this.fetched.push(`fetch ${short(sha)}`);
-        }
-    }
-    /**
-     * `git fetch <how> origin <wants>`: the commits we need by sha first; when origin refuses one
-     * (gone after a force-push, never pushed), without it; then head alone; then origin's refspec.
-     */
-    async fetch(how, wants) {
-        const usable = wants.filter(w => !this.refused.has(w));
-        const sets = [usable, usable.slice(0, 1), []].filter((set, i, all) => i === 0 || set.length !== all[i - 1]?.length);
-        let last;
-        for (let i = 0; i < sets.length; i++) {
-            const set = sets[i] ?? [];
-            const args = [...FETCH, ...how, 'origin', ...set];
-            const r = await this.git.run(args, 600_000);
-            if (r.code === 0) {
-                this.fetched.push(how.join(' '));
-                return;
-            }
-            last = { args, r };
-            // "not our ref <sha>": origin does not have that commit; try the same fetch without it.
-            const gone = [...r.stderr.matchAll(/not our ref ([0-9a-f]{40})/gi)].map(m => m[1].toLowerCase());
-            const dropped = set.filter(w => gone.includes(w));
-            if (dropped.length > 0 && dropped.length < set.length) {
-                for (const w of dropped) {
-                    this.refused.add(w);
-                    this.tried.add(w);
-                }
-                sets.splice(i + 1, 0, set.filter(w => !this.refused.has(w)));
-            }
-        }
-        if (last) {
-            throw this.git.failure(last.args, last.r, `The checkout is shallow and more history could not be fetched from origin. ${FETCH_DEPTH_HINT}`);
-        }
-    }
-}
-/** base..head when every commit in it has its parents here; NEED otherwise. */
-async function between(git, base, head, note) {
-    const commits = await git.list([`${base}..${head}`]);
-    const shallow = await git.shallowCommits();
-    if (commits.some(c => shallow.has(c)))
-        return NEED;
-    return { base, head, commits, logOpts: [`${base}..${head}`], ...(note ? { note } : {}) };
-}
-/** Everything reachable from head; NEED_ALL while the clone is shallow below it. */
-async function everything(git, head, note) {
-    const commits = await git.list([head]);
-    const shallow = await git.shallowCommits();
-    if (commits.some(c => shallow.has(c)))
-        return NEED_ALL;
-    return { head, commits, logOpts: [head], ...(note ? { note } : {}) };
-}
-/** A sha from the event payload: 40 hex digits, or a SecretScanError naming the field. */
-function payloadSha(event, name, value) {
-    if (typeof value === 'string' && FULL_SHA.test(value))
-        return value.toLowerCase();
-    const shownValue = typeof value === 'string' ? JSON.stringify(value.slice(0, 80)) : String(value);
-    return failPayload(event, name, `${shownValue} is not a commit sha (40 hex digits)`);
-}
-function failPayload(event, name, why) {
-    throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .SecretScanError */ .Mm(`The ${event} event payload has an invalid ${name}: ${why}.`, 'pre-deploy', 'The payload is read from GITHUB_EVENT_PATH; run deployguard in the workflow of that event, ' +
-        'or without an event to scan the whole history.');
-}
-function field(obj, key) {
-    return obj !== null && typeof obj === 'object' ? obj[key] : undefined;
-}
-/** Rule 1: base = the last deployed commit, when head descends from it; 'rewritten' otherwise. */
-async function fromLastDeploy(git, h, head, last) {
-    return h.run(`the last deployed commit ${short(last)}`, [head, last], async (final) => {
-        const base = await git.commit(last);
-        if (base && (await git.isAncestor(base, head)))
-            return between(git, base, head);
-        // Unknown here, or not an ancestor: certain only once head's history is all here.
-        if (await git.truncated(head))
-            return NEED;
-        if (!base && !final)
-            return NEED;
-        return 'rewritten';
-    });
-}
-async function fromPullRequest(git, h, input, event, payload) {
-    const pr = field(payload, 'pull_request');
-    const baseSha = payloadSha(event, 'pull_request.base.sha', field(field(pr, 'base'), 'sha'));
-    const headField = field(field(pr, 'head'), 'sha');
-    const prHead = headField === undefined ? undefined : payloadSha(event, 'pull_request.head.sha', headField);
-    const tip = prHead ?? (await resolveHead(git, h, input.head));
-    return h.run(`pull request ${short(baseSha)}...${short(tip)}`, [tip, baseSha], async (final) => {
-        const head = await git.commit(tip);
-        if (!head) {
-            if (!final)
-                return NEED;
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .SecretScanError */ .Mm(`The pull request head ${tip} is not in ${git.dir} and could not be fetched from origin.`, 'pre-deploy', FETCH_DEPTH_HINT);
-        }
-        const base = await git.commit(baseSha);
-        if (!base) {
-            if (!final || (await git.truncated(head)))
-                return NEED;
-            return everything(git, head, `the pull request base ${short(baseSha)} is unknown here and on origin: scanning the whole history`);
-        }
-        const mb = await git.mergeBase(base, head);
-        if (!mb) {
-            if ((await git.truncated(head)) || (await git.truncated(base)))
-                return NEED;
-            return everything(git, head, 'the pull request shares no history with its base: scanning the whole history');
-        }
-        return between(git, mb, head);
-    });
-}
-async function fromPush(git, h, input, event, payload) {
-    const before = payloadSha(event, 'before', field(payload, 'before'));
-    const afterField = field(payload, 'after');
-    const after = afterField === undefined ? undefined : payloadSha(event, 'after', afterField);
-    if (after === ZERO_SHA || field(payload, 'deleted') === true) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .SecretScanError */ .Mm(`The push event deletes ${String(field(payload, 'ref') ?? 'a ref')}: no commits go out with it.`, 'pre-deploy', 'Deploy on pushes that add commits (on.push.branches), not on branch deletions.');
-    }
-    const tip = after ?? (await resolveHead(git, h, input.head));
-    const forced = field(payload, 'forced') === true;
-    if (before === ZERO_SHA)
-        return fromNewBranch(git, h, tip, field(payload, 'ref'));
-    return h.run(`the push ${short(before)}..${short(tip)}`, [tip, before], async (final) => {
-        const head = await git.commit(tip);
-        if (!head)
-            return final ? fail(`the pushed commit ${tip} is not in ${git.dir}`) : NEED;
-        const prev = await git.commit(before);
-        if (!prev) {
-            if (!final || (await git.truncated(head)))
-                return NEED;
-            return everything(git, head, `force-push: the previous tip ${short(before)} is unknown here and on origin, so the whole history is scanned`);
-        }
-        if (!forced && (await git.isAncestor(prev, head)))
-            return between(git, prev, head);
-        // Not an ancestor: a force-push (unless the cut-off history hides the link).
-        if (!forced && (await git.truncated(head)))
-            return NEED;
-        const mb = await git.mergeBase(prev, head);
-        if (!mb) {
-            if ((await git.truncated(head)) || (await git.truncated(prev)))
-                return NEED;
-            return everything(git, head, `force-push: ${short(before)} shares no history with ${short(head)}, so the whole history is scanned`);
-        }
-        const why = forced ? 'force-push' : `force-push (${short(before)} is not an ancestor of ${short(head)})`;
-        return between(git, mb, head, `${why}: scanning from the merge-base ${short(mb)} of before and after`);
-    });
-}
-/** A new branch: the commits on no other remote branch, or the whole history when none is known. */
-async function fromNewBranch(git, h, tip, ref) {
-    const branch = typeof ref === 'string' && ref.startsWith('refs/heads/') ? ref.slice('refs/heads/'.length) : '';
-    // Only compared with ref names from for-each-ref below; never passed to git.
-    const label = branch
-        ? `new branch ${branch}`
-        : `new ref ${typeof ref === 'string' ? ref.slice(0, 200) : ''}`.trim();
-    const self = new Set(branch ? [`refs/remotes/origin/${branch}`] : []);
-    self.add('refs/remotes/origin/HEAD');
-    const others = [
-        ...new Set((await git.remoteBranches()).filter(b => !self.has(b.ref)).map(b => b.sha.toLowerCase()))
-    ]
-        .filter(sha => FULL_SHA.test(sha))
-        .sort();
-    return h.run(`the ${label}`, [tip, ...others], async (final) => {
-        const head = await git.commit(tip);
-        if (!head)
-            return final ? fail(`the pushed commit ${tip} is not in ${git.dir}`) : NEED;
-        if (others.length === 0) {
-            return everything(git, head, `${label}: no other remote branch is known here, so the whole history is scanned`);
-        }
-        const commits = await git.list([head, '--not', ...others]);
-        const shallow = await git.shallowCommits();
-        if (commits.some(c => shallow.has(c)))
-            return NEED;
-        return {
-            head,
-            commits,
-            logOpts: [head, '--not', ...others],
-            note: `${label}: the commits on no other remote branch (${others.length} known)`
-        };
-    });
-}
-function fail(what) {
-    throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .SecretScanError */ .Mm(`Cannot work out the commits to scan: ${what}.`, 'pre-deploy', FETCH_DEPTH_HINT);
-}
-/** The caller's head (GITHUB_SHA, HEAD, ...) as a full sha, fetched when it is a sha not here. */
-async function resolveHead(git, h, rev) {
-    if (typeof rev !== 'string' || !REVISION.test(rev) || rev.length > 256) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .SecretScanError */ .Mm(`The head to scan up to is not a valid revision: ${JSON.stringify(String(rev).slice(0, 80))}.`, 'pre-deploy', 'Pass a commit sha (GITHUB_SHA) or a ref such as HEAD.');
-    }
-    const wants = FULL_SHA.test(rev) ? [rev.toLowerCase()] : [];
-    return h.run(`the head commit ${rev}`, wants, async (final) => {
-        const sha = await git.commit(rev);
-        if (sha)
-            return sha;
-        if (!final && wants.length > 0)
-            return NEED;
-        return fail(`${rev} is not a commit in ${git.dir}`);
-    });
-}
-// ---------------------------------------------------------------------------------------------
-/** The commits going out with a deploy of `input.head`, by the rules at the top of this file. */
-async function resolveRange(input) {
-    const dir = node_path__WEBPACK_IMPORTED_MODULE_1__.resolve(input.repoDir);
-    const isDir = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.stat)(dir).then(s => s.isDirectory(), () => false);
-    if (!isDir) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .SecretScanError */ .Mm(`${dir} is not a directory: there is no checkout to work out the commits to scan from.`, 'pre-deploy', 'Check out the repository (actions/checkout with fetch-depth: 0) before the secret scan.');
-    }
-    const git = new Git(dir);
-    const top = await git.run(['rev-parse', '--git-dir']);
-    if (top.code !== 0) {
-        throw git.failure(['rev-parse', '--git-dir'], top, 'Check out the repository (actions/checkout with fetch-depth: 0) before the secret scan.');
-    }
-    const h = new History(git, input.deepen ?? true);
-    const notes = [];
-    const done = (source, f) => {
-        const fetched = h.fetched.length > 0 ? [`fetched more history from origin (${h.fetched.join(', ')})`] : [];
-        const note = [...notes, ...(f.note ? [f.note] : []), ...fetched].join('; ');
-        return {
-            source,
-            ...(f.base ? { base: f.base } : {}),
-            head: f.head,
-            commits: Object.freeze([...f.commits]),
-            logOpts: Object.freeze([...f.logOpts]),
-            ...(note ? { note } : {})
-        };
-    };
-    // Rule 1: the host's record of what it runs now.
-    const recorded = typeof input.lastDeployedCommit === 'string' ? input.lastDeployedCommit.trim() : '';
-    if (recorded) {
-        if (!/^[0-9a-f]{7,40}$/i.test(recorded)) {
-            notes.push(`the recorded last deploy ${JSON.stringify(recorded.slice(0, 80))} is not a commit sha`);
-        }
-        else {
-            const head = await resolveHead(git, h, input.head);
-            const last = recorded.toLowerCase();
-            const r = await fromLastDeploy(git, h, head, last);
-            if (r !== 'rewritten') {
-                return done('last-deploy', r.commits.length === 0 ? { ...r, note: 'nothing new since the last deploy' } : r);
-            }
-            notes.push(`the last deployed commit ${short(last)} is not an ancestor of ${short(head)} (history rewritten?)`);
-        }
-    }
-    // Rules 2 and 3: the event that started the workflow.
-    const name = input.event?.name;
-    const payload = input.event?.payload;
-    if (name === 'pull_request' || name === 'pull_request_target') {
-        return done('pull-request', await fromPullRequest(git, h, input, name, payload));
-    }
-    if (name === 'push') {
-        return done('push', await fromPush(git, h, input, name, payload));
-    }
-    // Rule 4: nothing to go by.
-    const head = await resolveHead(git, h, input.head);
-    const whole = await h.run(`the whole history of ${short(head)}`, [head], async () => everything(git, head));
-    return done('first-deploy', whole);
 }
 
 

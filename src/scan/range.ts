@@ -104,7 +104,8 @@ function shown(args: readonly string[]): string {
   return text.length > 300 ? `${text.slice(0, 300)}…` : text;
 }
 
-export class Git {
+/** The questions the range rules ask git, with failures worded for the secret scan. */
+class Git {
   /** `$GIT_DIR/shallow`: the file is re-read on every question, as fetches change it. */
   private shallowFile: string | undefined;
 
