@@ -1,7 +1,8 @@
 import { connectHost, ReconnectingShell } from './io/ssh.js';
 import type { Logger } from './io/log.js';
 import { checksFor, runChecks } from './checks/runner.js';
-import { deploy, type DeployDeps } from './execute/execute.js';
+import { deploy } from './execute/execute.js';
+import type { DeployDeps } from './execute/session.js';
 import type { DeployMode, DeployResult } from './execute/result.js';
 import { lockScript, planHost } from './plan/plan.js';
 import { probe } from './remote/commands.js';

@@ -1,6 +1,6 @@
 /** The rollout order of a fleet, and how its settings are read. */
 import { batchSize, canaryBatches, rolloutBatches } from '../../src/plan/rollout.js';
-import { uploadProgress } from '../../src/execute/execute.js';
+import { uploadProgress } from '../../src/execute/upload.js';
 import { wantsCompression } from '../../src/io/ssh.js';
 import { parseSettings } from '../../src/settings/parse.js';
 import { BASE_INPUTS, FAKE_KEY, settingsFrom } from '../helpers/settings.js';

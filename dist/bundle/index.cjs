@@ -57489,8 +57489,8 @@ var promises_ = __nccwpck_require__(1455);
 var external_node_os_ = __nccwpck_require__(8161);
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
-// EXTERNAL MODULE: ./src/deploy.ts + 5 modules
-var deploy = __nccwpck_require__(9712);
+// EXTERNAL MODULE: ./src/deploy.ts + 12 modules
+var deploy = __nccwpck_require__(8580);
 // EXTERNAL MODULE: ./src/io/process.ts + 1 modules
 var io_process = __nccwpck_require__(1687);
 // EXTERNAL MODULE: ./src/report/summary.ts
@@ -58535,7 +58535,7 @@ function withCommit(env) {
 
 /***/ }),
 
-/***/ 9712:
+/***/ 8580:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -58684,10 +58684,898 @@ function planDelta(artifact, local, previous, modes, shared) {
 
 // EXTERNAL MODULE: ./src/record/host-record.ts
 var host_record = __nccwpck_require__(855);
-// EXTERNAL MODULE: ./src/remote/shell.ts
-var shell = __nccwpck_require__(5630);
 // EXTERNAL MODULE: ./src/remote/blue-green.ts
 var blue_green = __nccwpck_require__(2704);
+// EXTERNAL MODULE: ./src/remote/shell.ts
+var shell = __nccwpck_require__(5630);
+;// CONCATENATED MODULE: ./src/plan/plan.ts
+
+
+
+
+
+/** The owner record written into the lock: enough to tell a person whose deploy holds it. */
+function lockOwner(settings, token, at) {
+    return JSON.stringify({
+        token,
+        run: settings.run.runId,
+        commit: settings.run.commit,
+        ref: settings.run.ref,
+        actor: settings.run.actor,
+        release: settings.releaseId,
+        url: settings.run.runUrl,
+        at: at.toISOString(),
+        // Refreshed while the deploy runs; abandoned once it goes this long without a refresh.
+        ttl: `${Math.round(settings.lock.ttlMs / 1000)}s`
+    });
+}
+/** The lock script for a host: taken before anything is read or planned (see `deploy`). */
+function lockScript(settings, layout, token, now) {
+    return commands/* lockAcquire */.c_(layout, lockOwner(settings, token, now), Math.ceil(settings.lock.ttlMs / 1000));
+}
+/** The ids of the steps a `post` part starts with: everything before them ran in the deploy phase. */
+const POST_STEPS = new Set(['running', 'checks']);
+function planHost(settings, layout, facts, opts) {
+    const full = planAll(settings, layout, facts, opts);
+    const part = opts.part ?? 'all';
+    if (part === 'all')
+        return full;
+    const cut = full.steps.findIndex(s => POST_STEPS.has(s.id));
+    const before = full.steps.slice(0, cut);
+    if (part === 'switch')
+        return { ...full, steps: before, finalize: [] };
+    return {
+        ...full,
+        steps: full.steps.slice(cut),
+        initialUndo: before.flatMap(s => (s.undo ? [s.undo] : [])),
+        serviceTouched: before.some(s => s.touchesService)
+    };
+}
+function planAll(settings, layout, facts, opts) {
+    const id = settings.releaseId;
+    const staging = (0,remote_layout/* stagingDir */.rz)(layout, id);
+    const release = (0,remote_layout/* releaseDir */.ZI)(layout, id);
+    const service = commands/* serviceCommands */.k_(settings.service, layout);
+    const steps = [];
+    const exec = (script) => ({ kind: 'exec', script });
+    const ship = opts.source !== 'reuse';
+    if (ship)
+        steps.push({
+            id: 'stage',
+            title: 'Prepare a staging directory',
+            action: exec(commands/* prepareStaging */.pm(staging)),
+            undo: { id: 'unstage', title: 'Remove the staging directory', action: exec(commands/* removePaths */.YW([staging])) }
+        });
+    if (ship)
+        steps.push({
+            id: 'upload',
+            title: 'Upload the artifact',
+            action: { kind: 'upload', script: commands/* unpack */.l1(staging) }
+        });
+    if (ship)
+        steps.push({
+            id: 'verify',
+            title: 'Verify the SHA-256 of every file on the host',
+            action: {
+                kind: 'verify',
+                script: commands/* verifyManifest */.TX(staging, opts.fileCount, (0,remote_layout/* manifestPath */.ji)(layout, id))
+            }
+        });
+    // From here the directory that holds the new tree is `incoming` (the final release dir or,
+    // in-place, the staged tree that will replace the live one).
+    const incoming = layout.strategy === 'releases' ? release : staging;
+    if (ship && layout.strategy === 'releases') {
+        steps.push({
+            id: 'promote',
+            title: `Move the verified tree to releases/${id}`,
+            action: exec(commands/* promote */.pt(staging, release)),
+            undoAfterSuccess: true,
+            undo: {
+                id: 'mark-failed',
+                title: `Mark release ${id} failed`,
+                action: exec(commands/* markRelease */.vJ(layout, id, 'failed', opts.now, settings.run.commit))
+            }
+        });
+    }
+    if (ship && settings.target.shared.length) {
+        steps.push({
+            id: 'shared',
+            title: `Link shared entries (${settings.target.shared.join(', ')})`,
+            action: exec(commands/* linkShared */.EN(layout.sharedDir, incoming, settings.target.shared))
+        });
+    }
+    if (ship && settings.env.vars.length) {
+        const names = settings.env.vars.map(v => v.name);
+        const shown = names.length > 8 ? `${names.slice(0, 8).join(', ')}, …` : names.join(', ');
+        steps.push({
+            id: 'env',
+            // Names only: the values may be secrets.
+            title: `Write ${settings.env.file} (${names.length} variable${names.length === 1 ? '' : 's'}: ${shown})`,
+            action: { kind: 'write-env', script: commands/* writeEnvFile */.Jk(external_node_path_.posix.join(incoming, settings.env.file)) }
+        });
+    }
+    if (ship && settings.beforeSwitch) {
+        steps.push({
+            id: 'before-switch',
+            title: 'Run the before-switch command in the new release',
+            action: exec(commands/* beforeSwitch */.uf(incoming, id, settings.beforeSwitch))
+        });
+    }
+    if (ship && settings.runOnce && opts.runOnce) {
+        steps.push({
+            id: 'run-once',
+            title: 'Run the run-once command (on this host only, before any host switches)',
+            action: exec(commands/* beforeSwitch */.uf(incoming, id, settings.runOnce))
+        });
+    }
+    const svc = settings.service;
+    if (svc.manager === 'systemd' && svc.blueGreen && layout.strategy === 'releases') {
+        const colours = blueGreenSteps(steps, settings, svc, svc.blueGreen, layout, facts, release);
+        return {
+            ...finish(settings, layout, facts, opts, steps, undefined),
+            colours,
+            serviceLogs: commands/* serviceCommands */.k_({ ...svc, name: blue_green/* instanceOf */.hR(svc.name, colours.idle) }, layout)?.logs
+        };
+    }
+    const reload = svc.manager !== 'none' && svc.switch === 'reload' && facts.previous
+        ? reloadScript(settings, layout)
+        : undefined;
+    let backup;
+    if (layout.strategy === 'in-place' && facts.previous) {
+        backup = (0,remote_layout/* backupPath */.wZ)(layout, opts.now);
+        steps.push({
+            id: 'backup',
+            title: `Back up the live tree to ${external_node_path_.posix.basename(backup)}`,
+            action: exec(commands/* backupTree */.Zr(layout, backup))
+        });
+    }
+    if (service && !reload) {
+        steps.push({
+            id: 'stop',
+            title: 'Stop the service',
+            action: exec(service.stop),
+            touchesService: true,
+            // With no release live before, there is nothing to start again.
+            undo: facts.previous
+                ? { id: 'restart-old', title: 'Start the service again', action: exec(service.start) }
+                : undefined
+        });
+    }
+    if (layout.strategy === 'releases') {
+        steps.push({
+            id: 'switch',
+            title: `Switch current to ${id}`,
+            action: exec(commands/* switchCurrent */.m1(layout, release, id)),
+            touchesService: true,
+            undoAfterSuccess: true,
+            undo: facts.previous
+                ? {
+                    id: 'switch-back',
+                    title: `Switch current back to ${external_node_path_.posix.basename(facts.previous)}${reload ? ' and reload' : ''}`,
+                    action: exec((0,shell/* lines */.Mn)(commands/* switchCurrent */.m1(layout, facts.previous, `rollback-${id}`), reload))
+                }
+                : {
+                    id: 'unswitch',
+                    title: 'Remove current (there was no release before)',
+                    action: exec(commands/* removeCurrent */["in"](layout))
+                }
+        });
+    }
+    else {
+        steps.push({
+            id: 'switch',
+            title: 'Replace the live tree with the new one',
+            action: exec(commands/* replaceTree */.fu(layout, staging)),
+            touchesService: true,
+            undoAfterSuccess: true,
+            undo: {
+                id: 'restore',
+                title: backup
+                    ? `Restore the backup ${external_node_path_.posix.basename(backup)}${reload ? ' and reload' : ''}`
+                    : 'Remove the new tree (there was none before)',
+                action: exec((0,shell/* lines */.Mn)(commands/* restoreTree */.NU(layout, backup), reload))
+            }
+        });
+    }
+    if (service && reload) {
+        steps.push({
+            id: 'reload',
+            title: 'Reload the service (it picks up the new release)',
+            action: exec(reload),
+            touchesService: true
+        });
+    }
+    else if (service) {
+        steps.push({
+            id: 'start',
+            title: 'Start the service',
+            action: exec(service.start),
+            touchesService: true,
+            undo: { id: 'stop-new', title: 'Stop the new release', action: exec(service.stop) }
+        });
+    }
+    if (service) {
+        steps.push({
+            id: 'running',
+            title: 'Service is active and its main PID alive',
+            action: { kind: 'await-running', script: service.status },
+            touchesService: true
+        });
+    }
+    steps.push({
+        id: 'checks',
+        title: 'Post-deploy health checks',
+        action: { kind: 'checks' },
+        touchesService: true
+    });
+    return finish(settings, layout, facts, opts, steps, backup);
+}
+/** What every plan ends with: marking the release good, and what the host had before. */
+function finish(settings, layout, facts, opts, steps, backup) {
+    const id = settings.releaseId;
+    const exec = (script) => ({ kind: 'exec', script });
+    const service = commands/* serviceCommands */.k_(settings.service, layout);
+    const finalize = [
+        {
+            id: 'mark-good',
+            title: `Record release ${id} as good`,
+            action: exec(commands/* markRelease */.vJ(layout, id, 'good', opts.now, settings.run.commit))
+        }
+    ];
+    return {
+        layout,
+        initialUndo: [],
+        serviceTouched: false,
+        previousRelease: layout.strategy === 'in-place'
+            ? backup
+                ? external_node_path_.posix.basename(backup)
+                : undefined
+            : facts.previous
+                ? external_node_path_.posix.basename(facts.previous)
+                : undefined,
+        steps,
+        finalize,
+        backup,
+        serviceLogs: service?.logs
+    };
+}
+/** `switch: reload`: what makes the running service pick up the release `current` now names. */
+function reloadScript(settings, layout) {
+    const svc = settings.service;
+    if (svc.manager === 'systemd')
+        return (0,shell.sh) `${svc.sudo ? (0,shell.sh) `sudo -n ` : (0,shell.sh) ``}${commands/* systemdWords */.nH(svc.name).reload}`;
+    if (svc.manager === 'command' && svc.reload)
+        return (0,shell/* lines */.Mn)((0,shell.sh) `cd -- ${layout.current}`, (0,shell.sh) `sh -ec ${svc.reload}`);
+    return undefined;
+}
+/**
+ * blue-green: the release starts on the idle colour and is checked there while the live colour
+ * serves; then the proxy flips, the checks run through it, and the old colour drains and stops.
+ * Until the drain, a rollback is a flip back to a colour that never stopped.
+ */
+function blueGreenSteps(steps, settings, svc, bg, layout, facts, release) {
+    const id = settings.releaseId;
+    const exec = (script) => ({ kind: 'exec', script });
+    const sudo = svc.sudo ? (0,shell.sh) `sudo -n ` : (0,shell.sh) ``;
+    const live = facts.colour;
+    const idle = live ? blue_green/* otherColour */.RQ(live) : 'blue';
+    const unit = (c) => blue_green/* instanceOf */.hR(svc.name, c);
+    const idleCmds = commands/* serviceCommands */.k_({ ...svc, name: unit(idle) }, layout);
+    steps.push({
+        id: 'colour',
+        title: `Point ${idle} at ${id} (port ${bg.ports[idle]})`,
+        action: exec(blue_green/* pointColour */.NE(layout, bg, idle, release))
+    });
+    steps.push({
+        id: 'start',
+        title: `Start ${unit(idle)}, the idle colour (no traffic yet)`,
+        action: exec((0,shell.sh) `${sudo}${blue_green/* colourWords */.sg(svc.name, idle).restart}`),
+        startsRelease: true,
+        undo: { id: 'stop-new', title: `Stop ${unit(idle)}`, action: exec(idleCmds.stop) }
+    });
+    steps.push({
+        id: 'running',
+        title: `${unit(idle)} is active and its main PID alive`,
+        action: { kind: 'await-running', script: idleCmds.status }
+    });
+    steps.push({
+        id: 'checks',
+        title: `Health checks on ${idle} before it gets traffic`,
+        action: { kind: 'checks', on: 'colour' }
+    });
+    const back = live && facts.previous
+        ? {
+            id: 'flip-back',
+            title: `Flip the proxy back to ${live} (${external_node_path_.posix.basename(facts.previous)})`,
+            action: exec(blue_green/* flipBack */.T7(layout, bg, svc.name, svc.sudo, live, facts.previous, `back-${id}`))
+        }
+        : {
+            id: 'unflip',
+            title: 'Put the proxy and current back as they were (no colour was live)',
+            action: exec(blue_green/* unflip */.TT(layout, bg, svc.sudo, facts.previous))
+        };
+    steps.push({
+        id: 'flip',
+        title: `Flip the proxy to ${idle} (port ${bg.ports[idle]}) and current to ${id}`,
+        action: exec(blue_green/* flip */.UU(layout, bg, svc.sudo, idle, release, id)),
+        touchesService: true,
+        // Registered before it runs: a flip that failed half-way (nginx reloaded, no new workers seen)
+        // is flipped back all the same; flipping back to the live colour is harmless.
+        undo: back
+    });
+    steps.push({
+        id: 'checks-live',
+        title: 'Health checks with the new release live',
+        action: { kind: 'checks', on: 'live' },
+        touchesService: true
+    });
+    if (live)
+        steps.push({
+            id: 'drain',
+            title: `Drain ${unit(live)} for ${bg.drainMs / 1000} s, then stop it`,
+            action: exec(blue_green/* drain */.Ze(svc.name, svc.sudo, live, bg.drainMs)),
+            touchesService: true,
+            undo: {
+                id: 'start-old',
+                title: `Start ${unit(live)} again`,
+                action: exec((0,shell.sh) `${sudo}${blue_green/* colourWords */.sg(svc.name, live).start}`)
+            }
+        });
+    return { idle, live };
+}
+/** Parses the `id<TAB>status time` lines of `listReleases`. */
+function parseReleaseList(text) {
+    return text
+        .split('\n')
+        .filter(l => l.includes('\t'))
+        .map(l => {
+        const [id = '', rest = ''] = l.split('\t');
+        const [status = 'unknown', at] = rest.trim().split(/\s+/);
+        return { id, status: status === 'good' || status === 'failed' ? status : 'unknown', at };
+    });
+}
+/**
+ * Which releases to delete after a good deploy. Only good releases count toward `keep`; the
+ * live one and the newest good one are never deleted; failed ones are kept only while they are
+ * the newest failure (for debugging); releases with no record are left alone (not ours to judge).
+ */
+function planPrune(releases, live, keep) {
+    const byTime = (a, b) => (b.at ?? '').localeCompare(a.at ?? '') || b.id.localeCompare(a.id);
+    const good = releases.filter(r => r.status === 'good').sort(byTime);
+    const failed = releases.filter(r => r.status === 'failed').sort(byTime);
+    const keepIds = new Set([
+        live,
+        ...good.slice(0, Math.max(1, keep)).map(r => r.id),
+        ...failed.slice(0, 1).map(r => r.id)
+    ]);
+    return [...good, ...failed].filter(r => !keepIds.has(r.id)).map(r => r.id);
+}
+
+;// CONCATENATED MODULE: ./src/plan/rollout.ts
+/**
+ * The order a fleet is deployed in, as data: canaries first (in batches of their own), then the
+ * other hosts in batches of `max-parallel`. A batch starts only when the one before passed its
+ * post-deploy checks and stability window.
+ */
+/** Hosts at once: the count, or the percentage of the fleet rounded up; at least one. */
+function batchSize(hosts, rollout) {
+    const n = typeof rollout.maxParallel === 'number'
+        ? rollout.maxParallel
+        : Math.ceil((hosts * rollout.maxParallel.percent) / 100);
+    return Math.max(1, Math.min(n, Math.max(1, hosts)));
+}
+/** How many of the batches are canaries. */
+function canaryBatches(hosts, rollout) {
+    const canary = Math.min(rollout.canary, hosts);
+    return canary === 0 ? 0 : Math.ceil(canary / batchSize(hosts, rollout));
+}
+/** Host indexes, batch by batch. */
+function rolloutBatches(hosts, rollout) {
+    const per = batchSize(hosts, rollout);
+    const canary = Math.min(rollout.canary, hosts);
+    const out = [];
+    const chunk = (from, to) => {
+        for (let i = from; i < to; i += per)
+            out.push(Array.from({ length: Math.min(per, to - i) }, (_, k) => i + k));
+    };
+    chunk(0, canary);
+    chunk(canary, hosts);
+    return out;
+}
+
+;// CONCATENATED MODULE: ./src/execute/session.ts
+
+
+
+class StepFailed extends errors/* DeployguardError */.fq {
+}
+/** A host stopped between steps because another host of its batch failed. */
+class Stopped extends errors/* DeployError */.sH {
+}
+/** The limit for one remote step (before-switch commands included); the upload has none. */
+const STEP_TIMEOUT_MS = 30 * 60_000;
+/**
+ * What the checks of this host judge. For blue-green, `colour` picks the instance and port: the
+ * live one before the deploy, the new one after its start, the old one after a rollback.
+ */
+function hostContext(run, colour) {
+    const { settings } = run.ctx;
+    return (0,runner/* hostContextOf */.TC)(settings, run.host, run.shell, colour);
+}
+/** The service as the plan runs it: for blue-green, the instance of `colour`. */
+function serviceOf(settings, colour) {
+    const svc = settings.service;
+    return svc.manager === 'systemd' && svc.blueGreen && colour
+        ? { ...svc, name: (0,blue_green/* instanceOf */.hR)(svc.name, colour) }
+        : svc;
+}
+function tail(text, n = 15) {
+    const ls = text.trimEnd().split('\n');
+    return ls.slice(-n).join('\n');
+}
+/** Runs one step, timing it and recording the outcome in the host's report and the log. */
+async function runRecorded(run, step, fn, undo = false) {
+    const { deps } = run.ctx;
+    const t0 = Date.now();
+    const at = deps.now().getTime();
+    try {
+        const value = await fn();
+        recordDone(run, step, Date.now() - t0, at, undo);
+        return value;
+    }
+    catch (err) {
+        const ms = Date.now() - t0;
+        const detail = (0,errors/* describeError */.Uc)(err);
+        run.report.steps.push({ id: step.id, title: step.title, ok: false, ms, detail, undo, at });
+        deps.log.error(`✗ ${run.parallel ? `${run.host.name}: ` : ''}${step.title} (${ms} ms): ${detail}`);
+        throw err;
+    }
+}
+function recordDone(run, step, ms, at, undo = false) {
+    const { deps } = run.ctx;
+    run.report.steps.push({ id: step.id, title: step.title, ok: true, ms, undo, at });
+    deps.log.info(`✓ ${run.parallel ? `${run.host.name}: ` : ''}${step.title} (${ms} ms)`);
+}
+/**
+ * A remote command that must succeed. Every one has a time limit: a hung `systemctl stop` or a
+ * stuck mount must fail the step (and roll back), not hold the lock forever.
+ */
+async function execOk(run, script, what, timeoutMs = STEP_TIMEOUT_MS, stdin) {
+    const r = await run.shell.exec(script, { timeoutMs, ...(stdin === undefined ? {} : { stdin }) });
+    if (r.code !== 0) {
+        const out = tail(`${r.stderr}\n${r.stdout}`.trim());
+        throw new StepFailed(`${run.host.name}: ${what} failed (exit ${r.code})${out ? `:\n${out}` : ''}`, 'deploy');
+    }
+    return r.stdout;
+}
+function logChecks(results, log) {
+    for (const r of results) {
+        log.info(`${r.ok ? '✓' : '✗'} check ${r.name}: ${r.reason} (${r.attempts} attempt${r.attempts === 1 ? '' : 's'}, ${r.durationMs} ms)`);
+    }
+}
+function failedChecks(results) {
+    const failed = results.filter(r => !r.ok);
+    return `${failed.length}/${results.length} health checks failed: ${failed.map(f => `${f.name}: ${f.reason}`).join('; ')}`;
+}
+/** Runs `fn` over the items, `limit` at a time, and reports how each one ended. */
+async function inBatches(items, limit, fn) {
+    const out = [];
+    for (let i = 0; i < items.length; i += limit)
+        out.push(...(await Promise.allSettled(items.slice(i, i + limit).map(fn))));
+    return out;
+}
+function throwFirst(settled) {
+    const failed = settled.find((r) => r.status === 'rejected');
+    if (failed)
+        throw failed.reason;
+}
+
+;// CONCATENATED MODULE: ./src/execute/lock.ts
+
+
+
+
+
+/**
+ * The host lock: taken with an atomic `mkdir` before anything is read, refreshed by a heartbeat
+ * while the deploy runs, taken over only when abandoned, and released on every path.
+ */
+const LOCK_STEP = { id: 'lock', title: 'Lock the host' };
+const hostKey = (h) => `${h.host}:${String(h.port).padStart(5, '0')}`;
+const compareText = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+/**
+ * Locks every host. Uncontended (the usual case) a fleet is locked at once, `per` hosts at a
+ * time, one round trip each. If any host is busy, the locks just taken are released and the
+ * hosts are locked one by one, waiting for each, in an order every deploy shares (by address and
+ * port, not config order): two deploys racing for the same fleet then queue behind each other
+ * instead of each holding half of it.
+ */
+async function lockHosts(ctx, runs, per) {
+    const { settings, deps, layout, token } = ctx;
+    const script = () => lockScript(settings, layout, token, deps.now());
+    if (runs.length > 1 && per > 1) {
+        const taken = new Map();
+        const settled = await inBatches(runs, per, async (run) => {
+            const at = deps.now().getTime();
+            const t0 = Date.now();
+            if (await acquireLock(script(), run, false))
+                taken.set(run, { at, ms: Date.now() - t0 });
+        });
+        if (taken.size === runs.length) {
+            for (const run of runs)
+                recordDone(run, LOCK_STEP, taken.get(run).ms, taken.get(run).at);
+            return;
+        }
+        await Promise.all([...taken.keys()].map(run => unlock(run)));
+        throwFirst(settled);
+        deps.log.info(`${runs
+            .filter(r => !taken.has(r))
+            .map(r => r.host.name)
+            .join(', ')}: locked by another deploy; locking the hosts one by one, in order`);
+    }
+    // One order for every deploy, whatever order its config lists the hosts in.
+    const ordered = [...runs].sort((a, b) => compareText(hostKey(a.host), hostKey(b.host)));
+    for (const run of ordered) {
+        await runRecorded(run, LOCK_STEP, async () => {
+            await acquireLock(script(), run, true);
+        });
+    }
+}
+async function acquireLock(script, run, 
+/** Wait for a busy lock (up to `lock.wait`); without, a busy lock returns false at once. */
+wait) {
+    const { settings, deps, token } = run.ctx;
+    const deadline = Date.now() + settings.lock.waitMs;
+    for (;;) {
+        // Until the script says "taken" or "busy", the lock may be ours on the host: a link that
+        // drops under it loses the answer, not the mkdir. The release at the end removes it if so
+        // (it only ever removes a lock carrying our token).
+        run.lockUnsure = true;
+        const r = await run.shell.exec(script);
+        run.lockUnsure = r.code !== 0 && r.code !== commands/* LOCK_BUSY */.sk;
+        if (r.code === 0) {
+            run.locked = true;
+            startHeartbeat(run);
+            deps.onLock?.(run.host, true, token);
+            if (r.stdout.startsWith('taken-over')) {
+                run.abandoned = r.stdout.split('\n').slice(2).join('\n').trim();
+                deps.log.warn(`${run.host.name}: took over an abandoned lock (older than the TTL). Previous owner: ${r.stdout.split('\n').slice(1).join(' ').trim()}`);
+            }
+            return true;
+        }
+        if (r.code !== commands/* LOCK_BUSY */.sk)
+            throw new StepFailed(`${run.host.name}: could not take the lock (exit ${r.code}): ${tail(r.stderr)}`, 'deploy', `deployguard keeps its lock and records in ${(0,remote_layout/* layoutFor */.Q2)(settings.target).stateDir}; the user ${run.host.user} must be able to create it (for in-place deploys, that means write access to the target's parent directory).`);
+        if (!wait)
+            return false;
+        const owner = r.stdout.trim().split('\n').slice(1).join(' ');
+        if (Date.now() >= deadline) {
+            throw new errors/* DeployError */.sH(`${run.host.name}: another deploy holds the lock: ${owner || '(owner unknown)'}`, 'deploy', `Wait for it to finish. A deploy refreshes its lock while it runs; if it died, the lock is taken over ${Math.round(settings.lock.ttlMs / 1000)} s after its last refresh (deploy.lock-ttl). Or remove ${run.plan?.layout.lockDir ?? 'the lock directory'} on the host after checking nothing runs.`);
+        }
+        deps.log.info(`${run.host.name}: waiting for the lock held by ${owner}`);
+        await deps.sleep(Math.min(5000, Math.max(200, deadline - Date.now())));
+    }
+}
+/**
+ * Refreshes a held lock a few times per TTL. A lock nobody refreshes for the TTL belongs to a
+ * deploy that died (a killed runner), and the next deploy takes it over; so a live deploy keeps
+ * its lock however long it runs. When the refresh finds the lock taken over, the deploy stops
+ * before its next step.
+ */
+function startHeartbeat(run) {
+    const { settings, deps, token } = run.ctx;
+    stopHeartbeat(run);
+    const every = Math.max(1000, Math.min(30_000, Math.floor(settings.lock.ttlMs / 4)));
+    const refresh = (0,commands/* lockRefresh */.Pt)((0,remote_layout/* layoutFor */.Q2)(settings.target), token);
+    let busy = false;
+    run.heartbeat = setInterval(() => {
+        if (busy || run.lockLost)
+            return;
+        busy = true;
+        run.shell
+            .exec(refresh, { timeoutMs: every })
+            .then(r => {
+            if (r.code !== commands/* LOCK_LOST */.lQ)
+                return;
+            run.lockLost = true;
+            deps.log.error(`${run.host.name}: another deploy has taken over the lock on this host`);
+        })
+            .catch(() => undefined) // a dropped link: the next beat (or step) connects again
+            .finally(() => (busy = false));
+    }, every);
+    run.heartbeat.unref?.();
+}
+function stopHeartbeat(run) {
+    if (run.heartbeat)
+        clearInterval(run.heartbeat);
+    run.heartbeat = undefined;
+}
+async function unlock(run) {
+    const { deps, layout, token } = run.ctx;
+    stopHeartbeat(run);
+    try {
+        await execOk(run, (0,commands/* lockRelease */.lT)(layout, token), 'release the lock');
+        run.locked = false;
+        deps.onLock?.(run.host, false, token);
+    }
+    catch (err) {
+        deps.log.warn(`${run.host.name}: could not release the lock: ${(0,errors/* describeError */.Uc)(err)}`);
+    }
+}
+
+// EXTERNAL MODULE: ./src/preflight.ts
+var preflight = __nccwpck_require__(3078);
+;// CONCATENATED MODULE: ./src/execute/state.ts
+
+
+
+
+
+
+
+/**
+ * Reading the hosts before anything changes: their state and record, the preflight's verdict, and
+ * the pre-deploy checks against production as it is.
+ */
+/** Production was unhealthy before the deploy and `require-healthy` is on: nothing was changed. */
+class Blocked extends errors/* DeployguardError */.fq {
+    results;
+    reason;
+    constructor(message, results, hint, 
+    /** What blocked it, when it was not the health checks (the secret scan's error). */
+    reason) {
+        super(message, 'pre-deploy', hint);
+        this.results = results;
+        this.reason = reason;
+    }
+}
+/** A host cannot take this deploy: found by the preflight, before anything changed. */
+class PreflightFailed extends errors/* DeployError */.sH {
+}
+/**
+ * Judges every host's preflight facts. Warnings are logged; failures stop the deploy before any
+ * host changes, each with its fix. `artifact` is the upload, when this run ships one.
+ */
+function checkPreflight(ctx, runs, artifact, opts) {
+    const { settings, deps } = ctx;
+    const need = artifact ? { bytes: artifact.totalBytes, files: artifact.fileCount } : undefined;
+    const failed = [];
+    for (const run of runs) {
+        if (!run.preflight)
+            continue;
+        const findings = (0,preflight/* judgePreflight */.fk)(settings, run.host, run.preflight, need);
+        run.report.preflight = findings;
+        const warnings = (0,preflight/* describeFindings */.kA)(findings, ['warn']);
+        if (warnings)
+            deps.log.warn(`${run.host.name}: preflight:\n${warnings}`);
+        const failures = (0,preflight/* describeFindings */.kA)(findings, ['fail']);
+        if (!failures)
+            continue;
+        if (!opts.block) {
+            deps.log.warn(`${run.host.name}: preflight found problems:\n${failures}`);
+            continue;
+        }
+        run.report.outcome = 'failed';
+        run.report.error = `${run.host.name}: preflight failed; nothing was changed:\n${failures}`;
+        run.report.steps.push({
+            id: 'preflight',
+            title: 'Preflight',
+            ok: false,
+            ms: 0,
+            detail: run.report.error,
+            at: deps.now().getTime()
+        });
+        failed.push(run.report.error);
+    }
+    if (failed.length)
+        throw new PreflightFailed(failed.join('\n'), 'deploy', 'Nothing was changed on any host. Apply the fixes above (`deployguard preflight` checks again without deploying), then deploy again.');
+}
+/** Read-only: what the host runs now. */
+async function readFacts(run) {
+    const { settings, deps, layout } = run.ctx;
+    return runRecorded(run, { id: 'probe', title: 'Read the host state' }, async () => {
+        const svc = settings.service;
+        const bg = svc.manager === 'systemd' ? svc.blueGreen : undefined;
+        const r = await run.shell.exec((0,commands/* probe */.dy)(layout, (0,preflight/* preflightProbe */.qZ)(settings), bg && (0,blue_green/* readLiveColour */.z2)(bg)));
+        if (r.code !== 0)
+            throw new StepFailed(`${run.host.name}: ${tail(r.stderr) || 'probe failed'}`, 'deploy');
+        const m = /^current=(.+)$/m.exec(r.stdout);
+        const previous = m?.[1]?.trim() || undefined;
+        const at = r.stdout.search(/^lines=\d+$/m);
+        run.preflight = (0,preflight/* parsePreflight */.f_)(at >= 0 ? r.stdout.slice(0, at) : r.stdout);
+        if (bg)
+            run.liveColour = (0,blue_green/* liveColour */.L0)(at >= 0 ? r.stdout.slice(0, at) : r.stdout);
+        if (previous && layout.strategy === 'releases')
+            run.report.liveBefore = external_node_path_.posix.basename(previous);
+        const log = (0,host_record/* parseDeploymentsOutput */.t2)(at >= 0 ? r.stdout.slice(at) : '');
+        if (log.problems.length) {
+            run.report.recordProblems = log.problems.map(p => `line ${p.line}: ${p.reason}`);
+            deps.log.warn(`${run.host.name}: ${layout.deploymentsLog} has ${log.problems.length} unreadable line(s), skipped: ${run.report.recordProblems.join('; ')}`);
+        }
+        // What is live now was put there by the newest good deploy of that release (releases), or
+        // by the newest good deploy at all (in-place, where the live tree has no release name).
+        const live = previous
+            ? layout.strategy === 'releases'
+                ? (0,host_record/* deployedRelease */.Qd)(log, external_node_path_.posix.basename(previous))
+                : (0,host_record/* lastDeployed */.n6)(log)
+            : undefined;
+        if (live)
+            run.report.previousDeploy = previousDeployOf(live);
+        const good = (0,host_record/* lastDeployed */.n6)(log)?.commit;
+        return {
+            facts: {
+                previous,
+                lastGoodCommit: good && /^[0-9a-f]{40}$/.test(good) ? good : undefined,
+                serviceState: run.preflight.unit.get('ActiveState'),
+                colour: run.liveColour
+            },
+            log
+        };
+    });
+}
+function previousDeployOf(e) {
+    return { release: e.release, commit: e.commit, runUrl: e.runUrl, time: e.time };
+}
+/**
+ * The checks tagged `pre`, against production as it is, before anything changes. Unhealthy
+ * production blocks the deploy when `require-healthy` is on, and is recorded either way. A first
+ * deploy has no production to check.
+ */
+async function preDeployGate(ctx, runs, facts) {
+    const { settings, deps } = ctx;
+    if (!settings.checks.some(c => c.stages.includes('pre')))
+        return [];
+    const live = runs.filter(r => facts.get(r)?.previous);
+    if (live.length === 0) {
+        deps.log.info('Pre-deploy checks skipped: no release is live yet (first deploy).');
+        return [];
+    }
+    return deps.log.group('Pre-deploy: is production healthy now?', async () => {
+        const results = await deps.runChecks('pre', live.map(r => hostContext(r, r.liveColour)), { id: settings.releaseId, commit: settings.run.commit });
+        logChecks(results, deps.log);
+        const failed = results.filter(r => !r.ok);
+        if (failed.length === 0)
+            return results;
+        const what = `production is already unhealthy (${failed.length}/${results.length} pre-deploy checks failed: ${failed.map(f => `${f.name}${f.host ? `@${f.host}` : ''}: ${f.reason}`).join('; ')})`;
+        if (settings.preDeploy.requireHealthy) {
+            throw new Blocked(`Deploy blocked: ${what}. Nothing was changed.`, results, 'Fix production first, or set `pre-deploy: { require-healthy: false }` to deploy anyway (for example, when this release is the fix).');
+        }
+        deps.log.warn(`${what}; deploying anyway (require-healthy is off).`);
+        return results;
+    });
+}
+
+;// CONCATENATED MODULE: ./src/execute/target.ts
+
+
+
+
+
+
+
+const SHA = /^[0-9a-f]{40}$/;
+/**
+ * Which release this run deploys, decided under the lock from what the hosts hold and recorded:
+ * - a deploy of a commit whose release is still on every host and verifies against its kept
+ *   manifest reuses it (a re-run of an old workflow run only switches back);
+ * - a rollback goes to the named release, or to the newest good one before the live one;
+ * - a post-deploy run judges the release its deploy phase switched to.
+ */
+async function chooseTarget(ctx, mode, runs, facts, logs) {
+    const { settings, deps, layout } = ctx;
+    const haveArtifact = ctx.artifact !== undefined;
+    const fresh = {
+        id: settings.releaseId,
+        commit: settings.run.commit,
+        reuse: false,
+        previous: new Map()
+    };
+    const live = (run) => {
+        const p = facts.get(run)?.previous;
+        return p ? external_node_path_.posix.basename(p) : undefined;
+    };
+    if (mode.kind === 'post') {
+        const previous = new Map();
+        for (const run of runs) {
+            if (live(run) !== mode.release)
+                throw new errors/* DeployError */.sH(`${run.host.name}: current is ${live(run) ?? 'not set'}, not ${mode.release}: another deploy ran after the deploy step, or the deploy step failed.`, 'post-deploy', 'Run post-deploy with the `release` output of the deploy step, in the same workflow run.');
+            const log = logs.get(run);
+            const switched = log.entries.findLast(e => e.release === mode.release && e.status === 'switched');
+            const back = mode.previous || switched?.previous;
+            previous.set(run, back ? (0,remote_layout/* releaseDir */.ZI)(layout, back) : undefined);
+            const before = back ? (0,host_record/* deployedRelease */.Qd)(log, back) : undefined;
+            run.report.previousDeploy = before ? previousDeployOf(before) : undefined;
+        }
+        const commit = logs.get(runs[0]).entries.findLast(e => e.release === mode.release)?.commit;
+        return { id: mode.release, commit: commit ?? settings.run.commit, reuse: false, previous };
+    }
+    if (mode.kind === 'rollback') {
+        if (layout.strategy !== 'releases')
+            throw new errors/* DeployError */.sH('rollback needs `strategy: releases`: an in-place target keeps backups, not releases.', 'rollback', `Restore a backup by hand: the newest is the latest ${layout.base}.backup-* directory.`);
+        const chosen = new Map();
+        for (const run of runs) {
+            const current = live(run);
+            const log = logs.get(run);
+            const entry = mode.to === 'previous'
+                ? log.entries.findLast(e => e.status === 'deployed' && e.release !== current)
+                : (0,host_record/* deployedRelease */.Qd)(log, mode.to);
+            if (mode.to === 'previous' && !entry)
+                throw new errors/* DeployError */.sH(`${run.host.name}: no earlier good release is recorded (live: ${current ?? 'none'}).`, 'rollback', 'Name the release to return to: `deployguard history` lists them.');
+            if (mode.to !== 'previous' && !entry)
+                throw new errors/* DeployError */.sH(`${run.host.name}: ${mode.to} was never recorded as a good deploy on this host; deployguard only rolls back to releases that passed their checks.`, 'rollback', 'Nothing was changed. `deployguard history` lists the good releases.');
+            if (mode.to !== 'previous' && mode.to === current)
+                throw new errors/* DeployError */.sH(`${run.host.name}: ${mode.to} is already live; nothing to roll back.`, 'rollback');
+            chosen.set(run, entry);
+        }
+        const ids = new Set(runs.map(r => chosen.get(r)?.release ?? (mode.to === 'previous' ? '' : mode.to)));
+        if (ids.size !== 1)
+            throw new errors/* DeployError */.sH(`the hosts would roll back to different releases: ${runs.map(r => `${r.host.name}: ${chosen.get(r)?.release}`).join(', ')}`, 'rollback', 'Name one release with `--to`; the fleet must end on one version.');
+        const id = [...ids][0];
+        for (const run of runs) {
+            const problem = await verifyKept(run, id);
+            if (problem)
+                throw new errors/* DeployError */.sH(`${run.host.name}: cannot roll back to ${id}: ${problem}`, 'rollback', 'Nothing was changed. Pick another release (`deployguard history`), or deploy that commit again.');
+        }
+        return { ...fresh, id, commit: chosen.get(runs[0])?.commit ?? 'unknown', reuse: true };
+    }
+    if (mode.kind === 'pre')
+        return fresh;
+    // A deploy: reuse this commit's release when every host still holds it, intact.
+    if (layout.strategy !== 'releases' || !SHA.test(settings.run.commit))
+        return needArtifact(fresh);
+    const candidates = runs.map(r => logs.get(r).entries.findLast(e => e.status === 'deployed' && e.commit === settings.run.commit));
+    const id = candidates[0]?.release;
+    if (!id ||
+        candidates.some(c => c?.release !== id) ||
+        (settings.releaseIdGiven && id !== settings.releaseId))
+        return needArtifact(fresh);
+    for (const run of runs) {
+        const problem = await verifyKept(run, id);
+        if (problem) {
+            deps.log.info(`${run.host.name}: release ${id} of this commit cannot be reused (${problem}); shipping a new release.`);
+            return needArtifact(fresh);
+        }
+    }
+    deps.log.info(`release ${id} of commit ${settings.run.commit.slice(0, 12)} is on every host and verified: switching to it, nothing is uploaded.`);
+    return { ...fresh, id, reuse: true };
+    function needArtifact(t) {
+        if (!haveArtifact)
+            throw new errors/* DeployError */.sH('nothing to deploy: no artifact was given', 'deploy', 'Set the `artifact` input.');
+        return t;
+    }
+}
+/**
+ * Checks a release kept on the host against the manifest saved when it was first verified
+ * (entries replaced by `shared` links left out). Returns why it cannot be used, or undefined.
+ */
+async function verifyKept(run, id) {
+    const { settings, layout } = run.ctx;
+    return runRecorded(run, { id: 'verify', title: `Verify the kept release ${id} (SHA-256 of every file)` }, async () => {
+        const release = (0,remote_layout/* releaseDir */.ZI)(layout, id);
+        const m = await run.shell.exec((0,commands/* readManifest */.WI)(release, (0,remote_layout/* manifestPath */.ji)(layout, id)), {
+            timeoutMs: STEP_TIMEOUT_MS
+        });
+        if (m.code === commands/* RELEASE_MISSING */.ZG)
+            return tail(m.stderr, 2) || 'it is gone';
+        if (m.code !== 0)
+            throw new StepFailed(`${run.host.name}: reading the manifest of ${id} failed (exit ${m.code}): ${tail(m.stderr)}`, 'deploy');
+        const shared = settings.target.shared.map(e => e.replace(/\/+$/, ''));
+        const lines = m.stdout
+            .split('\n')
+            .filter(l => l && !shared.some(e => l.slice(66) === `./${e}` || l.slice(66).startsWith(`./${e}/`)));
+        const r = await run.shell.exec((0,commands/* checkRelease */.me)(release), {
+            stdin: lines.join('\n') + '\n',
+            timeoutMs: STEP_TIMEOUT_MS
+        });
+        if (r.code === 0)
+            return undefined;
+        const bad = r.stdout
+            .split('\n')
+            .filter(l => /: FAILED/.test(l))
+            .slice(0, 5);
+        return `its files changed since it was verified: ${bad.join('; ') || tail(r.stderr, 3)}`;
+    });
+}
+
 ;// CONCATENATED MODULE: ./src/transfer/tar.ts
 
 
@@ -59015,403 +59903,569 @@ function asciiOnly(s) {
     return s.replace(/[^\x20-\x7e]/g, '_');
 }
 
-;// CONCATENATED MODULE: ./src/plan/plan.ts
+;// CONCATENATED MODULE: ./src/execute/upload.ts
 
 
 
 
 
-/** The owner record written into the lock: enough to tell a person whose deploy holds it. */
-function lockOwner(settings, token, at) {
-    return JSON.stringify({
-        token,
-        run: settings.run.runId,
-        commit: settings.run.commit,
-        ref: settings.run.ref,
-        actor: settings.run.actor,
-        release: settings.releaseId,
-        url: settings.run.runUrl,
-        at: at.toISOString(),
-        // Refreshed while the deploy runs; abandoned once it goes this long without a refresh.
-        ttl: `${Math.round(settings.lock.ttlMs / 1000)}s`
-    });
-}
-/** The lock script for a host: taken before anything is read or planned (see `deploy`). */
-function lockScript(settings, layout, token, now) {
-    return commands/* lockAcquire */.c_(layout, lockOwner(settings, token, now), Math.ceil(settings.lock.ttlMs / 1000));
-}
-/** The ids of the steps a `post` part starts with: everything before them ran in the deploy phase. */
-const POST_STEPS = new Set(['running', 'checks']);
-function planHost(settings, layout, facts, opts) {
-    const full = planAll(settings, layout, facts, opts);
-    const part = opts.part ?? 'all';
-    if (part === 'all')
-        return full;
-    const cut = full.steps.findIndex(s => POST_STEPS.has(s.id));
-    const before = full.steps.slice(0, cut);
-    if (part === 'switch')
-        return { ...full, steps: before, finalize: [] };
-    return {
-        ...full,
-        steps: full.steps.slice(cut),
-        initialUndo: before.flatMap(s => (s.undo ? [s.undo] : [])),
-        serviceTouched: before.some(s => s.touchesService)
-    };
-}
-function planAll(settings, layout, facts, opts) {
-    const id = settings.releaseId;
-    const staging = (0,remote_layout/* stagingDir */.rz)(layout, id);
-    const release = (0,remote_layout/* releaseDir */.ZI)(layout, id);
-    const service = commands/* serviceCommands */.k_(settings.service, layout);
-    const steps = [];
-    const exec = (script) => ({ kind: 'exec', script });
-    const ship = opts.source !== 'reuse';
-    if (ship)
-        steps.push({
-            id: 'stage',
-            title: 'Prepare a staging directory',
-            action: exec(commands/* prepareStaging */.pm(staging)),
-            undo: { id: 'unstage', title: 'Remove the staging directory', action: exec(commands/* removePaths */.YW([staging])) }
-        });
-    if (ship)
-        steps.push({
-            id: 'upload',
-            title: 'Upload the artifact',
-            action: { kind: 'upload', script: commands/* unpack */.l1(staging) }
-        });
-    if (ship)
-        steps.push({
-            id: 'verify',
-            title: 'Verify the SHA-256 of every file on the host',
-            action: {
-                kind: 'verify',
-                script: commands/* verifyManifest */.TX(staging, opts.fileCount, (0,remote_layout/* manifestPath */.ji)(layout, id))
-            }
-        });
-    // From here the directory that holds the new tree is `incoming` (the final release dir or,
-    // in-place, the staged tree that will replace the live one).
-    const incoming = layout.strategy === 'releases' ? release : staging;
-    if (ship && layout.strategy === 'releases') {
-        steps.push({
-            id: 'promote',
-            title: `Move the verified tree to releases/${id}`,
-            action: exec(commands/* promote */.pt(staging, release)),
-            undoAfterSuccess: true,
-            undo: {
-                id: 'mark-failed',
-                title: `Mark release ${id} failed`,
-                action: exec(commands/* markRelease */.vJ(layout, id, 'failed', opts.now, settings.run.commit))
-            }
-        });
-    }
-    if (ship && settings.target.shared.length) {
-        steps.push({
-            id: 'shared',
-            title: `Link shared entries (${settings.target.shared.join(', ')})`,
-            action: exec(commands/* linkShared */.EN(layout.sharedDir, incoming, settings.target.shared))
-        });
-    }
-    if (ship && settings.env.vars.length) {
-        const names = settings.env.vars.map(v => v.name);
-        const shown = names.length > 8 ? `${names.slice(0, 8).join(', ')}, …` : names.join(', ');
-        steps.push({
-            id: 'env',
-            // Names only: the values may be secrets.
-            title: `Write ${settings.env.file} (${names.length} variable${names.length === 1 ? '' : 's'}: ${shown})`,
-            action: { kind: 'write-env', script: commands/* writeEnvFile */.Jk(external_node_path_.posix.join(incoming, settings.env.file)) }
-        });
-    }
-    if (ship && settings.beforeSwitch) {
-        steps.push({
-            id: 'before-switch',
-            title: 'Run the before-switch command in the new release',
-            action: exec(commands/* beforeSwitch */.uf(incoming, id, settings.beforeSwitch))
-        });
-    }
-    if (ship && settings.runOnce && opts.runOnce) {
-        steps.push({
-            id: 'run-once',
-            title: 'Run the run-once command (on this host only, before any host switches)',
-            action: exec(commands/* beforeSwitch */.uf(incoming, id, settings.runOnce))
-        });
-    }
-    const svc = settings.service;
-    if (svc.manager === 'systemd' && svc.blueGreen && layout.strategy === 'releases') {
-        const colours = blueGreenSteps(steps, settings, svc, svc.blueGreen, layout, facts, release);
-        return {
-            ...finish(settings, layout, facts, opts, steps, undefined),
-            colours,
-            serviceLogs: commands/* serviceCommands */.k_({ ...svc, name: blue_green/* instanceOf */.hR(svc.name, colours.idle) }, layout)?.logs
-        };
-    }
-    const reload = svc.manager !== 'none' && svc.switch === 'reload' && facts.previous
-        ? reloadScript(settings, layout)
+
+/** Shipping the artifact: the tar stream, the incremental links, and the check on the host. */
+/**
+ * Streams the artifact (or, incremental, only the files that changed) as one tar stream into the
+ * staging directory, hashing every file from the bytes sent.
+ */
+async function uploadArtifact(run, script) {
+    const { deps, artifact } = run.ctx;
+    if (!artifact)
+        throw new StepFailed(`${run.host.name}: no artifact to upload`, 'deploy');
+    const delta = run.fullUpload ? undefined : await prepareDelta(run, artifact);
+    const shipped = delta?.send ?? artifact;
+    let sent = 0;
+    let archive;
+    const started = Date.now();
+    // Large uploads report how far they are, so a slow link is seen as slow, not as hung.
+    const progress = shipped.totalBytes >= PROGRESS_MIN_BYTES
+        ? setInterval(() => deps.log.info(uploadProgress(run.host.name, sent, shipped.totalBytes, Date.now() - started)), PROGRESS_EVERY_MS)
         : undefined;
-    let backup;
-    if (layout.strategy === 'in-place' && facts.previous) {
-        backup = (0,remote_layout/* backupPath */.wZ)(layout, opts.now);
-        steps.push({
-            id: 'backup',
-            title: `Back up the live tree to ${external_node_path_.posix.basename(backup)}`,
-            action: exec(commands/* backupTree */.Zr(layout, backup))
-        });
+    const r = await run.shell
+        .exec(script, {
+        stdin: channel => (archive = writeArchive(shipped, channel, { onProgress: bytes => (sent = bytes) }))
+    })
+        .finally(() => clearInterval(progress));
+    // A channel that closed early (connection drop, remote tar died) rejects the archive: the
+    // writer sees the channel close and stops.
+    const hashes = await (archive ?? Promise.reject(new Error('the upload never started'))).catch((e) => (e instanceof Error ? e : new Error(String(e))));
+    if (r.code !== 0)
+        throw new StepFailed(`${run.host.name}: upload failed (exit ${r.code}): ${tail(r.stderr)}`, 'deploy');
+    if (hashes instanceof Error) {
+        const hint = hashes.hint;
+        throw new StepFailed(`${run.host.name}: the artifact could not be sent: ${hashes.message}`, 'deploy', hint);
     }
-    if (service && !reload) {
-        steps.push({
-            id: 'stop',
-            title: 'Stop the service',
-            action: exec(service.stop),
-            touchesService: true,
-            // With no release live before, there is nothing to start again.
-            undo: facts.previous
-                ? { id: 'restart-old', title: 'Start the service again', action: exec(service.start) }
-                : undefined
-        });
+    // The files sent are hashed from the bytes sent; the linked ones by the hash they share
+    // with the previous release. Verification checks the whole tree against both.
+    run.hashes = delta ? new Map([...delta.local, ...hashes]) : hashes;
+    const secs = Math.max(0.001, (Date.now() - started) / 1000);
+    deps.log.info(`${run.host.name}: ${shipped.fileCount} files, ${(shipped.totalBytes / 1e6).toFixed(1)} MB sent in ${secs.toFixed(1)} s (${(shipped.totalBytes / 1e6 / secs).toFixed(1)} MB/s)${delta ? `; ${delta.link.length} unchanged files linked from ${run.plan?.previousRelease}` : ''}`);
+}
+/**
+ * The host checks every file of the staging directory against the hashes of the bytes sent. An
+ * incremental upload that does not verify (the previous release changed on the host) is sent
+ * again in full, once.
+ */
+async function verifyUpload(run, script) {
+    const { deps } = run.ctx;
+    const hashes = run.hashes;
+    if (!hashes)
+        throw new StepFailed(`${run.host.name}: nothing was uploaded to verify`, 'deploy');
+    const r = await run.shell.exec(script, { stdin: (0,transfer_artifact/* manifestText */.$2)(hashes) });
+    if (r.code !== 0 && run.shell.alive === false)
+        throw new StepFailed(`${run.host.name}: the connection dropped during verification`, 'deploy');
+    if (r.code !== 0 && run.delta && !run.fullUpload) {
+        // The previous release no longer matches its manifest (changed on the host since): the
+        // links carried that change. Start over and send everything.
+        deps.log.warn(`${run.host.name}: the incremental upload did not verify (the previous release was changed on the host?); sending every file.`);
+        run.fullUpload = true;
+        const stage = run.plan?.steps.find(x => x.id === 'stage');
+        const upload = run.plan?.steps.find(x => x.id === 'upload');
+        if (stage?.action.kind === 'exec')
+            await execOk(run, stage.action.script, stage.title);
+        if (upload?.action.kind === 'upload')
+            await uploadArtifact(run, upload.action.script);
+        return verifyUpload(run, script);
     }
-    if (layout.strategy === 'releases') {
-        steps.push({
-            id: 'switch',
-            title: `Switch current to ${id}`,
-            action: exec(commands/* switchCurrent */.m1(layout, release, id)),
-            touchesService: true,
-            undoAfterSuccess: true,
-            undo: facts.previous
-                ? {
-                    id: 'switch-back',
-                    title: `Switch current back to ${external_node_path_.posix.basename(facts.previous)}${reload ? ' and reload' : ''}`,
-                    action: exec((0,shell/* lines */.Mn)(commands/* switchCurrent */.m1(layout, facts.previous, `rollback-${id}`), reload))
-                }
-                : {
-                    id: 'unswitch',
-                    title: 'Remove current (there was no release before)',
-                    action: exec(commands/* removeCurrent */["in"](layout))
-                }
-        });
+    if (r.code !== 0) {
+        const bad = r.stdout
+            .split('\n')
+            .filter(l => /: FAILED/.test(l))
+            .slice(0, 10);
+        throw new StepFailed(`${run.host.name}: checksum verification failed on the host; the service was not touched.\n${bad.join('\n') || tail(r.stderr)}`, 'deploy', 'The upload was corrupted or the staging directory was changed during the deploy. Re-run the deploy; if it repeats, check the disk on the host (df, dmesg).');
     }
-    else {
-        steps.push({
-            id: 'switch',
-            title: 'Replace the live tree with the new one',
-            action: exec(commands/* replaceTree */.fu(layout, staging)),
-            touchesService: true,
-            undoAfterSuccess: true,
-            undo: {
-                id: 'restore',
-                title: backup
-                    ? `Restore the backup ${external_node_path_.posix.basename(backup)}${reload ? ' and reload' : ''}`
-                    : 'Remove the new tree (there was none before)',
-                action: exec((0,shell/* lines */.Mn)(commands/* restoreTree */.NU(layout, backup), reload))
+}
+/** Artifacts from this size on log their upload progress. */
+const PROGRESS_MIN_BYTES = 20 * 1024 * 1024;
+const PROGRESS_EVERY_MS = 5000;
+/** `web-1: upload 45% (45.0/99.0 MB, 38.2 MB/s, about 2 s left)` */
+function uploadProgress(host, sent, total, elapsedMs) {
+    const done = Math.min(sent, total);
+    const rate = done / Math.max(0.001, elapsedMs / 1000);
+    const left = rate > 0 ? Math.ceil((total - done) / rate) : undefined;
+    return `${host}: upload ${Math.floor((done / Math.max(1, total)) * 100)}% (${(done / 1e6).toFixed(1)}/${(total / 1e6).toFixed(1)} MB, ${(rate / 1e6).toFixed(1)} MB/s, ${left === undefined ? 'time left unknown' : `about ${left} s left`})`;
+}
+/**
+ * Whether an upload may link unchanged files from the previous release: only between releases
+ * (in place there is no other tree), not with a `before-switch` command (it could write into
+ * linked files, which the previous release shares), and not for a single-file artifact.
+ */
+function mayLink(settings, artifact) {
+    return ((0,remote_layout/* layoutFor */.Q2)(settings.target).strategy === 'releases' &&
+        settings.transfer.incremental &&
+        !settings.beforeSwitch &&
+        !artifact.isFile);
+}
+/**
+ * Plans an incremental upload against the previous release on this host and links its unchanged
+ * files into the staging directory. Undefined means "send everything": no previous release, no
+ * kept manifest, a `before-switch` command (it could write into linked files, which the previous
+ * release shares), or `incremental: false`.
+ */
+async function prepareDelta(run, artifact) {
+    const { settings, deps } = run.ctx;
+    const plan = run.plan;
+    const previous = plan?.previousRelease;
+    if (!plan || !previous || !mayLink(settings, artifact))
+        return undefined;
+    const staging = (0,remote_layout/* stagingDir */.rz)(plan.layout, settings.releaseId);
+    const prevDir = (0,remote_layout/* releaseDir */.ZI)(plan.layout, previous);
+    // The local hashes are computed while the host reads its manifest (and only once per fleet).
+    const hashing = hashArtifact(artifact);
+    const r = await run.shell.exec((0,commands/* readPreviousRelease */.xK)(prevDir, (0,remote_layout/* manifestPath */.ji)(plan.layout, previous)), {
+        timeoutMs: STEP_TIMEOUT_MS
+    });
+    // A file that cannot be read is reported by the upload, with the artifact's own error.
+    const local = await hashing.catch(() => undefined);
+    if (r.code !== 0 || !local) {
+        if (r.code !== 0)
+            deps.log.info(`${run.host.name}: no kept manifest for ${previous}; sending every file`);
+        return undefined;
+    }
+    const [manifestPart = '', modesPart = ''] = r.stdout.split('\n--modes--\n');
+    const delta = planDelta(artifact, local, parseManifest(manifestPart), parseModes(modesPart), settings.target.shared.map(e => e.replace(/\/+$/, '')));
+    if (delta.link.length === 0)
+        return undefined;
+    await execOk(run, (0,commands/* linkUnchanged */.A2)(prevDir, staging), 'link unchanged files', STEP_TIMEOUT_MS, `${delta.link.join('\0')}\0`);
+    run.delta = true;
+    const linked = new Set(delta.link);
+    return { ...delta, local: new Map([...local].filter(([p]) => linked.has(p))) };
+}
+
+;// CONCATENATED MODULE: ./src/execute/steps.ts
+
+
+
+
+
+function runOnceGate(first) {
+    let succeed;
+    let fail;
+    const done = new Promise((resolve, reject) => {
+        succeed = resolve;
+        fail = reject;
+    });
+    // Nobody may be waiting when it fails (a single host): that is not an unhandled rejection.
+    done.catch(() => undefined);
+    return { host: first.host.name, done, succeed, fail };
+}
+async function deployHost(run, facts, how, 
+/** Aborted when another host of the same batch failed: this one stops at its next step. */
+stop, 
+/** The run-once command of this batch: run here (`how.runOnce`), or waited for before the service is touched. */
+once) {
+    try {
+        await hostSteps(run, facts, how, stop, once);
+    }
+    catch (err) {
+        if (how.runOnce)
+            once?.fail(err);
+        throw err;
+    }
+}
+async function hostSteps(...[run, facts, how, stop, once]) {
+    const { settings, deps, layout, artifact } = run.ctx;
+    const plan = planHost(settings, layout, facts, {
+        now: deps.now(),
+        fileCount: artifact?.fileCount ?? 0,
+        ...how
+    });
+    run.plan = plan;
+    run.report.previousRelease = plan.previousRelease;
+    run.report.outcome = 'failed';
+    run.undo.push(...plan.initialUndo);
+    if (plan.serviceTouched)
+        run.serviceTouched = true;
+    for (const step of plan.steps) {
+        if (deps.signal?.aborted)
+            throw new errors/* DeployError */.sH(`${run.host.name}: cancelled before "${step.title}"`, 'deploy');
+        if (stop?.aborted)
+            throw new errors/* DeployError */.sH(`${run.host.name}: stopped before "${step.title}": another host failed`, 'deploy');
+        if (run.lockLost)
+            throw new errors/* DeployError */.sH(`${run.host.name}: another deploy took over this host's lock; stopped before "${step.title}"`, 'deploy', 'The lock is taken over only when it was not refreshed for lock-ttl: check the link to this host and raise deploy.lock-ttl if it drops for that long.');
+        if ((step.touchesService || step.startsRelease) && once && !run.serviceTouched && !run.releaseStarted) {
+            if (how.runOnce)
+                once.succeed(); // its plan had no run-once step: nothing to wait for
+            else
+                await once.done.catch(() => {
+                    throw new Stopped(`${run.host.name}: stopped before "${step.title}": the run-once command did not succeed on ${once.host}`, 'deploy');
+                });
+        }
+        if (step.undo && !step.undoAfterSuccess)
+            run.undo.push(step.undo);
+        if (step.touchesService)
+            run.serviceTouched = true;
+        if (step.startsRelease)
+            run.releaseStarted = true;
+        try {
+            await runRecorded(run, step, () => runAction(step, run));
+            if (step.id === 'run-once')
+                once?.succeed();
+        }
+        catch (err) {
+            // The link dropped under the step: its command may have run on the host or not. Its undo
+            // (switch back, mark failed) is safe either way, so it is undone as if it had run.
+            if (step.undo && step.undoAfterSuccess && run.shell.alive === false)
+                run.undo.push(step.undo);
+            if (step.id === 'stop' && run.shell.alive !== false)
+                await afterFailedStop(run, facts, step);
+            throw err;
+        }
+        if (step.undo && step.undoAfterSuccess)
+            run.undo.push(step.undo);
+    }
+}
+async function runAction(step, run) {
+    const { settings } = run.ctx;
+    const a = step.action;
+    switch (a.kind) {
+        case 'exec':
+            await execOk(run, a.script, step.title);
+            return;
+        case 'write-env':
+            await execOk(run, a.script, step.title, STEP_TIMEOUT_MS, (0,commands/* envFileText */.T1)(settings.env.vars));
+            return;
+        case 'upload':
+            return uploadArtifact(run, a.script);
+        case 'verify':
+            return verifyUpload(run, a.script);
+        case 'await-running':
+            return awaitRunning(a.script, run);
+        case 'checks':
+            return postDeployChecks(run, a.on);
+    }
+}
+/**
+ * The post-deploy checks, then the same checks again and again through the stability window: a
+ * release that answers at first and crashes 20 s later is caught here, not by the users.
+ */
+async function postDeployChecks(run, 
+/** blue-green: `colour` before the flip (the checks that reach the colour), `live` after it. */
+on) {
+    const { settings, deps } = run.ctx;
+    const host = [hostContext(run, run.plan?.colours?.idle)];
+    const release = {
+        id: settings.releaseId,
+        commit: settings.run.commit,
+        ...(on === 'colour' ? { eachHostOnly: true } : {})
+    };
+    let results = await deps.runChecks('post', host, release);
+    // After a flip the record keeps both rounds: those on the colour, then those through the proxy.
+    run.report.checks = on === 'live' ? [...run.report.checks, ...results] : results;
+    logChecks(results, deps.log);
+    if (results.some(r => !r.ok))
+        throw new errors/* HealthCheckError */.b1(`${run.host.name}: ${on === 'live' ? 'after the flip: ' : ''}${failedChecks(results)}`, 'post-deploy');
+    // After a flip the colour has been through its window already: one round through the proxy.
+    const windowMs = on === 'live' ? 0 : settings.postDeploy.stabilityWindowMs;
+    if (windowMs <= 0 || results.length === 0)
+        return;
+    const until = Date.now() + windowMs;
+    let rounds = 0;
+    deps.log.info(`${run.host.name}: watching the checks for the ${Math.round(windowMs / 1000)} s stability window`);
+    while (Date.now() < until) {
+        if (deps.signal?.aborted)
+            throw new errors/* DeployError */.sH(`${run.host.name}: cancelled during the stability window`, 'post-deploy');
+        await deps.sleep(Math.min(STABILITY_INTERVAL_MS, Math.max(0, until - Date.now())));
+        results = await deps.runChecks('post', host, release);
+        rounds++;
+        if (results.some(r => !r.ok)) {
+            run.report.checks = results;
+            logChecks(results, deps.log);
+            const at = Math.round((windowMs - Math.max(0, until - Date.now())) / 1000);
+            throw new errors/* HealthCheckError */.b1(`${run.host.name}: unstable ${at} s into the stability window: ${failedChecks(results)}`, 'post-deploy');
+        }
+    }
+    deps.log.info(`${run.host.name}: stable for ${Math.round(windowMs / 1000)} s (${rounds + 1} rounds of checks passed)`);
+}
+/** How often the checks repeat during the stability window. */
+const STABILITY_INTERVAL_MS = 5000;
+/**
+ * "Active" is not "running": waits until the service is active with a live main PID, then
+ * checks again after the settle time that it is the same PID with no restarts in between.
+ */
+async function awaitRunning(status, run) {
+    const { settings, deps } = run.ctx;
+    const svc = settings.service;
+    if (svc.manager === 'none')
+        return;
+    const deadline = Date.now() + svc.startTimeoutMs;
+    let last;
+    for (;;) {
+        last = (0,commands/* parseServiceStatus */.de)(await execOk(run, status, 'service status'));
+        if (last.active === 'active' && last.alive) {
+            await deps.sleep(svc.settleMs);
+            const again = (0,commands/* parseServiceStatus */.de)(await execOk(run, status, 'service status'));
+            const samePid = svc.manager === 'command' && !svc.pidfile ? true : again.pid === last.pid;
+            if (again.active === 'active' && again.alive && samePid && again.restarts === last.restarts) {
+                deps.log.info(`${run.host.name}: running, main PID ${again.pid || '(n/a)'}, stable for ${svc.settleMs} ms`);
+                return;
             }
-        });
+            last = again;
+            break;
+        }
+        if (Date.now() >= deadline)
+            break;
+        await deps.sleep(500);
     }
-    if (service && reload) {
-        steps.push({
-            id: 'reload',
-            title: 'Reload the service (it picks up the new release)',
-            action: exec(reload),
-            touchesService: true
-        });
+    const logsCmd = run.plan?.serviceLogs;
+    const logs = logsCmd ? await run.shell.exec(logsCmd).catch(() => undefined) : undefined;
+    throw new errors/* DeployError */.sH(`${run.host.name}: the service is not running: ActiveState=${last.active}, MainPID=${last.pid}, PID alive: ${last.alive ? 'yes' : 'no'}, restarts=${last.restarts ?? 0}` +
+        (logs?.stdout.trim() ? `\nLast log lines:\n${tail(logs.stdout, 20)}` : ''), 'post-deploy', 'The new release does not stay up. Its log lines above usually say why.');
+}
+/**
+ * A stop that failed may have changed nothing (an unknown unit, sudo refused, a stop that timed
+ * out on a service that kept running). When the service is as it was before the deploy, nothing
+ * live changed: no "start it again" is owed, and the deploy ends `failed`, not rolled back.
+ */
+async function afterFailedStop(run, facts, step) {
+    const { settings, deps } = run.ctx;
+    const service = run.plan ? (0,commands/* serviceCommands */.k_)(settings.service, run.plan.layout) : undefined;
+    if (!service)
+        return;
+    const r = await run.shell
+        .exec(service.state ?? service.status, { timeoutMs: 20_000 })
+        .catch(() => undefined);
+    if (!r || r.code !== 0)
+        return;
+    const get = (k) => new RegExp(`^${k}=(.*)$`, 'm').exec(r.stdout)?.[1]?.trim();
+    const state = (0,commands/* parseServiceStatus */.de)(r.stdout);
+    const unchanged = service.state
+        ? get('LoadState') === 'not-found' ||
+            state.active === 'active' ||
+            (facts.serviceState !== undefined && state.active === facts.serviceState)
+        : state.active === 'active' && state.alive;
+    if (!unchanged)
+        return;
+    const i = step.undo ? run.undo.lastIndexOf(step.undo) : -1;
+    if (i >= 0)
+        run.undo.splice(i, 1);
+    run.serviceTouched = run.plan?.serviceTouched ?? false;
+    deps.log.info(`${run.host.name}: the stop failed and changed nothing: the service is ${state.active}, as before`);
+}
+
+;// CONCATENATED MODULE: ./src/execute/rollback.ts
+
+
+
+
+
+
+
+
+
+/** Putting a host back: the undo steps in reverse, the verification, and recovery by hand. */
+/**
+ * Before a rollback wipes the evidence: the service's last log lines, and where the failed
+ * release stays on the host, so it can be debugged offline once production is safe again.
+ */
+async function keepEvidence(run) {
+    const { settings, deps, layout } = run.ctx;
+    if (layout.strategy === 'releases' && run.report.steps.some(s => s.id === 'promote' && s.ok))
+        run.report.keptAt = (0,remote_layout/* releaseDir */.ZI)(layout, settings.releaseId);
+    const logs = run.plan?.serviceLogs;
+    if (!run.serviceTouched || !logs)
+        return;
+    const r = await run.shell.exec(logs, { timeoutMs: 20_000 }).catch(() => undefined);
+    if (r?.stdout.trim())
+        run.report.logTail = tail(r.stdout, 20);
+    else if (r === undefined)
+        deps.log.warn(`${run.host.name}: the service's log lines could not be read`);
+}
+/**
+ * Runs a rollback step once more when the link dropped under it. Undo steps are safe to repeat
+ * (stop, switch back, start again, mark failed, remove): whether or not the first try ran on the
+ * host, the second one, over a new connection, leaves it the same.
+ */
+async function againIfDropped(run, fn) {
+    const { deps } = run.ctx;
+    try {
+        await fn();
     }
-    else if (service) {
-        steps.push({
-            id: 'start',
-            title: 'Start the service',
-            action: exec(service.start),
-            touchesService: true,
-            undo: { id: 'stop-new', title: 'Stop the new release', action: exec(service.stop) }
-        });
+    catch (err) {
+        if (run.shell.alive !== false)
+            throw err;
+        deps.log.warn(`${run.host.name}: the connection dropped during the rollback; trying that step again`);
+        await fn();
+    }
+}
+async function rollbackHost(run) {
+    const { settings, deps } = run.ctx;
+    if (settings.postDeploy.rollback === 'off' && run.serviceTouched) {
+        run.report.outcome = 'failed-live';
+        deps.log.warn(`${run.host.name}: rollback is off; the failed release stays live.`);
+        return;
+    }
+    // The release to return to was deleted on the host: undoing would stop the new release and then
+    // have nothing to start. Nothing is undone; the new release keeps running, and a person decides.
+    const previous = run.report.previousRelease;
+    const layout = run.plan?.layout;
+    if (run.serviceTouched && previous && layout?.strategy === 'releases') {
+        const dir = (0,remote_layout/* releaseDir */.ZI)(layout, previous);
+        const gone = await run.shell
+            .exec((0,commands/* releasePresent */.xA)(dir), { timeoutMs: STEP_TIMEOUT_MS })
+            .catch(() => undefined);
+        if (gone?.code === 1) {
+            run.report.outcome = 'rollback-failed';
+            run.report.recovery = [
+                `Recover ${run.host.name} by hand: ${dir} is gone, so ${settings.releaseId} was left running although it failed.`,
+                `  ssh -p ${run.host.port} ${run.host.user}@${run.host.host}`,
+                `  # list the releases still there (a good one can be restored with: deployguard rollback --to ID)`,
+                `  ls -l ${layout.releasesDir}`,
+                `  # or deploy ${previous} again: re-run the workflow run that deployed it`
+            ].join('\n');
+            deps.log.error(`${run.host.name}: ROLLBACK NOT POSSIBLE: ${dir} is gone.\n${run.report.recovery}`);
+            return;
+        }
+    }
+    const pending = [...run.undo].reverse();
+    for (let i = 0; i < pending.length; i++) {
+        const step = pending[i];
+        try {
+            await againIfDropped(run, () => runRecorded(run, step, () => execOk(run, step.action.script, step.title), true));
+        }
+        catch (err) {
+            run.report.outcome = 'rollback-failed';
+            run.report.recovery = recoveryText(run, pending.slice(i));
+            deps.log.error(`${run.host.name}: ROLLBACK FAILED: ${(0,errors/* describeError */.Uc)(err)}\n${run.report.recovery}`);
+            return;
+        }
+    }
+    if (!run.serviceTouched) {
+        // Nothing live changed: the old release never stopped serving.
+        run.report.outcome = 'failed';
+        return;
+    }
+    if (!run.report.previousRelease) {
+        // A failed first deploy: there is no earlier release to verify; the failed one is taken down.
+        run.report.outcome = 'rolled-back';
+        deps.log.warn(`${run.host.name}: there was no release before this one; the failed release was taken down and nothing is live.`);
+        return;
+    }
+    try {
+        await againIfDropped(run, () => runRecorded(run, { id: 'verify-rollback', title: 'Verify the restored release' }, async () => {
+            const old = run.plan?.colours?.live;
+            const running = old
+                ? (0,commands/* serviceCommands */.k_)(serviceOf(settings, old), run.plan.layout)?.status
+                : run.plan?.steps.flatMap(s => (s.action.kind === 'await-running' ? [s.action.script] : []))[0];
+            if (running)
+                await awaitRunning(running, run);
+            const results = await deps.runChecks('rollback', [hostContext(run, old)], {
+                id: run.report.previousRelease ?? '',
+                commit: run.report.previousDeploy?.commit ?? ''
+            });
+            run.report.rollbackChecks = results;
+            logChecks(results, deps.log);
+            const failed = results.filter(r => !r.ok);
+            if (failed.length)
+                throw new errors/* HealthCheckError */.b1(failed.map(f => `${f.name}: ${f.reason}`).join('; '), 'rollback');
+        }, true));
+        run.report.outcome = 'rolled-back';
+        deps.log.info(`${run.host.name}: rolled back to ${run.report.previousRelease ?? 'the previous state'}, verified healthy`);
+    }
+    catch (err) {
+        run.report.outcome = 'rollback-failed';
+        run.report.recovery = recoveryText(run, [], true);
+        const e = new errors/* RollbackError */.ZS(`${run.host.name}: rolled back, but the restored version is NOT healthy: ${(0,errors/* describeError */.Uc)(err)}`, 'rollback');
+        deps.log.error(`${e.message}\n${run.report.recovery}`);
+    }
+}
+/** The exact commands a person runs to finish a rollback by hand. */
+function recoveryText(run, remaining, 
+/** Everything was undone, and the restored release does not run: add how to start it. */
+serviceDown = false) {
+    const settings = serviceDown ? run.ctx.settings : undefined;
+    const h = run.host;
+    const ssh = `ssh -p ${h.port} ${h.user}@${h.host}`;
+    const lines = [`Recover ${h.name} by hand:`, `  ${ssh}`];
+    for (const s of remaining) {
+        lines.push(`  # ${s.title}`, `  ${(0,shell/* remoteCommandLine */.u$)(s.action.script)}`);
+    }
+    // Everything was undone, yet the restored release does not run: its service needs a person.
+    const service = settings && run.plan
+        ? (0,commands/* serviceCommands */.k_)(serviceOf(settings, run.plan.colours?.live), run.plan.layout)
+        : undefined;
+    if (service)
+        lines.push('  # the service does not run on the restored release: read why, fix it, then start it', `  ${(0,shell/* remoteCommandLine */.u$)(service.logs)}`, `  ${(0,shell/* remoteCommandLine */.u$)(service.start)}`);
+    if (run.plan?.previousRelease)
+        lines.push(`  # then check the service and that the previous release (${run.plan.previousRelease}) answers`);
+    else
+        lines.push('  # there was no release before this one: check the service is stopped and nothing half-deployed is served');
+    return lines.join('\n');
+}
+/**
+ * The deploy that held this host's lock died (the lock went unrefreshed for its TTL), maybe between
+ * two steps: its release switched in but never checked, or the service stopped. Before anything
+ * else this deploy puts the host back on the newest good release and makes sure the service runs.
+ * `current` itself is never half a release: it only ever moves to a verified tree, atomically.
+ */
+async function recoverAbandoned(run) {
+    const { settings, deps, layout } = run.ctx;
+    let owner = {};
+    try {
+        owner = JSON.parse(run.abandoned ?? '');
+    }
+    catch {
+        // An owner line from an older version or a hand-made lock: the release is unknown.
+    }
+    // The owner line comes from the host: only a plain release name is used in paths and commands.
+    const dead = typeof owner.release === 'string' && /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(owner.release)
+        ? owner.release
+        : undefined;
+    const svc = settings.service;
+    const bg = svc.manager === 'systemd' ? svc.blueGreen : undefined;
+    // blue-green: the service is the instance of the colour the proxy serves.
+    const colour = bg ? (0,blue_green/* liveColour */.L0)(await execOk(run, (0,blue_green/* readLiveColour */.z2)(bg), 'read the live colour')) : undefined;
+    if (bg && !colour)
+        return; // no flip ever completed: nothing serves through the proxy yet
+    const service = (0,commands/* serviceCommands */.k_)(serviceOf(settings, colour), layout);
+    // Nothing live yet (the dead deploy was the first): there is nothing to return to or to start.
+    const live = (await execOk(run, (0,commands/* readLive */.p9)(layout), 'read current')).trim();
+    if (!live)
+        return;
+    if (layout.strategy === 'releases' && dead && bg && colour && svc.manager === 'systemd') {
+        // The dead deploy flipped to its release but never finished checking it: flip back to the
+        // other colour when that one still holds the newest good release.
+        const releases = parseReleaseList(await execOk(run, (0,commands/* listReleases */.tH)(layout), 'list releases'));
+        const other = (0,blue_green/* otherColour */.RQ)(colour);
+        const otherRelease = external_node_path_.posix.basename((await run.shell.exec((0,shell.sh) `readlink -- ${(0,blue_green/* colourLink */.Ru)(layout, other)}`)).stdout.trim());
+        const good = releases.find(r => r.id === otherRelease && r.status === 'good');
+        if (external_node_path_.posix.basename(live) === dead && releases.find(r => r.id === dead)?.status !== 'good' && good) {
+            deps.log.warn(`${run.host.name}: the deploy of ${dead} died after flipping to it, before it was checked: flipping back to ${other} (${good.id})`);
+            await execOk(run, (0,blue_green/* flipBack */.T7)(layout, bg, svc.name, svc.sudo, other, (0,remote_layout/* releaseDir */.ZI)(layout, good.id), `recover-${dead}`), 'flip back');
+            await execOk(run, (0,commands/* markRelease */.vJ)(layout, dead, 'failed', deps.now(), 'unknown'), 'mark the release failed');
+            return;
+        }
+    }
+    else if (layout.strategy === 'releases' && dead) {
+        const releases = parseReleaseList(await execOk(run, (0,commands/* listReleases */.tH)(layout), 'list releases'));
+        const good = releases
+            .filter(r => r.status === 'good' && r.id !== dead)
+            .sort((a, b) => (a.at ?? '').localeCompare(b.at ?? ''))
+            .at(-1);
+        if (external_node_path_.posix.basename(live) === dead && releases.find(r => r.id === dead)?.status !== 'good' && good) {
+            deps.log.warn(`${run.host.name}: the deploy of ${dead} died after switching to it, before it was checked: switching back to ${good.id}`);
+            if (service)
+                await execOk(run, service.stop, 'stop the service');
+            await execOk(run, (0,commands/* switchCurrent */.m1)(layout, (0,remote_layout/* releaseDir */.ZI)(layout, good.id), `recover-${dead}`), 'switch back');
+            await execOk(run, (0,commands/* markRelease */.vJ)(layout, dead, 'failed', deps.now(), 'unknown'), 'mark the release failed');
+        }
     }
     if (service) {
-        steps.push({
-            id: 'running',
-            title: 'Service is active and its main PID alive',
-            action: { kind: 'await-running', script: service.status },
-            touchesService: true
-        });
+        const state = (0,commands/* parseServiceStatus */.de)(await execOk(run, service.status, 'service status'));
+        if (!(state.active === 'active' && state.alive)) {
+            deps.log.warn(`${run.host.name}: the service was left stopped by the deploy that died: starting it`);
+            await execOk(run, service.start, 'start the service');
+        }
     }
-    steps.push({
-        id: 'checks',
-        title: 'Post-deploy health checks',
-        action: { kind: 'checks' },
-        touchesService: true
-    });
-    return finish(settings, layout, facts, opts, steps, backup);
-}
-/** What every plan ends with: marking the release good, and what the host had before. */
-function finish(settings, layout, facts, opts, steps, backup) {
-    const id = settings.releaseId;
-    const exec = (script) => ({ kind: 'exec', script });
-    const service = commands/* serviceCommands */.k_(settings.service, layout);
-    const finalize = [
-        {
-            id: 'mark-good',
-            title: `Record release ${id} as good`,
-            action: exec(commands/* markRelease */.vJ(layout, id, 'good', opts.now, settings.run.commit))
-        }
-    ];
-    return {
-        layout,
-        initialUndo: [],
-        serviceTouched: false,
-        previousRelease: layout.strategy === 'in-place'
-            ? backup
-                ? external_node_path_.posix.basename(backup)
-                : undefined
-            : facts.previous
-                ? external_node_path_.posix.basename(facts.previous)
-                : undefined,
-        steps,
-        finalize,
-        backup,
-        serviceLogs: service?.logs
-    };
-}
-/** `switch: reload`: what makes the running service pick up the release `current` now names. */
-function reloadScript(settings, layout) {
-    const svc = settings.service;
-    if (svc.manager === 'systemd')
-        return (0,shell.sh) `${svc.sudo ? (0,shell.sh) `sudo -n ` : (0,shell.sh) ``}${commands/* systemdWords */.nH(svc.name).reload}`;
-    if (svc.manager === 'command' && svc.reload)
-        return (0,shell/* lines */.Mn)((0,shell.sh) `cd -- ${layout.current}`, (0,shell.sh) `sh -ec ${svc.reload}`);
-    return undefined;
-}
-/**
- * blue-green: the release starts on the idle colour and is checked there while the live colour
- * serves; then the proxy flips, the checks run through it, and the old colour drains and stops.
- * Until the drain, a rollback is a flip back to a colour that never stopped.
- */
-function blueGreenSteps(steps, settings, svc, bg, layout, facts, release) {
-    const id = settings.releaseId;
-    const exec = (script) => ({ kind: 'exec', script });
-    const sudo = svc.sudo ? (0,shell.sh) `sudo -n ` : (0,shell.sh) ``;
-    const live = facts.colour;
-    const idle = live ? blue_green/* otherColour */.RQ(live) : 'blue';
-    const unit = (c) => blue_green/* instanceOf */.hR(svc.name, c);
-    const idleCmds = commands/* serviceCommands */.k_({ ...svc, name: unit(idle) }, layout);
-    steps.push({
-        id: 'colour',
-        title: `Point ${idle} at ${id} (port ${bg.ports[idle]})`,
-        action: exec(blue_green/* pointColour */.NE(layout, bg, idle, release))
-    });
-    steps.push({
-        id: 'start',
-        title: `Start ${unit(idle)}, the idle colour (no traffic yet)`,
-        action: exec((0,shell.sh) `${sudo}${blue_green/* colourWords */.sg(svc.name, idle).restart}`),
-        startsRelease: true,
-        undo: { id: 'stop-new', title: `Stop ${unit(idle)}`, action: exec(idleCmds.stop) }
-    });
-    steps.push({
-        id: 'running',
-        title: `${unit(idle)} is active and its main PID alive`,
-        action: { kind: 'await-running', script: idleCmds.status }
-    });
-    steps.push({
-        id: 'checks',
-        title: `Health checks on ${idle} before it gets traffic`,
-        action: { kind: 'checks', on: 'colour' }
-    });
-    const back = live && facts.previous
-        ? {
-            id: 'flip-back',
-            title: `Flip the proxy back to ${live} (${external_node_path_.posix.basename(facts.previous)})`,
-            action: exec(blue_green/* flipBack */.T7(layout, bg, svc.name, svc.sudo, live, facts.previous, id))
-        }
-        : {
-            id: 'unflip',
-            title: 'Put the proxy and current back as they were (no colour was live)',
-            action: exec(blue_green/* unflip */.TT(layout, bg, svc.sudo, facts.previous))
-        };
-    steps.push({
-        id: 'flip',
-        title: `Flip the proxy to ${idle} (port ${bg.ports[idle]}) and current to ${id}`,
-        action: exec(blue_green/* flip */.UU(layout, bg, svc.sudo, idle, release, id)),
-        touchesService: true,
-        // Registered before it runs: a flip that failed half-way (nginx reloaded, no new workers seen)
-        // is flipped back all the same; flipping back to the live colour is harmless.
-        undo: back
-    });
-    steps.push({
-        id: 'checks-live',
-        title: 'Health checks with the new release live',
-        action: { kind: 'checks', on: 'live' },
-        touchesService: true
-    });
-    if (live)
-        steps.push({
-            id: 'drain',
-            title: `Drain ${unit(live)} for ${bg.drainMs / 1000} s, then stop it`,
-            action: exec(blue_green/* drain */.Ze(svc.name, svc.sudo, live, bg.drainMs)),
-            touchesService: true,
-            undo: {
-                id: 'start-old',
-                title: `Start ${unit(live)} again`,
-                action: exec((0,shell.sh) `${sudo}${blue_green/* colourWords */.sg(svc.name, live).start}`)
-            }
-        });
-    return { idle, live };
-}
-/** Parses the `id<TAB>status time` lines of `listReleases`. */
-function parseReleaseList(text) {
-    return text
-        .split('\n')
-        .filter(l => l.includes('\t'))
-        .map(l => {
-        const [id = '', rest = ''] = l.split('\t');
-        const [status = 'unknown', at] = rest.trim().split(/\s+/);
-        return { id, status: status === 'good' || status === 'failed' ? status : 'unknown', at };
-    });
-}
-/**
- * Which releases to delete after a good deploy. Only good releases count toward `keep`; the
- * live one and the newest good one are never deleted; failed ones are kept only while they are
- * the newest failure (for debugging); releases with no record are left alone (not ours to judge).
- */
-function planPrune(releases, live, keep) {
-    const byTime = (a, b) => (b.at ?? '').localeCompare(a.at ?? '') || b.id.localeCompare(a.id);
-    const good = releases.filter(r => r.status === 'good').sort(byTime);
-    const failed = releases.filter(r => r.status === 'failed').sort(byTime);
-    const keepIds = new Set([
-        live,
-        ...good.slice(0, Math.max(1, keep)).map(r => r.id),
-        ...failed.slice(0, 1).map(r => r.id)
-    ]);
-    return [...good, ...failed].filter(r => !keepIds.has(r.id)).map(r => r.id);
 }
 
-;// CONCATENATED MODULE: ./src/plan/rollout.ts
-/**
- * The order a fleet is deployed in, as data: canaries first (in batches of their own), then the
- * other hosts in batches of `max-parallel`. A batch starts only when the one before passed its
- * post-deploy checks and stability window.
- */
-/** Hosts at once: the count, or the percentage of the fleet rounded up; at least one. */
-function batchSize(hosts, rollout) {
-    const n = typeof rollout.maxParallel === 'number'
-        ? rollout.maxParallel
-        : Math.ceil((hosts * rollout.maxParallel.percent) / 100);
-    return Math.max(1, Math.min(n, Math.max(1, hosts)));
-}
-/** How many of the batches are canaries. */
-function canaryBatches(hosts, rollout) {
-    const canary = Math.min(rollout.canary, hosts);
-    return canary === 0 ? 0 : Math.ceil(canary / batchSize(hosts, rollout));
-}
-/** Host indexes, batch by batch. */
-function rolloutBatches(hosts, rollout) {
-    const per = batchSize(hosts, rollout);
-    const canary = Math.min(rollout.canary, hosts);
-    const out = [];
-    const chunk = (from, to) => {
-        for (let i = from; i < to; i += per)
-            out.push(Array.from({ length: Math.min(per, to - i) }, (_, k) => i + k));
-    };
-    chunk(0, canary);
-    chunk(canary, hosts);
-    return out;
-}
-
-// EXTERNAL MODULE: ./src/preflight.ts
-var preflight = __nccwpck_require__(3078);
 ;// CONCATENATED MODULE: ./src/execute/execute.ts
 
 
@@ -59428,43 +60482,14 @@ var preflight = __nccwpck_require__(3078);
 
 
 
-class StepFailed extends errors/* DeployguardError */.fq {
-}
-/** A host stopped between steps because another host of its batch failed. */
-class Stopped extends errors/* DeployError */.sH {
-}
-/** The limit for one remote step (before-switch commands included); the upload has none. */
-const STEP_TIMEOUT_MS = 30 * 60_000;
-/** Production was unhealthy before the deploy and `require-healthy` is on: nothing was changed. */
-class Blocked extends errors/* DeployguardError */.fq {
-    results;
-    reason;
-    constructor(message, results, hint, 
-    /** What blocked it, when it was not the health checks (the secret scan's error). */
-    reason) {
-        super(message, 'pre-deploy', hint);
-        this.results = results;
-        this.reason = reason;
-    }
-}
+
 /**
- * What the checks of this host judge. For blue-green, `colour` picks the instance and port: the
- * live one before the deploy, the new one after its start, the old one after a rollback.
+ * The deploy of one release to every host, all or nothing: connect, lock, read, choose the
+ * release, the preflight and the gates, then the hosts in canary and batch order; on any failure
+ * every changed host is put back and verified. The parts live beside this file: session.ts (the
+ * per-host state), lock.ts, state.ts (reading the hosts), target.ts, steps.ts, upload.ts and
+ * rollback.ts.
  */
-function hostContext(run, settings, colour) {
-    return (0,runner/* hostContextOf */.TC)(settings, run.host, run.shell, colour);
-}
-/** The service as the plan runs it: for blue-green, the instance of `colour`. */
-function serviceOf(settings, colour) {
-    const svc = settings.service;
-    return svc.manager === 'systemd' && svc.blueGreen && colour
-        ? { ...svc, name: (0,blue_green/* instanceOf */.hR)(svc.name, colour) }
-        : svc;
-}
-function tail(text, n = 15) {
-    const ls = text.trimEnd().split('\n');
-    return ls.slice(-n).join('\n');
-}
 /**
  * Deploys the release to every host, one after the other, all or nothing: when any step on any
  * host fails, every host that was changed is put back (undo steps in reverse), the rollback is
@@ -59478,6 +60503,7 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
     const startedAt = deps.now();
     const token = (0,external_node_crypto_.randomUUID)();
     const layout = (0,remote_layout/* layoutFor */.Q2)(settings.target);
+    const ctx = { settings, deps, layout, token, artifact };
     const runs = [];
     const reports = settings.hosts.map(h => ({
         name: h.name,
@@ -59526,6 +60552,7 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
             const settled = await inBatches([...settings.hosts.entries()], per, async ([i, host]) => {
                 const shell = await deps.connect(host);
                 slots[i] = {
+                    ctx,
                     host,
                     shell,
                     report: reports[i],
@@ -59546,12 +60573,12 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
         // to, must not change under us between reading it and acting on it. The pre-deploy checks
         // alone change nothing and take no lock, so a pull request's checks never wait for a deploy.
         if (mode.kind !== 'pre')
-            await lockHosts(runs, per, settings, layout, token, deps);
-        throwFirst(await inBatches(runs.filter(r => r.abandoned !== undefined), per, run => runRecorded(run, deps, { id: 'recover', title: 'Recover from the deploy that died' }, () => recoverAbandoned(run, settings, layout, deps))));
+            await lockHosts(ctx, runs, per);
+        throwFirst(await inBatches(runs.filter(r => r.abandoned !== undefined), per, run => runRecorded(run, { id: 'recover', title: 'Recover from the deploy that died' }, () => recoverAbandoned(run))));
         const facts = new Map();
         const logs = new Map();
         throwFirst(await inBatches(runs, per, async (run) => {
-            const read = await readFacts(run, settings, layout, deps);
+            const read = await readFacts(run);
             facts.set(run, read.facts);
             logs.set(run, read.log);
         }));
@@ -59559,17 +60586,18 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
         const commits = [...facts.values()].map(f => f.lastGoodCommit).filter((c) => !!c);
         lastDeployedCommit =
             commits.length === runs.length && new Set(commits).size === 1 ? commits[0] : undefined;
-        const target = await timed('Choose the release', () => chooseTarget(initial, mode, runs, facts, logs, layout, deps, artifact !== undefined));
+        const target = await timed('Choose the release', () => chooseTarget(ctx, mode, runs, facts, logs));
         // Nothing to link from on any host, or nothing to upload at all: the early hashing is moot.
         if (hashEarly && (target.reuse || ![...facts.values()].some(f => f.previous)))
             abandonHashing(artifact);
         settings = { ...initial, releaseId: target.id, run: { ...initial.run, commit: target.commit } };
+        ctx.settings = settings;
         chosen = true;
         reused = target.reuse;
         // The preflight's facts came with the host state: judged now that it is known whether this run
         // uploads anything. A host that cannot take the deploy stops it here, before any change.
         if (mode.kind !== 'pre')
-            checkPreflight(settings, runs, target.reuse || mode.kind === 'rollback' ? undefined : artifact, deps, {
+            checkPreflight(ctx, runs, target.reuse || mode.kind === 'rollback' ? undefined : artifact, {
                 // The post-deploy phase judges a release already live: stopping it here would leave that
                 // release unverified. Its problems are reported; the checks and any rollback still run.
                 block: mode.kind !== 'post'
@@ -59585,7 +60613,7 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
         }
         const gates = mode.kind === 'full' || mode.kind === 'pre';
         if (gates && settings.checks.some(c => c.stages.includes('pre')))
-            preChecks = await timed('Pre-deploy checks', () => preDeployGate(settings, runs, facts, deps));
+            preChecks = await timed('Pre-deploy checks', () => preDeployGate(ctx, runs, facts));
         if (gates && deps.beforeChanges) {
             try {
                 await timed('Secret scan', () => deps.beforeChanges({ lastDeployedCommit }));
@@ -59608,7 +60636,7 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
             // The run-once command runs on the first host of the first batch; the batch's other hosts
             // wait for it before they touch their service, and later batches start after it anyway.
             const once = b === 0 && source === 'ship' && settings.runOnce ? runOnceGate(members[0]) : undefined;
-            const settled = await Promise.allSettled(members.map((run, k) => hostPart(run, `${VERB[mode.kind]} ${settings.releaseId}`, () => deployHost(settings, layout, artifact, run, facts.get(run), deps, { source, part: planPart(mode, b < canaries), runOnce: once !== undefined && k === 0 }, stop.signal, once).catch((err) => {
+            const settled = await Promise.allSettled(members.map((run, k) => hostPart(run, `${VERB[mode.kind]} ${settings.releaseId}`, () => deployHost(run, facts.get(run), { source, part: planPart(mode, b < canaries), runOnce: once !== undefined && k === 0 }, stop.signal, once).catch((err) => {
                 stop.abort();
                 throw err;
             }))));
@@ -59632,7 +60660,7 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
                     run.report.outcome = 'switched';
                     return;
                 }
-                await hostPart(run, 'finish', () => finishHost(settings, run, deps));
+                await hostPart(run, 'finish', () => finishHost(run));
                 run.report.outcome = 'deployed';
             });
         }
@@ -59643,8 +60671,8 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
             if (failedRun && !failedRun.report.error)
                 failedRun.report.error = message;
             if (failedRun)
-                await keepEvidence(failedRun, settings, layout, deps);
-            await inBatches([...runs].reverse().filter(r => r.undo.length > 0), per, run => hostPart(run, 'roll back', () => rollbackHost(settings, run, deps)));
+                await keepEvidence(failedRun);
+            await inBatches([...runs].reverse().filter(r => r.undo.length > 0), per, run => hostPart(run, 'roll back', () => rollbackHost(run)));
         }
     }
     finally {
@@ -59655,7 +60683,7 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
         await inBatches(runs, per, async (run) => {
             // A rollback that found no target changed nothing and has no release to name: no record.
             if (run.locked && mode.kind !== 'pre' && chosen) {
-                await writeRecord(run, settings, layout, deps, {
+                await writeRecord(run, {
                     status: failure instanceof Blocked ? 'blocked' : hostStatus(run.report.outcome, failure, mode),
                     startedAt,
                     why: deps.why ??
@@ -59665,7 +60693,7 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
                 });
             }
             if (run.locked || run.lockUnsure)
-                await unlock(run, layout, deps, token);
+                await unlock(run);
             stopHeartbeat(run);
             run.shell.close();
         });
@@ -59731,7 +60759,8 @@ function hostStatus(outcome, failure, mode) {
  * Appends this deploy to the host's deployments.jsonl, under the lock. A record that cannot be
  * written is a warning: the deploy's outcome on the host does not change because of it.
  */
-async function writeRecord(run, settings, layout, deps, what) {
+async function writeRecord(run, what) {
+    const { settings, deps, layout } = run.ctx;
     const now = deps.now();
     const entry = {
         v: 1,
@@ -59757,745 +60786,11 @@ async function writeRecord(run, settings, layout, deps, what) {
         deps.log.warn(`${run.host.name}: the deployment record could not be written to ${layout.deploymentsLog}: ${(0,errors/* describeError */.Uc)(err)}`);
     }
 }
-/**
- * Before a rollback wipes the evidence: the service's last log lines, and where the failed
- * release stays on the host, so it can be debugged offline once production is safe again.
- */
-async function keepEvidence(run, settings, layout, deps) {
-    if (layout.strategy === 'releases' && run.report.steps.some(s => s.id === 'promote' && s.ok))
-        run.report.keptAt = (0,remote_layout/* releaseDir */.ZI)(layout, settings.releaseId);
-    const logs = run.plan?.serviceLogs;
-    if (!run.serviceTouched || !logs)
-        return;
-    const r = await run.shell.exec(logs, { timeoutMs: 20_000 }).catch(() => undefined);
-    if (r?.stdout.trim())
-        run.report.logTail = tail(r.stdout, 20);
-    else if (r === undefined)
-        deps.log.warn(`${run.host.name}: the service's log lines could not be read`);
-}
-function runOnceGate(first) {
-    let succeed;
-    let fail;
-    const done = new Promise((resolve, reject) => {
-        succeed = resolve;
-        fail = reject;
-    });
-    // Nobody may be waiting when it fails (a single host): that is not an unhandled rejection.
-    done.catch(() => undefined);
-    return { host: first.host.name, done, succeed, fail };
-}
-async function deployHost(settings, layout, artifact, run, facts, deps, how, 
-/** Aborted when another host of the same batch failed: this one stops at its next step. */
-stop, 
-/** The run-once command of this batch: run here (`how.runOnce`), or waited for before the service is touched. */
-once) {
-    try {
-        await hostSteps(settings, layout, artifact, run, facts, deps, how, stop, once);
-    }
-    catch (err) {
-        if (how.runOnce)
-            once?.fail(err);
-        throw err;
-    }
-}
-async function hostSteps(...[settings, layout, artifact, run, facts, deps, how, stop, once]) {
-    const plan = planHost(settings, layout, facts, {
-        now: deps.now(),
-        fileCount: artifact?.fileCount ?? 0,
-        ...how
-    });
-    run.plan = plan;
-    run.report.previousRelease = plan.previousRelease;
-    run.report.outcome = 'failed';
-    run.undo.push(...plan.initialUndo);
-    if (plan.serviceTouched)
-        run.serviceTouched = true;
-    for (const step of plan.steps) {
-        if (deps.signal?.aborted)
-            throw new errors/* DeployError */.sH(`${run.host.name}: cancelled before "${step.title}"`, 'deploy');
-        if (stop?.aborted)
-            throw new errors/* DeployError */.sH(`${run.host.name}: stopped before "${step.title}": another host failed`, 'deploy');
-        if (run.lockLost)
-            throw new errors/* DeployError */.sH(`${run.host.name}: another deploy took over this host's lock; stopped before "${step.title}"`, 'deploy', 'The lock is taken over only when it was not refreshed for lock-ttl: check the link to this host and raise deploy.lock-ttl if it drops for that long.');
-        if ((step.touchesService || step.startsRelease) && once && !run.serviceTouched && !run.releaseStarted) {
-            if (how.runOnce)
-                once.succeed(); // its plan had no run-once step: nothing to wait for
-            else
-                await once.done.catch(() => {
-                    throw new Stopped(`${run.host.name}: stopped before "${step.title}": the run-once command did not succeed on ${once.host}`, 'deploy');
-                });
-        }
-        if (step.undo && !step.undoAfterSuccess)
-            run.undo.push(step.undo);
-        if (step.touchesService)
-            run.serviceTouched = true;
-        if (step.startsRelease)
-            run.releaseStarted = true;
-        try {
-            await runRecorded(run, deps, step, () => runAction(step, run, settings, artifact, deps));
-            if (step.id === 'run-once')
-                once?.succeed();
-        }
-        catch (err) {
-            // The link dropped under the step: its command may have run on the host or not. Its undo
-            // (switch back, mark failed) is safe either way, so it is undone as if it had run.
-            if (step.undo && step.undoAfterSuccess && run.shell.alive === false)
-                run.undo.push(step.undo);
-            if (step.id === 'stop' && run.shell.alive !== false)
-                await afterFailedStop(run, settings, facts, step, deps);
-            throw err;
-        }
-        if (step.undo && step.undoAfterSuccess)
-            run.undo.push(step.undo);
-    }
-}
-/** A host cannot take this deploy: found by the preflight, before anything changed. */
-class PreflightFailed extends errors/* DeployError */.sH {
-}
-/**
- * Judges every host's preflight facts. Warnings are logged; failures stop the deploy before any
- * host changes, each with its fix. `artifact` is the upload, when this run ships one.
- */
-function checkPreflight(settings, runs, artifact, deps, opts) {
-    const need = artifact ? { bytes: artifact.totalBytes, files: artifact.fileCount } : undefined;
-    const failed = [];
-    for (const run of runs) {
-        if (!run.preflight)
-            continue;
-        const findings = (0,preflight/* judgePreflight */.fk)(settings, run.host, run.preflight, need);
-        run.report.preflight = findings;
-        const warnings = (0,preflight/* describeFindings */.kA)(findings, ['warn']);
-        if (warnings)
-            deps.log.warn(`${run.host.name}: preflight:\n${warnings}`);
-        const failures = (0,preflight/* describeFindings */.kA)(findings, ['fail']);
-        if (!failures)
-            continue;
-        if (!opts.block) {
-            deps.log.warn(`${run.host.name}: preflight found problems:\n${failures}`);
-            continue;
-        }
-        run.report.outcome = 'failed';
-        run.report.error = `${run.host.name}: preflight failed; nothing was changed:\n${failures}`;
-        run.report.steps.push({
-            id: 'preflight',
-            title: 'Preflight',
-            ok: false,
-            ms: 0,
-            detail: run.report.error,
-            at: deps.now().getTime()
-        });
-        failed.push(run.report.error);
-    }
-    if (failed.length)
-        throw new PreflightFailed(failed.join('\n'), 'deploy', 'Nothing was changed on any host. Apply the fixes above (`deployguard preflight` checks again without deploying), then deploy again.');
-}
-/**
- * A stop that failed may have changed nothing (an unknown unit, sudo refused, a stop that timed
- * out on a service that kept running). When the service is as it was before the deploy, nothing
- * live changed: no "start it again" is owed, and the deploy ends `failed`, not rolled back.
- */
-async function afterFailedStop(run, settings, facts, step, deps) {
-    const service = run.plan ? (0,commands/* serviceCommands */.k_)(settings.service, run.plan.layout) : undefined;
-    if (!service)
-        return;
-    const r = await run.shell
-        .exec(service.state ?? service.status, { timeoutMs: 20_000 })
-        .catch(() => undefined);
-    if (!r || r.code !== 0)
-        return;
-    const get = (k) => new RegExp(`^${k}=(.*)$`, 'm').exec(r.stdout)?.[1]?.trim();
-    const state = (0,commands/* parseServiceStatus */.de)(r.stdout);
-    const unchanged = service.state
-        ? get('LoadState') === 'not-found' ||
-            state.active === 'active' ||
-            (facts.serviceState !== undefined && state.active === facts.serviceState)
-        : state.active === 'active' && state.alive;
-    if (!unchanged)
-        return;
-    const i = step.undo ? run.undo.lastIndexOf(step.undo) : -1;
-    if (i >= 0)
-        run.undo.splice(i, 1);
-    run.serviceTouched = run.plan?.serviceTouched ?? false;
-    deps.log.info(`${run.host.name}: the stop failed and changed nothing: the service is ${state.active}, as before`);
-}
-/** Read-only: what the host runs now. */
-async function readFacts(run, settings, layout, deps) {
-    return runRecorded(run, deps, { id: 'probe', title: 'Read the host state' }, async () => {
-        const svc = settings.service;
-        const bg = svc.manager === 'systemd' ? svc.blueGreen : undefined;
-        const r = await run.shell.exec((0,commands/* probe */.dy)(layout, (0,preflight/* preflightProbe */.qZ)(settings), bg && (0,blue_green/* readLiveColour */.z2)(bg)));
-        if (r.code !== 0)
-            throw new StepFailed(`${run.host.name}: ${tail(r.stderr) || 'probe failed'}`, 'deploy');
-        const m = /^current=(.+)$/m.exec(r.stdout);
-        const previous = m?.[1]?.trim() || undefined;
-        const at = r.stdout.search(/^lines=\d+$/m);
-        run.preflight = (0,preflight/* parsePreflight */.f_)(at >= 0 ? r.stdout.slice(0, at) : r.stdout);
-        if (bg)
-            run.liveColour = (0,blue_green/* liveColour */.L0)(at >= 0 ? r.stdout.slice(0, at) : r.stdout);
-        if (previous && layout.strategy === 'releases')
-            run.report.liveBefore = external_node_path_.posix.basename(previous);
-        const log = (0,host_record/* parseDeploymentsOutput */.t2)(at >= 0 ? r.stdout.slice(at) : '');
-        if (log.problems.length) {
-            run.report.recordProblems = log.problems.map(p => `line ${p.line}: ${p.reason}`);
-            deps.log.warn(`${run.host.name}: ${layout.deploymentsLog} has ${log.problems.length} unreadable line(s), skipped: ${run.report.recordProblems.join('; ')}`);
-        }
-        // What is live now was put there by the newest good deploy of that release (releases), or
-        // by the newest good deploy at all (in-place, where the live tree has no release name).
-        const live = previous
-            ? layout.strategy === 'releases'
-                ? (0,host_record/* deployedRelease */.Qd)(log, external_node_path_.posix.basename(previous))
-                : (0,host_record/* lastDeployed */.n6)(log)
-            : undefined;
-        if (live)
-            run.report.previousDeploy = previousDeployOf(live);
-        const good = (0,host_record/* lastDeployed */.n6)(log)?.commit;
-        return {
-            facts: {
-                previous,
-                lastGoodCommit: good && /^[0-9a-f]{40}$/.test(good) ? good : undefined,
-                serviceState: run.preflight.unit.get('ActiveState'),
-                colour: run.liveColour
-            },
-            log
-        };
-    });
-}
-function previousDeployOf(e) {
-    return { release: e.release, commit: e.commit, runUrl: e.runUrl, time: e.time };
-}
-const SHA = /^[0-9a-f]{40}$/;
-/**
- * Which release this run deploys, decided under the lock from what the hosts hold and recorded:
- * - a deploy of a commit whose release is still on every host and verifies against its kept
- *   manifest reuses it (a re-run of an old workflow run only switches back);
- * - a rollback goes to the named release, or to the newest good one before the live one;
- * - a post-deploy run judges the release its deploy phase switched to.
- */
-async function chooseTarget(settings, mode, runs, facts, logs, layout, deps, haveArtifact) {
-    const fresh = {
-        id: settings.releaseId,
-        commit: settings.run.commit,
-        reuse: false,
-        previous: new Map()
-    };
-    const live = (run) => {
-        const p = facts.get(run)?.previous;
-        return p ? external_node_path_.posix.basename(p) : undefined;
-    };
-    if (mode.kind === 'post') {
-        const previous = new Map();
-        for (const run of runs) {
-            if (live(run) !== mode.release)
-                throw new errors/* DeployError */.sH(`${run.host.name}: current is ${live(run) ?? 'not set'}, not ${mode.release}: another deploy ran after the deploy step, or the deploy step failed.`, 'post-deploy', 'Run post-deploy with the `release` output of the deploy step, in the same workflow run.');
-            const log = logs.get(run);
-            const switched = log.entries.findLast(e => e.release === mode.release && e.status === 'switched');
-            const back = mode.previous || switched?.previous;
-            previous.set(run, back ? (0,remote_layout/* releaseDir */.ZI)(layout, back) : undefined);
-            const before = back ? (0,host_record/* deployedRelease */.Qd)(log, back) : undefined;
-            run.report.previousDeploy = before ? previousDeployOf(before) : undefined;
-        }
-        const commit = logs.get(runs[0]).entries.findLast(e => e.release === mode.release)?.commit;
-        return { id: mode.release, commit: commit ?? settings.run.commit, reuse: false, previous };
-    }
-    if (mode.kind === 'rollback') {
-        if (layout.strategy !== 'releases')
-            throw new errors/* DeployError */.sH('rollback needs `strategy: releases`: an in-place target keeps backups, not releases.', 'rollback', `Restore a backup by hand: the newest is the latest ${layout.base}.backup-* directory.`);
-        const chosen = new Map();
-        for (const run of runs) {
-            const current = live(run);
-            const log = logs.get(run);
-            const entry = mode.to === 'previous'
-                ? log.entries.findLast(e => e.status === 'deployed' && e.release !== current)
-                : (0,host_record/* deployedRelease */.Qd)(log, mode.to);
-            if (mode.to === 'previous' && !entry)
-                throw new errors/* DeployError */.sH(`${run.host.name}: no earlier good release is recorded (live: ${current ?? 'none'}).`, 'rollback', 'Name the release to return to: `deployguard history` lists them.');
-            if (mode.to !== 'previous' && !entry)
-                throw new errors/* DeployError */.sH(`${run.host.name}: ${mode.to} was never recorded as a good deploy on this host; deployguard only rolls back to releases that passed their checks.`, 'rollback', 'Nothing was changed. `deployguard history` lists the good releases.');
-            if (mode.to !== 'previous' && mode.to === current)
-                throw new errors/* DeployError */.sH(`${run.host.name}: ${mode.to} is already live; nothing to roll back.`, 'rollback');
-            chosen.set(run, entry);
-        }
-        const ids = new Set(runs.map(r => chosen.get(r)?.release ?? (mode.to === 'previous' ? '' : mode.to)));
-        if (ids.size !== 1)
-            throw new errors/* DeployError */.sH(`the hosts would roll back to different releases: ${runs.map(r => `${r.host.name}: ${chosen.get(r)?.release}`).join(', ')}`, 'rollback', 'Name one release with `--to`; the fleet must end on one version.');
-        const id = [...ids][0];
-        for (const run of runs) {
-            const problem = await verifyKept(run, settings, layout, id, deps);
-            if (problem)
-                throw new errors/* DeployError */.sH(`${run.host.name}: cannot roll back to ${id}: ${problem}`, 'rollback', 'Nothing was changed. Pick another release (`deployguard history`), or deploy that commit again.');
-        }
-        return { ...fresh, id, commit: chosen.get(runs[0])?.commit ?? 'unknown', reuse: true };
-    }
-    if (mode.kind === 'pre')
-        return fresh;
-    // A deploy: reuse this commit's release when every host still holds it, intact.
-    if (layout.strategy !== 'releases' || !SHA.test(settings.run.commit))
-        return needArtifact(fresh);
-    const candidates = runs.map(r => logs.get(r).entries.findLast(e => e.status === 'deployed' && e.commit === settings.run.commit));
-    const id = candidates[0]?.release;
-    if (!id ||
-        candidates.some(c => c?.release !== id) ||
-        (settings.releaseIdGiven && id !== settings.releaseId))
-        return needArtifact(fresh);
-    for (const run of runs) {
-        const problem = await verifyKept(run, settings, layout, id, deps);
-        if (problem) {
-            deps.log.info(`${run.host.name}: release ${id} of this commit cannot be reused (${problem}); shipping a new release.`);
-            return needArtifact(fresh);
-        }
-    }
-    deps.log.info(`release ${id} of commit ${settings.run.commit.slice(0, 12)} is on every host and verified: switching to it, nothing is uploaded.`);
-    return { ...fresh, id, reuse: true };
-    function needArtifact(t) {
-        if (!haveArtifact)
-            throw new errors/* DeployError */.sH('nothing to deploy: no artifact was given', 'deploy', 'Set the `artifact` input.');
-        return t;
-    }
-}
-/**
- * Checks a release kept on the host against the manifest saved when it was first verified
- * (entries replaced by `shared` links left out). Returns why it cannot be used, or undefined.
- */
-async function verifyKept(run, settings, layout, id, deps) {
-    return runRecorded(run, deps, { id: 'verify', title: `Verify the kept release ${id} (SHA-256 of every file)` }, async () => {
-        const release = (0,remote_layout/* releaseDir */.ZI)(layout, id);
-        const m = await run.shell.exec((0,commands/* readManifest */.WI)(release, (0,remote_layout/* manifestPath */.ji)(layout, id)), {
-            timeoutMs: STEP_TIMEOUT_MS
-        });
-        if (m.code === commands/* RELEASE_MISSING */.ZG)
-            return tail(m.stderr, 2) || 'it is gone';
-        if (m.code !== 0)
-            throw new StepFailed(`${run.host.name}: reading the manifest of ${id} failed (exit ${m.code}): ${tail(m.stderr)}`, 'deploy');
-        const shared = settings.target.shared.map(e => e.replace(/\/+$/, ''));
-        const lines = m.stdout
-            .split('\n')
-            .filter(l => l && !shared.some(e => l.slice(66) === `./${e}` || l.slice(66).startsWith(`./${e}/`)));
-        const r = await run.shell.exec((0,commands/* checkRelease */.me)(release), {
-            stdin: lines.join('\n') + '\n',
-            timeoutMs: STEP_TIMEOUT_MS
-        });
-        if (r.code === 0)
-            return undefined;
-        const bad = r.stdout
-            .split('\n')
-            .filter(l => /: FAILED/.test(l))
-            .slice(0, 5);
-        return `its files changed since it was verified: ${bad.join('; ') || tail(r.stderr, 3)}`;
-    });
-}
-/**
- * The checks tagged `pre`, against production as it is, before anything changes. Unhealthy
- * production blocks the deploy when `require-healthy` is on, and is recorded either way. A first
- * deploy has no production to check.
- */
-async function preDeployGate(settings, runs, facts, deps) {
-    if (!settings.checks.some(c => c.stages.includes('pre')))
-        return [];
-    const live = runs.filter(r => facts.get(r)?.previous);
-    if (live.length === 0) {
-        deps.log.info('Pre-deploy checks skipped: no release is live yet (first deploy).');
-        return [];
-    }
-    return deps.log.group('Pre-deploy: is production healthy now?', async () => {
-        const results = await deps.runChecks('pre', live.map(r => hostContext(r, settings, r.liveColour)), { id: settings.releaseId, commit: settings.run.commit });
-        logChecks(results, deps.log);
-        const failed = results.filter(r => !r.ok);
-        if (failed.length === 0)
-            return results;
-        const what = `production is already unhealthy (${failed.length}/${results.length} pre-deploy checks failed: ${failed.map(f => `${f.name}${f.host ? `@${f.host}` : ''}: ${f.reason}`).join('; ')})`;
-        if (settings.preDeploy.requireHealthy) {
-            throw new Blocked(`Deploy blocked: ${what}. Nothing was changed.`, results, 'Fix production first, or set `pre-deploy: { require-healthy: false }` to deploy anyway (for example, when this release is the fix).');
-        }
-        deps.log.warn(`${what}; deploying anyway (require-healthy is off).`);
-        return results;
-    });
-}
-/** Runs one step, timing it and recording the outcome in the host's report and the log. */
-async function runRecorded(run, deps, step, fn, undo = false) {
-    const t0 = Date.now();
-    const at = deps.now().getTime();
-    try {
-        const value = await fn();
-        recordDone(run, deps, step, Date.now() - t0, at, undo);
-        return value;
-    }
-    catch (err) {
-        const ms = Date.now() - t0;
-        const detail = (0,errors/* describeError */.Uc)(err);
-        run.report.steps.push({ id: step.id, title: step.title, ok: false, ms, detail, undo, at });
-        deps.log.error(`✗ ${run.parallel ? `${run.host.name}: ` : ''}${step.title} (${ms} ms): ${detail}`);
-        throw err;
-    }
-}
-function recordDone(run, deps, step, ms, at, undo = false) {
-    run.report.steps.push({ id: step.id, title: step.title, ok: true, ms, undo, at });
-    deps.log.info(`✓ ${run.parallel ? `${run.host.name}: ` : ''}${step.title} (${ms} ms)`);
-}
-const LOCK_STEP = { id: 'lock', title: 'Lock the host' };
-const hostKey = (h) => `${h.host}:${String(h.port).padStart(5, '0')}`;
-const compareText = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
-/**
- * Locks every host. Uncontended (the usual case) a fleet is locked at once, `per` hosts at a
- * time, one round trip each. If any host is busy, the locks just taken are released and the
- * hosts are locked one by one, waiting for each, in an order every deploy shares (by address and
- * port, not config order): two deploys racing for the same fleet then queue behind each other
- * instead of each holding half of it.
- */
-async function lockHosts(runs, per, settings, layout, token, deps) {
-    const script = () => lockScript(settings, layout, token, deps.now());
-    if (runs.length > 1 && per > 1) {
-        const taken = new Map();
-        const settled = await inBatches(runs, per, async (run) => {
-            const at = deps.now().getTime();
-            const t0 = Date.now();
-            if (await acquireLock(script(), run, settings, deps, token, false))
-                taken.set(run, { at, ms: Date.now() - t0 });
-        });
-        if (taken.size === runs.length) {
-            for (const run of runs)
-                recordDone(run, deps, LOCK_STEP, taken.get(run).ms, taken.get(run).at);
-            return;
-        }
-        await Promise.all([...taken.keys()].map(run => unlock(run, layout, deps, token)));
-        throwFirst(settled);
-        deps.log.info(`${runs
-            .filter(r => !taken.has(r))
-            .map(r => r.host.name)
-            .join(', ')}: locked by another deploy; locking the hosts one by one, in order`);
-    }
-    // One order for every deploy, whatever order its config lists the hosts in.
-    const ordered = [...runs].sort((a, b) => compareText(hostKey(a.host), hostKey(b.host)));
-    for (const run of ordered) {
-        await runRecorded(run, deps, LOCK_STEP, async () => {
-            await acquireLock(script(), run, settings, deps, token, true);
-        });
-    }
-}
-/**
- * A remote command that must succeed. Every one has a time limit: a hung `systemctl stop` or a
- * stuck mount must fail the step (and roll back), not hold the lock forever.
- */
-async function execOk(run, script, what, timeoutMs = STEP_TIMEOUT_MS, stdin) {
-    const r = await run.shell.exec(script, { timeoutMs, ...(stdin === undefined ? {} : { stdin }) });
-    if (r.code !== 0) {
-        const out = tail(`${r.stderr}\n${r.stdout}`.trim());
-        throw new StepFailed(`${run.host.name}: ${what} failed (exit ${r.code})${out ? `:\n${out}` : ''}`, 'deploy');
-    }
-    return r.stdout;
-}
-async function runAction(step, run, settings, artifact, deps) {
-    const a = step.action;
-    switch (a.kind) {
-        case 'exec':
-            await execOk(run, a.script, step.title);
-            return;
-        case 'write-env':
-            await execOk(run, a.script, step.title, STEP_TIMEOUT_MS, (0,commands/* envFileText */.T1)(settings.env.vars));
-            return;
-        case 'upload': {
-            if (!artifact)
-                throw new StepFailed(`${run.host.name}: no artifact to upload`, 'deploy');
-            const delta = run.fullUpload ? undefined : await prepareDelta(run, settings, artifact, deps);
-            const shipped = delta?.send ?? artifact;
-            let sent = 0;
-            let archive;
-            const started = Date.now();
-            // Large uploads report how far they are, so a slow link is seen as slow, not as hung.
-            const progress = shipped.totalBytes >= PROGRESS_MIN_BYTES
-                ? setInterval(() => deps.log.info(uploadProgress(run.host.name, sent, shipped.totalBytes, Date.now() - started)), PROGRESS_EVERY_MS)
-                : undefined;
-            const r = await run.shell
-                .exec(a.script, {
-                stdin: channel => (archive = writeArchive(shipped, channel, { onProgress: bytes => (sent = bytes) }))
-            })
-                .finally(() => clearInterval(progress));
-            // A channel that closed early (connection drop, remote tar died) rejects the archive: the
-            // writer sees the channel close and stops.
-            const hashes = await (archive ?? Promise.reject(new Error('the upload never started'))).catch((e) => (e instanceof Error ? e : new Error(String(e))));
-            if (r.code !== 0)
-                throw new StepFailed(`${run.host.name}: upload failed (exit ${r.code}): ${tail(r.stderr)}`, 'deploy');
-            if (hashes instanceof Error) {
-                const hint = hashes.hint;
-                throw new StepFailed(`${run.host.name}: the artifact could not be sent: ${hashes.message}`, 'deploy', hint);
-            }
-            // The files sent are hashed from the bytes sent; the linked ones by the hash they share
-            // with the previous release. Verification checks the whole tree against both.
-            run.hashes = delta ? new Map([...delta.local, ...hashes]) : hashes;
-            const secs = Math.max(0.001, (Date.now() - started) / 1000);
-            deps.log.info(`${run.host.name}: ${shipped.fileCount} files, ${(shipped.totalBytes / 1e6).toFixed(1)} MB sent in ${secs.toFixed(1)} s (${(shipped.totalBytes / 1e6 / secs).toFixed(1)} MB/s)${delta ? `; ${delta.link.length} unchanged files linked from ${run.plan?.previousRelease}` : ''}`);
-            return;
-        }
-        case 'verify': {
-            const hashes = run.hashes;
-            if (!hashes)
-                throw new StepFailed(`${run.host.name}: nothing was uploaded to verify`, 'deploy');
-            const r = await run.shell.exec(a.script, { stdin: (0,transfer_artifact/* manifestText */.$2)(hashes) });
-            if (r.code !== 0 && run.shell.alive === false)
-                throw new StepFailed(`${run.host.name}: the connection dropped during verification`, 'deploy');
-            if (r.code !== 0 && run.delta && !run.fullUpload) {
-                // The previous release no longer matches its manifest (changed on the host since): the
-                // links carried that change. Start over and send everything.
-                deps.log.warn(`${run.host.name}: the incremental upload did not verify (the previous release was changed on the host?); sending every file.`);
-                run.fullUpload = true;
-                for (const id of ['stage', 'upload']) {
-                    const again = run.plan?.steps.find(x => x.id === id);
-                    if (again)
-                        await runAction(again, run, settings, artifact, deps);
-                }
-                return runAction(step, run, settings, artifact, deps);
-            }
-            if (r.code !== 0) {
-                const bad = r.stdout
-                    .split('\n')
-                    .filter(l => /: FAILED/.test(l))
-                    .slice(0, 10);
-                throw new StepFailed(`${run.host.name}: checksum verification failed on the host; the service was not touched.\n${bad.join('\n') || tail(r.stderr)}`, 'deploy', 'The upload was corrupted or the staging directory was changed during the deploy. Re-run the deploy; if it repeats, check the disk on the host (df, dmesg).');
-            }
-            return;
-        }
-        case 'await-running':
-            return awaitRunning(a.script, run, settings, deps);
-        case 'checks':
-            return postDeployChecks(run, settings, deps, a.on);
-    }
-}
-function failedChecks(results) {
-    const failed = results.filter(r => !r.ok);
-    return `${failed.length}/${results.length} health checks failed: ${failed.map(f => `${f.name}: ${f.reason}`).join('; ')}`;
-}
-/**
- * The post-deploy checks, then the same checks again and again through the stability window: a
- * release that answers at first and crashes 20 s later is caught here, not by the users.
- */
-async function postDeployChecks(run, settings, deps, 
-/** blue-green: `colour` before the flip (the checks that reach the colour), `live` after it. */
-on) {
-    const host = [hostContext(run, settings, run.plan?.colours?.idle)];
-    const release = {
-        id: settings.releaseId,
-        commit: settings.run.commit,
-        ...(on === 'colour' ? { eachHostOnly: true } : {})
-    };
-    let results = await deps.runChecks('post', host, release);
-    // After a flip the record keeps both rounds: those on the colour, then those through the proxy.
-    run.report.checks = on === 'live' ? [...run.report.checks, ...results] : results;
-    logChecks(results, deps.log);
-    if (results.some(r => !r.ok))
-        throw new errors/* HealthCheckError */.b1(`${run.host.name}: ${on === 'live' ? 'after the flip: ' : ''}${failedChecks(results)}`, 'post-deploy');
-    // After a flip the colour has been through its window already: one round through the proxy.
-    const windowMs = on === 'live' ? 0 : settings.postDeploy.stabilityWindowMs;
-    if (windowMs <= 0 || results.length === 0)
-        return;
-    const until = Date.now() + windowMs;
-    let rounds = 0;
-    deps.log.info(`${run.host.name}: watching the checks for the ${Math.round(windowMs / 1000)} s stability window`);
-    while (Date.now() < until) {
-        if (deps.signal?.aborted)
-            throw new errors/* DeployError */.sH(`${run.host.name}: cancelled during the stability window`, 'post-deploy');
-        await deps.sleep(Math.min(STABILITY_INTERVAL_MS, Math.max(0, until - Date.now())));
-        results = await deps.runChecks('post', host, release);
-        rounds++;
-        if (results.some(r => !r.ok)) {
-            run.report.checks = results;
-            logChecks(results, deps.log);
-            const at = Math.round((windowMs - Math.max(0, until - Date.now())) / 1000);
-            throw new errors/* HealthCheckError */.b1(`${run.host.name}: unstable ${at} s into the stability window: ${failedChecks(results)}`, 'post-deploy');
-        }
-    }
-    deps.log.info(`${run.host.name}: stable for ${Math.round(windowMs / 1000)} s (${rounds + 1} rounds of checks passed)`);
-}
-/** How often the checks repeat during the stability window. */
-const STABILITY_INTERVAL_MS = 5000;
-function logChecks(results, log) {
-    for (const r of results) {
-        log.info(`${r.ok ? '✓' : '✗'} check ${r.name}: ${r.reason} (${r.attempts} attempt${r.attempts === 1 ? '' : 's'}, ${r.durationMs} ms)`);
-    }
-}
-async function acquireLock(script, run, settings, deps, token, 
-/** Wait for a busy lock (up to `lock.wait`); without, a busy lock returns false at once. */
-wait) {
-    const deadline = Date.now() + settings.lock.waitMs;
-    for (;;) {
-        // Until the script says "taken" or "busy", the lock may be ours on the host: a link that
-        // drops under it loses the answer, not the mkdir. The release at the end removes it if so
-        // (it only ever removes a lock carrying our token).
-        run.lockUnsure = true;
-        const r = await run.shell.exec(script);
-        run.lockUnsure = r.code !== 0 && r.code !== commands/* LOCK_BUSY */.sk;
-        if (r.code === 0) {
-            run.locked = true;
-            startHeartbeat(run, settings, token, deps);
-            deps.onLock?.(run.host, true, token);
-            if (r.stdout.startsWith('taken-over')) {
-                run.abandoned = r.stdout.split('\n').slice(2).join('\n').trim();
-                deps.log.warn(`${run.host.name}: took over an abandoned lock (older than the TTL). Previous owner: ${r.stdout.split('\n').slice(1).join(' ').trim()}`);
-            }
-            return true;
-        }
-        if (r.code !== commands/* LOCK_BUSY */.sk)
-            throw new StepFailed(`${run.host.name}: could not take the lock (exit ${r.code}): ${tail(r.stderr)}`, 'deploy', `deployguard keeps its lock and records in ${(0,remote_layout/* layoutFor */.Q2)(settings.target).stateDir}; the user ${run.host.user} must be able to create it (for in-place deploys, that means write access to the target's parent directory).`);
-        if (!wait)
-            return false;
-        const owner = r.stdout.trim().split('\n').slice(1).join(' ');
-        if (Date.now() >= deadline) {
-            throw new errors/* DeployError */.sH(`${run.host.name}: another deploy holds the lock: ${owner || '(owner unknown)'}`, 'deploy', `Wait for it to finish. A deploy refreshes its lock while it runs; if it died, the lock is taken over ${Math.round(settings.lock.ttlMs / 1000)} s after its last refresh (deploy.lock-ttl). Or remove ${run.plan?.layout.lockDir ?? 'the lock directory'} on the host after checking nothing runs.`);
-        }
-        deps.log.info(`${run.host.name}: waiting for the lock held by ${owner}`);
-        await deps.sleep(Math.min(5000, Math.max(200, deadline - Date.now())));
-    }
-}
-/**
- * "Active" is not "running": waits until the service is active with a live main PID, then
- * checks again after the settle time that it is the same PID with no restarts in between.
- */
-async function awaitRunning(status, run, settings, deps) {
-    const svc = settings.service;
-    if (svc.manager === 'none')
-        return;
-    const deadline = Date.now() + svc.startTimeoutMs;
-    let last;
-    for (;;) {
-        last = (0,commands/* parseServiceStatus */.de)(await execOk(run, status, 'service status'));
-        if (last.active === 'active' && last.alive) {
-            await deps.sleep(svc.settleMs);
-            const again = (0,commands/* parseServiceStatus */.de)(await execOk(run, status, 'service status'));
-            const samePid = svc.manager === 'command' && !svc.pidfile ? true : again.pid === last.pid;
-            if (again.active === 'active' && again.alive && samePid && again.restarts === last.restarts) {
-                deps.log.info(`${run.host.name}: running, main PID ${again.pid || '(n/a)'}, stable for ${svc.settleMs} ms`);
-                return;
-            }
-            last = again;
-            break;
-        }
-        if (Date.now() >= deadline)
-            break;
-        await deps.sleep(500);
-    }
-    const logsCmd = run.plan?.serviceLogs;
-    const logs = logsCmd ? await run.shell.exec(logsCmd).catch(() => undefined) : undefined;
-    throw new errors/* DeployError */.sH(`${run.host.name}: the service is not running: ActiveState=${last.active}, MainPID=${last.pid}, PID alive: ${last.alive ? 'yes' : 'no'}, restarts=${last.restarts ?? 0}` +
-        (logs?.stdout.trim() ? `\nLast log lines:\n${tail(logs.stdout, 20)}` : ''), 'post-deploy', 'The new release does not stay up. Its log lines above usually say why.');
-}
-/**
- * Runs a rollback step once more when the link dropped under it. Undo steps are safe to repeat
- * (stop, switch back, start again, mark failed, remove): whether or not the first try ran on the
- * host, the second one, over a new connection, leaves it the same.
- */
-async function againIfDropped(run, deps, fn) {
-    try {
-        await fn();
-    }
-    catch (err) {
-        if (run.shell.alive !== false)
-            throw err;
-        deps.log.warn(`${run.host.name}: the connection dropped during the rollback; trying that step again`);
-        await fn();
-    }
-}
-async function rollbackHost(settings, run, deps) {
-    if (settings.postDeploy.rollback === 'off' && run.serviceTouched) {
-        run.report.outcome = 'failed-live';
-        deps.log.warn(`${run.host.name}: rollback is off; the failed release stays live.`);
-        return;
-    }
-    // The release to return to was deleted on the host: undoing would stop the new release and then
-    // have nothing to start. Nothing is undone; the new release keeps running, and a person decides.
-    const previous = run.report.previousRelease;
-    const layout = run.plan?.layout;
-    if (run.serviceTouched && previous && layout?.strategy === 'releases') {
-        const dir = (0,remote_layout/* releaseDir */.ZI)(layout, previous);
-        const gone = await run.shell
-            .exec((0,commands/* releasePresent */.xA)(dir), { timeoutMs: STEP_TIMEOUT_MS })
-            .catch(() => undefined);
-        if (gone?.code === 1) {
-            run.report.outcome = 'rollback-failed';
-            run.report.recovery = [
-                `Recover ${run.host.name} by hand: ${dir} is gone, so ${settings.releaseId} was left running although it failed.`,
-                `  ssh -p ${run.host.port} ${run.host.user}@${run.host.host}`,
-                `  # list the releases still there (a good one can be restored with: deployguard rollback --to ID)`,
-                `  ls -l ${layout.releasesDir}`,
-                `  # or deploy ${previous} again: re-run the workflow run that deployed it`
-            ].join('\n');
-            deps.log.error(`${run.host.name}: ROLLBACK NOT POSSIBLE: ${dir} is gone.\n${run.report.recovery}`);
-            return;
-        }
-    }
-    const pending = [...run.undo].reverse();
-    for (let i = 0; i < pending.length; i++) {
-        const step = pending[i];
-        try {
-            await againIfDropped(run, deps, () => runRecorded(run, deps, step, () => execOk(run, step.action.script, step.title), true));
-        }
-        catch (err) {
-            run.report.outcome = 'rollback-failed';
-            run.report.recovery = recoveryText(run, pending.slice(i));
-            deps.log.error(`${run.host.name}: ROLLBACK FAILED: ${(0,errors/* describeError */.Uc)(err)}\n${run.report.recovery}`);
-            return;
-        }
-    }
-    if (!run.serviceTouched) {
-        // Nothing live changed: the old release never stopped serving.
-        run.report.outcome = 'failed';
-        return;
-    }
-    if (!run.report.previousRelease) {
-        // A failed first deploy: there is no earlier release to verify; the failed one is taken down.
-        run.report.outcome = 'rolled-back';
-        deps.log.warn(`${run.host.name}: there was no release before this one; the failed release was taken down and nothing is live.`);
-        return;
-    }
-    try {
-        await againIfDropped(run, deps, () => runRecorded(run, deps, { id: 'verify-rollback', title: 'Verify the restored release' }, async () => {
-            const old = run.plan?.colours?.live;
-            const running = old
-                ? (0,commands/* serviceCommands */.k_)(serviceOf(settings, old), run.plan.layout)?.status
-                : run.plan?.steps.flatMap(s => (s.action.kind === 'await-running' ? [s.action.script] : []))[0];
-            if (running)
-                await awaitRunning(running, run, settings, deps);
-            const results = await deps.runChecks('rollback', [hostContext(run, settings, old)], {
-                id: run.report.previousRelease ?? '',
-                commit: run.report.previousDeploy?.commit ?? ''
-            });
-            run.report.rollbackChecks = results;
-            logChecks(results, deps.log);
-            const failed = results.filter(r => !r.ok);
-            if (failed.length)
-                throw new errors/* HealthCheckError */.b1(failed.map(f => `${f.name}: ${f.reason}`).join('; '), 'rollback');
-        }, true));
-        run.report.outcome = 'rolled-back';
-        deps.log.info(`${run.host.name}: rolled back to ${run.report.previousRelease ?? 'the previous state'}, verified healthy`);
-    }
-    catch (err) {
-        run.report.outcome = 'rollback-failed';
-        run.report.recovery = recoveryText(run, [], settings);
-        const e = new errors/* RollbackError */.ZS(`${run.host.name}: rolled back, but the restored version is NOT healthy: ${(0,errors/* describeError */.Uc)(err)}`, 'rollback');
-        deps.log.error(`${e.message}\n${run.report.recovery}`);
-    }
-}
-/** The exact commands a person runs to finish a rollback by hand. */
-function recoveryText(run, remaining, settings) {
-    const h = run.host;
-    const ssh = `ssh -p ${h.port} ${h.user}@${h.host}`;
-    const lines = [`Recover ${h.name} by hand:`, `  ${ssh}`];
-    for (const s of remaining) {
-        lines.push(`  # ${s.title}`, `  ${(0,shell/* remoteCommandLine */.u$)(s.action.script)}`);
-    }
-    // Everything was undone, yet the restored release does not run: its service needs a person.
-    const service = settings && run.plan
-        ? (0,commands/* serviceCommands */.k_)(serviceOf(settings, run.plan.colours?.live), run.plan.layout)
-        : undefined;
-    if (service)
-        lines.push('  # the service does not run on the restored release: read why, fix it, then start it', `  ${(0,shell/* remoteCommandLine */.u$)(service.logs)}`, `  ${(0,shell/* remoteCommandLine */.u$)(service.start)}`);
-    if (run.plan?.previousRelease)
-        lines.push(`  # then check the service and that the previous release (${run.plan.previousRelease}) answers`);
-    else
-        lines.push('  # there was no release before this one: check the service is stopped and nothing half-deployed is served');
-    return lines.join('\n');
-}
-async function finishHost(settings, run, deps) {
+async function finishHost(run) {
+    const { settings, deps } = run.ctx;
     const plan = run.plan;
     for (const step of plan.finalize) {
-        await runRecorded(run, deps, step, () => execOk(run, step.action.script, step.title));
+        await runRecorded(run, step, () => execOk(run, step.action.script, step.title));
     }
     try {
         const listing = await execOk(run, (0,commands/* listReleases */.tH)(plan.layout), 'list releases');
@@ -60522,162 +60817,6 @@ async function finishHost(settings, run, deps) {
         // The deploy is good; a failed cleanup must not turn it red, but a person should know.
         deps.log.warn(`${run.host.name}: pruning old releases failed: ${(0,errors/* describeError */.Uc)(err)}`);
     }
-}
-/**
- * The deploy that held this host's lock died (the lock went unrefreshed for its TTL), maybe between
- * two steps: its release switched in but never checked, or the service stopped. Before anything
- * else this deploy puts the host back on the newest good release and makes sure the service runs.
- * `current` itself is never half a release: it only ever moves to a verified tree, atomically.
- */
-async function recoverAbandoned(run, settings, layout, deps) {
-    let owner = {};
-    try {
-        owner = JSON.parse(run.abandoned ?? '');
-    }
-    catch {
-        // An owner line from an older version or a hand-made lock: the release is unknown.
-    }
-    // The owner line comes from the host: only a plain release name is used in paths and commands.
-    const dead = typeof owner.release === 'string' && /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(owner.release)
-        ? owner.release
-        : undefined;
-    const service = (0,commands/* serviceCommands */.k_)(settings.service, layout);
-    // Nothing live yet (the dead deploy was the first): there is nothing to return to or to start.
-    const live = (await execOk(run, (0,commands/* readLive */.p9)(layout), 'read current')).trim();
-    if (!live)
-        return;
-    if (layout.strategy === 'releases' && dead) {
-        const releases = parseReleaseList(await execOk(run, (0,commands/* listReleases */.tH)(layout), 'list releases'));
-        const good = releases
-            .filter(r => r.status === 'good' && r.id !== dead)
-            .sort((a, b) => (a.at ?? '').localeCompare(b.at ?? ''))
-            .at(-1);
-        if (external_node_path_.posix.basename(live) === dead && releases.find(r => r.id === dead)?.status !== 'good' && good) {
-            deps.log.warn(`${run.host.name}: the deploy of ${dead} died after switching to it, before it was checked: switching back to ${good.id}`);
-            if (service)
-                await execOk(run, service.stop, 'stop the service');
-            await execOk(run, (0,commands/* switchCurrent */.m1)(layout, (0,remote_layout/* releaseDir */.ZI)(layout, good.id), `recover-${dead}`), 'switch back');
-            await execOk(run, (0,commands/* markRelease */.vJ)(layout, dead, 'failed', deps.now(), 'unknown'), 'mark the release failed');
-        }
-    }
-    if (service) {
-        const state = (0,commands/* parseServiceStatus */.de)(await execOk(run, service.status, 'service status'));
-        if (!(state.active === 'active' && state.alive)) {
-            deps.log.warn(`${run.host.name}: the service was left stopped by the deploy that died: starting it`);
-            await execOk(run, service.start, 'start the service');
-        }
-    }
-}
-/**
- * Refreshes a held lock a few times per TTL. A lock nobody refreshes for the TTL belongs to a
- * deploy that died (a killed runner), and the next deploy takes it over; so a live deploy keeps
- * its lock however long it runs. When the refresh finds the lock taken over, the deploy stops
- * before its next step.
- */
-function startHeartbeat(run, settings, token, deps) {
-    stopHeartbeat(run);
-    const every = Math.max(1000, Math.min(30_000, Math.floor(settings.lock.ttlMs / 4)));
-    const refresh = (0,commands/* lockRefresh */.Pt)((0,remote_layout/* layoutFor */.Q2)(settings.target), token);
-    let busy = false;
-    run.heartbeat = setInterval(() => {
-        if (busy || run.lockLost)
-            return;
-        busy = true;
-        run.shell
-            .exec(refresh, { timeoutMs: every })
-            .then(r => {
-            if (r.code !== commands/* LOCK_LOST */.lQ)
-                return;
-            run.lockLost = true;
-            deps.log.error(`${run.host.name}: another deploy has taken over the lock on this host`);
-        })
-            .catch(() => undefined) // a dropped link: the next beat (or step) connects again
-            .finally(() => (busy = false));
-    }, every);
-    run.heartbeat.unref?.();
-}
-function stopHeartbeat(run) {
-    if (run.heartbeat)
-        clearInterval(run.heartbeat);
-    run.heartbeat = undefined;
-}
-async function unlock(run, layout, deps, token) {
-    stopHeartbeat(run);
-    try {
-        await execOk(run, (0,commands/* lockRelease */.lT)(layout, token), 'release the lock');
-        run.locked = false;
-        deps.onLock?.(run.host, false, token);
-    }
-    catch (err) {
-        deps.log.warn(`${run.host.name}: could not release the lock: ${(0,errors/* describeError */.Uc)(err)}`);
-    }
-}
-/** Runs `fn` over the items, `limit` at a time, and reports how each one ended. */
-async function inBatches(items, limit, fn) {
-    const out = [];
-    for (let i = 0; i < items.length; i += limit)
-        out.push(...(await Promise.allSettled(items.slice(i, i + limit).map(fn))));
-    return out;
-}
-function throwFirst(settled) {
-    const failed = settled.find((r) => r.status === 'rejected');
-    if (failed)
-        throw failed.reason;
-}
-/** Artifacts from this size on log their upload progress. */
-const PROGRESS_MIN_BYTES = 20 * 1024 * 1024;
-const PROGRESS_EVERY_MS = 5000;
-/** `web-1: upload 45% (45.0/99.0 MB, 38.2 MB/s, about 2 s left)` */
-function uploadProgress(host, sent, total, elapsedMs) {
-    const done = Math.min(sent, total);
-    const rate = done / Math.max(0.001, elapsedMs / 1000);
-    const left = rate > 0 ? Math.ceil((total - done) / rate) : undefined;
-    return `${host}: upload ${Math.floor((done / Math.max(1, total)) * 100)}% (${(done / 1e6).toFixed(1)}/${(total / 1e6).toFixed(1)} MB, ${(rate / 1e6).toFixed(1)} MB/s, ${left === undefined ? 'time left unknown' : `about ${left} s left`})`;
-}
-/**
- * Whether an upload may link unchanged files from the previous release: only between releases
- * (in place there is no other tree), not with a `before-switch` command (it could write into
- * linked files, which the previous release shares), and not for a single-file artifact.
- */
-function mayLink(settings, artifact) {
-    return ((0,remote_layout/* layoutFor */.Q2)(settings.target).strategy === 'releases' &&
-        settings.transfer.incremental &&
-        !settings.beforeSwitch &&
-        !artifact.isFile);
-}
-/**
- * Plans an incremental upload against the previous release on this host and links its unchanged
- * files into the staging directory. Undefined means "send everything": no previous release, no
- * kept manifest, a `before-switch` command (it could write into linked files, which the previous
- * release shares), or `incremental: false`.
- */
-async function prepareDelta(run, settings, artifact, deps) {
-    const plan = run.plan;
-    const previous = plan?.previousRelease;
-    if (!plan || !previous || !mayLink(settings, artifact))
-        return undefined;
-    const staging = (0,remote_layout/* stagingDir */.rz)(plan.layout, settings.releaseId);
-    const prevDir = (0,remote_layout/* releaseDir */.ZI)(plan.layout, previous);
-    // The local hashes are computed while the host reads its manifest (and only once per fleet).
-    const hashing = hashArtifact(artifact);
-    const r = await run.shell.exec((0,commands/* readPreviousRelease */.xK)(prevDir, (0,remote_layout/* manifestPath */.ji)(plan.layout, previous)), {
-        timeoutMs: STEP_TIMEOUT_MS
-    });
-    // A file that cannot be read is reported by the upload, with the artifact's own error.
-    const local = await hashing.catch(() => undefined);
-    if (r.code !== 0 || !local) {
-        if (r.code !== 0)
-            deps.log.info(`${run.host.name}: no kept manifest for ${previous}; sending every file`);
-        return undefined;
-    }
-    const [manifestPart = '', modesPart = ''] = r.stdout.split('\n--modes--\n');
-    const delta = planDelta(artifact, local, parseManifest(manifestPart), parseModes(modesPart), settings.target.shared.map(e => e.replace(/\/+$/, '')));
-    if (delta.link.length === 0)
-        return undefined;
-    await execOk(run, (0,commands/* linkUnchanged */.A2)(prevDir, staging), 'link unchanged files', STEP_TIMEOUT_MS, `${delta.link.join('\0')}\0`);
-    run.delta = true;
-    const linked = new Set(delta.link);
-    return { ...delta, local: new Map([...local].filter(([p]) => linked.has(p))) };
 }
 
 // EXTERNAL MODULE: ./src/settings/types.ts
@@ -62931,8 +63070,8 @@ __nccwpck_require__.d(__webpack_exports__, {
   a: () => (/* binding */ runPipeline)
 });
 
-// EXTERNAL MODULE: ./src/deploy.ts + 5 modules
-var deploy = __nccwpck_require__(9712);
+// EXTERNAL MODULE: ./src/deploy.ts + 12 modules
+var deploy = __nccwpck_require__(8580);
 // EXTERNAL MODULE: ./src/io/private-dir.ts
 var private_dir = __nccwpck_require__(8151);
 // EXTERNAL MODULE: ./src/errors.ts
@@ -64749,17 +64888,19 @@ function reloadProxy(sudo) {
  * workers; then `current` points at the colour's release, so everything else (history, rollback,
  * the preflight) sees what the proxy serves.
  */
-function flip(layout, bg, sudo, colour, release, releaseId) {
+function flip(layout, bg, sudo, colour, release, 
+/** Names this flip's temporary files (a release id, `rollback-<id>`, …). */
+tag) {
     const f = bg.upstreamFile;
     const prev = `${f}.deployguard-prev`;
     const tmp = `${f}.deployguard-tmp`;
     return (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__/* .lines */ .Mn)(
     // nginx lives in sbin, which the PATH of a login that is not root may lack (sudo has its own).
-    (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `PATH="$PATH:/usr/sbin:/sbin"`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `if [ ! -d ${release} ]; then echo "release directory missing: "${release} >&2; exit 6; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `mkdir -p -- ${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.dirname(f)}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `if [ -f ${f} ]; then cp -p -- ${f} ${prev}; else rm -f -- ${prev}; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `printf '%s' ${upstreamText(bg, colour, releaseId)} > ${tmp}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `mv -f -- ${tmp} ${f}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `if ! out=$(${SUDO(sudo)}${PROXY_WORDS.test} 2>&1); then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  if [ -f ${prev} ]; then mv -f -- ${prev} ${f}; else rm -f -- ${f}; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  printf 'nginx refused the configuration with the new upstream; the old upstream file is back:\\n%s\\n' "$out" >&2`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  exit 1`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `fi`, reloadProxy(sudo), (0,_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .switchCurrent */ .m1)(layout, release, `flip-${releaseId}`));
+    (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `PATH="$PATH:/usr/sbin:/sbin"`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `if [ ! -d ${release} ]; then echo "release directory missing: "${release} >&2; exit 6; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `mkdir -p -- ${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.dirname(f)}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `if [ -f ${f} ]; then cp -p -- ${f} ${prev}; else rm -f -- ${prev}; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `printf '%s' ${upstreamText(bg, colour, node_path__WEBPACK_IMPORTED_MODULE_0__.posix.basename(release))} > ${tmp}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `mv -f -- ${tmp} ${f}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `if ! out=$(${SUDO(sudo)}${PROXY_WORDS.test} 2>&1); then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  if [ -f ${prev} ]; then mv -f -- ${prev} ${f}; else rm -f -- ${f}; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  printf 'nginx refused the configuration with the new upstream; the old upstream file is back:\\n%s\\n' "$out" >&2`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  exit 1`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `fi`, reloadProxy(sudo), (0,_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .switchCurrent */ .m1)(layout, release, `flip-${tag}`));
 }
 /** Undo of a flip: start the old colour (a no-op while it runs), then flip back to it. */
-function flipBack(layout, bg, unit, sudo, colour, release, releaseId) {
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `${SUDO(sudo)}${colourWords(unit, colour).start}`, flip(layout, bg, sudo, colour, release, releaseId));
+function flipBack(layout, bg, unit, sudo, colour, release, tag) {
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `${SUDO(sudo)}${colourWords(unit, colour).start}`, flip(layout, bg, sudo, colour, release, tag));
 }
 /**
  * Undo of a flip when no colour was live before (the first blue-green deploy): the upstream file

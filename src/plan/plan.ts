@@ -412,7 +412,7 @@ function blueGreenSteps(
       ? {
           id: 'flip-back',
           title: `Flip the proxy back to ${live} (${posix.basename(facts.previous)})`,
-          action: exec(bgc.flipBack(layout, bg, svc.name, svc.sudo, live, facts.previous, id))
+          action: exec(bgc.flipBack(layout, bg, svc.name, svc.sudo, live, facts.previous, `back-${id}`))
         }
       : {
           id: 'unflip',

@@ -123,7 +123,8 @@ export function flip(
   sudo: boolean,
   colour: Colour,
   release: string,
-  releaseId: string
+  /** Names this flip's temporary files (a release id, `rollback-<id>`, …). */
+  tag: string
 ): Shell {
   const f = bg.upstreamFile;
   const prev = `${f}.deployguard-prev`;
@@ -134,7 +135,7 @@ export function flip(
     sh`if [ ! -d ${release} ]; then echo "release directory missing: "${release} >&2; exit 6; fi`,
     sh`mkdir -p -- ${posix.dirname(f)}`,
     sh`if [ -f ${f} ]; then cp -p -- ${f} ${prev}; else rm -f -- ${prev}; fi`,
-    sh`printf '%s' ${upstreamText(bg, colour, releaseId)} > ${tmp}`,
+    sh`printf '%s' ${upstreamText(bg, colour, posix.basename(release))} > ${tmp}`,
     sh`mv -f -- ${tmp} ${f}`,
     sh`if ! out=$(${SUDO(sudo)}${PROXY_WORDS.test} 2>&1); then`,
     sh`  if [ -f ${prev} ]; then mv -f -- ${prev} ${f}; else rm -f -- ${f}; fi`,
@@ -142,7 +143,7 @@ export function flip(
     sh`  exit 1`,
     sh`fi`,
     reloadProxy(sudo),
-    switchCurrent(layout, release, `flip-${releaseId}`)
+    switchCurrent(layout, release, `flip-${tag}`)
   );
 }
 
@@ -154,11 +155,11 @@ export function flipBack(
   sudo: boolean,
   colour: Colour,
   release: string,
-  releaseId: string
+  tag: string
 ): Shell {
   return lines(
     sh`${SUDO(sudo)}${colourWords(unit, colour).start}`,
-    flip(layout, bg, sudo, colour, release, releaseId)
+    flip(layout, bg, sudo, colour, release, tag)
   );
 }
 

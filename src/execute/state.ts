@@ -1,0 +1,176 @@
+import { posix } from 'node:path';
+import type { CheckResult } from '../checks/types.js';
+import { DeployError, DeployguardError } from '../errors.js';
+import { probe } from '../remote/commands.js';
+import {
+  deployedRelease,
+  lastDeployed,
+  parseDeploymentsOutput,
+  type DeploymentEntry,
+  type DeploymentLog
+} from '../record/host-record.js';
+import { liveColour, readLiveColour } from '../remote/blue-green.js';
+import type { Artifact } from '../transfer/artifact.js';
+import type { HostFacts } from '../plan/plan.js';
+import { describeFindings, judgePreflight, parsePreflight, preflightProbe } from '../preflight.js';
+import type { PreviousDeploy } from './result.js';
+import {
+  StepFailed,
+  hostContext,
+  tail,
+  type DeployContext,
+  type HostSession,
+  runRecorded,
+  logChecks
+} from './session.js';
+
+/**
+ * Reading the hosts before anything changes: their state and record, the preflight's verdict, and
+ * the pre-deploy checks against production as it is.
+ */
+
+/** Production was unhealthy before the deploy and `require-healthy` is on: nothing was changed. */
+export class Blocked extends DeployguardError {
+  constructor(
+    message: string,
+    readonly results: CheckResult[],
+    hint: string,
+    /** What blocked it, when it was not the health checks (the secret scan's error). */
+    readonly reason?: unknown
+  ) {
+    super(message, 'pre-deploy', hint);
+  }
+}
+
+/** A host cannot take this deploy: found by the preflight, before anything changed. */
+export class PreflightFailed extends DeployError {}
+
+/**
+ * Judges every host's preflight facts. Warnings are logged; failures stop the deploy before any
+ * host changes, each with its fix. `artifact` is the upload, when this run ships one.
+ */
+export function checkPreflight(
+  ctx: DeployContext,
+  runs: readonly HostSession[],
+  artifact: Artifact | undefined,
+  opts: { readonly block: boolean }
+): void {
+  const { settings, deps } = ctx;
+  const need = artifact ? { bytes: artifact.totalBytes, files: artifact.fileCount } : undefined;
+  const failed: string[] = [];
+  for (const run of runs) {
+    if (!run.preflight) continue;
+    const findings = judgePreflight(settings, run.host, run.preflight, need);
+    run.report.preflight = findings;
+    const warnings = describeFindings(findings, ['warn']);
+    if (warnings) deps.log.warn(`${run.host.name}: preflight:\n${warnings}`);
+    const failures = describeFindings(findings, ['fail']);
+    if (!failures) continue;
+    if (!opts.block) {
+      deps.log.warn(`${run.host.name}: preflight found problems:\n${failures}`);
+      continue;
+    }
+    run.report.outcome = 'failed';
+    run.report.error = `${run.host.name}: preflight failed; nothing was changed:\n${failures}`;
+    run.report.steps.push({
+      id: 'preflight',
+      title: 'Preflight',
+      ok: false,
+      ms: 0,
+      detail: run.report.error,
+      at: deps.now().getTime()
+    });
+    failed.push(run.report.error);
+  }
+  if (failed.length)
+    throw new PreflightFailed(
+      failed.join('\n'),
+      'deploy',
+      'Nothing was changed on any host. Apply the fixes above (`deployguard preflight` checks again without deploying), then deploy again.'
+    );
+}
+
+/** Read-only: what the host runs now. */
+export async function readFacts(run: HostSession): Promise<{ facts: HostFacts; log: DeploymentLog }> {
+  const { settings, deps, layout } = run.ctx;
+  return runRecorded(run, { id: 'probe', title: 'Read the host state' }, async () => {
+    const svc = settings.service;
+    const bg = svc.manager === 'systemd' ? svc.blueGreen : undefined;
+    const r = await run.shell.exec(probe(layout, preflightProbe(settings), bg && readLiveColour(bg)));
+    if (r.code !== 0) throw new StepFailed(`${run.host.name}: ${tail(r.stderr) || 'probe failed'}`, 'deploy');
+    const m = /^current=(.+)$/m.exec(r.stdout);
+    const previous = m?.[1]?.trim() || undefined;
+    const at = r.stdout.search(/^lines=\d+$/m);
+    run.preflight = parsePreflight(at >= 0 ? r.stdout.slice(0, at) : r.stdout);
+    if (bg) run.liveColour = liveColour(at >= 0 ? r.stdout.slice(0, at) : r.stdout);
+    if (previous && layout.strategy === 'releases') run.report.liveBefore = posix.basename(previous);
+    const log = parseDeploymentsOutput(at >= 0 ? r.stdout.slice(at) : '');
+    if (log.problems.length) {
+      run.report.recordProblems = log.problems.map(p => `line ${p.line}: ${p.reason}`);
+      deps.log.warn(
+        `${run.host.name}: ${layout.deploymentsLog} has ${log.problems.length} unreadable line(s), skipped: ${run.report.recordProblems.join('; ')}`
+      );
+    }
+    // What is live now was put there by the newest good deploy of that release (releases), or
+    // by the newest good deploy at all (in-place, where the live tree has no release name).
+    const live = previous
+      ? layout.strategy === 'releases'
+        ? deployedRelease(log, posix.basename(previous))
+        : lastDeployed(log)
+      : undefined;
+    if (live) run.report.previousDeploy = previousDeployOf(live);
+    const good = lastDeployed(log)?.commit;
+    return {
+      facts: {
+        previous,
+        lastGoodCommit: good && /^[0-9a-f]{40}$/.test(good) ? good : undefined,
+        serviceState: run.preflight.unit.get('ActiveState'),
+        colour: run.liveColour
+      },
+      log
+    };
+  });
+}
+
+export function previousDeployOf(e: DeploymentEntry): PreviousDeploy {
+  return { release: e.release, commit: e.commit, runUrl: e.runUrl, time: e.time };
+}
+
+/**
+ * The checks tagged `pre`, against production as it is, before anything changes. Unhealthy
+ * production blocks the deploy when `require-healthy` is on, and is recorded either way. A first
+ * deploy has no production to check.
+ */
+export async function preDeployGate(
+  ctx: DeployContext,
+  runs: readonly HostSession[],
+  facts: ReadonlyMap<HostSession, HostFacts>
+): Promise<CheckResult[]> {
+  const { settings, deps } = ctx;
+  if (!settings.checks.some(c => c.stages.includes('pre'))) return [];
+  const live = runs.filter(r => facts.get(r)?.previous);
+  if (live.length === 0) {
+    deps.log.info('Pre-deploy checks skipped: no release is live yet (first deploy).');
+    return [];
+  }
+  return deps.log.group('Pre-deploy: is production healthy now?', async () => {
+    const results = await deps.runChecks(
+      'pre',
+      live.map(r => hostContext(r, r.liveColour)),
+      { id: settings.releaseId, commit: settings.run.commit }
+    );
+    logChecks(results, deps.log);
+    const failed = results.filter(r => !r.ok);
+    if (failed.length === 0) return results;
+    const what = `production is already unhealthy (${failed.length}/${results.length} pre-deploy checks failed: ${failed.map(f => `${f.name}${f.host ? `@${f.host}` : ''}: ${f.reason}`).join('; ')})`;
+    if (settings.preDeploy.requireHealthy) {
+      throw new Blocked(
+        `Deploy blocked: ${what}. Nothing was changed.`,
+        results,
+        'Fix production first, or set `pre-deploy: { require-healthy: false }` to deploy anyway (for example, when this release is the fix).'
+      );
+    }
+    deps.log.warn(`${what}; deploying anyway (require-healthy is off).`);
+    return results;
+  });
+}

@@ -1,0 +1,172 @@
+import { linkUnchanged, readPreviousRelease } from '../remote/commands.js';
+import { layoutFor, manifestPath, releaseDir, stagingDir } from '../remote/layout.js';
+import { hashArtifact, parseManifest, parseModes, planDelta } from '../transfer/delta.js';
+import type { Shell } from '../remote/shell.js';
+import type { Settings } from '../settings/types.js';
+import { manifestText, type Artifact } from '../transfer/artifact.js';
+import { writeArchive } from '../transfer/tar.js';
+import { StepFailed, STEP_TIMEOUT_MS, tail, type HostSession, execOk } from './session.js';
+
+/** Shipping the artifact: the tar stream, the incremental links, and the check on the host. */
+
+/**
+ * Streams the artifact (or, incremental, only the files that changed) as one tar stream into the
+ * staging directory, hashing every file from the bytes sent.
+ */
+export async function uploadArtifact(run: HostSession, script: Shell): Promise<void> {
+  const { deps, artifact } = run.ctx;
+  if (!artifact) throw new StepFailed(`${run.host.name}: no artifact to upload`, 'deploy');
+  const delta = run.fullUpload ? undefined : await prepareDelta(run, artifact);
+  const shipped = delta?.send ?? artifact;
+  let sent = 0;
+  let archive: Promise<Map<string, string>> | undefined;
+  const started = Date.now();
+  // Large uploads report how far they are, so a slow link is seen as slow, not as hung.
+  const progress =
+    shipped.totalBytes >= PROGRESS_MIN_BYTES
+      ? setInterval(
+          () => deps.log.info(uploadProgress(run.host.name, sent, shipped.totalBytes, Date.now() - started)),
+          PROGRESS_EVERY_MS
+        )
+      : undefined;
+  const r = await run.shell
+    .exec(script, {
+      stdin: channel => (archive = writeArchive(shipped, channel, { onProgress: bytes => (sent = bytes) }))
+    })
+    .finally(() => clearInterval(progress));
+  // A channel that closed early (connection drop, remote tar died) rejects the archive: the
+  // writer sees the channel close and stops.
+  const hashes = await (archive ?? Promise.reject(new Error('the upload never started'))).catch(
+    (e: unknown) => (e instanceof Error ? e : new Error(String(e)))
+  );
+  if (r.code !== 0)
+    throw new StepFailed(`${run.host.name}: upload failed (exit ${r.code}): ${tail(r.stderr)}`, 'deploy');
+  if (hashes instanceof Error) {
+    const hint = (hashes as { hint?: string }).hint;
+    throw new StepFailed(
+      `${run.host.name}: the artifact could not be sent: ${hashes.message}`,
+      'deploy',
+      hint
+    );
+  }
+  // The files sent are hashed from the bytes sent; the linked ones by the hash they share
+  // with the previous release. Verification checks the whole tree against both.
+  run.hashes = delta ? new Map([...delta.local, ...hashes]) : hashes;
+  const secs = Math.max(0.001, (Date.now() - started) / 1000);
+  deps.log.info(
+    `${run.host.name}: ${shipped.fileCount} files, ${(shipped.totalBytes / 1e6).toFixed(1)} MB sent in ${secs.toFixed(1)} s (${(shipped.totalBytes / 1e6 / secs).toFixed(1)} MB/s)${delta ? `; ${delta.link.length} unchanged files linked from ${run.plan?.previousRelease}` : ''}`
+  );
+}
+
+/**
+ * The host checks every file of the staging directory against the hashes of the bytes sent. An
+ * incremental upload that does not verify (the previous release changed on the host) is sent
+ * again in full, once.
+ */
+export async function verifyUpload(run: HostSession, script: Shell): Promise<void> {
+  const { deps } = run.ctx;
+  const hashes = run.hashes;
+  if (!hashes) throw new StepFailed(`${run.host.name}: nothing was uploaded to verify`, 'deploy');
+  const r = await run.shell.exec(script, { stdin: manifestText(hashes) });
+  if (r.code !== 0 && run.shell.alive === false)
+    throw new StepFailed(`${run.host.name}: the connection dropped during verification`, 'deploy');
+  if (r.code !== 0 && run.delta && !run.fullUpload) {
+    // The previous release no longer matches its manifest (changed on the host since): the
+    // links carried that change. Start over and send everything.
+    deps.log.warn(
+      `${run.host.name}: the incremental upload did not verify (the previous release was changed on the host?); sending every file.`
+    );
+    run.fullUpload = true;
+    const stage = run.plan?.steps.find(x => x.id === 'stage');
+    const upload = run.plan?.steps.find(x => x.id === 'upload');
+    if (stage?.action.kind === 'exec') await execOk(run, stage.action.script, stage.title);
+    if (upload?.action.kind === 'upload') await uploadArtifact(run, upload.action.script);
+    return verifyUpload(run, script);
+  }
+  if (r.code !== 0) {
+    const bad = r.stdout
+      .split('\n')
+      .filter(l => /: FAILED/.test(l))
+      .slice(0, 10);
+    throw new StepFailed(
+      `${run.host.name}: checksum verification failed on the host; the service was not touched.\n${bad.join('\n') || tail(r.stderr)}`,
+      'deploy',
+      'The upload was corrupted or the staging directory was changed during the deploy. Re-run the deploy; if it repeats, check the disk on the host (df, dmesg).'
+    );
+  }
+}
+
+/** Artifacts from this size on log their upload progress. */
+export const PROGRESS_MIN_BYTES = 20 * 1024 * 1024;
+
+export const PROGRESS_EVERY_MS = 5000;
+
+/** `web-1: upload 45% (45.0/99.0 MB, 38.2 MB/s, about 2 s left)` */
+export function uploadProgress(host: string, sent: number, total: number, elapsedMs: number): string {
+  const done = Math.min(sent, total);
+  const rate = done / Math.max(0.001, elapsedMs / 1000);
+  const left = rate > 0 ? Math.ceil((total - done) / rate) : undefined;
+  return `${host}: upload ${Math.floor((done / Math.max(1, total)) * 100)}% (${(done / 1e6).toFixed(1)}/${(total / 1e6).toFixed(1)} MB, ${(rate / 1e6).toFixed(1)} MB/s, ${left === undefined ? 'time left unknown' : `about ${left} s left`})`;
+}
+
+/**
+ * Whether an upload may link unchanged files from the previous release: only between releases
+ * (in place there is no other tree), not with a `before-switch` command (it could write into
+ * linked files, which the previous release shares), and not for a single-file artifact.
+ */
+export function mayLink(settings: Settings, artifact: Artifact): boolean {
+  return (
+    layoutFor(settings.target).strategy === 'releases' &&
+    settings.transfer.incremental &&
+    !settings.beforeSwitch &&
+    !artifact.isFile
+  );
+}
+
+/**
+ * Plans an incremental upload against the previous release on this host and links its unchanged
+ * files into the staging directory. Undefined means "send everything": no previous release, no
+ * kept manifest, a `before-switch` command (it could write into linked files, which the previous
+ * release shares), or `incremental: false`.
+ */
+export async function prepareDelta(
+  run: HostSession,
+  artifact: Artifact
+): Promise<{ link: readonly string[]; send: Artifact; local: Map<string, string> } | undefined> {
+  const { settings, deps } = run.ctx;
+  const plan = run.plan;
+  const previous = plan?.previousRelease;
+  if (!plan || !previous || !mayLink(settings, artifact)) return undefined;
+  const staging = stagingDir(plan.layout, settings.releaseId);
+  const prevDir = releaseDir(plan.layout, previous);
+  // The local hashes are computed while the host reads its manifest (and only once per fleet).
+  const hashing = hashArtifact(artifact);
+  const r = await run.shell.exec(readPreviousRelease(prevDir, manifestPath(plan.layout, previous)), {
+    timeoutMs: STEP_TIMEOUT_MS
+  });
+  // A file that cannot be read is reported by the upload, with the artifact's own error.
+  const local = await hashing.catch(() => undefined);
+  if (r.code !== 0 || !local) {
+    if (r.code !== 0) deps.log.info(`${run.host.name}: no kept manifest for ${previous}; sending every file`);
+    return undefined;
+  }
+  const [manifestPart = '', modesPart = ''] = r.stdout.split('\n--modes--\n');
+  const delta = planDelta(
+    artifact,
+    local,
+    parseManifest(manifestPart),
+    parseModes(modesPart),
+    settings.target.shared.map(e => e.replace(/\/+$/, ''))
+  );
+  if (delta.link.length === 0) return undefined;
+  await execOk(
+    run,
+    linkUnchanged(prevDir, staging),
+    'link unchanged files',
+    STEP_TIMEOUT_MS,
+    `${delta.link.join('\0')}\0`
+  );
+  run.delta = true;
+  const linked = new Set(delta.link);
+  return { ...delta, local: new Map([...local].filter(([p]) => linked.has(p))) };
+}
