@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Figure 6: the same deploys over a link with a 50 ms round trip (a userspace proxy delaying each
+# Figure 7: the same deploys over a link with a 50 ms round trip (a userspace proxy delaying each
 # direction by 25 ms: no netem on this machine). First deployguard vs rsync -a through the same
 # proxy (the small artifact, to an emptied target), where every round trip costs 50 ms; then one
 # deploy to 20 hosts (max-parallel: 20), each behind its own proxy port, vs the same deploy to one.
@@ -17,7 +17,7 @@ remote_dir "$mnt"
 remote_dir "$BENCH_REMOTE/latency-hosts"
 mkdir -p "$proxy"
 
-log "figure 6: starting $hosts sshd instances behind a proxy adding $delay ms each way"
+log "figure 7: starting $hosts sshd instances behind a proxy adding $delay ms each way"
 node "$BENCH_LIB/fleet.mjs" start "$fleet" "$hosts" "$mnt" "$BENCH_REMOTE/latency-hosts" >/dev/null
 node "$BENCH_LIB/delay-proxy.mjs" start "$proxy" "$fleet" "$delay"
 trap 'node "$BENCH_LIB/delay-proxy.mjs" stop "$proxy" || true' EXIT
@@ -32,36 +32,36 @@ mapfile -t ports <"$proxy/ports"
   ssh -i "$proxy/user_key" -p "${ports[0]}" -o UserKnownHostsFile="$proxy/known_hosts" \
     -o StrictHostKeyChecking=yes -o BatchMode=yes "$BENCH_USER@127.0.0.1" true
   echo "ssh_true_ms=$((($(date +%s%N) - start) / 1000000))"
-} >"$BENCH_RESULTS/fig6-meta.txt"
+} >"$BENCH_RESULTS/fig7-meta.txt"
 
-one_cfg="$BENCH_WORK/fig6-one.yml"
-all_cfg="$BENCH_WORK/fig6-all.yml"
-write_fleet_configs fig6 "$artifact" "$mnt/app" "$hosts" "${ports[@]}"
+one_cfg="$BENCH_WORK/fig7-one.yml"
+all_cfg="$BENCH_WORK/fig7-all.yml"
+write_fleet_configs fig7 "$artifact" "$mnt/app" "$hosts" "${ports[@]}"
 host0="$BENCH_REMOTE/latency-hosts/host-00"
 
-log "figure 6a: deployguard vs rsync -a over the delayed link ($runs runs)"
-bench_hyperfine fig6a --runs "$runs" --warmup 1 \
+log "figure 7a: deployguard vs rsync -a over the delayed link ($runs runs)"
+bench_hyperfine fig7a --runs "$runs" --warmup 1 \
   -n "deployguard deploy, 50 ms RTT" \
   --prepare "rm -rf $host0/app" \
-  "$BENCH_LIB/dg.sh fig6-one $one_cfg $proxy" \
+  "$BENCH_LIB/dg.sh fig7-one $one_cfg $proxy" \
   -n "rsync -a, 50 ms RTT" \
   --prepare "rm -rf $host0/rsync" \
   "$BENCH_LIB/rs.sh $proxy ${ports[0]} $artifact $mnt/rsync"
 live="$host0/app/releases/$(basename "$(readlink "$host0/app/current")")"
-diff -r "$artifact" "$live" >/dev/null || die "figure 6: $live differs from the artifact"
-diff -r "$artifact" "$host0/rsync/" >/dev/null || die "figure 6: the rsync copy differs from the artifact"
+diff -r "$artifact" "$live" >/dev/null || die "figure 7: $live differs from the artifact"
+diff -r "$artifact" "$host0/rsync/" >/dev/null || die "figure 7: the rsync copy differs from the artifact"
 
-log "figure 6b: $hosts hosts vs 1 over the delayed link ($runs runs)"
-bench_hyperfine fig6b --runs "$runs" --warmup 0 \
+log "figure 7b: $hosts hosts vs 1 over the delayed link ($runs runs)"
+bench_hyperfine fig7b --runs "$runs" --warmup 0 \
   -n "deployguard deploy, 1 host, 50 ms RTT" \
   --prepare "rm -rf $BENCH_REMOTE/latency-hosts/host-*/app" \
-  "$BENCH_LIB/dg.sh fig6-one $one_cfg $proxy" \
+  "$BENCH_LIB/dg.sh fig7-one $one_cfg $proxy" \
   -n "deployguard deploy, $hosts hosts at once, 50 ms RTT" \
   --prepare "rm -rf $BENCH_REMOTE/latency-hosts/host-*/app" \
-  "$BENCH_LIB/dg.sh fig6-all $all_cfg $proxy"
+  "$BENCH_LIB/dg.sh fig7-all $all_cfg $proxy"
 for d in "$BENCH_REMOTE"/latency-hosts/host-*; do
   live="$d/app/releases/$(basename "$(readlink "$d/app/current")")"
-  diff -r "$artifact" "$live" >/dev/null || die "figure 6: $live differs from the artifact"
+  diff -r "$artifact" "$live" >/dev/null || die "figure 7: $live differs from the artifact"
 done
 node "$BENCH_LIB/delay-proxy.mjs" stop "$proxy"
 trap - EXIT
