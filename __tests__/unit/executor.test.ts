@@ -286,8 +286,9 @@ describe('switch: blue-green', () => {
     const r = await run(s, shell, () => [ok('colour')]).result;
     const back = shell.index(/^systemctl start -- shop@blue\n[\s\S]*# deployguard live=blue release=r1/m);
     const failed = shell.index(/failed .* \/srv\/app\/\.deployguard\/status\/r2/, back + 1);
-    // The recovery comes before this deploy reads the host or changes anything.
-    const probe = shell.index(/printf 'current=%s/);
+    // The recovery comes before this deploy reads the host or changes anything: the read that came
+    // with the lock saw the host before the recovery, so the host is read again after it.
+    const probe = shell.index(/printf 'current=%s/, failed + 1);
     expect(back).toBeGreaterThan(0);
     expect(back < failed && failed < probe).toBe(true);
     expect(r.hosts[0]!.steps.find(x => x.id === 'recover')).toMatchObject({ ok: true });
