@@ -26,6 +26,8 @@ interface Rule {
   readonly code?: number;
   readonly stdout?: string;
   readonly stderr?: string;
+  /** The link drops while this script runs: the exec fails with no answer. */
+  readonly drops?: boolean;
 }
 
 /** The preflight's facts and the host state of a host running release r1 (blue live, for blue-green). */
@@ -62,6 +64,7 @@ class FakeShell implements RemoteShell {
     this.sent.push(text);
     const rule = this.rules.find(r => r.match.test(text) && (r.times === undefined || r.times > 0));
     if (rule?.times !== undefined) rule.times--;
+    if (rule?.drops) throw new Error('the connection dropped');
     return { code: rule?.code ?? 0, stdout: rule?.stdout ?? '', stderr: rule?.stderr ?? '' };
   }
   private group(text: string) {
@@ -165,6 +168,34 @@ describe('switch: restart', () => {
     expect(shell.index(/grep -qF -- .* \/srv\/app\/\.deployguard\/lock\/owner; then rm -rf/)).toBeGreaterThan(
       failed
     );
+  });
+
+  test('the link dropping under a group of steps undoes every step of it that may have run, in reverse', async () => {
+    // promote, stop, switch and start go to the host as one script; none of their marks came back.
+    const shell = new FakeShell([
+      { match: /^systemctl stop -- shop$/, times: 1, drops: true },
+      ...BASE_RULES()
+    ]);
+    const r = await run(restartSettings(), shell).result;
+    expect(r.status).toBe('rolled-back');
+    const host = r.hosts[0]!;
+    expect(host.steps.filter(x => !x.undo).map(x => [x.id, x.ok])).toEqual([
+      ['lock', true],
+      ['probe', true],
+      ['stage', true],
+      ['upload', true],
+      ['verify', true],
+      // No mark came back: the group's first step is the one that failed, and any of them may have run.
+      ['promote', false]
+    ]);
+    expect(host.steps.filter(x => x.undo).map(x => x.id)).toEqual([
+      'stop-new',
+      'switch-back',
+      'restart-old',
+      'mark-failed',
+      'unstage',
+      'verify-rollback'
+    ]);
   });
 
   test('an undo step that fails ends rollback-failed, with the remaining steps to run by hand', async () => {
