@@ -14,40 +14,36 @@ import {
   rmSync,
   writeFileSync
 } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startSandbox, type Sandbox } from '../../src/demo/sandbox.js';
+import type { Sandbox } from '../../src/demo/sandbox.js';
 import { runDeploy } from '../../src/deploy.js';
 import { memoryLogger } from '../../src/io/log.js';
 import { parseSettings } from '../../src/settings/parse.js';
 import { makeRelease } from '../helpers/deploy.js';
+import { startTestHost, type TestHost } from '../helpers/test-host.js';
 
 const MOUNT = '/srv/deployguard-fleet-test';
 const TARGET = `${MOUNT}/app`;
 const N = 4;
+let fleet: TestHost[] = [];
 let hosts: Sandbox[] = [];
-let base: string;
-const disk = (i: number) => join(base, `host-${i + 1}`);
+/** Host i's MOUNT, as seen from here. */
+const disk = (i: number) => fleet[i]!.runDir;
 
 beforeAll(async () => {
-  base = await mkdtemp(join(tmpdir(), 'dg-fleet-'));
-  execFileSync('chmod', ['755', base]);
-  mkdirSync(MOUNT, { recursive: true });
   for (let i = 0; i < N; i++) {
-    mkdirSync(disk(i));
-    execFileSync('chown', ['deployguard-sandbox:', disk(i)]);
-    hosts.push(await startSandbox({ bind: { source: disk(i), target: MOUNT } }));
+    fleet.push(await startTestHost({ prefix: `fleet-${i + 1}`, runDirAt: MOUNT }));
   }
+  hosts = fleet.map(t => t.host);
   // One deploy key for most of the fleet, as a team would have; web-4 takes only its own key.
   const pub = readFileSync(join(hosts[0]!.dir, 'user_key.pub'), 'utf8');
   for (const h of hosts.slice(1, 3)) appendFileSync(join(h.dir, 'authorized_keys'), pub);
 }, 60_000);
 
 afterAll(async () => {
-  for (const h of hosts) await h.stop();
+  for (const t of fleet) await t.stop();
+  fleet = [];
   hosts = [];
-  await rm(base, { recursive: true, force: true });
 });
 
 function settings(release: string, artifact: string, rollout: string, lockWait = '0s') {
