@@ -21,9 +21,11 @@ export PATH="$PATH:/usr/sbin:/sbin"
 
 SUITE=bookworm
 VARIANT=minbase
-PACKAGES=systemd,systemd-sysv,openssh-server,dbus,iproute2,curl,nodejs,procps,sudo
+# nginx: the reverse proxy of blue-green deploys. Debian's plain `nginx` package is the lightest
+# that has the proxy and upstream modules (nginx-light only adds the echo module on top of it).
+PACKAGES=systemd,systemd-sysv,openssh-server,dbus,iproute2,curl,nodejs,procps,sudo,nginx
 # Bump when the post-processing below changes: it is part of the cache key.
-RECIPE_REV=2
+RECIPE_REV=3
 
 CACHE_DIR=${DEPLOYGUARD_TEST_CACHE:-/var/cache/deployguard-tests}
 KEY=$(printf '%s\n' "$SUITE" "$VARIANT" "$PACKAGES" "$RECIPE_REV" | sha256sum | cut -c1-16)
@@ -135,6 +137,16 @@ for unit in \
   systemd-firstboot.service; do
   ln -sf /dev/null "$TMP/etc/systemd/system/$unit"
 done
+# nginx: hosts share the machine's network, so an nginx started at boot with Debian's default site
+# would take port 80 on the machine itself, once per booted host. Tests write their own site and
+# start nginx when they need it. Disabled, not masked: `systemctl start/reload nginx` must work.
+rm -f "$TMP/etc/nginx/sites-enabled/default"
+rm -f "$TMP/etc/systemd/system/multi-user.target.wants/nginx.service"
+if [[ -n $(find "$TMP/etc/systemd/system" -name nginx.service -path '*.wants/*' 2>/dev/null) ]]; then
+  log "nginx.service is still pulled in at boot:"
+  find "$TMP/etc/systemd/system" -name nginx.service -path '*.wants/*' >&2
+  exit 1
+fi
 # journald: keep the journal in memory (/run) so copies start empty and never grow on disk.
 mkdir -p "$TMP/etc/systemd/journald.conf.d"
 printf '[Journal]\nStorage=volatile\n' >"$TMP/etc/systemd/journald.conf.d/deployguard.conf"

@@ -178,20 +178,18 @@ describe('switch: restart', () => {
   });
 });
 
+const BG_YAML = [
+  'version: 1',
+  'pre-deploy: { gitleaks: false }',
+  'post-deploy: { stability-window: 0s }',
+  'service: { manager: systemd, name: shop, switch: blue-green, blue-green: { ports: { blue: 8001, green: 8002 }, drain: 1s } }',
+  'checks:',
+  '  - { name: colour, type: http, url: "http://127.0.0.1:{port}/health", stages: [post] }',
+  '  - { name: public, type: http, url: "https://shop.example.com/", stages: [post] }'
+].join('\n');
+
 describe('switch: blue-green', () => {
-  const bgSettings = () =>
-    settingsFrom(
-      { ...BASE_INPUTS, artifact: 'unused', 'release-id': 'r2' },
-      [
-        'version: 1',
-        'pre-deploy: { gitleaks: false }',
-        'post-deploy: { stability-window: 0s }',
-        'service: { manager: systemd, name: shop, switch: blue-green, blue-green: { ports: { blue: 8001, green: 8002 }, drain: 1s } }',
-        'checks:',
-        '  - { name: colour, type: http, url: "http://127.0.0.1:{port}/health", stages: [post] }',
-        '  - { name: public, type: http, url: "https://shop.example.com/", stages: [post] }'
-      ].join('\n')
-    );
+  const bgSettings = () => settingsFrom({ ...BASE_INPUTS, artifact: 'unused', 'release-id': 'r2' }, BG_YAML);
 
   test('checks failing through the proxy flip back to blue, which never stopped; green is stopped', async () => {
     const shell = new FakeShell(BASE_RULES());
@@ -202,10 +200,10 @@ describe('switch: blue-green', () => {
     expect(r.status).toBe('rolled-back');
     const flip = shell.index(/# deployguard live=green release=r2/);
     const back = shell.index(
-      /^systemctl start -- shop@blue\n[\s\S]*# deployguard live=blue release=r2/m,
+      /^systemctl start -- shop@blue\n[\s\S]*# deployguard live=blue release=r1/m,
       flip + 1
     );
-    const stopGreen = shell.index(/^systemctl stop -- shop@green$/, back + 1);
+    const stopGreen = shell.index(/shutting down[\s\S]*\nsystemctl stop -- shop@green$/, back + 1);
     expect([flip, back, stopGreen].every(i => i > 0)).toBe(true);
     expect(flip < back && back < stopGreen).toBe(true);
     // The drain never ran: blue was never stopped.
@@ -224,7 +222,7 @@ describe('switch: blue-green', () => {
     expect(r.status).toBe('failed');
     expect(r.rolledBack).toBe(false);
     expect(shell.index(/# deployguard live=\w+ release=/)).toBe(-1);
-    expect(shell.index(/^systemctl stop -- shop@green$/)).toBeGreaterThan(
+    expect(shell.index(/shutting down[\s\S]*\nsystemctl stop -- shop@green$/)).toBeGreaterThan(
       shell.index(/systemctl restart -- shop@green/)
     );
   });
@@ -237,5 +235,32 @@ describe('switch: blue-green', () => {
     const drain = shell.index(/^sleep 1\.000\nsystemctl stop -- shop@blue$/, flip + 1);
     const good = shell.index(/good .* \/srv\/app\/\.deployguard\/status\/r2/, drain + 1);
     expect(flip > 0 && drain > flip && good > drain).toBe(true);
+  });
+
+  test('a deploy that died after its flip is flipped back to the good colour by the next deploy, first thing', async () => {
+    const shell = new FakeShell([
+      {
+        match: /mkdir -- \/srv\/app\/\.deployguard\/lock 2>/,
+        times: 1,
+        stdout: 'taken-over\nage=999\n{"release":"r2","token":"dead"}\n'
+      },
+      { match: /^if \[ -f \/srv\/app\/upstream\.conf \]; then sed/, times: 1, stdout: 'colour=green\n' },
+      { match: /readlink -- \/srv\/app\/current \|\| echo live/, stdout: '/srv/app/releases/r2\n' },
+      {
+        match: /^cd -- \/srv\/app\/releases 2>\/dev\/null/,
+        stdout: 'r1\tgood 2026-12-01T00:00:00Z\nr2\tunknown\n'
+      },
+      { match: /^readlink -- \/srv\/app\/blue$/, stdout: '/srv/app/releases/r1\n' },
+      ...BASE_RULES()
+    ]);
+    const s = settingsFrom({ ...BASE_INPUTS, artifact: 'unused', 'release-id': 'r3' }, BG_YAML);
+    const r = await run(s, shell, () => [ok('colour')]).result;
+    const back = shell.index(/^systemctl start -- shop@blue\n[\s\S]*# deployguard live=blue release=r1/m);
+    const failed = shell.index(/failed .* \/srv\/app\/\.deployguard\/status\/r2/, back + 1);
+    // The recovery comes before this deploy reads the host or changes anything.
+    const probe = shell.index(/printf 'current=%s/);
+    expect(back).toBeGreaterThan(0);
+    expect(back < failed && failed < probe).toBe(true);
+    expect(r.hosts[0]!.steps.find(x => x.id === 'recover')).toMatchObject({ ok: true });
   });
 });

@@ -182,7 +182,11 @@ describe('the blue-green plan', () => {
     expect(back).toContain('/srv/app/releases/r1');
     expect(script('drain')).toBe('sleep 3.000\nsudo -n systemctl stop -- shop@blue');
     expect(step('drain').undo!.action.script.text).toBe('sudo -n systemctl start -- shop@blue');
-    expect(step('start').undo!.action.script.text).toBe('sudo -n systemctl stop -- shop@green');
+    // Stopping green after a flip back first lets nginx's old workers finish what they carry to it.
+    const stopGreen = step('start').undo!.action.script.text;
+    expect(stopGreen).toContain("grep -qa 'nginx: worker process is shutting down'");
+    expect(stopGreen.split('\n').at(-1)).toBe('sudo -n systemctl stop -- shop@green');
+    expect(stopGreen).toContain('while [ "$i" -lt 30 ]');
   });
 
   test('with green live the colours swap; with none live blue starts and nothing drains', () => {

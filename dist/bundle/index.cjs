@@ -59142,7 +59142,13 @@ function blueGreenSteps(steps, settings, svc, bg, layout, facts, release) {
         title: `Start ${unit(idle)}, the idle colour (no traffic yet)`,
         action: exec((0,shell.sh) `${sudo}${blue_green/* colourWords */.sg(svc.name, idle).restart}`),
         startsRelease: true,
-        undo: { id: 'stop-new', title: `Stop ${unit(idle)}`, action: exec(idleCmds.stop) }
+        // After a flip back, nginx's old workers may still carry requests to this colour: they
+        // finish first (up to the drain time).
+        undo: {
+            id: 'stop-new',
+            title: `Stop ${unit(idle)}`,
+            action: exec(blue_green/* stopColour */.X5(svc.name, svc.sudo, idle, bg.drainMs))
+        }
     });
     steps.push({
         id: 'running',
@@ -59158,7 +59164,7 @@ function blueGreenSteps(steps, settings, svc, bg, layout, facts, release) {
         ? {
             id: 'flip-back',
             title: `Flip the proxy back to ${live} (${external_node_path_.posix.basename(facts.previous)})`,
-            action: exec(blue_green/* flipBack */.T7(layout, bg, svc.name, svc.sudo, live, facts.previous, id))
+            action: exec(blue_green/* flipBack */.T7(layout, bg, svc.name, svc.sudo, live, facts.previous, `back-${id}`))
         }
         : {
             id: 'unflip',
@@ -60430,6 +60436,7 @@ async function afterFailedStop(run, facts, step) {
 
 
 
+
 /** Putting a host back: the undo steps in reverse, the verification, and recovery by hand. */
 /**
  * Before a rollback wipes the evidence: the service's last log lines, and where the failed
@@ -60588,12 +60595,32 @@ async function recoverAbandoned(run) {
     const dead = typeof owner.release === 'string' && /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(owner.release)
         ? owner.release
         : undefined;
-    const service = (0,commands/* serviceCommands */.k_)(settings.service, layout);
+    const svc = settings.service;
+    const bg = svc.manager === 'systemd' ? svc.blueGreen : undefined;
+    // blue-green: the service is the instance of the colour the proxy serves.
+    const colour = bg ? (0,blue_green/* liveColour */.L0)(await execOk(run, (0,blue_green/* readLiveColour */.z2)(bg), 'read the live colour')) : undefined;
+    if (bg && !colour)
+        return; // no flip ever completed: nothing serves through the proxy yet
+    const service = (0,commands/* serviceCommands */.k_)(serviceOf(settings, colour), layout);
     // Nothing live yet (the dead deploy was the first): there is nothing to return to or to start.
     const live = (await execOk(run, (0,commands/* readLive */.p9)(layout), 'read current')).trim();
     if (!live)
         return;
-    if (layout.strategy === 'releases' && dead) {
+    if (layout.strategy === 'releases' && dead && bg && colour && svc.manager === 'systemd') {
+        // The dead deploy flipped to its release but never finished checking it: flip back to the
+        // other colour when that one still holds the newest good release.
+        const releases = parseReleaseList(await execOk(run, (0,commands/* listReleases */.tH)(layout), 'list releases'));
+        const other = (0,blue_green/* otherColour */.RQ)(colour);
+        const otherRelease = external_node_path_.posix.basename((await run.shell.exec((0,shell.sh) `readlink -- ${(0,blue_green/* colourLink */.Ru)(layout, other)}`)).stdout.trim());
+        const good = releases.find(r => r.id === otherRelease && r.status === 'good');
+        if (external_node_path_.posix.basename(live) === dead && releases.find(r => r.id === dead)?.status !== 'good' && good) {
+            deps.log.warn(`${run.host.name}: the deploy of ${dead} died after flipping to it, before it was checked: flipping back to ${other} (${good.id})`);
+            await execOk(run, (0,blue_green/* flipBack */.T7)(layout, bg, svc.name, svc.sudo, other, (0,remote_layout/* releaseDir */.ZI)(layout, good.id), `recover-${dead}`), 'flip back');
+            await execOk(run, (0,commands/* markRelease */.vJ)(layout, dead, 'failed', deps.now(), 'unknown'), 'mark the release failed');
+            return;
+        }
+    }
+    else if (layout.strategy === 'releases' && dead) {
         const releases = parseReleaseList(await execOk(run, (0,commands/* listReleases */.tH)(layout), 'list releases'));
         const good = releases
             .filter(r => r.status === 'good' && r.id !== dead)
@@ -63562,6 +63589,7 @@ function parseDeploymentsOutput(stdout) {
 /* harmony export */   TT: () => (/* binding */ unflip),
 /* harmony export */   UU: () => (/* binding */ flip),
 /* harmony export */   VO: () => (/* binding */ PROXY_WORDS),
+/* harmony export */   X5: () => (/* binding */ stopColour),
 /* harmony export */   Ze: () => (/* binding */ drain),
 /* harmony export */   hR: () => (/* binding */ instanceOf),
 /* harmony export */   sg: () => (/* binding */ colourWords),
@@ -63642,13 +63670,26 @@ const SUDO = (sudo) => (sudo ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `su
  * A reload that nginx accepted starts new workers; one it refused leaves the old ones alone.
  */
 const WORKERS = (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `workers() { m=$(cat /run/nginx.pid 2>/dev/null || true); [ -n "$m" ] || return 0; grep -l "^PPid:[[:space:]]*$m\$" /proc/[0-9]*/status 2>/dev/null | cut -d/ -f3 || true; }`;
-/** How long the flip waits for nginx to run workers of the new configuration. */
+/** How long the flip waits for nginx to run workers of the new configuration only (tenths of a second). */
 const RELOAD_WAIT_TENTHS = 100;
-/** Tests the proxy's configuration and reloads it; waits until its new workers run. */
+/**
+ * Tests the proxy's configuration and reloads it. nginx starts the new workers first and tells
+ * the old ones to stop accepting about 100 ms later: until then both configurations answer. So
+ * the flip is done only when a new worker runs and every old one has exited or says it is
+ * shutting down (such a worker still finishes the requests of the connections it holds).
+ */
 function reloadProxy(sudo) {
     return (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__/* .lines */ .Mn)(WORKERS, 
-    // Unquoted on purpose: the words of the list, one space apart, between spaces.
-    (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `before=" $(echo $(workers)) "`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `${SUDO(sudo)}${PROXY_WORDS.reload}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `i=0; fresh=`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `while [ -z "$fresh" ]; do`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  for w in $(workers); do case "$before" in *" $w "*) ;; *) fresh=$w ;; esac; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  [ -n "$fresh" ] && break`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  i=$((i + 1)); if [ "$i" -ge ${RELOAD_WAIT_TENTHS} ]; then echo "nginx did not start workers with the new configuration within 10 s after the reload (is it running? see its error log)" >&2; exit 1; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  sleep 0.1`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `done`);
+    // Unquoted on purpose: the words of the list, one space apart.
+    (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `before=$(echo $(workers))`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `${SUDO(sudo)}${PROXY_WORDS.reload}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `i=0`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `while :; do`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  fresh=; for w in $(workers); do case " $before " in *" $w "*) ;; *) fresh=$w ;; esac; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  serving=; for w in $before; do if [ -r "/proc/$w/cmdline" ] && ! grep -qa 'shutting down' "/proc/$w/cmdline"; then serving=$w; fi; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  [ -n "$fresh" ] && [ -z "$serving" ] && break`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  i=$((i + 1)); if [ "$i" -ge ${RELOAD_WAIT_TENTHS} ]; then echo "nginx did not take the new configuration within 10 s after the reload (new worker: \${fresh:-none}; old worker still accepting: \${serving:-none}); see its error log" >&2; exit 1; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  sleep 0.1`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `done`);
+}
+/**
+ * Stops a colour once nginx no longer carries requests to it: workers of an earlier configuration
+ * (after a flip away from this colour) finish what they hold first, for at most `waitMs`.
+ * Stopping at once would fail those requests.
+ */
+function stopColour(unit, sudo, colour, waitMs) {
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `i=0; while [ "$i" -lt ${Math.ceil(waitMs / 100)} ]; do`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  busy=; for f in /proc/[0-9]*/cmdline; do if grep -qa 'nginx: worker process is shutting down' "$f" 2>/dev/null; then busy=1; break; fi; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  [ -z "$busy" ] && break`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  i=$((i + 1)); sleep 0.1`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `${SUDO(sudo)}${colourWords(unit, colour).stop}`);
 }
 /**
  * The flip: the upstream file names `colour` (the old file kept beside it), nginx tests the whole
@@ -63656,17 +63697,19 @@ function reloadProxy(sudo) {
  * workers; then `current` points at the colour's release, so everything else (history, rollback,
  * the preflight) sees what the proxy serves.
  */
-function flip(layout, bg, sudo, colour, release, releaseId) {
+function flip(layout, bg, sudo, colour, release, 
+/** Names this flip's temporary files (a release id, `rollback-<id>`, …). */
+tag) {
     const f = bg.upstreamFile;
     const prev = `${f}.deployguard-prev`;
     const tmp = `${f}.deployguard-tmp`;
     return (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__/* .lines */ .Mn)(
     // nginx lives in sbin, which the PATH of a login that is not root may lack (sudo has its own).
-    (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `PATH="$PATH:/usr/sbin:/sbin"`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `if [ ! -d ${release} ]; then echo "release directory missing: "${release} >&2; exit 6; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `mkdir -p -- ${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.dirname(f)}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `if [ -f ${f} ]; then cp -p -- ${f} ${prev}; else rm -f -- ${prev}; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `printf '%s' ${upstreamText(bg, colour, releaseId)} > ${tmp}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `mv -f -- ${tmp} ${f}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `if ! out=$(${SUDO(sudo)}${PROXY_WORDS.test} 2>&1); then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  if [ -f ${prev} ]; then mv -f -- ${prev} ${f}; else rm -f -- ${f}; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  printf 'nginx refused the configuration with the new upstream; the old upstream file is back:\\n%s\\n' "$out" >&2`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  exit 1`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `fi`, reloadProxy(sudo), (0,_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .switchCurrent */ .m1)(layout, release, `flip-${releaseId}`));
+    (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `PATH="$PATH:/usr/sbin:/sbin"`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `if [ ! -d ${release} ]; then echo "release directory missing: "${release} >&2; exit 6; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `mkdir -p -- ${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.dirname(f)}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `if [ -f ${f} ]; then cp -p -- ${f} ${prev}; else rm -f -- ${prev}; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `printf '%s' ${upstreamText(bg, colour, node_path__WEBPACK_IMPORTED_MODULE_0__.posix.basename(release))} > ${tmp}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `mv -f -- ${tmp} ${f}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `if ! out=$(${SUDO(sudo)}${PROXY_WORDS.test} 2>&1); then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  if [ -f ${prev} ]; then mv -f -- ${prev} ${f}; else rm -f -- ${f}; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  printf 'nginx refused the configuration with the new upstream; the old upstream file is back:\\n%s\\n' "$out" >&2`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  exit 1`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `fi`, reloadProxy(sudo), (0,_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .switchCurrent */ .m1)(layout, release, `flip-${tag}`));
 }
 /** Undo of a flip: start the old colour (a no-op while it runs), then flip back to it. */
-function flipBack(layout, bg, unit, sudo, colour, release, releaseId) {
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `${SUDO(sudo)}${colourWords(unit, colour).start}`, flip(layout, bg, sudo, colour, release, releaseId));
+function flipBack(layout, bg, unit, sudo, colour, release, tag) {
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `${SUDO(sudo)}${colourWords(unit, colour).start}`, flip(layout, bg, sudo, colour, release, tag));
 }
 /**
  * Undo of a flip when no colour was live before (the first blue-green deploy): the upstream file

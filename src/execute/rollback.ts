@@ -10,7 +10,8 @@ import {
   switchCurrent
 } from '../remote/commands.js';
 import { releaseDir } from '../remote/layout.js';
-import { remoteCommandLine } from '../remote/shell.js';
+import { remoteCommandLine, sh } from '../remote/shell.js';
+import { colourLink, flipBack, liveColour, otherColour, readLiveColour } from '../remote/blue-green.js';
 import { parseReleaseList, type ExecStep } from '../plan/plan.js';
 import {
   STEP_TIMEOUT_MS,
@@ -207,11 +208,41 @@ export async function recoverAbandoned(run: HostSession): Promise<void> {
     typeof owner.release === 'string' && /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(owner.release)
       ? owner.release
       : undefined;
-  const service = serviceCommands(settings.service, layout);
+  const svc = settings.service;
+  const bg = svc.manager === 'systemd' ? svc.blueGreen : undefined;
+  // blue-green: the service is the instance of the colour the proxy serves.
+  const colour = bg ? liveColour(await execOk(run, readLiveColour(bg), 'read the live colour')) : undefined;
+  if (bg && !colour) return; // no flip ever completed: nothing serves through the proxy yet
+  const service = serviceCommands(serviceOf(settings, colour), layout);
   // Nothing live yet (the dead deploy was the first): there is nothing to return to or to start.
   const live = (await execOk(run, readLive(layout), 'read current')).trim();
   if (!live) return;
-  if (layout.strategy === 'releases' && dead) {
+  if (layout.strategy === 'releases' && dead && bg && colour && svc.manager === 'systemd') {
+    // The dead deploy flipped to its release but never finished checking it: flip back to the
+    // other colour when that one still holds the newest good release.
+    const releases = parseReleaseList(await execOk(run, listReleases(layout), 'list releases'));
+    const other = otherColour(colour);
+    const otherRelease = posix.basename(
+      (await run.shell.exec(sh`readlink -- ${colourLink(layout, other)}`)).stdout.trim()
+    );
+    const good = releases.find(r => r.id === otherRelease && r.status === 'good');
+    if (posix.basename(live) === dead && releases.find(r => r.id === dead)?.status !== 'good' && good) {
+      deps.log.warn(
+        `${run.host.name}: the deploy of ${dead} died after flipping to it, before it was checked: flipping back to ${other} (${good.id})`
+      );
+      await execOk(
+        run,
+        flipBack(layout, bg, svc.name, svc.sudo, other, releaseDir(layout, good.id), `recover-${dead}`),
+        'flip back'
+      );
+      await execOk(
+        run,
+        markRelease(layout, dead, 'failed', deps.now(), 'unknown'),
+        'mark the release failed'
+      );
+      return;
+    }
+  } else if (layout.strategy === 'releases' && dead) {
     const releases = parseReleaseList(await execOk(run, listReleases(layout), 'list releases'));
     const good = releases
       .filter(r => r.status === 'good' && r.id !== dead)

@@ -395,7 +395,13 @@ function blueGreenSteps(
     title: `Start ${unit(idle)}, the idle colour (no traffic yet)`,
     action: exec(sh`${sudo}${bgc.colourWords(svc.name, idle).restart}`),
     startsRelease: true,
-    undo: { id: 'stop-new', title: `Stop ${unit(idle)}`, action: exec(idleCmds.stop) }
+    // After a flip back, nginx's old workers may still carry requests to this colour: they
+    // finish first (up to the drain time).
+    undo: {
+      id: 'stop-new',
+      title: `Stop ${unit(idle)}`,
+      action: exec(bgc.stopColour(svc.name, svc.sudo, idle, bg.drainMs))
+    }
   });
   steps.push({
     id: 'running',
@@ -412,7 +418,7 @@ function blueGreenSteps(
       ? {
           id: 'flip-back',
           title: `Flip the proxy back to ${live} (${posix.basename(facts.previous)})`,
-          action: exec(bgc.flipBack(layout, bg, svc.name, svc.sudo, live, facts.previous, id))
+          action: exec(bgc.flipBack(layout, bg, svc.name, svc.sudo, live, facts.previous, `back-${id}`))
         }
       : {
           id: 'unflip',

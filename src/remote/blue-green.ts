@@ -91,23 +91,45 @@ const SUDO = (sudo: boolean) => (sudo ? sh`sudo -n ` : sh``);
  */
 const WORKERS = sh`workers() { m=$(cat /run/nginx.pid 2>/dev/null || true); [ -n "$m" ] || return 0; grep -l "^PPid:[[:space:]]*$m\$" /proc/[0-9]*/status 2>/dev/null | cut -d/ -f3 || true; }`;
 
-/** How long the flip waits for nginx to run workers of the new configuration. */
+/** How long the flip waits for nginx to run workers of the new configuration only (tenths of a second). */
 const RELOAD_WAIT_TENTHS = 100;
 
-/** Tests the proxy's configuration and reloads it; waits until its new workers run. */
+/**
+ * Tests the proxy's configuration and reloads it. nginx starts the new workers first and tells
+ * the old ones to stop accepting about 100 ms later: until then both configurations answer. So
+ * the flip is done only when a new worker runs and every old one has exited or says it is
+ * shutting down (such a worker still finishes the requests of the connections it holds).
+ */
 function reloadProxy(sudo: boolean): Shell {
   return lines(
     WORKERS,
-    // Unquoted on purpose: the words of the list, one space apart, between spaces.
-    sh`before=" $(echo $(workers)) "`,
+    // Unquoted on purpose: the words of the list, one space apart.
+    sh`before=$(echo $(workers))`,
     sh`${SUDO(sudo)}${PROXY_WORDS.reload}`,
-    sh`i=0; fresh=`,
-    sh`while [ -z "$fresh" ]; do`,
-    sh`  for w in $(workers); do case "$before" in *" $w "*) ;; *) fresh=$w ;; esac; done`,
-    sh`  [ -n "$fresh" ] && break`,
-    sh`  i=$((i + 1)); if [ "$i" -ge ${RELOAD_WAIT_TENTHS} ]; then echo "nginx did not start workers with the new configuration within 10 s after the reload (is it running? see its error log)" >&2; exit 1; fi`,
+    sh`i=0`,
+    sh`while :; do`,
+    sh`  fresh=; for w in $(workers); do case " $before " in *" $w "*) ;; *) fresh=$w ;; esac; done`,
+    sh`  serving=; for w in $before; do if [ -r "/proc/$w/cmdline" ] && ! grep -qa 'shutting down' "/proc/$w/cmdline"; then serving=$w; fi; done`,
+    sh`  [ -n "$fresh" ] && [ -z "$serving" ] && break`,
+    sh`  i=$((i + 1)); if [ "$i" -ge ${RELOAD_WAIT_TENTHS} ]; then echo "nginx did not take the new configuration within 10 s after the reload (new worker: \${fresh:-none}; old worker still accepting: \${serving:-none}); see its error log" >&2; exit 1; fi`,
     sh`  sleep 0.1`,
     sh`done`
+  );
+}
+
+/**
+ * Stops a colour once nginx no longer carries requests to it: workers of an earlier configuration
+ * (after a flip away from this colour) finish what they hold first, for at most `waitMs`.
+ * Stopping at once would fail those requests.
+ */
+export function stopColour(unit: string, sudo: boolean, colour: Colour, waitMs: number): Shell {
+  return lines(
+    sh`i=0; while [ "$i" -lt ${Math.ceil(waitMs / 100)} ]; do`,
+    sh`  busy=; for f in /proc/[0-9]*/cmdline; do if grep -qa 'nginx: worker process is shutting down' "$f" 2>/dev/null; then busy=1; break; fi; done`,
+    sh`  [ -z "$busy" ] && break`,
+    sh`  i=$((i + 1)); sleep 0.1`,
+    sh`done`,
+    sh`${SUDO(sudo)}${colourWords(unit, colour).stop}`
   );
 }
 
@@ -123,7 +145,8 @@ export function flip(
   sudo: boolean,
   colour: Colour,
   release: string,
-  releaseId: string
+  /** Names this flip's temporary files (a release id, `rollback-<id>`, …). */
+  tag: string
 ): Shell {
   const f = bg.upstreamFile;
   const prev = `${f}.deployguard-prev`;
@@ -134,7 +157,7 @@ export function flip(
     sh`if [ ! -d ${release} ]; then echo "release directory missing: "${release} >&2; exit 6; fi`,
     sh`mkdir -p -- ${posix.dirname(f)}`,
     sh`if [ -f ${f} ]; then cp -p -- ${f} ${prev}; else rm -f -- ${prev}; fi`,
-    sh`printf '%s' ${upstreamText(bg, colour, releaseId)} > ${tmp}`,
+    sh`printf '%s' ${upstreamText(bg, colour, posix.basename(release))} > ${tmp}`,
     sh`mv -f -- ${tmp} ${f}`,
     sh`if ! out=$(${SUDO(sudo)}${PROXY_WORDS.test} 2>&1); then`,
     sh`  if [ -f ${prev} ]; then mv -f -- ${prev} ${f}; else rm -f -- ${f}; fi`,
@@ -142,7 +165,7 @@ export function flip(
     sh`  exit 1`,
     sh`fi`,
     reloadProxy(sudo),
-    switchCurrent(layout, release, `flip-${releaseId}`)
+    switchCurrent(layout, release, `flip-${tag}`)
   );
 }
 
@@ -154,11 +177,11 @@ export function flipBack(
   sudo: boolean,
   colour: Colour,
   release: string,
-  releaseId: string
+  tag: string
 ): Shell {
   return lines(
     sh`${SUDO(sudo)}${colourWords(unit, colour).start}`,
-    flip(layout, bg, sudo, colour, release, releaseId)
+    flip(layout, bg, sudo, colour, release, tag)
   );
 }
 
