@@ -23,6 +23,23 @@ export default tseslint.config(
     }
   },
   {
+    // Local processes start in one place, with a timeout, a cancel, bounded output and a chosen
+    // environment; git runs through io/git.ts on top of it.
+    files: ['src/**/*.ts'],
+    ignores: ['src/io/process.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: ['node:child_process', 'child_process'].map(name => ({
+            name,
+            message: 'Start processes with runProcess (src/io/process.ts); git with runGit (src/io/git.ts).'
+          }))
+        }
+      ]
+    }
+  },
+  {
     // CommonJS entry points (they make ncc emit a CommonJS bundle) and the sample app.
     files: ['**/*.cjs', 'examples/app/**/*.js'],
     languageOptions: {

@@ -1,20 +1,14 @@
 import * as core from '@actions/core';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dryRun, runDeploy } from './deploy.js';
 import { ConfigError, describeError } from './errors.js';
-import { githubApi } from './io/github.js';
-import { privateDir } from './io/private-dir.js';
 import { actionsLogger } from './io/actions-log.js';
+import { githubApi } from './io/github.js';
 import { secrets } from './io/secrets.js';
-import { blockedResult, type DeployMode, type DeployResult } from './execute/result.js';
-import { deployReason } from './report/changes.js';
-import { deliverRecord, finishGithubDeployment, startGithubDeployment } from './report/deliver.js';
-import { findPullRequest } from './report/publish.js';
-import { blockedReason } from './report/record.js';
+import type { DeployMode, DeployResult } from './execute/result.js';
+import { runPipeline, type PipelineHost } from './pipeline.js';
 import { verdictLine } from './report/summary.js';
-import type { Finding } from './scan/gitleaks.js';
-import { artifactRootOf, reportOf, secretGate, testGate, type ScanReport } from './scan/pre-deploy.js';
+import { artifactRootOf, type ScanReport } from './scan/pre-deploy.js';
 import { releaseId } from './settings/inputs.js';
 import { loadSettings } from './settings/load.js';
 import { validate } from './settings/schema.js';
@@ -70,141 +64,91 @@ function phaseMode(phase: ActionPhase): DeployMode {
 
 /** Runs one phase (or all of them) as an action step: outputs, the job summary, the record. */
 export async function runAction(phase: ActionPhase): Promise<void> {
-  const held = new Map<string, string>();
-  const abort = new AbortController();
-  const cancel = () => abort.abort();
-  process.once('SIGINT', cancel);
-  process.once('SIGTERM', cancel);
   try {
     const mode = phaseMode(phase);
     const ships = mode.kind === 'full' || mode.kind === 'switch';
-    const settings = loadActionSettings(ships ? 'deploy' : 'hosts');
-    if (settings.dryRun && ships) {
-      const text = await dryRun(settings);
+    await runPipeline(actionsHost(phase), {
+      ships,
+      mode: settings => {
+        if (mode.kind === 'post' || mode.kind === 'switch' || mode.kind === 'rollback')
+          if (settings.target.strategy !== 'releases')
+            throw new ConfigError(
+              `the ${phase} action needs \`strategy: releases\` (it switches between releases kept on the hosts)`,
+              'For in-place targets, use the top-level action, which runs every phase in one step.'
+            );
+        return mode;
+      }
+    });
+  } catch (err) {
+    core.setOutput('status', 'failed');
+    core.setFailed(secrets.redact(describeError(err)));
+  }
+}
+
+/**
+ * The pipeline's host in a workflow step: inputs and GITHUB_* variables in, workflow commands,
+ * outputs, the job summary and the post step's state out.
+ */
+function actionsHost(phase: ActionPhase): PipelineHost {
+  const workspace = process.env.GITHUB_WORKSPACE ?? process.cwd();
+  return {
+    settings: purpose => loadActionSettings(purpose),
+    workspace,
+    env: process.env,
+    log: actionsLogger,
+    redact: text => secrets.redact(text),
+    github: settings => ({
+      event: readEvent(),
+      api:
+        settings.report.githubToken && settings.run.repository
+          ? githubApi(settings.report.githubToken, settings.run.apiUrl)
+          : undefined
+    }),
+    onCancel: cancel => {
+      process.once('SIGINT', cancel);
+      process.once('SIGTERM', cancel);
+      return () => {
+        process.off('SIGINT', cancel);
+        process.off('SIGTERM', cancel);
+      };
+    },
+    onFinding: (f, settings) => {
+      const artifactRoot = settings.artifact ? artifactRootOf(workspace, settings.artifact) : workspace;
+      core.error(
+        `${f.rule}: ${f.description || 'a secret'}${f.commit ? ` (commit ${f.commit.slice(0, 12)})` : ''}. Rotate it, then remove it.`,
+        {
+          title: 'Secret found by gitleaks',
+          file: f.source === 'artifact' ? join(artifactRoot, f.file) : f.file,
+          startLine: f.line,
+          endLine: f.endLine
+        }
+      );
+    },
+    saveLocks: held => core.saveState(LOCK_STATE, JSON.stringify(held)),
+    showPlan: async (settings, text) => {
       core.info(text);
       await core.summary.addHeading('deployguard: dry run', 2).addCodeBlock(text, 'text').write();
       core.setOutput('status', 'dry-run');
       core.setOutput('release', settings.releaseId);
-      return;
+      return 0;
+    },
+    outputs: run => setOutputs(phase, run.settings, run.result, run.scanned),
+    // The record is made every time, and posted once the release is judged: by the whole
+    // action, post-deploy or rollback.
+    record: ({ mode }) => ({
+      post: mode.kind === 'full' || mode.kind === 'post' || mode.kind === 'rollback'
+    }),
+    recorded: record => core.setOutput('log-path', record.path),
+    finish: async ({ result, failedTests }, record) => {
+      // The runner masks its log, not the summary file: the record (findings table included) is redacted.
+      if (record) await core.summary.addRaw(secrets.redact(record.markdown), true).write();
+      core.info(verdictLine(result));
+      const ok = ['deployed', 'switched', 'checked'].includes(result.status);
+      if (failedTests !== undefined) core.setFailed(secrets.redact(describeError(failedTests)));
+      else if (!ok) core.setFailed(secrets.redact(`${verdictLine(result)}\n${result.error ?? ''}`.trim()));
+      return ok && failedTests === undefined ? 0 : 1;
     }
-    if (mode.kind === 'post' || mode.kind === 'switch' || mode.kind === 'rollback')
-      if (settings.target.strategy !== 'releases')
-        throw new ConfigError(
-          `the ${phase} action needs \`strategy: releases\` (it switches between releases kept on the hosts)`,
-          'For in-place targets, use the top-level action, which runs every phase in one step.'
-        );
-    const workspace = process.env.GITHUB_WORKSPACE ?? process.cwd();
-    const outDir = privateDir();
-    const artifactRoot = settings.artifact ? artifactRootOf(workspace, settings.artifact) : workspace;
-    const event = readEvent();
-    const api =
-      settings.report.githubToken && settings.run.repository
-        ? githubApi(settings.report.githubToken, settings.run.apiUrl)
-        : undefined;
-    const gateOpts = {
-      workspace,
-      env: process.env,
-      log: actionsLogger,
-      outDir,
-      event,
-      signal: abort.signal,
-      onFinding: (f: Finding) =>
-        core.error(
-          `${f.rule}: ${f.description || 'a secret'}${f.commit ? ` (commit ${f.commit.slice(0, 12)})` : ''}. Rotate it, then remove it.`,
-          {
-            title: 'Secret found by gitleaks',
-            file: f.source === 'artifact' ? join(artifactRoot, f.file) : f.file,
-            startLine: f.line,
-            endLine: f.endLine
-          }
-        )
-    };
-    const pr = await findPullRequest(api, settings.run.repository, event, settings.run.commit, actionsLogger);
-    const why = await deployReason({
-      reason: settings.report.reason,
-      pr,
-      event,
-      repoDir: workspace,
-      commit: settings.run.commit
-    });
-    // The gates (tests, then the secret scan once the hosts are locked and read) belong to the
-    // whole action and to pre-deploy; the deploy sub-action trusts the pre-deploy job before it.
-    const gated = mode.kind === 'full' || mode.kind === 'pre';
-    const testStart = Date.now();
-    const failedTests = gated
-      ? await testGate(settings, gateOpts).then(
-          () => undefined,
-          (err: unknown) => err ?? new Error('the test command failed')
-        )
-      : undefined;
-    const testPhase =
-      gated && settings.preDeploy.testCommand
-        ? [{ name: 'Tests', start: testStart, ms: Date.now() - testStart, ok: failedTests === undefined }]
-        : [];
-    let scan: ScanReport | undefined;
-    let result: DeployResult;
-    let deploymentId: number | undefined;
-    if (failedTests !== undefined) {
-      result = blockedResult(settings, failedTests, new Date(testStart));
-    } else {
-      if (mode.kind === 'full' || mode.kind === 'switch')
-        deploymentId = await startGithubDeployment(settings, api, actionsLogger);
-      result = await runDeploy(
-        settings,
-        {
-          log: actionsLogger,
-          signal: abort.signal,
-          why: why?.text,
-          redact: text => secrets.redact(text),
-          beforeChanges: gated
-            ? async ({ lastDeployedCommit }) => {
-                scan = await secretGate(settings, { ...gateOpts, lastDeployedCommit });
-              }
-            : undefined,
-          onLock: (host, isHeld, token) => {
-            if (isHeld) held.set(host.name, token);
-            else held.delete(host.name);
-            core.saveState(LOCK_STATE, JSON.stringify([...held.entries()]));
-          }
-        },
-        mode
-      );
-    }
-    const scanned = scan ?? reportOf(result.blockedBy)?.scan;
-    const blockedBy = blockedReason(result, failedTests !== undefined);
-    setOutputs(phase, settings, result, scanned);
-    // The record is posted once the release is judged: by the whole action, post-deploy or rollback.
-    const posts = mode.kind === 'full' || mode.kind === 'post' || mode.kind === 'rollback';
-    const record = await deliverRecord({
-      settings: posts ? settings : { ...settings, report: { ...settings.report, comment: 'none' } },
-      result,
-      api: posts ? api : undefined,
-      pr,
-      why,
-      blockedBy,
-      findings: scanned?.findings.length,
-      extraPhases: testPhase,
-      workspace,
-      outDir,
-      log: actionsLogger,
-      redact: text => secrets.redact(text),
-      commentSha: pr?.headSha && /^pull_request/.test(event?.name ?? '') ? pr.headSha : undefined
-    });
-    core.setOutput('log-path', record.path);
-    await finishGithubDeployment(settings, api, deploymentId, result.status, actionsLogger);
-    // The runner masks its log, not the summary file: the record (findings table included) is redacted.
-    await core.summary.addRaw(secrets.redact(record.markdown), true).write();
-    core.info(verdictLine(result));
-    const ok = ['deployed', 'switched', 'checked'].includes(result.status);
-    if (failedTests !== undefined) core.setFailed(secrets.redact(describeError(failedTests)));
-    else if (!ok) core.setFailed(secrets.redact(`${verdictLine(result)}\n${result.error ?? ''}`.trim()));
-  } catch (err) {
-    core.setOutput('status', 'failed');
-    core.setFailed(secrets.redact(describeError(err)));
-  } finally {
-    process.off('SIGINT', cancel);
-    process.off('SIGTERM', cancel);
-  }
+  };
 }
 
 /** Each phase's outputs, as its action.yml lists them. */

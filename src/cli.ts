@@ -1,22 +1,18 @@
-import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { checkNow } from './check.js';
-import { dryRun, runDeploy } from './deploy.js';
 import { runDemo } from './demo/demo.js';
 import { ConfigError, describeError } from './errors.js';
 import { readHistory } from './history.js';
+import { runGitSync } from './io/git.js';
 import { consoleLogger, inertCommands, plainTerminal, redacting, type Logger } from './io/log.js';
-import { privateDir, writeFileNoFollow } from './io/private-dir.js';
+import { writeFileNoFollow } from './io/private-dir.js';
+import { runPipeline, type PipelineHost } from './pipeline.js';
 import { pinCommand } from './remote/pin.js';
 import { preflightCommand } from './preflight.js';
 import { secrets } from './io/secrets.js';
-import { deployReason } from './report/changes.js';
-import { deliverRecord } from './report/deliver.js';
 import { renderHistory } from './report/history.js';
-import { blockedReason } from './report/record.js';
 import { renderCheckTable, verdictLine } from './report/summary.js';
-import { secretGate, testGate } from './scan/pre-deploy.js';
 import { configJsonSchema } from './settings/config.js';
 import {
   INPUTS,
@@ -493,93 +489,74 @@ function readKeyFile(path: string): string {
   }
 }
 
-async function deployOrRollback({ flags, log, write, settings: load }: CommandContext, rollingBack: boolean) {
-  const settings = load(rollingBack ? 'hosts' : 'deploy');
-  const to = str(flags.to) ?? 'previous';
-  if (rollingBack && to !== 'previous' && !validate(releaseId, to).ok)
-    throw new ConfigError(
-      `--to: expected previous or a release id, got ${shown(to)}`,
-      'Example: --to previous (or a release id from `deployguard history`)'
-    );
-  if (settings.dryRun && !rollingBack) {
-    const plan = await dryRun(settings);
-    write(
-      flags.json
-        ? JSON.stringify({ status: 'dry-run', release: settings.releaseId, plan: plan.split('\n') }, null, 2)
-        : plan
-    );
-    return 0;
-  }
+async function deployOrRollback(ctx: CommandContext, rollingBack: boolean): Promise<number> {
+  return runPipeline(cliHost(ctx), {
+    ships: !rollingBack,
+    mode: () => {
+      if (!rollingBack) return { kind: 'full' };
+      const to = str(ctx.flags.to) ?? 'previous';
+      if (to !== 'previous' && !validate(releaseId, to).ok)
+        throw new ConfigError(
+          `--to: expected previous or a release id, got ${shown(to)}`,
+          'Example: --to previous (or a release id from `deployguard history`)'
+        );
+      return { kind: 'rollback', to };
+    }
+  });
+}
+
+/**
+ * The pipeline's host on a terminal: flags and the environment in, log lines on stderr, the
+ * verdict (or JSON) on stdout, the record in the file `--record` names; the exit code says it all.
+ */
+function cliHost({ flags, log, write, settings }: CommandContext): PipelineHost {
   const json = flags.json === true;
-  // Ctrl-C stops between steps and rolls back, instead of leaving a host half-deployed.
-  const abort = new AbortController();
-  const onSignal = () => {
-    log.warn('interrupted: stopping at the next step and rolling back (interrupt again to force quit)');
-    abort.abort();
-    process.once('SIGINT', () => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  const gateOpts = {
+  return {
+    settings,
     workspace: process.cwd(),
     env: process.env,
     log,
-    outDir: privateDir(),
-    signal: abort.signal
-  };
-  const failedTests = rollingBack
-    ? undefined
-    : await testGate(settings, gateOpts).then(
-        () => undefined,
-        (err: unknown) => err
-      );
-  if (failedTests !== undefined) {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    log.error(describeError(failedTests));
-    if (json) write(JSON.stringify({ status: 'blocked', error: describeError(failedTests) }, null, 2));
-    return 1;
-  }
-  const result = await runDeploy(
-    settings,
-    {
-      log,
-      signal: abort.signal,
-      why: settings.report.reason,
-      redact: text => secrets.redact(text),
-      beforeChanges: rollingBack
-        ? undefined
-        : async ({ lastDeployedCommit }) => {
-            await secretGate(settings, { ...gateOpts, lastDeployedCommit });
-          }
+    redact: text => secrets.redact(text),
+    // Ctrl-C stops between steps and rolls back, instead of leaving a host half-deployed.
+    onCancel: cancel => {
+      const onSignal = () => {
+        log.warn('interrupted: stopping at the next step and rolling back (interrupt again to force quit)');
+        cancel();
+        process.once('SIGINT', () => process.exit(130));
+      };
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      return () => {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      };
     },
-    rollingBack ? { kind: 'rollback', to } : { kind: 'full' }
-  ).finally(() => {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  });
-  const recordPath = str(flags.record);
-  if (recordPath) {
-    const why = await deployReason({
-      reason: settings.report.reason,
-      repoDir: process.cwd(),
-      commit: settings.run.commit
-    });
-    const delivered = await deliverRecord({
-      settings: { ...settings, report: { ...settings.report, comment: 'none' } },
-      result,
-      why,
-      blockedBy: blockedReason(result),
-      workspace: process.cwd(),
-      outDir: privateDir(),
-      log,
-      redact: text => secrets.redact(text)
-    });
-    writeFileNoFollow(recordPath, delivered.markdown);
-    log.info(`deployment record written to ${recordPath}`);
-  }
-  write(json ? JSON.stringify(result, null, 2) : verdictLine(result));
-  return result.status === 'deployed' ? 0 : 1;
+    showPlan: async (s, plan) => {
+      write(
+        json
+          ? JSON.stringify({ status: 'dry-run', release: s.releaseId, plan: plan.split('\n') }, null, 2)
+          : plan
+      );
+      return 0;
+    },
+    // Only on request, and only for a run that got past its tests.
+    record: ({ failedTests }) =>
+      str(flags.record) && failedTests === undefined ? { post: false } : undefined,
+    recorded: record => {
+      const recordPath = str(flags.record)!;
+      writeFileNoFollow(recordPath, record.markdown);
+      log.info(`deployment record written to ${recordPath}`);
+    },
+    finish: async ({ result, failedTests }) => {
+      if (failedTests !== undefined) {
+        log.error(describeError(failedTests));
+        if (json) write(JSON.stringify({ status: 'blocked', error: describeError(failedTests) }, null, 2));
+        return 1;
+      }
+      write(json ? JSON.stringify(result, null, 2) : verdictLine(result));
+      return result.status === 'deployed' ? 0 : 1;
+    }
+  };
 }
 
 async function runCheck({ flags, log, write, settings: load }: CommandContext): Promise<number> {
@@ -635,16 +612,10 @@ async function runHistory({ flags, log, write, settings: load }: CommandContext)
  */
 function withCommit(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   if (env.GITHUB_SHA || env.DEPLOYGUARD_COMMIT) return env;
-  try {
-    const head = execFileSync('git', ['rev-parse', '--verify', '--quiet', 'HEAD^{commit}'], {
-      cwd: process.cwd(),
-      env: { ...env, GIT_DIR: undefined, GIT_WORK_TREE: undefined },
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-      timeout: 5000
-    }).trim();
-    return /^[0-9a-f]{40}$/.test(head) ? { ...env, DEPLOYGUARD_COMMIT: head } : env;
-  } catch {
-    return env;
-  }
+  const r = runGitSync(process.cwd(), ['rev-parse', '--verify', '--quiet', 'HEAD^{commit}'], {
+    env,
+    timeoutMs: 5000
+  });
+  const head = r.code === 0 ? r.stdout.toString('utf8').trim() : '';
+  return /^[0-9a-f]{40}$/.test(head) ? { ...env, DEPLOYGUARD_COMMIT: head } : env;
 }

@@ -4,6 +4,8 @@
  * proxy over and over; a release that fails must never answer it for longer than the flip back.
  */
 import { dryRun } from '../../src/deploy.js';
+import { memoryLogger } from '../../src/io/log.js';
+import { runPreflight } from '../../src/preflight.js';
 import type { StepRecord } from '../../src/execute/result.js';
 import { startSystemdHost, type SystemdHost } from '../harness/hosts.js';
 import { installBlueGreen, type BlueGreenHost } from '../helpers/blue-green.js';
@@ -255,4 +257,32 @@ describe('blue-green deploys behind a real nginx', () => {
     expect(await bg.liveColour()).toBe('green');
     expect(await get(bg.proxyUrl)).toBe('v2');
   }, 30_000);
+
+  test('the preflight on the real host: nginx includes the upstream file, the template runs from <target>/blue; without the include it fails with the line to add', async () => {
+    const findings = async () =>
+      (await runPreflight(await settings('v6'), memoryLogger())).hosts[0]!.findings.filter(
+        f => f.check === 'proxy' || f.check === 'unit'
+      );
+    expect(await findings()).toEqual([
+      expect.objectContaining({
+        check: 'unit',
+        level: 'ok',
+        message: expect.stringContaining(`${TARGET}/blue`)
+      }),
+      expect.objectContaining({ check: 'proxy', level: 'ok' })
+    ]);
+    const site = await must(`cat ${bg.siteFile}`);
+    try {
+      // The site without its include: a flip would change nothing nginx serves.
+      await must(
+        `sed -i 's|include ${TARGET}/upstream.conf;|server 127.0.0.1:${ports.blue};|' ${bg.siteFile}`
+      );
+      const proxy = (await findings()).find(f => f.check === 'proxy')!;
+      expect(proxy.level).toBe('fail');
+      expect(proxy.fix).toContain(`upstream ${UNIT} { include ${TARGET}/upstream.conf; }`);
+    } finally {
+      await must(`cat > ${bg.siteFile} <<'SITE'\n${site}SITE`);
+    }
+    expect((await findings()).find(f => f.check === 'proxy')!.level).toBe('ok');
+  }, 60_000);
 });

@@ -55728,82 +55728,31 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3043:
+/***/ 2929:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  uE: () => (/* binding */ LOCK_STATE),
-  uD: () => (/* binding */ loadActionSettings),
-  Cs: () => (/* binding */ runAction)
-});
-
-// UNUSED EXPORTS: maskSecret
-
-// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 8 modules
-var core = __nccwpck_require__(6058);
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(3024);
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
-// EXTERNAL MODULE: ./src/deploy.ts + 12 modules
-var deploy = __nccwpck_require__(5084);
-// EXTERNAL MODULE: ./src/errors.ts
-var errors = __nccwpck_require__(3916);
-// EXTERNAL MODULE: ./src/io/github.ts
-var github = __nccwpck_require__(6557);
-// EXTERNAL MODULE: ./src/io/private-dir.ts
-var private_dir = __nccwpck_require__(8149);
-// EXTERNAL MODULE: ./src/io/actions-log.ts
-var actions_log = __nccwpck_require__(7200);
-// EXTERNAL MODULE: ./src/io/secrets.ts
-var secrets = __nccwpck_require__(3965);
-;// CONCATENATED MODULE: ./src/execute/result.ts
-
-/** The result of a deploy stopped before any host was contacted (by the test command). */
-function blockedResult(settings, err, at) {
-    return {
-        status: 'blocked',
-        releaseId: settings.releaseId,
-        rolledBack: false,
-        hosts: [],
-        preChecks: [],
-        error: (0,errors/* describeError */.Uc)(err),
-        startedAt: at,
-        finishedAt: new Date(),
-        phases: [],
-        commit: settings.run.commit,
-        reused: false
-    };
-}
-
-// EXTERNAL MODULE: ./src/report/changes.ts
-var changes = __nccwpck_require__(9059);
-// EXTERNAL MODULE: ./src/report/deliver.ts
-var deliver = __nccwpck_require__(6263);
-// EXTERNAL MODULE: ./src/report/publish.ts
-var publish = __nccwpck_require__(4617);
-// EXTERNAL MODULE: ./src/report/record.ts
-var report_record = __nccwpck_require__(3498);
-// EXTERNAL MODULE: ./src/report/summary.ts
-var summary = __nccwpck_require__(7994);
-// EXTERNAL MODULE: ./src/scan/pre-deploy.ts + 3 modules
-var pre_deploy = __nccwpck_require__(872);
-// EXTERNAL MODULE: ./src/settings/inputs.ts
-var inputs = __nccwpck_require__(7428);
-// EXTERNAL MODULE: ./src/settings/load.ts
-var load = __nccwpck_require__(4037);
-// EXTERNAL MODULE: ./src/settings/schema.ts
-var schema = __nccwpck_require__(8826);
-;// CONCATENATED MODULE: ./src/action.ts
-
-
-
-
-
-
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Cs: () => (/* binding */ runAction),
+/* harmony export */   uD: () => (/* binding */ loadActionSettings),
+/* harmony export */   uE: () => (/* binding */ LOCK_STATE)
+/* harmony export */ });
+/* unused harmony export maskSecret */
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6058);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3916);
+/* harmony import */ var _io_actions_log_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7200);
+/* harmony import */ var _io_github_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(6557);
+/* harmony import */ var _io_secrets_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(3965);
+/* harmony import */ var _pipeline_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(44);
+/* harmony import */ var _report_summary_js__WEBPACK_IMPORTED_MODULE_12__ = __nccwpck_require__(7994);
+/* harmony import */ var _scan_pre_deploy_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(6725);
+/* harmony import */ var _settings_inputs_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(7428);
+/* harmony import */ var _settings_load_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(4037);
+/* harmony import */ var _settings_schema_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(8826);
 
 
 
@@ -55820,7 +55769,7 @@ var schema = __nccwpck_require__(8826);
 /** State key under which held locks are passed to the post step. */
 const LOCK_STATE = 'deployguard-locks';
 /** A release id input, by the one declaration `release-id` uses too. */
-const isReleaseId = (text) => (0,schema/* validate */.tf)(inputs/* releaseId */.Bf, text).ok;
+const isReleaseId = (text) => (0,_settings_schema_js__WEBPACK_IMPORTED_MODULE_11__/* .validate */ .tf)(_settings_inputs_js__WEBPACK_IMPORTED_MODULE_9__/* .releaseId */ .Bf, text).ok;
 /** A value shown in a message: quoted and escaped, so it cannot start a log line of its own. */
 const shown = (text) => JSON.stringify(text.slice(0, 60));
 /** The phase's own inputs (beyond the shared ones), checked before any host is contacted. */
@@ -55833,168 +55782,123 @@ function phaseMode(phase) {
         case 'deploy':
             return { kind: 'switch' };
         case 'post-deploy': {
-            const release = core/* getInput */.V4('release').trim();
-            const previous = core/* getInput */.V4('previous-release').trim();
+            const release = _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4('release').trim();
+            const previous = _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4('previous-release').trim();
             if (!isReleaseId(release))
-                throw new errors/* ConfigError */.xL(`input \`release\`: expected the release id the deploy step switched to, got ${shown(release)}`, 'Example: release: ${{ steps.deploy.outputs.release }}');
+                throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ConfigError */ .xL(`input \`release\`: expected the release id the deploy step switched to, got ${shown(release)}`, 'Example: release: ${{ steps.deploy.outputs.release }}');
             if (previous && !isReleaseId(previous))
-                throw new errors/* ConfigError */.xL(`input \`previous-release\`: ${shown(previous)} is not a release id`);
+                throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ConfigError */ .xL(`input \`previous-release\`: ${shown(previous)} is not a release id`);
             return { kind: 'post', release, previous: previous || undefined };
         }
         case 'rollback': {
-            const to = core/* getInput */.V4('to').trim() || 'previous';
+            const to = _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4('to').trim() || 'previous';
             if (to !== 'previous' && !isReleaseId(to))
-                throw new errors/* ConfigError */.xL(`input \`to\`: expected \`previous\` or a release id, got ${shown(to)}`, 'Example: to: previous (or a release id from `deployguard history`)');
+                throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ConfigError */ .xL(`input \`to\`: expected \`previous\` or a release id, got ${shown(to)}`, 'Example: to: previous (or a release id from `deployguard history`)');
             return { kind: 'rollback', to };
         }
     }
 }
 /** Runs one phase (or all of them) as an action step: outputs, the job summary, the record. */
 async function runAction(phase) {
-    const held = new Map();
-    const abort = new AbortController();
-    const cancel = () => abort.abort();
-    process.once('SIGINT', cancel);
-    process.once('SIGTERM', cancel);
     try {
         const mode = phaseMode(phase);
         const ships = mode.kind === 'full' || mode.kind === 'switch';
-        const settings = loadActionSettings(ships ? 'deploy' : 'hosts');
-        if (settings.dryRun && ships) {
-            const text = await (0,deploy/* dryRun */.PA)(settings);
-            core/* info */.pq(text);
-            await core/* summary */.z.addHeading('deployguard: dry run', 2).addCodeBlock(text, 'text').write();
-            core/* setOutput */.uH('status', 'dry-run');
-            core/* setOutput */.uH('release', settings.releaseId);
-            return;
-        }
-        if (mode.kind === 'post' || mode.kind === 'switch' || mode.kind === 'rollback')
-            if (settings.target.strategy !== 'releases')
-                throw new errors/* ConfigError */.xL(`the ${phase} action needs \`strategy: releases\` (it switches between releases kept on the hosts)`, 'For in-place targets, use the top-level action, which runs every phase in one step.');
-        const workspace = process.env.GITHUB_WORKSPACE ?? process.cwd();
-        const outDir = (0,private_dir/* privateDir */.XK)();
-        const artifactRoot = settings.artifact ? (0,pre_deploy/* artifactRootOf */.YM)(workspace, settings.artifact) : workspace;
-        const event = readEvent();
-        const api = settings.report.githubToken && settings.run.repository
-            ? (0,github/* githubApi */.Mc)(settings.report.githubToken, settings.run.apiUrl)
-            : undefined;
-        const gateOpts = {
-            workspace,
-            env: process.env,
-            log: actions_log/* actionsLogger */.M,
-            outDir,
-            event,
-            signal: abort.signal,
-            onFinding: (f) => core/* error */.z3(`${f.rule}: ${f.description || 'a secret'}${f.commit ? ` (commit ${f.commit.slice(0, 12)})` : ''}. Rotate it, then remove it.`, {
-                title: 'Secret found by gitleaks',
-                file: f.source === 'artifact' ? (0,external_node_path_.join)(artifactRoot, f.file) : f.file,
-                startLine: f.line,
-                endLine: f.endLine
-            })
-        };
-        const pr = await (0,publish/* findPullRequest */._f)(api, settings.run.repository, event, settings.run.commit, actions_log/* actionsLogger */.M);
-        const why = await (0,changes/* deployReason */.q1)({
-            reason: settings.report.reason,
-            pr,
-            event,
-            repoDir: workspace,
-            commit: settings.run.commit
+        await (0,_pipeline_js__WEBPACK_IMPORTED_MODULE_7__/* .runPipeline */ .a)(actionsHost(phase), {
+            ships,
+            mode: settings => {
+                if (mode.kind === 'post' || mode.kind === 'switch' || mode.kind === 'rollback')
+                    if (settings.target.strategy !== 'releases')
+                        throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .ConfigError */ .xL(`the ${phase} action needs \`strategy: releases\` (it switches between releases kept on the hosts)`, 'For in-place targets, use the top-level action, which runs every phase in one step.');
+                return mode;
+            }
         });
-        // The gates (tests, then the secret scan once the hosts are locked and read) belong to the
-        // whole action and to pre-deploy; the deploy sub-action trusts the pre-deploy job before it.
-        const gated = mode.kind === 'full' || mode.kind === 'pre';
-        const testStart = Date.now();
-        const failedTests = gated
-            ? await (0,pre_deploy/* testGate */.WX)(settings, gateOpts).then(() => undefined, (err) => err ?? new Error('the test command failed'))
-            : undefined;
-        const testPhase = gated && settings.preDeploy.testCommand
-            ? [{ name: 'Tests', start: testStart, ms: Date.now() - testStart, ok: failedTests === undefined }]
-            : [];
-        let scan;
-        let result;
-        let deploymentId;
-        if (failedTests !== undefined) {
-            result = blockedResult(settings, failedTests, new Date(testStart));
-        }
-        else {
-            if (mode.kind === 'full' || mode.kind === 'switch')
-                deploymentId = await (0,deliver/* startGithubDeployment */.ZX)(settings, api, actions_log/* actionsLogger */.M);
-            result = await (0,deploy/* runDeploy */.zt)(settings, {
-                log: actions_log/* actionsLogger */.M,
-                signal: abort.signal,
-                why: why?.text,
-                redact: text => secrets/* secrets */.O.redact(text),
-                beforeChanges: gated
-                    ? async ({ lastDeployedCommit }) => {
-                        scan = await (0,pre_deploy/* secretGate */._D)(settings, { ...gateOpts, lastDeployedCommit });
-                    }
-                    : undefined,
-                onLock: (host, isHeld, token) => {
-                    if (isHeld)
-                        held.set(host.name, token);
-                    else
-                        held.delete(host.name);
-                    core/* saveState */.LZ(LOCK_STATE, JSON.stringify([...held.entries()]));
-                }
-            }, mode);
-        }
-        const scanned = scan ?? (0,pre_deploy/* reportOf */.EI)(result.blockedBy)?.scan;
-        const blockedBy = (0,report_record/* blockedReason */.hD)(result, failedTests !== undefined);
-        setOutputs(phase, settings, result, scanned);
-        // The record is posted once the release is judged: by the whole action, post-deploy or rollback.
-        const posts = mode.kind === 'full' || mode.kind === 'post' || mode.kind === 'rollback';
-        const record = await (0,deliver/* deliverRecord */.Lc)({
-            settings: posts ? settings : { ...settings, report: { ...settings.report, comment: 'none' } },
-            result,
-            api: posts ? api : undefined,
-            pr,
-            why,
-            blockedBy,
-            findings: scanned?.findings.length,
-            extraPhases: testPhase,
-            workspace,
-            outDir,
-            log: actions_log/* actionsLogger */.M,
-            redact: text => secrets/* secrets */.O.redact(text),
-            commentSha: pr?.headSha && /^pull_request/.test(event?.name ?? '') ? pr.headSha : undefined
-        });
-        core/* setOutput */.uH('log-path', record.path);
-        await (0,deliver/* finishGithubDeployment */.Qs)(settings, api, deploymentId, result.status, actions_log/* actionsLogger */.M);
-        // The runner masks its log, not the summary file: the record (findings table included) is redacted.
-        await core/* summary */.z.addRaw(secrets/* secrets */.O.redact(record.markdown), true).write();
-        core/* info */.pq((0,summary/* verdictLine */.M)(result));
-        const ok = ['deployed', 'switched', 'checked'].includes(result.status);
-        if (failedTests !== undefined)
-            core/* setFailed */.C1(secrets/* secrets */.O.redact((0,errors/* describeError */.Uc)(failedTests)));
-        else if (!ok)
-            core/* setFailed */.C1(secrets/* secrets */.O.redact(`${(0,summary/* verdictLine */.M)(result)}\n${result.error ?? ''}`.trim()));
     }
     catch (err) {
-        core/* setOutput */.uH('status', 'failed');
-        core/* setFailed */.C1(secrets/* secrets */.O.redact((0,errors/* describeError */.Uc)(err)));
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('status', 'failed');
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1(_io_secrets_js__WEBPACK_IMPORTED_MODULE_6__/* .secrets */ .O.redact((0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .describeError */ .Uc)(err)));
     }
-    finally {
-        process.off('SIGINT', cancel);
-        process.off('SIGTERM', cancel);
-    }
+}
+/**
+ * The pipeline's host in a workflow step: inputs and GITHUB_* variables in, workflow commands,
+ * outputs, the job summary and the post step's state out.
+ */
+function actionsHost(phase) {
+    const workspace = process.env.GITHUB_WORKSPACE ?? process.cwd();
+    return {
+        settings: purpose => loadActionSettings(purpose),
+        workspace,
+        env: process.env,
+        log: _io_actions_log_js__WEBPACK_IMPORTED_MODULE_4__/* .actionsLogger */ .M,
+        redact: text => _io_secrets_js__WEBPACK_IMPORTED_MODULE_6__/* .secrets */ .O.redact(text),
+        github: settings => ({
+            event: readEvent(),
+            api: settings.report.githubToken && settings.run.repository
+                ? (0,_io_github_js__WEBPACK_IMPORTED_MODULE_5__/* .githubApi */ .Mc)(settings.report.githubToken, settings.run.apiUrl)
+                : undefined
+        }),
+        onCancel: cancel => {
+            process.once('SIGINT', cancel);
+            process.once('SIGTERM', cancel);
+            return () => {
+                process.off('SIGINT', cancel);
+                process.off('SIGTERM', cancel);
+            };
+        },
+        onFinding: (f, settings) => {
+            const artifactRoot = settings.artifact ? (0,_scan_pre_deploy_js__WEBPACK_IMPORTED_MODULE_8__/* .artifactRootOf */ .YM)(workspace, settings.artifact) : workspace;
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .error */ .z3(`${f.rule}: ${f.description || 'a secret'}${f.commit ? ` (commit ${f.commit.slice(0, 12)})` : ''}. Rotate it, then remove it.`, {
+                title: 'Secret found by gitleaks',
+                file: f.source === 'artifact' ? (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(artifactRoot, f.file) : f.file,
+                startLine: f.line,
+                endLine: f.endLine
+            });
+        },
+        saveLocks: held => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ(LOCK_STATE, JSON.stringify(held)),
+        showPlan: async (settings, text) => {
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(text);
+            await _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z.addHeading('deployguard: dry run', 2).addCodeBlock(text, 'text').write();
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('status', 'dry-run');
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('release', settings.releaseId);
+            return 0;
+        },
+        outputs: run => setOutputs(phase, run.settings, run.result, run.scanned),
+        // The record is made every time, and posted once the release is judged: by the whole
+        // action, post-deploy or rollback.
+        record: ({ mode }) => ({
+            post: mode.kind === 'full' || mode.kind === 'post' || mode.kind === 'rollback'
+        }),
+        recorded: record => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('log-path', record.path),
+        finish: async ({ result, failedTests }, record) => {
+            // The runner masks its log, not the summary file: the record (findings table included) is redacted.
+            if (record)
+                await _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z.addRaw(_io_secrets_js__WEBPACK_IMPORTED_MODULE_6__/* .secrets */ .O.redact(record.markdown), true).write();
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq((0,_report_summary_js__WEBPACK_IMPORTED_MODULE_12__/* .verdictLine */ .M)(result));
+            const ok = ['deployed', 'switched', 'checked'].includes(result.status);
+            if (failedTests !== undefined)
+                _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1(_io_secrets_js__WEBPACK_IMPORTED_MODULE_6__/* .secrets */ .O.redact((0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .describeError */ .Uc)(failedTests)));
+            else if (!ok)
+                _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1(_io_secrets_js__WEBPACK_IMPORTED_MODULE_6__/* .secrets */ .O.redact(`${(0,_report_summary_js__WEBPACK_IMPORTED_MODULE_12__/* .verdictLine */ .M)(result)}\n${result.error ?? ''}`.trim()));
+            return ok && failedTests === undefined ? 0 : 1;
+        }
+    };
 }
 /** Each phase's outputs, as its action.yml lists them. */
 function setOutputs(phase, settings, result, scanned) {
     if (phase === 'pre-deploy') {
-        core/* setOutput */.uH('status', result.status === 'checked' ? 'passed' : result.status === 'blocked' ? 'blocked' : 'failed');
-        core/* setOutput */.uH('sarif-path', scanned?.sarifPath ?? '');
-        core/* setOutput */.uH('last-deployed-commit', result.lastDeployedCommit ?? '');
-        core/* setOutput */.uH('live-release', result.hosts.find(h => h.previousDeploy)?.previousDeploy?.release ?? '');
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('status', result.status === 'checked' ? 'passed' : result.status === 'blocked' ? 'blocked' : 'failed');
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('sarif-path', scanned?.sarifPath ?? '');
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('last-deployed-commit', result.lastDeployedCommit ?? '');
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('live-release', result.hosts.find(h => h.previousDeploy)?.previousDeploy?.release ?? '');
         return;
     }
-    core/* setOutput */.uH('status', result.status);
-    core/* setOutput */.uH('release', result.releaseId);
-    core/* setOutput */.uH('previous-release', result.previousRelease ?? '');
-    core/* setOutput */.uH('rolled-back', String(result.rolledBack));
-    core/* setOutput */.uH('environment-url', settings.report.environmentUrl ?? '');
-    core/* setOutput */.uH('reused', String(result.reused));
+    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('status', result.status);
+    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('release', result.releaseId);
+    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('previous-release', result.previousRelease ?? '');
+    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('rolled-back', String(result.rolledBack));
+    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('environment-url', settings.report.environmentUrl ?? '');
+    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('reused', String(result.reused));
     if (phase === 'all')
-        core/* setOutput */.uH('sarif-path', scanned?.sarifPath ?? '');
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('sarif-path', scanned?.sarifPath ?? '');
 }
 /** GITHUB_EVENT_NAME and the event payload, for working out which commits go out. */
 function readEvent() {
@@ -56003,7 +55907,7 @@ function readEvent() {
     if (!name || !path)
         return undefined;
     try {
-        return { name, payload: JSON.parse((0,external_node_fs_.readFileSync)(path, 'utf8')) };
+        return { name, payload: JSON.parse((0,node_fs__WEBPACK_IMPORTED_MODULE_1__.readFileSync)(path, 'utf8')) };
     }
     catch {
         return undefined;
@@ -56011,8 +55915,8 @@ function readEvent() {
 }
 /** Settings from the action's inputs and the workspace's deployguard.yml, secrets masked on read. */
 function loadActionSettings(purpose = 'deploy') {
-    return (0,load/* loadSettings */.M)({
-        input: name => core/* getInput */.V4(name),
+    return (0,_settings_load_js__WEBPACK_IMPORTED_MODULE_10__/* .loadSettings */ .M)({
+        input: name => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4(name),
         env: process.env,
         cwd: process.env.GITHUB_WORKSPACE ?? process.cwd(),
         now: new Date(),
@@ -56025,14 +55929,14 @@ function loadActionSettings(purpose = 'deploy') {
  * values per line) and registers it for the outputs the runner does not mask.
  */
 function maskSecret(value) {
-    for (const piece of secrets/* secrets */.O.add(value))
-        core/* setSecret */.Pq(piece);
+    for (const piece of _io_secrets_js__WEBPACK_IMPORTED_MODULE_6__/* .secrets */ .O.add(value))
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setSecret */ .Pq(piece);
 }
 
 
 /***/ }),
 
-/***/ 4994:
+/***/ 5719:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -56056,7 +55960,51 @@ var types = __nccwpck_require__(1664);
 var commands = __nccwpck_require__(1050);
 // EXTERNAL MODULE: ./src/remote/shell.ts
 var shell = __nccwpck_require__(648);
+;// CONCATENATED MODULE: ./src/checks/version.ts
+/** Characters of a release id besides `.`: a release id found inside a longer one is not it. */
+const TOKEN = /[A-Za-z0-9_-]/;
+/**
+ * `needle` occurs in `text` as a whole token. Release ids are made of letters, digits and
+ * `. _ -`, so a neighbour from that set makes a longer id (`2026-11-26.1` is not in `…26.10`,
+ * `v1` is not in `app-v1` or `v1-rc`); a `.` after it counts only when more of an id follows
+ * (`release v1.` at the end of a sentence reports v1).
+ */
+function containsToken(text, needle) {
+    for (let at = text.indexOf(needle); at >= 0; at = text.indexOf(needle, at + 1)) {
+        const before = text[at - 1] ?? '';
+        const after = text.slice(at + needle.length, at + needle.length + 2);
+        const beforeOk = !before || !(TOKEN.test(before) || before === '.');
+        const afterOk = !after || !(TOKEN.test(after[0]) || /^\.[A-Za-z0-9]/.test(after));
+        if (beforeOk && afterOk)
+            return true;
+    }
+    return false;
+}
+/**
+ * Hex words of 7 to 64 characters (SHA-1 or SHA-256), lowercased: standing on their own, or after
+ * git describe's `-g` (`v1.2-3-g0123abc`). Hex inside a longer word (`x0123abc`) is not a sha.
+ */
+function shaWords(text) {
+    const re = /(?:(?<![0-9A-Za-z])|(?<=-g))([0-9a-fA-F]{7,64})(?![0-9A-Za-z])/g;
+    return [...text.matchAll(re)].map(m => m[1].toLowerCase());
+}
+/**
+ * Does `text` report `expected`? A commit (7 to 64 hex digits) is reported by itself or any 7+
+ * character prefix of it, as a word of its own; a release id (or anything else) as a whole token.
+ * Nothing to compare with (an empty `expected`) is never reported.
+ */
+function reportsVersion(text, expected, kind) {
+    if (!expected)
+        return false;
+    if (kind === 'commit' && /^[0-9a-f]{7,64}$/i.test(expected)) {
+        const full = expected.toLowerCase();
+        return shaWords(text).some(w => full.startsWith(w));
+    }
+    return containsToken(text, expected);
+}
+
 ;// CONCATENATED MODULE: ./src/checks/host-probes.ts
+
 
 
 /*
@@ -56266,25 +56214,6 @@ function hostCommandProbe(check, host) {
         const head = r.timedOut ? `no result within ${human(check.timeoutMs)}` : `exit ${r.code}`;
         return { ok: false, reason: tail.length ? `${head}; last lines of output:${indented(tail)}` : head };
     });
-}
-/**
- * Whether `output` reports `expected`. A release id must stand on its own (not inside `v10` or
- * `v1.1` when `v1` is expected); a commit is matched in full or by a prefix of 7+ characters.
- */
-function reportsVersion(output, expected, kind) {
-    if (!expected)
-        return false;
-    if (kind === 'commit' && /^[0-9a-f]{7,}$/i.test(expected)) {
-        const sha = expected.toLowerCase();
-        return (output.match(/[0-9a-f]+/gi) ?? []).some(run => run.length >= 7 && sha.startsWith(run.toLowerCase()));
-    }
-    for (let i = output.indexOf(expected); i >= 0; i = output.indexOf(expected, i + 1)) {
-        const before = output.slice(Math.max(0, i - 1), i);
-        const after = output.slice(i + expected.length, i + expected.length + 2);
-        if (!/[A-Za-z0-9]$/.test(before) && !/^([A-Za-z0-9]|[._-][A-Za-z0-9])/.test(after))
-            return true;
-    }
-    return false;
 }
 /**
  * `version` with `run` and `on: host`: the command's output must report the release just
@@ -56673,8 +56602,6 @@ function fileFreshProbe(check, host) {
     });
 }
 
-// EXTERNAL MODULE: external "node:child_process"
-var external_node_child_process_ = __nccwpck_require__(1421);
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
 // EXTERNAL MODULE: external "node:fs"
@@ -56687,9 +56614,15 @@ const external_node_https_namespaceObject = require("node:https");
 var external_node_net_ = __nccwpck_require__(7030);
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
+;// CONCATENATED MODULE: external "node:string_decoder"
+const external_node_string_decoder_namespaceObject = require("node:string_decoder");
 // EXTERNAL MODULE: external "node:tls"
 var external_node_tls_ = __nccwpck_require__(1692);
+// EXTERNAL MODULE: ./src/io/process.ts + 1 modules
+var io_process = __nccwpck_require__(8997);
 ;// CONCATENATED MODULE: ./src/checks/probes.ts
+
+
 
 
 
@@ -57163,86 +57096,31 @@ function tcpProbe(check) {
  * group (detached), so a timeout or cancel kills the whole group: the command and whatever it
  * started, not just the shell (killing only `sh` would leave e.g. a hung curl running).
  */
-function runLocal(command, env, timeoutMs, signal) {
-    return new Promise(resolve => {
-        const started = Date.now();
-        const result = (outcome, extra = {}) => ({
-            outcome,
-            code: extra.code ?? null,
-            signal: extra.signal ?? null,
-            output,
-            ...(extra.error !== undefined ? { error: extra.error } : {}),
-            ms: Date.now() - started
-        });
-        let output = '';
-        if (signal.aborted)
-            return resolve(result('cancelled'));
-        let child;
-        try {
-            child = (0,external_node_child_process_.spawn)('/bin/sh', ['-c', command], {
-                env: { ...inheritedEnv(), ...env },
-                detached: true,
-                stdio: ['ignore', 'pipe', 'pipe']
-            });
-        }
-        catch (err) {
-            return resolve(result('error', { error: errorText(err) }));
-        }
-        const keep = (text) => {
-            output += text;
+async function runLocal(command, env, timeoutMs, signal) {
+    let output = '';
+    const text = new external_node_string_decoder_namespaceObject.StringDecoder('utf8');
+    const r = await (0,io_process/* runProcess */.R3)('/bin/sh', ['-c', command], {
+        env: (0,io_process/* processEnv */.Hb)(inheritedEnv(), { set: env }),
+        timeoutMs,
+        signal,
+        group: true,
+        overflow: 'tail',
+        maxOutputBytes: 0,
+        onOutput: chunk => {
+            output += text.write(chunk);
             if (output.length > 2 * MAX_OUTPUT)
                 output = output.slice(-MAX_OUTPUT);
-        };
-        child.stdout?.setEncoding('utf8').on('data', keep);
-        child.stderr?.setEncoding('utf8').on('data', keep);
-        let settled = false;
-        let stopped;
-        let exit;
-        let grace;
-        const finish = (failure) => {
-            if (settled)
-                return;
-            settled = true;
-            clearTimeout(timer);
-            clearTimeout(grace);
-            signal.removeEventListener('abort', onAbort);
-            child.stdout?.destroy();
-            child.stderr?.destroy();
-            if (failure !== undefined)
-                resolve(result('error', { error: failure }));
-            else
-                resolve(result(stopped ?? 'exit', { code: exit?.code ?? null, signal: exit?.signal ?? null }));
-        };
-        const killGroup = (why) => {
-            stopped ??= why;
-            try {
-                if (child.pid !== undefined)
-                    process.kill(-child.pid, 'SIGKILL');
-            }
-            catch {
-                // Already gone.
-            }
-            // SIGKILL cannot be ignored; this only bounds the wait for a process stuck in the kernel.
-            clearTimeout(grace);
-            grace = setTimeout(() => finish(), 2000);
-        };
-        const timer = setTimeout(() => killGroup('timeout'), timeoutMs);
-        const onAbort = () => killGroup('cancelled');
-        signal.addEventListener('abort', onAbort);
-        child.on('error', err => finish(`could not run /bin/sh: ${errorText(err)}`));
-        child.on('exit', (code, sig) => {
-            exit = { code, signal: sig };
-            // The output pipes close when the last process holding them exits. A background process
-            // the command left behind may hold them forever: wait briefly for the rest of the output,
-            // then stop reading.
-            clearTimeout(grace);
-            grace = setTimeout(() => finish(), 250);
-        });
-        child.on('close', (code, sig) => {
-            exit ??= { code, signal: sig };
-            finish();
-        });
+        }
     });
+    const outcome = r.outcome === 'overflow' ? 'error' : r.outcome;
+    return {
+        outcome,
+        code: r.code,
+        signal: r.signal,
+        output,
+        ...(r.outcome === 'error' ? { error: `could not run /bin/sh: ${errorText(r.error)}` } : {}),
+        ms: r.ms
+    };
 }
 /** "exited with code 3" / "timed out after 500 ms (killed)" / …, for a run that did not succeed. */
 function describeRun(r, timeoutMs) {
@@ -57282,32 +57160,6 @@ function commandProbe(check) {
 }
 // ---------------------------------------------------------------------------------------------
 // Version
-const TOKEN = /[A-Za-z0-9_-]/;
-/** `needle` occurs in `text` as a whole token (so release `2026-11-26.1` is not found in `…26.10`). */
-function containsToken(text, needle) {
-    for (let at = text.indexOf(needle); at >= 0; at = text.indexOf(needle, at + 1)) {
-        const before = text[at - 1] ?? '';
-        const after = text.slice(at + needle.length, at + needle.length + 2);
-        const beforeOk = !before || !(TOKEN.test(before) || before === '.');
-        const afterOk = !after || !(TOKEN.test(after[0]) || /^\.[A-Za-z0-9]/.test(after));
-        if (beforeOk && afterOk)
-            return true;
-    }
-    return false;
-}
-/** Hex words of 7+ characters (also git describe's `-g<sha>`), lowercased. */
-function shaWords(text) {
-    const re = /(?:(?<![0-9A-Za-z])|(?<=-g))([0-9a-fA-F]{7,64})(?![0-9A-Za-z])/g;
-    return [...text.matchAll(re)].map(m => m[1].toLowerCase());
-}
-/** Does `text` report `expected`? For a commit sha: the full sha or any 7+ character prefix of it. */
-function probes_reportsVersion(text, expected, kind) {
-    if (kind === 'commit' && /^[0-9a-f]{7,64}$/i.test(expected)) {
-        const full = expected.toLowerCase();
-        return shaWords(text).some(w => full.startsWith(w));
-    }
-    return containsToken(text, expected);
-}
 /** What the endpoint or command seems to report, for a mismatch's reason. */
 function reported(text, kind) {
     const shas = kind === 'commit' ? [...new Set(shaWords(text))] : [];
@@ -57317,7 +57169,7 @@ function reported(text, kind) {
 function versionProbe(check, ctx) {
     const expected = (check.expect === 'release' ? ctx.release : ctx.commit).trim();
     const shownExpected = snippet(expected, undefined, 64);
-    const verdict = (source, text) => probes_reportsVersion(text, expected, check.expect)
+    const verdict = (source, text) => reportsVersion(text, expected, check.expect)
         ? pass(`${source} reports ${check.expect} ${shownExpected}`)
         : fail(`${source} reports ${reported(text, check.expect)}, expected ${check.expect} ${shownExpected}`);
     return async (signal) => {
@@ -57575,14 +57427,12 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 // UNUSED EXPORTS: COMMANDS, commandHelp, parseCommandLine, usage
 
-// EXTERNAL MODULE: external "node:child_process"
-var external_node_child_process_ = __nccwpck_require__(1421);
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __nccwpck_require__(3024);
 // EXTERNAL MODULE: external "node:util"
 var external_node_util_ = __nccwpck_require__(7975);
-// EXTERNAL MODULE: ./src/checks/runner.ts + 3 modules
-var runner = __nccwpck_require__(4994);
+// EXTERNAL MODULE: ./src/checks/runner.ts + 5 modules
+var runner = __nccwpck_require__(5719);
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __nccwpck_require__(3916);
 // EXTERNAL MODULE: ./src/io/ssh.ts + 3 modules
@@ -57633,14 +57483,16 @@ async function checkNow(settings, stage, log) {
     }
 }
 
-// EXTERNAL MODULE: ./src/deploy.ts + 12 modules
-var deploy = __nccwpck_require__(5084);
 // EXTERNAL MODULE: external "node:fs/promises"
 var promises_ = __nccwpck_require__(1455);
 // EXTERNAL MODULE: external "node:os"
 var external_node_os_ = __nccwpck_require__(8161);
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
+// EXTERNAL MODULE: ./src/deploy.ts + 12 modules
+var deploy = __nccwpck_require__(5084);
+// EXTERNAL MODULE: ./src/io/process.ts + 1 modules
+var io_process = __nccwpck_require__(8997);
 // EXTERNAL MODULE: ./src/report/summary.ts
 var summary = __nccwpck_require__(7994);
 // EXTERNAL MODULE: ./src/settings/parse.ts
@@ -57654,8 +57506,7 @@ var external_node_net_ = __nccwpck_require__(7030);
 
 
 
-
-const run = (0,external_node_util_.promisify)(external_node_child_process_.execFile);
+const run = (file, args) => (0,io_process/* runChecked */.X4)(file, args, { timeoutMs: 60_000 });
 const SSHD = '/usr/sbin/sshd';
 /** A port nobody listens on right now. */
 function freePort() {
@@ -57759,10 +57610,9 @@ async function startSandbox(opts = {}) {
             ...sshd
         ]
         : sshd;
-    const child = (0,external_node_child_process_.spawn)(argv[0], argv.slice(1), { stdio: 'ignore' });
-    await new Promise((resolve, reject) => {
-        child.once('error', reject);
-        child.once('exit', code => code === 0 ? resolve() : reject(new Error(`sshd exited with ${code}; see ${dir}/sshd.log`)));
+    // sshd forks into the background (its output goes to sshd.log) and exits 0 once it listens.
+    await (0,io_process/* runChecked */.X4)(argv[0], argv.slice(1), { timeoutMs: 30_000 }).catch((err) => {
+        throw new Error(`sshd did not start (${err.message}); see ${dir}/sshd.log`);
     });
     await waitForPort(port, 5000);
     const hostPub = (await (0,promises_.readFile)((0,external_node_path_.join)(dir, 'host_key.pub'), 'utf8')).trim().split(/\s+/);
@@ -57820,17 +57670,24 @@ async function buildRelease(root, version, fault) {
         await (0,promises_.writeFile)((0,external_node_path_.join)(dir, 'FAULT'), `${fault}\n`);
     return dir;
 }
-function ensureSshd(log) {
+async function ensureSshd(log) {
     if ((0,external_node_fs_.existsSync)(SSHD))
         return;
     if (process.getuid?.() !== 0) {
         throw new Error(`The demo needs OpenSSH's server. Run: sudo apt-get install -y openssh-server`);
     }
     log.info('Installing openssh-server (the demo runs a throw-away sshd on loopback)…');
-    (0,external_node_child_process_.execFileSync)('apt-get', ['update', '-q'], { stdio: 'inherit' });
-    (0,external_node_child_process_.execFileSync)('apt-get', ['install', '-y', '-q', 'openssh-server'], {
-        stdio: 'inherit',
-        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+    // apt-get's progress is shown as it comes; it may take a few minutes on a slow mirror.
+    const shown = {
+        timeoutMs: 15 * 60_000,
+        overflow: 'tail',
+        maxOutputBytes: 64 * 1024,
+        onOutput: (chunk, stream) => void process[stream].write(chunk)
+    };
+    await (0,io_process/* runChecked */.X4)('apt-get', ['update', '-q'], shown);
+    await (0,io_process/* runChecked */.X4)('apt-get', ['install', '-y', '-q', 'openssh-server'], {
+        ...shown,
+        env: (0,io_process/* processEnv */.Hb)(process.env, { set: { DEBIAN_FRONTEND: 'noninteractive' } })
     });
 }
 async function fetchText(url) {
@@ -57848,7 +57705,7 @@ async function fetchText(url) {
  * v1 is shown to still answer. Returns the exit code.
  */
 async function runDemo(log) {
-    ensureSshd(log);
+    await ensureSshd(log);
     const work = await (0,promises_.mkdtemp)((0,external_node_path_.join)((0,external_node_os_.tmpdir)(), 'deployguard-demo-'));
     let sandbox;
     const home = (0,external_node_path_.join)(work, 'home');
@@ -57858,7 +57715,7 @@ async function runDemo(log) {
         await (0,promises_.mkdir)(home, { recursive: true });
         // The sandbox logs in as an unprivileged user when we are root: give it the demo's directory.
         if (process.getuid?.() === 0)
-            (0,external_node_child_process_.execFileSync)('chown', ['-R', `${sandbox.user}:`, home]);
+            await (0,io_process/* runChecked */.X4)('chown', ['-R', `${sandbox.user}:`, home], { timeoutMs: 60_000 });
         await (0,promises_.chmod)(work, 0o755);
         const port = await freePort();
         log.info(`Sandbox host: ${sandbox.user}@127.0.0.1:${sandbox.port} (host key pinned); the app will listen on 127.0.0.1:${port}`);
@@ -57965,10 +57822,14 @@ async function readHistory(settings, limit, log) {
     return out;
 }
 
+// EXTERNAL MODULE: ./src/io/git.ts
+var git = __nccwpck_require__(7500);
 // EXTERNAL MODULE: ./src/io/log.ts
 var io_log = __nccwpck_require__(9334);
 // EXTERNAL MODULE: ./src/io/private-dir.ts
 var private_dir = __nccwpck_require__(8149);
+// EXTERNAL MODULE: ./src/pipeline.ts + 5 modules
+var pipeline = __nccwpck_require__(44);
 // EXTERNAL MODULE: ./node_modules/ssh2/lib/index.js
 var lib = __nccwpck_require__(5472);
 var lib_default = /*#__PURE__*/__nccwpck_require__.n(lib);
@@ -58090,10 +57951,6 @@ async function pinCommand(host, port, write, opts = {}) {
 var preflight = __nccwpck_require__(4504);
 // EXTERNAL MODULE: ./src/io/secrets.ts
 var secrets = __nccwpck_require__(3965);
-// EXTERNAL MODULE: ./src/report/changes.ts
-var changes = __nccwpck_require__(9059);
-// EXTERNAL MODULE: ./src/report/deliver.ts
-var deliver = __nccwpck_require__(6263);
 ;// CONCATENATED MODULE: ./src/report/history.ts
 
 /** The history as a terminal table, newest first. */
@@ -58121,10 +57978,6 @@ function renderHistory(host, log) {
     return out.join('\n');
 }
 
-// EXTERNAL MODULE: ./src/report/record.ts
-var record = __nccwpck_require__(3498);
-// EXTERNAL MODULE: ./src/scan/pre-deploy.ts + 3 modules
-var pre_deploy = __nccwpck_require__(872);
 // EXTERNAL MODULE: ./src/settings/config.ts
 var config = __nccwpck_require__(9551);
 // EXTERNAL MODULE: ./src/settings/inputs.ts
@@ -58185,10 +58038,6 @@ const package_namespaceObject = {"rE":"0.1.0"};
 const VERSION = package_namespaceObject.rE;
 
 ;// CONCATENATED MODULE: ./src/cli.ts
-
-
-
-
 
 
 
@@ -58570,82 +58419,69 @@ function readKeyFile(path) {
         throw new errors/* ConfigError */.xL(`--ssh-key-file: cannot read ${shown(path)}: ${err.code ?? err.message}`, 'Example: --ssh-key-file ~/.ssh/deploy_key (the private key, not the .pub file)');
     }
 }
-async function deployOrRollback({ flags, log, write, settings: load }, rollingBack) {
-    const settings = load(rollingBack ? 'hosts' : 'deploy');
-    const to = str(flags.to) ?? 'previous';
-    if (rollingBack && to !== 'previous' && !(0,schema/* validate */.tf)(inputs/* releaseId */.Bf, to).ok)
-        throw new errors/* ConfigError */.xL(`--to: expected previous or a release id, got ${shown(to)}`, 'Example: --to previous (or a release id from `deployguard history`)');
-    if (settings.dryRun && !rollingBack) {
-        const plan = await (0,deploy/* dryRun */.PA)(settings);
-        write(flags.json
-            ? JSON.stringify({ status: 'dry-run', release: settings.releaseId, plan: plan.split('\n') }, null, 2)
-            : plan);
-        return 0;
-    }
+async function deployOrRollback(ctx, rollingBack) {
+    return (0,pipeline/* runPipeline */.a)(cliHost(ctx), {
+        ships: !rollingBack,
+        mode: () => {
+            if (!rollingBack)
+                return { kind: 'full' };
+            const to = str(ctx.flags.to) ?? 'previous';
+            if (to !== 'previous' && !(0,schema/* validate */.tf)(inputs/* releaseId */.Bf, to).ok)
+                throw new errors/* ConfigError */.xL(`--to: expected previous or a release id, got ${shown(to)}`, 'Example: --to previous (or a release id from `deployguard history`)');
+            return { kind: 'rollback', to };
+        }
+    });
+}
+/**
+ * The pipeline's host on a terminal: flags and the environment in, log lines on stderr, the
+ * verdict (or JSON) on stdout, the record in the file `--record` names; the exit code says it all.
+ */
+function cliHost({ flags, log, write, settings }) {
     const json = flags.json === true;
-    // Ctrl-C stops between steps and rolls back, instead of leaving a host half-deployed.
-    const abort = new AbortController();
-    const onSignal = () => {
-        log.warn('interrupted: stopping at the next step and rolling back (interrupt again to force quit)');
-        abort.abort();
-        process.once('SIGINT', () => process.exit(130));
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    const gateOpts = {
+    return {
+        settings,
         workspace: process.cwd(),
         env: process.env,
         log,
-        outDir: (0,private_dir/* privateDir */.XK)(),
-        signal: abort.signal
-    };
-    const failedTests = rollingBack
-        ? undefined
-        : await (0,pre_deploy/* testGate */.WX)(settings, gateOpts).then(() => undefined, (err) => err);
-    if (failedTests !== undefined) {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-        log.error((0,errors/* describeError */.Uc)(failedTests));
-        if (json)
-            write(JSON.stringify({ status: 'blocked', error: (0,errors/* describeError */.Uc)(failedTests) }, null, 2));
-        return 1;
-    }
-    const result = await (0,deploy/* runDeploy */.zt)(settings, {
-        log,
-        signal: abort.signal,
-        why: settings.report.reason,
         redact: text => secrets/* secrets */.O.redact(text),
-        beforeChanges: rollingBack
-            ? undefined
-            : async ({ lastDeployedCommit }) => {
-                await (0,pre_deploy/* secretGate */._D)(settings, { ...gateOpts, lastDeployedCommit });
+        // Ctrl-C stops between steps and rolls back, instead of leaving a host half-deployed.
+        onCancel: cancel => {
+            const onSignal = () => {
+                log.warn('interrupted: stopping at the next step and rolling back (interrupt again to force quit)');
+                cancel();
+                process.once('SIGINT', () => process.exit(130));
+            };
+            process.once('SIGINT', onSignal);
+            process.once('SIGTERM', onSignal);
+            return () => {
+                process.off('SIGINT', onSignal);
+                process.off('SIGTERM', onSignal);
+            };
+        },
+        showPlan: async (s, plan) => {
+            write(json
+                ? JSON.stringify({ status: 'dry-run', release: s.releaseId, plan: plan.split('\n') }, null, 2)
+                : plan);
+            return 0;
+        },
+        // Only on request, and only for a run that got past its tests.
+        record: ({ failedTests }) => str(flags.record) && failedTests === undefined ? { post: false } : undefined,
+        recorded: record => {
+            const recordPath = str(flags.record);
+            (0,private_dir/* writeFileNoFollow */.qI)(recordPath, record.markdown);
+            log.info(`deployment record written to ${recordPath}`);
+        },
+        finish: async ({ result, failedTests }) => {
+            if (failedTests !== undefined) {
+                log.error((0,errors/* describeError */.Uc)(failedTests));
+                if (json)
+                    write(JSON.stringify({ status: 'blocked', error: (0,errors/* describeError */.Uc)(failedTests) }, null, 2));
+                return 1;
             }
-    }, rollingBack ? { kind: 'rollback', to } : { kind: 'full' }).finally(() => {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-    });
-    const recordPath = str(flags.record);
-    if (recordPath) {
-        const why = await (0,changes/* deployReason */.q1)({
-            reason: settings.report.reason,
-            repoDir: process.cwd(),
-            commit: settings.run.commit
-        });
-        const delivered = await (0,deliver/* deliverRecord */.Lc)({
-            settings: { ...settings, report: { ...settings.report, comment: 'none' } },
-            result,
-            why,
-            blockedBy: (0,record/* blockedReason */.hD)(result),
-            workspace: process.cwd(),
-            outDir: (0,private_dir/* privateDir */.XK)(),
-            log,
-            redact: text => secrets/* secrets */.O.redact(text)
-        });
-        (0,private_dir/* writeFileNoFollow */.qI)(recordPath, delivered.markdown);
-        log.info(`deployment record written to ${recordPath}`);
-    }
-    write(json ? JSON.stringify(result, null, 2) : (0,summary/* verdictLine */.M)(result));
-    return result.status === 'deployed' ? 0 : 1;
+            write(json ? JSON.stringify(result, null, 2) : (0,summary/* verdictLine */.M)(result));
+            return result.status === 'deployed' ? 0 : 1;
+        }
+    };
 }
 async function runCheck({ flags, log, write, settings: load }) {
     const stage = str(flags.stage) ?? 'schedule';
@@ -58688,19 +58524,12 @@ async function runHistory({ flags, log, write, settings: load }) {
 function withCommit(env) {
     if (env.GITHUB_SHA || env.DEPLOYGUARD_COMMIT)
         return env;
-    try {
-        const head = (0,external_node_child_process_.execFileSync)('git', ['rev-parse', '--verify', '--quiet', 'HEAD^{commit}'], {
-            cwd: process.cwd(),
-            env: { ...env, GIT_DIR: undefined, GIT_WORK_TREE: undefined },
-            encoding: 'utf8',
-            stdio: ['ignore', 'pipe', 'ignore'],
-            timeout: 5000
-        }).trim();
-        return /^[0-9a-f]{40}$/.test(head) ? { ...env, DEPLOYGUARD_COMMIT: head } : env;
-    }
-    catch {
-        return env;
-    }
+    const r = (0,git/* runGitSync */.bJ)(process.cwd(), ['rev-parse', '--verify', '--quiet', 'HEAD^{commit}'], {
+        env,
+        timeoutMs: 5000
+    });
+    const head = r.code === 0 ? r.stdout.toString('utf8').trim() : '';
+    return /^[0-9a-f]{40}$/.test(head) ? { ...env, DEPLOYGUARD_COMMIT: head } : env;
 }
 
 
@@ -58721,8 +58550,8 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 // EXTERNAL MODULE: ./src/io/ssh.ts + 3 modules
 var ssh = __nccwpck_require__(3311);
-// EXTERNAL MODULE: ./src/checks/runner.ts + 3 modules
-var runner = __nccwpck_require__(4994);
+// EXTERNAL MODULE: ./src/checks/runner.ts + 5 modules
+var runner = __nccwpck_require__(5719);
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
 // EXTERNAL MODULE: external "node:path"
@@ -61203,6 +61032,105 @@ const actionsLogger = {
 
 /***/ }),
 
+/***/ 7500:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   EO: () => (/* binding */ runGit),
+/* harmony export */   bJ: () => (/* binding */ runGitSync),
+/* harmony export */   gE: () => (/* binding */ gitEnv)
+/* harmony export */ });
+/* unused harmony export REPOSITORY_VARIABLES */
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var _process_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8997);
+/**
+ * The one way deployguard runs git: in the repository it names, and only there. Variables that
+ * point git at another repository (GIT_DIR from a hook, GIT_INDEX_FILE, alternates …) are removed
+ * from every git run, and from the gitleaks runs too (gitleaks runs `git log` itself), so the
+ * range of commits, the scan of those commits and the record's list of changes all read the same
+ * repository.
+ */
+
+
+/**
+ * The variables that make git read another repository than the one it runs in: the list git
+ * itself clears before it runs a command in another repository (`git rev-parse
+ * --local-env-vars`), plus GIT_NAMESPACE, which changes the refs it sees. Left out of that list:
+ * GIT_CONFIG, GIT_CONFIG_PARAMETERS and GIT_CONFIG_COUNT. They set options rather than pick a
+ * repository, and runners pass settings such as `safe.directory` or an auth header for fetches
+ * through them; the range, the scan and the record all get them alike.
+ */
+const REPOSITORY_VARIABLES = [
+    'GIT_DIR',
+    'GIT_WORK_TREE',
+    'GIT_IMPLICIT_WORK_TREE',
+    'GIT_INDEX_FILE',
+    'GIT_OBJECT_DIRECTORY',
+    'GIT_ALTERNATE_OBJECT_DIRECTORIES',
+    'GIT_COMMON_DIR',
+    'GIT_NAMESPACE',
+    'GIT_GRAFT_FILE',
+    'GIT_SHALLOW_FILE',
+    'GIT_REPLACE_REF_BASE',
+    'GIT_NO_REPLACE_OBJECTS',
+    'GIT_PREFIX',
+    'GIT_INTERNAL_SUPER_PREFIX'
+];
+/**
+ * The environment of git (and of gitleaks, which runs git): `base` without the variables above;
+ * never a prompt for a password, never a pager, messages in one language so stderr can be read.
+ */
+function gitEnv(base = process.env) {
+    return (0,_process_js__WEBPACK_IMPORTED_MODULE_1__/* .processEnv */ .Hb)(base, {
+        drop: REPOSITORY_VARIABLES,
+        set: { GIT_TERMINAL_PROMPT: '0', GCM_INTERACTIVE: 'never', GIT_PAGER: 'cat', LC_ALL: 'C' }
+    });
+}
+const DEFAULT_TIMEOUT_MS = 120_000;
+const DEFAULT_MAX_OUTPUT = 1024 * 1024 * 1024;
+/** `git -C <repo> <args>` in <repo>: the repository is always named, never found from the environment. */
+function argv(repo, args) {
+    return ['-C', node_path__WEBPACK_IMPORTED_MODULE_0__.resolve(repo), ...args];
+}
+function toGitResult(r, timeoutMs) {
+    const stderr = r.stderr.toString('utf8');
+    if (r.outcome === 'exit' && r.code !== null) {
+        return { code: r.code, stdout: r.stdout, stderr, notFound: false };
+    }
+    return {
+        code: -1,
+        stdout: r.stdout,
+        stderr: `${stderr}\n${(0,_process_js__WEBPACK_IMPORTED_MODULE_1__/* .describeOutcome */ .SS)(r, timeoutMs)}`,
+        notFound: r.outcome === 'error' && r.error?.code === 'ENOENT'
+    };
+}
+/** Runs git in `repo`; never throws (see `notFound` and `code`). */
+async function runGit(repo, args, opts = {}) {
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const r = await (0,_process_js__WEBPACK_IMPORTED_MODULE_1__/* .runProcess */ .R3)('git', argv(repo, args), {
+        env: gitEnv(opts.env),
+        timeoutMs,
+        signal: opts.signal,
+        maxOutputBytes: opts.maxOutputBytes ?? DEFAULT_MAX_OUTPUT
+    });
+    return toGitResult(r, timeoutMs);
+}
+/** The same, synchronously: for a quick question asked while settings are read. */
+function runGitSync(repo, args, opts = {}) {
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const r = (0,_process_js__WEBPACK_IMPORTED_MODULE_1__/* .runProcessSync */ .gh)('git', argv(repo, args), {
+        env: gitEnv(opts.env),
+        timeoutMs,
+        maxOutputBytes: opts.maxOutputBytes ?? DEFAULT_MAX_OUTPUT
+    });
+    return toGitResult(r, timeoutMs);
+}
+
+
+/***/ }),
+
 /***/ 6557:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -61547,6 +61475,235 @@ function writeFileNoFollow(path, text, mode = 0o600) {
     finally {
         (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.closeSync)(fd);
     }
+}
+
+
+/***/ }),
+
+/***/ 8997:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  SS: () => (/* binding */ describeOutcome),
+  Hb: () => (/* binding */ processEnv),
+  X4: () => (/* binding */ runChecked),
+  R3: () => (/* binding */ runProcess),
+  gh: () => (/* binding */ runProcessSync)
+});
+
+;// CONCATENATED MODULE: external "node:child_process"
+const external_node_child_process_namespaceObject = require("node:child_process");
+;// CONCATENATED MODULE: ./src/io/process.ts
+/**
+ * The one place deployguard starts local processes (git, gitleaks, the test command, local check
+ * commands, the demo's tools). Every run has a timeout, can be cancelled, keeps a bounded amount
+ * of output and gets an environment built on purpose (see `processEnv`), so no caller forgets one
+ * of them. Programs run without a shell: a caller that wants one runs `/bin/sh -c` itself.
+ */
+
+const DEFAULT_TIMEOUT_MS = 10 * 60_000;
+const DEFAULT_MAX_OUTPUT = 64 * 1024 * 1024;
+/**
+ * After the child exited, how long to wait for its output pipes to close. A background process it
+ * left behind may hold them forever; the output that matters has arrived by then.
+ */
+const AFTER_EXIT_MS = 250;
+/** SIGKILL cannot be ignored: this only bounds the wait for a process stuck in the kernel. */
+const AFTER_KILL_MS = 2000;
+/** Output of one stream, bounded. */
+class Capture {
+    max;
+    keepTail;
+    chunks = [];
+    size = 0;
+    constructor(max, keepTail) {
+        this.max = max;
+        this.keepTail = keepTail;
+    }
+    /** Adds a chunk; false when the bound is passed and the caller asked to fail. */
+    add(chunk) {
+        this.chunks.push(chunk);
+        this.size += chunk.length;
+        if (this.size <= this.max)
+            return true;
+        if (!this.keepTail)
+            return false;
+        const all = Buffer.concat(this.chunks);
+        this.chunks = [all.subarray(all.length - this.max)];
+        this.size = this.max;
+        return true;
+    }
+    get buffer() {
+        return Buffer.concat(this.chunks);
+    }
+}
+/**
+ * Runs `file` with `args` (no shell) and resolves when it has ended, whatever the outcome: it
+ * never rejects, so a caller decides what a non-zero exit, a timeout or a missing program means.
+ */
+function runProcess(file, args, opts = {}) {
+    const started = Date.now();
+    const max = opts.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
+    const out = new Capture(max, opts.overflow === 'tail');
+    const err = new Capture(max, opts.overflow === 'tail');
+    return new Promise(resolve => {
+        const result = (outcome, exit, error) => ({
+            outcome,
+            code: exit?.code ?? null,
+            signal: exit?.signal ?? null,
+            stdout: out.buffer,
+            stderr: err.buffer,
+            ...(error ? { error } : {}),
+            ms: Date.now() - started
+        });
+        if (opts.signal?.aborted)
+            return resolve(result('cancelled'));
+        let child;
+        try {
+            child = (0,external_node_child_process_namespaceObject.spawn)(file, [...args], {
+                cwd: opts.cwd,
+                env: opts.env ?? process.env,
+                detached: opts.group === true,
+                stdio: ['ignore', 'pipe', 'pipe'],
+                windowsHide: true
+            });
+        }
+        catch (e) {
+            return resolve(result('error', undefined, e));
+        }
+        let settled = false;
+        let stopped;
+        let exit;
+        let grace;
+        const finish = (error) => {
+            if (settled)
+                return;
+            settled = true;
+            clearTimeout(timer);
+            clearTimeout(grace);
+            opts.signal?.removeEventListener('abort', onAbort);
+            child.stdout?.destroy();
+            child.stderr?.destroy();
+            if (error)
+                resolve(result('error', undefined, error));
+            else
+                resolve(result(stopped ?? 'exit', exit));
+        };
+        const kill = (why) => {
+            stopped ??= why;
+            try {
+                if (opts.group && child.pid !== undefined)
+                    process.kill(-child.pid, 'SIGKILL');
+                else
+                    child.kill('SIGKILL');
+            }
+            catch {
+                // Already gone.
+            }
+            clearTimeout(grace);
+            grace = setTimeout(() => finish(), AFTER_KILL_MS);
+        };
+        const timer = setTimeout(() => kill('timeout'), opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+        const onAbort = () => kill('cancelled');
+        opts.signal?.addEventListener('abort', onAbort, { once: true });
+        const take = (capture, stream) => (chunk) => {
+            if (stopped === 'overflow')
+                return;
+            opts.onOutput?.(chunk, stream);
+            if (!capture.add(chunk))
+                kill('overflow');
+        };
+        child.stdout?.on('data', take(out, 'stdout'));
+        child.stderr?.on('data', take(err, 'stderr'));
+        child.on('error', e => finish(e));
+        child.on('exit', (code, signal) => {
+            exit = { code, signal };
+            if (stopped)
+                return;
+            clearTimeout(grace);
+            grace = setTimeout(() => finish(), AFTER_EXIT_MS);
+        });
+        child.on('close', (code, signal) => {
+            exit ??= { code, signal };
+            finish();
+        });
+    });
+}
+/**
+ * The same for the few places that must stay synchronous (a quick question asked while settings
+ * are read). Output is capped and the child killed past it; it never throws.
+ */
+function runProcessSync(file, args, opts = {}) {
+    const started = Date.now();
+    const r = (0,external_node_child_process_namespaceObject.spawnSync)(file, [...args], {
+        cwd: opts.cwd,
+        env: opts.env ?? process.env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        timeout: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+        killSignal: 'SIGKILL',
+        maxBuffer: opts.maxOutputBytes ?? DEFAULT_MAX_OUTPUT,
+        windowsHide: true
+    });
+    const error = r.error;
+    const outcome = !error
+        ? 'exit'
+        : error.code === 'ETIMEDOUT'
+            ? 'timeout'
+            : error.code === 'ENOBUFS'
+                ? 'overflow'
+                : 'error';
+    return {
+        outcome,
+        code: r.status,
+        signal: r.signal,
+        stdout: r.stdout ?? Buffer.alloc(0),
+        stderr: r.stderr ?? Buffer.alloc(0),
+        ...(outcome === 'error' && error ? { error } : {}),
+        ms: Date.now() - started
+    };
+}
+/**
+ * A child's environment: `base` without the dropped names, plus `set`. A fresh object: the base
+ * is never changed, so one caller's choices never leak into another's.
+ */
+function processEnv(base, changes = {}) {
+    const drop = changes.drop ?? [];
+    const dropped = (name) => drop.some(d => (typeof d === 'string' ? d === name : d.test(name)));
+    const env = {};
+    for (const [name, value] of Object.entries(base)) {
+        if (value !== undefined && !dropped(name))
+            env[name] = value;
+    }
+    return { ...env, ...changes.set };
+}
+/** "exited with code 3", "killed by SIGTERM", "timed out after 5 s": how a run ended, for messages. */
+function describeOutcome(r, timeoutMs = DEFAULT_TIMEOUT_MS) {
+    switch (r.outcome) {
+        case 'timeout':
+            return `timed out after ${timeoutMs < 10_000 ? `${timeoutMs} ms` : `${Math.round(timeoutMs / 1000)} s`}`;
+        case 'cancelled':
+            return 'cancelled';
+        case 'overflow':
+            return 'printed more output than deployguard keeps (killed)';
+        case 'error':
+            return `could not be started: ${r.error?.message ?? 'unknown error'}`;
+        case 'exit':
+            return r.signal ? `killed by ${r.signal}` : `exited with code ${r.code}`;
+    }
+}
+/**
+ * Runs a program that must succeed (the demo's tools): its stdout, or an Error naming the
+ * program, how it ended and the end of its stderr.
+ */
+async function runChecked(file, args, opts = {}) {
+    const r = await runProcess(file, args, opts);
+    if (r.outcome === 'exit' && r.code === 0)
+        return r.stdout;
+    const stderr = r.stderr.toString('utf8').trim().split('\n').slice(-5).join('\n');
+    throw new Error(`${file} ${describeOutcome(r, opts.timeoutMs)}${stderr ? `: ${stderr}` : ''}`);
 }
 
 
@@ -62909,6 +63066,1060 @@ class ReconnectingShell {
 
 /***/ }),
 
+/***/ 44:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  a: () => (/* binding */ runPipeline)
+});
+
+// EXTERNAL MODULE: ./src/deploy.ts + 12 modules
+var deploy = __nccwpck_require__(5084);
+// EXTERNAL MODULE: ./src/io/private-dir.ts
+var private_dir = __nccwpck_require__(8149);
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __nccwpck_require__(3916);
+;// CONCATENATED MODULE: ./src/execute/result.ts
+
+/** The result of a deploy stopped before any host was contacted (by the test command). */
+function blockedResult(settings, err, at) {
+    return {
+        status: 'blocked',
+        releaseId: settings.releaseId,
+        rolledBack: false,
+        hosts: [],
+        preChecks: [],
+        error: (0,errors/* describeError */.Uc)(err),
+        startedAt: at,
+        finishedAt: new Date(),
+        phases: [],
+        commit: settings.run.commit,
+        reused: false
+    };
+}
+
+// EXTERNAL MODULE: ./src/io/git.ts
+var git = __nccwpck_require__(7500);
+// EXTERNAL MODULE: ./src/io/github.ts
+var github = __nccwpck_require__(6557);
+;// CONCATENATED MODULE: ./src/report/publish.ts
+
+/**
+ * Where the deployment record goes on GitHub: a comment on the pull request or the commit,
+ * edited in place on later deploys, and optionally a GitHub deployment with its status. None of
+ * it may fail a deploy: a missing permission is a warning that names the permission to grant.
+ */
+/** What each call needs in the workflow's `permissions:`; the README lists the same. */
+const PERMISSIONS = {
+    'find the pull request of the commit': 'pull-requests: read',
+    'comment on the pull request': 'pull-requests: write',
+    'comment on the commit': 'contents: write',
+    'create a GitHub deployment': 'deployments: write',
+    'list the commits since the last deploy': 'contents: read'
+};
+/**
+ * Runs one GitHub call; a failure becomes a warning and `undefined`. A 403 (or a 404 where the
+ * token may not see the repository) names the permission the job lacks.
+ */
+async function attempt(feature, log, fn) {
+    try {
+        return await fn();
+    }
+    catch (err) {
+        const permission = PERMISSIONS[feature];
+        if (err instanceof github/* GitHubApiError */.OS && (err.status === 403 || err.status === 401)) {
+            log.warn(`deployguard could not ${feature}: GitHub answered ${err.status} (${err.message}). Add \`${permission}\` to the job's \`permissions:\`. The deploy itself is not affected.`);
+        }
+        else if (err instanceof github/* GitHubApiError */.OS && err.status === 404) {
+            log.warn(`deployguard could not ${feature}: GitHub answered 404 (${err.message}). Either it does not exist on GitHub (a commit that was not pushed), or the token cannot see it: the job needs \`${permission}\`. The deploy itself is not affected.`);
+        }
+        else {
+            log.warn(`deployguard could not ${feature}: ${err instanceof Error ? err.message : String(err)}. The deploy itself is not affected.`);
+        }
+        return undefined;
+    }
+}
+/** The hidden line that finds the record's comment again: one per environment (and PR or commit). */
+function recordMarker(environment) {
+    return `<!-- deployguard:record environment=${encodeURIComponent(environment)} -->`;
+}
+function pullRef(p) {
+    if (typeof p.number !== 'number')
+        return undefined;
+    return { number: p.number, title: p.title ?? '', url: p.html_url ?? '', headSha: p.head?.sha };
+}
+/**
+ * The pull request a deploy belongs to: the event's own PR, or the PR GitHub associates with the
+ * pushed commit (an open one first, else the one it was merged by).
+ */
+async function findPullRequest(api, repository, event, sha, log) {
+    const payload = (event?.payload ?? {});
+    if (event && /^pull_request/.test(event.name) && payload.pull_request)
+        return pullRef(payload.pull_request);
+    if (!api || !repository || !/^[0-9a-f]{40}$/.test(sha))
+        return undefined;
+    const pulls = await attempt('find the pull request of the commit', log, async () => {
+        const r = await api.request('GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls', {
+            ...(0,github/* repoParams */.Vt)(repository),
+            commit_sha: sha,
+            per_page: 10
+        });
+        return Array.isArray(r.data) ? r.data : [];
+    });
+    const chosen = pulls?.find(p => p.state === 'open') ?? pulls?.[0];
+    return chosen ? pullRef(chosen) : undefined;
+}
+/**
+ * A marker comment may be edited only when deployguard (a bot token) or someone with write access
+ * wrote it: anyone can comment on a public repository's pull request, and a copied marker must not
+ * make deployguard overwrite a stranger's comment.
+ */
+function trusted(c) {
+    return c.user?.type === 'Bot' || ['OWNER', 'MEMBER', 'COLLABORATOR'].includes(c.author_association ?? '');
+}
+/** How many pages of 100 comments are searched for the marker before a new comment is made. */
+const MAX_PAGES = 20;
+/**
+ * Creates the record's comment, or edits the one an earlier deploy of this environment left
+ * (found by its hidden marker), so a PR carries one record per environment, always current.
+ */
+async function upsertComment(api, repository, on, marker, body) {
+    const repo = (0,github/* repoParams */.Vt)(repository);
+    const list = on.kind === 'pr'
+        ? {
+            route: 'GET /repos/{owner}/{repo}/issues/{issue_number}/comments',
+            key: { issue_number: on.number }
+        }
+        : { route: 'GET /repos/{owner}/{repo}/commits/{commit_sha}/comments', key: { commit_sha: on.sha } };
+    let existing;
+    for (let page = 1; page <= MAX_PAGES && !existing; page++) {
+        const r = await api.request(list.route, { ...repo, ...list.key, per_page: 100, page });
+        const comments = Array.isArray(r.data) ? r.data : [];
+        existing = comments.find(c => typeof c.body === 'string' && c.body.includes(marker) && trusted(c));
+        if (comments.length < 100)
+            break;
+    }
+    if (existing) {
+        const route = on.kind === 'pr'
+            ? 'PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}'
+            : 'PATCH /repos/{owner}/{repo}/comments/{comment_id}';
+        const r = await api.request(route, { ...repo, comment_id: existing.id, body });
+        return { action: 'updated', url: r.data.html_url ?? existing.html_url ?? '' };
+    }
+    const route = on.kind === 'pr'
+        ? 'POST /repos/{owner}/{repo}/issues/{issue_number}/comments'
+        : 'POST /repos/{owner}/{repo}/commits/{commit_sha}/comments';
+    const r = await api.request(route, { ...repo, ...list.key, body });
+    return { action: 'created', url: r.data.html_url ?? '' };
+}
+/** GitHub's own limit on a comment body is 65,536 characters. */
+const COMMENT_LIMIT = 65_000;
+/**
+ * Cuts a record that is too long for a comment at a section boundary and says where the whole
+ * one is, rather than sending a body GitHub refuses.
+ */
+function fitComment(body, whereWhole) {
+    if (body.length <= COMMENT_LIMIT)
+        return body;
+    const note = `\n\n_The record is too long for a comment and was cut here; the whole record is in ${whereWhole}._\n`;
+    const room = COMMENT_LIMIT - note.length;
+    const cut = body.lastIndexOf('\n### ', room);
+    return body.slice(0, cut > 0 ? cut : room) + note;
+}
+/**
+ * A GitHub deployment for the commit, for jobs that do not run in an `environment:` (GitHub
+ * creates one for those itself). Returns its id for the status updates.
+ */
+async function createDeployment(api, repository, d) {
+    const r = await api.request('POST /repos/{owner}/{repo}/deployments', {
+        ...(0,github/* repoParams */.Vt)(repository),
+        ref: d.sha,
+        environment: d.environment,
+        description: d.description.slice(0, 140),
+        auto_merge: false,
+        // deployguard ran its own gates; GitHub's commit status checks are not asked again.
+        required_contexts: [],
+        production_environment: /^prod/i.test(d.environment)
+    });
+    const id = r.data.id;
+    return typeof id === 'number' ? id : undefined;
+}
+async function setDeploymentStatus(api, repository, id, s) {
+    await api.request('POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses', {
+        ...(0,github/* repoParams */.Vt)(repository),
+        deployment_id: id,
+        state: s.state,
+        description: s.description.slice(0, 140),
+        ...(s.environmentUrl ? { environment_url: s.environmentUrl } : {}),
+        ...(s.logUrl ? { log_url: s.logUrl } : {}),
+        auto_inactive: s.state === 'success'
+    });
+}
+
+;// CONCATENATED MODULE: ./src/report/changes.ts
+
+
+
+/** The record lists this many commits and links the compare view for the rest. */
+const MAX_LISTED = 50;
+const FULL_SHA = /^[0-9a-f]{40}$/;
+/**
+ * The commits between the last deployed commit (from the hosts' records) and this one: from the
+ * local clone when it has them, else from GitHub's compare API, else only the compare link.
+ */
+async function changesSince(opts) {
+    const { base, head } = opts;
+    if (!base)
+        return {
+            head,
+            commits: [],
+            total: 0,
+            note: opts.hostsRead === false
+                ? 'The commits since the last deployment are not known: no host was read.'
+                : opts.live
+                    ? `No earlier deployment's commit is recorded on the hosts (\`${opts.live}\` is live).`
+                    : 'First deploy: no earlier deployment is recorded on the hosts.'
+        };
+    const compareUrl = opts.repository && FULL_SHA.test(base) && FULL_SHA.test(head)
+        ? `${opts.serverUrl}/${opts.repository}/compare/${base}...${head}`
+        : undefined;
+    // Only real commits can be the same: two unknown ones (a run outside a git checkout) say nothing.
+    const unlisted = !FULL_SHA.test(head)
+        ? "This deploy's commit is not known (not run from a git checkout): the changes since the last deployment are not listed."
+        : base === head
+            ? 'The same commit as the last deployment (a re-deploy).'
+            : !FULL_SHA.test(base)
+                ? "The last deployment's commit is not known (it was not deployed from a git checkout): the changes since are not listed."
+                : undefined;
+    if (unlisted)
+        return { base, head, commits: [], total: 0, note: unlisted };
+    const local = await fromGit(opts.repoDir, base, head);
+    if (local)
+        return { base, head, compareUrl, ...local };
+    if (opts.api && opts.repository) {
+        const api = opts.api;
+        const repository = opts.repository;
+        const remote = await attempt('list the commits since the last deploy', opts.log, () => fromApi(api, repository, base, head));
+        if (remote)
+            return { base, head, compareUrl, ...remote };
+    }
+    return {
+        base,
+        head,
+        compareUrl,
+        commits: [],
+        total: 0,
+        note: 'The commit list is not available here (shallow clone, no API access): see the compare link.'
+    };
+}
+async function fromGit(dir, base, head) {
+    const range = `${base}..${head}`;
+    const count = await (0,git/* runGit */.EO)(dir, ['rev-list', '--count', range], { timeoutMs: 30_000 });
+    if (count.code !== 0)
+        return undefined;
+    const log = await (0,git/* runGit */.EO)(dir, ['log', `--max-count=${MAX_LISTED}`, '--format=%H%x1f%an%x1f%s', range], {
+        timeoutMs: 30_000
+    });
+    if (log.code !== 0)
+        return undefined;
+    const commits = log.stdout
+        .toString('utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map(l => {
+        const [sha = '', author = '', subject = ''] = l.split('\x1f');
+        return { sha, author, subject };
+    });
+    return { commits, total: Number(count.stdout.toString('utf8').trim()) || commits.length };
+}
+async function fromApi(api, repository, base, head) {
+    const r = await api.request('GET /repos/{owner}/{repo}/compare/{basehead}', {
+        ...(0,github/* repoParams */.Vt)(repository),
+        basehead: `${base}...${head}`,
+        per_page: 100
+    });
+    const data = r.data;
+    // The API lists oldest first; the record lists newest first, as `git log` does.
+    const commits = (data.commits ?? [])
+        .map(c => ({
+        sha: c.sha ?? '',
+        subject: (c.commit?.message ?? '').split('\n')[0],
+        author: c.author?.login ? `@${c.author.login}` : (c.commit?.author?.name ?? '')
+    }))
+        .reverse();
+    return { commits: commits.slice(0, MAX_LISTED), total: data.total_commits ?? commits.length };
+}
+/**
+ * Why this deploy happens: the `reason` input, else the pull request's title, else the pushed
+ * commit's message (from the event, or from the local clone).
+ */
+async function deployReason(opts) {
+    if (opts.reason)
+        return { text: opts.reason, source: 'reason' };
+    if (opts.pr?.title)
+        return { text: opts.pr.title, source: 'pull-request' };
+    const head = opts.event?.payload
+        ?.head_commit;
+    if (typeof head?.message === 'string' && head.message.trim() && (!head.id || head.id === opts.commit))
+        return { text: head.message.trim(), source: 'commit' };
+    if (!FULL_SHA.test(opts.commit))
+        return undefined;
+    const r = await (0,git/* runGit */.EO)(opts.repoDir, ['log', '-1', '--format=%B', opts.commit], { timeoutMs: 30_000 });
+    const text = r.code === 0 ? r.stdout.toString('utf8').trim() : '';
+    return text ? { text, source: 'commit' } : undefined;
+}
+
+// EXTERNAL MODULE: ./src/scan/pre-deploy.ts + 4 modules
+var pre_deploy = __nccwpck_require__(6725);
+;// CONCATENATED MODULE: ./src/report/record.ts
+
+/** What stopped a blocked deploy: the test command, the secret scan, or unhealthy production. */
+function blockedReason(result, testsFailed = false) {
+    if (result.status !== 'blocked')
+        return undefined;
+    if (testsFailed)
+        return 'tests';
+    return result.blockedBy !== undefined ? 'secrets' : 'health';
+}
+const HEADLINE = {
+    deployed: '✅ Deployed',
+    switched: '🔀 Switched (not verified yet)',
+    checked: '🔎 Pre-deploy checks passed',
+    'rolled-back': '↩️ Rolled back',
+    'rollback-failed': '🔥 Rollback FAILED',
+    failed: '❌ Failed (nothing changed)',
+    'failed-live': '❌ Failed, and the failed release is live',
+    blocked: '⛔ Blocked before the deploy'
+};
+/** A failed first deploy was not rolled back to anything: its headline says so. */
+function headline(r) {
+    if (r.status === 'rolled-back' && rolledBackHosts(r).restored.length === 0)
+        return '↩️ Taken down (nothing is live)';
+    return HEADLINE[r.status];
+}
+const BLOCKED_TEXT = {
+    tests: 'the test command failed',
+    secrets: 'the secret scan found secrets or could not run',
+    health: 'production was already unhealthy'
+};
+function statusText(input) {
+    const r = input.result;
+    switch (r.status) {
+        case 'deployed':
+            return `✅ deployed: every host serves \`${r.releaseId}\`, verified healthy${r.reused ? ' (the release was already on the hosts and verified: only switched)' : ''}`;
+        case 'checked':
+            return '🔎 the pre-deploy gates passed; nothing was changed';
+        case 'switched':
+            return `🔀 switched: every host runs \`${r.releaseId}\`; the post-deploy checks decide whether it stays`;
+        case 'rolled-back': {
+            // A host with no release before this one had the failed release taken down: nothing
+            // serves there, and the record must not say that something earlier does.
+            const { restored, takenDown } = rolledBackHosts(r);
+            if (restored.length === 0)
+                return '↩️ taken down: the release failed and there was no release before it, so nothing is live now';
+            const back = `the previous release${r.previousRelease ? ` \`${r.previousRelease}\`` : ''} serves again`;
+            if (takenDown.length === 0)
+                return `↩️ rolled back: the release failed, ${back} and passed its checks`;
+            return `↩️ rolled back: the release failed; ${back} on ${names(restored)} and passed its checks; ${names(takenDown)} had no release before: taken down, nothing is live there`;
+        }
+        case 'rollback-failed':
+            return '🔥 the release failed and the ROLLBACK FAILED: a host needs a person now (see Rollback plan)';
+        case 'failed':
+            return '❌ failed before the service was touched: nothing changed';
+        case 'failed-live':
+            return '❌ failed, and rollback is off: the failed release is live';
+        case 'blocked':
+            return `⛔ blocked before the deploy, nothing changed: ${input.blockedBy ? BLOCKED_TEXT[input.blockedBy] : 'a pre-deploy gate failed'}${input.blockedBy === 'secrets' && input.findings?.length ? ` (${input.findings.length} finding${input.findings.length === 1 ? '' : 's'})` : ''}`;
+    }
+}
+/** Table cells hold one line, no pipes. */
+function cell(text) {
+    return text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ').trim();
+}
+/** Text from commits and PRs must not ping people or open HTML: @names and `<` are defused. */
+function inert(text) {
+    return text.replace(/@(?=[A-Za-z0-9_-])/g, '@\u200b').replace(/</g, '&lt;');
+}
+function duration(ms) {
+    if (ms < 1000)
+        return `${Math.max(0, Math.round(ms))} ms`;
+    if (ms < 120_000)
+        return `${(ms / 1000).toFixed(1)} s`;
+    return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+}
+function fence(text, lang = '') {
+    // A fence longer than any backtick run inside, so log lines cannot close it.
+    const longest = Math.max(2, ...[...text.matchAll(/`+/g)].map(m => m[0].length));
+    const f = '`'.repeat(longest + 1);
+    return [`${f}${lang}`, text.trimEnd(), f];
+}
+function shortSha(sha) {
+    return /^[0-9a-f]{40}$/.test(sha) ? sha.slice(0, 7) : sha;
+}
+function commitLink(run, sha) {
+    return run.repository && /^[0-9a-f]{40}$/.test(sha)
+        ? `[\`${shortSha(sha)}\`](${run.serverUrl}/${run.repository}/commit/${sha})`
+        : `\`${shortSha(sha)}\``;
+}
+/** Stopped before any host was contacted (the test command): nothing about the hosts is known. */
+function untouched(r) {
+    return r.hosts.length === 0;
+}
+/** Hosts rolled back to a release they had before, and hosts whose failed first release was taken down. */
+function rolledBackHosts(r) {
+    const back = r.hosts.filter(h => h.outcome === 'rolled-back');
+    return { restored: back.filter(h => h.previousRelease), takenDown: back.filter(h => !h.previousRelease) };
+}
+function names(hosts) {
+    return hosts.map(h => cell(h.name)).join(', ');
+}
+/** The host's state was read (its probe step ran): what it reported live is known. */
+function wasRead(h) {
+    return h.steps.some(s => s.id === 'probe' && s.ok);
+}
+/**
+ * What served before this run, from what the hosts reported: the release the deploy replaced,
+ * else the release \`current\` named when the host was read, else the release the host's record
+ * says was deployed last. \`none\` only when a host was read and reported nothing live;
+ * \`unread\` when no host was read at all.
+ */
+function liveBefore(r) {
+    if (r.previousRelease)
+        return { kind: 'release', id: r.previousRelease };
+    for (const h of r.hosts) {
+        const id = h.previousRelease ?? h.liveBefore ?? h.previousDeploy?.release;
+        if (id)
+            return { kind: 'release', id };
+    }
+    return r.hosts.some(wasRead) ? { kind: 'none' } : { kind: 'unread' };
+}
+function header(input) {
+    const { result: r, run } = input;
+    const ref = run.ref.replace(/^refs\/(heads|tags)\//, '');
+    const secs = r.finishedAt.getTime() - r.startedAt.getTime();
+    const before = liveBefore(r);
+    const previous = before.kind === 'release'
+        ? `previous: \`${before.id}\``
+        : before.kind === 'none'
+            ? 'first deploy'
+            : untouched(r)
+                ? 'previous: not read (no host was contacted)'
+                : 'previous: not read (no host was read)';
+    const rows = [
+        // The environment is in the heading; its URL goes with the release it now serves.
+        [
+            'Release',
+            `${r.releaseId ? `\`${r.releaseId}\`` : 'none: no release to go back to was found'} (${previous})${input.environmentUrl ? ` · [${cell(input.environmentUrl)}](${input.environmentUrl})` : ''}`
+        ],
+        [
+            'Commit',
+            `${commitLink(run, run.commit)} on \`${cell(ref)}\` by ${cell(run.actor)}${run.runUrl ? ` · run [${run.runId}](${run.runUrl})` : ''}`
+        ],
+        ['Started', `${r.startedAt.toISOString()} · took ${duration(secs)}`]
+    ];
+    return [
+        `## ${headline(r)}: ${cell(input.environment)}${r.releaseId ? ` \`${r.releaseId}\`` : ''}`,
+        '',
+        `| **Status** | ${statusText(input)} |`,
+        '| --- | --- |',
+        ...rows.map(([k, v]) => `| **${k}** | ${v} |`),
+        ''
+    ];
+}
+function whySection(input) {
+    if (input.pr)
+        return [
+            `**Why:** Pull request [#${input.pr.number}](${input.pr.url}): ${inert(cell(input.pr.title))}`,
+            ''
+        ];
+    if (input.why) {
+        const [first = '', ...rest] = input.why.text.trim().split('\n');
+        const from = input.why.source === 'reason' ? 'reason given' : 'commit message';
+        // The first line inline; a body (a commit message's) quoted below it, ten lines at most.
+        const body = rest.join('\n').trim() ? rest.join('\n').trim().split('\n').slice(0, 9) : [];
+        return [
+            `**Why** (${from}): ${inert(cell(first))}`,
+            ...(body.length ? ['', ...body.map(l => `> ${inert(l)}`)] : []),
+            ''
+        ];
+    }
+    return ['**Why:** _no reason was given (the `reason` input, or `--reason` on the command line)._', ''];
+}
+/** Commits listed in the record; the compare link has the rest. */
+const COMMITS_SHOWN = 5;
+function changesSection(input) {
+    const c = input.changes;
+    if (!c)
+        return [];
+    const lines = [];
+    if (c.commits.length) {
+        const shown = c.commits.slice(0, COMMITS_SHOWN);
+        const newest = c.total > shown.length ? `, the ${shown.length} newest` : '';
+        lines.push(`**Changes:** ${c.total} commit${c.total === 1 ? '' : 's'}${c.base ? ` since \`${shortSha(c.base)}\`` : ''}${c.compareUrl ? ` ([compare](${c.compareUrl}))` : ''}${newest}${c.note ? `. _${c.note}_` : ''}`);
+        for (const k of shown)
+            lines.push(`- ${commitLink(input.run, k.sha)} ${inert(cell(k.subject))} (${inert(cell(k.author))})`);
+    }
+    else if (c.note) {
+        lines.push(`**Changes:** _${c.note}_${c.compareUrl && !c.note.startsWith('The same') ? ` ([compare](${c.compareUrl}))` : ''}`);
+    }
+    else if (c.compareUrl)
+        lines.push(`**Changes:** [compare](${c.compareUrl})`);
+    else
+        return [];
+    lines.push('');
+    return lines;
+}
+/** The secrets the scan found: rule, file, line and commit of each; never the secret itself. */
+function findingsSection(input) {
+    const found = input.findings ?? [];
+    if (found.length === 0)
+        return [];
+    const root = (input.artifactRoot ?? '.').replace(/\/+$/, '');
+    const shown = found.slice(0, 20);
+    const lines = [
+        `### Secrets found: ${found.length}`,
+        '',
+        '| rule | file | line | commit |',
+        '| --- | --- | --- | --- |',
+        ...shown.map(f => {
+            const file = f.source === 'artifact' && root !== '.' ? `${root}/${f.file}` : f.file;
+            const commit = f.commit ? commitLink(input.run, f.commit) : '(the artifact, not a commit)';
+            return `| ${cell(f.rule)} | \`${cell(file)}\` | ${f.line} | ${commit} |`;
+        })
+    ];
+    if (found.length > shown.length)
+        lines.push(`| … and ${found.length - shown.length} more | | | |`);
+    lines.push('', 'Rotate each secret first (it is already exposed), then remove it. A false positive: allowlist it in `.gitleaks.toml`, or add its fingerprint to `.gitleaksignore`.', '');
+    return lines;
+}
+function checkKey(c, deployHost, manyHosts) {
+    if (c.host)
+        return `${c.name} @ ${c.host}`;
+    return manyHosts && deployHost ? `${c.name} (after ${deployHost})` : c.name;
+}
+function verdict(c) {
+    if (!c)
+        return '—';
+    return `${c.ok ? '✅ pass' : '❌ fail'} (${duration(c.durationMs)})`;
+}
+function healthSection(input) {
+    const r = input.result;
+    const many = r.hosts.length > 1;
+    const before = new Map();
+    const after = new Map();
+    const restored = new Map();
+    for (const c of r.preChecks)
+        before.set(checkKey(c, undefined, false), c);
+    for (const h of r.hosts) {
+        for (const c of h.checks)
+            after.set(checkKey(c, h.name, many), c);
+        for (const c of h.rollbackChecks)
+            restored.set(checkKey(c, h.name, many), c);
+    }
+    // A check run from here after each host that passed every time is one row, not one per host.
+    const merged = new Map();
+    if (many && restored.size === 0) {
+        const runs = r.hosts.map(h => h.checks.filter(c => !c.host));
+        for (const name of new Set(runs.flat().map(c => c.name))) {
+            const all = runs.map(list => list.find(c => c.name === name));
+            if (!all.every((c) => c !== undefined && c.ok))
+                continue;
+            r.hosts.forEach(h => after.delete(`${name} (after ${h.name})`));
+            after.set(name, all.reduce((a, b) => (b.durationMs > a.durationMs ? b : a)));
+            merged.set(name, all.length);
+        }
+    }
+    const keys = [...new Set([...before.keys(), ...after.keys(), ...restored.keys()])];
+    if (untouched(r))
+        return ['**Health:** _not checked: the deploy stopped before any host was contacted._', ''];
+    if (keys.length === 0)
+        return ['**Health:** _no health check ran._', ''];
+    const withRollback = restored.size > 0;
+    const lines = [
+        `| health check | before | after${withRollback ? ' | after rollback' : ''} | detail |`,
+        `| --- | --- | ---${withRollback ? ' | ---' : ''} | --- |`
+    ];
+    for (const k of keys) {
+        // A key like "api (after web-1)" pairs with the plain "api" of the pre-deploy run.
+        const pre = before.get(k) ?? before.get(k.replace(/ \(after [^)]*\)$/, ''));
+        const post = after.get(k);
+        const rb = restored.get(k);
+        const detail = [post, rb, pre].find(c => c && !c.ok)?.reason ?? post?.reason ?? pre?.reason ?? '';
+        lines.push(`| ${cell(k)} | ${verdict(pre)} | ${merged.has(k) ? `✅ pass after each of ${merged.get(k)} hosts (slowest ${duration(post.durationMs)})` : verdict(post)}${withRollback ? ` | ${verdict(rb)}` : ''} | ${inert(cell(detail).slice(0, 200))} |`);
+    }
+    lines.push('');
+    return lines;
+}
+function hostsSection(input) {
+    const r = input.result;
+    if (r.hosts.length === 0)
+        return [];
+    const icon = {
+        deployed: '✅ deployed',
+        switched: '🔀 switched, not verified yet',
+        'rolled-back': '↩️ rolled back',
+        'rollback-failed': '🔥 rollback failed',
+        failed: '❌ failed, nothing changed',
+        'failed-live': '❌ failed, failed release live',
+        'not-started': '⏸️ not started'
+    };
+    const lines = ['| host | result | now serving | time |', '| --- | --- | --- | --- |'];
+    for (const h of r.hosts) {
+        const serving = h.outcome === 'deployed' || h.outcome === 'failed-live' || h.outcome === 'switched'
+            ? `\`${r.releaseId}\``
+            : h.previousRelease
+                ? `\`${h.previousRelease}\``
+                : h.outcome === 'rollback-failed'
+                    ? 'unknown'
+                    : h.liveBefore || h.previousDeploy
+                        ? `\`${h.liveBefore ?? h.previousDeploy.release}\``
+                        : wasRead(h)
+                            ? h.outcome === 'rolled-back'
+                                ? 'nothing (taken down; no release before)'
+                                : 'nothing (first deploy)'
+                            : 'not read';
+        const ms = h.steps.reduce((a, s) => a + s.ms, 0);
+        lines.push(`| ${cell(h.name)} | ${icon[h.outcome]} | ${serving} | ${duration(ms)} |`);
+    }
+    lines.push('');
+    return lines;
+}
+function rollbackSection(input) {
+    const r = input.result;
+    const lines = [];
+    const stuck = r.hosts.filter(h => h.recovery);
+    if (stuck.length) {
+        lines.push('### Rollback plan', '', '**The automatic rollback did not finish. Recover by hand:**', '');
+        for (const h of stuck)
+            lines.push(...fence(h.recovery, 'sh'), '');
+    }
+    const say = (text) => [...lines, `**Rollback plan:** ${text}`, ''];
+    const before = liveBefore(r);
+    const prev = before.kind === 'release' ? before.id : undefined;
+    if (untouched(r))
+        return say('nothing to do: no host was contacted, so nothing changed.');
+    if (r.status === 'rolled-back') {
+        const { restored, takenDown } = rolledBackHosts(r);
+        if (restored.length === 0)
+            return say('done: the failed release was taken down; there was no release before it, so nothing is live. A fixed release is the way forward.');
+        if (takenDown.length)
+            return say(`done: ${names(restored)} ${restored.length === 1 ? 'was' : 'were'} returned to \`${prev}\` and verified; on ${names(takenDown)} the failed release was taken down and nothing is live (no release before).`);
+        return say(`done: every host was returned to \`${prev}\` and verified.`);
+    }
+    if (!prev)
+        return before.kind === 'unread'
+            ? say('not known: no host was read, so what serves is not known from this run.')
+            : r.status === 'failed' || r.status === 'blocked' || r.status === 'checked'
+                ? say('nothing to do: no release was live before this one, and nothing was changed.')
+                : say('no release was live before this one: going back means stopping the service.');
+    if (r.status === 'failed' || r.status === 'blocked' || r.status === 'checked')
+        return say(`nothing to do: \`${prev}\` still serves; nothing was changed.`);
+    const source = r.hosts.find(h => h.previousDeploy?.release === prev)?.previousDeploy;
+    lines.push(`**Rollback plan:** to return to \`${prev}\`${source ? ` (commit ${commitLink(input.run, source.commit)}, deployed ${source.time})` : ''}, either:`);
+    lines.push(source?.runUrl
+        ? `1. Re-run the workflow run that deployed it: [${source.runUrl.replace(/^https?:\/\/[^/]+\//, '')}](${source.runUrl}) → **Re-run all jobs**. Its release is still on the hosts, so it only switches back and checks.`
+        : '1. Re-run the workflow run that deployed it (not recorded on the hosts: it was not deployed from a workflow).');
+    const config = input.configPath ? ` --config ${input.configPath}` : '';
+    lines.push(`2. From a terminal: \`deployguard rollback${config} --to ${prev}\``, '');
+    return lines;
+}
+function debugSection(input) {
+    const failed = input.result.hosts.filter(h => h.outcome !== 'deployed' && h.outcome !== 'not-started' && (h.error || h.logTail || h.keptAt));
+    if (failed.length === 0)
+        return [];
+    const lines = ['### Debugging the failed release', ''];
+    for (const h of failed) {
+        lines.push(`**${cell(h.name)}**`, '');
+        const bad = h.checks.filter(c => !c.ok);
+        for (const c of bad)
+            lines.push(`- check **${cell(c.name)}** failed: ${inert(cell(c.reason))}`);
+        // The error is already under "What went wrong" when it is the deploy's own.
+        if (h.error && bad.length === 0 && !input.result.error?.includes(h.error))
+            lines.push(...fence(h.error));
+        if (h.keptAt)
+            lines.push(`- the failed release is kept on the host at \`${h.keptAt}\``);
+        lines.push('');
+        if (h.logTail)
+            lines.push("The service's last log lines:", '', ...fence(h.logTail), '');
+    }
+    return lines;
+}
+/** Which part of the deploy a host step belongs to, for the timeline. */
+function stepPhase(s) {
+    if (s.undo)
+        return 'Rollback';
+    switch (s.id) {
+        case 'lock':
+        case 'probe':
+            return 'Lock and read';
+        case 'stage':
+        case 'upload':
+            return 'Upload';
+        case 'verify':
+            return 'Verify checksums';
+        case 'stop':
+        case 'switch':
+        case 'start':
+            return 'Stop, switch, start';
+        case 'running':
+            return 'Running check';
+        case 'checks':
+            return 'Health and stability';
+        case 'mark-good':
+            return 'Finish';
+        default:
+            return 'Prepare';
+    }
+}
+/** The gates, then each host's steps merged into phases, in time order. */
+function timeline(input) {
+    const bars = [];
+    for (const p of [...(input.extraPhases ?? []), ...input.result.phases])
+        bars.push({ section: 'Gates', name: p.name, start: p.start, end: p.start + p.ms, ok: p.ok });
+    for (const h of input.result.hosts) {
+        let cur;
+        for (const s of h.steps) {
+            const name = stepPhase(s);
+            if (cur && cur.name === name) {
+                cur.end = Math.max(cur.end, s.at + s.ms);
+                cur.ok &&= s.ok;
+            }
+            else {
+                if (cur)
+                    bars.push({ section: h.name, ...cur });
+                cur = { name, start: s.at, end: s.at + s.ms, ok: s.ok };
+            }
+        }
+        if (cur)
+            bars.push({ section: h.name, ...cur });
+    }
+    return bars.sort((a, b) => a.start - b.start);
+}
+/**
+ * The timeline, folded: one row per place (the gates, then each host) with its phases in order,
+ * and every step of a host that did not deploy cleanly. Each host's deployments.jsonl keeps the
+ * rest (`deployguard history`).
+ */
+function timelineSection(input) {
+    const bars = timeline(input);
+    const r = input.result;
+    const t0 = Math.min(r.startedAt.getTime(), ...bars.map(b => b.start));
+    const total = duration(r.finishedAt.getTime() - r.startedAt.getTime());
+    const lines = [`<details><summary>Timeline and steps (${total} in all)</summary>`, ''];
+    const sections = [...new Set(bars.map(b => b.section))];
+    if (sections.length) {
+        lines.push('| where | starts at | phases, in order |', '| --- | --- | --- |');
+        for (const section of sections) {
+            const own = bars.filter(b => b.section === section);
+            const phases = own
+                .map(b => `${b.ok ? '' : '❌ '}${cell(b.name)} ${duration(b.end - b.start)}`)
+                .join(' · ');
+            lines.push(`| ${cell(section)} | +${duration(own[0].start - t0)} | ${phases} |`);
+        }
+        lines.push('');
+    }
+    for (const h of r.hosts.filter(x => x.steps.length && x.outcome !== 'deployed')) {
+        lines.push(`**Steps on ${cell(h.name)}**`, '', '| step | result | took |', '| --- | --- | --- |');
+        for (const st of h.steps)
+            lines.push(`| ${st.undo ? '↩️ ' : ''}${cell(st.title)} | ${st.ok ? '✅' : `❌ ${inert(cell(st.detail ?? '')).slice(0, 300)}`} | ${duration(st.ms)} |`);
+        lines.push('');
+    }
+    // `</details>` may follow a paragraph directly: an HTML block of its kind ends one.
+    lines.push('Written by deployguard. Each host keeps this deploy in its deployments.jsonl (`deployguard history`).', '</details>', '');
+    return lines;
+}
+function errorSection(input) {
+    const e = input.result.error;
+    if (!e || input.result.status === 'deployed')
+        return [];
+    // The findings have their own table: their error's list would say the same again.
+    const text = input.findings?.length
+        ? e.split('\n')[0].replace(/:$/, '.')
+        : e.split('\n').slice(0, 40).join('\n');
+    return ['### What went wrong', '', ...fence(text), ''];
+}
+/** The whole record as Markdown, starting with the hidden marker that finds its comment again. */
+function renderRecord(input) {
+    return [
+        recordMarker(input.environment),
+        ...header(input),
+        ...whySection(input),
+        ...errorSection(input),
+        ...findingsSection(input),
+        ...changesSection(input),
+        ...healthSection(input),
+        ...hostsSection(input),
+        ...rollbackSection(input),
+        ...debugSection(input),
+        ...timelineSection(input)
+    ].join('\n');
+}
+
+;// CONCATENATED MODULE: ./src/report/deliver.ts
+
+
+
+
+
+/** The record's file name: environment and release, reduced to safe characters. */
+function recordFileName(environment, release) {
+    const safe = (s) => s.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 80);
+    return `deployguard-record-${safe(environment)}-${safe(release)}.md`;
+}
+/** Where the comment goes for the `comment` setting, given the PR found (if any). */
+function commentTargets(mode, pr, sha) {
+    const onPr = pr ? [{ kind: 'pr', number: pr.number }] : [];
+    const onCommit = /^[0-9a-f]{40}$/.test(sha) ? [{ kind: 'commit', sha }] : [];
+    switch (mode) {
+        case 'none':
+            return [];
+        case 'pr':
+            return onPr;
+        case 'commit':
+            return onCommit;
+        case 'both':
+            return [...onPr, ...onCommit];
+        case 'auto':
+            return onPr.length ? onPr : onCommit;
+    }
+}
+async function deliverRecord(o) {
+    const { settings, result } = o;
+    const live = result.hosts.find(h => h.previousDeploy)?.previousDeploy;
+    const before = liveBefore(result);
+    const changes = await changesSince({
+        hostsRead: before.kind !== 'unread',
+        live: before.kind === 'release' ? before.id : undefined,
+        repoDir: o.workspace,
+        base: live?.commit ?? result.lastDeployedCommit,
+        head: settings.run.commit,
+        api: o.api,
+        repository: settings.run.repository,
+        serverUrl: settings.run.serverUrl,
+        log: o.log
+    });
+    const markdown = o.redact(renderRecord({
+        environment: settings.environment,
+        result,
+        run: settings.run,
+        environmentUrl: settings.report.environmentUrl,
+        why: o.why,
+        pr: o.pr,
+        changes,
+        blockedBy: o.blockedBy,
+        findings: (0,pre_deploy/* reportOf */.EI)(result.blockedBy)?.scan?.findings,
+        artifactRoot: settings.artifact ? (0,pre_deploy/* artifactRootOf */.YM)(o.workspace, settings.artifact) : undefined,
+        extraPhases: o.extraPhases,
+        configPath: settings.configPath
+    }));
+    // The release the run ended on (a reused or rolled-back-to one), not the fresh id it started with.
+    const name = recordFileName(settings.environment, result.releaseId || 'none');
+    let path = '';
+    try {
+        path = (0,private_dir/* writePrivateFile */.Pl)(o.outDir, name, markdown);
+    }
+    catch (err) {
+        o.log.warn(`the deployment record could not be written to ${o.outDir}: ${err.message}`);
+    }
+    const comments = [];
+    const targets = commentTargets(settings.report.comment, o.pr, o.commentSha ?? settings.run.commit);
+    if (targets.length && (!o.api || !settings.run.repository)) {
+        o.log.info('The deployment record is in the job summary only: commenting needs the `github-token` input and GITHUB_REPOSITORY.');
+    }
+    else if (settings.report.comment === 'pr' && !o.pr) {
+        o.log.info('No pull request belongs to this deploy; no comment was posted (comment: pr).');
+    }
+    if (o.api && settings.run.repository) {
+        const api = o.api;
+        const repository = settings.run.repository;
+        const marker = recordMarker(settings.environment);
+        for (const on of targets) {
+            const body = fitComment(markdown, 'the job summary');
+            const done = await attempt(on.kind === 'pr' ? 'comment on the pull request' : 'comment on the commit', o.log, () => upsertComment(api, repository, on, marker, body));
+            if (done) {
+                comments.push(done.url);
+                o.log.info(`deployment record ${done.action} on the ${on.kind === 'pr' ? `pull request #${on.number}` : `commit ${on.sha.slice(0, 7)}`}: ${done.url}`);
+            }
+        }
+    }
+    return { markdown, path, comments };
+}
+/**
+ * A GitHub deployment, marked in progress, when `github-deployment` is on. Off by default: a job
+ * that runs in an `environment:` already gets one from GitHub, and a second would duplicate it.
+ */
+async function startGithubDeployment(settings, api, log) {
+    if (!settings.report.githubDeployment)
+        return undefined;
+    if (!api || !settings.run.repository || !/^[0-9a-f]{40}$/.test(settings.run.commit)) {
+        log.warn('github-deployment is on, but there is no github-token, GITHUB_REPOSITORY or commit: skipped.');
+        return undefined;
+    }
+    const repository = settings.run.repository;
+    return attempt('create a GitHub deployment', log, async () => {
+        const id = await createDeployment(api, repository, {
+            sha: settings.run.commit,
+            environment: settings.environment,
+            description: `deployguard: release ${settings.releaseId}`
+        });
+        if (id !== undefined)
+            await setDeploymentStatus(api, repository, id, {
+                state: 'in_progress',
+                logUrl: settings.run.runUrl,
+                description: 'deploying'
+            });
+        return id;
+    });
+}
+async function finishGithubDeployment(settings, api, id, status, log) {
+    if (id === undefined || !api || !settings.run.repository)
+        return;
+    const repository = settings.run.repository;
+    await attempt('create a GitHub deployment', log, () => setDeploymentStatus(api, repository, id, {
+        state: status === 'deployed' ? 'success' : 'failure',
+        environmentUrl: status === 'deployed' ? settings.report.environmentUrl : undefined,
+        logUrl: settings.run.runUrl,
+        description: `deployguard: ${status}`
+    }));
+}
+
+;// CONCATENATED MODULE: ./src/pipeline.ts
+
+
+
+
+
+
+
+
+/** Runs the whole sequence; errors (a ConfigError first of all) are the host's to report. */
+async function runPipeline(host, request) {
+    const settings = host.settings(request.ships ? 'deploy' : 'hosts');
+    if (settings.dryRun && request.ships)
+        return host.showPlan(settings, await (0,deploy/* dryRun */.PA)(settings));
+    const mode = request.mode(settings);
+    const abort = new AbortController();
+    const stopListening = host.onCancel(() => abort.abort());
+    try {
+        const { log, workspace } = host;
+        const outDir = (0,private_dir/* privateDir */.XK)();
+        const github = host.github?.(settings);
+        const gateOpts = {
+            workspace,
+            env: host.env,
+            log,
+            outDir,
+            event: github?.event,
+            signal: abort.signal,
+            onFinding: host.onFinding && ((f) => host.onFinding(f, settings))
+        };
+        const pr = github
+            ? await findPullRequest(github.api, settings.run.repository, github.event, settings.run.commit, log)
+            : undefined;
+        // Outside Actions, the hosts' records carry only a reason given on purpose.
+        const why = github
+            ? await deployReason({
+                reason: settings.report.reason,
+                pr,
+                event: github.event,
+                repoDir: workspace,
+                commit: settings.run.commit
+            })
+            : undefined;
+        // The gates belong to the whole run and to pre-deploy; the deploy phase trusts the pre-deploy
+        // job before it, post-deploy and rollback ship nothing new.
+        const gated = mode.kind === 'full' || mode.kind === 'pre';
+        const testStart = Date.now();
+        const failedTests = gated
+            ? await (0,pre_deploy/* testGate */.WX)(settings, gateOpts).then(() => undefined, (err) => err ?? new Error('the test command failed'))
+            : undefined;
+        const testPhases = gated && settings.preDeploy.testCommand
+            ? [{ name: 'Tests', start: testStart, ms: Date.now() - testStart, ok: failedTests === undefined }]
+            : [];
+        let scan;
+        let result;
+        let deploymentId;
+        if (failedTests !== undefined) {
+            result = blockedResult(settings, failedTests, new Date(testStart));
+        }
+        else {
+            if (github && (mode.kind === 'full' || mode.kind === 'switch'))
+                deploymentId = await startGithubDeployment(settings, github.api, log);
+            const held = new Map();
+            result = await (0,deploy/* runDeploy */.zt)(settings, {
+                log,
+                signal: abort.signal,
+                why: github ? why?.text : settings.report.reason,
+                redact: host.redact,
+                beforeChanges: gated
+                    ? async ({ lastDeployedCommit }) => {
+                        scan = await (0,pre_deploy/* secretGate */._D)(settings, { ...gateOpts, lastDeployedCommit });
+                    }
+                    : undefined,
+                onLock: host.saveLocks
+                    ? (h, isHeld, token) => {
+                        if (isHeld)
+                            held.set(h.name, token);
+                        else
+                            held.delete(h.name);
+                        host.saveLocks([...held.entries()]);
+                    }
+                    : undefined
+            }, mode);
+        }
+        const run = {
+            settings,
+            mode,
+            result,
+            failedTests,
+            scanned: scan ?? (0,pre_deploy/* reportOf */.EI)(result.blockedBy)?.scan,
+            blockedBy: blockedReason(result, failedTests !== undefined),
+            testPhases,
+            why,
+            pr
+        };
+        host.outputs?.(run);
+        const wanted = host.record(run);
+        let record;
+        if (wanted) {
+            record = await deliverRecord({
+                settings: wanted.post ? settings : { ...settings, report: { ...settings.report, comment: 'none' } },
+                result,
+                api: wanted.post ? github?.api : undefined,
+                pr,
+                why: github
+                    ? why
+                    : await deployReason({
+                        reason: settings.report.reason,
+                        repoDir: workspace,
+                        commit: settings.run.commit
+                    }),
+                blockedBy: run.blockedBy,
+                findings: run.scanned?.findings.length,
+                extraPhases: testPhases,
+                workspace,
+                outDir,
+                log,
+                redact: host.redact,
+                commentSha: pr?.headSha && /^pull_request/.test(github?.event?.name ?? '') ? pr.headSha : undefined
+            });
+            host.recorded?.(record, run);
+        }
+        if (github)
+            await finishGithubDeployment(settings, github.api, deploymentId, result.status, log);
+        return await host.finish(run, record);
+    }
+    finally {
+        stopListening();
+    }
+}
+
+
+/***/ }),
+
 /***/ 6661:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -62922,7 +64133,7 @@ class ReconnectingShell {
 /* harmony import */ var _io_ssh_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3311);
 /* harmony import */ var _remote_commands_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(1050);
 /* harmony import */ var _remote_layout_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(4614);
-/* harmony import */ var _action_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(3043);
+/* harmony import */ var _action_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(2929);
 
 
 
@@ -64459,946 +65670,6 @@ function remoteCommandLine(script) {
 
 /***/ }),
 
-/***/ 9059:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-"use strict";
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   q1: () => (/* binding */ deployReason),
-/* harmony export */   sR: () => (/* binding */ changesSince)
-/* harmony export */ });
-/* unused harmony export MAX_LISTED */
-/* harmony import */ var _io_github_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6557);
-/* harmony import */ var _scan_range_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8692);
-/* harmony import */ var _publish_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(4617);
-
-
-
-/** The record lists this many commits and links the compare view for the rest. */
-const MAX_LISTED = 50;
-const FULL_SHA = /^[0-9a-f]{40}$/;
-/**
- * The commits between the last deployed commit (from the hosts' records) and this one: from the
- * local clone when it has them, else from GitHub's compare API, else only the compare link.
- */
-async function changesSince(opts) {
-    const { base, head } = opts;
-    if (!base)
-        return {
-            head,
-            commits: [],
-            total: 0,
-            note: opts.hostsRead === false
-                ? 'The commits since the last deployment are not known: no host was read.'
-                : opts.live
-                    ? `No earlier deployment's commit is recorded on the hosts (\`${opts.live}\` is live).`
-                    : 'First deploy: no earlier deployment is recorded on the hosts.'
-        };
-    const compareUrl = opts.repository && FULL_SHA.test(base) && FULL_SHA.test(head)
-        ? `${opts.serverUrl}/${opts.repository}/compare/${base}...${head}`
-        : undefined;
-    // Only real commits can be the same: two unknown ones (a run outside a git checkout) say nothing.
-    const unlisted = !FULL_SHA.test(head)
-        ? "This deploy's commit is not known (not run from a git checkout): the changes since the last deployment are not listed."
-        : base === head
-            ? 'The same commit as the last deployment (a re-deploy).'
-            : !FULL_SHA.test(base)
-                ? "The last deployment's commit is not known (it was not deployed from a git checkout): the changes since are not listed."
-                : undefined;
-    if (unlisted)
-        return { base, head, commits: [], total: 0, note: unlisted };
-    const local = await fromGit(opts.repoDir, base, head);
-    if (local)
-        return { base, head, compareUrl, ...local };
-    if (opts.api && opts.repository) {
-        const api = opts.api;
-        const repository = opts.repository;
-        const remote = await (0,_publish_js__WEBPACK_IMPORTED_MODULE_2__/* .attempt */ .CD)('list the commits since the last deploy', opts.log, () => fromApi(api, repository, base, head));
-        if (remote)
-            return { base, head, compareUrl, ...remote };
-    }
-    return {
-        base,
-        head,
-        compareUrl,
-        commits: [],
-        total: 0,
-        note: 'The commit list is not available here (shallow clone, no API access): see the compare link.'
-    };
-}
-async function fromGit(dir, base, head) {
-    const git = new _scan_range_js__WEBPACK_IMPORTED_MODULE_1__/* .Git */ .T(dir);
-    const range = `${base}..${head}`;
-    const count = await git.run(['rev-list', '--count', range], 30_000).catch(() => undefined);
-    if (!count || count.code !== 0)
-        return undefined;
-    const log = await git.run(['log', `--max-count=${MAX_LISTED}`, '--format=%H%x1f%an%x1f%s', range], 30_000);
-    if (log.code !== 0)
-        return undefined;
-    const commits = log.stdout
-        .split('\n')
-        .filter(Boolean)
-        .map(l => {
-        const [sha = '', author = '', subject = ''] = l.split('\x1f');
-        return { sha, author, subject };
-    });
-    return { commits, total: Number(count.stdout.trim()) || commits.length };
-}
-async function fromApi(api, repository, base, head) {
-    const r = await api.request('GET /repos/{owner}/{repo}/compare/{basehead}', {
-        ...(0,_io_github_js__WEBPACK_IMPORTED_MODULE_0__/* .repoParams */ .Vt)(repository),
-        basehead: `${base}...${head}`,
-        per_page: 100
-    });
-    const data = r.data;
-    // The API lists oldest first; the record lists newest first, as `git log` does.
-    const commits = (data.commits ?? [])
-        .map(c => ({
-        sha: c.sha ?? '',
-        subject: (c.commit?.message ?? '').split('\n')[0],
-        author: c.author?.login ? `@${c.author.login}` : (c.commit?.author?.name ?? '')
-    }))
-        .reverse();
-    return { commits: commits.slice(0, MAX_LISTED), total: data.total_commits ?? commits.length };
-}
-/**
- * Why this deploy happens: the `reason` input, else the pull request's title, else the pushed
- * commit's message (from the event, or from the local clone).
- */
-async function deployReason(opts) {
-    if (opts.reason)
-        return { text: opts.reason, source: 'reason' };
-    if (opts.pr?.title)
-        return { text: opts.pr.title, source: 'pull-request' };
-    const head = opts.event?.payload
-        ?.head_commit;
-    if (typeof head?.message === 'string' && head.message.trim() && (!head.id || head.id === opts.commit))
-        return { text: head.message.trim(), source: 'commit' };
-    if (!FULL_SHA.test(opts.commit))
-        return undefined;
-    const r = await new _scan_range_js__WEBPACK_IMPORTED_MODULE_1__/* .Git */ .T(opts.repoDir)
-        .run(['log', '-1', '--format=%B', opts.commit], 30_000)
-        .catch(() => undefined);
-    const text = r?.code === 0 ? r.stdout.trim() : '';
-    return text ? { text, source: 'commit' } : undefined;
-}
-
-
-/***/ }),
-
-/***/ 6263:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-"use strict";
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Lc: () => (/* binding */ deliverRecord),
-/* harmony export */   Qs: () => (/* binding */ finishGithubDeployment),
-/* harmony export */   ZX: () => (/* binding */ startGithubDeployment)
-/* harmony export */ });
-/* unused harmony exports recordFileName, commentTargets */
-/* harmony import */ var _io_private_dir_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8149);
-/* harmony import */ var _scan_pre_deploy_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(872);
-/* harmony import */ var _changes_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9059);
-/* harmony import */ var _publish_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4617);
-/* harmony import */ var _record_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(3498);
-
-
-
-
-
-/** The record's file name: environment and release, reduced to safe characters. */
-function recordFileName(environment, release) {
-    const safe = (s) => s.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 80);
-    return `deployguard-record-${safe(environment)}-${safe(release)}.md`;
-}
-/** Where the comment goes for the `comment` setting, given the PR found (if any). */
-function commentTargets(mode, pr, sha) {
-    const onPr = pr ? [{ kind: 'pr', number: pr.number }] : [];
-    const onCommit = /^[0-9a-f]{40}$/.test(sha) ? [{ kind: 'commit', sha }] : [];
-    switch (mode) {
-        case 'none':
-            return [];
-        case 'pr':
-            return onPr;
-        case 'commit':
-            return onCommit;
-        case 'both':
-            return [...onPr, ...onCommit];
-        case 'auto':
-            return onPr.length ? onPr : onCommit;
-    }
-}
-async function deliverRecord(o) {
-    const { settings, result } = o;
-    const live = result.hosts.find(h => h.previousDeploy)?.previousDeploy;
-    const before = (0,_record_js__WEBPACK_IMPORTED_MODULE_4__/* .liveBefore */ .cH)(result);
-    const changes = await (0,_changes_js__WEBPACK_IMPORTED_MODULE_2__/* .changesSince */ .sR)({
-        hostsRead: before.kind !== 'unread',
-        live: before.kind === 'release' ? before.id : undefined,
-        repoDir: o.workspace,
-        base: live?.commit ?? result.lastDeployedCommit,
-        head: settings.run.commit,
-        api: o.api,
-        repository: settings.run.repository,
-        serverUrl: settings.run.serverUrl,
-        log: o.log
-    });
-    const markdown = o.redact((0,_record_js__WEBPACK_IMPORTED_MODULE_4__/* .renderRecord */ .sF)({
-        environment: settings.environment,
-        result,
-        run: settings.run,
-        environmentUrl: settings.report.environmentUrl,
-        why: o.why,
-        pr: o.pr,
-        changes,
-        blockedBy: o.blockedBy,
-        findings: (0,_scan_pre_deploy_js__WEBPACK_IMPORTED_MODULE_1__/* .reportOf */ .EI)(result.blockedBy)?.scan?.findings,
-        artifactRoot: settings.artifact ? (0,_scan_pre_deploy_js__WEBPACK_IMPORTED_MODULE_1__/* .artifactRootOf */ .YM)(o.workspace, settings.artifact) : undefined,
-        extraPhases: o.extraPhases,
-        configPath: settings.configPath
-    }));
-    // The release the run ended on (a reused or rolled-back-to one), not the fresh id it started with.
-    const name = recordFileName(settings.environment, result.releaseId || 'none');
-    let path = '';
-    try {
-        path = (0,_io_private_dir_js__WEBPACK_IMPORTED_MODULE_0__/* .writePrivateFile */ .Pl)(o.outDir, name, markdown);
-    }
-    catch (err) {
-        o.log.warn(`the deployment record could not be written to ${o.outDir}: ${err.message}`);
-    }
-    const comments = [];
-    const targets = commentTargets(settings.report.comment, o.pr, o.commentSha ?? settings.run.commit);
-    if (targets.length && (!o.api || !settings.run.repository)) {
-        o.log.info('The deployment record is in the job summary only: commenting needs the `github-token` input and GITHUB_REPOSITORY.');
-    }
-    else if (settings.report.comment === 'pr' && !o.pr) {
-        o.log.info('No pull request belongs to this deploy; no comment was posted (comment: pr).');
-    }
-    if (o.api && settings.run.repository) {
-        const api = o.api;
-        const repository = settings.run.repository;
-        const marker = (0,_publish_js__WEBPACK_IMPORTED_MODULE_3__/* .recordMarker */ .Iy)(settings.environment);
-        for (const on of targets) {
-            const body = (0,_publish_js__WEBPACK_IMPORTED_MODULE_3__/* .fitComment */ .pI)(markdown, 'the job summary');
-            const done = await (0,_publish_js__WEBPACK_IMPORTED_MODULE_3__/* .attempt */ .CD)(on.kind === 'pr' ? 'comment on the pull request' : 'comment on the commit', o.log, () => (0,_publish_js__WEBPACK_IMPORTED_MODULE_3__/* .upsertComment */ .lB)(api, repository, on, marker, body));
-            if (done) {
-                comments.push(done.url);
-                o.log.info(`deployment record ${done.action} on the ${on.kind === 'pr' ? `pull request #${on.number}` : `commit ${on.sha.slice(0, 7)}`}: ${done.url}`);
-            }
-        }
-    }
-    return { markdown, path, comments };
-}
-/**
- * A GitHub deployment, marked in progress, when `github-deployment` is on. Off by default: a job
- * that runs in an `environment:` already gets one from GitHub, and a second would duplicate it.
- */
-async function startGithubDeployment(settings, api, log) {
-    if (!settings.report.githubDeployment)
-        return undefined;
-    if (!api || !settings.run.repository || !/^[0-9a-f]{40}$/.test(settings.run.commit)) {
-        log.warn('github-deployment is on, but there is no github-token, GITHUB_REPOSITORY or commit: skipped.');
-        return undefined;
-    }
-    const repository = settings.run.repository;
-    return (0,_publish_js__WEBPACK_IMPORTED_MODULE_3__/* .attempt */ .CD)('create a GitHub deployment', log, async () => {
-        const id = await (0,_publish_js__WEBPACK_IMPORTED_MODULE_3__/* .createDeployment */ .Yy)(api, repository, {
-            sha: settings.run.commit,
-            environment: settings.environment,
-            description: `deployguard: release ${settings.releaseId}`
-        });
-        if (id !== undefined)
-            await (0,_publish_js__WEBPACK_IMPORTED_MODULE_3__/* .setDeploymentStatus */ .e9)(api, repository, id, {
-                state: 'in_progress',
-                logUrl: settings.run.runUrl,
-                description: 'deploying'
-            });
-        return id;
-    });
-}
-async function finishGithubDeployment(settings, api, id, status, log) {
-    if (id === undefined || !api || !settings.run.repository)
-        return;
-    const repository = settings.run.repository;
-    await (0,_publish_js__WEBPACK_IMPORTED_MODULE_3__/* .attempt */ .CD)('create a GitHub deployment', log, () => (0,_publish_js__WEBPACK_IMPORTED_MODULE_3__/* .setDeploymentStatus */ .e9)(api, repository, id, {
-        state: status === 'deployed' ? 'success' : 'failure',
-        environmentUrl: status === 'deployed' ? settings.report.environmentUrl : undefined,
-        logUrl: settings.run.runUrl,
-        description: `deployguard: ${status}`
-    }));
-}
-
-
-/***/ }),
-
-/***/ 4617:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-"use strict";
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   CD: () => (/* binding */ attempt),
-/* harmony export */   Iy: () => (/* binding */ recordMarker),
-/* harmony export */   Yy: () => (/* binding */ createDeployment),
-/* harmony export */   _f: () => (/* binding */ findPullRequest),
-/* harmony export */   e9: () => (/* binding */ setDeploymentStatus),
-/* harmony export */   lB: () => (/* binding */ upsertComment),
-/* harmony export */   pI: () => (/* binding */ fitComment)
-/* harmony export */ });
-/* unused harmony exports PERMISSIONS, COMMENT_LIMIT */
-/* harmony import */ var _io_github_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6557);
-
-/**
- * Where the deployment record goes on GitHub: a comment on the pull request or the commit,
- * edited in place on later deploys, and optionally a GitHub deployment with its status. None of
- * it may fail a deploy: a missing permission is a warning that names the permission to grant.
- */
-/** What each call needs in the workflow's `permissions:`; the README lists the same. */
-const PERMISSIONS = {
-    'find the pull request of the commit': 'pull-requests: read',
-    'comment on the pull request': 'pull-requests: write',
-    'comment on the commit': 'contents: write',
-    'create a GitHub deployment': 'deployments: write',
-    'list the commits since the last deploy': 'contents: read'
-};
-/**
- * Runs one GitHub call; a failure becomes a warning and `undefined`. A 403 (or a 404 where the
- * token may not see the repository) names the permission the job lacks.
- */
-async function attempt(feature, log, fn) {
-    try {
-        return await fn();
-    }
-    catch (err) {
-        const permission = PERMISSIONS[feature];
-        if (err instanceof _io_github_js__WEBPACK_IMPORTED_MODULE_0__/* .GitHubApiError */ .OS && (err.status === 403 || err.status === 401)) {
-            log.warn(`deployguard could not ${feature}: GitHub answered ${err.status} (${err.message}). Add \`${permission}\` to the job's \`permissions:\`. The deploy itself is not affected.`);
-        }
-        else if (err instanceof _io_github_js__WEBPACK_IMPORTED_MODULE_0__/* .GitHubApiError */ .OS && err.status === 404) {
-            log.warn(`deployguard could not ${feature}: GitHub answered 404 (${err.message}). Either it does not exist on GitHub (a commit that was not pushed), or the token cannot see it: the job needs \`${permission}\`. The deploy itself is not affected.`);
-        }
-        else {
-            log.warn(`deployguard could not ${feature}: ${err instanceof Error ? err.message : String(err)}. The deploy itself is not affected.`);
-        }
-        return undefined;
-    }
-}
-/** The hidden line that finds the record's comment again: one per environment (and PR or commit). */
-function recordMarker(environment) {
-    return `<!-- deployguard:record environment=${encodeURIComponent(environment)} -->`;
-}
-function pullRef(p) {
-    if (typeof p.number !== 'number')
-        return undefined;
-    return { number: p.number, title: p.title ?? '', url: p.html_url ?? '', headSha: p.head?.sha };
-}
-/**
- * The pull request a deploy belongs to: the event's own PR, or the PR GitHub associates with the
- * pushed commit (an open one first, else the one it was merged by).
- */
-async function findPullRequest(api, repository, event, sha, log) {
-    const payload = (event?.payload ?? {});
-    if (event && /^pull_request/.test(event.name) && payload.pull_request)
-        return pullRef(payload.pull_request);
-    if (!api || !repository || !/^[0-9a-f]{40}$/.test(sha))
-        return undefined;
-    const pulls = await attempt('find the pull request of the commit', log, async () => {
-        const r = await api.request('GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls', {
-            ...(0,_io_github_js__WEBPACK_IMPORTED_MODULE_0__/* .repoParams */ .Vt)(repository),
-            commit_sha: sha,
-            per_page: 10
-        });
-        return Array.isArray(r.data) ? r.data : [];
-    });
-    const chosen = pulls?.find(p => p.state === 'open') ?? pulls?.[0];
-    return chosen ? pullRef(chosen) : undefined;
-}
-/**
- * A marker comment may be edited only when deployguard (a bot token) or someone with write access
- * wrote it: anyone can comment on a public repository's pull request, and a copied marker must not
- * make deployguard overwrite a stranger's comment.
- */
-function trusted(c) {
-    return c.user?.type === 'Bot' || ['OWNER', 'MEMBER', 'COLLABORATOR'].includes(c.author_association ?? '');
-}
-/** How many pages of 100 comments are searched for the marker before a new comment is made. */
-const MAX_PAGES = 20;
-/**
- * Creates the record's comment, or edits the one an earlier deploy of this environment left
- * (found by its hidden marker), so a PR carries one record per environment, always current.
- */
-async function upsertComment(api, repository, on, marker, body) {
-    const repo = (0,_io_github_js__WEBPACK_IMPORTED_MODULE_0__/* .repoParams */ .Vt)(repository);
-    const list = on.kind === 'pr'
-        ? {
-            route: 'GET /repos/{owner}/{repo}/issues/{issue_number}/comments',
-            key: { issue_number: on.number }
-        }
-        : { route: 'GET /repos/{owner}/{repo}/commits/{commit_sha}/comments', key: { commit_sha: on.sha } };
-    let existing;
-    for (let page = 1; page <= MAX_PAGES && !existing; page++) {
-        const r = await api.request(list.route, { ...repo, ...list.key, per_page: 100, page });
-        const comments = Array.isArray(r.data) ? r.data : [];
-        existing = comments.find(c => typeof c.body === 'string' && c.body.includes(marker) && trusted(c));
-        if (comments.length < 100)
-            break;
-    }
-    if (existing) {
-        const route = on.kind === 'pr'
-            ? 'PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}'
-            : 'PATCH /repos/{owner}/{repo}/comments/{comment_id}';
-        const r = await api.request(route, { ...repo, comment_id: existing.id, body });
-        return { action: 'updated', url: r.data.html_url ?? existing.html_url ?? '' };
-    }
-    const route = on.kind === 'pr'
-        ? 'POST /repos/{owner}/{repo}/issues/{issue_number}/comments'
-        : 'POST /repos/{owner}/{repo}/commits/{commit_sha}/comments';
-    const r = await api.request(route, { ...repo, ...list.key, body });
-    return { action: 'created', url: r.data.html_url ?? '' };
-}
-/** GitHub's own limit on a comment body is 65,536 characters. */
-const COMMENT_LIMIT = 65_000;
-/**
- * Cuts a record that is too long for a comment at a section boundary and says where the whole
- * one is, rather than sending a body GitHub refuses.
- */
-function fitComment(body, whereWhole) {
-    if (body.length <= COMMENT_LIMIT)
-        return body;
-    const note = `\n\n_The record is too long for a comment and was cut here; the whole record is in ${whereWhole}._\n`;
-    const room = COMMENT_LIMIT - note.length;
-    const cut = body.lastIndexOf('\n### ', room);
-    return body.slice(0, cut > 0 ? cut : room) + note;
-}
-/**
- * A GitHub deployment for the commit, for jobs that do not run in an `environment:` (GitHub
- * creates one for those itself). Returns its id for the status updates.
- */
-async function createDeployment(api, repository, d) {
-    const r = await api.request('POST /repos/{owner}/{repo}/deployments', {
-        ...(0,_io_github_js__WEBPACK_IMPORTED_MODULE_0__/* .repoParams */ .Vt)(repository),
-        ref: d.sha,
-        environment: d.environment,
-        description: d.description.slice(0, 140),
-        auto_merge: false,
-        // deployguard ran its own gates; GitHub's commit status checks are not asked again.
-        required_contexts: [],
-        production_environment: /^prod/i.test(d.environment)
-    });
-    const id = r.data.id;
-    return typeof id === 'number' ? id : undefined;
-}
-async function setDeploymentStatus(api, repository, id, s) {
-    await api.request('POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses', {
-        ...(0,_io_github_js__WEBPACK_IMPORTED_MODULE_0__/* .repoParams */ .Vt)(repository),
-        deployment_id: id,
-        state: s.state,
-        description: s.description.slice(0, 140),
-        ...(s.environmentUrl ? { environment_url: s.environmentUrl } : {}),
-        ...(s.logUrl ? { log_url: s.logUrl } : {}),
-        auto_inactive: s.state === 'success'
-    });
-}
-
-
-/***/ }),
-
-/***/ 3498:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-"use strict";
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   cH: () => (/* binding */ liveBefore),
-/* harmony export */   hD: () => (/* binding */ blockedReason),
-/* harmony export */   sF: () => (/* binding */ renderRecord)
-/* harmony export */ });
-/* unused harmony exports cell, timeline */
-/* harmony import */ var _publish_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4617);
-
-/** What stopped a blocked deploy: the test command, the secret scan, or unhealthy production. */
-function blockedReason(result, testsFailed = false) {
-    if (result.status !== 'blocked')
-        return undefined;
-    if (testsFailed)
-        return 'tests';
-    return result.blockedBy !== undefined ? 'secrets' : 'health';
-}
-const HEADLINE = {
-    deployed: '✅ Deployed',
-    switched: '🔀 Switched (not verified yet)',
-    checked: '🔎 Pre-deploy checks passed',
-    'rolled-back': '↩️ Rolled back',
-    'rollback-failed': '🔥 Rollback FAILED',
-    failed: '❌ Failed (nothing changed)',
-    'failed-live': '❌ Failed, and the failed release is live',
-    blocked: '⛔ Blocked before the deploy'
-};
-/** A failed first deploy was not rolled back to anything: its headline says so. */
-function headline(r) {
-    if (r.status === 'rolled-back' && rolledBackHosts(r).restored.length === 0)
-        return '↩️ Taken down (nothing is live)';
-    return HEADLINE[r.status];
-}
-const BLOCKED_TEXT = {
-    tests: 'the test command failed',
-    secrets: 'the secret scan found secrets or could not run',
-    health: 'production was already unhealthy'
-};
-function statusText(input) {
-    const r = input.result;
-    switch (r.status) {
-        case 'deployed':
-            return `✅ deployed: every host serves \`${r.releaseId}\`, verified healthy${r.reused ? ' (the release was already on the hosts and verified: only switched)' : ''}`;
-        case 'checked':
-            return '🔎 the pre-deploy gates passed; nothing was changed';
-        case 'switched':
-            return `🔀 switched: every host runs \`${r.releaseId}\`; the post-deploy checks decide whether it stays`;
-        case 'rolled-back': {
-            // A host with no release before this one had the failed release taken down: nothing
-            // serves there, and the record must not say that something earlier does.
-            const { restored, takenDown } = rolledBackHosts(r);
-            if (restored.length === 0)
-                return '↩️ taken down: the release failed and there was no release before it, so nothing is live now';
-            const back = `the previous release${r.previousRelease ? ` \`${r.previousRelease}\`` : ''} serves again`;
-            if (takenDown.length === 0)
-                return `↩️ rolled back: the release failed, ${back} and passed its checks`;
-            return `↩️ rolled back: the release failed; ${back} on ${names(restored)} and passed its checks; ${names(takenDown)} had no release before: taken down, nothing is live there`;
-        }
-        case 'rollback-failed':
-            return '🔥 the release failed and the ROLLBACK FAILED: a host needs a person now (see Rollback plan)';
-        case 'failed':
-            return '❌ failed before the service was touched: nothing changed';
-        case 'failed-live':
-            return '❌ failed, and rollback is off: the failed release is live';
-        case 'blocked':
-            return `⛔ blocked before the deploy, nothing changed: ${input.blockedBy ? BLOCKED_TEXT[input.blockedBy] : 'a pre-deploy gate failed'}${input.blockedBy === 'secrets' && input.findings?.length ? ` (${input.findings.length} finding${input.findings.length === 1 ? '' : 's'})` : ''}`;
-    }
-}
-/** Table cells hold one line, no pipes. */
-function cell(text) {
-    return text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ').trim();
-}
-/** Text from commits and PRs must not ping people or open HTML: @names and `<` are defused. */
-function inert(text) {
-    return text.replace(/@(?=[A-Za-z0-9_-])/g, '@\u200b').replace(/</g, '&lt;');
-}
-function duration(ms) {
-    if (ms < 1000)
-        return `${Math.max(0, Math.round(ms))} ms`;
-    if (ms < 120_000)
-        return `${(ms / 1000).toFixed(1)} s`;
-    return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
-}
-function fence(text, lang = '') {
-    // A fence longer than any backtick run inside, so log lines cannot close it.
-    const longest = Math.max(2, ...[...text.matchAll(/`+/g)].map(m => m[0].length));
-    const f = '`'.repeat(longest + 1);
-    return [`${f}${lang}`, text.trimEnd(), f];
-}
-function shortSha(sha) {
-    return /^[0-9a-f]{40}$/.test(sha) ? sha.slice(0, 7) : sha;
-}
-function commitLink(run, sha) {
-    return run.repository && /^[0-9a-f]{40}$/.test(sha)
-        ? `[\`${shortSha(sha)}\`](${run.serverUrl}/${run.repository}/commit/${sha})`
-        : `\`${shortSha(sha)}\``;
-}
-/** Stopped before any host was contacted (the test command): nothing about the hosts is known. */
-function untouched(r) {
-    return r.hosts.length === 0;
-}
-/** Hosts rolled back to a release they had before, and hosts whose failed first release was taken down. */
-function rolledBackHosts(r) {
-    const back = r.hosts.filter(h => h.outcome === 'rolled-back');
-    return { restored: back.filter(h => h.previousRelease), takenDown: back.filter(h => !h.previousRelease) };
-}
-function names(hosts) {
-    return hosts.map(h => cell(h.name)).join(', ');
-}
-/** The host's state was read (its probe step ran): what it reported live is known. */
-function wasRead(h) {
-    return h.steps.some(s => s.id === 'probe' && s.ok);
-}
-/**
- * What served before this run, from what the hosts reported: the release the deploy replaced,
- * else the release \`current\` named when the host was read, else the release the host's record
- * says was deployed last. \`none\` only when a host was read and reported nothing live;
- * \`unread\` when no host was read at all.
- */
-function liveBefore(r) {
-    if (r.previousRelease)
-        return { kind: 'release', id: r.previousRelease };
-    for (const h of r.hosts) {
-        const id = h.previousRelease ?? h.liveBefore ?? h.previousDeploy?.release;
-        if (id)
-            return { kind: 'release', id };
-    }
-    return r.hosts.some(wasRead) ? { kind: 'none' } : { kind: 'unread' };
-}
-function header(input) {
-    const { result: r, run } = input;
-    const ref = run.ref.replace(/^refs\/(heads|tags)\//, '');
-    const secs = r.finishedAt.getTime() - r.startedAt.getTime();
-    const before = liveBefore(r);
-    const previous = before.kind === 'release'
-        ? `previous: \`${before.id}\``
-        : before.kind === 'none'
-            ? 'first deploy'
-            : untouched(r)
-                ? 'previous: not read (no host was contacted)'
-                : 'previous: not read (no host was read)';
-    const rows = [
-        // The environment is in the heading; its URL goes with the release it now serves.
-        [
-            'Release',
-            `${r.releaseId ? `\`${r.releaseId}\`` : 'none: no release to go back to was found'} (${previous})${input.environmentUrl ? ` · [${cell(input.environmentUrl)}](${input.environmentUrl})` : ''}`
-        ],
-        [
-            'Commit',
-            `${commitLink(run, run.commit)} on \`${cell(ref)}\` by ${cell(run.actor)}${run.runUrl ? ` · run [${run.runId}](${run.runUrl})` : ''}`
-        ],
-        ['Started', `${r.startedAt.toISOString()} · took ${duration(secs)}`]
-    ];
-    return [
-        `## ${headline(r)}: ${cell(input.environment)}${r.releaseId ? ` \`${r.releaseId}\`` : ''}`,
-        '',
-        `| **Status** | ${statusText(input)} |`,
-        '| --- | --- |',
-        ...rows.map(([k, v]) => `| **${k}** | ${v} |`),
-        ''
-    ];
-}
-function whySection(input) {
-    if (input.pr)
-        return [
-            `**Why:** Pull request [#${input.pr.number}](${input.pr.url}): ${inert(cell(input.pr.title))}`,
-            ''
-        ];
-    if (input.why) {
-        const [first = '', ...rest] = input.why.text.trim().split('\n');
-        const from = input.why.source === 'reason' ? 'reason given' : 'commit message';
-        // The first line inline; a body (a commit message's) quoted below it, ten lines at most.
-        const body = rest.join('\n').trim() ? rest.join('\n').trim().split('\n').slice(0, 9) : [];
-        return [
-            `**Why** (${from}): ${inert(cell(first))}`,
-            ...(body.length ? ['', ...body.map(l => `> ${inert(l)}`)] : []),
-            ''
-        ];
-    }
-    return ['**Why:** _no reason was given (the `reason` input, or `--reason` on the command line)._', ''];
-}
-/** Commits listed in the record; the compare link has the rest. */
-const COMMITS_SHOWN = 5;
-function changesSection(input) {
-    const c = input.changes;
-    if (!c)
-        return [];
-    const lines = [];
-    if (c.commits.length) {
-        const shown = c.commits.slice(0, COMMITS_SHOWN);
-        const newest = c.total > shown.length ? `, the ${shown.length} newest` : '';
-        lines.push(`**Changes:** ${c.total} commit${c.total === 1 ? '' : 's'}${c.base ? ` since \`${shortSha(c.base)}\`` : ''}${c.compareUrl ? ` ([compare](${c.compareUrl}))` : ''}${newest}${c.note ? `. _${c.note}_` : ''}`);
-        for (const k of shown)
-            lines.push(`- ${commitLink(input.run, k.sha)} ${inert(cell(k.subject))} (${inert(cell(k.author))})`);
-    }
-    else if (c.note) {
-        lines.push(`**Changes:** _${c.note}_${c.compareUrl && !c.note.startsWith('The same') ? ` ([compare](${c.compareUrl}))` : ''}`);
-    }
-    else if (c.compareUrl)
-        lines.push(`**Changes:** [compare](${c.compareUrl})`);
-    else
-        return [];
-    lines.push('');
-    return lines;
-}
-/** The secrets the scan found: rule, file, line and commit of each; never the secret itself. */
-function findingsSection(input) {
-    const found = input.findings ?? [];
-    if (found.length === 0)
-        return [];
-    const root = (input.artifactRoot ?? '.').replace(/\/+$/, '');
-    const shown = found.slice(0, 20);
-    const lines = [
-        `### Secrets found: ${found.length}`,
-        '',
-        '| rule | file | line | commit |',
-        '| --- | --- | --- | --- |',
-        ...shown.map(f => {
-            const file = f.source === 'artifact' && root !== '.' ? `${root}/${f.file}` : f.file;
-            const commit = f.commit ? commitLink(input.run, f.commit) : '(the artifact, not a commit)';
-            return `| ${cell(f.rule)} | \`${cell(file)}\` | ${f.line} | ${commit} |`;
-        })
-    ];
-    if (found.length > shown.length)
-        lines.push(`| … and ${found.length - shown.length} more | | | |`);
-    lines.push('', 'Rotate each secret first (it is already exposed), then remove it. A false positive: allowlist it in `.gitleaks.toml`, or add its fingerprint to `.gitleaksignore`.', '');
-    return lines;
-}
-function checkKey(c, deployHost, manyHosts) {
-    if (c.host)
-        return `${c.name} @ ${c.host}`;
-    return manyHosts && deployHost ? `${c.name} (after ${deployHost})` : c.name;
-}
-function verdict(c) {
-    if (!c)
-        return '—';
-    return `${c.ok ? '✅ pass' : '❌ fail'} (${duration(c.durationMs)})`;
-}
-function healthSection(input) {
-    const r = input.result;
-    const many = r.hosts.length > 1;
-    const before = new Map();
-    const after = new Map();
-    const restored = new Map();
-    for (const c of r.preChecks)
-        before.set(checkKey(c, undefined, false), c);
-    for (const h of r.hosts) {
-        for (const c of h.checks)
-            after.set(checkKey(c, h.name, many), c);
-        for (const c of h.rollbackChecks)
-            restored.set(checkKey(c, h.name, many), c);
-    }
-    // A check run from here after each host that passed every time is one row, not one per host.
-    const merged = new Map();
-    if (many && restored.size === 0) {
-        const runs = r.hosts.map(h => h.checks.filter(c => !c.host));
-        for (const name of new Set(runs.flat().map(c => c.name))) {
-            const all = runs.map(list => list.find(c => c.name === name));
-            if (!all.every((c) => c !== undefined && c.ok))
-                continue;
-            r.hosts.forEach(h => after.delete(`${name} (after ${h.name})`));
-            after.set(name, all.reduce((a, b) => (b.durationMs > a.durationMs ? b : a)));
-            merged.set(name, all.length);
-        }
-    }
-    const keys = [...new Set([...before.keys(), ...after.keys(), ...restored.keys()])];
-    if (untouched(r))
-        return ['**Health:** _not checked: the deploy stopped before any host was contacted._', ''];
-    if (keys.length === 0)
-        return ['**Health:** _no health check ran._', ''];
-    const withRollback = restored.size > 0;
-    const lines = [
-        `| health check | before | after${withRollback ? ' | after rollback' : ''} | detail |`,
-        `| --- | --- | ---${withRollback ? ' | ---' : ''} | --- |`
-    ];
-    for (const k of keys) {
-        // A key like "api (after web-1)" pairs with the plain "api" of the pre-deploy run.
-        const pre = before.get(k) ?? before.get(k.replace(/ \(after [^)]*\)$/, ''));
-        const post = after.get(k);
-        const rb = restored.get(k);
-        const detail = [post, rb, pre].find(c => c && !c.ok)?.reason ?? post?.reason ?? pre?.reason ?? '';
-        lines.push(`| ${cell(k)} | ${verdict(pre)} | ${merged.has(k) ? `✅ pass after each of ${merged.get(k)} hosts (slowest ${duration(post.durationMs)})` : verdict(post)}${withRollback ? ` | ${verdict(rb)}` : ''} | ${inert(cell(detail).slice(0, 200))} |`);
-    }
-    lines.push('');
-    return lines;
-}
-function hostsSection(input) {
-    const r = input.result;
-    if (r.hosts.length === 0)
-        return [];
-    const icon = {
-        deployed: '✅ deployed',
-        switched: '🔀 switched, not verified yet',
-        'rolled-back': '↩️ rolled back',
-        'rollback-failed': '🔥 rollback failed',
-        failed: '❌ failed, nothing changed',
-        'failed-live': '❌ failed, failed release live',
-        'not-started': '⏸️ not started'
-    };
-    const lines = ['| host | result | now serving | time |', '| --- | --- | --- | --- |'];
-    for (const h of r.hosts) {
-        const serving = h.outcome === 'deployed' || h.outcome === 'failed-live' || h.outcome === 'switched'
-            ? `\`${r.releaseId}\``
-            : h.previousRelease
-                ? `\`${h.previousRelease}\``
-                : h.outcome === 'rollback-failed'
-                    ? 'unknown'
-                    : h.liveBefore || h.previousDeploy
-                        ? `\`${h.liveBefore ?? h.previousDeploy.release}\``
-                        : wasRead(h)
-                            ? h.outcome === 'rolled-back'
-                                ? 'nothing (taken down; no release before)'
-                                : 'nothing (first deploy)'
-                            : 'not read';
-        const ms = h.steps.reduce((a, s) => a + s.ms, 0);
-        lines.push(`| ${cell(h.name)} | ${icon[h.outcome]} | ${serving} | ${duration(ms)} |`);
-    }
-    lines.push('');
-    return lines;
-}
-function rollbackSection(input) {
-    const r = input.result;
-    const lines = [];
-    const stuck = r.hosts.filter(h => h.recovery);
-    if (stuck.length) {
-        lines.push('### Rollback plan', '', '**The automatic rollback did not finish. Recover by hand:**', '');
-        for (const h of stuck)
-            lines.push(...fence(h.recovery, 'sh'), '');
-    }
-    const say = (text) => [...lines, `**Rollback plan:** ${text}`, ''];
-    const before = liveBefore(r);
-    const prev = before.kind === 'release' ? before.id : undefined;
-    if (untouched(r))
-        return say('nothing to do: no host was contacted, so nothing changed.');
-    if (r.status === 'rolled-back') {
-        const { restored, takenDown } = rolledBackHosts(r);
-        if (restored.length === 0)
-            return say('done: the failed release was taken down; there was no release before it, so nothing is live. A fixed release is the way forward.');
-        if (takenDown.length)
-            return say(`done: ${names(restored)} ${restored.length === 1 ? 'was' : 'were'} returned to \`${prev}\` and verified; on ${names(takenDown)} the failed release was taken down and nothing is live (no release before).`);
-        return say(`done: every host was returned to \`${prev}\` and verified.`);
-    }
-    if (!prev)
-        return before.kind === 'unread'
-            ? say('not known: no host was read, so what serves is not known from this run.')
-            : r.status === 'failed' || r.status === 'blocked' || r.status === 'checked'
-                ? say('nothing to do: no release was live before this one, and nothing was changed.')
-                : say('no release was live before this one: going back means stopping the service.');
-    if (r.status === 'failed' || r.status === 'blocked' || r.status === 'checked')
-        return say(`nothing to do: \`${prev}\` still serves; nothing was changed.`);
-    const source = r.hosts.find(h => h.previousDeploy?.release === prev)?.previousDeploy;
-    lines.push(`**Rollback plan:** to return to \`${prev}\`${source ? ` (commit ${commitLink(input.run, source.commit)}, deployed ${source.time})` : ''}, either:`);
-    lines.push(source?.runUrl
-        ? `1. Re-run the workflow run that deployed it: [${source.runUrl.replace(/^https?:\/\/[^/]+\//, '')}](${source.runUrl}) → **Re-run all jobs**. Its release is still on the hosts, so it only switches back and checks.`
-        : '1. Re-run the workflow run that deployed it (not recorded on the hosts: it was not deployed from a workflow).');
-    const config = input.configPath ? ` --config ${input.configPath}` : '';
-    lines.push(`2. From a terminal: \`deployguard rollback${config} --to ${prev}\``, '');
-    return lines;
-}
-function debugSection(input) {
-    const failed = input.result.hosts.filter(h => h.outcome !== 'deployed' && h.outcome !== 'not-started' && (h.error || h.logTail || h.keptAt));
-    if (failed.length === 0)
-        return [];
-    const lines = ['### Debugging the failed release', ''];
-    for (const h of failed) {
-        lines.push(`**${cell(h.name)}**`, '');
-        const bad = h.checks.filter(c => !c.ok);
-        for (const c of bad)
-            lines.push(`- check **${cell(c.name)}** failed: ${inert(cell(c.reason))}`);
-        // The error is already under "What went wrong" when it is the deploy's own.
-        if (h.error && bad.length === 0 && !input.result.error?.includes(h.error))
-            lines.push(...fence(h.error));
-        if (h.keptAt)
-            lines.push(`- the failed release is kept on the host at \`${h.keptAt}\``);
-        lines.push('');
-        if (h.logTail)
-            lines.push("The service's last log lines:", '', ...fence(h.logTail), '');
-    }
-    return lines;
-}
-/** Which part of the deploy a host step belongs to, for the timeline. */
-function stepPhase(s) {
-    if (s.undo)
-        return 'Rollback';
-    switch (s.id) {
-        case 'lock':
-        case 'probe':
-            return 'Lock and read';
-        case 'stage':
-        case 'upload':
-            return 'Upload';
-        case 'verify':
-            return 'Verify checksums';
-        case 'stop':
-        case 'switch':
-        case 'start':
-            return 'Stop, switch, start';
-        case 'running':
-            return 'Running check';
-        case 'checks':
-            return 'Health and stability';
-        case 'mark-good':
-            return 'Finish';
-        default:
-            return 'Prepare';
-    }
-}
-/** The gates, then each host's steps merged into phases, in time order. */
-function timeline(input) {
-    const bars = [];
-    for (const p of [...(input.extraPhases ?? []), ...input.result.phases])
-        bars.push({ section: 'Gates', name: p.name, start: p.start, end: p.start + p.ms, ok: p.ok });
-    for (const h of input.result.hosts) {
-        let cur;
-        for (const s of h.steps) {
-            const name = stepPhase(s);
-            if (cur && cur.name === name) {
-                cur.end = Math.max(cur.end, s.at + s.ms);
-                cur.ok &&= s.ok;
-            }
-            else {
-                if (cur)
-                    bars.push({ section: h.name, ...cur });
-                cur = { name, start: s.at, end: s.at + s.ms, ok: s.ok };
-            }
-        }
-        if (cur)
-            bars.push({ section: h.name, ...cur });
-    }
-    return bars.sort((a, b) => a.start - b.start);
-}
-/**
- * The timeline, folded: one row per place (the gates, then each host) with its phases in order,
- * and every step of a host that did not deploy cleanly. Each host's deployments.jsonl keeps the
- * rest (`deployguard history`).
- */
-function timelineSection(input) {
-    const bars = timeline(input);
-    const r = input.result;
-    const t0 = Math.min(r.startedAt.getTime(), ...bars.map(b => b.start));
-    const total = duration(r.finishedAt.getTime() - r.startedAt.getTime());
-    const lines = [`<details><summary>Timeline and steps (${total} in all)</summary>`, ''];
-    const sections = [...new Set(bars.map(b => b.section))];
-    if (sections.length) {
-        lines.push('| where | starts at | phases, in order |', '| --- | --- | --- |');
-        for (const section of sections) {
-            const own = bars.filter(b => b.section === section);
-            const phases = own
-                .map(b => `${b.ok ? '' : '❌ '}${cell(b.name)} ${duration(b.end - b.start)}`)
-                .join(' · ');
-            lines.push(`| ${cell(section)} | +${duration(own[0].start - t0)} | ${phases} |`);
-        }
-        lines.push('');
-    }
-    for (const h of r.hosts.filter(x => x.steps.length && x.outcome !== 'deployed')) {
-        lines.push(`**Steps on ${cell(h.name)}**`, '', '| step | result | took |', '| --- | --- | --- |');
-        for (const st of h.steps)
-            lines.push(`| ${st.undo ? '↩️ ' : ''}${cell(st.title)} | ${st.ok ? '✅' : `❌ ${inert(cell(st.detail ?? '')).slice(0, 300)}`} | ${duration(st.ms)} |`);
-        lines.push('');
-    }
-    // `</details>` may follow a paragraph directly: an HTML block of its kind ends one.
-    lines.push('Written by deployguard. Each host keeps this deploy in its deployments.jsonl (`deployguard history`).', '</details>', '');
-    return lines;
-}
-function errorSection(input) {
-    const e = input.result.error;
-    if (!e || input.result.status === 'deployed')
-        return [];
-    // The findings have their own table: their error's list would say the same again.
-    const text = input.findings?.length
-        ? e.split('\n')[0].replace(/:$/, '.')
-        : e.split('\n').slice(0, 40).join('\n');
-    return ['### What went wrong', '', ...fence(text), ''];
-}
-/** The whole record as Markdown, starting with the hidden marker that finds its comment again. */
-function renderRecord(input) {
-    return [
-        (0,_publish_js__WEBPACK_IMPORTED_MODULE_0__/* .recordMarker */ .Iy)(input.environment),
-        ...header(input),
-        ...whySection(input),
-        ...errorSection(input),
-        ...findingsSection(input),
-        ...changesSection(input),
-        ...healthSection(input),
-        ...hostsSection(input),
-        ...rollbackSection(input),
-        ...debugSection(input),
-        ...timelineSection(input)
-    ].join('\n');
-}
-
-
-/***/ }),
-
 /***/ 7994:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -65476,7 +65747,7 @@ function renderCheckTable(results) {
 
 /***/ }),
 
-/***/ 872:
+/***/ 6725:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -65491,14 +65762,16 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 // UNUSED EXPORTS: runTestCommand, testEnvironment
 
-// EXTERNAL MODULE: external "node:child_process"
-var external_node_child_process_ = __nccwpck_require__(1421);
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __nccwpck_require__(3024);
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __nccwpck_require__(3916);
+// EXTERNAL MODULE: ./src/io/git.ts
+var git = __nccwpck_require__(7500);
+// EXTERNAL MODULE: ./src/io/process.ts + 1 modules
+var io_process = __nccwpck_require__(8997);
 // EXTERNAL MODULE: ./src/io/secrets.ts
 var secrets = __nccwpck_require__(3965);
 // EXTERNAL MODULE: external "node:crypto"
@@ -65742,12 +66015,13 @@ async function findOnPath(env) {
  * version flags prints "version is set by build process"); anything else is not gitleaks.
  */
 async function probeVersion(bin, env) {
-    const result = await new Promise(resolve => {
-        (0,external_node_child_process_.execFile)(bin, ['version'], { env, timeout: VERSION_TIMEOUT_MS, windowsHide: true, maxBuffer: 1024 * 1024 }, (error, stdout, stderr) => {
-            const code = error ? (error.code ?? (error.killed ? 'timeout' : 1)) : 0;
-            resolve({ code, out: String(stdout), err: String(stderr) });
-        });
+    const r = await (0,io_process/* runProcess */.R3)(bin, ['version'], {
+        env,
+        timeoutMs: VERSION_TIMEOUT_MS,
+        maxOutputBytes: 1024 * 1024
     });
+    const code = r.outcome === 'timeout' ? 'timeout' : r.outcome === 'error' ? (r.error?.code ?? 1) : (r.code ?? 1);
+    const result = { code, out: r.stdout.toString('utf8'), err: r.stderr.toString('utf8') };
     const out = result.out.trim();
     if (result.code !== 0) {
         const why = result.code === 'timeout'
@@ -65825,9 +66099,12 @@ function toolCache() {
 
 
 
+
 const gitleaks_PHASE = 'pre-deploy';
 const DEFAULT_TIMEOUT_MS = 10 * 60_000;
 const STDERR_TAIL_LINES = 15;
+/** Bytes of the engine's output kept for error messages. */
+const OUTPUT_TAIL = 16_384;
 const EXCERPT_MAX = 160;
 /** gitleaks runs at once when a commit scan needs several. */
 const LAYER_CONCURRENCY = 2;
@@ -65926,7 +66203,7 @@ async function scanCommits(engine, repoDir, commits, opts = {}) {
     }
     const shas = commits.length > 0
         ? await resolveCommits(repo, commits)
-        : (await git(repo, ['rev-list', ...logOpts])).toString('utf8').split('\n').filter(Boolean);
+        : (await gitleaks_git(repo, ['rev-list', ...logOpts])).toString('utf8').split('\n').filter(Boolean);
     return scanAddedLines(engine, repo, shas, opts);
 }
 async function scanAddedLines(engine, repo, shas, opts) {
@@ -65951,7 +66228,7 @@ async function scanAddedLines(engine, repo, shas, opts) {
         // a later commit goes to the next layer, so every file holds exactly one commit's lines.
         const layers = [];
         for (const sha of shas) {
-            const added = parseAddedLines(await git(repo, showArgs(sha)));
+            const added = parseAddedLines(await gitleaks_git(repo, showArgs(sha)));
             if (added.size === 0)
                 continue;
             let index = layers.findIndex(l => [...added.keys()].every(p => fits(l, p)));
@@ -66136,12 +66413,12 @@ function unquoteC(s) {
 }
 /** Full SHAs of the given revisions, in order, without duplicates. */
 async function resolveCommits(repo, commits) {
-    const out = await git(repo, ['rev-parse', ...commits.map(c => `${c}^{commit}`)]);
+    const out = await gitleaks_git(repo, ['rev-parse', ...commits.map(c => `${c}^{commit}`)]);
     return [...new Set(out.toString('utf8').split('\n').filter(Boolean))];
 }
 /** Author, email, date (RFC 3339, UTC, as gitleaks reports it) and message of each commit. */
 async function commitInfos(repo, shas) {
-    const out = await git(repo, [
+    const out = await gitleaks_git(repo, [
         'log',
         '--no-walk=unsorted',
         '--format=%H%x00%an%x00%ae%x00%aI%x00%B%x1e',
@@ -66334,54 +66611,526 @@ async function withTempDir(body) {
         await (0,promises_.rm)(dir, { recursive: true, force: true });
     }
 }
-/** Runs a program; stdout and stderr together (only their tail is kept, for error messages). */
-function run(cmd, args, cwd, timeoutMs) {
-    return new Promise(resolve => {
-        const child = (0,external_node_child_process_.spawn)(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-        let output = '';
-        let timedOut = false;
-        const keep = (chunk) => {
-            output = (output + chunk.toString('utf8')).slice(-16_384);
-        };
-        child.stdout.on('data', keep);
-        child.stderr.on('data', keep);
-        const timer = setTimeout(() => {
-            timedOut = true;
-            child.kill('SIGKILL');
-        }, timeoutMs);
-        child.on('error', err => {
-            clearTimeout(timer);
-            resolve({ code: null, signal: null, output, timedOut, spawnError: err });
-        });
-        child.on('close', (code, signal) => {
-            clearTimeout(timer);
-            resolve({ code, signal, output, timedOut });
-        });
+/**
+ * Runs the engine; stdout and stderr together (only their tail is kept, for error messages). Its
+ * environment is git's (io/git.ts): gitleaks runs `git log` itself, and must read the same
+ * repository as the range it was given.
+ */
+async function run(cmd, args, cwd, timeoutMs) {
+    let output = '';
+    const r = await (0,io_process/* runProcess */.R3)(cmd, args, {
+        cwd,
+        env: (0,git/* gitEnv */.gE)(process.env),
+        timeoutMs,
+        overflow: 'tail',
+        maxOutputBytes: OUTPUT_TAIL,
+        onOutput: chunk => {
+            output = (output + chunk.toString('utf8')).slice(-OUTPUT_TAIL);
+        }
     });
+    return {
+        code: r.code,
+        signal: r.signal,
+        output,
+        timedOut: r.outcome === 'timeout',
+        spawnError: r.outcome === 'error' ? r.error : undefined
+    };
 }
-/** Runs git in the repo; its stdout, or a SecretScanError with its stderr. */
-function git(repo, args) {
-    return new Promise((resolve, reject) => {
-        const child = (0,external_node_child_process_.spawn)('git', ['-C', repo, ...args], {
-            stdio: ['ignore', 'pipe', 'pipe'],
-            env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_PAGER: 'cat', LC_ALL: 'C' }
-        });
-        const out = [];
-        let err = '';
-        child.stdout.on('data', (c) => out.push(c));
-        child.stderr.on('data', (c) => (err = (err + c.toString('utf8')).slice(-4096)));
-        child.on('error', e => reject(new errors/* SecretScanError */.Mm(`Could not run git: ${e.message}`, gitleaks_PHASE, 'Install git on the runner.')));
-        child.on('close', code => {
-            if (code === 0)
-                resolve(Buffer.concat(out));
-            else
-                reject(new errors/* SecretScanError */.Mm(`git ${args.find((a, i) => a !== '-c' && args[i - 1] !== '-c')} failed in ${repo}:${tailOf(err)}`, gitleaks_PHASE, 'The commits to scan must be in the checkout: fetch them (actions/checkout with fetch-depth: 0).'));
-        });
-    });
+/** Runs git in the repo (io/git.ts); its stdout, or a SecretScanError with its stderr. */
+async function gitleaks_git(repo, args) {
+    const r = await (0,git/* runGit */.EO)(repo, args, { timeoutMs: DEFAULT_TIMEOUT_MS });
+    if (r.code === 0)
+        return r.stdout;
+    if (r.notFound)
+        throw new errors/* SecretScanError */.Mm('Could not run git: spawn git ENOENT', gitleaks_PHASE, 'Install git on the runner.');
+    throw new errors/* SecretScanError */.Mm(`git ${args.find((a, i) => a !== '-c' && args[i - 1] !== '-c')} failed in ${repo}:${tailOf(r.stderr.slice(-4096))}`, gitleaks_PHASE, 'The commits to scan must be in the checkout: fetch them (actions/checkout with fetch-depth: 0).');
 }
 
-// EXTERNAL MODULE: ./src/scan/range.ts
-var scan_range = __nccwpck_require__(8692);
+;// CONCATENATED MODULE: ./src/scan/range.ts
+/**
+ * Which commits a pre-deploy secret scan must cover: "the commits going out". Worked out with the
+ * real `git` CLI (io/git.ts, no shell) in the checked-out repository, never with the GitHub API, so
+ * a pull request with 3,000 commits is covered as fully as one with 3.
+ *
+ * Rules, in order:
+ *  1. The host's record of the last deployed commit, when it is an ancestor of head: base..head.
+ *     When it is not (history rewritten) the rules below apply, with a note.
+ *  2. pull_request / pull_request_target: merge-base(PR base sha, PR head)..PR head.
+ *  3. push: before..after. A new branch (before all zeros): the commits on no other remote branch.
+ *     A force-push: merge-base(before, after)..after, or the whole history when before is unknown.
+ *  4. Nothing known (first deploy, local CLI): the whole history reachable from head.
+ *
+ * Shallow checkouts (actions/checkout's default is one commit) are deepened from `origin` when the
+ * answer depends on history that is not there: `git fetch --deepen` doubling up to a bound, then
+ * `--unshallow`. A range is only returned once it is exact: none of its commits may sit on the
+ * shallow boundary (their parents missing), or commits that are going out could be left unscanned.
+ */
+
+
+
+
+const ZERO_SHA = '0'.repeat(40);
+const FULL_SHA = /^[0-9a-f]{40}$/i;
+/** A revision given by the caller (GITHUB_SHA, HEAD, a branch): never an option, no odd bytes. */
+const REVISION = /^[A-Za-z0-9_][A-Za-z0-9._/@{}^~+-]*$/;
+const range_short = (sha) => sha.slice(0, 12);
+/** First `--deepen` step; each next one doubles, until DEEPEN_BOUND commits, then `--unshallow`. */
+const DEEPEN_FIRST = 32;
+const DEEPEN_BOUND = 2048;
+/** `git fetch` without tags, submodules or an automatic gc on the way. */
+const FETCH = [
+    '-c',
+    'gc.auto=0',
+    '-c',
+    'maintenance.auto=false',
+    'fetch',
+    '--no-tags',
+    '--quiet',
+    '--no-recurse-submodules'
+];
+const FETCH_DEPTH_HINT = 'Set `fetch-depth: 0` on actions/checkout so the whole history is there (or leave `deepen` on ' +
+    'so deployguard can fetch what it needs from origin).';
+/** The last lines of git's stderr, with any credentials in URLs masked. */
+function stderrTail(stderr, lines = 6) {
+    const tail = stderr
+        .replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, '$1***@')
+        .trim()
+        .split('\n')
+        .slice(-lines)
+        .join('\n');
+    return tail.length > 1500 ? `…${tail.slice(-1500)}` : tail || '(no output)';
+}
+/** A command line for messages: long lists of shas are shortened. */
+function shown(args) {
+    const text = ['git', ...args].join(' ');
+    return text.length > 300 ? `${text.slice(0, 300)}…` : text;
+}
+/** The questions the range rules ask git, with failures worded for the secret scan. */
+class Git {
+    dir;
+    /** `$GIT_DIR/shallow`: the file is re-read on every question, as fetches change it. */
+    shallowFile;
+    constructor(dir) {
+        this.dir = dir;
+    }
+    /** Runs git (io/git.ts); never throws for a non-zero exit (only when git cannot be started). */
+    async run(args, timeoutMs = 120_000) {
+        const r = await (0,git/* runGit */.EO)(this.dir, args, { timeoutMs });
+        if (r.notFound) {
+            throw new errors/* SecretScanError */.Mm(`git is not installed (or not on PATH), so the commits to scan cannot be worked out.`, 'pre-deploy', 'Install git on the runner, or run deployguard where git is available.');
+        }
+        return { code: r.code, stdout: r.stdout.toString('utf8'), stderr: r.stderr };
+    }
+    /** Runs git and returns stdout; any failure is a SecretScanError with git's stderr. */
+    async ok(args, timeoutMs) {
+        const r = await this.run(args, timeoutMs);
+        if (r.code !== 0)
+            throw this.failure(args, r);
+        return r.stdout;
+    }
+    failure(args, r, hint) {
+        const err = stderrTail(r.stderr);
+        return new errors/* SecretScanError */.Mm(`${shown(args)} failed in ${this.dir} (exit ${r.code}): ${err}`, 'pre-deploy', hint ??
+            (/dubious ownership/.test(r.stderr)
+                ? `Mark the checkout as safe: git config --global --add safe.directory ${this.dir}`
+                : 'The secret scan needs the commits going out; check that the repository is checked out and intact.'));
+    }
+    /** The full sha of a commit, or undefined when there is no such commit here. */
+    async commit(rev) {
+        const args = ['rev-parse', '--verify', '--quiet', `${rev}^{commit}`];
+        const r = await this.run(args);
+        if (r.code === 0)
+            return r.stdout.trim();
+        if (r.code === 1)
+            return undefined;
+        throw this.failure(args, r);
+    }
+    async isAncestor(a, b) {
+        const args = ['merge-base', '--is-ancestor', a, b];
+        const r = await this.run(args);
+        if (r.code === 0)
+            return true;
+        if (r.code === 1)
+            return false;
+        throw this.failure(args, r);
+    }
+    /** The best common ancestor, or undefined when the histories share none (here). */
+    async mergeBase(a, b) {
+        const args = ['merge-base', a, b];
+        const r = await this.run(args);
+        if (r.code === 0)
+            return r.stdout.trim().split('\n')[0];
+        if (r.code === 1)
+            return undefined;
+        throw this.failure(args, r);
+    }
+    /** Commits of a rev-list, parents before children. */
+    async list(revs) {
+        const out = await this.ok(['rev-list', '--reverse', '--topo-order', ...revs, '--'], 600_000);
+        return out.split('\n').filter(Boolean);
+    }
+    /** The commits whose parents this clone does not have (empty for a complete clone). */
+    async shallowCommits() {
+        this.shallowFile ??= external_node_path_.resolve(this.dir, (await this.ok(['rev-parse', '--git-path', 'shallow'])).trim());
+        try {
+            const text = await (0,promises_.readFile)(this.shallowFile, 'utf8');
+            return new Set(text.split('\n').filter(Boolean));
+        }
+        catch (err) {
+            if (err.code === 'ENOENT')
+                return new Set();
+            throw err;
+        }
+    }
+    async isShallow() {
+        return (await this.shallowCommits()).size > 0;
+    }
+    /** Is part of tip's history cut off by the shallow boundary? */
+    async truncated(tip) {
+        const shallow = await this.shallowCommits();
+        if (shallow.size === 0)
+            return false;
+        return (await this.list([tip])).some(c => shallow.has(c));
+    }
+    /** Remote-tracking branches: full ref name and the commit it points to. */
+    async remoteBranches() {
+        const out = await this.ok(['for-each-ref', '--format=%(objectname) %(refname)', 'refs/remotes/']);
+        return out
+            .split('\n')
+            .filter(Boolean)
+            .map(line => {
+            const i = line.indexOf(' ');
+            return { sha: line.slice(0, i), ref: line.slice(i + 1) };
+        });
+    }
+}
+// ---------------------------------------------------------------------------------------------
+// Getting more history
+/** An attempt needs history this clone does not have yet (NEED_ALL: needs all of it). */
+const NEED = Symbol('need more history');
+const NEED_ALL = Symbol('need the whole history');
+/**
+ * Fetches more history from origin, one step at a time, for attempts that report NEED: a shallow
+ * clone is deepened (doubling) and finally unshallowed; a complete clone fetches missing commits by
+ * sha once. `final` tells an attempt that nothing more can be had, so its answer must be definite.
+ */
+class History {
+    git;
+    allowed;
+    step = DEEPEN_FIRST;
+    deepened = 0;
+    unshallowed = false;
+    /** Missing commits a complete clone already tried to fetch. */
+    tried = new Set();
+    /** Shas origin said it does not have ("not our ref"). */
+    refused = new Set();
+    /** What was fetched, for the note. */
+    fetched = [];
+    constructor(git, allowed) {
+        this.git = git;
+        this.allowed = allowed;
+    }
+    async missing(wants) {
+        const out = [];
+        for (const w of wants)
+            if (!(await this.git.commit(w)))
+                out.push(w);
+        return out;
+    }
+    async final(wants) {
+        if (!this.allowed)
+            return true;
+        if (await this.git.isShallow())
+            return this.unshallowed;
+        return (await this.missing(wants)).every(w => this.tried.has(w));
+    }
+    async run(what, wants, attempt) {
+        for (;;) {
+            const final = await this.final(wants);
+            const r = await attempt(final);
+            if (r !== NEED && r !== NEED_ALL)
+                return r;
+            if (final) {
+                throw new errors/* SecretScanError */.Mm(`The checkout in ${this.git.dir} is shallow and lacks the history needed for ${what}` +
+                    (this.allowed ? ', even after fetching all of it from origin.' : ' (deepening is turned off).'), 'pre-deploy', FETCH_DEPTH_HINT);
+            }
+            await this.grow(wants, r === NEED_ALL);
+        }
+    }
+    async grow(wants, all) {
+        if ((await this.git.isShallow()) && !this.unshallowed) {
+            if (!all && this.deepened + this.step <= DEEPEN_BOUND) {
+                await this.fetch([`--deepen=${this.step}`], wants);
+                this.deepened += this.step;
+                this.step *= 2;
+            }
+            else {
+                await this.fetch(['--unshallow'], wants);
+                this.unshallowed = true;
+            }
+            return;
+        }
+        // A complete clone: commits it lacks may still be on origin (another branch, a pull request).
+        // One try each; a commit origin does not have either is an answer too.
+        for (const sha of await this.missing(wants)) {
+            if (this.tried.has(sha))
+                continue;
+            this.tried.add(sha);
+            const r = await this.git.run([...FETCH, 'origin', sha], 600_000);
+            if (r.code === 0)
+                this.fetched.push(`fetch ${range_short(sha)}`);
+        }
+    }
+    /**
+     * `git fetch <how> origin <wants>`: the commits we need by sha first; when origin refuses one
+     * (gone after a force-push, never pushed), without it; then head alone; then origin's refspec.
+     */
+    async fetch(how, wants) {
+        const usable = wants.filter(w => !this.refused.has(w));
+        const sets = [usable, usable.slice(0, 1), []].filter((set, i, all) => i === 0 || set.length !== all[i - 1]?.length);
+        let last;
+        for (let i = 0; i < sets.length; i++) {
+            const set = sets[i] ?? [];
+            const args = [...FETCH, ...how, 'origin', ...set];
+            const r = await this.git.run(args, 600_000);
+            if (r.code === 0) {
+                this.fetched.push(how.join(' '));
+                return;
+            }
+            last = { args, r };
+            // "not our ref <sha>": origin does not have that commit; try the same fetch without it.
+            const gone = [...r.stderr.matchAll(/not our ref ([0-9a-f]{40})/gi)].map(m => m[1].toLowerCase());
+            const dropped = set.filter(w => gone.includes(w));
+            if (dropped.length > 0 && dropped.length < set.length) {
+                for (const w of dropped) {
+                    this.refused.add(w);
+                    this.tried.add(w);
+                }
+                sets.splice(i + 1, 0, set.filter(w => !this.refused.has(w)));
+            }
+        }
+        if (last) {
+            throw this.git.failure(last.args, last.r, `The checkout is shallow and more history could not be fetched from origin. ${FETCH_DEPTH_HINT}`);
+        }
+    }
+}
+/** base..head when every commit in it has its parents here; NEED otherwise. */
+async function between(git, base, head, note) {
+    const commits = await git.list([`${base}..${head}`]);
+    const shallow = await git.shallowCommits();
+    if (commits.some(c => shallow.has(c)))
+        return NEED;
+    return { base, head, commits, logOpts: [`${base}..${head}`], ...(note ? { note } : {}) };
+}
+/** Everything reachable from head; NEED_ALL while the clone is shallow below it. */
+async function everything(git, head, note) {
+    const commits = await git.list([head]);
+    const shallow = await git.shallowCommits();
+    if (commits.some(c => shallow.has(c)))
+        return NEED_ALL;
+    return { head, commits, logOpts: [head], ...(note ? { note } : {}) };
+}
+/** A sha from the event payload: 40 hex digits, or a SecretScanError naming the field. */
+function payloadSha(event, name, value) {
+    if (typeof value === 'string' && FULL_SHA.test(value))
+        return value.toLowerCase();
+    const shownValue = typeof value === 'string' ? JSON.stringify(value.slice(0, 80)) : String(value);
+    return failPayload(event, name, `${shownValue} is not a commit sha (40 hex digits)`);
+}
+function failPayload(event, name, why) {
+    throw new errors/* SecretScanError */.Mm(`The ${event} event payload has an invalid ${name}: ${why}.`, 'pre-deploy', 'The payload is read from GITHUB_EVENT_PATH; run deployguard in the workflow of that event, ' +
+        'or without an event to scan the whole history.');
+}
+function field(obj, key) {
+    return obj !== null && typeof obj === 'object' ? obj[key] : undefined;
+}
+/** Rule 1: base = the last deployed commit, when head descends from it; 'rewritten' otherwise. */
+async function fromLastDeploy(git, h, head, last) {
+    return h.run(`the last deployed commit ${range_short(last)}`, [head, last], async (final) => {
+        const base = await git.commit(last);
+        if (base && (await git.isAncestor(base, head)))
+            return between(git, base, head);
+        // Unknown here, or not an ancestor: certain only once head's history is all here.
+        if (await git.truncated(head))
+            return NEED;
+        if (!base && !final)
+            return NEED;
+        return 'rewritten';
+    });
+}
+async function fromPullRequest(git, h, input, event, payload) {
+    const pr = field(payload, 'pull_request');
+    const baseSha = payloadSha(event, 'pull_request.base.sha', field(field(pr, 'base'), 'sha'));
+    const headField = field(field(pr, 'head'), 'sha');
+    const prHead = headField === undefined ? undefined : payloadSha(event, 'pull_request.head.sha', headField);
+    const tip = prHead ?? (await resolveHead(git, h, input.head));
+    return h.run(`pull request ${range_short(baseSha)}...${range_short(tip)}`, [tip, baseSha], async (final) => {
+        const head = await git.commit(tip);
+        if (!head) {
+            if (!final)
+                return NEED;
+            throw new errors/* SecretScanError */.Mm(`The pull request head ${tip} is not in ${git.dir} and could not be fetched from origin.`, 'pre-deploy', FETCH_DEPTH_HINT);
+        }
+        const base = await git.commit(baseSha);
+        if (!base) {
+            if (!final || (await git.truncated(head)))
+                return NEED;
+            return everything(git, head, `the pull request base ${range_short(baseSha)} is unknown here and on origin: scanning the whole history`);
+        }
+        const mb = await git.mergeBase(base, head);
+        if (!mb) {
+            if ((await git.truncated(head)) || (await git.truncated(base)))
+                return NEED;
+            return everything(git, head, 'the pull request shares no history with its base: scanning the whole history');
+        }
+        return between(git, mb, head);
+    });
+}
+async function fromPush(git, h, input, event, payload) {
+    const before = payloadSha(event, 'before', field(payload, 'before'));
+    const afterField = field(payload, 'after');
+    const after = afterField === undefined ? undefined : payloadSha(event, 'after', afterField);
+    if (after === ZERO_SHA || field(payload, 'deleted') === true) {
+        throw new errors/* SecretScanError */.Mm(`The push event deletes ${String(field(payload, 'ref') ?? 'a ref')}: no commits go out with it.`, 'pre-deploy', 'Deploy on pushes that add commits (on.push.branches), not on branch deletions.');
+    }
+    const tip = after ?? (await resolveHead(git, h, input.head));
+    const forced = field(payload, 'forced') === true;
+    if (before === ZERO_SHA)
+        return fromNewBranch(git, h, tip, field(payload, 'ref'));
+    return h.run(`the push ${range_short(before)}..${range_short(tip)}`, [tip, before], async (final) => {
+        const head = await git.commit(tip);
+        if (!head)
+            return final ? fail(`the pushed commit ${tip} is not in ${git.dir}`) : NEED;
+        const prev = await git.commit(before);
+        if (!prev) {
+            if (!final || (await git.truncated(head)))
+                return NEED;
+            return everything(git, head, `force-push: the previous tip ${range_short(before)} is unknown here and on origin, so the whole history is scanned`);
+        }
+        if (!forced && (await git.isAncestor(prev, head)))
+            return between(git, prev, head);
+        // Not an ancestor: a force-push (unless the cut-off history hides the link).
+        if (!forced && (await git.truncated(head)))
+            return NEED;
+        const mb = await git.mergeBase(prev, head);
+        if (!mb) {
+            if ((await git.truncated(head)) || (await git.truncated(prev)))
+                return NEED;
+            return everything(git, head, `force-push: ${range_short(before)} shares no history with ${range_short(head)}, so the whole history is scanned`);
+        }
+        const why = forced ? 'force-push' : `force-push (${range_short(before)} is not an ancestor of ${range_short(head)})`;
+        return between(git, mb, head, `${why}: scanning from the merge-base ${range_short(mb)} of before and after`);
+    });
+}
+/** A new branch: the commits on no other remote branch, or the whole history when none is known. */
+async function fromNewBranch(git, h, tip, ref) {
+    const branch = typeof ref === 'string' && ref.startsWith('refs/heads/') ? ref.slice('refs/heads/'.length) : '';
+    // Only compared with ref names from for-each-ref below; never passed to git.
+    const label = branch
+        ? `new branch ${branch}`
+        : `new ref ${typeof ref === 'string' ? ref.slice(0, 200) : ''}`.trim();
+    const self = new Set(branch ? [`refs/remotes/origin/${branch}`] : []);
+    self.add('refs/remotes/origin/HEAD');
+    const others = [
+        ...new Set((await git.remoteBranches()).filter(b => !self.has(b.ref)).map(b => b.sha.toLowerCase()))
+    ]
+        .filter(sha => FULL_SHA.test(sha))
+        .sort();
+    return h.run(`the ${label}`, [tip, ...others], async (final) => {
+        const head = await git.commit(tip);
+        if (!head)
+            return final ? fail(`the pushed commit ${tip} is not in ${git.dir}`) : NEED;
+        if (others.length === 0) {
+            return everything(git, head, `${label}: no other remote branch is known here, so the whole history is scanned`);
+        }
+        const commits = await git.list([head, '--not', ...others]);
+        const shallow = await git.shallowCommits();
+        if (commits.some(c => shallow.has(c)))
+            return NEED;
+        return {
+            head,
+            commits,
+            logOpts: [head, '--not', ...others],
+            note: `${label}: the commits on no other remote branch (${others.length} known)`
+        };
+    });
+}
+function fail(what) {
+    throw new errors/* SecretScanError */.Mm(`Cannot work out the commits to scan: ${what}.`, 'pre-deploy', FETCH_DEPTH_HINT);
+}
+/** The caller's head (GITHUB_SHA, HEAD, ...) as a full sha, fetched when it is a sha not here. */
+async function resolveHead(git, h, rev) {
+    if (typeof rev !== 'string' || !REVISION.test(rev) || rev.length > 256) {
+        throw new errors/* SecretScanError */.Mm(`The head to scan up to is not a valid revision: ${JSON.stringify(String(rev).slice(0, 80))}.`, 'pre-deploy', 'Pass a commit sha (GITHUB_SHA) or a ref such as HEAD.');
+    }
+    const wants = FULL_SHA.test(rev) ? [rev.toLowerCase()] : [];
+    return h.run(`the head commit ${rev}`, wants, async (final) => {
+        const sha = await git.commit(rev);
+        if (sha)
+            return sha;
+        if (!final && wants.length > 0)
+            return NEED;
+        return fail(`${rev} is not a commit in ${git.dir}`);
+    });
+}
+// ---------------------------------------------------------------------------------------------
+/** The commits going out with a deploy of `input.head`, by the rules at the top of this file. */
+async function resolveRange(input) {
+    const dir = external_node_path_.resolve(input.repoDir);
+    const isDir = await (0,promises_.stat)(dir).then(s => s.isDirectory(), () => false);
+    if (!isDir) {
+        throw new errors/* SecretScanError */.Mm(`${dir} is not a directory: there is no checkout to work out the commits to scan from.`, 'pre-deploy', 'Check out the repository (actions/checkout with fetch-depth: 0) before the secret scan.');
+    }
+    const git = new Git(dir);
+    const top = await git.run(['rev-parse', '--git-dir']);
+    if (top.code !== 0) {
+        throw git.failure(['rev-parse', '--git-dir'], top, 'Check out the repository (actions/checkout with fetch-depth: 0) before the secret scan.');
+    }
+    const h = new History(git, input.deepen ?? true);
+    const notes = [];
+    const done = (source, f) => {
+        const fetched = h.fetched.length > 0 ? [`fetched more history from origin (${h.fetched.join(', ')})`] : [];
+        const note = [...notes, ...(f.note ? [f.note] : []), ...fetched].join('; ');
+        return {
+            source,
+            ...(f.base ? { base: f.base } : {}),
+            head: f.head,
+            commits: Object.freeze([...f.commits]),
+            logOpts: Object.freeze([...f.logOpts]),
+            ...(note ? { note } : {})
+        };
+    };
+    // Rule 1: the host's record of what it runs now.
+    const recorded = typeof input.lastDeployedCommit === 'string' ? input.lastDeployedCommit.trim() : '';
+    if (recorded) {
+        if (!/^[0-9a-f]{7,40}$/i.test(recorded)) {
+            notes.push(`the recorded last deploy ${JSON.stringify(recorded.slice(0, 80))} is not a commit sha`);
+        }
+        else {
+            const head = await resolveHead(git, h, input.head);
+            const last = recorded.toLowerCase();
+            const r = await fromLastDeploy(git, h, head, last);
+            if (r !== 'rewritten') {
+                return done('last-deploy', r.commits.length === 0 ? { ...r, note: 'nothing new since the last deploy' } : r);
+            }
+            notes.push(`the last deployed commit ${range_short(last)} is not an ancestor of ${range_short(head)} (history rewritten?)`);
+        }
+    }
+    // Rules 2 and 3: the event that started the workflow.
+    const name = input.event?.name;
+    const payload = input.event?.payload;
+    if (name === 'pull_request' || name === 'pull_request_target') {
+        return done('pull-request', await fromPullRequest(git, h, input, name, payload));
+    }
+    if (name === 'push') {
+        return done('push', await fromPush(git, h, input, name, payload));
+    }
+    // Rule 4: nothing to go by.
+    const head = await resolveHead(git, h, input.head);
+    const whole = await h.run(`the whole history of ${range_short(head)}`, [head], async () => everything(git, head));
+    return done('first-deploy', whole);
+}
+
 // EXTERNAL MODULE: ./src/io/private-dir.ts
 var private_dir = __nccwpck_require__(8149);
 ;// CONCATENATED MODULE: ./src/scan/sarif.ts
@@ -66505,7 +67254,10 @@ function writeSarif(dir, findings, tool, opts = {}) {
 
 
 
+
 const TAIL_LINES = 30;
+/** The test command is bounded by the job's own timeout; this only stops one that never ends. */
+const TEST_TIMEOUT_MS = 24 * 3600_000;
 /**
  * Where artifact findings live, relative to the workspace: the artifact directory, or for a
  * single-file artifact its folder (gitleaks names such a finding by the file). Used for the SARIF
@@ -66517,66 +67269,51 @@ function artifactRootOf(workspace, artifact) {
     return (0,external_node_path_.relative)(workspace, isFile ? (0,external_node_path_.dirname)(path) : path) || '.';
 }
 /** Runs the test command in the workspace; its output is kept (tail only) and never echoed raw. */
-function runTestCommand(command, cwd, env, signal) {
-    const started = Date.now();
-    return new Promise(resolvePromise => {
-        const child = (0,external_node_child_process_.spawn)('/bin/sh', ['-c', command], {
-            cwd,
-            env,
-            stdio: ['ignore', 'pipe', 'pipe'],
-            detached: true
-        });
-        const lines = [];
-        let partial = '';
-        const take = (b) => {
-            const text = partial + b.toString('utf8');
-            const parts = text.split('\n');
-            partial = parts.pop() ?? '';
-            lines.push(...parts);
-            if (lines.length > TAIL_LINES * 4)
-                lines.splice(0, lines.length - TAIL_LINES);
-        };
-        child.stdout.on('data', take);
-        child.stderr.on('data', take);
-        const kill = () => {
-            try {
-                if (child.pid)
-                    process.kill(-child.pid, 'SIGKILL');
-            }
-            catch {
-                /* already gone */
-            }
-        };
-        signal?.addEventListener('abort', kill, { once: true });
-        child.on('close', code => {
-            signal?.removeEventListener('abort', kill);
-            if (partial)
-                lines.push(partial);
-            resolvePromise({
-                command,
-                ok: code === 0,
-                exitCode: code,
-                durationMs: Date.now() - started,
-                tail: secrets/* secrets */.O.redact(lines.slice(-TAIL_LINES).join('\n'))
-            });
-        });
-        child.on('error', err => {
-            resolvePromise({
-                command,
-                ok: false,
-                exitCode: null,
-                durationMs: Date.now() - started,
-                tail: err.message
-            });
-        });
+async function runTestCommand(command, cwd, env, signal) {
+    const lines = [];
+    let partial = '';
+    const take = (b) => {
+        const text = partial + b.toString('utf8');
+        const parts = text.split('\n');
+        partial = parts.pop() ?? '';
+        lines.push(...parts);
+        if (lines.length > TAIL_LINES * 4)
+            lines.splice(0, lines.length - TAIL_LINES);
+    };
+    // Its own process group: a cancel kills what the command started too. Its output is only
+    // shown (the tail), so the process keeps none of it.
+    const r = await (0,io_process/* runProcess */.R3)('/bin/sh', ['-c', command], {
+        cwd,
+        env,
+        signal,
+        group: true,
+        timeoutMs: TEST_TIMEOUT_MS,
+        overflow: 'tail',
+        maxOutputBytes: 0,
+        onOutput: take
     });
+    if (r.outcome === 'error') {
+        return {
+            command,
+            ok: false,
+            exitCode: null,
+            durationMs: r.ms,
+            tail: r.error?.message ?? 'could not run'
+        };
+    }
+    if (partial)
+        lines.push(partial);
+    return {
+        command,
+        ok: r.outcome === 'exit' && r.code === 0,
+        exitCode: r.code,
+        durationMs: r.ms,
+        tail: secrets/* secrets */.O.redact(lines.slice(-TAIL_LINES).join('\n'))
+    };
 }
-function isGitRepo(dir) {
-    return new Promise(r => {
-        const child = (0,external_node_child_process_.spawn)('git', ['-C', dir, 'rev-parse', '--is-inside-work-tree'], { stdio: 'ignore' });
-        child.on('close', code => r(code === 0));
-        child.on('error', () => r(false));
-    });
+async function isGitRepo(dir) {
+    const r = await (0,git/* runGit */.EO)(dir, ['rev-parse', '--is-inside-work-tree'], { timeoutMs: 30_000 });
+    return r.code === 0;
 }
 function describeFinding(f) {
     const where = `${f.source === 'artifact' ? 'artifact: ' : ''}${f.file}:${f.line}`;
@@ -66649,7 +67386,7 @@ async function secretGate(settings, opts) {
             if (!(await isGitRepo(opts.workspace))) {
                 throw new errors/* SecretScanError */.Mm(`${opts.workspace} is not a git checkout, so the commits going out cannot be scanned`, 'pre-deploy', 'Check out the repository with actions/checkout (fetch-depth: 0), or limit the scan to the artifact with `scan: artifact`.');
             }
-            range = await (0,scan_range/* resolveRange */.S)({
+            range = await resolveRange({
                 repoDir: opts.workspace,
                 head: opts.env.GITHUB_SHA ?? 'HEAD',
                 lastDeployedCommit: opts.lastDeployedCommit,
@@ -66689,538 +67426,6 @@ async function secretGate(settings, opts) {
 /** The report attached to a failed pre-deploy gate, if any (for the summary and outputs). */
 function reportOf(err) {
     return err?.report;
-}
-
-
-/***/ }),
-
-/***/ 8692:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-"use strict";
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   S: () => (/* binding */ resolveRange),
-/* harmony export */   T: () => (/* binding */ Git)
-/* harmony export */ });
-/* harmony import */ var node_child_process__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1421);
-/* harmony import */ var node_child_process__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_child_process__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1455);
-/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6760);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3916);
-/**
- * Which commits a pre-deploy secret scan must cover: "the commits going out". Worked out with the
- * real `git` CLI (execFile, no shell) in the checked-out repository, never with the GitHub API, so
- * a pull request with 3,000 commits is covered as fully as one with 3.
- *
- * Rules, in order:
- *  1. The host's record of the last deployed commit, when it is an ancestor of head: base..head.
- *     When it is not (history rewritten) the rules below apply, with a note.
- *  2. pull_request / pull_request_target: merge-base(PR base sha, PR head)..PR head.
- *  3. push: before..after. A new branch (before all zeros): the commits on no other remote branch.
- *     A force-push: merge-base(before, after)..after, or the whole history when before is unknown.
- *  4. Nothing known (first deploy, local CLI): the whole history reachable from head.
- *
- * Shallow checkouts (actions/checkout's default is one commit) are deepened from `origin` when the
- * answer depends on history that is not there: `git fetch --deepen` doubling up to a bound, then
- * `--unshallow`. A range is only returned once it is exact: none of its commits may sit on the
- * shallow boundary (their parents missing), or commits that are going out could be left unscanned.
- */
-
-
-
-
-const ZERO_SHA = '0'.repeat(40);
-const FULL_SHA = /^[0-9a-f]{40}$/i;
-/** A revision given by the caller (GITHUB_SHA, HEAD, a branch): never an option, no odd bytes. */
-const REVISION = /^[A-Za-z0-9_][A-Za-z0-9._/@{}^~+-]*$/;
-const short = (sha) => sha.slice(0, 12);
-/** First `--deepen` step; each next one doubles, until DEEPEN_BOUND commits, then `--unshallow`. */
-const DEEPEN_FIRST = 32;
-const DEEPEN_BOUND = 2048;
-/** `git fetch` without tags, submodules or an automatic gc on the way. */
-const FETCH = [
-    '-c',
-    'gc.auto=0',
-    '-c',
-    'maintenance.auto=false',
-    'fetch',
-    '--no-tags',
-    '--quiet',
-    '--no-recurse-submodules'
-];
-const FETCH_DEPTH_HINT = 'Set `fetch-depth: 0` on actions/checkout so the whole history is there (or leave `deepen` on ' +
-    'so deployguard can fetch what it needs from origin).';
-/** The last lines of git's stderr, with any credentials in URLs masked. */
-function stderrTail(stderr, lines = 6) {
-    const tail = stderr
-        .replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, '$1***@')
-        .trim()
-        .split('\n')
-        .slice(-lines)
-        .join('\n');
-    return tail.length > 1500 ? `…${tail.slice(-1500)}` : tail || '(no output)';
-}
-/** A command line for messages: long lists of shas are shortened. */
-function shown(args) {
-    const text = ['git', ...args].join(' ');
-    return text.length > 300 ? `${text.slice(0, 300)}…` : text;
-}
-function gitEnv() {
-    const env = { ...process.env };
-    // Variables that would point git at another repository than repoDir (e.g. when run from a hook).
-    for (const k of [
-        'GIT_DIR',
-        'GIT_WORK_TREE',
-        'GIT_INDEX_FILE',
-        'GIT_OBJECT_DIRECTORY',
-        'GIT_ALTERNATE_OBJECT_DIRECTORIES',
-        'GIT_COMMON_DIR',
-        'GIT_NAMESPACE'
-    ]) {
-        delete env[k];
-    }
-    // Never wait for a password on a fetch; messages in one language, so stderr stays readable.
-    env.GIT_TERMINAL_PROMPT = '0';
-    env.GCM_INTERACTIVE = 'never';
-    env.LC_ALL = 'C';
-    return env;
-}
-class Git {
-    dir;
-    env = gitEnv();
-    /** `$GIT_DIR/shallow`: the file is re-read on every question, as fetches change it. */
-    shallowFile;
-    constructor(dir) {
-        this.dir = dir;
-    }
-    /** Runs git; never throws for a non-zero exit (only when git cannot be started). */
-    run(args, timeoutMs = 120_000) {
-        return new Promise((resolve, reject) => {
-            (0,node_child_process__WEBPACK_IMPORTED_MODULE_0__.execFile)('git', [...args], { cwd: this.dir, env: this.env, encoding: 'utf8', maxBuffer: 1024 * 1024 * 1024, timeout: timeoutMs }, (err, stdout, stderr) => {
-                if (!err)
-                    return resolve({ code: 0, stdout, stderr });
-                const e = err;
-                if (e.code === 'ENOENT' && !stdout && !stderr) {
-                    return reject(new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .SecretScanError */ .Mm(`git is not installed (or not on PATH), so the commits to scan cannot be worked out.`, 'pre-deploy', 'Install git on the runner, or run deployguard where git is available.'));
-                }
-                if (typeof e.code !== 'number') {
-                    const why = e.killed ? `timed out after ${Math.round(timeoutMs / 1000)} s` : String(e.message);
-                    return resolve({ code: -1, stdout, stderr: `${stderr}\n${why}` });
-                }
-                resolve({ code: e.code, stdout, stderr });
-            });
-        });
-    }
-    /** Runs git and returns stdout; any failure is a SecretScanError with git's stderr. */
-    async ok(args, timeoutMs) {
-        const r = await this.run(args, timeoutMs);
-        if (r.code !== 0)
-            throw this.failure(args, r);
-        return r.stdout;
-    }
-    failure(args, r, hint) {
-        const err = stderrTail(r.stderr);
-        return new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .SecretScanError */ .Mm(`${shown(args)} failed in ${this.dir} (exit ${r.code}): ${err}`, 'pre-deploy', hint ??
-            (/dubious ownership/.test(r.stderr)
-                ? `Mark the checkout as safe: git config --global --add safe.directory ${this.dir}`
-                : 'The secret scan needs the commits going out; check that the repository is checked out and intact.'));
-    }
-    /** The full sha of a commit, or undefined when there is no such commit here. */
-    async commit(rev) {
-        const args = ['rev-parse', '--verify', '--quiet', `${rev}^{commit}`];
-        const r = await this.run(args);
-        if (r.code === 0)
-            return r.stdout.trim();
-        if (r.code === 1)
-            return undefined;
-        throw this.failure(args, r);
-    }
-    async isAncestor(a, b) {
-        const args = ['merge-base', '--is-ancestor', a, b];
-        const r = await this.run(args);
-        if (r.code === 0)
-            return true;
-        if (r.code === 1)
-            return false;
-        throw this.failure(args, r);
-    }
-    /** The best common ancestor, or undefined when the histories share none (here). */
-    async mergeBase(a, b) {
-        const args = ['merge-base', a, b];
-        const r = await this.run(args);
-        if (r.code === 0)
-            return r.stdout.trim().split('\n')[0];
-        if (r.code === 1)
-            return undefined;
-        throw this.failure(args, r);
-    }
-    /** Commits of a rev-list, parents before children. */
-    async list(revs) {
-        const out = await this.ok(['rev-list', '--reverse', '--topo-order', ...revs, '--'], 600_000);
-        return out.split('\n').filter(Boolean);
-    }
-    /** The commits whose parents this clone does not have (empty for a complete clone). */
-    async shallowCommits() {
-        this.shallowFile ??= node_path__WEBPACK_IMPORTED_MODULE_2__.resolve(this.dir, (await this.ok(['rev-parse', '--git-path', 'shallow'])).trim());
-        try {
-            const text = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.readFile)(this.shallowFile, 'utf8');
-            return new Set(text.split('\n').filter(Boolean));
-        }
-        catch (err) {
-            if (err.code === 'ENOENT')
-                return new Set();
-            throw err;
-        }
-    }
-    async isShallow() {
-        return (await this.shallowCommits()).size > 0;
-    }
-    /** Is part of tip's history cut off by the shallow boundary? */
-    async truncated(tip) {
-        const shallow = await this.shallowCommits();
-        if (shallow.size === 0)
-            return false;
-        return (await this.list([tip])).some(c => shallow.has(c));
-    }
-    /** Remote-tracking branches: full ref name and the commit it points to. */
-    async remoteBranches() {
-        const out = await this.ok(['for-each-ref', '--format=%(objectname) %(refname)', 'refs/remotes/']);
-        return out
-            .split('\n')
-            .filter(Boolean)
-            .map(line => {
-            const i = line.indexOf(' ');
-            return { sha: line.slice(0, i), ref: line.slice(i + 1) };
-        });
-    }
-}
-// ---------------------------------------------------------------------------------------------
-// Getting more history
-/** An attempt needs history this clone does not have yet (NEED_ALL: needs all of it). */
-const NEED = Symbol('need more history');
-const NEED_ALL = Symbol('need the whole history');
-/**
- * Fetches more history from origin, one step at a time, for attempts that report NEED: a shallow
- * clone is deepened (doubling) and finally unshallowed; a complete clone fetches missing commits by
- * sha once. `final` tells an attempt that nothing more can be had, so its answer must be definite.
- */
-class History {
-    git;
-    allowed;
-    step = DEEPEN_FIRST;
-    deepened = 0;
-    unshallowed = false;
-    /** Missing commits a complete clone already tried to fetch. */
-    tried = new Set();
-    /** Shas origin said it does not have ("not our ref"). */
-    refused = new Set();
-    /** What was fetched, for the note. */
-    fetched = [];
-    constructor(git, allowed) {
-        this.git = git;
-        this.allowed = allowed;
-    }
-    async missing(wants) {
-        const out = [];
-        for (const w of wants)
-            if (!(await this.git.commit(w)))
-                out.push(w);
-        return out;
-    }
-    async final(wants) {
-        if (!this.allowed)
-            return true;
-        if (await this.git.isShallow())
-            return this.unshallowed;
-        return (await this.missing(wants)).every(w => this.tried.has(w));
-    }
-    async run(what, wants, attempt) {
-        for (;;) {
-            const final = await this.final(wants);
-            const r = await attempt(final);
-            if (r !== NEED && r !== NEED_ALL)
-                return r;
-            if (final) {
-                throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .SecretScanError */ .Mm(`The checkout in ${this.git.dir} is shallow and lacks the history needed for ${what}` +
-                    (this.allowed ? ', even after fetching all of it from origin.' : ' (deepening is turned off).'), 'pre-deploy', FETCH_DEPTH_HINT);
-            }
-            await this.grow(wants, r === NEED_ALL);
-        }
-    }
-    async grow(wants, all) {
-        if ((await this.git.isShallow()) && !this.unshallowed) {
-            if (!all && this.deepened + this.step <= DEEPEN_BOUND) {
-                await this.fetch([`--deepen=${this.step}`], wants);
-                this.deepened += this.step;
-                this.step *= 2;
-            }
-            else {
-                await this.fetch(['--unshallow'], wants);
-                this.unshallowed = true;
-            }
-            return;
-        }
-        // A complete clone: commits it lacks may still be on origin (another branch, a pull request).
-        // One try each; a commit origin does not have either is an answer too.
-        for (const sha of await this.missing(wants)) {
-            if (this.tried.has(sha))
-                continue;
-            this.tried.add(sha);
-            const r = await this.git.run([...FETCH, 'origin', sha], 600_000);
-            if (r.code === 0)
-                this.fetched.push(`fetch ${short(sha)}`);
-        }
-    }
-    /**
-     * `git fetch <how> origin <wants>`: the commits we need by sha first; when origin refuses one
-     * (gone after a force-push, never pushed), without it; then head alone; then origin's refspec.
-     */
-    async fetch(how, wants) {
-        const usable = wants.filter(w => !this.refused.has(w));
-        const sets = [usable, usable.slice(0, 1), []].filter((set, i, all) => i === 0 || set.length !== all[i - 1]?.length);
-        let last;
-        for (let i = 0; i < sets.length; i++) {
-            const set = sets[i] ?? [];
-            const args = [...FETCH, ...how, 'origin', ...set];
-            const r = await this.git.run(args, 600_000);
-            if (r.code === 0) {
-                this.fetched.push(how.join(' '));
-                return;
-            }
-            last = { args, r };
-            // "not our ref <sha>": origin does not have that commit; try the same fetch without it.
-            const gone = [...r.stderr.matchAll(/not our ref ([0-9a-f]{40})/gi)].map(m => m[1].toLowerCase());
-            const dropped = set.filter(w => gone.includes(w));
-            if (dropped.length > 0 && dropped.length < set.length) {
-                for (const w of dropped) {
-                    this.refused.add(w);
-                    this.tried.add(w);
-                }
-                sets.splice(i + 1, 0, set.filter(w => !this.refused.has(w)));
-            }
-        }
-        if (last) {
-            throw this.git.failure(last.args, last.r, `The checkout is shallow and more history could not be fetched from origin. ${FETCH_DEPTH_HINT}`);
-        }
-    }
-}
-/** base..head when every commit in it has its parents here; NEED otherwise. */
-async function between(git, base, head, note) {
-    const commits = await git.list([`${base}..${head}`]);
-    const shallow = await git.shallowCommits();
-    if (commits.some(c => shallow.has(c)))
-        return NEED;
-    return { base, head, commits, logOpts: [`${base}..${head}`], ...(note ? { note } : {}) };
-}
-/** Everything reachable from head; NEED_ALL while the clone is shallow below it. */
-async function everything(git, head, note) {
-    const commits = await git.list([head]);
-    const shallow = await git.shallowCommits();
-    if (commits.some(c => shallow.has(c)))
-        return NEED_ALL;
-    return { head, commits, logOpts: [head], ...(note ? { note } : {}) };
-}
-/** A sha from the event payload: 40 hex digits, or a SecretScanError naming the field. */
-function payloadSha(event, name, value) {
-    if (typeof value === 'string' && FULL_SHA.test(value))
-        return value.toLowerCase();
-    const shownValue = typeof value === 'string' ? JSON.stringify(value.slice(0, 80)) : String(value);
-    return failPayload(event, name, `${shownValue} is not a commit sha (40 hex digits)`);
-}
-function failPayload(event, name, why) {
-    throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .SecretScanError */ .Mm(`The ${event} event payload has an invalid ${name}: ${why}.`, 'pre-deploy', 'The payload is read from GITHUB_EVENT_PATH; run deployguard in the workflow of that event, ' +
-        'or without an event to scan the whole history.');
-}
-function field(obj, key) {
-    return obj !== null && typeof obj === 'object' ? obj[key] : undefined;
-}
-/** Rule 1: base = the last deployed commit, when head descends from it; 'rewritten' otherwise. */
-async function fromLastDeploy(git, h, head, last) {
-    return h.run(`the last deployed commit ${short(last)}`, [head, last], async (final) => {
-        const base = await git.commit(last);
-        if (base && (await git.isAncestor(base, head)))
-            return between(git, base, head);
-        // Unknown here, or not an ancestor: certain only once head's history is all here.
-        if (await git.truncated(head))
-            return NEED;
-        if (!base && !final)
-            return NEED;
-        return 'rewritten';
-    });
-}
-async function fromPullRequest(git, h, input, event, payload) {
-    const pr = field(payload, 'pull_request');
-    const baseSha = payloadSha(event, 'pull_request.base.sha', field(field(pr, 'base'), 'sha'));
-    const headField = field(field(pr, 'head'), 'sha');
-    const prHead = headField === undefined ? undefined : payloadSha(event, 'pull_request.head.sha', headField);
-    const tip = prHead ?? (await resolveHead(git, h, input.head));
-    return h.run(`pull request ${short(baseSha)}...${short(tip)}`, [tip, baseSha], async (final) => {
-        const head = await git.commit(tip);
-        if (!head) {
-            if (!final)
-                return NEED;
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .SecretScanError */ .Mm(`The pull request head ${tip} is not in ${git.dir} and could not be fetched from origin.`, 'pre-deploy', FETCH_DEPTH_HINT);
-        }
-        const base = await git.commit(baseSha);
-        if (!base) {
-            if (!final || (await git.truncated(head)))
-                return NEED;
-            return everything(git, head, `the pull request base ${short(baseSha)} is unknown here and on origin: scanning the whole history`);
-        }
-        const mb = await git.mergeBase(base, head);
-        if (!mb) {
-            if ((await git.truncated(head)) || (await git.truncated(base)))
-                return NEED;
-            return everything(git, head, 'the pull request shares no history with its base: scanning the whole history');
-        }
-        return between(git, mb, head);
-    });
-}
-async function fromPush(git, h, input, event, payload) {
-    const before = payloadSha(event, 'before', field(payload, 'before'));
-    const afterField = field(payload, 'after');
-    const after = afterField === undefined ? undefined : payloadSha(event, 'after', afterField);
-    if (after === ZERO_SHA || field(payload, 'deleted') === true) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .SecretScanError */ .Mm(`The push event deletes ${String(field(payload, 'ref') ?? 'a ref')}: no commits go out with it.`, 'pre-deploy', 'Deploy on pushes that add commits (on.push.branches), not on branch deletions.');
-    }
-    const tip = after ?? (await resolveHead(git, h, input.head));
-    const forced = field(payload, 'forced') === true;
-    if (before === ZERO_SHA)
-        return fromNewBranch(git, h, tip, field(payload, 'ref'));
-    return h.run(`the push ${short(before)}..${short(tip)}`, [tip, before], async (final) => {
-        const head = await git.commit(tip);
-        if (!head)
-            return final ? fail(`the pushed commit ${tip} is not in ${git.dir}`) : NEED;
-        const prev = await git.commit(before);
-        if (!prev) {
-            if (!final || (await git.truncated(head)))
-                return NEED;
-            return everything(git, head, `force-push: the previous tip ${short(before)} is unknown here and on origin, so the whole history is scanned`);
-        }
-        if (!forced && (await git.isAncestor(prev, head)))
-            return between(git, prev, head);
-        // Not an ancestor: a force-push (unless the cut-off history hides the link).
-        if (!forced && (await git.truncated(head)))
-            return NEED;
-        const mb = await git.mergeBase(prev, head);
-        if (!mb) {
-            if ((await git.truncated(head)) || (await git.truncated(prev)))
-                return NEED;
-            return everything(git, head, `force-push: ${short(before)} shares no history with ${short(head)}, so the whole history is scanned`);
-        }
-        const why = forced ? 'force-push' : `force-push (${short(before)} is not an ancestor of ${short(head)})`;
-        return between(git, mb, head, `${why}: scanning from the merge-base ${short(mb)} of before and after`);
-    });
-}
-/** A new branch: the commits on no other remote branch, or the whole history when none is known. */
-async function fromNewBranch(git, h, tip, ref) {
-    const branch = typeof ref === 'string' && ref.startsWith('refs/heads/') ? ref.slice('refs/heads/'.length) : '';
-    // Only compared with ref names from for-each-ref below; never passed to git.
-    const label = branch
-        ? `new branch ${branch}`
-        : `new ref ${typeof ref === 'string' ? ref.slice(0, 200) : ''}`.trim();
-    const self = new Set(branch ? [`refs/remotes/origin/${branch}`] : []);
-    self.add('refs/remotes/origin/HEAD');
-    const others = [
-        ...new Set((await git.remoteBranches()).filter(b => !self.has(b.ref)).map(b => b.sha.toLowerCase()))
-    ]
-        .filter(sha => FULL_SHA.test(sha))
-        .sort();
-    return h.run(`the ${label}`, [tip, ...others], async (final) => {
-        const head = await git.commit(tip);
-        if (!head)
-            return final ? fail(`the pushed commit ${tip} is not in ${git.dir}`) : NEED;
-        if (others.length === 0) {
-            return everything(git, head, `${label}: no other remote branch is known here, so the whole history is scanned`);
-        }
-        const commits = await git.list([head, '--not', ...others]);
-        const shallow = await git.shallowCommits();
-        if (commits.some(c => shallow.has(c)))
-            return NEED;
-        return {
-            head,
-            commits,
-            logOpts: [head, '--not', ...others],
-            note: `${label}: the commits on no other remote branch (${others.length} known)`
-        };
-    });
-}
-function fail(what) {
-    throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .SecretScanError */ .Mm(`Cannot work out the commits to scan: ${what}.`, 'pre-deploy', FETCH_DEPTH_HINT);
-}
-/** The caller's head (GITHUB_SHA, HEAD, ...) as a full sha, fetched when it is a sha not here. */
-async function resolveHead(git, h, rev) {
-    if (typeof rev !== 'string' || !REVISION.test(rev) || rev.length > 256) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .SecretScanError */ .Mm(`The head to scan up to is not a valid revision: ${JSON.stringify(String(rev).slice(0, 80))}.`, 'pre-deploy', 'Pass a commit sha (GITHUB_SHA) or a ref such as HEAD.');
-    }
-    const wants = FULL_SHA.test(rev) ? [rev.toLowerCase()] : [];
-    return h.run(`the head commit ${rev}`, wants, async (final) => {
-        const sha = await git.commit(rev);
-        if (sha)
-            return sha;
-        if (!final && wants.length > 0)
-            return NEED;
-        return fail(`${rev} is not a commit in ${git.dir}`);
-    });
-}
-// ---------------------------------------------------------------------------------------------
-/** The commits going out with a deploy of `input.head`, by the rules at the top of this file. */
-async function resolveRange(input) {
-    const dir = node_path__WEBPACK_IMPORTED_MODULE_2__.resolve(input.repoDir);
-    const isDir = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.stat)(dir).then(s => s.isDirectory(), () => false);
-    if (!isDir) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .SecretScanError */ .Mm(`${dir} is not a directory: there is no checkout to work out the commits to scan from.`, 'pre-deploy', 'Check out the repository (actions/checkout with fetch-depth: 0) before the secret scan.');
-    }
-    const git = new Git(dir);
-    const top = await git.run(['rev-parse', '--git-dir']);
-    if (top.code !== 0) {
-        throw git.failure(['rev-parse', '--git-dir'], top, 'Check out the repository (actions/checkout with fetch-depth: 0) before the secret scan.');
-    }
-    const h = new History(git, input.deepen ?? true);
-    const notes = [];
-    const done = (source, f) => {
-        const fetched = h.fetched.length > 0 ? [`fetched more history from origin (${h.fetched.join(', ')})`] : [];
-        const note = [...notes, ...(f.note ? [f.note] : []), ...fetched].join('; ');
-        return {
-            source,
-            ...(f.base ? { base: f.base } : {}),
-            head: f.head,
-            commits: Object.freeze([...f.commits]),
-            logOpts: Object.freeze([...f.logOpts]),
-            ...(note ? { note } : {})
-        };
-    };
-    // Rule 1: the host's record of what it runs now.
-    const recorded = typeof input.lastDeployedCommit === 'string' ? input.lastDeployedCommit.trim() : '';
-    if (recorded) {
-        if (!/^[0-9a-f]{7,40}$/i.test(recorded)) {
-            notes.push(`the recorded last deploy ${JSON.stringify(recorded.slice(0, 80))} is not a commit sha`);
-        }
-        else {
-            const head = await resolveHead(git, h, input.head);
-            const last = recorded.toLowerCase();
-            const r = await fromLastDeploy(git, h, head, last);
-            if (r !== 'rewritten') {
-                return done('last-deploy', r.commits.length === 0 ? { ...r, note: 'nothing new since the last deploy' } : r);
-            }
-            notes.push(`the last deployed commit ${short(last)} is not an ancestor of ${short(head)} (history rewritten?)`);
-        }
-    }
-    // Rules 2 and 3: the event that started the workflow.
-    const name = input.event?.name;
-    const payload = input.event?.payload;
-    if (name === 'pull_request' || name === 'pull_request_target') {
-        return done('pull-request', await fromPullRequest(git, h, input, name, payload));
-    }
-    if (name === 'push') {
-        return done('push', await fromPush(git, h, input, name, payload));
-    }
-    // Rule 4: nothing to go by.
-    const head = await resolveHead(git, h, input.head);
-    const whole = await h.run(`the whole history of ${short(head)}`, [head], async () => everything(git, head));
-    return done('first-deploy', whole);
 }
 
 
@@ -70094,14 +70299,6 @@ module.exports = require("node:async_hooks");
 
 "use strict";
 module.exports = require("node:buffer");
-
-/***/ }),
-
-/***/ 1421:
-/***/ ((module) => {
-
-"use strict";
-module.exports = require("node:child_process");
 
 /***/ }),
 
@@ -78984,7 +79181,7 @@ exports.visitAsync = visitAsync;
 // Each entry's modules are evaluated on first call only, so the CLI never loads @actions/core
 // (and its HTTP client), which costs a noticeable part of a second at every start.
 module.exports = {
-  runAction: (...args) => (__nccwpck_require__(3043)/* .runAction */ .Cs)(...args),
+  runAction: (...args) => (__nccwpck_require__(2929)/* .runAction */ .Cs)(...args),
   runPost: (...args) => (__nccwpck_require__(6661)/* .run */ .e)(...args),
   cli: (...args) => (__nccwpck_require__(1689)/* .main */ .iW)(...args)
 };

@@ -10,6 +10,7 @@ import type {
   VersionCheck
 } from '../settings/types.js';
 import type { CheckContext, HostContext, Probe, ProbeResult } from './types.js';
+import { reportsVersion } from './version.js';
 
 /*
  * Checks that run on a host over its open SSH connection. Every probe resolves with ok/reason and
@@ -263,26 +264,6 @@ export function hostCommandProbe(check: CommandCheck, host: HostContext): Probe 
     const head = r.timedOut ? `no result within ${human(check.timeoutMs)}` : `exit ${r.code}`;
     return { ok: false, reason: tail.length ? `${head}; last lines of output:${indented(tail)}` : head };
   });
-}
-
-/**
- * Whether `output` reports `expected`. A release id must stand on its own (not inside `v10` or
- * `v1.1` when `v1` is expected); a commit is matched in full or by a prefix of 7+ characters.
- */
-export function reportsVersion(output: string, expected: string, kind: 'release' | 'commit'): boolean {
-  if (!expected) return false;
-  if (kind === 'commit' && /^[0-9a-f]{7,}$/i.test(expected)) {
-    const sha = expected.toLowerCase();
-    return (output.match(/[0-9a-f]+/gi) ?? []).some(
-      run => run.length >= 7 && sha.startsWith(run.toLowerCase())
-    );
-  }
-  for (let i = output.indexOf(expected); i >= 0; i = output.indexOf(expected, i + 1)) {
-    const before = output.slice(Math.max(0, i - 1), i);
-    const after = output.slice(i + expected.length, i + expected.length + 2);
-    if (!/[A-Za-z0-9]$/.test(before) && !/^([A-Za-z0-9]|[._-][A-Za-z0-9])/.test(after)) return true;
-  }
-  return false;
 }
 
 /**

@@ -1,13 +1,15 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { request as httpRequest, type ClientRequest, type OutgoingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import { rootCertificates } from 'node:tls';
+import { processEnv, runProcess } from '../io/process.js';
 import type { CommandCheck, HttpCheck, TcpCheck, VersionCheck } from '../settings/types.js';
 import type { CheckContext, Probe, ProbeResult } from './types.js';
+import { reportsVersion, shaWords } from './version.js';
 
 /** How much of a response body is kept for matching (the rest is read and dropped). */
 const MAX_BODY = 1024 * 1024;
@@ -531,87 +533,35 @@ interface LocalRun {
  * group (detached), so a timeout or cancel kills the whole group: the command and whatever it
  * started, not just the shell (killing only `sh` would leave e.g. a hung curl running).
  */
-function runLocal(
+async function runLocal(
   command: string,
   env: Readonly<Record<string, string>>,
   timeoutMs: number,
   signal: AbortSignal
 ): Promise<LocalRun> {
-  return new Promise<LocalRun>(resolve => {
-    const started = Date.now();
-    const result = (
-      outcome: LocalRun['outcome'],
-      extra: Partial<Pick<LocalRun, 'code' | 'signal' | 'error'>> = {}
-    ): LocalRun => ({
-      outcome,
-      code: extra.code ?? null,
-      signal: extra.signal ?? null,
-      output,
-      ...(extra.error !== undefined ? { error: extra.error } : {}),
-      ms: Date.now() - started
-    });
-    let output = '';
-    if (signal.aborted) return resolve(result('cancelled'));
-    let child: ChildProcess;
-    try {
-      child = spawn('/bin/sh', ['-c', command], {
-        env: { ...inheritedEnv(), ...env },
-        detached: true,
-        stdio: ['ignore', 'pipe', 'pipe']
-      });
-    } catch (err) {
-      return resolve(result('error', { error: errorText(err) }));
-    }
-    const keep = (text: string) => {
-      output += text;
+  let output = '';
+  const text = new StringDecoder('utf8');
+  const r = await runProcess('/bin/sh', ['-c', command], {
+    env: processEnv(inheritedEnv(), { set: env }),
+    timeoutMs,
+    signal,
+    group: true,
+    overflow: 'tail',
+    maxOutputBytes: 0,
+    onOutput: chunk => {
+      output += text.write(chunk);
       if (output.length > 2 * MAX_OUTPUT) output = output.slice(-MAX_OUTPUT);
-    };
-    child.stdout?.setEncoding('utf8').on('data', keep);
-    child.stderr?.setEncoding('utf8').on('data', keep);
-
-    let settled = false;
-    let stopped: 'timeout' | 'cancelled' | undefined;
-    let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-    let grace: NodeJS.Timeout | undefined;
-    const finish = (failure?: string) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      clearTimeout(grace);
-      signal.removeEventListener('abort', onAbort);
-      child.stdout?.destroy();
-      child.stderr?.destroy();
-      if (failure !== undefined) resolve(result('error', { error: failure }));
-      else resolve(result(stopped ?? 'exit', { code: exit?.code ?? null, signal: exit?.signal ?? null }));
-    };
-    const killGroup = (why: 'timeout' | 'cancelled') => {
-      stopped ??= why;
-      try {
-        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        // Already gone.
-      }
-      // SIGKILL cannot be ignored; this only bounds the wait for a process stuck in the kernel.
-      clearTimeout(grace);
-      grace = setTimeout(() => finish(), 2000);
-    };
-    const timer = setTimeout(() => killGroup('timeout'), timeoutMs);
-    const onAbort = () => killGroup('cancelled');
-    signal.addEventListener('abort', onAbort);
-    child.on('error', err => finish(`could not run /bin/sh: ${errorText(err)}`));
-    child.on('exit', (code, sig) => {
-      exit = { code, signal: sig };
-      // The output pipes close when the last process holding them exits. A background process
-      // the command left behind may hold them forever: wait briefly for the rest of the output,
-      // then stop reading.
-      clearTimeout(grace);
-      grace = setTimeout(() => finish(), 250);
-    });
-    child.on('close', (code, sig) => {
-      exit ??= { code, signal: sig };
-      finish();
-    });
+    }
   });
+  const outcome = r.outcome === 'overflow' ? 'error' : r.outcome;
+  return {
+    outcome,
+    code: r.code,
+    signal: r.signal,
+    output,
+    ...(r.outcome === 'error' ? { error: `could not run /bin/sh: ${errorText(r.error)}` } : {}),
+    ms: r.ms
+  };
 }
 
 /** "exited with code 3" / "timed out after 500 ms (killed)" / …, for a run that did not succeed. */
@@ -651,35 +601,6 @@ export function commandProbe(check: CommandCheck): Probe {
 
 // ---------------------------------------------------------------------------------------------
 // Version
-
-const TOKEN = /[A-Za-z0-9_-]/;
-
-/** `needle` occurs in `text` as a whole token (so release `2026-11-26.1` is not found in `…26.10`). */
-function containsToken(text: string, needle: string): boolean {
-  for (let at = text.indexOf(needle); at >= 0; at = text.indexOf(needle, at + 1)) {
-    const before = text[at - 1] ?? '';
-    const after = text.slice(at + needle.length, at + needle.length + 2);
-    const beforeOk = !before || !(TOKEN.test(before) || before === '.');
-    const afterOk = !after || !(TOKEN.test(after[0]!) || /^\.[A-Za-z0-9]/.test(after));
-    if (beforeOk && afterOk) return true;
-  }
-  return false;
-}
-
-/** Hex words of 7+ characters (also git describe's `-g<sha>`), lowercased. */
-function shaWords(text: string): string[] {
-  const re = /(?:(?<![0-9A-Za-z])|(?<=-g))([0-9a-fA-F]{7,64})(?![0-9A-Za-z])/g;
-  return [...text.matchAll(re)].map(m => m[1]!.toLowerCase());
-}
-
-/** Does `text` report `expected`? For a commit sha: the full sha or any 7+ character prefix of it. */
-function reportsVersion(text: string, expected: string, kind: VersionCheck['expect']): boolean {
-  if (kind === 'commit' && /^[0-9a-f]{7,64}$/i.test(expected)) {
-    const full = expected.toLowerCase();
-    return shaWords(text).some(w => full.startsWith(w));
-  }
-  return containsToken(text, expected);
-}
 
 /** What the endpoint or command seems to report, for a mismatch's reason. */
 function reported(text: string, kind: VersionCheck['expect']): string {

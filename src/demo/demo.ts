@@ -1,10 +1,10 @@
-import { execFileSync } from 'node:child_process';
 import { existsSync, realpathSync } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { runDeploy } from '../deploy.js';
 import type { Logger } from '../io/log.js';
+import { processEnv, runChecked } from '../io/process.js';
 import { verdictLine } from '../report/summary.js';
 import { parseSettings } from '../settings/parse.js';
 import { freePort, SSHD, startSandbox, type Sandbox } from './sandbox.js';
@@ -34,16 +34,23 @@ async function buildRelease(root: string, version: string, fault?: string): Prom
   return dir;
 }
 
-function ensureSshd(log: Logger): void {
+async function ensureSshd(log: Logger): Promise<void> {
   if (existsSync(SSHD)) return;
   if (process.getuid?.() !== 0) {
     throw new Error(`The demo needs OpenSSH's server. Run: sudo apt-get install -y openssh-server`);
   }
   log.info('Installing openssh-server (the demo runs a throw-away sshd on loopback)…');
-  execFileSync('apt-get', ['update', '-q'], { stdio: 'inherit' });
-  execFileSync('apt-get', ['install', '-y', '-q', 'openssh-server'], {
-    stdio: 'inherit',
-    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+  // apt-get's progress is shown as it comes; it may take a few minutes on a slow mirror.
+  const shown = {
+    timeoutMs: 15 * 60_000,
+    overflow: 'tail' as const,
+    maxOutputBytes: 64 * 1024,
+    onOutput: (chunk: Buffer, stream: 'stdout' | 'stderr') => void process[stream].write(chunk)
+  };
+  await runChecked('apt-get', ['update', '-q'], shown);
+  await runChecked('apt-get', ['install', '-y', '-q', 'openssh-server'], {
+    ...shown,
+    env: processEnv(process.env, { set: { DEBIAN_FRONTEND: 'noninteractive' } })
   });
 }
 
@@ -62,7 +69,7 @@ async function fetchText(url: string): Promise<string> {
  * v1 is shown to still answer. Returns the exit code.
  */
 export async function runDemo(log: Logger): Promise<number> {
-  ensureSshd(log);
+  await ensureSshd(log);
   const work = await mkdtemp(join(tmpdir(), 'deployguard-demo-'));
   let sandbox: Sandbox | undefined;
   const home = join(work, 'home');
@@ -71,7 +78,8 @@ export async function runDemo(log: Logger): Promise<number> {
     sandbox = await startSandbox();
     await mkdir(home, { recursive: true });
     // The sandbox logs in as an unprivileged user when we are root: give it the demo's directory.
-    if (process.getuid?.() === 0) execFileSync('chown', ['-R', `${sandbox.user}:`, home]);
+    if (process.getuid?.() === 0)
+      await runChecked('chown', ['-R', `${sandbox.user}:`, home], { timeoutMs: 60_000 });
     await chmod(work, 0o755);
     const port = await freePort();
     log.info(

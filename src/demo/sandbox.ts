@@ -1,12 +1,11 @@
-import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { runChecked } from '../io/process.js';
 
-const run = promisify(execFile);
+const run = (file: string, args: readonly string[]) => runChecked(file, args, { timeoutMs: 60_000 });
 
 /** A throw-away sshd on loopback: the demo's built-in target. */
 export interface Sandbox {
@@ -136,12 +135,9 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
         ...sshd
       ]
     : sshd;
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' });
-  await new Promise<void>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('exit', code =>
-      code === 0 ? resolve() : reject(new Error(`sshd exited with ${code}; see ${dir}/sshd.log`))
-    );
+  // sshd forks into the background (its output goes to sshd.log) and exits 0 once it listens.
+  await runChecked(argv[0]!, argv.slice(1), { timeoutMs: 30_000 }).catch((err: Error) => {
+    throw new Error(`sshd did not start (${err.message}); see ${dir}/sshd.log`);
   });
   await waitForPort(port, 5000);
   const hostPub = (await readFile(join(dir, 'host_key.pub'), 'utf8')).trim().split(/\s+/);

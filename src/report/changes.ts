@@ -1,6 +1,6 @@
+import { runGit } from '../io/git.js';
 import { repoParams, type GitHubApi } from '../io/github.js';
 import type { Logger } from '../io/log.js';
-import { Git } from '../scan/range.js';
 import { attempt } from './publish.js';
 import type { Why } from './record.js';
 
@@ -95,20 +95,22 @@ async function fromGit(
   base: string,
   head: string
 ): Promise<{ commits: ChangeCommit[]; total: number } | undefined> {
-  const git = new Git(dir);
   const range = `${base}..${head}`;
-  const count = await git.run(['rev-list', '--count', range], 30_000).catch(() => undefined);
-  if (!count || count.code !== 0) return undefined;
-  const log = await git.run(['log', `--max-count=${MAX_LISTED}`, '--format=%H%x1f%an%x1f%s', range], 30_000);
+  const count = await runGit(dir, ['rev-list', '--count', range], { timeoutMs: 30_000 });
+  if (count.code !== 0) return undefined;
+  const log = await runGit(dir, ['log', `--max-count=${MAX_LISTED}`, '--format=%H%x1f%an%x1f%s', range], {
+    timeoutMs: 30_000
+  });
   if (log.code !== 0) return undefined;
   const commits = log.stdout
+    .toString('utf8')
     .split('\n')
     .filter(Boolean)
     .map(l => {
       const [sha = '', author = '', subject = ''] = l.split('\x1f');
       return { sha, author, subject };
     });
-  return { commits, total: Number(count.stdout.trim()) || commits.length };
+  return { commits, total: Number(count.stdout.toString('utf8').trim()) || commits.length };
 }
 
 interface ApiCompare {
@@ -161,9 +163,7 @@ export async function deployReason(opts: {
   if (typeof head?.message === 'string' && head.message.trim() && (!head.id || head.id === opts.commit))
     return { text: head.message.trim(), source: 'commit' };
   if (!FULL_SHA.test(opts.commit)) return undefined;
-  const r = await new Git(opts.repoDir)
-    .run(['log', '-1', '--format=%B', opts.commit], 30_000)
-    .catch(() => undefined);
-  const text = r?.code === 0 ? r.stdout.trim() : '';
+  const r = await runGit(opts.repoDir, ['log', '-1', '--format=%B', opts.commit], { timeoutMs: 30_000 });
+  const text = r.code === 0 ? r.stdout.toString('utf8').trim() : '';
   return text ? { text, source: 'commit' } : undefined;
 }

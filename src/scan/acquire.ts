@@ -3,13 +3,13 @@
  * PATH, the runner's tool cache, or the pinned official release archive, downloaded and checked
  * against its pinned SHA-256 before anything in it is unpacked.
  */
-import { execFile } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { constants as fsConstants, createReadStream } from 'node:fs';
 import { access, rm, stat } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { SecretScanError } from '../errors.js';
+import { runProcess } from '../io/process.js';
 
 export const GITLEAKS_VERSION = '8.28.0';
 
@@ -309,17 +309,14 @@ type Probe = { ok: true; version: string } | { ok: false; detail: string };
  * version flags prints "version is set by build process"); anything else is not gitleaks.
  */
 async function probeVersion(bin: string, env: NodeJS.ProcessEnv): Promise<Probe> {
-  const result = await new Promise<{ code: number | string | null; out: string; err: string }>(resolve => {
-    execFile(
-      bin,
-      ['version'],
-      { env, timeout: VERSION_TIMEOUT_MS, windowsHide: true, maxBuffer: 1024 * 1024 },
-      (error, stdout, stderr) => {
-        const code = error ? ((error as NodeJS.ErrnoException).code ?? (error.killed ? 'timeout' : 1)) : 0;
-        resolve({ code, out: String(stdout), err: String(stderr) });
-      }
-    );
+  const r = await runProcess(bin, ['version'], {
+    env,
+    timeoutMs: VERSION_TIMEOUT_MS,
+    maxOutputBytes: 1024 * 1024
   });
+  const code =
+    r.outcome === 'timeout' ? 'timeout' : r.outcome === 'error' ? (r.error?.code ?? 1) : (r.code ?? 1);
+  const result = { code, out: r.stdout.toString('utf8'), err: r.stderr.toString('utf8') };
   const out = result.out.trim();
   if (result.code !== 0) {
     const why =

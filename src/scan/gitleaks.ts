@@ -24,12 +24,13 @@
  * lines to the repo's root `.gitleaksignore` has those (global `file:rule:line`) entries applied,
  * as a native scan of a checkout holding that file would.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { SecretScanError } from '../errors.js';
+import { gitEnv, runGit } from '../io/git.js';
+import { runProcess } from '../io/process.js';
 
 export interface Finding {
   readonly rule: string;
@@ -70,6 +71,8 @@ export interface GitleaksEngine {
 const PHASE = 'pre-deploy';
 const DEFAULT_TIMEOUT_MS = 10 * 60_000;
 const STDERR_TAIL_LINES = 15;
+/** Bytes of the engine's output kept for error messages. */
+const OUTPUT_TAIL = 16_384;
 const EXCERPT_MAX = 160;
 /** gitleaks runs at once when a commit scan needs several. */
 const LAYER_CONCURRENCY = 2;
@@ -681,64 +684,41 @@ async function withTempDir<T>(body: (dir: string) => Promise<T>): Promise<T> {
   }
 }
 
-interface RunResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  output: string;
-  timedOut: boolean;
-  spawnError?: Error;
+/**
+ * Runs the engine; stdout and stderr together (only their tail is kept, for error messages). Its
+ * environment is git's (io/git.ts): gitleaks runs `git log` itself, and must read the same
+ * repository as the range it was given.
+ */
+async function run(cmd: string, args: readonly string[], cwd: string, timeoutMs: number) {
+  let output = '';
+  const r = await runProcess(cmd, args, {
+    cwd,
+    env: gitEnv(process.env),
+    timeoutMs,
+    overflow: 'tail',
+    maxOutputBytes: OUTPUT_TAIL,
+    onOutput: chunk => {
+      output = (output + chunk.toString('utf8')).slice(-OUTPUT_TAIL);
+    }
+  });
+  return {
+    code: r.code,
+    signal: r.signal,
+    output,
+    timedOut: r.outcome === 'timeout',
+    spawnError: r.outcome === 'error' ? r.error : undefined
+  };
 }
 
-/** Runs a program; stdout and stderr together (only their tail is kept, for error messages). */
-function run(cmd: string, args: readonly string[], cwd: string, timeoutMs: number): Promise<RunResult> {
-  return new Promise(resolve => {
-    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    let timedOut = false;
-    const keep = (chunk: Buffer) => {
-      output = (output + chunk.toString('utf8')).slice(-16_384);
-    };
-    child.stdout.on('data', keep);
-    child.stderr.on('data', keep);
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    child.on('error', err => {
-      clearTimeout(timer);
-      resolve({ code: null, signal: null, output, timedOut, spawnError: err });
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, output, timedOut });
-    });
-  });
-}
-
-/** Runs git in the repo; its stdout, or a SecretScanError with its stderr. */
-function git(repo: string, args: readonly string[]): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('git', ['-C', repo, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_PAGER: 'cat', LC_ALL: 'C' }
-    });
-    const out: Buffer[] = [];
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => (err = (err + c.toString('utf8')).slice(-4096)));
-    child.on('error', e =>
-      reject(new SecretScanError(`Could not run git: ${e.message}`, PHASE, 'Install git on the runner.'))
-    );
-    child.on('close', code => {
-      if (code === 0) resolve(Buffer.concat(out));
-      else
-        reject(
-          new SecretScanError(
-            `git ${args.find((a, i) => a !== '-c' && args[i - 1] !== '-c')} failed in ${repo}:${tailOf(err)}`,
-            PHASE,
-            'The commits to scan must be in the checkout: fetch them (actions/checkout with fetch-depth: 0).'
-          )
-        );
-    });
-  });
+/** Runs git in the repo (io/git.ts); its stdout, or a SecretScanError with its stderr. */
+async function git(repo: string, args: readonly string[]): Promise<Buffer> {
+  const r = await runGit(repo, args, { timeoutMs: DEFAULT_TIMEOUT_MS });
+  if (r.code === 0) return r.stdout;
+  if (r.notFound)
+    throw new SecretScanError('Could not run git: spawn git ENOENT', PHASE, 'Install git on the runner.');
+  throw new SecretScanError(
+    `git ${args.find((a, i) => a !== '-c' && args[i - 1] !== '-c')} failed in ${repo}:${tailOf(r.stderr.slice(-4096))}`,
+    PHASE,
+    'The commits to scan must be in the checkout: fetch them (actions/checkout with fetch-depth: 0).'
+  );
 }

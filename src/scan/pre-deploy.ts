@@ -1,8 +1,9 @@
-import { spawn } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { SecretScanError } from '../errors.js';
+import { runGit } from '../io/git.js';
 import type { Logger } from '../io/log.js';
+import { runProcess } from '../io/process.js';
 import { secrets } from '../io/secrets.js';
 import type { Settings } from '../settings/types.js';
 import { ensureGitleaks } from './acquire.js';
@@ -55,6 +56,8 @@ export interface PreDeployOptions {
 }
 
 const TAIL_LINES = 30;
+/** The test command is bounded by the job's own timeout; this only stops one that never ends. */
+const TEST_TIMEOUT_MS = 24 * 3600_000;
 
 /**
  * Where artifact findings live, relative to the workspace: the artifact directory, or for a
@@ -68,68 +71,55 @@ export function artifactRootOf(workspace: string, artifact: string): string {
 }
 
 /** Runs the test command in the workspace; its output is kept (tail only) and never echoed raw. */
-export function runTestCommand(
+export async function runTestCommand(
   command: string,
   cwd: string,
   env: NodeJS.ProcessEnv,
   signal?: AbortSignal
 ): Promise<TestRun> {
-  const started = Date.now();
-  return new Promise(resolvePromise => {
-    const child = spawn('/bin/sh', ['-c', command], {
-      cwd,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true
-    });
-    const lines: string[] = [];
-    let partial = '';
-    const take = (b: Buffer) => {
-      const text = partial + b.toString('utf8');
-      const parts = text.split('\n');
-      partial = parts.pop() ?? '';
-      lines.push(...parts);
-      if (lines.length > TAIL_LINES * 4) lines.splice(0, lines.length - TAIL_LINES);
-    };
-    child.stdout.on('data', take);
-    child.stderr.on('data', take);
-    const kill = () => {
-      try {
-        if (child.pid) process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    };
-    signal?.addEventListener('abort', kill, { once: true });
-    child.on('close', code => {
-      signal?.removeEventListener('abort', kill);
-      if (partial) lines.push(partial);
-      resolvePromise({
-        command,
-        ok: code === 0,
-        exitCode: code,
-        durationMs: Date.now() - started,
-        tail: secrets.redact(lines.slice(-TAIL_LINES).join('\n'))
-      });
-    });
-    child.on('error', err => {
-      resolvePromise({
-        command,
-        ok: false,
-        exitCode: null,
-        durationMs: Date.now() - started,
-        tail: err.message
-      });
-    });
+  const lines: string[] = [];
+  let partial = '';
+  const take = (b: Buffer) => {
+    const text = partial + b.toString('utf8');
+    const parts = text.split('\n');
+    partial = parts.pop() ?? '';
+    lines.push(...parts);
+    if (lines.length > TAIL_LINES * 4) lines.splice(0, lines.length - TAIL_LINES);
+  };
+  // Its own process group: a cancel kills what the command started too. Its output is only
+  // shown (the tail), so the process keeps none of it.
+  const r = await runProcess('/bin/sh', ['-c', command], {
+    cwd,
+    env,
+    signal,
+    group: true,
+    timeoutMs: TEST_TIMEOUT_MS,
+    overflow: 'tail',
+    maxOutputBytes: 0,
+    onOutput: take
   });
+  if (r.outcome === 'error') {
+    return {
+      command,
+      ok: false,
+      exitCode: null,
+      durationMs: r.ms,
+      tail: r.error?.message ?? 'could not run'
+    };
+  }
+  if (partial) lines.push(partial);
+  return {
+    command,
+    ok: r.outcome === 'exit' && r.code === 0,
+    exitCode: r.code,
+    durationMs: r.ms,
+    tail: secrets.redact(lines.slice(-TAIL_LINES).join('\n'))
+  };
 }
 
-function isGitRepo(dir: string): Promise<boolean> {
-  return new Promise(r => {
-    const child = spawn('git', ['-C', dir, 'rev-parse', '--is-inside-work-tree'], { stdio: 'ignore' });
-    child.on('close', code => r(code === 0));
-    child.on('error', () => r(false));
-  });
+async function isGitRepo(dir: string): Promise<boolean> {
+  const r = await runGit(dir, ['rev-parse', '--is-inside-work-tree'], { timeoutMs: 30_000 });
+  return r.code === 0;
 }
 
 function describeFinding(f: Finding): string {

@@ -1,6 +1,6 @@
 /**
  * Which commits a pre-deploy secret scan must cover: "the commits going out". Worked out with the
- * real `git` CLI (execFile, no shell) in the checked-out repository, never with the GitHub API, so
+ * real `git` CLI (io/git.ts, no shell) in the checked-out repository, never with the GitHub API, so
  * a pull request with 3,000 commits is covered as fully as one with 3.
  *
  * Rules, in order:
@@ -16,10 +16,10 @@
  * `--unshallow`. A range is only returned once it is exact: none of its commits may sit on the
  * shallow boundary (their parents missing), or commits that are going out could be left unscanned.
  */
-import { execFile } from 'node:child_process';
 import { readFile, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { SecretScanError } from '../errors.js';
+import { runGit } from '../io/git.js';
 
 export type RangeSource = 'last-deploy' | 'push' | 'pull-request' | 'first-deploy' | 'explicit';
 
@@ -104,61 +104,24 @@ function shown(args: readonly string[]): string {
   return text.length > 300 ? `${text.slice(0, 300)}…` : text;
 }
 
-function gitEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  // Variables that would point git at another repository than repoDir (e.g. when run from a hook).
-  for (const k of [
-    'GIT_DIR',
-    'GIT_WORK_TREE',
-    'GIT_INDEX_FILE',
-    'GIT_OBJECT_DIRECTORY',
-    'GIT_ALTERNATE_OBJECT_DIRECTORIES',
-    'GIT_COMMON_DIR',
-    'GIT_NAMESPACE'
-  ]) {
-    delete env[k];
-  }
-  // Never wait for a password on a fetch; messages in one language, so stderr stays readable.
-  env.GIT_TERMINAL_PROMPT = '0';
-  env.GCM_INTERACTIVE = 'never';
-  env.LC_ALL = 'C';
-  return env;
-}
-
-export class Git {
-  private readonly env = gitEnv();
+/** The questions the range rules ask git, with failures worded for the secret scan. */
+class Git {
   /** `$GIT_DIR/shallow`: the file is re-read on every question, as fetches change it. */
   private shallowFile: string | undefined;
 
   constructor(readonly dir: string) {}
 
-  /** Runs git; never throws for a non-zero exit (only when git cannot be started). */
-  run(args: readonly string[], timeoutMs = 120_000): Promise<GitResult> {
-    return new Promise((resolve, reject) => {
-      execFile(
-        'git',
-        [...args],
-        { cwd: this.dir, env: this.env, encoding: 'utf8', maxBuffer: 1024 * 1024 * 1024, timeout: timeoutMs },
-        (err, stdout, stderr) => {
-          if (!err) return resolve({ code: 0, stdout, stderr });
-          const e = err as NodeJS.ErrnoException & { code?: number | string; killed?: boolean };
-          if (e.code === 'ENOENT' && !stdout && !stderr) {
-            return reject(
-              new SecretScanError(
-                `git is not installed (or not on PATH), so the commits to scan cannot be worked out.`,
-                'pre-deploy',
-                'Install git on the runner, or run deployguard where git is available.'
-              )
-            );
-          }
-          if (typeof e.code !== 'number') {
-            const why = e.killed ? `timed out after ${Math.round(timeoutMs / 1000)} s` : String(e.message);
-            return resolve({ code: -1, stdout, stderr: `${stderr}\n${why}` });
-          }
-          resolve({ code: e.code, stdout, stderr });
-        }
+  /** Runs git (io/git.ts); never throws for a non-zero exit (only when git cannot be started). */
+  async run(args: readonly string[], timeoutMs = 120_000): Promise<GitResult> {
+    const r = await runGit(this.dir, args, { timeoutMs });
+    if (r.notFound) {
+      throw new SecretScanError(
+        `git is not installed (or not on PATH), so the commits to scan cannot be worked out.`,
+        'pre-deploy',
+        'Install git on the runner, or run deployguard where git is available.'
       );
-    });
+    }
+    return { code: r.code, stdout: r.stdout.toString('utf8'), stderr: r.stderr };
   }
 
   /** Runs git and returns stdout; any failure is a SecretScanError with git's stderr. */
