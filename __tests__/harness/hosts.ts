@@ -50,6 +50,8 @@ export interface TestHost {
   stop(): Promise<void>;
 }
 
+export type HostKeyType = 'ed25519' | 'ecdsa';
+
 export interface SystemdHost extends TestHost {
   /**
    * The host's root directory as seen from this machine. Files written by the host show up here,
@@ -311,8 +313,13 @@ async function waitForSsh(port: number, deadline: number, stillStarting: () => s
   }
 }
 
-async function keygen(file: string, comment: string, passphrase = ''): Promise<void> {
-  await runOk('ssh-keygen', ['-q', '-t', 'ed25519', '-N', passphrase, '-C', comment, '-f', file]);
+async function keygen(
+  file: string,
+  comment: string,
+  passphrase = '',
+  type: HostKeyType = 'ed25519'
+): Promise<void> {
+  await runOk('ssh-keygen', ['-q', '-t', type, '-N', passphrase, '-C', comment, '-f', file]);
 }
 
 /** 'SHA256:...' exactly as `ssh-keygen -lf` prints it (second field of '256 SHA256:... comment (ED25519)'). */
@@ -617,11 +624,15 @@ let systemdCounter = 0;
 /** Key material every host gets: a fresh host key and a fresh authorized user key, in dir. */
 async function makeHostKeys(
   dir: string,
-  name: string
+  name: string,
+  hostKeyType: HostKeyType = 'ed25519'
 ): Promise<{ hostKeyFile: string; userKeyFile: string; privateKey: string; userPub: string }> {
-  const hostKeyFile = path.join(dir, 'ssh_host_ed25519_key');
+  const hostKeyFile = path.join(dir, `ssh_host_${hostKeyType}_key`);
   const userKeyFile = path.join(dir, 'id_ed25519');
-  await Promise.all([keygen(hostKeyFile, `${name}-host`), keygen(userKeyFile, `deployguard-test@${name}`)]);
+  await Promise.all([
+    keygen(hostKeyFile, `${name}-host`, '', hostKeyType),
+    keygen(userKeyFile, `deployguard-test@${name}`)
+  ]);
   return {
     hostKeyFile,
     userKeyFile,
@@ -657,6 +668,8 @@ export async function startSshd(
     name?: string;
     /** sshd_config lines placed before the defaults (sshd keeps the first value it reads). */
     extraConfig?: readonly string[];
+    /** The host key's type: ed25519 unless a test needs a host without one. */
+    hostKey?: HostKeyType;
   } = {}
 ): Promise<TestHost> {
   requireRoot('startSshd');
@@ -668,7 +681,7 @@ export async function startSshd(
   try {
     // sshd's privilege separation directory; it refuses to start without it.
     await fsp.mkdir('/run/sshd', { recursive: true, mode: 0o755 });
-    const keys = await makeHostKeys(dir, name);
+    const keys = await makeHostKeys(dir, name, opts.hostKey);
     const authorizedKeys = path.join(dir, 'authorized_keys');
     await fsp.writeFile(authorizedKeys, `${keys.userPub}\n`, { mode: 0o600 });
     const configFile = path.join(dir, 'sshd_config');

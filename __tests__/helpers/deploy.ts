@@ -1,10 +1,10 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
-import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, startSandbox, type Sandbox } from '../../src/demo/sandbox.js';
+import { freePort } from '../../src/demo/sandbox.js';
 import { runDeploy } from '../../src/deploy.js';
 import { memoryLogger } from '../../src/io/log.js';
 import type { DeployResult } from '../../src/execute/result.js';
@@ -211,33 +211,4 @@ export async function runActionEntry(
     state: readFileSync(paths.state, 'utf8'),
     summary: readFileSync(paths.summary, 'utf8')
   };
-}
-
-/** A sandbox sshd, a work directory, and a run directory its user owns (the app's pidfile and log go there). */
-export interface TestHost {
-  readonly host: Sandbox;
-  readonly work: string;
-  readonly runDir: string;
-  /** `<runDir>/srv/app`: where deploys go. */
-  readonly target: string;
-  /** A free port for the sample app. */
-  readonly appPort: number;
-}
-
-export async function startTestHost(prefix: string): Promise<TestHost> {
-  const host = await startSandbox();
-  const work = await mkdtemp(join(tmpdir(), `dg-${prefix}-`));
-  await chmod(work, 0o755);
-  const runDir = join(work, 'run');
-  await mkdir(runDir);
-  if (process.getuid?.() === 0) execFileSync('chown', [`${host.user}:`, runDir]);
-  return { host, work, runDir, target: join(runDir, 'srv', 'app'), appPort: await freePort() };
-}
-
-/** Stops the app, the sshd, and removes the work directory. */
-export async function stopTestHost(t: TestHost | undefined): Promise<void> {
-  if (!t) return;
-  killPidfile(join(t.runDir, 'app.pid'));
-  await t.host.stop();
-  await rm(t.work, { recursive: true, force: true });
 }

@@ -5,18 +5,10 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startSandbox, type Sandbox } from '../../src/demo/sandbox.js';
-import {
-  commandServiceYaml,
-  freePort,
-  get,
-  killPidfile,
-  makeRelease,
-  runActionEntry
-} from '../helpers/deploy.js';
+import type { Sandbox } from '../../src/demo/sandbox.js';
+import { commandServiceYaml, get, makeRelease, runActionEntry } from '../helpers/deploy.js';
+import { startTestHost, type TestHost } from '../helpers/test-host.js';
 import { githubPat } from '../fixtures/secrets/samples.js';
 import { startFakeGitHub } from '../harness/github-api.js';
 
@@ -24,6 +16,7 @@ const HEALTH_TOKEN = 'hdr-7c1f2e9a44b0-secret';
 const PASSPHRASE = 'pass-5e1b77c0d9a2-phrase';
 const GH_TOKEN = 'ghs_e2eLocalApiToken9c8b7a6f5e4d3c2b1a';
 const SHA = '1a2b3c4d5e6f708192a3b4c5d6e7f80912a3b4c5';
+let t: TestHost;
 let host: Sandbox;
 let work: string;
 let runDir: string;
@@ -31,14 +24,8 @@ let appPort: number;
 let target: string;
 
 beforeAll(async () => {
-  host = await startSandbox();
-  work = await mkdtemp(join(tmpdir(), 'dg-e2e-'));
-  await chmod(work, 0o755);
-  runDir = join(work, 'run');
-  mkdirSync(runDir);
-  if (process.getuid?.() === 0) execFileSync('chown', [`${host.user}:`, runDir]);
-  appPort = await freePort();
-  target = join(runDir, 'srv', 'app');
+  t = await startTestHost({ prefix: 'e2e' });
+  ({ host, work, runDir, appPort, target } = t);
   writeFileSync(
     join(work, 'deployguard.yml'),
     commandServiceYaml(appPort, runDir, `target: { path: ${target} }`, {
@@ -51,9 +38,7 @@ beforeAll(async () => {
 }, 30_000);
 
 afterAll(async () => {
-  killPidfile(join(runDir, 'app.pid'));
-  await host?.stop();
-  await rm(work, { recursive: true, force: true });
+  await t?.stop();
 });
 
 /** The action's entry as the runner runs it, with this file's workspace and environment. */

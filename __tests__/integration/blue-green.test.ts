@@ -7,7 +7,8 @@ import { dryRun } from '../../src/deploy.js';
 import { memoryLogger } from '../../src/io/log.js';
 import { runPreflight } from '../../src/preflight.js';
 import type { StepRecord } from '../../src/execute/result.js';
-import { startSystemdHost, type SystemdHost } from '../harness/hosts.js';
+import { startTestHost, type SystemdTestHost } from '../helpers/test-host.js';
+import type { SystemdHost } from '../harness/hosts.js';
 import { installBlueGreen, type BlueGreenHost } from '../helpers/blue-green.js';
 import { deployQuiet, freePort, get, makeRelease, settingsFor } from '../helpers/deploy.js';
 
@@ -105,15 +106,18 @@ const within = (answers: readonly Answer[], from: number, to = Infinity) =>
 const stepList = (steps: readonly StepRecord[]) =>
   steps.map(s => `${s.id}${s.undo ? '(undo)' : ''}${s.ok ? '' : '!'}@${s.at}+${s.ms}`).join(' ');
 
+let t: SystemdTestHost;
+
 beforeAll(async () => {
-  host = await startSystemdHost({ name: 'systemd-blue-green' });
+  t = await startTestHost({ kind: 'systemd', name: 'systemd-blue-green' });
+  host = t.host;
   ports = { blue: await freePort(), green: await freePort() };
   proxyPort = await freePort();
   bg = await installBlueGreen(host, { target: TARGET, unit: UNIT, ports, proxyPort });
 }, 180_000);
 
 afterAll(async () => {
-  await host?.stop();
+  await t?.stop();
 });
 
 describe('blue-green deploys behind a real nginx', () => {

@@ -25,8 +25,10 @@ import type {
   ServiceSettings,
   VersionCheck
 } from '../../src/settings/types.js';
-import { startSystemdHost, type SystemdHost } from '../harness/hosts.js';
+import type { SystemdHost } from '../harness/hosts.js';
+import { startTestHost, type SystemdTestHost } from '../helpers/test-host.js';
 
+let t: SystemdTestHost;
 let host: SystemdHost;
 let shell: RemoteShell;
 
@@ -157,7 +159,8 @@ function login(user: string): Promise<RemoteShell> {
 }
 
 beforeAll(async () => {
-  host = await startSystemdHost({ name: 'systemd-checks' });
+  t = await startTestHost({ kind: 'systemd', name: 'systemd-checks' });
+  host = t.host;
   shell = await login(host.user);
   await installUnit('dg-healthy', `/bin/sh -c 'echo "healthy: ready"; exec sleep infinity'`);
   await installUnit('dg-victim', `/bin/sh -c 'exec sleep infinity'`);
@@ -188,7 +191,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   shell?.close();
-  await host?.stop();
+  await t?.stop();
 });
 
 describe('process', () => {

@@ -3,7 +3,6 @@
  * its outcome, the source of "the last successful deployment", tolerant of a line cut short, and
  * listed by `deployguard history` (the bundled CLI, in a subprocess).
  */
-import { execFileSync } from 'node:child_process';
 import {
   appendFileSync,
   existsSync,
@@ -17,7 +16,7 @@ import {
 import { chmod, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startSandbox, type Sandbox } from '../../src/demo/sandbox.js';
+import type { Sandbox } from '../../src/demo/sandbox.js';
 import { runDeploy } from '../../src/deploy.js';
 import { memoryLogger } from '../../src/io/log.js';
 import { renderRecord } from '../../src/report/record.js';
@@ -30,7 +29,9 @@ import {
   runBundle,
   settingsFor
 } from '../helpers/deploy.js';
+import { startTestHost, type TestHost } from '../helpers/test-host.js';
 
+let t: TestHost;
 let host: Sandbox;
 let base: string;
 let runDir: string;
@@ -41,20 +42,12 @@ const C2 = '2'.repeat(40);
 const C3 = '3'.repeat(40);
 
 beforeAll(async () => {
-  host = await startSandbox();
-  base = await mkdtemp(join(tmpdir(), 'dg-record-'));
-  await chmod(base, 0o755);
-  runDir = join(base, 'run');
-  await mkdir(runDir);
-  if (process.getuid?.() === 0) execFileSync('chown', ['-R', `${host.user}:`, runDir]);
-  appPort = await freePort();
-  target = join(runDir, 'srv', 'app');
+  t = await startTestHost({ prefix: 'record' });
+  ({ host, work: base, runDir, appPort, target } = t);
 }, 30_000);
 
 afterAll(async () => {
-  killPidfile(join(runDir, 'app.pid'));
-  await host?.stop();
-  await rm(base, { recursive: true, force: true });
+  await t?.stop();
 });
 
 const jsonl = () => join(target, '.deployguard', 'deployments.jsonl');
@@ -209,9 +202,7 @@ describe("the host's deployment record", () => {
 describe('a rollback with nothing to go back to', () => {
   test('writes no record under a release id that never existed, and changes nothing', async () => {
     // A host of its own with one good release: there is no earlier one to return to.
-    const soloRun = join(runDir, 'solo');
-    await mkdir(soloRun);
-    if (process.getuid?.() === 0) execFileSync('chown', [`${host.user}:`, soloRun]);
+    const soloRun = await t.ownedDir(join(runDir, 'solo'));
     const soloTarget = join(soloRun, 'app');
     const soloPort = await freePort();
     const yaml = commandServiceYaml(soloPort, soloRun, '');

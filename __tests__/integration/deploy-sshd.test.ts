@@ -5,10 +5,10 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startSandbox, type Sandbox } from '../../src/demo/sandbox.js';
+import type { Sandbox } from '../../src/demo/sandbox.js';
 import { connectHost } from '../../src/io/ssh.js';
 import { memoryLogger } from '../../src/io/log.js';
 import { sh } from '../../src/remote/shell.js';
@@ -25,26 +25,27 @@ import {
   makeRelease,
   settingsFor
 } from '../helpers/deploy.js';
+import { startTestHost, type TestHost } from '../helpers/test-host.js';
 
+let t: TestHost;
 let host: Sandbox;
 let base: string;
 let appPort: number;
 let runDir: string;
 
+/** Gives everything under dir to the host's user (after a test wrote files there as root). */
 function owned(dir: string): void {
   if (process.getuid?.() === 0) execFileSync('chown', ['-R', `${host.user}:`, dir]);
 }
 
 beforeAll(async () => {
-  host = await startSandbox();
-  base = await mkdtemp(join(tmpdir(), 'dg-sshd-test-'));
-  await chmod(base, 0o755);
+  t = await startTestHost({ prefix: 'sshd-test' });
+  ({ host, work: base } = t);
 }, 30_000);
 
 afterAll(async () => {
   await killApp();
-  await host?.stop();
-  await rm(base, { recursive: true, force: true });
+  await t?.stop();
 });
 
 async function killApp(): Promise<void> {
@@ -66,9 +67,7 @@ let n = 0;
 async function freshTarget(): Promise<{ target: string; yaml: (extra?: string) => string }> {
   await killApp();
   n++;
-  runDir = join(base, `run-${n}`);
-  await mkdir(runDir, { recursive: true });
-  owned(runDir);
+  runDir = await t.ownedDir(join(base, `run-${n}`));
   appPort = await freePort();
   const target = join(runDir, 'srv', 'app');
   return { target, yaml: (extra = '') => commandServiceYaml(appPort, runDir, extra) };

@@ -3,12 +3,14 @@
  * harness. The sample app runs as a real systemd unit; broken releases must end with the
  * previous version answering.
  */
-import { startSystemdHost, type SystemdHost } from '../harness/hosts.js';
-import { deployQuiet, freePort, get, makeRelease, settingsFor } from '../helpers/deploy.js';
+import type { SystemdHost } from '../harness/hosts.js';
+import { deployQuiet, get, makeRelease, settingsFor } from '../helpers/deploy.js';
+import { startTestHost, SYSTEMD_TARGET, type SystemdTestHost } from '../helpers/test-host.js';
 
+let t: SystemdTestHost;
 let host: SystemdHost;
 let appPort: number;
-const TARGET = '/srv/app';
+const TARGET = SYSTEMD_TARGET;
 const UNIT = 'dgapp';
 
 async function must(cmd: string): Promise<string> {
@@ -55,13 +57,13 @@ const deploy = async (version: string, fault?: string) =>
   );
 
 beforeAll(async () => {
-  host = await startSystemdHost({ name: 'systemd-deploy' });
-  appPort = await freePort();
+  t = await startTestHost({ kind: 'systemd', name: 'systemd-deploy' });
+  ({ host, appPort } = t);
   await installUnit('no');
 }, 180_000);
 
 afterAll(async () => {
-  await host?.stop();
+  await t?.stop();
 });
 
 describe('deploy to a real systemd host', () => {

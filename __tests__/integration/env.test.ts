@@ -6,26 +6,18 @@
 import { readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../../src/errors.js';
-import {
-  commandServiceYaml,
-  deployQuiet,
-  get,
-  makeRelease,
-  settingsFor,
-  startTestHost,
-  stopTestHost,
-  type TestHost
-} from '../helpers/deploy.js';
+import { commandServiceYaml, deployQuiet, get, makeRelease, settingsFor } from '../helpers/deploy.js';
+import { startTestHost, type TestHost } from '../helpers/test-host.js';
 
 const SECRET = 'tok-3b9f0c1e-never-logged';
 let t: TestHost;
 
 beforeAll(async () => {
-  t = await startTestHost('env');
+  t = await startTestHost({ prefix: 'env' });
 }, 30_000);
 
 afterAll(async () => {
-  await stopTestHost(t);
+  await t?.stop();
 });
 
 function settings(version: string, opts: { fault?: string; token?: string; runOnce?: string } = {}) {

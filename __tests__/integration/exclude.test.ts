@@ -3,15 +3,14 @@
  * the patterns keep (gitignore rules, negation, braces), a hostile pattern with long names deploys in
  * normal time, and a bad pattern stops the deploy before the host is contacted.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
-import { startSandbox, type Sandbox } from '../../src/demo/sandbox.js';
+import type { Sandbox } from '../../src/demo/sandbox.js';
 import { ConfigError } from '../../src/errors.js';
 import { deployQuiet, settingsFor } from '../helpers/deploy.js';
+import { startTestHost, type TestHost } from '../helpers/test-host.js';
 
+let t: TestHost;
 let host: Sandbox;
 let base: string;
 let target: string;
@@ -21,13 +20,8 @@ const longName = 'a'.repeat(250);
 const hostile = `${'*a'.repeat(21)}*b`;
 
 beforeAll(async () => {
-  host = await startSandbox();
-  base = await mkdtemp(join(tmpdir(), 'dg-exclude-'));
-  await chmod(base, 0o755);
-  const run = join(base, 'run');
-  await mkdir(run);
-  if (process.getuid?.() === 0) execFileSync('chown', [`${host.user}:`, run]);
-  target = join(run, 'srv', 'app');
+  t = await startTestHost({ prefix: 'exclude' });
+  ({ host, work: base, target } = t);
   art = join(base, 'artifact');
   for (const [path, content] of Object.entries({
     'app.js': 'app',
@@ -49,8 +43,7 @@ beforeAll(async () => {
 }, 30_000);
 
 afterAll(async () => {
-  await host?.stop();
-  await rm(base, { recursive: true, force: true });
+  await t?.stop();
 });
 
 function yaml(exclude: readonly string[]): string {

@@ -16,15 +16,8 @@ import { runDeploy } from '../../src/deploy.js';
 import { memoryLogger, type Logger } from '../../src/io/log.js';
 import type { DeployResult } from '../../src/execute/result.js';
 import { startCutProxy, type CutProxy } from '../harness/cut-proxy.js';
-import {
-  commandServiceYaml,
-  get,
-  makeRelease,
-  settingsFor,
-  startTestHost,
-  stopTestHost,
-  type TestHost
-} from '../helpers/deploy.js';
+import { commandServiceYaml, get, makeRelease, settingsFor } from '../helpers/deploy.js';
+import { startTestHost, type TestHost } from '../helpers/test-host.js';
 
 const TRIALS = Number(process.env.FAULT_TRIALS ?? 54);
 
@@ -37,7 +30,7 @@ let appPort: number;
 let yaml: string;
 
 beforeAll(async () => {
-  t = await startTestHost('faults');
+  t = await startTestHost({ prefix: 'faults' });
   ({ host, runDir, target, appPort } = t);
   proxy = await startCutProxy(host.port);
   yaml = commandServiceYaml(appPort, runDir);
@@ -45,7 +38,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await proxy?.close();
-  await stopTestHost(t);
+  await t?.stop();
 });
 
 /** A logger that cuts the link `delayMs` after the first line matching `when` (a step done, a group begun). */

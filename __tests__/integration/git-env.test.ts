@@ -16,10 +16,10 @@ import { memoryLogger } from '../../src/io/log.js';
 import { scanCommits } from '../../src/scan/gitleaks.js';
 import { secretGate } from '../../src/scan/pre-deploy.js';
 import { resolveRange } from '../../src/scan/range.js';
-import { freePort, startSandbox } from '../../src/demo/sandbox.js';
 import { githubPat } from '../fixtures/secrets/samples.js';
 import { commandServiceYaml, runBundle } from '../helpers/deploy.js';
 import { BASE_INPUTS, settingsFrom } from '../helpers/settings.js';
+import { startTestHost } from '../helpers/test-host.js';
 
 const REAL = path.resolve('node_modules/.bin/gitleaks');
 const SLOW = 60_000;
@@ -193,17 +193,11 @@ test(
  */
 describe('the CLI with GIT_DIR pointing elsewhere', () => {
   const runCli = async (cwd: string, name: string) => {
-    const host = await startSandbox();
+    const t = await startTestHost({ prefix: `git-env-cli-${name}` });
     try {
-      const base = path.join(work, `cli-${name}`);
-      const runDir = path.join(base, 'run');
-      mkdirSync(runDir, { recursive: true });
-      chmodSync(work, 0o755);
-      chmodSync(base, 0o755);
-      if (process.getuid?.() === 0) execFileSync('chown', ['-R', `${host.user}:`, runDir]);
-      const target = path.join(runDir, 'srv', 'app');
+      const { host, work: base, runDir, target } = t;
       const config = path.join(base, 'deployguard.yml');
-      writeFileSync(config, commandServiceYaml(await freePort(), runDir, `target: { path: ${target} }`));
+      writeFileSync(config, commandServiceYaml(t.appPort, runDir, `target: { path: ${target} }`));
       const r = await runBundle(
         'cli',
         [
@@ -225,7 +219,7 @@ describe('the CLI with GIT_DIR pointing elsewhere', () => {
       );
       return { ...r, deployed: existsSync(path.join(target, 'current')) };
     } finally {
-      await host.stop();
+      await t.stop();
     }
   };
 

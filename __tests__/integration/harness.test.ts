@@ -18,6 +18,7 @@ import {
   type SystemdHost,
   type TestHost
 } from '../harness/hosts.js';
+import { startTestHost } from '../helpers/test-host.js';
 
 interface Result {
   code: number;
@@ -463,4 +464,52 @@ describe('systemd host', () => {
     expect((await run('pgrep', ['-f', sleep])).stdout).toBe('');
     expect(await refusesConnections(t.port)).toBe(true);
   }, 60_000);
+});
+
+describe('startTestHost', () => {
+  /** Work directories whose names start with `dg-<prefix>-` (mkdtemp adds six characters). */
+  const workDirsOf = (prefix: string): string[] =>
+    fs.readdirSync(os.tmpdir()).filter(e => e.startsWith(`dg-${prefix}-`) && e.length === prefix.length + 10);
+
+  test('a sandbox comes with a 755 work dir, a run dir its user owns, and a stop() that undoes it all, once', async () => {
+    const prefix = `selftest-${process.pid}`;
+    const t = await startTestHost({ prefix });
+    expect(workDirsOf(prefix)).toEqual([path.basename(t.work)]);
+    expect(fs.statSync(t.work).mode & 0o777).toBe(0o755);
+    expect(t.runDir).toBe(path.join(t.work, 'run'));
+    expect(t.target).toBe(path.join(t.runDir, 'srv', 'app'));
+    const owner = Number((await run('id', ['-u', t.host.user])).stdout.trim());
+    expect(fs.statSync(t.runDir).uid).toBe(owner);
+    expect(fs.statSync(await t.ownedDir(path.join(t.work, 'more', 'dirs'))).uid).toBe(owner);
+    expect(await refusesConnections(t.host.port)).toBe(false);
+    expect(await refusesConnections(t.appPort)).toBe(true);
+    // An app left running from the run directory goes down with the host.
+    const app = spawn('sleep', ['300'], { stdio: 'ignore' });
+    fs.writeFileSync(path.join(t.runDir, 'app.pid'), `${app.pid}\n`);
+    const gone = new Promise(resolve => app.on('exit', (_code, signal) => resolve(signal)));
+
+    await Promise.all([t.stop(), t.stop()]);
+    await t.stop();
+
+    expect(await gone).toBe('SIGKILL');
+    expect(fs.existsSync(t.work)).toBe(false);
+    expect(workDirsOf(prefix)).toEqual([]);
+    // The sandbox's stop() signals its sshd without waiting for it to exit.
+    expect(
+      await eventually(
+        () => refusesConnections(t.host.port),
+        gone => gone,
+        5000
+      )
+    ).toBe(true);
+  });
+
+  test('a host that does not start leaves no work dir behind', async () => {
+    const prefix = `selftest-broken-${process.pid}`;
+    await expect(
+      startTestHost({ kind: 'sshd', name: 'sshd-broken', prefix, extraConfig: ['NoSuchOption yes'] })
+    ).rejects.toThrow(/startSshd\(sshd-broken\)/);
+    expect(workDirsOf(prefix)).toEqual([]);
+    expect(instanceDirsOf('sshd-sshd-broken')).toEqual([]);
+  });
 });

@@ -20,18 +20,18 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startSandbox, type Sandbox } from '../../src/demo/sandbox.js';
-import { makeRelease, runBundle, startTestHost, stopTestHost, type TestHost } from '../helpers/deploy.js';
+import { makeRelease, runBundle } from '../helpers/deploy.js';
+import { startTestHost, type TestHost } from '../helpers/test-host.js';
 
 let t: TestHost;
-let other: Sandbox;
+let other: TestHost;
 let artifact: string;
 let scratch: string;
 
 beforeAll(async () => {
-  t = await startTestHost('hostile');
+  t = await startTestHost({ prefix: 'hostile' });
   // A second host whose key is not the one pinned for the first.
-  other = await startSandbox();
+  other = await startTestHost({ prefix: 'hostile-other' });
   artifact = await makeRelease('v1');
   scratch = mkdtempSync(join(tmpdir(), 'dg-hostile-art-'));
   // One good deploy, so "untouched" has something live to keep.
@@ -41,7 +41,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await other?.stop();
-  await stopTestHost(t);
+  await t?.stop();
   rmSync(scratch, { recursive: true, force: true });
 });
 
@@ -374,7 +374,7 @@ describe('what only the host can tell: a clear error, the live release untouched
     const before = live();
     const r = await cli([
       '--known-hosts',
-      other.knownHostsLine.replace(`]:${other.port} `, `]:${t.host.port} `)
+      other.host.knownHostsLine.replace(`]:${other.host.port} `, `]:${t.host.port} `)
     ]);
     expect(r.code).not.toBe(0);
     expect(r.out).toMatch(/HOST KEY DOES NOT MATCH THE PIN/);
@@ -384,7 +384,7 @@ describe('what only the host can tell: a clear error, the live release untouched
 
   test('a user key the host does not accept', async () => {
     const before = live();
-    const r = await cli([], '', { DEPLOYGUARD_SSH_KEY: other.privateKey });
+    const r = await cli([], '', { DEPLOYGUARD_SSH_KEY: other.host.privateKey });
     expect(r.code).not.toBe(0);
     expect(r.out).toMatch(/The server refused the key for deployguard-sandbox@127\.0\.0\.1/);
     expect([live(), unlocked()]).toEqual([before, true]);

@@ -4,7 +4,7 @@
  * upload would give), with deleted files gone and the previous release untouched. A previous
  * release changed on the host is caught by the verification and the deploy sends everything.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
   appendFileSync,
@@ -17,12 +17,13 @@ import {
   statSync,
   writeFileSync
 } from 'node:fs';
-import { chmod, cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cp, mkdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { startSandbox, type Sandbox } from '../../src/demo/sandbox.js';
+import type { Sandbox } from '../../src/demo/sandbox.js';
 import { deployQuiet, settingsFor } from '../helpers/deploy.js';
+import { startTestHost, type TestHost } from '../helpers/test-host.js';
 
+let t: TestHost;
 let host: Sandbox;
 let base: string;
 let target: string;
@@ -30,13 +31,8 @@ let art: string;
 
 beforeAll(async () => {
   // DEBUG1: sshd logs the algorithms it agreed on, compression included.
-  host = await startSandbox({ logLevel: 'DEBUG1' });
-  base = await mkdtemp(join(tmpdir(), 'dg-incr-'));
-  await chmod(base, 0o755);
-  const run = join(base, 'run');
-  await mkdir(run);
-  if (process.getuid?.() === 0) execFileSync('chown', [`${host.user}:`, run]);
-  target = join(run, 'srv', 'app');
+  t = await startTestHost({ prefix: 'incr', logLevel: 'DEBUG1' });
+  ({ host, work: base, target } = t);
   art = join(base, 'artifact');
   for (let i = 0; i < 200; i++) {
     await mkdir(join(art, `dir-${i % 10}`), { recursive: true });
@@ -47,8 +43,7 @@ beforeAll(async () => {
 }, 30_000);
 
 afterAll(async () => {
-  await host?.stop();
-  await rm(base, { recursive: true, force: true });
+  await t?.stop();
 });
 
 const yaml = [

@@ -17,7 +17,8 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startSshd, type TestHost } from '../harness/hosts.js';
+import type { TestHost } from '../harness/hosts.js';
+import { startTestHost, type LocalTestHost } from '../helpers/test-host.js';
 
 const ROOT = process.cwd();
 let work: string;
@@ -82,7 +83,7 @@ describe('npm pack', () => {
 });
 
 describe('npm i -g of the tarball (offline, empty cache, own prefix)', () => {
-  let host: TestHost | undefined;
+  let t: LocalTestHost<TestHost> | undefined;
   let away: string;
 
   beforeAll(async () => {
@@ -93,11 +94,11 @@ describe('npm i -g of the tarball (offline, empty cache, own prefix)', () => {
     expect({ code: r.status, stderr: r.status === 0 ? '' : r.stderr }).toEqual({ code: 0, stderr: '' });
     away = join(work, 'elsewhere');
     mkdirSync(away);
-    host = await startSshd({ name: 'install' });
+    t = await startTestHost({ kind: 'sshd', name: 'install' });
   }, 120_000);
 
   afterAll(async () => {
-    await host?.stop();
+    await t?.stop();
   });
 
   it('installs a `deployguard` command into the prefix and nothing else', () => {
@@ -140,7 +141,7 @@ describe('npm i -g of the tarball (offline, empty cache, own prefix)', () => {
   }, 200_000);
 
   it('deploys over SSH to a real sshd, from a directory with no repository around it', async () => {
-    const h = host!;
+    const h = t!.host;
     const artifact = join(away, 'site');
     mkdirSync(artifact);
     writeFileSync(join(artifact, 'index.html'), '<h1>installed</h1>\n');

@@ -5,18 +5,18 @@
  * deploy before anything reaches the app host.
  */
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dryRun, runDeploy } from '../../src/deploy.js';
 import { memoryLogger } from '../../src/io/log.js';
 import { parseSettings } from '../../src/settings/parse.js';
-import { HOSTS_DIR, startSshd, type TestHost } from '../harness/hosts.js';
+import { HOSTS_DIR, type TestHost } from '../harness/hosts.js';
 import { freePort, makeRelease } from '../helpers/deploy.js';
+import { startTestHost, type LocalTestHost } from '../helpers/test-host.js';
 
 let app: TestHost;
 let bastion: TestHost;
 let closedBastion: TestHost;
+let started: LocalTestHost<TestHost>[] = [];
 let work: string;
 /** The sshd log of a harness host (its instance directory is `sshd-<name>-XXXXXX`). */
 const sshdLog = (h: TestHost) => {
@@ -25,17 +25,18 @@ const sshdLog = (h: TestHost) => {
 };
 
 beforeAll(async () => {
-  [app, bastion, closedBastion] = await Promise.all([
-    startSshd({ name: 'jump-app' }),
-    startSshd({ name: 'jump-bastion', extraConfig: ['LogLevel DEBUG1'] }),
-    startSshd({ name: 'jump-closed', extraConfig: ['AllowTcpForwarding no'] })
+  const [a, b, c] = await Promise.all([
+    startTestHost({ kind: 'sshd', name: 'jump-app', prefix: 'jump' }),
+    startTestHost({ kind: 'sshd', name: 'jump-bastion', extraConfig: ['LogLevel DEBUG1'] }),
+    startTestHost({ kind: 'sshd', name: 'jump-closed', extraConfig: ['AllowTcpForwarding no'] })
   ]);
-  work = await mkdtemp(join(tmpdir(), 'dg-jump-'));
+  started = [a, b, c];
+  [app, bastion, closedBastion] = [a.host, b.host, c.host];
+  work = a.work;
 }, 60_000);
 
 afterAll(async () => {
-  await Promise.all([app, bastion, closedBastion].map(h => h?.stop()));
-  await rm(work, { recursive: true, force: true });
+  await Promise.all(started.map(t => t.stop()));
 });
 
 /** One app host behind `via`; `jumpPin` overrides the bastion's pin (its known_hosts line). */

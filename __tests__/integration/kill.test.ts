@@ -9,16 +9,8 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Sandbox } from '../../src/demo/sandbox.js';
-import {
-  commandServiceYaml,
-  deployQuiet,
-  get,
-  makeRelease,
-  settingsFor,
-  startTestHost,
-  stopTestHost,
-  type TestHost
-} from '../helpers/deploy.js';
+import { commandServiceYaml, deployQuiet, get, makeRelease, settingsFor } from '../helpers/deploy.js';
+import { startTestHost, type TestHost } from '../helpers/test-host.js';
 
 let t: TestHost;
 let host: Sandbox;
@@ -29,7 +21,7 @@ let appPort: number;
 let yaml: string;
 
 beforeAll(async () => {
-  t = await startTestHost('kill');
+  t = await startTestHost({ prefix: 'kill' });
   ({ host, work: base, runDir, target, appPort } = t);
   // The shortest TTL allowed: a dead deploy's lock is taken over 10 s after its last refresh.
   yaml = commandServiceYaml(appPort, runDir, 'deploy: { lock-ttl: 10s }', {
@@ -37,7 +29,7 @@ beforeAll(async () => {
   });
 }, 30_000);
 
-afterAll(() => stopTestHost(t));
+afterAll(() => t?.stop());
 
 /** Runs the bundled CLI and SIGKILLs it as soon as a line of its output matches `when`. */
 async function deployKilled(release: string, when: RegExp): Promise<{ killed: boolean; output: string }> {

@@ -5,22 +5,14 @@
  * switched back to, nothing uploaded), the rollback action, and a rollback refused because the
  * kept release no longer matches its checksums. Real sshd, real service, real HTTP checks.
  */
-import { execFileSync } from 'node:child_process';
 import { appendFileSync, readFileSync, readlinkSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startSandbox, type Sandbox } from '../../src/demo/sandbox.js';
-import {
-  commandServiceYaml,
-  freePort,
-  get,
-  killPidfile,
-  makeRelease,
-  runActionEntry,
-  runBundle
-} from '../helpers/deploy.js';
+import type { Sandbox } from '../../src/demo/sandbox.js';
+import { commandServiceYaml, get, makeRelease, runActionEntry, runBundle } from '../helpers/deploy.js';
+import { startTestHost, type TestHost } from '../helpers/test-host.js';
 
+let t: TestHost;
 let host: Sandbox;
 let work: string;
 let runDir: string;
@@ -31,14 +23,8 @@ const B = 'b'.repeat(40);
 const C = 'c'.repeat(40);
 
 beforeAll(async () => {
-  host = await startSandbox();
-  work = await mkdtemp(join(tmpdir(), 'dg-phases-'));
-  await chmod(work, 0o755);
-  runDir = join(work, 'run');
-  await mkdir(runDir);
-  if (process.getuid?.() === 0) execFileSync('chown', ['-R', `${host.user}:`, runDir]);
-  appPort = await freePort();
-  target = join(runDir, 'srv', 'app');
+  t = await startTestHost({ prefix: 'phases' });
+  ({ host, work, runDir, appPort, target } = t);
   await writeFile(
     join(work, 'deployguard.yml'),
     commandServiceYaml(appPort, runDir, `target: { path: ${target} }`)
@@ -46,9 +32,7 @@ beforeAll(async () => {
 }, 30_000);
 
 afterAll(async () => {
-  killPidfile(join(runDir, 'app.pid'));
-  await host?.stop();
-  await rm(work, { recursive: true, force: true });
+  await t?.stop();
 });
 
 /** One step of a workflow run: the run id and commit are the run's, the inputs the step's. */

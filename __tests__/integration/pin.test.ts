@@ -3,28 +3,27 @@
  * `known-hosts`, lets deployguard connect; its fingerprint is what `ssh-keygen -lf` says of the
  * server's key; bad input is refused before anything is contacted.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { main } from '../../src/cli.js';
 import { connectHost } from '../../src/io/ssh.js';
 import { memoryLogger } from '../../src/io/log.js';
 import { pinCommand } from '../../src/remote/pin.js';
 import { sh } from '../../src/remote/shell.js';
-import { startSshd, type TestHost } from '../harness/hosts.js';
+import type { TestHost } from '../harness/hosts.js';
 import { freePort } from '../helpers/deploy.js';
+import { startTestHost, type LocalTestHost } from '../helpers/test-host.js';
 
+let t: LocalTestHost<TestHost>;
 let host: TestHost;
 
 beforeAll(async () => {
-  host = await startSshd({ name: 'pin' });
+  t = await startTestHost({ kind: 'sshd', name: 'pin' });
+  host = t.host;
 }, 30_000);
 
 afterAll(async () => {
-  await host?.stop();
+  await t?.stop();
 });
 
 async function pin(h: string, port: number, user?: string): Promise<{ code: number; out: string }> {
@@ -87,38 +86,19 @@ test('bad input is refused with an example before anything is contacted; a close
 });
 
 test('a host with no ed25519 key: the key it has (ECDSA here) is printed, and the file to compare it with', async () => {
-  // An sshd of our own: the harness's hosts all have ed25519 keys.
-  const dir = await mkdtemp(join(tmpdir(), 'dg-pin-ecdsa-'));
-  const port = await freePort();
-  const key = join(dir, 'host_key');
-  execFileSync('ssh-keygen', ['-q', '-t', 'ecdsa', '-N', '', '-f', key]);
-  const config = [
-    `Port ${port}`,
-    'ListenAddress 127.0.0.1',
-    `HostKey ${key}`,
-    `PidFile ${dir}/pid`,
-    'UsePAM no'
-  ];
-  writeFileSync(join(dir, 'sshd_config'), `${config.join('\n')}\n`);
-  const sshd = spawn('/usr/sbin/sshd', ['-D', '-f', join(dir, 'sshd_config'), '-E', join(dir, 'log')], {
-    stdio: 'ignore'
-  });
+  const ecdsa = await startTestHost({ kind: 'sshd', name: 'pin-ecdsa', hostKey: 'ecdsa' });
   try {
-    // sshd writes its pid file once it listens.
-    for (let i = 0; i < 100 && !existsSync(join(dir, 'pid')); i++) await new Promise(r => setTimeout(r, 50));
+    const port = ecdsa.host.port;
     const { code, out } = await pin('127.0.0.1', port);
     expect(code).toBe(0);
     expect(out).toMatch(
       new RegExp(`known_hosts line: \\[127\\.0\\.0\\.1\\]:${port} ecdsa-sha2-nistp256 AAAA`)
     );
-    const fingerprint = execFileSync('ssh-keygen', ['-lf', `${key}.pub`])
-      .toString()
-      .split(' ')[1];
-    expect(out).toContain(`fingerprint:      ${fingerprint}`);
+    // The harness's fingerprint is `ssh-keygen -lf` of the server's public key file.
+    expect(out).toContain(`fingerprint:      ${ecdsa.host.fingerprint}`);
     expect(out).toContain('  ssh-keygen -lf /etc/ssh/ssh_host_ecdsa_key.pub');
   } finally {
-    sshd.kill('SIGKILL');
-    await rm(dir, { recursive: true, force: true });
+    await ecdsa.stop();
   }
 });
 

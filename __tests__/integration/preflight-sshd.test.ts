@@ -16,11 +16,9 @@ import {
   freePort,
   get,
   makeRelease,
-  settingsFor,
-  startTestHost,
-  stopTestHost,
-  type TestHost
+  settingsFor
 } from '../helpers/deploy.js';
+import { startTestHost, type TestHost } from '../helpers/test-host.js';
 
 let t: TestHost;
 
@@ -33,11 +31,11 @@ const settings = async (version: string, opts: { extra?: string; target?: string
   );
 
 beforeAll(async () => {
-  t = await startTestHost('preflight');
+  t = await startTestHost({ prefix: 'preflight' });
 }, 30_000);
 
 afterAll(async () => {
-  await stopTestHost(t);
+  await t?.stop();
 });
 
 describe('preflight on a plain sshd host', () => {

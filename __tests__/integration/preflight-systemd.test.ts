@@ -4,8 +4,9 @@
  * nothing changed, the live release still serving, the verdict and the host's history agreeing;
  * the preflight names the fix for each problem before anything is touched.
  */
-import { startSystemdHost, type SystemdHost } from '../harness/hosts.js';
+import type { SystemdHost } from '../harness/hosts.js';
 import { deployQuiet, freePort, get, makeRelease, settingsFor, type HostLike } from '../helpers/deploy.js';
+import { startTestHost, SYSTEMD_TARGET, type SystemdTestHost } from '../helpers/test-host.js';
 import { runDeploy } from '../../src/deploy.js';
 import { readHistory } from '../../src/history.js';
 import { memoryLogger } from '../../src/io/log.js';
@@ -17,10 +18,11 @@ import {
 } from '../../src/preflight.js';
 import { verdictLine } from '../../src/report/summary.js';
 
+let t: SystemdTestHost;
 let host: SystemdHost;
 let appPort: number;
 let freshPort: number;
-const TARGET = '/srv/app';
+const TARGET = SYSTEMD_TARGET;
 const UNIT = 'dgapp';
 
 async function must(cmd: string): Promise<string> {
@@ -89,8 +91,9 @@ async function lastRecord(target = TARGET): Promise<{ release: string; status: s
 }
 
 beforeAll(async () => {
-  host = await startSystemdHost({ name: 'systemd-preflight' });
-  [appPort, freshPort] = [await freePort(), await freePort()];
+  t = await startTestHost({ kind: 'systemd', name: 'systemd-preflight' });
+  ({ host, appPort } = t);
+  freshPort = await freePort();
   await installUnit(UNIT, TARGET, appPort);
   // A deploy user with the same key as root, and (for now) no sudo rights at all.
   await must(
@@ -102,7 +105,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await host?.stop();
+  await t?.stop();
 });
 
 describe('a failure before the switch is `failed`, nothing changed, and the history agrees', () => {

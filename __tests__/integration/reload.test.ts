@@ -4,14 +4,16 @@
  * examples/app/reload-master.js, which forks the app from the release `current` names and, on
  * SIGHUP, replaces its worker only once the new one listens.
  */
-import { startSystemdHost, type SystemdHost } from '../harness/hosts.js';
-import { deployQuiet, freePort, get, makeRelease, settingsFor } from '../helpers/deploy.js';
+import type { SystemdHost } from '../harness/hosts.js';
+import { deployQuiet, get, makeRelease, settingsFor } from '../helpers/deploy.js';
+import { startTestHost, SYSTEMD_TARGET, type SystemdTestHost } from '../helpers/test-host.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+let t: SystemdTestHost;
 let host: SystemdHost;
 let appPort: number;
-const TARGET = '/srv/app';
+const TARGET = SYSTEMD_TARGET;
 const UNIT = 'dgreload';
 const MASTER = readFileSync(join(process.cwd(), 'examples', 'app', 'reload-master.js'), 'utf8');
 
@@ -59,13 +61,13 @@ const deploy = async (version: string, fault?: string) =>
 const mainPid = async () => Number((await must(`systemctl show -p MainPID --value ${UNIT}`)).trim());
 
 beforeAll(async () => {
-  host = await startSystemdHost({ name: 'systemd-reload' });
-  appPort = await freePort();
+  t = await startTestHost({ kind: 'systemd', name: 'systemd-reload' });
+  ({ host, appPort } = t);
   await installUnit(true);
 }, 180_000);
 
 afterAll(async () => {
-  await host?.stop();
+  await t?.stop();
 });
 
 describe('switch: reload on a real systemd host', () => {
