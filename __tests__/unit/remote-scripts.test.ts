@@ -100,6 +100,17 @@ describe('upload and verify', () => {
     expect(run(verifyManifest(staging, 2, keep), manifest).code).not.toBe(0);
   });
 
+  test('with no hashes from the upload (nothing sent: every file linked), verify hashes every line', () => {
+    const staging = join(dir, 'staging', 'r3');
+    mkdirSync(staging, { recursive: true });
+    writeFileSync(join(staging, 'kept.txt'), 'edited on the host\n');
+    writeFileSync(sumsPath(staging), '');
+    const keep = join(dir, 'manifests', 'r3.sha256');
+    const r = run(verifyManifest(staging, 1, keep), `${'0'.repeat(64)}  ./kept.txt\n`);
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).toContain('./kept.txt: FAILED');
+  });
+
   test('a tar that fails fails the upload', () => {
     const staging = join(dir, 'staging', 'r2');
     const up = run(uploadScript(staging), Buffer.from('not a tar archive at all'.repeat(40)));

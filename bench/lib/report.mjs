@@ -410,7 +410,7 @@ p(
         '  already use most of that budget; rsync pays one login and one process start too, but then only',
         '  compares sizes and mtimes and sends 30 files.',
         `- Round trips: ${keyValues('fig1-execs.txt').changed ?? '?'} for this deploy (figure 1 counts them): lock and host state; upload;`,
-        '  verify; promote and switch; mark good and list releases; prune, record and unlock.'
+        '  verify, promote and switch; mark good and list releases; prune, record and unlock.'
       );
       p(...lines);
     }

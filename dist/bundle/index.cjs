@@ -59607,20 +59607,40 @@ function linkedUnchanged(run, stdout) {
  * again in full, once.
  */
 async function verifyUpload(run, script) {
-    const { deps, settings } = run.ctx;
+    const q = verifyRequest(run, script);
+    const r = await run.shell.exec(q.script, { stdin: q.stdin });
+    if (r.code !== 0)
+        await verifyFailed(run, r, script);
+}
+/**
+ * The verification to send: the plan's script with the whole manifest on stdin, or, after an
+ * incremental upload whose linked files matched their record, only the files sent (see `verifySent`).
+ * It may run on its own or as the first part of a step group (it alone reads stdin).
+ */
+function verifyRequest(run, script) {
+    const { settings } = run.ctx;
     const hashes = run.hashes;
     if (!hashes)
         throw new StepFailed(`${run.host.name}: nothing was uploaded to verify`, 'deploy');
     const sent = run.delta && !run.fullUpload && !run.verifyAll ? run.sent : undefined;
     const layout = run.plan?.layout ?? run.ctx.layout;
-    const r = sent
-        ? await run.shell.exec((0,commands/* verifySent */.U)((0,remote_layout/* stagingDir */.rz)(layout, settings.releaseId), hashes.size, (0,remote_layout/* manifestPath */.ji)(layout, settings.releaseId)), {
-            stdin: `${(0,transfer_artifact/* manifestText */.$2)(hashes)}--check--\n${(0,transfer_artifact/* manifestText */.$2)(new Map([...hashes].filter(([p]) => sent.has(p))))}`
-        })
-        : await run.shell.exec(script, { stdin: (0,transfer_artifact/* manifestText */.$2)(hashes) });
-    if (r.code !== 0 && run.shell.alive === false)
+    if (!sent)
+        return { script, stdin: (0,transfer_artifact/* manifestText */.$2)(hashes) };
+    return {
+        script: (0,commands/* verifySent */.U)((0,remote_layout/* stagingDir */.rz)(layout, settings.releaseId), hashes.size, (0,remote_layout/* manifestPath */.ji)(layout, settings.releaseId)),
+        stdin: `${(0,transfer_artifact/* manifestText */.$2)(hashes)}--check--\n${(0,transfer_artifact/* manifestText */.$2)(new Map([...hashes].filter(([p]) => sent.has(p))))}`
+    };
+}
+/**
+ * A verification that did not pass. An incremental upload is sent again in full and verified once
+ * more (the previous release changed on the host since it was verified); returns when that passed.
+ * Anything else throws.
+ */
+async function verifyFailed(run, r, script) {
+    const { deps } = run.ctx;
+    if (run.shell.alive === false)
         throw new StepFailed(`${run.host.name}: the connection dropped during verification`, 'deploy');
-    if (r.code !== 0 && run.delta && !run.fullUpload) {
+    if (run.delta && !run.fullUpload) {
         // The previous release no longer matches its manifest (changed on the host since): the
         // links carried that change. Start over and send everything.
         deps.log.warn(`${run.host.name}: the incremental upload did not verify (the previous release was changed on the host?); sending every file.`);
@@ -59630,13 +59650,11 @@ async function verifyUpload(run, script) {
             await uploadArtifact(run, upload.action.script);
         return verifyUpload(run, script);
     }
-    if (r.code !== 0) {
-        const bad = r.stdout
-            .split('\n')
-            .filter(l => /: FAILED/.test(l))
-            .slice(0, 10);
-        throw new StepFailed(`${run.host.name}: checksum verification failed on the host; the service was not touched.\n${bad.join('\n') || tail(r.stderr)}`, 'deploy', 'The upload was corrupted or the staging directory was changed during the deploy. Re-run the deploy; if it repeats, check the disk on the host (df, dmesg).');
-    }
+    const bad = r.stdout
+        .split('\n')
+        .filter(l => /: FAILED/.test(l))
+        .slice(0, 10);
+    throw new StepFailed(`${run.host.name}: checksum verification failed on the host; the service was not touched.\n${bad.join('\n') || tail(r.stderr)}`, 'deploy', 'The upload was corrupted or the staging directory was changed during the deploy. Re-run the deploy; if it repeats, check the disk on the host (df, dmesg).');
 }
 /** Artifacts from this size on log their upload progress. */
 const PROGRESS_MIN_BYTES = 20 * 1024 * 1024;
@@ -59984,7 +60002,9 @@ async function hostSteps(...[run, facts, how, stop, once]) {
  */
 function groupAt(steps, i) {
     const joins = (s) => s !== undefined && s.action.kind === 'exec' && s.id !== 'run-once';
-    if (!joins(steps[i]))
+    // The verification may lead a group: it alone reads the group's stdin (the manifest), and the
+    // steps after it run only once it passed, as they would after it alone.
+    if (!joins(steps[i]) && steps[i]?.action.kind !== 'verify')
         return steps.slice(i, i + 1);
     let end = i + 1;
     while (joins(steps[end]) && !(steps[end].id === 'stage' && steps[end + 1]?.action.kind === 'upload'))
@@ -60006,15 +60026,15 @@ function withCodeOf(text, name) {
  */
 async function runGroup(run, group, opts = {}) {
     const { deps } = run.ctx;
-    const scripts = group.map(s => (s.action.kind === 'exec' ? s.action.script : undefined));
+    const head = group[0].action;
+    const verify = head.kind === 'verify' ? verifyRequest(run, head.script) : undefined;
+    const scripts = group.map(s => s.action.kind === 'exec' ? s.action.script : s.action.kind === 'verify' ? verify?.script : undefined);
     const at = deps.now().getTime();
     const t0 = Date.now();
     let r;
     let error;
     try {
-        r = await run.shell.exec((0,commands/* stepGroup */.yN)(scripts.filter((x) => x !== undefined), opts.after), {
-            timeoutMs: STEP_TIMEOUT_MS
-        });
+        r = await run.shell.exec((0,commands/* stepGroup */.yN)(scripts.filter((x) => x !== undefined), opts.after), { timeoutMs: STEP_TIMEOUT_MS, ...(verify ? { stdin: verify.stdin } : {}) });
     }
     catch (err) {
         error = err;
@@ -60054,6 +60074,19 @@ async function runGroup(run, group, opts = {}) {
             continue;
         }
         const dropped = run.shell.alive === false || error !== undefined;
+        if (k === 0 && head.kind === 'verify' && r && !dropped) {
+            // The verification failed: an incremental upload is sent again in full and verified on its
+            // own; the rest of the group then runs as it would have.
+            try {
+                await verifyFailed(run, r, head.script);
+            }
+            catch (err) {
+                recordFailed(run, step, Date.now() - t0, at, (0,errors/* describeError */.Uc)(err));
+                throw err;
+            }
+            recordDone(run, step, Date.now() - t0, at);
+            return group.length > 1 ? runGroup(run, group.slice(1), opts) : out.join('\n');
+        }
         for (const maybe of dropped ? group.slice(k) : [step]) {
             if (maybe.undo && (!maybe.undoAfterSuccess || dropped))
                 run.undo.push(maybe.undo);
@@ -65719,7 +65752,7 @@ function verifyScript(dir, expectedFiles, keep, sent) {
         ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `awk -v keep=${`${keep}.tmp`} -v check=${check} 'f { print > check; next } /^--check--$/ { f = 1; next } { print > keep }'`
         : (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cat > ${keep}.tmp`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cd -- ${dir}`, 
     // The hashes the upload took as the files landed: only lines missing there are hashed now.
-    (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `touch -- ${check}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -f ${sumsPath(dir)} ]; then awk 'NR == FNR { have[$0] = 1; next } !($0 in have)' ${sumsPath(dir)} ${check} > ${keep}.todo; else cp -- ${check} ${keep}.todo; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${sumsPath(dir)}`, 
+    (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `touch -- ${check}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -s ${sumsPath(dir)} ]; then awk 'FILENAME == ARGV[1] { have[$0] = 1; next } !($0 in have)' ${sumsPath(dir)} ${check} > ${keep}.todo; else cp -- ${check} ${keep}.todo; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${sumsPath(dir)}`, 
     // One sha256sum per core (at most 8), each over every n-th line, so big files spread out.
     (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `n=$(nproc 2>/dev/null || echo 1); if [ "$n" -gt 8 ]; then n=8; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${keep}.part.*`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `split -n r/"$n" -d -- ${keep}.todo ${keep}.part.; rm -f -- ${keep}.todo`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `pids=; for part in ${keep}.part.*; do [ -s "$part" ] || continue; sha256sum -c --quiet --strict -- "$part" & pids="$pids $!"; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rc=0; for pid in $pids; do wait "$pid" || rc=1; done; rm -f -- ${keep}.part.*`, sent ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${check}` : undefined, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$rc" -ne 0 ]; then exit 1; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `count=$(find . -type f | wc -l)`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$count" -ne ${expectedFiles} ]; then echo "file count $count, expected "${expectedFiles} >&2; exit 4; fi`, 
     // What the next incremental deploy compares its linked files with, instead of hashing them.

@@ -23,7 +23,7 @@ import {
   failedChecks,
   StepFailed
 } from './session.js';
-import { uploadArtifact, verifyUpload } from './upload.js';
+import { uploadArtifact, verifyFailed, verifyRequest, verifyUpload } from './upload.js';
 
 /** One host's steps of the plan, run in order, each with its undo registered as it goes. */
 
@@ -147,7 +147,9 @@ export async function hostSteps(
  */
 export function groupAt(steps: readonly Step[], i: number): readonly Step[] {
   const joins = (s: Step | undefined) => s !== undefined && s.action.kind === 'exec' && s.id !== 'run-once';
-  if (!joins(steps[i])) return steps.slice(i, i + 1);
+  // The verification may lead a group: it alone reads the group's stdin (the manifest), and the
+  // steps after it run only once it passed, as they would after it alone.
+  if (!joins(steps[i]) && steps[i]?.action.kind !== 'verify') return steps.slice(i, i + 1);
   let end = i + 1;
   while (joins(steps[end]) && !(steps[end]!.id === 'stage' && steps[end + 1]?.action.kind === 'upload'))
     end++;
@@ -174,7 +176,11 @@ export async function runGroup(
   opts: { readonly facts?: HostFacts; readonly after?: Shell } = {}
 ): Promise<string> {
   const { deps } = run.ctx;
-  const scripts = group.map(s => (s.action.kind === 'exec' ? s.action.script : undefined));
+  const head = group[0]!.action;
+  const verify = head.kind === 'verify' ? verifyRequest(run, head.script) : undefined;
+  const scripts = group.map(s =>
+    s.action.kind === 'exec' ? s.action.script : s.action.kind === 'verify' ? verify?.script : undefined
+  );
   const at = deps.now().getTime();
   const t0 = Date.now();
   let r: { code: number; stdout: string; stderr: string } | undefined;
@@ -185,9 +191,7 @@ export async function runGroup(
         scripts.filter((x): x is Shell => x !== undefined),
         opts.after
       ),
-      {
-        timeoutMs: STEP_TIMEOUT_MS
-      }
+      { timeoutMs: STEP_TIMEOUT_MS, ...(verify ? { stdin: verify.stdin } : {}) }
     );
   } catch (err) {
     error = err;
@@ -220,6 +224,18 @@ export async function runGroup(
       continue;
     }
     const dropped = run.shell.alive === false || error !== undefined;
+    if (k === 0 && head.kind === 'verify' && r && !dropped) {
+      // The verification failed: an incremental upload is sent again in full and verified on its
+      // own; the rest of the group then runs as it would have.
+      try {
+        await verifyFailed(run, r, head.script);
+      } catch (err) {
+        recordFailed(run, step, Date.now() - t0, at, describeError(err));
+        throw err;
+      }
+      recordDone(run, step, Date.now() - t0, at);
+      return group.length > 1 ? runGroup(run, group.slice(1), opts) : out.join('\n');
+    }
     for (const maybe of dropped ? group.slice(k) : [step]) {
       if (maybe.undo && (!maybe.undoAfterSuccess || dropped)) run.undo.push(maybe.undo);
       if (maybe.touchesService) run.serviceTouched = true;

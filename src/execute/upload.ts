@@ -124,26 +124,50 @@ function linkedUnchanged(run: HostSession, stdout: string): boolean {
  * again in full, once.
  */
 export async function verifyUpload(run: HostSession, script: Shell): Promise<void> {
-  const { deps, settings } = run.ctx;
+  const q = verifyRequest(run, script);
+  const r = await run.shell.exec(q.script, { stdin: q.stdin });
+  if (r.code !== 0) await verifyFailed(run, r, script);
+}
+
+/**
+ * The verification to send: the plan's script with the whole manifest on stdin, or, after an
+ * incremental upload whose linked files matched their record, only the files sent (see `verifySent`).
+ * It may run on its own or as the first part of a step group (it alone reads stdin).
+ */
+export function verifyRequest(
+  run: HostSession,
+  script: Shell
+): { readonly script: Shell; readonly stdin: string } {
+  const { settings } = run.ctx;
   const hashes = run.hashes;
   if (!hashes) throw new StepFailed(`${run.host.name}: nothing was uploaded to verify`, 'deploy');
   const sent = run.delta && !run.fullUpload && !run.verifyAll ? run.sent : undefined;
   const layout = run.plan?.layout ?? run.ctx.layout;
-  const r = sent
-    ? await run.shell.exec(
-        verifySent(
-          stagingDir(layout, settings.releaseId),
-          hashes.size,
-          manifestPath(layout, settings.releaseId)
-        ),
-        {
-          stdin: `${manifestText(hashes)}--check--\n${manifestText(new Map([...hashes].filter(([p]) => sent.has(p))))}`
-        }
-      )
-    : await run.shell.exec(script, { stdin: manifestText(hashes) });
-  if (r.code !== 0 && run.shell.alive === false)
+  if (!sent) return { script, stdin: manifestText(hashes) };
+  return {
+    script: verifySent(
+      stagingDir(layout, settings.releaseId),
+      hashes.size,
+      manifestPath(layout, settings.releaseId)
+    ),
+    stdin: `${manifestText(hashes)}--check--\n${manifestText(new Map([...hashes].filter(([p]) => sent.has(p))))}`
+  };
+}
+
+/**
+ * A verification that did not pass. An incremental upload is sent again in full and verified once
+ * more (the previous release changed on the host since it was verified); returns when that passed.
+ * Anything else throws.
+ */
+export async function verifyFailed(
+  run: HostSession,
+  r: { readonly code: number; readonly stdout: string; readonly stderr: string },
+  script: Shell
+): Promise<void> {
+  const { deps } = run.ctx;
+  if (run.shell.alive === false)
     throw new StepFailed(`${run.host.name}: the connection dropped during verification`, 'deploy');
-  if (r.code !== 0 && run.delta && !run.fullUpload) {
+  if (run.delta && !run.fullUpload) {
     // The previous release no longer matches its manifest (changed on the host since): the
     // links carried that change. Start over and send everything.
     deps.log.warn(
@@ -154,17 +178,15 @@ export async function verifyUpload(run: HostSession, script: Shell): Promise<voi
     if (upload?.action.kind === 'upload') await uploadArtifact(run, upload.action.script);
     return verifyUpload(run, script);
   }
-  if (r.code !== 0) {
-    const bad = r.stdout
-      .split('\n')
-      .filter(l => /: FAILED/.test(l))
-      .slice(0, 10);
-    throw new StepFailed(
-      `${run.host.name}: checksum verification failed on the host; the service was not touched.\n${bad.join('\n') || tail(r.stderr)}`,
-      'deploy',
-      'The upload was corrupted or the staging directory was changed during the deploy. Re-run the deploy; if it repeats, check the disk on the host (df, dmesg).'
-    );
-  }
+  const bad = r.stdout
+    .split('\n')
+    .filter(l => /: FAILED/.test(l))
+    .slice(0, 10);
+  throw new StepFailed(
+    `${run.host.name}: checksum verification failed on the host; the service was not touched.\n${bad.join('\n') || tail(r.stderr)}`,
+    'deploy',
+    'The upload was corrupted or the staging directory was changed during the deploy. Re-run the deploy; if it repeats, check the disk on the host (df, dmesg).'
+  );
 }
 
 /** Artifacts from this size on log their upload progress. */

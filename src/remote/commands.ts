@@ -702,7 +702,7 @@ function verifyScript(dir: string, expectedFiles: number, keep: string, sent: bo
     sh`cd -- ${dir}`,
     // The hashes the upload took as the files landed: only lines missing there are hashed now.
     sh`touch -- ${check}`,
-    sh`if [ -f ${sumsPath(dir)} ]; then awk 'NR == FNR { have[$0] = 1; next } !($0 in have)' ${sumsPath(dir)} ${check} > ${keep}.todo; else cp -- ${check} ${keep}.todo; fi`,
+    sh`if [ -s ${sumsPath(dir)} ]; then awk 'FILENAME == ARGV[1] { have[$0] = 1; next } !($0 in have)' ${sumsPath(dir)} ${check} > ${keep}.todo; else cp -- ${check} ${keep}.todo; fi`,
     sh`rm -f -- ${sumsPath(dir)}`,
     // One sha256sum per core (at most 8), each over every n-th line, so big files spread out.
     sh`n=$(nproc 2>/dev/null || echo 1); if [ "$n" -gt 8 ]; then n=8; fi`,
