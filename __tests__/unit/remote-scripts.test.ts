@@ -16,6 +16,7 @@ import {
   withCode
 } from '../../src/remote/commands.js';
 import { sh } from '../../src/remote/shell.js';
+import { changedLinks } from '../../src/execute/upload.js';
 
 function run(script: { text: string }, input?: Buffer | string) {
   const r = spawnSync('sh', ['-c', `set -eu\n${script.text}`], { input });
@@ -115,5 +116,19 @@ describe('upload and verify', () => {
     const staging = join(dir, 'staging', 'r2');
     const up = run(uploadScript(staging), Buffer.from('not a tar archive at all'.repeat(40)));
     expect(up.code).not.toBe(0);
+  });
+});
+
+describe('changedLinks', () => {
+  const record = '12 6 1700000000 ./a.txt\n13 5 1700000001 ./sub/b c.txt\n';
+  test('a linked file matches its record by inode, size, mtime and path', () => {
+    expect(changedLinks(record, '12 6 1700000000 a.txt\n13 5 1700000001 sub/b c.txt\n')).toEqual([]);
+  });
+  test('another inode, size or mtime is a change', () => {
+    expect(changedLinks(record, '99 6 1700000000 a.txt\n13 7 1700000001 sub/b c.txt\n')).toHaveLength(2);
+    expect(changedLinks(record, '12 6 1700000009 a.txt\n')).toHaveLength(1);
+  });
+  test('lines that do not parse never match, even each other', () => {
+    expect(changedLinks('? ? ? a.txt\n', '? ? ? a.txt\n')).toEqual(['? ? ? a.txt']);
   });
 });

@@ -59587,19 +59587,29 @@ function linkedUnchanged(run, stdout) {
     const at = stdout.indexOf(`${commands/* LINKED_MARK */.QT}\n`);
     if (!record || at < 0)
         return false;
+    const linked = stdout.slice(at + commands/* LINKED_MARK */.QT.length + 1);
+    const changed = changedLinks(record, linked);
+    if (changed.length)
+        run.ctx.deps.log.info(`${run.host.name}: ${changed.length} linked file(s) changed on the host since ${run.plan?.previousRelease} was verified; hashing every file`);
+    return changed.length === 0 && linked.trim() !== '';
+}
+/**
+ * The linked files (`inode size mtime path` lines, as the upload printed them) whose line is not in
+ * the previous release's stat record. A line that does not parse, on either side, never matches.
+ */
+function changedLinks(record, linked) {
     const key = (line) => {
         const m = /^(\d+ \d+ \d+) (?:\.\/)?(.+)$/.exec(line);
         return m ? `${m[1]} ${m[2]}` : undefined;
     };
-    const known = new Set(record.split('\n').map(key));
-    const linked = stdout
-        .slice(at + commands/* LINKED_MARK */.QT.length + 1)
+    const known = new Set(record.split('\n').flatMap(l => key(l) ?? []));
+    return linked
         .split('\n')
-        .filter(Boolean);
-    const changed = linked.filter(l => !known.has(key(l)));
-    if (changed.length)
-        run.ctx.deps.log.info(`${run.host.name}: ${changed.length} linked file(s) changed on the host since ${run.plan?.previousRelease} was verified; hashing every file`);
-    return changed.length === 0 && linked.length > 0;
+        .filter(Boolean)
+        .filter(l => {
+        const k = key(l);
+        return k === undefined || !known.has(k);
+    });
 }
 /**
  * The host checks every file of the staging directory against the hashes of the bytes sent. An
