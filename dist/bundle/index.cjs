@@ -58750,7 +58750,9 @@ function planAll(settings, layout, facts, opts) {
         steps.push({
             id: 'upload',
             title: 'Upload the artifact',
-            action: { kind: 'upload', script: commands/* unpack */.l1(staging) }
+            // What a full upload runs (staging again included: the executor sends the stage step with it);
+            // an incremental one adds the links of unchanged files (see uploadScript).
+            action: { kind: 'upload', script: commands/* uploadScript */.hf(staging) }
         });
     if (ship)
         steps.push({
@@ -65293,7 +65295,6 @@ function drain(unit, sudo, colour, drainMs) {
 /* harmony export */   hf: () => (/* binding */ uploadScript),
 /* harmony export */   "in": () => (/* binding */ removeCurrent),
 /* harmony export */   k_: () => (/* binding */ serviceCommands),
-/* harmony export */   l1: () => (/* binding */ unpack),
 /* harmony export */   lD: () => (/* binding */ PROBE_MARK),
 /* harmony export */   lQ: () => (/* binding */ LOCK_LOST),
 /* harmony export */   lT: () => (/* binding */ lockRelease),
@@ -65436,10 +65437,6 @@ function lockRefresh(layout, token) {
 /** A fresh, empty staging directory for the upload. */
 function prepareStaging(dir) {
     return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -rf -- ${dir}; mkdir -p -- ${dir}`;
-}
-/** Unpacks the tar stream on stdin into the staging directory. */
-function unpack(dir) {
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `tar -x -f - -C ${dir} --no-same-owner --preserve-permissions --delay-directory-restore`;
 }
 /**
  * Verifies every file against the manifest on stdin and that the tree holds no file the manifest

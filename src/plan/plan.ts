@@ -156,7 +156,9 @@ function planAll(settings: Settings, layout: Layout, facts: HostFacts, opts: Pla
     steps.push({
       id: 'upload',
       title: 'Upload the artifact',
-      action: { kind: 'upload', script: cmd.unpack(staging) }
+      // What a full upload runs (staging again included: the executor sends the stage step with it);
+      // an incremental one adds the links of unchanged files (see uploadScript).
+      action: { kind: 'upload', script: cmd.uploadScript(staging) }
     });
   if (ship)
     steps.push({

@@ -187,11 +187,6 @@ export function prepareStaging(dir: string): Shell {
   return sh`rm -rf -- ${dir}; mkdir -p -- ${dir}`;
 }
 
-/** Unpacks the tar stream on stdin into the staging directory. */
-export function unpack(dir: string): Shell {
-  return sh`tar -x -f - -C ${dir} --no-same-owner --preserve-permissions --delay-directory-restore`;
-}
-
 /**
  * Verifies every file against the manifest on stdin and that the tree holds no file the manifest
  * does not name. Prints `count=N` on success; mismatches go to stdout as `FILE: FAILED`. The
