@@ -112,7 +112,13 @@ function mutate(dir, round) {
   // Sizes as generated, so the tree's total size never drifts between rounds.
   const sizeRand = prng(1);
   const sizes = Array.from({ length: SMALL_FILES }, () => smallSize(sizeRand));
-  for (const i of picked) writeFile(smallPath(dir, i), bytes(sizes[i]));
+  // Each round's own timestamp: rsync's quick check (size and whole-second mtime) must see every
+  // change, even when two rounds rewrite a file within the same second with the same size.
+  const t = new Date(Date.parse('2025-01-01T00:00:00Z') + round * 3600_000);
+  for (const i of picked) {
+    writeFile(smallPath(dir, i), bytes(sizes[i]));
+    utimesSync(smallPath(dir, i), t, t);
+  }
 }
 
 const [cmd, dir, a, b] = process.argv.slice(2);
