@@ -1,9 +1,9 @@
 "use strict";
-exports.id = 213;
-exports.ids = [213];
+exports.id = 805;
+exports.ids = [805];
 exports.modules = {
 
-/***/ 1920:
+/***/ 7712:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
@@ -143,17 +143,17 @@ class Comparator {
 
 module.exports = Comparator
 
-const parseOptions = __webpack_require__(6939)
-const { safeRe: re, t } = __webpack_require__(2214)
-const cmp = __webpack_require__(6191)
-const debug = __webpack_require__(8312)
-const SemVer = __webpack_require__(5348)
-const Range = __webpack_require__(5335)
+const parseOptions = __webpack_require__(5131)
+const { safeRe: re, t } = __webpack_require__(6102)
+const cmp = __webpack_require__(9647)
+const debug = __webpack_require__(1736)
+const SemVer = __webpack_require__(6644)
+const Range = __webpack_require__(4535)
 
 
 /***/ }),
 
-/***/ 5335:
+/***/ 4535:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
@@ -375,22 +375,22 @@ class Range {
 
 module.exports = Range
 
-const LRU = __webpack_require__(9210)
+const LRU = __webpack_require__(1018)
 const cache = new LRU()
 
-const parseOptions = __webpack_require__(6939)
-const Comparator = __webpack_require__(1920)
-const debug = __webpack_require__(8312)
-const SemVer = __webpack_require__(5348)
-const trimComparatorWhitespace = __webpack_require__(5412)
+const parseOptions = __webpack_require__(5131)
+const Comparator = __webpack_require__(7712)
+const debug = __webpack_require__(1736)
+const SemVer = __webpack_require__(6644)
+const trimComparatorWhitespace = __webpack_require__(3316)
 const {
   safeRe: re,
   src,
   t,
   tildeTrimReplace,
   caretTrimReplace,
-} = __webpack_require__(2214)
-const { FLAG_INCLUDE_PRERELEASE, FLAG_LOOSE } = __webpack_require__(4266)
+} = __webpack_require__(6102)
+const { FLAG_INCLUDE_PRERELEASE, FLAG_LOOSE } = __webpack_require__(9962)
 
 // unbounded global build-metadata stripper used by parseRange
 const BUILDSTRIPRE = new RegExp(src[t.BUILD], 'g')
@@ -737,17 +737,17 @@ const testSet = (set, version, options) => {
 
 /***/ }),
 
-/***/ 5348:
+/***/ 6644:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const debug = __webpack_require__(8312)
-const { MAX_LENGTH, MAX_SAFE_INTEGER } = __webpack_require__(4266)
-const { safeRe: re, t } = __webpack_require__(2214)
+const debug = __webpack_require__(1736)
+const { MAX_LENGTH, MAX_SAFE_INTEGER } = __webpack_require__(9962)
+const { safeRe: re, t } = __webpack_require__(6102)
 
-const parseOptions = __webpack_require__(6939)
-const { compareIdentifiers } = __webpack_require__(435)
+const parseOptions = __webpack_require__(5131)
+const { compareIdentifiers } = __webpack_require__(3411)
 
 const isPrereleaseIdentifier = (prerelease, identifier) => {
   const identifiers = identifier.split('.')
@@ -1094,12 +1094,12 @@ module.exports = SemVer
 
 /***/ }),
 
-/***/ 326:
+/***/ 3590:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const parse = __webpack_require__(5728)
+const parse = __webpack_require__(2080)
 const clean = (version, options) => {
   const s = parse(version.trim().replace(/^[=v]+/, ''), options)
   return s ? s.version : null
@@ -1109,17 +1109,17 @@ module.exports = clean
 
 /***/ }),
 
-/***/ 6191:
+/***/ 9647:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const eq = __webpack_require__(5121)
-const neq = __webpack_require__(2831)
-const gt = __webpack_require__(6748)
-const gte = __webpack_require__(8137)
-const lt = __webpack_require__(4211)
-const lte = __webpack_require__(7824)
+const eq = __webpack_require__(273)
+const neq = __webpack_require__(2991)
+const gt = __webpack_require__(3740)
+const gte = __webpack_require__(8678)
+const lt = __webpack_require__(2115)
+const lte = __webpack_require__(9824)
 
 const cmp = (a, op, b, loose) => {
   switch (op) {
@@ -1170,14 +1170,14 @@ module.exports = cmp
 
 /***/ }),
 
-/***/ 6282:
+/***/ 6141:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const SemVer = __webpack_require__(5348)
-const parse = __webpack_require__(5728)
-const { safeRe: re, t } = __webpack_require__(2214)
+const SemVer = __webpack_require__(6644)
+const parse = __webpack_require__(2080)
+const { safeRe: re, t } = __webpack_require__(6102)
 
 const coerce = (version, options) => {
   if (version instanceof SemVer) {
@@ -1239,12 +1239,12 @@ module.exports = coerce
 
 /***/ }),
 
-/***/ 733:
+/***/ 2237:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const SemVer = __webpack_require__(5348)
+const SemVer = __webpack_require__(6644)
 const compareBuild = (a, b, loose) => {
   const versionA = new SemVer(a, loose)
   const versionB = new SemVer(b, loose)
@@ -1255,24 +1255,24 @@ module.exports = compareBuild
 
 /***/ }),
 
-/***/ 8675:
+/***/ 9539:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const compare = __webpack_require__(1232)
+const compare = __webpack_require__(1136)
 const compareLoose = (a, b) => compare(a, b, true)
 module.exports = compareLoose
 
 
 /***/ }),
 
-/***/ 1232:
+/***/ 1136:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const SemVer = __webpack_require__(5348)
+const SemVer = __webpack_require__(6644)
 const compare = (a, b, loose) =>
   new SemVer(a, loose).compare(new SemVer(b, loose))
 
@@ -1281,12 +1281,12 @@ module.exports = compare
 
 /***/ }),
 
-/***/ 248:
+/***/ 3496:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const parse = __webpack_require__(5728)
+const parse = __webpack_require__(2080)
 
 const diff = (version1, version2) => {
   const v1 = parse(version1, null, true)
@@ -1348,48 +1348,48 @@ module.exports = diff
 
 /***/ }),
 
-/***/ 5121:
+/***/ 273:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const compare = __webpack_require__(1232)
+const compare = __webpack_require__(1136)
 const eq = (a, b, loose) => compare(a, b, loose) === 0
 module.exports = eq
 
 
 /***/ }),
 
-/***/ 6748:
+/***/ 3740:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const compare = __webpack_require__(1232)
+const compare = __webpack_require__(1136)
 const gt = (a, b, loose) => compare(a, b, loose) > 0
 module.exports = gt
 
 
 /***/ }),
 
-/***/ 8137:
+/***/ 8678:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const compare = __webpack_require__(1232)
+const compare = __webpack_require__(1136)
 const gte = (a, b, loose) => compare(a, b, loose) >= 0
 module.exports = gte
 
 
 /***/ }),
 
-/***/ 7551:
+/***/ 1999:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const SemVer = __webpack_require__(5348)
+const SemVer = __webpack_require__(6644)
 
 const inc = (version, release, options, identifier, identifierBase) => {
   if (typeof (options) === 'string') {
@@ -1412,72 +1412,72 @@ module.exports = inc
 
 /***/ }),
 
-/***/ 4211:
+/***/ 2115:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const compare = __webpack_require__(1232)
+const compare = __webpack_require__(1136)
 const lt = (a, b, loose) => compare(a, b, loose) < 0
 module.exports = lt
 
 
 /***/ }),
 
-/***/ 7824:
+/***/ 9824:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const compare = __webpack_require__(1232)
+const compare = __webpack_require__(1136)
 const lte = (a, b, loose) => compare(a, b, loose) <= 0
 module.exports = lte
 
 
 /***/ }),
 
-/***/ 1754:
+/***/ 474:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const SemVer = __webpack_require__(5348)
+const SemVer = __webpack_require__(6644)
 const major = (a, loose) => new SemVer(a, loose).major
 module.exports = major
 
 
 /***/ }),
 
-/***/ 6686:
+/***/ 2430:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const SemVer = __webpack_require__(5348)
+const SemVer = __webpack_require__(6644)
 const minor = (a, loose) => new SemVer(a, loose).minor
 module.exports = minor
 
 
 /***/ }),
 
-/***/ 2831:
+/***/ 2991:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const compare = __webpack_require__(1232)
+const compare = __webpack_require__(1136)
 const neq = (a, b, loose) => compare(a, b, loose) !== 0
 module.exports = neq
 
 
 /***/ }),
 
-/***/ 5728:
+/***/ 2080:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const SemVer = __webpack_require__(5348)
+const SemVer = __webpack_require__(6644)
 const parse = (version, options, throwErrors = false) => {
   if (version instanceof SemVer) {
     return version
@@ -1497,24 +1497,24 @@ module.exports = parse
 
 /***/ }),
 
-/***/ 2589:
+/***/ 9629:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const SemVer = __webpack_require__(5348)
+const SemVer = __webpack_require__(6644)
 const patch = (a, loose) => new SemVer(a, loose).patch
 module.exports = patch
 
 
 /***/ }),
 
-/***/ 8641:
+/***/ 6593:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const parse = __webpack_require__(5728)
+const parse = __webpack_require__(2080)
 const prerelease = (version, options) => {
   const parsed = parse(version, options)
   return (parsed && parsed.prerelease.length) ? parsed.prerelease : null
@@ -1524,36 +1524,36 @@ module.exports = prerelease
 
 /***/ }),
 
-/***/ 9314:
+/***/ 4018:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const compare = __webpack_require__(1232)
+const compare = __webpack_require__(1136)
 const rcompare = (a, b, loose) => compare(b, a, loose)
 module.exports = rcompare
 
 
 /***/ }),
 
-/***/ 9365:
+/***/ 1749:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const compareBuild = __webpack_require__(733)
+const compareBuild = __webpack_require__(2237)
 const rsort = (list, loose) => list.sort((a, b) => compareBuild(b, a, loose))
 module.exports = rsort
 
 
 /***/ }),
 
-/***/ 102:
+/***/ 6326:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const Range = __webpack_require__(5335)
+const Range = __webpack_require__(4535)
 const satisfies = (version, range, options) => {
   try {
     range = new Range(range, options)
@@ -1567,26 +1567,26 @@ module.exports = satisfies
 
 /***/ }),
 
-/***/ 6740:
+/***/ 5783:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const compareBuild = __webpack_require__(733)
+const compareBuild = __webpack_require__(2237)
 const sort = (list, loose) => list.sort((a, b) => compareBuild(a, b, loose))
 module.exports = sort
 
 
 /***/ }),
 
-/***/ 6353:
+/***/ 7537:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const parse = __webpack_require__(5728)
-const constants = __webpack_require__(4266)
-const SemVer = __webpack_require__(5348)
+const parse = __webpack_require__(2080)
+const constants = __webpack_require__(9962)
+const SemVer = __webpack_require__(6644)
 
 const truncate = (version, truncation, options) => {
   if (!constants.RELEASE_TYPES.includes(truncation)) {
@@ -1634,12 +1634,12 @@ module.exports = truncate
 
 /***/ }),
 
-/***/ 9097:
+/***/ 3769:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const parse = __webpack_require__(5728)
+const parse = __webpack_require__(2080)
 const valid = (version, options) => {
   const v = parse(version, options)
   return v ? v.version : null
@@ -1649,54 +1649,54 @@ module.exports = valid
 
 /***/ }),
 
-/***/ 2901:
+/***/ 885:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
 // just pre-load all the stuff that index.js lazily exports
-const internalRe = __webpack_require__(2214)
-const constants = __webpack_require__(4266)
-const SemVer = __webpack_require__(5348)
-const identifiers = __webpack_require__(435)
-const parse = __webpack_require__(5728)
-const valid = __webpack_require__(9097)
-const clean = __webpack_require__(326)
-const inc = __webpack_require__(7551)
-const diff = __webpack_require__(248)
-const major = __webpack_require__(1754)
-const minor = __webpack_require__(6686)
-const patch = __webpack_require__(2589)
-const prerelease = __webpack_require__(8641)
-const compare = __webpack_require__(1232)
-const rcompare = __webpack_require__(9314)
-const compareLoose = __webpack_require__(8675)
-const compareBuild = __webpack_require__(733)
-const sort = __webpack_require__(6740)
-const rsort = __webpack_require__(9365)
-const gt = __webpack_require__(6748)
-const lt = __webpack_require__(4211)
-const eq = __webpack_require__(5121)
-const neq = __webpack_require__(2831)
-const gte = __webpack_require__(8137)
-const lte = __webpack_require__(7824)
-const cmp = __webpack_require__(6191)
-const coerce = __webpack_require__(6282)
-const truncate = __webpack_require__(6353)
-const Comparator = __webpack_require__(1920)
-const Range = __webpack_require__(5335)
-const satisfies = __webpack_require__(102)
-const toComparators = __webpack_require__(1423)
-const maxSatisfying = __webpack_require__(9660)
-const minSatisfying = __webpack_require__(1342)
-const minVersion = __webpack_require__(8189)
-const validRange = __webpack_require__(5826)
-const outside = __webpack_require__(611)
-const gtr = __webpack_require__(8931)
-const ltr = __webpack_require__(2990)
-const intersects = __webpack_require__(108)
-const simplifyRange = __webpack_require__(2813)
-const subset = __webpack_require__(664)
+const internalRe = __webpack_require__(6102)
+const constants = __webpack_require__(9962)
+const SemVer = __webpack_require__(6644)
+const identifiers = __webpack_require__(3411)
+const parse = __webpack_require__(2080)
+const valid = __webpack_require__(3769)
+const clean = __webpack_require__(3590)
+const inc = __webpack_require__(1999)
+const diff = __webpack_require__(3496)
+const major = __webpack_require__(474)
+const minor = __webpack_require__(2430)
+const patch = __webpack_require__(9629)
+const prerelease = __webpack_require__(6593)
+const compare = __webpack_require__(1136)
+const rcompare = __webpack_require__(4018)
+const compareLoose = __webpack_require__(9539)
+const compareBuild = __webpack_require__(2237)
+const sort = __webpack_require__(5783)
+const rsort = __webpack_require__(1749)
+const gt = __webpack_require__(3740)
+const lt = __webpack_require__(2115)
+const eq = __webpack_require__(273)
+const neq = __webpack_require__(2991)
+const gte = __webpack_require__(8678)
+const lte = __webpack_require__(9824)
+const cmp = __webpack_require__(9647)
+const coerce = __webpack_require__(6141)
+const truncate = __webpack_require__(7537)
+const Comparator = __webpack_require__(7712)
+const Range = __webpack_require__(4535)
+const satisfies = __webpack_require__(6326)
+const toComparators = __webpack_require__(7583)
+const maxSatisfying = __webpack_require__(3036)
+const minSatisfying = __webpack_require__(7534)
+const minVersion = __webpack_require__(9725)
+const validRange = __webpack_require__(9282)
+const outside = __webpack_require__(9955)
+const gtr = __webpack_require__(2915)
+const ltr = __webpack_require__(1102)
+const intersects = __webpack_require__(7116)
+const simplifyRange = __webpack_require__(6077)
+const subset = __webpack_require__(1880)
 module.exports = {
   parse,
   valid,
@@ -1749,7 +1749,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4266:
+/***/ 9962:
 /***/ ((module) => {
 
 
@@ -1823,7 +1823,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8312:
+/***/ 1736:
 /***/ ((module) => {
 
 
@@ -1841,7 +1841,7 @@ module.exports = debug
 
 /***/ }),
 
-/***/ 435:
+/***/ 3411:
 /***/ ((module) => {
 
 
@@ -1877,7 +1877,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9210:
+/***/ 1018:
 /***/ ((module) => {
 
 
@@ -1926,7 +1926,7 @@ module.exports = LRUCache
 
 /***/ }),
 
-/***/ 6939:
+/***/ 5131:
 /***/ ((module) => {
 
 
@@ -1950,7 +1950,7 @@ module.exports = parseOptions
 
 /***/ }),
 
-/***/ 2214:
+/***/ 6102:
 /***/ ((module, exports, __webpack_require__) => {
 
 
@@ -1959,8 +1959,8 @@ const {
   MAX_SAFE_COMPONENT_LENGTH,
   MAX_SAFE_BUILD_LENGTH,
   MAX_LENGTH,
-} = __webpack_require__(4266)
-const debug = __webpack_require__(8312)
+} = __webpack_require__(9962)
+const debug = __webpack_require__(1736)
 exports = module.exports = {}
 
 // The actual regexps go on exports.re
@@ -2180,7 +2180,7 @@ createToken('GTE0PRE', '^\\s*>=\\s*0\\.0\\.0-0\\s*$')
 
 /***/ }),
 
-/***/ 5412:
+/***/ 3316:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 // @ts-check
@@ -2195,7 +2195,7 @@ const {
   MAX_LENGTH,
   MAX_SAFE_BUILD_LENGTH,
   WHITESPACE_CHARACTERS,
-} = __webpack_require__(4266)
+} = __webpack_require__(9962)
 
 /**
  * Remembers the last two rows of digits so their characters need not be reread.
@@ -2625,25 +2625,25 @@ module.exports = trimComparatorWhitespace
 
 /***/ }),
 
-/***/ 8931:
+/***/ 2915:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
 // Determine if version is greater than all the versions possible in the range.
-const outside = __webpack_require__(611)
+const outside = __webpack_require__(9955)
 const gtr = (version, range, options) => outside(version, range, '>', options)
 module.exports = gtr
 
 
 /***/ }),
 
-/***/ 108:
+/***/ 7116:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const Range = __webpack_require__(5335)
+const Range = __webpack_require__(4535)
 const intersects = (r1, r2, options) => {
   r1 = new Range(r1, options)
   r2 = new Range(r2, options)
@@ -2654,12 +2654,12 @@ module.exports = intersects
 
 /***/ }),
 
-/***/ 2990:
+/***/ 1102:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const outside = __webpack_require__(611)
+const outside = __webpack_require__(9955)
 // Determine if version is less than all the versions possible in the range
 const ltr = (version, range, options) => outside(version, range, '<', options)
 module.exports = ltr
@@ -2667,13 +2667,13 @@ module.exports = ltr
 
 /***/ }),
 
-/***/ 9660:
+/***/ 3036:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const SemVer = __webpack_require__(5348)
-const Range = __webpack_require__(5335)
+const SemVer = __webpack_require__(6644)
+const Range = __webpack_require__(4535)
 
 const maxSatisfying = (versions, range, options) => {
   let max = null
@@ -2701,13 +2701,13 @@ module.exports = maxSatisfying
 
 /***/ }),
 
-/***/ 1342:
+/***/ 7534:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const SemVer = __webpack_require__(5348)
-const Range = __webpack_require__(5335)
+const SemVer = __webpack_require__(6644)
+const Range = __webpack_require__(4535)
 const minSatisfying = (versions, range, options) => {
   let min = null
   let minSV = null
@@ -2734,14 +2734,14 @@ module.exports = minSatisfying
 
 /***/ }),
 
-/***/ 8189:
+/***/ 9725:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const SemVer = __webpack_require__(5348)
-const Range = __webpack_require__(5335)
-const gt = __webpack_require__(6748)
+const SemVer = __webpack_require__(6644)
+const Range = __webpack_require__(4535)
+const gt = __webpack_require__(3740)
 
 const minVersion = (range, loose) => {
   range = new Range(range, loose)
@@ -2804,20 +2804,20 @@ module.exports = minVersion
 
 /***/ }),
 
-/***/ 611:
+/***/ 9955:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const SemVer = __webpack_require__(5348)
-const Comparator = __webpack_require__(1920)
+const SemVer = __webpack_require__(6644)
+const Comparator = __webpack_require__(7712)
 const { ANY } = Comparator
-const Range = __webpack_require__(5335)
-const satisfies = __webpack_require__(102)
-const gt = __webpack_require__(6748)
-const lt = __webpack_require__(4211)
-const lte = __webpack_require__(7824)
-const gte = __webpack_require__(8137)
+const Range = __webpack_require__(4535)
+const satisfies = __webpack_require__(6326)
+const gt = __webpack_require__(3740)
+const lt = __webpack_require__(2115)
+const lte = __webpack_require__(9824)
+const gte = __webpack_require__(8678)
 
 const outside = (version, range, hilo, options) => {
   version = new SemVer(version, options)
@@ -2893,7 +2893,7 @@ module.exports = outside
 
 /***/ }),
 
-/***/ 2813:
+/***/ 6077:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
@@ -2901,8 +2901,8 @@ module.exports = outside
 // given a set of versions and a range, create a "simplified" range
 // that includes the same versions that the original range does
 // If the original range is shorter than the simplified one, return that.
-const satisfies = __webpack_require__(102)
-const compare = __webpack_require__(1232)
+const satisfies = __webpack_require__(6326)
+const compare = __webpack_require__(1136)
 module.exports = (versions, range, options) => {
   const set = []
   let first = null
@@ -2949,16 +2949,16 @@ module.exports = (versions, range, options) => {
 
 /***/ }),
 
-/***/ 664:
+/***/ 1880:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const Range = __webpack_require__(5335)
-const Comparator = __webpack_require__(1920)
+const Range = __webpack_require__(4535)
+const Comparator = __webpack_require__(7712)
 const { ANY } = Comparator
-const satisfies = __webpack_require__(102)
-const compare = __webpack_require__(1232)
+const satisfies = __webpack_require__(6326)
+const compare = __webpack_require__(1136)
 
 // Complex range `r1 || r2 || ...` is a subset of `R1 || R2 || ...` iff:
 // - Every simple range `r1, r2, ...` is a null set, OR
@@ -3205,12 +3205,12 @@ module.exports = subset
 
 /***/ }),
 
-/***/ 1423:
+/***/ 7583:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const Range = __webpack_require__(5335)
+const Range = __webpack_require__(4535)
 
 // Mostly just for testing and legacy API reasons
 const toComparators = (range, options) =>
@@ -3222,12 +3222,12 @@ module.exports = toComparators
 
 /***/ }),
 
-/***/ 5826:
+/***/ 9282:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
 
-const Range = __webpack_require__(5335)
+const Range = __webpack_require__(4535)
 const validRange = (range, options) => {
   try {
     // Return '*' instead of '' so that truthiness works.
@@ -3242,7 +3242,7 @@ module.exports = validRange
 
 /***/ }),
 
-/***/ 9213:
+/***/ 9805:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __webpack_require__) => {
 
 // ESM COMPAT FLAG
@@ -3266,21 +3266,21 @@ __webpack_require__.d(__webpack_exports__, {
   isExplicitVersion: () => (/* binding */ isExplicitVersion)
 });
 
-// EXTERNAL MODULE: ../main/node_modules/@actions/core/lib/core.js + 8 modules
-var core = __webpack_require__(2906);
-// EXTERNAL MODULE: ../main/node_modules/@actions/io/lib/io.js
-var io = __webpack_require__(6413);
+// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 8 modules
+var core = __webpack_require__(6058);
+// EXTERNAL MODULE: ./node_modules/@actions/io/lib/io.js
+var io = __webpack_require__(8701);
 // EXTERNAL MODULE: external "crypto"
 var external_crypto_ = __webpack_require__(6982);
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __webpack_require__(9896);
-// EXTERNAL MODULE: ../main/node_modules/@actions/tool-cache/node_modules/semver/index.js
-var semver = __webpack_require__(2901);
+// EXTERNAL MODULE: ./node_modules/@actions/tool-cache/node_modules/semver/index.js
+var semver = __webpack_require__(885);
 // EXTERNAL MODULE: external "os"
 var external_os_ = __webpack_require__(857);
 // EXTERNAL MODULE: external "child_process"
 var external_child_process_ = __webpack_require__(5317);
-;// CONCATENATED MODULE: ../main/node_modules/@actions/tool-cache/lib/manifest.js
+;// CONCATENATED MODULE: ./node_modules/@actions/tool-cache/lib/manifest.js
 var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -3388,17 +3388,17 @@ function _readLinuxVersionFile() {
 //# sourceMappingURL=manifest.js.map
 // EXTERNAL MODULE: external "path"
 var external_path_ = __webpack_require__(6928);
-// EXTERNAL MODULE: ../main/node_modules/@actions/http-client/lib/index.js + 1 modules
-var lib = __webpack_require__(5326);
+// EXTERNAL MODULE: ./node_modules/@actions/http-client/lib/index.js + 1 modules
+var lib = __webpack_require__(4942);
 // EXTERNAL MODULE: external "stream"
 var external_stream_ = __webpack_require__(2203);
 // EXTERNAL MODULE: external "util"
 var external_util_ = __webpack_require__(9023);
 // EXTERNAL MODULE: external "assert"
 var external_assert_ = __webpack_require__(2613);
-// EXTERNAL MODULE: ../main/node_modules/@actions/exec/lib/exec.js + 2 modules
-var exec = __webpack_require__(7964);
-;// CONCATENATED MODULE: ../main/node_modules/@actions/tool-cache/lib/retry-helper.js
+// EXTERNAL MODULE: ./node_modules/@actions/exec/lib/exec.js + 2 modules
+var exec = __webpack_require__(5260);
+;// CONCATENATED MODULE: ./node_modules/@actions/tool-cache/lib/retry-helper.js
 var retry_helper_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -3459,7 +3459,7 @@ class RetryHelper {
     }
 }
 //# sourceMappingURL=retry-helper.js.map
-;// CONCATENATED MODULE: ../main/node_modules/@actions/tool-cache/lib/tool-cache.js
+;// CONCATENATED MODULE: ./node_modules/@actions/tool-cache/lib/tool-cache.js
 var tool_cache_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
