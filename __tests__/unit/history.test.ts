@@ -146,7 +146,7 @@ describe('writing a record line', () => {
 
   test('the read command prints the line count and the tail', () => {
     expect(readDeployments(layout, 20).text).toBe(
-      `if [ -f /srv/app/.deployguard/deployments.jsonl ]; then n=$(sed -n '$=' -- /srv/app/.deployguard/deployments.jsonl); printf 'lines=%s\\n' "\${n:-0}"; tail -n 20 -- /srv/app/.deployguard/deployments.jsonl; else echo lines=0; fi`
+      `if [ -f /srv/app/.deployguard/deployments.jsonl ]; then n=$(sed -n '$=' -- /srv/app/.deployguard/deployments.jsonl); printf 'lines=%s\\n' "\${n:-0}"; tail -n 20 -- /srv/app/.deployguard/deployments.jsonl | sed -e '$a\\'; else echo lines=0; fi`
     );
   });
 });

@@ -61094,6 +61094,14 @@ async function closeHost(run, record) {
         deps.log.warn(`${run.host.name}: the deployment record could not be written to ${layout.deploymentsLog}: ${failed}`);
     if (!release)
         return;
+    if (!ok('unlock-rc')) {
+        // The link dropped under the script (or an earlier part hung it): the lock is ours to free,
+        // so it is asked for once more on its own, over a new connection if need be. Releasing is
+        // harmless when it already happened: only a lock carrying our token is removed.
+        const again = await run.shell.exec((0,commands/* lockRelease */.lT)(layout, token)).catch(() => undefined);
+        if (again?.code === 0)
+            out = `${out}\nunlock-rc=0\n`;
+    }
     if (ok('unlock-rc')) {
         run.locked = false;
         deps.onLock?.(run.host, false, token);
@@ -65389,11 +65397,13 @@ function preflightScript(layout, pre) {
 const PROBE_HISTORY_LINES = 200;
 /**
  * Prints `lines=N` (the whole record's line count, a last line cut short included) and then the
- * last `limit` lines of `deployments.jsonl`. Prints `lines=0` when there is no record yet.
+ * last `limit` lines of `deployments.jsonl`, ending in a newline even when its last line was cut
+ * short (whatever the script prints next must not glue onto it). Prints `lines=0` when there is
+ * no record yet.
  */
 function readDeployments(layout, limit) {
     const f = layout.deploymentsLog;
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -f ${f} ]; then n=$(sed -n '$=' -- ${f}); printf 'lines=%s\\n' "\${n:-0}"; tail -n ${limit} -- ${f}; else echo lines=0; fi`);
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -f ${f} ]; then n=$(sed -n '$=' -- ${f}); printf 'lines=%s\\n' "\${n:-0}"; tail -n ${limit} -- ${f} | sed -e '$a\\'; else echo lines=0; fi`);
 }
 /**
  * Appends one record line to `deployments.jsonl`. The file is never rewritten: a line cut short

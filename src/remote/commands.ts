@@ -108,12 +108,14 @@ export const PROBE_HISTORY_LINES = 200;
 
 /**
  * Prints `lines=N` (the whole record's line count, a last line cut short included) and then the
- * last `limit` lines of `deployments.jsonl`. Prints `lines=0` when there is no record yet.
+ * last `limit` lines of `deployments.jsonl`, ending in a newline even when its last line was cut
+ * short (whatever the script prints next must not glue onto it). Prints `lines=0` when there is
+ * no record yet.
  */
 export function readDeployments(layout: Layout, limit: number): Shell {
   const f = layout.deploymentsLog;
   return lines(
-    sh`if [ -f ${f} ]; then n=$(sed -n '$=' -- ${f}); printf 'lines=%s\\n' "\${n:-0}"; tail -n ${limit} -- ${f}; else echo lines=0; fi`
+    sh`if [ -f ${f} ]; then n=$(sed -n '$=' -- ${f}); printf 'lines=%s\\n' "\${n:-0}"; tail -n ${limit} -- ${f} | sed -e '$a\\'; else echo lines=0; fi`
   );
 }
 
