@@ -3,7 +3,7 @@ import type { CheckResult, HostContext } from './checks/types.js';
 import { ConfigError } from './errors.js';
 import type { Logger } from './io/log.js';
 import { connectHost, type RemoteShell } from './io/ssh.js';
-import { liveColour, readLiveColour } from './remote/blue-green.js';
+import { blueGreenOf, liveColour, readLiveColour } from './remote/blue-green.js';
 import { judgesEachHost, type Settings, type Stage } from './settings/types.js';
 
 /**
@@ -31,7 +31,7 @@ export async function checkNow(settings: Settings, stage: Stage, log: Logger): P
         const shell = await connectHost(h, settings.ssh, log);
         shells.push(shell);
         // blue-green: the checks judge the colour the proxy serves now.
-        const bg = settings.service.manager === 'systemd' ? settings.service.blueGreen : undefined;
+        const bg = blueGreenOf(settings.service);
         const colour = bg ? liveColour((await shell.exec(readLiveColour(bg))).stdout) : undefined;
         hosts.push(hostContextOf(settings, h, shell, colour));
       }

@@ -10,7 +10,7 @@ import { layoutFor } from './remote/layout.js';
 import { preflightProbe } from './preflight.js';
 import { remoteCommandLine } from './remote/shell.js';
 import { judgesEachHost, type HostSettings, type Settings } from './settings/types.js';
-import { readLiveColour } from './remote/blue-green.js';
+import { blueGreenOf, readLiveColour } from './remote/blue-green.js';
 import { ArtifactError, scanArtifact, type Artifact } from './transfer/artifact.js';
 import { ConfigError } from './errors.js';
 
@@ -115,7 +115,7 @@ export function checksForDeployStage(settings: Settings, stage: 'pre' | 'post' |
 export async function dryRun(settings: Settings): Promise<string> {
   const artifact = await readArtifact(settings);
   const layout = layoutFor(settings.target);
-  const bg = settings.service.manager === 'systemd' ? settings.service.blueGreen : undefined;
+  const bg = blueGreenOf(settings.service);
   const plan = planHost(
     settings,
     layout,

@@ -2,7 +2,15 @@ import { posix } from 'node:path';
 import { describeError } from './errors.js';
 import { consoleLogger, redacting, type Logger } from './io/log.js';
 import { connectHost } from './io/ssh.js';
-import { colourLink, colourWords, COLOURS, instanceOf, PROXY_WORDS } from './remote/blue-green.js';
+import {
+  blueGreenOf,
+  colourLink,
+  colourService,
+  colourWords,
+  COLOURS,
+  instanceOf,
+  PROXY_WORDS
+} from './remote/blue-green.js';
 import { HOST_TOOLS, preflightScript, systemdWords, type PreflightProbe } from './remote/commands.js';
 import { layoutFor, type Layout } from './remote/layout.js';
 import type { HostSettings, Settings } from './settings/types.js';
@@ -120,10 +128,10 @@ export function preflightProbe(settings: Settings): PreflightProbe {
   const svc = settings.service;
   const systemd = svc.manager === 'systemd';
   const sudo = sudoCommands(settings);
-  const bg = svc.manager === 'systemd' ? svc.blueGreen : undefined;
+  const bg = blueGreenOf(svc);
   return {
     // blue-green: the template is described through its blue instance.
-    service: svc.manager === 'systemd' && bg ? { ...svc, name: instanceOf(svc.name, 'blue') } : svc,
+    service: colourService(svc, 'blue'),
     tools: [
       ...HOST_TOOLS.map(t => t.tool),
       ...(systemd ? ['systemctl', 'journalctl'] : []),

@@ -13,7 +13,7 @@ import { probeFor } from '../../src/checks/runner.js';
 import type { HostContext } from '../../src/checks/types.js';
 import { planHost } from '../../src/plan/plan.js';
 import { sudoCommands, sudoersLine, parsePreflight, judgePreflight } from '../../src/preflight.js';
-import { upstreamText, liveColour } from '../../src/remote/blue-green.js';
+import { blueGreenOf, upstreamText, liveColour } from '../../src/remote/blue-green.js';
 import { layoutFor } from '../../src/remote/layout.js';
 import { BASE_INPUTS, settingsFrom } from '../helpers/settings.js';
 
@@ -220,11 +220,7 @@ describe('the blue-green plan', () => {
   });
 
   test('the upstream file names the colour on its first line, which the probe reads back', () => {
-    const text = upstreamText(
-      s.service.manager === 'systemd' ? s.service.blueGreen! : (undefined as never),
-      'green',
-      'r2'
-    );
+    const text = upstreamText(blueGreenOf(s.service)!, 'green', 'r2');
     expect(text.split('\n')[0]).toBe('# deployguard live=green release=r2');
     expect(liveColour('x=1\ncolour=green\n')).toBe('green');
     expect(liveColour('colour=purple\n')).toBeUndefined();

@@ -56360,7 +56360,7 @@ function errorReport(source, found, when) {
     const more = found.length > MATCH_LINES ? [`… and ${found.length - MATCH_LINES} more`] : [];
     return `${source} logged ${plural(found.length, 'error line')} ${when}:${indented([...shown, ...more])}`;
 }
-const sudoFor = (svc) => svc.manager === 'systemd' && svc.sudo ? (0,shell.sh) `sudo -n ` : (0,shell.sh) ``;
+const sudoFor = (svc) => (0,commands/* sudoPrefix */.SM)(svc.manager === 'systemd' && svc.sudo);
 const JOURNAL_MARK = '@@deployguard-journal@@';
 const FILE_MARK = '@@deployguard-log@@';
 const CURSOR = '-- cursor: ';
@@ -57324,12 +57324,11 @@ function probeFor(check, ctx, host) {
  * colour's instance and port (no colour: the template itself, and `{port}` checks fail).
  */
 function hostContextOf(settings, host, shell, colour) {
-    const svc = settings.service;
-    const bg = svc.manager === 'systemd' ? svc.blueGreen : undefined;
+    const bg = (0,blue_green/* blueGreenOf */.Lx)(settings.service);
     return {
         name: host.name,
         shell,
-        service: bg && colour && svc.manager === 'systemd' ? { ...svc, name: (0,blue_green/* instanceOf */.hR)(svc.name, colour) } : svc,
+        service: (0,blue_green/* colourService */.Qx)(settings.service, colour),
         layout: (0,layout/* layoutFor */.Q2)(settings.target),
         address: host.host,
         ...(bg && colour ? { port: bg.ports[colour] } : {})
@@ -57467,7 +57466,7 @@ async function checkNow(settings, stage, log) {
                 const shell = await (0,ssh/* connectHost */.Zj)(h, settings.ssh, log);
                 shells.push(shell);
                 // blue-green: the checks judge the colour the proxy serves now.
-                const bg = settings.service.manager === 'systemd' ? settings.service.blueGreen : undefined;
+                const bg = (0,blue_green/* blueGreenOf */.Lx)(settings.service);
                 const colour = bg ? (0,blue_green/* liveColour */.L0)((await shell.exec((0,blue_green/* readLiveColour */.z2)(bg))).stdout) : undefined;
                 hosts.push((0,runner/* hostContextOf */.TC)(settings, h, shell, colour));
             }
@@ -58816,7 +58815,7 @@ function planAll(settings, layout, facts, opts) {
         return {
             ...finish(settings, layout, facts, opts, steps, undefined),
             colours,
-            serviceLogs: commands/* serviceCommands */.k_({ ...svc, name: blue_green/* instanceOf */.hR(svc.name, colours.idle) }, layout)?.logs
+            serviceLogs: commands/* serviceCommands */.k_(blue_green/* colourService */.Qx(svc, colours.idle), layout)?.logs
         };
     }
     const reload = svc.manager !== 'none' && svc.switch === 'reload' && facts.previous
@@ -58945,9 +58944,9 @@ function finish(settings, layout, facts, opts, steps, backup) {
 function reloadScript(settings, layout) {
     const svc = settings.service;
     if (svc.manager === 'systemd')
-        return (0,shell.sh) `${svc.sudo ? (0,shell.sh) `sudo -n ` : (0,shell.sh) ``}${commands/* systemdWords */.nH(svc.name).reload}`;
+        return (0,shell.sh) `${commands/* sudoPrefix */.SM(svc.sudo)}${commands/* systemdWords */.nH(svc.name).reload}`;
     if (svc.manager === 'command' && svc.reload)
-        return (0,shell/* lines */.Mn)((0,shell.sh) `cd -- ${layout.current}`, (0,shell.sh) `sh -ec ${svc.reload}`);
+        return (0,shell/* lines */.Mn)((0,shell.sh) `cd -- ${layout.current}`, (0,shell/* userScript */.Vk)(svc.reload));
     return undefined;
 }
 /**
@@ -58958,11 +58957,11 @@ function reloadScript(settings, layout) {
 function blueGreenSteps(steps, settings, svc, bg, layout, facts, release) {
     const id = settings.releaseId;
     const exec = (script) => ({ kind: 'exec', script });
-    const sudo = svc.sudo ? (0,shell.sh) `sudo -n ` : (0,shell.sh) ``;
+    const sudo = commands/* sudoPrefix */.SM(svc.sudo);
     const live = facts.colour;
     const idle = live ? blue_green/* otherColour */.RQ(live) : 'blue';
     const unit = (c) => blue_green/* instanceOf */.hR(svc.name, c);
-    const idleCmds = commands/* serviceCommands */.k_({ ...svc, name: unit(idle) }, layout);
+    const idleCmds = commands/* serviceCommands */.k_(blue_green/* colourService */.Qx(svc, idle), layout);
     steps.push({
         id: 'colour',
         title: `Point ${idle} at ${id} (port ${bg.ports[idle]})`,
@@ -59094,7 +59093,6 @@ function rolloutBatches(hosts, rollout) {
 ;// CONCATENATED MODULE: ./src/execute/session.ts
 
 
-
 class StepFailed extends errors/* DeployguardError */.fq {
 }
 /** A host stopped between steps because another host of its batch failed. */
@@ -59109,13 +59107,6 @@ const STEP_TIMEOUT_MS = 30 * 60_000;
 function hostContext(run, colour) {
     const { settings } = run.ctx;
     return (0,runner/* hostContextOf */.TC)(settings, run.host, run.shell, colour);
-}
-/** The service as the plan runs it: for blue-green, the instance of `colour`. */
-function serviceOf(settings, colour) {
-    const svc = settings.service;
-    return svc.manager === 'systemd' && svc.blueGreen && colour
-        ? { ...svc, name: (0,blue_green/* instanceOf */.hR)(svc.name, colour) }
-        : svc;
 }
 function tail(text, n = 15) {
     const ls = text.trimEnd().split('\n');
@@ -59806,7 +59797,7 @@ function checkPreflight(ctx, runs, artifact, opts) {
 function probeScript(ctx) {
     const { settings, layout, artifact } = ctx;
     const svc = settings.service;
-    const bg = svc.manager === 'systemd' ? svc.blueGreen : undefined;
+    const bg = (0,blue_green/* blueGreenOf */.Lx)(svc);
     const base = (0,commands/* probe */.dy)(layout, (0,preflight/* preflightProbe */.qZ)(settings), bg && (0,blue_green/* readLiveColour */.z2)(bg));
     return artifact && mayLink(settings, artifact) ? (0,shell/* lines */.Mn)(base, (0,commands/* previousReleaseFacts */.Ix)(layout)) : base;
 }
@@ -59828,7 +59819,7 @@ async function readFacts(run) {
     const { settings, deps, layout } = run.ctx;
     return runRecorded(run, { id: 'probe', title: 'Read the host state' }, async () => {
         const svc = settings.service;
-        const bg = svc.manager === 'systemd' ? svc.blueGreen : undefined;
+        const bg = (0,blue_green/* blueGreenOf */.Lx)(svc);
         // Read in the lock's round trip, unless something changed the host since (a recovery).
         const answer = run.probed ?? (await run.shell.exec(probeScript(run.ctx)));
         run.probed = undefined;
@@ -60629,7 +60620,7 @@ async function rollbackHost(run) {
         await againIfDropped(run, () => runRecorded(run, { id: 'verify-rollback', title: 'Verify the restored release' }, async () => {
             const old = run.plan?.colours?.live;
             const running = old
-                ? (0,commands/* serviceCommands */.k_)(serviceOf(settings, old), run.plan.layout)?.status
+                ? (0,commands/* serviceCommands */.k_)((0,blue_green/* colourService */.Qx)(settings.service, old), run.plan.layout)?.status
                 : run.plan?.steps.flatMap(s => (s.action.kind === 'await-running' ? [s.action.script] : []))[0];
             if (running)
                 await awaitRunning(running, run);
@@ -60666,7 +60657,7 @@ serviceDown = false) {
     }
     // Everything was undone, yet the restored release does not run: its service needs a person.
     const service = settings && run.plan
-        ? (0,commands/* serviceCommands */.k_)(serviceOf(settings, run.plan.colours?.live), run.plan.layout)
+        ? (0,commands/* serviceCommands */.k_)((0,blue_green/* colourService */.Qx)(settings.service, run.plan.colours?.live), run.plan.layout)
         : undefined;
     if (service)
         lines.push('  # the service does not run on the restored release: read why, fix it, then start it', `  ${(0,shell/* remoteCommandLine */.u$)(service.logs)}`, `  ${(0,shell/* remoteCommandLine */.u$)(service.start)}`);
@@ -60696,12 +60687,12 @@ async function recoverAbandoned(run) {
         ? owner.release
         : undefined;
     const svc = settings.service;
-    const bg = svc.manager === 'systemd' ? svc.blueGreen : undefined;
+    const bg = (0,blue_green/* blueGreenOf */.Lx)(svc);
     // blue-green: the service is the instance of the colour the proxy serves.
     const colour = bg ? (0,blue_green/* liveColour */.L0)(await execOk(run, (0,blue_green/* readLiveColour */.z2)(bg), 'read the live colour')) : undefined;
     if (bg && !colour)
         return; // no flip ever completed: nothing serves through the proxy yet
-    const service = (0,commands/* serviceCommands */.k_)(serviceOf(settings, colour), layout);
+    const service = (0,commands/* serviceCommands */.k_)((0,blue_green/* colourService */.Qx)(settings.service, colour), layout);
     // Nothing live yet (the dead deploy was the first): there is nothing to return to or to start.
     const live = (await execOk(run, (0,commands/* readLive */.p9)(layout), 'read current')).trim();
     if (!live)
@@ -61069,9 +61060,9 @@ async function closeHost(run, record) {
     const cleanup = run.cleanup;
     const release = run.locked || run.lockUnsure;
     const parts = [
-        cleanup && (0,commands/* withCode */.SM)(cleanup.script, 'prune-rc'),
-        record && (0,commands/* withCode */.SM)(record, 'record-rc'),
-        release ? (0,commands/* withCode */.SM)((0,commands/* lockRelease */.lT)(layout, token), 'unlock-rc') : undefined
+        cleanup && (0,commands/* withCode */.zp)(cleanup.script, 'prune-rc'),
+        record && (0,commands/* withCode */.zp)(record, 'record-rc'),
+        release ? (0,commands/* withCode */.zp)((0,commands/* lockRelease */.lT)(layout, token), 'unlock-rc') : undefined
     ].filter((x) => x !== undefined);
     if (!parts.length)
         return;
@@ -61120,7 +61111,7 @@ async function finishHost(run) {
     // The listing runs once every finalize step succeeded, after the line that separates it.
     const separator = '--deployguard-releases--';
     const output = await runGroup(run, plan.finalize, {
-        after: (0,shell/* lines */.Mn)((0,shell.sh) `echo ${separator}`, (0,commands/* withCode */.SM)((0,commands/* listReleases */.tH)(layout), 'list-rc'))
+        after: (0,shell/* lines */.Mn)((0,shell.sh) `echo ${separator}`, (0,commands/* withCode */.zp)((0,commands/* listReleases */.tH)(layout), 'list-rc'))
     });
     const at = output.indexOf(`${separator}\n`);
     const listing = withCodeOf(at < 0 ? '' : output.slice(at + separator.length + 1), 'list-rc');
@@ -61235,7 +61226,7 @@ function checksForDeployStage(settings, stage) {
 async function dryRun(settings) {
     const artifact = await readArtifact(settings);
     const layout = (0,remote_layout/* layoutFor */.Q2)(settings.target);
-    const bg = settings.service.manager === 'systemd' ? settings.service.blueGreen : undefined;
+    const bg = (0,blue_green/* blueGreenOf */.Lx)(settings.service);
     const plan = planHost(settings, layout, {
         previous: layout.strategy === 'releases' ? `${layout.releasesDir}/<current release>` : layout.current,
         // blue-green: shown as if blue were live; the real deploy reads the colour from the host.
@@ -64593,10 +64584,10 @@ function preflightProbe(settings) {
     const svc = settings.service;
     const systemd = svc.manager === 'systemd';
     const sudo = sudoCommands(settings);
-    const bg = svc.manager === 'systemd' ? svc.blueGreen : undefined;
+    const bg = (0,_remote_blue_green_js__WEBPACK_IMPORTED_MODULE_4__/* .blueGreenOf */ .Lx)(svc);
     return {
         // blue-green: the template is described through its blue instance.
-        service: svc.manager === 'systemd' && bg ? { ...svc, name: (0,_remote_blue_green_js__WEBPACK_IMPORTED_MODULE_4__/* .instanceOf */ .hR)(svc.name, 'blue') } : svc,
+        service: (0,_remote_blue_green_js__WEBPACK_IMPORTED_MODULE_4__/* .colourService */ .Qx)(svc, 'blue'),
         tools: [
             ..._remote_commands_js__WEBPACK_IMPORTED_MODULE_5__/* .HOST_TOOLS */ .X.map(t => t.tool),
             ...(systemd ? ['systemctl', 'journalctl'] : []),
@@ -65123,8 +65114,10 @@ function parseDeploymentsOutput(stdout) {
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   L0: () => (/* binding */ liveColour),
+/* harmony export */   Lx: () => (/* binding */ blueGreenOf),
 /* harmony export */   NE: () => (/* binding */ pointColour),
 /* harmony export */   O5: () => (/* binding */ COLOURS),
+/* harmony export */   Qx: () => (/* binding */ colourService),
 /* harmony export */   RQ: () => (/* binding */ otherColour),
 /* harmony export */   Ru: () => (/* binding */ colourLink),
 /* harmony export */   T7: () => (/* binding */ flipBack),
@@ -65157,6 +65150,16 @@ const COLOURS = ['blue', 'green'];
 const otherColour = (c) => (c === 'blue' ? 'green' : 'blue');
 /** The systemd instance of a colour: `myapp@blue`. */
 const instanceOf = (unit, colour) => `${unit}@${colour}`;
+/** The blue-green settings of a service, when it switches that way. */
+function blueGreenOf(service) {
+    return service.manager === 'systemd' ? service.blueGreen : undefined;
+}
+/** The service as it runs for `colour`: for blue-green, that colour's instance; else unchanged. */
+function colourService(service, colour) {
+    return service.manager === 'systemd' && service.blueGreen && colour
+        ? { ...service, name: instanceOf(service.name, colour) }
+        : service;
+}
 /** Where a colour runs from: a link to its release. */
 const colourLink = (layout, colour) => node_path__WEBPACK_IMPORTED_MODULE_0__.posix.join(layout.base, colour);
 /** The colour's environment file (its port), read by the unit's `EnvironmentFile=`. */
@@ -65206,7 +65209,6 @@ function pointColour(layout, bg, colour, release) {
     const env = colourEnv(layout, colour);
     return (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `if [ ! -d ${release} ]; then echo "release directory missing: "${release} >&2; exit 6; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `ln -sfn -- ${release} ${`${link}.tmp`} && mv -T -- ${`${link}.tmp`} ${link}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `printf 'PORT=%s\\nDEPLOYGUARD_COLOUR=%s\\n' ${bg.ports[colour]} ${colour} > ${`${env}.tmp`}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `mv -f -- ${`${env}.tmp`} ${env}`);
 }
-const SUDO = (sudo) => (sudo ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `sudo -n ` : (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) ``);
 /**
  * The worker processes of the running nginx master, one pid a line (none when nginx is down).
  * A reload that nginx accepted starts new workers; one it refused leaves the old ones alone.
@@ -65223,7 +65225,7 @@ const RELOAD_WAIT_TENTHS = 100;
 function reloadProxy(sudo) {
     return (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__/* .lines */ .Mn)(WORKERS, 
     // Unquoted on purpose: the words of the list, one space apart.
-    (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `before=$(echo $(workers))`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `${SUDO(sudo)}${PROXY_WORDS.reload}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `i=0`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `while :; do`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  fresh=; for w in $(workers); do case " $before " in *" $w "*) ;; *) fresh=$w ;; esac; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  serving=; for w in $before; do if [ -r "/proc/$w/cmdline" ] && ! grep -qa 'shutting down' "/proc/$w/cmdline"; then serving=$w; fi; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  [ -n "$fresh" ] && [ -z "$serving" ] && break`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  i=$((i + 1)); if [ "$i" -ge ${RELOAD_WAIT_TENTHS} ]; then echo "nginx did not take the new configuration within 10 s after the reload (new worker: \${fresh:-none}; old worker still accepting: \${serving:-none}); see its error log" >&2; exit 1; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  sleep 0.1`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `done`);
+    (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `before=$(echo $(workers))`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `${(0,_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .sudoPrefix */ .SM)(sudo)}${PROXY_WORDS.reload}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `i=0`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `while :; do`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  fresh=; for w in $(workers); do case " $before " in *" $w "*) ;; *) fresh=$w ;; esac; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  serving=; for w in $before; do if [ -r "/proc/$w/cmdline" ] && ! grep -qa 'shutting down' "/proc/$w/cmdline"; then serving=$w; fi; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  [ -n "$fresh" ] && [ -z "$serving" ] && break`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  i=$((i + 1)); if [ "$i" -ge ${RELOAD_WAIT_TENTHS} ]; then echo "nginx did not take the new configuration within 10 s after the reload (new worker: \${fresh:-none}; old worker still accepting: \${serving:-none}); see its error log" >&2; exit 1; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  sleep 0.1`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `done`);
 }
 /**
  * Stops a colour once nginx no longer carries requests to it: workers of an earlier configuration
@@ -65231,7 +65233,7 @@ function reloadProxy(sudo) {
  * Stopping at once would fail those requests.
  */
 function stopColour(unit, sudo, colour, waitMs) {
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `i=0; while [ "$i" -lt ${Math.ceil(waitMs / 100)} ]; do`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  busy=; for f in /proc/[0-9]*/cmdline; do if grep -qa 'nginx: worker process is shutting down' "$f" 2>/dev/null; then busy=1; break; fi; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  [ -z "$busy" ] && break`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  i=$((i + 1)); sleep 0.1`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `${SUDO(sudo)}${colourWords(unit, colour).stop}`);
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `i=0; while [ "$i" -lt ${Math.ceil(waitMs / 100)} ]; do`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  busy=; for f in /proc/[0-9]*/cmdline; do if grep -qa 'nginx: worker process is shutting down' "$f" 2>/dev/null; then busy=1; break; fi; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  [ -z "$busy" ] && break`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  i=$((i + 1)); sleep 0.1`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `${(0,_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .sudoPrefix */ .SM)(sudo)}${colourWords(unit, colour).stop}`);
 }
 /**
  * The flip: the upstream file names `colour` (the old file kept beside it), nginx tests the whole
@@ -65247,11 +65249,11 @@ tag) {
     const tmp = `${f}.deployguard-tmp`;
     return (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__/* .lines */ .Mn)(
     // nginx lives in sbin, which the PATH of a login that is not root may lack (sudo has its own).
-    (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `PATH="$PATH:/usr/sbin:/sbin"`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `if [ ! -d ${release} ]; then echo "release directory missing: "${release} >&2; exit 6; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `mkdir -p -- ${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.dirname(f)}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `if [ -f ${f} ]; then cp -p -- ${f} ${prev}; else rm -f -- ${prev}; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `printf '%s' ${upstreamText(bg, colour, node_path__WEBPACK_IMPORTED_MODULE_0__.posix.basename(release))} > ${tmp}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `mv -f -- ${tmp} ${f}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `if ! out=$(${SUDO(sudo)}${PROXY_WORDS.test} 2>&1); then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  if [ -f ${prev} ]; then mv -f -- ${prev} ${f}; else rm -f -- ${f}; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  printf 'nginx refused the configuration with the new upstream; the old upstream file is back:\\n%s\\n' "$out" >&2`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  exit 1`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `fi`, reloadProxy(sudo), (0,_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .switchCurrent */ .m1)(layout, release, `flip-${tag}`));
+    (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `PATH="$PATH:/usr/sbin:/sbin"`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `if [ ! -d ${release} ]; then echo "release directory missing: "${release} >&2; exit 6; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `mkdir -p -- ${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.dirname(f)}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `if [ -f ${f} ]; then cp -p -- ${f} ${prev}; else rm -f -- ${prev}; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `printf '%s' ${upstreamText(bg, colour, node_path__WEBPACK_IMPORTED_MODULE_0__.posix.basename(release))} > ${tmp}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `mv -f -- ${tmp} ${f}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `if ! out=$(${(0,_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .sudoPrefix */ .SM)(sudo)}${PROXY_WORDS.test} 2>&1); then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  if [ -f ${prev} ]; then mv -f -- ${prev} ${f}; else rm -f -- ${f}; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  printf 'nginx refused the configuration with the new upstream; the old upstream file is back:\\n%s\\n' "$out" >&2`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `  exit 1`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `fi`, reloadProxy(sudo), (0,_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .switchCurrent */ .m1)(layout, release, `flip-${tag}`));
 }
 /** Undo of a flip: start the old colour (a no-op while it runs), then flip back to it. */
 function flipBack(layout, bg, unit, sudo, colour, release, tag) {
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `${SUDO(sudo)}${colourWords(unit, colour).start}`, flip(layout, bg, sudo, colour, release, tag));
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `${(0,_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .sudoPrefix */ .SM)(sudo)}${colourWords(unit, colour).start}`, flip(layout, bg, sudo, colour, release, tag));
 }
 /**
  * Undo of a flip when no colour was live before (the first blue-green deploy): the upstream file
@@ -65260,11 +65262,11 @@ function flipBack(layout, bg, unit, sudo, colour, release, tag) {
 function unflip(layout, bg, sudo, previous) {
     const f = bg.upstreamFile;
     const prev = `${f}.deployguard-prev`;
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `if [ -f ${prev} ]; then mv -f -- ${prev} ${f}; ${SUDO(sudo)}${PROXY_WORDS.reload}; fi`, previous ? (0,_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .switchCurrent */ .m1)(layout, previous, 'unflip') : (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `rm -f -- ${layout.current}`);
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `if [ -f ${prev} ]; then mv -f -- ${prev} ${f}; ${(0,_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .sudoPrefix */ .SM)(sudo)}${PROXY_WORDS.reload}; fi`, previous ? (0,_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .switchCurrent */ .m1)(layout, previous, 'unflip') : (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `rm -f -- ${layout.current}`);
 }
 /** After the flip: the old colour serves what it has in flight for the drain time, then stops. */
 function drain(unit, sudo, colour, drainMs) {
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `sleep ${(drainMs / 1000).toFixed(3)}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `${SUDO(sudo)}${colourWords(unit, colour).stop}`);
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `sleep ${(drainMs / 1000).toFixed(3)}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_2__.sh) `${(0,_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .sudoPrefix */ .SM)(sudo)}${colourWords(unit, colour).stop}`);
 }
 
 
@@ -65284,7 +65286,7 @@ function drain(unit, sudo, colour, drainMs) {
 /* harmony export */   NU: () => (/* binding */ restoreTree),
 /* harmony export */   Pt: () => (/* binding */ lockRefresh),
 /* harmony export */   QT: () => (/* binding */ LINKED_MARK),
-/* harmony export */   SM: () => (/* binding */ withCode),
+/* harmony export */   SM: () => (/* binding */ sudoPrefix),
 /* harmony export */   T1: () => (/* binding */ envFileText),
 /* harmony export */   TX: () => (/* binding */ verifyManifest),
 /* harmony export */   U: () => (/* binding */ verifySent),
@@ -65321,7 +65323,8 @@ function drain(unit, sudo, colour, drainMs) {
 /* harmony export */   xA: () => (/* binding */ releasePresent),
 /* harmony export */   xK: () => (/* binding */ readPreviousRelease),
 /* harmony export */   xS: () => (/* binding */ STAGED_MARK),
-/* harmony export */   yN: () => (/* binding */ stepGroup)
+/* harmony export */   yN: () => (/* binding */ stepGroup),
+/* harmony export */   zp: () => (/* binding */ withCode)
 /* harmony export */ });
 /* unused harmony exports PROBE_HISTORY_LINES, linkUnchanged, sumsPath */
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6760);
@@ -65628,12 +65631,16 @@ function systemdWords(unit) {
         logs: ['journalctl', '-u', unit, '-n', '30', '--no-pager', '-o', 'short-iso']
     };
 }
+/** `sudo -n ` before a command when the service is run through sudo, nothing otherwise. */
+function sudoPrefix(sudo) {
+    return sudo ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `sudo -n ` : (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) ``;
+}
 function serviceCommands(service, layout) {
     if (service.manager === 'none')
         return undefined;
     const workDir = layout.current;
     if (service.manager === 'systemd') {
-        const sudo = service.sudo ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `sudo -n ` : (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) ``;
+        const sudo = sudoPrefix(service.sudo);
         const unit = service.name;
         const words = systemdWords(unit);
         return {

@@ -1,5 +1,5 @@
 import type { ExecResult, RemoteShell } from '../io/ssh.js';
-import { parseServiceStatus, serviceCommands, type ServiceState } from '../remote/commands.js';
+import { parseServiceStatus, serviceCommands, sudoPrefix, type ServiceState } from '../remote/commands.js';
 import { lines, sh, Shell, userScript } from '../remote/shell.js';
 import type {
   CommandCheck,
@@ -416,8 +416,7 @@ function errorReport(source: string, found: readonly string[], when: string): st
   return `${source} logged ${plural(found.length, 'error line')} ${when}:${indented([...shown, ...more])}`;
 }
 
-const sudoFor = (svc: ServiceSettings): Shell =>
-  svc.manager === 'systemd' && svc.sudo ? sh`sudo -n ` : sh``;
+const sudoFor = (svc: ServiceSettings): Shell => sudoPrefix(svc.manager === 'systemd' && svc.sudo);
 
 const JOURNAL_MARK = '@@deployguard-journal@@';
 const FILE_MARK = '@@deployguard-log@@';

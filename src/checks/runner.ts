@@ -1,5 +1,5 @@
 import type { RemoteShell } from '../io/ssh.js';
-import { instanceOf } from '../remote/blue-green.js';
+import { blueGreenOf, colourService } from '../remote/blue-green.js';
 import { layoutFor } from '../remote/layout.js';
 import type { CheckSettings, Colour, HostSettings, Settings, Stage } from '../settings/types.js';
 import { judgesEachHost, runsOnHost, URL_PLACEHOLDER } from '../settings/types.js';
@@ -73,12 +73,11 @@ export function hostContextOf(
   shell: RemoteShell,
   colour?: Colour
 ): HostContext {
-  const svc = settings.service;
-  const bg = svc.manager === 'systemd' ? svc.blueGreen : undefined;
+  const bg = blueGreenOf(settings.service);
   return {
     name: host.name,
     shell,
-    service: bg && colour && svc.manager === 'systemd' ? { ...svc, name: instanceOf(svc.name, colour) } : svc,
+    service: colourService(settings.service, colour),
     layout: layoutFor(settings.target),
     address: host.host,
     ...(bg && colour ? { port: bg.ports[colour] } : {})

@@ -11,12 +11,19 @@ import {
 } from '../remote/commands.js';
 import { releaseDir } from '../remote/layout.js';
 import { remoteCommandLine, sh } from '../remote/shell.js';
-import { colourLink, flipBack, liveColour, otherColour, readLiveColour } from '../remote/blue-green.js';
+import {
+  blueGreenOf,
+  colourLink,
+  colourService,
+  flipBack,
+  liveColour,
+  otherColour,
+  readLiveColour
+} from '../remote/blue-green.js';
 import { parseReleaseList, type ExecStep } from '../plan/plan.js';
 import {
   STEP_TIMEOUT_MS,
   hostContext,
-  serviceOf,
   tail,
   type HostSession,
   runRecorded,
@@ -122,7 +129,7 @@ export async function rollbackHost(run: HostSession): Promise<void> {
         async () => {
           const old = run.plan?.colours?.live;
           const running = old
-            ? serviceCommands(serviceOf(settings, old), run.plan!.layout)?.status
+            ? serviceCommands(colourService(settings.service, old), run.plan!.layout)?.status
             : run.plan?.steps.flatMap(s => (s.action.kind === 'await-running' ? [s.action.script] : []))[0];
           if (running) await awaitRunning(running, run);
           const results = await deps.runChecks('rollback', [hostContext(run, old)], {
@@ -170,7 +177,7 @@ export function recoveryText(
   // Everything was undone, yet the restored release does not run: its service needs a person.
   const service =
     settings && run.plan
-      ? serviceCommands(serviceOf(settings, run.plan.colours?.live), run.plan.layout)
+      ? serviceCommands(colourService(settings.service, run.plan.colours?.live), run.plan.layout)
       : undefined;
   if (service)
     lines.push(
@@ -209,11 +216,11 @@ export async function recoverAbandoned(run: HostSession): Promise<void> {
       ? owner.release
       : undefined;
   const svc = settings.service;
-  const bg = svc.manager === 'systemd' ? svc.blueGreen : undefined;
+  const bg = blueGreenOf(svc);
   // blue-green: the service is the instance of the colour the proxy serves.
   const colour = bg ? liveColour(await execOk(run, readLiveColour(bg), 'read the live colour')) : undefined;
   if (bg && !colour) return; // no flip ever completed: nothing serves through the proxy yet
-  const service = serviceCommands(serviceOf(settings, colour), layout);
+  const service = serviceCommands(colourService(settings.service, colour), layout);
   // Nothing live yet (the dead deploy was the first): there is nothing to return to or to start.
   const live = (await execOk(run, readLive(layout), 'read current')).trim();
   if (!live) return;

@@ -6,7 +6,6 @@ import type { RemoteShell } from '../io/ssh.js';
 import type { Layout } from '../remote/layout.js';
 import type { Shell } from '../remote/shell.js';
 import type { Colour, HostSettings, Settings } from '../settings/types.js';
-import { instanceOf } from '../remote/blue-green.js';
 import type { Artifact } from '../transfer/artifact.js';
 import type { ExecStep, HostPlan, Step } from '../plan/plan.js';
 import type { PreflightFacts } from '../preflight.js';
@@ -130,14 +129,6 @@ export const STEP_TIMEOUT_MS = 30 * 60_000;
 export function hostContext(run: HostSession, colour?: Colour): HostContext {
   const { settings } = run.ctx;
   return hostContextOf(settings, run.host, run.shell, colour);
-}
-
-/** The service as the plan runs it: for blue-green, the instance of `colour`. */
-export function serviceOf(settings: Settings, colour: Colour | undefined): Settings['service'] {
-  const svc = settings.service;
-  return svc.manager === 'systemd' && svc.blueGreen && colour
-    ? { ...svc, name: instanceOf(svc.name, colour) }
-    : svc;
 }
 
 export function tail(text: string, n = 15): string {

@@ -10,7 +10,7 @@ import {
   type DeploymentEntry,
   type DeploymentLog
 } from '../record/host-record.js';
-import { liveColour, readLiveColour } from '../remote/blue-green.js';
+import { blueGreenOf, liveColour, readLiveColour } from '../remote/blue-green.js';
 import { mayLink } from './upload.js';
 import type { Artifact } from '../transfer/artifact.js';
 import type { HostFacts } from '../plan/plan.js';
@@ -101,7 +101,7 @@ export function checkPreflight(
 export function probeScript(ctx: DeployContext): Shell {
   const { settings, layout, artifact } = ctx;
   const svc = settings.service;
-  const bg = svc.manager === 'systemd' ? svc.blueGreen : undefined;
+  const bg = blueGreenOf(svc);
   const base = probe(layout, preflightProbe(settings), bg && readLiveColour(bg));
   return artifact && mayLink(settings, artifact) ? lines(base, previousReleaseFacts(layout)) : base;
 }
@@ -124,7 +124,7 @@ export async function readFacts(run: HostSession): Promise<{ facts: HostFacts; l
   const { settings, deps, layout } = run.ctx;
   return runRecorded(run, { id: 'probe', title: 'Read the host state' }, async () => {
     const svc = settings.service;
-    const bg = svc.manager === 'systemd' ? svc.blueGreen : undefined;
+    const bg = blueGreenOf(svc);
     // Read in the lock's round trip, unless something changed the host since (a recovery).
     const answer = run.probed ?? (await run.shell.exec(probeScript(run.ctx)));
     run.probed = undefined;

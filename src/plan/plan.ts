@@ -2,7 +2,7 @@ import { posix } from 'node:path';
 import * as bgc from '../remote/blue-green.js';
 import * as cmd from '../remote/commands.js';
 import { backupPath, manifestPath, releaseDir, stagingDir, type Layout } from '../remote/layout.js';
-import { lines, sh, type Shell } from '../remote/shell.js';
+import { lines, sh, userScript, type Shell } from '../remote/shell.js';
 import type { Colour, Settings } from '../settings/types.js';
 
 /**
@@ -222,7 +222,7 @@ function planAll(settings: Settings, layout: Layout, facts: HostFacts, opts: Pla
     return {
       ...finish(settings, layout, facts, opts, steps, undefined),
       colours,
-      serviceLogs: cmd.serviceCommands({ ...svc, name: bgc.instanceOf(svc.name, colours.idle) }, layout)?.logs
+      serviceLogs: cmd.serviceCommands(bgc.colourService(svc, colours.idle), layout)?.logs
     };
   }
   const reload =
@@ -359,10 +359,9 @@ function finish(
 /** `switch: reload`: what makes the running service pick up the release `current` now names. */
 function reloadScript(settings: Settings, layout: Layout): Shell | undefined {
   const svc = settings.service;
-  if (svc.manager === 'systemd')
-    return sh`${svc.sudo ? sh`sudo -n ` : sh``}${cmd.systemdWords(svc.name).reload}`;
+  if (svc.manager === 'systemd') return sh`${cmd.sudoPrefix(svc.sudo)}${cmd.systemdWords(svc.name).reload}`;
   if (svc.manager === 'command' && svc.reload)
-    return lines(sh`cd -- ${layout.current}`, sh`sh -ec ${svc.reload}`);
+    return lines(sh`cd -- ${layout.current}`, userScript(svc.reload));
   return undefined;
 }
 
@@ -382,11 +381,11 @@ function blueGreenSteps(
 ): { idle: Colour; live?: Colour } {
   const id = settings.releaseId;
   const exec = (script: Shell) => ({ kind: 'exec', script }) as const;
-  const sudo = svc.sudo ? sh`sudo -n ` : sh``;
+  const sudo = cmd.sudoPrefix(svc.sudo);
   const live = facts.colour;
   const idle: Colour = live ? bgc.otherColour(live) : 'blue';
   const unit = (c: Colour) => bgc.instanceOf(svc.name, c);
-  const idleCmds = cmd.serviceCommands({ ...svc, name: unit(idle) }, layout)!;
+  const idleCmds = cmd.serviceCommands(bgc.colourService(svc, idle), layout)!;
   steps.push({
     id: 'colour',
     title: `Point ${idle} at ${id} (port ${bg.ports[idle]})`,

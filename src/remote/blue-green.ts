@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
-import type { BlueGreenSettings, Colour } from '../settings/types.js';
-import { switchCurrent, systemdWords } from './commands.js';
+import type { BlueGreenSettings, Colour, ServiceSettings } from '../settings/types.js';
+import { sudoPrefix, switchCurrent, systemdWords } from './commands.js';
 import type { Layout } from './layout.js';
 import { lines, sh, Shell } from './shell.js';
 
@@ -19,6 +19,18 @@ export const otherColour = (c: Colour): Colour => (c === 'blue' ? 'green' : 'blu
 
 /** The systemd instance of a colour: `myapp@blue`. */
 export const instanceOf = (unit: string, colour: Colour): string => `${unit}@${colour}`;
+
+/** The blue-green settings of a service, when it switches that way. */
+export function blueGreenOf(service: ServiceSettings): BlueGreenSettings | undefined {
+  return service.manager === 'systemd' ? service.blueGreen : undefined;
+}
+
+/** The service as it runs for `colour`: for blue-green, that colour's instance; else unchanged. */
+export function colourService(service: ServiceSettings, colour: Colour | undefined): ServiceSettings {
+  return service.manager === 'systemd' && service.blueGreen && colour
+    ? { ...service, name: instanceOf(service.name, colour) }
+    : service;
+}
 
 /** Where a colour runs from: a link to its release. */
 export const colourLink = (layout: Layout, colour: Colour): string => posix.join(layout.base, colour);
@@ -83,8 +95,6 @@ export function pointColour(layout: Layout, bg: BlueGreenSettings, colour: Colou
   );
 }
 
-const SUDO = (sudo: boolean) => (sudo ? sh`sudo -n ` : sh``);
-
 /**
  * The worker processes of the running nginx master, one pid a line (none when nginx is down).
  * A reload that nginx accepted starts new workers; one it refused leaves the old ones alone.
@@ -105,7 +115,7 @@ function reloadProxy(sudo: boolean): Shell {
     WORKERS,
     // Unquoted on purpose: the words of the list, one space apart.
     sh`before=$(echo $(workers))`,
-    sh`${SUDO(sudo)}${PROXY_WORDS.reload}`,
+    sh`${sudoPrefix(sudo)}${PROXY_WORDS.reload}`,
     sh`i=0`,
     sh`while :; do`,
     sh`  fresh=; for w in $(workers); do case " $before " in *" $w "*) ;; *) fresh=$w ;; esac; done`,
@@ -129,7 +139,7 @@ export function stopColour(unit: string, sudo: boolean, colour: Colour, waitMs: 
     sh`  [ -z "$busy" ] && break`,
     sh`  i=$((i + 1)); sleep 0.1`,
     sh`done`,
-    sh`${SUDO(sudo)}${colourWords(unit, colour).stop}`
+    sh`${sudoPrefix(sudo)}${colourWords(unit, colour).stop}`
   );
 }
 
@@ -159,7 +169,7 @@ export function flip(
     sh`if [ -f ${f} ]; then cp -p -- ${f} ${prev}; else rm -f -- ${prev}; fi`,
     sh`printf '%s' ${upstreamText(bg, colour, posix.basename(release))} > ${tmp}`,
     sh`mv -f -- ${tmp} ${f}`,
-    sh`if ! out=$(${SUDO(sudo)}${PROXY_WORDS.test} 2>&1); then`,
+    sh`if ! out=$(${sudoPrefix(sudo)}${PROXY_WORDS.test} 2>&1); then`,
     sh`  if [ -f ${prev} ]; then mv -f -- ${prev} ${f}; else rm -f -- ${f}; fi`,
     sh`  printf 'nginx refused the configuration with the new upstream; the old upstream file is back:\\n%s\\n' "$out" >&2`,
     sh`  exit 1`,
@@ -180,7 +190,7 @@ export function flipBack(
   tag: string
 ): Shell {
   return lines(
-    sh`${SUDO(sudo)}${colourWords(unit, colour).start}`,
+    sh`${sudoPrefix(sudo)}${colourWords(unit, colour).start}`,
     flip(layout, bg, sudo, colour, release, tag)
   );
 }
@@ -193,12 +203,15 @@ export function unflip(layout: Layout, bg: BlueGreenSettings, sudo: boolean, pre
   const f = bg.upstreamFile;
   const prev = `${f}.deployguard-prev`;
   return lines(
-    sh`if [ -f ${prev} ]; then mv -f -- ${prev} ${f}; ${SUDO(sudo)}${PROXY_WORDS.reload}; fi`,
+    sh`if [ -f ${prev} ]; then mv -f -- ${prev} ${f}; ${sudoPrefix(sudo)}${PROXY_WORDS.reload}; fi`,
     previous ? switchCurrent(layout, previous, 'unflip') : sh`rm -f -- ${layout.current}`
   );
 }
 
 /** After the flip: the old colour serves what it has in flight for the drain time, then stops. */
 export function drain(unit: string, sudo: boolean, colour: Colour, drainMs: number): Shell {
-  return lines(sh`sleep ${(drainMs / 1000).toFixed(3)}`, sh`${SUDO(sudo)}${colourWords(unit, colour).stop}`);
+  return lines(
+    sh`sleep ${(drainMs / 1000).toFixed(3)}`,
+    sh`${sudoPrefix(sudo)}${colourWords(unit, colour).stop}`
+  );
 }

@@ -478,11 +478,16 @@ export function systemdWords(unit: string): {
   };
 }
 
+/** `sudo -n ` before a command when the service is run through sudo, nothing otherwise. */
+export function sudoPrefix(sudo: boolean): Shell {
+  return sudo ? sh`sudo -n ` : sh``;
+}
+
 export function serviceCommands(service: ServiceSettings, layout: Layout): ServiceCommands | undefined {
   if (service.manager === 'none') return undefined;
   const workDir = layout.current;
   if (service.manager === 'systemd') {
-    const sudo = service.sudo ? sh`sudo -n ` : sh``;
+    const sudo = sudoPrefix(service.sudo);
     const unit = service.name;
     const words = systemdWords(unit);
     return {
