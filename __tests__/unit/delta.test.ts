@@ -1,7 +1,7 @@
 /** Which files an incremental upload sends and which it links, from the two manifests. */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Artifact, scanArtifact } from '../../src/transfer/artifact.js';
@@ -70,7 +70,7 @@ describe('hashArtifact', () => {
   let dir: string;
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'dg-hash-'));
-    // Larger than the 8 MiB between two yields, so abandoning can take effect midway.
+    // 18 MiB: long enough to abandon midway and to watch this thread stay free meanwhile.
     for (let i = 0; i < 6; i++) writeFileSync(join(dir, `part-${i}.bin`), randomBytes(3 * 1024 * 1024));
     writeFileSync(join(dir, 'empty.txt'), '');
   });
@@ -92,6 +92,34 @@ describe('hashArtifact', () => {
     const again = await scanArtifact(dir);
     expect(hashArtifact(again)).not.toBe(first);
     expect(await hashArtifact(again)).toEqual(expected);
+  });
+
+  test('runs beside this thread: timers keep firing while it hashes', async () => {
+    const scanned = await scanArtifact(dir);
+    let ticks = 0;
+    let done = false;
+    const hashing = hashArtifact(scanned).finally(() => (done = true));
+    const tick = (): void => {
+      ticks++;
+      if (!done) setImmediate(tick);
+    };
+    tick();
+    await hashing;
+    // Hashing on this thread in 1 MiB slices would let about 18 ticks through.
+    expect(ticks).toBeGreaterThan(100);
+  });
+
+  test('never reads through a symlink put in place of a scanned file', async () => {
+    const scanned = await scanArtifact(dir);
+    const victim = join(dir, 'empty.txt');
+    rmSync(victim);
+    symlinkSync('/etc/passwd', victim);
+    try {
+      await expect(hashArtifact(scanned)).rejects.toThrow(/ELOOP/);
+    } finally {
+      rmSync(victim);
+      writeFileSync(victim, '');
+    }
   });
 
   test('an abandoned hashing stops early and rejects', async () => {

@@ -3,10 +3,11 @@
  * host runs them (`sh -c 'set -eu; ...'`): marks, exit codes, and the upload's own hashes.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  LINKED_MARK,
   lockThenProbe,
   STEP_MARK,
   stepGroup,
@@ -110,6 +111,47 @@ describe('upload and verify', () => {
     const r = run(verifyManifest(staging, 1, keep), `${'0'.repeat(64)}  ./kept.txt\n`);
     expect(r.code).not.toBe(0);
     expect(r.stdout).toContain('./kept.txt: FAILED');
+  });
+
+  test('an incremental upload links every listed file, in nested directories, in parallel copies', () => {
+    // The previous release: 240 files over 12 nested directories, one of them with an odd name.
+    const prev = join(dir, 'releases', 'r1');
+    const dirs = Array.from({ length: 12 }, (_, i) => (i % 3 === 0 ? `d${i}` : `d${i - (i % 3)}/s ${i}`));
+    const files: string[] = [];
+    for (const d of dirs) {
+      mkdirSync(join(prev, d), { recursive: true });
+      for (let f = 0; f < 20; f++) {
+        writeFileSync(join(prev, d, `f${f}`), `${d}/${f}\n`);
+        files.push(`${d}/f${f}`);
+      }
+    }
+    // The new release changes d0/f0: it is not linked but sent, in the tar stream after the lists.
+    const linked = files.filter(f => f !== 'd0/f0');
+    const dirList = Buffer.from(dirs.map(d => `${d}\0`).join(''));
+    const fileList = Buffer.from(linked.map(f => `${f}\0`).join(''));
+    const src = join(dir, 'src');
+    mkdirSync(join(src, 'd0'), { recursive: true });
+    writeFileSync(join(src, 'd0', 'f0'), 'new\n');
+    const staging = join(dir, 'staging', 'r2');
+    const script = uploadScript(staging, {
+      from: prev,
+      dirBytes: dirList.length,
+      bytes: fileList.length,
+      count: linked.length,
+      list: `${staging}.link-list`
+    });
+    const tar = execFileSync('tar', ['-c', '-f', '-', '-C', src, 'd0', 'd0/f0']);
+    const up = run(script, Buffer.concat([dirList, fileList, tar]));
+    expect(up).toMatchObject({ code: 0, stderr: '' });
+    const stats = up.stdout.slice(up.stdout.indexOf(`${LINKED_MARK}\n`) + LINKED_MARK.length + 1);
+    expect(stats.trim().split('\n')).toHaveLength(linked.length);
+    for (const f of linked) {
+      // A hard link: the same inode as the previous release's file, not a copy.
+      expect(statSync(join(staging, f)).ino).toBe(statSync(join(prev, f)).ino);
+    }
+    expect(readFileSync(join(staging, 'd0', 'f0'), 'utf8')).toBe('new\n');
+    expect(readFileSync(join(prev, 'd0', 'f0'), 'utf8')).toBe('d0/0\n');
+    expect(existsSync(`${staging}.link-list`)).toBe(false);
   });
 
   test('a tar that fails fails the upload', () => {

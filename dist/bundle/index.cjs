@@ -58563,12 +58563,11 @@ var commands = __nccwpck_require__(1050);
 var shell = __nccwpck_require__(648);
 // EXTERNAL MODULE: ./src/remote/layout.ts
 var remote_layout = __nccwpck_require__(4614);
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(3024);
+// EXTERNAL MODULE: external "node:worker_threads"
+var external_node_worker_threads_ = __nccwpck_require__(5919);
 // EXTERNAL MODULE: ./src/transfer/artifact.ts
 var transfer_artifact = __nccwpck_require__(6441);
 ;// CONCATENATED MODULE: ./src/transfer/delta.ts
-
 
 
 /**
@@ -58579,21 +58578,41 @@ var transfer_artifact = __nccwpck_require__(6441);
  */
 /** Read size; one buffer is reused for every file. */
 const CHUNK = 1024 * 1024;
-/** The event loop runs again after about this many bytes (timers, the other hosts' connections). */
-const YIELD_BYTES = 8 * CHUNK;
+/**
+ * The hashing thread: SHA-256 of each listed file, read into one reused 1 MiB buffer (never whole in
+ * memory), never through a symlink. Synchronous reads from the page cache are several times faster
+ * here than streams, whose per-file buffers cost more to allocate and collect than the hashing.
+ * Plain CommonJS, evaluated as the worker's source: no bundle, no file to ship beside it.
+ */
+const HASHER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+const { openSync, readSync, closeSync, constants } = require('node:fs');
+const buf = Buffer.allocUnsafe(${CHUNK});
+const out = [];
+for (const file of workerData) {
+  const hash = createHash('sha256');
+  const fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0;) hash.update(buf.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  out.push(hash.digest('hex'));
+}
+parentPort.postMessage(out);
+`;
 const computed = new WeakMap();
 /**
- * SHA-256 of every file of the artifact, read from disk into one reused 1 MiB buffer (never whole
- * in memory). Computed once per scanned artifact: every host of a fleet compares against the same
- * result, and a deploy may start it early (while it connects) and pick it up later. Synchronous
- * reads from the page cache are several times faster here than streams, whose per-file buffers cost
- * more to allocate and collect than the hashing itself.
+ * SHA-256 of every file of the artifact, computed once per scanned artifact: every host of a fleet
+ * compares against the same result, and a deploy may start it early and pick it up later. It runs
+ * on a thread of its own, so the SSH handshakes and the first steps, which mostly wait on the
+ * hosts, go on meanwhile on this one instead of queueing behind it.
  */
 function hashArtifact(artifact) {
     let hashing = computed.get(artifact);
     if (!hashing) {
-        const state = { stopped: false };
-        hashing = Object.assign(state, { result: hashFiles(artifact, state) });
+        hashing = hashFiles(artifact);
         // Whoever started it early may never await it.
         hashing.result.catch(() => undefined);
         computed.set(artifact, hashing);
@@ -58602,37 +58621,34 @@ function hashArtifact(artifact) {
 }
 /** Stops a hashing started early that turned out to be needless (no host has a release to link from). */
 function abandonHashing(artifact) {
-    const hashing = computed.get(artifact);
-    if (hashing)
-        hashing.stopped = true;
+    computed.get(artifact)?.stop();
 }
-async function hashFiles(artifact, state) {
-    const out = new Map();
-    const buf = Buffer.allocUnsafe(CHUNK);
-    let sinceYield = 0;
-    for (const entry of artifact.entries) {
-        if (entry.kind !== 'file')
-            continue;
-        const hash = (0,external_node_crypto_.createHash)('sha256');
-        const fd = (0,external_node_fs_.openSync)((0,transfer_artifact/* entrySourcePath */.pu)(artifact, entry.path), external_node_fs_.constants.O_RDONLY | external_node_fs_.constants.O_NOFOLLOW);
-        try {
-            for (let n; (n = (0,external_node_fs_.readSync)(fd, buf, 0, CHUNK, null)) > 0;) {
-                hash.update(buf.subarray(0, n));
-                sinceYield += n;
-            }
+function hashFiles(artifact) {
+    const paths = artifact.entries.flatMap(e => (e.kind === 'file' ? [e.path] : []));
+    const worker = new external_node_worker_threads_.Worker(HASHER, {
+        eval: true,
+        workerData: paths.map(p => (0,transfer_artifact/* entrySourcePath */.pu)(artifact, p))
+    });
+    // It never holds the process up on its own: whoever waits for it waits on a host too.
+    worker.unref();
+    let stopped = false;
+    const result = new Promise((resolve, reject) => {
+        worker.once('message', (hashes) => {
+            if (hashes.length !== paths.length)
+                reject(new Error('the hashing thread answered for the wrong files'));
+            else
+                resolve(new Map(paths.map((p, i) => [p, hashes[i]])));
+        });
+        worker.once('error', reject);
+        worker.once('exit', code => reject(new Error(stopped ? 'hashing the artifact was abandoned' : `the hashing thread stopped (exit ${code})`)));
+    });
+    return {
+        result,
+        stop: () => {
+            stopped = true;
+            void worker.terminate();
         }
-        finally {
-            (0,external_node_fs_.closeSync)(fd);
-        }
-        out.set(entry.path, hash.digest('hex'));
-        if ((sinceYield += 512) >= YIELD_BYTES) {
-            sinceYield = 0;
-            await new Promise(resolve => setImmediate(resolve));
-            if (state.stopped)
-                throw new Error('hashing the artifact was abandoned');
-        }
-    }
-    return out;
+    };
 }
 /** A kept manifest (`<hex>  ./<path>` lines) as path -> hash. */
 function parseManifest(text) {
@@ -59171,6 +59187,8 @@ function throwFirst(settled) {
         throw failed.reason;
 }
 
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(3024);
 ;// CONCATENATED MODULE: ./src/transfer/tar.ts
 
 
@@ -59518,12 +59536,17 @@ async function uploadArtifact(run, _script) {
     const staging = (0,remote_layout/* stagingDir */.rz)(layout, settings.releaseId);
     const delta = run.fullUpload ? undefined : await prepareDelta(run, artifact);
     const shipped = delta?.send ?? artifact;
-    // The paths to link go first on stdin, NUL-separated; the tar stream follows them.
-    const list = delta ? Buffer.from(`${delta.link.join('\0')}\0`) : undefined;
-    const script = (0,commands/* uploadScript */.hf)(staging, delta && list && run.plan?.previousRelease
+    // The directories and the paths to link go first on stdin, NUL-separated; the tar stream follows.
+    const nul = (names) => Buffer.from(names.map(n => `${n}\0`).join(''));
+    const dirs = delta ? nul(artifact.entries.flatMap(e => (e.kind === 'dir' ? [e.path] : []))) : undefined;
+    const files = delta ? nul(delta.link) : undefined;
+    const list = dirs && files ? Buffer.concat([dirs, files]) : undefined;
+    const script = (0,commands/* uploadScript */.hf)(staging, delta && dirs && files && run.plan?.previousRelease
         ? {
             from: (0,remote_layout/* releaseDir */.ZI)(layout, run.plan.previousRelease),
-            bytes: list.length,
+            dirBytes: dirs.length,
+            bytes: files.length,
+            count: delta.link.length,
             list: `${staging}.link-list`
         }
         : undefined);
@@ -62090,7 +62113,7 @@ __nccwpck_require__.d(__webpack_exports__, {
   Zj: () => (/* binding */ connectHost)
 });
 
-// UNUSED EXPORTS: CommandNotSent, wantsCompression
+// UNUSED EXPORTS: CommandNotSent, openTcp, wantsCompression
 
 // EXTERNAL MODULE: external "assert"
 var external_assert_ = __nccwpck_require__(2613);
@@ -62980,6 +63003,8 @@ class NodeSSH {
     }
 }
 
+// EXTERNAL MODULE: external "node:net"
+var external_node_net_ = __nccwpck_require__(7030);
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __nccwpck_require__(3916);
 // EXTERNAL MODULE: ./src/remote/hostkeys.ts
@@ -62987,6 +63012,7 @@ var hostkeys = __nccwpck_require__(2838);
 // EXTERNAL MODULE: ./src/remote/shell.ts
 var shell = __nccwpck_require__(648);
 ;// CONCATENATED MODULE: ./src/io/ssh.ts
+
 
 
 
@@ -63239,13 +63265,15 @@ async function connectHost(host, ssh, log, sleep = ms => new Promise(r => setTim
 }
 async function connectOnce(host, ssh, pins, log, serverHostKey, route) {
     let rejected;
-    const sock = route ? await route.open() : undefined;
+    const started = Date.now();
+    const sock = route ? await route.open() : await openTcp(host.host, host.port, ssh.connectTimeoutMs);
     const client = new NodeSSH();
     const config = {
         host: host.host,
         port: host.port,
         username: host.user,
-        readyTimeout: ssh.connectTimeoutMs,
+        // One budget for the TCP connect and the SSH handshake together.
+        readyTimeout: Math.max(1, ssh.connectTimeoutMs - (Date.now() - started)),
         keepaliveInterval: 10_000,
         keepaliveCountMax: 3,
         hostVerifier: (key) => {
@@ -63268,8 +63296,7 @@ async function connectOnce(host, ssh, pins, log, serverHostKey, route) {
         // the internet. On loopback and private networks compressing costs more CPU than it saves.
         compress: (compress ? ['zlib@openssh.com', 'zlib', 'none'] : ['none'])
     };
-    if (sock)
-        config.sock = sock;
+    config.sock = sock;
     const key = host.privateKey ?? ssh.privateKey;
     if (key)
         config.privateKey = key;
@@ -63282,15 +63309,39 @@ async function connectOnce(host, ssh, pins, log, serverHostKey, route) {
     }
     catch (err) {
         client.dispose();
+        sock.destroy();
         if (rejected)
             throw rejected;
         throw err;
     }
-    // Every step is a short request and a short answer: with Nagle's algorithm on, each one waits
-    // for the peer's delayed ACK (about 80 ms here, per command) before its last packet goes out.
-    if (!sock)
-        client.connection?.setNoDelay(true);
     return new Ssh2Shell(host.name, client, log, route?.via);
+}
+/**
+ * The TCP connection to a host, with Nagle's algorithm off from its first byte. The handshake and
+ * every step are short messages each waiting for an answer: with Nagle on, a message written while
+ * the previous one is unacknowledged waits for the peer's delayed ACK (40 ms on Linux), several
+ * times per handshake and per command. Opened here rather than by ssh2 so that it is off before
+ * the first packet, and so that a refused or silent port fails with its own error.
+ */
+function openTcp(host, port, timeoutMs) {
+    return new Promise((resolve, reject) => {
+        const sock = (0,external_node_net_.connect)({ host, port, noDelay: true });
+        const timer = setTimeout(() => {
+            sock.destroy();
+            reject(new Error(`timed out after ${timeoutMs} ms opening a TCP connection to ${host}:${port}`));
+        }, timeoutMs);
+        sock.once('connect', () => {
+            clearTimeout(timer);
+            sock.removeListener('error', failed);
+            resolve(sock);
+        });
+        const failed = (err) => {
+            clearTimeout(timer);
+            sock.destroy();
+            reject(err);
+        };
+        sock.once('error', failed);
+    });
 }
 /** `auto` compresses for public addresses and names; loopback and private ranges go plain. */
 function wantsCompression(setting, host) {
@@ -65742,11 +65793,12 @@ function sumsPath(staging) {
     return `${staging}.sums`;
 }
 /**
- * The whole upload in one round trip: a fresh staging directory; when `link` is given, the first
- * `link.bytes` bytes of stdin are the NUL-separated paths of unchanged files, hard-linked from the
- * previous release, and their inode, size and mtime printed (after LINKED_MARK) for the executor to
- * compare with what the previous release recorded when it was verified; then the tar stream.
- * `head -c` reads exactly that many bytes, so the tar stream starts intact after it.
+ * The whole upload in one round trip: a fresh staging directory; when `link` is given, stdin starts
+ * with the NUL-separated directories of the artifact (`link.dirBytes` bytes, made first) and the
+ * paths of the unchanged files (`link.bytes`), hard-linked from the previous release, and their
+ * inode, size and mtime printed (after LINKED_MARK) for the executor to compare with what the
+ * previous release recorded when it was verified; then the tar stream. `head -c` reads exactly that
+ * many bytes, so the tar stream starts intact after them. tar then sets every directory's mode.
  *
  * While tar extracts, each regular file is hashed from the disk once tar has moved on to the next
  * member (it lists a member as it starts it, so the one before is complete), into `sumsPath`: the
@@ -65757,7 +65809,11 @@ function uploadScript(staging, link) {
     const sums = sumsPath(staging);
     const regular = (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `[ -n "$prev" ] && [ -f "$prev" ] && [ ! -L "$prev" ] && printf './%s\\n' "$prev" || true`;
     return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)(prepareStaging(staging), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${sums} ${staging}.tar-rc`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo ${STAGED_MARK}`, link &&
-        (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `head -c ${link.bytes} > ${link.list}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `(cd -- ${link.from} && xargs -0 -r cp -al --parents -t ${staging} -- < ${link.list})`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo ${LINKED_MARK}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `(cd -- ${staging} && xargs -0 -r stat -c '%i %s %Y %n' -- < ${link.list})`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${link.list}`), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cd -- ${staging}`, 
+        (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)(
+        // Their directories first, so that the parallel copies below never race to create one.
+        (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `head -c ${link.dirBytes} | { cd -- ${staging} && xargs -0 -r mkdir -p --; }`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `head -c ${link.bytes} > ${link.list}`, 
+        // Linking is mostly system time per file: one cp per core (at most 4), each a share of the list.
+        (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `p=$(nproc 2>/dev/null || echo 1); if [ "$p" -gt 4 ]; then p=4; fi; n=$(( (${link.count} + p - 1) / p ))`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `(cd -- ${link.from} && xargs -0 -r -P "$p" -n "$n" cp -al --parents -t ${staging} -- < ${link.list})`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo ${LINKED_MARK}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `(cd -- ${staging} && xargs -0 -r stat -c '%i %s %Y %n' -- < ${link.list})`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${link.list}`), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cd -- ${staging}`, 
     // No pipefail in POSIX sh: tar's own exit code is kept in a file and checked after the pipe.
     (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `{ tar -x -v -f - --quoting-style=literal --no-same-owner --preserve-permissions --delay-directory-restore || echo "$?" > ${staging}.tar-rc; } |`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  { prev=; while IFS= read -r f; do ${regular}; prev=$f; done; ${regular}; } |`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  { xargs -d '\\n' -r -n 64 sha256sum -- > ${sums} 2>/dev/null || true; }`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -s ${staging}.tar-rc ]; then rc=$(cat -- ${staging}.tar-rc); rm -f -- ${staging}.tar-rc ${sums}; exit "$rc"; fi`);
 }

@@ -26,14 +26,19 @@ export async function uploadArtifact(run: HostSession, _script: Shell): Promise<
   const staging = stagingDir(layout, settings.releaseId);
   const delta = run.fullUpload ? undefined : await prepareDelta(run, artifact);
   const shipped = delta?.send ?? artifact;
-  // The paths to link go first on stdin, NUL-separated; the tar stream follows them.
-  const list = delta ? Buffer.from(`${delta.link.join('\0')}\0`) : undefined;
+  // The directories and the paths to link go first on stdin, NUL-separated; the tar stream follows.
+  const nul = (names: readonly string[]) => Buffer.from(names.map(n => `${n}\0`).join(''));
+  const dirs = delta ? nul(artifact.entries.flatMap(e => (e.kind === 'dir' ? [e.path] : []))) : undefined;
+  const files = delta ? nul(delta.link) : undefined;
+  const list = dirs && files ? Buffer.concat([dirs, files]) : undefined;
   const script = uploadScript(
     staging,
-    delta && list && run.plan?.previousRelease
+    delta && dirs && files && run.plan?.previousRelease
       ? {
           from: releaseDir(layout, run.plan.previousRelease),
-          bytes: list.length,
+          dirBytes: dirs.length,
+          bytes: files.length,
+          count: delta.link.length,
           list: `${staging}.link-list`
         }
       : undefined

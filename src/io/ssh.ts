@@ -1,5 +1,6 @@
 import { NodeSSH, type Config } from 'node-ssh';
 import type { ClientChannel } from 'ssh2';
+import { connect as tcpConnect, type Socket } from 'node:net';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import { DeployError } from '../errors.js';
 import {
@@ -328,13 +329,15 @@ async function connectOnce(
   route?: Route
 ): Promise<Ssh2Shell> {
   let rejected: HostKeyRejected | undefined;
-  const sock = route ? await route.open() : undefined;
+  const started = Date.now();
+  const sock = route ? await route.open() : await openTcp(host.host, host.port, ssh.connectTimeoutMs);
   const client = new NodeSSH();
   const config: Config = {
     host: host.host,
     port: host.port,
     username: host.user,
-    readyTimeout: ssh.connectTimeoutMs,
+    // One budget for the TCP connect and the SSH handshake together.
+    readyTimeout: Math.max(1, ssh.connectTimeoutMs - (Date.now() - started)),
     keepaliveInterval: 10_000,
     keepaliveCountMax: 3,
     hostVerifier: (key: Buffer) => {
@@ -358,7 +361,7 @@ async function connectOnce(
     // the internet. On loopback and private networks compressing costs more CPU than it saves.
     compress: (compress ? ['zlib@openssh.com', 'zlib', 'none'] : ['none']) as never
   };
-  if (sock) config.sock = sock as Config['sock'];
+  config.sock = sock as Config['sock'];
   const key = host.privateKey ?? ssh.privateKey;
   if (key) config.privateKey = key;
   if (ssh.passphrase) config.passphrase = ssh.passphrase;
@@ -367,13 +370,39 @@ async function connectOnce(
     await client.connect(config);
   } catch (err) {
     client.dispose();
+    sock.destroy();
     if (rejected) throw rejected;
     throw err;
   }
-  // Every step is a short request and a short answer: with Nagle's algorithm on, each one waits
-  // for the peer's delayed ACK (about 80 ms here, per command) before its last packet goes out.
-  if (!sock) client.connection?.setNoDelay(true);
   return new Ssh2Shell(host.name, client, log, route?.via);
+}
+
+/**
+ * The TCP connection to a host, with Nagle's algorithm off from its first byte. The handshake and
+ * every step are short messages each waiting for an answer: with Nagle on, a message written while
+ * the previous one is unacknowledged waits for the peer's delayed ACK (40 ms on Linux), several
+ * times per handshake and per command. Opened here rather than by ssh2 so that it is off before
+ * the first packet, and so that a refused or silent port fails with its own error.
+ */
+export function openTcp(host: string, port: number, timeoutMs: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = tcpConnect({ host, port, noDelay: true });
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`timed out after ${timeoutMs} ms opening a TCP connection to ${host}:${port}`));
+    }, timeoutMs);
+    sock.once('connect', () => {
+      clearTimeout(timer);
+      sock.removeListener('error', failed);
+      resolve(sock);
+    });
+    const failed = (err: Error) => {
+      clearTimeout(timer);
+      sock.destroy();
+      reject(err);
+    };
+    sock.once('error', failed);
+  });
 }
 
 /** `auto` compresses for public addresses and names; loopback and private ranges go plain. */

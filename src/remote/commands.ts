@@ -645,22 +645,34 @@ export function sumsPath(staging: string): string {
   return `${staging}.sums`;
 }
 
+/** The unchanged files an incremental upload links from the previous release (see `uploadScript`). */
+export interface LinkList {
+  /** The previous release's directory. */
+  readonly from: string;
+  /** Bytes of stdin taken by the directories, NUL-separated, that come first. */
+  readonly dirBytes: number;
+  /** Bytes of stdin taken by the files' paths, NUL-separated, that follow them. */
+  readonly bytes: number;
+  /** How many files. */
+  readonly count: number;
+  /** Where the host keeps the file list while it links. */
+  readonly list: string;
+}
+
 /**
- * The whole upload in one round trip: a fresh staging directory; when `link` is given, the first
- * `link.bytes` bytes of stdin are the NUL-separated paths of unchanged files, hard-linked from the
- * previous release, and their inode, size and mtime printed (after LINKED_MARK) for the executor to
- * compare with what the previous release recorded when it was verified; then the tar stream.
- * `head -c` reads exactly that many bytes, so the tar stream starts intact after it.
+ * The whole upload in one round trip: a fresh staging directory; when `link` is given, stdin starts
+ * with the NUL-separated directories of the artifact (`link.dirBytes` bytes, made first) and the
+ * paths of the unchanged files (`link.bytes`), hard-linked from the previous release, and their
+ * inode, size and mtime printed (after LINKED_MARK) for the executor to compare with what the
+ * previous release recorded when it was verified; then the tar stream. `head -c` reads exactly that
+ * many bytes, so the tar stream starts intact after them. tar then sets every directory's mode.
  *
  * While tar extracts, each regular file is hashed from the disk once tar has moved on to the next
  * member (it lists a member as it starts it, so the one before is complete), into `sumsPath`: the
  * verification then only compares, and hashes again what is missing or differs. The hashes are a
  * head start, never trusted on their own: a file whose line does not match is hashed again.
  */
-export function uploadScript(
-  staging: string,
-  link?: { readonly from: string; readonly bytes: number; readonly list: string }
-): Shell {
+export function uploadScript(staging: string, link?: LinkList): Shell {
   const sums = sumsPath(staging);
   const regular = sh`[ -n "$prev" ] && [ -f "$prev" ] && [ ! -L "$prev" ] && printf './%s\\n' "$prev" || true`;
   return lines(
@@ -669,8 +681,12 @@ export function uploadScript(
     sh`echo ${STAGED_MARK}`,
     link &&
       lines(
+        // Their directories first, so that the parallel copies below never race to create one.
+        sh`head -c ${link.dirBytes} | { cd -- ${staging} && xargs -0 -r mkdir -p --; }`,
         sh`head -c ${link.bytes} > ${link.list}`,
-        sh`(cd -- ${link.from} && xargs -0 -r cp -al --parents -t ${staging} -- < ${link.list})`,
+        // Linking is mostly system time per file: one cp per core (at most 4), each a share of the list.
+        sh`p=$(nproc 2>/dev/null || echo 1); if [ "$p" -gt 4 ]; then p=4; fi; n=$(( (${link.count} + p - 1) / p ))`,
+        sh`(cd -- ${link.from} && xargs -0 -r -P "$p" -n "$n" cp -al --parents -t ${staging} -- < ${link.list})`,
         sh`echo ${LINKED_MARK}`,
         sh`(cd -- ${staging} && xargs -0 -r stat -c '%i %s %Y %n' -- < ${link.list})`,
         sh`rm -f -- ${link.list}`

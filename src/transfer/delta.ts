@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { closeSync, constants, openSync, readSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { entrySourcePath, type Artifact } from './artifact.js';
 
 /**
@@ -11,27 +10,48 @@ import { entrySourcePath, type Artifact } from './artifact.js';
 
 /** Read size; one buffer is reused for every file. */
 const CHUNK = 1024 * 1024;
-/** The event loop runs again after about this many bytes (timers, the other hosts' connections). */
-const YIELD_BYTES = 8 * CHUNK;
+
+/**
+ * The hashing thread: SHA-256 of each listed file, read into one reused 1 MiB buffer (never whole in
+ * memory), never through a symlink. Synchronous reads from the page cache are several times faster
+ * here than streams, whose per-file buffers cost more to allocate and collect than the hashing.
+ * Plain CommonJS, evaluated as the worker's source: no bundle, no file to ship beside it.
+ */
+const HASHER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+const { openSync, readSync, closeSync, constants } = require('node:fs');
+const buf = Buffer.allocUnsafe(${CHUNK});
+const out = [];
+for (const file of workerData) {
+  const hash = createHash('sha256');
+  const fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0;) hash.update(buf.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  out.push(hash.digest('hex'));
+}
+parentPort.postMessage(out);
+`;
 
 interface Hashing {
   readonly result: Promise<Map<string, string>>;
-  stopped: boolean;
+  readonly stop: () => void;
 }
 const computed = new WeakMap<Artifact, Hashing>();
 
 /**
- * SHA-256 of every file of the artifact, read from disk into one reused 1 MiB buffer (never whole
- * in memory). Computed once per scanned artifact: every host of a fleet compares against the same
- * result, and a deploy may start it early (while it connects) and pick it up later. Synchronous
- * reads from the page cache are several times faster here than streams, whose per-file buffers cost
- * more to allocate and collect than the hashing itself.
+ * SHA-256 of every file of the artifact, computed once per scanned artifact: every host of a fleet
+ * compares against the same result, and a deploy may start it early and pick it up later. It runs
+ * on a thread of its own, so the SSH handshakes and the first steps, which mostly wait on the
+ * hosts, go on meanwhile on this one instead of queueing behind it.
  */
 export function hashArtifact(artifact: Artifact): Promise<Map<string, string>> {
   let hashing = computed.get(artifact);
   if (!hashing) {
-    const state = { stopped: false };
-    hashing = Object.assign(state, { result: hashFiles(artifact, state) });
+    hashing = hashFiles(artifact);
     // Whoever started it early may never await it.
     hashing.result.catch(() => undefined);
     computed.set(artifact, hashing);
@@ -41,34 +61,40 @@ export function hashArtifact(artifact: Artifact): Promise<Map<string, string>> {
 
 /** Stops a hashing started early that turned out to be needless (no host has a release to link from). */
 export function abandonHashing(artifact: Artifact): void {
-  const hashing = computed.get(artifact);
-  if (hashing) hashing.stopped = true;
+  computed.get(artifact)?.stop();
 }
 
-async function hashFiles(artifact: Artifact, state: { stopped: boolean }): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  const buf = Buffer.allocUnsafe(CHUNK);
-  let sinceYield = 0;
-  for (const entry of artifact.entries) {
-    if (entry.kind !== 'file') continue;
-    const hash = createHash('sha256');
-    const fd = openSync(entrySourcePath(artifact, entry.path), constants.O_RDONLY | constants.O_NOFOLLOW);
-    try {
-      for (let n: number; (n = readSync(fd, buf, 0, CHUNK, null)) > 0;) {
-        hash.update(buf.subarray(0, n));
-        sinceYield += n;
-      }
-    } finally {
-      closeSync(fd);
+function hashFiles(artifact: Artifact): Hashing {
+  const paths = artifact.entries.flatMap(e => (e.kind === 'file' ? [e.path] : []));
+  const worker = new Worker(HASHER, {
+    eval: true,
+    workerData: paths.map(p => entrySourcePath(artifact, p))
+  });
+  // It never holds the process up on its own: whoever waits for it waits on a host too.
+  worker.unref();
+  let stopped = false;
+  const result = new Promise<Map<string, string>>((resolve, reject) => {
+    worker.once('message', (hashes: string[]) => {
+      if (hashes.length !== paths.length)
+        reject(new Error('the hashing thread answered for the wrong files'));
+      else resolve(new Map(paths.map((p, i) => [p, hashes[i]!])));
+    });
+    worker.once('error', reject);
+    worker.once('exit', code =>
+      reject(
+        new Error(
+          stopped ? 'hashing the artifact was abandoned' : `the hashing thread stopped (exit ${code})`
+        )
+      )
+    );
+  });
+  return {
+    result,
+    stop: () => {
+      stopped = true;
+      void worker.terminate();
     }
-    out.set(entry.path, hash.digest('hex'));
-    if ((sinceYield += 512) >= YIELD_BYTES) {
-      sinceYield = 0;
-      await new Promise(resolve => setImmediate(resolve));
-      if (state.stopped) throw new Error('hashing the artifact was abandoned');
-    }
-  }
-  return out;
+  };
 }
 
 /** A kept manifest (`<hex>  ./<path>` lines) as path -> hash. */
