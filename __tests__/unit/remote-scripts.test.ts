@@ -3,12 +3,22 @@
  * host runs them (`sh -c 'set -eu; ...'`): marks, exit codes, and the upload's own hashes.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   LINKED_MARK,
   lockThenProbe,
+  pruneReleases,
   STEP_MARK,
   stepGroup,
   sumsPath,
@@ -17,6 +27,7 @@ import {
   withCode
 } from '../../src/remote/commands.js';
 import { sh } from '../../src/remote/shell.js';
+import { layoutFor } from '../../src/remote/layout.js';
 import { changedLinks } from '../../src/execute/upload.js';
 
 function run(script: { text: string }, input?: Buffer | string) {
@@ -158,6 +169,29 @@ describe('upload and verify', () => {
     const staging = join(dir, 'staging', 'r2');
     const up = run(uploadScript(staging), Buffer.from('not a tar archive at all'.repeat(40)));
     expect(up.code).not.toBe(0);
+  });
+});
+
+describe('pruneReleases', () => {
+  test('the old release leaves the releases at once; its files are deleted in the background', async () => {
+    const layout = layoutFor({ path: join(dir, 'app'), strategy: 'releases', keepReleases: 2, shared: [] });
+    const old = join(layout.releasesDir, 'b1');
+    const kept = join(layout.releasesDir, 'b2');
+    for (const r of [old, kept]) {
+      mkdirSync(join(r, 'lib'), { recursive: true });
+      for (let i = 0; i < 50; i++) writeFileSync(join(r, 'lib', `f${i}`), 'x');
+    }
+    mkdirSync(layout.statusDir, { recursive: true });
+    writeFileSync(join(layout.statusDir, 'b1'), 'good\n');
+    const r = run(pruneReleases(layout, [old], [join(layout.statusDir, 'b1')]));
+    expect(r).toMatchObject({ code: 0, stdout: '', stderr: '' });
+    expect(readdirSync(layout.releasesDir)).toEqual(['b2']);
+    expect(existsSync(join(layout.statusDir, 'b1'))).toBe(false);
+    expect(readdirSync(join(kept, 'lib'))).toHaveLength(50);
+    // The detached deletion empties the trash soon after.
+    const trash = join(layout.stateDir, 'trash');
+    for (let i = 0; i < 100 && existsSync(trash); i++) await new Promise(res => setTimeout(res, 50));
+    expect(existsSync(trash)).toBe(false);
   });
 });
 

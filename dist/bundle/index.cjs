@@ -61147,24 +61147,24 @@ async function finishHost(run) {
     const names = layout.strategy === 'releases'
         ? planPrune(parseReleaseList(text), settings.releaseId, settings.target.keepReleases)
         : text.split('\n').filter(Boolean).sort().reverse().slice(settings.target.keepReleases);
-    const doomed = layout.strategy === 'releases'
-        ? names.flatMap(id => [
-            (0,remote_layout/* releaseDir */.ZI)(layout, id),
-            external_node_path_.posix.join(layout.statusDir, id),
-            (0,remote_layout/* manifestPath */.ji)(layout, id),
-            (0,commands/* statPath */.qW)((0,remote_layout/* manifestPath */.ji)(layout, id))
-        ])
-        : names;
-    // In place, only the live tree's manifest means anything: the trees it describes are gone.
-    const scripts = [
-        layout.strategy === 'in-place' ? (0,commands/* pruneManifests */.dH)(layout, settings.releaseId) : undefined,
-        doomed.length ? (0,commands/* removePaths */.YW)(doomed) : undefined
-    ].filter((x) => x !== undefined);
-    if (scripts.length)
+    const scripts = layout.strategy === 'releases'
+        ? [
+            names.length
+                ? (0,commands/* pruneReleases */.Xb)(layout, names.map(id => (0,remote_layout/* releaseDir */.ZI)(layout, id)), names.flatMap(id => [
+                    external_node_path_.posix.join(layout.statusDir, id),
+                    (0,remote_layout/* manifestPath */.ji)(layout, id),
+                    (0,commands/* statPath */.qW)((0,remote_layout/* manifestPath */.ji)(layout, id))
+                ]))
+                : undefined
+        ]
+        : // In place, only the live tree's manifest means anything: the trees it describes are gone.
+            [(0,commands/* pruneManifests */.dH)(layout, settings.releaseId), names.length ? (0,commands/* removePaths */.YW)(names) : undefined];
+    const parts = scripts.filter((x) => x !== undefined);
+    if (parts.length)
         run.cleanup = {
-            script: (0,shell/* lines */.Mn)(...scripts),
+            script: (0,shell/* lines */.Mn)(...parts),
             what: 'prune',
-            done: doomed.length
+            done: names.length
                 ? `pruned ${names.length}: ${names.map(n => external_node_path_.posix.basename(n)).join(', ')}`
                 : undefined
         };
@@ -65343,6 +65343,7 @@ function drain(unit, sudo, colour, drainMs) {
 /* harmony export */   U: () => (/* binding */ verifySent),
 /* harmony export */   WI: () => (/* binding */ readManifest),
 /* harmony export */   X: () => (/* binding */ HOST_TOOLS),
+/* harmony export */   Xb: () => (/* binding */ pruneReleases),
 /* harmony export */   YW: () => (/* binding */ removePaths),
 /* harmony export */   ZG: () => (/* binding */ RELEASE_MISSING),
 /* harmony export */   Zr: () => (/* binding */ backupTree),
@@ -65640,6 +65641,17 @@ function removePaths(paths) {
     return paths.length ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -rf -- ${paths}` : (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `:`;
 }
 /**
+ * Prunes old releases without making the deploy wait for thousands of unlinks: each tree is
+ * renamed into the state directory's trash at once (so no later step or deploy sees it among the
+ * releases), and the trash is deleted by a process of its own, detached from the session. A tree
+ * that cannot be renamed there (another filesystem) is deleted in place; a deletion cut short is
+ * finished by the next prune. `files` (a release's status, manifest and stat record) go at once.
+ */
+function pruneReleases(layout, trees, files) {
+    const trash = node_path__WEBPACK_IMPORTED_MODULE_0__.posix.join(layout.stateDir, 'trash');
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mkdir -p -- ${trash}`, ...trees.map(t => (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mv -T -- ${t} ${trash}/${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.basename(t)}.$$ 2>/dev/null || rm -rf -- ${t}`), files.length ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -rf -- ${files}` : undefined, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `(rm -rf -- ${trash} </dev/null >/dev/null 2>&1 &)`);
+}
+/**
  * Shell test for "the process in $pid is alive": it exists and is not a zombie. A crashed daemon
  * whose parent does not reap it still answers `kill -0`, so that alone would call it running.
  */
@@ -65834,9 +65846,10 @@ function verifyScript(dir, expectedFiles, keep, sent) {
     // The hashes the upload took as the files landed: only lines missing there are hashed now.
     (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `touch -- ${check}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -s ${sumsPath(dir)} ]; then awk 'FILENAME == ARGV[1] { have[$0] = 1; next } !($0 in have)' ${sumsPath(dir)} ${check} > ${keep}.todo; else cp -- ${check} ${keep}.todo; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${sumsPath(dir)}`, 
     // One sha256sum per core (at most 8), each over every n-th line, so big files spread out.
-    (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `n=$(nproc 2>/dev/null || echo 1); if [ "$n" -gt 8 ]; then n=8; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${keep}.part.*`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `split -n r/"$n" -d -- ${keep}.todo ${keep}.part.; rm -f -- ${keep}.todo`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `pids=; for part in ${keep}.part.*; do [ -s "$part" ] || continue; sha256sum -c --quiet --strict -- "$part" & pids="$pids $!"; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rc=0; for pid in $pids; do wait "$pid" || rc=1; done; rm -f -- ${keep}.part.*`, sent ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${check}` : undefined, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$rc" -ne 0 ]; then exit 1; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `count=$(find . -type f | wc -l)`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$count" -ne ${expectedFiles} ]; then echo "file count $count, expected "${expectedFiles} >&2; exit 4; fi`, 
-    // What the next incremental deploy compares its linked files with, instead of hashing them.
-    (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `find . -type f -print0 | xargs -0 -r stat -c '%i %s %Y %n' -- > ${statPath(keep)}.tmp`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mv -f -- ${statPath(keep)}.tmp ${statPath(keep)}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mv -f -- ${keep}.tmp ${keep}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo "count=$count"`);
+    (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `n=$(nproc 2>/dev/null || echo 1); if [ "$n" -gt 8 ]; then n=8; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${keep}.part.*`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `split -n r/"$n" -d -- ${keep}.todo ${keep}.part.`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `pids=; for part in ${keep}.part.*; do [ -s "$part" ] || continue; sha256sum -c --quiet --strict -- "$part" & pids="$pids $!"; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rc=0; for pid in $pids; do wait "$pid" || rc=1; done`, sent ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${keep}.part.* ${keep}.todo ${check}` : (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${keep}.part.* ${keep}.todo`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$rc" -ne 0 ]; then exit 1; fi`, 
+    // One walk counts the files and records what the next incremental deploy compares its linked
+    // files with, instead of hashing them: inode, size, mtime (seconds) and path of each.
+    (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `find . -type f -printf '%i %s %Ts %p\n' > ${statPath(keep)}.tmp`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `count=$(wc -l < ${statPath(keep)}.tmp)`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$count" -ne ${expectedFiles} ]; then rm -f -- ${statPath(keep)}.tmp; echo "file count $count, expected "${expectedFiles} >&2; exit 4; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mv -f -- ${statPath(keep)}.tmp ${statPath(keep)}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mv -f -- ${keep}.tmp ${keep}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo "count=$count"`);
 }
 
 

@@ -7,6 +7,7 @@ import {
   listReleases,
   pruneManifests,
   lockRelease,
+  pruneReleases,
   removePaths,
   statPath,
   withCode
@@ -462,25 +463,29 @@ async function finishHost(run: HostSession): Promise<void> {
     layout.strategy === 'releases'
       ? planPrune(parseReleaseList(text), settings.releaseId, settings.target.keepReleases)
       : text.split('\n').filter(Boolean).sort().reverse().slice(settings.target.keepReleases);
-  const doomed =
+  const scripts =
     layout.strategy === 'releases'
-      ? names.flatMap(id => [
-          releaseDir(layout, id),
-          posix.join(layout.statusDir, id),
-          manifestPath(layout, id),
-          statPath(manifestPath(layout, id))
-        ])
-      : names;
-  // In place, only the live tree's manifest means anything: the trees it describes are gone.
-  const scripts = [
-    layout.strategy === 'in-place' ? pruneManifests(layout, settings.releaseId) : undefined,
-    doomed.length ? removePaths(doomed) : undefined
-  ].filter((x): x is Shell => x !== undefined);
-  if (scripts.length)
+      ? [
+          names.length
+            ? pruneReleases(
+                layout,
+                names.map(id => releaseDir(layout, id)),
+                names.flatMap(id => [
+                  posix.join(layout.statusDir, id),
+                  manifestPath(layout, id),
+                  statPath(manifestPath(layout, id))
+                ])
+              )
+            : undefined
+        ]
+      : // In place, only the live tree's manifest means anything: the trees it describes are gone.
+        [pruneManifests(layout, settings.releaseId), names.length ? removePaths(names) : undefined];
+  const parts = scripts.filter((x): x is Shell => x !== undefined);
+  if (parts.length)
     run.cleanup = {
-      script: lines(...scripts),
+      script: lines(...parts),
       what: 'prune',
-      done: doomed.length
+      done: names.length
         ? `pruned ${names.length}: ${names.map(n => posix.basename(n)).join(', ')}`
         : undefined
     };

@@ -402,6 +402,23 @@ export function removePaths(paths: readonly string[]): Shell {
 }
 
 /**
+ * Prunes old releases without making the deploy wait for thousands of unlinks: each tree is
+ * renamed into the state directory's trash at once (so no later step or deploy sees it among the
+ * releases), and the trash is deleted by a process of its own, detached from the session. A tree
+ * that cannot be renamed there (another filesystem) is deleted in place; a deletion cut short is
+ * finished by the next prune. `files` (a release's status, manifest and stat record) go at once.
+ */
+export function pruneReleases(layout: Layout, trees: readonly string[], files: readonly string[]): Shell {
+  const trash = posix.join(layout.stateDir, 'trash');
+  return lines(
+    sh`mkdir -p -- ${trash}`,
+    ...trees.map(t => sh`mv -T -- ${t} ${trash}/${posix.basename(t)}.$$ 2>/dev/null || rm -rf -- ${t}`),
+    files.length ? sh`rm -rf -- ${files}` : undefined,
+    sh`(rm -rf -- ${trash} </dev/null >/dev/null 2>&1 &)`
+  );
+}
+
+/**
  * Shell test for "the process in $pid is alive": it exists and is not a zombie. A crashed daemon
  * whose parent does not reap it still answers `kill -0`, so that alone would call it running.
  */
@@ -725,15 +742,16 @@ function verifyScript(dir: string, expectedFiles: number, keep: string, sent: bo
     // One sha256sum per core (at most 8), each over every n-th line, so big files spread out.
     sh`n=$(nproc 2>/dev/null || echo 1); if [ "$n" -gt 8 ]; then n=8; fi`,
     sh`rm -f -- ${keep}.part.*`,
-    sh`split -n r/"$n" -d -- ${keep}.todo ${keep}.part.; rm -f -- ${keep}.todo`,
+    sh`split -n r/"$n" -d -- ${keep}.todo ${keep}.part.`,
     sh`pids=; for part in ${keep}.part.*; do [ -s "$part" ] || continue; sha256sum -c --quiet --strict -- "$part" & pids="$pids $!"; done`,
-    sh`rc=0; for pid in $pids; do wait "$pid" || rc=1; done; rm -f -- ${keep}.part.*`,
-    sent ? sh`rm -f -- ${check}` : undefined,
+    sh`rc=0; for pid in $pids; do wait "$pid" || rc=1; done`,
+    sent ? sh`rm -f -- ${keep}.part.* ${keep}.todo ${check}` : sh`rm -f -- ${keep}.part.* ${keep}.todo`,
     sh`if [ "$rc" -ne 0 ]; then exit 1; fi`,
-    sh`count=$(find . -type f | wc -l)`,
-    sh`if [ "$count" -ne ${expectedFiles} ]; then echo "file count $count, expected "${expectedFiles} >&2; exit 4; fi`,
-    // What the next incremental deploy compares its linked files with, instead of hashing them.
-    sh`find . -type f -print0 | xargs -0 -r stat -c '%i %s %Y %n' -- > ${statPath(keep)}.tmp`,
+    // One walk counts the files and records what the next incremental deploy compares its linked
+    // files with, instead of hashing them: inode, size, mtime (seconds) and path of each.
+    sh`find . -type f -printf '%i %s %Ts %p\n' > ${statPath(keep)}.tmp`,
+    sh`count=$(wc -l < ${statPath(keep)}.tmp)`,
+    sh`if [ "$count" -ne ${expectedFiles} ]; then rm -f -- ${statPath(keep)}.tmp; echo "file count $count, expected "${expectedFiles} >&2; exit 4; fi`,
     sh`mv -f -- ${statPath(keep)}.tmp ${statPath(keep)}`,
     sh`mv -f -- ${keep}.tmp ${keep}`,
     sh`echo "count=$count"`
