@@ -32,7 +32,10 @@ bench_hyperfine fig2 --runs "$BENCH_RUNS" --warmup "$BENCH_WARMUP" \
   "$BENCH_LIB/rs.sh $BENCH_SOLO $port $tree $base/rsync" \
   -n "deployguard deploy, full (empty target)" \
   --prepare "rm -rf $base/fresh && mkdir $base/fresh && chown $BENCH_USER: $base/fresh" \
-  "$BENCH_LIB/dg.sh fig2-full $full_cfg $BENCH_SOLO"
+  "$BENCH_LIB/dg.sh fig2-full $full_cfg $BENCH_SOLO" \
+  -n "deployguard deploy, 30 files changed, system Node $(node --version) (reference)" \
+  --prepare "$BENCH_LIB/mutate.sh $tree" \
+  "$BENCH_LIB/dg.sh fig2-node-system $inc_cfg $BENCH_SOLO node"
 
 diff -r "$tree" "$base/rsync/" >/dev/null || die "figure 2: the rsync copy differs from the tree"
 # The last deploy of the changing tree happened before the rsync runs changed it further.

@@ -58,7 +58,49 @@ bench_hyperfine fig7b --runs "$runs" --warmup 0 \
   "$BENCH_LIB/dg.sh fig7-one $one_cfg $proxy" \
   -n "deployguard deploy, $hosts hosts at once, 50 ms RTT" \
   --prepare "rm -rf $BENCH_REMOTE/latency-hosts/host-*/app" \
-  "$BENCH_LIB/dg.sh fig7-all $all_cfg $proxy"
+  "$BENCH_LIB/dg.sh fig7-all $all_cfg $proxy" \
+  -n "rsync -a, 1 host, 50 ms RTT" \
+  --prepare "rm -rf $BENCH_REMOTE/latency-hosts/host-*/rsync" \
+  "$BENCH_LIB/rs.sh $proxy ${ports[0]} $artifact $mnt/rsync" \
+  -n "rsync -a, $hosts hosts at once, 50 ms RTT" \
+  --prepare "rm -rf $BENCH_REMOTE/latency-hosts/host-*/rsync" \
+  "$BENCH_LIB/rs-fleet.sh $proxy $hosts $artifact $mnt/rsync"
+
+# Where the CPU goes in one run of each fleet-wide command: the sshd side (every sshd and what it
+# runs), the proxy and the client, each in a cpuacct cgroup of its own (cgroup v1, as on this machine).
+cg=/sys/fs/cgroup/cpuacct
+if [ -w "$cg" ]; then
+  cpu_of() { # NAME COMMAND...: runs COMMAND in the client group; prints NAME and each group's CPU ms
+    local name=$1 pid
+    shift
+    for pid in $(cat "$fleet"/sshd-*.pid); do echo "$pid" >"$cg/deployguard-bench-sshd/cgroup.procs"; done
+    echo "$(cat "$proxy/pid")" >"$cg/deployguard-bench-proxy/cgroup.procs"
+    for g in sshd proxy client; do echo 0 >"$cg/deployguard-bench-$g/cpuacct.usage"; done
+    local t0 t1
+    t0=$(date +%s%N)
+    sh -c 'echo $$ >"$0/cgroup.procs"; exec "$@"' "$cg/deployguard-bench-client" "$@" >/dev/null
+    t1=$(date +%s%N)
+    echo "$name wall=$(((t1 - t0) / 1000000)) sshd=$(($(cat "$cg/deployguard-bench-sshd/cpuacct.usage") / 1000000)) proxy=$(($(cat "$cg/deployguard-bench-proxy/cpuacct.usage") / 1000000)) client=$(($(cat "$cg/deployguard-bench-client/cpuacct.usage") / 1000000))"
+  }
+  mkdir -p "$cg/deployguard-bench-sshd" "$cg/deployguard-bench-proxy" "$cg/deployguard-bench-client"
+  {
+    for what in one all; do
+      rm -rf "$BENCH_REMOTE"/latency-hosts/host-*/app
+      cpu_of "deployguard-$what" "$BENCH_LIB/dg.sh" "fig7-cpu-$what" "$BENCH_WORK/fig7-$what.yml" "$proxy"
+      rm -rf "$BENCH_REMOTE"/latency-hosts/host-*/rsync
+      if [ "$what" = one ]; then
+        cpu_of "rsync-$what" "$BENCH_LIB/rs.sh" "$proxy" "${ports[0]}" "$artifact" "$mnt/rsync"
+      else
+        cpu_of "rsync-$what" "$BENCH_LIB/rs-fleet.sh" "$proxy" "$hosts" "$artifact" "$mnt/rsync"
+      fi
+    done
+  } >"$BENCH_RESULTS/fig7-cpu.txt"
+  # The processes go back to the root group, and the groups go.
+  for g in sshd proxy client; do
+    while read -r pid; do echo "$pid" >"$cg/cgroup.procs" 2>/dev/null || true; done <"$cg/deployguard-bench-$g/cgroup.procs"
+    rmdir "$cg/deployguard-bench-$g" 2>/dev/null || true
+  done
+fi
 for d in "$BENCH_REMOTE"/latency-hosts/host-*; do
   live="$d/app/releases/$(basename "$(readlink "$d/app/current")")"
   diff -r "$artifact" "$live" >/dev/null || die "figure 7: $live differs from the artifact"

@@ -90,6 +90,14 @@ for attempt in $(seq 1 12); do
   sleep 10
 done
 export BENCH_DG="$BENCH_WORK/dist/cli/index.cjs"
+# The Node that runs deployguard's CLI in every figure but 4 (which measures both): the runtime
+# action.yml declares (node24), shipped by a dev dependency, when it is installed; Node 20 reached
+# its end of life in April 2026. BENCH_NODE=node measures the system Node instead.
+if [ -z "${BENCH_NODE:-}" ]; then
+  BENCH_NODE=node
+  if [ -x "$BENCH_ROOT/node_modules/.bin/node" ]; then BENCH_NODE="$BENCH_ROOT/node_modules/.bin/node"; fi
+fi
+export BENCH_NODE
 
 # ---- the host: one sshd for figures 1, 2, 4 and 5 (figures 3 and 7 start their own fleets) ----
 log "starting sshd on loopback"
@@ -126,6 +134,7 @@ dirty=$(cd "$BENCH_ROOT" && git status --porcelain -- src dist 2>/dev/null | wc 
   echo "os=$(. /etc/os-release && echo "$PRETTY_NAME")"
   echo "node=$(node --version)"
   echo "node24=$node24"
+  echo "cli_node=$("$BENCH_NODE" --version)"
   echo "openssh=$(ssh -V 2>&1 | cut -d, -f1)"
   echo "rsync=$(rsync --version | head -n 1 | awk '{ print $3 }')"
   echo "hyperfine=$(hyperfine --version | awk '{ print $2 }')"

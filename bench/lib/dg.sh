@@ -5,7 +5,7 @@
 # result (per-step timings) is kept in $BENCH_RESULTS/dg/; set DG_TIME_FILE to wrap the CLI in
 # /usr/bin/time -v.
 set -euo pipefail
-scenario=$1 config=$2 fleet=$3 node_bin=${4:-node}
+scenario=$1 config=$2 fleet=$3 node_bin=${4:-${BENCH_NODE:-node}}
 counter="$BENCH_WORK/release-counter"
 n=$(($(cat "$counter" 2>/dev/null || echo 0) + 1))
 echo "$n" >"$counter"

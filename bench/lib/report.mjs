@@ -202,7 +202,7 @@ p(
   `| RAM | ${machine.ram ?? '?'} |`,
   `| Kernel | ${machine.kernel ?? '?'} |`,
   `| OS | ${machine.os ?? '?'} |`,
-  `| Node | ${machine.node ?? '?'} (the CLI runs under this; figure 4 also under ${machine.node24 ?? 'no Node 24'}) |`,
+  `| Node | deployguard's CLI runs under ${machine.cli_node ?? machine.node ?? '?'} (the runtime \`action.yml\` declares; its compile cache warm from each figure's warmup run, as on any machine that ran it before); the system Node is ${machine.node ?? '?'}, and figures 2 and 4 measure it too |`,
   `| OpenSSH / rsync / hyperfine | ${machine.openssh ?? '?'} / ${machine.rsync ?? '?'} / ${machine.hyperfine ?? '?'} |`,
   `| Load average (1 min) at start / end | ${machine.load_start ?? '?'} / ${machine.load_end ?? '?'} |`,
   `| deployguard under test | \`dist/cli/index.cjs\` at commit ${machine.commit ?? '?'}${machine.dirty ? ` (${machine.dirty})` : ''}; bundle built ${machine.bundle ?? '?'}, copied once at the start of the run |`,
@@ -359,6 +359,12 @@ p(
       '',
       `deployguard / rsync: **${ratioText(a)}**. Target ≤ 1.5×: ${va}.`,
       '',
+      ...(hf.results[3]
+        ? [
+            `For reference, the same deploy under the system Node (${machine.node ?? '?'}, no compile cache): ${ratioText(ratio(hf.results[3], rs))} rsync's time.`,
+            ''
+          ]
+        : []),
       `Speed-up over the full deploy (full / this deploy): **${speed.r.toFixed(2)}× ± ${speed.sd.toFixed(2)}**. Target ≥ 5×: ${vb}.`
     );
     const bi = breakdown(dgRuns('fig2-incremental'), inc.mean);
@@ -779,12 +785,19 @@ p(
     summary.push(['7b', '20 hosts vs 1 host, 50 ms RTT', '–', '≤ 1.5×', status(7)]);
   } else {
     const [dg, rs] = a.results;
-    const [one, all] = b.results;
+    const [one, all, rsOne, rsAll] = b.results;
     const ra = ratio(dg, rs);
     const rb = ratio(all, one);
+    const rr = rsOne && rsAll ? ratio(rsAll, rsOne) : undefined;
     const vb = verdictMax(rb.r, 1.5);
     summary.push(['7a', 'Deploy vs `rsync -a`, 50 ms RTT (small artifact)', ratioText(ra), '–', 'reference']);
-    summary.push([`7b`, `${meta.hosts} hosts at once vs 1 host, 50 ms RTT`, ratioText(rb), '≤ 1.5×', vb]);
+    summary.push([
+      `7b`,
+      `${meta.hosts} hosts at once vs 1 host, 50 ms RTT`,
+      `${ratioText(rb)}${rr ? ` (rsync: ${ratioText(rr)})` : ''}`,
+      '≤ 1.5×',
+      vb
+    ]);
     p(
       `Every byte between client and host goes through a userspace TCP proxy (\`bench/lib/delay-proxy.mjs\`)`,
       `that holds each chunk ${meta.delay_ms} ms in each direction: a ${2 * Number(meta.delay_ms)} ms round trip, bandwidth untouched`,
@@ -802,8 +815,35 @@ p(
       '',
       hyperfineTable(b.results),
       '',
-      `deployguard, ${meta.hosts} hosts / 1 host: **${ratioText(rb)}**. Target ≤ 1.5×: ${vb}.`
+      `deployguard, ${meta.hosts} hosts / 1 host: **${ratioText(rb)}**. Target ≤ 1.5×: ${vb}.`,
+      ...(rr
+        ? [
+            '',
+            `rsync over the same proxy, one host and then ${meta.hosts} at once (\`xargs -P ${meta.hosts}\`), for what this machine allows: **${ratioText(rr)}**.`
+          ]
+        : [])
     );
+    const cpu = existsSync(join(dir, 'fig7-cpu.txt'))
+      ? readFileSync(join(dir, 'fig7-cpu.txt'), 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map(line => {
+            const [name, ...kv] = line.split(' ');
+            return { name, ...Object.fromEntries(kv.map(x => x.split('=')).map(([k, v]) => [k, Number(v)])) };
+          })
+      : [];
+    if (cpu.length) {
+      const row = c =>
+        `| ${c.name.replace('-one', ', 1 host').replace('-all', `, ${meta.hosts} hosts`)} | ${ms(c.wall)} | ${ms(c.sshd)} | ${ms(c.proxy)} | ${ms(c.client)} | ${ms(c.sshd + c.proxy + c.client)} | ${ms((c.sshd + c.proxy + c.client) / Number(machine.cores || 2))} |`;
+      p(
+        `CPU time of one more run of each, every process of a side in a cpuacct cgroup of its own: "sshd" is every sshd and all it ran (the ${meta.hosts} hosts), "client" is deployguard or rsync with its ssh processes. The last column is the least wall time that much CPU needs on ${machine.cores ?? 2} cores.`,
+        '',
+        '| Run | Wall | sshd side | Proxy | Client | All CPU | All CPU / cores |',
+        '|---|---|---|---|---|---|---|',
+        ...cpu.map(row),
+        ''
+      );
+    }
     const bOne = breakdown(dgRuns('fig7-one'), one.mean);
     const bAll = breakdown(dgRuns('fig7-all'), all.mean);
     if (bOne && bAll) {
