@@ -90,14 +90,9 @@ for attempt in $(seq 1 12); do
   sleep 10
 done
 export BENCH_DG="$BENCH_WORK/dist/cli/index.cjs"
-# The Node that runs deployguard's CLI in every figure but 4 (which measures both): the runtime
-# action.yml declares (node24), shipped by a dev dependency, when it is installed; Node 20 reached
-# its end of life in April 2026. BENCH_NODE=node measures the system Node instead.
-if [ -z "${BENCH_NODE:-}" ]; then
-  BENCH_NODE=node
-  if [ -x "$BENCH_ROOT/node_modules/.bin/node" ]; then BENCH_NODE="$BENCH_ROOT/node_modules/.bin/node"; fi
-fi
-export BENCH_NODE
+# The Node that runs deployguard's CLI: the system Node unless BENCH_NODE names another. (Figure 4
+# measures Node 24 too, figure 2 adds a Node 24 row, when the dev dependency that ships it is installed.)
+export BENCH_NODE=${BENCH_NODE:-node}
 
 # ---- the host: one sshd for figures 1, 2, 4 and 5 (figures 3 and 7 start their own fleets) ----
 log "starting sshd on loopback"

@@ -88,6 +88,10 @@ describe('hashArtifact', () => {
         .map(l => [l.slice(66), l.slice(0, 64)] as const)
     );
     expect(await first).toEqual(expected);
+    // In the artifact's order, however many threads shared the work.
+    expect([...(await first).keys()]).toEqual(
+      scanned.entries.filter(e => e.kind === 'file').map(e => e.path)
+    );
     // A fresh scan is a fresh artifact: hashed again, same result.
     const again = await scanArtifact(dir);
     expect(hashArtifact(again)).not.toBe(first);
