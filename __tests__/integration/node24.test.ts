@@ -7,7 +7,15 @@
  * tests fail and say so: a skipped runtime check would look like a passing one.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  statSync,
+  writeFileSync
+} from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join, sep } from 'node:path';
@@ -132,6 +140,32 @@ describe.each(RUNTIMES)('dist/ on %s (%s)', (_label, node) => {
     expect(r.stdout).toContain('Usage:');
     for (const command of ['deploy', 'check', 'history', 'schema']) {
       expect(r.stdout).toMatch(new RegExp(`deployguard ${command}\\b`));
+    }
+  });
+
+  it("cli keeps compiled code in the user's own cache on Node 22.1+, nowhere else, and never when told not to", async () => {
+    const version = (await run(node, ['--version'], BASE_ENV)).stdout.trim();
+    const [major = 0, minor = 0] = version.slice(1).split('.').map(Number);
+    const caches = major > 22 || (major === 22 && minor >= 1);
+    for (const disabled of [false, true]) {
+      const home = join(work, `home-${disabled ? 'off' : 'on'}`);
+      mkdirSync(home);
+      const env = { ...BASE_ENV, HOME: home, ...(disabled ? { NODE_DISABLE_COMPILE_CACHE: '1' } : {}) };
+      const r = await run(node, [bundle('cli'), '--version'], env);
+      if (r.code !== 0) throw new Error(failures(r));
+      const dir = join(home, '.cache', 'deployguard', 'compile-cache');
+      expect({ version, disabled, cached: existsSync(dir) }).toEqual({
+        version,
+        disabled,
+        cached: caches && !disabled
+      });
+      if (caches && !disabled) {
+        expect(statSync(dir).mode & 0o777).toBe(0o700);
+        // Written when the process exits: one directory per Node version, holding the bundle's code.
+        const [sub] = readdirSync(dir);
+        expect(sub).toContain(version);
+        expect(readdirSync(join(dir, sub!)).length).toBeGreaterThan(0);
+      }
     }
   });
 
