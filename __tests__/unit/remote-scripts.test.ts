@@ -195,6 +195,44 @@ describe('pruneReleases', () => {
   });
 });
 
+describe('pruneReleases with leftovers', () => {
+  // Run as an unprivileged user, because root may delete anything: skipped only when this test
+  // itself is not root (it cannot switch users then); CI runs as root.
+  const asRoot = process.getuid?.() === 0;
+  (asRoot ? test : test.skip)(
+    "a trash the deploy user cannot empty fails the prune, with rm's error, and keeps the release",
+    () => {
+      const layout = layoutFor({ path: join(dir, 'app'), strategy: 'releases', keepReleases: 2, shared: [] });
+      const old = join(layout.releasesDir, 'b1');
+      mkdirSync(old, { recursive: true });
+      writeFileSync(join(old, 'f'), 'x');
+      // What an earlier deletion could not remove: a root-owned directory with a file in it.
+      const stuck = join(layout.stateDir, 'trash', 'b0.123');
+      mkdirSync(stuck, { recursive: true });
+      writeFileSync(join(stuck, 'owned-by-root'), 'x');
+      execFileSync('chown', ['-R', 'nobody:', dir]);
+      execFileSync('chown', ['-R', 'root:', stuck]);
+      execFileSync('chmod', ['755', dir, join(layout.stateDir, 'trash'), stuck]);
+      const script = pruneReleases(layout, [old], []);
+      const r = spawnSync('runuser', ['-u', 'nobody', '--', 'sh', '-c', `set -eu\n${script.text}`]);
+      expect(r.status).not.toBe(0);
+      expect(r.stderr.toString()).toMatch(/cannot remove .*owned-by-root.*Permission denied/);
+      expect(existsSync(join(old, 'f'))).toBe(true);
+    }
+  );
+
+  test('a trash an earlier deletion left is emptied before the script returns', () => {
+    const layout = layoutFor({ path: join(dir, 'app'), strategy: 'releases', keepReleases: 2, shared: [] });
+    const leftover = join(layout.stateDir, 'trash', 'b0.123', 'deep', 'er');
+    mkdirSync(leftover, { recursive: true });
+    for (let i = 0; i < 200; i++) writeFileSync(join(leftover, `f${i}`), 'x');
+    mkdirSync(join(layout.releasesDir, 'b1'), { recursive: true });
+    const r = run(pruneReleases(layout, [join(layout.releasesDir, 'b1')], []));
+    expect(r.code).toBe(0);
+    expect(existsSync(join(layout.stateDir, 'trash', 'b0.123'))).toBe(false);
+  });
+});
+
 describe('changedLinks', () => {
   const record = '12 6 1700000000 ./a.txt\n13 5 1700000001 ./sub/b c.txt\n';
   test('a linked file matches its record by inode, size, mtime and path', () => {

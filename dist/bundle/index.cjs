@@ -65644,12 +65644,17 @@ function removePaths(paths) {
  * Prunes old releases without making the deploy wait for thousands of unlinks: each tree is
  * renamed into the state directory's trash at once (so no later step or deploy sees it among the
  * releases), and the trash is deleted by a process of its own, detached from the session. A tree
- * that cannot be renamed there (another filesystem) is deleted in place; a deletion cut short is
- * finished by the next prune. `files` (a release's status, manifest and stat record) go at once.
+ * that cannot be renamed there (another filesystem) is deleted in place. `files` (a release's
+ * status, manifest and stat record) go at once.
+ *
+ * A trash still there is what an earlier deletion left (cut short, or refused: files the deploy
+ * user may not delete). It is deleted first, in the session, so that a failure fails this prune
+ * with the error in the deploy's warnings instead of filling the disk unseen; the releases then
+ * stay where they are until a prune succeeds.
  */
 function pruneReleases(layout, trees, files) {
     const trash = node_path__WEBPACK_IMPORTED_MODULE_0__.posix.join(layout.stateDir, 'trash');
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mkdir -p -- ${trash}`, ...trees.map(t => (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mv -T -- ${t} ${trash}/${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.basename(t)}.$$ 2>/dev/null || rm -rf -- ${t}`), files.length ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -rf -- ${files}` : undefined, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `(rm -rf -- ${trash} </dev/null >/dev/null 2>&1 &)`);
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -e ${trash} ]; then rm -rf -- ${trash}; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mkdir -p -- ${trash}`, ...trees.map(t => (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mv -T -- ${t} ${trash}/${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.basename(t)}.$$ 2>/dev/null || rm -rf -- ${t}`), files.length ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -rf -- ${files}` : undefined, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `(rm -rf -- ${trash} </dev/null >/dev/null 2>&1 &)`);
 }
 /**
  * Shell test for "the process in $pid is alive": it exists and is not a zombie. A crashed daemon

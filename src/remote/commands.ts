@@ -405,12 +405,18 @@ export function removePaths(paths: readonly string[]): Shell {
  * Prunes old releases without making the deploy wait for thousands of unlinks: each tree is
  * renamed into the state directory's trash at once (so no later step or deploy sees it among the
  * releases), and the trash is deleted by a process of its own, detached from the session. A tree
- * that cannot be renamed there (another filesystem) is deleted in place; a deletion cut short is
- * finished by the next prune. `files` (a release's status, manifest and stat record) go at once.
+ * that cannot be renamed there (another filesystem) is deleted in place. `files` (a release's
+ * status, manifest and stat record) go at once.
+ *
+ * A trash still there is what an earlier deletion left (cut short, or refused: files the deploy
+ * user may not delete). It is deleted first, in the session, so that a failure fails this prune
+ * with the error in the deploy's warnings instead of filling the disk unseen; the releases then
+ * stay where they are until a prune succeeds.
  */
 export function pruneReleases(layout: Layout, trees: readonly string[], files: readonly string[]): Shell {
   const trash = posix.join(layout.stateDir, 'trash');
   return lines(
+    sh`if [ -e ${trash} ]; then rm -rf -- ${trash}; fi`,
     sh`mkdir -p -- ${trash}`,
     ...trees.map(t => sh`mv -T -- ${t} ${trash}/${posix.basename(t)}.$$ 2>/dev/null || rm -rf -- ${t}`),
     files.length ? sh`rm -rf -- ${files}` : undefined,
