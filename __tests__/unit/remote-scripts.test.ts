@@ -4,6 +4,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import {
+  chmodSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -128,20 +129,21 @@ describe('upload and verify', () => {
     // The previous release: 240 files over 12 nested directories, one of them with an odd name.
     const prev = join(dir, 'releases', 'r1');
     const dirs = Array.from({ length: 12 }, (_, i) => (i % 3 === 0 ? `d${i}` : `d${i - (i % 3)}/s ${i}`));
-    const files: string[] = [];
     for (const d of dirs) {
       mkdirSync(join(prev, d), { recursive: true });
-      for (let f = 0; f < 20; f++) {
-        writeFileSync(join(prev, d, `f${f}`), `${d}/${f}\n`);
-        files.push(`${d}/f${f}`);
-      }
+      for (let f = 0; f < 20; f++) writeFileSync(join(prev, d, `f${f}`), `${d}/${f}\n`);
     }
     // The new release changes d0/f0: it is not linked but sent, in the tar stream after the lists.
-    const linked = files.filter(f => f !== 'd0/f0');
+    // Interleaved across the directories, so that every parallel copy needs every directory: made
+    // by the copies themselves, two would race to create the same one.
+    const linked = Array.from({ length: 20 }, (_, f) => dirs.map(d => `${d}/f${f}`))
+      .flat()
+      .filter(f => f !== 'd0/f0');
     const dirList = Buffer.from(dirs.map(d => `${d}\0`).join(''));
     const fileList = Buffer.from(linked.map(f => `${f}\0`).join(''));
     const src = join(dir, 'src');
-    mkdirSync(join(src, 'd0'), { recursive: true });
+    mkdirSync(join(src, 'd0'), { recursive: true, mode: 0o750 });
+    chmodSync(join(src, 'd0'), 0o750);
     writeFileSync(join(src, 'd0', 'f0'), 'new\n');
     const staging = join(dir, 'staging', 'r2');
     const script = uploadScript(staging, {
@@ -161,6 +163,8 @@ describe('upload and verify', () => {
       expect(statSync(join(staging, f)).ino).toBe(statSync(join(prev, f)).ino);
     }
     expect(readFileSync(join(staging, 'd0', 'f0'), 'utf8')).toBe('new\n');
+    // A directory made before the copies gets the artifact's mode from tar.
+    expect(statSync(join(staging, 'd0')).mode & 0o777).toBe(0o750);
     expect(readFileSync(join(prev, 'd0', 'f0'), 'utf8')).toBe('d0/0\n');
     expect(existsSync(`${staging}.link-list`)).toBe(false);
   });
@@ -199,25 +203,47 @@ describe('pruneReleases with leftovers', () => {
   // Run as an unprivileged user, because root may delete anything: skipped only when this test
   // itself is not root (it cannot switch users then); CI runs as root.
   const asRoot = process.getuid?.() === 0;
+  const asNobody = (script: { text: string }) => {
+    const r = spawnSync('runuser', ['-u', 'nobody', '--', 'sh', '-c', `set -eu\n${script.text}`]);
+    return { code: r.status ?? -1, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
+  };
+  /** An app directory owned by nobody, with release b1 and a trash leftover `b0.123` holding `f`. */
+  const leftover = () => {
+    const layout = layoutFor({ path: join(dir, 'app'), strategy: 'releases', keepReleases: 2, shared: [] });
+    const old = join(layout.releasesDir, 'b1');
+    mkdirSync(old, { recursive: true });
+    writeFileSync(join(old, 'f'), 'x');
+    const stuck = join(layout.stateDir, 'trash', 'b0.123');
+    mkdirSync(stuck, { recursive: true });
+    writeFileSync(join(stuck, 'f'), 'x');
+    execFileSync('chown', ['-R', 'nobody:', dir]);
+    execFileSync('chmod', ['755', dir]);
+    return { layout, old, stuck };
+  };
+
   (asRoot ? test : test.skip)(
-    "a trash the deploy user cannot empty fails the prune, with rm's error, and keeps the release",
+    "a leftover the deploy user cannot delete fails the prune with rm's error; the prune still deletes its release",
     () => {
-      const layout = layoutFor({ path: join(dir, 'app'), strategy: 'releases', keepReleases: 2, shared: [] });
-      const old = join(layout.releasesDir, 'b1');
-      mkdirSync(old, { recursive: true });
-      writeFileSync(join(old, 'f'), 'x');
-      // What an earlier deletion could not remove: a root-owned directory with a file in it.
-      const stuck = join(layout.stateDir, 'trash', 'b0.123');
-      mkdirSync(stuck, { recursive: true });
-      writeFileSync(join(stuck, 'owned-by-root'), 'x');
-      execFileSync('chown', ['-R', 'nobody:', dir]);
+      const { layout, old, stuck } = leftover();
+      // Another user's directory inside the leftover: not the deploy user's to empty.
       execFileSync('chown', ['-R', 'root:', stuck]);
-      execFileSync('chmod', ['755', dir, join(layout.stateDir, 'trash'), stuck]);
-      const script = pruneReleases(layout, [old], []);
-      const r = spawnSync('runuser', ['-u', 'nobody', '--', 'sh', '-c', `set -eu\n${script.text}`]);
-      expect(r.status).not.toBe(0);
-      expect(r.stderr.toString()).toMatch(/cannot remove .*owned-by-root.*Permission denied/);
-      expect(existsSync(join(old, 'f'))).toBe(true);
+      const r = asNobody(pruneReleases(layout, [old], []));
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/cannot remove .*b0\.123\/f.*Permission denied/);
+      expect(r.stderr).toContain("could not delete an earlier prune's leftovers");
+      expect(existsSync(old)).toBe(false);
+    }
+  );
+
+  (asRoot ? test : test.skip)(
+    'a leftover with read-only directories (as tar may make them) is deleted',
+    () => {
+      const { layout, old, stuck } = leftover();
+      execFileSync('chmod', ['555', stuck]);
+      const r = asNobody(pruneReleases(layout, [old], []));
+      expect(r).toMatchObject({ code: 0, stderr: '' });
+      expect(existsSync(stuck)).toBe(false);
+      expect(readdirSync(layout.releasesDir)).toEqual([]);
     }
   );
 

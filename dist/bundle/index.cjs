@@ -62113,7 +62113,7 @@ __nccwpck_require__.d(__webpack_exports__, {
   Zj: () => (/* binding */ connectHost)
 });
 
-// UNUSED EXPORTS: CommandNotSent, openTcp, wantsCompression
+// UNUSED EXPORTS: CommandNotSent, openTcp, tcpError, wantsCompression
 
 // EXTERNAL MODULE: external "assert"
 var external_assert_ = __nccwpck_require__(2613);
@@ -63338,10 +63338,19 @@ function openTcp(host, port, timeoutMs) {
         const failed = (err) => {
             clearTimeout(timer);
             sock.destroy();
-            reject(err);
+            reject(tcpError(err, host, port));
         };
         sock.once('error', failed);
     });
+}
+/**
+ * A TCP connect error as the hints read it. A name with several addresses that all refuse fails
+ * with an AggregateError whose message is empty: its code is what tells.
+ */
+function tcpError(err, host, port) {
+    if (err.message)
+        return err;
+    return Object.assign(new Error(`connect ${err.code ?? 'failed'} ${host}:${port}`), { code: err.code });
 }
 /** `auto` compresses for public addresses and names; loopback and private ranges go plain. */
 function wantsCompression(setting, host) {
@@ -65642,19 +65651,22 @@ function removePaths(paths) {
 }
 /**
  * Prunes old releases without making the deploy wait for thousands of unlinks: each tree is
- * renamed into the state directory's trash at once (so no later step or deploy sees it among the
- * releases), and the trash is deleted by a process of its own, detached from the session. A tree
- * that cannot be renamed there (another filesystem) is deleted in place. `files` (a release's
- * status, manifest and stat record) go at once.
+ * renamed into the state directory's trash at once (a rename: both live under the target path),
+ * so no later step or deploy sees it among the releases, and the trash is deleted by a process of
+ * its own, detached from the session. A tree that cannot be renamed is deleted in place. `files`
+ * (a release's status, manifest and stat record) go at once.
  *
- * A trash still there is what an earlier deletion left (cut short, or refused: files the deploy
- * user may not delete). It is deleted first, in the session, so that a failure fails this prune
- * with the error in the deploy's warnings instead of filling the disk unseen; the releases then
- * stay where they are until a prune succeeds.
+ * A trash still there is what an earlier deletion left: cut short, or refused (a directory the
+ * release made read-only is made writable first; files another user owns in a directory of theirs
+ * are not the deploy user's to delete). It is deleted first, in the session. When that fails, this
+ * prune deletes its releases in place and still fails, with rm's error, so the deploy warns about
+ * the leftover on every run instead of the disk filling unseen, and pruning itself goes on.
  */
 function pruneReleases(layout, trees, files) {
     const trash = node_path__WEBPACK_IMPORTED_MODULE_0__.posix.join(layout.stateDir, 'trash');
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -e ${trash} ]; then rm -rf -- ${trash}; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mkdir -p -- ${trash}`, ...trees.map(t => (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mv -T -- ${t} ${trash}/${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.basename(t)}.$$ 2>/dev/null || rm -rf -- ${t}`), files.length ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -rf -- ${files}` : undefined, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `(rm -rf -- ${trash} </dev/null >/dev/null 2>&1 &)`);
+    // Directories only: the files of a release share their inodes with the releases linked from it.
+    const writable = (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `find ${trash} -type d ! -perm -u=w -exec chmod u+w -- {} + 2>/dev/null || true`;
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `stuck=0`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -e ${trash} ] || [ -L ${trash} ]; then ${writable}; rm -rf -- ${trash} || stuck=1; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$stuck" = 1 ]; then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  rm -rf -- ${[...trees, ...files]} || true`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  echo "deployguard: could not delete an earlier prune's leftovers in "${trash} >&2; exit 1`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mkdir -p -- ${trash}`, ...trees.map(t => (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mv -T -- ${t} ${trash}/${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.basename(t)}.$$ 2>/dev/null || rm -rf -- ${t}`), files.length ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -rf -- ${files}` : undefined, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `({ ${writable}; rm -rf -- ${trash}; } </dev/null >/dev/null 2>&1 &)`);
 }
 /**
  * Shell test for "the process in $pid is alive": it exists and is not a zombie. A crashed daemon

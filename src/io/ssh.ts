@@ -396,13 +396,22 @@ export function openTcp(host: string, port: number, timeoutMs: number): Promise<
       sock.removeListener('error', failed);
       resolve(sock);
     });
-    const failed = (err: Error) => {
+    const failed = (err: Error & { code?: string }) => {
       clearTimeout(timer);
       sock.destroy();
-      reject(err);
+      reject(tcpError(err, host, port));
     };
     sock.once('error', failed);
   });
+}
+
+/**
+ * A TCP connect error as the hints read it. A name with several addresses that all refuse fails
+ * with an AggregateError whose message is empty: its code is what tells.
+ */
+export function tcpError(err: Error & { code?: string }, host: string, port: number): Error {
+  if (err.message) return err;
+  return Object.assign(new Error(`connect ${err.code ?? 'failed'} ${host}:${port}`), { code: err.code });
 }
 
 /** `auto` compresses for public addresses and names; loopback and private ranges go plain. */

@@ -403,24 +403,32 @@ export function removePaths(paths: readonly string[]): Shell {
 
 /**
  * Prunes old releases without making the deploy wait for thousands of unlinks: each tree is
- * renamed into the state directory's trash at once (so no later step or deploy sees it among the
- * releases), and the trash is deleted by a process of its own, detached from the session. A tree
- * that cannot be renamed there (another filesystem) is deleted in place. `files` (a release's
- * status, manifest and stat record) go at once.
+ * renamed into the state directory's trash at once (a rename: both live under the target path),
+ * so no later step or deploy sees it among the releases, and the trash is deleted by a process of
+ * its own, detached from the session. A tree that cannot be renamed is deleted in place. `files`
+ * (a release's status, manifest and stat record) go at once.
  *
- * A trash still there is what an earlier deletion left (cut short, or refused: files the deploy
- * user may not delete). It is deleted first, in the session, so that a failure fails this prune
- * with the error in the deploy's warnings instead of filling the disk unseen; the releases then
- * stay where they are until a prune succeeds.
+ * A trash still there is what an earlier deletion left: cut short, or refused (a directory the
+ * release made read-only is made writable first; files another user owns in a directory of theirs
+ * are not the deploy user's to delete). It is deleted first, in the session. When that fails, this
+ * prune deletes its releases in place and still fails, with rm's error, so the deploy warns about
+ * the leftover on every run instead of the disk filling unseen, and pruning itself goes on.
  */
 export function pruneReleases(layout: Layout, trees: readonly string[], files: readonly string[]): Shell {
   const trash = posix.join(layout.stateDir, 'trash');
+  // Directories only: the files of a release share their inodes with the releases linked from it.
+  const writable = sh`find ${trash} -type d ! -perm -u=w -exec chmod u+w -- {} + 2>/dev/null || true`;
   return lines(
-    sh`if [ -e ${trash} ]; then rm -rf -- ${trash}; fi`,
+    sh`stuck=0`,
+    sh`if [ -e ${trash} ] || [ -L ${trash} ]; then ${writable}; rm -rf -- ${trash} || stuck=1; fi`,
+    sh`if [ "$stuck" = 1 ]; then`,
+    sh`  rm -rf -- ${[...trees, ...files]} || true`,
+    sh`  echo "deployguard: could not delete an earlier prune's leftovers in "${trash} >&2; exit 1`,
+    sh`fi`,
     sh`mkdir -p -- ${trash}`,
     ...trees.map(t => sh`mv -T -- ${t} ${trash}/${posix.basename(t)}.$$ 2>/dev/null || rm -rf -- ${t}`),
     files.length ? sh`rm -rf -- ${files}` : undefined,
-    sh`(rm -rf -- ${trash} </dev/null >/dev/null 2>&1 &)`
+    sh`({ ${writable}; rm -rf -- ${trash}; } </dev/null >/dev/null 2>&1 &)`
   );
 }
 
