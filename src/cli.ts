@@ -46,6 +46,8 @@ export interface CommandContext {
   readonly log: Logger;
   /** Writes one result block to the output (redacted). */
   readonly write: (text: string) => void;
+  /** Writes data another program reads (a schema) exactly: redacted, never reworded. */
+  readonly writeData: (text: string) => void;
   /** Settings from the flags, the environment and the config file, in the CLI's words. */
   readonly settings: (purpose: 'deploy' | 'check' | 'hosts') => ReturnType<typeof loadSettings>;
 }
@@ -197,8 +199,9 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   schema: {
     summary: 'print the JSON Schema of deployguard.yml (for editors)',
     flags: {},
-    run: async ({ write }) => {
-      write(JSON.stringify(configJsonSchema(), null, 2));
+    run: async ({ writeData }) => {
+      // The file editors read, for the Action's users as much as the CLI's: in the file's words.
+      writeData(JSON.stringify(configJsonSchema(), null, 2));
       return 0;
     }
   },
@@ -422,6 +425,7 @@ export async function main(
   if (process.env.GITHUB_ACTIONS !== 'true') plainTerminal([process.stdout, process.stderr], { verbose });
   const log = inCliLogger(redacting(consoleLogger({ verbose, stream: errOut })));
   const write = (text: string) => void out.write(inertCommands(inCliWords(secrets.redact(text))) + '\n');
+  const writeData = (text: string) => void out.write(secrets.redact(text) + '\n');
   try {
     const { command, flags } = parseCommandLine(argv);
     if (command === 'usage' || command === 'help') {
@@ -449,6 +453,7 @@ export async function main(
       flags,
       log,
       write,
+      writeData,
       settings: purpose =>
         loadSettings({
           input,

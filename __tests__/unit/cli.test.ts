@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { COMMANDS, main } from '../../src/cli.js';
 import { INPUTS } from '../../src/settings/inputs.js';
+import { configJsonSchema } from '../../src/settings/config.js';
 import { inCliWords } from '../../src/settings/wording.js';
 import { FAKE_PIN } from '../helpers/settings.js';
 
@@ -25,6 +26,13 @@ async function cli(...argv: string[]): Promise<{ code: number; out: string; err:
   );
   return { code, out, err };
 }
+
+test('`schema` prints exactly the schema deployguard.schema.json holds, never reworded for the CLI', async () => {
+  const r = await cli('schema');
+  expect(r.code).toBe(0);
+  expect(JSON.parse(r.out)).toEqual(JSON.parse(JSON.stringify(configJsonSchema())));
+  expect(JSON.parse(r.out)).toEqual(JSON.parse(readFileSync('deployguard.schema.json', 'utf8')));
+});
 
 const pkg = JSON.parse(await import('node:fs').then(fs => fs.readFileSync('package.json', 'utf8'))) as {
   version: string;

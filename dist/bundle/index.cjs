@@ -58180,8 +58180,9 @@ const COMMANDS = {
     schema: {
         summary: 'print the JSON Schema of deployguard.yml (for editors)',
         flags: {},
-        run: async ({ write }) => {
-            write(JSON.stringify((0,config/* configJsonSchema */.Mk)(), null, 2));
+        run: async ({ writeData }) => {
+            // The file editors read, for the Action's users as much as the CLI's: in the file's words.
+            writeData(JSON.stringify((0,config/* configJsonSchema */.Mk)(), null, 2));
             return 0;
         }
     },
@@ -58355,6 +58356,7 @@ async function main(argv, out = process.stdout, errOut = process.stderr) {
         (0,io_log/* plainTerminal */.DU)([process.stdout, process.stderr], { verbose });
     const log = inCliLogger((0,io_log/* redacting */.qG)((0,io_log/* consoleLogger */.kS)({ verbose, stream: errOut })));
     const write = (text) => void out.write((0,io_log/* inertCommands */.rn)((0,wording/* inCliWords */.fn)(secrets/* secrets */.O.redact(text))) + '\n');
+    const writeData = (text) => void out.write(secrets/* secrets */.O.redact(text) + '\n');
     try {
         const { command, flags } = parseCommandLine(argv);
         if (command === 'usage' || command === 'help') {
@@ -58383,6 +58385,7 @@ async function main(argv, out = process.stdout, errOut = process.stderr) {
             flags,
             log,
             write,
+            writeData,
             settings: purpose => (0,load/* loadSettings */.M)({
                 input,
                 env: withCommit(process.env),
