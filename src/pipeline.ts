@@ -109,16 +109,16 @@ export async function runPipeline(host: PipelineHost, request: PipelineRequest):
     const pr = github
       ? await findPullRequest(github.api, settings.run.repository, github.event, settings.run.commit, log)
       : undefined;
+    const reasonOf = () =>
+      deployReason({
+        reason: settings.report.reason,
+        pr,
+        event: github?.event,
+        repoDir: workspace,
+        commit: settings.run.commit
+      });
     // Outside Actions, the hosts' records carry only a reason given on purpose.
-    const why = github
-      ? await deployReason({
-          reason: settings.report.reason,
-          pr,
-          event: github.event,
-          repoDir: workspace,
-          commit: settings.run.commit
-        })
-      : undefined;
+    const why = github ? await reasonOf() : undefined;
 
     // The gates belong to the whole run and to pre-deploy; the deploy phase trusts the pre-deploy
     // job before it, post-deploy and rollback ship nothing new.
@@ -188,13 +188,7 @@ export async function runPipeline(host: PipelineHost, request: PipelineRequest):
         result,
         api: wanted.post ? github?.api : undefined,
         pr,
-        why: github
-          ? why
-          : await deployReason({
-              reason: settings.report.reason,
-              repoDir: workspace,
-              commit: settings.run.commit
-            }),
+        why: github ? why : await reasonOf(),
         blockedBy: run.blockedBy,
         findings: run.scanned?.findings.length,
         extraPhases: testPhases,

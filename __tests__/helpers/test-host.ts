@@ -18,8 +18,6 @@ import {
 } from '../harness/hosts.js';
 import { killPidfile } from './deploy.js';
 
-export type { SshdHost };
-
 interface Common<H> {
   /** The host itself. */
   readonly host: H;

@@ -149,9 +149,16 @@ describe('blue-green deploys behind a real nginx', () => {
 
   test('v2 goes to green with no failed request; blue keeps running for the drain, then stops', async () => {
     const poll = pollProxy();
+    // When blue is first seen not running, watched from before the deploy until it stops.
+    const blueStopped = (async () => {
+      const deadline = Date.now() + 60_000;
+      while (Date.now() < deadline) {
+        if ((await bg.state('blue')) !== 'active') return Date.now();
+        await sleep(50);
+      }
+      return undefined;
+    })();
     const { result } = await deployQuiet(await settings('v2'));
-    const returnedAt = Date.now();
-    const blueAtReturn = await bg.state('blue');
     const answers = await poll.stop();
     expect({ status: result.status, error: result.error }).toEqual({ status: 'deployed', error: undefined });
     expect(await bg.liveColour()).toBe('green');
@@ -167,24 +174,11 @@ describe('blue-green deploys behind a real nginx', () => {
     expect(within(answers, 0, flip!.at)).toMatch(/^(v1 x\d+)?$/);
     expect(within(answers, flipped)).toMatch(/^v2 x\d+$/);
 
-    // The drain: blue stops, but not before 2 s after the flip.
-    let blue = blueAtReturn;
-    const deadline = Date.now() + 15_000;
-    while (blue === 'active' && Date.now() < deadline) {
-      await sleep(100);
-      blue = await bg.state('blue');
-    }
-    expect(blue).toBe('inactive');
-    if (blueAtReturn !== 'active') {
-      // Stopped within the deploy: the step that stopped it must start after the drain.
-      const stopStep = steps.find(s => s.at >= flipped && /stop|drain|old/.test(s.id) && !s.undo);
-      expect({ stopStep: stopStep?.id, steps: stepList(steps) }).toMatchObject({
-        stopStep: expect.any(String)
-      });
-      expect(stopStep!.at + stopStep!.ms - flipped).toBeGreaterThanOrEqual(2000);
-    } else {
-      expect(returnedAt - flipped).toBeLessThan(2000);
-    }
+    // The drain: blue stops, but not before 2 s after the flip (seen stopped no earlier than that).
+    const stoppedAt = await blueStopped;
+    expect(await bg.state('blue')).toBe('inactive');
+    expect({ stoppedAt: stoppedAt !== undefined, steps: stepList(steps) }).toMatchObject({ stoppedAt: true });
+    expect(stoppedAt! - flipped).toBeGreaterThanOrEqual(2000);
     expect(await bg.state('green')).toBe('active');
   }, 90_000);
 
@@ -255,7 +249,7 @@ describe('blue-green deploys behind a real nginx', () => {
     const text = await dryRun(await settings('v5'));
     expect(text).toContain(`${TARGET}/upstream.conf`);
     expect(text).toMatch(/nginx -t -q/);
-    expect(text).toMatch(/systemctl (-- )?reload (-- )?nginx|systemctl reload/);
+    expect(text).toMatch(/systemctl reload -- nginx/);
     expect(text).toMatch(/app@(blue|green)/);
     // A dry run touches nothing: still green, still v2.
     expect(await bg.liveColour()).toBe('green');

@@ -100,6 +100,16 @@ test('the environment really points plain git at the other repository', () => {
   expect(head).not.toBe(secretCommit);
 });
 
+test('the variables dropped are the ones git itself calls repository-local, but its config ones', () => {
+  // git's own list, not ours: a variable git adds, or one dropped from ours, fails here. The
+  // GIT_CONFIG* ones stay on purpose (configuration, not which repository); GIT_NAMESPACE is
+  // not on git's list but selects the refs read.
+  const local = git(workspace, 'rev-parse', '--local-env-vars')
+    .split('\n')
+    .filter(k => k && !k.startsWith('GIT_CONFIG'));
+  expect([...REPOSITORY_VARIABLES].sort()).toEqual([...local, 'GIT_NAMESPACE'].sort());
+});
+
 test('runGit reads the repository it is given, and gitEnv drops every redirecting variable', async () => {
   const r = await runGit(workspace, ['rev-parse', 'HEAD']);
   expect(r.code).toBe(0);
@@ -129,24 +139,27 @@ test(
   'the native engine gets git’s environment: built from this process’s, without the redirecting variables',
   async () => {
     process.env.DG_ENGINE_MARKER = 'seen';
-    const seen = path.join(work, 'engine-env.txt');
-    const engine = path.join(work, 'fake-gitleaks');
-    // Records its environment and reports no findings, as a clean `gitleaks git` run does.
-    writeFileSync(engine, `#!/bin/sh\nenv > '${seen}'\nexit 0\n`);
-    chmodSync(engine, 0o755);
-    const findings = await scanCommits(
-      { path: engine, version: '8.28.0', gitleaksGitMode: true },
-      workspace,
-      [secretCommit]
-    );
-    expect(findings).toEqual([]);
-    const names = readFileSync(seen, 'utf8')
-      .split('\n')
-      .map(l => l.split('=')[0]);
-    for (const k of REPOSITORY_VARIABLES) expect(names).not.toContain(k);
-    // Built from the environment deployguard reads (the marker), by gitEnv (no prompt for a password).
-    expect(names).toEqual(expect.arrayContaining(['DG_ENGINE_MARKER', 'GIT_TERMINAL_PROMPT']));
-    delete process.env.DG_ENGINE_MARKER;
+    try {
+      const seen = path.join(work, 'engine-env.txt');
+      const engine = path.join(work, 'fake-gitleaks');
+      // Records its environment and reports no findings, as a clean `gitleaks git` run does.
+      writeFileSync(engine, `#!/bin/sh\nenv > '${seen}'\nexit 0\n`);
+      chmodSync(engine, 0o755);
+      const findings = await scanCommits(
+        { path: engine, version: '8.28.0', gitleaksGitMode: true },
+        workspace,
+        [secretCommit]
+      );
+      expect(findings).toEqual([]);
+      const names = readFileSync(seen, 'utf8')
+        .split('\n')
+        .map(l => l.split('=')[0]);
+      for (const k of REPOSITORY_VARIABLES) expect(names).not.toContain(k);
+      // Built from the environment deployguard reads (the marker), by gitEnv (no prompt for a password).
+      expect(names).toEqual(expect.arrayContaining(['DG_ENGINE_MARKER', 'GIT_TERMINAL_PROMPT']));
+    } finally {
+      delete process.env.DG_ENGINE_MARKER;
+    }
   },
   SLOW
 );

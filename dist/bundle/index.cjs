@@ -56360,7 +56360,6 @@ function errorReport(source, found, when) {
     const more = found.length > MATCH_LINES ? [`… and ${found.length - MATCH_LINES} more`] : [];
     return `${source} logged ${plural(found.length, 'error line')} ${when}:${indented([...shown, ...more])}`;
 }
-const sudoFor = (svc) => (0,commands/* sudoPrefix */.SM)(svc.manager === 'systemd' && svc.sudo);
 const JOURNAL_MARK = '@@deployguard-journal@@';
 const FILE_MARK = '@@deployguard-log@@';
 const CURSOR = '-- cursor: ';
@@ -56378,7 +56377,7 @@ function utcSeconds(stamp) {
  * one, plus those seen earlier in this probe) after the cursor of the previous look.
  */
 function journalScript(svc, ids, cursor) {
-    const sudo = sudoFor(svc);
+    const sudo = (0,commands/* sudoPrefix */.SM)(svc.sudo);
     const known = ids.map(id => `_SYSTEMD_INVOCATION_ID=${id}`);
     const after = cursor ? (0,shell.sh) `--after-cursor=${cursor}` : (0,shell.sh) ``;
     return (0,shell/* lines */.Mn)(
@@ -59531,7 +59530,7 @@ function asciiOnly(s) {
  * Streams the artifact (or, incremental, only the files that changed) as one tar stream into the
  * staging directory, hashing every file from the bytes sent.
  */
-async function uploadArtifact(run, _script) {
+async function uploadArtifact(run) {
     const { deps, artifact, settings } = run.ctx;
     if (!artifact)
         throw new StepFailed(`${run.host.name}: no artifact to upload`, 'deploy');
@@ -59539,20 +59538,10 @@ async function uploadArtifact(run, _script) {
     const staging = (0,remote_layout/* stagingDir */.rz)(layout, settings.releaseId);
     const delta = run.fullUpload ? undefined : await prepareDelta(run, artifact);
     const shipped = delta?.send ?? artifact;
-    // The directories and the paths to link go first on stdin, NUL-separated; the tar stream follows.
-    const nul = (names) => Buffer.from(names.map(n => `${n}\0`).join(''));
-    const dirs = delta ? nul(artifact.entries.flatMap(e => (e.kind === 'dir' ? [e.path] : []))) : undefined;
-    const files = delta ? nul(delta.link) : undefined;
-    const list = dirs && files ? Buffer.concat([dirs, files]) : undefined;
-    const script = (0,commands/* uploadScript */.hf)(staging, delta && dirs && files && run.plan?.previousRelease
-        ? {
-            from: (0,remote_layout/* releaseDir */.ZI)(layout, run.plan.previousRelease),
-            dirBytes: dirs.length,
-            bytes: files.length,
-            count: delta.link.length,
-            list: `${staging}.link-list`
-        }
-        : undefined);
+    const linking = delta && run.plan?.previousRelease
+        ? linkInput(artifact, delta.link, (0,remote_layout/* releaseDir */.ZI)(layout, run.plan.previousRelease), staging)
+        : undefined;
+    const script = (0,commands/* uploadScript */.hf)(staging, linking?.link);
     let sent = 0;
     let archive;
     const started = Date.now();
@@ -59564,8 +59553,8 @@ async function uploadArtifact(run, _script) {
     const r = await run.shell
         .exec(script, {
         stdin: channel => {
-            if (list)
-                channel.write(list);
+            if (linking)
+                channel.write(linking.stdin);
             return (archive = writeArchive(shipped, channel, { onProgress: bytes => (sent = bytes) }));
         }
     })
@@ -59595,6 +59584,25 @@ async function uploadArtifact(run, _script) {
     run.verifyAll = !delta || settings.transfer.verify === 'full' || !linkedUnchanged(run, r.stdout);
     const secs = Math.max(0.001, (Date.now() - started) / 1000);
     deps.log.info(`${run.host.name}: ${shipped.fileCount} files, ${(shipped.totalBytes / 1e6).toFixed(1)} MB sent in ${secs.toFixed(1)} s (${(shipped.totalBytes / 1e6 / secs).toFixed(1)} MB/s)${delta ? `; ${delta.link.length} unchanged files linked from ${run.plan?.previousRelease}` : ''}`);
+}
+/**
+ * What an incremental upload sends before its tar stream: the artifact's directories, then the
+ * paths to link, each NUL-separated (see `uploadScript`).
+ */
+function linkInput(artifact, paths, from, staging) {
+    const nul = (names) => Buffer.from(names.map(n => `${n}\0`).join(''));
+    const dirs = nul(artifact.entries.flatMap(e => (e.kind === 'dir' ? [e.path] : [])));
+    const files = nul(paths);
+    return {
+        link: {
+            from,
+            dirBytes: dirs.length,
+            bytes: files.length,
+            count: paths.length,
+            list: `${staging}.link-list`
+        },
+        stdin: Buffer.concat([dirs, files])
+    };
 }
 /**
  * Whether every linked file is the very file the previous release verified: same inode, size and
@@ -59674,9 +59682,8 @@ async function verifyFailed(run, r, script) {
         // links carried that change. Start over and send everything.
         deps.log.warn(`${run.host.name}: the incremental upload did not verify (the previous release was changed on the host?); sending every file.`);
         run.fullUpload = true;
-        const upload = run.plan?.steps.find(x => x.id === 'upload');
-        if (upload?.action.kind === 'upload')
-            await uploadArtifact(run, upload.action.script);
+        if (run.plan?.steps.some(x => x.id === 'upload' && x.action.kind === 'upload'))
+            await uploadArtifact(run);
         return verifyUpload(run, script);
     }
     const bad = r.stdout
@@ -59723,27 +59730,32 @@ async function prepareDelta(run, artifact) {
     const hashing = hashArtifact(artifact);
     // The probe read the live release's manifest with the host state; asked again only when the
     // release to link from is another one.
-    const read = run.previous?.id === previous
-        ? { code: 0, stdout: `${run.previous.manifest}\n--modes--\n${run.previous.modes}` }
-        : await run.shell.exec((0,commands/* readPreviousRelease */.xK)(prevDir, (0,remote_layout/* manifestPath */.ji)(plan.layout, previous)), {
-            timeoutMs: STEP_TIMEOUT_MS
-        });
+    const facts = run.previous?.id === previous
+        ? run.previous
+        : await readRelease(run, prevDir, (0,remote_layout/* manifestPath */.ji)(plan.layout, previous));
     if (run.previous?.id !== previous)
         run.previous = undefined;
     // A file that cannot be read is reported by the upload, with the artifact's own error.
     const local = await hashing.catch(() => undefined);
-    if (read.code !== 0 || !local) {
-        if (read.code !== 0)
+    if (!facts || !local) {
+        if (!facts)
             deps.log.info(`${run.host.name}: no kept manifest for ${previous}; sending every file`);
         return undefined;
     }
-    const [manifestPart = '', modesPart = ''] = read.stdout.split('\n--modes--\n');
-    const delta = planDelta(artifact, local, parseManifest(manifestPart), parseModes(modesPart), settings.target.shared.map(e => e.replace(/\/+$/, '')));
+    const delta = planDelta(artifact, local, parseManifest(facts.manifest), parseModes(facts.modes), settings.target.shared.map(e => e.replace(/\/+$/, '')));
     if (delta.link.length === 0)
         return undefined;
     run.delta = true;
     const linked = new Set(delta.link);
     return { ...delta, local: new Map([...local].filter(([p]) => linked.has(p))) };
+}
+/** Another release's kept manifest and file modes; undefined when either is gone. */
+async function readRelease(run, dir, manifest) {
+    const r = await run.shell.exec((0,commands/* readPreviousRelease */.xK)(dir, manifest), { timeoutMs: STEP_TIMEOUT_MS });
+    if (r.code !== 0)
+        return undefined;
+    const [manifestPart = '', modes = ''] = r.stdout.split('\n--modes--\n');
+    return { manifest: manifestPart, modes };
 }
 
 // EXTERNAL MODULE: ./src/preflight.ts
@@ -60147,7 +60159,7 @@ async function runAction(step, run) {
             await execOk(run, a.script, step.title, STEP_TIMEOUT_MS, (0,commands/* envFileText */.T1)(settings.env.vars));
             return;
         case 'upload':
-            return uploadArtifact(run, a.script);
+            return uploadArtifact(run);
         case 'verify':
             return verifyUpload(run, a.script);
         case 'await-running':
@@ -61111,15 +61123,11 @@ async function closeHost(run, record) {
         deps.log.warn(`${run.host.name}: the deployment record could not be written to ${layout.deploymentsLog}: ${failed}`);
     if (!release)
         return;
-    if (!ok('unlock-rc')) {
-        // The link dropped under the script (or an earlier part hung it): the lock is ours to free,
-        // so it is asked for once more on its own, over a new connection if need be. Releasing is
-        // harmless when it already happened: only a lock carrying our token is removed.
-        const again = await run.shell.exec((0,commands/* lockRelease */.lT)(layout, token)).catch(() => undefined);
-        if (again?.code === 0)
-            out = `${out}\nunlock-rc=0\n`;
-    }
-    if (ok('unlock-rc')) {
+    // When the link dropped under the script (or an earlier part hung it), the lock is ours to free,
+    // so it is asked for once more on its own, over a new connection if need be. Releasing is
+    // harmless when it already happened: only a lock carrying our token is removed.
+    const unlocked = ok('unlock-rc') || (await run.shell.exec((0,commands/* lockRelease */.lT)(layout, token)).catch(() => undefined))?.code === 0;
+    if (unlocked) {
         run.locked = false;
         deps.onLock?.(run.host, false, token);
     }
@@ -64404,16 +64412,15 @@ async function runPipeline(host, request) {
         const pr = github
             ? await findPullRequest(github.api, settings.run.repository, github.event, settings.run.commit, log)
             : undefined;
+        const reasonOf = () => deployReason({
+            reason: settings.report.reason,
+            pr,
+            event: github?.event,
+            repoDir: workspace,
+            commit: settings.run.commit
+        });
         // Outside Actions, the hosts' records carry only a reason given on purpose.
-        const why = github
-            ? await deployReason({
-                reason: settings.report.reason,
-                pr,
-                event: github.event,
-                repoDir: workspace,
-                commit: settings.run.commit
-            })
-            : undefined;
+        const why = github ? await reasonOf() : undefined;
         // The gates belong to the whole run and to pre-deploy; the deploy phase trusts the pre-deploy
         // job before it, post-deploy and rollback ship nothing new.
         const gated = mode.kind === 'full' || mode.kind === 'pre';
@@ -64475,13 +64482,7 @@ async function runPipeline(host, request) {
                 result,
                 api: wanted.post ? github?.api : undefined,
                 pr,
-                why: github
-                    ? why
-                    : await deployReason({
-                        reason: settings.report.reason,
-                        repoDir: workspace,
-                        commit: settings.run.commit
-                    }),
+                why: github ? why : await reasonOf(),
                 blockedBy: run.blockedBy,
                 findings: run.scanned?.findings.length,
                 extraPhases: testPhases,
@@ -65390,7 +65391,7 @@ function drain(unit, sudo, colour, drainMs) {
 /* harmony export */   yN: () => (/* binding */ stepGroup),
 /* harmony export */   zp: () => (/* binding */ withCode)
 /* harmony export */ });
-/* unused harmony exports PROBE_HISTORY_LINES, linkUnchanged, sumsPath */
+/* unused harmony exports PROBE_HISTORY_LINES, sumsPath */
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6760);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var _shell_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(648);
@@ -65534,14 +65535,6 @@ function pruneManifests(layout, liveId) {
 function readPreviousRelease(release, manifest) {
     return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)(readManifest(release, manifest), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo --modes--`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cd -- ${release} && find . -type f -printf '%m %P\\n'`);
 }
-/**
- * Hard-links the files named on stdin (NUL-separated, relative paths) from the previous release
- * into the staging directory, creating their directories: unchanged files cost no transfer and
- * no disk. A hard link shares the inode, and nothing writes into a release's files in place.
- */
-function linkUnchanged(previous, staging) {
-    return lines(sh `cd -- ${previous}`, sh `xargs -0 -r cp -al --parents -t ${staging} --`);
-}
 /** Exit code of `readManifest` when the release or its manifest is gone. */
 const RELEASE_MISSING = 6;
 /** Prints a kept release's manifest, or exits RELEASE_MISSING when the release or manifest is gone. */
@@ -65669,7 +65662,7 @@ function pruneReleases(layout, trees, files) {
     const trash = node_path__WEBPACK_IMPORTED_MODULE_0__.posix.join(layout.stateDir, 'trash');
     // Directories only: the files of a release share their inodes with the releases linked from it.
     const writable = (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `find ${trash} -type d ! -perm -u=w -exec chmod u+w -- {} + 2>/dev/null || true`;
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `stuck=0`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -e ${trash} ] || [ -L ${trash} ]; then ${writable}; rm -rf -- ${trash} || stuck=1; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$stuck" = 1 ]; then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  rm -rf -- ${[...trees, ...files]} || true`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  echo "deployguard: could not delete an earlier prune's leftovers in "${trash} >&2; exit 1`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mkdir -p -- ${trash}`, ...trees.map(t => (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mv -T -- ${t} ${trash}/${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.basename(t)}.$$ 2>/dev/null || rm -rf -- ${t}`), files.length ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -rf -- ${files}` : undefined, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `({ ${writable}; rm -rf -- ${trash}; } </dev/null >/dev/null 2>&1 &)`);
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `stuck=0`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -e ${trash} ] || [ -L ${trash} ]; then ${writable}; rm -rf -- ${trash} || stuck=1; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$stuck" = 1 ]; then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  ${removePaths([...trees, ...files])} || true`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  echo "deployguard: could not delete an earlier prune's leftovers in "${trash} >&2; exit 1`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mkdir -p -- ${trash}`, ...trees.map(t => (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mv -T -- ${t} ${trash}/${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.basename(t)}.$$ 2>/dev/null || rm -rf -- ${t}`), removePaths(files), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `({ ${writable}; rm -rf -- ${trash}; } </dev/null >/dev/null 2>&1 &)`);
 }
 /**
  * Shell test for "the process in $pid is alive": it exists and is not a zombie. A crashed daemon
@@ -65816,6 +65809,10 @@ function previousReleaseFacts(layout) {
 function statPath(manifest) {
     return manifest.replace(/\.sha256$/, '') + '.stat';
 }
+/** Sets the shell variable `cores` to the host's cores, at most `max`. */
+function cores(max) {
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cores=$(nproc 2>/dev/null || echo 1); if [ "$cores" -gt ${max} ]; then cores=${max}; fi`;
+}
 /** The line the upload prints once its staging directory is ready (the staging step's own success). */
 const STAGED_MARK = '--deployguard-staged--';
 /** The line between the linked files' stat lines and the tar's own output in the upload's output. */
@@ -65845,7 +65842,7 @@ function uploadScript(staging, link) {
         // Their directories first, so that the parallel copies below never race to create one.
         (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `head -c ${link.dirBytes} | { cd -- ${staging} && xargs -0 -r mkdir -p --; }`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `head -c ${link.bytes} > ${link.list}`, 
         // Linking is mostly system time per file: one cp per core (at most 4), each a share of the list.
-        (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `p=$(nproc 2>/dev/null || echo 1); if [ "$p" -gt 4 ]; then p=4; fi; n=$(( (${link.count} + p - 1) / p ))`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `(cd -- ${link.from} && xargs -0 -r -P "$p" -n "$n" cp -al --parents -t ${staging} -- < ${link.list})`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo ${LINKED_MARK}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `(cd -- ${staging} && xargs -0 -r stat -c '%i %s %Y %n' -- < ${link.list})`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${link.list}`), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cd -- ${staging}`, 
+        (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `${cores(4)}; n=$(( (${link.count} + cores - 1) / cores ))`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `(cd -- ${link.from} && xargs -0 -r -P "$cores" -n "$n" cp -al --parents -t ${staging} -- < ${link.list})`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo ${LINKED_MARK}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `(cd -- ${staging} && xargs -0 -r stat -c '%i %s %Y %n' -- < ${link.list})`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${link.list}`), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cd -- ${staging}`, 
     // No pipefail in POSIX sh: tar's own exit code is kept in a file and checked after the pipe.
     (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `{ tar -x -v -f - --quoting-style=literal --no-same-owner --preserve-permissions --delay-directory-restore || echo "$?" > ${staging}.tar-rc; } |`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  { prev=; while IFS= read -r f; do ${regular}; prev=$f; done; ${regular}; } |`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  { xargs -d '\\n' -r -n 64 sha256sum -- > ${sums} 2>/dev/null || true; }`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -s ${staging}.tar-rc ]; then rc=$(cat -- ${staging}.tar-rc); rm -f -- ${staging}.tar-rc ${sums}; exit "$rc"; fi`);
 }
@@ -65867,7 +65864,7 @@ function verifyScript(dir, expectedFiles, keep, sent) {
     (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `touch -- ${check}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -s ${sumsPath(dir)} ]; then awk 'FILENAME == ARGV[1] { have[$0] = 1; next } !($0 in have)' ${sumsPath(dir)} ${check} > ${keep}.todo; else cp -- ${check} ${keep}.todo; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${sumsPath(dir)}`, 
     // Usually nothing is left to hash (the upload hashed every file it sent, and they matched).
     // Otherwise one sha256sum per core (at most 8), each over every n-th line, so big files spread out.
-    (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rc=0; if [ -s ${keep}.todo ]; then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  n=$(nproc 2>/dev/null || echo 1); if [ "$n" -gt 8 ]; then n=8; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  rm -f -- ${keep}.part.*`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  split -n r/"$n" -d -- ${keep}.todo ${keep}.part.`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  pids=; for part in ${keep}.part.*; do [ -s "$part" ] || continue; sha256sum -c --quiet --strict -- "$part" & pids="$pids $!"; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  for pid in $pids; do wait "$pid" || rc=1; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `fi`, sent ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${keep}.part.* ${keep}.todo ${check}` : (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${keep}.part.* ${keep}.todo`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$rc" -ne 0 ]; then exit 1; fi`, 
+    (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rc=0; if [ -s ${keep}.todo ]; then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  ${cores(8)}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  rm -f -- ${keep}.part.*`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  split -n r/"$cores" -d -- ${keep}.todo ${keep}.part.`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  pids=; for part in ${keep}.part.*; do [ -s "$part" ] || continue; sha256sum -c --quiet --strict -- "$part" & pids="$pids $!"; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  for pid in $pids; do wait "$pid" || rc=1; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `fi`, sent ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${keep}.part.* ${keep}.todo ${check}` : (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${keep}.part.* ${keep}.todo`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$rc" -ne 0 ]; then exit 1; fi`, 
     // One walk counts the files and records what the next incremental deploy compares its linked
     // files with, instead of hashing them: inode, size, mtime (seconds) and path of each.
     (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `find . -type f -printf '%i %s %Ts %p\n' > ${statPath(keep)}.tmp`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `count=$(wc -l < ${statPath(keep)}.tmp)`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$count" -ne ${expectedFiles} ]; then rm -f -- ${statPath(keep)}.tmp; echo "file count $count, expected "${expectedFiles} >&2; exit 4; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mv -f -- ${statPath(keep)}.tmp ${statPath(keep)}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mv -f -- ${keep}.tmp ${keep}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo "count=$count"`);
@@ -67158,7 +67155,7 @@ async function run(cmd, args, cwd, timeoutMs) {
         env: (0,git/* gitEnv */.gE)(process.env),
         timeoutMs,
         overflow: 'tail',
-        maxOutputBytes: OUTPUT_TAIL,
+        maxOutputBytes: 0,
         onOutput: chunk => {
             output = (output + chunk.toString('utf8')).slice(-OUTPUT_TAIL);
         }

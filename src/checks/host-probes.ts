@@ -416,8 +416,6 @@ function errorReport(source: string, found: readonly string[], when: string): st
   return `${source} logged ${plural(found.length, 'error line')} ${when}:${indented([...shown, ...more])}`;
 }
 
-const sudoFor = (svc: ServiceSettings): Shell => sudoPrefix(svc.manager === 'systemd' && svc.sudo);
-
 const JOURNAL_MARK = '@@deployguard-journal@@';
 const FILE_MARK = '@@deployguard-log@@';
 const CURSOR = '-- cursor: ';
@@ -440,7 +438,7 @@ function journalScript(
   ids: readonly string[],
   cursor?: string
 ): Shell {
-  const sudo = sudoFor(svc);
+  const sudo = sudoPrefix(svc.sudo);
   const known = ids.map(id => `_SYSTEMD_INVOCATION_ID=${id}`);
   const after = cursor ? sh`--after-cursor=${cursor}` : sh``;
   return lines(

@@ -425,14 +425,12 @@ async function closeHost(run: HostSession, record: Shell | undefined): Promise<v
       `${run.host.name}: the deployment record could not be written to ${layout.deploymentsLog}: ${failed}`
     );
   if (!release) return;
-  if (!ok('unlock-rc')) {
-    // The link dropped under the script (or an earlier part hung it): the lock is ours to free,
-    // so it is asked for once more on its own, over a new connection if need be. Releasing is
-    // harmless when it already happened: only a lock carrying our token is removed.
-    const again = await run.shell.exec(lockRelease(layout, token)).catch(() => undefined);
-    if (again?.code === 0) out = `${out}\nunlock-rc=0\n`;
-  }
-  if (ok('unlock-rc')) {
+  // When the link dropped under the script (or an earlier part hung it), the lock is ours to free,
+  // so it is asked for once more on its own, over a new connection if need be. Releasing is
+  // harmless when it already happened: only a lock carrying our token is removed.
+  const unlocked =
+    ok('unlock-rc') || (await run.shell.exec(lockRelease(layout, token)).catch(() => undefined))?.code === 0;
+  if (unlocked) {
     run.locked = false;
     deps.onLock?.(run.host, false, token);
   } else deps.log.warn(`${run.host.name}: could not release the lock: ${failed}`);

@@ -272,7 +272,7 @@ export async function runAction(step: Step, run: HostSession): Promise<void> {
       await execOk(run, a.script, step.title, STEP_TIMEOUT_MS, envFileText(settings.env.vars));
       return;
     case 'upload':
-      return uploadArtifact(run, a.script);
+      return uploadArtifact(run);
     case 'verify':
       return verifyUpload(run, a.script);
     case 'await-running':

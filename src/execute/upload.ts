@@ -3,7 +3,8 @@ import {
   STAGED_MARK,
   readPreviousRelease,
   uploadScript,
-  verifySent
+  verifySent,
+  type LinkList
 } from '../remote/commands.js';
 import { layoutFor, manifestPath, releaseDir, stagingDir } from '../remote/layout.js';
 import { hashArtifact, parseManifest, parseModes, planDelta } from '../transfer/delta.js';
@@ -19,30 +20,18 @@ import { StepFailed, STEP_TIMEOUT_MS, tail, type HostSession, recordDone, record
  * Streams the artifact (or, incremental, only the files that changed) as one tar stream into the
  * staging directory, hashing every file from the bytes sent.
  */
-export async function uploadArtifact(run: HostSession, _script: Shell): Promise<void> {
+export async function uploadArtifact(run: HostSession): Promise<void> {
   const { deps, artifact, settings } = run.ctx;
   if (!artifact) throw new StepFailed(`${run.host.name}: no artifact to upload`, 'deploy');
   const layout = run.plan?.layout ?? run.ctx.layout;
   const staging = stagingDir(layout, settings.releaseId);
   const delta = run.fullUpload ? undefined : await prepareDelta(run, artifact);
   const shipped = delta?.send ?? artifact;
-  // The directories and the paths to link go first on stdin, NUL-separated; the tar stream follows.
-  const nul = (names: readonly string[]) => Buffer.from(names.map(n => `${n}\0`).join(''));
-  const dirs = delta ? nul(artifact.entries.flatMap(e => (e.kind === 'dir' ? [e.path] : []))) : undefined;
-  const files = delta ? nul(delta.link) : undefined;
-  const list = dirs && files ? Buffer.concat([dirs, files]) : undefined;
-  const script = uploadScript(
-    staging,
-    delta && dirs && files && run.plan?.previousRelease
-      ? {
-          from: releaseDir(layout, run.plan.previousRelease),
-          dirBytes: dirs.length,
-          bytes: files.length,
-          count: delta.link.length,
-          list: `${staging}.link-list`
-        }
-      : undefined
-  );
+  const linking =
+    delta && run.plan?.previousRelease
+      ? linkInput(artifact, delta.link, releaseDir(layout, run.plan.previousRelease), staging)
+      : undefined;
+  const script = uploadScript(staging, linking?.link);
   let sent = 0;
   let archive: Promise<Map<string, string>> | undefined;
   const started = Date.now();
@@ -58,7 +47,7 @@ export async function uploadArtifact(run: HostSession, _script: Shell): Promise<
   const r = await run.shell
     .exec(script, {
       stdin: channel => {
-        if (list) channel.write(list);
+        if (linking) channel.write(linking.stdin);
         return (archive = writeArchive(shipped, channel, { onProgress: bytes => (sent = bytes) }));
       }
     })
@@ -95,6 +84,31 @@ export async function uploadArtifact(run: HostSession, _script: Shell): Promise<
   deps.log.info(
     `${run.host.name}: ${shipped.fileCount} files, ${(shipped.totalBytes / 1e6).toFixed(1)} MB sent in ${secs.toFixed(1)} s (${(shipped.totalBytes / 1e6 / secs).toFixed(1)} MB/s)${delta ? `; ${delta.link.length} unchanged files linked from ${run.plan?.previousRelease}` : ''}`
   );
+}
+
+/**
+ * What an incremental upload sends before its tar stream: the artifact's directories, then the
+ * paths to link, each NUL-separated (see `uploadScript`).
+ */
+function linkInput(
+  artifact: Artifact,
+  paths: readonly string[],
+  from: string,
+  staging: string
+): { link: LinkList; stdin: Buffer } {
+  const nul = (names: readonly string[]) => Buffer.from(names.map(n => `${n}\0`).join(''));
+  const dirs = nul(artifact.entries.flatMap(e => (e.kind === 'dir' ? [e.path] : [])));
+  const files = nul(paths);
+  return {
+    link: {
+      from,
+      dirBytes: dirs.length,
+      bytes: files.length,
+      count: paths.length,
+      list: `${staging}.link-list`
+    },
+    stdin: Buffer.concat([dirs, files])
+  };
 }
 
 /**
@@ -190,8 +204,7 @@ export async function verifyFailed(
       `${run.host.name}: the incremental upload did not verify (the previous release was changed on the host?); sending every file.`
     );
     run.fullUpload = true;
-    const upload = run.plan?.steps.find(x => x.id === 'upload');
-    if (upload?.action.kind === 'upload') await uploadArtifact(run, upload.action.script);
+    if (run.plan?.steps.some(x => x.id === 'upload' && x.action.kind === 'upload')) await uploadArtifact(run);
     return verifyUpload(run, script);
   }
   const bad = r.stdout
@@ -251,30 +264,38 @@ export async function prepareDelta(
   const hashing = hashArtifact(artifact);
   // The probe read the live release's manifest with the host state; asked again only when the
   // release to link from is another one.
-  const read =
+  const facts =
     run.previous?.id === previous
-      ? { code: 0, stdout: `${run.previous.manifest}\n--modes--\n${run.previous.modes}` }
-      : await run.shell.exec(readPreviousRelease(prevDir, manifestPath(plan.layout, previous)), {
-          timeoutMs: STEP_TIMEOUT_MS
-        });
+      ? run.previous
+      : await readRelease(run, prevDir, manifestPath(plan.layout, previous));
   if (run.previous?.id !== previous) run.previous = undefined;
   // A file that cannot be read is reported by the upload, with the artifact's own error.
   const local = await hashing.catch(() => undefined);
-  if (read.code !== 0 || !local) {
-    if (read.code !== 0)
-      deps.log.info(`${run.host.name}: no kept manifest for ${previous}; sending every file`);
+  if (!facts || !local) {
+    if (!facts) deps.log.info(`${run.host.name}: no kept manifest for ${previous}; sending every file`);
     return undefined;
   }
-  const [manifestPart = '', modesPart = ''] = read.stdout.split('\n--modes--\n');
   const delta = planDelta(
     artifact,
     local,
-    parseManifest(manifestPart),
-    parseModes(modesPart),
+    parseManifest(facts.manifest),
+    parseModes(facts.modes),
     settings.target.shared.map(e => e.replace(/\/+$/, ''))
   );
   if (delta.link.length === 0) return undefined;
   run.delta = true;
   const linked = new Set(delta.link);
   return { ...delta, local: new Map([...local].filter(([p]) => linked.has(p))) };
+}
+
+/** Another release's kept manifest and file modes; undefined when either is gone. */
+async function readRelease(
+  run: HostSession,
+  dir: string,
+  manifest: string
+): Promise<{ manifest: string; modes: string } | undefined> {
+  const r = await run.shell.exec(readPreviousRelease(dir, manifest), { timeoutMs: STEP_TIMEOUT_MS });
+  if (r.code !== 0) return undefined;
+  const [manifestPart = '', modes = ''] = r.stdout.split('\n--modes--\n');
+  return { manifest: manifestPart, modes };
 }

@@ -215,15 +215,6 @@ export function readPreviousRelease(release: string, manifest: string): Shell {
   );
 }
 
-/**
- * Hard-links the files named on stdin (NUL-separated, relative paths) from the previous release
- * into the staging directory, creating their directories: unchanged files cost no transfer and
- * no disk. A hard link shares the inode, and nothing writes into a release's files in place.
- */
-export function linkUnchanged(previous: string, staging: string): Shell {
-  return lines(sh`cd -- ${previous}`, sh`xargs -0 -r cp -al --parents -t ${staging} --`);
-}
-
 /** Exit code of `readManifest` when the release or its manifest is gone. */
 export const RELEASE_MISSING = 6;
 
@@ -422,12 +413,12 @@ export function pruneReleases(layout: Layout, trees: readonly string[], files: r
     sh`stuck=0`,
     sh`if [ -e ${trash} ] || [ -L ${trash} ]; then ${writable}; rm -rf -- ${trash} || stuck=1; fi`,
     sh`if [ "$stuck" = 1 ]; then`,
-    sh`  rm -rf -- ${[...trees, ...files]} || true`,
+    sh`  ${removePaths([...trees, ...files])} || true`,
     sh`  echo "deployguard: could not delete an earlier prune's leftovers in "${trash} >&2; exit 1`,
     sh`fi`,
     sh`mkdir -p -- ${trash}`,
     ...trees.map(t => sh`mv -T -- ${t} ${trash}/${posix.basename(t)}.$$ 2>/dev/null || rm -rf -- ${t}`),
-    files.length ? sh`rm -rf -- ${files}` : undefined,
+    removePaths(files),
     sh`({ ${writable}; rm -rf -- ${trash}; } </dev/null >/dev/null 2>&1 &)`
   );
 }
@@ -665,6 +656,11 @@ export function statPath(manifest: string): string {
   return manifest.replace(/\.sha256$/, '') + '.stat';
 }
 
+/** Sets the shell variable `cores` to the host's cores, at most `max`. */
+function cores(max: number): Shell {
+  return sh`cores=$(nproc 2>/dev/null || echo 1); if [ "$cores" -gt ${max} ]; then cores=${max}; fi`;
+}
+
 /** The line the upload prints once its staging directory is ready (the staging step's own success). */
 export const STAGED_MARK = '--deployguard-staged--';
 
@@ -716,8 +712,8 @@ export function uploadScript(staging: string, link?: LinkList): Shell {
         sh`head -c ${link.dirBytes} | { cd -- ${staging} && xargs -0 -r mkdir -p --; }`,
         sh`head -c ${link.bytes} > ${link.list}`,
         // Linking is mostly system time per file: one cp per core (at most 4), each a share of the list.
-        sh`p=$(nproc 2>/dev/null || echo 1); if [ "$p" -gt 4 ]; then p=4; fi; n=$(( (${link.count} + p - 1) / p ))`,
-        sh`(cd -- ${link.from} && xargs -0 -r -P "$p" -n "$n" cp -al --parents -t ${staging} -- < ${link.list})`,
+        sh`${cores(4)}; n=$(( (${link.count} + cores - 1) / cores ))`,
+        sh`(cd -- ${link.from} && xargs -0 -r -P "$cores" -n "$n" cp -al --parents -t ${staging} -- < ${link.list})`,
         sh`echo ${LINKED_MARK}`,
         sh`(cd -- ${staging} && xargs -0 -r stat -c '%i %s %Y %n' -- < ${link.list})`,
         sh`rm -f -- ${link.list}`
@@ -756,9 +752,9 @@ function verifyScript(dir: string, expectedFiles: number, keep: string, sent: bo
     // Usually nothing is left to hash (the upload hashed every file it sent, and they matched).
     // Otherwise one sha256sum per core (at most 8), each over every n-th line, so big files spread out.
     sh`rc=0; if [ -s ${keep}.todo ]; then`,
-    sh`  n=$(nproc 2>/dev/null || echo 1); if [ "$n" -gt 8 ]; then n=8; fi`,
+    sh`  ${cores(8)}`,
     sh`  rm -f -- ${keep}.part.*`,
-    sh`  split -n r/"$n" -d -- ${keep}.todo ${keep}.part.`,
+    sh`  split -n r/"$cores" -d -- ${keep}.todo ${keep}.part.`,
     sh`  pids=; for part in ${keep}.part.*; do [ -s "$part" ] || continue; sha256sum -c --quiet --strict -- "$part" & pids="$pids $!"; done`,
     sh`  for pid in $pids; do wait "$pid" || rc=1; done`,
     sh`fi`,

@@ -696,7 +696,7 @@ async function run(cmd: string, args: readonly string[], cwd: string, timeoutMs:
     env: gitEnv(process.env),
     timeoutMs,
     overflow: 'tail',
-    maxOutputBytes: OUTPUT_TAIL,
+    maxOutputBytes: 0,
     onOutput: chunk => {
       output = (output + chunk.toString('utf8')).slice(-OUTPUT_TAIL);
     }
