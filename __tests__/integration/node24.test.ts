@@ -7,6 +7,7 @@
  * tests fail and say so: a skipped runtime check would look like a passing one.
  */
 import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   existsSync,
   mkdirSync,
@@ -143,53 +144,79 @@ describe.each(RUNTIMES)('dist/ on %s (%s)', (_label, node) => {
     }
   });
 
-  it("cli keeps compiled code in the user's own cache on Node 22.8+, nowhere else, and never when told not to", async () => {
+  it("cli keeps its compiled code in the user's own cache, checks it before use, and never when told not to", async () => {
     const version = (await run(node, ['--version'], BASE_ENV)).stdout.trim();
-    // module.enableCompileCache came with Node 22.8.
-    const [major = 0, minor = 0] = version.slice(1).split('.').map(Number);
-    const caches = major > 22 || (major === 22 && minor >= 8);
-    for (const disabled of [false, true]) {
-      const home = join(work, `home-${disabled ? 'off' : 'on'}`);
-      mkdirSync(home);
-      const env = { ...BASE_ENV, HOME: home, ...(disabled ? { NODE_DISABLE_COMPILE_CACHE: '1' } : {}) };
-      const r = await run(node, [bundle('cli'), '--version'], env);
+    const cli = async (home: string, args: string[], extra: Record<string, string> = {}, cwd = ROOT) => {
+      const r = await run(node, [bundle('cli'), ...args], { ...BASE_ENV, HOME: home, ...extra }, cwd);
       if (r.code !== 0) throw new Error(failures(r));
-      const dir = join(home, '.cache', 'deployguard', 'compile-cache');
-      expect({ version, disabled, cached: existsSync(dir) }).toEqual({
-        version,
-        disabled,
-        cached: caches && !disabled
-      });
-      if (caches && !disabled) {
-        expect(statSync(dir).mode & 0o777).toBe(0o700);
-        // Written when the process exits: one directory per Node version, holding the bundle's code.
-        const [sub] = readdirSync(dir);
-        expect(sub).toContain(version);
-        expect(readdirSync(join(dir, sub!)).length).toBeGreaterThan(0);
-      }
+      return r;
+    };
+    const home = join(work, 'home-cache');
+    mkdirSync(home);
+    const dir = join(home, '.cache', 'deployguard', 'compile-cache');
+    const file = join(dir, `cli-${version}-${process.arch}-default.v8`);
+    const first = await cli(home, ['--version']);
+    // Written once the command ran: private, and naming the bundle it was compiled from.
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const bundleHash = createHash('sha256')
+      .update(readFileSync(join(ROOT, 'dist', 'bundle', 'index.cjs')))
+      .digest('hex');
+    expect(readFileSync(file, 'latin1').split('\n').slice(0, 3)).toEqual([
+      'deployguard-v8-cache 1',
+      bundleHash,
+      expect.stringMatching(/^[0-9a-f]{64}$/)
+    ]);
+    // The next start reads it and V8 accepts it: the file is left as it is (a rejected or unusable
+    // cache is written again, as a new file renamed into place).
+    const inode = statSync(file).ino;
+    expect((await cli(home, ['--version'])).stdout).toBe(first.stdout);
+    expect(statSync(file).ino).toBe(inode);
+    // Each command caches the code it ran, in a file of its own.
+    await cli(home, ['schema']);
+    expect(readdirSync(dir).sort()).toEqual([
+      `cli-${version}-${process.arch}-default.v8`,
+      `cli-${version}-${process.arch}-schema.v8`
+    ]);
+    // A damaged file, or one made from another bundle, is never handed to V8: the command runs as
+    // before and the file is written again, whole.
+    const good = readFileSync(file);
+    const damaged = Buffer.from(good);
+    damaged[damaged.length - 100] = damaged[damaged.length - 100]! ^ 0xff;
+    const otherBundle = Buffer.concat([
+      Buffer.from(`deployguard-v8-cache 1\n${'0'.repeat(64)}\n`),
+      good.subarray(good.indexOf('\n', 23 + 65) - 64)
+    ]);
+    for (const bad of [damaged, otherBundle, Buffer.from('deployguard-v8-cache 1\n')]) {
+      writeFileSync(file, bad);
+      const before = statSync(file).ino;
+      expect((await cli(home, ['--version'])).stdout).toBe(first.stdout);
+      expect(statSync(file).ino).not.toBe(before);
+      expect(
+        readFileSync(file)
+          .subarray(0, 23 + 65)
+          .toString('latin1')
+      ).toBe(`deployguard-v8-cache 1\n${bundleHash}\n`);
     }
-    if (!caches) return;
+    // NODE_DISABLE_COMPILE_CACHE=1: no cache at all.
+    const off = join(work, 'home-off');
+    mkdirSync(off);
+    await cli(off, ['--version'], { NODE_DISABLE_COMPILE_CACHE: '1' });
+    expect(existsSync(join(off, '.cache'))).toBe(false);
     // A relative XDG_CACHE_HOME would be the working directory's (a checkout anyone may have
     // written): ignored, the home's cache is used.
-    const home = join(work, 'home-relative');
-    mkdirSync(home);
-    const r = await run(
-      node,
-      [bundle('cli'), '--version'],
-      { ...BASE_ENV, HOME: home, XDG_CACHE_HOME: 'rel' },
-      work
-    );
-    if (r.code !== 0) throw new Error(failures(r));
+    const rel = join(work, 'home-relative');
+    mkdirSync(rel);
+    await cli(rel, ['--version'], { XDG_CACHE_HOME: 'rel' }, work);
     expect(existsSync(join(work, 'rel'))).toBe(false);
-    expect(existsSync(join(home, '.cache', 'deployguard', 'compile-cache'))).toBe(true);
+    expect(readdirSync(join(rel, '.cache', 'deployguard', 'compile-cache'))).toHaveLength(1);
     // A cache directory another account owns (as with a sudo that keeps HOME) is never used.
     if (process.getuid?.() === 0) {
       const foreign = join(work, 'home-foreign');
       const cache = join(foreign, '.cache', 'deployguard', 'compile-cache');
       mkdirSync(cache, { recursive: true });
       execFileSync('chown', ['nobody:', cache]);
-      const f = await run(node, [bundle('cli'), '--version'], { ...BASE_ENV, HOME: foreign });
-      if (f.code !== 0) throw new Error(failures(f));
+      await cli(foreign, ['--version']);
       expect(readdirSync(cache)).toEqual([]);
     }
   });
