@@ -28,6 +28,7 @@ import { STARTER_CONFIG } from './settings/starter.js';
 import type { Stage } from './settings/types.js';
 import { CLI_WORDING, inCliWords } from './settings/wording.js';
 import { VERSION } from './version.js';
+import { userCacheDir } from './io/user-cache.js';
 
 /** A flag of one subcommand, as `--help` lists it. */
 export interface FlagSpec {
@@ -522,6 +523,8 @@ function cliHost({ flags, log, write, settings }: CommandContext): PipelineHost 
     env: process.env,
     log,
     redact: text => secrets.redact(text),
+    // Deploys from one checkout or build directory hash only what changed since the last one.
+    hashCache: () => userCacheDir('hashes'),
     // Ctrl-C stops between steps and rolls back, instead of leaving a host half-deployed.
     onCancel: cancel => {
       const onSignal = () => {

@@ -47,6 +47,8 @@ export interface RunOptions {
   readonly why?: string;
   /** Applied to the hosts' records before they are written (secrets out). */
   readonly redact?: (text: string) => string;
+  /** Where the artifact's file hashes are kept between runs (see `hashArtifact`). */
+  readonly hashCache?: string;
 }
 
 /**
@@ -96,7 +98,8 @@ export async function runDeploy(
       beforeChanges: opts.beforeChanges,
       onLock: opts.onLock,
       why: opts.why,
-      redact: opts.redact
+      redact: opts.redact,
+      hashCache: opts.hashCache
     },
     mode
   );

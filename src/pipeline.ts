@@ -68,6 +68,8 @@ export interface PipelineHost {
   saveLocks?(held: readonly (readonly [string, string])[]): void;
   /** A dry run's plan; the run ends there. Returns the exit code. */
   showPlan(settings: Settings, plan: string): Promise<number>;
+  /** A directory of the user's own for the artifact's file hashes between runs (the CLI's). */
+  hashCache?(): string | undefined;
   /** The outputs known once the deploy has ended, before the record is made. */
   outputs?(run: PipelineRun): void;
   /** Whether to make the deployment record of this run (and post it, when `post`). */
@@ -151,6 +153,7 @@ export async function runPipeline(host: PipelineHost, request: PipelineRequest):
           signal: abort.signal,
           why: github ? why?.text : settings.report.reason,
           redact: host.redact,
+          hashCache: host.hashCache?.(),
           beforeChanges: gated
             ? async ({ lastDeployedCommit }) => {
                 scan = await secretGate(settings, { ...gateOpts, lastDeployedCommit });

@@ -5,7 +5,7 @@ import { copyFile, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../src/demo/sandbox.js';
-import { runDeploy } from '../../src/deploy.js';
+import { runDeploy, type RunOptions } from '../../src/deploy.js';
 import { memoryLogger } from '../../src/io/log.js';
 import type { DeployResult } from '../../src/execute/result.js';
 import { parseSettings } from '../../src/settings/parse.js';
@@ -104,9 +104,12 @@ export function commandServiceYaml(
   ].join('\n');
 }
 
-export async function deployQuiet(settings: Settings): Promise<{ result: DeployResult; log: string[] }> {
+export async function deployQuiet(
+  settings: Settings,
+  opts: Omit<RunOptions, 'log'> = {}
+): Promise<{ result: DeployResult; log: string[] }> {
   const log = memoryLogger();
-  const result = await runDeploy(settings, { log });
+  const result = await runDeploy(settings, { ...opts, log });
   return { result, log: log.lines };
 }
 

@@ -20,6 +20,7 @@ import {
 import { cp, mkdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { Sandbox } from '../../src/demo/sandbox.js';
+import { SETTLE_MS } from '../../src/transfer/delta.js';
 import { deployQuiet, settingsFor } from '../helpers/deploy.js';
 import { startTestHost, type TestHost } from '../helpers/test-host.js';
 
@@ -153,5 +154,36 @@ describe('incremental deploys', () => {
     // The lock is free: the same release goes out now.
     expect((await deploy('r6')).result.status).toBe('deployed');
     expect(manifest(rel('r6'))).toEqual(manifest(art));
+  }, 120_000);
+
+  test("with the CLI's hash cache, files untouched since the last deploy are not read again; a changed one still travels", async () => {
+    const src = join(base, 'cached-build');
+    await cp(art, src, { recursive: true });
+    const hashCache = join(base, 'hash-cache');
+    await mkdir(hashCache, { mode: 0o700 });
+    const files = readdirSync(src, { recursive: true }).filter(p => statSync(join(src, String(p))).isFile());
+    const ship = (release: string) =>
+      deployQuiet(settingsFor(host, { artifact: src, 'target-path': target, 'release-id': release }, yaml), {
+        hashCache
+      });
+    // Only files that have not changed for SETTLE_MS are kept (see hashArtifact).
+    await new Promise(r => setTimeout(r, SETTLE_MS + 200));
+    const first = await ship('r7');
+    expect(first.result.status).toBe('deployed');
+    expect(first.log.join('\n')).not.toMatch(/hashes from the cache/);
+    // Same size, its times put back to the nanosecond: only its ctime tells that it changed.
+    const changed = join(src, 'dir-8', 'file-8.txt');
+    const times = join(base, 'times');
+    spawnSync('touch', ['-r', changed, times]);
+    writeFileSync(changed, readFileSync(changed, 'utf8').toUpperCase());
+    spawnSync('touch', ['-r', times, changed]);
+    const second = await ship('r8');
+    expect(second.result.status).toBe('deployed');
+    expect(second.log.join('\n')).toMatch(
+      new RegExp(
+        `: 1 files, [\\d.]+ MB sent .*; ${files.length - 1} unchanged files linked from r7 \\(${files.length - 1} of the artifact's hashes from the cache\\)`
+      )
+    );
+    expect(manifest(rel('r8'))).toEqual(manifest(src));
   }, 120_000);
 });

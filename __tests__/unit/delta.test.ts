@@ -1,17 +1,31 @@
 /** Which files an incremental upload sends and which it links, from the two manifests. */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Artifact, scanArtifact } from '../../src/transfer/artifact.js';
 import {
   abandonHashing,
   hashArtifact,
+  hashCacheFile,
   parseManifest,
   parseModes,
-  planDelta
+  planDelta,
+  reusedHashes,
+  SETTLE_MS
 } from '../../src/transfer/delta.js';
+import { localHashes } from '../../src/execute/upload.js';
+import type { DeployContext } from '../../src/execute/session.js';
 
 const H = (c: string) => c.repeat(64);
 const artifact: Artifact = {
@@ -131,5 +145,113 @@ describe('hashArtifact', () => {
     const hashing = hashArtifact(scanned);
     abandonHashing(scanned);
     await expect(hashing).rejects.toThrow('hashing the artifact was abandoned');
+  });
+});
+
+describe('hashArtifact with a cache of earlier hashes', () => {
+  let dir: string;
+  let cacheDir: string;
+  const settleMs = 100;
+  const settle = () => new Promise(r => setTimeout(r, settleMs + 50));
+  const sha = (path: string) => execFileSync('sha256sum', [path], { encoding: 'utf8' }).slice(0, 64);
+  const cached = (a: Artifact) =>
+    JSON.parse(readFileSync(hashCacheFile(cacheDir, a), 'utf8')) as { v: number; files: string[][] };
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'dg-hash-cache-'));
+    cacheDir = mkdtempSync(join(tmpdir(), 'dg-hash-cache-dir-'));
+    for (const name of ['a.txt', 'b.txt', 'c.bin'])
+      writeFileSync(
+        join(dir, name),
+        name === 'c.bin' ? randomBytes(2 * 1024 * 1024) : `content of ${name}\n`
+      );
+  });
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(cacheDir, { recursive: true, force: true });
+  });
+  /** The cache file is written after the answer: waits until it holds `n` files. */
+  async function cacheHolds(a: Artifact, n: number) {
+    for (let i = 0; i < 100; i++) {
+      if (existsSync(hashCacheFile(cacheDir, a)) && cached(a).files.length === n) return;
+      await new Promise(r => setTimeout(r, 20));
+    }
+    throw new Error(`the cache never held ${n} files`);
+  }
+
+  test('keeps the hashes of settled files, privately, and answers from them for the very same files', async () => {
+    await settle();
+    const first = await scanArtifact(dir);
+    const hashes = await hashArtifact(first, { cacheDir, settleMs });
+    expect(hashes.get('c.bin')).toBe(sha(join(dir, 'c.bin')));
+    expect(reusedHashes(first)).toBe(0);
+    await cacheHolds(first, 3);
+    expect(statSync(hashCacheFile(cacheDir, first)).mode & 0o777).toBe(0o600);
+    const second = await scanArtifact(dir);
+    expect(await hashArtifact(second, { cacheDir, settleMs })).toEqual(hashes);
+    expect(reusedHashes(second)).toBe(3);
+  });
+
+  test('a file changed since, even to the same size with its mtime put back, is read again', async () => {
+    await settle();
+    const first = await scanArtifact(dir);
+    await hashArtifact(first, { cacheDir, settleMs });
+    await cacheHolds(first, 3);
+    // The cache is what answers: a hash planted for an unchanged file comes back as it is...
+    const planted = cached(first);
+    for (const f of planted.files) f[2] = 'e'.repeat(64);
+    writeFileSync(hashCacheFile(cacheDir, first), JSON.stringify(planted));
+    // ...but never for a file whose content changed: same size, same mtime, only its ctime moved.
+    const a = join(dir, 'a.txt');
+    const before = statSync(a, { bigint: true });
+    // touch -r copies the times to the nanosecond (a Date would round them to the millisecond).
+    const times = join(cacheDir, 'times');
+    execFileSync('touch', ['-r', a, times]);
+    writeFileSync(a, 'CONTENT OF a.txt\n');
+    execFileSync('touch', ['-r', times, a]);
+    const after = statSync(a, { bigint: true });
+    expect([after.ino, after.size, after.mtimeNs]).toEqual([before.ino, before.size, before.mtimeNs]);
+    await settle();
+    const second = await scanArtifact(dir);
+    const hashes = await hashArtifact(second, { cacheDir, settleMs });
+    expect(hashes.get('a.txt')).toBe(sha(a));
+    expect(hashes.get('b.txt')).toBe('e'.repeat(64));
+    expect(reusedHashes(second)).toBe(2);
+  });
+
+  test('a file changed just before the hashing is hashed but not kept', async () => {
+    const first = await scanArtifact(dir);
+    const hashes = await hashArtifact(first, { cacheDir, settleMs: 60_000 });
+    expect(hashes.get('b.txt')).toBe(sha(join(dir, 'b.txt')));
+    await new Promise(r => setTimeout(r, 300));
+    expect(existsSync(hashCacheFile(cacheDir, first)) ? cached(first).files : []).toEqual([]);
+    await settle();
+    const second = await scanArtifact(dir);
+    await hashArtifact(second, { cacheDir, settleMs });
+    expect(reusedHashes(second)).toBe(0);
+  });
+
+  test('a damaged cache is ignored and written again', async () => {
+    await settle();
+    const first = await scanArtifact(dir);
+    writeFileSync(hashCacheFile(cacheDir, first), '{"v":1,"files":[["x"');
+    const hashes = await hashArtifact(first, { cacheDir, settleMs });
+    expect(hashes.get('a.txt')).toBe(sha(join(dir, 'a.txt')));
+    await cacheHolds(first, 3);
+  });
+
+  test('verify: full reads every byte: no cache is used', async () => {
+    // localHashes keeps only files settled for SETTLE_MS.
+    await new Promise(r => setTimeout(r, SETTLE_MS + 100));
+    const ctx = (verify: 'full' | 'sent') =>
+      ({ settings: { transfer: { verify } }, deps: { hashCache: cacheDir } }) as unknown as DeployContext;
+    const full = await scanArtifact(dir);
+    await localHashes(ctx('full'), full);
+    const sent = await scanArtifact(dir);
+    await localHashes(ctx('sent'), sent);
+    await cacheHolds(sent, 3);
+    expect(reusedHashes(full)).toBe(0);
+    const again = await scanArtifact(dir);
+    await localHashes(ctx('full'), again);
+    expect(reusedHashes(again)).toBe(0);
   });
 });

@@ -57413,7 +57413,7 @@ function tally(results) {
 
 /***/ }),
 
-/***/ 1689:
+/***/ 7034:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -58035,7 +58035,40 @@ const package_namespaceObject = {"rE":"0.1.0"};
 
 const VERSION = package_namespaceObject.rE;
 
+;// CONCATENATED MODULE: ./src/io/user-cache.ts
+
+
+
+/**
+ * A directory of this user's own for what the CLI keeps between runs: `~/.cache/deployguard/NAME`
+ * (or under an absolute `$XDG_CACHE_HOME`; a relative one would be the working directory's, a
+ * checkout anyone may have written), made if need be. Undefined when there is none to trust: a
+ * symlink, a directory another account owns (a `sudo` that keeps HOME), or none that can be made.
+ * What is kept there only ever saves time: without it everything is computed afresh.
+ * (The CLI's entry point, src/entries/cli.cjs, applies the same rules to its code cache.)
+ */
+function userCacheDir(name, env = process.env) {
+    if (typeof process.getuid !== 'function')
+        return undefined;
+    const xdg = env.XDG_CACHE_HOME;
+    const base = xdg && (0,external_node_path_.isAbsolute)(xdg) ? xdg : (0,external_node_path_.join)((0,external_node_os_.homedir)(), '.cache');
+    const dir = (0,external_node_path_.join)(base, 'deployguard', name);
+    try {
+        (0,external_node_fs_.mkdirSync)(dir, { recursive: true, mode: 0o700 });
+        const st = (0,external_node_fs_.lstatSync)(dir);
+        if (!st.isDirectory() || st.uid !== process.getuid())
+            return undefined;
+        if (st.mode & 0o077)
+            (0,external_node_fs_.chmodSync)(dir, 0o700);
+        return dir;
+    }
+    catch {
+        return undefined;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/cli.ts
+
 
 
 
@@ -58445,6 +58478,8 @@ function cliHost({ flags, log, write, settings }) {
         env: process.env,
         log,
         redact: text => secrets/* secrets */.O.redact(text),
+        // Deploys from one checkout or build directory hash only what changed since the last one.
+        hashCache: () => userCacheDir('hashes'),
         // Ctrl-C stops between steps and rolls back, instead of leaving a host half-deployed.
         onCancel: cancel => {
             const onSignal = () => {
@@ -58572,6 +58607,8 @@ var transfer_artifact = __nccwpck_require__(6441);
 ;// CONCATENATED MODULE: ./src/transfer/delta.ts
 
 
+
+
 /**
  * Incremental deploys: only the files whose content (or mode) differs from the previous release
  * on the host are sent; the others are hard-linked from it on the host. The result is checked
@@ -58585,72 +58622,147 @@ const CHUNK = 1024 * 1024;
  * memory), never through a symlink. Synchronous reads from the page cache are several times faster
  * here than streams, whose per-file buffers cost more to allocate and collect than the hashing.
  * Plain CommonJS, evaluated as the worker's source: no bundle, no file to ship beside it.
+ *
+ * With a cache file (the CLI keeps one per artifact directory), a file is not read again when it is
+ * the very file hashed before: same device, inode, size, mtime and ctime, to the nanosecond. The
+ * ctime is the kernel's to set (a write, a chmod, a utime that puts the mtime back: each moves it),
+ * so a file whose content changed never matches. Only files whose last change lies SETTLE_MS
+ * before the hashing began are kept: the kernel's clock is coarse, and two changes in one tick of
+ * it would share their timestamps. The result is posted first; the cache is written after, whole
+ * (a temporary file renamed into place), holding only this artifact's files.
  */
 const HASHER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
-const { openSync, readSync, closeSync, constants } = require('node:fs');
+const fs = require('node:fs');
+const { files, cache, settleMs } = workerData;
 const buf = Buffer.allocUnsafe(${CHUNK});
-const out = [];
-for (const file of workerData) {
-  const hash = createHash('sha256');
-  const fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+const known = new Map();
+if (cache) {
   try {
-    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0;) hash.update(buf.subarray(0, n));
-  } finally {
-    closeSync(fd);
+    const saved = JSON.parse(fs.readFileSync(cache, 'utf8'));
+    if (saved.v === 1 && Array.isArray(saved.files))
+      for (const f of saved.files)
+        if (Array.isArray(f) && /^[0-9a-f]{64}$/.test(f[2])) known.set(f[0], { id: f[1], hash: f[2] });
+  } catch {
+    // None yet, or unreadable: every file is hashed.
   }
-  out.push(hash.digest('hex'));
 }
-parentPort.postMessage(out);
+const settled = (BigInt(Date.now()) - BigInt(settleMs)) * 1000000n;
+const idOf = st => [st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs].join(':');
+const out = [];
+const keep = [];
+let reused = 0;
+for (const file of files) {
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  try {
+    const st = cache ? fs.fstatSync(fd, { bigint: true }) : undefined;
+    const id = st && st.ctimeNs < settled ? idOf(st) : undefined;
+    const was = id === undefined ? undefined : known.get(file);
+    if (was && was.id === id) {
+      out.push(was.hash);
+      keep.push([file, id, was.hash]);
+      reused++;
+      continue;
+    }
+    const hash = createHash('sha256');
+    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0;) hash.update(buf.subarray(0, n));
+    const hex = hash.digest('hex');
+    out.push(hex);
+    // Kept only when the file did not change while it was read.
+    if (id !== undefined && idOf(fs.fstatSync(fd, { bigint: true })) === id) keep.push([file, id, hex]);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+parentPort.postMessage({ hashes: out, reused });
+if (cache && (reused !== keep.length || keep.length !== known.size)) {
+  const tmp = cache + '.' + process.pid + '-' + require('node:worker_threads').threadId + '.tmp';
+  try {
+    fs.writeFileSync(tmp, JSON.stringify({ v: 1, files: keep }), { mode: 0o600, flag: 'wx' });
+    fs.renameSync(tmp, cache);
+  } catch {
+    try { fs.rmSync(tmp, { force: true }); } catch {}
+  }
+  // The caches of artifact directories not deployed for 30 days go.
+  try {
+    const dir = require('node:path').dirname(cache);
+    for (const name of fs.readdirSync(dir)) {
+      const f = dir + '/' + name;
+      if (name.endsWith('.json') && Date.now() - fs.lstatSync(f).mtimeMs > 30 * 86400000) fs.rmSync(f, { force: true });
+    }
+  } catch {}
+}
 `;
+/** How long ago a file must have last changed for its hash to be kept (see HASHER). */
+const SETTLE_MS = 2000;
 const computed = new WeakMap();
 /**
  * SHA-256 of every file of the artifact, computed once per scanned artifact: every host of a fleet
  * compares against the same result, and a deploy may start it early and pick it up later. It runs
  * on a thread of its own, so the SSH handshakes and the first steps, which mostly wait on the
- * hosts, go on meanwhile on this one instead of queueing behind it.
+ * hosts, go on meanwhile on this one instead of queueing behind it. The options of the first call
+ * hold.
  */
-function hashArtifact(artifact) {
+function hashArtifact(artifact, opts = {}) {
     let hashing = computed.get(artifact);
     if (!hashing) {
-        hashing = hashFiles(artifact);
+        hashing = hashFiles(artifact, opts);
         // Whoever started it early may never await it.
         hashing.result.catch(() => undefined);
         computed.set(artifact, hashing);
     }
     return hashing.result;
 }
+/** How many of the artifact's hashes came from the cache (undefined before they are known). */
+function reusedHashes(artifact) {
+    return computed.get(artifact)?.reused;
+}
 /** Stops a hashing started early that turned out to be needless (no host has a release to link from). */
 function abandonHashing(artifact) {
     computed.get(artifact)?.stop();
 }
-function hashFiles(artifact) {
+/** The cache file of an artifact: one per directory, named by a hash of its path. */
+function hashCacheFile(dir, artifact) {
+    return (0,external_node_path_.join)(dir, `${(0,external_node_crypto_.createHash)('sha256').update(artifact.root).digest('hex').slice(0, 32)}.json`);
+}
+function hashFiles(artifact, opts) {
     const paths = artifact.entries.flatMap(e => (e.kind === 'file' ? [e.path] : []));
     const worker = new external_node_worker_threads_.Worker(HASHER, {
         eval: true,
-        workerData: paths.map(p => (0,transfer_artifact/* entrySourcePath */.pu)(artifact, p))
+        workerData: {
+            files: paths.map(p => (0,transfer_artifact/* entrySourcePath */.pu)(artifact, p)),
+            // A single-file artifact is usually a build output made anew each time: nothing to keep.
+            cache: opts.cacheDir && !artifact.isFile ? hashCacheFile(opts.cacheDir, artifact) : undefined,
+            settleMs: opts.settleMs ?? SETTLE_MS
+        }
     });
     // It never holds the process up on its own: whoever waits for it waits on a host too.
     worker.unref();
     let stopped = false;
-    const result = new Promise((resolve, reject) => {
-        worker.once('message', (hashes) => {
-            if (hashes.length !== paths.length)
-                reject(new Error('the hashing thread answered for the wrong files'));
-            else
-                resolve(new Map(paths.map((p, i) => [p, hashes[i]])));
-        });
-        worker.once('error', reject);
-        worker.once('exit', code => reject(new Error(stopped ? 'hashing the artifact was abandoned' : `the hashing thread stopped (exit ${code})`)));
-    });
-    return {
-        result,
+    let answered = false;
+    const hashing = {
+        result: new Promise((resolve, reject) => {
+            worker.once('message', ({ hashes, reused }) => {
+                answered = true;
+                hashing.reused = reused;
+                if (hashes.length !== paths.length)
+                    reject(new Error('the hashing thread answered for the wrong files'));
+                else
+                    resolve(new Map(paths.map((p, i) => [p, hashes[i]])));
+            });
+            worker.once('error', reject);
+            worker.once('exit', code => reject(new Error(stopped ? 'hashing the artifact was abandoned' : `the hashing thread stopped (exit ${code})`)));
+        }),
         stop: () => {
+            // Once it answered, it only writes its cache: left to finish (it holds nothing up).
+            if (answered)
+                return;
             stopped = true;
             void worker.terminate();
         }
     };
+    return hashing;
 }
 /** A kept manifest (`<hex>  ./<path>` lines) as path -> hash. */
 function parseManifest(text) {
@@ -59583,7 +59695,8 @@ async function uploadArtifact(run) {
     run.sent = delta ? new Set(hashes.keys()) : undefined;
     run.verifyAll = !delta || settings.transfer.verify === 'full' || !linkedUnchanged(run, r.stdout);
     const secs = Math.max(0.001, (Date.now() - started) / 1000);
-    deps.log.info(`${run.host.name}: ${shipped.fileCount} files, ${(shipped.totalBytes / 1e6).toFixed(1)} MB sent in ${secs.toFixed(1)} s (${(shipped.totalBytes / 1e6 / secs).toFixed(1)} MB/s)${delta ? `; ${delta.link.length} unchanged files linked from ${run.plan?.previousRelease}` : ''}`);
+    const reused = reusedHashes(artifact);
+    deps.log.info(`${run.host.name}: ${shipped.fileCount} files, ${(shipped.totalBytes / 1e6).toFixed(1)} MB sent in ${secs.toFixed(1)} s (${(shipped.totalBytes / 1e6 / secs).toFixed(1)} MB/s)${delta ? `; ${delta.link.length} unchanged files linked from ${run.plan?.previousRelease}${reused ? ` (${reused} of the artifact's hashes from the cache)` : ''}` : ''}`);
 }
 /**
  * What an incremental upload sends before its tar stream: the artifact's directories, then the
@@ -59727,7 +59840,7 @@ async function prepareDelta(run, artifact) {
         return undefined;
     const prevDir = (0,remote_layout/* releaseDir */.ZI)(plan.layout, previous);
     // The local hashes are computed while the host reads its manifest (and only once per fleet).
-    const hashing = hashArtifact(artifact);
+    const hashing = localHashes(run.ctx, artifact);
     // The probe read the live release's manifest with the host state; asked again only when the
     // release to link from is another one.
     const facts = run.previous?.id === previous
@@ -59748,6 +59861,16 @@ async function prepareDelta(run, artifact) {
     run.delta = true;
     const linked = new Set(delta.link);
     return { ...delta, local: new Map([...local].filter(([p]) => linked.has(p))) };
+}
+/**
+ * The artifact's SHA-256 hashes, which decide what is linked. The CLI's hash cache answers for
+ * files untouched since they were hashed, unless `verify: full` asks for every byte to be read.
+ */
+function localHashes(ctx, artifact) {
+    const { settings, deps } = ctx;
+    return hashArtifact(artifact, {
+        cacheDir: settings.transfer.verify === 'full' ? undefined : deps.hashCache
+    });
 }
 /** Another release's kept manifest and file modes; undefined when either is gone. */
 async function readRelease(run, dir, manifest) {
@@ -60851,7 +60974,7 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
     // which mostly wait on the hosts.
     const hashEarly = artifact !== undefined && (mode.kind === 'full' || mode.kind === 'switch') && mayLink(settings, artifact);
     if (hashEarly)
-        void hashArtifact(artifact);
+        void localHashes(ctx, artifact);
     try {
         // Connect to every host first: a wrong host key or key is found before any host changes.
         await timed('Connect', () => deps.log.group('Connect to hosts', async () => {
@@ -61245,7 +61368,8 @@ async function runDeploy(settings, opts, mode = { kind: 'full' }) {
         beforeChanges: opts.beforeChanges,
         onLock: opts.onLock,
         why: opts.why,
-        redact: opts.redact
+        redact: opts.redact,
+        hashCache: opts.hashCache
     }, mode);
 }
 /**
@@ -64446,6 +64570,7 @@ async function runPipeline(host, request) {
                 signal: abort.signal,
                 why: github ? why?.text : settings.report.reason,
                 redact: host.redact,
+                hashCache: host.hashCache?.(),
                 beforeChanges: gated
                     ? async ({ lastDeployedCommit }) => {
                         scan = await (0,pre_deploy/* secretGate */._D)(settings, { ...gateOpts, lastDeployedCommit });
@@ -79718,7 +79843,7 @@ exports.visitAsync = visitAsync;
 module.exports = {
   runAction: (...args) => (__nccwpck_require__(2929)/* .runAction */ .Cs)(...args),
   runPost: (...args) => (__nccwpck_require__(6661)/* .run */ .e)(...args),
-  cli: (...args) => (__nccwpck_require__(1689)/* .main */ .iW)(...args)
+  cli: (...args) => (__nccwpck_require__(7034)/* .main */ .iW)(...args)
 };
 
 

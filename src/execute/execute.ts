@@ -14,7 +14,7 @@ import {
 } from '../remote/commands.js';
 import { lines, sh, type Shell } from '../remote/shell.js';
 import { layoutFor, manifestPath, releaseDir } from '../remote/layout.js';
-import { abandonHashing, hashArtifact } from '../transfer/delta.js';
+import { abandonHashing } from '../transfer/delta.js';
 import {
   entryChecks,
   serializeEntry,
@@ -47,7 +47,7 @@ import { lockHosts, stopHeartbeat } from './lock.js';
 import { Blocked, checkPreflight, readFacts, preDeployGate } from './state.js';
 import { chooseTarget } from './target.js';
 import { runOnceGate, deployHost, runGroup, withCodeOf } from './steps.js';
-import { mayLink } from './upload.js';
+import { localHashes, mayLink } from './upload.js';
 import { keepEvidence, rollbackHost, recoverAbandoned } from './rollback.js';
 
 /**
@@ -117,7 +117,7 @@ export async function deploy(
   // which mostly wait on the hosts.
   const hashEarly =
     artifact !== undefined && (mode.kind === 'full' || mode.kind === 'switch') && mayLink(settings, artifact);
-  if (hashEarly) void hashArtifact(artifact);
+  if (hashEarly) void localHashes(ctx, artifact);
   try {
     // Connect to every host first: a wrong host key or key is found before any host changes.
     await timed('Connect', () =>

@@ -46,6 +46,8 @@ export interface DeployDeps {
   readonly why?: string;
   /** Applied to every string of the host's record before it is written (secrets out). */
   redact?(text: string): string;
+  /** Where the artifact's file hashes are kept between runs (the CLI's own cache), if anywhere. */
+  readonly hashCache?: string;
 }
 
 /** What every host of one deploy shares. */

@@ -7,12 +7,20 @@ import {
   type LinkList
 } from '../remote/commands.js';
 import { layoutFor, manifestPath, releaseDir, stagingDir } from '../remote/layout.js';
-import { hashArtifact, parseManifest, parseModes, planDelta } from '../transfer/delta.js';
+import { hashArtifact, parseManifest, parseModes, planDelta, reusedHashes } from '../transfer/delta.js';
 import { type Shell } from '../remote/shell.js';
 import type { Settings } from '../settings/types.js';
 import { manifestText, type Artifact } from '../transfer/artifact.js';
 import { writeArchive } from '../transfer/tar.js';
-import { StepFailed, STEP_TIMEOUT_MS, tail, type HostSession, recordDone, recordFailed } from './session.js';
+import {
+  StepFailed,
+  STEP_TIMEOUT_MS,
+  tail,
+  type DeployContext,
+  type HostSession,
+  recordDone,
+  recordFailed
+} from './session.js';
 
 /** Shipping the artifact: the tar stream, the incremental links, and the check on the host. */
 
@@ -81,8 +89,9 @@ export async function uploadArtifact(run: HostSession): Promise<void> {
   run.sent = delta ? new Set(hashes.keys()) : undefined;
   run.verifyAll = !delta || settings.transfer.verify === 'full' || !linkedUnchanged(run, r.stdout);
   const secs = Math.max(0.001, (Date.now() - started) / 1000);
+  const reused = reusedHashes(artifact);
   deps.log.info(
-    `${run.host.name}: ${shipped.fileCount} files, ${(shipped.totalBytes / 1e6).toFixed(1)} MB sent in ${secs.toFixed(1)} s (${(shipped.totalBytes / 1e6 / secs).toFixed(1)} MB/s)${delta ? `; ${delta.link.length} unchanged files linked from ${run.plan?.previousRelease}` : ''}`
+    `${run.host.name}: ${shipped.fileCount} files, ${(shipped.totalBytes / 1e6).toFixed(1)} MB sent in ${secs.toFixed(1)} s (${(shipped.totalBytes / 1e6 / secs).toFixed(1)} MB/s)${delta ? `; ${delta.link.length} unchanged files linked from ${run.plan?.previousRelease}${reused ? ` (${reused} of the artifact's hashes from the cache)` : ''}` : ''}`
   );
 }
 
@@ -261,7 +270,7 @@ export async function prepareDelta(
   if (!plan || !previous || !mayLink(settings, artifact)) return undefined;
   const prevDir = releaseDir(plan.layout, previous);
   // The local hashes are computed while the host reads its manifest (and only once per fleet).
-  const hashing = hashArtifact(artifact);
+  const hashing = localHashes(run.ctx, artifact);
   // The probe read the live release's manifest with the host state; asked again only when the
   // release to link from is another one.
   const facts =
@@ -286,6 +295,17 @@ export async function prepareDelta(
   run.delta = true;
   const linked = new Set(delta.link);
   return { ...delta, local: new Map([...local].filter(([p]) => linked.has(p))) };
+}
+
+/**
+ * The artifact's SHA-256 hashes, which decide what is linked. The CLI's hash cache answers for
+ * files untouched since they were hashed, unless `verify: full` asks for every byte to be read.
+ */
+export function localHashes(ctx: DeployContext, artifact: Artifact): Promise<Map<string, string>> {
+  const { settings, deps } = ctx;
+  return hashArtifact(artifact, {
+    cacheDir: settings.transfer.verify === 'full' ? undefined : deps.hashCache
+  });
 }
 
 /** Another release's kept manifest and file modes; undefined when either is gone. */

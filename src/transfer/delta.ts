@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { entrySourcePath, type Artifact } from './artifact.js';
 
@@ -16,42 +18,107 @@ const CHUNK = 1024 * 1024;
  * memory), never through a symlink. Synchronous reads from the page cache are several times faster
  * here than streams, whose per-file buffers cost more to allocate and collect than the hashing.
  * Plain CommonJS, evaluated as the worker's source: no bundle, no file to ship beside it.
+ *
+ * With a cache file (the CLI keeps one per artifact directory), a file is not read again when it is
+ * the very file hashed before: same device, inode, size, mtime and ctime, to the nanosecond. The
+ * ctime is the kernel's to set (a write, a chmod, a utime that puts the mtime back: each moves it),
+ * so a file whose content changed never matches. Only files whose last change lies SETTLE_MS
+ * before the hashing began are kept: the kernel's clock is coarse, and two changes in one tick of
+ * it would share their timestamps. The result is posted first; the cache is written after, whole
+ * (a temporary file renamed into place), holding only this artifact's files.
  */
 const HASHER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
-const { openSync, readSync, closeSync, constants } = require('node:fs');
+const fs = require('node:fs');
+const { files, cache, settleMs } = workerData;
 const buf = Buffer.allocUnsafe(${CHUNK});
-const out = [];
-for (const file of workerData) {
-  const hash = createHash('sha256');
-  const fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+const known = new Map();
+if (cache) {
   try {
-    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0;) hash.update(buf.subarray(0, n));
-  } finally {
-    closeSync(fd);
+    const saved = JSON.parse(fs.readFileSync(cache, 'utf8'));
+    if (saved.v === 1 && Array.isArray(saved.files))
+      for (const f of saved.files)
+        if (Array.isArray(f) && /^[0-9a-f]{64}$/.test(f[2])) known.set(f[0], { id: f[1], hash: f[2] });
+  } catch {
+    // None yet, or unreadable: every file is hashed.
   }
-  out.push(hash.digest('hex'));
 }
-parentPort.postMessage(out);
+const settled = (BigInt(Date.now()) - BigInt(settleMs)) * 1000000n;
+const idOf = st => [st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs].join(':');
+const out = [];
+const keep = [];
+let reused = 0;
+for (const file of files) {
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  try {
+    const st = cache ? fs.fstatSync(fd, { bigint: true }) : undefined;
+    const id = st && st.ctimeNs < settled ? idOf(st) : undefined;
+    const was = id === undefined ? undefined : known.get(file);
+    if (was && was.id === id) {
+      out.push(was.hash);
+      keep.push([file, id, was.hash]);
+      reused++;
+      continue;
+    }
+    const hash = createHash('sha256');
+    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0;) hash.update(buf.subarray(0, n));
+    const hex = hash.digest('hex');
+    out.push(hex);
+    // Kept only when the file did not change while it was read.
+    if (id !== undefined && idOf(fs.fstatSync(fd, { bigint: true })) === id) keep.push([file, id, hex]);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+parentPort.postMessage({ hashes: out, reused });
+if (cache && (reused !== keep.length || keep.length !== known.size)) {
+  const tmp = cache + '.' + process.pid + '-' + require('node:worker_threads').threadId + '.tmp';
+  try {
+    fs.writeFileSync(tmp, JSON.stringify({ v: 1, files: keep }), { mode: 0o600, flag: 'wx' });
+    fs.renameSync(tmp, cache);
+  } catch {
+    try { fs.rmSync(tmp, { force: true }); } catch {}
+  }
+  // The caches of artifact directories not deployed for 30 days go.
+  try {
+    const dir = require('node:path').dirname(cache);
+    for (const name of fs.readdirSync(dir)) {
+      const f = dir + '/' + name;
+      if (name.endsWith('.json') && Date.now() - fs.lstatSync(f).mtimeMs > 30 * 86400000) fs.rmSync(f, { force: true });
+    }
+  } catch {}
+}
 `;
+
+/** How long ago a file must have last changed for its hash to be kept (see HASHER). */
+export const SETTLE_MS = 2000;
 
 interface Hashing {
   readonly result: Promise<Map<string, string>>;
   readonly stop: () => void;
+  /** How many files the cache answered for, once the result is in. */
+  reused?: number;
 }
 const computed = new WeakMap<Artifact, Hashing>();
+
+export interface HashOptions {
+  /** A directory of the user's own where the hashes of this artifact's files are kept between runs. */
+  readonly cacheDir?: string;
+  readonly settleMs?: number;
+}
 
 /**
  * SHA-256 of every file of the artifact, computed once per scanned artifact: every host of a fleet
  * compares against the same result, and a deploy may start it early and pick it up later. It runs
  * on a thread of its own, so the SSH handshakes and the first steps, which mostly wait on the
- * hosts, go on meanwhile on this one instead of queueing behind it.
+ * hosts, go on meanwhile on this one instead of queueing behind it. The options of the first call
+ * hold.
  */
-export function hashArtifact(artifact: Artifact): Promise<Map<string, string>> {
+export function hashArtifact(artifact: Artifact, opts: HashOptions = {}): Promise<Map<string, string>> {
   let hashing = computed.get(artifact);
   if (!hashing) {
-    hashing = hashFiles(artifact);
+    hashing = hashFiles(artifact, opts);
     // Whoever started it early may never await it.
     hashing.result.catch(() => undefined);
     computed.set(artifact, hashing);
@@ -59,42 +126,62 @@ export function hashArtifact(artifact: Artifact): Promise<Map<string, string>> {
   return hashing.result;
 }
 
+/** How many of the artifact's hashes came from the cache (undefined before they are known). */
+export function reusedHashes(artifact: Artifact): number | undefined {
+  return computed.get(artifact)?.reused;
+}
+
 /** Stops a hashing started early that turned out to be needless (no host has a release to link from). */
 export function abandonHashing(artifact: Artifact): void {
   computed.get(artifact)?.stop();
 }
 
-function hashFiles(artifact: Artifact): Hashing {
+/** The cache file of an artifact: one per directory, named by a hash of its path. */
+export function hashCacheFile(dir: string, artifact: Artifact): string {
+  return join(dir, `${createHash('sha256').update(artifact.root).digest('hex').slice(0, 32)}.json`);
+}
+
+function hashFiles(artifact: Artifact, opts: HashOptions): Hashing {
   const paths = artifact.entries.flatMap(e => (e.kind === 'file' ? [e.path] : []));
   const worker = new Worker(HASHER, {
     eval: true,
-    workerData: paths.map(p => entrySourcePath(artifact, p))
+    workerData: {
+      files: paths.map(p => entrySourcePath(artifact, p)),
+      // A single-file artifact is usually a build output made anew each time: nothing to keep.
+      cache: opts.cacheDir && !artifact.isFile ? hashCacheFile(opts.cacheDir, artifact) : undefined,
+      settleMs: opts.settleMs ?? SETTLE_MS
+    }
   });
   // It never holds the process up on its own: whoever waits for it waits on a host too.
   worker.unref();
   let stopped = false;
-  const result = new Promise<Map<string, string>>((resolve, reject) => {
-    worker.once('message', (hashes: string[]) => {
-      if (hashes.length !== paths.length)
-        reject(new Error('the hashing thread answered for the wrong files'));
-      else resolve(new Map(paths.map((p, i) => [p, hashes[i]!])));
-    });
-    worker.once('error', reject);
-    worker.once('exit', code =>
-      reject(
-        new Error(
-          stopped ? 'hashing the artifact was abandoned' : `the hashing thread stopped (exit ${code})`
+  let answered = false;
+  const hashing: Hashing = {
+    result: new Promise<Map<string, string>>((resolve, reject) => {
+      worker.once('message', ({ hashes, reused }: { hashes: string[]; reused: number }) => {
+        answered = true;
+        hashing.reused = reused;
+        if (hashes.length !== paths.length)
+          reject(new Error('the hashing thread answered for the wrong files'));
+        else resolve(new Map(paths.map((p, i) => [p, hashes[i]!])));
+      });
+      worker.once('error', reject);
+      worker.once('exit', code =>
+        reject(
+          new Error(
+            stopped ? 'hashing the artifact was abandoned' : `the hashing thread stopped (exit ${code})`
+          )
         )
-      )
-    );
-  });
-  return {
-    result,
+      );
+    }),
     stop: () => {
+      // Once it answered, it only writes its cache: left to finish (it holds nothing up).
+      if (answered) return;
       stopped = true;
       void worker.terminate();
     }
   };
+  return hashing;
 }
 
 /** A kept manifest (`<hex>  ./<path>` lines) as path -> hash. */
