@@ -194,6 +194,31 @@ describe('deploy over real sshd', () => {
     expect(await get(`http://127.0.0.1:${appPort}/`)).toBe('v1');
   }, 90_000);
 
+  test('in-place: after a good deploy only keep-releases backups stay, the one it just took among them', async () => {
+    const { target, yaml } = await freshTarget();
+    const cfg = yaml(`target: { path: ${target}, strategy: in-place, keep-releases: 1 }`);
+    const s = (artifact: string, id: string) => settingsFor(host, { artifact, 'release-id': id }, cfg);
+    const backups = () =>
+      readdirSync(join(target, '..'))
+        .filter(f => /^app\.backup-\d{8}-\d{6}$/.test(f))
+        .sort();
+    // Backups are named to the second.
+    const nextSecond = () => new Promise(r => setTimeout(r, 1100));
+    for (const v of ['v1', 'v2']) {
+      expect((await deployQuiet(s(await makeRelease(v), `r-${v}`))).result.status).toBe('deployed');
+      await nextSecond();
+    }
+    const [first] = backups();
+    expect(backups()).toHaveLength(1);
+    const { result, log } = await deployQuiet(s(await makeRelease('v3'), 'r-v3'));
+    expect(result.status).toBe('deployed');
+    // The probe listed only the first backup; the one this deploy took counts too, and is the newest.
+    expect(backups()).toHaveLength(1);
+    expect(backups()[0]! > first!).toBe(true);
+    expect(log.join('\n')).toContain(`pruned 1: ${first}`);
+    expect(readFileSync(join(target, 'VERSION'), 'utf8')).toBe('v3\n');
+  }, 90_000);
+
   test('another deploy holding the lock makes this one fail, naming the owner; nothing is changed', async () => {
     const { target, yaml } = await freshTarget();
     const lock = join(target, '.deployguard', 'lock');

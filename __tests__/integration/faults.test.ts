@@ -95,7 +95,8 @@ const TARGETS: readonly { name: string; when: RegExp; faulty?: boolean }[] = [
   { name: 'while the new release starts', when: /✓ Start the service/ },
   { name: 'as the rollback begins', when: /^## .*roll back/, faulty: true },
   { name: 'during the rollback', when: /✓ Switch current back/, faulty: true },
-  { name: 'while recording and unlocking', when: /✓ Record release .* as good/ }
+  // The release marked good, the record and the unlock go in one script: cut while it runs.
+  { name: 'while marking good, recording and unlocking', when: /^## .*: finish$/ }
 ];
 const DELAYS = [0, 15, 40];
 

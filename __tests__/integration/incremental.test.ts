@@ -91,8 +91,18 @@ describe('incremental deploys', () => {
     rmSync(join(art, 'dir-3', 'file-3.txt'));
     writeFileSync(join(art, 'dir-4', 'new.txt'), 'new\n');
     chmodSync(join(art, 'run.sh'), 0o755);
+    const sshdLog = join(host.dir, 'sshd.log');
+    const logBefore = readFileSync(sshdLog, 'utf8').length;
     const { result, log } = await deploy('r2');
     expect(result.status).toBe('deployed');
+    // Four remote commands (sshd logs each one at DEBUG1): the lock with the host state and the
+    // release listing; the upload; the verification, promotion and switch; the release marked
+    // good with the prune, the record and the unlock.
+    expect(
+      readFileSync(sshdLog, 'utf8')
+        .slice(logBefore)
+        .match(/request exec/g)
+    ).toHaveLength(4);
     expect(log.join('\n')).toMatch(
       /: 4 files, [\d.]+ MB sent in [\d.]+ s \([\d.]+ MB\/s\); 197 unchanged files linked from r1/
     );

@@ -20,6 +20,7 @@ import {
   LINKED_MARK,
   lockThenProbe,
   pruneReleases,
+  releaseListing,
   STEP_MARK,
   stepGroup,
   sumsPath,
@@ -27,7 +28,9 @@ import {
   verifyManifest,
   withCode
 } from '../../src/remote/commands.js';
-import { sh } from '../../src/remote/shell.js';
+import { lines, sh } from '../../src/remote/shell.js';
+import { splitReleases } from '../../src/execute/state.js';
+import { parseReleaseList } from '../../src/plan/plan.js';
 import { layoutFor } from '../../src/remote/layout.js';
 import { changedLinks } from '../../src/execute/upload.js';
 
@@ -173,6 +176,35 @@ describe('upload and verify', () => {
     const staging = join(dir, 'staging', 'r2');
     const up = run(uploadScript(staging), Buffer.from('not a tar archive at all'.repeat(40)));
     expect(up.code).not.toBe(0);
+  });
+});
+
+describe('releaseListing', () => {
+  test('lists each release with its status line between two marks, which the probe reader takes apart', () => {
+    const layout = layoutFor({ path: join(dir, 'app'), strategy: 'releases', keepReleases: 2, shared: [] });
+    const probe = sh`echo current=x; echo lines=0`;
+    // No releases directory yet (a first deploy): an empty listing, the rest of the probe intact.
+    const none = run(lines(releaseListing(layout), probe));
+    expect(none.code).toBe(0);
+    expect(splitReleases(none.stdout)).toEqual({ releases: '', rest: 'current=x\nlines=0\n' });
+    for (const id of ['b1', 'b2', 'b3']) mkdirSync(join(layout.releasesDir, id), { recursive: true });
+    mkdirSync(layout.statusDir, { recursive: true });
+    writeFileSync(join(layout.statusDir, 'b1'), 'good 2026-01-01T00:00:00.000Z abc\n');
+    writeFileSync(join(layout.statusDir, 'b2'), 'failed 2026-01-02T00:00:00.000Z abc\n');
+    writeFileSync(join(layout.releasesDir, 'not-a-release'), '');
+    const r = run(lines(releaseListing(layout), probe));
+    const split = splitReleases(r.stdout);
+    expect(split.rest).toBe('current=x\nlines=0\n');
+    expect(parseReleaseList(split.releases!)).toEqual([
+      { id: 'b1', status: 'good', at: '2026-01-01T00:00:00.000Z' },
+      { id: 'b2', status: 'failed', at: '2026-01-02T00:00:00.000Z' },
+      { id: 'b3', status: 'unknown', at: undefined }
+    ]);
+    // An answer without the listing (cut short) has none, and is left whole.
+    expect(splitReleases('current=x\n')).toEqual({ rest: 'current=x\n' });
+    expect(splitReleases(`--deployguard-releases--\nb1\tgood\n`)).toEqual({
+      rest: `--deployguard-releases--\nb1\tgood\n`
+    });
   });
 });
 

@@ -163,7 +163,7 @@ function breakdownTable(cols) {
     ['Outside `deploy()`: process start, config, artifact scan; report and exit', b => b.outside],
     ['Connect (SSH handshake, host key check, auth)', b => b.connect],
     ...ids.map(id => [`Step \`${id}\`: ${title(id)}`, b => b.step(id)?.ms]),
-    ['After the last step: deployment record, prune, unlock, close', b => b.finish],
+    ['After the last step (`mark-good` carries the prune, record and unlock): close', b => b.finish],
     ['**Wall time (hyperfine mean)**', b => b.wall]
   ];
   return [
@@ -309,7 +309,7 @@ p(
         `- **Round trips.** ${execs.full ? `A full deploy opened ${execs.full} exec channels (remote commands) over its one SSH connection, a deploy after 1% of the files changed ${execs.changed ?? '?'}, a redeploy of the same tree ${execs.unchanged}, and \`rsync -a\` ${execs.rsync} (counted on an sshd logging every channel request). ` : ''}` +
           `Besides the upload and verify, ${trips.count} step${trips.count === 1 ? '' : 's'} of the report took about ${ms(trips.each)}`,
         `  apiece here (${s(trips.total / 1000)} s in all; steps sent together in one script share one round trip), and the commands`,
-        `  after the last step (mark good and list releases; prune, record and unlock) take ${s(b.finish / 1000)} s more.`,
+        `  after the last step (closing the connection; the release is marked good, pruned, recorded and unlocked in the last step's script) take ${s(b.finish / 1000)} s more.`,
         `- Outside \`deploy()\` (process start, config, artifact scan, report and exit): ${s(b.outside / 1000)} s;`,
         `  connecting: ${ms(b.connect)}. rsync pays its own start, ssh login and file-list walk inside its total.`
       );
@@ -417,7 +417,7 @@ p(
         "  then compares sizes and mtimes and sends 30 files in one session; each of deployguard's sessions starts",
         '  a login shell, a POSIX `sh` and the tools its script runs, each about a millisecond of CPU on this VM.',
         `- Round trips: ${keyValues('fig1-execs.txt').changed ?? '?'} for this deploy (figure 1 counts them): lock and host state; upload;`,
-        '  verify, promote and switch; mark good and list releases; prune, record and unlock.'
+        '  verify, promote and switch; mark good, prune, record and unlock (the releases to prune were listed with the host state).'
       );
       p(...lines);
     }
@@ -576,9 +576,9 @@ p(
         if (ta.finish > 3 * to.finish)
           lines.push(
             `- **The finish is slow under load**: ${s(ta.finish / 1000)} s for ${meta.hosts} hosts against ${ms(to.finish)} for one. It runs`,
-            '  `max-parallel` hosts at a time, and each host still opens two sshd sessions after its last step',
-            '  (mark good and list the releases; prune, append the record and release the lock) on a machine',
-            '  whose two cores also run the 20 sshds.'
+            '  `max-parallel` hosts at a time, and each host still opens an sshd session for its last script',
+            '  (mark good, prune, append the record and release the lock) on a machine whose two cores also',
+            '  run the 20 sshds.'
           );
         const serialMs =
           sum(serial.map(st => st.wall - (oneStep(st.id)?.wall ?? 0))) + Math.max(0, ta.finish - to.finish);

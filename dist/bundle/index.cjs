@@ -59960,7 +59960,22 @@ function probeScript(ctx) {
     const svc = settings.service;
     const bg = (0,blue_green/* blueGreenOf */.Lx)(svc);
     const base = (0,commands/* probe */.dy)(layout, (0,preflight/* preflightProbe */.qZ)(settings), bg && (0,blue_green/* readLiveColour */.z2)(bg));
-    return artifact && mayLink(settings, artifact) ? (0,shell/* lines */.Mn)(base, (0,commands/* previousReleaseFacts */.Ix)(layout)) : base;
+    return (0,shell/* lines */.Mn)((0,commands/* releaseListing */.gY)(layout), base, artifact && mayLink(settings, artifact) ? (0,commands/* previousReleaseFacts */.Ix)(layout) : undefined);
+}
+/** Splits the release listing (see `releaseListing`) off the probe's output. */
+function splitReleases(stdout) {
+    const mark = `${commands/* RELEASES_MARK */.BO}\n`;
+    const open = stdout.startsWith(mark) ? 0 : stdout.indexOf(`\n${mark}`) + 1;
+    if (open === 0 && !stdout.startsWith(mark))
+        return { rest: stdout };
+    const body = open + mark.length;
+    const close = stdout.startsWith(mark, body) ? body : stdout.indexOf(`\n${mark}`, body) + 1;
+    if (close < body)
+        return { rest: stdout };
+    return {
+        releases: stdout.slice(body, close),
+        rest: stdout.slice(0, open) + stdout.slice(close + mark.length)
+    };
 }
 /** Splits the live release's part (see `previousReleaseFacts`) off the probe's output. */
 function splitPrevious(stdout) {
@@ -59986,7 +60001,9 @@ async function readFacts(run) {
         run.probed = undefined;
         if (answer.code !== 0)
             throw new StepFailed(`${run.host.name}: ${tail(answer.stderr) || 'probe failed'}`, 'deploy');
-        const split = splitPrevious(answer.stdout);
+        const listed = splitReleases(answer.stdout);
+        run.releases = listed.releases;
+        const split = splitPrevious(listed.rest);
         run.previous = split.previous;
         const r = { ...answer, stdout: split.rest };
         const m = /^current=(.+)$/m.exec(r.stdout);
@@ -60249,7 +60266,9 @@ async function runGroup(run, group, opts = {}) {
                 throw err;
             }
             recordDone(run, step, Date.now() - t0, at);
-            return group.length > 1 ? runGroup(run, group.slice(1), opts) : out.join('\n');
+            return group.length > 1
+                ? runGroup(run, group.slice(1), opts)
+                : { stdout: out.join('\n'), stderr: r.stderr };
         }
         for (const maybe of dropped ? group.slice(k) : [step]) {
             if (maybe.undo && (!maybe.undoAfterSuccess || dropped))
@@ -60269,7 +60288,7 @@ async function runGroup(run, group, opts = {}) {
     }
     if (r && r.code !== 0)
         throw new StepFailed(`${run.host.name}: the script after ${group.at(-1).title} failed (exit ${r.code}): ${tail(r.stderr)}`, 'deploy');
-    return out.join('\n');
+    return { stdout: out.join('\n'), stderr: r?.stderr ?? '' };
 }
 async function runAction(step, run) {
     const { settings } = run.ctx;
@@ -61086,6 +61105,18 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
             blockedBy = err.reason;
         }
     }
+    // The host's deployment record, appended under the lock at its end; none for a rollback that
+    // found no target (it changed nothing and has no release to name).
+    const recordOf = (run, status) => run.locked && mode.kind !== 'pre' && chosen
+        ? recordScript(run, {
+            status,
+            startedAt,
+            why: deps.why ??
+                (mode.kind === 'rollback'
+                    ? `rollback to ${settings.releaseId}${run.report.previousRelease ? ` from ${run.report.previousRelease}` : ''}`
+                    : undefined)
+        })
+        : undefined;
     try {
         if (failure === undefined) {
             await inBatches(mode.kind === 'pre' ? [] : runs, per, async (run) => {
@@ -61094,7 +61125,7 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
                     run.report.outcome = 'switched';
                     return;
                 }
-                await hostPart(run, 'finish', () => finishHost(run));
+                await hostPart(run, 'finish', () => finishHost(run, recordOf(run, 'deployed')));
                 run.report.outcome = 'deployed';
             });
         }
@@ -61115,18 +61146,9 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
         // Every path ends here: the record written under the lock, locks released, connections closed.
         // writeRecord and unlock never throw (they warn), so one host cannot keep another locked.
         await inBatches(runs, per, async (run) => {
-            // A rollback that found no target changed nothing and has no release to name: no record.
-            const record = run.locked && mode.kind !== 'pre' && chosen
-                ? recordScript(run, {
-                    status: failure instanceof Blocked ? 'blocked' : hostStatus(run.report.outcome, failure, mode),
-                    startedAt,
-                    why: deps.why ??
-                        (mode.kind === 'rollback'
-                            ? `rollback to ${settings.releaseId}${run.report.previousRelease ? ` from ${run.report.previousRelease}` : ''}`
-                            : undefined)
-                })
-                : undefined;
-            await closeHost(run, record);
+            // A good deploy closed its hosts with their last step.
+            if (!run.closed)
+                await closeHost(run, recordOf(run, failure instanceof Blocked ? 'blocked' : hostStatus(run.report.outcome, failure, mode)));
             run.shell.close();
         });
     }
@@ -61214,37 +61236,47 @@ function recordScript(run, what) {
  * The end of every path, in one round trip: the prune a good deploy decided on, the deployment
  * record (written under the lock) and the release of the lock. Each part runs whatever the one
  * before did, and none of them fails the deploy: a prune, record or unlock that fails is a warning.
+ * A good deploy sends this with its last step (see `finishHost`); every other path sends it here.
  */
-async function closeHost(run, record) {
-    const { deps, layout, token } = run.ctx;
-    stopHeartbeat(run);
-    const cleanup = run.cleanup;
-    const release = run.locked || run.lockUnsure;
+function closeScript(run, record, prune) {
+    const { layout, token } = run.ctx;
+    const release = run.locked || run.lockUnsure === true;
     const parts = [
-        cleanup && (0,commands/* withCode */.zp)(cleanup.script, 'prune-rc'),
+        prune && (0,commands/* withCode */.zp)(prune.script, 'prune-rc'),
         record && (0,commands/* withCode */.zp)(record, 'record-rc'),
         release ? (0,commands/* withCode */.zp)((0,commands/* lockRelease */.lT)(layout, token), 'unlock-rc') : undefined
     ].filter((x) => x !== undefined);
-    if (!parts.length)
+    return parts.length ? { script: (0,shell/* lines */.Mn)(...parts), prune, record: !!record, release } : undefined;
+}
+async function closeHost(run, record) {
+    stopHeartbeat(run);
+    const close = closeScript(run, record);
+    if (!close)
         return;
     let out = '';
     let failed;
     try {
-        const r = await run.shell.exec((0,shell/* lines */.Mn)(...parts));
+        const r = await run.shell.exec(close.script);
         out = r.stdout;
         failed = tail(r.stderr) || `exit ${r.code}`;
     }
     catch (err) {
         failed = (0,errors/* describeError */.Uc)(err);
     }
+    await execute_closed(run, close, out, failed);
+}
+/** Reads what the close script printed: warnings for the parts that failed, the lock freed for sure. */
+async function execute_closed(run, close, out, failed) {
+    const { deps, layout, token } = run.ctx;
     const ok = (name) => out.includes(`\n${name}=0\n`);
-    if (cleanup && !ok('prune-rc'))
+    if (close.prune && !ok('prune-rc'))
         deps.log.warn(`${run.host.name}: pruning old releases failed: ${failed}`);
-    else if (cleanup?.done)
-        deps.log.info(cleanup.done);
-    if (record && !ok('record-rc'))
+    else if (close.prune?.done)
+        deps.log.info(close.prune.done);
+    if (close.record && !ok('record-rc'))
         deps.log.warn(`${run.host.name}: the deployment record could not be written to ${layout.deploymentsLog}: ${failed}`);
-    if (!release)
+    run.closed = true;
+    if (!close.release)
         return;
     // When the link dropped under the script (or an earlier part hung it), the lock is ours to free,
     // so it is asked for once more on its own, over a new connection if need be. Releasing is
@@ -61252,35 +61284,52 @@ async function closeHost(run, record) {
     const unlocked = ok('unlock-rc') || (await run.shell.exec((0,commands/* lockRelease */.lT)(layout, token)).catch(() => undefined))?.code === 0;
     if (unlocked) {
         run.locked = false;
+        run.lockUnsure = false;
         deps.onLock?.(run.host, false, token);
     }
     else
         deps.log.warn(`${run.host.name}: could not release the lock: ${failed}`);
 }
 /**
- * Marks the release good and lists the releases in one round trip; what to prune is decided here
- * and deleted in the round trip of the record and the unlock (see `closeHost`).
+ * A good deploy's end in one round trip: the release marked good, then (once that succeeded) the
+ * prune, the record and the unlock of `closeScript`. What to prune is decided from the releases the
+ * probe listed under the lock, with this one now good.
  */
-async function finishHost(run) {
-    const { settings, deps } = run.ctx;
+async function finishHost(run, record) {
     const plan = run.plan;
-    const layout = plan.layout;
-    // The listing runs once every finalize step succeeded, after the line that separates it.
-    const separator = '--deployguard-releases--';
+    const prune = pruneScript(run);
+    stopHeartbeat(run);
+    const close = closeScript(run, record, prune);
+    // The close parts run once every finalize step succeeded, after the line that separates them.
+    const separator = '--deployguard-close--';
     const output = await runGroup(run, plan.finalize, {
-        after: (0,shell/* lines */.Mn)((0,shell.sh) `echo ${separator}`, (0,commands/* withCode */.zp)((0,commands/* listReleases */.tH)(layout), 'list-rc'))
+        after: close && (0,shell/* lines */.Mn)((0,shell.sh) `echo ${separator}`, close.script)
     });
-    const at = output.indexOf(`${separator}\n`);
-    const listing = withCodeOf(at < 0 ? '' : output.slice(at + separator.length + 1), 'list-rc');
-    if (listing.code !== 0) {
+    if (!close)
+        return;
+    const at = output.stdout.indexOf(`${separator}\n`);
+    await execute_closed(run, close, at < 0 ? '' : `\n${output.stdout.slice(at + separator.length + 1)}`, tail(output.stderr) || 'no answer');
+}
+/** The prune after a good deploy, from the probe's listing (see `HostSession.releases`). */
+function pruneScript(run) {
+    const { settings, deps } = run.ctx;
+    const layout = run.plan.layout;
+    if (run.releases === undefined) {
         // The deploy is good; a failed cleanup must not turn it red, but a person should know.
         deps.log.warn(`${run.host.name}: pruning old releases failed: the releases could not be listed`);
-        return;
+        return undefined;
     }
-    const text = listing.stdout;
+    const keep = settings.target.keepReleases;
+    const listed = run.releases.split('\n').filter(Boolean);
     const names = layout.strategy === 'releases'
-        ? planPrune(parseReleaseList(text), settings.releaseId, settings.target.keepReleases)
-        : text.split('\n').filter(Boolean).sort().reverse().slice(settings.target.keepReleases);
+        ? planPrune([
+            ...parseReleaseList(run.releases).filter(r => r.id !== settings.releaseId),
+            { id: settings.releaseId, status: 'good', at: deps.now().toISOString() }
+        ], settings.releaseId, keep)
+        : [...new Set([...listed, ...(run.plan.backup ? [run.plan.backup] : [])])]
+            .sort()
+            .reverse()
+            .slice(keep);
     const scripts = layout.strategy === 'releases'
         ? [
             names.length
@@ -61294,14 +61343,12 @@ async function finishHost(run) {
         : // In place, only the live tree's manifest means anything: the trees it describes are gone.
             [(0,commands/* pruneManifests */.dH)(layout, settings.releaseId), names.length ? (0,commands/* removePaths */.YW)(names) : undefined];
     const parts = scripts.filter((x) => x !== undefined);
-    if (parts.length)
-        run.cleanup = {
-            script: (0,shell/* lines */.Mn)(...parts),
-            what: 'prune',
-            done: names.length
-                ? `pruned ${names.length}: ${names.map(n => external_node_path_.posix.basename(n)).join(', ')}`
-                : undefined
-        };
+    if (!parts.length)
+        return undefined;
+    return {
+        script: (0,shell/* lines */.Mn)(...parts),
+        done: names.length ? `pruned ${names.length}: ${names.map(n => external_node_path_.posix.basename(n)).join(', ')}` : undefined
+    };
 }
 
 // EXTERNAL MODULE: ./src/settings/types.ts
@@ -65467,6 +65514,7 @@ function drain(unit, sudo, colour, drainMs) {
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   BB: () => (/* binding */ preflightScript),
+/* harmony export */   BO: () => (/* binding */ RELEASES_MARK),
 /* harmony export */   CJ: () => (/* binding */ appendDeployment),
 /* harmony export */   EN: () => (/* binding */ linkShared),
 /* harmony export */   Fz: () => (/* binding */ readDeployments),
@@ -65491,6 +65539,7 @@ function drain(unit, sudo, colour, drainMs) {
 /* harmony export */   de: () => (/* binding */ parseServiceStatus),
 /* harmony export */   dy: () => (/* binding */ probe),
 /* harmony export */   fu: () => (/* binding */ replaceTree),
+/* harmony export */   gY: () => (/* binding */ releaseListing),
 /* harmony export */   hY: () => (/* binding */ STEP_MARK),
 /* harmony export */   hf: () => (/* binding */ uploadScript),
 /* harmony export */   "in": () => (/* binding */ removeCurrent),
@@ -65765,6 +65814,16 @@ function listReleases(layout) {
     return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cd -- ${dir} 2>/dev/null || exit 0`, layout.strategy === 'releases'
         ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `for r in ${glob}; do [ -d "$r" ] || continue; printf '%s\\t' "$r"; cat -- ${layout.statusDir}/"$r" 2>/dev/null || echo unknown; done`
         : (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `ls -1d -- ${layout.base}.backup-* 2>/dev/null || true`);
+}
+/** The line before and after the release listing in the probe's answer (see `releaseListing`). */
+const RELEASES_MARK = '--deployguard-releases--';
+/**
+ * The releases (or in-place backups) on the host with their status lines (see `listReleases`),
+ * between two `RELEASES_MARK` lines: read with the host state, under the lock, it is what the
+ * prune after a good deploy decides from, with no listing of its own at the end.
+ */
+function releaseListing(layout) {
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo ${RELEASES_MARK}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `(`, listReleases(layout), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `) || true`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo ${RELEASES_MARK}`);
 }
 /** Deletes releases or backups by full path. */
 function removePaths(paths) {

@@ -4,7 +4,6 @@ import type { CheckResult } from '../checks/types.js';
 import { describeError } from '../errors.js';
 import {
   appendDeployment,
-  listReleases,
   pruneManifests,
   lockRelease,
   pruneReleases,
@@ -46,7 +45,7 @@ import {
 import { lockHosts, stopHeartbeat } from './lock.js';
 import { Blocked, checkPreflight, readFacts, preDeployGate } from './state.js';
 import { chooseTarget } from './target.js';
-import { runOnceGate, deployHost, runGroup, withCodeOf } from './steps.js';
+import { runOnceGate, deployHost, runGroup } from './steps.js';
 import { localHashes, mayLink } from './upload.js';
 import { keepEvidence, rollbackHost, recoverAbandoned } from './rollback.js';
 
@@ -255,6 +254,21 @@ export async function deploy(
     }
   }
 
+  // The host's deployment record, appended under the lock at its end; none for a rollback that
+  // found no target (it changed nothing and has no release to name).
+  const recordOf = (run: HostSession, status: DeploymentEntry['status']): Shell | undefined =>
+    run.locked && mode.kind !== 'pre' && chosen
+      ? recordScript(run, {
+          status,
+          startedAt,
+          why:
+            deps.why ??
+            (mode.kind === 'rollback'
+              ? `rollback to ${settings.releaseId}${run.report.previousRelease ? ` from ${run.report.previousRelease}` : ''}`
+              : undefined)
+        })
+      : undefined;
+
   try {
     if (failure === undefined) {
       await inBatches(mode.kind === 'pre' ? [] : runs, per, async run => {
@@ -263,7 +277,7 @@ export async function deploy(
           run.report.outcome = 'switched';
           return;
         }
-        await hostPart(run, 'finish', () => finishHost(run));
+        await hostPart(run, 'finish', () => finishHost(run, recordOf(run, 'deployed')));
         run.report.outcome = 'deployed';
       });
     } else {
@@ -284,20 +298,15 @@ export async function deploy(
     // Every path ends here: the record written under the lock, locks released, connections closed.
     // writeRecord and unlock never throw (they warn), so one host cannot keep another locked.
     await inBatches(runs, per, async run => {
-      // A rollback that found no target changed nothing and has no release to name: no record.
-      const record =
-        run.locked && mode.kind !== 'pre' && chosen
-          ? recordScript(run, {
-              status: failure instanceof Blocked ? 'blocked' : hostStatus(run.report.outcome, failure, mode),
-              startedAt,
-              why:
-                deps.why ??
-                (mode.kind === 'rollback'
-                  ? `rollback to ${settings.releaseId}${run.report.previousRelease ? ` from ${run.report.previousRelease}` : ''}`
-                  : undefined)
-            })
-          : undefined;
-      await closeHost(run, record);
+      // A good deploy closed its hosts with their last step.
+      if (!run.closed)
+        await closeHost(
+          run,
+          recordOf(
+            run,
+            failure instanceof Blocked ? 'blocked' : hostStatus(run.report.outcome, failure, mode)
+          )
+        );
       run.shell.close();
     });
   }
@@ -392,39 +401,66 @@ function recordScript(
   return appendDeployment(layout, serializeEntry(entry, deps.redact ?? (s => s)));
 }
 
+/** The script of a host's end: the prune, the record and the lock's release, each with its exit code. */
+interface Close {
+  readonly script: Shell;
+  readonly prune?: Prune;
+  readonly record: boolean;
+  readonly release: boolean;
+}
+
+interface Prune {
+  readonly script: Shell;
+  /** The log line once it ran. */
+  readonly done?: string;
+}
+
 /**
  * The end of every path, in one round trip: the prune a good deploy decided on, the deployment
  * record (written under the lock) and the release of the lock. Each part runs whatever the one
  * before did, and none of them fails the deploy: a prune, record or unlock that fails is a warning.
+ * A good deploy sends this with its last step (see `finishHost`); every other path sends it here.
  */
-async function closeHost(run: HostSession, record: Shell | undefined): Promise<void> {
-  const { deps, layout, token } = run.ctx;
-  stopHeartbeat(run);
-  const cleanup = run.cleanup;
-  const release = run.locked || run.lockUnsure;
+function closeScript(run: HostSession, record: Shell | undefined, prune?: Prune): Close | undefined {
+  const { layout, token } = run.ctx;
+  const release = run.locked || run.lockUnsure === true;
   const parts = [
-    cleanup && withCode(cleanup.script, 'prune-rc'),
+    prune && withCode(prune.script, 'prune-rc'),
     record && withCode(record, 'record-rc'),
     release ? withCode(lockRelease(layout, token), 'unlock-rc') : undefined
   ].filter((x): x is Shell => x !== undefined);
-  if (!parts.length) return;
+  return parts.length ? { script: lines(...parts), prune, record: !!record, release } : undefined;
+}
+
+async function closeHost(run: HostSession, record: Shell | undefined): Promise<void> {
+  stopHeartbeat(run);
+  const close = closeScript(run, record);
+  if (!close) return;
   let out = '';
   let failed: string;
   try {
-    const r = await run.shell.exec(lines(...parts));
+    const r = await run.shell.exec(close.script);
     out = r.stdout;
     failed = tail(r.stderr) || `exit ${r.code}`;
   } catch (err) {
     failed = describeError(err);
   }
+  await closed(run, close, out, failed);
+}
+
+/** Reads what the close script printed: warnings for the parts that failed, the lock freed for sure. */
+async function closed(run: HostSession, close: Close, out: string, failed: string): Promise<void> {
+  const { deps, layout, token } = run.ctx;
   const ok = (name: string) => out.includes(`\n${name}=0\n`);
-  if (cleanup && !ok('prune-rc')) deps.log.warn(`${run.host.name}: pruning old releases failed: ${failed}`);
-  else if (cleanup?.done) deps.log.info(cleanup.done);
-  if (record && !ok('record-rc'))
+  if (close.prune && !ok('prune-rc'))
+    deps.log.warn(`${run.host.name}: pruning old releases failed: ${failed}`);
+  else if (close.prune?.done) deps.log.info(close.prune.done);
+  if (close.record && !ok('record-rc'))
     deps.log.warn(
       `${run.host.name}: the deployment record could not be written to ${layout.deploymentsLog}: ${failed}`
     );
-  if (!release) return;
+  run.closed = true;
+  if (!close.release) return;
   // When the link dropped under the script (or an earlier part hung it), the lock is ours to free,
   // so it is asked for once more on its own, over a new connection if need be. Releasing is
   // harmless when it already happened: only a lock carrying our token is removed.
@@ -432,35 +468,61 @@ async function closeHost(run: HostSession, record: Shell | undefined): Promise<v
     ok('unlock-rc') || (await run.shell.exec(lockRelease(layout, token)).catch(() => undefined))?.code === 0;
   if (unlocked) {
     run.locked = false;
+    run.lockUnsure = false;
     deps.onLock?.(run.host, false, token);
   } else deps.log.warn(`${run.host.name}: could not release the lock: ${failed}`);
 }
 
 /**
- * Marks the release good and lists the releases in one round trip; what to prune is decided here
- * and deleted in the round trip of the record and the unlock (see `closeHost`).
+ * A good deploy's end in one round trip: the release marked good, then (once that succeeded) the
+ * prune, the record and the unlock of `closeScript`. What to prune is decided from the releases the
+ * probe listed under the lock, with this one now good.
  */
-async function finishHost(run: HostSession): Promise<void> {
-  const { settings, deps } = run.ctx;
+async function finishHost(run: HostSession, record: Shell | undefined): Promise<void> {
   const plan = run.plan!;
-  const layout = plan.layout;
-  // The listing runs once every finalize step succeeded, after the line that separates it.
-  const separator = '--deployguard-releases--';
+  const prune = pruneScript(run);
+  stopHeartbeat(run);
+  const close = closeScript(run, record, prune);
+  // The close parts run once every finalize step succeeded, after the line that separates them.
+  const separator = '--deployguard-close--';
   const output = await runGroup(run, plan.finalize, {
-    after: lines(sh`echo ${separator}`, withCode(listReleases(layout), 'list-rc'))
+    after: close && lines(sh`echo ${separator}`, close.script)
   });
-  const at = output.indexOf(`${separator}\n`);
-  const listing = withCodeOf(at < 0 ? '' : output.slice(at + separator.length + 1), 'list-rc');
-  if (listing.code !== 0) {
+  if (!close) return;
+  const at = output.stdout.indexOf(`${separator}\n`);
+  await closed(
+    run,
+    close,
+    at < 0 ? '' : `\n${output.stdout.slice(at + separator.length + 1)}`,
+    tail(output.stderr) || 'no answer'
+  );
+}
+
+/** The prune after a good deploy, from the probe's listing (see `HostSession.releases`). */
+function pruneScript(run: HostSession): Prune | undefined {
+  const { settings, deps } = run.ctx;
+  const layout = run.plan!.layout;
+  if (run.releases === undefined) {
     // The deploy is good; a failed cleanup must not turn it red, but a person should know.
     deps.log.warn(`${run.host.name}: pruning old releases failed: the releases could not be listed`);
-    return;
+    return undefined;
   }
-  const text = listing.stdout;
+  const keep = settings.target.keepReleases;
+  const listed = run.releases.split('\n').filter(Boolean);
   const names =
     layout.strategy === 'releases'
-      ? planPrune(parseReleaseList(text), settings.releaseId, settings.target.keepReleases)
-      : text.split('\n').filter(Boolean).sort().reverse().slice(settings.target.keepReleases);
+      ? planPrune(
+          [
+            ...parseReleaseList(run.releases).filter(r => r.id !== settings.releaseId),
+            { id: settings.releaseId, status: 'good', at: deps.now().toISOString() }
+          ],
+          settings.releaseId,
+          keep
+        )
+      : [...new Set([...listed, ...(run.plan!.backup ? [run.plan!.backup] : [])])]
+          .sort()
+          .reverse()
+          .slice(keep);
   const scripts =
     layout.strategy === 'releases'
       ? [
@@ -479,12 +541,9 @@ async function finishHost(run: HostSession): Promise<void> {
       : // In place, only the live tree's manifest means anything: the trees it describes are gone.
         [pruneManifests(layout, settings.releaseId), names.length ? removePaths(names) : undefined];
   const parts = scripts.filter((x): x is Shell => x !== undefined);
-  if (parts.length)
-    run.cleanup = {
-      script: lines(...parts),
-      what: 'prune',
-      done: names.length
-        ? `pruned ${names.length}: ${names.map(n => posix.basename(n)).join(', ')}`
-        : undefined
-    };
+  if (!parts.length) return undefined;
+  return {
+    script: lines(...parts),
+    done: names.length ? `pruned ${names.length}: ${names.map(n => posix.basename(n)).join(', ')}` : undefined
+  };
 }

@@ -103,8 +103,13 @@ export interface HostSession {
   verifyAll?: boolean;
   /** The paths of the files the upload sent (not linked), for the verification of only those. */
   sent?: ReadonlySet<string>;
-  /** Remote commands to run before the record and the unlock, in their round trip (the prune). */
-  cleanup?: { readonly script: Shell; readonly what: string; readonly done?: string };
+  /**
+   * The releases (or in-place backups) the probe listed, with their status lines: what the prune
+   * after a good deploy decides from (nothing but this deploy changes them while the lock is held).
+   */
+  releases?: string;
+  /** The prune, the record and the unlock ran with the finish: nothing is left to close. */
+  closed?: boolean;
 }
 
 /** The live release as the probe read it: its name, kept manifest, file modes and stat record. */

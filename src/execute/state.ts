@@ -1,7 +1,13 @@
 import { posix } from 'node:path';
 import type { CheckResult } from '../checks/types.js';
 import { DeployError, DeployguardError } from '../errors.js';
-import { PREVIOUS_MARK, previousReleaseFacts, probe } from '../remote/commands.js';
+import {
+  PREVIOUS_MARK,
+  RELEASES_MARK,
+  previousReleaseFacts,
+  probe,
+  releaseListing
+} from '../remote/commands.js';
 import { lines, type Shell } from '../remote/shell.js';
 import {
   deployedRelease,
@@ -103,7 +109,25 @@ export function probeScript(ctx: DeployContext): Shell {
   const svc = settings.service;
   const bg = blueGreenOf(svc);
   const base = probe(layout, preflightProbe(settings), bg && readLiveColour(bg));
-  return artifact && mayLink(settings, artifact) ? lines(base, previousReleaseFacts(layout)) : base;
+  return lines(
+    releaseListing(layout),
+    base,
+    artifact && mayLink(settings, artifact) ? previousReleaseFacts(layout) : undefined
+  );
+}
+
+/** Splits the release listing (see `releaseListing`) off the probe's output. */
+export function splitReleases(stdout: string): { rest: string; releases?: string } {
+  const mark = `${RELEASES_MARK}\n`;
+  const open = stdout.startsWith(mark) ? 0 : stdout.indexOf(`\n${mark}`) + 1;
+  if (open === 0 && !stdout.startsWith(mark)) return { rest: stdout };
+  const body = open + mark.length;
+  const close = stdout.startsWith(mark, body) ? body : stdout.indexOf(`\n${mark}`, body) + 1;
+  if (close < body) return { rest: stdout };
+  return {
+    releases: stdout.slice(body, close),
+    rest: stdout.slice(0, open) + stdout.slice(close + mark.length)
+  };
 }
 
 /** Splits the live release's part (see `previousReleaseFacts`) off the probe's output. */
@@ -130,7 +154,9 @@ export async function readFacts(run: HostSession): Promise<{ facts: HostFacts; l
     run.probed = undefined;
     if (answer.code !== 0)
       throw new StepFailed(`${run.host.name}: ${tail(answer.stderr) || 'probe failed'}`, 'deploy');
-    const split = splitPrevious(answer.stdout);
+    const listed = splitReleases(answer.stdout);
+    run.releases = listed.releases;
+    const split = splitPrevious(listed.rest);
     run.previous = split.previous;
     const r = { ...answer, stdout: split.rest };
     const m = /^current=(.+)$/m.exec(r.stdout);

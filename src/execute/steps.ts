@@ -174,7 +174,7 @@ export async function runGroup(
   run: HostSession,
   group: readonly Step[],
   opts: { readonly facts?: HostFacts; readonly after?: Shell } = {}
-): Promise<string> {
+): Promise<{ readonly stdout: string; readonly stderr: string }> {
   const { deps } = run.ctx;
   const head = group[0]!.action;
   const verify = head.kind === 'verify' ? verifyRequest(run, head.script) : undefined;
@@ -234,7 +234,9 @@ export async function runGroup(
         throw err;
       }
       recordDone(run, step, Date.now() - t0, at);
-      return group.length > 1 ? runGroup(run, group.slice(1), opts) : out.join('\n');
+      return group.length > 1
+        ? runGroup(run, group.slice(1), opts)
+        : { stdout: out.join('\n'), stderr: r.stderr };
     }
     for (const maybe of dropped ? group.slice(k) : [step]) {
       if (maybe.undo && (!maybe.undoAfterSuccess || dropped)) run.undo.push(maybe.undo);
@@ -258,7 +260,7 @@ export async function runGroup(
       `${run.host.name}: the script after ${group.at(-1)!.title} failed (exit ${r.code}): ${tail(r.stderr)}`,
       'deploy'
     );
-  return out.join('\n');
+  return { stdout: out.join('\n'), stderr: r?.stderr ?? '' };
 }
 
 export async function runAction(step: Step, run: HostSession): Promise<void> {

@@ -387,6 +387,24 @@ export function listReleases(layout: Layout): Shell {
   );
 }
 
+/** The line before and after the release listing in the probe's answer (see `releaseListing`). */
+export const RELEASES_MARK = '--deployguard-releases--';
+
+/**
+ * The releases (or in-place backups) on the host with their status lines (see `listReleases`),
+ * between two `RELEASES_MARK` lines: read with the host state, under the lock, it is what the
+ * prune after a good deploy decides from, with no listing of its own at the end.
+ */
+export function releaseListing(layout: Layout): Shell {
+  return lines(
+    sh`echo ${RELEASES_MARK}`,
+    sh`(`,
+    listReleases(layout),
+    sh`) || true`,
+    sh`echo ${RELEASES_MARK}`
+  );
+}
+
 /** Deletes releases or backups by full path. */
 export function removePaths(paths: readonly string[]): Shell {
   return paths.length ? sh`rm -rf -- ${paths}` : sh`:`;
