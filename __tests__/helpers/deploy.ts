@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
-import { copyFile, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../src/demo/sandbox.js';
@@ -25,6 +25,12 @@ export interface HostLike {
 
 const APP = join(process.cwd(), 'examples', 'app', 'server.js');
 
+/** The releases this test file made: removed after its last test, so runs leave nothing in the temp directory. */
+const made: string[] = [];
+afterAll(async () => {
+  await Promise.all(made.splice(0).map(d => rm(d, { recursive: true, force: true })));
+});
+
 /** A release of the sample app: server.js, VERSION and, to break it on purpose, FAULT. */
 export async function makeRelease(
   version: string,
@@ -32,6 +38,7 @@ export async function makeRelease(
   extra: Record<string, string> = {}
 ): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), `dg-artifact-${version}-`));
+  made.push(dir);
   await copyFile(APP, join(dir, 'server.js'));
   await writeFile(join(dir, 'VERSION'), `${version}\n`);
   if (fault) await writeFile(join(dir, 'FAULT'), `${fault}\n`);
