@@ -3,6 +3,7 @@
  * host runs them (`sh -c 'set -eu; ...'`): marks, exit codes, and the upload's own hashes.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   chmodSync,
   existsSync,
@@ -17,22 +18,22 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  LINKED_MARK,
   lockThenProbe,
   pruneReleases,
   releaseListing,
   STEP_MARK,
   stepGroup,
+  STAGED_MARK,
   sumsPath,
   uploadScript,
   verifyManifest,
+  verifySent,
   withCode
 } from '../../src/remote/commands.js';
 import { lines, sh } from '../../src/remote/shell.js';
 import { splitReleases } from '../../src/execute/state.js';
 import { parseReleaseList } from '../../src/plan/plan.js';
 import { layoutFor } from '../../src/remote/layout.js';
-import { changedLinks } from '../../src/execute/upload.js';
 
 function run(script: { text: string }, input?: Buffer | string) {
   const r = spawnSync('sh', ['-c', `set -eu\n${script.text}`], { input });
@@ -112,7 +113,7 @@ describe('upload and verify', () => {
     const ok = run(verifyManifest(staging, 2, keep), manifest);
     expect(ok).toMatchObject({ code: 0, stdout: 'count=2\n' });
     expect(readFileSync(keep, 'utf8')).toBe(manifest);
-    expect(readFileSync(keep.replace(/\.sha256$/, '.stat'), 'utf8')).toMatch(/^\d+ 6 \d+ \.\/a\.txt$/m);
+    expect(readFileSync(keep.replace(/\.sha256$/, '.stat'), 'utf8')).toMatch(/^\d+ 6 \d+\.\d+ \.\/a\.txt$/m);
     writeFileSync(join(staging, 'a.txt'), 'changed\n');
     expect(run(verifyManifest(staging, 2, keep), manifest).code).not.toBe(0);
   });
@@ -158,9 +159,8 @@ describe('upload and verify', () => {
     });
     const tar = execFileSync('tar', ['-c', '-f', '-', '-C', src, 'd0', 'd0/f0']);
     const up = run(script, Buffer.concat([dirList, fileList, tar]));
-    expect(up).toMatchObject({ code: 0, stderr: '' });
-    const stats = up.stdout.slice(up.stdout.indexOf(`${LINKED_MARK}\n`) + LINKED_MARK.length + 1);
-    expect(stats.trim().split('\n')).toHaveLength(linked.length);
+    // Nothing per linked file comes back: the verification checks them on the host.
+    expect(up).toMatchObject({ code: 0, stderr: '', stdout: `${STAGED_MARK}\n` });
     for (const f of linked) {
       // A hard link: the same inode as the previous release's file, not a copy.
       expect(statSync(join(staging, f)).ino).toBe(statSync(join(prev, f)).ino);
@@ -291,16 +291,98 @@ describe('pruneReleases with leftovers', () => {
   });
 });
 
-describe('changedLinks', () => {
-  const record = '12 6 1700000000 ./a.txt\n13 5 1700000001 ./sub/b c.txt\n';
-  test('a linked file matches its record by inode, size, mtime and path', () => {
-    expect(changedLinks(record, '12 6 1700000000 a.txt\n13 5 1700000001 sub/b c.txt\n')).toEqual([]);
+describe('verifySent', () => {
+  const sha = (text: string) => createHash('sha256').update(text).digest('hex');
+  const files: Record<string, string> = {
+    'a.txt': 'alpha\n',
+    'sub/b c.txt': 'beta\n',
+    'sub/c.txt': 'gamma\n'
+  };
+  const manifestOf = (f: Record<string, string>) =>
+    Object.keys(f)
+      .sort()
+      .map(p => `${sha(f[p]!)}  ./${p}\n`)
+      .join('');
+  let prev: string;
+  let staging: string;
+  let record: string;
+  let keep: string;
+  /** r1 verified as a full upload (its record written), r2 staged from it: b c.txt linked, a.txt and new.txt sent. */
+  beforeEach(() => {
+    prev = join(dir, 'releases', 'r1');
+    for (const [p, content] of Object.entries(files)) {
+      mkdirSync(join(prev, p, '..'), { recursive: true });
+      writeFileSync(join(prev, p), content);
+    }
+    const manifests = join(dir, 'manifests');
+    record = join(manifests, 'r1.stat');
+    expect(run(verifyManifest(prev, 3, join(manifests, 'r1.sha256')), manifestOf(files)).code).toBe(0);
+    expect(readFileSync(record, 'utf8')).toMatch(
+      new RegExp(`^${statSync(join(prev, 'sub', 'b c.txt')).ino} 5 \\d+\\.\\d+ \\./sub/b c\\.txt$`, 'm')
+    );
+    staging = join(dir, 'staging', 'r2');
+    mkdirSync(join(staging, 'sub'), { recursive: true });
+    execFileSync('cp', [
+      '-al',
+      join(prev, 'sub', 'b c.txt'),
+      join(prev, 'sub', 'c.txt'),
+      join(staging, 'sub')
+    ]);
+    writeFileSync(join(staging, 'a.txt'), 'ALPHA\n');
+    writeFileSync(join(staging, 'new.txt'), 'new\n');
+    keep = join(manifests, 'r2.sha256');
   });
-  test('another inode, size or mtime is a change', () => {
-    expect(changedLinks(record, '99 6 1700000000 a.txt\n13 7 1700000001 sub/b c.txt\n')).toHaveLength(2);
-    expect(changedLinks(record, '12 6 1700000009 a.txt\n')).toHaveLength(1);
+  const next = { ...files, 'a.txt': 'ALPHA\n', 'new.txt': 'new\n' };
+  const input = (manifest: string) =>
+    `${manifest}--check--\n${manifest
+      .split('\n')
+      .filter(l => / \.\/(a|new)\.txt$/.test(l))
+      .map(l => `${l}\n`)
+      .join('')}`;
+
+  test('linked files that are the previous release own, by its record, are not hashed again', () => {
+    // A manifest line no linked file matches: trusted here, because the record vouches for the file.
+    const manifest = manifestOf(next).replace(sha('gamma\n'), '0'.repeat(64));
+    const r = run(verifySent(staging, 4, keep, record), input(manifest));
+    expect(r).toMatchObject({ code: 0, stdout: 'linked-changed=0\ncount=4\n' });
+    expect(readFileSync(keep, 'utf8')).toBe(manifest);
+    expect(
+      readFileSync(keep.replace(/\.sha256$/, '.stat'), 'utf8')
+        .trim()
+        .split('\n')
+    ).toHaveLength(4);
   });
-  test('lines that do not parse never match, even each other', () => {
-    expect(changedLinks('? ? ? a.txt\n', '? ? ? a.txt\n')).toEqual(['? ? ? a.txt']);
+
+  test('a linked file touched on the host since: every file is hashed, and passes when content is the same', () => {
+    execFileSync('touch', ['-d', '2001-01-01', join(prev, 'sub', 'c.txt')]);
+    const r = run(verifySent(staging, 4, keep, record), input(manifestOf(next)));
+    expect(r).toMatchObject({ code: 0, stdout: 'linked-changed=1\ncount=4\n' });
+    // Now the line that matches no file is caught.
+    const wrong = manifestOf(next).replace(sha('gamma\n'), '0'.repeat(64));
+    execFileSync('touch', ['-d', '2001-01-02', join(prev, 'sub', 'c.txt')]);
+    const bad = run(verifySent(staging, 4, keep, record), input(wrong));
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toContain('linked-changed=1\n');
+    expect(bad.stdout).toContain('./sub/c.txt: FAILED');
+  });
+
+  test('a linked file edited on the host, even to the same size, fails the verification', () => {
+    writeFileSync(join(prev, 'sub', 'b c.txt'), 'BETA\n');
+    const r = run(verifySent(staging, 4, keep, record), input(manifestOf(next)));
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/^linked-changed=1$/m);
+    expect(r.stdout).toContain('./sub/b c.txt: FAILED');
+  });
+
+  test('with no record of the previous release, every file is hashed', () => {
+    rmSync(record);
+    const wrong = manifestOf(next).replace(sha('gamma\n'), '0'.repeat(64));
+    const r = run(verifySent(staging, 4, keep, record), input(wrong));
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/^linked-changed=all$/m);
+    expect(run(verifySent(staging, 4, keep, record), input(manifestOf(next)))).toMatchObject({
+      code: 0,
+      stdout: 'linked-changed=all\ncount=4\n'
+    });
   });
 });

@@ -388,12 +388,12 @@ p(
           `- **The transfer is incremental**: ${bi.sent.files} files (${bi.sent.mb} MB) were sent in ${s(send)} s and`,
           `  ${bi.linked} unchanged files hard-linked from the previous release on the host (its log line).`,
           `  The \`upload\` step took ${up ? s(up.ms / 1000) : '?'} s in all, in one round trip: the host state read with the lock`,
-          "  brought the previous release's manifest, file modes and stat record; the upload's one script makes the",
-          '  staging directory, runs `cp -al` for the unchanged files (their list goes first on stdin), prints their',
-          '  inode, size and mtime, and unpacks the changed ones; the links are made by one `cp -al` per core.',
-          '  `prepareDelta` (`src/execute/upload.ts`) waits for the local SHA-256 of the whole artifact',
-          '  (`hashArtifact`, `src/transfer/delta.ts`), computed on a thread of its own from the start of the deploy,',
-          '  beside the SSH handshake and the lock: 97 MB hashed on every run, which rsync (sizes and mtimes) does not do.'
+          "  brought the previous release's manifest and file modes; the upload's one script makes the staging",
+          '  directory, runs `cp -al` for the unchanged files (their list goes first on stdin; one `cp` per core)',
+          '  and unpacks the changed ones. `prepareDelta` (`src/execute/upload.ts`) waits for the local SHA-256 of',
+          '  the whole artifact (`hashArtifact`, `src/transfer/delta.ts`), computed on a thread of its own from the',
+          "  start of the deploy, beside the SSH handshake and the lock; the CLI's hash cache answers for the files",
+          '  untouched since the run before (its log line says how many), so only the changed ones are read.'
         );
       } else if (bi.sent)
         lines.push(
@@ -403,8 +403,8 @@ p(
       if (ver)
         lines.push(
           `- **Verification hashes only the files sent** (${s(ver.ms / 1000)} s; \`deploy.verify: sent\`, the default): the`,
-          '  linked files are checked by inode, size and mtime against the record the previous release kept when',
-          '  it was verified (a hard link shares the inode, so a file changed on the host since shows), and the',
+          '  linked files are checked on the host by inode, size and mtime against the record the previous release',
+          '  kept when it was verified (a hard link shares the inode, so a file changed on the host since shows), and the',
           '  whole tree is counted. A mismatch, a release without that record, or `deploy.verify: full` hashes',
           '  every file, as before; a file that then differs still makes the deploy send everything.'
         );

@@ -59693,7 +59693,7 @@ async function uploadArtifact(run) {
     // with the previous release. Verification checks the whole tree against both.
     run.hashes = delta ? new Map([...delta.local, ...hashes]) : hashes;
     run.sent = delta ? new Set(hashes.keys()) : undefined;
-    run.verifyAll = !delta || settings.transfer.verify === 'full' || !linkedUnchanged(run, r.stdout);
+    run.verifyAll = !delta || settings.transfer.verify === 'full';
     const secs = Math.max(0.001, (Date.now() - started) / 1000);
     const reused = reusedHashes(artifact);
     deps.log.info(`${run.host.name}: ${shipped.fileCount} files, ${(shipped.totalBytes / 1e6).toFixed(1)} MB sent in ${secs.toFixed(1)} s (${(shipped.totalBytes / 1e6 / secs).toFixed(1)} MB/s)${delta ? `; ${delta.link.length} unchanged files linked from ${run.plan?.previousRelease}${reused ? ` (${reused} of the artifact's hashes from the cache)` : ''}` : ''}`);
@@ -59718,40 +59718,6 @@ function linkInput(artifact, paths, from, staging) {
     };
 }
 /**
- * Whether every linked file is the very file the previous release verified: same inode, size and
- * mtime as its stat record. False when there is no record (a release from an older version) or any
- * linked file differs: then every file is hashed again.
- */
-function linkedUnchanged(run, stdout) {
-    const record = run.previous?.stat;
-    const at = stdout.indexOf(`${commands/* LINKED_MARK */.QT}\n`);
-    if (!record || at < 0)
-        return false;
-    const linked = stdout.slice(at + commands/* LINKED_MARK */.QT.length + 1);
-    const changed = changedLinks(record, linked);
-    if (changed.length)
-        run.ctx.deps.log.info(`${run.host.name}: ${changed.length} linked file(s) changed on the host since ${run.plan?.previousRelease} was verified; hashing every file`);
-    return changed.length === 0 && linked.trim() !== '';
-}
-/**
- * The linked files (`inode size mtime path` lines, as the upload printed them) whose line is not in
- * the previous release's stat record. A line that does not parse, on either side, never matches.
- */
-function changedLinks(record, linked) {
-    const key = (line) => {
-        const m = /^(\d+ \d+ \d+) (?:\.\/)?(.+)$/.exec(line);
-        return m ? `${m[1]} ${m[2]}` : undefined;
-    };
-    const known = new Set(record.split('\n').flatMap(l => key(l) ?? []));
-    return linked
-        .split('\n')
-        .filter(Boolean)
-        .filter(l => {
-        const k = key(l);
-        return k === undefined || !known.has(k);
-    });
-}
-/**
  * The host checks every file of the staging directory against the hashes of the bytes sent. An
  * incremental upload that does not verify (the previous release changed on the host) is sent
  * again in full, once.
@@ -59759,8 +59725,18 @@ function changedLinks(record, linked) {
 async function verifyUpload(run, script) {
     const q = verifyRequest(run, script);
     const r = await run.shell.exec(q.script, { stdin: q.stdin });
+    linkedChanged(run, r.stdout);
     if (r.code !== 0)
         await verifyFailed(run, r, script);
+}
+/** Says so when linked files differed from the previous release's record (see `verifySent`). */
+function linkedChanged(run, stdout) {
+    const n = new RegExp(`^${commands/* LINKED_CHANGED */.ns}=(\\d+|all)$`, 'm').exec(stdout)?.[1];
+    if (n === undefined || n === '0')
+        return;
+    run.ctx.deps.log.info(n === 'all'
+        ? `${run.host.name}: ${run.plan?.previousRelease} kept no record to check the linked files by; hashing every file`
+        : `${run.host.name}: ${n} linked file(s) changed on the host since ${run.plan?.previousRelease} was verified; hashing every file`);
 }
 /**
  * The verification to send: the plan's script with the whole manifest on stdin, or, after an
@@ -59774,10 +59750,11 @@ function verifyRequest(run, script) {
         throw new StepFailed(`${run.host.name}: nothing was uploaded to verify`, 'deploy');
     const sent = run.delta && !run.fullUpload && !run.verifyAll ? run.sent : undefined;
     const layout = run.plan?.layout ?? run.ctx.layout;
-    if (!sent)
+    const previous = run.plan?.previousRelease;
+    if (!sent || !previous)
         return { script, stdin: (0,transfer_artifact/* manifestText */.$2)(hashes) };
     return {
-        script: (0,commands/* verifySent */.U)((0,remote_layout/* stagingDir */.rz)(layout, settings.releaseId), hashes.size, (0,remote_layout/* manifestPath */.ji)(layout, settings.releaseId)),
+        script: (0,commands/* verifySent */.U)((0,remote_layout/* stagingDir */.rz)(layout, settings.releaseId), hashes.size, (0,remote_layout/* manifestPath */.ji)(layout, settings.releaseId), (0,commands/* statPath */.qW)((0,remote_layout/* manifestPath */.ji)(layout, previous))),
         stdin: `${(0,transfer_artifact/* manifestText */.$2)(hashes)}--check--\n${(0,transfer_artifact/* manifestText */.$2)(new Map([...hashes].filter(([p]) => sent.has(p))))}`
     };
 }
@@ -59986,9 +59963,8 @@ function splitPrevious(stdout) {
     const part = stdout.slice(start + commands/* PREVIOUS_MARK */._I.length + 1);
     const nl = part.indexOf('\n');
     const id = part.slice(0, nl);
-    const [manifest = '', afterModes = ''] = part.slice(nl + 1).split(/^--modes--\n/m);
-    const [modes = '', stat] = afterModes.split(/^--stat--\n/m);
-    return { rest: stdout.slice(0, start), previous: { id, manifest, modes, stat } };
+    const [manifest = '', modes = ''] = part.slice(nl + 1).split(/^--modes--\n/m);
+    return { rest: stdout.slice(0, start), previous: { id, manifest, modes } };
 }
 /** Read-only: what the host runs now. */
 async function readFacts(run) {
@@ -60220,6 +60196,8 @@ async function runGroup(run, group, opts = {}) {
     catch (err) {
         error = err;
     }
+    if (verify && r)
+        linkedChanged(run, r.stdout);
     const marks = [];
     let start = 0;
     const out = [];
@@ -65522,7 +65500,6 @@ function drain(unit, sudo, colour, drainMs) {
 /* harmony export */   Jk: () => (/* binding */ writeEnvFile),
 /* harmony export */   NU: () => (/* binding */ restoreTree),
 /* harmony export */   Pt: () => (/* binding */ lockRefresh),
-/* harmony export */   QT: () => (/* binding */ LINKED_MARK),
 /* harmony export */   SM: () => (/* binding */ sudoPrefix),
 /* harmony export */   T1: () => (/* binding */ envFileText),
 /* harmony export */   TX: () => (/* binding */ verifyManifest),
@@ -65551,6 +65528,7 @@ function drain(unit, sudo, colour, drainMs) {
 /* harmony export */   m1: () => (/* binding */ switchCurrent),
 /* harmony export */   me: () => (/* binding */ checkRelease),
 /* harmony export */   nH: () => (/* binding */ systemdWords),
+/* harmony export */   ns: () => (/* binding */ LINKED_CHANGED),
 /* harmony export */   p9: () => (/* binding */ readLive),
 /* harmony export */   pm: () => (/* binding */ prepareStaging),
 /* harmony export */   pt: () => (/* binding */ promote),
@@ -65696,7 +65674,7 @@ function prepareStaging(dir) {
  * manifest is kept at `keep` once it verified, so the release can be checked again before reuse.
  */
 function verifyManifest(dir, expectedFiles, keep) {
-    return verifyScript(dir, expectedFiles, keep, false);
+    return verifyScript(dir, expectedFiles, keep);
 }
 /** Deletes every kept manifest except the live release's (in-place targets keep no old trees). */
 function pruneManifests(layout, liveId) {
@@ -65981,15 +65959,14 @@ function withCode(script, name) {
 const PREVIOUS_MARK = '--deployguard-previous--';
 /**
  * What an incremental upload needs from the live release, appended to the probe so it costs no
- * round trip of its own: after PREVIOUS_MARK, the release's name, its kept manifest, the
- * permission bits of its files (after `--modes--`) and, when kept, the inode, size and mtime
- * of each file recorded when it was verified (after `--stat--`). Prints nothing when no release
- * is live or it has no manifest.
+ * round trip of its own: after PREVIOUS_MARK, the release's name, its kept manifest and the
+ * permission bits of its files (after `--modes--`). (Its stat record stays on the host, where the
+ * verification reads it.) Prints nothing when no release is live or it has no manifest.
  */
 function previousReleaseFacts(layout) {
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -L ${layout.current} ]; then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  cur=$(readlink -- ${layout.current}); id=$(basename -- "$cur"); m=${layout.manifestsDir}/"$id".sha256`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  if [ -d "$cur" ] && [ -f "$m" ]; then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `    echo ${PREVIOUS_MARK}; printf '%s\\n' "$id"; cat -- "$m"`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `    echo --modes--; (cd -- "$cur" && find . -type f -printf '%m %P\\n')`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `    if [ -f ${layout.manifestsDir}/"$id".stat ]; then echo --stat--; cat -- ${layout.manifestsDir}/"$id".stat; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `fi`);
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -L ${layout.current} ]; then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  cur=$(readlink -- ${layout.current}); id=$(basename -- "$cur"); m=${layout.manifestsDir}/"$id".sha256`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  if [ -d "$cur" ] && [ -f "$m" ]; then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `    echo ${PREVIOUS_MARK}; printf '%s\\n' "$id"; cat -- "$m"`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `    echo --modes--; (cd -- "$cur" && find . -type f -printf '%m %P\\n')`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `fi`);
 }
-/** Where a release's stat record (inode, size, mtime of each file, when verified) is kept. */
+/** Where a release's stat record (inode, size, mtime and path of each file, when verified) is kept. */
 function statPath(manifest) {
     return manifest.replace(/\.sha256$/, '') + '.stat';
 }
@@ -65999,8 +65976,6 @@ function cores(max) {
 }
 /** The line the upload prints once its staging directory is ready (the staging step's own success). */
 const STAGED_MARK = '--deployguard-staged--';
-/** The line between the linked files' stat lines and the tar's own output in the upload's output. */
-const LINKED_MARK = '--deployguard-linked--';
 /** Where the upload leaves the hashes it took of the files as they landed (beside the staging dir). */
 function sumsPath(staging) {
     return `${staging}.sums`;
@@ -66008,9 +65983,9 @@ function sumsPath(staging) {
 /**
  * The whole upload in one round trip: a fresh staging directory; when `link` is given, stdin starts
  * with the NUL-separated directories of the artifact (`link.dirBytes` bytes, made first) and the
- * paths of the unchanged files (`link.bytes`), hard-linked from the previous release, and their
- * inode, size and mtime printed (after LINKED_MARK) for the executor to compare with what the
- * previous release recorded when it was verified; then the tar stream. `head -c` reads exactly that
+ * paths of the unchanged files (`link.bytes`), hard-linked from the previous release (the
+ * verification checks them against what that release recorded, see `verifySent`); then the tar
+ * stream. `head -c` reads exactly that
  * many bytes, so the tar stream starts intact after them. tar then sets every directory's mode.
  *
  * While tar extracts, each regular file is hashed from the disk once tar has moved on to the next
@@ -66026,32 +66001,45 @@ function uploadScript(staging, link) {
         // Their directories first, so that the parallel copies below never race to create one.
         (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `head -c ${link.dirBytes} | { cd -- ${staging} && xargs -0 -r mkdir -p --; }`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `head -c ${link.bytes} > ${link.list}`, 
         // Linking is mostly system time per file: one cp per core (at most 4), each a share of the list.
-        (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `${cores(4)}; n=$(( (${link.count} + cores - 1) / cores ))`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `(cd -- ${link.from} && xargs -0 -r -P "$cores" -n "$n" cp -al --parents -t ${staging} -- < ${link.list})`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo ${LINKED_MARK}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `(cd -- ${staging} && xargs -0 -r stat -c '%i %s %Y %n' -- < ${link.list})`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${link.list}`), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cd -- ${staging}`, 
+        (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `${cores(4)}; n=$(( (${link.count} + cores - 1) / cores ))`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `(cd -- ${link.from} && xargs -0 -r -P "$cores" -n "$n" cp -al --parents -t ${staging} -- < ${link.list})`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${link.list}`), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cd -- ${staging}`, 
     // No pipefail in POSIX sh: tar's own exit code is kept in a file and checked after the pipe.
     (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `{ tar -x -v -f - --quoting-style=literal --no-same-owner --preserve-permissions --delay-directory-restore || echo "$?" > ${staging}.tar-rc; } |`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  { prev=; while IFS= read -r f; do ${regular}; prev=$f; done; ${regular}; } |`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  { xargs -d '\\n' -r -n 64 sha256sum -- > ${sums} 2>/dev/null || true; }`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -s ${staging}.tar-rc ]; then rc=$(cat -- ${staging}.tar-rc); rm -f -- ${staging}.tar-rc ${sums}; exit "$rc"; fi`);
 }
+/** The line the incremental verification prints: how many linked files differ from their record. */
+const LINKED_CHANGED = 'linked-changed';
 /**
  * The verification of an incremental upload (`deploy.verify: sent`): stdin holds the release's
  * whole manifest, then a `--check--` line, then the lines of the files that were sent. Only those
- * are hashed again; the linked files were checked by their inode, size and mtime against the
- * previous release's record. The file count covers the whole tree, and the whole manifest is kept.
+ * are hashed again. Every other file was linked from the previous release and must be that
+ * release's very file: the same inode, size, mtime and path as in `previousRecord`, what that
+ * release recorded when it was verified (a hard link shares the inode, so a file changed on the
+ * host since shows). When one is not, or there is no record, every file is hashed instead, and
+ * `linked-changed=N` says how many differed (`all` without a record). The file count covers the
+ * whole tree, and the whole manifest is kept.
  */
-function verifySent(dir, expectedFiles, keep) {
-    return verifyScript(dir, expectedFiles, keep, true);
+function verifySent(dir, expectedFiles, keep, previousRecord) {
+    return verifyScript(dir, expectedFiles, keep, previousRecord);
 }
-function verifyScript(dir, expectedFiles, keep, sent) {
+function verifyScript(dir, expectedFiles, keep, previousRecord) {
+    const sent = previousRecord !== undefined;
     const check = sent ? `${keep}.check` : `${keep}.tmp`;
+    const record = `${statPath(keep)}.tmp`;
     return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mkdir -p -- ${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.dirname(keep)}`, sent
         ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `awk -v keep=${`${keep}.tmp`} -v check=${check} 'f { print > check; next } /^--check--$/ { f = 1; next } { print > keep }'`
         : (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cat > ${keep}.tmp`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cd -- ${dir}`, 
+    // One walk counts the files and records what the next incremental deploy compares its linked
+    // files with, instead of hashing them: inode, size, mtime (to the nanosecond) and path of each.
+    // (Not the ctime: linking a file moves it.)
+    (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `find . -type f -printf '%i %s %T@ %p\n' > ${record}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `: >> ${check}`, sent
+        ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)(
+        // Each file not sent against the previous release's record of it.
+        (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -f ${previousRecord} ]; then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  changed=$(awk 'FILENAME == ARGV[1] { rec[$0] = 1; next } FILENAME == ARGV[2] { sub(/^[0-9a-f]+  /, ""); sent[$0] = 1; next } { p = $0; sub(/^[0-9]+ [0-9]+ [0-9.]+ /, "", p); if (!(p in sent) && !($0 in rec)) n++ } END { print n + 0 }' ${previousRecord} ${check} ${record})`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `else changed=all; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `printf '%s=%s\n' ${LINKED_CHANGED} "$changed"`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$changed" != 0 ]; then cp -- ${`${keep}.tmp`} ${check}; fi`)
+        : undefined, 
     // The hashes the upload took as the files landed: only lines missing there are hashed now.
-    (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `touch -- ${check}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -s ${sumsPath(dir)} ]; then awk 'FILENAME == ARGV[1] { have[$0] = 1; next } !($0 in have)' ${sumsPath(dir)} ${check} > ${keep}.todo; else cp -- ${check} ${keep}.todo; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${sumsPath(dir)}`, 
+    (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -s ${sumsPath(dir)} ]; then awk 'FILENAME == ARGV[1] { have[$0] = 1; next } !($0 in have)' ${sumsPath(dir)} ${check} > ${keep}.todo; else cp -- ${check} ${keep}.todo; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${sumsPath(dir)}`, 
     // Usually nothing is left to hash (the upload hashed every file it sent, and they matched).
     // Otherwise one sha256sum per core (at most 8), each over every n-th line, so big files spread out.
-    (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rc=0; if [ -s ${keep}.todo ]; then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  ${cores(8)}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  rm -f -- ${keep}.part.*`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  split -n r/"$cores" -d -- ${keep}.todo ${keep}.part.`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  pids=; for part in ${keep}.part.*; do [ -s "$part" ] || continue; sha256sum -c --quiet --strict -- "$part" & pids="$pids $!"; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  for pid in $pids; do wait "$pid" || rc=1; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `fi`, sent ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${keep}.part.* ${keep}.todo ${check}` : (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${keep}.part.* ${keep}.todo`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$rc" -ne 0 ]; then exit 1; fi`, 
-    // One walk counts the files and records what the next incremental deploy compares its linked
-    // files with, instead of hashing them: inode, size, mtime (seconds) and path of each.
-    (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `find . -type f -printf '%i %s %Ts %p\n' > ${statPath(keep)}.tmp`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `count=$(wc -l < ${statPath(keep)}.tmp)`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$count" -ne ${expectedFiles} ]; then rm -f -- ${statPath(keep)}.tmp; echo "file count $count, expected "${expectedFiles} >&2; exit 4; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mv -f -- ${statPath(keep)}.tmp ${statPath(keep)}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mv -f -- ${keep}.tmp ${keep}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo "count=$count"`);
+    (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rc=0; if [ -s ${keep}.todo ]; then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  ${cores(8)}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  rm -f -- ${keep}.part.*`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  split -n r/"$cores" -d -- ${keep}.todo ${keep}.part.`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  pids=; for part in ${keep}.part.*; do [ -s "$part" ] || continue; sha256sum -c --quiet --strict -- "$part" & pids="$pids $!"; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  for pid in $pids; do wait "$pid" || rc=1; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `fi`, sent ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${keep}.part.* ${keep}.todo ${check}` : (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${keep}.part.* ${keep}.todo`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$rc" -ne 0 ]; then rm -f -- ${record}; exit 1; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `count=$(wc -l < ${record})`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$count" -ne ${expectedFiles} ]; then rm -f -- ${record}; echo "file count $count, expected "${expectedFiles} >&2; exit 4; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mv -f -- ${record} ${statPath(keep)}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mv -f -- ${keep}.tmp ${keep}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo "count=$count"`);
 }
 
 

@@ -99,7 +99,7 @@ export interface HostSession {
   previous?: PreviousRelease;
   /** The staging step, run as the first part of the upload's script (one round trip for both). */
   staging?: { readonly step: Pick<Step, 'id' | 'title'> };
-  /** Hash every file of the upload on the host: the linked ones could not be checked by their stat. */
+  /** Hash every file of the upload on the host (a full upload, or `verify: full`). */
   verifyAll?: boolean;
   /** The paths of the files the upload sent (not linked), for the verification of only those. */
   sent?: ReadonlySet<string>;
@@ -112,13 +112,11 @@ export interface HostSession {
   closed?: boolean;
 }
 
-/** The live release as the probe read it: its name, kept manifest, file modes and stat record. */
+/** The live release as the probe read it: its name, kept manifest and file modes. */
 export interface PreviousRelease {
   readonly id: string;
   readonly manifest: string;
   readonly modes: string;
-  /** `inode size mtime path` per file, recorded when it was verified (absent for older releases). */
-  readonly stat?: string;
 }
 
 export class StepFailed extends DeployguardError {}

@@ -138,9 +138,8 @@ export function splitPrevious(stdout: string): { rest: string; previous?: Previo
   const part = stdout.slice(start + PREVIOUS_MARK.length + 1);
   const nl = part.indexOf('\n');
   const id = part.slice(0, nl);
-  const [manifest = '', afterModes = ''] = part.slice(nl + 1).split(/^--modes--\n/m);
-  const [modes = '', stat] = afterModes.split(/^--stat--\n/m);
-  return { rest: stdout.slice(0, start), previous: { id, manifest, modes, stat } };
+  const [manifest = '', modes = ''] = part.slice(nl + 1).split(/^--modes--\n/m);
+  return { rest: stdout.slice(0, start), previous: { id, manifest, modes } };
 }
 
 /** Read-only: what the host runs now. */

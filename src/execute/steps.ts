@@ -23,7 +23,7 @@ import {
   failedChecks,
   StepFailed
 } from './session.js';
-import { uploadArtifact, verifyFailed, verifyRequest, verifyUpload } from './upload.js';
+import { linkedChanged, uploadArtifact, verifyFailed, verifyRequest, verifyUpload } from './upload.js';
 
 /** One host's steps of the plan, run in order, each with its undo registered as it goes. */
 
@@ -196,6 +196,7 @@ export async function runGroup(
   } catch (err) {
     error = err;
   }
+  if (verify && r) linkedChanged(run, r.stdout);
   const marks: number[] = [];
   let start = 0;
   const out: string[] = [];

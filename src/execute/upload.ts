@@ -1,6 +1,7 @@
 import {
-  LINKED_MARK,
+  LINKED_CHANGED,
   STAGED_MARK,
+  statPath,
   readPreviousRelease,
   uploadScript,
   verifySent,
@@ -87,7 +88,7 @@ export async function uploadArtifact(run: HostSession): Promise<void> {
   // with the previous release. Verification checks the whole tree against both.
   run.hashes = delta ? new Map([...delta.local, ...hashes]) : hashes;
   run.sent = delta ? new Set(hashes.keys()) : undefined;
-  run.verifyAll = !delta || settings.transfer.verify === 'full' || !linkedUnchanged(run, r.stdout);
+  run.verifyAll = !delta || settings.transfer.verify === 'full';
   const secs = Math.max(0.001, (Date.now() - started) / 1000);
   const reused = reusedHashes(artifact);
   deps.log.info(
@@ -121,43 +122,6 @@ function linkInput(
 }
 
 /**
- * Whether every linked file is the very file the previous release verified: same inode, size and
- * mtime as its stat record. False when there is no record (a release from an older version) or any
- * linked file differs: then every file is hashed again.
- */
-function linkedUnchanged(run: HostSession, stdout: string): boolean {
-  const record = run.previous?.stat;
-  const at = stdout.indexOf(`${LINKED_MARK}\n`);
-  if (!record || at < 0) return false;
-  const linked = stdout.slice(at + LINKED_MARK.length + 1);
-  const changed = changedLinks(record, linked);
-  if (changed.length)
-    run.ctx.deps.log.info(
-      `${run.host.name}: ${changed.length} linked file(s) changed on the host since ${run.plan?.previousRelease} was verified; hashing every file`
-    );
-  return changed.length === 0 && linked.trim() !== '';
-}
-
-/**
- * The linked files (`inode size mtime path` lines, as the upload printed them) whose line is not in
- * the previous release's stat record. A line that does not parse, on either side, never matches.
- */
-export function changedLinks(record: string, linked: string): string[] {
-  const key = (line: string) => {
-    const m = /^(\d+ \d+ \d+) (?:\.\/)?(.+)$/.exec(line);
-    return m ? `${m[1]} ${m[2]}` : undefined;
-  };
-  const known = new Set(record.split('\n').flatMap(l => key(l) ?? []));
-  return linked
-    .split('\n')
-    .filter(Boolean)
-    .filter(l => {
-      const k = key(l);
-      return k === undefined || !known.has(k);
-    });
-}
-
-/**
  * The host checks every file of the staging directory against the hashes of the bytes sent. An
  * incremental upload that does not verify (the previous release changed on the host) is sent
  * again in full, once.
@@ -165,7 +129,19 @@ export function changedLinks(record: string, linked: string): string[] {
 export async function verifyUpload(run: HostSession, script: Shell): Promise<void> {
   const q = verifyRequest(run, script);
   const r = await run.shell.exec(q.script, { stdin: q.stdin });
+  linkedChanged(run, r.stdout);
   if (r.code !== 0) await verifyFailed(run, r, script);
+}
+
+/** Says so when linked files differed from the previous release's record (see `verifySent`). */
+export function linkedChanged(run: HostSession, stdout: string): void {
+  const n = new RegExp(`^${LINKED_CHANGED}=(\\d+|all)$`, 'm').exec(stdout)?.[1];
+  if (n === undefined || n === '0') return;
+  run.ctx.deps.log.info(
+    n === 'all'
+      ? `${run.host.name}: ${run.plan?.previousRelease} kept no record to check the linked files by; hashing every file`
+      : `${run.host.name}: ${n} linked file(s) changed on the host since ${run.plan?.previousRelease} was verified; hashing every file`
+  );
 }
 
 /**
@@ -182,12 +158,14 @@ export function verifyRequest(
   if (!hashes) throw new StepFailed(`${run.host.name}: nothing was uploaded to verify`, 'deploy');
   const sent = run.delta && !run.fullUpload && !run.verifyAll ? run.sent : undefined;
   const layout = run.plan?.layout ?? run.ctx.layout;
-  if (!sent) return { script, stdin: manifestText(hashes) };
+  const previous = run.plan?.previousRelease;
+  if (!sent || !previous) return { script, stdin: manifestText(hashes) };
   return {
     script: verifySent(
       stagingDir(layout, settings.releaseId),
       hashes.size,
-      manifestPath(layout, settings.releaseId)
+      manifestPath(layout, settings.releaseId),
+      statPath(manifestPath(layout, previous))
     ),
     stdin: `${manifestText(hashes)}--check--\n${manifestText(new Map([...hashes].filter(([p]) => sent.has(p))))}`
   };

@@ -195,7 +195,7 @@ export function prepareStaging(dir: string): Shell {
  * manifest is kept at `keep` once it verified, so the release can be checked again before reuse.
  */
 export function verifyManifest(dir: string, expectedFiles: number, keep: string): Shell {
-  return verifyScript(dir, expectedFiles, keep, false);
+  return verifyScript(dir, expectedFiles, keep);
 }
 
 /** Deletes every kept manifest except the live release's (in-place targets keep no old trees). */
@@ -651,10 +651,9 @@ export const PREVIOUS_MARK = '--deployguard-previous--';
 
 /**
  * What an incremental upload needs from the live release, appended to the probe so it costs no
- * round trip of its own: after PREVIOUS_MARK, the release's name, its kept manifest, the
- * permission bits of its files (after `--modes--`) and, when kept, the inode, size and mtime
- * of each file recorded when it was verified (after `--stat--`). Prints nothing when no release
- * is live or it has no manifest.
+ * round trip of its own: after PREVIOUS_MARK, the release's name, its kept manifest and the
+ * permission bits of its files (after `--modes--`). (Its stat record stays on the host, where the
+ * verification reads it.) Prints nothing when no release is live or it has no manifest.
  */
 export function previousReleaseFacts(layout: Layout): Shell {
   return lines(
@@ -663,13 +662,12 @@ export function previousReleaseFacts(layout: Layout): Shell {
     sh`  if [ -d "$cur" ] && [ -f "$m" ]; then`,
     sh`    echo ${PREVIOUS_MARK}; printf '%s\\n' "$id"; cat -- "$m"`,
     sh`    echo --modes--; (cd -- "$cur" && find . -type f -printf '%m %P\\n')`,
-    sh`    if [ -f ${layout.manifestsDir}/"$id".stat ]; then echo --stat--; cat -- ${layout.manifestsDir}/"$id".stat; fi`,
     sh`  fi`,
     sh`fi`
   );
 }
 
-/** Where a release's stat record (inode, size, mtime of each file, when verified) is kept. */
+/** Where a release's stat record (inode, size, mtime and path of each file, when verified) is kept. */
 export function statPath(manifest: string): string {
   return manifest.replace(/\.sha256$/, '') + '.stat';
 }
@@ -681,9 +679,6 @@ function cores(max: number): Shell {
 
 /** The line the upload prints once its staging directory is ready (the staging step's own success). */
 export const STAGED_MARK = '--deployguard-staged--';
-
-/** The line between the linked files' stat lines and the tar's own output in the upload's output. */
-export const LINKED_MARK = '--deployguard-linked--';
 
 /** Where the upload leaves the hashes it took of the files as they landed (beside the staging dir). */
 export function sumsPath(staging: string): string {
@@ -707,9 +702,9 @@ export interface LinkList {
 /**
  * The whole upload in one round trip: a fresh staging directory; when `link` is given, stdin starts
  * with the NUL-separated directories of the artifact (`link.dirBytes` bytes, made first) and the
- * paths of the unchanged files (`link.bytes`), hard-linked from the previous release, and their
- * inode, size and mtime printed (after LINKED_MARK) for the executor to compare with what the
- * previous release recorded when it was verified; then the tar stream. `head -c` reads exactly that
+ * paths of the unchanged files (`link.bytes`), hard-linked from the previous release (the
+ * verification checks them against what that release recorded, see `verifySent`); then the tar
+ * stream. `head -c` reads exactly that
  * many bytes, so the tar stream starts intact after them. tar then sets every directory's mode.
  *
  * While tar extracts, each regular file is hashed from the disk once tar has moved on to the next
@@ -732,8 +727,6 @@ export function uploadScript(staging: string, link?: LinkList): Shell {
         // Linking is mostly system time per file: one cp per core (at most 4), each a share of the list.
         sh`${cores(4)}; n=$(( (${link.count} + cores - 1) / cores ))`,
         sh`(cd -- ${link.from} && xargs -0 -r -P "$cores" -n "$n" cp -al --parents -t ${staging} -- < ${link.list})`,
-        sh`echo ${LINKED_MARK}`,
-        sh`(cd -- ${staging} && xargs -0 -r stat -c '%i %s %Y %n' -- < ${link.list})`,
         sh`rm -f -- ${link.list}`
       ),
     sh`cd -- ${staging}`,
@@ -745,26 +738,49 @@ export function uploadScript(staging: string, link?: LinkList): Shell {
   );
 }
 
+/** The line the incremental verification prints: how many linked files differ from their record. */
+export const LINKED_CHANGED = 'linked-changed';
+
 /**
  * The verification of an incremental upload (`deploy.verify: sent`): stdin holds the release's
  * whole manifest, then a `--check--` line, then the lines of the files that were sent. Only those
- * are hashed again; the linked files were checked by their inode, size and mtime against the
- * previous release's record. The file count covers the whole tree, and the whole manifest is kept.
+ * are hashed again. Every other file was linked from the previous release and must be that
+ * release's very file: the same inode, size, mtime and path as in `previousRecord`, what that
+ * release recorded when it was verified (a hard link shares the inode, so a file changed on the
+ * host since shows). When one is not, or there is no record, every file is hashed instead, and
+ * `linked-changed=N` says how many differed (`all` without a record). The file count covers the
+ * whole tree, and the whole manifest is kept.
  */
-export function verifySent(dir: string, expectedFiles: number, keep: string): Shell {
-  return verifyScript(dir, expectedFiles, keep, true);
+export function verifySent(dir: string, expectedFiles: number, keep: string, previousRecord: string): Shell {
+  return verifyScript(dir, expectedFiles, keep, previousRecord);
 }
 
-function verifyScript(dir: string, expectedFiles: number, keep: string, sent: boolean): Shell {
+function verifyScript(dir: string, expectedFiles: number, keep: string, previousRecord?: string): Shell {
+  const sent = previousRecord !== undefined;
   const check = sent ? `${keep}.check` : `${keep}.tmp`;
+  const record = `${statPath(keep)}.tmp`;
   return lines(
     sh`mkdir -p -- ${posix.dirname(keep)}`,
     sent
       ? sh`awk -v keep=${`${keep}.tmp`} -v check=${check} 'f { print > check; next } /^--check--$/ { f = 1; next } { print > keep }'`
       : sh`cat > ${keep}.tmp`,
     sh`cd -- ${dir}`,
+    // One walk counts the files and records what the next incremental deploy compares its linked
+    // files with, instead of hashing them: inode, size, mtime (to the nanosecond) and path of each.
+    // (Not the ctime: linking a file moves it.)
+    sh`find . -type f -printf '%i %s %T@ %p\n' > ${record}`,
+    sh`: >> ${check}`,
+    sent
+      ? lines(
+          // Each file not sent against the previous release's record of it.
+          sh`if [ -f ${previousRecord} ]; then`,
+          sh`  changed=$(awk 'FILENAME == ARGV[1] { rec[$0] = 1; next } FILENAME == ARGV[2] { sub(/^[0-9a-f]+  /, ""); sent[$0] = 1; next } { p = $0; sub(/^[0-9]+ [0-9]+ [0-9.]+ /, "", p); if (!(p in sent) && !($0 in rec)) n++ } END { print n + 0 }' ${previousRecord} ${check} ${record})`,
+          sh`else changed=all; fi`,
+          sh`printf '%s=%s\n' ${LINKED_CHANGED} "$changed"`,
+          sh`if [ "$changed" != 0 ]; then cp -- ${`${keep}.tmp`} ${check}; fi`
+        )
+      : undefined,
     // The hashes the upload took as the files landed: only lines missing there are hashed now.
-    sh`touch -- ${check}`,
     sh`if [ -s ${sumsPath(dir)} ]; then awk 'FILENAME == ARGV[1] { have[$0] = 1; next } !($0 in have)' ${sumsPath(dir)} ${check} > ${keep}.todo; else cp -- ${check} ${keep}.todo; fi`,
     sh`rm -f -- ${sumsPath(dir)}`,
     // Usually nothing is left to hash (the upload hashed every file it sent, and they matched).
@@ -777,13 +793,10 @@ function verifyScript(dir: string, expectedFiles: number, keep: string, sent: bo
     sh`  for pid in $pids; do wait "$pid" || rc=1; done`,
     sh`fi`,
     sent ? sh`rm -f -- ${keep}.part.* ${keep}.todo ${check}` : sh`rm -f -- ${keep}.part.* ${keep}.todo`,
-    sh`if [ "$rc" -ne 0 ]; then exit 1; fi`,
-    // One walk counts the files and records what the next incremental deploy compares its linked
-    // files with, instead of hashing them: inode, size, mtime (seconds) and path of each.
-    sh`find . -type f -printf '%i %s %Ts %p\n' > ${statPath(keep)}.tmp`,
-    sh`count=$(wc -l < ${statPath(keep)}.tmp)`,
-    sh`if [ "$count" -ne ${expectedFiles} ]; then rm -f -- ${statPath(keep)}.tmp; echo "file count $count, expected "${expectedFiles} >&2; exit 4; fi`,
-    sh`mv -f -- ${statPath(keep)}.tmp ${statPath(keep)}`,
+    sh`if [ "$rc" -ne 0 ]; then rm -f -- ${record}; exit 1; fi`,
+    sh`count=$(wc -l < ${record})`,
+    sh`if [ "$count" -ne ${expectedFiles} ]; then rm -f -- ${record}; echo "file count $count, expected "${expectedFiles} >&2; exit 4; fi`,
+    sh`mv -f -- ${record} ${statPath(keep)}`,
     sh`mv -f -- ${keep}.tmp ${keep}`,
     sh`echo "count=$count"`
   );
