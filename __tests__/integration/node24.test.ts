@@ -9,12 +9,15 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
+  appendFileSync,
+  cpSync,
   existsSync,
   mkdirSync,
   readdirSync,
   readFileSync,
   realpathSync,
   statSync,
+  utimesSync,
   writeFileSync
 } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -154,14 +157,16 @@ describe.each(RUNTIMES)('dist/ on %s (%s)', (_label, node) => {
     const home = join(work, 'home-cache');
     mkdirSync(home);
     const dir = join(home, '.cache', 'deployguard', 'compile-cache');
-    const file = join(dir, `cli-${version}-${process.arch}-default.v8`);
+    const bundleHash = createHash('sha256')
+      .update(readFileSync(join(ROOT, 'dist', 'bundle', 'index.cjs')))
+      .digest('hex');
+    const named = (command: string) =>
+      `cli-${version}-${process.arch}-${command}-${bundleHash.slice(0, 16)}.v8`;
+    const file = join(dir, named('default'));
     const first = await cli(home, ['--version']);
     // Written once the command ran: private, and naming the bundle it was compiled from.
     expect(statSync(dir).mode & 0o777).toBe(0o700);
     expect(statSync(file).mode & 0o777).toBe(0o600);
-    const bundleHash = createHash('sha256')
-      .update(readFileSync(join(ROOT, 'dist', 'bundle', 'index.cjs')))
-      .digest('hex');
     expect(readFileSync(file, 'latin1').split('\n').slice(0, 3)).toEqual([
       'deployguard-v8-cache 1',
       bundleHash,
@@ -174,10 +179,7 @@ describe.each(RUNTIMES)('dist/ on %s (%s)', (_label, node) => {
     expect(statSync(file).ino).toBe(inode);
     // Each command caches the code it ran, in a file of its own.
     await cli(home, ['schema']);
-    expect(readdirSync(dir).sort()).toEqual([
-      `cli-${version}-${process.arch}-default.v8`,
-      `cli-${version}-${process.arch}-schema.v8`
-    ]);
+    expect(readdirSync(dir).sort()).toEqual([named('default'), named('schema')]);
     // A damaged file, or one made from another bundle, is never handed to V8: the command runs as
     // before and the file is written again, whole.
     const good = readFileSync(file);
@@ -198,6 +200,19 @@ describe.each(RUNTIMES)('dist/ on %s (%s)', (_label, node) => {
           .toString('latin1')
       ).toBe(`deployguard-v8-cache 1\n${bundleHash}\n`);
     }
+    // Another version of deployguard keeps a file of its own beside it; a file not written for 30 days goes.
+    const other = join(work, 'other-dist');
+    cpSync(join(ROOT, 'dist'), other, { recursive: true });
+    appendFileSync(join(other, 'bundle', 'index.cjs'), '\n// another build\n');
+    const stale = join(dir, `cli-v0.0.0-${process.arch}-default-${'0'.repeat(16)}.v8`);
+    writeFileSync(stale, 'old');
+    utimesSync(stale, new Date(Date.now() - 40 * 86400_000), new Date(Date.now() - 40 * 86400_000));
+    const kept = statSync(file).ino;
+    const o = await run(node, [join(other, 'cli', 'index.cjs'), '--version'], { ...BASE_ENV, HOME: home });
+    expect({ code: o.code, stdout: o.stdout }).toEqual({ code: 0, stdout: first.stdout });
+    expect(readdirSync(dir).filter(f => f.includes('-default-'))).toHaveLength(2);
+    expect(statSync(file).ino).toBe(kept);
+    expect(existsSync(stale)).toBe(false);
     // NODE_DISABLE_COMPILE_CACHE=1: no cache at all.
     const off = join(work, 'home-off');
     mkdirSync(off);

@@ -38,11 +38,25 @@ function cacheDir() {
   return dir;
 }
 
-/** One file per Node version and command: each command compiles (and so caches) other code. */
-function cacheFile(dir, args) {
+/**
+ * One file per Node version, command (each compiles, and so caches, other code) and bundle, so two
+ * versions of deployguard used in turn each keep theirs.
+ */
+function cacheFile(dir, args, bundleHash) {
   const command = args.find(a => !a.startsWith('-'));
   const name = command && /^[a-z][a-z-]{0,23}$/.test(command) ? command : 'default';
-  return path.join(dir, `cli-${process.version}-${process.arch}-${name}.v8`);
+  return path.join(dir, `cli-${process.version}-${process.arch}-${name}-${bundleHash.slice(0, 16)}.v8`);
+}
+
+/** Files of other versions and commands not written for 30 days go (and temporary files left behind). */
+function prune(dir, keep) {
+  const now = Date.now();
+  for (const name of fs.readdirSync(dir)) {
+    const file = path.join(dir, name);
+    if (file === keep || !name.startsWith('cli-')) continue;
+    const age = now - fs.lstatSync(file).mtimeMs;
+    if (age > 30 * 86400_000 || (name.endsWith('.tmp') && age > 3600_000)) fs.rmSync(file, { force: true });
+  }
 }
 
 const sha256 = data => require('node:crypto').createHash('sha256').update(data).digest('hex');
@@ -75,6 +89,7 @@ function writeCache(file, bundleHash, payload) {
       }
     );
     fs.renameSync(tmp, file);
+    prune(path.dirname(file), file);
   } catch {
     fs.rmSync(tmp, { force: true });
   }
@@ -93,7 +108,7 @@ function load(args) {
   const { createRequire, wrap } = require('node:module');
   const source = fs.readFileSync(BUNDLE, 'utf8');
   const bundleHash = sha256(source);
-  const file = cacheFile(dir, args);
+  const file = cacheFile(dir, args, bundleHash);
   const cachedData = readCache(file, bundleHash);
   // wrap() puts the CommonJS wrapper on the first line: line numbers in stack traces stay the bundle's.
   const script = new vm.Script(wrap(source), { filename: BUNDLE, cachedData });
