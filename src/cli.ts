@@ -524,7 +524,7 @@ function cliHost({ flags, log, write, settings }: CommandContext): PipelineHost 
     log,
     redact: text => secrets.redact(text),
     // Deploys from one checkout or build directory hash only what changed since the last one.
-    hashCache: () => userCacheDir('hashes'),
+    hashCache: () => (process.env.DEPLOYGUARD_NO_HASH_CACHE ? undefined : userCacheDir('hashes')),
     // Ctrl-C stops between steps and rolls back, instead of leaving a host half-deployed.
     onCancel: cancel => {
       const onSignal = () => {

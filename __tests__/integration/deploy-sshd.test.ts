@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { Sandbox } from '../../src/demo/sandbox.js';
 import { connectHost } from '../../src/io/ssh.js';
 import { memoryLogger } from '../../src/io/log.js';
+import { runDeploy } from '../../src/deploy.js';
 import { sh } from '../../src/remote/shell.js';
 import { LOCK_BUSY, lockAcquire } from '../../src/remote/commands.js';
 import { layoutFor } from '../../src/remote/layout.js';
@@ -217,6 +218,37 @@ describe('deploy over real sshd', () => {
     expect(backups()[0]! > first!).toBe(true);
     expect(log.join('\n')).toContain(`pruned 1: ${first}`);
     expect(readFileSync(join(target, 'VERSION'), 'utf8')).toBe('v3\n');
+  }, 90_000);
+
+  test('a lock taken over before the finish: the release is recorded once, nothing is pruned, the lock is left to its owner', async () => {
+    const { target, yaml } = await freshTarget();
+    const cfg = yaml(`target: { path: ${target}, keep-releases: 1 }`);
+    const s = (id: string) => settingsFor(host, { artifact: release, 'release-id': id }, cfg);
+    const release = await makeRelease('v1');
+    expect((await deployQuiet(s('k1'))).result.status).toBe('deployed');
+    // As the last step ends, another deploy takes the lock over (its owner file, as a takeover writes it).
+    const owner = join(target, '.deployguard', 'lock', 'owner');
+    const inner = memoryLogger();
+    const log = {
+      ...inner,
+      info: (m: string) => {
+        inner.info(m);
+        if (m.includes('✓ Post-deploy health checks')) writeFileSync(owner, '{"token":"another-deploy"}\n');
+      }
+    };
+    const result = await runDeploy(s('k2'), { log });
+    expect(result.status).toBe('deployed');
+    // k1 stays: the listing the prune would have used was read under a lock this deploy no longer holds.
+    expect(readdirSync(join(target, 'releases')).sort()).toEqual(['k1', 'k2']);
+    expect(inner.lines.join('\n')).toContain("the lock is no longer this deploy's: nothing pruned");
+    expect(readFileSync(owner, 'utf8')).toContain('another-deploy');
+    const records = readFileSync(join(target, '.deployguard', 'deployments.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map(l => JSON.parse(l) as { release: string; id?: string });
+    expect(records.map(r => r.release)).toEqual(['k1', 'k2']);
+    expect(new Set(records.map(r => r.id)).size).toBe(2);
+    await rm(join(target, '.deployguard', 'lock'), { recursive: true, force: true });
   }, 90_000);
 
   test('another deploy holding the lock makes this one fail, naming the owner; nothing is changed', async () => {

@@ -10,12 +10,14 @@ import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   appendFileSync,
+  chmodSync,
   cpSync,
   existsSync,
   mkdirSync,
   readdirSync,
   readFileSync,
   realpathSync,
+  rmSync,
   statSync,
   utimesSync,
   writeFileSync
@@ -200,6 +202,15 @@ describe.each(RUNTIMES)('dist/ on %s (%s)', (_label, node) => {
           .toString('latin1')
       ).toBe(`deployguard-v8-cache 1\n${bundleHash}\n`);
     }
+    // A file others could have written (open to them) is never used: replaced by one of the user's own.
+    const good2 = readFileSync(file);
+    rmSync(file);
+    writeFileSync(file, good2, { mode: 0o644 });
+    chmodSync(file, 0o644);
+    const planted = statSync(file).ino;
+    await cli(home, ['--version']);
+    expect(statSync(file).ino).not.toBe(planted);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
     // Another version of deployguard keeps a file of its own beside it; a file not written for 30 days goes.
     const other = join(work, 'other-dist');
     cpSync(join(ROOT, 'dist'), other, { recursive: true });
@@ -233,6 +244,12 @@ describe.each(RUNTIMES)('dist/ on %s (%s)', (_label, node) => {
       execFileSync('chown', ['nobody:', cache]);
       await cli(foreign, ['--version']);
       expect(readdirSync(cache)).toEqual([]);
+      // A home another account owns (a sudo that keeps HOME): nothing is made in it.
+      const theirs = join(work, 'home-theirs');
+      mkdirSync(theirs, { mode: 0o755 });
+      execFileSync('chown', ['nobody:', theirs]);
+      await cli(theirs, ['--version']);
+      expect(readdirSync(theirs)).toEqual([]);
     }
   });
 

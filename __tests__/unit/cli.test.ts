@@ -263,3 +263,12 @@ describe('the CLI refuses hostile values before any host is touched (issue 13)',
     }
   });
 });
+
+test("the entry point's code cache knows every command, and nothing else", () => {
+  // src/entries/cli.cjs names one cache file per command; any other first word shares 'default'.
+  const entry = readFileSync(join(process.cwd(), 'src', 'entries', 'cli.cjs'), 'utf8');
+  const list = /const COMMANDS = \[([^\]]*)\]/.exec(entry)?.[1];
+  expect(list).toBeDefined();
+  const named = [...list!.matchAll(/'([a-z-]+)'/g)].map(m => m[1]);
+  expect(named.sort()).toEqual(Object.keys(COMMANDS).sort());
+});

@@ -2,6 +2,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
+  chmodSync,
   existsSync,
   mkdtempSync,
   readdirSync,
@@ -199,7 +200,7 @@ describe('hashArtifact with a cache of earlier hashes', () => {
     // The cache is what answers: a hash planted for an unchanged file comes back as it is...
     const planted = cached(first);
     for (const f of planted.files) f[2] = 'e'.repeat(64);
-    writeFileSync(hashCacheFile(cacheDir, first), JSON.stringify(planted));
+    writeFileSync(hashCacheFile(cacheDir, first), JSON.stringify(planted), { mode: 0o600 });
     // ...but never for a file whose content changed: same size, same mtime, only its ctime moved.
     const a = join(dir, 'a.txt');
     const before = statSync(a, { bigint: true });
@@ -230,10 +231,35 @@ describe('hashArtifact with a cache of earlier hashes', () => {
     expect(reusedHashes(second)).toBe(0);
   });
 
+  test('a cache file others could have written, or a link to one, is never read', async () => {
+    await settle();
+    const first = await scanArtifact(dir);
+    await hashArtifact(first, { cacheDir, settleMs });
+    await cacheHolds(first, 3);
+    const file = hashCacheFile(cacheDir, first);
+    const planted = cached(first);
+    for (const f of planted.files) f[2] = 'e'.repeat(64);
+    const real = sha(join(dir, 'b.txt'));
+    // Open to others: ignored, every file read again.
+    writeFileSync(file, JSON.stringify(planted), { mode: 0o644 });
+    chmodSync(file, 0o644);
+    const loose = await scanArtifact(dir);
+    expect((await hashArtifact(loose, { cacheDir, settleMs })).get('b.txt')).toBe(real);
+    expect(reusedHashes(loose)).toBe(0);
+    // A symlink in its place (to a file that would pass): not followed.
+    const elsewhere = join(cacheDir, 'elsewhere');
+    writeFileSync(elsewhere, JSON.stringify(planted), { mode: 0o600 });
+    rmSync(file);
+    symlinkSync(elsewhere, file);
+    const linked = await scanArtifact(dir);
+    expect((await hashArtifact(linked, { cacheDir, settleMs })).get('b.txt')).toBe(real);
+    expect(reusedHashes(linked)).toBe(0);
+  });
+
   test('a damaged cache is ignored and written again', async () => {
     await settle();
     const first = await scanArtifact(dir);
-    writeFileSync(hashCacheFile(cacheDir, first), '{"v":1,"files":[["x"');
+    writeFileSync(hashCacheFile(cacheDir, first), '{"v":1,"files":[["x"', { mode: 0o600 });
     const hashes = await hashArtifact(first, { cacheDir, settleMs });
     expect(hashes.get('a.txt')).toBe(sha(join(dir, 'a.txt')));
     await cacheHolds(first, 3);

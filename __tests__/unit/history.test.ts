@@ -2,6 +2,10 @@
  * The host's deployments.jsonl: the line format, reading it back when lines are broken, and the
  * exact remote commands that append and read it.
  */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { appendDeployment, readDeployments } from '../../src/remote/commands.js';
 import { layoutFor } from '../../src/remote/layout.js';
 import {
@@ -142,6 +146,25 @@ describe('writing a record line', () => {
       ].join('\n')
     );
     expect(appendDeployment(layout, 'x').text).not.toMatch(/ > |sed -i|mv /);
+  });
+
+  test('an entry with an id is appended once, however often its script is sent', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dg-append-'));
+    try {
+      const local = layoutFor({ path: join(dir, 'app'), strategy: 'releases', keepReleases: 2, shared: [] });
+      const send = (line: string, id?: string) =>
+        execFileSync('sh', ['-c', `set -eu\n${appendDeployment(local, line, id).text}`]);
+      send('{"v":1,"id":"run-1"}', 'run-1');
+      send('{"v":1,"id":"run-1"}', 'run-1');
+      send('{"v":1,"id":"run-2"}', 'run-2');
+      send('{"v":1}');
+      send('{"v":1}');
+      expect(readFileSync(local.deploymentsLog, 'utf8')).toBe(
+        '{"v":1,"id":"run-1"}\n{"v":1,"id":"run-2"}\n{"v":1}\n{"v":1}\n'
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('the read command prints the line count and the tail', () => {

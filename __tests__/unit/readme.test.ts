@@ -89,7 +89,7 @@ describe('the README quickstart', () => {
   it('shows no secret name the reusable workflow does not declare', () => {
     const workflow = readFileSync('.github/workflows/deploy.yml', 'utf8');
     const named = new Set([...README.matchAll(/\bDEPLOYGUARD_[A-Z_]+\b/g)].map(m => m[0]));
-    const cliOnly = ['DEPLOYGUARD_SSH_PASSWORD', 'DEPLOYGUARD_TEST_CACHE'];
+    const cliOnly = ['DEPLOYGUARD_SSH_PASSWORD', 'DEPLOYGUARD_TEST_CACHE', 'DEPLOYGUARD_NO_HASH_CACHE'];
     for (const name of named)
       if (!cliOnly.includes(name))
         expect({ name, declared: workflow.includes(`      ${name}:\n`) }).toEqual({ name, declared: true });

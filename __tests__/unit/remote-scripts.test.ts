@@ -192,15 +192,20 @@ describe('releaseListing', () => {
     writeFileSync(join(layout.statusDir, 'b1'), 'good 2026-01-01T00:00:00.000Z abc\n');
     writeFileSync(join(layout.statusDir, 'b2'), 'failed 2026-01-02T00:00:00.000Z abc\n');
     writeFileSync(join(layout.releasesDir, 'not-a-release'), '');
+    // b4's status file is empty (a write cut short by a full disk), b3 has none.
+    mkdirSync(join(layout.releasesDir, 'b4'));
+    writeFileSync(join(layout.statusDir, 'b4'), '');
     const r = run(lines(releaseListing(layout), probe));
+    expect(r.stderr).toBe('');
     const split = splitReleases(r.stdout);
     expect(split.rest).toBe('current=x\nlines=0\n');
     expect(parseReleaseList(split.releases!)).toEqual([
       { id: 'b1', status: 'good', at: '2026-01-01T00:00:00.000Z' },
       { id: 'b2', status: 'failed', at: '2026-01-02T00:00:00.000Z' },
-      { id: 'b3', status: 'unknown', at: undefined }
+      { id: 'b3', status: 'unknown', at: undefined },
+      { id: 'b4', status: 'unknown', at: undefined }
     ]);
-    // An answer without the listing (cut short) has none, and is left whole.
+    // An answer without the listing, or without its closing mark (a listing that failed), has none.
     expect(splitReleases('current=x\n')).toEqual({ rest: 'current=x\n' });
     expect(splitReleases(`--deployguard-releases--\nb1\tgood\n`)).toEqual({
       rest: `--deployguard-releases--\nb1\tgood\n`

@@ -58042,28 +58042,62 @@ const VERSION = package_namespaceObject.rE;
 /**
  * A directory of this user's own for what the CLI keeps between runs: `~/.cache/deployguard/NAME`
  * (or under an absolute `$XDG_CACHE_HOME`; a relative one would be the working directory's, a
- * checkout anyone may have written), made if need be. Undefined when there is none to trust: a
- * symlink, a directory another account owns (a `sudo` that keeps HOME), or none that can be made.
- * What is kept there only ever saves time: without it everything is computed afresh.
+ * checkout anyone may have written), made if need be. What is kept there decides what a deploy
+ * reads again, so it is used only where nobody else can write: every directory from / down to it
+ * belongs to this user or root and is closed to others' writes (or sticky), so no part of the path
+ * can be swapped; a `sudo` that keeps HOME finds the user's home and uses (and makes) nothing.
+ * The directory itself is this user's, mode 0700; one found open to others is emptied first.
+ * Undefined when there is none to trust: then everything is computed afresh.
  * (The CLI's entry point, src/entries/cli.cjs, applies the same rules to its code cache.)
  */
 function userCacheDir(name, env = process.env) {
     if (typeof process.getuid !== 'function')
         return undefined;
+    const uid = process.getuid();
     const xdg = env.XDG_CACHE_HOME;
-    const base = xdg && (0,external_node_path_.isAbsolute)(xdg) ? xdg : (0,external_node_path_.join)((0,external_node_os_.homedir)(), '.cache');
+    const base = xdg && (0,external_node_path_.isAbsolute)(xdg) ? xdg : (0,external_node_path_.join)(env.HOME || (0,external_node_os_.homedir)(), '.cache');
     const dir = (0,external_node_path_.join)(base, 'deployguard', name);
     try {
-        (0,external_node_fs_.mkdirSync)(dir, { recursive: true, mode: 0o700 });
-        const st = (0,external_node_fs_.lstatSync)(dir);
-        if (!st.isDirectory() || st.uid !== process.getuid())
+        let have = dir;
+        while (!(0,external_node_fs_.existsSync)(have))
+            have = (0,external_node_path_.dirname)(have);
+        // Above the directory: nobody else's. The directory itself is judged (and mended) below.
+        if (!trustedDir(have === dir ? (0,external_node_path_.dirname)(dir) : have, uid))
             return undefined;
-        if (st.mode & 0o077)
+        // The missing part is made one directory at a time, each of them this user's and closed.
+        for (const part of (0,external_node_path_.relative)(have, dir).split(external_node_path_.sep).filter(Boolean)) {
+            have = (0,external_node_path_.join)(have, part);
+            (0,external_node_fs_.mkdirSync)(have, { mode: 0o700 });
+        }
+        const st = (0,external_node_fs_.lstatSync)(dir);
+        if (!st.isDirectory() || st.uid !== uid)
+            return undefined;
+        if (st.mode & 0o077) {
+            // Open to others until now: what is in it may be theirs.
+            for (const entry of (0,external_node_fs_.readdirSync)(dir))
+                (0,external_node_fs_.rmSync)((0,external_node_path_.join)(dir, entry), { recursive: true, force: true });
             (0,external_node_fs_.chmodSync)(dir, 0o700);
+        }
         return dir;
     }
     catch {
         return undefined;
+    }
+}
+/** Whether nobody but `uid` and root can change `dir` or any directory above it. */
+function trustedDir(dir, uid) {
+    for (let d = dir;; d = (0,external_node_path_.dirname)(d)) {
+        const st = (0,external_node_fs_.lstatSync)(d);
+        if (st.uid !== uid && st.uid !== 0)
+            return false;
+        if (st.isSymbolicLink()) {
+            if (!trustedDir((0,external_node_fs_.realpathSync)(d), uid))
+                return false;
+        }
+        else if (!st.isDirectory() || (st.mode & 0o022 && !(st.mode & 0o1000)))
+            return false;
+        if ((0,external_node_path_.dirname)(d) === d)
+            return true;
     }
 }
 
@@ -58479,7 +58513,7 @@ function cliHost({ flags, log, write, settings }) {
         log,
         redact: text => secrets/* secrets */.O.redact(text),
         // Deploys from one checkout or build directory hash only what changed since the last one.
-        hashCache: () => userCacheDir('hashes'),
+        hashCache: () => (process.env.DEPLOYGUARD_NO_HASH_CACHE ? undefined : userCacheDir('hashes')),
         // Ctrl-C stops between steps and rolls back, instead of leaving a host half-deployed.
         onCancel: cancel => {
             const onSignal = () => {
@@ -58600,11 +58634,14 @@ var commands = __nccwpck_require__(1050);
 var shell = __nccwpck_require__(648);
 // EXTERNAL MODULE: ./src/remote/layout.ts
 var remote_layout = __nccwpck_require__(4614);
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(3024);
 // EXTERNAL MODULE: external "node:worker_threads"
 var external_node_worker_threads_ = __nccwpck_require__(5919);
 // EXTERNAL MODULE: ./src/transfer/artifact.ts
 var transfer_artifact = __nccwpck_require__(6441);
 ;// CONCATENATED MODULE: ./src/transfer/delta.ts
+
 
 
 
@@ -58624,9 +58661,10 @@ const CHUNK = 1024 * 1024;
  * Plain CommonJS, evaluated as the worker's source: no bundle, no file to ship beside it.
  *
  * With a cache file (the CLI keeps one per artifact directory), a file is not read again when it is
- * the very file hashed before: same device, inode, size, mtime and ctime, to the nanosecond. The
- * ctime is the kernel's to set (a write, a chmod, a utime that puts the mtime back: each moves it),
- * so a file whose content changed never matches. Only files whose last change lies SETTLE_MS
+ * the very file hashed before: same device, inode, size, mtime and ctime, to the nanosecond. On the
+ * local file systems the cache is used on (see `cacheable`) the ctime is the kernel's to set (a
+ * write, a chmod, a utime that puts the mtime back: each moves it), so a file whose content changed
+ * never matches. Only files whose last change lies SETTLE_MS
  * before the hashing began are kept: the kernel's clock is coarse, and two changes in one tick of
  * it would share their timestamps. The result is posted first; the cache is written after, whole
  * (a temporary file renamed into place), holding only this artifact's files.
@@ -58638,14 +58676,24 @@ const fs = require('node:fs');
 const { files, cache, settleMs } = workerData;
 const buf = Buffer.allocUnsafe(${CHUNK});
 const known = new Map();
+let savedAt = 0;
 if (cache) {
+  // Only a plain file of this user's, closed to others, with one link, never through a symlink.
+  let fd;
   try {
-    const saved = JSON.parse(fs.readFileSync(cache, 'utf8'));
-    if (saved.v === 1 && Array.isArray(saved.files))
-      for (const f of saved.files)
-        if (Array.isArray(f) && /^[0-9a-f]{64}$/.test(f[2])) known.set(f[0], { id: f[1], hash: f[2] });
+    fd = fs.openSync(cache, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    const st = fs.fstatSync(fd);
+    if (st.isFile() && st.uid === process.getuid() && !(st.mode & 0o077) && st.nlink === 1) {
+      const saved = JSON.parse(fs.readFileSync(fd, 'utf8'));
+      savedAt = st.mtimeMs;
+      if (saved.v === 1 && Array.isArray(saved.files))
+        for (const f of saved.files)
+          if (Array.isArray(f) && /^[0-9a-f]{64}$/.test(f[2])) known.set(f[0], { id: f[1], hash: f[2] });
+    }
   } catch {
     // None yet, or unreadable: every file is hashed.
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
   }
 }
 const settled = (BigInt(Date.now()) - BigInt(settleMs)) * 1000000n;
@@ -58676,7 +58724,10 @@ for (const file of files) {
   }
 }
 parentPort.postMessage({ hashes: out, reused });
-if (cache && (reused !== keep.length || keep.length !== known.size)) {
+if (cache && reused === keep.length && keep.length === known.size) {
+  // Nothing new: the file is only touched (at most once a day), so the prune below keeps it.
+  if (Date.now() - savedAt > 86400000) try { fs.utimesSync(cache, new Date(), new Date()); } catch {}
+} else if (cache) {
   const tmp = cache + '.' + process.pid + '-' + require('node:worker_threads').threadId + '.tmp';
   try {
     fs.writeFileSync(tmp, JSON.stringify({ v: 1, files: keep }), { mode: 0o600, flag: 'wx' });
@@ -58684,12 +58735,14 @@ if (cache && (reused !== keep.length || keep.length !== known.size)) {
   } catch {
     try { fs.rmSync(tmp, { force: true }); } catch {}
   }
-  // The caches of artifact directories not deployed for 30 days go.
+  // The caches of artifact directories not deployed for 30 days go, and temporary files left behind.
   try {
     const dir = require('node:path').dirname(cache);
     for (const name of fs.readdirSync(dir)) {
       const f = dir + '/' + name;
-      if (name.endsWith('.json') && Date.now() - fs.lstatSync(f).mtimeMs > 30 * 86400000) fs.rmSync(f, { force: true });
+      const age = Date.now() - fs.lstatSync(f).mtimeMs;
+      if ((name.endsWith('.json') && age > 30 * 86400000) || (name.endsWith('.tmp') && age > 3600000))
+        fs.rmSync(f, { force: true });
     }
   } catch {}
 }
@@ -58726,14 +58779,32 @@ function abandonHashing(artifact) {
 function hashCacheFile(dir, artifact) {
     return (0,external_node_path_.join)(dir, `${(0,external_node_crypto_.createHash)('sha256').update(artifact.root).digest('hex').slice(0, 32)}.json`);
 }
+/**
+ * File systems whose ctime is the local kernel's own, set on every change (ext2/3/4, XFS, Btrfs,
+ * tmpfs, F2FS, ZFS, overlayfs), by `statfs` magic number. Not FAT (its "ctime" is a creation time
+ * with 2 s steps) nor network file systems (their clock is the server's).
+ */
+const CTIME_FILE_SYSTEMS = new Set([
+    0xef53, 0x58465342, 0x9123683e, 0x01021994, 0xf2f52010, 0x2fc12fc1, 0x794c7630
+]);
+/** Whether the artifact's hashes may be kept: a directory (a single file is usually made anew) on such a file system. */
+function cacheable(artifact) {
+    if (artifact.isFile)
+        return false;
+    try {
+        return CTIME_FILE_SYSTEMS.has((0,external_node_fs_.statfsSync)(artifact.root).type);
+    }
+    catch {
+        return false;
+    }
+}
 function hashFiles(artifact, opts) {
     const paths = artifact.entries.flatMap(e => (e.kind === 'file' ? [e.path] : []));
     const worker = new external_node_worker_threads_.Worker(HASHER, {
         eval: true,
         workerData: {
             files: paths.map(p => (0,transfer_artifact/* entrySourcePath */.pu)(artifact, p)),
-            // A single-file artifact is usually a build output made anew each time: nothing to keep.
-            cache: opts.cacheDir && !artifact.isFile ? hashCacheFile(opts.cacheDir, artifact) : undefined,
+            cache: opts.cacheDir && cacheable(artifact) ? hashCacheFile(opts.cacheDir, artifact) : undefined,
             settleMs: opts.settleMs ?? SETTLE_MS
         }
     });
@@ -59301,8 +59372,6 @@ function throwFirst(settled) {
         throw failed.reason;
 }
 
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(3024);
 ;// CONCATENATED MODULE: ./src/transfer/tar.ts
 
 
@@ -61103,7 +61172,14 @@ async function deploy(initial, artifact, deps, mode = { kind: 'full' }) {
                     run.report.outcome = 'switched';
                     return;
                 }
-                await hostPart(run, 'finish', () => finishHost(run, recordOf(run, 'deployed')));
+                try {
+                    await hostPart(run, 'finish', () => finishHost(run, recordOf(run, 'deployed')));
+                }
+                catch (err) {
+                    // Live and checked, but not marked good (or its answer was lost): said, never silent.
+                    deps.log.warn(`${run.host.name}: ${settings.releaseId} is live and passed its checks, but the finish failed: ${(0,errors/* describeError */.Uc)(err)}`);
+                    return;
+                }
                 run.report.outcome = 'deployed';
             });
         }
@@ -61206,9 +61282,10 @@ function recordScript(run, what) {
         status: what.status,
         reason: what.why,
         durationMs: now.getTime() - what.startedAt.getTime(),
-        checks: (0,host_record/* entryChecks */.EC)([...run.report.checks, ...run.report.rollbackChecks])
+        checks: (0,host_record/* entryChecks */.EC)([...run.report.checks, ...run.report.rollbackChecks]),
+        id: run.ctx.token
     };
-    return (0,commands/* appendDeployment */.CJ)(layout, (0,host_record/* serializeEntry */.d$)(entry, deps.redact ?? (s => s)));
+    return (0,commands/* appendDeployment */.CJ)(layout, (0,host_record/* serializeEntry */.d$)(entry, deps.redact ?? (s => s)), run.ctx.token);
 }
 /**
  * The end of every path, in one round trip: the prune a good deploy decided on, the deployment
@@ -61290,11 +61367,11 @@ async function finishHost(run, record) {
 }
 /** The prune after a good deploy, from the probe's listing (see `HostSession.releases`). */
 function pruneScript(run) {
-    const { settings, deps } = run.ctx;
+    const { settings, deps, token } = run.ctx;
     const layout = run.plan.layout;
-    if (run.releases === undefined) {
-        // The deploy is good; a failed cleanup must not turn it red, but a person should know.
-        deps.log.warn(`${run.host.name}: pruning old releases failed: the releases could not be listed`);
+    // The deploy is good; a cleanup that cannot be done must not turn it red, but a person should know.
+    if (run.releases === undefined || run.lockLost) {
+        deps.log.warn(`${run.host.name}: old releases not pruned: ${run.lockLost ? 'another deploy took over the lock' : 'the releases could not be listed'}`);
         return undefined;
     }
     const keep = settings.target.keepReleases;
@@ -61323,8 +61400,10 @@ function pruneScript(run) {
     const parts = scripts.filter((x) => x !== undefined);
     if (!parts.length)
         return undefined;
+    // The listing is only as good as the lock it was read under: with the lock gone, nothing goes.
+    const owner = external_node_path_.posix.join(layout.lockDir, 'owner');
     return {
-        script: (0,shell/* lines */.Mn)(...parts),
+        script: (0,shell/* lines */.Mn)((0,shell.sh) `if ! { [ -f ${owner} ] && grep -qF -- ${token} ${owner}; }; then echo "the lock is no longer this deploy's: nothing pruned" >&2; exit 1; fi`, ...parts),
         done: names.length ? `pruned ${names.length}: ${names.map(n => external_node_path_.posix.basename(n)).join(', ')}` : undefined
     };
 }
@@ -65630,9 +65709,12 @@ function readDeployments(layout, limit) {
  * by an earlier failure (a lost connection, a full disk) is ended with a newline first, so the
  * new record does not glue onto it, and readers skip the broken line.
  */
-function appendDeployment(layout, line) {
+function appendDeployment(layout, line, id) {
     const f = layout.deploymentsLog;
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mkdir -p -- ${layout.stateDir}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -s ${f} ] && [ "$(tail -c 1 -- ${f} | wc -l)" = 0 ]; then printf '\\n' >> ${f}; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `printf '%s\\n' ${line} >> ${f}`);
+    const append = (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mkdir -p -- ${layout.stateDir}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -s ${f} ] && [ "$(tail -c 1 -- ${f} | wc -l)" = 0 ]; then printf '\\n' >> ${f}; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `printf '%s\\n' ${line} >> ${f}`);
+    // Written once per deploy: when a script that appended it lost its answer, sending it again
+    // (from the close of every path) adds nothing.
+    return id ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if ! grep -qF -- ${`"id":"${id}"`} ${f} 2>/dev/null; then`, append, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `fi`) : append;
 }
 /**
  * Takes the lock with an atomic `mkdir`. Prints `acquired`, or `taken-over` followed by the
@@ -65790,7 +65872,8 @@ function listReleases(layout) {
     const dir = layout.strategy === 'releases' ? layout.releasesDir : layout.stateDir;
     const glob = layout.strategy === 'releases' ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `*` : (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `backups/*`;
     return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cd -- ${dir} 2>/dev/null || exit 0`, layout.strategy === 'releases'
-        ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `for r in ${glob}; do [ -d "$r" ] || continue; printf '%s\\t' "$r"; cat -- ${layout.statusDir}/"$r" 2>/dev/null || echo unknown; done`
+        ? // The first line of each status file (an empty or missing one reads as unknown), by builtins only.
+            (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `for r in ${glob}; do [ -d "$r" ] || continue; s=; { IFS= read -r s || :; } 2>/dev/null < ${layout.statusDir}/"$r" || :; printf '%s\\t%s\\n' "$r" "\${s:-unknown}"; done`
         : (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `ls -1d -- ${layout.base}.backup-* 2>/dev/null || true`);
 }
 /** The line before and after the release listing in the probe's answer (see `releaseListing`). */
@@ -65801,7 +65884,8 @@ const RELEASES_MARK = '--deployguard-releases--';
  * prune after a good deploy decides from, with no listing of its own at the end.
  */
 function releaseListing(layout) {
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo ${RELEASES_MARK}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `(`, listReleases(layout), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `) || true`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo ${RELEASES_MARK}`);
+    // The closing mark only after a listing that succeeded: without it, nothing is pruned.
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo ${RELEASES_MARK}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `(`, listReleases(layout), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `) && echo ${RELEASES_MARK} || true`);
 }
 /** Deletes releases or backups by full path. */
 function removePaths(paths) {

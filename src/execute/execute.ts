@@ -277,7 +277,15 @@ export async function deploy(
           run.report.outcome = 'switched';
           return;
         }
-        await hostPart(run, 'finish', () => finishHost(run, recordOf(run, 'deployed')));
+        try {
+          await hostPart(run, 'finish', () => finishHost(run, recordOf(run, 'deployed')));
+        } catch (err) {
+          // Live and checked, but not marked good (or its answer was lost): said, never silent.
+          deps.log.warn(
+            `${run.host.name}: ${settings.releaseId} is live and passed its checks, but the finish failed: ${describeError(err)}`
+          );
+          return;
+        }
         run.report.outcome = 'deployed';
       });
     } else {
@@ -396,9 +404,10 @@ function recordScript(
     status: what.status,
     reason: what.why,
     durationMs: now.getTime() - what.startedAt.getTime(),
-    checks: entryChecks([...run.report.checks, ...run.report.rollbackChecks])
+    checks: entryChecks([...run.report.checks, ...run.report.rollbackChecks]),
+    id: run.ctx.token
   };
-  return appendDeployment(layout, serializeEntry(entry, deps.redact ?? (s => s)));
+  return appendDeployment(layout, serializeEntry(entry, deps.redact ?? (s => s)), run.ctx.token);
 }
 
 /** The script of a host's end: the prune, the record and the lock's release, each with its exit code. */
@@ -500,11 +509,13 @@ async function finishHost(run: HostSession, record: Shell | undefined): Promise<
 
 /** The prune after a good deploy, from the probe's listing (see `HostSession.releases`). */
 function pruneScript(run: HostSession): Prune | undefined {
-  const { settings, deps } = run.ctx;
+  const { settings, deps, token } = run.ctx;
   const layout = run.plan!.layout;
-  if (run.releases === undefined) {
-    // The deploy is good; a failed cleanup must not turn it red, but a person should know.
-    deps.log.warn(`${run.host.name}: pruning old releases failed: the releases could not be listed`);
+  // The deploy is good; a cleanup that cannot be done must not turn it red, but a person should know.
+  if (run.releases === undefined || run.lockLost) {
+    deps.log.warn(
+      `${run.host.name}: old releases not pruned: ${run.lockLost ? 'another deploy took over the lock' : 'the releases could not be listed'}`
+    );
     return undefined;
   }
   const keep = settings.target.keepReleases;
@@ -542,8 +553,13 @@ function pruneScript(run: HostSession): Prune | undefined {
         [pruneManifests(layout, settings.releaseId), names.length ? removePaths(names) : undefined];
   const parts = scripts.filter((x): x is Shell => x !== undefined);
   if (!parts.length) return undefined;
+  // The listing is only as good as the lock it was read under: with the lock gone, nothing goes.
+  const owner = posix.join(layout.lockDir, 'owner');
   return {
-    script: lines(...parts),
+    script: lines(
+      sh`if ! { [ -f ${owner} ] && grep -qF -- ${token} ${owner}; }; then echo "the lock is no longer this deploy's: nothing pruned" >&2; exit 1; fi`,
+      ...parts
+    ),
     done: names.length ? `pruned ${names.length}: ${names.map(n => posix.basename(n)).join(', ')}` : undefined
   };
 }

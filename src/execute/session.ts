@@ -105,7 +105,8 @@ export interface HostSession {
   sent?: ReadonlySet<string>;
   /**
    * The releases (or in-place backups) the probe listed, with their status lines: what the prune
-   * after a good deploy decides from (nothing but this deploy changes them while the lock is held).
+   * after a good deploy decides from. Nothing but this deploy changes them while it holds the lock;
+   * the prune runs only while it still does.
    */
   releases?: string;
   /** The prune, the record and the unlock ran with the finish: nothing is left to close. */

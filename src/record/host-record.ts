@@ -40,6 +40,8 @@ export interface DeploymentEntry {
   readonly reason?: string;
   readonly durationMs: number;
   readonly checks: readonly EntryCheck[];
+  /** The deploy run that wrote it (its lock token): one entry per run and host, never two. */
+  readonly id?: string;
 }
 
 /** A line of the file that could not be read, reported and skipped, never fatal. */

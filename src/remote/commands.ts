@@ -124,13 +124,16 @@ export function readDeployments(layout: Layout, limit: number): Shell {
  * by an earlier failure (a lost connection, a full disk) is ended with a newline first, so the
  * new record does not glue onto it, and readers skip the broken line.
  */
-export function appendDeployment(layout: Layout, line: string): Shell {
+export function appendDeployment(layout: Layout, line: string, id?: string): Shell {
   const f = layout.deploymentsLog;
-  return lines(
+  const append = lines(
     sh`mkdir -p -- ${layout.stateDir}`,
     sh`if [ -s ${f} ] && [ "$(tail -c 1 -- ${f} | wc -l)" = 0 ]; then printf '\\n' >> ${f}; fi`,
     sh`printf '%s\\n' ${line} >> ${f}`
   );
+  // Written once per deploy: when a script that appended it lost its answer, sending it again
+  // (from the close of every path) adds nothing.
+  return id ? lines(sh`if ! grep -qF -- ${`"id":"${id}"`} ${f} 2>/dev/null; then`, append, sh`fi`) : append;
 }
 
 /**
@@ -382,7 +385,8 @@ export function listReleases(layout: Layout): Shell {
   return lines(
     sh`cd -- ${dir} 2>/dev/null || exit 0`,
     layout.strategy === 'releases'
-      ? sh`for r in ${glob}; do [ -d "$r" ] || continue; printf '%s\\t' "$r"; cat -- ${layout.statusDir}/"$r" 2>/dev/null || echo unknown; done`
+      ? // The first line of each status file (an empty or missing one reads as unknown), by builtins only.
+        sh`for r in ${glob}; do [ -d "$r" ] || continue; s=; { IFS= read -r s || :; } 2>/dev/null < ${layout.statusDir}/"$r" || :; printf '%s\\t%s\\n' "$r" "\${s:-unknown}"; done`
       : sh`ls -1d -- ${layout.base}.backup-* 2>/dev/null || true`
   );
 }
@@ -396,12 +400,12 @@ export const RELEASES_MARK = '--deployguard-releases--';
  * prune after a good deploy decides from, with no listing of its own at the end.
  */
 export function releaseListing(layout: Layout): Shell {
+  // The closing mark only after a listing that succeeded: without it, nothing is pruned.
   return lines(
     sh`echo ${RELEASES_MARK}`,
     sh`(`,
     listReleases(layout),
-    sh`) || true`,
-    sh`echo ${RELEASES_MARK}`
+    sh`) && echo ${RELEASES_MARK} || true`
   );
 }
 

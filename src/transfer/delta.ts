@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { entrySourcePath, type Artifact } from './artifact.js';
@@ -20,9 +21,10 @@ const CHUNK = 1024 * 1024;
  * Plain CommonJS, evaluated as the worker's source: no bundle, no file to ship beside it.
  *
  * With a cache file (the CLI keeps one per artifact directory), a file is not read again when it is
- * the very file hashed before: same device, inode, size, mtime and ctime, to the nanosecond. The
- * ctime is the kernel's to set (a write, a chmod, a utime that puts the mtime back: each moves it),
- * so a file whose content changed never matches. Only files whose last change lies SETTLE_MS
+ * the very file hashed before: same device, inode, size, mtime and ctime, to the nanosecond. On the
+ * local file systems the cache is used on (see `cacheable`) the ctime is the kernel's to set (a
+ * write, a chmod, a utime that puts the mtime back: each moves it), so a file whose content changed
+ * never matches. Only files whose last change lies SETTLE_MS
  * before the hashing began are kept: the kernel's clock is coarse, and two changes in one tick of
  * it would share their timestamps. The result is posted first; the cache is written after, whole
  * (a temporary file renamed into place), holding only this artifact's files.
@@ -34,14 +36,24 @@ const fs = require('node:fs');
 const { files, cache, settleMs } = workerData;
 const buf = Buffer.allocUnsafe(${CHUNK});
 const known = new Map();
+let savedAt = 0;
 if (cache) {
+  // Only a plain file of this user's, closed to others, with one link, never through a symlink.
+  let fd;
   try {
-    const saved = JSON.parse(fs.readFileSync(cache, 'utf8'));
-    if (saved.v === 1 && Array.isArray(saved.files))
-      for (const f of saved.files)
-        if (Array.isArray(f) && /^[0-9a-f]{64}$/.test(f[2])) known.set(f[0], { id: f[1], hash: f[2] });
+    fd = fs.openSync(cache, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    const st = fs.fstatSync(fd);
+    if (st.isFile() && st.uid === process.getuid() && !(st.mode & 0o077) && st.nlink === 1) {
+      const saved = JSON.parse(fs.readFileSync(fd, 'utf8'));
+      savedAt = st.mtimeMs;
+      if (saved.v === 1 && Array.isArray(saved.files))
+        for (const f of saved.files)
+          if (Array.isArray(f) && /^[0-9a-f]{64}$/.test(f[2])) known.set(f[0], { id: f[1], hash: f[2] });
+    }
   } catch {
     // None yet, or unreadable: every file is hashed.
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
   }
 }
 const settled = (BigInt(Date.now()) - BigInt(settleMs)) * 1000000n;
@@ -72,7 +84,10 @@ for (const file of files) {
   }
 }
 parentPort.postMessage({ hashes: out, reused });
-if (cache && (reused !== keep.length || keep.length !== known.size)) {
+if (cache && reused === keep.length && keep.length === known.size) {
+  // Nothing new: the file is only touched (at most once a day), so the prune below keeps it.
+  if (Date.now() - savedAt > 86400000) try { fs.utimesSync(cache, new Date(), new Date()); } catch {}
+} else if (cache) {
   const tmp = cache + '.' + process.pid + '-' + require('node:worker_threads').threadId + '.tmp';
   try {
     fs.writeFileSync(tmp, JSON.stringify({ v: 1, files: keep }), { mode: 0o600, flag: 'wx' });
@@ -80,12 +95,14 @@ if (cache && (reused !== keep.length || keep.length !== known.size)) {
   } catch {
     try { fs.rmSync(tmp, { force: true }); } catch {}
   }
-  // The caches of artifact directories not deployed for 30 days go.
+  // The caches of artifact directories not deployed for 30 days go, and temporary files left behind.
   try {
     const dir = require('node:path').dirname(cache);
     for (const name of fs.readdirSync(dir)) {
       const f = dir + '/' + name;
-      if (name.endsWith('.json') && Date.now() - fs.lstatSync(f).mtimeMs > 30 * 86400000) fs.rmSync(f, { force: true });
+      const age = Date.now() - fs.lstatSync(f).mtimeMs;
+      if ((name.endsWith('.json') && age > 30 * 86400000) || (name.endsWith('.tmp') && age > 3600000))
+        fs.rmSync(f, { force: true });
     }
   } catch {}
 }
@@ -141,14 +158,32 @@ export function hashCacheFile(dir: string, artifact: Artifact): string {
   return join(dir, `${createHash('sha256').update(artifact.root).digest('hex').slice(0, 32)}.json`);
 }
 
+/**
+ * File systems whose ctime is the local kernel's own, set on every change (ext2/3/4, XFS, Btrfs,
+ * tmpfs, F2FS, ZFS, overlayfs), by `statfs` magic number. Not FAT (its "ctime" is a creation time
+ * with 2 s steps) nor network file systems (their clock is the server's).
+ */
+const CTIME_FILE_SYSTEMS = new Set([
+  0xef53, 0x58465342, 0x9123683e, 0x01021994, 0xf2f52010, 0x2fc12fc1, 0x794c7630
+]);
+
+/** Whether the artifact's hashes may be kept: a directory (a single file is usually made anew) on such a file system. */
+function cacheable(artifact: Artifact): boolean {
+  if (artifact.isFile) return false;
+  try {
+    return CTIME_FILE_SYSTEMS.has(statfsSync(artifact.root).type);
+  } catch {
+    return false;
+  }
+}
+
 function hashFiles(artifact: Artifact, opts: HashOptions): Hashing {
   const paths = artifact.entries.flatMap(e => (e.kind === 'file' ? [e.path] : []));
   const worker = new Worker(HASHER, {
     eval: true,
     workerData: {
       files: paths.map(p => entrySourcePath(artifact, p)),
-      // A single-file artifact is usually a build output made anew each time: nothing to keep.
-      cache: opts.cacheDir && !artifact.isFile ? hashCacheFile(opts.cacheDir, artifact) : undefined,
+      cache: opts.cacheDir && cacheable(artifact) ? hashCacheFile(opts.cacheDir, artifact) : undefined,
       settleMs: opts.settleMs ?? SETTLE_MS
     }
   });
