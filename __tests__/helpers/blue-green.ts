@@ -19,12 +19,6 @@ export interface BlueGreenOptions {
   readonly ports: { readonly blue: number; readonly green: number };
   /** Where nginx listens on 127.0.0.1 (hosts share this machine's network: pick a free port). */
   readonly proxyPort: number;
-  /** Default `<target>/upstream.conf`, as deployguard's default. */
-  readonly upstreamFile?: string;
-  /** Extra lines inside the site's `location /` block (e.g. proxy_next_upstream settings). */
-  readonly locationExtra?: readonly string[];
-  /** Extra lines at nginx's top level of the http block, via conf.d (e.g. timeouts). */
-  readonly httpExtra?: readonly string[];
 }
 
 export interface BlueGreenHost {
@@ -61,9 +55,12 @@ export function templateUnit(target: string, unit: string): string {
   ].join('\n');
 }
 
-/** The nginx site: the README's upstream block and server, plus any extra location lines. */
+/** deployguard's default upstream file for a target. */
+const upstreamOf = (target: string) => `${target}/upstream.conf`;
+
+/** The nginx site: the README's upstream block and server. */
 export function nginxSite(opts: BlueGreenOptions): string {
-  const upstreamFile = opts.upstreamFile ?? `${opts.target}/upstream.conf`;
+  const upstreamFile = upstreamOf(opts.target);
   return [
     `upstream ${opts.unit} { include ${upstreamFile}; keepalive 16; }`,
     'server {',
@@ -72,7 +69,6 @@ export function nginxSite(opts: BlueGreenOptions): string {
     `    proxy_pass http://${opts.unit};`,
     '    proxy_http_version 1.1;',
     '    proxy_set_header Connection "";',
-    ...(opts.locationExtra ?? []).map(l => `    ${l}`),
     '  }',
     '}',
     ''
@@ -89,11 +85,10 @@ export function nginxSite(opts: BlueGreenOptions): string {
  * An existing upstream file (a host set up before) is left as it is.
  */
 export async function installBlueGreen(host: SystemdHost, opts: BlueGreenOptions): Promise<BlueGreenHost> {
-  const upstreamFile = opts.upstreamFile ?? `${opts.target}/upstream.conf`;
+  const upstreamFile = upstreamOf(opts.target);
   const siteFile = `/etc/nginx/sites-enabled/${opts.unit}.conf`;
   const unitFile = `/etc/systemd/system/${opts.unit}@.service`;
   const placeholder = `# placeholder until the first deploy\nserver 127.0.0.1:${opts.ports.blue};\n`;
-  const httpConf = opts.httpExtra?.length ? `${opts.httpExtra.join('\n')}\n` : '';
   await must(
     host,
     [
@@ -103,7 +98,6 @@ export async function installBlueGreen(host: SystemdHost, opts: BlueGreenOptions
       'systemctl daemon-reload',
       `test -s ${q(upstreamFile)} || printf %s ${q(placeholder)} > ${q(upstreamFile)}`,
       `printf %s ${q(nginxSite(opts))} > ${q(siteFile)}`,
-      `printf %s ${q(httpConf)} > /etc/nginx/conf.d/deployguard-test.conf`,
       'nginx -t -q',
       // restart, not start: a second call (new options) must load the new site.
       'systemctl restart nginx'

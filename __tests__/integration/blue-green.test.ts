@@ -186,7 +186,12 @@ describe('blue-green deploys behind a real nginx', () => {
     const poll = pollProxy();
     const { result } = await deployQuiet(await settings('v3', 'v3', 'unhealthy'));
     const answers = await poll.stop();
-    expect(['failed', 'rolled-back']).toContain(result.status);
+    // The new colour was started and stopped again; the live one never changed: nothing was rolled
+    // back, so the deploy failed (a rollback would mean production had changed and was put back).
+    expect({ status: result.status, rolledBack: result.rolledBack }).toEqual({
+      status: 'failed',
+      rolledBack: false
+    });
     expect(result.hosts[0]!.checks.find(c => c.name === 'colour-health')).toMatchObject({
       ok: false,
       reason: expect.stringMatching(/HTTP 500/)
