@@ -57098,13 +57098,10 @@ function tcpProbe(check) {
 async function runLocal(command, env, timeoutMs, signal) {
     let output = '';
     const text = new external_node_string_decoder_namespaceObject.StringDecoder('utf8');
-    const r = await (0,io_process/* runProcess */.R3)('/bin/sh', ['-c', command], {
+    const r = await (0,io_process/* runShell */.E5)(command, {
         env: (0,io_process/* processEnv */.Hb)(inheritedEnv(), { set: env }),
         timeoutMs,
         signal,
-        group: true,
-        overflow: 'tail',
-        maxOutputBytes: 0,
         onOutput: chunk => {
             output += text.write(chunk);
             if (output.length > 2 * MAX_OUTPUT)
@@ -62075,7 +62072,8 @@ __nccwpck_require__.d(__webpack_exports__, {
   Hb: () => (/* binding */ processEnv),
   X4: () => (/* binding */ runChecked),
   R3: () => (/* binding */ runProcess),
-  gh: () => (/* binding */ runProcessSync)
+  gh: () => (/* binding */ runProcessSync),
+  E5: () => (/* binding */ runShell)
 });
 
 ;// CONCATENATED MODULE: external "node:child_process"
@@ -62214,6 +62212,19 @@ function runProcess(file, args, opts = {}) {
             exit ??= { code, signal };
             finish();
         });
+    });
+}
+/**
+ * A user's command line (`/bin/sh -c`): the test command, a local check. It leads its own process
+ * group, so a timeout or cancel kills what it started too; its output only goes to `onOutput`
+ * (shown, never parsed: nothing is kept here).
+ */
+function runShell(command, opts) {
+    return runProcess('/bin/sh', ['-c', command], {
+        ...opts,
+        group: true,
+        overflow: 'tail',
+        maxOutputBytes: 0
     });
 }
 /**
@@ -68068,18 +68079,8 @@ async function runTestCommand(command, cwd, env, signal) {
         if (lines.length > TAIL_LINES * 4)
             lines.splice(0, lines.length - TAIL_LINES);
     };
-    // Its own process group: a cancel kills what the command started too. Its output is only
-    // shown (the tail), so the process keeps none of it.
-    const r = await (0,io_process/* runProcess */.R3)('/bin/sh', ['-c', command], {
-        cwd,
-        env,
-        signal,
-        group: true,
-        timeoutMs: TEST_TIMEOUT_MS,
-        overflow: 'tail',
-        maxOutputBytes: 0,
-        onOutput: take
-    });
+    // Its own process group: a cancel kills what the command started too (see `runShell`).
+    const r = await (0,io_process/* runShell */.E5)(command, { cwd, env, signal, timeoutMs: TEST_TIMEOUT_MS, onOutput: take });
     if (r.outcome === 'error') {
         return {
             command,

@@ -6,7 +6,7 @@ import { connect } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { rootCertificates } from 'node:tls';
-import { processEnv, runProcess } from '../io/process.js';
+import { processEnv, runShell } from '../io/process.js';
 import type { CommandCheck, HttpCheck, TcpCheck, VersionCheck } from '../settings/types.js';
 import type { CheckContext, Probe, ProbeResult } from './types.js';
 import { reportsVersion, shaWords } from './version.js';
@@ -541,13 +541,10 @@ async function runLocal(
 ): Promise<LocalRun> {
   let output = '';
   const text = new StringDecoder('utf8');
-  const r = await runProcess('/bin/sh', ['-c', command], {
+  const r = await runShell(command, {
     env: processEnv(inheritedEnv(), { set: env }),
     timeoutMs,
     signal,
-    group: true,
-    overflow: 'tail',
-    maxOutputBytes: 0,
     onOutput: chunk => {
       output += text.write(chunk);
       if (output.length > 2 * MAX_OUTPUT) output = output.slice(-MAX_OUTPUT);

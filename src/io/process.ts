@@ -174,6 +174,23 @@ export function runProcess(
 }
 
 /**
+ * A user's command line (`/bin/sh -c`): the test command, a local check. It leads its own process
+ * group, so a timeout or cancel kills what it started too; its output only goes to `onOutput`
+ * (shown, never parsed: nothing is kept here).
+ */
+export function runShell(
+  command: string,
+  opts: Pick<ProcessOptions, 'cwd' | 'env' | 'timeoutMs' | 'signal' | 'onOutput'>
+): Promise<ProcessResult> {
+  return runProcess('/bin/sh', ['-c', command], {
+    ...opts,
+    group: true,
+    overflow: 'tail',
+    maxOutputBytes: 0
+  });
+}
+
+/**
  * The same for the few places that must stay synchronous (a quick question asked while settings
  * are read). Output is capped and the child killed past it; it never throws.
  */

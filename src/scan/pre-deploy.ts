@@ -3,7 +3,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { SecretScanError } from '../errors.js';
 import { runGit } from '../io/git.js';
 import type { Logger } from '../io/log.js';
-import { runProcess } from '../io/process.js';
+import { runShell } from '../io/process.js';
 import { secrets } from '../io/secrets.js';
 import type { Settings } from '../settings/types.js';
 import { ensureGitleaks } from './acquire.js';
@@ -86,18 +86,8 @@ export async function runTestCommand(
     lines.push(...parts);
     if (lines.length > TAIL_LINES * 4) lines.splice(0, lines.length - TAIL_LINES);
   };
-  // Its own process group: a cancel kills what the command started too. Its output is only
-  // shown (the tail), so the process keeps none of it.
-  const r = await runProcess('/bin/sh', ['-c', command], {
-    cwd,
-    env,
-    signal,
-    group: true,
-    timeoutMs: TEST_TIMEOUT_MS,
-    overflow: 'tail',
-    maxOutputBytes: 0,
-    onOutput: take
-  });
+  // Its own process group: a cancel kills what the command started too (see `runShell`).
+  const r = await runShell(command, { cwd, env, signal, timeoutMs: TEST_TIMEOUT_MS, onOutput: take });
   if (r.outcome === 'error') {
     return {
       command,
