@@ -67512,9 +67512,9 @@ class Git {
     constructor(dir) {
         this.dir = dir;
     }
-    /** Runs git (io/git.ts); never throws for a non-zero exit (only when git cannot be started). */
-    async run(args, timeoutMs = 120_000) {
-        const r = await (0,git/* runGit */.EO)(this.dir, args, { timeoutMs });
+    /** Runs git (io/git.ts, its timeout unless given); never throws for a non-zero exit (only when git cannot be started). */
+    async run(args, timeoutMs) {
+        const r = await (0,git/* runGit */.EO)(this.dir, args, timeoutMs === undefined ? {} : { timeoutMs });
         if (r.notFound) {
             throw new errors/* SecretScanError */.Mm(`git is not installed (or not on PATH), so the commits to scan cannot be worked out.`, 'pre-deploy', 'Install git on the runner, or run deployguard where git is available.');
         }

@@ -19,7 +19,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { SecretScanError } from '../errors.js';
-import { runGit } from '../io/git.js';
+import { runGit, type GitResult } from '../io/git.js';
 
 export type RangeSource = 'last-deploy' | 'push' | 'pull-request' | 'first-deploy' | 'explicit';
 
@@ -81,11 +81,8 @@ const FETCH_DEPTH_HINT =
 // ---------------------------------------------------------------------------------------------
 // git
 
-interface GitResult {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+/** What io/git.ts answers, stdout as text. */
+type GitText = Pick<GitResult, 'code' | 'stderr'> & { readonly stdout: string };
 
 /** The last lines of git's stderr, with any credentials in URLs masked. */
 function stderrTail(stderr: string, lines = 6): string {
@@ -111,9 +108,9 @@ class Git {
 
   constructor(readonly dir: string) {}
 
-  /** Runs git (io/git.ts); never throws for a non-zero exit (only when git cannot be started). */
-  async run(args: readonly string[], timeoutMs = 120_000): Promise<GitResult> {
-    const r = await runGit(this.dir, args, { timeoutMs });
+  /** Runs git (io/git.ts, its timeout unless given); never throws for a non-zero exit (only when git cannot be started). */
+  async run(args: readonly string[], timeoutMs?: number): Promise<GitText> {
+    const r = await runGit(this.dir, args, timeoutMs === undefined ? {} : { timeoutMs });
     if (r.notFound) {
       throw new SecretScanError(
         `git is not installed (or not on PATH), so the commits to scan cannot be worked out.`,
@@ -131,7 +128,7 @@ class Git {
     return r.stdout;
   }
 
-  failure(args: readonly string[], r: GitResult, hint?: string): SecretScanError {
+  failure(args: readonly string[], r: GitText, hint?: string): SecretScanError {
     const err = stderrTail(r.stderr);
     return new SecretScanError(
       `${shown(args)} failed in ${this.dir} (exit ${r.code}): ${err}`,
@@ -307,7 +304,7 @@ class History {
     const sets = [usable, usable.slice(0, 1), []].filter(
       (set, i, all) => i === 0 || set.length !== all[i - 1]?.length
     );
-    let last: { args: string[]; r: GitResult } | undefined;
+    let last: { args: string[]; r: GitText } | undefined;
     for (let i = 0; i < sets.length; i++) {
       const set = sets[i] ?? [];
       const args = [...FETCH, ...how, 'origin', ...set];
