@@ -51,8 +51,9 @@ class FakeShell implements RemoteShell {
     // by the rules as the script it would have been on its own, and kept as such in `sent`.
     if (text.startsWith(`printf '%s start %s\\n' ${STEP_MARK}`)) return this.group(text);
     const probe = text.indexOf(`\necho ${PROBE_MARK}\n`);
-    if (text.startsWith('(\n') && probe > 0) {
-      const lock = this.answer(text.slice(2, probe - 2));
+    const open = text.indexOf('\n(\n');
+    if (text.startsWith('IFS= read -r go') && open > 0 && probe > open) {
+      const lock = this.answer(text.slice(open + 3, probe - 2));
       if (lock.code !== 0) return lock;
       const inner = /\(\nset -e\n([\s\S]*)\n\)\nrc=\$\?/.exec(text.slice(probe))![1]!;
       const read = this.answer(inner);

@@ -18,6 +18,8 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  LOCK_GO,
+  LOCK_NO_GO,
   lockThenProbe,
   pruneReleases,
   releaseListing,
@@ -65,16 +67,28 @@ describe('stepGroup', () => {
 });
 
 describe('lockThenProbe and withCode', () => {
+  const go = `${LOCK_GO}\n`;
   test('a busy lock exits with its own code and never probes', () => {
-    const r = run(lockThenProbe(sh`echo busy; exit 75`, sh`echo probed`));
+    const r = run(lockThenProbe(sh`echo busy; exit 75`, sh`echo probed`), go);
     expect(r.code).toBe(75);
     expect(r.stdout).toBe('busy\n');
   });
 
   test("a failing probe is reported after the lock's answer, with errexit inside it", () => {
-    const r = run(lockThenProbe(sh`echo acquired`, sh`printf 'cut short'; false; echo not-reached`));
+    const r = run(lockThenProbe(sh`echo acquired`, sh`printf 'cut short'; false; echo not-reached`), go);
     expect(r.code).toBe(0);
     expect(r.stdout).toBe('acquired\n--deployguard-probe--\ncut short\nprobe-rc=1\n');
+  });
+
+  test('without the go line on stdin (the connection gone before it started), nothing is taken', () => {
+    const marker = join(dir, 'taken');
+    for (const input of [undefined, '', 'something else\n']) {
+      const r = run(lockThenProbe(sh`mkdir -- ${marker}`, sh`echo probed`), input);
+      expect(r).toMatchObject({ code: LOCK_NO_GO, stdout: '' });
+      expect(existsSync(marker)).toBe(false);
+    }
+    expect(run(lockThenProbe(sh`mkdir -- ${marker}`, sh`echo probed`), go).code).toBe(0);
+    expect(existsSync(marker)).toBe(true);
   });
 
   test('withCode keeps the script around it going', () => {

@@ -60526,7 +60526,7 @@ wait) {
         // drops under it loses the answer, not the mkdir. The release at the end removes it if so
         // (it only ever removes a lock carrying our token).
         run.lockUnsure = true;
-        const answer = await run.shell.exec(script);
+        const answer = await run.shell.exec(script, { stdin: `${commands/* LOCK_GO */.lI}\n` });
         run.lockUnsure = answer.code !== 0 && answer.code !== commands/* LOCK_BUSY */.sk;
         const r = splitProbe(run, answer);
         if (r.code === 0) {
@@ -65612,6 +65612,7 @@ function drain(unit, sudo, colour, drainMs) {
 /* harmony export */   "in": () => (/* binding */ removeCurrent),
 /* harmony export */   k_: () => (/* binding */ serviceCommands),
 /* harmony export */   lD: () => (/* binding */ PROBE_MARK),
+/* harmony export */   lI: () => (/* binding */ LOCK_GO),
 /* harmony export */   lQ: () => (/* binding */ LOCK_LOST),
 /* harmony export */   lT: () => (/* binding */ lockRelease),
 /* harmony export */   li: () => (/* binding */ lockThenProbe),
@@ -65633,7 +65634,7 @@ function drain(unit, sudo, colour, drainMs) {
 /* harmony export */   yN: () => (/* binding */ stepGroup),
 /* harmony export */   zp: () => (/* binding */ withCode)
 /* harmony export */ });
-/* unused harmony exports PROBE_HISTORY_LINES, sumsPath */
+/* unused harmony exports PROBE_HISTORY_LINES, LOCK_NO_GO, sumsPath */
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6760);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var _shell_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(648);
@@ -66039,10 +66040,19 @@ const PROBE_MARK = '--deployguard-probe--';
  * or a lock that cannot be taken ends the script with the lock's exit code, as `lockAcquire` alone
  * would; the probe only runs under the lock. The probe's own exit code follows its output as
  * `probe-rc=N` on a line of its own, so a probe that fails never reads as a lock that was not taken.
+ *
+ * It first reads LOCK_GO from stdin, which the deploy sends with the command: a script that sshd
+ * starts only after the connection dropped (a host slow to fork) reads end-of-file instead and
+ * takes nothing. Otherwise it could take the lock after the deploy, its answer lost, had already
+ * reconnected and released it, and leave it behind.
  */
 function lockThenProbe(lock, probeScript) {
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `(`, lock, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `)`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo ${PROBE_MARK}`, withCode(probeScript, 'probe-rc'));
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `IFS= read -r go || exit ${LOCK_NO_GO}; [ "$go" = ${LOCK_GO} ] || exit ${LOCK_NO_GO}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `(`, lock, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `)`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo ${PROBE_MARK}`, withCode(probeScript, 'probe-rc'));
 }
+/** The line `lockThenProbe` waits for on stdin before it takes the lock. */
+const LOCK_GO = 'deployguard-lock-go';
+/** Exit code of `lockThenProbe` when its stdin ended before LOCK_GO: nothing was taken. */
+const LOCK_NO_GO = 79;
 /**
  * Runs a script whose failure must not end the script around it: its output, then its exit code
  * as `NAME=N` on a line of its own. errexit is off only to catch the code; on again inside.

@@ -1,6 +1,7 @@
 import { DeployError, describeError } from '../errors.js';
 import {
   LOCK_BUSY,
+  LOCK_GO,
   LOCK_LOST,
   PROBE_MARK,
   lockRefresh,
@@ -92,7 +93,7 @@ export async function acquireLock(
     // drops under it loses the answer, not the mkdir. The release at the end removes it if so
     // (it only ever removes a lock carrying our token).
     run.lockUnsure = true;
-    const answer = await run.shell.exec(script);
+    const answer = await run.shell.exec(script, { stdin: `${LOCK_GO}\n` });
     run.lockUnsure = answer.code !== 0 && answer.code !== LOCK_BUSY;
     const r = splitProbe(run, answer);
     if (r.code === 0) {

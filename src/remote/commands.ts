@@ -628,10 +628,28 @@ export const PROBE_MARK = '--deployguard-probe--';
  * or a lock that cannot be taken ends the script with the lock's exit code, as `lockAcquire` alone
  * would; the probe only runs under the lock. The probe's own exit code follows its output as
  * `probe-rc=N` on a line of its own, so a probe that fails never reads as a lock that was not taken.
+ *
+ * It first reads LOCK_GO from stdin, which the deploy sends with the command: a script that sshd
+ * starts only after the connection dropped (a host slow to fork) reads end-of-file instead and
+ * takes nothing. Otherwise it could take the lock after the deploy, its answer lost, had already
+ * reconnected and released it, and leave it behind.
  */
 export function lockThenProbe(lock: Shell, probeScript: Shell): Shell {
-  return lines(sh`(`, lock, sh`)`, sh`echo ${PROBE_MARK}`, withCode(probeScript, 'probe-rc'));
+  return lines(
+    sh`IFS= read -r go || exit ${LOCK_NO_GO}; [ "$go" = ${LOCK_GO} ] || exit ${LOCK_NO_GO}`,
+    sh`(`,
+    lock,
+    sh`)`,
+    sh`echo ${PROBE_MARK}`,
+    withCode(probeScript, 'probe-rc')
+  );
 }
+
+/** The line `lockThenProbe` waits for on stdin before it takes the lock. */
+export const LOCK_GO = 'deployguard-lock-go';
+
+/** Exit code of `lockThenProbe` when its stdin ended before LOCK_GO: nothing was taken. */
+export const LOCK_NO_GO = 79;
 
 /**
  * Runs a script whose failure must not end the script around it: its output, then its exit code
