@@ -178,6 +178,17 @@ describe('hashArtifact with a cache of earlier hashes', () => {
     }
     throw new Error(`the cache never held ${n} files`);
   }
+  const PLANTED = 'e'.repeat(64);
+  /** The files hashed once and kept; returns the scan and that cache with every hash replaced by PLANTED. */
+  async function keptThenPlanted(): Promise<{ first: Artifact; planted: string }> {
+    await settle();
+    const first = await scanArtifact(dir);
+    await hashArtifact(first, { cacheDir, settleMs });
+    await cacheHolds(first, 3);
+    const kept = cached(first);
+    for (const f of kept.files) f[2] = PLANTED;
+    return { first, planted: JSON.stringify(kept) };
+  }
 
   test('keeps the hashes of settled files, privately, and answers from them for the very same files', async () => {
     await settle();
@@ -193,14 +204,9 @@ describe('hashArtifact with a cache of earlier hashes', () => {
   });
 
   test('a file changed since, even to the same size with its mtime put back, is read again', async () => {
-    await settle();
-    const first = await scanArtifact(dir);
-    await hashArtifact(first, { cacheDir, settleMs });
-    await cacheHolds(first, 3);
+    const { first, planted } = await keptThenPlanted();
     // The cache is what answers: a hash planted for an unchanged file comes back as it is...
-    const planted = cached(first);
-    for (const f of planted.files) f[2] = 'e'.repeat(64);
-    writeFileSync(hashCacheFile(cacheDir, first), JSON.stringify(planted), { mode: 0o600 });
+    writeFileSync(hashCacheFile(cacheDir, first), planted, { mode: 0o600 });
     // ...but never for a file whose content changed: same size, same mtime, only its ctime moved.
     const a = join(dir, 'a.txt');
     const before = statSync(a, { bigint: true });
@@ -215,7 +221,7 @@ describe('hashArtifact with a cache of earlier hashes', () => {
     const second = await scanArtifact(dir);
     const hashes = await hashArtifact(second, { cacheDir, settleMs });
     expect(hashes.get('a.txt')).toBe(sha(a));
-    expect(hashes.get('b.txt')).toBe('e'.repeat(64));
+    expect(hashes.get('b.txt')).toBe(PLANTED);
     expect(reusedHashes(second)).toBe(2);
   });
 
@@ -232,23 +238,18 @@ describe('hashArtifact with a cache of earlier hashes', () => {
   });
 
   test('a cache file others could have written, or a link to one, is never read', async () => {
-    await settle();
-    const first = await scanArtifact(dir);
-    await hashArtifact(first, { cacheDir, settleMs });
-    await cacheHolds(first, 3);
+    const { first, planted } = await keptThenPlanted();
     const file = hashCacheFile(cacheDir, first);
-    const planted = cached(first);
-    for (const f of planted.files) f[2] = 'e'.repeat(64);
     const real = sha(join(dir, 'b.txt'));
     // Open to others: ignored, every file read again.
-    writeFileSync(file, JSON.stringify(planted), { mode: 0o644 });
+    writeFileSync(file, planted, { mode: 0o644 });
     chmodSync(file, 0o644);
     const loose = await scanArtifact(dir);
     expect((await hashArtifact(loose, { cacheDir, settleMs })).get('b.txt')).toBe(real);
     expect(reusedHashes(loose)).toBe(0);
     // A symlink in its place (to a file that would pass): not followed.
     const elsewhere = join(cacheDir, 'elsewhere');
-    writeFileSync(elsewhere, JSON.stringify(planted), { mode: 0o600 });
+    writeFileSync(elsewhere, planted, { mode: 0o600 });
     rmSync(file);
     symlinkSync(elsewhere, file);
     const linked = await scanArtifact(dir);
