@@ -59759,7 +59759,6 @@ async function uploadArtifact(run) {
     // with the previous release. Verification checks the whole tree against both.
     run.hashes = delta ? new Map([...delta.local, ...hashes]) : hashes;
     run.sent = delta ? new Set(hashes.keys()) : undefined;
-    run.verifyAll = !delta || settings.transfer.verify === 'full';
     const secs = Math.max(0.001, (Date.now() - started) / 1000);
     const reused = reusedHashes(artifact);
     deps.log.info(`${run.host.name}: ${shipped.fileCount} files, ${(shipped.totalBytes / 1e6).toFixed(1)} MB sent in ${secs.toFixed(1)} s (${(shipped.totalBytes / 1e6 / secs).toFixed(1)} MB/s)${delta ? `; ${delta.link.length} unchanged files linked from ${run.plan?.previousRelease}${reused ? ` (${reused} of the artifact's hashes from the cache)` : ''}` : ''}`);
@@ -59814,7 +59813,8 @@ function verifyRequest(run, script) {
     const hashes = run.hashes;
     if (!hashes)
         throw new StepFailed(`${run.host.name}: nothing was uploaded to verify`, 'deploy');
-    const sent = run.delta && !run.fullUpload && !run.verifyAll ? run.sent : undefined;
+    // Only an incremental upload verifies only what it sent, unless `verify: full` asks for every file.
+    const sent = run.delta && !run.fullUpload && settings.transfer.verify !== 'full' ? run.sent : undefined;
     const layout = run.plan?.layout ?? run.ctx.layout;
     const previous = run.plan?.previousRelease;
     if (!sent || !previous)

@@ -99,8 +99,6 @@ export interface HostSession {
   previous?: PreviousRelease;
   /** The staging step, run as the first part of the upload's script (one round trip for both). */
   staging?: { readonly step: Pick<Step, 'id' | 'title'> };
-  /** Hash every file of the upload on the host (a full upload, or `verify: full`). */
-  verifyAll?: boolean;
   /** The paths of the files the upload sent (not linked), for the verification of only those. */
   sent?: ReadonlySet<string>;
   /**

@@ -88,7 +88,6 @@ export async function uploadArtifact(run: HostSession): Promise<void> {
   // with the previous release. Verification checks the whole tree against both.
   run.hashes = delta ? new Map([...delta.local, ...hashes]) : hashes;
   run.sent = delta ? new Set(hashes.keys()) : undefined;
-  run.verifyAll = !delta || settings.transfer.verify === 'full';
   const secs = Math.max(0.001, (Date.now() - started) / 1000);
   const reused = reusedHashes(artifact);
   deps.log.info(
@@ -156,7 +155,8 @@ export function verifyRequest(
   const { settings } = run.ctx;
   const hashes = run.hashes;
   if (!hashes) throw new StepFailed(`${run.host.name}: nothing was uploaded to verify`, 'deploy');
-  const sent = run.delta && !run.fullUpload && !run.verifyAll ? run.sent : undefined;
+  // Only an incremental upload verifies only what it sent, unless `verify: full` asks for every file.
+  const sent = run.delta && !run.fullUpload && settings.transfer.verify !== 'full' ? run.sent : undefined;
   const layout = run.plan?.layout ?? run.ctx.layout;
   const previous = run.plan?.previousRelease;
   if (!sent || !previous) return { script, stdin: manifestText(hashes) };
