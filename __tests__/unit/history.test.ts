@@ -1,9 +1,9 @@
 /**
  * The host's deployments.jsonl: the line format, reading it back when lines are broken, and the
- * exact remote commands that append and read it.
+ * remote commands that append and read it, run by a real `sh` on a local file.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { appendDeployment, readDeployments } from '../../src/remote/commands.js';
@@ -138,13 +138,26 @@ describe('writing a record line', () => {
   });
 
   test('the append command ends a cut-short line first and never rewrites the file', () => {
-    expect(appendDeployment(layout, '{"v":1}').text).toBe(
-      [
-        'mkdir -p -- /srv/app/.deployguard',
-        `if [ -s /srv/app/.deployguard/deployments.jsonl ] && [ "$(tail -c 1 -- /srv/app/.deployguard/deployments.jsonl | wc -l)" = 0 ]; then printf '\\n' >> /srv/app/.deployguard/deployments.jsonl; fi`,
-        `printf '%s\\n' '{"v":1}' >> /srv/app/.deployguard/deployments.jsonl`
-      ].join('\n')
-    );
+    const dir = mkdtempSync(join(tmpdir(), 'dg-append-'));
+    try {
+      const local = layoutFor({ path: join(dir, 'app'), strategy: 'releases', keepReleases: 2, shared: [] });
+      const send = (line: string) =>
+        execFileSync('sh', ['-c', `set -eu\n${appendDeployment(local, line).text}`]);
+      // No record yet: the state directory is made and the line is the whole file.
+      send('{"v":1}');
+      expect(readFileSync(local.deploymentsLog, 'utf8')).toBe('{"v":1}\n');
+      // A line cut short (a dropped link, a full disk), then one ending in NUL bytes (a crash of
+      // a host that had not written the file out): each is ended before the next line.
+      writeFileSync(local.deploymentsLog, '{"v":1}\n{"v":1,"cut');
+      send('{"v":2}');
+      appendFileSync(local.deploymentsLog, Buffer.from([0x7b, 0, 0]));
+      send('{"v":3}');
+      expect(readFileSync(local.deploymentsLog, 'latin1')).toBe(
+        '{"v":1}\n{"v":1,"cut\n{"v":2}\n{\0\0\n{"v":3}\n'
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
     expect(appendDeployment(layout, 'x').text).not.toMatch(/ > |sed -i|mv /);
   });
 
@@ -167,9 +180,25 @@ describe('writing a record line', () => {
     }
   });
 
-  test('the read command prints the line count and the tail', () => {
-    expect(readDeployments(layout, 20).text).toBe(
-      `if [ -f /srv/app/.deployguard/deployments.jsonl ]; then n=$(sed -n '$=' -- /srv/app/.deployguard/deployments.jsonl); printf 'lines=%s\\n' "\${n:-0}"; tail -n 20 -- /srv/app/.deployguard/deployments.jsonl | sed -e '$a\\'; else echo lines=0; fi`
-    );
+  test('the read command prints the line count and the newest lines, each ended', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dg-read-'));
+    try {
+      const local = layoutFor({ path: join(dir, 'app'), strategy: 'releases', keepReleases: 2, shared: [] });
+      const read = (limit: number) =>
+        execFileSync('sh', ['-c', `set -eu\n${readDeployments(local, limit).text}`]).toString();
+      expect(read(3)).toBe('lines=0\n');
+      mkdirSync(local.stateDir, { recursive: true });
+      writeFileSync(local.deploymentsLog, '');
+      expect(read(3)).toBe('lines=0\n');
+      writeFileSync(local.deploymentsLog, 'a\nb\n');
+      expect(read(3)).toBe('lines=2\na\nb\n');
+      // Five lines, the last cut short: all are counted, the last three printed, each ended.
+      writeFileSync(local.deploymentsLog, 'a\nb\nc\nd\ne-cut');
+      expect(read(3)).toBe('lines=5\nc\nd\ne-cut\n');
+      expect(read(5)).toBe('lines=5\na\nb\nc\nd\ne-cut\n');
+      expect(read(1)).toBe('lines=5\ne-cut\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

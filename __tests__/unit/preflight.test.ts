@@ -56,7 +56,7 @@ describe('the preflight script', () => {
       'if sudo -n -l journalctl -u myapp -n 30 --no-pager -o short-iso >/dev/null 2>&1; then echo sudo-3=yes; else echo sudo-3=no; fi'
     ]);
     expect(text.split('\n')[0]).toBe(
-      'for tool in basename cat cp cut date df dirname head ln ls mkdir mv nproc readlink rm rmdir sha256sum sleep split stat tail touch wc ' +
+      'for tool in cat cp cut date df head ln ls mkdir mv nproc readlink rm rmdir sha256sum sleep split stat tail touch ' +
         'find xargs grep sed awk tar systemctl journalctl sudo; do command -v "$tool" >/dev/null 2>&1 || echo "missing-tool=$tool"; done'
     );
   });

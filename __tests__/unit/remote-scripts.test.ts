@@ -18,9 +18,16 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  LOCK_BUSY,
   LOCK_GO,
+  LOCK_LOST,
   LOCK_NO_GO,
+  lockAcquire,
+  lockHeld,
+  lockRefresh,
+  lockRelease,
   lockThenProbe,
+  preflightScript,
   pruneReleases,
   releaseListing,
   STEP_MARK,
@@ -36,6 +43,8 @@ import { lines, sh } from '../../src/remote/shell.js';
 import { splitReleases } from '../../src/execute/state.js';
 import { parseReleaseList } from '../../src/plan/plan.js';
 import { layoutFor } from '../../src/remote/layout.js';
+import { preflightProbe } from '../../src/preflight.js';
+import { BASE_INPUTS, settingsFrom } from '../helpers/settings.js';
 
 function run(script: { text: string }, input?: Buffer | string) {
   const r = spawnSync('sh', ['-c', `set -eu\n${script.text}`], { input });
@@ -56,6 +65,20 @@ describe('stepGroup', () => {
     expect(marks.map(l => l.split(' ')[1])).toEqual(['start', '0', '1']);
     expect(r.stdout).toContain('one\n');
     expect(r.stdout).not.toContain('never');
+  });
+
+  test('each mark carries the host uptime in seconds, read without starting a process', () => {
+    const r = run(stepGroup([sh`sleep 0.05`, sh`:`]));
+    const times = r.stdout
+      .split('\n')
+      .filter(l => l.startsWith(STEP_MARK))
+      .map(l => Number(l.split(' ')[2]));
+    const uptime = Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+    expect(times).toHaveLength(3);
+    for (const t of times) expect(t).toBeGreaterThan(uptime - 60);
+    expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(0.04);
+    expect(times[2]).toBeGreaterThanOrEqual(times[1]!);
+    expect(stepGroup([sh`:`]).text).not.toMatch(/\bdate\b/);
   });
 
   test('an exit inside a step ends only that step', () => {
@@ -97,6 +120,50 @@ describe('lockThenProbe and withCode', () => {
   });
 });
 
+describe('the lock', () => {
+  const layout = () =>
+    layoutFor({ path: join(dir, 'app'), strategy: 'releases', keepReleases: 2, shared: [] });
+  const owner = (token: string) => JSON.stringify({ token, run: '1', at: '2026-12-03T00:00:00Z' });
+
+  test('taken once; released and refreshed only while its owner file carries the token', () => {
+    const l = layout();
+    expect(run(lockAcquire(l, owner('tok-a'), 600))).toMatchObject({ code: 0, stdout: 'acquired\n' });
+    expect(existsSync(l.statusDir) && existsSync(l.manifestsDir)).toBe(true);
+    expect(run(lockAcquire(l, owner('tok-b'), 600)).code).toBe(LOCK_BUSY);
+    // Another deploy's token neither refreshes nor frees it.
+    expect(run(lockRefresh(l, 'tok-b')).code).toBe(LOCK_LOST);
+    expect(run(lockRelease(l, 'tok-b'))).toMatchObject({ code: 0, stdout: '' });
+    expect(existsSync(l.lockDir)).toBe(true);
+    expect(run(lockRefresh(l, 'tok-a')).code).toBe(0);
+    expect(run(lockRelease(l, 'tok-a'))).toMatchObject({ code: 0, stdout: 'released\n' });
+    expect(existsSync(l.lockDir)).toBe(false);
+    // Gone, or with no owner file: not ours.
+    expect(run(lockRefresh(l, 'tok-a')).code).toBe(LOCK_LOST);
+    mkdirSync(l.lockDir);
+    expect(run(lockRelease(l, 'tok-a'))).toMatchObject({ code: 0, stdout: '' });
+    expect(run(sh`if ${lockHeld(l, 'tok-a')}; then echo held; else echo free; fi`).stdout).toBe('free\n');
+  });
+});
+
+describe('the preflight facts', () => {
+  test('free space is read where the deploy will write: the nearest directory that exists', () => {
+    const facts = (path: string) => {
+      const s = settingsFrom(
+        { ...BASE_INPUTS, 'target-path': path },
+        'version: 1\nservice: { manager: none }'
+      );
+      return run(preflightScript(layoutFor(s.target), preflightProbe(s)));
+    };
+    const r = facts(join(dir, 'not', 'there', 'yet'));
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`disk-dir=${dir}\n`);
+    expect(r.stdout).toMatch(/^disk-free-kb=\d+$/m);
+    expect(r.stdout).not.toContain('unwritable=');
+    // Up to the root when nothing on the way exists.
+    expect(facts('/dg-none-1/a/b').stdout).toContain('disk-dir=/\n');
+  });
+});
+
 describe('upload and verify', () => {
   const sha = (p: string) => execFileSync('sha256sum', [p]).toString().slice(0, 64);
   const tarOf = (src: string) =>
@@ -130,6 +197,25 @@ describe('upload and verify', () => {
     expect(readFileSync(keep.replace(/\.sha256$/, '.stat'), 'utf8')).toMatch(/^\d+ 6 \d+\.\d+ \.\/a\.txt$/m);
     writeFileSync(join(staging, 'a.txt'), 'changed\n');
     expect(run(verifyManifest(staging, 2, keep), manifest).code).not.toBe(0);
+  });
+
+  test('a to-do list an earlier verification left behind is not read', () => {
+    const staging = join(dir, 'staging', 'r4');
+    mkdirSync(staging, { recursive: true });
+    writeFileSync(join(staging, 'a.txt'), 'alpha\n');
+    const line = `${sha(join(staging, 'a.txt'))}  ./a.txt\n`;
+    writeFileSync(sumsPath(staging), line);
+    const keep = join(dir, 'manifests', 'r4.sha256');
+    mkdirSync(join(dir, 'manifests'));
+    writeFileSync(`${keep}.todo`, `${'0'.repeat(64)}  ./a.txt\n`);
+    expect(run(verifyManifest(staging, 1, keep), line)).toMatchObject({ code: 0, stdout: 'count=1\n' });
+    expect(existsSync(`${keep}.todo`)).toBe(false);
+    expect(existsSync(sumsPath(staging))).toBe(false);
+    // The count is the tree's: a file the manifest does not name fails it.
+    writeFileSync(join(staging, 'extra.txt'), 'x\n');
+    const extra = run(verifyManifest(staging, 1, keep), line);
+    expect(extra.code).toBe(4);
+    expect(extra.stderr).toContain('file count 2, expected 1');
   });
 
   test('with no hashes from the upload (nothing sent: every file linked), verify hashes every line', () => {

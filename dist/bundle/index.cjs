@@ -60269,10 +60269,12 @@ async function runGroup(run, group, opts = {}) {
     const out = [];
     for (const line of (r?.stdout ?? '').split('\n')) {
         const m = new RegExp(`^${commands/* STEP_MARK */.hY} (start|\\d+) (\\S+)$`).exec(line);
+        // The host's uptime in seconds, to the hundredth: kept in milliseconds.
+        const ms = m ? Math.round(Number(m[2]) * 1000) || 0 : 0;
         if (m?.[1] === 'start')
-            start = Number(m[2]) || 0;
+            start = ms;
         else if (m && Number(m[1]) === marks.length)
-            marks.push(Number(m[2]) || 0);
+            marks.push(ms);
         else
             out.push(line);
     }
@@ -61398,9 +61400,8 @@ function pruneScript(run) {
     if (!parts.length)
         return undefined;
     // The listing is only as good as the lock it was read under: with the lock gone, nothing goes.
-    const owner = external_node_path_.posix.join(layout.lockDir, 'owner');
     return {
-        script: (0,shell/* lines */.Mn)((0,shell.sh) `if ! { [ -f ${owner} ] && grep -qF -- ${token} ${owner}; }; then echo "the lock is no longer this deploy's: nothing pruned" >&2; exit 1; fi`, ...parts),
+        script: (0,shell/* lines */.Mn)((0,shell.sh) `if ! ${(0,commands/* lockHeld */.bh)(layout, token)}; then echo "the lock is no longer this deploy's: nothing pruned" >&2; exit 1; fi`, ...parts),
         done: names.length ? `pruned ${names.length}: ${names.map(n => external_node_path_.posix.basename(n)).join(', ')}` : undefined
     };
 }
@@ -63341,7 +63342,9 @@ class Ssh2Shell {
         const client = this.ssh.connection;
         if (!client || this.dead)
             return Promise.reject(new CommandNotSent(`${this.alias}: connection is closed`));
-        const command = (0,shell/* remoteCommandLine */.u$)(script);
+        // `exec`: the login shell becomes the script's sh instead of forking it (one process fewer on the
+        // host per command). Only on the wire: a command line printed for a person to paste has none.
+        const command = `exec ${(0,shell/* remoteCommandLine */.u$)(script)}`;
         return new Promise((resolve, reject) => {
             const notSent = (err) => {
                 this.dead = true;
@@ -65601,6 +65604,7 @@ function drain(unit, sudo, colour, drainMs) {
 /* harmony export */   ZG: () => (/* binding */ RELEASE_MISSING),
 /* harmony export */   Zr: () => (/* binding */ backupTree),
 /* harmony export */   _I: () => (/* binding */ PREVIOUS_MARK),
+/* harmony export */   bh: () => (/* binding */ lockHeld),
 /* harmony export */   c_: () => (/* binding */ lockAcquire),
 /* harmony export */   dH: () => (/* binding */ pruneManifests),
 /* harmony export */   de: () => (/* binding */ parseServiceStatus),
@@ -65634,7 +65638,7 @@ function drain(unit, sudo, colour, drainMs) {
 /* harmony export */   yN: () => (/* binding */ stepGroup),
 /* harmony export */   zp: () => (/* binding */ withCode)
 /* harmony export */ });
-/* unused harmony exports PROBE_HISTORY_LINES, LOCK_NO_GO, sumsPath */
+/* unused harmony exports PROBE_HISTORY_LINES, makeDirs, removeIfThere, LOCK_NO_GO, sumsPath */
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6760);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var _shell_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(648);
@@ -65654,7 +65658,7 @@ const LOCK_LOST = 76;
  * a person installs when the preflight finds one missing). Shell built-ins are not listed.
  */
 const HOST_TOOLS = [
-    ...'basename cat cp cut date df dirname head ln ls mkdir mv nproc readlink rm rmdir sha256sum sleep split stat tail touch wc'
+    ...'cat cp cut date df head ln ls mkdir mv nproc readlink rm rmdir sha256sum sleep split stat tail touch'
         .split(' ')
         .map(tool => ({ tool, pkg: 'coreutils' })),
     { tool: 'find', pkg: 'findutils' },
@@ -65680,9 +65684,12 @@ function probe(layout, pre, more) {
     // The host's deployment record, for the last good deploy (scan range, rollback target).
     readDeployments(layout, PROBE_HISTORY_LINES));
 }
-/** The nearest existing directory above a path (the path itself when it is one), into `$d`. */
+/**
+ * The nearest existing directory above a path (the path itself when it is one), into `$d`: by
+ * parameter expansion (each `dirname` would be a process of its own on the host).
+ */
 function nearestDir(path) {
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `d=${path}; while [ ! -d "$d" ]; do d=$(dirname -- "$d"); done`;
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `d=${path}; while [ ! -d "$d" ]; do case $d in */*) d=\${d%/*}; d=\${d:-/} ;; *) d=. ;; esac; done`;
 }
 /** The preflight's read-only facts (see `probe`), on their own for `deployguard preflight`. */
 function preflightScript(layout, pre) {
@@ -65691,7 +65698,9 @@ function preflightScript(layout, pre) {
         (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `[ -w "$d" ] || printf 'unwritable=%s\\n' "$d"`
     ]), 
     // Free space where the upload lands (the staging directory, then the release, one filesystem).
-    nearestDir(layout.stateDir), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `printf 'disk-dir=%s\\n' "$d"`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `df -Pk -- "$d" 2>/dev/null | awk 'NR == 2 { print "disk-free-kb=" $4 }' || true`, ...(pre.service.manager === 'systemd'
+    nearestDir(layout.stateDir), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `printf 'disk-dir=%s\\n' "$d"`, 
+    // The fourth field of df's second line, read by the shell's own `read`.
+    (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `df -Pk -- "$d" 2>/dev/null | { read -r _ && read -r _ _ _ free _ && echo "disk-free-kb=$free"; } || true`, ...(pre.service.manager === 'systemd'
         ? [
             // Readable without privileges: what the unit is and where it runs from.
             (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `systemctl show -p LoadState -p ActiveState -p SubState -p FragmentPath -p WorkingDirectory -p ExecStart -p CanReload -- ${pre.service.name} 2>/dev/null | sed 's/^/unit-/' || echo unit-LoadState=unreadable`
@@ -65714,7 +65723,9 @@ const PROBE_HISTORY_LINES = 200;
  */
 function readDeployments(layout, limit) {
     const f = layout.deploymentsLog;
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -f ${f} ]; then n=$(sed -n '$=' -- ${f}); printf 'lines=%s\\n' "\${n:-0}"; tail -n ${limit} -- ${f} | sed -e '$a\\'; else echo lines=0; fi`);
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)(
+    // One awk keeps the last `limit` lines as it counts them all (print ends each with a newline).
+    (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -f ${f} ]; then awk -v lim=${limit} '{ l[NR % lim] = $0 } END { print "lines=" NR; for (i = NR > lim ? NR - lim + 1 : 1; i <= NR; i++) print l[i % lim] }' ${f}; else echo lines=0; fi`);
 }
 /**
  * Appends one record line to `deployments.jsonl`. The file is never rewritten: a line cut short
@@ -65723,10 +65734,14 @@ function readDeployments(layout, limit) {
  */
 function appendDeployment(layout, line, id) {
     const f = layout.deploymentsLog;
-    const append = (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mkdir -p -- ${layout.stateDir}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -s ${f} ] && [ "$(tail -c 1 -- ${f} | wc -l)" = 0 ]; then printf '\\n' >> ${f}; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `printf '%s\\n' ${line} >> ${f}`);
+    const append = (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)(makeDirs([layout.stateDir]), 
+    // \`read\` fails at end of input without a newline: the last line was cut short.
+    (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -s ${f} ] && ! tail -c 1 -- ${f} | { IFS= read -r _; }; then printf '\\n' >> ${f}; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `printf '%s\\n' ${line} >> ${f}`);
     // Written once per deploy: when a script that appended it lost its answer, sending it again
     // (from the close of every path) adds nothing.
-    return id ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if ! grep -qF -- ${`"id":"${id}"`} ${f} 2>/dev/null; then`, append, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `fi`) : append;
+    return id
+        ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if ! { [ -f ${f} ] && grep -qF -- ${`"id":"${id}"`} ${f}; }; then`, append, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `fi`)
+        : append;
 }
 /**
  * Takes the lock with an atomic `mkdir`. Prints `acquired`, or `taken-over` followed by the
@@ -65736,7 +65751,7 @@ function lockAcquire(layout, owner, ttlSeconds) {
     const lock = layout.lockDir;
     const stale = `${lock}.stale`;
     const takeover = `${lock}.takeover`;
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mkdir -p -- ${layout.stateDir} ${layout.statusDir}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if mkdir -- ${lock} 2>/dev/null; then printf '%s\\n' ${owner} > ${lock}/owner; echo acquired; exit 0; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `now=$(date +%s); since=$(stat -c %Y -- ${lock} 2>/dev/null || echo "$now"); age=$((now - since))`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$age" -ge ${ttlSeconds} ]; then`, 
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)(makeDirs([layout.statusDir, layout.manifestsDir]), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if mkdir -- ${lock} 2>/dev/null; then printf '%s\\n' ${owner} > ${lock}/owner; echo acquired; exit 0; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `now=$(date +%s); since=$(stat -c %Y -- ${lock} 2>/dev/null || echo "$now"); age=$((now - since))`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$age" -ge ${ttlSeconds} ]; then`, 
     // Two deploys can both find the lock stale. A second atomic mkdir decides which one takes it
     // over, and the winner checks again that the lock is still the stale one: the loser may have
     // found it stale before the winner replaced it.
@@ -65744,10 +65759,16 @@ function lockAcquire(layout, owner, ttlSeconds) {
     // A takeover marker left by a run killed mid-takeover is cleared after a minute.
     (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `    since=$(stat -c %Y -- ${takeover} 2>/dev/null || echo "$now")`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `    if [ $((now - since)) -ge 60 ]; then rmdir -- ${takeover} 2>/dev/null || true; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo "age=$age"; cat -- ${lock}/owner 2>/dev/null || true; exit ${LOCK_BUSY}`);
 }
+/**
+ * A condition: the lock's owner file carries this token (read by the shell itself; a lock that is
+ * gone or unreadable is not ours).
+ */
+function lockHeld(layout, token) {
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `{ o=; { IFS= read -r o || :; } 2>/dev/null < ${layout.lockDir}/owner || :; case $o in *${token}*) ;; *) false ;; esac; }`;
+}
 /** Removes the lock only when it still carries our token, so we never free someone else's. */
 function lockRelease(layout, token) {
-    const lock = layout.lockDir;
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -f ${lock}/owner ] && grep -qF -- ${token} ${lock}/owner; then rm -rf -- ${lock}; echo released; fi`;
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if ${lockHeld(layout, token)}; then rm -rf -- ${layout.lockDir}; echo released; fi`;
 }
 /**
  * The holder's heartbeat: the lock's mtime is when it was last refreshed, and a lock left
@@ -65755,12 +65776,23 @@ function lockRelease(layout, token) {
  * has taken the lock over.
  */
 function lockRefresh(layout, token) {
-    const lock = layout.lockDir;
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -f ${lock}/owner ] && grep -qF -- ${token} ${lock}/owner; then touch -c -- ${lock}; else exit ${LOCK_LOST}; fi`;
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if ${lockHeld(layout, token)}; then touch -c -- ${layout.lockDir}; else exit ${LOCK_LOST}; fi`;
 }
 /** A fresh, empty staging directory for the upload. */
 function prepareStaging(dir) {
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -rf -- ${dir}; mkdir -p -- ${dir}`;
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)(removeIfThere([dir]), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mkdir -p -- ${dir}`);
+}
+/**
+ * `mkdir -p` of the directories, run only when one is missing: each program the scripts start
+ * costs the host a process, and most deploys find every directory there.
+ */
+function makeDirs(dirs) {
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `${dirs.map(d => (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `[ -d ${d} ]`).reduce((a, b) => (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `${a} && ${b}`)} || mkdir -p -- ${dirs}`;
+}
+/** `rm -rf` of the paths, run only when one of them is there (as `makeDirs`, to spare a process). */
+function removeIfThere(paths) {
+    const there = paths.map(p => (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `[ -e ${p} ] || [ -L ${p} ]`).reduce((a, b) => (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `${a} || ${b}`);
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if ${there}; then rm -rf -- ${paths}; fi`;
 }
 /**
  * Verifies every file against the manifest on stdin and that the tree holds no file the manifest
@@ -65793,7 +65825,7 @@ function checkRelease(release) {
 }
 /** Moves a verified staging directory to its final name (atomic rename on one filesystem). */
 function promote(from, to) {
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -e ${to} ]; then echo "release directory already exists: "${to} >&2; exit 5; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mkdir -p -- ${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.dirname(to)}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mv -T -- ${from} ${to}`);
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -e ${to} ]; then echo "release directory already exists: "${to} >&2; exit 5; fi`, makeDirs([node_path__WEBPACK_IMPORTED_MODULE_0__.posix.dirname(to)]), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mv -T -- ${from} ${to}`);
 }
 /**
  * Links each shared entry into the release. A missing shared entry is seeded from the release
@@ -66020,18 +66052,14 @@ const STEP_MARK = 'deployguard-step-ok';
 /**
  * Several consecutive steps sent as one script (one round trip instead of one each). Each step runs
  * in its own subshell, so an `exit` in one ends only that step, and a failing step ends the group
- * with its exit code. It prints `STEP_MARK start <ms>` first and, after each step that succeeded,
- * `STEP_MARK <index> <ms>` (the host's clock in milliseconds):
+ * with its exit code. It prints `STEP_MARK start <s>` first and, after each step that succeeded,
+ * `STEP_MARK <index> <s>`, where `<s>` is the host's uptime in seconds (to the hundredth, read
+ * from /proc/uptime by the shell itself: `date` would be a process per mark; 0 where unreadable):
  * the executor turns these lines back into one record per step and knows which step failed.
  * `after`, when given, runs once every step succeeded (a read whose answer the executor needs next).
  */
 function stepGroup(scripts, after) {
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `printf '%s start %s\\n' ${STEP_MARK} "$(date +%s%3N 2>/dev/null || echo 0)"`, ...scripts.flatMap((script, i) => [
-        (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `(`,
-        script,
-        (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `)`,
-        (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `printf '%s %s %s\\n' ${STEP_MARK} ${i} "$(date +%s%3N 2>/dev/null || echo 0)"`
-    ]), after);
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `dg_mark() { dg_t=0; { read -r dg_t _ < /proc/uptime; } 2>/dev/null || dg_t=0; printf '%s %s %s\\n' ${STEP_MARK} "$1" "$dg_t"; }`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `dg_mark start`, ...scripts.flatMap((script, i) => [(0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `(`, script, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `)`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `dg_mark ${i}`]), after);
 }
 /** The line that separates the lock's answer from the probe's in `lockThenProbe`. */
 const PROBE_MARK = '--deployguard-probe--';
@@ -66069,7 +66097,7 @@ const PREVIOUS_MARK = '--deployguard-previous--';
  * verification reads it.) Prints nothing when no release is live or it has no manifest.
  */
 function previousReleaseFacts(layout) {
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -L ${layout.current} ]; then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  cur=$(readlink -- ${layout.current}); id=$(basename -- "$cur"); m=${layout.manifestsDir}/"$id".sha256`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  if [ -d "$cur" ] && [ -f "$m" ]; then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `    echo ${PREVIOUS_MARK}; printf '%s\\n' "$id"; cat -- "$m"`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `    echo --modes--; (cd -- "$cur" && find . -type f -printf '%m %P\\n')`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `fi`);
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -L ${layout.current} ]; then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  cur=$(readlink -- ${layout.current}); id=\${cur%/}; id=\${id##*/}; m=${layout.manifestsDir}/"$id".sha256`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  if [ -d "$cur" ] && [ -f "$m" ]; then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `    echo ${PREVIOUS_MARK}; printf '%s\\n' "$id"; cat -- "$m"`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `    echo --modes--; (cd -- "$cur" && find . -type f -printf '%m %P\\n')`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `fi`);
 }
 /** Where a release's stat record (inode, size, mtime and path of each file, when verified) is kept. */
 function statPath(manifest) {
@@ -66101,7 +66129,7 @@ function sumsPath(staging) {
 function uploadScript(staging, link) {
     const sums = sumsPath(staging);
     const regular = (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `[ -n "$prev" ] && [ -f "$prev" ] && [ ! -L "$prev" ] && printf './%s\\n' "$prev" || true`;
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)(prepareStaging(staging), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${sums} ${staging}.tar-rc`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo ${STAGED_MARK}`, link &&
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)(prepareStaging(staging), removeIfThere([sums, `${staging}.tar-rc`]), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo ${STAGED_MARK}`, link &&
         (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)(
         // Their directories first, so that the parallel copies below never race to create one.
         (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `head -c ${link.dirBytes} | { cd -- ${staging} && xargs -0 -r mkdir -p --; }`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `head -c ${link.bytes} > ${link.list}`, 
@@ -66129,7 +66157,7 @@ function verifyScript(dir, expectedFiles, keep, previousRecord) {
     const sent = previousRecord !== undefined;
     const check = sent ? `${keep}.check` : `${keep}.tmp`;
     const record = `${statPath(keep)}.tmp`;
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mkdir -p -- ${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.dirname(keep)}`, sent
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)(makeDirs([node_path__WEBPACK_IMPORTED_MODULE_0__.posix.dirname(keep)]), sent
         ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `awk -v keep=${`${keep}.tmp`} -v check=${check} 'f { print > check; next } /^--check--$/ { f = 1; next } { print > keep }'`
         : (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cat > ${keep}.tmp`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cd -- ${dir}`, 
     // One walk counts the files and records what the next incremental deploy compares its linked
@@ -66140,11 +66168,12 @@ function verifyScript(dir, expectedFiles, keep, previousRecord) {
         // Each file not sent against the previous release's record of it.
         (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -f ${previousRecord} ]; then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  changed=$(awk 'FILENAME == ARGV[1] { rec[$0] = 1; next } FILENAME == ARGV[2] { sub(/^[0-9a-f]+  /, ""); sent[$0] = 1; next } { p = $0; sub(/^[0-9]+ [0-9]+ [0-9.]+ /, "", p); if (!(p in sent) && !($0 in rec)) n++ } END { print n + 0 }' ${previousRecord} ${check} ${record})`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `else changed=all; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `printf '%s=%s\n' ${LINKED_CHANGED} "$changed"`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$changed" != 0 ]; then cp -- ${`${keep}.tmp`} ${check}; fi`)
         : undefined, 
-    // The hashes the upload took as the files landed: only lines missing there are hashed now.
-    (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -s ${sumsPath(dir)} ]; then awk 'FILENAME == ARGV[1] { have[$0] = 1; next } !($0 in have)' ${sumsPath(dir)} ${check} > ${keep}.todo; else cp -- ${check} ${keep}.todo; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${sumsPath(dir)}`, 
+    // The hashes the upload took as the files landed: only lines missing there go to the todo list,
+    // to be hashed now. The same awk counts the files in the record.
+    (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `sums=${sumsPath(dir)}; [ -s "$sums" ] || sums=/dev/null`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `count=$(awk -v todo=${`${keep}.todo`} 'BEGIN { printf "" > todo } FILENAME == ARGV[1] { have[$0] = 1; next } FILENAME == ARGV[2] { if (!($0 in have)) print > todo; next } { n++ } END { print n + 0 }' "$sums" ${check} ${record})`, 
     // Usually nothing is left to hash (the upload hashed every file it sent, and they matched).
     // Otherwise one sha256sum per core (at most 8), each over every n-th line, so big files spread out.
-    (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rc=0; if [ -s ${keep}.todo ]; then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  ${cores(8)}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  rm -f -- ${keep}.part.*`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  split -n r/"$cores" -d -- ${keep}.todo ${keep}.part.`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  pids=; for part in ${keep}.part.*; do [ -s "$part" ] || continue; sha256sum -c --quiet --strict -- "$part" & pids="$pids $!"; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  for pid in $pids; do wait "$pid" || rc=1; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `fi`, sent ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${keep}.part.* ${keep}.todo ${check}` : (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${keep}.part.* ${keep}.todo`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$rc" -ne 0 ]; then rm -f -- ${record}; exit 1; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `count=$(wc -l < ${record})`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$count" -ne ${expectedFiles} ]; then rm -f -- ${record}; echo "file count $count, expected "${expectedFiles} >&2; exit 4; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mv -f -- ${record} ${statPath(keep)}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mv -f -- ${keep}.tmp ${keep}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo "count=$count"`);
+    (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rc=0; if [ -s ${keep}.todo ]; then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  ${cores(8)}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  rm -f -- ${keep}.part.*`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  split -n r/"$cores" -d -- ${keep}.todo ${keep}.part.`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  pids=; for part in ${keep}.part.*; do [ -s "$part" ] || continue; sha256sum -c --quiet --strict -- "$part" & pids="$pids $!"; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  for pid in $pids; do wait "$pid" || rc=1; done`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${sumsPath(dir)} ${keep}.todo ${keep}.part.*${sent ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) ` ${check}` : (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) ``}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$rc" -ne 0 ]; then rm -f -- ${record}; exit 1; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$count" -ne ${expectedFiles} ]; then rm -f -- ${record}; echo "file count $count, expected "${expectedFiles} >&2; exit 4; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mv -f -- ${record} ${statPath(keep)}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mv -f -- ${keep}.tmp ${keep}`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo "count=$count"`);
 }
 
 

@@ -5,6 +5,7 @@ import { describeError } from '../errors.js';
 import {
   appendDeployment,
   pruneManifests,
+  lockHeld,
   lockRelease,
   pruneReleases,
   removePaths,
@@ -554,10 +555,9 @@ function pruneScript(run: HostSession): Prune | undefined {
   const parts = scripts.filter((x): x is Shell => x !== undefined);
   if (!parts.length) return undefined;
   // The listing is only as good as the lock it was read under: with the lock gone, nothing goes.
-  const owner = posix.join(layout.lockDir, 'owner');
   return {
     script: lines(
-      sh`if ! { [ -f ${owner} ] && grep -qF -- ${token} ${owner}; }; then echo "the lock is no longer this deploy's: nothing pruned" >&2; exit 1; fi`,
+      sh`if ! ${lockHeld(layout, token)}; then echo "the lock is no longer this deploy's: nothing pruned" >&2; exit 1; fi`,
       ...parts
     ),
     done: names.length ? `pruned ${names.length}: ${names.map(n => posix.basename(n)).join(', ')}` : undefined

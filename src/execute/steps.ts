@@ -202,8 +202,10 @@ export async function runGroup(
   const out: string[] = [];
   for (const line of (r?.stdout ?? '').split('\n')) {
     const m = new RegExp(`^${STEP_MARK} (start|\\d+) (\\S+)$`).exec(line);
-    if (m?.[1] === 'start') start = Number(m[2]) || 0;
-    else if (m && Number(m[1]) === marks.length) marks.push(Number(m[2]) || 0);
+    // The host's uptime in seconds, to the hundredth: kept in milliseconds.
+    const ms = m ? Math.round(Number(m[2]) * 1000) || 0 : 0;
+    if (m?.[1] === 'start') start = ms;
+    else if (m && Number(m[1]) === marks.length) marks.push(ms);
     else out.push(line);
   }
   // Each step's time by the host's clock (the client's may differ); the round trip goes to the last.

@@ -19,7 +19,7 @@ export const LOCK_LOST = 76;
  * a person installs when the preflight finds one missing). Shell built-ins are not listed.
  */
 export const HOST_TOOLS: readonly { readonly tool: string; readonly pkg: string }[] = [
-  ...'basename cat cp cut date df dirname head ln ls mkdir mv nproc readlink rm rmdir sha256sum sleep split stat tail touch wc'
+  ...'cat cp cut date df head ln ls mkdir mv nproc readlink rm rmdir sha256sum sleep split stat tail touch'
     .split(' ')
     .map(tool => ({ tool, pkg: 'coreutils' })),
   { tool: 'find', pkg: 'findutils' },
@@ -65,9 +65,12 @@ export function probe(layout: Layout, pre?: PreflightProbe, more?: Shell): Shell
   );
 }
 
-/** The nearest existing directory above a path (the path itself when it is one), into `$d`. */
+/**
+ * The nearest existing directory above a path (the path itself when it is one), into `$d`: by
+ * parameter expansion (each `dirname` would be a process of its own on the host).
+ */
 function nearestDir(path: string): Shell {
-  return sh`d=${path}; while [ ! -d "$d" ]; do d=$(dirname -- "$d"); done`;
+  return sh`d=${path}; while [ ! -d "$d" ]; do case $d in */*) d=\${d%/*}; d=\${d:-/} ;; *) d=. ;; esac; done`;
 }
 
 /** The preflight's read-only facts (see `probe`), on their own for `deployguard preflight`. */
@@ -82,7 +85,8 @@ export function preflightScript(layout: Layout, pre: PreflightProbe): Shell {
     // Free space where the upload lands (the staging directory, then the release, one filesystem).
     nearestDir(layout.stateDir),
     sh`printf 'disk-dir=%s\\n' "$d"`,
-    sh`df -Pk -- "$d" 2>/dev/null | awk 'NR == 2 { print "disk-free-kb=" $4 }' || true`,
+    // The fourth field of df's second line, read by the shell's own `read`.
+    sh`df -Pk -- "$d" 2>/dev/null | { read -r _ && read -r _ _ _ free _ && echo "disk-free-kb=$free"; } || true`,
     ...(pre.service.manager === 'systemd'
       ? [
           // Readable without privileges: what the unit is and where it runs from.
@@ -115,7 +119,8 @@ export const PROBE_HISTORY_LINES = 200;
 export function readDeployments(layout: Layout, limit: number): Shell {
   const f = layout.deploymentsLog;
   return lines(
-    sh`if [ -f ${f} ]; then n=$(sed -n '$=' -- ${f}); printf 'lines=%s\\n' "\${n:-0}"; tail -n ${limit} -- ${f} | sed -e '$a\\'; else echo lines=0; fi`
+    // One awk keeps the last `limit` lines as it counts them all (print ends each with a newline).
+    sh`if [ -f ${f} ]; then awk -v lim=${limit} '{ l[NR % lim] = $0 } END { print "lines=" NR; for (i = NR > lim ? NR - lim + 1 : 1; i <= NR; i++) print l[i % lim] }' ${f}; else echo lines=0; fi`
   );
 }
 
@@ -127,13 +132,16 @@ export function readDeployments(layout: Layout, limit: number): Shell {
 export function appendDeployment(layout: Layout, line: string, id?: string): Shell {
   const f = layout.deploymentsLog;
   const append = lines(
-    sh`mkdir -p -- ${layout.stateDir}`,
-    sh`if [ -s ${f} ] && [ "$(tail -c 1 -- ${f} | wc -l)" = 0 ]; then printf '\\n' >> ${f}; fi`,
+    makeDirs([layout.stateDir]),
+    // \`read\` fails at end of input without a newline: the last line was cut short.
+    sh`if [ -s ${f} ] && ! tail -c 1 -- ${f} | { IFS= read -r _; }; then printf '\\n' >> ${f}; fi`,
     sh`printf '%s\\n' ${line} >> ${f}`
   );
   // Written once per deploy: when a script that appended it lost its answer, sending it again
   // (from the close of every path) adds nothing.
-  return id ? lines(sh`if ! grep -qF -- ${`"id":"${id}"`} ${f} 2>/dev/null; then`, append, sh`fi`) : append;
+  return id
+    ? lines(sh`if ! { [ -f ${f} ] && grep -qF -- ${`"id":"${id}"`} ${f}; }; then`, append, sh`fi`)
+    : append;
 }
 
 /**
@@ -145,7 +153,7 @@ export function lockAcquire(layout: Layout, owner: string, ttlSeconds: number): 
   const stale = `${lock}.stale`;
   const takeover = `${lock}.takeover`;
   return lines(
-    sh`mkdir -p -- ${layout.stateDir} ${layout.statusDir}`,
+    makeDirs([layout.statusDir, layout.manifestsDir]),
     sh`if mkdir -- ${lock} 2>/dev/null; then printf '%s\\n' ${owner} > ${lock}/owner; echo acquired; exit 0; fi`,
     sh`now=$(date +%s); since=$(stat -c %Y -- ${lock} 2>/dev/null || echo "$now"); age=$((now - since))`,
     sh`if [ "$age" -ge ${ttlSeconds} ]; then`,
@@ -171,10 +179,17 @@ export function lockAcquire(layout: Layout, owner: string, ttlSeconds: number): 
   );
 }
 
+/**
+ * A condition: the lock's owner file carries this token (read by the shell itself; a lock that is
+ * gone or unreadable is not ours).
+ */
+export function lockHeld(layout: Layout, token: string): Shell {
+  return sh`{ o=; { IFS= read -r o || :; } 2>/dev/null < ${layout.lockDir}/owner || :; case $o in *${token}*) ;; *) false ;; esac; }`;
+}
+
 /** Removes the lock only when it still carries our token, so we never free someone else's. */
 export function lockRelease(layout: Layout, token: string): Shell {
-  const lock = layout.lockDir;
-  return sh`if [ -f ${lock}/owner ] && grep -qF -- ${token} ${lock}/owner; then rm -rf -- ${lock}; echo released; fi`;
+  return sh`if ${lockHeld(layout, token)}; then rm -rf -- ${layout.lockDir}; echo released; fi`;
 }
 
 /**
@@ -183,13 +198,26 @@ export function lockRelease(layout: Layout, token: string): Shell {
  * has taken the lock over.
  */
 export function lockRefresh(layout: Layout, token: string): Shell {
-  const lock = layout.lockDir;
-  return sh`if [ -f ${lock}/owner ] && grep -qF -- ${token} ${lock}/owner; then touch -c -- ${lock}; else exit ${LOCK_LOST}; fi`;
+  return sh`if ${lockHeld(layout, token)}; then touch -c -- ${layout.lockDir}; else exit ${LOCK_LOST}; fi`;
 }
 
 /** A fresh, empty staging directory for the upload. */
 export function prepareStaging(dir: string): Shell {
-  return sh`rm -rf -- ${dir}; mkdir -p -- ${dir}`;
+  return lines(removeIfThere([dir]), sh`mkdir -p -- ${dir}`);
+}
+
+/**
+ * `mkdir -p` of the directories, run only when one is missing: each program the scripts start
+ * costs the host a process, and most deploys find every directory there.
+ */
+export function makeDirs(dirs: readonly string[]): Shell {
+  return sh`${dirs.map(d => sh`[ -d ${d} ]`).reduce((a, b) => sh`${a} && ${b}`)} || mkdir -p -- ${dirs}`;
+}
+
+/** `rm -rf` of the paths, run only when one of them is there (as `makeDirs`, to spare a process). */
+export function removeIfThere(paths: readonly string[]): Shell {
+  const there = paths.map(p => sh`[ -e ${p} ] || [ -L ${p} ]`).reduce((a, b) => sh`${a} || ${b}`);
+  return sh`if ${there}; then rm -rf -- ${paths}; fi`;
 }
 
 /**
@@ -239,7 +267,7 @@ export function checkRelease(release: string): Shell {
 export function promote(from: string, to: string): Shell {
   return lines(
     sh`if [ -e ${to} ]; then echo "release directory already exists: "${to} >&2; exit 5; fi`,
-    sh`mkdir -p -- ${posix.dirname(to)}`,
+    makeDirs([posix.dirname(to)]),
     sh`mv -T -- ${from} ${to}`
   );
 }
@@ -602,20 +630,17 @@ export const STEP_MARK = 'deployguard-step-ok';
 /**
  * Several consecutive steps sent as one script (one round trip instead of one each). Each step runs
  * in its own subshell, so an `exit` in one ends only that step, and a failing step ends the group
- * with its exit code. It prints `STEP_MARK start <ms>` first and, after each step that succeeded,
- * `STEP_MARK <index> <ms>` (the host's clock in milliseconds):
+ * with its exit code. It prints `STEP_MARK start <s>` first and, after each step that succeeded,
+ * `STEP_MARK <index> <s>`, where `<s>` is the host's uptime in seconds (to the hundredth, read
+ * from /proc/uptime by the shell itself: `date` would be a process per mark; 0 where unreadable):
  * the executor turns these lines back into one record per step and knows which step failed.
  * `after`, when given, runs once every step succeeded (a read whose answer the executor needs next).
  */
 export function stepGroup(scripts: readonly Shell[], after?: Shell): Shell {
   return lines(
-    sh`printf '%s start %s\\n' ${STEP_MARK} "$(date +%s%3N 2>/dev/null || echo 0)"`,
-    ...scripts.flatMap((script, i) => [
-      sh`(`,
-      script,
-      sh`)`,
-      sh`printf '%s %s %s\\n' ${STEP_MARK} ${i} "$(date +%s%3N 2>/dev/null || echo 0)"`
-    ]),
+    sh`dg_mark() { dg_t=0; { read -r dg_t _ < /proc/uptime; } 2>/dev/null || dg_t=0; printf '%s %s %s\\n' ${STEP_MARK} "$1" "$dg_t"; }`,
+    sh`dg_mark start`,
+    ...scripts.flatMap((script, i) => [sh`(`, script, sh`)`, sh`dg_mark ${i}`]),
     after
   );
 }
@@ -680,7 +705,7 @@ export const PREVIOUS_MARK = '--deployguard-previous--';
 export function previousReleaseFacts(layout: Layout): Shell {
   return lines(
     sh`if [ -L ${layout.current} ]; then`,
-    sh`  cur=$(readlink -- ${layout.current}); id=$(basename -- "$cur"); m=${layout.manifestsDir}/"$id".sha256`,
+    sh`  cur=$(readlink -- ${layout.current}); id=\${cur%/}; id=\${id##*/}; m=${layout.manifestsDir}/"$id".sha256`,
     sh`  if [ -d "$cur" ] && [ -f "$m" ]; then`,
     sh`    echo ${PREVIOUS_MARK}; printf '%s\\n' "$id"; cat -- "$m"`,
     sh`    echo --modes--; (cd -- "$cur" && find . -type f -printf '%m %P\\n')`,
@@ -739,7 +764,7 @@ export function uploadScript(staging: string, link?: LinkList): Shell {
   const regular = sh`[ -n "$prev" ] && [ -f "$prev" ] && [ ! -L "$prev" ] && printf './%s\\n' "$prev" || true`;
   return lines(
     prepareStaging(staging),
-    sh`rm -f -- ${sums} ${staging}.tar-rc`,
+    removeIfThere([sums, `${staging}.tar-rc`]),
     sh`echo ${STAGED_MARK}`,
     link &&
       lines(
@@ -782,7 +807,7 @@ function verifyScript(dir: string, expectedFiles: number, keep: string, previous
   const check = sent ? `${keep}.check` : `${keep}.tmp`;
   const record = `${statPath(keep)}.tmp`;
   return lines(
-    sh`mkdir -p -- ${posix.dirname(keep)}`,
+    makeDirs([posix.dirname(keep)]),
     sent
       ? sh`awk -v keep=${`${keep}.tmp`} -v check=${check} 'f { print > check; next } /^--check--$/ { f = 1; next } { print > keep }'`
       : sh`cat > ${keep}.tmp`,
@@ -802,9 +827,10 @@ function verifyScript(dir: string, expectedFiles: number, keep: string, previous
           sh`if [ "$changed" != 0 ]; then cp -- ${`${keep}.tmp`} ${check}; fi`
         )
       : undefined,
-    // The hashes the upload took as the files landed: only lines missing there are hashed now.
-    sh`if [ -s ${sumsPath(dir)} ]; then awk 'FILENAME == ARGV[1] { have[$0] = 1; next } !($0 in have)' ${sumsPath(dir)} ${check} > ${keep}.todo; else cp -- ${check} ${keep}.todo; fi`,
-    sh`rm -f -- ${sumsPath(dir)}`,
+    // The hashes the upload took as the files landed: only lines missing there go to the todo list,
+    // to be hashed now. The same awk counts the files in the record.
+    sh`sums=${sumsPath(dir)}; [ -s "$sums" ] || sums=/dev/null`,
+    sh`count=$(awk -v todo=${`${keep}.todo`} 'BEGIN { printf "" > todo } FILENAME == ARGV[1] { have[$0] = 1; next } FILENAME == ARGV[2] { if (!($0 in have)) print > todo; next } { n++ } END { print n + 0 }' "$sums" ${check} ${record})`,
     // Usually nothing is left to hash (the upload hashed every file it sent, and they matched).
     // Otherwise one sha256sum per core (at most 8), each over every n-th line, so big files spread out.
     sh`rc=0; if [ -s ${keep}.todo ]; then`,
@@ -814,9 +840,8 @@ function verifyScript(dir: string, expectedFiles: number, keep: string, previous
     sh`  pids=; for part in ${keep}.part.*; do [ -s "$part" ] || continue; sha256sum -c --quiet --strict -- "$part" & pids="$pids $!"; done`,
     sh`  for pid in $pids; do wait "$pid" || rc=1; done`,
     sh`fi`,
-    sent ? sh`rm -f -- ${keep}.part.* ${keep}.todo ${check}` : sh`rm -f -- ${keep}.part.* ${keep}.todo`,
+    sh`rm -f -- ${sumsPath(dir)} ${keep}.todo ${keep}.part.*${sent ? sh` ${check}` : sh``}`,
     sh`if [ "$rc" -ne 0 ]; then rm -f -- ${record}; exit 1; fi`,
-    sh`count=$(wc -l < ${record})`,
     sh`if [ "$count" -ne ${expectedFiles} ]; then rm -f -- ${record}; echo "file count $count, expected "${expectedFiles} >&2; exit 4; fi`,
     sh`mv -f -- ${record} ${statPath(keep)}`,
     sh`mv -f -- ${keep}.tmp ${keep}`,
