@@ -53,6 +53,7 @@ export BENCH_WORK
 export BENCH_RESULTS="$BENCH_WORK/results"
 mkdir -p "$BENCH_RESULTS/dg"
 BENCH_REMOTE=""
+BENCH_MOUNTED=""
 
 cleanup() {
   local code=$?
@@ -60,6 +61,7 @@ cleanup() {
   for ports in "$BENCH_WORK"/*/ports; do
     [ -f "$ports" ] && node "$BENCH_ROOT/bench/lib/fleet.mjs" stop "$(dirname "$ports")" || true
   done
+  if [ -n "${BENCH_MOUNTED:-}" ]; then umount "$BENCH_REMOTE" || umount -l "$BENCH_REMOTE" || true; fi
   if [ -n "$BENCH_REMOTE" ]; then rm -rf "$BENCH_REMOTE"; fi
   if [ "${BENCH_KEEP:-0}" = 1 ]; then
     log "kept $BENCH_WORK"
@@ -101,6 +103,26 @@ node "$BENCH_ROOT/bench/lib/fleet.mjs" start "$BENCH_SOLO" 1 >/dev/null
 home=$(getent passwd deployguard-sandbox | cut -d: -f6)
 [ -d "$home" ] || die "the home directory of deployguard-sandbox ($home) does not exist"
 BENCH_REMOTE=$(mktemp -d "$home/bench.XXXXXX")
+# The hosts' disk: a journaled ext4, as on a server (BENCH_HOST_FS=root writes to the root file
+# system instead). This VM's root is ext4 without a journal; there, each new inode is found by
+# skipping, one by one, every inode freed in the last minutes (the kernel's find_inode_bit and
+# recently_deleted, which perf showed as the largest cost of a small-file deploy right after the
+# clean-up between two runs, for rsync and deployguard alike). With a journal that check is off.
+# What the root file system is, for the report: its type, and whether it keeps a journal (jbd2).
+root_dev=$(basename "$(findmnt -n -o SOURCE -T "$BENCH_REMOTE")")
+root_fs="$(findmnt -n -o FSTYPE -T "$BENCH_REMOTE") $(if ls /proc/fs/jbd2 2>/dev/null | grep -q "^$root_dev-"; then echo with; else echo without; fi) a journal"
+host_fs="the root file system ($root_fs)"
+if [ "${BENCH_HOST_FS:-ext4}" = ext4 ]; then
+  img="$BENCH_WORK/hosts.ext4"
+  # Inode tables and journal written now, so no background initialisation runs during the figures.
+  if truncate -s 8G "$img" && mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$img" &&
+    mount -o loop "$img" "$BENCH_REMOTE"; then
+    BENCH_MOUNTED=1
+    host_fs="ext4 with a journal (an 8 GiB image on a loop device, made for the run)"
+  else
+    log "could not mount an ext4 image on $BENCH_REMOTE: the hosts write to the root file system"
+  fi
+fi
 chown deployguard-sandbox: "$BENCH_REMOTE"
 chmod 755 "$BENCH_REMOTE"
 export BENCH_REMOTE
@@ -133,6 +155,8 @@ dirty=$(cd "$BENCH_ROOT" && git status --porcelain -- src dist 2>/dev/null | wc 
   echo "openssh=$(ssh -V 2>&1 | cut -d, -f1)"
   echo "rsync=$(rsync --version | head -n 1 | awk '{ print $3 }')"
   echo "hyperfine=$(hyperfine --version | awk '{ print $2 }')"
+  echo "host_fs=$host_fs"
+  echo "root_fs=$root_fs"
   echo "load_start=$(cut -d' ' -f1 /proc/loadavg)"
   echo "commit=$(cd "$BENCH_ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   if [ "$dirty" -gt 0 ]; then echo "dirty=$dirty file(s) under src/ and dist/ differ from that commit"; fi
