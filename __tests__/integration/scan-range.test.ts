@@ -494,11 +494,14 @@ describe('bad input', () => {
     expect(err.message).toMatch(/no-such-branch is not a commit/);
   });
 
-  it('a directory that is not a repository: git stderr in the error', async () => {
+  it('a directory that is not a repository: said so, with git stderr in the error', async () => {
     const dir = freshDir('plain');
     execFileSync('mkdir', ['-p', dir]);
     const err = await rejection(resolveRange({ repoDir: dir, head: 'HEAD' }));
-    expect(err.message).toMatch(/git rev-parse --git-dir failed .*not a git repository/i);
+    expect(err.message).toMatch(
+      /is not a git checkout, so the commits going out cannot be scanned \(git: .*not a git repository/i
+    );
+    expect(err.hint).toMatch(/scan: artifact/);
     const missing = await rejection(resolveRange({ repoDir: path.join(dir, 'nope'), head: 'HEAD' }));
     expect(missing.message).toMatch(/is not a directory/);
   });

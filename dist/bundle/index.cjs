@@ -66606,8 +66606,6 @@ var external_node_fs_ = __nccwpck_require__(3024);
 var external_node_path_ = __nccwpck_require__(6760);
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __nccwpck_require__(3916);
-// EXTERNAL MODULE: ./src/io/git.ts
-var git = __nccwpck_require__(7500);
 // EXTERNAL MODULE: ./src/io/process.ts + 1 modules
 var io_process = __nccwpck_require__(8997);
 // EXTERNAL MODULE: ./src/io/secrets.ts
@@ -66904,6 +66902,8 @@ function toolCache() {
     return __nccwpck_require__.e(/* import() */ 805).then(__nccwpck_require__.bind(__nccwpck_require__, 9805));
 }
 
+// EXTERNAL MODULE: ./src/io/git.ts
+var git = __nccwpck_require__(7500);
 ;// CONCATENATED MODULE: ./src/scan/gitleaks.ts
 /**
  * Secret scanning with gitleaks: the commits a deploy ships, and the artifact it uploads.
@@ -67922,6 +67922,9 @@ async function resolveRange(input) {
     const git = new Git(dir);
     const top = await git.run(['rev-parse', '--git-dir']);
     if (top.code !== 0) {
+        // The one check that the workspace is a repository at all (the gate asks nothing before this).
+        if (/not a git repository/i.test(top.stderr))
+            throw new errors/* SecretScanError */.Mm(`${dir} is not a git checkout, so the commits going out cannot be scanned (git: ${stderrTail(top.stderr)})`, 'pre-deploy', 'Check out the repository with actions/checkout (fetch-depth: 0), or limit the scan to the artifact with `scan: artifact`.');
         throw git.failure(['rev-parse', '--git-dir'], top, 'Check out the repository (actions/checkout with fetch-depth: 0) before the secret scan.');
     }
     const h = new History(git, input.deepen ?? true);
@@ -68092,7 +68095,6 @@ function writeSarif(dir, findings, tool, opts = {}) {
 
 
 
-
 const TAIL_LINES = 30;
 /** The test command is bounded by the job's own timeout; this only stops one that never ends. */
 const TEST_TIMEOUT_MS = 24 * 3600_000;
@@ -68138,10 +68140,6 @@ async function runTestCommand(command, cwd, env, signal) {
         durationMs: r.ms,
         tail: secrets/* secrets */.O.redact(lines.slice(-TAIL_LINES).join('\n'))
     };
-}
-async function isGitRepo(dir) {
-    const r = await (0,git/* runGit */.EO)(dir, ['rev-parse', '--is-inside-work-tree'], { timeoutMs: 30_000 });
-    return r.code === 0;
 }
 function describeFinding(f) {
     const where = `${f.source === 'artifact' ? 'artifact: ' : ''}${f.file}:${f.line}`;
@@ -68211,9 +68209,6 @@ async function secretGate(settings, opts) {
         const findings = [];
         let range;
         if (pre.scan === 'both' || pre.scan === 'commits') {
-            if (!(await isGitRepo(opts.workspace))) {
-                throw new errors/* SecretScanError */.Mm(`${opts.workspace} is not a git checkout, so the commits going out cannot be scanned`, 'pre-deploy', 'Check out the repository with actions/checkout (fetch-depth: 0), or limit the scan to the artifact with `scan: artifact`.');
-            }
             range = await resolveRange({
                 repoDir: opts.workspace,
                 head: opts.env.GITHUB_SHA ?? 'HEAD',

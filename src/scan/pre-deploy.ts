@@ -1,7 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { SecretScanError } from '../errors.js';
-import { runGit } from '../io/git.js';
 import type { Logger } from '../io/log.js';
 import { runShell } from '../io/process.js';
 import { secrets } from '../io/secrets.js';
@@ -107,11 +106,6 @@ export async function runTestCommand(
   };
 }
 
-async function isGitRepo(dir: string): Promise<boolean> {
-  const r = await runGit(dir, ['rev-parse', '--is-inside-work-tree'], { timeoutMs: 30_000 });
-  return r.code === 0;
-}
-
 function describeFinding(f: Finding): string {
   const where = `${f.source === 'artifact' ? 'artifact: ' : ''}${f.file}:${f.line}`;
   const who = f.commit
@@ -197,13 +191,6 @@ export async function secretGate(
     const findings: Finding[] = [];
     let range: CommitRange | undefined;
     if (pre.scan === 'both' || pre.scan === 'commits') {
-      if (!(await isGitRepo(opts.workspace))) {
-        throw new SecretScanError(
-          `${opts.workspace} is not a git checkout, so the commits going out cannot be scanned`,
-          'pre-deploy',
-          'Check out the repository with actions/checkout (fetch-depth: 0), or limit the scan to the artifact with `scan: artifact`.'
-        );
-      }
       range = await resolveRange({
         repoDir: opts.workspace,
         head: opts.env.GITHUB_SHA ?? 'HEAD',

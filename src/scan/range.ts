@@ -578,6 +578,13 @@ export async function resolveRange(input: RangeInput): Promise<CommitRange> {
   const git = new Git(dir);
   const top = await git.run(['rev-parse', '--git-dir']);
   if (top.code !== 0) {
+    // The one check that the workspace is a repository at all (the gate asks nothing before this).
+    if (/not a git repository/i.test(top.stderr))
+      throw new SecretScanError(
+        `${dir} is not a git checkout, so the commits going out cannot be scanned (git: ${stderrTail(top.stderr)})`,
+        'pre-deploy',
+        'Check out the repository with actions/checkout (fetch-depth: 0), or limit the scan to the artifact with `scan: artifact`.'
+      );
     throw git.failure(
       ['rev-parse', '--git-dir'],
       top,
