@@ -13,6 +13,7 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -46,9 +47,18 @@ import { layoutFor } from '../../src/remote/layout.js';
 import { preflightProbe } from '../../src/preflight.js';
 import { BASE_INPUTS, settingsFrom } from '../helpers/settings.js';
 
-function run(script: { text: string }, input?: Buffer | string) {
-  const r = spawnSync('sh', ['-c', `set -eu\n${script.text}`], { input });
+function run(script: { text: string }, input?: Buffer | string, env?: NodeJS.ProcessEnv) {
+  const r = spawnSync('sh', ['-c', `set -eu\n${script.text}`], { input, ...(env ? { env } : {}) });
   return { code: r.status ?? -1, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
+}
+
+/** A PATH holding every program of /usr/bin and /bin but `missing`: a host without that tool. */
+function pathWithout(missing: string): string {
+  const bin = mkdtempSync(join(tmpdir(), 'dg-bin-'));
+  for (const from of ['/usr/bin', '/bin'])
+    for (const name of readdirSync(from))
+      if (name !== missing && !existsSync(join(bin, name))) symlinkSync(join(from, name), join(bin, name));
+  return bin;
 }
 
 let dir: string;
@@ -169,35 +179,52 @@ describe('upload and verify', () => {
   const tarOf = (src: string) =>
     execFileSync('tar', ['-c', '-f', '-', '-C', src, 'a.txt', 'sub', 'sub/b.txt', 'link']);
 
-  test('the upload hashes the files as they land; verify then passes, and catches a changed file', () => {
-    const src = join(dir, 'src');
-    mkdirSync(join(src, 'sub'), { recursive: true });
-    writeFileSync(join(src, 'a.txt'), 'alpha\n');
-    writeFileSync(join(src, 'sub', 'b.txt'), 'beta\n');
-    execFileSync('ln', ['-s', '/dev/zero', join(src, 'link')]);
-    const staging = join(dir, 'state', 'staging', 'r1');
-    const up = run(uploadScript(staging), tarOf(src));
-    expect(up.code).toBe(0);
-    // Regular files only: the symlink (to a device) is never read.
-    const sums = readFileSync(sumsPath(staging), 'utf8');
-    expect(sums).toContain(`${sha(join(src, 'a.txt'))}  ./a.txt\n`);
-    expect(sums).toContain(`${sha(join(src, 'sub', 'b.txt'))}  ./sub/b.txt\n`);
-    expect(sums).not.toContain('link');
-    const manifest = `${sha(join(src, 'a.txt'))}  ./a.txt\n${sha(join(src, 'sub', 'b.txt'))}  ./sub/b.txt\n`;
-    const keep = join(dir, 'state', 'manifests', 'r1.sha256');
-    // A file changed after it was hashed on the way in is hashed again only if its line is missing:
-    // a wrong line in the head start is never trusted.
-    writeFileSync(
-      sumsPath(staging),
-      sums.replace(/^[0-9a-f]{64} {2}\.\/a\.txt$/m, `${'0'.repeat(64)}  ./a.txt`)
-    );
-    const ok = run(verifyManifest(staging, 2, keep), manifest);
-    expect(ok).toMatchObject({ code: 0, stdout: 'count=2\n' });
-    expect(readFileSync(keep, 'utf8')).toBe(manifest);
-    expect(readFileSync(keep.replace(/\.sha256$/, '.stat'), 'utf8')).toMatch(/^\d+ 6 \d+\.\d+ \.\/a\.txt$/m);
-    writeFileSync(join(staging, 'a.txt'), 'changed\n');
-    expect(run(verifyManifest(staging, 2, keep), manifest).code).not.toBe(0);
-  });
+  // OpenSSL where the host has it (the CPU's SHA instructions), sha256sum where it has not.
+  test.each([
+    ['openssl', undefined],
+    ['sha256sum', 'openssl']
+  ])(
+    'the upload hashes the files as they land (%s); verify then passes, and catches a changed file',
+    (tool, missing) => {
+      const bin = missing ? pathWithout(missing) : undefined;
+      const env = bin ? { ...process.env, PATH: bin } : undefined;
+      const src = join(dir, 'src');
+      mkdirSync(join(src, 'sub'), { recursive: true });
+      writeFileSync(join(src, 'a.txt'), 'alpha\n');
+      writeFileSync(join(src, 'sub', 'b.txt'), 'beta\n');
+      execFileSync('ln', ['-s', '/dev/zero', join(src, 'link')]);
+      const staging = join(dir, 'state', 'staging', 'r1');
+      const up = run(uploadScript(staging), tarOf(src), env);
+      expect(up.code).toBe(0);
+      // Regular files only: the symlink (to a device) is never read.
+      const sums = readFileSync(sumsPath(staging), 'utf8');
+      const sep = tool === 'openssl' ? ' *' : '  ';
+      expect(sums).toContain(`${sha(join(src, 'a.txt'))}${sep}./a.txt\n`);
+      expect(sums).toContain(`${sha(join(src, 'sub', 'b.txt'))}${sep}./sub/b.txt\n`);
+      expect(sums).not.toContain('link');
+      const manifest = `${sha(join(src, 'a.txt'))}  ./a.txt\n${sha(join(src, 'sub', 'b.txt'))}  ./sub/b.txt\n`;
+      const keep = join(dir, 'state', 'manifests', 'r1.sha256');
+      // A file changed after it was hashed on the way in is hashed again only if its line is missing:
+      // a wrong line in the head start is never trusted.
+      writeFileSync(
+        sumsPath(staging),
+        sums.replace(/^[0-9a-f]{64}( {2}| \*)\.\/a\.txt$/m, `${'0'.repeat(64)}$1./a.txt`)
+      );
+      // The hashes taken as the files landed are what the verification compares, in either tool's
+      // format: sub/b.txt, edited since it landed, is not read again (its line matched).
+      writeFileSync(join(staging, 'sub', 'b.txt'), 'BETA\n');
+      const ok = run(verifyManifest(staging, 2, keep), manifest, env);
+      expect(ok).toMatchObject({ code: 0, stdout: 'count=2\n' });
+      writeFileSync(join(staging, 'sub', 'b.txt'), 'beta\n');
+      expect(readFileSync(keep, 'utf8')).toBe(manifest);
+      expect(readFileSync(keep.replace(/\.sha256$/, '.stat'), 'utf8')).toMatch(
+        /^\d+ 6 \d+\.\d+ \.\/a\.txt$/m
+      );
+      writeFileSync(join(staging, 'a.txt'), 'changed\n');
+      expect(run(verifyManifest(staging, 2, keep), manifest, env).code).not.toBe(0);
+      if (bin) rmSync(bin, { recursive: true, force: true });
+    }
+  );
 
   test('a to-do list an earlier verification left behind is not read', () => {
     const staging = join(dir, 'staging', 'r4');

@@ -777,10 +777,14 @@ export function uploadScript(staging: string, link?: LinkList): Shell {
         sh`rm -f -- ${link.list}`
       ),
     sh`cd -- ${staging}`,
+    // OpenSSL's SHA-256 uses the CPU's SHA instructions where coreutils' does not (about a third
+    // of the CPU time for the same files); its \`-r\` lines differ from sha256sum's only by a \`*\`
+    // before the name, which the verification reads either way. sha256sum where there is none.
+    sh`if command -v openssl >/dev/null 2>&1; then hasher='openssl dgst -sha256 -r'; else hasher='sha256sum --'; fi`,
     // No pipefail in POSIX sh: tar's own exit code is kept in a file and checked after the pipe.
     sh`{ tar -x -v -f - --quoting-style=literal --no-same-owner --preserve-permissions --delay-directory-restore || echo "$?" > ${staging}.tar-rc; } |`,
     sh`  { prev=; while IFS= read -r f; do ${regular}; prev=$f; done; ${regular}; } |`,
-    sh`  { xargs -d '\\n' -r -n 64 sha256sum -- > ${sums} 2>/dev/null || true; }`,
+    sh`  { xargs -d '\\n' -r -n 256 $hasher > ${sums} 2>/dev/null || true; }`,
     sh`if [ -s ${staging}.tar-rc ]; then rc=$(cat -- ${staging}.tar-rc); rm -f -- ${staging}.tar-rc ${sums}; exit "$rc"; fi`
   );
 }
@@ -827,10 +831,11 @@ function verifyScript(dir: string, expectedFiles: number, keep: string, previous
           sh`if [ "$changed" != 0 ]; then cp -- ${`${keep}.tmp`} ${check}; fi`
         )
       : undefined,
-    // The hashes the upload took as the files landed: only lines missing there go to the todo list,
-    // to be hashed now. The same awk counts the files in the record.
+    // The hashes the upload took as the files landed (an OpenSSL line's \` *\` read as sha256sum's
+    // two spaces): only lines missing there go to the todo list, to be hashed now. The same awk
+    // counts the files in the record.
     sh`sums=${sumsPath(dir)}; [ -s "$sums" ] || sums=/dev/null`,
-    sh`count=$(awk -v todo=${`${keep}.todo`} 'BEGIN { printf "" > todo } FILENAME == ARGV[1] { have[$0] = 1; next } FILENAME == ARGV[2] { if (!($0 in have)) print > todo; next } { n++ } END { print n + 0 }' "$sums" ${check} ${record})`,
+    sh`count=$(awk -v todo=${`${keep}.todo`} 'BEGIN { printf "" > todo } FILENAME == ARGV[1] { if (substr($0, 65, 2) == " *") $0 = substr($0, 1, 64) "  " substr($0, 67); have[$0] = 1; next } FILENAME == ARGV[2] { if (!($0 in have)) print > todo; next } { n++ } END { print n + 0 }' "$sums" ${check} ${record})`,
     // Usually nothing is left to hash (the upload hashed every file it sent, and they matched).
     // Otherwise one sha256sum per core (at most 8), each over every n-th line, so big files spread out.
     sh`rc=0; if [ -s ${keep}.todo ]; then`,
