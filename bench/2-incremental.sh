@@ -22,7 +22,8 @@ log "figure 2: setting up the previous version on the host"
 log "figure 2: 30 changed files: deployguard vs rsync -a vs a full deploy ($BENCH_RUNS runs, $BENCH_WARMUP warmup)"
 # Each run first changes 30 other files. The rsync copy is brought up to date (untimed) before
 # the change, so every timed rsync sees exactly the 30 files the deploys see; each deploy already
-# leaves the host at the previous version. The full deploy goes to an emptied target.
+# leaves the host at the previous version. The full deploy goes to an emptied target, and so does
+# the full rsync beside it: rsync's own speed-up from the change is the reference for figure 2b.
 # The same incremental deploy under Node 24 (the runtime action.yml declares), for reference, when the
 # dev dependency that ships it is installed: its compile cache is warm after the warmup run.
 node24_row=()
@@ -41,6 +42,9 @@ bench_hyperfine fig2 --runs "$BENCH_RUNS" --warmup "$BENCH_WARMUP" \
   -n "deployguard deploy, full (empty target)" \
   --prepare "rm -rf $base/fresh && mkdir $base/fresh && chown $BENCH_USER: $base/fresh" \
   "$BENCH_LIB/dg.sh fig2-full $full_cfg $BENCH_SOLO" \
+  -n "rsync -a, full (empty directory)" \
+  --prepare "rm -rf $base/rsync-fresh" \
+  "$BENCH_LIB/rs.sh $BENCH_SOLO $port $BENCH_TREE $base/rsync-fresh" \
   "${node24_row[@]}"
 
 # The reference row changed the tree once more after the last rsync: one more (untimed) brings it level.
@@ -49,4 +53,5 @@ diff -r "$tree" "$base/rsync/" >/dev/null || die "figure 2: the rsync copy diffe
 # The last deploy of the changing tree happened before the rsync runs changed it further.
 [ -d "$base/app/current/" ] || die "figure 2: no release is live"
 diff -r "$BENCH_TREE" "$base/fresh/app/current/" >/dev/null || die "figure 2: the full deploy differs from the tree"
+diff -r "$BENCH_TREE" "$base/rsync-fresh/" >/dev/null || die "figure 2: the full rsync copy differs from the tree"
 rm -rf "$base" "$tree"
