@@ -1,6 +1,7 @@
-/** The TCP connection deployguard opens itself before the SSH handshake, and its errors. */
+/** The TCP connection deployguard opens itself before the SSH handshake, its errors, and its writes. */
 import { createServer } from 'node:net';
-import { openTcp, tcpError } from '../../src/io/ssh.js';
+import { Writable } from 'node:stream';
+import { coalesceWrites, openTcp, tcpError } from '../../src/io/ssh.js';
 
 test('a refused port fails with ECONNREFUSED and the address, as the hints expect', async () => {
   // A port that was just free: bound, then closed.
@@ -33,4 +34,30 @@ test('an AggregateError with no message (every address of a name refused) keeps 
   expect(err.code).toBe('ECONNREFUSED');
   const plain = new Error('connect ETIMEDOUT 10.0.0.1:22');
   expect(tcpError(plain, '10.0.0.1', 22)).toBe(plain);
+});
+
+test('the writes of one tick leave together, in order, and in the same tick', async () => {
+  const calls: string[][] = [];
+  const sink = new Writable({
+    writev(chunks, cb) {
+      calls.push(chunks.map(c => String(c.chunk)));
+      cb();
+    },
+    write(chunk, _enc, cb) {
+      calls.push([String(chunk)]);
+      cb();
+    }
+  });
+  const stream = coalesceWrites(sink);
+  // One packet as ssh2 writes it: its length, its body, its tag.
+  stream.write('len');
+  stream.write('body');
+  expect(stream.write('tag')).toBe(true);
+  expect(calls).toEqual([]);
+  await new Promise(resolve => process.nextTick(resolve));
+  expect(calls).toEqual([['len', 'body', 'tag']]);
+  // The next tick's writes are a batch of their own, and a lone write goes out alone.
+  stream.write('next');
+  await new Promise(resolve => setImmediate(resolve));
+  expect(calls).toEqual([['len', 'body', 'tag'], ['next']]);
 });

@@ -214,7 +214,7 @@ p(
   '`deployguard-sandbox` (shell /bin/sh) with an ed25519 key; the host key is pinned (deployguard:',
   '`--known-hosts`; ssh/rsync: `UserKnownHostsFile` with `StrictHostKeyChecking=yes`). Client and',
   `server share the same CPU cores. The hosts write to ${machine.host_fs ?? 'the root file system'}.`,
-  'The step times in the tables below come from the host\'s clock (its uptime, read from `/proc/uptime`',
+  "The step times in the tables below come from the host's clock (its uptime, read from `/proc/uptime`",
   'by the step scripts without starting a process), to the hundredth of a second.',
   ...(machine.root_fs === 'ext4 without a journal'
     ? [

@@ -62364,7 +62364,7 @@ __nccwpck_require__.d(__webpack_exports__, {
   Zj: () => (/* binding */ connectHost)
 });
 
-// UNUSED EXPORTS: CommandNotSent, openTcp, tcpError, wantsCompression
+// UNUSED EXPORTS: CommandNotSent, coalesceWrites, openTcp, tcpError, wantsCompression
 
 // EXTERNAL MODULE: external "assert"
 var external_assert_ = __nccwpck_require__(2613);
@@ -63519,7 +63519,7 @@ async function connectHost(host, ssh, log, sleep = ms => new Promise(r => setTim
 async function connectOnce(host, ssh, pins, log, serverHostKey, route) {
     let rejected;
     const started = Date.now();
-    const sock = route ? await route.open() : await openTcp(host.host, host.port, ssh.connectTimeoutMs);
+    const sock = coalesceWrites(route ? await route.open() : await openTcp(host.host, host.port, ssh.connectTimeoutMs));
     const client = new NodeSSH();
     const config = {
         host: host.host,
@@ -63576,6 +63576,29 @@ async function connectOnce(host, ssh, pins, log, serverHostKey, route) {
  * times per handshake and per command. Opened here rather than by ssh2 so that it is off before
  * the first packet, and so that a refused or silent port fails with its own error.
  */
+/**
+ * Makes the writes of one tick leave as one: ssh2 writes each packet in three pieces (length,
+ * body, tag), and with Nagle off each piece would be a system call and a TCP segment of its own
+ * (three per 32 KiB of the artifact, one of them 4 bytes long). Corked on the first write of a
+ * tick and uncorked at its end, they go out in one `writev`, and no later than they would have.
+ */
+function coalesceWrites(stream) {
+    const write = stream.write.bind(stream);
+    let corked = false;
+    const uncork = () => {
+        corked = false;
+        stream.uncork();
+    };
+    stream.write = ((...args) => {
+        if (!corked) {
+            corked = true;
+            stream.cork();
+            process.nextTick(uncork);
+        }
+        return write(...args);
+    });
+    return stream;
+}
 function openTcp(host, port, timeoutMs) {
     return new Promise((resolve, reject) => {
         const sock = (0,external_node_net_.connect)({ host, port, noDelay: true });
