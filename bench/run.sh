@@ -160,7 +160,8 @@ dirty=$(cd "$BENCH_ROOT" && git status --porcelain -- src dist 2>/dev/null | wc 
   echo "load_start=$(cut -d' ' -f1 /proc/loadavg)"
   echo "commit=$(cd "$BENCH_ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   if [ "$dirty" -gt 0 ]; then echo "dirty=$dirty file(s) under src/ and dist/ differ from that commit"; fi
-  echo "bundle=$(date -u -r "$BENCH_DG" '+%Y-%m-%d %H:%M UTC'), sha256 $(sha256sum "$BENCH_DG" | cut -c1-12)"
+  # The loader (cli/index.cjs) rarely changes: the code under test is the bundle it loads.
+  echo "bundle=$(date -u -r "$BENCH_WORK/dist/bundle/index.cjs" '+%Y-%m-%d %H:%M UTC'), sha256 $(sha256sum "$BENCH_WORK/dist/bundle/index.cjs" | cut -c1-12)"
   echo "tree=$(echo "$tree_line" | sed 's/ in .*//')"
 } >"$BENCH_RESULTS/machine.txt"
 

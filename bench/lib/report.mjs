@@ -206,7 +206,7 @@ p(
   `| OpenSSH / rsync / hyperfine | ${machine.openssh ?? '?'} / ${machine.rsync ?? '?'} / ${machine.hyperfine ?? '?'} |`,
   `| Hosts' file system | ${machine.host_fs ?? '?'} |`,
   `| Load average (1 min) at start / end | ${machine.load_start ?? '?'} / ${machine.load_end ?? '?'} |`,
-  `| deployguard under test | \`dist/cli/index.cjs\` at commit ${machine.commit ?? '?'}${machine.dirty ? ` (${machine.dirty})` : ''}; bundle built ${machine.bundle ?? '?'}, copied once at the start of the run |`,
+  `| deployguard under test | \`dist/cli/index.cjs\` at commit ${machine.commit ?? '?'}${machine.dirty ? ` (${machine.dirty})` : ''}; \`dist/bundle/index.cjs\` built ${machine.bundle ?? '?'}, copied once at the start of the run |`,
   '',
   `Fixture: ${machine.tree ?? 'a seeded random tree'} (3,000 files of 0.5–8 KB in 30 directories plus 20`,
   'files of 4 MiB; AES-CTR keystream content, so it does not compress; the same bytes on every run).',

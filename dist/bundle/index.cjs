@@ -60923,32 +60923,34 @@ async function recoverAbandoned(run) {
     const live = (await execOk(run, (0,commands/* readLive */.p9)(layout), 'read current')).trim();
     if (!live)
         return;
-    if (layout.strategy === 'releases' && dead && bg && colour && svc.manager === 'systemd') {
-        // The dead deploy flipped to its release but never finished checking it: flip back to the
-        // other colour when that one still holds the newest good release.
+    // The dead deploy switched (blue-green: flipped) to its release but never finished checking it:
+    // back to the release to return to, when there is one. blue-green: the other colour's release
+    // while it is good; else the newest good release.
+    if (layout.strategy === 'releases' && dead && external_node_path_.posix.basename(live) === dead) {
         const releases = parseReleaseList(await execOk(run, (0,commands/* listReleases */.tH)(layout), 'list releases'));
-        const other = (0,blue_green/* otherColour */.RQ)(colour);
-        const otherRelease = external_node_path_.posix.basename((await run.shell.exec((0,shell.sh) `readlink -- ${(0,blue_green/* colourLink */.Ru)(layout, other)}`)).stdout.trim());
-        const good = releases.find(r => r.id === otherRelease && r.status === 'good');
-        if (external_node_path_.posix.basename(live) === dead && releases.find(r => r.id === dead)?.status !== 'good' && good) {
-            deps.log.warn(`${run.host.name}: the deploy of ${dead} died after flipping to it, before it was checked: flipping back to ${other} (${good.id})`);
-            await execOk(run, (0,blue_green/* flipBack */.T7)(layout, bg, svc.name, svc.sudo, other, (0,remote_layout/* releaseDir */.ZI)(layout, good.id), `recover-${dead}`), 'flip back');
+        const other = bg && colour ? (0,blue_green/* otherColour */.RQ)(colour) : undefined;
+        const back = other
+            ? external_node_path_.posix.basename((await run.shell.exec((0,shell.sh) `readlink -- ${(0,blue_green/* colourLink */.Ru)(layout, other)}`)).stdout.trim())
+            : releases
+                .filter(r => r.status === 'good' && r.id !== dead)
+                .sort((a, b) => (a.at ?? '').localeCompare(b.at ?? ''))
+                .at(-1)?.id;
+        const good = releases.find(r => r.id === back && r.status === 'good');
+        if (releases.find(r => r.id === dead)?.status !== 'good' && good) {
+            if (bg && other && svc.manager === 'systemd') {
+                deps.log.warn(`${run.host.name}: the deploy of ${dead} died after flipping to it, before it was checked: flipping back to ${other} (${good.id})`);
+                await execOk(run, (0,blue_green/* flipBack */.T7)(layout, bg, svc.name, svc.sudo, other, (0,remote_layout/* releaseDir */.ZI)(layout, good.id), `recover-${dead}`), 'flip back');
+            }
+            else {
+                deps.log.warn(`${run.host.name}: the deploy of ${dead} died after switching to it, before it was checked: switching back to ${good.id}`);
+                if (service)
+                    await execOk(run, service.stop, 'stop the service');
+                await execOk(run, (0,commands/* switchCurrent */.m1)(layout, (0,remote_layout/* releaseDir */.ZI)(layout, good.id), `recover-${dead}`), 'switch back');
+            }
             await execOk(run, (0,commands/* markRelease */.vJ)(layout, dead, 'failed', deps.now(), 'unknown'), 'mark the release failed');
-            return;
-        }
-    }
-    else if (layout.strategy === 'releases' && dead) {
-        const releases = parseReleaseList(await execOk(run, (0,commands/* listReleases */.tH)(layout), 'list releases'));
-        const good = releases
-            .filter(r => r.status === 'good' && r.id !== dead)
-            .sort((a, b) => (a.at ?? '').localeCompare(b.at ?? ''))
-            .at(-1);
-        if (external_node_path_.posix.basename(live) === dead && releases.find(r => r.id === dead)?.status !== 'good' && good) {
-            deps.log.warn(`${run.host.name}: the deploy of ${dead} died after switching to it, before it was checked: switching back to ${good.id}`);
-            if (service)
-                await execOk(run, service.stop, 'stop the service');
-            await execOk(run, (0,commands/* switchCurrent */.m1)(layout, (0,remote_layout/* releaseDir */.ZI)(layout, good.id), `recover-${dead}`), 'switch back');
-            await execOk(run, (0,commands/* markRelease */.vJ)(layout, dead, 'failed', deps.now(), 'unknown'), 'mark the release failed');
+            // blue-green: the colour flipped back to kept running throughout.
+            if (bg)
+                return;
         }
     }
     if (service) {

@@ -224,48 +224,47 @@ export async function recoverAbandoned(run: HostSession): Promise<void> {
   // Nothing live yet (the dead deploy was the first): there is nothing to return to or to start.
   const live = (await execOk(run, readLive(layout), 'read current')).trim();
   if (!live) return;
-  if (layout.strategy === 'releases' && dead && bg && colour && svc.manager === 'systemd') {
-    // The dead deploy flipped to its release but never finished checking it: flip back to the
-    // other colour when that one still holds the newest good release.
+  // The dead deploy switched (blue-green: flipped) to its release but never finished checking it:
+  // back to the release to return to, when there is one. blue-green: the other colour's release
+  // while it is good; else the newest good release.
+  if (layout.strategy === 'releases' && dead && posix.basename(live) === dead) {
     const releases = parseReleaseList(await execOk(run, listReleases(layout), 'list releases'));
-    const other = otherColour(colour);
-    const otherRelease = posix.basename(
-      (await run.shell.exec(sh`readlink -- ${colourLink(layout, other)}`)).stdout.trim()
-    );
-    const good = releases.find(r => r.id === otherRelease && r.status === 'good');
-    if (posix.basename(live) === dead && releases.find(r => r.id === dead)?.status !== 'good' && good) {
-      deps.log.warn(
-        `${run.host.name}: the deploy of ${dead} died after flipping to it, before it was checked: flipping back to ${other} (${good.id})`
-      );
-      await execOk(
-        run,
-        flipBack(layout, bg, svc.name, svc.sudo, other, releaseDir(layout, good.id), `recover-${dead}`),
-        'flip back'
-      );
+    const other = bg && colour ? otherColour(colour) : undefined;
+    const back = other
+      ? posix.basename((await run.shell.exec(sh`readlink -- ${colourLink(layout, other)}`)).stdout.trim())
+      : releases
+          .filter(r => r.status === 'good' && r.id !== dead)
+          .sort((a, b) => (a.at ?? '').localeCompare(b.at ?? ''))
+          .at(-1)?.id;
+    const good = releases.find(r => r.id === back && r.status === 'good');
+    if (releases.find(r => r.id === dead)?.status !== 'good' && good) {
+      if (bg && other && svc.manager === 'systemd') {
+        deps.log.warn(
+          `${run.host.name}: the deploy of ${dead} died after flipping to it, before it was checked: flipping back to ${other} (${good.id})`
+        );
+        await execOk(
+          run,
+          flipBack(layout, bg, svc.name, svc.sudo, other, releaseDir(layout, good.id), `recover-${dead}`),
+          'flip back'
+        );
+      } else {
+        deps.log.warn(
+          `${run.host.name}: the deploy of ${dead} died after switching to it, before it was checked: switching back to ${good.id}`
+        );
+        if (service) await execOk(run, service.stop, 'stop the service');
+        await execOk(
+          run,
+          switchCurrent(layout, releaseDir(layout, good.id), `recover-${dead}`),
+          'switch back'
+        );
+      }
       await execOk(
         run,
         markRelease(layout, dead, 'failed', deps.now(), 'unknown'),
         'mark the release failed'
       );
-      return;
-    }
-  } else if (layout.strategy === 'releases' && dead) {
-    const releases = parseReleaseList(await execOk(run, listReleases(layout), 'list releases'));
-    const good = releases
-      .filter(r => r.status === 'good' && r.id !== dead)
-      .sort((a, b) => (a.at ?? '').localeCompare(b.at ?? ''))
-      .at(-1);
-    if (posix.basename(live) === dead && releases.find(r => r.id === dead)?.status !== 'good' && good) {
-      deps.log.warn(
-        `${run.host.name}: the deploy of ${dead} died after switching to it, before it was checked: switching back to ${good.id}`
-      );
-      if (service) await execOk(run, service.stop, 'stop the service');
-      await execOk(run, switchCurrent(layout, releaseDir(layout, good.id), `recover-${dead}`), 'switch back');
-      await execOk(
-        run,
-        markRelease(layout, dead, 'failed', deps.now(), 'unknown'),
-        'mark the release failed'
-      );
+      // blue-green: the colour flipped back to kept running throughout.
+      if (bg) return;
     }
   }
   if (service) {
