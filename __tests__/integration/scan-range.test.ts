@@ -494,6 +494,17 @@ describe('bad input', () => {
     expect(err.message).toMatch(/no-such-branch is not a commit/);
   });
 
+  it('a checkout owned by another account: git refuses it, and the hint says how to mark it safe', async () => {
+    // Giving a directory away takes root; CI runs the tests as root.
+    if (process.getuid?.() !== 0) return;
+    const dir = freshDir('foreign');
+    execFileSync('git', ['init', '-q', dir]);
+    execFileSync('chown', ['-R', 'nobody:', dir]);
+    const err = await rejection(resolveRange({ repoDir: dir, head: 'HEAD' }));
+    expect(err.message).toMatch(/dubious ownership/);
+    expect(err.hint).toBe(`Mark the checkout as safe: git config --global --add safe.directory ${dir}`);
+  });
+
   it('a directory that is not a repository: said so, with git stderr in the error', async () => {
     const dir = freshDir('plain');
     execFileSync('mkdir', ['-p', dir]);

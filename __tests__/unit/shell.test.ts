@@ -43,6 +43,11 @@ describe('remoteCommandLine', () => {
     expect(() => viaLoginShell(remoteCommandLine(sh`echo "$DEPLOYGUARD_SURELY_UNSET"`))).toThrow();
   });
 
+  test('runs where the login shell is restricted (rbash refuses `exec` and commands with a slash)', () => {
+    const cmd = remoteCommandLine(lines(sh`echo one`, sh`echo two`));
+    expect(execFileSync('bash', ['-r', '-c', cmd], { encoding: 'utf8' })).toBe('one\ntwo\n');
+  });
+
   test('a user script runs in its own shell and its failure is the script failure', () => {
     expect(viaLoginShell(remoteCommandLine(userScript('echo one; echo two')))).toBe('one\ntwo\n');
     expect(() => viaLoginShell(remoteCommandLine(userScript('false; echo after')))).toThrow();

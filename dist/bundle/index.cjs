@@ -63344,9 +63344,9 @@ class Ssh2Shell {
         const client = this.ssh.connection;
         if (!client || this.dead)
             return Promise.reject(new CommandNotSent(`${this.alias}: connection is closed`));
-        // `exec`: the login shell becomes the script's sh instead of forking it (one process fewer on the
-        // host per command). Only on the wire: a command line printed for a person to paste has none.
-        const command = `exec ${(0,shell/* remoteCommandLine */.u$)(script)}`;
+        // No `exec` in front, though it would spare the login shell a fork: a restricted shell (rbash)
+        // refuses `exec`, and would refuse every command of the deploy.
+        const command = (0,shell/* remoteCommandLine */.u$)(script);
         return new Promise((resolve, reject) => {
             const notSent = (err) => {
                 this.dead = true;
@@ -67955,7 +67955,10 @@ async function resolveRange(input) {
         // The one check that the workspace is a repository at all (the gate asks nothing before this).
         if (/not a git repository/i.test(top.stderr))
             throw new errors/* SecretScanError */.Mm(`${dir} is not a git checkout, so the commits going out cannot be scanned (git: ${stderrTail(top.stderr)})`, 'pre-deploy', 'Check out the repository with actions/checkout (fetch-depth: 0), or limit the scan to the artifact with `scan: artifact`.');
-        throw git.failure(['rev-parse', '--git-dir'], top, 'Check out the repository (actions/checkout with fetch-depth: 0) before the secret scan.');
+        // (A checkout git refuses for its owner gets failure's own safe.directory hint.)
+        throw git.failure(['rev-parse', '--git-dir'], top, /dubious ownership/.test(top.stderr)
+            ? undefined
+            : 'Check out the repository (actions/checkout with fetch-depth: 0) before the secret scan.');
     }
     const h = new History(git, input.deepen ?? true);
     const notes = [];

@@ -125,9 +125,9 @@ class Ssh2Shell implements RemoteShell {
     const client = this.ssh.connection;
     if (!client || this.dead)
       return Promise.reject(new CommandNotSent(`${this.alias}: connection is closed`));
-    // `exec`: the login shell becomes the script's sh instead of forking it (one process fewer on the
-    // host per command). Only on the wire: a command line printed for a person to paste has none.
-    const command = `exec ${remoteCommandLine(script)}`;
+    // No `exec` in front, though it would spare the login shell a fork: a restricted shell (rbash)
+    // refuses `exec`, and would refuse every command of the deploy.
+    const command = remoteCommandLine(script);
     return new Promise((resolve, reject) => {
       const notSent = (err: Error) => {
         this.dead = true;

@@ -585,10 +585,13 @@ export async function resolveRange(input: RangeInput): Promise<CommitRange> {
         'pre-deploy',
         'Check out the repository with actions/checkout (fetch-depth: 0), or limit the scan to the artifact with `scan: artifact`.'
       );
+    // (A checkout git refuses for its owner gets failure's own safe.directory hint.)
     throw git.failure(
       ['rev-parse', '--git-dir'],
       top,
-      'Check out the repository (actions/checkout with fetch-depth: 0) before the secret scan.'
+      /dubious ownership/.test(top.stderr)
+        ? undefined
+        : 'Check out the repository (actions/checkout with fetch-depth: 0) before the secret scan.'
     );
   }
   const h = new History(git, input.deepen ?? true);
