@@ -247,6 +247,11 @@ describe('hashArtifact with a cache of earlier hashes', () => {
     const loose = await scanArtifact(dir);
     expect((await hashArtifact(loose, { cacheDir, settleMs })).get('b.txt')).toBe(real);
     expect(reusedHashes(loose)).toBe(0);
+    // That run writes a cache of its own after answering (0600, renamed over the loose one):
+    // once it is there, it is replaced.
+    for (let i = 0; i < 100 && (statSync(file).mode & 0o777) !== 0o600; i++)
+      await new Promise(r => setTimeout(r, 20));
+    expect(statSync(file).mode & 0o777).toBe(0o600);
     // A symlink in its place (to a file that would pass): not followed.
     const elsewhere = join(cacheDir, 'elsewhere');
     writeFileSync(elsewhere, planted, { mode: 0o600 });
