@@ -7,7 +7,7 @@ source "$(dirname "$0")/lib/common.sh"
 gib=${BENCH_BIG_GIB:-1}
 parts=${BENCH_BIG_PARTS:-4}
 need_kb=$(((gib * 4 + 1) * 1024 * 1024)) # the artifact here; two releases and an rsync copy there
-for d in "$BENCH_WORK" "$(dirname "$BENCH_REMOTE")"; do
+for d in "$BENCH_WORK" "$BENCH_REMOTE"; do
   avail=$(df --output=avail -k "$d" | tail -n 1 | tr -d ' ')
   echo "df $d: ${avail} KiB free" >>"$BENCH_RESULTS/fig5-meta.txt"
   [ "$avail" -ge "$need_kb" ] || die "figure 5: $d has $((avail / 1024)) MiB free; this figure needs $((need_kb / 1024)) MiB"

@@ -61,8 +61,8 @@ cleanup() {
   for ports in "$BENCH_WORK"/*/ports; do
     [ -f "$ports" ] && node "$BENCH_ROOT/bench/lib/fleet.mjs" stop "$(dirname "$ports")" || true
   done
-  if [ -n "${BENCH_MOUNTED:-}" ]; then umount "$BENCH_REMOTE" || umount -l "$BENCH_REMOTE" || true; fi
-  if [ -n "$BENCH_REMOTE" ]; then rm -rf "$BENCH_REMOTE"; fi
+  if [ -n "${BENCH_MOUNTED:-}" ]; then umount "$BENCH_REMOTE" 2>/dev/null || umount -l "$BENCH_REMOTE" || true; fi
+  if [ -n "$BENCH_REMOTE" ]; then rm -rf "$BENCH_REMOTE" || true; fi
   if [ "${BENCH_KEEP:-0}" = 1 ]; then
     log "kept $BENCH_WORK"
   else
@@ -108,19 +108,28 @@ BENCH_REMOTE=$(mktemp -d "$home/bench.XXXXXX")
 # skipping, one by one, every inode freed in the last minutes (the kernel's find_inode_bit and
 # recently_deleted, which perf showed as the largest cost of a small-file deploy right after the
 # clean-up between two runs, for rsync and deployguard alike). With a journal that check is off.
-# What the root file system is, for the report: its type, and whether it keeps a journal (jbd2).
-root_dev=$(basename "$(findmnt -n -o SOURCE -T "$BENCH_REMOTE")")
-root_fs="$(findmnt -n -o FSTYPE -T "$BENCH_REMOTE") $(if ls /proc/fs/jbd2 2>/dev/null | grep -q "^$root_dev-"; then echo with; else echo without; fi) a journal"
+# What the file system under the home is, for the report: its type, and whether it keeps a
+# journal (jbd2 names its journals after the kernel's name of the device, e.g. dm-0 for LVM).
+home_dev=$(basename "$(readlink -f "/sys/dev/block/$(findmnt -n -o MAJ:MIN -T "$BENCH_REMOTE" | tr -d " ")")")
+root_fs="$(findmnt -n -o FSTYPE -T "$BENCH_REMOTE") $(if ls /proc/fs/jbd2 2>/dev/null | grep -q "^$home_dev-"; then echo with; else echo without; fi) a journal"
 host_fs="the root file system ($root_fs)"
 if [ "${BENCH_HOST_FS:-ext4}" = ext4 ]; then
   img="$BENCH_WORK/hosts.ext4"
+  # Room for figure 5 (two releases and an rsync copy of its artifact) and the rest; a sparse
+  # file, mounted with discard so deleted files give their blocks back to $BENCH_WORK's disk.
+  img_gib=$((${BENCH_BIG_GIB:-1} * 4 + 4))
+  [ "$img_gib" -ge 8 ] || img_gib=8
+  free_gib=$(($(df --output=avail -k "$BENCH_WORK" | tail -n 1 | tr -d ' ') / 1048576))
+  # Marked first: an interrupt between the mount and the mark must still unmount it.
+  BENCH_MOUNTED=1
   # Inode tables and journal written now, so no background initialisation runs during the figures.
-  if truncate -s 8G "$img" && mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$img" &&
-    mount -o loop "$img" "$BENCH_REMOTE"; then
-    BENCH_MOUNTED=1
-    host_fs="ext4 with a journal (an 8 GiB image on a loop device, made for the run)"
+  if [ "$free_gib" -gt "$img_gib" ] && truncate -s "${img_gib}G" "$img" &&
+    mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$img" &&
+    mount -o loop,discard "$img" "$BENCH_REMOTE"; then
+    host_fs="ext4 with a journal (a ${img_gib} GiB image on a loop device, made for the run)"
   else
-    log "could not mount an ext4 image on $BENCH_REMOTE: the hosts write to the root file system"
+    BENCH_MOUNTED=""
+    log "could not make and mount a ${img_gib} GiB ext4 image in $BENCH_WORK ($free_gib GiB free): the hosts write to the root file system"
   fi
 fi
 chown deployguard-sandbox: "$BENCH_REMOTE"
