@@ -126,7 +126,7 @@ if [ "${BENCH_HOST_FS:-ext4}" = ext4 ]; then
   if [ "$free_gib" -gt "$img_gib" ] && truncate -s "${img_gib}G" "$img" &&
     mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$img" &&
     mount -o loop,discard "$img" "$BENCH_REMOTE"; then
-    host_fs="ext4 with a journal (a ${img_gib} GiB image on a loop device, made for the run)"
+    host_fs="ext4 with a journal (an image of ${img_gib} GiB on a loop device, made for the run)"
   else
     BENCH_MOUNTED=""
     log "could not make and mount a ${img_gib} GiB ext4 image in $BENCH_WORK ($free_gib GiB free): the hosts write to the root file system"
