@@ -16,7 +16,8 @@ export const LOCK_LOST = 76;
 
 /**
  * Every program the remote scripts of a deploy call, with the Debian package that ships it (what
- * a person installs when the preflight finds one missing). Shell built-ins are not listed.
+ * a person installs when the preflight finds one missing). Shell built-ins are not listed, nor
+ * `openssl`: the upload hashes with it where the host has it, and with sha256sum where not.
  */
 export const HOST_TOOLS: readonly { readonly tool: string; readonly pkg: string }[] = [
   ...'cat cp cut date df head ln ls mkdir mv nproc readlink rm rmdir sha256sum sleep split stat tail touch'
