@@ -63572,13 +63572,6 @@ async function connectOnce(host, ssh, pins, log, serverHostKey, route) {
     return new Ssh2Shell(host.name, client, log, route?.via);
 }
 /**
- * The TCP connection to a host, with Nagle's algorithm off from its first byte. The handshake and
- * every step are short messages each waiting for an answer: with Nagle on, a message written while
- * the previous one is unacknowledged waits for the peer's delayed ACK (40 ms on Linux), several
- * times per handshake and per command. Opened here rather than by ssh2 so that it is off before
- * the first packet, and so that a refused or silent port fails with its own error.
- */
-/**
  * Makes the writes of one tick leave as one: ssh2 writes each packet in three pieces (length,
  * body, tag), and with Nagle off each piece would be a system call and a TCP segment of its own
  * (three per 32 KiB of the artifact, one of them 4 bytes long). Corked on the first write of a
@@ -63601,6 +63594,13 @@ function coalesceWrites(stream) {
     });
     return stream;
 }
+/**
+ * The TCP connection to a host, with Nagle's algorithm off from its first byte. The handshake and
+ * every step are short messages each waiting for an answer: with Nagle on, a message written while
+ * the previous one is unacknowledged waits for the peer's delayed ACK (40 ms on Linux), several
+ * times per handshake and per command. Opened here rather than by ssh2 so that it is off before
+ * the first packet, and so that a refused or silent port fails with its own error.
+ */
 function openTcp(host, port, timeoutMs) {
     return new Promise((resolve, reject) => {
         const sock = (0,external_node_net_.connect)({ host, port, noDelay: true });
@@ -65818,7 +65818,7 @@ function makeDirs(dirs) {
 /** `rm -rf` of the paths, run only when one of them is there (as `makeDirs`, to spare a process). */
 function removeIfThere(paths) {
     const there = paths.map(p => (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `[ -e ${p} ] || [ -L ${p} ]`).reduce((a, b) => (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `${a} || ${b}`);
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if ${there}; then rm -rf -- ${paths}; fi`;
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if ${there}; then ${removePaths(paths)}; fi`;
 }
 /**
  * Verifies every file against the manifest on stdin and that the tree holds no file the manifest
@@ -67597,12 +67597,13 @@ class Git {
             throw this.failure(args, r);
         return r.stdout;
     }
+    /** A failed git run as an error; a checkout git refuses for its owner always gets the safe.directory fix. */
     failure(args, r, hint) {
         const err = stderrTail(r.stderr);
-        return new errors/* SecretScanError */.Mm(`${shown(args)} failed in ${this.dir} (exit ${r.code}): ${err}`, 'pre-deploy', hint ??
-            (/dubious ownership/.test(r.stderr)
-                ? `Mark the checkout as safe: git config --global --add safe.directory ${this.dir}`
-                : 'The secret scan needs the commits going out; check that the repository is checked out and intact.'));
+        return new errors/* SecretScanError */.Mm(`${shown(args)} failed in ${this.dir} (exit ${r.code}): ${err}`, 'pre-deploy', /dubious ownership/.test(r.stderr)
+            ? `Mark the checkout as safe: git config --global --add safe.directory ${this.dir}`
+            : (hint ??
+                'The secret scan needs the commits going out; check that the repository is checked out and intact.'));
     }
     /** The full sha of a commit, or undefined when there is no such commit here. */
     async commit(rev) {
@@ -67956,10 +67957,7 @@ async function resolveRange(input) {
         // The one check that the workspace is a repository at all (the gate asks nothing before this).
         if (/not a git repository/i.test(top.stderr))
             throw new errors/* SecretScanError */.Mm(`${dir} is not a git checkout, so the commits going out cannot be scanned (git: ${stderrTail(top.stderr)})`, 'pre-deploy', 'Check out the repository with actions/checkout (fetch-depth: 0), or limit the scan to the artifact with `scan: artifact`.');
-        // (A checkout git refuses for its owner gets failure's own safe.directory hint.)
-        throw git.failure(['rev-parse', '--git-dir'], top, /dubious ownership/.test(top.stderr)
-            ? undefined
-            : 'Check out the repository (actions/checkout with fetch-depth: 0) before the secret scan.');
+        throw git.failure(['rev-parse', '--git-dir'], top, 'Check out the repository (actions/checkout with fetch-depth: 0) before the secret scan.');
     }
     const h = new History(git, input.deepen ?? true);
     const notes = [];

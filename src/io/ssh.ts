@@ -382,13 +382,6 @@ async function connectOnce(
 }
 
 /**
- * The TCP connection to a host, with Nagle's algorithm off from its first byte. The handshake and
- * every step are short messages each waiting for an answer: with Nagle on, a message written while
- * the previous one is unacknowledged waits for the peer's delayed ACK (40 ms on Linux), several
- * times per handshake and per command. Opened here rather than by ssh2 so that it is off before
- * the first packet, and so that a refused or silent port fails with its own error.
- */
-/**
  * Makes the writes of one tick leave as one: ssh2 writes each packet in three pieces (length,
  * body, tag), and with Nagle off each piece would be a system call and a TCP segment of its own
  * (three per 32 KiB of the artifact, one of them 4 bytes long). Corked on the first write of a
@@ -412,6 +405,13 @@ export function coalesceWrites<T extends Writable>(stream: T): T {
   return stream;
 }
 
+/**
+ * The TCP connection to a host, with Nagle's algorithm off from its first byte. The handshake and
+ * every step are short messages each waiting for an answer: with Nagle on, a message written while
+ * the previous one is unacknowledged waits for the peer's delayed ACK (40 ms on Linux), several
+ * times per handshake and per command. Opened here rather than by ssh2 so that it is off before
+ * the first packet, and so that a refused or silent port fails with its own error.
+ */
 export function openTcp(host: string, port: number, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const sock = tcpConnect({ host, port, noDelay: true });

@@ -218,7 +218,7 @@ export function makeDirs(dirs: readonly string[]): Shell {
 /** `rm -rf` of the paths, run only when one of them is there (as `makeDirs`, to spare a process). */
 export function removeIfThere(paths: readonly string[]): Shell {
   const there = paths.map(p => sh`[ -e ${p} ] || [ -L ${p} ]`).reduce((a, b) => sh`${a} || ${b}`);
-  return sh`if ${there}; then rm -rf -- ${paths}; fi`;
+  return sh`if ${there}; then ${removePaths(paths)}; fi`;
 }
 
 /**

@@ -128,15 +128,16 @@ class Git {
     return r.stdout;
   }
 
+  /** A failed git run as an error; a checkout git refuses for its owner always gets the safe.directory fix. */
   failure(args: readonly string[], r: GitText, hint?: string): SecretScanError {
     const err = stderrTail(r.stderr);
     return new SecretScanError(
       `${shown(args)} failed in ${this.dir} (exit ${r.code}): ${err}`,
       'pre-deploy',
-      hint ??
-        (/dubious ownership/.test(r.stderr)
-          ? `Mark the checkout as safe: git config --global --add safe.directory ${this.dir}`
-          : 'The secret scan needs the commits going out; check that the repository is checked out and intact.')
+      /dubious ownership/.test(r.stderr)
+        ? `Mark the checkout as safe: git config --global --add safe.directory ${this.dir}`
+        : (hint ??
+            'The secret scan needs the commits going out; check that the repository is checked out and intact.')
     );
   }
 
@@ -585,13 +586,10 @@ export async function resolveRange(input: RangeInput): Promise<CommitRange> {
         'pre-deploy',
         'Check out the repository with actions/checkout (fetch-depth: 0), or limit the scan to the artifact with `scan: artifact`.'
       );
-    // (A checkout git refuses for its owner gets failure's own safe.directory hint.)
     throw git.failure(
       ['rev-parse', '--git-dir'],
       top,
-      /dubious ownership/.test(top.stderr)
-        ? undefined
-        : 'Check out the repository (actions/checkout with fetch-depth: 0) before the secret scan.'
+      'Check out the repository (actions/checkout with fetch-depth: 0) before the secret scan.'
     );
   }
   const h = new History(git, input.deepen ?? true);
