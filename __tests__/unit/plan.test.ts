@@ -1,4 +1,4 @@
-import { lockScript, planHost, planPrune, parseReleaseList } from '../../src/plan/plan.js';
+import { lockScript, newestFirst, planHost, planPrune, parseReleaseList } from '../../src/plan/plan.js';
 import { layoutFor } from '../../src/remote/layout.js';
 import { BASE_INPUTS, settingsFrom } from '../helpers/settings.js';
 
@@ -163,5 +163,18 @@ describe('planPrune', () => {
       ].join('\n')
     );
     expect(planPrune(many, 'g2', 2).sort()).toEqual(['f1', 'f2']);
+  });
+
+  test('newest first by the record time, then by id; a release without a time comes last', () => {
+    const rs = parseReleaseList(
+      [
+        'b\tgood 2026-11-20T00:00:00Z',
+        'old\tgood 2026-01-01T00:00:00Z',
+        'none\tgood',
+        'a\tgood 2026-11-20T00:00:00Z',
+        'new\tgood 2026-12-01T09:30:00Z'
+      ].join('\n')
+    );
+    expect([...rs].sort(newestFirst).map(r => r.id)).toEqual(['new', 'b', 'a', 'old', 'none']);
   });
 });

@@ -59240,14 +59240,22 @@ function parseReleaseList(text) {
     });
 }
 /**
+ * Newest release first, by the time its record gives (ISO 8601), then by id. Compared by code
+ * unit, not `localeCompare`: the same order on every machine, and no locale data to load (its
+ * first use costs several milliseconds at every start).
+ */
+function newestFirst(a, b) {
+    const order = (x, y) => (x < y ? -1 : x > y ? 1 : 0);
+    return order(b.at ?? '', a.at ?? '') || order(b.id, a.id);
+}
+/**
  * Which releases to delete after a good deploy. Only good releases count toward `keep`; the
  * live one and the newest good one are never deleted; failed ones are kept only while they are
  * the newest failure (for debugging); releases with no record are left alone (not ours to judge).
  */
 function planPrune(releases, live, keep) {
-    const byTime = (a, b) => (b.at ?? '').localeCompare(a.at ?? '') || b.id.localeCompare(a.id);
-    const good = releases.filter(r => r.status === 'good').sort(byTime);
-    const failed = releases.filter(r => r.status === 'failed').sort(byTime);
+    const good = releases.filter(r => r.status === 'good').sort(newestFirst);
+    const failed = releases.filter(r => r.status === 'failed').sort(newestFirst);
     const keepIds = new Set([
         live,
         ...good.slice(0, Math.max(1, keep)).map(r => r.id),
@@ -60933,8 +60941,7 @@ async function recoverAbandoned(run) {
             ? external_node_path_.posix.basename((await run.shell.exec((0,shell.sh) `readlink -- ${(0,blue_green/* colourLink */.Ru)(layout, other)}`)).stdout.trim())
             : releases
                 .filter(r => r.status === 'good' && r.id !== dead)
-                .sort((a, b) => (a.at ?? '').localeCompare(b.at ?? ''))
-                .at(-1)?.id;
+                .sort(newestFirst)[0]?.id;
         const good = releases.find(r => r.id === back && r.status === 'good');
         if (releases.find(r => r.id === dead)?.status !== 'good' && good) {
             if (bg && other && svc.manager === 'systemd') {

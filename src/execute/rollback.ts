@@ -20,7 +20,7 @@ import {
   otherColour,
   readLiveColour
 } from '../remote/blue-green.js';
-import { parseReleaseList, type ExecStep } from '../plan/plan.js';
+import { newestFirst, parseReleaseList, type ExecStep } from '../plan/plan.js';
 import {
   STEP_TIMEOUT_MS,
   hostContext,
@@ -234,8 +234,7 @@ export async function recoverAbandoned(run: HostSession): Promise<void> {
       ? posix.basename((await run.shell.exec(sh`readlink -- ${colourLink(layout, other)}`)).stdout.trim())
       : releases
           .filter(r => r.status === 'good' && r.id !== dead)
-          .sort((a, b) => (a.at ?? '').localeCompare(b.at ?? ''))
-          .at(-1)?.id;
+          .sort(newestFirst)[0]?.id;
     const good = releases.find(r => r.id === back && r.status === 'good');
     if (releases.find(r => r.id === dead)?.status !== 'good' && good) {
       if (bg && other && svc.manager === 'systemd') {

@@ -475,15 +475,23 @@ export function parseReleaseList(text: string): ReleaseInfo[] {
 }
 
 /**
+ * Newest release first, by the time its record gives (ISO 8601), then by id. Compared by code
+ * unit, not `localeCompare`: the same order on every machine, and no locale data to load (its
+ * first use costs several milliseconds at every start).
+ */
+export function newestFirst(a: ReleaseInfo, b: ReleaseInfo): number {
+  const order = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0);
+  return order(b.at ?? '', a.at ?? '') || order(b.id, a.id);
+}
+
+/**
  * Which releases to delete after a good deploy. Only good releases count toward `keep`; the
  * live one and the newest good one are never deleted; failed ones are kept only while they are
  * the newest failure (for debugging); releases with no record are left alone (not ours to judge).
  */
 export function planPrune(releases: readonly ReleaseInfo[], live: string, keep: number): string[] {
-  const byTime = (a: ReleaseInfo, b: ReleaseInfo) =>
-    (b.at ?? '').localeCompare(a.at ?? '') || b.id.localeCompare(a.id);
-  const good = releases.filter(r => r.status === 'good').sort(byTime);
-  const failed = releases.filter(r => r.status === 'failed').sort(byTime);
+  const good = releases.filter(r => r.status === 'good').sort(newestFirst);
+  const failed = releases.filter(r => r.status === 'failed').sort(newestFirst);
   const keepIds = new Set<string>([
     live,
     ...good.slice(0, Math.max(1, keep)).map(r => r.id),
