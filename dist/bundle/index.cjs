@@ -60939,9 +60939,7 @@ async function recoverAbandoned(run) {
         const other = bg && colour ? (0,blue_green/* otherColour */.RQ)(colour) : undefined;
         const back = other
             ? external_node_path_.posix.basename((await run.shell.exec((0,shell.sh) `readlink -- ${(0,blue_green/* colourLink */.Ru)(layout, other)}`)).stdout.trim())
-            : releases
-                .filter(r => r.status === 'good' && r.id !== dead)
-                .sort(newestFirst)[0]?.id;
+            : releases.filter(r => r.status === 'good' && r.id !== dead).sort(newestFirst)[0]?.id;
         const good = releases.find(r => r.id === back && r.status === 'good');
         if (releases.find(r => r.id === dead)?.status !== 'good' && good) {
             if (bg && other && svc.manager === 'systemd') {

@@ -232,9 +232,7 @@ export async function recoverAbandoned(run: HostSession): Promise<void> {
     const other = bg && colour ? otherColour(colour) : undefined;
     const back = other
       ? posix.basename((await run.shell.exec(sh`readlink -- ${colourLink(layout, other)}`)).stdout.trim())
-      : releases
-          .filter(r => r.status === 'good' && r.id !== dead)
-          .sort(newestFirst)[0]?.id;
+      : releases.filter(r => r.status === 'good' && r.id !== dead).sort(newestFirst)[0]?.id;
     const good = releases.find(r => r.id === back && r.status === 'good');
     if (releases.find(r => r.id === dead)?.status !== 'good' && good) {
       if (bg && other && svc.manager === 'systemd') {
