@@ -451,7 +451,9 @@ describe('what only the host can tell: a clear error, the live release untouched
       '--help',
       'a b  c',
       '$HOME',
-      'x && touch pwned-4 || y'
+      'x && touch pwned-4 || y',
+      // A byte order mark first: a UTF-8 decoder that drops it would look for another file.
+      '\uFEFFbom first'
     ];
     const dir = hostileArtifact('shell-names', d => {
       mkdirSync(join(d, '$(dir)'));

@@ -338,6 +338,13 @@ describe('scanArtifact rejects', () => {
     expect((await scanArtifact(dir, { exclude: ['caf*'] })).fileCount).toBe(1);
   });
 
+  test('a name starting with a byte order mark keeps it (it is part of the name)', async () => {
+    tree({ '\uFEFFbom.txt': 'x', 'd/\uFEFF': 'y' });
+    const a = await scanArtifact(dir);
+    expect(a.entries.map(e => e.path)).toEqual(['d', 'd/\uFEFF', '\uFEFFbom.txt']);
+    expect(a.totalBytes).toBe(2);
+  });
+
   test('a bad name as the artifact path itself', async () => {
     tree({ 'x\ny': '' });
     expect((await rejection(scanArtifact(join(dir, 'x\ny')))).message).toMatch(/contains a newline: "x\\ny"/);

@@ -70430,13 +70430,16 @@ function inCliWords(text) {
 /* harmony export */   nE: () => (/* binding */ ArtifactError),
 /* harmony export */   pu: () => (/* binding */ entrySourcePath)
 /* harmony export */ });
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1455);
-/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6760);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
-/* harmony import */ var _exclude_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3405);
+/* harmony import */ var node_buffer__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4573);
+/* harmony import */ var node_buffer__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_buffer__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(1455);
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_3___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_3__);
+/* harmony import */ var _exclude_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(3405);
+
 
 
 
@@ -70476,16 +70479,16 @@ async function scanArtifact(path, opts = {}) {
     if (typeof path !== 'string' || path.trim() === '') {
         throw new ArtifactError('Artifact path is empty.', 'Set the artifact input to the build output file or directory.');
     }
-    const root = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.resolve)(path);
+    const root = (0,node_path__WEBPACK_IMPORTED_MODULE_3__.resolve)(path);
     // stat, not lstat: the artifact path itself may be a symlink (e.g. `current -> build-42`).
-    const st = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.stat)(root).catch((err) => {
+    const st = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.stat)(root).catch((err) => {
         if (err.code === 'ENOENT' || err.code === 'ENOTDIR') {
             throw new ArtifactError(`Artifact path does not exist: ${root}`, 'Check the artifact input and that the build step produced it.', root);
         }
         throw fsError(err, root);
     });
     if (st.isFile()) {
-        const name = checkName(Buffer.from((0,node_path__WEBPACK_IMPORTED_MODULE_2__.basename)(root)), '', root);
+        const name = checkName(Buffer.from((0,node_path__WEBPACK_IMPORTED_MODULE_3__.basename)(root)), '', root);
         const entry = { kind: 'file', path: name, mode: permissions(st.mode), size: st.size };
         return { root, isFile: true, entries: [entry], fileCount: 1, totalBytes: st.size };
     }
@@ -70511,17 +70514,17 @@ async function scanArtifact(path, opts = {}) {
 /** The exclude predicate, or an {@link ArtifactError} listing every bad pattern. */
 function excludeMatcher(patterns) {
     try {
-        return (0,_exclude_js__WEBPACK_IMPORTED_MODULE_3__/* .compileExclude */ .MR)(patterns);
+        return (0,_exclude_js__WEBPACK_IMPORTED_MODULE_4__/* .compileExclude */ .MR)(patterns);
     }
     catch (err) {
-        if (err instanceof _exclude_js__WEBPACK_IMPORTED_MODULE_3__/* .ExcludePatternError */ .B8)
+        if (err instanceof _exclude_js__WEBPACK_IMPORTED_MODULE_4__/* .ExcludePatternError */ .B8)
             throw new ArtifactError(`invalid exclude pattern: ${err.message}`, err.hint);
         throw err;
     }
 }
 /** Absolute path on the local disk of the entry at `entryPath`. */
 function entrySourcePath(artifact, entryPath) {
-    return artifact.isFile ? artifact.root : (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(artifact.root, entryPath);
+    return artifact.isFile ? artifact.root : (0,node_path__WEBPACK_IMPORTED_MODULE_3__.join)(artifact.root, entryPath);
 }
 /**
  * A manifest for `sha256sum -c --strict`, run in the directory the artifact was extracted into:
@@ -70556,18 +70559,22 @@ function walk(root, excluded) {
         }
     };
     const visit = (relDir) => {
-        const absDir = relDir === '' ? root : (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(root, relDir);
+        const absDir = relDir === '' ? root : (0,node_path__WEBPACK_IMPORTED_MODULE_3__.join)(root, relDir);
+        const under = absDir.endsWith('/') ? absDir : `${absDir}/`;
         // Buffer names: a string readdir would silently turn invalid UTF-8 into U+FFFD.
-        const dirents = attempt(absDir, () => (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readdirSync)(absDir, { encoding: 'buffer', withFileTypes: true }));
+        const dirents = attempt(absDir, () => (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.readdirSync)(absDir, { encoding: 'buffer', withFileTypes: true }));
         for (const d of dirents) {
             const raw = d.name;
-            // Decide exclusion first (on a lossy decode), so an excluded odd name is not an error.
-            const loose = joinRel(relDir, utf8Lossy.decode(raw));
-            if (excluded(loose, d.isDirectory()))
+            // One decode for the usual valid name. Exclusion is decided first (on a lossy decode when
+            // the name is not UTF-8), so an excluded odd name is not an error.
+            const valid = (0,node_buffer__WEBPACK_IMPORTED_MODULE_0__.isUtf8)(raw);
+            const loose = valid ? raw.toString('utf8') : utf8Lossy.decode(raw);
+            if (excluded(joinRel(relDir, loose), d.isDirectory()))
                 continue;
-            const rel = joinRel(relDir, checkName(raw, relDir, root));
-            const abs = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(root, rel);
-            const st = attempt(abs, () => (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.lstatSync)(abs));
+            const name = valid ? checkChars(loose, relDir, root) : checkName(raw, relDir, root);
+            const rel = joinRel(relDir, name);
+            const abs = under + name;
+            const st = attempt(abs, () => (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.lstatSync)(abs));
             if (st.isDirectory()) {
                 entries.push({ kind: 'dir', path: rel, mode: permissions(st.mode) });
                 visit(rel);
@@ -70576,7 +70583,7 @@ function walk(root, excluded) {
                 entries.push({ kind: 'file', path: rel, mode: permissions(st.mode), size: st.size });
             }
             else if (st.isSymbolicLink()) {
-                const target = attempt(abs, () => (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readlinkSync)(abs, { encoding: 'buffer' }));
+                const target = attempt(abs, () => (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.readlinkSync)(abs, { encoding: 'buffer' }));
                 entries.push({ kind: 'symlink', path: rel, target: checkSymlinkTarget(rel, target, abs) });
             }
             else {
@@ -70601,14 +70608,14 @@ function permissions(mode) {
  * bytes cannot be carried in a pax header or shown to the user.
  */
 function checkName(raw, relDir, root) {
-    let name;
-    try {
-        name = utf8.decode(raw);
-    }
-    catch {
+    if (!(0,node_buffer__WEBPACK_IMPORTED_MODULE_0__.isUtf8)(raw)) {
         const shown = joinRel(relDir, escapeBytes(raw));
         throw new ArtifactError(`Artifact file name is not valid UTF-8: "${shown}" in ${root}.`, `Rename it to a UTF-8 name ${EXCLUDE_HINT}.`, shown);
     }
+    return checkChars(raw.toString('utf8'), relDir, root);
+}
+/** Returns the (decoded) name or throws: see {@link checkName}. */
+function checkChars(name, relDir, root) {
     const bad = /[\\\u0000-\u001f\u007f-\u009f]/.exec(name);
     if (bad) {
         const what = bad[0] === '\n'
@@ -70638,7 +70645,7 @@ function checkSymlinkTarget(rel, raw, abs) {
     if (target.startsWith('/')) {
         throw new ArtifactError(`Artifact symlink "${rel}" points to the absolute path "${target}" (${abs}).`, `Make it a relative link to something inside the artifact, remove it ${EXCLUDE_HINT}.`, rel);
     }
-    const resolved = node_path__WEBPACK_IMPORTED_MODULE_2__.posix.normalize(node_path__WEBPACK_IMPORTED_MODULE_2__.posix.join(node_path__WEBPACK_IMPORTED_MODULE_2__.posix.dirname(rel), target));
+    const resolved = node_path__WEBPACK_IMPORTED_MODULE_3__.posix.normalize(node_path__WEBPACK_IMPORTED_MODULE_3__.posix.join(node_path__WEBPACK_IMPORTED_MODULE_3__.posix.dirname(rel), target));
     if (resolved === '..' || resolved.startsWith('../')) {
         throw outsideError(rel, target, abs);
     }
@@ -70659,7 +70666,7 @@ function checkSymlinkChains(entries, root) {
             links.set(e.path, e.target);
     for (const [path, target] of links) {
         const stack = [];
-        const pending = [...node_path__WEBPACK_IMPORTED_MODULE_2__.posix.dirname(path).split('/'), ...target.split('/')].reverse();
+        const pending = [...node_path__WEBPACK_IMPORTED_MODULE_3__.posix.dirname(path).split('/'), ...target.split('/')].reverse();
         let hops = 0;
         while (pending.length > 0) {
             const part = pending.pop();
@@ -70667,7 +70674,7 @@ function checkSymlinkChains(entries, root) {
                 continue;
             if (part === '..') {
                 if (stack.length === 0)
-                    throw outsideError(path, target, (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(root, path), ' through another symlink');
+                    throw outsideError(path, target, (0,node_path__WEBPACK_IMPORTED_MODULE_3__.join)(root, path), ' through another symlink');
                 stack.pop();
                 continue;
             }

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename, join, posix, resolve } from 'node:path';
@@ -160,15 +161,19 @@ function walk(root: string, excluded: ExcludeMatcher): ArtifactEntry[] {
 
   const visit = (relDir: string): void => {
     const absDir = relDir === '' ? root : join(root, relDir);
+    const under = absDir.endsWith('/') ? absDir : `${absDir}/`;
     // Buffer names: a string readdir would silently turn invalid UTF-8 into U+FFFD.
     const dirents = attempt(absDir, () => readdirSync(absDir, { encoding: 'buffer', withFileTypes: true }));
     for (const d of dirents) {
       const raw = d.name;
-      // Decide exclusion first (on a lossy decode), so an excluded odd name is not an error.
-      const loose = joinRel(relDir, utf8Lossy.decode(raw));
-      if (excluded(loose, d.isDirectory())) continue;
-      const rel = joinRel(relDir, checkName(raw, relDir, root));
-      const abs = join(root, rel);
+      // One decode for the usual valid name. Exclusion is decided first (on a lossy decode when
+      // the name is not UTF-8), so an excluded odd name is not an error.
+      const valid = isUtf8(raw);
+      const loose = valid ? raw.toString('utf8') : utf8Lossy.decode(raw);
+      if (excluded(joinRel(relDir, loose), d.isDirectory())) continue;
+      const name = valid ? checkChars(loose, relDir, root) : checkName(raw, relDir, root);
+      const rel = joinRel(relDir, name);
+      const abs = under + name;
       const st = attempt(abs, () => lstatSync(abs));
       if (st.isDirectory()) {
         entries.push({ kind: 'dir', path: rel, mode: permissions(st.mode) });
@@ -207,10 +212,7 @@ function permissions(mode: number): number {
  * bytes cannot be carried in a pax header or shown to the user.
  */
 function checkName(raw: Buffer, relDir: string, root: string): string {
-  let name: string;
-  try {
-    name = utf8.decode(raw);
-  } catch {
+  if (!isUtf8(raw)) {
     const shown = joinRel(relDir, escapeBytes(raw));
     throw new ArtifactError(
       `Artifact file name is not valid UTF-8: "${shown}" in ${root}.`,
@@ -218,6 +220,11 @@ function checkName(raw: Buffer, relDir: string, root: string): string {
       shown
     );
   }
+  return checkChars(raw.toString('utf8'), relDir, root);
+}
+
+/** Returns the (decoded) name or throws: see {@link checkName}. */
+function checkChars(name: string, relDir: string, root: string): string {
   const bad = /[\\\u0000-\u001f\u007f-\u009f]/.exec(name);
   if (bad) {
     const what =
