@@ -339,9 +339,10 @@ describe('scanArtifact rejects', () => {
   });
 
   test('a name starting with a byte order mark keeps it (it is part of the name)', async () => {
-    tree({ '\uFEFFbom.txt': 'x', 'd/\uFEFF': 'y' });
+    tree({ '\uFEFFbom.txt': 'x', 'd/\uFEFF': 'y', link: { link: '\uFEFFbom.txt' } });
     const a = await scanArtifact(dir);
-    expect(a.entries.map(e => e.path)).toEqual(['d', 'd/\uFEFF', '\uFEFFbom.txt']);
+    expect(a.entries.map(e => e.path)).toEqual(['d', 'd/\uFEFF', 'link', '\uFEFFbom.txt']);
+    expect(a.entries.find(e => e.path === 'link')).toMatchObject({ target: '\uFEFFbom.txt' });
     expect(a.totalBytes).toBe(2);
   });
 

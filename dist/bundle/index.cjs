@@ -70462,7 +70462,6 @@ class ArtifactError extends Error {
 /** Same limit as Linux's MAXSYMLINKS. */
 const MAX_SYMLINK_HOPS = 40;
 const EXCLUDE_HINT = 'or list it in the exclude patterns';
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 const utf8Lossy = new TextDecoder('utf-8');
 /**
  * Scans a file or a directory tree without reading file contents.
@@ -70632,13 +70631,8 @@ function checkChars(name, relDir, root) {
 }
 /** Checks one link on its own: UTF-8, relative, and lexically inside the artifact. */
 function checkSymlinkTarget(rel, raw, abs) {
-    let target;
-    try {
-        target = utf8.decode(raw);
-    }
-    catch {
-        target = '';
-    }
+    // Not a TextDecoder: it would drop a leading byte order mark, and the link would change.
+    const target = (0,node_buffer__WEBPACK_IMPORTED_MODULE_0__.isUtf8)(raw) ? raw.toString('utf8') : '';
     if (target === '' || /[\u0000-\u001f\u007f-\u009f]/.test(target)) {
         throw new ArtifactError(`Artifact symlink "${rel}" has an empty, non-UTF-8 or control-character target: "${escapeBytes(raw)}" (${abs}).`, `Fix the link ${EXCLUDE_HINT}.`, rel);
     }

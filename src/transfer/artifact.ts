@@ -40,7 +40,6 @@ export class ArtifactError extends Error {
 const MAX_SYMLINK_HOPS = 40;
 
 const EXCLUDE_HINT = 'or list it in the exclude patterns';
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 const utf8Lossy = new TextDecoder('utf-8');
 
 /**
@@ -247,12 +246,8 @@ function checkChars(name: string, relDir: string, root: string): string {
 
 /** Checks one link on its own: UTF-8, relative, and lexically inside the artifact. */
 function checkSymlinkTarget(rel: string, raw: Buffer, abs: string): string {
-  let target: string;
-  try {
-    target = utf8.decode(raw);
-  } catch {
-    target = '';
-  }
+  // Not a TextDecoder: it would drop a leading byte order mark, and the link would change.
+  const target = isUtf8(raw) ? raw.toString('utf8') : '';
   if (target === '' || /[\u0000-\u001f\u007f-\u009f]/.test(target)) {
     throw new ArtifactError(
       `Artifact symlink "${rel}" has an empty, non-UTF-8 or control-character target: "${escapeBytes(raw)}" (${abs}).`,
