@@ -13,6 +13,12 @@ ls -l "$BENCH_WORK"/dist/*/index.cjs >"$BENCH_RESULTS/fig4-bundles.txt"
 
 # What loading the bundle costs by itself: the CLI printing its usage vs an empty Node program.
 log "figure 4: loading the CLI bundle (--help) vs an empty node process"
+# With the machine's NODE_EXTRA_CA_CERTS (run.sh takes it out of every other command), when it has one.
+extra_ca_row=()
+if [ -n "${BENCH_EXTRA_CA_CERTS:-}" ]; then
+  extra_ca_row=(-n "node -e 0, NODE_EXTRA_CA_CERTS set" "env NODE_EXTRA_CA_CERTS=$BENCH_EXTRA_CA_CERTS node -e 0")
+fi
 bench_hyperfine fig4-load --runs "${BENCH_STARTUP_RUNS:-10}" --warmup 1 \
   -n "node -e 0" "node -e 0" \
-  -n "node dist/cli/index.cjs --help" "node $BENCH_DG --help"
+  -n "node dist/cli/index.cjs --help" "node $BENCH_DG --help" \
+  "${extra_ca_row[@]}"

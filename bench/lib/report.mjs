@@ -206,6 +206,11 @@ p(
   `| OpenSSH / rsync / hyperfine | ${machine.openssh ?? '?'} / ${machine.rsync ?? '?'} / ${machine.hyperfine ?? '?'} |`,
   `| Hosts' file system | ${machine.host_fs ?? '?'} |`,
   `| Load average (1 min) at start / end | ${machine.load_start ?? '?'} / ${machine.load_end ?? '?'} |`,
+  ...(machine.extra_ca
+    ? [
+        `| \`NODE_EXTRA_CA_CERTS\` | set by the machine's environment (\`${machine.extra_ca}\`); taken out for every command of the run (figure 4 shows why) |`
+      ]
+    : []),
   `| deployguard under test | \`dist/cli/index.cjs\` at commit ${machine.commit ?? '?'}${machine.dirty ? ` (${machine.dirty})` : ''}; \`dist/bundle/index.cjs\` built ${machine.bundle ?? '?'}, copied once at the start of the run |`,
   '',
   `Fixture: ${machine.tree ?? 'a seeded random tree'} (3,000 files of 0.5–8 KB in 30 directories plus 20`,
@@ -678,7 +683,16 @@ p(
         '',
         hyperfineTable(load.results),
         '',
-        `Loading the bundle and printing the usage costs ${ms((load.results[1].mean - load.results[0].mean) * 1000)} over an empty Node process.`
+        `Loading the bundle and printing the usage costs ${ms((load.results[1].mean - load.results[0].mean) * 1000)} over an empty Node process.`,
+        ...(load.results[2]
+          ? [
+              '',
+              `With the \`NODE_EXTRA_CA_CERTS\` that this machine's environment sets, the empty Node process takes ${ms(load.results[2].mean * 1000)}`,
+              `instead of ${ms(load.results[0].mean * 1000)}: Node ${machine.cli_node ?? ''} reads and parses that CA bundle at every start, before any code runs`,
+              '(Node 22 and later wait for the first TLS connection). No command here uses TLS, and the variable is',
+              "the machine's, not deployguard's, so every figure runs without it."
+            ]
+          : [])
       );
     const main = dgs.find(d => !d.name.includes('100-file'));
     const small = dgs.find(d => d.name.includes('100-file'));
