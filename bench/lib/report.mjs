@@ -683,7 +683,7 @@ p(
         '',
         hyperfineTable(load.results),
         '',
-        `Loading the bundle and printing the usage costs ${ms((load.results[1].mean - load.results[0].mean) * 1000)} over an empty Node process.`,
+        `Loading the bundle (through its code cache) and printing the version costs ${ms((load.results[1].mean - load.results[0].mean) * 1000)} over an empty Node process.`,
         ...(load.results[2]
           ? [
               '',
@@ -706,7 +706,7 @@ p(
         );
       if (load)
         lines.push(
-          `- Loading the ${((bundleBytes.get('dist/bundle/index.cjs') ?? 0) / 1e6).toFixed(1)} MB bundle adds about ${ms((load.results[1].mean - load.results[0].mean) * 1000)} (the \`--help\` row above, its code cache warm`,
+          `- Loading the ${((bundleBytes.get('dist/bundle/index.cjs') ?? 0) / 1e6).toFixed(1)} MB bundle adds about ${ms((load.results[1].mean - load.results[0].mean) * 1000)} (the \`--version\` row above, its code cache warm`,
           '  after the warmup run): every entry point reads the whole single ncc bundle at start, whatever the command uses.'
         );
       if (small)
