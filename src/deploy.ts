@@ -14,11 +14,14 @@ import { blueGreenOf, readLiveColour } from './remote/blue-green.js';
 import { ArtifactError, scanArtifact, type Artifact } from './transfer/artifact.js';
 import { ConfigError } from './errors.js';
 
-/** Scans the artifact before any host is contacted: a bad artifact is a config problem. */
-export async function readArtifact(settings: Settings): Promise<Artifact> {
+/**
+ * Scans the artifact before any host is contacted: a bad artifact is a config problem. With
+ * `identify`, each file carries what the hash cache compares (see `hashArtifact`).
+ */
+export async function readArtifact(settings: Settings, identify = false): Promise<Artifact> {
   let artifact: Artifact;
   try {
-    artifact = await scanArtifact(settings.artifact, { exclude: settings.exclude });
+    artifact = await scanArtifact(settings.artifact, { exclude: settings.exclude, identify });
   } catch (err) {
     if (err instanceof ArtifactError) throw new ConfigError(`artifact: ${err.message}`, err.hint);
     throw err;
@@ -62,7 +65,11 @@ export async function runDeploy(
 ): Promise<DeployResult> {
   let artifact: Artifact | undefined;
   if (mode.kind === 'full' || mode.kind === 'switch') {
-    artifact = await readArtifact(settings);
+    // The hash cache is used (see `localHashes`): the scan's own lstat tells which files it knows.
+    artifact = await readArtifact(
+      settings,
+      opts.hashCache !== undefined && settings.transfer.verify !== 'full'
+    );
     opts.log.info(
       `artifact ${settings.artifact}: ${artifact.fileCount} files, ${(artifact.totalBytes / 1e6).toFixed(1)} MB`
     );

@@ -149,7 +149,9 @@ describe('hashArtifact', () => {
   });
 });
 
-describe('hashArtifact with a cache of earlier hashes', () => {
+// Without and with the scan's identities (the CLI's deploys scan with them, see readArtifact): the
+// same rules either way.
+describe.each([false, true])('hashArtifact with a cache of earlier hashes (identify: %s)', identify => {
   let dir: string;
   let cacheDir: string;
   const settleMs = 100;
@@ -178,11 +180,12 @@ describe('hashArtifact with a cache of earlier hashes', () => {
     }
     throw new Error(`the cache never held ${n} files`);
   }
+  const scan = () => scanArtifact(dir, { identify });
   const PLANTED = 'e'.repeat(64);
   /** The files hashed once and kept; returns the scan and that cache with every hash replaced by PLANTED. */
   async function keptThenPlanted(): Promise<{ first: Artifact; planted: string }> {
     await settle();
-    const first = await scanArtifact(dir);
+    const first = await scan();
     await hashArtifact(first, { cacheDir, settleMs });
     await cacheHolds(first, 3);
     const kept = cached(first);
@@ -192,13 +195,13 @@ describe('hashArtifact with a cache of earlier hashes', () => {
 
   test('keeps the hashes of settled files, privately, and answers from them for the very same files', async () => {
     await settle();
-    const first = await scanArtifact(dir);
+    const first = await scan();
     const hashes = await hashArtifact(first, { cacheDir, settleMs });
     expect(hashes.get('c.bin')).toBe(sha(join(dir, 'c.bin')));
     expect(reusedHashes(first)).toBe(0);
     await cacheHolds(first, 3);
     expect(statSync(hashCacheFile(cacheDir, first)).mode & 0o777).toBe(0o600);
-    const second = await scanArtifact(dir);
+    const second = await scan();
     expect(await hashArtifact(second, { cacheDir, settleMs })).toEqual(hashes);
     expect(reusedHashes(second)).toBe(3);
   });
@@ -218,7 +221,7 @@ describe('hashArtifact with a cache of earlier hashes', () => {
     const after = statSync(a, { bigint: true });
     expect([after.ino, after.size, after.mtimeNs]).toEqual([before.ino, before.size, before.mtimeNs]);
     await settle();
-    const second = await scanArtifact(dir);
+    const second = await scan();
     const hashes = await hashArtifact(second, { cacheDir, settleMs });
     expect(hashes.get('a.txt')).toBe(sha(a));
     expect(hashes.get('b.txt')).toBe(PLANTED);
@@ -226,13 +229,13 @@ describe('hashArtifact with a cache of earlier hashes', () => {
   });
 
   test('a file changed just before the hashing is hashed but not kept', async () => {
-    const first = await scanArtifact(dir);
+    const first = await scan();
     const hashes = await hashArtifact(first, { cacheDir, settleMs: 60_000 });
     expect(hashes.get('b.txt')).toBe(sha(join(dir, 'b.txt')));
     await new Promise(r => setTimeout(r, 300));
     expect(existsSync(hashCacheFile(cacheDir, first)) ? cached(first).files : []).toEqual([]);
     await settle();
-    const second = await scanArtifact(dir);
+    const second = await scan();
     await hashArtifact(second, { cacheDir, settleMs });
     expect(reusedHashes(second)).toBe(0);
   });
@@ -244,7 +247,7 @@ describe('hashArtifact with a cache of earlier hashes', () => {
     // Open to others: ignored, every file read again.
     writeFileSync(file, planted, { mode: 0o644 });
     chmodSync(file, 0o644);
-    const loose = await scanArtifact(dir);
+    const loose = await scan();
     expect((await hashArtifact(loose, { cacheDir, settleMs })).get('b.txt')).toBe(real);
     expect(reusedHashes(loose)).toBe(0);
     // That run writes a cache of its own after answering (0600, renamed over the loose one):
@@ -257,14 +260,14 @@ describe('hashArtifact with a cache of earlier hashes', () => {
     writeFileSync(elsewhere, planted, { mode: 0o600 });
     rmSync(file);
     symlinkSync(elsewhere, file);
-    const linked = await scanArtifact(dir);
+    const linked = await scan();
     expect((await hashArtifact(linked, { cacheDir, settleMs })).get('b.txt')).toBe(real);
     expect(reusedHashes(linked)).toBe(0);
   });
 
   test('a damaged cache is ignored and written again', async () => {
     await settle();
-    const first = await scanArtifact(dir);
+    const first = await scan();
     writeFileSync(hashCacheFile(cacheDir, first), '{"v":1,"files":[["x"', { mode: 0o600 });
     const hashes = await hashArtifact(first, { cacheDir, settleMs });
     expect(hashes.get('a.txt')).toBe(sha(join(dir, 'a.txt')));
@@ -285,5 +288,58 @@ describe('hashArtifact with a cache of earlier hashes', () => {
     const again = await scanArtifact(dir);
     await localHashes(ctx('full'), again);
     expect(reusedHashes(again)).toBe(0);
+  });
+});
+
+describe("hashArtifact with the scan's identities", () => {
+  let dir: string;
+  let cacheDir: string;
+  const settleMs = 100;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'dg-hash-ids-'));
+    cacheDir = mkdtempSync(join(tmpdir(), 'dg-hash-ids-cache-'));
+    for (const name of ['a.txt', 'b.txt']) writeFileSync(join(dir, name), `content of ${name}\n`);
+  });
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(cacheDir, { recursive: true, force: true });
+  });
+  async function kept(): Promise<Artifact> {
+    await new Promise(r => setTimeout(r, settleMs + 50));
+    const first = await scanArtifact(dir, { identify: true });
+    await hashArtifact(first, { cacheDir, settleMs });
+    for (let i = 0; i < 100 && !existsSync(hashCacheFile(cacheDir, first)); i++)
+      await new Promise(r => setTimeout(r, 20));
+    return first;
+  }
+
+  test("the scan's identity of a file is the one the hashing thread keeps", async () => {
+    const first = await kept();
+    const saved = (JSON.parse(readFileSync(hashCacheFile(cacheDir, first), 'utf8')) as { files: string[][] })
+      .files;
+    const ids = first.entries.flatMap(e => (e.kind === 'file' ? [[join(dir, e.path), e.id]] : []));
+    expect(ids.every(([, id]) => /^\d+:\d+:\d+:\d+:\d+$/.test(id!))).toBe(true);
+    expect(saved.map(f => [f[0], f[1]])).toEqual(ids);
+  });
+
+  test('a file the cache knows by the identity the scan saw is not opened again', async () => {
+    const first = await kept();
+    const known = new Map(
+      (JSON.parse(readFileSync(hashCacheFile(cacheDir, first), 'utf8')) as { files: string[][] }).files.map(
+        f => [f[0]!, f[2]!]
+      )
+    );
+    // Gone between the scan and the hashing: the cache answers from what the scan saw (a file
+    // linked on the host is the previous release's, which the host checks against its record).
+    const second = await scanArtifact(dir, { identify: true });
+    rmSync(join(dir, 'a.txt'));
+    const hashes = await hashArtifact(second, { cacheDir, settleMs });
+    expect(hashes.get('a.txt')).toBe(known.get(join(dir, 'a.txt')));
+    expect(reusedHashes(second)).toBe(2);
+    // Without them the thread opens every file, and the same gap is an error.
+    writeFileSync(join(dir, 'a.txt'), 'content of a.txt\n');
+    const plain = await scanArtifact(dir);
+    rmSync(join(dir, 'a.txt'));
+    await expect(hashArtifact(plain, { cacheDir, settleMs })).rejects.toThrow(/ENOENT/);
   });
 });

@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer';
-import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename, join, posix, resolve } from 'node:path';
 import { compileExclude, ExcludePatternError, type ExcludeMatcher } from './exclude.js';
@@ -7,7 +7,14 @@ import { compileExclude, ExcludePatternError, type ExcludeMatcher } from './excl
 /** One thing to ship. Paths are POSIX, relative to the artifact root, without a leading './'. */
 export type ArtifactEntry =
   | { kind: 'dir'; path: string; mode: number }
-  | { kind: 'file'; path: string; mode: number; size: number }
+  | {
+      kind: 'file';
+      path: string;
+      mode: number;
+      size: number;
+      /** With `identify`: the file as the scan found it, by {@link fileIdentity}. */
+      id?: string;
+    }
   | { kind: 'symlink'; path: string; target: string };
 
 /** The result of {@link scanArtifact}: metadata only, never file contents. */
@@ -20,6 +27,17 @@ export interface Artifact {
   entries: readonly ArtifactEntry[];
   fileCount: number;
   totalBytes: number;
+  /** With `identify`: when the scan began (ms since the epoch), for the hash cache's settle rule. */
+  scannedAt?: number;
+}
+
+/**
+ * A file's identity for the hash cache: device, inode, size, mtime and ctime to the nanosecond, as
+ * `dev:ino:size:mtimeNs:ctimeNs`. The hashing thread (`transfer/delta.ts`) writes the same format
+ * from its own fstat, so what the scan saw and what the cache kept compare as strings.
+ */
+export function fileIdentity(st: BigIntStats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
 }
 
 /** An artifact that cannot be shipped safely. `message` says what and where, `hint` what to do about it. */
@@ -54,8 +72,13 @@ const utf8Lossy = new TextDecoder('utf-8');
  */
 export async function scanArtifact(
   path: string,
-  opts: { exclude?: readonly string[] } = {}
+  opts: {
+    exclude?: readonly string[];
+    /** Give each file of a directory its {@link fileIdentity} (the lstat the scan takes anyway, to the nanosecond). */
+    identify?: boolean;
+  } = {}
 ): Promise<Artifact> {
+  const scannedAt = Date.now();
   const excluded = excludeMatcher(opts.exclude ?? []);
   if (typeof path !== 'string' || path.trim() === '') {
     throw new ArtifactError(
@@ -89,7 +112,7 @@ export async function scanArtifact(
     );
   }
 
-  const entries = walk(root, excluded);
+  const entries = walk(root, excluded, opts.identify === true);
   entries.sort((a, b) => comparePaths(a.path, b.path));
   checkSymlinkChains(entries, root);
   let fileCount = 0;
@@ -107,7 +130,7 @@ export async function scanArtifact(
       root
     );
   }
-  return { root, isFile: false, entries, fileCount, totalBytes };
+  return { root, isFile: false, entries, fileCount, totalBytes, ...(opts.identify ? { scannedAt } : {}) };
 }
 
 /** The exclude predicate, or an {@link ArtifactError} listing every bad pattern. */
@@ -148,7 +171,7 @@ export function manifestText(hashes: ReadonlyMap<string, string>): string {
  * Lists the tree under root. Synchronous on purpose: for thousands of small entries, one lstat(2)
  * each from the page cache is several times faster than the same calls through the thread pool.
  */
-function walk(root: string, excluded: ExcludeMatcher): ArtifactEntry[] {
+function walk(root: string, excluded: ExcludeMatcher, identify: boolean): ArtifactEntry[] {
   const entries: ArtifactEntry[] = [];
   const attempt = <T>(abs: string, fn: () => T): T => {
     try {
@@ -173,12 +196,18 @@ function walk(root: string, excluded: ExcludeMatcher): ArtifactEntry[] {
       const name = valid ? checkChars(loose, relDir, root) : checkName(raw, relDir, root);
       const rel = joinRel(relDir, name);
       const abs = under + name;
-      const st = attempt(abs, () => lstatSync(abs));
+      const st = attempt(abs, () => lstatSync(abs, { bigint: identify }));
       if (st.isDirectory()) {
-        entries.push({ kind: 'dir', path: rel, mode: permissions(st.mode) });
+        entries.push({ kind: 'dir', path: rel, mode: permissions(Number(st.mode)) });
         visit(rel);
       } else if (st.isFile()) {
-        entries.push({ kind: 'file', path: rel, mode: permissions(st.mode), size: st.size });
+        const mode = permissions(Number(st.mode));
+        const size = Number(st.size);
+        entries.push(
+          identify
+            ? { kind: 'file', path: rel, mode, size, id: fileIdentity(st as BigIntStats) }
+            : { kind: 'file', path: rel, mode, size }
+        );
       } else if (st.isSymbolicLink()) {
         const target = attempt(abs, () => readlinkSync(abs, { encoding: 'buffer' }));
         entries.push({ kind: 'symlink', path: rel, target: checkSymlinkTarget(rel, target, abs) });
