@@ -24,10 +24,22 @@ fleet_port() {
 }
 
 # hyperfine with the settings every figure shares; results go to $BENCH_RESULTS/NAME.json.
+# Every --prepare ends with `sync`, and the figure's setup is synced before the first run: the
+# kernel writes dirty pages back some 30 s after they were written, so without it the writes of one
+# run (or of the previous figure: a full deploy writes 97 MB) land in the time of a later one, and
+# hyperfine runs each command's runs in a row, so that would fall on whichever command came next.
 bench_hyperfine() {
   local name=$1
   shift
-  hyperfine --style basic --export-json "$BENCH_RESULTS/$name.json" "$@" 2>&1 |
+  local args=() prepare=0 a
+  for a in "$@"; do
+    if [ "$prepare" = 1 ]; then a="$a && sync"; fi
+    prepare=0
+    if [ "$a" = --prepare ]; then prepare=1; fi
+    args+=("$a")
+  done
+  sync
+  hyperfine --style basic --export-json "$BENCH_RESULTS/$name.json" "${args[@]}" 2>&1 |
     tee "$BENCH_RESULTS/$name.hyperfine.txt"
 }
 
