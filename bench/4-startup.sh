@@ -18,7 +18,9 @@ log "figure 4: loading the CLI bundle (--version) vs an empty node process"
 # With the machine's NODE_EXTRA_CA_CERTS (run.sh takes it out of every other command), when it has one.
 extra_ca_row=()
 if [ -n "${BENCH_EXTRA_CA_CERTS:-}" ]; then
-  extra_ca_row=(-n "node -e 0, NODE_EXTRA_CA_CERTS set" "env NODE_EXTRA_CA_CERTS=$BENCH_EXTRA_CA_CERTS node -e 0")
+  # hyperfine hands the command to a shell: the path quoted for it.
+  printf -v ca %q "$BENCH_EXTRA_CA_CERTS"
+  extra_ca_row=(-n "node -e 0, NODE_EXTRA_CA_CERTS set" "env NODE_EXTRA_CA_CERTS=$ca node -e 0")
 fi
 bench_hyperfine fig4-load --runs "${BENCH_STARTUP_RUNS:-10}" --warmup 1 \
   -n "node -e 0" "node -e 0" \

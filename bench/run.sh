@@ -22,10 +22,10 @@ figures=("$@")
 [ ${#figures[@]} -gt 0 ] || figures=(1 2 3 4 5 7)
 # An environment that names extra CA certificates for Node (NODE_EXTRA_CA_CERTS; the VM these
 # figures come from sets it to the system bundle) makes Node 20 parse that whole bundle at every
-# start, before any code runs: about 55 ms there, more than the rest of Node's start. Node 22 and
-# later wait for the first TLS connection. No command of the bench uses TLS, and the variable belongs
-# to the machine, not to deployguard: every figure runs without it, and figure 4 measures what it
-# costs a start where it is set (BENCH_EXTRA_CA_CERTS keeps the path for that).
+# start, before any code runs: 30 to 55 ms more there, as long again as the rest of Node's start
+# or longer. Node 24 waits for the first TLS connection. No command of the bench uses TLS, and the
+# variable belongs to the machine, not to deployguard: every figure runs without it, and figure 4
+# measures what it costs a start where it is set (BENCH_EXTRA_CA_CERTS keeps the path for that).
 if [ -n "${NODE_EXTRA_CA_CERTS:-}" ]; then
   export BENCH_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS
   unset NODE_EXTRA_CA_CERTS

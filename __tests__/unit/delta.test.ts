@@ -3,6 +3,8 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
+  mkdirSync,
+  utimesSync,
   existsSync,
   mkdtempSync,
   readdirSync,
@@ -298,7 +300,11 @@ describe("hashArtifact with the scan's identities", () => {
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'dg-hash-ids-'));
     cacheDir = mkdtempSync(join(tmpdir(), 'dg-hash-ids-cache-'));
-    for (const name of ['a.txt', 'b.txt']) writeFileSync(join(dir, name), `content of ${name}\n`);
+    for (const name of ['a.txt', 'b.txt']) {
+      writeFileSync(join(dir, name), `content of ${name}\n`);
+      // An mtime of its own (a fresh file's equals its ctime), so that swapping the two shows.
+      utimesSync(join(dir, name), new Date(), new Date('2020-01-02T03:04:05.678Z'));
+    }
   });
   afterEach(() => {
     rmSync(dir, { recursive: true, force: true });
@@ -341,5 +347,41 @@ describe("hashArtifact with the scan's identities", () => {
     const plain = await scanArtifact(dir);
     rmSync(join(dir, 'a.txt'));
     await expect(hashArtifact(plain, { cacheDir, settleMs })).rejects.toThrow(/ENOENT/);
+  });
+
+  test('files of another file system mounted inside the artifact are always read, and never kept', async () => {
+    // Mounting takes root; CI runs the tests as root. (A tmpfs stands for the network or FAT mount
+    // whose ctime could not be trusted: only the root's file system was checked.)
+    if (process.getuid?.() !== 0) return;
+    const mnt = join(dir, 'mnt');
+    mkdirSync(mnt);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt]);
+    try {
+      writeFileSync(join(mnt, 'inner.txt'), 'on another file system\n');
+      utimesSync(join(mnt, 'inner.txt'), new Date(), new Date('2020-01-02T03:04:05.678Z'));
+      const first = await kept();
+      const saved = (
+        JSON.parse(readFileSync(hashCacheFile(cacheDir, first), 'utf8')) as { files: string[][] }
+      ).files;
+      expect(saved.map(f => f[0]).sort()).toEqual([join(dir, 'a.txt'), join(dir, 'b.txt')]);
+      await new Promise(r => setTimeout(r, settleMs + 50));
+      const second = await scanArtifact(dir, { identify: true });
+      const hashes = await hashArtifact(second, { cacheDir, settleMs });
+      expect(hashes.get('mnt/inner.txt')).toBe(
+        execFileSync('sha256sum', [join(mnt, 'inner.txt')], { encoding: 'utf8' }).slice(0, 64)
+      );
+      expect(reusedHashes(second)).toBe(2);
+    } finally {
+      execFileSync('umount', [mnt]);
+    }
+  });
+
+  test('the identity is trusted only when the file last changed settleMs before the scan began', async () => {
+    await kept();
+    // The same identity, but a settle time longer than the file's age: the file is opened (and
+    // here it is gone, so that shows).
+    const second = await scanArtifact(dir, { identify: true });
+    rmSync(join(dir, 'a.txt'));
+    await expect(hashArtifact(second, { cacheDir, settleMs: 3_600_000 })).rejects.toThrow(/ENOENT/);
   });
 });

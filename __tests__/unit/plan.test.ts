@@ -172,9 +172,11 @@ describe('planPrune', () => {
         'old\tgood 2026-01-01T00:00:00Z',
         'none\tgood',
         'a\tgood 2026-11-20T00:00:00Z',
-        'new\tgood 2026-12-01T09:30:00Z'
+        'new\tgood 2026-12-01T09:30:00Z',
+        'B\tgood 2026-11-20T00:00:00Z'
       ].join('\n')
     );
-    expect([...rs].sort(newestFirst).map(r => r.id)).toEqual(['new', 'b', 'a', 'old', 'none']);
+    // Code-unit order: 'b' > 'a' > 'B' (a locale's order would put 'B' between them).
+    expect([...rs].sort(newestFirst).map(r => r.id)).toEqual(['new', 'b', 'a', 'B', 'old', 'none']);
   });
 });

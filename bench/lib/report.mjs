@@ -690,8 +690,8 @@ p(
           ? [
               '',
               `With the \`NODE_EXTRA_CA_CERTS\` that this machine's environment sets, the empty Node process takes ${ms(load.results[2].mean * 1000)}`,
-              `instead of ${ms(load.results[0].mean * 1000)}: Node ${machine.cli_node ?? ''} reads and parses that CA bundle at every start, before any code runs`,
-              '(Node 22 and later wait for the first TLS connection). No command here uses TLS, and the variable is',
+              `instead of ${ms(load.results[0].mean * 1000)}: Node ${machine.node ?? ''} (the \`node\` of these rows) reads and parses that CA bundle at every start,`,
+              'before any code runs (Node 24 waits for the first TLS connection). No command here uses TLS, and the variable is',
               "the machine's, not deployguard's, so every figure runs without it."
             ]
           : [])

@@ -58675,7 +58675,7 @@ const HASHER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const fs = require('node:fs');
-const { files, ids, scannedAt, cache, settleMs } = workerData;
+const { files, ids, scannedAt, cache, settleMs, rootDev } = workerData;
 const buf = Buffer.allocUnsafe(${CHUNK});
 const known = new Map();
 let savedAt = 0;
@@ -58700,15 +58700,18 @@ if (cache) {
 }
 const settled = (BigInt(Date.now()) - BigInt(settleMs)) * 1000000n;
 const scanSettled = ids && scannedAt !== undefined ? (BigInt(scannedAt) - BigInt(settleMs)) * 1000000n : undefined;
-// fileIdentity's format (transfer/artifact.ts): dev:ino:size:mtimeNs:ctimeNs.
+// fileIdentity's format (transfer/artifact.ts): dev:ino:size:mtimeNs:ctimeNs. Only files on the
+// artifact root's own file system count: that is the one whose ctime was found trustworthy (see
+// cacheable); one mounted inside the artifact may be a network or FAT mount.
 const idOf = st => [st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs].join(':');
+const onRoot = id => id.startsWith(rootDev + ':');
 const out = [];
 const keep = [];
 let reused = 0;
 for (let i = 0; i < files.length; i++) {
   const file = files[i];
   const seen = scanSettled === undefined ? undefined : ids[i];
-  if (seen && BigInt(seen.slice(seen.lastIndexOf(':') + 1)) < scanSettled) {
+  if (seen && onRoot(seen) && BigInt(seen.slice(seen.lastIndexOf(':') + 1)) < scanSettled) {
     const was = known.get(file);
     if (was && was.id === seen) {
       out.push(was.hash);
@@ -58720,7 +58723,8 @@ for (let i = 0; i < files.length; i++) {
   const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   try {
     const st = cache ? fs.fstatSync(fd, { bigint: true }) : undefined;
-    const id = st && st.ctimeNs < settled ? idOf(st) : undefined;
+    const seenNow = st && st.ctimeNs < settled ? idOf(st) : undefined;
+    const id = seenNow !== undefined && onRoot(seenNow) ? seenNow : undefined;
     const was = id === undefined ? undefined : known.get(file);
     if (was && was.id === id) {
       out.push(was.hash);
@@ -58813,10 +58817,20 @@ function cacheable(artifact) {
         return false;
     }
 }
+/** The device of the artifact's root (through a symlink, as the scan reads it), as the hashing thread prints it. */
+function rootDevice(artifact) {
+    try {
+        return String((0,external_node_fs_.statSync)(artifact.root, { bigint: true }).dev);
+    }
+    catch {
+        return undefined;
+    }
+}
 function hashFiles(artifact, opts) {
     const files = artifact.entries.filter(e => e.kind === 'file');
     const paths = files.map(e => e.path);
-    const cache = opts.cacheDir && cacheable(artifact) ? hashCacheFile(opts.cacheDir, artifact) : undefined;
+    const rootDev = opts.cacheDir && cacheable(artifact) ? rootDevice(artifact) : undefined;
+    const cache = opts.cacheDir && rootDev !== undefined ? hashCacheFile(opts.cacheDir, artifact) : undefined;
     const identified = cache !== undefined && artifact.scannedAt !== undefined;
     const worker = new external_node_worker_threads_.Worker(HASHER, {
         eval: true,
@@ -58825,6 +58839,7 @@ function hashFiles(artifact, opts) {
             ids: identified ? files.map(e => e.id ?? null) : undefined,
             scannedAt: identified ? artifact.scannedAt : undefined,
             cache,
+            rootDev,
             settleMs: opts.settleMs ?? SETTLE_MS
         }
     });
@@ -70498,7 +70513,9 @@ class ArtifactError extends Error {
 /** Same limit as Linux's MAXSYMLINKS. */
 const MAX_SYMLINK_HOPS = 40;
 const EXCLUDE_HINT = 'or list it in the exclude patterns';
-const utf8Lossy = new TextDecoder('utf-8');
+// Only for names that are not UTF-8 (to match them against the exclude patterns); a leading
+// byte order mark is kept, as for valid names.
+const utf8Lossy = new TextDecoder('utf-8', { ignoreBOM: true });
 /**
  * Scans a file or a directory tree without reading file contents.
  *

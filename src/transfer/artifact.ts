@@ -58,7 +58,9 @@ export class ArtifactError extends Error {
 const MAX_SYMLINK_HOPS = 40;
 
 const EXCLUDE_HINT = 'or list it in the exclude patterns';
-const utf8Lossy = new TextDecoder('utf-8');
+// Only for names that are not UTF-8 (to match them against the exclude patterns); a leading
+// byte order mark is kept, as for valid names.
+const utf8Lossy = new TextDecoder('utf-8', { ignoreBOM: true });
 
 /**
  * Scans a file or a directory tree without reading file contents.
