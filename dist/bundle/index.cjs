@@ -63606,6 +63606,12 @@ async function connectOnce(host, ssh, pins, log, serverHostKey, route) {
         config.passphrase = ssh.passphrase;
     if (ssh.password)
         config.password = ssh.password;
+    // The key first, then the password; not ssh2's own order, which asks for "none" first (a round
+    // trip to learn the methods the server allows, which a refusal names anyway) and sends the
+    // password before trying the key.
+    const methods = [...(key ? ['publickey'] : []), ...(ssh.password ? ['password'] : [])];
+    if (methods.length)
+        config.authHandler = methods;
     try {
         await client.connect(config);
     }
