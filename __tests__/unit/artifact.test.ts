@@ -346,6 +346,15 @@ describe('scanArtifact rejects', () => {
     expect(a.totalBytes).toBe(2);
   });
 
+  test('a name that is not UTF-8 is matched against the patterns with its byte order mark', async () => {
+    tree({ 'ok.txt': '' });
+    // A byte order mark, "x", then a byte that is not UTF-8: the name starts with the mark, as a
+    // valid name would, so "x*" does not exclude it and "?x*" does.
+    writeFileSync(Buffer.concat([Buffer.from(`${dir}/`), Buffer.from([0xef, 0xbb, 0xbf, 0x78, 0xff])]), '');
+    expect((await rejection(scanArtifact(dir, { exclude: ['x*'] }))).message).toMatch(/not valid UTF-8/);
+    expect((await scanArtifact(dir, { exclude: ['?x*'] })).fileCount).toBe(1);
+  });
+
   test('a bad name as the artifact path itself', async () => {
     tree({ 'x\ny': '' });
     expect((await rejection(scanArtifact(join(dir, 'x\ny')))).message).toMatch(/contains a newline: "x\\ny"/);
