@@ -210,6 +210,35 @@ describe('switch: restart', () => {
     expect(host.recovery).toContain("sh -c 'set -eu");
   });
 
+  test('a deploy that died after its switch is switched back to the newest good release by the next deploy', async () => {
+    const shell = new FakeShell([
+      {
+        match: /mkdir -- \/srv\/app\/\.deployguard\/lock 2>/,
+        times: 1,
+        stdout: 'taken-over\nage=999\n{"release":"r3","token":"dead"}\n'
+      },
+      { match: /readlink -- \/srv\/app\/current \|\| echo live/, stdout: '/srv/app/releases/r3\n' },
+      {
+        // Listed out of order; r2 is the newest good one (r0 has the same time as r1 and a smaller id).
+        match: /^cd -- \/srv\/app\/releases 2>\/dev\/null/,
+        stdout:
+          'r2\tgood 2026-12-02T00:00:00Z\nr3\tunknown\nr1\tgood 2026-12-01T00:00:00Z\nr0\tgood 2026-12-01T00:00:00Z\n'
+      },
+      ...BASE_RULES()
+    ]);
+    const s = settingsFrom(
+      { ...BASE_INPUTS, artifact: 'unused', 'release-id': 'r4', 'service-name': 'shop' },
+      'version: 1\npre-deploy: { gitleaks: false }\npost-deploy: { stability-window: 0s }'
+    );
+    const r = await run(s, shell).result;
+    const back = shell.index(/ln -sfn -- \/srv\/app\/releases\/r2 \/srv\/app\/current\.tmp-recover-r3/);
+    const failed = shell.index(/failed .* \/srv\/app\/\.deployguard\/status\/r3/, back + 1);
+    expect(back).toBeGreaterThan(0);
+    expect(failed).toBeGreaterThan(back);
+    expect(shell.index(/ln -sfn -- \/srv\/app\/releases\/r[01] \/srv\/app\/current\.tmp-recover/)).toBe(-1);
+    expect(r.hosts[0]!.steps.find(x => x.id === 'recover')).toMatchObject({ ok: true });
+  });
+
   test('a failure before the service is touched changes nothing live: failed, not rolled back', async () => {
     const shell = new FakeShell([
       { match: /^sh -ec .*|cd -- \/srv\/app\/releases\/r2\nexport/, code: 2 },
