@@ -2,6 +2,7 @@ import { connectHost, ReconnectingShell } from './io/ssh.js';
 import type { Logger } from './io/log.js';
 import { checksFor, runChecks } from './checks/runner.js';
 import { deploy } from './execute/execute.js';
+import { hashCacheDir } from './execute/upload.js';
 import type { DeployDeps } from './execute/session.js';
 import type { DeployMode, DeployResult } from './execute/result.js';
 import { lockScript, planHost } from './plan/plan.js';
@@ -65,11 +66,8 @@ export async function runDeploy(
 ): Promise<DeployResult> {
   let artifact: Artifact | undefined;
   if (mode.kind === 'full' || mode.kind === 'switch') {
-    // The hash cache is used (see `localHashes`): the scan's own lstat tells which files it knows.
-    artifact = await readArtifact(
-      settings,
-      opts.hashCache !== undefined && settings.transfer.verify !== 'full'
-    );
+    // With a hash cache, the scan's own lstat tells which files it knows.
+    artifact = await readArtifact(settings, hashCacheDir(settings, opts.hashCache) !== undefined);
     opts.log.info(
       `artifact ${settings.artifact}: ${artifact.fileCount} files, ${(artifact.totalBytes / 1e6).toFixed(1)} MB`
     );

@@ -151,6 +151,11 @@ describe('hashArtifact', () => {
   });
 });
 
+/** The hash cache file of the artifact, as the hashing thread wrote it. */
+const cacheOf = (cacheDir: string, a: Artifact) =>
+  JSON.parse(readFileSync(hashCacheFile(cacheDir, a), 'utf8')) as { v: number; files: string[][] };
+const sha = (path: string) => execFileSync('sha256sum', [path], { encoding: 'utf8' }).slice(0, 64);
+
 // Without and with the scan's identities (the CLI's deploys scan with them, see readArtifact): the
 // same rules either way.
 describe.each([false, true])('hashArtifact with a cache of earlier hashes (identify: %s)', identify => {
@@ -158,9 +163,7 @@ describe.each([false, true])('hashArtifact with a cache of earlier hashes (ident
   let cacheDir: string;
   const settleMs = 100;
   const settle = () => new Promise(r => setTimeout(r, settleMs + 50));
-  const sha = (path: string) => execFileSync('sha256sum', [path], { encoding: 'utf8' }).slice(0, 64);
-  const cached = (a: Artifact) =>
-    JSON.parse(readFileSync(hashCacheFile(cacheDir, a), 'utf8')) as { v: number; files: string[][] };
+  const cached = (a: Artifact) => cacheOf(cacheDir, a);
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'dg-hash-cache-'));
     cacheDir = mkdtempSync(join(tmpdir(), 'dg-hash-cache-dir-'));
@@ -321,8 +324,7 @@ describe("hashArtifact with the scan's identities", () => {
 
   test("the scan's identity of a file is the one the hashing thread keeps", async () => {
     const first = await kept();
-    const saved = (JSON.parse(readFileSync(hashCacheFile(cacheDir, first), 'utf8')) as { files: string[][] })
-      .files;
+    const saved = cacheOf(cacheDir, first).files;
     const ids = first.entries.flatMap(e => (e.kind === 'file' ? [[join(dir, e.path), e.id]] : []));
     expect(ids.every(([, id]) => /^\d+:\d+:\d+:\d+:\d+$/.test(id!))).toBe(true);
     expect(saved.map(f => [f[0], f[1]])).toEqual(ids);
@@ -330,11 +332,7 @@ describe("hashArtifact with the scan's identities", () => {
 
   test('a file the cache knows by the identity the scan saw is not opened again', async () => {
     const first = await kept();
-    const known = new Map(
-      (JSON.parse(readFileSync(hashCacheFile(cacheDir, first), 'utf8')) as { files: string[][] }).files.map(
-        f => [f[0]!, f[2]!]
-      )
-    );
+    const known = new Map(cacheOf(cacheDir, first).files.map(f => [f[0]!, f[2]!]));
     // Gone between the scan and the hashing: the cache answers from what the scan saw (a file
     // linked on the host is the previous release's, which the host checks against its record).
     const second = await scanArtifact(dir, { identify: true });
@@ -360,16 +358,12 @@ describe("hashArtifact with the scan's identities", () => {
       writeFileSync(join(mnt, 'inner.txt'), 'on another file system\n');
       utimesSync(join(mnt, 'inner.txt'), new Date(), new Date('2020-01-02T03:04:05.678Z'));
       const first = await kept();
-      const saved = (
-        JSON.parse(readFileSync(hashCacheFile(cacheDir, first), 'utf8')) as { files: string[][] }
-      ).files;
+      const saved = cacheOf(cacheDir, first).files;
       expect(saved.map(f => f[0]).sort()).toEqual([join(dir, 'a.txt'), join(dir, 'b.txt')]);
       await new Promise(r => setTimeout(r, settleMs + 50));
       const second = await scanArtifact(dir, { identify: true });
       const hashes = await hashArtifact(second, { cacheDir, settleMs });
-      expect(hashes.get('mnt/inner.txt')).toBe(
-        execFileSync('sha256sum', [join(mnt, 'inner.txt')], { encoding: 'utf8' }).slice(0, 64)
-      );
+      expect(hashes.get('mnt/inner.txt')).toBe(sha(join(mnt, 'inner.txt')));
       expect(reusedHashes(second)).toBe(2);
     } finally {
       execFileSync('umount', [mnt]);

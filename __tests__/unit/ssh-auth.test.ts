@@ -13,14 +13,14 @@ const hostKey = utils.generateKeyPairSync('ed25519');
 const userKey = utils.generateKeyPairSync('ed25519');
 const allowed = utils.parseKey(userKey.public);
 
-/** A server that takes `userKey` (when `keys`) and the password `pw` (when `passwords`). */
-async function server(opts: { keys: boolean; passwords: boolean }) {
+/** A server that takes the password `pw`, and `userKey` when `keys`; it records each request. */
+async function server(keys: boolean) {
   const requests: string[] = [];
   const srv = new Server({ hostKeys: [hostKey.private] }, client => {
     client.on('authentication', ctx => {
       requests.push(ctx.method === 'publickey' && ctx.signature ? 'publickey (signed)' : ctx.method);
-      if (ctx.method === 'password' && opts.passwords && ctx.password === 'pw') return ctx.accept();
-      if (ctx.method === 'publickey' && opts.keys && !(allowed instanceof Error)) {
+      if (ctx.method === 'password' && ctx.password === 'pw') return ctx.accept();
+      if (ctx.method === 'publickey' && keys && !(allowed instanceof Error)) {
         const same = ctx.key.algo === allowed.type && ctx.key.data.equals(allowed.getPublicSSH());
         if (same && !ctx.signature) return ctx.accept();
         if (same && ctx.blob && allowed.verify(ctx.blob, ctx.signature!, ctx.hashAlgo) === true)
@@ -46,42 +46,31 @@ async function server(opts: { keys: boolean; passwords: boolean }) {
 
 const ssh = { insecureSkipHostKeyCheck: false, connectTimeoutMs: 5000, connectRetries: 0 };
 
-test('with a key and a password, the key goes first and alone: no "none" request, no password sent', async () => {
-  const s = await server({ keys: true, passwords: true });
-  try {
-    const shell = await connectHost(
-      s.host,
-      { ...ssh, privateKey: userKey.private, password: 'pw' },
-      memoryLogger()
-    );
-    shell.close();
-    expect(s.requests).toEqual(['publickey', 'publickey (signed)']);
-  } finally {
-    s.close();
+test.each([
+  {
+    what: 'with a key and a password, the key goes first and alone: no "none" request, no password sent',
+    keys: true,
+    privateKey: userKey.private,
+    requests: ['publickey', 'publickey (signed)']
+  },
+  {
+    what: 'a key the server refuses falls back to the password',
+    keys: false,
+    privateKey: userKey.private,
+    requests: ['publickey', 'password']
+  },
+  {
+    what: 'with only a password, that is the one request',
+    keys: true,
+    privateKey: undefined,
+    requests: ['password']
   }
-});
-
-test('a key the server refuses falls back to the password', async () => {
-  const s = await server({ keys: false, passwords: true });
+])('$what', async ({ keys, privateKey, requests }) => {
+  const s = await server(keys);
   try {
-    const shell = await connectHost(
-      s.host,
-      { ...ssh, privateKey: userKey.private, password: 'pw' },
-      memoryLogger()
-    );
+    const shell = await connectHost(s.host, { ...ssh, privateKey, password: 'pw' }, memoryLogger());
     shell.close();
-    expect(s.requests).toEqual(['publickey', 'password']);
-  } finally {
-    s.close();
-  }
-});
-
-test('with only a password, that is the one request', async () => {
-  const s = await server({ keys: true, passwords: true });
-  try {
-    const shell = await connectHost(s.host, { ...ssh, password: 'pw' }, memoryLogger());
-    shell.close();
-    expect(s.requests).toEqual(['password']);
+    expect(s.requests).toEqual(requests);
   } finally {
     s.close();
   }

@@ -58659,7 +58659,7 @@ const CHUNK = 1024 * 1024;
  *
  * With a cache file (the CLI keeps one per artifact directory), a file is not read again when it is
  * the very file hashed before: same device, inode, size, mtime and ctime, to the nanosecond. On the
- * local file systems the cache is used on (see `cacheable`) the ctime is the kernel's to set (a
+ * local file systems the cache is used on (see `cacheDevice`) the ctime is the kernel's to set (a
  * write, a chmod, a utime that puts the mtime back: each moves it), so a file whose content changed
  * never matches. Only files whose last change lies SETTLE_MS
  * before the hashing began are kept: the kernel's clock is coarse, and two changes in one tick of
@@ -58698,40 +58698,35 @@ if (cache) {
     if (fd !== undefined) fs.closeSync(fd);
   }
 }
-const settled = (BigInt(Date.now()) - BigInt(settleMs)) * 1000000n;
-const scanSettled = ids && scannedAt !== undefined ? (BigInt(scannedAt) - BigInt(settleMs)) * 1000000n : undefined;
-// fileIdentity's format (transfer/artifact.ts): dev:ino:size:mtimeNs:ctimeNs. Only files on the
-// artifact root's own file system count: that is the one whose ctime was found trustworthy (see
-// cacheable); one mounted inside the artifact may be a network or FAT mount.
+const toNs = ms => (BigInt(ms) - BigInt(settleMs)) * 1000000n;
+const settled = toNs(Date.now());
+const scanSettled = ids && scannedAt !== undefined ? toNs(scannedAt) : undefined;
+// fileIdentity's format (transfer/artifact.ts): dev:ino:size:mtimeNs:ctimeNs.
 const idOf = st => [st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs].join(':');
-const onRoot = id => id.startsWith(rootDev + ':');
+// An identity the cache may go by: taken on the artifact root's own file system (the one whose
+// ctime was found trustworthy, see cacheDevice; one mounted inside the artifact may be a network
+// or FAT mount), of a file whose last change lies before \`before\`.
+const trusted = (id, before) =>
+  id && id.startsWith(rootDev + ':') && BigInt(id.slice(id.lastIndexOf(':') + 1)) < before ? id : undefined;
 const out = [];
 const keep = [];
 let reused = 0;
+/** Answers for the file from the cache when it holds this very identity. */
+const fromCache = (file, id) => {
+  const was = id === undefined ? undefined : known.get(file);
+  if (!was || was.id !== id) return false;
+  out.push(was.hash);
+  keep.push([file, id, was.hash]);
+  reused++;
+  return true;
+};
 for (let i = 0; i < files.length; i++) {
   const file = files[i];
-  const seen = scanSettled === undefined ? undefined : ids[i];
-  if (seen && onRoot(seen) && BigInt(seen.slice(seen.lastIndexOf(':') + 1)) < scanSettled) {
-    const was = known.get(file);
-    if (was && was.id === seen) {
-      out.push(was.hash);
-      keep.push([file, seen, was.hash]);
-      reused++;
-      continue;
-    }
-  }
+  if (scanSettled !== undefined && fromCache(file, trusted(ids[i], scanSettled))) continue;
   const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   try {
-    const st = cache ? fs.fstatSync(fd, { bigint: true }) : undefined;
-    const seenNow = st && st.ctimeNs < settled ? idOf(st) : undefined;
-    const id = seenNow !== undefined && onRoot(seenNow) ? seenNow : undefined;
-    const was = id === undefined ? undefined : known.get(file);
-    if (was && was.id === id) {
-      out.push(was.hash);
-      keep.push([file, id, was.hash]);
-      reused++;
-      continue;
-    }
+    const id = cache ? trusted(idOf(fs.fstatSync(fd, { bigint: true })), settled) : undefined;
+    if (fromCache(file, id)) continue;
     const hash = createHash('sha256');
     for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0;) hash.update(buf.subarray(0, n));
     const hex = hash.digest('hex');
@@ -58806,20 +58801,17 @@ function hashCacheFile(dir, artifact) {
 const CTIME_FILE_SYSTEMS = new Set([
     0xef53, 0x58465342, 0x9123683e, 0x01021994, 0xf2f52010, 0x2fc12fc1, 0x794c7630
 ]);
-/** Whether the artifact's hashes may be kept: a directory (a single file is usually made anew) on such a file system. */
-function cacheable(artifact) {
+/**
+ * Whether the artifact's hashes may be kept: a directory (a single file is usually made anew) on
+ * such a file system. Returns the root's device (through a symlink, as the scan reads it), as the
+ * hashing thread prints it: only files on that device are kept.
+ */
+function cacheDevice(artifact) {
     if (artifact.isFile)
-        return false;
+        return undefined;
     try {
-        return CTIME_FILE_SYSTEMS.has((0,external_node_fs_.statfsSync)(artifact.root).type);
-    }
-    catch {
-        return false;
-    }
-}
-/** The device of the artifact's root (through a symlink, as the scan reads it), as the hashing thread prints it. */
-function rootDevice(artifact) {
-    try {
+        if (!CTIME_FILE_SYSTEMS.has((0,external_node_fs_.statfsSync)(artifact.root).type))
+            return undefined;
         return String((0,external_node_fs_.statSync)(artifact.root, { bigint: true }).dev);
     }
     catch {
@@ -58829,7 +58821,7 @@ function rootDevice(artifact) {
 function hashFiles(artifact, opts) {
     const files = artifact.entries.filter(e => e.kind === 'file');
     const paths = files.map(e => e.path);
-    const rootDev = opts.cacheDir && cacheable(artifact) ? rootDevice(artifact) : undefined;
+    const rootDev = opts.cacheDir ? cacheDevice(artifact) : undefined;
     const cache = opts.cacheDir && rootDev !== undefined ? hashCacheFile(opts.cacheDir, artifact) : undefined;
     const identified = cache !== undefined && artifact.scannedAt !== undefined;
     const worker = new external_node_worker_threads_.Worker(HASHER, {
@@ -59953,13 +59945,14 @@ async function prepareDelta(run, artifact) {
 }
 /**
  * The artifact's SHA-256 hashes, which decide what is linked. The CLI's hash cache answers for
- * files untouched since they were hashed, unless `verify: full` asks for every byte to be read.
+ * files untouched since they were hashed (see `hashCacheDir`).
  */
 function localHashes(ctx, artifact) {
-    const { settings, deps } = ctx;
-    return hashArtifact(artifact, {
-        cacheDir: settings.transfer.verify === 'full' ? undefined : deps.hashCache
-    });
+    return hashArtifact(artifact, { cacheDir: hashCacheDir(ctx.settings, ctx.deps.hashCache) });
+}
+/** The hash cache this deploy uses: the CLI's, unless `verify: full` asks for every byte to be read. */
+function hashCacheDir(settings, dir) {
+    return settings.transfer.verify === 'full' ? undefined : dir;
 }
 /** Another release's kept manifest and file modes; undefined when either is gone. */
 async function readRelease(run, dir, manifest) {
@@ -61466,6 +61459,7 @@ var types = __nccwpck_require__(1664);
 
 
 
+
 /**
  * Scans the artifact before any host is contacted: a bad artifact is a config problem. With
  * `identify`, each file carries what the hash cache compares (see `hashArtifact`).
@@ -61497,8 +61491,8 @@ async function readArtifact(settings, identify = false) {
 async function runDeploy(settings, opts, mode = { kind: 'full' }) {
     let artifact;
     if (mode.kind === 'full' || mode.kind === 'switch') {
-        // The hash cache is used (see `localHashes`): the scan's own lstat tells which files it knows.
-        artifact = await readArtifact(settings, opts.hashCache !== undefined && settings.transfer.verify !== 'full');
+        // With a hash cache, the scan's own lstat tells which files it knows.
+        artifact = await readArtifact(settings, hashCacheDir(settings, opts.hashCache) !== undefined);
         opts.log.info(`artifact ${settings.artifact}: ${artifact.fileCount} files, ${(artifact.totalBytes / 1e6).toFixed(1)} MB`);
     }
     return deploy(settings, artifact, {
@@ -70547,7 +70541,7 @@ async function scanArtifact(path, opts = {}) {
         throw fsError(err, root);
     });
     if (st.isFile()) {
-        const name = checkName(Buffer.from((0,node_path__WEBPACK_IMPORTED_MODULE_3__.basename)(root)), '', root);
+        const name = checkChars((0,node_path__WEBPACK_IMPORTED_MODULE_3__.basename)(root), '', root);
         const entry = { kind: 'file', path: name, mode: permissions(st.mode), size: st.size };
         return { root, isFile: true, entries: [entry], fileCount: 1, totalBytes: st.size };
     }
@@ -70630,7 +70624,9 @@ function walk(root, excluded, identify) {
             const loose = valid ? raw.toString('utf8') : utf8Lossy.decode(raw);
             if (excluded(joinRel(relDir, loose), d.isDirectory()))
                 continue;
-            const name = valid ? checkChars(loose, relDir, root) : checkName(raw, relDir, root);
+            if (!valid)
+                throw notUtf8(raw, relDir, root);
+            const name = checkChars(loose, relDir, root);
             const rel = joinRel(relDir, name);
             const abs = under + name;
             const st = attempt(abs, () => (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.lstatSync)(abs, { bigint: identify }));
@@ -70665,19 +70661,15 @@ function walk(root, excluded, identify) {
 function permissions(mode) {
     return mode & 0o7777 & ~0o6000;
 }
-/**
- * Returns the decoded name or throws. Newlines, CRs and backslashes make sha256sum escape the name in
- * its output and manifests, other control characters make names unreadable in logs, and non-UTF-8
- * bytes cannot be carried in a pax header or shown to the user.
- */
-function checkName(raw, relDir, root) {
-    if (!(0,node_buffer__WEBPACK_IMPORTED_MODULE_0__.isUtf8)(raw)) {
-        const shown = joinRel(relDir, escapeBytes(raw));
-        throw new ArtifactError(`Artifact file name is not valid UTF-8: "${shown}" in ${root}.`, `Rename it to a UTF-8 name ${EXCLUDE_HINT}.`, shown);
-    }
-    return checkChars(raw.toString('utf8'), relDir, root);
+/** The error for a name that is not UTF-8: it cannot be carried in a pax header or shown to the user. */
+function notUtf8(raw, relDir, root) {
+    const shown = joinRel(relDir, escapeBytes(raw));
+    return new ArtifactError(`Artifact file name is not valid UTF-8: "${shown}" in ${root}.`, `Rename it to a UTF-8 name ${EXCLUDE_HINT}.`, shown);
 }
-/** Returns the (decoded) name or throws: see {@link checkName}. */
+/**
+ * Returns the (decoded) name or throws. Newlines, CRs and backslashes make sha256sum escape the
+ * name in its output and manifests, and other control characters make names unreadable in logs.
+ */
 function checkChars(name, relDir, root) {
     const bad = /[\\\u0000-\u001f\u007f-\u009f]/.exec(name);
     if (bad) {

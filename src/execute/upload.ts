@@ -277,13 +277,15 @@ export async function prepareDelta(
 
 /**
  * The artifact's SHA-256 hashes, which decide what is linked. The CLI's hash cache answers for
- * files untouched since they were hashed, unless `verify: full` asks for every byte to be read.
+ * files untouched since they were hashed (see `hashCacheDir`).
  */
 export function localHashes(ctx: DeployContext, artifact: Artifact): Promise<Map<string, string>> {
-  const { settings, deps } = ctx;
-  return hashArtifact(artifact, {
-    cacheDir: settings.transfer.verify === 'full' ? undefined : deps.hashCache
-  });
+  return hashArtifact(artifact, { cacheDir: hashCacheDir(ctx.settings, ctx.deps.hashCache) });
+}
+
+/** The hash cache this deploy uses: the CLI's, unless `verify: full` asks for every byte to be read. */
+export function hashCacheDir(settings: Settings, dir: string | undefined): string | undefined {
+  return settings.transfer.verify === 'full' ? undefined : dir;
 }
 
 /** Another release's kept manifest and file modes; undefined when either is gone. */

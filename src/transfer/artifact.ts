@@ -102,7 +102,7 @@ export async function scanArtifact(
   });
 
   if (st.isFile()) {
-    const name = checkName(Buffer.from(basename(root)), '', root);
+    const name = checkChars(basename(root), '', root);
     const entry: ArtifactEntry = { kind: 'file', path: name, mode: permissions(st.mode), size: st.size };
     return { root, isFile: true, entries: [entry], fileCount: 1, totalBytes: st.size };
   }
@@ -195,7 +195,8 @@ function walk(root: string, excluded: ExcludeMatcher, identify: boolean): Artifa
       const valid = isUtf8(raw);
       const loose = valid ? raw.toString('utf8') : utf8Lossy.decode(raw);
       if (excluded(joinRel(relDir, loose), d.isDirectory())) continue;
-      const name = valid ? checkChars(loose, relDir, root) : checkName(raw, relDir, root);
+      if (!valid) throw notUtf8(raw, relDir, root);
+      const name = checkChars(loose, relDir, root);
       const rel = joinRel(relDir, name);
       const abs = under + name;
       const st = attempt(abs, () => lstatSync(abs, { bigint: identify }));
@@ -236,24 +237,20 @@ function permissions(mode: number): number {
   return mode & 0o7777 & ~0o6000;
 }
 
-/**
- * Returns the decoded name or throws. Newlines, CRs and backslashes make sha256sum escape the name in
- * its output and manifests, other control characters make names unreadable in logs, and non-UTF-8
- * bytes cannot be carried in a pax header or shown to the user.
- */
-function checkName(raw: Buffer, relDir: string, root: string): string {
-  if (!isUtf8(raw)) {
-    const shown = joinRel(relDir, escapeBytes(raw));
-    throw new ArtifactError(
-      `Artifact file name is not valid UTF-8: "${shown}" in ${root}.`,
-      `Rename it to a UTF-8 name ${EXCLUDE_HINT}.`,
-      shown
-    );
-  }
-  return checkChars(raw.toString('utf8'), relDir, root);
+/** The error for a name that is not UTF-8: it cannot be carried in a pax header or shown to the user. */
+function notUtf8(raw: Buffer, relDir: string, root: string): ArtifactError {
+  const shown = joinRel(relDir, escapeBytes(raw));
+  return new ArtifactError(
+    `Artifact file name is not valid UTF-8: "${shown}" in ${root}.`,
+    `Rename it to a UTF-8 name ${EXCLUDE_HINT}.`,
+    shown
+  );
 }
 
-/** Returns the (decoded) name or throws: see {@link checkName}. */
+/**
+ * Returns the (decoded) name or throws. Newlines, CRs and backslashes make sha256sum escape the
+ * name in its output and manifests, and other control characters make names unreadable in logs.
+ */
 function checkChars(name: string, relDir: string, root: string): string {
   const bad = /[\\\u0000-\u001f\u007f-\u009f]/.exec(name);
   if (bad) {

@@ -22,7 +22,7 @@ const CHUNK = 1024 * 1024;
  *
  * With a cache file (the CLI keeps one per artifact directory), a file is not read again when it is
  * the very file hashed before: same device, inode, size, mtime and ctime, to the nanosecond. On the
- * local file systems the cache is used on (see `cacheable`) the ctime is the kernel's to set (a
+ * local file systems the cache is used on (see `cacheDevice`) the ctime is the kernel's to set (a
  * write, a chmod, a utime that puts the mtime back: each moves it), so a file whose content changed
  * never matches. Only files whose last change lies SETTLE_MS
  * before the hashing began are kept: the kernel's clock is coarse, and two changes in one tick of
@@ -61,40 +61,35 @@ if (cache) {
     if (fd !== undefined) fs.closeSync(fd);
   }
 }
-const settled = (BigInt(Date.now()) - BigInt(settleMs)) * 1000000n;
-const scanSettled = ids && scannedAt !== undefined ? (BigInt(scannedAt) - BigInt(settleMs)) * 1000000n : undefined;
-// fileIdentity's format (transfer/artifact.ts): dev:ino:size:mtimeNs:ctimeNs. Only files on the
-// artifact root's own file system count: that is the one whose ctime was found trustworthy (see
-// cacheable); one mounted inside the artifact may be a network or FAT mount.
+const toNs = ms => (BigInt(ms) - BigInt(settleMs)) * 1000000n;
+const settled = toNs(Date.now());
+const scanSettled = ids && scannedAt !== undefined ? toNs(scannedAt) : undefined;
+// fileIdentity's format (transfer/artifact.ts): dev:ino:size:mtimeNs:ctimeNs.
 const idOf = st => [st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs].join(':');
-const onRoot = id => id.startsWith(rootDev + ':');
+// An identity the cache may go by: taken on the artifact root's own file system (the one whose
+// ctime was found trustworthy, see cacheDevice; one mounted inside the artifact may be a network
+// or FAT mount), of a file whose last change lies before \`before\`.
+const trusted = (id, before) =>
+  id && id.startsWith(rootDev + ':') && BigInt(id.slice(id.lastIndexOf(':') + 1)) < before ? id : undefined;
 const out = [];
 const keep = [];
 let reused = 0;
+/** Answers for the file from the cache when it holds this very identity. */
+const fromCache = (file, id) => {
+  const was = id === undefined ? undefined : known.get(file);
+  if (!was || was.id !== id) return false;
+  out.push(was.hash);
+  keep.push([file, id, was.hash]);
+  reused++;
+  return true;
+};
 for (let i = 0; i < files.length; i++) {
   const file = files[i];
-  const seen = scanSettled === undefined ? undefined : ids[i];
-  if (seen && onRoot(seen) && BigInt(seen.slice(seen.lastIndexOf(':') + 1)) < scanSettled) {
-    const was = known.get(file);
-    if (was && was.id === seen) {
-      out.push(was.hash);
-      keep.push([file, seen, was.hash]);
-      reused++;
-      continue;
-    }
-  }
+  if (scanSettled !== undefined && fromCache(file, trusted(ids[i], scanSettled))) continue;
   const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   try {
-    const st = cache ? fs.fstatSync(fd, { bigint: true }) : undefined;
-    const seenNow = st && st.ctimeNs < settled ? idOf(st) : undefined;
-    const id = seenNow !== undefined && onRoot(seenNow) ? seenNow : undefined;
-    const was = id === undefined ? undefined : known.get(file);
-    if (was && was.id === id) {
-      out.push(was.hash);
-      keep.push([file, id, was.hash]);
-      reused++;
-      continue;
-    }
+    const id = cache ? trusted(idOf(fs.fstatSync(fd, { bigint: true })), settled) : undefined;
+    if (fromCache(file, id)) continue;
     const hash = createHash('sha256');
     for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0;) hash.update(buf.subarray(0, n));
     const hex = hash.digest('hex');
@@ -189,19 +184,15 @@ const CTIME_FILE_SYSTEMS = new Set([
   0xef53, 0x58465342, 0x9123683e, 0x01021994, 0xf2f52010, 0x2fc12fc1, 0x794c7630
 ]);
 
-/** Whether the artifact's hashes may be kept: a directory (a single file is usually made anew) on such a file system. */
-function cacheable(artifact: Artifact): boolean {
-  if (artifact.isFile) return false;
+/**
+ * Whether the artifact's hashes may be kept: a directory (a single file is usually made anew) on
+ * such a file system. Returns the root's device (through a symlink, as the scan reads it), as the
+ * hashing thread prints it: only files on that device are kept.
+ */
+function cacheDevice(artifact: Artifact): string | undefined {
+  if (artifact.isFile) return undefined;
   try {
-    return CTIME_FILE_SYSTEMS.has(statfsSync(artifact.root).type);
-  } catch {
-    return false;
-  }
-}
-
-/** The device of the artifact's root (through a symlink, as the scan reads it), as the hashing thread prints it. */
-function rootDevice(artifact: Artifact): string | undefined {
-  try {
+    if (!CTIME_FILE_SYSTEMS.has(statfsSync(artifact.root).type)) return undefined;
     return String(statSync(artifact.root, { bigint: true }).dev);
   } catch {
     return undefined;
@@ -211,7 +202,7 @@ function rootDevice(artifact: Artifact): string | undefined {
 function hashFiles(artifact: Artifact, opts: HashOptions): Hashing {
   const files = artifact.entries.filter(e => e.kind === 'file');
   const paths = files.map(e => e.path);
-  const rootDev = opts.cacheDir && cacheable(artifact) ? rootDevice(artifact) : undefined;
+  const rootDev = opts.cacheDir ? cacheDevice(artifact) : undefined;
   const cache = opts.cacheDir && rootDev !== undefined ? hashCacheFile(opts.cacheDir, artifact) : undefined;
   const identified = cache !== undefined && artifact.scannedAt !== undefined;
   const worker = new Worker(HASHER, {
