@@ -6,6 +6,7 @@ import {
   closeSync,
   ftruncateSync,
   lstatSync,
+  lutimesSync,
   mkdirSync,
   mkdtempSync,
   openSync,
@@ -264,6 +265,38 @@ describe('tarHeader', () => {
     expect(b.toString('ascii', 257, 265)).toBe('ustar\u000000');
     expect(field(b, 265, 32) + field(b, 297, 32)).toBe('');
     expect(checksumOk(b)).toBe(true);
+  });
+
+  test('is byte for byte the ustar block GNU tar writes for the same file, directory and symlink', () => {
+    const dir = join(tmp, 'gnu');
+    mkdirSync(join(dir, 'd'), { recursive: true });
+    writeFileSync(join(dir, 'd', 'f.txt'), 'hello, tar');
+    symlinkSync('../some/target', join(dir, 'd', 'l'));
+    const when = 1_700_000_123;
+    utimesSync(join(dir, 'd', 'f.txt'), when, when);
+    lutimesSync(join(dir, 'd', 'l'), when, when);
+    utimesSync(join(dir, 'd'), when, when);
+    chmodSync(join(dir, 'd', 'f.txt'), 0o640);
+    chmodSync(join(dir, 'd'), 0o751);
+    const archive = join(tmp, 'gnu.tar');
+    const args = ['--format=ustar', '--owner=0', '--group=0', '--numeric-owner', '--no-recursion'];
+    execFileSync('tar', [...args, '-C', dir, '-cf', archive, 'd', 'd/f.txt', 'd/l']);
+    const gnu = readFileSync(archive);
+    const ours = [
+      tarHeader({ path: 'd', type: 'dir', mode: 0o751, size: 0, mtime: when }),
+      tarHeader({ path: 'd/f.txt', type: 'file', mode: 0o640, size: 10, mtime: when }),
+      tarHeader({
+        path: 'd/l',
+        type: 'symlink',
+        mode: 0o777,
+        size: 0,
+        mtime: when,
+        linkname: '../some/target'
+      })
+    ];
+    // GNU tar's members: the directory, the file's header and its one block of data, the link.
+    for (const [i, at] of [0, 512, 1536].entries())
+      expect(ours[i]!.equals(gnu.subarray(at, at + 512))).toBe(true);
   });
 
   test('directories get a trailing slash, symlinks their target', () => {

@@ -276,7 +276,16 @@ export function tarHeader(h: TarHeader): Buffer {
   }
   const mtime = Math.min(Math.max(h.mtime, 0), MAX_OCTAL);
   const typeflag = h.type === 'file' ? '0' : h.type === 'dir' ? '5' : '2';
-  const header = ustarBlock({ ...split, mode: h.mode, size, mtime, typeflag, linkname });
+  // Fields named one by one: a spread of `split` here was the slowest line of packing a small file.
+  const header = ustarBlock({
+    name: split.name,
+    prefix: split.prefix,
+    mode: h.mode,
+    size,
+    mtime,
+    typeflag,
+    linkname
+  });
   if (pax.length === 0) return header;
 
   const records = Buffer.from(pax.map(([k, v]) => paxRecord(k, v)).join(''), 'utf8');
@@ -295,6 +304,25 @@ export function tarHeader(h: TarHeader): Buffer {
   return Buffer.concat([paxHeader, padded, header]);
 }
 
+/**
+ * What every ustar block of ours shares: owner 0/0 with empty names, the magic and version, device
+ * numbers 0, and the checksum field as the eight spaces it counts as. Each block starts as a copy.
+ */
+const TEMPLATE = Buffer.alloc(BLOCK);
+octal(TEMPLATE, 108, 8, 0); // uid
+octal(TEMPLATE, 116, 8, 0); // gid
+ascii(TEMPLATE, 257, 8, 'ustar\u000000'); // magic "ustar\0" + version "00"; uname/gname (265, 297) stay empty
+octal(TEMPLATE, 329, 8, 0); // devmajor
+octal(TEMPLATE, 337, 8, 0); // devminor
+TEMPLATE.fill(0x20, 148, 156);
+const TEMPLATE_SUM = TEMPLATE.reduce((sum, byte) => sum + byte, 0);
+
+/**
+ * One ustar block. Fields are written byte by byte and summed as they go. A deploy writes one header
+ * per file: with `Buffer.write` (argument checks on every call), a sum over all 512 bytes and an
+ * object spread in `tarHeader`, the 3,020 headers of the benchmark's tree took 40-80 ms of a fresh
+ * process, about a sixth of packing it; written this way, 15-30 ms.
+ */
 function ustarBlock(f: {
   name: string;
   prefix: string;
@@ -304,33 +332,55 @@ function ustarBlock(f: {
   typeflag: string;
   linkname: string;
 }): Buffer {
-  const b = Buffer.alloc(BLOCK);
-  b.write(f.name, 0, 100, 'ascii');
-  octal(b, 100, 8, f.mode);
-  octal(b, 108, 8, 0); // uid
-  octal(b, 116, 8, 0); // gid
-  octal(b, 124, 12, f.size);
-  octal(b, 136, 12, f.mtime);
-  b.write(f.typeflag, 156, 1, 'ascii');
-  b.write(f.linkname, 157, 100, 'ascii');
-  b.write('ustar\u000000', 257, 8, 'ascii'); // magic "ustar\0" + version "00"
-  // uname/gname (265, 297) stay empty.
-  octal(b, 329, 8, 0); // devmajor
-  octal(b, 337, 8, 0); // devminor
-  b.write(f.prefix, 345, 155, 'ascii');
-  // The checksum is computed with its own field read as eight spaces.
-  b.fill(0x20, 148, 156);
-  let sum = 0;
-  for (const byte of b) sum += byte;
-  b.write(`${sum.toString(8).padStart(6, '0')}\u0000 `, 148, 8, 'ascii');
+  const b = Buffer.allocUnsafe(BLOCK);
+  TEMPLATE.copy(b);
+  const sum =
+    TEMPLATE_SUM +
+    ascii(b, 0, 100, f.name) +
+    octal(b, 100, 8, f.mode) +
+    octal(b, 124, 12, f.size) +
+    octal(b, 136, 12, f.mtime) +
+    ascii(b, 156, 1, f.typeflag) +
+    ascii(b, 157, 100, f.linkname) +
+    ascii(b, 345, 155, f.prefix);
+  // The checksum: six octal digits, a NUL and a space, as GNU tar writes it.
+  octal(b, 148, 7, sum);
+  b[155] = 0x20;
   return b;
 }
 
-/** Zero-padded octal digits followed by a NUL terminator, filling the field. */
-function octal(b: Buffer, offset: number, length: number, value: number): void {
-  const digits = value.toString(8).padStart(length - 1, '0');
-  if (digits.length > length - 1) throw new RangeError(`${value} does not fit a ${length}-byte tar field`);
-  b.write(`${digits}\u0000`, offset, length, 'ascii');
+/**
+ * Zero-padded octal digits followed by a NUL terminator, filling the field; returns the sum of the
+ * bytes written (the terminator adds nothing).
+ */
+function octal(b: Buffer, offset: number, length: number, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 0 || value > 8 ** (length - 1) - 1)
+    throw new RangeError(`${value} does not fit a ${length}-byte tar field`);
+  let sum = 0;
+  let v = value;
+  for (let i = offset + length - 2; i >= offset; i--) {
+    const digit = 0x30 + (v % 8);
+    b[i] = digit;
+    sum += digit;
+    v = Math.floor(v / 8);
+  }
+  b[offset + length - 1] = 0;
+  return sum;
+}
+
+/**
+ * Copies an ASCII string into a field of `max` bytes (the rest of the block is already zero) and
+ * returns the sum of its bytes. Callers pass ASCII only (`isAscii`, `asciiOnly`).
+ */
+function ascii(b: Buffer, offset: number, max: number, s: string): number {
+  if (s.length > max) throw new RangeError(`"${s}" does not fit a ${max}-byte tar field`);
+  let sum = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    b[offset + i] = c;
+    sum += c;
+  }
+  return sum;
 }
 
 /** ustar holds a path as name (100 bytes) or prefix (155) + '/' + name; undefined when it cannot. */
