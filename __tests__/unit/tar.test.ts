@@ -24,7 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { type Artifact, ArtifactError, manifestText, scanArtifact } from '../../src/transfer/artifact.js';
-import { tarHeader, writeArchive } from '../../src/transfer/tar.js';
+import { SharedMembers, tarHeader, writeArchive } from '../../src/transfer/tar.js';
 
 const MiB = 1024 * 1024;
 let tmp: string;
@@ -244,6 +244,57 @@ describe('writeArchive + GNU tar', () => {
   });
 });
 
+describe('writeArchive with members shared between uploads', () => {
+  test('every upload gets the bytes of an unshared archive; only files too large to keep are read again', async () => {
+    buildTree();
+    const artifact = await scanArtifact(src, { exclude: EXCLUDE });
+    const plain = collector();
+    const plainHashes = await writeArchive(artifact, plain.sink);
+    // big.bin (5 MiB) is over the limit; everything else is kept.
+    const shared = new SharedMembers(32 * MiB, MiB);
+    const first = collector();
+    expect(await writeArchive(artifact, first.sink, { shared })).toEqual(plainHashes);
+    expect(first.bytes().equals(plain.bytes())).toBe(true);
+    expect(shared.bytes).toBeGreaterThan(0);
+    expect(shared.bytes).toBeLessThan(MiB);
+
+    // Same sizes, new content: a kept file is not read again, a file over the limit is.
+    const oldRun = readFileSync(join(src, 'bin/run.sh'));
+    writeFileSync(join(src, 'bin/run.sh'), '#!/bin/sh\necho HI\n');
+    const newBig = randomBytes(5 * MiB + 123);
+    writeFileSync(join(src, 'big.bin'), newBig);
+    const second = await extract(artifact, out, process.env, { shared });
+    expect(readFileSync(join(out, 'bin/run.sh'))).toEqual(oldRun);
+    expect(second.get('bin/run.sh')).toBe(plainHashes.get('bin/run.sh'));
+    expect(readFileSync(join(out, 'big.bin')).equals(newBig)).toBe(true);
+    expect(second.get('big.bin')).toBe(createHash('sha256').update(newBig).digest('hex'));
+    expect(second).toEqual(sha256sums(out));
+    expect(snapshot(out).get('long-link')).toEqual({ type: 'symlink', target: paxPath });
+  });
+
+  test('keeps members only up to its budget, and the rest still go out whole', async () => {
+    for (let i = 0; i < 20; i++) file(`f${String(i).padStart(2, '0')}.bin`, randomBytes(3000));
+    const artifact = await scanArtifact(src);
+    // 3,000 bytes take 3,584 with header and padding: two fit in 8 KiB, the third does not.
+    const shared = new SharedMembers(8192, MiB);
+    const hashes = await extract(artifact, out, process.env, { shared });
+    expect(shared.bytes).toBe(2 * 3584);
+    expect(hashes).toEqual(sha256sums(out));
+    expect(hashes.size).toBe(20);
+    rmSync(out, { recursive: true });
+    mkdirSync(out);
+    expect(await extract(artifact, out, process.env, { shared })).toEqual(hashes);
+
+    // Directories count too: one 512-byte header each, two fit in 1 KiB.
+    rmSync(src, { recursive: true });
+    for (const d of ['d1', 'd2', 'd3']) mkdirSync(join(src, d), { recursive: true });
+    file('d3/x', '');
+    const dirs = new SharedMembers(1024, MiB);
+    await writeArchive(await scanArtifact(src), collector().sink, { shared: dirs });
+    expect(dirs.bytes).toBe(1024);
+  });
+});
+
 describe('tarHeader', () => {
   const field = (b: Buffer, off: number, len: number) =>
     b.toString('ascii', off, off + len).replace(/\0.*$/s, '');
@@ -344,22 +395,26 @@ describe('writeArchive errors', () => {
   async function expectChanged(
     artifact: Artifact,
     message: RegExp,
-    onProgress?: (bytesSent: number) => void
+    opts: Parameters<typeof writeArchive>[2] = {}
   ): Promise<void> {
     const { sink } = collector();
     let ended = false;
     sink.on('finish', () => (ended = true));
     sink.on('error', () => undefined);
-    const err: unknown = await writeArchive(artifact, sink, onProgress ? { onProgress } : {}).catch(
-      (e: unknown) => e
-    );
+    const err: unknown = await writeArchive(artifact, sink, opts).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ArtifactError);
     expect((err as ArtifactError).message).toMatch(message);
     expect((err as ArtifactError).hint).toMatch(/nothing writes to the artifact/);
     expect({ destroyed: sink.destroyed, ended }).toEqual({ destroyed: true, ended: false });
   }
 
-  test('a file modified between scan and pack', async () => {
+  // Kept for other hosts or not (a kept file is read whole into a buffer of its own), the same checks.
+  const sharing = [
+    ['', () => undefined],
+    [', packed to be shared', () => new SharedMembers()]
+  ] as const;
+
+  test.each(sharing)('a file modified between scan and pack%s', async (_, shared) => {
     file('a/data.bin', 'before');
     const artifact = await scanArtifact(src);
     writeFileSync(join(src, 'a/data.bin'), 'after!!');
@@ -367,19 +422,22 @@ describe('writeArchive errors', () => {
       artifact,
       new RegExp(
         `^Artifact entry "a/data.bin" was modified, replaced or removed after it was scanned \\(${src}/a/data.bin\\)`
-      )
+      ),
+      { shared: shared() }
     );
   });
 
-  test('a file replaced by a symlink or removed after the scan', async () => {
+  test.each(sharing)('a file replaced by a symlink or removed after the scan%s', async (_, shared) => {
     file('a.txt', 'a');
     file('b.txt', 'b');
     const artifact = await scanArtifact(src);
     rmSync(join(src, 'a.txt'));
     symlinkSync('b.txt', join(src, 'a.txt'));
-    await expectChanged(artifact, /"a.txt" was modified, replaced or removed/);
+    const kept = shared();
+    await expectChanged(artifact, /"a.txt" was modified, replaced or removed/, { shared: kept });
     rmSync(join(src, 'a.txt'));
-    await expectChanged(artifact, /"a.txt" was modified, replaced or removed/);
+    await expectChanged(artifact, /"a.txt" was modified, replaced or removed/, { shared: kept });
+    expect(kept?.get('a.txt')).toBeUndefined();
   });
 
   // 8 MiB: larger than the writer's pool of buffers, so the first chunks are called back (and the
@@ -390,7 +448,7 @@ describe('writeArchive errors', () => {
     await expectChanged(
       artifact,
       /^Artifact file "grow.bin" changed size while being packed: it grew beyond 8388608 bytes/,
-      () => appendFileSync(join(src, 'grow.bin'), 'more')
+      { onProgress: () => appendFileSync(join(src, 'grow.bin'), 'more') }
     );
   });
 
@@ -401,7 +459,7 @@ describe('writeArchive errors', () => {
       artifact,
       // Whole 1 MiB chunks were read before the cut: the header's 512 bytes took the rest.
       /^Artifact file "shrink.bin" changed size while being packed: it shrank to [1-7]\d{6} bytes/,
-      () => truncateSync(join(src, 'shrink.bin'), 10)
+      { onProgress: () => truncateSync(join(src, 'shrink.bin'), 10) }
     );
   });
 

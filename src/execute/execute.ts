@@ -23,6 +23,7 @@ import {
 } from '../record/host-record.js';
 import type { Settings } from '../settings/types.js';
 import type { Artifact } from '../transfer/artifact.js';
+import { SharedMembers } from '../transfer/tar.js';
 import { parseReleaseList, planPrune, type HostFacts, type PlanOptions } from '../plan/plan.js';
 import { batchSize, canaryBatches, rolloutBatches } from '../plan/rollout.js';
 import type {
@@ -76,7 +77,8 @@ export async function deploy(
   const startedAt = deps.now();
   const token = randomUUID();
   const layout = layoutFor(settings.target);
-  const ctx: DeployContext = { settings, deps, layout, token, artifact };
+  const shared = artifact && settings.hosts.length > 1 ? new SharedMembers() : undefined;
+  const ctx: DeployContext = { settings, deps, layout, token, artifact, shared };
   const runs: HostSession[] = [];
   const reports: HostReport[] = settings.hosts.map(h => ({
     name: h.name,

@@ -7,6 +7,7 @@ import type { Layout } from '../remote/layout.js';
 import type { Shell } from '../remote/shell.js';
 import type { Colour, HostSettings, Settings } from '../settings/types.js';
 import type { Artifact } from '../transfer/artifact.js';
+import type { SharedMembers } from '../transfer/tar.js';
 import type { ExecStep, HostPlan, Step } from '../plan/plan.js';
 import type { PreflightFacts } from '../preflight.js';
 import type { HostReport } from './result.js';
@@ -60,6 +61,8 @@ export interface DeployContext {
   readonly token: string;
   /** The upload, when this run ships one. */
   readonly artifact?: Artifact;
+  /** With several hosts: the archive members their uploads pack once and share. */
+  readonly shared?: SharedMembers;
 }
 
 export interface HostSession {

@@ -57,7 +57,10 @@ export async function uploadArtifact(run: HostSession): Promise<void> {
     .exec(script, {
       stdin: channel => {
         if (linking) channel.write(linking.stdin);
-        return (archive = writeArchive(shipped, channel, { onProgress: bytes => (sent = bytes) }));
+        return (archive = writeArchive(shipped, channel, {
+          onProgress: bytes => (sent = bytes),
+          shared: run.ctx.shared
+        }));
       }
     })
     .finally(() => clearInterval(progress));
