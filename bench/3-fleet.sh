@@ -8,7 +8,7 @@ source "$(dirname "$0")/lib/common.sh"
 
 hosts=${BENCH_FLEET_HOSTS:-20}
 parallel=${BENCH_FLEET_PARALLEL:-10}
-runs=${BENCH_FLEET_RUNS:-3}
+runs=${BENCH_FLEET_RUNS:-$BENCH_RUNS}
 artifact=${BENCH_FLEET_ARTIFACT:-$BENCH_SMALL}
 fleet="$BENCH_WORK/fleet"
 mnt="$BENCH_REMOTE/fleet-target"

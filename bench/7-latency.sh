@@ -8,7 +8,7 @@ source "$(dirname "$0")/lib/common.sh"
 
 delay=${BENCH_DELAY_MS:-25}
 hosts=${BENCH_LATENCY_HOSTS:-20}
-runs=${BENCH_LATENCY_RUNS:-3}
+runs=${BENCH_LATENCY_RUNS:-$BENCH_RUNS}
 artifact=$BENCH_SMALL
 fleet="$BENCH_WORK/latency-fleet"
 proxy="$BENCH_WORK/latency-proxy"

@@ -23,6 +23,7 @@ import {
   LOCK_GO,
   LOCK_LOST,
   LOCK_NO_GO,
+  PARALLEL_LINKS,
   lockAcquire,
   lockHeld,
   lockRefresh,
@@ -256,21 +257,27 @@ describe('upload and verify', () => {
     expect(r.stdout).toContain('./kept.txt: FAILED');
   });
 
-  test('an incremental upload links every listed file, in nested directories, in parallel copies', () => {
-    // The previous release: 240 files over 12 nested directories, one of them with an odd name.
+  // Below PARALLEL_LINKS files one cp links them all; from it on, one per core, directories first.
+  test.each([
+    ['one copy', 20],
+    ['parallel copies', 45]
+  ])('an incremental upload links every listed file, in nested directories (%s)', (_, perDir) => {
+    // The previous release: 12 nested directories, one of them with an odd name.
     const prev = join(dir, 'releases', 'r1');
     const dirs = Array.from({ length: 12 }, (_, i) => (i % 3 === 0 ? `d${i}` : `d${i - (i % 3)}/s ${i}`));
     for (const d of dirs) {
       mkdirSync(join(prev, d), { recursive: true });
-      for (let f = 0; f < 20; f++) writeFileSync(join(prev, d, `f${f}`), `${d}/${f}\n`);
+      for (let f = 0; f < perDir; f++) writeFileSync(join(prev, d, `f${f}`), `${d}/${f}\n`);
     }
     // The new release changes d0/f0: it is not linked but sent, in the tar stream after the lists.
     // Interleaved across the directories, so that every parallel copy needs every directory: made
     // by the copies themselves, two would race to create the same one.
-    const linked = Array.from({ length: 20 }, (_, f) => dirs.map(d => `${d}/f${f}`))
+    const linked = Array.from({ length: perDir }, (_, f) => dirs.map(d => `${d}/f${f}`))
       .flat()
       .filter(f => f !== 'd0/f0');
-    const dirList = Buffer.from(dirs.map(d => `${d}\0`).join(''));
+    const parallel = linked.length >= PARALLEL_LINKS;
+    expect(parallel).toBe(perDir === 45);
+    const dirList = parallel ? Buffer.from(dirs.map(d => `${d}\0`).join('')) : Buffer.alloc(0);
     const fileList = Buffer.from(linked.map(f => `${f}\0`).join(''));
     const src = join(dir, 'src');
     mkdirSync(join(src, 'd0'), { recursive: true, mode: 0o750 });
@@ -281,9 +288,9 @@ describe('upload and verify', () => {
       from: prev,
       dirBytes: dirList.length,
       bytes: fileList.length,
-      count: linked.length,
-      list: `${staging}.link-list`
+      count: linked.length
     });
+    expect(script.text.includes('-P "$cores"')).toBe(parallel);
     const tar = execFileSync('tar', ['-c', '-f', '-', '-C', src, 'd0', 'd0/f0']);
     const up = run(script, Buffer.concat([dirList, fileList, tar]));
     // Nothing per linked file comes back: the verification checks them on the host.
@@ -293,10 +300,11 @@ describe('upload and verify', () => {
       expect(statSync(join(staging, f)).ino).toBe(statSync(join(prev, f)).ino);
     }
     expect(readFileSync(join(staging, 'd0', 'f0'), 'utf8')).toBe('new\n');
-    // A directory made before the copies gets the artifact's mode from tar.
+    // A directory made before or by the copies gets the artifact's mode from tar.
     expect(statSync(join(staging, 'd0')).mode & 0o777).toBe(0o750);
     expect(readFileSync(join(prev, 'd0', 'f0'), 'utf8')).toBe('d0/0\n');
-    expect(existsSync(`${staging}.link-list`)).toBe(false);
+    // Nothing left beside the staging directory but the hashes taken as the files landed.
+    expect(readdirSync(join(dir, 'staging')).sort()).toEqual(['r2', 'r2.sums']);
   });
 
   test('a tar that fails fails the upload', () => {

@@ -617,7 +617,7 @@ p(
           `- The rest is the shared CPU: inside the ${meta.hosts}-host runs one host spends ${ms(sum(ta.steps.map(st => st.per)))} in its steps`,
           `  against ${ms(sum(to.steps.map(st => st.wall)))} alone. For reference, rsync to ${meta.hosts} hosts 10 at a time took ${x2(rr.r)} one host here:`,
           '  on this machine the sshd side of 20 hosts is the bound for any tool, and what deployguard can',
-          `  still cut is the work per host: ${keyValues('fig1-execs.txt').changed ?? '?'} sshd sessions per deploy (rsync one) and the processes their scripts start.`
+          `  still cut is the work per host: ${keyValues('fig1-execs.txt').changed ?? 'its'} sshd sessions per deploy (rsync one; figure 1 counts them) and the processes their scripts start.`
         );
         p(...lines);
       }
@@ -944,9 +944,9 @@ doc.push(
   '`bash bench/run.sh` (as root: it starts sshd instances and uses the `deployguard-sandbox` account).',
   'It needs `/usr/sbin/sshd`, `ssh`, `rsync`, `hyperfine`, `/usr/bin/time` (Debian package `time`),',
   '`unshare` and a built `dist/`. Environment knobs: `BENCH_RUNS` (default 5), `BENCH_WARMUP` (1),',
-  '`BENCH_FLEET_RUNS` (3), `BENCH_FLEET_ARTIFACT` (a directory to use instead of the small fixture in',
+  '`BENCH_FLEET_RUNS` (as `BENCH_RUNS`), `BENCH_FLEET_ARTIFACT` (a directory to use instead of the small fixture in',
   'figure 3), `BENCH_STARTUP_RUNS` (10), `BENCH_BIG_GIB` (1), `BENCH_KEEP=1` (keep the temporary',
-  'directory), `BENCH_DELAY_MS` (25, each way, figure 6), `BENCH_LATENCY_RUNS` (3);',
+  'directory), `BENCH_DELAY_MS` (25, each way, figure 7), `BENCH_LATENCY_RUNS` (as `BENCH_RUNS`);',
   '`bash bench/run.sh 1 3` runs only figures 1 and 3. Raw results (hyperfine JSON, each',
   "deploy's `--json` output and log) are in the run's temporary directory while it runs, and kept with",
   '`BENCH_KEEP=1`.'

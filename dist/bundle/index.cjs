@@ -59884,7 +59884,7 @@ async function uploadArtifact(run) {
     const delta = run.fullUpload ? undefined : await prepareDelta(run, artifact);
     const shipped = delta?.send ?? artifact;
     const linking = delta && run.plan?.previousRelease
-        ? linkInput(artifact, delta.link, (0,remote_layout/* releaseDir */.ZI)(layout, run.plan.previousRelease), staging)
+        ? linkInput(artifact, delta.link, (0,remote_layout/* releaseDir */.ZI)(layout, run.plan.previousRelease))
         : undefined;
     const script = (0,commands/* uploadScript */.hf)(staging, linking?.link);
     let sent = 0;
@@ -59934,21 +59934,17 @@ async function uploadArtifact(run) {
     deps.log.info(`${run.host.name}: ${shipped.fileCount} files, ${(shipped.totalBytes / 1e6).toFixed(1)} MB sent in ${secs.toFixed(1)} s (${(shipped.totalBytes / 1e6 / secs).toFixed(1)} MB/s)${delta ? `; ${delta.link.length} unchanged files linked from ${run.plan?.previousRelease}${reused ? ` (${reused} of the artifact's hashes from the cache)` : ''}` : ''}`);
 }
 /**
- * What an incremental upload sends before its tar stream: the artifact's directories, then the
- * paths to link, each NUL-separated (see `uploadScript`).
+ * What an incremental upload sends before its tar stream: the artifact's directories (when the
+ * host links in parallel), then the paths to link, each NUL-separated (see `uploadScript`).
  */
-function linkInput(artifact, paths, from, staging) {
+function linkInput(artifact, paths, from) {
     const nul = (names) => Buffer.from(names.map(n => `${n}\0`).join(''));
-    const dirs = nul(artifact.entries.flatMap(e => (e.kind === 'dir' ? [e.path] : [])));
+    const dirs = paths.length < commands/* PARALLEL_LINKS */.cP
+        ? Buffer.alloc(0)
+        : nul(artifact.entries.flatMap(e => (e.kind === 'dir' ? [e.path] : [])));
     const files = nul(paths);
     return {
-        link: {
-            from,
-            dirBytes: dirs.length,
-            bytes: files.length,
-            count: paths.length,
-            list: `${staging}.link-list`
-        },
+        link: { from, dirBytes: dirs.length, bytes: files.length, count: paths.length },
         stdin: Buffer.concat([dirs, files])
     };
 }
@@ -65811,6 +65807,7 @@ function drain(unit, sudo, colour, drainMs) {
 /* harmony export */   Zr: () => (/* binding */ backupTree),
 /* harmony export */   _I: () => (/* binding */ PREVIOUS_MARK),
 /* harmony export */   bh: () => (/* binding */ lockHeld),
+/* harmony export */   cP: () => (/* binding */ PARALLEL_LINKS),
 /* harmony export */   c_: () => (/* binding */ lockAcquire),
 /* harmony export */   dH: () => (/* binding */ pruneManifests),
 /* harmony export */   de: () => (/* binding */ parseServiceStatus),
@@ -66321,12 +66318,19 @@ function sumsPath(staging) {
     return `${staging}.sums`;
 }
 /**
+ * From this many files on, an incremental upload links them with one `cp` per core, the
+ * artifact's directories made first (see `uploadScript`); below it, one `cp` links them all.
+ * Linking is system time per file, so a few hundred files gain nothing from the cores, while the
+ * core count and the directories cost the host five more processes.
+ */
+const PARALLEL_LINKS = 500;
+/**
  * The whole upload in one round trip: a fresh staging directory; when `link` is given, stdin starts
- * with the NUL-separated directories of the artifact (`link.dirBytes` bytes, made first) and the
- * paths of the unchanged files (`link.bytes`), hard-linked from the previous release (the
- * verification checks them against what that release recorded, see `verifySent`); then the tar
- * stream. `head -c` reads exactly that
- * many bytes, so the tar stream starts intact after them. tar then sets every directory's mode.
+ * with the NUL-separated directories of the artifact (`link.dirBytes` bytes, made first; none below
+ * {@link PARALLEL_LINKS} files) and the paths of the unchanged files (`link.bytes`), hard-linked
+ * from the previous release (the verification checks them against what that release recorded, see
+ * `verifySent`); then the tar stream. `head -c` reads exactly that many bytes, so the tar stream
+ * starts intact after them. tar then sets every directory's mode.
  *
  * While tar extracts, each regular file is hashed from the disk once tar has moved on to the next
  * member (it lists a member as it starts it, so the one before is complete), into `sumsPath`: the
@@ -66337,11 +66341,13 @@ function uploadScript(staging, link) {
     const sums = sumsPath(staging);
     const regular = (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `[ -n "$prev" ] && [ -f "$prev" ] && [ ! -L "$prev" ] && printf './%s\\n' "$prev" || true`;
     return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)(prepareStaging(staging), removeIfThere([sums, `${staging}.tar-rc`]), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo ${STAGED_MARK}`, link &&
-        (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)(
-        // Their directories first, so that the parallel copies below never race to create one.
-        (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `head -c ${link.dirBytes} | { cd -- ${staging} && xargs -0 -r mkdir -p --; }`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `head -c ${link.bytes} > ${link.list}`, 
-        // Linking is mostly system time per file: one cp per core (at most 4), each a share of the list.
-        (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `${cores(4)}; n=$(( (${link.count} + cores - 1) / cores ))`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `(cd -- ${link.from} && xargs -0 -r -P "$cores" -n "$n" cp -al --parents -t ${staging} -- < ${link.list})`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -f -- ${link.list}`), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cd -- ${staging}`, 
+        (link.count < PARALLEL_LINKS
+            ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `head -c ${link.bytes} | { cd -- ${link.from} && xargs -0 -r cp -al --parents -t ${staging} --; }`
+            : (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)(
+            // Their directories first, so that the parallel copies below never race to create one.
+            (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `head -c ${link.dirBytes} | { cd -- ${staging} && xargs -0 -r mkdir -p --; }`, 
+            // Linking is mostly system time per file: one cp per core (at most 4), each a share of the list.
+            (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `${cores(4)}; n=$(( (${link.count} + cores - 1) / cores ))`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `head -c ${link.bytes} | { cd -- ${link.from} && xargs -0 -r -P "$cores" -n "$n" cp -al --parents -t ${staging} --; }`)), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cd -- ${staging}`, 
     // OpenSSL's SHA-256 uses the CPU's SHA instructions where coreutils' does not (about a third
     // of the CPU time for the same files); its \`-r\` lines differ from sha256sum's only by a \`*\`
     // before the name, which the verification reads either way. sha256sum where there is none.

@@ -1,5 +1,6 @@
 import {
   LINKED_CHANGED,
+  PARALLEL_LINKS,
   STAGED_MARK,
   statPath,
   readPreviousRelease,
@@ -38,7 +39,7 @@ export async function uploadArtifact(run: HostSession): Promise<void> {
   const shipped = delta?.send ?? artifact;
   const linking =
     delta && run.plan?.previousRelease
-      ? linkInput(artifact, delta.link, releaseDir(layout, run.plan.previousRelease), staging)
+      ? linkInput(artifact, delta.link, releaseDir(layout, run.plan.previousRelease))
       : undefined;
   const script = uploadScript(staging, linking?.link);
   let sent = 0;
@@ -99,26 +100,22 @@ export async function uploadArtifact(run: HostSession): Promise<void> {
 }
 
 /**
- * What an incremental upload sends before its tar stream: the artifact's directories, then the
- * paths to link, each NUL-separated (see `uploadScript`).
+ * What an incremental upload sends before its tar stream: the artifact's directories (when the
+ * host links in parallel), then the paths to link, each NUL-separated (see `uploadScript`).
  */
 function linkInput(
   artifact: Artifact,
   paths: readonly string[],
-  from: string,
-  staging: string
+  from: string
 ): { link: LinkList; stdin: Buffer } {
   const nul = (names: readonly string[]) => Buffer.from(names.map(n => `${n}\0`).join(''));
-  const dirs = nul(artifact.entries.flatMap(e => (e.kind === 'dir' ? [e.path] : [])));
+  const dirs =
+    paths.length < PARALLEL_LINKS
+      ? Buffer.alloc(0)
+      : nul(artifact.entries.flatMap(e => (e.kind === 'dir' ? [e.path] : [])));
   const files = nul(paths);
   return {
-    link: {
-      from,
-      dirBytes: dirs.length,
-      bytes: files.length,
-      count: paths.length,
-      list: `${staging}.link-list`
-    },
+    link: { from, dirBytes: dirs.length, bytes: files.length, count: paths.length },
     stdin: Buffer.concat([dirs, files])
   };
 }

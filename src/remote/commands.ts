@@ -743,17 +743,23 @@ export interface LinkList {
   readonly bytes: number;
   /** How many files. */
   readonly count: number;
-  /** Where the host keeps the file list while it links. */
-  readonly list: string;
 }
 
 /**
+ * From this many files on, an incremental upload links them with one `cp` per core, the
+ * artifact's directories made first (see `uploadScript`); below it, one `cp` links them all.
+ * Linking is system time per file, so a few hundred files gain nothing from the cores, while the
+ * core count and the directories cost the host five more processes.
+ */
+export const PARALLEL_LINKS = 500;
+
+/**
  * The whole upload in one round trip: a fresh staging directory; when `link` is given, stdin starts
- * with the NUL-separated directories of the artifact (`link.dirBytes` bytes, made first) and the
- * paths of the unchanged files (`link.bytes`), hard-linked from the previous release (the
- * verification checks them against what that release recorded, see `verifySent`); then the tar
- * stream. `head -c` reads exactly that
- * many bytes, so the tar stream starts intact after them. tar then sets every directory's mode.
+ * with the NUL-separated directories of the artifact (`link.dirBytes` bytes, made first; none below
+ * {@link PARALLEL_LINKS} files) and the paths of the unchanged files (`link.bytes`), hard-linked
+ * from the previous release (the verification checks them against what that release recorded, see
+ * `verifySent`); then the tar stream. `head -c` reads exactly that many bytes, so the tar stream
+ * starts intact after them. tar then sets every directory's mode.
  *
  * While tar extracts, each regular file is hashed from the disk once tar has moved on to the next
  * member (it lists a member as it starts it, so the one before is complete), into `sumsPath`: the
@@ -768,15 +774,15 @@ export function uploadScript(staging: string, link?: LinkList): Shell {
     removeIfThere([sums, `${staging}.tar-rc`]),
     sh`echo ${STAGED_MARK}`,
     link &&
-      lines(
-        // Their directories first, so that the parallel copies below never race to create one.
-        sh`head -c ${link.dirBytes} | { cd -- ${staging} && xargs -0 -r mkdir -p --; }`,
-        sh`head -c ${link.bytes} > ${link.list}`,
-        // Linking is mostly system time per file: one cp per core (at most 4), each a share of the list.
-        sh`${cores(4)}; n=$(( (${link.count} + cores - 1) / cores ))`,
-        sh`(cd -- ${link.from} && xargs -0 -r -P "$cores" -n "$n" cp -al --parents -t ${staging} -- < ${link.list})`,
-        sh`rm -f -- ${link.list}`
-      ),
+      (link.count < PARALLEL_LINKS
+        ? sh`head -c ${link.bytes} | { cd -- ${link.from} && xargs -0 -r cp -al --parents -t ${staging} --; }`
+        : lines(
+            // Their directories first, so that the parallel copies below never race to create one.
+            sh`head -c ${link.dirBytes} | { cd -- ${staging} && xargs -0 -r mkdir -p --; }`,
+            // Linking is mostly system time per file: one cp per core (at most 4), each a share of the list.
+            sh`${cores(4)}; n=$(( (${link.count} + cores - 1) / cores ))`,
+            sh`head -c ${link.bytes} | { cd -- ${link.from} && xargs -0 -r -P "$cores" -n "$n" cp -al --parents -t ${staging} --; }`
+          )),
     sh`cd -- ${staging}`,
     // OpenSSL's SHA-256 uses the CPU's SHA instructions where coreutils' does not (about a third
     // of the CPU time for the same files); its \`-r\` lines differ from sha256sum's only by a \`*\`
