@@ -22,6 +22,7 @@ import {
   LOCK_BUSY,
   LOCK_GO,
   LOCK_LOST,
+  hasherFor,
   LOCK_NO_GO,
   PARALLEL_LINKS,
   lockAcquire,
@@ -180,13 +181,14 @@ describe('upload and verify', () => {
   const tarOf = (src: string) =>
     execFileSync('tar', ['-c', '-f', '-', '-C', src, 'a.txt', 'sub', 'sub/b.txt', 'link']);
 
-  // OpenSSL where the host has it (the CPU's SHA instructions), sha256sum where it has not.
+  // OpenSSL where it is asked for and the host has it, sha256sum where it has not or is asked for.
   test.each([
-    ['openssl', undefined],
-    ['sha256sum', 'openssl']
-  ])(
-    'the upload hashes the files as they land (%s); verify then passes, and catches a changed file',
-    (tool, missing) => {
+    ['openssl', 'openssl', undefined],
+    ['sha256sum', 'openssl', 'openssl'],
+    ['sha256sum', 'sha256sum', undefined]
+  ] as const)(
+    'the upload hashes the files as they land (%s, asked for %s); verify then passes, and catches a changed file',
+    (tool, asked, missing) => {
       const bin = missing ? pathWithout(missing) : undefined;
       const env = bin ? { ...process.env, PATH: bin } : undefined;
       const src = join(dir, 'src');
@@ -195,7 +197,7 @@ describe('upload and verify', () => {
       writeFileSync(join(src, 'sub', 'b.txt'), 'beta\n');
       execFileSync('ln', ['-s', '/dev/zero', join(src, 'link')]);
       const staging = join(dir, 'state', 'staging', 'r1');
-      const up = run(uploadScript(staging), tarOf(src), env);
+      const up = run(uploadScript(staging, undefined, asked), tarOf(src), env);
       expect(up.code).toBe(0);
       // Regular files only: the symlink (to a device) is never read.
       const sums = readFileSync(sumsPath(staging), 'utf8');
@@ -226,6 +228,17 @@ describe('upload and verify', () => {
       if (bin) rmSync(bin, { recursive: true, force: true });
     }
   );
+
+  test('OpenSSL hashes an upload only where its batches of 256 files hold 2 MB or more', () => {
+    expect(hasherFor(550_000, 100)).toBe('sha256sum'); // the small fixture
+    expect(hasherFor(96_861_055, 3020)).toBe('openssl'); // the benchmark's tree: 12 batches of 8 MB
+    expect(hasherFor(123_000, 30)).toBe('sha256sum'); // 30 changed files
+    expect(hasherFor(2_000_000, 256)).toBe('openssl');
+    expect(hasherFor(1_999_999, 256)).toBe('sha256sum');
+    expect(hasherFor(3_999_999, 257)).toBe('sha256sum'); // two batches
+    expect(hasherFor(50_000_000, 1)).toBe('openssl');
+    expect(hasherFor(0, 0)).toBe('sha256sum');
+  });
 
   test('a to-do list an earlier verification left behind is not read', () => {
     const staging = join(dir, 'staging', 'r4');

@@ -1,5 +1,6 @@
 import {
   LINKED_CHANGED,
+  hasherFor,
   PARALLEL_LINKS,
   STAGED_MARK,
   statPath,
@@ -41,7 +42,7 @@ export async function uploadArtifact(run: HostSession): Promise<void> {
     delta && run.plan?.previousRelease
       ? linkInput(artifact, delta.link, releaseDir(layout, run.plan.previousRelease))
       : undefined;
-  const script = uploadScript(staging, linking?.link);
+  const script = uploadScript(staging, linking?.link, hasherFor(shipped.totalBytes, shipped.fileCount));
   let sent = 0;
   let archive: Promise<Map<string, string>> | undefined;
   const started = Date.now();
