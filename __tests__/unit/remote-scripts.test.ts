@@ -301,7 +301,8 @@ describe('upload and verify', () => {
       from: prev,
       dirBytes: dirList.length,
       bytes: fileList.length,
-      count: linked.length
+      count: linked.length,
+      parallel
     });
     expect(script.text.includes('-P "$cores"')).toBe(parallel);
     const tar = execFileSync('tar', ['-c', '-f', '-', '-C', src, 'd0', 'd0/f0']);
@@ -319,6 +320,52 @@ describe('upload and verify', () => {
     // Nothing left beside the staging directory but the hashes taken as the files landed.
     expect(readdirSync(join(dir, 'staging')).sort()).toEqual(['r2', 'r2.sums']);
   });
+
+  // As root every directory is writable, so this runs the script as `nobody` (root is needed to
+  // switch users: elsewhere it cannot run, and says so).
+  const asRoot = process.getuid?.() === 0;
+  (asRoot ? test.each : test.skip.each)([
+    ['one copy', false],
+    ['parallel copies', true]
+  ])(
+    'a read-only directory of the previous release takes the changed files sent into it (%s, not root)',
+    (_, parallel) => {
+      const base = join(dir, 'ro');
+      const prev = join(base, 'releases', 'r1');
+      mkdirSync(join(prev, 'd'), { recursive: true });
+      writeFileSync(join(prev, 'd', 'kept'), 'kept\n');
+      writeFileSync(join(prev, 'd', 'changed'), 'old\n');
+      chmodSync(join(prev, 'd'), 0o555);
+      const src = join(base, 'src');
+      mkdirSync(join(src, 'd'), { recursive: true });
+      writeFileSync(join(src, 'd', 'changed'), 'new\n');
+      chmodSync(join(src, 'd'), 0o555);
+      const staging = join(base, 'staging', 'r2');
+      mkdirSync(join(base, 'staging'));
+      chmodSync(dir, 0o755);
+      execFileSync('chown', ['-R', 'nobody:', base]);
+      const dirList = parallel ? Buffer.from('d\0') : Buffer.alloc(0);
+      const fileList = Buffer.from('d/kept\0');
+      const script = uploadScript(staging, {
+        from: prev,
+        dirBytes: dirList.length,
+        bytes: fileList.length,
+        count: 1,
+        parallel
+      });
+      const tar = execFileSync('tar', ['-c', '-f', '-', '-C', src, 'd', 'd/changed']);
+      const r = spawnSync('runuser', ['-u', 'nobody', '--', 'sh', '-c', `set -eu\n${script.text}`], {
+        input: Buffer.concat([dirList, fileList, tar])
+      });
+      expect({ code: r.status, stderr: r.stderr.toString() }).toEqual({ code: 0, stderr: '' });
+      expect(statSync(join(staging, 'd', 'kept')).ino).toBe(statSync(join(prev, 'd', 'kept')).ino);
+      expect(readFileSync(join(staging, 'd', 'changed'), 'utf8')).toBe('new\n');
+      // The artifact's mode, set by tar once the files are in.
+      expect(statSync(join(staging, 'd')).mode & 0o777).toBe(0o555);
+      chmodSync(join(staging, 'd'), 0o755);
+      chmodSync(join(prev, 'd'), 0o755);
+    }
+  );
 
   test('a tar that fails fails the upload', () => {
     const staging = join(dir, 'staging', 'r2');

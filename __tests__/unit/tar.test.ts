@@ -285,6 +285,12 @@ describe('writeArchive with members shared between uploads', () => {
     mkdirSync(out);
     expect(await extract(artifact, out, process.env, { shared })).toEqual(hashes);
 
+    // A file of exactly the size limit is kept, one byte more is not.
+    expect([new SharedMembers(MiB, 3000).takes(3000), new SharedMembers(MiB, 3000).takes(3001)]).toEqual([
+      true,
+      false
+    ]);
+
     // Directories count too: one 512-byte header each, two fit in 1 KiB.
     rmSync(src, { recursive: true });
     for (const d of ['d1', 'd2', 'd3']) mkdirSync(join(src, d), { recursive: true });

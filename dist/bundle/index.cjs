@@ -59017,7 +59017,8 @@ function packFile(entry, source) {
     try {
         const size = entry.size;
         const header = tarHeader({ path: entry.path, type: 'file', mode: entry.mode, size, mtime });
-        const bytes = Buffer.allocUnsafe(header.length + size + padding(size));
+        // Zeroed: the padding after the content goes to the hosts as it is.
+        const bytes = Buffer.alloc(header.length + size + padding(size));
         header.copy(bytes);
         let pos = 0;
         while (pos < size) {
@@ -59027,7 +59028,6 @@ function packFile(entry, source) {
             pos += n;
         }
         checkNotGrown(fd, entry.path, source, size);
-        bytes.fill(0, header.length + size);
         const hash = (0,external_node_crypto_.createHash)('sha256')
             .update(bytes.subarray(header.length, header.length + size))
             .digest('hex');
@@ -59939,12 +59939,13 @@ async function uploadArtifact(run) {
  */
 function linkInput(artifact, paths, from) {
     const nul = (names) => Buffer.from(names.map(n => `${n}\0`).join(''));
-    const dirs = paths.length < commands/* PARALLEL_LINKS */.cP
-        ? Buffer.alloc(0)
-        : nul(artifact.entries.flatMap(e => (e.kind === 'dir' ? [e.path] : [])));
+    const parallel = paths.length >= commands/* PARALLEL_LINKS */.cP;
+    const dirs = parallel
+        ? nul(artifact.entries.flatMap(e => (e.kind === 'dir' ? [e.path] : [])))
+        : Buffer.alloc(0);
     const files = nul(paths);
     return {
-        link: { from, dirBytes: dirs.length, bytes: files.length, count: paths.length },
+        link: { from, dirBytes: dirs.length, bytes: files.length, count: paths.length, parallel },
         stdin: Buffer.concat([dirs, files])
     };
 }
@@ -66320,9 +66321,10 @@ function sumsPath(staging) {
 }
 /**
  * From this many files on, an incremental upload links them with one `cp` per core, the
- * artifact's directories made first (see `uploadScript`); below it, one `cp` links them all.
- * Linking is system time per file, so a few hundred files gain nothing from the cores, while the
- * core count and the directories cost the host five more processes.
+ * artifact's directories made first so that the copies never race to create one; below it, one
+ * `cp` links them all and makes the directories itself. Linking is system time per file, so a few
+ * hundred files gain nothing from the cores, while the core count and the directories cost the
+ * host five more processes.
  */
 const PARALLEL_LINKS = 500;
 /** Files per hashing process while the upload lands. */
@@ -66339,8 +66341,8 @@ function hasherFor(bytes, files) {
 }
 /**
  * The whole upload in one round trip: a fresh staging directory; when `link` is given, stdin starts
- * with the NUL-separated directories of the artifact (`link.dirBytes` bytes, made first; none below
- * {@link PARALLEL_LINKS} files) and the paths of the unchanged files (`link.bytes`), hard-linked
+ * with the NUL-separated directories of the artifact (`link.dirBytes` bytes, made first; only
+ * sent for parallel links) and the paths of the unchanged files (`link.bytes`), hard-linked
  * from the previous release (the verification checks them against what that release recorded, see
  * `verifySent`); then the tar stream. `head -c` reads exactly that many bytes, so the tar stream
  * starts intact after them. tar then sets every directory's mode.
@@ -66354,13 +66356,14 @@ function uploadScript(staging, link, hasher = 'openssl') {
     const sums = sumsPath(staging);
     const regular = (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `[ -n "$prev" ] && [ -f "$prev" ] && [ ! -L "$prev" ] && printf './%s\\n' "$prev" || true`;
     return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)(prepareStaging(staging), removeIfThere([sums, `${staging}.tar-rc`]), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `echo ${STAGED_MARK}`, link &&
-        (link.count < PARALLEL_LINKS
-            ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `head -c ${link.bytes} | { cd -- ${link.from} && xargs -0 -r cp -al --parents -t ${staging} --; }`
-            : (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)(
-            // Their directories first, so that the parallel copies below never race to create one.
-            (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `head -c ${link.dirBytes} | { cd -- ${staging} && xargs -0 -r mkdir -p --; }`, 
+        (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)(link.dirBytes > 0 && (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `head -c ${link.dirBytes} | { cd -- ${staging} && xargs -0 -r mkdir -p --; }`, 
+        // Directories cp makes get the default mode, not the previous release's: one read-only
+        // there would refuse the files tar writes into it (tar sets every directory's mode last).
+        link.parallel
+            ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)(
             // Linking is mostly system time per file: one cp per core (at most 4), each a share of the list.
-            (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `${cores(4)}; n=$(( (${link.count} + cores - 1) / cores ))`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `head -c ${link.bytes} | { cd -- ${link.from} && xargs -0 -r -P "$cores" -n "$n" cp -al --parents -t ${staging} --; }`)), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cd -- ${staging}`, 
+            (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `${cores(4)}; n=$(( (${link.count} + cores - 1) / cores ))`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `head -c ${link.bytes} | { cd -- ${link.from} && xargs -0 -r -P "$cores" -n "$n" cp -al --no-preserve=mode --parents -t ${staging} --; }`)
+            : (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `head -c ${link.bytes} | { cd -- ${link.from} && xargs -0 -r cp -al --no-preserve=mode --parents -t ${staging} --; }`), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cd -- ${staging}`, 
     // OpenSSL's `-r` lines differ from sha256sum's only by a `*` before the name, which the
     // verification reads either way. sha256sum where there is no OpenSSL (see `hasherFor`).
     hasher === 'openssl'

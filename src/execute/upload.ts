@@ -110,13 +110,13 @@ function linkInput(
   from: string
 ): { link: LinkList; stdin: Buffer } {
   const nul = (names: readonly string[]) => Buffer.from(names.map(n => `${n}\0`).join(''));
-  const dirs =
-    paths.length < PARALLEL_LINKS
-      ? Buffer.alloc(0)
-      : nul(artifact.entries.flatMap(e => (e.kind === 'dir' ? [e.path] : [])));
+  const parallel = paths.length >= PARALLEL_LINKS;
+  const dirs = parallel
+    ? nul(artifact.entries.flatMap(e => (e.kind === 'dir' ? [e.path] : [])))
+    : Buffer.alloc(0);
   const files = nul(paths);
   return {
-    link: { from, dirBytes: dirs.length, bytes: files.length, count: paths.length },
+    link: { from, dirBytes: dirs.length, bytes: files.length, count: paths.length, parallel },
     stdin: Buffer.concat([dirs, files])
   };
 }

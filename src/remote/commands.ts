@@ -737,19 +737,25 @@ export function sumsPath(staging: string): string {
 export interface LinkList {
   /** The previous release's directory. */
   readonly from: string;
-  /** Bytes of stdin taken by the directories, NUL-separated, that come first. */
+  /**
+   * Bytes of stdin taken by the directories, NUL-separated, that come first (made before the
+   * links); 0 when none are sent. The script reads them whenever there are any.
+   */
   readonly dirBytes: number;
   /** Bytes of stdin taken by the files' paths, NUL-separated, that follow them. */
   readonly bytes: number;
   /** How many files. */
   readonly count: number;
+  /** One `cp` per core, each a share of the list (see {@link PARALLEL_LINKS}); else one `cp`. */
+  readonly parallel: boolean;
 }
 
 /**
  * From this many files on, an incremental upload links them with one `cp` per core, the
- * artifact's directories made first (see `uploadScript`); below it, one `cp` links them all.
- * Linking is system time per file, so a few hundred files gain nothing from the cores, while the
- * core count and the directories cost the host five more processes.
+ * artifact's directories made first so that the copies never race to create one; below it, one
+ * `cp` links them all and makes the directories itself. Linking is system time per file, so a few
+ * hundred files gain nothing from the cores, while the core count and the directories cost the
+ * host five more processes.
  */
 export const PARALLEL_LINKS = 500;
 
@@ -772,8 +778,8 @@ export function hasherFor(bytes: number, files: number): Hasher {
 
 /**
  * The whole upload in one round trip: a fresh staging directory; when `link` is given, stdin starts
- * with the NUL-separated directories of the artifact (`link.dirBytes` bytes, made first; none below
- * {@link PARALLEL_LINKS} files) and the paths of the unchanged files (`link.bytes`), hard-linked
+ * with the NUL-separated directories of the artifact (`link.dirBytes` bytes, made first; only
+ * sent for parallel links) and the paths of the unchanged files (`link.bytes`), hard-linked
  * from the previous release (the verification checks them against what that release recorded, see
  * `verifySent`); then the tar stream. `head -c` reads exactly that many bytes, so the tar stream
  * starts intact after them. tar then sets every directory's mode.
@@ -791,15 +797,18 @@ export function uploadScript(staging: string, link?: LinkList, hasher: Hasher = 
     removeIfThere([sums, `${staging}.tar-rc`]),
     sh`echo ${STAGED_MARK}`,
     link &&
-      (link.count < PARALLEL_LINKS
-        ? sh`head -c ${link.bytes} | { cd -- ${link.from} && xargs -0 -r cp -al --parents -t ${staging} --; }`
-        : lines(
-            // Their directories first, so that the parallel copies below never race to create one.
-            sh`head -c ${link.dirBytes} | { cd -- ${staging} && xargs -0 -r mkdir -p --; }`,
-            // Linking is mostly system time per file: one cp per core (at most 4), each a share of the list.
-            sh`${cores(4)}; n=$(( (${link.count} + cores - 1) / cores ))`,
-            sh`head -c ${link.bytes} | { cd -- ${link.from} && xargs -0 -r -P "$cores" -n "$n" cp -al --parents -t ${staging} --; }`
-          )),
+      lines(
+        link.dirBytes > 0 && sh`head -c ${link.dirBytes} | { cd -- ${staging} && xargs -0 -r mkdir -p --; }`,
+        // Directories cp makes get the default mode, not the previous release's: one read-only
+        // there would refuse the files tar writes into it (tar sets every directory's mode last).
+        link.parallel
+          ? lines(
+              // Linking is mostly system time per file: one cp per core (at most 4), each a share of the list.
+              sh`${cores(4)}; n=$(( (${link.count} + cores - 1) / cores ))`,
+              sh`head -c ${link.bytes} | { cd -- ${link.from} && xargs -0 -r -P "$cores" -n "$n" cp -al --no-preserve=mode --parents -t ${staging} --; }`
+            )
+          : sh`head -c ${link.bytes} | { cd -- ${link.from} && xargs -0 -r cp -al --no-preserve=mode --parents -t ${staging} --; }`
+      ),
     sh`cd -- ${staging}`,
     // OpenSSL's `-r` lines differ from sha256sum's only by a `*` before the name, which the
     // verification reads either way. sha256sum where there is no OpenSSL (see `hasherFor`).

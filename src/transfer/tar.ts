@@ -127,7 +127,8 @@ function packFile(entry: Extract<ArtifactEntry, { kind: 'file' }>, source: strin
   try {
     const size = entry.size;
     const header = tarHeader({ path: entry.path, type: 'file', mode: entry.mode, size, mtime });
-    const bytes = Buffer.allocUnsafe(header.length + size + padding(size));
+    // Zeroed: the padding after the content goes to the hosts as it is.
+    const bytes = Buffer.alloc(header.length + size + padding(size));
     header.copy(bytes);
     let pos = 0;
     while (pos < size) {
@@ -136,7 +137,6 @@ function packFile(entry: Extract<ArtifactEntry, { kind: 'file' }>, source: strin
       pos += n;
     }
     checkNotGrown(fd, entry.path, source, size);
-    bytes.fill(0, header.length + size);
     const hash = createHash('sha256')
       .update(bytes.subarray(header.length, header.length + size))
       .digest('hex');
