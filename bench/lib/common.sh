@@ -23,24 +23,51 @@ fleet_port() {
   sed -n "$((${2:-0} + 1))p" "$1/ports"
 }
 
-# hyperfine with the settings every figure shares; results go to $BENCH_RESULTS/NAME.json.
+# hyperfine with the settings every figure shares; results go to $BENCH_RESULTS/NAME.json, in
+# hyperfine's own format. Takes hyperfine's arguments (--runs N and --warmup W among them).
+#
+# The commands take turns: each of N rounds is one hyperfine call running every command once, in
+# the order given, and bench/lib/rounds.mjs merges the rounds into one result per command. Run
+# N times in a row instead (hyperfine's way), a command would get a quiet minute and the next one a
+# busy one, and on this shared VM that moved the ratios between them by more than the changes they
+# measure. W rounds before the first are warmups, not kept.
+#
 # Every --prepare ends with `sync`, and the figure's setup is synced before the first run: the
 # kernel writes dirty pages back some 30 s after they were written, so without it the writes of one
-# run (or of the previous figure: a full deploy writes 97 MB) land in the time of a later one, and
-# hyperfine runs each command's runs in a row, so that would fall on whichever command came next.
+# run (or of the previous figure: a full deploy writes 97 MB) land in the time of a later one.
 bench_hyperfine() {
   local name=$1
   shift
-  local args=() prepare=0 a
-  for a in "$@"; do
+  local args=() runs=1 warmup=0 prepare=0 a
+  while [ $# -gt 0 ]; do
+    a=$1
+    shift
+    case $a in
+    --runs) runs=$1; shift; continue ;;
+    --warmup) warmup=$1; shift; continue ;;
+    esac
     if [ "$prepare" = 1 ]; then a="$a && sync"; fi
     prepare=0
     if [ "$a" = --prepare ]; then prepare=1; fi
     args+=("$a")
   done
+  local rounds="$BENCH_RESULTS/$name.rounds" i
+  rm -rf "$rounds"
+  mkdir -p "$rounds"
   sync
-  hyperfine --style basic --export-json "$BENCH_RESULTS/$name.json" "${args[@]}" 2>&1 |
-    tee "$BENCH_RESULTS/$name.hyperfine.txt"
+  for ((i = 1; i <= warmup; i++)); do
+    hyperfine --style none --runs 1 "${args[@]}" >/dev/null 2>&1 || die "$name: a warmup round failed"
+  done
+  : >"$BENCH_RESULTS/$name.hyperfine.txt"
+  for ((i = 1; i <= runs; i++)); do
+    if ! hyperfine --style basic --runs 1 --export-json "$rounds/$(printf %03d "$i").json" "${args[@]}" \
+      >>"$BENCH_RESULTS/$name.hyperfine.txt" 2>&1; then
+      tail -n 20 "$BENCH_RESULTS/$name.hyperfine.txt" >&2
+      die "$name: round $i failed"
+    fi
+  done
+  node "$BENCH_LIB/rounds.mjs" "$rounds" >"$BENCH_RESULTS/$name.json"
+  node "$BENCH_LIB/rounds.mjs" "$rounds" --table
 }
 
 # A remote directory owned by the benchmark user (we are root: plain mkdir + chown, no ssh).
