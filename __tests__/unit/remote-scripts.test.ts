@@ -31,6 +31,9 @@ import {
   lockRelease,
   lockThenProbe,
   preflightScript,
+  previousReleaseFacts,
+  PREVIOUS_MARK,
+  probe,
   pruneReleases,
   releaseListing,
   STEP_MARK,
@@ -371,6 +374,35 @@ describe('upload and verify', () => {
     const staging = join(dir, 'staging', 'r2');
     const up = run(uploadScript(staging), Buffer.from('not a tar archive at all'.repeat(40)));
     expect(up.code).not.toBe(0);
+  });
+});
+
+describe('previousReleaseFacts', () => {
+  test('reads the live release with one readlink after the probe, and on its own too', () => {
+    const layout = layoutFor({ path: join(dir, 'app'), strategy: 'releases', keepReleases: 2, shared: [] });
+    const live = join(layout.releasesDir, 'b7');
+    mkdirSync(join(live, 'sub'), { recursive: true });
+    writeFileSync(join(live, 'sub', 'f'), 'x');
+    chmodSync(join(live, 'sub', 'f'), 0o640);
+    symlinkSync(live, layout.current);
+    mkdirSync(layout.manifestsDir, { recursive: true });
+    writeFileSync(join(layout.manifestsDir, 'b7.sha256'), `${'a'.repeat(64)}  ./sub/f\n`);
+    // readlink through a wrapper that counts its calls.
+    const bin = pathWithout('readlink');
+    const calls = join(dir, 'readlink-calls');
+    writeFileSync(join(bin, 'readlink'), `#!/bin/sh\necho x >> '${calls}'\nexec /usr/bin/readlink "$@"\n`);
+    chmodSync(join(bin, 'readlink'), 0o755);
+    const env = { ...process.env, PATH: bin };
+    const facts = `${PREVIOUS_MARK}\nb7\n${'a'.repeat(64)}  ./sub/f\n--modes--\n640 sub/f\n`;
+    const both = run(lines(probe(layout), previousReleaseFacts(layout)), undefined, env);
+    expect(both.code).toBe(0);
+    expect(both.stdout).toContain(`current=${live}\n`);
+    expect(both.stdout.endsWith(facts)).toBe(true);
+    expect(readFileSync(calls, 'utf8')).toBe('x\n');
+    rmSync(calls);
+    expect(run(previousReleaseFacts(layout), undefined, env)).toMatchObject({ code: 0, stdout: facts });
+    expect(readFileSync(calls, 'utf8')).toBe('x\n');
+    rmSync(bin, { recursive: true, force: true });
   });
 });
 

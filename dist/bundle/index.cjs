@@ -65885,7 +65885,8 @@ function probe(layout, pre, more) {
     // Anything else the deploy reads before the record (blue-green: the live colour).
     more, layout.strategy === 'releases'
         ? // Assigned first so that a failing readlink fails the script instead of reading as "none".
-            (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -L ${layout.current} ]; then cur=$(readlink -- ${layout.current}); printf 'current=%s\\n' "$cur"; fi`
+            // Kept in dg_live for what follows in the same script (see `previousReleaseFacts`).
+            (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -L ${layout.current} ]; then dg_live=$(readlink -- ${layout.current}); printf 'current=%s\\n' "$dg_live"; fi`
         : (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -d ${layout.current} ]; then printf 'current=%s\\n' ${layout.current}; fi`, 
     // The host's deployment record, for the last good deploy (scan range, rollback target).
     readDeployments(layout, PROBE_HISTORY_LINES));
@@ -66158,7 +66159,9 @@ function pruneReleases(layout, trees, files) {
     const trash = node_path__WEBPACK_IMPORTED_MODULE_0__.posix.join(layout.stateDir, 'trash');
     // Directories only: the files of a release share their inodes with the releases linked from it.
     const writable = (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `find ${trash} -type d ! -perm -u=w -exec chmod u+w -- {} + 2>/dev/null || true`;
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `stuck=0`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -e ${trash} ] || [ -L ${trash} ]; then ${writable}; rm -rf -- ${trash} || stuck=1; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$stuck" = 1 ]; then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  ${removePaths([...trees, ...files])} || true`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  echo "deployguard: could not delete an earlier prune's leftovers in "${trash} >&2; exit 1`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mkdir -p -- ${trash}`, ...trees.map(t => (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mv -T -- ${t} ${trash}/${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.basename(t)}.$$ 2>/dev/null || rm -rf -- ${t}`), removePaths(files), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `({ ${writable}; rm -rf -- ${trash}; } </dev/null >/dev/null 2>&1 &)`);
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `stuck=0`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -e ${trash} ] || [ -L ${trash} ]; then rm -rf -- ${trash} 2>/dev/null || { ${writable}; rm -rf -- ${trash} || stuck=1; }; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$stuck" = 1 ]; then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  ${removePaths([...trees, ...files])} || true`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  echo "deployguard: could not delete an earlier prune's leftovers in "${trash} >&2; exit 1`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mkdir -p -- ${trash}`, ...trees.map(t => (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mv -T -- ${t} ${trash}/${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.basename(t)}.$$ 2>/dev/null || rm -rf -- ${t}`), removePaths(files), 
+    // Made writable only when a plain rm -rf fails: the walk over the tree is rarely needed.
+    (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `({ rm -rf -- ${trash} 2>/dev/null || { ${writable}; rm -rf -- ${trash}; }; } </dev/null >/dev/null 2>&1 &)`);
 }
 /**
  * Shell test for "the process in $pid is alive": it exists and is not a zombie. A crashed daemon
@@ -66303,7 +66306,9 @@ const PREVIOUS_MARK = '--deployguard-previous--';
  * verification reads it.) Prints nothing when no release is live or it has no manifest.
  */
 function previousReleaseFacts(layout) {
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -L ${layout.current} ]; then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  cur=$(readlink -- ${layout.current}); id=\${cur%/}; id=\${id##*/}; m=${layout.manifestsDir}/"$id".sha256`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  if [ -d "$cur" ] && [ -f "$m" ]; then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `    echo ${PREVIOUS_MARK}; printf '%s\\n' "$id"; cat -- "$m"`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `    echo --modes--; (cd -- "$cur" && find . -type f -printf '%m %P\\n')`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `fi`);
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -L ${layout.current} ]; then`, 
+    // The probe's reading of the link when it ran first in this script: one process fewer.
+    (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  cur=\${dg_live-}; [ -n "$cur" ] || cur=$(readlink -- ${layout.current}); id=\${cur%/}; id=\${id##*/}; m=${layout.manifestsDir}/"$id".sha256`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  if [ -d "$cur" ] && [ -f "$m" ]; then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `    echo ${PREVIOUS_MARK}; printf '%s\\n' "$id"; cat -- "$m"`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `    echo --modes--; (cd -- "$cur" && find . -type f -printf '%m %P\\n')`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `fi`);
 }
 /** Where a release's stat record (inode, size, mtime and path of each file, when verified) is kept. */
 function statPath(manifest) {

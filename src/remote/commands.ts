@@ -59,7 +59,8 @@ export function probe(layout: Layout, pre?: PreflightProbe, more?: Shell): Shell
     more,
     layout.strategy === 'releases'
       ? // Assigned first so that a failing readlink fails the script instead of reading as "none".
-        sh`if [ -L ${layout.current} ]; then cur=$(readlink -- ${layout.current}); printf 'current=%s\\n' "$cur"; fi`
+        // Kept in dg_live for what follows in the same script (see `previousReleaseFacts`).
+        sh`if [ -L ${layout.current} ]; then dg_live=$(readlink -- ${layout.current}); printf 'current=%s\\n' "$dg_live"; fi`
       : sh`if [ -d ${layout.current} ]; then printf 'current=%s\\n' ${layout.current}; fi`,
     // The host's deployment record, for the last good deploy (scan range, rollback target).
     readDeployments(layout, PROBE_HISTORY_LINES)
@@ -462,7 +463,7 @@ export function pruneReleases(layout: Layout, trees: readonly string[], files: r
   const writable = sh`find ${trash} -type d ! -perm -u=w -exec chmod u+w -- {} + 2>/dev/null || true`;
   return lines(
     sh`stuck=0`,
-    sh`if [ -e ${trash} ] || [ -L ${trash} ]; then ${writable}; rm -rf -- ${trash} || stuck=1; fi`,
+    sh`if [ -e ${trash} ] || [ -L ${trash} ]; then rm -rf -- ${trash} 2>/dev/null || { ${writable}; rm -rf -- ${trash} || stuck=1; }; fi`,
     sh`if [ "$stuck" = 1 ]; then`,
     sh`  ${removePaths([...trees, ...files])} || true`,
     sh`  echo "deployguard: could not delete an earlier prune's leftovers in "${trash} >&2; exit 1`,
@@ -470,7 +471,8 @@ export function pruneReleases(layout: Layout, trees: readonly string[], files: r
     sh`mkdir -p -- ${trash}`,
     ...trees.map(t => sh`mv -T -- ${t} ${trash}/${posix.basename(t)}.$$ 2>/dev/null || rm -rf -- ${t}`),
     removePaths(files),
-    sh`({ ${writable}; rm -rf -- ${trash}; } </dev/null >/dev/null 2>&1 &)`
+    // Made writable only when a plain rm -rf fails: the walk over the tree is rarely needed.
+    sh`({ rm -rf -- ${trash} 2>/dev/null || { ${writable}; rm -rf -- ${trash}; }; } </dev/null >/dev/null 2>&1 &)`
   );
 }
 
@@ -706,7 +708,8 @@ export const PREVIOUS_MARK = '--deployguard-previous--';
 export function previousReleaseFacts(layout: Layout): Shell {
   return lines(
     sh`if [ -L ${layout.current} ]; then`,
-    sh`  cur=$(readlink -- ${layout.current}); id=\${cur%/}; id=\${id##*/}; m=${layout.manifestsDir}/"$id".sha256`,
+    // The probe's reading of the link when it ran first in this script: one process fewer.
+    sh`  cur=\${dg_live-}; [ -n "$cur" ] || cur=$(readlink -- ${layout.current}); id=\${cur%/}; id=\${id##*/}; m=${layout.manifestsDir}/"$id".sha256`,
     sh`  if [ -d "$cur" ] && [ -f "$m" ]; then`,
     sh`    echo ${PREVIOUS_MARK}; printf '%s\\n' "$id"; cat -- "$m"`,
     sh`    echo --modes--; (cd -- "$cur" && find . -type f -printf '%m %P\\n')`,
