@@ -66,6 +66,15 @@ function pathWithout(missing: string): string {
   return bin;
 }
 
+// Root may write and delete anything, so scripts whose point is a permission run as `nobody`.
+// Switching users takes root: elsewhere those tests cannot run, and are skipped saying so (CI runs
+// as root).
+const asRoot = process.getuid?.() === 0;
+function asNobody(script: { text: string }, input?: Buffer) {
+  const r = spawnSync('runuser', ['-u', 'nobody', '--', 'sh', '-c', `set -eu\n${script.text}`], { input });
+  return { code: r.status ?? -1, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
+}
+
 let dir: string;
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'dg-scripts-'));
@@ -324,9 +333,7 @@ describe('upload and verify', () => {
     expect(readdirSync(join(dir, 'staging')).sort()).toEqual(['r2', 'r2.sums']);
   });
 
-  // As root every directory is writable, so this runs the script as `nobody` (root is needed to
-  // switch users: elsewhere it cannot run, and says so).
-  const asRoot = process.getuid?.() === 0;
+  // As root every directory is writable: run as `nobody` (see asNobody).
   (asRoot ? test.each : test.skip.each)([
     ['one copy', false],
     ['parallel copies', true]
@@ -357,16 +364,12 @@ describe('upload and verify', () => {
         parallel
       });
       const tar = execFileSync('tar', ['-c', '-f', '-', '-C', src, 'd', 'd/changed']);
-      const r = spawnSync('runuser', ['-u', 'nobody', '--', 'sh', '-c', `set -eu\n${script.text}`], {
-        input: Buffer.concat([dirList, fileList, tar])
-      });
-      expect({ code: r.status, stderr: r.stderr.toString() }).toEqual({ code: 0, stderr: '' });
+      const r = asNobody(script, Buffer.concat([dirList, fileList, tar]));
+      expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
       expect(statSync(join(staging, 'd', 'kept')).ino).toBe(statSync(join(prev, 'd', 'kept')).ino);
       expect(readFileSync(join(staging, 'd', 'changed'), 'utf8')).toBe('new\n');
       // The artifact's mode, set by tar once the files are in.
       expect(statSync(join(staging, 'd')).mode & 0o777).toBe(0o555);
-      chmodSync(join(staging, 'd'), 0o755);
-      chmodSync(join(prev, 'd'), 0o755);
     }
   );
 
@@ -464,13 +467,7 @@ describe('pruneReleases', () => {
 });
 
 describe('pruneReleases with leftovers', () => {
-  // Run as an unprivileged user, because root may delete anything: skipped only when this test
-  // itself is not root (it cannot switch users then); CI runs as root.
-  const asRoot = process.getuid?.() === 0;
-  const asNobody = (script: { text: string }) => {
-    const r = spawnSync('runuser', ['-u', 'nobody', '--', 'sh', '-c', `set -eu\n${script.text}`]);
-    return { code: r.status ?? -1, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
-  };
+  // Run as `nobody`, because root may delete anything (see asNobody).
   /** An app directory owned by nobody, with release b1 and a trash leftover `b0.123` holding `f`. */
   const leftover = () => {
     const layout = layoutFor({ path: join(dir, 'app'), strategy: 'releases', keepReleases: 2, shared: [] });

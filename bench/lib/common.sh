@@ -66,8 +66,7 @@ bench_hyperfine() {
       die "$name: round $i failed"
     fi
   done
-  node "$BENCH_LIB/rounds.mjs" "$rounds" >"$BENCH_RESULTS/$name.json"
-  node "$BENCH_LIB/rounds.mjs" "$rounds" --table
+  node "$BENCH_LIB/rounds.mjs" "$rounds" "$BENCH_RESULTS/$name.json"
 }
 
 # A remote directory owned by the benchmark user (we are root: plain mkdir + chown, no ssh).

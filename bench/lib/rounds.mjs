@@ -1,11 +1,11 @@
 // Merges the rounds of one figure (see bench_hyperfine in common.sh): DIR holds one hyperfine JSON
-// per round, each with one run of every command. Prints one result per command, in hyperfine's
-// format (command, mean, stddev, median, user, system, min, max, times, exit_codes), or with
-// --table a summary line per command for the log.
-import { readdirSync, readFileSync } from 'node:fs';
+// per round, each with one run of every command. Writes one result per command to OUT, in
+// hyperfine's format (command, mean, stddev, median, user, system, min, max, times, exit_codes),
+// and prints a summary line per command for the log.
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-const [dir, flag] = process.argv.slice(2);
+const [dir, out] = process.argv.slice(2);
 const rounds = readdirSync(dir)
   .filter(f => f.endsWith('.json'))
   .sort()
@@ -36,9 +36,8 @@ const results = rounds[0].map((first, i) => {
     exit_codes: runs.flatMap(r => r.exit_codes)
   };
 });
-if (flag === '--table') {
-  for (const r of results)
-    console.log(
-      `${r.command}: ${r.mean.toFixed(3)} s ± ${(r.stddev ?? 0).toFixed(3)} (${r.times.length} runs, taking turns)`
-    );
-} else console.log(JSON.stringify({ results }, null, 2));
+writeFileSync(out, `${JSON.stringify({ results }, null, 2)}\n`);
+for (const r of results)
+  console.log(
+    `${r.command}: ${r.mean.toFixed(3)} s ± ${(r.stddev ?? 0).toFixed(3)} (${r.times.length} runs, taking turns)`
+  );

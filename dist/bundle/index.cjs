@@ -59000,23 +59000,23 @@ class SharedMembers {
     takes(size) {
         return size <= this.maxFile && this.held + size + 2 * BLOCK <= this.budget;
     }
+    /** Keeps a member `get` did not have (writeArchive packs it with no await in between). */
     keep(path, member) {
-        if (this.kept.has(path) || this.held + member.bytes.length > this.budget)
+        if (this.held + member.bytes.length > this.budget)
             return;
         this.kept.set(path, member);
         this.held += member.bytes.length;
     }
-    /** The bytes kept, for tests and the log. */
+    /** The bytes kept (for tests). */
     get bytes() {
         return this.held;
     }
 }
 /** A whole file member in one buffer of its own (to be kept): header, content, zero padding. */
 function packFile(entry, source) {
-    const { fd, mtime } = openFile(entry, source);
+    const { fd, header } = openFile(entry, source);
     try {
         const size = entry.size;
-        const header = tarHeader({ path: entry.path, type: 'file', mode: entry.mode, size, mtime });
         // Zeroed: the padding after the content goes to the hosts as it is.
         const bytes = Buffer.alloc(header.length + size + padding(size));
         header.copy(bytes);
@@ -59056,7 +59056,7 @@ function otherHeader(entry, source) {
 }
 /**
  * Opens a file entry for packing: still a regular file (not followed through a symlink) of the size
- * the scan saw. Returns the descriptor and its mtime in whole seconds.
+ * the scan saw. Returns the descriptor and the member's header.
  */
 function openFile(entry, source) {
     let fd;
@@ -59071,7 +59071,11 @@ function openFile(entry, source) {
         const st = (0,external_node_fs_.fstatSync)(fd);
         if (!st.isFile() || st.size !== entry.size)
             throw changedSinceScan(entry.path, source);
-        return { fd, mtime: Math.floor(st.mtimeMs / 1000) };
+        const mtime = Math.floor(st.mtimeMs / 1000);
+        return {
+            fd,
+            header: tarHeader({ path: entry.path, type: 'file', mode: entry.mode, size: entry.size, mtime })
+        };
     }
     catch (err) {
         (0,external_node_fs_.closeSync)(fd);
@@ -59125,10 +59129,10 @@ class PooledWriter {
     }
     /** Appends one file's header, content and padding, hashing the content as it goes. */
     async file(entry, source, hashes) {
-        const { fd, mtime } = openFile(entry, source);
+        const { fd, header } = openFile(entry, source);
         try {
             const size = entry.size;
-            await this.put(tarHeader({ path: entry.path, type: 'file', mode: entry.mode, size, mtime }));
+            await this.put(header);
             const hash = (0,external_node_crypto_.createHash)('sha256');
             let pos = 0;
             while (pos < size) {
@@ -66158,10 +66162,9 @@ function removePaths(paths) {
 function pruneReleases(layout, trees, files) {
     const trash = node_path__WEBPACK_IMPORTED_MODULE_0__.posix.join(layout.stateDir, 'trash');
     // Directories only: the files of a release share their inodes with the releases linked from it.
-    const writable = (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `find ${trash} -type d ! -perm -u=w -exec chmod u+w -- {} + 2>/dev/null || true`;
-    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `stuck=0`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -e ${trash} ] || [ -L ${trash} ]; then rm -rf -- ${trash} 2>/dev/null || { ${writable}; rm -rf -- ${trash} || stuck=1; }; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$stuck" = 1 ]; then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  ${removePaths([...trees, ...files])} || true`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  echo "deployguard: could not delete an earlier prune's leftovers in "${trash} >&2; exit 1`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mkdir -p -- ${trash}`, ...trees.map(t => (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mv -T -- ${t} ${trash}/${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.basename(t)}.$$ 2>/dev/null || rm -rf -- ${t}`), removePaths(files), 
     // Made writable only when a plain rm -rf fails: the walk over the tree is rarely needed.
-    (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `({ rm -rf -- ${trash} 2>/dev/null || { ${writable}; rm -rf -- ${trash}; }; } </dev/null >/dev/null 2>&1 &)`);
+    const empty = (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `rm -rf -- ${trash} 2>/dev/null || { find ${trash} -type d ! -perm -u=w -exec chmod u+w -- {} + 2>/dev/null || true; rm -rf -- ${trash}; }`;
+    return (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)((0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `stuck=0`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ -e ${trash} ] || [ -L ${trash} ]; then ${empty} || stuck=1; fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `if [ "$stuck" = 1 ]; then`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  ${removePaths([...trees, ...files])} || true`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `  echo "deployguard: could not delete an earlier prune's leftovers in "${trash} >&2; exit 1`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `fi`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mkdir -p -- ${trash}`, ...trees.map(t => (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `mv -T -- ${t} ${trash}/${node_path__WEBPACK_IMPORTED_MODULE_0__.posix.basename(t)}.$$ 2>/dev/null || rm -rf -- ${t}`), removePaths(files), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `({ ${empty}; } </dev/null >/dev/null 2>&1 &)`);
 }
 /**
  * Shell test for "the process in $pid is alive": it exists and is not a zombie. A crashed daemon
@@ -66364,11 +66367,9 @@ function uploadScript(staging, link, hasher = 'openssl') {
         (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)(link.dirBytes > 0 && (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `head -c ${link.dirBytes} | { cd -- ${staging} && xargs -0 -r mkdir -p --; }`, 
         // Directories cp makes get the default mode, not the previous release's: one read-only
         // there would refuse the files tar writes into it (tar sets every directory's mode last).
-        link.parallel
-            ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__/* .lines */ .Mn)(
-            // Linking is mostly system time per file: one cp per core (at most 4), each a share of the list.
-            (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `${cores(4)}; n=$(( (${link.count} + cores - 1) / cores ))`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `head -c ${link.bytes} | { cd -- ${link.from} && xargs -0 -r -P "$cores" -n "$n" cp -al --no-preserve=mode --parents -t ${staging} --; }`)
-            : (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `head -c ${link.bytes} | { cd -- ${link.from} && xargs -0 -r cp -al --no-preserve=mode --parents -t ${staging} --; }`), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cd -- ${staging}`, 
+        // Linking is mostly system time per file: in parallel, one cp per core (at most 4), each a
+        // share of the list.
+        link.parallel && (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `${cores(4)}; n=$(( (${link.count} + cores - 1) / cores ))`, (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `head -c ${link.bytes} | { cd -- ${link.from} && xargs -0 -r ${link.parallel ? (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `-P "$cores" -n "$n"` : (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) ``} cp -al --no-preserve=mode --parents -t ${staging} --; }`), (0,_shell_js__WEBPACK_IMPORTED_MODULE_1__.sh) `cd -- ${staging}`, 
     // OpenSSL's `-r` lines differ from sha256sum's only by a `*` before the name, which the
     // verification reads either way. sha256sum where there is no OpenSSL (see `hasherFor`).
     hasher === 'openssl'

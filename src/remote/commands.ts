@@ -460,10 +460,11 @@ export function removePaths(paths: readonly string[]): Shell {
 export function pruneReleases(layout: Layout, trees: readonly string[], files: readonly string[]): Shell {
   const trash = posix.join(layout.stateDir, 'trash');
   // Directories only: the files of a release share their inodes with the releases linked from it.
-  const writable = sh`find ${trash} -type d ! -perm -u=w -exec chmod u+w -- {} + 2>/dev/null || true`;
+  // Made writable only when a plain rm -rf fails: the walk over the tree is rarely needed.
+  const empty = sh`rm -rf -- ${trash} 2>/dev/null || { find ${trash} -type d ! -perm -u=w -exec chmod u+w -- {} + 2>/dev/null || true; rm -rf -- ${trash}; }`;
   return lines(
     sh`stuck=0`,
-    sh`if [ -e ${trash} ] || [ -L ${trash} ]; then rm -rf -- ${trash} 2>/dev/null || { ${writable}; rm -rf -- ${trash} || stuck=1; }; fi`,
+    sh`if [ -e ${trash} ] || [ -L ${trash} ]; then ${empty} || stuck=1; fi`,
     sh`if [ "$stuck" = 1 ]; then`,
     sh`  ${removePaths([...trees, ...files])} || true`,
     sh`  echo "deployguard: could not delete an earlier prune's leftovers in "${trash} >&2; exit 1`,
@@ -471,8 +472,7 @@ export function pruneReleases(layout: Layout, trees: readonly string[], files: r
     sh`mkdir -p -- ${trash}`,
     ...trees.map(t => sh`mv -T -- ${t} ${trash}/${posix.basename(t)}.$$ 2>/dev/null || rm -rf -- ${t}`),
     removePaths(files),
-    // Made writable only when a plain rm -rf fails: the walk over the tree is rarely needed.
-    sh`({ rm -rf -- ${trash} 2>/dev/null || { ${writable}; rm -rf -- ${trash}; }; } </dev/null >/dev/null 2>&1 &)`
+    sh`({ ${empty}; } </dev/null >/dev/null 2>&1 &)`
   );
 }
 
@@ -804,13 +804,10 @@ export function uploadScript(staging: string, link?: LinkList, hasher: Hasher = 
         link.dirBytes > 0 && sh`head -c ${link.dirBytes} | { cd -- ${staging} && xargs -0 -r mkdir -p --; }`,
         // Directories cp makes get the default mode, not the previous release's: one read-only
         // there would refuse the files tar writes into it (tar sets every directory's mode last).
-        link.parallel
-          ? lines(
-              // Linking is mostly system time per file: one cp per core (at most 4), each a share of the list.
-              sh`${cores(4)}; n=$(( (${link.count} + cores - 1) / cores ))`,
-              sh`head -c ${link.bytes} | { cd -- ${link.from} && xargs -0 -r -P "$cores" -n "$n" cp -al --no-preserve=mode --parents -t ${staging} --; }`
-            )
-          : sh`head -c ${link.bytes} | { cd -- ${link.from} && xargs -0 -r cp -al --no-preserve=mode --parents -t ${staging} --; }`
+        // Linking is mostly system time per file: in parallel, one cp per core (at most 4), each a
+        // share of the list.
+        link.parallel && sh`${cores(4)}; n=$(( (${link.count} + cores - 1) / cores ))`,
+        sh`head -c ${link.bytes} | { cd -- ${link.from} && xargs -0 -r ${link.parallel ? sh`-P "$cores" -n "$n"` : sh``} cp -al --no-preserve=mode --parents -t ${staging} --; }`
       ),
     sh`cd -- ${staging}`,
     // OpenSSL's `-r` lines differ from sha256sum's only by a `*` before the name, which the

@@ -109,13 +109,14 @@ export class SharedMembers {
     return size <= this.maxFile && this.held + size + 2 * BLOCK <= this.budget;
   }
 
+  /** Keeps a member `get` did not have (writeArchive packs it with no await in between). */
   keep(path: string, member: Member): void {
-    if (this.kept.has(path) || this.held + member.bytes.length > this.budget) return;
+    if (this.held + member.bytes.length > this.budget) return;
     this.kept.set(path, member);
     this.held += member.bytes.length;
   }
 
-  /** The bytes kept, for tests and the log. */
+  /** The bytes kept (for tests). */
   get bytes(): number {
     return this.held;
   }
@@ -123,10 +124,9 @@ export class SharedMembers {
 
 /** A whole file member in one buffer of its own (to be kept): header, content, zero padding. */
 function packFile(entry: Extract<ArtifactEntry, { kind: 'file' }>, source: string): Member {
-  const { fd, mtime } = openFile(entry, source);
+  const { fd, header } = openFile(entry, source);
   try {
     const size = entry.size;
-    const header = tarHeader({ path: entry.path, type: 'file', mode: entry.mode, size, mtime });
     // Zeroed: the padding after the content goes to the hosts as it is.
     const bytes = Buffer.alloc(header.length + size + padding(size));
     header.copy(bytes);
@@ -165,12 +165,12 @@ function otherHeader(entry: Exclude<ArtifactEntry, { kind: 'file' }>, source: st
 
 /**
  * Opens a file entry for packing: still a regular file (not followed through a symlink) of the size
- * the scan saw. Returns the descriptor and its mtime in whole seconds.
+ * the scan saw. Returns the descriptor and the member's header.
  */
 function openFile(
   entry: Extract<ArtifactEntry, { kind: 'file' }>,
   source: string
-): { fd: number; mtime: number } {
+): { fd: number; header: Buffer } {
   let fd: number;
   try {
     // O_NOFOLLOW: a file swapped for a symlink after the scan must not pull in data from elsewhere.
@@ -181,7 +181,11 @@ function openFile(
   try {
     const st = fstatSync(fd);
     if (!st.isFile() || st.size !== entry.size) throw changedSinceScan(entry.path, source);
-    return { fd, mtime: Math.floor(st.mtimeMs / 1000) };
+    const mtime = Math.floor(st.mtimeMs / 1000);
+    return {
+      fd,
+      header: tarHeader({ path: entry.path, type: 'file', mode: entry.mode, size: entry.size, mtime })
+    };
   } catch (err) {
     closeSync(fd);
     throw err;
@@ -243,10 +247,10 @@ class PooledWriter {
     source: string,
     hashes: Map<string, string>
   ): Promise<void> {
-    const { fd, mtime } = openFile(entry, source);
+    const { fd, header } = openFile(entry, source);
     try {
       const size = entry.size;
-      await this.put(tarHeader({ path: entry.path, type: 'file', mode: entry.mode, size, mtime }));
+      await this.put(header);
       const hash = createHash('sha256');
       let pos = 0;
       while (pos < size) {
